@@ -1,0 +1,616 @@
+"""Data specs: YAML files describing an annotated audio dataset (format in data_specs/README.md).
+
+``load_spec`` parses and checks the YAML (every error names the spec file and the key at
+fault); ``load_annotations`` reads the tables, joins them, maps ids to audio files, checks every
+rating and assigns splits, returning one tidy table plus every problem found.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from midlevel.errors import Problem, SpecError, ValidationFailed
+
+SPLITS = ("train", "validation", "test")
+
+_TOP_KEYS = {"name", "description", "root", "roots", "audio", "tables", "concepts", "targets",
+             "splits"}
+_AUDIO_KEYS = {"pattern", "path_column"}
+_TABLE_KEYS = {"path", "root", "sep", "encoding", "strip_headers", "id_column", "id_format",
+               "filter", "missing_values", "join_on", "join_format", "how"}
+_COLUMN_KEYS = {"column", "scale", "description", "type", "classes"}
+_SPLIT_KEYS = {"ids", "ids_file", "fraction", "size", "group_by", "singleton_groups"}
+_HOWS = ("exact", "inner", "left", "outer")
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """A concept or target: its name, source column, rating scale and description."""
+
+    name: str
+    column: str
+    scale: tuple[float, float] | None = None
+    description: str = ""
+    kind: str = "regression"  # "regression" or "class"
+    classes: tuple[str, ...] | None = None
+
+    @property
+    def is_class(self) -> bool:
+        return self.kind == "class"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "column": self.column,
+                "scale": list(self.scale) if self.scale else None,
+                "description": self.description, "kind": self.kind,
+                "classes": list(self.classes) if self.classes else None}
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One annotation table and how it joins the tables before it."""
+
+    path: str
+    root: str | None = None
+    sep: str = ","
+    encoding: str = "utf-8-sig"
+    strip_headers: bool = True
+    id_column: str = ""
+    id_format: str | None = None
+    filter: str | None = None
+    missing_values: tuple[str, ...] = ("",)
+    join_on: str | None = None
+    join_format: str | None = None
+    how: str = "exact"
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """How one split (test or validation) is drawn."""
+
+    ids: tuple[str, ...] | None = None
+    ids_file: str | None = None
+    fraction: float | None = None
+    size: int | None = None
+    group_by: str | None = None
+    singleton_groups: bool = False
+
+
+@dataclass
+class DataSpec:
+    """A parsed data spec. Paths are resolved against the spec file's folder."""
+
+    name: str
+    path: Path | None
+    root: Path
+    roots: dict[str, Path]
+    tables: list[TableSpec]
+    concepts: list[ColumnSpec]
+    targets: list[ColumnSpec]
+    audio_pattern: str | None = None
+    audio_path_column: str | None = None
+    description: str = ""
+    split_seed: int = 0
+    splits: dict[str, SplitSpec] = field(default_factory=dict)
+
+    @property
+    def concept_names(self) -> list[str]:
+        return [c.name for c in self.concepts]
+
+    @property
+    def target_names(self) -> list[str]:
+        return [t.name for t in self.targets]
+
+    def column(self, name: str) -> ColumnSpec:
+        """The concept or target called ``name``."""
+        for c in self.concepts + self.targets:
+            if c.name == name:
+                return c
+        raise KeyError(f"'{name}' is neither a concept nor a target of spec '{self.name}'")
+
+    def table_root(self, table: TableSpec) -> Path:
+        return self.roots[table.root] if table.root else self.root
+
+    def summary_dict(self) -> dict[str, Any]:
+        """What a model needs to remember about the data (names, scales, descriptions)."""
+        return {"name": self.name, "concepts": [c.to_dict() for c in self.concepts],
+                "targets": [t.to_dict() for t in self.targets]}
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _check_keys(where: str, mapping: Any, allowed: set[str], src: str) -> dict:
+    if not isinstance(mapping, dict):
+        raise SpecError(f"{src}: '{where}' must be a mapping, got {type(mapping).__name__}")
+    unknown = sorted(set(mapping) - allowed)
+    if unknown:
+        raise SpecError(f"{src}: unknown key(s) {', '.join(repr(k) for k in unknown)} in "
+                        f"'{where}'; allowed: {', '.join(sorted(allowed))}")
+    return mapping
+
+
+def _scale(value: Any, where: str, src: str) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    if (not isinstance(value, (list, tuple)) or len(value) != 2
+            or not all(isinstance(v, (int, float)) for v in value) or value[0] >= value[1]):
+        raise SpecError(f"{src}: '{where}.scale' must be [low, high] with low < high, got {value!r}")
+    return float(value[0]), float(value[1])
+
+
+def _columns(section: Any, where: str, src: str) -> list[ColumnSpec]:
+    if section is None:
+        return []
+    if not isinstance(section, dict):
+        raise SpecError(f"{src}: '{where}' must be a mapping of name -> settings")
+    out = []
+    for name, cfg in section.items():
+        cfg = {} if cfg is None else cfg
+        key = f"{where}.{name}"
+        _check_keys(key, cfg, _COLUMN_KEYS, src)
+        kind = cfg.get("type", "regression")
+        if kind not in ("regression", "class"):
+            raise SpecError(f"{src}: '{key}.type' must be 'regression' or 'class', got {kind!r}")
+        if kind == "class" and where == "concepts":
+            raise SpecError(f"{src}: '{key}': concepts must be numeric ratings, not classes")
+        classes = cfg.get("classes")
+        if classes is not None and (kind != "class" or not isinstance(classes, list)):
+            raise SpecError(f"{src}: '{key}.classes' is a list, for type: class only")
+        out.append(ColumnSpec(name=str(name), column=str(cfg.get("column", name)),
+                              scale=_scale(cfg.get("scale"), key, src),
+                              description=str(cfg.get("description", "") or ""),
+                              kind=kind,
+                              classes=tuple(str(c) for c in classes) if classes else None))
+    return out
+
+
+def _tables(section: Any, src: str, roots: dict[str, Path]) -> list[TableSpec]:
+    if not isinstance(section, list) or not section:
+        raise SpecError(f"{src}: 'tables' must be a non-empty list of tables")
+    out = []
+    for i, cfg in enumerate(section):
+        key = f"tables[{i}]"
+        _check_keys(key, cfg, _TABLE_KEYS, src)
+        for required in ("path", "id_column"):
+            if required not in cfg:
+                raise SpecError(f"{src}: '{key}.{required}' is required")
+        how = cfg.get("how", "exact")
+        if how not in _HOWS:
+            raise SpecError(f"{src}: '{key}.how' must be one of {', '.join(_HOWS)}, got {how!r}")
+        if i == 0 and ("join_on" in cfg or "how" in cfg):
+            raise SpecError(f"{src}: '{key}': the first table cannot have join_on/how")
+        if cfg.get("root") is not None and cfg["root"] not in roots:
+            raise SpecError(f"{src}: '{key}.root' names unknown root {cfg['root']!r}; "
+                            f"known: {', '.join(sorted(roots)) or 'none (add a roots: section)'}")
+        for fmt_key in ("id_format", "join_format"):
+            fmt = cfg.get(fmt_key)
+            if fmt is not None:
+                try:
+                    fmt.format(1) if _is_int_format(fmt) else fmt.format("x")
+                except (ValueError, IndexError, KeyError) as exc:
+                    raise SpecError(f"{src}: '{key}.{fmt_key}' {fmt!r} is not a format: {exc}")
+        missing = cfg.get("missing_values", [""])
+        out.append(TableSpec(path=str(cfg["path"]), root=cfg.get("root"),
+                             sep=str(cfg.get("sep", ",")),
+                             encoding=str(cfg.get("encoding", "utf-8-sig")),
+                             strip_headers=bool(cfg.get("strip_headers", True)),
+                             id_column=str(cfg["id_column"]), id_format=cfg.get("id_format"),
+                             filter=cfg.get("filter"),
+                             missing_values=tuple(str(m) for m in missing),
+                             join_on=cfg.get("join_on"), join_format=cfg.get("join_format"),
+                             how=how))
+    return out
+
+
+def _splits(section: Any, src: str) -> tuple[int, dict[str, SplitSpec]]:
+    if section is None:
+        return 0, {}
+    _check_keys("splits", section, {"seed", "test", "validation"}, src)
+    seed = section.get("seed", 0)
+    if not isinstance(seed, int):
+        raise SpecError(f"{src}: 'splits.seed' must be an integer, got {seed!r}")
+    out = {}
+    for name in ("test", "validation"):
+        cfg = section.get(name)
+        if cfg is None:
+            continue
+        key = f"splits.{name}"
+        _check_keys(key, cfg, _SPLIT_KEYS, src)
+        chosen = [k for k in ("ids", "ids_file", "fraction", "size") if k in cfg]
+        if len(chosen) != 1:
+            raise SpecError(f"{src}: '{key}' needs exactly one of ids, ids_file, fraction, size; "
+                            f"got {chosen or 'none'}")
+        frac = cfg.get("fraction")
+        if frac is not None and not (isinstance(frac, (int, float)) and 0 < frac < 1):
+            raise SpecError(f"{src}: '{key}.fraction' must be in (0, 1), got {frac!r}")
+        size = cfg.get("size")
+        if size is not None and not (isinstance(size, int) and size > 0):
+            raise SpecError(f"{src}: '{key}.size' must be a positive integer, got {size!r}")
+        out[name] = SplitSpec(ids=tuple(str(i) for i in cfg["ids"]) if "ids" in cfg else None,
+                              ids_file=cfg.get("ids_file"), fraction=frac, size=size,
+                              group_by=cfg.get("group_by"),
+                              singleton_groups=bool(cfg.get("singleton_groups", False)))
+    return seed, out
+
+
+def _parse_root_overrides(root: str | Path | list | None) -> tuple[Path | None, dict[str, Path]]:
+    """``--root DIR`` replaces the main root; ``--root NAME=DIR`` a named one."""
+    if root is None:
+        return None, {}
+    items = root if isinstance(root, (list, tuple)) else [root]
+    main, named = None, {}
+    for item in items:
+        text = str(item)
+        if "=" in text and not Path(text).exists():
+            name, _, value = text.partition("=")
+            named[name] = Path(value).expanduser().resolve()
+        else:
+            main = Path(text).expanduser().resolve()
+    return main, named
+
+
+def spec_from_dict(raw: Any, *, base: Path, src: str = "<spec>",
+                   root: str | Path | list | None = None) -> DataSpec:
+    """Build a :class:`DataSpec` from parsed YAML; relative paths resolve against ``base``."""
+    _check_keys("<top level>", raw, _TOP_KEYS, src)
+    for required in ("name", "root", "audio", "tables"):
+        if required not in raw:
+            raise SpecError(f"{src}: '{required}' is required")
+    main_override, named_overrides = _parse_root_overrides(root)
+    roots_raw = raw.get("roots") or {}
+    if not isinstance(roots_raw, dict):
+        raise SpecError(f"{src}: 'roots' must be a mapping of name -> folder")
+    unknown = sorted(set(named_overrides) - set(roots_raw))
+    if unknown:
+        raise SpecError(f"--root {unknown[0]}=...: spec {src} has no root named {unknown[0]!r}; "
+                        f"known: {', '.join(sorted(roots_raw)) or 'none'}")
+    roots = {str(k): named_overrides.get(str(k), (base / str(v)).resolve())
+             for k, v in roots_raw.items()}
+    audio = _check_keys("audio", raw["audio"], _AUDIO_KEYS, src)
+    if len([k for k in _AUDIO_KEYS if k in audio]) != 1:
+        raise SpecError(f"{src}: 'audio' needs exactly one of 'pattern' or 'path_column'")
+    if "pattern" in audio and "{id}" not in str(audio["pattern"]):
+        raise SpecError(f"{src}: 'audio.pattern' must contain '{{id}}', got {audio['pattern']!r}")
+    concepts = _columns(raw.get("concepts"), "concepts", src)
+    targets = _columns(raw.get("targets"), "targets", src)
+    names = [c.name for c in concepts + targets]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise SpecError(f"{src}: name(s) {dup} appear more than once among concepts and targets")
+    if not concepts and not targets:
+        raise SpecError(f"{src}: a spec needs at least one concept or target")
+    seed, splits = _splits(raw.get("splits"), src)
+    return DataSpec(name=str(raw["name"]), path=None,
+                    root=main_override or (base / str(raw["root"])).resolve(),
+                    roots=roots, tables=_tables(raw["tables"], src, roots),
+                    concepts=concepts, targets=targets,
+                    audio_pattern=audio.get("pattern"), audio_path_column=audio.get("path_column"),
+                    description=str(raw.get("description", "") or ""),
+                    split_seed=seed, splits=splits)
+
+
+def load_spec(path: str | Path, *, root: str | Path | list | None = None) -> DataSpec:
+    """Read and check a data spec.
+
+    Parameters
+    ----------
+    path : path of the YAML file.
+    root : replaces the spec's ``root`` (``"DIR"``) or a named root (``"NAME=DIR"``); a list may
+        give several.
+
+    Raises
+    ------
+    SpecError naming the file and the key at fault.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"{path}: spec file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: not valid YAML: {exc}") from exc
+    spec = spec_from_dict(raw, base=path.resolve().parent, src=str(path), root=root)
+    spec.path = path.resolve()
+    return spec
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def _is_int_format(fmt: str) -> bool:
+    return fmt.rstrip("}").endswith("d")
+
+
+def format_id(value: Any, fmt: str | None) -> str:
+    """Turn a raw key cell into a clip id: ``format_id("7", "{:03d}") == "007"``.
+
+    Raises ValueError when an integer format meets a non-integer key.
+    """
+    text = str(value).strip()
+    if fmt is None:
+        return text
+    if _is_int_format(fmt):
+        number = float(text)
+        if not number.is_integer():
+            raise ValueError(f"key {text!r} is not an integer")
+        return fmt.format(int(number))
+    return fmt.format(text)
+
+
+@dataclass
+class _Table:
+    spec: TableSpec
+    file: Path
+    frame: pd.DataFrame  # raw cells as str, with a '_row' column (1-based file line)
+    ids: pd.Series  # formatted key per row (index aligned with frame)
+
+
+def _read_table(table: TableSpec, file: Path, problems: list[Problem]) -> _Table | None:
+    if not file.is_file():
+        problems.append(Problem("annotation table not found", file=str(file)))
+        return None
+    try:
+        frame = pd.read_csv(file, sep=table.sep, encoding=table.encoding, dtype=str,
+                            keep_default_na=False, na_filter=False, engine="python")
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        problems.append(Problem(f"cannot parse table: {exc}", file=str(file)))
+        return None
+    if table.strip_headers:
+        frame.columns = [str(c).strip() for c in frame.columns]
+    frame["_row"] = np.arange(2, len(frame) + 2)
+    if table.id_column not in frame.columns:
+        problems.append(Problem(f"id column not found; columns are {_listing(frame)}",
+                                file=str(file), column=table.id_column))
+        return None
+    if table.filter:
+        try:
+            kept = frame.query(table.filter, engine="python")
+        except Exception as exc:  # pandas raises many types for a bad query
+            problems.append(Problem(f"filter {table.filter!r} failed: {exc}", file=str(file)))
+            return None
+        frame = kept
+    ids = []
+    for row, raw in zip(frame["_row"], frame[table.id_column]):
+        try:
+            ids.append(format_id(raw, table.id_format))
+        except ValueError as exc:
+            problems.append(Problem(f"bad id: {exc}", file=str(file), row=int(row),
+                                    column=table.id_column))
+            ids.append(None)
+    ids = pd.Series(ids, index=frame.index, dtype=object)
+    blank = ids.isin([""])
+    for row in frame.loc[blank, "_row"]:
+        problems.append(Problem("empty id", file=str(file), row=int(row), column=table.id_column))
+    ids[blank] = None
+    dup = ids.notna() & ids.duplicated(keep=False)
+    for clip, group in frame[dup].groupby(ids[dup]):
+        rows = ", ".join(str(r) for r in group["_row"])
+        problems.append(Problem(f"duplicate id '{clip}' in rows {rows}", file=str(file),
+                                row=int(group["_row"].iloc[1]), column=table.id_column,
+                                clip=str(clip)))
+    return _Table(table, file, frame, ids)
+
+
+def _listing(frame: pd.DataFrame) -> str:
+    return ", ".join(repr(c) for c in frame.columns if c != "_row")
+
+
+@dataclass
+class Annotations:
+    """The result of :func:`load_annotations`.
+
+    Attributes
+    ----------
+    table : pd.DataFrame
+        Indexed by ``clip``; columns ``path``, ``split``, concepts, targets (see ARCHITECTURE.md).
+    problems : list[Problem]
+        Everything wrong with the tables (not yet the audio; see ``validate``).
+    notes : list[str]
+        Things a user should know that are not errors (rows dropped by an inner join, ...).
+    """
+
+    table: pd.DataFrame
+    problems: list[Problem]
+    notes: list[str]
+    sources: dict[str, tuple[str, int]]  # clip -> (file, row) of its first table
+
+
+def _merge(spec: DataSpec, tables: list[_Table], problems: list[Problem],
+           notes: list[str]) -> pd.DataFrame:
+    """Join the tables in order; returns one frame indexed by clip id, cells as strings."""
+    first = tables[0]
+    keep = first.ids.notna() & ~first.ids.duplicated(keep="first")
+    merged = first.frame[keep].copy()
+    merged.index = pd.Index(first.ids[keep], name="clip")
+    merged["_source"] = [f"{first.file}\x00{r}" for r in merged["_row"]]
+    for t in tables[1:]:
+        keep = t.ids.notna() & ~t.ids.duplicated(keep="first")
+        right = t.frame[keep].drop(columns=["_row"]).copy()
+        right.index = pd.Index(t.ids[keep], name="_key")
+        right_rows = dict(zip(t.ids[keep], t.frame.loc[keep, "_row"]))
+        if t.spec.join_on is None:
+            left_keys = pd.Series(merged.index, index=merged.index)
+        else:
+            if t.spec.join_on not in merged.columns:
+                problems.append(Problem(f"join_on column not found in the tables before; columns "
+                                        f"are {_listing(merged.drop(columns=['_source']))}",
+                                        file=str(t.file), column=t.spec.join_on))
+                continue
+            fmt = t.spec.join_format or t.spec.id_format
+            left_keys = pd.Series([_safe_format(v, fmt) for v in merged[t.spec.join_on]],
+                                  index=merged.index)
+        matched_left = left_keys.isin(right.index)
+        matched_right = right.index.isin(set(left_keys.dropna()))
+        how = t.spec.how
+        if how == "exact":
+            for clip in merged.index[~matched_left.to_numpy()]:
+                file, row = merged.loc[clip, "_source"].split("\x00")
+                problems.append(Problem(f"id present in {file} but not in {t.file}",
+                                        file=file, row=int(row), clip=str(clip)))
+            for key in right.index[~matched_right]:
+                problems.append(Problem("id present in this table only (no match in the tables "
+                                        "before)", file=str(t.file), row=int(right_rows[key]),
+                                        column=t.spec.id_column, clip=str(key)))
+        elif how in ("inner", "left"):
+            n_left, n_right = int((~matched_left).sum()), int((~matched_right).sum())
+            if how == "inner" and n_left:
+                notes.append(f"{n_left} clip(s) without a match in {t.file} dropped (how: inner)")
+            if n_right:
+                notes.append(f"{n_right} row(s) of {t.file} without a match ignored (how: {how})")
+        overlap = (set(right.columns) & set(merged.columns)) - {"_source"}
+        right = right.rename(columns={c: f"{c}__{len(tables)}" for c in overlap})
+        if overlap:
+            notes.append(f"column(s) {sorted(overlap)} of {t.file} also in an earlier table; "
+                         f"the earlier table's values are used")
+        extra = right.reindex(left_keys.to_numpy())
+        extra.index = merged.index
+        merged = pd.concat([merged, extra], axis=1)
+        if how in ("inner", "exact"):
+            merged = merged[matched_left.to_numpy()]
+        if how == "outer":
+            unmatched = right[~matched_right]
+            if len(unmatched):
+                notes.append(f"{len(unmatched)} row(s) of {t.file} without a match kept as clips "
+                             f"of their own (how: outer)")
+                add = unmatched.copy()
+                add.index = pd.Index(add.index, name="clip")
+                add["_source"] = [f"{t.file}\x00{right_rows[k]}" for k in add.index]
+                merged = pd.concat([merged, add], axis=0)
+    return merged
+
+
+def _safe_format(value: Any, fmt: str | None) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or str(value) == "":
+        return None
+    try:
+        return format_id(value, fmt)
+    except ValueError:
+        return None
+
+
+def _numeric(spec: DataSpec, merged: pd.DataFrame, problems: list[Problem],
+             missing: dict[str, set[str]]) -> pd.DataFrame:
+    """Convert concept and target cells to numbers, reporting every bad cell."""
+    out = pd.DataFrame(index=merged.index)
+    for col in spec.concepts + spec.targets:
+        if col.column not in merged.columns:
+            problems.append(Problem(f"unknown column for {'concept' if col in spec.concepts else 'target'} "
+                                    f"'{col.name}'; table columns are "
+                                    f"{_listing(merged.drop(columns=['_source']))}",
+                                    file=str(spec.path) if spec.path else None, column=col.column))
+            out[col.name] = np.nan
+            continue
+        values = np.full(len(merged), np.nan)
+        cells = merged[col.column].to_numpy()
+        classes = list(col.classes) if col.classes else None
+        if col.is_class and classes is None:
+            classes = sorted({str(c).strip() for c in cells
+                              if isinstance(c, str) and c.strip() not in missing.get(col.column, {""})})
+        for i, cell in enumerate(cells):
+            if not isinstance(cell, str):  # NaN from an outer/left join: no rating
+                continue
+            text = cell.strip()
+            if text in missing.get(col.column, {""}):
+                continue
+            file, row = merged["_source"].iloc[i].split("\x00")
+            where = dict(file=file, row=int(row), column=col.column, clip=str(merged.index[i]))
+            if col.is_class:
+                if text not in classes:
+                    problems.append(Problem(f"unknown class {text!r}; classes are {classes}", **where))
+                else:
+                    values[i] = classes.index(text)
+                continue
+            try:
+                value = float(text)
+            except ValueError:
+                problems.append(Problem(f"non-numeric rating {text!r}", **where))
+                continue
+            if not math.isfinite(value):
+                problems.append(Problem(f"non-finite rating {text!r} (leave the cell empty for a "
+                                        f"missing rating)", **where))
+                continue
+            if col.scale and not (col.scale[0] <= value <= col.scale[1]):
+                problems.append(Problem(f"rating {value:g} outside the scale "
+                                        f"[{col.scale[0]:g}, {col.scale[1]:g}]", **where))
+                continue
+            values[i] = value
+        out[col.name] = values
+        if col.is_class:
+            out.attrs.setdefault("classes", {})[col.name] = classes
+    return out
+
+
+def _resolve_paths(spec: DataSpec, merged: pd.DataFrame, problems: list[Problem]) -> pd.Series:
+    if spec.audio_pattern:
+        return pd.Series([str((spec.root / spec.audio_pattern.format(id=clip)).resolve())
+                          for clip in merged.index], index=merged.index)
+    col = spec.audio_path_column
+    if col not in merged.columns:
+        problems.append(Problem(f"audio.path_column not found; columns are "
+                                f"{_listing(merged.drop(columns=['_source']))}", column=col,
+                                file=str(spec.path) if spec.path else None))
+        return pd.Series([""] * len(merged), index=merged.index)
+    return pd.Series([str((spec.root / str(p)).resolve()) if isinstance(p, str) and p else ""
+                      for p in merged[col]], index=merged.index)
+
+
+def load_annotations(spec: DataSpec, *, strict: bool = True) -> Annotations | pd.DataFrame:
+    """Read, join and check the annotation tables of ``spec``; assign splits.
+
+    Parameters
+    ----------
+    spec : a loaded :class:`DataSpec`.
+    strict : raise :class:`ValidationFailed` listing every problem (default), and return only
+        the table; with ``strict=False`` return an :class:`Annotations` holding the table (clips
+        with bad cells keep NaN there), the problems and the notes.
+
+    Returns
+    -------
+    pd.DataFrame [index=clip; columns=path, split, *concepts, *targets] (strict) or Annotations.
+    """
+    problems: list[Problem] = []
+    notes: list[str] = []
+    tables = []
+    for t in spec.tables:
+        read = _read_table(t, spec.table_root(t) / t.path, problems)
+        if read is None:
+            break
+        tables.append(read)
+    if len(tables) < len(spec.tables):
+        result = Annotations(pd.DataFrame(columns=["path", "split"]), problems, notes, {})
+        if strict:
+            raise ValidationFailed(problems, f"cannot load the annotations of spec '{spec.name}'")
+        return result
+    missing_by_column: dict[str, set[str]] = {}
+    for t in tables:
+        for c in t.frame.columns:
+            missing_by_column.setdefault(c, set()).update(t.spec.missing_values)
+    merged = _merge(spec, tables, problems, notes)
+    values = _numeric(spec, merged, problems, missing_by_column)
+    table = pd.concat([pd.DataFrame({"path": _resolve_paths(spec, merged, problems)}),
+                       pd.DataFrame({"split": "train"}, index=merged.index), values], axis=1)
+    table.index.name = "clip"
+    table.attrs["classes"] = values.attrs.get("classes", {})
+    groups = {}
+    for s in spec.splits.values():
+        if s.group_by:
+            if s.group_by not in merged.columns:
+                problems.append(Problem(f"splits group_by column not found; columns are "
+                                        f"{_listing(merged.drop(columns=['_source']))}",
+                                        column=s.group_by, file=str(spec.path)))
+            else:
+                groups[s.group_by] = merged[s.group_by].astype(str)
+    from midlevel.data.splits import assign_splits  # local: splits imports this module
+    table["split"] = assign_splits(spec, table.index, groups, problems)
+    sources = {clip: tuple(src.split("\x00")) for clip, src in merged["_source"].items()}
+    if strict:
+        if problems:
+            raise ValidationFailed(problems, f"annotations of spec '{spec.name}' have problems")
+        return table
+    return Annotations(table, problems, notes, sources)

@@ -1,0 +1,43 @@
+"""Shared fixtures: a seeded rng, tiny wav writers, and the real Soundtracks set when present."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pytest
+import soundfile as sf
+
+matplotlib.use("Agg")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def soundtracks_path() -> Path:
+    """``$MIDLEVEL_SOUNDTRACKS`` or ../shared/datasets/soundtracks beside the repository."""
+    env = os.environ.get("MIDLEVEL_SOUNDTRACKS")
+    return Path(env) if env else REPO.parent / "shared" / "datasets" / "soundtracks"
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(12345)
+
+
+@pytest.fixture
+def soundtracks_dir() -> Path:
+    path = soundtracks_path()
+    if not (path / "mean_ratings_set1.csv").is_file():
+        pytest.skip(f"Soundtracks dataset not found at {path}")
+    return path
+
+
+def write_tone(path: Path, *, freq: float = 440.0, seconds: float = 1.0, sr: int = 22050,
+               channels: int = 1, amplitude: float = 0.5) -> Path:
+    """Write a sine tone as 16-bit wav [shape=(n_samples, channels)]."""
+    t = np.arange(int(seconds * sr)) / sr
+    y = amplitude * np.sin(2 * np.pi * freq * t)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, np.stack([y] * channels, axis=1), sr, subtype="PCM_16")
+    return path

@@ -1,0 +1,265 @@
+"""Data specs: parsing errors name the key; tables, joins, ratings and splits behave as documented."""
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from midlevel.data.spec import format_id, load_annotations, load_spec
+from midlevel.errors import SpecError, ValidationFailed
+
+REPO = Path(__file__).resolve().parents[1]
+SPECS = REPO / "data_specs"
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip())
+    return path
+
+
+BASIC = """
+name: tiny
+root: .
+audio:
+  pattern: "audio/{id}.wav"
+tables:
+  - path: ratings.csv
+    id_column: number
+    id_format: "{:03d}"
+concepts:
+  bright: {scale: [1, 10], description: "How bright?"}
+targets:
+  happy: {scale: [1, 9]}
+"""
+
+
+def basic_dataset(tmp_path: Path, rows: str, spec: str = BASIC) -> Path:
+    write(tmp_path / "ratings.csv", rows)
+    return write(tmp_path / "spec.yaml", spec)
+
+
+def test_basic_table_and_id_format(tmp_path):
+    spec = load_spec(basic_dataset(tmp_path, "number,bright,happy\n1,2.5,3\n2,,4\n10,9,\n"))
+    table = load_annotations(spec)
+    assert list(table.index) == ["001", "002", "010"]
+    assert list(table.columns) == ["path", "split", "bright", "happy"]
+    assert table.loc["001", "path"] == str(tmp_path / "audio" / "001.wav")
+    # empty cells are missing ratings: the clip stays, the value is NaN
+    assert np.isnan(table.loc["002", "bright"]) and table.loc["002", "happy"] == 4
+    assert np.isnan(table.loc["010", "happy"])
+    assert (table["split"] == "train").all()
+
+
+def test_bad_cells_are_all_reported_with_file_row_column(tmp_path):
+    spec = load_spec(basic_dataset(
+        tmp_path, "number,bright,happy\n1,abc,3\n2,11,4\n2,5,5\n3,inf,1\n4,NaN,2\n"))
+    with pytest.raises(ValidationFailed) as info:
+        load_annotations(spec)
+    text = str(info.value)
+    ratings = str(tmp_path / "ratings.csv")
+    assert f"{ratings}, row 2, column 'bright', clip '001': non-numeric rating 'abc'" in text
+    assert "row 3, column 'bright', clip '002': rating 11 outside the scale [1, 10]" in text
+    assert "duplicate id '002' in rows 3, 4" in text
+    assert "row 5, column 'bright', clip '003': non-finite rating 'inf'" in text
+    assert "row 6, column 'bright', clip '004': non-finite rating 'NaN'" in text
+    assert len(info.value.problems) == 5
+
+
+def test_unknown_column_is_named(tmp_path):
+    spec = load_spec(basic_dataset(tmp_path, "number,brite,happy\n1,2,3\n"))
+    with pytest.raises(ValidationFailed, match="column 'bright'.*unknown column for concept"):
+        load_annotations(spec)
+
+
+@pytest.mark.parametrize("bad, key", [
+    ("tables:\n  - path: x.csv\n    id_colum: n\n", "'id_colum'"),
+    ("concepts:\n  a: {scale: [5, 1]}\n", "concepts.a.scale"),
+    ("splits:\n  test: {fraction: 1.5}\n", "splits.test.fraction"),
+    ("audio:\n  pattern: audio/x.wav\n", "audio.pattern"),
+    ("colour: red\n", "'colour'"),
+])
+def test_spec_errors_name_the_key(tmp_path, bad, key):
+    raw = BASIC
+    top = bad.split(":")[0]
+    if top in ("tables", "concepts", "splits", "audio"):
+        # replace that section of the basic spec
+        lines, out, skip = raw.strip().splitlines(), [], False
+        for line in lines:
+            if line.startswith(f"{top}:"):
+                skip = True
+                continue
+            if skip and line.startswith(" "):
+                continue
+            skip = False
+            out.append(line)
+        raw = "\n".join(out) + "\n"
+    path = basic_dataset(tmp_path, "number,bright,happy\n1,2,3\n", raw + bad)
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    assert key in str(info.value) and str(path) in str(info.value)
+
+
+def test_format_id():
+    assert format_id("7", "{:03d}") == "007"
+    assert format_id(" 12.0 ", "{:03d}") == "012"
+    assert format_id("abc", None) == "abc"
+    assert format_id("x", "clip_{}") == "clip_x"
+    with pytest.raises(ValueError):
+        format_id("1.5", "{:03d}")
+
+
+def _split_dataset(tmp_path, splits: str, n=100):
+    rows = "number,bright,happy,artist\n" + "".join(
+        f"{i},{1 + i % 9},{1 + i % 8},a{i // 2 if i < 60 else i}\n" for i in range(1, n + 1))
+    write(tmp_path / "test_ids.txt", "001\n002\n003\n")
+    return load_spec(basic_dataset(tmp_path, rows, BASIC + splits))
+
+
+def test_fixed_and_random_splits(tmp_path):
+    spec = _split_dataset(tmp_path, "splits:\n  seed: 3\n  test: {ids_file: test_ids.txt}\n"
+                                    "  validation: {size: 10}\n")
+    table = load_annotations(spec)
+    assert list(table.index[table.split == "test"]) == ["001", "002", "003"]
+    assert (table.split == "validation").sum() == 10
+    again = load_annotations(spec)
+    pd.testing.assert_series_equal(table.split, again.split)  # same seed, same split
+    spec.split_seed = 4
+    assert not load_annotations(spec).split.equals(table.split)
+
+
+def test_group_disjoint_and_singleton_splits(tmp_path):
+    spec = _split_dataset(tmp_path, "splits:\n  seed: 0\n"
+                                    "  test: {fraction: 0.1, group_by: artist, singleton_groups: true}\n"
+                                    "  validation: {fraction: 0.2, group_by: artist}\n")
+    ann = load_annotations(spec, strict=False)
+    table = ann.table
+    artists = pd.read_csv(tmp_path / "ratings.csv").set_index(
+        table.index)["artist"]
+    by_split = {s: set(artists[table.split == s]) for s in ("train", "validation", "test")}
+    assert not by_split["train"] & by_split["validation"]
+    assert not by_split["test"] & (by_split["train"] | by_split["validation"])
+    counts = artists.value_counts()
+    assert all(counts[a] == 1 for a in by_split["test"])  # artists with a single track
+    assert (table.split == "test").sum() == 10
+    assert 19 <= (table.split == "validation").sum() <= 21
+
+
+def test_unknown_test_id_is_a_problem(tmp_path):
+    spec = _split_dataset(tmp_path, "splits:\n  test: {ids: ['001', '999']}\n", n=5)
+    with pytest.raises(ValidationFailed, match="clip '999': id listed in split 'test'"):
+        load_annotations(spec)
+
+
+# ----------------------------------------------------------------------- joins
+
+
+JOINED = """
+name: joined
+root: .
+audio: {pattern: "audio/{id}.wav"}
+tables:
+  - path: a.csv
+    id_column: id
+  - path: b.csv
+    id_column: key
+    how: %s
+concepts:
+  x: {scale: [0, 10]}
+targets:
+  y: {scale: [0, 10]}
+"""
+
+
+@pytest.mark.parametrize("how, clips, n_problems", [
+    ("exact", ["c1", "c2"], 2), ("inner", ["c1", "c2"], 0),
+    ("left", ["c1", "c2", "c3"], 0), ("outer", ["c1", "c2", "c3", "c4"], 0)])
+def test_join_modes(tmp_path, how, clips, n_problems):
+    write(tmp_path / "a.csv", "id,x\nc1,1\nc2,2\nc3,3\n")
+    write(tmp_path / "b.csv", "key,y\nc1,5\nc2,6\nc4,7\n")
+    spec = load_spec(write(tmp_path / "spec.yaml", JOINED % how))
+    ann = load_annotations(spec, strict=False)
+    assert sorted(ann.table.index) == clips
+    assert len(ann.problems) == n_problems
+    if how == "exact":
+        text = "\n".join(map(str, ann.problems))
+        assert "a.csv, row 4, clip 'c3': id present in" in text
+        assert "b.csv, row 4, column 'key', clip 'c4': id present in this table only" in text
+    else:
+        assert ann.notes  # unmatched rows are reported, never dropped silently
+    t = ann.table
+    assert t.loc["c1", "x"] == 1 and t.loc["c1", "y"] == 5
+    if "c3" in clips:
+        assert np.isnan(t.loc["c3", "y"]) and t.loc["c3", "x"] == 3
+    if "c4" in clips:
+        assert np.isnan(t.loc["c4", "x"]) and t.loc["c4", "y"] == 7
+
+
+# ----------------------------------------------------------------------- shipped specs
+
+
+def midlevel_fixture(root: Path, soundtracks: Path | None = None) -> None:
+    """A few rows in the exact format of the Mid-level Perceptual Features dataset."""
+    write(root / "metadata_annotations" / "metadata.csv",
+          "song id;Source;ID at file source;Artist\n"
+          "1;soundtracks;1;John Williams\n2;soundtracks;2;Hans Zimmer\n"
+          "3;jamendo;123;Someone\n4;soundtracks;3;Hans Zimmer\n5;magnatagatune;77;Band\n")
+    write(root / "metadata_annotations" / "annotations.csv",
+          "song_id, melodiousness, articulation, rhythm_stability, rhythm_complexity, "
+          "dissonance, tonal_stability, minorness\n"
+          "1,7.1,3.2,6.0,4.1,2.2,7.5,3.3\n2,4.4,5.5,5.0,5.1,6.2,4.5,6.3\n"
+          "3,5.0,5.0,5.0,5.0,5.0,5.0,5.0\n4,6.0,2.0,3.0,4.0,5.0,6.0,7.0\n"
+          "5,1.5,2.5,3.5,4.5,5.5,6.5,7.5\n")
+    if soundtracks is not None:
+        write(soundtracks / "mean_ratings_set1.csv",
+              "\ufeffnumber,valence,energy,tension,anger,fear,happy,sad,tender,TARGET\n"
+              "001,4.83,6.83,3.17,1.00,1.00,7.33,1.00,1.00,HAPPY\n"
+              "002,2.00,6.17,7.83,5.00,6.00,1.17,2.00,1.00,FEAR\n"
+              "003,6.60,3.20,2.00,1.00,1.00,4.17,2.00,6.00,TENDER\n")
+        write(soundtracks / "test_ids.txt", "002\n")
+
+
+def test_midlevel_features_spec_on_fixture(tmp_path):
+    midlevel_fixture(tmp_path)
+    spec = load_spec(SPECS / "midlevel_features.yaml", root=str(tmp_path))
+    assert len(spec.concepts) == 7 and not spec.targets
+    ann = load_annotations(spec, strict=False)
+    assert not ann.problems, ann.problems
+    table = ann.table
+    assert list(table.index) == ["1", "2", "3", "4", "5"]
+    # header names carry spaces in the file; they are stripped
+    assert table.loc["2", "dissonance"] == pytest.approx(6.2)
+    assert table.loc["5", "path"].endswith("audio/5.mp3")
+    assert set(table.split) <= {"train", "validation", "test"}
+
+
+def test_joint_spec_on_fixture(tmp_path):
+    midlevel_fixture(tmp_path / "ml", tmp_path / "st")
+    spec = load_spec(SPECS / "soundtracks_midlevel.yaml",
+                     root=[str(tmp_path / "st"), f"midlevel={tmp_path / 'ml'}"])
+    ann = load_annotations(spec, strict=False)
+    assert not ann.problems, ann.problems
+    t = ann.table
+    assert list(t.index) == ["001", "002", "003"]
+    # clip 003 is mid-level song 4: joined through "ID at file source" and "song id"
+    assert t.loc["003", "minorness"] == 7.0 and t.loc["003", "tender"] == 6.0
+    assert t.loc["002", "dissonance"] == pytest.approx(6.2) and t.loc["002", "fear"] == 6.0
+    assert t.loc["002", "split"] == "test"
+    assert t.loc["001", "path"] == str(tmp_path / "st" / "audio" / "001.mp3")
+
+
+def test_unknown_named_root_is_an_error(tmp_path):
+    with pytest.raises(SpecError, match="no root named 'nope'"):
+        load_spec(SPECS / "soundtracks_midlevel.yaml", root=[f"nope={tmp_path}"])
+
+
+def test_soundtracks_spec_on_real_tables(soundtracks_dir):
+    spec = load_spec(SPECS / "soundtracks.yaml", root=str(soundtracks_dir))
+    table = load_annotations(spec)
+    assert len(table) == 360 and spec.target_names == [
+        "valence", "energy", "tension", "anger", "fear", "happy", "sad", "tender"]
+    assert table.split.value_counts().to_dict() == {"train": 288, "validation": 36, "test": 36}
+    assert table[spec.target_names].notna().all().all()
