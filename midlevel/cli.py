@@ -1,0 +1,166 @@
+"""Command line: a thin layer over the public functions (``midlevel --help``)."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from midlevel import __version__
+from midlevel.errors import MidlevelError, ValidationFailed
+
+
+FRONTENDS = {"logfilt": "LogFilteredSpectrogram", "logmel": "LogMelSpectrogram"}
+
+
+def add_root_option(p: argparse.ArgumentParser) -> None:
+    """``--root DIR`` (replaces the spec's root) or ``--root NAME=DIR`` (a named root)."""
+    p.add_argument("--root", action="append", metavar="DIR|NAME=DIR",
+                   help="dataset root replacing the spec's 'root' (NAME=DIR replaces a named "
+                        "root); may be repeated")
+
+
+def add_cache_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cache", metavar="DIR",
+                   help="feature cache folder (default: $MIDLEVEL_CACHE or "
+                        "~/.cache/midlevel/features)")
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from midlevel.data.spec import load_spec
+    from midlevel.data.validate import validate
+
+    spec = load_spec(args.spec, root=args.root)
+    report = validate(spec, decode=not args.no_decode, jobs=args.jobs,
+                      progress=not args.quiet)
+    print(report.summary())
+    if report.ok:
+        print("OK: no problems found")
+        return 0
+    print(f"\n{len(report.problems)} problem(s):", file=sys.stderr)
+    for problem in report.problems:
+        print(f"  - {problem}", file=sys.stderr)
+    return 1
+
+
+def _features(args: argparse.Namespace) -> int:
+    from midlevel.data.cache import FeatureCache
+    from midlevel.data.spec import load_annotations, load_spec
+
+    spec = load_spec(args.spec, root=args.root)
+    table = load_annotations(spec)
+    cache = FeatureCache(args.cache, {"name": FRONTENDS[args.frontend]})
+    start = time.perf_counter()
+    stats = cache.fill(table["path"], jobs=args.jobs, progress=not args.quiet, strict=False)
+    elapsed = time.perf_counter() - start
+    print(f"features: {stats.computed} computed, {stats.reused} reused from {cache.folder} "
+          f"in {elapsed:.1f} s"
+          + (f" ({stats.seconds_of_audio / elapsed:.0f}x real time)" if stats.computed else ""))
+    if stats.problems:
+        raise ValidationFailed(stats.problems, "features could not be computed for some files")
+    return 0
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from midlevel.data.synth import synthesize
+
+    start = time.perf_counter()
+    spec_path = synthesize(args.out, n_clips=args.n_clips, seed=args.seed,
+                           duration=args.duration, weights=args.weights,
+                           correlated=args.correlated, n_jobs=args.jobs,
+                           progress=not args.quiet)
+    print(f"synthesized {args.n_clips} clips of {args.duration:g} s in "
+          f"{time.perf_counter() - start:.1f} s; spec: {spec_path}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from midlevel.demo import run_demo
+
+    return run_demo(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="midlevel",
+        description="Explainable audio ML through perceptual concepts: data specs, features, "
+                    "concept-bottleneck and black-box models, explanations.")
+    parser.add_argument("--version", action="version", version=f"midlevel {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("validate", help="check a data spec, its tables and every audio file",
+                       description="Load SPEC and every file; print a summary; exit 1 listing "
+                                   "every problem with the file, row and column at fault.")
+    p.add_argument("spec", metavar="SPEC", help="data spec (YAML)")
+    add_root_option(p)
+    p.add_argument("--no-decode", action="store_true",
+                   help="only open audio files instead of decoding them fully")
+    p.add_argument("--jobs", type=int, default=2, help="parallel decoders (default 2)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_validate)
+
+    p = sub.add_parser("features", help="precompute and cache spectrograms of a dataset",
+                       description="Compute the front end's spectrogram of every clip of SPEC "
+                                   "into the feature cache (resumable; entries keyed by audio "
+                                   "content and front-end parameters).")
+    p.add_argument("spec", metavar="SPEC", help="data spec (YAML)")
+    add_root_option(p)
+    add_cache_option(p)
+    p.add_argument("--frontend", default="logfilt", choices=sorted(FRONTENDS),
+                   help="front end: the paper's log-filtered spectrogram (default) or log-mel")
+    p.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_features)
+
+    p = sub.add_parser("synth", help="write a synthetic dataset with known concepts",
+                       description="Synthesize clips from known mid-level concept values, noisy "
+                                   "ratings, emotion targets from a known linear map, a spec "
+                                   "and ground_truth.json.")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--n-clips", type=int, default=200, help="number of clips (default 200)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--duration", type=float, default=10.0, help="clip length in s (default 10)")
+    p.add_argument("--weights", metavar="FILE",
+                   help="concept-to-target map (CSV or JSON) replacing the default")
+    p.add_argument("--correlated", action="store_true", help="draw correlated concepts")
+    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_synth)
+
+    p = sub.add_parser("demo", help="run the main job end to end on a synthetic dataset",
+                       description="Synthesize a dataset, validate it, cache features, and run "
+                                   "what the installed parts of the package offer on it; print "
+                                   "where each output is.")
+    p.add_argument("--out", default="demo_out", metavar="DIR", help="output folder")
+    p.add_argument("--n-clips", type=int, default=240, help="synthetic clips (default 240)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--quick", action="store_true", help="tiny settings (for tests)")
+    p.set_defaults(func=_demo)
+
+    for name in ("midlevel.cli_train", "midlevel.cli_explain"):
+        try:
+            module = __import__(name, fromlist=["register"])
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except MidlevelError as exc:
+        print(f"midlevel {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"midlevel {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""Feature cache: spectrograms computed once, keyed by audio content and front-end parameters.
+
+Layout: ``<cache_dir>/<front-end key>/<content key[:2]>/<content key>.npy`` where the front-end
+key hashes the front end's ``config()`` plus the loader settings, and the content key hashes the
+audio file's bytes. A change in either gives a new key, so stale features are never read. Each
+entry is written to a temporary file and renamed into place, so an interrupted run never leaves
+a half-written entry under a real name; ``fill`` resumes where it stopped.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from midlevel.data.audio import load_audio
+from midlevel.data.frontends import make_frontend
+from midlevel.errors import AudioError, CacheError, Problem, ValidationFailed
+
+CACHE_VERSION = 1
+
+
+def default_cache_dir() -> Path:
+    """``$MIDLEVEL_CACHE`` or ``~/.cache/midlevel/features``."""
+    env = os.environ.get("MIDLEVEL_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "midlevel" / "features"
+
+
+def file_digest(path: str | Path, *, chunk: int = 1 << 20) -> str:
+    """SHA-1 of a file's bytes (hex)."""
+    h = hashlib.sha1()
+    try:
+        with open(path, "rb") as fh:
+            while block := fh.read(chunk):
+                h.update(block)
+    except OSError as exc:
+        raise AudioError(f"{path}: cannot read audio file: {exc.strerror or exc}") from exc
+    return h.hexdigest()
+
+
+def atomic_save_npy(array: np.ndarray, target: Path) -> None:
+    """Write ``array`` to ``target`` via a temporary file in the same folder and a rename."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".npy")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.save(fh, array)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+@dataclass
+class FillStats:
+    """What :meth:`FeatureCache.fill` did."""
+
+    computed: int
+    reused: int
+    seconds_of_audio: float
+    problems: list[Problem]
+
+
+class FeatureCache:
+    """Spectrograms of audio files, computed by ``frontend`` and cached on disk.
+
+    Parameters
+    ----------
+    cache_dir : folder of the cache (created on demand); default :func:`default_cache_dir`.
+    frontend : a front-end module (``LogFilteredSpectrogram`` ...) or its ``config()`` dict.
+    normalize : peak-normalize audio before the front end (part of the key).
+    """
+
+    def __init__(self, cache_dir: str | Path | None = None, frontend: torch.nn.Module | dict | None = None,
+                 *, normalize: bool = True):
+        if frontend is None:
+            frontend = {"name": "LogFilteredSpectrogram"}
+        self.frontend = make_frontend(frontend) if isinstance(frontend, dict) else frontend
+        self.frontend.eval()
+        self.normalize = normalize
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        contract = {"frontend": self.frontend.config(), "normalize": normalize,
+                    "version": CACHE_VERSION}
+        self.key = hashlib.sha1(json.dumps(contract, sort_keys=True).encode()).hexdigest()[:16]
+        self.folder = self.cache_dir / self.key
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.frontend.config()["sample_rate"])
+
+    def entry(self, path: str | Path) -> Path:
+        """Where the features of ``path`` (as its bytes are now) live in the cache."""
+        digest = file_digest(path)
+        return self.folder / digest[:2] / f"{digest}.npy"
+
+    def compute(self, path: str | Path) -> np.ndarray:
+        """Features of one file without touching the cache: float32 [shape=(n_bands, n_frames)]."""
+        y = load_audio(path, sample_rate=self.sample_rate, normalize=self.normalize)
+        with torch.no_grad():
+            spec = self.frontend(torch.from_numpy(np.ascontiguousarray(y)))
+        return spec.numpy().astype(np.float32, copy=False)
+
+    def get(self, path: str | Path) -> np.ndarray:
+        """Cached features of ``path`` (computed and stored on a miss).
+
+        Returns
+        -------
+        np.ndarray [shape=(n_bands, n_frames), dtype=float32]
+        """
+        target = self.entry(path)
+        if target.is_file():
+            try:
+                return np.load(target)
+            except (ValueError, OSError, EOFError):
+                target.unlink(missing_ok=True)  # unreadable entry: recompute it
+        features = self.compute(path)
+        atomic_save_npy(features, target)
+        return features
+
+    def contains(self, path: str | Path) -> bool:
+        return self.entry(path).is_file()
+
+    def fill(self, paths: Iterable[str | Path], *, jobs: int = 1, progress: bool = True,
+             strict: bool = True) -> FillStats:
+        """Compute and store the features of every file not yet cached.
+
+        Files that fail to decode are listed (file named) and the others still processed; with
+        ``strict`` a :class:`ValidationFailed` listing them is raised at the end.
+        """
+        paths = [str(p) for p in paths]
+        todo = [p for p in paths if not self.contains(p)]
+        problems: list[Problem] = []
+        seconds = 0.0
+        bar = tqdm(total=len(todo), desc="features", unit="clip", disable=not progress)
+        fps = float(getattr(self.frontend, "fps", 0.0) or 0.0)
+        if jobs > 1 and len(todo) > 1:
+            with ProcessPoolExecutor(max_workers=jobs, initializer=_worker_init,
+                                     initargs=(self.cache_dir, self.frontend.config(),
+                                               self.normalize)) as pool:
+                for path, n_frames, error in pool.map(_worker_fill, todo, chunksize=4):
+                    seconds += n_frames / fps if fps else 0.0
+                    if error:
+                        problems.append(Problem(error, file=path))
+                    bar.update()
+        else:
+            for path in todo:
+                n_frames, error = _fill_one(self, path)
+                seconds += n_frames / fps if fps else 0.0
+                if error:
+                    problems.append(Problem(error, file=path))
+                bar.update()
+        bar.close()
+        stats = FillStats(len(todo) - len(problems), len(paths) - len(todo), seconds, problems)
+        if strict and problems:
+            raise ValidationFailed(problems, "features could not be computed for some files")
+        return stats
+
+
+def _fill_one(cache: FeatureCache, path: str) -> tuple[int, str | None]:
+    try:
+        return cache.get(path).shape[-1], None
+    except AudioError as exc:
+        message = str(exc)
+        return 0, message[len(path) + 2:] if message.startswith(f"{path}: ") else message
+
+
+_WORKER: FeatureCache | None = None
+
+
+def _worker_init(cache_dir: Path, frontend: dict, normalize: bool) -> None:
+    global _WORKER
+    torch.set_num_threads(1)
+    _WORKER = FeatureCache(cache_dir, frontend, normalize=normalize)
+
+
+def _worker_fill(path: str) -> tuple[str, int, str | None]:
+    if _WORKER is None:
+        raise CacheError("feature worker used before initialisation")
+    n_frames, error = _fill_one(_WORKER, path)
+    return path, n_frames, error

@@ -1,0 +1,77 @@
+"""Feature cache: keyed by content and front end, atomic, resumable, names bad files."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import write_tone
+from midlevel.data.cache import FeatureCache
+from midlevel.errors import ValidationFailed
+
+
+@pytest.fixture
+def clips(tmp_path):
+    return [write_tone(tmp_path / "audio" / f"c{i}.wav", freq=300.0 + 100 * i, seconds=1.0)
+            for i in range(4)]
+
+
+def test_get_computes_once_and_reuses(tmp_path, clips):
+    cache = FeatureCache(tmp_path / "cache")
+    first = cache.get(clips[0])
+    assert first.dtype == np.float32 and first.shape == (149, 32)  # 1 s at 31.25 fps
+    entry = cache.entry(clips[0])
+    assert entry.is_file()
+    stamp = entry.stat().st_mtime_ns
+    np.testing.assert_array_equal(cache.get(clips[0]), first)
+    assert entry.stat().st_mtime_ns == stamp  # read back, not recomputed
+    np.testing.assert_allclose(first, cache.compute(clips[0]))
+
+
+def test_key_follows_content_and_frontend(tmp_path, clips):
+    cache = FeatureCache(tmp_path / "cache")
+    before = cache.get(clips[0])
+    old_entry = cache.entry(clips[0])
+    write_tone(clips[0], freq=2000.0, seconds=1.0)  # same path, new content
+    assert cache.entry(clips[0]) != old_entry
+    assert not np.allclose(cache.get(clips[0]), before)
+    other = FeatureCache(tmp_path / "cache", {"name": "LogFilteredSpectrogram", "bands_per_octave": 12})
+    assert other.folder != cache.folder
+    assert other.get(clips[0]).shape[0] < 149
+
+
+def test_unreadable_entry_is_recomputed(tmp_path, clips):
+    cache = FeatureCache(tmp_path / "cache")
+    good = cache.get(clips[1])
+    cache.entry(clips[1]).write_bytes(b"\x93NUMPY garbage")
+    np.testing.assert_allclose(cache.get(clips[1]), good)
+
+
+def test_fill_resumes_and_leaves_no_temporary_files(tmp_path, clips):
+    cache = FeatureCache(tmp_path / "cache")
+    cache.get(clips[0])                       # as if an earlier run stopped after one clip
+    (cache.folder / "ab").mkdir(parents=True, exist_ok=True)
+    (cache.folder / "ab" / ".tmp-leftover.npy").write_bytes(b"half")  # a killed write
+    stats = cache.fill(clips, progress=False)
+    assert (stats.computed, stats.reused) == (3, 1)
+    assert stats.seconds_of_audio == pytest.approx(3 * 32 / 31.25)
+    assert all(cache.contains(c) for c in clips)
+    assert [p.name for p in cache.folder.rglob(".tmp-*") if p.name != ".tmp-leftover.npy"] == []
+
+
+def test_fill_in_processes_matches_serial(tmp_path, clips):
+    serial = FeatureCache(tmp_path / "a")
+    serial.fill(clips, progress=False)
+    parallel = FeatureCache(tmp_path / "b")
+    stats = parallel.fill(clips, jobs=2, progress=False)
+    assert stats.computed == 4
+    for c in clips:
+        np.testing.assert_allclose(parallel.get(c), serial.get(c), atol=1e-6)
+
+
+def test_fill_names_bad_files_and_keeps_the_rest(tmp_path, clips):
+    clips[2].write_bytes(b"not audio")
+    cache = FeatureCache(tmp_path / "cache")
+    with pytest.raises(ValidationFailed) as info:
+        cache.fill(clips, progress=False)
+    assert str(clips[2]) in str(info.value)
+    assert [cache.contains(c) for c in (clips[0], clips[1], clips[3])] == [True] * 3

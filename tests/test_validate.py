@@ -1,0 +1,122 @@
+"""`midlevel validate`: a clean dataset passes; every kind of bad input is named."""
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import write_tone
+from midlevel.cli import main
+from midlevel.data.spec import load_spec
+from midlevel.data.validate import validate
+
+REPO = Path(__file__).resolve().parents[1]
+
+SPEC = """
+name: tiny
+root: .
+audio: {pattern: "audio/{id}.wav"}
+tables:
+  - path: ratings.csv
+    id_column: clip
+concepts:
+  bright: {scale: [1, 10]}
+targets:
+  happy: {scale: [1, 9]}
+splits:
+  test: {ids: [c4]}
+"""
+
+
+def tiny_dataset(root: Path, n: int = 4) -> Path:
+    rows = ["clip,bright,happy"]
+    for i in range(1, n + 1):
+        write_tone(root / "audio" / f"c{i}.wav", freq=200.0 * i, seconds=0.5 + 0.25 * i,
+                   channels=1 + i % 2)
+        rows.append(f"c{i},{i},{i}")
+    (root / "ratings.csv").write_text("\n".join(rows) + "\n")
+    (root / "spec.yaml").write_text(textwrap.dedent(SPEC))
+    return root / "spec.yaml"
+
+
+def test_clean_dataset_passes_with_summary(tmp_path, capsys):
+    spec_path = tiny_dataset(tmp_path)
+    report = validate(load_spec(spec_path), progress=False)
+    assert report.ok, report.problems
+    text = report.summary()
+    assert "clips: 4" in text and "splits: train 3, validation 0, test 1" in text
+    assert "durations (s): min 0.75, mean 1.12, max 1.50" in text
+    assert "22050 Hz x4" in text and "1 x2" in text and "2 x2" in text
+    assert main(["validate", str(spec_path), "--quiet"]) == 0
+    assert "OK: no problems found" in capsys.readouterr().out
+
+
+def test_every_bad_file_is_named(tmp_path, capsys):
+    spec_path = tiny_dataset(tmp_path, n=5)
+    audio = tmp_path / "audio"
+    (audio / "c1.wav").unlink()                                   # missing
+    (audio / "c2.wav").write_bytes(b"")                           # zero bytes
+    (audio / "c3.wav").write_bytes(b"RIFF\x00\x00garbage" * 10)   # undecodable
+    sf.write(audio / "c4.wav", np.zeros(2205), 22050)             # silent
+    report = validate(load_spec(spec_path), progress=False)
+    by_file = {Path(p.file).name: p.message for p in report.problems}
+    assert set(by_file) == {"c1.wav", "c2.wav", "c3.wav", "c4.wav"}
+    assert "not found" in by_file["c1.wav"] or "missing" in by_file["c1.wav"].lower()
+    assert "silent" in by_file["c4.wav"]
+    assert main(["validate", str(spec_path), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "4 problem(s)" in err and all(f"c{i}.wav" in err for i in range(1, 5))
+
+
+def test_missing_ratings_are_counted_not_dropped(tmp_path):
+    spec_path = tiny_dataset(tmp_path)
+    (tmp_path / "ratings.csv").write_text("clip,bright,happy\nc1,1,\nc2,,2\nc3,3,3\nc4,,4\n")
+    report = validate(load_spec(spec_path), progress=False)
+    assert report.ok and len(report.table) == 4
+    assert report.missing_ratings().to_dict() == {"bright": 2, "happy": 1}
+    assert "missing ratings: bright 2, happy 1" in report.summary()
+
+
+def test_spec_errors_exit_nonzero_with_message(tmp_path, capsys):
+    spec_path = tiny_dataset(tmp_path)
+    spec_path.write_text(spec_path.read_text().replace("id_column", "id_col"))
+    assert main(["validate", str(spec_path)]) == 2
+    assert "'id_col'" in capsys.readouterr().err
+
+
+@pytest.mark.realdata
+def test_soundtracks_validates(soundtracks_dir, capsys):
+    code = main(["validate", str(REPO / "data_specs" / "soundtracks.yaml"),
+                 "--root", str(soundtracks_dir), "--no-decode", "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "clips: 360" in out and "targets (8)" in out and "test 36" in out
+
+
+@pytest.mark.realdata
+def test_soundtracks_copy_with_three_faults(soundtracks_dir, tmp_path, capsys):
+    """A zero-byte mp3, a rating 'abc' and a duplicated row: all three named, exit non-zero."""
+    copy = tmp_path / "st"
+    (copy / "audio").mkdir(parents=True)
+    for mp3 in sorted((soundtracks_dir / "audio").glob("*.mp3")):
+        (copy / "audio" / mp3.name).symlink_to(mp3)
+    (copy / "audio" / "007.mp3").unlink()
+    (copy / "audio" / "007.mp3").write_bytes(b"")
+    shutil.copy(soundtracks_dir / "test_ids.txt", copy)
+    lines = (soundtracks_dir / "mean_ratings_set1.csv").read_text(encoding="utf-8-sig").splitlines()
+    cells = lines[5].split(",")          # clip 005, file row 6
+    cells[3] = "abc"                     # tension
+    lines[5] = ",".join(cells)
+    lines.insert(12, lines[11])          # clip 011 twice (file rows 12 and 13)
+    (copy / "mean_ratings_set1.csv").write_text("\n".join(lines) + "\n")
+    code = main(["validate", str(REPO / "data_specs" / "soundtracks.yaml"),
+                 "--root", str(copy), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "007.mp3" in err
+    assert "row 6, column 'tension', clip '005': non-numeric rating 'abc'" in err
+    assert "duplicate id '011' in rows 12, 13" in err
