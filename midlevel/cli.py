@@ -138,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="tiny settings (for tests)")
     p.set_defaults(func=_demo)
 
-    for name in ("midlevel.cli_train", "midlevel.cli_explain"):
+    for name in ("midlevel.cli_train", "midlevel.cli_explain", "midlevel.cli_compare"):
         try:
             module = __import__(name, fromlist=["register"])
         except ModuleNotFoundError as exc:
