@@ -1,0 +1,216 @@
+"""Reading audio files: decode (soundfile), down-mix, resample, peak-normalize.
+
+Every failure is an :class:`~midlevel.errors.AudioError` whose message starts with the file.
+soundfile (libsndfile >= 1.1) decodes wav, flac, ogg and mp3.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import librosa
+import numpy as np
+import soundfile as sf
+
+from midlevel.errors import AudioError
+
+__all__ = ["AudioInfo", "audio_info", "load_audio", "resample", "is_silent"]
+
+# A decoder that stops before this fraction of the length the header declares reports a
+# truncated file. mp3 headers without a frame count give an estimate (a few hundredths of
+# a second off), so the margin is generous; a cut-off file whose header gives the exact
+# count (LAME/Xing, wav, flac) is caught.
+_TRUNCATED_FRACTION = 0.9
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What a file's header says about its audio.
+
+    Attributes
+    ----------
+    path : str
+    sample_rate : int
+        Hz.
+    channels : int
+    frames : int
+        Samples per channel (for mp3 files without a frame-count header, an estimate).
+    duration : float
+        Seconds, ``frames / sample_rate``.
+    format : str
+        Container format as libsndfile names it ("WAV", "FLAC", "OGG", "MP3", ...).
+    """
+
+    path: str
+    sample_rate: int
+    channels: int
+    frames: int
+    duration: float
+    format: str
+
+
+def audio_info(path) -> AudioInfo:
+    """Read an audio file's header.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    AudioInfo
+
+    Raises
+    ------
+    AudioError
+        If the file is missing, empty or cannot be decoded.
+    """
+    path = _checked_file(path)
+    try:
+        info = sf.info(str(path))
+    except RuntimeError as err:
+        raise _undecodable(path, err) from err
+    return AudioInfo(path=str(path), sample_rate=int(info.samplerate),
+                     channels=int(info.channels), frames=int(info.frames),
+                     duration=float(info.frames / info.samplerate), format=str(info.format))
+
+
+def load_audio(path, *, sample_rate: int | None = 22050, mono: bool = True,
+               normalize: bool = True, offset: float = 0.0,
+               duration: float | None = None) -> np.ndarray:
+    """Load an audio file as float32, optionally mono, resampled and peak-normalized.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        wav, flac, ogg or mp3 file.
+    sample_rate : int or None
+        Target sample rate in Hz; None keeps the file's rate.
+    mono : bool
+        Average the channels.
+    normalize : bool
+        Divide by the peak absolute value, so that ``max |y| == 1``; silent audio is an error.
+    offset : float
+        Start reading this many seconds into the file.
+    duration : float or None
+        Read at most this many seconds (None: to the end).
+
+    Returns
+    -------
+    y : np.ndarray [shape=(n_samples,) if mono else (channels, n_samples), dtype=float32]
+
+    Raises
+    ------
+    AudioError
+        If the file is missing, undecodable, truncated, holds no samples, holds non-finite
+        samples, or (with ``normalize``) is silent.
+    """
+    path = _checked_file(path)
+    frames, sr = _decode(path, offset=offset, duration=duration)
+    y = _downmix(frames) if mono else np.ascontiguousarray(frames.T)
+    if sample_rate is not None and sample_rate != sr:
+        y = resample(y, orig_sr=sr, target_sr=sample_rate)
+    if normalize:
+        y = _peak_normalize(y, path)
+    return y
+
+
+def resample(y: np.ndarray, *, orig_sr: float, target_sr: float) -> np.ndarray:
+    """Band-limited resampling along the last axis (soxr, high quality).
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(..., n_samples)]
+    orig_sr, target_sr : float
+        Sample rates in Hz.
+
+    Returns
+    -------
+    y_hat : np.ndarray [shape=(..., ceil(n_samples * target_sr / orig_sr)), dtype=float32]
+    """
+    y = np.asarray(y, dtype=np.float32)
+    if orig_sr == target_sr:
+        return y
+    return librosa.resample(y, orig_sr=orig_sr, target_sr=target_sr, res_type="soxr_hq",
+                            axis=-1)
+
+
+def is_silent(y: np.ndarray, *, threshold: float = 1e-6) -> bool:
+    """Whether no sample exceeds ``threshold`` in absolute value.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(..., n_samples)]
+    threshold : float
+
+    Returns
+    -------
+    bool
+    """
+    return y.size == 0 or float(np.max(np.abs(y))) <= threshold
+
+
+def _checked_file(path) -> Path:
+    """The path, if it names a non-empty regular file."""
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(f"{path}: audio file not found")
+    if not path.is_file():
+        raise AudioError(f"{path}: not a regular file")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: file is empty (0 bytes)")
+    return path
+
+
+def _undecodable(path: Path, err: Exception) -> AudioError:
+    return AudioError(f"{path}: cannot decode audio (corrupt or unsupported format; "
+                      f"libsndfile says: {err})")
+
+
+def _decode(path: Path, *, offset: float, duration: float | None) -> tuple[np.ndarray, int]:
+    """Decode ``[offset, offset + duration)`` seconds: (n_samples, channels) float32 and rate."""
+    if offset < 0 or (duration is not None and duration < 0):
+        raise ValueError(f"offset and duration must be >= 0, got {offset} and {duration}")
+    try:
+        with sf.SoundFile(str(path)) as f:
+            sr, declared = f.samplerate, f.frames
+            start = round(offset * sr)
+            stop = declared if duration is None else start + round(duration * sr)
+            if start >= declared > 0:
+                raise AudioError(f"{path}: offset {offset} s is past the end "
+                                 f"({declared / sr:.2f} s)")
+            if start:
+                f.seek(start)
+            y = f.read(max(stop - start, 0), dtype="float32", always_2d=True)
+    except RuntimeError as err:
+        raise _undecodable(path, err) from err
+    _check_decoded(path, y, end=start + len(y), stop=stop, declared=declared)
+    return y, sr
+
+
+def _downmix(frames: np.ndarray) -> np.ndarray:
+    """Average the channels of (n_samples, channels) frames (faster than ``mean(axis=1)``)."""
+    y = frames[:, 0].copy()
+    for channel in range(1, frames.shape[1]):
+        y += frames[:, channel]
+    if frames.shape[1] > 1:
+        y /= frames.shape[1]
+    return y
+
+
+def _check_decoded(path: Path, y: np.ndarray, *, end: int, stop: int, declared: int) -> None:
+    """Raise for no samples, a decoder that stopped far too early, or non-finite samples."""
+    if len(y) == 0:
+        raise AudioError(f"{path}: no audio samples could be decoded")
+    if end < stop and end < _TRUNCATED_FRACTION * declared:
+        raise AudioError(f"{path}: file looks truncated (decoded {end} of {declared} "
+                         f"samples the header declares)")
+    if not np.isfinite(y).all():
+        raise AudioError(f"{path}: audio holds NaN or infinite samples")
+
+
+def _peak_normalize(y: np.ndarray, path: Path) -> np.ndarray:
+    """Divide by the peak absolute value; silent audio is an error."""
+    if is_silent(y):
+        raise AudioError(f"{path}: audio is silent (no sample above 1e-6), cannot normalize")
+    return y / np.max(np.abs(y))

@@ -1,0 +1,392 @@
+"""Spectrogram front ends: waveforms ``(..., n_samples)`` to ``(..., n_bands, n_frames)``.
+
+Two ``torch.nn.Module`` front ends share one small interface (``n_bands``, ``hop``, ``fps``,
+``sample_rate``, ``band_frequencies``, ``filterbank``, ``num_frames``, ``frames_to_seconds``,
+``config``):
+
+- :class:`LogFilteredSpectrogram`, the paper's input: madmom's
+  ``LogarithmicFilteredSpectrogram`` (149 log-spaced bands at 31.25 frames/s by default);
+- :class:`LogMelSpectrogram`, a log-compressed mel spectrogram (torchaudio).
+
+Filterbanks and windows are built once in ``__init__`` (as non-persistent buffers, so they
+follow ``.to(device)`` but stay out of state dicts: ``config()`` is the contract, and
+:func:`make_frontend` rebuilds a front end from it).
+"""
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import torch
+import torchaudio
+from torch import nn
+
+from midlevel.errors import SpecError
+
+__all__ = [
+    "LogFilteredSpectrogram",
+    "LogMelSpectrogram",
+    "make_frontend",
+    "fft_frequencies",
+    "log_frequencies",
+    "frequencies_to_bins",
+    "triangular_filterbank",
+    "frame_centers",
+]
+
+
+# --------------------------------------------------------------------------------------
+# functional core (numpy, madmom's algorithms)
+# --------------------------------------------------------------------------------------
+def fft_frequencies(*, sample_rate: float, frame_size: int) -> np.ndarray:
+    """Frequencies of the FFT bins kept by madmom (Nyquist dropped).
+
+    Returns
+    -------
+    freqs : np.ndarray [shape=(frame_size // 2,)]
+        ``k * sample_rate / frame_size`` in Hz.
+    """
+    return np.arange(frame_size // 2) * (sample_rate / frame_size)
+
+
+def log_frequencies(*, bands_per_octave: int, fmin: float, fmax: float,
+                    fref: float = 440.0) -> np.ndarray:
+    """Log-spaced frequencies ``fref * 2 ** (k / bands_per_octave)`` within ``[fmin, fmax]``.
+
+    Returns
+    -------
+    freqs : np.ndarray [shape=(n,)]
+        Increasing frequencies in Hz.
+    """
+    left = np.floor(np.log2(fmin / fref) * bands_per_octave)
+    right = np.ceil(np.log2(fmax / fref) * bands_per_octave)
+    freqs = fref * 2.0 ** (np.arange(left, right) / bands_per_octave)
+    freqs = freqs[np.searchsorted(freqs, fmin):]
+    return freqs[:np.searchsorted(freqs, fmax, "right")]
+
+
+def frequencies_to_bins(frequencies: np.ndarray, bin_frequencies: np.ndarray) -> np.ndarray:
+    """Map frequencies to the nearest bins, keeping each bin once.
+
+    Parameters
+    ----------
+    frequencies : np.ndarray [shape=(n,)]
+        Frequencies in Hz.
+    bin_frequencies : np.ndarray [shape=(n_bins,)]
+        Increasing bin frequencies in Hz.
+
+    Returns
+    -------
+    bins : np.ndarray [shape=(m,), m <= n]
+        Unique, increasing bin indices (a tie goes to the upper bin, as in madmom).
+    """
+    idx = np.clip(np.searchsorted(bin_frequencies, frequencies), 1, len(bin_frequencies) - 1)
+    left, right = bin_frequencies[idx - 1], bin_frequencies[idx]
+    idx = idx - (frequencies - left < right - frequencies)
+    return np.unique(idx)
+
+
+def triangular_filterbank(bins: np.ndarray, *, n_bins: int) -> np.ndarray:
+    """Overlapping triangular filters on consecutive ``(start, center, stop)`` bin triples.
+
+    Each filter rises linearly from 0 at ``start`` to 1 at ``center`` and falls back towards
+    0 at ``stop`` (exclusive), and is normalized to sum 1 (madmom's ``TriangularFilter``
+    with ``norm=True``).
+
+    Parameters
+    ----------
+    bins : np.ndarray [shape=(n_bands + 2,)]
+        Strictly increasing bin indices (band edges and centers).
+    n_bins : int
+        Number of FFT bins.
+
+    Returns
+    -------
+    fb : np.ndarray [shape=(n_bins, n_bands), dtype=float32]
+    """
+    if len(bins) < 3:
+        raise ValueError(f"need at least 3 distinct bins for a triangular filterbank, "
+                         f"got {len(bins)}")
+    fb = np.zeros((n_bins, len(bins) - 2), dtype=np.float32)
+    for band, (start, center, stop) in enumerate(zip(bins[:-2], bins[1:-1], bins[2:])):
+        rise = np.linspace(0, 1, center - start, endpoint=False)
+        fall = np.linspace(1, 0, stop - center, endpoint=False)
+        tri = np.concatenate([rise, fall]).astype(np.float32)
+        fb[start:stop, band] = tri / tri.sum()
+    return fb
+
+
+def frame_centers(n_samples: int, *, hop: float) -> np.ndarray:
+    """Centre samples of madmom's frames: ``int(i * hop)`` for ``i < ceil(n_samples / hop)``.
+
+    Returns
+    -------
+    centers : np.ndarray [shape=(n_frames,), dtype=int64]
+    """
+    n_frames = int(np.ceil(n_samples / hop))
+    return (np.arange(n_frames) * hop).astype(np.int64)
+
+
+# --------------------------------------------------------------------------------------
+# shared helpers of the modules
+# --------------------------------------------------------------------------------------
+class _Frontend(nn.Module):
+    """Interface shared by the front ends (attributes are set by subclasses)."""
+
+    sample_rate: int
+    hop: float
+    n_bands: int
+    band_frequencies: np.ndarray
+
+    @property
+    def fps(self) -> float:
+        """Frames per second."""
+        return self.sample_rate / self.hop
+
+    def frames_to_seconds(self, frames):
+        """Centre time of frame indices.
+
+        Parameters
+        ----------
+        frames : int or np.ndarray
+            Frame indices.
+
+        Returns
+        -------
+        seconds : float or np.ndarray
+        """
+        return np.asarray(frames) * (self.hop / self.sample_rate)
+
+    def config(self) -> dict:
+        """Plain dict with ``"name"`` and every constructor argument (see :func:`make_frontend`)."""
+        return {"name": type(self).__name__, **self._args}
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in self._args.items())
+
+
+def _log_compress(x: torch.Tensor, log_mul: float) -> torch.Tensor:
+    """``log10(log_mul * x + 1)``."""
+    return torch.log10(x * log_mul + 1.0)
+
+
+# --------------------------------------------------------------------------------------
+# modules
+# --------------------------------------------------------------------------------------
+class LogFilteredSpectrogram(_Frontend):
+    """madmom's ``LogarithmicFilteredSpectrogram``: the paper's input representation.
+
+    Frame ``i`` is centred on sample ``int(i * hop)`` with ``hop = sample_rate / fps``
+    (705.6 samples by default, so frames are gathered by index, not with an integer hop),
+    zero-padded at the edges; there are ``ceil(n_samples / hop)`` frames. Each frame is
+    weighted with a symmetric Hann window (``np.hanning``), its rfft magnitude is kept for
+    ``frame_size // 2`` bins (Nyquist dropped), filtered with a logarithmic triangular
+    filterbank (``bands_per_octave`` bands per octave between ``fmin`` and ``fmax``, tuned to
+    ``fref``; duplicate bins removed; filters normalized to sum 1) and compressed with
+    ``log10(log_mul * x + 1)``. Defaults give 149 bands at 31.25 frames/s.
+
+    Parameters
+    ----------
+    sample_rate : int
+        Sample rate of the input in Hz.
+    frame_size : int
+        Frame (and FFT) length in samples.
+    fps : float
+        Frames per second.
+    bands_per_octave : int
+        Filterbank resolution.
+    fmin, fmax : float
+        Frequency range of the filterbank in Hz (bins above Nyquist do not exist, so
+        ``fmax`` is effectively capped there, as in madmom).
+    log_mul : float
+        Multiplier inside the logarithm.
+    fref : float
+        Tuning frequency in Hz.
+
+    Attributes
+    ----------
+    filterbank : torch.Tensor [shape=(frame_size // 2, n_bands)]
+        Maps FFT bin magnitudes to bands.
+    bin_frequencies : np.ndarray [shape=(frame_size // 2,)]
+        Frequency of each FFT bin in Hz.
+    band_frequencies : np.ndarray [shape=(n_bands,)]
+        Centre frequency of each band in Hz (the frequency of its peak bin).
+
+    Examples
+    --------
+    >>> fe = LogFilteredSpectrogram()
+    >>> fe(torch.zeros(2, 220500)).shape
+    torch.Size([2, 149, 313])
+    """
+
+    def __init__(self, *, sample_rate: int = 22050, frame_size: int = 2048, fps: float = 31.25,
+                 bands_per_octave: int = 24, fmin: float = 20.0, fmax: float = 16000.0,
+                 log_mul: float = 1.0, fref: float = 440.0):
+        super().__init__()
+        self._args = dict(sample_rate=int(sample_rate), frame_size=int(frame_size),
+                          fps=float(fps), bands_per_octave=int(bands_per_octave),
+                          fmin=float(fmin), fmax=float(fmax), log_mul=float(log_mul),
+                          fref=float(fref))
+        self.sample_rate = self._args["sample_rate"]
+        self.frame_size = self._args["frame_size"]
+        self.hop = self.sample_rate / self._args["fps"]
+        self.log_mul = self._args["log_mul"]
+        self.bin_frequencies = fft_frequencies(sample_rate=self.sample_rate,
+                                               frame_size=self.frame_size)
+        freqs = log_frequencies(bands_per_octave=self._args["bands_per_octave"],
+                                fmin=self._args["fmin"], fmax=self._args["fmax"],
+                                fref=self._args["fref"])
+        bins = frequencies_to_bins(freqs, self.bin_frequencies)
+        fb = triangular_filterbank(bins, n_bins=len(self.bin_frequencies))
+        self.n_bands = fb.shape[1]
+        self.band_frequencies = self.bin_frequencies[bins[1:-1]]
+        self.register_buffer("filterbank", torch.from_numpy(fb), persistent=False)
+        window = torch.from_numpy(np.hanning(self.frame_size).astype(np.float32))
+        self.register_buffer("window", window, persistent=False)
+
+    def num_frames(self, n_samples: int) -> int:
+        """Number of frames for ``n_samples`` input samples: ``ceil(n_samples / hop)``."""
+        return int(np.ceil(n_samples / self.hop))
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        """Compute the log-filtered spectrogram.
+
+        Parameters
+        ----------
+        y : torch.Tensor [shape=(..., n_samples)]
+            Waveforms (cast to float32).
+
+        Returns
+        -------
+        S : torch.Tensor [shape=(..., n_bands, n_frames)]
+        """
+        lead, n_samples = y.shape[:-1], y.shape[-1]
+        frames = self._frames(y.reshape(-1, n_samples).to(self.window.dtype))
+        mag = torch.fft.rfft(frames * self.window).abs()[..., : len(self.bin_frequencies)]
+        bands = torch.matmul(self.filterbank.T, mag.transpose(-1, -2))
+        return _log_compress(bands, self.log_mul).reshape(*lead, self.n_bands, -1)
+
+    def _frames(self, y: torch.Tensor) -> torch.Tensor:
+        """Zero-padded frames centred on ``int(i * hop)``: (batch, n) -> (batch, n_frames, frame_size)."""
+        half = self.frame_size // 2
+        centers = frame_centers(y.shape[-1], hop=self.hop)
+        starts = torch.as_tensor(centers, device=y.device)  # frame i starts at centers[i] - half
+        index = (starts[:, None] + torch.arange(self.frame_size, device=y.device)).reshape(-1)
+        padded = nn.functional.pad(y, (half, self.frame_size - half))
+        return padded.index_select(-1, index).unflatten(-1, (len(centers), self.frame_size))
+
+
+class LogMelSpectrogram(_Frontend):
+    """Log-compressed mel spectrogram: ``log10(1 + log_mul * mel)`` of STFT magnitudes.
+
+    torchaudio's ``MelSpectrogram`` with ``power=1``, a periodic Hann window, centred frames
+    zero-padded at the edges (``1 + n_samples // hop_length`` frames), HTK mel scale and
+    unnormalized triangular filters (librosa's ``htk=True, norm=None``). ``fmax`` is capped
+    at Nyquist (mel bands above it would be empty).
+
+    Parameters
+    ----------
+    sample_rate : int
+        Sample rate of the input in Hz.
+    n_fft : int
+        Frame (and FFT) length in samples.
+    hop_length : int
+        Hop in samples.
+    n_mels : int
+        Number of mel bands.
+    fmin, fmax : float
+        Frequency range in Hz.
+    log_mul : float
+        Multiplier inside the logarithm.
+
+    Attributes
+    ----------
+    filterbank : torch.Tensor [shape=(n_fft // 2 + 1, n_mels)]
+        Maps FFT bin magnitudes to mel bands.
+    band_frequencies : np.ndarray [shape=(n_mels,)]
+        Centre frequency of each mel band in Hz.
+    """
+
+    def __init__(self, *, sample_rate: int = 22050, n_fft: int = 2048, hop_length: int = 705,
+                 n_mels: int = 128, fmin: float = 20.0, fmax: float = 16000.0,
+                 log_mul: float = 1.0):
+        super().__init__()
+        self._args = dict(sample_rate=int(sample_rate), n_fft=int(n_fft),
+                          hop_length=int(hop_length), n_mels=int(n_mels), fmin=float(fmin),
+                          fmax=float(fmax), log_mul=float(log_mul))
+        self.sample_rate = self._args["sample_rate"]
+        self.hop = float(self._args["hop_length"])
+        self.log_mul = self._args["log_mul"]
+        self.n_bands = self._args["n_mels"]
+        f_max = min(self._args["fmax"], self.sample_rate / 2)
+        self.mel = torchaudio.transforms.MelSpectrogram(
+            sample_rate=self.sample_rate, n_fft=self._args["n_fft"],
+            hop_length=self._args["hop_length"], f_min=self._args["fmin"], f_max=f_max,
+            n_mels=self.n_bands, power=1.0, center=True, pad_mode="constant",
+            norm=None, mel_scale="htk")
+        self.band_frequencies = _htk_mel_centers(self._args["fmin"], f_max, self.n_bands)
+
+    @property
+    def filterbank(self) -> torch.Tensor:
+        """Mel filterbank [shape=(n_fft // 2 + 1, n_mels)]."""
+        return self.mel.mel_scale.fb
+
+    def num_frames(self, n_samples: int) -> int:
+        """Number of frames for ``n_samples`` input samples: ``1 + n_samples // hop_length``."""
+        return 1 + n_samples // self._args["hop_length"]
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        """Compute the log-mel spectrogram.
+
+        Parameters
+        ----------
+        y : torch.Tensor [shape=(..., n_samples)]
+            Waveforms (cast to float32).
+
+        Returns
+        -------
+        S : torch.Tensor [shape=(..., n_mels, n_frames)]
+        """
+        return _log_compress(self.mel(y.to(self.filterbank.dtype)), self.log_mul)
+
+
+def _htk_mel_centers(fmin: float, fmax: float, n_mels: int) -> np.ndarray:
+    """Centre frequencies (Hz) of ``n_mels`` HTK-mel triangles between ``fmin`` and ``fmax``."""
+    mels = np.linspace(2595.0 * np.log10(1 + fmin / 700), 2595.0 * np.log10(1 + fmax / 700),
+                       n_mels + 2)
+    return 700.0 * (10 ** (mels[1:-1] / 2595.0) - 1)
+
+
+# --------------------------------------------------------------------------------------
+# rebuilding from a config
+# --------------------------------------------------------------------------------------
+FRONTENDS = {cls.__name__: cls for cls in (LogFilteredSpectrogram, LogMelSpectrogram)}
+
+
+def make_frontend(config: dict) -> nn.Module:
+    """Rebuild a front end from its ``config()`` dict.
+
+    Parameters
+    ----------
+    config : dict
+        ``{"name": <class name>, **constructor arguments}``; missing arguments take defaults.
+
+    Returns
+    -------
+    frontend : LogFilteredSpectrogram or LogMelSpectrogram
+
+    Raises
+    ------
+    SpecError
+        If the name is missing or unknown, or an argument is not one the front end takes.
+    """
+    args = dict(config)
+    name = args.pop("name", None)
+    if name not in FRONTENDS:
+        raise SpecError(f"unknown front end {name!r} in config {config!r}; "
+                        f"expected one of {sorted(FRONTENDS)}")
+    cls = FRONTENDS[name]
+    unknown = sorted(set(args) - set(inspect.signature(cls).parameters))
+    if unknown:
+        raise SpecError(f"front end {name!r} does not take argument(s) {unknown}")
+    return cls(**args)

@@ -1,0 +1,194 @@
+"""Audio loading: down-mix, resampling, normalization, errors that name the file."""
+import numpy as np
+import pytest
+import soundfile as sf
+
+from midlevel.data.audio import AudioInfo, audio_info, is_silent, load_audio, resample
+from midlevel.errors import AudioError
+
+HAS_MP3 = "MP3" in sf.available_formats()
+
+
+def _sine(freq, seconds, sr, amp=0.5):
+    return (amp * np.sin(2 * np.pi * freq * np.arange(int(seconds * sr)) / sr)).astype(np.float32)
+
+
+def _write(path, y, sr, **kwargs):
+    """Write (n_samples,) or (channels, n_samples) float audio; return the path."""
+    sf.write(str(path), np.asarray(y).T, sr, **kwargs)
+    return path
+
+
+def _peak_hz(y, sr):
+    spectrum = np.abs(np.fft.rfft(y * np.hanning(len(y))))
+    return np.argmax(spectrum) * sr / len(y)
+
+
+# --------------------------------------------------------------------------------------
+# reading
+# --------------------------------------------------------------------------------------
+def test_stereo_is_downmixed_by_averaging(tmp_path, rng):
+    left, right = rng.uniform(-0.5, 0.5, (2, 4000)).astype(np.float32)
+    path = _write(tmp_path / "st.wav", [left, right], 8000, subtype="FLOAT")
+    y = load_audio(path, sample_rate=None, normalize=False)
+    assert y.dtype == np.float32 and y.shape == (4000,)
+    np.testing.assert_allclose(y, (left + right) / 2, atol=1e-7)
+
+
+def test_mono_false_keeps_channels(tmp_path, rng):
+    stereo = rng.uniform(-0.5, 0.5, (2, 4000)).astype(np.float32)
+    path = _write(tmp_path / "st.flac", stereo, 8000, subtype="PCM_24")
+    y = load_audio(path, sample_rate=None, mono=False, normalize=False)
+    assert y.shape == (2, 4000) and y.flags.c_contiguous
+    np.testing.assert_allclose(y, stereo, atol=1e-6)
+
+
+@pytest.mark.parametrize("orig_sr", [44100, 48000, 16000])
+def test_resampling_keeps_frequency_and_length_ratio(tmp_path, orig_sr):
+    sine = _sine(1000.0, 2.0, orig_sr)
+    path = _write(tmp_path / "sine.wav", sine, orig_sr, subtype="FLOAT")
+    y = load_audio(path, sample_rate=22050)
+    assert len(y) == int(np.ceil(len(sine) * 22050 / orig_sr)) == 44100
+    assert abs(_peak_hz(y, 22050) - 1000.0) <= 22050 / len(y)
+
+
+def test_resample_keeps_leading_dims(rng):
+    y = rng.standard_normal((2, 3, 4410)).astype(np.float32)
+    out = resample(y, orig_sr=44100, target_sr=22050)
+    assert out.shape == (2, 3, 2205) and out.dtype == np.float32
+    np.testing.assert_allclose(out[1, 2], resample(y[1, 2], orig_sr=44100, target_sr=22050))
+    assert resample(y, orig_sr=22050, target_sr=22050) is y
+
+
+def test_resample_removes_content_above_new_nyquist():
+    y = _sine(15000.0, 1.0, 44100) + _sine(1000.0, 1.0, 44100)
+    out = resample(y, orig_sr=44100, target_sr=22050)
+    spectrum = np.abs(np.fft.rfft(out * np.hanning(len(out))))
+    freqs = np.fft.rfftfreq(len(out), 1 / 22050)
+    # a 15 kHz tone would alias to 7.05 kHz; it must be suppressed by > 60 dB
+    alias = spectrum[np.abs(freqs - 7050) < 20].max()
+    assert alias < 1e-3 * spectrum.max()
+
+
+def test_normalize_makes_peak_one_and_is_scale_invariant(tmp_path):
+    quiet = _write(tmp_path / "q.wav", _sine(440.0, 1.0, 22050, amp=0.05), 22050, subtype="FLOAT")
+    loud = _write(tmp_path / "l.wav", _sine(440.0, 1.0, 22050, amp=0.8), 22050, subtype="FLOAT")
+    yq, yl = load_audio(quiet), load_audio(loud)
+    assert np.abs(yq).max() == 1.0 and np.abs(yl).max() == 1.0
+    np.testing.assert_allclose(yq, yl, atol=1e-6)
+
+
+def test_offset_and_duration_select_a_segment(tmp_path, rng):
+    y = rng.uniform(-1, 1, 8000).astype(np.float32)
+    path = _write(tmp_path / "seg.wav", y, 8000, subtype="FLOAT")
+    seg = load_audio(path, sample_rate=None, normalize=False, offset=0.25, duration=0.5)
+    np.testing.assert_array_equal(seg, y[2000:6000])
+    tail = load_audio(path, sample_rate=None, normalize=False, offset=0.75, duration=10.0)
+    np.testing.assert_array_equal(tail, y[6000:])
+
+
+def test_audio_info(tmp_path):
+    path = _write(tmp_path / "i.wav", np.zeros((2, 12000), np.float32), 24000)
+    info = audio_info(path)
+    assert info == AudioInfo(path=str(path), sample_rate=24000, channels=2, frames=12000,
+                             duration=0.5, format="WAV")
+
+
+def test_is_silent():
+    assert is_silent(np.zeros(100))
+    assert is_silent(np.full(100, 1e-7))
+    assert not is_silent(np.full(100, 1e-3))
+    assert is_silent(np.zeros(0))
+
+
+@pytest.mark.skipif(not HAS_MP3, reason="libsndfile without mp3 support")
+def test_mp3_round_trip(tmp_path):
+    path = _write(tmp_path / "s.mp3", _sine(440.0, 1.0, 44100), 44100, format="MP3")
+    y = load_audio(path)
+    assert abs(len(y) - 22050) < 1200  # mp3 encoder delay/padding, at most one frame
+    assert abs(_peak_hz(y, 22050) - 440.0) <= 2.0
+
+
+# --------------------------------------------------------------------------------------
+# errors name the file
+# --------------------------------------------------------------------------------------
+def _raises_naming(path, fn=load_audio, match=""):
+    with pytest.raises(AudioError, match=match) as err:
+        fn(path)
+    assert str(path) in str(err.value)
+
+
+def test_missing_file(tmp_path):
+    _raises_naming(tmp_path / "nope.wav", match="not found")
+    _raises_naming(tmp_path / "nope.wav", fn=audio_info, match="not found")
+
+
+def test_directory_is_not_audio(tmp_path):
+    _raises_naming(tmp_path, match="not a regular file")
+
+
+@pytest.mark.parametrize("name", ["zero.wav", "zero.mp3"])
+def test_zero_byte_file(tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(b"")
+    _raises_naming(path, match="empty")
+    _raises_naming(path, fn=audio_info, match="empty")
+
+
+def test_garbage_bytes_are_undecodable(tmp_path, rng):
+    path = tmp_path / "garbage.mp3"
+    path.write_bytes(rng.bytes(4096))
+    _raises_naming(path, match="cannot decode")
+    _raises_naming(path, fn=audio_info, match="cannot decode")
+
+
+@pytest.mark.skipif(not HAS_MP3, reason="libsndfile without mp3 support")
+def test_truncated_mp3(tmp_path):
+    data = _write(tmp_path / "full.mp3", _sine(440.0, 3.0, 44100), 44100,
+                  format="MP3").read_bytes()
+    header_only = tmp_path / "header_only.mp3"
+    header_only.write_bytes(data[:200])
+    _raises_naming(header_only, match="cannot decode")
+    half = tmp_path / "half.mp3"
+    half.write_bytes(data[: len(data) // 2])
+    _raises_naming(half, match="truncated")
+
+
+def test_file_without_samples(tmp_path):
+    path = _write(tmp_path / "nosamples.wav", np.zeros(0, np.float32), 22050)
+    _raises_naming(path, match="no audio samples")
+
+
+def test_offset_past_end(tmp_path):
+    path = _write(tmp_path / "short.wav", _sine(440.0, 1.0, 8000), 8000)
+    with pytest.raises(AudioError, match="past the end") as err:
+        load_audio(path, offset=2.0)
+    assert str(path) in str(err.value)
+
+
+def test_silent_file_cannot_be_normalized(tmp_path):
+    path = _write(tmp_path / "silence.wav", np.zeros(8000, np.float32), 8000)
+    _raises_naming(path, match="silent")
+    assert not load_audio(path, normalize=False).any()
+
+
+def test_non_finite_samples(tmp_path):
+    y = _sine(440.0, 0.5, 8000)
+    y[100] = np.nan
+    path = _write(tmp_path / "nan.wav", y, 8000, subtype="FLOAT")
+    _raises_naming(path, match="NaN")
+
+
+# --------------------------------------------------------------------------------------
+# a real Soundtracks mp3 (44.1 kHz stereo)
+# --------------------------------------------------------------------------------------
+@pytest.mark.realdata
+def test_real_soundtracks_mp3(soundtracks_dir):
+    path = sorted((soundtracks_dir / "audio").glob("*.mp3"))[0]
+    info = audio_info(path)
+    assert (info.format, info.sample_rate, info.channels) == ("MP3", 44100, 2)
+    y = load_audio(path)
+    assert y.dtype == np.float32 and y.ndim == 1
+    assert np.abs(y).max() == 1.0
+    # the mp3 header's frame count is an estimate: allow 0.2 s
+    assert abs(len(y) / 22050 - info.duration) < 0.2
