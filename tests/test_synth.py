@@ -1,0 +1,361 @@
+"""Tests of the synthetic concept world (midlevel.data.synth).
+
+Audio properties are checked with small numpy statistics (spectral flatness, envelope duty
+cycle, pitch salience, onset strength) on pairs of clips rendered from the same rng that
+differ in one concept only.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import yaml
+from scipy.special import ndtri
+
+from midlevel.data import synth
+from midlevel.data.synth import (CONCEPT_QUESTIONS, COPULA_CORRELATION, DEFAULT_INTERCEPTS,
+                                 DEFAULT_WEIGHTS, EMOTIONS, MIDLEVEL_CONCEPTS, synthesize,
+                                 synthesize_clip)
+from midlevel.errors import SpecError
+
+SR = 22050
+FAST = dict(n_jobs=1, progress=False)
+
+
+# --------------------------------------------------------------------------- helpers
+
+def _read(out_dir):
+    """(annotations table, ground truth dict) of a synthesized dataset."""
+    table = pd.read_csv(out_dir / "annotations.csv", dtype={"clip_id": str})
+    truth = json.loads((out_dir / "ground_truth.json").read_text())
+    return table, truth
+
+
+def _true_matrix(truth, ids):
+    """True (time-averaged) concepts of ``ids``: (n_clips, 7)."""
+    return np.array([[truth["clips"][i]["concepts"][k] for k in MIDLEVEL_CONCEPTS] for i in ids])
+
+
+def _fit(x, y):
+    """OLS of y (n, t) on [1, x] (n, k): returns intercepts (t,) and weights (t, k)."""
+    coef = np.linalg.lstsq(np.column_stack([np.ones(len(x)), x]), y, rcond=None)[0]
+    return coef[0], coef[1:].T
+
+
+def _stft(w, n_fft=2048, hop=512):
+    """Magnitude STFT (n_fft // 2 + 1, n_frames) and bin frequencies."""
+    frames = np.lib.stride_tricks.sliding_window_view(w, n_fft)[::hop]
+    return np.abs(np.fft.rfft(frames * np.hanning(n_fft), axis=1)).T, np.fft.rfftfreq(n_fft, 1 / SR)
+
+
+def flatness(w):
+    """Mean spectral flatness (geometric / arithmetic mean of the power spectrum)."""
+    power = _stft(w)[0] ** 2 + 1e-10
+    return float(np.mean(np.exp(np.mean(np.log(power), 0)) / np.mean(power, 0)))
+
+
+def duty_cycle(w):
+    """Share of 12 ms frames whose RMS exceeds 10 % of the loudest frame."""
+    rms = np.sqrt(np.mean(np.lib.stride_tricks.sliding_window_view(w, 512)[::256] ** 2, 1))
+    return float(np.mean(rms > 0.1 * rms.max()))
+
+
+def _salience(w):
+    """Pitch salience by harmonic summation, MIDI 48-95 x frames, local maxima over pitch only."""
+    mag, _ = _stft(w, 4096, 1024)
+    midi = np.arange(48, 96)
+    sal = np.zeros((len(midi), mag.shape[1]))
+    for h in range(1, 6):
+        idx = np.round(440 * 2 ** ((midi - 69) / 12) * h * 4096 / SR).astype(int)
+        sal += 0.8 ** (h - 1) * np.log1p(mag[idx - 1] + mag[idx] + mag[idx + 1])
+    peak = np.zeros_like(sal, dtype=bool)
+    peak[1:-1] = (sal[1:-1] > sal[:-2]) & (sal[1:-1] >= sal[2:])
+    return midi, np.where(peak, sal, 0.0)
+
+
+def _chroma(w):
+    """Salience folded onto pitch classes: (12, n_frames)."""
+    midi, sal = _salience(w)
+    chroma = np.zeros((12, sal.shape[1]))
+    np.add.at(chroma, midi % 12, sal)
+    return chroma
+
+
+def minor_share(w):
+    """Share of frames whose best-matching triad template is minor."""
+    chroma = _chroma(w)
+    major = np.array([np.roll([1, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0, 0], r) for r in range(12)])
+    minor = np.array([np.roll([1, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0], r) for r in range(12)])
+    return float(np.mean((minor @ chroma).max(0) > (major @ chroma).max(0)))
+
+
+def chroma_entropy(w):
+    """Entropy (nats) of the clip's pitch-class distribution; low = clear key."""
+    p = _chroma(w).sum(1)
+    p = p / p.sum()
+    return float(-(p * np.log(p + 1e-12)).sum())
+
+
+def _onset_strength(w):
+    """Half-wave rectified log-spectral flux: (n_frames - 1,) at 11.6 ms hops."""
+    log_mag = np.log1p(100 * _stft(w, 1024, 256)[0])
+    return np.maximum(np.diff(log_mag, axis=1), 0).sum(0)
+
+
+def onset_count(w):
+    """Number of peaks of the onset strength above mean + 0.5 std."""
+    o = _onset_strength(w)
+    peaks = (o[1:-1] > o[:-2]) & (o[1:-1] >= o[2:]) & (o[1:-1] > o.mean() + 0.5 * o.std())
+    return int(peaks.sum())
+
+
+def beat_periodicity(w):
+    """Highest normalized autocorrelation of the onset strength at lags of 0.3-1.6 s."""
+    o = _onset_strength(w)
+    o = o - o.mean()
+    ac = np.correlate(o, o, "full")[len(o) - 1:]
+    lag = np.arange(len(ac)) * 256 / SR
+    return float(ac[(lag > 0.3) & (lag < 1.6)].max() / ac[0])
+
+
+def pitch_jumps(w):
+    """Mean absolute frame-to-frame change (semitones) of the strongest 150-3000 Hz peak."""
+    mag, freqs = _stft(w, 4096, 1024)
+    band = (freqs > 150) & (freqs < 3000)
+    pitch = 12 * np.log2(freqs[band][mag[band].argmax(0)])
+    return float(np.mean(np.abs(np.diff(pitch))))
+
+
+def _clip(seed, duration=3.0, change=None, **concepts):
+    base = dict.fromkeys(MIDLEVEL_CONCEPTS, 0.5)
+    return synthesize_clip({**base, **concepts}, duration=duration, sample_rate=SR,
+                           rng=np.random.default_rng(seed), change=change)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth")
+    spec = synthesize(out, n_clips=12, seed=3, duration=2.0, **FAST)
+    return out, spec
+
+
+@pytest.fixture(scope="module")
+def noiseless(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth_noiseless")
+    synthesize(out, n_clips=30, seed=1, duration=0.5, rating_noise=0.0, target_noise=0.0,
+               change_fraction=0.3, **FAST)
+    return out
+
+
+# --------------------------------------------------------------------------- files
+
+def test_writes_audio_tables_and_spec(dataset):
+    out, spec = dataset
+    assert spec == out / "spec.yaml"
+    table, truth = _read(out)
+    ids = [f"s{i:04d}" for i in range(12)]
+    assert list(table.columns) == ["clip_id", *MIDLEVEL_CONCEPTS, *EMOTIONS]
+    assert table["clip_id"].tolist() == ids
+    for clip_id in ids:
+        info = sf.info(out / "audio" / f"{clip_id}.wav")
+        assert (info.samplerate, info.channels, info.frames, info.subtype) == (
+            SR, 1, 2 * SR, "PCM_16")
+    assert sorted(truth["clips"]) == ids
+    assert not [p for p in out.rglob("*") if "tmp" in p.name]
+
+
+def test_ratings_and_targets_within_scales(dataset):
+    table, _ = _read(dataset[0])
+    concepts, targets = table[list(MIDLEVEL_CONCEPTS)], table[list(EMOTIONS)]
+    assert concepts.notna().all().all() and targets.notna().all().all()
+    assert concepts.min().min() >= 1 and concepts.max().max() <= 10
+    assert targets.min().min() >= 1 and targets.max().max() <= 9
+    values = table[list(MIDLEVEL_CONCEPTS + EMOTIONS)].to_numpy()
+    np.testing.assert_allclose(values, np.round(values, 2))
+
+
+def test_spec_yaml_matches_format(dataset):
+    out, spec = dataset
+    raw = yaml.safe_load(spec.read_text())
+    assert raw["root"] == "." and raw["audio"] == {"pattern": "audio/{id}.wav"}
+    assert raw["tables"] == [{"path": "annotations.csv", "id_column": "clip_id"}]
+    assert list(raw["concepts"]) == list(MIDLEVEL_CONCEPTS)
+    for name, cfg in raw["concepts"].items():
+        assert cfg["scale"] == [1, 10] and cfg["description"] == CONCEPT_QUESTIONS[name]
+    assert list(raw["targets"]) == list(EMOTIONS)
+    assert all(cfg["scale"] == [1, 9] for cfg in raw["targets"].values())
+    assert raw["splits"] == {"seed": 3, "test": {"fraction": 0.15},
+                             "validation": {"fraction": 0.15}}
+
+
+def test_spec_loads_with_the_package_loader(dataset):
+    from midlevel.data.spec import load_annotations, load_spec
+
+    table = load_annotations(load_spec(dataset[1]))
+    assert len(table) == 12 and set(table["split"]) == {"train", "validation", "test"}
+    assert list(table.columns[-15:]) == [*MIDLEVEL_CONCEPTS, *EMOTIONS]
+
+
+# --------------------------------------------------------------------------- determinism
+
+def test_same_seed_same_files_regardless_of_jobs(tmp_path):
+    kwargs = dict(n_clips=4, seed=7, duration=1.0, progress=False)
+    a, b, c = (synthesize(tmp_path / name, n_jobs=jobs, **kwargs).parent
+               for name, jobs in (("a", 1), ("b", 2), ("c", 1)))
+    synthesize(tmp_path / "d", n_jobs=1, **{**kwargs, "seed": 8})
+    for name in ("annotations.csv", "ground_truth.json", "audio/s0003.wav"):
+        assert (a / name).read_bytes() == (b / name).read_bytes() == (c / name).read_bytes()
+        assert (a / name).read_bytes() != (tmp_path / "d" / name).read_bytes()
+
+
+def test_clip_is_deterministic_float32_and_bounded():
+    a, b = _clip(0, duration=1.5), _clip(0, duration=1.5)
+    assert a.dtype == np.float32 and a.shape == (int(1.5 * SR),)
+    np.testing.assert_array_equal(a, b)
+    assert 0.5 < np.abs(a).max() <= 1.0
+    assert not np.array_equal(a, _clip(1, duration=1.5))
+
+
+def test_clip_rejects_bad_concepts():
+    with pytest.raises(ValueError, match="minorness"):
+        synthesize_clip({k: 0.5 for k in MIDLEVEL_CONCEPTS[:-1]}, duration=1.0,
+                        rng=np.random.default_rng(0))
+    with pytest.raises(ValueError, match="dissonance"):
+        _clip(0, duration=1.0, dissonance=1.5)
+
+
+# --------------------------------------------------------------------------- ratings, targets
+
+def test_noiseless_ratings_and_targets_follow_the_documented_maps(noiseless):
+    table, truth = _read(noiseless)
+    true = _true_matrix(truth, table["clip_id"])
+    ratings = table[list(MIDLEVEL_CONCEPTS)].to_numpy()
+    np.testing.assert_allclose(ratings, 1 + 9 * true, atol=0.0051)
+    intercepts, weights = _fit(true, table[list(EMOTIONS)].to_numpy())
+    np.testing.assert_allclose(weights, DEFAULT_WEIGHTS.to_numpy(), atol=0.02)
+    np.testing.assert_allclose(intercepts, DEFAULT_INTERCEPTS.to_numpy(), atol=0.02)
+    recorded = truth["target_map"]
+    assert recorded["weights"]["happy"]["melodiousness"] == 0.0
+    per_point = pd.DataFrame(recorded["weights_per_rating_point"]).T
+    slopes = _fit(ratings, table[list(EMOTIONS)].to_numpy())[1]
+    np.testing.assert_allclose(slopes, per_point.loc[list(EMOTIONS), list(MIDLEVEL_CONCEPTS)],
+                               atol=0.005)
+
+
+def test_noisy_targets_recover_weights_and_noise_level():
+    rng = np.random.default_rng(0)
+    true = rng.random((5000, 7))
+    targets = synth.concepts_to_targets(true, DEFAULT_WEIGHTS, DEFAULT_INTERCEPTS, rng, 0.3)
+    intercepts, weights = _fit(true, targets)
+    np.testing.assert_allclose(weights, DEFAULT_WEIGHTS.to_numpy(), atol=0.05)
+    residual = targets - intercepts - true @ weights.T
+    assert abs(residual.std() - 0.3) < 0.02
+    ratings = synth.concepts_to_ratings(true, rng, 0.5)
+    assert abs((ratings - 1 - 9 * true)[(ratings > 2) & (ratings < 9)].std() - 0.5) < 0.03
+
+
+def test_default_weights_have_zeros_and_documented_intercepts():
+    assert DEFAULT_WEIGHTS.shape == (8, 7)
+    assert (DEFAULT_WEIGHTS == 0).sum().sum() >= 8
+    np.testing.assert_allclose(DEFAULT_INTERCEPTS, 5 - 0.5 * DEFAULT_WEIGHTS.sum(axis=1))
+
+
+def test_custom_weights_with_zeros_are_respected(tmp_path):
+    csv = tmp_path / "w.csv"
+    pd.DataFrame({"dissonance": [2.0, 0.0], "minorness": [0.0, 3.0], "intercept": [3.0, 4.0]},
+                 index=["tension", "sad"]).to_csv(csv)
+    synthesize(tmp_path / "out", n_clips=16, duration=0.5, weights=csv, rating_noise=0,
+               target_noise=0, **FAST)
+    table, truth = _read(tmp_path / "out")
+    assert list(table.columns[-2:]) == ["tension", "sad"]   # EMOTIONS order
+    intercepts, weights = _fit(_true_matrix(truth, table["clip_id"]),
+                               table[["tension", "sad"]].to_numpy())
+    expected = np.zeros((2, 7))
+    expected[0, 4], expected[1, 6] = 2.0, 3.0
+    np.testing.assert_allclose(weights, expected, atol=0.02)
+    np.testing.assert_allclose(intercepts, [3.0, 4.0], atol=0.02)
+    spec = yaml.safe_load((tmp_path / "out" / "spec.yaml").read_text())
+    assert list(spec["targets"]) == ["tension", "sad"]
+
+
+def test_weights_from_json_and_dataframe(tmp_path):
+    path = tmp_path / "w.json"
+    path.write_text(json.dumps({"happy": {"minorness": -2.0, "intercept": 6.0}}))
+    weights, intercepts = synth.load_weights(path)
+    assert weights.shape == (1, 7) and weights.loc["happy", "minorness"] == -2.0
+    assert weights.loc["happy"].drop("minorness").eq(0).all() and intercepts["happy"] == 6.0
+    weights, intercepts = synth.load_weights(pd.DataFrame({"articulation": [1.0]},
+                                                          index=["energy"]))
+    assert intercepts["energy"] == 4.5                      # 5 - 0.5 * row sum
+
+
+def test_unknown_weight_names_raise_spec_error(tmp_path):
+    csv = tmp_path / "w.csv"
+    pd.DataFrame({"dissonnance": [1.0]}, index=["valance"]).to_csv(csv)
+    with pytest.raises(SpecError, match="valance") as err:
+        synthesize(tmp_path / "out", n_clips=2, duration=0.5, weights=csv, **FAST)
+    assert "dissonnance" in str(err.value)
+    assert not (tmp_path / "out" / "spec.yaml").exists()
+
+
+def test_correlated_concepts_follow_the_copula():
+    values = synth.sample_concepts(20000, np.random.default_rng(0), correlated=True)
+    assert values.min() >= 0 and values.max() <= 1
+    np.testing.assert_allclose(values.mean(0), 0.5, atol=0.01)
+    np.testing.assert_allclose(np.corrcoef(ndtri(values).T), COPULA_CORRELATION, atol=0.03)
+    independent = synth.sample_concepts(20000, np.random.default_rng(0))
+    assert np.abs(np.corrcoef(independent.T) - np.eye(7)).max() < 0.03
+
+
+# --------------------------------------------------------------------------- changes
+
+def test_changes_are_recorded_at_half_time(dataset, noiseless):
+    _, truth = _read(dataset[0])
+    changes = [c["change"] for c in truth["clips"].values() if c["change"]]
+    assert len(changes) == 3                                 # round(0.25 * 12)
+    for change in changes:
+        assert change["time"] == 1.0 and change["concept"] in MIDLEVEL_CONCEPTS
+        assert abs(change["new"] - change["old"]) >= 0.5
+    table, truth = _read(noiseless)
+    for _, row in table.iterrows():
+        record = truth["clips"][row["clip_id"]]
+        if record["change"]:
+            name = record["change"]["concept"]
+            mean = (record["change"]["old"] + record["change"]["new"]) / 2
+            assert record["concepts"][name] == pytest.approx(mean, abs=1e-5)
+            assert row[name] == pytest.approx(1 + 9 * mean, abs=0.0051)
+
+
+def test_change_switches_the_sound_at_half_time():
+    steady = _clip(4, duration=4.0, dissonance=0.0)
+    changed = _clip(4, duration=4.0, dissonance=0.0, change=("dissonance", 1.0))
+    half, margin = 2 * SR, int(0.05 * SR)
+    before = np.corrcoef(steady[:half - margin], changed[:half - margin])[0, 1]
+    after = np.corrcoef(steady[half + margin:], changed[half + margin:])[0, 1]
+    assert before > 0.9999 and after < 0.9
+    assert flatness(changed[half:]) > flatness(changed[:half]) + 0.01
+
+
+# --------------------------------------------------------------------------- audible concepts
+
+EFFECTS = [  # concept, statistic, expected sign of (value 1 - value 0), fixed concepts, seconds
+    ("dissonance", flatness, +1, {}, 3.0),
+    ("articulation", duty_cycle, -1, {}, 3.0),
+    ("rhythm_complexity", onset_count, +1, {}, 3.0),
+    ("rhythm_stability", beat_periodicity, +1, {"rhythm_complexity": 0.0}, 3.0),
+    ("minorness", minor_share, +1, {"dissonance": 0.0, "tonal_stability": 1.0}, 3.0),
+    ("tonal_stability", chroma_entropy, -1, {"dissonance": 0.0, "minorness": 0.0}, 6.0),
+    ("melodiousness", pitch_jumps, -1, {}, 3.0),
+]
+
+
+@pytest.mark.parametrize("concept, statistic, sign, fixed, duration", EFFECTS,
+                         ids=[e[0] for e in EFFECTS])
+def test_each_concept_has_its_audible_effect(concept, statistic, sign, fixed, duration):
+    for seed in range(3):
+        low = statistic(_clip(seed, duration, **{**fixed, concept: 0.0}))
+        high = statistic(_clip(seed, duration, **{**fixed, concept: 1.0}))
+        assert sign * (high - low) > 0, (seed, low, high)
