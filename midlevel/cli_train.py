@@ -1,0 +1,109 @@
+"""``midlevel train``, ``midlevel evaluate`` and ``midlevel predict`` (thin layer over
+:mod:`midlevel.training`)."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from midlevel.cli import add_cache_option, add_root_option
+
+
+def _logging() -> None:
+    logger = logging.getLogger("midlevel")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from midlevel.training import train
+    _logging()
+    run = train(args.spec, args.out, mode=args.mode, root=args.root, config=args.config,
+                epochs=args.epochs, preset=args.preset, seed=args.seed, device=args.device,
+                resume=args.resume, overwrite=args.overwrite, cache_dir=args.cache,
+                progress=not args.quiet)
+    print(f"run: {run.path} (model.pt, metrics.csv, history.csv, train.log)")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from midlevel.training import evaluate, format_table
+    _logging()
+    table = evaluate(args.run, args.spec, root=args.root, splits=args.split or ["test"],
+                     cache_dir=args.cache, progress=not args.quiet)
+    print(format_table(table))
+    if args.out:
+        table.to_csv(args.out, index=False)
+        print(f"written: {args.out}")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from midlevel.training import load_run
+    _logging()
+    run = load_run(args.run)
+    table = run.predict(args.audio, hop=args.hop)
+    if args.out:
+        table.to_csv(args.out, index=False)
+        print(f"{len(table)} rows written to {args.out}")
+    else:
+        print(table.to_csv(index=False), end="")
+    for name, message in table.attrs["errors"].items():
+        print(f"midlevel predict: skipped {name}: {message}", file=sys.stderr)
+    return 1 if table.attrs["errors"] else 0
+
+
+def register(sub) -> None:
+    """Add ``train``, ``evaluate`` and ``predict`` to the ``midlevel`` subparsers."""
+    from midlevel.training import MODES
+
+    p = sub.add_parser("train", help="train a concept bottleneck or a black box",
+                       description="Train on the clips of SPEC (features from the cache) and "
+                                   "write the run directory OUT: model.pt, metrics.csv, "
+                                   "history.csv, train.log. Runs unchanged under torchrun.")
+    p.add_argument("spec", metavar="SPEC", help="data spec (YAML)")
+    p.add_argument("--mode", choices=MODES, default=None,
+                   help="blackbox, independent, sequential or joint (default: joint, or the "
+                        "config's)")
+    p.add_argument("--out", required=True, metavar="RUN", help="run directory")
+    add_root_option(p)
+    p.add_argument("--config", metavar="YAML", help="training config (any TrainConfig key)")
+    p.add_argument("--epochs", type=int, help="maximum epochs (default 100)")
+    p.add_argument("--preset", choices=["small", "paper"],
+                   help="backbone size: the paper's network (default) or a small one for CPU")
+    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue RUN from its last completed epoch")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing RUN")
+    p.add_argument("--device", choices=["cpu", "cuda"],
+                   help="cpu (default) or cuda (mixed precision)")
+    add_cache_option(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("evaluate", help="metrics of a trained run on a split",
+                       description="Pearson r, R^2, RMSE and MAE per concept and target of RUN "
+                                   "on a split of SPEC (default: the spec it was trained on).")
+    p.add_argument("run", metavar="RUN", help="run directory")
+    p.add_argument("--spec", metavar="SPEC", help="data spec (default: the run's)")
+    add_root_option(p)
+    p.add_argument("--split", action="append", choices=["train", "validation", "test"],
+                   help="split to evaluate (default test; may be repeated)")
+    p.add_argument("--out", metavar="CSV", help="also write the table to CSV")
+    add_cache_option(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("predict", help="concept and target predictions for audio files",
+                       description="Predict concepts and targets of each AUDIO file (mean over "
+                                   "windows), or per window over time with --hop. Files that "
+                                   "cannot be decoded are named and skipped (exit status 1).")
+    p.add_argument("run", metavar="RUN", help="run directory")
+    p.add_argument("audio", metavar="AUDIO", nargs="+", help="audio files")
+    p.add_argument("--out", metavar="CSV", help="write CSV here (default: stdout)")
+    p.add_argument("--hop", type=float, metavar="SEC",
+                   help="one row per window every SEC seconds (with start and end)")
+    p.set_defaults(func=_predict)

@@ -1,0 +1,127 @@
+"""The concept bottleneck (spectrogram -> concepts -> linear head -> targets) and the black box.
+
+Both models take raw front-end output ``(batch, 1, n_bands, n_frames)`` and standardize it
+themselves (the training split's mean and std are buffers), and both return a
+:class:`ModelOutput`. Their forward is split into named steps::
+
+    h = model.features(x)      # (batch, n_features)   normalize + backbone
+    c = model.concepts(h)      # (batch, n_concepts)   bottleneck only
+    y = model.head(c or h)     # (batch, n_outputs)    linear
+
+Outputs are in scaled units (concepts and regression targets z-scored with the training split's
+mean and std, stored as buffers); :meth:`unscale` gives rating units back. A regression target
+has one output unit, a class target one logit per class (softmax over them); the unit names are
+``model.output_names``.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from midlevel.models.backbone import Backbone, Standardize
+
+
+class ModelOutput(NamedTuple):
+    """concepts: ``(batch, n_concepts)`` or None (black box); targets: ``(batch, n_outputs)``."""
+
+    concepts: torch.Tensor | None
+    targets: torch.Tensor
+
+
+def output_names(targets: list[dict]) -> list[str]:
+    """Names of the output units: ``name`` per regression target, ``name=class`` per class."""
+    names = []
+    for t in targets:
+        if t.get("kind", "regression") == "class":
+            names += [f"{t['name']}={c}" for c in t["classes"]]
+        else:
+            names.append(t["name"])
+    return names
+
+
+class _Model(nn.Module):
+    """Shared part: standardization, backbone, output scales, names."""
+
+    def __init__(self, concepts: list[str], targets: list[dict], backbone: dict):
+        super().__init__()
+        self.concept_names = list(concepts)
+        self.targets = [dict(t) for t in targets]
+        self.target_names = [t["name"] for t in self.targets]
+        self.output_names = output_names(self.targets)
+        self.init_args = {"concepts": self.concept_names, "targets": self.targets,
+                          "backbone": dict(backbone)}
+        self.normalize = Standardize()
+        self.backbone = Backbone(**backbone)
+        n_c, n_o = len(self.concept_names), len(self.output_names)
+        for name, n in [("concept_mean", n_c), ("target_mean", n_o)]:
+            self.register_buffer(name, torch.zeros(n))
+        for name, n in [("concept_std", n_c), ("target_std", n_o)]:
+            self.register_buffer(name, torch.ones(n))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, 1, n_bands, n_frames)`` raw front-end output -> ``(batch, n_features)``."""
+        return self.backbone(self.normalize(x))
+
+    def unscale(self, out: ModelOutput) -> ModelOutput:
+        """Scaled model output -> rating units (class logits stay logits)."""
+        concepts = None if out.concepts is None else out.concepts * self.concept_std + self.concept_mean
+        return ModelOutput(concepts, out.targets * self.target_std + self.target_mean)
+
+    def set_scales(self, *, input_mean: float, input_std: float, concept_mean=None,
+                   concept_std=None, target_mean=None, target_std=None) -> None:
+        """Store the training split's statistics (arrays of the buffers' lengths)."""
+        self.normalize.mean.fill_(float(input_mean))
+        self.normalize.std.fill_(float(input_std))
+        for name, value in [("concept_mean", concept_mean), ("concept_std", concept_std),
+                            ("target_mean", target_mean), ("target_std", target_std)]:
+            if value is not None:
+                getattr(self, name).copy_(torch.as_tensor(value, dtype=torch.float32))
+
+
+class BlackBox(_Model):
+    """Backbone -> linear -> targets (the paper's A2E). ``forward`` gives concepts=None."""
+
+    kind = "blackbox"
+
+    def __init__(self, targets: list[dict], *, backbone: dict):
+        super().__init__([], targets, backbone)
+        self.output = nn.Linear(self.backbone.out_features, len(self.output_names))
+
+    def head(self, h: torch.Tensor) -> torch.Tensor:
+        """``(batch, n_features)`` -> ``(batch, n_outputs)``."""
+        return self.output(h)
+
+    def forward(self, x: torch.Tensor) -> ModelOutput:
+        return ModelOutput(None, self.head(self.features(x)))
+
+
+class ConceptBottleneck(_Model):
+    """Backbone -> linear -> concepts -> linear head -> targets (the paper's A2Mid2E)."""
+
+    kind = "bottleneck"
+
+    def __init__(self, concepts: list[str], targets: list[dict], *, backbone: dict):
+        super().__init__(concepts, targets, backbone)
+        self.concept_layer = nn.Linear(self.backbone.out_features, len(self.concept_names))
+        self.head_layer = nn.Linear(len(self.concept_names), len(self.output_names))
+
+    def concepts(self, h: torch.Tensor) -> torch.Tensor:
+        """``(batch, n_features)`` -> ``(batch, n_concepts)`` (scaled units)."""
+        return self.concept_layer(h)
+
+    def head(self, c: torch.Tensor) -> torch.Tensor:
+        """``(batch, n_concepts)`` scaled concepts -> ``(batch, n_outputs)``."""
+        return self.head_layer(c)
+
+    def forward(self, x: torch.Tensor) -> ModelOutput:
+        c = self.concepts(self.features(x))
+        return ModelOutput(c, self.head(c))
+
+
+def build_model(kind: str, concepts: list[str], targets: list[dict], backbone: dict) -> _Model:
+    """``kind`` "blackbox" or "bottleneck" -> an initialized model."""
+    if kind == "blackbox":
+        return BlackBox(targets, backbone=backbone)
+    return ConceptBottleneck(concepts, targets, backbone=backbone)

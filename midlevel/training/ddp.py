@@ -1,0 +1,79 @@
+"""Process-group helpers: the same training code runs alone or under ``torchrun``.
+
+Under ``torchrun --nproc_per_node=N`` (``WORLD_SIZE`` > 1 in the environment) :func:`setup`
+joins the process group (gloo on CPU, nccl on GPU); otherwise every helper is a no-op.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where this process stands: rank, world size and its torch device."""
+
+    rank: int = 0
+    world: int = 1
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world > 1
+
+
+def setup(device: str = "cpu") -> Context:
+    """Join the process group when launched by torchrun; pick this rank's device."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if device == "cuda" and not torch.cuda.is_available():
+        from midlevel.errors import TrainingError
+        raise TrainingError("--device cuda asked for, but torch sees no CUDA device")
+    if world <= 1:
+        return Context(device=torch.device(device))
+    rank = int(os.environ["RANK"])
+    if device == "cuda":
+        local = int(os.environ.get("LOCAL_RANK", rank))
+        torch.cuda.set_device(local)
+        dev = torch.device("cuda", local)
+    else:
+        dev = torch.device("cpu")
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device == "cuda" else "gloo")
+    return Context(rank, world, dev)
+
+
+def teardown(ctx: Context) -> None:
+    """Leave the process group (if this process joined one)."""
+    if ctx.distributed and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def mean_scalar(ctx: Context, value: float) -> float:
+    """The mean of ``value`` over all processes."""
+    if not ctx.distributed:
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=ctx.device)
+    dist.all_reduce(t)
+    return float(t.item()) / ctx.world
+
+
+def gather(ctx: Context, obj):
+    """A list of every process's ``obj`` (rank order); ``[obj]`` when alone."""
+    if not ctx.distributed:
+        return [obj]
+    out = [None] * ctx.world
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def barrier(ctx: Context) -> None:
+    if ctx.distributed:
+        dist.barrier()

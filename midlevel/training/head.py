@@ -1,0 +1,63 @@
+"""The linear concept -> target head fitted in closed form (independent and sequential modes).
+
+Regression targets: ordinary least squares with an intercept, per target on the rows where the
+concepts and that target are rated. Class targets: multinomial logistic regression. The design
+(X, Y) is kept with the model so statistics (standard errors, p-values) can be computed on it.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from midlevel.errors import TrainingError
+from midlevel.models.bottleneck import output_names
+
+
+def fit_head(X: np.ndarray, Y: np.ndarray, targets: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """Fit the head on ``X`` ``(n, n_concepts)`` and ``Y`` ``(n, n_targets)`` (NaN = missing).
+
+    Returns
+    -------
+    weight : np.ndarray [shape=(n_outputs, n_concepts)]
+    bias : np.ndarray [shape=(n_outputs,)]
+    """
+    n_c = X.shape[1]
+    weights, biases = [], []
+    rated = np.isfinite(X).all(1)
+    for j, t in enumerate(targets):
+        ok = rated & np.isfinite(Y[:, j])
+        if ok.sum() <= n_c:
+            raise TrainingError(f"cannot fit the head for target '{t['name']}': {ok.sum()} "
+                                f"training clips have it and every concept rated, need > {n_c}")
+        x, y = X[ok], Y[ok, j]
+        if t.get("kind", "regression") != "class":
+            design = np.hstack([x, np.ones((len(x), 1))])
+            coef = np.linalg.lstsq(design, y, rcond=None)[0]
+            weights.append(coef[None, :-1])
+            biases.append(coef[-1:])
+            continue
+        from sklearn.linear_model import LogisticRegression
+        k = len(t["classes"])
+        clf = LogisticRegression(max_iter=2000).fit(x, y.astype(int))
+        w, b = np.zeros((k, n_c)), np.full(k, -30.0)  # classes absent from training: never
+        if len(clf.classes_) == 2:  # sklearn gives one logit for the second class
+            coef, icpt = np.vstack([-clf.coef_ / 2, clf.coef_ / 2]), np.r_[-clf.intercept_ / 2,
+                                                                            clf.intercept_ / 2]
+        else:
+            coef, icpt = clf.coef_, clf.intercept_
+        w[clf.classes_], b[clf.classes_] = coef, icpt
+        weights.append(w)
+        biases.append(b)
+    if not weights:
+        return np.zeros((0, n_c)), np.zeros(0)
+    return np.vstack(weights), np.concatenate(biases)
+
+
+def design_frame(design: dict, concepts: list[str], targets: list[dict]) -> pd.DataFrame:
+    """The stored head design as a table: index clip, concept columns (X), target columns (Y)."""
+    frame = pd.DataFrame(design["X"], columns=concepts, index=pd.Index(design["clips"], name="clip"))
+    for j, name in enumerate(t["name"] for t in targets):
+        frame[name] = design["Y"][:, j]
+    frame.attrs["source"] = design["source"]
+    frame.attrs["outputs"] = output_names(targets)
+    return frame

@@ -1,0 +1,213 @@
+"""Training: every mode, masked losses, head fitting, resume, determinism, round trip, errors."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from midlevel.errors import CheckpointError, TrainingError
+from midlevel.training import Columns, fit, load_run
+from midlevel.training.data import window_starts
+from midlevel.training.loop import evaluate_split, masked_mse, target_loss, output_layout
+from midlevel.training.metrics import metrics_table, regression_metrics
+from training_toy import FPS, toy_config, toy_data
+
+
+def train_toy(tmp_path, name="run", data=None, **config):
+    table, features, columns = data or toy_data()
+    return fit(table, features, columns, tmp_path / name, toy_config(**config), fps=FPS,
+               progress=False)
+
+
+# ----------------------------------------------------------------------------- pieces
+
+
+def test_regression_metrics_on_known_values():
+    m = regression_metrics(np.array([1.0, 2.0, 3.0, np.nan]), np.array([1.0, 2.0, 3.0, 9.0]))
+    assert m["n"] == 3 and m["r"] == pytest.approx(1) and m["r2"] == pytest.approx(1)
+    assert m["rmse"] == 0 and m["mae"] == 0
+    m = regression_metrics(np.array([0.0, 1.0, 2.0]), np.array([1.0, 2.0, 3.0]))
+    assert m["r"] == pytest.approx(1) and m["mae"] == pytest.approx(1)
+    assert m["r2"] == pytest.approx(1 - 3 / 2)
+
+
+def test_metrics_table_has_a_mean_row():
+    t = metrics_table("test", "target", ["a", "b"], np.array([[1, 1], [2, 3], [3, 2.0]]),
+                      np.array([[1, 3], [2, 2], [3, 1.0]]))
+    assert list(t["name"]) == ["a", "b", "mean"]
+    assert t["r"].iloc[2] == pytest.approx((1 + -0.5) / 2)
+
+
+def test_masked_mse_ignores_missing_ratings():
+    pred = torch.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    true = torch.tensor([[1.5, float("nan")], [float("nan"), float("nan")]])
+    loss = masked_mse(pred, true)
+    loss.backward()
+    assert loss.item() == pytest.approx(0.25)
+    assert pred.grad[0, 0] != 0 and (pred.grad.flatten()[1:] == 0).all()
+    empty = masked_mse(pred, torch.full((2, 2), float("nan")))
+    assert empty.item() == 0 and empty.requires_grad
+
+
+def test_class_target_loss_ignores_missing_labels():
+    layout = output_layout([{"name": "r"}, {"name": "c", "kind": "class", "classes": ["x", "y"]}])
+    out = torch.tensor([[0.0, 5.0, -5.0], [0.0, 0.0, 0.0]])
+    loss = target_loss(out, torch.tensor([[0.0, 0.0], [float("nan"), float("nan")]]), layout)
+    assert loss.item() == pytest.approx(np.log1p(np.exp(-10)) / 2, abs=1e-6)
+
+
+def test_windows_cover_the_clip_and_end_at_its_end():
+    assert window_starts(20, 32, 16) == [0]
+    assert window_starts(100, 32, 32) == [0, 32, 64, 68]
+    assert window_starts(64, 32, 32) == [0, 32]
+
+
+# ----------------------------------------------------------------------------- modes
+
+
+@pytest.mark.parametrize("mode", ["blackbox", "independent", "sequential", "joint"])
+def test_every_mode_trains_and_writes_a_complete_run(tmp_path, mode):
+    run = train_toy(tmp_path, mode=mode)
+    for name in ("model.pt", "checkpoint.pt", "config.yaml", "history.csv", "metrics.csv",
+                 "train.log"):
+        assert (run.path / name).is_file(), name
+    m = run.metrics
+    assert set(m["split"]) == {"train", "validation", "test"}
+    kinds = {"target"} if mode == "blackbox" else {"concept", "target"}
+    assert set(m["kind"]) == kinds
+    assert len(pd.read_csv(run.path / "history.csv")) == 2
+    pred = run.predict([np.random.default_rng(0).normal(size=(40, 50)).astype(np.float32)])
+    assert list(pred.columns) == ["clip", *run.concept_names, "t0", "t1"]
+
+
+def test_independent_head_is_least_squares_on_true_concepts(tmp_path):
+    data = toy_data()
+    run = train_toy(tmp_path, data=data, mode="independent", epochs=1)
+    design = run.head_design
+    assert design.attrs["source"] == "true concepts"
+    table = data[0][data[0]["split"] == "train"]
+    assert list(design.index) == list(table.index)
+    X = np.c_[design[run.concept_names].to_numpy(), np.ones(len(design))]
+    coef = np.linalg.lstsq(X, design[["t0", "t1"]].to_numpy(), rcond=None)[0]
+    head = run.model.head_layer
+    np.testing.assert_allclose(head.weight.detach().numpy(), coef[:-1].T, rtol=1e-4, atol=1e-5)
+    # the design is z-scored true ratings: the head recovers the known linear map exactly
+    z = (table[["k0", "k1", "k2"]] - table[["k0", "k1", "k2"]].mean()) / table[["k0", "k1", "k2"]].std(ddof=0)
+    np.testing.assert_allclose(design[run.concept_names].to_numpy(), z.to_numpy(), atol=1e-5)
+
+
+def test_sequential_head_is_fitted_on_predicted_concepts(tmp_path):
+    run = train_toy(tmp_path, mode="sequential", epochs=1)
+    assert run.head_design.attrs["source"] == "predicted concepts"
+
+
+def test_joint_learns_the_toy_world(tmp_path):
+    run = train_toy(tmp_path, data=toy_data(40), mode="joint", epochs=6, lr=5e-3)
+    val = run.metrics.query("split == 'validation' and name == 'mean'").set_index("kind")["r"]
+    assert val["concept"] > 0.7 and val["target"] > 0.6
+
+
+def test_missing_ratings_are_masked(tmp_path):
+    table, features, columns = toy_data()
+    train = table.index[table["split"] == "train"]
+    table.loc[train[:6], ["t0", "t1"]] = np.nan  # concept-only clips
+    table.loc[train[6:10], ["k0", "k1", "k2"]] = np.nan  # target-only clips
+    table.loc[train[10], "k1"] = np.nan
+    run = train_toy(tmp_path, data=(table, features, columns), mode="joint")
+    assert np.isfinite(pd.read_csv(run.path / "history.csv")["loss"]).all()
+    m = run.metrics.query("split == 'train' and name != 'mean'").set_index("name")["n"]
+    assert m["t0"] == len(train) - 6 and m["k0"] == len(train) - 4 and m["k1"] == len(train) - 5
+
+
+def test_class_targets_train_and_predict_labels(tmp_path):
+    table, features, _ = toy_data()
+    table["mood"] = (table["t0"] > table["t0"].median()).astype(float)
+    columns = Columns(["k0", "k1", "k2"], [{"name": "t1", "kind": "regression"},
+                                           {"name": "mood", "kind": "class",
+                                            "classes": ["calm", "wild"]}])
+    for mode in ("joint", "independent"):
+        run = fit(table, features, columns, tmp_path / mode, toy_config(mode=mode), fps=FPS,
+                  progress=False)
+        acc = run.metrics.query("name == 'mood'")["accuracy"]
+        assert acc.between(0, 1).all()
+        pred = run.predict([features["c005"]])
+        assert pred["mood"].iloc[0] in ("calm", "wild")
+        assert pred[["mood=calm", "mood=wild"]].sum(axis=1).iloc[0] == pytest.approx(1)
+
+
+# ----------------------------------------------------------------------------- runs
+
+
+def test_same_seed_same_metrics_and_resume_continues_exactly(tmp_path):
+    full = train_toy(tmp_path, "full", mode="joint", epochs=2, seed=3).metrics
+    again = train_toy(tmp_path, "again", mode="joint", epochs=2, seed=3).metrics
+    pd.testing.assert_frame_equal(full, again)
+    train_toy(tmp_path, "cut", mode="joint", epochs=1, seed=3)
+    (tmp_path / "cut" / "model.pt").unlink()  # as if killed after epoch 1
+    table, features, columns = toy_data()
+    resumed = fit(table, features, columns, tmp_path / "cut", toy_config(mode="joint", epochs=2,
+                  seed=3), fps=FPS, resume=True, progress=False)
+    pd.testing.assert_frame_equal(full, resumed.metrics)
+    assert len(pd.read_csv(tmp_path / "cut" / "history.csv")) == 2
+
+
+def test_save_load_round_trip_gives_the_same_outputs(tmp_path):
+    table, features, columns = toy_data()
+    run = train_toy(tmp_path, data=(table, features, columns), mode="joint")
+    again = load_run(run.path)
+    x = torch.randn(3, 1, 40, 32)
+    torch.testing.assert_close(run.model(x).targets, again.model(x).targets)
+    rows = table[table["split"] == "test"]
+    specs = [torch.as_tensor(features[c]) for c in rows.index]
+    from midlevel.training import ddp
+    n_frames = int(again.config.crop_seconds * FPS) + 1
+    recomputed = evaluate_split(ddp.Context(), again.model, rows, specs, columns, "test",
+                                n_frames, n_frames - 1, again.config)
+    stored = run.metrics.query("split == 'test'").reset_index(drop=True)
+    np.testing.assert_allclose(recomputed["r"], stored["r"], rtol=1e-5)
+
+
+def test_existing_run_is_not_overwritten_without_permission(tmp_path):
+    train_toy(tmp_path, mode="blackbox", epochs=1)
+    with pytest.raises(CheckpointError, match="--overwrite"):
+        train_toy(tmp_path, mode="blackbox", epochs=1)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "precious.txt").write_text("keep")
+    table, features, columns = toy_data()
+    with pytest.raises(CheckpointError, match="not a run directory"):
+        fit(table, features, columns, tmp_path / "other", toy_config(epochs=1), fps=FPS,
+            overwrite=True, progress=False)
+
+
+def test_load_run_of_an_unfinished_run_says_resume(tmp_path):
+    run = train_toy(tmp_path, mode="blackbox", epochs=1)
+    (run.path / "model.pt").unlink()
+    with pytest.raises(CheckpointError, match="--resume"):
+        load_run(run.path)
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def test_non_finite_loss_names_epoch_and_batch(tmp_path):
+    table, features, columns = toy_data()
+    features["c003"][0, 0] = np.inf  # a corrupt training spectrogram
+    with pytest.raises(TrainingError, match=r"non-finite loss .* epoch 1, batch 1"):
+        fit(table, features, columns, tmp_path / "r", toy_config(mode="blackbox"), fps=FPS,
+            progress=False)
+
+
+def test_bottleneck_without_concepts_is_a_clear_error(tmp_path):
+    table, features, columns = toy_data()
+    with pytest.raises(TrainingError, match="no concept columns"):
+        fit(table, features, Columns([], columns.targets), tmp_path / "r",
+            toy_config(mode="joint"), fps=FPS, progress=False)
+
+
+def test_short_clips_are_padded_and_counted(tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="midlevel"):
+        train_toy(tmp_path, mode="blackbox", epochs=1)
+    assert "2 of 19 train clips are shorter than 1.0 s" in caplog.text
