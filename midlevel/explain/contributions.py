@@ -1,0 +1,336 @@
+"""Per-clip explanations: how much each concept pushed each prediction up or down.
+
+For a linear head ``y_e = b_e + sum_k w[e, k] c_k`` (rating units) and a baseline concept vector
+``c0`` (by default the mean predicted concept on the training split)::
+
+    contribution[k, e] = w[e, k] * (c_k - c0_k)
+    y_e = baseline_prediction_e + sum_k contribution[k, e],   baseline_prediction = head(c0)
+
+exactly, because the head is linear. Class targets get contributions to each class's logit.
+
+Everything is a tidy table with one row per (clip, target, concept) and the columns
+``clip, target, concept, concept_value, concept_baseline, weight, contribution,
+baseline_prediction, prediction`` (plus ``start, end, time`` for windows over time).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from midlevel.errors import CheckpointError, MidlevelError
+
+KEY_COLUMNS = ("clip", "start", "end", "time")
+TABLE_COLUMNS = ["target", "concept", "concept_value", "concept_baseline", "weight",
+                 "contribution", "baseline_prediction", "prediction"]
+
+
+def as_run(run):
+    """A loaded run, or load one from a run directory / model.pt path."""
+    if isinstance(run, (str, os.PathLike)):
+        from midlevel.training import load_run
+        return load_run(run)
+    return run
+
+
+def class_targets_of(run) -> dict[str, list]:
+    """``{target: classes}`` of a run's class targets."""
+    return {t["name"]: list(t["classes"]) for t in run.targets
+            if t.get("kind", "regression") == "class"}
+
+
+def require_bottleneck(run) -> None:
+    """:class:`MidlevelError` if ``run`` has no concepts (a black box)."""
+    if getattr(run.model, "kind", None) != "bottleneck" or not run.concept_names:
+        raise MidlevelError(
+            f"{run.path}: a black-box run (mode '{run.mode}') has no concepts to explain with; "
+            f"use the attribution commands (`midlevel compare --help`) for black boxes")
+
+
+def write_csv(table: pd.DataFrame, path: str | Path) -> Path:
+    """Write a tidy table as CSV via a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    table.to_csv(tmp, index=False)
+    tmp.replace(path)
+    return path
+
+
+@dataclass
+class LinearHead:
+    """A bottleneck's concept -> output map in rating units.
+
+    Attributes
+    ----------
+    concepts : list[str]
+    outputs : list[str]
+        Output units: a regression target's name, or ``name=class`` per class logit.
+    weight : np.ndarray [shape=(n_outputs, n_concepts)]
+        Output change per rating point of each concept.
+    bias : np.ndarray [shape=(n_outputs,)]
+    kinds : list[str]
+        ``"regression"`` or ``"logit"`` per output.
+    targets : list[str]
+        Target of each output unit.
+    """
+
+    concepts: list[str]
+    outputs: list[str]
+    weight: np.ndarray
+    bias: np.ndarray
+    kinds: list[str]
+    targets: list[str]
+
+    @classmethod
+    def from_run(cls, run) -> "LinearHead":
+        run = as_run(run)
+        require_bottleneck(run)
+        return cls.from_model(run.model)
+
+    @classmethod
+    def from_model(cls, model) -> "LinearHead":
+        """From a ``ConceptBottleneck``: undo the concept and target z-scoring of its head."""
+        import torch
+        with torch.no_grad():
+            w = model.head_layer.weight.double().cpu().numpy()
+            b = model.head_layer.bias.double().cpu().numpy()
+            c_mean = model.concept_mean.double().cpu().numpy()
+            c_std = model.concept_std.double().cpu().numpy()
+            t_mean = model.target_mean.double().cpu().numpy()
+            t_std = model.target_std.double().cpu().numpy()
+        weight = t_std[:, None] * w / c_std[None, :]
+        bias = t_mean + t_std * (b - w @ (c_mean / c_std))
+        kinds, owners = [], []
+        for t in model.targets:
+            if t.get("kind", "regression") == "class":
+                kinds += ["logit"] * len(t["classes"])
+                owners += [t["name"]] * len(t["classes"])
+            else:
+                kinds.append("regression")
+                owners.append(t["name"])
+        return cls(list(model.concept_names), list(model.output_names), weight, bias, kinds,
+                   owners)
+
+    def predict(self, concepts) -> np.ndarray:
+        """``(n, n_concepts)`` concept values -> ``(n, n_outputs)`` outputs (float64)."""
+        c = np.asarray(concepts, dtype=np.float64).reshape(-1, len(self.concepts))
+        return c @ self.weight.T + self.bias
+
+    def units(self, targets=None) -> list[int]:
+        """Indices of the output units of ``targets`` (names of targets or units; None = all)."""
+        if targets is None:
+            return list(range(len(self.outputs)))
+        idx = []
+        for name in targets:
+            found = [j for j, (o, t) in enumerate(zip(self.outputs, self.targets))
+                     if name in (o, t)]
+            if not found:
+                raise MidlevelError(f"unknown target '{name}'; targets are "
+                                    f"{list(dict.fromkeys(self.targets))}")
+            idx += [j for j in found if j not in idx]
+        return idx
+
+    def weight_of(self, target: str, concept: str) -> float:
+        """The weight of ``concept`` for ``target``; for a class unit ``name=cls`` the weight of
+        its logit relative to the first class (what a GLM / multinomial logit estimates)."""
+        if concept not in self.concepts:
+            return float("nan")
+        k = self.concepts.index(concept)
+        if target not in self.outputs:
+            return float("nan")
+        j = self.outputs.index(target)
+        if self.kinds[j] == "logit":
+            first = self.targets.index(self.targets[j])
+            return float(self.weight[j, k] - self.weight[first, k])
+        return float(self.weight[j, k])
+
+    def table(self) -> pd.DataFrame:
+        """Tidy weights: target, concept, weight, plus the bias per target."""
+        return pd.DataFrame([{"target": o, "concept": c, "weight": self.weight[j, k],
+                              "bias": self.bias[j]}
+                             for j, o in enumerate(self.outputs)
+                             for k, c in enumerate(self.concepts)])
+
+
+def contributions(concepts: pd.DataFrame, head: LinearHead, baseline, *,
+                  targets=None) -> pd.DataFrame:
+    """Per-concept contributions of every row of ``concepts``.
+
+    Parameters
+    ----------
+    concepts : pd.DataFrame
+        One row per clip (or window): the concept columns in rating units, plus optional key
+        columns ``clip, start, end, time`` (an index named ``clip`` also counts).
+    head : LinearHead
+    baseline : pd.Series or mapping concept -> value, or array [shape=(n_concepts,)]
+    targets : target or unit names to keep (default all).
+
+    Returns
+    -------
+    pd.DataFrame, tidy: key columns, then ``TABLE_COLUMNS``; ``baseline_prediction +
+    sum(contribution)`` over a row's concepts equals ``prediction``.
+    """
+    frame = concepts.reset_index() if concepts.index.name == "clip" else concepts
+    missing = [c for c in head.concepts if c not in frame.columns]
+    if missing:
+        raise MidlevelError(f"concept column(s) {missing} missing; columns are "
+                            f"{list(frame.columns)}")
+    keys = [k for k in KEY_COLUMNS if k in frame.columns]
+    c0 = _baseline_array(baseline, head.concepts)
+    c = frame[head.concepts].to_numpy(np.float64)
+    units = head.units(targets)
+    w = head.weight[units]                                  # (n_units, n_concepts)
+    contrib = w[None, :, :] * (c - c0)[:, None, :]          # (n_rows, n_units, n_concepts)
+    base_pred = head.predict(c0)[0, units]                  # (n_units,)
+    pred = base_pred[None, :] + contrib.sum(axis=2)         # exact by construction
+    n_rows, n_units, n_c = contrib.shape
+    out = {key: np.repeat(frame[key].to_numpy(), n_units * n_c) for key in keys}
+    out.update({
+        "target": np.tile(np.repeat(np.asarray(head.outputs, dtype=object)[units], n_c), n_rows),
+        "concept": np.tile(np.asarray(head.concepts, dtype=object), n_rows * n_units),
+        "concept_value": np.repeat(c, n_units, axis=0).ravel(),
+        "concept_baseline": np.tile(c0, n_rows * n_units),
+        "weight": np.tile(w.ravel(), n_rows),
+        "contribution": contrib.ravel(),
+        "baseline_prediction": np.tile(np.repeat(base_pred, n_c), n_rows),
+        "prediction": np.repeat(pred.ravel(), n_c),
+    })
+    return pd.DataFrame(out)
+
+
+def _baseline_array(baseline, names: list[str]) -> np.ndarray:
+    if isinstance(baseline, (pd.Series, dict)):
+        missing = [n for n in names if n not in baseline]
+        if missing:
+            raise MidlevelError(f"baseline lacks concept(s) {missing}")
+        return np.array([float(baseline[n]) for n in names])
+    arr = np.asarray(baseline, dtype=np.float64).ravel()
+    if arr.shape != (len(names),):
+        raise MidlevelError(f"baseline has {arr.size} values for {len(names)} concepts")
+    return arr
+
+
+def check_additivity(table: pd.DataFrame, *, atol: float = 1e-9) -> float:
+    """Largest ``|baseline_prediction + sum(contribution) - prediction|`` over the rows of a
+    contributions table; :class:`MidlevelError` if above ``atol``."""
+    keys = [k for k in KEY_COLUMNS if k in table.columns] + ["target"]
+    g = table.groupby(keys, sort=False)
+    err = (g["baseline_prediction"].first() + g["contribution"].sum()
+           - g["prediction"].first()).abs()
+    worst = float(err.max()) if len(err) else 0.0
+    if worst > atol:
+        raise MidlevelError(f"contributions do not add up: largest error {worst:g}")
+    return worst
+
+
+# --------------------------------------------------------------------------- predictions
+
+
+def _spec_of(run, spec, root):
+    from midlevel.data.spec import DataSpec, load_spec
+    if isinstance(spec, DataSpec):
+        return spec
+    if spec is None:
+        spec = (run.info.get("data") or {}).get("spec")
+        if not spec:
+            raise CheckpointError(f"{run.path}: no data spec stored with the run; pass the spec "
+                                  f"(--spec) to compute predictions on its clips")
+    return load_spec(spec, root=root)
+
+
+def split_predictions(run, *, spec=None, root=None, cache_dir=None, split="train",
+                      progress: bool = False) -> pd.DataFrame:
+    """The run's whole-clip predictions on one split of a data spec, with the true values.
+
+    Spectrograms come from the feature cache (filled as needed) with the run's front end.
+
+    Parameters
+    ----------
+    split : "train", "validation", "test", or None for every clip.
+
+    Returns
+    -------
+    pd.DataFrame [index=clip]: predicted concepts and targets under their names (see
+    ``Run.predict``), the true values as ``true:<name>``, and ``split``.
+    """
+    from midlevel.data.cache import FeatureCache
+    from midlevel.data.spec import load_annotations
+    run = as_run(run)
+    spec = _spec_of(run, spec, root)
+    table = load_annotations(spec)
+    rows = table if split is None else table[table["split"] == split]
+    if len(rows) == 0:
+        raise MidlevelError(f"split '{split}' of spec '{spec.name}' is empty")
+    cache = FeatureCache(cache_dir, run.frontend)
+    cache.fill(rows["path"], jobs=1, progress=progress)
+    specs = [np.asarray(cache.get(p)) for p in rows["path"]]
+    pred = run.predict(specs, names=list(rows.index)).set_index("clip")
+    for name in run.concept_names + run.target_names:
+        if name in rows:
+            pred[f"true:{name}"] = rows[name].to_numpy(np.float64)
+    pred["split"] = rows["split"].to_numpy()
+    pred.index.name = "clip"
+    return pred
+
+
+def baseline_concepts(run, *, train_predictions: pd.DataFrame | None = None, spec=None,
+                      root=None, cache_dir=None, progress: bool = False) -> pd.Series:
+    """Mean predicted concept on the training split (rating units), the contributions' zero.
+
+    A sequential run stores its predicted training concepts with the model, so nothing is
+    predicted; otherwise ``train_predictions`` or :func:`split_predictions` is used.
+    """
+    run = as_run(run)
+    require_bottleneck(run)
+    if train_predictions is None and run.mode == "sequential" and run.head_design is not None:
+        from midlevel.explain.coefficients import run_design
+        X, _, _ = run_design(run)
+        return X.mean().rename("baseline")
+    if train_predictions is None:
+        train_predictions = split_predictions(run, spec=spec, root=root, cache_dir=cache_dir,
+                                              split="train", progress=progress)
+    return train_predictions[run.concept_names].mean().rename("baseline")
+
+
+def clip_names(paths) -> list[str]:
+    """Short unique clip names from file paths (stem, with a suffix where stems repeat)."""
+    stems = [Path(str(p)).stem for p in paths]
+    seen: dict[str, int] = {}
+    out = []
+    for s in stems:
+        seen[s] = seen.get(s, 0) + 1
+        out.append(s if stems.count(s) == 1 else f"{s}_{seen[s]}")
+    return out
+
+
+def explain_clips(run, audio, *, baseline, names=None, targets=None,
+                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Contributions of every concept to every target for whole clips.
+
+    Parameters
+    ----------
+    run : a bottleneck run or its directory.
+    audio : paths, waveforms or spectrograms (see ``Run.predict``).
+    baseline : concept baseline (see :func:`baseline_concepts`).
+    names : clip names (default: from the file names).
+    targets : targets to explain (default all).
+
+    Returns
+    -------
+    contributions : tidy table (see :func:`contributions`).
+    predictions : ``Run.predict``'s table (index clip): the model's own predictions.
+    """
+    run = as_run(run)
+    require_bottleneck(run)
+    items = audio if isinstance(audio, (list, tuple)) else [audio]
+    if names is None:
+        names = clip_names(items) if all(isinstance(a, (str, os.PathLike)) for a in items) \
+            else None
+    pred = run.predict(list(items), names=names).set_index("clip")
+    table = contributions(pred[run.concept_names], LinearHead.from_run(run), baseline,
+                          targets=targets)
+    return table, pred

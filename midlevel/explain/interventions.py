@@ -1,0 +1,155 @@
+"""Interventions: replace predicted concepts by chosen values (or by true ratings) and watch the
+prediction change -- the test-time intervention of concept bottlenecks (Koh et al. 2020).
+
+The head is linear, so an intervention on concept ``k`` changes output ``e`` by
+``w[e, k] * (new_k - c_k)``; no audio needs to be processed again.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from midlevel.errors import MidlevelError
+from midlevel.explain.contributions import LinearHead
+
+
+def _concept_frame(concepts: pd.DataFrame, head: LinearHead) -> pd.DataFrame:
+    frame = concepts.set_index("clip") if "clip" in concepts.columns else concepts
+    missing = [c for c in head.concepts if c not in frame.columns]
+    if missing:
+        raise MidlevelError(f"concept column(s) {missing} missing")
+    return frame[head.concepts].astype(float)
+
+
+def intervene(head: LinearHead, concepts: pd.DataFrame, values, *, targets=None) -> pd.DataFrame:
+    """Set concepts to given values and recompute the outputs.
+
+    Parameters
+    ----------
+    head : LinearHead
+    concepts : pd.DataFrame [index=clip (or a clip column), columns include the concepts]
+        Predicted concepts (rating units).
+    values : mapping concept -> value (same for every clip), or a DataFrame [index=clip,
+        columns=some concepts] of per-clip values (e.g. true ratings; NaN = keep predicted).
+    targets : targets to report (default all).
+
+    Returns
+    -------
+    pd.DataFrame, tidy: clip, target, prediction, intervened_prediction, change, concepts
+    (the names set, joined by "+").
+    """
+    frame = _concept_frame(concepts, head)
+    new = frame.copy()
+    if isinstance(values, pd.DataFrame):
+        cols = [c for c in values.columns if c in head.concepts]
+        unknown = [c for c in values.columns if c not in head.concepts]
+        if unknown:
+            raise MidlevelError(f"unknown concept(s) {unknown}; concepts are {head.concepts}")
+        given = values.reindex(frame.index)[cols].astype(float)
+        new[cols] = given.where(given.notna(), frame[cols])
+    else:
+        unknown = [c for c in values if c not in head.concepts]
+        if unknown:
+            raise MidlevelError(f"unknown concept(s) {unknown}; concepts are {head.concepts}")
+        cols = list(values)
+        for c in cols:
+            new[c] = float(values[c])
+    units = head.units(targets)
+    before = head.predict(frame.to_numpy())[:, units]
+    after = head.predict(new.to_numpy())[:, units]
+    n, m = before.shape
+    return pd.DataFrame({
+        "clip": np.repeat(frame.index.to_numpy(), m),
+        "target": np.tile(np.asarray(head.outputs, dtype=object)[units], n),
+        "prediction": before.ravel(), "intervened_prediction": after.ravel(),
+        "change": (after - before).ravel(), "concepts": "+".join(cols)})
+
+
+def _errors(head: LinearHead, c: np.ndarray, y: np.ndarray, units: list[int]) -> np.ndarray:
+    """RMSE per regression unit of the head's predictions ``c`` against ``y`` (NaN ignored)."""
+    pred = head.predict(c)[:, units]
+    diff = pred - y
+    return np.sqrt(np.nanmean(diff ** 2, axis=0))
+
+
+def intervention_curve(head: LinearHead, predicted: pd.DataFrame, true_concepts: pd.DataFrame,
+                       true_targets: pd.DataFrame, *, order: str = "random",
+                       n_repeats: int = 20, seed: int = 0) -> pd.DataFrame:
+    """Task error against the number of concepts replaced by their true ratings.
+
+    Parameters
+    ----------
+    head : LinearHead
+    predicted : pd.DataFrame [index=clip] predicted concepts (rating units).
+    true_concepts : pd.DataFrame [index=clip] true concept ratings (NaN: keep predicted).
+    true_targets : pd.DataFrame [index=clip, columns=regression targets] true target values.
+    order : "random" (mean over ``n_repeats`` random orders, each kept in the table) or
+        "greedy" (each step replaces the concept that lowers the mean RMSE most).
+
+    Returns
+    -------
+    pd.DataFrame, tidy: order, repeat, n_replaced, concept (the one replaced at that step,
+    "" at 0), target (each regression target and "mean"), rmse.
+    """
+    if order not in ("random", "greedy"):
+        raise MidlevelError(f"order must be 'random' or 'greedy', got '{order}'")
+    frame = _concept_frame(predicted, head)
+    truth = true_concepts.reindex(frame.index)[head.concepts].astype(float)
+    names = [t for t in true_targets.columns if t in head.outputs]
+    if not names:
+        raise MidlevelError(f"no regression target of the head among {list(true_targets.columns)}")
+    units = [head.outputs.index(t) for t in names]
+    y = true_targets.reindex(frame.index)[names].to_numpy(float)
+    c_pred, c_true = frame.to_numpy(), truth.to_numpy()
+    c_true = np.where(np.isfinite(c_true), c_true, c_pred)
+    rows = []
+
+    def record(order_name, repeat, step, concept, c):
+        err = _errors(head, c, y, units)
+        for t, e in zip(names, err):
+            rows.append({"order": order_name, "repeat": repeat, "n_replaced": step,
+                         "concept": concept, "target": t, "rmse": float(e)})
+        rows.append({"order": order_name, "repeat": repeat, "n_replaced": step,
+                     "concept": concept, "target": "mean", "rmse": float(err.mean())})
+
+    n_c = len(head.concepts)
+    if order == "random":
+        rng = np.random.default_rng(seed)
+        for r in range(n_repeats):
+            c = c_pred.copy()
+            record("random", r, 0, "", c)
+            for step, k in enumerate(rng.permutation(n_c), start=1):
+                c[:, k] = c_true[:, k]
+                record("random", r, step, head.concepts[k], c)
+    else:
+        c = c_pred.copy()
+        record("greedy", 0, 0, "", c)
+        left = list(range(n_c))
+        for step in range(1, n_c + 1):
+            scores = []
+            for k in left:
+                trial = c.copy()
+                trial[:, k] = c_true[:, k]
+                scores.append(_errors(head, trial, y, units).mean())
+            k = left.pop(int(np.argmin(scores)))
+            c[:, k] = c_true[:, k]
+            record("greedy", 0, step, head.concepts[k], c)
+    return pd.DataFrame(rows)
+
+
+def run_intervention_curves(run, *, predictions: pd.DataFrame, n_repeats: int = 20,
+                            seed: int = 0) -> pd.DataFrame:
+    """Random and greedy intervention curves of a run on clips predicted by
+    :func:`midlevel.explain.contributions.split_predictions` (which holds ``true:<name>``)."""
+    head = LinearHead.from_run(run)
+    reg = [t for t, k in zip(head.outputs, head.kinds) if k == "regression"]
+    true_c = predictions[[f"true:{c}" for c in head.concepts]].set_axis(head.concepts, axis=1)
+    true_t = predictions[[f"true:{t}" for t in reg]].set_axis(reg, axis=1)
+    pred = predictions[head.concepts]
+    return pd.concat([intervention_curve(head, pred, true_c, true_t, order="random",
+                                         n_repeats=n_repeats, seed=seed),
+                      intervention_curve(head, pred, true_c, true_t, order="greedy")],
+                     ignore_index=True)
+
+
+__all__ = ["intervene", "intervention_curve", "run_intervention_curves"]

@@ -1,0 +1,130 @@
+"""Contributions over time: windowed concept predictions turned into contribution curves.
+
+The model is run on windows of ``window`` seconds every ``hop`` seconds; each window's
+concepts give contributions exactly as for a whole clip (see
+:mod:`midlevel.explain.contributions`), placed at the window's centre ``time``. A concept that
+changes at ``t0`` shows as a ramp from ``t0 - window/2`` to ``t0 + window/2`` centred on ``t0``;
+:func:`locate_change` finds that centre with a one-step fit.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from midlevel.errors import MidlevelError
+from midlevel.explain.contributions import LinearHead, as_run, contributions, require_bottleneck
+
+
+def window_concepts(run, spectrogram, *, hop: float = 0.5, window: float | None = None,
+                    name: str = "clip", batch_size: int = 16) -> pd.DataFrame:
+    """Concept and output predictions per window of one spectrogram.
+
+    Parameters
+    ----------
+    run : a loaded bottleneck run.
+    spectrogram : array [shape=(n_bands, n_frames)] of the run's front end.
+    hop : seconds between window starts (the last window ends at the clip's end).
+    window : window length in seconds (default: the run's training crop; clips no longer than
+        that give a single window).
+
+    Returns
+    -------
+    pd.DataFrame with ``clip, start, end, time`` (window centre, s) and the concepts (rating
+    units).
+    """
+    import torch
+    from midlevel.training.loop import predict_specs
+    spec = torch.as_tensor(np.asarray(spectrogram), dtype=torch.float32)
+    fps = run.fps
+    window = window or run.config.crop_seconds
+    n_frames = max(1, int(round(window * fps)))
+    hop_frames = max(1, int(round(hop * fps)))
+    device = next(run.model.parameters()).device
+    [(starts, concepts, _)] = predict_specs(run.model, [spec], n_frames, hop_frames,
+                                            device=device, batch_size=batch_size,
+                                            per_window=True)
+    start = np.asarray(starts, dtype=float) / fps
+    end = np.minimum(start + n_frames / fps, spec.shape[1] / fps)
+    frame = pd.DataFrame({"clip": name, "start": start, "end": end, "time": (start + end) / 2})
+    for k, c in enumerate(run.concept_names):
+        frame[c] = concepts[:, k]
+    return frame
+
+
+def contributions_over_time(run, audio, *, baseline, hop: float = 0.5,
+                            window: float | None = None, name: str | None = None,
+                            targets=None) -> tuple[pd.DataFrame, np.ndarray]:
+    """Contributions of every concept to every target, per window over time.
+
+    Parameters
+    ----------
+    run : a bottleneck run or its directory.
+    audio : a path, a waveform (front end's rate) or a spectrogram ``(n_bands, n_frames)``.
+    baseline : concept baseline (see :func:`midlevel.explain.contributions.baseline_concepts`).
+    hop, window : see :func:`window_concepts`.
+    name : clip name in the table.
+    targets : targets to keep (default all).
+
+    Returns
+    -------
+    table : tidy contributions with ``clip, start, end, time`` keys.
+    spectrogram : np.ndarray [shape=(n_bands, n_frames)] the windows were cut from.
+    """
+    run = as_run(run)
+    require_bottleneck(run)
+    arr = None if isinstance(audio, (str, bytes)) or hasattr(audio, "__fspath__") else np.asarray(audio)
+    spec = arr if arr is not None and arr.ndim == 2 else np.asarray(run.spectrogram(audio))
+    if name is None:
+        from pathlib import Path
+        name = Path(str(audio)).stem if arr is None else "clip"
+    frame = window_concepts(run, spec, hop=hop, window=window, name=name)
+    return contributions(frame, LinearHead.from_run(run), baseline, targets=targets), spec
+
+
+def locate_change(times, values, *, window: float | None = None) -> float:
+    """Time of the single change that best explains a curve (least squares).
+
+    Parameters
+    ----------
+    times : array [shape=(n,)] window centres, increasing.
+    values : array [shape=(n,)] or [shape=(n, m)] curve(s) sampled at ``times`` (several
+        curves share one change time).
+    window : the window length in seconds. Given, the curve is fitted with the ramp that a
+        step at ``t0`` makes when seen through windows of that length (``a + b * clip((t - t0
+        + window / 2) / window, 0, 1)``, ``t0`` on a grid of a tenth of the hop); without it, a
+        plain step between two samples.
+
+    Returns
+    -------
+    float : the estimated change time in seconds.
+    """
+    t = np.asarray(times, dtype=float)
+    v = np.asarray(values, dtype=float).reshape(len(t), -1)
+    if len(t) < 2:
+        raise MidlevelError("need at least two windows to locate a change")
+    if window:
+        step = max(1e-3, float(np.min(np.diff(t))) / 10 if len(t) > 1 else 0.01)
+        best, best_t = np.inf, float(t[0])
+        for t0 in np.arange(t[0] - window / 2, t[-1] + window / 2 + step, step):
+            ramp = np.clip((t - t0 + window / 2) / window, 0.0, 1.0)
+            design = np.stack([np.ones_like(t), ramp], 1)
+            coef, *_ = np.linalg.lstsq(design, v, rcond=None)
+            sse = float(((v - design @ coef) ** 2).sum())
+            if sse < best - 1e-12:
+                best, best_t = sse, float(t0)
+        return best_t
+    best, best_i = np.inf, 1
+    for i in range(1, len(t)):
+        a, b = v[:i], v[i:]
+        sse = ((a - a.mean(0)) ** 2).sum() + ((b - b.mean(0)) ** 2).sum()
+        if sse < best:
+            best, best_i = sse, i
+    return float((t[best_i - 1] + t[best_i]) / 2)
+
+
+def concept_curve(table: pd.DataFrame, concept: str) -> pd.DataFrame:
+    """One concept's predicted value over time from a timeline table: time, concept_value."""
+    rows = table[table["concept"] == concept]
+    if rows.empty:
+        raise MidlevelError(f"concept '{concept}' not in the timeline")
+    return rows.groupby("time", sort=True)["concept_value"].first().reset_index()

@@ -1,0 +1,279 @@
+"""Plots of concept explanations, drawn from the tidy tables of :mod:`midlevel.explain`.
+
+Every function takes ``ax=None`` or ``fig=None`` and returns the Axes or Figure it drew;
+``plt.show()`` is never called. Concept names come from the tables (no fixed concept set).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+POSITIVE, NEGATIVE = "#c0392b", "#2e6fb5"
+
+
+def _new_ax(ax, figsize):
+    if ax is not None:
+        return ax
+    import matplotlib.pyplot as plt
+    return plt.figure(figsize=figsize).add_subplot(111)
+
+
+def concept_colors(concepts) -> dict[str, tuple]:
+    """A fixed colour per concept (tab10 / tab20 in the given order)."""
+    import matplotlib
+    names = list(dict.fromkeys(concepts))
+    cmap = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"]
+    return {c: cmap(i % cmap.N) for i, c in enumerate(names)}
+
+
+def _stars(p: float) -> str:
+    if not np.isfinite(p):
+        return ""
+    return "***" if p < 0.001 else "**" if p < 0.01 else "*" if p < 0.05 else ""
+
+
+def coefficient_heatmap(table: pd.DataFrame, *, value: str = "std_weight", ax=None,
+                        annotate: bool = True, title: str | None = None):
+    """Concepts x targets heatmap of a coefficient table, significance marked.
+
+    Parameters
+    ----------
+    table : coefficient table of one method (``CoefficientResult.primary()``).
+    value : column to colour by (``std_weight`` or ``weight``).
+    annotate : write the value and stars (``*`` p < .05, ``**`` < .01, ``***`` < .001 on
+        ``p_adjusted``) into each cell; non-significant cells are hatched lighter.
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    concepts = list(dict.fromkeys(table["concept"]))
+    targets = list(dict.fromkeys(table["target"]))
+    grid = table.pivot_table(index="concept", columns="target", values=value,
+                             aggfunc="first").reindex(index=concepts, columns=targets)
+    pcol = "p_adjusted" if "p_adjusted" in table else "p_value"
+    pvals = table.pivot_table(index="concept", columns="target", values=pcol,
+                              aggfunc="first").reindex(index=concepts, columns=targets)
+    ax = _new_ax(ax, (1.0 + 0.9 * len(targets), 1.2 + 0.5 * len(concepts)))
+    lim = float(np.nanmax(np.abs(grid.to_numpy()))) if grid.notna().any().any() else 1.0
+    im = ax.imshow(grid.to_numpy(float), cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
+    ax.set_xticks(range(len(targets)), targets, rotation=45, ha="right")
+    ax.set_yticks(range(len(concepts)), concepts)
+    if annotate:
+        for i in range(len(concepts)):
+            for j in range(len(targets)):
+                v, p = grid.iat[i, j], pvals.iat[i, j]
+                if not np.isfinite(v):
+                    continue
+                strong = abs(v) > 0.6 * lim
+                ax.text(j, i, f"{v:.2f}{_stars(p)}", ha="center", va="center", fontsize=7,
+                        color="white" if strong else "black",
+                        alpha=1.0 if _stars(p) else 0.55)
+    label = {"std_weight": "standardized weight", "weight": "weight"}.get(value, value)
+    ax.figure.colorbar(im, ax=ax, label=label, shrink=0.8)
+    method = table["method"].iloc[0] if "method" in table and len(table) else ""
+    corr = table.attrs.get("correction", "none")
+    ax.set_title(title or f"{label} ({method}; stars: {pcol}"
+                 + (f", {corr}" if corr != "none" else "") + ")", fontsize=8)
+    return ax
+
+
+def contribution_bars(table: pd.DataFrame, clip: str | None = None, *, targets=None,
+                      fig=None, ncols: int | None = None, sort: bool = True):
+    """Bar chart of one clip's concept contributions, a panel per target.
+
+    Bars are sorted by contribution and coloured by sign (red up, blue down); each panel's
+    title gives baseline -> prediction, the y labels each concept's value against its
+    baseline.
+
+    Parameters
+    ----------
+    table : contributions table (``explain_clips``); ``clip`` picks its rows (default: the
+        only clip).
+    targets : targets (output units) to draw, default all in the table.
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    import matplotlib.pyplot as plt
+    if clip is None:
+        clips = list(dict.fromkeys(table["clip"])) if "clip" in table else [None]
+        clip = clips[0]
+    rows = table[table["clip"] == clip] if "clip" in table and clip is not None else table
+    names = list(dict.fromkeys(rows["target"])) if targets is None else list(targets)
+    n = len(names)
+    ncols = ncols or min(4, n)
+    nrows = int(np.ceil(n / ncols))
+    n_c = rows["concept"].nunique()
+    if fig is None:
+        fig = plt.figure(figsize=(4.2 * ncols, (0.9 + 0.28 * n_c) * nrows + 0.6))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for ax, target in zip(axes.ravel(), names):
+        r = rows[rows["target"] == target]
+        if sort:
+            r = r.sort_values("contribution")
+        vals = r["contribution"].to_numpy()
+        ax.barh(range(len(r)), vals, color=[POSITIVE if v > 0 else NEGATIVE for v in vals])
+        ax.set_yticks(range(len(r)), [f"{c} ({v:.2f} vs {b:.2f})" for c, v, b in zip(
+            r["concept"], r["concept_value"], r["concept_baseline"])], fontsize=7)
+        ax.axvline(0, color="black", lw=0.8)
+        base, pred = r["baseline_prediction"].iloc[0], r["prediction"].iloc[0]
+        ax.set_title(f"{target}: {base:.2f} \u2192 {pred:.2f}", fontsize=9)
+        ax.tick_params(axis="x", labelsize=7)
+        lim = max(1e-6, float(np.abs(vals).max())) * 1.15
+        ax.set_xlim(-lim, lim)
+    for ax in axes.ravel()[n:]:
+        ax.set_visible(False)
+    fig.suptitle(f"{clip}: concept contributions (baseline \u2192 prediction; "
+                 f"concept value vs baseline)" if clip is not None else
+                 "concept contributions", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def contribution_distribution(dataset: pd.DataFrame, target: str, *,
+                              clip_table: pd.DataFrame | None = None, clip: str | None = None,
+                              ax=None):
+    """Distribution of each concept's contribution to ``target`` over a dataset, one clip
+    marked (the paper's dataset view).
+
+    Parameters
+    ----------
+    dataset : contributions table of many clips.
+    target : output unit to show.
+    clip_table : contributions of the clip(s) to mark (default: ``dataset`` itself).
+    clip : the clip to mark (default: the first clip of ``clip_table``, if given).
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    rows = dataset[dataset["target"] == target]
+    concepts = list(dict.fromkeys(rows["concept"]))
+    ax = _new_ax(ax, (1.2 + 0.8 * len(concepts), 3.6))
+    data = [rows.loc[rows["concept"] == c, "contribution"].to_numpy() for c in concepts]
+    ax.boxplot(data, positions=range(len(concepts)), widths=0.6, showfliers=False)
+    colors = concept_colors(concepts)
+    rng = np.random.default_rng(0)
+    for i, (c, d) in enumerate(zip(concepts, data)):
+        ax.scatter(i + rng.uniform(-0.18, 0.18, len(d)), d, s=4, alpha=0.35, color=colors[c])
+    marked = clip_table if clip_table is not None else (dataset if clip is not None else None)
+    if marked is not None:
+        m = marked[marked["target"] == target]
+        if clip is None and "clip" in m:
+            clip = m["clip"].iloc[0]
+        m = m[m["clip"] == clip] if clip is not None and "clip" in m else m
+        xs = [concepts.index(c) for c in m["concept"] if c in concepts]
+        ax.scatter(xs, m.loc[m["concept"].isin(concepts), "contribution"], marker="D", s=40,
+                   color="black", zorder=5, label=str(clip))
+        ax.legend(fontsize=7, loc="best")
+    ax.axhline(0, color="grey", lw=0.6)
+    ax.set_xticks(range(len(concepts)), concepts, rotation=40, ha="right", fontsize=8)
+    ax.set_ylabel(f"contribution to {target}")
+    ax.set_title(f"{target}: contributions over {rows['clip'].nunique() if 'clip' in rows else ''}"
+                 f" clips" + (f", {clip} marked" if clip is not None else ""), fontsize=9)
+    return ax
+
+
+def timeline_plot(spectrogram, table: pd.DataFrame, *, fps: float, targets=None,
+                  band_frequencies=None, change_time: float | None = None,
+                  show_concepts: bool = True, fig=None):
+    """Contributions over time, aligned under the clip's spectrogram.
+
+    Parameters
+    ----------
+    spectrogram : array [shape=(n_bands, n_frames)]
+    table : timeline contributions (``contributions_over_time``), with ``time``.
+    fps : frames per second of ``spectrogram``.
+    targets : targets to draw, a panel each (default all).
+    band_frequencies : Hz per band, for the y ticks (optional).
+    change_time : draw a dashed line at this time (e.g. a known concept change).
+    show_concepts : add a panel of the concept values over time.
+
+    Returns
+    -------
+    matplotlib Figure (axes: spectrogram, [concepts], one per target; shared time axis).
+    """
+    import matplotlib.pyplot as plt
+    spec = np.asarray(spectrogram)
+    names = list(dict.fromkeys(table["target"])) if targets is None else list(targets)
+    concepts = list(dict.fromkeys(table["concept"]))
+    colors = concept_colors(concepts)
+    n_panels = 1 + int(show_concepts) + len(names)
+    if fig is None:
+        fig = plt.figure(figsize=(9, 2.2 + 1.5 * (n_panels - 1)))
+    axes = fig.subplots(n_panels, 1, sharex=True, squeeze=False)[:, 0]
+    duration = spec.shape[1] / fps
+    axes[0].imshow(spec, origin="lower", aspect="auto", cmap="magma",
+                   extent=(0, duration, 0, spec.shape[0]))
+    if band_frequencies is not None:
+        bf = np.asarray(band_frequencies)
+        ticks = [i for i in np.linspace(0, len(bf) - 1, 5).astype(int)]
+        axes[0].set_yticks(ticks, [f"{bf[i]:.0f}" for i in ticks])
+        axes[0].set_ylabel("Hz")
+    else:
+        axes[0].set_ylabel("band")
+    clip = table["clip"].iloc[0] if "clip" in table and len(table) else ""
+    axes[0].set_title(f"{clip}: contributions over time (window centres)", fontsize=9)
+    panel = 1
+    if show_concepts:
+        first = table[table["target"] == table["target"].iloc[0]]
+        for c in concepts:
+            r = first[first["concept"] == c].sort_values("time")
+            axes[panel].plot(r["time"], r["concept_value"], color=colors[c], lw=1.2, label=c)
+        axes[panel].set_ylabel("concept", fontsize=8)
+        axes[panel].legend(fontsize=6, ncol=min(4, len(concepts)), loc="upper left",
+                           bbox_to_anchor=(1.0, 1.0))
+        panel += 1
+    for target in names:
+        ax = axes[panel]
+        r = table[table["target"] == target]
+        for c in concepts:
+            rc = r[r["concept"] == c].sort_values("time")
+            ax.plot(rc["time"], rc["contribution"], color=colors[c], lw=1.2,
+                    label=c if not show_concepts else None)
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.set_ylabel(target, fontsize=8)
+        panel += 1
+    if not show_concepts and names:
+        axes[1].legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    if change_time is not None:
+        for ax in axes:
+            ax.axvline(change_time, color="white" if ax is axes[0] else "black", ls="--", lw=1)
+    axes[-1].set_xlabel("time (s)")
+    axes[-1].set_xlim(0, duration)
+    fig.tight_layout()
+    return fig
+
+
+def intervention_plot(curve: pd.DataFrame, *, target: str = "mean", ax=None):
+    """Task error against the number of concepts replaced by true ratings.
+
+    ``curve``: table of :func:`midlevel.explain.interventions.intervention_curve` (random
+    and/or greedy). Random orders are drawn as their mean with a 10-90 % band.
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    ax = _new_ax(ax, (5, 3.5))
+    rows = curve[curve["target"] == target]
+    rand = rows[rows["order"] == "random"]
+    if len(rand):
+        g = rand.groupby("n_replaced")["rmse"]
+        x = g.mean().index.to_numpy()
+        ax.plot(x, g.mean(), "o-", color="grey", label="random order (mean)")
+        ax.fill_between(x, g.quantile(0.1), g.quantile(0.9), color="grey", alpha=0.25)
+    greedy = rows[rows["order"] == "greedy"].sort_values("n_replaced")
+    if len(greedy):
+        ax.plot(greedy["n_replaced"], greedy["rmse"], "s-", color=POSITIVE, label="greedy order")
+        for x, y, c in zip(greedy["n_replaced"], greedy["rmse"], greedy["concept"]):
+            if c:
+                ax.annotate(c, (x, y), fontsize=6, rotation=30, xytext=(2, 4),
+                            textcoords="offset points")
+    ax.set_xlabel("concepts replaced by true ratings")
+    ax.set_ylabel(f"RMSE ({target})")
+    ax.set_title("test-time intervention", fontsize=9)
+    ax.legend(fontsize=7)
+    return ax

@@ -1,0 +1,224 @@
+"""The model-based path: a tiny small-preset run on the synthetic world, explained end to end
+(statistics against a direct statsmodels fit of the run's design, exact additivity against the
+model's own predictions, over-time tables, the commands and their files)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+
+from midlevel.cli import main
+from midlevel.explain.coefficients import run_coefficients, run_design
+from midlevel.explain.contributions import (
+    LinearHead, baseline_concepts, check_additivity, explain_clips, split_predictions,
+)
+from midlevel.explain.timeline import contributions_over_time
+
+TINY = {"preset": "small", "width": 0.125, "epochs": 1, "crop_seconds": 1.5,
+        "eval_hop_seconds": 1.5, "batch_size": 8, "patience": 5}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    from midlevel.data.synth import synthesize
+    from midlevel.training import train
+    root = tmp_path_factory.mktemp("explain_world")
+    spec = synthesize(root / "data", n_clips=32, seed=11, duration=4.0, n_jobs=1,
+                      progress=False)
+    cache = root / "cache"
+    runs = {mode: train(spec, root / mode, mode=mode, config={**TINY, "mode": mode},
+                        cache_dir=cache, progress=False)
+            for mode in ("sequential", "joint")}
+    truth = json.loads((root / "data" / "ground_truth.json").read_text())
+    return {"root": root, "spec": spec, "cache": cache, "runs": runs, "truth": truth}
+
+
+def _train_predictions(world, mode):
+    """The run's predictions on the training split, computed once per module."""
+    cache = world.setdefault("train_predictions", {})
+    if mode not in cache:
+        cache[mode] = split_predictions(world["runs"][mode], cache_dir=world["cache"],
+                                        split="train")
+    return cache[mode]
+
+
+def _audio(world, n=2):
+    return sorted((world["root"] / "data" / "audio").glob("*.wav"))[:n]
+
+
+def test_sequential_coefficients_are_the_heads_ols_fit(world):
+    run = world["runs"]["sequential"]
+    result = run_coefficients(run, n_boot=0)
+    X, Y, source = run_design(run)
+    assert source == "predicted concepts"
+    t = result.table
+    assert t["method"].nunique() == 1 and "sequential" in t["method"].iloc[0]
+    # the OLS refit reproduces the model's own (least-squares) head
+    np.testing.assert_allclose(t["weight"], t["model_weight"], rtol=1e-4, atol=1e-4)
+    target = run.target_names[0]
+    direct = sm.OLS(Y[target].to_numpy(), sm.add_constant(X.to_numpy())).fit()
+    rows = t[t["target"] == target].set_index("concept").loc[run.concept_names]
+    np.testing.assert_allclose(rows["weight"], direct.params[1:], rtol=1e-8)
+    np.testing.assert_allclose(rows["se"], direct.bse[1:], rtol=1e-8)
+    np.testing.assert_allclose(rows["p_value"], direct.pvalues[1:], rtol=1e-6)
+
+
+def test_joint_coefficients_refit_and_bootstrap(world):
+    run = world["runs"]["joint"]
+    result = run_coefficients(run, n_boot=50,
+                              train_predictions=_train_predictions(world, "joint"))
+    methods = result.methods()
+    assert len(methods) == 2
+    assert "refit" in methods[0] and "joint" in methods[0]
+    assert methods[1].startswith("bootstrap over clips")
+    n = len(run.concept_names) * len(run.target_names)
+    assert (result.table.groupby("method").size() == n).all()
+    # model_weight is the head in rating units, not the refit
+    head = LinearHead.from_run(run)
+    row = result.table.iloc[0]
+    assert row["model_weight"] == pytest.approx(head.weight_of(row["target"], row["concept"]))
+
+
+def test_contributions_add_up_to_the_models_prediction(world):
+    for mode, run in world["runs"].items():
+        train = _train_predictions(world, mode)
+        # sequential: from the stored design; joint: from the predictions
+        baseline = baseline_concepts(run, **({} if mode == "sequential" else
+                                              {"train_predictions": train}))
+        np.testing.assert_allclose(baseline, train[run.concept_names].mean(), rtol=1e-5)
+        table, pred = explain_clips(run, _audio(world), baseline=baseline)
+        assert check_additivity(table, atol=1e-9) < 1e-9
+        ours = table.groupby(["clip", "target"])["prediction"].first().unstack()
+        np.testing.assert_allclose(ours.loc[pred.index, run.target_names],
+                                   pred[run.target_names], atol=1e-4)
+
+
+def test_contributions_over_time(world):
+    run = world["runs"]["sequential"]
+    baseline = baseline_concepts(run)
+    table, spec = contributions_over_time(run, _audio(world, 1)[0], baseline=baseline,
+                                          hop=0.25, window=2.0)
+    times = np.sort(table["time"].unique())
+    assert len(times) == 9 and times[0] == pytest.approx(1.0, abs=0.05)
+    assert times[-1] == pytest.approx(3.0, abs=0.05)
+    assert spec.shape[0] == 149
+    assert check_additivity(table, atol=1e-9) < 1e-9
+
+
+def test_commands_write_their_files(world, tmp_path, capsys):
+    seq = world["runs"]["sequential"]
+    out = tmp_path / "coef"
+    assert main(["coefficients", str(seq.path), "--out", str(out), "--correction", "holm",
+                 "--quiet"]) == 0
+    for name in ("coefficients.csv", "coefficients.png", "coefficients_summary.txt"):
+        assert (out / name).stat().st_size > 0
+    table = pd.read_csv(out / "coefficients.csv")
+    assert {"target", "concept", "weight", "std_weight", "se", "ci_low", "ci_high",
+            "p_value", "p_adjusted", "method", "r2"} <= set(table.columns)
+    assert "OLS Regression Results" in (out / "coefficients_summary.txt").read_text()
+
+    out = tmp_path / "explain"
+    audio = [str(p) for p in _audio(world)]
+    assert main(["explain", str(world["runs"]["joint"].path), *audio, "--out", str(out),
+                 "--cache", str(world["cache"]), "--window", "2", "--hop", "0.5",
+                 "--set", f"{seq.concept_names[0]}=8", "--intervention-split", "test",
+                 "--repeats", "3", "--targets", *seq.target_names[:2], "--quiet"]) == 0
+    clip = _audio(world)[0].stem
+    for name in ("contributions.csv", "predictions.csv", "baseline.csv", "timeline.csv",
+                 "dataset_contributions_train.csv", "interventions.csv",
+                 "intervention_curve.csv", "intervention_curve.png",
+                 f"{clip}_contributions.png", f"{clip}_dataset.png", f"{clip}_timeline.png"):
+        assert (out / name).stat().st_size > 0, name
+    contrib = pd.read_csv(out / "contributions.csv")
+    assert check_additivity(contrib, atol=1e-6) < 1e-6
+    assert set(contrib["target"]) == set(seq.target_names[:2])
+    assert set(contrib["clip"]) == {p.stem for p in _audio(world)}
+    assert "explained 2 clip(s)" in capsys.readouterr().out
+    # a stored baseline, no dataset view, no timeline: nothing predicted but the clips
+    again = tmp_path / "again"
+    assert main(["explain", str(world["runs"]["joint"].path), audio[0], "--out", str(again),
+                 "--baseline", str(out / "baseline.csv"), "--dataset-split", "none",
+                 "--no-timeline", "--quiet"]) == 0
+    assert sorted(p.name for p in again.iterdir()) == [
+        "baseline.csv", "contributions.csv", "predictions.csv", f"{clip}_contributions.png"]
+    first = contrib[contrib["clip"] == clip].reset_index(drop=True)
+    second = pd.read_csv(again / "contributions.csv")
+    second = second[second["target"].isin(first["target"])].reset_index(drop=True)
+    pd.testing.assert_frame_equal(first, second)
+
+
+def test_blackbox_run_gets_pointed_to_attributions(world, tmp_path, capsys, monkeypatch):
+    import midlevel.training
+    from midlevel.models.bottleneck import build_model
+    from midlevel.training import load_run
+
+    # a black-box run without training one: the sequential run with a BlackBox model
+    run = load_run(world["runs"]["sequential"].path)
+    run.model = build_model("blackbox", [], run.targets, run.model.init_args["backbone"]).eval()
+    run.mode, run.concept_names = "blackbox", []
+    monkeypatch.setattr(midlevel.training, "load_run", lambda path: run)
+    assert main(["coefficients", str(run.path), "--out", str(tmp_path / "c")]) == 1
+    assert "midlevel compare" in capsys.readouterr().err
+    audio = str(_audio(world, 1)[0])
+    try:
+        import midlevel.explain.blackbox as blackbox
+    except ModuleNotFoundError:
+        rc = main(["explain", str(run.path), audio, "--out", str(tmp_path / "e")])
+        assert rc == 1
+        assert "midlevel compare" in capsys.readouterr().err
+        return
+    calls = []
+
+    def fake(run_, audio_paths, out_dir, **options):
+        calls.append((run_.mode, list(audio_paths), str(out_dir), options))
+        return 0
+
+    monkeypatch.setattr(blackbox, "explain_blackbox", fake)
+    assert main(["explain", str(run.path), audio, "--out", str(tmp_path / "e"),
+                 "--targets", "valence", "--quiet"]) == 0
+    [(mode, paths, out, options)] = calls
+    assert mode == "blackbox" and paths == [audio] and out == str(tmp_path / "e")
+    assert options["targets"] == ["valence"] and options["progress"] is False
+
+
+def test_help_of_every_command(capsys):
+    for command in ("coefficients", "explain"):
+        with pytest.raises(SystemExit) as exc:
+            main([command, "--help"])
+        assert exc.value.code == 0
+        assert command in capsys.readouterr().out
+
+
+def test_class_target_run(world, tmp_path):
+    """A class target: GLM statistics and contributions to its logits, exact additivity."""
+    import yaml
+    from midlevel.training import train
+    data = world["root"] / "data"
+    table = pd.read_csv(data / "annotations.csv")
+    table["mood"] = np.where(table["valence"] > table["valence"].median(), "high", "low")
+    table[["clip_id", *json.loads((data / "ground_truth.json").read_text())["concepts"],
+           "energy", "mood"]].to_csv(data / "annotations_class.csv", index=False)
+    spec = yaml.safe_load((data / "spec.yaml").read_text())
+    spec["tables"][0]["path"] = "annotations_class.csv"
+    spec["targets"] = {"energy": spec["targets"]["energy"],
+                       "mood": {"column": "mood", "type": "class", "classes": ["low", "high"]}}
+    (data / "spec_class.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    run = train(data / "spec_class.yaml", tmp_path / "cls", mode="independent",
+                config={**TINY, "epochs": 1, "mode": "independent"}, cache_dir=world["cache"],
+                progress=False)
+    result = run_coefficients(run)
+    methods = result.table.groupby("target")["method"].first()
+    assert "GLM binomial" in methods["mood=high"] and "OLS" in methods["energy"]
+    head = LinearHead.from_run(run)
+    assert head.outputs == ["energy", "mood=low", "mood=high"]
+    baseline = baseline_concepts(run, cache_dir=world["cache"])
+    table, pred = explain_clips(run, _audio(world), baseline=baseline, targets=["mood"])
+    assert set(table["target"]) == {"mood=low", "mood=high"}
+    assert check_additivity(table) < 1e-9
+    logits = table.groupby(["clip", "target"])["prediction"].first().unstack()
+    probs = np.exp(logits.to_numpy())
+    probs /= probs.sum(1, keepdims=True)
+    np.testing.assert_allclose(probs, pred.loc[logits.index, list(logits.columns)], atol=1e-4)
