@@ -129,9 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_synth)
 
     p = sub.add_parser("demo", help="run the main job end to end on a synthetic dataset",
-                       description="Synthesize a dataset, validate it, cache features, and run "
-                                   "what the installed parts of the package offer on it; print "
-                                   "where each output is.")
+                       description="Synthesize a dataset, validate it, cache features, train a "
+                                   "joint concept bottleneck and a black box, write coefficients, "
+                                   "per-clip contribution charts, SHAP maps, listenable wavs and "
+                                   "the comparison report; print where each output is.")
     p.add_argument("--out", default="demo_out", metavar="DIR", help="output folder")
     p.add_argument("--n-clips", type=int, default=240, help="synthetic clips (default 240)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")

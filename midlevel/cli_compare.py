@@ -1,0 +1,80 @@
+"""``midlevel compare RUN... --out DIR``: the comparison report (thin layer over
+:func:`midlevel.report.compare`)."""
+from __future__ import annotations
+
+import argparse
+
+from midlevel.cli import add_cache_option, add_root_option
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from midlevel.report import compare
+
+    options = {}
+    if args.window:
+        options["window"] = tuple(args.window)
+    if args.stride:
+        options["stride"] = tuple(args.stride)
+    for key in ("n_steps", "n_samples"):
+        if getattr(args, key) is not None:
+            options[key] = getattr(args, key)
+    report = compare(args.runs, args.out, spec=args.spec, root=args.root, cache_dir=args.cache,
+                     methods=args.methods, n_clips=args.clips, n_background=args.background,
+                     target=args.target, concept=args.concept,
+                     faithfulness=not args.no_faithfulness,
+                     randomization=not args.no_randomization, listen=not args.no_audio,
+                     max_seconds=args.seconds, progress=not args.quiet,
+                     deletion_patch=tuple(args.deletion_patch),
+                     **options)
+    print(f"report: {report.html}")
+    print(f"markdown: {report.markdown}")
+    print(f"tables: {report.out / 'tables'}")
+    print(f"figures: {report.out / 'figures'}")
+    if report.audio:
+        print(f"audio: {report.out / 'audio'}")
+    return 0
+
+
+def register(sub) -> None:
+    """Add ``compare`` to the ``midlevel`` subparsers."""
+    from midlevel.report import DEFAULT_METHODS
+
+    p = sub.add_parser(
+        "compare", help="report comparing black-box and bottleneck runs on one test split",
+        description="Per-target r, R^2 and RMSE of every RUN on the test split (mean +- std "
+                    "over runs of one mode, i.e. seeds), completeness of each bottleneck, "
+                    "attribution maps of each model with SHAP and Captum, explanation cost per "
+                    "clip, faithfulness (deletion / insertion against random orders, "
+                    "parameter randomization) and listenable explanations; written as "
+                    "Markdown, CSV, figures and one self-contained HTML page.")
+    p.add_argument("runs", metavar="RUN", nargs="+", help="run directories")
+    p.add_argument("--out", required=True, metavar="DIR", help="report folder")
+    p.add_argument("--spec", metavar="SPEC", help="data spec (default: the first run's)")
+    add_root_option(p)
+    add_cache_option(p)
+    p.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), metavar="M",
+                   help=f"attribution methods (default: {' '.join(DEFAULT_METHODS)})")
+    p.add_argument("--clips", type=int, default=3, help="test clips explained (default 3)")
+    p.add_argument("--background", type=int, default=16,
+                   help="background crops from the training split (default 16)")
+    p.add_argument("--target", metavar="NAME", help="explained target (default: the first)")
+    p.add_argument("--concept", metavar="NAME",
+                   help="bottleneck concept made listenable (default: the largest weight)")
+    p.add_argument("--seconds", type=float, metavar="SEC",
+                   help="explained excerpt length (default: the training crop)")
+    p.add_argument("--window", type=int, nargs=2, metavar=("BANDS", "FRAMES"),
+                   help="occlusion patch (default 16 32)")
+    p.add_argument("--stride", type=int, nargs=2, metavar=("BANDS", "FRAMES"),
+                   help="occlusion stride (default: the window)")
+    p.add_argument("--n-steps", type=int, help="integrated-gradients steps (default 32)")
+    p.add_argument("--n-samples", type=int, help="samples of GradientExplainer / GradientShap "
+                                                 "(default 32)")
+    p.add_argument("--deletion-patch", type=int, nargs=2, metavar=("BANDS", "FRAMES"),
+                   default=[8, 16], help="patch removed / inserted at a time in the deletion "
+                                         "and insertion curves (default 8 16; 1 1 = single "
+                                         "bins)")
+    p.add_argument("--no-faithfulness", action="store_true", help="skip deletion / insertion")
+    p.add_argument("--no-randomization", action="store_true", help="skip the sanity check")
+    p.add_argument("--no-audio", action="store_true", help="no listenable explanations")
+    p.add_argument("--quiet", action="store_true", help="less output")
+    p.set_defaults(func=_compare)

@@ -1,0 +1,226 @@
+"""Explain a run's predictions on audio files with spectrogram attributions (``midlevel explain``
+on a black-box run).
+
+For each clip, method and explained output this writes, under ``out_dir``:
+
+- ``<clip>/<method>__<output>.npz``: the attribution (``Attribution.save``; values, inputs,
+  prediction, reference, axes);
+- ``<clip>/<method>__<output>.png``: map over the spectrogram (seconds, Hz), time curve and
+  frequency profile;
+- ``<clip>/<method>__<output>__masked.wav`` and ``__complement.wav``: the listenable
+  explanation (the positively attributed part of the sound, and the rest);
+- ``attribution_summary.csv`` (clip, method, output, prediction, reference, total, additivity
+  gap, ms per clip), ``time_marginals.csv``, ``frequency_marginals.csv``, and with
+  ``faithfulness=True`` ``faithfulness.csv`` (deletion / insertion areas against random orders).
+
+Works for any run; on a bottleneck, outputs may name concepts (``"concept:dissonance"``).
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from midlevel.explain.attribution import (
+    AttributionError, Attributor, resolve_method, resolve_output, training_background,
+)
+
+log = logging.getLogger("midlevel.explain")
+
+__all__ = ["explain_blackbox", "explain_audio", "ExplainResult", "safe_name", "run_background"]
+
+
+def safe_name(text: str) -> str:
+    """A file-name friendly version of ``text``."""
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", str(text)).strip("_") or "x"
+
+
+@dataclass
+class ExplainResult:
+    """What :func:`explain_audio` computed and wrote.
+
+    attributions : list of Attribution (one per clip, method and output).
+    summary, time_marginals, frequency_marginals : tidy tables (also written as CSV).
+    faithfulness : curve areas (empty unless requested).
+    files : every file written.
+    errors : clip -> message for files that could not be explained.
+    """
+
+    attributions: list = field(default_factory=list)
+    summary: pd.DataFrame = field(default_factory=pd.DataFrame)
+    time_marginals: pd.DataFrame = field(default_factory=pd.DataFrame)
+    frequency_marginals: pd.DataFrame = field(default_factory=pd.DataFrame)
+    faithfulness: pd.DataFrame = field(default_factory=pd.DataFrame)
+    files: list = field(default_factory=list)
+    errors: dict = field(default_factory=dict)
+
+    def __int__(self) -> int:  # exit status for the CLI
+        return 1 if self.errors else 0
+
+
+def run_background(run, n: int = 16, *, spec=None, root=None, cache_dir=None,
+                   seed: int = 0) -> torch.Tensor | None:
+    """Training-split background of a run, or None (with a warning) if its data is unknown."""
+    try:
+        return training_background(run, n, spec=spec, root=root, cache_dir=cache_dir, seed=seed)
+    except Exception as exc:  # no spec stored, data moved: fall back to silence
+        log.warning("no training background for %s (%s); using a silent reference", run.path, exc)
+        return None
+
+
+def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_deep",),
+                  background: torch.Tensor | None = None, n_background: int = 16,
+                  spec=None, root=None, cache_dir=None, names=None, listen: bool = True,
+                  mask: str = "positive", top: float = 0.1, figures: bool = True,
+                  faithfulness: bool = False, max_seconds: float | None = None,
+                  progress: bool = False, **options) -> ExplainResult:
+    """Attributions of a run's outputs for audio files, with figures, arrays and wavs.
+
+    Parameters
+    ----------
+    run : a ``Run`` or a run directory.
+    audio_paths : audio files (any format ``load_audio`` reads).
+    outputs : outputs to explain (names as in :func:`resolve_output`); default every output
+        unit of the run.
+    methods : attribution methods (see ``midlevel.explain.attribution.METHODS``).
+    background : reference spectrograms; default ``n_background`` crops of the training split
+        (silence if the run's data cannot be found).
+    listen : write the masked / complement wavs (``mask``: "positive" or "top" with ``top``).
+    faithfulness : also compute deletion / insertion areas against random orders.
+    max_seconds : explain only the first ``max_seconds`` of each clip.
+    options : passed to :class:`Attributor` (n_steps, n_samples, window, stride, ...).
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from midlevel.data.audio import load_audio
+    from midlevel.data.frontends import make_frontend
+    from midlevel.explain.contributions import as_run, clip_names, write_csv
+    from midlevel.explain.listen import listenable, write_wav
+    from midlevel.plots.attribution import attribution_figure
+
+    run = as_run(run)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    fe = make_frontend(run.frontend)
+    methods = [resolve_method(m) for m in methods]
+    outputs = list(outputs) if outputs else list(run.model.output_names)
+    for o in outputs:
+        resolve_output(run.model, o)  # fail early on a bad name
+    if background is None:
+        background = run_background(run, n_background, spec=spec, root=root,
+                                    cache_dir=cache_dir)
+    paths = [str(p) for p in audio_paths]
+    names = list(names) if names is not None else clip_names(paths)
+    result = ExplainResult()
+    attributors = {(m, o): Attributor(run.model, m, output=o, background=background,
+                                      fps=fe.fps, band_frequencies=fe.band_frequencies,
+                                      **options)
+                   for m in methods for o in outputs}
+    try:
+        from tqdm.auto import tqdm
+        items = tqdm(list(zip(names, paths)), desc="explaining", unit="clip",
+                     disable=not progress)
+    except ImportError:  # pragma: no cover
+        items = zip(names, paths)
+    summaries, times, freqs, faith = [], [], [], []
+    for name, path in items:
+        try:
+            y = load_audio(path, sample_rate=fe.sample_rate)
+        except Exception as exc:
+            result.errors[name] = str(exc)
+            log.warning("skipping %s: %s", path, exc)
+            continue
+        if max_seconds:
+            y = y[: int(max_seconds * fe.sample_rate)]
+        spec_x = run.spectrogram(y)[None, None]
+        clip_dir = out / safe_name(name)
+        clip_dir.mkdir(exist_ok=True)
+        for (method, output), attributor in attributors.items():
+            attr = attributor.attribute(spec_x, clips=[name])
+            result.attributions.append(attr)
+            label = attr.output if attr.output_kind == "target" else f"concept_{attr.output}"
+            stem = f"{method}__{safe_name(label)}"
+            attr.save(clip_dir / f"{stem}.npz")
+            result.files.append(clip_dir / f"{stem}.npz")
+            summaries.append(attr.summary())
+            times.append(attr.time_marginal())
+            freqs.append(attr.frequency_marginal())
+            if figures:
+                fig = attribution_figure(attr)
+                fig.savefig(clip_dir / f"{stem}.png", dpi=100)
+                plt.close(fig)
+                result.files.append(clip_dir / f"{stem}.png")
+            if listen:
+                sound = listenable(np.asarray(y), attr.maps[0], fe, mode=mask, top=top)
+                for part in ("masked", "complement"):
+                    result.files.append(write_wav(clip_dir / f"{stem}__{part}.wav",
+                                                  sound[part], fe.sample_rate))
+            if faithfulness:
+                from midlevel.explain.faithfulness import curve_areas, perturbation_curves
+                for mode in ("deletion", "insertion"):
+                    faith.append(curve_areas(perturbation_curves(
+                        run.model, attr, mode=mode, steps=10, n_random=1)))
+    if summaries:
+        result.summary = pd.concat(summaries, ignore_index=True)
+        result.time_marginals = pd.concat(times, ignore_index=True)
+        result.frequency_marginals = pd.concat(freqs, ignore_index=True)
+        for table, fname in [(result.summary, "attribution_summary.csv"),
+                             (result.time_marginals, "time_marginals.csv"),
+                             (result.frequency_marginals, "frequency_marginals.csv")]:
+            result.files.append(write_csv(table, out / fname))
+    if faith:
+        result.faithfulness = pd.concat(faith, ignore_index=True)
+        result.files.append(write_csv(result.faithfulness, out / "faithfulness.csv"))
+    return result
+
+
+def explain_blackbox(run, audio_paths, out_dir, *, targets=None, methods=("shap_deep",),
+                     spec=None, root=None, cache_dir=None, progress: bool = True,
+                     **options) -> ExplainResult:
+    """``midlevel explain`` for a black-box run: attribution maps, arrays and wavs per clip.
+
+    Parameters
+    ----------
+    run : a ``Run`` or its directory; audio_paths : files to explain; out_dir : output folder.
+    targets : target names to explain (default all; a class target explains each class unit).
+    methods : attribution methods (default SHAP DeepExplainer).
+    spec, root, cache_dir : where the training split (the background) is found.
+    progress : progress bar and a list of the files written on stdout.
+    options : see :func:`explain_audio`.
+
+    Returns
+    -------
+    ExplainResult (``int(result)`` is 1 if some file could not be explained).
+    """
+    from midlevel.explain.contributions import as_run
+    run = as_run(run)
+    outputs = None
+    if targets:
+        names = run.model.output_names
+        outputs = [u for t in targets for u in names if u == t or u.startswith(f"{t}=")]
+        if not outputs:
+            raise AttributionError(f"no output of {run.path} matches targets {list(targets)}; "
+                                   f"outputs are {names}")
+    result = explain_audio(run, audio_paths, out_dir, outputs=outputs, methods=methods,
+                           spec=spec, root=root, cache_dir=cache_dir, progress=progress,
+                           **options)
+    if progress:
+        for name, message in result.errors.items():
+            print(f"midlevel explain: skipped {name}: {message}")
+        if len(result.summary):
+            cost = result.summary.groupby("method")["ms_per_clip"].mean()
+            print("attribution cost per clip and output: " +
+                  ", ".join(f"{m} {v:.0f} ms" for m, v in cost.items()))
+        print(f"explained {result.summary['clip'].nunique() if len(result.summary) else 0} "
+              f"clip(s) of a {run.mode} run; outputs under {out_dir}")
+        for path in result.files:
+            if str(path).endswith((".csv",)):
+                print(f"written: {path}")
+    return result

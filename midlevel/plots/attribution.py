@@ -1,0 +1,209 @@
+"""Plots of spectrogram attributions (from :class:`midlevel.explain.attribution.Attribution`
+or plain arrays) and of faithfulness curves.
+
+Every function takes ``ax=None`` (a new figure if None), draws into it and returns what it drew;
+nothing here calls ``plt.show()``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["attribution_map", "time_curve", "frequency_profile", "attribution_figure",
+           "perturbation_plot", "spectrogram_plot"]
+
+
+def _ax(ax, figsize=(7, 3.5)):
+    if ax is None:
+        import matplotlib.pyplot as plt
+        _, ax = plt.subplots(figsize=figsize, constrained_layout=True)
+    return ax
+
+
+def _map_and_axes(attr, clip, fps, band_frequencies):
+    """(values (n_bands, n_frames), seconds per frame, Hz per band or None, title)."""
+    if hasattr(attr, "maps"):
+        i = attr.clips.index(clip) if isinstance(clip, str) else int(clip)
+        values = attr.maps[i]
+        fps = fps or attr.fps
+        hz = band_frequencies if band_frequencies is not None else attr.band_frequencies
+        title = f"{attr.clips[i]}: {attr.method} for {attr.output}"
+    else:
+        values = np.asarray(attr)
+        values = values.reshape(values.shape[-2:])
+        hz, title = band_frequencies, None
+    secs = np.arange(values.shape[1]) / fps if fps else np.arange(values.shape[1], dtype=float)
+    if hz is not None and len(hz) != values.shape[0]:
+        hz = None
+    return values, secs, (None if hz is None else np.asarray(hz, float)), title, bool(fps)
+
+
+def _edges(centres: np.ndarray, log: bool) -> np.ndarray:
+    c = np.log(centres) if log else centres
+    if len(c) == 1:
+        e = np.array([c[0] - 0.5, c[0] + 0.5])
+    else:
+        mid = (c[1:] + c[:-1]) / 2
+        e = np.concatenate([[c[0] - (mid[0] - c[0])], mid, [c[-1] + (c[-1] - mid[-1])]])
+    return np.exp(e) if log else e
+
+
+def _mesh(ax, values, secs, hz, **kwargs):
+    t_edges = _edges(secs, False)
+    if hz is not None and np.all(hz > 0):
+        f_edges = _edges(hz, True)
+        mesh = ax.pcolormesh(t_edges, f_edges, values, shading="flat", **kwargs)
+        ax.set_yscale("log")
+        ax.set_ylabel("frequency (Hz)")
+    else:
+        mesh = ax.pcolormesh(t_edges, np.arange(values.shape[0] + 1) - 0.5, values,
+                             shading="flat", **kwargs)
+        ax.set_ylabel("band")
+    return mesh
+
+
+def attribution_map(attr, clip=0, *, fps: float | None = None, band_frequencies=None,
+                    ax=None, cmap: str = "RdBu_r", vmax: float | None = None,
+                    colorbar: bool = True, spectrogram: bool = False):
+    """Attribution over the spectrogram, diverging colours centred at zero.
+
+    Parameters
+    ----------
+    attr : Attribution, or an array ``(n_bands, n_frames)`` (or ``(1, 1, n_bands, n_frames)``).
+    clip : index or name of the clip in ``attr``.
+    fps, band_frequencies : axes in seconds and Hz (default: from ``attr``).
+    vmax : symmetric colour limit (default: the 99.5th percentile of |attribution|).
+    spectrogram : overlay the input's contours (Attribution only).
+
+    Returns
+    -------
+    matplotlib.collections.QuadMesh
+    """
+    from matplotlib.colors import TwoSlopeNorm
+    ax = _ax(ax)
+    values, secs, hz, title, has_fps = _map_and_axes(attr, clip, fps, band_frequencies)
+    vmax = vmax or float(np.percentile(np.abs(values), 99.5)) or 1e-12
+    mesh = _mesh(ax, values, secs, hz, cmap=cmap,
+                 norm=TwoSlopeNorm(vcenter=0.0, vmin=-vmax, vmax=vmax), rasterized=True)
+    if spectrogram and hasattr(attr, "inputs"):
+        i = attr.clips.index(clip) if isinstance(clip, str) else int(clip)
+        y = hz if hz is not None and np.all(hz > 0) else np.arange(values.shape[0])
+        ax.contour(secs, y, attr.inputs[i, 0], levels=4, colors="k", linewidths=0.3, alpha=0.5)
+    ax.set_xlabel("time (s)" if has_fps else "frame")
+    if title:
+        ax.set_title(title, fontsize=9)
+    if colorbar:
+        ax.figure.colorbar(mesh, ax=ax, label="attribution", pad=0.01)
+    return mesh
+
+
+def spectrogram_plot(spec, *, fps: float | None = None, band_frequencies=None, ax=None,
+                     cmap: str = "magma"):
+    """The input spectrogram ``(n_bands, n_frames)`` with the same axes as the maps."""
+    ax = _ax(ax)
+    values, secs, hz, _, has_fps = _map_and_axes(np.asarray(spec), 0, fps, band_frequencies)
+    mesh = _mesh(ax, values, secs, hz, cmap=cmap, rasterized=True)
+    ax.set_xlabel("time (s)" if has_fps else "frame")
+    return mesh
+
+
+def time_curve(attr, clip=0, *, fps: float | None = None, ax=None, split: bool = True,
+               label: str | None = None):
+    """Attribution summed over bands, per frame (net, and positive / negative parts).
+
+    Returns
+    -------
+    list of matplotlib Line2D
+    """
+    ax = _ax(ax, (7, 2.5))
+    values, secs, _, title, has_fps = _map_and_axes(attr, clip, fps, None)
+    lines = ax.plot(secs, values.sum(0), color="k", lw=1.2, label=label or "net")
+    if split:
+        lines += ax.plot(secs, np.clip(values, 0, None).sum(0), color="tab:red", lw=0.8,
+                         label="positive")
+        lines += ax.plot(secs, np.clip(values, None, 0).sum(0), color="tab:blue", lw=0.8,
+                         label="negative")
+    ax.axhline(0, color="0.6", lw=0.5)
+    ax.set_xlabel("time (s)" if has_fps else "frame")
+    ax.set_ylabel("attribution")
+    ax.legend(fontsize=7, loc="upper right")
+    return lines
+
+
+def frequency_profile(attr, clip=0, *, band_frequencies=None, ax=None, split: bool = True,
+                      label: str | None = None):
+    """Attribution summed over frames, per band (x: attribution, y: frequency in Hz).
+
+    Returns
+    -------
+    list of matplotlib Line2D
+    """
+    ax = _ax(ax, (3, 4))
+    values, _, hz, _, _ = _map_and_axes(attr, clip, None, band_frequencies)
+    y = hz if hz is not None and np.all(hz > 0) else np.arange(values.shape[0])
+    lines = ax.plot(values.sum(1), y, color="k", lw=1.2, label=label or "net")
+    if split:
+        lines += ax.plot(np.clip(values, 0, None).sum(1), y, color="tab:red", lw=0.8,
+                         label="positive")
+        lines += ax.plot(np.clip(values, None, 0).sum(1), y, color="tab:blue", lw=0.8,
+                         label="negative")
+    if hz is not None and np.all(hz > 0):
+        ax.set_yscale("log")
+        ax.set_ylabel("frequency (Hz)")
+    else:
+        ax.set_ylabel("band")
+    ax.axvline(0, color="0.6", lw=0.5)
+    ax.set_xlabel("attribution")
+    ax.legend(fontsize=7, loc="lower right")
+    return lines
+
+
+def attribution_figure(attr, clip=0, *, fig=None, vmax=None):
+    """Map, time curve and frequency profile of one clip in one figure.
+
+    Returns
+    -------
+    matplotlib Figure (with axes ``map``, ``time``, ``freq`` in ``fig.axes`` order).
+    """
+    import matplotlib.pyplot as plt
+    fig = fig or plt.figure(figsize=(9, 5), constrained_layout=True)
+    gs = fig.add_gridspec(2, 2, width_ratios=[4, 1], height_ratios=[3, 1.2])
+    ax_map = fig.add_subplot(gs[0, 0])
+    ax_freq = fig.add_subplot(gs[0, 1], sharey=ax_map)
+    ax_time = fig.add_subplot(gs[1, 0], sharex=ax_map)
+    attribution_map(attr, clip, ax=ax_map, vmax=vmax, colorbar=False)
+    frequency_profile(attr, clip, ax=ax_freq, split=False)
+    time_curve(attr, clip, ax=ax_time)
+    ax_freq.set_ylabel("")
+    ax_map.set_xlabel("")
+    return fig
+
+
+def perturbation_plot(curves: pd.DataFrame, *, mode: str = "deletion", ax=None):
+    """Mean normalized deletion (or insertion) curve per method and order.
+
+    Parameters
+    ----------
+    curves : from :func:`midlevel.explain.faithfulness.perturbation_curves` (concatenated over
+        methods).
+
+    Returns
+    -------
+    list of matplotlib Line2D
+    """
+    ax = _ax(ax, (5, 3.5))
+    d = curves[curves["mode"] == mode]
+    lines = []
+    for (method, order), g in d.groupby(["method", "order"], sort=False):
+        mean = g.groupby("fraction")["normalized"].mean()
+        if order == "random":
+            if any(line.get_label() == "random" for line in lines):
+                continue
+            lines += ax.plot(mean.index, mean.values, color="0.5", ls="--", label="random")
+        else:
+            lines += ax.plot(mean.index, mean.values, label=method)
+    ax.set_xlabel(f"fraction of the input {'removed' if mode == 'deletion' else 'inserted'}")
+    ax.set_ylabel("normalized output")
+    ax.set_title(f"{mode} curves", fontsize=9)
+    ax.legend(fontsize=7)
+    return lines

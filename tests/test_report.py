@@ -1,0 +1,59 @@
+"""Report building blocks: Markdown tables, the self-contained HTML page, the compare CLI."""
+from __future__ import annotations
+
+import base64
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from midlevel.cli import build_parser
+from midlevel.report import markdown_table, summarize_metrics, write_html
+
+
+def test_markdown_table():
+    df = pd.DataFrame({"model": ["a", "b"], "r": [0.5, np.nan], "n": [3, 4]})
+    text = markdown_table(df)
+    lines = text.strip().splitlines()
+    assert lines[0] == "| model | r | n |" and lines[1] == "|---|---|---|"
+    assert lines[2] == "| a | 0.500 | 3 |" and lines[3] == "| b | - | 4 |"
+    assert "more rows" in markdown_table(pd.DataFrame({"x": range(100)}), max_rows=10)
+    assert "empty" in markdown_table(pd.DataFrame())
+
+
+def test_html_embeds_figures_and_audio(tmp_path):
+    import matplotlib.pyplot as plt
+    import soundfile as sf
+    fig, ax = plt.subplots()
+    ax.plot([0, 1])
+    fig.savefig(tmp_path / "f.png")
+    plt.close(fig)
+    sf.write(tmp_path / "a.wav", np.zeros(100), 22050, subtype="PCM_16")
+    page = write_html(tmp_path / "r.html", "T <&>", [
+        ("S", [("text", "hello <b>"), ("table", pd.DataFrame({"x": [1.23456]})),
+               ("figure", ("cap", tmp_path / "f.png")), ("audio", ("snd", tmp_path / "a.wav"))])])
+    html = page.read_text()
+    assert "T &lt;&amp;&gt;" in html and "hello &lt;b&gt;" in html and "1.235" in html
+    png = re.search(r"data:image/png;base64,([^']+)'", html).group(1)
+    wav = re.search(r"data:audio/wav;base64,([^']+)'", html).group(1)
+    assert base64.b64decode(png) == (tmp_path / "f.png").read_bytes()
+    assert base64.b64decode(wav) == (tmp_path / "a.wav").read_bytes()
+
+
+def test_summarize_metrics_over_seeds():
+    m = pd.DataFrame({"model": ["joint"] * 2 + ["blackbox"], "run": ["r1", "r2", "r3"],
+                      "kind": "target", "name": "valence", "r": [0.6, 0.8, 0.9],
+                      "r2": [0.3, 0.5, 0.8], "rmse": [1.0, 0.8, 0.5]})
+    s = summarize_metrics(m).set_index("model")
+    assert s.loc["joint", "n_runs"] == 2
+    assert s.loc["joint", "r"] == pytest.approx(0.7)
+    assert s.loc["joint", "r_std"] == pytest.approx(np.std([0.6, 0.8], ddof=1))
+    assert np.isnan(s.loc["blackbox", "r_std"])
+
+
+def test_compare_cli_is_registered():
+    args = build_parser().parse_args(["compare", "runA", "runB", "--out", "rep", "--methods",
+                                      "shap_deep", "ig", "--window", "8", "16", "--clips", "2"])
+    assert args.runs == ["runA", "runB"] and args.window == [8, 16] and args.clips == 2
+    assert args.func.__module__ == "midlevel.cli_compare"
