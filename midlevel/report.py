@@ -475,7 +475,9 @@ _TEXT = {
     "cost": "Explanation cost: wall time of one attribution call divided by the clips "
             "explained (one output, CPU).",
     "faithfulness": "Deletion / insertion: patches of the spectrogram removed (inserted) in "
-                    "order of decreasing summed attribution vs a random order (a removed bin "
+                    "order of decreasing summed attribution towards the clip's deviation "
+                    "from the fully perturbed input (attribution x the sign of that "
+                    "deviation) vs a random order (a removed bin "
                     "takes the training background's mean); area under the output curve "
                     "normalized to run from "
                     "the clip's output to the fully perturbed one (clips whose output moves "

@@ -59,7 +59,9 @@ def perturbation_curves(model: nn.Module, attr: Attribution, *, mode: str = "del
                         patch: tuple[int, int] | None = None) -> pd.DataFrame:
     """Deletion or insertion curves of ``attr`` and of ``n_random`` random orders.
 
-    Bins are ranked by decreasing attribution (ties broken at random). At fraction ``f`` of
+    Bins are ranked by decreasing attribution towards the clip's deviation from the fully
+    perturbed input, i.e. by ``a * sign(f(x) - f(baseline))`` (plain decreasing attribution
+    when the clip's output lies above the baseline's; ties broken at random). At fraction ``f`` of
     ``steps + 1`` equally spaced fractions in [0, 1], the first ``f`` of the bins are replaced
     by ``baseline`` (deletion) or taken from the input with the rest at the baseline
     (insertion), and the explained output is recorded.
@@ -98,7 +100,12 @@ def perturbation_curves(model: nn.Module, attr: Attribution, *, mode: str = "del
         a = np.bincount(groups.ravel(), weights=attr.maps[i].ravel().astype(np.float64))
         n = a.size
         base = _baseline_map(baseline, x.shape)
-        orders = [("attribution", 0, np.lexsort((rng.random(n), -a)))]
+        # Rank by evidence *for the clip's deviation from the fully perturbed input*: when the
+        # clip's output lies below that reference, the bins that hold it down (negative
+        # attribution) are the ones whose removal moves the output towards the end point.
+        ends = sel(torch.stack([x, base]).unsqueeze(1))[:, 0]
+        direction = 1.0 if float(ends[0] - ends[1]) >= 0 else -1.0
+        orders = [("attribution", 0, np.lexsort((rng.random(n), -direction * a)))]
         orders += [("random", r, rng.permutation(n)) for r in range(n_random)]
         for order, repeat, idx in orders:
             batch = []
