@@ -2,33 +2,41 @@
 
 Every clip is drawn from seven true concept values in [0, 1] (the mid-level features of
 Aljanaki & Soleymani 2018). Each value sets musical parameters of an additive-synthesis
-arrangement (bass, chords, melody, percussion) so that it is audible in a log-frequency
-spectrogram; key, tempo, timbres and levels vary per clip as nuisance.
+arrangement (bass, chords, melody, percussion, a beat pulse and a tonic drone) so that it is
+audible in a log-frequency spectrogram; key, tempo, timbres and levels vary per clip as
+nuisance.
 
 Musical mapping (0 -> 1):
 
 =================  ==========================================================================
 concept            effect
 =================  ==========================================================================
-melodiousness      melody line from random leaps over up to 3 octaves, quiet, no vibrato ->
-                   stepwise within ~1.5 octaves, loud, with vocal vibrato
+melodiousness      melody line from random leaps over up to 3 octaves, nearly silent (5 % of
+                   full level), no vibrato -> stepwise within ~1.5 octaves, loud, with vocal
+                   vibrato (+-2.5 %)
 articulation       legato (notes fill the gap to the next onset, slow decay, soft attack) ->
                    staccato (notes sound 15 % of the gap, 50 ms decay, hard attack)
 rhythm_stability   tempo wobble (+-25 %, 1.5-3 s period) and onset jitter (shared and per
-                   layer) -> every onset on the metrical grid
+                   layer), no pulse -> every onset on the metrical grid and a woodblock-like
+                   click (2.4-3 kHz + its fifth, 20 ms decay) on every beat, its level
+                   proportional to rhythm_stability
 rhythm_complexity  kick/snare/hat on quarter notes, melody in quarter notes -> syncopated
                    melody (16ths, off-beats, tied beats), 16th hats, off-beat kicks and a
                    third percussion layer
 dissonance         clean harmonic partials and triads -> chords with added minor seconds and
                    tritones, stretched (inharmonic) partials and noise in the timbre
-tonal_stability    chromatic chord roots, key changes, chromatic melody notes ->
-                   a diatonic progression in one key
-minorness          probability that a chord (and the melody scale above it) is minor
+tonal_stability    chromatic chord roots, key changes, chromatic melody notes, chords and
+                   bass sliding 1-2 semitones up or down over each note (slide scaled by
+                   instability) -> a diatonic progression in one key over a sustained tonic
+                   pedal (tonic C2-B2 and its fifth, level proportional to tonal_stability)
+minorness          share of chords (and of the melody's scale above them) that are minor
 =================  ==========================================================================
 
 All random draws of a clip are made up front, independent of the concept values ("common
 random numbers"): two clips rendered from the same ``rng`` with concepts that differ in one
-value differ only in that concept's effect.
+value differ only in that concept's effect. Per-chord probabilities (minor chord, chromatic
+root, modulation) use stratified uniforms, so the share of affected chords in a clip is within
+about one chord of the probability times the number of chords, rather than binomially scattered.
 
 ``synthesize`` writes a dataset: ``audio/<id>.wav``, ``annotations.csv`` (noisy 1-10
 concept ratings and 1-9 emotion targets), ``ground_truth.json`` and a data spec
@@ -135,7 +143,7 @@ _MAJOR = np.array([0, 2, 4, 5, 7, 9, 11])
 _MINOR = np.array([0, 2, 3, 5, 7, 8, 10])
 _PROGRESSIONS = np.array([[0, 7, 9, 5], [0, 5, 7, 0], [0, 9, 5, 7], [0, 5, 9, 7]])
 _MODULATIONS = np.array([-7, -5, -2, -1, 1, 2, 5, 7])
-_LAYERS = ("melody", "chords", "bass", "kick", "snare", "hat", "perc")
+_LAYERS = ("melody", "chords", "bass", "kick", "snare", "hat", "perc", "pulse")
 _MAX_PARTIAL_HZ = 10000.0
 
 
@@ -297,6 +305,9 @@ class _Material:
     wobble_phase: float
     vibrato_rate: float
     perc_pitch: float
+    pulse_pitch: float     # Hz, the beat-pulse click
+    glide: np.ndarray      # (n_spans,) semitones, signed, of the tonal-instability slides
+    glide: np.ndarray
     u_minor: np.ndarray
     u_chromatic: np.ndarray
     chromatic_root: np.ndarray
@@ -350,6 +361,15 @@ def _band_noise(rng: np.random.Generator, n: int, sample_rate: int) -> np.ndarra
     return _peak_normalize(signal.sosfilt(sos, rng.standard_normal(n)))
 
 
+def _stratified(rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` uniforms in [0, 1), one in each of ``n`` equal strata, in random order: (n,).
+
+    ``u < p`` then holds for a share of the entries within ``1 / n`` of ``p``, so a per-span
+    probability becomes an almost exact per-clip proportion.
+    """
+    return (rng.permutation(n) + rng.random(n)) / n
+
+
 def _draw_material(rng: np.random.Generator, duration: float, sample_rate: int) -> _Material:
     """Draw all nuisance and note-level randomness of one clip (a fixed sequence of draws)."""
     tempo = rng.uniform(80.0, 140.0)
@@ -365,8 +385,10 @@ def _draw_material(rng: np.random.Generator, duration: float, sample_rate: int) 
         timbres=timbres, levels=levels,
         wobble_period=rng.uniform(1.5, 3.0), wobble_phase=rng.uniform(0, 2 * np.pi),
         vibrato_rate=rng.uniform(4.5, 6.0), perc_pitch=rng.uniform(700.0, 1800.0),
-        u_minor=rng.random(n_spans), u_chromatic=rng.random(n_spans),
-        chromatic_root=rng.integers(12, size=n_spans), u_modulate=rng.random(n_spans),
+        pulse_pitch=rng.uniform(2400.0, 3000.0),
+        glide=rng.uniform(1.0, 2.0, n_spans) * rng.choice([-1, 1], size=n_spans),
+        u_minor=_stratified(rng, n_spans), u_chromatic=_stratified(rng, n_spans),
+        chromatic_root=rng.integers(12, size=n_spans), u_modulate=_stratified(rng, n_spans),
         modulation=rng.choice(_MODULATIONS, size=n_spans),
         u_second=rng.random(n_spans), u_tritone=rng.random(n_spans),
         timing=np.clip(rng.standard_normal(n_slots), -1.5, 1.5),
@@ -394,6 +416,7 @@ class _Events:
     onsets: np.ndarray
     lengths: np.ndarray
     freqs: np.ndarray
+    glides: np.ndarray | None = None     # (n,) semitones slid over the sounding length
 
 
 @dataclass(frozen=True)
@@ -438,7 +461,8 @@ def _harmony(mat: _Material, c: dict[str, float]) -> _Harmony:
 
     Tonal instability ``u = 1 - tonal_stability`` makes a span's root chromatic with
     probability ``u`` (else the clip's diatonic progression) and modulates the key with
-    probability ``u / 2``; a chord is minor with probability ``minorness`` and gets an added
+    probability ``u / 2`` (stratified draws: near-exact shares); a chord is minor with
+    probability ``minorness`` (stratified as well) and gets an added
     minor second (tritone) with probability ``dissonance`` (``0.8 dissonance``).
     """
     instability = 1.0 - c["tonal_stability"]
@@ -465,7 +489,8 @@ def _chord_events(mat: _Material, harmony: _Harmony, times: np.ndarray,
 
     Chords: root, third, fifth and the third an octave up, G4-F#5, plus the added minor
     second and tritone of dissonant spans. Bass: the root (C2-B2), the fifth below it on the
-    2nd and 4th beat.
+    2nd and 4th beat. Both slide ``(1 - tonal_stability) * glide`` semitones (glide: +-1-2 per
+    span) over each note's sounding length.
     """
     beats = np.arange(0, len(times) - 4, 4)
     span = beats // 8
@@ -480,11 +505,13 @@ def _chord_events(mat: _Material, harmony: _Harmony, times: np.ndarray,
     stab, art = c["rhythm_stability"], c["articulation"]
     onsets = _layer_onsets(mat, times, stab, "chords", beats)
     ends = _layer_onsets(mat, times, stab, "chords", beats + 4)
-    chords = _Events(onsets, _note_lengths(onsets, ends, art), freqs)
+    glides = (1.0 - c["tonal_stability"]) * mat.glide[span]
+    chords = _Events(onsets, _note_lengths(onsets, ends, art), freqs, glides)
     bass_midi = 36 + roots + np.where((beats // 4) % 2 == 1, -5, 0)
     onsets = _layer_onsets(mat, times, stab, "bass", beats)
     ends = _layer_onsets(mat, times, stab, "bass", beats + 4)
-    bass = _Events(onsets, _note_lengths(onsets, ends, art), _midi_to_hz(bass_midi)[:, None])
+    bass = _Events(onsets, _note_lengths(onsets, ends, art), _midi_to_hz(bass_midi)[:, None],
+                   glides)
     return chords, bass
 
 
@@ -574,14 +601,16 @@ def _add_events(out: np.ndarray, activity: np.ndarray, events: _Events, voice: _
                 sample_rate: int) -> None:
     """Render ``events`` with additive synthesis into ``out`` (n_samples,), in place.
 
-    Every event sums all its voices' partials; its envelope (linear attack, exponential
-    decay, 20 ms release after the sounding length) is also added to ``activity``.
+    Every event sums all its voices' partials, sliding linearly by ``events.glides``
+    semitones over its sounding length; its envelope (linear attack, exponential decay, 20 ms
+    release after the sounding length) is also added to ``activity``.
     """
     k = np.arange(1, len(voice.timbre.amps) + 1)
     ratios = k * np.sqrt(1.0 + voice.stretch * k ** 2)
     release = int(0.02 * sample_rate)
     longest = int((voice.attack + 6 * voice.decay) * sample_rate)
-    for onset, length, f0s in zip(events.onsets, events.lengths, events.freqs):
+    glides = events.glides if events.glides is not None else np.zeros(len(events.onsets))
+    for onset, length, f0s, glide in zip(events.onsets, events.lengths, events.freqs, glides):
         start = int(onset * sample_rate)
         n_sound = int(length * sample_rate)
         n = min(n_sound + release, longest, len(out) - start)
@@ -592,6 +621,9 @@ def _add_events(out: np.ndarray, activity: np.ndarray, events: _Events, voice: _
         env *= np.clip(1.0 - (t - n_sound / sample_rate) / 0.02, 0.0, 1.0)
         phase = 2 * np.pi * (t + voice.vibrato_depth / (2 * np.pi * voice.vibrato_rate)
                              * (1.0 - np.cos(2 * np.pi * voice.vibrato_rate * t)))
+        if glide != 0.0:                       # linear pitch slide over the sounding length
+            ratio = 2.0 ** (glide * np.minimum(t / max(length, 0.05), 1.0) / 12.0)
+            phase = 2 * np.pi * np.cumsum(ratio * np.gradient(phase) / (2 * np.pi))
         freqs = (f0s[f0s > 0][:, None] * ratios[None, :]).ravel()
         amps = np.tile(voice.timbre.amps, int((f0s > 0).sum()))
         keep = freqs < min(_MAX_PARTIAL_HZ, 0.45 * sample_rate)
@@ -613,19 +645,46 @@ def _drum_sounds(mat: _Material) -> dict[str, np.ndarray]:
                   + 0.1 * np.sin(2 * np.pi * 190.0 * t) * np.exp(-t / 0.05)),
         "hat": 0.08 * hat_noise * np.exp(-t / 0.02),
         "perc": 0.15 * np.sin(2 * np.pi * mat.perc_pitch * t) * np.exp(-t / 0.04),
+        "pulse": 0.3 * (np.sin(2 * np.pi * mat.pulse_pitch * t)
+                        + 0.6 * np.sin(2 * np.pi * 1.5 * mat.pulse_pitch * t)) * np.exp(-t / 0.02),
     }
 
 
 def _add_drums(out: np.ndarray, mat: _Material, times: np.ndarray, c: dict[str, float]) -> None:
-    """Overlay the percussion one-shots at their (jittered) onsets, in place."""
+    """Overlay the percussion one-shots at their (jittered) onsets, in place.
+
+    Besides the drum layers of ``_drum_slots``, a pulse click sounds on every beat at level
+    ``rhythm_stability`` (independent of the drum level).
+    """
     sounds = _drum_sounds(mat)
-    for layer, slots in _drum_slots(mat, c["rhythm_complexity"]).items():
-        sound = (mat.levels["drums"] * sounds[layer]).astype(np.float32)
+    layers = _drum_slots(mat, c["rhythm_complexity"])
+    layers["pulse"] = np.arange(0, len(mat.u_kick) - 4, 4)        # every beat
+    for layer, slots in layers.items():
+        level = c["rhythm_stability"] if layer == "pulse" else mat.levels["drums"]
+        sound = (level * sounds[layer]).astype(np.float32)
         onsets = _layer_onsets(mat, times, c["rhythm_stability"], layer, slots)
         for start in (onsets * mat.sample_rate).astype(int):
             n = min(len(sound), len(out) - start)
             if n > 0:
                 out[start:start + n] += sound[:n]
+
+
+def _add_drone(out: np.ndarray, mat: _Material, harmony: _Harmony, stability: float) -> None:
+    """Add a sustained pedal on the tonic (C2-B2) and its fifth, level ``0.15 stability``."""
+    if stability <= 0.0:
+        return
+    sr = mat.sample_rate
+    t = np.arange(len(out)) / sr
+    span = np.minimum((t / (8 * mat.step_s)).astype(int), len(harmony.tonics) - 1)
+    f0 = _midi_to_hz(36 + harmony.tonics[span])
+    phase = 2 * np.pi * np.cumsum(f0) / sr
+    amps = mat.timbres["bass"].amps
+    drone = np.zeros(len(out))
+    for ratio in (1.0, 1.5):
+        for k, a in enumerate(amps, start=1):
+            drone += a * np.sin(k * ratio * phase)
+    fade = np.minimum(t / 0.05, 1.0)
+    out += (0.15 * stability * fade * drone).astype(np.float32)
 
 
 def _render(mat: _Material, c: dict[str, float]) -> np.ndarray:
@@ -645,14 +704,15 @@ def _render(mat: _Material, c: dict[str, float]) -> np.ndarray:
                          stretch, 0.0, 1.0),
         "bass": _Voice(mat.timbres["bass"], 0.35 * mat.levels["bass"], attack, decay,
                        stretch, 0.0, 1.0),
-        "melody": _Voice(mat.timbres["melody"], 0.6 * (0.2 + 0.8 * mel) * mat.levels["melody"],
-                         attack, decay, stretch, 0.015 * mel, mat.vibrato_rate),
+        "melody": _Voice(mat.timbres["melody"], 0.7 * (0.05 + 0.95 * mel) * mat.levels["melody"],
+                         attack, decay, stretch, 0.025 * mel, mat.vibrato_rate),
     }
     out = np.zeros(mat.n_samples, dtype=np.float32)
     activity = np.zeros(mat.n_samples, dtype=np.float32)
     for name, events in (("chords", chords), ("bass", bass), ("melody", melody)):
         _add_events(out, activity, events, voices[name], sr)
     out += 0.6 * diss * activity * mat.noise                     # noisy (breathy) timbre
+    _add_drone(out, mat, harmony, c["tonal_stability"])
     _add_drums(out, mat, times, c)
     return out
 
