@@ -1,0 +1,99 @@
+"""Hand-written analysis appended to the Performance section of RESULTS.md (kept beside the code
+that makes the numbers it interprets; the numbers themselves are in the tables above it, and the
+"Findings" list is generated from each run)."""
+
+NOTES = """
+**Reading the targets.** Fixed quantities first (FlopCounterMode, independent of the machine):
+the `paper` network costs 8.55 GFLOP forward per 10-s window (the paper quotes about 8.5),
+25.6 GFLOP per clip for a training step (forward + backward + weight gradients) and 17.1 GFLOP
+for one gradient to the input (what SHAP and Captum compute; `torch.autograd.grad` skips the
+weight gradients). The `small` preset is 16x cheaper (0.54 / 1.6 / 1.1 GFLOP).
+
+1. *Feature caching >= 50% of decode-only* — met with two worker processes (`fill(jobs=2)`,
+   one torch thread each: 46-62% over the full runs made while writing this), missed by the
+   one-process fill the package uses today (`jobs=1`, torch's 2 threads: 14-23%).
+   libsndfile decodes these mp3s at about 1,000x real time, so the fill may spend at most as
+   long again on everything else; the stage profile gives nearly all of the extra to the
+   front end. Two causes, both in table (a): the front end builds every intermediate of a
+   clip at once (an int64 gather index of n_frames x 2048, frames, windowed frames, complex
+   spectrum, magnitudes, a transposed copy for a dense 1024 x 149 filterbank product), fresh
+   allocations bigger than the caches, each a memory-bound element-wise pass; and those
+   passes gain nothing from a second thread and lose much to it on a busy machine (front end
+   alone: about 1,700x real time on one thread, under 200x on two). On one thread the
+   one-process fill reaches 38-41%; `benchmarks/bench_frontend.py` computes the same numbers
+   block by block (strided view instead of an index, 128-frame blocks, sparse filterbank:
+   1,877 non-zeros of 152,000, log in place), 1.5-1.9x faster on one thread (unreliable on
+   two), which brought the one-thread fill to 39-46%. What is left is resampling (soxr HQ,
+   about 10 ms a clip in a cProfile of the fill), the per-entry `fsync` (1-9 ms a file) and
+   copies; `FeatureCache.get` already recomputes an entry that fails to load, so the cache
+   owner could weigh one `os.sync()` at the end of `fill` against an fsync per file.
+   **Recommendations**: (owner of `midlevel/data/cache.py`) run the front end in
+   `FeatureCache.compute` with one torch thread (set and restore `torch.set_num_threads`), and
+   default `fill(jobs=...)` to `os.cpu_count()`; (owners of `midlevel/training/run.py::
+   _features` and `midlevel/explain/contributions.py::split_predictions`) pass
+   `jobs=os.cpu_count()` instead of 1; (owner of `midlevel/data/frontends.py`) adopt the
+   blocked forward (`tests/test_bench_smoke.py` checks it equals the package's to 1e-5 for
+   short, long and batched input).
+2. *Training end to end >= 85% of in-memory* — data loading is not a cost here: `fit` holds
+   every spectrogram in memory (reading the whole filled cache takes about a millisecond per
+   clip, once) and a batch is 8 slices and a `torch.stack`. Where a run shows a gap (or a
+   ratio above 100%) it is the other jobs on the machine between the two measurements. A/B
+   tests with one torch thread, which is far less sensitive to them (see 6), interleaving
+   in-memory steps and `fit` epochs in one process: `paper` 2.16-2.48 s per step in memory
+   against 2.2-2.47 s per step inside `fit` (3 epochs of 3 steps, twice); `small` 0.37-0.51 s
+   against 0.38-0.44 s. So end to end is at about 100% of in-memory; the best-of-repeats
+   ratio in the table is the better estimate on a busy machine. A real
+   epoch also runs a whole-clip validation pass (36 Soundtracks clips, about 2.5 windows each,
+   forward only): about a tenth of an epoch of 288 training clips (see table (c) for its
+   speed). Checkpoints are written after the timed part of each epoch.
+3. *`paper` >= 75% of matmul GFLOP/s* — the convolutions themselves are not the problem:
+   timed one by one (layer table), the oneDNN kernels of layers 2-9 run at or near the 2048²
+   matmul, the deepest ones above it; only the first (one input channel, 5x5 stride 2) is slow,
+   and it is 1% of the FLOPs and 1-2% of the time. The step loses its speed around them:
+   batch norm, ReLU, pooling and dropout (no FLOPs, memory-bound, each a parallel region) and
+   Adam's per-tensor update, together 15-30% of the profiled step depending on the load, and
+   the two threads' synchronization (6). On one thread the same step ran at 80-93 GFLOP/s, the
+   one-thread matmul speed. So the ratio moves with the load between runs (56-101% in the runs
+   made while writing this). `torch.optim.Adam(..., fused=True)` in `midlevel/training/
+   loop.py` cut the optimizer's time by half or more in three of the four full runs and lost in
+   one (Adam table: about a tenth of a `paper` step); bfloat16 autocast is the lever beyond
+   fp32 (2x on inference here, table (c)).
+4. *Bottleneck contributions <= 5% added* — met by orders of magnitude: the contribution table
+   is a 7-concept x 8-target product and a pandas frame, milliseconds per batch of clips,
+   while the prediction it needs is a forward pass per 10-s window. `explain_clips` minus
+   `Run.predict` is within the noise of the two measurements; the "table alone" figure is the
+   direct measurement.
+5. *SHAP GradientExplainer <= 5 s per 10-s clip (paper)* — missed narrowly when the machine
+   was quiet (5.2 s in the final run, at 160 GFLOP/s; 12-45 s in runs under heavy load). Its
+   work is fixed: 32 expected-gradient samples of 17.1 GFLOP (547 GFLOP) plus 33 forwards of
+   8.5 GFLOP (282 GFLOP, a third of the work): each call runs the model over the 16
+   background crops twice (GradientExplainer's constructor, with autograd on, and `Attributor`
+   for the expected value) besides the prediction. At the best matmul speed seen (195 GFLOP/s,
+   two idle cores) the whole is 4.3 s, without the repeated forwards 2.9 s.
+   **Recommendations (owner of `midlevel/explain/attribution.py`)**: build the SHAP explainer
+   and the expected value once per `Attributor` and input length, not per call (construct
+   `shap.GradientExplainer` under `torch.no_grad()`: it only reads the output shape there),
+   which at the final run's speed brings the clip to about 3.5 s; run on the model's device
+   instead of moving inputs to the CPU (today a GPU is never used for attributions); offer
+   bfloat16 autocast (2x on inference here, table (c)).
+   DeepExplainer's hooks keep a 32-sample batch of activations alive: about 1.8 GB for one
+   10-s clip with the paper preset, growing linearly with clip length and background size
+   (table (f) shows the same linear growth for GradientExplainer).
+6. *Threads on this machine.* The two vCPUs do not give two cores' worth of speed while
+   other jobs run: at a load of about 2.5, a 2048² fp32 matmul ran at 91-94 GFLOP/s on one
+   torch thread and 84-86 GFLOP/s on two; a `paper` training step took 2.2-2.5 s on one and
+   2.7-4.1 s on two, a `small` one 205 ms against 382 ms (batch 8). Every parallel region of
+   two threads waits for whichever is descheduled, so the cost grows with the number of
+   operators, not FLOPs: the `small` preset, Adam's for-loop (31 parameter tensors x 7
+   operators), the front end's element-wise passes suffer most ("one thread" line of table
+   (b), front-end table of (a)). The figures above use torch's default (2 threads), as users
+   get it; `--threads 1` runs the whole benchmark on one, and the quick benchmark (and its
+   test) always does. Where throughput matters on such machines: one torch thread per
+   process, and processes (`fill(jobs=...)`, DDP) for parallelism. The fused or foreach Adam
+   (`torch.optim.Adam(..., fused=True)`) removes most of the optimizer's operators.
+7. *Memory.* Importing torch (this CUDA build) takes about 0.7 GB of resident memory before
+   any work. Training holds the spectrograms in memory: 149 bands x 31.25 frames/s x 4 bytes
+   = 18.6 kB per second of audio (112 MB for the 105 minutes of Soundtracks, 1.3 GB for
+   the 5,000 15-s clips of the Mid-level dataset), linear in the dataset (table (f)); cache
+   filling streams one clip at a time and stays flat.
+"""

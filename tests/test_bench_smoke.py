@@ -1,0 +1,147 @@
+"""The benchmark suite's code paths at tiny sizes, so ``make bench`` cannot rot.
+
+No timing is asserted: only that every section runs and reports what RESULTS.md needs, that the
+memory probe sees an allocation, that the explanation cost model matches what the methods run,
+and that writing RESULTS.md leaves the other authors' sections alone.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+import bench_common  # noqa: E402
+import bench_report  # noqa: E402
+
+
+def test_peak_memory_sees_an_allocation():
+    with bench_common.PeakMemory() as mem:
+        block = np.ones(64 * 2 ** 20 // 8)  # 64 MiB, touched
+        block.sum()
+    del block
+    d = mem.as_dict()
+    assert d["peak_rss_mb"] >= d["added_rss_mb"] >= 0
+    if d["method"] == "VmHWM reset":
+        assert d["added_rss_mb"] >= 48
+
+
+def test_timeit_and_summary():
+    calls = []
+    t = bench_common.timeit(lambda: calls.append(1), repeat=3, warmup=2)
+    assert len(calls) == 5 and len(t["all"]) == 3
+    assert t["min"] <= t["median"] <= t["max"]
+
+
+def test_splice_replaces_only_the_perf_block():
+    old = ("# Results\n\n## Models and training\n\nkeep me\n\n## Performance\n\n"
+           f"{bench_report.START}\nold numbers\n{bench_report.END}\n\n## Comparison\n\nkeep too\n")
+    new = bench_report.splice(old, f"{bench_report.START}\nnew numbers\n{bench_report.END}")
+    assert "keep me" in new and "keep too" in new and "new numbers" in new
+    assert "old numbers" not in new
+    assert new.count(bench_report.START) == 1 and new.count(bench_report.END) == 1
+
+
+def test_splice_appends_a_section_when_markers_are_absent():
+    old = "# Results\n\n## Comparison\n\nother text\n"
+    new = bench_report.splice(old, f"{bench_report.START}\nx\n{bench_report.END}")
+    assert new.startswith(old) and "## Performance" in new and new.rstrip().endswith(
+        bench_report.END)
+
+
+@pytest.mark.parametrize("method, opts", [
+    ("shap_gradient", {"n_samples": 3}),
+    ("shap_deep", {}),
+    ("integrated_gradients", {"n_steps": 3}),
+    ("occlusion", {"window": (40, 16)}),
+])
+def test_cost_model_counts_the_samples_the_model_sees(method, opts):
+    """grad passes + forwards of bench_explain.cost_model == samples through the backbone."""
+    from bench_explain import cost_model
+    from midlevel.explain.attribution import attribute
+    from midlevel.models.backbone import preset
+    from midlevel.models.bottleneck import build_model
+    torch.manual_seed(0)
+    model = build_model("bottleneck", ["a", "b"], [{"name": "y"}], preset("small")).eval()
+    seen = [0]
+    model.backbone.register_forward_hook(lambda m, i, o: seen.__setitem__(0, seen[0] + len(i[0])))
+    x, bg = torch.randn(1, 1, 149, 40), torch.randn(3, 1, 149, 40)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        attribute(model, x, method=method, background=bg, **opts)
+    cost = cost_model(method, opts, len(bg), 149, 40)
+    assert cost["grad_passes"] + cost["forwards"] == seen[0]
+
+
+@pytest.mark.slow
+def test_quick_run_writes_every_section(tmp_path):
+    """``run.py --quick``: all four sections in their own processes, JSON and Markdown."""
+    import run
+    out, work = tmp_path / "out", tmp_path / "work"
+    out.mkdir()
+    (out / "RESULTS.md").write_text("# Results\n\n## Comparison\n\nsomeone else's\n")
+    code = run.main(["--quick", "--out", str(out), "--workdir", str(work)])
+    results = json.loads((out / "results.json").read_text())["cpu"]
+    errors = {k: v.get("log_tail", "")[-2000:] for k, v in results["sections"].items()
+              if "error" in v}
+    assert code == 0 and not errors, errors
+    s = results["sections"]
+    assert s["features"]["modes"]["jobs=1"]["cache_fill"]["clips_per_s"] > 0
+    assert s["features"]["modes"]["jobs=1"]["decode"]["clips_per_s"] > 0
+    small = s["training"]["presets"]["small"]["in_memory"]
+    assert small["train_gflop_per_clip"] > small["forward_gflop_per_clip"] > 0
+    assert s["training"]["presets"]["small"]["end_to_end"]["clips_per_s"] > 0
+    assert s["training"]["presets"]["small"]["matmul_gflops"] > 0
+    assert s["training"]["presets"]["small"]["conv_layers"]
+    assert s["inference"]["presets"]["small"]["whole_clips_from_features"]["clips_per_s"] > 0
+    methods = s["explain"]["presets"]["small"]["methods"]
+    assert set(methods) == {"shap_deep", "shap_gradient", "integrated_gradients", "occlusion"}
+    assert all("error" not in m for m in methods.values()), methods
+    assert len(s["training"]["scaling"]) == 2 and len(s["explain"]["scaling"]) == 2
+    md = (out / "RESULTS.md").read_text()
+    assert "someone else's" in md and bench_report.START in md and bench_report.END in md
+    for heading in ("#### Targets", "(a) Audio", "(b) Training", "(c) Inference", "(d, e)",
+                    "(f) Scaling", "torch"):
+        assert heading in md
+
+
+@pytest.mark.parametrize("shape", [(10,), (2047,), (2048,), (5000,), (22050 * 3 + 123,),
+                                   (3, 22050)])
+def test_blocked_frontend_matches_the_package_front_end(shape):
+    """The front end recommended in RESULTS.md gives the package's numbers (any length, batch)."""
+    from bench_frontend import BlockedLogFiltered
+    from midlevel.data.frontends import LogFilteredSpectrogram
+    fe = LogFilteredSpectrogram().eval()
+    y = torch.from_numpy(np.random.default_rng(0).standard_normal(shape).astype(np.float32))
+    with torch.no_grad():
+        ref = fe(y)
+    for block in (16, 128):
+        out = BlockedLogFiltered(fe, block)(y)
+        assert out.shape == ref.shape
+        assert torch.allclose(out, ref, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_quick_run_on_cuda_with_amp(tmp_path):
+    """``--device cuda --amp``: training and inference on the GPU, results filed under cuda."""
+    import run
+    out = tmp_path / "out"
+    code = run.main(["--quick", "--device", "cuda", "--amp", "--out", str(out),
+                     "--workdir", str(tmp_path / "work"), "--sections", "training",
+                     "inference"])
+    results = json.loads((out / "results.json").read_text())["cuda"]
+    errors = {k: v.get("log_tail", "")[-2000:] for k, v in results["sections"].items()
+              if "error" in v}
+    assert code == 0 and not errors, errors
+    small = results["sections"]["training"]["presets"]["small"]
+    assert small["in_memory"]["memory"].get("device_peak_mb", 0) > 0
+    assert results["sections"]["training"]["matmul_dtype"] == "bfloat16"
+    assert "GPU run" in (out / "RESULTS.md").read_text()
