@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from midlevel.atomic import atomic_open
 from midlevel.data.audio import load_audio
 from midlevel.data.frontends import make_frontend
 from midlevel.errors import AudioError, CacheError, Problem, ValidationFailed
@@ -47,19 +47,9 @@ def file_digest(path: str | Path, *, chunk: int = 1 << 20) -> str:
 
 
 def atomic_save_npy(array: np.ndarray, target: Path) -> None:
-    """Write ``array`` to ``target`` via a temporary file in the same folder and a rename."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".npy")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, array)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write ``array`` to ``target`` atomically (see :func:`midlevel.atomic.atomic_open`)."""
+    with atomic_open(target) as fh:
+        np.save(fh, array)
 
 
 @dataclass

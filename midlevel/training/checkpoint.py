@@ -12,12 +12,11 @@ A run directory ``RUN`` holds:
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
+from midlevel.atomic import atomic_open
 from midlevel.errors import CheckpointError
 
 FORMAT = "midlevel-run/1"
@@ -26,27 +25,15 @@ STATE_FILE = "checkpoint.pt"
 
 
 def save_atomic(obj, path: str | Path) -> None:
-    """``torch.save`` to a temporary file beside ``path``, fsync, then rename into place."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """``torch.save`` to ``path`` atomically (see :func:`midlevel.atomic.atomic_open`)."""
+    with atomic_open(path) as fh:
+        torch.save(obj, fh)
 
 
 def write_text_atomic(text: str, path: str | Path) -> None:
-    """Write a text file via a temporary file and a rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
+    """Write a text file atomically."""
+    with atomic_open(path, "w") as fh:
         fh.write(text)
-    os.replace(tmp, path)
 
 
 def load_checkpoint(path: str | Path) -> dict:
