@@ -29,7 +29,9 @@ tonal_stability    chromatic chord roots, key changes, chromatic melody notes, c
                    bass sliding 1-2 semitones up or down over each note (slide scaled by
                    instability) -> a diatonic progression in one key over a sustained tonic
                    pedal (tonic C2-B2 and its fifth, level proportional to tonal_stability)
-minorness          share of chords (and of the melody's scale above them) that are minor
+minorness          share of chords (and of the melody's scale above them) that are minor;
+                   a sustained pad (root C4-B4, third, fifth, third an octave up) at a
+                   constant level spells each chord's quality throughout the clip
 =================  ==========================================================================
 
 All random draws of a clip are made up front, independent of the concept values ("common
@@ -145,6 +147,7 @@ _PROGRESSIONS = np.array([[0, 7, 9, 5], [0, 5, 7, 0], [0, 9, 5, 7], [0, 5, 9, 7]
 _MODULATIONS = np.array([-7, -5, -2, -1, 1, 2, 5, 7])
 _LAYERS = ("melody", "chords", "bass", "kick", "snare", "hat", "perc", "pulse")
 _MAX_PARTIAL_HZ = 10000.0
+_PAD_LEVEL = 0.015       # amplitude per pad voice (chord-quality pad, see _add_pad)
 
 
 # --------------------------------------------------------------------------- weights
@@ -687,6 +690,27 @@ def _add_drone(out: np.ndarray, mat: _Material, harmony: _Harmony, stability: fl
     out += (0.15 * stability * fade * drone).astype(np.float32)
 
 
+def _add_pad(out: np.ndarray, mat: _Material, harmony: _Harmony) -> None:
+    """Add a sustained chord pad that spells each span's chord quality, in place.
+
+    Voicing: root (C4-B4), third, fifth and the third doubled an octave up (up to ~1.2 kHz),
+    near-sine timbre (fundamental plus a weak octave), constant level independent of all
+    other concepts: a minor chord puts its thirds 3 semitones above the root, a major chord 4,
+    so the share of minor chords is visible as a steady interval pattern throughout the clip.
+    """
+    sr = mat.sample_rate
+    t = np.arange(len(out)) / sr
+    span = np.minimum((t / (8 * mat.step_s)).astype(int), len(harmony.roots) - 1)
+    root = 60 + harmony.roots[span]
+    third = np.where(harmony.minor[span], 3, 4)
+    pad = np.zeros(len(out))
+    for offset, weight in ((0, 0.8), (third, 1.0), (7, 0.8), (12 + third, 1.0)):
+        phase = 2 * np.pi * np.cumsum(_midi_to_hz(root + offset)) / sr
+        pad += weight * (np.sin(phase) + 0.25 * np.sin(2 * phase))
+    fade = np.minimum(t / 0.05, 1.0)
+    out += (_PAD_LEVEL * fade * pad).astype(np.float32)
+
+
 def _render(mat: _Material, c: dict[str, float]) -> np.ndarray:
     """Render one clip with constant concept values ``c``: (n_samples,) float32, unnormalized."""
     sr = mat.sample_rate
@@ -713,6 +737,7 @@ def _render(mat: _Material, c: dict[str, float]) -> np.ndarray:
         _add_events(out, activity, events, voices[name], sr)
     out += 0.6 * diss * activity * mat.noise                     # noisy (breathy) timbre
     _add_drone(out, mat, harmony, c["tonal_stability"])
+    _add_pad(out, mat, harmony)
     _add_drums(out, mat, times, c)
     return out
 
