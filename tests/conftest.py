@@ -20,6 +20,17 @@ def soundtracks_path() -> Path:
     return Path(env) if env else REPO.parent / "shared" / "datasets" / "soundtracks"
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models run fastest on one thread (and do not suffer from a busy machine)."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(12345)
