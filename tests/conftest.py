@@ -52,3 +52,23 @@ def write_tone(path: Path, *, freq: float = 440.0, seconds: float = 1.0, sr: int
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(path, np.stack([y] * channels, axis=1), sr, subtype="PCM_16")
     return path
+
+
+def execute_notebook(path: Path, workdir: Path, monkeypatch, settings: dict[str, str]):
+    """Run a notebook with ``settings`` as environment variables; return it with its outputs.
+
+    Asserts that no cell raised.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+
+    pytest.importorskip("ipykernel")
+    for key, value in {**settings, "MPLBACKEND": "Agg"}.items():
+        monkeypatch.setenv(key, value)
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(workdir)}}).execute()
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if o.get("output_type") == "error"]
+    assert not errors
+    return nb

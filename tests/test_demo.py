@@ -12,6 +12,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from conftest import execute_notebook
 from midlevel.cli import main
 
 
@@ -93,22 +94,11 @@ def test_demo_report_is_self_contained(demo):
 @pytest.mark.slow
 def test_compare_notebook_executes(tmp_path, monkeypatch):
     """notebooks/compare_synthetic.ipynb runs top to bottom at tiny settings."""
-    pytest.importorskip("ipykernel")
-    import nbformat
-    from nbclient import NotebookClient
     notebook = Path(__file__).resolve().parents[1] / "notebooks" / "compare_synthetic.ipynb"
-    settings = {"MIDLEVEL_CMP_CLIPS": "16", "MIDLEVEL_CMP_DURATION": "3",
-                "MIDLEVEL_CMP_EPOCHS": "1", "MIDLEVEL_CMP_WORKDIR": str(tmp_path / "work"),
-                "MIDLEVEL_CMP_METHODS": "shap_deep integrated_gradients",
-                "MIDLEVEL_CMP_THREADS": "1", "MPLBACKEND": "Agg"}
-    for key, value in settings.items():
-        monkeypatch.setenv(key, value)
-    nb = nbformat.read(notebook, as_version=4)
-    NotebookClient(nb, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
-              if o.get("output_type") == "error"]
-    assert not errors
+    nb = execute_notebook(notebook, tmp_path, monkeypatch, {
+        "MIDLEVEL_CMP_CLIPS": "16", "MIDLEVEL_CMP_DURATION": "3", "MIDLEVEL_CMP_EPOCHS": "1",
+        "MIDLEVEL_CMP_WORKDIR": str(tmp_path / "work"),
+        "MIDLEVEL_CMP_METHODS": "shap_deep integrated_gradients", "MIDLEVEL_CMP_THREADS": "1"})
     assert (tmp_path / "work" / "report" / "report.html").is_file()
     # the controlled event check inside the notebook: share well above the box's area
     text = "".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", ""))
