@@ -65,6 +65,15 @@ def mean_scalar(ctx: Context, value: float) -> float:
     return float(t.item()) / ctx.world
 
 
+def sum_tensor(ctx: Context, t: torch.Tensor) -> torch.Tensor:
+    """``t`` summed over all processes (``t`` itself when alone)."""
+    if not ctx.distributed:
+        return t
+    out = t.to(ctx.device).clone()
+    dist.all_reduce(out)
+    return out.to(t.device)
+
+
 def gather(ctx: Context, obj):
     """A list of every process's ``obj`` (rank order); ``[obj]`` when alone."""
     if not ctx.distributed:

@@ -7,9 +7,10 @@ independent  concept network trained on concept ratings; head fitted on the *tru
 sequential   concept network trained on concept ratings; head fitted on its *predicted* concepts.
 joint        one network, loss = w * target loss + (1 - w) * concept loss (w = 0.5 in the paper).
 
-Losses are masked: a clip missing some ratings trains only what it has. Every epoch ends with a
-whole-clip validation pass (early stopping on the mean Pearson r of what the mode trains) and an
-atomic checkpoint, so ``resume=True`` continues from the last completed epoch. Crops and dropout
+Losses are masked: a clip missing some ratings trains only what it has. Every epoch ends with the
+BatchNorm statistics re-estimated with dropout off (:mod:`midlevel.training.batchnorm`), a
+whole-clip validation pass (early stopping on the mean R^2 of what the mode trains, a score that
+sees level and scale, not only order) and an atomic checkpoint, so ``resume=True`` continues from the last completed epoch. Crops and dropout
 are seeded from (seed, epoch), so a resumed run repeats exactly what the uninterrupted one does.
 """
 from __future__ import annotations
@@ -34,10 +35,11 @@ from midlevel.errors import CheckpointError, TrainingError
 from midlevel.models.backbone import preset as backbone_preset
 from midlevel.models.bottleneck import ModelOutput, build_model
 from midlevel.training import ddp
+from midlevel.training.batchnorm import recalibrate_batchnorm
 from midlevel.training.checkpoint import (
     FORMAT, MODEL_FILE, STATE_FILE, load_checkpoint, save_atomic, write_text_atomic,
 )
-from midlevel.training.data import ClipSet, Columns, Scales, windows
+from midlevel.training.data import ClipSet, Columns, Scales, crop, window_starts, windows
 from midlevel.training.head import fit_head
 from midlevel.training.metrics import format_table, metrics_table, score
 
@@ -71,6 +73,8 @@ class TrainConfig:
     amp: bool = True               # bfloat16 autocast on cuda
     head_init: str = "lstsq"       # joint: start the head from least squares on the true
                                    # concepts ("lstsq") or from random weights ("random")
+    recalibrate_bn: bool = True    # re-estimate BatchNorm statistics with dropout off before
+                                   # every validation pass (cures dropout's variance shift)
 
     @classmethod
     def from_dict(cls, values: dict, where: str = "config") -> "TrainConfig":
@@ -396,6 +400,8 @@ def _train_and_finish(ctx, table, features, columns, out, config, *, fps, fronte
             sums += [value, float(lc.detach()), float(lt.detach())]
             bar.set_postfix(loss=f"{sums[0] / (b + 1):.4f}")
         model.eval()
+        if config.recalibrate_bn:
+            _recalibrate(ctx, model, train_set.specs, n_frames, hop, config)
         if len(sets["validation"]):
             val = evaluate_split(ctx, model, splits["validation"], sets["validation"].specs,
                                  columns, "validation", n_frames, hop, config)
@@ -427,6 +433,19 @@ def _train_and_finish(ctx, table, features, columns, out, config, *, fps, fronte
     epochs.close()
     return _finish(ctx, model, state, sets, splits, columns, out, config, n_frames, hop,
                    scales=scales, fps=fps, frontend=frontend, data=data)
+
+
+def _recalibrate(ctx, model, specs, n_frames: int, hop: int, config: TrainConfig) -> None:
+    """Re-estimate the BatchNorm statistics on the training clips' evaluation windows with
+    dropout off (see :mod:`midlevel.training.batchnorm`); the windows are shared out over the
+    processes and the sums added up."""
+    items = [(i, st) for i, s in enumerate(specs)
+             for st in window_starts(s.shape[1], n_frames, hop)][ctx.rank::ctx.world]
+    size = config.eval_batch_size
+    batches = (torch.stack([crop(specs[i], st, n_frames) for i, st in items[a:a + size]])
+               .unsqueeze(1) for a in range(0, len(items), size))
+    recalibrate_batchnorm(model, batches, device=ctx.device, autocast=config.amp,
+                          reduce=(lambda t: ddp.sum_tensor(ctx, t)) if ctx.distributed else None)
 
 
 def _init_head(model, train: ClipSet, columns: Columns) -> None:
@@ -497,6 +516,7 @@ def _finish(ctx, model, state, sets, splits, columns, out, config, n_frames, hop
                      "init_args": model.init_args, "state_dict": _cpu_state(model),
                      "config": dataclasses.asdict(config), "data": data, "frontend": frontend,
                      "fps": fps, "scales": scales.to_dict(), "head_design": design,
+                     "bn_recalibrated": bool(config.recalibrate_bn),
                      "epochs": state["epoch"], "best_epoch": state["best_epoch"]},
                     out / MODEL_FILE)
         write_text_atomic(metrics.to_csv(index=False), out / "metrics.csv")

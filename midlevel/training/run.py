@@ -128,6 +128,12 @@ class Run:
         self.model.eval()
         self.mode = ckpt["mode"]
         self.config = TrainConfig.from_dict(ckpt["config"])
+        if "bn_recalibrated" not in ckpt:  # written before BatchNorm re-estimation existed
+            self.config.recalibrate_bn = False
+            log.warning("%s was trained before BatchNorm statistics were re-estimated with "
+                        "dropout off: its predictions may be right in order but off in level "
+                        "and scale (see midlevel.training.batchnorm); retrain for calibrated "
+                        "values", path / MODEL_FILE)
         self.frontend = ckpt["frontend"]
         self.fps = float(ckpt["fps"])
         self.concept_names = list(self.model.concept_names)
