@@ -17,6 +17,8 @@ def _blackbox_message(run, command: str) -> str:
 
 def _coefficients(args: argparse.Namespace) -> int:
     from midlevel.explain.coefficients import run_coefficients
+    from midlevel.explain.flags import flag_summary
+    from midlevel.explain.leakage import leakage_summary
     from midlevel.training import load_run
 
     run = load_run(args.run)
@@ -24,18 +26,24 @@ def _coefficients(args: argparse.Namespace) -> int:
         print(_blackbox_message(run, "coefficients"), file=sys.stderr)
         return 1
     result = run_coefficients(run, spec=args.spec, root=args.root, cache_dir=args.cache,
-                              alpha=args.alpha, correction=args.correction,
-                              n_boot=args.bootstrap, seed=args.seed, progress=not args.quiet)
+                              alpha=args.alpha, correction=args.correction, data=args.data,
+                              n_boot=args.bootstrap, seed=args.seed,
+                              materiality=args.materiality, progress=not args.quiet)
     out = Path(args.out) if args.out else run.path / "explanations"
     paths = result.write(out)
-    primary = result.primary()
-    n_sig = int(primary["significant"].sum())
-    print(f"{run.mode} run, {primary['concept'].nunique()} concepts x "
-          f"{primary['target'].nunique()} targets; method: {primary['method'].iloc[0]}")
-    print(f"{n_sig} of {len(primary)} weights significant at alpha={args.alpha} "
-          f"(correction: {args.correction})")
-    r2 = primary.groupby("target", sort=False)["r2"].first()
-    print("R^2 per target: " + ", ".join(f"{t} {v:.2f}" for t, v in r2.items()))
+    t = result.table
+    print(f"{run.mode} run, {t['concept'].nunique()} concepts x {t['target'].nunique()} "
+          f"targets")
+    print("what the model does: model_weight, the head's own weights (exact)")
+    print(f"what the data show: {t['method'].iloc[0]}")
+    print(f"  {int(t['significant'].sum())} of {len(t)} effects significant at "
+          f"alpha={args.alpha} (correction: {args.correction})")
+    r2 = t.groupby("target", sort=False)["r2"].first()
+    print("  R^2 per target: " + ", ".join(f"{k} {v:.2f}" for k, v in r2.items()))
+    print(flag_summary(t, most=8))
+    if result.leakage is not None and len(result.leakage):
+        print("leakage diagnostic (head on predicted vs true concepts):")
+        print("  " + leakage_summary(result.leakage).replace("\n", "\n  "))
     for kind, path in paths.items():
         print(f"written: {path}")
     return 0
@@ -232,26 +240,32 @@ def register(sub) -> None:
 
     p = sub.add_parser(
         "coefficients", help="the concept -> target weights of a bottleneck, with statistics",
-        description="Write coefficients.csv (one row per concept and target: raw and "
-                    "standardized weight, standard error, confidence interval, p-value, "
-                    "method, R^2), a heatmap PNG with significance marked, and the statsmodels "
-                    "summaries as text. Least-squares heads (independent, sequential) are "
-                    "refitted with statsmodels OLS on their stored design (GLM for class "
-                    "targets); a joint head gets its uncertainty from an OLS refit on the "
-                    "predicted training concepts and a bootstrap over clips.")
+        description="Write coefficients.csv: one row per concept and target with two "
+                    "answers. What the model does: model_weight, the head's own weight "
+                    "(exact, every mode). What the data show: the concept -> target effect "
+                    "with its interval and p-value, from the human ratings (OLS, HC3 errors) "
+                    "where clips carry both concept and target ratings, else by regression "
+                    "calibration on held-out predictions; never from the CNN's in-sample "
+                    "predictions. A flag marks model weights that depart from what the data "
+                    "show. Also a two-panel heatmap, leakage.csv (joint and sequential runs: "
+                    "the head on predicted vs true concepts) and a text summary.")
     p.add_argument("run", metavar="RUN", help="run directory (from `midlevel train`)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: RUN/explanations)")
     p.add_argument("--spec", metavar="SPEC",
-                   help="data spec of the training audio (joint runs; default: the run's)")
+                   help="data spec with the ratings (default: the run's)")
     add_root_option(p)
     add_cache_option(p)
     p.add_argument("--alpha", type=float, default=0.05,
                    help="significance level; intervals are 1 - alpha (default 0.05)")
     p.add_argument("--correction", choices=CORRECTIONS, default="none",
                    help="multiple-comparison correction of the p-values (default none)")
-    p.add_argument("--bootstrap", type=int, default=None, metavar="N",
-                   help="bootstrap resamples over clips, added as a second method (default: "
-                        "1000 for joint runs, 0 otherwise)")
+    p.add_argument("--data", choices=["auto", "ratings", "calibrated"], default="auto",
+                   help="how the data's answer is estimated (default auto: ratings when "
+                        "enough clips carry concept and target ratings)")
+    p.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                   help="bootstrap resamples of the calibrated estimator (default 1000)")
+    p.add_argument("--materiality", type=float, default=None, metavar="S",
+                   help="standardized margin before a departure is flagged (default 0.1)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_coefficients)

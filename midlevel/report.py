@@ -270,6 +270,20 @@ def compare(runs, out, *, spec=None, root=None, cache_dir=None, methods=DEFAULT_
                 rows.append(c)
         report.tables["completeness"] = pd.concat(rows, ignore_index=True)
 
+    leaks = []
+    for run in runs:
+        if run.model.kind == "bottleneck" and run.mode in ("joint", "sequential"):
+            from midlevel.explain.contributions import split_predictions
+            from midlevel.explain.leakage import leakage_diagnostic
+            held = split_predictions(run, spec=spec, root=root, cache_dir=cache_dir,
+                                     split=("validation", "test"))
+            leak = leakage_diagnostic(run, held)
+            leak.insert(0, "seed", run.config.seed)
+            leak.insert(0, "model", _label(run))
+            leaks.append(leak)
+    if leaks:
+        report.tables["leakage"] = pd.concat(leaks, ignore_index=True)
+
     fig, ax = plt.subplots(figsize=(8, 3.2), constrained_layout=True)
     tgt = summary[(summary["kind"] == "target")]
     names = list(dict.fromkeys(tgt["name"]))
@@ -468,6 +482,12 @@ def _save(fig, path: Path) -> Path:
 
 
 _TEXT = {
+    "leakage": "Held-out clips: the bottleneck's head fed its own predicted concepts against "
+               "the true concept ratings (r, R^2; accuracy for classes), and the meaning share "
+               "(R^2 of the head's output on the concept ratings). A head that uses what the "
+               "concepts mean loses little with the true ratings; a large loss, or a low "
+               "meaning share, says target information passes through the predicted concepts "
+               "beyond their meaning (see midlevel.explain.leakage).",
     "metrics": "Test-split accuracy per target, mean and std over the runs of each model "
                "(std is empty for a single run).",
     "completeness": "Completeness: the bottleneck's accuracy over the black box's (1 = the "
@@ -502,7 +522,7 @@ def _write_markdown(report: Report, runs, title, methods, clips) -> None:
     out = report.out
     lines = [f"# {title}\n", f"Runs compared ({len(runs)}):\n", markdown_table(_runs_table(runs)),
              f"Explained: test clips {', '.join(clips)}; methods {', '.join(methods)}.\n"]
-    for name in ("metrics", "completeness", "cost", "faithfulness", "randomization",
+    for name in ("metrics", "completeness", "leakage", "cost", "faithfulness", "randomization",
                  "event_share", *report.notes):
         if name in report.tables:
             table = report.tables[name]
@@ -529,6 +549,7 @@ def _sections(report: Report, runs, methods, clips) -> list:
                           ("text", f"Explained: test clips {', '.join(clips)}; methods "
                                    f"{', '.join(methods)}.")])]
     for name, heading in [("metrics", "Accuracy"), ("completeness", "Completeness"),
+                          ("leakage", "Leakage diagnostic"),
                           ("cost", "Explanation cost"), ("faithfulness", "Faithfulness"),
                           ("randomization", "Randomization check"),
                           ("event_share", "Share of attribution inside the deciding event"),

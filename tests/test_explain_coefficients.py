@@ -124,3 +124,24 @@ def test_null_false_positive_rate_is_nominal_with_pure_noise(rng):
         n += len(t)
     assert hits / n < 0.1
     assert hits_bonf <= 3
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_class_head_is_the_unpenalized_glm(n_classes, rng):
+    """The closed-form class head has no hidden penalty: its logit differences are the
+    maximum-likelihood GLM / multinomial logit of the same design."""
+    from midlevel.training.head import fit_head
+    X = rng.normal(size=(400, 3))
+    logits = np.c_[np.zeros(400), X @ np.array([[1.0, -0.5], [0.5, 0.8], [-1.0, 0.2]])[:, :n_classes - 1]]
+    p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    codes = np.array([rng.choice(n_classes, p=row) for row in p]).astype(float)
+    classes = ["a", "b", "c"][:n_classes]
+    w, b = fit_head(X, codes[:, None], [{"name": "y", "kind": "class", "classes": classes}])
+    if n_classes == 2:
+        ref = sm.GLM(codes, sm.add_constant(X), family=sm.families.Binomial()).fit().params
+        np.testing.assert_allclose(w[1] - w[0], ref[1:], atol=1e-4)
+        assert b[1] - b[0] == pytest.approx(ref[0], abs=1e-4)
+    else:
+        ref = np.asarray(sm.MNLogit(codes, sm.add_constant(X)).fit(disp=False).params)
+        for k in (1, 2):
+            np.testing.assert_allclose(w[k] - w[0], ref[1:, k - 1], atol=1e-4)

@@ -49,37 +49,75 @@ def _audio(world, n=2):
     return sorted((world["root"] / "data" / "audio").glob("*.wav"))[:n]
 
 
-def test_sequential_coefficients_are_the_heads_ols_fit(world):
-    run = world["runs"]["sequential"]
-    result = run_coefficients(run, n_boot=0)
-    X, Y, source = run_design(run)
-    assert source == "predicted concepts"
+@pytest.fixture(scope="module")
+def independent(world):
+    from midlevel.training import train
+    return train(world["spec"], world["root"] / "independent", mode="independent",
+                 config={**TINY, "mode": "independent"}, cache_dir=world["cache"],
+                 progress=False)
+
+
+def _head_weights(run, table):
+    """The head's weight of every row, read straight from the model's parameters."""
+    w = run.model.head_layer.weight.detach().double().numpy()
+    c_std = run.model.concept_std.double().numpy()
+    t_std = run.model.target_std.double().numpy()
+    per_point = t_std[:, None] * w / c_std[None, :]
+    units = list(run.model.output_names)
+    return np.array([per_point[units.index(t), run.concept_names.index(c)]
+                     for t, c in zip(table["target"], table["concept"])])
+
+
+@pytest.mark.parametrize("mode", ["independent", "sequential", "joint"])
+def test_what_the_model_does_is_the_head(world, independent, mode):
+    run = independent if mode == "independent" else world["runs"][mode]
+    result = run_coefficients(run, data="ratings", leakage=False)
     t = result.table
-    assert t["method"].nunique() == 1 and "sequential" in t["method"].iloc[0]
-    # the OLS refit reproduces the model's own (least-squares) head
-    np.testing.assert_allclose(t["weight"], t["model_weight"], rtol=1e-4, atol=1e-4)
-    target = run.target_names[0]
-    direct = sm.OLS(Y[target].to_numpy(), sm.add_constant(X.to_numpy())).fit()
-    rows = t[t["target"] == target].set_index("concept").loc[run.concept_names]
+    assert len(t) == len(run.concept_names) * len(run.target_names)
+    np.testing.assert_allclose(t["model_weight"], _head_weights(run, t), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(t["model_std_weight"], t["model_weight"] * t["std_scale"])
+    assert (t["mode"] == mode).all()
+
+
+def test_what_the_data_show_is_a_robust_fit_of_the_ratings(world):
+    """Every mode gets the same answer from the ratings: HC3 OLS of targets on concept ratings,
+    whatever the CNN predicted."""
+    from midlevel.data.spec import load_annotations, load_spec
+    seq, joint = world["runs"]["sequential"], world["runs"]["joint"]
+    a = run_coefficients(seq, data="ratings", leakage=False).table
+    b = run_coefficients(joint, data="ratings", leakage=False).table
+    cols = ["weight", "se", "ci_low", "ci_high", "p_value"]
+    pd.testing.assert_frame_equal(a[cols], b[cols])
+    table = load_annotations(load_spec(world["spec"]))
+    target = seq.target_names[1]
+    direct = sm.OLS(table[target].to_numpy(),
+                    sm.add_constant(table[seq.concept_names].to_numpy())).fit(cov_type="HC3",
+                                                                               use_t=True)
+    rows = a[a["target"] == target].set_index("concept").loc[seq.concept_names]
     np.testing.assert_allclose(rows["weight"], direct.params[1:], rtol=1e-8)
     np.testing.assert_allclose(rows["se"], direct.bse[1:], rtol=1e-8)
-    np.testing.assert_allclose(rows["p_value"], direct.pvalues[1:], rtol=1e-6)
+    np.testing.assert_allclose(rows[["ci_low", "ci_high"]], direct.conf_int()[1:], rtol=1e-8)
+    assert "HC3" in rows["method"].iloc[0]
 
 
-def test_joint_coefficients_refit_and_bootstrap(world):
+def test_calibrated_answer_and_leakage_on_held_out_clips(world):
     run = world["runs"]["joint"]
-    result = run_coefficients(run, n_boot=50,
-                              train_predictions=_train_predictions(world, "joint"))
-    methods = result.methods()
-    assert len(methods) == 2
-    assert "refit" in methods[0] and "joint" in methods[0]
-    assert methods[1].startswith("bootstrap over clips")
-    n = len(run.concept_names) * len(run.target_names)
-    assert (result.table.groupby("method").size() == n).all()
-    # model_weight is the head in rating units, not the refit
-    head = LinearHead.from_run(run)
-    row = result.table.iloc[0]
-    assert row["model_weight"] == pytest.approx(head.weight_of(row["target"], row["concept"]))
+    result = run_coefficients(run, data="calibrated", n_boot=100, cache_dir=world["cache"])
+    t = result.table
+    assert t["method"].iloc[0].startswith("regression calibration on held-out predictions")
+    assert (t["ci_low"] < t["ci_high"]).all()  # coverage is tested on simulated data
+    n_held = int(sum(load_split(world, s) for s in ("validation", "test")))
+    assert (t["n"] == n_held).all()
+    leak = result.leakage
+    assert set(leak["split"]) == {"validation", "test"}
+    assert set(leak["target"]) == set(run.target_names)
+    assert leak[["r_predicted_concepts", "r_true_concepts"]].notna().all().all()
+
+
+def load_split(world, split):
+    from midlevel.data.spec import load_annotations, load_spec
+    table = load_annotations(load_spec(world["spec"]))
+    return int((table["split"] == split).sum())
 
 
 def test_contributions_add_up_to_the_models_prediction(world):
@@ -112,13 +150,18 @@ def test_commands_write_their_files(world, tmp_path, capsys):
     seq = world["runs"]["sequential"]
     out = tmp_path / "coef"
     assert main(["coefficients", str(seq.path), "--out", str(out), "--correction", "holm",
-                 "--quiet"]) == 0
+                 "--data", "ratings", "--cache", str(world["cache"]), "--quiet"]) == 0
     for name in ("coefficients.csv", "coefficients.png", "coefficients_summary.txt"):
         assert (out / name).stat().st_size > 0
-    table = pd.read_csv(out / "coefficients.csv")
-    assert {"target", "concept", "weight", "std_weight", "se", "ci_low", "ci_high",
-            "p_value", "p_adjusted", "method", "r2"} <= set(table.columns)
-    assert "OLS Regression Results" in (out / "coefficients_summary.txt").read_text()
+    table = pd.read_csv(out / "coefficients.csv", keep_default_na=False)
+    assert {"target", "concept", "model_weight", "model_std_weight", "weight", "std_weight",
+            "se", "ci_low", "ci_high", "p_value", "p_adjusted", "method", "r2", "flag",
+            "flag_reason"} <= set(table.columns)
+    summary = (out / "coefficients_summary.txt").read_text()
+    assert "OLS Regression Results" in summary and "departs from what the data show" in summary
+    assert (out / "leakage.csv").stat().st_size > 0
+    printed = capsys.readouterr().out
+    assert "what the model does" in printed and "what the data show" in printed
 
     out = tmp_path / "explain"
     audio = [str(p) for p in _audio(world)]
@@ -209,11 +252,16 @@ def test_class_target_run(world, tmp_path):
     run = train(data / "spec_class.yaml", tmp_path / "cls", mode="independent",
                 config={**TINY, "epochs": 1, "mode": "independent"}, cache_dir=world["cache"],
                 progress=False)
-    result = run_coefficients(run)
-    methods = result.table.groupby("target")["method"].first()
-    assert "GLM binomial" in methods["mood=high"] and "OLS" in methods["energy"]
+    result = run_coefficients(run, data="ratings")
+    t = result.table.set_index(["target", "concept"])
+    assert "GLM binomial" in t.loc["mood=high", "method"].iloc[0]
+    assert "OLS" in t.loc["energy", "method"].iloc[0]
     head = LinearHead.from_run(run)
-    assert head.outputs == ["energy", "mood=low", "mood=high"]
+    # what the model does: the logit difference of the two classes, exactly
+    for c in run.concept_names:
+        k = run.concept_names.index(c)
+        assert t.loc[("mood=high", c), "model_weight"] == pytest.approx(
+            head.weight[2, k] - head.weight[1, k], abs=1e-9)
     baseline = baseline_concepts(run, cache_dir=world["cache"])
     table, pred = explain_clips(run, _audio(world), baseline=baseline, targets=["mood"])
     assert set(table["target"]) == {"mood=low", "mood=high"}

@@ -1,32 +1,41 @@
-"""The global explanation: the linear concept -> target weights, with honest statistics.
+"""The global explanation: a bottleneck's concept -> target weights, and what the data show.
 
-A concept bottleneck's head is linear, so its weights *are* the model's explanation. Read as
-such, each weight needs its uncertainty. This module gives one tidy table per fit:
+A coefficient table answers two questions, in separate columns of one row per (target, concept):
 
-=============  ============================================================================
-column         meaning
-=============  ============================================================================
-target         output unit (a regression target, or ``name=class`` for a class logit)
-concept        concept name
-weight         change of the target per unit of the concept (rating units)
-std_weight     standardized weight: ``weight * sd(concept) / sd(target)`` on the fit's data
-se             standard error of ``weight``
-ci_low/high    confidence interval of ``weight`` (level ``1 - alpha``)
-std_ci_low/hi  the same interval, standardized
-stat           t (OLS) or z (GLM) statistic; for the bootstrap ``weight / se``
-p_value        two-sided p-value; ``p_adjusted`` after the multiple-comparison correction
-significant    ``p_adjusted < alpha``
-method         how the statistics were obtained (OLS, GLM, bootstrap, refit...)
-r2             R^2 of the target's fit (pseudo R^2 for a GLM)
-n              clips in the fit
-intercept      the fit's intercept
-model_weight   the weight the model actually uses (rating units; from a run only)
-=============  ============================================================================
+1. *What the model does* (``model_weight``, ``model_std_weight``): the weight the head actually
+   uses, read from the model in rating units: exact, for every training mode (independent,
+   sequential, joint, class heads). There is nothing to estimate, so it carries no interval.
+2. *What the data show* (``weight``, ``se``, ``ci_low``/``ci_high``, ``p_value``...): the
+   concept -> target relation among clips, estimated so that its intervals hold (see
+   :mod:`midlevel.explain.evidence`): from the human ratings where clips carry both concept and
+   target ratings, by regression calibration on held-out predictions where they do not. Never
+   from the CNN's in-sample predictions treated as exact.
 
-Heads fitted by least squares (independent, sequential) are refitted with statsmodels OLS on
-the exact design the model was fitted on, so ``weight == model_weight``. A joint head is learned
-by gradient descent; its uncertainty comes from refitting the targets on the model's predicted
-training concepts (OLS) and from a bootstrap over clips of that refit, labelled as such.
+Where the two disagree beyond the data's interval, ``flag`` says how (see
+:mod:`midlevel.explain.flags`). For joint and sequential runs a leakage diagnostic
+(:mod:`midlevel.explain.leakage`) comes with the table.
+
+=================  ========================================================================
+column             meaning
+=================  ========================================================================
+target             output unit (a regression target, or ``name=class`` for a class logit
+                   against the first class)
+concept            concept name
+model_weight       the head's weight (target points per concept rating point; for a class
+                   unit, its logit's weight minus the first class's)
+model_std_weight   ``model_weight * std_scale``
+weight             the data's estimate, in the same units
+std_weight         ``weight * std_scale``; ``std_scale = sd(concept) / sd(target)`` on the
+                   fit's clips (class targets: ``sd(concept)``, logit per sd)
+se, ci_low/high    standard error and interval (level ``1 - alpha``) of ``weight``
+std_ci_low/high    the same interval, standardized
+stat, p_value      t or z statistic (bootstrap: ``weight / se``), two-sided p-value
+p_adjusted         after the multiple-comparison correction; ``significant``: < alpha
+method             how the data's estimate was obtained
+r2, n, intercept   of the data's fit
+flag, flag_reason  where the model departs from the data (empty: it does not)
+mode               the run's training mode
+=================  ========================================================================
 """
 from __future__ import annotations
 
@@ -43,27 +52,40 @@ from midlevel.errors import MidlevelError
 CORRECTIONS = ("none", "bonferroni", "holm", "fdr_bh")
 COLUMNS = ["target", "concept", "weight", "std_weight", "se", "ci_low", "ci_high",
            "std_ci_low", "std_ci_high", "stat", "p_value", "p_adjusted", "significant",
-           "method", "r2", "n", "intercept"]
+           "method", "r2", "n", "intercept", "std_scale"]
+RUN_COLUMNS = ["target", "concept", "model_weight", "model_std_weight"] + COLUMNS[2:] + [
+    "flag", "flag_reason", "mode"]
 
 
 @dataclass
 class CoefficientResult:
-    """Coefficients of one or more fits.
+    """Coefficients of one fit, or of a run (both questions, see the module docstring).
 
     Attributes
     ----------
     table : pd.DataFrame
-        Tidy, one row per (method, target, concept); columns in the module docstring.
+        Tidy, one row per (target, concept); ``COLUMNS`` for a fit, ``RUN_COLUMNS`` for a run.
     summaries : dict[str, str]
         statsmodels summary text per ``"method: target"``.
+    leakage : pd.DataFrame or None
+        The leakage diagnostic of a joint or sequential run (:mod:`midlevel.explain.leakage`).
     """
 
     table: pd.DataFrame
     summaries: dict[str, str] = field(default_factory=dict)
+    leakage: pd.DataFrame | None = None
 
     def summary_text(self) -> str:
-        """Every statsmodels summary, one after the other, with a heading each."""
+        """The flags, the leakage diagnostic and every statsmodels summary, with headings."""
         parts = []
+        if "flag" in self.table:
+            from midlevel.explain.flags import flag_summary
+            parts.append(f"{'=' * 78}\nwhere the model departs from what the data show\n"
+                         f"{'=' * 78}\n{flag_summary(self.table)}\n")
+        if self.leakage is not None and len(self.leakage):
+            from midlevel.explain.leakage import leakage_summary
+            parts.append(f"{'=' * 78}\nleakage diagnostic (held-out clips)\n{'=' * 78}\n"
+                         f"{leakage_summary(self.leakage)}\n")
         for key, text in self.summaries.items():
             parts.append(f"{'=' * 78}\n{key}\n{'=' * 78}\n{text}\n")
         return "\n".join(parts)
@@ -72,31 +94,39 @@ class CoefficientResult:
         return list(dict.fromkeys(self.table["method"]))
 
     def primary(self) -> pd.DataFrame:
-        """The rows of the first method (the one the heatmap shows)."""
+        """The rows of the first method (a run's table has one method)."""
         return self.table[self.table["method"] == self.methods()[0]]
 
+    def flagged(self) -> pd.DataFrame:
+        """The rows whose model weight departs from what the data show."""
+        return self.table[self.table["flag"] != ""] if "flag" in self.table else \
+            self.table.iloc[:0]
+
     def write(self, out_dir: str | Path, *, heatmap: bool = True) -> dict[str, Path]:
-        """Write ``coefficients.csv``, ``coefficients_summary.txt`` and ``coefficients.png``."""
-        from midlevel.explain.contributions import write_csv
+        """Write ``coefficients.csv``, ``coefficients_summary.txt``, ``coefficients.png`` and,
+        for a run with a leakage diagnostic, ``leakage.csv``."""
+        from midlevel.atomic import atomic_open
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = {"csv": out / "coefficients.csv", "summary": out / "coefficients_summary.txt"}
-        write_csv(self.table, paths["csv"])
-        _write_text(paths["summary"], self.summary_text())
+        with atomic_open(paths["csv"], "w") as fh:
+            self.table.to_csv(fh, index=False)
+        with atomic_open(paths["summary"], "w") as fh:
+            fh.write(self.summary_text())
+        if self.leakage is not None and len(self.leakage):
+            paths["leakage"] = out / "leakage.csv"
+            with atomic_open(paths["leakage"], "w") as fh:
+                self.leakage.to_csv(fh, index=False)
         if heatmap:
             import matplotlib.pyplot as plt
-            from midlevel.plots.concepts import coefficient_heatmap
-            ax = coefficient_heatmap(self.primary())
+            from midlevel.plots.concepts import coefficient_figure, coefficient_heatmap
+            fig = (coefficient_figure(self.table) if "model_weight" in self.table
+                   else coefficient_heatmap(self.primary()).figure)
             paths["heatmap"] = out / "coefficients.png"
-            ax.figure.savefig(paths["heatmap"], dpi=120, bbox_inches="tight")
-            plt.close(ax.figure)
+            with atomic_open(paths["heatmap"]) as fh:
+                fig.savefig(fh, format="png", dpi=120, bbox_inches="tight")
+            plt.close(fig)
         return paths
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def _as_frame(values, names=None, what="X") -> pd.DataFrame:
@@ -141,7 +171,7 @@ def _finish(rows: list[dict], alpha: float, correction: str | None) -> pd.DataFr
 
 def fit_ols(X, Y, *, alpha: float = 0.05, correction: str | None = None,
             method: str = "OLS", class_targets: dict[str, list] | None = None,
-            summaries: bool = True) -> CoefficientResult:
+            summaries: bool = True, cov_type: str = "nonrobust") -> CoefficientResult:
     """Fit every target on the concepts with statsmodels (OLS; GLM/MNLogit for class targets).
 
     Parameters
@@ -161,6 +191,8 @@ def fit_ols(X, Y, *, alpha: float = 0.05, correction: str | None = None,
         class against the first, row target ``name=class1``), more with a multinomial logit
         (one row set per class against the first).
     summaries : keep the statsmodels summary text of every fit (off: faster).
+    cov_type : statsmodels covariance of the OLS fits: "nonrobust" (classical) or a
+        heteroscedasticity-robust one ("HC0".."HC3"), with t intervals either way.
 
     Returns
     -------
@@ -186,7 +218,7 @@ def fit_ols(X, Y, *, alpha: float = 0.05, correction: str | None = None,
         design = sm.add_constant(pd.DataFrame(x, columns=names), has_constant="add")
         sd_x = x.std(axis=0, ddof=1)
         if target not in class_targets:
-            res = sm.OLS(y, design).fit()
+            res = sm.OLS(y, design).fit(cov_type=cov_type, use_t=True)
             if keep:
                 texts[f"{method}: {target}"] = str(res.summary(alpha=alpha))
             rows += _rows(res.params, res.bse, res.conf_int(alpha), res.tvalues, res.pvalues,
@@ -244,7 +276,7 @@ def _rows(params, bse, ci, stat, p, names, target, method, r2, n, sd_x, sd_y) ->
                     "ci_low": ci[k + 1, 0], "ci_high": ci[k + 1, 1],
                     "std_ci_low": ci[k + 1, 0] * scale[k], "std_ci_high": ci[k + 1, 1] * scale[k],
                     "stat": stat[k + 1], "p_value": p[k + 1], "method": method, "r2": r2,
-                    "n": n, "intercept": params[0]})
+                    "n": n, "intercept": params[0], "std_scale": scale[k]})
     return out
 
 
@@ -290,182 +322,105 @@ def bootstrap_ols(X, Y, *, n_boot: int = 1000, seed: int = 0, alpha: float = 0.0
 # --------------------------------------------------------------------------- from a run
 
 
-def run_design(run, *, spec=None, root=None, cache_dir=None, progress: bool = False,
-               train_predictions: pd.DataFrame | None = None):
-    """The concept/target design a run's head is explained on, in rating units.
+def run_design(run):
+    """The design an independent or sequential head was fitted on, in rating units.
 
-    Independent and sequential runs: the design stored with the model (true concept ratings,
-    or the model's predicted training concepts) -- exactly what the head was fitted on. Joint
-    runs: the model's predicted concepts on the training split against the true targets
-    (predicted from the spec's audio through the feature cache, or taken from
-    ``train_predictions``).
-
-    Returns
-    -------
-    X : pd.DataFrame [index=clip, columns=concepts]
-    Y : pd.DataFrame [index=clip, columns=targets] (class targets: class codes)
-    source : str (what X is)
+    Returns ``(X, Y, source)``: X the concepts (true ratings for an independent head, the
+    model's predicted training concepts for a sequential one), Y the targets (class targets:
+    codes), both indexed by clip; None for a joint run (its head is learned by gradient
+    descent, on no stored design).
     """
+    design = run.head_design
+    if design is None:
+        return None
     scales = run.info.get("scales") or {}
     concepts, targets = run.concept_names, run.target_names
-    design = run.head_design
-    if design is not None:
-        c_mean = np.asarray(scales.get("concept_mean", np.zeros(len(concepts))))
-        c_std = np.asarray(scales.get("concept_std", np.ones(len(concepts))))
-        t_mean = np.asarray(scales.get("target_mean", np.zeros(len(targets))))
-        t_std = np.asarray(scales.get("target_std", np.ones(len(targets))))
-        X = design[concepts] * c_std + c_mean
-        Y = design[targets] * t_std + t_mean
-        return X, Y, design.attrs.get("source", "stored head design")
-    from midlevel.explain.contributions import split_predictions
-    if train_predictions is None:
-        train_predictions = split_predictions(run, spec=spec, root=root, cache_dir=cache_dir,
-                                              split="train", progress=progress)
-    X = train_predictions[concepts]
-    Y = train_predictions[[f"true:{t}" for t in targets]].set_axis(targets, axis=1)
-    return X, Y, "predicted concepts on the training split"
+    c_mean = np.asarray(scales.get("concept_mean", np.zeros(len(concepts))))
+    c_std = np.asarray(scales.get("concept_std", np.ones(len(concepts))))
+    t_mean = np.asarray(scales.get("target_mean", np.zeros(len(targets))))
+    t_std = np.asarray(scales.get("target_std", np.ones(len(targets))))
+    X = design[concepts] * c_std + c_mean
+    Y = design[targets] * t_std + t_mean
+    return X, Y, design.attrs.get("source", "stored head design")
+
+
+def model_weights(run, units, concepts) -> np.ndarray:
+    """The head's weight of every ``(unit, concept)`` pair (see ``LinearHead.weight_of``)."""
+    from midlevel.explain.contributions import LinearHead
+    head = LinearHead.from_run(run)
+    return np.array([head.weight_of(u, c) for u, c in zip(units, concepts)], dtype=float)
 
 
 def run_coefficients(run, *, spec=None, root=None, cache_dir=None, alpha: float = 0.05,
-                     correction: str | None = None, n_boot: int | None = None, seed: int = 0,
-                     progress: bool = False, train_predictions: pd.DataFrame | None = None,
-                     ) -> CoefficientResult:
-    """Coefficients of a concept-bottleneck run (``midlevel coefficients``).
+                     correction: str | None = None, data: str = "auto", n_boot: int = 1000,
+                     seed: int = 0, materiality: float | None = None, leakage: bool = True,
+                     predictions: pd.DataFrame | None = None,
+                     progress: bool = False) -> CoefficientResult:
+    """Both questions for a concept-bottleneck run (``midlevel coefficients``).
 
     Parameters
     ----------
     run : a loaded run (:func:`midlevel.training.load_run`) or its directory.
-    spec, root, cache_dir : where the training audio is (joint runs only; default: the spec
-        stored with the run).
-    alpha, correction : see :func:`fit_ols`.
-    n_boot : bootstrap resamples over clips added as a second method (default: 1000 for a
-        joint run, none for least-squares heads; 0 = none).
-    train_predictions : reuse predictions from :func:`split_predictions` (joint runs).
+    spec, root, cache_dir : the annotations (default: the spec and root the run was trained
+        with) and the feature cache (for held-out predictions).
+    alpha, correction : interval level / significance and multiple-comparison correction of
+        the data's p-values (see :func:`fit_ols`).
+    data : how the data's answer is estimated: "ratings", "calibrated" or "auto" (ratings
+        when at least :func:`midlevel.explain.evidence.min_clips` clips carry every concept
+        and the target; see :mod:`midlevel.explain.evidence`).
+    n_boot, seed : bootstrap of the calibrated estimator.
+    materiality : standardized margin of the flags (default
+        :data:`midlevel.explain.flags.MATERIALITY`).
+    leakage : add the leakage diagnostic (joint and sequential runs).
+    predictions : reuse :func:`midlevel.explain.contributions.split_predictions` of the
+        validation and test splits (otherwise computed when needed).
 
     Returns
     -------
-    CoefficientResult whose table also has ``model_weight`` (the head's weight in rating
-    units) and ``mode``.
+    CoefficientResult with ``RUN_COLUMNS`` and, for joint and sequential runs, ``leakage``.
     """
-    from midlevel.explain.contributions import LinearHead, as_run, class_targets_of
+    from midlevel.explain import evidence
+    from midlevel.explain.contributions import (
+        as_run, class_targets_of, require_bottleneck, run_annotations, split_predictions,
+    )
+    from midlevel.explain.flags import MATERIALITY, flag_weights
+    from midlevel.explain.leakage import leakage_diagnostic
     run = as_run(run)
-    head = LinearHead.from_run(run)
-    X, Y, source = run_design(run, spec=spec, root=root, cache_dir=cache_dir,
-                              progress=progress, train_predictions=train_predictions)
+    require_bottleneck(run)
+    if data not in ("auto", *evidence.METHODS):
+        raise MidlevelError(f"data must be 'auto', 'ratings' or 'calibrated', got '{data}'")
+    concepts, targets = run.concept_names, run.target_names
     classes = class_targets_of(run)
-    mode = run.mode
-    if mode == "joint":
-        method = "OLS refit of the targets on predicted concepts (joint head: gradient descent)"
-        n_boot = 1000 if n_boot is None else n_boot
-    elif mode == "sequential":
-        method = "OLS on predicted concepts (sequential head, least squares)"
+    X, Y = evidence.rated_design(run_annotations(run, spec=spec, root=root), concepts, targets)
+    method = evidence.choose_method(X, Y) if data == "auto" else data
+    wants_leakage = leakage and run.mode in ("joint", "sequential")
+    if predictions is None and (method == "calibrated" or wants_leakage):
+        predictions = split_predictions(run, spec=spec, root=root, cache_dir=cache_dir,
+                                        split=("validation", "test"), progress=progress)
+    if method == "ratings":
+        result = evidence.ratings_fit(X, Y, alpha=alpha, correction=correction,
+                                      class_targets=classes)
     else:
-        method = "OLS on concept ratings (independent head, least squares)"
-    result = fit_ols(X, Y, alpha=alpha, correction=correction, method=method,
-                     class_targets=classes)
-    tables, summaries = [result.table], dict(result.summaries)
-    regression = [t for t in Y.columns if t not in classes]
-    if n_boot and regression:
-        boot = bootstrap_ols(X, Y[regression], n_boot=n_boot, seed=seed, alpha=alpha,
-                             correction=correction)
-        tables.append(boot.table)
-    table = pd.concat(tables, ignore_index=True)
-    table["model_weight"] = [head.weight_of(t, c) for t, c in zip(table["target"],
-                                                                  table["concept"])]
-    table["mode"] = mode
-    table["design"] = source
-    table.attrs.update(result.table.attrs)
-    return CoefficientResult(table, summaries)
+        held = predictions[predictions["split"].isin(["validation", "test"])]
+        if held.empty:
+            raise MidlevelError(f"{run.path}: the calibrated estimator needs held-out "
+                                f"(validation or test) clips; the spec has none")
+        true = held[[f"true:{c}" for c in concepts]].set_axis(concepts, axis=1)
+        ys = held[[f"true:{t}" for t in targets]].set_axis(targets, axis=1)
+        result = evidence.calibrated_fit(held[concepts], true, ys, n_boot=n_boot, seed=seed,
+                                         alpha=alpha, correction=correction,
+                                         class_targets=classes)
+    table = result.table.copy()
+    table.insert(2, "model_weight", model_weights(run, table["target"], table["concept"]))
+    table.insert(3, "model_std_weight", table["model_weight"] * table["std_scale"])
+    table = flag_weights(table, materiality=MATERIALITY if materiality is None else materiality)
+    table["mode"] = run.mode
+    table = table[RUN_COLUMNS].reset_index(drop=True)
+    table.attrs.update(result.table.attrs, data=method)
+    leak = leakage_diagnostic(run, predictions) if wants_leakage else None
+    return CoefficientResult(table, dict(result.summaries), leakage=leak)
 
 
-def ground_truth_weights(truth: dict, *, units: str = "rating") -> pd.DataFrame:
-    """The true map of a synthetic dataset (``ground_truth.json`` loaded) as a tidy table.
-
-    ``units="rating"``: target points per concept rating point (what a fit on 1-10 ratings
-    estimates); ``"true"``: per unit of the true [0, 1] concept value.
-
-    Returns pd.DataFrame with columns target, concept, true_weight.
-    """
-    key = "weights_per_rating_point" if units == "rating" else "weights"
-    weights = truth["target_map"][key]
-    return pd.DataFrame([{"target": t, "concept": c, "true_weight": float(w)}
-                         for t, row in weights.items() for c, w in row.items()])
-
-
-def compare_to_truth(table: pd.DataFrame, truth: pd.DataFrame, *, X: pd.DataFrame | None = None,
-                     Y: pd.DataFrame | None = None) -> dict:
-    """Recovery figures of a coefficient table against a true weight table.
-
-    Parameters
-    ----------
-    table : coefficient table (one method).
-    truth : ``target, concept, true_weight`` in the units of ``table['weight']``.
-    X, Y : the fit's data, to standardize the true weights like the estimates
-        (``true * sd(x) / sd(y)``); without them the raw weights are compared.
-
-    Returns
-    -------
-    dict with sign_agreement (over true non-zero weights), correlation (Pearson r of
-    standardized estimates and truth), coverage (share of true weights inside the interval),
-    null_fpr (share of zero true weights called significant), n_nonzero, n_null.
-    """
-    from scipy import stats as sstats
-    merged = table.merge(truth, on=["target", "concept"], how="inner")
-    if merged.empty:
-        raise MidlevelError("no (target, concept) pair in common with the truth")
-    if X is not None and Y is not None:
-        sd_x = X.std(ddof=1)
-        sd_y = Y.std(ddof=1)
-        merged["true_std"] = [w * sd_x[c] / sd_y[t] for w, c, t in
-                              zip(merged["true_weight"], merged["concept"], merged["target"])]
-        est, tru = merged["std_weight"], merged["true_std"]
-    else:
-        est, tru = merged["weight"], merged["true_weight"]
-    nonzero = merged["true_weight"] != 0
-    covered = (merged["ci_low"] <= merged["true_weight"]) & (merged["true_weight"] <= merged["ci_high"])
-    return {
-        "sign_agreement": float((np.sign(merged.loc[nonzero, "weight"])
-                                 == np.sign(merged.loc[nonzero, "true_weight"])).mean()),
-        "correlation": float(sstats.pearsonr(est, tru)[0]),
-        "coverage": float(covered.mean()),
-        "null_fpr": float(merged.loc[~nonzero, "significant"].mean()) if (~nonzero).any()
-        else float("nan"),
-        "n_nonzero": int(nonzero.sum()), "n_null": int((~nonzero).sum()),
-    }
-
-
-def synthetic_design(n_clips: int = 200, seed: int = 0, *, weights=None, correlated: bool = False,
-                     rating_noise: float = 0.5, target_noise: float = 0.3,
-                     concepts: str = "ratings") -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """The synthetic concept world without audio: concept values, targets and the true map.
-
-    Draws concepts, ratings and targets exactly as :func:`midlevel.data.synth.synthesize` does
-    (same generative formulas, no rendering), so the statistics can be checked against the truth
-    in milliseconds.
-
-    Parameters
-    ----------
-    concepts : "ratings" (noisy 1-10 ratings, what an independent head is fitted on) or
-        "true" (the noiseless concept values mapped to the rating scale, ``1 + 9 c``).
-
-    Returns
-    -------
-    X : pd.DataFrame [shape=(n_clips, n_concepts)] concept values on the rating scale.
-    Y : pd.DataFrame [shape=(n_clips, n_targets)] targets.
-    truth : pd.DataFrame with target, concept, true_weight (per rating point).
-    """
-    from midlevel.data import synth
-    matrix, intercepts = synth.load_weights(weights)
-    rng = np.random.default_rng(seed)
-    true = synth.sample_concepts(n_clips, rng, correlated=correlated)
-    ratings = synth.concepts_to_ratings(true, rng, rating_noise)
-    targets = synth.concepts_to_targets(true, matrix, intercepts, rng, target_noise)
-    lo, hi = synth.RATING_SCALE
-    values = ratings if concepts == "ratings" else lo + (hi - lo) * true
-    ids = pd.Index([f"c{i:04d}" for i in range(n_clips)], name="clip")
-    X = pd.DataFrame(values, index=ids, columns=list(matrix.columns))
-    Y = pd.DataFrame(targets, index=ids, columns=list(matrix.index))
-    per_point = matrix / (hi - lo)
-    truth = pd.DataFrame([{"target": t, "concept": c, "true_weight": float(per_point.loc[t, c])}
-                          for t in per_point.index for c in per_point.columns])
-    return X, Y, truth
+from midlevel.explain.truth import (  # noqa: E402,F401  (kept importable from here)
+    compare_to_truth, ground_truth_weights, synthetic_design,
+)

@@ -231,15 +231,25 @@ def check_additivity(table: pd.DataFrame, *, atol: float = 1e-9) -> float:
 
 
 def _spec_of(run, spec, root):
+    """The run's data spec (or ``spec``), with ``root`` or else the root it was trained with."""
     from midlevel.data.spec import DataSpec, load_spec
     if isinstance(spec, DataSpec):
         return spec
+    stored = run.info.get("data") or {}
     if spec is None:
-        spec = (run.info.get("data") or {}).get("spec")
+        spec = stored.get("spec")
         if not spec:
             raise CheckpointError(f"{run.path}: no data spec stored with the run; pass the spec "
                                   f"(--spec) to compute predictions on its clips")
+        if root is None and stored.get("root") and Path(stored["root"]).is_dir():
+            root = stored["root"]
     return load_spec(spec, root=root)
+
+
+def run_annotations(run, *, spec=None, root=None) -> pd.DataFrame:
+    """The annotations table of the run's data spec (see :func:`_spec_of`)."""
+    from midlevel.data.spec import load_annotations
+    return load_annotations(_spec_of(as_run(run), spec, root))
 
 
 def split_predictions(run, *, spec=None, root=None, cache_dir=None, split="train",
@@ -250,7 +260,7 @@ def split_predictions(run, *, spec=None, root=None, cache_dir=None, split="train
 
     Parameters
     ----------
-    split : "train", "validation", "test", or None for every clip.
+    split : "train", "validation", "test", a list of these, or None for every clip.
 
     Returns
     -------
@@ -262,7 +272,8 @@ def split_predictions(run, *, spec=None, root=None, cache_dir=None, split="train
     run = as_run(run)
     spec = _spec_of(run, spec, root)
     table = load_annotations(spec)
-    rows = table if split is None else table[table["split"] == split]
+    wanted = [split] if isinstance(split, str) else split
+    rows = table if split is None else table[table["split"].isin(list(wanted))]
     if len(rows) == 0:
         raise MidlevelError(f"split '{split}' of spec '{spec.name}' is empty")
     cache = FeatureCache(cache_dir, run.frontend)

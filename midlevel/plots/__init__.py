@@ -6,6 +6,6 @@ returns what it drew; nothing here calls ``plt.show()``. Concept explanations li
 its own, so this package works without it).
 """
 from midlevel.plots.concepts import (  # noqa: F401
-    coefficient_heatmap, concept_colors, contribution_bars, contribution_distribution,
+    coefficient_figure, coefficient_heatmap, concept_colors, contribution_bars, contribution_distribution,
     intervention_plot, timeline_plot,
 )

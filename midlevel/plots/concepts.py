@@ -33,29 +33,42 @@ def _stars(p: float) -> str:
 
 
 def coefficient_heatmap(table: pd.DataFrame, *, value: str = "std_weight", ax=None,
-                        annotate: bool = True, title: str | None = None):
-    """Concepts x targets heatmap of a coefficient table, significance marked.
+                        annotate: bool = True, title: str | None = None,
+                        stars: bool = True, mark_flags: bool = False):
+    """Concepts x targets heatmap of a coefficient table.
 
     Parameters
     ----------
-    table : coefficient table of one method (``CoefficientResult.primary()``).
-    value : column to colour by (``std_weight`` or ``weight``).
-    annotate : write the value and stars (``*`` p < .05, ``**`` < .01, ``***`` < .001 on
-        ``p_adjusted``) into each cell; non-significant cells are hatched lighter.
+    table : a coefficient table (one method).
+    value : column to colour by (``std_weight``, ``weight``, ``model_std_weight``...).
+    annotate : write the value into each cell; with ``stars``, also ``*`` p < .05, ``**``
+        < .01, ``***`` < .001 on ``p_adjusted`` (cells without are lighter). Use
+        ``stars=False`` for the model's own weights, which are exact and have no p-value.
+    mark_flags : outline and mark with ``!`` the cells whose ``flag`` is set.
 
     Returns
     -------
     matplotlib Axes
     """
+    from matplotlib.patches import Rectangle
     concepts = list(dict.fromkeys(table["concept"]))
     targets = list(dict.fromkeys(table["target"]))
-    grid = table.pivot_table(index="concept", columns="target", values=value,
-                             aggfunc="first").reindex(index=concepts, columns=targets)
+
+    def grid_of(column, fill=np.nan):
+        if column not in table:
+            return pd.DataFrame(fill, index=concepts, columns=targets)
+        return table.pivot_table(index="concept", columns="target", values=column,
+                                 aggfunc="first").reindex(index=concepts, columns=targets)
+
+    grid = grid_of(value)
     pcol = "p_adjusted" if "p_adjusted" in table else "p_value"
-    pvals = table.pivot_table(index="concept", columns="target", values=pcol,
-                              aggfunc="first").reindex(index=concepts, columns=targets)
+    pvals = grid_of(pcol)
+    flags = (table.assign(_f=(table["flag"] != "").astype(float))
+             .pivot_table(index="concept", columns="target", values="_f", aggfunc="first")
+             .reindex(index=concepts, columns=targets).fillna(0.0)
+             if mark_flags and "flag" in table else None)
     ax = _new_ax(ax, (1.0 + 0.9 * len(targets), 1.2 + 0.5 * len(concepts)))
-    lim = float(np.nanmax(np.abs(grid.to_numpy()))) if grid.notna().any().any() else 1.0
+    lim = float(np.nanmax(np.abs(grid.to_numpy(float)))) if grid.notna().any().any() else 1.0
     im = ax.imshow(grid.to_numpy(float), cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
     ax.set_xticks(range(len(targets)), targets, rotation=45, ha="right")
     ax.set_yticks(range(len(concepts)), concepts)
@@ -65,17 +78,52 @@ def coefficient_heatmap(table: pd.DataFrame, *, value: str = "std_weight", ax=No
                 v, p = grid.iat[i, j], pvals.iat[i, j]
                 if not np.isfinite(v):
                     continue
+                mark = _stars(p) if stars else ""
+                flagged = flags is not None and flags.iat[i, j] > 0
                 strong = abs(v) > 0.6 * lim
-                ax.text(j, i, f"{v:.2f}{_stars(p)}", ha="center", va="center", fontsize=7,
-                        color="white" if strong else "black",
-                        alpha=1.0 if _stars(p) else 0.55)
-    label = {"std_weight": "standardized weight", "weight": "weight"}.get(value, value)
+                ax.text(j, i, f"{v:.2f}{mark}{'!' if flagged else ''}", ha="center",
+                        va="center", fontsize=7, color="white" if strong else "black",
+                        alpha=1.0 if (mark or not stars or flagged) else 0.55,
+                        fontweight="bold" if flagged else "normal")
+                if flagged:
+                    ax.add_patch(Rectangle((j - 0.48, i - 0.48), 0.96, 0.96, fill=False,
+                                           lw=1.6, ec="black"))
+    label = {"std_weight": "standardized weight", "weight": "weight",
+             "model_std_weight": "standardized weight"}.get(value, value)
     ax.figure.colorbar(im, ax=ax, label=label, shrink=0.8)
     method = table["method"].iloc[0] if "method" in table and len(table) else ""
     corr = table.attrs.get("correction", "none")
     ax.set_title(title or f"{label} ({method}; stars: {pcol}"
                  + (f", {corr}" if corr != "none" else "") + ")", fontsize=8)
     return ax
+
+
+def coefficient_figure(table: pd.DataFrame):
+    """Both questions of a run's coefficient table side by side.
+
+    Left, *what the model does*: the head's standardized weights (exact; flagged cells, where
+    the model departs from the data, outlined and marked ``!``). Right, *what the data show*:
+    the data's standardized estimates with significance stars.
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    import textwrap
+
+    import matplotlib.pyplot as plt
+    n_t = table["target"].nunique()
+    n_c = table["concept"].nunique()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(2.0 + 1.8 * n_t, 1.8 + 0.5 * n_c))
+    mode = table["mode"].iloc[0] if "mode" in table and len(table) else ""
+    coefficient_heatmap(table, value="model_std_weight", ax=left, stars=False, mark_flags=True,
+                        title=f"what the model does: the {mode} head's weights\n(exact; "
+                              f"! = departs from the data)")
+    method = table["method"].iloc[0] if len(table) else ""
+    coefficient_heatmap(table, value="std_weight", ax=right,
+                        title="what the data show\n" + "\n".join(textwrap.wrap(method, 60)))
+    fig.tight_layout()
+    return fig
 
 
 def contribution_bars(table: pd.DataFrame, clip: str | None = None, *, targets=None,

@@ -1,16 +1,22 @@
 """The linear concept -> target head fitted in closed form (independent and sequential modes).
 
 Regression targets: ordinary least squares with an intercept, per target on the rows where the
-concepts and that target are rated. Class targets: multinomial logistic regression. The design
-(X, Y) is kept with the model so statistics (standard errors, p-values) can be computed on it.
+concepts and that target are rated. Class targets: unpenalized (maximum-likelihood) logistic
+regression, binary or multinomial, so the head is the GLM a statistician would fit on the same
+design; with separable classes the likelihood has no maximum and the fit stops at its iteration
+limit with a warning naming the target. The design (X, Y) is kept with the model.
 """
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 import pandas as pd
 
 from midlevel.errors import TrainingError
 from midlevel.models.bottleneck import output_names
+
+log = logging.getLogger("midlevel.training")
 
 
 def fit_head(X: np.ndarray, Y: np.ndarray, targets: list[dict]) -> tuple[np.ndarray, np.ndarray]:
@@ -36,9 +42,18 @@ def fit_head(X: np.ndarray, Y: np.ndarray, targets: list[dict]) -> tuple[np.ndar
             weights.append(coef[None, :-1])
             biases.append(coef[-1:])
             continue
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
         from sklearn.linear_model import LogisticRegression
         k = len(t["classes"])
-        clf = LogisticRegression(max_iter=2000).fit(x, y.astype(int))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            clf = LogisticRegression(penalty=None, tol=1e-8, max_iter=5000).fit(x, y.astype(int))
+        if any(issubclass(w.category, ConvergenceWarning) for w in caught):
+            log.warning("class target '%s': the unpenalized logistic head did not converge "
+                        "(classes separable by the concepts?); its weights are large and "
+                        "uncertain", t["name"])
         w, b = np.zeros((k, n_c)), np.full(k, -30.0)  # classes absent from training: never
         if len(clf.classes_) == 2:  # sklearn gives one logit for the second class
             coef, icpt = np.vstack([-clf.coef_ / 2, clf.coef_ / 2]), np.r_[-clf.intercept_ / 2,

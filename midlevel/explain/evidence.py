@@ -1,0 +1,220 @@
+"""What the data show: the concept -> target relation among clips, with intervals that hold.
+
+A bottleneck's head answers "what does the model do" exactly; this module answers the other
+question, "how do the concepts relate to the targets in the data", as an estimate whose 95 %
+interval covers the truth at its nominal rate (see shared/STATISTICS.md in the project notes,
+and Carroll et al., *Measurement Error in Nonlinear Models*, 2006). Two estimators:
+
+``ratings``
+    Clips that carry human ratings of every concept *and* of the target: statsmodels OLS of the
+    target on the concept ratings with heteroscedasticity-robust (HC3) standard errors and t
+    intervals (ratings are bounded and their noise is uneven near the ends); a binomial GLM or
+    a multinomial logit for class targets. No model is involved, so nothing the CNN did (in
+    sample or not) can make an effect look significant. Noisy ratings attenuate the slopes
+    slightly (classical measurement error; about 4 % for the synthetic world's rating noise).
+
+``calibrated``
+    For datasets whose target clips lack concept ratings: regression calibration on
+    *held-out* predictions. Stage 1 estimates ``E[rating | predicted concepts]`` (a linear map,
+    every concept rating on all predicted concepts) on held-out clips that have concept
+    ratings; stage 2 regresses the target on the calibrated predictions of held-out clips that
+    have the target. Both stages are bootstrapped together over clips, so the interval carries
+    the calibration's uncertainty. Held-out (validation and test) clips only: the CNN's
+    predictions on its own training clips fit their ratings too well, and their errors differ
+    from those on new clips.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from midlevel.errors import MidlevelError
+
+METHODS = ("ratings", "calibrated")
+
+
+def min_clips(n_concepts: int) -> int:
+    """Fewest clips with every concept and the target rated for the ``ratings`` estimator."""
+    return max(30, 5 * (n_concepts + 1))
+
+
+def rated_design(table: pd.DataFrame, concepts: list[str], targets: list[str]):
+    """``(X, Y)``: concept ratings and targets of the clips of ``table`` (NaN = missing).
+
+    Returns
+    -------
+    X : pd.DataFrame [index=clip, columns=concepts]
+    Y : pd.DataFrame [index=clip, columns=targets]
+    """
+    missing = [c for c in concepts + targets if c not in table.columns]
+    if missing:
+        raise MidlevelError(f"annotations lack the run's column(s) {missing}")
+    return (table[concepts].astype(float), table[targets].astype(float))
+
+
+def choose_method(X: pd.DataFrame, Y: pd.DataFrame) -> str:
+    """``ratings`` when, for every target, enough clips carry every concept and the target
+    (:func:`min_clips`), or every clip with the target also carries every concept (a small
+    dataset: wide intervals, but the right estimator); else ``calibrated``."""
+    complete = np.isfinite(X.to_numpy()).all(1)
+    for t in Y.columns:
+        rated = np.isfinite(Y[t].to_numpy())
+        both = int((complete & rated).sum())
+        if both < min_clips(X.shape[1]) and not (both == rated.sum() and both > X.shape[1] + 2):
+            return "calibrated"
+    return "ratings"
+
+
+def ratings_fit(X: pd.DataFrame, Y: pd.DataFrame, *, alpha: float = 0.05,
+                correction: str | None = None, class_targets: dict | None = None):
+    """The ``ratings`` estimator: OLS with HC3 errors (GLM / MNLogit for class targets).
+
+    Returns a :class:`midlevel.explain.coefficients.CoefficientResult`.
+    """
+    from midlevel.explain.coefficients import fit_ols
+    n = int(np.isfinite(X.to_numpy()).all(1).sum())
+    return fit_ols(X, Y, alpha=alpha, correction=correction, class_targets=class_targets,
+                   cov_type="HC3",
+                   method=f"OLS of the targets on the concept ratings (HC3 errors), {n} clips")
+
+
+# ----------------------------------------------------------------------------- calibrated
+
+
+def _lstsq(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Intercept-first least-squares coefficients of ``y`` ``(n,)`` or ``(n, m)`` on ``x``."""
+    design = np.hstack([np.ones((len(x), 1)), x])
+    return np.linalg.lstsq(design, y, rcond=None)[0]
+
+
+def _logit_coef(x: np.ndarray, codes: np.ndarray, n_classes: int) -> np.ndarray:
+    """Unpenalized logistic coefficients, intercept first, of every class against the first
+    present one: ``(n_concepts + 1, n_present - 1)``."""
+    from sklearn.linear_model import LogisticRegression
+    present = np.unique(codes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf = LogisticRegression(penalty=None, tol=1e-8, max_iter=5000).fit(x, codes)
+    if len(present) == 2:
+        coef = np.r_[clf.intercept_, clf.coef_[0]][:, None]
+    else:
+        full = np.vstack([clf.intercept_, clf.coef_.T])  # (n_concepts + 1, n_present)
+        coef = full[:, 1:] - full[:, :1]
+    return coef
+
+
+class _TwoStage:
+    """Stage 1 (calibration) and stage 2 (target fit) on one draw of clips."""
+
+    def __init__(self, pred, rated, Y, class_targets):
+        self.pred, self.rated, self.Y = pred, rated, Y
+        self.classes = class_targets
+        self.calibration_rows = np.isfinite(rated).all(1) & np.isfinite(pred).all(1)
+
+    def fit(self, idx: np.ndarray) -> dict[str, np.ndarray]:
+        cal = idx[self.calibration_rows[idx]]
+        if len(cal) <= self.pred.shape[1] + 1:
+            raise MidlevelError(f"regression calibration needs more than "
+                                f"{self.pred.shape[1] + 1} held-out clips with every concept "
+                                f"rated; {len(cal)} have them")
+        A = _lstsq(self.pred[cal], self.rated[cal])           # (1 + K, K)
+        calibrated = np.hstack([np.ones((len(self.pred), 1)), self.pred]) @ A
+        out = {}
+        for j, target in enumerate(self.Y.columns):
+            y = self.Y[target].to_numpy()
+            rows = idx[np.isfinite(y[idx]) & np.isfinite(self.pred[idx]).all(1)]
+            if target in self.classes:
+                codes = y[rows].astype(int)
+                if len(np.unique(codes)) < 2:
+                    raise MidlevelError(f"class target '{target}': one class only")
+                out[target] = _logit_coef(calibrated[rows], codes, len(self.classes[target]))
+            else:
+                out[target] = _lstsq(calibrated[rows], y[rows])[:, None]
+        self.last_calibrated = calibrated
+        return out
+
+
+def calibrated_fit(pred: pd.DataFrame, rated: pd.DataFrame, Y: pd.DataFrame, *,
+                   n_boot: int = 1000, seed: int = 0, alpha: float = 0.05,
+                   correction: str | None = None, class_targets: dict | None = None,
+                   method: str | None = None):
+    """The ``calibrated`` estimator: regression calibration with a two-stage bootstrap.
+
+    Parameters
+    ----------
+    pred : pd.DataFrame [shape=(n_clips, n_concepts)]
+        The model's predicted concepts on held-out clips (rating units).
+    rated : pd.DataFrame [shape=(n_clips, n_concepts)]
+        Concept ratings of the same clips (NaN where a clip has none).
+    Y : pd.DataFrame [shape=(n_clips, n_targets)]
+        Targets of the same clips (NaN where missing; class targets as class codes).
+    n_boot : bootstrap resamples of the clips (both stages refitted on each).
+
+    Returns
+    -------
+    CoefficientResult: the full-sample two-stage estimate as ``weight``, the bootstrap
+    standard deviation as ``se``, percentile intervals, two-sided bootstrap p-values
+    ``2 min(P(b <= 0), P(b >= 0))`` (at least ``1 / n_boot``).
+    """
+    from midlevel.explain.coefficients import CoefficientResult, _finish, _rows
+    class_targets = class_targets or {}
+    names = list(pred.columns)
+    if list(rated.columns) != names:
+        raise MidlevelError(f"rated concepts {list(rated.columns)} do not match the predicted "
+                            f"ones {names}")
+    p, r = pred.to_numpy(float), rated.to_numpy(float)
+    stages = _TwoStage(p, r, Y, class_targets)
+    everyone = np.arange(len(p))
+    full = stages.fit(everyone)
+    calibrated = stages.last_calibrated
+    rng = np.random.default_rng(seed)
+    draws = {t: [] for t in full}
+    for _ in range(n_boot):
+        idx = rng.integers(len(p), size=len(p))
+        try:
+            fits = stages.fit(idx)
+        except MidlevelError:
+            continue  # a resample with too few calibration clips or one class: redrawn below
+        if all(fits[t].shape == full[t].shape for t in full):
+            for t in full:
+                draws[t].append(fits[t])
+    n_ok = min(len(v) for v in draws.values()) if draws else 0
+    if n_ok < max(50, n_boot // 2):
+        raise MidlevelError(f"regression calibration: only {n_ok} of {n_boot} bootstrap "
+                            f"resamples could be fitted; too few held-out clips")
+    n_cal = int(stages.calibration_rows.sum())
+    label = method or (f"regression calibration on held-out predictions ({n_cal} clips with "
+                       f"concept ratings), two-stage bootstrap")
+    rows = []
+    for target, coef in full.items():
+        boots = np.stack(draws[target])                      # (n_ok, 1 + K, m)
+        y = Y[target].to_numpy()
+        ok = np.isfinite(y) & np.isfinite(p).all(1)
+        sd_x = calibrated[ok].std(axis=0, ddof=1)
+        units = ([target] if target not in class_targets else
+                 _class_units(target, class_targets[target], y[ok]))
+        for m, unit in enumerate(units):
+            b, est = boots[:, :, m], coef[:, m]
+            lo, hi = np.quantile(b, [alpha / 2, 1 - alpha / 2], axis=0)
+            se = b.std(axis=0, ddof=1)
+            pv = np.maximum(2 * np.minimum((b <= 0).mean(0), (b >= 0).mean(0)), 1 / len(b))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                stat = est / se
+            r2 = np.nan
+            if target not in class_targets:
+                design = np.hstack([np.ones((ok.sum(), 1)), calibrated[ok]])
+                resid = y[ok] - design @ est
+                r2 = float(1 - resid.var() / y[ok].var()) if y[ok].var() > 0 else np.nan
+            sd_y = float(y[ok].std(ddof=1)) if target not in class_targets else np.nan
+            rows += _rows(est, se, np.stack([lo, hi], 1), stat, np.minimum(pv, 1.0), names,
+                          unit, f"{label}, {len(b)} resamples", r2, int(ok.sum()), sd_x, sd_y)
+    return CoefficientResult(_finish(rows, alpha, correction), {})
+
+
+def _class_units(target: str, classes: list, codes: np.ndarray) -> list[str]:
+    """``name=class`` of every present class but the first (the reference)."""
+    present = np.unique(codes.astype(int))
+    return [f"{target}={classes[c]}" if c < len(classes) else f"{target}={c}"
+            for c in present[1:]]

@@ -1,0 +1,87 @@
+"""Where the model departs from what the data show: one flag per (target, concept).
+
+Each row of a coefficient table holds the weight the model uses (``model_weight``, exact) and
+the data's estimate with its interval (``weight``, ``ci_low``, ``ci_high``). A weight is
+flagged when the model's weight lies outside the data's interval and
+
+- ``unsupported``: the data show no effect (the interval contains 0), so the model leans on
+  a concept the data do not support: typically one predicted concept carrying another's signal
+  or the target's own (compensation / leakage);
+- ``opposite sign``: the data show an effect of the other sign, and the model's standardized
+  weight is at least ``materiality``;
+- ``compensation``: same sign as the data, but the model's standardized weight is more than
+  ``materiality`` away from the interval (it over- or under-uses the concept, usually to make
+  up for errors in the predicted concepts).
+
+Standardized = weight x sd(concept) / sd(target) on the clips of the data's fit. The default
+``materiality`` of 0.1 is a small standardized effect; a weight within it of the data's interval
+is not flagged, so the flag does not fire on every imprecise weight.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+MATERIALITY = 0.1
+FLAGS = ("unsupported", "opposite sign", "compensation")
+
+
+def flag_weights(table: pd.DataFrame, *, materiality: float = MATERIALITY) -> pd.DataFrame:
+    """Add ``flag`` ("" or one of ``FLAGS``) and ``flag_reason`` (a sentence) to a coefficient
+    table with ``model_weight``, ``weight``, ``ci_low``, ``ci_high`` and ``std_scale``.
+
+    Returns a copy of ``table``.
+    """
+    out = table.copy()
+    m, est = out["model_weight"].to_numpy(float), out["weight"].to_numpy(float)
+    lo, hi = out["ci_low"].to_numpy(float), out["ci_high"].to_numpy(float)
+    scale = np.abs(out["std_scale"].to_numpy(float))
+    known = np.isfinite(m) & np.isfinite(lo) & np.isfinite(hi)
+    outside = known & ((m < lo) | (m > hi))
+    no_effect = (lo <= 0) & (hi >= 0)
+    gap = np.minimum(np.abs(m - lo), np.abs(m - hi)) * scale
+    opposite = np.sign(m) != np.sign(est)
+    flags = np.full(len(out), "", dtype=object)
+    flags[outside & no_effect] = "unsupported"
+    flags[outside & ~no_effect & opposite & (np.abs(m) * scale >= materiality)] = "opposite sign"
+    flags[outside & ~no_effect & ~opposite & (gap >= materiality)] = "compensation"
+    out["flag"] = flags
+    out["flag_reason"] = [_reason(f, row) for f, (_, row) in zip(flags, out.iterrows())]
+    return out
+
+
+def _reason(flag: str, row) -> str:
+    if not flag:
+        return ""
+    model = f"the model uses {row['model_weight']:+.3g} per point of {row['concept']}"
+    data = (f"the data show {row['weight']:+.3g} "
+            f"(95 % CI {row['ci_low']:+.3g} to {row['ci_high']:+.3g})")
+    if flag == "unsupported":
+        return (f"{row['target']}: {model}, but {data}: no effect of {row['concept']}. The "
+                f"model may lean on this concept to carry another concept's signal or the "
+                f"target's own (compensation / leakage); do not read it as an effect.")
+    if flag == "opposite sign":
+        return (f"{row['target']}: {model}, but {data}, the other sign. The weight is not "
+                f"the concept's effect; read it as compensation between predicted concepts.")
+    return (f"{row['target']}: {model}, far outside what {data[4:]}: the model over- or "
+            f"under-uses {row['concept']}, likely compensating for errors in the predicted "
+            f"concepts.")
+
+
+def flag_summary(table: pd.DataFrame, *, most: int | None = None) -> str:
+    """Lines for a terminal: how many weights are flagged, and why (at most ``most`` reasons,
+    the largest departures first)."""
+    flagged = table[table["flag"] != ""]
+    if flagged.empty:
+        return "No weight of the model departs from what the data show."
+    gap = ((flagged["model_weight"] - flagged["weight"]) * flagged["std_scale"]).abs()
+    flagged = flagged.loc[gap.sort_values(ascending=False).index]
+    counts = flagged["flag"].value_counts()
+    lines = [f"{len(flagged)} of {len(table)} model weights depart from what the data show ("
+             + ", ".join(f"{n} {f}" for f, n in counts.items()) + "):"]
+    shown = flagged if most is None else flagged.iloc[:most]
+    lines += [f"  [{f}] {r}" for f, r in zip(shown["flag"], shown["flag_reason"])]
+    if len(shown) < len(flagged):
+        lines.append(f"  ... and {len(flagged) - len(shown)} more (coefficients.csv, column "
+                     f"flag_reason)")
+    return "\n".join(lines)

@@ -1,0 +1,105 @@
+"""Leakage diagnostic: does the head use what the concepts mean, or something else?
+
+A joint (and, less so, a sequential) bottleneck can pass target information through its
+predicted concepts that the concepts' meaning does not carry ("leakage"). Two checks on held-out
+clips (validation, test), from the model's predictions and the human ratings:
+
+1. *Target accuracy with the true concepts*: the head fed the clips' concept ratings (every
+   concept intervened on) against the head fed its own predicted concepts. A head that uses the
+   concepts as their meaning says loses little or gains when given the truth; a leaky head
+   loses much, because the truth lacks what it smuggled through.
+2. *Meaning share*: the share of the variance of the head's output (on its predicted concepts)
+   that a linear function of the concept ratings explains (R^2 of output ~ ratings). 1 when the
+   output is a function of what the concepts mean; prediction noise in the concepts also lowers
+   it, so read it beside check 1 rather than alone.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from midlevel.explain.contributions import LinearHead, as_run, require_bottleneck
+from midlevel.training.metrics import regression_metrics
+
+COLUMNS = ["split", "target", "n", "r_predicted_concepts", "r_true_concepts",
+           "r2_predicted_concepts", "r2_true_concepts", "accuracy_predicted_concepts",
+           "accuracy_true_concepts", "meaning_share"]
+
+
+def _r2_on(x: np.ndarray, y: np.ndarray) -> float:
+    """R^2 of the least-squares fit of ``y`` ``(n,)`` on ``x`` ``(n, k)`` with an intercept."""
+    if len(y) <= x.shape[1] + 1 or y.var() == 0:
+        return float("nan")
+    design = np.hstack([np.ones((len(x), 1)), x])
+    resid = y - design @ np.linalg.lstsq(design, y, rcond=None)[0]
+    return float(1 - resid.var() / y.var())
+
+
+def leakage_diagnostic(run, predictions: pd.DataFrame, *,
+                       splits=("validation", "test")) -> pd.DataFrame:
+    """The diagnostic per split and target (see the module docstring).
+
+    Parameters
+    ----------
+    run : a bottleneck run (or its directory).
+    predictions : :func:`midlevel.explain.contributions.split_predictions` over the splits
+        (index clip; predicted concepts, ``true:<name>`` columns and ``split``).
+
+    Returns
+    -------
+    pd.DataFrame with ``COLUMNS``: r and R^2 (regression targets) or accuracy (class targets)
+    of the head on predicted and on true concepts, and the meaning share, per split and target.
+    """
+    run = as_run(run)
+    require_bottleneck(run)
+    head = LinearHead.from_run(run)
+    concepts = run.concept_names
+    rows = []
+    for split in splits:
+        part = predictions[predictions["split"] == split]
+        if part.empty:
+            continue
+        c_pred = part[concepts].to_numpy(float)
+        c_true = part[[f"true:{c}" for c in concepts]].to_numpy(float)
+        rated = np.isfinite(c_true).all(1)
+        out_pred = head.predict(c_pred)
+        out_true = np.full_like(out_pred, np.nan)
+        out_true[rated] = head.predict(c_true[rated])
+        for t in run.targets:
+            name = t["name"]
+            y = part[f"true:{name}"].to_numpy(float)
+            ok = rated & np.isfinite(y)
+            units = head.units([name])
+            row = {"split": split, "target": name, "n": int(ok.sum())}
+            if t.get("kind", "regression") == "class":
+                pick_pred = out_pred[:, units].argmax(1)
+                pick_true = out_true[:, units].argmax(1) if ok.any() else pick_pred
+                row["accuracy_predicted_concepts"] = float(np.mean(pick_pred[ok] == y[ok]))
+                row["accuracy_true_concepts"] = float(np.mean(pick_true[ok] == y[ok]))
+                shares = [_r2_on(c_true[ok], out_pred[ok, u]) for u in units]
+                row["meaning_share"] = float(np.nanmean(shares)) if shares else np.nan
+            else:
+                u = units[0]
+                mp = regression_metrics(y[ok], out_pred[ok, u])
+                mt = regression_metrics(y[ok], out_true[ok, u])
+                row.update(r_predicted_concepts=mp["r"], r_true_concepts=mt["r"],
+                           r2_predicted_concepts=mp["r2"], r2_true_concepts=mt["r2"],
+                           meaning_share=_r2_on(c_true[ok], out_pred[ok, u]))
+            rows.append(row)
+    return pd.DataFrame(rows).reindex(columns=COLUMNS)
+
+
+def leakage_summary(table: pd.DataFrame) -> str:
+    """One line per split: mean r with predicted vs true concepts and the mean meaning share."""
+    lines = []
+    for split, g in table.groupby("split", sort=False):
+        parts = [f"{split} ({int(g['n'].max())} clips)"]
+        if g["r_predicted_concepts"].notna().any():
+            parts.append(f"target r {g['r_predicted_concepts'].mean():.2f} on predicted "
+                         f"concepts, {g['r_true_concepts'].mean():.2f} on the true ratings")
+        if g["accuracy_predicted_concepts"].notna().any():
+            parts.append(f"accuracy {g['accuracy_predicted_concepts'].mean():.2f} / "
+                         f"{g['accuracy_true_concepts'].mean():.2f}")
+        parts.append(f"meaning share {g['meaning_share'].mean():.2f}")
+        lines.append("; ".join(parts))
+    return "\n".join(lines)

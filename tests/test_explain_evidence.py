@@ -1,0 +1,109 @@
+"""What the data show, checked against known truth without audio or training: the calibrated
+estimator's coverage on simulated held-out predictions, and the flags on simulated heads."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from midlevel.data import synth
+from midlevel.explain.coefficients import compare_to_truth, synthetic_design
+from midlevel.explain.evidence import calibrated_fit, choose_method, ratings_fit
+from midlevel.explain.flags import flag_weights
+
+
+def _held_out_world(seed: int, n: int = 160):
+    """Concept ratings, CNN-like predictions (shrunk, offset, with errors correlated across
+    concepts) and targets of ``n`` held-out clips; truth per rating point."""
+    rng = np.random.default_rng(seed)
+    weights, intercepts = synth.load_weights(None)
+    true = synth.sample_concepts(n, rng)
+    ratings = synth.concepts_to_ratings(true, rng, 0.5)
+    targets = synth.concepts_to_targets(true, weights, intercepts, rng, 0.3)
+    k = true.shape[1]
+    mix = np.eye(k) + 0.4 * rng.normal(size=(k, k)) / np.sqrt(k)
+    errors = rng.normal(size=(n, k)) @ mix.T
+    pred = 2.0 + 0.75 * (1 + 9 * true) + 0.9 * errors
+    names = list(weights.columns)
+    ids = pd.Index([f"h{i}" for i in range(n)], name="clip")
+    truth = pd.DataFrame([{"target": t, "concept": c, "true_weight": weights.loc[t, c] / 9}
+                          for t in weights.index for c in names])
+    return (pd.DataFrame(pred, index=ids, columns=names),
+            pd.DataFrame(ratings, index=ids, columns=names),
+            pd.DataFrame(targets, index=ids, columns=list(weights.index)), truth)
+
+
+def test_calibrated_estimator_covers_the_truth():
+    figures = []
+    for seed in range(12):
+        pred, rated, Y, truth = _held_out_world(300 + seed)
+        table = calibrated_fit(pred, rated, Y, n_boot=300, seed=seed).table
+        figures.append(compare_to_truth(table, truth))
+    f = pd.DataFrame(figures)
+    assert f["sign_agreement"].mean() >= 0.95
+    assert f["coverage"].mean() >= 0.88
+    assert (f["null_fpr"] * f["n_null"]).sum() / f["n_null"].sum() <= 0.10
+
+
+def test_naive_fit_on_raw_predictions_covers_less():
+    """The floor the calibrated estimator is measured against: OLS on the same held-out
+    predictions treated as exact (measured: coverage 0.83 and 12 % false positives on zero
+    weights against 0.94 and 7 % calibrated, 12 seeds)."""
+    from midlevel.explain.coefficients import fit_ols
+    naive, calibrated = [], []
+    for seed in range(6):
+        pred, rated, Y, truth = _held_out_world(300 + seed)
+        naive.append(compare_to_truth(fit_ols(pred, Y, summaries=False).table, truth))
+        calibrated.append(compare_to_truth(calibrated_fit(pred, rated, Y, n_boot=300,
+                                                          seed=seed).table, truth))
+    naive, calibrated = pd.DataFrame(naive), pd.DataFrame(calibrated)
+    assert naive["coverage"].mean() < calibrated["coverage"].mean() - 0.05
+
+
+def test_ratings_are_used_when_clips_carry_both():
+    X, Y, _ = synthetic_design(100, seed=1)
+    assert choose_method(X, Y) == "ratings"
+    X.iloc[:80, 0] = np.nan
+    assert choose_method(X, Y) == "calibrated"
+
+
+def _run_like_table(seed, leak=0.05):
+    """A ratings fit with a simulated head: the truth on non-zero weights, ``leak`` per point on
+    one zero-truth concept per target (what a compensating head does)."""
+    X, Y, truth = synthetic_design(240, seed=seed)
+    t = ratings_fit(X, Y).table.merge(truth, on=["target", "concept"])
+    model = t["true_weight"].to_numpy().copy()
+    zero = t.index[t["true_weight"] == 0]
+    leaked = t.loc[zero].groupby("target").head(1).index
+    model[leaked] = leak
+    t["model_weight"] = model
+    return flag_weights(t), set(leaked)
+
+
+def test_flags_catch_leaked_weights_and_spare_faithful_ones():
+    caught = alarms = n_leaked = n_faithful = 0
+    for seed in range(5):
+        t, leaked = _run_like_table(50 + seed)
+        caught += sum(t.loc[i, "flag"] != "" for i in leaked)
+        n_leaked += len(leaked)
+        faithful = t[t["true_weight"] != 0]
+        alarms += int((faithful["flag"] != "").sum())
+        n_faithful += len(faithful)
+    assert caught / n_leaked >= 0.9
+    assert alarms / n_faithful <= 0.10
+    t, leaked = _run_like_table(7)
+    row = t.loc[sorted(leaked)[0]]
+    assert row["flag"] == "unsupported" and "no effect" in row["flag_reason"]
+
+
+def test_flag_kinds():
+    base = {"target": "y", "concept": "c", "std_scale": 1.0, "std_weight": 0.3}
+    rows = pd.DataFrame([
+        {**base, "model_weight": 0.2, "weight": 0.0, "ci_low": -0.05, "ci_high": 0.05},
+        {**base, "model_weight": -0.3, "weight": 0.3, "ci_low": 0.2, "ci_high": 0.4},
+        {**base, "model_weight": 0.9, "weight": 0.3, "ci_low": 0.2, "ci_high": 0.4},
+        {**base, "model_weight": 0.45, "weight": 0.3, "ci_low": 0.2, "ci_high": 0.4},
+        {**base, "model_weight": 0.3, "weight": 0.3, "ci_low": 0.2, "ci_high": 0.4},
+    ])
+    assert list(flag_weights(rows)["flag"]) == ["unsupported", "opposite sign",
+                                               "compensation", "", ""]
