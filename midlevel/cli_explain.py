@@ -265,7 +265,7 @@ def register(sub) -> None:
     p.add_argument("--bootstrap", type=int, default=1000, metavar="N",
                    help="bootstrap resamples of the calibrated estimator (default 1000)")
     p.add_argument("--materiality", type=float, default=None, metavar="S",
-                   help="standardized margin before a departure is flagged (default 0.1)")
+                   help="standardized margin before a departure is flagged (default 0.05)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_coefficients)

@@ -102,8 +102,11 @@ def test_flag_kinds():
         {**base, "model_weight": 0.2, "weight": 0.0, "ci_low": -0.05, "ci_high": 0.05},
         {**base, "model_weight": -0.3, "weight": 0.3, "ci_low": 0.2, "ci_high": 0.4},
         {**base, "model_weight": 0.9, "weight": 0.3, "ci_low": 0.2, "ci_high": 0.4},
-        {**base, "model_weight": 0.45, "weight": 0.3, "ci_low": 0.2, "ci_high": 0.4},
+        {**base, "model_weight": 0.43, "weight": 0.3, "ci_low": 0.2, "ci_high": 0.4},
         {**base, "model_weight": 0.3, "weight": 0.3, "ci_low": 0.2, "ci_high": 0.4},
+        {**base, "model_weight": 0.06, "weight": 0.0, "ci_low": -0.05, "ci_high": 0.05},
+        {**base, "model_weight": 0.04, "weight": 0.0, "ci_low": -0.01, "ci_high": 0.01},
     ])
+    # the last: outside the interval but a negligible weight (below the 0.05 materiality)
     assert list(flag_weights(rows)["flag"]) == ["unsupported", "opposite sign",
-                                               "compensation", "", ""]
+                                               "compensation", "", "", "unsupported", ""]

@@ -4,9 +4,10 @@ Each row of a coefficient table holds the weight the model uses (``model_weight`
 the data's estimate with its interval (``weight``, ``ci_low``, ``ci_high``). A weight is
 flagged when the model's weight lies outside the data's interval and
 
-- ``unsupported``: the data show no effect (the interval contains 0), so the model leans on
-  a concept the data do not support: typically one predicted concept carrying another's signal
-  or the target's own (compensation / leakage);
+- ``unsupported``: the data show no effect (the interval contains 0), yet the model's
+  standardized weight is at least ``materiality``: it leans on a concept the data do not
+  support, typically one predicted concept carrying another's signal or the target's own
+  (compensation / leakage);
 - ``opposite sign``: the data show an effect of the other sign, and the model's standardized
   weight is at least ``materiality``;
 - ``compensation``: same sign as the data, but the model's standardized weight is more than
@@ -14,15 +15,16 @@ flagged when the model's weight lies outside the data's interval and
   up for errors in the predicted concepts).
 
 Standardized = weight x sd(concept) / sd(target) on the clips of the data's fit. The default
-``materiality`` of 0.1 is a small standardized effect; a weight within it of the data's interval
-is not flagged, so the flag does not fire on every imprecise weight.
+``materiality`` of 0.05 is half of what is usually called a small standardized effect (0.1): a
+model weight smaller than that, or within it of the data's interval, is not flagged, so the
+flag does not fire on every negligible or imprecise weight.
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-MATERIALITY = 0.1
+MATERIALITY = 0.05
 FLAGS = ("unsupported", "opposite sign", "compensation")
 
 
@@ -42,7 +44,7 @@ def flag_weights(table: pd.DataFrame, *, materiality: float = MATERIALITY) -> pd
     gap = np.minimum(np.abs(m - lo), np.abs(m - hi)) * scale
     opposite = np.sign(m) != np.sign(est)
     flags = np.full(len(out), "", dtype=object)
-    flags[outside & no_effect] = "unsupported"
+    flags[outside & no_effect & (np.abs(m) * scale >= materiality)] = "unsupported"
     flags[outside & ~no_effect & opposite & (np.abs(m) * scale >= materiality)] = "opposite sign"
     flags[outside & ~no_effect & ~opposite & (gap >= materiality)] = "compensation"
     out["flag"] = flags

@@ -75,6 +75,7 @@ class TrainConfig:
                                    # concepts ("lstsq") or from random weights ("random")
     recalibrate_bn: bool = True    # re-estimate BatchNorm statistics with dropout off before
                                    # every validation pass (cures dropout's variance shift)
+    select_on: str = "r2"          # model selection score: "r2" (sees level and scale) or "r"
 
     @classmethod
     def from_dict(cls, values: dict, where: str = "config") -> "TrainConfig":
@@ -101,6 +102,8 @@ class TrainConfig:
             raise TrainingError(f"w must lie in [0, 1], got {self.w}")
         if self.device not in ("cpu", "cuda"):
             raise TrainingError(f"device must be 'cpu' or 'cuda', got '{self.device}'")
+        if self.select_on not in ("r2", "r"):
+            raise TrainingError(f"select_on must be 'r2' or 'r', got '{self.select_on}'")
         if self.head_init not in ("lstsq", "random"):
             raise TrainingError(f"head_init must be 'lstsq' or 'random', got '{self.head_init}'")
         backbone_preset(self.preset)
@@ -405,7 +408,7 @@ def _train_and_finish(ctx, table, features, columns, out, config, *, fps, fronte
         if len(sets["validation"]):
             val = evaluate_split(ctx, model, splits["validation"], sets["validation"].specs,
                                  columns, "validation", n_frames, hop, config)
-            val_score = score(val, _SCORED[mode])
+            val_score = score(val, _SCORED[mode], metric=config.select_on)
         else:
             val_score = float(epoch)  # no validation split: the last epoch is the best
         n_b = max(1, len(batches))

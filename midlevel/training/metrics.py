@@ -73,13 +73,15 @@ def metrics_table(split: str, kind: str, names: list[str], y_true: np.ndarray,
     return frame
 
 
-def score(table: pd.DataFrame, kinds: tuple[str, ...]) -> float:
-    """Model-selection score: mean over the listed kinds' columns of R^2 (accuracy for classes).
+def score(table: pd.DataFrame, kinds: tuple[str, ...], metric: str = "r2") -> float:
+    """Model-selection score: mean over the listed kinds' columns of ``metric`` (accuracy for
+    classes).
 
-    R^2 rather than r: a prediction in the right order but wrong in level or scale scores low.
+    R^2 by default rather than r: a prediction in the right order but wrong in level or scale
+    scores low. ``metric="r"`` (the earlier rule) sees order only.
     """
     rows = table[table["kind"].isin(kinds) & (table["name"] != "mean")]
-    values = rows["r2"].fillna(rows["accuracy"]).dropna()
+    values = rows[metric].fillna(rows["accuracy"]).dropna()
     return float(values.mean()) if len(values) else float("nan")
 
 
