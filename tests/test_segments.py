@@ -1,0 +1,199 @@
+"""Time-varying ratings: the ``segments`` key of a data spec, its checks, crop labels, synth."""
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import write_tone
+from midlevel.cli import main
+from midlevel.data.segments import segments_of
+from midlevel.data.spec import load_annotations, load_spec
+from midlevel.data.validate import validate
+from midlevel.errors import SpecError, ValidationFailed
+
+SPEC = """
+name: dyn
+root: .
+audio: {pattern: "audio/{id}.wav"}
+tables:
+  - path: ratings.csv
+    id_column: clip
+segments:
+  - path: segments.csv
+    id_column: clip
+    start_column: start
+    end_column: end
+concepts:
+  bright: {scale: [1, 10]}
+  rough: {column: roughness, scale: [1, 10]}
+targets:
+  happy: {scale: [1, 9]}
+  mood: {type: class}
+"""
+
+RATINGS = "clip,bright,roughness,happy,mood\nc1,5,5,5,a\nc2,6,6,6,b\nc3,7,7,7,a\n"
+
+
+def dataset(root: Path, segments: str, spec: str = SPEC, seconds: float = 4.0) -> Path:
+    for i in (1, 2, 3):
+        write_tone(root / "audio" / f"c{i}.wav", freq=200.0 * i, seconds=seconds)
+    (root / "ratings.csv").write_text(RATINGS)
+    (root / "segments.csv").write_text(textwrap.dedent(segments).lstrip())
+    (root / "spec.yaml").write_text(textwrap.dedent(spec))
+    return root / "spec.yaml"
+
+
+def problems_of(spec_path: Path):
+    with pytest.raises(ValidationFailed) as info:
+        load_annotations(load_spec(spec_path))
+    return info.value.problems
+
+
+# ----------------------------------------------------------------------------- spec and loading
+
+
+def test_start_end_table_loads_as_tidy_segments(tmp_path):
+    spec = load_spec(dataset(tmp_path, """
+        clip,start,end,bright,roughness,happy
+        c1,0,2,2,,3
+        c1,2,4,8,9,7
+        c2,1.5,3,4,4,
+        """))
+    assert spec.segments[0].start_column == "start" and spec.segments[0].columns is None
+    table = load_annotations(spec)
+    seg = segments_of(table)
+    # class targets are never rated over time; every other column whose name is in the header is
+    assert list(seg.table.columns) == ["clip", "start", "end", "bright", "rough", "happy"]
+    assert seg.clips == ["c1", "c2"] and len(seg) == 3
+    c1 = seg.for_clip("c1")
+    assert c1["start"].tolist() == [0, 2] and c1["end"].tolist() == [2, 4]
+    assert c1["bright"].tolist() == [2, 8] and np.isnan(c1["rough"].iloc[0])
+    assert seg.for_clip("c3").empty
+    # the clip table is unchanged, and the segments travel with its subsets and concatenations
+    assert table.loc["c1", "bright"] == 5
+    part = table[table.index != "c2"]
+    assert segments_of(part) is seg
+    assert segments_of(pd.concat([part, table.iloc[:1]])) is seg
+
+
+def test_time_column_ratings_hold_until_the_next_instant(tmp_path):
+    spec = SPEC.replace("start_column: start\n    end_column: end", "time_column: t")
+    spec = load_spec(dataset(tmp_path, """
+        clip,t,bright
+        c1,1.0,3
+        c1,0.0,2
+        c1,2.5,9
+        """, spec=spec))
+    seg = segments_of(load_annotations(spec)).for_clip("c1")
+    assert seg["start"].tolist() == [0.0, 1.0, 2.5]
+    assert seg["end"].tolist() == [1.0, 2.5, np.inf]       # the last holds until the clip's end
+    assert seg["bright"].tolist() == [2, 3, 9]
+
+
+def test_explicit_columns_list_and_mapping(tmp_path):
+    listed = SPEC.replace("end_column: end", "end_column: end\n    columns: [happy]")
+    seg = segments_of(load_annotations(load_spec(dataset(
+        tmp_path, "clip,start,end,bright,happy\nc1,0,2,2,3\n", spec=listed))))
+    assert seg.columns == ["happy"]
+    mapped = SPEC.replace("end_column: end", "end_column: end\n    columns: {bright: b_mean}")
+    seg = segments_of(load_annotations(load_spec(dataset(
+        tmp_path, "clip,start,end,b_mean,bright\nc1,0,2,2.5,9\n", spec=mapped))))
+    assert seg.columns == ["bright"] and seg.table["bright"].tolist() == [2.5]
+
+
+@pytest.mark.parametrize("bad, key", [
+    ("    colour: red\n", "colour"),
+    ("    time_column: t\n", "time_column"),
+    ("    columns: [shiny]\n", "shiny"),
+    ("    columns: [mood]\n", "mood"),
+    ("    root: elsewhere\n", "elsewhere"),
+])
+def test_segment_spec_errors_name_the_key(tmp_path, bad, key):
+    path = dataset(tmp_path, "clip,start,end\n", spec=SPEC.replace(
+        "    end_column: end\n", "    end_column: end\n" + bad))
+    with pytest.raises(SpecError, match=key):
+        load_spec(path)
+
+
+def test_segment_spec_needs_both_span_columns(tmp_path):
+    path = dataset(tmp_path, "clip,start\n", spec=SPEC.replace("    end_column: end\n", ""))
+    with pytest.raises(SpecError, match=r"segments\[0\].*start_column and end_column"):
+        load_spec(path)
+
+
+def test_every_segment_problem_names_file_row_and_column(tmp_path):
+    problems = problems_of(dataset(tmp_path, """
+        clip,start,end,bright,roughness
+        c1,0,2,2,3
+        c9,0,1,2,2
+        c1,3,3,2,2
+        c1,1.5,3,4,4
+        c2,0,1,abc,4
+        c2,1,2,4,11
+        c2,x,2,4,4
+        c3,-1,2,4,4
+        """))
+    found = {(Path(p.file).name, p.row, p.column): p.message for p in problems}
+    assert len(problems) == len(found) == 7, [str(p) for p in problems]
+    assert "not in the annotations" in found[("segments.csv", 3, "clip")]
+    assert "not after its start" in found[("segments.csv", 4, "end")]
+    assert "overlaps the segment 0-2 s of row 2" in found[("segments.csv", 5, "start")]
+    assert "non-numeric rating 'abc'" in found[("segments.csv", 6, "bright")]
+    assert "outside the scale [1, 10]" in found[("segments.csv", 7, "roughness")]
+    assert "non-numeric time 'x'" in found[("segments.csv", 8, "start")]
+    assert ">= 0" in found[("segments.csv", 9, "start")]
+
+
+def test_table_level_segment_problems(tmp_path):
+    # a table that rates nothing, a mapped column that is absent, a missing file, time duplicates
+    (p,) = problems_of(dataset(tmp_path, "clip,start,end,other\nc1,0,1,3\n"))
+    assert p.file.endswith("segments.csv") and "rates none" in p.message
+    mapped = SPEC.replace("end_column: end", "end_column: end\n    columns: {bright: b_mean}")
+    (p,) = problems_of(dataset(tmp_path, "clip,start,end,bright\nc1,0,1,3\n", spec=mapped))
+    assert p.column == "b_mean" and "not found" in p.message
+    (tmp_path / "segments.csv").unlink()
+    (p,) = problems_of(tmp_path / "spec.yaml")
+    assert "segments table not found" in p.message
+    timed = SPEC.replace("start_column: start\n    end_column: end", "time_column: t")
+    (p,) = problems_of(dataset(tmp_path, "clip,t,bright\nc1,0,2\nc1,1,3\nc1,1,4\n", spec=timed))
+    assert (p.row, p.column) == (4, "t") and "second rating" in p.message
+
+
+def test_overlap_across_tables_rating_the_same_column(tmp_path):
+    two = SPEC.replace("concepts:", "  - path: more.csv\n    id_column: clip\n"
+                                    "    start_column: start\n    end_column: end\nconcepts:")
+    path = dataset(tmp_path, "clip,start,end,bright\nc1,0,2,3\n", spec=two)
+    (tmp_path / "more.csv").write_text("clip,start,end,happy\nc1,1,3,4\n")
+    assert len(segments_of(load_annotations(load_spec(path)))) == 2  # different columns: fine
+    (tmp_path / "more.csv").write_text("clip,start,end,bright\nc1,1,3,4\n")
+    (p,) = problems_of(path)
+    assert p.file.endswith("more.csv") and p.row == 2 and "segments.csv row 2" in p.message
+
+
+def test_validate_checks_segment_ends_against_the_audio(tmp_path, capsys):
+    path = dataset(tmp_path, """
+        clip,start,end,bright
+        c1,0,2,2
+        c1,2,4.05,8
+        c2,2,4.5,3
+        """)
+    report = validate(load_spec(path), progress=False)
+    (p,) = report.problems                      # 4.05 s is within the 0.1 s tolerance
+    assert (Path(p.file).name, p.row, p.column, p.clip) == ("segments.csv", 4, "end", "c2")
+    assert "after the end of the clip's audio (4.00 s)" in p.message
+    assert "segments: 2 of 3 clips, 3 segments, rating bright" in report.summary()
+    (tmp_path / "segments.csv").write_text("clip,start,end,bright\nc1,0,2,2\n")
+    assert main(["validate", str(path), "--quiet"]) == 0
+    assert "segments: 1 of 3 clips, 1 segments" in capsys.readouterr().out
+
+
+def test_spec_without_segments_has_no_segment_line(tmp_path):
+    path = dataset(tmp_path, "", spec=SPEC.replace(SPEC[SPEC.index("segments:"):
+                                                        SPEC.index("concepts:")], ""))
+    table = load_annotations(load_spec(path))
+    assert "segments" not in table.attrs and len(segments_of(table)) == 0
+    assert "\nsegments:" not in validate(load_spec(path), progress=False).summary()
