@@ -7,13 +7,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from conftest import write_tone
 from midlevel.cli import main
-from midlevel.data.segments import segments_of
+from midlevel.data.segments import Segments, segments_of
 from midlevel.data.spec import load_annotations, load_spec
 from midlevel.data.validate import validate
 from midlevel.errors import SpecError, ValidationFailed
+from midlevel.training import fit
+from midlevel.training.data import ClipSet, Columns, Scales, frame_labels
 
 SPEC = """
 name: dyn
@@ -197,3 +200,105 @@ def test_spec_without_segments_has_no_segment_line(tmp_path):
     table = load_annotations(load_spec(path))
     assert "segments" not in table.attrs and len(segments_of(table)) == 0
     assert "\nsegments:" not in validate(load_spec(path), progress=False).summary()
+
+
+# ----------------------------------------------------------------------------- crop labels
+
+FPS = 10.0
+
+
+def labelled_set(seg_rows=None, n_frames=(40, 40, 30)):
+    """A ClipSet of 3 clips (concept k, target y) whose first clip has the given segments."""
+    clips = ["a", "b", "c"]
+    table = pd.DataFrame({"split": "train", "k": [5.0, 3.0, 1.0], "y": [2.0, 4.0, np.nan]},
+                         index=pd.Index(clips, name="clip"))
+    rng = np.random.default_rng(0)
+    features = {c: rng.normal(size=(6, n)).astype(np.float32) for c, n in zip(clips, n_frames)}
+    columns = Columns(["k"], [{"name": "y", "kind": "regression"}])
+    scales = Scales.fit(table, features, columns)
+    if seg_rows is not None:
+        table.attrs["segments"] = Segments(pd.DataFrame(seg_rows, columns=["clip", "start",
+                                                                           "end", "k", "y"]))
+    return ClipSet(table, features, columns, scales, fps=FPS), scales, table, features, columns
+
+
+def unscale(value, mean, std):
+    return float(value) * float(std[0]) + float(mean[0])
+
+
+def test_crop_label_is_the_time_weighted_mean_of_its_segments():
+    a, b = 2.0, 8.0
+    clips, s, *_ = labelled_set([("a", 0.0, 2.0, a, np.nan), ("a", 2.0, 4.0, b, 6.0)])
+    # frames 18..25: 18, 19 lie in A (0-2 s), 20..25 in B: 1/4 of A, 3/4 of B
+    offsets = np.array([18, 0, 0])
+    _, c, y = clips.batch(np.array([0]), offsets, 8)
+    assert unscale(c[0, 0], s.concept_mean, s.concept_std) == pytest.approx(0.25 * a + 0.75 * b,
+                                                                             rel=1e-6)
+    # y: A does not rate it (NaN cell), so those frames keep the clip's rating 2
+    assert unscale(y[0, 0], s.target_mean, s.target_std) == pytest.approx(0.25 * 2 + 0.75 * 6,
+                                                                          rel=1e-6)
+    c_w, y_w = clips.window_labels("a", 18, 8)
+    assert c_w[0] == pytest.approx(0.25 * a + 0.75 * b) and y_w[0] == pytest.approx(5.0)
+    # a crop inside one segment takes its value; one half past the clip's end counts real frames
+    assert clips.window_labels(0, 0, 20)[0][0] == pytest.approx(a)
+    assert clips.window_labels(0, 30, 20)[0][0] == pytest.approx(b)
+
+
+def test_frames_outside_segments_fall_back_to_the_clip_rating():
+    clips, s, *_ = labelled_set([("a", 0.0, 1.0, 9.0, np.nan), ("c", 0.0, 1.0, np.nan, 7.0)])
+    # clip a, frames 5..14: half in the 0-1 s segment (9), half outside (clip rating 5)
+    assert clips.window_labels("a", 5, 10)[0][0] == pytest.approx(7.0)
+    assert clips.window_labels("a", 20, 10)[0][0] == pytest.approx(5.0)
+    # clip c has no clip-level y: frames its segment rates give the label, others nothing
+    assert clips.window_labels("c", 5, 10)[1][0] == pytest.approx(7.0)
+    assert np.isnan(clips.window_labels("c", 10, 10)[1][0])
+    _, _, y = clips.batch(np.array([2]), np.array([0, 0, 12]), 10)
+    assert torch.isnan(y[0, 0])
+
+
+def test_frame_labels_follow_frame_centres():
+    seg = pd.DataFrame({"start": [0.0, 0.32], "end": [0.32, np.inf], "k": [1.0, 2.0]})
+    out = frame_labels(seg, [0.0], ["k"], n_frames=20, fps=31.25)
+    # frame 10 is centred at 0.32 s exactly: it starts the second segment
+    assert out[:10, 0].tolist() == [1.0] * 10 and out[10:, 0].tolist() == [2.0] * 10
+
+
+def test_clips_without_segments_give_the_same_batches_as_before():
+    rows = [("a", 0.0, 2.0, 2.0, 1.0), ("a", 2.0, 4.0, 8.0, 3.0)]
+    with_seg, _, table, features, columns = labelled_set(rows)
+    plain, scales, *_ = labelled_set(None)
+    offsets = np.array([5, 7, 3])
+    idx = np.array([2, 1])
+    for got, want in zip(with_seg.batch(idx, offsets, 12), plain.batch(idx, offsets, 12)):
+        assert torch.equal(torch.nan_to_num(got, 99.0), torch.nan_to_num(want, 99.0))
+    # ...also beside a segmented clip in one batch, and equal to the clip-level labels
+    x, c, y = with_seg.batch(np.array([1, 0, 2]), offsets, 12)
+    _, c0, y0 = plain.batch(np.array([1, 0, 2]), offsets, 12)
+    assert torch.equal(c[[0, 2]], c0[[0, 2]]) and torch.equal(c[[0, 2]], plain.concepts[[1, 2]])
+    assert torch.equal(y[0], y0[0]) and not torch.equal(c[1], c0[1])
+    # the clip-level tensors themselves (what the heads are fitted on) do not change
+    assert torch.equal(with_seg.concepts, plain.concepts)
+
+
+def test_fit_trains_crops_on_segment_labels(tmp_path, monkeypatch, one_torch_thread):
+    from training_toy import FPS as TOY_FPS, toy_config, toy_data
+    table, features, columns = toy_data(n_clips=12)
+    train = table.index[table["split"] == "train"]
+    rows = [(train[0], 0.0, 10.0, 9.0, np.nan, np.nan, np.nan, np.nan)]
+    table.attrs["segments"] = Segments(pd.DataFrame(
+        rows, columns=["clip", "start", "end", "k0", "k1", "k2", "t0", "t1"]))
+    seen = []
+    original = ClipSet.batch
+
+    def spy(self, idx, offsets, n_frames):
+        out = original(self, idx, offsets, n_frames)
+        seen.extend((self.clips[i], float(out[1][k, 0]) * self.scales.concept_std[0]
+                     + self.scales.concept_mean[0]) for k, i in enumerate(idx))
+        return out
+
+    monkeypatch.setattr(ClipSet, "batch", spy)
+    fit(table, features, columns, tmp_path / "run", toy_config(epochs=1, mode="independent"),
+        fps=TOY_FPS, progress=False)
+    labels = dict(seen)
+    assert labels[train[0]] == pytest.approx(9.0, rel=1e-5)          # the segment's rating
+    assert labels[train[1]] == pytest.approx(table.loc[train[1], "k0"], rel=1e-5)

@@ -82,8 +82,10 @@ def train(spec, out, *, mode: str | None = None, root=None, config=None,
                             f"'{cfg.mode}' cannot train a concept bottleneck; add concepts to "
                             f"the spec or use --mode blackbox")
     features, cache = _features(table, cache_dir, frontend, progress)
+    from midlevel.data.segments import segments_of
     data = {"spec": str(Path(spec.path).resolve()) if spec.path else None, "spec_name": spec.name,
-            "root": str(spec.root), "columns": spec.summary_dict()}
+            "root": str(spec.root), "columns": spec.summary_dict(),
+            "segment_clips": len(segments_of(table).clips)}
     return fit(table, features, columns, out, cfg, fps=float(cache.frontend.fps),
                frontend=cache.frontend.config(), data=data, resume=resume,
                overwrite=overwrite, progress=progress)
