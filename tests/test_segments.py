@@ -1,6 +1,8 @@
 """Time-varying ratings: the ``segments`` key of a data spec, its checks, crop labels, synth."""
 from __future__ import annotations
 
+import hashlib
+import json
 import textwrap
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from conftest import write_tone
 from midlevel.cli import main
 from midlevel.data.segments import Segments, segments_of
 from midlevel.data.spec import load_annotations, load_spec
+from midlevel.data.synth import DEFAULT_INTERCEPTS, DEFAULT_WEIGHTS, MIDLEVEL_CONCEPTS, synthesize
 from midlevel.data.validate import validate
 from midlevel.errors import SpecError, ValidationFailed
 from midlevel.training import fit
@@ -302,3 +305,63 @@ def test_fit_trains_crops_on_segment_labels(tmp_path, monkeypatch, one_torch_thr
     labels = dict(seen)
     assert labels[train[0]] == pytest.approx(9.0, rel=1e-5)          # the segment's rating
     assert labels[train[1]] == pytest.approx(table.loc[train[1], "k0"], rel=1e-5)
+
+
+# ----------------------------------------------------------------------------- synthetic world
+
+# sha256 of annotations.csv written before segments existed (same seeds): clip-level ratings
+# must not change when segment ratings are added.
+BEFORE = {3: "239f5d21df091910a2b625b0c30a790f21743f514357e5a9adebc6026b80dfd7",
+          7: "72a76072cbb901d6d4219d69cea44b9dba7a3dbc6c4428dae7b52084bc508f48"}
+
+
+def test_synth_clip_annotations_unchanged_by_segments(tmp_path):
+    out = synthesize(tmp_path / "a", n_clips=12, seed=3, duration=0.5, change_fraction=0.5,
+                     n_jobs=1, progress=False).parent
+    csv = (out / "annotations.csv").read_bytes()
+    assert hashlib.sha256(csv).hexdigest() == BEFORE[3]
+    assert csv.decode().splitlines()[1].startswith("s0000,4.98,4.81,8.69,7.22,2.97,5.20,3.30")
+    out = synthesize(tmp_path / "b", n_clips=10, seed=7, duration=0.5, correlated=True,
+                     n_jobs=1, progress=False).parent
+    assert hashlib.sha256((out / "annotations.csv").read_bytes()).hexdigest() == BEFORE[7]
+
+
+def test_synth_segments_match_the_ground_truth(tmp_path):
+    out = synthesize(tmp_path / "d", n_clips=16, seed=5, duration=1.0, change_fraction=0.5,
+                     rating_noise=0.0, target_noise=0.0, n_jobs=1, progress=False).parent
+    truth = json.loads((out / "ground_truth.json").read_text())
+    seg = pd.read_csv(out / "segments.csv", dtype={"clip_id": str})
+    changed = [c for c, r in truth["clips"].items() if r["change"]]
+    assert len(changed) == 8 and sorted(set(seg["clip_id"])) == sorted(changed)
+    for clip in changed:
+        rec = truth["clips"][clip]
+        rows = seg[seg["clip_id"] == clip]
+        assert rows[["start", "end"]].to_numpy().tolist() == [[0.0, 0.5], [0.5, 1.0]]
+        first, second = (np.array([s["concepts"][k] for k in MIDLEVEL_CONCEPTS])
+                         for s in rec["segments"])
+        k = MIDLEVEL_CONCEPTS.index(rec["change"]["concept"])
+        assert first[k] == pytest.approx(rec["change"]["old"], abs=1e-6)     # old, then new
+        assert second[k] == pytest.approx(rec["change"]["new"], abs=1e-6)
+        assert np.delete(first, k) == pytest.approx(np.delete(second, k))
+        clip_true = np.array([rec["concepts"][c] for c in MIDLEVEL_CONCEPTS])
+        assert (first + second) / 2 == pytest.approx(clip_true, abs=2e-6)
+        # noise-free ratings and targets of each half from its own true concepts
+        for (_, row), c in zip(rows.iterrows(), (first, second)):
+            assert row[list(MIDLEVEL_CONCEPTS)].to_numpy(float) == pytest.approx(
+                1 + 9 * c, abs=0.0051)                   # 2 decimals of the exact value
+            target = np.clip(DEFAULT_INTERCEPTS.to_numpy() + DEFAULT_WEIGHTS.to_numpy() @ c, 1, 9)
+            assert row[list(DEFAULT_WEIGHTS.index)].to_numpy(float) == pytest.approx(
+                target, abs=0.0051)
+    for clip, rec in truth["clips"].items():
+        assert (rec["segments"] is None) == (clip not in changed)
+
+
+def test_synth_then_validate_reports_segments(tmp_path, capsys):
+    out = tmp_path / "syn"
+    assert main(["synth", "--out", str(out), "--n-clips", "8", "--seed", "2", "--duration",
+                 "1.0", "--jobs", "1", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["validate", str(out / "spec.yaml"), "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "segments: 2 of 8 clips, 4 segments, rating 7 concepts, 8 targets" in text
+    assert "OK: no problems found" in text
