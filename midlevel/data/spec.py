@@ -19,11 +19,14 @@ from midlevel.errors import Problem, SpecError, ValidationFailed
 
 SPLITS = ("train", "validation", "test")
 
-_TOP_KEYS = {"name", "description", "root", "roots", "audio", "tables", "concepts", "targets",
-             "splits"}
+_TOP_KEYS = {"name", "description", "root", "roots", "audio", "tables", "segments", "concepts",
+             "targets", "splits"}
 _AUDIO_KEYS = {"pattern", "path_column"}
 _TABLE_KEYS = {"path", "root", "sep", "encoding", "strip_headers", "id_column", "id_format",
                "filter", "missing_values", "join_on", "join_format", "how"}
+_SEGMENT_KEYS = {"path", "root", "sep", "encoding", "strip_headers", "id_column", "id_format",
+                 "filter", "missing_values", "start_column", "end_column", "time_column",
+                 "columns"}
 _COLUMN_KEYS = {"column", "scale", "description", "type", "classes"}
 _SPLIT_KEYS = {"ids", "ids_file", "fraction", "size", "group_by", "singleton_groups"}
 _HOWS = ("exact", "inner", "left", "outer")
@@ -70,6 +73,31 @@ class TableSpec:
 
 
 @dataclass(frozen=True)
+class SegmentTableSpec:
+    """A table of time-varying ratings: one row per (clip, time segment).
+
+    Either ``start_column`` and ``end_column`` (seconds) or ``time_column`` (a rating at an
+    instant, holding until the clip's next row or its end) locate each row in its clip.
+    ``columns`` maps concept / target names to this table's columns; None means every
+    regression concept and target whose ``column`` is in the table's header.
+    """
+
+    path: str
+    root: str | None = None
+    sep: str = ","
+    encoding: str = "utf-8-sig"
+    strip_headers: bool = True
+    id_column: str = ""
+    id_format: str | None = None
+    filter: str | None = None
+    missing_values: tuple[str, ...] = ("",)
+    start_column: str | None = None
+    end_column: str | None = None
+    time_column: str | None = None
+    columns: tuple[tuple[str, str], ...] | None = None  # (spec name, table column)
+
+
+@dataclass(frozen=True)
 class SplitSpec:
     """How one split (test or validation) is drawn."""
 
@@ -97,6 +125,7 @@ class DataSpec:
     description: str = ""
     split_seed: int = 0
     splits: dict[str, SplitSpec] = field(default_factory=dict)
+    segments: list[SegmentTableSpec] = field(default_factory=list)
 
     @property
     def concept_names(self) -> list[str]:
@@ -113,7 +142,7 @@ class DataSpec:
                 return c
         raise KeyError(f"'{name}' is neither a concept nor a target of spec '{self.name}'")
 
-    def table_root(self, table: TableSpec) -> Path:
+    def table_root(self, table: TableSpec | SegmentTableSpec) -> Path:
         return self.roots[table.root] if table.root else self.root
 
     def summary_dict(self) -> dict[str, Any]:
@@ -189,12 +218,7 @@ def _tables(section: Any, src: str, roots: dict[str, Path]) -> list[TableSpec]:
             raise SpecError(f"{src}: '{key}.root' names unknown root {cfg['root']!r}; "
                             f"known: {', '.join(sorted(roots)) or 'none (add a roots: section)'}")
         for fmt_key in ("id_format", "join_format"):
-            fmt = cfg.get(fmt_key)
-            if fmt is not None:
-                try:
-                    fmt.format(1) if _is_int_format(fmt) else fmt.format("x")
-                except (ValueError, IndexError, KeyError) as exc:
-                    raise SpecError(f"{src}: '{key}.{fmt_key}' {fmt!r} is not a format: {exc}")
+            _id_format(cfg, fmt_key, key, src)
         missing = cfg.get("missing_values", [""])
         out.append(TableSpec(path=str(cfg["path"]), root=cfg.get("root"),
                              sep=str(cfg.get("sep", ",")),
@@ -206,6 +230,80 @@ def _tables(section: Any, src: str, roots: dict[str, Path]) -> list[TableSpec]:
                              join_on=cfg.get("join_on"), join_format=cfg.get("join_format"),
                              how=how))
     return out
+
+
+def _id_format(cfg: dict, fmt_key: str, key: str, src: str) -> None:
+    fmt = cfg.get(fmt_key)
+    if fmt is not None:
+        try:
+            fmt.format(1) if _is_int_format(fmt) else fmt.format("x")
+        except (ValueError, IndexError, KeyError) as exc:
+            raise SpecError(f"{src}: '{key}.{fmt_key}' {fmt!r} is not a format: {exc}")
+
+
+def _segment_tables(section: Any, src: str, roots: dict[str, Path],
+                    columns: list[ColumnSpec]) -> list[SegmentTableSpec]:
+    if section is None:
+        return []
+    if not isinstance(section, list):
+        raise SpecError(f"{src}: 'segments' must be a list of tables")
+    by_name = {c.name: c for c in columns}
+    out = []
+    for i, cfg in enumerate(section):
+        key = f"segments[{i}]"
+        _check_keys(key, cfg, _SEGMENT_KEYS, src)
+        for required in ("path", "id_column"):
+            if required not in cfg:
+                raise SpecError(f"{src}: '{key}.{required}' is required")
+        has_span = [k for k in ("start_column", "end_column") if k in cfg]
+        if "time_column" in cfg:
+            if has_span:
+                raise SpecError(f"{src}: '{key}' has time_column and {', '.join(has_span)}; give "
+                                f"either start_column and end_column, or time_column")
+        elif len(has_span) != 2:
+            raise SpecError(f"{src}: '{key}' needs start_column and end_column (seconds), or "
+                            f"time_column; got {has_span or 'none'}")
+        if cfg.get("root") is not None and cfg["root"] not in roots:
+            raise SpecError(f"{src}: '{key}.root' names unknown root {cfg['root']!r}; "
+                            f"known: {', '.join(sorted(roots)) or 'none (add a roots: section)'}")
+        _id_format(cfg, "id_format", key, src)
+        mapping = cfg.get("columns")
+        if mapping is not None:
+            own = {n: c.column for n, c in by_name.items()}  # a name alone: the spec's column
+            if isinstance(mapping, list):
+                pairs = [(str(n), own.get(str(n), str(n))) for n in mapping]
+            elif isinstance(mapping, dict):
+                pairs = [(str(n), str(c) if c is not None else own.get(str(n), str(n)))
+                         for n, c in mapping.items()]
+            else:
+                raise SpecError(f"{src}: '{key}.columns' must be a list of concept/target names "
+                                f"or a mapping name -> column of this table")
+            if not pairs:
+                raise SpecError(f"{src}: '{key}.columns' is empty")
+            for name, _ in pairs:
+                if name not in by_name:
+                    raise SpecError(f"{src}: '{key}.columns' names {name!r}, which is neither a "
+                                    f"concept nor a target; known: "
+                                    f"{', '.join(by_name) or 'none'}")
+                if by_name[name].is_class:
+                    raise SpecError(f"{src}: '{key}.columns': '{name}' is a class target; "
+                                    f"segments hold numeric ratings only")
+            mapping = tuple(pairs)
+        missing = cfg.get("missing_values", [""])
+        out.append(SegmentTableSpec(
+            path=str(cfg["path"]), root=cfg.get("root"), sep=str(cfg.get("sep", ",")),
+            encoding=str(cfg.get("encoding", "utf-8-sig")),
+            strip_headers=bool(cfg.get("strip_headers", True)),
+            id_column=str(cfg["id_column"]), id_format=cfg.get("id_format"),
+            filter=cfg.get("filter"), missing_values=tuple(str(m) for m in missing),
+            start_column=_opt_str(cfg.get("start_column")),
+            end_column=_opt_str(cfg.get("end_column")),
+            time_column=_opt_str(cfg.get("time_column")), columns=mapping))
+    return out
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def _splits(section: Any, src: str) -> tuple[int, dict[str, SplitSpec]]:
@@ -292,7 +390,9 @@ def spec_from_dict(raw: Any, *, base: Path, src: str = "<spec>",
                     concepts=concepts, targets=targets,
                     audio_pattern=audio.get("pattern"), audio_path_column=audio.get("path_column"),
                     description=str(raw.get("description", "") or ""),
-                    split_seed=seed, splits=splits)
+                    split_seed=seed, splits=splits,
+                    segments=_segment_tables(raw.get("segments"), src, roots,
+                                             concepts + targets))
 
 
 def load_spec(path: str | Path, *, root: str | Path | list | None = None) -> DataSpec:
@@ -351,9 +451,11 @@ class _Table:
     ids: pd.Series  # formatted key per row (index aligned with frame)
 
 
-def _read_table(table: TableSpec, file: Path, problems: list[Problem]) -> _Table | None:
+def _read_table(table: TableSpec | SegmentTableSpec, file: Path, problems: list[Problem], *,
+                unique: bool = True, kind: str = "annotation table") -> _Table | None:
+    """Read ``file`` as strings; ``unique``: a key may appear once (not so for segments)."""
     if not file.is_file():
-        problems.append(Problem("annotation table not found", file=str(file)))
+        problems.append(Problem(f"{kind} not found", file=str(file)))
         return None
     try:
         frame = pd.read_csv(file, sep=table.sep, encoding=table.encoding, dtype=str,
@@ -388,6 +490,8 @@ def _read_table(table: TableSpec, file: Path, problems: list[Problem]) -> _Table
     for row in frame.loc[blank, "_row"]:
         problems.append(Problem("empty id", file=str(file), row=int(row), column=table.id_column))
     ids[blank] = None
+    if not unique:
+        return _Table(table, file, frame, ids)
     dup = ids.notna() & ids.duplicated(keep=False)
     for clip, group in frame[dup].groupby(ids[dup]):
         rows = ", ".join(str(r) for r in group["_row"])
@@ -413,12 +517,21 @@ class Annotations:
         Everything wrong with the tables (not yet the audio; see ``validate``).
     notes : list[str]
         Things a user should know that are not errors (rows dropped by an inner join, ...).
+    segments : Segments
+        The time-varying ratings of the spec's ``segments`` tables (empty without any); the
+        table carries the same object as ``table.attrs["segments"]``.
     """
 
     table: pd.DataFrame
     problems: list[Problem]
     notes: list[str]
     sources: dict[str, tuple[str, int]]  # clip -> (file, row) of its first table
+    segments: Any = None
+
+    def __post_init__(self):
+        if self.segments is None:
+            from midlevel.data.segments import Segments
+            self.segments = Segments.empty()
 
 
 def _merge(spec: DataSpec, tables: list[_Table], problems: list[Problem],
@@ -494,6 +607,20 @@ def _safe_format(value: Any, fmt: str | None) -> str | None:
         return None
 
 
+def parse_rating(text: str, scale: tuple[float, float] | None) -> tuple[float, str | None]:
+    """One rating cell -> (value, None), or (NaN, what is wrong with it)."""
+    try:
+        value = float(text)
+    except ValueError:
+        return math.nan, f"non-numeric rating {text!r}"
+    if not math.isfinite(value):
+        return math.nan, (f"non-finite rating {text!r} (leave the cell empty for a missing "
+                          f"rating)")
+    if scale and not (scale[0] <= value <= scale[1]):
+        return math.nan, f"rating {value:g} outside the scale [{scale[0]:g}, {scale[1]:g}]"
+    return value, None
+
+
 def _numeric(spec: DataSpec, merged: pd.DataFrame, problems: list[Problem],
              missing: dict[str, set[str]]) -> pd.DataFrame:
     """Convert concept and target cells to numbers, reporting every bad cell."""
@@ -526,18 +653,9 @@ def _numeric(spec: DataSpec, merged: pd.DataFrame, problems: list[Problem],
                 else:
                     values[i] = classes.index(text)
                 continue
-            try:
-                value = float(text)
-            except ValueError:
-                problems.append(Problem(f"non-numeric rating {text!r}", **where))
-                continue
-            if not math.isfinite(value):
-                problems.append(Problem(f"non-finite rating {text!r} (leave the cell empty for a "
-                                        f"missing rating)", **where))
-                continue
-            if col.scale and not (col.scale[0] <= value <= col.scale[1]):
-                problems.append(Problem(f"rating {value:g} outside the scale "
-                                        f"[{col.scale[0]:g}, {col.scale[1]:g}]", **where))
+            value, message = parse_rating(text, col.scale)
+            if message:
+                problems.append(Problem(message, **where))
                 continue
             values[i] = value
         out[col.name] = values
@@ -573,6 +691,9 @@ def load_annotations(spec: DataSpec, *, strict: bool = True) -> Annotations | pd
     Returns
     -------
     pd.DataFrame [index=clip; columns=path, split, *concepts, *targets] (strict) or Annotations.
+    A spec with ``segments`` tables puts their time-varying ratings on the table as
+    ``table.attrs["segments"]`` (a :class:`~midlevel.data.segments.Segments`; read it with
+    :func:`~midlevel.data.segments.segments_of`).
     """
     problems: list[Problem] = []
     notes: list[str] = []
@@ -609,8 +730,13 @@ def load_annotations(spec: DataSpec, *, strict: bool = True) -> Annotations | pd
     from midlevel.data.splits import assign_splits  # local: splits imports this module
     table["split"] = assign_splits(spec, table.index, groups, problems)
     sources = {clip: tuple(src.split("\x00")) for clip, src in merged["_source"].items()}
+    segments = None
+    if spec.segments:
+        from midlevel.data.segments import load_segments
+        segments = load_segments(spec, table.index, problems)
+        table.attrs["segments"] = segments
     if strict:
         if problems:
             raise ValidationFailed(problems, f"annotations of spec '{spec.name}' have problems")
         return table
-    return Annotations(table, problems, notes, sources)
+    return Annotations(table, problems, notes, sources, segments)

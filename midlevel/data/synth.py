@@ -41,8 +41,9 @@ root, modulation) use stratified uniforms, so the share of affected chords in a 
 about one chord of the probability times the number of chords, rather than binomially scattered.
 
 ``synthesize`` writes a dataset: ``audio/<id>.wav``, ``annotations.csv`` (noisy 1-10
-concept ratings and 1-9 emotion targets), ``ground_truth.json`` and a data spec
-``spec.yaml`` (written last: its presence marks a complete dataset). Files are written under
+concept ratings and 1-9 emotion targets), ``segments.csv`` (the same per half of every clip
+with a mid-clip change), ``ground_truth.json`` and a data spec ``spec.yaml`` (written last:
+its presence marks a complete dataset). Files are written under
 a temporary name and moved into place, so an interrupted run never leaves a half-written
 file under a final name.
 
@@ -54,6 +55,10 @@ a mid-clip change)::
 
 With ``c_j = (rating_j - 1) / 9`` the same map on the rating scale has weights ``W / 9`` and
 intercepts ``intercept - sum_j W[t, j] / 9`` (written to ground_truth.json as well).
+
+A clip with a change has two segments, ``(0, T/2)`` with the old value and ``(T/2, T)`` with
+the new one; ``segments.csv`` rates each from its own true concepts with the same formulas
+and fresh noise, while ``annotations.csv`` keeps the rating of the time average.
 """
 from __future__ import annotations
 
@@ -848,6 +853,31 @@ def _atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _segment_table(ids: list[str], first: np.ndarray, changes: dict[int, tuple[int, float]],
+                   duration: float, weights: pd.DataFrame, intercepts: pd.Series,
+                   rng: np.random.Generator, rating_noise: float,
+                   target_noise: float) -> pd.DataFrame:
+    """Ratings of both halves of every changed clip: ``clip_id, start, end``, concepts, targets.
+
+    Each half is rated from its own true concepts (the first half's ``first``, the second's
+    with the changed value) with the clip ratings' formulas and independent noise from ``rng``.
+    """
+    rows, values = [], []
+    for i in sorted(changes):
+        k, new = changes[i]
+        second = first[i].copy()
+        second[k] = new
+        rows += [(ids[i], 0.0, duration / 2), (ids[i], duration / 2, float(duration))]
+        values += [first[i], second]
+    true = np.array(values).reshape(len(values), len(MIDLEVEL_CONCEPTS))
+    table = pd.DataFrame(rows, columns=["clip_id", "start", "end"])
+    for key in ("start", "end"):  # full precision, not the ratings' 2 decimals
+        table[key] = [f"{t:.6g}" for t in table[key]]
+    table[list(MIDLEVEL_CONCEPTS)] = concepts_to_ratings(true, rng, rating_noise)
+    table[list(weights.index)] = concepts_to_targets(true, weights, intercepts, rng, target_noise)
+    return table
+
+
 def _spec_dict(seed: int, targets: list[str]) -> dict:
     """The data spec of a synthetic dataset (format of data_specs/README.md)."""
     return {
@@ -858,6 +888,8 @@ def _spec_dict(seed: int, targets: list[str]) -> dict:
         "root": ".",
         "audio": {"pattern": "audio/{id}.wav"},
         "tables": [{"path": "annotations.csv", "id_column": "clip_id"}],
+        "segments": [{"path": "segments.csv", "id_column": "clip_id", "start_column": "start",
+                      "end_column": "end"}],
         "concepts": {k: {"column": k, "scale": list(RATING_SCALE),
                          "description": CONCEPT_QUESTIONS[k]} for k in MIDLEVEL_CONCEPTS},
         "targets": {t: {"column": t, "scale": list(TARGET_SCALE),
@@ -874,14 +906,22 @@ def _ground_truth(ids: list[str], true: np.ndarray, first: np.ndarray,
     lo, hi = RATING_SCALE
     per_point = weights / (hi - lo)
     clips = {}
+    half = settings["duration"] / 2
     for i, clip_id in enumerate(ids):
         record = {"concepts": dict(zip(MIDLEVEL_CONCEPTS, np.round(true[i], 6).tolist())),
-                  "change": None, **nuisance[clip_id]}
+                  "change": None, "segments": None, **nuisance[clip_id]}
         if i in changes:
             k, new = changes[i]
             record["change"] = {"concept": MIDLEVEL_CONCEPTS[k],
                                 "old": round(float(first[i, k]), 6), "new": round(new, 6),
-                                "time": settings["duration"] / 2}
+                                "time": half}
+            second = first[i].copy()
+            second[k] = new
+            record["segments"] = [
+                {"start": 0.0, "end": half,
+                 "concepts": dict(zip(MIDLEVEL_CONCEPTS, np.round(first[i], 6).tolist()))},
+                {"start": half, "end": settings["duration"],
+                 "concepts": dict(zip(MIDLEVEL_CONCEPTS, np.round(second, 6).tolist()))}]
         clips[clip_id] = record
     return {
         **settings,
@@ -891,7 +931,8 @@ def _ground_truth(ids: list[str], true: np.ndarray, first: np.ndarray,
         if settings["correlated"] else None,
         "concept_to_rating": {
             "formula": "rating = clip(offset + scale * true + N(0, rating_noise^2), 1, 10), "
-                       "rounded to 2 decimals; true = time average over the clip",
+                       "rounded to 2 decimals; true = time average over the clip "
+                       "(annotations.csv) or the segment's value (segments.csv)",
             "offset": lo, "scale": hi - lo, "range": list(RATING_SCALE)},
         "target_map": {
             "formula": "target = clip(intercept + sum_j weights[target][j] * true_j "
@@ -915,10 +956,12 @@ def synthesize(out_dir: str | os.PathLike, *, n_clips: int = 200, seed: int = 0,
 
     Writes ``audio/<id>.wav`` (16-bit mono, ids ``s0000``...), ``annotations.csv``
     (``clip_id``, 7 concept ratings on 1-10, targets on 1-9), ``ground_truth.json`` and
-    ``spec.yaml`` (last); files of the same names are replaced, other files in ``out_dir``
-    are left alone. Results depend only on ``seed`` (not on ``n_jobs``): concepts,
-    changes and rating noise come from the first child of ``SeedSequence(seed)``, clip ``i``'s
-    audio from child ``i + 1``.
+    ``segments.csv`` (``clip_id``, ``start``, ``end``, then the same columns, two rows per
+    clip with a change: its halves), ``spec.yaml`` (last); files of the same names are
+    replaced, other files in ``out_dir`` are left alone. Results depend only on ``seed`` (not
+    on ``n_jobs``): concepts, changes and clip rating noise come from the first child of
+    ``SeedSequence(seed)``, clip ``i``'s audio from child ``i + 1``, segment rating noise from
+    child ``n_clips + 1``.
 
     Parameters
     ----------
@@ -940,7 +983,7 @@ def synthesize(out_dir: str | os.PathLike, *, n_clips: int = 200, seed: int = 0,
     weight_matrix, intercepts = load_weights(weights)
     out = Path(out_dir)
     (out / "audio").mkdir(parents=True, exist_ok=True)
-    children = np.random.SeedSequence(seed).spawn(n_clips + 1)
+    children = np.random.SeedSequence(seed).spawn(n_clips + 2)  # the last: segment noise
     rng = np.random.default_rng(children[0])
     first = sample_concepts(n_clips, rng, correlated=correlated)
     changes = _draw_changes(first, change_fraction, rng)
@@ -962,6 +1005,10 @@ def synthesize(out_dir: str | os.PathLike, *, n_clips: int = 200, seed: int = 0,
     table[list(weight_matrix.index)] = targets
     table.insert(0, "clip_id", ids)
     _atomic_write_text(out / "annotations.csv", table.to_csv(index=False, float_format="%.2f"))
+    segments = _segment_table(ids, first, changes, duration, weight_matrix, intercepts,
+                              np.random.default_rng(children[n_clips + 1]), rating_noise,
+                              target_noise)
+    _atomic_write_text(out / "segments.csv", segments.to_csv(index=False, float_format="%.2f"))
     settings = {"seed": int(seed), "n_clips": int(n_clips), "duration": float(duration),
                 "sample_rate": int(sample_rate), "correlated": bool(correlated),
                 "change_fraction": float(change_fraction),

@@ -1,7 +1,8 @@
 """``midlevel validate``: load a spec, every table and every audio file; summarize; list problems.
 
-Nothing is dropped silently: every bad cell, duplicate id, unmatched id and bad audio file is a
-:class:`~midlevel.errors.Problem` naming the file, row and column at fault.
+Nothing is dropped silently: every bad cell, duplicate id, unmatched id, bad audio file and
+segment that runs past its clip's audio is a :class:`~midlevel.errors.Problem` naming the
+file, row and column at fault.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 from tqdm.auto import tqdm
 
+from midlevel.data import segments as seg
 from midlevel.data.audio import audio_info, is_silent, load_audio
 from midlevel.data.spec import DataSpec, load_annotations
 from midlevel.errors import AudioError, Problem
@@ -61,6 +63,7 @@ class ValidationReport:
     audio: list[AudioCheck]
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    segments: seg.Segments = field(default_factory=seg.Segments.empty)
 
     @property
     def ok(self) -> bool:
@@ -88,6 +91,8 @@ class ValidationReport:
             miss = self.missing_ratings()
             lines.append("missing ratings: " + (", ".join(f"{k} {v}" for k, v in miss.items() if v)
                                                 or "none"))
+        if s.segments:
+            lines.append(seg.summary(self.segments, len(self.table), s))
         d = self.durations().dropna()
         if len(d):
             lines.append(f"durations (s): min {d.min():.2f}, mean {d.mean():.2f}, "
@@ -120,5 +125,6 @@ def validate(spec: DataSpec, *, decode: bool = True, jobs: int = 2,
                            total=len(items), desc="checking audio", unit="file",
                            disable=not progress))
     problems.extend(c.problem for c in checks if c.problem is not None)
-    return ValidationReport(spec, table, checks, problems, list(ann.notes))
+    problems.extend(seg.check_durations(ann.segments, {c.clip: c.duration for c in checks}))
+    return ValidationReport(spec, table, checks, problems, list(ann.notes), ann.segments)
 

@@ -2,6 +2,11 @@
 
 The spectrograms of every clip are held in memory (``(n_bands, n_frames)`` float32 each), so a
 batch is a few tensor copies and the CPU stays busy with the network, not with loading.
+
+A clip with time-varying ratings (the spec's ``segments``, see :mod:`midlevel.data.segments`)
+gets per-frame labels (:func:`frame_labels`): a frame inside a segment takes that segment's
+rating, any other frame the clip's rating; a crop's label is the mean over its frames. Every
+other clip's crops take the clip's rating, as always.
 """
 from __future__ import annotations
 
@@ -88,19 +93,79 @@ def _column_stats(table: pd.DataFrame, names: list[str]) -> tuple[np.ndarray, np
     return mean, std
 
 
+def frame_labels(segments: pd.DataFrame, clip_values, names: list[str], n_frames: int,
+                 fps: float) -> np.ndarray:
+    """Per-frame labels of one clip from its segments.
+
+    Frame ``k`` (centred at ``k / fps`` s) lies in a segment when ``start <= k / fps < end``;
+    it takes that segment's value of each column the segment rates (a NaN cell rates nothing),
+    otherwise the clip's value.
+
+    Parameters
+    ----------
+    segments : the clip's rows of a :class:`~midlevel.data.segments.Segments` table (columns
+        ``start``, ``end`` in seconds and any of ``names``).
+    clip_values : array [shape=(len(names),)] the clip-level values (NaN = missing).
+    names : the columns to label, in order.
+    n_frames, fps : the clip's number of frames and the front end's frame rate.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_frames, len(names)), dtype=float64]
+    """
+    out = np.tile(np.asarray(clip_values, dtype=np.float64).reshape(1, len(names)),
+                  (n_frames, 1))
+    first = np.ceil(segments["start"].to_numpy(np.float64) * fps - 1e-9)
+    stop = np.ceil(np.minimum(segments["end"].to_numpy(np.float64), n_frames / fps) * fps - 1e-9)
+    first = np.clip(first, 0, n_frames).astype(int)
+    stop = np.clip(stop, 0, n_frames).astype(int)
+    for j, name in enumerate(names):
+        if name not in segments.columns:
+            continue
+        values = segments[name].to_numpy(np.float64)
+        for a, b, v in zip(first, stop, values):
+            if np.isfinite(v):
+                out[a:b, j] = v
+    return out
+
+
+def _window_mean(labels: np.ndarray, start: int, n_frames: int) -> np.ndarray:
+    """Mean over the frames ``start .. start + n_frames`` that exist and have a label
+    (NaN where none has): ``(n_columns,)``."""
+    part = labels[max(0, start):max(0, start) + n_frames]
+    finite = np.isfinite(part)
+    count = finite.sum(0)
+    total = np.where(finite, part, 0.0).sum(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
 class ClipSet:
     """The clips of one or more splits, with spectrograms and scaled ratings in memory.
+
+    Parameters
+    ----------
+    table : annotations rows (index clip; concept and target columns).
+    features : clip -> spectrogram ``(n_bands, n_frames)``.
+    fps : the front end's frame rate; needed when there are segments.
+    segments : time-varying ratings (default: ``table.attrs["segments"]``, see
+        :func:`midlevel.data.segments.segments_of`); clips of the table that have none keep
+        their clip-level labels for every crop.
 
     Attributes
     ----------
     clips : list[str]
     specs : list[torch.Tensor [shape=(n_bands, n_frames)]]
-    concepts : torch.Tensor [shape=(n_clips, n_concepts)] z-scored, NaN = missing
+    concepts : torch.Tensor [shape=(n_clips, n_concepts)] z-scored clip-level ratings,
+        NaN = missing
     targets : torch.Tensor [shape=(n_clips, n_targets)] regression z-scored, class codes as
         float, NaN = missing
+    frames : dict clip index -> (concepts, targets), per-frame labels ``(n_frames, n)`` float64
+        z-scored, for the clips with segments
     """
 
-    def __init__(self, table: pd.DataFrame, features, columns: Columns, scales: Scales):
+    def __init__(self, table: pd.DataFrame, features, columns: Columns, scales: Scales, *,
+                 fps: float | None = None, segments=None):
         self.clips = [str(c) for c in table.index]
         self.specs = [torch.as_tensor(np.asarray(features[c]), dtype=torch.float32)
                       for c in table.index]
@@ -114,6 +179,32 @@ class ClipSet:
                                         dtype=torch.float32)
         self.targets = torch.as_tensor((t - scales.target_mean) / scales.target_std,
                                        dtype=torch.float32)
+        self.scales = scales
+        self.frames: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        if segments is None:
+            from midlevel.data.segments import segments_of
+            segments = segments_of(table)
+        if len(segments):
+            self._segment_labels(segments, columns, c, t, fps)
+
+    def _segment_labels(self, segments, columns: Columns, c: np.ndarray, t: np.ndarray,
+                        fps: float | None) -> None:
+        """Per-frame z-scored labels of the clips that have segments."""
+        have = set(segments.clips)
+        if not have.intersection(self.clips):
+            return
+        if not fps:
+            raise DataError("clips with segments need the front end's frame rate: pass fps")
+        scales = self.scales
+        for i, clip in enumerate(self.clips):
+            if clip not in have:
+                continue
+            rows = segments.for_clip(clip)
+            n = self.specs[i].shape[1]
+            fc = frame_labels(rows, c[i], columns.concepts, n, fps)
+            ft = frame_labels(rows, t[i], columns.target_names, n, fps)
+            self.frames[i] = ((fc - scales.concept_mean) / scales.concept_std,
+                              (ft - scales.target_mean) / scales.target_std)
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -128,9 +219,48 @@ class ClipSet:
         return np.floor(rng.random(len(self.specs)) * (room + 1)).astype(int)
 
     def batch(self, idx, offsets: np.ndarray, n_frames: int):
-        """Crops of the clips ``idx``: x ``(batch, 1, n_bands, n_frames)``, concepts, targets."""
+        """Crops of the clips ``idx`` from ``offsets[i]``: x ``(batch, 1, n_bands, n_frames)``,
+        concepts ``(batch, n_concepts)`` and targets ``(batch, n_targets)`` of each crop
+        (z-scored; a clip without segments: its clip-level labels)."""
         x = torch.stack([crop(self.specs[i], int(offsets[i]), n_frames) for i in idx])
-        return x.unsqueeze(1), self.concepts[idx], self.targets[idx]
+        concepts, targets = self.concepts[idx], self.targets[idx]
+        rows = [(k, int(i)) for k, i in enumerate(idx) if int(i) in self.frames]
+        if rows:
+            concepts, targets = concepts.clone(), targets.clone()
+            for k, i in rows:
+                c, t = self.window_labels(i, int(offsets[i]), n_frames, scaled=True)
+                concepts[k] = torch.as_tensor(c, dtype=torch.float32)
+                targets[k] = torch.as_tensor(t, dtype=torch.float32)
+        return x.unsqueeze(1), concepts, targets
+
+    def window_labels(self, clip, start: int, n_frames: int, *,
+                      scaled: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """The labels of one window of a clip: the mean of its per-frame labels over the frames
+        ``start .. start + n_frames`` (frames past the clip's end do not count), or the
+        clip-level labels for a clip without segments.
+
+        Parameters
+        ----------
+        clip : index into ``clips`` or a clip id.
+        start, n_frames : the window, in frames.
+        scaled : z-scored as the model's outputs (True) or in rating units (False; class
+            targets are their codes either way).
+
+        Returns
+        -------
+        (concepts ``(n_concepts,)``, targets ``(n_targets,)``) float64, NaN = no label.
+        """
+        i = clip if isinstance(clip, (int, np.integer)) else self.clips.index(str(clip))
+        if i in self.frames:
+            fc, ft = self.frames[i]
+            c, t = _window_mean(fc, start, n_frames), _window_mean(ft, start, n_frames)
+        else:
+            c = self.concepts[i].numpy().astype(np.float64)
+            t = self.targets[i].numpy().astype(np.float64)
+        if scaled:
+            return c, t
+        s = self.scales
+        return c * s.concept_std + s.concept_mean, t * s.target_std + s.target_mean
 
 
 def crop(spec: torch.Tensor, start: int, n_frames: int) -> torch.Tensor:

@@ -324,7 +324,7 @@ def _train_and_finish(ctx, table, features, columns, out, config, *, fps, fronte
     if len(splits["train"]) == 0:
         raise TrainingError("the training split is empty")
     scales = Scales.fit(splits["train"], features, columns)
-    sets = {s: ClipSet(rows, features, columns, scales) for s, rows in splits.items()}
+    sets = {s: ClipSet(rows, features, columns, scales, fps=fps) for s, rows in splits.items()}
     for s, clips in sets.items():
         if clips.n_short(n_frames):
             log.info("%d of %d %s clips are shorter than %.1f s: padded with silence",

@@ -1,0 +1,301 @@
+"""Time-varying ratings: the ``segments`` tables of a data spec (format in data_specs/README.md).
+
+A segment table rates concepts and targets per time span of a clip, the form dynamic emotion
+datasets use: one row per (clip, start, end) or per (clip, time), where a rating at an instant
+holds until the clip's next row or the clip's end. :func:`load_segments` reads every segment
+table of a spec into one tidy table (:class:`Segments`), reporting every bad cell, unknown clip,
+empty or overlapping span as a :class:`~midlevel.errors.Problem` with its file, row and column;
+:func:`check_durations` adds the spans that run past a clip's audio (``midlevel validate``,
+which knows the durations). ``load_annotations`` puts the result on the annotations table as
+``table.attrs["segments"]``; :func:`segments_of` reads it back.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+from midlevel.errors import Problem
+
+KEYS = ("clip", "start", "end")
+DURATION_TOLERANCE = 0.1  # seconds a segment may run past the end of its clip's audio
+
+
+@dataclass(frozen=True, eq=False)
+class Segments:
+    """Time-varying ratings of some clips, in the clip table's rating units.
+
+    Attributes
+    ----------
+    table : pd.DataFrame
+        Columns ``clip`` (str), ``start``, ``end`` (seconds; ``end`` is ``inf`` for the last
+        instant of a ``time_column`` table: it holds until the clip's end), then one float
+        column per concept / target some segment table rates, in spec order (NaN = not rated).
+        Sorted by clip and start.
+    sources : tuple
+        Per row of ``table``: ``(file, row, column, instant)``: where the row comes from, the
+        column that ends its span (``end_column``) or places its instant (``time_column``), and
+        whether it is an instant; for problems found later.
+
+    A ``Segments`` is shared, not copied, by every table that carries it in its ``attrs``
+    (pandas deep-copies ``attrs`` on every operation): treat it as read-only.
+    """
+
+    table: pd.DataFrame
+    sources: tuple[tuple[str, int, str, bool], ...] = ()
+    _rows: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        groups = self.table.groupby("clip", sort=False).indices if len(self.table) else {}
+        self._rows.update({str(k): np.asarray(v) for k, v in groups.items()})
+
+    @classmethod
+    def empty(cls, columns=()) -> "Segments":
+        table = pd.DataFrame({"clip": pd.Series(dtype=object), "start": pd.Series(dtype=float),
+                              "end": pd.Series(dtype=float),
+                              **{c: pd.Series(dtype=float) for c in columns}})
+        return cls(table)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __deepcopy__(self, memo) -> "Segments":
+        return self
+
+    def __repr__(self) -> str:
+        return (f"Segments({len(self)} segments of {len(self.clips)} clips, "
+                f"rating {self.columns})")
+
+    @property
+    def columns(self) -> list[str]:
+        """The concepts and targets rated (column names of ``table`` after the keys)."""
+        return [c for c in self.table.columns if c not in KEYS]
+
+    @property
+    def clips(self) -> list[str]:
+        """The clips that have segments, in table order."""
+        return list(self._rows)
+
+    def for_clip(self, clip: str) -> pd.DataFrame:
+        """The segments of one clip (empty table when it has none)."""
+        rows = self._rows.get(str(clip))
+        return self.table.iloc[rows] if rows is not None else self.table.iloc[:0]
+
+
+def segments_of(table: pd.DataFrame) -> Segments:
+    """The segments a table from :func:`~midlevel.data.spec.load_annotations` carries (or an
+    empty :class:`Segments` when its spec has none)."""
+    found = table.attrs.get("segments")
+    return found if isinstance(found, Segments) else Segments.empty()
+
+
+@dataclass
+class _Row:
+    clip: str
+    start: float
+    end: float
+    values: dict
+    source: tuple[str, int, str, bool]   # see Segments.sources
+    start_column: str
+    table: int
+
+
+def _seconds(text: str, column: str, where: dict, problems: list[Problem]) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        problems.append(Problem(f"non-numeric time {text!r} (seconds expected)", column=column,
+                                **where))
+        return None
+    if not math.isfinite(value) or value < 0:
+        problems.append(Problem(f"time {text!r} must be a finite number of seconds >= 0",
+                                column=column, **where))
+        return None
+    return value
+
+
+def _read_rows(spec, index: int, clips: set[str], problems: list[Problem]) -> list[_Row]:
+    """The rows of segment table ``index`` of ``spec`` that locate a known clip in time."""
+    from midlevel.data.spec import _listing, _read_table, parse_rating
+    seg = spec.segments[index]
+    file = spec.table_root(seg) / seg.path
+    read = _read_table(seg, file, problems, unique=False, kind="segments table")
+    if read is None:
+        return []
+    frame = read.frame
+    if seg.columns is None:
+        pairs = [(c.name, c.column) for c in spec.concepts + spec.targets
+                 if not c.is_class and c.column in frame.columns]
+        if not pairs:
+            problems.append(Problem(f"segments table rates none of the spec's concepts or "
+                                    f"targets (no column of theirs in {_listing(frame)}); name "
+                                    f"its columns with 'columns:'", file=str(file)))
+    else:
+        pairs = []
+        for name, column in seg.columns:
+            if column in frame.columns:
+                pairs.append((name, column))
+            else:
+                problems.append(Problem(f"column for '{name}' not found; columns are "
+                                        f"{_listing(frame)}", file=str(file), column=column))
+    locate = [seg.time_column] if seg.time_column else [seg.start_column, seg.end_column]
+    absent = [c for c in locate if c not in frame.columns]
+    for column in absent:
+        problems.append(Problem(f"time column not found; columns are {_listing(frame)}",
+                                file=str(file), column=column))
+    if absent or not pairs:
+        return []
+    missing = set(seg.missing_values)
+    rows = []
+    for pos in range(len(frame)):
+        clip = read.ids.iloc[pos]
+        if clip is None:  # a bad or empty id: already a problem
+            continue
+        where = dict(file=str(file), row=int(frame["_row"].iloc[pos]), clip=str(clip))
+        if clip not in clips:
+            problems.append(Problem("clip id not in the annotations tables",
+                                    column=seg.id_column, **where))
+            continue
+        times = [_seconds(str(frame[c].iloc[pos]).strip(), c, where, problems) for c in locate]
+        if any(t is None for t in times):
+            continue
+        values = {}
+        for name, column in pairs:
+            text = str(frame[column].iloc[pos]).strip()
+            if text in missing:
+                values[name] = math.nan
+                continue
+            values[name], message = parse_rating(text, spec.column(name).scale)
+            if message:
+                problems.append(Problem(message, column=column, **where))
+        start = times[0]
+        end = times[1] if len(times) == 2 else math.inf
+        if end <= start:
+            problems.append(Problem(f"segment end {end:g} s is not after its start {start:g} s",
+                                    column=seg.end_column, **where))
+            continue
+        rows.append(_Row(str(clip), start, end, values,
+                         (str(file), where["row"], locate[-1], bool(seg.time_column)),
+                         locate[0], index))
+    if seg.time_column:
+        rows = _instants_to_spans(rows, seg.time_column, problems)
+    return rows
+
+
+def _instants_to_spans(rows: list[_Row], column: str, problems: list[Problem]) -> list[_Row]:
+    """A rating at an instant holds until the clip's next instant (or its end: ``inf``)."""
+    out = []
+    by_clip: dict[str, list[_Row]] = {}
+    for r in rows:
+        by_clip.setdefault(r.clip, []).append(r)
+    for clip, items in by_clip.items():
+        items.sort(key=lambda r: r.start)
+        kept = []
+        for r in items:
+            if kept and r.start == kept[-1].start:
+                problems.append(Problem(f"a second rating of clip '{clip}' at {r.start:g} s "
+                                        f"(first in row {kept[-1].source[1]})",
+                                        file=r.source[0], row=r.source[1], column=column,
+                                        clip=clip))
+                continue
+            kept.append(r)
+        for a, b in zip(kept[:-1], kept[1:]):
+            a.end = b.start
+        out.extend(kept)
+    return out
+
+
+def _overlaps(rows: list[_Row], names: list[str], problems: list[Problem]) -> None:
+    """Two segments of one clip that rate the same column must not overlap in time."""
+    seen = set()
+    for name in names:
+        by_clip: dict[str, list[_Row]] = {}
+        for r in rows:
+            if name in r.values:
+                by_clip.setdefault(r.clip, []).append(r)
+        for clip, items in by_clip.items():
+            items.sort(key=lambda r: (r.start, r.end))
+            longest = items[0]
+            for r in items[1:]:
+                if r.start < longest.end and (id(longest), id(r)) not in seen:
+                    seen.add((id(longest), id(r)))
+                    other = (f"row {longest.source[1]}" if longest.source[0] == r.source[0]
+                             else f"{longest.source[0]} row {longest.source[1]}")
+                    problems.append(Problem(
+                        f"segment {r.start:g}-{r.end:g} s overlaps the segment "
+                        f"{longest.start:g}-{longest.end:g} s of {other} (both rate '{name}')",
+                        file=r.source[0], row=r.source[1], column=r.start_column, clip=clip))
+                if r.end > longest.end:
+                    longest = r
+
+
+def load_segments(spec, clips, problems: list[Problem]) -> Segments:
+    """Read and check every segment table of ``spec``.
+
+    Parameters
+    ----------
+    spec : a loaded :class:`~midlevel.data.spec.DataSpec`.
+    clips : the clip ids of the annotations table (a segment of any other id is a problem).
+    problems : list the problems are appended to (file, row and column of each).
+
+    Returns
+    -------
+    Segments; rows with an unknown clip, a bad time or an empty span are left out, bad rating
+    cells are NaN.
+    """
+    known = {str(c) for c in clips}
+    rows = []
+    for i in range(len(spec.segments)):
+        rows.extend(_read_rows(spec, i, known, problems))
+    rated = {n for r in rows for n in r.values}
+    names = [c.name for c in spec.concepts + spec.targets if c.name in rated]
+    _overlaps(rows, names, problems)
+    rows.sort(key=lambda r: (r.clip, r.start, r.end, r.table))
+    table = pd.DataFrame({"clip": pd.Series([r.clip for r in rows], dtype=object),
+                          "start": np.array([r.start for r in rows], dtype=float),
+                          "end": np.array([r.end for r in rows], dtype=float),
+                          **{n: np.array([r.values.get(n, math.nan) for r in rows], dtype=float)
+                             for n in names}})
+    return Segments(table, tuple(r.source for r in rows))
+
+
+def check_durations(segments: Segments, durations: Mapping[str, float], *,
+                    tolerance: float = DURATION_TOLERANCE) -> list[Problem]:
+    """Segments that end (or instants that lie) more than ``tolerance`` s past their clip's
+    audio; ``durations`` maps clip -> seconds (clips without a known duration are skipped)."""
+    problems = []
+    for (clip, start, end), (file, row, column, instant) in zip(
+            segments.table[list(KEYS)].itertuples(index=False), segments.sources):
+        duration = durations.get(clip)
+        if duration is None or not math.isfinite(duration):
+            continue
+        if not instant and end > duration + tolerance:
+            problems.append(Problem(f"segment ends at {end:g} s, after the end of the clip's "
+                                    f"audio ({duration:.2f} s)", file=file, row=row,
+                                    column=column, clip=clip))
+        elif instant and start > duration + tolerance:
+            problems.append(Problem(f"rating at {start:g} s lies after the end of the clip's "
+                                    f"audio ({duration:.2f} s)", file=file, row=row,
+                                    column=column, clip=clip))
+    return problems
+
+
+def summary(segments: Segments, n_clips: int, spec=None) -> str:
+    """One line: how many clips have segments, how many segments, what they rate."""
+    if not len(segments):
+        return f"segments: 0 of {n_clips} clips"
+    rated = segments.columns
+    what = ", ".join(rated)
+    if spec is not None and len(rated) > 4:
+        n_c = sum(c in spec.concept_names for c in rated)
+        what = f"{n_c} concepts, {len(rated) - n_c} targets"
+    return (f"segments: {len(segments.clips)} of {n_clips} clips, {len(segments)} segments, "
+            f"rating {what}")
+
+
+__all__ = ["Segments", "segments_of", "load_segments", "check_durations", "summary",
+           "DURATION_TOLERANCE"]
+
