@@ -297,7 +297,8 @@ def training_background(run, n: int = 16, *, n_frames: int | None = None, seed: 
     rng = np.random.default_rng(seed)
     clips = rng.choice(len(train), size=min(n, len(train)), replace=False)
     cache = FeatureCache(cache_dir, run.frontend)
-    n_frames = n_frames or int(run.config.crop_seconds * run.fps) + 1
+    from midlevel.training.data import window_frames
+    n_frames = n_frames or window_frames(run.config.crop_seconds, run.fps)
     out = []
     for k in range(n):
         spec_k = torch.as_tensor(np.asarray(cache.get(train["path"].iloc[clips[k % len(clips)]])),

@@ -33,11 +33,12 @@ def window_concepts(run, spectrogram, *, hop: float = 0.5, window: float | None 
     units).
     """
     import torch
+    from midlevel.training.data import window_frames
     from midlevel.training.loop import predict_specs
     spec = torch.as_tensor(np.asarray(spectrogram), dtype=torch.float32)
     fps = run.fps
     window = window or run.config.crop_seconds
-    n_frames = max(1, int(round(window * fps)))
+    n_frames = window_frames(window, fps)
     hop_frames = max(1, int(round(hop * fps)))
     device = next(run.model.parameters()).device
     [(starts, concepts, _)] = predict_specs(run.model, [spec], n_frames, hop_frames,

@@ -39,7 +39,9 @@ from midlevel.training.batchnorm import recalibrate_batchnorm
 from midlevel.training.checkpoint import (
     FORMAT, MODEL_FILE, STATE_FILE, load_checkpoint, save_atomic, write_text_atomic,
 )
-from midlevel.training.data import ClipSet, Columns, Scales, crop, window_starts, windows
+from midlevel.training.data import (
+    ClipSet, Columns, Scales, crop, window_frames, window_starts, windows,
+)
 from midlevel.training.head import fit_head
 from midlevel.training.metrics import format_table, metrics_table, score
 
@@ -318,7 +320,7 @@ def _log_to_file(ctx, path: Path):
 def _train_and_finish(ctx, table, features, columns, out, config, *, fps, frontend, data,
                       resume, progress):
     mode = config.mode
-    n_frames = int(config.crop_seconds * fps) + 1
+    n_frames = window_frames(config.crop_seconds, fps)
     hop = max(1, int(round((config.eval_hop_seconds or config.crop_seconds) * fps)))
     splits = {s: table[table["split"] == s] for s in ("train", "validation", "test")}
     if len(splits["train"]) == 0:

@@ -14,7 +14,7 @@ from midlevel.data.segments import segments_of
 from midlevel.errors import AudioError, CheckpointError, TrainingError
 from midlevel.models.bottleneck import build_model
 from midlevel.training.checkpoint import MODEL_FILE, STATE_FILE, load_checkpoint
-from midlevel.training.data import Columns
+from midlevel.training.data import Columns, window_frames
 from midlevel.training.head import design_frame
 from midlevel.training.loop import (
     TrainConfig, decode_targets, evaluate_split, fit, output_layout,
@@ -164,7 +164,7 @@ class Run:
         return None if design is None else design_frame(design, self.concept_names, self.targets)
 
     def _window(self, hop: float | None):
-        n_frames = int(self.config.crop_seconds * self.fps) + 1
+        n_frames = window_frames(self.config.crop_seconds, self.fps)
         seconds = hop or self.config.eval_hop_seconds or self.config.crop_seconds
         return n_frames, max(1, int(round(seconds * self.fps)))
 
