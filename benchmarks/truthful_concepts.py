@@ -21,7 +21,7 @@ a third of their weights exactly zero, seeds not used in development) and on rea
    chance rate of a uniform guess over the window centres.
 
 "Before" runs repeat one synthetic world and one Soundtracks seed with the earlier pipeline
-(no BatchNorm re-estimation, selection on r, clip-level labels only).
+(no BatchNorm re-estimation, no concept recalibration, selection on r, clip-level labels only).
 
     python benchmarks/truthful_concepts.py --workdir runs/truthful     # full: about 1.5 h, CPU
     python benchmarks/truthful_concepts.py --quick                     # smoke run
@@ -56,7 +56,7 @@ from midlevel.explain.coefficients import (  # noqa: E402
 
 SECTION = "Truthful concept explanations"
 MAP_SEEDS = (101, 202, 303)
-BEFORE = {"recalibrate_bn": False, "select_on": "r"}
+BEFORE = {"recalibrate_bn": False, "select_on": "r", "calibrate_concepts": False}
 MATERIALITY = 0.05
 
 
@@ -338,8 +338,8 @@ def summarize(syn: dict, st: dict) -> tuple[str, dict]:
 with 19 of 56 weights exactly zero (`weight_map(seed)`, seeds {', '.join(map(str, MAP_SEEDS))}),
 clips as written by `midlevel.data.synth` with segment ratings for the clips whose concept
 changes mid-clip; small preset. Soundtracks: `soundtracks_dimensional` (joint), fixed 36-clip
-test split. "before" = the earlier pipeline (no BatchNorm re-estimation, selection on r,
-clip-level labels only), same data and seeds.
+test split. "before" = the earlier pipeline (no BatchNorm re-estimation, no concept
+recalibration, selection on r, clip-level labels only), same data and seeds.
 
 ### 1. Calibration of the predicted concepts (test split)
 

@@ -61,7 +61,8 @@ def test_dropout_variance_shift_is_cured_in_training(tmp_path, one_torch_thread)
     scores = {}
     for recal in (False, True):
         run = fit(*data, tmp_path / f"r{recal}", toy_config(mode="independent", epochs=12,
-                                                           dropout=0.5, recalibrate_bn=recal),
+                                                           dropout=0.5, recalibrate_bn=recal,
+                                                           calibrate_concepts=False),
                   fps=FPS, progress=False)
         m = run.metrics.query("split == 'train' and kind == 'concept' and name != 'mean'")
         scores[recal] = (m["r"].to_numpy(), m["r2"].to_numpy(), m["cal_slope"].to_numpy())
@@ -82,3 +83,37 @@ def test_calibration_line_of_known_predictions():
 def test_recalibration_with_no_batchnorm_is_a_no_op():
     net = nn.Sequential(nn.Linear(3, 2))
     assert recalibrate_batchnorm(net, [torch.zeros(2, 3)]) == 0
+
+
+def test_concept_recalibration_makes_validation_slopes_one_and_keeps_joint_targets(
+        tmp_path, one_torch_thread):
+    """Folded into the model, the validation line leaves slope 1 / intercept 0 there; in joint
+    mode the targets the model predicts are the same with and without it (exact
+    compensation in the head)."""
+    import dataclasses
+
+    from midlevel.training.calibration import calibration_lines, fold_into_model
+    data = toy_data(n_clips=80, seed=4)
+    run = fit(*data, tmp_path / "j", toy_config(mode="joint", epochs=4), fps=FPS,
+              progress=False)
+    m = run.metrics.query("split == 'validation' and kind == 'concept' and name != 'mean'")
+    applied = [run.info["concept_calibration"][c]["applied"] for c in m["name"]]
+    assert all(applied)
+    assert np.allclose(m["cal_slope"], 1.0, atol=1e-3)
+    assert np.allclose(m["cal_intercept"], 0.0, atol=1e-2)
+    # exact compensation: fold an arbitrary line into the joint model, targets unchanged
+    model = copy.deepcopy(run.model)
+    x = torch.randn(5, 1, 40, 32)
+    before = model(x)
+    lines = [{"slope": 1.7, "intercept": -0.4, "applied": True},
+             {"slope": 0.6, "intercept": 0.2, "applied": True},
+             {"slope": 0.0, "intercept": 9.0, "applied": False}]
+    fold_into_model(model, lines, compensate_head=True)
+    after = model(x)
+    assert torch.allclose(after.targets, before.targets, atol=1e-4)
+    assert torch.allclose(after.concepts[:, 0], -0.4 + 1.7 * before.concepts[:, 0], atol=1e-4)
+    assert torch.allclose(after.concepts[:, 2], before.concepts[:, 2])
+    # a concept whose slope is not clearly positive is left alone
+    rng = np.random.default_rng(0)
+    [line] = calibration_lines(rng.normal(size=(30, 1)), rng.normal(size=(30, 1)))
+    assert not line["applied"]

@@ -36,6 +36,7 @@ from midlevel.models.backbone import preset as backbone_preset
 from midlevel.models.bottleneck import ModelOutput, build_model
 from midlevel.training import ddp
 from midlevel.training.batchnorm import recalibrate_batchnorm
+from midlevel.training.calibration import calibration_lines, fold_into_model
 from midlevel.training.checkpoint import (
     FORMAT, MODEL_FILE, STATE_FILE, load_checkpoint, save_atomic, write_text_atomic,
 )
@@ -78,6 +79,8 @@ class TrainConfig:
     recalibrate_bn: bool = True    # re-estimate BatchNorm statistics with dropout off before
                                    # every validation pass (cures dropout's variance shift)
     select_on: str = "r2"          # model selection score: "r2" (sees level and scale) or "r"
+    calibrate_concepts: bool = True  # after training, recalibrate each predicted concept on
+                                   # the validation split (see midlevel.training.calibration)
 
     @classmethod
     def from_dict(cls, values: dict, where: str = "config") -> "TrainConfig":
@@ -453,6 +456,25 @@ def _recalibrate(ctx, model, specs, n_frames: int, hop: int, config: TrainConfig
                           reduce=(lambda t: ddp.sum_tensor(ctx, t)) if ctx.distributed else None)
 
 
+def _calibrate_concepts(ctx, model, sets, columns, scales, n_frames, hop, config):
+    """Recalibrate the predicted concepts on the validation split and fold the lines into the
+    model (:mod:`midlevel.training.calibration`). Returns ``{concept: line}`` (scaled units)
+    or None when not done."""
+    val = sets["validation"]
+    if model.kind != "bottleneck" or not config.calibrate_concepts or len(val) == 0:
+        return None
+    pred, _ = _predict_sharded(ctx, model, val.specs, n_frames, hop, config)
+    lines = calibration_lines((pred - scales.concept_mean) / scales.concept_std,
+                              val.concepts.numpy().astype(np.float64))
+    fold_into_model(model, lines, compensate_head=config.mode == "joint")
+    for name, ln in zip(columns.concepts, lines):
+        log.info("concept %s: validation calibration slope %.3f, intercept %.3f (%d clips)%s",
+                 name, ln["slope"], ln["intercept"], ln["n"],
+                 "" if ln["applied"] else ": not applied (slope not clearly positive or too "
+                 "few clips)")
+    return dict(zip(columns.concepts, lines))
+
+
 def _init_head(model, train: ClipSet, columns: Columns) -> None:
     """Joint mode: start the head from the least-squares map of true concepts to targets.
 
@@ -495,6 +517,7 @@ def _finish(ctx, model, state, sets, splits, columns, out, config, n_frames, hop
     if state["best_state"] is not None:
         model.load_state_dict(state["best_state"])
     model.eval()
+    calibration = _calibrate_concepts(ctx, model, sets, columns, scales, n_frames, hop, config)
     design = None
     if config.mode in ("independent", "sequential"):
         train = sets["train"]
@@ -522,6 +545,7 @@ def _finish(ctx, model, state, sets, splits, columns, out, config, n_frames, hop
                      "config": dataclasses.asdict(config), "data": data, "frontend": frontend,
                      "fps": fps, "scales": scales.to_dict(), "head_design": design,
                      "bn_recalibrated": bool(config.recalibrate_bn),
+                     "concept_calibration": calibration,
                      "epochs": state["epoch"], "best_epoch": state["best_epoch"]},
                     out / MODEL_FILE)
         write_text_atomic(metrics.to_csv(index=False), out / "metrics.csv")
