@@ -61,7 +61,7 @@ def cost_model(method: str, opts: dict, n_background: int, n_bands: int, n_frame
 
 def background(specs, n: int, n_frames: int, seed: int = 0) -> torch.Tensor:
     """``n`` random crops of ``n_frames`` from ``specs`` (what ``training_background`` draws)."""
-    from midlevel.explain.attribution import fit_frames
+    from midlevel.training.data import fit_frames
     rng = np.random.default_rng(seed)
     out = []
     for k in range(n):
@@ -85,7 +85,7 @@ def input_grad_flops(model, x: torch.Tensor) -> tuple[float, float]:
     SHAP and Captum call ``torch.autograd.grad(output, input)``, which skips the weight
     gradients; the count runs ``backward`` with the weights' ``requires_grad`` off, the same
     work (FlopCounterMode cannot watch ``autograd.grad`` on a leaf)."""
-    from midlevel.explain.attribution import OutputSelector
+    from midlevel.explain.attribution.base import OutputSelector
     sel = OutputSelector(model).eval()
     states = [p.requires_grad for p in model.parameters()]
     for p in model.parameters():
@@ -104,7 +104,7 @@ def input_grad_flops(model, x: torch.Tensor) -> tuple[float, float]:
 
 
 def time_attribution(model, x, method: str, bg, options: dict, repeat: int) -> dict:
-    from midlevel.explain.attribution import attribute
+    from midlevel.explain.attribution.attributor import attribute
     times, inner = [], []
     with PeakMemory() as mem:
         for _ in range(repeat):
@@ -122,7 +122,7 @@ def time_attribution(model, x, method: str, bg, options: dict, repeat: int) -> d
 
 def contributions_cost(run, specs, baseline, rounds: int) -> dict:
     """explain_clips vs Run.predict on the same whole clips, interleaved."""
-    from midlevel.explain.contributions import explain_clips
+    from midlevel.explain.head import explain_clips
     run.predict(specs[:1])
     explain_clips(run, specs[:1], baseline=baseline, names=["w"])
     names = [f"c{i}" for i in range(len(specs))]
@@ -141,7 +141,7 @@ def contributions_cost(run, specs, baseline, rounds: int) -> dict:
             mem_p, mem_e = m1.as_dict(), m2.as_dict()
     p, e = summarize(tp), summarize(te)
     # the part explain_clips adds, timed alone (the difference of two noisy totals is noise)
-    from midlevel.explain.contributions import LinearHead, contributions
+    from midlevel.explain.head import LinearHead, contributions
     pred = run.predict(specs, names=names).set_index("clip")[run.concept_names]
     direct = timeit(lambda: contributions(pred, LinearHead.from_run(run), baseline),
                     repeat=20, warmup=2)
@@ -239,7 +239,7 @@ def run(cfg: dict) -> dict:
         r = load_run(run_dir)
         model = r.model.cpu().eval()
         baseline = r.predict(train_specs)[r.concept_names].mean()
-        from midlevel.explain.contributions import explain_clips
+        from midlevel.explain.head import explain_clips
         for seconds in cfg["scaling_seconds"]:
             n = int(seconds * r.fps) + 1
             s = long_spec(specs, n)

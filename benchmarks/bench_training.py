@@ -63,7 +63,7 @@ class InMemory:
 
     def __init__(self, batch: tuple, preset: str, cfg: dict):
         from midlevel.models.bottleneck import build_model
-        from midlevel.training.loop import masked_mse, output_layout, target_loss
+        from midlevel.models.bottleneck import output_layout; from midlevel.training.losses import masked_mse, target_loss
         self.device = device = cfg["device"]
         config = _config(preset, cfg, 1)
         cols = columns()
@@ -128,7 +128,7 @@ def profile_step(batch: tuple, preset: str, cfg: dict, steps: int = 1) -> dict:
     """torch.profiler of training steps: share of time per operator group."""
     from torch.profiler import ProfilerActivity, profile
     from midlevel.models.bottleneck import build_model
-    from midlevel.training.loop import masked_mse, output_layout, target_loss
+    from midlevel.models.bottleneck import output_layout; from midlevel.training.losses import masked_mse, target_loss
     config = _config(preset, cfg, 1)
     cols = columns()
     model = build_model("bottleneck", cols.concepts, cols.targets, config.backbone())

@@ -1,6 +1,6 @@
 """Do the concept explanations recover the truth of the synthetic concept world?
 
-Measured over several seeds (``midlevel.data.synth``: concepts drawn, ratings and targets from a
+Measured over several seeds (``midlevel.synth``: concepts drawn, ratings and targets from a
 known linear map):
 
 1. Statistics path (no audio, no CNN): statsmodels OLS of the targets on concept values --
@@ -38,10 +38,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-from midlevel.explain.coefficients import (  # noqa: E402
-    compare_to_truth, fit_ols, ground_truth_weights, run_coefficients, run_design,
-    synthetic_design,
-)
+from midlevel.explain.coefficients import run_coefficients
+from midlevel.explain.head import run_design
+from midlevel.explain.statistics import fit_ols
+from midlevel.explain.truth import compare_to_truth, ground_truth_weights, synthetic_design
 
 SECTION = "Concept explanations"
 FIGURES = REPO / "benchmarks" / "figures"
@@ -93,9 +93,10 @@ def _summary(frame: pd.DataFrame, keys) -> pd.DataFrame:
 
 def model_path(seeds, n_clips, duration, epochs, workdir: Path, log=print):
     """Train one sequential small CNN per seed; coefficient recovery and change localization."""
-    from midlevel.data.spec import load_annotations, load_spec
-    from midlevel.data.synth import synthesize
-    from midlevel.explain.contributions import baseline_concepts
+    from midlevel.data.annotations import load_annotations
+    from midlevel.data.spec import load_spec
+    from midlevel.synth import synthesize
+    from midlevel.explain.head import baseline_concepts
     from midlevel.explain.timeline import contributions_over_time, locate_change
     from midlevel.training import train
 
@@ -241,7 +242,7 @@ def main(argv=None) -> int:
     print(_fmt(loc_summary) if len(loc_summary) else "no changes", flush=True)
     elapsed = time.time() - t_start
     body = f"""Script: `benchmarks/ground_truth_recovery.py` ({'--quick, ' if args.quick else ''}{elapsed / 60:.0f} min on this machine, CPU).
-Synthetic concept world (`midlevel.data.synth`, default weight map: 44 non-zero and 12 zero
+Synthetic concept world (`midlevel.synth`, default weight map: 44 non-zero and 12 zero
 weights over 7 concepts x 8 targets; rating noise 0.5, target noise 0.3). Truth = weights per
 rating point. Standardized = weight x sd(concept) / sd(target) on the fit's data, for the truth
 and the estimate alike. Null FPR = share of the zero true weights whose (adjusted) p < 0.05.

@@ -1,6 +1,6 @@
 """Acceptance benchmark of issue 3: the joint bottleneck on a 300-clip synthetic concept world.
 
-Synthesizes the dataset (``midlevel.data.synth``), caches its features, trains the joint
+Synthesizes the dataset (``midlevel.synth``), caches its features, trains the joint
 bottleneck and checks the test split's mean concept r and mean target r against 0.85.
 
     python benchmarks/synthetic_joint.py [--n-clips 300] [--epochs 25] [--crop 5] [--lr 1e-3]
@@ -14,7 +14,7 @@ import argparse
 import time
 from pathlib import Path
 
-from midlevel.data.synth import synthesize
+from midlevel.synth import synthesize
 from midlevel.training import format_table, train
 
 

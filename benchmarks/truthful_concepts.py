@@ -50,9 +50,10 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 from ground_truth_recovery import _fmt, replace_section  # noqa: E402
 
-from midlevel.explain.coefficients import (  # noqa: E402
-    compare_to_truth, fit_ols, ground_truth_weights, run_coefficients, run_design,
-)
+from midlevel.explain.coefficients import run_coefficients
+from midlevel.explain.head import run_design
+from midlevel.explain.statistics import fit_ols
+from midlevel.explain.truth import compare_to_truth, ground_truth_weights
 
 SECTION = "Truthful concept explanations"
 MAP_SEEDS = (101, 202, 303)
@@ -63,7 +64,7 @@ MATERIALITY = 0.05
 def weight_map(seed: int, *, n_zero: int = 19) -> pd.DataFrame:
     """A random 8 x 7 emotion map with ``n_zero`` exact zeros, magnitudes 0.5-2.5, rows scaled
     so that the absolute weights of a target sum to at most 7 (targets stay inside 1-9)."""
-    from midlevel.data.synth import EMOTIONS, MIDLEVEL_CONCEPTS
+    from midlevel.synth import EMOTIONS, MIDLEVEL_CONCEPTS
     rng = np.random.default_rng(seed)
     w = rng.choice([-1.0, 1.0], size=(8, 7)) * rng.uniform(0.5, 2.5, size=(8, 7))
     w.flat[rng.choice(56, size=n_zero, replace=False)] = 0.0
@@ -109,11 +110,11 @@ def calibration(run, label: dict) -> list[dict]:
 
 def _in_sample(run, cache):
     """The naive design: targets on the CNN's in-sample predicted training concepts."""
-    from midlevel.explain.contributions import split_predictions
+
     if run.mode == "sequential":
         X, Y, _ = run_design(run)
         return X, Y
-    pred = split_predictions(run, split="train", cache_dir=cache)
+    pred = run.predictions("train", cache_dir=cache)
     Y = pred[[f"true:{t}" for t in run.target_names]].set_axis(run.target_names, axis=1)
     return pred[run.concept_names], Y
 
@@ -195,8 +196,9 @@ def localization(run, table: pd.DataFrame, truth_json: dict, cache: Path, label:
 
 
 def synthetic(args, work: Path, log) -> dict:
-    from midlevel.data.spec import load_annotations, load_spec
-    from midlevel.data.synth import synthesize
+    from midlevel.data.annotations import load_annotations
+    from midlevel.data.spec import load_spec
+    from midlevel.synth import synthesize
     out = {k: [] for k in ("calibration", "stats", "flags", "leakage", "localization")}
     config = {"preset": "small", "epochs": args.epochs, "patience": args.patience,
               "crop_seconds": args.crop, "eval_hop_seconds": args.crop / 2}
@@ -336,7 +338,7 @@ def summarize(syn: dict, st: dict) -> tuple[str, dict]:
     st_flags = pd.DataFrame(st["flags"])
     text = f"""Script: `benchmarks/truthful_concepts.py` (CPU). Synthetic worlds: random emotion maps
 with 19 of 56 weights exactly zero (`weight_map(seed)`, seeds {', '.join(map(str, MAP_SEEDS))}),
-clips as written by `midlevel.data.synth` with segment ratings for the clips whose concept
+clips as written by `midlevel.synth` with segment ratings for the clips whose concept
 changes mid-clip; small preset. Soundtracks: `soundtracks_dimensional` (joint), fixed 36-clip
 test split. "before" = the earlier pipeline (no BatchNorm re-estimation, no concept
 recalibration, selection on r, clip-level labels only), same data and seeds.

@@ -1,7 +1,15 @@
 """One exception hierarchy for the package.
 
 Every error says what was wrong and where: the file, the row (1-based, as a spreadsheet
-shows it, header = row 1) and the column at fault, when those are known.
+shows it, header = row 1) and the column at fault, when those are known, or the argument.
+
+    MidlevelError
+      SpecError, AudioError, CacheError, TrainingError, CheckpointError, ReportError
+      DataError
+        ValidationFailed (carries every Problem)
+      ArgumentError (also a ValueError)
+      ExplainError
+        AttributionError, ListenError
 """
 from __future__ import annotations
 
@@ -34,6 +42,27 @@ class TrainingError(MidlevelError):
 
 class CheckpointError(MidlevelError):
     """A checkpoint or run directory is missing, incomplete or incompatible."""
+
+
+class ArgumentError(MidlevelError, ValueError):
+    """A function or command argument is out of range or of the wrong kind: names it."""
+
+
+class ExplainError(MidlevelError):
+    """An explanation cannot be computed as asked (a black box asked for concepts, too few
+    clips for a statistic, an unknown concept or target...)."""
+
+
+class AttributionError(ExplainError):
+    """An attribution could not be computed (bad method, output, shapes)."""
+
+
+class ListenError(ExplainError):
+    """A listenable explanation cannot be made (mask and audio do not fit)."""
+
+
+class ReportError(MidlevelError):
+    """A comparison report cannot be made from the runs given."""
 
 
 @dataclass(frozen=True)

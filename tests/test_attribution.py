@@ -7,9 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from midlevel.explain.attribution import (
-    METHODS, Attribution, AttributionError, Attributor, attribute, resolve_method,
-)
+from midlevel.errors import AttributionError
+from midlevel.explain.attribution.attributor import Attributor, attribute
+from midlevel.explain.attribution.registry import METHODS, resolve_method
+from midlevel.explain.attribution.result import Attribution
 from midlevel.models import BlackBox, ConceptBottleneck
 
 BANDS, FRAMES = 40, 64

@@ -12,7 +12,7 @@ from midlevel.models.backbone import Backbone
 from midlevel.training import fit
 from midlevel.training.batchnorm import batchnorm_layers, recalibrate_batchnorm
 from midlevel.training.metrics import calibration_line, regression_metrics
-from training_toy import FPS, toy_config, toy_data
+from midlevel.testing.toy import FPS, toy_config, toy_data
 
 
 def _backbone(seed=0):

@@ -65,7 +65,7 @@ def test_splice_appends_a_section_when_markers_are_absent():
 def test_cost_model_counts_the_samples_the_model_sees(method, opts):
     """grad passes + forwards of bench_explain.cost_model == samples through the backbone."""
     from bench_explain import cost_model
-    from midlevel.explain.attribution import attribute
+    from midlevel.explain.attribution.attributor import attribute
     from midlevel.models.backbone import preset
     from midlevel.models.bottleneck import build_model
     torch.manual_seed(0)

@@ -10,7 +10,7 @@ from midlevel.cli import main
 
 @pytest.fixture(scope="module")
 def synth_spec(tmp_path_factory):
-    from midlevel.data.synth import synthesize
+    from midlevel.synth import synthesize
     return synthesize(tmp_path_factory.mktemp("synth"), n_clips=14, seed=1, duration=2.5,
                       n_jobs=1, progress=False)
 

@@ -10,7 +10,7 @@ import torch
 import torch.multiprocessing as mp
 
 from midlevel.training import fit, load_run
-from training_toy import FPS, toy_config, toy_data
+from midlevel.testing.toy import FPS, toy_config, toy_data
 
 CONFIG = dict(mode="joint", epochs=2, dropout=0.0, batch_size=16)
 

@@ -125,7 +125,7 @@ def test_explain_cli_on_the_demo_black_box(demo, tmp_path):
     for name in ("shap_deep__energy.npz", "shap_deep__energy.png",
                  "shap_deep__energy__masked.wav", "shap_deep__energy__complement.wav"):
         assert (clip / name).is_file(), name
-    from midlevel.explain.attribution import Attribution
+    from midlevel.explain.attribution.result import Attribution
     attr = Attribution.load(clip / "shap_deep__energy.npz")
     assert attr.output == "energy" and attr.values.shape[1] == 1
     assert abs(attr.additivity_gap()[0]) < 1e-3

@@ -9,9 +9,8 @@ import statsmodels.api as sm
 from statsmodels.stats.multitest import multipletests
 
 from midlevel.errors import MidlevelError
-from midlevel.explain.coefficients import (
-    adjust_pvalues, bootstrap_ols, compare_to_truth, fit_ols, synthetic_design,
-)
+from midlevel.explain.statistics import adjust_pvalues, bootstrap_ols, fit_ols
+from midlevel.explain.truth import compare_to_truth, synthetic_design
 
 
 def test_fit_ols_matches_direct_statsmodels():

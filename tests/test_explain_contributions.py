@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from midlevel.errors import MidlevelError
-from midlevel.explain.contributions import LinearHead, check_additivity, contributions
+from midlevel.explain.head import LinearHead, check_additivity, contributions
 from midlevel.explain.interventions import intervene, intervention_curve
 from midlevel.explain.timeline import locate_change
 from midlevel.models.bottleneck import ConceptBottleneck, ModelOutput

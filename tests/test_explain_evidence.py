@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from midlevel.data import synth
-from midlevel.explain.coefficients import compare_to_truth, synthetic_design
+from midlevel import synth
+from midlevel.explain.truth import compare_to_truth, synthetic_design
 from midlevel.explain.evidence import calibrated_fit, choose_method, ratings_fit
 from midlevel.explain.flags import flag_weights
 
@@ -49,7 +49,7 @@ def test_naive_fit_on_raw_predictions_covers_less():
     """The floor the calibrated estimator is measured against: OLS on the same held-out
     predictions treated as exact (measured: coverage 0.83 and 12 % false positives on zero
     weights against 0.94 and 7 % calibrated, 12 seeds)."""
-    from midlevel.explain.coefficients import fit_ols
+    from midlevel.explain.statistics import fit_ols
     naive, calibrated = [], []
     for seed in range(6):
         pred, rated, Y, truth = _held_out_world(300 + seed)

@@ -11,10 +11,9 @@ import pytest
 import statsmodels.api as sm
 
 from midlevel.cli import main
-from midlevel.explain.coefficients import run_coefficients, run_design
-from midlevel.explain.contributions import (
-    LinearHead, baseline_concepts, check_additivity, explain_clips, split_predictions,
-)
+from midlevel.explain.coefficients import run_coefficients
+from midlevel.explain.head import run_design
+from midlevel.explain.head import LinearHead, baseline_concepts, check_additivity, explain_clips
 from midlevel.explain.timeline import contributions_over_time
 
 TINY = {"preset": "small", "width": 0.125, "epochs": 1, "crop_seconds": 1.5,
@@ -23,7 +22,7 @@ TINY = {"preset": "small", "width": 0.125, "epochs": 1, "crop_seconds": 1.5,
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from midlevel.data.synth import synthesize
+    from midlevel.synth import synthesize
     from midlevel.training import train
     root = tmp_path_factory.mktemp("explain_world")
     spec = synthesize(root / "data", n_clips=32, seed=11, duration=4.0, n_jobs=1,
@@ -40,8 +39,7 @@ def _train_predictions(world, mode):
     """The run's predictions on the training split, computed once per module."""
     cache = world.setdefault("train_predictions", {})
     if mode not in cache:
-        cache[mode] = split_predictions(world["runs"][mode], cache_dir=world["cache"],
-                                        split="train")
+        cache[mode] = world["runs"][mode].predictions("train", cache_dir=world["cache"])
     return cache[mode]
 
 
@@ -82,7 +80,8 @@ def test_what_the_model_does_is_the_head(world, independent, mode):
 def test_what_the_data_show_is_a_robust_fit_of_the_ratings(world):
     """Every mode gets the same answer from the ratings: HC3 OLS of targets on concept ratings,
     whatever the CNN predicted."""
-    from midlevel.data.spec import load_annotations, load_spec
+    from midlevel.data.annotations import load_annotations
+    from midlevel.data.spec import load_spec
     seq, joint = world["runs"]["sequential"], world["runs"]["joint"]
     a = run_coefficients(seq, data="ratings", leakage=False).table
     b = run_coefficients(joint, data="ratings", leakage=False).table
@@ -115,7 +114,8 @@ def test_calibrated_answer_and_leakage_on_held_out_clips(world):
 
 
 def load_split(world, split):
-    from midlevel.data.spec import load_annotations, load_spec
+    from midlevel.data.annotations import load_annotations
+    from midlevel.data.spec import load_spec
     table = load_annotations(load_spec(world["spec"]))
     return int((table["split"] == split).sum())
 
@@ -194,30 +194,24 @@ def test_commands_write_their_files(world, tmp_path, capsys):
 
 
 def test_blackbox_run_gets_pointed_to_attributions(world, tmp_path, capsys, monkeypatch):
-    import midlevel.training
+    import midlevel.run
     from midlevel.models.bottleneck import build_model
-    from midlevel.training import load_run
+    from midlevel.run import load_run
 
     # a black-box run without training one: the sequential run with a BlackBox model
     run = load_run(world["runs"]["sequential"].path)
     run.model = build_model("blackbox", [], run.targets, run.model.init_args["backbone"]).eval()
     run.mode, run.concept_names = "blackbox", []
-    monkeypatch.setattr(midlevel.training, "load_run", lambda path: run)
+    monkeypatch.setattr(midlevel.run, "load_run", lambda path: run)
     assert main(["coefficients", str(run.path), "--out", str(tmp_path / "c")]) == 1
     assert "midlevel compare" in capsys.readouterr().err
     audio = str(_audio(world, 1)[0])
-    try:
-        import midlevel.explain.blackbox as blackbox
-    except ModuleNotFoundError:
-        rc = main(["explain", str(run.path), audio, "--out", str(tmp_path / "e")])
-        assert rc == 1
-        assert "midlevel compare" in capsys.readouterr().err
-        return
+    import midlevel.workflows.explain_attributions as blackbox
     calls = []
 
     def fake(run_, audio_paths, out_dir, **options):
         calls.append((run_.mode, list(audio_paths), str(out_dir), options))
-        return 0
+        return blackbox.ExplainResult()
 
     monkeypatch.setattr(blackbox, "explain_blackbox", fake)
     assert main(["explain", str(run.path), audio, "--out", str(tmp_path / "e"),

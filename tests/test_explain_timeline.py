@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from midlevel.data.frontends import LogFilteredSpectrogram
-from midlevel.data.synth import MIDLEVEL_CONCEPTS, synthesize_clip
-from midlevel.explain.contributions import check_additivity
+from midlevel.synth import MIDLEVEL_CONCEPTS, synthesize_clip
+from midlevel.explain.head import check_additivity
 from midlevel.explain.timeline import contributions_over_time, locate_change
 from midlevel.models.bottleneck import ConceptBottleneck
 

@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 import torch
 
-from midlevel.explain.attribution import attribute
+from midlevel.explain.attribution.attributor import attribute
 from midlevel.explain.faithfulness import (
-    EventTask, area_summary, completeness, curve_areas, deletion_curves, event_share,
-    insertion_curves, randomization_check,
+    area_summary, completeness, curve_areas, deletion_curves, event_share, insertion_curves, randomization_check,
 )
+from midlevel.testing.events import EventTask
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -8,8 +8,8 @@ import torch
 from midlevel.data.frontends import LogFilteredSpectrogram, LogMelSpectrogram
 from midlevel.explain.listen import (
     ListenError, attribution_mask, bands_to_bins, istft, listenable, masked_audio, stft,
-    write_wav,
 )
+from midlevel.io import write_wav
 
 SR = 22050
 

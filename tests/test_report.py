@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 
 from midlevel.cli import build_parser
-from midlevel.report import markdown_table, summarize_metrics, write_html
+from midlevel.report.html import write_html
+from midlevel.report.markdown import markdown_table
+from midlevel.workflows.compare import summarize_metrics
 
 
 def test_markdown_table():
@@ -56,4 +58,4 @@ def test_compare_cli_is_registered():
     args = build_parser().parse_args(["compare", "runA", "runB", "--out", "rep", "--methods",
                                       "shap_deep", "ig", "--window", "8", "16", "--clips", "2"])
     assert args.runs == ["runA", "runB"] and args.window == [8, 16] and args.clips == 2
-    assert args.func.__module__ == "midlevel.cli_compare"
+    assert args.func.__module__ == "midlevel.cli.compare"

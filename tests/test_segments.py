@@ -14,8 +14,9 @@ import torch
 from conftest import write_tone
 from midlevel.cli import main
 from midlevel.data.segments import Segments, segments_of
-from midlevel.data.spec import load_annotations, load_spec
-from midlevel.data.synth import DEFAULT_INTERCEPTS, DEFAULT_WEIGHTS, MIDLEVEL_CONCEPTS, synthesize
+from midlevel.data.annotations import load_annotations
+from midlevel.data.spec import load_spec
+from midlevel.synth import DEFAULT_INTERCEPTS, DEFAULT_WEIGHTS, MIDLEVEL_CONCEPTS, synthesize
 from midlevel.data.validate import validate
 from midlevel.errors import SpecError, ValidationFailed
 from midlevel.training import fit
@@ -284,7 +285,7 @@ def test_clips_without_segments_give_the_same_batches_as_before():
 
 
 def test_fit_trains_crops_on_segment_labels(tmp_path, monkeypatch, one_torch_thread):
-    from training_toy import FPS as TOY_FPS, toy_config, toy_data
+    from midlevel.testing.toy import FPS as TOY_FPS, toy_config, toy_data
     table, features, columns = toy_data(n_clips=12)
     train = table.index[table["split"] == "train"]
     rows = [(train[0], 0.0, 10.0, 9.0, np.nan, np.nan, np.nan, np.nan)]

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from midlevel.data.spec import format_id, load_annotations, load_spec
+from midlevel.data.annotations import load_annotations
+from midlevel.data.spec import format_id, load_spec
 from midlevel.errors import SpecError, ValidationFailed
 
 REPO = Path(__file__).resolve().parents[1]

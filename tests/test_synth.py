@@ -1,4 +1,4 @@
-"""Tests of the synthetic concept world (midlevel.data.synth).
+"""Tests of the synthetic concept world (midlevel.synth).
 
 Audio properties are checked with small numpy statistics (spectral flatness, envelope duty
 cycle, pitch salience, onset strength) on pairs of clips rendered from the same rng that
@@ -15,8 +15,8 @@ import soundfile as sf
 import yaml
 from scipy.special import ndtri
 
-from midlevel.data import synth
-from midlevel.data.synth import (CONCEPT_QUESTIONS, COPULA_CORRELATION, DEFAULT_INTERCEPTS,
+from midlevel import synth
+from midlevel.synth import (CONCEPT_QUESTIONS, COPULA_CORRELATION, DEFAULT_INTERCEPTS,
                                  DEFAULT_WEIGHTS, EMOTIONS, MIDLEVEL_CONCEPTS, synthesize,
                                  synthesize_clip)
 from midlevel.errors import SpecError
@@ -192,7 +192,8 @@ def test_spec_yaml_matches_format(dataset):
 
 
 def test_spec_loads_with_the_package_loader(dataset):
-    from midlevel.data.spec import load_annotations, load_spec
+    from midlevel.data.annotations import load_annotations
+    from midlevel.data.spec import load_spec
 
     table = load_annotations(load_spec(dataset[1]))
     assert len(table) == 12 and set(table["split"]) == {"train", "validation", "test"}

@@ -11,9 +11,11 @@ import torch
 from midlevel.errors import CheckpointError, TrainingError
 from midlevel.training import Columns, fit, load_run
 from midlevel.training.data import window_starts
-from midlevel.training.loop import evaluate_split, masked_mse, target_loss, output_layout
+from midlevel.models.bottleneck import output_layout
+from midlevel.training.evaluate import evaluate_split
+from midlevel.training.losses import masked_mse, target_loss
 from midlevel.training.metrics import metrics_table, regression_metrics
-from training_toy import FPS, toy_config, toy_data
+from midlevel.testing.toy import FPS, toy_config, toy_data
 
 
 def train_toy(tmp_path, name="run", data=None, **config):

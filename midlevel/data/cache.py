@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from midlevel.atomic import atomic_open
+from midlevel.io import atomic_open
 from midlevel.data.audio import load_audio
 from midlevel.data.frontends import make_frontend
 from midlevel.errors import AudioError, CacheError, Problem, ValidationFailed

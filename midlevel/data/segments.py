@@ -18,6 +18,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
+from midlevel.data.tables import listing, parse_rating, read_table
 from midlevel.errors import Problem
 
 KEYS = ("clip", "start", "end")
@@ -119,10 +120,9 @@ def _seconds(text: str, column: str, where: dict, problems: list[Problem]) -> fl
 
 def _read_rows(spec, index: int, clips: set[str], problems: list[Problem]) -> list[_Row]:
     """The rows of segment table ``index`` of ``spec`` that locate a known clip in time."""
-    from midlevel.data.spec import _listing, _read_table, parse_rating
     seg = spec.segments[index]
     file = spec.table_root(seg) / seg.path
-    read = _read_table(seg, file, problems, unique=False, kind="segments table")
+    read = read_table(seg, file, problems, unique=False, kind="segments table")
     if read is None:
         return []
     frame = read.frame
@@ -131,7 +131,7 @@ def _read_rows(spec, index: int, clips: set[str], problems: list[Problem]) -> li
                  if not c.is_class and c.column in frame.columns]
         if not pairs:
             problems.append(Problem(f"segments table rates none of the spec's concepts or "
-                                    f"targets (no column of theirs in {_listing(frame)}); name "
+                                    f"targets (no column of theirs in {listing(frame)}); name "
                                     f"its columns with 'columns:'", file=str(file)))
     else:
         pairs = []
@@ -140,11 +140,11 @@ def _read_rows(spec, index: int, clips: set[str], problems: list[Problem]) -> li
                 pairs.append((name, column))
             else:
                 problems.append(Problem(f"column for '{name}' not found; columns are "
-                                        f"{_listing(frame)}", file=str(file), column=column))
+                                        f"{listing(frame)}", file=str(file), column=column))
     locate = [seg.time_column] if seg.time_column else [seg.start_column, seg.end_column]
     absent = [c for c in locate if c not in frame.columns]
     for column in absent:
-        problems.append(Problem(f"time column not found; columns are {_listing(frame)}",
+        problems.append(Problem(f"time column not found; columns are {listing(frame)}",
                                 file=str(file), column=column))
     if absent or not pairs:
         return []

@@ -14,7 +14,8 @@ from tqdm.auto import tqdm
 
 from midlevel.data import segments as seg
 from midlevel.data.audio import audio_info, is_silent, load_audio
-from midlevel.data.spec import DataSpec, load_annotations
+from midlevel.data.annotations import load_annotations
+from midlevel.data.spec import DataSpec
 from midlevel.errors import AudioError, Problem
 
 

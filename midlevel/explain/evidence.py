@@ -30,7 +30,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from midlevel.errors import MidlevelError
+from midlevel.errors import ExplainError
+from midlevel.explain.statistics import CoefficientResult, _finish, _rows, fit_ols
 
 METHODS = ("ratings", "calibrated")
 
@@ -50,7 +51,7 @@ def rated_design(table: pd.DataFrame, concepts: list[str], targets: list[str]):
     """
     missing = [c for c in concepts + targets if c not in table.columns]
     if missing:
-        raise MidlevelError(f"annotations lack the run's column(s) {missing}")
+        raise ExplainError(f"annotations lack the run's column(s) {missing}")
     return (table[concepts].astype(float), table[targets].astype(float))
 
 
@@ -73,7 +74,6 @@ def ratings_fit(X: pd.DataFrame, Y: pd.DataFrame, *, alpha: float = 0.05,
 
     Returns a :class:`midlevel.explain.coefficients.CoefficientResult`.
     """
-    from midlevel.explain.coefficients import fit_ols
     n = int(np.isfinite(X.to_numpy()).all(1).sum())
     return fit_ols(X, Y, alpha=alpha, correction=correction, class_targets=class_targets,
                    cov_type="HC3",
@@ -116,7 +116,7 @@ class _TwoStage:
     def fit(self, idx: np.ndarray) -> dict[str, np.ndarray]:
         cal = idx[self.calibration_rows[idx]]
         if len(cal) <= self.pred.shape[1] + 1:
-            raise MidlevelError(f"regression calibration needs more than "
+            raise ExplainError(f"regression calibration needs more than "
                                 f"{self.pred.shape[1] + 1} held-out clips with every concept "
                                 f"rated; {len(cal)} have them")
         A = _lstsq(self.pred[cal], self.rated[cal])           # (1 + K, K)
@@ -128,7 +128,7 @@ class _TwoStage:
             if target in self.classes:
                 codes = y[rows].astype(int)
                 if len(np.unique(codes)) < 2:
-                    raise MidlevelError(f"class target '{target}': one class only")
+                    raise ExplainError(f"class target '{target}': one class only")
                 out[target] = _logit_coef(calibrated[rows], codes, len(self.classes[target]))
             else:
                 out[target] = _lstsq(calibrated[rows], y[rows])[:, None]
@@ -158,11 +158,10 @@ def calibrated_fit(pred: pd.DataFrame, rated: pd.DataFrame, Y: pd.DataFrame, *,
     standard deviation as ``se``, percentile intervals, two-sided bootstrap p-values
     ``2 min(P(b <= 0), P(b >= 0))`` (at least ``1 / n_boot``).
     """
-    from midlevel.explain.coefficients import CoefficientResult, _finish, _rows
     class_targets = class_targets or {}
     names = list(pred.columns)
     if list(rated.columns) != names:
-        raise MidlevelError(f"rated concepts {list(rated.columns)} do not match the predicted "
+        raise ExplainError(f"rated concepts {list(rated.columns)} do not match the predicted "
                             f"ones {names}")
     p, r = pred.to_numpy(float), rated.to_numpy(float)
     stages = _TwoStage(p, r, Y, class_targets)
@@ -175,14 +174,14 @@ def calibrated_fit(pred: pd.DataFrame, rated: pd.DataFrame, Y: pd.DataFrame, *,
         idx = rng.integers(len(p), size=len(p))
         try:
             fits = stages.fit(idx)
-        except MidlevelError:
+        except ExplainError:
             continue  # a resample with too few calibration clips or one class: redrawn below
         if all(fits[t].shape == full[t].shape for t in full):
             for t in full:
                 draws[t].append(fits[t])
     n_ok = min(len(v) for v in draws.values()) if draws else 0
     if n_ok < max(50, n_boot // 2):
-        raise MidlevelError(f"regression calibration: only {n_ok} of {n_boot} bootstrap "
+        raise ExplainError(f"regression calibration: only {n_ok} of {n_boot} bootstrap "
                             f"resamples could be fitted; too few held-out clips")
     n_cal = int(stages.calibration_rows.sum())
     label = method or (f"regression calibration on held-out predictions ({n_cal} clips with "

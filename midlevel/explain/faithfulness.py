@@ -11,8 +11,7 @@
 - :func:`event_share`: on data where the deciding event sits in a known time-frequency box,
   the share of (positive) attribution inside the box, against the box's share of the input.
 - :func:`completeness`: the bottleneck's accuracy over the black box's, per target.
-- :func:`event_task`: a controlled synthetic task whose target is decided by the energy in a
-  known box (for tests and notebooks).
+The controlled task with a known deciding event lives in :mod:`midlevel.testing.events`.
 
 All results are tidy DataFrames.
 """
@@ -24,13 +23,16 @@ import numpy as np
 import pandas as pd
 import torch
 from scipy.stats import spearmanr
+
+from midlevel.errors import ArgumentError
 from torch import nn
 
-from midlevel.explain.attribution import Attribution, Attributor, OutputSelector, resolve_output
+from midlevel.explain.attribution.attributor import Attributor
+from midlevel.explain.attribution.base import OutputSelector, resolve_output
+from midlevel.explain.attribution.result import Attribution
 
 __all__ = ["deletion_curves", "insertion_curves", "perturbation_curves", "curve_areas",
-           "area_summary", "randomization_check", "event_share", "completeness", "event_task",
-           "EventTask"]
+           "area_summary", "randomization_check", "event_share", "completeness"]
 
 
 # ------------------------------------------------------------------------------ deletion
@@ -89,7 +91,7 @@ def perturbation_curves(model: nn.Module, attr: Attribution, *, mode: str = "del
     from 1 to 0 (insertion: from 0 to 1); span = ``v_start - v_end``.
     """
     if mode not in ("deletion", "insertion"):
-        raise ValueError(f"mode must be 'deletion' or 'insertion', got '{mode}'")
+        raise ArgumentError(f"mode must be 'deletion' or 'insertion', got '{mode}'")
     sel = _selector(model, attr)
     rng = np.random.default_rng(seed)
     fractions = np.linspace(0.0, 1.0, steps + 1)
@@ -309,7 +311,7 @@ def completeness(metrics: pd.DataFrame, *, bottleneck: str = "bottleneck",
         m = m[m["kind"] == "target"]
     wide = m.groupby(["name", "model"])[metric].mean().unstack("model")
     if bottleneck not in wide or blackbox not in wide:
-        raise ValueError(f"metrics need rows for models '{bottleneck}' and '{blackbox}', have "
+        raise ArgumentError(f"metrics need rows for models '{bottleneck}' and '{blackbox}', have "
                          f"{list(wide.columns)}")
     out = pd.DataFrame({f"{metric}_bottleneck": wide[bottleneck],
                         f"{metric}_blackbox": wide[blackbox]})
@@ -318,70 +320,3 @@ def completeness(metrics: pd.DataFrame, *, bottleneck: str = "bottleneck",
     mean = {"name": "mean", **{c: out[c].mean() for c in out.columns[1:3]}}
     mean["completeness"] = mean[f"{metric}_bottleneck"] / mean[f"{metric}_blackbox"]
     return pd.concat([out, pd.DataFrame([mean])], ignore_index=True)
-
-
-# ------------------------------------------------------------------------------ toy task
-
-
-class EventTask:
-    """A controlled task: the target is the energy in a known time-frequency box.
-
-    Inputs are ``(n, 1, n_bands, n_frames)`` "spectrograms" of background noise with random
-    blobs; the box ``(band_start, band_stop, frame_start, frame_stop)`` holds an event of random
-    strength ``s`` in [0, 1], and the target is ``s`` (plus a little noise). Distractor events
-    of the same shape appear outside the box and do not count.
-
-    Attributes: box, n_bands, n_frames, fps.
-    """
-
-    def __init__(self, *, n_bands: int = 32, n_frames: int = 48,
-                 box: tuple[int, int, int, int] = (8, 14, 30, 40), noise: float = 0.05,
-                 fps: float = 31.25):
-        self.n_bands, self.n_frames, self.box = n_bands, n_frames, box
-        self.noise, self.fps = noise, fps
-
-    def sample(self, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(x, y)``: x ``(n, 1, n_bands, n_frames)`` >= 0, y ``(n, 1)``."""
-        rng = np.random.default_rng(seed)
-        b0, b1, f0, f1 = self.box
-        x = rng.random((n, self.n_bands, self.n_frames)) * 0.3
-        s = rng.random(n)
-        x[:, b0:b1, f0:f1] += s[:, None, None]
-        h, w = b1 - b0, f1 - f0
-        for i in range(n):  # one distractor of the same shape, away from the box
-            for _ in range(20):
-                bb = rng.integers(0, self.n_bands - h + 1)
-                ff = rng.integers(0, self.n_frames - w + 1)
-                if bb + h <= b0 or bb >= b1 or ff + w <= f0 or ff >= f1:
-                    x[i, bb:bb + h, ff:ff + w] += rng.random()
-                    break
-        y = s + rng.normal(0, self.noise, n)
-        return (torch.as_tensor(x, dtype=torch.float32).unsqueeze(1),
-                torch.as_tensor(y, dtype=torch.float32).unsqueeze(1))
-
-    def train_model(self, *, n: int = 256, steps: int = 150, seed: int = 0, lr: float = 3e-3,
-                    width: float = 0.125) -> nn.Module:
-        """A small-preset ``BlackBox`` trained on the task (a few seconds on a CPU)."""
-        from midlevel.models import BlackBox
-        torch.manual_seed(seed)
-        x, y = self.sample(n, seed)
-        model = BlackBox([{"name": "event"}], backbone={"width": width, "dropout": 0.0,
-                                                        "last_kernel": 3})
-        model.set_scales(input_mean=float(x.mean()), input_std=float(x.std()),
-                         target_mean=[float(y.mean())], target_std=[float(y.std())])
-        yz = (y - y.mean()) / y.std()
-        opt = torch.optim.Adam(model.parameters(), lr=lr)
-        gen = torch.Generator().manual_seed(seed)
-        model.train()
-        for _ in range(steps):
-            idx = torch.randint(0, n, (16,), generator=gen)
-            loss = ((model(x[idx]).targets - yz[idx]) ** 2).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        return model.eval()
-
-
-def event_task(**kwargs) -> EventTask:
-    """An :class:`EventTask` (see there for the arguments)."""
-    return EventTask(**kwargs)

@@ -9,15 +9,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from midlevel.errors import MidlevelError
-from midlevel.explain.contributions import LinearHead
+from midlevel.errors import ExplainError
+from midlevel.explain.head import LinearHead
 
 
 def _concept_frame(concepts: pd.DataFrame, head: LinearHead) -> pd.DataFrame:
     frame = concepts.set_index("clip") if "clip" in concepts.columns else concepts
     missing = [c for c in head.concepts if c not in frame.columns]
     if missing:
-        raise MidlevelError(f"concept column(s) {missing} missing")
+        raise ExplainError(f"concept column(s) {missing} missing")
     return frame[head.concepts].astype(float)
 
 
@@ -44,13 +44,13 @@ def intervene(head: LinearHead, concepts: pd.DataFrame, values, *, targets=None)
         cols = [c for c in values.columns if c in head.concepts]
         unknown = [c for c in values.columns if c not in head.concepts]
         if unknown:
-            raise MidlevelError(f"unknown concept(s) {unknown}; concepts are {head.concepts}")
+            raise ExplainError(f"unknown concept(s) {unknown}; concepts are {head.concepts}")
         given = values.reindex(frame.index)[cols].astype(float)
         new[cols] = given.where(given.notna(), frame[cols])
     else:
         unknown = [c for c in values if c not in head.concepts]
         if unknown:
-            raise MidlevelError(f"unknown concept(s) {unknown}; concepts are {head.concepts}")
+            raise ExplainError(f"unknown concept(s) {unknown}; concepts are {head.concepts}")
         cols = list(values)
         for c in cols:
             new[c] = float(values[c])
@@ -92,12 +92,12 @@ def intervention_curve(head: LinearHead, predicted: pd.DataFrame, true_concepts:
     "" at 0), target (each regression target and "mean"), rmse.
     """
     if order not in ("random", "greedy"):
-        raise MidlevelError(f"order must be 'random' or 'greedy', got '{order}'")
+        raise ExplainError(f"order must be 'random' or 'greedy', got '{order}'")
     frame = _concept_frame(predicted, head)
     truth = true_concepts.reindex(frame.index)[head.concepts].astype(float)
     names = [t for t in true_targets.columns if t in head.outputs]
     if not names:
-        raise MidlevelError(f"no regression target of the head among {list(true_targets.columns)}")
+        raise ExplainError(f"no regression target of the head among {list(true_targets.columns)}")
     units = [head.outputs.index(t) for t in names]
     y = true_targets.reindex(frame.index)[names].to_numpy(float)
     c_pred, c_true = frame.to_numpy(), truth.to_numpy()

@@ -18,7 +18,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from midlevel.explain.contributions import LinearHead, as_run, require_bottleneck
+from midlevel.explain.head import LinearHead, require_bottleneck
+from midlevel.run import load_run
 from midlevel.training.metrics import regression_metrics
 
 COLUMNS = ["split", "target", "n", "r_predicted_concepts", "r_true_concepts",
@@ -50,7 +51,7 @@ def leakage_diagnostic(run, predictions: pd.DataFrame, *,
     pd.DataFrame with ``COLUMNS``: r and R^2 (regression targets) or accuracy (class targets)
     of the head on predicted and on true concepts, and the meaning share, per split and target.
     """
-    run = as_run(run)
+    run = load_run(run)
     require_bottleneck(run)
     head = LinearHead.from_run(run)
     concepts = run.concept_names

@@ -14,20 +14,14 @@ sounds dissonant").
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 from scipy.ndimage import gaussian_filter
 
-from midlevel.errors import MidlevelError
+from midlevel.errors import ListenError
 
 __all__ = ["attribution_mask", "bands_to_bins", "stft", "istft", "masked_audio",
-           "listenable", "write_wav", "ListenError"]
-
-
-class ListenError(MidlevelError):
-    """A listenable explanation could not be made (shapes, front end)."""
+           "listenable", "ListenError"]
 
 
 def _frontend(frontend):
@@ -185,12 +179,3 @@ def listenable(y: np.ndarray, values: np.ndarray, frontend, *, mode: str = "posi
     mask = attribution_mask(values, mode=mode, top=top, smooth=smooth)
     masked, complement = masked_audio(y, mask, frontend)
     return {"masked": masked, "complement": complement, "mask": mask}
-
-
-def write_wav(path, y: np.ndarray, sample_rate: int) -> Path:
-    """Write a 16-bit wav (clipped to [-1, 1]) and return its path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), np.clip(np.asarray(y, dtype=np.float32), -1, 1), int(sample_rate),
-             subtype="PCM_16")
-    return path

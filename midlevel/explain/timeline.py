@@ -11,8 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from midlevel.errors import MidlevelError
-from midlevel.explain.contributions import LinearHead, as_run, contributions, require_bottleneck
+from midlevel.errors import ExplainError
+from midlevel.explain.head import LinearHead, contributions, require_bottleneck
+from midlevel.run import load_run
 
 
 def window_concepts(run, spectrogram, *, hop: float = 0.5, window: float | None = None,
@@ -34,7 +35,7 @@ def window_concepts(run, spectrogram, *, hop: float = 0.5, window: float | None 
     """
     import torch
     from midlevel.training.data import window_frames
-    from midlevel.training.loop import predict_specs
+    from midlevel.training.predict import predict_specs
     spec = torch.as_tensor(np.asarray(spectrogram), dtype=torch.float32)
     fps = run.fps
     window = window or run.config.crop_seconds
@@ -71,7 +72,7 @@ def contributions_over_time(run, audio, *, baseline, hop: float = 0.5,
     table : tidy contributions with ``clip, start, end, time`` keys.
     spectrogram : np.ndarray [shape=(n_bands, n_frames)] the windows were cut from.
     """
-    run = as_run(run)
+    run = load_run(run)
     require_bottleneck(run)
     arr = None if isinstance(audio, (str, bytes)) or hasattr(audio, "__fspath__") else np.asarray(audio)
     spec = arr if arr is not None and arr.ndim == 2 else np.asarray(run.spectrogram(audio))
@@ -102,7 +103,7 @@ def locate_change(times, values, *, window: float | None = None) -> float:
     t = np.asarray(times, dtype=float)
     v = np.asarray(values, dtype=float).reshape(len(t), -1)
     if len(t) < 2:
-        raise MidlevelError("need at least two windows to locate a change")
+        raise ExplainError("need at least two windows to locate a change")
     if window:
         step = max(1e-3, float(np.min(np.diff(t))) / 10 if len(t) > 1 else 0.01)
         best, best_t = np.inf, float(t[0])
@@ -121,11 +122,3 @@ def locate_change(times, values, *, window: float | None = None) -> float:
         if sse < best:
             best, best_i = sse, i
     return float((t[best_i - 1] + t[best_i]) / 2)
-
-
-def concept_curve(table: pd.DataFrame, concept: str) -> pd.DataFrame:
-    """One concept's predicted value over time from a timeline table: time, concept_value."""
-    rows = table[table["concept"] == concept]
-    if rows.empty:
-        raise MidlevelError(f"concept '{concept}' not in the timeline")
-    return rows.groupby("time", sort=True)["concept_value"].first().reset_index()

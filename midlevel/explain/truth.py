@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from midlevel.errors import MidlevelError
+from midlevel.errors import ExplainError
 
 
 def ground_truth_weights(truth: dict, *, units: str = "rating") -> pd.DataFrame:
@@ -41,7 +41,7 @@ def compare_to_truth(table: pd.DataFrame, truth: pd.DataFrame, *, X: pd.DataFram
     from scipy import stats as sstats
     merged = table.merge(truth, on=["target", "concept"], how="inner")
     if merged.empty:
-        raise MidlevelError("no (target, concept) pair in common with the truth")
+        raise ExplainError("no (target, concept) pair in common with the truth")
     if X is not None and Y is not None:
         sd_x = X.std(ddof=1)
         sd_y = Y.std(ddof=1)
@@ -68,7 +68,7 @@ def synthetic_design(n_clips: int = 200, seed: int = 0, *, weights=None, correla
                      concepts: str = "ratings") -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """The synthetic concept world without audio: concept values, targets and the true map.
 
-    Draws concepts, ratings and targets exactly as :func:`midlevel.data.synth.synthesize` does
+    Draws concepts, ratings and targets exactly as :func:`midlevel.synth.synthesize` does
     (same generative formulas, no rendering), so the statistics can be checked against the truth
     in milliseconds.
 
@@ -83,7 +83,7 @@ def synthetic_design(n_clips: int = 200, seed: int = 0, *, weights=None, correla
     Y : pd.DataFrame [shape=(n_clips, n_targets)] targets.
     truth : pd.DataFrame with target, concept, true_weight (per rating point).
     """
-    from midlevel.data import synth
+    from midlevel.synth import world as synth
     matrix, intercepts = synth.load_weights(weights)
     rng = np.random.default_rng(seed)
     true = synth.sample_concepts(n_clips, rng, correlated=correlated)

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
+
 import torch
 from torch import nn
 
@@ -39,6 +41,25 @@ def output_names(targets: list[dict]) -> list[str]:
         else:
             names.append(t["name"])
     return names
+
+
+def output_layout(targets: list[dict]) -> list[tuple[int, str, slice]]:
+    """(target column, kind, slice of output units) per target."""
+    layout, start = [], 0
+    for j, t in enumerate(targets):
+        kind = t.get("kind", "regression")
+        n = len(t["classes"]) if kind == "class" else 1
+        layout.append((j, kind, slice(start, start + n)))
+        start += n
+    return layout
+
+
+def decode_targets(outputs: np.ndarray, layout: list[tuple]) -> np.ndarray:
+    """``(n, n_outputs)`` unscaled outputs -> ``(n, n_targets)`` values (class: argmax code)."""
+    out = np.empty((outputs.shape[0], len(layout)))
+    for j, kind, s in layout:
+        out[:, j] = outputs[:, s].argmax(1) if kind == "class" else outputs[:, s.start]
+    return out
 
 
 class _Model(nn.Module):

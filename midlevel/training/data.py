@@ -73,6 +73,20 @@ class Scales:
         t_mean[is_class], t_std[is_class] = 0.0, 1.0
         return cls(mean, float(np.sqrt(var)) or 1.0, c_mean, c_std, t_mean, t_std)
 
+    def apply_to(self, model, columns: "Columns") -> None:
+        """Copy these statistics into ``model``'s buffers (per output unit for targets; class
+        logits stay unscaled)."""
+        from midlevel.models.bottleneck import output_layout
+        n_o = len(model.output_names)
+        t_mean, t_std = np.zeros(n_o), np.ones(n_o)
+        for j, kind, s in output_layout(columns.targets):
+            if kind == "regression":
+                t_mean[s], t_std[s] = self.target_mean[j], self.target_std[j]
+        model.set_scales(input_mean=self.input_mean, input_std=self.input_std,
+                         concept_mean=self.concept_mean if model.concept_names else None,
+                         concept_std=self.concept_std if model.concept_names else None,
+                         target_mean=t_mean, target_std=t_std)
+
     def to_dict(self) -> dict:
         return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in vars(self).items()}
 
@@ -261,6 +275,17 @@ class ClipSet:
             return c, t
         s = self.scales
         return c * s.concept_std + s.concept_mean, t * s.target_std + s.target_mean
+
+
+def fit_frames(x: torch.Tensor, n_frames: int) -> torch.Tensor:
+    """Crop (from the start) or tile ``(..., n_frames')`` to ``(..., n_frames)``."""
+    t = x.shape[-1]
+    if t == n_frames:
+        return x
+    if t > n_frames:
+        return x[..., :n_frames]
+    reps = -(-n_frames // t)
+    return torch.cat([x] * reps, dim=-1)[..., :n_frames]
 
 
 def window_frames(seconds: float, fps: float) -> int:

@@ -1,14 +1,16 @@
 """``midlevel compare RUN... --out DIR``: the comparison report (thin layer over
-:func:`midlevel.report.compare`)."""
+:func:`midlevel.workflows.compare.compare`)."""
 from __future__ import annotations
 
 import argparse
 
-from midlevel.cli import add_cache_option, add_root_option
+from midlevel.cli.common import add_cache_option, add_root_option, show_log
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from midlevel.report import compare
+    if not args.quiet:
+        show_log()
+    from midlevel.workflows.compare import compare
 
     options = {}
     if args.window:
@@ -23,7 +25,7 @@ def _compare(args: argparse.Namespace) -> int:
                      target=args.target, concept=args.concept,
                      faithfulness=not args.no_faithfulness,
                      randomization=not args.no_randomization, listen=not args.no_audio,
-                     max_seconds=args.seconds, progress=not args.quiet,
+                     max_seconds=args.seconds,
                      deletion_patch=tuple(args.deletion_patch),
                      **options)
     print(f"report: {report.html}")
@@ -37,7 +39,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 def register(sub) -> None:
     """Add ``compare`` to the ``midlevel`` subparsers."""
-    from midlevel.report import DEFAULT_METHODS
+    from midlevel.workflows.compare import DEFAULT_METHODS
 
     p = sub.add_parser(
         "compare", help="report comparing black-box and bottleneck runs on one test split",

@@ -1,26 +1,16 @@
 """``midlevel train``, ``midlevel evaluate`` and ``midlevel predict`` (thin layer over
-:mod:`midlevel.training`)."""
+:mod:`midlevel.training` and :class:`midlevel.run.Run`)."""
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
-from midlevel.cli import add_cache_option, add_root_option
-
-
-def _logging() -> None:
-    logger = logging.getLogger("midlevel")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
+from midlevel.cli.common import add_cache_option, add_root_option, show_log
 
 
 def _train(args: argparse.Namespace) -> int:
-    from midlevel.training import train
-    _logging()
+    from midlevel.training.from_spec import train
+    show_log()
     run = train(args.spec, args.out, mode=args.mode, root=args.root, config=args.config,
                 epochs=args.epochs, preset=args.preset, seed=args.seed, device=args.device,
                 resume=args.resume, overwrite=args.overwrite, cache_dir=args.cache,
@@ -30,8 +20,9 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from midlevel.training import evaluate, format_table
-    _logging()
+    from midlevel.training.from_spec import evaluate
+    from midlevel.training.metrics import format_table
+    show_log()
     table = evaluate(args.run, args.spec, root=args.root, splits=args.split or ["test"],
                      cache_dir=args.cache, progress=not args.quiet)
     print(format_table(table))
@@ -42,8 +33,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from midlevel.training import load_run
-    _logging()
+    from midlevel.run import load_run
+    show_log()
     run = load_run(args.run)
     table = run.predict(args.audio, hop=args.hop)
     if args.out:
@@ -58,7 +49,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 def register(sub) -> None:
     """Add ``train``, ``evaluate`` and ``predict`` to the ``midlevel`` subparsers."""
-    from midlevel.training import MODES
+    from midlevel.training.config import MODES
 
     p = sub.add_parser("train", help="train a concept bottleneck or a black box",
                        description="Train on the clips of SPEC (features from the cache) and "

@@ -1,29 +1,14 @@
-"""Command line: a thin layer over the public functions (``midlevel --help``)."""
+"""``midlevel validate``, ``midlevel features`` and ``midlevel synth``."""
 from __future__ import annotations
 
 import argparse
 import sys
 import time
-from pathlib import Path
 
-from midlevel import __version__
-from midlevel.errors import MidlevelError, ValidationFailed
-
+from midlevel.cli.common import add_cache_option, add_root_option
+from midlevel.errors import ValidationFailed
 
 FRONTENDS = {"logfilt": "LogFilteredSpectrogram", "logmel": "LogMelSpectrogram"}
-
-
-def add_root_option(p: argparse.ArgumentParser) -> None:
-    """``--root DIR`` (replaces the spec's root) or ``--root NAME=DIR`` (a named root)."""
-    p.add_argument("--root", action="append", metavar="DIR|NAME=DIR",
-                   help="dataset root replacing the spec's 'root' (NAME=DIR replaces a named "
-                        "root); may be repeated")
-
-
-def add_cache_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--cache", metavar="DIR",
-                   help="feature cache folder (default: $MIDLEVEL_CACHE or "
-                        "~/.cache/midlevel/features)")
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -45,7 +30,8 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _features(args: argparse.Namespace) -> int:
     from midlevel.data.cache import FeatureCache
-    from midlevel.data.spec import load_annotations, load_spec
+    from midlevel.data.annotations import load_annotations
+    from midlevel.data.spec import load_spec
 
     spec = load_spec(args.spec, root=args.root)
     table = load_annotations(spec)
@@ -62,7 +48,7 @@ def _features(args: argparse.Namespace) -> int:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from midlevel.data.synth import synthesize
+    from midlevel.synth import synthesize
 
     start = time.perf_counter()
     spec_path = synthesize(args.out, n_clips=args.n_clips, seed=args.seed,
@@ -74,21 +60,8 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo(args: argparse.Namespace) -> int:
-    from midlevel.demo import run_demo
-
-    return run_demo(args)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="midlevel",
-        description="Explainable audio ML through perceptual concepts: data specs, features, "
-                    "concept-bottleneck and black-box models, explanations.")
-    parser.add_argument("--version", action="version", version=f"midlevel {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-
+def register(sub) -> None:
+    """Add ``validate``, ``features`` and ``synth`` to the ``midlevel`` subparsers."""
     p = sub.add_parser("validate", help="check a data spec, its tables and every audio file",
                        description="Load SPEC and every file; print a summary; exit 1 listing "
                                    "every problem with the file, row and column at fault.")
@@ -127,41 +100,3 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_synth)
-
-    p = sub.add_parser("demo", help="run the main job end to end on a synthetic dataset",
-                       description="Synthesize a dataset, validate it, cache features, train a "
-                                   "joint concept bottleneck and a black box, write coefficients, "
-                                   "per-clip contribution charts, SHAP maps, listenable wavs and "
-                                   "the comparison report; print where each output is.")
-    p.add_argument("--out", default="demo_out", metavar="DIR", help="output folder")
-    p.add_argument("--n-clips", type=int, default=240, help="synthetic clips (default 240)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--quick", action="store_true", help="tiny settings (for tests)")
-    p.set_defaults(func=_demo)
-
-    for name in ("midlevel.cli_train", "midlevel.cli_explain", "midlevel.cli_compare"):
-        try:
-            module = __import__(name, fromlist=["register"])
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        module.register(sub)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except MidlevelError as exc:
-        print(f"midlevel {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"midlevel {args.command}: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

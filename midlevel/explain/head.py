@@ -21,19 +21,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from midlevel.errors import CheckpointError, MidlevelError
+from midlevel.errors import ExplainError
+from midlevel.run import load_run
 
 KEY_COLUMNS = ("clip", "start", "end", "time")
 TABLE_COLUMNS = ["target", "concept", "concept_value", "concept_baseline", "weight",
                  "contribution", "baseline_prediction", "prediction"]
-
-
-def as_run(run):
-    """A loaded run, or load one from a run directory / model.pt path."""
-    if isinstance(run, (str, os.PathLike)):
-        from midlevel.training import load_run
-        return load_run(run)
-    return run
 
 
 def class_targets_of(run) -> dict[str, list]:
@@ -43,21 +36,11 @@ def class_targets_of(run) -> dict[str, list]:
 
 
 def require_bottleneck(run) -> None:
-    """:class:`MidlevelError` if ``run`` has no concepts (a black box)."""
+    """:class:`ExplainError` if ``run`` has no concepts (a black box)."""
     if getattr(run.model, "kind", None) != "bottleneck" or not run.concept_names:
-        raise MidlevelError(
+        raise ExplainError(
             f"{run.path}: a black-box run (mode '{run.mode}') has no concepts to explain with; "
             f"use the attribution commands (`midlevel compare --help`) for black boxes")
-
-
-def write_csv(table: pd.DataFrame, path: str | Path) -> Path:
-    """Write a tidy table as CSV via a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    table.to_csv(tmp, index=False)
-    tmp.replace(path)
-    return path
 
 
 @dataclass
@@ -87,7 +70,7 @@ class LinearHead:
 
     @classmethod
     def from_run(cls, run) -> "LinearHead":
-        run = as_run(run)
+        run = load_run(run)
         require_bottleneck(run)
         return cls.from_model(run.model)
 
@@ -129,7 +112,7 @@ class LinearHead:
             found = [j for j, (o, t) in enumerate(zip(self.outputs, self.targets))
                      if name in (o, t)]
             if not found:
-                raise MidlevelError(f"unknown target '{name}'; targets are "
+                raise ExplainError(f"unknown target '{name}'; targets are "
                                     f"{list(dict.fromkeys(self.targets))}")
             idx += [j for j in found if j not in idx]
         return idx
@@ -177,7 +160,7 @@ def contributions(concepts: pd.DataFrame, head: LinearHead, baseline, *,
     frame = concepts.reset_index() if concepts.index.name == "clip" else concepts
     missing = [c for c in head.concepts if c not in frame.columns]
     if missing:
-        raise MidlevelError(f"concept column(s) {missing} missing; columns are "
+        raise ExplainError(f"concept column(s) {missing} missing; columns are "
                             f"{list(frame.columns)}")
     keys = [k for k in KEY_COLUMNS if k in frame.columns]
     c0 = _baseline_array(baseline, head.concepts)
@@ -206,86 +189,28 @@ def _baseline_array(baseline, names: list[str]) -> np.ndarray:
     if isinstance(baseline, (pd.Series, dict)):
         missing = [n for n in names if n not in baseline]
         if missing:
-            raise MidlevelError(f"baseline lacks concept(s) {missing}")
+            raise ExplainError(f"baseline lacks concept(s) {missing}")
         return np.array([float(baseline[n]) for n in names])
     arr = np.asarray(baseline, dtype=np.float64).ravel()
     if arr.shape != (len(names),):
-        raise MidlevelError(f"baseline has {arr.size} values for {len(names)} concepts")
+        raise ExplainError(f"baseline has {arr.size} values for {len(names)} concepts")
     return arr
 
 
 def check_additivity(table: pd.DataFrame, *, atol: float = 1e-9) -> float:
     """Largest ``|baseline_prediction + sum(contribution) - prediction|`` over the rows of a
-    contributions table; :class:`MidlevelError` if above ``atol``."""
+    contributions table; :class:`ExplainError` if above ``atol``."""
     keys = [k for k in KEY_COLUMNS if k in table.columns] + ["target"]
     g = table.groupby(keys, sort=False)
     err = (g["baseline_prediction"].first() + g["contribution"].sum()
            - g["prediction"].first()).abs()
     worst = float(err.max()) if len(err) else 0.0
     if worst > atol:
-        raise MidlevelError(f"contributions do not add up: largest error {worst:g}")
+        raise ExplainError(f"contributions do not add up: largest error {worst:g}")
     return worst
 
 
 # --------------------------------------------------------------------------- predictions
-
-
-def _spec_of(run, spec, root):
-    """The run's data spec (or ``spec``), with ``root`` or else the root it was trained with."""
-    from midlevel.data.spec import DataSpec, load_spec
-    if isinstance(spec, DataSpec):
-        return spec
-    stored = run.info.get("data") or {}
-    if spec is None:
-        spec = stored.get("spec")
-        if not spec:
-            raise CheckpointError(f"{run.path}: no data spec stored with the run; pass the spec "
-                                  f"(--spec) to compute predictions on its clips")
-        if root is None and stored.get("root") and Path(stored["root"]).is_dir():
-            root = stored["root"]
-    return load_spec(spec, root=root)
-
-
-def run_annotations(run, *, spec=None, root=None) -> pd.DataFrame:
-    """The annotations table of the run's data spec (see :func:`_spec_of`)."""
-    from midlevel.data.spec import load_annotations
-    return load_annotations(_spec_of(as_run(run), spec, root))
-
-
-def split_predictions(run, *, spec=None, root=None, cache_dir=None, split="train",
-                      progress: bool = False) -> pd.DataFrame:
-    """The run's whole-clip predictions on one split of a data spec, with the true values.
-
-    Spectrograms come from the feature cache (filled as needed) with the run's front end.
-
-    Parameters
-    ----------
-    split : "train", "validation", "test", a list of these, or None for every clip.
-
-    Returns
-    -------
-    pd.DataFrame [index=clip]: predicted concepts and targets under their names (see
-    ``Run.predict``), the true values as ``true:<name>``, and ``split``.
-    """
-    from midlevel.data.cache import FeatureCache
-    from midlevel.data.spec import load_annotations
-    run = as_run(run)
-    spec = _spec_of(run, spec, root)
-    table = load_annotations(spec)
-    wanted = [split] if isinstance(split, str) else split
-    rows = table if split is None else table[table["split"].isin(list(wanted))]
-    if len(rows) == 0:
-        raise MidlevelError(f"split '{split}' of spec '{spec.name}' is empty")
-    cache = FeatureCache(cache_dir, run.frontend)
-    cache.fill(rows["path"], jobs=1, progress=progress)
-    specs = [np.asarray(cache.get(p)) for p in rows["path"]]
-    pred = run.predict(specs, names=list(rows.index)).set_index("clip")
-    for name in run.concept_names + run.target_names:
-        if name in rows:
-            pred[f"true:{name}"] = rows[name].to_numpy(np.float64)
-    pred["split"] = rows["split"].to_numpy()
-    pred.index.name = "clip"
-    return pred
 
 
 def baseline_concepts(run, *, train_predictions: pd.DataFrame | None = None, spec=None,
@@ -293,17 +218,16 @@ def baseline_concepts(run, *, train_predictions: pd.DataFrame | None = None, spe
     """Mean predicted concept on the training split (rating units), the contributions' zero.
 
     A sequential run stores its predicted training concepts with the model, so nothing is
-    predicted; otherwise ``train_predictions`` or :func:`split_predictions` is used.
+    predicted; otherwise ``train_predictions`` or :meth:`midlevel.run.Run.predictions`.
     """
-    run = as_run(run)
+    run = load_run(run)
     require_bottleneck(run)
     if train_predictions is None and run.mode == "sequential" and run.head_design is not None:
-        from midlevel.explain.coefficients import run_design
         X, _, _ = run_design(run)
         return X.mean().rename("baseline")
     if train_predictions is None:
-        train_predictions = split_predictions(run, spec=spec, root=root, cache_dir=cache_dir,
-                                              split="train", progress=progress)
+        train_predictions = run.predictions("train", spec=spec, root=root, cache_dir=cache_dir,
+                                            progress=progress)
     return train_predictions[run.concept_names].mean().rename("baseline")
 
 
@@ -335,7 +259,7 @@ def explain_clips(run, audio, *, baseline, names=None, targets=None,
     contributions : tidy table (see :func:`contributions`).
     predictions : ``Run.predict``'s table (index clip): the model's own predictions.
     """
-    run = as_run(run)
+    run = load_run(run)
     require_bottleneck(run)
     items = audio if isinstance(audio, (list, tuple)) else [audio]
     if names is None:
@@ -345,3 +269,25 @@ def explain_clips(run, audio, *, baseline, names=None, targets=None,
     table = contributions(pred[run.concept_names], LinearHead.from_run(run), baseline,
                           targets=targets)
     return table, pred
+
+
+def run_design(run):
+    """The design an independent or sequential head was fitted on, in rating units.
+
+    Returns ``(X, Y, source)``: X the concepts (true ratings for an independent head, the
+    model's predicted training concepts for a sequential one), Y the targets (class targets:
+    codes), both indexed by clip; None for a joint run (its head is learned by gradient
+    descent, on no stored design).
+    """
+    design = run.head_design
+    if design is None:
+        return None
+    scales = run.info.get("scales") or {}
+    concepts, targets = run.concept_names, run.target_names
+    c_mean = np.asarray(scales.get("concept_mean", np.zeros(len(concepts))))
+    c_std = np.asarray(scales.get("concept_std", np.ones(len(concepts))))
+    t_mean = np.asarray(scales.get("target_mean", np.zeros(len(targets))))
+    t_std = np.asarray(scales.get("target_std", np.ones(len(targets))))
+    X = design[concepts] * c_std + c_mean
+    Y = design[targets] * t_std + t_mean
+    return X, Y, design.attrs.get("source", "stored head design")

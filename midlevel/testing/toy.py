@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from midlevel.training import Columns, TrainConfig
+from midlevel.training.config import TrainConfig
+from midlevel.training.data import Columns
 
 FPS = 31.25
 WEIGHTS = np.array([[1.0, -0.5], [0.5, 1.0], [-1.0, 0.3]])  # (n_concepts, n_targets)

@@ -1,5 +1,5 @@
-"""Explain a run's predictions on audio files with spectrogram attributions (``midlevel explain``
-on a black-box run).
+"""The attribution workflow: explain a run's outputs on audio files with spectrogram
+attributions (``midlevel explain`` on a black-box run).
 
 For each clip, method and explained output this writes, under ``out_dir``:
 
@@ -26,9 +26,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from midlevel.explain.attribution import (
-    AttributionError, Attributor, resolve_method, resolve_output, training_background,
-)
+from midlevel.errors import AttributionError, MidlevelError
+from midlevel.explain.attribution.attributor import Attributor
+from midlevel.explain.attribution.base import resolve_output
+from midlevel.explain.attribution.registry import resolve_method
+from midlevel.explain.head import clip_names
+from midlevel.explain.listen import listenable
+from midlevel.io import save_figure, write_csv, write_wav
+from midlevel.run import load_run
 
 log = logging.getLogger("midlevel.explain")
 
@@ -59,16 +64,13 @@ class ExplainResult:
     files: list = field(default_factory=list)
     errors: dict = field(default_factory=dict)
 
-    def __int__(self) -> int:  # exit status for the CLI
-        return 1 if self.errors else 0
-
 
 def run_background(run, n: int = 16, *, spec=None, root=None, cache_dir=None,
                    seed: int = 0) -> torch.Tensor | None:
     """Training-split background of a run, or None (with a warning) if its data is unknown."""
     try:
-        return training_background(run, n, spec=spec, root=root, cache_dir=cache_dir, seed=seed)
-    except Exception as exc:  # no spec stored, data moved: fall back to silence
+        return run.background(n, spec=spec, root=root, cache_dir=cache_dir, seed=seed)
+    except (MidlevelError, OSError) as exc:  # no spec stored, data moved: silence
         log.warning("no training background for %s (%s); using a silent reference", run.path, exc)
         return None
 
@@ -95,17 +97,13 @@ def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_dee
     max_seconds : explain only the first ``max_seconds`` of each clip.
     options : passed to :class:`Attributor` (n_steps, n_samples, window, stride, ...).
     """
-    import matplotlib
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from midlevel.data.audio import load_audio
     from midlevel.data.frontends import make_frontend
-    from midlevel.explain.contributions import as_run, clip_names, write_csv
-    from midlevel.explain.listen import listenable, write_wav
     from midlevel.plots.attribution import attribution_figure
 
-    run = as_run(run)
+    run = load_run(run)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     fe = make_frontend(run.frontend)
@@ -154,7 +152,7 @@ def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_dee
             freqs.append(attr.frequency_marginal())
             if figures:
                 fig = attribution_figure(attr)
-                fig.savefig(clip_dir / f"{stem}.png", dpi=100)
+                save_figure(fig, clip_dir / f"{stem}.png", dpi=100)
                 plt.close(fig)
                 result.files.append(clip_dir / f"{stem}.png")
             if listen:
@@ -192,15 +190,14 @@ def explain_blackbox(run, audio_paths, out_dir, *, targets=None, methods=("shap_
     targets : target names to explain (default all; a class target explains each class unit).
     methods : attribution methods (default SHAP DeepExplainer).
     spec, root, cache_dir : where the training split (the background) is found.
-    progress : progress bar and a list of the files written on stdout.
+    progress : progress bar.
     options : see :func:`explain_audio`.
 
     Returns
     -------
-    ExplainResult (``int(result)`` is 1 if some file could not be explained).
+    ExplainResult (``errors`` names the files that could not be explained).
     """
-    from midlevel.explain.contributions import as_run
-    run = as_run(run)
+    run = load_run(run)
     outputs = None
     if targets:
         names = run.model.output_names
@@ -211,16 +208,4 @@ def explain_blackbox(run, audio_paths, out_dir, *, targets=None, methods=("shap_
     result = explain_audio(run, audio_paths, out_dir, outputs=outputs, methods=methods,
                            spec=spec, root=root, cache_dir=cache_dir, progress=progress,
                            **options)
-    if progress:
-        for name, message in result.errors.items():
-            print(f"midlevel explain: skipped {name}: {message}")
-        if len(result.summary):
-            cost = result.summary.groupby("method")["ms_per_clip"].mean()
-            print("attribution cost per clip and output: " +
-                  ", ".join(f"{m} {v:.0f} ms" for m, v in cost.items()))
-        print(f"explained {result.summary['clip'].nunique() if len(result.summary) else 0} "
-              f"clip(s) of a {run.mode} run; outputs under {out_dir}")
-        for path in result.files:
-            if str(path).endswith((".csv",)):
-                print(f"written: {path}")
     return result

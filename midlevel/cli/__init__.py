@@ -1,0 +1,46 @@
+"""Command line: a thin layer over the public functions and workflows (``midlevel --help``).
+
+One module per command group, registered statically: :mod:`~.data` (validate, features,
+synth), :mod:`~.train` (train, evaluate, predict), :mod:`~.explain` (coefficients, explain),
+:mod:`~.compare` and :mod:`~.demo`.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from midlevel import __version__
+from midlevel.cli import compare, data, demo, explain, train
+from midlevel.errors import MidlevelError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="midlevel",
+        description="Explainable audio ML through perceptual concepts: data specs, features, "
+                    "concept-bottleneck and black-box models, explanations.")
+    parser.add_argument("--version", action="version", version=f"midlevel {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for group in (data, demo, train, explain, compare):
+        group.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("MPLBACKEND", "Agg")  # figures are written to files, never shown
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except MidlevelError as exc:
+        print(f"midlevel {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"midlevel {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

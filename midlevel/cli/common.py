@@ -1,0 +1,30 @@
+"""Options shared by several commands."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+
+def add_root_option(p: argparse.ArgumentParser) -> None:
+    """``--root DIR`` (replaces the spec's root) or ``--root NAME=DIR`` (a named root)."""
+    p.add_argument("--root", action="append", metavar="DIR|NAME=DIR",
+                   help="dataset root replacing the spec's 'root' (NAME=DIR replaces a named "
+                        "root); may be repeated")
+
+
+def add_cache_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cache", metavar="DIR",
+                   help="feature cache folder (default: $MIDLEVEL_CACHE or "
+                        "~/.cache/midlevel/features)")
+
+
+def show_log(level: int = logging.INFO) -> None:
+    """Send the package's log lines (progress, warnings) to stderr, once."""
+    logger = logging.getLogger("midlevel")
+    if not any(getattr(h, "_midlevel_cli", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler._midlevel_cli = True
+        logger.addHandler(handler)
+    logger.setLevel(level)

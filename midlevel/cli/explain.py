@@ -1,0 +1,178 @@
+"""``midlevel coefficients`` and ``midlevel explain`` (thin layer over
+:mod:`midlevel.explain.coefficients` and :mod:`midlevel.workflows`)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from midlevel.cli.common import add_cache_option, add_root_option
+from midlevel.errors import ArgumentError
+
+
+def _blackbox_message(run, command: str) -> str:
+    return (f"midlevel {command}: {run.path} is a black-box run (mode '{run.mode}'): it has no "
+            f"concepts, so there are no coefficients or concept contributions to show. Explain "
+            f"it with the attribution commands instead (see `midlevel compare --help`).")
+
+
+def _coefficients(args: argparse.Namespace) -> int:
+    from midlevel.explain.coefficients import run_coefficients
+    from midlevel.run import load_run
+
+    run = load_run(args.run)
+    if run.model.kind != "bottleneck":
+        print(_blackbox_message(run, "coefficients"), file=sys.stderr)
+        return 1
+    result = run_coefficients(run, spec=args.spec, root=args.root, cache_dir=args.cache,
+                              alpha=args.alpha, correction=args.correction, data=args.data,
+                              n_boot=args.bootstrap, seed=args.seed,
+                              materiality=args.materiality, progress=not args.quiet)
+    paths = result.write(Path(args.out) if args.out else run.path / "explanations")
+    print("\n".join(result.summary_lines()))
+    for path in paths.values():
+        print(f"written: {path}")
+    return 0
+
+
+def _parse_settings(items: list[str] | None, concepts: list[str]) -> dict[str, float]:
+    """``CONCEPT=VALUE`` items as ``{concept: value}``; ArgumentError naming a bad one."""
+    values = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ArgumentError(f"--set {item}: expected CONCEPT=VALUE")
+        if name not in concepts:
+            raise ArgumentError(f"--set: unknown concept '{name}'; concepts are {concepts}")
+        try:
+            values[name] = float(value)
+        except ValueError:
+            raise ArgumentError(f"--set {item}: '{value}' is not a number") from None
+    return values
+
+
+def _explain_blackbox(run, args) -> int:
+    from midlevel.workflows.explain_attributions import explain_blackbox
+    options = {"targets": args.targets, "spec": args.spec, "root": args.root,
+               "cache_dir": args.cache, "progress": not args.quiet}
+    if args.methods:
+        options["methods"] = tuple(args.methods)
+    result = explain_blackbox(run, list(args.audio), args.out, **options)
+    if not args.quiet:
+        for name, message in result.errors.items():
+            print(f"midlevel explain: skipped {name}: {message}")
+        if len(result.summary):
+            cost = result.summary.groupby("method")["ms_per_clip"].mean()
+            print("attribution cost per clip and output: " +
+                  ", ".join(f"{m} {v:.0f} ms" for m, v in cost.items()))
+        n = result.summary["clip"].nunique() if len(result.summary) else 0
+        print(f"explained {n} clip(s) of a {run.mode} run; outputs under {args.out}")
+        for path in result.files:
+            if str(path).endswith(".csv"):
+                print(f"written: {path}")
+    return 1 if result.errors else 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from midlevel.run import load_run
+    from midlevel.workflows.explain_concepts import explain_concepts
+
+    run = load_run(args.run)
+    if run.model.kind != "bottleneck":
+        return _explain_blackbox(run, args)
+    result = explain_concepts(
+        run, list(args.audio), args.out, targets=args.targets, spec=args.spec, root=args.root,
+        cache_dir=args.cache, baseline=args.baseline,
+        dataset_split=None if args.dataset_split == "none" else args.dataset_split,
+        timeline=not args.no_timeline, hop=args.hop, window=args.window,
+        timeline_targets=args.timeline_targets,
+        settings=_parse_settings(args.set, run.concept_names),
+        intervention_split=args.intervention_split, repeats=args.repeats, seed=args.seed,
+        progress=not args.quiet)
+    for note in result.notes:
+        print(f"midlevel explain: {note}", file=sys.stderr)
+    for name, message in result.errors.items():
+        print(f"midlevel explain: skipped {name}: {message}", file=sys.stderr)
+    print("\n".join(result.summary_lines()))
+    for path in result.files:
+        print(f"written: {path}")
+    return 1 if result.errors else 0
+
+
+def register(sub) -> None:
+    """Add ``coefficients`` and ``explain`` to the ``midlevel`` subparsers."""
+    from midlevel.explain.statistics import CORRECTIONS
+
+    p = sub.add_parser(
+        "coefficients", help="the concept -> target weights of a bottleneck, with statistics",
+        description="Write coefficients.csv: one row per concept and target with two "
+                    "answers. What the model does: model_weight, the head's own weight "
+                    "(exact, every mode). What the data show: the concept -> target effect "
+                    "with its interval and p-value, from the human ratings (OLS, HC3 errors) "
+                    "where clips carry both concept and target ratings, else by regression "
+                    "calibration on held-out predictions; never from the CNN's in-sample "
+                    "predictions. A flag marks model weights that depart from what the data "
+                    "show. Also a two-panel heatmap, leakage.csv (joint and sequential runs: "
+                    "the head on predicted vs true concepts) and a text summary.")
+    p.add_argument("run", metavar="RUN", help="run directory (from `midlevel train`)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: RUN/explanations)")
+    p.add_argument("--spec", metavar="SPEC",
+                   help="data spec with the ratings (default: the run's)")
+    add_root_option(p)
+    add_cache_option(p)
+    p.add_argument("--alpha", type=float, default=0.05,
+                   help="significance level; intervals are 1 - alpha (default 0.05)")
+    p.add_argument("--correction", choices=CORRECTIONS, default="none",
+                   help="multiple-comparison correction of the p-values (default none)")
+    p.add_argument("--data", choices=["auto", "ratings", "calibrated"], default="auto",
+                   help="how the data's answer is estimated (default auto: ratings when "
+                        "enough clips carry concept and target ratings)")
+    p.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                   help="bootstrap resamples of the calibrated estimator (default 1000)")
+    p.add_argument("--materiality", type=float, default=None, metavar="S",
+                   help="standardized margin before a departure is flagged (default 0.05)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_coefficients)
+
+    p = sub.add_parser(
+        "explain", help="per-clip concept contributions, over time, and interventions",
+        description="For each AUDIO file, write the contribution of every concept to every "
+                    "target (weight x (concept - training mean)), as contributions.csv and a "
+                    "bar chart per clip; the dataset view (the distribution of each "
+                    "contribution over a split, the clip marked); contributions over time "
+                    "under the spectrogram (timeline.csv); optional interventions. A black-box "
+                    "run is handed to the attribution workflow.")
+    p.add_argument("run", metavar="RUN", help="run directory (from `midlevel train`)")
+    p.add_argument("audio", metavar="AUDIO", nargs="+", help="audio files to explain")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--targets", nargs="+", metavar="T", help="targets to explain (default all)")
+    p.add_argument("--spec", metavar="SPEC",
+                   help="data spec for the baseline and the dataset view (default: the run's)")
+    add_root_option(p)
+    add_cache_option(p)
+    p.add_argument("--baseline", metavar="CSV",
+                   help="concept baseline to use (a baseline.csv written by an earlier explain) "
+                        "instead of predicting the training split")
+    p.add_argument("--dataset-split", default="train",
+                   choices=["train", "validation", "test", "none"],
+                   help="split for the dataset view (default train; none = skip)")
+    p.add_argument("--hop", type=float, default=0.5, metavar="SEC",
+                   help="hop between windows over time (default 0.5 s)")
+    p.add_argument("--window", type=float, default=None, metavar="SEC",
+                   help="window length over time (default: the run's training crop)")
+    p.add_argument("--timeline-targets", nargs="+", metavar="T",
+                   help="targets drawn over time (default: all explained)")
+    p.add_argument("--no-timeline", action="store_true", help="skip the view over time")
+    p.add_argument("--set", nargs="+", metavar="CONCEPT=VALUE",
+                   help="intervene: set concepts to values, write interventions.csv")
+    p.add_argument("--intervention-split", choices=["train", "validation", "test"],
+                   help="write intervention curves (random and greedy order) on this split")
+    p.add_argument("--repeats", type=int, default=20,
+                   help="random orders for the intervention curve (default 20)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random orders (default 0)")
+    p.add_argument("--methods", nargs="+", metavar="M",
+                   help="black-box runs only: attribution methods (default: the attribution "
+                        "explainer's; see `midlevel compare --help`)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_explain)

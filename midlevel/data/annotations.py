@@ -1,0 +1,235 @@
+"""Loading a spec's annotations: read, join and check its tables, assign splits, segments."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from midlevel.data.segments import Segments, load_segments
+from midlevel.data.spec import DataSpec, format_id
+from midlevel.data.splits import assign_splits
+from midlevel.data.tables import Table, listing, parse_rating, read_table
+from midlevel.errors import Problem, ValidationFailed
+
+
+@dataclass
+class Annotations:
+    """The result of :func:`load_annotations`.
+
+    Attributes
+    ----------
+    table : pd.DataFrame
+        Indexed by ``clip``; columns ``path``, ``split``, concepts, targets (see ARCHITECTURE.md).
+    problems : list[Problem]
+        Everything wrong with the tables (not yet the audio; see ``validate``).
+    notes : list[str]
+        Things a user should know that are not errors (rows dropped by an inner join, ...).
+    segments : Segments
+        The time-varying ratings of the spec's ``segments`` tables (empty without any); the
+        table carries the same object as ``table.attrs["segments"]``.
+    """
+
+    table: pd.DataFrame
+    problems: list[Problem]
+    notes: list[str]
+    sources: dict[str, tuple[str, int]]  # clip -> (file, row) of its first table
+    segments: Any = None
+
+    def __post_init__(self):
+        if self.segments is None:
+            self.segments = Segments.empty()
+
+
+def _merge(spec: DataSpec, tables: list[Table], problems: list[Problem],
+           notes: list[str]) -> pd.DataFrame:
+    """Join the tables in order; returns one frame indexed by clip id, cells as strings."""
+    first = tables[0]
+    keep = first.ids.notna() & ~first.ids.duplicated(keep="first")
+    merged = first.frame[keep].copy()
+    merged.index = pd.Index(first.ids[keep], name="clip")
+    merged["_source"] = [f"{first.file}\x00{r}" for r in merged["_row"]]
+    for t in tables[1:]:
+        keep = t.ids.notna() & ~t.ids.duplicated(keep="first")
+        right = t.frame[keep].drop(columns=["_row"]).copy()
+        right.index = pd.Index(t.ids[keep], name="_key")
+        right_rows = dict(zip(t.ids[keep], t.frame.loc[keep, "_row"]))
+        if t.spec.join_on is None:
+            left_keys = pd.Series(merged.index, index=merged.index)
+        else:
+            if t.spec.join_on not in merged.columns:
+                problems.append(Problem(f"join_on column not found in the tables before; columns "
+                                        f"are {listing(merged.drop(columns=['_source']))}",
+                                        file=str(t.file), column=t.spec.join_on))
+                continue
+            fmt = t.spec.join_format or t.spec.id_format
+            left_keys = pd.Series([_safe_format(v, fmt) for v in merged[t.spec.join_on]],
+                                  index=merged.index)
+        matched_left = left_keys.isin(right.index)
+        matched_right = right.index.isin(set(left_keys.dropna()))
+        how = t.spec.how
+        if how == "exact":
+            for clip in merged.index[~matched_left.to_numpy()]:
+                file, row = merged.loc[clip, "_source"].split("\x00")
+                problems.append(Problem(f"id present in {file} but not in {t.file}",
+                                        file=file, row=int(row), clip=str(clip)))
+            for key in right.index[~matched_right]:
+                problems.append(Problem("id present in this table only (no match in the tables "
+                                        "before)", file=str(t.file), row=int(right_rows[key]),
+                                        column=t.spec.id_column, clip=str(key)))
+        elif how in ("inner", "left"):
+            n_left, n_right = int((~matched_left).sum()), int((~matched_right).sum())
+            if how == "inner" and n_left:
+                notes.append(f"{n_left} clip(s) without a match in {t.file} dropped (how: inner)")
+            if n_right:
+                notes.append(f"{n_right} row(s) of {t.file} without a match ignored (how: {how})")
+        overlap = (set(right.columns) & set(merged.columns)) - {"_source"}
+        right = right.rename(columns={c: f"{c}__{len(tables)}" for c in overlap})
+        if overlap:
+            notes.append(f"column(s) {sorted(overlap)} of {t.file} also in an earlier table; "
+                         f"the earlier table's values are used")
+        extra = right.reindex(left_keys.to_numpy())
+        extra.index = merged.index
+        merged = pd.concat([merged, extra], axis=1)
+        if how in ("inner", "exact"):
+            merged = merged[matched_left.to_numpy()]
+        if how == "outer":
+            unmatched = right[~matched_right]
+            if len(unmatched):
+                notes.append(f"{len(unmatched)} row(s) of {t.file} without a match kept as clips "
+                             f"of their own (how: outer)")
+                add = unmatched.copy()
+                add.index = pd.Index(add.index, name="clip")
+                add["_source"] = [f"{t.file}\x00{right_rows[k]}" for k in add.index]
+                merged = pd.concat([merged, add], axis=0)
+    return merged
+
+
+def _safe_format(value: Any, fmt: str | None) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or str(value) == "":
+        return None
+    try:
+        return format_id(value, fmt)
+    except ValueError:
+        return None
+
+
+def _numeric(spec: DataSpec, merged: pd.DataFrame, problems: list[Problem],
+             missing: dict[str, set[str]]) -> pd.DataFrame:
+    """Convert concept and target cells to numbers, reporting every bad cell."""
+    out = pd.DataFrame(index=merged.index)
+    for col in spec.concepts + spec.targets:
+        if col.column not in merged.columns:
+            problems.append(Problem(f"unknown column for {'concept' if col in spec.concepts else 'target'} "
+                                    f"'{col.name}'; table columns are "
+                                    f"{listing(merged.drop(columns=['_source']))}",
+                                    file=str(spec.path) if spec.path else None, column=col.column))
+            out[col.name] = np.nan
+            continue
+        values = np.full(len(merged), np.nan)
+        cells = merged[col.column].to_numpy()
+        classes = list(col.classes) if col.classes else None
+        if col.is_class and classes is None:
+            classes = sorted({str(c).strip() for c in cells
+                              if isinstance(c, str) and c.strip() not in missing.get(col.column, {""})})
+        for i, cell in enumerate(cells):
+            if not isinstance(cell, str):  # NaN from an outer/left join: no rating
+                continue
+            text = cell.strip()
+            if text in missing.get(col.column, {""}):
+                continue
+            file, row = merged["_source"].iloc[i].split("\x00")
+            where = dict(file=file, row=int(row), column=col.column, clip=str(merged.index[i]))
+            if col.is_class:
+                if text not in classes:
+                    problems.append(Problem(f"unknown class {text!r}; classes are {classes}", **where))
+                else:
+                    values[i] = classes.index(text)
+                continue
+            value, message = parse_rating(text, col.scale)
+            if message:
+                problems.append(Problem(message, **where))
+                continue
+            values[i] = value
+        out[col.name] = values
+        if col.is_class:
+            out.attrs.setdefault("classes", {})[col.name] = classes
+    return out
+
+
+def _resolve_paths(spec: DataSpec, merged: pd.DataFrame, problems: list[Problem]) -> pd.Series:
+    if spec.audio_pattern:
+        return pd.Series([str((spec.root / spec.audio_pattern.format(id=clip)).resolve())
+                          for clip in merged.index], index=merged.index)
+    col = spec.audio_path_column
+    if col not in merged.columns:
+        problems.append(Problem(f"audio.path_column not found; columns are "
+                                f"{listing(merged.drop(columns=['_source']))}", column=col,
+                                file=str(spec.path) if spec.path else None))
+        return pd.Series([""] * len(merged), index=merged.index)
+    return pd.Series([str((spec.root / str(p)).resolve()) if isinstance(p, str) and p else ""
+                      for p in merged[col]], index=merged.index)
+
+
+def load_annotations(spec: DataSpec, *, strict: bool = True) -> Annotations | pd.DataFrame:
+    """Read, join and check the annotation tables of ``spec``; assign splits.
+
+    Parameters
+    ----------
+    spec : a loaded :class:`DataSpec`.
+    strict : raise :class:`ValidationFailed` listing every problem (default), and return only
+        the table; with ``strict=False`` return an :class:`Annotations` holding the table (clips
+        with bad cells keep NaN there), the problems and the notes.
+
+    Returns
+    -------
+    pd.DataFrame [index=clip; columns=path, split, *concepts, *targets] (strict) or Annotations.
+    A spec with ``segments`` tables puts their time-varying ratings on the table as
+    ``table.attrs["segments"]`` (a :class:`~midlevel.data.segments.Segments`; read it with
+    :func:`~midlevel.data.segments.segments_of`).
+    """
+    problems: list[Problem] = []
+    notes: list[str] = []
+    tables = []
+    for t in spec.tables:
+        read = read_table(t, spec.table_root(t) / t.path, problems)
+        if read is None:
+            break
+        tables.append(read)
+    if len(tables) < len(spec.tables):
+        result = Annotations(pd.DataFrame(columns=["path", "split"]), problems, notes, {})
+        if strict:
+            raise ValidationFailed(problems, f"cannot load the annotations of spec '{spec.name}'")
+        return result
+    missing_by_column: dict[str, set[str]] = {}
+    for t in tables:
+        for c in t.frame.columns:
+            missing_by_column.setdefault(c, set()).update(t.spec.missing_values)
+    merged = _merge(spec, tables, problems, notes)
+    values = _numeric(spec, merged, problems, missing_by_column)
+    table = pd.concat([pd.DataFrame({"path": _resolve_paths(spec, merged, problems)}),
+                       pd.DataFrame({"split": "train"}, index=merged.index), values], axis=1)
+    table.index.name = "clip"
+    table.attrs["classes"] = values.attrs.get("classes", {})
+    groups = {}
+    for s in spec.splits.values():
+        if s.group_by:
+            if s.group_by not in merged.columns:
+                problems.append(Problem(f"splits group_by column not found; columns are "
+                                        f"{listing(merged.drop(columns=['_source']))}",
+                                        column=s.group_by, file=str(spec.path)))
+            else:
+                groups[s.group_by] = merged[s.group_by].astype(str)
+    table["split"] = assign_splits(spec, table.index, groups, problems)
+    sources = {clip: tuple(src.split("\x00")) for clip, src in merged["_source"].items()}
+    segments = None
+    if spec.segments:
+        segments = load_segments(spec, table.index, problems)
+        table.attrs["segments"] = segments
+    if strict:
+        if problems:
+            raise ValidationFailed(problems, f"annotations of spec '{spec.name}' have problems")
+        return table
+    return Annotations(table, problems, notes, sources, segments)

@@ -1,0 +1,90 @@
+"""Reading annotation tables: every cell as a string, each row's file line, formatted keys."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from midlevel.data.spec import SegmentTableSpec, TableSpec, format_id
+from midlevel.errors import Problem
+
+
+@dataclass
+class Table:
+    spec: TableSpec
+    file: Path
+    frame: pd.DataFrame  # raw cells as str, with a '_row' column (1-based file line)
+    ids: pd.Series  # formatted key per row (index aligned with frame)
+
+
+def read_table(table: TableSpec | SegmentTableSpec, file: Path, problems: list[Problem], *,
+                unique: bool = True, kind: str = "annotation table") -> Table | None:
+    """Read ``file`` as strings; ``unique``: a key may appear once (not so for segments)."""
+    if not file.is_file():
+        problems.append(Problem(f"{kind} not found", file=str(file)))
+        return None
+    try:
+        frame = pd.read_csv(file, sep=table.sep, encoding=table.encoding, dtype=str,
+                            keep_default_na=False, na_filter=False, engine="python")
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        problems.append(Problem(f"cannot parse table: {exc}", file=str(file)))
+        return None
+    if table.strip_headers:
+        frame.columns = [str(c).strip() for c in frame.columns]
+    frame["_row"] = np.arange(2, len(frame) + 2)
+    if table.id_column not in frame.columns:
+        problems.append(Problem(f"id column not found; columns are {listing(frame)}",
+                                file=str(file), column=table.id_column))
+        return None
+    if table.filter:
+        try:
+            kept = frame.query(table.filter, engine="python")
+        except Exception as exc:  # pandas raises many types for a bad query
+            problems.append(Problem(f"filter {table.filter!r} failed: {exc}", file=str(file)))
+            return None
+        frame = kept
+    ids = []
+    for row, raw in zip(frame["_row"], frame[table.id_column]):
+        try:
+            ids.append(format_id(raw, table.id_format))
+        except ValueError as exc:
+            problems.append(Problem(f"bad id: {exc}", file=str(file), row=int(row),
+                                    column=table.id_column))
+            ids.append(None)
+    ids = pd.Series(ids, index=frame.index, dtype=object)
+    blank = ids.isin([""])
+    for row in frame.loc[blank, "_row"]:
+        problems.append(Problem("empty id", file=str(file), row=int(row), column=table.id_column))
+    ids[blank] = None
+    if not unique:
+        return Table(table, file, frame, ids)
+    dup = ids.notna() & ids.duplicated(keep=False)
+    for clip, group in frame[dup].groupby(ids[dup]):
+        rows = ", ".join(str(r) for r in group["_row"])
+        problems.append(Problem(f"duplicate id '{clip}' in rows {rows}", file=str(file),
+                                row=int(group["_row"].iloc[1]), column=table.id_column,
+                                clip=str(clip)))
+    return Table(table, file, frame, ids)
+
+
+def listing(frame: pd.DataFrame) -> str:
+    return ", ".join(repr(c) for c in frame.columns if c != "_row")
+
+
+def parse_rating(text: str, scale: tuple[float, float] | None) -> tuple[float, str | None]:
+    """One rating cell -> (value, None), or (NaN, what is wrong with it)."""
+    try:
+        value = float(text)
+    except ValueError:
+        return math.nan, f"non-numeric rating {text!r}"
+    if not math.isfinite(value):
+        return math.nan, (f"non-finite rating {text!r} (leave the cell empty for a missing "
+                          f"rating)")
+    if scale and not (scale[0] <= value <= scale[1]):
+        return math.nan, f"rating {value:g} outside the scale [{scale[0]:g}, {scale[1]:g}]"
+    return value, None
+
+

@@ -1,0 +1,51 @@
+"""Attribution on spectrogram inputs: one class per method, one verb, one result type.
+
+Any model taking ``(batch, 1, n_bands, n_frames)`` spectrograms works: a ``BlackBox`` or a
+``ConceptBottleneck`` (explaining a target unit, or a concept unit of the bottleneck), or any
+``nn.Module`` returning a tensor ``(batch, n_outputs)`` or a ``ModelOutput``.
+
+===========================  ===================================================================
+``shap_deep``                SHAP ``DeepExplainer`` (:class:`~.shap.ShapDeep`; additive:
+                             attributions sum to output minus the background mean)
+``shap_gradient``            SHAP ``GradientExplainer`` (:class:`~.shap.ShapGradient`)
+``integrated_gradients``     Captum ``IntegratedGradients`` from the reference
+``gradient_shap``            Captum ``GradientShap`` (baselines drawn from the background)
+``deeplift``                 Captum ``DeepLift`` from the reference
+``occlusion``                Captum ``Occlusion`` with a ``window`` (bands, frames) and ``stride``
+===========================  ===================================================================
+
+The background (reference distribution) should come from the training split
+(:meth:`midlevel.run.Run.background`); the reference input defaults to its mean.
+
+Example
+-------
+>>> attr = attribute(model, x, method="shap_deep", background=bg, output="valence",
+...                  fps=31.25, band_frequencies=fe.band_frequencies)
+>>> attr.values.shape == x.shape
+True
+>>> attr.time_marginal()       # tidy: clip, method, output, frame, seconds, attribution
+
+Names are imported on first use (PEP 562).
+"""
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "Attribution": "result", "MethodResult": "base", "AttributionMethod": "base",
+    "OutputSelector": "base", "resolve_output": "base", "METHODS": "registry",
+    "ALIASES": "registry", "LABELS": "registry", "CLASSES": "registry",
+    "resolve_method": "registry", "make_method": "registry", "Attributor": "attributor",
+    "attribute": "attributor", "AttributionError": None,
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name == "AttributionError":
+        from midlevel.errors import AttributionError
+        return AttributionError
+    if name in _EXPORTS:
+        module = importlib.import_module(f"midlevel.explain.attribution.{_EXPORTS[name]}")
+        return getattr(module, name)
+    raise AttributeError(f"module 'midlevel.explain.attribution' has no attribute '{name}'")

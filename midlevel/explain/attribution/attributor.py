@@ -1,0 +1,147 @@
+"""``Attributor``: one method for one scalar output of a model, and ``attribute`` (one call).
+
+It resolves the output, builds the :class:`~midlevel.explain.attribution.base.OutputSelector`,
+the reference (``baseline``) and background inputs, times the method's ``attribute`` and wraps
+the values into an :class:`~midlevel.explain.attribution.result.Attribution`.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from midlevel.errors import AttributionError
+from midlevel.explain.attribution.base import OutputSelector, resolve_output
+from midlevel.explain.attribution.registry import make_method, resolve_method
+from midlevel.explain.attribution.result import Attribution
+from midlevel.training.data import fit_frames
+
+
+class Attributor:
+    """One attribution method for one scalar output of a model; one verb: :meth:`attribute`.
+
+    Parameters
+    ----------
+    model : nn.Module
+        A midlevel model, or any module mapping ``(batch, 1, n_bands, n_frames)`` to
+        ``(batch, n_outputs)`` / ``ModelOutput``. It is put in eval mode.
+    method : str
+        One of ``METHODS`` (or an alias).
+    output : see :func:`~midlevel.explain.attribution.base.resolve_output`.
+    background : torch.Tensor [shape=(n, 1, n_bands, n_frames')] or None
+        Reference sample (SHAP, GradientShap, baselines); cropped or tiled to each input's
+        length. None: a silent (all-zero) reference.
+    baseline : "mean" (of the background), "zero", a float, or a tensor broadcastable to
+        one input: the reference of IG, DeepLift and Occlusion.
+    fps, band_frequencies : axis metadata copied into the result.
+    options : the method's settings (``n_steps``, ``n_samples``, ``window``, ``stride``,
+        ``check_additivity``, ``batch_size``, ``seed``; each class takes what it uses).
+    """
+
+    def __init__(self, model: nn.Module, method: str = "shap_deep", *, output=None,
+                 background: torch.Tensor | None = None, baseline="mean",
+                 fps: float | None = None, band_frequencies=None, **options):
+        self.method = resolve_method(method)
+        model.eval()
+        self.model = model
+        self.kind, self.index, self.output = resolve_output(model, output)
+        self.selector = OutputSelector(model, self.kind, self.index).eval()
+        self.background = None if background is None else torch.as_tensor(
+            background, dtype=torch.float32)
+        if self.background is not None and self.background.ndim == 3:
+            self.background = self.background.unsqueeze(1)
+        self.baseline = baseline
+        self.fps, self.band_frequencies = fps, band_frequencies
+        self.options = options
+        self.seed = int(options.get("seed", 0))
+        self.impl = make_method(self.method, **options)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model's parameters live; inputs are moved there, results come back."""
+        p = next(self.model.parameters(), None)
+        return p.device if p is not None else torch.device("cpu")
+
+    def background_for(self, x: torch.Tensor) -> torch.Tensor:
+        """The background cropped or tiled to ``x``'s length, on the model's device."""
+        if self.background is None:
+            return torch.zeros((2,) + tuple(x.shape[1:]), device=self.device)
+        bg = fit_frames(self.background, x.shape[-1])
+        if bg.shape[1:] != x.shape[1:]:
+            raise AttributionError(f"background shape {tuple(bg.shape[1:])} does not match the "
+                                   f"input's {tuple(x.shape[1:])}")
+        return bg.to(self.device)
+
+    def reference_for(self, x: torch.Tensor) -> torch.Tensor:
+        """The reference input ``(1, 1, n_bands, n_frames)`` (``baseline``)."""
+        b = self.baseline
+        if isinstance(b, str):
+            if b == "mean":
+                return self.background_for(x).mean(0, keepdim=True)
+            if b == "zero":
+                return torch.zeros((1,) + tuple(x.shape[1:]), device=self.device)
+            raise AttributionError(f"baseline must be 'mean', 'zero', a number or a tensor, "
+                                   f"got '{b}'")
+        if isinstance(b, (int, float)):
+            return torch.full((1,) + tuple(x.shape[1:]), float(b), device=self.device)
+        b = torch.as_tensor(b, dtype=torch.float32)
+        b = fit_frames(b.reshape((1,) + tuple(x.shape[1:-1]) + (b.shape[-1],)), x.shape[-1])
+        return b.to(self.device)
+
+    def attribute(self, x, *, clips=None) -> Attribution:
+        """Attribute the output for ``x`` ``(batch, 1, n_bands, n_frames)`` (or
+        ``(n_bands, n_frames)`` / ``(batch, n_bands, n_frames)``).
+
+        Runs on the model's device; explainers (SHAP) and reference outputs are built on the
+        first call for an input length and reused by later calls of this ``Attributor``.
+        """
+        x = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x, dtype=torch.float32)
+        x = x.detach().cpu()
+        if x.ndim == 2:
+            x = x[None, None]
+        elif x.ndim == 3:
+            x = x[:, None]
+        if x.ndim != 4 or x.shape[1] != 1:
+            raise AttributionError(f"expected inputs of shape (batch, 1, n_bands, n_frames), "
+                                   f"got {tuple(x.shape)}")
+        torch.manual_seed(self.seed)
+        if self.method.startswith("shap"):
+            import shap  # noqa: F401  (imported before the clock starts: it takes seconds)
+        else:
+            import captum.attr  # noqa: F401
+        xd = x.to(self.device)
+        reference, background = self.reference_for(xd), self.background_for(xd)
+        start = time.perf_counter()
+        result = self.impl.attribute(self.selector, xd, reference=reference,
+                                     background=background)
+        seconds = time.perf_counter() - start
+        values = np.asarray(result.values, dtype=np.float32)
+        if values.ndim == x.ndim + 1:  # SHAP stacks outputs on a last axis
+            values = values[..., 0]
+        values = values.reshape(x.shape)
+        options = {"n_steps": getattr(self.impl, "n_steps", None),
+                   "n_samples": getattr(self.impl, "n_samples", None),
+                   "window": getattr(self.impl, "window", None),
+                   "stride": getattr(self.impl, "stride", None),
+                   "n_background": 0 if self.background is None else len(self.background)}
+        return Attribution(values=values, inputs=x.numpy(),
+                           predictions=self.impl.predict(self.selector, xd),
+                           expected=result.expected, method=self.method, output=self.output,
+                           output_kind=self.kind, seconds=seconds, fps=self.fps,
+                           band_frequencies=self.band_frequencies,
+                           clips=list(clips) if clips is not None else [], options=options,
+                           tables=result.tables)
+
+
+def attribute(model: nn.Module, x, *, method: str = "shap_deep", output=None,
+              background=None, clips=None, **options) -> Attribution:
+    """Attribute one output of ``model`` for spectrograms ``x`` (see :class:`Attributor`).
+
+    Returns
+    -------
+    Attribution with ``values`` shaped like ``x`` (``(batch, 1, n_bands, n_frames)``).
+    """
+    return Attributor(model, method, output=output, background=background,
+                      **options).attribute(x, clips=clips)

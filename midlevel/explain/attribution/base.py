@@ -1,0 +1,139 @@
+"""The contract of an attribution method, the scalar output it explains, and its reference.
+
+A method is one class with one verb, :meth:`AttributionMethod.attribute`: it explains a
+*scalar* function ``f`` (an :class:`OutputSelector`: ``(batch, 1, n_bands, n_frames)`` ->
+``(batch, 1)``) at inputs ``x`` relative to a ``reference`` input (what "removing" a part of
+the input means: the training background's mean spectrogram unless asked otherwise) and,
+for methods that need one, a ``background`` sample of training inputs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from midlevel.errors import AttributionError
+
+
+@dataclass
+class MethodResult:
+    """What a method returns.
+
+    Attributes
+    ----------
+    values : np.ndarray [shape=(batch, 1, n_bands, n_frames)]
+        Attribution per input bin (component methods spread each component's weight over its
+        bins in proportion to the component's share of the bin).
+    expected : float or None
+        The reference output the attributions are relative to (``f(reference)`` or the
+        background mean), when the method has one.
+    tables : dict[str, pd.DataFrame]
+        Method-specific tidy tables (LIME components and surrogate fit, LRP conservation...).
+    """
+
+    values: np.ndarray
+    expected: float | None = None
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+
+class AttributionMethod:
+    """Base class: ``name`` (registry key), ``label`` (for reports), ``attribute``.
+
+    Subclasses take their settings as keyword arguments and keep whatever is expensive to
+    build (SHAP explainers, reference outputs) per explained function and input length, so an
+    instance that explains many clips builds it once.
+    """
+
+    name: str = ""
+    label: str = ""
+
+    def __init__(self, *, batch_size: int = 16, seed: int = 0, **options):
+        self.batch_size, self.seed = int(batch_size), int(seed)
+        self._cache: dict = {}
+
+    def attribute(self, f: nn.Module, x: torch.Tensor, *, reference: torch.Tensor,
+                  background: torch.Tensor | None = None) -> MethodResult:
+        """Explain ``f`` at ``x`` ``(batch, 1, n_bands, n_frames)``.
+
+        ``reference``: ``(1, 1, n_bands, n_frames)``; ``background``: a sample of training
+        inputs ``(n, 1, n_bands, n_frames)`` for methods that need one.
+        """
+        raise NotImplementedError
+
+    def cached(self, key, make):
+        """``make()`` once per ``key`` (explainers, reference outputs)."""
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    @torch.no_grad()
+    def predict(self, f: nn.Module, x: torch.Tensor) -> np.ndarray:
+        """``f`` over ``x`` in batches: ``(batch,)``."""
+        return torch.cat([f(x[a:a + self.batch_size])
+                          for a in range(0, len(x), self.batch_size)])[:, 0].cpu().numpy()
+
+    def reference_output(self, f: nn.Module, reference: torch.Tensor) -> float:
+        """Mean of ``f`` over the reference input(s), cached per function and length."""
+        return self.cached(("reference", id(f), tuple(reference.shape)),
+                           lambda: float(self.predict(f, reference).mean()))
+
+
+# ------------------------------------------------------------------------------ outputs
+
+
+def resolve_output(model: nn.Module, output=None) -> tuple[str, int, str]:
+    """Which scalar output to explain: ``(kind, index, name)``, kind "target" or "concept".
+
+    ``output``: None (the first target unit), an output-unit name (``model.output_names``),
+    a concept name (bottleneck), ``"concept:NAME"`` / ``"target:NAME"``, or an int (target
+    unit index).
+    """
+    targets = list(getattr(model, "output_names", []))
+    concepts = list(getattr(model, "concept_names", []))
+    if output is None:
+        return "target", 0, targets[0] if targets else "output0"
+    if isinstance(output, (int, np.integer)):
+        i = int(output)
+        if targets and not 0 <= i < len(targets):
+            raise AttributionError(f"output index {i} out of range for outputs {targets}")
+        return "target", i, targets[i] if targets else f"output{i}"
+    name = str(output)
+    kind = None
+    if ":" in name:
+        kind, name = name.split(":", 1)
+    if kind in (None, "target") and name in targets:
+        return "target", targets.index(name), name
+    if kind in (None, "concept") and name in concepts:
+        return "concept", concepts.index(name), name
+    raise AttributionError(f"model has no output '{output}'; targets are {targets}, concepts "
+                           f"are {concepts or 'none (black box)'}")
+
+
+class OutputSelector(nn.Module):
+    """``model`` reduced to one scalar output: ``(batch, 1, n_bands, n_frames)`` -> ``(batch, 1)``.
+
+    For a bottleneck with ``kind="concept"`` only the path to the concept is run
+    (``features`` -> ``concepts``); otherwise the whole forward. The wrapped model is a child
+    module, so SHAP and Captum hooks see every layer.
+    """
+
+    def __init__(self, model: nn.Module, kind: str = "target", index: int = 0):
+        super().__init__()
+        self.model = model
+        self.kind = kind
+        self.index = int(index)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = self.model
+        if self.kind == "concept":
+            out = m.concepts(m.features(x))
+        else:
+            out = m(x)
+            if hasattr(out, "targets"):
+                out = out.targets
+        return out[:, self.index:self.index + 1]
+
+

@@ -1,0 +1,34 @@
+"""Which attribution methods exist: names, aliases, labels, and one class per method."""
+from __future__ import annotations
+
+from midlevel.errors import AttributionError
+from midlevel.explain.attribution.base import AttributionMethod
+from midlevel.explain.attribution.captum import (
+    DeepLift, GradientShap, IntegratedGradients, Occlusion,
+)
+from midlevel.explain.attribution.shap import ShapDeep, ShapGradient
+
+CLASSES: dict[str, type[AttributionMethod]] = {
+    cls.name: cls for cls in (ShapDeep, ShapGradient, IntegratedGradients, GradientShap,
+                              DeepLift, Occlusion)}
+METHODS = tuple(CLASSES)
+ALIASES = {"shap": "shap_deep", "deep_shap": "shap_deep", "deepshap": "shap_deep",
+           "deep": "shap_deep", "gradient_explainer": "shap_gradient",
+           "expected_gradients": "shap_gradient", "ig": "integrated_gradients",
+           "gradshap": "gradient_shap", "deep_lift": "deeplift"}
+LABELS = {name: cls.label for name, cls in CLASSES.items()}
+
+
+def resolve_method(method: str) -> str:
+    """Canonical method name (accepts the aliases in ``ALIASES``, any case, ``-`` for ``_``)."""
+    key = str(method).lower().replace("-", "_")
+    key = ALIASES.get(key, key)
+    if key not in CLASSES:
+        raise AttributionError(f"unknown attribution method '{method}'; methods are "
+                               f"{list(METHODS)} (aliases {sorted(ALIASES)})")
+    return key
+
+
+def make_method(method: str, **options) -> AttributionMethod:
+    """An instance of ``method``'s class with ``options`` (each class takes what it uses)."""
+    return CLASSES[resolve_method(method)](**options)

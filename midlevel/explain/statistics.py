@@ -1,0 +1,304 @@
+"""Coefficient statistics on a design: statsmodels OLS / GLM / MNLogit, a bootstrap over clips,
+multiple-comparison corrections, and the tidy table they share (columns in ``COLUMNS``:
+target, concept, weight, std_weight, se, ci_low/high, std_ci_low/high, stat, p_value,
+p_adjusted, significant, method, r2, n, intercept, std_scale; see
+:mod:`midlevel.explain.coefficients` for their meaning).
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from midlevel.errors import ExplainError
+from midlevel.io import save_figure, write_csv, write_text
+
+CORRECTIONS = ("none", "bonferroni", "holm", "fdr_bh")
+COLUMNS = ["target", "concept", "weight", "std_weight", "se", "ci_low", "ci_high",
+           "std_ci_low", "std_ci_high", "stat", "p_value", "p_adjusted", "significant",
+           "method", "r2", "n", "intercept", "std_scale"]
+
+
+@dataclass
+class CoefficientResult:
+    """Coefficients of one fit, or of a run (both questions, see the module docstring).
+
+    Attributes
+    ----------
+    table : pd.DataFrame
+        Tidy, one row per (target, concept); ``COLUMNS`` for a fit, ``RUN_COLUMNS`` for a run.
+    summaries : dict[str, str]
+        statsmodels summary text per ``"method: target"``.
+    leakage : pd.DataFrame or None
+        The leakage diagnostic of a joint or sequential run (:mod:`midlevel.explain.leakage`).
+    """
+
+    table: pd.DataFrame
+    summaries: dict[str, str] = field(default_factory=dict)
+    leakage: pd.DataFrame | None = None
+
+    def summary_text(self) -> str:
+        """The flags, the leakage diagnostic and every statsmodels summary, with headings."""
+        parts = []
+        if "flag" in self.table:
+            from midlevel.explain.flags import flag_summary
+            parts.append(f"{'=' * 78}\nwhere the model departs from what the data show\n"
+                         f"{'=' * 78}\n{flag_summary(self.table)}\n")
+        if self.leakage is not None and len(self.leakage):
+            from midlevel.explain.leakage import leakage_summary
+            parts.append(f"{'=' * 78}\nleakage diagnostic (held-out clips)\n{'=' * 78}\n"
+                         f"{leakage_summary(self.leakage)}\n")
+        for key, text in self.summaries.items():
+            parts.append(f"{'=' * 78}\n{key}\n{'=' * 78}\n{text}\n")
+        return "\n".join(parts)
+
+    def summary_lines(self, *, most: int = 8) -> list[str]:
+        """What a terminal shows of a run's table: both questions, the flags (at most
+        ``most`` reasons) and the leakage diagnostic."""
+        t = self.table
+        alpha = t.attrs.get("alpha", 0.05)
+        lines = []
+        if "mode" in t and len(t):
+            lines.append(f"{t['mode'].iloc[0]} run, {t['concept'].nunique()} concepts x "
+                         f"{t['target'].nunique()} targets")
+        if "model_weight" in t:
+            lines.append("what the model does: model_weight, the head's own weights (exact)")
+        lines += [f"what the data show: {t['method'].iloc[0]}",
+                  f"  {int(t['significant'].sum())} of {len(t)} effects significant at "
+                  f"alpha={alpha} (correction: {t.attrs.get('correction', 'none')})"]
+        r2 = t.groupby("target", sort=False)["r2"].first()
+        lines.append("  R^2 per target: " + ", ".join(f"{k} {v:.2f}" for k, v in r2.items()))
+        if "flag" in t:
+            from midlevel.explain.flags import flag_summary
+            lines += flag_summary(t, most=most).splitlines()
+        if self.leakage is not None and len(self.leakage):
+            from midlevel.explain.leakage import leakage_summary
+            lines.append("leakage diagnostic (head on predicted vs true concepts):")
+            lines += ["  " + ln for ln in leakage_summary(self.leakage).splitlines()]
+        return lines
+
+    def methods(self) -> list[str]:
+        return list(dict.fromkeys(self.table["method"]))
+
+    def primary(self) -> pd.DataFrame:
+        """The rows of the first method (a run's table has one method)."""
+        return self.table[self.table["method"] == self.methods()[0]]
+
+    def flagged(self) -> pd.DataFrame:
+        """The rows whose model weight departs from what the data show."""
+        return self.table[self.table["flag"] != ""] if "flag" in self.table else \
+            self.table.iloc[:0]
+
+    def write(self, out_dir: str | Path, *, heatmap: bool = True) -> dict[str, Path]:
+        """Write ``coefficients.csv``, ``coefficients_summary.txt``, ``coefficients.png`` and,
+        for a run with a leakage diagnostic, ``leakage.csv``."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {"csv": out / "coefficients.csv", "summary": out / "coefficients_summary.txt"}
+        write_csv(self.table, paths["csv"])
+        write_text(paths["summary"], self.summary_text())
+        if self.leakage is not None and len(self.leakage):
+            paths["leakage"] = out / "leakage.csv"
+            write_csv(self.leakage, paths["leakage"])
+        if heatmap:
+            import matplotlib.pyplot as plt
+            from midlevel.plots.concepts import coefficient_figure, coefficient_heatmap
+            fig = (coefficient_figure(self.table) if "model_weight" in self.table
+                   else coefficient_heatmap(self.primary()).figure)
+            paths["heatmap"] = out / "coefficients.png"
+            save_figure(fig, paths["heatmap"], dpi=120, bbox_inches="tight")
+            plt.close(fig)
+        return paths
+
+
+def _as_frame(values, names=None, what="X") -> pd.DataFrame:
+    if isinstance(values, pd.Series):
+        values = values.to_frame()
+    if isinstance(values, pd.DataFrame):
+        return values.astype(float)
+    arr = np.asarray(values, dtype=float)
+    arr = arr.reshape(len(arr), -1)
+    names = names or [f"{what.lower()}{j}" for j in range(arr.shape[1])]
+    return pd.DataFrame(arr, columns=list(names))
+
+
+def adjust_pvalues(p: np.ndarray, correction: str | None) -> np.ndarray:
+    """Multiple-comparison correction of ``p`` (any shape; NaN kept): none, bonferroni, holm,
+    fdr_bh (Benjamini-Hochberg)."""
+    correction = correction or "none"
+    if correction not in CORRECTIONS:
+        raise ExplainError(f"unknown correction '{correction}'; choose one of {list(CORRECTIONS)}")
+    p = np.asarray(p, dtype=float)
+    out = p.copy()
+    ok = np.isfinite(p)
+    if correction != "none" and ok.any():
+        from statsmodels.stats.multitest import multipletests
+        out[ok] = multipletests(p[ok], method=correction)[1]
+    return out
+
+
+def _finish(rows: list[dict], alpha: float, correction: str | None) -> pd.DataFrame:
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return pd.DataFrame(columns=COLUMNS)
+    table["p_adjusted"] = np.nan
+    for method, idx in table.groupby("method", sort=False).groups.items():
+        table.loc[idx, "p_adjusted"] = adjust_pvalues(table.loc[idx, "p_value"].to_numpy(),
+                                                      correction)
+    table["significant"] = table["p_adjusted"] < alpha
+    table.attrs.update(alpha=alpha, correction=correction or "none")
+    extra = [c for c in table.columns if c not in COLUMNS]
+    return table[COLUMNS + extra].reset_index(drop=True)
+
+
+def fit_ols(X, Y, *, alpha: float = 0.05, correction: str | None = None,
+            method: str = "OLS", class_targets: dict[str, list] | None = None,
+            summaries: bool = True, cov_type: str = "nonrobust") -> CoefficientResult:
+    """Fit every target on the concepts with statsmodels (OLS; GLM/MNLogit for class targets).
+
+    Parameters
+    ----------
+    X : pd.DataFrame [shape=(n_clips, n_concepts)]
+        Concept values (rating units); column names are the concept names.
+    Y : pd.DataFrame [shape=(n_clips, n_targets)]
+        Target values; a class target holds integer class codes as float.
+    alpha : float
+        1 - confidence level of the intervals, and the significance level.
+    correction : None or one of ``CORRECTIONS``
+        Multiple-comparison correction over all (concept, target) p-values of the method.
+    method : str
+        Label written into the ``method`` column.
+    class_targets : dict target -> list of class names
+        Targets fitted as classifications: two classes with a binomial GLM (logit of the second
+        class against the first, row target ``name=class1``), more with a multinomial logit
+        (one row set per class against the first).
+    summaries : keep the statsmodels summary text of every fit (off: faster).
+    cov_type : statsmodels covariance of the OLS fits: "nonrobust" (classical) or a
+        heteroscedasticity-robust one ("HC0".."HC3"), with t intervals either way.
+
+    Returns
+    -------
+    CoefficientResult
+
+    Rows with NaN in X or in a target are left out of that target's fit.
+    """
+    import statsmodels.api as sm
+
+    X, Y = _as_frame(X, what="X"), _as_frame(Y, what="Y")
+    if len(X) != len(Y):
+        raise ExplainError(f"X has {len(X)} rows but Y has {len(Y)}")
+    class_targets = class_targets or {}
+    rows, texts = [], {}
+    keep = summaries
+    names = list(X.columns)
+    for target in Y.columns:
+        ok = np.isfinite(X.to_numpy()).all(1) & np.isfinite(Y[target].to_numpy())
+        x, y = X.to_numpy()[ok], Y[target].to_numpy()[ok]
+        if ok.sum() <= len(names) + 1:
+            raise ExplainError(f"target '{target}': {ok.sum()} complete rows, need more than "
+                                f"{len(names) + 1} to fit {len(names)} concepts")
+        design = sm.add_constant(pd.DataFrame(x, columns=names), has_constant="add")
+        sd_x = x.std(axis=0, ddof=1)
+        if target not in class_targets:
+            res = sm.OLS(y, design).fit(cov_type=cov_type, use_t=True)
+            if keep:
+                texts[f"{method}: {target}"] = str(res.summary(alpha=alpha))
+            rows += _rows(res.params, res.bse, res.conf_int(alpha), res.tvalues, res.pvalues,
+                          names, str(target), method, float(res.rsquared), int(ok.sum()),
+                          sd_x, float(y.std(ddof=1)))
+            continue
+        classes = list(class_targets[target])
+        codes = y.astype(int)
+        present = np.unique(codes)
+        if len(present) < 2:
+            raise ExplainError(f"class target '{target}': only one class in the data")
+        if len(classes) == 2 or len(present) == 2:
+            base, other = present[0], present[1]
+            yy = (codes == other).astype(float)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                res = sm.GLM(yy, design, family=sm.families.Binomial()).fit()
+            label = f"{target}={classes[other]}" if other < len(classes) else f"{target}={other}"
+            if keep:
+                texts[f"{method} (GLM binomial, vs {classes[base]}): {label}"] = str(
+                    res.summary(alpha=alpha))
+            r2 = float(1 - res.deviance / res.null_deviance) if res.null_deviance > 0 else np.nan
+            rows += _rows(res.params, res.bse, res.conf_int(alpha), res.tvalues, res.pvalues,
+                          names, label, f"{method} (GLM binomial)", r2, int(ok.sum()), sd_x,
+                          np.nan)
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = sm.MNLogit(codes, design).fit(disp=False, maxiter=500)
+        if keep:
+            texts[f"{method} (multinomial logit, vs {classes[present[0]]}): {target}"] = str(
+                res.summary(alpha=alpha))
+        ci = res.conf_int(alpha)
+        for j, code in enumerate(present[1:]):
+            label = f"{target}={classes[code]}"
+            cij = ci.xs(ci.index.get_level_values(0).unique()[j], level=0).to_numpy() \
+                if isinstance(ci.index, pd.MultiIndex) else np.asarray(ci)[j]
+            rows += _rows(np.asarray(res.params)[:, j], np.asarray(res.bse)[:, j], cij,
+                          np.asarray(res.tvalues)[:, j], np.asarray(res.pvalues)[:, j],
+                          names, label, f"{method} (multinomial logit)",
+                          float(res.prsquared), int(ok.sum()), sd_x, np.nan)
+    return CoefficientResult(_finish(rows, alpha, correction), texts)
+
+
+def _rows(params, bse, ci, stat, p, names, target, method, r2, n, sd_x, sd_y) -> list[dict]:
+    """Rows of one fit; index 0 of the arrays is the intercept."""
+    params, bse, stat, p = (np.asarray(a, dtype=float) for a in (params, bse, stat, p))
+    ci = np.asarray(ci, dtype=float)
+    # a class fit has no target sd: standardize by the concept's sd only (logit per sd)
+    scale = sd_x / (sd_y if np.isfinite(sd_y) and sd_y > 0 else 1.0)
+    out = []
+    for k, name in enumerate(names):
+        out.append({"target": target, "concept": name, "weight": params[k + 1],
+                    "std_weight": params[k + 1] * scale[k], "se": bse[k + 1],
+                    "ci_low": ci[k + 1, 0], "ci_high": ci[k + 1, 1],
+                    "std_ci_low": ci[k + 1, 0] * scale[k], "std_ci_high": ci[k + 1, 1] * scale[k],
+                    "stat": stat[k + 1], "p_value": p[k + 1], "method": method, "r2": r2,
+                    "n": n, "intercept": params[0], "std_scale": scale[k]})
+    return out
+
+
+def bootstrap_ols(X, Y, *, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05,
+                  correction: str | None = None,
+                  method: str = "bootstrap over clips (OLS refit)") -> CoefficientResult:
+    """Percentile bootstrap over clips of the least-squares fit of every (regression) target.
+
+    Clips are drawn with replacement ``n_boot`` times and the OLS fit repeated. ``se`` is the
+    bootstrap standard deviation, the interval the percentile interval, ``p_value`` the
+    two-sided bootstrap p-value ``2 * min(P(b <= 0), P(b >= 0))`` (at least ``1 / n_boot``),
+    ``weight`` the fit on all clips.
+    """
+    X, Y = _as_frame(X, what="X"), _as_frame(Y, what="Y")
+    rng = np.random.default_rng(seed)
+    names = list(X.columns)
+    rows = []
+    for target in Y.columns:
+        ok = np.isfinite(X.to_numpy()).all(1) & np.isfinite(Y[target].to_numpy())
+        x, y = X.to_numpy()[ok], Y[target].to_numpy()[ok]
+        n = len(y)
+        if n <= len(names) + 1:
+            raise ExplainError(f"target '{target}': {n} complete rows, too few to bootstrap")
+        design = np.hstack([np.ones((n, 1)), x])
+        full = np.linalg.lstsq(design, y, rcond=None)[0]
+        boots = np.empty((n_boot, design.shape[1]))
+        for b in range(n_boot):
+            idx = rng.integers(n, size=n)
+            boots[b] = np.linalg.lstsq(design[idx], y[idx], rcond=None)[0]
+        lo, hi = np.quantile(boots, [alpha / 2, 1 - alpha / 2], axis=0)
+        se = boots.std(axis=0, ddof=1)
+        p = np.maximum(2 * np.minimum((boots <= 0).mean(0), (boots >= 0).mean(0)), 1 / n_boot)
+        resid = y - design @ full
+        r2 = float(1 - resid.var() / y.var()) if y.var() > 0 else np.nan
+        with np.errstate(divide="ignore", invalid="ignore"):
+            stat = full / se
+        rows += _rows(full, se, np.stack([lo, hi], 1), stat, np.minimum(p, 1.0), names,
+                      str(target), f"{method}, {n_boot} resamples", r2, n,
+                      x.std(axis=0, ddof=1), float(y.std(ddof=1)))
+    return CoefficientResult(_finish(rows, alpha, correction), {})

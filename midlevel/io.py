@@ -1,0 +1,117 @@
+"""The one way the package writes a file: beside the target, fsync, rename into place.
+
+An interrupted write (exception, kill -9) never leaves a half-written file under the real name;
+at worst a hidden ``.<name>.*.tmp`` file is left beside it, which no reader looks at. Every
+writer below goes through :func:`atomic_open`; the one exception is a run's ``train.log``
+(:func:`log_handler`), an append-only log whose lines are each complete when written.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Any, Iterator
+
+import numpy as np
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | Path, mode: str = "wb", **kwargs) -> Iterator[IO]:
+    """Open a temporary file beside ``path``; on a clean exit it replaces ``path``.
+
+    Parameters
+    ----------
+    path : the file to (re)write; its folder is created if missing.
+    mode : ``"wb"`` or ``"w"`` (text; ``kwargs`` such as ``encoding`` go to ``open``).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode, **kwargs) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically; returns ``path``."""
+    with atomic_open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    return Path(path)
+
+
+def write_json(path: str | Path, obj: Any, **kwargs) -> Path:
+    """``json.dumps(obj, **kwargs)`` written atomically."""
+    return write_text(path, json.dumps(obj, **kwargs))
+
+
+def write_yaml(path: str | Path, obj: Any, **kwargs) -> Path:
+    """``yaml.safe_dump(obj, **kwargs)`` written atomically."""
+    import yaml
+    return write_text(path, yaml.safe_dump(obj, **kwargs))
+
+
+def write_csv(table, path: str | Path, **kwargs) -> Path:
+    """A DataFrame as CSV (``index=False`` unless given), atomically."""
+    kwargs.setdefault("index", False)
+    with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
+        table.to_csv(fh, **kwargs)
+    return Path(path)
+
+
+def write_npy(path: str | Path, array: np.ndarray) -> Path:
+    """``np.save`` atomically (the file is exactly ``path``, no ``.npy`` appended)."""
+    with atomic_open(path) as fh:
+        np.save(fh, array)
+    return Path(path)
+
+
+def write_npz(path: str | Path, **arrays) -> Path:
+    """``np.savez_compressed`` atomically."""
+    with atomic_open(path) as fh:
+        np.savez_compressed(fh, **arrays)
+    return Path(path)
+
+
+def write_torch(path: str | Path, obj: Any) -> Path:
+    """``torch.save`` atomically."""
+    import torch
+    with atomic_open(path) as fh:
+        torch.save(obj, fh)
+    return Path(path)
+
+
+def save_figure(fig, path: str | Path, **kwargs) -> Path:
+    """``fig.savefig`` atomically (format from the suffix)."""
+    path = Path(path)
+    kwargs.setdefault("format", path.suffix.lstrip(".") or "png")
+    with atomic_open(path) as fh:
+        fig.savefig(fh, **kwargs)
+    return path
+
+
+def write_wav(path: str | Path, y: np.ndarray, sample_rate: int, *,
+              subtype: str = "PCM_16") -> Path:
+    """A mono waveform as WAV (clipped to [-1, 1]), atomically."""
+    import soundfile as sf
+    with atomic_open(path) as fh:
+        sf.write(fh, np.clip(np.asarray(y, dtype=np.float32), -1, 1), int(sample_rate),
+                 subtype=subtype, format="WAV")
+    return Path(path)
+
+
+def log_handler(path: str | Path):
+    """A ``logging.FileHandler`` appending complete lines to ``path`` (a run's train.log)."""
+    import logging
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    return handler

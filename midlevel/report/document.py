@@ -1,0 +1,129 @@
+"""The comparison report as a document: what it holds (:class:`Report`), what each section
+says, and its rendering to CSV tables, Markdown and one self-contained HTML page."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from midlevel.io import write_csv, write_text
+from midlevel.report.html import write_html
+from midlevel.report.markdown import markdown_table
+
+
+@dataclass
+class Report:
+    """What :func:`compare` wrote: tables (name -> DataFrame), figures and audio (title ->
+    path), the Markdown and HTML paths."""
+
+    out: Path
+    tables: dict = field(default_factory=dict)
+    figures: dict = field(default_factory=dict)
+    audio: dict = field(default_factory=dict)
+    markdown: Path | None = None
+    html: Path | None = None
+    notes: list = field(default_factory=list)      # names of the extra tables, in order
+    texts: dict = field(default_factory=dict)      # name -> description of extra tables
+
+
+def model_label(run) -> str:
+    """"blackbox" for a black box, else the run's mode."""
+    return "blackbox" if run.model.kind == "blackbox" else run.mode
+
+
+SECTION_TEXT = {
+    "leakage": "Held-out clips: the bottleneck's head fed its own predicted concepts against "
+               "the true concept ratings (r, R^2; accuracy for classes), and the meaning share "
+               "(R^2 of the head's output on the concept ratings). A head that uses what the "
+               "concepts mean loses little with the true ratings; a large loss, or a low "
+               "meaning share, says target information passes through the predicted concepts "
+               "beyond their meaning (see midlevel.explain.leakage).",
+    "metrics": "Test-split accuracy per target, mean and std over the runs of each model "
+               "(std is empty for a single run).",
+    "completeness": "Completeness: the bottleneck's accuracy over the black box's (1 = the "
+                    "concepts lose nothing).",
+    "cost": "Explanation cost: wall time of one attribution call divided by the clips "
+            "explained (one output, CPU).",
+    "faithfulness": "Deletion / insertion: patches of the spectrogram removed (inserted) in "
+                    "order of decreasing summed attribution towards the clip's deviation "
+                    "from the fully perturbed input (attribution x the sign of that "
+                    "deviation) vs a random order (a removed bin "
+                    "takes the training background's mean); area under the output curve "
+                    "normalized to run from "
+                    "the clip's output to the fully perturbed one (clips whose output moves "
+                    "less than a tenth of the background's spread are left out). "
+                    "Faithful: deletion area below random, insertion area above; better_share "
+                    "= share of clips where the attribution order beats random.",
+    "randomization": "Model-parameter randomization check: rank correlation of the maps of the "
+                     "trained model and of a fully re-initialized one (near 1 = the explanation "
+                     "does not depend on what the model learned).",
+    "event_share": "Share of positive attribution inside the known deciding event, against the "
+                   "event's share of the input (ratio 1 = no better than uniform).",
+}
+
+
+def runs_table(runs) -> pd.DataFrame:
+    return pd.DataFrame([{"model": model_label(r), "mode": r.mode, "seed": r.config.seed,
+                          "preset": r.config.preset, "epochs": r.info.get("epochs"),
+                          "run": str(r.path)} for r in runs])
+
+
+def _write_markdown(report: Report, runs, title, methods, clips) -> None:
+    out = report.out
+    lines = [f"# {title}\n", f"Runs compared ({len(runs)}):\n", markdown_table(runs_table(runs)),
+             f"Explained: test clips {', '.join(clips)}; methods {', '.join(methods)}.\n"]
+    for name in ("metrics", "completeness", "leakage", "cost", "faithfulness", "randomization",
+                 "event_share", *report.notes):
+        if name in report.tables:
+            table = report.tables[name]
+            if name == "metrics":
+                table = table[table["kind"] == "target"]
+            text = report.texts.get(name, SECTION_TEXT.get(name, ""))
+            lines += [f"## {name.replace('_', ' ').capitalize()}\n", text + "\n",
+                      markdown_table(table), f"CSV: `tables/{name}.csv`\n"]
+    lines.append("## Figures\n")
+    for caption, p in report.figures.items():
+        rel = Path(p).relative_to(out) if Path(p).is_relative_to(out) else Path(p)
+        lines.append(f"![{caption}]({rel})\n\n_{caption}_\n")
+    if report.audio:
+        lines.append("## Listenable explanations\n")
+        for caption, p in report.audio.items():
+            lines.append(f"- [{caption}]({Path(p).relative_to(out)})")
+    report.markdown = write_text(out / "report.md", "\n".join(lines) + "\n")
+
+
+def _sections(report: Report, runs, methods, clips) -> list:
+    sections = [("Runs", [("table", runs_table(runs)),
+                          ("text", f"Explained: test clips {', '.join(clips)}; methods "
+                                   f"{', '.join(methods)}.")])]
+    for name, heading in [("metrics", "Accuracy"), ("completeness", "Completeness"),
+                          ("leakage", "Leakage diagnostic"),
+                          ("cost", "Explanation cost"), ("faithfulness", "Faithfulness"),
+                          ("randomization", "Randomization check"),
+                          ("event_share", "Share of attribution inside the deciding event"),
+                          *[(n, n.replace("_", " ").capitalize()) for n in report.notes]]:
+        if name in report.tables:
+            table = report.tables[name]
+            if name == "metrics":
+                table = table[table["kind"] == "target"]
+            text = report.texts.get(name, SECTION_TEXT.get(name, ""))
+            sections.append((heading, [("text", text), ("table", table)]))
+    if report.audio:
+        sections.append(("Listenable explanations",
+                         [("text", "Masked: the positively attributed part of the sound "
+                                   "(soft mask on the STFT, bands mapped back to bins); "
+                                   "complement: everything else.")]
+                         + [("audio", (c, p)) for c, p in report.audio.items()]))
+    sections.append(("Figures", [("figure", (c, p)) for c, p in report.figures.items()]))
+    return sections
+
+
+def write_report(report: Report, runs, title: str, methods, clips) -> Report:
+    """Write every table as CSV (``tables/``), ``report.md`` and ``report.html``."""
+    for name, table in report.tables.items():
+        write_csv(table, report.out / "tables" / f"{name}.csv")
+    _write_markdown(report, runs, title, methods, clips)
+    report.html = write_html(report.out / "report.html", title,
+                             _sections(report, runs, methods, clips))
+    return report

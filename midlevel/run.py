@@ -1,0 +1,351 @@
+"""A trained run: its checkpoint (written and read only here), its data, its predictions.
+
+A run directory ``RUN`` holds:
+
+- ``config.yaml``: the training configuration and where the data came from;
+- ``checkpoint.pt``: the state after the last completed epoch (model, optimizer, early-stopping
+  state, history), rewritten atomically after every epoch, for ``--resume``;
+- ``model.pt``: the final model, written when training ends. It is self-describing: model kind
+  and constructor arguments, state, concept and target names and scales, front-end config,
+  training config, package and torch versions, the data spec and root it was trained on, and
+  the design a closed-form head was fitted on;
+- ``history.csv`` (per-epoch loss and validation score), ``metrics.csv``, ``train.log``.
+
+:class:`Run` is what every later step uses: ``run.data(split)`` (the run's own clips, from the
+spec and root it was trained with), ``run.background(n)``, ``run.predict(audio, hop=...)``,
+``run.predictions(split)``, ``run.evaluate()``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from midlevel.errors import AudioError, CheckpointError, TrainingError
+from midlevel.io import write_torch
+from midlevel.models.bottleneck import build_model, decode_targets, output_layout
+from midlevel.training.config import TrainConfig
+from midlevel.training.data import Columns, fit_frames, window_frames
+from midlevel.training.predict import predict_specs
+
+log = logging.getLogger("midlevel")
+
+FORMAT = "midlevel-run/1"
+MODEL_FILE = "model.pt"
+STATE_FILE = "checkpoint.pt"
+CONFIG_FILE = "config.yaml"
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """Read a ``model.pt`` or ``checkpoint.pt``; :class:`CheckpointError` naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # a truncated or foreign file
+        raise CheckpointError(f"{path}: not a readable checkpoint ({exc})") from exc
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a midlevel checkpoint (format {FORMAT} expected)")
+    return ckpt
+
+
+def cpu_state(model) -> dict:
+    """A detached CPU copy of ``model.state_dict()``."""
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def write_state(out: Path, *, model, optimizer, state: dict) -> Path:
+    """The resumable training state ``RUN/checkpoint.pt``."""
+    return write_torch(out / STATE_FILE, {"format": FORMAT, "model": cpu_state(model),
+                                          "optimizer": optimizer.state_dict(), "state": state})
+
+
+def write_model(out: Path, model, *, config: TrainConfig, data: dict, frontend: dict | None,
+                fps: float, scales: dict, head_design: dict | None, calibration: dict | None,
+                epochs: int, best_epoch: int) -> Path:
+    """The final, self-describing ``RUN/model.pt`` (see the module docstring)."""
+    import midlevel
+    return write_torch(out / MODEL_FILE, {
+        "format": FORMAT, "version": midlevel.__version__, "torch": torch.__version__,
+        "kind": model.kind, "mode": config.mode, "init_args": model.init_args,
+        "state_dict": cpu_state(model), "config": dataclasses.asdict(config), "data": data,
+        "frontend": frontend, "fps": fps, "scales": scales, "head_design": head_design,
+        "bn_recalibrated": bool(config.recalibrate_bn), "concept_calibration": calibration,
+        "epochs": epochs, "best_epoch": best_epoch})
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+class Run:
+    """A trained model with everything needed to use it (see :func:`load_run`).
+
+    Attributes
+    ----------
+    path : Path of the run directory.
+    model : the ``ConceptBottleneck`` or ``BlackBox`` (eval mode, CPU).
+    mode : training mode. config : TrainConfig. frontend : front-end config dict. fps : float.
+    concept_names, target_names : list[str]. targets : list of target dicts (kind, classes).
+    info : the whole stored checkpoint minus the weights.
+    """
+
+    def __init__(self, path: Path, ckpt: dict):
+        self.path = path
+        self.info = {k: v for k, v in ckpt.items() if k != "state_dict"}
+        args = ckpt["init_args"]
+        self.model = build_model(ckpt["kind"], args["concepts"], args["targets"], args["backbone"])
+        self.model.load_state_dict(ckpt["state_dict"])
+        self.model.eval()
+        self.mode = ckpt["mode"]
+        self.config = TrainConfig.from_dict(ckpt["config"])
+        if "bn_recalibrated" not in ckpt:  # written before BatchNorm re-estimation existed
+            self.config.recalibrate_bn = False
+            log.warning("%s was trained before BatchNorm statistics were re-estimated with "
+                        "dropout off: its predictions may be right in order but off in level "
+                        "and scale (see midlevel.training.batchnorm); retrain for calibrated "
+                        "values", path / MODEL_FILE)
+        self.frontend = ckpt["frontend"]
+        self.fps = float(ckpt["fps"])
+        self.concept_names = list(self.model.concept_names)
+        self.targets = self.model.targets
+        self.target_names = list(self.model.target_names)
+        self._frontend_module = None
+
+    def __repr__(self) -> str:
+        return (f"Run({str(self.path)!r}, mode={self.mode!r}, concepts={self.concept_names}, "
+                f"targets={self.target_names})")
+
+    @property
+    def columns(self) -> Columns:
+        return Columns(self.concept_names, self.targets)
+
+    @property
+    def is_bottleneck(self) -> bool:
+        return self.model.kind == "bottleneck" and bool(self.concept_names)
+
+    @property
+    def metrics(self) -> pd.DataFrame:
+        """The metrics written at the end of training (``RUN/metrics.csv``)."""
+        return pd.read_csv(self.path / "metrics.csv")
+
+    @property
+    def head_design(self) -> pd.DataFrame | None:
+        """The (X, Y) a closed-form head was fitted on: index clip, concepts then targets, in
+        the model's z-scored units (independent and sequential modes; None otherwise)."""
+        from midlevel.training.head import design_frame
+        design = self.info.get("head_design")
+        return None if design is None else design_frame(design, self.concept_names, self.targets)
+
+    def window(self, hop: float | None = None) -> tuple[int, int]:
+        """``(n_frames, hop_frames)`` of the run's windows (the training crop)."""
+        n_frames = window_frames(self.config.crop_seconds, self.fps)
+        seconds = hop or self.config.eval_hop_seconds or self.config.crop_seconds
+        return n_frames, max(1, int(round(seconds * self.fps)))
+
+    # ------------------------------------------------------------------------- data
+
+    def spec(self, spec=None, *, root=None):
+        """The data spec: ``spec`` (path or DataSpec) or the one the run was trained on, with
+        ``root`` or else the root it was trained with."""
+        from midlevel.data.spec import DataSpec, load_spec
+        if isinstance(spec, DataSpec):
+            return spec
+        stored = self.info.get("data") or {}
+        if spec is None:
+            spec = stored.get("spec")
+            if not spec:
+                raise CheckpointError(f"{self.path}: no data spec stored with the run; pass "
+                                      f"the spec (--spec)")
+            if root is None and stored.get("root") and Path(stored["root"]).is_dir():
+                root = stored["root"]
+        return load_spec(spec, root=root)
+
+    def annotations(self, spec=None, *, root=None) -> pd.DataFrame:
+        """The annotations table of :meth:`spec`."""
+        from midlevel.data.annotations import load_annotations
+        return load_annotations(self.spec(spec, root=root))
+
+    def data(self, split=None, *, spec=None, root=None, cache_dir=None,
+             progress: bool = False) -> tuple[pd.DataFrame, list[np.ndarray]]:
+        """The clips of ``split`` ("train", "validation", "test", a list, or None = all) with
+        their spectrograms from the feature cache (filled as needed, this run's front end).
+
+        Returns
+        -------
+        rows : annotations rows (index clip)
+        specs : list of np.ndarray [shape=(n_bands, n_frames)] in the order of ``rows``
+        """
+        from midlevel.data.cache import FeatureCache
+        table = self.annotations(spec, root=root)
+        wanted = [split] if isinstance(split, str) else split
+        rows = table if split is None else table[table["split"].isin(list(wanted))]
+        if len(rows) == 0:
+            raise TrainingError(f"split {split!r} of the run's data is empty")
+        cache = FeatureCache(cache_dir, self.frontend)
+        cache.fill(rows["path"], jobs=1, progress=progress)
+        return rows, [np.asarray(cache.get(p)) for p in rows["path"]]
+
+    def background(self, n: int = 16, *, n_frames: int | None = None, seed: int = 0,
+                   spec=None, root=None, cache_dir=None) -> torch.Tensor:
+        """Random crops of ``n_frames`` (default the training crop) from ``n`` random training
+        clips: ``(n, 1, n_bands, n_frames)`` raw front-end output (the attribution reference)."""
+        rows, _ = self.data("train", spec=spec, root=root, cache_dir=cache_dir)
+        rng = np.random.default_rng(seed)
+        picks = rng.choice(len(rows), size=min(n, len(rows)), replace=False)
+        from midlevel.data.cache import FeatureCache
+        cache = FeatureCache(cache_dir, self.frontend)
+        n_frames = n_frames or self.window()[0]
+        out = []
+        for k in range(n):
+            s = torch.as_tensor(np.asarray(cache.get(rows["path"].iloc[picks[k % len(picks)]])),
+                                dtype=torch.float32)
+            start = int(rng.integers(0, max(0, s.shape[-1] - n_frames) + 1))
+            out.append(fit_frames(s[:, start:start + n_frames], n_frames))
+        return torch.stack(out).unsqueeze(1)
+
+    def predictions(self, split="train", *, spec=None, root=None, cache_dir=None,
+                    progress: bool = False) -> pd.DataFrame:
+        """Whole-clip predictions on ``split`` with the true values.
+
+        Returns
+        -------
+        pd.DataFrame [index=clip]: predicted concepts and targets under their names (see
+        :meth:`predict`), the true values as ``true:<name>``, and ``split``.
+        """
+        rows, specs = self.data(split, spec=spec, root=root, cache_dir=cache_dir,
+                                progress=progress)
+        pred = self.predict(specs, names=list(rows.index)).set_index("clip")
+        for name in self.concept_names + self.target_names:
+            if name in rows:
+                pred[f"true:{name}"] = rows[name].to_numpy(np.float64)
+        pred["split"] = rows["split"].to_numpy()
+        pred.index.name = "clip"
+        return pred
+
+    # ------------------------------------------------------------------------- prediction
+
+    def spectrogram(self, audio) -> torch.Tensor:
+        """A path or a waveform (at the front end's sample rate) -> ``(n_bands, n_frames)``."""
+        from midlevel.data.audio import load_audio
+        from midlevel.data.frontends import make_frontend
+        if self._frontend_module is None:
+            self._frontend_module = make_frontend(self.frontend).eval()
+        fe = self._frontend_module
+        if isinstance(audio, (str, Path)):
+            audio = load_audio(audio, sample_rate=fe.sample_rate)
+        y = torch.as_tensor(np.asarray(audio, dtype=np.float32))
+        if y.ndim != 1:
+            raise AudioError(f"expected a mono waveform of shape (n_samples,), got {tuple(y.shape)}")
+        with torch.no_grad():
+            return fe(y)
+
+    def predict(self, audio, *, hop: float | None = None, names=None,
+                batch_size: int = 16) -> pd.DataFrame:
+        """Concept and target predictions in rating units.
+
+        Parameters
+        ----------
+        audio : a path, a mono waveform ``(n_samples,)`` at the front end's sample rate, a
+            spectrogram ``(n_bands, n_frames)`` (2-D), or a list of these.
+        hop : None: one row per clip (mean over windows). Seconds: one row per window of
+            ``crop_seconds`` every ``hop`` seconds (the last window ends at the clip's end),
+            with ``start`` and ``end`` in seconds.
+        names : clip names for the rows (default: the path, or ``clip<i>`` for arrays).
+
+        Returns
+        -------
+        pd.DataFrame with columns ``clip`` [, ``start``, ``end``], the concepts, the targets
+        (class targets: the predicted label) and, per class target, ``name=class``
+        probabilities. Files that cannot be decoded are logged with their name and skipped;
+        ``df.attrs["errors"]`` maps each to its message.
+        """
+        items = audio if isinstance(audio, (list, tuple)) else [audio]
+        names = list(names) if names is not None else [
+            str(a) if isinstance(a, (str, Path)) else f"clip{i}" for i, a in enumerate(items)]
+        specs, kept, errors = [], [], {}
+        for name, item in zip(names, items):
+            try:
+                arr = np.asarray(item) if not isinstance(item, (str, Path)) else None
+                specs.append(torch.as_tensor(arr, dtype=torch.float32) if arr is not None
+                             and arr.ndim == 2 else self.spectrogram(item))
+                kept.append(name)
+            except AudioError as exc:
+                log.warning("skipping %s: %s", name, exc)
+                errors[name] = str(exc)
+        n_frames, hop_frames = self.window(hop)
+        frames = []
+        if specs:
+            device = next(self.model.parameters()).device
+            if hop is None:
+                c, o = predict_specs(self.model, specs, n_frames, hop_frames, device=device,
+                                     batch_size=batch_size)
+                frames.append(self._table(c, o, pd.DataFrame({"clip": kept})))
+            else:
+                for name, spec, (starts, c, o) in zip(kept, specs, predict_specs(
+                        self.model, specs, n_frames, hop_frames, device=device,
+                        batch_size=batch_size, per_window=True)):
+                    start = np.asarray(starts) / self.fps
+                    end = np.minimum(start + n_frames / self.fps, spec.shape[1] / self.fps)
+                    frames.append(self._table(c, o, pd.DataFrame(
+                        {"clip": name, "start": start, "end": end})))
+        out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+            columns=["clip", *self.concept_names, *self.target_names])
+        out.attrs["errors"] = errors
+        return out
+
+    def _table(self, concepts: np.ndarray, outputs: np.ndarray, keys: pd.DataFrame) -> pd.DataFrame:
+        layout = output_layout(self.targets)
+        values = decode_targets(outputs, layout)
+        cols = {name: concepts[:, j] for j, name in enumerate(self.concept_names)}
+        for (j, kind, s), t in zip(layout, self.targets):
+            if kind != "class":
+                cols[t["name"]] = values[:, j]
+                continue
+            cols[t["name"]] = [t["classes"][int(k)] for k in values[:, j]]
+            probs = torch.softmax(torch.as_tensor(outputs[:, s]), 1).numpy()
+            for k, cls in enumerate(t["classes"]):
+                cols[f"{t['name']}={cls}"] = probs[:, k]
+        return pd.concat([keys, pd.DataFrame(cols)], axis=1)
+
+    def evaluate(self, spec=None, *, root=None, splits=("test",), cache_dir=None,
+                 progress: bool = False) -> pd.DataFrame:
+        """Metrics on the spec's splits (default: the spec and root the run was trained on);
+        the tidy table of :func:`midlevel.training.metrics.metrics_table`."""
+        from midlevel.training.ddp import Context
+        from midlevel.training.evaluate import evaluate_split
+        table = self.annotations(spec, root=root)
+        missing = [c for c in self.concept_names + self.target_names if c not in table]
+        if missing:
+            raise TrainingError(f"the data spec lacks the run's column(s) {missing}")
+        n_frames, hop = self.window()
+        tables = []
+        for split in splits:
+            rows, specs = self.data(split, spec=spec, root=root, cache_dir=cache_dir,
+                                    progress=progress)
+            tables.append(evaluate_split(Context(), self.model, rows,
+                                         [torch.as_tensor(s) for s in specs], self.columns,
+                                         split, n_frames, hop, self.config))
+        return pd.concat(tables, ignore_index=True)
+
+
+def load_run(path) -> Run:
+    """Load a finished run directory (or a ``model.pt`` file); a loaded run (anything that is
+    not a path) is returned as it is."""
+    if not isinstance(path, (str, os.PathLike)):
+        return path
+    path = Path(path)
+    file = path if path.suffix == ".pt" else path / MODEL_FILE
+    if not file.is_file():
+        hint = (" (training did not finish; continue it with --resume)"
+                if (file.parent / STATE_FILE).is_file() else "")
+        raise CheckpointError(f"{file}: no trained model{hint}")
+    return Run(file.parent, read_checkpoint(file))

@@ -1,0 +1,238 @@
+"""``synthesize``: a whole synthetic dataset on disk (audio, ratings, segments, truth, spec).
+
+Files are written under a temporary name and moved into place (:mod:`midlevel.io`), so an
+interrupted run never leaves a half-written file under a final name; ``spec.yaml`` is written
+last and marks a complete dataset.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+import yaml
+from tqdm.auto import tqdm
+
+from midlevel.io import write_json, write_text, write_wav
+
+from midlevel.errors import ArgumentError
+from midlevel.synth.material import draw_material
+from midlevel.synth.render import render_clip
+from midlevel.synth.world import (
+    CONCEPT_QUESTIONS, COPULA_CORRELATION, EMOTION_DESCRIPTIONS, MIDLEVEL_CONCEPTS, RATING_SCALE, TARGET_SCALE, concepts_to_ratings, concepts_to_targets, draw_changes, load_weights, sample_concepts,
+)
+
+
+# --------------------------------------------------------------------------- dataset
+
+@dataclass(frozen=True)
+class _ClipJob:
+    """Everything a worker needs to render and write one clip."""
+
+    clip_id: str
+    concepts: dict[str, float]
+    change: tuple[str, float] | None
+    seed: np.random.SeedSequence
+    duration: float
+    sample_rate: int
+    path: Path
+
+
+def _run_job(job: _ClipJob) -> tuple[str, dict[str, float]]:
+    """Render one clip and write it atomically; returns its id and nuisance parameters."""
+    mat = draw_material(np.random.default_rng(job.seed), job.duration, job.sample_rate)
+    wave = render_clip(mat, job.concepts, job.change)
+    write_wav(job.path, wave, job.sample_rate)
+    return job.clip_id, {"tempo_bpm": round(mat.tempo, 2), "key": int(mat.key)}
+
+
+def _usable_cores() -> int:
+    """Number of CPU cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _run_jobs(jobs: list[_ClipJob], n_jobs: int | None) -> Iterator[tuple[str, dict]]:
+    """Run ``jobs`` in this process (n_jobs == 1) or a process pool (None = all cores)."""
+    n_workers = min(n_jobs or _usable_cores(), len(jobs))
+    if n_workers <= 1:
+        yield from map(_run_job, jobs)
+        return
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    with context.Pool(n_workers) as pool:
+        yield from pool.imap_unordered(_run_job, jobs, chunksize=2)
+
+
+def _segment_table(ids: list[str], first: np.ndarray, changes: dict[int, tuple[int, float]],
+                   duration: float, weights: pd.DataFrame, intercepts: pd.Series,
+                   rng: np.random.Generator, rating_noise: float,
+                   target_noise: float) -> pd.DataFrame:
+    """Ratings of both halves of every changed clip: ``clip_id, start, end``, concepts, targets.
+
+    Each half is rated from its own true concepts (the first half's ``first``, the second's
+    with the changed value) with the clip ratings' formulas and independent noise from ``rng``.
+    """
+    rows, values = [], []
+    for i in sorted(changes):
+        k, new = changes[i]
+        second = first[i].copy()
+        second[k] = new
+        rows += [(ids[i], 0.0, duration / 2), (ids[i], duration / 2, float(duration))]
+        values += [first[i], second]
+    true = np.array(values).reshape(len(values), len(MIDLEVEL_CONCEPTS))
+    table = pd.DataFrame(rows, columns=["clip_id", "start", "end"])
+    for key in ("start", "end"):  # full precision, not the ratings' 2 decimals
+        table[key] = [f"{t:.6g}" for t in table[key]]
+    table[list(MIDLEVEL_CONCEPTS)] = concepts_to_ratings(true, rng, rating_noise)
+    table[list(weights.index)] = concepts_to_targets(true, weights, intercepts, rng, target_noise)
+    return table
+
+
+def _spec_dict(seed: int, targets: list[str]) -> dict:
+    """The data spec of a synthetic dataset (format of data_specs/README.md)."""
+    return {
+        "name": "synthetic",
+        "description": "Synthetic concept world (midlevel.synth): noisy 1-10 ratings of "
+                       "known concepts, 1-9 targets from a known linear map; see "
+                       "ground_truth.json.",
+        "root": ".",
+        "audio": {"pattern": "audio/{id}.wav"},
+        "tables": [{"path": "annotations.csv", "id_column": "clip_id"}],
+        "segments": [{"path": "segments.csv", "id_column": "clip_id", "start_column": "start",
+                      "end_column": "end"}],
+        "concepts": {k: {"column": k, "scale": list(RATING_SCALE),
+                         "description": CONCEPT_QUESTIONS[k]} for k in MIDLEVEL_CONCEPTS},
+        "targets": {t: {"column": t, "scale": list(TARGET_SCALE),
+                        "description": EMOTION_DESCRIPTIONS[t]} for t in targets},
+        "splits": {"seed": int(seed), "test": {"fraction": 0.15},
+                   "validation": {"fraction": 0.15}},
+    }
+
+
+def _ground_truth(ids: list[str], true: np.ndarray, first: np.ndarray,
+                  changes: dict[int, tuple[int, float]], nuisance: dict[str, dict],
+                  weights: pd.DataFrame, intercepts: pd.Series, settings: dict) -> dict:
+    """The JSON-ready record of everything that generated the dataset."""
+    lo, hi = RATING_SCALE
+    per_point = weights / (hi - lo)
+    clips = {}
+    half = settings["duration"] / 2
+    for i, clip_id in enumerate(ids):
+        record = {"concepts": dict(zip(MIDLEVEL_CONCEPTS, np.round(true[i], 6).tolist())),
+                  "change": None, "segments": None, **nuisance[clip_id]}
+        if i in changes:
+            k, new = changes[i]
+            record["change"] = {"concept": MIDLEVEL_CONCEPTS[k],
+                                "old": round(float(first[i, k]), 6), "new": round(new, 6),
+                                "time": half}
+            second = first[i].copy()
+            second[k] = new
+            record["segments"] = [
+                {"start": 0.0, "end": half,
+                 "concepts": dict(zip(MIDLEVEL_CONCEPTS, np.round(first[i], 6).tolist()))},
+                {"start": half, "end": settings["duration"],
+                 "concepts": dict(zip(MIDLEVEL_CONCEPTS, np.round(second, 6).tolist()))}]
+        clips[clip_id] = record
+    return {
+        **settings,
+        "concepts": list(MIDLEVEL_CONCEPTS),
+        "targets": list(weights.index),
+        "copula_correlation": COPULA_CORRELATION.to_numpy().tolist()
+        if settings["correlated"] else None,
+        "concept_to_rating": {
+            "formula": "rating = clip(offset + scale * true + N(0, rating_noise^2), 1, 10), "
+                       "rounded to 2 decimals; true = time average over the clip "
+                       "(annotations.csv) or the segment's value (segments.csv)",
+            "offset": lo, "scale": hi - lo, "range": list(RATING_SCALE)},
+        "target_map": {
+            "formula": "target = clip(intercept + sum_j weights[target][j] * true_j "
+                       "+ N(0, target_noise^2), 1, 9), rounded to 2 decimals",
+            "weights": weights.to_dict(orient="index"),
+            "intercept": intercepts.to_dict(),
+            "weights_per_rating_point": per_point.to_dict(orient="index"),
+            "intercept_rating_scale": (intercepts - lo * per_point.sum(axis=1)).to_dict(),
+            "range": list(TARGET_SCALE)},
+        "clips": clips,
+    }
+
+
+def synthesize(out_dir: str | os.PathLike, *, n_clips: int = 200, seed: int = 0,
+               duration: float = 10.0, sample_rate: int = 22050,
+               weights: str | os.PathLike | pd.DataFrame | None = None,
+               correlated: bool = False, change_fraction: float = 0.25,
+               rating_noise: float = 0.5, target_noise: float = 0.3,
+               n_jobs: int | None = None, progress: bool = True) -> Path:
+    """Write a synthetic concept dataset to ``out_dir`` and return the path of its spec.yaml.
+
+    Writes ``audio/<id>.wav`` (16-bit mono, ids ``s0000``...), ``annotations.csv``
+    (``clip_id``, 7 concept ratings on 1-10, targets on 1-9), ``ground_truth.json`` and
+    ``segments.csv`` (``clip_id``, ``start``, ``end``, then the same columns, two rows per
+    clip with a change: its halves), ``spec.yaml`` (last); files of the same names are
+    replaced, other files in ``out_dir`` are left alone. Results depend only on ``seed`` (not
+    on ``n_jobs``): concepts, changes and clip rating noise come from the first child of
+    ``SeedSequence(seed)``, clip ``i``'s audio from child ``i + 1``, segment rating noise from
+    child ``n_clips + 1``.
+
+    Parameters
+    ----------
+    weights : path, DataFrame or None
+        Concept-to-target map, see ``load_weights``; rows give the targets written.
+    correlated : bool
+        Draw concepts through the Gaussian copula ``COPULA_CORRELATION``.
+    change_fraction : float
+        Share of clips in which one concept jumps by at least 0.5 at ``duration / 2``.
+    rating_noise, target_noise : float
+        Standard deviations of the rating noise (1-10 points) and target noise (1-9 points).
+    n_jobs : int or None
+        Worker processes (None: all cores, 1: this process).
+    """
+    if n_clips < 1 or duration <= 0 or sample_rate <= 0:
+        raise ArgumentError("n_clips, duration and sample_rate must be positive")
+    if not 0.0 <= change_fraction <= 1.0 or rating_noise < 0 or target_noise < 0:
+        raise ArgumentError("change_fraction must lie in [0, 1] and noise levels be >= 0")
+    weight_matrix, intercepts = load_weights(weights)
+    out = Path(out_dir)
+    (out / "audio").mkdir(parents=True, exist_ok=True)
+    children = np.random.SeedSequence(seed).spawn(n_clips + 2)  # the last: segment noise
+    rng = np.random.default_rng(children[0])
+    first = sample_concepts(n_clips, rng, correlated=correlated)
+    changes = draw_changes(first, change_fraction, rng)
+    true = first.copy()
+    for i, (k, new) in changes.items():
+        true[i, k] = (first[i, k] + new) / 2
+    width = max(4, len(str(n_clips - 1)))
+    ids = [f"s{i:0{width}d}" for i in range(n_clips)]
+    jobs = [_ClipJob(clip_id, dict(zip(MIDLEVEL_CONCEPTS, first[i].tolist())),
+                     (MIDLEVEL_CONCEPTS[changes[i][0]], changes[i][1]) if i in changes else None,
+                     children[i + 1], float(duration), int(sample_rate),
+                     out / "audio" / f"{clip_id}.wav")
+            for i, clip_id in enumerate(ids)]
+    nuisance = dict(tqdm(_run_jobs(jobs, n_jobs), total=n_clips, desc="synthesizing clips",
+                         disable=not progress))
+
+    table = pd.DataFrame(concepts_to_ratings(true, rng, rating_noise), columns=MIDLEVEL_CONCEPTS)
+    targets = concepts_to_targets(true, weight_matrix, intercepts, rng, target_noise)
+    table[list(weight_matrix.index)] = targets
+    table.insert(0, "clip_id", ids)
+    write_text(out / "annotations.csv", table.to_csv(index=False, float_format="%.2f"))
+    segments = _segment_table(ids, first, changes, duration, weight_matrix, intercepts,
+                              np.random.default_rng(children[n_clips + 1]), rating_noise,
+                              target_noise)
+    write_text(out / "segments.csv", segments.to_csv(index=False, float_format="%.2f"))
+    settings = {"seed": int(seed), "n_clips": int(n_clips), "duration": float(duration),
+                "sample_rate": int(sample_rate), "correlated": bool(correlated),
+                "change_fraction": float(change_fraction),
+                "noise": {"rating_noise": float(rating_noise), "target_noise": float(target_noise)}}
+    truth = _ground_truth(ids, true, first, changes, nuisance, weight_matrix, intercepts, settings)
+    write_json(out / "ground_truth.json", truth, indent=1)
+    spec_path = out / "spec.yaml"
+    write_text(spec_path, yaml.safe_dump(_spec_dict(seed, list(weight_matrix.index)),
+                                                 sort_keys=False, width=100,
+                                                 default_flow_style=None))
+    return spec_path

@@ -1,0 +1,71 @@
+"""The training configuration: every setting that decides a run (``--config YAML`` keys)."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from midlevel.errors import TrainingError
+from midlevel.models.backbone import preset as backbone_preset
+
+MODES = ("blackbox", "independent", "sequential", "joint")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run (``--config YAML`` holds any of these keys)."""
+
+    mode: str = "joint"
+    preset: str = "paper"          # backbone preset: "paper" or "small"
+    width: float | None = None     # channel multiplier; None = the preset's
+    last_kernel: int | None = None  # 3 (paper) or 1 (re-run); None = the preset's
+    dropout: float = 0.3
+    epochs: int = 100
+    patience: int = 20             # epochs without validation improvement before stopping
+    batch_size: int = 8
+    lr: float = 5e-4
+    weight_decay: float = 0.0
+    w: float = 0.5                 # joint mode: weight of the target loss
+    crop_seconds: float = 10.0     # training crop and evaluation window
+    eval_hop_seconds: float | None = None  # hop between evaluation windows; None = crop
+    eval_batch_size: int = 16
+    seed: int = 0
+    device: str = "cpu"            # "cpu" or "cuda"
+    amp: bool = True               # bfloat16 autocast on cuda
+    head_init: str = "lstsq"       # joint: start the head from least squares on the true
+                                   # concepts ("lstsq") or from random weights ("random")
+    recalibrate_bn: bool = True    # re-estimate BatchNorm statistics with dropout off before
+                                   # every validation pass (cures dropout's variance shift)
+    select_on: str = "r2"          # model selection score: "r2" (sees level and scale) or "r"
+    calibrate_concepts: bool = True  # after training, recalibrate each predicted concept on
+                                   # the validation split (see midlevel.training.calibration)
+
+    @classmethod
+    def from_dict(cls, values: dict, where: str = "config") -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise TrainingError(f"{where}: unknown key(s) {unknown}; known keys are {sorted(known)}")
+        return cls(**values)
+
+    def backbone(self) -> dict:
+        """Backbone keyword arguments: the preset, then width/last_kernel/dropout overrides."""
+        args = backbone_preset(self.preset)
+        if self.width is not None:
+            args["width"] = self.width
+        if self.last_kernel is not None:
+            args["last_kernel"] = self.last_kernel
+        args["dropout"] = self.dropout
+        return args
+
+    def check(self) -> None:
+        if self.mode not in MODES:
+            raise TrainingError(f"unknown mode '{self.mode}'; modes are {list(MODES)}")
+        if not 0.0 <= self.w <= 1.0:
+            raise TrainingError(f"w must lie in [0, 1], got {self.w}")
+        if self.device not in ("cpu", "cuda"):
+            raise TrainingError(f"device must be 'cpu' or 'cuda', got '{self.device}'")
+        if self.select_on not in ("r2", "r"):
+            raise TrainingError(f"select_on must be 'r2' or 'r', got '{self.select_on}'")
+        if self.head_init not in ("lstsq", "random"):
+            raise TrainingError(f"head_init must be 'lstsq' or 'random', got '{self.head_init}'")
+        backbone_preset(self.preset)

@@ -1,0 +1,108 @@
+"""``train``: a run from a data spec, its audio and the feature cache (``midlevel train``)."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import yaml
+
+from midlevel.data.segments import segments_of
+from midlevel.errors import TrainingError
+from midlevel.run import CONFIG_FILE, STATE_FILE
+from midlevel.training.config import TrainConfig
+from midlevel.training.data import Columns
+from midlevel.training.loop import fit
+
+
+def _spec_and_table(spec, root):
+    from midlevel.data.annotations import load_annotations
+    from midlevel.data.spec import DataSpec, load_spec
+    if not isinstance(spec, DataSpec):
+        spec = load_spec(spec, root=root)
+    return spec, load_annotations(spec)
+
+
+def _features(table, cache_dir, frontend: dict | None, progress: bool):
+    """Fill the feature cache for ``table`` and return (clip -> spectrogram, cache)."""
+    from midlevel.data.cache import FeatureCache
+    cache = FeatureCache(cache_dir, frontend)
+    cache.fill(table["path"], jobs=1, progress=progress)
+    return {clip: cache.get(path) for clip, path in table["path"].items()}, cache
+
+
+def train(spec, out, *, mode: str | None = None, root=None, config=None,
+          epochs: int | None = None, preset: str | None = None, seed: int | None = None,
+          device: str | None = None, resume: bool = False, overwrite: bool = False,
+          cache_dir=None, frontend: dict | None = None, progress: bool = True):
+    """Train a model on the dataset of a data spec (``midlevel train``).
+
+    Parameters
+    ----------
+    spec : path of a data spec, or a loaded ``DataSpec``.
+    out : run directory to write.
+    mode : "blackbox", "independent", "sequential" or "joint".
+    root : replaces the spec's root (see ``load_spec``).
+    config : TrainConfig, dict or YAML path; ``mode``, ``epochs``, ``preset``, ``seed`` and
+        ``device`` given here override it.
+    resume : continue ``out`` from its last completed epoch (its stored config is used;
+        ``epochs`` and ``device`` may still be changed).
+    overwrite : replace an existing run directory.
+    cache_dir : feature cache folder (default: the cache's default).
+    frontend : front-end config (default: the paper's log-filtered spectrogram).
+
+    Returns
+    -------
+    Run
+    """
+    overrides = {k: v for k, v in dict(mode=mode, epochs=epochs, preset=preset, seed=seed,
+                                       device=device).items() if v is not None}
+    stored = Path(out) / CONFIG_FILE
+    if resume and stored.is_file() and (Path(out) / STATE_FILE).is_file():
+        saved = yaml.safe_load(stored.read_text())
+        values = {**saved["config"], **{k: v for k, v in overrides.items()
+                                        if k in ("epochs", "device")}}
+        frontend = saved.get("frontend") or frontend
+    else:
+        values = {**_config_dict(config), **overrides}
+    cfg = TrainConfig.from_dict(values)
+    cfg.check()
+    spec, table = _spec_and_table(spec, root)
+    columns = Columns.from_spec(spec, table)
+    if cfg.mode != "blackbox" and not columns.concepts:
+        raise TrainingError(f"spec '{spec.name}' ({spec.path}) has no concept columns, so mode "
+                            f"'{cfg.mode}' cannot train a concept bottleneck; add concepts to "
+                            f"the spec or use --mode blackbox")
+    features, cache = _features(table, cache_dir, frontend, progress)
+    data = {"spec": str(Path(spec.path).resolve()) if spec.path else None, "spec_name": spec.name,
+            "root": str(spec.root), "columns": spec.summary_dict(),
+            "segment_clips": len(segments_of(table).clips)}
+    return fit(table, features, columns, out, cfg, fps=float(cache.frontend.fps),
+               frontend=cache.frontend.config(), data=data, resume=resume,
+               overwrite=overwrite, progress=progress)
+
+
+def _config_dict(config) -> dict:
+    if config is None:
+        return {}
+    if isinstance(config, TrainConfig):
+        return dataclasses.asdict(config)
+    if isinstance(config, dict):
+        return dict(config)
+    path = Path(config)
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise TrainingError(f"{path}: cannot read the training config ({exc})") from exc
+    if not isinstance(values, dict):
+        raise TrainingError(f"{path}: a training config is a mapping of keys to values")
+    TrainConfig.from_dict(values, where=str(path))
+    return values
+
+
+def evaluate(run, spec=None, *, root=None, splits=("test",), cache_dir=None,
+             progress: bool = False):
+    """Metrics of a run on splits of a data spec (``midlevel evaluate``): see
+    :meth:`midlevel.run.Run.evaluate`; ``run`` may be a run directory."""
+    from midlevel.run import load_run
+    return load_run(run).evaluate(spec, root=root, splits=splits, cache_dir=cache_dir,
+                                  progress=progress)

@@ -1,0 +1,57 @@
+"""Predictions of a model over windows of whole clips, in rating units."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from midlevel.models.bottleneck import ModelOutput
+from midlevel.training import ddp
+from midlevel.training.data import windows
+
+
+@torch.no_grad()
+def predict_specs(model, specs: list[torch.Tensor], n_frames: int, hop: int, *,
+                  device: torch.device, batch_size: int = 16, amp: bool = False,
+                  per_window: bool = False):
+    """Run ``model`` over windows of each spectrogram.
+
+    Returns ``(concepts, outputs)`` in rating units, each ``(n_clips, n)`` (concepts
+    ``(n_clips, 0)`` for a black box), the mean over a clip's windows; with ``per_window`` a
+    list per clip of ``(starts, concepts (n_windows, n), outputs (n_windows, n))``.
+    """
+    model.eval()
+    items = []  # (clip index, start, window)
+    for i, s in enumerate(specs):
+        w, starts = windows(s, n_frames, hop)
+        items += [(i, st, w[k]) for k, st in enumerate(starts)]
+    n_c, n_o = len(model.concept_names), len(model.output_names)
+    c_all, o_all = np.zeros((len(items), n_c)), np.zeros((len(items), n_o))
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda")
+    for a in range(0, len(items), batch_size):
+        x = torch.stack([it[2] for it in items[a:a + batch_size]]).to(device)
+        with autocast:
+            out = model(x)
+        out = model.unscale(ModelOutput(None if out.concepts is None else out.concepts.float(),
+                                        out.targets.float()))
+        if out.concepts is not None:
+            c_all[a:a + len(x)] = out.concepts.cpu().numpy()
+        o_all[a:a + len(x)] = out.targets.cpu().numpy()
+    owner = np.array([it[0] for it in items])
+    if per_window:
+        return [([it[1] for it in items if it[0] == i], c_all[owner == i], o_all[owner == i])
+                for i in range(len(specs))]
+    concepts = np.stack([c_all[owner == i].mean(0) for i in range(len(specs))]) if specs else c_all
+    outputs = np.stack([o_all[owner == i].mean(0) for i in range(len(specs))]) if specs else o_all
+    return concepts, outputs
+
+
+def predict_sharded(ctx, model, specs, n_frames, hop, config):
+    """:func:`predict_specs` with the clips shared out over the processes."""
+    mine = list(range(ctx.rank, len(specs), ctx.world))
+    c, o = predict_specs(model, [specs[i] for i in mine], n_frames, hop, device=ctx.device,
+                         batch_size=config.eval_batch_size, amp=config.amp)
+    n_c, n_o = len(model.concept_names), len(model.output_names)
+    concepts, outputs = np.zeros((len(specs), n_c)), np.zeros((len(specs), n_o))
+    for idx, cc, oo in ddp.gather(ctx, (mine, c.reshape(len(mine), n_c), o.reshape(len(mine), n_o))):
+        concepts[idx], outputs[idx] = cc, oo
+    return concepts, outputs
