@@ -22,14 +22,17 @@ import statistics
 import time
 from pathlib import Path
 
+import sys
+
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 SOUNDTRACKS = REPO.parent / "shared" / "datasets" / "soundtracks"
 
-CONCEPTS = ["melodiousness", "articulation", "rhythm_stability", "rhythm_complexity",
-            "dissonance", "tonal_stability", "minorness"]
-TARGETS = ["valence", "energy", "tension", "anger", "fear", "happy", "sad", "tender"]
+sys.path.insert(0, str(REPO))
+from midlevel.synth.world import EMOTIONS, MIDLEVEL_CONCEPTS  # noqa: E402  (the synthetic world's)
+
+CONCEPTS, TARGETS = list(MIDLEVEL_CONCEPTS), list(EMOTIONS)
 
 
 # ----------------------------------------------------------------------------- timing

@@ -54,7 +54,8 @@ def fill_all(paths, jobs: int = 1, workdir: Path | None = None, frontend=None) -
 def stage_breakdown(paths, workdir: Path) -> dict:
     """Seconds per stage over ``paths`` (one pass, this process): the profile of caching."""
     from midlevel.data.audio import load_audio
-    from midlevel.data.cache import atomic_save_npy, file_digest
+    from midlevel.data.cache import file_digest
+    from midlevel.io import write_npy
     from midlevel.data.frontends import LogFilteredSpectrogram
     fe = LogFilteredSpectrogram().eval()
     stages = {"decode": 0.0, "downmix_resample_normalize": 0.0, "frontend": 0.0,
@@ -72,7 +73,7 @@ def stage_breakdown(paths, workdir: Path) -> dict:
         t3 = time.perf_counter()
         file_digest(p)
         t4 = time.perf_counter()
-        atomic_save_npy(spec, out / f"{i}.npy")
+        write_npy(out / f"{i}.npy", spec)
         t5 = time.perf_counter()
         stages["decode"] += t1 - t0
         stages["downmix_resample_normalize"] += max(0.0, (t2 - t1) - (t1 - t0))

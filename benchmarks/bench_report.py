@@ -8,8 +8,14 @@ appended when absent); the other sections belong to other authors.
 from __future__ import annotations
 
 import json
-import os
+import sys
 from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from midlevel.io import write_text  # noqa: E402
+from midlevel.report.markdown import markdown_table  # noqa: E402
 
 START, END = "<!-- perf:start -->", "<!-- perf:end -->"
 HEADING = "## Performance"
@@ -55,9 +61,9 @@ def _mem(m):
 
 
 def _table(header, rows) -> list[str]:
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return out + [""]
+    """A Markdown table of formatted cells (the package's renderer)."""
+    frame = pd.DataFrame([[str(c) for c in row] for row in rows], columns=list(header))
+    return markdown_table(frame, max_rows=len(frame) + 1).rstrip("\n").splitlines() + [""]
 
 
 def _met(ok):
@@ -554,12 +560,6 @@ def splice(old: str, block: str) -> str:
     return old + sep + ("\n" if old else "") + HEADING + "\n\n" + block + "\n"
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def _write_markdown(stored: dict, out_dir: Path) -> Path:
     try:
         from bench_notes import NOTES
@@ -568,7 +568,7 @@ def _write_markdown(stored: dict, out_dir: Path) -> Path:
         pass
     mpath = out_dir / "RESULTS.md"
     old = mpath.read_text() if mpath.is_file() else "# Benchmark results\n"  # re-read now
-    _atomic_write(mpath, splice(old, render(stored)))
+    write_text(mpath, splice(old, render(stored)))
     return mpath
 
 
@@ -591,5 +591,5 @@ def write_outputs(results: dict, out_dir: Path) -> list[Path]:
     device = "cuda" if results["device"].startswith("cuda") else "cpu"
     stored = {k: v for k, v in stored.items() if k in ("cpu", "cuda")}
     stored[device] = results
-    _atomic_write(jpath, json.dumps(stored, indent=1))
+    write_text(jpath, json.dumps(stored, indent=1))
     return [jpath, _write_markdown(stored, out_dir)]

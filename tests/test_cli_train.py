@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from midlevel.cli import main
+from midlevel.errors import MidlevelError
 
 
 @pytest.fixture(scope="module")
@@ -63,3 +64,36 @@ def test_bottleneck_on_a_spec_without_concepts_is_refused(synth_spec, tmp_path, 
     spec.write_text(yaml.safe_dump(raw))
     assert main(["train", str(spec), "--mode", "sequential", "--out", str(tmp_path / "r")]) == 2
     assert "no concept columns" in capsys.readouterr().err
+
+
+def test_a_run_trained_with_root_needs_no_root_later(synth_spec, tmp_path, capsys):
+    """The spec's own root holds no data; training gets --root; evaluate, coefficients,
+    explain and compare then find the data through the root stored with the run."""
+    import shutil
+    elsewhere = tmp_path / "spec_only"
+    elsewhere.mkdir()
+    spec = elsewhere / "spec.yaml"
+    shutil.copy(synth_spec, spec)
+    root = str(synth_spec.parent)
+    run, cache = tmp_path / "run", tmp_path / "cache"
+    tiny = tmp_path / "tiny.yaml"
+    tiny.write_text(yaml.safe_dump({"width": 0.125, "crop_seconds": 1.0, "batch_size": 4,
+                                    "calibrate_concepts": False}))
+    assert main(["train", str(spec), "--root", root, "--mode", "joint", "--out", str(run),
+                 "--preset", "small", "--epochs", "1", "--config", str(tiny), "--cache",
+                 str(cache), "--quiet"]) == 0
+    with pytest.raises(MidlevelError):  # the spec alone does not find the data
+        from midlevel.data.annotations import load_annotations
+        from midlevel.data.spec import load_spec
+        load_annotations(load_spec(spec))
+    assert main(["evaluate", str(run), "--cache", str(cache), "--quiet"]) == 0
+    assert main(["coefficients", str(run), "--out", str(tmp_path / "coef"), "--data",
+                 "ratings", "--cache", str(cache), "--quiet"]) == 0
+    audio = sorted((synth_spec.parent / "audio").glob("*.wav"))[0]
+    assert main(["explain", str(run), str(audio), "--out", str(tmp_path / "explain"),
+                 "--no-timeline", "--cache", str(cache), "--quiet"]) == 0
+    assert main(["compare", str(run), "--out", str(tmp_path / "report"), "--cache", str(cache),
+                 "--methods", "integrated_gradients", "--clips", "1", "--background", "2",
+                 "--n-steps", "2", "--no-faithfulness", "--no-randomization", "--no-audio",
+                 "--quiet"]) == 0
+    assert (tmp_path / "report" / "report.html").is_file()

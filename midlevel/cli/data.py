@@ -48,7 +48,7 @@ def _features(args: argparse.Namespace) -> int:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from midlevel.synth import synthesize
+    from midlevel.synth.dataset import synthesize
 
     start = time.perf_counter()
     spec_path = synthesize(args.out, n_clips=args.n_clips, seed=args.seed,

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from midlevel.cli.common import add_cache_option, add_root_option, show_log
+from midlevel.io import write_csv
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -27,7 +28,7 @@ def _evaluate(args: argparse.Namespace) -> int:
                      cache_dir=args.cache, progress=not args.quiet)
     print(format_table(table))
     if args.out:
-        table.to_csv(args.out, index=False)
+        write_csv(table, args.out)
         print(f"written: {args.out}")
     return 0
 
@@ -38,7 +39,7 @@ def _predict(args: argparse.Namespace) -> int:
     run = load_run(args.run)
     table = run.predict(args.audio, hop=args.hop)
     if args.out:
-        table.to_csv(args.out, index=False)
+        write_csv(table, args.out)
         print(f"{len(table)} rows written to {args.out}")
     else:
         print(table.to_csv(index=False), end="")

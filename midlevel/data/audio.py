@@ -12,7 +12,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from midlevel.errors import AudioError
+from midlevel.errors import ArgumentError, AudioError
 
 __all__ = ["AudioInfo", "audio_info", "load_audio", "resample", "is_silent"]
 
@@ -173,7 +173,7 @@ def _undecodable(path: Path, err: Exception) -> AudioError:
 def _decode(path: Path, *, offset: float, duration: float | None) -> tuple[np.ndarray, int]:
     """Decode ``[offset, offset + duration)`` seconds: (n_samples, channels) float32 and rate."""
     if offset < 0 or (duration is not None and duration < 0):
-        raise ValueError(f"offset and duration must be >= 0, got {offset} and {duration}")
+        raise ArgumentError(f"offset and duration must be >= 0, got {offset} and {duration}")
     try:
         with sf.SoundFile(str(path)) as f:
             sr, declared = f.samplerate, f.frames

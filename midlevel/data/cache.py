@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from midlevel.io import atomic_open
+from midlevel.io import write_npy
 from midlevel.data.audio import load_audio
 from midlevel.data.frontends import make_frontend
 from midlevel.errors import AudioError, CacheError, Problem, ValidationFailed
@@ -44,12 +44,6 @@ def file_digest(path: str | Path, *, chunk: int = 1 << 20) -> str:
     except OSError as exc:
         raise AudioError(f"{path}: cannot read audio file: {exc.strerror or exc}") from exc
     return h.hexdigest()
-
-
-def atomic_save_npy(array: np.ndarray, target: Path) -> None:
-    """Write ``array`` to ``target`` atomically (see :func:`midlevel.atomic.atomic_open`)."""
-    with atomic_open(target) as fh:
-        np.save(fh, array)
 
 
 @dataclass
@@ -115,7 +109,7 @@ class FeatureCache:
             except (ValueError, OSError, EOFError):
                 target.unlink(missing_ok=True)  # unreadable entry: recompute it
         features = self.compute(path)
-        atomic_save_npy(features, target)
+        write_npy(target, features)
         return features
 
     def contains(self, path: str | Path) -> bool:

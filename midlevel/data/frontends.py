@@ -21,7 +21,7 @@ import torch
 import torchaudio
 from torch import nn
 
-from midlevel.errors import SpecError
+from midlevel.errors import ArgumentError, SpecError
 
 __all__ = [
     "LogFilteredSpectrogram",
@@ -105,7 +105,7 @@ def triangular_filterbank(bins: np.ndarray, *, n_bins: int) -> np.ndarray:
     fb : np.ndarray [shape=(n_bins, n_bands), dtype=float32]
     """
     if len(bins) < 3:
-        raise ValueError(f"need at least 3 distinct bins for a triangular filterbank, "
+        raise ArgumentError(f"need at least 3 distinct bins for a triangular filterbank, "
                          f"got {len(bins)}")
     fb = np.zeros((n_bins, len(bins) - 2), dtype=np.float32)
     for band, (start, center, stop) in enumerate(zip(bins[:-2], bins[1:-1], bins[2:])):

@@ -3,6 +3,9 @@
 ``load_spec`` parses and checks the YAML (every error names the spec file and the key at
 fault); ``load_annotations`` reads the tables, joins them, maps ids to audio files, checks every
 rating and assigns splits, returning one tidy table plus every problem found.
+
+The file is longer than 400 lines because it holds the whole spec grammar, one parser per
+key, next to the dataclasses they fill: reading a key's rules means reading one file.
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from midlevel.errors import SpecError
+from midlevel.errors import ArgumentError, SpecError
 
 SPLITS = ("train", "validation", "test")
 
@@ -137,7 +140,7 @@ class DataSpec:
         for c in self.concepts + self.targets:
             if c.name == name:
                 return c
-        raise KeyError(f"'{name}' is neither a concept nor a target of spec '{self.name}'")
+        raise SpecError(f"'{name}' is neither a concept nor a target of spec '{self.name}'")
 
     def table_root(self, table: TableSpec | SegmentTableSpec) -> Path:
         return self.roots[table.root] if table.root else self.root
@@ -427,7 +430,8 @@ def _is_int_format(fmt: str) -> bool:
 def format_id(value: Any, fmt: str | None) -> str:
     """Turn a raw key cell into a clip id: ``format_id("7", "{:03d}") == "007"``.
 
-    Raises ValueError when an integer format meets a non-integer key.
+    Raises :class:`ArgumentError` (a ValueError) when an integer format meets a non-integer
+    key.
     """
     text = str(value).strip()
     if fmt is None:
@@ -435,6 +439,6 @@ def format_id(value: Any, fmt: str | None) -> str:
     if _is_int_format(fmt):
         number = float(text)
         if not number.is_integer():
-            raise ValueError(f"key {text!r} is not an integer")
+            raise ArgumentError(f"key {text!r} is not an integer")
         return fmt.format(int(number))
     return fmt.format(text)
