@@ -238,3 +238,103 @@ def test_event_ratio_is_one_for_a_uniform_map():
     v = np.zeros((1, 10, 10))
     v[0, :5, :2] = 1.0
     assert event_ratio(v, (0, 5, 0, 2))[0] == pytest.approx(10.0)
+
+
+# ------------------------------------------------------------------------------ listen back
+
+import soundfile as sf  # noqa: E402
+
+from midlevel.data.frontends import LogFilteredSpectrogram  # noqa: E402
+from midlevel.explain.listen import masked_audio  # noqa: E402
+from midlevel.explain.posthoc.listen_back import (  # noqa: E402
+    component_audio, evidence_masks, listen_back, top_component_wavs,
+)
+
+SR = 22050
+
+
+@pytest.fixture(scope="module")
+def tonal():
+    """2 s: 440 Hz for the first second, 1760 Hz from 0.7 s, a little noise; the paper's front
+    end; a linear f that likes 300-600 Hz and dislikes 1.2-2.5 kHz; a noise reference."""
+    rng = np.random.default_rng(0)
+    fe = LogFilteredSpectrogram()
+    t = np.arange(2 * SR) / SR
+    y = (0.3 * np.sin(2 * np.pi * 440 * t) * (t < 1) + 0.3 * np.sin(2 * np.pi * 1760 * t)
+         * (t >= 0.7) + 0.05 * rng.normal(size=t.size))
+    y = y / np.abs(y).max()
+    x = fe(torch.tensor(y, dtype=torch.float32))[None, None]
+    hz = fe.band_frequencies
+    w = 0.01 * rng.normal(size=x.shape[-2:])
+    w[(hz > 300) & (hz < 600)] += 1.0
+    w[(hz > 1200) & (hz < 2500)] -= 0.5
+    f = LinearMap(w / w.size)
+    ref = fe(torch.tensor(0.05 * rng.normal(size=(4, t.size)), dtype=torch.float32)).mean(0)
+    return fe, y, x, f, ref[None, None]
+
+
+def test_evidence_masks_split_by_sign_and_mass():
+    v = np.array([[4.0, -3.0, 2.0, -1.0, 0.0]])
+    m = evidence_masks(v, mass=0.7)  # |v| = 4, 3 hold 7/10
+    np.testing.assert_array_equal(m["for"], [[1, 0, 0, 0, 0]])
+    np.testing.assert_array_equal(m["against"], [[0, 1, 0, 0, 0]])
+    np.testing.assert_array_equal(m["both"], m["for"] + m["against"])
+    np.testing.assert_array_equal(m["complement"], 1 - m["both"])
+    full = evidence_masks(v, mass=1.0)  # every bin with evidence, none without
+    np.testing.assert_array_equal(full["both"], [[1, 1, 1, 1, 0]])
+
+
+@pytest.mark.parametrize("kind", ["segments", "bands"])
+def test_listen_back_shares_on_a_linear_model(tonal, tmp_path, kind):
+    fe, y, x, f, ref = tonal
+    lime = Lime(kind, n_samples=64, n_repeats=1, component_options={"n": 8}, frontend=fe)
+    res = lime.attribute(f, x, reference=ref)
+    table = listen_back(y, res.values[0, 0], f, fe, reference=ref, mass=0.9, out_dir=tmp_path,
+                        clip="c")
+    s = table.set_index("part")
+    # the whole clip survives the STFT round trip: share 1
+    assert s.loc["clip", "share"] == pytest.approx(1.0, abs=1e-3)
+    # f is linear: on the spectrogram, for + against + complement is the whole deviation
+    parts = ["for", "against", "complement"]
+    assert s.loc[parts, "share_spectrogram"].sum() == pytest.approx(1.0, abs=1e-4)
+    assert s.loc["both", "share_spectrogram"] == pytest.approx(
+        s.loc[["for", "against"], "share_spectrogram"].sum(), abs=1e-4)
+    # through audio and the front end the parts keep it up to the masks' smearing at edges
+    assert s.loc[parts, "share"].sum() == pytest.approx(1.0, abs=0.1)
+    assert s.loc["for", "share"] > 0.5 and s.loc["against", "share"] <= 0
+    assert (s["area"].loc[parts].sum()) == pytest.approx(1.0)
+    # wavs play: right length and rate, finite, the table beside them
+    for part, row in s.iterrows():
+        data, sr = sf.read(row["path"])
+        assert sr == SR and data.shape == (len(y),) and np.isfinite(data).all()
+        assert (np.abs(data).max() > 0.01) == (row["area"] > 0)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted([f"c_{p}.wav" for p in s.index] + ["c_listen_back.csv"])  # no temps
+
+
+def test_component_wavs(tonal, tmp_path):
+    fe, y, x, f, ref = tonal
+    seg = time_segments(x, n=4, fps=fe.fps)
+    # a segment's audio is the clip inside the segment and (nearly) silent outside it
+    a1 = component_audio(y, seg, 1, fe, path=tmp_path / "seg1.wav")
+    b0, b1 = (int(fe.frames_to_seconds(e) * SR) for e in seg.info["boundaries"][1:3])
+    inside, outside = a1[b0 + 2048:b1 - 2048], np.r_[a1[:b0 - 2048], a1[b1 + 2048:]]
+    assert np.mean(outside ** 2) < 1e-4 * np.mean(inside ** 2)
+    back, sr = sf.read(tmp_path / "seg1.wav")
+    assert sr == SR and back.shape == (len(y),)
+    np.testing.assert_allclose(back, a1, atol=1 / 2 ** 14)
+    # NMF components are soft shares of the magnitude: their audio adds up to the clip
+    nmf = nmf_components(x, rank=3, band_frequencies=fe.band_frequencies)
+    total = sum(component_audio(y, nmf, k, fe) for k in range(3))
+    whole = masked_audio(y, np.ones(x.shape[-2:]), fe)[0]
+    np.testing.assert_allclose(total, whole, atol=1e-4)
+    lime = Lime("nmf", n_samples=64, n_repeats=1, component_options={"rank": 3}, frontend=fe)
+    lime.attribute(f, x, reference=ref)
+    top = top_component_wavs(y, lime.components_[0], lime.weights_[0][0], fe, tmp_path,
+                             top=2, clip="c")
+    assert list(top["rank"]) == [1, 2] and top["weight"].is_monotonic_decreasing
+    for p in top["path"]:
+        data, sr = sf.read(p)
+        assert sr == SR and data.shape == (len(y),) and np.isfinite(data).all()
+        assert np.abs(data).max() > 0.01
+    assert (tmp_path / "c_components.csv").is_file()
