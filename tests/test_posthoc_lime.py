@@ -157,6 +157,7 @@ def test_lime_recovers_a_linear_model_exactly(rng, kind):
 
 def test_lime_repeats_and_seeds(rng):
     x = torch.as_tensor(rng.random((2, 1, 12, 20)), dtype=torch.float32)
+    torch.manual_seed(0)
     f = nn.Sequential(nn.Flatten(), nn.Linear(240, 8), nn.Tanh(), nn.Linear(8, 1))
     kw = dict(n_samples=48, n_repeats=3, component_options={"n": 5})
     a = Lime("bands", seed=1, **kw).attribute(f, x, reference=torch.zeros(1, 1, 12, 20))
