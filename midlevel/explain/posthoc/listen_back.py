@@ -1,0 +1,273 @@
+"""Listen back to an explanation, and check that the audio still carries the evidence.
+
+From a bin attribution map ``values`` ``(n_bands, n_frames)`` relative to a reference
+(positive: the bin pushes ``f`` above ``f(reference)``), :func:`evidence_masks` selects the
+bins that carry most of the evidence and splits them by sign:
+
+- ``for``: selected bins with positive attribution (they raise the output above the
+  reference's);
+- ``against``: selected bins with negative attribution (they lower it);
+- ``both``: ``for`` + ``against`` (all selected bins);
+- ``complement``: the bins left out (weak or no evidence);
+- ``clip``: every bin (a control: the whole clip through the same round trip).
+
+The selection is the smallest set of bins, taken in decreasing ``|values|`` (ties kept
+together), that holds ``mass`` of the total ``|values|`` (``mass=1``: every bin with
+non-zero attribution).
+
+Each part becomes audio through :func:`midlevel.explain.listen.masked_audio` (the band mask
+mapped through the front end's filterbank to a soft STFT mask on the clip's own STFT, then
+inverted), and the audio is **re-run through the front end and the model**. The model's
+input for part ``P`` keeps the re-analysed audio's spectrogram inside the part and the
+reference outside it (removal is to the reference, never to silence)::
+
+    x_P = reference + (frontend(audio_P) - reference) * M_P
+
+and its **share** of the clip's deviation from the reference is::
+
+    share_P = (f(x_P) - f(reference)) / (f(x) - f(reference))
+
+(NaN when ``|f(x) - f(reference)|`` is below ``min_span``). ``share_spectrogram`` is the same
+with the mask applied to the spectrogram directly (``x`` instead of
+``frontend(audio_P)``), i.e. what the part holds before any audio round trip; the gap
+between the two is what is lost in turning the part into sound. For ``f`` linear in its
+input, ``share_spectrogram`` of for + against + complement is exactly 1 and ``both`` equals
+for + against; ``share`` approaches that as the round trip reproduces the clip's bins
+(``clip``'s share is 1 up to float error, since an unmodified STFT inverts exactly).
+Signs: for a clip above the reference a faithful map gives ``share_for > 0`` and
+``share_against < 0``.
+
+:func:`component_audio` turns one component (e.g. a LIME top component; NMF: its soft share
+of the magnitude, i.e. the NMF separation of the clip) into audio; :func:`top_component_wavs`
+writes the top components of a LIME explanation. Every file is written atomically (a
+temporary name in the same folder, then ``os.replace``).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from midlevel.explain.listen import masked_audio, write_wav
+from midlevel.explain.posthoc.components import ComponentError, Components
+
+__all__ = ["PARTS", "evidence_masks", "listen_back", "component_audio", "top_component_wavs",
+           "write_wav_atomic", "write_csv_atomic"]
+
+PARTS = ("clip", "for", "against", "both", "complement")
+
+
+# ------------------------------------------------------------------------------ files
+
+
+def write_wav_atomic(path, y: np.ndarray, sample_rate: int) -> Path:
+    """16-bit wav (clipped to [-1, 1]) written to a temporary file, then moved into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".wav", dir=path.parent)
+    os.close(fd)
+    try:
+        write_wav(tmp, y, sample_rate)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def write_csv_atomic(path, table: pd.DataFrame) -> Path:
+    """CSV written to a temporary file, then moved into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".csv", dir=path.parent)
+    os.close(fd)
+    try:
+        table.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+# ------------------------------------------------------------------------------ masks
+
+
+def _map(values) -> np.ndarray:
+    v = values.detach().cpu().numpy() if hasattr(values, "detach") else np.asarray(values)
+    v = np.asarray(v, dtype=np.float64)
+    while v.ndim > 2 and v.shape[0] == 1:
+        v = v[0]
+    if v.ndim != 2:
+        raise ComponentError(f"need one attribution map (n_bands, n_frames), got shape "
+                             f"{np.shape(values)}")
+    return v
+
+
+def evidence_masks(values, *, mass: float = 0.9) -> dict[str, np.ndarray]:
+    """0/1 band-frame masks of the parts (see the module docstring).
+
+    Parameters
+    ----------
+    values : array [shape=(n_bands, n_frames)] (or with leading singletons): attribution
+        relative to the reference.
+    mass : float in (0, 1]: share of the total ``|values|`` the selected bins hold.
+
+    Returns
+    -------
+    dict part -> np.ndarray [shape=(n_bands, n_frames), dtype=float64] for the parts in
+    ``PARTS``; for, against and complement partition the bins.
+    """
+    if not 0 < mass <= 1:
+        raise ComponentError(f"mass must lie in (0, 1], got {mass}")
+    v = _map(values)
+    a = np.abs(v)
+    total = a.sum()
+    if total > 0:
+        flat = np.sort(a.ravel())[::-1]
+        cum = np.cumsum(flat)
+        k = int(np.searchsorted(cum, mass * total * (1 - 1e-12)))
+        threshold = flat[min(k, flat.size - 1)]
+        selected = (a >= threshold) & (a > 0)
+    else:
+        selected = np.zeros_like(a, dtype=bool)
+    out = {"clip": np.ones_like(v), "for": (selected & (v > 0)).astype(np.float64),
+           "against": (selected & (v < 0)).astype(np.float64),
+           "both": selected.astype(np.float64),
+           "complement": (~selected).astype(np.float64)}
+    return out
+
+
+# ------------------------------------------------------------------------------ listen back
+
+
+def _frontend(frontend):
+    if isinstance(frontend, dict):
+        from midlevel.data.frontends import make_frontend
+        return make_frontend(frontend)
+    return frontend
+
+
+@torch.no_grad()
+def listen_back(y: np.ndarray, values, f: nn.Module, frontend, *, reference,
+                mass: float = 0.9, out_dir=None, clip: str = "clip", min_span: float = 1e-6,
+                parts=PARTS) -> pd.DataFrame:
+    """Audio of the for / against / both / complement parts, re-run through front end and model.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n_samples,)] the clip at the front end's sample rate; the map
+        must be on ``frontend(y)`` (same bands and frames).
+    values : array [shape=(n_bands, n_frames)] bin attribution relative to ``reference``
+        (e.g. ``MethodResult.values[i, 0]``).
+    f : nn.Module ``(n, 1, n_bands, n_frames) -> (n, 1)``.
+    frontend : the front end module (or its ``config()``).
+    reference : ``(1, 1, n_bands, n_frames)`` or broadcastable: the removal reference.
+    mass : selection of the evidence bins (:func:`evidence_masks`).
+    out_dir : if given, ``{clip}_{part}.wav`` for each part and ``{clip}_listen_back.csv``
+        (this table) are written there, atomically.
+
+    Returns
+    -------
+    pd.DataFrame, one row per part: clip, part, area (share of the bins), share,
+    share_spectrogram (definitions in the module docstring), output (``f(x_P)``), f_x,
+    f_ref, path (wav, or "" when not written).
+    """
+    fe = _frontend(frontend)
+    y = np.asarray(y, dtype=np.float64)
+    x = fe(torch.as_tensor(y, dtype=torch.float32)).reshape(1, 1, fe.n_bands, -1)
+    v = _map(values)
+    if v.shape != tuple(x.shape[-2:]):
+        raise ComponentError(f"attribution map of shape {v.shape}, the clip's spectrogram "
+                             f"{tuple(x.shape[-2:])}")
+    ref = torch.as_tensor(reference, dtype=x.dtype)
+    while ref.ndim < 4:
+        ref = ref.unsqueeze(0)
+    ref = ref.expand_as(x)
+    f_x, f_ref = (float(o) for o in f(torch.cat([x, ref]))[:, 0])
+    span = f_x - f_ref
+    masks = evidence_masks(v, mass=mass)
+    rows = []
+    for part in parts:
+        m = masks[part]
+        audio = masked_audio(y, m, fe)[0]
+        xa = fe(torch.as_tensor(audio, dtype=torch.float32)).reshape_as(x)
+        mt = torch.as_tensor(m, dtype=x.dtype)
+        inputs = torch.cat([ref + (xa - ref) * mt, ref + (x - ref) * mt])
+        out = f(inputs)[:, 0]
+        ok = abs(span) >= min_span
+        share = (float(out[0]) - f_ref) / span if ok else np.nan
+        share_spec = (float(out[1]) - f_ref) / span if ok else np.nan
+        path = ""
+        if out_dir is not None:
+            path = str(write_wav_atomic(Path(out_dir) / f"{clip}_{part}.wav", audio,
+                                        fe.sample_rate))
+        rows.append({"clip": clip, "part": part, "area": float(m.mean()), "share": share,
+                     "share_spectrogram": share_spec, "output": float(out[0]), "f_x": f_x,
+                     "f_ref": f_ref, "path": path})
+    table = pd.DataFrame(rows)
+    if out_dir is not None:
+        write_csv_atomic(Path(out_dir) / f"{clip}_listen_back.csv", table)
+    return table
+
+
+# ------------------------------------------------------------------------------ components
+
+
+def component_audio(y: np.ndarray, components: Components, k: int, frontend, *,
+                    path=None) -> np.ndarray:
+    """Component ``k`` of a clip as audio.
+
+    The component's mask (hard: its bins; NMF: its soft share of each bin's magnitude, i.e.
+    the NMF separation of the clip) is applied to the clip's STFT through the front end's
+    filterbank (:func:`midlevel.explain.listen.masked_audio`). With ``path`` the audio is
+    also written there (16-bit wav, atomically).
+
+    Returns
+    -------
+    audio : np.ndarray [shape=(n_samples,), dtype=float32]
+    """
+    fe = _frontend(frontend)
+    if not 0 <= int(k) < components.n_components:
+        raise ComponentError(f"component {k} out of range (0..{components.n_components - 1})")
+    audio = masked_audio(np.asarray(y, dtype=np.float64), components.masks[int(k)], fe)[0]
+    if path is not None:
+        write_wav_atomic(path, audio, fe.sample_rate)
+    return audio
+
+
+def top_component_wavs(y: np.ndarray, components: Components, weights, frontend, out_dir, *,
+                       top: int = 3, clip: str = "clip", direction: float = 1.0
+                       ) -> pd.DataFrame:
+    """Write the ``top`` components with the most evidence as wavs, with a table beside them.
+
+    Components are ranked by decreasing ``weight * direction`` (``direction = sign(f(x) -
+    f(ref))`` ranks by evidence for the clip's deviation from the reference, as
+    ``Lime``'s ``rank`` column; the default 1 ranks by evidence for a higher output).
+    Files: ``{clip}_top{rank}_component{k}.wav`` and ``{clip}_components.csv``.
+
+    Returns
+    -------
+    pd.DataFrame: clip, rank, component, name, kind, weight, area, path.
+    """
+    fe = _frontend(frontend)
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (components.n_components,):
+        raise ComponentError(f"need {components.n_components} weights, got shape {w.shape}")
+    order = np.argsort(-np.sign(direction or 1.0) * w, kind="stable")[:int(top)]
+    rows = []
+    for rank, k in enumerate(order, start=1):
+        path = Path(out_dir) / f"{clip}_top{rank}_component{k}.wav"
+        component_audio(y, components, int(k), fe, path=path)
+        rows.append({"clip": clip, "rank": rank, "component": int(k),
+                     "name": components.names[k], "kind": components.kind,
+                     "weight": float(w[k]), "area": float(components.area[k]),
+                     "path": str(path)})
+    table = pd.DataFrame(rows)
+    write_csv_atomic(Path(out_dir) / f"{clip}_components.csv", table)
+    return table
