@@ -39,6 +39,16 @@ def test_stages_run_top_down_and_include_batchnorm(event):
     assert set(bns) <= set(names) and "model.normalize" not in names
 
 
+def test_stages_ignore_parameters_left_behind_by_shap(event):
+    """SHAP's DeepExplainer leaves ``x`` / ``y`` Parameters on the modules it hooked (ReLUs,
+    pools): they are not layers to randomize."""
+    from midlevel.explain.attribution import attribute
+    f, x, bg, _ = event
+    g = copy.deepcopy(f)
+    attribute(g, x[:1], method="shap_deep", background=bg[:4])
+    assert cascade_stages(g, x) == cascade_stages(f, x)
+
+
 def test_randomization_reinitializes_batchnorm_and_reestimates_its_statistics(event):
     f, x, bg, _ = event
     trained = copy.deepcopy(f.state_dict())

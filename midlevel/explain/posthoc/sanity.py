@@ -136,8 +136,9 @@ def map_similarity(a: np.ndarray, b: np.ndarray) -> dict:
 def cascade_stages(f: nn.Module, x) -> list[tuple[str, list[str]]]:
     """Stages of the cascade, **top layer first**: ``(stage name, [module names])``.
 
-    The parameterized leaf modules (and BatchNorm layers) that a forward pass of ``f`` on ``x``
-    calls, in call order; a BatchNorm called right after a conv/linear layer joins its stage.
+    The parameterized leaf modules with a ``reset_parameters`` (conv, linear, BatchNorm...) that
+    a forward pass of ``f`` on ``x`` calls, in call order; a BatchNorm called right after a
+    conv/linear layer joins its stage.
     """
     x = _inputs(x)[:1]
     names = {m: n for n, m in f.named_modules()}
@@ -164,7 +165,10 @@ def cascade_stages(f: nn.Module, x) -> list[tuple[str, list[str]]]:
         if isinstance(m, Standardize):
             prev = m
             continue
-        learnable = isinstance(m, _BN) or any(True for _ in m.parameters(recurse=False))
+        # a layer with its own parameters and an initialization (not, e.g., a ReLU on which
+        # SHAP's DeepExplainer has left ``x`` / ``y`` Parameters behind)
+        learnable = isinstance(m, _BN) or (hasattr(m, "reset_parameters")
+                                           and any(True for _ in m.parameters(recurse=False)))
         if learnable:
             if isinstance(m, _BN) and isinstance(prev, (nn.Conv1d, nn.Conv2d, nn.Conv3d,
                                                         nn.Linear)) and stages:
