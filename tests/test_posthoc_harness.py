@@ -158,6 +158,29 @@ def test_reference_broadcasts_and_inputs_are_checked(linear):
         perturbation_curves(f, x[:2], truth[:3], 0.0)
 
 
+def test_a_bottleneck_concept_and_any_map_container():
+    """The harness needs only a scalar f: a bottleneck's concept unit works like a target, and
+    maps may come as arrays, tensors or a MethodResult."""
+    from midlevel.explain.attribution import OutputSelector
+    from midlevel.explain.posthoc.base import MethodResult
+    from midlevel.models import ConceptBottleneck
+    torch.manual_seed(0)
+    cb = ConceptBottleneck(["a", "b"], [{"name": "e"}], backbone={"width": 0.125}).eval()
+    f = OutputSelector(cb, "concept", 1).eval()
+    x = torch.rand(2, 1, 32, 48)
+    m = np.random.default_rng(0).normal(size=(2, 1, 32, 48))
+    kw = dict(modes=("deletion",), fractions=[0, 0.5, 1], n_random=5)
+    a = perturbation_curves(f, x, m, 0.5, **kw)
+    b = perturbation_curves(f, x, torch.as_tensor(m), 0.5, **kw)
+    c = perturbation_curves(f, x, MethodResult(values=m), 0.5, **kw)
+    assert len(a) == 2 * 12 * 3
+    np.testing.assert_allclose(a["value"], b["value"])
+    np.testing.assert_allclose(a["value"], c["value"])
+    with torch.no_grad():
+        full = float(f(torch.full((1, 1, 32, 48), 0.5)))
+    np.testing.assert_allclose(a[a["fraction"] == 1]["value"], full, rtol=1e-5)
+
+
 def test_box_share():
     m = np.zeros((2, 1, 10, 10))
     m[:, 0, 2:4, 2:4] = 1.0

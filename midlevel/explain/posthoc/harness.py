@@ -82,7 +82,8 @@ _ORDERS = ("morf", "lerf", "random", "random_reversed")
 def as_maps(values, n: int | None = None) -> np.ndarray:
     """``(batch, 1, n_bands, n_frames)`` or ``(batch, n_bands, n_frames)`` (array, tensor,
     ``MethodResult`` or ``Attribution``) -> float64 ``(batch, n_bands, n_frames)``."""
-    if hasattr(values, "values") and not isinstance(values, (np.ndarray, pd.DataFrame)):
+    if not torch.is_tensor(values) and not isinstance(values, (np.ndarray, pd.DataFrame)) \
+            and hasattr(values, "values"):  # MethodResult, Attribution
         values = values.values
     if torch.is_tensor(values):
         values = values.detach().cpu().numpy()
