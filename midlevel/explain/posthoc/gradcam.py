@@ -9,6 +9,12 @@ conv/BatchNorm): the channels' activations weighted by their spatially averaged 
 ``torch.nn.functional.interpolate`` (``interpolate_mode``, default bilinear; captum's
 ``LayerAttribution.interpolate`` is the same call).
 
+Resolution and receptive field: on the backbone with ``last_kernel=3`` a unit of the last block
+sees about 111 x 111 input bins. On a 10 s paper input (149 x 313) the last block's grid is
+16 x 37; on the 32 x 48 planted-event toy it is 2 x 4 and each unit sees the whole input, so the
+map carries almost no position there (measured 1.5x the event box's area share; an earlier block,
+``layer="model.backbone.layers.10"``, 8 x 12, gives 7x).
+
 Grad-CAM has no reference and no completeness: its values are not in output units and do not
 sum to anything (``MethodResult.expected`` is None). ``tables["gradcam"]``: clip, layer,
 cam_bands, cam_frames (the coarse map's size), positive_sum, negative_sum.

@@ -38,6 +38,13 @@ Rules (``composite=``)
 ``"epsilon_alpha2_beta1"`` alpha=2, beta=1 in every conv, epsilon in linear layers
 =========================  ==============================================================
 
+Measured on the planted-event task (``EventTask``, 30 clips with a clear event):
+``epsilon_plus`` puts 13.7x (min 8.4x) the event box's area share of positive relevance in the
+box; ``epsilon_plus_flat`` 8.1x; ``epsilon_gamma_box`` 0.55x and, with ``zero_bias``, an
+unstable conservation (errors up to 20x ``f(x)``: the merged BatchNorm biases keep units active
+whose bias-free pre-activation, the gamma rule's denominator, is near zero). Under cascading
+parameter randomization the z+ maps change little (see :mod:`~midlevel.explain.posthoc.sanity`).
+
 ``zero_bias=True`` (default) makes every rule ignore the biases (including the ones the
 BatchNorm merge creates), so each layer conserves relevance and ``sum(R) = f(x)`` up to the
 stabilizers: the map distributes all of ``f(x)`` over the input. With ``zero_bias=False`` the
