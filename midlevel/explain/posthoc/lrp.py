@@ -78,11 +78,6 @@ COMPOSITES = ("epsilon_plus", "epsilon_plus_flat", "epsilon_gamma_box", "epsilon
 _PASSIVE = (nn.Dropout, nn.Flatten, nn.Identity)
 
 
-def _leaves(module: nn.Module):
-    from zennit.core import collect_leaves
-    return list(collect_leaves(module))
-
-
 def unsupported_modules(f: nn.Module) -> list[str]:
     """Names of the leaf modules of ``f`` that no LRP rule here covers (empty = all covered)."""
     from zennit.types import Activation, AvgPool, BatchNorm, Convolution, Linear, MaxPool
