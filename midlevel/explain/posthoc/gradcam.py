@@ -1,0 +1,117 @@
+"""Grad-CAM (Selvaraju et al. 2017) on a conv layer, upsampled to the spectrogram's bins.
+
+The map is captum's ``LayerGradCam`` at ``layer`` (default: the output of the last conv block,
+i.e. the activation after the last ``Conv2d``; on the backbone the ReLU after the last
+conv/BatchNorm): the channels' activations weighted by their spatially averaged gradients of
+``f`` and summed over channels, with a ReLU (``relu=True``, the published method: only evidence
+*for* a higher ``f``) or signed (``relu=False``). The coarse map (on the paper backbone about
+1/16 of the bands and frames of the input) is upsampled to ``(n_bands, n_frames)`` with
+``torch.nn.functional.interpolate`` (``interpolate_mode``, default bilinear; captum's
+``LayerAttribution.interpolate`` is the same call).
+
+Resolution and receptive field: on the backbone with ``last_kernel=3`` a unit of the last block
+sees about 111 x 111 input bins. On a 10 s paper input (149 x 313) the last block's grid is
+16 x 37; on the 32 x 48 planted-event toy it is 2 x 4 and each unit sees the whole input, so the
+map carries almost no position there (measured 1.5x the event box's area share; an earlier block,
+``layer="model.backbone.layers.10"``, 8 x 12, gives 7x).
+
+Grad-CAM has no reference and no completeness: its values are not in output units and do not
+sum to anything (``MethodResult.expected`` is None). ``tables["gradcam"]``: clip, layer,
+cam_bands, cam_frames (the coarse map's size), positive_sum, negative_sum.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from midlevel.explain.attribution import AttributionError
+from midlevel.explain.posthoc.base import MethodResult, PosthocMethod
+
+__all__ = ["GradCAM", "last_conv_block"]
+
+_ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid)
+
+
+def last_conv_block(f: nn.Module) -> tuple[str, nn.Module]:
+    """``(name, module)`` of the output of the last conv block of ``f``: the first activation
+    after the last ``Conv2d`` (in registration order, which is forward order on the package's
+    models), else the last module before the next pool/linear/flatten, else the conv itself."""
+    leaves = [(n, m) for n, m in f.named_modules() if next(m.children(), None) is None]
+    convs = [i for i, (_, m) in enumerate(leaves) if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise AttributionError("Grad-CAM needs a Conv2d layer; the model has none")
+    i = convs[-1]
+    chosen = leaves[i]
+    for n, m in leaves[i + 1:]:
+        if isinstance(m, _ACTIVATIONS):
+            return n, m
+        if isinstance(m, (nn.Linear, nn.Flatten, nn.MaxPool2d, nn.AvgPool2d,
+                          nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
+            break
+        chosen = (n, m)
+    return chosen
+
+
+class GradCAM(PosthocMethod):
+    """Grad-CAM of a scalar ``f`` at a conv layer, upsampled to the input's bands and frames.
+
+    Parameters
+    ----------
+    layer : an ``nn.Module`` inside ``f``, its name (``f.get_submodule``), or None (the last
+        conv block's output, :func:`last_conv_block`).
+    relu : keep only positive evidence (the published Grad-CAM) or return the signed map.
+    interpolate_mode : ``F.interpolate`` mode for the upsampling ("bilinear", "nearest"...).
+    batch_size : inputs per backward pass.
+    """
+
+    name = "gradcam"
+    label = "Grad-CAM (captum, last conv block)"
+
+    def __init__(self, *, layer=None, relu: bool = True, interpolate_mode: str = "bilinear",
+                 batch_size: int = 16):
+        self.layer = layer
+        self.relu = bool(relu)
+        self.interpolate_mode = interpolate_mode
+        self.batch_size = int(batch_size)
+
+    def _layer(self, f: nn.Module) -> tuple[str, nn.Module]:
+        if self.layer is None:
+            return last_conv_block(f)
+        if isinstance(self.layer, str):
+            return self.layer, f.get_submodule(self.layer)
+        name = next((n for n, m in f.named_modules() if m is self.layer), None)
+        if name is None:
+            raise AttributionError("the Grad-CAM layer is not a submodule of the explained model")
+        return name, self.layer
+
+    def attribute(self, f: nn.Module, x: torch.Tensor, *, reference: torch.Tensor = None,
+                  background: torch.Tensor | None = None) -> MethodResult:
+        """Upsampled Grad-CAM maps ``(batch, 1, n_bands, n_frames)`` (``reference`` and
+        ``background`` are not used: Grad-CAM has no reference)."""
+        from captum.attr import LayerGradCam
+
+        name, layer = self._layer(f)
+        x = torch.as_tensor(x, dtype=torch.float32).detach()
+        p = next(f.parameters(), None)
+        device = p.device if p is not None else torch.device("cpu")
+        was_training = f.training
+        f.eval()
+        try:
+            cam = LayerGradCam(f, layer)
+            coarse = torch.cat([cam.attribute(x[a:a + self.batch_size].to(device), target=0,
+                                              relu_attributions=self.relu).detach().cpu()
+                                for a in range(0, len(x), self.batch_size)])
+        finally:
+            f.train(was_training)
+        kw = {} if self.interpolate_mode in ("nearest", "area") else {"align_corners": False}
+        up = F.interpolate(coarse, size=tuple(x.shape[-2:]), mode=self.interpolate_mode, **kw)
+        values = up.numpy().astype(np.float32)
+        flat = values.reshape(len(values), -1)
+        table = pd.DataFrame({"clip": [f"clip{i}" for i in range(len(values))], "layer": name,
+                              "cam_bands": coarse.shape[-2], "cam_frames": coarse.shape[-1],
+                              "positive_sum": np.clip(flat, 0, None).sum(1),
+                              "negative_sum": np.clip(flat, None, 0).sum(1)})
+        return MethodResult(values=values, expected=None, tables={"gradcam": table})

@@ -1,0 +1,469 @@
+"""One faithfulness harness for every post-hoc method: perturbation curves against random.
+
+The ranking rule (fixed before any result was measured)
+-------------------------------------------------------
+A map claims, for every bin (or patch), how much that bin pushes the explained output ``f`` up.
+So the harness ranks bins by the **signed map value, largest first** ("most relevant first",
+MoRF); "least relevant first" (LeRF) is the **exact reverse** of that order (the most negative
+bins first). Ties (the zeros of a ReLU'd Grad-CAM, flat patches) are broken by a seeded random
+permutation, the same for MoRF and LeRF. With ``patch=(bands, frames)`` the unit is a patch and
+its value is the *sum* of the map over its bins (its claimed total contribution). The rule looks
+at nothing else: not at ``f(x) - f(reference)``, not at the model, not at any curve.
+
+Why this rule: for a method whose values are contributions to ``f(x) - f(reference)``
+(integrated gradients, DeepLIFT, SHAP), putting bin ``i`` back to the reference changes ``f`` by
+about ``-a_i``; deleting in MoRF order lowers ``f`` fastest and in LeRF order raises it fastest,
+*whatever the sign of* ``f(x) - f(reference)``. So the curves are compared in output units, and
+no sign flip by ``sign(f(x) - f(reference))`` is needed (the old harness flipped the ranking by
+that sign because it normalized each curve to run from 1 to 0, which needs the output to fall;
+here nothing is normalized). Methods without a reference (LRP decomposes ``f(x)`` against a zero
+output, Grad-CAM is positive evidence for ``f``) make the same claim, "larger pushes ``f`` up
+more", and are ranked the same way.
+
+What is measured
+----------------
+- **Deletion**: the first ``k`` units of an order are replaced by the ``reference`` (the same
+  reference the attributions were computed against: the training background's mean, never
+  silence unless that is the attributions' reference too); ``f`` is recorded at fixed fractions
+  ``k / n`` (``fractions``, default 0, 0.05, ..., 1). **Insertion**: the first ``k`` units are
+  taken from ``x``, the rest from the reference. Insertion in one order is deletion in the
+  reversed order read backwards, so insertion-MoRF is deletion-LeRF mirrored (tested): the two
+  modes are reported because the field reports both, not as independent evidence.
+- **Areas**, unnormalized: the trapezoid area under ``f`` over the fraction in [0, 1], in output
+  units. Deletion: MoRF should lie *below* random, LeRF above. **Area between** the curves:
+  deletion ``LeRF - MoRF``, insertion ``MoRF - LeRF``; positive = faithful, 0 = no better than
+  chance, negative = the map ranks backwards.
+- **Random orderings**: ``n_random`` (>= 5) seeded permutations per clip and their reverses
+  (``2 * n_random`` random curves; each permutation and its reverse also give a random
+  "area between", whose mean is 0 by symmetry: the null for the area between). The random
+  permutations depend only on ``seed`` and the clip's position, so every method on the same
+  clips is compared with the same random orders.
+- **Paired comparison against random** (:func:`compare_to_random`), per method and mode, over
+  clips: ``morf_gain`` (deletion: random - MoRF area; insertion: MoRF - random),
+  ``lerf_gain`` (deletion: LeRF - random; insertion: random - LeRF) and ``between_gain`` (area
+  between minus the random pairs' area between); positive = better than random. Reported: mean,
+  95 % percentile-bootstrap interval of the mean over clips, Wilcoxon signed-rank and one-sample
+  t p-values (two-sided), the share of clips with a positive gain. ``verdict`` reads the
+  interval only: "better than random" (lower bound > 0), "worse than random" (upper bound < 0),
+  else "not distinguishable".
+
+Everything comes back as tidy DataFrames. The explained ``f`` is any scalar module ``(batch, 1,
+n_bands, n_frames) -> (batch, 1)``: ``OutputSelector(model, "target", i)`` for a black box or a
+bottleneck's target, ``OutputSelector(model, "concept", i)`` for a bottleneck concept.
+
+:func:`quantus_deletion_check` cross-checks the MoRF deletion curve against quantus'
+``PixelFlipping`` with the same reference (a custom perturbation function, since quantus'
+baselines are a constant or a statistic of the image, not a per-bin reference map).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import stats
+from torch import nn
+
+from midlevel.explain.attribution import AttributionError
+
+__all__ = ["DEFAULT_FRACTIONS", "HarnessResult", "morf_order", "patch_ids",
+           "perturbation_curves", "curve_areas", "clip_scores", "compare_to_random",
+           "faithfulness", "evaluate_methods", "box_share", "quantus_deletion_check",
+           "as_maps"]
+
+DEFAULT_FRACTIONS = np.linspace(0.0, 1.0, 21)
+_ORDERS = ("morf", "lerf", "random", "random_reversed")
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def as_maps(values, n: int | None = None) -> np.ndarray:
+    """``(batch, 1, n_bands, n_frames)`` or ``(batch, n_bands, n_frames)`` (array, tensor,
+    ``MethodResult`` or ``Attribution``) -> float64 ``(batch, n_bands, n_frames)``."""
+    if not torch.is_tensor(values) and not isinstance(values, (np.ndarray, pd.DataFrame)) \
+            and hasattr(values, "values"):  # MethodResult, Attribution
+        values = values.values
+    if torch.is_tensor(values):
+        values = values.detach().cpu().numpy()
+    a = np.asarray(values, dtype=np.float64)
+    if a.ndim == 4:
+        if a.shape[1] != 1:
+            raise AttributionError(f"maps must have one channel, got shape {a.shape}")
+        a = a[:, 0]
+    if a.ndim == 2:
+        a = a[None]
+    if a.ndim != 3 or (n is not None and len(a) != n):
+        raise AttributionError(f"expected maps (batch, 1, n_bands, n_frames) for {n} inputs, "
+                               f"got shape {np.shape(values)}")
+    return a
+
+
+def _inputs(x) -> torch.Tensor:
+    x = torch.as_tensor(x.detach().cpu() if torch.is_tensor(x) else np.asarray(x),
+                        dtype=torch.float32)
+    if x.ndim == 2:
+        x = x[None, None]
+    elif x.ndim == 3:
+        x = x[:, None]
+    if x.ndim != 4 or x.shape[1] != 1:
+        raise AttributionError(f"expected inputs (batch, 1, n_bands, n_frames), got "
+                               f"{tuple(x.shape)}")
+    return x
+
+
+def _reference_map(reference, shape) -> torch.Tensor:
+    r = torch.as_tensor(reference.detach().cpu() if torch.is_tensor(reference)
+                        else np.asarray(reference), dtype=torch.float32)
+    try:
+        return torch.broadcast_to(r.reshape(r.shape[-2:]) if r.ndim >= 2 else r, shape).clone()
+    except RuntimeError as err:
+        raise AttributionError(f"reference of shape {tuple(r.shape)} does not fit inputs of "
+                               f"(n_bands, n_frames) = {tuple(shape)}") from err
+
+
+def patch_ids(shape: tuple[int, int], patch: tuple[int, int] | None = None) -> np.ndarray:
+    """``(n_bands, n_frames)`` array of unit indices: each bin its own unit (``patch=None``) or
+    tiles of ``patch = (bands, frames)`` (edge tiles smaller), numbered row-major."""
+    nb, nf = shape
+    if patch is None:
+        return np.arange(nb * nf).reshape(nb, nf)
+    pb, pf = max(1, int(patch[0])), max(1, int(patch[1]))
+    cols = -(-nf // pf)
+    return (np.arange(nb)[:, None] // pb) * cols + (np.arange(nf)[None, :] // pf)
+
+
+def morf_order(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Indices of ``values`` by decreasing value (MoRF), ties broken by a random permutation
+    drawn from ``rng``; LeRF is ``order[::-1]``."""
+    values = np.asarray(values, dtype=np.float64)
+    return np.lexsort((rng.random(values.size), -values))
+
+
+def _clip_rngs(seed: int, i: int):
+    """Independent streams per clip: random orderings (shared by all methods) and tie-breaks."""
+    ss = np.random.SeedSequence([int(seed), int(i)])
+    orders, ties = ss.spawn(2)
+    return np.random.default_rng(orders), np.random.default_rng(ties)
+
+
+@torch.no_grad()
+def _predict(f: nn.Module, xs: torch.Tensor, batch_size: int, device) -> np.ndarray:
+    return torch.cat([f(xs[a:a + batch_size].to(device)).reshape(-1).cpu()
+                      for a in range(0, len(xs), batch_size)]).numpy().astype(np.float64)
+
+
+def _device(f: nn.Module):
+    p = next(f.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+# ------------------------------------------------------------------------------ curves
+
+
+def perturbation_curves(f: nn.Module, x, maps, reference, *, method: str = "method",
+                        clips=None, modes=("deletion", "insertion"), fractions=None,
+                        n_random: int = 5, patch: tuple[int, int] | None = None,
+                        seed: int = 0, batch_size: int = 64) -> pd.DataFrame:
+    """MoRF, LeRF and random-order deletion / insertion curves of ``f`` (module docstring).
+
+    Parameters
+    ----------
+    f : scalar module ``(batch, 1, n_bands, n_frames) -> (batch, 1)`` (put in eval mode).
+    x : inputs ``(batch, 1, n_bands, n_frames)``.
+    maps : attributions for ``x`` (``(batch, 1, n_bands, n_frames)``, a ``MethodResult`` or an
+        ``Attribution``).
+    reference : the removal reference, broadcastable to ``(n_bands, n_frames)`` (the one the
+        attributions were computed against).
+    fractions : increasing fractions in [0, 1] of units removed (default ``DEFAULT_FRACTIONS``);
+        at fraction ``q`` the first ``round(q * n_units)`` units of an order are perturbed.
+    n_random : random permutations per clip (each also reversed); at least 5.
+    patch : (bands, frames) to rank and perturb whole patches.
+
+    Returns
+    -------
+    pd.DataFrame: clip, method, mode, order ("morf", "lerf", "random", "random_reversed"),
+    repeat, fraction, value (``f`` of the perturbed input, output units), output (``f(x)``),
+    reference_output (``f(reference)``), n_units.
+    """
+    if n_random < 5:
+        raise AttributionError(f"n_random must be at least 5 (got {n_random}): one or two random "
+                               f"orders do not make a reference")
+    bad = [m for m in modes if m not in ("deletion", "insertion")]
+    if bad:
+        raise AttributionError(f"modes must be 'deletion' and/or 'insertion', got {bad}")
+    x = _inputs(x)
+    a = as_maps(maps, len(x))
+    if a.shape[1:] != tuple(x.shape[2:]):
+        raise AttributionError(f"maps of shape {a.shape[1:]} do not match inputs "
+                               f"{tuple(x.shape[2:])}")
+    fractions = np.asarray(DEFAULT_FRACTIONS if fractions is None else fractions, dtype=float)
+    if fractions.ndim != 1 or np.any(np.diff(fractions) <= 0) or fractions.min() < 0 \
+            or fractions.max() > 1:
+        raise AttributionError("fractions must increase strictly within [0, 1]")
+    clips = list(clips) if clips is not None else [f"clip{i}" for i in range(len(x))]
+    f.eval()
+    device = _device(f)
+    shape = tuple(x.shape[2:])
+    ref = _reference_map(reference, shape)
+    groups = patch_ids(shape, patch)
+    n_units = int(groups.max()) + 1
+    ks = np.rint(fractions * n_units).astype(int)
+    f_ref = float(_predict(f, ref[None, None], 1, device)[0])
+    f_x = _predict(f, x, batch_size, device)
+    rows = []
+    for i, clip in enumerate(clips):
+        rng_orders, rng_ties = _clip_rngs(seed, i)
+        unit_value = np.bincount(groups.ravel(), weights=a[i].ravel(), minlength=n_units)
+        morf = morf_order(unit_value, rng_ties)
+        orders = [("morf", 0, morf), ("lerf", 0, morf[::-1])]
+        for r in range(n_random):
+            perm = rng_orders.permutation(n_units)
+            orders += [("random", r, perm), ("random_reversed", r, perm[::-1])]
+        xi = x[i, 0]
+        for mode in modes:
+            batch = []
+            for _, _, idx in orders:
+                rank = np.empty(n_units, dtype=np.int64)
+                rank[idx] = np.arange(n_units)
+                rank_map = torch.as_tensor(rank[groups])
+                for k in ks:
+                    chosen = rank_map < k
+                    batch.append(torch.where(chosen, ref, xi) if mode == "deletion"
+                                 else torch.where(chosen, xi, ref))
+            values = _predict(f, torch.stack(batch).unsqueeze(1), batch_size, device)
+            values = values.reshape(len(orders), len(ks))
+            for (order, repeat, _), v in zip(orders, values):
+                rows.append(pd.DataFrame({"clip": clip, "method": method, "mode": mode,
+                                          "order": order, "repeat": repeat,
+                                          "fraction": fractions, "value": v,
+                                          "output": f_x[i], "reference_output": f_ref,
+                                          "n_units": n_units}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def curve_areas(curves: pd.DataFrame) -> pd.DataFrame:
+    """Trapezoid area under each curve (``value`` over ``fraction``), in output units.
+
+    Returns
+    -------
+    pd.DataFrame: clip, method, mode, order, repeat, area.
+    """
+    keys = ["clip", "method", "mode", "order", "repeat"]
+    out = []
+    for key, g in curves.groupby(keys, sort=False):
+        g = g.sort_values("fraction")
+        out.append((*key, float(np.trapezoid(g["value"].to_numpy(), g["fraction"].to_numpy()))))
+    return pd.DataFrame(out, columns=keys + ["area"])
+
+
+def clip_scores(areas: pd.DataFrame) -> pd.DataFrame:
+    """Per clip, method and mode: the areas and the gains over random (positive = better).
+
+    Returns
+    -------
+    pd.DataFrame: clip, method, mode, morf, lerf, random (mean over all ``2 * n_random``
+    random curves), random_sd, between (deletion: lerf - morf; insertion: morf - lerf),
+    between_random (the same for each random permutation and its reverse, averaged),
+    morf_gain, lerf_gain, between_gain (see the module docstring), morf_better (MoRF beats the
+    random mean: deletion below, insertion above).
+    """
+    keys = ["clip", "method", "mode"]
+    rows = []
+    for key, g in areas.groupby(keys, sort=False):
+        by = {o: g[g["order"] == o].sort_values("repeat")["area"].to_numpy() for o in _ORDERS}
+        rnd = np.concatenate([by["random"], by["random_reversed"]])
+        sign = 1.0 if key[2] == "deletion" else -1.0  # deletion: low MoRF is good
+        morf, lerf = float(by["morf"][0]), float(by["lerf"][0])
+        between = sign * (lerf - morf)
+        between_random = float(np.mean(sign * (by["random_reversed"] - by["random"])))
+        rows.append({**dict(zip(keys, key)), "morf": morf, "lerf": lerf,
+                     "random": float(rnd.mean()), "random_sd": float(rnd.std(ddof=1)),
+                     "between": between, "between_random": between_random,
+                     "morf_gain": sign * (float(rnd.mean()) - morf),
+                     "lerf_gain": sign * (lerf - float(rnd.mean())),
+                     "between_gain": between - between_random})
+    out = pd.DataFrame(rows)
+    out["morf_better"] = out["morf_gain"] > 0
+    return out
+
+
+def _bootstrap_mean(d: np.ndarray, n_boot: int, level: float, rng) -> tuple[float, float]:
+    if len(d) < 2:
+        return np.nan, np.nan
+    means = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
+def compare_to_random(scores: pd.DataFrame, *, metrics=("morf_gain", "lerf_gain",
+                                                        "between_gain"),
+                      n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """Paired comparison of each method with random orders, over clips.
+
+    Returns
+    -------
+    pd.DataFrame: method, mode, metric, n_clips, mean, ci_low, ci_high (percentile bootstrap of
+    the mean gain), p_wilcoxon, p_ttest (two-sided), share_positive, verdict ("better than
+    random", "worse than random", "not distinguishable": from the interval).
+    """
+    rows = []
+    for (method, mode), g in scores.groupby(["method", "mode"], sort=False):
+        for metric in metrics:
+            d = g[metric].to_numpy(dtype=float)
+            d = d[np.isfinite(d)]
+            rng = np.random.default_rng(seed)
+            lo, hi = _bootstrap_mean(d, n_boot, level, rng)
+            if len(d) >= 2 and np.any(d != 0):
+                p_w = float(stats.wilcoxon(d).pvalue)
+                p_t = float(stats.ttest_1samp(d, 0.0).pvalue)
+            else:
+                p_w = p_t = 1.0 if len(d) else np.nan
+            verdict = ("better than random" if lo > 0 else "worse than random" if hi < 0
+                       else "not distinguishable")
+            rows.append({"method": method, "mode": mode, "metric": metric, "n_clips": len(d),
+                         "mean": float(d.mean()) if len(d) else np.nan, "ci_low": lo,
+                         "ci_high": hi, "p_wilcoxon": p_w, "p_ttest": p_t,
+                         "share_positive": float(np.mean(d > 0)) if len(d) else np.nan,
+                         "verdict": verdict})
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------ one call
+
+
+@dataclass
+class HarnessResult:
+    """curves, areas, scores (per clip), comparison (per method, mode, metric): tidy tables."""
+
+    curves: pd.DataFrame
+    areas: pd.DataFrame
+    scores: pd.DataFrame
+    comparison: pd.DataFrame
+
+    def summary(self, mode: str = "deletion") -> pd.DataFrame:
+        """One row per method for ``mode``: mean areas, share of clips where MoRF beats random,
+        and the area-between gain with its interval and p-value."""
+        s = self.scores[self.scores["mode"] == mode]
+        per = s.groupby("method", sort=False).agg(
+            n_clips=("clip", "size"), morf=("morf", "mean"), lerf=("lerf", "mean"),
+            random=("random", "mean"), between=("between", "mean"),
+            morf_better_share=("morf_better", "mean")).reset_index()
+        c = self.comparison[(self.comparison["mode"] == mode)
+                            & (self.comparison["metric"] == "between_gain")]
+        c = c[["method", "ci_low", "ci_high", "p_wilcoxon", "verdict"]].rename(
+            columns={"ci_low": "between_gain_ci_low", "ci_high": "between_gain_ci_high",
+                     "p_wilcoxon": "between_gain_p"})
+        return per.merge(c, on="method", how="left")
+
+
+def faithfulness(f: nn.Module, x, maps: dict, reference, *, clips=None, n_boot: int = 2000,
+                 **options) -> HarnessResult:
+    """The harness for several methods' maps on the same clips.
+
+    ``maps``: method name -> maps for ``x``; ``options``: :func:`perturbation_curves` keywords
+    (modes, fractions, n_random, patch, seed, batch_size).
+    """
+    curves = pd.concat([perturbation_curves(f, x, m, reference, method=name, clips=clips,
+                                            **options) for name, m in maps.items()],
+                       ignore_index=True)
+    areas = curve_areas(curves)
+    scores = clip_scores(areas)
+    return HarnessResult(curves, areas, scores,
+                         compare_to_random(scores, n_boot=n_boot, seed=options.get("seed", 0)))
+
+
+def evaluate_methods(f: nn.Module, x, methods: dict, reference, *, background=None,
+                     clips=None, **options) -> tuple[HarnessResult, dict]:
+    """Compute each method's maps (a ``PosthocMethod`` or a callable ``(f, x, reference) ->
+    maps``) and run :func:`faithfulness`. Returns ``(result, maps)``."""
+    maps = {}
+    x = _inputs(x)
+    for name, m in methods.items():
+        if hasattr(m, "attribute"):
+            maps[name] = as_maps(m.attribute(f, x, reference=reference, background=background))
+        else:
+            maps[name] = as_maps(m(f, x, reference))
+    return faithfulness(f, x, maps, reference, clips=clips, **options), maps
+
+
+# ------------------------------------------------------------------------------ event box
+
+
+def box_share(maps, box, *, method: str = "method", clips=None,
+              positive: bool = True) -> pd.DataFrame:
+    """Share of positive (or absolute) attribution inside a known box, against its area share.
+
+    ``box``: (band_start, band_stop, frame_start, frame_stop), half-open, one for all clips or a
+    list with one per clip. Returns clip, method, share, area_share, ratio (share / area_share;
+    1 = no better than uniform).
+    """
+    a = as_maps(maps)
+    boxes = box if isinstance(box, list) else [box] * len(a)
+    clips = list(clips) if clips is not None else [f"clip{i}" for i in range(len(a))]
+    rows = []
+    for i, m in enumerate(a):
+        w = np.clip(m, 0, None) if positive else np.abs(m)
+        b0, b1, f0, f1 = (int(v) for v in boxes[i])
+        total = float(w.sum())
+        area = (b1 - b0) * (f1 - f0) / m.size
+        share = float(w[b0:b1, f0:f1].sum()) / total if total > 0 else np.nan
+        rows.append({"clip": clips[i], "method": method, "share": share, "area_share": area,
+                     "ratio": share / area if area > 0 else np.nan})
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------ quantus
+
+
+def quantus_deletion_check(f: nn.Module, x, maps, reference, *, steps: int = 16,
+                           batch_size: int = 64) -> pd.DataFrame:
+    """MoRF deletion curve of :func:`perturbation_curves` against quantus ``PixelFlipping``.
+
+    quantus perturbs ``n_bins / steps`` bins per step in ``argsort(-a)`` order and records the
+    model's output (``softmax=False``, ``normalise=False``, ``abs=False``); its perturbation
+    function is replaced by one that writes the reference's values into the chosen bins. Maps
+    should have no ties (the two tie-breaks differ). ``n_bands * n_frames`` must be a multiple
+    of ``steps``.
+
+    Returns
+    -------
+    pd.DataFrame: clip, max_abs_difference (between the two curves at fractions 1/steps ... 1),
+    area_harness, area_quantus (trapezoid over those fractions), quantus_version.
+    """
+    import quantus
+
+    x = _inputs(x)
+    a = as_maps(maps, len(x))
+    nb, nf = x.shape[2:]
+    n = nb * nf
+    if n % steps:
+        raise AttributionError(f"{n} bins are not a multiple of steps={steps}")
+    ref_flat = _reference_map(reference, (nb, nf)).numpy().reshape(-1)
+
+    def to_reference(arr, indices, **kwargs):
+        out = arr.copy()
+        out[np.arange(len(arr))[:, None], indices] = ref_flat[indices]
+        return out
+
+    f.eval()
+    metric = quantus.PixelFlipping(features_in_step=n // steps, normalise=False, abs=False,
+                                   perturb_func=to_reference, disable_warnings=True,
+                                   display_progressbar=False)
+    q = np.asarray(metric(model=f, x_batch=x.numpy(), y_batch=np.zeros(len(x), dtype=int),
+                          a_batch=a[:, None].astype(np.float32), softmax=False,
+                          channel_first=True, device=str(_device(f)), batch_size=batch_size),
+                   dtype=float)
+    fr = np.arange(1, steps + 1) / steps
+    ours = perturbation_curves(f, x, a, reference, modes=("deletion",), fractions=fr,
+                               n_random=5)
+    ours = ours[ours["order"] == "morf"]
+    rows = []
+    for i in range(len(x)):
+        mine = ours[ours["clip"] == f"clip{i}"].sort_values("fraction")["value"].to_numpy()
+        rows.append({"clip": f"clip{i}", "max_abs_difference": float(np.abs(mine - q[i]).max()),
+                     "area_harness": float(np.trapezoid(mine, fr)),
+                     "area_quantus": float(np.trapezoid(q[i], fr)),
+                     "quantus_version": quantus.__version__})
+    return pd.DataFrame(rows)

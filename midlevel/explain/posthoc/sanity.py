@@ -1,0 +1,346 @@
+"""Model-randomization sanity checks that can fail (Adebayo et al. 2018, with floors).
+
+Cascading randomization
+-----------------------
+The layers ``f`` actually runs (found by a traced forward pass, in call order; a BatchNorm right
+after a conv/linear layer joins that layer's stage) are re-initialized from the **top layer
+down**, one stage at a time, on a deep copy of ``f`` (``f`` itself is never touched). At every
+stage the method's maps are recomputed and compared with the trained maps. Re-initialization:
+
+- conv: Kaiming-normal weights (fan-out, ReLU: the backbone's own initialization), biases
+  zeroed; linear: PyTorch's default ``reset_parameters``;
+- BatchNorm: affine weight and bias back to their initial 1 and 0 (which carry no learned
+  information) and running statistics **re-estimated** on ``background`` (default: the explained
+  inputs) through the randomized network: after every stage, every randomized BatchNorm layer,
+  one at a time from the input side, from a forward pass with only that layer in training mode
+  (cumulative average; dropout and everything else in eval mode).
+  Resetting them to mean 0 / variance 1 instead (``running_stats="reset"``) leaves a randomized
+  layer's activations unnormalized (often exploding or vanishing through the stack), so its maps
+  would differ from the trained ones for a reason that has nothing to do with what was learned;
+  keeping the trained statistics (the old check) keeps learned information in the network.
+- ``Standardize`` holds data statistics, not learned weights, and is left alone.
+
+Seeds: the cascade uses ``seeds[0]``; a second, independent full randomization uses
+``seeds[1]``.
+
+Similarities (per clip, on the ``(n_bands, n_frames)`` maps): ``spearman_abs`` (rank
+correlation of ``|map|``: "do they point at the same bins"), ``spearman`` (signed), ``ssim_abs``
+(SSIM of ``|map| / max |map|``, 7 x 7 uniform window, data range 1).
+
+Floors and the pass rule (fixed before measuring)
+-------------------------------------------------
+Per clip, with ``T`` the trained map, ``R1``, ``R2`` the maps of the two independent full
+randomizations and ``I = |x - reference|`` an input-only map (no model):
+
+- ``trained_vs_random`` = mean of sim(T, R1) and sim(T, R2);
+- floor (a) ``trained_vs_input`` = sim(T, I): how much of the trained map a picture of the
+  input already explains;
+- floor (b) ``random_vs_random`` = sim(R1, R2): how alike maps of two unrelated random networks
+  are (their shared part comes from the input and the method, not from learning);
+- ``random_vs_input`` = sim(R1, I) is reported as well.
+
+A method **passes** when, for the primary similarity ``spearman_abs``, the upper end of the 95 %
+percentile-bootstrap interval (over clips) of the mean of ``trained_vs_random -
+trained_vs_input`` is below 0 **and** the same holds for ``trained_vs_random -
+random_vs_random``: the trained map is further from the randomized ones than from a picture of
+the input, and further than two random networks are from each other. A model-independent map
+(e.g. ``|x - reference|``) has all three similarities equal to 1 and fails.
+
+Any method works that is a callable ``(f, x, reference) -> maps`` (``maps`` ``(batch, 1,
+n_bands, n_frames)``, a ``MethodResult`` or an ``Attribution``); :func:`as_method` wraps a
+``PosthocMethod``.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy.ndimage import uniform_filter
+from scipy.stats import spearmanr
+from torch import nn
+
+from midlevel.explain.attribution import AttributionError
+from midlevel.explain.posthoc.harness import _inputs, _reference_map, as_maps
+from midlevel.models.backbone import Standardize
+
+__all__ = ["SanityResult", "sanity_check", "cascade_stages", "randomize_stage",
+           "map_similarity", "as_method", "input_only_map", "gradient_x_input",
+           "SIMILARITIES"]
+
+SIMILARITIES = ("spearman_abs", "spearman", "ssim_abs")
+_BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+# ------------------------------------------------------------------------------ methods
+
+
+def as_method(method, *, background=None):
+    """A ``PosthocMethod`` (or a callable) as a callable ``(f, x, reference) -> maps``."""
+    if hasattr(method, "attribute"):
+        return lambda f, x, reference: method.attribute(f, x, reference=reference,
+                                                        background=background)
+    return method
+
+
+def input_only_map(f, x, reference) -> np.ndarray:
+    """``|x - reference|``: a "method" that never looks at the model (it must fail)."""
+    x = _inputs(x)
+    ref = _reference_map(reference, tuple(x.shape[2:]))
+    return (x - ref).abs().numpy()
+
+
+def gradient_x_input(f, x, reference=None) -> np.ndarray:
+    """Gradient times input, ``x * df/dx`` (``reference`` unused)."""
+    x = _inputs(x).clone().requires_grad_(True)
+    f.eval()
+    (g,) = torch.autograd.grad(f(x).sum(), x)
+    return (x * g).detach().numpy()
+
+
+# ------------------------------------------------------------------------------ similarity
+
+
+def _ssim(a: np.ndarray, b: np.ndarray, win: int = 7) -> float:
+    a = a / (a.max() or 1.0)
+    b = b / (b.max() or 1.0)
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    mu_a, mu_b = uniform_filter(a, win), uniform_filter(b, win)
+    va = uniform_filter(a * a, win) - mu_a ** 2
+    vb = uniform_filter(b * b, win) - mu_b ** 2
+    cov = uniform_filter(a * b, win) - mu_a * mu_b
+    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (va + vb + c2))
+    return float(s.mean())
+
+
+def map_similarity(a: np.ndarray, b: np.ndarray) -> dict:
+    """``spearman_abs``, ``spearman``, ``ssim_abs`` of two ``(n_bands, n_frames)`` maps (NaN
+    where a map is constant)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    out = {}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for name, (u, v) in {"spearman_abs": (np.abs(a), np.abs(b)),
+                             "spearman": (a, b)}.items():
+            u, v = u.ravel(), v.ravel()
+            out[name] = (float(spearmanr(u, v).statistic) if u.std() > 0 and v.std() > 0
+                         else np.nan)
+    out["ssim_abs"] = _ssim(np.abs(a), np.abs(b))
+    return out
+
+
+# ------------------------------------------------------------------------------ layers
+
+
+def cascade_stages(f: nn.Module, x) -> list[tuple[str, list[str]]]:
+    """Stages of the cascade, **top layer first**: ``(stage name, [module names])``.
+
+    The parameterized leaf modules with a ``reset_parameters`` (conv, linear, BatchNorm...) that
+    a forward pass of ``f`` on ``x`` calls, in call order; a BatchNorm called right after a
+    conv/linear layer joins its stage.
+    """
+    x = _inputs(x)[:1]
+    names = {m: n for n, m in f.named_modules()}
+    called = []
+
+    def hook(module, inputs, output):
+        called.append(names[module])
+
+    handles = [m.register_forward_hook(hook) for m in f.modules()
+               if next(m.children(), None) is None]
+    try:
+        with torch.no_grad():
+            f.eval()
+            p = next(f.parameters(), None)
+            f(x.to(p.device if p is not None else "cpu"))
+    finally:
+        for h in handles:
+            h.remove()
+    modules = dict(f.named_modules())
+    stages: list[list[str]] = []
+    prev = None
+    for n in called:
+        m = modules[n]
+        if isinstance(m, Standardize):
+            prev = m
+            continue
+        # a layer with its own parameters and an initialization (not, e.g., a ReLU on which
+        # SHAP's DeepExplainer has left ``x`` / ``y`` Parameters behind)
+        learnable = isinstance(m, _BN) or (hasattr(m, "reset_parameters")
+                                           and any(True for _ in m.parameters(recurse=False)))
+        if learnable:
+            if isinstance(m, _BN) and isinstance(prev, (nn.Conv1d, nn.Conv2d, nn.Conv3d,
+                                                        nn.Linear)) and stages:
+                stages[-1].append(n)
+            elif not any(n in s for s in stages):
+                stages.append([n])
+        prev = m
+    return [("+".join(s), s) for s in stages[::-1]]
+
+
+def _reinit(module: nn.Module) -> None:
+    with torch.no_grad():
+        if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            if module.bias is not None:
+                module.bias.zero_()
+        elif isinstance(module, _BN):
+            module.reset_parameters()  # weight 1, bias 0, running mean 0, var 1
+        elif hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+        else:
+            raise AttributionError(f"do not know how to re-initialize {type(module).__name__}")
+
+
+@torch.no_grad()
+def _reestimate(f: nn.Module, bns: list[nn.Module], data: torch.Tensor) -> None:
+    """Running statistics of ``bns`` (in forward order) from ``data``, one layer at a time, with
+    everything else in eval mode, so each layer's statistics are those of the inputs it sees
+    at explanation time (one pass with all of them in training mode would normalize the lower
+    layers with batch statistics and leave the upper ones slightly off)."""
+    if not bns:
+        return
+    p = next(f.parameters(), None)
+    data = data.to(p.device if p is not None else "cpu")
+    f.eval()
+    for bn in bns:
+        momentum = bn.momentum
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average
+        bn.train()
+        f(data)
+        bn.momentum = momentum
+        bn.eval()
+
+
+def randomize_stage(f: nn.Module, names: list[str], *, seed: int, data: torch.Tensor | None,
+                    randomized: list[str], running_stats: str = "reestimate") -> None:
+    """Re-initialize the modules ``names`` of ``f`` in place (seeded), then re-estimate the
+    running statistics of every randomized BatchNorm (``randomized`` holds the names of those
+    randomized before, and is extended)."""
+    modules = dict(f.named_modules())
+    with torch.random.fork_rng(devices=[]):
+        for k, n in enumerate(names):
+            torch.manual_seed(int(np.random.SeedSequence([seed, len(randomized) + k])
+                                  .generate_state(1)[0]))
+            _reinit(modules[n])
+    randomized.extend(names)
+    if running_stats == "reestimate" and data is not None:
+        # ``randomized`` runs top-down: reversed, it is the forward order
+        _reestimate(f, [modules[n] for n in reversed(randomized) if isinstance(modules[n], _BN)],
+                    data)
+    elif running_stats not in ("reestimate", "reset"):
+        raise AttributionError(f"running_stats must be 'reestimate' or 'reset', got "
+                               f"'{running_stats}'")
+
+
+# ------------------------------------------------------------------------------ the check
+
+
+@dataclass
+class SanityResult:
+    """cascade (clip, method, stage, n_stages, similarities), floors (clip, method,
+    similarity, trained_vs_random, trained_vs_input, random_vs_random, random_vs_input) and
+    verdict (method, similarity, means, bootstrap intervals of the two differences,
+    passed)."""
+
+    cascade: pd.DataFrame
+    floors: pd.DataFrame
+    verdict: pd.DataFrame
+
+    @property
+    def passed(self) -> bool:
+        v = self.verdict
+        return bool(v.loc[v["similarity"] == "spearman_abs", "passed"].all())
+
+
+def _boot_ci(d, n_boot, level, seed):
+    d = np.asarray(d, dtype=float)
+    d = d[np.isfinite(d)]
+    if len(d) < 2:
+        return np.nan, np.nan
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
+def sanity_check(f: nn.Module, method, x, reference, *, name: str = "method",
+                 background=None, seeds: tuple[int, int] = (1, 2), cascade: bool = True,
+                 running_stats: str = "reestimate", input_map=None, n_boot: int = 2000,
+                 level: float = 0.95, clips=None) -> SanityResult:
+    """Cascading randomization with the similarity curve, the two floors and the verdict.
+
+    Parameters
+    ----------
+    f : the trained scalar module (not modified; randomized copies are made).
+    method : callable ``(f, x, reference) -> maps`` or a ``PosthocMethod``.
+    x : inputs ``(batch, 1, n_bands, n_frames)``; reference : the removal reference.
+    background : inputs to re-estimate BatchNorm statistics on (default ``x``).
+    seeds : (cascade / first full randomization, second independent full randomization).
+    cascade : record every stage (else only the two full randomizations).
+    input_map : callable ``(f, x, reference) -> maps`` giving the input-only picture of floor
+        (a) (default :func:`input_only_map`, ``|x - reference|``; e.g. ``|x|`` for a method
+        that is not relative to the reference, like gradient x input). It must not use ``f``.
+
+    Returns
+    -------
+    SanityResult; ``.passed`` applies the rule of the module docstring.
+    """
+    if seeds[0] == seeds[1]:
+        raise AttributionError("the two randomizations need different seeds")
+    fn = as_method(method, background=background)
+    x = _inputs(x)
+    clips = list(clips) if clips is not None else [f"clip{i}" for i in range(len(x))]
+    data = _inputs(background) if background is not None else x
+    f.eval()
+    trained = as_maps(fn(f, x, reference), len(x))
+    stages = cascade_stages(f, x)
+    if not stages:
+        raise AttributionError("the model has no parameterized layers to randomize")
+
+    def full(seed, record):
+        g = copy.deepcopy(f).eval()
+        done: list[str] = []
+        rows = []
+        for k, (stage, names) in enumerate(stages):
+            randomize_stage(g, names, seed=seed, data=data, randomized=done,
+                            running_stats=running_stats)
+            if record or k == len(stages) - 1:
+                maps = as_maps(fn(g, x, reference), len(x))
+                if record:
+                    for i, clip in enumerate(clips):
+                        rows.append({"clip": clip, "method": name, "stage": stage,
+                                     "n_stages": k + 1, **map_similarity(trained[i], maps[i])})
+        return maps, rows
+
+    r1, cascade_rows = full(seeds[0], cascade)
+    r2, _ = full(seeds[1], False)
+    inp = as_maps((input_map or input_only_map)(None, x, reference), len(x))
+    floor_rows = []
+    for i, clip in enumerate(clips):
+        s_t1, s_t2 = map_similarity(trained[i], r1[i]), map_similarity(trained[i], r2[i])
+        s_ti, s_rr = map_similarity(trained[i], inp[i]), map_similarity(r1[i], r2[i])
+        s_ri = map_similarity(r1[i], inp[i])
+        for sim in SIMILARITIES:
+            floor_rows.append({"clip": clip, "method": name, "similarity": sim,
+                               "trained_vs_random": np.nanmean([s_t1[sim], s_t2[sim]]),
+                               "trained_vs_input": s_ti[sim], "random_vs_random": s_rr[sim],
+                               "random_vs_input": s_ri[sim]})
+    floors = pd.DataFrame(floor_rows)
+    verdict = []
+    for sim, g in floors.groupby("similarity", sort=False):
+        d_in = (g["trained_vs_random"] - g["trained_vs_input"]).to_numpy()
+        d_rr = (g["trained_vs_random"] - g["random_vs_random"]).to_numpy()
+        lo_in, hi_in = _boot_ci(d_in, n_boot, level, 0)
+        lo_rr, hi_rr = _boot_ci(d_rr, n_boot, level, 1)
+        verdict.append({"method": name, "similarity": sim, "n_clips": len(g),
+                        "trained_vs_random": g["trained_vs_random"].mean(),
+                        "trained_vs_input": g["trained_vs_input"].mean(),
+                        "random_vs_random": g["random_vs_random"].mean(),
+                        "random_vs_input": g["random_vs_input"].mean(),
+                        "minus_input_ci_low": lo_in, "minus_input_ci_high": hi_in,
+                        "minus_random_ci_low": lo_rr, "minus_random_ci_high": hi_rr,
+                        "passed": bool(hi_in < 0 and hi_rr < 0)})
+    return SanityResult(pd.DataFrame(cascade_rows), floors, pd.DataFrame(verdict))

@@ -1,0 +1,78 @@
+"""Grad-CAM on the last conv block: shapes, the layer it picks, the ReLU option, and on the
+planted-event task deletion beats random. Its localization on this toy is a known failure:
+the last block's receptive field (about 111 x 111 bins) is larger than the whole 32 x 48
+input, so its 2 x 4 activation grid carries almost no position; an earlier block localizes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from midlevel.explain.attribution import OutputSelector
+from midlevel.explain.faithfulness import EventTask
+from midlevel.explain.posthoc.gradcam import GradCAM, last_conv_block
+from midlevel.explain.posthoc.harness import box_share, faithfulness
+from midlevel.models import ConceptBottleneck
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def event():
+    task = EventTask()
+    model = task.train_model(steps=150)
+    x, y = task.sample(64, seed=1)
+    bg, _ = task.sample(32, seed=2)
+    strong = np.argsort(-y[:, 0].numpy())[:12]
+    return task, OutputSelector(model).eval(), x[strong], bg.mean(0, keepdim=True)
+
+
+def test_gradcam_layer_shape_and_relu(event):
+    task, f, x, ref = event
+    name, layer = last_conv_block(f)
+    assert name == "model.backbone.layers.30"  # the ReLU after the last Conv2d -> BatchNorm2d
+    res = GradCAM().attribute(f, x, reference=ref)
+    assert res.values.shape == tuple(x.shape) and res.expected is None
+    assert (res.values >= 0).all()
+    t = res.tables["gradcam"]
+    assert (t["layer"] == name).all()
+    assert (t["cam_bands"] == 2).all() and (t["cam_frames"] == 4).all()
+    signed = GradCAM(relu=False).attribute(f, x, reference=ref).values
+    np.testing.assert_allclose(np.clip(signed, 0, None), res.values, atol=1e-6)
+    # nearest upsampling gives constant blocks of (bands / 2, frames / 4) bins
+    near = GradCAM(interpolate_mode="nearest").attribute(f, x[:1], reference=ref).values[0, 0]
+    assert len(np.unique(near[:16, :12])) == 1
+
+
+def test_gradcam_on_a_bottleneck_concept():
+    x, _ = EventTask().sample(3, seed=0)
+    cb = ConceptBottleneck(["a", "b"], [{"name": "e"}], backbone={"width": 0.125})
+    f = OutputSelector(cb, "concept", 0).eval()
+    assert last_conv_block(f)[0] == "model.backbone.layers.30"
+    res = GradCAM().attribute(f, x, reference=x.mean(0, keepdim=True))
+    assert res.values.shape == tuple(x.shape)
+
+
+def test_gradcam_deletion_beats_random(event):
+    _, f, x, ref = event
+    values = GradCAM().attribute(f, x, reference=ref).values
+    res = faithfulness(f, x, {"gradcam": values}, ref, modes=("deletion",), n_random=5)
+    assert res.scores["morf_better"].mean() >= 0.9  # measured: 30 of 30 clips
+
+
+@pytest.mark.xfail(strict=True, reason="last-block Grad-CAM does not localize on the 32 x 48 "
+                   "toy: measured 1.5x the box's area share (1.3x on 64 x 96)")
+def test_gradcam_last_block_inside_the_event(event):
+    task, f, x, ref = event
+    share = box_share(GradCAM().attribute(f, x, reference=ref).values, task.box)
+    assert (share["ratio"] >= 3).all()
+
+
+def test_gradcam_on_a_block_with_a_finer_grid_finds_the_event(event):
+    """The upsampling is aligned: at the block before the second pool (8 x 12 grid) the map
+    sits on the event."""
+    task, f, x, ref = event
+    values = GradCAM(layer="model.backbone.layers.10").attribute(f, x, reference=ref).values
+    share = box_share(values, task.box)
+    assert (share["ratio"] >= 3).all(), share  # measured: mean 7.2, min 5.2
+    res = faithfulness(f, x, {"gradcam": values}, ref, modes=("deletion",), n_random=5)
+    assert res.scores["morf_better"].mean() >= 0.9
