@@ -155,7 +155,7 @@ def test_errors_name_what_exists(models, data):
     with pytest.raises(AttributionError, match="targets are"):
         attribute(cb, x, output="nope")
     with pytest.raises(AttributionError, match="methods are"):
-        resolve_method("lime")
+        resolve_method("anchors")
     with pytest.raises(AttributionError, match="shape"):
         attribute(bb, torch.zeros(2, 2, BANDS, FRAMES), method="ig")
 
@@ -214,3 +214,22 @@ def test_explainers_are_built_once_per_input_length(models, data, method):
     assert second.expected == first.expected
     if method == "shap_deep":
         np.testing.assert_allclose(second.values, first.values, atol=1e-6)
+
+
+def test_windowed_attributions_explain_the_number_predict_reports():
+    """With ``windows``, the explained output is the mean over predict's windows: the
+    prediction of the Attribution equals what predict_specs reports for the whole clip, and
+    SHAP's attributions add up to it."""
+    from midlevel.explain.attribution.attributor import Attributor
+    from midlevel.models.bottleneck import BlackBox
+    from midlevel.training.predict import predict_specs
+    torch.manual_seed(0)
+    model = BlackBox([{"name": "y"}], backbone={"width": 0.125, "dropout": 0.0}).eval()
+    spec = torch.randn(40, 75)          # 75 frames, windows of 32 every 32: starts 0, 32, 43
+    bg = torch.randn(4, 1, 40, 32)
+    attr = Attributor(model, "shap_deep", background=bg, windows=(32, 32)).attribute(spec)
+    _, out = predict_specs(model, [spec], 32, 32, device=torch.device("cpu"))
+    assert attr.predictions[0] == pytest.approx(float(out[0, 0]), abs=1e-5)
+    assert abs(attr.additivity_gap()[0]) < 1e-3
+    whole = Attributor(model, "integrated_gradients", background=bg).attribute(spec)
+    assert whole.predictions[0] != pytest.approx(float(out[0, 0]), abs=1e-4)

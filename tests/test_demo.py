@@ -56,9 +56,13 @@ def test_demo_outputs(demo):
     assert list((out / "concept_charts").glob("*_contributions.png"))
     clip_dirs = [d for d in (out / "shap_blackbox").iterdir() if d.is_dir()]
     assert clip_dirs
-    for suffix in (".npz", ".png", "__masked.wav", "__complement.wav"):
+    for suffix in (".npz", ".png", "_for.wav", "_against.wav", "_complement.wav",
+                   "_listen_back.csv"):
         assert list(clip_dirs[0].glob(f"shap_deep__*{suffix}")), suffix
-    assert list((out / "shap_concept").glob("*/shap_deep__concept_*__masked.wav"))
+    assert list((out / "shap_concept").glob("*/shap_deep__concept_*_for.wav"))
+    shares = pd.read_csv(out / "shap_blackbox" / "listen_back.csv")
+    clip = shares[shares["part"] == "clip"]["share"]
+    assert ((clip - 1).abs() < 0.05).all()  # the whole clip round-trips through audio
     summary = pd.read_csv(out / "shap_blackbox" / "attribution_summary.csv")
     assert (summary["additivity_gap"].abs() < 1e-3).all()
 
@@ -77,7 +81,7 @@ def test_demo_report_is_self_contained(demo):
     # nothing is loaded from outside the page (base64 payloads may contain "http" by chance)
     assert not re.search(r"""(?:src|href)=['"](?!data:|#)""", html)
     md = (report / "report.md").read_text()
-    for section in ("Metrics", "Completeness", "Cost", "Faithfulness", "Randomization"):
+    for section in ("Metrics", "Completeness", "Cost", "Faithfulness", "Sanity", "Listen back"):
         assert f"## {section}" in md
     cost = pd.read_csv(report / "tables" / "cost.csv")
     assert set(cost["model"]) == {"joint", "blackbox"}
@@ -87,8 +91,11 @@ def test_demo_report_is_self_contained(demo):
     comp = pd.read_csv(report / "tables" / "completeness.csv")
     assert "mean" in set(comp["name"])
     event = pd.read_csv(report / "tables" / "event_check.csv")
-    assert "## Event check" in md and set(event["method"]) == {"shap_deep",
-                                                                "integrated_gradients"}
+    assert "## Event check" in md and {"shap_deep", "integrated_gradients", "lrp", "gradcam",
+                                       "lime_patches"} == set(event["method"])
+    sanity = pd.read_csv(report / "tables" / "sanity.csv")
+    assert {"trained_vs_random", "trained_vs_input", "random_vs_random", "passed"} <= set(
+        sanity.columns)
 
 
 @pytest.mark.slow
@@ -123,11 +130,19 @@ def test_explain_cli_on_the_demo_black_box(demo, tmp_path):
     assert status == 0
     clip = tmp_path / "ex" / wav.stem
     for name in ("shap_deep__energy.npz", "shap_deep__energy.png",
-                 "shap_deep__energy__masked.wav", "shap_deep__energy__complement.wav"):
+                 "shap_deep__energy_for.wav", "shap_deep__energy_against.wav",
+                 "shap_deep__energy_complement.wav", "shap_deep__energy_listen_back.csv"):
         assert (clip / name).is_file(), name
     from midlevel.explain.attribution.result import Attribution
     attr = Attribution.load(clip / "shap_deep__energy.npz")
     assert attr.output == "energy" and attr.values.shape[1] == 1
     assert abs(attr.additivity_gap()[0]) < 1e-3
+    # the explained number is the one `predict` reports (the mean over its windows)
+    from midlevel.run import load_run
+    predicted = load_run(out / "runs" / "blackbox").predict(str(wav))["energy"].iloc[0]
+    run = load_run(out / "runs" / "blackbox")
+    unit = run.model.output_names.index("energy")
+    scaled = (predicted - float(run.model.target_mean[unit])) / float(run.model.target_std[unit])
+    assert attr.predictions[0] == pytest.approx(scaled, abs=1e-4)
     marg = pd.read_csv(tmp_path / "ex" / "time_marginals.csv")
     assert len(marg) == attr.values.shape[-1]

@@ -1,6 +1,6 @@
-"""Faithfulness on a controlled task whose target is decided by the energy in a known box:
-SHAP and IG beat random orders in deletion / insertion, put their attribution inside the
-event, and change when the model's weights are randomized."""
+"""Every registered attribution method on the planted-event task (the target is decided by the
+energy in a known box), through the one harness: most of its positive attribution inside the
+event, and its most-relevant-first deletion curve below random orders; plus completeness."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,14 +8,23 @@ import pandas as pd
 import pytest
 import torch
 
-from midlevel.explain.attribution.attributor import attribute
-from midlevel.explain.faithfulness import (
-    area_summary, completeness, curve_areas, deletion_curves, event_share, insertion_curves, randomization_check,
-)
+from midlevel.explain.attribution.attributor import Attributor
+from midlevel.explain.attribution.registry import METHODS
+from midlevel.explain.faithfulness import completeness, event_share
+from midlevel.explain.harness import clip_scores, curve_areas, perturbation_curves
 from midlevel.testing.events import EventTask
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+OPTIONS = {"n_steps": 16, "n_samples": 16, "window": (4, 4), "stride": (2, 2),
+           "n_repeats": 2}
+# Grad-CAM on the last conv block: one unit of that block sees about 111 x 111 bins, more than
+# the whole 32 x 48 toy input, so its upsampled 2 x 4 grid cannot carry the event's position
+# (measured 1.5x the box's area share); benchmarks/posthoc_faithfulness.py measures it on
+# inputs of a real clip's size as well.
+# Onset-aligned segments: an onset marks where a segment starts, not where the event ends, so
+# the segment holding the event runs on to the next onset (measured 2.6x on these clips).
+TOY_LIMITED = {"gradcam", "lime_onsets"}
 
 
 @pytest.fixture(scope="module")
@@ -28,67 +37,25 @@ def trained():
         pred = model(x).targets[:, 0].numpy()
     r = np.corrcoef(pred, y[:, 0].numpy())[0, 1]
     assert r > 0.8, f"the toy model did not learn the task (r = {r:.2f})"
-    bg, _ = task.sample(16, seed=2)
-    # explain clips with a clearly present event (the target is its strength)
-    strong = np.argsort(-y[:, 0].numpy())[:6]
+    bg, _ = task.sample(32, seed=2)
+    strong = np.argsort(-y[:, 0].numpy())[:10]  # clips with a clearly present event
     return task, model, x[strong], bg
 
 
-@pytest.fixture(scope="module")
-def attributions(trained):
+@pytest.mark.parametrize("method", [pytest.param(m, marks=pytest.mark.xfail(
+    strict=True, reason="coarser than the event: see TOY_LIMITED"))
+    if m in TOY_LIMITED else m for m in METHODS])
+def test_every_method_finds_the_planted_event(trained, method):
     task, model, x, bg = trained
-    return {m: attribute(model, x, method=m, background=bg, n_steps=16)
-            for m in ("shap_deep", "integrated_gradients")}
-
-
-@pytest.mark.parametrize("method", ["shap_deep", "integrated_gradients"])
-def test_deletion_and_insertion_beat_random(trained, attributions, method):
-    _, model, _, _ = trained
-    attr = attributions[method]
-    curves = pd.concat([deletion_curves(model, attr, steps=10, n_random=2),
-                        insertion_curves(model, attr, steps=10, n_random=2)])
-    d = curves[(curves["mode"] == "deletion") & (curves["order"] == "attribution")]
-    # normalized curves run from 1 (nothing removed) to 0 (everything removed)
-    np.testing.assert_allclose(d[d["fraction"] == 0]["normalized"], 1.0, atol=1e-6)
-    np.testing.assert_allclose(d[d["fraction"] == 1]["normalized"], 0.0, atol=1e-6)
-    s = area_summary(curve_areas(curves)).set_index("mode")
-    assert s.loc["deletion", "attribution"] < s.loc["deletion", "random"] - 0.1
-    assert s.loc["insertion", "attribution"] > s.loc["insertion", "random"] + 0.1
-    assert s.loc["deletion", "better_share"] >= 5 / 6
-
-
-@pytest.mark.parametrize("method", ["shap_deep", "integrated_gradients"])
-def test_attribution_share_inside_the_event(trained, attributions, method):
-    task, _, _, _ = trained
-    share = event_share(attributions[method], task.box)
-    area = share["area_share"].iloc[0]
-    assert area < 0.05
-    # well above the event's share of the input: at least 4 times, on every clip
-    assert (share["share"] > 4 * area).all(), share
-    assert share["ratio"].mean() > 5
-
-
-def test_randomization_changes_the_maps(trained, attributions):
-    _, model, _, bg = trained
-    attr = attributions["shap_deep"]
-    same = randomization_check(model, attr, background=bg, cascade=False)
-    assert len(same) == len(attr.clips) and (same["stage"] == "all").all()
-    assert same["spearman_abs"].mean() < 0.7
-    assert same["top10_overlap"].mean() < 0.7
-    # the original model is untouched by the check
-    again = attribute(model, attr.inputs, method="shap_deep", background=bg)
-    np.testing.assert_allclose(again.values, attr.values, atol=1e-6)
-
-
-def test_cascading_randomization_reports_each_stage(trained, attributions):
-    _, model, _, bg = trained
-    attr = attributions["integrated_gradients"]
-    sub = attribute(model, attr.inputs[:1], method="integrated_gradients", background=bg,
-                    n_steps=8)
-    casc = randomization_check(model, sub, background=bg, cascade=True, n_steps=8)
-    assert list(casc["n_randomized"]) == sorted(casc["n_randomized"])
-    assert casc["stage"].iloc[0].endswith("output")  # from the top down
-    assert casc["spearman_abs"].iloc[-1] < 0.9
+    attributor = Attributor(model, method, background=bg, **OPTIONS)
+    attr = attributor.attribute(x, clips=[f"c{i}" for i in range(len(x))])
+    share = event_share(attr, task.box)
+    assert share["ratio"].mean() >= 3, share
+    reference = attributor.reference_for(x)
+    curves = perturbation_curves(attributor.selector, x, attr.values, reference,
+                                 method=method, modes=("deletion",), n_random=5)
+    scores = clip_scores(curve_areas(curves))
+    assert scores["morf_better"].mean() >= 0.9, scores
 
 
 def test_completeness_is_the_accuracy_ratio():
@@ -100,23 +67,3 @@ def test_completeness_is_the_accuracy_ratio():
     assert c.loc["a", "completeness"] == pytest.approx(0.7 / 0.8)
     assert c.loc["b", "completeness"] == pytest.approx(0.5)
     assert c.loc["mean", "completeness"] == pytest.approx(((0.7 + 0.45) / 2) / 0.85)
-
-
-def test_clips_with_nothing_to_delete_are_left_out(trained, attributions):
-    _, model, _, _ = trained
-    attr = attributions["integrated_gradients"]
-    curves = deletion_curves(model, attr, steps=4, n_random=1, min_span=1e6)
-    assert curves["normalized"].isna().all() and np.isfinite(curves["value"]).all()
-    assert len(area_summary(curve_areas(curves))) == 0
-
-
-def test_patch_deletion_beats_random(trained, attributions):
-    task, model, _, _ = trained
-    attr = attributions["shap_deep"]
-    curves = deletion_curves(model, attr, steps=8, n_random=2, patch=(6, 10))
-    s = area_summary(curve_areas(curves)).iloc[0]
-    assert s["attribution"] < s["random"] - 0.1
-    # a patch is removed whole: at the first step the perturbed bins form whole patches
-    from midlevel.explain.faithfulness import _patch_ids
-    ids = _patch_ids((task.n_bands, task.n_frames), (6, 10))
-    assert ids.max() + 1 == 6 * 5 and np.bincount(ids.ravel()).min() >= 2 * 8

@@ -7,10 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from midlevel.explain.attribution import OutputSelector
-from midlevel.explain.faithfulness import EventTask
-from midlevel.explain.posthoc.gradcam import GradCAM, last_conv_block
-from midlevel.explain.posthoc.harness import box_share, faithfulness
+from midlevel.explain.attribution.base import OutputSelector
+from midlevel.testing.events import EventTask
+from midlevel.explain.attribution.gradcam import GradCAM, last_conv_block
+from midlevel.explain.faithfulness import box_share
+from midlevel.explain.harness import faithfulness
 from midlevel.models import ConceptBottleneck
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

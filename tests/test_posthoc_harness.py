@@ -12,10 +12,10 @@ import pytest
 import torch
 from torch import nn
 
-from midlevel.explain.attribution import AttributionError
-from midlevel.explain.posthoc.harness import (
-    box_share, clip_scores, compare_to_random, curve_areas, faithfulness, perturbation_curves,
-    quantus_deletion_check,
+from midlevel.errors import AttributionError
+from midlevel.explain.faithfulness import box_share, quantus_deletion_check
+from midlevel.explain.harness import (
+    clip_scores, compare_to_random, curve_areas, faithfulness, perturbation_curves,
 )
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -161,8 +161,8 @@ def test_reference_broadcasts_and_inputs_are_checked(linear):
 def test_a_bottleneck_concept_and_any_map_container():
     """The harness needs only a scalar f: a bottleneck's concept unit works like a target, and
     maps may come as arrays, tensors or a MethodResult."""
-    from midlevel.explain.attribution import OutputSelector
-    from midlevel.explain.posthoc.base import MethodResult
+    from midlevel.explain.attribution.base import OutputSelector
+    from midlevel.explain.attribution.base import MethodResult
     from midlevel.models import ConceptBottleneck
     torch.manual_seed(0)
     cb = ConceptBottleneck(["a", "b"], [{"name": "e"}], backbone={"width": 0.125}).eval()

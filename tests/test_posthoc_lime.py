@@ -8,8 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from midlevel.explain.posthoc.components import (
-    ComponentError, Components, frequency_bands, make_components, nmf_components, patches,
+from midlevel.explain.attribution.nmf import make_components, nmf_components
+from midlevel.explain.faithfulness import box_share
+from midlevel.explain.harness import clip_scores, curve_areas, perturbation_curves
+from midlevel.explain.attribution.components import (
+    ComponentError, Components, frequency_bands, patches,
     time_segments,
 )
 
@@ -106,10 +109,10 @@ def test_components_reject_bad_input(rng):
 
 # ------------------------------------------------------------------------------ LIME
 
-from midlevel.explain.attribution import OutputSelector  # noqa: E402
-from midlevel.explain.faithfulness import EventTask, event_share  # noqa: E402
-from midlevel.explain.posthoc.lime import (  # noqa: E402
-    Lime, component_deletion, deletion_areas, event_ratio,
+from midlevel.explain.attribution.base import OutputSelector
+from midlevel.testing.events import EventTask
+from midlevel.explain.attribution.lime import (  # noqa: E402
+    Lime,
 )
 
 
@@ -211,34 +214,20 @@ def test_lime_finds_the_planted_event(event, event_lime, kind):
     lime, res = event_lime[kind]
     with torch.no_grad():
         assert (f(x)[:, 0] > f(ref)[0, 0]).all()  # every clip lies above the reference
-    ratio = event_ratio(res.values, task.box)
-    # same number from the package's own helper (an Attribution-like object)
-    class _A:
-        clips, method, output = [f"c{i}" for i in range(len(x))], kind, "event"
-        maps = res.values[:, 0]
-    np.testing.assert_allclose(event_share(_A, task.box)["ratio"], ratio, rtol=1e-5)
+    ratio = box_share(res.values, task.box)["ratio"].to_numpy()
     assert (ratio >= 3).all(), ratio
     fit = res.tables["fit"]
     assert fit["r2"].mean() > 0.9 and fit["stability"].mean() > 0.7
-    # most relevant first, whole components removed to the reference: below random
-    curves = [component_deletion(f, x[i:i + 1], reference=ref, components=lime.components_[i],
-                                 weights=lime.weights_[i].mean(0), n_random=8, clip=f"c{i}")
-              for i in range(len(x))]
-    import pandas as pd
-    curves = pd.concat(curves, ignore_index=True)
-    first = curves[(curves["order"] == "attribution") & (curves["fraction"] == 0)]
-    last = curves[(curves["order"] == "attribution") & (curves["fraction"] == 1)]
-    np.testing.assert_allclose(first["normalized"], 1.0, atol=1e-5)
-    np.testing.assert_allclose(last["normalized"], 0.0, atol=1e-5)  # all removed = reference
-    areas = deletion_areas(curves)
-    assert areas["below"].mean() >= 0.9, areas
-
-
-def test_event_ratio_is_one_for_a_uniform_map():
-    assert event_ratio(np.ones((2, 1, 10, 10)), (0, 5, 0, 2)) == pytest.approx([1.0, 1.0])
-    v = np.zeros((1, 10, 10))
-    v[0, :5, :2] = 1.0
-    assert event_ratio(v, (0, 5, 0, 2))[0] == pytest.approx(10.0)
+    # the one harness: most relevant first, removed to the reference, below random
+    curves = perturbation_curves(f, x, res.values, ref, method=kind, modes=("deletion",),
+                                 n_random=8)
+    first = curves[(curves["order"] == "morf") & (curves["fraction"] == 0)]
+    last = curves[(curves["order"] == "morf") & (curves["fraction"] == 1)]
+    with torch.no_grad():
+        np.testing.assert_allclose(first["value"], f(x)[:, 0].numpy(), atol=1e-5)
+        np.testing.assert_allclose(last["value"], float(f(ref)[0, 0]), atol=1e-5)
+    scores = clip_scores(curve_areas(curves))
+    assert scores["morf_better"].mean() >= 0.9, scores
 
 
 # ------------------------------------------------------------------------------ listen back
@@ -246,8 +235,8 @@ def test_event_ratio_is_one_for_a_uniform_map():
 import soundfile as sf  # noqa: E402
 
 from midlevel.data.frontends import LogFilteredSpectrogram  # noqa: E402
-from midlevel.explain.listen import masked_audio  # noqa: E402
-from midlevel.explain.posthoc.listen_back import (  # noqa: E402
+from midlevel.explain.listen import masked_audio
+from midlevel.explain.listen_back import (  # noqa: E402
     component_audio, evidence_masks, listen_back, top_component_wavs,
 )
 

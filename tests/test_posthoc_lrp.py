@@ -8,10 +8,12 @@ import pytest
 import torch
 from torch import nn
 
-from midlevel.explain.attribution import AttributionError, OutputSelector
-from midlevel.explain.faithfulness import EventTask
-from midlevel.explain.posthoc.harness import box_share, faithfulness
-from midlevel.explain.posthoc.lrp import LRP
+from midlevel.errors import AttributionError
+from midlevel.explain.attribution.base import OutputSelector
+from midlevel.testing.events import EventTask
+from midlevel.explain.faithfulness import box_share
+from midlevel.explain.harness import faithfulness
+from midlevel.explain.attribution.lrp import LRP
 from midlevel.models import BlackBox, ConceptBottleneck
 
 pytest.importorskip("zennit")

@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from midlevel.explain.attribution import OutputSelector
-from midlevel.explain.faithfulness import EventTask
-from midlevel.explain.posthoc.sanity import (
+from midlevel.explain.attribution.base import OutputSelector
+from midlevel.testing.events import EventTask
+from midlevel.explain.sanity import (
     cascade_stages, gradient_x_input, input_only_map, map_similarity, randomize_stage,
     sanity_check,
 )
@@ -42,7 +42,7 @@ def test_stages_run_top_down_and_include_batchnorm(event):
 def test_stages_ignore_parameters_left_behind_by_shap(event):
     """SHAP's DeepExplainer leaves ``x`` / ``y`` Parameters on the modules it hooked (ReLUs,
     pools): they are not layers to randomize."""
-    from midlevel.explain.attribution import attribute
+    from midlevel.explain.attribution.attributor import attribute
     f, x, bg, _ = event
     g = copy.deepcopy(f)
     attribute(g, x[:1], method="shap_deep", background=bg[:4])

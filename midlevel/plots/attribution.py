@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["attribution_map", "time_curve", "frequency_profile", "attribution_figure",
-           "perturbation_plot", "spectrogram_plot"]
+           "perturbation_plot", "sanity_plot", "spectrogram_plot"]
 
 
 def _ax(ax, figsize=(7, 3.5)):
@@ -180,12 +180,13 @@ def attribution_figure(attr, clip=0, *, fig=None, vmax=None):
 
 
 def perturbation_plot(curves: pd.DataFrame, *, mode: str = "deletion", ax=None):
-    """Mean normalized deletion (or insertion) curve per method and order.
+    """Mean deletion (or insertion) curves of the harness, in output units: MoRF solid and
+    LeRF dotted per method, the random orders dashed grey.
 
     Parameters
     ----------
-    curves : from :func:`midlevel.explain.faithfulness.perturbation_curves` (concatenated over
-        methods).
+    curves : :func:`midlevel.explain.harness.perturbation_curves` (concatenated over methods;
+        columns clip, method, mode, order, repeat, fraction, value).
 
     Returns
     -------
@@ -194,16 +195,56 @@ def perturbation_plot(curves: pd.DataFrame, *, mode: str = "deletion", ax=None):
     ax = _ax(ax, (5, 3.5))
     d = curves[curves["mode"] == mode]
     lines = []
+    colors = {}
     for (method, order), g in d.groupby(["method", "order"], sort=False):
-        mean = g.groupby("fraction")["normalized"].mean()
-        if order == "random":
-            if any(line.get_label() == "random" for line in lines):
-                continue
-            lines += ax.plot(mean.index, mean.values, color="0.5", ls="--", label="random")
-        else:
-            lines += ax.plot(mean.index, mean.values, label=method)
+        mean = g.groupby("fraction")["value"].mean()
+        if order.startswith("random"):
+            if not any(line.get_label() == "random" for line in lines):
+                lines += ax.plot(mean.index, d[d["order"].str.startswith("random")].groupby(
+                    "fraction")["value"].mean().values, color="0.5", ls="--", label="random")
+            continue
+        style = {"ls": "-" if order == "morf" else ":", "label": f"{method} {order.upper()}"}
+        if method in colors:
+            style["color"] = colors[method]
+        lines += ax.plot(mean.index, mean.values, **style)
+        colors[method] = lines[-1].get_color()
     ax.set_xlabel(f"fraction of the input {'removed' if mode == 'deletion' else 'inserted'}")
-    ax.set_ylabel("normalized output")
+    ax.set_ylabel("explained output")
     ax.set_title(f"{mode} curves", fontsize=9)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=6, ncol=2)
     return lines
+
+
+def sanity_plot(cascade: pd.DataFrame, floors: pd.DataFrame, *, similarity: str = "spearman_abs",
+                fig=None):
+    """Cascading randomization: per method, the mean similarity of the maps to the trained
+    ones after each stage (top layer down), and the two floors (trained map vs an input-only
+    map, two independent randomizations) as horizontal lines.
+
+    Parameters
+    ----------
+    cascade, floors : ``SanityResult.cascade`` and ``.floors`` (concatenated over methods).
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    import matplotlib.pyplot as plt
+    methods = list(dict.fromkeys(cascade["method"]))
+    fig = fig or plt.figure(figsize=(3.2 * len(methods), 3.0), constrained_layout=True)
+    axes = fig.subplots(1, len(methods), squeeze=False)[0]
+    for ax, method in zip(axes, methods):
+        c = cascade[cascade["method"] == method]
+        mean = c.groupby("stage", sort=False)[similarity].mean()
+        ax.plot(range(len(mean)), mean.values, marker="o", ms=3, label="trained vs randomized")
+        fl = floors[(floors["method"] == method) & (floors["similarity"] == similarity)]
+        for col, style in (("trained_vs_input", "--"), ("random_vs_random", ":")):
+            if col in fl:
+                ax.axhline(fl[col].mean(), color="0.4", ls=style, lw=1,
+                           label=col.replace("_", " "))
+        ax.set_xticks(range(len(mean)), [str(s) for s in mean.index], rotation=60, fontsize=6)
+        ax.set_title(method, fontsize=8)
+        ax.set_ylim(-0.2, 1.05)
+    axes[0].set_ylabel(similarity.replace("_", " "))
+    axes[0].legend(fontsize=6)
+    return fig

@@ -45,19 +45,30 @@ SECTION_TEXT = {
                     "concepts lose nothing).",
     "cost": "Explanation cost: wall time of one attribution call divided by the clips "
             "explained (one output, CPU).",
-    "faithfulness": "Deletion / insertion: patches of the spectrogram removed (inserted) in "
-                    "order of decreasing summed attribution towards the clip's deviation "
-                    "from the fully perturbed input (attribution x the sign of that "
-                    "deviation) vs a random order (a removed bin "
-                    "takes the training background's mean); area under the output curve "
-                    "normalized to run from "
-                    "the clip's output to the fully perturbed one (clips whose output moves "
-                    "less than a tenth of the background's spread are left out). "
-                    "Faithful: deletion area below random, insertion area above; better_share "
-                    "= share of clips where the attribution order beats random.",
-    "randomization": "Model-parameter randomization check: rank correlation of the maps of the "
-                     "trained model and of a fully re-initialized one (near 1 = the explanation "
-                     "does not depend on what the model learned).",
+    "faithfulness": "The faithfulness harness (midlevel.explain.harness), per model, method "
+                    "and mode over the explained clips: patches of the spectrogram removed "
+                    "(deletion) or inserted in the order of their signed attribution, largest "
+                    "first (MoRF) and its reverse (LeRF), against random orders and their "
+                    "reverses; a removed patch takes the training background's mean, the "
+                    "attributions' own reference. Areas under the output curve in output "
+                    "units, unnormalized; between = LeRF - MoRF (deletion), positive = "
+                    "faithful; morf_better_share = clips where MoRF beats the random mean; "
+                    "between_gain interval: percentile bootstrap over clips of the gain over "
+                    "random, with a paired Wilcoxon p-value.",
+    "sanity": "Cascading model randomization (midlevel.explain.sanity): every layer "
+              "re-initialized from the top down, BatchNorm included (statistics "
+              "re-estimated); similarity (Spearman of |map|) of the trained map to the fully "
+              "randomized ones, against two floors: the trained map against an input-only "
+              "map |x - reference| and two independent randomizations against each other. "
+              "passed: the trained map is further from the randomized ones than both floors "
+              "(upper ends of both bootstrap intervals below 0).",
+    "listen_back": "Listen-back fidelity of the first clip: the audio of the evidence for "
+                   "and against the output (the bins holding 90 % of |attribution|, split "
+                   "by sign) and of the rest, re-run through front end and model with the "
+                   "reference outside the part; share = (f(part) - f(ref)) / (f(x) - f(ref)).",
+    "lime_components": "LIME's top components of the first clip (by evidence for its "
+                       "deviation from the reference), written as wavs; for NMF components "
+                       "the relative reconstruction error of the clip's magnitude.",
     "event_share": "Share of positive attribution inside the known deciding event, against the "
                    "event's share of the input (ratio 1 = no better than uniform).",
 }
@@ -73,7 +84,8 @@ def _write_markdown(report: Report, runs, title, methods, clips) -> None:
     out = report.out
     lines = [f"# {title}\n", f"Runs compared ({len(runs)}):\n", markdown_table(runs_table(runs)),
              f"Explained: test clips {', '.join(clips)}; methods {', '.join(methods)}.\n"]
-    for name in ("metrics", "completeness", "leakage", "cost", "faithfulness", "randomization",
+    for name in ("metrics", "completeness", "leakage", "cost", "faithfulness", "sanity",
+                 "listen_back", "lime_components",
                  "event_share", *report.notes):
         if name in report.tables:
             table = report.tables[name]
@@ -100,7 +112,9 @@ def _sections(report: Report, runs, methods, clips) -> list:
     for name, heading in [("metrics", "Accuracy"), ("completeness", "Completeness"),
                           ("leakage", "Leakage diagnostic"),
                           ("cost", "Explanation cost"), ("faithfulness", "Faithfulness"),
-                          ("randomization", "Randomization check"),
+                          ("sanity", "Sanity check: cascading randomization"),
+                          ("listen_back", "Listen-back fidelity"),
+                          ("lime_components", "LIME components"),
                           ("event_share", "Share of attribution inside the deciding event"),
                           *[(n, n.replace("_", " ").capitalize()) for n in report.notes]]:
         if name in report.tables:

@@ -17,23 +17,19 @@ analysis is one function below; :mod:`midlevel.report.document` renders the resu
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from midlevel.errors import ReportError
-from midlevel.explain.attribution.attributor import Attributor
-from midlevel.explain.attribution.registry import LABELS, resolve_method
-from midlevel.explain.faithfulness import (
-    area_summary, completeness, curve_areas, event_share, perturbation_curves,
-    randomization_check,
-)
+from midlevel.explain.attribution.registry import resolve_method
+from midlevel.explain.faithfulness import completeness
 from midlevel.explain.leakage import leakage_diagnostic
-from midlevel.explain.listen import listenable
-from midlevel.io import save_figure, write_wav
+from midlevel.io import save_figure
 from midlevel.report.document import Report, model_label, write_report
+from midlevel.workflows.compare_explanations import attributions, lime_components, listening
 from midlevel.run import load_run
 from midlevel.training.data import window_frames
 
@@ -71,25 +67,35 @@ def summarize_metrics(metrics: pd.DataFrame) -> pd.DataFrame:
                  rmse_std=("rmse", "std")).reset_index()
 
 
-def test_clips(run, *, spec, root, cache_dir, n_clips: int, max_seconds: float | None):
-    """(names, spectrograms (n, 1, bands, frames) cropped to a common length, audio paths)
-    of the first ``n_clips`` test clips (validation clips if the test split is empty)."""
+@dataclass
+class Clips:
+    """The explained clips: names, whole spectrograms ``(n_bands, n_frames)``, audio paths."""
+
+    names: list[str]
+    specs: list[np.ndarray]
+    paths: list[str]
+
+
+def test_clips(run, *, spec, root, cache_dir, n_clips: int,
+               max_seconds: float | None = None) -> Clips:
+    """The first ``n_clips`` test clips (validation clips if the test split is empty), whole,
+    or their first ``max_seconds``."""
     table = run.annotations(spec, root=root)
     split = "test" if (table["split"] == "test").any() else "validation"
     rows, specs = run.data(split, spec=spec, root=root, cache_dir=cache_dir)
     rows, specs = rows.head(n_clips), specs[:n_clips]
-    n_frames = min(min(s.shape[1] for s in specs),
-                   window_frames(max_seconds or run.config.crop_seconds, run.fps))
-    x = torch.as_tensor(np.stack([np.asarray(s[:, :n_frames], dtype=np.float32)
-                                  for s in specs])).unsqueeze(1)
-    return list(rows.index.astype(str)), x, list(rows["path"])
+    if max_seconds:
+        specs = [s[:, :window_frames(max_seconds, run.fps)] for s in specs]
+    return Clips(list(rows.index.astype(str)), [np.asarray(s, dtype=np.float32) for s in specs],
+                 list(rows["path"]))
 
 
 def compare(runs, out, *, spec=None, root=None, cache_dir=None, methods=DEFAULT_METHODS,
             n_clips: int = 3, n_background: int = 16, target: str | None = None,
             concept: str | None = None, faithfulness: bool = True, randomization: bool = True,
-            listen: bool = True, max_seconds: float | None = None, steps: int = 10,
-            events: dict | None = None, extra_figures: list | None = None,
+            listen: bool = True, max_seconds: float | None = None, n_random: int = 5,
+            sanity_clips: int = 4, events: dict | None = None,
+            extra_figures: list | None = None,
             extra_tables: dict | None = None,
             deletion_patch: tuple[int, int] | None = (8, 16),
             title: str = "midlevel comparison report", **options) -> Report:
@@ -103,12 +109,15 @@ def compare(runs, out, *, spec=None, root=None, cache_dir=None, methods=DEFAULT_
     n_clips : test clips explained per model; n_background : background crops (training split).
     target : explained target output (default the first); concept : bottleneck concept made
         listenable (default the concept with the largest |head weight| on the target).
-    faithfulness : deletion / insertion areas against random orders (``steps`` fractions;
+    faithfulness : the harness (:mod:`midlevel.explain.harness`): MoRF and LeRF deletion and
+        insertion against ``n_random`` random orders and their reverses, per clip, and per
+        method a paired bootstrap interval and Wilcoxon test against random.
         ``deletion_patch`` = (bands, frames) ranks and removes whole patches, default 8 bands
-        x 16 frames, about a third of an octave x half a second; None: single bins, which
-        on real music makes unnatural inputs the network overreacts to).
-    randomization : model-parameter randomization check for SHAP DeepExplainer and IG.
-    max_seconds : explained excerpt length (default each run's training crop).
+        x 16 frames, about a third of an octave x half a second; None: single bins.
+    randomization : cascading randomization with both floors (:mod:`midlevel.explain.sanity`)
+        for every method, on the first ``sanity_clips`` clips.
+    max_seconds : explained excerpt length (default: whole clips, through the windows
+        ``predict`` averages).
     events : clip -> (band_start, band_stop, frame_start, frame_stop) of a known deciding event;
         adds the share of attribution inside it.
     extra_figures : (caption, png path) pairs appended to the report (e.g. concept charts).
@@ -137,23 +146,27 @@ def compare(runs, out, *, spec=None, root=None, cache_dir=None, methods=DEFAULT_
     reps = {}
     for run in runs:
         reps.setdefault(model_label(run), run)
-    names, x, paths = test_clips(runs[0], spec=spec, root=root, cache_dir=cache_dir,
-                                 n_clips=n_clips, max_seconds=max_seconds)
+    clips = test_clips(runs[0], spec=spec, root=root, cache_dir=cache_dir, n_clips=n_clips,
+                       max_seconds=max_seconds)
     data = {"spec": spec, "root": root, "cache_dir": cache_dir}
-    maps = _attributions(report, reps, names, x, methods, data, n_background=n_background,
+    maps = attributions(report, reps, clips, methods, data, n_background=n_background,
                          target=target, faithfulness=faithfulness, randomization=randomization,
-                         steps=steps, events=events, deletion_patch=deletion_patch,
-                         options=options)
+                         n_random=n_random, sanity_clips=sanity_clips, events=events,
+                         deletion_patch=deletion_patch, options=options)
     if listen:
-        _listening(report, reps, names, x, paths[0], maps, methods, data,
-                   n_background=n_background, concept=concept, options=options)
+        listening(report, reps, clips, maps, methods, data, n_background=n_background,
+                   concept=concept, options=options)
+        lime = next((m for m in methods if m.startswith("lime")), None)
+        if lime:
+            lime_components(report, reps, lime, clips, data, n_background=n_background,
+                             target=target)
     for caption, p in extra_figures or []:
         report.figures[caption] = Path(p)
     for name, (text, table) in (extra_tables or {}).items():
         report.tables[name] = table
         report.texts[name] = text
         report.notes.append(name)
-    write_report(report, runs, title, methods, names)
+    write_report(report, runs, title, methods, clips.names)
     log.info("report written: %s", report.html)
     return report
 
@@ -217,182 +230,3 @@ def _leakage(report: Report, runs, **data) -> None:
             leaks.append(leak)
     if leaks:
         report.tables["leakage"] = pd.concat(leaks, ignore_index=True)
-
-
-def _attributions(report: Report, reps: dict, names, x, methods, data, *, n_background,
-                  target, faithfulness, randomization, steps, events, deletion_patch,
-                  options) -> dict:
-    """Maps, cost, faithfulness, randomization and event shares of every method on the first
-    run of each model; returns ``{(label, method): Attribution}``."""
-    from midlevel.data.frontends import make_frontend
-    from midlevel.plots.attribution import attribution_figure, attribution_map
-    costs, areas, randoms, shares, curves = [], [], [], [], []
-    maps = {}
-    fe = make_frontend(next(iter(reps.values())).frontend)
-    for label, run in reps.items():
-        log.info("explaining %s (%s) on %d test clips", label, run.path, len(names))
-        bg = run.background(n_background, n_frames=x.shape[-1], **data)
-        output = target or run.model.output_names[0]
-        # removed bins take the training background's mean (per band and frame), the same
-        # reference the baselines of IG / DeepLift / occlusion use
-        removed = bg.mean(0)[0]
-        with torch.no_grad():
-            out_bg = run.model(bg)
-        unit = run.model.output_names.index(output) if output in run.model.output_names else 0
-        min_span = 0.1 * float(out_bg.targets[:, unit].std())
-        for method in methods:
-            attr = Attributor(run.model, method, output=output, background=bg, fps=run.fps,
-                              band_frequencies=fe.band_frequencies, **options).attribute(
-                x, clips=names)
-            maps[(label, method)] = attr
-            gap = (float(np.nanmean(np.abs(attr.additivity_gap())))
-                   if attr.expected is not None else np.nan)
-            costs.append({"model": label, "method": method, "label": LABELS[method],
-                          "output": attr.output, "ms_per_clip": attr.ms_per_clip,
-                          "n_clips": len(names), "n_frames": x.shape[-1],
-                          "mean_abs_additivity_gap": gap})
-            log.info("  %s: %.0f ms per clip", method, attr.ms_per_clip)
-            if faithfulness:
-                for mode in ("deletion", "insertion"):
-                    c = perturbation_curves(run.model, attr, mode=mode, steps=steps, n_random=1,
-                                            baseline=removed, min_span=min_span,
-                                            patch=deletion_patch)
-                    a = curve_areas(c)
-                    c.insert(0, "model", label)
-                    a.insert(0, "model", label)
-                    curves.append(c)
-                    areas.append(a)
-            if randomization and method in ("shap_deep", "integrated_gradients"):
-                r = randomization_check(run.model, attr, background=bg, **options)
-                r.insert(0, "model", label)
-                randoms.append(r)
-            if events:
-                shares += _event_shares(attr, names, events, label)
-        _map_figures(report, label, names, methods, maps, attribution_map, attribution_figure)
-    _cost_tables(report, costs, methods)
-    if areas:
-        _faithfulness_tables(report, reps, pd.concat(areas, ignore_index=True),
-                             pd.concat(curves, ignore_index=True))
-    if randoms:
-        r = pd.concat(randoms, ignore_index=True)
-        report.tables["randomization_runs"] = r
-        report.tables["randomization"] = r.groupby(["model", "method", "output"], sort=False)[
-            ["spearman_abs", "spearman", "pearson", "top10_overlap"]].mean().reset_index()
-    if shares:
-        e = pd.concat(shares, ignore_index=True)
-        report.tables["event_share"] = e.groupby(["model", "method", "output"], sort=False)[
-            ["share", "area_share", "ratio"]].mean().reset_index()
-    return maps
-
-
-def _event_shares(attr, names, events, label) -> list[pd.DataFrame]:
-    boxes = [events.get(c) for c in names]
-    keep = [i for i, b in enumerate(boxes) if b is not None]
-    if not keep:
-        return []
-    e = event_share(attr, [b if b is not None else (0, 0, 0, 0) for b in boxes]).iloc[keep]
-    e.insert(0, "model", label)
-    return [e]
-
-
-def _map_figures(report, label, names, methods, maps, attribution_map, attribution_figure):
-    """The maps of the first clip, one panel per method, and the first method's profile."""
-    import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(len(methods), 1, figsize=(8, 2.3 * len(methods)),
-                             constrained_layout=True, squeeze=False)
-    for ax_, method in zip(axes[:, 0], methods):
-        attribution_map(maps[(label, method)], 0, ax=ax_)
-        ax_.set_title(f"{LABELS[method]}: {label} -> {maps[(label, method)].output}, "
-                      f"clip {names[0]}", fontsize=9)
-    report.figures[f"Attribution maps of {label} (clip {names[0]})"] = _save(
-        fig, report.out / "figures" / f"maps_{label}.png")
-    fig = attribution_figure(maps[(label, methods[0])], 0)
-    report.figures[f"{LABELS[methods[0]]} of {label}: map, time curve, frequency profile"] = \
-        _save(fig, report.out / "figures" / f"profile_{label}.png")
-
-
-def _cost_tables(report, costs, methods) -> None:
-    import matplotlib.pyplot as plt
-    report.tables["cost"] = pd.DataFrame(costs)
-    fig, ax = plt.subplots(figsize=(7, 3), constrained_layout=True)
-    cost = report.tables["cost"].pivot_table(index="method", columns="model",
-                                             values="ms_per_clip")
-    cost.reindex(methods).plot.bar(ax=ax, logy=True, rot=20)
-    ax.set_ylabel("ms per clip (log)")
-    ax.set_xlabel("")
-    report.figures["Explanation cost per clip"] = _save(fig, report.out / "figures" / "cost.png")
-
-
-def _faithfulness_tables(report, reps, areas, curves) -> None:
-    import matplotlib.pyplot as plt
-
-    from midlevel.plots.attribution import perturbation_plot
-    report.tables["faithfulness_areas"] = areas
-    s = []
-    for label in reps:
-        a = area_summary(areas[areas["model"] == label].drop(columns="model"))
-        a.insert(0, "model", label)
-        s.append(a)
-    report.tables["faithfulness"] = pd.concat(s, ignore_index=True)
-    for mode in ("deletion", "insertion"):
-        fig, axes = plt.subplots(1, len(reps), figsize=(4.5 * len(reps), 3.3),
-                                 constrained_layout=True, squeeze=False)
-        for ax_, label in zip(axes[0], reps):
-            perturbation_plot(curves[curves["model"] == label].drop(columns="model"),
-                              mode=mode, ax=ax_)
-            ax_.set_title(f"{mode}: {label}", fontsize=9)
-        report.figures[f"{mode.capitalize()} curves (mean over clips)"] = _save(
-            fig, report.out / "figures" / f"{mode}.png")
-
-
-def _fit_len(m: np.ndarray, n: int) -> np.ndarray:
-    if m.shape[1] >= n:
-        return m[:, :n]
-    return np.pad(m, ((0, 0), (0, n - m.shape[1])))
-
-
-def _top_concept(run, output: str) -> str:
-    w = run.model.head_layer.weight.detach().numpy()
-    j = run.model.output_names.index(output) if output in run.model.output_names else 0
-    return run.concept_names[int(np.argmax(np.abs(w[j])))]
-
-
-def _listening(report: Report, reps, names, x, path, maps, methods, data, *, n_background,
-               concept, options) -> None:
-    """Listenable wavs of the first clip: what drove each model's output, and for a
-    bottleneck what drives its most-weighted (or the given) concept."""
-    from midlevel.data.audio import load_audio
-    from midlevel.data.frontends import make_frontend
-    from midlevel.plots.attribution import attribution_figure
-    out = report.out
-    fe = make_frontend(next(iter(reps.values())).frontend)
-    y_full = load_audio(path, sample_rate=fe.sample_rate)
-    y = np.asarray(y_full[:min(len(y_full), int(round(x.shape[-1] * fe.hop)))])
-    n_fr = fe.num_frames(len(y))  # the excerpt's frames are the first x.shape[-1] frames
-    report.audio[f"{names[0]}: original excerpt"] = write_wav(
-        out / "audio" / f"{names[0]}_original.wav", y, fe.sample_rate)
-    method = "shap_deep" if "shap_deep" in methods else methods[0]
-    for label, run in reps.items():
-        attr = maps[(label, method)]
-        sound = listenable(y, _fit_len(attr.maps[0], n_fr), fe)
-        for part in ("masked", "complement"):
-            what = "what drove" if part == "masked" else "the rest of the sound, not"
-            report.audio[f"{label}: {what} {attr.output} ({LABELS[method]}, {part})"] = \
-                write_wav(out / "audio" / f"{names[0]}_{label}_{attr.output}_{part}.wav",
-                          sound[part], fe.sample_rate)
-        if run.model.kind != "bottleneck":
-            continue
-        c_name = concept or _top_concept(run, attr.output)
-        bg = run.background(n_background, n_frames=x.shape[-1], **data)
-        c_attr = Attributor(run.model, method, output=f"concept:{c_name}", background=bg,
-                            fps=run.fps, band_frequencies=fe.band_frequencies,
-                            **options).attribute(x[:1], clips=names[:1])
-        maps[(label, f"concept:{c_name}")] = c_attr
-        report.figures[f"{label}: what in clip {names[0]} drives the concept '{c_name}' "
-                       f"({LABELS[method]})"] = _save(
-            attribution_figure(c_attr, 0), out / "figures" / f"concept_{label}_{c_name}.png")
-        sound = listenable(y, _fit_len(c_attr.maps[0], n_fr), fe)
-        for part in ("masked", "complement"):
-            report.audio[f"{label}: what sounds '{c_name}' ({part})"] = write_wav(
-                out / "audio" / f"{names[0]}_{label}_concept_{c_name}_{part}.wav",
-                sound[part], fe.sample_rate)

@@ -34,21 +34,25 @@ class DemoSettings:
     lr: float = 1e-3
     preset: str = "small"
     methods: tuple = ("shap_deep", "shap_gradient", "integrated_gradients", "gradient_shap",
-                      "deeplift", "occlusion")
+                      "deeplift", "occlusion", "lrp", "gradcam", "lime_segments", "lime_nmf")
     n_explain: int = 3             # test clips in the report
     n_background: int = 16
     n_steps: int = 32
     n_samples: int = 32
     bootstrap: int = 200
     n_charts: int = 2              # clips with per-clip concept charts and SHAP maps
+    sanity_clips: int = 3          # clips of the cascading-randomization check
+    lime_samples: int = 128
 
     @classmethod
     def pick(cls, *, quick: bool = False, n_clips: int | None = None) -> "DemoSettings":
         """Quick sizes (for tests) or the full ones, with ``n_clips`` if given."""
         if quick:
             return cls(n_clips=20, duration=3.0, crop_seconds=2.0, epochs=1, batch_size=8,
-                       methods=("shap_deep", "integrated_gradients"), n_explain=1,
-                       n_background=2, n_steps=4, n_samples=4, bootstrap=20, n_charts=1)
+                       methods=("shap_deep", "integrated_gradients", "lime_patches"),
+                       n_explain=1,
+                       n_background=2, n_steps=4, n_samples=4, bootstrap=20, n_charts=1,
+                       sanity_clips=1, lime_samples=16)
         return cls(n_clips=int(n_clips)) if n_clips else cls()
 
 
@@ -123,7 +127,8 @@ def _run_demo(out: Path, s: DemoSettings, seed: int, quick: bool, say) -> int:
     extra = sorted(coef_dir.glob("*.png")) + sorted(charts_dir.glob("*.png"))
     rep = compare([joint, blackbox], out / "report", cache_dir=cache_dir, methods=s.methods,
                   n_clips=s.n_explain, n_background=s.n_background, concept=concept,
-                  n_steps=s.n_steps, n_samples=s.n_samples,
+                  n_steps=s.n_steps, n_samples=s.n_samples, lime_samples=s.lime_samples,
+                  sanity_clips=s.sanity_clips, n_repeats=2,
                   extra_figures=[(f"concept explanation: {p.stem}", p) for p in extra],
                   extra_tables={"event_check": (EVENT_TEXT, event_table)},
                   title="midlevel demo: concept bottleneck vs black box on synthetic data")
@@ -263,23 +268,26 @@ def _attributions(out, s, joint, blackbox, chart_paths, concept, cache_dir, step
 EVENT_TEXT = ("Controlled check (EventTask): a small black box learns a target decided by the "
               "energy in a known time-frequency box (with distractor events elsewhere). "
               "share: positive attribution inside the box; area_share: the box's share of the "
-              "input; deletion areas: attribution order vs random (lower = more faithful).")
+              "input; ratio: share / area_share; deletion areas (the harness, removal to the "
+              "reference): most-relevant-first order against random orders (lower = more "
+              "faithful); morf_better: share of clips where it beats random.")
 
 
-def event_check(*, steps: int = 150, n_clips: int = 6, seed: int = 0):
-    """Train the controlled :class:`EventTask` model and measure SHAP and IG on it.
+def event_check(*, steps: int = 150, n_clips: int = 6, seed: int = 0,
+                methods=("shap_deep", "integrated_gradients", "lrp", "gradcam",
+                         "lime_patches")):
+    """Train the controlled :class:`EventTask` model and measure ``methods`` on it.
 
     Returns a table: method, share, area_share, ratio, deletion_area, deletion_area_random,
-    ms_per_clip.
+    morf_better, ms_per_clip.
     """
     import numpy as np
     import pandas as pd
     import torch
 
-    from midlevel.explain.attribution.attributor import attribute
-    from midlevel.explain.faithfulness import (
-        area_summary, curve_areas, deletion_curves, event_share,
-    )
+    from midlevel.explain.attribution.attributor import Attributor
+    from midlevel.explain.faithfulness import event_share
+    from midlevel.explain.harness import clip_scores, curve_areas, perturbation_curves
     from midlevel.testing.events import EventTask
     old = torch.get_num_threads()
     torch.set_num_threads(1)  # a tiny model: one thread is fastest
@@ -287,17 +295,22 @@ def event_check(*, steps: int = 150, n_clips: int = 6, seed: int = 0):
         task = EventTask()
         model = task.train_model(steps=steps, seed=seed)
         x, y = task.sample(64, seed=seed + 1)
-        strong = np.argsort(-y[:, 0].numpy())[:n_clips]
+        x = x[np.argsort(-y[:, 0].numpy())[:n_clips]]
         bg, _ = task.sample(16, seed=seed + 2)
         rows = []
-        for method in ("shap_deep", "integrated_gradients"):
-            attr = attribute(model, x[strong], method=method, background=bg)
+        for method in methods:
+            attributor = Attributor(model, method, background=bg, n_steps=16, n_samples=16,
+                                    n_repeats=2)
+            attr = attributor.attribute(x)
             share = event_share(attr, task.box)
-            area = area_summary(curve_areas(deletion_curves(model, attr, steps=10))).iloc[0]
+            scores = clip_scores(curve_areas(perturbation_curves(
+                attributor.selector, x, attr.values, attributor.reference_for(x),
+                method=method, modes=("deletion",), n_random=5)))
             rows.append({"method": method, "share": share["share"].mean(),
                          "area_share": share["area_share"].mean(),
-                         "ratio": share["ratio"].mean(), "deletion_area": area["attribution"],
-                         "deletion_area_random": area["random"],
+                         "ratio": share["ratio"].mean(), "deletion_area": scores["morf"].mean(),
+                         "deletion_area_random": scores["random"].mean(),
+                         "morf_better": scores["morf_better"].mean(),
                          "ms_per_clip": attr.ms_per_clip})
         return pd.DataFrame(rows)
     finally:
@@ -329,8 +342,13 @@ def _report_summary(rep) -> list[str]:
     faith = rep.tables.get("faithfulness")
     if faith is not None and len(faith):
         d = faith[faith["mode"] == "deletion"]
-        lines.append("deletion area (attribution vs random): " + "; ".join(
-            f"{r.model}/{r.method} {r.attribution:.2f} vs {r.random:.2f}" for r in d.itertuples()))
+        lines.append("deletion area, most relevant first vs random (lower = more faithful): "
+                     + "; ".join(f"{r.model}/{r.method} {r.morf:.2f} vs {r.random:.2f}"
+                                 for r in d.itertuples()))
+    sanity = rep.tables.get("sanity")
+    if sanity is not None and len(sanity):
+        lines.append("sanity check passed: " + "; ".join(
+            f"{r.model}/{r.method} {'yes' if r.passed else 'no'}" for r in sanity.itertuples()))
     comp = rep.tables.get("completeness")
     if comp is not None and len(comp):
         row = comp[(comp["metric"] == "r") & (comp["name"] == "mean")]

@@ -7,11 +7,17 @@ For each clip, method and explained output this writes, under ``out_dir``:
   prediction, reference, axes);
 - ``<clip>/<method>__<output>.png``: map over the spectrogram (seconds, Hz), time curve and
   frequency profile;
-- ``<clip>/<method>__<output>__masked.wav`` and ``__complement.wav``: the listenable
-  explanation (the positively attributed part of the sound, and the rest);
+- ``<clip>/<method>__<output>_for.wav``, ``_against.wav``, ``_complement.wav`` (and ``_both``,
+  ``_clip``): the listenable explanation, by the sign of the evidence relative to the
+  reference, and ``_listen_back.csv``: the share of ``f(x) - f(reference)`` each part keeps
+  when its audio is re-run through front end and model (:mod:`midlevel.explain.listen_back`);
 - ``attribution_summary.csv`` (clip, method, output, prediction, reference, total, additivity
-  gap, ms per clip), ``time_marginals.csv``, ``frequency_marginals.csv``, and with
-  ``faithfulness=True`` ``faithfulness.csv`` (deletion / insertion areas against random orders).
+  gap, ms per clip), ``time_marginals.csv``, ``frequency_marginals.csv``, ``listen_back.csv``,
+  and with ``faithfulness=True`` ``faithfulness.csv`` (the harness's per-clip scores:
+  MoRF / LeRF deletion and insertion against random orders, :mod:`midlevel.explain.harness`).
+
+The explained number is the one ``midlevel predict`` reports: the mean over the run's
+windows of the clip (:class:`~midlevel.explain.attribution.base.WindowedOutput`).
 
 Works for any run; on a bottleneck, outputs may name concepts (``"concept:dissonance"``).
 """
@@ -31,8 +37,9 @@ from midlevel.explain.attribution.attributor import Attributor
 from midlevel.explain.attribution.base import resolve_output
 from midlevel.explain.attribution.registry import resolve_method
 from midlevel.explain.head import clip_names
-from midlevel.explain.listen import listenable
-from midlevel.io import save_figure, write_csv, write_wav
+from midlevel.explain.harness import clip_scores, curve_areas, perturbation_curves
+from midlevel.explain.listen_back import listen_back
+from midlevel.io import save_figure, write_csv
 from midlevel.run import load_run
 
 log = logging.getLogger("midlevel.explain")
@@ -61,6 +68,7 @@ class ExplainResult:
     time_marginals: pd.DataFrame = field(default_factory=pd.DataFrame)
     frequency_marginals: pd.DataFrame = field(default_factory=pd.DataFrame)
     faithfulness: pd.DataFrame = field(default_factory=pd.DataFrame)
+    listen_back: pd.DataFrame = field(default_factory=pd.DataFrame)
     files: list = field(default_factory=list)
     errors: dict = field(default_factory=dict)
 
@@ -78,8 +86,8 @@ def run_background(run, n: int = 16, *, spec=None, root=None, cache_dir=None,
 def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_deep",),
                   background: torch.Tensor | None = None, n_background: int = 16,
                   spec=None, root=None, cache_dir=None, names=None, listen: bool = True,
-                  mask: str = "positive", top: float = 0.1, figures: bool = True,
-                  faithfulness: bool = False, max_seconds: float | None = None,
+                  mass: float = 0.9, figures: bool = True, faithfulness: bool = False,
+                  n_random: int = 5, max_seconds: float | None = None,
                   progress: bool = False, **options) -> ExplainResult:
     """Attributions of a run's outputs for audio files, with figures, arrays and wavs.
 
@@ -92,8 +100,10 @@ def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_dee
     methods : attribution methods (see ``midlevel.explain.attribution.METHODS``).
     background : reference spectrograms; default ``n_background`` crops of the training split
         (silence if the run's data cannot be found).
-    listen : write the masked / complement wavs (``mask``: "positive" or "top" with ``top``).
-    faithfulness : also compute deletion / insertion areas against random orders.
+    listen : write the for / against / complement wavs and their listen-back shares
+        (``mass``: the share of the total |attribution| the selected bins hold).
+    faithfulness : also run the faithfulness harness (deletion and insertion, MoRF and LeRF,
+        against ``n_random`` random orders).
     max_seconds : explain only the first ``max_seconds`` of each clip.
     options : passed to :class:`Attributor` (n_steps, n_samples, window, stride, ...).
     """
@@ -119,7 +129,7 @@ def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_dee
     result = ExplainResult()
     attributors = {(m, o): Attributor(run.model, m, output=o, background=background,
                                       fps=fe.fps, band_frequencies=fe.band_frequencies,
-                                      **options)
+                                      windows=run.window(), frontend=fe, **options)
                    for m in methods for o in outputs}
     try:
         from tqdm.auto import tqdm
@@ -127,7 +137,7 @@ def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_dee
                      disable=not progress)
     except ImportError:  # pragma: no cover
         items = zip(names, paths)
-    summaries, times, freqs, faith = [], [], [], []
+    summaries, times, freqs, faith, shares = [], [], [], [], []
     for name, path in items:
         try:
             y = load_audio(path, sample_rate=fe.sample_rate)
@@ -155,16 +165,19 @@ def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_dee
                 save_figure(fig, clip_dir / f"{stem}.png", dpi=100)
                 plt.close(fig)
                 result.files.append(clip_dir / f"{stem}.png")
+            reference = attributor.reference_for(spec_x.to(attributor.device))
             if listen:
-                sound = listenable(np.asarray(y), attr.maps[0], fe, mode=mask, top=top)
-                for part in ("masked", "complement"):
-                    result.files.append(write_wav(clip_dir / f"{stem}__{part}.wav",
-                                                  sound[part], fe.sample_rate))
+                table = listen_back(np.asarray(y), attr.maps[0], attributor.selector, fe,
+                                    reference=reference, mass=mass, out_dir=clip_dir,
+                                    clip=stem)
+                shares.append(table.assign(clip=name, method=method, output=attr.output))
+                result.files += [clip_dir / f"{stem}_{p}.wav" for p in table["part"]]
+                result.files.append(clip_dir / f"{stem}_listen_back.csv")
             if faithfulness:
-                from midlevel.explain.faithfulness import curve_areas, perturbation_curves
-                for mode in ("deletion", "insertion"):
-                    faith.append(curve_areas(perturbation_curves(
-                        run.model, attr, mode=mode, steps=10, n_random=1)))
+                curves = perturbation_curves(attributor.selector, spec_x, attr.values,
+                                             reference, method=method, clips=[name],
+                                             n_random=n_random)
+                faith.append(clip_scores(curve_areas(curves)).assign(output=attr.output))
     if summaries:
         result.summary = pd.concat(summaries, ignore_index=True)
         result.time_marginals = pd.concat(times, ignore_index=True)
@@ -173,6 +186,9 @@ def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_dee
                              (result.time_marginals, "time_marginals.csv"),
                              (result.frequency_marginals, "frequency_marginals.csv")]:
             result.files.append(write_csv(table, out / fname))
+    if shares:
+        result.listen_back = pd.concat(shares, ignore_index=True)
+        result.files.append(write_csv(result.listen_back, out / "listen_back.csv"))
     if faith:
         result.faithfulness = pd.concat(faith, ignore_index=True)
         result.files.append(write_csv(result.faithfulness, out / "faithfulness.csv"))

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from midlevel.errors import AttributionError
-from midlevel.explain.attribution.base import OutputSelector, resolve_output
+from midlevel.explain.attribution.base import OutputSelector, WindowedOutput, resolve_output
 from midlevel.explain.attribution.registry import make_method, resolve_method
 from midlevel.explain.attribution.result import Attribution
 from midlevel.training.data import fit_frames
@@ -36,18 +36,24 @@ class Attributor:
     baseline : "mean" (of the background), "zero", a float, or a tensor broadcastable to
         one input: the reference of IG, DeepLift and Occlusion.
     fps, band_frequencies : axis metadata copied into the result.
+    windows : ``(n_frames, hop)`` (:meth:`midlevel.run.Run.window`): explain the mean over the
+        windows that ``Run.predict`` averages, i.e. the number it reports for the whole clip;
+        None: the model on the input as one window.
     options : the method's settings (``n_steps``, ``n_samples``, ``window``, ``stride``,
         ``check_additivity``, ``batch_size``, ``seed``; each class takes what it uses).
     """
 
     def __init__(self, model: nn.Module, method: str = "shap_deep", *, output=None,
                  background: torch.Tensor | None = None, baseline="mean",
-                 fps: float | None = None, band_frequencies=None, **options):
+                 fps: float | None = None, band_frequencies=None,
+                 windows: tuple[int, int] | None = None, **options):
         self.method = resolve_method(method)
         model.eval()
         self.model = model
         self.kind, self.index, self.output = resolve_output(model, output)
         self.selector = OutputSelector(model, self.kind, self.index).eval()
+        if windows is not None:
+            self.selector = WindowedOutput(self.selector, *windows).eval()
         self.background = None if background is None else torch.as_tensor(
             background, dtype=torch.float32)
         if self.background is not None and self.background.ndim == 3:
@@ -115,7 +121,7 @@ class Attributor:
         reference, background = self.reference_for(xd), self.background_for(xd)
         start = time.perf_counter()
         result = self.impl.attribute(self.selector, xd, reference=reference,
-                                     background=background)
+                                     background=background, clips=clips)
         seconds = time.perf_counter() - start
         values = np.asarray(result.values, dtype=np.float32)
         if values.ndim == x.ndim + 1:  # SHAP stacks outputs on a last axis

@@ -55,7 +55,7 @@ class AttributionMethod:
         self._cache: dict = {}
 
     def attribute(self, f: nn.Module, x: torch.Tensor, *, reference: torch.Tensor,
-                  background: torch.Tensor | None = None) -> MethodResult:
+                  background: torch.Tensor | None = None, clips=None) -> MethodResult:
         """Explain ``f`` at ``x`` ``(batch, 1, n_bands, n_frames)``.
 
         ``reference``: ``(1, 1, n_bands, n_frames)``; ``background``: a sample of training
@@ -64,7 +64,9 @@ class AttributionMethod:
         raise NotImplementedError
 
     def cached(self, key, make):
-        """``make()`` once per ``key`` (explainers, reference outputs)."""
+        """``make()`` once per ``key`` (explainers, reference outputs). Keys hold the explained
+        module itself, not its ``id``: a freed module's id can be reused by a new one (the
+        randomized copies of a sanity check), which must not find the old explainer."""
         if key not in self._cache:
             self._cache[key] = make()
         return self._cache[key]
@@ -77,7 +79,7 @@ class AttributionMethod:
 
     def reference_output(self, f: nn.Module, reference: torch.Tensor) -> float:
         """Mean of ``f`` over the reference input(s), cached per function and length."""
-        return self.cached(("reference", id(f), tuple(reference.shape)),
+        return self.cached(("reference", f, tuple(reference.shape)),
                            lambda: float(self.predict(f, reference).mean()))
 
 
@@ -137,3 +139,31 @@ class OutputSelector(nn.Module):
         return out[:, self.index:self.index + 1]
 
 
+
+
+class WindowedOutput(nn.Module):
+    """``f`` over the windows :meth:`midlevel.run.Run.predict` uses, averaged: the number
+    ``predict`` reports for a whole clip (``(batch, 1, n_bands, T)`` -> ``(batch, 1)``).
+
+    Windows of ``n_frames`` start every ``hop`` frames, the last one ending at the clip's end
+    (:func:`midlevel.training.data.window_starts`); a clip shorter than a window is padded with
+    zeros as in prediction. The windows of a clip go through ``f`` as one batch (sample-major),
+    and only slicing, padding and a mean are added to ``f``, so gradient and hook-based
+    methods see the same network, each module called once.
+    """
+
+    def __init__(self, f: nn.Module, n_frames: int, hop: int):
+        super().__init__()
+        self.f, self.n_frames, self.hop = f, int(n_frames), int(hop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from midlevel.training.data import window_starts
+        n = self.n_frames
+        if x.shape[-1] < n:
+            x = nn.functional.pad(x, (0, n - x.shape[-1]))
+        starts = window_starts(x.shape[-1], n, self.hop)
+        # windows stacked sample-major into the batch, so every module runs once per forward
+        # (hook-based methods such as SHAP DeepExplainer keep one activation per module)
+        w = torch.stack([x[..., s:s + n] for s in starts], dim=1)
+        out = self.f(w.reshape((-1,) + tuple(w.shape[2:])))
+        return out.reshape(x.shape[0], len(starts), -1).mean(1)

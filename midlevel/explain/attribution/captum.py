@@ -18,7 +18,7 @@ class IntegratedGradients(AttributionMethod):
         super().__init__(**options)
         self.n_steps = int(n_steps)
 
-    def attribute(self, f, x, *, reference, background=None) -> MethodResult:
+    def attribute(self, f, x, *, reference, background=None, clips=None) -> MethodResult:
         from captum.attr import IntegratedGradients as IG
         ig = IG(f)
         values = torch.cat([ig.attribute(x[i:i + 1], baselines=reference, target=0,
@@ -37,7 +37,7 @@ class GradientShap(AttributionMethod):
         super().__init__(**options)
         self.n_samples = int(n_samples)
 
-    def attribute(self, f, x, *, reference, background=None) -> MethodResult:
+    def attribute(self, f, x, *, reference, background=None, clips=None) -> MethodResult:
         from captum.attr import GradientShap as GS
         gs = GS(f)
         values = torch.cat([gs.attribute(x[i:i + 1], baselines=background,
@@ -52,7 +52,7 @@ class DeepLift(AttributionMethod):
 
     name, label = "deeplift", "Captum DeepLift"
 
-    def attribute(self, f, x, *, reference, background=None) -> MethodResult:
+    def attribute(self, f, x, *, reference, background=None, clips=None) -> MethodResult:
         from captum.attr import DeepLift as DL
         dl = DL(f)
         with warnings.catch_warnings():
@@ -75,7 +75,7 @@ class Occlusion(AttributionMethod):
         self.window = tuple(int(v) for v in window)
         self.stride = tuple(int(v) for v in (stride or window))
 
-    def attribute(self, f, x, *, reference, background=None) -> MethodResult:
+    def attribute(self, f, x, *, reference, background=None, clips=None) -> MethodResult:
         from captum.attr import Occlusion as Occ
         occ = Occ(f)
         wb, wt = min(self.window[0], x.shape[2]), min(self.window[1], x.shape[3])

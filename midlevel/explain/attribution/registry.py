@@ -6,16 +6,23 @@ from midlevel.explain.attribution.base import AttributionMethod
 from midlevel.explain.attribution.captum import (
     DeepLift, GradientShap, IntegratedGradients, Occlusion,
 )
+from midlevel.explain.attribution.gradcam import GradCAM
+from midlevel.explain.attribution.lime import (
+    LimeBands, LimeNMF, LimeOnsets, LimePatches, LimeSegments,
+)
+from midlevel.explain.attribution.lrp import LRP
 from midlevel.explain.attribution.shap import ShapDeep, ShapGradient
 
 CLASSES: dict[str, type[AttributionMethod]] = {
     cls.name: cls for cls in (ShapDeep, ShapGradient, IntegratedGradients, GradientShap,
-                              DeepLift, Occlusion)}
+                              DeepLift, Occlusion, LRP, GradCAM, LimeSegments, LimeOnsets,
+                              LimeBands, LimePatches, LimeNMF)}
 METHODS = tuple(CLASSES)
 ALIASES = {"shap": "shap_deep", "deep_shap": "shap_deep", "deepshap": "shap_deep",
            "deep": "shap_deep", "gradient_explainer": "shap_gradient",
            "expected_gradients": "shap_gradient", "ig": "integrated_gradients",
-           "gradshap": "gradient_shap", "deep_lift": "deeplift"}
+           "gradshap": "gradient_shap", "deep_lift": "deeplift", "grad_cam": "gradcam",
+           "lime": "lime_segments"}
 LABELS = {name: cls.label for name, cls in CLASSES.items()}
 
 

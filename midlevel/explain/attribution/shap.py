@@ -24,7 +24,7 @@ class ShapDeep(AttributionMethod):
         super().__init__(**options)
         self.check_additivity = check_additivity
 
-    def attribute(self, f, x, *, reference, background=None) -> MethodResult:
+    def attribute(self, f, x, *, reference, background=None, clips=None) -> MethodResult:
         import shap
 
         def make():
@@ -32,13 +32,13 @@ class ShapDeep(AttributionMethod):
                 explainer = shap.DeepExplainer(f, background)
             return explainer, float(np.ravel(explainer.expected_value)[0])
 
-        explainer, expected = self.cached(("explainer", id(f), x.shape[-1]), make)
+        explainer, expected = self.cached(("explainer", f, x.shape[-1]), make)
         with warnings.catch_warnings():
             # our Standardize module is affine: SHAP's pass-through of unknown modules is exact
             warnings.filterwarnings("ignore", message="unrecognized nn.Module")
             values = [explainer.shap_values(x[i:i + 1], check_additivity=self.check_additivity)
                       for i in range(len(x))]
-        return MethodResult(np.concatenate(values), expected)
+        return MethodResult(np.concatenate(values).reshape(x.shape), expected)
 
 
 class ShapGradient(AttributionMethod):
@@ -50,7 +50,7 @@ class ShapGradient(AttributionMethod):
         super().__init__(**options)
         self.n_samples = int(n_samples)
 
-    def attribute(self, f, x, *, reference, background=None) -> MethodResult:
+    def attribute(self, f, x, *, reference, background=None, clips=None) -> MethodResult:
         import shap
 
         def make():
@@ -58,6 +58,6 @@ class ShapGradient(AttributionMethod):
                 explainer = shap.GradientExplainer(f, background, batch_size=self.batch_size)
             return explainer, float(self.predict(f, background).mean())
 
-        explainer, expected = self.cached(("explainer", id(f), x.shape[-1]), make)
+        explainer, expected = self.cached(("explainer", f, x.shape[-1]), make)
         values = explainer.shap_values(x, nsamples=self.n_samples, rseed=self.seed)
-        return MethodResult(np.asarray(values), expected)
+        return MethodResult(np.asarray(values).reshape(x.shape), expected)

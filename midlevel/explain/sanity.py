@@ -48,7 +48,7 @@ the input, and further than two random networks are from each other. A model-ind
 
 Any method works that is a callable ``(f, x, reference) -> maps`` (``maps`` ``(batch, 1,
 n_bands, n_frames)``, a ``MethodResult`` or an ``Attribution``); :func:`as_method` wraps a
-``PosthocMethod``.
+``AttributionMethod``.
 """
 from __future__ import annotations
 
@@ -62,8 +62,8 @@ from scipy.ndimage import uniform_filter
 from scipy.stats import spearmanr
 from torch import nn
 
-from midlevel.explain.attribution import AttributionError
-from midlevel.explain.posthoc.harness import _inputs, _reference_map, as_maps
+from midlevel.errors import AttributionError
+from midlevel.explain.harness import as_inputs, as_maps, reference_map
 from midlevel.models.backbone import Standardize
 
 __all__ = ["SanityResult", "sanity_check", "cascade_stages", "randomize_stage",
@@ -78,7 +78,7 @@ _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
 def as_method(method, *, background=None):
-    """A ``PosthocMethod`` (or a callable) as a callable ``(f, x, reference) -> maps``."""
+    """A ``AttributionMethod`` (or a callable) as a callable ``(f, x, reference) -> maps``."""
     if hasattr(method, "attribute"):
         return lambda f, x, reference: method.attribute(f, x, reference=reference,
                                                         background=background)
@@ -87,14 +87,14 @@ def as_method(method, *, background=None):
 
 def input_only_map(f, x, reference) -> np.ndarray:
     """``|x - reference|``: a "method" that never looks at the model (it must fail)."""
-    x = _inputs(x)
-    ref = _reference_map(reference, tuple(x.shape[2:]))
+    x = as_inputs(x)
+    ref = reference_map(reference, tuple(x.shape[2:]))
     return (x - ref).abs().numpy()
 
 
 def gradient_x_input(f, x, reference=None) -> np.ndarray:
     """Gradient times input, ``x * df/dx`` (``reference`` unused)."""
-    x = _inputs(x).clone().requires_grad_(True)
+    x = as_inputs(x).clone().requires_grad_(True)
     f.eval()
     (g,) = torch.autograd.grad(f(x).sum(), x)
     return (x * g).detach().numpy()
@@ -140,7 +140,7 @@ def cascade_stages(f: nn.Module, x) -> list[tuple[str, list[str]]]:
     a forward pass of ``f`` on ``x`` calls, in call order; a BatchNorm called right after a
     conv/linear layer joins its stage.
     """
-    x = _inputs(x)[:1]
+    x = as_inputs(x)[:1]
     names = {m: n for n, m in f.named_modules()}
     called = []
 
@@ -275,7 +275,7 @@ def sanity_check(f: nn.Module, method, x, reference, *, name: str = "method",
     Parameters
     ----------
     f : the trained scalar module (not modified; randomized copies are made).
-    method : callable ``(f, x, reference) -> maps`` or a ``PosthocMethod``.
+    method : callable ``(f, x, reference) -> maps`` or a ``AttributionMethod``.
     x : inputs ``(batch, 1, n_bands, n_frames)``; reference : the removal reference.
     background : inputs to re-estimate BatchNorm statistics on (default ``x``).
     seeds : (cascade / first full randomization, second independent full randomization).
@@ -291,9 +291,9 @@ def sanity_check(f: nn.Module, method, x, reference, *, name: str = "method",
     if seeds[0] == seeds[1]:
         raise AttributionError("the two randomizations need different seeds")
     fn = as_method(method, background=background)
-    x = _inputs(x)
+    x = as_inputs(x)
     clips = list(clips) if clips is not None else [f"clip{i}" for i in range(len(x))]
-    data = _inputs(background) if background is not None else x
+    data = as_inputs(background) if background is not None else x
     f.eval()
     trained = as_maps(fn(f, x, reference), len(x))
     stages = cascade_stages(f, x)

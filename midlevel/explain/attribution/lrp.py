@@ -43,7 +43,7 @@ Measured on the planted-event task (``EventTask``, 30 clips with a clear event):
 box; ``epsilon_plus_flat`` 8.1x; ``epsilon_gamma_box`` 0.55x and, with ``zero_bias``, an
 unstable conservation (errors up to 20x ``f(x)``: the merged BatchNorm biases keep units active
 whose bias-free pre-activation, the gamma rule's denominator, is near zero). Under cascading
-parameter randomization the z+ maps change little (see :mod:`~midlevel.explain.posthoc.sanity`).
+parameter randomization the z+ maps change little (see :mod:`~midlevel.explain.sanity`).
 
 ``zero_bias=True`` (default) makes every rule ignore the biases (including the ones the
 BatchNorm merge creates), so each layer conserves relevance and ``sum(R) = f(x)`` up to the
@@ -66,8 +66,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from midlevel.explain.attribution import AttributionError
-from midlevel.explain.posthoc.base import MethodResult, PosthocMethod
+from midlevel.errors import AttributionError
+from midlevel.explain.attribution.base import MethodResult, AttributionMethod
 from midlevel.models.backbone import Standardize
 
 __all__ = ["LRP", "COMPOSITES", "lrp_composite", "unsupported_modules"]
@@ -133,7 +133,7 @@ def _standardizer(f: nn.Module) -> Standardize | None:
     return next((m for m in f.modules() if isinstance(m, Standardize)), None)
 
 
-class LRP(PosthocMethod):
+class LRP(AttributionMethod):
     """LRP of a scalar ``f`` with a zennit composite (BatchNorm merged, Standardize passed).
 
     Parameters
@@ -151,7 +151,8 @@ class LRP(PosthocMethod):
 
     def __init__(self, *, composite: str = "epsilon_plus", zero_bias: bool = True,
                  epsilon: float = 1e-6, gamma: float = 0.25, stabilizer: float = 1e-6,
-                 bounds: tuple[float, float] | None = None, batch_size: int = 16):
+                 bounds: tuple[float, float] | None = None, batch_size: int = 16, **options):
+        super().__init__(batch_size=batch_size)
         if composite not in COMPOSITES:
             raise AttributionError(f"unknown LRP composite '{composite}'; composites are "
                                    f"{list(COMPOSITES)}")
@@ -178,7 +179,7 @@ class LRP(PosthocMethod):
         return torch.tensor(lo), torch.tensor(hi)
 
     def attribute(self, f: nn.Module, x: torch.Tensor, *, reference: torch.Tensor,
-                  background: torch.Tensor | None = None) -> MethodResult:
+                  background: torch.Tensor | None = None, clips=None) -> MethodResult:
         """Relevance maps ``(batch, 1, n_bands, n_frames)`` for ``f(x)``; see the module
         docstring for the rules and the conservation table."""
         from zennit.attribution import Gradient

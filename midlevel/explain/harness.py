@@ -65,11 +65,11 @@ import torch
 from scipy import stats
 from torch import nn
 
-from midlevel.explain.attribution import AttributionError
+from midlevel.errors import AttributionError
 
 __all__ = ["DEFAULT_FRACTIONS", "HarnessResult", "morf_order", "patch_ids",
            "perturbation_curves", "curve_areas", "clip_scores", "compare_to_random",
-           "faithfulness", "evaluate_methods", "box_share", "quantus_deletion_check",
+           "faithfulness", "evaluate_methods",
            "as_maps"]
 
 DEFAULT_FRACTIONS = np.linspace(0.0, 1.0, 21)
@@ -100,7 +100,7 @@ def as_maps(values, n: int | None = None) -> np.ndarray:
     return a
 
 
-def _inputs(x) -> torch.Tensor:
+def as_inputs(x) -> torch.Tensor:
     x = torch.as_tensor(x.detach().cpu() if torch.is_tensor(x) else np.asarray(x),
                         dtype=torch.float32)
     if x.ndim == 2:
@@ -113,7 +113,7 @@ def _inputs(x) -> torch.Tensor:
     return x
 
 
-def _reference_map(reference, shape) -> torch.Tensor:
+def reference_map(reference, shape) -> torch.Tensor:
     r = torch.as_tensor(reference.detach().cpu() if torch.is_tensor(reference)
                         else np.asarray(reference), dtype=torch.float32)
     try:
@@ -154,7 +154,7 @@ def _predict(f: nn.Module, xs: torch.Tensor, batch_size: int, device) -> np.ndar
                       for a in range(0, len(xs), batch_size)]).numpy().astype(np.float64)
 
 
-def _device(f: nn.Module):
+def device_of(f: nn.Module):
     p = next(f.parameters(), None)
     return p.device if p is not None else torch.device("cpu")
 
@@ -193,7 +193,7 @@ def perturbation_curves(f: nn.Module, x, maps, reference, *, method: str = "meth
     bad = [m for m in modes if m not in ("deletion", "insertion")]
     if bad:
         raise AttributionError(f"modes must be 'deletion' and/or 'insertion', got {bad}")
-    x = _inputs(x)
+    x = as_inputs(x)
     a = as_maps(maps, len(x))
     if a.shape[1:] != tuple(x.shape[2:]):
         raise AttributionError(f"maps of shape {a.shape[1:]} do not match inputs "
@@ -204,9 +204,9 @@ def perturbation_curves(f: nn.Module, x, maps, reference, *, method: str = "meth
         raise AttributionError("fractions must increase strictly within [0, 1]")
     clips = list(clips) if clips is not None else [f"clip{i}" for i in range(len(x))]
     f.eval()
-    device = _device(f)
+    device = device_of(f)
     shape = tuple(x.shape[2:])
-    ref = _reference_map(reference, shape)
+    ref = reference_map(reference, shape)
     groups = patch_ids(shape, patch)
     n_units = int(groups.max()) + 1
     ks = np.rint(fractions * n_units).astype(int)
@@ -376,94 +376,13 @@ def faithfulness(f: nn.Module, x, maps: dict, reference, *, clips=None, n_boot: 
 
 def evaluate_methods(f: nn.Module, x, methods: dict, reference, *, background=None,
                      clips=None, **options) -> tuple[HarnessResult, dict]:
-    """Compute each method's maps (a ``PosthocMethod`` or a callable ``(f, x, reference) ->
+    """Compute each method's maps (a ``AttributionMethod`` or a callable ``(f, x, reference) ->
     maps``) and run :func:`faithfulness`. Returns ``(result, maps)``."""
     maps = {}
-    x = _inputs(x)
+    x = as_inputs(x)
     for name, m in methods.items():
         if hasattr(m, "attribute"):
             maps[name] = as_maps(m.attribute(f, x, reference=reference, background=background))
         else:
             maps[name] = as_maps(m(f, x, reference))
     return faithfulness(f, x, maps, reference, clips=clips, **options), maps
-
-
-# ------------------------------------------------------------------------------ event box
-
-
-def box_share(maps, box, *, method: str = "method", clips=None,
-              positive: bool = True) -> pd.DataFrame:
-    """Share of positive (or absolute) attribution inside a known box, against its area share.
-
-    ``box``: (band_start, band_stop, frame_start, frame_stop), half-open, one for all clips or a
-    list with one per clip. Returns clip, method, share, area_share, ratio (share / area_share;
-    1 = no better than uniform).
-    """
-    a = as_maps(maps)
-    boxes = box if isinstance(box, list) else [box] * len(a)
-    clips = list(clips) if clips is not None else [f"clip{i}" for i in range(len(a))]
-    rows = []
-    for i, m in enumerate(a):
-        w = np.clip(m, 0, None) if positive else np.abs(m)
-        b0, b1, f0, f1 = (int(v) for v in boxes[i])
-        total = float(w.sum())
-        area = (b1 - b0) * (f1 - f0) / m.size
-        share = float(w[b0:b1, f0:f1].sum()) / total if total > 0 else np.nan
-        rows.append({"clip": clips[i], "method": method, "share": share, "area_share": area,
-                     "ratio": share / area if area > 0 else np.nan})
-    return pd.DataFrame(rows)
-
-
-# ------------------------------------------------------------------------------ quantus
-
-
-def quantus_deletion_check(f: nn.Module, x, maps, reference, *, steps: int = 16,
-                           batch_size: int = 64) -> pd.DataFrame:
-    """MoRF deletion curve of :func:`perturbation_curves` against quantus ``PixelFlipping``.
-
-    quantus perturbs ``n_bins / steps`` bins per step in ``argsort(-a)`` order and records the
-    model's output (``softmax=False``, ``normalise=False``, ``abs=False``); its perturbation
-    function is replaced by one that writes the reference's values into the chosen bins. Maps
-    should have no ties (the two tie-breaks differ). ``n_bands * n_frames`` must be a multiple
-    of ``steps``.
-
-    Returns
-    -------
-    pd.DataFrame: clip, max_abs_difference (between the two curves at fractions 1/steps ... 1),
-    area_harness, area_quantus (trapezoid over those fractions), quantus_version.
-    """
-    import quantus
-
-    x = _inputs(x)
-    a = as_maps(maps, len(x))
-    nb, nf = x.shape[2:]
-    n = nb * nf
-    if n % steps:
-        raise AttributionError(f"{n} bins are not a multiple of steps={steps}")
-    ref_flat = _reference_map(reference, (nb, nf)).numpy().reshape(-1)
-
-    def to_reference(arr, indices, **kwargs):
-        out = arr.copy()
-        out[np.arange(len(arr))[:, None], indices] = ref_flat[indices]
-        return out
-
-    f.eval()
-    metric = quantus.PixelFlipping(features_in_step=n // steps, normalise=False, abs=False,
-                                   perturb_func=to_reference, disable_warnings=True,
-                                   display_progressbar=False)
-    q = np.asarray(metric(model=f, x_batch=x.numpy(), y_batch=np.zeros(len(x), dtype=int),
-                          a_batch=a[:, None].astype(np.float32), softmax=False,
-                          channel_first=True, device=str(_device(f)), batch_size=batch_size),
-                   dtype=float)
-    fr = np.arange(1, steps + 1) / steps
-    ours = perturbation_curves(f, x, a, reference, modes=("deletion",), fractions=fr,
-                               n_random=5)
-    ours = ours[ours["order"] == "morf"]
-    rows = []
-    for i in range(len(x)):
-        mine = ours[ours["clip"] == f"clip{i}"].sort_values("fraction")["value"].to_numpy()
-        rows.append({"clip": f"clip{i}", "max_abs_difference": float(np.abs(mine - q[i]).max()),
-                     "area_harness": float(np.trapezoid(mine, fr)),
-                     "area_quantus": float(np.trapezoid(q[i], fr)),
-                     "quantus_version": quantus.__version__})
-    return pd.DataFrame(rows)

@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from midlevel.explain.attribution import AttributionError
-from midlevel.explain.posthoc.base import MethodResult, PosthocMethod
+from midlevel.errors import AttributionError
+from midlevel.explain.attribution.base import MethodResult, AttributionMethod
 
 __all__ = ["GradCAM", "last_conv_block"]
 
@@ -55,7 +55,7 @@ def last_conv_block(f: nn.Module) -> tuple[str, nn.Module]:
     return chosen
 
 
-class GradCAM(PosthocMethod):
+class GradCAM(AttributionMethod):
     """Grad-CAM of a scalar ``f`` at a conv layer, upsampled to the input's bands and frames.
 
     Parameters
@@ -71,7 +71,8 @@ class GradCAM(PosthocMethod):
     label = "Grad-CAM (captum, last conv block)"
 
     def __init__(self, *, layer=None, relu: bool = True, interpolate_mode: str = "bilinear",
-                 batch_size: int = 16):
+                 batch_size: int = 16, **options):
+        super().__init__(batch_size=batch_size)
         self.layer = layer
         self.relu = bool(relu)
         self.interpolate_mode = interpolate_mode
@@ -88,7 +89,7 @@ class GradCAM(PosthocMethod):
         return name, self.layer
 
     def attribute(self, f: nn.Module, x: torch.Tensor, *, reference: torch.Tensor = None,
-                  background: torch.Tensor | None = None) -> MethodResult:
+                  background: torch.Tensor | None = None, clips=None) -> MethodResult:
         """Upsampled Grad-CAM maps ``(batch, 1, n_bands, n_frames)`` (``reference`` and
         ``background`` are not used: Grad-CAM has no reference)."""
         from captum.attr import LayerGradCam

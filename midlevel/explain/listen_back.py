@@ -44,8 +44,6 @@ temporary name in the same folder, then ``os.replace``).
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -53,46 +51,13 @@ import pandas as pd
 import torch
 from torch import nn
 
-from midlevel.explain.listen import masked_audio, write_wav
-from midlevel.explain.posthoc.components import ComponentError, Components
+from midlevel.explain.listen import masked_audio
+from midlevel.io import write_csv, write_wav
+from midlevel.explain.attribution.components import ComponentError, Components
 
-__all__ = ["PARTS", "evidence_masks", "listen_back", "component_audio", "top_component_wavs",
-           "write_wav_atomic", "write_csv_atomic"]
+__all__ = ["PARTS", "evidence_masks", "listen_back", "component_audio", "top_component_wavs"]
 
 PARTS = ("clip", "for", "against", "both", "complement")
-
-
-# ------------------------------------------------------------------------------ files
-
-
-def write_wav_atomic(path, y: np.ndarray, sample_rate: int) -> Path:
-    """16-bit wav (clipped to [-1, 1]) written to a temporary file, then moved into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".wav", dir=path.parent)
-    os.close(fd)
-    try:
-        write_wav(tmp, y, sample_rate)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
-def write_csv_atomic(path, table: pd.DataFrame) -> Path:
-    """CSV written to a temporary file, then moved into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".csv", dir=path.parent)
-    os.close(fd)
-    try:
-        table.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
 
 
 # ------------------------------------------------------------------------------ masks
@@ -154,6 +119,7 @@ def _frontend(frontend):
 
 
 @torch.no_grad()
+@torch.no_grad()
 def listen_back(y: np.ndarray, values, f: nn.Module, frontend, *, reference,
                 mass: float = 0.9, out_dir=None, clip: str = "clip", min_span: float = 1e-6,
                 parts=PARTS) -> pd.DataFrame:
@@ -205,14 +171,14 @@ def listen_back(y: np.ndarray, values, f: nn.Module, frontend, *, reference,
         share_spec = (float(out[1]) - f_ref) / span if ok else np.nan
         path = ""
         if out_dir is not None:
-            path = str(write_wav_atomic(Path(out_dir) / f"{clip}_{part}.wav", audio,
+            path = str(write_wav(Path(out_dir) / f"{clip}_{part}.wav", audio,
                                         fe.sample_rate))
         rows.append({"clip": clip, "part": part, "area": float(m.mean()), "share": share,
                      "share_spectrogram": share_spec, "output": float(out[0]), "f_x": f_x,
                      "f_ref": f_ref, "path": path})
     table = pd.DataFrame(rows)
     if out_dir is not None:
-        write_csv_atomic(Path(out_dir) / f"{clip}_listen_back.csv", table)
+        write_csv(table, Path(out_dir) / f"{clip}_listen_back.csv")
     return table
 
 
@@ -237,7 +203,7 @@ def component_audio(y: np.ndarray, components: Components, k: int, frontend, *,
         raise ComponentError(f"component {k} out of range (0..{components.n_components - 1})")
     audio = masked_audio(np.asarray(y, dtype=np.float64), components.masks[int(k)], fe)[0]
     if path is not None:
-        write_wav_atomic(path, audio, fe.sample_rate)
+        write_wav(path, audio, fe.sample_rate)
     return audio
 
 
@@ -269,5 +235,5 @@ def top_component_wavs(y: np.ndarray, components: Components, weights, frontend,
                      "weight": float(w[k]), "area": float(components.area[k]),
                      "path": str(path)})
     table = pd.DataFrame(rows)
-    write_csv_atomic(Path(out_dir) / f"{clip}_components.csv", table)
+    write_csv(table, Path(out_dir) / f"{clip}_components.csv")
     return table

@@ -1,0 +1,282 @@
+"""The explanation sections of the comparison report (:mod:`midlevel.workflows.compare`):
+attribution maps and cost, the faithfulness harness, sanity checks, event shares, listen-back
+audio and LIME's top components, each filling tables and figures of a
+:class:`~midlevel.report.document.Report`."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from midlevel.explain.attribution.attributor import Attributor
+from midlevel.explain.attribution.base import OutputSelector
+from midlevel.explain.attribution.registry import LABELS, make_method
+from midlevel.explain.faithfulness import event_share
+from midlevel.explain.harness import (
+    HarnessResult, clip_scores, compare_to_random, curve_areas, perturbation_curves,
+)
+from midlevel.explain.listen_back import listen_back, top_component_wavs
+from midlevel.explain.sanity import sanity_check
+from midlevel.io import save_figure, write_wav
+from midlevel.report.document import Report
+
+log = logging.getLogger("midlevel.compare")
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+    save_figure(fig, path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def fit_window(spec: np.ndarray, n_frames: int) -> np.ndarray:
+    """The first ``n_frames`` of a spectrogram, zero-padded if it is shorter."""
+    out = np.zeros((spec.shape[0], n_frames), dtype=np.float32)
+    n = min(n_frames, spec.shape[1])
+    out[:, :n] = spec[:, :n]
+    return out
+
+
+def attributions(report: Report, reps: dict, clips, methods, data, *, n_background, target,
+                  faithfulness, randomization, n_random, sanity_clips, events, deletion_patch,
+                  options) -> dict:
+    """Maps, cost, faithfulness (the harness), sanity checks and event shares of every method
+    on the first run of each model; returns ``{(label, method): [Attribution per clip]}``.
+
+    Each test clip is explained whole, through the windows ``predict`` averages (the number it
+    reports), relative to the training background's mean (the removal reference too).
+    """
+    from midlevel.data.frontends import make_frontend
+    fe = make_frontend(next(iter(reps.values())).frontend)
+    costs, curves, shares, sanity = [], [], [], []
+    maps = {}
+    for label, run in reps.items():
+        log.info("explaining %s (%s) on %d test clips", label, run.path, len(clips.names))
+        bg = run.background(n_background, **data)
+        output = target or run.model.output_names[0]
+        for method in methods:
+            attributor = Attributor(run.model, method, output=output, background=bg,
+                                    fps=run.fps, band_frequencies=fe.band_frequencies,
+                                    windows=run.window(), frontend=fe, **options)
+            attrs = [attributor.attribute(x[None, None], clips=[name])
+                     for name, x in zip(clips.names, clips.specs)]
+            maps[(label, method)] = attrs
+            costs.append(_cost_row(label, method, attrs, clips))
+            log.info("  %s: %.0f ms per clip", method, costs[-1]["ms_per_clip"])
+            if faithfulness:
+                for name, x, attr in zip(clips.names, clips.specs, attrs):
+                    xb = torch.as_tensor(x)[None, None]
+                    c = perturbation_curves(attributor.selector, xb, attr.values,
+                                            attributor.reference_for(xb), method=method,
+                                            clips=[name], n_random=n_random,
+                                            patch=deletion_patch)
+                    curves.append(c.assign(model=label))
+            if randomization and sanity_clips:
+                sanity.append((label, method, _sanity(run, attributor, clips, bg,
+                                                      sanity_clips, method)))
+            if events:
+                shares += [e.assign(model=label) for e in _event_shares(attrs, events)]
+        _map_figures(report, label, clips.names, methods, maps)
+    _cost_tables(report, costs, methods)
+    if curves:
+        _faithfulness_tables(report, reps, pd.concat(curves, ignore_index=True))
+    if sanity:
+        _sanity_tables(report, sanity)
+    if shares:
+        e = pd.concat(shares, ignore_index=True)
+        report.tables["event_share"] = e.groupby(["model", "method", "output"], sort=False)[
+            ["share", "area_share", "ratio"]].mean().reset_index()
+    return maps
+
+
+def _cost_row(label, method, attrs, clips) -> dict:
+    gaps = [float(np.abs(a.additivity_gap()).mean()) for a in attrs if a.expected is not None]
+    seconds = sum(a.seconds for a in attrs)
+    return {"model": label, "method": method, "label": LABELS[method],
+            "output": attrs[0].output, "ms_per_clip": 1000 * seconds / len(attrs),
+            "n_clips": len(attrs), "mean_frames": float(np.mean([s.shape[1]
+                                                                 for s in clips.specs])),
+            "mean_abs_additivity_gap": float(np.mean(gaps)) if gaps else np.nan}
+
+
+def _sanity(run, attributor, clips, bg, n: int, method: str):
+    """Cascading randomization with both floors on the first ``n`` clips, one window each."""
+    n_frames = run.window()[0]
+    x = torch.stack([torch.as_tensor(fit_window(s, n_frames)) for s in clips.specs[:n]])
+    f = OutputSelector(run.model, attributor.kind, attributor.index).eval()
+    # randomized networks: SHAP's additivity assertion is about float error, not the check
+    method_impl = make_method(method, **{**attributor.options, "check_additivity": False})
+    return sanity_check(f, method_impl, x[:, None], bg.mean(0, keepdim=True), name=method,
+                        background=bg, clips=clips.names[:n])
+
+
+def _sanity_tables(report, results) -> None:
+    """Verdicts (trained vs randomized against both floors) and the cascade curves."""
+    verdicts, cascades, floors = [], [], []
+    for label, method, res in results:
+        verdicts.append(res.verdict.assign(model=label))
+        cascades.append(res.cascade.assign(model=label))
+        floors.append(res.floors.assign(model=label))
+    v = pd.concat(verdicts, ignore_index=True)
+    report.tables["sanity"] = v[v["similarity"] == "spearman_abs"].reset_index(drop=True)
+    report.tables["sanity_cascade"] = pd.concat(cascades, ignore_index=True)
+    report.tables["sanity_floors"] = pd.concat(floors, ignore_index=True)
+    from midlevel.plots.attribution import sanity_plot
+    for label in dict.fromkeys(v["model"]):
+        fig = sanity_plot(report.tables["sanity_cascade"].query("model == @label"),
+                          report.tables["sanity_floors"].query("model == @label"))
+        report.figures[f"Cascading randomization of {label}: similarity of the maps to the "
+                       f"trained ones, top layer down, with the two floors"] = _save(
+            fig, report.out / "figures" / f"sanity_{label}.png")
+
+
+def _event_shares(attrs, events) -> list[pd.DataFrame]:
+    out = []
+    for attr in attrs:
+        box = events.get(attr.clips[0])
+        if box is not None:
+            out.append(event_share(attr, box))
+    return out
+
+
+def _map_figures(report, label, names, methods, maps):
+    """The maps of the first clip, one panel per method, and the first method's profile."""
+    import matplotlib.pyplot as plt
+
+    from midlevel.plots.attribution import attribution_figure, attribution_map
+    fig, axes = plt.subplots(len(methods), 1, figsize=(8, 2.3 * len(methods)),
+                             constrained_layout=True, squeeze=False)
+    for ax_, method in zip(axes[:, 0], methods):
+        first = maps[(label, method)][0]
+        attribution_map(first, 0, ax=ax_)
+        ax_.set_title(f"{LABELS[method]}: {label} -> {first.output}, clip {names[0]}",
+                      fontsize=9)
+    report.figures[f"Attribution maps of {label} (clip {names[0]})"] = _save(
+        fig, report.out / "figures" / f"maps_{label}.png")
+    fig = attribution_figure(maps[(label, methods[0])][0], 0)
+    report.figures[f"{LABELS[methods[0]]} of {label}: map, time curve, frequency profile"] = \
+        _save(fig, report.out / "figures" / f"profile_{label}.png")
+
+
+def _cost_tables(report, costs, methods) -> None:
+    import matplotlib.pyplot as plt
+    report.tables["cost"] = pd.DataFrame(costs)
+    fig, ax = plt.subplots(figsize=(7, 3), constrained_layout=True)
+    cost = report.tables["cost"].pivot_table(index="method", columns="model",
+                                             values="ms_per_clip")
+    cost.reindex(methods).plot.bar(ax=ax, logy=True, rot=20)
+    ax.set_ylabel("ms per clip (log)")
+    ax.set_xlabel("")
+    report.figures["Explanation cost per clip"] = _save(fig, report.out / "figures" / "cost.png")
+
+
+def _faithfulness_tables(report, reps, curves) -> None:
+    """The harness's tables per model: per-clip scores, and per method the areas, the share
+    of clips where MoRF beats random and the area-between gain with its interval."""
+    import matplotlib.pyplot as plt
+
+    from midlevel.plots.attribution import perturbation_plot
+    summaries, scores_all = [], []
+    for label in reps:
+        c = curves[curves["model"] == label].drop(columns="model")
+        areas = curve_areas(c)
+        scores = clip_scores(areas)
+        result = HarnessResult(c, areas, scores, compare_to_random(scores))
+        for mode in ("deletion", "insertion"):
+            summaries.append(result.summary(mode).assign(model=label, mode=mode))
+        scores_all.append(scores.assign(model=label))
+    cols = ["model", "mode"]
+    summary = pd.concat(summaries, ignore_index=True)
+    report.tables["faithfulness"] = summary[cols + [c for c in summary if c not in cols]]
+    report.tables["faithfulness_clips"] = pd.concat(scores_all, ignore_index=True)
+    for mode in ("deletion", "insertion"):
+        fig, axes = plt.subplots(1, len(reps), figsize=(4.5 * len(reps), 3.3),
+                                 constrained_layout=True, squeeze=False)
+        for ax_, label in zip(axes[0], reps):
+            perturbation_plot(curves[curves["model"] == label], mode=mode, ax=ax_)
+            ax_.set_title(f"{mode}: {label}", fontsize=9)
+        report.figures[f"{mode.capitalize()} curves (mean over clips; MoRF solid, LeRF "
+                       f"dotted, random dashed)"] = _save(fig, report.out / "figures"
+                                                          / f"{mode}.png")
+
+
+def _top_concept(run, output: str) -> str:
+    w = run.model.head_layer.weight.detach().numpy()
+    j = run.model.output_names.index(output) if output in run.model.output_names else 0
+    return run.concept_names[int(np.argmax(np.abs(w[j])))]
+
+
+def listening(report: Report, reps, clips, maps, methods, data, *, n_background, concept,
+               options) -> None:
+    """Listenable explanations of the first clip: the "for" and "against" evidence of each
+    model's output (and, for a bottleneck, of its most-weighted or the given concept), each
+    re-run through front end and model with the share of ``f(x) - f(ref)`` it keeps; and the
+    top LIME components as wavs when a LIME method is compared."""
+    from midlevel.data.audio import load_audio
+    from midlevel.data.frontends import make_frontend
+    out = report.out
+    fe = make_frontend(next(iter(reps.values())).frontend)
+    name = clips.names[0]
+    y = np.asarray(load_audio(clips.paths[0], sample_rate=fe.sample_rate))
+    report.audio[f"{name}: original"] = write_wav(out / "audio" / f"{name}_original.wav", y,
+                                                  fe.sample_rate)
+    method = "shap_deep" if "shap_deep" in methods else methods[0]
+    shares = []
+    for label, run in reps.items():
+        explained = [(maps[(label, method)][0], None)]
+        if run.model.kind == "bottleneck":
+            c_name = concept or _top_concept(run, explained[0][0].output)
+            bg = run.background(n_background, **data)
+            c_attr = Attributor(run.model, method, output=f"concept:{c_name}", background=bg,
+                                fps=run.fps, band_frequencies=fe.band_frequencies,
+                                windows=run.window(), frontend=fe, **options).attribute(
+                clips.specs[0][None, None], clips=[name])
+            explained.append((c_attr, c_name))
+            from midlevel.plots.attribution import attribution_figure
+            report.figures[f"{label}: what in clip {name} drives the concept '{c_name}' "
+                           f"({LABELS[method]})"] = _save(
+                attribution_figure(c_attr, 0), out / "figures" / f"concept_{label}_{c_name}.png")
+        for attr, c_name in explained:
+            what = f"concept '{c_name}'" if c_name else attr.output
+            stem = f"{name}_{label}_{'concept_' + c_name if c_name else attr.output}"
+            attributor = Attributor(run.model, method, output=f"concept:{c_name}" if c_name
+                                    else attr.output, background=run.background(
+                                        n_background, **data), windows=run.window())
+            x = torch.as_tensor(clips.specs[0])[None, None]
+            table = listen_back(y, attr.maps[0], attributor.selector, fe,
+                                reference=attributor.reference_for(x), out_dir=out / "audio",
+                                clip=stem, parts=("for", "against", "complement"))
+            shares.append(table.assign(model=label, method=method, output=what))
+            for part, path, share in zip(table["part"], table["path"], table["share"]):
+                report.audio[f"{label}: {part} {what} ({LABELS[method]}; keeps "
+                             f"{share:+.0%} of f(x) - f(ref))"] = Path(path)
+    report.tables["listen_back"] = pd.concat(shares, ignore_index=True)
+
+
+def lime_components(report, reps, lime, clips, data, *, n_background, target) -> None:
+    """The top three components of the LIME explanation of the first clip, as wavs (NMF
+    components also report their reconstruction error)."""
+    from midlevel.data.audio import load_audio
+    from midlevel.data.frontends import make_frontend
+    fe = make_frontend(next(iter(reps.values())).frontend)
+    y = np.asarray(load_audio(clips.paths[0], sample_rate=fe.sample_rate))
+    x = torch.as_tensor(clips.specs[0])[None, None]
+    rows = []
+    for label, run in reps.items():
+        attributor = Attributor(run.model, lime, output=target or run.model.output_names[0],
+                                background=run.background(n_background, **data),
+                                windows=run.window(), frontend=fe)
+        attr = attributor.attribute(x, clips=clips.names[:1])
+        comps, weights = attributor.impl.components_[0], attributor.impl.weights_[0].mean(0)
+        direction = 1.0 if attr.predictions[0] >= (attr.expected or 0.0) else -1.0
+        table = top_component_wavs(y, comps, weights, fe, report.out / "audio", top=3,
+                                   clip=f"{clips.names[0]}_{label}_{lime}", direction=direction)
+        for _, row in table.iterrows():
+            report.audio[f"{label}: {LABELS[lime]} component {row['name']} (evidence rank "
+                         f"{int(row['rank'])})"] = Path(row["path"])
+        rows.append(table.assign(model=label, method=lime, nmf_error=comps.error))
+    report.tables["lime_components"] = pd.concat(rows, ignore_index=True)
