@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from midlevel.errors import AttributionError
-from midlevel.explain.attribution.base import MethodResult, AttributionMethod
+from midlevel.explain.attribution.base import AttributionMethod, MethodResult, WindowedOutput
 
 __all__ = ["GradCAM", "last_conv_block"]
 
@@ -91,8 +91,16 @@ class GradCAM(AttributionMethod):
     def attribute(self, f: nn.Module, x: torch.Tensor, *, reference: torch.Tensor = None,
                   background: torch.Tensor | None = None, clips=None) -> MethodResult:
         """Upsampled Grad-CAM maps ``(batch, 1, n_bands, n_frames)`` (``reference`` and
-        ``background`` are not used: Grad-CAM has no reference)."""
+        ``background`` are not used: Grad-CAM has no reference).
+
+        For a :class:`~midlevel.explain.attribution.base.WindowedOutput` (the mean over
+        ``predict``'s windows) each window gets its own Grad-CAM, upsampled to the window and
+        placed at its frames; the clip's map is their sum over the number of windows (the
+        output is their mean).
+        """
         from captum.attr import LayerGradCam
+        if isinstance(f, WindowedOutput):
+            return self._windowed(f, x)
 
         name, layer = self._layer(f)
         x = torch.as_tensor(x, dtype=torch.float32).detach()
@@ -116,3 +124,20 @@ class GradCAM(AttributionMethod):
                               "positive_sum": np.clip(flat, 0, None).sum(1),
                               "negative_sum": np.clip(flat, None, 0).sum(1)})
         return MethodResult(values=values, expected=None, tables={"gradcam": table})
+
+    def _windowed(self, f: "WindowedOutput", x) -> MethodResult:
+        from midlevel.training.data import window_starts
+        x = torch.as_tensor(x, dtype=torch.float32).detach()
+        n, total = f.n_frames, x.shape[-1]
+        if total < n:
+            x = F.pad(x, (0, n - total))
+        starts = window_starts(x.shape[-1], n, f.hop)
+        values = np.zeros(tuple(x.shape), dtype=np.float32)
+        tables = []
+        for s in starts:
+            part = self.attribute(f.f, x[..., s:s + n])
+            values[..., s:s + n] += part.values
+            tables.append(part.tables["gradcam"].assign(window_start=s))
+        values /= len(starts)
+        return MethodResult(values=values[..., :total], expected=None,
+                            tables={"gradcam": pd.concat(tables, ignore_index=True)})

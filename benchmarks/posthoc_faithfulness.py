@@ -1,0 +1,307 @@
+"""Are the post-hoc explanations worth believing? Every registered attribution method, measured.
+
+1. *Planted-event task* (:class:`midlevel.testing.events.EventTask`, a known deciding box), at
+   the toy size of the tests (32 x 48) and at a real clip's size (149 bands x 313 frames, a
+   10-s window): per method the box's share of positive attribution over its area share
+   (mean, minimum, share of clips >= 3x) and the share of clips whose most-relevant-first
+   deletion curve lies below random orders (the harness, removal to the reference).
+2. *Real Soundtracks* (fixed 36-clip test split; a black box on the eight emotions and a joint
+   bottleneck valence/energy/tension -> five discrete emotions; two targets): every method on
+   the test clips, whole clips explained through the windows ``predict`` averages:
+   - the harness: area between the LeRF and MoRF deletion curves (unnormalized, output units)
+     and its gain over random orders, with a 95 % bootstrap interval over clips and a paired
+     Wilcoxon test (insertion is deletion mirrored: not reported twice);
+   - cascading randomization (top layer down, BatchNorm included) on the first clips, against
+     the two floors (trained map vs an input-only map; two independent randomizations);
+   - listen-back: the share of ``f(x) - f(ref)`` the "for", "against" and complement audio keep;
+   - cost per clip.
+
+    python benchmarks/posthoc_faithfulness.py --workdir runs/posthoc   # full (about 1-2 h)
+    python benchmarks/posthoc_faithfulness.py --quick                  # smoke run
+
+Runs already in ``--workdir`` are loaded, not retrained. Writes the section "Post-hoc
+explanations" of benchmarks/RESULTS.md and CSV tables into the workdir.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+from ground_truth_recovery import _fmt, replace_section  # noqa: E402
+
+from midlevel.explain.attribution.attributor import Attributor  # noqa: E402
+from midlevel.explain.attribution.base import OutputSelector  # noqa: E402
+from midlevel.explain.attribution.registry import METHODS, make_method  # noqa: E402
+from midlevel.explain.faithfulness import event_share  # noqa: E402
+from midlevel.explain.harness import (  # noqa: E402
+    clip_scores, compare_to_random, curve_areas, perturbation_curves,
+)
+from midlevel.explain.listen_back import listen_back  # noqa: E402
+from midlevel.explain.sanity import sanity_check  # noqa: E402
+from midlevel.testing.events import EventTask  # noqa: E402
+
+SECTION = "Post-hoc explanations"
+FRACTIONS = np.linspace(0, 1, 11)
+LISTEN_METHODS = ("shap_deep", "integrated_gradients", "lrp", "lime_nmf")
+
+
+def _options(args) -> dict:
+    return {"n_steps": args.n_steps, "n_samples": args.n_samples,
+            "lime_samples": args.lime_samples, "n_repeats": 2, "window": (16, 32),
+            "stride": (16, 32)}
+
+
+# ----------------------------------------------------------------------------- event task
+
+
+def event_task(size: str, args, log) -> pd.DataFrame:
+    if size == "toy":
+        task, steps, opts = EventTask(), 150, {**_options(args), "window": (4, 4),
+                                               "stride": (2, 2)}
+    else:
+        task = EventTask(n_bands=149, n_frames=313, box=(40, 64, 140, 190))
+        steps, opts = args.event_steps, {**_options(args), "window": (12, 25),
+                                         "stride": (12, 25)}
+    model = task.train_model(steps=steps, seed=0)
+    x, y = task.sample(200, seed=1)
+    x = x[np.argsort(-y[:, 0].numpy())[:args.event_clips]]
+    bg, _ = task.sample(32, seed=2)
+    rows = []
+    for method in METHODS:
+        t0 = time.time()
+        at = Attributor(model, method, background=bg, **opts)
+        attr = at.attribute(x, clips=[f"c{i}" for i in range(len(x))])
+        share = event_share(attr, task.box)
+        scores = clip_scores(curve_areas(perturbation_curves(
+            at.selector, x, attr.values, at.reference_for(x), method=method,
+            modes=("deletion",), n_random=5, fractions=FRACTIONS)))
+        rows.append({"size": f"{task.n_bands} x {task.n_frames}", "method": method,
+                     "ratio_mean": share["ratio"].mean(), "ratio_min": share["ratio"].min(),
+                     "clips_3x": (share["ratio"] >= 3).mean(),
+                     "morf_below_random": scores["morf_better"].mean(),
+                     "ms_per_clip": attr.ms_per_clip})
+        log(f"event {size} {method}: {time.time() - t0:.0f} s")
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- soundtracks
+
+
+def _runs(args, work: Path, log) -> dict:
+    from midlevel.data.spec import load_spec
+    from midlevel.run import load_run
+    from midlevel.training.from_spec import train
+    root = Path(args.soundtracks)
+    specs = {"blackbox": ("soundtracks.yaml", "blackbox"),
+             "joint": ("soundtracks_dimensional.yaml", "joint")}
+    runs = {}
+    for label, (spec_file, mode) in specs.items():
+        out = work / f"soundtracks_{label}"
+        if not (out / "model.pt").is_file():
+            t0 = time.time()
+            spec = load_spec(REPO / "data_specs" / spec_file, root=root)
+            train(spec, out, mode=mode, config={"preset": "small", "epochs": args.epochs,
+                                                "patience": 8, "seed": 0},
+                  cache_dir=work / "cache", overwrite=True, progress=False)
+            log(f"trained {label}: {time.time() - t0:.0f} s")
+        runs[label] = load_run(out)
+    return runs
+
+
+def soundtracks(args, work: Path, log) -> dict:
+    from midlevel.data.frontends import make_frontend
+    from midlevel.data.audio import load_audio
+    runs = _runs(args, work, log)
+    out = {"scores": [], "cost": [], "sanity": [], "cascade": [], "listen": []}
+    for label, run in runs.items():
+        rows, specs = run.data("test", cache_dir=work / "cache")
+        rows, specs = rows.head(args.clips), specs[:args.clips]
+        names = list(rows.index.astype(str))
+        fe = make_frontend(run.frontend)
+        bg = run.background(16, cache_dir=work / "cache")
+        for t_i, target in enumerate(args.targets):
+            for method in METHODS:
+                t0 = time.time()
+                at = Attributor(run.model, method, output=target, background=bg, fps=run.fps,
+                                band_frequencies=fe.band_frequencies, windows=run.window(),
+                                frontend=fe, **_options(args))
+                for name, spec, path in zip(names, specs, rows["path"]):
+                    xb = torch.as_tensor(spec)[None, None]
+                    attr = at.attribute(xb, clips=[name])
+                    ref = at.reference_for(xb)
+                    curves = perturbation_curves(at.selector, xb, attr.values, ref,
+                                                 method=method, clips=[name],
+                                                 modes=("deletion",), n_random=5,
+                                                 patch=(8, 16), fractions=FRACTIONS)
+                    out["scores"].append(clip_scores(curve_areas(curves)).assign(
+                        model=label, target=target))
+                    out["cost"].append({"model": label, "target": target, "method": method,
+                                        "clip": name, "seconds": attr.seconds,
+                                        "frames": spec.shape[1]})
+                    if t_i == 0 and method in LISTEN_METHODS:
+                        y = np.asarray(load_audio(path, sample_rate=fe.sample_rate))
+                        lb = listen_back(y, attr.maps[0], at.selector, fe, reference=ref,
+                                         parts=("for", "against", "complement", "clip"))
+                        out["listen"].append(lb.assign(model=label, target=target,
+                                                       method=method))
+                if t_i == 0 and args.sanity_clips:
+                    out["sanity"].append(_sanity(run, at, specs[:args.sanity_clips], bg,
+                                                 method, target, label, out["cascade"]))
+                log(f"{label} {target} {method}: {time.time() - t0:.0f} s")
+    return out
+
+
+def _sanity(run, at, specs, bg, method, target, label, cascades) -> pd.DataFrame:
+    n = run.window()[0]
+    x = torch.stack([torch.as_tensor(_first(s, n)) for s in specs])[:, None]
+    f = OutputSelector(run.model, "target", run.model.output_names.index(target)).eval()
+    impl = make_method(method, **{**at.options, "check_additivity": False})
+    res = sanity_check(f, impl, x, bg.mean(0, keepdim=True), name=method, background=bg)
+    cascades.append(res.cascade.assign(model=label, target=target))
+    v = res.verdict
+    return v[v["similarity"] == "spearman_abs"].assign(model=label, target=target)
+
+
+def _first(spec: np.ndarray, n: int) -> np.ndarray:
+    out = np.zeros((spec.shape[0], n), dtype=np.float32)
+    out[:, :min(n, spec.shape[1])] = spec[:, :n]
+    return out
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def summarize(events: pd.DataFrame, st: dict) -> str:
+    parts = [f"""Script: `benchmarks/posthoc_faithfulness.py` (CPU). Methods: every registered one
+({', '.join(METHODS)}). The ranking rule (fixed in `midlevel/explain/harness.py` before any
+result): bins or patches by their signed attribution, largest first (MoRF); LeRF is the exact
+reverse; removal to the attributions' own reference (the training background's mean).
+
+### 1. Planted-event task
+
+{_fmt(events)}
+
+`ratio`: share of positive attribution inside the box over the box's share of the input;
+`clips_3x`: share of clips at >= 3x; `morf_below_random`: share of clips whose MoRF deletion
+area lies below the mean of 10 random orders.
+"""]
+    if st["scores"]:
+        scores = pd.concat(st["scores"], ignore_index=True)
+        tables = []
+        for (model, target), g in scores.groupby(["model", "target"], sort=False):
+            c = compare_to_random(g)
+            c = c[c["metric"] == "between_gain"].assign(model=model, target=target)
+            per = g.groupby("method", sort=False).agg(
+                n_clips=("clip", "size"), between=("between", "mean"),
+                between_random=("between_random", "mean"),
+                morf_better=("morf_better", "mean")).reset_index()
+            tables.append(per.merge(c[["method", "model", "target", "mean", "ci_low",
+                                       "ci_high", "p_wilcoxon", "verdict"]], on="method"))
+        table = pd.concat(tables, ignore_index=True)
+        table = table[["model", "target", "method", "n_clips", "between", "between_random",
+                       "mean", "ci_low", "ci_high", "p_wilcoxon", "morf_better", "verdict"]]
+        table = table.rename(columns={"mean": "gain", "ci_low": "gain_ci_low",
+                                      "ci_high": "gain_ci_high"})
+        cost = pd.DataFrame(st["cost"]).groupby(["model", "method"], sort=False)[
+            "seconds"].median().mul(1000).rename("median_ms_per_clip").reset_index()
+        parts.append(f"""### 2. Real Soundtracks: the harness (deletion; insertion is its mirror)
+
+{_fmt(table)}
+
+`between`: area between the LeRF and MoRF deletion curves (output units, model scale; 0 for
+random orders by construction, `between_random` is the empirical mean over random orders);
+`gain` = between - between_random with its 95 % percentile-bootstrap interval over clips and
+the paired Wilcoxon p-value; `morf_better`: share of clips whose MoRF curve lies below random.
+
+Cost per clip (whole clips through predict's windows, 2-core CPU):
+
+{_fmt(cost)}
+""")
+    if st["sanity"]:
+        sanity = pd.concat(st["sanity"], ignore_index=True)[
+            ["model", "target", "method", "n_clips", "trained_vs_random", "trained_vs_input",
+             "random_vs_random", "random_vs_input", "passed"]]
+        parts.append(f"""### 3. Sanity: cascading randomization against both floors (Spearman of |map|)
+
+{_fmt(sanity)}
+
+A method passes when the trained map is further from the fully randomized ones than from an
+input-only map (`trained_vs_input`) and further than two independent randomizations are from
+each other (`random_vs_random`): upper ends of both 95 % bootstrap intervals below 0. The
+cascade curves per stage are in `sanity_cascade.csv` in the workdir.
+""")
+    if st["listen"]:
+        listen = pd.concat(st["listen"], ignore_index=True)
+        lt = listen.pivot_table(index=["model", "method"], columns="part", values="share",
+                                aggfunc="median").reset_index()
+        parts.append(f"""### 4. Listen-back fidelity (median share of f(x) - f(ref) each part keeps)
+
+{_fmt(lt)}
+
+`for` / `against`: audio of the bins holding 90 % of |attribution| with positive / negative
+sign, re-run through front end and model with the reference outside the part; `clip`: the
+whole clip through the same audio round trip (1 = lossless).
+""")
+    return "\n".join(parts)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--workdir")
+    p.add_argument("--soundtracks", default=str(REPO.parent / "shared" / "datasets"
+                                               / "soundtracks"))
+    p.add_argument("--clips", type=int, default=30)
+    p.add_argument("--targets", nargs="+", default=["fear", "happy"])
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--sanity-clips", type=int, default=6)
+    p.add_argument("--event-clips", type=int, default=30)
+    p.add_argument("--event-steps", type=int, default=300)
+    p.add_argument("--n-steps", type=int, default=32)
+    p.add_argument("--n-samples", type=int, default=32)
+    p.add_argument("--lime-samples", type=int, default=128)
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--no-write", action="store_true")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.clips, args.epochs, args.sanity_clips, args.event_clips = 2, 1, 2, 4
+        args.event_steps, args.n_steps, args.n_samples, args.lime_samples = 20, 4, 4, 16
+        args.no_write = True
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="posthoc_"))
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    events = pd.concat([event_task(size, args, print) for size in ("toy", "clip")],
+                       ignore_index=True)
+    events.to_csv(work / "event_task.csv", index=False)
+    st = {"scores": [], "cost": [], "sanity": [], "cascade": [], "listen": []}
+    if (Path(args.soundtracks) / "mean_ratings_set1.csv").is_file():
+        st = soundtracks(args, work, print)
+        for name in ("scores", "sanity", "cascade", "listen"):
+            if st[name]:
+                pd.concat(st[name], ignore_index=True).to_csv(work / f"{name}.csv", index=False)
+        pd.DataFrame(st["cost"]).to_csv(work / "cost.csv", index=False)
+    else:
+        print(f"Soundtracks not found at {args.soundtracks}: skipped")
+    text = summarize(events, st).replace("(CPU)", f"(CPU, {(time.time() - t0) / 60:.0f} min)", 1)
+    print(text)
+    if not args.no_write:
+        replace_section(REPO / "benchmarks" / "RESULTS.md", SECTION, text)
+        print(f"written: benchmarks/RESULTS.md (section '{SECTION}')")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
