@@ -11,11 +11,17 @@ PYTEST_ARGS ?=
 
 install: $(STAMP)
 
+# pip's own output (build-backend notices included) goes to .venv/pip.log and is shown only
+# when an install fails.
+PIP = $(BIN)/python -m pip install --disable-pip-version-check
+QUIET = > $(VENV)/pip.log 2>&1 || { cat $(VENV)/pip.log; exit 1; }
+
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "installing midlevel and its dependencies into $(VENV) (log: $(VENV)/pip.log)"
+	@$(PIP) --upgrade pip $(QUIET)
+	@$(PIP) -e '.[test]' $(QUIET)
+	@touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/midlevel demo --out $(DEMO_OUT)
@@ -24,8 +30,8 @@ test: $(STAMP)
 	MPLBACKEND=Agg $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 $(VENV)/.bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
-	touch $(VENV)/.bench
+	@$(PIP) -e '.[test,bench]' $(QUIET)
+	@touch $(VENV)/.bench
 
 bench: $(VENV)/.bench
 	$(BIN)/python benchmarks/run.py

@@ -191,7 +191,7 @@ class Run:
         if len(rows) == 0:
             raise TrainingError(f"split {split!r} of the run's data is empty")
         cache = FeatureCache(cache_dir, self.frontend)
-        cache.fill(rows["path"], jobs=1, progress=progress)
+        cache.fill(rows["path"], progress=progress)
         return rows, [np.asarray(cache.get(p)) for p in rows["path"]]
 
     def background(self, n: int = 16, *, n_frames: int | None = None, seed: int = 0,
@@ -233,20 +233,28 @@ class Run:
 
     # ------------------------------------------------------------------------- prediction
 
-    def spectrogram(self, audio) -> torch.Tensor:
-        """A path or a waveform (at the front end's sample rate) -> ``(n_bands, n_frames)``."""
-        from midlevel.data.audio import load_audio
+    @property
+    def frontend_module(self):
+        """The run's front end (built once)."""
         from midlevel.data.frontends import make_frontend
         if self._frontend_module is None:
             self._frontend_module = make_frontend(self.frontend).eval()
-        fe = self._frontend_module
+        return self._frontend_module
+
+    def waveform(self, audio) -> np.ndarray:
+        """A path (loaded at the front end's sample rate) or a waveform, as ``(n_samples,)``."""
+        from midlevel.data.audio import load_audio
         if isinstance(audio, (str, Path)):
-            audio = load_audio(audio, sample_rate=fe.sample_rate)
-        y = torch.as_tensor(np.asarray(audio, dtype=np.float32))
+            return load_audio(audio, sample_rate=self.frontend_module.sample_rate)
+        return np.asarray(audio, dtype=np.float32)
+
+    def spectrogram(self, audio) -> torch.Tensor:
+        """A path or a waveform (at the front end's sample rate) -> ``(n_bands, n_frames)``."""
+        y = torch.as_tensor(np.asarray(self.waveform(audio), dtype=np.float32))
         if y.ndim != 1:
             raise AudioError(f"expected a mono waveform of shape (n_samples,), got {tuple(y.shape)}")
         with torch.no_grad():
-            return fe(y)
+            return self.frontend_module(y)
 
     def predict(self, audio, *, hop: float | None = None, names=None,
                 batch_size: int = 16) -> pd.DataFrame:
@@ -266,22 +274,34 @@ class Run:
         pd.DataFrame with columns ``clip`` [, ``start``, ``end``], the concepts, the targets
         (class targets: the predicted label) and, per class target, ``name=class``
         probabilities. Files that cannot be decoded are logged with their name and skipped;
-        ``df.attrs["errors"]`` maps each to its message.
+        ``df.attrs["errors"]`` maps each to its message; clips shorter than the window are
+        logged as warnings and listed in ``df.attrs["warnings"]``.
         """
         items = audio if isinstance(audio, (list, tuple)) else [audio]
         names = list(names) if names is not None else [
             str(a) if isinstance(a, (str, Path)) else f"clip{i}" for i, a in enumerate(items)]
-        specs, kept, errors = [], [], {}
+        specs, kept, errors, seconds = [], [], {}, []
         for name, item in zip(names, items):
             try:
                 arr = np.asarray(item) if not isinstance(item, (str, Path)) else None
-                specs.append(torch.as_tensor(arr, dtype=torch.float32) if arr is not None
-                             and arr.ndim == 2 else self.spectrogram(item))
+                if arr is not None and arr.ndim == 2:
+                    specs.append(torch.as_tensor(arr, dtype=torch.float32))
+                    seconds.append(arr.shape[1] / self.fps)
+                else:
+                    y = self.waveform(item)
+                    specs.append(self.spectrogram(y))
+                    seconds.append(len(y) / self.frontend_module.sample_rate)
                 kept.append(name)
             except AudioError as exc:
                 log.warning("skipping %s: %s", name, exc)
                 errors[name] = str(exc)
         n_frames, hop_frames = self.window(hop)
+        warnings = {}
+        for name, spec, sec in zip(kept, specs, seconds):
+            if spec.shape[1] < n_frames:
+                warnings[name] = (f"{sec:.2f} s, shorter than the "
+                                  f"{self.config.crop_seconds:g}-s window: padded with silence")
+                log.warning("%s: %s", name, warnings[name])
         frames = []
         if specs:
             device = next(self.model.parameters()).device
@@ -300,6 +320,7 @@ class Run:
         out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
             columns=["clip", *self.concept_names, *self.target_names])
         out.attrs["errors"] = errors
+        out.attrs["warnings"] = warnings
         return out
 
     def _table(self, concepts: np.ndarray, outputs: np.ndarray, keys: pd.DataFrame) -> pd.DataFrame:

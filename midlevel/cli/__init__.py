@@ -7,11 +7,13 @@ synth), :mod:`~.train` (train, evaluate, predict), :mod:`~.explain` (coefficient
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 
 from midlevel import __version__
 from midlevel.cli import compare, data, demo, explain, train
+from midlevel.cli.common import show_log
 from midlevel.errors import MidlevelError
 
 
@@ -30,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MPLBACKEND", "Agg")  # figures are written to files, never shown
+    show_log(logging.WARNING)  # warnings (short clips, skipped files) always reach stderr
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -19,12 +19,20 @@ def add_cache_option(p: argparse.ArgumentParser) -> None:
                         "~/.cache/midlevel/features)")
 
 
+class _Stderr(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is at the time (not the stream of the first call)."""
+
+    _midlevel_cli = True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        sys.stderr.write(self.format(record) + "\n")
+
+
 def show_log(level: int = logging.INFO) -> None:
     """Send the package's log lines (progress, warnings) to stderr, once."""
     logger = logging.getLogger("midlevel")
     if not any(getattr(h, "_midlevel_cli", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _Stderr()
         handler.setFormatter(logging.Formatter("%(message)s"))
-        handler._midlevel_cli = True
         logger.addHandler(handler)
     logger.setLevel(level)

@@ -16,16 +16,34 @@ def _validate(args: argparse.Namespace) -> int:
     from midlevel.data.validate import validate
 
     spec = load_spec(args.spec, root=args.root)
-    report = validate(spec, decode=not args.no_decode, jobs=args.jobs,
+    report = validate(spec, decode=not args.no_decode, jobs=args.jobs, window=args.window,
                       progress=not args.quiet)
     print(report.summary())
+    _print_warnings(report, args)
     if report.ok:
-        print("OK: no problems found")
+        print("OK: no problems found" + (f" ({len(report.warnings)} warning(s))"
+                                         if report.warnings else ""))
         return 0
     print(f"\n{len(report.problems)} problem(s):", file=sys.stderr)
     for problem in report.problems:
         print(f"  - {problem}", file=sys.stderr)
     return 1
+
+
+def _print_warnings(report, args, most: int = 20) -> None:
+    """Up to ``most`` warnings on stderr; more go to a CSV whose path is printed."""
+    from midlevel.io import write_csv
+    warnings = report.warnings
+    if not warnings:
+        return
+    if len(warnings) <= most and not args.warnings_csv:
+        print(f"\n{len(warnings)} warning(s):", file=sys.stderr)
+        for w in warnings:
+            print(f"  - {w}", file=sys.stderr)
+        return
+    path = args.warnings_csv or f"validate_warnings_{report.spec.name}.csv"
+    write_csv(report.warnings_table(), path)
+    print(f"\n{len(warnings)} warning(s), every one in {path}", file=sys.stderr)
 
 
 def _features(args: argparse.Namespace) -> int:
@@ -64,12 +82,20 @@ def register(sub) -> None:
     """Add ``validate``, ``features`` and ``synth`` to the ``midlevel`` subparsers."""
     p = sub.add_parser("validate", help="check a data spec, its tables and every audio file",
                        description="Load SPEC and every file; print a summary; exit 1 listing "
-                                   "every problem with the file, row and column at fault.")
+                                   "every problem with the file, row and column at fault. "
+                                   "Doubtful input that is not an error is warned about (exit "
+                                   "0): clips shorter than the training window, missing "
+                                   "ratings (clip and column), audio files no row refers to.")
     p.add_argument("spec", metavar="SPEC", help="data spec (YAML)")
     add_root_option(p)
     p.add_argument("--no-decode", action="store_true",
                    help="only open audio files instead of decoding them fully")
     p.add_argument("--jobs", type=int, default=2, help="parallel decoders (default 2)")
+    p.add_argument("--window", type=float, default=10.0, metavar="SEC",
+                   help="training window; shorter clips are warned about (default 10)")
+    p.add_argument("--warnings-csv", metavar="CSV",
+                   help="write every warning here (default: when there are more than 20, "
+                        "validate_warnings_<spec name>.csv in the current folder)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_validate)
 
@@ -82,7 +108,8 @@ def register(sub) -> None:
     add_cache_option(p)
     p.add_argument("--frontend", default="logfilt", choices=sorted(FRONTENDS),
                    help="front end: the paper's log-filtered spectrogram (default) or log-mel")
-    p.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="worker processes (default: every usable core)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_features)
 

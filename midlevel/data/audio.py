@@ -217,3 +217,19 @@ def _peak_normalize(y: np.ndarray, path: Path) -> np.ndarray:
     if is_silent(y):
         raise AudioError(f"{path}: audio is silent (no sample above 1e-6), cannot normalize")
     return y / np.max(np.abs(y))
+
+
+def check_inputs(paths) -> list:
+    """Open every file's header before any work is done; :class:`AudioError` naming every
+    file that is missing, empty or cannot be read (so a command fails before writing
+    anything). Returns the :class:`AudioInfo` of each file."""
+    infos, bad = [], []
+    for p in paths:
+        try:
+            infos.append(audio_info(p))
+        except AudioError as exc:
+            bad.append(str(exc))
+    if bad:
+        raise AudioError(f"{len(bad)} input file(s) cannot be read, nothing was written:\n  "
+                         + "\n  ".join(bad))
+    return infos

@@ -8,8 +8,10 @@ a half-written entry under a real name; ``fill`` resumes where it stopped.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -115,21 +117,32 @@ class FeatureCache:
     def contains(self, path: str | Path) -> bool:
         return self.entry(path).is_file()
 
-    def fill(self, paths: Iterable[str | Path], *, jobs: int = 1, progress: bool = True,
-             strict: bool = True) -> FillStats:
+    def fill(self, paths: Iterable[str | Path], *, jobs: int | None = None,
+             progress: bool = True, strict: bool = True) -> FillStats:
         """Compute and store the features of every file not yet cached.
 
+        ``jobs``: worker processes (None: every usable core). Each worker and the in-process
+        path run one torch thread: the front end's operators are too small to gain from a
+        second one and lose to it on a busy machine (measured in ``make bench``). Workers are
+        started (spawned, never forked from a process that runs torch threads) only when there
+        are at least two files per worker to fill.
+
         Files that fail to decode are listed (file named) and the others still processed; with
-        ``strict`` a :class:`ValidationFailed` listing them is raised at the end.
+        ``strict`` a :class:`ValidationFailed` listing them is raised at the end. Two processes
+        filling one cache at once do no harm: every entry is written atomically, and one that
+        both write is the same array.
         """
         paths = [str(p) for p in paths]
         todo = [p for p in paths if not self.contains(p)]
+        jobs = usable_cores() if jobs is None else max(1, int(jobs))
         problems: list[Problem] = []
         seconds = 0.0
         bar = tqdm(total=len(todo), desc="features", unit="clip", disable=not progress)
         fps = float(getattr(self.frontend, "fps", 0.0) or 0.0)
-        if jobs > 1 and len(todo) > 1:
-            with ProcessPoolExecutor(max_workers=jobs, initializer=_worker_init,
+        if jobs > 1 and len(todo) >= 2 * jobs:
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=context,
+                                     initializer=_worker_init,
                                      initargs=(self.cache_dir, self.frontend.config(),
                                                self.normalize)) as pool:
                 for path, n_frames, error in pool.map(_worker_fill, todo, chunksize=4):
@@ -138,17 +151,36 @@ class FeatureCache:
                         problems.append(Problem(error, file=path))
                     bar.update()
         else:
-            for path in todo:
-                n_frames, error = _fill_one(self, path)
-                seconds += n_frames / fps if fps else 0.0
-                if error:
-                    problems.append(Problem(error, file=path))
-                bar.update()
+            with one_torch_thread():
+                for path in todo:
+                    n_frames, error = _fill_one(self, path)
+                    seconds += n_frames / fps if fps else 0.0
+                    if error:
+                        problems.append(Problem(error, file=path))
+                    bar.update()
         bar.close()
         stats = FillStats(len(todo) - len(problems), len(paths) - len(todo), seconds, problems)
         if strict and problems:
             raise ValidationFailed(problems, "features could not be computed for some files")
         return stats
+
+
+def usable_cores() -> int:
+    """Number of CPU cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def one_torch_thread():
+    """Run the block with one torch intra-op thread, then restore the setting."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def _fill_one(cache: FeatureCache, path: str) -> tuple[int, str | None]:

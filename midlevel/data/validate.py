@@ -2,12 +2,16 @@
 
 Nothing is dropped silently: every bad cell, duplicate id, unmatched id, bad audio file and
 segment that runs past its clip's audio is a :class:`~midlevel.errors.Problem` naming the
-file, row and column at fault.
+file, row and column at fault. Doubtful input that is not an error is a warning (a Problem in
+``ValidationReport.warnings``): a clip shorter than the training window (it will be padded
+with silence), a missing rating (clip and column), an audio file in the audio folder that no
+annotation row refers to.
 """
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 from tqdm.auto import tqdm
@@ -65,6 +69,8 @@ class ValidationReport:
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     segments: seg.Segments = field(default_factory=seg.Segments.empty)
+    warnings: list[Problem] = field(default_factory=list)
+    window: float = 10.0
 
     @property
     def ok(self) -> bool:
@@ -105,10 +111,21 @@ class ValidationReport:
             lines.append("channels: " + ", ".join(f"{int(k)} x{v}"
                                                   for k, v in chans.value_counts().items()))
         lines.extend(f"note: {n}" for n in self.notes)
+        if self.warnings:
+            kinds = pd.Series([w.message.split(":")[0] for w in self.warnings]).value_counts()
+            lines.append(f"warnings: {len(self.warnings)} (" + ", ".join(
+                f"{n} {k}" for k, n in kinds.items()) + ")")
         return "\n".join(lines)
 
+    def warnings_table(self) -> pd.DataFrame:
+        """Every warning as a row: kind, file, row, column, clip, message."""
+        return pd.DataFrame([{"kind": w.message.split(":")[0], "file": w.file, "row": w.row,
+                              "column": w.column, "clip": w.clip, "message": w.message}
+                             for w in self.warnings],
+                            columns=["kind", "file", "row", "column", "clip", "message"])
 
-def validate(spec: DataSpec, *, decode: bool = True, jobs: int = 2,
+
+def validate(spec: DataSpec, *, decode: bool = True, jobs: int = 2, window: float = 10.0,
              progress: bool = True) -> ValidationReport:
     """Check ``spec``'s tables and every audio file.
 
@@ -116,6 +133,7 @@ def validate(spec: DataSpec, *, decode: bool = True, jobs: int = 2,
     ----------
     decode : fully decode each file (finds truncated and silent audio); False only opens them.
     jobs : threads decoding in parallel (soundfile releases the GIL while decoding).
+    window : the training window in seconds; shorter clips are warned about.
     """
     ann = load_annotations(spec, strict=False)
     problems = list(ann.problems)
@@ -127,5 +145,50 @@ def validate(spec: DataSpec, *, decode: bool = True, jobs: int = 2,
                            disable=not progress))
     problems.extend(c.problem for c in checks if c.problem is not None)
     problems.extend(seg.check_durations(ann.segments, {c.clip: c.duration for c in checks}))
-    return ValidationReport(spec, table, checks, problems, list(ann.notes), ann.segments)
+    warnings = (short_clips(checks, window) + missing_ratings(spec, table, ann.sources)
+                + unreferenced_audio(spec, table))
+    return ValidationReport(spec, table, checks, problems, list(ann.notes), ann.segments,
+                            warnings, window)
+
+
+def short_clips(checks: list[AudioCheck], window: float) -> list[Problem]:
+    """A warning per clip shorter than ``window`` seconds (padded with silence in training
+    and prediction)."""
+    return [Problem(f"short clip: {c.duration:.2f} s, shorter than the {window:g}-s window "
+                    f"(padded with silence)", file=c.path, clip=c.clip)
+            for c in checks if c.problem is None and c.duration < window - 1e-6]
+
+
+def missing_ratings(spec: DataSpec, table: pd.DataFrame, sources: dict) -> list[Problem]:
+    """A warning per missing rating: the clip, the column, the file and row of its annotation
+    row."""
+    out = []
+    for col in spec.concepts + spec.targets:
+        if col.name not in table:
+            continue
+        for clip in table.index[table[col.name].isna()]:
+            file, row = sources.get(clip, (None, None))
+            out.append(Problem(f"missing rating: {col.name}", file=file,
+                               row=int(row) if row not in (None, "") else None,
+                               column=col.column, clip=str(clip)))
+    return out
+
+
+def unreferenced_audio(spec: DataSpec, table: pd.DataFrame) -> list[Problem]:
+    """A warning per audio file in the folders of the dataset's audio (with the same
+    extensions) that no annotation row refers to."""
+    paths = [Path(p) for p in table["path"] if isinstance(p, str) and p] if len(table) else []
+    if not paths:
+        return []
+    used = {p.resolve() for p in paths}
+    suffixes = {p.suffix.lower() for p in paths}
+    out = []
+    for folder in sorted({p.parent for p in paths}):
+        if not folder.is_dir():
+            continue
+        for f in sorted(folder.iterdir()):
+            if f.is_file() and f.suffix.lower() in suffixes and f.resolve() not in used:
+                out.append(Problem("unreferenced audio: no annotation row refers to this "
+                                   "file", file=str(f)))
+    return out
 

@@ -26,7 +26,7 @@ def _features(table, cache_dir, frontend: dict | None, progress: bool):
     """Fill the feature cache for ``table`` and return (clip -> spectrogram, cache)."""
     from midlevel.data.cache import FeatureCache
     cache = FeatureCache(cache_dir, frontend)
-    cache.fill(table["path"], jobs=1, progress=progress)
+    cache.fill(table["path"], progress=progress)
     return {clip: cache.get(path) for clip, path in table["path"].items()}, cache
 
 

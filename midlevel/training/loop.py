@@ -123,6 +123,17 @@ def _log_to_file(ctx, path: Path):
     return handler
 
 
+def make_adam(params, *, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """Adam with the fused kernel (one kernel for all parameters instead of a Python loop over
+    them: the loop was 15 % of a ``paper`` step on the CPU), falling back to the multi-tensor
+    ``foreach`` implementation where the fused one is not available."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, foreach=True)
+
+
 class Trainer:
     """One training run: data, model, optimizer and early-stopping state."""
 
@@ -154,9 +165,8 @@ class Trainer:
         if ctx.distributed:
             self.net = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
-        self.optimizer = torch.optim.Adam(
-            [p for p in self.model.parameters() if p.requires_grad], lr=config.lr,
-            weight_decay=config.weight_decay)
+        self.optimizer = make_adam([p for p in self.model.parameters() if p.requires_grad],
+                                   lr=config.lr, weight_decay=config.weight_decay)
         self.state = {"epoch": 0, "best_score": -math.inf, "best_epoch": 0, "best_state": None,
                       "bad_epochs": 0, "history": [], "finished": False}
 

@@ -71,6 +71,7 @@ class ExplainResult:
     listen_back: pd.DataFrame = field(default_factory=pd.DataFrame)
     files: list = field(default_factory=list)
     errors: dict = field(default_factory=dict)
+    warnings: dict = field(default_factory=dict)
 
 
 def run_background(run, n: int = 16, *, spec=None, root=None, cache_dir=None,
@@ -113,7 +114,10 @@ def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_dee
     from midlevel.data.frontends import make_frontend
     from midlevel.plots.attribution import attribution_figure
 
+    from midlevel.data.audio import check_inputs
     run = load_run(run)
+    paths = [str(p) for p in audio_paths]
+    check_inputs(paths)  # fail before anything is written
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     fe = make_frontend(run.frontend)
@@ -124,7 +128,6 @@ def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_dee
     if background is None:
         background = run_background(run, n_background, spec=spec, root=root,
                                     cache_dir=cache_dir)
-    paths = [str(p) for p in audio_paths]
     names = list(names) if names is not None else clip_names(paths)
     result = ExplainResult()
     attributors = {(m, o): Attributor(run.model, m, output=o, background=background,
@@ -148,6 +151,11 @@ def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_dee
         if max_seconds:
             y = y[: int(max_seconds * fe.sample_rate)]
         spec_x = run.spectrogram(y)[None, None]
+        if spec_x.shape[-1] < run.window()[0]:
+            result.warnings[name] = (f"{spec_x.shape[-1] / run.fps:.2f} s, shorter than the "
+                                     f"{run.config.crop_seconds:g}-s window: padded with "
+                                     f"silence")
+            log.warning("%s: %s", path, result.warnings[name])
         clip_dir = out / safe_name(name)
         clip_dir.mkdir(exist_ok=True)
         for (method, output), attributor in attributors.items():

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from midlevel.data.audio import check_inputs
 from midlevel.errors import ExplainError
 from midlevel.explain.head import (
     LinearHead, baseline_concepts, clip_names, contributions, explain_clips, run_design,
@@ -96,6 +97,8 @@ def explain_concepts(run, audio, out, *, targets=None, spec=None, root=None, cac
         intervention curve (None: skip).
     """
     run = load_run(run)
+    paths = [str(p) for p in audio]
+    check_inputs(paths)  # fail before anything is written
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     head = LinearHead.from_run(run)
@@ -109,11 +112,11 @@ def explain_concepts(run, audio, out, *, targets=None, spec=None, root=None, cac
         baseline = read_baseline(baseline, run.concept_names)
     files = [write_csv(baseline.rename_axis("concept").reset_index(), out / "baseline.csv")]
 
-    paths = [str(p) for p in audio]
     names = clip_names(paths)
     table, pred = explain_clips(run, paths, baseline=baseline, names=names, targets=targets)
     result = ConceptExplanation(table, pred, baseline, files,
                                 dict(pred.attrs.get("errors", {})), run_mode=run.mode)
+    result.notes += [f"{n}: {w}" for n, w in pred.attrs.get("warnings", {}).items()]
     if source:
         result.baseline_source = source
     files += [write_csv(table, out / "contributions.csv"),

@@ -1,0 +1,179 @@
+"""Doubtful input is named, failed commands write nothing, and interrupted or concurrent work
+leaves nothing half-written (generated data throughout)."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import yaml
+
+from conftest import write_tone
+from midlevel.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    from midlevel.synth.dataset import synthesize
+    root = tmp_path_factory.mktemp("doubtful")
+    spec = synthesize(root / "data", n_clips=8, seed=3, duration=2.0, n_jobs=1,
+                      progress=False)
+    return root, spec
+
+
+def _doubtful_copy(world, tmp_path):
+    """A copy of the dataset with one empty rating, one 0.5-s clip and one stray file."""
+    _, spec = world
+    data = tmp_path / "data"
+    shutil.copytree(spec.parent, data)
+    table = pd.read_csv(data / "annotations.csv")
+    table.loc[2, "tender"] = np.nan
+    table.to_csv(data / "annotations.csv", index=False)
+    y, sr = sf.read(data / "audio" / f"{table.loc[5, 'clip_id']}.wav")
+    sf.write(data / "audio" / f"{table.loc[5, 'clip_id']}.wav", y[: sr // 2], sr)
+    write_tone(data / "audio" / "stray.wav")
+    return data, table
+
+
+def test_validate_warns_about_every_doubtful_input_and_exits_zero(world, tmp_path, capsys):
+    data, table = _doubtful_copy(world, tmp_path)
+    assert main(["validate", str(data / "spec.yaml"), "--window", "1.0", "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    assert "OK: no problems found (3 warning(s))" in out
+    short = table.loc[5, "clip_id"]
+    assert f"clip '{short}'" in err and "0.50 s, shorter than the 1-s window" in err
+    assert f"clip '{table.loc[2, 'clip_id']}'" in err and "column 'tender'" in err
+    assert "annotations.csv, row 4" in err  # header = row 1, the third data row
+    assert "stray.wav" in err and "unreferenced audio" in err
+
+
+def test_a_long_list_of_warnings_goes_to_a_csv(world, tmp_path, capsys):
+    data, table = _doubtful_copy(world, tmp_path)
+    table.loc[:2, ["anger", "fear", "happy", "sad", "tender"]] = np.nan  # 15 missing ratings
+    table.to_csv(data / "annotations.csv", index=False)
+    monkey = tmp_path / "cwd"
+    monkey.mkdir()
+    old = os.getcwd()
+    os.chdir(monkey)
+    try:  # every 2-s clip is shorter than a 10-s window: more than 20 warnings with the rest
+        assert main(["validate", str(data / "spec.yaml"), "--quiet"]) == 0
+    finally:
+        os.chdir(old)
+    err = capsys.readouterr().err
+    assert "warning(s), every one in validate_warnings_synthetic.csv" in err
+    table = pd.read_csv(monkey / "validate_warnings_synthetic.csv")
+    assert set(table["kind"]) == {"short clip", "missing rating", "unreferenced audio"}
+    assert (table["kind"] == "short clip").sum() == 8
+    assert (table["kind"] == "missing rating").sum() == 15
+
+
+@pytest.fixture(scope="module")
+def tiny_run(world):
+    root, spec = world
+    run = root / "run"
+    config = root / "tiny.yaml"
+    config.write_text(yaml.safe_dump({"width": 0.125, "crop_seconds": 1.0, "batch_size": 4}))
+    assert main(["train", str(spec), "--mode", "joint", "--out", str(run), "--preset", "small",
+                 "--epochs", "1", "--config", str(config), "--cache", str(root / "cache"),
+                 "--quiet"]) == 0
+    return run, root / "cache"
+
+
+def test_predict_and_explain_warn_about_short_clips(tiny_run, tmp_path, capsys):
+    run, cache = tiny_run
+    short = write_tone(tmp_path / "short.wav", seconds=0.18)
+    assert main(["predict", str(run), str(short)]) == 0
+    assert "short.wav: 0.18 s, shorter than the 1-s window: padded with silence" in \
+        capsys.readouterr().err
+    assert main(["explain", str(run), str(short), "--out", str(tmp_path / "e"), "--cache",
+                 str(cache), "--no-timeline", "--quiet"]) == 0
+    assert "short" in capsys.readouterr().err
+
+
+def test_a_failed_explain_writes_nothing(tiny_run, tmp_path, capsys):
+    run, cache = tiny_run
+    good = write_tone(tmp_path / "good.wav", seconds=2.0)
+    out = tmp_path / "explain"
+    assert main(["explain", str(run), str(good), str(tmp_path / "missing.wav"), "--out",
+                 str(out), "--cache", str(cache), "--quiet"]) == 2
+    assert "missing.wav" in capsys.readouterr().err
+    assert not out.exists() or not any(out.iterdir())
+
+
+def _fill_script(cache: Path, files: list[Path]) -> str:
+    return ("import sys; sys.path.insert(0, %r)\n"
+            "from midlevel.data.cache import FeatureCache\n"
+            "FeatureCache(%r).fill(%r, jobs=1, progress=False)\n"
+            % (str(REPO), str(cache), [str(f) for f in files]))
+
+
+def _entries_are_whole(cache: Path) -> list[Path]:
+    entries = [p for p in cache.rglob("*.npy") if not p.name.startswith(".")]
+    for p in entries:
+        assert np.load(p).shape[0] == 149
+    return entries
+
+
+@pytest.fixture(scope="module")
+def many_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("many")
+    return [write_tone(folder / f"t{i}.wav", freq=200 + 40 * i, seconds=3.0) for i in range(12)]
+
+
+def test_two_processes_filling_one_cache(many_files, tmp_path):
+    cache = tmp_path / "cache"
+    procs = [subprocess.Popen([sys.executable, "-c", _fill_script(cache, many_files)])
+             for _ in range(2)]
+    assert all(p.wait(timeout=300) == 0 for p in procs)
+    assert len(_entries_are_whole(cache)) == len(many_files)
+    assert not [p for p in cache.rglob("*") if p.is_file() and p.name.startswith(".")]
+
+
+def test_kill_9_during_a_cache_fill_loses_nothing_done(many_files, tmp_path):
+    from midlevel.data.cache import FeatureCache
+    cache = tmp_path / "cache"
+    proc = subprocess.Popen([sys.executable, "-c", _fill_script(cache, many_files)])
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(cache.rglob("*.npy")):
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = _entries_are_whole(cache)  # every entry under a real name is complete
+    stats = FeatureCache(cache).fill(many_files, jobs=1, progress=False)
+    assert stats.reused == len(done) and stats.computed == len(many_files) - len(done)
+    assert len(_entries_are_whole(cache)) == len(many_files)
+
+
+def test_kill_9_during_a_report_leaves_only_whole_files(tiny_run, tmp_path):
+    run, cache = tiny_run
+    out = tmp_path / "report"
+    proc = subprocess.Popen([sys.executable, "-m", "midlevel", "compare", str(run), "--out",
+                             str(out), "--cache", str(cache), "--clips", "2", "--background",
+                             "2", "--methods", "integrated_gradients", "occlusion", "--n-steps",
+                             "4", "--quiet"], cwd=REPO)
+    deadline = time.time() + 240
+    while time.time() < deadline and not list((out / "figures").glob("*.png")) \
+            if out.exists() else time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    import matplotlib.image
+    for f in (p for p in out.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        if f.suffix == ".csv":
+            pd.read_csv(f)
+        elif f.suffix == ".png":
+            assert matplotlib.image.imread(f).size > 0
+        elif f.suffix == ".wav":
+            assert len(sf.read(f)[0]) > 0
+        elif f.suffix == ".html":
+            assert f.read_text().rstrip().endswith("</html>")
