@@ -20,8 +20,9 @@ from midlevel.report.markdown import markdown_table  # noqa: E402
 START, END = "<!-- perf:start -->", "<!-- perf:end -->"
 HEADING = "## Performance"
 
-TARGETS = {"cache_vs_decode": 0.50, "e2e_vs_memory": 0.85, "paper_vs_matmul": 0.75,
-           "contrib_added": 0.05, "shap_gradient_s": 5.0}
+TARGETS = {"cache_vs_decode": 0.50, "e2e_vs_memory": 0.85, "paper_vs_matmul": 0.80,
+           "contrib_added": 0.05, "shap_gradient_s": 3.5, "frontend_vs_librosa": 2.0,
+           "method_vs_direct": 1.0, "epoch_vs_plain": 1.0}
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -102,11 +103,11 @@ def targets_rows(r: dict) -> list[list]:
     p = _g(s, "training", "presets", "paper")
     if p:
         ratio = p["ratio_in_memory_to_matmul"]
-        rows.append(["training GFLOP/s / matmul GFLOP/s (paper, in-memory)", "≥ 75%",
+        rows.append(["training GFLOP/s / matmul GFLOP/s (paper, in-memory)", "≥ 80%",
                      f"{_f(p['in_memory']['achieved_gflops'])} vs {_f(p['matmul_gflops'])} "
                      f"GFLOP/s", _pct(ratio), _pct(p.get("ratio_in_memory_to_matmul_best")),
                      _met(ratio >= TARGETS["paper_vs_matmul"])])
-        rows.append(["training GFLOP/s / matmul GFLOP/s (paper, end to end)", "(≥ 75%)",
+        rows.append(["training GFLOP/s / matmul GFLOP/s (paper, end to end)", "(≥ 80%)",
                      f"{_f(p['e2e_achieved_gflops'])} vs {_f(p['matmul_gflops'])} GFLOP/s",
                      _pct(p["ratio_e2e_to_matmul"]), "",
                      _met(p["ratio_e2e_to_matmul"] >= TARGETS["paper_vs_matmul"])])
@@ -127,15 +128,52 @@ def targets_rows(r: dict) -> list[list]:
     g = _g(s, "explain", "presets", "paper", "methods", "shap_gradient")
     if g and "seconds" in g:
         t = g["seconds"]["median"]
-        rows.append(["SHAP GradientExplainer per 10-s clip (paper, defaults)", "≤ 5 s",
-                     f"{_f(t, 2)} s ({g.get('grad_passes', '?')} samples)",
-                     f"{_f(t / 5.0, 2)}x target", f"{_f(g['seconds']['min'] / 5.0, 2)}x",
-                     _met(t <= TARGETS["shap_gradient_s"])])
+        lim = TARGETS["shap_gradient_s"]
+        rows.append(["SHAP GradientExplainer per 10-s clip (paper, defaults, explainer reused)",
+                     f"≤ {lim:g} s", f"{_f(t, 2)} s ({g.get('grad_passes', '?')} samples; first "
+                     f"call {_f(g.get('first_call_seconds'), 2)} s)",
+                     f"{_f(t / lim, 2)}x target", f"{_f(g['seconds']['min'] / lim, 2)}x",
+                     _met(t <= lim)])
         if g.get("bound_s") is not None:
-            rows.append(["… its bound: FLOPs of that work at matmul speed", "≤ 5 s",
+            rows.append(["… its bound: FLOPs of that work at matmul speed", f"≤ {lim:g} s",
                          f"{_f(g['bound_s'], 2)} s ({_f(g.get('grad_only_bound_s'), 2)} s for "
-                         f"the gradient passes alone)", f"{_f(g['bound_s'] / 5.0, 2)}x target", "",
-                         _met(g["bound_s"] <= TARGETS["shap_gradient_s"])])
+                         f"the gradient passes alone)", f"{_f(g['bound_s'] / lim, 2)}x target",
+                         "", _met(g["bound_s"] <= lim)])
+    rows += sidebyside_rows(_g(s, "sidebyside") or {})
+    return rows
+
+
+def sidebyside_rows(sb: dict) -> list[list]:
+    """Target rows of the side-by-side section (``bench_sidebyside.py``)."""
+    rows = []
+    fe = sb.get("frontend")
+    if fe:
+        rows.append(["front end / the librosa pipeline (same output)", "≥ 2x",
+                     f"{_f(fe['ours_s'], 3)} s vs {_f(fe['librosa_s'], 3)} s for "
+                     f"{_f(fe['audio_seconds'], 0)} s of audio (max diff "
+                     f"{fe['max_abs_diff']:.1e})", f"{_f(fe['speedup'], 2)}x",
+                     f"{_f(fe['speedup_best'], 2)}x",
+                     _met(fe["speedup"] >= TARGETS["frontend_vs_librosa"])])
+    for name, m in (sb.get("methods") or {}).items():
+        rows.append([f"{name} / the direct {m['library']} call", "≥ 1x",
+                     f"{_f(1e3 * m['ours_s'], 0)} vs {_f(1e3 * m['direct_s'], 0)} ms per clip "
+                     f"(max diff {m['max_abs_diff']:.1e})", f"{_f(m['speedup'], 2)}x",
+                     f"{_f(m['speedup_best'], 2)}x",
+                     _met(m["speedup"] >= TARGETS["method_vs_direct"])])
+    ep = sb.get("epoch")
+    if ep:
+        rows.append([f"training steps of an epoch / a plain PyTorch loop ({ep['preset']}, "
+                     f"same network, batches, data)", "≥ 1x",
+                     f"{_f(ep['ours_s'], 2)} vs {_f(ep['plain_s'], 2)} s per epoch",
+                     f"{_f(ep['speedup'], 2)}x", f"{_f(ep['speedup_best'], 2)}x",
+                     _met(ep["speedup"] >= TARGETS["epoch_vs_plain"])])
+        rows.append(["… the whole epoch of `fit` (BatchNorm re-estimation, validation, "
+                     "checkpoint) / the plain loop's steps", "(reported)",
+                     f"{_f(ep['fit_epoch_s'], 2)} s", f"{_f(ep['plain_s'] / ep['fit_epoch_s'], 2)}x",
+                     "", ""])
+    if sb.get("madmom"):
+        rows.append(["madmom's LogarithmicFilteredSpectrogram", "(compared if installable)",
+                     sb["madmom"], "", "", "n/a"])
     return rows
 
 
@@ -538,6 +576,12 @@ def render(results: dict) -> str:
         lines += ["#### (c) Inference", ""] + inference_lines(s)
         lines += ["#### (d, e) Explanation cost and memory", ""] + explain_lines(s)
         lines += ["#### (f) Scaling", ""] + scaling_lines(s)
+        sb = s.get("sidebyside") or {}
+        if sb and "error" not in sb:
+            lines += ["#### (g) Side by side with what a user would write instead", "",
+                      "Each pair in one process, interleaved, on "
+                      f"{sb.get('threads', 1)} torch thread(s); the target rows above give the "
+                      "ratios. " + (sb.get("madmom") or ""), ""]
         found = findings_lines(r)
         if found:
             lines += ["#### Findings from the profiles (this run's numbers)", ""] + found + [""]

@@ -10,7 +10,9 @@ Measures on this machine, in one run, and writes ``benchmarks/results.json`` and
 (c) inference throughput on whole clips;
 (d) explanation cost per clip as a ratio to one inference;
 (e) peak memory of each;
-(f) time and memory vs dataset size (features, training epoch) and clip length (explanations).
+(f) time and memory vs dataset size (features, training epoch) and clip length (explanations);
+(g) side by side with what a user would write instead (librosa, direct shap / captum calls, a
+    plain PyTorch training loop).
 
 Each section runs in its own Python process (clean memory peaks; one crash does not end the
 run). Usage::
@@ -35,7 +37,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-SECTIONS = ("features", "training", "inference", "explain")
+SECTIONS = ("features", "training", "inference", "explain", "sidebyside")
 METHODS = ["shap_deep", "shap_gradient", "integrated_gradients", "occlusion"]
 
 
@@ -61,6 +63,10 @@ def sizes(quick: bool, device: str, amp: bool) -> dict:
                         "repeat": {"small": 1}, "rounds": 1, "latency_repeat": 2,
                         "scaling_preset": "small", "scaling_seconds": [2, 4],
                         "scaling_methods": ["shap_gradient"]},
+            "sidebyside": {**common, "fe_clips": 1, "fe_seconds": 3.0, "rounds": 1,
+                           "preset": "small", "seconds": 2.0, "n_background": 2,
+                           "method_options": {"n_steps": 2, "n_samples": 2, "window": (32, 32)},
+                           "epoch_preset": "small", "n_train": 4, "batch_size": 2},
         }
     return {
         "features": {"n_files": 24, "rounds": 3, "jobs": [1, 2], "breakdown_files": 8,
@@ -77,6 +83,10 @@ def sizes(quick: bool, device: str, amp: bool) -> dict:
                     "latency_repeat": 5, "scaling_preset": "small",
                     "scaling_seconds": [10, 20, 40],
                     "scaling_methods": ["shap_gradient"]},
+        "sidebyside": {"fe_clips": 4, "fe_seconds": 30.0, "rounds": 5, "preset": "small",
+                       "seconds": 10.0, "n_background": 16,
+                       "method_options": {"n_steps": 32, "n_samples": 32, "window": (16, 32)},
+                       "epoch_preset": "small", "n_train": 24, "batch_size": 8, "threads": 1},
     }
 
 

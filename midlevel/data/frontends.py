@@ -11,6 +11,9 @@ Two ``torch.nn.Module`` front ends share one small interface (``n_bands``, ``hop
 Filterbanks and windows are built once in ``__init__`` (as non-persistent buffers, so they
 follow ``.to(device)`` but stay out of state dicts: ``config()`` is the contract, and
 :func:`make_frontend` rebuilds a front end from it).
+
+The file is longer than 400 lines because it holds both front ends with the filterbank and
+framing math they share, and the framing contract the listenable masks rely on.
 """
 from __future__ import annotations
 
@@ -261,10 +264,39 @@ class LogFilteredSpectrogram(_Frontend):
         S : torch.Tensor [shape=(..., n_bands, n_frames)]
         """
         lead, n_samples = y.shape[:-1], y.shape[-1]
-        frames = self._frames(y.reshape(-1, n_samples).to(self.window.dtype))
-        mag = torch.fft.rfft(frames * self.window).abs()[..., : len(self.bin_frequencies)]
-        bands = torch.matmul(self.filterbank.T, mag.transpose(-1, -2))
+        rows = y.reshape(-1, n_samples).to(self.window.dtype)
+        if (not torch.is_grad_enabled() and torch.get_num_threads() == 1 and rows.shape[0] == 1
+                and rows.device.type == "cpu"):
+            bands = self._blocked(rows[0])[None]
+        else:
+            frames = self._frames(rows)
+            mag = torch.fft.rfft(frames * self.window).abs()[..., : len(self.bin_frequencies)]
+            bands = torch.matmul(self.filterbank.T, mag.transpose(-1, -2))
         return _log_compress(bands, self.log_mul).reshape(*lead, self.n_bands, -1)
+
+    def _blocked(self, y: torch.Tensor, block: int = 128) -> torch.Tensor:
+        """The filterbank energies of one waveform ``(n,)`` -> ``(n_bands, n_frames)``, block
+        by block: frames from a strided view (no index tensor), only the FFT bins some filter
+        uses, temporaries that stay cache-resident. Same numbers as the whole-clip path (tested
+        to 1e-5); used without autograd on one torch thread, where ``make bench`` measured it
+        1.7x faster (with two threads the whole-clip path wins)."""
+        half = self.frame_size // 2
+        centers = torch.as_tensor(frame_centers(y.shape[-1], hop=self.hop))
+        if getattr(self, "_sparse", None) is None:
+            import warnings
+            used = (self.filterbank.abs().sum(1) > 0).nonzero()[:, 0]
+            lo, hi = int(used[0]), int(used[-1]) + 1
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "sparse CSR support is in beta"
+                self._sparse = (lo, hi, self.filterbank[lo:hi].T.contiguous().to_sparse_csr())
+        lo, hi, fb = self._sparse
+        view = nn.functional.pad(y[None], (half, self.frame_size - half))[0].unfold(
+            0, self.frame_size, 1)
+        out = torch.empty(self.n_bands, len(centers), dtype=y.dtype)
+        for a in range(0, len(centers), block):
+            frames = view.index_select(0, centers[a:a + block]).mul_(self.window)
+            out[:, a:a + block] = fb @ torch.fft.rfft(frames)[:, lo:hi].abs().T
+        return out
 
     def _frames(self, y: torch.Tensor) -> torch.Tensor:
         """Zero-padded frames centred on ``int(i * hop)``: (batch, n) -> (batch, n_frames, frame_size)."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -19,7 +20,9 @@ class Attribution:
         Attribution per input bin, same shape as ``inputs``.
     inputs : np.ndarray [shape=(batch, 1, n_bands, n_frames)]
     predictions : np.ndarray [shape=(batch,)]
-        The explained output (model units) for each input.
+        The explained output (model units) for each input; computed on first use when the
+        attribution was made with ``predict_fn`` (one forward pass that a caller who only
+        wants the map does not pay).
     expected : float or None
         The reference output (mean over the background for SHAP, the baseline's output
         for IG/DeepLift); for additive methods ``values.sum() ~ predictions - expected``.
@@ -43,6 +46,7 @@ class Attribution:
     clips: list[str] = field(default_factory=list)
     options: dict = field(default_factory=dict)
     tables: dict = field(default_factory=dict)  # method-specific tidy tables (LIME, LRP...)
+    predict_fn: Callable | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         if not self.clips:
@@ -134,3 +138,17 @@ class Attribution:
                        clips=[str(c) for c in z["clips"]])
 
 
+
+
+def _get_predictions(self) -> np.ndarray:
+    if self._predictions is None and self.predict_fn is not None:
+        self._predictions = np.asarray(self.predict_fn())
+        self.predict_fn = None
+    return self._predictions
+
+
+def _set_predictions(self, value) -> None:
+    self._predictions = None if value is None else np.asarray(value)
+
+
+Attribution.predictions = property(_get_predictions, _set_predictions)
