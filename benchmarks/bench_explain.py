@@ -29,33 +29,33 @@ from bench_common import PeakMemory, load_features, matmul_gflops, pick_files, s
 def cost_model(method: str, opts: dict, n_background: int, n_bands: int, n_frames: int
                ) -> dict:
     """Forward+backward passes and extra forward passes one ``attribute`` call makes for one
-    clip with these options (read from midlevel/explain/attribution.py, shap 0.51 and
-    captum 0.9):
+    clip with these options, on the first call of an ``Attributor`` (read from
+    midlevel/explain/attribution/, shap 0.51 and captum 0.9; the prediction is computed only
+    when the result's ``predictions`` are read, so it is not counted):
 
     - shap_gradient: ``n_samples`` gradient passes; forwards: GradientExplainer's constructor
-      runs the model on the background (with autograd on), ``Attributor`` computes the
-      expected value on the background again, and the prediction.
+      runs the model on the background (with autograd on), and the expected value on the
+      background again (both once per Attributor and length).
     - shap_deep: 2 x n_background gradient passes (x tiled against each background sample, plus
-      the background); forwards: constructor on the background, output and additivity check,
-      prediction.
-    - integrated_gradients: ``n_steps`` gradient passes; forwards: baseline and prediction.
-    - occlusion: one forward per window position, plus baseline and prediction.
+      the background); forwards: constructor on the background, output and additivity check.
+    - integrated_gradients: ``n_steps`` gradient passes; forwards: the baseline.
+    - occlusion: one forward per window position, plus the baseline.
 
     tests/test_bench_smoke.py checks the totals against a forward hook's count.
     """
     n_samples, n_steps = opts.get("n_samples", 32), opts.get("n_steps", 32)
     if method == "shap_gradient":
-        return {"grad_passes": n_samples, "forwards": 2 * n_background + 1}
+        return {"grad_passes": n_samples, "forwards": 2 * n_background}
     if method == "shap_deep":
-        return {"grad_passes": 2 * n_background, "forwards": n_background + 2}
+        return {"grad_passes": 2 * n_background, "forwards": n_background + 1}
     if method == "integrated_gradients":
-        return {"grad_passes": n_steps, "forwards": 2}
+        return {"grad_passes": n_steps, "forwards": 1}
     if method == "occlusion":
         wb, wt = opts.get("window", (16, 32))
         sb, st = opts.get("stride") or (wb, wt)
         wb, wt = min(wb, n_bands), min(wt, n_frames)
         positions = (-(-(n_bands - wb) // sb) + 1) * (-(-(n_frames - wt) // st) + 1)
-        return {"grad_passes": 0, "forwards": positions + 2}
+        return {"grad_passes": 0, "forwards": positions + 1}
     return {"grad_passes": None, "forwards": None}
 
 
