@@ -52,6 +52,7 @@ from midlevel.explain.harness import (  # noqa: E402
 from midlevel.explain.listen_back import listen_back  # noqa: E402
 from midlevel.explain.sanity import sanity_check  # noqa: E402
 from midlevel.testing.events import EventTask  # noqa: E402
+from midlevel.workflows.compare_explanations import fit_window  # noqa: E402
 
 SECTION = "Post-hoc explanations"
 FRACTIONS = np.linspace(0, 1, 11)
@@ -166,19 +167,13 @@ def soundtracks(args, work: Path, log) -> dict:
 
 def _sanity(run, at, specs, bg, method, target, label, cascades) -> pd.DataFrame:
     n = run.window()[0]
-    x = torch.stack([torch.as_tensor(_first(s, n)) for s in specs])[:, None]
+    x = torch.stack([torch.as_tensor(fit_window(s, n)) for s in specs])[:, None]
     f = OutputSelector(run.model, "target", run.model.output_names.index(target)).eval()
     impl = make_method(method, **{**at.options, "check_additivity": False})
     res = sanity_check(f, impl, x, bg.mean(0, keepdim=True), name=method, background=bg)
     cascades.append(res.cascade.assign(model=label, target=target))
     v = res.verdict
     return v[v["similarity"] == "spearman_abs"].assign(model=label, target=target)
-
-
-def _first(spec: np.ndarray, n: int) -> np.ndarray:
-    out = np.zeros((spec.shape[0], n), dtype=np.float32)
-    out[:, :min(n, spec.shape[1])] = spec[:, :n]
-    return out
 
 
 # ----------------------------------------------------------------------------- report
