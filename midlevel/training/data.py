@@ -22,10 +22,17 @@ from midlevel.errors import DataError
 
 @dataclass
 class Columns:
-    """What a model learns: concept names and targets (dicts with name, kind, classes)."""
+    """What a model learns: concept names (with their kinds, "regression" or "binary", and
+    multi-label groups) and targets (dicts with name, kind, classes, group)."""
 
     concepts: list[str]
     targets: list[dict]
+    concept_kinds: list[str] | None = None     # None: every concept a rating
+    concept_groups: list[str | None] | None = None
+
+    def __post_init__(self):
+        self.concept_kinds = list(self.concept_kinds or ["regression"] * len(self.concepts))
+        self.concept_groups = list(self.concept_groups or [None] * len(self.concepts))
 
     @classmethod
     def from_spec(cls, spec, table: pd.DataFrame) -> "Columns":
@@ -36,15 +43,31 @@ class Columns:
             d = {"name": t.name, "kind": t.kind}
             if t.is_class:
                 d["classes"] = list(t.classes or seen.get(t.name, []))
+            if t.group is not None:
+                d["group"] = t.group
             targets.append(d)
-        return cls(list(spec.concept_names), targets)
+        return cls(list(spec.concept_names), targets, [c.kind for c in spec.concepts],
+                   [c.group for c in spec.concepts])
 
     @property
     def target_names(self) -> list[str]:
         return [t["name"] for t in self.targets]
 
+    @property
+    def binary_concepts(self) -> list[bool]:
+        return [k == "binary" for k in self.concept_kinds]
+
     def regression_targets(self) -> list[str]:
-        return [t["name"] for t in self.targets if t.get("kind", "regression") != "class"]
+        return [t["name"] for t in self.targets if t.get("kind", "regression") == "regression"]
+
+    def target_kinds(self) -> list[str]:
+        return [t.get("kind", "regression") for t in self.targets]
+
+    def groups(self) -> dict[str, str]:
+        """``{column name: multi-label group}`` of the concepts and targets in a group."""
+        out = {c: g for c, g in zip(self.concepts, self.concept_groups) if g is not None}
+        out.update({t["name"]: t["group"] for t in self.targets if t.get("group")})
+        return out
 
 
 @dataclass
@@ -60,13 +83,19 @@ class Scales:
 
     @classmethod
     def fit(cls, table: pd.DataFrame, features, columns: Columns) -> "Scales":
-        """``table``: the training split's rows; ``features``: clip -> spectrogram."""
-        specs = [torch.as_tensor(np.asarray(features[c])) for c in table.index]
-        total = sum(float(s.double().sum()) for s in specs)
-        count = sum(s.numel() for s in specs)
+        """``table``: the training split's rows; ``features``: clip -> spectrogram (read one
+        clip at a time, so a memory-mapped store is never loaded whole)."""
+        def specs():
+            return (torch.as_tensor(np.asarray(features[c])) for c in table.index)
+        total, count = 0.0, 0
+        for s in specs():
+            total += float(s.double().sum())
+            count += s.numel()
         mean = total / count
-        var = sum(float(((s.double() - mean) ** 2).sum()) for s in specs) / count
+        var = sum(float(((s.double() - mean) ** 2).sum()) for s in specs()) / count
         c_mean, c_std = _column_stats(table, columns.concepts)
+        binary = np.array(columns.binary_concepts, dtype=bool)
+        c_mean[binary], c_std[binary] = 0.0, 1.0   # binary concepts: 0/1 labels, probabilities
         reg = set(columns.regression_targets())
         t_mean, t_std = _column_stats(table, columns.target_names)
         is_class = np.array([n not in reg for n in columns.target_names], dtype=bool)

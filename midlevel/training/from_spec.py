@@ -100,9 +100,9 @@ def _config_dict(config) -> dict:
 
 
 def evaluate(run, spec=None, *, root=None, splits=("test",), cache_dir=None,
-             progress: bool = False):
+             progress: bool = False, threshold: float = 0.5):
     """Metrics of a run on splits of a data spec (``midlevel evaluate``): see
     :meth:`midlevel.run.Run.evaluate`; ``run`` may be a run directory."""
     from midlevel.run import load_run
     return load_run(run).evaluate(spec, root=root, splits=splits, cache_dir=cache_dir,
-                                  progress=progress)
+                                  progress=progress, threshold=threshold)

@@ -38,6 +38,7 @@ from midlevel.training.calibration import calibration_lines, fold_into_model
 from midlevel.training.config import TrainConfig
 from midlevel.training.data import ClipSet, Scales, crop, window_frames, window_starts
 from midlevel.training.evaluate import evaluate_split
+from midlevel.training.losses import binary_terms
 from midlevel.training.metrics import format_table, score
 from midlevel.training.predict import predict_sharded
 from midlevel.training.strategies import strategy
@@ -144,9 +145,12 @@ class Trainer:
                 log.info("%d of %d %s clips are shorter than %.1f s: padded with silence",
                          clips.n_short(self.n_frames), len(clips), s, config.crop_seconds)
         self.train_set = self.sets["train"]
+        self.terms = binary_terms(columns, self.train_set.concepts.numpy(),
+                                  self.train_set.targets.numpy(), config.balance).to(ctx.device)
         torch.manual_seed(config.seed)  # initial weights
         self.model = build_model(self.strategy.model_kind, columns.concepts, columns.targets,
-                                 config.backbone())
+                                 config.backbone(), concept_kinds=columns.concept_kinds,
+                                 concept_groups=columns.concept_groups)
         self.scales.apply_to(self.model, columns)
         self.strategy.prepare(self.model, self.train_set, columns, config)
         self.model.to(ctx.device)
@@ -233,7 +237,7 @@ class Trainer:
             x, c, y = x.to(ctx.device), c.to(ctx.device), y.to(ctx.device)
             with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=amp):
                 o = self.net(x)
-            loss, lc, lt = self.strategy.loss(o, c, y, layout, config)
+            loss, lc, lt = self.strategy.loss(o, c, y, layout, config, self.terms)
             value = ddp.mean_scalar(ctx, float(loss.detach()))
             if not math.isfinite(value):
                 raise TrainingError(f"non-finite loss ({value}) at epoch {epoch + 1}, batch "
@@ -279,14 +283,18 @@ class Trainer:
             return None
         pred, _ = predict_sharded(self.ctx, self.model, val.specs, self.n_frames, self.hop,
                                   self.config)
+        binary = self.columns.binary_concepts
         lines = calibration_lines((pred - self.scales.concept_mean) / self.scales.concept_std,
-                                  val.concepts.numpy().astype(np.float64))
-        fold_into_model(self.model, lines, compensate_head=self.config.mode == "joint")
-        for name, ln in zip(self.columns.concepts, lines):
-            log.info("concept %s: validation calibration slope %.3f, intercept %.3f (%d clips)%s",
-                     name, ln["slope"], ln["intercept"], ln["n"],
-                     "" if ln["applied"] else ": not applied (slope not clearly positive or too "
-                     "few clips)")
+                                  val.concepts.numpy().astype(np.float64), binary=binary)
+        joint = self.config.mode == "joint"
+        for name, ln, is_binary in zip(self.columns.concepts, lines, binary):
+            why = "slope not clearly positive or too few clips"
+            if is_binary and joint and ln["applied"]:
+                ln["applied"], why = False, "the joint head reads its probability"
+            log.info("concept %s: validation %s slope %.3f, intercept %.3f (%d clips)%s",
+                     name, "Platt scaling" if is_binary else "calibration", ln["slope"],
+                     ln["intercept"], ln["n"], "" if ln["applied"] else f": not applied ({why})")
+        fold_into_model(self.model, lines, compensate_head=joint)
         return dict(zip(self.columns.concepts, lines))
 
     def finish(self):
