@@ -15,7 +15,7 @@ def _train(args: argparse.Namespace) -> int:
     run = train(args.spec, args.out, mode=args.mode, root=args.root, config=args.config,
                 epochs=args.epochs, preset=args.preset, seed=args.seed, device=args.device,
                 resume=args.resume, overwrite=args.overwrite, cache_dir=args.cache,
-                progress=not args.quiet)
+                progress=not args.quiet, max_memory=args.max_memory, workers=args.workers)
     print(f"run: {run.path} (model.pt, metrics.csv, history.csv, train.log)")
     return 0
 
@@ -72,6 +72,12 @@ def register(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing RUN")
     p.add_argument("--device", choices=["cpu", "cuda"],
                    help="cpu (default) or cuda (mixed precision)")
+    p.add_argument("--max-memory", metavar="SIZE",
+                   help="memory budget for holding every spectrogram in memory (e.g. 2GB; "
+                        "default a quarter of RAM); larger datasets stream from the feature "
+                        "cache (the log says which)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="DataLoader worker processes when streaming (default: auto)")
     add_cache_option(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_train)
