@@ -10,7 +10,9 @@ Measures on this machine, in one run, and writes ``benchmarks/results.json`` and
 (c) inference throughput on whole clips;
 (d) explanation cost per clip as a ratio to one inference;
 (e) peak memory of each;
-(f) time and memory vs dataset size (features, training epoch) and clip length (explanations).
+(f) time and memory vs dataset size (features, training epoch) and clip length (explanations);
+(g) training that streams from memory-mapped feature files: peak memory at 1x-8x dataset size
+    and throughput, against holding every spectrogram in memory.
 
 Each section runs in its own Python process (clean memory peaks; one crash does not end the
 run). Usage::
@@ -35,7 +37,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-SECTIONS = ("features", "training", "inference", "explain")
+SECTIONS = ("features", "training", "inference", "explain", "streaming")
 METHODS = ["shap_deep", "shap_gradient", "integrated_gradients", "occlusion"]
 
 
@@ -61,6 +63,11 @@ def sizes(quick: bool, device: str, amp: bool) -> dict:
                         "repeat": {"small": 1}, "rounds": 1, "latency_repeat": 2,
                         "scaling_preset": "small", "scaling_seconds": [2, 4],
                         "scaling_methods": ["shap_gradient"]},
+            "streaming": {**common, "clip_seconds": 3.0, "base_clips": 6, "factors": [1, 2],
+                          "width": 0.125, "crop_seconds": 1.0, "batch_size": 4,
+                          "throughput_clips": 8, "throughput_crop_seconds": 1.0,
+                          "throughput_width": 0.125, "preset": "small", "epochs": 2,
+                          "rounds": 1, "subprocess": False},
         }
     return {
         "features": {"n_files": 24, "rounds": 3, "jobs": [1, 2], "breakdown_files": 8,
@@ -77,6 +84,10 @@ def sizes(quick: bool, device: str, amp: bool) -> dict:
                     "latency_repeat": 5, "scaling_preset": "small",
                     "scaling_seconds": [10, 20, 40],
                     "scaling_methods": ["shap_gradient"]},
+        "streaming": {"clip_seconds": 15.0, "base_clips": 150, "factors": [1, 2, 4, 8],
+                      "width": 0.125, "crop_seconds": 2.0, "batch_size": 8,
+                      "throughput_clips": 64, "throughput_crop_seconds": 10.0,
+                      "throughput_width": None, "preset": "small", "epochs": 3, "rounds": 2},
     }
 
 
@@ -173,7 +184,7 @@ def main(argv=None) -> int:
                    "device": args.device, "amp": args.amp}
             if args.threads:
                 cfg["threads"] = args.threads
-            if section in ("features", "explain"):
+            if section in ("features", "explain", "streaming"):
                 cfg["device"] = "cpu"  # the cache and the attributions run on the CPU
             print(f"[bench] {section} ...", flush=True)
             res = run_section(section, cfg, workdir, args.timeout)
