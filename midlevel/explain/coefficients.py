@@ -36,6 +36,8 @@ method             how the data's estimate was obtained
 r2, n, intercept   of the data's fit
 flag, flag_reason  where the model departs from the data (empty: it does not)
 mode               the run's training mode
+concept_kind       "regression" (weights per rating point) or "binary" (per unit of
+                   predicted probability; the data's weight: tag absent -> present)
 =================  ========================================================================
 """
 from __future__ import annotations
@@ -54,7 +56,7 @@ from midlevel.explain.statistics import COLUMNS, CoefficientResult
 from midlevel.run import load_run
 
 RUN_COLUMNS = ["target", "concept", "model_weight", "model_std_weight"] + COLUMNS[2:] + [
-    "flag", "flag_reason", "mode"]
+    "flag", "flag_reason", "mode", "concept_kind"]
 
 
 def model_weights(run, units, concepts) -> np.ndarray:
@@ -120,6 +122,9 @@ def run_coefficients(run, *, spec=None, root=None, cache_dir=None, alpha: float 
     table = result.table.copy()
     table.insert(2, "model_weight", model_weights(run, table["target"], table["concept"]))
     table.insert(3, "model_std_weight", table["model_weight"] * table["std_scale"])
+    head = LinearHead.from_run(run)
+    kinds = dict(zip(head.concepts, head.concept_kinds))
+    table["concept_kind"] = [kinds.get(c, "regression") for c in table["concept"]]
     table = flag_weights(table, materiality=MATERIALITY if materiality is None else materiality)
     table["mode"] = run.mode
     table = table[RUN_COLUMNS].reset_index(drop=True)
