@@ -152,6 +152,25 @@ def interventions(run, spec: Path) -> dict:
                                                  (frame.mood == "driving")]["true"].mean())}
 
 
+def oracle(spec: Path) -> dict:
+    """The ceiling: ROC-AUC and PR-AUC of the true P(mood | layers) on the test clips (the
+    moods are random draws given the layers, so no model can do better on average)."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from midlevel.data.annotations import load_annotations
+    from midlevel.data.spec import load_spec
+    table = load_annotations(load_spec(spec))
+    test = table[table["split"] == "test"]
+    prob = tagging.mood_probabilities(test[[f"layer={k}" for k in tagging.TAG_LAYERS]].to_numpy())
+    out = {}
+    for j, mood in enumerate(tagging.MOODS):
+        y = test[f"mood={mood}"].to_numpy()
+        out[f"mood={mood}"] = {"auc": float(roc_auc_score(y, prob[:, j])),
+                               "pr_auc": float(average_precision_score(y, prob[:, j]))}
+    out["mean:mood"] = {k: float(np.mean([v[k] for v in out.values()])) for k in ("auc", "pr_auc")}
+    return out
+
+
 def _f(x, d=2) -> str:
     return "-" if x is None or not np.isfinite(x) else f"{x:.{d}f}"
 
@@ -175,6 +194,10 @@ def render(res: dict) -> str:
             if str(row["name"]).startswith(("layer=", "mood=", "mean:")):
                 lines.append(f"| {mode} | {row['name']} | {_f(row['auc'])} | "
                              f"{_f(row['pr_auc'])} | {_f(row['f1'])} | {_f(row['accuracy'])} |")
+    orc = res.get("oracle") or {}
+    for name, v in orc.items():
+        lines.append(f"| ceiling: the true P(mood \\| layers) | {name} | {_f(v['auc'])} | "
+                     f"{_f(v['pr_auc'])} | - | - |")
     lines += ["", "Rated concepts beside the tags (mean test r): " + ", ".join(
         f"{mode} {_f(r['rated_concept_r'])}" for mode, r in res["modes"].items()
         if r.get("rated_concept_r") is not None) + ".", ""]
@@ -232,10 +255,12 @@ def main(argv=None) -> int:
         print(f"[tags {time.time() - t0:5.0f} s] {msg}", flush=True)
     spec = world(args, work)
     truth = truth_table()
+    ceiling = oracle(spec)
     res = {"started": time.strftime("%Y-%m-%d %H:%M"),
            "settings": {"n_clips": args.n_clips, "duration": args.duration, "seed": args.seed,
                         "epochs": args.epochs, "other_epochs": args.other_epochs,
-                        "cores": len(os.sched_getaffinity(0))}, "modes": {}}
+                        "cores": len(os.sched_getaffinity(0))}, "modes": {},
+           "oracle": ceiling}
     for mode in args.modes:
         run = trained(spec, work, mode, args, log)
         metrics = tag_metrics(run)
