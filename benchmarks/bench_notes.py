@@ -92,8 +92,10 @@ weight gradients). The `small` preset is 16x cheaper (0.54 / 1.6 / 1.1 GFLOP).
    process, and processes (`fill(jobs=...)`, DDP) for parallelism. The fused or foreach Adam
    (`torch.optim.Adam(..., fused=True)`) removes most of the optimizer's operators.
 7. *Memory.* Importing torch (this CUDA build) takes about 0.7 GB of resident memory before
-   any work. Training holds the spectrograms in memory: 149 bands x 31.25 frames/s x 4 bytes
+   any work. Training holds the spectrograms in memory when they fit its budget
+   (`max_memory`): 149 bands x 31.25 frames/s x 4 bytes
    = 18.6 kB per second of audio (112 MB for the 105 minutes of Soundtracks, 1.3 GB for
-   the 5,000 15-s clips of the Mid-level dataset), linear in the dataset (table (f)); cache
-   filling streams one clip at a time and stays flat.
+   the 5,000 15-s clips of the Mid-level dataset), linear in the dataset (table (f)); beyond
+   it training streams from the feature cache and stays flat (table (g)); cache filling
+   streams one clip at a time and stays flat.
 """

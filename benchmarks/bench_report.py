@@ -22,7 +22,8 @@ HEADING = "## Performance"
 
 TARGETS = {"cache_vs_decode": 0.50, "e2e_vs_memory": 0.85, "paper_vs_matmul": 0.80,
            "contrib_added": 0.05, "shap_gradient_s": 3.5, "frontend_vs_librosa": 2.0,
-           "method_vs_direct": 1.0, "epoch_vs_plain": 1.0}
+           "method_vs_direct": 1.0, "epoch_vs_plain": 1.0, "stream_memory_growth": 0.20,
+           "stream_vs_memory": 0.90}
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -139,6 +140,21 @@ def targets_rows(r: dict) -> list[list]:
                          f"{_f(g['bound_s'], 2)} s ({_f(g.get('grad_only_bound_s'), 2)} s for "
                          f"the gradient passes alone)", f"{_f(g['bound_s'] / lim, 2)}x target",
                          "", _met(g["bound_s"] <= lim)])
+    st = s.get("streaming") or {}
+    if "streaming_peak_spread" in st:
+        grow = st["streaming_peak_spread"]
+        rows.append([f"streaming: peak training memory, {st['factors'][0]}x to "
+                     f"{st['factors'][-1]}x dataset size", "within 20%",
+                     f"spread {_spct(grow)} (in memory {_spct(st.get('in_memory_peak_spread'))})",
+                     _spct(st.get("streaming_peak_growth")), "",
+                     _met(grow <= TARGETS["stream_memory_growth"])])
+    v = _g(st, "throughput", "variants", "streaming")
+    if v:
+        rows.append(["training throughput, streaming / in memory (same data)", "≥ 90%",
+                     f"{_f(v['clips_per_s'], 2)} vs "
+                     f"{_f(st['throughput']['variants']['in memory']['clips_per_s'], 2)} clips/s",
+                     _pct(v["ratio_to_in_memory"]), _pct(v["ratio_to_in_memory_best"]),
+                     _met(v["ratio_to_in_memory"] >= TARGETS["stream_vs_memory"])])
     rows += sidebyside_rows(_g(s, "sidebyside") or {})
     return rows
 
@@ -175,6 +191,54 @@ def sidebyside_rows(sb: dict) -> list[list]:
         rows.append(["madmom's LogarithmicFilteredSpectrogram", "(compared if installable)",
                      sb["madmom"], "", "", "n/a"])
     return rows
+
+
+def streaming_lines(s: dict) -> list[str]:
+    st = s.get("streaming")
+    if not st:
+        return ["Not run (see `--sections`).", ""]
+    if "error" in st:
+        return [f"Streaming section failed: {st['error']}", ""]
+    out = [f"`benchmarks/bench_streaming.py`. Random spectrograms of {st['clip_seconds']:g}-s "
+           f"clips (149 bands, {int(st['clip_seconds'] * 31.25) + 1} frames, "
+           f"{149 * (int(st['clip_seconds'] * 31.25) + 1) * 4 / 1e3:.0f} kB each) as `.npy` "
+           f"files (the feature cache's layout); 90 % train. Memory: `fit` for 1 epoch (joint, "
+           f"a tiny network of width {st['memory_width']:g} and {st['memory_crop_seconds']:g}-s "
+           f"crops, so that data handling decides the peak), "
+           f"{'each in a fresh process' if st.get('subprocess', True) else 'in one process (quick run: the mechanics, not the peaks)'}; "
+           f"streaming with {st['default_workers']} DataLoader worker(s) (the default here). "
+           f"Peak = the process's high-water mark; added = peak minus the RSS at the start of "
+           f"`fit`; worker = largest DataLoader worker's peak RSS (counts pages shared with the "
+           f"trainer: an upper bound).", ""]
+    rows = []
+    for m in st["memory"]:
+        if "error" in m:
+            rows.append([f"{m['factor']}x", "streaming" if m["streaming"] else "in memory",
+                         "failed", "", "", "", ""])
+            continue
+        rows.append([f"{m['factor']}x ({m['n_clips']} clips)",
+                     "streaming" if m["streaming"] else "in memory", _f(m["feature_mb"], 0),
+                     _f(m["peak_rss_mb"], 0), _f(m["added_mb"], 0),
+                     _f(m["worker_peak_rss_mb"], 0) if m.get("worker_peak_rss_mb") else "-",
+                     _f(m["fit_seconds"], 1)])
+    out += _table(["dataset", "path", "spectrograms MB", "peak RSS MB", "added MB",
+                   "worker peak MB", "fit s"], rows)
+    out += [f"Peak RSS from {st['factors'][0]}x to {st['factors'][-1]}x: streaming "
+            f"{_spct(st.get('streaming_peak_growth'))} (largest spread over the sizes "
+            f"{_spct(st.get('streaming_peak_spread'))}), in memory "
+            f"{_spct(st.get('in_memory_peak_growth'))}.", ""]
+    tp = st.get("throughput")
+    if tp:
+        out += [f"Throughput: `fit`, preset `{tp['preset']}`, {tp['crop_seconds']:g}-s crops, "
+                f"{tp['n_train']} training clips, {tp['epochs_per_fit']} epochs per fit (epoch 2 "
+                f"on counted), {tp['rounds']} interleaved round(s); per-epoch time includes "
+                f"the validation pass and BatchNorm re-estimation on both paths.", ""]
+        out += _table(["path", "clips/s (median)", "clips/s (best)", "/ in memory",
+                       "/ in memory (best)"],
+                      [[name, _f(v["clips_per_s"], 2), _f(v["clips_per_s_best"], 2),
+                        _pct(v["ratio_to_in_memory"]), _pct(v["ratio_to_in_memory_best"])]
+                       for name, v in tp["variants"].items()])
+    return out
 
 
 def best_matmul(r: dict) -> float | None:
@@ -556,6 +620,12 @@ def render(results: dict) -> str:
                   "is measured within one process, interleaved where cheap. Peak memory = "
                   "peak resident set size during that measurement minus the size at its start "
                   "(kernel high-water mark reset per measurement).", ""]
+        later = {k: v["from_run"] for k, v in s.items()
+                 if v.get("from_run") and v["from_run"] != r["started"]}
+        if later:
+            lines += ["Sections re-run on their own since (`run.py --sections ...`; the machine "
+                      "facts below are those of the first run): " + ", ".join(
+                          f"{k} ({when})" for k, when in later.items()) + ".", ""]
         lines += machine_lines(r)
         load = (r["machine"].get("load_average") or [0])[0]
         cores = r["machine"].get("usable_cpus") or r["machine"].get("logical_cpus") or 1
@@ -576,9 +646,10 @@ def render(results: dict) -> str:
         lines += ["#### (c) Inference", ""] + inference_lines(s)
         lines += ["#### (d, e) Explanation cost and memory", ""] + explain_lines(s)
         lines += ["#### (f) Scaling", ""] + scaling_lines(s)
+        lines += ["#### (g) Training that streams", ""] + streaming_lines(s)
         sb = s.get("sidebyside") or {}
         if sb and "error" not in sb:
-            lines += ["#### (g) Side by side with what a user would write instead", "",
+            lines += ["#### (h) Side by side with what a user would write instead", "",
                       "Each pair in one process, interleaved, on "
                       f"{sb.get('threads', 1)} torch thread(s); the target rows above give the "
                       "ratios. " + (sb.get("madmom") or ""), ""]
@@ -634,6 +705,17 @@ def write_outputs(results: dict, out_dir: Path) -> list[Path]:
             stored = {}
     device = "cuda" if results["device"].startswith("cuda") else "cpu"
     stored = {k: v for k, v in stored.items() if k in ("cpu", "cuda")}
+    before = stored.get(device)
+    ran = set(results["sections"])
+    if before and not results.get("quick") and not before.get("quick") and \
+            ran < set(before.get("sections", {})) | ran:
+        # a run of some sections only: keep the other sections of the stored run, each
+        # marked with the run it comes from
+        merged = {k: {**v, "from_run": v.get("from_run", before["started"])}
+                  for k, v in before["sections"].items() if k not in ran}
+        results = {**before, "sections": {**merged, **{k: {**v, "from_run": results["started"]}
+                                                      for k, v in results["sections"].items()}},
+                   "partial_runs": before.get("partial_runs", []) + [results["started"]]}
     stored[device] = results
     write_text(jpath, json.dumps(stored, indent=1))
     return [jpath, _write_markdown(stored, out_dir)]

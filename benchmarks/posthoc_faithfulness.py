@@ -135,6 +135,14 @@ def soundtracks(args, work: Path, log) -> dict:
         bg = run.background(16, cache_dir=work / "cache")
         for t_i, target in enumerate(args.targets):
             for method in METHODS:
+                part = work / "parts" / f"{label}_{target}_{method}.pkl"
+                if part.is_file():  # an interrupted run resumes here
+                    done = pd.read_pickle(part)
+                    for key, frames in done.items():
+                        out[key].extend(frames)
+                    log(f"{label} {target} {method}: loaded from {part}")
+                    continue
+                mark = {key: len(v) for key, v in out.items()}
                 t0 = time.time()
                 at = Attributor(run.model, method, output=target, background=bg, fps=run.fps,
                                 band_frequencies=fe.band_frequencies, windows=run.window(),
@@ -162,6 +170,10 @@ def soundtracks(args, work: Path, log) -> dict:
                     out["sanity"].append(_sanity(run, at, specs[:args.sanity_clips], bg,
                                                  method, target, label, out["cascade"]))
                 log(f"{label} {target} {method}: {time.time() - t0:.0f} s")
+                part.parent.mkdir(parents=True, exist_ok=True)
+                tmp = part.with_suffix(".tmp")
+                pd.to_pickle({key: v[mark[key]:] for key, v in out.items()}, tmp)
+                os.replace(tmp, part)
     return out
 
 
@@ -267,6 +279,9 @@ def main(argv=None) -> int:
     p.add_argument("--n-steps", type=int, default=32)
     p.add_argument("--n-samples", type=int, default=32)
     p.add_argument("--lime-samples", type=int, default=128)
+    p.add_argument("--reuse-events", action="store_true",
+                   help="load the planted-event table of an earlier run in --workdir")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: 2)")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--no-write", action="store_true")
     args = p.parse_args(argv)
@@ -274,13 +289,16 @@ def main(argv=None) -> int:
         args.clips, args.epochs, args.sanity_clips, args.event_clips = 2, 1, 2, 4
         args.event_steps, args.n_steps, args.n_samples, args.lime_samples = 20, 4, 4, 16
         args.no_write = True
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    torch.set_num_threads(args.threads or max(1, min(2, os.cpu_count() or 1)))
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="posthoc_"))
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    events = pd.concat([event_task(size, args, print) for size in ("toy", "clip")],
-                       ignore_index=True)
-    events.to_csv(work / "event_task.csv", index=False)
+    if args.reuse_events and (work / "event_task.csv").is_file():
+        events = pd.read_csv(work / "event_task.csv")
+    else:
+        events = pd.concat([event_task(size, args, print) for size in ("toy", "clip")],
+                           ignore_index=True)
+        events.to_csv(work / "event_task.csv", index=False)
     st = {"scores": [], "cost": [], "sanity": [], "cascade": [], "listen": []}
     if (Path(args.soundtracks) / "mean_ratings_set1.csv").is_file():
         st = soundtracks(args, work, print)
@@ -290,7 +308,10 @@ def main(argv=None) -> int:
         pd.DataFrame(st["cost"]).to_csv(work / "cost.csv", index=False)
     else:
         print(f"Soundtracks not found at {args.soundtracks}: skipped")
-    text = summarize(events, st).replace("(CPU)", f"(CPU, {(time.time() - t0) / 60:.0f} min)", 1)
+    text = summarize(events, st).replace("(CPU)", f"(CPU, {(time.time() - t0) / 60:.0f} min; "
+                                         f"targets {', '.join(args.targets)}, {args.clips} test "
+                                         f"clips, sanity on {args.sanity_clips}, LIME "
+                                         f"{args.lime_samples} samples)", 1)
     print(text)
     if not args.no_write:
         replace_section(REPO / "benchmarks" / "RESULTS.md", SECTION, text)

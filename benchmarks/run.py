@@ -11,7 +11,9 @@ Measures on this machine, in one run, and writes ``benchmarks/results.json`` and
 (d) explanation cost per clip as a ratio to one inference;
 (e) peak memory of each;
 (f) time and memory vs dataset size (features, training epoch) and clip length (explanations);
-(g) side by side with what a user would write instead (librosa, direct shap / captum calls, a
+(g) training that streams from memory-mapped feature files: peak memory at 1x-8x dataset size
+    and throughput, against holding every spectrogram in memory.
+(h) side by side with what a user would write instead (librosa, direct shap / captum calls, a
     plain PyTorch training loop).
 
 Each section runs in its own Python process (clean memory peaks; one crash does not end the
@@ -37,7 +39,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-SECTIONS = ("features", "training", "inference", "explain", "sidebyside")
+SECTIONS = ("features", "training", "inference", "explain", "streaming", "sidebyside")
 METHODS = ["shap_deep", "shap_gradient", "integrated_gradients", "occlusion"]
 
 
@@ -67,6 +69,11 @@ def sizes(quick: bool, device: str, amp: bool) -> dict:
                            "preset": "small", "seconds": 2.0, "n_background": 2,
                            "method_options": {"n_steps": 2, "n_samples": 2, "window": (32, 32)},
                            "epoch_preset": "small", "n_train": 4, "batch_size": 2},
+            "streaming": {**common, "clip_seconds": 3.0, "base_clips": 6, "factors": [1, 2],
+                          "width": 0.125, "crop_seconds": 1.0, "batch_size": 4,
+                          "throughput_clips": 8, "throughput_crop_seconds": 1.0,
+                          "throughput_width": 0.125, "preset": "small", "epochs": 2,
+                          "rounds": 1, "subprocess": False},
         }
     return {
         "features": {"n_files": 24, "rounds": 3, "jobs": [1, 2], "breakdown_files": 8,
@@ -87,6 +94,10 @@ def sizes(quick: bool, device: str, amp: bool) -> dict:
                        "seconds": 10.0, "n_background": 16,
                        "method_options": {"n_steps": 32, "n_samples": 32, "window": (16, 32)},
                        "epoch_preset": "small", "n_train": 24, "batch_size": 8, "threads": 1},
+        "streaming": {"clip_seconds": 15.0, "base_clips": 150, "factors": [1, 2, 4, 8],
+                      "width": 0.125, "crop_seconds": 2.0, "batch_size": 8,
+                      "throughput_clips": 64, "throughput_crop_seconds": 10.0,
+                      "throughput_width": None, "preset": "small", "epochs": 3, "rounds": 2},
     }
 
 
@@ -183,7 +194,7 @@ def main(argv=None) -> int:
                    "device": args.device, "amp": args.amp}
             if args.threads:
                 cfg["threads"] = args.threads
-            if section in ("features", "explain"):
+            if section in ("features", "explain", "streaming"):
                 cfg["device"] = "cpu"  # the cache and the attributions run on the CPU
             print(f"[bench] {section} ...", flush=True)
             res = run_section(section, cfg, workdir, args.timeout)

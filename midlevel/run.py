@@ -102,7 +102,9 @@ class Run:
         self.path = path
         self.info = {k: v for k, v in ckpt.items() if k != "state_dict"}
         args = ckpt["init_args"]
-        self.model = build_model(ckpt["kind"], args["concepts"], args["targets"], args["backbone"])
+        self.model = build_model(ckpt["kind"], args["concepts"], args["targets"], args["backbone"],
+                                 concept_kinds=args.get("concept_kinds"),
+                                 concept_groups=args.get("concept_groups"))
         self.model.load_state_dict(ckpt["state_dict"])
         self.model.eval()
         self.mode = ckpt["mode"]
@@ -126,7 +128,8 @@ class Run:
 
     @property
     def columns(self) -> Columns:
-        return Columns(self.concept_names, self.targets)
+        return Columns(self.concept_names, self.targets, self.model.concept_kinds,
+                       self.model.concept_groups)
 
     @property
     def is_bottleneck(self) -> bool:
@@ -328,7 +331,7 @@ class Run:
         values = decode_targets(outputs, layout)
         cols = {name: concepts[:, j] for j, name in enumerate(self.concept_names)}
         for (j, kind, s), t in zip(layout, self.targets):
-            if kind != "class":
+            if kind != "class":  # regression: the value; binary: the probability
                 cols[t["name"]] = values[:, j]
                 continue
             cols[t["name"]] = [t["classes"][int(k)] for k in values[:, j]]
@@ -338,9 +341,10 @@ class Run:
         return pd.concat([keys, pd.DataFrame(cols)], axis=1)
 
     def evaluate(self, spec=None, *, root=None, splits=("test",), cache_dir=None,
-                 progress: bool = False) -> pd.DataFrame:
+                 progress: bool = False, threshold: float = 0.5) -> pd.DataFrame:
         """Metrics on the spec's splits (default: the spec and root the run was trained on);
-        the tidy table of :func:`midlevel.training.metrics.metrics_table`."""
+        the tidy table of :func:`midlevel.training.metrics.metrics_table` (``threshold``: of
+        the binary columns' F1 and accuracy)."""
         from midlevel.training.ddp import Context
         from midlevel.training.evaluate import evaluate_split
         table = self.annotations(spec, root=root)
@@ -354,7 +358,8 @@ class Run:
                                     progress=progress)
             tables.append(evaluate_split(Context(), self.model, rows,
                                          [torch.as_tensor(s) for s in specs], self.columns,
-                                         split, n_frames, hop, self.config))
+                                         split, n_frames, hop, self.config,
+                                         threshold=threshold))
         return pd.concat(tables, ignore_index=True)
 
 

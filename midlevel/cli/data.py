@@ -71,7 +71,7 @@ def _synth(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     spec_path = synthesize(args.out, n_clips=args.n_clips, seed=args.seed,
                            duration=args.duration, weights=args.weights,
-                           correlated=args.correlated, n_jobs=args.jobs,
+                           correlated=args.correlated, tags=args.tags, n_jobs=args.jobs,
                            progress=not args.quiet)
     print(f"synthesized {args.n_clips} clips of {args.duration:g} s in "
           f"{time.perf_counter() - start:.1f} s; spec: {spec_path}")
@@ -124,6 +124,10 @@ def register(sub) -> None:
     p.add_argument("--weights", metavar="FILE",
                    help="concept-to-target map (CSV or JSON) replacing the default")
     p.add_argument("--correlated", action="store_true", help="draw correlated concepts")
+    p.add_argument("--tags", action="store_true",
+                   help="the tag world: layer families present or silent per clip (binary "
+                        "concepts) and mood tags from a known logistic map (a multi-label "
+                        "target)")
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_synth)

@@ -35,19 +35,25 @@ def _coefficients(args: argparse.Namespace) -> int:
     return 0
 
 
+_SWITCH = {"on": 1.0, "off": 0.0, "yes": 1.0, "no": 0.0, "true": 1.0, "false": 0.0}
+
+
 def _parse_settings(items: list[str] | None, concepts: list[str]) -> dict[str, float]:
-    """``CONCEPT=VALUE`` items as ``{concept: value}``; ArgumentError naming a bad one."""
+    """``CONCEPT=VALUE`` items as ``{concept: value}`` (a tag: ``group=tag=on`` / ``off``);
+    ArgumentError naming a bad one."""
     values = {}
     for item in items or []:
-        name, sep, value = item.partition("=")
+        name, sep, value = item.rpartition("=")  # concepts of a tag group hold '=' themselves
         if not sep:
             raise ArgumentError(f"--set {item}: expected CONCEPT=VALUE")
         if name not in concepts:
             raise ArgumentError(f"--set: unknown concept '{name}'; concepts are {concepts}")
         try:
-            values[name] = float(value)
+            values[name] = _SWITCH.get(value.strip().lower()) if value.strip().lower() in \
+                _SWITCH else float(value)
         except ValueError:
-            raise ArgumentError(f"--set {item}: '{value}' is not a number") from None
+            raise ArgumentError(f"--set {item}: '{value}' is not a number (or on/off for a "
+                                f"tag)") from None
     return values
 
 

@@ -15,7 +15,7 @@ def _train(args: argparse.Namespace) -> int:
     run = train(args.spec, args.out, mode=args.mode, root=args.root, config=args.config,
                 epochs=args.epochs, preset=args.preset, seed=args.seed, device=args.device,
                 resume=args.resume, overwrite=args.overwrite, cache_dir=args.cache,
-                progress=not args.quiet)
+                progress=not args.quiet, max_memory=args.max_memory, workers=args.workers)
     print(f"run: {run.path} (model.pt, metrics.csv, history.csv, train.log)")
     return 0
 
@@ -25,7 +25,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from midlevel.training.metrics import format_table
     show_log()
     table = evaluate(args.run, args.spec, root=args.root, splits=args.split or ["test"],
-                     cache_dir=args.cache, progress=not args.quiet)
+                     cache_dir=args.cache, progress=not args.quiet, threshold=args.threshold)
     print(format_table(table))
     if args.out:
         write_csv(table, args.out)
@@ -72,19 +72,28 @@ def register(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing RUN")
     p.add_argument("--device", choices=["cpu", "cuda"],
                    help="cpu (default) or cuda (mixed precision)")
+    p.add_argument("--max-memory", metavar="SIZE",
+                   help="memory budget for holding every spectrogram in memory (e.g. 2GB; "
+                        "default a quarter of RAM); larger datasets stream from the feature "
+                        "cache (the log says which)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="DataLoader worker processes when streaming (default: auto)")
     add_cache_option(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("evaluate", help="metrics of a trained run on a split",
                        description="Pearson r, R^2, RMSE and MAE per concept and target of RUN "
-                                   "on a split of SPEC (default: the spec it was trained on).")
+                                   "on a split of SPEC (default: the spec it was trained on); "
+                                   "ROC-AUC, PR-AUC and F1 for binary columns (tags).")
     p.add_argument("run", metavar="RUN", help="run directory")
     p.add_argument("--spec", metavar="SPEC", help="data spec (default: the run's)")
     add_root_option(p)
     p.add_argument("--split", action="append", choices=["train", "validation", "test"],
                    help="split to evaluate (default test; may be repeated)")
     p.add_argument("--out", metavar="CSV", help="also write the table to CSV")
+    p.add_argument("--threshold", type=float, default=0.5, metavar="P",
+                   help="binary columns: F1 and accuracy of probability >= P (default 0.5)")
     add_cache_option(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_evaluate)

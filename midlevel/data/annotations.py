@@ -11,7 +11,7 @@ import pandas as pd
 from midlevel.data.segments import Segments, load_segments
 from midlevel.data.spec import DataSpec, format_id
 from midlevel.data.splits import assign_splits
-from midlevel.data.tables import Table, listing, parse_rating, read_table
+from midlevel.data.tables import Table, listing, parse_binary, parse_rating, parse_tags, read_table
 from midlevel.errors import Problem, ValidationFailed
 
 
@@ -120,8 +120,20 @@ def _numeric(spec: DataSpec, merged: pd.DataFrame, problems: list[Problem],
              missing: dict[str, set[str]]) -> pd.DataFrame:
     """Convert concept and target cells to numbers, reporting every bad cell."""
     out = pd.DataFrame(index=merged.index)
+    tagged: dict[str, list] = {}  # group -> tags per cell (None: missing), parsed once
     for col in spec.concepts + spec.targets:
+        if col.sep is not None and col.column in merged.columns:
+            if col.group not in tagged:
+                tagged[col.group] = _tag_cells(spec, col, merged, problems, missing)
+            out[col.name] = [np.nan if t is None else float(col.tag in t)
+                             for t in tagged[col.group]]
+            continue
         if col.column not in merged.columns:
+            if col.sep is not None:
+                if col.group in tagged:
+                    out[col.name] = np.nan
+                    continue  # reported once for its group
+                tagged[col.group] = []
             problems.append(Problem(f"unknown column for {'concept' if col in spec.concepts else 'target'} "
                                     f"'{col.name}'; table columns are "
                                     f"{listing(merged.drop(columns=['_source']))}",
@@ -148,7 +160,8 @@ def _numeric(spec: DataSpec, merged: pd.DataFrame, problems: list[Problem],
                 else:
                     values[i] = classes.index(text)
                 continue
-            value, message = parse_rating(text, col.scale)
+            value, message = (parse_binary(text) if col.is_binary
+                              else parse_rating(text, col.scale))
             if message:
                 problems.append(Problem(message, **where))
                 continue
@@ -156,6 +169,30 @@ def _numeric(spec: DataSpec, merged: pd.DataFrame, problems: list[Problem],
         out[col.name] = values
         if col.is_class:
             out.attrs.setdefault("classes", {})[col.name] = classes
+    return out
+
+
+def _tag_cells(spec: DataSpec, col, merged: pd.DataFrame, problems: list[Problem],
+               missing: dict[str, set[str]]) -> list[set[str] | None]:
+    """The tags named in each cell of a delimited group column (None: a missing cell);
+    every name that is not one of the group's tags is a problem naming file, row, column."""
+    tags = [c.tag for c in spec.concepts + spec.targets if c.group == col.group]
+    out: list[set[str] | None] = []
+    for i, cell in enumerate(merged[col.column].to_numpy()):
+        text = cell.strip() if isinstance(cell, str) else None
+        if text is None or (text in missing.get(col.column, {""}) and
+                            not (text == "" and col.empty == "none")):
+            out.append(None)
+            continue
+        found, unknown = parse_tags(text, col.sep, tags)
+        if unknown:
+            file, row = merged["_source"].iloc[i].split("\x00")
+            problems.append(Problem(f"unknown tag(s) {unknown} of group '{col.group}'; its tags "
+                                    f"are {tags}", file=file, row=int(row), column=col.column,
+                                    clip=str(merged.index[i])))
+            out.append(None)
+            continue
+        out.append(found)
     return out
 
 

@@ -128,7 +128,7 @@ def _read_rows(spec, index: int, clips: set[str], problems: list[Problem]) -> li
     frame = read.frame
     if seg.columns is None:
         pairs = [(c.name, c.column) for c in spec.concepts + spec.targets
-                 if not c.is_class and c.column in frame.columns]
+                 if c.is_rating and c.column in frame.columns]
         if not pairs:
             problems.append(Problem(f"segments table rates none of the spec's concepts or "
                                     f"targets (no column of theirs in {listing(frame)}); name "

@@ -28,30 +28,54 @@ _SEGMENT_KEYS = {"path", "root", "sep", "encoding", "strip_headers", "id_column"
                  "filter", "missing_values", "start_column", "end_column", "time_column",
                  "columns"}
 _COLUMN_KEYS = {"column", "scale", "description", "type", "classes"}
+_TAG_KEYS = {"column", "columns", "tags", "sep", "empty", "description", "type"}
+KINDS = ("regression", "class", "binary", "tags")
 _SPLIT_KEYS = {"ids", "ids_file", "fraction", "size", "group_by", "singleton_groups"}
 _HOWS = ("exact", "inner", "left", "outer")
 
 
 @dataclass(frozen=True)
 class ColumnSpec:
-    """A concept or target: its name, source column, rating scale and description."""
+    """A concept or target: its name, source column, rating scale and description.
+
+    ``kind`` is "regression" (a rating), "class" (one label of several) or "binary" (0/1: a
+    tag). A multi-label group (``type: tags``) is expanded into one binary column per tag,
+    named ``<group>=<tag>``, with ``group`` and ``tag`` set; a group read from one delimited
+    cell (``sep``) has that cell's column as ``column`` and says what an empty cell means
+    (``empty``: "missing" or "none" of the tags).
+    """
 
     name: str
     column: str
     scale: tuple[float, float] | None = None
     description: str = ""
-    kind: str = "regression"  # "regression" or "class"
+    kind: str = "regression"  # "regression", "class" or "binary"
     classes: tuple[str, ...] | None = None
+    group: str | None = None
+    tag: str | None = None
+    sep: str | None = None
+    empty: str = "missing"
 
     @property
     def is_class(self) -> bool:
         return self.kind == "class"
 
+    @property
+    def is_binary(self) -> bool:
+        return self.kind == "binary"
+
+    @property
+    def is_rating(self) -> bool:
+        return self.kind == "regression"
+
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "column": self.column,
-                "scale": list(self.scale) if self.scale else None,
-                "description": self.description, "kind": self.kind,
-                "classes": list(self.classes) if self.classes else None}
+        out = {"name": self.name, "column": self.column,
+               "scale": list(self.scale) if self.scale else None,
+               "description": self.description, "kind": self.kind,
+               "classes": list(self.classes) if self.classes else None}
+        if self.group is not None:
+            out.update(group=self.group, tag=self.tag)
+        return out
 
 
 @dataclass(frozen=True)
@@ -135,6 +159,15 @@ class DataSpec:
     def target_names(self) -> list[str]:
         return [t.name for t in self.targets]
 
+    @property
+    def groups(self) -> dict[str, list[str]]:
+        """``{group: [column names]}`` of the multi-label (``type: tags``) groups."""
+        out: dict[str, list[str]] = {}
+        for c in self.concepts + self.targets:
+            if c.group is not None:
+                out.setdefault(c.group, []).append(c.name)
+        return out
+
     def column(self, name: str) -> ColumnSpec:
         """The concept or target called ``name``."""
         for c in self.concepts + self.targets:
@@ -182,12 +215,19 @@ def _columns(section: Any, where: str, src: str) -> list[ColumnSpec]:
     for name, cfg in section.items():
         cfg = {} if cfg is None else cfg
         key = f"{where}.{name}"
+        kind = cfg.get("type", "regression") if isinstance(cfg, dict) else "regression"
+        if kind not in KINDS:
+            raise SpecError(f"{src}: '{key}.type' must be one of {', '.join(KINDS)}, got "
+                            f"{kind!r}")
+        if kind == "tags":
+            out += _tag_group(str(name), cfg, key, src)
+            continue
         _check_keys(key, cfg, _COLUMN_KEYS, src)
-        kind = cfg.get("type", "regression")
-        if kind not in ("regression", "class"):
-            raise SpecError(f"{src}: '{key}.type' must be 'regression' or 'class', got {kind!r}")
         if kind == "class" and where == "concepts":
-            raise SpecError(f"{src}: '{key}': concepts must be numeric ratings, not classes")
+            raise SpecError(f"{src}: '{key}': concepts are ratings or binary tags, not classes")
+        if kind == "binary" and cfg.get("scale") is not None:
+            raise SpecError(f"{src}: '{key}.scale': a binary column has no scale (its cells "
+                            f"are 0/1, yes/no or true/false)")
         classes = cfg.get("classes")
         if classes is not None and (kind != "class" or not isinstance(classes, list)):
             raise SpecError(f"{src}: '{key}.classes' is a list, for type: class only")
@@ -197,6 +237,42 @@ def _columns(section: Any, where: str, src: str) -> list[ColumnSpec]:
                               kind=kind,
                               classes=tuple(str(c) for c in classes) if classes else None))
     return out
+
+
+def _tag_group(group: str, cfg: Any, key: str, src: str) -> list[ColumnSpec]:
+    """A ``type: tags`` group -> one binary ColumnSpec per tag, named ``<group>=<tag>``."""
+    _check_keys(key, cfg, _TAG_KEYS, src)
+    description = str(cfg.get("description", "") or "")
+    if ("columns" in cfg) == ("column" in cfg or "tags" in cfg):
+        raise SpecError(f"{src}: '{key}' (type: tags) needs either 'columns' (one 0/1 column "
+                        f"per tag) or 'column' and 'tags' (one delimited column)")
+    if "columns" in cfg:
+        for extra in ("sep", "empty"):
+            if extra in cfg:
+                raise SpecError(f"{src}: '{key}.{extra}' is for a delimited column only")
+        cols = cfg["columns"]
+        if isinstance(cols, list):
+            cols = {str(c): str(c) for c in cols}
+        if not isinstance(cols, dict) or not cols:
+            raise SpecError(f"{src}: '{key}.columns' must be a non-empty list of columns or a "
+                            f"mapping tag -> column")
+        return [ColumnSpec(name=f"{group}={tag}", column=str(col if col is not None else tag),
+                           description=description, kind="binary", group=group,
+                           tag=str(tag)) for tag, col in cols.items()]
+    tags = cfg.get("tags")
+    if not isinstance(tags, list) or not tags or len(set(map(str, tags))) != len(tags):
+        raise SpecError(f"{src}: '{key}.tags' must list the group's tags, each once (a cell "
+                        f"naming another tag is a problem), got {tags!r}")
+    sep = cfg.get("sep", "|")
+    empty = cfg.get("empty", "missing")
+    if not isinstance(sep, str) or not sep:
+        raise SpecError(f"{src}: '{key}.sep' must be a non-empty string, got {sep!r}")
+    if empty not in ("missing", "none"):
+        raise SpecError(f"{src}: '{key}.empty' must be 'missing' (an empty cell is not "
+                        f"labelled) or 'none' (no tag applies), got {empty!r}")
+    return [ColumnSpec(name=f"{group}={tag}", column=str(cfg.get("column", group)),
+                       description=description, kind="binary", group=group, tag=str(tag),
+                       sep=sep, empty=empty) for tag in map(str, tags)]
 
 
 def _tables(section: Any, src: str, roots: dict[str, Path]) -> list[TableSpec]:
@@ -285,9 +361,10 @@ def _segment_tables(section: Any, src: str, roots: dict[str, Path],
                     raise SpecError(f"{src}: '{key}.columns' names {name!r}, which is neither a "
                                     f"concept nor a target; known: "
                                     f"{', '.join(by_name) or 'none'}")
-                if by_name[name].is_class:
-                    raise SpecError(f"{src}: '{key}.columns': '{name}' is a class target; "
-                                    f"segments hold numeric ratings only")
+                if not by_name[name].is_rating:
+                    raise SpecError(f"{src}: '{key}.columns': '{name}' is a "
+                                    f"{by_name[name].kind} column; segments hold numeric "
+                                    f"ratings only")
             mapping = tuple(pairs)
         missing = cfg.get("missing_values", [""])
         out.append(SegmentTableSpec(

@@ -88,3 +88,28 @@ def parse_rating(text: str, scale: tuple[float, float] | None) -> tuple[float, s
     return value, None
 
 
+
+
+BINARY_CELLS = {"0": 0.0, "1": 1.0, "no": 0.0, "yes": 1.0, "false": 0.0, "true": 1.0}
+
+
+def parse_binary(text: str) -> tuple[float, str | None]:
+    """One binary cell -> (0.0 or 1.0, None), or (NaN, what is wrong with it).
+
+    ``0``/``1``, ``yes``/``no`` and ``true``/``false`` (any case; ``0.0``/``1.0`` too)."""
+    key = text.strip().lower()
+    if key in BINARY_CELLS:
+        return BINARY_CELLS[key], None
+    try:
+        value = float(key)
+    except ValueError:
+        value = math.nan
+    if value in (0.0, 1.0):
+        return value, None
+    return math.nan, f"binary cell {text!r} is not 0/1, yes/no or true/false"
+
+
+def parse_tags(text: str, sep: str, tags: list[str]) -> tuple[set[str], list[str]]:
+    """One delimited tag cell -> (the tags it names, the names that are not tags)."""
+    named = [t.strip() for t in text.split(sep) if t.strip()]
+    return {t for t in named if t in tags}, [t for t in named if t not in tags]

@@ -98,6 +98,9 @@ class ValidationReport:
             miss = self.missing_ratings()
             lines.append("missing ratings: " + (", ".join(f"{k} {v}" for k, v in miss.items() if v)
                                                 or "none"))
+            binary = [c.name for c in s.concepts + s.targets if c.is_binary]
+            if binary:
+                lines.append(binary_summary(self.table, binary, s.groups))
         if s.segments:
             lines.append(seg.summary(self.segments, len(self.table), s))
         d = self.durations().dropna()
@@ -123,6 +126,19 @@ class ValidationReport:
                               "column": w.column, "clip": w.clip, "message": w.message}
                              for w in self.warnings],
                             columns=["kind", "file", "row", "column", "clip", "message"])
+
+def binary_summary(table: pd.DataFrame, names: list[str], groups: dict[str, list[str]]) -> str:
+    """``binary: N columns (groups ...); positives per column min .. max`` for the summary."""
+    pos = table[names].sum()
+    rated = table[names].notna().sum()
+    share = (pos / rated.where(rated > 0)).dropna()
+    text = (f"binary: {len(names)} column(s)"
+            + (f" (groups: {', '.join(f'{g} {len(c)} tags' for g, c in groups.items())})"
+               if groups else ""))
+    if len(share):
+        text += (f"; positive share per column min {share.min():.2f} ({share.idxmin()}), "
+                 f"max {share.max():.2f} ({share.idxmax()})")
+    return text
 
 
 def validate(spec: DataSpec, *, decode: bool = True, jobs: int = 2, window: float = 10.0,

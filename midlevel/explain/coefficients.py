@@ -18,15 +18,16 @@ Where the two disagree beyond the data's interval, ``flag`` says how (see
 =================  ========================================================================
 column             meaning
 =================  ========================================================================
-target             output unit (a regression target, or ``name=class`` for a class logit
-                   against the first class)
+target             output unit (a regression target, a binary target (tag), or
+                   ``name=class`` for a class logit against the first class)
 concept            concept name
-model_weight       the head's weight (target points per concept rating point; for a class
-                   unit, its logit's weight minus the first class's)
+model_weight       the head's weight (target points per concept rating point, or per unit
+                   of predicted probability for a binary concept; for a binary target
+                   log-odds; for a class unit, its logit's weight minus the first class's)
 model_std_weight   ``model_weight * std_scale``
 weight             the data's estimate, in the same units
 std_weight         ``weight * std_scale``; ``std_scale = sd(concept) / sd(target)`` on the
-                   fit's clips (class targets: ``sd(concept)``, logit per sd)
+                   fit's clips (class and binary targets: ``sd(concept)``, logit per sd)
 se, ci_low/high    standard error and interval (level ``1 - alpha``) of ``weight``
 std_ci_low/high    the same interval, standardized
 stat, p_value      t or z statistic (bootstrap: ``weight / se``), two-sided p-value
@@ -35,6 +36,8 @@ method             how the data's estimate was obtained
 r2, n, intercept   of the data's fit
 flag, flag_reason  where the model departs from the data (empty: it does not)
 mode               the run's training mode
+concept_kind       "regression" (weights per rating point) or "binary" (per unit of
+                   predicted probability; the data's weight: tag absent -> present)
 =================  ========================================================================
 """
 from __future__ import annotations
@@ -45,13 +48,15 @@ import pandas as pd
 from midlevel.errors import ExplainError
 from midlevel.explain import evidence
 from midlevel.explain.flags import MATERIALITY, flag_weights
-from midlevel.explain.head import LinearHead, class_targets_of, require_bottleneck
+from midlevel.explain.head import (
+    LinearHead, binary_targets_of, class_targets_of, require_bottleneck,
+)
 from midlevel.explain.leakage import leakage_diagnostic
 from midlevel.explain.statistics import COLUMNS, CoefficientResult
 from midlevel.run import load_run
 
 RUN_COLUMNS = ["target", "concept", "model_weight", "model_std_weight"] + COLUMNS[2:] + [
-    "flag", "flag_reason", "mode"]
+    "flag", "flag_reason", "mode", "concept_kind"]
 
 
 def model_weights(run, units, concepts) -> np.ndarray:
@@ -94,6 +99,7 @@ def run_coefficients(run, *, spec=None, root=None, cache_dir=None, alpha: float 
         raise ExplainError(f"data must be 'auto', 'ratings' or 'calibrated', got '{data}'")
     concepts, targets = run.concept_names, run.target_names
     classes = class_targets_of(run)
+    binary = binary_targets_of(run)
     X, Y = evidence.rated_design(run.annotations(spec, root=root), concepts, targets)
     method = evidence.choose_method(X, Y) if data == "auto" else data
     wants_leakage = leakage and run.mode in ("joint", "sequential")
@@ -102,7 +108,7 @@ def run_coefficients(run, *, spec=None, root=None, cache_dir=None, alpha: float 
                                       cache_dir=cache_dir, progress=progress)
     if method == "ratings":
         result = evidence.ratings_fit(X, Y, alpha=alpha, correction=correction,
-                                      class_targets=classes)
+                                      class_targets=classes, binary_targets=binary)
     else:
         held = predictions[predictions["split"].isin(["validation", "test"])]
         if held.empty:
@@ -112,10 +118,13 @@ def run_coefficients(run, *, spec=None, root=None, cache_dir=None, alpha: float 
         ys = held[[f"true:{t}" for t in targets]].set_axis(targets, axis=1)
         result = evidence.calibrated_fit(held[concepts], true, ys, n_boot=n_boot, seed=seed,
                                          alpha=alpha, correction=correction,
-                                         class_targets=classes)
+                                         class_targets=classes, binary_targets=binary)
     table = result.table.copy()
     table.insert(2, "model_weight", model_weights(run, table["target"], table["concept"]))
     table.insert(3, "model_std_weight", table["model_weight"] * table["std_scale"])
+    head = LinearHead.from_run(run)
+    kinds = dict(zip(head.concepts, head.concept_kinds))
+    table["concept_kind"] = [kinds.get(c, "regression") for c in table["concept"]]
     table = flag_weights(table, materiality=MATERIALITY if materiality is None else materiality)
     table["mode"] = run.mode
     table = table[RUN_COLUMNS].reset_index(drop=True)

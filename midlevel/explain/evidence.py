@@ -9,7 +9,9 @@ and Carroll et al., *Measurement Error in Nonlinear Models*, 2006). Two estimato
     Clips that carry human ratings of every concept *and* of the target: statsmodels OLS of the
     target on the concept ratings with heteroscedasticity-robust (HC3) standard errors and t
     intervals (ratings are bounded and their noise is uneven near the ends); a binomial GLM or
-    a multinomial logit for class targets. No model is involved, so nothing the CNN did (in
+    a multinomial logit for class targets, a binomial GLM (the tag's log-odds) for binary
+    targets. Binary concepts enter as their 0/1 labels, so a weight is the change of the
+    target when the tag goes from absent to present (the head's "per unit probability"). No model is involved, so nothing the CNN did (in
     sample or not) can make an effect look significant. Noisy ratings attenuate the slopes
     slightly (classical measurement error; about 4 % for the synthetic world's rating noise).
 
@@ -69,15 +71,19 @@ def choose_method(X: pd.DataFrame, Y: pd.DataFrame) -> str:
 
 
 def ratings_fit(X: pd.DataFrame, Y: pd.DataFrame, *, alpha: float = 0.05,
-                correction: str | None = None, class_targets: dict | None = None):
-    """The ``ratings`` estimator: OLS with HC3 errors (GLM / MNLogit for class targets).
+                correction: str | None = None, class_targets: dict | None = None,
+                binary_targets=None):
+    """The ``ratings`` estimator: OLS with HC3 errors (GLM / MNLogit for class targets, a
+    binomial GLM for binary targets).
 
     Returns a :class:`midlevel.explain.coefficients.CoefficientResult`.
     """
     n = int(np.isfinite(X.to_numpy()).all(1).sum())
+    tags = "; binomial GLM for binary targets" if binary_targets else ""
     return fit_ols(X, Y, alpha=alpha, correction=correction, class_targets=class_targets,
-                   cov_type="HC3",
-                   method=f"OLS of the targets on the concept ratings (HC3 errors), {n} clips")
+                   cov_type="HC3", binary_targets=binary_targets,
+                   method=f"OLS of the targets on the concept ratings (HC3 errors{tags}), "
+                          f"{n} clips")
 
 
 # ----------------------------------------------------------------------------- calibrated
@@ -108,9 +114,10 @@ def _logit_coef(x: np.ndarray, codes: np.ndarray, n_classes: int) -> np.ndarray:
 class _TwoStage:
     """Stage 1 (calibration) and stage 2 (target fit) on one draw of clips."""
 
-    def __init__(self, pred, rated, Y, class_targets):
+    def __init__(self, pred, rated, Y, class_targets, binary_targets=()):
         self.pred, self.rated, self.Y = pred, rated, Y
         self.classes = class_targets
+        self.binary = set(binary_targets)
         self.calibration_rows = np.isfinite(rated).all(1) & np.isfinite(pred).all(1)
 
     def fit(self, idx: np.ndarray) -> dict[str, np.ndarray]:
@@ -125,7 +132,12 @@ class _TwoStage:
         for j, target in enumerate(self.Y.columns):
             y = self.Y[target].to_numpy()
             rows = idx[np.isfinite(y[idx]) & np.isfinite(self.pred[idx]).all(1)]
-            if target in self.classes:
+            if target in self.binary:
+                codes = y[rows].astype(int)
+                if len(np.unique(codes)) < 2:
+                    raise ExplainError(f"binary target '{target}': one value only")
+                out[target] = _logit_coef(calibrated[rows], codes, 2)
+            elif target in self.classes:
                 codes = y[rows].astype(int)
                 if len(np.unique(codes)) < 2:
                     raise ExplainError(f"class target '{target}': one class only")
@@ -139,8 +151,9 @@ class _TwoStage:
 def calibrated_fit(pred: pd.DataFrame, rated: pd.DataFrame, Y: pd.DataFrame, *,
                    n_boot: int = 1000, seed: int = 0, alpha: float = 0.05,
                    correction: str | None = None, class_targets: dict | None = None,
-                   method: str | None = None):
-    """The ``calibrated`` estimator: regression calibration with a two-stage bootstrap.
+                   method: str | None = None, binary_targets=()):
+    """The ``calibrated`` estimator: regression calibration with a two-stage bootstrap
+    (stage 2 logistic for class and binary targets).
 
     Parameters
     ----------
@@ -164,7 +177,8 @@ def calibrated_fit(pred: pd.DataFrame, rated: pd.DataFrame, Y: pd.DataFrame, *,
         raise ExplainError(f"rated concepts {list(rated.columns)} do not match the predicted "
                             f"ones {names}")
     p, r = pred.to_numpy(float), rated.to_numpy(float)
-    stages = _TwoStage(p, r, Y, class_targets)
+    stages = _TwoStage(p, r, Y, class_targets, binary_targets)
+    logistic = set(class_targets) | set(binary_targets)
     everyone = np.arange(len(p))
     full = stages.fit(everyone)
     calibrated = stages.last_calibrated
@@ -194,6 +208,7 @@ def calibrated_fit(pred: pd.DataFrame, rated: pd.DataFrame, Y: pd.DataFrame, *,
         sd_x = calibrated[ok].std(axis=0, ddof=1)
         units = ([target] if target not in class_targets else
                  _class_units(target, class_targets[target], y[ok]))
+        sd_y = float(y[ok].std(ddof=1)) if target not in logistic else np.nan
         for m, unit in enumerate(units):
             b, est = boots[:, :, m], coef[:, m]
             lo, hi = np.quantile(b, [alpha / 2, 1 - alpha / 2], axis=0)
@@ -202,11 +217,10 @@ def calibrated_fit(pred: pd.DataFrame, rated: pd.DataFrame, Y: pd.DataFrame, *,
             with np.errstate(divide="ignore", invalid="ignore"):
                 stat = est / se
             r2 = np.nan
-            if target not in class_targets:
+            if target not in logistic:
                 design = np.hstack([np.ones((ok.sum(), 1)), calibrated[ok]])
                 resid = y[ok] - design @ est
                 r2 = float(1 - resid.var() / y[ok].var()) if y[ok].var() > 0 else np.nan
-            sd_y = float(y[ok].std(ddof=1)) if target not in class_targets else np.nan
             rows += _rows(est, se, np.stack([lo, hi], 1), stat, np.minimum(pv, 1.0), names,
                           unit, f"{label}, {len(b)} resamples", r2, int(ok.sum()), sd_x, sd_y)
     return CoefficientResult(_finish(rows, alpha, correction), {})

@@ -55,7 +55,9 @@ def flag_weights(table: pd.DataFrame, *, materiality: float = MATERIALITY) -> pd
 def _reason(flag: str, row) -> str:
     if not flag:
         return ""
-    model = f"the model uses {row['model_weight']:+.3g} per point of {row['concept']}"
+    unit = ("per unit of probability of" if row.get("concept_kind") == "binary"
+            else "per point of")
+    model = f"the model uses {row['model_weight']:+.3g} {unit} {row['concept']}"
     data = (f"the data show {row['weight']:+.3g} "
             f"(95 % CI {row['ci_low']:+.3g} to {row['ci_high']:+.3g})")
     if flag == "unsupported":

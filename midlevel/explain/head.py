@@ -6,11 +6,16 @@ For a linear head ``y_e = b_e + sum_k w[e, k] c_k`` (rating units) and a baselin
     contribution[k, e] = w[e, k] * (c_k - c0_k)
     y_e = baseline_prediction_e + sum_k contribution[k, e],   baseline_prediction = head(c0)
 
-exactly, because the head is linear. Class targets get contributions to each class's logit.
+exactly, because the head is linear. Class targets get contributions to each class's logit,
+binary targets (tags) to their log-odds. A binary concept's value is its predicted
+probability, so its weight is "per unit of probability" and its contribution
+``w * (p - p_baseline)``.
 
 Everything is a tidy table with one row per (clip, target, concept) and the columns
 ``clip, target, concept, concept_value, concept_baseline, weight, contribution,
-baseline_prediction, prediction`` (plus ``start, end, time`` for windows over time).
+baseline_prediction, prediction, concept_kind, output_kind`` (plus ``start, end, time`` for
+windows over time); ``concept_kind`` is "regression" (rating units) or "binary"
+(probability), ``output_kind`` "regression", "logit" (a class) or "binary" (log-odds).
 """
 from __future__ import annotations
 
@@ -26,13 +31,19 @@ from midlevel.run import load_run
 
 KEY_COLUMNS = ("clip", "start", "end", "time")
 TABLE_COLUMNS = ["target", "concept", "concept_value", "concept_baseline", "weight",
-                 "contribution", "baseline_prediction", "prediction"]
+                 "contribution", "baseline_prediction", "prediction", "concept_kind",
+                 "output_kind"]
 
 
 def class_targets_of(run) -> dict[str, list]:
     """``{target: classes}`` of a run's class targets."""
     return {t["name"]: list(t["classes"]) for t in run.targets
             if t.get("kind", "regression") == "class"}
+
+
+def binary_targets_of(run) -> list[str]:
+    """The names of a run's binary targets (tags)."""
+    return [t["name"] for t in run.targets if t.get("kind", "regression") == "binary"]
 
 
 def require_bottleneck(run) -> None:
@@ -53,12 +64,17 @@ class LinearHead:
     outputs : list[str]
         Output units: a regression target's name, or ``name=class`` per class logit.
     weight : np.ndarray [shape=(n_outputs, n_concepts)]
-        Output change per rating point of each concept.
+        Output change per rating point of each concept (per unit of probability of a binary
+        concept).
     bias : np.ndarray [shape=(n_outputs,)]
     kinds : list[str]
-        ``"regression"`` or ``"logit"`` per output.
+        ``"regression"``, ``"logit"`` (a class) or ``"binary"`` (a tag's log-odds) per output.
     targets : list[str]
         Target of each output unit.
+    concept_kinds : list[str]
+        ``"regression"`` (a rating) or ``"binary"`` (a probability) per concept.
+    groups : list[str | None]
+        Multi-label group of each output unit (None outside a group).
     """
 
     concepts: list[str]
@@ -67,6 +83,12 @@ class LinearHead:
     bias: np.ndarray
     kinds: list[str]
     targets: list[str]
+    concept_kinds: list[str] | None = None
+    groups: list | None = None
+
+    def __post_init__(self):
+        self.concept_kinds = list(self.concept_kinds or ["regression"] * len(self.concepts))
+        self.groups = list(self.groups or [None] * len(self.outputs))
 
     @classmethod
     def from_run(cls, run) -> "LinearHead":
@@ -87,30 +109,44 @@ class LinearHead:
             t_std = model.target_std.double().cpu().numpy()
         weight = t_std[:, None] * w / c_std[None, :]
         bias = t_mean + t_std * (b - w @ (c_mean / c_std))
-        kinds, owners = [], []
+        kinds, owners, groups = [], [], []
         for t in model.targets:
-            if t.get("kind", "regression") == "class":
-                kinds += ["logit"] * len(t["classes"])
-                owners += [t["name"]] * len(t["classes"])
-            else:
-                kinds.append("regression")
-                owners.append(t["name"])
+            kind = t.get("kind", "regression")
+            n = len(t["classes"]) if kind == "class" else 1
+            kinds += [{"class": "logit"}.get(kind, kind)] * n
+            owners += [t["name"]] * n
+            groups += [t.get("group")] * n
         return cls(list(model.concept_names), list(model.output_names), weight, bias, kinds,
-                   owners)
+                   owners, list(getattr(model, "concept_kinds", None) or []) or None, groups)
 
     def predict(self, concepts) -> np.ndarray:
         """``(n, n_concepts)`` concept values -> ``(n, n_outputs)`` outputs (float64)."""
         c = np.asarray(concepts, dtype=np.float64).reshape(-1, len(self.concepts))
         return c @ self.weight.T + self.bias
 
+    def probabilities(self, outputs: np.ndarray) -> np.ndarray:
+        """``(n, n_outputs)`` head outputs -> probabilities of the binary units (sigmoid) and
+        of the class units (softmax over their target's classes); NaN for regression units."""
+        out = np.full(np.shape(outputs), np.nan)
+        o = np.asarray(outputs, dtype=np.float64)
+        for j, kind in enumerate(self.kinds):
+            if kind == "binary":
+                out[:, j] = 1.0 / (1.0 + np.exp(-o[:, j]))
+        for t in dict.fromkeys(t for t, k in zip(self.targets, self.kinds) if k == "logit"):
+            idx = [j for j, tt in enumerate(self.targets) if tt == t]
+            z = o[:, idx] - o[:, idx].max(1, keepdims=True)
+            out[:, idx] = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+        return out
+
     def units(self, targets=None) -> list[int]:
-        """Indices of the output units of ``targets`` (names of targets or units; None = all)."""
+        """Indices of the output units of ``targets`` (names of targets, units or multi-label
+        groups; None = all)."""
         if targets is None:
             return list(range(len(self.outputs)))
         idx = []
         for name in targets:
-            found = [j for j, (o, t) in enumerate(zip(self.outputs, self.targets))
-                     if name in (o, t)]
+            found = [j for j, (o, t, g) in enumerate(zip(self.outputs, self.targets,
+                                                          self.groups)) if name in (o, t, g)]
             if not found:
                 raise ExplainError(f"unknown target '{name}'; targets are "
                                     f"{list(dict.fromkeys(self.targets))}")
@@ -181,6 +217,9 @@ def contributions(concepts: pd.DataFrame, head: LinearHead, baseline, *,
         "contribution": contrib.ravel(),
         "baseline_prediction": np.tile(np.repeat(base_pred, n_c), n_rows),
         "prediction": np.repeat(pred.ravel(), n_c),
+        "concept_kind": np.tile(np.asarray(head.concept_kinds, dtype=object), n_rows * n_units),
+        "output_kind": np.tile(np.repeat(np.asarray(head.kinds, dtype=object)[units], n_c),
+                               n_rows),
     })
     return pd.DataFrame(out)
 

@@ -2,7 +2,9 @@
 prediction change -- the test-time intervention of concept bottlenecks (Koh et al. 2020).
 
 The head is linear, so an intervention on concept ``k`` changes output ``e`` by
-``w[e, k] * (new_k - c_k)``; no audio needs to be processed again.
+``w[e, k] * (new_k - c_k)``; no audio needs to be processed again. A binary concept (a tag) is
+set on or off (probability 1 or 0, or any probability between); binary and class targets are
+reported as log-odds / logits and as probabilities.
 """
 from __future__ import annotations
 
@@ -21,6 +23,26 @@ def _concept_frame(concepts: pd.DataFrame, head: LinearHead) -> pd.DataFrame:
     return frame[head.concepts].astype(float)
 
 
+_SWITCH = {"on": 1.0, "off": 0.0, "yes": 1.0, "no": 0.0, "true": 1.0, "false": 0.0}
+
+
+def concept_value(head: LinearHead, concept: str, value) -> float:
+    """A value to set ``concept`` to: a number, or for a binary concept also ``True``/``False``,
+    "on"/"off", "yes"/"no" (a probability in [0, 1]); ExplainError naming a bad one."""
+    binary = head.concept_kinds[head.concepts.index(concept)] == "binary"
+    if isinstance(value, str) and value.strip().lower() in _SWITCH:
+        number = _SWITCH[value.strip().lower()]
+    else:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ExplainError(f"concept '{concept}': {value!r} is not a value") from None
+    if binary and not 0.0 <= number <= 1.0:
+        raise ExplainError(f"concept '{concept}' is binary: set it on (1), off (0) or to a "
+                           f"probability in between, not {value!r}")
+    return number
+
+
 def intervene(head: LinearHead, concepts: pd.DataFrame, values, *, targets=None) -> pd.DataFrame:
     """Set concepts to given values and recompute the outputs.
 
@@ -29,14 +51,16 @@ def intervene(head: LinearHead, concepts: pd.DataFrame, values, *, targets=None)
     head : LinearHead
     concepts : pd.DataFrame [index=clip (or a clip column), columns include the concepts]
         Predicted concepts (rating units).
-    values : mapping concept -> value (same for every clip), or a DataFrame [index=clip,
-        columns=some concepts] of per-clip values (e.g. true ratings; NaN = keep predicted).
+    values : mapping concept -> value (same for every clip; a binary concept also takes
+        True/False or "on"/"off"), or a DataFrame [index=clip, columns=some concepts] of
+        per-clip values (e.g. true ratings or tags; NaN = keep predicted).
     targets : targets to report (default all).
 
     Returns
     -------
     pd.DataFrame, tidy: clip, target, prediction, intervened_prediction, change, concepts
-    (the names set, joined by "+").
+    (the names set, joined by "+"), probability and intervened_probability (binary and
+    class units; NaN for regression units).
     """
     frame = _concept_frame(concepts, head)
     new = frame.copy()
@@ -53,21 +77,32 @@ def intervene(head: LinearHead, concepts: pd.DataFrame, values, *, targets=None)
             raise ExplainError(f"unknown concept(s) {unknown}; concepts are {head.concepts}")
         cols = list(values)
         for c in cols:
-            new[c] = float(values[c])
+            new[c] = concept_value(head, c, values[c])
+    binary = [c for c in cols if head.concept_kinds[head.concepts.index(c)] == "binary"]
+    outside = [c for c in binary if not new[c].dropna().between(0, 1).all()]
+    if outside:
+        raise ExplainError(f"binary concept(s) {outside} set outside [0, 1]")
     units = head.units(targets)
-    before = head.predict(frame.to_numpy())[:, units]
-    after = head.predict(new.to_numpy())[:, units]
+    full_before, full_after = head.predict(frame.to_numpy()), head.predict(new.to_numpy())
+    before, after = full_before[:, units], full_after[:, units]
     n, m = before.shape
     return pd.DataFrame({
         "clip": np.repeat(frame.index.to_numpy(), m),
         "target": np.tile(np.asarray(head.outputs, dtype=object)[units], n),
         "prediction": before.ravel(), "intervened_prediction": after.ravel(),
-        "change": (after - before).ravel(), "concepts": "+".join(cols)})
+        "change": (after - before).ravel(), "concepts": "+".join(cols),
+        "probability": head.probabilities(full_before)[:, units].ravel(),
+        "intervened_probability": head.probabilities(full_after)[:, units].ravel()})
 
 
 def _errors(head: LinearHead, c: np.ndarray, y: np.ndarray, units: list[int]) -> np.ndarray:
-    """RMSE per regression unit of the head's predictions ``c`` against ``y`` (NaN ignored)."""
-    pred = head.predict(c)[:, units]
+    """RMSE per unit of the head's predictions from concepts ``c`` against ``y`` (NaN
+    ignored): regression units in rating points, binary units of the probability against
+    the 0/1 label (the root Brier score)."""
+    out = head.predict(c)
+    prob = head.probabilities(out)
+    pred = np.stack([prob[:, u] if head.kinds[u] == "binary" else out[:, u] for u in units],
+                    axis=1)
     diff = pred - y
     return np.sqrt(np.nanmean(diff ** 2, axis=0))
 
@@ -82,7 +117,8 @@ def intervention_curve(head: LinearHead, predicted: pd.DataFrame, true_concepts:
     head : LinearHead
     predicted : pd.DataFrame [index=clip] predicted concepts (rating units).
     true_concepts : pd.DataFrame [index=clip] true concept ratings (NaN: keep predicted).
-    true_targets : pd.DataFrame [index=clip, columns=regression targets] true target values.
+    true_targets : pd.DataFrame [index=clip, columns=regression or binary targets] true
+        target values (binary: 0/1; their error is the root Brier score).
     order : "random" (mean over ``n_repeats`` random orders, each kept in the table) or
         "greedy" (each step replaces the concept that lowers the mean RMSE most).
 
@@ -97,7 +133,8 @@ def intervention_curve(head: LinearHead, predicted: pd.DataFrame, true_concepts:
     truth = true_concepts.reindex(frame.index)[head.concepts].astype(float)
     names = [t for t in true_targets.columns if t in head.outputs]
     if not names:
-        raise ExplainError(f"no regression target of the head among {list(true_targets.columns)}")
+        raise ExplainError(f"no regression or binary target of the head among "
+                           f"{list(true_targets.columns)}")
     units = [head.outputs.index(t) for t in names]
     y = true_targets.reindex(frame.index)[names].to_numpy(float)
     c_pred, c_true = frame.to_numpy(), truth.to_numpy()
@@ -142,7 +179,7 @@ def run_intervention_curves(run, *, predictions: pd.DataFrame, n_repeats: int = 
     """Random and greedy intervention curves of a run on clips predicted by
     :func:`midlevel.explain.contributions.split_predictions` (which holds ``true:<name>``)."""
     head = LinearHead.from_run(run)
-    reg = [t for t, k in zip(head.outputs, head.kinds) if k == "regression"]
+    reg = [t for t, k in zip(head.outputs, head.kinds) if k in ("regression", "binary")]
     true_c = predictions[[f"true:{c}" for c in head.concepts]].set_axis(head.concepts, axis=1)
     true_t = predictions[[f"true:{t}" for t in reg]].set_axis(reg, axis=1)
     pred = predictions[head.concepts]

@@ -48,7 +48,8 @@ def leakage_diagnostic(run, predictions: pd.DataFrame, *,
 
     Returns
     -------
-    pd.DataFrame with ``COLUMNS``: r and R^2 (regression targets) or accuracy (class targets)
+    pd.DataFrame with ``COLUMNS``: r and R^2 (regression targets) or accuracy (class targets;
+    binary targets at probability 0.5)
     of the head on predicted and on true concepts, and the meaning share, per split and target.
     """
     run = load_run(run)
@@ -72,9 +73,14 @@ def leakage_diagnostic(run, predictions: pd.DataFrame, *,
             ok = rated & np.isfinite(y)
             units = head.units([name])
             row = {"split": split, "target": name, "n": int(ok.sum())}
-            if t.get("kind", "regression") == "class":
-                pick_pred = out_pred[:, units].argmax(1)
-                pick_true = out_true[:, units].argmax(1) if ok.any() else pick_pred
+            kind = t.get("kind", "regression")
+            if kind in ("class", "binary"):
+                if kind == "binary":  # log-odds above 0: the tag predicted present
+                    pick_pred = (out_pred[:, units[0]] > 0).astype(float)
+                    pick_true = (out_true[:, units[0]] > 0).astype(float)
+                else:
+                    pick_pred = out_pred[:, units].argmax(1)
+                    pick_true = out_true[:, units].argmax(1) if ok.any() else pick_pred
                 row["accuracy_predicted_concepts"] = float(np.mean(pick_pred[ok] == y[ok]))
                 row["accuracy_true_concepts"] = float(np.mean(pick_true[ok] == y[ok]))
                 shares = [_r2_on(c_true[ok], out_pred[ok, u]) for u in units]

@@ -156,7 +156,8 @@ def _finish(rows: list[dict], alpha: float, correction: str | None) -> pd.DataFr
 
 def fit_ols(X, Y, *, alpha: float = 0.05, correction: str | None = None,
             method: str = "OLS", class_targets: dict[str, list] | None = None,
-            summaries: bool = True, cov_type: str = "nonrobust") -> CoefficientResult:
+            summaries: bool = True, cov_type: str = "nonrobust",
+            binary_targets=None) -> CoefficientResult:
     """Fit every target on the concepts with statsmodels (OLS; GLM/MNLogit for class targets).
 
     Parameters
@@ -178,6 +179,8 @@ def fit_ols(X, Y, *, alpha: float = 0.05, correction: str | None = None,
     summaries : keep the statsmodels summary text of every fit (off: faster).
     cov_type : statsmodels covariance of the OLS fits: "nonrobust" (classical) or a
         heteroscedasticity-robust one ("HC0".."HC3"), with t intervals either way.
+    binary_targets : names of 0/1 targets (tags), fitted with a binomial GLM (the tag's
+        log-odds; row target = the tag's name).
 
     Returns
     -------
@@ -202,6 +205,10 @@ def fit_ols(X, Y, *, alpha: float = 0.05, correction: str | None = None,
                                 f"{len(names) + 1} to fit {len(names)} concepts")
         design = sm.add_constant(pd.DataFrame(x, columns=names), has_constant="add")
         sd_x = x.std(axis=0, ddof=1)
+        if target in set(binary_targets or ()):
+            rows += _binomial_rows(y, design, names, str(target), method, alpha, sd_x, texts,
+                                   keep)
+            continue
         if target not in class_targets:
             res = sm.OLS(y, design).fit(cov_type=cov_type, use_t=True)
             if keep:
@@ -246,6 +253,21 @@ def fit_ols(X, Y, *, alpha: float = 0.05, correction: str | None = None,
                           names, label, f"{method} (multinomial logit)",
                           float(res.prsquared), int(ok.sum()), sd_x, np.nan)
     return CoefficientResult(_finish(rows, alpha, correction), texts)
+
+
+def _binomial_rows(y, design, names, target, method, alpha, sd_x, texts, keep) -> list[dict]:
+    """Rows of the binomial GLM (logit link) of a 0/1 target on the design."""
+    import statsmodels.api as sm
+    if len(np.unique(y)) < 2:
+        raise ExplainError(f"binary target '{target}': one value only in the data")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = sm.GLM(y, design, family=sm.families.Binomial()).fit()
+    if keep:
+        texts[f"{method} (GLM binomial): {target}"] = str(res.summary(alpha=alpha))
+    r2 = float(1 - res.deviance / res.null_deviance) if res.null_deviance > 0 else np.nan
+    return _rows(res.params, res.bse, res.conf_int(alpha), res.tvalues, res.pvalues, names,
+                 target, f"{method} (GLM binomial)", r2, len(y), sd_x, np.nan)
 
 
 def _rows(params, bse, ci, stat, p, names, target, method, r2, n, sd_x, sd_y) -> list[dict]:

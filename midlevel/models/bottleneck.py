@@ -10,8 +10,13 @@ themselves (the training split's mean and std are buffers), and both return a
 
 Outputs are in scaled units (concepts and regression targets z-scored with the training split's
 mean and std, stored as buffers); :meth:`unscale` gives rating units back. A regression target
-has one output unit, a class target one logit per class (softmax over them); the unit names are
-``model.output_names``.
+has one output unit, a class target one logit per class (softmax over them), a binary target
+(a tag) one logit; the unit names are ``model.output_names``.
+
+A binary concept (``concept_kinds``) is predicted as a logit; the head reads its probability
+``sigmoid(logit)`` (:class:`ConceptActivation`) beside the z-scored ratings, so a head weight of
+a binary concept is "per unit of predicted probability", and :meth:`unscale` gives the
+probability.
 """
 from __future__ import annotations
 
@@ -33,7 +38,8 @@ class ModelOutput(NamedTuple):
 
 
 def output_names(targets: list[dict]) -> list[str]:
-    """Names of the output units: ``name`` per regression target, ``name=class`` per class."""
+    """Names of the output units: ``name`` per regression or binary target, ``name=class`` per
+    class."""
     names = []
     for t in targets:
         if t.get("kind", "regression") == "class":
@@ -55,24 +61,54 @@ def output_layout(targets: list[dict]) -> list[tuple[int, str, slice]]:
 
 
 def decode_targets(outputs: np.ndarray, layout: list[tuple]) -> np.ndarray:
-    """``(n, n_outputs)`` unscaled outputs -> ``(n, n_targets)`` values (class: argmax code)."""
+    """``(n, n_outputs)`` unscaled outputs -> ``(n, n_targets)`` values (class: argmax code;
+    binary: the probability ``sigmoid(logit)``)."""
     out = np.empty((outputs.shape[0], len(layout)))
     for j, kind, s in layout:
-        out[:, j] = outputs[:, s].argmax(1) if kind == "class" else outputs[:, s.start]
+        if kind == "class":
+            out[:, j] = outputs[:, s].argmax(1)
+        elif kind == "binary":
+            out[:, j] = 1.0 / (1.0 + np.exp(-outputs[:, s.start]))
+        else:
+            out[:, j] = outputs[:, s.start]
     return out
+
+
+class ConceptActivation(nn.Module):
+    """What the head reads of the concept layer: z-scored ratings as they are, binary concepts
+    as probabilities ``sigmoid(logit)``. ``binary``: ``(n_concepts,)`` bool (not stored in the
+    state: it follows from the model's constructor arguments)."""
+
+    def __init__(self, binary: list[bool]):
+        super().__init__()
+        self.register_buffer("binary", torch.tensor(binary, dtype=torch.bool), persistent=False)
+        self.sigmoid = nn.Sigmoid()
+
+    def forward(self, c: torch.Tensor) -> torch.Tensor:
+        return torch.where(self.binary, self.sigmoid(c), c)
 
 
 class _Model(nn.Module):
     """Shared part: standardization, backbone, output scales, names."""
 
-    def __init__(self, concepts: list[str], targets: list[dict], backbone: dict):
+    def __init__(self, concepts: list[str], targets: list[dict], backbone: dict,
+                 concept_kinds: list[str] | None = None,
+                 concept_groups: list[str | None] | None = None):
         super().__init__()
         self.concept_names = list(concepts)
+        self.concept_kinds = list(concept_kinds or ["regression"] * len(self.concept_names))
+        self.concept_groups = list(concept_groups or [None] * len(self.concept_names))
         self.targets = [dict(t) for t in targets]
         self.target_names = [t["name"] for t in self.targets]
         self.output_names = output_names(self.targets)
         self.init_args = {"concepts": self.concept_names, "targets": self.targets,
                           "backbone": dict(backbone)}
+        if "binary" in self.concept_kinds:
+            self.init_args.update(concept_kinds=self.concept_kinds,
+                                  concept_groups=self.concept_groups)
+        # a module only where there are binary concepts: a model of ratings is as it was
+        self.activation = (ConceptActivation([k == "binary" for k in self.concept_kinds])
+                           if "binary" in self.concept_kinds else None)
         self.normalize = Standardize()
         self.backbone = Backbone(**backbone)
         n_c, n_o = len(self.concept_names), len(self.output_names)
@@ -86,8 +122,14 @@ class _Model(nn.Module):
         return self.backbone(self.normalize(x))
 
     def unscale(self, out: ModelOutput) -> ModelOutput:
-        """Scaled model output -> rating units (class logits stay logits)."""
-        concepts = None if out.concepts is None else out.concepts * self.concept_std + self.concept_mean
+        """Scaled model output -> rating units (binary concepts: probabilities; class and
+        binary target logits stay logits)."""
+        concepts = None
+        if out.concepts is not None:
+            concepts = out.concepts * self.concept_std + self.concept_mean
+            if self.activation is not None:
+                concepts = torch.where(self.activation.binary, torch.sigmoid(out.concepts),
+                                       concepts)
         return ModelOutput(concepts, out.targets * self.target_std + self.target_mean)
 
     def set_scales(self, *, input_mean: float, input_std: float, concept_mean=None,
@@ -123,26 +165,32 @@ class ConceptBottleneck(_Model):
 
     kind = "bottleneck"
 
-    def __init__(self, concepts: list[str], targets: list[dict], *, backbone: dict):
-        super().__init__(concepts, targets, backbone)
+    def __init__(self, concepts: list[str], targets: list[dict], *, backbone: dict,
+                 concept_kinds: list[str] | None = None,
+                 concept_groups: list[str | None] | None = None):
+        super().__init__(concepts, targets, backbone, concept_kinds, concept_groups)
         self.concept_layer = nn.Linear(self.backbone.out_features, len(self.concept_names))
         self.head_layer = nn.Linear(len(self.concept_names), len(self.output_names))
 
     def concepts(self, h: torch.Tensor) -> torch.Tensor:
-        """``(batch, n_features)`` -> ``(batch, n_concepts)`` (scaled units)."""
+        """``(batch, n_features)`` -> ``(batch, n_concepts)`` (scaled units; binary: logits)."""
         return self.concept_layer(h)
 
     def head(self, c: torch.Tensor) -> torch.Tensor:
-        """``(batch, n_concepts)`` scaled concepts -> ``(batch, n_outputs)``."""
-        return self.head_layer(c)
+        """``(batch, n_concepts)`` scaled concepts (binary: logits) -> ``(batch, n_outputs)``;
+        the head layer reads binary concepts as probabilities."""
+        return self.head_layer(c if self.activation is None else self.activation(c))
 
     def forward(self, x: torch.Tensor) -> ModelOutput:
         c = self.concepts(self.features(x))
         return ModelOutput(c, self.head(c))
 
 
-def build_model(kind: str, concepts: list[str], targets: list[dict], backbone: dict) -> _Model:
+def build_model(kind: str, concepts: list[str], targets: list[dict], backbone: dict, *,
+                concept_kinds: list[str] | None = None,
+                concept_groups: list[str | None] | None = None) -> _Model:
     """``kind`` "blackbox" or "bottleneck" -> an initialized model."""
     if kind == "blackbox":
         return BlackBox(targets, backbone=backbone)
-    return ConceptBottleneck(concepts, targets, backbone=backbone)
+    return ConceptBottleneck(concepts, targets, backbone=backbone, concept_kinds=concept_kinds,
+                             concept_groups=concept_groups)

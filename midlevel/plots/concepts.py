@@ -163,11 +163,19 @@ def contribution_bars(table: pd.DataFrame, clip: str | None = None, *, targets=N
             r = r.sort_values("contribution")
         vals = r["contribution"].to_numpy()
         ax.barh(range(len(r)), vals, color=[POSITIVE if v > 0 else NEGATIVE for v in vals])
-        ax.set_yticks(range(len(r)), [f"{c} ({v:.2f} vs {b:.2f})" for c, v, b in zip(
-            r["concept"], r["concept_value"], r["concept_baseline"])], fontsize=7)
+        kinds = r["concept_kind"] if "concept_kind" in r else ["regression"] * len(r)
+        ax.set_yticks(range(len(r)), [
+            f"{c} ({'p ' if k == 'binary' else ''}{v:.2f} vs {b:.2f})" for c, v, b, k in zip(
+                r["concept"], r["concept_value"], r["concept_baseline"], kinds)], fontsize=7)
         ax.axvline(0, color="black", lw=0.8)
         base, pred = r["baseline_prediction"].iloc[0], r["prediction"].iloc[0]
-        ax.set_title(f"{target}: {base:.2f} \u2192 {pred:.2f}", fontsize=9)
+        if "output_kind" in r and r["output_kind"].iloc[0] == "binary":
+            # a tag: contributions add up in log-odds; the title gives the probabilities
+            pb, pp = 1 / (1 + np.exp(-base)), 1 / (1 + np.exp(-pred))
+            ax.set_title(f"{target}: P {pb:.2f} \u2192 {pp:.2f}", fontsize=9)
+            ax.set_xlabel("contribution (log-odds)", fontsize=7)
+        else:
+            ax.set_title(f"{target}: {base:.2f} \u2192 {pred:.2f}", fontsize=9)
         ax.tick_params(axis="x", labelsize=7)
         lim = max(1e-6, float(np.abs(vals).max())) * 1.15
         ax.set_xlim(-lim, lim)

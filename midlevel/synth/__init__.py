@@ -51,6 +51,10 @@ its presence marks a complete dataset). Files are written under
 a temporary name and moved into place, so an interrupted run never leaves a half-written
 file under a final name.
 
+With ``tags=True`` (:mod:`~.tags`) each clip also holds or lacks four layer families
+(drums, pad, drone, melody voice: binary concepts with known truth) and carries mood tags
+drawn from them by a known logistic map (a multi-label target).
+
 Ratings and targets, for a clip with true concept vector ``c`` (time-averaged for clips with
 a mid-clip change)::
 
@@ -74,7 +78,8 @@ _EXPORTS = {
     "MIDLEVEL_CONCEPTS": "world", "EMOTIONS": "world", "CONCEPT_QUESTIONS": "world",
     "EMOTION_DESCRIPTIONS": "world", "RATING_SCALE": "world", "TARGET_SCALE": "world",
     "DEFAULT_WEIGHTS": "world", "DEFAULT_INTERCEPTS": "world", "COPULA_CORRELATION": "world",
-    "MIN_CHANGE": "world",
+    "MIN_CHANGE": "world", "TAG_LAYERS": "tags", "MOODS": "tags",
+    "DEFAULT_TAG_WEIGHTS": "tags", "DEFAULT_TAG_INTERCEPTS": "tags",
 }
 __all__ = sorted(_EXPORTS)
 

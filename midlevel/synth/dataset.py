@@ -22,6 +22,7 @@ from midlevel.io import write_json, write_text, write_wav
 from midlevel.errors import ArgumentError
 from midlevel.synth.material import draw_material
 from midlevel.synth.render import render_clip
+from midlevel.synth import tags as tagging
 from midlevel.synth.world import (
     CONCEPT_QUESTIONS, COPULA_CORRELATION, EMOTION_DESCRIPTIONS, MIDLEVEL_CONCEPTS, RATING_SCALE, TARGET_SCALE, concepts_to_ratings, concepts_to_targets, draw_changes, load_weights, sample_concepts,
 )
@@ -40,12 +41,13 @@ class _ClipJob:
     duration: float
     sample_rate: int
     path: Path
+    layers: dict[str, bool] | None = None   # the tag world's layer families (None: all)
 
 
 def _run_job(job: _ClipJob) -> tuple[str, dict[str, float]]:
     """Render one clip and write it atomically; returns its id and nuisance parameters."""
     mat = draw_material(np.random.default_rng(job.seed), job.duration, job.sample_rate)
-    wave = render_clip(mat, job.concepts, job.change)
+    wave = render_clip(mat, job.concepts, job.change, job.layers)
     write_wav(job.path, wave, job.sample_rate)
     return job.clip_id, {"tempo_bpm": round(mat.tempo, 2), "key": int(mat.key)}
 
@@ -92,6 +94,38 @@ def _segment_table(ids: list[str], first: np.ndarray, changes: dict[int, tuple[i
     table[list(MIDLEVEL_CONCEPTS)] = concepts_to_ratings(true, rng, rating_noise)
     table[list(weights.index)] = concepts_to_targets(true, weights, intercepts, rng, target_noise)
     return table
+
+
+def _tag_spec(spec: dict) -> dict:
+    """Add the tag world's layer tags (one 0/1 column per tag) and its multi-label mood
+    target (one delimited column) to a synthetic spec."""
+    spec["description"] += (" Tags: which layer families a clip holds (binary concepts) and "
+                            "moods drawn from them by a known logistic map (a multi-label "
+                            "target).")
+    spec["concepts"]["layer"] = {"type": "tags", "columns": dict(tagging.TAG_COLUMNS),
+                                 "description": "Which layer families sound in the clip"}
+    spec["targets"]["mood"] = {"type": "tags", "column": "mood", "sep": "|",
+                               "tags": list(tagging.MOODS), "empty": "none",
+                               "description": "Moods (synthetic: logistic map of the layers)"}
+    return spec
+
+
+def _tag_truth(ids: list[str], tags: np.ndarray, moods: np.ndarray, presence: float) -> dict:
+    """The ground truth of the tags: presence, the logistic map (in log-odds per tag), and
+    every clip's tags and moods."""
+    return {
+        "layers": list(tagging.TAG_LAYERS), "moods": list(tagging.MOODS),
+        "presence_probability": float(presence),
+        "concept_names": {k: f"layer={k}" for k in tagging.TAG_LAYERS},
+        "target_names": {m: f"mood={m}" for m in tagging.MOODS},
+        "map": {"formula": "P(mood_t) = sigmoid(intercept_t + sum_k weights[t][k] * tag_k), "
+                           "tag_k in {0, 1}; each mood drawn independently",
+                "weights": tagging.DEFAULT_TAG_WEIGHTS.to_dict(orient="index"),
+                "intercept": tagging.DEFAULT_TAG_INTERCEPTS.to_dict()},
+        "clips": {c: {"layers": [k for k, on in zip(tagging.TAG_LAYERS, t) if on],
+                      "moods": [m for m, on in zip(tagging.MOODS, md) if on]}
+                  for c, t, md in zip(ids, tags, moods)},
+    }
 
 
 def _spec_dict(seed: int, targets: list[str]) -> dict:
@@ -167,6 +201,7 @@ def synthesize(out_dir: str | os.PathLike, *, n_clips: int = 200, seed: int = 0,
                weights: str | os.PathLike | pd.DataFrame | None = None,
                correlated: bool = False, change_fraction: float = 0.25,
                rating_noise: float = 0.5, target_noise: float = 0.3,
+               tags: bool = False, tag_presence: float = tagging.PRESENCE,
                n_jobs: int | None = None, progress: bool = True) -> Path:
     """Write a synthetic concept dataset to ``out_dir`` and return the path of its spec.yaml.
 
@@ -177,7 +212,8 @@ def synthesize(out_dir: str | os.PathLike, *, n_clips: int = 200, seed: int = 0,
     replaced, other files in ``out_dir`` are left alone. Results depend only on ``seed`` (not
     on ``n_jobs``): concepts, changes and clip rating noise come from the first child of
     ``SeedSequence(seed)``, clip ``i``'s audio from child ``i + 1``, segment rating noise from
-    child ``n_clips + 1``.
+    child ``n_clips + 1``, the tags (with ``tags``) from child ``n_clips + 2``: a dataset
+    without tags is the same with this option as before it existed.
 
     Parameters
     ----------
@@ -189,6 +225,12 @@ def synthesize(out_dir: str | os.PathLike, *, n_clips: int = 200, seed: int = 0,
         Share of clips in which one concept jumps by at least 0.5 at ``duration / 2``.
     rating_noise, target_noise : float
         Standard deviations of the rating noise (1-10 points) and target noise (1-9 points).
+    tags : bool
+        The tag world (:mod:`midlevel.synth.tags`): each layer family of ``TAG_LAYERS``
+        sounds with probability ``tag_presence`` (absent: silent), written as 0/1 columns
+        ``has_<layer>`` (binary concepts ``layer=<layer>`` of the spec), and a multi-label
+        ``mood`` target drawn from them by a known logistic map (one ``|``-delimited column;
+        the spec's targets ``mood=<mood>``); ``ground_truth.json`` holds it under ``tags``.
     n_jobs : int or None
         Worker processes (None: all cores, 1: this process).
     """
@@ -199,7 +241,10 @@ def synthesize(out_dir: str | os.PathLike, *, n_clips: int = 200, seed: int = 0,
     weight_matrix, intercepts = load_weights(weights)
     out = Path(out_dir)
     (out / "audio").mkdir(parents=True, exist_ok=True)
-    children = np.random.SeedSequence(seed).spawn(n_clips + 2)  # the last: segment noise
+    if not 0.0 <= tag_presence <= 1.0:
+        raise ArgumentError(f"tag_presence must lie in [0, 1], got {tag_presence}")
+    # children: 0 concepts, 1..n clips, n + 1 segment noise, n + 2 tags
+    children = np.random.SeedSequence(seed).spawn(n_clips + 3)
     rng = np.random.default_rng(children[0])
     first = sample_concepts(n_clips, rng, correlated=correlated)
     changes = draw_changes(first, change_fraction, rng)
@@ -208,10 +253,17 @@ def synthesize(out_dir: str | os.PathLike, *, n_clips: int = 200, seed: int = 0,
         true[i, k] = (first[i, k] + new) / 2
     width = max(4, len(str(n_clips - 1)))
     ids = [f"s{i:0{width}d}" for i in range(n_clips)]
+    layer_tags = moods = None
+    if tags:
+        tag_rng = np.random.default_rng(children[n_clips + 2])
+        layer_tags = tagging.sample_tags(n_clips, tag_rng, tag_presence)
+        moods = tagging.sample_moods(layer_tags, tag_rng)
     jobs = [_ClipJob(clip_id, dict(zip(MIDLEVEL_CONCEPTS, first[i].tolist())),
                      (MIDLEVEL_CONCEPTS[changes[i][0]], changes[i][1]) if i in changes else None,
                      children[i + 1], float(duration), int(sample_rate),
-                     out / "audio" / f"{clip_id}.wav")
+                     out / "audio" / f"{clip_id}.wav",
+                     None if layer_tags is None else
+                     dict(zip(tagging.TAG_LAYERS, map(bool, layer_tags[i]))))
             for i, clip_id in enumerate(ids)]
     nuisance = dict(tqdm(_run_jobs(jobs, n_jobs), total=n_clips, desc="synthesizing clips",
                          disable=not progress))
@@ -220,6 +272,10 @@ def synthesize(out_dir: str | os.PathLike, *, n_clips: int = 200, seed: int = 0,
     targets = concepts_to_targets(true, weight_matrix, intercepts, rng, target_noise)
     table[list(weight_matrix.index)] = targets
     table.insert(0, "clip_id", ids)
+    if tags:
+        for k, name in enumerate(tagging.TAG_LAYERS):
+            table[tagging.TAG_COLUMNS[name]] = layer_tags[:, k].astype(int)
+        table["mood"] = tagging.mood_cells(moods)
     write_text(out / "annotations.csv", table.to_csv(index=False, float_format="%.2f"))
     segments = _segment_table(ids, first, changes, duration, weight_matrix, intercepts,
                               np.random.default_rng(children[n_clips + 1]), rating_noise,
@@ -230,9 +286,12 @@ def synthesize(out_dir: str | os.PathLike, *, n_clips: int = 200, seed: int = 0,
                 "change_fraction": float(change_fraction),
                 "noise": {"rating_noise": float(rating_noise), "target_noise": float(target_noise)}}
     truth = _ground_truth(ids, true, first, changes, nuisance, weight_matrix, intercepts, settings)
+    spec = _spec_dict(seed, list(weight_matrix.index))
+    if tags:
+        truth["tags"] = _tag_truth(ids, layer_tags, moods, tag_presence)
+        spec = _tag_spec(spec)
     write_json(out / "ground_truth.json", truth, indent=1)
     spec_path = out / "spec.yaml"
-    write_text(spec_path, yaml.safe_dump(_spec_dict(seed, list(weight_matrix.index)),
-                                                 sort_keys=False, width=100,
-                                                 default_flow_style=None))
+    write_text(spec_path, yaml.safe_dump(spec, sort_keys=False, width=100,
+                                         default_flow_style=None))
     return spec_path

@@ -16,6 +16,7 @@ from midlevel.synth.score import (
     Events, Harmony, chord_events, drum_slots, layer_onsets, make_harmony, melody_events,
     midi_to_hz, slot_times,
 )
+from midlevel.synth.tags import TAG_LAYERS
 from midlevel.synth.world import MIDLEVEL_CONCEPTS
 
 
@@ -90,14 +91,16 @@ def _drum_sounds(mat: Material) -> dict[str, np.ndarray]:
     }
 
 
-def _add_drums(out: np.ndarray, mat: Material, times: np.ndarray, c: dict[str, float]) -> None:
+def _add_drums(out: np.ndarray, mat: Material, times: np.ndarray, c: dict[str, float],
+               drums: bool = True) -> None:
     """Overlay the percussion one-shots at their (jittered) onsets, in place.
 
-    Besides the drum layers of ``drum_slots``, a pulse click sounds on every beat at level
-    ``rhythm_stability`` (independent of the drum level).
+    Besides the drum layers of ``drum_slots`` (kick, snare, hat, perc; silent when not
+    ``drums``), a pulse click sounds on every beat at level ``rhythm_stability`` (independent
+    of the drum level).
     """
     sounds = _drum_sounds(mat)
-    layers = drum_slots(mat, c["rhythm_complexity"])
+    layers = drum_slots(mat, c["rhythm_complexity"]) if drums else {}
     layers["pulse"] = np.arange(0, len(mat.u_kick) - 4, 4)        # every beat
     for layer, slots in layers.items():
         level = c["rhythm_stability"] if layer == "pulse" else mat.levels["drums"]
@@ -148,8 +151,13 @@ def _add_pad(out: np.ndarray, mat: Material, harmony: Harmony) -> None:
     out += (PAD_LEVEL * fade * pad).astype(np.float32)
 
 
-def _render(mat: Material, c: dict[str, float]) -> np.ndarray:
-    """Render one clip with constant concept values ``c``: (n_samples,) float32, unnormalized."""
+def _render(mat: Material, c: dict[str, float], layers: dict[str, bool] | None = None,
+            ) -> np.ndarray:
+    """Render one clip with constant concept values ``c``: (n_samples,) float32, unnormalized.
+
+    ``layers``: which of ``TAG_LAYERS`` sound (default all); an absent family is silent, and
+    every random draw is made as before (the material is drawn up front)."""
+    on = {name: True for name in TAG_LAYERS} | dict(layers or {})
     sr = mat.sample_rate
     art, diss = c["articulation"], c["dissonance"]
     attack = 0.03 + (0.004 - 0.03) * art
@@ -171,11 +179,14 @@ def _render(mat: Material, c: dict[str, float]) -> np.ndarray:
     out = np.zeros(mat.n_samples, dtype=np.float32)
     activity = np.zeros(mat.n_samples, dtype=np.float32)
     for name, events in (("chords", chords), ("bass", bass), ("melody", melody)):
-        _add_events(out, activity, events, voices[name], sr)
+        if name != "melody" or on["melody"]:
+            _add_events(out, activity, events, voices[name], sr)
     out += 0.6 * diss * activity * mat.noise                     # noisy (breathy) timbre
-    _add_drone(out, mat, harmony, c["tonal_stability"])
-    _add_pad(out, mat, harmony)
-    _add_drums(out, mat, times, c)
+    if on["drone"]:
+        _add_drone(out, mat, harmony, c["tonal_stability"])
+    if on["pad"]:
+        _add_pad(out, mat, harmony)
+    _add_drums(out, mat, times, c, drums=on["drums"])
     return out
 
 
@@ -193,19 +204,24 @@ def _check_concepts(concepts: dict[str, float]) -> dict[str, float]:
 
 
 def render_clip(mat: Material, concepts: dict[str, float],
-                 change: tuple[str, float] | None) -> np.ndarray:
+                 change: tuple[str, float] | None,
+                 layers: dict[str, bool] | None = None) -> np.ndarray:
     """Render a clip, crossfading to the changed concept value at ``duration / 2``.
 
-    Returns (n_samples,) float32 peak-normalized to 0.9.
+    ``layers``: which layer families of ``TAG_LAYERS`` sound (default all; unknown names are
+    an ArgumentError). Returns (n_samples,) float32 peak-normalized to 0.9.
     """
     first = _check_concepts(concepts)
-    wave = _render(mat, first)
+    unknown = sorted(set(layers or {}) - set(TAG_LAYERS))
+    if unknown:
+        raise ArgumentError(f"layers: unknown {unknown}; layer families are {list(TAG_LAYERS)}")
+    wave = _render(mat, first, layers)
     if change is not None:
         name, value = change
         second = _check_concepts({**first, name: value})
         t = np.arange(mat.n_samples) / mat.sample_rate - mat.duration / 2
         fade = 0.5 * (1 + np.sin(np.pi * np.clip(t / CROSSFADE_S, -0.5, 0.5)))
-        wave = (1 - fade) * wave + fade * _render(mat, second)
+        wave = (1 - fade) * wave + fade * _render(mat, second, layers)
     return peak_normalize(wave, 0.9)
 
 

@@ -14,6 +14,12 @@ joint mode the head is compensated exactly (``W' = W / b``, ``beta' = beta - W a
 the targets the model predicts do not change; independent and sequential heads are fitted after
 it. A concept whose slope is not clearly positive (its 95 % interval reaches 0: a concept the
 network has not learned) is left as it is.
+
+A binary concept (a tag, predicted as a logit) gets Platt scaling instead: the logistic
+regression of the 0/1 label on the predicted logit, ``P(tag) = sigmoid(a + b logit)``, folded
+into the concept layer the same way. In joint mode it is not applied: the head reads the
+probability, a nonlinear function of the logit, so no change of the head could keep the
+targets exactly as they were.
 """
 from __future__ import annotations
 
@@ -25,12 +31,16 @@ import torch
 log = logging.getLogger("midlevel.training")
 
 
-def calibration_lines(pred: np.ndarray, true: np.ndarray, *, min_clips: int = 10) -> list[dict]:
+def calibration_lines(pred: np.ndarray, true: np.ndarray, *, min_clips: int = 10,
+                      binary=None) -> list[dict]:
     """Per concept, the line of the rating on the prediction and whether it is applied.
 
     Parameters
     ----------
-    pred, true : np.ndarray [shape=(n_clips, n_concepts)] in the same units (NaN = missing).
+    pred, true : np.ndarray [shape=(n_clips, n_concepts)] in the same units (NaN = missing);
+        binary concepts: predicted probabilities and 0/1 labels.
+    binary : ``(n_concepts,)`` bool, the binary concepts (Platt scaling in logit units);
+        None: none.
 
     Returns
     -------
@@ -40,6 +50,9 @@ def calibration_lines(pred: np.ndarray, true: np.ndarray, *, min_clips: int = 10
     from scipy import stats
     out = []
     for k in range(pred.shape[1]):
+        if binary is not None and binary[k]:
+            out.append(_platt(pred[:, k], true[:, k], min_clips))
+            continue
         ok = np.isfinite(pred[:, k]) & np.isfinite(true[:, k])
         p, t = pred[ok, k], true[ok, k]
         line = {"slope": 1.0, "intercept": 0.0, "n": int(ok.sum()), "slope_se": np.nan,
@@ -52,6 +65,34 @@ def calibration_lines(pred: np.ndarray, true: np.ndarray, *, min_clips: int = 10
                         applied=bool(fit.slope - crit * fit.stderr > 0))
         out.append(line)
     return out
+
+
+def _platt(prob: np.ndarray, label: np.ndarray, min_clips: int) -> dict:
+    """Platt scaling of one binary concept: ``label ~ sigmoid(a + b logit(prob))``."""
+    import warnings
+
+    import statsmodels.api as sm
+    ok = np.isfinite(prob) & np.isfinite(label)
+    line = {"slope": 1.0, "intercept": 0.0, "n": int(ok.sum()), "slope_se": np.nan,
+            "applied": False, "kind": "platt"}
+    y = label[ok]
+    if ok.sum() < min_clips or len(np.unique(y)) < 2:
+        return line
+    p = np.clip(prob[ok], 1e-6, 1 - 1e-6)
+    logit = np.log(p / (1 - p))
+    if logit.std() == 0:
+        return line
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = sm.GLM(y, sm.add_constant(logit), family=sm.families.Binomial()).fit()
+    except Exception:  # noqa: BLE001 - perfect separation and friends: leave it as it is
+        return line
+    a, b = (float(v) for v in res.params)
+    se = float(res.bse[1])
+    if np.isfinite(a) and np.isfinite(b) and np.isfinite(se):
+        line.update(slope=b, intercept=a, slope_se=se, applied=bool(b - 1.96 * se > 0))
+    return line
 
 
 @torch.no_grad()

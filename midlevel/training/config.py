@@ -38,6 +38,12 @@ class TrainConfig:
     select_on: str = "r2"          # model selection score: "r2" (sees level and scale) or "r"
     calibrate_concepts: bool = True  # after training, recalibrate each predicted concept on
                                    # the validation split (see midlevel.training.calibration)
+    balance: str = "none"          # binary concepts and targets: "none" or "balanced"
+                                   # (positives weighted by negatives / positives per column)
+    max_memory: int | str | None = None  # budget for holding every spectrogram in memory
+                                   # (bytes or "2GB"); None: a quarter of this machine's RAM.
+                                   # Larger datasets stream from the feature cache
+    workers: int | None = None     # DataLoader worker processes when streaming; None: auto
 
     @classmethod
     def from_dict(cls, values: dict, where: str = "config") -> "TrainConfig":
@@ -66,6 +72,13 @@ class TrainConfig:
             raise TrainingError(f"device must be 'cpu' or 'cuda', got '{self.device}'")
         if self.select_on not in ("r2", "r"):
             raise TrainingError(f"select_on must be 'r2' or 'r', got '{self.select_on}'")
+        if self.balance not in ("none", "balanced"):
+            raise TrainingError(f"balance must be 'none' or 'balanced', got '{self.balance}'")
+        if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 0):
+            raise TrainingError(f"workers must be a non-negative integer, got {self.workers!r}")
+        if self.max_memory is not None:
+            from midlevel.training.stream import parse_bytes
+            parse_bytes(self.max_memory, where="max_memory")
         if self.head_init not in ("lstsq", "random"):
             raise TrainingError(f"head_init must be 'lstsq' or 'random', got '{self.head_init}'")
         backbone_preset(self.preset)

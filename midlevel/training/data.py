@@ -1,7 +1,11 @@
-"""In-memory training data: spectrograms, scaled ratings, random crops and whole-clip windows.
+"""Training data: spectrograms, scaled ratings, random crops and whole-clip windows.
 
-The spectrograms of every clip are held in memory (``(n_bands, n_frames)`` float32 each), so a
-batch is a few tensor copies and the CPU stays busy with the network, not with loading.
+By default the spectrograms of every clip are held in memory (``(n_bands, n_frames)`` float32
+each), so a batch is a few tensor copies and the CPU stays busy with the network, not with
+loading. Given a :class:`~midlevel.data.stream.MappedFeatures` (a dataset larger than the
+memory budget, see :mod:`midlevel.training.stream`) a :class:`ClipSet` holds only the clips'
+lengths and labels and reads each crop or whole clip from its memory-mapped file when asked
+(:class:`MappedSpecs`); crops and labels are the same either way.
 
 A clip with time-varying ratings (the spec's ``segments``, see :mod:`midlevel.data.segments`)
 gets per-frame labels (:func:`frame_labels`): a frame inside a segment takes that segment's
@@ -17,15 +21,23 @@ import numpy as np
 import pandas as pd
 import torch
 
+from midlevel.data.stream import MappedFeatures, MappedSpecs
 from midlevel.errors import DataError
 
 
 @dataclass
 class Columns:
-    """What a model learns: concept names and targets (dicts with name, kind, classes)."""
+    """What a model learns: concept names (with their kinds, "regression" or "binary", and
+    multi-label groups) and targets (dicts with name, kind, classes, group)."""
 
     concepts: list[str]
     targets: list[dict]
+    concept_kinds: list[str] | None = None     # None: every concept a rating
+    concept_groups: list[str | None] | None = None
+
+    def __post_init__(self):
+        self.concept_kinds = list(self.concept_kinds or ["regression"] * len(self.concepts))
+        self.concept_groups = list(self.concept_groups or [None] * len(self.concepts))
 
     @classmethod
     def from_spec(cls, spec, table: pd.DataFrame) -> "Columns":
@@ -36,15 +48,31 @@ class Columns:
             d = {"name": t.name, "kind": t.kind}
             if t.is_class:
                 d["classes"] = list(t.classes or seen.get(t.name, []))
+            if t.group is not None:
+                d["group"] = t.group
             targets.append(d)
-        return cls(list(spec.concept_names), targets)
+        return cls(list(spec.concept_names), targets, [c.kind for c in spec.concepts],
+                   [c.group for c in spec.concepts])
 
     @property
     def target_names(self) -> list[str]:
         return [t["name"] for t in self.targets]
 
+    @property
+    def binary_concepts(self) -> list[bool]:
+        return [k == "binary" for k in self.concept_kinds]
+
     def regression_targets(self) -> list[str]:
-        return [t["name"] for t in self.targets if t.get("kind", "regression") != "class"]
+        return [t["name"] for t in self.targets if t.get("kind", "regression") == "regression"]
+
+    def target_kinds(self) -> list[str]:
+        return [t.get("kind", "regression") for t in self.targets]
+
+    def groups(self) -> dict[str, str]:
+        """``{column name: multi-label group}`` of the concepts and targets in a group."""
+        out = {c: g for c, g in zip(self.concepts, self.concept_groups) if g is not None}
+        out.update({t["name"]: t["group"] for t in self.targets if t.get("group")})
+        return out
 
 
 @dataclass
@@ -60,13 +88,19 @@ class Scales:
 
     @classmethod
     def fit(cls, table: pd.DataFrame, features, columns: Columns) -> "Scales":
-        """``table``: the training split's rows; ``features``: clip -> spectrogram."""
-        specs = [torch.as_tensor(np.asarray(features[c])) for c in table.index]
-        total = sum(float(s.double().sum()) for s in specs)
-        count = sum(s.numel() for s in specs)
+        """``table``: the training split's rows; ``features``: clip -> spectrogram (read one
+        clip at a time, so a memory-mapped store is never loaded whole)."""
+        def specs():
+            return (torch.as_tensor(np.asarray(features[c])) for c in table.index)
+        total, count = 0.0, 0
+        for s in specs():
+            total += float(s.double().sum())
+            count += s.numel()
         mean = total / count
-        var = sum(float(((s.double() - mean) ** 2).sum()) for s in specs) / count
+        var = sum(float(((s.double() - mean) ** 2).sum()) for s in specs()) / count
         c_mean, c_std = _column_stats(table, columns.concepts)
+        binary = np.array(columns.binary_concepts, dtype=bool)
+        c_mean[binary], c_std[binary] = 0.0, 1.0   # binary concepts: 0/1 labels, probabilities
         reg = set(columns.regression_targets())
         t_mean, t_std = _column_stats(table, columns.target_names)
         is_class = np.array([n not in reg for n in columns.target_names], dtype=bool)
@@ -155,12 +189,14 @@ def _window_mean(labels: np.ndarray, start: int, n_frames: int) -> np.ndarray:
 
 
 class ClipSet:
-    """The clips of one or more splits, with spectrograms and scaled ratings in memory.
+    """The clips of one or more splits, with spectrograms (in memory, or memory-mapped from
+    the feature cache) and scaled ratings.
 
     Parameters
     ----------
     table : annotations rows (index clip; concept and target columns).
-    features : clip -> spectrogram ``(n_bands, n_frames)``.
+    features : clip -> spectrogram ``(n_bands, n_frames)``, or a :class:`MappedFeatures`
+        (nothing loaded until a crop or clip is asked for).
     fps : the front end's frame rate; needed when there are segments.
     segments : time-varying ratings (default: ``table.attrs["segments"]``, see
         :func:`midlevel.data.segments.segments_of`); clips of the table that have none keep
@@ -169,7 +205,9 @@ class ClipSet:
     Attributes
     ----------
     clips : list[str]
-    specs : list[torch.Tensor [shape=(n_bands, n_frames)]]
+    specs : list[torch.Tensor [shape=(n_bands, n_frames)]], or a :class:`MappedSpecs`
+    lengths : np.ndarray [shape=(n_clips,)] frames per clip
+    streamed : bool, whether the spectrograms stay on disk
     concepts : torch.Tensor [shape=(n_clips, n_concepts)] z-scored clip-level ratings,
         NaN = missing
     targets : torch.Tensor [shape=(n_clips, n_targets)] regression z-scored, class codes as
@@ -181,12 +219,19 @@ class ClipSet:
     def __init__(self, table: pd.DataFrame, features, columns: Columns, scales: Scales, *,
                  fps: float | None = None, segments=None):
         self.clips = [str(c) for c in table.index]
-        self.specs = [torch.as_tensor(np.asarray(features[c]), dtype=torch.float32)
-                      for c in table.index]
-        for clip, s in zip(self.clips, self.specs):
-            if s.ndim != 2 or s.shape[1] == 0:
+        self.streamed = isinstance(features, MappedFeatures)
+        if self.streamed:
+            self.specs = MappedSpecs(features, self.clips)
+            shapes = [features.shape(c) for c in self.clips]
+        else:
+            self.specs = [torch.as_tensor(np.asarray(features[c]), dtype=torch.float32)
+                          for c in table.index]
+            shapes = [tuple(s.shape) for s in self.specs]
+        for clip, shape in zip(self.clips, shapes):
+            if len(shape) != 2 or shape[1] == 0:
                 raise DataError(f"clip '{clip}': expected a (n_bands, n_frames) spectrogram, "
-                                f"got shape {tuple(s.shape)}")
+                                f"got shape {shape}")
+        self.lengths = np.array([shape[1] for shape in shapes], dtype=np.int64)
         c = table[columns.concepts].to_numpy(np.float64).reshape(len(table), len(columns.concepts))
         t = table[columns.target_names].to_numpy(np.float64).reshape(len(table), len(columns.targets))
         self.concepts = torch.as_tensor((c - scales.concept_mean) / scales.concept_std,
@@ -214,7 +259,7 @@ class ClipSet:
             if clip not in have:
                 continue
             rows = segments.for_clip(clip)
-            n = self.specs[i].shape[1]
+            n = int(self.lengths[i])
             fc = frame_labels(rows, c[i], columns.concepts, n, fps)
             ft = frame_labels(rows, t[i], columns.target_names, n, fps)
             self.frames[i] = ((fc - scales.concept_mean) / scales.concept_std,
@@ -225,18 +270,36 @@ class ClipSet:
 
     def n_short(self, n_frames: int) -> int:
         """How many clips are shorter than ``n_frames`` (padded with zeros = silence)."""
-        return sum(s.shape[1] < n_frames for s in self.specs)
+        return int((self.lengths < n_frames).sum())
 
     def crop_offsets(self, n_frames: int, rng: np.random.Generator) -> np.ndarray:
         """One random crop start per clip, ``(n_clips,)`` int."""
-        room = np.array([max(0, s.shape[1] - n_frames) for s in self.specs])
-        return np.floor(rng.random(len(self.specs)) * (room + 1)).astype(int)
+        room = np.maximum(0, self.lengths - n_frames)
+        return np.floor(rng.random(len(self.lengths)) * (room + 1)).astype(int)
+
+    def crop(self, i: int, start: int, n_frames: int) -> torch.Tensor:
+        """Clip ``i`` from frame ``start``: ``(n_bands, n_frames)``, zero-padded at the end
+        (read from disk for a streamed set)."""
+        if self.streamed:
+            return self.specs.crop(int(i), int(start), n_frames)
+        return crop(self.specs[i], int(start), n_frames)
+
+    def item(self, i: int, offset: int, n_frames: int):
+        """One crop and its labels: x ``(n_bands, n_frames)``, concepts ``(n_concepts,)``,
+        targets ``(n_targets,)`` (what :meth:`batch` gives per row)."""
+        i = int(i)
+        x = self.crop(i, offset, n_frames)
+        if i not in self.frames:
+            return x, self.concepts[i], self.targets[i]
+        c, t = self.window_labels(i, int(offset), n_frames, scaled=True)
+        return (x, torch.as_tensor(c, dtype=torch.float32),
+                torch.as_tensor(t, dtype=torch.float32))
 
     def batch(self, idx, offsets: np.ndarray, n_frames: int):
         """Crops of the clips ``idx`` from ``offsets[i]``: x ``(batch, 1, n_bands, n_frames)``,
         concepts ``(batch, n_concepts)`` and targets ``(batch, n_targets)`` of each crop
         (z-scored; a clip without segments: its clip-level labels)."""
-        x = torch.stack([crop(self.specs[i], int(offsets[i]), n_frames) for i in idx])
+        x = torch.stack([self.crop(i, int(offsets[i]), n_frames) for i in idx])
         concepts, targets = self.concepts[idx], self.targets[idx]
         rows = [(k, int(i)) for k, i in enumerate(idx) if int(i) in self.frames]
         if rows:
@@ -296,7 +359,11 @@ def window_frames(seconds: float, fps: float) -> int:
 
 def crop(spec: torch.Tensor, start: int, n_frames: int) -> torch.Tensor:
     """``(n_bands, T)`` -> ``(n_bands, n_frames)`` from ``start``; zero-padded at the end."""
-    piece = spec[:, start:start + n_frames]
+    return fit_crop(spec[:, start:start + n_frames], n_frames)
+
+
+def fit_crop(piece: torch.Tensor, n_frames: int) -> torch.Tensor:
+    """A crop of at most ``n_frames`` frames zero-padded at the end to ``n_frames``."""
     if piece.shape[1] < n_frames:
         piece = torch.nn.functional.pad(piece, (0, n_frames - piece.shape[1]))
     return piece

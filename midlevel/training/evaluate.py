@@ -11,17 +11,22 @@ from midlevel.training.predict import predict_sharded
 
 
 def evaluate_split(ctx, model, rows: pd.DataFrame, specs, columns: Columns, split: str,
-                   n_frames: int, hop: int, config) -> pd.DataFrame:
-    """Metrics of ``model`` on the clips ``rows`` (annotations rows) in rating units."""
+                   n_frames: int, hop: int, config, *, threshold: float = 0.5) -> pd.DataFrame:
+    """Metrics of ``model`` on the clips ``rows`` (annotations rows) in rating units (binary
+    columns: probabilities; ``threshold`` of their F1 and accuracy)."""
     concepts, outputs = predict_sharded(ctx, model, specs, n_frames, hop, config)
     layout = output_layout(columns.targets)
+    groups = columns.groups()
     tables = []
     if model.concept_names:
         tables.append(metrics_table(split, "concept", columns.concepts,
-                                    rows[columns.concepts].to_numpy(np.float64), concepts))
+                                    rows[columns.concepts].to_numpy(np.float64), concepts,
+                                    kinds=columns.concept_kinds, groups=groups,
+                                    threshold=threshold))
     if columns.targets:
         tables.append(metrics_table(split, "target", columns.target_names,
                                     rows[columns.target_names].to_numpy(np.float64),
                                     decode_targets(outputs, layout),
-                                    [kind == "class" for _, kind, _ in layout]))
+                                    kinds=[kind for _, kind, _ in layout], groups=groups,
+                                    threshold=threshold))
     return pd.concat(tables, ignore_index=True)

@@ -23,17 +23,21 @@ def _spec_and_table(spec, root):
 
 
 def _features(table, cache_dir, frontend: dict | None, progress: bool):
-    """Fill the feature cache for ``table`` and return (clip -> spectrogram, cache)."""
+    """Fill the feature cache for ``table`` and return (clip -> spectrogram, cache); the
+    spectrograms are the cache's files (:class:`~midlevel.data.stream.MappedFeatures`), read
+    into memory by training only when they fit its budget."""
     from midlevel.data.cache import FeatureCache
+    from midlevel.data.stream import MappedFeatures
     cache = FeatureCache(cache_dir, frontend)
     cache.fill(table["path"], progress=progress)
-    return {clip: cache.get(path) for clip, path in table["path"].items()}, cache
+    return MappedFeatures.from_cache(cache, table["path"]), cache
 
 
 def train(spec, out, *, mode: str | None = None, root=None, config=None,
           epochs: int | None = None, preset: str | None = None, seed: int | None = None,
           device: str | None = None, resume: bool = False, overwrite: bool = False,
-          cache_dir=None, frontend: dict | None = None, progress: bool = True):
+          cache_dir=None, frontend: dict | None = None, progress: bool = True,
+          max_memory=None, workers: int | None = None):
     """Train a model on the dataset of a data spec (``midlevel train``).
 
     Parameters
@@ -49,18 +53,22 @@ def train(spec, out, *, mode: str | None = None, root=None, config=None,
     overwrite : replace an existing run directory.
     cache_dir : feature cache folder (default: the cache's default).
     frontend : front-end config (default: the paper's log-filtered spectrogram).
+    max_memory, workers : the memory budget for holding every spectrogram in memory (bytes or
+        "2GB"; larger datasets stream from the feature cache) and the streaming DataLoader's
+        worker processes (see :mod:`midlevel.training.stream`); they never change results.
 
     Returns
     -------
     Run
     """
     overrides = {k: v for k, v in dict(mode=mode, epochs=epochs, preset=preset, seed=seed,
-                                       device=device).items() if v is not None}
+                                       device=device, max_memory=max_memory,
+                                       workers=workers).items() if v is not None}
     stored = Path(out) / CONFIG_FILE
     if resume and stored.is_file() and (Path(out) / STATE_FILE).is_file():
         saved = yaml.safe_load(stored.read_text())
         values = {**saved["config"], **{k: v for k, v in overrides.items()
-                                        if k in ("epochs", "device")}}
+                                        if k in ("epochs", "device", "max_memory", "workers")}}
         frontend = saved.get("frontend") or frontend
     else:
         values = {**_config_dict(config), **overrides}
@@ -100,9 +108,9 @@ def _config_dict(config) -> dict:
 
 
 def evaluate(run, spec=None, *, root=None, splits=("test",), cache_dir=None,
-             progress: bool = False):
+             progress: bool = False, threshold: float = 0.5):
     """Metrics of a run on splits of a data spec (``midlevel evaluate``): see
     :meth:`midlevel.run.Run.evaluate`; ``run`` may be a run directory."""
     from midlevel.run import load_run
     return load_run(run).evaluate(spec, root=root, splits=splits, cache_dir=cache_dir,
-                                  progress=progress)
+                                  progress=progress, threshold=threshold)

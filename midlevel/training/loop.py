@@ -1,5 +1,6 @@
-"""The training loop: ``fit`` on in-memory data, for every mode (see
-:mod:`midlevel.training.strategies`).
+"""The training loop: ``fit`` for every mode (see :mod:`midlevel.training.strategies`), on
+spectrograms held in memory or streamed from the feature cache (chosen from the dataset's size
+and ``max_memory``, see :mod:`midlevel.training.stream`; the same batches either way).
 
 Losses are masked: a clip missing some ratings trains only what it has. Every epoch ends with the
 BatchNorm statistics re-estimated with dropout off (:mod:`midlevel.training.batchnorm`), a
@@ -36,11 +37,13 @@ from midlevel.training import ddp
 from midlevel.training.batchnorm import recalibrate_batchnorm
 from midlevel.training.calibration import calibration_lines, fold_into_model
 from midlevel.training.config import TrainConfig
-from midlevel.training.data import ClipSet, Scales, crop, window_frames, window_starts
+from midlevel.training.data import ClipSet, Scales, window_frames, window_starts
 from midlevel.training.evaluate import evaluate_split
+from midlevel.training.losses import binary_terms
 from midlevel.training.metrics import format_table, score
 from midlevel.training.predict import predict_sharded
 from midlevel.training.strategies import strategy
+from midlevel.training.stream import choose_storage, make_loader
 
 log = logging.getLogger("midlevel.training")
 
@@ -49,12 +52,14 @@ def fit(table: pd.DataFrame, features, columns, out: str | Path,
         config: TrainConfig | None = None, *, fps: float, frontend: dict | None = None,
         data: dict | None = None, resume: bool = False, overwrite: bool = False,
         progress: bool = True):
-    """Train on in-memory data and write the run directory ``out``.
+    """Train and write the run directory ``out``.
 
     Parameters
     ----------
     table : annotations [index=clip; columns split, *concepts, *targets] (see ARCHITECTURE.md).
-    features : mapping clip -> spectrogram ``(n_bands, n_frames)`` (array or tensor).
+    features : mapping clip -> spectrogram ``(n_bands, n_frames)`` (array or tensor), or a
+        :class:`~midlevel.data.stream.MappedFeatures` of the feature cache's files: held in
+        memory when they fit ``config.max_memory``, else streamed.
     columns : :class:`midlevel.training.data.Columns`, which concepts and targets to learn.
     config : :class:`TrainConfig` (default: the defaults).
     fps : frames per second of the spectrograms (31.25 for the paper front end).
@@ -147,6 +152,9 @@ class Trainer:
         self.splits = {s: table[table["split"] == s] for s in ("train", "validation", "test")}
         if len(self.splits["train"]) == 0:
             raise TrainingError("the training split is empty")
+        features, self.streamed = choose_storage(
+            features, [c for rows in self.splits.values() for c in rows.index], config, ctx)
+        self._loader = None
         self.scales = Scales.fit(self.splits["train"], features, columns)
         self.sets = {s: ClipSet(rows, features, columns, self.scales, fps=fps)
                      for s, rows in self.splits.items()}
@@ -155,9 +163,12 @@ class Trainer:
                 log.info("%d of %d %s clips are shorter than %.1f s: padded with silence",
                          clips.n_short(self.n_frames), len(clips), s, config.crop_seconds)
         self.train_set = self.sets["train"]
+        self.terms = binary_terms(columns, self.train_set.concepts.numpy(),
+                                  self.train_set.targets.numpy(), config.balance).to(ctx.device)
         torch.manual_seed(config.seed)  # initial weights
         self.model = build_model(self.strategy.model_kind, columns.concepts, columns.targets,
-                                 config.backbone())
+                                 config.backbone(), concept_kinds=columns.concept_kinds,
+                                 concept_groups=columns.concept_groups)
         self.scales.apply_to(self.model, columns)
         self.strategy.prepare(self.model, self.train_set, columns, config)
         self.model.to(ctx.device)
@@ -221,6 +232,7 @@ class Trainer:
                 write_csv(pd.DataFrame(state["history"]), self.out / "history.csv")
             ddp.barrier(ctx)
         epochs.close()
+        self._loader = None  # a streaming DataLoader's workers end here
 
     def _epoch(self, epoch: int, progress: bool) -> tuple[np.ndarray, int]:
         """One pass over the training crops; returns the loss sums and the batch count."""
@@ -238,12 +250,11 @@ class Trainer:
         sums = np.zeros(3)
         bar = tqdm(batches, desc=f"epoch {epoch + 1}", unit="batch", leave=False,
                    disable=not (progress and ctx.main))
-        for b, idx in enumerate(bar):
-            x, c, y = train_set.batch(idx[ctx.rank::ctx.world], offsets, self.n_frames)
+        for b, (x, c, y) in enumerate(self._batches(batches, offsets, bar)):
             x, c, y = x.to(ctx.device), c.to(ctx.device), y.to(ctx.device)
             with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=amp):
                 o = self.net(x)
-            loss, lc, lt = self.strategy.loss(o, c, y, layout, config)
+            loss, lc, lt = self.strategy.loss(o, c, y, layout, config, self.terms)
             value = ddp.mean_scalar(ctx, float(loss.detach()))
             if not math.isfinite(value):
                 raise TrainingError(f"non-finite loss ({value}) at epoch {epoch + 1}, batch "
@@ -255,6 +266,22 @@ class Trainer:
             sums += [value, float(lc.detach()), float(lt.detach())]
             bar.set_postfix(loss=f"{sums[0] / (b + 1):.4f}")
         return sums, max(1, len(batches))
+
+    def _batches(self, batches, offsets, bar):
+        """This rank's share of each batch (``bar`` iterates ``batches`` showing progress):
+        in memory, or from the streaming DataLoader."""
+        ctx, n = self.ctx, self.n_frames
+        if not self.streamed:
+            for idx in bar:
+                yield self.train_set.batch(idx[ctx.rank::ctx.world], offsets, n)
+            return
+        if self._loader is None:
+            self._loader = make_loader(self.train_set, n, ctx, self.config)
+        loader, sampler = self._loader
+        sampler.set_epoch(batches, offsets)
+        for batch, _ in zip(loader, bar):
+            yield batch
+        bar.close()
 
     def _validate(self, epoch: int) -> float:
         """BatchNorm re-estimated, then the validation score (the epoch number without one)."""
@@ -271,11 +298,11 @@ class Trainer:
     def _recalibrate_batchnorm(self) -> None:
         """Re-estimate the BatchNorm statistics on the training clips' evaluation windows with
         dropout off; the windows are shared out over the processes and the sums added up."""
-        ctx, specs, n = self.ctx, self.train_set.specs, self.n_frames
-        items = [(i, st) for i, s in enumerate(specs)
-                 for st in window_starts(s.shape[1], n, self.hop)][ctx.rank::ctx.world]
+        ctx, clips, n = self.ctx, self.train_set, self.n_frames
+        items = [(i, st) for i, length in enumerate(clips.lengths)
+                 for st in window_starts(int(length), n, self.hop)][ctx.rank::ctx.world]
         size = self.config.eval_batch_size
-        batches = (torch.stack([crop(specs[i], st, n) for i, st in items[a:a + size]])
+        batches = (torch.stack([clips.crop(i, st, n) for i, st in items[a:a + size]])
                    .unsqueeze(1) for a in range(0, len(items), size))
         recalibrate_batchnorm(self.model, batches, device=ctx.device, autocast=self.config.amp,
                               reduce=(lambda t: ddp.sum_tensor(ctx, t)) if ctx.distributed
@@ -289,14 +316,18 @@ class Trainer:
             return None
         pred, _ = predict_sharded(self.ctx, self.model, val.specs, self.n_frames, self.hop,
                                   self.config)
+        binary = self.columns.binary_concepts
         lines = calibration_lines((pred - self.scales.concept_mean) / self.scales.concept_std,
-                                  val.concepts.numpy().astype(np.float64))
-        fold_into_model(self.model, lines, compensate_head=self.config.mode == "joint")
-        for name, ln in zip(self.columns.concepts, lines):
-            log.info("concept %s: validation calibration slope %.3f, intercept %.3f (%d clips)%s",
-                     name, ln["slope"], ln["intercept"], ln["n"],
-                     "" if ln["applied"] else ": not applied (slope not clearly positive or too "
-                     "few clips)")
+                                  val.concepts.numpy().astype(np.float64), binary=binary)
+        joint = self.config.mode == "joint"
+        for name, ln, is_binary in zip(self.columns.concepts, lines, binary):
+            why = "slope not clearly positive or too few clips"
+            if is_binary and joint and ln["applied"]:
+                ln["applied"], why = False, "the joint head reads its probability"
+            log.info("concept %s: validation %s slope %.3f, intercept %.3f (%d clips)%s",
+                     name, "Platt scaling" if is_binary else "calibration", ln["slope"],
+                     ln["intercept"], ln["n"], "" if ln["applied"] else f": not applied ({why})")
+        fold_into_model(self.model, lines, compensate_head=joint)
         return dict(zip(self.columns.concepts, lines))
 
     def finish(self):

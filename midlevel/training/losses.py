@@ -1,6 +1,14 @@
-"""Masked losses: a clip missing some ratings trains only what it has."""
+"""Masked losses: a clip missing some ratings trains only what it has.
+
+Ratings (z-scored) get squared error; binary concepts and targets (tags) binary cross-entropy
+on their logits, optionally class-balanced (``pos_weight`` = negatives / positives of each
+column on the training split, :func:`balance_weights`).
+"""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 import torch
 
 
@@ -11,9 +19,42 @@ def masked_mse(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
     return (diff ** 2).sum() / mask.sum().clamp(min=1)
 
 
-def target_loss(outputs: torch.Tensor, targets: torch.Tensor, layout: list[tuple]) -> torch.Tensor:
-    """Mean over target groups: one pooled masked MSE for the regression targets, one
-    cross-entropy per class target (missing labels ignored).
+def _bce_sum(logits: torch.Tensor, labels: torch.Tensor, pos_weight=None):
+    """(sum of the binary cross-entropies over the finite labels, their count)."""
+    mask = torch.isfinite(labels)
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(
+        logits, torch.nan_to_num(labels), pos_weight=pos_weight, reduction="none")
+    return torch.where(mask, loss, torch.zeros_like(loss)).sum(), mask.sum()
+
+
+def masked_bce(logits: torch.Tensor, labels: torch.Tensor,
+               pos_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Binary cross-entropy of ``logits`` against 0/1 ``labels`` (same shape; NaN = missing),
+    averaged over the finite labels; ``pos_weight`` ``(n_columns,)`` weighs the positives."""
+    total, count = _bce_sum(logits, labels, pos_weight)
+    return total / count.clamp(min=1)
+
+
+def concept_loss(pred: torch.Tensor, true: torch.Tensor, binary: torch.Tensor | None = None,
+                 pos_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """The concept loss: the mean over every finite label of its squared error (ratings) or
+    binary cross-entropy (binary concepts, ``binary`` ``(n_concepts,)`` bool; ``pos_weight``
+    one per binary concept). Without binary concepts exactly :func:`masked_mse`."""
+    if binary is None or not bool(binary.any()):
+        return masked_mse(pred, true)
+    reg = ~binary
+    sq_mask = torch.isfinite(true[:, reg])
+    diff = torch.where(sq_mask, pred[:, reg] - torch.nan_to_num(true[:, reg]),
+                       torch.zeros_like(pred[:, reg]))
+    bce, n_bce = _bce_sum(pred[:, binary], true[:, binary], pos_weight)
+    return ((diff ** 2).sum() + bce) / (sq_mask.sum() + n_bce).clamp(min=1)
+
+
+def target_loss(outputs: torch.Tensor, targets: torch.Tensor, layout: list[tuple],
+                pos_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean over target groups: one pooled masked MSE for the regression targets, one pooled
+    binary cross-entropy for the binary targets (tags; ``pos_weight`` one per binary target),
+    one cross-entropy per class target (missing labels ignored).
 
     outputs ``(batch, n_outputs)``, targets ``(batch, n_targets)``; ``layout`` from
     :func:`output_layout`.
@@ -23,6 +64,10 @@ def target_loss(outputs: torch.Tensor, targets: torch.Tensor, layout: list[tuple
     if reg:
         cols, units = zip(*reg)
         parts.append(masked_mse(outputs[:, list(units)], targets[:, list(cols)]))
+    binary = [(j, s.start) for j, kind, s in layout if kind == "binary"]
+    if binary:
+        cols, units = zip(*binary)
+        parts.append(masked_bce(outputs[:, list(units)], targets[:, list(cols)], pos_weight))
     for j, kind, s in layout:
         if kind == "class":
             labels = torch.nan_to_num(targets[:, j], nan=-100).long()
@@ -30,3 +75,50 @@ def target_loss(outputs: torch.Tensor, targets: torch.Tensor, layout: list[tuple
                                                    reduction="sum")
             parts.append(ce / (labels != -100).sum().clamp(min=1))
     return torch.stack(parts).mean() if parts else outputs.sum() * 0.0
+
+
+@dataclass
+class BinaryTerms:
+    """What the losses need to know of the binary columns (None where there are none).
+
+    concept_mask : ``(n_concepts,)`` bool, the binary concepts.
+    concept_pos_weight : ``(n_binary_concepts,)`` or None (no class balance).
+    target_pos_weight : ``(n_binary_targets,)`` or None.
+    """
+
+    concept_mask: torch.Tensor | None = None
+    concept_pos_weight: torch.Tensor | None = None
+    target_pos_weight: torch.Tensor | None = None
+
+    def to(self, device) -> "BinaryTerms":
+        return BinaryTerms(*(None if t is None else t.to(device) for t in
+                             (self.concept_mask, self.concept_pos_weight,
+                              self.target_pos_weight)))
+
+
+def balance_weights(labels: np.ndarray, *, limit: float = 100.0) -> np.ndarray:
+    """``pos_weight`` per column of 0/1 ``labels`` ``(n_clips, n)`` (NaN = missing): negatives /
+    positives, 1 for a column without both, clipped to ``[1 / limit, limit]``."""
+    pos = np.nansum(labels == 1, axis=0).astype(float)
+    neg = np.nansum(labels == 0, axis=0).astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w = np.where((pos > 0) & (neg > 0), neg / pos, 1.0)
+    return np.clip(w, 1.0 / limit, limit)
+
+
+def binary_terms(columns, concepts: np.ndarray, targets: np.ndarray,
+                 balance: str = "none") -> BinaryTerms:
+    """The :class:`BinaryTerms` of ``columns`` from the training split's clip-level labels
+    (``concepts`` ``(n, n_concepts)``, ``targets`` ``(n, n_targets)``); ``balance``: "none" or
+    "balanced" (``pos_weight`` = negatives / positives per column)."""
+    mask = np.array(columns.binary_concepts, dtype=bool)
+    t_bin = np.array([k == "binary" for k in columns.target_kinds()], dtype=bool)
+    terms = BinaryTerms(torch.as_tensor(mask) if mask.any() else None)
+    if balance == "balanced":
+        if mask.any():
+            terms.concept_pos_weight = torch.as_tensor(balance_weights(concepts[:, mask]),
+                                                       dtype=torch.float32)
+        if t_bin.any():
+            terms.target_pos_weight = torch.as_tensor(balance_weights(targets[:, t_bin]),
+                                                      dtype=torch.float32)
+    return terms

@@ -20,35 +20,49 @@ def predict_specs(model, specs: list[torch.Tensor], n_frames: int, hop: int, *,
     list per clip of ``(starts, concepts (n_windows, n), outputs (n_windows, n))``.
     """
     model.eval()
-    items = []  # (clip index, start, window)
-    for i, s in enumerate(specs):
-        w, starts = windows(s, n_frames, hop)
-        items += [(i, st, w[k]) for k, st in enumerate(starts)]
     n_c, n_o = len(model.concept_names), len(model.output_names)
-    c_all, o_all = np.zeros((len(items), n_c)), np.zeros((len(items), n_o))
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda")
-    for a in range(0, len(items), batch_size):
-        x = torch.stack([it[2] for it in items[a:a + batch_size]]).to(device)
+    items, c_parts, o_parts = [], [], []  # (clip index, start) per window; outputs per batch
+
+    def run(batch: list[torch.Tensor]) -> None:
+        x = torch.stack(batch).to(device)
         with autocast:
             out = model(x)
         out = model.unscale(ModelOutput(None if out.concepts is None else out.concepts.float(),
                                         out.targets.float()))
-        if out.concepts is not None:
-            c_all[a:a + len(x)] = out.concepts.cpu().numpy()
-        o_all[a:a + len(x)] = out.targets.cpu().numpy()
+        c_parts.append(out.concepts.cpu().numpy() if out.concepts is not None
+                       else np.zeros((len(x), n_c)))
+        o_parts.append(out.targets.cpu().numpy())
+
+    # clips are read one at a time (a streamed set never holds more than a clip and a batch
+    # of windows); batches run over the windows of consecutive clips as they come
+    pending: list[torch.Tensor] = []
+    for i in range(len(specs)):
+        w, starts = windows(specs[i], n_frames, hop)
+        for k, st in enumerate(starts):
+            items.append((i, st))
+            pending.append(w[k])
+            if len(pending) == batch_size:
+                run(pending)
+                pending = []
+    if pending:
+        run(pending)
+    c_all = np.concatenate(c_parts).astype(np.float64) if c_parts else np.zeros((0, n_c))
+    o_all = np.concatenate(o_parts).astype(np.float64) if o_parts else np.zeros((0, n_o))
     owner = np.array([it[0] for it in items])
     if per_window:
         return [([it[1] for it in items if it[0] == i], c_all[owner == i], o_all[owner == i])
                 for i in range(len(specs))]
-    concepts = np.stack([c_all[owner == i].mean(0) for i in range(len(specs))]) if specs else c_all
-    outputs = np.stack([o_all[owner == i].mean(0) for i in range(len(specs))]) if specs else o_all
+    concepts = np.stack([c_all[owner == i].mean(0) for i in range(len(specs))]) if len(specs) else c_all
+    outputs = np.stack([o_all[owner == i].mean(0) for i in range(len(specs))]) if len(specs) else o_all
     return concepts, outputs
 
 
 def predict_sharded(ctx, model, specs, n_frames, hop, config):
     """:func:`predict_specs` with the clips shared out over the processes."""
     mine = list(range(ctx.rank, len(specs), ctx.world))
-    c, o = predict_specs(model, [specs[i] for i in mine], n_frames, hop, device=ctx.device,
+    own = specs.subset(mine) if hasattr(specs, "subset") else [specs[i] for i in mine]
+    c, o = predict_specs(model, own, n_frames, hop, device=ctx.device,
                          batch_size=config.eval_batch_size, amp=config.amp)
     n_c, n_o = len(model.concept_names), len(model.output_names)
     concepts, outputs = np.zeros((len(specs), n_c)), np.zeros((len(specs), n_o))

@@ -24,7 +24,7 @@ import torch
 
 from midlevel.errors import TrainingError
 from midlevel.training.head import fit_head
-from midlevel.training.losses import masked_mse, target_loss
+from midlevel.training.losses import concept_loss, target_loss
 from midlevel.training.predict import predict_sharded
 
 log = logging.getLogger("midlevel.training")
@@ -51,10 +51,15 @@ class Strategy:
             for p in model.head_layer.parameters():
                 p.requires_grad_(False)
 
-    def loss(self, out, concepts, targets, layout, config):
-        """``(loss, concept loss, target loss)`` of one batch (scalars with a graph)."""
-        lt = target_loss(out.targets.float(), targets, layout)
-        lc = masked_mse(out.concepts.float(), concepts) if out.concepts is not None else lt * 0.0
+    def loss(self, out, concepts, targets, layout, config, terms=None):
+        """``(loss, concept loss, target loss)`` of one batch (scalars with a graph);
+        ``terms``: the binary columns' :class:`~midlevel.training.losses.BinaryTerms`."""
+        lt = target_loss(out.targets.float(), targets, layout,
+                         pos_weight=terms.target_pos_weight if terms else None)
+        lc = (concept_loss(out.concepts.float(), concepts,
+                           terms.concept_mask if terms else None,
+                           terms.concept_pos_weight if terms else None)
+              if out.concepts is not None else lt * 0.0)
         return self.combine(lc, lt, config), lc, lt
 
     def combine(self, lc, lt, config):

@@ -60,11 +60,14 @@ def run_metrics(runs, *, spec=None, root=None, cache_dir=None) -> pd.DataFrame:
 
 
 def summarize_metrics(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Mean and std over runs (seeds) per model, kind and name of r, R^2 and RMSE."""
+    """Mean and std over runs (seeds) per model, kind and name of r, R^2 and RMSE (and of
+    ROC-AUC for binary columns, when there are any)."""
     g = metrics.groupby(["model", "kind", "name"], sort=False)
+    extra = ({"auc": ("auc", "mean"), "auc_std": ("auc", "std")}
+             if "auc" in metrics and metrics["auc"].notna().any() else {})
     return g.agg(n_runs=("run", "nunique"), r=("r", "mean"), r_std=("r", "std"),
                  r2=("r2", "mean"), r2_std=("r2", "std"), rmse=("rmse", "mean"),
-                 rmse_std=("rmse", "std")).reset_index()
+                 rmse_std=("rmse", "std"), **extra).reset_index()
 
 
 @dataclass
@@ -196,7 +199,7 @@ def _accuracy(report: Report, runs, **data) -> None:
                 continue
             sub = metrics[metrics["model"].isin([m, "blackbox"])].copy()
             sub["model"] = np.where(sub["model"] == "blackbox", "blackbox", "bottleneck")
-            sub = sub[sub["name"] != "mean"]
+            sub = sub[(sub["name"] != "mean") & ~sub["name"].astype(str).str.startswith("mean:")]
             c = completeness(sub, metric="r")  # a ratio of R^2 values is meaningless below 0
             c.insert(0, "metric", "r")
             c.insert(0, "model", m)
