@@ -177,7 +177,8 @@ def _f(x, d=2) -> str:
 
 def render(res: dict) -> str:
     s = res["settings"]
-    lines = [f"`python benchmarks/tag_world.py` ({res['started']}, {res['seconds'] / 60:.0f} min "
+    trained = res.get("trained_seconds") or res["seconds"]
+    lines = [f"`python benchmarks/tag_world.py` ({res['started']}, {trained / 60:.0f} min "
              f"on {s['cores']} shared CPU cores): the tag world of `midlevel synth --tags`, "
              f"{s['n_clips']} clips of {s['duration']:g} s (seed {s['seed']}, 70/15/15 % "
              f"split), preset `small`, {s['epochs']} epochs (joint) / {s['other_epochs']} "
@@ -217,6 +218,28 @@ def render(res: dict) -> str:
               "the data's answer is the binomial GLM of each mood on the concept ratings and "
               "tags (" + next((r["recovery"]["method"] for r in res["modes"].values()
                                if r.get("recovery")), "") + ").", ""]
+    for mode, r in res["modes"].items():
+        rc, w = r.get("recovery"), pd.DataFrame(r.get("weights") or [])
+        if not rc or w.empty or rc["model_sign_agreement"] >= 0.95:
+            continue
+        nz = w[w["true_weight"] != 0]
+        wrong = nz[np.sign(nz["model_weight"]) != np.sign(nz["true_weight"])]
+        ratio = (nz["model_weight"].abs() / nz["weight"].abs().clip(lower=1e-9)).median()
+        lines += [f"Miss: the {mode} head's signs agree on {_f(rc['model_sign_agreement'])} of "
+                  f"the non-zero tag weights (target 0.95). Its weights are a median "
+                  f"{_f(ratio, 1)}x the data's answer: it is fitted on the concept network's "
+                  f"predicted probabilities of its training clips, which are compressed "
+                  f"(standard deviation per tag: " + ", ".join(
+                      f"{k} {_f(v)}" for k, v in (r.get("train_probability_std") or {}).items())
+                  + " against about 0.5 for the 0/1 truth), so a weight per unit of predicted "
+                  f"probability grows and leans on the other concepts; the wrong sign"
+                  f"{'s' if len(wrong) != 1 else ''} ("
+                  + ", ".join(f"{a} -> {b}: {_f(m)} vs true {_f(t)}, flag "
+                              f"'{fl or 'none'}'" for a, b, m, t, fl in
+                              zip(wrong["concept"], wrong["target"], wrong["model_weight"],
+                                  wrong["true_weight"], wrong["flag"]))
+                  + ") and the departures are flagged in the table, and the data's answer "
+                  f"keeps its signs ({_f(rc['data_sign_agreement'])}).", ""]
     lines += ["#### Interventions: a layer switched on vs off in the test clips", ""]
     lines += ["| mode | clip x layer x mood | r (model vs true change of P) | mean abs error | "
               "sign agreement (true change > 0.05) | drums -> P(driving): model / true |",
@@ -261,6 +284,7 @@ def main(argv=None) -> int:
                         "epochs": args.epochs, "other_epochs": args.other_epochs,
                         "cores": len(os.sched_getaffinity(0))}, "modes": {},
            "oracle": ceiling}
+    loaded = all((work / mode / "model.pt").is_file() for mode in args.modes)
     for mode in args.modes:
         run = trained(spec, work, mode, args, log)
         metrics = tag_metrics(run)
@@ -272,10 +296,20 @@ def main(argv=None) -> int:
             entry["recovery"], weights = recovery(run, truth)
             entry["weights"] = weights.to_dict(orient="records")
             entry["interventions"] = interventions(run, spec)
+            train_pred = run.predictions("train", cache_dir=work / "cache")
+            entry["train_probability_std"] = {
+                k: float(train_pred[f"layer={k}"].std()) for k in tagging.TAG_LAYERS}
         res["modes"][mode] = entry
         log(f"{mode}: " + json.dumps({k: v for k, v in entry.items()
                                       if k in ("recovery", "interventions")}))
     res["seconds"] = time.time() - t0
+    earlier = REPO / "benchmarks" / "tag_world.json"
+    if loaded and earlier.is_file():  # every run loaded: keep when and how they were trained
+        old = json.loads(earlier.read_text())
+        if old.get("settings", {}).get("n_clips") == args.n_clips:
+            res["started"] = old["started"]
+            res["settings"]["cores"] = old["settings"]["cores"]
+            res["trained_seconds"] = old.get("trained_seconds") or old["seconds"]
     (REPO / "benchmarks" / "tag_world.json").write_text(json.dumps(res, indent=1, default=str))
     text = render(res)
     print(text)
