@@ -98,6 +98,35 @@ def event_task(size: str, args, log) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def component_ceiling(size: str, args, n_clips: int = 8) -> pd.DataFrame:
+    """What a perfect explanation over each LIME component family could score on the planted
+    event: each component weighted by the share of the event box it holds (the true effect of
+    removing it when the model sums the box's evidence), spread over its bins as LIME's maps
+    are. Components that straddle the box's edges (a time segment spans every band, a band
+    every frame) cap the box ratio below 3x whatever the surrogate learns."""
+    from midlevel.explain.faithfulness import box_share
+    task = (EventTask() if size == "toy"
+            else EventTask(n_bands=149, n_frames=313, box=(40, 64, 140, 190)))
+    x, _ = task.sample(n_clips, seed=1)
+    b0, b1, f0, f1 = task.box
+    inside = np.zeros((task.n_bands, task.n_frames))
+    inside[b0:b1, f0:f1] = 1.0
+    rows = []
+    for method in METHODS:
+        if not method.startswith("lime_"):
+            continue
+        impl = make_method(method, **_options(args))
+        maps = []
+        for spec in x[:, 0].numpy():
+            comps = impl.make_components(spec)
+            held = comps.masks.reshape(comps.n_components, -1) @ inside.ravel()
+            maps.append(comps.spread(held))
+        share = box_share(np.stack(maps), task.box, method=method)
+        rows.append({"size": f"{task.n_bands} x {task.n_frames}", "method": method,
+                     "ceiling_ratio": share["ratio"].mean()})
+    return pd.DataFrame(rows)
+
+
 # ----------------------------------------------------------------------------- soundtracks
 
 
@@ -202,7 +231,9 @@ reverse; removal to the attributions' own reference (the training background's m
 {_fmt(events)}
 
 `ratio`: share of positive attribution inside the box over the box's share of the input;
-`clips_3x`: share of clips at >= 3x; `morf_below_random`: share of clips whose MoRF deletion
+`clips_3x`: share of clips at >= 3x; `ceiling_ratio` (LIME variants): the ratio of a
+perfect explanation over the same components (each weighted by the share of the box it holds),
+the most any surrogate over them can reach; `morf_below_random`: share of clips whose MoRF deletion
 area lies below the mean of 10 random orders.
 """]
     if st["scores"]:
@@ -299,6 +330,10 @@ def main(argv=None) -> int:
         events = pd.concat([event_task(size, args, print) for size in ("toy", "clip")],
                            ignore_index=True)
         events.to_csv(work / "event_task.csv", index=False)
+    ceiling = pd.concat([component_ceiling(size, args) for size in ("toy", "clip")],
+                        ignore_index=True)
+    events = events.drop(columns=["ceiling_ratio"], errors="ignore").merge(
+        ceiling, on=["size", "method"], how="left")
     st = {"scores": [], "cost": [], "sanity": [], "cascade": [], "listen": []}
     if (Path(args.soundtracks) / "mean_ratings_set1.csv").is_file():
         st = soundtracks(args, work, print)

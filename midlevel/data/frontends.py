@@ -295,7 +295,10 @@ class LogFilteredSpectrogram(_Frontend):
         out = torch.empty(self.n_bands, len(centers), dtype=y.dtype)
         for a in range(0, len(centers), block):
             frames = view.index_select(0, centers[a:a + block]).mul_(self.window)
-            out[:, a:a + block] = fb @ torch.fft.rfft(frames)[:, lo:hi].abs().T
+            spec = torch.view_as_real(torch.fft.rfft(frames)[:, lo:hi])
+            re, im = spec[..., 0], spec[..., 1]  # |X| as sqrt(re^2 + im^2): complex abs() is
+            mag = (re * re).addcmul_(im, im).sqrt_()  # 2.7x slower (hypot) on one thread
+            out[:, a:a + block] = fb @ mag.T
         return out
 
     def _frames(self, y: torch.Tensor) -> torch.Tensor:
