@@ -58,11 +58,19 @@ def test_fill_resumes_and_leaves_no_temporary_files(tmp_path, clips):
     assert list(cache.folder.rglob("*.tmp")) == []  # no temporary file of this run is left
 
 
-def test_fill_in_processes_matches_serial(tmp_path, clips):
+def test_fill_in_processes_matches_serial(tmp_path, clips, monkeypatch):
+    import midlevel.data.cache as cache_module
     serial = FeatureCache(tmp_path / "a")
     serial.fill(clips, progress=False)
+    # workers for every file: no in-process probe, any amount of work is worth them
+    monkeypatch.setattr(cache_module, "WORKER_PROBE_S", 0.0)
+    monkeypatch.setattr(cache_module, "WORKER_WORTH_S", -1.0)
+    started = []
+    real = cache_module._worker_context
+    monkeypatch.setattr(cache_module, "_worker_context", lambda: started.append(1) or real())
     parallel = FeatureCache(tmp_path / "b")
     stats = parallel.fill(clips, jobs=2, progress=False)
+    assert started, "the worker pool was not used"
     assert stats.computed == 4
     for c in clips:
         np.testing.assert_allclose(parallel.get(c), serial.get(c), atol=1e-6)

@@ -13,6 +13,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,9 +124,10 @@ class FeatureCache:
 
         ``jobs``: worker processes (None: every usable core). Each worker and the in-process
         path run one torch thread: the front end's operators are too small to gain from a
-        second one and lose to it on a busy machine (measured in ``make bench``). Workers are
-        started (spawned, never forked from a process that runs torch threads) only when there
-        are at least two files per worker to fill.
+        second one and lose to it on a busy machine (measured in ``make bench``). The first
+        files are filled in this process; workers (forked from a fork server, never from a
+        process that runs torch threads) start only when the rest, timed on those files, would
+        take more than ``WORKER_WORTH_S`` seconds here and there are two files per worker.
 
         Files that fail to decode are listed (file named) and the others still processed; with
         ``strict`` a :class:`ValidationFailed` listing them is raised at the end. Two processes
@@ -139,30 +141,55 @@ class FeatureCache:
         seconds = 0.0
         bar = tqdm(total=len(todo), desc="features", unit="clip", disable=not progress)
         fps = float(getattr(self.frontend, "fps", 0.0) or 0.0)
-        if jobs > 1 and len(todo) >= 2 * jobs:
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=context,
+        def done(path, n_frames, error):
+            nonlocal seconds
+            seconds += n_frames / fps if fps else 0.0
+            if error:
+                problems.append(Problem(error, file=path))
+            bar.update()
+
+        # Files are filled in this process first; workers start only when the rest, timed on
+        # those files, would take longer here than starting them costs (a few dozen short
+        # files finish in-process before two workers would have started).
+        rest = list(todo)
+        t0 = time.perf_counter()
+        with one_torch_thread():
+            while rest and (jobs == 1 or time.perf_counter() - t0 < WORKER_PROBE_S):
+                path = rest.pop(0)
+                done(path, *_fill_one(self, path))
+        per_file = (time.perf_counter() - t0) / max(1, len(todo) - len(rest))
+        if rest and per_file * len(rest) > WORKER_WORTH_S and len(rest) >= 2 * jobs:
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=_worker_context(),
                                      initializer=_worker_init,
                                      initargs=(self.cache_dir, self.frontend.config(),
                                                self.normalize)) as pool:
-                for path, n_frames, error in pool.map(_worker_fill, todo, chunksize=4):
-                    seconds += n_frames / fps if fps else 0.0
-                    if error:
-                        problems.append(Problem(error, file=path))
-                    bar.update()
+                for path, n_frames, error in pool.map(_worker_fill, rest, chunksize=4):
+                    done(path, n_frames, error)
         else:
             with one_torch_thread():
-                for path in todo:
-                    n_frames, error = _fill_one(self, path)
-                    seconds += n_frames / fps if fps else 0.0
-                    if error:
-                        problems.append(Problem(error, file=path))
-                    bar.update()
+                for path in rest:
+                    done(path, *_fill_one(self, path))
         bar.close()
         stats = FillStats(len(todo) - len(problems), len(paths) - len(todo), seconds, problems)
         if strict and problems:
             raise ValidationFailed(problems, "features could not be computed for some files")
         return stats
+
+
+WORKER_PROBE_S = 1.0  # seconds of in-process filling that time the files
+WORKER_WORTH_S = 6.0  # start workers only for more in-process work than this
+
+
+def _worker_context():
+    """Worker processes forked from a fork server that has imported this module (and torch)
+    once: never forked from a process running torch threads, and without the 2-4 s of imports
+    a spawned worker pays (which made two spawned workers slower than one process for a few
+    dozen files in ``make bench``). Falls back to spawn where there is no fork server."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
 
 
 def usable_cores() -> int:

@@ -1,0 +1,96 @@
+"""How sure are the calibration misses? Bootstrap intervals of the test figures that missed.
+
+The truthful-concepts benchmark checks, per concept with test r >= 0.5, test R^2 >= r^2 - 0.1
+and a calibration slope (rating on prediction) in [0.8, 1.25], on test splits of 36-45 clips.
+This script reloads that benchmark's runs (``--workdir`` of ``truthful_concepts.py``) and gives
+each (run, concept) its test slope and R^2 gap with 95 % percentile-bootstrap intervals over test
+clips, so a miss can be read against the sampling noise of a 36-clip test split.
+
+    python benchmarks/calibration_uncertainty.py --workdir /path/to/truthful   # a minute
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from ground_truth_recovery import _fmt, replace_section  # noqa: E402
+
+from midlevel.run import load_run  # noqa: E402
+from midlevel.training.metrics import calibration_line  # noqa: E402
+
+SECTION = "Calibration misses against the noise of the test split"
+
+
+def figures(y: np.ndarray, p: np.ndarray) -> tuple[float, float, float]:
+    """(slope, R^2, R^2 - (r^2 - 0.1)) of ratings ``y`` on predictions ``p``."""
+    slope, _ = calibration_line(y, p)
+    r = np.corrcoef(y, p)[0, 1]
+    r2 = 1 - np.sum((y - p) ** 2) / np.sum((y - y.mean()) ** 2)
+    return slope, r2, r2 - (r * r - 0.1)
+
+
+def bootstrap(y, p, n_boot: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(y), size=(n_boot, len(y)))
+    return np.array([figures(y[i], p[i]) for i in idx])
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--workdir", required=True, type=Path)
+    ap.add_argument("--soundtracks", default=str(REPO.parent / "shared" / "datasets"
+                                                / "soundtracks"))
+    ap.add_argument("--n-boot", type=int, default=2000)
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args(argv)
+    rows = []
+    for out in sorted(args.workdir.glob("*_after")):
+        if not (out / "model.pt").is_file():
+            continue
+        run = load_run(out)
+        root = args.soundtracks if out.name.startswith("soundtracks") else None
+        pred = run.predictions("test", root=root, cache_dir=args.workdir / "cache")
+        for name in run.concept_names:
+            if f"true:{name}" not in pred:
+                continue
+            ok = pred[f"true:{name}"].notna().to_numpy()
+            y = pred[f"true:{name}"].to_numpy(float)[ok]
+            p = pred[name].to_numpy(float)[ok]
+            r = np.corrcoef(y, p)[0, 1]
+            if r < 0.5:
+                continue
+            slope, r2, gap = figures(y, p)
+            b = bootstrap(y, p, args.n_boot)
+            lo, hi = np.percentile(b, [2.5, 97.5], axis=0)
+            passed = 0.8 <= slope <= 1.25 and gap >= 0
+            rows.append({"run": out.name.removesuffix("_after"), "concept": name, "n": len(y),
+                         "r": r, "slope": slope, "slope_ci": f"[{lo[0]:.2f}, {hi[0]:.2f}]",
+                         "r2_gap": gap, "r2_gap_ci": f"[{lo[2]:.2f}, {hi[2]:.2f}]",
+                         "passed": passed,
+                         "consistent_with_target": bool(lo[0] <= 1.0 <= hi[0] and hi[2] >= 0)})
+    table = pd.DataFrame(rows)
+    misses = table[~table["passed"]]
+    text = (f"Script: `benchmarks/calibration_uncertainty.py` (the truthful-concepts runs reloaded; "
+            f"{args.n_boot} bootstrap resamples of the test clips). `r2_gap` = R^2 - (r^2 - 0.1), "
+            f"the target is >= 0; `consistent_with_target`: the slope's interval holds 1 and the "
+            f"gap's interval reaches 0.\n\nThe misses:\n\n{_fmt(misses)}\n\n"
+            f"Every concept with test r >= 0.5: {int(table['passed'].sum())} of {len(table)} pass; "
+            f"mean width of the slope interval {np.mean([float(s.split(',')[1][:-1]) - float(s.split(',')[0][1:]) for s in table['slope_ci']]):.2f}; "
+            f"{int(table['consistent_with_target'].sum())} of {len(table)} are consistent with a "
+            f"calibrated model.\n")
+    print(text)
+    if not args.no_write:
+        replace_section(REPO / "benchmarks" / "RESULTS.md", SECTION, text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
