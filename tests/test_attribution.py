@@ -233,3 +233,18 @@ def test_windowed_attributions_explain_the_number_predict_reports():
     assert abs(attr.additivity_gap()[0]) < 1e-3
     whole = Attributor(model, "integrated_gradients", background=bg).attribute(spec)
     assert whole.predictions[0] != pytest.approx(float(out[0, 0]), abs=1e-4)
+
+
+def test_attribution_is_seeded_without_touching_the_callers_random_state(models, data):
+    """Sampling methods give the same maps on repeated calls, and the caller's global torch
+    random states (torch and numpy) are the same after the call as before it."""
+    x, bg = data
+    bb, _ = models
+    at = Attributor(bb, "gradient_shap", background=bg, n_samples=4)
+    torch.manual_seed(123)
+    np.random.seed(7)
+    before, before_np = torch.get_rng_state(), np.random.get_state()[1].copy()
+    first = at.attribute(x[:1]).values
+    assert torch.equal(torch.get_rng_state(), before)
+    np.testing.assert_array_equal(np.random.get_state()[1], before_np)
+    np.testing.assert_array_equal(at.attribute(x[:1]).values, first)

@@ -130,18 +130,29 @@ class Attributor:
         if x.ndim != 4 or x.shape[1] != 1:
             raise AttributionError(f"expected inputs of shape (batch, 1, n_bands, n_frames), "
                                    f"got {tuple(x.shape)}")
-        torch.manual_seed(self.seed)
         if self.method.startswith("shap"):
             import shap  # noqa: F401  (imported before the clock starts: it takes seconds)
         else:
             import captum.attr  # noqa: F401
         xd = x.to(self.device)
         reference, background = self.reference_for(xd), self.background_for(xd)
+        cuda = [xd.device] if xd.device.type == "cuda" else []
         start = time.perf_counter()
-        with torch.autocast("cuda", dtype=torch.bfloat16,
-                            enabled=self.autocast and xd.device.type == "cuda"):
-            result = self.impl.attribute(self.selector, xd, reference=reference,
-                                         background=background, clips=clips)
+        # seeded for reproducible sampling methods, on a forked generator: the caller's random
+        # state is left as it was (and torch.manual_seed's lazy CUDA seeding, 1 ms a call on a
+        # CPU, is not paid)
+        numpy_state = np.random.get_state()  # captum's GradientShap draws from numpy
+        try:
+            with torch.random.fork_rng(devices=cuda), torch.autocast(
+                    "cuda", dtype=torch.bfloat16, enabled=self.autocast and bool(cuda)):
+                torch.default_generator.manual_seed(self.seed)
+                np.random.seed(self.seed)
+                if cuda:
+                    torch.cuda.manual_seed(self.seed)
+                result = self.impl.attribute(self.selector, xd, reference=reference,
+                                             background=background, clips=clips)
+        finally:
+            np.random.set_state(numpy_state)
         seconds = time.perf_counter() - start
         values = np.asarray(result.values, dtype=np.float32)
         if values.ndim == x.ndim + 1:  # SHAP stacks outputs on a last axis

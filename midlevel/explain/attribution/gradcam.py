@@ -80,7 +80,10 @@ class GradCAM(AttributionMethod):
 
     def _layer(self, f: nn.Module) -> tuple[str, nn.Module]:
         if self.layer is None:
-            return last_conv_block(f)
+            cached = getattr(self, "_last_block", None)
+            if cached is None or cached[0] is not f:
+                self._last_block = (f, last_conv_block(f))
+            return self._last_block[1]
         if isinstance(self.layer, str):
             return self.layer, f.get_submodule(self.layer)
         name = next((n for n, m in f.named_modules() if m is self.layer), None)
@@ -107,14 +110,16 @@ class GradCAM(AttributionMethod):
         p = next(f.parameters(), None)
         device = p.device if p is not None else torch.device("cpu")
         was_training = f.training
-        f.eval()
+        if was_training:
+            f.eval()
         try:
             cam = LayerGradCam(f, layer)
             coarse = torch.cat([cam.attribute(x[a:a + self.batch_size].to(device), target=0,
                                               relu_attributions=self.relu).detach().cpu()
                                 for a in range(0, len(x), self.batch_size)])
         finally:
-            f.train(was_training)
+            if was_training:
+                f.train()
         kw = {} if self.interpolate_mode in ("nearest", "area") else {"align_corners": False}
         up = F.interpolate(coarse, size=tuple(x.shape[-2:]), mode=self.interpolate_mode, **kw)
         values = up.numpy().astype(np.float32)
