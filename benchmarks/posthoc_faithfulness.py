@@ -192,7 +192,8 @@ def soundtracks(args, work: Path, log) -> dict:
                     if t_i == 0 and method in LISTEN_METHODS:
                         y = np.asarray(load_audio(path, sample_rate=fe.sample_rate))
                         lb = listen_back(y, attr.maps[0], at.selector, fe, reference=ref,
-                                         parts=("for", "against", "complement", "clip"))
+                                         parts=("for", "against", "complement", "clip"),
+                                         clip=name)
                         out["listen"].append(lb.assign(model=label, target=target,
                                                        method=method))
                 if t_i == 0 and args.sanity_clips:
@@ -283,15 +284,27 @@ cascade curves per stage are in `sanity_cascade.csv` in the workdir.
 """)
     if st["listen"]:
         listen = pd.concat(st["listen"], ignore_index=True)
-        lt = listen.pivot_table(index=["model", "method"], columns="part", values="share",
-                                aggfunc="median").reset_index()
+        below = listen["f_x"] < listen["f_ref"]  # the evidence for the clip's deviation is
+        oriented = listen["part"].where(~below, listen["part"].replace(  # then the negative
+            {"for": "against", "against": "for"}))
+        listen = listen.assign(part=oriented.replace({"for": "toward", "against": "away"}))
+        lt = listen.pivot_table(index=["model", "target", "method"], columns="part",
+                                values="share", aggfunc="median").reset_index()
+        n_below = listen[listen["part"] == "clip"].assign(below=below).groupby(
+            ["model", "target"])["below"].mean()
         parts.append(f"""### 4. Listen-back fidelity (median share of f(x) - f(ref) each part keeps)
 
-{_fmt(lt)}
+{_fmt(lt[[c for c in ("model", "target", "method", "toward", "away", "complement", "clip")
+          if c in lt]])}
 
-`for` / `against`: audio of the bins holding 90 % of |attribution| with positive / negative
-sign, re-run through front end and model with the reference outside the part; `clip`: the
-whole clip through the same audio round trip (1 = lossless).
+`toward` / `away`: audio of the bins holding 90 % of |attribution| whose sign pushes the output
+toward / away from the clip's own value from the reference's (positive attribution for a clip
+above the reference, negative for one below), re-run through front end and model with the
+reference outside the part; `complement`: the other bins; `clip`: the whole clip through the
+same audio round trip (1 = lossless). Share of clips below the reference: {", ".join(
+    f"{m} {t} {v:.2f}" for (m, t), v in n_below.items())}. A faithful map gives `toward` near 1
+and `away` at or below 0; shares above 1 mean the part alone moves the output further than the
+whole clip does (the parts interact).
 """)
     return "\n".join(parts)
 
