@@ -174,7 +174,7 @@ def _data(out, s, seed, quick, steps, outputs):
 
     t = steps.start("validate")
     spec = load_spec(spec_path)
-    report = validate(spec, progress=not quick)
+    report = validate(spec, window=s.crop_seconds, progress=not quick)
     say(report.summary())
     if not report.ok:
         for problem in report.problems:
