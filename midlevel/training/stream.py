@@ -26,6 +26,7 @@ import re
 import numpy as np
 import torch
 
+from midlevel.data.cache import usable_cores
 from midlevel.data.stream import MappedFeatures
 from midlevel.errors import TrainingError
 
@@ -68,9 +69,13 @@ def default_budget() -> int:
 def default_workers(world: int = 1) -> int:
     """DataLoader workers per process: half the cores this process may use, shared by the
     processes of the machine, 1 to 4."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
-        os.cpu_count() or 2)
+    cores = usable_cores()
     return int(min(4, max(1, cores // 2 // max(1, world))))
+
+
+def local_world(ctx) -> int:
+    """Training processes on this machine (torchrun's LOCAL_WORLD_SIZE, else the world)."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE", ctx.world))
 
 
 def choose_storage(features, clips, config, ctx):
@@ -94,7 +99,7 @@ def choose_storage(features, clips, config, ctx):
         log.info("spectrograms: %d clips given in memory", len(clips))
         return features, False
     total = features.nbytes(clips)
-    local = int(os.environ.get("LOCAL_WORLD_SIZE", ctx.world))
+    local = local_world(ctx)
     budget = (parse_bytes(config.max_memory) if config.max_memory is not None
               else default_budget())
     need = total * max(1, local)
@@ -162,7 +167,7 @@ def make_loader(clips, n_frames: int, ctx, config) -> tuple:
     random seeds come from a generator of its own, so the model's dropout draws are those of the
     in-memory path.
     """
-    local = int(os.environ.get("LOCAL_WORLD_SIZE", ctx.world))
+    local = local_world(ctx)
     workers = config.workers if config.workers is not None else default_workers(local)
     sampler = ShardedBatchSampler(ctx.rank, ctx.world)
     loader = torch.utils.data.DataLoader(
