@@ -165,6 +165,14 @@ def _cache_worth() -> str:
     return f"{cache.WORKER_WORTH_S:g}"
 
 
+def _interval(m: dict) -> str:
+    """``; 95 % interval a-b, n rounds`` when the pair has a bootstrap interval."""
+    if not m.get("interval"):
+        return ""
+    lo, hi = m["interval"]
+    return f"; 95 % interval {_f(lo, 2)}-{_f(hi, 2)}x, {m.get('rounds')} rounds"
+
+
 def sidebyside_rows(sb: dict) -> list[list]:
     """Target rows of the side-by-side section (``bench_sidebyside.py``)."""
     rows = []
@@ -179,9 +187,14 @@ def sidebyside_rows(sb: dict) -> list[list]:
     for name, m in (sb.get("methods") or {}).items():
         rows.append([f"{name} / the direct {m['library']} call", "≥ 1x",
                      f"{_f(1e3 * m['ours_s'], 0)} vs {_f(1e3 * m['direct_s'], 0)} ms per clip "
-                     f"(max diff {m['max_abs_diff']:.1e})", f"{_f(m['speedup'], 2)}x",
-                     f"{_f(m['speedup_best'], 2)}x",
+                     f"(max diff {m['max_abs_diff']:.1e}{_interval(m)})",
+                     f"{_f(m['speedup'], 2)}x", f"{_f(m['speedup_best'], 2)}x",
                      _met(m["speedup"] >= TARGETS["method_vs_direct"])])
+    nf = sb.get("noise_floor")
+    if nf:
+        rows.append([f"… noise floor: the direct {nf['method']} call timed against itself",
+                     "(reported)", f"same call on both sides{_interval(nf)}",
+                     f"{_f(nf['speedup'], 2)}x", "", ""])
     ep = sb.get("epoch")
     if ep:
         rows.append([f"training steps of an epoch / a plain PyTorch loop ({ep['preset']}, "

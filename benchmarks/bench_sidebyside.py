@@ -9,7 +9,8 @@
   the same network, batches and data (Adam with its default implementation).
 
 Both sides of every pair run on one torch thread unless ``threads`` says otherwise, interleaved
-round by round; speedup = median(theirs) / median(ours).
+round by round, each side first in every other round; speedup = median(theirs) /
+median(ours).
 """
 from __future__ import annotations
 
@@ -22,19 +23,29 @@ import torch
 from bench_common import summarize
 
 
-def _pair(ours, theirs, rounds: int) -> dict:
+def _pair(ours, theirs, rounds: int, budget_s: float = 0.0) -> dict:
+    """Time ``ours`` and ``theirs`` round by round (ABBA order). ``budget_s``: raise the number
+    of rounds (up to 60) until both sides together take about that long, so a call of a few
+    milliseconds is timed as often as the noise needs. ``interval``: a 95 % bootstrap interval
+    of the speedup (rounds resampled in pairs), to read a ratio against the run's noise."""
+    t0 = time.perf_counter()
     ours(), theirs()  # warm up both
+    once = time.perf_counter() - t0
+    if budget_s > 0:
+        rounds = max(rounds, min(60, int(budget_s / max(once, 1e-6))))
     a, b = [], []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        ours()
-        a.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        theirs()
-        b.append(time.perf_counter() - t0)
+    for r in range(rounds):  # ABBA: each side goes first in half of the rounds
+        for fn, times in ([(ours, a), (theirs, b)] if r % 2 == 0 else [(theirs, b), (ours, a)]):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
     sa, sb = summarize(a), summarize(b)
+    a_, b_ = np.asarray(a), np.asarray(b)
+    idx = np.random.default_rng(0).integers(0, rounds, size=(2000, rounds))
+    boot = np.median(b_[idx], axis=1) / np.median(a_[idx], axis=1)
     return {"ours_s": sa["median"], "theirs_s": sb["median"], "speedup": sb["median"] / sa["median"],
-            "speedup_best": sb["min"] / sa["min"]}
+            "speedup_best": sb["min"] / sa["min"], "rounds": rounds,
+            "interval": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))]}
 
 
 # ----------------------------------------------------------------------------- front end
@@ -123,7 +134,10 @@ def _direct(method: str, f, bg, ref, options: dict):
 
 
 def methods_vs_direct(preset: str, seconds: float, n_background: int, rounds: int,
-                      options: dict) -> dict:
+                      options: dict, budget_s: float = 0.0,
+                      noise_method: str = "integrated_gradients") -> tuple[dict, dict]:
+    """Each method through ``Attributor`` against the direct call; and the noise floor: the
+    ratio of ``noise_method``'s direct call timed against itself in the same way."""
     from midlevel.explain.attribution.attributor import Attributor
     from midlevel.explain.attribution.base import OutputSelector
     from midlevel.models.bottleneck import BlackBox
@@ -133,7 +147,7 @@ def methods_vs_direct(preset: str, seconds: float, n_background: int, rounds: in
     n_frames = int(seconds * 31.25) + 1
     x = torch.randn(1, 1, 149, n_frames)
     bg = torch.randn(n_background, 1, 149, n_frames)
-    out = {}
+    out, noise = {}, {}
     for method in ("shap_deep", "shap_gradient", "integrated_gradients", "gradient_shap",
                    "deeplift", "occlusion", "gradcam"):
         at = Attributor(model, method, background=bg, **options)
@@ -143,12 +157,17 @@ def methods_vs_direct(preset: str, seconds: float, n_background: int, rounds: in
             warnings.simplefilter("ignore")
             ours_v = at.attribute(x).values
             theirs_v = np.asarray(direct(x)).reshape(ours_v.shape)
-            res = _pair(lambda: at.attribute(x), lambda: direct(x), rounds)
+            res = _pair(lambda: at.attribute(x), lambda: direct(x), rounds, budget_s)
+            if method == noise_method:  # the noise floor: the same direct call on both sides
+                aa = _pair(lambda: direct(x), lambda: direct(x), rounds, budget_s)
+                noise = {"method": method, "speedup": aa["speedup"], "interval": aa["interval"],
+                         "rounds": aa["rounds"]}
         scale = float(np.abs(theirs_v).max()) or 1.0
         out[method] = {"library": library, "ours_s": res["ours_s"], "direct_s": res["theirs_s"],
                        "speedup": res["speedup"], "speedup_best": res["speedup_best"],
+                       "interval": res["interval"], "rounds": res["rounds"],
                        "max_abs_diff": float(np.abs(ours_v - theirs_v).max()) / scale}
-    return out
+    return out, noise
 
 
 # ----------------------------------------------------------------------------- epoch
@@ -216,10 +235,13 @@ def run(cfg: dict) -> dict:
     workdir = Path(cfg["workdir"]) / "sidebyside"
     workdir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(int(cfg.get("threads") or 1))
+    methods, noise = methods_vs_direct(cfg["preset"], cfg["seconds"], cfg["n_background"],
+                                       cfg["rounds"], cfg["method_options"],
+                                       float(cfg.get("budget_s", 0.0)))
     return {"threads": torch.get_num_threads(),
             "frontend": frontend_vs_librosa(cfg["fe_clips"], cfg["fe_seconds"], cfg["rounds"]),
             "madmom": madmom_status(),
-            "methods": methods_vs_direct(cfg["preset"], cfg["seconds"], cfg["n_background"],
-                                         cfg["rounds"], cfg["method_options"]),
+            "methods": methods,
+            "noise_floor": noise,
             "epoch": epoch_vs_plain(cfg["epoch_preset"], cfg["n_train"], cfg["seconds"],
                                     cfg["batch_size"], cfg["rounds"], workdir)}

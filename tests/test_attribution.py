@@ -9,7 +9,7 @@ from torch import nn
 
 from midlevel.errors import AttributionError
 from midlevel.explain.attribution.attributor import Attributor, attribute
-from midlevel.explain.attribution.registry import METHODS, resolve_method
+from midlevel.explain.attribution.registry import CLASSES, METHODS, resolve_method
 from midlevel.explain.attribution.result import Attribution
 from midlevel.models import BlackBox, ConceptBottleneck
 
@@ -248,3 +248,31 @@ def test_attribution_is_seeded_without_touching_the_callers_random_state(models,
     assert torch.equal(torch.get_rng_state(), before)
     np.testing.assert_array_equal(np.random.get_state()[1], before_np)
     np.testing.assert_array_equal(at.attribute(x[:1]).values, first)
+
+
+@pytest.mark.parametrize("method", [m for m in METHODS if CLASSES[m].deterministic])
+def test_methods_marked_deterministic_draw_no_random_numbers(models, data, method):
+    """``deterministic`` lets ``Attributor`` skip seeding: a method with the flag must give the
+    same map under different global seeds and leave both global generators untouched (a
+    sampling method wrongly marked would fail here)."""
+    x, bg = data
+    bb, _ = models
+    at = Attributor(bb, method, background=bg, n_steps=4, window=(8, 8))
+    maps = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        before, before_np = torch.get_rng_state(), np.random.get_state()[1].copy()
+        maps.append(at.attribute(x[:1]).values)
+        assert torch.equal(torch.get_rng_state(), before), f"{method} drew from torch"
+        np.testing.assert_array_equal(np.random.get_state()[1], before_np,
+                                      err_msg=f"{method} drew from numpy")
+    np.testing.assert_array_equal(maps[0], maps[1])
+
+
+def test_sampling_methods_are_not_marked_deterministic():
+    """The methods that sample (SHAP's expected gradients, GradientShap, every LIME) keep the
+    seeded path."""
+    sampling = {m for m in METHODS if m in ("shap_gradient", "gradient_shap")
+                or m.startswith("lime")}
+    assert sampling and not any(CLASSES[m].deterministic for m in sampling)

@@ -70,8 +70,14 @@ class Attributor:
 
     @property
     def device(self) -> torch.device:
-        """Where the model's parameters live; inputs are moved there, results come back."""
-        p = next(self.model.parameters(), None)
+        """Where the model's parameters live; inputs are moved there, results come back.
+
+        Read from the model's first parameter, kept at construction (``module.to`` moves a
+        parameter's data in place, so this follows the model; walking ``parameters()`` on
+        every call costs as much as a Grad-CAM map's upsampling)."""
+        if not hasattr(self, "_first_parameter"):
+            self._first_parameter = next(self.model.parameters(), None)
+        p = self._first_parameter
         return p.device if p is not None else torch.device("cpu")
 
     def background_for(self, x: torch.Tensor) -> torch.Tensor:
@@ -114,6 +120,22 @@ class Attributor:
         b = fit_frames(b.reshape((1,) + tuple(x.shape[1:-1]) + (b.shape[-1],)), x.shape[-1])
         return b.to(self.device)
 
+    def _seeded(self, xd, reference, background, clips, cuda):
+        """The method under torch and numpy seeded with ``seed``, on forked generators: the
+        caller's random state is left as it was (and torch.manual_seed's lazy CUDA seeding,
+        1 ms a call on a CPU, is not paid)."""
+        numpy_state = np.random.get_state()  # captum's GradientShap and SHAP draw from numpy
+        try:
+            with torch.random.fork_rng(devices=cuda):
+                torch.default_generator.manual_seed(self.seed)
+                np.random.seed(self.seed)
+                if cuda:
+                    torch.cuda.manual_seed(self.seed)
+                return self.impl.attribute(self.selector, xd, reference=reference,
+                                           background=background, clips=clips)
+        finally:
+            np.random.set_state(numpy_state)
+
     def attribute(self, x, *, clips=None) -> Attribution:
         """Attribute the output for ``x`` ``(batch, 1, n_bands, n_frames)`` (or
         ``(n_bands, n_frames)`` / ``(batch, n_bands, n_frames)``).
@@ -138,21 +160,12 @@ class Attributor:
         reference, background = self.reference_for(xd), self.background_for(xd)
         cuda = [xd.device] if xd.device.type == "cuda" else []
         start = time.perf_counter()
-        # seeded for reproducible sampling methods, on a forked generator: the caller's random
-        # state is left as it was (and torch.manual_seed's lazy CUDA seeding, 1 ms a call on a
-        # CPU, is not paid)
-        numpy_state = np.random.get_state()  # captum's GradientShap draws from numpy
-        try:
-            with torch.random.fork_rng(devices=cuda), torch.autocast(
-                    "cuda", dtype=torch.bfloat16, enabled=self.autocast and bool(cuda)):
-                torch.default_generator.manual_seed(self.seed)
-                np.random.seed(self.seed)
-                if cuda:
-                    torch.cuda.manual_seed(self.seed)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast and bool(cuda)):
+            if self.impl.deterministic:
                 result = self.impl.attribute(self.selector, xd, reference=reference,
                                              background=background, clips=clips)
-        finally:
-            np.random.set_state(numpy_state)
+            else:
+                result = self._seeded(xd, reference, background, clips, cuda)
         seconds = time.perf_counter() - start
         values = np.asarray(result.values, dtype=np.float32)
         if values.ndim == x.ndim + 1:  # SHAP stacks outputs on a last axis

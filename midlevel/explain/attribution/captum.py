@@ -13,6 +13,7 @@ class IntegratedGradients(AttributionMethod):
     """Captum ``IntegratedGradients`` from the reference, ``n_steps`` steps."""
 
     name, label = "integrated_gradients", "Captum IntegratedGradients"
+    deterministic = True
 
     def __init__(self, *, n_steps: int = 32, **options):
         super().__init__(**options)
@@ -51,6 +52,7 @@ class DeepLift(AttributionMethod):
     """Captum ``DeepLift`` from the reference."""
 
     name, label = "deeplift", "Captum DeepLift"
+    deterministic = True
 
     def attribute(self, f, x, *, reference, background=None, clips=None) -> MethodResult:
         from captum.attr import DeepLift as DL
@@ -68,6 +70,7 @@ class Occlusion(AttributionMethod):
     by the reference."""
 
     name, label = "occlusion", "Captum Occlusion"
+    deterministic = True
 
     def __init__(self, *, window: tuple[int, int] = (16, 32),
                  stride: tuple[int, int] | None = None, **options):

@@ -69,6 +69,7 @@ class GradCAM(AttributionMethod):
 
     name = "gradcam"
     label = "Grad-CAM (captum, last conv block)"
+    deterministic = True
 
     def __init__(self, *, layer=None, relu: bool = True, interpolate_mode: str = "bilinear",
                  batch_size: int = 16, **options):
@@ -91,6 +92,14 @@ class GradCAM(AttributionMethod):
             raise AttributionError("the Grad-CAM layer is not a submodule of the explained model")
         return name, self.layer
 
+    def _device(self, f: nn.Module) -> torch.device:
+        """The device of ``f``'s first parameter (kept per function: ``module.to`` moves the
+        parameter in place, so its ``device`` follows the model)."""
+        if getattr(self, "_first_parameter", (None,))[0] is not f:
+            self._first_parameter = (f, next(f.parameters(), None))
+        p = self._first_parameter[1]
+        return p.device if p is not None else torch.device("cpu")
+
     def attribute(self, f: nn.Module, x: torch.Tensor, *, reference: torch.Tensor = None,
                   background: torch.Tensor | None = None, clips=None) -> MethodResult:
         """Upsampled Grad-CAM maps ``(batch, 1, n_bands, n_frames)`` (``reference`` and
@@ -107,8 +116,7 @@ class GradCAM(AttributionMethod):
 
         name, layer = self._layer(f)
         x = torch.as_tensor(x, dtype=torch.float32).detach()
-        p = next(f.parameters(), None)
-        device = p.device if p is not None else torch.device("cpu")
+        device = self._device(f)
         was_training = f.training
         if was_training:
             f.eval()
@@ -122,12 +130,15 @@ class GradCAM(AttributionMethod):
                 f.train()
         kw = {} if self.interpolate_mode in ("nearest", "area") else {"align_corners": False}
         up = F.interpolate(coarse, size=tuple(x.shape[-2:]), mode=self.interpolate_mode, **kw)
-        values = up.numpy().astype(np.float32)
-        flat = values.reshape(len(values), -1)
-        table = pd.DataFrame({"clip": [f"clip{i}" for i in range(len(values))], "layer": name,
-                              "cam_bands": coarse.shape[-2], "cam_frames": coarse.shape[-1],
-                              "positive_sum": np.clip(flat, 0, None).sum(1),
-                              "negative_sum": np.clip(flat, None, 0).sum(1)})
+        values = up.numpy().astype(np.float32, copy=False)
+        shape = tuple(coarse.shape[-2:])
+
+        def table() -> pd.DataFrame:
+            flat = values.reshape(len(values), -1)
+            return pd.DataFrame({"clip": [f"clip{i}" for i in range(len(values))],
+                                 "layer": name, "cam_bands": shape[0], "cam_frames": shape[1],
+                                 "positive_sum": np.clip(flat, 0, None).sum(1),
+                                 "negative_sum": np.clip(flat, None, 0).sum(1)})
         return MethodResult(values=values, expected=None, tables={"gradcam": table})
 
     def _windowed(self, f: "WindowedOutput", x) -> MethodResult:
@@ -138,11 +149,15 @@ class GradCAM(AttributionMethod):
             x = F.pad(x, (0, n - total))
         starts = window_starts(x.shape[-1], n, f.hop)
         values = np.zeros(tuple(x.shape), dtype=np.float32)
-        tables = []
+        parts = []
         for s in starts:
             part = self.attribute(f.f, x[..., s:s + n])
             values[..., s:s + n] += part.values
-            tables.append(part.tables["gradcam"].assign(window_start=s))
+            parts.append((s, part))
         values /= len(starts)
+
+        def table() -> pd.DataFrame:
+            return pd.concat([p.tables["gradcam"].assign(window_start=s) for s, p in parts],
+                             ignore_index=True)
         return MethodResult(values=values[..., :total], expected=None,
-                            tables={"gradcam": pd.concat(tables, ignore_index=True)})
+                            tables={"gradcam": table})

@@ -148,6 +148,7 @@ class LRP(AttributionMethod):
 
     name = "lrp"
     label = "LRP (zennit)"
+    deterministic = True
 
     def __init__(self, *, composite: str = "epsilon_plus", zero_bias: bool = True,
                  epsilon: float = 1e-6, gamma: float = 0.25, stabilizer: float = 1e-6,

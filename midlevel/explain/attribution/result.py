@@ -45,7 +45,7 @@ class Attribution:
     band_frequencies: np.ndarray | None = None
     clips: list[str] = field(default_factory=list)
     options: dict = field(default_factory=dict)
-    tables: dict = field(default_factory=dict)  # method-specific tidy tables (LIME, LRP...)
+    tables: dict = field(default_factory=dict)  # method tables (LIME, LRP...), built on access
     predict_fn: Callable | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):

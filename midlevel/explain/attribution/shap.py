@@ -19,6 +19,7 @@ class ShapDeep(AttributionMethod):
     attributions sum to the output minus the background mean)."""
 
     name, label = "shap_deep", "SHAP DeepExplainer"
+    deterministic = True
 
     def __init__(self, *, check_additivity: bool = True, **options):
         super().__init__(**options)
