@@ -295,9 +295,11 @@ class LogFilteredSpectrogram(_Frontend):
         out = torch.empty(self.n_bands, len(centers), dtype=y.dtype)
         for a in range(0, len(centers), block):
             frames = view.index_select(0, centers[a:a + block]).mul_(self.window)
-            spec = torch.view_as_real(torch.fft.rfft(frames)[:, lo:hi])
-            re, im = spec[..., 0], spec[..., 1]  # |X| as sqrt(re^2 + im^2): complex abs() is
-            mag = (re * re).addcmul_(im, im).sqrt_()  # 2.7x slower (hypot) on one thread
+            # |X| as sqrt(re^2 + im^2), squared on the contiguous interleaved array and then
+            # summed: complex abs() (hypot) is 3.5x slower on one thread, squaring the strided
+            # re/im views 2x slower
+            sq = torch.view_as_real(torch.fft.rfft(frames)).square_()
+            mag = torch.add(sq[:, lo:hi, 0], sq[:, lo:hi, 1]).sqrt_()
             out[:, a:a + block] = fb @ mag.T
         return out
 
