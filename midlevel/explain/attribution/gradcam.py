@@ -92,14 +92,6 @@ class GradCAM(AttributionMethod):
             raise AttributionError("the Grad-CAM layer is not a submodule of the explained model")
         return name, self.layer
 
-    def _device(self, f: nn.Module) -> torch.device:
-        """The device of ``f``'s first parameter (kept per function: ``module.to`` moves the
-        parameter in place, so its ``device`` follows the model)."""
-        if getattr(self, "_first_parameter", (None,))[0] is not f:
-            self._first_parameter = (f, next(f.parameters(), None))
-        p = self._first_parameter[1]
-        return p.device if p is not None else torch.device("cpu")
-
     def attribute(self, f: nn.Module, x: torch.Tensor, *, reference: torch.Tensor = None,
                   background: torch.Tensor | None = None, clips=None) -> MethodResult:
         """Upsampled Grad-CAM maps ``(batch, 1, n_bands, n_frames)`` (``reference`` and
@@ -116,7 +108,10 @@ class GradCAM(AttributionMethod):
 
         name, layer = self._layer(f)
         x = torch.as_tensor(x, dtype=torch.float32).detach()
-        device = self._device(f)
+        # the device of f's first parameter, looked up once per function (module.to moves a
+        # parameter in place, so its device follows the model)
+        p = self.cached(("first_parameter", f), lambda: next(f.parameters(), None))
+        device = p.device if p is not None else torch.device("cpu")
         was_training = f.training
         if was_training:
             f.eval()
