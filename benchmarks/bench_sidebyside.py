@@ -72,8 +72,8 @@ def frontend_vs_librosa(n_clips: int, seconds: float, rounds: int) -> dict:
 
     # the bound: both pipelines run the same real FFT (torch's and scipy's pocketfft, timed
     # equal), so no front end beats librosa by more than librosa / (the FFTs alone)
-    framed = [torch.from_numpy(y).unfold(0, 2048, 705)[:, None].mul(fe.window)[:, 0].contiguous()
-              for y in ys]
+    # (uncentred frames: 3 fewer than either pipeline's 939 per 30 s, a 0.3 % kinder bound)
+    framed = [(torch.from_numpy(y).unfold(0, 2048, 705) * fe.window).contiguous() for y in ys]
 
     def fft_only():
         return [torch.fft.rfft(f) for f in framed]
@@ -81,7 +81,7 @@ def frontend_vs_librosa(n_clips: int, seconds: float, rounds: int) -> dict:
     a, b = ours(ys[0]), lib(ys[0])
     n = min(a.shape[1], b.shape[1])
     res = _pair(lambda: [ours(y) for y in ys], lambda: [lib(y) for y in ys], rounds)
-    fft = _pair(fft_only, lambda: [lib(y) for y in ys], rounds)  # own rounds: a ratio each
+    fft = _pair(fft_only, lambda: [lib(y) for y in ys], rounds)
     return {"ours_s": res["ours_s"], "librosa_s": res["theirs_s"], "speedup": res["speedup"],
             "speedup_best": res["speedup_best"], "interval": res["interval"],
             "fft_only_s": fft["ours_s"], "ceiling": fft["speedup"],

@@ -52,6 +52,7 @@ class Attributor:
         self.method = resolve_method(method)
         model.eval()
         self.model = model
+        self._first_parameter = next(model.parameters(), None)  # its device: see ``device``
         self.kind, self.index, self.output = resolve_output(model, output)
         self.selector = OutputSelector(model, self.kind, self.index).eval()
         if windows is not None:
@@ -75,8 +76,6 @@ class Attributor:
         Read from the model's first parameter, kept at construction (``module.to`` moves a
         parameter's data in place, so this follows the model; walking ``parameters()`` on
         every call costs as much as a Grad-CAM map's upsampling)."""
-        if not hasattr(self, "_first_parameter"):
-            self._first_parameter = next(self.model.parameters(), None)
         p = self._first_parameter
         return p.device if p is not None else torch.device("cpu")
 
