@@ -110,6 +110,9 @@ def test_quick_run_writes_every_section(tmp_path):
     for heading in ("#### Targets", "(a) Audio", "(b) Training", "(c) Inference", "(d, e)",
                     "(f) Scaling", "torch"):
         assert heading in md
+    fe = s["sidebyside"]["frontend"]  # equal threads and numpy's default, both reported
+    assert fe["speedup"] > 0 and fe["default_speedup"] > 0 and fe["default_blas_threads"] >= 1
+    assert "one thread each" in md and "default BLAS threads" in md
 
 
 @pytest.mark.parametrize("shape", [(10,), (2047,), (2048,), (5000,), (22050 * 3 + 123,),
