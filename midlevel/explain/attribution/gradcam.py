@@ -116,10 +116,11 @@ class GradCAM(AttributionMethod):
         if was_training:
             f.eval()
         try:
-            cam = LayerGradCam(f, layer)
-            coarse = torch.cat([cam.attribute(x[a:a + self.batch_size].to(device), target=0,
-                                              relu_attributions=self.relu).detach().cpu()
-                                for a in range(0, len(x), self.batch_size)])
+            cam = self.cached(("layer_gradcam", f, layer), lambda: LayerGradCam(f, layer))
+            parts = [cam.attribute(x[a:a + self.batch_size].to(device), target=0,
+                                   relu_attributions=self.relu).detach().cpu()
+                     for a in range(0, len(x), self.batch_size)]
+            coarse = parts[0] if len(parts) == 1 else torch.cat(parts)
         finally:
             if was_training:
                 f.train()
