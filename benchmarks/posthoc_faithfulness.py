@@ -12,7 +12,9 @@
      and its gain over random orders, with a 95 % bootstrap interval over clips and a paired
      Wilcoxon test (insertion is deletion mirrored: not reported twice);
    - cascading randomization (top layer down, BatchNorm included) on the first clips, against
-     the two floors (trained map vs an input-only map; two independent randomizations);
+     the two floors (trained map vs an input-only map; two independent randomizations); the
+     same check on 30 clips and both targets, the figure the verdicts rest on, is
+     `benchmarks/posthoc_sanity.py` (same models, same workdir);
    - listen-back: the share of ``f(x) - f(ref)`` the "for", "against" and complement audio keep;
    - cost per clip.
 

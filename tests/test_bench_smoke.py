@@ -148,3 +148,37 @@ def test_quick_run_on_cuda_with_amp(tmp_path):
     assert small["in_memory"]["memory"].get("device_peak_mb", 0) > 0
     assert results["sections"]["training"]["matmul_dtype"] == "bfloat16"
     assert "GPU run" in (out / "RESULTS.md").read_text()
+
+
+def test_sanity_benchmark_report_reads_what_sanity_check_writes(tmp_path):
+    """``posthoc_sanity.py``'s table, verdict grid and cascade figure from a real check (the
+    column names are the module's, so a rename there cannot silently empty the report)."""
+    import argparse
+
+    import pandas as pd
+    import posthoc_sanity
+
+    from midlevel.explain.attribution.base import OutputSelector
+    from midlevel.explain.sanity import gradient_x_input, sanity_check
+    from midlevel.testing.events import EventTask
+    task = EventTask()
+    torch.manual_seed(0)
+    f = OutputSelector(task.train_model(steps=20)).eval()
+    x, _ = task.sample(6, seed=1)
+    verdicts, cascades, cost = [], [], []
+    for target in ("a", "b"):
+        res = sanity_check(f, gradient_x_input, x, x.mean(0, keepdim=True), name="gxi",
+                           n_boot=200)
+        verdicts.append(res.verdict.assign(model="toy", target=target))
+        cascades.append(res.cascade.assign(model="toy", target=target))
+        cost.append({"model": "toy", "target": target, "method": "gxi", "seconds": 1.0,
+                     "clips": len(x)})
+    args = argparse.Namespace(clips=len(x), targets=["a", "b"])
+    text = posthoc_sanity.summarize(pd.concat(verdicts), pd.DataFrame(cost), args, 0.0,
+                                    {"toy": "a r 0.50"})
+    row = next(line for line in text.splitlines() if line.startswith("| toy | a | gxi | 6 |"))
+    assert "nan" not in row and row.rstrip(" |").split("| ")[-1] in ("True", "False")
+    grid = next(line for line in text.splitlines() if line.startswith("| gxi |"))
+    assert grid.rstrip(" |").endswith(" of 2")
+    posthoc_sanity.cascade_figure(pd.concat(cascades), tmp_path / "cascade.png")
+    assert (tmp_path / "cascade.png").stat().st_size > 1000
