@@ -7,7 +7,6 @@ the values into an :class:`~midlevel.explain.attribution.result.Attribution`.
 from __future__ import annotations
 
 import contextlib
-
 import time
 
 import numpy as np
