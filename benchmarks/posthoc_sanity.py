@@ -63,31 +63,38 @@ def sanity_rows(run, method: str, target: str, specs, bg, args) -> tuple[pd.Data
 
 def run_all(args, work: Path, log) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     runs = _runs(args, work, log)
-    verdicts, cascades, cost = [], [], []
+    data = {}
     for label, run in runs.items():
         _, specs = run.data("test", cache_dir=work / "cache")
-        specs = specs[:args.clips]
-        bg = run.background(16, cache_dir=work / "cache")
-        for target in args.targets:
-            for method in args.methods or METHODS:
-                part = work / "sanity_parts" / f"{label}_{target}_{method}.pkl"
-                if part.is_file():  # an interrupted run resumes here
-                    v, c, s = pd.read_pickle(part)
-                    log(f"{label} {target} {method}: loaded from {part}")
-                else:
-                    t0 = time.time()
-                    v, c = sanity_rows(run, method, target, specs, bg, args)
-                    s = time.time() - t0
-                    log(f"{label} {target} {method}: {s:.0f} s, passed "
-                        f"{bool(v['passed'].iloc[0])}")
-                    part.parent.mkdir(parents=True, exist_ok=True)
-                    tmp = part.with_suffix(".tmp")
-                    pd.to_pickle((v, c, s), tmp)
-                    os.replace(tmp, part)
-                keys = {"model": label, "target": target}
-                verdicts.append(v.assign(**keys))
-                cascades.append(c.assign(**keys))
-                cost.append({**keys, "method": method, "seconds": s, "clips": len(specs)})
+        data[label] = specs[:args.clips], run.background(16, cache_dir=work / "cache")
+    methods = args.methods or list(METHODS)
+    # the gradient and perturbation methods on every target first, then LIME (each of its
+    # maps costs 2 x lime_samples forward passes) on --lime-targets
+    jobs = [(label, target, m) for phase in (False, True) for label in runs
+            for target in args.targets for m in methods if m.startswith("lime") == phase
+            and (not phase or not args.lime_targets or target in args.lime_targets)]
+    verdicts, cascades, cost = [], [], []
+    for label, target, method in jobs:
+        run, (specs, bg) = runs[label], data[label]
+        part = work / "sanity_parts" / f"{label}_{target}_{method}.pkl"
+        if part.is_file():  # an interrupted run resumes here
+            v, c, s = pd.read_pickle(part)
+            log(f"{label} {target} {method}: loaded from {part}")
+        else:
+            t0 = time.time()
+            v, c = sanity_rows(run, method, target, specs, bg, args)
+            s = time.time() - t0
+            log(f"{label} {target} {method}: {s:.0f} s, passed "
+                f"{bool(v['passed'].iloc[0])}")
+            part.parent.mkdir(parents=True, exist_ok=True)
+            tmp = part.with_suffix(".tmp")
+            pd.to_pickle((v, c, s), tmp)
+            os.replace(tmp, part)
+        keys = {"model": label, "target": target}
+        verdicts.append(v.assign(**keys))
+        cascades.append(c.assign(**keys))
+        cost.append({**keys, "method": method, "seconds": s, "clips": len(specs),
+                     "stages": int(c["n_stages"].max())})
     models = {label: _test_r(run, args.targets) for label, run in runs.items()}
     return (pd.concat(verdicts, ignore_index=True), pd.concat(cascades, ignore_index=True),
             pd.DataFrame(cost), models)
@@ -131,10 +138,19 @@ def summarize(verdicts: pd.DataFrame, cost: pd.DataFrame, args, minutes: float,
     wide = table.pivot_table(index="method", columns=["model", "target"], values="passed",
                              aggfunc="first", sort=False)
     wide.columns = [f"{m} {t}" for m, t in wide.columns]
-    wide["passes in"] = wide.sum(axis=1).astype(int).astype(str) + f" of {wide.shape[1]}"
+    checked = wide.notna().sum(axis=1)
+    wide = wide.astype(object).where(wide.notna(), "-")
+    wide["passes in"] = [f"{int((row == True).sum())} of {n}"  # noqa: E712
+                         for (_, row), n in zip(wide.iterrows(), checked)]
     wide = wide.reset_index()
     per_clip = cost.assign(ms=cost["seconds"] / cost["clips"] * 1000).groupby(
         "method", sort=False)["ms"].median().round(0)
+    lime_targets = getattr(args, "lime_targets", None)
+    lime_note = ("" if not lime_targets else
+                 f" The LIME variants are checked on {', '.join(lime_targets)} only: each of "
+                 f"their maps costs 2 x {getattr(args, 'lime_samples', '?')} forward passes, "
+                 f"and a check makes {int(cost['stages'].max()) + 2} maps per clip (the "
+                 f"trained one, one per cascade stage, a second randomization).")
     minutes = cost["seconds"].sum() / 60  # the checks' own time (parts reloaded on a resume)
     return f"""Script: `benchmarks/posthoc_sanity.py` (CPU, 2 torch threads, {minutes:.0f} min of checks; {args.clips} test clips, one
 10-s window each; targets {', '.join(args.targets)}; the models of `posthoc_faithfulness.py`,
@@ -146,7 +162,7 @@ from the top stage down (BatchNorm included, its statistics re-estimated through
 network), two independent full randomizations (seeds 1 and 2); similarity = Spearman of
 |map| per clip. Pass rule (fixed in the module before measuring): the upper ends of the 95 %
 bootstrap intervals (over clips) of `trained_vs_random - trained_vs_input` and of
-`trained_vs_random - random_vs_random` are both below 0.
+`trained_vs_random - random_vs_random` are both below 0.{lime_note}
 
 {_fmt(table)}
 
@@ -173,6 +189,8 @@ def main(argv=None) -> int:
     p.add_argument("--clips", type=int, default=30)
     p.add_argument("--targets", nargs="+", default=["fear", "happy"])
     p.add_argument("--methods", nargs="+", default=None, help="default: every registered one")
+    p.add_argument("--lime-targets", nargs="+", default=None,
+                   help="targets the LIME variants are checked on (default: all of --targets)")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--n-steps", type=int, default=32)
     p.add_argument("--n-samples", type=int, default=32)
