@@ -90,6 +90,9 @@ def run_all(args, work: Path, log) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataF
             tmp = part.with_suffix(".tmp")
             pd.to_pickle((v, c, s), tmp)
             os.replace(tmp, part)
+        if "n_defined" not in v:  # parts saved before sanity_check counted them: the clips
+            last = c[c["n_stages"] == c["n_stages"].max()]  # whose trained-vs-randomized
+            v = v.assign(n_defined=int(np.isfinite(last["spearman_abs"]).sum()))  # is defined
         keys = {"model": label, "target": target}
         verdicts.append(v.assign(**keys))
         cascades.append(c.assign(**keys))
@@ -132,7 +135,7 @@ def cascade_figure(cascade: pd.DataFrame, path: Path) -> None:
 def summarize(verdicts: pd.DataFrame, cost: pd.DataFrame, args, minutes: float,
               models: dict) -> str:
     v = verdicts[verdicts["similarity"] == "spearman_abs"]
-    cols = ["model", "target", "method", "n_clips", "trained_vs_random", "trained_vs_input",
+    cols = ["model", "target", "method", "n_clips", "n_defined", "trained_vs_random", "trained_vs_input",
             "random_vs_random", "minus_input_ci_high", "minus_random_ci_high", "passed"]
     table = v[[c for c in cols if c in v]]
     wide = table.pivot_table(index="method", columns=["model", "target"], values="passed",
@@ -170,6 +173,8 @@ Verdicts at a glance:
 
 {_fmt(wide)}
 
+`n_defined`: clips whose similarities are defined (a constant map, e.g. a Grad-CAM map with
+no positive evidence, has none; those clips are left out of the bootstrap);
 `trained_vs_random`: the trained map against the two fully randomized ones (mean);
 `trained_vs_input`: floor (a), the trained map against `|x - reference|` (no model);
 `random_vs_random`: floor (b), the two randomized maps against each other;

@@ -177,7 +177,7 @@ def test_sanity_benchmark_report_reads_what_sanity_check_writes(tmp_path):
                               lime_samples=8)
     text = posthoc_sanity.summarize(pd.concat(verdicts), pd.DataFrame(cost), args, 0.0,
                                     {"toy": "a r 0.50"})
-    row = next(line for line in text.splitlines() if line.startswith("| toy | a | gxi | 6 |"))
+    row = next(line for line in text.splitlines() if line.startswith("| toy | a | gxi | 6 | 6 |"))
     assert "nan" not in row and row.rstrip(" |").split("| ")[-1] in ("True", "False")
     grid = next(line for line in text.splitlines() if line.startswith("| gxi |"))
     assert grid.rstrip(" |").endswith(" of 2")

@@ -103,6 +103,25 @@ def test_gradient_x_input_on_the_trained_model(event):
     assert d["minus_random_ci_high"] < 0 and not default.passed
 
 
+def test_clips_with_a_constant_map_leave_the_bootstrap_without_a_warning(event):
+    """A map with no evidence (all zero, as Grad-CAM's after its ReLU) has no rank similarity:
+    its clip is counted out (``n_defined``), not averaged in, and no RuntimeWarning is raised."""
+    import warnings
+    f, x, bg, ref = event
+
+    def silent_on_two(f, x, reference):
+        maps = gradient_x_input(f, x, reference)
+        maps[:2] = 0.0
+        return maps
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = sanity_check(f, silent_on_two, x, ref, background=bg, cascade=False,
+                           input_map=lambda f, x, reference: np.abs(np.asarray(x)))
+    v = res.verdict.set_index("similarity").loc["spearman_abs"]
+    assert v["n_clips"] == len(x) and v["n_defined"] == len(x) - 2
+    assert np.isfinite(v["minus_input_ci_high"]) and np.isfinite(v["trained_vs_random"])
+
+
 def test_map_similarity_properties(rng):
     a = rng.normal(size=(6, 7))
     s = map_similarity(a, a)

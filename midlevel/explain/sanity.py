@@ -39,6 +39,10 @@ randomizations and ``I = |x - reference|`` an input-only map (no model):
   are (their shared part comes from the input and the method, not from learning);
 - ``random_vs_input`` = sim(R1, I) is reported as well.
 
+A similarity with a constant map is undefined (NaN: e.g. a Grad-CAM map with no positive
+evidence, all zero after its ReLU); such clips are left out of the bootstrap, and the verdict's
+``n_defined`` counts the clips it rests on (``n_clips``: all explained clips).
+
 A method **passes** when, for the primary similarity ``spearman_abs``, the upper end of the 95 %
 percentile-bootstrap interval (over clips) of the mean of ``trained_vs_random -
 trained_vs_input`` is below 0 **and** the same holds for ``trained_vs_random -
@@ -255,6 +259,12 @@ class SanityResult:
         return bool(v.loc[v["similarity"] == "spearman_abs", "passed"].all())
 
 
+def _defined_mean(*values: float) -> float:
+    """Mean of the finite values; NaN (without a warning) when there are none."""
+    v = [x for x in values if np.isfinite(x)]
+    return float(np.mean(v)) if v else float("nan")
+
+
 def _boot_ci(d, n_boot, level, seed):
     d = np.asarray(d, dtype=float)
     d = d[np.isfinite(d)]
@@ -325,7 +335,7 @@ def sanity_check(f: nn.Module, method, x, reference, *, name: str = "method",
         s_ri = map_similarity(r1[i], inp[i])
         for sim in SIMILARITIES:
             floor_rows.append({"clip": clip, "method": name, "similarity": sim,
-                               "trained_vs_random": np.nanmean([s_t1[sim], s_t2[sim]]),
+                               "trained_vs_random": _defined_mean(s_t1[sim], s_t2[sim]),
                                "trained_vs_input": s_ti[sim], "random_vs_random": s_rr[sim],
                                "random_vs_input": s_ri[sim]})
     floors = pd.DataFrame(floor_rows)
@@ -335,7 +345,9 @@ def sanity_check(f: nn.Module, method, x, reference, *, name: str = "method",
         d_rr = (g["trained_vs_random"] - g["random_vs_random"]).to_numpy()
         lo_in, hi_in = _boot_ci(d_in, n_boot, level, 0)
         lo_rr, hi_rr = _boot_ci(d_rr, n_boot, level, 1)
+        defined = int((np.isfinite(d_in) & np.isfinite(d_rr)).sum())
         verdict.append({"method": name, "similarity": sim, "n_clips": len(g),
+                        "n_defined": defined,
                         "trained_vs_random": g["trained_vs_random"].mean(),
                         "trained_vs_input": g["trained_vs_input"].mean(),
                         "random_vs_random": g["random_vs_random"].mean(),
