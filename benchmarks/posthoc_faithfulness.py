@@ -282,7 +282,9 @@ Cost per clip (whole clips through predict's windows, 2-core CPU):
 A method passes when the trained map is further from the fully randomized ones than from an
 input-only map (`trained_vs_input`) and further than two independent randomizations are from
 each other (`random_vs_random`): upper ends of both 95 % bootstrap intervals below 0. The
-cascade curves per stage are in `sanity_cascade.csv` in the workdir.
+cascade curves per stage are in `sanity_cascade.csv` in the workdir. These verdicts rest on
+the first clips of the first target only; the same check on 30 clips and both targets is the
+section "Post-hoc sanity with power" (`benchmarks/posthoc_sanity.py`).
 """)
     if st["listen"]:
         listen = pd.concat(st["listen"], ignore_index=True)

@@ -105,7 +105,7 @@ def run_all(args, work: Path, log) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataF
 
 def _test_r(run, targets) -> str:
     """``fear r 0.80, happy r 0.71``: the model's test-split accuracy on the explained targets."""
-    m = run.metrics()
+    m = run.metrics
     m = m[(m["split"] == "test") & (m["kind"] == "target") & m["name"].isin(targets)]
     return ", ".join(f"{row['name']} r {row['r']:.2f}" for _, row in m.iterrows())
 
@@ -114,19 +114,25 @@ def cascade_figure(cascade: pd.DataFrame, path: Path) -> None:
     """Trained-vs-randomized similarity (Spearman of |map|) after each cascade stage."""
     import matplotlib.pyplot as plt
     groups = list(cascade.groupby(["model", "target"], sort=False))
-    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.6), squeeze=False,
+    methods = list(dict.fromkeys(cascade["method"]))
+    colors = dict(zip(methods, plt.get_cmap("tab20")(np.linspace(0, 1, 20))[::max(
+        1, 20 // max(len(methods), 1))]))
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.9), squeeze=False,
                              sharey=True)
+    lines = {}
     for ax, ((model, target), g) in zip(axes[0], groups):
         for method, m in g.groupby("method", sort=False):
             curve = m.groupby("n_stages", sort=True)["spearman_abs"].mean()
-            ax.plot(curve.index, curve.values, marker=".", label=method,
-                    ls="--" if method.startswith("lime") else "-")
+            lines[method], = ax.plot(curve.index, curve.values, marker=".", label=method,
+                                     color=colors[method],
+                                     ls="--" if method.startswith("lime") else "-")
         ax.set_title(f"{model}, {target}")
         ax.set_xlabel("stages randomized (top down)")
         ax.axhline(0, color="0.6", lw=0.8)
     axes[0][0].set_ylabel("similarity to trained map\n(Spearman of |map|)")
-    axes[0][-1].legend(fontsize=6, loc="upper right")
-    fig.tight_layout()
+    fig.legend([lines[m] for m in methods], methods, loc="lower center", fontsize=7,
+               ncol=min(len(methods), 7), frameon=False)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
