@@ -313,25 +313,31 @@ whole clip does (the parts interact).
     return "\n".join(parts)
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def common_arguments(p: argparse.ArgumentParser, *, lime_samples: int) -> None:
+    """The options this script shares with ``posthoc_sanity.py``: the Soundtracks models
+    (``--workdir``, ``--epochs``), the clips and targets, and the methods' settings."""
     p.add_argument("--workdir")
     p.add_argument("--soundtracks", default=str(REPO.parent / "shared" / "datasets"
                                                / "soundtracks"))
     p.add_argument("--clips", type=int, default=30)
     p.add_argument("--targets", nargs="+", default=["fear", "happy"])
     p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--sanity-clips", type=int, default=6)
-    p.add_argument("--event-clips", type=int, default=30)
-    p.add_argument("--event-steps", type=int, default=300)
     p.add_argument("--n-steps", type=int, default=32)
     p.add_argument("--n-samples", type=int, default=32)
-    p.add_argument("--lime-samples", type=int, default=128)
-    p.add_argument("--reuse-events", action="store_true",
-                   help="load the planted-event table of an earlier run in --workdir")
+    p.add_argument("--lime-samples", type=int, default=lime_samples)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: 2)")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--no-write", action="store_true")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    common_arguments(p, lime_samples=128)
+    p.add_argument("--sanity-clips", type=int, default=6)
+    p.add_argument("--event-clips", type=int, default=30)
+    p.add_argument("--event-steps", type=int, default=300)
+    p.add_argument("--reuse-events", action="store_true",
+                   help="load the planted-event table of an earlier run in --workdir")
     args = p.parse_args(argv)
     if args.quick:
         args.clips, args.epochs, args.sanity_clips, args.event_clips = 2, 1, 2, 4

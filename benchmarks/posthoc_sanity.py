@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 from ground_truth_recovery import _fmt, replace_section  # noqa: E402
-from posthoc_faithfulness import _options, _runs  # noqa: E402
+from posthoc_faithfulness import _options, _runs, common_arguments  # noqa: E402
 
 from midlevel.explain.attribution.base import OutputSelector  # noqa: E402
 from midlevel.explain.attribution.registry import METHODS, make_method  # noqa: E402
@@ -194,21 +194,10 @@ models and targets: {", ".join(f"{m} {ms:.0f} ms" for m, ms in per_clip.items())
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--workdir")
-    p.add_argument("--soundtracks", default=str(REPO.parent / "shared" / "datasets"
-                                                / "soundtracks"))
-    p.add_argument("--clips", type=int, default=30)
-    p.add_argument("--targets", nargs="+", default=["fear", "happy"])
+    common_arguments(p, lime_samples=64)
     p.add_argument("--methods", nargs="+", default=None, help="default: every registered one")
     p.add_argument("--lime-targets", nargs="+", default=None,
                    help="targets the LIME variants are checked on (default: all of --targets)")
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--n-steps", type=int, default=32)
-    p.add_argument("--n-samples", type=int, default=32)
-    p.add_argument("--lime-samples", type=int, default=64)
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: 2)")
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--no-write", action="store_true")
     args = p.parse_args(argv)
     if args.quick:
         args.clips, args.epochs, args.n_steps, args.n_samples, args.lime_samples = 3, 1, 4, 4, 16
