@@ -77,6 +77,8 @@ def run_all(args, work: Path, log) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataF
     for label, target, method in jobs:
         run, (specs, bg) = runs[label], data[label]
         part = work / "sanity_parts" / f"{label}_{target}_{method}.pkl"
+        if args.report_only and not part.is_file():
+            continue
         if part.is_file():  # an interrupted run resumes here
             v, c, s = pd.read_pickle(part)
             log(f"{label} {target} {method}: loaded from {part}")
@@ -138,6 +140,24 @@ def cascade_figure(cascade: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
+def _lime_note(cost: pd.DataFrame, args) -> str:
+    """Which LIME checks were made, when not every variant on every model and target."""
+    lime = cost[cost["method"].str.startswith("lime")]
+    if lime.empty:
+        return ""
+    pairs = cost[["model", "target"]].drop_duplicates()
+    variants = sorted(set(lime["method"]))
+    done = lime.groupby(["model", "target"], sort=False)["method"].apply(list)
+    if len(done) == len(pairs) and all(len(v) == len(variants) for v in done):
+        return ""
+    made = "; ".join(f"{m} {t}: {'all' if len(v) == len(variants) else ', '.join(v)}"
+                     for (m, t), v in done.items())
+    return (f" LIME checks made: {made} (each LIME map costs 2 x "
+            f"{getattr(args, 'lime_samples', '?')} forward passes, and a check makes "
+            f"{int(cost['stages'].max()) + 2} maps per clip: the trained one, one per cascade "
+            f"stage, a second randomization; the others were not run for time).")
+
+
 def summarize(verdicts: pd.DataFrame, cost: pd.DataFrame, args, minutes: float,
               models: dict) -> str:
     v = verdicts[verdicts["similarity"] == "spearman_abs"]
@@ -154,12 +174,7 @@ def summarize(verdicts: pd.DataFrame, cost: pd.DataFrame, args, minutes: float,
     wide = wide.reset_index()
     per_clip = cost.assign(ms=cost["seconds"] / cost["clips"] * 1000).groupby(
         "method", sort=False)["ms"].median().round(0)
-    lime_targets = getattr(args, "lime_targets", None)
-    lime_note = ("" if not lime_targets else
-                 f" The LIME variants are checked on {', '.join(lime_targets)} only: each of "
-                 f"their maps costs 2 x {getattr(args, 'lime_samples', '?')} forward passes, "
-                 f"and a check makes {int(cost['stages'].max()) + 2} maps per clip (the "
-                 f"trained one, one per cascade stage, a second randomization).")
+    lime_note = _lime_note(cost, args)
     minutes = cost["seconds"].sum() / 60  # the checks' own time (parts reloaded on a resume)
     return f"""Script: `benchmarks/posthoc_sanity.py` (CPU, 2 torch threads, {minutes:.0f} min of checks; {args.clips} test clips, one
 10-s window each; targets {', '.join(args.targets)}; the models of `posthoc_faithfulness.py`,
@@ -196,6 +211,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     common_arguments(p, lime_samples=64)
     p.add_argument("--methods", nargs="+", default=None, help="default: every registered one")
+    p.add_argument("--report-only", action="store_true",
+                   help="report the checks already in --workdir; compute nothing new")
     p.add_argument("--lime-targets", nargs="+", default=None,
                    help="targets the LIME variants are checked on (default: all of --targets)")
     args = p.parse_args(argv)

@@ -173,8 +173,7 @@ def test_sanity_benchmark_report_reads_what_sanity_check_writes(tmp_path):
         cascades.append(res.cascade.assign(model="toy", target=target))
         cost.append({"model": "toy", "target": target, "method": "gxi", "seconds": 1.0,
                      "clips": len(x), "stages": int(res.cascade["n_stages"].max())})
-    args = argparse.Namespace(clips=len(x), targets=["a", "b"], lime_targets=["a"],
-                              lime_samples=8)
+    args = argparse.Namespace(clips=len(x), targets=["a", "b"], lime_samples=8)
     text = posthoc_sanity.summarize(pd.concat(verdicts), pd.DataFrame(cost), args, 0.0,
                                     {"toy": "a r 0.50"})
     row = next(line for line in text.splitlines() if line.startswith("| toy | a | gxi | 6 | 6 |"))
