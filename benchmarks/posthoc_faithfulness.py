@@ -209,14 +209,21 @@ def soundtracks(args, work: Path, log) -> dict:
     return out
 
 
-def _sanity(run, at, specs, bg, method, target, label, cascades) -> pd.DataFrame:
+def sanity_rows(run, method: str, target: str, specs, bg,
+                options: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One method's sanity verdict (all similarities) and cascade curve on the first window of
+    each of ``specs``, removal reference = the background's mean (also `posthoc_sanity.py`)."""
     n = run.window()[0]
     x = torch.stack([torch.as_tensor(fit_window(s, n)) for s in specs])[:, None]
     f = OutputSelector(run.model, "target", run.model.output_names.index(target)).eval()
-    impl = make_method(method, **{**at.options, "check_additivity": False})
+    impl = make_method(method, **{**options, "check_additivity": False})
     res = sanity_check(f, impl, x, bg.mean(0, keepdim=True), name=method, background=bg)
-    cascades.append(res.cascade.assign(model=label, target=target))
-    v = res.verdict
+    return res.verdict, res.cascade
+
+
+def _sanity(run, at, specs, bg, method, target, label, cascades) -> pd.DataFrame:
+    v, cascade = sanity_rows(run, method, target, specs, bg, at.options)
+    cascades.append(cascade.assign(model=label, target=target))
     return v[v["similarity"] == "spearman_abs"].assign(model=label, target=target)
 
 

@@ -40,28 +40,16 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 from ground_truth_recovery import _fmt, replace_section  # noqa: E402
-from posthoc_faithfulness import _options, _runs, common_arguments  # noqa: E402
+from posthoc_faithfulness import (  # noqa: E402
+    _options, _runs, common_arguments, sanity_rows,
+)
 
-from midlevel.explain.attribution.base import OutputSelector  # noqa: E402
-from midlevel.explain.attribution.registry import METHODS, make_method  # noqa: E402
-from midlevel.explain.sanity import sanity_check  # noqa: E402
-from midlevel.workflows.compare_explanations import fit_window  # noqa: E402
+from midlevel.explain.attribution.registry import METHODS  # noqa: E402
 
 SECTION = "Post-hoc sanity with power"
 
 
-def sanity_rows(run, method: str, target: str, specs, bg, args) -> tuple[pd.DataFrame,
-                                                                           pd.DataFrame]:
-    """One method's verdict (all similarities) and cascade curve on ``specs``' first windows."""
-    n = run.window()[0]
-    x = torch.stack([torch.as_tensor(fit_window(s, n)) for s in specs])[:, None]
-    f = OutputSelector(run.model, "target", run.model.output_names.index(target)).eval()
-    impl = make_method(method, **{**_options(args), "check_additivity": False})
-    res = sanity_check(f, impl, x, bg.mean(0, keepdim=True), name=method, background=bg)
-    return res.verdict, res.cascade
-
-
-def run_all(args, work: Path, log) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def run_all(args, work: Path, log) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
     runs = _runs(args, work, log)
     data = {}
     for label, run in runs.items():
@@ -84,7 +72,7 @@ def run_all(args, work: Path, log) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataF
             log(f"{label} {target} {method}: loaded from {part}")
         else:
             t0 = time.time()
-            v, c = sanity_rows(run, method, target, specs, bg, args)
+            v, c = sanity_rows(run, method, target, specs, bg, _options(args))
             s = time.time() - t0
             log(f"{label} {target} {method}: {s:.0f} s, passed "
                 f"{bool(v['passed'].iloc[0])}")
@@ -92,9 +80,6 @@ def run_all(args, work: Path, log) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataF
             tmp = part.with_suffix(".tmp")
             pd.to_pickle((v, c, s), tmp)
             os.replace(tmp, part)
-        if "n_defined" not in v:  # parts saved before sanity_check counted them: the clips
-            last = c[c["n_stages"] == c["n_stages"].max()]  # whose trained-vs-randomized
-            v = v.assign(n_defined=int(np.isfinite(last["spearman_abs"]).sum()))  # is defined
         keys = {"model": label, "target": target}
         verdicts.append(v.assign(**keys))
         cascades.append(c.assign(**keys))
@@ -158,11 +143,11 @@ def _lime_note(cost: pd.DataFrame, args) -> str:
             f"stage, a second randomization; the others were not run for time).")
 
 
-def summarize(verdicts: pd.DataFrame, cost: pd.DataFrame, args, minutes: float,
-              models: dict) -> str:
+def summarize(verdicts: pd.DataFrame, cost: pd.DataFrame, args, models: dict) -> str:
     v = verdicts[verdicts["similarity"] == "spearman_abs"]
-    cols = ["model", "target", "method", "n_clips", "n_defined", "trained_vs_random", "trained_vs_input",
-            "random_vs_random", "minus_input_ci_high", "minus_random_ci_high", "passed"]
+    cols = ["model", "target", "method", "n_clips", "n_defined", "trained_vs_random",
+            "trained_vs_input", "random_vs_random", "minus_input_ci_high",
+            "minus_random_ci_high", "passed"]
     table = v[[c for c in cols if c in v]]
     wide = table.pivot_table(index="method", columns=["model", "target"], values="passed",
                              aggfunc="first", sort=False)
@@ -225,11 +210,10 @@ def main(argv=None) -> int:
         return 0
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="sanity_"))
     work.mkdir(parents=True, exist_ok=True)
-    t0 = time.time()
     verdicts, cascades, cost, models = run_all(args, work, print)
     verdicts.to_csv(work / "sanity_verdicts.csv", index=False)
     cascades.to_csv(work / "sanity_cascade.csv", index=False)
-    text = summarize(verdicts, cost, args, (time.time() - t0) / 60, models)
+    text = summarize(verdicts, cost, args, models)
     print(text)
     if not args.no_write:
         cascade_figure(cascades, REPO / "benchmarks" / "figures" / "sanity_cascade.png")

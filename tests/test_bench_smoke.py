@@ -174,7 +174,7 @@ def test_sanity_benchmark_report_reads_what_sanity_check_writes(tmp_path):
         cost.append({"model": "toy", "target": target, "method": "gxi", "seconds": 1.0,
                      "clips": len(x), "stages": int(res.cascade["n_stages"].max())})
     args = argparse.Namespace(clips=len(x), targets=["a", "b"], lime_samples=8)
-    text = posthoc_sanity.summarize(pd.concat(verdicts), pd.DataFrame(cost), args, 0.0,
+    text = posthoc_sanity.summarize(pd.concat(verdicts), pd.DataFrame(cost), args,
                                     {"toy": "a r 0.50"})
     row = next(line for line in text.splitlines() if line.startswith("| toy | a | gxi | 6 | 6 |"))
     assert "nan" not in row and row.rstrip(" |").split("| ")[-1] in ("True", "False")
