@@ -179,7 +179,7 @@ class Run:
 
     def data(self, split=None, *, spec=None, root=None, cache_dir=None,
              progress: bool = False) -> tuple[pd.DataFrame, list[np.ndarray]]:
-        """The clips of ``split`` ("train", "validation", "test", a list, or None = all) with
+        """The clips of ``split`` ("train", "validation", "calibration", "test", a list, or None = all) with
         their spectrograms from the feature cache (filled as needed, this run's front end).
 
         Returns

@@ -117,3 +117,24 @@ def test_concept_recalibration_makes_validation_slopes_one_and_keeps_joint_targe
     rng = np.random.default_rng(0)
     [line] = calibration_lines(rng.normal(size=(30, 1)), rng.normal(size=(30, 1)))
     assert not line["applied"]
+
+
+def test_concepts_are_recalibrated_on_the_calibration_split_when_there_is_one(
+        tmp_path, one_torch_thread):
+    """With a calibration split the lines are fitted there (slope 1 on those clips, the line's
+    n is their number), the validation clips only select the epoch, and every split is
+    evaluated."""
+    table, features, columns = toy_data(n_clips=80, seed=4)
+    table = table.copy()
+    train = table.index[table["split"] == "train"]
+    table.loc[train[:16], "split"] = "calibration"
+    run = fit(table, features, columns, tmp_path / "c", toy_config(mode="independent", epochs=3),
+              fps=FPS, progress=False)
+    lines = run.info["concept_calibration"]
+    assert {ln["split"] for ln in lines.values()} == {"calibration"}
+    assert {ln["n"] for ln in lines.values()} == {16}
+    assert set(run.metrics["split"]) == {"train", "validation", "calibration", "test"}
+    m = run.metrics.query("split == 'calibration' and kind == 'concept' and name != 'mean'")
+    applied = np.array([lines[c]["applied"] for c in m["name"]])
+    assert applied.any()
+    assert np.allclose(m["cal_slope"].to_numpy()[applied], 1.0, atol=1e-3)

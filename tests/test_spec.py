@@ -132,6 +132,18 @@ def test_fixed_and_random_splits(tmp_path):
     assert not load_annotations(spec).split.equals(table.split)
 
 
+def test_calibration_split_is_drawn_after_validation_and_leaves_the_others_alone(tmp_path):
+    """An optional calibration split is drawn from what test and validation left, so adding
+    it keeps their clips and only moves training clips."""
+    base = "splits:\n  seed: 3\n  test: {ids_file: test_ids.txt}\n  validation: {size: 10}\n"
+    before = load_annotations(_split_dataset(tmp_path, base)).split
+    after = load_annotations(_split_dataset(tmp_path, base + "  calibration: {size: 12}\n")).split
+    assert (after == "calibration").sum() == 12
+    for name in ("test", "validation"):
+        assert list(after.index[after == name]) == list(before.index[before == name])
+    assert (before[after == "calibration"] == "train").all()
+
+
 def test_group_disjoint_and_singleton_splits(tmp_path):
     spec = _split_dataset(tmp_path, "splits:\n  seed: 0\n"
                                     "  test: {fraction: 0.1, group_by: artist, singleton_groups: true}\n"

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from midlevel.cli.common import add_cache_option, add_root_option
+from midlevel.data.spec import SPLITS
 from midlevel.errors import ArgumentError
 
 
@@ -161,7 +162,7 @@ def register(sub) -> None:
                    help="concept baseline to use (a baseline.csv written by an earlier explain) "
                         "instead of predicting the training split")
     p.add_argument("--dataset-split", default="train",
-                   choices=["train", "validation", "test", "none"],
+                   choices=[*SPLITS, "none"],
                    help="split for the dataset view (default train; none = skip)")
     p.add_argument("--hop", type=float, default=0.5, metavar="SEC",
                    help="hop between windows over time (default 0.5 s)")
@@ -172,7 +173,7 @@ def register(sub) -> None:
     p.add_argument("--no-timeline", action="store_true", help="skip the view over time")
     p.add_argument("--set", nargs="+", metavar="CONCEPT=VALUE",
                    help="intervene: set concepts to values, write interventions.csv")
-    p.add_argument("--intervention-split", choices=["train", "validation", "test"],
+    p.add_argument("--intervention-split", choices=list(SPLITS),
                    help="write intervention curves (random and greedy order) on this split")
     p.add_argument("--repeats", type=int, default=20,
                    help="random orders for the intervention curve (default 20)")

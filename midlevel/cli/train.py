@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from midlevel.cli.common import add_cache_option, add_root_option, show_log
+from midlevel.data.spec import SPLITS
 from midlevel.io import write_csv
 
 
@@ -89,7 +90,7 @@ def register(sub) -> None:
     p.add_argument("run", metavar="RUN", help="run directory")
     p.add_argument("--spec", metavar="SPEC", help="data spec (default: the run's)")
     add_root_option(p)
-    p.add_argument("--split", action="append", choices=["train", "validation", "test"],
+    p.add_argument("--split", action="append", choices=list(SPLITS),
                    help="split to evaluate (default test; may be repeated)")
     p.add_argument("--out", metavar="CSV", help="also write the table to CSV")
     p.add_argument("--threshold", type=float, default=0.5, metavar="P",

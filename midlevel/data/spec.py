@@ -17,7 +17,11 @@ import yaml
 
 from midlevel.errors import ArgumentError, SpecError
 
-SPLITS = ("train", "validation", "test")
+SPLITS = ("train", "validation", "calibration", "test")
+# drawn in this order (each from the clips still in train); "calibration" is optional: the
+# clips the predicted concepts are recalibrated on, apart from the validation clips that select
+# the epoch (see midlevel.training.calibration)
+DRAWN_SPLITS = ("test", "validation", "calibration")
 
 _TOP_KEYS = {"name", "description", "root", "roots", "audio", "tables", "segments", "concepts",
              "targets", "splits"}
@@ -386,12 +390,12 @@ def _opt_str(value: Any) -> str | None:
 def _splits(section: Any, src: str) -> tuple[int, dict[str, SplitSpec]]:
     if section is None:
         return 0, {}
-    _check_keys("splits", section, {"seed", "test", "validation"}, src)
+    _check_keys("splits", section, {"seed", *DRAWN_SPLITS}, src)
     seed = section.get("seed", 0)
     if not isinstance(seed, int):
         raise SpecError(f"{src}: 'splits.seed' must be an integer, got {seed!r}")
     out = {}
-    for name in ("test", "validation"):
+    for name in DRAWN_SPLITS:
         cfg = section.get(name)
         if cfg is None:
             continue

@@ -1,6 +1,7 @@
 """Train / validation / test assignment from a spec's ``splits`` section.
 
-The test split is drawn first, then validation from what is left; everything else trains.
+The test split is drawn first, then validation, then the optional calibration split, each from
+what is left; everything else trains.
 Fixed ids come from a list or a file; random draws use the spec's seed and may keep groups
 (for example artists) disjoint across splits.
 """
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from midlevel.data.spec import DRAWN_SPLITS
 from midlevel.errors import Problem
 
 if TYPE_CHECKING:
@@ -48,7 +50,8 @@ def _draw(pool: pd.Index, s: "SplitSpec", groups: pd.Series | None,
 
 def assign_splits(spec: "DataSpec", clips: pd.Index, groups: dict[str, pd.Series],
                   problems: list[Problem]) -> pd.Series:
-    """Return the split name of each clip (``"train"``, ``"validation"`` or ``"test"``).
+    """Return the split name of each clip (``"train"``, ``"validation"``, ``"calibration"``
+    or ``"test"``).
 
     Parameters
     ----------
@@ -59,7 +62,7 @@ def assign_splits(spec: "DataSpec", clips: pd.Index, groups: dict[str, pd.Series
     split = pd.Series("train", index=clips, dtype=object)
     rng = np.random.default_rng(spec.split_seed)
     known = set(clips)
-    for name in ("test", "validation"):
+    for name in DRAWN_SPLITS:
         s = spec.splits.get(name)
         if s is None:
             continue

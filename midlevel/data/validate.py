@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from midlevel.data import segments as seg
 from midlevel.data.audio import audio_info, is_silent, load_audio
 from midlevel.data.annotations import load_annotations
-from midlevel.data.spec import DataSpec
+from midlevel.data.spec import SPLITS, DataSpec
 from midlevel.errors import AudioError, Problem
 
 
@@ -93,8 +93,8 @@ class ValidationReport:
                  f"targets ({len(s.targets)}): {', '.join(s.target_names) or '-'}"]
         if len(self.table):
             counts = self.table["split"].value_counts()
-            lines.append("splits: " + ", ".join(f"{k} {int(counts.get(k, 0))}"
-                                                for k in ("train", "validation", "test")))
+            shown = [k for k in SPLITS if k != "calibration" or counts.get(k, 0)]
+            lines.append("splits: " + ", ".join(f"{k} {int(counts.get(k, 0))}" for k in shown))
             miss = self.missing_ratings()
             lines.append("missing ratings: " + (", ".join(f"{k} {v}" for k, v in miss.items() if v)
                                                 or "none"))

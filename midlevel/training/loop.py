@@ -8,8 +8,8 @@ whole-clip validation pass (early stopping on the mean R^2 of what the mode trai
 that sees level and scale, not only order) and an atomic checkpoint, so ``resume=True``
 continues from the last completed epoch. Crops and dropout are seeded from (seed, epoch), so a
 resumed run repeats exactly what the uninterrupted one does. At the end the best epoch's
-weights come back, the predicted concepts are recalibrated on the validation split
-(:mod:`midlevel.training.calibration`), a closed-form head is fitted (independent, sequential),
+weights come back, the predicted concepts are recalibrated on the calibration split (the
+validation split where the spec has none; :mod:`midlevel.training.calibration`), a closed-form head is fitted (independent, sequential),
 and ``model.pt`` and ``metrics.csv`` are written (:mod:`midlevel.run`).
 """
 from __future__ import annotations
@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from midlevel.data.spec import SPLITS
 from midlevel.errors import CheckpointError, TrainingError
 from midlevel.io import log_handler, write_csv, write_yaml
 from midlevel.models.bottleneck import build_model, output_layout
@@ -149,7 +150,7 @@ class Trainer:
         self.strategy = strategy(config.mode)
         self.n_frames = window_frames(config.crop_seconds, fps)
         self.hop = max(1, int(round((config.eval_hop_seconds or config.crop_seconds) * fps)))
-        self.splits = {s: table[table["split"] == s] for s in ("train", "validation", "test")}
+        self.splits = {s: table[table["split"] == s] for s in SPLITS}
         if len(self.splits["train"]) == 0:
             raise TrainingError("the training split is empty")
         features, self.streamed = choose_storage(
@@ -195,9 +196,10 @@ class Trainer:
                                            "data": self.data, "frontend": self.frontend,
                                            "fps": self.fps, "concepts": self.columns.concepts,
                                            "targets": self.columns.targets}, sort_keys=False)
-        log.info("%s: %s mode, %d train / %d validation / %d test clips, %d parameters", out,
-                 config.mode, len(self.train_set), len(self.sets["validation"]),
-                 len(self.sets["test"]), sum(p.numel() for p in self.model.parameters()))
+        log.info("%s: %s mode, %s clips, %d parameters", out, config.mode,
+                 " / ".join(f"{len(self.sets[s])} {s}" for s in SPLITS
+                            if s != "calibration" or len(self.sets[s])),
+                 sum(p.numel() for p in self.model.parameters()))
 
     def train(self, progress: bool) -> None:
         """Epochs until ``config.epochs`` or early stopping."""
@@ -312,11 +314,18 @@ class Trainer:
                               else None)
 
     def _calibrate_concepts(self) -> dict | None:
-        """Recalibrate the predicted concepts on the validation split and fold the lines into
-        the model. Returns ``{concept: line}`` (scaled units) or None when not done."""
-        val = self.sets["validation"]
+        """Recalibrate the predicted concepts on the calibration split (the validation split
+        where the spec has none) and fold the lines into the model. Returns
+        ``{concept: line}`` (scaled units, with the ``split`` the lines were fitted on) or None
+        when not done."""
+        split = "calibration" if len(self.sets["calibration"]) else "validation"
+        val = self.sets[split]
         if self.model.kind != "bottleneck" or not self.config.calibrate_concepts or not len(val):
             return None
+        if split == "validation":
+            log.info("concept calibration on the validation clips, which also selected the "
+                     "epoch: the lines inherit that selection's optimism (a 'calibration' split "
+                     "in the spec keeps them apart)")
         pred, _ = predict_sharded(self.ctx, self.model, val.specs, self.n_frames, self.hop,
                                   self.config)
         binary = self.columns.binary_concepts
@@ -327,8 +336,9 @@ class Trainer:
             why = "slope not clearly positive or too few clips"
             if is_binary and joint and ln["applied"]:
                 ln["applied"], why = False, "the joint head reads its probability"
-            log.info("concept %s: validation %s slope %.3f, intercept %.3f (%d clips)%s",
-                     name, "Platt scaling" if is_binary else "calibration", ln["slope"],
+            ln["split"] = split
+            log.info("concept %s: %s %s slope %.3f, intercept %.3f (%d clips)%s",
+                     name, split, "Platt scaling" if is_binary else "calibration", ln["slope"],
                      ln["intercept"], ln["n"], "" if ln["applied"] else f": not applied ({why})")
         fold_into_model(self.model, lines, compensate_head=joint)
         return dict(zip(self.columns.concepts, lines))
@@ -345,7 +355,7 @@ class Trainer:
         metrics = pd.concat([evaluate_split(ctx, model, self.splits[s], self.sets[s].specs,
                                             self.columns, s, self.n_frames, self.hop,
                                             self.config)
-                             for s in ("train", "validation", "test") if len(self.sets[s])],
+                             for s in SPLITS if len(self.sets[s])],
                             ignore_index=True)
         if ctx.main:
             write_model(self.out, model, config=self.config, data=self.data,
