@@ -71,9 +71,10 @@ def rows_of(run, variant: str, seed: int, args) -> list[dict]:
         fit_split = line.get("split", "validation")
         out.append({"variant": variant, "seed": seed, "concept": name,
                     "train clips": int(row.loc["train", "n"]),
-                    f"{fit_split} r (line fitted here)": float(row.loc[fit_split, "r"])
-                    if fit_split in row.index else np.nan,
                     "validation r": float(row.loc["validation", "r"]),
+                    "line fitted on": fit_split,
+                    "its r": float(row.loc[fit_split, "r"]) if fit_split in row.index
+                    else np.nan,
                     "line slope": float(line.get("slope", np.nan)),
                     "test r": r, "test R^2": float(r2), "test slope": float(slope),
                     "slope ci": f"{np.percentile(boot[:, 0], 2.5):.2f}-"

@@ -260,7 +260,10 @@ def main(argv=None) -> int:
     p.add_argument("--n-clips", type=int, default=300)
     p.add_argument("--duration", type=float, default=5.0)
     p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--other-epochs", type=int, default=15)
+    p.add_argument("--other-epochs", type=int, default=None,
+                   help="epochs of the other modes (default: --epochs, the same budget for "
+                        "every mode; runs before 2026-12-03 gave them 15 against the joint "
+                        "model's 30)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     p.add_argument("--quick", action="store_true", help="tiny sizes (smoke run)")
@@ -268,6 +271,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.quick:
         args.n_clips, args.duration, args.epochs, args.other_epochs = 60, 2.0, 1, 1
+    if args.other_epochs is None:
+        args.other_epochs = args.epochs
     import torch
     torch.set_num_threads(2)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="midlevel-tags-"))
