@@ -98,7 +98,7 @@ def sizes(quick: bool, device: str, amp: bool) -> dict:
         "streaming": {"clip_seconds": 15.0, "base_clips": 150, "factors": [1, 2, 4, 8],
                       "width": 0.125, "crop_seconds": 2.0, "batch_size": 8,
                       "throughput_clips": 64, "throughput_crop_seconds": 10.0,
-                      "throughput_width": None, "preset": "small", "epochs": 3, "rounds": 2},
+                      "throughput_width": None, "preset": "small", "epochs": 3, "rounds": 8},
     }
 
 
