@@ -69,6 +69,18 @@ def summarize(times: list[float]) -> dict:
             "all": [round(t, 6) for t in times]}
 
 
+def ratio_interval(slow, fast, *, n_boot: int = 2000, seed: int = 0) -> list[float]:
+    """95 % percentile bootstrap interval of ``median(slow) / median(fast)`` over times
+    measured in interleaved rounds: the rounds are resampled in pairs, so ``slow[i]`` and
+    ``fast[i]`` must come from the same round (equal lengths)."""
+    a, b = np.asarray(slow, dtype=np.float64), np.asarray(fast, dtype=np.float64)
+    if len(a) != len(b):
+        raise ValueError(f"paired times of unequal length: {len(a)} and {len(b)}")
+    idx = np.random.default_rng(seed).integers(0, len(a), size=(n_boot, len(a)))
+    boot = np.median(a[idx], axis=1) / np.median(b[idx], axis=1)
+    return [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))]
+
+
 # ----------------------------------------------------------------------------- memory
 
 

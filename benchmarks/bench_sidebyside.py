@@ -20,7 +20,7 @@ import warnings
 import numpy as np
 import torch
 
-from bench_common import summarize
+from bench_common import ratio_interval, summarize
 
 
 def _pair(ours, theirs, rounds: int, budget_s: float = 0.0) -> dict:
@@ -40,12 +40,9 @@ def _pair(ours, theirs, rounds: int, budget_s: float = 0.0) -> dict:
             fn()
             times.append(time.perf_counter() - t0)
     sa, sb = summarize(a), summarize(b)
-    a_, b_ = np.asarray(a), np.asarray(b)
-    idx = np.random.default_rng(0).integers(0, rounds, size=(2000, rounds))
-    boot = np.median(b_[idx], axis=1) / np.median(a_[idx], axis=1)
     return {"ours_s": sa["median"], "theirs_s": sb["median"], "speedup": sb["median"] / sa["median"],
             "speedup_best": sb["min"] / sa["min"], "rounds": rounds,
-            "interval": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))]}
+            "interval": ratio_interval(b, a)}
 
 
 # ----------------------------------------------------------------------------- front end

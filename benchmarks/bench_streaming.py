@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench_common import REPO, bench_table, columns
+from bench_common import REPO, bench_table, columns, ratio_interval
 
 FPS = 31.25
 N_BANDS = 149
@@ -142,16 +142,12 @@ def throughput(files: dict, cfg: dict, workdir: Path) -> dict:
                                  "clips_per_s": used / float(np.median(secs)),
                                  "clips_per_s_best": used / float(min(secs))}
     base = out["variants"]["in memory"]
-    base_secs = np.asarray(base["epoch_seconds"])
-    rng = np.random.default_rng(0)
     for name, v in out["variants"].items():
         v["ratio_to_in_memory"] = v["clips_per_s"] / base["clips_per_s"]
         v["ratio_to_in_memory_best"] = v["clips_per_s_best"] / base["clips_per_s_best"]
-        # 95 % percentile bootstrap of the ratio of medians, the epochs of each path resampled
-        secs = np.asarray(v["epoch_seconds"])
-        boot = [np.median(base_secs[rng.integers(0, len(base_secs), len(base_secs))])
-                / np.median(secs[rng.integers(0, len(secs), len(secs))]) for _ in range(2000)]
-        v["ratio_interval"] = [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))]
+        # the k-th counted epoch of every path comes from the same round: resampled in pairs
+        if v is not base:
+            v["ratio_interval"] = ratio_interval(base["epoch_seconds"], v["epoch_seconds"])
     return out
 
 

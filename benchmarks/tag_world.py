@@ -211,6 +211,23 @@ def _f(x, d=2) -> str:
     return "-" if x is None or not np.isfinite(x) else f"{x:.{d}f}"
 
 
+def wrong_signs(weights) -> pd.DataFrame:
+    """The rows of a weights table (``true_weight``, ``model_weight``) whose non-zero true
+    weight the model gets with the wrong sign."""
+    w = pd.DataFrame(weights or [])
+    if w.empty:
+        return w
+    nz = w[w["true_weight"] != 0]
+    return nz[np.sign(nz["model_weight"]) != np.sign(nz["true_weight"])]
+
+
+def _pooled(rcs: list[dict], share: str, count: str) -> tuple[float, float, int]:
+    """A share pooled over worlds: (share, how many, out of how many)."""
+    total = sum(rc[count] for rc in rcs)
+    hits = sum(rc[share] * rc[count] for rc in rcs)
+    return hits / total, hits, total
+
+
 def render(res: dict) -> str:
     s = res["settings"]
     trained = res.get("trained_seconds") or res["seconds"]
@@ -259,7 +276,7 @@ def render(res: dict) -> str:
         if not rc or w.empty or rc["model_sign_agreement"] >= 0.95:
             continue
         nz = w[w["true_weight"] != 0]
-        wrong = nz[np.sign(nz["model_weight"]) != np.sign(nz["true_weight"])]
+        wrong = wrong_signs(r.get("weights"))
         ratio = (nz["model_weight"].abs() / nz["weight"].abs().clip(lower=1e-9)).median()
         lines += [f"Miss: the {mode} head's signs agree on {_f(rc['model_sign_agreement'])} of "
                   f"the non-zero tag weights (target 0.95). Its weights are a median "
@@ -316,14 +333,12 @@ def render(res: dict) -> str:
                 rc = r.get("recovery")
                 if not rc:
                     continue
-                w = pd.DataFrame(r.get("weights") or [])
-                nz = w[w["true_weight"] != 0] if len(w) else w
-                wrong = (nz[np.sign(nz["model_weight"]) != np.sign(nz["true_weight"])]
-                         if len(nz) else nz)
+                wrong = wrong_signs(r.get("weights"))
                 ho = r.get("heldout")
                 lines.append(f"| {seed} | {mode} | {_f(rc['model_sign_agreement'])} | "
                              + (", ".join(f"{a} -> {b}" for a, b in
-                                          zip(wrong["concept"], wrong["target"])) or "-")
+                                          zip(wrong["concept"], wrong["target"]))
+                                if len(wrong) else "-")
                              + f" | {_f(ho['sign_agreement']) if ho else '-'} | "
                              f"{_f(rc['data_sign_agreement'])} | {_f(rc['data_coverage'])} | "
                              f"{_f(rc['data_null_fpr'])} |")
@@ -332,15 +347,13 @@ def render(res: dict) -> str:
                    if m.get(mode, {}).get("recovery")]
             if not rcs:
                 continue
-            nz = sum(rc["n_nonzero"] for rc in rcs)
-            zeros = sum(rc["n_zero"] for rc in rcs)
-            weights = sum(rc["n_weights"] for rc in rcs)
-            signs = sum(rc["model_sign_agreement"] * rc["n_nonzero"] for rc in rcs)
-            lines.append(f"| all {len(rcs)} | {mode} | {_f(signs / nz)} ({signs:.0f} of {nz}) "
-                         f"| | | {_f(sum(rc['data_sign_agreement'] * rc['n_nonzero'] for rc in rcs) / nz)} | "
-                         f"{_f(sum(rc['data_coverage'] * rc['n_weights'] for rc in rcs) / weights)} | "
-                         f"{_f(sum(rc['data_null_fpr'] * rc['n_zero'] for rc in rcs) / zeros)} "
-                         f"({sum(rc['data_null_fpr'] * rc['n_zero'] for rc in rcs):.0f} of {zeros}) |")
+            signs, n_signs, n_nonzero = _pooled(rcs, "model_sign_agreement", "n_nonzero")
+            data_signs = _pooled(rcs, "data_sign_agreement", "n_nonzero")[0]
+            coverage = _pooled(rcs, "data_coverage", "n_weights")[0]
+            fpr, n_fp, n_zero = _pooled(rcs, "data_null_fpr", "n_zero")
+            lines.append(f"| all {len(rcs)} | {mode} | {_f(signs)} ({n_signs:.0f} of "
+                         f"{n_nonzero}) | | | {_f(data_signs)} | {_f(coverage)} | {_f(fpr)} "
+                         f"({n_fp:.0f} of {n_zero}) |")
         lines.append("")
     lines += ["#### Interventions: a layer switched on vs off in the test clips", ""]
     lines += ["| mode | clip x layer x mood | r (model vs true change of P) | mean abs error | "
