@@ -22,6 +22,18 @@ import bench_common  # noqa: E402
 import bench_report  # noqa: E402
 
 
+def test_ratio_interval_holds_the_true_ratio_and_pairs_the_rounds():
+    rng = np.random.default_rng(1)
+    round_noise = rng.uniform(0.5, 2.0, size=40)  # a load that moves both sides of a round
+    fast = round_noise * 1.0 * rng.normal(1, 0.01, size=40)
+    slow = round_noise * 1.5 * rng.normal(1, 0.01, size=40)
+    lo, hi = bench_common.ratio_interval(slow, fast)
+    assert lo <= 1.5 <= hi
+    assert hi - lo < 0.1  # paired: the shared round load cancels
+    with pytest.raises(ValueError, match="unequal length"):
+        bench_common.ratio_interval(slow, fast[:-1])
+
+
 def test_peak_memory_sees_an_allocation():
     with bench_common.PeakMemory() as mem:
         block = np.ones(64 * 2 ** 20 // 8)  # 64 MiB, touched
