@@ -95,16 +95,55 @@ def _without_segments(spec: Path) -> Path:
 EVAL_SPLIT = "test"  # --dev: "validation", so development never looks at the test split
 
 
-def calibration(run, label: dict) -> list[dict]:
+def _passes(r: float, r2: float, slope: float) -> tuple[bool, float]:
+    checked = bool(r >= 0.5)
+    ok = checked and r2 >= r ** 2 - 0.1 and 0.8 <= slope <= 1.25
+    return checked, (ok if checked else np.nan)
+
+
+def unshrunk_predictions(run, pred: pd.DataFrame) -> pd.DataFrame:
+    """The run's predicted concepts as the fitted calibration lines, before their bootstrap
+    shrinkage, would have made them (same model; rating units)."""
+    scales, lines = run.info["scales"], run.info.get("concept_calibration") or {}
+    out = pred.copy()
+    for k, name in enumerate(run.concept_names):
+        ln = lines.get(name) or {}
+        if ln.get("shrinkage", 1.0) == 1.0:
+            continue
+        mu, sd = scales["concept_mean"][k], scales["concept_std"][k]
+        scaled = (pred[name] - mu) / sd
+        unshrunk = ln["intercept_fitted"] + (scaled - ln["intercept"]) / ln["shrinkage"]
+        out[name] = mu + sd * unshrunk
+    return out
+
+
+def calibration(run, label: dict, cache: Path, spec=None) -> list[dict]:
+    """Per concept on the evaluation split: r, R^2, slope and the pass, for the run as it is
+    (shrunk calibration lines) and, from the same model, with the fitted lines unshrunk."""
+    from midlevel.training.metrics import regression_metrics
     m = run.metrics
     rows = m[(m["split"] == EVAL_SPLIT) & (m["kind"] == "concept") & (m["name"] != "mean")]
+    lines = run.info.get("concept_calibration") or {}
+    unshrunk = None
+    if any((ln or {}).get("shrinkage", 1.0) != 1.0 for ln in lines.values()):
+        pred = run.predictions(EVAL_SPLIT, spec=spec, cache_dir=cache)
+        unshrunk = unshrunk_predictions(run, pred)
     out = []
     for _, r in rows.iterrows():
-        checked = bool(r["r"] >= 0.5)
-        ok = checked and r["r2"] >= r["r"] ** 2 - 0.1 and 0.8 <= r["cal_slope"] <= 1.25
-        out.append({**label, "concept": r["name"], "r": r["r"], "r2": r["r2"],
-                    "r2_floor": r["r"] ** 2 - 0.1, "slope": r["cal_slope"],
-                    "checked": checked, "passes": ok if checked else np.nan})
+        checked, ok = _passes(r["r"], r["r2"], r["cal_slope"])
+        ln = lines.get(r["name"]) or {}
+        row = {**label, "concept": r["name"], "r": r["r"], "r2": r["r2"],
+               "r2_floor": r["r"] ** 2 - 0.1, "slope": r["cal_slope"],
+               "shrinkage": ln.get("shrinkage", np.nan),
+               "shrinkage_raw": ln.get("shrinkage_raw", np.nan),
+               "checked": checked, "passes": ok}
+        row.update(slope_unshrunk=r["cal_slope"], r2_unshrunk=r["r2"], passes_unshrunk=ok)
+        if unshrunk is not None and ln.get("shrinkage", 1.0) != 1.0:
+            u = regression_metrics(unshrunk[f"true:{r['name']}"].to_numpy(np.float64),
+                                   unshrunk[r["name"]].to_numpy(np.float64))
+            row.update(slope_unshrunk=u["cal_slope"], r2_unshrunk=u["r2"],
+                       passes_unshrunk=_passes(u["r"], u["r2"], u["cal_slope"])[1])
+        out.append(row)
     return out
 
 
@@ -223,7 +262,7 @@ def synthetic(args, work: Path, log) -> dict:
                 run = _load_or_train(spec_used, work / f"world{k}_{mode}_{version}", mode, cfg,
                                      cache)
                 label = {"world": f"map {k} (seed {seed})", "mode": mode, "version": version}
-                out["calibration"] += calibration(run, label)
+                out["calibration"] += calibration(run, label, cache)
                 rows, flags, leak = statistics(run, truth, cache, label, args.n_boot)
                 out["stats"] += rows
                 if flags:
@@ -254,7 +293,7 @@ def soundtracks(args, work: Path, log) -> dict:
         run = _load_or_train(spec_obj, work / f"soundtracks_joint_{seed}_{version}", "joint",
                              cfg, work / "cache")
         label = {"world": "Soundtracks", "mode": "joint", "version": version, "seed": seed}
-        out["calibration"] += calibration(run, label)
+        out["calibration"] += calibration(run, label, work / "cache", spec=spec_obj)
         res = run_coefficients(run, spec=spec_obj, cache_dir=work / "cache")
         t = res.table
         out["flags"].append({**label, "flags_total": int((t["flag"] != "").sum()),
@@ -283,7 +322,11 @@ def summarize(syn: dict, st: dict) -> tuple[str, dict]:
                          "concepts checked (r >= 0.5)": len(ch),
                          "pass": _pct(ch["passes"].mean()) if len(ch) else "",
                          "median R^2 - r^2": float((g["r2"] - g["r"] ** 2).median()),
-                         "median slope": float(g["slope"].median())})
+                         "median slope": float(g["slope"].median()),
+                         "pass, lines unshrunk": _pct(ch["passes_unshrunk"].mean())
+                         if len(ch) else "",
+                         "median slope, unshrunk": float(g["slope_unshrunk"].median()),
+                         "median shrinkage": float(g["shrinkage"].median())})
     figures["calibration"] = cal_rows
     stats = pd.DataFrame(syn["stats"])
     stat_table = pd.DataFrame()
@@ -352,7 +395,14 @@ prediction) lies in [0.8, 1.25].
 
 Per concept:
 
-{_fmt(cal[["world", "version", "mode", "concept", "r", "r2", "r2_floor", "slope", "passes"]])}
+{_fmt(cal[["world", "version", "mode", "concept", "r", "r2", "r2_floor", "slope", "passes",
+           "shrinkage", "shrinkage_raw", "slope_unshrunk", "passes_unshrunk"]])}
+
+`shrinkage`: the factor of the calibration slope from the bootstrap of the epoch selection and
+the line on the validation clips (`midlevel.training.calibration.selection_shrinkage`, at most
+1; `shrinkage_raw` before that cap); `slope_unshrunk`, `passes_unshrunk`: the same model with
+the fitted validation line as it was before the shrinkage (computed from the same
+predictions). "before" runs have no calibration line.
 
 ### 2. What the data show, against the true maps
 

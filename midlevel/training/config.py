@@ -38,6 +38,9 @@ class TrainConfig:
     select_on: str = "r2"          # model selection score: "r2" (sees level and scale) or "r"
     calibrate_concepts: bool = True  # after training, recalibrate each predicted concept on
                                    # the validation split (see midlevel.training.calibration)
+    shrink_calibration: bool = True  # shrink each calibration slope by its bootstrap optimism
+                                   # (the epoch selection and the line fitted on the same clips)
+    calibration_bootstrap: int = 200  # resamples of that bootstrap
     balance: str = "none"          # binary concepts and targets: "none" or "balanced"
                                    # (positives weighted by negatives / positives per column)
     max_memory: int | str | None = None  # budget for holding every spectrogram in memory

@@ -10,23 +10,37 @@ from midlevel.training.metrics import metrics_table
 from midlevel.training.predict import predict_sharded
 
 
-def evaluate_split(ctx, model, rows: pd.DataFrame, specs, columns: Columns, split: str,
-                   n_frames: int, hop: int, config, *, threshold: float = 0.5) -> pd.DataFrame:
-    """Metrics of ``model`` on the clips ``rows`` (annotations rows) in rating units (binary
-    columns: probabilities; ``threshold`` of their F1 and accuracy)."""
+def split_predictions(ctx, model, specs, columns: Columns, n_frames: int, hop: int, config,
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """``(concepts, targets)`` of ``model`` on the clips ``specs``: ``(n_clips, n_concepts)``
+    in rating units (binary: probabilities; ``(n_clips, 0)`` for a black box) and
+    ``(n_clips, n_target_columns)`` decoded (ratings, probabilities, class codes)."""
     concepts, outputs = predict_sharded(ctx, model, specs, n_frames, hop, config)
-    layout = output_layout(columns.targets)
+    return concepts, decode_targets(outputs, output_layout(columns.targets))
+
+
+def split_metrics(rows: pd.DataFrame, columns: Columns, split: str, concepts: np.ndarray,
+                  targets: np.ndarray, *, threshold: float = 0.5) -> pd.DataFrame:
+    """The metrics table of predictions ``concepts``, ``targets`` (as
+    :func:`split_predictions` returns them) against the annotations ``rows``."""
     groups = columns.groups()
     tables = []
-    if model.concept_names:
+    if concepts.shape[1]:
         tables.append(metrics_table(split, "concept", columns.concepts,
                                     rows[columns.concepts].to_numpy(np.float64), concepts,
                                     kinds=columns.concept_kinds, groups=groups,
                                     threshold=threshold))
     if columns.targets:
         tables.append(metrics_table(split, "target", columns.target_names,
-                                    rows[columns.target_names].to_numpy(np.float64),
-                                    decode_targets(outputs, layout),
-                                    kinds=[kind for _, kind, _ in layout], groups=groups,
-                                    threshold=threshold))
+                                    rows[columns.target_names].to_numpy(np.float64), targets,
+                                    kinds=[kind for _, kind, _ in output_layout(columns.targets)],
+                                    groups=groups, threshold=threshold))
     return pd.concat(tables, ignore_index=True)
+
+
+def evaluate_split(ctx, model, rows: pd.DataFrame, specs, columns: Columns, split: str,
+                   n_frames: int, hop: int, config, *, threshold: float = 0.5) -> pd.DataFrame:
+    """Metrics of ``model`` on the clips ``rows`` (annotations rows) in rating units (binary
+    columns: probabilities; ``threshold`` of their F1 and accuracy)."""
+    concepts, targets = split_predictions(ctx, model, specs, columns, n_frames, hop, config)
+    return split_metrics(rows, columns, split, concepts, targets, threshold=threshold)

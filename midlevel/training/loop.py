@@ -36,10 +36,12 @@ from midlevel.run import (
 )
 from midlevel.training import ddp
 from midlevel.training.batchnorm import recalibrate_batchnorm
-from midlevel.training.calibration import calibration_lines, fold_into_model
+from midlevel.training.calibration import (
+    calibration_lines, fold_into_model, selection_shrinkage, shrink_lines,
+)
 from midlevel.training.config import TrainConfig
 from midlevel.training.data import ClipSet, Scales, window_frames, window_starts
-from midlevel.training.evaluate import evaluate_split
+from midlevel.training.evaluate import evaluate_split, split_metrics, split_predictions
 from midlevel.training.losses import binary_terms
 from midlevel.training.metrics import format_table, score
 from midlevel.training.predict import predict_sharded
@@ -180,7 +182,8 @@ class Trainer:
         self.optimizer = make_adam([p for p in self.model.parameters() if p.requires_grad],
                                    lr=config.lr, weight_decay=config.weight_decay)
         self.state = {"epoch": 0, "best_score": -math.inf, "best_epoch": 0, "best_state": None,
-                      "bad_epochs": 0, "history": [], "finished": False}
+                      "bad_epochs": 0, "history": [], "finished": False,
+                      "validation_predictions": []}
 
     def start(self, resume: bool) -> None:
         """Continue from ``checkpoint.pt`` (``resume``), or write ``config.yaml``."""
@@ -295,9 +298,14 @@ class Trainer:
             self._recalibrate_batchnorm()
         if not len(self.sets["validation"]):
             return float(epoch)  # no validation split: the last epoch is the best
-        val = evaluate_split(self.ctx, self.model, self.splits["validation"],
-                             self.sets["validation"].specs, self.columns, "validation",
-                             self.n_frames, self.hop, self.config)
+        concepts, targets = split_predictions(self.ctx, self.model, self.sets["validation"].specs,
+                                              self.columns, self.n_frames, self.hop, self.config)
+        # kept for the calibration line's bootstrap over the epoch selection (finish)
+        self.state.setdefault("validation_predictions", []).append(
+            {"epoch": epoch + 1, "concepts": concepts.astype(np.float32),
+             "targets": targets.astype(np.float32)})
+        val = split_metrics(self.splits["validation"], self.columns, "validation", concepts,
+                            targets)
         return score(val, self.strategy.scored, metric=self.config.select_on)
 
     def _recalibrate_batchnorm(self) -> None:
@@ -329,19 +337,60 @@ class Trainer:
         pred, _ = predict_sharded(self.ctx, self.model, val.specs, self.n_frames, self.hop,
                                   self.config)
         binary = self.columns.binary_concepts
-        lines = calibration_lines((pred - self.scales.concept_mean) / self.scales.concept_std,
-                                  val.concepts.numpy().astype(np.float64), binary=binary)
+        scaled = (pred - self.scales.concept_mean) / self.scales.concept_std
+        true = val.concepts.numpy().astype(np.float64)
+        lines = calibration_lines(scaled, true, binary=binary)
+        shrinkage = self._line_shrinkage(split, scaled, true)
+        shrink_lines(lines, shrinkage, scaled, true)
         joint = self.config.mode == "joint"
         for name, ln, is_binary in zip(self.columns.concepts, lines, binary):
             why = "slope not clearly positive or too few clips"
             if is_binary and joint and ln["applied"]:
                 ln["applied"], why = False, "the joint head reads its probability"
             ln["split"] = split
-            log.info("concept %s: %s %s slope %.3f, intercept %.3f (%d clips)%s",
+            shrunk = (f" (fitted {ln['slope_fitted']:.3f} x shrinkage {ln['shrinkage']:.3f})"
+                      if ln["shrinkage"] != 1.0 else "")
+            log.info("concept %s: %s %s slope %.3f%s, intercept %.3f (%d clips)%s",
                      name, split, "Platt scaling" if is_binary else "calibration", ln["slope"],
-                     ln["intercept"], ln["n"], "" if ln["applied"] else f": not applied ({why})")
+                     shrunk, ln["intercept"], ln["n"],
+                     "" if ln["applied"] else f": not applied ({why})")
         fold_into_model(self.model, lines, compensate_head=joint)
         return dict(zip(self.columns.concepts, lines))
+
+    def _line_shrinkage(self, split: str, pred: np.ndarray, true: np.ndarray) -> list[dict]:
+        """Bootstrap shrinkage factors of the calibration lines (see
+        :func:`midlevel.training.calibration.selection_shrinkage`): over the epoch selection
+        and the line when the validation clips did both, over the line alone on a calibration
+        split. ``pred``, ``true``: the line's clips, ``(n_clips, n_concepts)``."""
+        config, columns = self.config, self.columns
+        none = [{"factor": np.nan, "raw": np.nan, "n_boot": 0, "epochs_selected": 0}
+                for _ in columns.concepts]
+        if not config.shrink_calibration or config.calibration_bootstrap <= 0:
+            return none
+        kept = self.state.get("validation_predictions") or []
+        if split != "validation":
+            return selection_shrinkage(pred[None], true, n_boot=config.calibration_bootstrap,
+                                       seed=config.seed)
+        if [p["epoch"] for p in kept] != list(range(1, self.state["epoch"] + 1)):
+            log.info("calibration lines not shrunk: this run's checkpoint lacks the validation "
+                     "predictions of some epochs (it was resumed from an older version)")
+            return none
+        rows = self.splits["validation"]
+        concept_pred = np.stack([p["concepts"] for p in kept]).astype(np.float64)
+        concept_true = rows[columns.concepts].to_numpy(np.float64)
+        parts, truths, kinds = [], [], []
+        if "concept" in self.strategy.scored:
+            parts.append(concept_pred)
+            truths.append(concept_true)
+            kinds += columns.concept_kinds
+        if "target" in self.strategy.scored and columns.targets:
+            parts.append(np.stack([p["targets"] for p in kept]).astype(np.float64))
+            truths.append(rows[columns.target_names].to_numpy(np.float64))
+            kinds += [kind for _, kind, _ in output_layout(columns.targets)]
+        return selection_shrinkage(
+            concept_pred, concept_true, scored_pred=np.concatenate(parts, axis=2),
+            scored_true=np.concatenate(truths, axis=1), scored_kinds=kinds,
+            metric=config.select_on, n_boot=config.calibration_bootstrap, seed=config.seed)
 
     def finish(self):
         """Best weights back, concepts recalibrated, head fitted, metrics, ``model.pt``."""
