@@ -82,9 +82,11 @@ def trained(spec: Path, work: Path, mode: str, args, log):
     epochs = args.epochs if mode == "joint" else args.other_epochs
     t0 = time.time()
     run = train(spec, out, mode=mode, preset="small", epochs=epochs, cache_dir=work / "cache",
-                config={"crop_seconds": args.duration, "patience": epochs, "seed": args.seed},
+                config={"crop_seconds": args.duration, "patience": args.patience,
+                        "seed": args.seed},
                 overwrite=True, progress=False)
-    log(f"{mode}: trained {epochs} epochs in {time.time() - t0:.0f} s")
+    log(f"{mode}: trained {run.info['epochs']} epochs (at most {epochs}, best "
+        f"{run.info['best_epoch']}) in {time.time() - t0:.0f} s")
     return run
 
 
@@ -228,14 +230,27 @@ def _pooled(rcs: list[dict], share: str, count: str) -> tuple[float, float, int]
     return hits / total, hits, total
 
 
+def _budget(res: dict) -> str:
+    """The training budget in words: at most how many epochs, the patience, and the epochs
+    each mode trained (best epoch in brackets) on the main world."""
+    s = res["settings"]
+    most = (f"{s['epochs']}" if s["epochs"] == s["other_epochs"]
+            else f"{s['epochs']} (joint) / {s['other_epochs']} (other modes)")
+    if s.get("patience") is None:  # results of the fixed-budget runs
+        return f"{most} epochs"
+    done = ", ".join(f"{mode} {r['epochs_trained']} ({r['best_epoch']})"
+                     for mode, r in res["modes"].items() if "epochs_trained" in r)
+    return (f"at most {most} epochs with early stopping after {s['patience']} epochs without a "
+            f"better validation score (epochs trained, best in brackets: {done})")
+
+
 def render(res: dict) -> str:
     s = res["settings"]
     trained = res.get("trained_seconds") or res["seconds"]
     lines = [f"`python benchmarks/tag_world.py` ({res['started']}, {trained / 60:.0f} min "
              f"on {s['cores']} shared CPU cores): the tag world of `midlevel synth --tags`, "
              f"{s['n_clips']} clips of {s['duration']:g} s (seed {s['seed']}, 70/15/15 % "
-             f"split), preset `small`, {s['epochs']} epochs (joint) / {s['other_epochs']} "
-             f"(other modes), crops of the whole clip. Concepts: 7 rated mid-level concepts "
+             f"split), preset `small`, " + _budget(res) + ", crops of the whole clip. Concepts: 7 rated mid-level concepts "
              f"and 4 layer tags (`layer=drums`, `pad`, `drone`, `melody`, each present with "
              f"probability 0.5); targets: 8 emotion ratings and the multi-label `mood` "
              f"(4 tags from a logistic map of the layers with 12 non-zero weights, 4 zero; "
@@ -379,6 +394,7 @@ def run_world(args, work: Path, log) -> tuple[dict, bool]:
     res = {"started": time.strftime("%Y-%m-%d %H:%M"),
            "settings": {"n_clips": args.n_clips, "duration": args.duration, "seed": args.seed,
                         "epochs": args.epochs, "other_epochs": args.other_epochs,
+                        "patience": args.patience,
                         "cores": len(os.sched_getaffinity(0))}, "modes": {},
            "oracle": ceiling}
     loaded = all((work / mode / "model.pt").is_file() for mode in args.modes)
@@ -388,7 +404,9 @@ def run_world(args, work: Path, log) -> tuple[dict, bool]:
         rated = metrics[~metrics["name"].str.contains("=|:", regex=True) &
                         (metrics["kind"] == "concept") & (metrics["name"] != "mean")]
         entry = {"metrics": metrics.replace({np.nan: None}).to_dict(orient="records"),
-                 "rated_concept_r": float(rated["r"].mean()) if len(rated) else None}
+                 "rated_concept_r": float(rated["r"].mean()) if len(rated) else None,
+                 "epochs_trained": int(run.info["epochs"]),
+                 "best_epoch": int(run.info["best_epoch"])}
         if mode != "blackbox":
             entry["recovery"], weights = recovery(run, truth)
             entry["weights"] = weights.to_dict(orient="records")
@@ -409,7 +427,13 @@ def main(argv=None) -> int:
     p.add_argument("--workdir", type=Path, default=None)
     p.add_argument("--n-clips", type=int, default=300)
     p.add_argument("--duration", type=float, default=5.0)
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--epochs", type=int, default=150,
+                   help="the most epochs a mode trains (early stopping: --patience); runs "
+                        "before 2026-12-05 trained a fixed 30 (patience = epochs), which left "
+                        "the concept network far from converged (validation score still "
+                        "rising at epoch 80)")
+    p.add_argument("--patience", type=int, default=20,
+                   help="epochs without a better validation score before a mode stops")
     p.add_argument("--other-epochs", type=int, default=None,
                    help="epochs of the other modes (default: --epochs, the same budget for "
                         "every mode; runs before 2026-12-03 gave them 15 against the joint "
@@ -443,7 +467,8 @@ def main(argv=None) -> int:
     for seed in ([] if args.quick else args.repeat_seeds):
         other, _ = run_world(argparse.Namespace(**{**vars(args), "seed": seed}),
                              work / f"seed{seed}", log)
-        res["repeats"][str(seed)] = {mode: {k: r[k] for k in ("recovery", "weights", "heldout")
+        res["repeats"][str(seed)] = {mode: {k: r[k] for k in ("recovery", "weights", "heldout",
+                                                              "epochs_trained", "best_epoch")
                                             if k in r}
                                      for mode, r in other["modes"].items()}
     earlier = REPO / "benchmarks" / "tag_world.json"
