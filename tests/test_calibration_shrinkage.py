@@ -77,3 +77,34 @@ def test_shrunk_line_keeps_the_level_and_records_the_fitted_line():
     assert lines[0]["intercept"] + 0.4 * pred[:, 0].mean() == pytest.approx(true[:, 0].mean())
     assert lines[0]["slope_fitted"] == 0.5 and lines[0]["intercept_fitted"] == 2.0
     assert lines[1]["slope"] == 0.4 and lines[1]["shrinkage"] == 1.0   # not applied: as is
+
+
+def test_training_keeps_the_best_epochs_predictions_and_shrinks_only_with_them(
+        tmp_path, monkeypatch, one_torch_thread):
+    """The checkpoint keeps the validation predictions of the best-scoring epochs only (at
+    most KEPT_EPOCHS); a run resumed from a checkpoint that has none (an older version) is not
+    shrunk and says so rather than bootstrapping over a partial record."""
+    import pandas as pd
+    import torch
+
+    from midlevel.training import fit, loop
+    from midlevel.testing.toy import FPS, toy_config, toy_data
+    monkeypatch.setattr(loop, "KEPT_EPOCHS", 2)
+    data = toy_data(n_clips=60, seed=2)
+    run = fit(*data, tmp_path / "a", toy_config(mode="independent", epochs=4), fps=FPS,
+              progress=False)
+    state = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)["state"]
+    history = pd.read_csv(tmp_path / "a" / "history.csv")
+    best_two = history.sort_values(["val_score", "epoch"], ascending=[False, True])["epoch"][:2]
+    assert sorted(p["epoch"] for p in state["validation_predictions"]) == sorted(best_two)
+    assert any(ln["shrinkage"] < 1.0 for ln in run.info["concept_calibration"].values())
+
+    old = tmp_path / "b"
+    fit(*data, old, toy_config(mode="independent", epochs=2), fps=FPS, progress=False)
+    ckpt = torch.load(old / "checkpoint.pt", weights_only=False)
+    del ckpt["state"]["validation_predictions"]
+    torch.save(ckpt, old / "checkpoint.pt")
+    resumed = fit(*data, old, toy_config(mode="independent", epochs=3), fps=FPS, resume=True,
+                  progress=False)
+    assert all(ln["shrinkage"] == 1.0 for ln in resumed.info["concept_calibration"].values())
+    assert "calibration lines not shrunk" in (old / "train.log").read_text()

@@ -32,7 +32,7 @@ selected and calibrated on the same data (Harrell, *Regression Modeling Strategi
 sections 5.3 and 5.5; Steyerberg, *Clinical Prediction Models*, ch. 13): the bootstrap estimate
 of the optimism of the whole procedure. Each of ``n_boot`` resamples of the validation clips
 selects its own epoch from the per-epoch validation predictions (the same score as training
-uses) and fits its own line; that line's calibration slope on the original clips, averaged
+uses; training keeps those of its 20 best-scoring epochs) and fits its own line; that line's calibration slope on the original clips, averaged
 over the resamples, is the shrinkage factor ``f`` (at most 1), and the applied line becomes
 ``c' = mean_t + f slope (c - mean_p)`` (through the clips' means, so the level is kept). With
 a separate calibration split the selection does not touch the line and the bootstrap covers

@@ -142,6 +142,12 @@ def make_adam(params, *, lr: float, weight_decay: float) -> torch.optim.Optimize
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, foreach=True)
 
 
+# validation predictions kept for the calibration line's bootstrap: those of the best-scoring
+# epochs only (a resample of the validation clips selects among the epochs that scored near
+# the top), so a long run on a large validation split keeps a checkpoint of bounded size
+KEPT_EPOCHS = 20
+
+
 class Trainer:
     """One training run: data, model, optimizer and early-stopping state."""
 
@@ -193,6 +199,8 @@ class Trainer:
             self.model.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
             self.state = ckpt["state"]
+            # None: a checkpoint of a version that kept no validation predictions
+            self.state.setdefault("validation_predictions", None)
             log.info("resuming %s after epoch %d", out, self.state["epoch"])
         elif self.ctx.main:
             write_yaml(out / CONFIG_FILE, {"config": dataclasses.asdict(config),
@@ -300,13 +308,18 @@ class Trainer:
             return float(epoch)  # no validation split: the last epoch is the best
         concepts, targets = split_predictions(self.ctx, self.model, self.sets["validation"].specs,
                                               self.columns, self.n_frames, self.hop, self.config)
-        # kept for the calibration line's bootstrap over the epoch selection (finish)
-        self.state.setdefault("validation_predictions", []).append(
-            {"epoch": epoch + 1, "concepts": concepts.astype(np.float32),
-             "targets": targets.astype(np.float32)})
         val = split_metrics(self.splits["validation"], self.columns, "validation", concepts,
                             targets)
-        return score(val, self.strategy.scored, metric=self.config.select_on)
+        value = score(val, self.strategy.scored, metric=self.config.select_on)
+        kept = self.state["validation_predictions"]
+        if kept is not None:  # for the calibration line's bootstrap over the selection
+            kept.append({"epoch": epoch + 1, "score": value,
+                         "concepts": concepts.astype(np.float32),
+                         "targets": targets.astype(np.float32)})
+            kept.sort(key=lambda p: (-p["score"] if math.isfinite(p["score"]) else math.inf,
+                                     p["epoch"]))
+            del kept[KEPT_EPOCHS:]
+        return value
 
     def _recalibrate_batchnorm(self) -> None:
         """Re-estimate the BatchNorm statistics on the training clips' evaluation windows with
@@ -367,14 +380,15 @@ class Trainer:
                 for _ in columns.concepts]
         if not config.shrink_calibration or config.calibration_bootstrap <= 0:
             return none
-        kept = self.state.get("validation_predictions") or []
         if split != "validation":
             return selection_shrinkage(pred[None], true, n_boot=config.calibration_bootstrap,
                                        seed=config.seed)
-        if [p["epoch"] for p in kept] != list(range(1, self.state["epoch"] + 1)):
+        kept = self.state["validation_predictions"]
+        if not kept:
             log.info("calibration lines not shrunk: this run's checkpoint lacks the validation "
-                     "predictions of some epochs (it was resumed from an older version)")
+                     "predictions of its epochs (it was resumed from an older version)")
             return none
+        kept = sorted(kept, key=lambda p: p["epoch"])  # ties select the first, as training
         rows = self.splits["validation"]
         concept_pred = np.stack([p["concepts"] for p in kept]).astype(np.float64)
         concept_true = rows[columns.concepts].to_numpy(np.float64)
