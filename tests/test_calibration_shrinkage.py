@@ -87,9 +87,9 @@ def test_training_keeps_the_best_epochs_predictions_and_shrinks_only_with_them(
     import pandas as pd
     import torch
 
-    from midlevel.training import fit, loop
     from midlevel.testing.toy import FPS, toy_config, toy_data
-    monkeypatch.setattr(loop, "KEPT_EPOCHS", 2)
+    from midlevel.training import calibration, fit
+    monkeypatch.setattr(calibration, "KEPT_EPOCHS", 2)
     data = toy_data(n_clips=60, seed=2)
     run = fit(*data, tmp_path / "a", toy_config(mode="independent", epochs=4), fps=FPS,
               progress=False)

@@ -47,6 +47,11 @@ import torch
 
 log = logging.getLogger("midlevel.training")
 
+# validation predictions kept for the line's bootstrap: those of the best-scoring epochs only
+# (a resample of the validation clips selects among the epochs that scored near the top), so a
+# long run on a large validation split keeps a checkpoint of bounded size
+KEPT_EPOCHS = 20
+
 
 def calibration_lines(pred: np.ndarray, true: np.ndarray, *, min_clips: int = 10,
                       binary=None) -> list[dict]:
@@ -246,12 +251,14 @@ def selection_shrinkage(concept_pred: np.ndarray, concept_true: np.ndarray, *,
     return out
 
 
-def shrink_lines(lines: list[dict], shrinkage: list[dict], pred: np.ndarray,
+def shrink_lines(lines: list[dict], shrinkage: list[dict] | None, pred: np.ndarray,
                  true: np.ndarray) -> None:
     """Shrink each applied rating line's slope by its factor about the clips' means, in place
     (``pred``, ``true``: ``(n_clips, n_concepts)`` in the lines' units). Each line keeps its
     fitted line (``slope_fitted``, ``intercept_fitted``) and gets ``shrinkage`` (1 where not
-    shrunk; ``shrinkage_raw``: the estimate before the cap at 1): the unshrunk prediction is ``intercept_fitted + (c - intercept) / shrinkage``."""
+    shrunk; ``shrinkage_raw``: the estimate before the cap at 1): the unshrunk prediction is
+    ``intercept_fitted + (c - intercept) / shrinkage``."""
+    shrinkage = shrinkage or [{"factor": np.nan} for _ in lines]  # None: none shrunk
     for k, (line, shrink) in enumerate(zip(lines, shrinkage)):
         line.update(slope_fitted=line["slope"], intercept_fitted=line["intercept"],
                     shrinkage=1.0, shrinkage_raw=float(shrink.get("raw", np.nan)))
@@ -262,3 +269,50 @@ def shrink_lines(lines: list[dict], shrinkage: list[dict], pred: np.ndarray,
         slope = factor * line["slope"]
         line.update(slope=float(slope), shrinkage=float(factor),
                     intercept=float(true[ok, k].mean() - slope * pred[ok, k].mean()))
+
+
+def keep_epoch(kept: list[dict], epoch: int, score: float, concepts: np.ndarray,
+               targets: np.ndarray) -> None:
+    """Add one epoch's validation predictions (``(n_clips, n)`` each, as
+    :func:`midlevel.training.evaluate.split_predictions` returns them) to ``kept`` in place,
+    keeping the :data:`KEPT_EPOCHS` best-scoring epochs (ties: the earlier)."""
+    kept.append({"epoch": epoch, "score": score, "concepts": concepts.astype(np.float32),
+                 "targets": targets.astype(np.float32)})
+    kept.sort(key=lambda p: (-p["score"] if np.isfinite(p["score"]) else np.inf, p["epoch"]))
+    del kept[KEPT_EPOCHS:]
+
+
+def kept_epochs_shrinkage(kept: list[dict], rows, columns, scored: tuple[str, ...], *,
+                          metric: str, n_boot: int, seed: int) -> list[dict]:
+    """:func:`selection_shrinkage` over the kept epochs (:func:`keep_epoch`) of a run:
+    ``rows`` the validation annotations, ``columns`` the run's
+    :class:`~midlevel.training.data.Columns`, ``scored`` the kinds its selection score covers
+    ("concept", "target")."""
+    from midlevel.models.bottleneck import output_layout
+    kept = sorted(kept, key=lambda p: p["epoch"])  # ties select the first, as training does
+    concept_pred = np.stack([p["concepts"] for p in kept]).astype(np.float64)
+    concept_true = rows[columns.concepts].to_numpy(np.float64)
+    parts, truths, kinds = [], [], []
+    if "concept" in scored:
+        parts.append(concept_pred)
+        truths.append(concept_true)
+        kinds += columns.concept_kinds
+    if "target" in scored and columns.targets:
+        parts.append(np.stack([p["targets"] for p in kept]).astype(np.float64))
+        truths.append(rows[columns.target_names].to_numpy(np.float64))
+        kinds += [kind for _, kind, _ in output_layout(columns.targets)]
+    return selection_shrinkage(concept_pred, concept_true,
+                               scored_pred=np.concatenate(parts, axis=2),
+                               scored_true=np.concatenate(truths, axis=1), scored_kinds=kinds,
+                               metric=metric, n_boot=n_boot, seed=seed)
+
+
+def describe_line(line: dict, why: str) -> str:
+    """One log line for a calibration line (after :func:`shrink_lines`; ``line["split"]`` set);
+    ``why`` says why a line that is not applied is not."""
+    shrunk = (f" (fitted {line['slope_fitted']:.3f} x shrinkage {line['shrinkage']:.3f})"
+              if line.get("shrinkage", 1.0) != 1.0 else "")
+    kind = "Platt scaling" if line.get("kind") == "platt" else "calibration"
+    return (f"{line['split']} {kind} slope {line['slope']:.3f}{shrunk}, intercept "
+            f"{line['intercept']:.3f} ({line['n']} clips)"
+            + ("" if line["applied"] else f": not applied ({why})"))

@@ -37,7 +37,8 @@ from midlevel.run import (
 from midlevel.training import ddp
 from midlevel.training.batchnorm import recalibrate_batchnorm
 from midlevel.training.calibration import (
-    calibration_lines, fold_into_model, selection_shrinkage, shrink_lines,
+    calibration_lines, describe_line, fold_into_model, keep_epoch, kept_epochs_shrinkage,
+    selection_shrinkage, shrink_lines,
 )
 from midlevel.training.config import TrainConfig
 from midlevel.training.data import ClipSet, Scales, window_frames, window_starts
@@ -140,12 +141,6 @@ def make_adam(params, *, lr: float, weight_decay: float) -> torch.optim.Optimize
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
     except (RuntimeError, TypeError):
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, foreach=True)
-
-
-# validation predictions kept for the calibration line's bootstrap: those of the best-scoring
-# epochs only (a resample of the validation clips selects among the epochs that scored near
-# the top), so a long run on a large validation split keeps a checkpoint of bounded size
-KEPT_EPOCHS = 20
 
 
 class Trainer:
@@ -311,14 +306,9 @@ class Trainer:
         val = split_metrics(self.splits["validation"], self.columns, "validation", concepts,
                             targets)
         value = score(val, self.strategy.scored, metric=self.config.select_on)
-        kept = self.state["validation_predictions"]
-        if kept is not None:  # for the calibration line's bootstrap over the selection
-            kept.append({"epoch": epoch + 1, "score": value,
-                         "concepts": concepts.astype(np.float32),
-                         "targets": targets.astype(np.float32)})
-            kept.sort(key=lambda p: (-p["score"] if math.isfinite(p["score"]) else math.inf,
-                                     p["epoch"]))
-            del kept[KEPT_EPOCHS:]
+        if self.state["validation_predictions"] is not None:  # for the line's bootstrap
+            keep_epoch(self.state["validation_predictions"], epoch + 1, value, concepts,
+                       targets)
         return value
 
     def _recalibrate_batchnorm(self) -> None:
@@ -345,8 +335,7 @@ class Trainer:
             return None
         if split == "validation":
             log.info("concept calibration on the validation clips, which also selected the "
-                     "epoch: the lines inherit that selection's optimism (a 'calibration' split "
-                     "in the spec keeps them apart)")
+                     "epoch: each line is shrunk by the bootstrap optimism of that selection")
         pred, _ = predict_sharded(self.ctx, self.model, val.specs, self.n_frames, self.hop,
                                   self.config)
         binary = self.columns.binary_concepts
@@ -361,50 +350,28 @@ class Trainer:
             if is_binary and joint and ln["applied"]:
                 ln["applied"], why = False, "the joint head reads its probability"
             ln["split"] = split
-            shrunk = (f" (fitted {ln['slope_fitted']:.3f} x shrinkage {ln['shrinkage']:.3f})"
-                      if ln["shrinkage"] != 1.0 else "")
-            log.info("concept %s: %s %s slope %.3f%s, intercept %.3f (%d clips)%s",
-                     name, split, "Platt scaling" if is_binary else "calibration", ln["slope"],
-                     shrunk, ln["intercept"], ln["n"],
-                     "" if ln["applied"] else f": not applied ({why})")
+            log.info("concept %s: %s", name, describe_line(ln, why))
         fold_into_model(self.model, lines, compensate_head=joint)
         return dict(zip(self.columns.concepts, lines))
 
-    def _line_shrinkage(self, split: str, pred: np.ndarray, true: np.ndarray) -> list[dict]:
+    def _line_shrinkage(self, split: str, pred: np.ndarray, true: np.ndarray):
         """Bootstrap shrinkage factors of the calibration lines (see
         :func:`midlevel.training.calibration.selection_shrinkage`): over the epoch selection
         and the line when the validation clips did both, over the line alone on a calibration
-        split. ``pred``, ``true``: the line's clips, ``(n_clips, n_concepts)``."""
-        config, columns = self.config, self.columns
-        none = [{"factor": np.nan, "raw": np.nan, "n_boot": 0, "epochs_selected": 0}
-                for _ in columns.concepts]
+        split; None when not shrunk. ``pred``, ``true``: the line's clips,
+        ``(n_clips, n_concepts)``."""
+        config, kept = self.config, self.state["validation_predictions"]
         if not config.shrink_calibration or config.calibration_bootstrap <= 0:
-            return none
+            return None
+        boot = {"n_boot": config.calibration_bootstrap, "seed": config.seed}
         if split != "validation":
-            return selection_shrinkage(pred[None], true, n_boot=config.calibration_bootstrap,
-                                       seed=config.seed)
-        kept = self.state["validation_predictions"]
+            return selection_shrinkage(pred[None], true, **boot)
         if not kept:
             log.info("calibration lines not shrunk: this run's checkpoint lacks the validation "
                      "predictions of its epochs (it was resumed from an older version)")
-            return none
-        kept = sorted(kept, key=lambda p: p["epoch"])  # ties select the first, as training
-        rows = self.splits["validation"]
-        concept_pred = np.stack([p["concepts"] for p in kept]).astype(np.float64)
-        concept_true = rows[columns.concepts].to_numpy(np.float64)
-        parts, truths, kinds = [], [], []
-        if "concept" in self.strategy.scored:
-            parts.append(concept_pred)
-            truths.append(concept_true)
-            kinds += columns.concept_kinds
-        if "target" in self.strategy.scored and columns.targets:
-            parts.append(np.stack([p["targets"] for p in kept]).astype(np.float64))
-            truths.append(rows[columns.target_names].to_numpy(np.float64))
-            kinds += [kind for _, kind, _ in output_layout(columns.targets)]
-        return selection_shrinkage(
-            concept_pred, concept_true, scored_pred=np.concatenate(parts, axis=2),
-            scored_true=np.concatenate(truths, axis=1), scored_kinds=kinds,
-            metric=config.select_on, n_boot=config.calibration_bootstrap, seed=config.seed)
+            return None
+        return kept_epochs_shrinkage(kept, self.splits["validation"], self.columns,
+                                     self.strategy.scored, metric=config.select_on, **boot)
 
     def finish(self):
         """Best weights back, concepts recalibrated, head fitted, metrics, ``model.pt``."""
