@@ -69,6 +69,32 @@ def measure(model, x, bg, method: str, samples: int) -> dict:
             "ms_per_clip": attr.ms_per_clip}
 
 
+def reading(table: pd.DataFrame) -> str:
+    """What the table says, computed from it: how much the samples move LIME, and which
+    variants stay under 3x on which event model."""
+    lime = table[table["method"].str.startswith("lime_")]
+    wide = lime.pivot_table(index=["event model", "method"], columns="lime_samples",
+                            values=["ratio_mean", "surrogate_r2"])
+    lines = []
+    if wide.shape[1] >= 4:
+        ratio, r2 = wide["ratio_mean"], wide["surrogate_r2"]
+        lines.append(f"More samples move nothing: from {ratio.columns.min()} to "
+                     f"{ratio.columns.max()} samples the ratio changes by at most "
+                     f"{(ratio.max(axis=1) - ratio.min(axis=1)).max():.2f} and the surrogate "
+                     f"R^2 stays at {r2.min().min():.2f}-{r2.max().max():.2f}: LIME's estimate "
+                     f"had converged at the fewer samples.")
+    best = lime.loc[lime.groupby(["event model", "method"])["lime_samples"].idxmax()]
+    under = best[best["ratio_mean"] < 3]
+    if len(under):
+        lines.append("Below 3x with the most samples: " + "; ".join(
+            f"{r['method']} on the model {r['event model']} ({r['ratio_mean']:.2f}x, ceiling "
+            f"{r['ceiling_ratio']:.2f}x)" for _, r in under.iterrows()) + ".")
+    ref = table[table["method"] == "integrated_gradients"]
+    lines.append("Integrated Gradients on the same models: " + ", ".join(
+        f"{r['ratio_mean']:.2f}x ({r['event model']})" for _, r in ref.iterrows()) + ".")
+    return " ".join(lines)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--clips", type=int, default=30)
@@ -118,7 +144,7 @@ def main(argv=None) -> int:
             "the box's share of the input; `clips_3x`: share of clips at >= 3x; "
             "`ceiling_ratio`: what a perfect explanation over the same components reaches; "
             "`surrogate_r2`: the weighted R^2 of LIME's linear surrogate, mean over clips "
-            "and repeats.\n")
+            "and repeats.\n\n" + reading(table) + "\n")
     print(text)
     if not args.no_write:
         replace_section(REPO / "benchmarks" / "RESULTS.md", SECTION, text)
