@@ -248,12 +248,22 @@ def test_make_frontend_rejects_unknown_argument():
         make_frontend({"name": "LogFilteredSpectrogram", "n_mels": 128})
 
 
-def test_blocked_path_gives_the_same_spectrogram(rng):
+@pytest.mark.parametrize("fps, n_samples", [
+    (31.25, 22050 * 3),      # hop 705.6: frames repeat every 5 (3528 samples), strided views
+    (31.25, 22050 * 9 + 17),  # several blocks, the last one short and out of phase
+    (31.25, 1000),           # fewer frames than one period
+    (30.0, 22050 * 3),       # an integer hop (735): period 1
+    (31.3, 22050 * 3),       # hop 704.47...: no period within 64 frames, gathered by index
+])
+def test_blocked_path_gives_the_same_spectrogram(rng, fps, n_samples):
     """One torch thread and no autograd take the block-by-block path: same numbers."""
     import torch
-    from midlevel.data.frontends import LogFilteredSpectrogram
-    fe = LogFilteredSpectrogram().eval()
-    y = torch.as_tensor(rng.normal(size=22050 * 3).astype(np.float32))
+    from midlevel.data.frontends import LogFilteredSpectrogram, frame_centers
+    fe = LogFilteredSpectrogram(fps=fps).eval()
+    if n_samples > 22050:
+        period = {31.25: (5, 3528), 30.0: (1, 735), 31.3: None}[fps]
+        assert fe._frame_period(frame_centers(n_samples, hop=fe.hop)) == period
+    y = torch.as_tensor(rng.normal(size=n_samples).astype(np.float32))
     old = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
@@ -264,3 +274,20 @@ def test_blocked_path_gives_the_same_spectrogram(rng):
         torch.set_num_threads(old)
     assert blocked.shape == whole.shape
     np.testing.assert_allclose(blocked.numpy(), whole.numpy(), atol=1e-5)
+
+
+def test_blocked_path_reads_a_waveform_that_is_a_view_of_a_larger_tensor(rng):
+    """A row of a batch (a view with a storage offset) or a strided slice gives the same
+    spectrogram as a fresh copy of it on the block-by-block path."""
+    import torch
+    from midlevel.data.frontends import LogFilteredSpectrogram
+    fe = LogFilteredSpectrogram().eval()
+    batch = torch.as_tensor(rng.normal(size=(3, 22050 * 10)).astype(np.float32))  # 3 blocks
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        with torch.no_grad():
+            for view in (batch[1], batch[2], batch[:, ::2][1]):
+                np.testing.assert_array_equal(fe(view).numpy(), fe(view.clone()).numpy())
+    finally:
+        torch.set_num_threads(old)
