@@ -328,7 +328,8 @@ class LogFilteredSpectrogram(_Frontend):
         windowed straight into the FFT buffer (no gather through an index tensor)."""
         for p in range(1, min(64, len(centers) - 1) + 1):
             step = p * self.hop
-            if abs(step - round(step)) < 1e-6 and np.all(centers[p:] - centers[:-p] == round(step)):
+            exact = abs(step - round(step)) < 1e-6
+            if exact and np.all(centers[p:] - centers[:-p] == round(step)):
                 return p, int(round(step))
         return None
 
