@@ -402,6 +402,16 @@ def training_lines(s: dict) -> list[str]:
                 "machine now?): " + "; ".join(
                     f"{preset} {_f(o['clips_per_s'], 2)} clips/s, {_f(o['achieved_gflops'])} "
                     f"GFLOP/s" for preset, o in ones) + ".", ""]
+    lays = [(preset, p["in_memory"]["layout"]) for preset, p in t["presets"].items()
+            if p["in_memory"].get("layout")]
+    if lays:
+        out += ["The same in-memory steps with the conv weights in the contiguous (NCHW) layout "
+                "instead of channels last (`midlevel.models.place`, what `fit` does on the CPU), "
+                "interleaved: " + "; ".join(
+                    f"{preset} {l['contiguous_step_s'] * 1e3:.0f} ms vs "
+                    f"{l['placed_step_s'] * 1e3:.0f} ms per step, channels last "
+                    f"{l['speedup']:.2f}x (best {l['speedup_best']:.2f}x; contiguous "
+                    f"{_f(l['contiguous_gflops'])} GFLOP/s)" for preset, l in lays) + ".", ""]
     out += _table(["preset", "params", "GFLOP/clip fwd", "GFLOP/clip fwd+bwd",
                    "in-memory clips/s", "in-memory GFLOP/s", "end-to-end clips/s",
                    "end-to-end GFLOP/s", "matmul GFLOP/s", "e2e / in-memory",

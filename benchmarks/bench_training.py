@@ -61,17 +61,22 @@ class InMemory:
     ``measure(n)`` times ``n`` steps; calling it before and after the end-to-end run spreads
     the in-memory samples over the same stretch of time (other jobs' load drifts)."""
 
-    def __init__(self, batch: tuple, preset: str, cfg: dict):
-        from midlevel.models.bottleneck import build_model
-        from midlevel.models.bottleneck import output_layout; from midlevel.training.losses import masked_mse, target_loss
+    def __init__(self, batch: tuple, preset: str, cfg: dict, memory_format=None):
+        from midlevel.models.bottleneck import build_model, output_layout
+        from midlevel.models.layout import place
+        from midlevel.training.loop import make_adam
+        from midlevel.training.losses import masked_mse, target_loss
         self.device = device = cfg["device"]
         config = _config(preset, cfg, 1)
         cols = columns()
         torch.manual_seed(0)
-        model = build_model("bottleneck", cols.concepts, cols.targets,
-                            config.backbone()).to(device)
+        model = build_model("bottleneck", cols.concepts, cols.targets, config.backbone())
+        if memory_format is None:
+            place(model, device)  # as fit places it: channels last on the CPU
+        else:
+            model.to(device=device, memory_format=memory_format)
         model.train()
-        opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+        opt = make_adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         layout = output_layout(cols.targets)
         x, c, y = (t.to(device) for t in batch)
         amp = cfg["amp"] and device.startswith("cuda")
@@ -124,16 +129,35 @@ class InMemory:
                 "memory": self.memory}
 
 
+def layout_pair(im: InMemory, batch: tuple, preset: str, cfg: dict, rounds: int = 4) -> dict:
+    """The in-memory steps as ``fit`` places the model (``im``'s) against the same steps with
+    the weights in the contiguous NCHW layout (what ``fit`` used before it placed models
+    channels last), interleaved round by round."""
+    placed = InMemory.__new__(InMemory)
+    placed.__dict__.update({**im.__dict__, "times": [], "memory": None})
+    plain = InMemory(batch, preset, cfg, memory_format=torch.contiguous_format)
+    for _ in range(rounds):
+        placed.measure(cfg["steps"])
+        plain.measure(cfg["steps"])
+    a, b = np.median(placed.times), np.median(plain.times)
+    return {"placed_step_s": float(a), "contiguous_step_s": float(b),
+            "speedup": float(b / a), "speedup_best": float(min(plain.times) / min(placed.times)),
+            "contiguous_gflops": im.train_flops / b / 1e9, "rounds": rounds}
+
+
 def profile_step(batch: tuple, preset: str, cfg: dict, steps: int = 1) -> dict:
     """torch.profiler of training steps: share of time per operator group."""
     from torch.profiler import ProfilerActivity, profile
-    from midlevel.models.bottleneck import build_model
-    from midlevel.models.bottleneck import output_layout; from midlevel.training.losses import masked_mse, target_loss
+    from midlevel.models.bottleneck import build_model, output_layout
+    from midlevel.models.layout import place
+    from midlevel.training.loop import make_adam
+    from midlevel.training.losses import masked_mse, target_loss
     config = _config(preset, cfg, 1)
     cols = columns()
-    model = build_model("bottleneck", cols.concepts, cols.targets, config.backbone())
+    model = place(build_model("bottleneck", cols.concepts, cols.targets, config.backbone()),
+                  "cpu")  # as fit places it
     model.train()
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    opt = make_adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     layout = output_layout(cols.targets)
     x, c, y = batch
 
@@ -313,6 +337,7 @@ def run(cfg: dict) -> dict:
                                  "clips_per_s": one.x.shape[0] / np.median(one.times),
                                  "achieved_gflops": im.train_flops / np.median(one.times) / 1e9}
             del one
+            mem["layout"] = layout_pair(im, batch, preset, cfg)
         del im
         mm_after = matmul_gflops(n=cfg["matmul_n"], device=device, dtype=mm_dtype)
         mms = [m["gflops"] for m in (mm_before, mm_mid, mm_after)]

@@ -29,6 +29,7 @@ import torch
 from midlevel.errors import AudioError, CheckpointError, TrainingError
 from midlevel.io import write_torch
 from midlevel.models.bottleneck import build_model, decode_targets, output_layout
+from midlevel.models.layout import place
 from midlevel.training.config import TrainConfig
 from midlevel.training.data import Columns, fit_frames, window_frames
 from midlevel.training.predict import predict_specs
@@ -106,7 +107,7 @@ class Run:
                                  concept_kinds=args.get("concept_kinds"),
                                  concept_groups=args.get("concept_groups"))
         self.model.load_state_dict(ckpt["state_dict"])
-        self.model.eval()
+        place(self.model, "cpu").eval()
         self.mode = ckpt["mode"]
         self.config = TrainConfig.from_dict(ckpt["config"])
         if "bn_recalibrated" not in ckpt:  # written before BatchNorm re-estimation existed

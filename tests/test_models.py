@@ -75,3 +75,30 @@ def test_standardization_and_unscaling_use_the_stored_statistics():
     torch.testing.assert_close(model.normalize(x), (x - 2.0) / 4.0)
     out = model.unscale(ModelOutput(torch.tensor([[1.0]]), torch.tensor([[-1.0]])))
     assert out.concepts.item() == 7.0 and out.targets.item() == -2.0
+
+
+def _conv_weights(model):
+    return [m.weight for m in model.modules() if isinstance(m, nn.Conv2d)]
+
+
+def test_place_on_cpu_is_channels_last_with_the_same_outputs_and_state():
+    from midlevel.models import place
+    torch.manual_seed(0)
+    plain = build_model("bottleneck", ["a", "b"], [{"name": "y"}], preset("small")).eval()
+    placed = build_model("bottleneck", ["a", "b"], [{"name": "y"}], preset("small")).eval()
+    placed.load_state_dict(plain.state_dict())
+    assert place(placed, "cpu") is placed
+    assert all(w.is_contiguous(memory_format=torch.channels_last) for w in _conv_weights(placed))
+    # with one input channel both layouts coincide; every other conv really changed layout
+    assert all(not w.is_contiguous() for w in _conv_weights(placed) if w.shape[1] > 1)
+    assert all(w.is_contiguous() for w in _conv_weights(plain))
+    x = torch.randn(3, 1, 40, 60)
+    with torch.no_grad():
+        a, b = plain(x), placed(x)
+    torch.testing.assert_close(b.concepts, a.concepts, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(b.targets, a.targets, atol=1e-5, rtol=1e-5)
+    # checkpoints cross layouts both ways, values unchanged
+    again = build_model("bottleneck", ["a", "b"], [{"name": "y"}], preset("small"))
+    again.load_state_dict(placed.state_dict())
+    for k, v in plain.state_dict().items():
+        assert torch.equal(again.state_dict()[k], v), k

@@ -31,6 +31,7 @@ from midlevel.data.spec import SPLITS
 from midlevel.errors import CheckpointError, TrainingError
 from midlevel.io import log_handler, write_csv, write_yaml
 from midlevel.models.bottleneck import build_model, output_layout
+from midlevel.models.layout import place
 from midlevel.run import (
     CONFIG_FILE, STATE_FILE, cpu_state, load_run, read_checkpoint, write_model, write_state,
 )
@@ -175,7 +176,7 @@ class Trainer:
                                  concept_groups=columns.concept_groups)
         self.scales.apply_to(self.model, columns)
         self.strategy.prepare(self.model, self.train_set, columns, config)
-        self.model.to(ctx.device)
+        place(self.model, ctx.device)
         self.net = self.model
         if ctx.distributed:
             self.net = torch.nn.parallel.DistributedDataParallel(
