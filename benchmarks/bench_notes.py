@@ -46,7 +46,7 @@ weight gradients). The `small` preset is 16x cheaper (0.54 / 1.6 / 1.1 GFLOP).
    epoch also runs a whole-clip validation pass (36 Soundtracks clips, about 2.5 windows each,
    forward only): about a tenth of an epoch of 288 training clips (see table (c) for its
    speed). Checkpoints are written after the timed part of each epoch.
-3. *`paper` >= 75% of matmul GFLOP/s* — the convolutions themselves are not the problem:
+3. *`paper` >= 80% of matmul GFLOP/s* — the convolutions themselves are not the problem:
    timed one by one (layer table), the oneDNN kernels of layers 2-9 run at or near the 2048²
    matmul, the deepest ones above it; only the first (one input channel, 5x5 stride 2) is slow,
    and it is 1% of the FLOPs and 1-2% of the time. The step loses its speed around them:
@@ -57,7 +57,11 @@ weight gradients). The `small` preset is 16x cheaper (0.54 / 1.6 / 1.1 GFLOP).
    made while writing this). `torch.optim.Adam(..., fused=True)` in `midlevel/training/
    loop.py` cut the optimizer's time by half or more in three of the four full runs and lost in
    one (Adam table: about a tenth of a `paper` step); bfloat16 autocast is the lever beyond
-   fp32 (2x on inference here, table (c)).
+   fp32 (2x on inference here, table (c)). On the Xeon (AVX-512) the kernels themselves got
+   faster in the channels-last (NHWC) layout, oneDNN's native one: `fit` and `Run` now place
+   models that way on the CPU (`midlevel.models.place`). Paired with the contiguous layout in
+   12 interleaved rounds of this step, 1.07x (10-90 % of rounds 1.03-1.14x; 273 -> 298
+   GFLOP/s); the layout line of table (b) repeats the pairing in every run.
 4. *Bottleneck contributions <= 5% added* — met by orders of magnitude: the contribution table
    is a 7-concept x 8-target product and a pandas frame, milliseconds per batch of clips,
    while the prediction it needs is a forward pass per 10-s window. `explain_clips` minus

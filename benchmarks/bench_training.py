@@ -129,7 +129,7 @@ class InMemory:
                 "memory": self.memory}
 
 
-def layout_pair(im: InMemory, batch: tuple, preset: str, cfg: dict, rounds: int = 4) -> dict:
+def layout_pair(im: InMemory, batch: tuple, preset: str, cfg: dict, rounds: int = 8) -> dict:
     """The in-memory steps as ``fit`` places the model (``im``'s) against the same steps with
     the weights in the contiguous NCHW layout (what ``fit`` used before it placed models
     channels last), interleaved round by round."""
