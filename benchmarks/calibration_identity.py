@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 from ground_truth_recovery import _fmt, replace_section  # noqa: E402
-from truthful_concepts import _load_or_train, weight_map  # noqa: E402
+from truthful_concepts import _load_or_train, _passes, weight_map  # noqa: E402
 
 from midlevel.training.metrics import regression_metrics  # noqa: E402
 
@@ -46,13 +46,6 @@ FRESH_SEEDS = (404, 505, 606)
 CONFIG = {"preset": "small", "epochs": 40, "patience": 12, "crop_seconds": 3.0,
           "eval_hop_seconds": 1.5}
 VERSIONS = ("applied", "no line", "identity-shrunk")
-
-
-def _passes(m: dict):
-    """None when not checked (r < 0.5), else whether the calibration band holds."""
-    if not m["r"] >= 0.5:
-        return None
-    return bool(m["r2"] >= m["r"] ** 2 - 0.1 and 0.8 <= m["cal_slope"] <= 1.25)
 
 
 def identity_weight(slope: float, se: float) -> float:
@@ -88,7 +81,8 @@ def score_run(run, cache: Path, label: str, spec=None) -> list[dict]:
             m = regression_metrics(truth, p.to_numpy(np.float64))
             row[f"{v}: test r"] = m["r"]
             row[f"{v}: test slope"] = m["cal_slope"]
-            row[f"{v}: passes"] = _passes(m)
+            checked, ok = _passes(m["r"], m["r2"], m["cal_slope"])
+            row[f"{v}: passes"] = bool(ok) if checked else None
         rows.append(row)
     return rows
 
