@@ -454,7 +454,7 @@ def training_lines(s: dict) -> list[str]:
                                         for k in ("default", "foreach", "fused")]])
     if adam_rows:
         out += ["Adam step alone (ms, fastest of interleaved rounds) by implementation (`fit` "
-                "uses the default):", ""]
+                "uses the fused one, `make_adam`):", ""]
         out += _table(["preset", "default (for-loop)", "foreach", "fused"], adam_rows)
     return out
 
