@@ -93,7 +93,8 @@ class Run:
     Attributes
     ----------
     path : Path of the run directory.
-    model : the ``ConceptBottleneck`` or ``BlackBox`` (eval mode, CPU).
+    model : the ``ConceptBottleneck`` or ``BlackBox`` (eval mode, CPU, conv weights
+        channels-last: :func:`midlevel.models.place`).
     mode : training mode. config : TrainConfig. frontend : front-end config dict. fps : float.
     concept_names, target_names : list[str]. targets : list of target dicts (kind, classes).
     info : the whole stored checkpoint minus the weights.
