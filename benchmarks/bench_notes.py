@@ -61,7 +61,11 @@ weight gradients). The `small` preset is 16x cheaper (0.54 / 1.6 / 1.1 GFLOP).
    faster in the channels-last (NHWC) layout, oneDNN's native one: `fit` and `Run` now place
    models that way on the CPU (`midlevel.models.place`). Paired with the contiguous layout in
    12 interleaved rounds of this step, 1.07x (10-90 % of rounds 1.03-1.14x; 273 -> 298
-   GFLOP/s); the layout line of table (b) repeats the pairing in every run.
+   GFLOP/s); the layout line of table (b) repeats the pairing in every run. Paired with the
+   matmul as well (2026-12-05, quiet machine, after the 22:57 run: one 2048² sample, then
+   two steps, 10 rounds; matmul 350-418, training 298-330 GFLOP/s), the per-round ratio is
+   0.80 (95 % interval 0.78-0.83): at the target, not reliably above it. The target row
+   compares unpaired medians of 4 steps and 3 matmul samples (70 % in the 22:57 run).
 4. *Bottleneck contributions <= 5% added* — met by orders of magnitude: the contribution table
    is a 7-concept x 8-target product and a pandas frame, milliseconds per batch of clips,
    while the prediction it needs is a forward pass per 10-s window. `explain_clips` minus
