@@ -3,4 +3,4 @@ from midlevel.models.backbone import PRESETS, Backbone, Standardize, preset  # n
 from midlevel.models.bottleneck import (  # noqa: F401
     BlackBox, ConceptBottleneck, ModelOutput, build_model, output_names,
 )
-from midlevel.models.layout import memory_format_for, place  # noqa: F401
+from midlevel.models.layout import place  # noqa: F401

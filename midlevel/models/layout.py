@@ -12,15 +12,13 @@ import torch
 from torch import nn
 
 
-def memory_format_for(device) -> torch.memory_format:
-    """The layout the conv weights get on ``device``: channels last on the CPU."""
-    return torch.channels_last if torch.device(device).type == "cpu" else torch.preserve_format
-
-
 def place(model: nn.Module, device) -> nn.Module:
-    """Move ``model`` to ``device`` in its fastest layout there (in place; returns it).
+    """Move ``model`` to ``device`` in its fastest layout there (in place; returns it):
+    channels last on the CPU, as it is elsewhere.
 
     Values, parameter shapes and state-dict keys do not change, so checkpoints written in one
     layout load into the other.
     """
-    return model.to(device=torch.device(device), memory_format=memory_format_for(device))
+    device = torch.device(device)
+    fmt = torch.channels_last if device.type == "cpu" else torch.preserve_format
+    return model.to(device=device, memory_format=fmt)
