@@ -67,3 +67,14 @@ def test_completeness_is_the_accuracy_ratio():
     assert c.loc["a", "completeness"] == pytest.approx(0.7 / 0.8)
     assert c.loc["b", "completeness"] == pytest.approx(0.5)
     assert c.loc["mean", "completeness"] == pytest.approx(((0.7 + 0.45) / 2) / 0.85)
+
+
+def test_event_model_is_checked_on_fresh_clips(trained):
+    """``held_out_r2`` scores a trained model high and an untrained one low (it can fail), and
+    an unknown learning-rate schedule is an error, not a silent constant rate."""
+    task, model, _, _ = trained
+    assert task.held_out_r2(model) > 0.8
+    untrained = task.train_model(steps=0)
+    assert task.held_out_r2(untrained) < 0.5
+    with pytest.raises(ValueError, match="schedule"):
+        task.train_model(steps=1, schedule="linear")

@@ -49,8 +49,17 @@ class EventTask:
                 torch.as_tensor(y, dtype=torch.float32).unsqueeze(1))
 
     def train_model(self, *, n: int = 256, steps: int = 150, seed: int = 0, lr: float = 3e-3,
-                    width: float = 0.125) -> nn.Module:
-        """A small-preset ``BlackBox`` trained on the task (a few seconds on a CPU)."""
+                    width: float = 0.125, schedule: str = "cosine") -> nn.Module:
+        """A small-preset ``BlackBox`` trained on ``n`` clips of the task (seconds on a CPU).
+
+        Adam at ``lr``, batches of 16, ``steps`` steps. ``schedule="cosine"`` decays the
+        learning rate to 0 over the steps, so the model ends converged rather than wherever
+        the last noisy step left it; ``"constant"`` keeps ``lr`` (the earlier behaviour: at the
+        clip size, 149 x 313, 300 constant steps left a model whose held-out R^2 was -1.5).
+        Check the model with :meth:`held_out_r2` before reading attributions against the box.
+        """
+        if schedule not in ("cosine", "constant"):
+            raise ValueError(f"schedule must be 'cosine' or 'constant', not {schedule!r}")
         torch.manual_seed(seed)
         x, y = self.sample(n, seed)
         model = BlackBox([{"name": "event"}], backbone={"width": width, "dropout": 0.0,
@@ -59,6 +68,9 @@ class EventTask:
                          target_mean=[float(y.mean())], target_std=[float(y.std())])
         yz = (y - y.mean()) / y.std()
         opt = torch.optim.Adam(model.parameters(), lr=lr)
+        decay = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda k: 0.5 * (1 + np.cos(np.pi * min(k, steps) / max(steps, 1)))
+            if schedule == "cosine" else 1.0)
         gen = torch.Generator().manual_seed(seed)
         model.train()
         for _ in range(steps):
@@ -67,7 +79,18 @@ class EventTask:
             opt.zero_grad()
             loss.backward()
             opt.step()
+            decay.step()
         return model.eval()
+
+    def held_out_r2(self, model: nn.Module, *, n: int = 256, seed: int = 11) -> float:
+        """R^2 of ``model``'s predictions against the targets of ``n`` fresh clips (``seed``
+        differs from training's): whether the model computes the target, so that the box is
+        where its evidence should be."""
+        x, y = self.sample(n, seed)
+        with torch.no_grad():
+            pred = model.eval().unscale(model(x)).targets[:, 0].numpy()
+        y = y[:, 0].numpy()
+        return float(1 - ((y - pred) ** 2).sum() / ((y - y.mean()) ** 2).sum())
 
 
 def event_task(**kwargs) -> EventTask:
