@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from midlevel.errors import ArgumentError
 from midlevel.models.bottleneck import BlackBox
 
 
@@ -59,7 +60,7 @@ class EventTask:
         Check the model with :meth:`held_out_r2` before reading attributions against the box.
         """
         if schedule not in ("cosine", "constant"):
-            raise ValueError(f"schedule must be 'cosine' or 'constant', not {schedule!r}")
+            raise ArgumentError(f"schedule must be 'cosine' or 'constant', not {schedule!r}")
         torch.manual_seed(seed)
         x, y = self.sample(n, seed)
         model = BlackBox([{"name": "event"}], backbone={"width": width, "dropout": 0.0,
