@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
+from midlevel.errors import ArgumentError
 from midlevel.explain.attribution.attributor import Attributor
 from midlevel.explain.attribution.registry import METHODS
 from midlevel.explain.faithfulness import completeness, event_share
@@ -78,3 +79,42 @@ def test_event_model_is_checked_on_fresh_clips(trained):
     assert task.held_out_r2(untrained) < 0.5
     with pytest.raises(ValueError, match="schedule"):
         task.train_model(steps=1, schedule="linear")
+
+
+def test_removed_clips_keep_the_tasks_definition_of_the_target():
+    """The target of a partly removed clip is what the task defines it to be, the box's energy
+    above the background's level (uniform noise in [0, 0.3], mean 0.15), checked on the clips
+    themselves rather than through ``removed``'s own formula; bins removed outside the box
+    leave the target alone."""
+    task = EventTask()
+    b0, b1, f0, f1 = task.box
+    x, y = task.sample(64, seed=5)
+    box_energy = lambda z: z[:, 0, b0:b1, f0:f1].mean(dim=(1, 2)) - 0.15  # noqa: E731
+    # the task's own clips: target = box energy up to its noise (sd 0.05) and the noise's mean
+    assert np.abs((y[:, 0] - box_energy(x)).numpy()).max() < 0.25
+    reference = x.mean(0, keepdim=True)
+    keep = torch.as_tensor(task.random_keep(64, np.random.default_rng(0)), dtype=x.dtype)
+    assert keep.shape == x.shape and set(np.unique(keep.numpy())) <= {0.0, 1.0}
+    removed_share = 1 - keep.mean(dim=(1, 2, 3)).numpy()
+    assert removed_share.min() < 0.2 and removed_share.max() > 0.8  # light and heavy removals
+    xr, yr = task.removed(x, y, reference, keep)
+    assert torch.allclose(xr, keep * x + (1 - keep) * reference)
+    # the change of the target is the change of the box's energy, exactly
+    assert torch.allclose(yr[:, 0] - y[:, 0], box_energy(xr) - box_energy(x), atol=1e-6)
+    outside = torch.ones_like(x)
+    outside[..., :b0, :] = 0  # remove every band below the box
+    _, y_out = task.removed(x, y, reference, outside)
+    assert torch.allclose(y_out, y)
+    same_x, same_y = task.removed(x, y, reference, torch.ones_like(x))
+    assert torch.equal(same_x, x) and torch.equal(same_y, y)
+
+
+def test_removal_training_share_is_checked_and_fits_removed_clips():
+    """``removal`` outside [0, 1] is an error; a removal-trained toy model predicts partly
+    removed fresh clips as well as clean ones (the inputs a deletion curve feeds it)."""
+    task = EventTask()
+    with pytest.raises(ArgumentError, match="removal"):
+        task.train_model(steps=1, removal=1.5)
+    model = task.train_model(steps=150, removal=0.5)
+    assert task.held_out_r2(model) > 0.8
+    assert task.held_out_r2(model, removal=True) > 0.8

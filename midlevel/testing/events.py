@@ -50,7 +50,8 @@ class EventTask:
                 torch.as_tensor(y, dtype=torch.float32).unsqueeze(1))
 
     def train_model(self, *, n: int = 256, steps: int = 150, seed: int = 0, lr: float = 3e-3,
-                    width: float = 0.125, schedule: str = "cosine") -> nn.Module:
+                    width: float = 0.125, schedule: str = "cosine",
+                    removal: float = 0.0) -> nn.Module:
         """A small-preset ``BlackBox`` trained on ``n`` clips of the task (seconds on a CPU).
 
         Adam at ``lr``, batches of 16, ``steps`` steps. ``schedule="cosine"`` decays the
@@ -59,9 +60,18 @@ class EventTask:
         clip size, 149 x 313, 300 constant steps left models whose held-out R^2 was -2.0 or 0.88
         depending on the torch threads).
         Check the model with :meth:`held_out_r2` before reading attributions against the box.
+
+        ``removal`` (in [0, 1]): the share of each batch shown partly removed to the reference
+        that deletion curves remove to (the training clips' mean), with the target the task
+        gives the removed clip (:meth:`removed`). A plain model has never seen such inputs and
+        answers them by extrapolation, so a deletion curve measures that extrapolation as much
+        as the ranking (Hase et al., NeurIPS 2021, "The out-of-distribution problem in
+        explainability"); a model trained with removal is right along the deletion path too.
         """
         if schedule not in ("cosine", "constant"):
             raise ArgumentError(f"schedule must be 'cosine' or 'constant', not {schedule!r}")
+        if not 0.0 <= removal <= 1.0:
+            raise ArgumentError(f"removal must be a share in [0, 1], not {removal!r}")
         torch.manual_seed(seed)
         x, y = self.sample(n, seed)
         model = BlackBox([{"name": "event"}], backbone={"width": width, "dropout": 0.0,
@@ -75,20 +85,66 @@ class EventTask:
             if schedule == "cosine" else 1.0)
         gen = torch.Generator().manual_seed(seed)
         model.train()
+        reference = x.mean(0, keepdim=True)
+        rng = np.random.default_rng(seed + 1)
         for _ in range(steps):
             idx = torch.randint(0, n, (16,), generator=gen)
-            loss = ((model(x[idx]).targets - yz[idx]) ** 2).mean()
+            xb, yb = x[idx], yz[idx]
+            if removal > 0:
+                k = int(rng.binomial(16, removal))
+                keep = torch.as_tensor(self.random_keep(k, rng), dtype=x.dtype)
+                xr, yr = self.removed(xb[:k], y[idx][:k], reference, keep)
+                xb = torch.cat([xr, xb[k:]])
+                yb = torch.cat([(yr - y.mean()) / y.std(), yb[k:]])
+            loss = ((model(xb).targets - yb) ** 2).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
             decay.step()
         return model.eval()
 
-    def held_out_r2(self, model: nn.Module, *, n: int = 256, seed: int = 11) -> float:
+    def removed(self, x: torch.Tensor, y: torch.Tensor, reference: torch.Tensor,
+                keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Clips with the bins where ``keep`` is 0 replaced by ``reference``, and their targets.
+
+        The target is the event's energy in the box, so replacing bins moves it by the mean
+        change of the box: ``y + mean over the box of (1 - keep) * (reference - x)``.
+        x ``(n, 1, n_bands, n_frames)``, y ``(n, 1)``, reference ``(1, 1, n_bands, n_frames)``,
+        keep ``(n, 1, n_bands, n_frames)`` in [0, 1]; returns ``(x', y')`` of the same shapes.
+        """
+        b0, b1, f0, f1 = self.box
+        xr = keep * x + (1 - keep) * reference
+        change = (xr - x)[:, :, b0:b1, f0:f1].mean(dim=(2, 3))
+        return xr, y + change
+
+    def random_keep(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``(n, 1, n_bands, n_frames)`` keep masks of the shapes deletion curves remove: a
+        grid of blocks of one random shape per clip (single bins, time segments across all
+        bands, bands across all frames, or patches), each block removed with one probability
+        drawn uniformly in [0, 1] per clip."""
+        out = np.ones((n, 1, self.n_bands, self.n_frames))
+        for i in range(n):
+            kind = rng.integers(4)
+            h = 1 if kind == 0 else self.n_bands if kind == 1 else rng.integers(1, self.n_bands)
+            w = 1 if kind == 0 else self.n_frames if kind == 2 else rng.integers(1, self.n_frames)
+            h, w = int(min(h, self.n_bands)), int(min(w, self.n_frames))
+            grid = rng.random((-(-self.n_bands // h), -(-self.n_frames // w))) < rng.random()
+            block = np.kron(grid, np.ones((h, w)))[:self.n_bands, :self.n_frames]
+            out[i, 0] = 1.0 - block
+        return out
+
+    def held_out_r2(self, model: nn.Module, *, n: int = 256, seed: int = 11,
+                    removal: bool = False) -> float:
         """R^2 of ``model``'s predictions against the targets of ``n`` fresh clips (``seed``
         differs from training's): whether the model computes the target, so that the box is
-        where its evidence should be."""
+        where its evidence should be. ``removal=True``: on the same clips partly removed to
+        their mean (:meth:`random_keep`, :meth:`removed`), the inputs a deletion curve feeds
+        the model."""
         x, y = self.sample(n, seed)
+        if removal:
+            keep = torch.as_tensor(self.random_keep(n, np.random.default_rng(seed)),
+                                   dtype=x.dtype)
+            x, y = self.removed(x, y, x.mean(0, keepdim=True), keep)
         with torch.no_grad():
             pred = model.eval().unscale(model(x)).targets[:, 0].numpy()
         y = y[:, 0].numpy()
