@@ -13,7 +13,11 @@ Resolution and receptive field: on the backbone with ``last_kernel=3`` a unit of
 sees about 111 x 111 input bins. On a 10 s paper input (149 x 313) the last block's grid is
 16 x 37; on the 32 x 48 planted-event toy it is 2 x 4 and each unit sees the whole input, so the
 map carries almost no position there (measured 1.5x the event box's area share; an earlier block,
-``layer="model.backbone.layers.10"``, 8 x 12, gives 7x).
+``layer="model.backbone.layers.10"``, 8 x 12, gives 7x). The same field makes the map's
+position unreliable at clip size too: three event models trained alike from seeds 0-2, each
+computing the event (R^2 0.90-0.92), got 5.6x, 0.00x and 3.0x (on the second, even the signed
+map has no mass in the box: the evidence sits in units away from it), where Integrated
+Gradients got 9.7-11.7x (``benchmarks/event_deletion.py``).
 
 Grad-CAM has no reference and no completeness: its values are not in output units and do not
 sum to anything (``MethodResult.expected`` is None). ``tables["gradcam"]``: clip, layer,
