@@ -61,9 +61,10 @@ class EventTask:
         depending on the torch threads).
         Check the model with :meth:`held_out_r2` before reading attributions against the box.
 
-        ``removal`` (in [0, 1]): the share of each batch shown partly removed to the reference
-        that deletion curves remove to (the training clips' mean), with the target the task
-        gives the removed clip (:meth:`removed`). A plain model has never seen such inputs and
+        ``removal`` (in [0, 1]): the share of each batch shown partly removed to the training
+        clips' mean (a deletion curve removes to a mean of the task's clips too, the
+        benchmarks' of 32 background clips), with the target the task gives the removed clip
+        (:meth:`removed`). A plain model has never seen such inputs and
         answers them by extrapolation, so a deletion curve measures that extrapolation as much
         as the ranking (Hase et al., NeurIPS 2021, "The out-of-distribution problem in
         explainability"); a model trained with removal is right along the deletion path too.
@@ -125,9 +126,11 @@ class EventTask:
         out = np.ones((n, 1, self.n_bands, self.n_frames))
         for i in range(n):
             kind = rng.integers(4)
-            h = 1 if kind == 0 else self.n_bands if kind == 1 else rng.integers(1, self.n_bands)
-            w = 1 if kind == 0 else self.n_frames if kind == 2 else rng.integers(1, self.n_frames)
-            h, w = int(min(h, self.n_bands)), int(min(w, self.n_frames))
+            # a patch is smaller than the clip on both axes (max(., 2): a 1-bin axis gives 1)
+            h = int(1 if kind == 0 else self.n_bands if kind == 1
+                    else rng.integers(1, max(self.n_bands, 2)))
+            w = int(1 if kind == 0 else self.n_frames if kind == 2
+                    else rng.integers(1, max(self.n_frames, 2)))
             grid = rng.random((-(-self.n_bands // h), -(-self.n_frames // w))) < rng.random()
             block = np.kron(grid, np.ones((h, w)))[:self.n_bands, :self.n_frames]
             out[i, 0] = 1.0 - block
@@ -142,7 +145,8 @@ class EventTask:
         the model."""
         x, y = self.sample(n, seed)
         if removal:
-            keep = torch.as_tensor(self.random_keep(n, np.random.default_rng(seed)),
+            # masks from their own stream: ``sample`` draws the clips' noise from ``seed``
+            keep = torch.as_tensor(self.random_keep(n, np.random.default_rng([seed, 1])),
                                    dtype=x.dtype)
             x, y = self.removed(x, y, x.mean(0, keepdim=True), keep)
         with torch.no_grad():

@@ -15,9 +15,10 @@ sees about 111 x 111 input bins. On a 10 s paper input (149 x 313) the last bloc
 map carries almost no position there (measured 1.5x the event box's area share; an earlier block,
 ``layer="model.backbone.layers.10"``, 8 x 12, gives 7x). The same field makes the map's
 position unreliable at clip size too: three event models trained alike from seeds 0-2, each
-computing the event (R^2 0.90-0.92), got 5.6x, 0.00x and 3.0x (on the second, even the signed
-map has no mass in the box: the evidence sits in units away from it), where Integrated
-Gradients got 9.7-11.7x (``benchmarks/event_deletion.py``).
+computing the event (R^2 0.90-0.92), got 5.6x, 0.00x and 3.0x, where Integrated Gradients got
+9.7-11.7x (``benchmarks/event_deletion.py``). On the second, checked apart from that script, even
+the signed map (``relu=False``) has almost nothing in the box (mean 4e-6 against 2e-3 over the
+clip): with units this wide, the evidence can sit in units away from the box.
 
 Grad-CAM has no reference and no completeness: its values are not in output units and do not
 sum to anything (``MethodResult.expected`` is None). ``tables["gradcam"]``: clip, layer,
