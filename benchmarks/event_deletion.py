@@ -40,7 +40,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -50,11 +49,8 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 from ground_truth_recovery import _fmt, replace_section  # noqa: E402
-from posthoc_faithfulness import FRACTIONS, component_morf_below_random  # noqa: E402
+from posthoc_faithfulness import event_clips, score_event_method  # noqa: E402
 
-from midlevel.explain.attribution.attributor import Attributor  # noqa: E402
-from midlevel.explain.faithfulness import event_share  # noqa: E402
-from midlevel.explain.harness import clip_scores, curve_areas, perturbation_curves  # noqa: E402
 from midlevel.testing.events import EventTask  # noqa: E402
 
 SECTION = "Deletion curves on the planted event: the model along the deletion path"
@@ -90,20 +86,10 @@ def at_reference(task: EventTask, model, x: torch.Tensor, reference: torch.Tenso
 
 
 def measure(model, x, bg, method: str, opts: dict, task: EventTask) -> dict:
-    """One method on the clips: localization and MoRF against random (bins; LIME: components)."""
+    """One method on the clips, scored as in the post-hoc benchmark, with its wall time."""
     t0 = time.time()
-    at = Attributor(model, method, background=bg, **opts)
-    attr = at.attribute(x, clips=[f"c{i}" for i in range(len(x))])
-    share = event_share(attr, task.box)
-    scores = clip_scores(curve_areas(perturbation_curves(
-        at.selector, x, attr.values, at.reference_for(x), method=method,
-        modes=("deletion",), n_random=5, fractions=FRACTIONS)))
-    return {"method": method, "ratio_mean": share["ratio"].mean(),
-            "clips_3x": (share["ratio"] >= 3).mean(),
-            "morf_below_random": scores["morf_better"].mean(),
-            "morf_below_random_components": (component_morf_below_random(at, x)
-                                             if method.startswith("lime_") else np.nan),
-            "clip_count": len(x), "seconds": time.time() - t0}
+    row = score_event_method(task, model, method, x, bg, opts)
+    return {**row, "clip_count": len(x), "seconds": time.time() - t0}
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:
@@ -181,9 +167,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(2)
     t0 = time.time()
     task = EventTask(n_bands=149, n_frames=313, box=BOX)
-    x, y = task.sample(200, seed=1)
-    x = x[np.argsort(-y[:, 0].numpy())[:args.clips]]
-    bg, _ = task.sample(32, seed=2)
+    x, bg = event_clips(task, args.clips)
     reference = bg.mean(0, keepdim=True)
     opts = {"n_steps": 32, "n_samples": 32, "lime_samples": args.lime_samples,
             "n_repeats": 2, "window": (12, 25), "stride": (12, 25)}

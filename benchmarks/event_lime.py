@@ -44,7 +44,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 from ground_truth_recovery import _fmt, replace_section  # noqa: E402
-from posthoc_faithfulness import component_ceiling  # noqa: E402
+from posthoc_faithfulness import component_ceiling, event_clips  # noqa: E402
 
 from midlevel.explain.attribution.attributor import Attributor  # noqa: E402
 from midlevel.explain.faithfulness import box_share, event_share  # noqa: E402
@@ -156,9 +156,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(2)
     t0 = time.time()
     task = EventTask(n_bands=149, n_frames=313, box=BOX)
-    x, y = task.sample(200, seed=1)
-    x = x[np.argsort(-y[:, 0].numpy())[:args.clips]]
-    bg, _ = task.sample(32, seed=2)
+    x, bg = event_clips(task, args.clips)
     models = {(tr, t): event_model(t, tr) for tr in args.trainings for t in args.threads}
     apart = {}
     for tr in args.trainings:
