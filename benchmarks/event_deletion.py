@@ -75,12 +75,10 @@ def train(task: EventTask, removal: float, seed: int, threads: int, steps: int, 
 def at_reference(task: EventTask, model, x: torch.Tensor, reference: torch.Tensor) -> dict:
     """The model's answer (target units) at the reference, the task's target there, and the
     range of its answers on the explained clips."""
-    b0, b1, f0, f1 = task.box
     with torch.no_grad():
         f_ref = float(model.unscale(model(reference)).targets[0, 0])
         f_x = model.unscale(model(x)).targets[:, 0].numpy()
-    # the box's energy above the background's level (uniform noise in [0, 0.3])
-    truth = float(reference[..., b0:b1, f0:f1].mean()) - 0.15
+    truth = float(task.box_energy(reference)[0])
     return {"f_ref": f_ref, "target_at_ref": truth, "f_x_min": float(f_x.min()),
             "f_x_max": float(f_x.max())}
 

@@ -24,6 +24,9 @@ class EventTask:
     Attributes: box, n_bands, n_frames, fps.
     """
 
+    #: the background noise is uniform in [0, BACKGROUND]
+    BACKGROUND = 0.3
+
     def __init__(self, *, n_bands: int = 32, n_frames: int = 48,
                  box: tuple[int, int, int, int] = (8, 14, 30, 40), noise: float = 0.05,
                  fps: float = 31.25):
@@ -34,7 +37,7 @@ class EventTask:
         """``(x, y)``: x ``(n, 1, n_bands, n_frames)`` >= 0, y ``(n, 1)``."""
         rng = np.random.default_rng(seed)
         b0, b1, f0, f1 = self.box
-        x = rng.random((n, self.n_bands, self.n_frames)) * 0.3
+        x = rng.random((n, self.n_bands, self.n_frames)) * self.BACKGROUND
         s = rng.random(n)
         x[:, b0:b1, f0:f1] += s[:, None, None]
         h, w = b1 - b0, f1 - f0
@@ -79,7 +82,8 @@ class EventTask:
                                                         "last_kernel": 3})
         model.set_scales(input_mean=float(x.mean()), input_std=float(x.std()),
                          target_mean=[float(y.mean())], target_std=[float(y.std())])
-        yz = (y - y.mean()) / y.std()
+        y_mean, y_std = y.mean(), y.std()
+        yz = (y - y_mean) / y_std
         opt = torch.optim.Adam(model.parameters(), lr=lr)
         decay = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda k: 0.5 * (1 + np.cos(np.pi * min(k, steps) / max(steps, 1)))
@@ -96,7 +100,7 @@ class EventTask:
                 keep = torch.as_tensor(self.random_keep(k, rng), dtype=x.dtype)
                 xr, yr = self.removed(xb[:k], y[idx][:k], reference, keep)
                 xb = torch.cat([xr, xb[k:]])
-                yb = torch.cat([(yr - y.mean()) / y.std(), yb[k:]])
+                yb = torch.cat([(yr - y_mean) / y_std, yb[k:]])
             loss = ((model(xb).targets - yb) ** 2).mean()
             opt.zero_grad()
             loss.backward()
@@ -117,6 +121,12 @@ class EventTask:
         xr = keep * x + (1 - keep) * reference
         change = (xr - x)[:, :, b0:b1, f0:f1].mean(dim=(2, 3))
         return xr, y + change
+
+    def box_energy(self, x: torch.Tensor) -> torch.Tensor:
+        """``(n,)``: the mean of ``x`` over the box above the background's mean level, what
+        the target measures (up to its noise) for clips, removed or not."""
+        b0, b1, f0, f1 = self.box
+        return x[:, 0, b0:b1, f0:f1].mean(dim=(1, 2)) - self.BACKGROUND / 2
 
     def random_keep(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """``(n, 1, n_bands, n_frames)`` keep masks of the shapes deletion curves remove: a
