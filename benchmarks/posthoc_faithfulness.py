@@ -2,9 +2,12 @@
 
 1. *Planted-event task* (:class:`midlevel.testing.events.EventTask`, a known deciding box), at
    the toy size of the tests (32 x 48) and at a real clip's size (149 bands x 313 frames, a
-   10-s window): per method the box's share of positive attribution over its area share
-   (mean, minimum, share of clips >= 3x) and the share of clips whose most-relevant-first
-   deletion curve lies below random orders (the harness, removal to the reference).
+   10-s window), one event model per seed (``--event-seeds``, default 3 4 5), each trained
+   with half of every batch partly removed to the reference (``--event-removal``, so that the
+   model is right along a deletion path; 0 trains on clips only): per method the box's share
+   of positive attribution over its area share (mean, minimum, share of clips >= 3x) and the
+   share of clips whose most-relevant-first deletion curve lies below random orders (the
+   harness, removal to the reference), per seed and over the seeds.
 2. *Real Soundtracks* (fixed 36-clip test split; a black box on the eight emotions and a joint
    bottleneck valence/energy/tension -> five discrete emotions; two targets): every method on
    the test clips, whole clips explained through the windows ``predict`` averages:
@@ -71,6 +74,9 @@ def _options(args) -> dict:
 
 
 def event_task(size: str, args, log) -> pd.DataFrame:
+    """Every method on the planted event at ``size`` ("toy" or "clip"), one event model per
+    seed of ``args.event_seeds``, trained with ``args.event_removal`` (the share of each batch
+    partly removed to the reference, :meth:`EventTask.train_model`)."""
     if size == "toy":
         task, steps, opts = EventTask(), 150, {**_options(args), "window": (4, 4),
                                                "stride": (2, 2)}
@@ -78,18 +84,23 @@ def event_task(size: str, args, log) -> pd.DataFrame:
         task = EventTask(n_bands=149, n_frames=313, box=(40, 64, 140, 190))
         steps, opts = args.event_steps, {**_options(args), "window": (12, 25),
                                          "stride": (12, 25)}
-    # the learning rate decays to 0 (cosine): with a constant one, 300 steps left the clip-size
-    # model at held-out R^2 -2.0 or 0.88, by torch threads (benchmarks/event_lime.py)
-    model = task.train_model(n=256 if size == "toy" else args.event_train_clips, steps=steps,
-                             seed=0)
-    r2 = task.held_out_r2(model)
     x, bg = event_clips(task, args.event_clips)
     rows = []
-    for method in METHODS:
-        t0 = time.time()
-        rows.append({"size": f"{task.n_bands} x {task.n_frames}", "held_out_r2": r2,
-                     **score_event_method(task, model, method, x, bg, opts)})
-        log(f"event {size} {method}: {time.time() - t0:.0f} s")
+    for seed in args.event_seeds:
+        # the learning rate decays to 0 (cosine): with a constant one, 300 steps left the
+        # clip-size model at held-out R^2 -2.0 or 0.88, by torch threads (event_lime.py); with
+        # removal, the model is right along the deletion path too (event_deletion.py)
+        model = task.train_model(n=256 if size == "toy" else args.event_train_clips,
+                                 steps=steps, seed=seed, removal=args.event_removal)
+        about = {"size": f"{task.n_bands} x {task.n_frames}", "seed": seed,
+                 "removal": args.event_removal, "held_out_r2": task.held_out_r2(model),
+                 "held_out_r2_removed": task.held_out_r2(model, removal=True)}
+        log(f"event {size} seed {seed}: {about}")
+        for method in METHODS:
+            t0 = time.time()
+            rows.append({**about, **score_event_method(task, model, method, x, bg, opts)})
+            log(f"event {size} seed {seed} {method}: {rows[-1]['ratio_mean']:.2f}x, MoRF "
+                f"below random {rows[-1]['morf_below_random']:.2f} ({time.time() - t0:.0f} s)")
     return pd.DataFrame(rows)
 
 
@@ -290,21 +301,66 @@ def _sanity(run, at, specs, bg, method, target, label, cascades) -> pd.DataFrame
 EVENTS_HEADING = "### 1. Planted-event task"
 
 
+def event_verdict(events: pd.DataFrame) -> pd.DataFrame:
+    """Per size and method over the event models (seeds): the mean and worst seed's box ratio
+    and share of clips with MoRF below random, and whether the target holds on every seed
+    (ratio >= 3x and MoRF below random on >= 90 % of clips)."""
+    ok = (events["ratio_mean"] >= 3) & (events["morf_below_random"] >= 0.9)
+    g = events.assign(ok=ok).groupby(["size", "method"], sort=False)
+    return pd.DataFrame({
+        "seeds": g["seed"].nunique(),
+        "ratio_mean": g["ratio_mean"].mean(), "ratio_worst": g["ratio_mean"].min(),
+        "clips_3x_worst": g["clips_3x"].min(),
+        "morf_below_random_mean": g["morf_below_random"].mean(),
+        "morf_below_random_worst": g["morf_below_random"].min(),
+        "ceiling_ratio": g["ceiling_ratio"].first(),
+        "meets_target": g["ok"].all().map({True: "yes", False: "no"}),
+    }).reset_index()
+
+
 def events_text(events: pd.DataFrame) -> str:
-    """Subsection 1 of the report: the planted-event table and its legend."""
+    """Subsection 1 of the report: the planted-event verdict, per-seed tables and legend."""
+    if "seed" not in events:  # tables written before event models had seeds here
+        events = events.assign(seed=0, removal=0.0)
+    models = events.drop_duplicates(["size", "seed"])[
+        [c for c in ("size", "seed", "removal", "held_out_r2", "held_out_r2_removed")
+         if c in events]]
+    per_seed = {value: events.pivot_table(index=["size", "method"], columns="seed",
+                                          values=value, sort=False).reset_index()
+                for value in ("ratio_mean", "morf_below_random")}
+    for table in per_seed.values():
+        table.columns = [f"seed {c}" if isinstance(c, (int, np.integer)) else c
+                         for c in table.columns]
     return f"""{EVENTS_HEADING}
 
-{_fmt(events)}
+**The event models.**
 
-`held_out_r2`: the event model's R^2 on 256 fresh clips (it must compute the target for the box
-to be where its evidence is); `ratio`: share of positive attribution inside the box over the
-box's share of the input; `clips_3x`: share of clips at >= 3x; `ceiling_ratio` (LIME variants):
-the ratio of a perfect explanation over the same components (each weighted by the share of the
-box it holds), the most any surrogate over them can reach; `morf_below_random`: share of clips
-whose MoRF deletion area lies below the mean of 10 random orders of bins;
-`morf_below_random_components` (LIME variants, a diagnostic added after the bin-level figure
-was read): the same against 10 random orders of the variant's own components, both deleting
-whole components.
+{_fmt(models)}
+
+**Per method, over the event models** (`meets_target`: >= 3x and MoRF below random on >= 90 %
+of clips, on every seed).
+
+{_fmt(event_verdict(events))}
+
+**Box ratio (mean over clips), per seed.**
+
+{_fmt(per_seed["ratio_mean"])}
+
+**MoRF below random bin orders (share of clips), per seed.**
+
+{_fmt(per_seed["morf_below_random"])}
+
+`removal`: the share of each training batch shown partly removed to the reference
+(`EventTask.train_model`; 0 = trained on clips only); `held_out_r2` / `held_out_r2_removed`:
+the event model's R^2 on 256 fresh clips, clean / partly removed to their mean (it must
+compute the target, on the inputs a deletion curve makes too, for the box to be where its
+evidence is); `ratio`: share of positive attribution inside the box over the box's share of
+the input; `clips_3x`: share of clips at >= 3x; `ceiling_ratio` (LIME variants): the ratio of
+a perfect explanation over the same components (each weighted by the share of the box it
+holds), the most any surrogate over them can reach; `morf_below_random`: share of clips whose
+MoRF deletion area lies below the mean of 10 random orders of bins. Every row, with
+`morf_below_random_components` (LIME against random orders of its own components, a
+diagnostic) and the cost per clip, is `event_task.csv` in the workdir.
 """
 
 
@@ -425,6 +481,11 @@ def main(argv=None) -> int:
     p.add_argument("--event-clips", type=int, default=30)
     p.add_argument("--event-steps", type=int, default=1500)
     p.add_argument("--event-train-clips", type=int, default=512)
+    p.add_argument("--event-seeds", type=int, nargs="+", default=[3, 4, 5],
+                   help="one event model per seed (default: 3 4 5, the judged run's)")
+    p.add_argument("--event-removal", type=float, default=0.5,
+                   help="share of each training batch partly removed to the reference "
+                        "(default 0.5; 0 trains on clips only)")
     p.add_argument("--events-only", action="store_true",
                    help="run the planted-event task alone and replace only its subsection")
     p.add_argument("--reuse-events", action="store_true",
@@ -433,7 +494,7 @@ def main(argv=None) -> int:
     if args.quick:
         args.clips, args.epochs, args.sanity_clips, args.event_clips = 2, 1, 2, 4
         args.event_steps, args.n_steps, args.n_samples, args.lime_samples = 20, 4, 4, 16
-        args.event_train_clips = 64
+        args.event_train_clips, args.event_seeds = 64, args.event_seeds[:1]
         args.no_write = True
     torch.set_num_threads(args.threads or max(1, min(2, os.cpu_count() or 1)))
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="posthoc_"))
@@ -453,8 +514,10 @@ def main(argv=None) -> int:
         text = events_text(events).replace(EVENTS_HEADING, EVENTS_HEADING + "\n\n" + (
             f"Rerun alone (`--events-only`, {time.strftime('%Y-%m-%d %H:%M')}, "
             f"{(time.time() - t0) / 60:.0f} min, {torch.get_num_threads()} torch threads, "
-            f"LIME {args.lime_samples} samples); the sections below it are from the run "
-            f"named above."), 1)
+            f"LIME {args.lime_samples} samples, event models from seeds "
+            f"{', '.join(map(str, sorted(events['seed'].unique())))}, removal "
+            f"{', '.join(map(str, sorted(events['removal'].unique())))}); the sections below "
+            f"it are from the run named above."), 1)
         print(text)
         if not args.no_write:
             replace_events(REPO / "benchmarks" / "RESULTS.md", text)
