@@ -194,3 +194,21 @@ def test_sanity_benchmark_report_reads_what_sanity_check_writes(tmp_path):
     assert grid.rstrip(" |").endswith(" of 2")
     posthoc_sanity.cascade_figure(pd.concat(cascades), tmp_path / "cascade.png")
     assert (tmp_path / "cascade.png").stat().st_size > 1000
+
+
+def test_calibrated_floor_matches_the_slope_band_and_shares_identical_runs():
+    """A calibrated predictor's pass probability: near the normal approximation of the slope's
+    sampling error (r = 0.65, n = 36: slope s.e. about 0.2, P(0.8 <= slope <= 1.25) about
+    0.74), near 1 for r = 0.97, and identical prediction vectors pass or fail together."""
+    import calibration_uncertainty as cu
+    from scipy.stats import norm
+    rng = np.random.default_rng(0)
+    p_mid, p_high = rng.normal(size=36), rng.normal(size=36)
+    per_pair, passes = cu.calibrated_floor([(p_mid, 0.65), (p_high, 0.97), (p_mid.copy(), 0.65)],
+                                           n_sim=2000)
+    se = np.sqrt((1 - 0.65 ** 2) / (0.65 ** 2 * 34))
+    expected = norm.cdf(0.25 / se) - norm.cdf(-0.2 / se)
+    assert abs(per_pair[0] - expected) < 0.05, (per_pair, expected)
+    assert per_pair[1] > 0.99
+    assert per_pair[0] == per_pair[2]  # shared draws: the same ratings for the same predictions
+    assert passes.shape == (2000,) and passes.mean() == pytest.approx(per_pair.sum())
