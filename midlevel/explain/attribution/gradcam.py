@@ -16,7 +16,9 @@ map carries almost no position there (measured 1.5x the event box's area share; 
 ``layer="model.backbone.layers.10"``, 8 x 12, gives 7x). The same field makes the map's
 position unreliable at clip size too: three event models trained alike from seeds 0-2, each
 computing the event (R^2 0.90-0.92), got 5.6x, 0.00x and 3.0x, where Integrated Gradients got
-9.7-11.7x (``benchmarks/event_deletion.py``). On the second, checked apart from that script, even
+9.7-11.7x (``benchmarks/event_deletion.py``); three more, trained to be right along the deletion
+path too (seeds 3-5, ``benchmarks/posthoc_faithfulness.py``), got 3.8x, 0.98x and 2.6x, where
+Integrated Gradients got 9.6-17x. On the second, checked apart from that script, even
 the signed map (``relu=False``) has almost nothing in the box (mean 4e-6 against 2e-3 over the
 clip): with units this wide, the evidence can sit in units away from the box.
 
