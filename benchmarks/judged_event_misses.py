@@ -16,7 +16,7 @@ clips, one torch thread, the same seed) and asks what the miss measures:
   (``backbone.layers.13``, a quarter of the resolution, units that see about a fifth as many
   frames); Integrated Gradients on the same model.
 
-    python benchmarks/judged_event_misses.py                 # about 20 min on 1 core
+    python benchmarks/judged_event_misses.py                 # about 10 min on 1 core
     python benchmarks/judged_event_misses.py --lime-seed 3 --gradcam-seed 4
 
 Prints its table and writes it to ``--csv``; nothing in RESULTS.md is rewritten.

@@ -502,6 +502,8 @@ def main(argv=None) -> int:
     t0 = time.time()
     if args.reuse_events and (work / "event_task.csv").is_file():
         events = pd.read_csv(work / "event_task.csv")
+        if "seed" not in events:  # written before event models had seeds: one plain model
+            events = events.assign(seed=0, removal=0.0)
     else:
         events = pd.concat([event_task(size, args, print) for size in ("toy", "clip")],
                            ignore_index=True)
