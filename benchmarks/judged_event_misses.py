@@ -38,37 +38,14 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-from event_lime import at_grain  # noqa: E402
+from event_deletion import train  # noqa: E402
+from event_lime import at_grain, measure  # noqa: E402
 from ground_truth_recovery import _fmt  # noqa: E402
 from posthoc_faithfulness import component_ceiling, event_clips  # noqa: E402
 
-from midlevel.explain.attribution.attributor import Attributor  # noqa: E402
-from midlevel.explain.faithfulness import event_share  # noqa: E402
 from midlevel.testing.events import EventTask  # noqa: E402
 
 BOX = (40, 64, 140, 190)
-
-
-def judged_model(task: EventTask, seed: int, args):
-    """The judged run's clip-size event model from ``seed`` (1 torch thread, as it was)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return task.train_model(n=args.train_clips, steps=args.steps, seed=seed,
-                                removal=args.removal)
-    finally:
-        torch.set_num_threads(before)
-
-
-def ratio(model, method: str, x, bg, **opts) -> tuple[dict, object]:
-    at = Attributor(model, method, background=bg, **opts)
-    attr = at.attribute(x, clips=[f"c{i}" for i in range(len(x))])
-    share = event_share(attr, BOX)
-    fit = attr.tables.get("fit")
-    return {"ratio_mean": share["ratio"].mean(), "ratio_min": share["ratio"].min(),
-            "clips_3x": (share["ratio"] >= 3).mean(),
-            "surrogate_r2": float(fit["r2"].mean()) if fit is not None and len(fit) else np.nan
-            }, attr
 
 
 def box_vs_clip(values: np.ndarray) -> float:
@@ -94,19 +71,21 @@ def main(argv=None) -> int:
     t0 = time.time()
     task = EventTask(n_bands=149, n_frames=313, box=BOX)
     x, bg = event_clips(task, args.clips)
-    ig = {"n_steps": 32, "n_samples": 32}
     rows = []
 
     def add(seed, method, setting, **values):
         rows.append({"seed": seed, "method": method, "setting": setting, **values})
         print(f"[{time.time() - t0:5.0f} s] {rows[-1]}", flush=True)
 
-    model = judged_model(task, args.lime_seed, args)
+    def judged_model(seed):  # as the judged run trained it: one torch thread
+        return train(task, args.removal, seed, 1, args.steps, args.train_clips)
+
+    model = judged_model(args.lime_seed)
     samples = (16, 32) if args.quick else (64, 256)
     for n in samples:
         add(args.lime_seed, "lime_segments", f"{n} samples, 2 repeats",
-            **ratio(model, "lime_segments", x, bg, lime_samples=n, n_repeats=2)[0])
-    ig_row, ig_attr = ratio(model, "integrated_gradients", x, bg, **ig)
+            **measure(model, x, bg, "lime_segments", n)[0])
+    ig_row, ig_attr = measure(model, x, bg, "integrated_gradients")
     add(args.lime_seed, "integrated_gradients", "bins", **ig_row)
     add(args.lime_seed, "integrated_gradients", "summed over the segments",
         ratio_mean=float(at_grain(model, x, bg, "lime_segments", ig_attr.values[:, 0]).mean()))
@@ -115,17 +94,17 @@ def main(argv=None) -> int:
     add(args.lime_seed, "lime_segments", "ceiling (a perfect map over the segments)",
         ratio_mean=float(ceiling.set_index("method").loc["lime_segments", "ceiling_ratio"]))
 
-    model = judged_model(task, args.gradcam_seed, args)
+    model = judged_model(args.gradcam_seed)
     for setting, opts in (("last block, ReLU (judged)", {}),
                           ("last block, signed", {"relu": False}),
                           ("backbone.layers.13, ReLU", {"layer": "model.backbone.layers.13"}),
                           ("backbone.layers.13, signed", {"layer": "model.backbone.layers.13",
                                                           "relu": False})):
-        row, attr = ratio(model, "gradcam", x, bg, **opts)
+        row, attr = measure(model, x, bg, "gradcam", **opts)
         add(args.gradcam_seed, "gradcam", setting, **row,
             signed_box_over_clip_mean=box_vs_clip(attr.values))
     add(args.gradcam_seed, "integrated_gradients", "bins",
-        **ratio(model, "integrated_gradients", x, bg, **ig)[0])
+        **measure(model, x, bg, "integrated_gradients")[0])
     table = pd.DataFrame(rows)
     if args.csv:
         table.to_csv(args.csv, index=False)
