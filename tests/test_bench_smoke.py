@@ -212,3 +212,25 @@ def test_calibrated_floor_matches_the_slope_band_and_shares_identical_runs():
     assert per_pair[1] > 0.99
     assert per_pair[0] == per_pair[2]  # shared draws: the same ratings for the same predictions
     assert passes.shape == (2000,) and passes.mean() == pytest.approx(per_pair.sum())
+
+
+def test_event_verdict_needs_every_seed_and_old_tables_still_render():
+    """The planted-event verdict: a method meets the target only if it reaches 3x and MoRF
+    below random on >= 90 % of clips on every seed; a table from before seeds renders."""
+    import pandas as pd
+    import posthoc_faithfulness as pf
+    rows = []
+    for seed, (ratio, morf) in enumerate([(4.0, 1.0), (2.9, 1.0)]):
+        rows.append({"size": "149 x 313", "seed": seed, "removal": 0.5, "held_out_r2": 0.9,
+                     "method": "gradcam", "ratio_mean": ratio, "ratio_min": 1.0,
+                     "clips_3x": 0.5, "morf_below_random": morf, "ceiling_ratio": np.nan})
+        rows.append({**rows[-1], "method": "lrp", "ratio_mean": 10.0, "morf_below_random":
+                     0.9 if seed else 0.95})
+    verdict = pf.event_verdict(pd.DataFrame(rows)).set_index("method")
+    assert verdict.loc["gradcam", "meets_target"] == "no"
+    assert verdict.loc["gradcam", "ratio_worst"] == 2.9
+    assert verdict.loc["lrp", "meets_target"] == "yes"
+    assert verdict.loc["lrp", "morf_below_random_worst"] == 0.9
+    old = pd.DataFrame(rows).drop(columns=["seed", "removal"]).iloc[:2]
+    text = pf.events_text(old)
+    assert "| 149 x 313 | gradcam |" in text and "seed 0" in text
