@@ -9,7 +9,7 @@ import pytest
 
 from midlevel.explain.attribution.base import OutputSelector
 from midlevel.testing.events import EventTask
-from midlevel.explain.attribution.gradcam import GradCAM, last_conv_block
+from midlevel.explain.attribution.gradcam import GradCAM, last_conv_block, receptive_field
 from midlevel.explain.faithfulness import box_share
 from midlevel.explain.harness import faithfulness
 from midlevel.models import ConceptBottleneck
@@ -37,6 +37,7 @@ def test_gradcam_layer_shape_and_relu(event):
     t = res.tables["gradcam"]
     assert (t["layer"] == name).all()
     assert (t["cam_bands"] == 2).all() and (t["cam_frames"] == 4).all()
+    assert (t["field_bands"] == 111).all() and (t["field_frames"] == 111).all()
     signed = GradCAM(relu=False).attribute(f, x, reference=ref).values
     np.testing.assert_allclose(np.clip(signed, 0, None), res.values, atol=1e-6)
     # nearest upsampling gives constant blocks of (bands / 2, frames / 4) bins
@@ -77,3 +78,26 @@ def test_gradcam_on_a_block_with_a_finer_grid_finds_the_event(event):
     assert (share["ratio"] >= 3).all(), share  # measured: mean 7.2, min 5.2
     res = faithfulness(f, x, {"gradcam": values}, ref, modes=("deletion",), n_random=5)
     assert res.scores["morf_better"].mean() >= 0.9
+
+
+def test_receptive_field_is_the_extent_a_unit_reads():
+    """The walked field equals the input extent that moves one central unit of a linear
+    conv/pool stack (positive weights, no activation: every bin in the field has a non-zero
+    gradient); a layer that is not there, or an adaptive pool before it, gives None."""
+    import torch
+    from torch import nn
+    stack = nn.Sequential(nn.Conv2d(1, 2, 5, stride=2, padding=2), nn.Conv2d(2, 2, 3, padding=1),
+                          nn.AvgPool2d(2), nn.Conv2d(2, 2, (3, 5), padding=(1, 2), dilation=1),
+                          nn.AvgPool2d(2), nn.Conv2d(2, 1, 3, dilation=2))
+    with torch.no_grad():
+        for m in stack:
+            if isinstance(m, nn.Conv2d):
+                m.weight.abs_()
+    x = torch.ones(1, 1, 96, 96, requires_grad=True)
+    out = stack(x)
+    out[0, 0, out.shape[2] // 2, out.shape[3] // 2].backward()
+    moved = x.grad[0, 0].abs() > 0
+    extent = (int(moved.any(1).sum()), int(moved.any(0).sum()))
+    assert receptive_field(stack, "5") == extent == (55, 63)
+    assert receptive_field(stack, "9") is None
+    assert receptive_field(nn.Sequential(nn.AdaptiveAvgPool2d(4), nn.Conv2d(1, 1, 3)), "1") is None

@@ -24,7 +24,9 @@ clip): with units this wide, the evidence can sit in units away from the box.
 
 Grad-CAM has no reference and no completeness: its values are not in output units and do not
 sum to anything (``MethodResult.expected`` is None). ``tables["gradcam"]``: clip, layer,
-cam_bands, cam_frames (the coarse map's size), positive_sum, negative_sum.
+cam_bands, cam_frames (the coarse map's size), field_bands, field_frames (how many input bins
+one unit of the layer sees, :func:`receptive_field`; set them beside the input's size before
+reading a position off the map), positive_sum, negative_sum.
 """
 from __future__ import annotations
 
@@ -37,7 +39,7 @@ from torch import nn
 from midlevel.errors import AttributionError
 from midlevel.explain.attribution.base import AttributionMethod, MethodResult, WindowedOutput
 
-__all__ = ["GradCAM", "last_conv_block"]
+__all__ = ["GradCAM", "last_conv_block", "receptive_field"]
 
 _ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid)
 
@@ -60,6 +62,34 @@ def last_conv_block(f: nn.Module) -> tuple[str, nn.Module]:
             break
         chosen = (n, m)
     return chosen
+
+
+def _pair(v) -> tuple[int, int]:
+    return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def receptive_field(f: nn.Module, layer: str) -> tuple[int, int] | None:
+    """``(bands, frames)``: how many input bins one unit of ``layer`` sees, from the kernels,
+    strides and dilations of the conv and pooling leaves up to it (in registration order, the
+    forward order of the package's sequential backbones). None when a leaf before it changes
+    the grid in another way (adaptive pooling, upsampling, a layer not found): a field this
+    walk cannot compute is not guessed."""
+    field, jump = [1, 1], [1, 1]
+    for name, m in f.named_modules():
+        if next(m.children(), None) is not None:
+            continue
+        if isinstance(m, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
+            k, st = _pair(m.kernel_size), _pair(m.stride or m.kernel_size)
+            d = _pair(getattr(m, "dilation", 1))
+            for a in range(2):
+                field[a] += (k[a] - 1) * d[a] * jump[a]
+                jump[a] *= st[a]
+        elif isinstance(m, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Upsample,
+                            nn.ConvTranspose2d)):
+            return None
+        if name == layer:
+            return field[0], field[1]
+    return None
 
 
 class GradCAM(AttributionMethod):
@@ -138,8 +168,10 @@ class GradCAM(AttributionMethod):
 
         def table() -> pd.DataFrame:
             flat = values.reshape(len(values), -1)
+            fb, ff = receptive_field(f, name) or (np.nan, np.nan)
             return pd.DataFrame({"clip": [f"clip{i}" for i in range(len(values))],
                                  "layer": name, "cam_bands": shape[0], "cam_frames": shape[1],
+                                 "field_bands": fb, "field_frames": ff,
                                  "positive_sum": np.clip(flat, 0, None).sum(1),
                                  "negative_sum": np.clip(flat, None, 0).sum(1)})
         return MethodResult(values=values, expected=None, tables={"gradcam": table})
