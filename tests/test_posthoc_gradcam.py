@@ -101,3 +101,17 @@ def test_receptive_field_is_the_extent_a_unit_reads():
     assert receptive_field(stack, "5") == extent == (55, 63)
     assert receptive_field(stack, "9") is None
     assert receptive_field(nn.Sequential(nn.AdaptiveAvgPool2d(4), nn.Conv2d(1, 1, 3)), "1") is None
+
+
+def test_compare_report_cost_row_names_gradcams_unit_field(event):
+    """The comparison report's cost table says how coarse Grad-CAM's map is (one unit of the
+    last block sees 111 x 111 bins on this backbone); other methods leave the column empty."""
+    from midlevel.explain.attribution.attributor import Attributor
+    from midlevel.workflows.compare_explanations import _unit_field
+    _, f, x, ref = event
+    model = f.model
+    cam = Attributor(model, "gradcam", background=x).attribute(x[:1], clips=["c0"])
+    ig = Attributor(model, "integrated_gradients", background=x, n_steps=4).attribute(
+        x[:1], clips=["c0"])
+    assert _unit_field(cam) == "111 x 111"
+    assert _unit_field(ig) == ""

@@ -44,7 +44,10 @@ SECTION_TEXT = {
     "completeness": "Completeness: the bottleneck's accuracy over the black box's (1 = the "
                     "concepts lose nothing).",
     "cost": "Explanation cost: wall time of one attribution call divided by the clips "
-            "explained (one output, CPU).",
+            "explained (one output, CPU). `unit_field_bins` (Grad-CAM): how many input bands "
+            "x frames one unit of its layer sees; its map cannot place evidence more finely, "
+            "and on the planted-event benchmark its box ratio ranged 0.0-6.7x over models "
+            "that all computed the event (benchmarks/RESULTS.md).",
     "faithfulness": "The faithfulness harness (midlevel.explain.harness), per model, method "
                     "and mode over the explained clips: patches of the spectrogram removed "
                     "(deletion) or inserted in the order of their signed attribution, largest "

@@ -93,10 +93,22 @@ def attributions(report: Report, reps: dict, clips, methods, data, *, n_backgrou
     return maps
 
 
+def _unit_field(attr) -> str:
+    """For Grad-CAM, how many input bins one unit of its layer sees (``"bands x frames"``):
+    the map cannot place evidence more finely than that; empty for the other methods."""
+    if "gradcam" not in attr.tables:
+        return ""
+    t = attr.tables["gradcam"]
+    if t.empty or t["field_bands"].isna().all():
+        return "unknown"
+    return f"{int(t['field_bands'].iloc[0])} x {int(t['field_frames'].iloc[0])}"
+
+
 def _cost_row(label, method, attrs, clips) -> dict:
     gaps = [float(np.abs(a.additivity_gap()).mean()) for a in attrs if a.expected is not None]
     seconds = sum(a.seconds for a in attrs)
     return {"model": label, "method": method, "label": LABELS[method],
+            "unit_field_bins": _unit_field(attrs[0]),
             "output": attrs[0].output, "ms_per_clip": 1000 * seconds / len(attrs),
             "n_clips": len(attrs), "mean_frames": float(np.mean([s.shape[1]
                                                                  for s in clips.specs])),
