@@ -38,14 +38,12 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-from event_deletion import train  # noqa: E402
+from event_deletion import BOX, train  # noqa: E402
 from event_lime import at_grain, measure  # noqa: E402
 from ground_truth_recovery import _fmt  # noqa: E402
 from posthoc_faithfulness import component_ceiling, event_clips  # noqa: E402
 
 from midlevel.testing.events import EventTask  # noqa: E402
-
-BOX = (40, 64, 140, 190)
 
 
 def box_vs_clip(values: np.ndarray) -> float:

@@ -301,6 +301,12 @@ def _sanity(run, at, specs, bg, method, target, label, cascades) -> pd.DataFrame
 EVENTS_HEADING = "### 1. Planted-event task"
 
 
+def with_seeds(events: pd.DataFrame) -> pd.DataFrame:
+    """``events`` with its event models' seed and removal share; a table written before event
+    models had seeds here came from one plain model (seed 0, no removal)."""
+    return events if "seed" in events else events.assign(seed=0, removal=0.0)
+
+
 def event_verdict(events: pd.DataFrame) -> pd.DataFrame:
     """Per size and method over the event models (seeds): the mean and worst seed's box ratio
     and share of clips with MoRF below random, and whether the target holds on every seed
@@ -320,8 +326,7 @@ def event_verdict(events: pd.DataFrame) -> pd.DataFrame:
 
 def events_text(events: pd.DataFrame) -> str:
     """Subsection 1 of the report: the planted-event verdict, per-seed tables and legend."""
-    if "seed" not in events:  # tables written before event models had seeds here
-        events = events.assign(seed=0, removal=0.0)
+    events = with_seeds(events)
     models = events.drop_duplicates(["size", "seed"])[
         [c for c in ("size", "seed", "removal", "held_out_r2", "held_out_r2_removed")
          if c in events]]
@@ -501,9 +506,7 @@ def main(argv=None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     if args.reuse_events and (work / "event_task.csv").is_file():
-        events = pd.read_csv(work / "event_task.csv")
-        if "seed" not in events:  # written before event models had seeds: one plain model
-            events = events.assign(seed=0, removal=0.0)
+        events = with_seeds(pd.read_csv(work / "event_task.csv"))
     else:
         events = pd.concat([event_task(size, args, print) for size in ("toy", "clip")],
                            ignore_index=True)
