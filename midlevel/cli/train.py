@@ -16,7 +16,8 @@ def _train(args: argparse.Namespace) -> int:
     run = train(args.spec, args.out, mode=args.mode, root=args.root, config=args.config,
                 epochs=args.epochs, preset=args.preset, seed=args.seed, device=args.device,
                 resume=args.resume, overwrite=args.overwrite, cache_dir=args.cache,
-                progress=not args.quiet, max_memory=args.max_memory, workers=args.workers)
+                progress=not args.quiet, max_memory=args.max_memory, workers=args.workers,
+                cpu_bf16=args.bf16)
     print(f"run: {run.path} (model.pt, metrics.csv, history.csv, train.log)")
     return 0
 
@@ -73,6 +74,11 @@ def register(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing RUN")
     p.add_argument("--device", choices=["cpu", "cuda"],
                    help="cpu (default) or cuda (mixed precision)")
+    p.add_argument("--bf16", action="store_const", const=True, default=None,
+                   help="bfloat16 autocast for the training steps on a CPU with bf16 units "
+                        "(AMX or AVX512-BF16; an error on others): 2-4x faster steps where "
+                        "measured, validation and prediction stay float32 (config key "
+                        "cpu_bf16; on cuda, mixed precision is on already)")
     p.add_argument("--max-memory", metavar="SIZE",
                    help="memory budget for holding every spectrogram in memory (e.g. 2GB; "
                         "default a quarter of RAM); larger datasets stream from the feature "

@@ -31,6 +31,9 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"            # "cpu" or "cuda"
     amp: bool = True               # bfloat16 autocast on cuda
+    cpu_bf16: bool = False         # bfloat16 autocast for the training steps on a CPU with
+                                   # bf16 units (AMX / AVX512-BF16); validation, BatchNorm
+                                   # re-estimation, calibration and prediction stay float32
     head_init: str = "lstsq"       # joint: start the head from least squares on the true
                                    # concepts ("lstsq") or from random weights ("random")
     recalibrate_bn: bool = True    # re-estimate BatchNorm statistics with dropout off before
@@ -66,6 +69,11 @@ class TrainConfig:
         args["dropout"] = self.dropout
         return args
 
+    def autocast_steps(self, device) -> bool:
+        """Whether the training steps on ``device`` (a ``torch.device``) run under bfloat16
+        autocast: ``amp`` on CUDA, ``cpu_bf16`` on the CPU."""
+        return (self.amp and device.type == "cuda") or (self.cpu_bf16 and device.type == "cpu")
+
     def check(self) -> None:
         if self.mode not in MODES:
             raise TrainingError(f"unknown mode '{self.mode}'; modes are {list(MODES)}")
@@ -84,4 +92,18 @@ class TrainConfig:
             parse_bytes(self.max_memory, where="max_memory")
         if self.head_init not in ("lstsq", "random"):
             raise TrainingError(f"head_init must be 'lstsq' or 'random', got '{self.head_init}'")
+        if self.cpu_bf16 and self.device == "cpu" and not cpu_has_bf16():
+            raise TrainingError("cpu_bf16: this CPU has no bfloat16 units (AVX512-BF16 or AMX), "
+                                "where bfloat16 runs slower than float32; leave cpu_bf16 off")
         backbone_preset(self.preset)
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bfloat16 in hardware (oneDNN's own test: AVX512-BF16 or
+    AMX)."""
+    import torch
+    try:
+        return bool(torch.backends.mkldnn.is_available()
+                    and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False

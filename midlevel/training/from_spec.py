@@ -37,7 +37,7 @@ def train(spec, out, *, mode: str | None = None, root=None, config=None,
           epochs: int | None = None, preset: str | None = None, seed: int | None = None,
           device: str | None = None, resume: bool = False, overwrite: bool = False,
           cache_dir=None, frontend: dict | None = None, progress: bool = True,
-          max_memory=None, workers: int | None = None):
+          max_memory=None, workers: int | None = None, cpu_bf16: bool | None = None):
     """Train a model on the dataset of a data spec (``midlevel train``).
 
     Parameters
@@ -49,13 +49,16 @@ def train(spec, out, *, mode: str | None = None, root=None, config=None,
     config : TrainConfig, dict or YAML path; ``mode``, ``epochs``, ``preset``, ``seed`` and
         ``device`` given here override it.
     resume : continue ``out`` from its last completed epoch (its stored config is used;
-        ``epochs`` and ``device`` may still be changed).
+        ``epochs``, ``device``, ``cpu_bf16`` and the data-handling settings may still be
+        changed).
     overwrite : replace an existing run directory.
     cache_dir : feature cache folder (default: the cache's default).
     frontend : front-end config (default: the paper's log-filtered spectrogram).
     max_memory, workers : the memory budget for holding every spectrogram in memory (bytes or
         "2GB"; larger datasets stream from the feature cache) and the streaming DataLoader's
         worker processes (see :mod:`midlevel.training.stream`); they never change results.
+    cpu_bf16 : bfloat16 autocast for the training steps on a CPU with bf16 units (see
+        :class:`TrainConfig`); may be changed on ``resume``.
 
     Returns
     -------
@@ -63,12 +66,14 @@ def train(spec, out, *, mode: str | None = None, root=None, config=None,
     """
     overrides = {k: v for k, v in dict(mode=mode, epochs=epochs, preset=preset, seed=seed,
                                        device=device, max_memory=max_memory,
-                                       workers=workers).items() if v is not None}
+                                       workers=workers, cpu_bf16=cpu_bf16).items()
+                 if v is not None}
     stored = Path(out) / CONFIG_FILE
     if resume and stored.is_file() and (Path(out) / STATE_FILE).is_file():
         saved = yaml.safe_load(stored.read_text())
         values = {**saved["config"], **{k: v for k, v in overrides.items()
-                                        if k in ("epochs", "device", "max_memory", "workers")}}
+                                        if k in ("epochs", "device", "max_memory", "workers",
+                                                  "cpu_bf16")}}
         frontend = saved.get("frontend") or frontend
     else:
         values = {**_config_dict(config), **overrides}

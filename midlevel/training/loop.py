@@ -257,7 +257,7 @@ class Trainer:
                    for a in range(0, len(order), config.batch_size)]
         batches = [b for b in batches if len(b) >= max(2, ctx.world)]  # BatchNorm needs 2
         layout = output_layout(self.columns.targets)
-        amp = config.amp and ctx.device.type == "cuda"
+        amp = config.autocast_steps(ctx.device)
         self.net.train()
         sums = np.zeros(3)
         bar = tqdm(batches, desc=f"epoch {epoch + 1}", unit="batch", leave=False,
