@@ -97,3 +97,19 @@ def test_a_run_trained_with_root_needs_no_root_later(synth_spec, tmp_path, capsy
                  "--n-steps", "2", "--no-faithfulness", "--no-randomization", "--no-audio",
                  "--quiet"]) == 0
     assert (tmp_path / "report" / "report.html").is_file()
+
+
+def test_train_bf16_reaches_the_config_or_is_refused_by_name(synth_spec, tmp_path, capsys):
+    from midlevel.training.config import cpu_has_bf16
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump({"width": 0.125, "crop_seconds": 1.0, "batch_size": 4}))
+    run = tmp_path / "run"
+    code = main(["train", str(synth_spec), "--out", str(run), "--preset", "small", "--epochs",
+                 "1", "--config", str(config), "--cache", str(tmp_path / "cache"), "--quiet",
+                 "--bf16"])
+    if cpu_has_bf16():
+        assert code == 0
+        assert yaml.safe_load((run / "config.yaml").read_text())["config"]["cpu_bf16"] is True
+    else:
+        assert code != 0 and "cpu_bf16" in capsys.readouterr().err
+        assert not run.exists()

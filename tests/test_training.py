@@ -213,3 +213,47 @@ def test_short_clips_are_padded_and_counted(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="midlevel"):
         train_toy(tmp_path, mode="blackbox", epochs=1)
     assert "2 of 19 train clips are shorter than 1.0 s" in caplog.text
+
+
+# ----------------------------------------------------------------------------- precision
+
+
+def test_autocast_steps_is_amp_on_cuda_and_cpu_bf16_on_the_cpu():
+    from midlevel.training import TrainConfig
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert not TrainConfig().autocast_steps(cpu) and TrainConfig().autocast_steps(cuda)
+    assert TrainConfig(cpu_bf16=True).autocast_steps(cpu)
+    assert not TrainConfig(amp=False, cpu_bf16=True).autocast_steps(cuda)
+
+
+def test_cpu_bf16_without_bf16_units_is_a_clear_error(monkeypatch):
+    import midlevel.training.config as config
+    monkeypatch.setattr(config, "cpu_has_bf16", lambda: False)
+    with pytest.raises(TrainingError, match="cpu_bf16.*no bfloat16 units"):
+        toy_config(cpu_bf16=True).check()
+    toy_config(cpu_bf16=True, device="cuda").check()  # the CPU's units do not matter there
+
+
+def test_cpu_bf16_runs_the_steps_in_bfloat16_and_the_rest_in_float32(tmp_path):
+    """Every convolution of a training step computes in bfloat16, every one in eval mode
+    (validation, BatchNorm re-estimation, calibration, prediction) in float32; the weights
+    stay float32 and the run still learns the toy world."""
+    from midlevel.training.config import cpu_has_bf16
+    if not cpu_has_bf16():
+        pytest.skip("this CPU has no bfloat16 units")
+    seen = {True: set(), False: set()}
+
+    def record(module, inputs, output):
+        if isinstance(module, torch.nn.Conv2d):
+            seen[module.training].add(output.dtype)
+
+    handle = torch.nn.modules.module.register_module_forward_hook(record)
+    try:
+        run = train_toy(tmp_path, data=toy_data(40), mode="joint", epochs=6, lr=5e-3,
+                        cpu_bf16=True)
+    finally:
+        handle.remove()
+    assert seen[True] == {torch.bfloat16} and seen[False] == {torch.float32}
+    assert all(p.dtype == torch.float32 for p in run.model.parameters())
+    val = run.metrics.query("split == 'validation' and name == 'mean'").set_index("kind")["r"]
+    assert val["concept"] > 0.7 and val["target"] > 0.6
