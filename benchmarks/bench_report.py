@@ -412,6 +412,15 @@ def training_lines(s: dict) -> list[str]:
                     f"{l['placed_step_s'] * 1e3:.0f} ms per step, channels last "
                     f"{l['speedup']:.2f}x (best {l['speedup_best']:.2f}x; contiguous "
                     f"{_f(l['contiguous_gflops'])} GFLOP/s)" for preset, l in lays) + ".", ""]
+    bfs = [(preset, p["in_memory"]["cpu_bf16"]) for preset, p in t["presets"].items()
+           if p["in_memory"].get("cpu_bf16")]
+    if bfs:
+        out += ["The same in-memory steps under the `cpu_bf16` option (`train --bf16`: bfloat16 "
+                "autocast for the training steps; an option, not the targets' float32), "
+                "interleaved: " + "; ".join(
+                    f"{preset} {b['float32_step_s'] * 1e3:.0f} ms vs "
+                    f"{b['bf16_step_s'] * 1e3:.0f} ms per step, {b['speedup']:.2f}x (best "
+                    f"{b['speedup_best']:.2f}x)" for preset, b in bfs) + ".", ""]
     out += _table(["preset", "params", "GFLOP/clip fwd", "GFLOP/clip fwd+bwd",
                    "in-memory clips/s", "in-memory GFLOP/s", "end-to-end clips/s",
                    "end-to-end GFLOP/s", "matmul GFLOP/s", "e2e / in-memory",

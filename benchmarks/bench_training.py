@@ -61,7 +61,8 @@ class InMemory:
     ``measure(n)`` times ``n`` steps; calling it before and after the end-to-end run spreads
     the in-memory samples over the same stretch of time (other jobs' load drifts)."""
 
-    def __init__(self, batch: tuple, preset: str, cfg: dict, memory_format=None):
+    def __init__(self, batch: tuple, preset: str, cfg: dict, memory_format=None,
+                 cpu_bf16: bool = False):
         from midlevel.models.bottleneck import build_model, output_layout
         from midlevel.models.layout import place
         from midlevel.training.loop import make_adam
@@ -79,7 +80,8 @@ class InMemory:
         opt = make_adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         layout = output_layout(cols.targets)
         x, c, y = (t.to(device) for t in batch)
-        amp = cfg["amp"] and device.startswith("cuda")
+        cuda = device.startswith("cuda")
+        amp = (cfg["amp"] and cuda) or (cpu_bf16 and not cuda)  # as TrainConfig.autocast_steps
 
         def step():
             with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=amp):
@@ -143,6 +145,21 @@ def layout_pair(im: InMemory, batch: tuple, preset: str, cfg: dict, rounds: int 
     return {"placed_step_s": float(a), "contiguous_step_s": float(b),
             "speedup": float(b / a), "speedup_best": float(min(plain.times) / min(placed.times)),
             "contiguous_gflops": im.train_flops / b / 1e9, "rounds": rounds}
+
+
+def bf16_pair(im: InMemory, batch: tuple, preset: str, cfg: dict, rounds: int = 8) -> dict:
+    """The in-memory float32 steps (``im``'s) against the same steps under the ``cpu_bf16``
+    option (bfloat16 autocast), interleaved round by round. An option: the float32 figures
+    above are the targets'."""
+    base = InMemory.__new__(InMemory)
+    base.__dict__.update({**im.__dict__, "times": [], "memory": None})
+    bf16 = InMemory(batch, preset, cfg, cpu_bf16=True)
+    for _ in range(rounds):
+        base.measure(cfg["steps"])
+        bf16.measure(cfg["steps"])
+    a, b = np.median(base.times), np.median(bf16.times)
+    return {"float32_step_s": float(a), "bf16_step_s": float(b), "speedup": float(a / b),
+            "speedup_best": float(min(base.times) / min(bf16.times)), "rounds": rounds}
 
 
 def profile_step(batch: tuple, preset: str, cfg: dict, steps: int = 1) -> dict:
@@ -338,6 +355,9 @@ def run(cfg: dict) -> dict:
                                  "achieved_gflops": im.train_flops / np.median(one.times) / 1e9}
             del one
             mem["layout"] = layout_pair(im, batch, preset, cfg)
+            from midlevel.training.config import cpu_has_bf16
+            if cpu_has_bf16():
+                mem["cpu_bf16"] = bf16_pair(im, batch, preset, cfg)
         del im
         mm_after = matmul_gflops(n=cfg["matmul_n"], device=device, dtype=mm_dtype)
         mms = [m["gflops"] for m in (mm_before, mm_mid, mm_after)]

@@ -112,6 +112,10 @@ def test_quick_run_writes_every_section(tmp_path):
     assert s["training"]["presets"]["small"]["end_to_end"]["clips_per_s"] > 0
     assert s["training"]["presets"]["small"]["matmul_gflops"] > 0
     assert s["training"]["presets"]["small"]["conv_layers"]
+    from midlevel.training.config import cpu_has_bf16
+    if cpu_has_bf16() and "layout" in small:  # the option's pair runs beside the layout's
+        assert small["cpu_bf16"]["speedup"] > 0
+        assert "under the `cpu_bf16` option" in (out / "RESULTS.md").read_text()
     assert s["inference"]["presets"]["small"]["whole_clips_from_features"]["clips_per_s"] > 0
     methods = s["explain"]["presets"]["small"]["methods"]
     assert set(methods) == {"shap_deep", "shap_gradient", "integrated_gradients", "occlusion"}
