@@ -257,3 +257,26 @@ def test_cpu_bf16_runs_the_steps_in_bfloat16_and_the_rest_in_float32(tmp_path):
     assert all(p.dtype == torch.float32 for p in run.model.parameters())
     val = run.metrics.query("split == 'validation' and name == 'mean'").set_index("kind")["r"]
     assert val["concept"] > 0.7 and val["target"] > 0.6
+
+
+@pytest.mark.parametrize("key, value", [("epochs", 0), ("epochs", -2), ("lr", "abc"),
+                                        ("dropout", 1.5), ("batch_size", 1), ("amp", "false"),
+                                        ("crop_seconds", float("nan"))])
+def test_bad_settings_are_refused_by_name_before_a_run_directory_exists(tmp_path, key, value):
+    with pytest.raises(TrainingError, match=key):
+        train_toy(tmp_path, **{key: value})
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_that_fails_before_its_first_epoch_leaves_no_directory(tmp_path, monkeypatch):
+    from midlevel.training import loop
+
+    def broken(self, progress):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(loop.Trainer, "train", broken)
+    with pytest.raises(RuntimeError, match="boom"):
+        train_toy(tmp_path)
+    assert not (tmp_path / "run").exists()
+    monkeypatch.undo()
+    assert (train_toy(tmp_path).path / "model.pt").is_file()  # no --overwrite needed

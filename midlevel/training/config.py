@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from midlevel.errors import TrainingError
@@ -75,6 +76,9 @@ class TrainConfig:
         return (self.amp and device.type == "cuda") or (self.cpu_bf16 and device.type == "cpu")
 
     def check(self) -> None:
+        """Refuse, naming the key, any setting of the wrong type or out of range (before a
+        run directory is made)."""
+        self._check_values()
         if self.mode not in MODES:
             raise TrainingError(f"unknown mode '{self.mode}'; modes are {list(MODES)}")
         if not 0.0 <= self.w <= 1.0:
@@ -96,6 +100,42 @@ class TrainConfig:
             raise TrainingError("cpu_bf16: this CPU has no bfloat16 units (AVX512-BF16 or AMX), "
                                 "where bfloat16 runs slower than float32; leave cpu_bf16 off")
         backbone_preset(self.preset)
+
+
+    def _check_values(self) -> None:
+        for name, (kind, low, high, closed_low) in _RANGES.items():
+            value = getattr(self, name)
+            if value is None and name in _OPTIONAL:
+                continue
+            ok = (isinstance(value, int) if kind is int else isinstance(value, (int, float)))
+            ok = ok and not isinstance(value, bool) and math.isfinite(value)
+            if ok:
+                ok = (value >= low if closed_low else value > low) and (high is None
+                                                                         or value < high)
+            if not ok:
+                what = "an integer" if kind is int else "a number"
+                bound = f">= {low}" if closed_low else f"> {low}"
+                bound += f" and < {high}" if high is not None else ""
+                none = " (or null)" if name in _OPTIONAL else ""
+                raise TrainingError(f"{name} must be {what} {bound}{none}, got {value!r}")
+        for name in _BOOLEANS:
+            if not isinstance(getattr(self, name), bool):
+                raise TrainingError(f"{name} must be true or false, got {getattr(self, name)!r}")
+
+
+# (type, lower bound, upper bound (exclusive) or None, lower bound inclusive)
+_RANGES = {
+    "epochs": (int, 1, None, True), "patience": (int, 1, None, True),
+    "batch_size": (int, 2, None, True),  # BatchNorm needs two clips a batch
+    "eval_batch_size": (int, 1, None, True), "seed": (int, 0, None, True),
+    "calibration_bootstrap": (int, 0, None, True),
+    "lr": (float, 0.0, None, False), "weight_decay": (float, 0.0, None, True),
+    "dropout": (float, 0.0, 1.0, True), "crop_seconds": (float, 0.0, None, False),
+    "eval_hop_seconds": (float, 0.0, None, False), "width": (float, 0.0, None, False),
+    "last_kernel": (int, 1, None, True), "w": (float, 0.0, None, True),  # w <= 1 below
+}
+_OPTIONAL = {"eval_hop_seconds", "width", "last_kernel"}
+_BOOLEANS = ("amp", "cpu_bf16", "recalibrate_bn", "calibrate_concepts", "shrink_calibration")
 
 
 def cpu_has_bf16() -> bool:

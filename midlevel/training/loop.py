@@ -89,6 +89,7 @@ def fit(table: pd.DataFrame, features, columns, out: str | Path,
                    if c not in table]
         if missing:
             raise TrainingError(f"annotations table lacks column(s) {missing}")
+        created = not out.exists()
         _prepare_dir(ctx, out, resume, overwrite)
         handler = _log_to_file(ctx, out / "train.log")
         try:
@@ -97,6 +98,13 @@ def fit(table: pd.DataFrame, features, columns, out: str | Path,
             trainer.start(resume)
             trainer.train(progress)
             return trainer.finish()
+        except BaseException:
+            if handler is not None:
+                logging.getLogger("midlevel").removeHandler(handler)
+                handler.close()
+                handler = None
+            _remove_failed_start(ctx, out, created)
+            raise
         finally:
             if handler is not None:
                 logging.getLogger("midlevel").removeHandler(handler)
@@ -104,6 +112,13 @@ def fit(table: pd.DataFrame, features, columns, out: str | Path,
     finally:
         if owned:
             ddp.teardown(ctx)
+
+
+def _remove_failed_start(ctx, out: Path, created: bool) -> None:
+    """A run directory this call made and that holds no completed epoch (no checkpoint) is
+    removed when training fails, so that the next call does not find a half-made run."""
+    if ctx.main and created and out.is_dir() and not (out / STATE_FILE).exists():
+        shutil.rmtree(out, ignore_errors=True)
 
 
 def _prepare_dir(ctx, out: Path, resume: bool, overwrite: bool) -> None:
