@@ -46,3 +46,28 @@ def test_synth_validate_features(tmp_path, capsys):
     assert len(list(cache.rglob("*.npy"))) == 6
     assert main(["features", str(out / "spec.yaml"), "--cache", str(cache), "--quiet"]) == 0
     assert "0 computed, 6 reused" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["train", "s.yaml", "--out", "r", "--epochs", "0"], "--epochs"),
+    (["evaluate", "r", "--threshold", "2"], "--threshold"),
+    (["predict", "r", "a.wav", "--hop", "nan"], "--hop"),
+    (["predict", "r", "a.wav", "--hop", "-1"], "--hop"),
+    (["coefficients", "r", "--alpha", "1.5"], "--alpha"),
+    (["coefficients", "r", "--alpha", "0"], "--alpha"),
+    (["coefficients", "r", "--materiality", "-1"], "--materiality"),
+    (["coefficients", "r", "--bootstrap", "0"], "--bootstrap"),
+    (["explain", "r", "a.wav", "--out", "o", "--window", "0"], "--window"),
+    (["explain", "r", "a.wav", "--out", "o", "--hop", "0"], "--hop"),
+    (["compare", "r", "--out", "o", "--clips", "-1"], "--clips"),
+    (["compare", "r", "--out", "o", "--seconds", "inf"], "--seconds"),
+    (["synth", "--out", "o", "--duration", "0"], "--duration"),
+])
+def test_out_of_range_numbers_are_refused_naming_the_option(argv, option, capsys, tmp_path,
+                                                            monkeypatch):
+    monkeypatch.chdir(tmp_path)  # outputs would land here: nothing may
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert f"argument {option}" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from midlevel.cli.common import add_cache_option, add_root_option, show_log
+from midlevel.cli.common import (add_cache_option, add_root_option, positive_float, positive_int,
+                                 show_log)
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -56,22 +57,23 @@ def register(sub) -> None:
     add_cache_option(p)
     p.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), metavar="M",
                    help=f"attribution methods (default: {' '.join(DEFAULT_METHODS)})")
-    p.add_argument("--clips", type=int, default=3, help="test clips explained (default 3)")
-    p.add_argument("--background", type=int, default=16,
+    p.add_argument("--clips", type=positive_int, default=3, help="test clips explained (default 3)")
+    p.add_argument("--background", type=positive_int, default=16,
                    help="background crops from the training split (default 16)")
     p.add_argument("--target", metavar="NAME", help="explained target (default: the first)")
     p.add_argument("--concept", metavar="NAME",
                    help="bottleneck concept made listenable (default: the largest weight)")
-    p.add_argument("--seconds", type=float, metavar="SEC",
-                   help="explained excerpt length (default: the training crop)")
-    p.add_argument("--window", type=int, nargs=2, metavar=("BANDS", "FRAMES"),
+    p.add_argument("--seconds", type=positive_float, metavar="SEC",
+                   help="explained excerpt length, the first SEC seconds of each clip "
+                        "(default: whole clips)")
+    p.add_argument("--window", type=positive_int, nargs=2, metavar=("BANDS", "FRAMES"),
                    help="occlusion patch (default 16 32)")
-    p.add_argument("--stride", type=int, nargs=2, metavar=("BANDS", "FRAMES"),
+    p.add_argument("--stride", type=positive_int, nargs=2, metavar=("BANDS", "FRAMES"),
                    help="occlusion stride (default: the window)")
-    p.add_argument("--n-steps", type=int, help="integrated-gradients steps (default 32)")
-    p.add_argument("--n-samples", type=int, help="samples of GradientExplainer / GradientShap "
+    p.add_argument("--n-steps", type=positive_int, help="integrated-gradients steps (default 32)")
+    p.add_argument("--n-samples", type=positive_int, help="samples of GradientExplainer / GradientShap "
                                                  "(default 32)")
-    p.add_argument("--deletion-patch", type=int, nargs=2, metavar=("BANDS", "FRAMES"),
+    p.add_argument("--deletion-patch", type=positive_int, nargs=2, metavar=("BANDS", "FRAMES"),
                    default=[8, 16], help="patch removed / inserted at a time in the deletion "
                                          "and insertion curves (default 8 16; 1 1 = single "
                                          "bins)")

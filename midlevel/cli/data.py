@@ -5,10 +5,9 @@ import argparse
 import sys
 import time
 
-from midlevel.cli.common import add_cache_option, add_root_option
+from midlevel.cli.common import (FRONTENDS, add_cache_option, add_root_option, positive_float,
+                                 positive_int)
 from midlevel.errors import ValidationFailed
-
-FRONTENDS = {"logfilt": "LogFilteredSpectrogram", "logmel": "LogMelSpectrogram"}
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -90,8 +89,8 @@ def register(sub) -> None:
     add_root_option(p)
     p.add_argument("--no-decode", action="store_true",
                    help="only open audio files instead of decoding them fully")
-    p.add_argument("--jobs", type=int, default=2, help="parallel decoders (default 2)")
-    p.add_argument("--window", type=float, default=10.0, metavar="SEC",
+    p.add_argument("--jobs", type=positive_int, default=2, help="parallel decoders (default 2)")
+    p.add_argument("--window", type=positive_float, default=10.0, metavar="SEC",
                    help="training window; shorter clips are warned about (default 10)")
     p.add_argument("--warnings-csv", metavar="CSV",
                    help="write every warning here (default: when there are more than 20, "
@@ -107,8 +106,9 @@ def register(sub) -> None:
     add_root_option(p)
     add_cache_option(p)
     p.add_argument("--frontend", default="logfilt", choices=sorted(FRONTENDS),
-                   help="front end: the paper's log-filtered spectrogram (default) or log-mel")
-    p.add_argument("--jobs", type=int, default=None,
+                   help="front end: the paper's log-filtered spectrogram (default) or log-mel "
+                        "(train with the same --frontend to use these features)")
+    p.add_argument("--jobs", type=positive_int, default=None,
                    help="worker processes (default: every usable core)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_features)
@@ -118,9 +118,9 @@ def register(sub) -> None:
                                    "ratings, emotion targets from a known linear map, a spec "
                                    "and ground_truth.json.")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--n-clips", type=int, default=200, help="number of clips (default 200)")
+    p.add_argument("--n-clips", type=positive_int, default=200, help="number of clips (default 200)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--duration", type=float, default=10.0, help="clip length in s (default 10)")
+    p.add_argument("--duration", type=positive_float, default=10.0, help="clip length in s (default 10)")
     p.add_argument("--weights", metavar="FILE",
                    help="concept-to-target map (CSV or JSON) replacing the default")
     p.add_argument("--correlated", action="store_true", help="draw correlated concepts")
@@ -128,6 +128,6 @@ def register(sub) -> None:
                    help="the tag world: layer families present or silent per clip (binary "
                         "concepts) and mood tags from a known logistic map (a multi-label "
                         "target)")
-    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--jobs", type=positive_int, default=None, help="worker processes (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_synth)

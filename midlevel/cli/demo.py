@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from midlevel.cli.common import positive_int
+
 
 def _demo(args: argparse.Namespace) -> int:
     from midlevel.workflows.demo import run_demo
@@ -18,7 +20,7 @@ def register(sub) -> None:
                                    "per-clip contribution charts, SHAP maps, listenable wavs and "
                                    "the comparison report; print where each output is.")
     p.add_argument("--out", default="demo_out", metavar="DIR", help="output folder")
-    p.add_argument("--n-clips", type=int, default=240, help="synthetic clips (default 240)")
+    p.add_argument("--n-clips", type=positive_int, default=240, help="synthetic clips (default 240)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--quick", action="store_true", help="tiny settings (for tests)")
     p.set_defaults(func=_demo)

@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from midlevel.cli.common import add_cache_option, add_root_option
+from midlevel.cli.common import (add_cache_option, add_root_option, nonnegative_float, open_unit,
+                                 positive_float, positive_int)
 from midlevel.data.spec import SPLITS
 from midlevel.errors import ArgumentError
 
@@ -127,16 +128,16 @@ def register(sub) -> None:
                    help="data spec with the ratings (default: the run's)")
     add_root_option(p)
     add_cache_option(p)
-    p.add_argument("--alpha", type=float, default=0.05,
+    p.add_argument("--alpha", type=open_unit, default=0.05,
                    help="significance level; intervals are 1 - alpha (default 0.05)")
     p.add_argument("--correction", choices=CORRECTIONS, default="none",
                    help="multiple-comparison correction of the p-values (default none)")
     p.add_argument("--data", choices=["auto", "ratings", "calibrated"], default="auto",
                    help="how the data's answer is estimated (default auto: ratings when "
                         "enough clips carry concept and target ratings)")
-    p.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+    p.add_argument("--bootstrap", type=positive_int, default=1000, metavar="N",
                    help="bootstrap resamples of the calibrated estimator (default 1000)")
-    p.add_argument("--materiality", type=float, default=None, metavar="S",
+    p.add_argument("--materiality", type=nonnegative_float, default=None, metavar="S",
                    help="standardized margin before a departure is flagged (default 0.05)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -164,9 +165,9 @@ def register(sub) -> None:
     p.add_argument("--dataset-split", default="train",
                    choices=[*SPLITS, "none"],
                    help="split for the dataset view (default train; none = skip)")
-    p.add_argument("--hop", type=float, default=0.5, metavar="SEC",
+    p.add_argument("--hop", type=positive_float, default=0.5, metavar="SEC",
                    help="hop between windows over time (default 0.5 s)")
-    p.add_argument("--window", type=float, default=None, metavar="SEC",
+    p.add_argument("--window", type=positive_float, default=None, metavar="SEC",
                    help="window length over time (default: the run's training crop)")
     p.add_argument("--timeline-targets", nargs="+", metavar="T",
                    help="targets drawn over time (default: all explained)")
@@ -175,7 +176,7 @@ def register(sub) -> None:
                    help="intervene: set concepts to values, write interventions.csv")
     p.add_argument("--intervention-split", choices=list(SPLITS),
                    help="write intervention curves (random and greedy order) on this split")
-    p.add_argument("--repeats", type=int, default=20,
+    p.add_argument("--repeats", type=positive_int, default=20,
                    help="random orders for the intervention curve (default 20)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random orders (default 0)")
     p.add_argument("--methods", nargs="+", metavar="M",

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from midlevel.cli.common import add_cache_option, add_root_option, show_log
+from midlevel.cli.common import (FRONTENDS, add_cache_option, add_root_option, nonnegative_int,
+                                 open_unit, positive_float, positive_int, show_log)
 from midlevel.data.spec import SPLITS
 from midlevel.io import write_csv
 
@@ -17,7 +18,8 @@ def _train(args: argparse.Namespace) -> int:
                 epochs=args.epochs, preset=args.preset, seed=args.seed, device=args.device,
                 resume=args.resume, overwrite=args.overwrite, cache_dir=args.cache,
                 progress=not args.quiet, max_memory=args.max_memory, workers=args.workers,
-                cpu_bf16=args.bf16)
+                cpu_bf16=args.bf16,
+                frontend={"name": FRONTENDS[args.frontend]} if args.frontend else None)
     print(f"run: {run.path} (model.pt, metrics.csv, history.csv, train.log)")
     return 0
 
@@ -65,7 +67,7 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, metavar="RUN", help="run directory")
     add_root_option(p)
     p.add_argument("--config", metavar="YAML", help="training config (any TrainConfig key)")
-    p.add_argument("--epochs", type=int, help="maximum epochs (default 100)")
+    p.add_argument("--epochs", type=positive_int, help="maximum epochs (default 100)")
     p.add_argument("--preset", choices=["small", "paper"],
                    help="backbone size: the paper's network (default) or a small one for CPU")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
@@ -83,9 +85,12 @@ def register(sub) -> None:
                    help="memory budget for holding every spectrogram in memory (e.g. 2GB; "
                         "default a quarter of RAM); larger datasets stream from the feature "
                         "cache (the log says which)")
-    p.add_argument("--workers", type=int, metavar="N",
+    p.add_argument("--workers", type=nonnegative_int, metavar="N",
                    help="DataLoader worker processes when streaming (default: auto)")
     add_cache_option(p)
+    p.add_argument("--frontend", choices=sorted(FRONTENDS),
+                   help="front end: the paper's log-filtered spectrogram (default) or log-mel; "
+                        "stored in the run, so predictions use it too (ignored on --resume)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_train)
 
@@ -99,7 +104,7 @@ def register(sub) -> None:
     p.add_argument("--split", action="append", choices=list(SPLITS),
                    help="split to evaluate (default test; may be repeated)")
     p.add_argument("--out", metavar="CSV", help="also write the table to CSV")
-    p.add_argument("--threshold", type=float, default=0.5, metavar="P",
+    p.add_argument("--threshold", type=open_unit, default=0.5, metavar="P",
                    help="binary columns: F1 and accuracy of probability >= P (default 0.5)")
     add_cache_option(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -112,6 +117,6 @@ def register(sub) -> None:
     p.add_argument("run", metavar="RUN", help="run directory")
     p.add_argument("audio", metavar="AUDIO", nargs="+", help="audio files")
     p.add_argument("--out", metavar="CSV", help="write CSV here (default: stdout)")
-    p.add_argument("--hop", type=float, metavar="SEC",
+    p.add_argument("--hop", type=positive_float, metavar="SEC",
                    help="one row per window every SEC seconds (with start and end)")
     p.set_defaults(func=_predict)
