@@ -19,7 +19,8 @@ from midlevel import synth
 from midlevel.synth import (CONCEPT_QUESTIONS, COPULA_CORRELATION, DEFAULT_INTERCEPTS,
                                  DEFAULT_WEIGHTS, EMOTIONS, MIDLEVEL_CONCEPTS, synthesize,
                                  synthesize_clip)
-from midlevel.errors import SpecError
+from midlevel.errors import ArgumentError, SpecError
+from midlevel.synth.world import load_weights
 
 SR = 22050
 FAST = dict(n_jobs=1, progress=False)
@@ -360,3 +361,27 @@ def test_each_concept_has_its_audible_effect(concept, statistic, sign, fixed, du
         low = statistic(_clip(seed, duration, **{**fixed, concept: 0.0}))
         high = statistic(_clip(seed, duration, **{**fixed, concept: 1.0}))
         assert sign * (high - low) > 0, (seed, low, high)
+
+
+def test_synthesizing_again_replaces_the_earlier_audio_and_refuses_foreign_files(tmp_path,
+                                                                                 caplog):
+    out = tmp_path / "out"
+    synthesize(out, n_clips=6, seed=1, duration=0.5, **FAST)
+    with caplog.at_level("WARNING", logger="midlevel"):
+        synthesize(out, n_clips=3, seed=2, duration=0.5, **FAST)
+    assert sorted(p.name for p in (out / "audio").iterdir()) == ["s0000.wav", "s0001.wav",
+                                                                "s0002.wav"]
+    assert "removed 3 audio file(s)" in caplog.text
+    mine = tmp_path / "mine"
+    (mine / "audio").mkdir(parents=True)
+    (mine / "audio" / "song.wav").write_bytes(b"RIFF")
+    with pytest.raises(ArgumentError, match="song.wav"):
+        synthesize(mine, n_clips=2, seed=1, duration=0.5, **FAST)
+    assert (mine / "audio" / "song.wav").is_file() and not (mine / "spec.yaml").exists()
+
+
+def test_a_weight_map_with_a_target_twice_is_refused_by_name(tmp_path):
+    csv = tmp_path / "w.csv"
+    csv.write_text("target,melodiousness\nvalence,1\nvalence,2\n")
+    with pytest.raises(SpecError, match=r"\['valence'\] given more than once"):
+        load_weights(csv)

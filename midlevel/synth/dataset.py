@@ -6,8 +6,10 @@ last and marks a complete dataset.
 """
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -26,6 +28,8 @@ from midlevel.synth import tags as tagging
 from midlevel.synth.world import (
     CONCEPT_QUESTIONS, COPULA_CORRELATION, EMOTION_DESCRIPTIONS, MIDLEVEL_CONCEPTS, RATING_SCALE, TARGET_SCALE, concepts_to_ratings, concepts_to_targets, draw_changes, load_weights, sample_concepts,
 )
+
+log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- dataset
@@ -196,6 +200,26 @@ def _ground_truth(ids: list[str], true: np.ndarray, first: np.ndarray,
     }
 
 
+def _clear_stale_audio(out: Path, ids: list[str]) -> None:
+    """Remove an earlier synthetic dataset's audio that the new one does not write; refuse
+    audio files of any other origin (named) in ``out/audio``."""
+    keep = {f"{clip_id}.wav" for clip_id in ids}
+    stale = sorted(p for p in (out / "audio").iterdir() if p.is_file() and p.name not in keep
+                   and p.suffix.lower() == ".wav")
+    if not stale:
+        return
+    ours = (out / "ground_truth.json").is_file()
+    foreign = [p.name for p in stale if not (ours and re.fullmatch(r"s\d+\.wav", p.name))]
+    if foreign:
+        raise ArgumentError(f"{out / 'audio'} holds {len(foreign)} audio file(s) that are not "
+                            f"part of a synthetic dataset (for example {foreign[:3]}); they "
+                            f"would join no row of the new annotations: choose another folder")
+    for p in stale:
+        p.unlink()
+    log.warning("%s: removed %d audio file(s) of the earlier synthetic dataset that this one "
+                "does not write", out / "audio", len(stale))
+
+
 def synthesize(out_dir: str | os.PathLike, *, n_clips: int = 200, seed: int = 0,
                duration: float = 10.0, sample_rate: int = 22050,
                weights: str | os.PathLike | pd.DataFrame | None = None,
@@ -209,7 +233,10 @@ def synthesize(out_dir: str | os.PathLike, *, n_clips: int = 200, seed: int = 0,
     (``clip_id``, 7 concept ratings on 1-10, targets on 1-9), ``ground_truth.json`` and
     ``segments.csv`` (``clip_id``, ``start``, ``end``, then the same columns, two rows per
     clip with a change: its halves), ``spec.yaml`` (last); files of the same names are
-    replaced, other files in ``out_dir`` are left alone. Results depend only on ``seed`` (not
+    replaced. Audio of an earlier synthetic dataset in ``out_dir`` (``audio/s<digits>.wav``
+    beside its ``ground_truth.json``) that this one does not write is removed, with a warning;
+    other audio files in ``audio/`` are an error (they would join no row of the new
+    annotations). Results depend only on ``seed`` (not
     on ``n_jobs``): concepts, changes and clip rating noise come from the first child of
     ``SeedSequence(seed)``, clip ``i``'s audio from child ``i + 1``, segment rating noise from
     child ``n_clips + 1``, the tags (with ``tags``) from child ``n_clips + 2``: a dataset
@@ -241,6 +268,9 @@ def synthesize(out_dir: str | os.PathLike, *, n_clips: int = 200, seed: int = 0,
     weight_matrix, intercepts = load_weights(weights)
     out = Path(out_dir)
     (out / "audio").mkdir(parents=True, exist_ok=True)
+    width = max(4, len(str(n_clips - 1)))
+    ids = [f"s{i:0{width}d}" for i in range(n_clips)]
+    _clear_stale_audio(out, ids)
     if not 0.0 <= tag_presence <= 1.0:
         raise ArgumentError(f"tag_presence must lie in [0, 1], got {tag_presence}")
     # children: 0 concepts, 1..n clips, n + 1 segment noise, n + 2 tags
@@ -251,8 +281,6 @@ def synthesize(out_dir: str | os.PathLike, *, n_clips: int = 200, seed: int = 0,
     true = first.copy()
     for i, (k, new) in changes.items():
         true[i, k] = (first[i, k] + new) / 2
-    width = max(4, len(str(n_clips - 1)))
-    ids = [f"s{i:0{width}d}" for i in range(n_clips)]
     layer_tags = moods = None
     if tags:
         tag_rng = np.random.default_rng(children[n_clips + 2])

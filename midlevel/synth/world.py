@@ -114,6 +114,10 @@ def load_weights(weights: str | os.PathLike | pd.DataFrame | None = None,
     table = weights.copy() if isinstance(weights, pd.DataFrame) else _read_weights(Path(weights))
     table.index = table.index.map(lambda s: str(s).strip())
     table.columns = table.columns.map(lambda s: str(s).strip())
+    for axis, names in (("target", table.index), ("column", table.columns)):
+        twice = sorted(set(names[names.duplicated()]))
+        if twice:
+            raise SpecError(f"{source}: {axis}(s) {twice} given more than once")
     unknown_targets = [t for t in table.index if t not in EMOTIONS]
     unknown_concepts = [c for c in table.columns if c not in MIDLEVEL_CONCEPTS + ("intercept",)]
     if unknown_targets or unknown_concepts:
