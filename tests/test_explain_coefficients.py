@@ -144,3 +144,136 @@ def test_class_head_is_the_unpenalized_glm(n_classes, rng):
         ref = np.asarray(sm.MNLogit(codes, sm.add_constant(X)).fit(disp=False).params)
         for k in (1, 2):
             np.testing.assert_allclose(w[k] - w[0], ref[1:, k - 1], atol=1e-4)
+
+
+# ------------------------------------------------------------ alpha, arguments, separation
+
+
+def test_flag_reasons_name_the_interval_level_of_alpha():
+    """The reason names the level the interval has (1 - alpha), not always 95 %."""
+    from midlevel.explain.flags import flag_weights
+    X, Y, _ = synthetic_design(120, seed=3)
+    t = fit_ols(X, Y.iloc[:, :2], alpha=0.5, summaries=False).table
+    t["model_weight"] = t["ci_high"] + 1.0          # every model weight far outside
+    flagged = flag_weights(t, materiality=0)         # alpha from the table's attrs
+    assert (flagged["flag"] != "").all()
+    assert flagged["flag_reason"].str.contains("50 % CI").all()
+    assert not flagged["flag_reason"].str.contains("95 %").any()
+    assert flag_weights(t, materiality=0, alpha=0.1)["flag_reason"].str.contains("90 % CI").all()
+
+
+@pytest.mark.parametrize("kwargs, option", [
+    ({"alpha": 1.5}, "--alpha"), ({"alpha": 0}, "--alpha"), ({"alpha": float("nan")}, "--alpha"),
+    ({"materiality": -0.1}, "--materiality"), ({"n_boot": 0}, "--bootstrap"),
+])
+def test_run_coefficients_refuses_out_of_range_options_first(kwargs, option):
+    """Checked in the library, before the run is even loaded: one clean error naming the
+    option (not ci_low > ci_high and every effect 'significant', or infinite intervals)."""
+    from midlevel.errors import ArgumentError
+    from midlevel.explain.coefficients import run_coefficients
+    with pytest.raises(ArgumentError, match=option):
+        run_coefficients("/nonexistent/run", **kwargs)
+
+
+def test_statistics_refuse_alpha_and_bootstrap_out_of_range():
+    from midlevel.errors import ArgumentError
+    from midlevel.explain.evidence import calibrated_fit
+    from midlevel.explain.flags import flag_weights
+    X, Y, _ = synthetic_design(60, seed=4)
+    for alpha in (1.5, 0.0, 1.0, -0.2):
+        with pytest.raises(ArgumentError, match="alpha"):
+            fit_ols(X, Y, alpha=alpha, summaries=False)
+    with pytest.raises(ArgumentError, match="--bootstrap"):
+        bootstrap_ols(X, Y, n_boot=0)
+    # the calibrated estimator: "--bootstrap", not "too few held-out clips"
+    with pytest.raises(ArgumentError, match="--bootstrap"):
+        calibrated_fit(X, X, Y, n_boot=0)
+    with pytest.raises(ArgumentError, match="--materiality"):
+        flag_weights(pd.DataFrame(columns=["model_weight", "weight", "ci_low", "ci_high",
+                                           "std_scale"]), materiality=-1)
+
+
+def _separable(rng, n=80):
+    """Concept ratings whose first concept separates a 0/1 target exactly."""
+    X = pd.DataFrame(rng.uniform(1, 10, size=(n, 4)), columns=list("abcd"))
+    y = (X["a"] + 0.5 * X["b"] > 8.0).astype(float).rename("tag")
+    return X, y
+
+
+def _assert_no_evidence(rows):
+    assert len(rows)
+    assert rows["data_note"].str.contains("separate the classes perfectly").all()
+    assert rows[["weight", "se", "ci_low", "ci_high", "p_value", "p_adjusted"]].isna().all().all()
+    assert not rows["significant"].any()
+
+
+def test_separated_binary_and_class_targets_are_marked_not_reported(rng):
+    """Perfect separation: no weight of +-1000, SE of 1e5 and p ~ 1 presented as evidence,
+    but the rows marked, without estimate, interval or p-value, and the summary saying so."""
+    X, y = _separable(rng)
+    Y = pd.DataFrame({"tag": y, "mood": y, "other": X["c"] + rng.normal(size=len(X))})
+    result = fit_ols(X, Y, binary_targets=["tag"], class_targets={"mood": ["lo", "hi"]})
+    t = result.table
+    _assert_no_evidence(t[t["target"] == "tag"])
+    _assert_no_evidence(t[t["target"] == "mood=hi"])
+    other = t[t["target"] == "other"]
+    assert (other["data_note"] == "").all() and other["p_value"].notna().all()
+    text = "\n".join(result.summary_lines())
+    assert "tag: the ratings separate the classes perfectly" in text
+    assert "without an estimate" in text
+    assert "NOTE: the ratings separate" in result.summary_text()
+
+
+def test_quasi_separation_and_multinomial_separation_are_caught(rng):
+    """Quasi-complete separation (ties on the boundary) and a multinomial target sorted by a
+    concept: statsmodels warns about neither (the MNLogit even 'converges'), the linear
+    program finds both; an overlapping target is left alone."""
+    from midlevel.explain.statistics import separated
+    X, y = _separable(rng)
+    Xq = pd.concat([X, pd.DataFrame({"a": [6.0, 6.0], "b": [4.0, 4.0], "c": [2.0, 9.0],
+                                     "d": [5.0, 1.0]})], ignore_index=True)
+    yq = np.r_[y.to_numpy(), 0.0, 1.0]              # on the boundary a + b/2 = 8, both labels
+    design = np.c_[np.ones(len(Xq)), Xq.to_numpy()]
+    assert separated(design, yq.astype(int))
+    level = pd.cut(X["a"], [0, 4, 7, 11], labels=False).astype(float).rename("level")
+    t = fit_ols(X, level.to_frame(), class_targets={"level": ["l", "m", "h"]},
+                summaries=False).table
+    _assert_no_evidence(t)
+    noisy = ((X["a"] + rng.normal(scale=3, size=len(X))) > 5.5).astype(int).to_numpy()
+    assert not separated(np.c_[np.ones(len(X)), X.to_numpy()], noisy)
+    t = fit_ols(X, pd.DataFrame({"tag": noisy.astype(float)}), binary_targets=["tag"],
+                summaries=False).table
+    assert (t["data_note"] == "").all() and t["p_value"].notna().all()
+
+
+def test_calibrated_estimator_marks_separated_targets(rng):
+    """The calibrated estimator's logistic stage: a tag the calibrated concepts separate
+    has no estimate either."""
+    from midlevel.explain.evidence import calibrated_fit
+    X, y = _separable(rng, n=120)
+    pred = X + rng.normal(scale=0.05, size=X.shape)
+    table = calibrated_fit(pred, X, y.to_frame(), n_boot=60, binary_targets=["tag"]).table
+    _assert_no_evidence(table)
+    assert table["data_note"].str.startswith("the calibrated predicted concepts").all()
+
+
+def test_flags_skip_rows_without_an_estimate_and_say_so(rng):
+    from midlevel.explain.flags import flag_summary, flag_weights
+    X, y = _separable(rng)
+    t = fit_ols(X, y.to_frame(), binary_targets=["tag"], summaries=False).table
+    t["model_weight"] = 5.0
+    flagged = flag_weights(t)
+    assert (flagged["flag"] == "").all()
+    text = flag_summary(flagged)
+    assert "could not be compared" in text and "data_note" in text
+
+
+def test_compare_to_truth_leaves_out_rows_without_an_estimate():
+    X, Y, truth = synthetic_design(200, seed=9)
+    table = fit_ols(X, Y, summaries=False).table
+    full = compare_to_truth(table, truth)
+    first = table["target"] == table["target"].iloc[0]
+    table.loc[first, ["weight", "std_weight", "ci_low", "ci_high", "p_value"]] = np.nan
+    part = compare_to_truth(table, truth, X=X, Y=Y)
+    assert part["n_no_estimate"] == int(first.sum()) and full["n_no_estimate"] == 0
+    assert np.isfinite(part["correlation"]) and part["coverage"] > 0.8

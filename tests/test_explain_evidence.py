@@ -110,3 +110,22 @@ def test_flag_kinds():
     # the last: outside the interval but a negligible weight (below the 0.05 materiality)
     assert list(flag_weights(rows)["flag"]) == ["unsupported", "opposite sign",
                                                "compensation", "", "", "unsupported", ""]
+
+
+def test_leakage_summary_says_why_there_is_no_meaning_share():
+    """Fewer clips than concepts + 2: 'not computed (6 clips ..., needs at least 9)', not
+    'meaning share nan'."""
+    from midlevel.explain.leakage import COLUMNS, _r2_on, leakage_summary
+    rng = np.random.default_rng(0)
+    assert np.isnan(_r2_on(rng.normal(size=(8, 7)), rng.normal(size=8)))
+    assert np.isfinite(_r2_on(rng.normal(size=(9, 7)), rng.normal(size=9)))
+    table = pd.DataFrame([
+        {"split": "validation", "target": "valence", "n": 6, "r_predicted_concepts": 0.5,
+         "r_true_concepts": 0.9, "meaning_share": np.nan},
+        {"split": "test", "target": "valence", "n": 30, "r_predicted_concepts": 0.5,
+         "r_true_concepts": 0.9, "meaning_share": 0.8}]).reindex(columns=COLUMNS)
+    table.attrs["n_concepts"] = 7
+    text = leakage_summary(table)
+    assert "meaning share: not computed (6 clips with every concept rated, needs at least 9)" \
+        in text
+    assert "meaning share 0.80" in text and "nan" not in text

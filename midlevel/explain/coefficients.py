@@ -34,7 +34,11 @@ stat, p_value      t or z statistic (bootstrap: ``weight / se``), two-sided p-va
 p_adjusted         after the multiple-comparison correction; ``significant``: < alpha
 method             how the data's estimate was obtained
 r2, n, intercept   of the data's fit
-flag, flag_reason  where the model departs from the data (empty: it does not)
+data_note          why the data give no estimate for the row (then weight, interval and
+                   p-value are NaN): the concepts separate a class or binary target's
+                   classes perfectly, or the fit did not converge; empty otherwise
+flag, flag_reason  where the model departs from the data (empty: it does not; a row
+                   without the data's interval is not flagged)
 mode               the run's training mode
 concept_kind       "regression" (weights per rating point) or "binary" (per unit of
                    predicted probability; the data's weight: tag absent -> present)
@@ -47,12 +51,12 @@ import pandas as pd
 
 from midlevel.errors import ExplainError
 from midlevel.explain import evidence
-from midlevel.explain.flags import MATERIALITY, flag_weights
+from midlevel.explain.flags import MATERIALITY, check_materiality, flag_weights
 from midlevel.explain.head import (
     LinearHead, binary_targets_of, class_targets_of, require_bottleneck,
 )
 from midlevel.explain.leakage import leakage_diagnostic
-from midlevel.explain.statistics import COLUMNS, CoefficientResult
+from midlevel.explain.statistics import COLUMNS, CoefficientResult, check_alpha, check_n_boot
 from midlevel.run import load_run
 
 RUN_COLUMNS = ["target", "concept", "model_weight", "model_std_weight"] + COLUMNS[2:] + [
@@ -77,13 +81,14 @@ def run_coefficients(run, *, spec=None, root=None, cache_dir=None, alpha: float 
     run : a loaded run (:func:`midlevel.training.load_run`) or its directory.
     spec, root, cache_dir : the annotations (default: the spec and root the run was trained
         with) and the feature cache (for held-out predictions).
-    alpha, correction : interval level / significance and multiple-comparison correction of
-        the data's p-values (see :func:`fit_ols`).
+    alpha, correction : interval level / significance (strictly between 0 and 1) and
+        multiple-comparison correction of the data's p-values (see :func:`fit_ols`).
     data : how the data's answer is estimated: "ratings", "calibrated" or "auto" (ratings
         when at least :func:`midlevel.explain.evidence.min_clips` clips carry every concept
         and the target; see :mod:`midlevel.explain.evidence`).
-    n_boot, seed : bootstrap of the calibrated estimator.
-    materiality : standardized margin of the flags (default
+    n_boot, seed : bootstrap of the calibrated estimator (at least 1;
+        :data:`midlevel.explain.evidence.MIN_BOOT` when it is used).
+    materiality : standardized margin of the flags, at least 0 (default
         :data:`midlevel.explain.flags.MATERIALITY`).
     leakage : add the leakage diagnostic (joint and sequential runs).
     predictions : reuse :meth:`midlevel.run.Run.predictions` of the
@@ -92,7 +97,14 @@ def run_coefficients(run, *, spec=None, root=None, cache_dir=None, alpha: float 
     Returns
     -------
     CoefficientResult with ``RUN_COLUMNS`` and, for joint and sequential runs, ``leakage``.
+
+    Raises ArgumentError (naming the option) for ``alpha`` outside (0, 1), ``materiality``
+    below 0 and ``n_boot`` below 1 (below ``evidence.MIN_BOOT`` for the calibrated estimator),
+    before anything is computed.
     """
+    alpha = check_alpha(alpha)
+    materiality = MATERIALITY if materiality is None else check_materiality(materiality)
+    n_boot = check_n_boot(n_boot, 1)
     run = load_run(run)
     require_bottleneck(run)
     if data not in ("auto", *evidence.METHODS):
@@ -102,6 +114,8 @@ def run_coefficients(run, *, spec=None, root=None, cache_dir=None, alpha: float 
     binary = binary_targets_of(run)
     X, Y = evidence.rated_design(run.annotations(spec, root=root), concepts, targets)
     method = evidence.choose_method(X, Y) if data == "auto" else data
+    if method == "calibrated":
+        n_boot = check_n_boot(n_boot, evidence.MIN_BOOT)
     wants_leakage = leakage and run.mode in ("joint", "sequential")
     if predictions is None and (method == "calibrated" or wants_leakage):
         predictions = run.predictions(("validation", "test"), spec=spec, root=root,
@@ -125,7 +139,7 @@ def run_coefficients(run, *, spec=None, root=None, cache_dir=None, alpha: float 
     head = LinearHead.from_run(run)
     kinds = dict(zip(head.concepts, head.concept_kinds))
     table["concept_kind"] = [kinds.get(c, "regression") for c in table["concept"]]
-    table = flag_weights(table, materiality=MATERIALITY if materiality is None else materiality)
+    table = flag_weights(table, materiality=materiality, alpha=alpha)
     table["mode"] = run.mode
     table = table[RUN_COLUMNS].reset_index(drop=True)
     table.attrs.update(result.table.attrs, data=method)

@@ -33,9 +33,22 @@ import numpy as np
 import pandas as pd
 
 from midlevel.errors import ExplainError
-from midlevel.explain.statistics import CoefficientResult, _finish, _rows, fit_ols
+from midlevel.explain.statistics import (
+    CoefficientResult,
+    _finish,
+    _note_rows,
+    _rows,
+    check_alpha,
+    check_n_boot,
+    fit_ols,
+    separated,
+    separation_note,
+)
 
 METHODS = ("ratings", "calibrated")
+# fewest bootstrap resamples of the calibrated estimator: its percentile intervals and
+# p-values need at least this many fitted resamples
+MIN_BOOT = 50
 
 
 def min_clips(n_concepts: int) -> int:
@@ -163,14 +176,19 @@ def calibrated_fit(pred: pd.DataFrame, rated: pd.DataFrame, Y: pd.DataFrame, *,
         Concept ratings of the same clips (NaN where a clip has none).
     Y : pd.DataFrame [shape=(n_clips, n_targets)]
         Targets of the same clips (NaN where missing; class targets as class codes).
-    n_boot : bootstrap resamples of the clips (both stages refitted on each).
+    n_boot : bootstrap resamples of the clips (both stages refitted on each), at least
+        ``MIN_BOOT``.
 
     Returns
     -------
     CoefficientResult: the full-sample two-stage estimate as ``weight``, the bootstrap
     standard deviation as ``se``, percentile intervals, two-sided bootstrap p-values
-    ``2 min(P(b <= 0), P(b >= 0))`` (at least ``1 / n_boot``).
+    ``2 min(P(b <= 0), P(b >= 0))`` (at least ``1 / n_boot``). A class or binary target whose
+    classes the calibrated concepts separate (:func:`~midlevel.explain.statistics.separated`)
+    has no estimate: NaN, and a ``data_note`` saying so.
     """
+    alpha = check_alpha(alpha)
+    n_boot = check_n_boot(n_boot, MIN_BOOT)
     class_targets = class_targets or {}
     names = list(pred.columns)
     if list(rated.columns) != names:
@@ -194,7 +212,7 @@ def calibrated_fit(pred: pd.DataFrame, rated: pd.DataFrame, Y: pd.DataFrame, *,
             for t in full:
                 draws[t].append(fits[t])
     n_ok = min(len(v) for v in draws.values()) if draws else 0
-    if n_ok < max(50, n_boot // 2):
+    if n_ok < max(MIN_BOOT, n_boot // 2):
         raise ExplainError(f"regression calibration: only {n_ok} of {n_boot} bootstrap "
                             f"resamples could be fitted; too few held-out clips")
     n_cal = int(stages.calibration_rows.sum())
@@ -209,6 +227,10 @@ def calibrated_fit(pred: pd.DataFrame, rated: pd.DataFrame, Y: pd.DataFrame, *,
         units = ([target] if target not in class_targets else
                  _class_units(target, class_targets[target], y[ok]))
         sd_y = float(y[ok].std(ddof=1)) if target not in logistic else np.nan
+        note = ""
+        if target in logistic and separated(np.hstack([np.ones((ok.sum(), 1)), calibrated[ok]]),
+                                            y[ok].astype(int)):
+            note = separation_note("calibrated predicted concepts")
         for m, unit in enumerate(units):
             b, est = boots[:, :, m], coef[:, m]
             lo, hi = np.quantile(b, [alpha / 2, 1 - alpha / 2], axis=0)
@@ -221,8 +243,10 @@ def calibrated_fit(pred: pd.DataFrame, rated: pd.DataFrame, Y: pd.DataFrame, *,
                 design = np.hstack([np.ones((ok.sum(), 1)), calibrated[ok]])
                 resid = y[ok] - design @ est
                 r2 = float(1 - resid.var() / y[ok].var()) if y[ok].var() > 0 else np.nan
-            rows += _rows(est, se, np.stack([lo, hi], 1), stat, np.minimum(pv, 1.0), names,
-                          unit, f"{label}, {len(b)} resamples", r2, int(ok.sum()), sd_x, sd_y)
+            rows += _note_rows(_rows(est, se, np.stack([lo, hi], 1), stat,
+                                     np.minimum(pv, 1.0), names, unit,
+                                     f"{label}, {len(b)} resamples", r2, int(ok.sum()), sd_x,
+                                     sd_y), note)
     return CoefficientResult(_finish(rows, alpha, correction), {})
 
 

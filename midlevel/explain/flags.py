@@ -24,16 +24,38 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from midlevel.errors import ArgumentError
+from midlevel.explain.statistics import check_alpha, ci_label
+
 MATERIALITY = 0.05
 FLAGS = ("unsupported", "opposite sign", "compensation")
 
 
-def flag_weights(table: pd.DataFrame, *, materiality: float = MATERIALITY) -> pd.DataFrame:
+def check_materiality(materiality) -> float:
+    """``materiality`` as a finite float of at least 0; ArgumentError naming it otherwise."""
+    try:
+        value = float(materiality)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not (np.isfinite(value) and value >= 0):
+        raise ArgumentError(f"materiality (--materiality) must be a standardized margin of at "
+                            f"least 0, got {materiality}")
+    return value
+
+
+def flag_weights(table: pd.DataFrame, *, materiality: float = MATERIALITY,
+                 alpha: float | None = None) -> pd.DataFrame:
     """Add ``flag`` ("" or one of ``FLAGS``) and ``flag_reason`` (a sentence) to a coefficient
     table with ``model_weight``, ``weight``, ``ci_low``, ``ci_high`` and ``std_scale``.
 
+    ``alpha``: 1 - the level of the table's intervals, as the reasons name them (default: the
+    table's ``attrs["alpha"]``, else 0.05). Rows without an interval (NaN, e.g. a ``data_note``
+    saying the data give no estimate) are not flagged.
+
     Returns a copy of ``table``.
     """
+    materiality = check_materiality(materiality)
+    alpha = check_alpha(table.attrs.get("alpha", 0.05) if alpha is None else alpha)
     out = table.copy()
     m, est = out["model_weight"].to_numpy(float), out["weight"].to_numpy(float)
     lo, hi = out["ci_low"].to_numpy(float), out["ci_high"].to_numpy(float)
@@ -48,18 +70,19 @@ def flag_weights(table: pd.DataFrame, *, materiality: float = MATERIALITY) -> pd
     flags[outside & ~no_effect & opposite & (np.abs(m) * scale >= materiality)] = "opposite sign"
     flags[outside & ~no_effect & ~opposite & (gap >= materiality)] = "compensation"
     out["flag"] = flags
-    out["flag_reason"] = [_reason(f, row) for f, (_, row) in zip(flags, out.iterrows())]
+    out["flag_reason"] = [_reason(f, row, alpha) for f, (_, row) in
+                          zip(flags, out.iterrows())]
     return out
 
 
-def _reason(flag: str, row) -> str:
+def _reason(flag: str, row, alpha: float = 0.05) -> str:
     if not flag:
         return ""
     unit = ("per unit of probability of" if row.get("concept_kind") == "binary"
             else "per point of")
     model = f"the model uses {row['model_weight']:+.3g} {unit} {row['concept']}"
     data = (f"the data show {row['weight']:+.3g} "
-            f"(95 % CI {row['ci_low']:+.3g} to {row['ci_high']:+.3g})")
+            f"({ci_label(alpha)} {row['ci_low']:+.3g} to {row['ci_high']:+.3g})")
     if flag == "unsupported":
         return (f"{row['target']}: {model}, but {data}: no effect of {row['concept']}. The "
                 f"model may lean on this concept to carry another concept's signal or the "
@@ -76,7 +99,14 @@ def flag_summary(table: pd.DataFrame, *, most: int | None = None) -> str:
     """Lines for a terminal: how many weights are flagged, and why (at most ``most`` reasons,
     the largest departures first)."""
     flagged = table[table["flag"] != ""]
+    unknown = ~(np.isfinite(table["ci_low"].to_numpy(float))
+                & np.isfinite(table["ci_high"].to_numpy(float)))
     if flagged.empty:
+        if unknown.any():
+            return (f"No weight of the model departs from what the data show among the "
+                    f"{int((~unknown).sum())} with an interval of the data; "
+                    f"{int(unknown.sum())} could not be compared (no estimate of the data"
+                    + ("; see data_note" if "data_note" in table else "") + ").")
         return "No weight of the model departs from what the data show."
     gap = ((flagged["model_weight"] - flagged["weight"]) * flagged["std_scale"]).abs()
     flagged = flagged.loc[gap.sort_values(ascending=False).index]
@@ -84,6 +114,10 @@ def flag_summary(table: pd.DataFrame, *, most: int | None = None) -> str:
     lines = [f"{len(flagged)} of {len(table)} model weights depart from what the data show ("
              + ", ".join(f"{n} {f}" for f, n in counts.items()) + "):"]
     shown = flagged if most is None else flagged.iloc[:most]
+    if unknown.any():
+        lines[0] = lines[0][:-1] + (
+            f"; {int(unknown.sum())} could not be compared, the data giving no estimate"
+            + (" (see data_note)" if "data_note" in table else "") + ":")
     lines += [f"  [{f}] {r}" for f, r in zip(shown["flag"], shown["flag_reason"])]
     if len(shown) < len(flagged):
         lines.append(f"  ... and {len(flagged) - len(shown)} more (coefficients.csv, column "

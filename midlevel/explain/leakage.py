@@ -27,9 +27,17 @@ COLUMNS = ["split", "target", "n", "r_predicted_concepts", "r_true_concepts",
            "accuracy_true_concepts", "meaning_share"]
 
 
+def min_clips_meaning_share(n_concepts: int) -> int:
+    """Fewest clips (every concept rated, and the target) the meaning share is computed on:
+    one more than the fit of the output on the ratings (intercept and one weight per concept)
+    has parameters."""
+    return n_concepts + 2
+
+
 def _r2_on(x: np.ndarray, y: np.ndarray) -> float:
-    """R^2 of the least-squares fit of ``y`` ``(n,)`` on ``x`` ``(n, k)`` with an intercept."""
-    if len(y) <= x.shape[1] + 1 or y.var() == 0:
+    """R^2 of the least-squares fit of ``y`` ``(n,)`` on ``x`` ``(n, k)`` with an intercept
+    (NaN with fewer than :func:`min_clips_meaning_share` clips, or a constant ``y``)."""
+    if len(y) < min_clips_meaning_share(x.shape[1]) or y.var() == 0:
         return float("nan")
     design = np.hstack([np.ones((len(x), 1)), x])
     resid = y - design @ np.linalg.lstsq(design, y, rcond=None)[0]
@@ -83,8 +91,9 @@ def leakage_diagnostic(run, predictions: pd.DataFrame, *,
                     pick_true = out_true[:, units].argmax(1) if ok.any() else pick_pred
                 row["accuracy_predicted_concepts"] = float(np.mean(pick_pred[ok] == y[ok]))
                 row["accuracy_true_concepts"] = float(np.mean(pick_true[ok] == y[ok]))
-                shares = [_r2_on(c_true[ok], out_pred[ok, u]) for u in units]
-                row["meaning_share"] = float(np.nanmean(shares)) if shares else np.nan
+                shares = np.array([_r2_on(c_true[ok], out_pred[ok, u]) for u in units])
+                row["meaning_share"] = (float(np.mean(shares[np.isfinite(shares)]))
+                                        if np.isfinite(shares).any() else np.nan)
             else:
                 u = units[0]
                 mp = regression_metrics(y[ok], out_pred[ok, u])
@@ -93,11 +102,27 @@ def leakage_diagnostic(run, predictions: pd.DataFrame, *,
                            r2_predicted_concepts=mp["r2"], r2_true_concepts=mt["r2"],
                            meaning_share=_r2_on(c_true[ok], out_pred[ok, u]))
             rows.append(row)
-    return pd.DataFrame(rows).reindex(columns=COLUMNS)
+    table = pd.DataFrame(rows).reindex(columns=COLUMNS)
+    table.attrs["n_concepts"] = len(concepts)
+    return table
 
 
-def leakage_summary(table: pd.DataFrame) -> str:
-    """One line per split: mean r with predicted vs true concepts and the mean meaning share."""
+def _no_share(g: pd.DataFrame, n_concepts: int | None) -> str:
+    """Why a split's meaning share is not computed (every target's is NaN)."""
+    n = int(g["n"].max()) if len(g) else 0
+    if n_concepts is not None and n < min_clips_meaning_share(n_concepts):
+        return (f"meaning share: not computed ({n} clips with every concept rated, needs at "
+                f"least {min_clips_meaning_share(n_concepts)})")
+    if n_concepts is None:
+        return ("meaning share: not computed (too few clips with every concept rated, or the "
+                "head's output constant)")
+    return "meaning share: not computed (the head's output is constant on these clips)"
+
+
+def leakage_summary(table: pd.DataFrame, *, n_concepts: int | None = None) -> str:
+    """One line per split: mean r with predicted vs true concepts and the mean meaning share
+    (or why it is not computed). ``n_concepts``: default ``table.attrs["n_concepts"]``."""
+    n_concepts = table.attrs.get("n_concepts") if n_concepts is None else n_concepts
     lines = []
     for split, g in table.groupby("split", sort=False):
         parts = [f"{split} ({int(g['n'].max())} clips)"]
@@ -107,6 +132,9 @@ def leakage_summary(table: pd.DataFrame) -> str:
         if g["accuracy_predicted_concepts"].notna().any():
             parts.append(f"accuracy {g['accuracy_predicted_concepts'].mean():.2f} / "
                          f"{g['accuracy_true_concepts'].mean():.2f}")
-        parts.append(f"meaning share {g['meaning_share'].mean():.2f}")
+        if g["meaning_share"].notna().any():
+            parts.append(f"meaning share {g['meaning_share'].mean():.2f}")
+        else:
+            parts.append(_no_share(g, n_concepts))
         lines.append("; ".join(parts))
     return "\n".join(lines)

@@ -36,12 +36,20 @@ def compare_to_truth(table: pd.DataFrame, truth: pd.DataFrame, *, X: pd.DataFram
     -------
     dict with sign_agreement (over true non-zero weights), correlation (Pearson r of
     standardized estimates and truth), coverage (share of true weights inside the interval),
-    null_fpr (share of zero true weights called significant), n_nonzero, n_null.
+    null_fpr (share of zero true weights called significant), n_nonzero, n_null, and
+    n_no_estimate: the rows left out because the data give no estimate (NaN weight, e.g. a
+    ``data_note`` saying the concepts separate a class target's classes).
     """
     from scipy import stats as sstats
     merged = table.merge(truth, on=["target", "concept"], how="inner")
     if merged.empty:
         raise ExplainError("no (target, concept) pair in common with the truth")
+    estimated = np.isfinite(merged["weight"].to_numpy(float))
+    n_no_estimate = int((~estimated).sum())
+    merged = merged[estimated]
+    if merged.empty:
+        raise ExplainError("the data give no estimate for any (target, concept) pair in "
+                           "common with the truth")
     if X is not None and Y is not None:
         sd_x = X.std(ddof=1)
         sd_y = Y.std(ddof=1)
@@ -60,6 +68,7 @@ def compare_to_truth(table: pd.DataFrame, truth: pd.DataFrame, *, X: pd.DataFram
         "null_fpr": float(merged.loc[~nonzero, "significant"].mean()) if (~nonzero).any()
         else float("nan"),
         "n_nonzero": int(nonzero.sum()), "n_null": int((~nonzero).sum()),
+        "n_no_estimate": n_no_estimate,
     }
 
 
