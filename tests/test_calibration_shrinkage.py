@@ -108,3 +108,55 @@ def test_training_keeps_the_best_epochs_predictions_and_shrinks_only_with_them(
                   progress=False)
     assert all(ln["shrinkage"] == 1.0 for ln in resumed.info["concept_calibration"].values())
     assert "calibration lines not shrunk" in (old / "train.log").read_text()
+
+
+def test_near_constant_predictions_get_no_r_or_calibration_line():
+    """Probabilities 1e-11 apart (a saturated sigmoid) are constant but for rounding: no r
+    of 0.6 and slope of 1e10 from that noise, in the column or in the mean rows; real
+    predictions, even on a tiny scale, keep theirs."""
+    from midlevel.training.metrics import binary_metrics, regression_metrics
+    rng = np.random.default_rng(3)
+    label = np.r_[np.zeros(10), np.ones(10)]
+    noise = 1e-10 + 4e-11 * (label + rng.random(20))        # sd ~ 2e-11, tracks the label
+    m = binary_metrics(label, noise)
+    assert np.isnan(m["r"]) and np.isnan(m["cal_slope"]) and np.isnan(m["cal_intercept"])
+    ratings = rng.uniform(1, 10, 30)
+    m = regression_metrics(ratings, 5.0 + 1e-9 * ratings)    # float32 cannot hold that spread
+    assert np.isnan(m["r"]) and np.isnan(m["cal_slope"])
+    table = metrics_table("test", "target", ["a", "b"], np.c_[label, label],
+                          np.c_[label * 0.6 + 0.2, noise], kinds=["binary", "binary"])
+    mean = table.set_index("name").loc["mean"]
+    assert mean["cal_slope"] == pytest.approx(1 / 0.6) and mean["r"] == pytest.approx(1.0)
+    tiny = 1e-9 * ratings                                     # tiny units, real spread
+    m = regression_metrics(tiny, tiny + 1e-10 * rng.normal(size=30))
+    assert m["r"] > 0.9 and m["cal_slope"] == pytest.approx(1.0, abs=0.1)
+    # the training loop's vectorized score agrees (metric "r": no r, accuracy instead)
+    pred = np.stack([np.c_[noise], np.c_[label * 0.6 + 0.2]])
+    got = selection_scores(pred, label[:, None], ["binary"], "r")
+    for e in range(2):
+        t = metrics_table("validation", "target", ["a"], label[:, None], pred[e],
+                          kinds=["binary"])
+        assert got[e] == pytest.approx(score(t, ("target",), metric="r"))
+    assert got[0] == pytest.approx(0.5)                      # accuracy at 0.5, not r 0.6
+
+
+def test_a_line_that_was_not_fitted_is_not_logged_as_one():
+    """Fewer than ``min_clips`` rated clips: the log says no line was fitted and why, not
+    'slope 1.000, intercept 0.000 ... not applied'."""
+    from midlevel.training.calibration import calibration_lines, describe_line
+    rng = np.random.default_rng(0)
+    true = rng.uniform(1, 10, size=(6, 2))
+    pred = true + rng.normal(size=(6, 2))
+    prob = np.c_[pred[:, 0], np.linspace(0.1, 0.9, 6)]
+    label = np.c_[true[:, 0], [0, 1, 0, 1, 0, 1]]
+    for line in calibration_lines(prob, label, binary=[False, True]):
+        line["split"] = "validation"
+        assert not line["fitted"] and not line["applied"]
+        text = describe_line(line, "slope not clearly positive or too few clips")
+        assert "no line fitted (6 rated clips, needs at least 10)" in text
+        assert "slope 1.000" not in text and "not applied" not in text
+    true = rng.uniform(1, 10, size=(40, 1))
+    line = calibration_lines(true + rng.normal(size=(40, 1)), true)[0]
+    line.update(split="validation", shrinkage=1.0)
+    assert line["fitted"] and line["applied"]
+    assert describe_line(line, "x").startswith("validation calibration slope")

@@ -47,6 +47,8 @@ import logging
 import numpy as np
 import torch
 
+from midlevel.training.metrics import SPREAD_TOL, negligible_spread
+
 log = logging.getLogger("midlevel.training")
 
 # validation predictions kept for the line's bootstrap: those of the best-scoring epochs only
@@ -68,8 +70,10 @@ def calibration_lines(pred: np.ndarray, true: np.ndarray, *, min_clips: int = 10
 
     Returns
     -------
-    list of dicts ``slope, intercept, n, slope_se, applied`` (``applied`` False when fewer
-    than ``min_clips`` clips are rated or the slope's 95 % interval does not exclude 0).
+    list of dicts ``slope, intercept, n, slope_se, applied, fitted, why_not`` (``applied``
+    False when fewer than ``min_clips`` clips are rated or the slope's 95 % interval does not
+    exclude 0; ``fitted`` False, with the identity line and ``why_not`` saying why, when no
+    line could be fitted at all).
     """
     from scipy import stats
     out = []
@@ -79,16 +83,24 @@ def calibration_lines(pred: np.ndarray, true: np.ndarray, *, min_clips: int = 10
             continue
         ok = np.isfinite(pred[:, k]) & np.isfinite(true[:, k])
         p, t = pred[ok, k], true[ok, k]
-        line = {"slope": 1.0, "intercept": 0.0, "n": int(ok.sum()), "slope_se": np.nan,
-                "applied": False}
-        if ok.sum() >= min_clips and p.std() > 0:
+        line = _unfitted(int(ok.sum()), min_clips)
+        if ok.sum() >= min_clips and negligible_spread(p, t):
+            line["why_not"] = f"the predictions are constant on the {int(ok.sum())} rated clips"
+        elif ok.sum() >= min_clips:
             fit = stats.linregress(p, t)
             crit = stats.t.ppf(0.975, ok.sum() - 2)
             line.update(slope=float(fit.slope), intercept=float(fit.intercept),
-                        slope_se=float(fit.stderr),
+                        slope_se=float(fit.stderr), fitted=True, why_not="",
                         applied=bool(fit.slope - crit * fit.stderr > 0))
         out.append(line)
     return out
+
+
+def _unfitted(n: int, min_clips: int, **extra) -> dict:
+    """The identity line of a concept no line was fitted for, saying why (``why_not``)."""
+    why = (f"{n} rated clips, needs at least {min_clips}" if n < min_clips else "")
+    return {"slope": 1.0, "intercept": 0.0, "n": n, "slope_se": np.nan, "applied": False,
+            "fitted": False, "why_not": why, **extra}
 
 
 def _platt(prob: np.ndarray, label: np.ndarray, min_clips: int) -> dict:
@@ -97,15 +109,20 @@ def _platt(prob: np.ndarray, label: np.ndarray, min_clips: int) -> dict:
 
     import statsmodels.api as sm
     ok = np.isfinite(prob) & np.isfinite(label)
-    line = {"slope": 1.0, "intercept": 0.0, "n": int(ok.sum()), "slope_se": np.nan,
-            "applied": False, "kind": "platt"}
+    line = _unfitted(int(ok.sum()), min_clips, kind="platt")
     y = label[ok]
-    if ok.sum() < min_clips or len(np.unique(y)) < 2:
+    if ok.sum() < min_clips:
+        return line
+    if len(np.unique(y)) < 2:
+        line["why_not"] = f"one label only among the {int(ok.sum())} rated clips"
         return line
     p = np.clip(prob[ok], 1e-6, 1 - 1e-6)
     logit = np.log(p / (1 - p))
     if logit.std() == 0:
+        line["why_not"] = f"the predictions are constant on the {int(ok.sum())} rated clips"
         return line
+    line["why_not"] = (f"the fit failed on the {int(ok.sum())} rated clips (labels "
+                       f"separated by the prediction?)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -115,7 +132,8 @@ def _platt(prob: np.ndarray, label: np.ndarray, min_clips: int) -> dict:
     a, b = (float(v) for v in res.params)
     se = float(res.bse[1])
     if np.isfinite(a) and np.isfinite(b) and np.isfinite(se):
-        line.update(slope=b, intercept=a, slope_se=se, applied=bool(b - 1.96 * se > 0))
+        line.update(slope=b, intercept=a, slope_se=se, applied=bool(b - 1.96 * se > 0),
+                    fitted=True, why_not="")
     return line
 
 
@@ -171,9 +189,12 @@ def selection_scores(pred: np.ndarray, true: np.ndarray, kinds, metric: str = "r
             else:
                 dp = p - p.mean(axis=1, keepdims=True)
                 sd = np.sqrt(np.sum(dp ** 2, axis=1))
+                # as regression_metrics: no r of constant or negligibly spread predictions
+                spread = (p.std(axis=1) > SPREAD_TOL * np.maximum(np.abs(p.mean(axis=1)),
+                                                                  t.std()))
                 with np.errstate(invalid="ignore", divide="ignore"):
                     norm = sd * np.linalg.norm(t - t.mean())
-                    value = np.where(sd > 0, dp @ (t - t.mean()) / norm, np.nan)
+                    value = np.where((sd > 0) & spread, dp @ (t - t.mean()) / norm, np.nan)
         if kind == "binary" and ok.any():
             value = np.where(np.isfinite(value), value, np.mean((p >= 0.5) == t, axis=1))
         cols.append(value)
@@ -311,10 +332,15 @@ def kept_epochs_shrinkage(kept: list[dict], rows, columns, scored: tuple[str, ..
 
 def describe_line(line: dict, why: str) -> str:
     """One log line for a calibration line (after :func:`shrink_lines`; ``line["split"]`` set);
-    ``why`` says why a line that is not applied is not."""
+    ``why`` says why a line that is not applied is not. A line that was never fitted
+    (``fitted`` False) is said to be so, with its own reason (``why_not``), not shown as the
+    identity line it stands for."""
+    kind = "Platt scaling" if line.get("kind") == "platt" else "calibration"
+    if not line.get("fitted", True):
+        reason = line.get("why_not") or why
+        return f"{line['split']} {kind}: no line fitted ({reason}); predictions left as they are"
     shrunk = (f" (fitted {line['slope_fitted']:.3f} x shrinkage {line['shrinkage']:.3f})"
               if line.get("shrinkage", 1.0) != 1.0 else "")
-    kind = "Platt scaling" if line.get("kind") == "platt" else "calibration"
     return (f"{line['split']} {kind} slope {line['slope']:.3f}{shrunk}, intercept "
             f"{line['intercept']:.3f} ({line['n']} clips)"
             + ("" if line["applied"] else f": not applied ({why})"))

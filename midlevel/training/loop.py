@@ -362,7 +362,7 @@ class Trainer:
         shrink_lines(lines, shrinkage, scaled, true)
         joint = self.config.mode == "joint"
         for name, ln, is_binary in zip(self.columns.concepts, lines, binary):
-            why = "slope not clearly positive or too few clips"
+            why = "the slope's 95 % interval reaches 0"
             if is_binary and joint and ln["applied"]:
                 ln["applied"], why = False, "the joint head reads its probability"
             ln["split"] = split

@@ -12,6 +12,12 @@ label on the probability. Each (split, kind) also gets a ``mean`` row averaging 
 (for binary figures: their macro-average over tags), and each multi-label group a
 ``mean:<group>`` row over its tags. r only sees order: R^2 and the calibration line see level
 and scale too, and R^2 is what model selection uses.
+
+Predictions whose spread is negligible (:func:`negligible_spread`: a standard deviation of at
+most ``SPREAD_TOL`` times their scale) count as constant: r and the calibration line are NaN
+(shown "-"), as for exactly constant ones. A saturated sigmoid gives such columns
+(probabilities 1e-10 apart), and the r and slope of rounding noise (r 0.63, slope 8e9) are no
+measure of the model.
 """
 from __future__ import annotations
 
@@ -22,10 +28,30 @@ METRIC_COLUMNS = ["split", "kind", "name", "n", "r", "r2", "rmse", "mae", "cal_s
                   "cal_intercept", "accuracy", "auc", "pr_auc", "f1"]
 _VALUES = METRIC_COLUMNS[3:]
 _BINARY = ("auc", "pr_auc", "f1")
+# relative spread below which predictions count as constant: about float32's resolution
+# (2^-23 = 1.2e-7, the network's output precision), so a spread at the last digits a float32
+# prediction carries is never read as signal
+SPREAD_TOL = 1e-7
+
+
+def negligible_spread(y_pred: np.ndarray, y_true: np.ndarray | None = None) -> bool:
+    """Whether the predictions ``(n,)`` (finite) are constant but for noise: their standard
+    deviation is at most ``SPREAD_TOL`` times their scale, the larger of their mean's size and
+    the truth's standard deviation (unit-free: the same verdict in any rating units)."""
+    p = np.asarray(y_pred, dtype=np.float64)
+    if len(p) == 0:
+        return True
+    scale = abs(float(p.mean()))
+    if y_true is not None and len(y_true):
+        scale = max(scale, float(np.std(np.asarray(y_true, dtype=np.float64))))
+    return bool(p.std() <= SPREAD_TOL * scale)
 
 
 def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
-    """Metrics of one column over its finite entries. ``y_true``, ``y_pred``: ``(n,)``."""
+    """Metrics of one column over its finite entries. ``y_true``, ``y_pred``: ``(n,)``.
+
+    r and the calibration line are NaN for constant predictions, and for predictions whose
+    spread is negligible (:func:`negligible_spread`)."""
     ok = np.isfinite(y_true) & np.isfinite(y_pred)
     t, p = y_true[ok].astype(np.float64), y_pred[ok].astype(np.float64)
     out = {"n": int(ok.sum()), **{k: np.nan for k in _VALUES[1:]}}
@@ -36,7 +62,7 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
     out["mae"] = float(np.mean(np.abs(err)))
     if len(t) > 1 and t.std() > 0:
         out["r2"] = float(1 - np.sum(err ** 2) / np.sum((t - t.mean()) ** 2))
-        if p.std() > 0:
+        if p.std() > 0 and not negligible_spread(p, t):
             out["r"] = float(np.corrcoef(t, p)[0, 1])
             slope, intercept = calibration_line(t, p)
             out["cal_slope"], out["cal_intercept"] = slope, intercept
