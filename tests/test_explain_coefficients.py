@@ -228,7 +228,7 @@ def test_quasi_separation_and_multinomial_separation_are_caught(rng):
     """Quasi-complete separation (ties on the boundary) and a multinomial target sorted by a
     concept: statsmodels warns about neither (the MNLogit even 'converges'), the linear
     program finds both; an overlapping target is left alone."""
-    from midlevel.explain.statistics import separated
+    from midlevel.explain.separation import separated
     X, y = _separable(rng)
     Xq = pd.concat([X, pd.DataFrame({"a": [6.0, 6.0], "b": [4.0, 4.0], "c": [2.0, 9.0],
                                      "d": [5.0, 1.0]})], ignore_index=True)

@@ -56,7 +56,8 @@ from midlevel.explain.head import (
     LinearHead, binary_targets_of, class_targets_of, require_bottleneck,
 )
 from midlevel.explain.leakage import leakage_diagnostic
-from midlevel.explain.statistics import COLUMNS, CoefficientResult, check_alpha, check_n_boot
+from midlevel.explain.levels import check_alpha
+from midlevel.explain.statistics import COLUMNS, CoefficientResult, check_n_boot
 from midlevel.run import load_run
 
 RUN_COLUMNS = ["target", "concept", "model_weight", "model_std_weight"] + COLUMNS[2:] + [

@@ -33,17 +33,9 @@ import numpy as np
 import pandas as pd
 
 from midlevel.errors import ExplainError
-from midlevel.explain.statistics import (
-    CoefficientResult,
-    _finish,
-    _note_rows,
-    _rows,
-    check_alpha,
-    check_n_boot,
-    fit_ols,
-    separated,
-    separation_note,
-)
+from midlevel.explain.levels import check_alpha
+from midlevel.explain.separation import note_rows, separated, separation_note
+from midlevel.explain.statistics import CoefficientResult, _finish, _rows, check_n_boot, fit_ols
 
 METHODS = ("ratings", "calibrated")
 # fewest bootstrap resamples of the calibrated estimator: its percentile intervals and
@@ -243,7 +235,7 @@ def calibrated_fit(pred: pd.DataFrame, rated: pd.DataFrame, Y: pd.DataFrame, *,
                 design = np.hstack([np.ones((ok.sum(), 1)), calibrated[ok]])
                 resid = y[ok] - design @ est
                 r2 = float(1 - resid.var() / y[ok].var()) if y[ok].var() > 0 else np.nan
-            rows += _note_rows(_rows(est, se, np.stack([lo, hi], 1), stat,
+            rows += note_rows(_rows(est, se, np.stack([lo, hi], 1), stat,
                                      np.minimum(pv, 1.0), names, unit,
                                      f"{label}, {len(b)} resamples", r2, int(ok.sum()), sd_x,
                                      sd_y), note)

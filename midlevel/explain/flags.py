@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from midlevel.errors import ArgumentError
-from midlevel.explain.statistics import check_alpha, ci_label
+from midlevel.explain.levels import check_alpha, ci_label
 
 MATERIALITY = 0.05
 FLAGS = ("unsupported", "opposite sign", "compensation")

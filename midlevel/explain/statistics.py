@@ -12,8 +12,6 @@ no estimate, interval or p-value (NaN) and say why in ``data_note`` (see :func:`
 """
 from __future__ import annotations
 
-import contextlib
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,37 +19,18 @@ import numpy as np
 import pandas as pd
 
 from midlevel.errors import ArgumentError, ExplainError
+from midlevel.explain.levels import check_alpha
+from midlevel.explain.separation import (
+    fit_quietly, fit_summary, logistic_note, nan_fit, no_estimate_lines, note_rows, quiet,
+    without_estimate,
+)
 from midlevel.io import save_figure, write_csv, write_text
 
 CORRECTIONS = ("none", "bonferroni", "holm", "fdr_bh")
 COLUMNS = ["target", "concept", "weight", "std_weight", "se", "ci_low", "ci_high",
            "std_ci_low", "std_ci_high", "stat", "p_value", "p_adjusted", "significant",
            "method", "r2", "n", "intercept", "std_scale", "data_note"]
-# the columns a fit without an estimate (see ``separated``) leaves NaN
-EVIDENCE = ["weight", "std_weight", "se", "ci_low", "ci_high", "std_ci_low", "std_ci_high",
-            "stat", "p_value", "r2", "intercept"]
-NOT_CONVERGED = "the fit did not converge: no estimate, no interval"
 
-
-def separation_note(source: str = "ratings") -> str:
-    """``data_note`` of a fit whose classes ``source`` (the concept values fitted on)
-    separate."""
-    return (f"the {source} separate the classes perfectly: the data's estimate is unbounded, "
-            f"no interval")
-
-
-def check_alpha(alpha) -> float:
-    """``alpha`` as a float strictly between 0 and 1; ArgumentError naming it otherwise (at
-    1 or above ``ci_low > ci_high`` and every effect is "significant", at 0 the intervals are
-    infinite)."""
-    try:
-        value = float(alpha)
-    except (TypeError, ValueError):
-        value = float("nan")
-    if not (np.isfinite(value) and 0 < value < 1):
-        raise ArgumentError(f"alpha (--alpha) must lie strictly between 0 and 1 (the intervals "
-                            f"have level 1 - alpha), got {alpha}")
-    return value
 
 
 def check_n_boot(n_boot, least: int = 1) -> int:
@@ -60,11 +39,6 @@ def check_n_boot(n_boot, least: int = 1) -> int:
         raise ArgumentError(f"n_boot (--bootstrap) must be a whole number of resamples, at "
                             f"least {least}, got {n_boot}")
     return int(n_boot)
-
-
-def ci_label(alpha: float) -> str:
-    """The interval's name for ``alpha``: "95 % CI" at 0.05, "50 % CI" at 0.5."""
-    return f"{100 * (1 - float(alpha)):.6g} % CI"
 
 
 @dataclass
@@ -115,7 +89,7 @@ class CoefficientResult:
                          f"{t['target'].nunique()} targets")
         if "model_weight" in t:
             lines.append("what the model does: model_weight, the head's own weights (exact)")
-        noted = _noted(t)
+        noted = without_estimate(t)
         estimated = len(t) - int(noted.sum())
         lines += [f"what the data show: {t['method'].iloc[0]}",
                   f"  {int(t['significant'].sum())} of {estimated} effects significant at "
@@ -166,21 +140,6 @@ class CoefficientResult:
             save_figure(fig, paths["heatmap"], dpi=120, bbox_inches="tight")
             plt.close(fig)
         return paths
-
-
-def _noted(table: pd.DataFrame) -> pd.Series:
-    """Rows without an estimate of the data (a ``data_note``)."""
-    if "data_note" not in table:
-        return pd.Series(False, index=table.index)
-    return table["data_note"].fillna("").astype(str) != ""
-
-
-def no_estimate_lines(table: pd.DataFrame) -> list[str]:
-    """One line per target whose rows carry a ``data_note`` (no estimate), saying why."""
-    noted = table[_noted(table)]
-    return [f"{target}: {note} (its {len(g)} weights: no estimate of the data, column "
-            f"data_note)" for (target, note), g in
-            noted.groupby(["target", "data_note"], sort=False)]
 
 
 def _as_frame(values, names=None, what="X") -> pd.DataFrame:
@@ -313,24 +272,24 @@ def _multinomial_rows(codes, design, names, target, classes, present, method, al
     class but the first (``data_note`` set and no estimate where the concepts separate the
     classes)."""
     import statsmodels.api as sm
-    res, warned = _fit_quietly(sm.MNLogit(codes, design), disp=False, maxiter=500)
-    note = _logistic_note(res, np.asarray(design, dtype=float), codes, warned)
+    res, warned = fit_quietly(sm.MNLogit(codes, design), disp=False, maxiter=500)
+    note = logistic_note(res, np.asarray(design, dtype=float), codes, warned)
     label = f"{method} (multinomial logit)"
     rows = []
-    with _quiet():  # statsmodels' overflow warnings on a separated fit: said by ``note``
+    with quiet():  # statsmodels' overflow warnings on a separated fit: said by ``note``
         if keep:
             texts[f"{method} (multinomial logit, vs {classes[present[0]]}): {target}"] = \
-                _summary(res, alpha, note)
+                fit_summary(res, alpha, note)
         ci = res.conf_int(alpha) if res is not None else None
         for j, code in enumerate(present[1:]):
             unit = f"{target}={classes[code]}"
             if res is None:
-                rows += _note_rows(_rows(*_nan_fit(len(names)), names, unit, label, np.nan,
+                rows += note_rows(_rows(*nan_fit(len(names)), names, unit, label, np.nan,
                                          len(codes), sd_x, np.nan), note)
                 continue
             cij = ci.xs(ci.index.get_level_values(0).unique()[j], level=0).to_numpy() \
                 if isinstance(ci.index, pd.MultiIndex) else np.asarray(ci)[j]
-            rows += _note_rows(_rows(np.asarray(res.params)[:, j], np.asarray(res.bse)[:, j],
+            rows += note_rows(_rows(np.asarray(res.params)[:, j], np.asarray(res.bse)[:, j],
                                      cij, np.asarray(res.tvalues)[:, j],
                                      np.asarray(res.pvalues)[:, j], names, unit, label,
                                      float(res.prsquared), len(codes), sd_x, np.nan), note)
@@ -344,122 +303,19 @@ def _binomial_rows(y, design, names, target, method, alpha, sd_x, texts, keep, *
     import statsmodels.api as sm
     if len(np.unique(y)) < 2:
         raise ExplainError(f"binary target '{target}': one value only in the data")
-    res, warned = _fit_quietly(sm.GLM(y, design, family=sm.families.Binomial()))
-    note = _logistic_note(res, np.asarray(design, dtype=float), y, warned)
+    res, warned = fit_quietly(sm.GLM(y, design, family=sm.families.Binomial()))
+    note = logistic_note(res, np.asarray(design, dtype=float), y, warned)
     label = f"{method} (GLM binomial)"
     if res is None:
-        return _note_rows(_rows(*_nan_fit(len(names)), names, target, label, np.nan, len(y),
+        return note_rows(_rows(*nan_fit(len(names)), names, target, label, np.nan, len(y),
                                 sd_x, np.nan), note)
-    with _quiet():  # statsmodels' overflow warnings on a separated fit: said by ``note``
+    with quiet():  # statsmodels' overflow warnings on a separated fit: said by ``note``
         if keep:
-            texts[key or f"{method} (GLM binomial): {target}"] = _summary(res, alpha, note)
+            texts[key or f"{method} (GLM binomial): {target}"] = fit_summary(res, alpha, note)
         r2 = float(1 - res.deviance / res.null_deviance) if res.null_deviance > 0 else np.nan
-        return _note_rows(_rows(res.params, res.bse, res.conf_int(alpha), res.tvalues,
+        return note_rows(_rows(res.params, res.bse, res.conf_int(alpha), res.tvalues,
                                 res.pvalues, names, target, label, r2, len(y), sd_x, np.nan),
                           note)
-
-
-@contextlib.contextmanager
-def _quiet():
-    """Warnings (Python's and numpy's floating-point ones) silenced inside the block."""
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore")
-        yield
-
-
-def _fit_quietly(model, **kwargs):
-    """``model.fit(**kwargs)`` with statsmodels' warnings caught rather than printed.
-
-    Returns ``(result, separation)``: ``result`` None where statsmodels refused to fit
-    (older versions raise ``PerfectSeparationError``), ``separation`` whether it signalled
-    perfect separation (a warning or that error).
-    """
-    from statsmodels.tools import sm_exceptions
-    signal = tuple(getattr(sm_exceptions, name) for name in
-                   ("PerfectSeparationWarning", "PerfectSeparationError")
-                   if hasattr(sm_exceptions, name))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            res = model.fit(**kwargs)
-        except signal:
-            return None, True
-    return res, any(issubclass(w.category, signal) for w in caught)
-
-
-def _logistic_note(res, design: np.ndarray, codes: np.ndarray, warned: bool,
-                   source: str = "ratings") -> str:
-    """``data_note`` of a logistic / multinomial fit: "" when its estimate stands,
-    :func:`separation_note` where the classes are separated (statsmodels' signal or
-    :func:`separated`, which also catches the quasi-complete separation statsmodels misses),
-    ``NOT_CONVERGED`` where the optimizer did not converge."""
-    if warned or res is None or separated(design, codes):
-        return separation_note(source)
-    retvals = getattr(res, "mle_retvals", None) or {}
-    if not retvals.get("converged", getattr(res, "converged", True)):
-        return NOT_CONVERGED
-    return ""
-
-
-def separated(design: np.ndarray, codes: np.ndarray, *, tol: float = 1e-6) -> bool:
-    """Whether a linear function of the concepts separates the classes, completely or
-    quasi-completely, so that the logistic (two classes) or multinomial (more) maximum-
-    likelihood estimate does not exist (Albert & Anderson, *Biometrika* 71, 1984).
-
-    Parameters
-    ----------
-    design : np.ndarray [shape=(n_clips, 1 + n_concepts)], the intercept column first.
-    codes : np.ndarray [shape=(n_clips,)], class codes (0/1 for a binary target).
-    tol : the largest margin per clip still read as 0 (the solver's tolerance).
-
-    The linear program of Konis (2007; R's safeBinaryRegression), for any number of classes:
-    coefficient vectors ``b_c`` per class (the first class's fixed at 0, every entry within
-    [-1, 1]) under which every clip's own class scores at least as high as every other,
-    ``(b_{c_i} - b_l) . x_i >= 0``, maximizing the sum of those margins. A positive maximum is
-    a direction along which the likelihood rises for ever. The concepts are standardized first
-    (separation does not depend on their scale or origin).
-    """
-    from scipy.optimize import linprog
-    x = np.asarray(design, dtype=float)[:, 1:]
-    sd = x.std(axis=0)
-    z = np.hstack([np.ones((len(x), 1)),
-                   np.where(sd > 0, (x - x.mean(axis=0)) / np.where(sd > 0, sd, 1.0), 0.0)])
-    _, y = np.unique(np.asarray(codes), return_inverse=True)
-    n_classes = int(y.max()) + 1 if len(y) else 0
-    if n_classes < 2:
-        return False
-    own = np.eye(n_classes)[y][:, 1:]                     # (n, J - 1): b_0 = 0
-    blocks = []
-    for other in range(n_classes):
-        rows = y != other
-        diff = own[rows] - np.eye(n_classes)[other, 1:]    # (n_rows, J - 1)
-        blocks.append((diff[:, :, None] * z[rows][:, None, :]).reshape(rows.sum(), -1))
-    margins = np.vstack(blocks)                             # (n (J - 1), (J - 1) p)
-    res = linprog(-margins.sum(axis=0), A_ub=-margins, b_ub=np.zeros(len(margins)),
-                  bounds=(-1, 1), method="highs")
-    return bool(res.status == 0 and -res.fun > tol * len(margins))
-
-
-def _summary(res, alpha: float, note: str) -> str:
-    """statsmodels' summary text of a fit, headed by its ``data_note``."""
-    text = str(res.summary(alpha=alpha)) if res is not None else ""
-    return (f"NOTE: {note}; the numbers below are not evidence.\n{text}" if note else text)
-
-
-def _nan_fit(n_concepts: int):
-    """NaN ``params, bse, ci, stat, p`` of a fit that has none (intercept first)."""
-    nan = np.full(n_concepts + 1, np.nan)
-    return nan, nan, np.full((n_concepts + 1, 2), np.nan), nan, nan
-
-
-def _note_rows(rows: list[dict], note: str) -> list[dict]:
-    """``rows`` with ``data_note`` set; where ``note`` is not empty, without the estimate
-    (``EVIDENCE`` columns NaN), so that no weight, interval or p-value reads as evidence."""
-    for row in rows:
-        row["data_note"] = note
-        if note:
-            row.update({k: np.nan for k in EVIDENCE})
-    return rows
 
 
 def _rows(params, bse, ci, stat, p, names, target, method, r2, n, sd_x, sd_y) -> list[dict]:

@@ -1,0 +1,140 @@
+"""Logistic and multinomial fits without an estimate: perfect (or quasi-complete) separation
+and non-convergence, detected so that no artefact of where the optimizer stopped is read as
+evidence (see :mod:`midlevel.explain.statistics`, column ``data_note``)."""
+from __future__ import annotations
+
+import contextlib
+import warnings
+
+import numpy as np
+import pandas as pd
+
+# the columns a fit without an estimate (see ``separated``) leaves NaN
+EVIDENCE = ["weight", "std_weight", "se", "ci_low", "ci_high", "std_ci_low", "std_ci_high",
+            "stat", "p_value", "r2", "intercept"]
+NOT_CONVERGED = "the fit did not converge: no estimate, no interval"
+
+
+def separation_note(source: str = "ratings") -> str:
+    """``data_note`` of a fit whose classes ``source`` (the concept values fitted on)
+    separate."""
+    return (f"the {source} separate the classes perfectly: the data's estimate is unbounded, "
+            f"no interval")
+
+
+@contextlib.contextmanager
+def quiet():
+    """Warnings (Python's and numpy's floating-point ones) silenced inside the block."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        yield
+
+
+def fit_quietly(model, **kwargs):
+    """``model.fit(**kwargs)`` with statsmodels' warnings caught rather than printed.
+
+    Returns ``(result, separation)``: ``result`` None where statsmodels refused to fit
+    (older versions raise ``PerfectSeparationError``), ``separation`` whether it signalled
+    perfect separation (a warning or that error).
+    """
+    from statsmodels.tools import sm_exceptions
+    signal = tuple(getattr(sm_exceptions, name) for name in
+                   ("PerfectSeparationWarning", "PerfectSeparationError")
+                   if hasattr(sm_exceptions, name))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            res = model.fit(**kwargs)
+        except signal:
+            return None, True
+    return res, any(issubclass(w.category, signal) for w in caught)
+
+
+def logistic_note(res, design: np.ndarray, codes: np.ndarray, warned: bool,
+                   source: str = "ratings") -> str:
+    """``data_note`` of a logistic / multinomial fit: "" when its estimate stands,
+    :func:`separation_note` where the classes are separated (statsmodels' signal or
+    :func:`separated`, which also catches the quasi-complete separation statsmodels misses),
+    ``NOT_CONVERGED`` where the optimizer did not converge."""
+    if warned or res is None or separated(design, codes):
+        return separation_note(source)
+    retvals = getattr(res, "mle_retvals", None) or {}
+    if not retvals.get("converged", getattr(res, "converged", True)):
+        return NOT_CONVERGED
+    return ""
+
+
+def separated(design: np.ndarray, codes: np.ndarray, *, tol: float = 1e-6) -> bool:
+    """Whether a linear function of the concepts separates the classes, completely or
+    quasi-completely, so that the logistic (two classes) or multinomial (more) maximum-
+    likelihood estimate does not exist (Albert & Anderson, *Biometrika* 71, 1984).
+
+    Parameters
+    ----------
+    design : np.ndarray [shape=(n_clips, 1 + n_concepts)], the intercept column first.
+    codes : np.ndarray [shape=(n_clips,)], class codes (0/1 for a binary target).
+    tol : the largest margin per clip still read as 0 (the solver's tolerance).
+
+    The linear program of Konis (2007; R's safeBinaryRegression), for any number of classes:
+    coefficient vectors ``b_c`` per class (the first class's fixed at 0, every entry within
+    [-1, 1]) under which every clip's own class scores at least as high as every other,
+    ``(b_{c_i} - b_l) . x_i >= 0``, maximizing the sum of those margins. A positive maximum is
+    a direction along which the likelihood rises for ever. The concepts are standardized first
+    (separation does not depend on their scale or origin).
+    """
+    from scipy.optimize import linprog
+    x = np.asarray(design, dtype=float)[:, 1:]
+    sd = x.std(axis=0)
+    z = np.hstack([np.ones((len(x), 1)),
+                   np.where(sd > 0, (x - x.mean(axis=0)) / np.where(sd > 0, sd, 1.0), 0.0)])
+    _, y = np.unique(np.asarray(codes), return_inverse=True)
+    n_classes = int(y.max()) + 1 if len(y) else 0
+    if n_classes < 2:
+        return False
+    own = np.eye(n_classes)[y][:, 1:]                     # (n, J - 1): b_0 = 0
+    blocks = []
+    for other in range(n_classes):
+        rows = y != other
+        diff = own[rows] - np.eye(n_classes)[other, 1:]    # (n_rows, J - 1)
+        blocks.append((diff[:, :, None] * z[rows][:, None, :]).reshape(rows.sum(), -1))
+    margins = np.vstack(blocks)                             # (n (J - 1), (J - 1) p)
+    res = linprog(-margins.sum(axis=0), A_ub=-margins, b_ub=np.zeros(len(margins)),
+                  bounds=(-1, 1), method="highs")
+    return bool(res.status == 0 and -res.fun > tol * len(margins))
+
+
+def without_estimate(table: pd.DataFrame) -> pd.Series:
+    """Rows without an estimate of the data (a ``data_note``)."""
+    if "data_note" not in table:
+        return pd.Series(False, index=table.index)
+    return table["data_note"].fillna("").astype(str) != ""
+
+
+def no_estimate_lines(table: pd.DataFrame) -> list[str]:
+    """One line per target whose rows carry a ``data_note`` (no estimate), saying why."""
+    noted = table[without_estimate(table)]
+    return [f"{target}: {note} (its {len(g)} weights: no estimate of the data, column "
+            f"data_note)" for (target, note), g in
+            noted.groupby(["target", "data_note"], sort=False)]
+
+
+def fit_summary(res, alpha: float, note: str) -> str:
+    """statsmodels' summary text of a fit, headed by its ``data_note``."""
+    text = str(res.summary(alpha=alpha)) if res is not None else ""
+    return (f"NOTE: {note}; the numbers below are not evidence.\n{text}" if note else text)
+
+
+def nan_fit(n_concepts: int):
+    """NaN ``params, bse, ci, stat, p`` of a fit that has none (intercept first)."""
+    nan = np.full(n_concepts + 1, np.nan)
+    return nan, nan, np.full((n_concepts + 1, 2), np.nan), nan, nan
+
+
+def note_rows(rows: list[dict], note: str) -> list[dict]:
+    """``rows`` with ``data_note`` set; where ``note`` is not empty, without the estimate
+    (``EVIDENCE`` columns NaN), so that no weight, interval or p-value reads as evidence."""
+    for row in rows:
+        row["data_note"] = note
+        if note:
+            row.update({k: np.nan for k in EVIDENCE})
+    return rows
