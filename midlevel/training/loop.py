@@ -18,7 +18,6 @@ import copy
 import dataclasses
 import logging
 import math
-import shutil
 import time
 from pathlib import Path
 
@@ -28,8 +27,8 @@ import torch
 from tqdm.auto import tqdm
 
 from midlevel.data.spec import SPLITS
-from midlevel.errors import CheckpointError, TrainingError
-from midlevel.io import log_handler, write_csv, write_yaml
+from midlevel.errors import TrainingError
+from midlevel.io import write_csv, write_yaml
 from midlevel.models.bottleneck import build_model, output_layout
 from midlevel.models.layout import place
 from midlevel.run import (
@@ -47,6 +46,7 @@ from midlevel.training.evaluate import evaluate_split, split_metrics, split_pred
 from midlevel.training.losses import binary_terms
 from midlevel.training.metrics import format_table, score
 from midlevel.training.predict import predict_sharded
+from midlevel.training.rundir import run_directory
 from midlevel.training.strategies import strategy
 from midlevel.training.stream import choose_storage, make_loader
 
@@ -89,63 +89,15 @@ def fit(table: pd.DataFrame, features, columns, out: str | Path,
                    if c not in table]
         if missing:
             raise TrainingError(f"annotations table lacks column(s) {missing}")
-        created = not out.exists()
-        _prepare_dir(ctx, out, resume, overwrite)
-        handler = _log_to_file(ctx, out / "train.log")
-        try:
+        with run_directory(ctx, out, resume=resume, overwrite=overwrite):
             trainer = Trainer(ctx, table, features, columns, out, config, fps=fps,
                               frontend=frontend, data=data or {})
             trainer.start(resume)
             trainer.train(progress)
             return trainer.finish()
-        except BaseException:
-            if handler is not None:
-                logging.getLogger("midlevel").removeHandler(handler)
-                handler.close()
-                handler = None
-            _remove_failed_start(ctx, out, created)
-            raise
-        finally:
-            if handler is not None:
-                logging.getLogger("midlevel").removeHandler(handler)
-                handler.close()
     finally:
         if owned:
             ddp.teardown(ctx)
-
-
-def _remove_failed_start(ctx, out: Path, created: bool) -> None:
-    """A run directory this call made and that holds no completed epoch (no checkpoint) is
-    removed when training fails, so that the next call does not find a half-made run."""
-    if ctx.main and created and out.is_dir() and not (out / STATE_FILE).exists():
-        shutil.rmtree(out, ignore_errors=True)
-
-
-def _prepare_dir(ctx, out: Path, resume: bool, overwrite: bool) -> None:
-    if ctx.main:
-        if out.exists() and any(out.iterdir()) and not resume:
-            if not overwrite:
-                raise CheckpointError(f"{out}: run directory exists; pass --overwrite to replace "
-                                      f"it or --resume to continue it")
-            if not (out / CONFIG_FILE).is_file():
-                raise CheckpointError(f"{out}: not a run directory (no {CONFIG_FILE}); refusing "
-                                      f"to delete it")
-            shutil.rmtree(out)
-        out.mkdir(parents=True, exist_ok=True)
-    ddp.barrier(ctx)
-
-
-def _log_to_file(ctx, path: Path):
-    """Log to ``RUN/train.log`` on rank 0; other ranks only log warnings."""
-    if not ctx.main:
-        logging.getLogger("midlevel").setLevel(logging.WARNING)
-        return None
-    handler = log_handler(path)
-    logger = logging.getLogger("midlevel")
-    logger.addHandler(handler)
-    if logger.getEffectiveLevel() > logging.INFO:
-        logger.setLevel(logging.INFO)
-    return handler
 
 
 def make_adam(params, *, lr: float, weight_decay: float) -> torch.optim.Optimizer:
