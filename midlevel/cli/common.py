@@ -6,6 +6,13 @@ import logging
 import math
 import sys
 
+from midlevel.errors import ArgumentError
+
+
+class OptionValueError(ArgumentError, argparse.ArgumentTypeError):
+    """A command-line value out of range, raised by an argparse ``type`` function: argparse
+    prints it as ``argument --option: <message>`` with the usage (exit status 2)."""
+
 
 FRONTENDS = {"logfilt": "LogFilteredSpectrogram", "logmel": "LogMelSpectrogram"}
 """Front-end names of the command line -> the classes of :mod:`midlevel.data.frontends`."""
@@ -16,9 +23,9 @@ def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got '{text}'") from None
+        raise OptionValueError(f"must be an integer >= 1, got '{text}'") from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
+        raise OptionValueError(f"must be an integer >= 1, got {value}")
     return value
 
 
@@ -27,9 +34,9 @@ def nonnegative_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got '{text}'") from None
+        raise OptionValueError(f"must be an integer >= 0, got '{text}'") from None
     if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value}")
+        raise OptionValueError(f"must be an integer >= 0, got {value}")
     return value
 
 
@@ -37,9 +44,9 @@ def _number(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got '{text}'") from None
+        raise OptionValueError(f"must be a number, got '{text}'") from None
     if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number, got '{text}'")
+        raise OptionValueError(f"must be a finite number, got '{text}'")
     return value
 
 
@@ -47,7 +54,7 @@ def positive_float(text: str) -> float:
     """argparse type: a finite number > 0 (seconds, durations)."""
     value = _number(text)
     if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text}")
+        raise OptionValueError(f"must be a number > 0, got {text}")
     return value
 
 
@@ -55,7 +62,7 @@ def nonnegative_float(text: str) -> float:
     """argparse type: a finite number >= 0."""
     value = _number(text)
     if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
+        raise OptionValueError(f"must be a number >= 0, got {text}")
     return value
 
 
@@ -63,7 +70,7 @@ def open_unit(text: str) -> float:
     """argparse type: a number strictly between 0 and 1 (a level or a probability)."""
     value = _number(text)
     if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must lie strictly between 0 and 1, got {text}")
+        raise OptionValueError(f"must lie strictly between 0 and 1, got {text}")
     return value
 
 
