@@ -62,7 +62,11 @@ def _parse_settings(items: list[str] | None, concepts: list[str]) -> dict[str, f
 def _explain_blackbox(run, args) -> int:
     from midlevel.workflows.explain_attributions import explain_blackbox
     options = {"targets": args.targets, "spec": args.spec, "root": args.root,
-               "cache_dir": args.cache, "progress": not args.quiet}
+               "cache_dir": args.cache, "progress": not args.quiet,
+               # concept options: refused by name on a black box, before anything is written
+               "settings": args.set, "baseline": args.baseline,
+               "timeline_targets": args.timeline_targets,
+               "intervention_split": args.intervention_split}
     if args.methods:
         options["methods"] = tuple(args.methods)
     result = explain_blackbox(run, list(args.audio), args.out, **options)
@@ -86,6 +90,11 @@ def _explain(args: argparse.Namespace) -> int:
     from midlevel.workflows.explain_concepts import explain_concepts
 
     run = load_run(args.run)
+    if args.methods and run.mode != "blackbox":
+        raise ArgumentError(f"--methods chooses the attribution methods of a black-box run; "
+                            f"{args.run} is a {run.mode} concept bottleneck, explained by its "
+                            f"concepts: drop --methods (or use `midlevel compare` for post-hoc "
+                            f"maps of it)")
     if run.model.kind != "bottleneck":
         return _explain_blackbox(run, args)
     result = explain_concepts(

@@ -8,6 +8,8 @@ reported as log-odds / logits and as probabilities.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -37,10 +39,54 @@ def concept_value(head: LinearHead, concept: str, value) -> float:
             number = float(value)
         except (TypeError, ValueError):
             raise ExplainError(f"concept '{concept}': {value!r} is not a value") from None
+    if not math.isfinite(number):
+        raise ExplainError(f"concept '{concept}': {value!r} is not a finite value")
     if binary and not 0.0 <= number <= 1.0:
         raise ExplainError(f"concept '{concept}' is binary: set it on (1), off (0) or to a "
                            f"probability in between, not {value!r}")
     return number
+
+
+def rating_scales(run) -> dict[str, tuple[float, float]]:
+    """``{concept: (low, high)}``: the rating scale of each rating concept in the data spec the
+    run was trained on (as stored with the run; concepts without a scale are left out)."""
+    columns = ((getattr(run, "info", None) or {}).get("data") or {}).get("columns") or {}
+    out = {}
+    for c in columns.get("concepts") or []:
+        scale = c.get("scale")
+        if scale and c.get("kind", "regression") == "regression":
+            out[c["name"]] = (float(scale[0]), float(scale[1]))
+    return out
+
+
+def check_settings(head: LinearHead, values, *, scales=None) -> tuple[dict[str, float], list[str]]:
+    """Check interventions before anything is computed or written.
+
+    Parameters
+    ----------
+    head : LinearHead
+    values : mapping concept -> value (see :func:`intervene`).
+    scales : ``{concept: (low, high)}`` rating scales (:func:`rating_scales`), or None.
+
+    Returns
+    -------
+    values : ``{concept: float}``, each checked by :func:`concept_value` (ExplainError for an
+        unknown concept, a non-number, a non-finite value, a binary concept outside [0, 1]).
+    warnings : one line per rating concept set outside its scale (allowed: extrapolation
+        may be what is wanted, but the head was fitted on ratings inside it).
+    """
+    unknown = [c for c in values if c not in head.concepts]
+    if unknown:
+        raise ExplainError(f"unknown concept(s) {unknown}; concepts are {head.concepts}")
+    checked = {c: concept_value(head, c, v) for c, v in values.items()}
+    warnings = []
+    for c, v in checked.items():
+        low, high = (scales or {}).get(c, (None, None))
+        if low is not None and not low <= v <= high:
+            warnings.append(f"concept '{c}' set to {v:g}, outside its rating scale {low:g} to "
+                            f"{high:g}: the outputs are extrapolated beyond the ratings the "
+                            f"head was fitted on")
+    return checked, warnings
 
 
 def intervene(head: LinearHead, concepts: pd.DataFrame, values, *, targets=None) -> pd.DataFrame:
@@ -189,4 +235,5 @@ def run_intervention_curves(run, *, predictions: pd.DataFrame, n_repeats: int = 
                      ignore_index=True)
 
 
-__all__ = ["intervene", "intervention_curve", "run_intervention_curves"]
+__all__ = ["intervene", "intervention_curve", "run_intervention_curves", "check_settings",
+           "rating_scales"]

@@ -119,7 +119,6 @@ def _frontend(frontend):
 
 
 @torch.no_grad()
-@torch.no_grad()
 def listen_back(y: np.ndarray, values, f: nn.Module, frontend, *, reference,
                 mass: float = 0.9, out_dir=None, clip: str = "clip", min_span: float = 1e-6,
                 parts=PARTS) -> pd.DataFrame:
@@ -141,8 +140,9 @@ def listen_back(y: np.ndarray, values, f: nn.Module, frontend, *, reference,
     Returns
     -------
     pd.DataFrame, one row per part: clip, part, area (share of the bins), share,
-    share_spectrogram (definitions in the module docstring), output (``f(x_P)``), f_x,
-    f_ref, path (wav, or "" when not written).
+    share_spectrogram (definitions in the module docstring), f_part (``f(x_P)``), f_x,
+    f_ref (in ``f``'s units: pass ``Attributor.rating_selector`` for those ``Run.predict``
+    reports), path (wav, or "" when not written).
     """
     fe = _frontend(frontend)
     y = np.asarray(y, dtype=np.float64)
@@ -174,7 +174,7 @@ def listen_back(y: np.ndarray, values, f: nn.Module, frontend, *, reference,
             path = str(write_wav(Path(out_dir) / f"{clip}_{part}.wav", audio,
                                         fe.sample_rate))
         rows.append({"clip": clip, "part": part, "area": float(m.mean()), "share": share,
-                     "share_spectrogram": share_spec, "output": float(out[0]), "f_x": f_x,
+                     "share_spectrogram": share_spec, "f_part": float(out[0]), "f_x": f_x,
                      "f_ref": f_ref, "path": path})
     table = pd.DataFrame(rows)
     if out_dir is not None:

@@ -8,12 +8,44 @@ changes at ``t0`` shows as a ramp from ``t0 - window/2`` to ``t0 + window/2`` ce
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
 from midlevel.errors import ExplainError
 from midlevel.explain.head import LinearHead, contributions, require_bottleneck
 from midlevel.run import load_run
+
+
+def timeline_frames(run, *, hop: float = 0.5, window: float | None = None) -> tuple[int, int]:
+    """``(n_frames, hop_frames)`` of the windows over time; ExplainError unless ``hop`` and
+    ``window`` (None: the run's training crop) are finite seconds > 0 and the hop is at least
+    one frame (a shorter one would silently become one frame).
+
+    Parameters
+    ----------
+    run : a loaded run (its ``fps`` and training crop).
+    hop, window : seconds, see :func:`window_concepts`.
+    """
+    from midlevel.training.data import window_frames
+    for name, value in (("hop", hop), ("window", window)):
+        if name == "window" and value is None:
+            continue
+        try:
+            ok = math.isfinite(float(value)) and float(value) > 0
+        except (TypeError, ValueError):
+            ok = False
+        if not ok or isinstance(value, bool):
+            raise ExplainError(f"timeline {name} (--{name}) must be a finite number of seconds "
+                               f"> 0, got {value!r}")
+    fps = run.fps
+    hop_frames = int(round(float(hop) * fps))
+    if hop_frames < 1:
+        raise ExplainError(f"timeline hop (--hop) {hop!r} s is shorter than one frame "
+                           f"({1 / fps:.3g} s at {fps:g} frames per second)")
+    window = float(window) if window is not None else run.config.crop_seconds
+    return window_frames(window, fps), hop_frames
 
 
 def window_concepts(run, spectrogram, *, hop: float = 0.5, window: float | None = None,
@@ -24,9 +56,10 @@ def window_concepts(run, spectrogram, *, hop: float = 0.5, window: float | None 
     ----------
     run : a loaded bottleneck run.
     spectrogram : array [shape=(n_bands, n_frames)] of the run's front end.
-    hop : seconds between window starts (the last window ends at the clip's end).
-    window : window length in seconds (default: the run's training crop; clips no longer than
-        that give a single window).
+    hop : seconds between window starts (the last window ends at the clip's end); finite,
+        at least one frame.
+    window : window length in seconds, finite and > 0 (default None: the run's training
+        crop; clips no longer than that give a single window).
 
     Returns
     -------
@@ -34,13 +67,10 @@ def window_concepts(run, spectrogram, *, hop: float = 0.5, window: float | None 
     units).
     """
     import torch
-    from midlevel.training.data import window_frames
     from midlevel.training.predict import predict_specs
     spec = torch.as_tensor(np.asarray(spectrogram), dtype=torch.float32)
     fps = run.fps
-    window = window or run.config.crop_seconds
-    n_frames = window_frames(window, fps)
-    hop_frames = max(1, int(round(hop * fps)))
+    n_frames, hop_frames = timeline_frames(run, hop=hop, window=window)
     device = next(run.model.parameters()).device
     [(starts, concepts, _)] = predict_specs(run.model, [spec], n_frames, hop_frames,
                                             device=device, batch_size=batch_size,

@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from midlevel.errors import ExplainError
+
 POSITIVE, NEGATIVE = "#c0392b", "#2e6fb5"
 
 
@@ -242,7 +244,8 @@ def timeline_plot(spectrogram, table: pd.DataFrame, *, fps: float, targets=None,
     spectrogram : array [shape=(n_bands, n_frames)]
     table : timeline contributions (``contributions_over_time``), with ``time``.
     fps : frames per second of ``spectrogram``.
-    targets : targets to draw, a panel each (default all).
+    targets : targets to draw, a panel each (default all): output units of the table
+        (ExplainError for one it lacks).
     band_frequencies : Hz per band, for the y ticks (optional).
     change_time : draw a dashed line at this time (e.g. a known concept change).
     show_concepts : add a panel of the concept values over time.
@@ -253,7 +256,12 @@ def timeline_plot(spectrogram, table: pd.DataFrame, *, fps: float, targets=None,
     """
     import matplotlib.pyplot as plt
     spec = np.asarray(spectrogram)
-    names = list(dict.fromkeys(table["target"])) if targets is None else list(targets)
+    present = list(dict.fromkeys(table["target"]))
+    names = present if targets is None else list(targets)
+    unknown = [n for n in names if n not in present]
+    if unknown:  # an empty panel under a name would look like a flat contribution
+        raise ExplainError(f"timeline targets {unknown} are not in the table; its targets "
+                           f"are {present}")
     concepts = list(dict.fromkeys(table["concept"]))
     colors = concept_colors(concepts)
     n_panels = 1 + int(show_concepts) + len(names)

@@ -47,14 +47,16 @@ SECTION_TEXT = {
             "explained (one output, CPU). `unit_field_bins` (Grad-CAM): how many input bands "
             "x frames one unit of its layer sees; its map cannot place evidence more finely, "
             "and on the planted-event benchmark its box ratio ranged 0.0-6.7x over models "
-            "that all computed the event (benchmarks/RESULTS.md).",
+            "that all computed the event (benchmarks/RESULTS.md). The additivity gap is in "
+            "`units`, those `midlevel predict` reports.",
     "faithfulness": "The faithfulness harness (midlevel.explain.harness), per model, method "
                     "and mode over the explained clips: patches of the spectrogram removed "
                     "(deletion) or inserted in the order of their signed attribution, largest "
                     "first (MoRF) and its reverse (LeRF), against random orders and their "
                     "reverses; a removed patch takes the training background's mean, the "
-                    "attributions' own reference. Areas under the output curve in output "
-                    "units, unnormalized; between = LeRF - MoRF (deletion), positive = "
+                    "attributions' own reference. Areas under the output curve in the units "
+                    "`midlevel predict` reports (rating points of a regression target; logits "
+                    "of a class or tag), unnormalized; between = LeRF - MoRF (deletion), positive = "
                     "faithful; morf_better_share = clips where MoRF beats the random mean; "
                     "between_gain interval: percentile bootstrap over clips of the gain over "
                     "random, with a paired Wilcoxon p-value.",

@@ -5,5 +5,6 @@ return a result object; no printing, no argv (the CLI is a thin layer over them)
   interventions of a bottleneck run;
 - :mod:`~.explain_attributions`: spectrogram attributions, figures and listenable wavs;
 - :mod:`~.compare`: the comparison report of black box and bottleneck runs;
-- :mod:`~.demo`: the main job on the synthetic world.
+- :mod:`~.demo`: the main job on the synthetic world;
+- :mod:`~.checks`: the checks of options every workflow runs before its first file.
 """

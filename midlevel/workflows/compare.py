@@ -23,7 +23,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from midlevel.errors import ReportError
+from midlevel.errors import AttributionError, ReportError
+from midlevel.explain.attribution.attributor import Attributor
+from midlevel.explain.attribution.base import positive, resolve_output
 from midlevel.explain.attribution.registry import resolve_method
 from midlevel.explain.faithfulness import completeness
 from midlevel.explain.leakage import leakage_diagnostic
@@ -32,10 +34,11 @@ from midlevel.report.document import Report, model_label, write_report
 from midlevel.workflows.compare_explanations import attributions, lime_components, listening
 from midlevel.run import load_run
 from midlevel.training.data import window_frames
+from midlevel.workflows.checks import count, seconds
 
 log = logging.getLogger("midlevel.compare")
 
-__all__ = ["compare", "run_metrics", "summarize_metrics", "DEFAULT_METHODS"]
+__all__ = ["compare", "run_metrics", "summarize_metrics", "check_explained", "DEFAULT_METHODS"]
 
 DEFAULT_METHODS = ("shap_deep", "shap_gradient", "integrated_gradients", "gradient_shap",
                    "deeplift", "occlusion")
@@ -82,7 +85,9 @@ class Clips:
 def test_clips(run, *, spec, root, cache_dir, n_clips: int,
                max_seconds: float | None = None) -> Clips:
     """The first ``n_clips`` test clips (validation clips if the test split is empty), whole,
-    or their first ``max_seconds``."""
+    or their first ``max_seconds``; ArgumentError unless ``n_clips >= 1`` (a negative count
+    must not act as a slice)."""
+    n_clips = count("n_clips", n_clips, flag="--clips")
     table = run.annotations(spec, root=root)
     split = "test" if (table["split"] == "test").any() else "validation"
     rows, specs = run.data(split, spec=spec, root=root, cache_dir=cache_dir)
@@ -109,7 +114,8 @@ def compare(runs, out, *, spec=None, root=None, cache_dir=None, methods=DEFAULT_
     runs : Runs or run directories (black box and bottleneck(s); several seeds allowed).
     spec : data spec for the test split (default: the one stored with the first run).
     methods : attribution methods compared (cost, faithfulness, maps).
-    n_clips : test clips explained per model; n_background : background crops (training split).
+    n_clips : test clips explained per model (>= 1); n_background : background crops
+        (training split, >= 1).
     target : explained target output (default the first); concept : bottleneck concept made
         listenable (default the concept with the largest |head weight| on the target).
     faithfulness : the harness (:mod:`midlevel.explain.harness`): MoRF and LeRF deletion and
@@ -127,6 +133,11 @@ def compare(runs, out, *, spec=None, root=None, cache_dir=None, methods=DEFAULT_
     extra_tables : name -> (description, DataFrame) added as sections (and CSV).
     options : passed to ``Attributor`` (n_steps, n_samples, window, stride, batch_size).
 
+    Every option (counts >= 1, seconds > 0, the target of every model, the concept of every
+    bottleneck, the methods and their settings) is checked and the test clips are read
+    before the first file is written: a call that fails on its inputs writes no partial
+    report.
+
     Returns
     -------
     Report (progress is logged on the ``midlevel.compare`` logger)
@@ -139,18 +150,32 @@ def compare(runs, out, *, spec=None, root=None, cache_dir=None, methods=DEFAULT_
             raise ReportError(f"runs use different front ends ({runs[0].path}: "
                               f"{runs[0].frontend}; {run.path}: {run.frontend}); compare runs "
                               f"trained on the same features")
+    reps = {}
+    for run in runs:
+        reps.setdefault(model_label(run), run)
+    methods = [resolve_method(m) for m in methods]
+    if not methods:
+        raise ReportError("compare needs at least one attribution method")
+    n_clips = count("n_clips", n_clips, flag="--clips")
+    n_background = count("n_background", n_background, flag="--background")
+    sanity_clips = count("sanity_clips", sanity_clips, minimum=0)
+    if faithfulness:
+        count("n_random", n_random, minimum=5)
+    max_seconds = seconds("max_seconds", max_seconds, allow_none=True, flag="--seconds")
+    if deletion_patch is not None:
+        deletion_patch = positive("deletion_patch (--deletion-patch)", deletion_patch, size=2)
+    check_explained(reps, methods, target=target, concept=concept, options=options)
+    # the clips are read before the first file is written (an empty split fails here)
+    clips = test_clips(runs[0], spec=spec, root=root, cache_dir=cache_dir, n_clips=n_clips,
+                       max_seconds=max_seconds)
+    if not clips.names:
+        raise ReportError(f"{runs[0].path}: no test or validation clip to explain")
     out = Path(out)
     for sub in ("tables", "figures", "audio"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     report = Report(out=out)
-    methods = [resolve_method(m) for m in methods]
     _accuracy(report, runs, spec=spec, root=root, cache_dir=cache_dir)
     _leakage(report, runs, spec=spec, root=root, cache_dir=cache_dir)
-    reps = {}
-    for run in runs:
-        reps.setdefault(model_label(run), run)
-    clips = test_clips(runs[0], spec=spec, root=root, cache_dir=cache_dir, n_clips=n_clips,
-                       max_seconds=max_seconds)
     data = {"spec": spec, "root": root, "cache_dir": cache_dir}
     maps = attributions(report, reps, clips, methods, data, n_background=n_background,
                          target=target, faithfulness=faithfulness, randomization=randomization,
@@ -172,6 +197,32 @@ def compare(runs, out, *, spec=None, root=None, cache_dir=None, methods=DEFAULT_
     write_report(report, runs, title, methods, clips.names)
     log.info("report written: %s", report.html)
     return report
+
+
+def check_explained(reps: dict, methods, *, target=None, concept=None, options=None) -> None:
+    """Before anything is computed: the explained ``target`` is an output of every model
+    explained, ``concept`` a concept of every bottleneck among them, and the methods accept
+    ``options`` (n_steps, n_samples, window, stride...); ReportError or AttributionError
+    naming the option, the run and what exists."""
+    for label, run in reps.items():
+        output = target or run.model.output_names[0]
+        try:
+            resolve_output(run.model, output)
+        except AttributionError as exc:
+            raise ReportError(f"target (--target) '{output}' of {label} run {run.path}: "
+                              f"{exc}") from None
+        for method in methods:  # builds no explainer: only the settings are checked
+            Attributor(run.model, method, output=output, windows=run.window(), **(options or {}))
+    if concept is None:
+        return
+    bottlenecks = {label: run for label, run in reps.items() if run.is_bottleneck}
+    if not bottlenecks:
+        raise ReportError(f"concept (--concept) '{concept}' given, but no run compared is a "
+                          f"bottleneck (they are {list(reps)}): there is no concept to explain")
+    for label, run in bottlenecks.items():
+        if concept not in run.concept_names:
+            raise ReportError(f"concept (--concept) '{concept}' is not a concept of {label} run "
+                              f"{run.path}; its concepts are {run.concept_names}")
 
 
 # ------------------------------------------------------------------------------ analyses

@@ -62,7 +62,8 @@ def attributions(report: Report, reps: dict, clips, methods, data, *, n_backgrou
             attributor = Attributor(run.model, method, output=output, background=bg,
                                     fps=run.fps, band_frequencies=fe.band_frequencies,
                                     windows=run.window(), frontend=fe, **options)
-            attrs = [attributor.attribute(x[None, None], clips=[name])
+            # in the units `predict` reports, as every table of the report
+            attrs = [attributor.attribute(x[None, None], clips=[name]).in_rating_units()
                      for name, x in zip(clips.names, clips.specs)]
             maps[(label, method)] = attrs
             costs.append(_cost_row(label, method, attrs, clips))
@@ -70,7 +71,7 @@ def attributions(report: Report, reps: dict, clips, methods, data, *, n_backgrou
             if faithfulness:
                 for name, x, attr in zip(clips.names, clips.specs, attrs):
                     xb = torch.as_tensor(x)[None, None]
-                    c = perturbation_curves(attributor.selector, xb, attr.values,
+                    c = perturbation_curves(attributor.rating_selector, xb, attr.values,
                                             attributor.reference_for(xb), method=method,
                                             clips=[name], n_random=n_random,
                                             patch=deletion_patch)
@@ -109,7 +110,7 @@ def _cost_row(label, method, attrs, clips) -> dict:
     seconds = sum(a.seconds for a in attrs)
     return {"model": label, "method": method, "label": LABELS[method],
             "unit_field_bins": _unit_field(attrs[0]),
-            "output": attrs[0].output, "ms_per_clip": 1000 * seconds / len(attrs),
+            "output": attrs[0].output, "units": attrs[0].units, "ms_per_clip": 1000 * seconds / len(attrs),
             "n_clips": len(attrs), "mean_frames": float(np.mean([s.shape[1]
                                                                  for s in clips.specs])),
             "mean_abs_additivity_gap": float(np.mean(gaps)) if gaps else np.nan}
@@ -246,7 +247,7 @@ def listening(report: Report, reps, clips, maps, methods, data, *, n_background,
             c_attr = Attributor(run.model, method, output=f"concept:{c_name}", background=bg,
                                 fps=run.fps, band_frequencies=fe.band_frequencies,
                                 windows=run.window(), frontend=fe, **options).attribute(
-                clips.specs[0][None, None], clips=[name])
+                clips.specs[0][None, None], clips=[name]).in_rating_units()
             explained.append((c_attr, c_name))
             from midlevel.plots.attribution import attribution_figure
             report.figures[f"{label}: what in clip {name} drives the concept '{c_name}' "
@@ -259,10 +260,11 @@ def listening(report: Report, reps, clips, maps, methods, data, *, n_background,
                                     else attr.output, background=run.background(
                                         n_background, **data), windows=run.window())
             x = torch.as_tensor(clips.specs[0])[None, None]
-            table = listen_back(y, attr.maps[0], attributor.selector, fe,
+            table = listen_back(y, attr.maps[0], attributor.rating_selector, fe,
                                 reference=attributor.reference_for(x), out_dir=out / "audio",
                                 clip=stem, parts=("for", "against", "complement"))
-            shares.append(table.assign(model=label, method=method, output=what))
+            shares.append(table.assign(model=label, method=method, output=what,
+                                       units=attr.units))
             for part, path, share in zip(table["part"], table["path"], table["share"]):
                 report.audio[f"{label}: {part} {what} ({LABELS[method]}; keeps "
                              f"{share:+.0%} of f(x) - f(ref))"] = Path(path)

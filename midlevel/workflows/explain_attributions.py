@@ -11,13 +11,23 @@ For each clip, method and explained output this writes, under ``out_dir``:
   ``_clip``): the listenable explanation, by the sign of the evidence relative to the
   reference, and ``_listen_back.csv``: the share of ``f(x) - f(reference)`` each part keeps
   when its audio is re-run through front end and model (:mod:`midlevel.explain.listen_back`);
-- ``attribution_summary.csv`` (clip, method, output, prediction, reference, total, additivity
-  gap, ms per clip), ``time_marginals.csv``, ``frequency_marginals.csv``, ``listen_back.csv``,
-  and with ``faithfulness=True`` ``faithfulness.csv`` (the harness's per-clip scores:
-  MoRF / LeRF deletion and insertion against random orders, :mod:`midlevel.explain.harness`).
+- ``attribution_summary.csv`` (clip, method, output, units, prediction, expected (the
+  reference's output), total, additivity gap, ms per clip), ``time_marginals.csv``,
+  ``frequency_marginals.csv``, ``listen_back.csv``, and with ``faithfulness=True``
+  ``faithfulness.csv`` (the harness's per-clip scores: MoRF / LeRF deletion and insertion
+  against random orders, :mod:`midlevel.explain.harness`).
 
 The explained number is the one ``midlevel predict`` reports: the mean over the run's
-windows of the clip (:class:`~midlevel.explain.attribution.base.WindowedOutput`).
+windows of the clip (:class:`~midlevel.explain.attribution.base.WindowedOutput`), in its
+units. Every number written (the arrays of the ``.npz`` files, the maps, the tables, the
+listen-back outputs ``f_x``, ``f_ref``, ``output`` and the faithfulness curves) is in those
+units, named by the ``units`` column: "rating" for a regression target or a rating concept
+(``mean + std * z`` of the model's z-scored output; attributions multiplied by ``std``, which
+is exact since they are linear in the output's scale), "logit" for a class or binary target
+and a binary concept (``predict`` reports its probability). So ``expected + total =
+prediction`` up to the additivity gap of the method.
+
+Every option is checked, and the background read, before the first file is written.
 
 Works for any run; on a bottleneck, outputs may name concepts (``"concept:dissonance"``).
 """
@@ -32,7 +42,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from midlevel.errors import AttributionError, MidlevelError
+from midlevel.errors import AttributionError, ExplainError, MidlevelError
 from midlevel.explain.attribution.attributor import Attributor
 from midlevel.explain.attribution.base import resolve_output
 from midlevel.explain.attribution.registry import resolve_method
@@ -110,30 +120,39 @@ def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_dee
     """
     import matplotlib.pyplot as plt
 
-    from midlevel.data.audio import load_audio
+    from midlevel.data.audio import check_inputs, load_audio
     from midlevel.data.frontends import make_frontend
     from midlevel.plots.attribution import attribution_figure
+    from midlevel.workflows.checks import count, seconds
 
-    from midlevel.data.audio import check_inputs
     run = load_run(run)
     paths = [str(p) for p in audio_paths]
     check_inputs(paths)  # fail before anything is written
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    fe = make_frontend(run.frontend)
     methods = [resolve_method(m) for m in methods]
+    if not methods:
+        raise AttributionError("no attribution method given")
     outputs = list(outputs) if outputs else list(run.model.output_names)
     for o in outputs:
         resolve_output(run.model, o)  # fail early on a bad name
-    if background is None:
-        background = run_background(run, n_background, spec=spec, root=root,
-                                    cache_dir=cache_dir)
+    max_seconds = seconds("max_seconds", max_seconds, allow_none=True)
+    if not 0 < mass <= 1:
+        raise AttributionError(f"mass must lie in (0, 1], got {mass!r}")
+    if faithfulness:
+        count("n_random", n_random, minimum=5)
     names = list(names) if names is not None else clip_names(paths)
-    result = ExplainResult()
+    if len(names) != len(paths):
+        raise AttributionError(f"{len(names)} names for {len(paths)} audio files")
+    fe = make_frontend(run.frontend)
+    if background is None:
+        background = run_background(run, count("n_background", n_background), spec=spec,
+                                    root=root, cache_dir=cache_dir)
     attributors = {(m, o): Attributor(run.model, m, output=o, background=background,
                                       fps=fe.fps, band_frequencies=fe.band_frequencies,
                                       windows=run.window(), frontend=fe, **options)
                    for m in methods for o in outputs}
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    result = ExplainResult()
     try:
         from tqdm.auto import tqdm
         items = tqdm(list(zip(names, paths)), desc="explaining", unit="clip",
@@ -159,7 +178,9 @@ def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_dee
         clip_dir = out / safe_name(name)
         clip_dir.mkdir(exist_ok=True)
         for (method, output), attributor in attributors.items():
-            attr = attributor.attribute(spec_x, clips=[name])
+            # the units `predict` reports (rating = mean + std * z; logits stay logits)
+            attr = attributor.attribute(spec_x, clips=[name]).in_rating_units()
+            f = attributor.rating_selector
             result.attributions.append(attr)
             label = attr.output if attr.output_kind == "target" else f"concept_{attr.output}"
             stem = f"{method}__{safe_name(label)}"
@@ -175,14 +196,15 @@ def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_dee
                 result.files.append(clip_dir / f"{stem}.png")
             reference = attributor.reference_for(spec_x.to(attributor.device))
             if listen:
-                table = listen_back(np.asarray(y), attr.maps[0], attributor.selector, fe,
+                table = listen_back(np.asarray(y), attr.maps[0], f, fe,
                                     reference=reference, mass=mass, out_dir=clip_dir,
                                     clip=stem)
-                shares.append(table.assign(clip=name, method=method, output=attr.output))
+                shares.append(table.assign(clip=name, method=method, output=attr.output,
+                                           units=attr.units))
                 result.files += [clip_dir / f"{stem}_{p}.wav" for p in table["part"]]
                 result.files.append(clip_dir / f"{stem}_listen_back.csv")
             if faithfulness:
-                curves = perturbation_curves(attributor.selector, spec_x, attr.values,
+                curves = perturbation_curves(f, spec_x, attr.values,
                                              reference, method=method, clips=[name],
                                              n_random=n_random)
                 faith.append(clip_scores(curve_areas(curves)).assign(output=attr.output))
@@ -203,9 +225,48 @@ def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_dee
     return result
 
 
+#: Options of ``midlevel explain`` that only a bottleneck's concepts give a meaning to.
+CONCEPT_OPTIONS = {"settings": "--set", "baseline": "--baseline",
+                   "timeline_targets": "--timeline-targets",
+                   "intervention_split": "--intervention-split"}
+
+
+def check_no_concept_options(run, **given) -> None:
+    """ExplainError if any concept option (``CONCEPT_OPTIONS``) is given: a black-box run has
+    no concepts to set, no concept baseline, timeline or intervention curve (and a bottleneck's
+    are the concept workflow's); a silently ignored option would look as if it had acted."""
+    asked = [f"{flag} {_shown(given[key])}" for key, flag in CONCEPT_OPTIONS.items()
+             if _given(given.get(key))]
+    if asked and getattr(run, "is_bottleneck", False):
+        raise ExplainError(f"{'; '.join(asked)}: concept options are for the concept workflow "
+                           f"(midlevel.workflows.explain_concepts), not for attributions")
+    if asked:
+        raise ExplainError(
+            f"{run.path} is a black-box run (mode '{run.mode}'): it has no concepts, so there "
+            f"are none to set and no concept baseline, timeline or intervention curve; drop "
+            f"{'; '.join(asked)} (bottleneck runs only). A black box is explained with "
+            f"attributions: choose them with --targets and --methods.")
+
+
+def _given(value) -> bool:
+    """Whether an option was given: not None, not an empty string or collection."""
+    if value is None:
+        return False
+    return len(value) > 0 if isinstance(value, (str, list, tuple, dict, set)) else True
+
+
+def _shown(value) -> str:
+    if isinstance(value, dict):
+        return " ".join(f"{k}={v}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return " ".join(map(str, value))
+    return str(value)
+
+
 def explain_blackbox(run, audio_paths, out_dir, *, targets=None, methods=("shap_deep",),
                      spec=None, root=None, cache_dir=None, progress: bool = True,
-                     **options) -> ExplainResult:
+                     settings=None, baseline=None, timeline_targets=None,
+                     intervention_split=None, **options) -> ExplainResult:
     """``midlevel explain`` for a black-box run: attribution maps, arrays and wavs per clip.
 
     Parameters
@@ -215,6 +276,9 @@ def explain_blackbox(run, audio_paths, out_dir, *, targets=None, methods=("shap_
     methods : attribution methods (default SHAP DeepExplainer).
     spec, root, cache_dir : where the training split (the background) is found.
     progress : progress bar.
+    settings, baseline, timeline_targets, intervention_split : the concept options of
+        ``midlevel explain``; given for a black box (no concepts), an ExplainError before
+        anything is written (:func:`check_no_concept_options`).
     options : see :func:`explain_audio`.
 
     Returns
@@ -222,13 +286,18 @@ def explain_blackbox(run, audio_paths, out_dir, *, targets=None, methods=("shap_
     ExplainResult (``errors`` names the files that could not be explained).
     """
     run = load_run(run)
+    check_no_concept_options(run, settings=settings, baseline=baseline,
+                             timeline_targets=timeline_targets,
+                             intervention_split=intervention_split)
     outputs = None
     if targets:
         names = run.model.output_names
-        outputs = [u for t in targets for u in names if u == t or u.startswith(f"{t}=")]
-        if not outputs:
-            raise AttributionError(f"no output of {run.path} matches targets {list(targets)}; "
+        matched = {t: [u for u in names if u == t or u.startswith(f"{t}=")] for t in targets}
+        unknown = [t for t, units in matched.items() if not units]
+        if unknown:  # every target named must be explained, not only some of them
+            raise AttributionError(f"no output of {run.path} matches target(s) {unknown}; "
                                    f"outputs are {names}")
+        outputs = list(dict.fromkeys(u for units in matched.values() for u in units))
     result = explain_audio(run, audio_paths, out_dir, outputs=outputs, methods=methods,
                            spec=spec, root=root, cache_dir=cache_dir, progress=progress,
                            **options)

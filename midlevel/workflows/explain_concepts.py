@@ -18,6 +18,7 @@ user should see.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,9 +26,10 @@ import numpy as np
 import pandas as pd
 
 from midlevel.data.audio import check_inputs
-from midlevel.errors import ExplainError
+from midlevel.errors import ExplainError, Problem
 from midlevel.explain.head import (
-    LinearHead, baseline_concepts, clip_names, contributions, explain_clips, run_design,
+    LinearHead, baseline_concepts, clip_names, contributions, explain_clips,
+    require_bottleneck, run_design,
 )
 from midlevel.explain.interventions import intervene, run_intervention_curves
 from midlevel.explain.timeline import contributions_over_time
@@ -62,17 +64,108 @@ class ConceptExplanation:
 
 
 def read_baseline(path, concepts: list[str]) -> pd.Series:
-    """A ``baseline.csv`` (columns concept, baseline) as a Series indexed by concept."""
+    """A ``baseline.csv`` (columns concept, baseline) as a Series indexed by concept.
+
+    ExplainError naming the file, the row (1-based, the header is row 1) and the concept of a
+    value that is empty, not a number or not finite, of a concept listed twice, and the
+    concepts the table lacks (rows of other concepts are ignored).
+    """
     try:
-        table = pd.read_csv(path)
-        series = table.set_index("concept")["baseline"].astype(float)
-    except (OSError, KeyError, ValueError) as exc:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except (OSError, ValueError) as exc:  # pandas' parser and empty-data errors are ValueErrors
         raise ExplainError(f"{path}: not a baseline table with columns concept, baseline "
                            f"({exc})") from None
-    missing = [c for c in concepts if c not in series.index]
+    lacking = [c for c in ("concept", "baseline") if c not in table.columns]
+    if lacking:
+        raise ExplainError(f"{path}: not a baseline table with columns concept, baseline (no "
+                           f"column {lacking}; columns are {list(table.columns)})")
+    values: dict[str, float] = {}
+    for row, (name, text) in enumerate(zip(table["concept"], table["baseline"]), start=2):
+        name = str(name).strip()
+        if name not in concepts:
+            continue
+        if name in values:
+            raise ExplainError(str(Problem(f"concept '{name}' is listed twice", file=str(path),
+                                           row=row, column="concept")))
+        values[name] = _baseline_number(text, name, path, row)
+    missing = [c for c in concepts if c not in values]
     if missing:
         raise ExplainError(f"{path}: baseline lacks concept(s) {missing}")
-    return series[concepts].rename("baseline")
+    return pd.Series(values, dtype=float)[concepts].rename("baseline")
+
+
+def _baseline_number(text: str, concept: str, path, row: int) -> float:
+    """One cell of a baseline table as a finite float; ExplainError naming where it is."""
+    text = str(text).strip()
+    try:
+        number = float(text)
+    except ValueError:
+        number = None
+    if number is None or not math.isfinite(number):
+        what = "is empty" if not text else f"'{text}' is not a finite number"
+        raise ExplainError(str(Problem(f"the baseline of concept '{concept}' {what}",
+                                       file=str(path), row=row, column="baseline")))
+    return number
+
+
+def check_baseline(baseline: pd.Series, concepts: list[str]) -> pd.Series:
+    """A given baseline Series restricted to ``concepts``; ExplainError naming the concepts it
+    lacks or holds no finite value for."""
+    missing = [c for c in concepts if c not in baseline.index]
+    if missing:
+        raise ExplainError(f"baseline lacks concept(s) {missing}")
+    values = pd.to_numeric(baseline[concepts], errors="coerce").astype(float)
+    bad = [c for c in concepts if not np.isfinite(values[c])]
+    if bad:
+        raise ExplainError(f"baseline of concept(s) {bad} is not a finite number")
+    return values.rename("baseline")
+
+
+@dataclass
+class _Options:
+    """The checked options of :func:`explain_concepts`."""
+
+    drawn: list[str] | None     # output units drawn over time (None: all explained)
+    settings: dict[str, float]  # checked interventions
+    notes: list[str]            # warnings for the user (a rating set outside its scale)
+
+
+def check_options(run, head: LinearHead, *, targets=None, dataset_split="train",
+                  hop: float = 0.5, window=None, timeline_targets=None, settings=None,
+                  intervention_split=None, repeats: int = 20) -> _Options:
+    """Every option of :func:`explain_concepts` checked before anything is computed or
+    written: targets and timeline targets (names of targets, units or groups; the drawn ones
+    among the explained ones), splits, the timeline's hop and window, the interventions
+    (known concepts, finite values, binary concepts in [0, 1]; a rating outside its scale is
+    a note, not an error) and the repeats of the intervention curve. ExplainError or
+    ArgumentError naming the option at fault."""
+    from midlevel.data.spec import SPLITS
+    from midlevel.explain.interventions import check_settings, rating_scales
+    from midlevel.explain.timeline import timeline_frames
+    from midlevel.workflows.checks import count
+
+    explained = [head.outputs[j] for j in head.units(targets)]
+    drawn = None
+    if timeline_targets is not None:
+        try:
+            drawn = [head.outputs[j] for j in head.units(list(timeline_targets))]
+        except ExplainError as exc:
+            raise ExplainError(f"timeline targets (--timeline-targets): {exc}") from None
+        outside = [u for u in drawn if u not in explained]
+        if outside:
+            raise ExplainError(f"timeline targets (--timeline-targets) {outside} are not among "
+                               f"the explained targets {explained}; add them to the targets "
+                               f"(--targets)")
+    for name, split in (("dataset split", dataset_split),
+                        ("intervention split", intervention_split)):
+        if split is not None and split not in SPLITS:
+            raise ExplainError(f"{name} '{split}' is not a split; splits are {list(SPLITS)}")
+    # checked with or without a timeline: a bad value is a mistake whether or not it is used
+    timeline_frames(run, hop=hop, window=window)
+    if intervention_split is not None:
+        count("repeats", repeats)
+    checked, notes = check_settings(head, dict(settings or {}), scales=rating_scales(run))
+    return _Options(drawn, checked, notes)
 
 
 def explain_concepts(run, audio, out, *, targets=None, spec=None, root=None, cache_dir=None,
@@ -83,6 +176,10 @@ def explain_concepts(run, audio, out, *, targets=None, spec=None, root=None, cac
                      progress: bool = False) -> ConceptExplanation:
     """Explain ``audio`` with a bottleneck run's concepts and write every file (see above).
 
+    Every input is checked, and everything that reads data or runs the model is computed,
+    before the first file is written (:func:`check_options`): a call that fails on its inputs
+    leaves no partial output (and no new folder).
+
     Parameters
     ----------
     run : a ``Run`` or run directory (a bottleneck).
@@ -92,58 +189,78 @@ def explain_concepts(run, audio, out, *, targets=None, spec=None, root=None, cac
         predicted concept on the training split.
     dataset_split : split of the dataset view, or None to skip it.
     timeline, hop, window, timeline_targets : the view over time (window default: the run's
-        training crop).
-    settings : ``{concept: value}`` interventions. intervention_split, repeats, seed: the
-        intervention curve (None: skip).
+        training crop; hop and window finite seconds > 0; timeline targets among the
+        explained ones).
+    settings : ``{concept: value}`` interventions (a rating set outside its spec scale gives
+        a note). intervention_split, repeats, seed: the intervention curve (None: skip).
     """
     run = load_run(run)
+    require_bottleneck(run)
     paths = [str(p) for p in audio]
     check_inputs(paths)  # fail before anything is written
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     head = LinearHead.from_run(run)
-    data = {"spec": spec, "root": root, "cache_dir": cache_dir, "progress": progress}
-    train_pred = _training_concepts(run, baseline, dataset_split, data)
+    options = check_options(run, head, targets=targets, dataset_split=dataset_split, hop=hop,
+                            window=window, timeline_targets=timeline_targets,
+                            settings=settings, intervention_split=intervention_split,
+                            repeats=repeats)
     source = str(baseline) if baseline is not None and not isinstance(baseline, pd.Series) \
         else "given" if baseline is not None else None
+    if isinstance(baseline, pd.Series):
+        baseline = check_baseline(baseline, run.concept_names)
+    elif baseline is not None:
+        baseline = read_baseline(baseline, run.concept_names)
+
+    # everything computed first ...
+    data = {"spec": spec, "root": root, "cache_dir": cache_dir, "progress": progress}
+    train_pred = _training_concepts(run, baseline, dataset_split, data)
     if baseline is None:
         baseline = baseline_concepts(run, train_predictions=train_pred)
-    elif not isinstance(baseline, pd.Series):
-        baseline = read_baseline(baseline, run.concept_names)
-    files = [write_csv(baseline.rename_axis("concept").reset_index(), out / "baseline.csv")]
-
     names = clip_names(paths)
     table, pred = explain_clips(run, paths, baseline=baseline, names=names, targets=targets)
-    result = ConceptExplanation(table, pred, baseline, files,
+    result = ConceptExplanation(table, pred, baseline, [],
                                 dict(pred.attrs.get("errors", {})), run_mode=run.mode)
+    result.notes += options.notes
     result.notes += [f"{n}: {w}" for n, w in pred.attrs.get("warnings", {}).items()]
     if source:
         result.baseline_source = source
-    files += [write_csv(table, out / "contributions.csv"),
-              write_csv(pred.reset_index(), out / "predictions.csv")]
     dataset = None
     if dataset_split:
         concepts = train_pred if dataset_split == "train" else run.predictions(dataset_split,
                                                                                **data)
         dataset = contributions(concepts[run.concept_names], head, baseline, targets=targets)
+    explained = [(n, p) for n, p in zip(names, paths) if n in pred.index]
+    timelines = {}
+    if timeline:
+        for name, path in explained:
+            timelines[name] = _timeline_table(run, path, name, baseline, hop=hop,
+                                              window=window, targets=targets,
+                                              notes=result.notes)
+    interventions = (intervene(head, pred[run.concept_names], options.settings,
+                               targets=targets) if options.settings else None)
+    curve = (_intervention_curve(run, intervention_split, repeats, seed, data)
+             if intervention_split else None)
+
+    # ... then written
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = result.files
+    files += [write_csv(baseline.rename_axis("concept").reset_index(), out / "baseline.csv"),
+              write_csv(table, out / "contributions.csv"),
+              write_csv(pred.reset_index(), out / "predictions.csv")]
+    if dataset is not None:
         files.append(write_csv(dataset, out / f"dataset_contributions_{dataset_split}.csv"))
-    timelines = []
-    for name, path in zip(names, paths):
-        if name not in pred.index:
-            continue
+    for name, _ in explained:
         files += _clip_figures(run, table, dataset, name, out)
-        if timeline:
-            tl, figure = _timeline(run, path, name, baseline, out, hop=hop, window=window,
-                                   targets=targets, drawn=timeline_targets, notes=result.notes)
-            timelines.append(tl)
-            files.append(figure)
+        if name in timelines:
+            tl, spec_ = timelines[name]
+            files.append(_timeline_figure(run, tl, spec_, name, out, drawn=options.drawn))
     if timelines:
-        files.append(write_csv(pd.concat(timelines, ignore_index=True), out / "timeline.csv"))
-    if settings:
-        files.append(write_csv(intervene(head, pred[run.concept_names], settings,
-                                         targets=targets), out / "interventions.csv"))
-    if intervention_split:
-        files += _intervention_curve(run, intervention_split, repeats, seed, out, data)
+        files.append(write_csv(pd.concat([tl for tl, _ in timelines.values()],
+                                         ignore_index=True), out / "timeline.csv"))
+    if interventions is not None:
+        files.append(write_csv(interventions, out / "interventions.csv"))
+    if curve is not None:
+        files += _write_intervention_curve(curve, out)
     return result
 
 
@@ -182,30 +299,39 @@ def _clip_figures(run, table, dataset, name: str, out: Path) -> list[Path]:
     return files
 
 
-def _timeline(run, path, name, baseline, out: Path, *, hop, window, targets, drawn, notes):
-    """Contributions over time of one clip: the table and its figure's path."""
-    import matplotlib.pyplot as plt
-
-    from midlevel.data.frontends import make_frontend
-    from midlevel.plots.concepts import timeline_plot
+def _timeline_table(run, path, name, baseline, *, hop, window, targets, notes):
+    """Contributions over time of one clip: the table and the spectrogram it was cut from."""
     tl, spec = contributions_over_time(run, path, baseline=baseline, hop=hop, window=window,
                                        name=name, targets=targets)
     if tl["time"].nunique() < 2:
         notes.append(f"{name} is no longer than the window ({window or run.config.crop_seconds:g}"
                      f" s): one window only; pass a shorter --window for a view over time")
+    return tl, spec
+
+
+def _timeline_figure(run, tl, spec, name, out: Path, *, drawn) -> Path:
+    """The figure of one clip's contributions over time (``drawn``: output units)."""
+    import matplotlib.pyplot as plt
+
+    from midlevel.data.frontends import make_frontend
+    from midlevel.plots.concepts import timeline_plot
     bands = getattr(make_frontend(run.frontend), "band_frequencies", None)
     fig = timeline_plot(spec, tl, fps=run.fps, band_frequencies=bands, targets=drawn)
     figure = save_figure(fig, out / f"{name}_timeline.png", dpi=110, bbox_inches="tight")
     plt.close(fig)
-    return tl, figure
+    return figure
 
 
-def _intervention_curve(run, split, repeats, seed, out: Path, data) -> list[Path]:
+def _intervention_curve(run, split, repeats, seed, data) -> pd.DataFrame:
+    """Random and greedy intervention curves on ``split`` (true ratings substituted)."""
+    preds = run.predictions(split, **data)
+    return run_intervention_curves(run, predictions=preds, n_repeats=repeats, seed=seed)
+
+
+def _write_intervention_curve(curve: pd.DataFrame, out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     from midlevel.plots.concepts import intervention_plot
-    preds = run.predictions(split, **data)
-    curve = run_intervention_curves(run, predictions=preds, n_repeats=repeats, seed=seed)
     ax = intervention_plot(curve)
     files = [write_csv(curve, out / "intervention_curve.csv"),
              save_figure(ax.figure, out / "intervention_curve.png", dpi=110,

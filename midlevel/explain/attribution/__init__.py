@@ -17,13 +17,18 @@ Any model taking ``(batch, 1, n_bands, n_frames)`` spectrograms works: a ``Black
 The background (reference distribution) should come from the training split
 (:meth:`midlevel.run.Run.background`); the reference input defaults to its mean.
 
+Units: an attribution is made on the output as the model computes it ("standardized", the
+z-scored rating of a regression target or concept; "logit" for a class, a tag or a binary
+concept); ``attr.in_rating_units()`` gives the units ``Run.predict`` reports (``mean + std *
+z``, attributions times ``std``, exact), as every file the workflows write.
+
 Example
 -------
 >>> attr = attribute(model, x, method="shap_deep", background=bg, output="valence",
 ...                  fps=31.25, band_frequencies=fe.band_frequencies)
 >>> attr.values.shape == x.shape
 True
->>> attr.time_marginal()       # tidy: clip, method, output, frame, seconds, attribution
+>>> attr.in_rating_units().time_marginal()  # tidy: clip, method, output, units, frame, ...
 
 Names are imported on first use (PEP 562).
 """
@@ -33,7 +38,8 @@ import importlib
 
 _EXPORTS = {
     "Attribution": "result", "MethodResult": "base", "AttributionMethod": "base",
-    "OutputSelector": "base", "resolve_output": "base", "METHODS": "registry",
+    "OutputSelector": "base", "resolve_output": "base", "output_units": "base",
+    "RatingOutput": "base", "METHODS": "registry",
     "ALIASES": "registry", "LABELS": "registry", "CLASSES": "registry",
     "resolve_method": "registry", "make_method": "registry", "Attributor": "attributor",
     "attribute": "attributor", "AttributionError": None,

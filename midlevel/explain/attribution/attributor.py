@@ -14,7 +14,9 @@ import torch
 from torch import nn
 
 from midlevel.errors import AttributionError
-from midlevel.explain.attribution.base import OutputSelector, WindowedOutput, resolve_output
+from midlevel.explain.attribution.base import (
+    OutputSelector, RatingOutput, WindowedOutput, output_units, resolve_output,
+)
 from midlevel.explain.attribution.registry import make_method, resolve_method
 from midlevel.explain.attribution.result import Attribution
 from midlevel.training.data import fit_frames
@@ -38,8 +40,9 @@ class Attributor:
         one input: the reference of IG, DeepLift and Occlusion.
     fps, band_frequencies : axis metadata copied into the result.
     windows : ``(n_frames, hop)`` (:meth:`midlevel.run.Run.window`): explain the mean over the
-        windows that ``Run.predict`` averages, i.e. the number it reports for the whole clip;
-        None: the model on the input as one window.
+        windows that ``Run.predict`` averages, i.e. the number it reports for the whole clip
+        (in the model's own units, z-scored for a regression output; the result's
+        ``in_rating_units()`` is in ``predict``'s); None: the model on the input as one window.
     autocast : bfloat16 autocast around the method on a CUDA device (faster, less exact;
         ignored on the CPU).
     options : the method's settings (``n_steps``, ``n_samples``, ``window``, ``stride``,
@@ -56,6 +59,7 @@ class Attributor:
         self._first_parameter = next(model.parameters(), None)  # its device: see ``device``
         self.kind, self.index, self.output = resolve_output(model, output)
         self.selector = OutputSelector(model, self.kind, self.index).eval()
+        self.units, self.rating = output_units(model, self.kind, self.index)
         if windows is not None:
             self.selector = WindowedOutput(self.selector, *windows).eval()
         self.background = None if background is None else torch.as_tensor(
@@ -69,6 +73,15 @@ class Attributor:
         self.impl = make_method(self.method, **options)
         self.autocast = bool(autocast)
         self._inputs: dict = {}
+
+    @property
+    def rating_selector(self) -> torch.nn.Module:
+        """The explained output in the units ``Run.predict`` reports (:attr:`selector` when
+        they are its own): for tables a user reads beside
+        :meth:`Attribution.in_rating_units`."""
+        if self.rating is None:
+            return self.selector
+        return RatingOutput(self.selector, *self.rating[:2]).eval()
 
     @property
     def device(self) -> torch.device:
@@ -185,7 +198,7 @@ class Attributor:
                            output_kind=self.kind, seconds=seconds, fps=self.fps,
                            band_frequencies=self.band_frequencies,
                            clips=list(clips) if clips is not None else [], options=options,
-                           tables=result.tables)
+                           tables=result.tables, units=self.units, rating=self.rating)
 
 
 def attribute(model: nn.Module, x, *, method: str = "shap_deep", output=None,

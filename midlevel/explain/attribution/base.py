@@ -19,6 +19,21 @@ from torch import nn
 from midlevel.errors import AttributionError
 
 
+def positive(name: str, value, *, size: int | None = None):
+    """A method setting as an int >= 1 (``size``: a tuple of that many, e.g. an occlusion
+    window of (bands, frames)); AttributionError naming the setting otherwise."""
+    items = (value,) if size is None else value
+    try:
+        ok = (size is None or len(items) == size) and all(
+            not isinstance(v, bool) and float(v) == int(v) >= 1 for v in items)
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        what = "a whole number >= 1" if size is None else f"{size} whole numbers >= 1"
+        raise AttributionError(f"{name} must be {what}, got {value!r}")
+    return int(value) if size is None else tuple(int(v) for v in items)
+
+
 class LazyTables(MutableMapping):
     """Method tables by name, each built on first access: a value may be a zero-argument
     callable returning the ``pd.DataFrame``, called once when the table is read.
@@ -94,7 +109,7 @@ class AttributionMethod:
     deterministic: bool = False
 
     def __init__(self, *, batch_size: int = 16, seed: int = 0, **options):
-        self.batch_size, self.seed = int(batch_size), int(seed)
+        self.batch_size, self.seed = positive("batch_size", batch_size), int(seed)
         self._cache: dict = {}
 
     def attribute(self, f: nn.Module, x: torch.Tensor, *, reference: torch.Tensor,
@@ -155,6 +170,46 @@ def resolve_output(model: nn.Module, output=None) -> tuple[str, int, str]:
         return "concept", concepts.index(name), name
     raise AttributionError(f"model has no output '{output}'; targets are {targets}, concepts "
                            f"are {concepts or 'none (black box)'}")
+
+
+def output_units(model: nn.Module, kind: str, index: int) -> tuple[str, tuple | None]:
+    """The units of one scalar output of ``model`` and how to reach those ``Run.predict``
+    reports: ``(units, (offset, scale, rating_units) or None)``.
+
+    A midlevel model computes z-scored regression targets and rating concepts ("standardized";
+    ``predict`` reports ``mean + std * output`` from the model's ``target_mean`` /
+    ``target_std`` or ``concept_mean`` / ``concept_std`` buffers: "rating"), and the logits of
+    class and binary targets and binary concepts ("logit"; ``predict`` reports their
+    probabilities, not a linear map of them, so they stay logits). A module without those
+    buffers: "model", None.
+    """
+    prefix = "target" if kind == "target" else "concept"
+    mean, std = getattr(model, f"{prefix}_mean", None), getattr(model, f"{prefix}_std", None)
+    if mean is None or std is None or not 0 <= index < len(mean):
+        return "model", None
+    if kind == "target":
+        from midlevel.models.bottleneck import output_layout
+        logit = any(k != "regression" and s.start <= index < s.stop
+                    for _, k, s in output_layout(getattr(model, "targets", [])))
+    else:
+        kinds = list(getattr(model, "concept_kinds", None) or [])
+        logit = index < len(kinds) and kinds[index] == "binary"
+    if logit:
+        return "logit", None
+    return "standardized", (float(mean[index]), float(std[index]), "rating")
+
+
+class RatingOutput(nn.Module):
+    """``offset + scale * f(x)``: a scalar output ``f`` in the units ``Run.predict`` reports
+    (``(offset, scale, units)`` from :func:`output_units`), for tables a user reads (listen-back
+    outputs, perturbation curves) in the same units as the attributions."""
+
+    def __init__(self, f: nn.Module, offset: float = 0.0, scale: float = 1.0):
+        super().__init__()
+        self.f, self.offset, self.scale = f, float(offset), float(scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.offset + self.scale * self.f(x)
 
 
 class OutputSelector(nn.Module):

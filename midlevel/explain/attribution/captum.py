@@ -6,7 +6,7 @@ import warnings
 
 import torch
 
-from midlevel.explain.attribution.base import AttributionMethod, MethodResult
+from midlevel.explain.attribution.base import AttributionMethod, MethodResult, positive
 
 
 class IntegratedGradients(AttributionMethod):
@@ -17,7 +17,7 @@ class IntegratedGradients(AttributionMethod):
 
     def __init__(self, *, n_steps: int = 32, **options):
         super().__init__(**options)
-        self.n_steps = int(n_steps)
+        self.n_steps = positive("n_steps", n_steps)
 
     def attribute(self, f, x, *, reference, background=None, clips=None) -> MethodResult:
         from captum.attr import IntegratedGradients as IG
@@ -36,7 +36,7 @@ class GradientShap(AttributionMethod):
 
     def __init__(self, *, n_samples: int = 32, **options):
         super().__init__(**options)
-        self.n_samples = int(n_samples)
+        self.n_samples = positive("n_samples", n_samples)
 
     def attribute(self, f, x, *, reference, background=None, clips=None) -> MethodResult:
         from captum.attr import GradientShap as GS
@@ -75,8 +75,8 @@ class Occlusion(AttributionMethod):
     def __init__(self, *, window: tuple[int, int] = (16, 32),
                  stride: tuple[int, int] | None = None, **options):
         super().__init__(**options)
-        self.window = tuple(int(v) for v in window)
-        self.stride = tuple(int(v) for v in (stride or window))
+        self.window = positive("window", window, size=2)
+        self.stride = positive("stride", stride or window, size=2)
 
     def attribute(self, f, x, *, reference, background=None, clips=None) -> MethodResult:
         from captum.attr import Occlusion as Occ

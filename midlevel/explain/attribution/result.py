@@ -20,7 +20,7 @@ class Attribution:
         Attribution per input bin, same shape as ``inputs``.
     inputs : np.ndarray [shape=(batch, 1, n_bands, n_frames)]
     predictions : np.ndarray [shape=(batch,)]
-        The explained output (model units) for each input; computed on first use when the
+        The explained output (in ``units``) for each input; computed on first use when the
         attribution was made with ``predict_fn`` (one forward pass that a caller who only
         wants the map does not pay).
     expected : float or None
@@ -31,6 +31,16 @@ class Attribution:
         Wall time of the attribution call (all inputs).
     fps : float or None; band_frequencies : np.ndarray [shape=(n_bands,)] or None
     clips : list[str]
+    units : str
+        Units of ``values``, ``predictions`` and ``expected``: "standardized" (a midlevel
+        model's z-scored regression output, as its layers compute it), "rating" (the units
+        ``Run.predict`` reports), "logit" (a class, binary target or binary concept: the
+        log-odds, whose probability ``predict`` reports) or "model" (a model without stored
+        scales).
+    rating : (offset, scale, units) or None
+        How to reach the units ``Run.predict`` reports: ``offset + scale * output``, and
+        attributions times ``scale`` (exact: they are linear in the output's scale); None when
+        ``units`` already are those (:meth:`in_rating_units`).
     """
 
     values: np.ndarray
@@ -47,10 +57,33 @@ class Attribution:
     options: dict = field(default_factory=dict)
     tables: dict = field(default_factory=dict)  # method tables (LIME, LRP...), built on access
     predict_fn: Callable | None = field(default=None, repr=False, compare=False)
+    units: str = "model"
+    rating: tuple | None = None
 
     def __post_init__(self):
         if not self.clips:
             self.clips = [f"clip{i}" for i in range(len(self.values))]
+
+    def in_rating_units(self) -> "Attribution":
+        """This attribution in the units ``Run.predict`` reports (itself when it already is):
+        ``predictions`` and ``expected`` mapped by ``offset + scale * output``, ``values``
+        multiplied by ``scale``, so ``values.sum() ~ predictions - expected`` still holds for
+        additive methods. Method tables (LIME, LRP...) are kept as they are."""
+        if self.rating is None:
+            return self
+        offset, scale, units = self.rating
+        offset, scale = float(offset), float(scale)
+        source, predict_fn = self, None
+        if self._predictions is None:  # keep the forward pass lazy
+            predict_fn = lambda: offset + scale * np.asarray(source.predictions)  # noqa: E731
+        return Attribution(
+            values=self.values * np.float32(scale), inputs=self.inputs,
+            predictions=None if predict_fn else offset + scale * self.predictions,
+            expected=None if self.expected is None else offset + scale * self.expected,
+            method=self.method, output=self.output, output_kind=self.output_kind,
+            seconds=self.seconds, fps=self.fps, band_frequencies=self.band_frequencies,
+            clips=list(self.clips), options=dict(self.options), tables=self.tables,
+            predict_fn=predict_fn, units=units, rating=None)
 
     @property
     def ms_per_clip(self) -> float:
@@ -79,11 +112,11 @@ class Attribution:
 
     def _keys(self, n: int, i: int) -> dict:
         return {"clip": self.clips[i], "method": self.method, "output": self.output,
-                "output_kind": self.output_kind}
+                "output_kind": self.output_kind, "units": self.units}
 
     def time_marginal(self) -> pd.DataFrame:
-        """Tidy per-frame sums over bands: clip, method, output, output_kind, frame, seconds,
-        attribution, positive, negative."""
+        """Tidy per-frame sums over bands: clip, method, output, output_kind, units, frame,
+        seconds, attribution, positive, negative."""
         secs = self.frame_seconds()
         frames = []
         for i, m in enumerate(self.maps):
@@ -94,7 +127,7 @@ class Attribution:
         return pd.concat(frames, ignore_index=True)
 
     def frequency_marginal(self) -> pd.DataFrame:
-        """Tidy per-band sums over frames: clip, method, output, output_kind, band, hz,
+        """Tidy per-band sums over frames: clip, method, output, output_kind, units, band, hz,
         attribution, positive, negative."""
         hz = self.band_hz()
         frames = []
@@ -106,10 +139,12 @@ class Attribution:
         return pd.concat(frames, ignore_index=True)
 
     def summary(self) -> pd.DataFrame:
-        """One row per clip: prediction, expected, total attribution, additivity gap, ms."""
+        """One row per clip: prediction, expected, total attribution, additivity gap (all in
+        ``units``, a column too), ms."""
         total = self.values.reshape(len(self.values), -1).sum(1)
         return pd.DataFrame({"clip": self.clips, "method": self.method, "output": self.output,
-                             "output_kind": self.output_kind, "prediction": self.predictions,
+                             "output_kind": self.output_kind, "units": self.units,
+                             "prediction": self.predictions,
                              "expected": np.nan if self.expected is None else self.expected,
                              "total": total, "additivity_gap": self.additivity_gap(),
                              "ms_per_clip": self.ms_per_clip})
@@ -121,7 +156,10 @@ class Attribution:
                   expected=np.nan if self.expected is None else self.expected,
                   method=self.method, output=self.output, output_kind=self.output_kind,
                   seconds=self.seconds, fps=np.nan if self.fps is None else self.fps,
-                  band_frequencies=self.band_hz(), clips=np.array(self.clips))
+                  band_frequencies=self.band_hz(), clips=np.array(self.clips),
+                  units=self.units, rating=np.array(self.rating[:2] if self.rating else
+                                                    [np.nan, np.nan], dtype=np.float64),
+                  rating_units=self.rating[2] if self.rating else "")
 
     @classmethod
     def load(cls, path) -> "Attribution":
@@ -129,13 +167,18 @@ class Attribution:
             fps = float(z["fps"])
             hz = z["band_frequencies"]
             expected = float(z["expected"])
+            rating = None  # files written before units were stored: model units, unknown map
+            if "rating" in z.files and np.isfinite(z["rating"]).all():
+                rating = (*(float(v) for v in z["rating"]), str(z["rating_units"]))
             return cls(values=z["values"], inputs=z["inputs"], predictions=z["predictions"],
                        expected=None if np.isnan(expected) else expected,
                        method=str(z["method"]), output=str(z["output"]),
                        output_kind=str(z["output_kind"]), seconds=float(z["seconds"]),
                        fps=None if np.isnan(fps) else fps,
                        band_frequencies=None if np.isnan(hz).all() else hz,
-                       clips=[str(c) for c in z["clips"]])
+                       clips=[str(c) for c in z["clips"]],
+                       units=str(z["units"]) if "units" in z.files else "model",
+                       rating=rating)
 
 
 

@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 import torch
 
-from midlevel.explain.attribution.base import AttributionMethod, MethodResult
+from midlevel.explain.attribution.base import AttributionMethod, MethodResult, positive
 
 
 class ShapDeep(AttributionMethod):
@@ -49,7 +49,7 @@ class ShapGradient(AttributionMethod):
 
     def __init__(self, *, n_samples: int = 32, **options):
         super().__init__(**options)
-        self.n_samples = int(n_samples)
+        self.n_samples = positive("n_samples", n_samples)
 
     def attribute(self, f, x, *, reference, background=None, clips=None) -> MethodResult:
         import shap

@@ -1,0 +1,256 @@
+"""Inputs of the explain and compare workflows: every option is checked before the first file
+is written (a failed call leaves no folder), a baseline with empty values is refused naming
+file, row and concept, unknown timeline targets are refused, a black box refuses concept
+options, a rating set outside its scale gives a note, and black-box attributions are written in
+the units ``predict`` reports."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from midlevel.errors import ExplainError, MidlevelError
+from midlevel.explain.head import LinearHead
+from midlevel.workflows.explain_concepts import explain_concepts, read_baseline
+
+TINY = {"preset": "small", "width": 0.125, "epochs": 1, "crop_seconds": 1.5,
+        "eval_hop_seconds": 1.5, "batch_size": 8, "patience": 5}
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A joint and a black-box run (1 epoch) on 16 synthetic 3-s clips: two windows a clip."""
+    from midlevel.synth import synthesize
+    from midlevel.training import train
+    root = tmp_path_factory.mktemp("inputs_world")
+    spec = synthesize(root / "data", n_clips=16, seed=3, duration=3.0, n_jobs=1,
+                      progress=False)
+    cache = root / "cache"
+    runs = {mode: train(spec, root / mode, mode=mode, config={**TINY, "mode": mode},
+                        cache_dir=cache, progress=False) for mode in ("joint", "blackbox")}
+    audio = sorted((root / "data" / "audio").glob("*.wav"))[:1]
+    return {"root": root, "cache": cache, "runs": runs, "audio": [str(a) for a in audio]}
+
+
+def _explain(world, out, **options):
+    return explain_concepts(world["runs"]["joint"], world["audio"], out,
+                            cache_dir=world["cache"], dataset_split=None, **options)
+
+
+# ------------------------------------------------------------------------------ baseline
+
+
+def test_a_baseline_with_an_empty_value_names_file_row_and_concept(world, tmp_path):
+    run = world["runs"]["joint"]
+    concepts = run.concept_names
+    path = tmp_path / "baseline.csv"
+    cells = ["5.0"] * len(concepts)
+    cells[1] = ""  # the second concept: row 3 of the file (the header is row 1)
+    path.write_text("concept,baseline\n" + "".join(f"{c},{v}\n" for c, v in
+                                                    zip(concepts, cells)))
+    with pytest.raises(ExplainError) as exc:
+        read_baseline(path, concepts)
+    message = str(exc.value)
+    assert str(path) in message and "row 3" in message and f"'{concepts[1]}'" in message
+    out = tmp_path / "out"
+    with pytest.raises(ExplainError):
+        _explain(world, out, baseline=path, timeline=False)
+    assert not out.exists()
+    cells[1] = "inf"
+    path.write_text("concept,baseline\n" + "".join(f"{c},{v}\n" for c, v in
+                                                    zip(concepts, cells)))
+    with pytest.raises(ExplainError, match="row 3"):
+        read_baseline(path, concepts)
+    cells[1] = "4.5"
+    path.write_text("concept,baseline\n" + "".join(f"{c},{v}\n" for c, v in
+                                                    zip(concepts, cells)))
+    assert read_baseline(path, concepts)[concepts[1]] == 4.5
+
+
+# ------------------------------------------------------------------------------ no partial output
+
+
+def _bad_options(run):
+    c = run.concept_names[0]
+    return [
+        {"targets": ["bogus"]},
+        {"timeline_targets": ["bogus"]},
+        {"targets": [run.target_names[0]], "timeline_targets": [run.target_names[1]]},
+        {"settings": {"bogus": 1.0}},
+        {"settings": {c: "abc"}},
+        {"settings": {c: math.nan}},
+        {"settings": {c: math.inf}},
+        {"hop": 0},
+        {"hop": -0.5},
+        {"hop": math.nan},
+        {"hop": 1e-4},            # shorter than one frame
+        {"window": 0},
+        {"window": -3},
+        {"window": math.inf},
+        {"intervention_split": "bogus"},
+        {"intervention_split": "test", "repeats": 0},
+        {"dataset_split": "bogus"},
+    ]
+
+
+@pytest.mark.parametrize("k", range(17))
+def test_explain_fails_on_its_inputs_before_writing_anything(world, tmp_path, k):
+    options = _bad_options(world["runs"]["joint"])[k]
+    out = tmp_path / "out"
+    with pytest.raises(MidlevelError):
+        explain_concepts(world["runs"]["joint"], world["audio"], out,
+                         cache_dir=world["cache"], **options)
+    assert not out.exists(), options
+
+
+def test_timeline_targets_are_checked_and_drawn(world, tmp_path):
+    run = world["runs"]["joint"]
+    with pytest.raises(ExplainError, match="bogus"):
+        _explain(world, tmp_path / "bad", timeline_targets=["bogus"])
+    res = _explain(world, tmp_path / "ok", window=1.0, timeline_targets=[run.target_names[1]])
+    assert (tmp_path / "ok" / "timeline.csv").is_file()
+    assert any(str(f).endswith("_timeline.png") for f in res.files)
+
+
+def test_the_timeline_plot_refuses_a_target_its_table_lacks():
+    from midlevel.plots.concepts import timeline_plot
+    table = pd.DataFrame({"clip": "a", "time": [0.5, 1.0], "target": "valence",
+                          "concept": "c", "concept_value": [1.0, 2.0], "contribution": [0.1, 0.2]})
+    with pytest.raises(ExplainError, match="bogus"):
+        timeline_plot(np.zeros((4, 40)), table, fps=20.0, targets=["bogus"])
+
+
+# ------------------------------------------------------------------------------ interventions
+
+
+def test_a_binary_concept_set_outside_zero_one_is_refused_before_anything():
+    from midlevel.explain.interventions import check_settings
+    head = LinearHead(["layer=drums", "bright"], ["valence"], np.ones((1, 2)), np.zeros(1),
+                      ["regression"], ["valence"], concept_kinds=["binary", "regression"])
+    with pytest.raises(ExplainError, match="binary"):
+        check_settings(head, {"layer=drums": 2.0})
+    with pytest.raises(ExplainError, match="finite"):
+        check_settings(head, {"bright": math.nan})
+    values, notes = check_settings(head, {"layer=drums": "on", "bright": 3.0},
+                                   scales={"bright": (1.0, 10.0)})
+    assert values == {"layer=drums": 1.0, "bright": 3.0} and notes == []
+
+
+def test_a_rating_set_outside_its_scale_is_a_note_not_an_error(world, tmp_path):
+    run = world["runs"]["joint"]
+    c = run.concept_names[0]
+    res = _explain(world, tmp_path / "far", timeline=False, settings={c: 99.0})
+    [note] = [n for n in res.notes if c in n]
+    assert "99" in note and "1 to 10" in note
+    table = pd.read_csv(tmp_path / "far" / "interventions.csv")
+    assert (table["concepts"] == c).all() and len(table) == len(run.target_names)
+    res = _explain(world, tmp_path / "near", timeline=False, settings={c: 7.0})
+    assert not [n for n in res.notes if c in n]
+
+
+# ------------------------------------------------------------------------------ black box
+
+
+def test_a_black_box_refuses_concept_options_before_writing(world, tmp_path):
+    from midlevel.workflows.explain_attributions import explain_blackbox
+    out = tmp_path / "bb"
+    with pytest.raises(ExplainError) as exc:
+        explain_blackbox(world["runs"]["blackbox"], world["audio"], out,
+                         settings={"bogus": "abc"}, targets=["valence"],
+                         methods=["integrated_gradients"], progress=False)
+    assert "black-box" in str(exc.value) and "--set bogus=abc" in str(exc.value)
+    assert not out.exists()
+    with pytest.raises(MidlevelError):
+        explain_blackbox(world["runs"]["blackbox"], world["audio"], out, targets=["valence"],
+                         methods=["integrated_gradients"], progress=False, max_seconds=0)
+    assert not out.exists()
+    with pytest.raises(MidlevelError, match="bogus"):  # not silently dropped beside a good one
+        explain_blackbox(world["runs"]["blackbox"], world["audio"], out,
+                         targets=["bogus", "valence"], methods=["integrated_gradients"],
+                         progress=False)
+    assert not out.exists()
+
+
+def test_black_box_files_are_in_the_units_predict_reports(world, tmp_path):
+    """prediction = what ``Run.predict`` reports (1e-4); expected + total = prediction (SHAP is
+    additive); the listen-back outputs and the saved arrays are in the same units."""
+    from midlevel.explain.attribution.result import Attribution
+    from midlevel.workflows.explain_attributions import explain_blackbox
+    run = world["runs"]["blackbox"]
+    unit = run.model.output_names.index("valence")
+    assert abs(float(run.model.target_std[unit]) - 1) > 0.05  # z-scored units would differ
+    out = tmp_path / "bb"
+    res = explain_blackbox(run, world["audio"], out, targets=["valence"],
+                           methods=["shap_deep"], progress=False, cache_dir=world["cache"],
+                           faithfulness=True)
+    predicted = run.predict(world["audio"][0])["valence"].iloc[0]
+    summary = pd.read_csv(out / "attribution_summary.csv")
+    row = summary.iloc[0]
+    assert row["units"] == "rating"
+    assert row["prediction"] == pytest.approx(predicted, abs=1e-4)
+    assert row["expected"] + row["total"] == pytest.approx(row["prediction"], abs=1e-3)
+    shares = pd.read_csv(out / "listen_back.csv")
+    assert np.allclose(shares["f_x"], predicted, atol=1e-4)
+    assert (shares["output"] == "valence").all() and (shares["units"] == "rating").all()
+    clip = out / pd.Series(world["audio"]).map(lambda p: p.rsplit("/", 1)[1][:-4]).iloc[0]
+    attr = Attribution.load(clip / "shap_deep__valence.npz")
+    assert attr.units == "rating" and attr.predictions[0] == pytest.approx(predicted, abs=1e-4)
+    marg = pd.read_csv(out / "time_marginals.csv")
+    assert marg["attribution"].sum() == pytest.approx(row["total"], rel=1e-3, abs=1e-4)
+    assert res.attributions[0].units == "rating"
+
+
+def test_attribution_units_of_a_scaled_model():
+    """``in_rating_units`` maps a z-scored output by ``mean + std * z`` and its attributions by
+    ``std``, exactly; a logit output is left as it is."""
+    import torch
+
+    from midlevel.explain.attribution.attributor import Attributor
+    from midlevel.models import BlackBox
+    torch.manual_seed(0)
+    model = BlackBox([{"name": "y"}, {"name": "tag", "kind": "binary"}],
+                     backbone={"width": 0.125, "dropout": 0.0}).eval()
+    model.set_scales(input_mean=0.0, input_std=1.0, target_mean=[5.0, 0.0],
+                     target_std=[2.0, 1.0])
+    x, bg = torch.randn(1, 1, 40, 32), torch.randn(4, 1, 40, 32)
+    raw = Attributor(model, "shap_deep", output="y", background=bg).attribute(x)
+    assert raw.units == "standardized"
+    rated = raw.in_rating_units()
+    assert rated.units == "rating"
+    assert rated.predictions[0] == pytest.approx(5.0 + 2.0 * raw.predictions[0], abs=1e-5)
+    assert rated.expected == pytest.approx(5.0 + 2.0 * raw.expected, abs=1e-5)
+    np.testing.assert_allclose(rated.values, 2.0 * raw.values, rtol=1e-6)
+    assert abs(rated.additivity_gap()[0]) < 1e-3
+    logit = Attributor(model, "shap_deep", output="tag", background=bg).attribute(x)
+    assert logit.units == "logit" and logit.in_rating_units() is logit
+
+
+# ------------------------------------------------------------------------------ compare
+
+
+@pytest.mark.parametrize("options", [{"n_clips": 0}, {"n_clips": -1}, {"n_clips": 1.5},
+                                     {"n_background": 0}, {"target": "bogus"},
+                                     {"concept": "bogus"}, {"max_seconds": math.nan},
+                                     {"max_seconds": 0}, {"deletion_patch": (0, 4)},
+                                     {"n_steps": 0}, {"methods": []}])
+def test_compare_fails_on_its_inputs_before_writing_anything(world, tmp_path, options):
+    from midlevel.workflows.compare import compare
+    out = tmp_path / "report"
+    options = {"methods": ["integrated_gradients"], **options}
+    with pytest.raises(MidlevelError):
+        compare([world["runs"]["joint"], world["runs"]["blackbox"]], out,
+                cache_dir=world["cache"], **options)
+    assert not out.exists()
+
+
+def test_compare_refuses_a_concept_without_a_bottleneck(world, tmp_path):
+    from midlevel.errors import ReportError
+    from midlevel.workflows.compare import compare
+    with pytest.raises(ReportError, match="bottleneck"):
+        compare([world["runs"]["blackbox"]], tmp_path / "r", cache_dir=world["cache"],
+                methods=["integrated_gradients"], concept="dissonance")
+    assert not (tmp_path / "r").exists()
