@@ -71,3 +71,22 @@ def test_out_of_range_numbers_are_refused_naming_the_option(argv, option, capsys
     assert exc.value.code == 2
     assert f"argument {option}" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "s.yaml", "--out", "FILE"], ["synth", "--out", "FILE"],
+    ["explain", "r", "a.wav", "--out", "FILE"], ["coefficients", "r", "--out", "FILE"],
+    ["compare", "r", "--out", "FILE"], ["demo", "--out", "FILE"],
+    ["evaluate", "r", "--out", "DIR"], ["predict", "r", "a.wav", "--out", "DIR"],
+])
+def test_an_output_path_of_the_wrong_kind_is_refused_naming_it(argv, capsys, tmp_path,
+                                                               monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "FILE").write_text("keep me")
+    (tmp_path / "DIR").mkdir()
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --out" in err and ("FILE is a file" in err or "DIR is a folder" in err)
+    assert (tmp_path / "FILE").read_text() == "keep me" and not any((tmp_path / "DIR").iterdir())

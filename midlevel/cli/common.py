@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import sys
 
 from midlevel.errors import ArgumentError
@@ -16,6 +17,20 @@ class OptionValueError(ArgumentError, argparse.ArgumentTypeError):
 
 FRONTENDS = {"logfilt": "LogFilteredSpectrogram", "logmel": "LogMelSpectrogram"}
 """Front-end names of the command line -> the classes of :mod:`midlevel.data.frontends`."""
+
+
+def folder_path(text: str) -> str:
+    """argparse type of an output folder: refused when the path is an existing file."""
+    if os.path.exists(text) and not os.path.isdir(text):
+        raise OptionValueError(f"{text} is a file, not a folder")
+    return text
+
+
+def file_path(text: str) -> str:
+    """argparse type of an output file: refused when the path is an existing folder."""
+    if os.path.isdir(text):
+        raise OptionValueError(f"{text} is a folder, not a file")
+    return text
 
 
 def positive_int(text: str) -> int:

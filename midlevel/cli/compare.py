@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from midlevel.cli.common import (add_cache_option, add_root_option, positive_float, positive_int,
-                                 show_log)
+from midlevel.cli.common import (add_cache_option, add_root_option, folder_path, positive_float,
+                                 positive_int, show_log)
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -51,7 +51,7 @@ def register(sub) -> None:
                     "parameter randomization) and listenable explanations; written as "
                     "Markdown, CSV, figures and one self-contained HTML page.")
     p.add_argument("runs", metavar="RUN", nargs="+", help="run directories")
-    p.add_argument("--out", required=True, metavar="DIR", help="report folder")
+    p.add_argument("--out", required=True, metavar="DIR", type=folder_path, help="report folder")
     p.add_argument("--spec", metavar="SPEC", help="data spec (default: the first run's)")
     add_root_option(p)
     add_cache_option(p)

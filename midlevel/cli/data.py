@@ -5,8 +5,8 @@ import argparse
 import sys
 import time
 
-from midlevel.cli.common import (FRONTENDS, add_cache_option, add_root_option, positive_float,
-                                 positive_int)
+from midlevel.cli.common import (FRONTENDS, add_cache_option, add_root_option, folder_path,
+                                 positive_float, positive_int)
 from midlevel.errors import ValidationFailed
 
 
@@ -117,7 +117,7 @@ def register(sub) -> None:
                        description="Synthesize clips from known mid-level concept values, noisy "
                                    "ratings, emotion targets from a known linear map, a spec "
                                    "and ground_truth.json.")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--out", required=True, metavar="DIR", type=folder_path, help="output folder")
     p.add_argument("--n-clips", type=positive_int, default=200, help="number of clips (default 200)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--duration", type=positive_float, default=10.0, help="clip length in s (default 10)")

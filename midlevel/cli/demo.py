@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from midlevel.cli.common import positive_int
+from midlevel.cli.common import folder_path, positive_int
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -19,7 +19,8 @@ def register(sub) -> None:
                                    "joint concept bottleneck and a black box, write coefficients, "
                                    "per-clip contribution charts, SHAP maps, listenable wavs and "
                                    "the comparison report; print where each output is.")
-    p.add_argument("--out", default="demo_out", metavar="DIR", help="output folder")
+    p.add_argument("--out", default="demo_out", metavar="DIR", type=folder_path,
+                   help="output folder")
     p.add_argument("--n-clips", type=positive_int, default=240, help="synthetic clips (default 240)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--quick", action="store_true", help="tiny settings (for tests)")

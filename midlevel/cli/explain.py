@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from midlevel.cli.common import (add_cache_option, add_root_option, nonnegative_float, open_unit,
-                                 positive_float, positive_int)
+from midlevel.cli.common import (add_cache_option, add_root_option, folder_path, nonnegative_float,
+                                 open_unit, positive_float, positive_int)
 from midlevel.data.spec import SPLITS
 from midlevel.errors import ArgumentError
 
@@ -132,7 +132,8 @@ def register(sub) -> None:
                     "show. Also a two-panel heatmap, leakage.csv (joint and sequential runs: "
                     "the head on predicted vs true concepts) and a text summary.")
     p.add_argument("run", metavar="RUN", help="run directory (from `midlevel train`)")
-    p.add_argument("--out", metavar="DIR", help="output folder (default: RUN/explanations)")
+    p.add_argument("--out", metavar="DIR", type=folder_path,
+                   help="output folder (default: RUN/explanations)")
     p.add_argument("--spec", metavar="SPEC",
                    help="data spec with the ratings (default: the run's)")
     add_root_option(p)
@@ -162,7 +163,7 @@ def register(sub) -> None:
                     "run is handed to the attribution workflow.")
     p.add_argument("run", metavar="RUN", help="run directory (from `midlevel train`)")
     p.add_argument("audio", metavar="AUDIO", nargs="+", help="audio files to explain")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--out", required=True, metavar="DIR", type=folder_path, help="output folder")
     p.add_argument("--targets", nargs="+", metavar="T", help="targets to explain (default all)")
     p.add_argument("--spec", metavar="SPEC",
                    help="data spec for the baseline and the dataset view (default: the run's)")

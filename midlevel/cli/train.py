@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from midlevel.cli.common import (FRONTENDS, add_cache_option, add_root_option, nonnegative_int,
-                                 open_unit, positive_float, positive_int, show_log)
+from midlevel.cli.common import (FRONTENDS, add_cache_option, add_root_option, file_path,
+                                 folder_path, nonnegative_int, open_unit, positive_float,
+                                 positive_int, show_log)
 from midlevel.data.spec import SPLITS
 from midlevel.io import write_csv
 
@@ -64,7 +65,7 @@ def register(sub) -> None:
     p.add_argument("--mode", choices=MODES, default=None,
                    help="blackbox, independent, sequential or joint (default: joint, or the "
                         "config's)")
-    p.add_argument("--out", required=True, metavar="RUN", help="run directory")
+    p.add_argument("--out", required=True, metavar="RUN", type=folder_path, help="run directory")
     add_root_option(p)
     p.add_argument("--config", metavar="YAML", help="training config (any TrainConfig key)")
     p.add_argument("--epochs", type=positive_int, help="maximum epochs (default 100)")
@@ -103,7 +104,7 @@ def register(sub) -> None:
     add_root_option(p)
     p.add_argument("--split", action="append", choices=list(SPLITS),
                    help="split to evaluate (default test; may be repeated)")
-    p.add_argument("--out", metavar="CSV", help="also write the table to CSV")
+    p.add_argument("--out", metavar="CSV", type=file_path, help="also write the table to CSV")
     p.add_argument("--threshold", type=open_unit, default=0.5, metavar="P",
                    help="binary columns: F1 and accuracy of probability >= P (default 0.5)")
     add_cache_option(p)
@@ -116,7 +117,7 @@ def register(sub) -> None:
                                    "cannot be decoded are named and skipped (exit status 1).")
     p.add_argument("run", metavar="RUN", help="run directory")
     p.add_argument("audio", metavar="AUDIO", nargs="+", help="audio files")
-    p.add_argument("--out", metavar="CSV", help="write CSV here (default: stdout)")
+    p.add_argument("--out", metavar="CSV", type=file_path, help="write CSV here (default: stdout)")
     p.add_argument("--hop", type=positive_float, metavar="SEC",
                    help="one row per window every SEC seconds (with start and end)")
     p.set_defaults(func=_predict)
