@@ -38,9 +38,11 @@ def test_train_evaluate_predict(synth_spec, tmp_path, capsys):
     assert len(pd.read_csv(run / "history.csv")) == 2
 
     out = tmp_path / "metrics.csv"
-    assert main(["evaluate", str(run), "--cache", str(cache), "--out", str(out), "--quiet"]) == 0
+    assert main(["evaluate", str(run), "--cache", str(cache), "--out", str(out), "--quiet",
+                 "--split", "test", "--split", "test"]) == 0
     metrics = pd.read_csv(out)
     assert set(metrics["split"]) == {"test"} and set(metrics["kind"]) == {"concept", "target"}
+    assert not metrics.duplicated(["split", "kind", "name"]).any()  # a split asked twice
 
     audio = sorted((synth_spec.parent / "audio").glob("*.wav"))[:2]
     bad = tmp_path / "broken.wav"
@@ -52,6 +54,9 @@ def test_train_evaluate_predict(synth_spec, tmp_path, capsys):
     assert "broken.wav" in capsys.readouterr().err
     pred = pd.read_csv(csv)
     assert set(pred["clip"]) == {str(audio[0]), str(audio[1])}
+    before = csv.read_bytes()  # every file failing: the earlier CSV stays as it was
+    assert main(["predict", str(run), str(bad), "--out", str(csv)]) == 1
+    assert "nothing written" in capsys.readouterr().err and csv.read_bytes() == before
     assert (pred.groupby("clip")["start"].count() >= 3).all()  # 2.5 s clips, 1 s windows
     assert {"start", "end", "melodiousness", "valence"} <= set(pred.columns)
 

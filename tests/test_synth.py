@@ -367,11 +367,12 @@ def test_synthesizing_again_replaces_the_earlier_audio_and_refuses_foreign_files
                                                                                  caplog):
     out = tmp_path / "out"
     synthesize(out, n_clips=6, seed=1, duration=0.5, **FAST)
+    (out / "audio" / "song.mp3").write_bytes(b"ID3")  # kept (the spec reads .wav), but said
     with caplog.at_level("WARNING", logger="midlevel"):
         synthesize(out, n_clips=3, seed=2, duration=0.5, **FAST)
     assert sorted(p.name for p in (out / "audio").iterdir()) == ["s0000.wav", "s0001.wav",
-                                                                "s0002.wav"]
-    assert "removed 3 audio file(s)" in caplog.text
+                                                                "s0002.wav", "song.mp3"]
+    assert "removed 3 audio file(s)" in caplog.text and "song.mp3" in caplog.text
     mine = tmp_path / "mine"
     (mine / "audio").mkdir(parents=True)
     (mine / "audio" / "song.wav").write_bytes(b"RIFF")
@@ -385,3 +386,19 @@ def test_a_weight_map_with_a_target_twice_is_refused_by_name(tmp_path):
     csv.write_text("target,melodiousness\nvalence,1\nvalence,2\n")
     with pytest.raises(SpecError, match=r"\['valence'\] given more than once"):
         load_weights(csv)
+
+
+@pytest.mark.parametrize("name, text, message", [
+    ("w.json", "{bad json", "not valid JSON"),
+    ("w.csv", "", "not a CSV weight table"),
+    ("w.csv", "target,melodiousness,melodiousness\nvalence,1,2\n",
+     r"column\(s\) \['melodiousness'\] given more than once"),
+    ("w.json", '{"valence": {"melodiousness": 1, "melodiousness": 2}}',
+     r"key\(s\) \['melodiousness'\] given more than once"),
+])
+def test_a_malformed_weight_file_is_refused_naming_it(tmp_path, name, text, message):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(SpecError, match=message) as exc:
+        load_weights(path)
+    assert str(path) in str(exc.value)

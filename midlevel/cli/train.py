@@ -29,7 +29,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     from midlevel.training.from_spec import evaluate
     from midlevel.training.metrics import format_table
     show_log()
-    table = evaluate(args.run, args.spec, root=args.root, splits=args.split or ["test"],
+    splits = list(dict.fromkeys(args.split or ["test"]))  # a split asked twice is shown once
+    table = evaluate(args.run, args.spec, root=args.root, splits=splits,
                      cache_dir=args.cache, progress=not args.quiet, threshold=args.threshold)
     print(format_table(table))
     if args.out:
@@ -43,6 +44,11 @@ def _predict(args: argparse.Namespace) -> int:
     show_log()
     run = load_run(args.run)
     table = run.predict(args.audio, hop=args.hop)
+    if not len(table):  # every file failed: nothing to write (an --out file is kept as it was)
+        for name, message in table.attrs["errors"].items():
+            print(f"midlevel predict: skipped {name}: {message}", file=sys.stderr)
+        print("midlevel predict: no file could be predicted; nothing written", file=sys.stderr)
+        return 1
     if args.out:
         write_csv(table, args.out)
         print(f"{len(table)} rows written to {args.out}")

@@ -204,6 +204,11 @@ def _clear_stale_audio(out: Path, ids: list[str]) -> None:
     """Remove an earlier synthetic dataset's audio that the new one does not write; refuse
     audio files of any other origin (named) in ``out/audio``."""
     keep = {f"{clip_id}.wav" for clip_id in ids}
+    other = sorted(p.name for p in (out / "audio").iterdir()
+                   if p.is_file() and p.suffix.lower() != ".wav")
+    if other:  # not audio the spec's pattern (audio/{id}.wav) can refer to: left, but said
+        log.warning("%s: %d file(s) that are not part of the synthetic dataset are left there "
+                    "(for example %s)", out / "audio", len(other), other[:3])
     stale = sorted(p for p in (out / "audio").iterdir() if p.is_file() and p.name not in keep
                    and p.suffix.lower() == ".wav")
     if not stale:

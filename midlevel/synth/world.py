@@ -5,6 +5,7 @@ them, and 1-9 emotion targets from a known linear map (see :mod:`midlevel.synth`
 """
 from __future__ import annotations
 
+import csv
 import json
 import os
 from pathlib import Path
@@ -145,15 +146,41 @@ def load_weights(weights: str | os.PathLike | pd.DataFrame | None = None,
 
 
 def _read_weights(path: Path) -> pd.DataFrame:
-    """Read a weight table from CSV (targets as rows) or JSON ({target: {concept: w}})."""
+    """Read a weight table from CSV (targets as rows) or JSON ({target: {concept: w}});
+    SpecError naming the file for a file that cannot be parsed or names a key twice."""
     if not path.is_file():
         raise SpecError(f"{path}: weight file not found")
     if path.suffix.lower() == ".json":
-        raw = json.loads(path.read_text())
+        try:
+            raw = json.loads(path.read_text(), object_pairs_hook=_unique_keys(path))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise SpecError(f"{path}: not valid JSON ({err})") from None
         if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
             raise SpecError(f"{path}: expected a JSON object {{target: {{concept: weight}}}}")
         return pd.DataFrame.from_dict(raw, orient="index")
-    return pd.read_csv(path, index_col=0)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            header = next(csv.reader(f), [])
+        table = pd.read_csv(path, index_col=0, encoding="utf-8-sig")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise SpecError(f"{path}: not a CSV weight table ({err})") from None
+    names = [h.strip() for h in header[1:]]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:  # pandas would rename the second one ('name.1')
+        raise SpecError(f"{path}: column(s) {twice} given more than once")
+    return table
+
+
+def _unique_keys(path: Path):
+    """``json.loads`` hook: a dict from key/value pairs, SpecError on a key given twice (json
+    keeps the last one silently)."""
+    def build(pairs):
+        keys = [k for k, _ in pairs]
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        if twice:
+            raise SpecError(f"{path}: key(s) {twice} given more than once")
+        return dict(pairs)
+    return build
 
 
 # --------------------------------------------------------------------------- concepts, ratings
