@@ -40,22 +40,50 @@ def _coefficients(args: argparse.Namespace) -> int:
 _SWITCH = {"on": 1.0, "off": 0.0, "yes": 1.0, "no": 0.0, "true": 1.0, "false": 0.0}
 
 
-def _parse_settings(items: list[str] | None, concepts: list[str]) -> dict[str, float]:
+def _parse_settings(items: list[str] | None, concepts: list[str],
+                    kinds: list[str] | None = None, scales: dict | None = None
+                    ) -> dict[str, float]:
     """``CONCEPT=VALUE`` items as ``{concept: value}`` (a tag: ``group=tag=on`` / ``off``);
-    ArgumentError naming a bad one."""
-    values = {}
+    ArgumentError naming a bad one: no value (also for a tag named without one, such as
+    ``layer=drums``), an unknown concept, a concept set twice, a value that is not a number,
+    and, when ``kinds`` (the concept kinds) are given, on/off for a rating concept
+    (``scales``: ``{concept: (low, high)}`` rating scales, named in the messages)."""
+    kind_of = dict(zip(concepts, kinds or []))
+
+    def wanted(name: str) -> str:
+        if kind_of.get(name) == "binary":
+            return "on, off or 0-1"
+        if name not in kind_of:
+            return "a number, or on/off for a tag"
+        low, high = (scales or {}).get(name, (None, None))
+        return "a number on its rating scale" + (f", {low:g} to {high:g}" if low is not None
+                                                 else "")
+
+    values, given = {}, {}
     for item in items or []:
         name, sep, value = item.rpartition("=")  # concepts of a tag group hold '=' themselves
+        if item in concepts or (sep and not value.strip() and name in concepts):
+            concept = item if item in concepts else name
+            raise ArgumentError(f"--set {item}: expected CONCEPT=VALUE; concept '{concept}' "
+                                f"needs a value ({wanted(concept)})")
         if not sep:
             raise ArgumentError(f"--set {item}: expected CONCEPT=VALUE")
         if name not in concepts:
             raise ArgumentError(f"--set: unknown concept '{name}'; concepts are {concepts}")
+        if name in given:
+            raise ArgumentError(f"--set: concept '{name}' is set twice ({given[name]}, "
+                                f"{item}); set each concept once")
+        given[name] = item
+        word = value.strip().lower()
+        if word in _SWITCH and name in kind_of and kind_of[name] != "binary":
+            raise ArgumentError(f"--set {item}: concept '{name}' is a rating, not a binary "
+                                f"concept: on/off are for binary concepts (tags); a rating "
+                                f"needs {wanted(name)}")
         try:
-            values[name] = _SWITCH.get(value.strip().lower()) if value.strip().lower() in \
-                _SWITCH else float(value)
+            values[name] = _SWITCH[word] if word in _SWITCH else float(value)
         except ValueError:
-            raise ArgumentError(f"--set {item}: '{value}' is not a number (or on/off for a "
-                                f"tag)") from None
+            raise ArgumentError(f"--set {item}: '{value}' is not a value; concept '{name}' "
+                                f"needs {wanted(name)}") from None
     return values
 
 
@@ -86,6 +114,7 @@ def _explain_blackbox(run, args) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
+    from midlevel.explain.interventions import rating_scales
     from midlevel.run import load_run
     from midlevel.workflows.explain_concepts import explain_concepts
 
@@ -103,7 +132,9 @@ def _explain(args: argparse.Namespace) -> int:
         dataset_split=None if args.dataset_split == "none" else args.dataset_split,
         timeline=not args.no_timeline, hop=args.hop, window=args.window,
         timeline_targets=args.timeline_targets,
-        settings=_parse_settings(args.set, run.concept_names),
+        settings=_parse_settings(args.set, run.concept_names,
+                                 getattr(run.model, "concept_kinds", None),
+                                 rating_scales(run)),
         intervention_split=args.intervention_split, repeats=args.repeats, seed=args.seed,
         progress=not args.quiet)
     for note in result.notes:
@@ -183,7 +214,9 @@ def register(sub) -> None:
                    help="targets drawn over time (default: all explained)")
     p.add_argument("--no-timeline", action="store_true", help="skip the view over time")
     p.add_argument("--set", nargs="+", metavar="CONCEPT=VALUE",
-                   help="intervene: set concepts to values, write interventions.csv")
+                   help="intervene: set concepts to values, write interventions.csv (a "
+                        "rating concept takes a number on its scale, a binary concept on, "
+                        "off or a probability; each concept once)")
     p.add_argument("--intervention-split", choices=list(SPLITS),
                    help="write intervention curves (random and greedy order) on this split")
     p.add_argument("--repeats", type=positive_int, default=20,

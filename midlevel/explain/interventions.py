@@ -25,20 +25,33 @@ def _concept_frame(concepts: pd.DataFrame, head: LinearHead) -> pd.DataFrame:
     return frame[head.concepts].astype(float)
 
 
+#: what an output unit's prediction and change are in, by the head's kind of unit
+UNITS = {"regression": "rating", "binary": "logit", "logit": "logit"}
+
 _SWITCH = {"on": 1.0, "off": 0.0, "yes": 1.0, "no": 0.0, "true": 1.0, "false": 0.0}
 
 
-def concept_value(head: LinearHead, concept: str, value) -> float:
+def concept_value(head: LinearHead, concept: str, value, *, scale=None) -> float:
     """A value to set ``concept`` to: a number, or for a binary concept also ``True``/``False``,
-    "on"/"off", "yes"/"no" (a probability in [0, 1]); ExplainError naming a bad one."""
+    "on"/"off", "yes"/"no" (a probability in [0, 1]); ExplainError naming a bad one (on/off or
+    a bool for a rating concept, which needs a number on its scale ``(low, high)``)."""
     binary = head.concept_kinds[head.concepts.index(concept)] == "binary"
+    switch = isinstance(value, (bool, np.bool_)) or (
+        isinstance(value, str) and value.strip().lower() in _SWITCH)
+    if switch and not binary:
+        on_scale = f" ({scale[0]:g} to {scale[1]:g})" if scale else ""
+        raise ExplainError(f"concept '{concept}' is a rating, not a binary concept: on/off "
+                           f"(or true/false) are for binary concepts (tags); a rating needs a "
+                           f"number on its scale{on_scale}, not {value!r}")
     if isinstance(value, str) and value.strip().lower() in _SWITCH:
         number = _SWITCH[value.strip().lower()]
     else:
         try:
             number = float(value)
         except (TypeError, ValueError):
-            raise ExplainError(f"concept '{concept}': {value!r} is not a value") from None
+            what = "on, off or a probability in [0, 1]" if binary else "a number"
+            raise ExplainError(f"concept '{concept}': {value!r} is not a value (expected "
+                               f"{what})") from None
     if not math.isfinite(number):
         raise ExplainError(f"concept '{concept}': {value!r} is not a finite value")
     if binary and not 0.0 <= number <= 1.0:
@@ -71,14 +84,16 @@ def check_settings(head: LinearHead, values, *, scales=None) -> tuple[dict[str, 
     Returns
     -------
     values : ``{concept: float}``, each checked by :func:`concept_value` (ExplainError for an
-        unknown concept, a non-number, a non-finite value, a binary concept outside [0, 1]).
+        unknown concept, a non-number, a non-finite value, a binary concept outside [0, 1],
+        on/off or a bool for a rating concept).
     warnings : one line per rating concept set outside its scale (allowed: extrapolation
         may be what is wanted, but the head was fitted on ratings inside it).
     """
     unknown = [c for c in values if c not in head.concepts]
     if unknown:
         raise ExplainError(f"unknown concept(s) {unknown}; concepts are {head.concepts}")
-    checked = {c: concept_value(head, c, v) for c, v in values.items()}
+    checked = {c: concept_value(head, c, v, scale=(scales or {}).get(c))
+               for c, v in values.items()}
     warnings = []
     for c, v in checked.items():
         low, high = (scales or {}).get(c, (None, None))
@@ -104,9 +119,13 @@ def intervene(head: LinearHead, concepts: pd.DataFrame, values, *, targets=None)
 
     Returns
     -------
-    pd.DataFrame, tidy: clip, target, prediction, intervened_prediction, change, concepts
-    (the names set, joined by "+"), probability and intervened_probability (binary and
-    class units; NaN for regression units).
+    pd.DataFrame, tidy: clip, target, units, prediction, intervened_prediction, change,
+    concepts (the names set, joined by "+"), probability and intervened_probability (binary
+    and class units; NaN for regression units). ``units`` says what prediction and change
+    are in: "rating" for a regression target (the value ``midlevel predict`` reports),
+    "logit" for a binary or class unit (the head is linear in log-odds, so the change is
+    exactly the sum of ``w * (new - old)``); the probabilities ``predict`` reports for those
+    are in the probability columns.
     """
     frame = _concept_frame(concepts, head)
     new = frame.copy()
@@ -135,6 +154,7 @@ def intervene(head: LinearHead, concepts: pd.DataFrame, values, *, targets=None)
     return pd.DataFrame({
         "clip": np.repeat(frame.index.to_numpy(), m),
         "target": np.tile(np.asarray(head.outputs, dtype=object)[units], n),
+        "units": np.tile(np.asarray([UNITS[head.kinds[j]] for j in units], dtype=object), n),
         "prediction": before.ravel(), "intervened_prediction": after.ravel(),
         "change": (after - before).ravel(), "concepts": "+".join(cols),
         "probability": head.probabilities(full_before)[:, units].ravel(),

@@ -1,0 +1,187 @@
+"""Inputs of explain and compare, second audit (no training: stand-in heads and runs):
+``--set`` refuses on/off for a rating, a concept set twice and a tag named without a value; an
+intervention table says its units; a baseline row of an unknown concept is a warning naming
+file, row and concept; compare refuses a run given twice and runs trained on different data,
+and the report carries its notes."""
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from midlevel.errors import ArgumentError, ExplainError, ReportError
+from midlevel.explain.head import LinearHead
+
+CONCEPTS = ["melodiousness", "articulation", "layer=drums"]
+KINDS = ["regression", "regression", "binary"]
+SCALES = {"melodiousness": (1.0, 10.0), "articulation": (1.0, 10.0)}
+
+
+def _parse(items):
+    from midlevel.cli.explain import _parse_settings
+    return _parse_settings(items, CONCEPTS, KINDS, SCALES)
+
+
+# ------------------------------------------------------------------------------ --set
+
+
+@pytest.mark.parametrize("word", ["on", "off", "yes", "False"])
+def test_on_off_is_refused_for_a_rating_concept(word):
+    with pytest.raises(ArgumentError) as exc:
+        _parse([f"articulation={word}"])
+    message = str(exc.value)
+    assert "'articulation'" in message and "rating" in message
+    assert "number on its rating scale" in message and "1 to 10" in message
+
+
+def test_on_off_still_switches_a_binary_concept():
+    assert _parse(["layer=drums=on", "melodiousness=3"]) == {"layer=drums": 1.0,
+                                                             "melodiousness": 3.0}
+    assert _parse(["layer=drums=off"]) == {"layer=drums": 0.0}
+
+
+@pytest.mark.parametrize("items, concept", [
+    (["melodiousness=3", "melodiousness=4"], "melodiousness"),
+    (["layer=drums=on", "layer=drums=0.5"], "layer=drums"),
+])
+def test_a_concept_set_twice_is_refused_naming_it(items, concept):
+    with pytest.raises(ArgumentError) as exc:
+        _parse(items)
+    assert f"'{concept}' is set twice" in str(exc.value)
+    assert items[0] in str(exc.value) and items[1] in str(exc.value)
+
+
+@pytest.mark.parametrize("item, concept, wanted", [
+    ("layer=drums", "layer=drums", "on, off or 0-1"),
+    ("layer=drums=", "layer=drums", "on, off or 0-1"),
+    ("melodiousness", "melodiousness", "1 to 10"),
+    ("melodiousness=", "melodiousness", "1 to 10"),
+])
+def test_a_concept_without_a_value_says_the_value_is_missing(item, concept, wanted):
+    with pytest.raises(ArgumentError) as exc:
+        _parse([item])
+    message = str(exc.value)
+    assert f"--set {item}: expected CONCEPT=VALUE" in message
+    assert f"concept '{concept}' needs a value" in message and wanted in message
+    assert "unknown concept" not in message
+
+
+def test_an_unknown_concept_and_a_bad_number_are_still_named():
+    with pytest.raises(ArgumentError, match="unknown concept 'layer=bass'"):
+        _parse(["layer=bass=on"])
+    with pytest.raises(ArgumentError, match="'abc' is not a value.*'articulation'"):
+        _parse(["articulation=abc"])
+
+
+def _head():
+    return LinearHead(CONCEPTS, ["valence", "mood=up", "key=major", "key=minor"],
+                      np.arange(12, dtype=float).reshape(4, 3), np.zeros(4),
+                      ["regression", "binary", "logit", "logit"],
+                      ["valence", "mood=up", "key", "key"], concept_kinds=KINDS,
+                      groups=[None, "mood", None, None])
+
+
+@pytest.mark.parametrize("value", ["on", "off", True, False])
+def test_the_api_refuses_a_switch_for_a_rating(value):
+    from midlevel.explain.interventions import check_settings, intervene
+    with pytest.raises(ExplainError) as exc:
+        check_settings(_head(), {"articulation": value}, scales=SCALES)
+    assert "'articulation' is a rating" in str(exc.value) and "1 to 10" in str(exc.value)
+    with pytest.raises(ExplainError, match="'articulation' is a rating"):
+        intervene(_head(), pd.DataFrame([[5.0, 5.0, 0.2]], columns=CONCEPTS), {"articulation":
+                                                                                value})
+    values, _ = check_settings(_head(), {"layer=drums": value})
+    assert values == {"layer=drums": 1.0 if value in ("on", True) else 0.0}
+
+
+# ------------------------------------------------------------------------------ units
+
+
+def test_interventions_say_the_units_of_each_row():
+    from midlevel.explain.interventions import intervene
+    concepts = pd.DataFrame([[5.0, 5.0, 0.2], [3.0, 7.0, 0.9]], columns=CONCEPTS,
+                            index=pd.Index(["a", "b"], name="clip"))
+    table = intervene(_head(), concepts, {"layer=drums": "on"})
+    units = table.drop_duplicates("target").set_index("target")["units"]
+    assert units.to_dict() == {"valence": "rating", "mood=up": "logit", "key=major": "logit",
+                               "key=minor": "logit"}
+    assert (table.loc[table["units"] == "rating", "probability"].isna()).all()
+    logits = table[table["units"] == "logit"]
+    assert logits["probability"].between(0, 1).all()
+    up = table[table["target"] == "mood=up"]
+    np.testing.assert_allclose(up["probability"], 1 / (1 + np.exp(-up["prediction"])))
+    only = intervene(_head(), concepts, {"melodiousness": 4.0}, targets=["valence"])
+    assert list(only["units"]) == ["rating", "rating"]
+
+
+# ------------------------------------------------------------------------------ baseline
+
+
+def test_a_baseline_row_of_an_unknown_concept_is_a_warning(tmp_path):
+    from midlevel.workflows.explain_concepts import read_baseline
+    path = tmp_path / "baseline.csv"
+    path.write_text("concept,baseline\nmelodiousness,5\nbogus,3\narticulation,4\n"
+                    "layer=drums,0.5\n")
+    notes = []
+    base = read_baseline(path, CONCEPTS, notes=notes)
+    assert list(base.index) == CONCEPTS and base["articulation"] == 4.0
+    [note] = notes
+    assert str(path) in note and "row 3" in note and "'bogus'" in note and "ignored" in note
+    path.write_text("concept,baseline\nmelodiousness,5\narticulation,4\nlayer=drums,0.5\n")
+    notes = []
+    read_baseline(path, CONCEPTS, notes=notes)
+    assert notes == []
+
+
+# ------------------------------------------------------------------------------ compare
+
+
+def _run(path, spec="/d/a/spec.yaml", root="/d/a", n_test=6, name="synthetic"):
+    metrics = pd.DataFrame({"split": ["train", "test", "test"], "kind": "target",
+                            "name": ["valence", "valence", "mean"], "n": [28, n_test, n_test]})
+    return SimpleNamespace(path=Path(path), frontend={"name": "mel"}, metrics=metrics,
+                           info={"data": {"spec": spec, "spec_name": name, "root": root}})
+
+
+def test_compare_refuses_runs_trained_on_different_data(tmp_path):
+    from midlevel.workflows.compare import check_runs
+    check_runs([_run(tmp_path / "j1"), _run(tmp_path / "j2"), _run(tmp_path / "bb")])
+    with pytest.raises(ReportError) as exc:
+        check_runs([_run(tmp_path / "joint"),
+                    _run(tmp_path / "tagrun", spec="/d/tags/spec.yaml", root="/d/tags")])
+    message = str(exc.value)
+    assert "different data" in message
+    assert str(tmp_path / "joint") in message and str(tmp_path / "tagrun") in message
+    assert "/d/a/spec.yaml" in message and "/d/tags/spec.yaml" in message
+    with pytest.raises(ReportError, match="test_clips"):  # same spec file, other test split
+        check_runs([_run(tmp_path / "j1"), _run(tmp_path / "j2", n_test=9)])
+    # two specs over one dataset and its test split (Soundtracks' emotions and dimensions)
+    check_runs([_run(tmp_path / "bb", spec="/d/a/emotions.yaml", name="emotions"),
+                _run(tmp_path / "joint", spec="/d/a/dimensional.yaml", name="dimensional")])
+    old = _run(tmp_path / "old")
+    old.info = {}  # provenance not stored: not compared
+    check_runs([_run(tmp_path / "j1"), old])
+
+
+def test_compare_refuses_a_run_given_twice(tmp_path):
+    from midlevel.workflows.compare import check_runs
+    (tmp_path / "joint").mkdir()
+    with pytest.raises(ReportError) as exc:
+        check_runs([_run(tmp_path / "joint"), _run(tmp_path / "bb"),
+                    _run(tmp_path / "joint" / ".." / "joint")])
+    assert "given twice" in str(exc.value) and "joint" in str(exc.value)
+
+
+def test_report_notes_reach_markdown_and_html(tmp_path):
+    from midlevel.report.document import Report, write_report
+    run = SimpleNamespace(path=tmp_path / "r", mode="joint", info={"epochs": 1},
+                          config=SimpleNamespace(seed=0, preset="small"),
+                          model=SimpleNamespace(kind="bottleneck"))
+    (tmp_path / "tables").mkdir()
+    note = "asked for 1000 clips (--clips); the test split has 6: all 6 are explained"
+    report = write_report(Report(out=tmp_path, warnings=[note]), [run], "T", ["m"], ["c1"])
+    assert f"**Note:** {note}" in report.markdown.read_text()
+    assert note in report.html.read_text()
