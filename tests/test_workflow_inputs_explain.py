@@ -254,3 +254,101 @@ def test_compare_refuses_a_concept_without_a_bottleneck(world, tmp_path):
         compare([world["runs"]["blackbox"]], tmp_path / "r", cache_dir=world["cache"],
                 methods=["integrated_gradients"], concept="dissonance")
     assert not (tmp_path / "r").exists()
+
+
+# ------------------------------------------------------------------------------ second audit
+
+
+def test_a_split_without_clips_names_its_option_and_the_splits_with_clips(world, tmp_path):
+    from midlevel.data.spec import SPLITS
+    from midlevel.errors import ArgumentError
+    run = world["runs"]["joint"]
+    counts = run.annotations()["split"].value_counts()
+    empty = next(s for s in SPLITS if counts.get(s, 0) == 0)
+    out = tmp_path / "out"
+    for option, flag in (("dataset_split", "--dataset-split"),
+                         ("intervention_split", "--intervention-split")):
+        with pytest.raises(ArgumentError) as exc:
+            explain_concepts(run, world["audio"], out, cache_dir=world["cache"],
+                             timeline=False, **{option: empty})
+        message = str(exc.value)
+        assert flag in message and f"'{empty}'" in message
+        assert f"train ({counts['train']} clips)" in message
+        assert not out.exists()
+
+
+def test_a_baseline_row_of_another_concept_is_warned_about(world, tmp_path):
+    run = world["runs"]["joint"]
+    path = tmp_path / "baseline.csv"
+    path.write_text("concept,baseline\n" + "".join(f"{c},5\n" for c in run.concept_names)
+                    + "bogus,3\n")
+    res = _explain(world, tmp_path / "out", baseline=path, timeline=False)
+    [note] = [n for n in res.notes if "bogus" in n]
+    assert str(path) in note and f"row {len(run.concept_names) + 2}" in note
+
+
+def test_the_cli_refuses_bad_settings_before_writing(world, tmp_path, capsys):
+    from midlevel.cli import main
+    run = world["runs"]["joint"]
+    c = run.concept_names[1]
+    out = tmp_path / "out"
+    for items, words in (([f"{c}=on"], [f"'{c}'", "rating", "number on its rating scale"]),
+                         ([f"{c}=off"], [f"'{c}'", "rating"]),
+                         ([f"{c}=3", f"{c}=4"], [f"'{c}' is set twice"])):
+        rc = main(["explain", str(run.path), world["audio"][0], "--out", str(out), "--cache",
+                   str(world["cache"]), "--no-timeline", "--dataset-split", "none", "--set",
+                   *items])
+        err = capsys.readouterr().err
+        assert rc == 2 and all(w in err for w in words), err
+        assert not out.exists()
+
+
+def test_interventions_of_a_rating_run_are_in_rating_units(world, tmp_path):
+    run = world["runs"]["joint"]
+    _explain(world, tmp_path / "out", timeline=False, settings={run.concept_names[0]: 5.0})
+    table = pd.read_csv(tmp_path / "out" / "interventions.csv")
+    assert (table["units"] == "rating").all()
+
+
+def _moved_copy(run, tmp_path, **data):
+    """A copy of ``run`` whose stored provenance says it was trained on other data."""
+    import shutil
+
+    from midlevel.run import load_run
+    copy = load_run(shutil.copytree(run.path, tmp_path / "copy"))
+    copy.info = {**copy.info, "data": {**copy.info["data"], **data}}
+    return copy
+
+
+def test_compare_refuses_runs_of_different_data_and_a_run_given_twice(world, tmp_path):
+    from midlevel.errors import ReportError
+    from midlevel.workflows.compare import compare
+    joint = world["runs"]["joint"]
+    out = tmp_path / "report"
+    other = _moved_copy(joint, tmp_path, spec="/elsewhere/tags/spec.yaml",
+                        root="/elsewhere/tags")
+    with pytest.raises(ReportError) as exc:
+        compare([joint, other], out, cache_dir=world["cache"], methods=["integrated_gradients"])
+    assert str(joint.path) in str(exc.value) and str(other.path) in str(exc.value)
+    assert "/elsewhere/tags/spec.yaml" in str(exc.value)
+    assert not out.exists()
+    with pytest.raises(ReportError, match="given twice"):
+        compare([str(joint.path), world["runs"]["blackbox"], str(joint.path)], out,
+                cache_dir=world["cache"], methods=["integrated_gradients"])
+    assert not out.exists()
+
+
+def test_compare_says_when_the_split_has_fewer_clips_than_asked(world, tmp_path, capsys):
+    from midlevel.cli import main
+    joint, bb = world["runs"]["joint"], world["runs"]["blackbox"]
+    n_test = int((joint.annotations()["split"] == "test").sum())
+    out = tmp_path / "report"
+    rc = main(["compare", str(joint.path), str(bb.path), "--out", str(out), "--cache",
+               str(world["cache"]), "--clips", "1000", "--methods", "integrated_gradients",
+               "--n-steps", "2", "--no-faithfulness", "--no-randomization", "--no-audio",
+               "--quiet"])
+    assert rc == 0
+    note = f"asked for 1000 clips (--clips); the test split has {n_test}"
+    assert note in capsys.readouterr().err
+    assert note in (out / "report.md").read_text()
+    assert note in (out / "report.html").read_text()

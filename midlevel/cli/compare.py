@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from midlevel.cli.common import (add_cache_option, add_root_option, folder_path, positive_float,
                                  positive_int, show_log)
@@ -29,6 +30,8 @@ def _compare(args: argparse.Namespace) -> int:
                      max_seconds=args.seconds,
                      deletion_patch=tuple(args.deletion_patch),
                      **options)
+    for warning in report.warnings:
+        print(f"midlevel compare: {warning}", file=sys.stderr)
     print(f"report: {report.html}")
     print(f"markdown: {report.markdown}")
     print(f"tables: {report.out / 'tables'}")
@@ -45,7 +48,8 @@ def register(sub) -> None:
     p = sub.add_parser(
         "compare", help="report comparing black-box and bottleneck runs on one test split",
         description="Per-target r, R^2 and RMSE of every RUN on the test split (mean +- std "
-                    "over runs of one mode, i.e. seeds), completeness of each bottleneck, "
+                    "over runs of one mode, i.e. seeds; every RUN trained on the same data, "
+                    "each given once), completeness of each bottleneck, "
                     "attribution maps of each model with SHAP and Captum, explanation cost per "
                     "clip, faithfulness (deletion / insertion against random orders, "
                     "parameter randomization) and listenable explanations; written as "
@@ -57,7 +61,8 @@ def register(sub) -> None:
     add_cache_option(p)
     p.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), metavar="M",
                    help=f"attribution methods (default: {' '.join(DEFAULT_METHODS)})")
-    p.add_argument("--clips", type=positive_int, default=3, help="test clips explained (default 3)")
+    p.add_argument("--clips", type=positive_int, default=3, help="test clips explained (default 3; a test split with fewer explains them all, "
+                        "with a note)")
     p.add_argument("--background", type=positive_int, default=16,
                    help="background crops from the training split (default 16)")
     p.add_argument("--target", metavar="NAME", help="explained target (default: the first)")

@@ -25,6 +25,7 @@ class Report:
     html: Path | None = None
     notes: list = field(default_factory=list)      # names of the extra tables, in order
     texts: dict = field(default_factory=dict)      # name -> description of extra tables
+    warnings: list = field(default_factory=list)   # lines a reader must see (fewer clips...)
 
 
 def model_label(run) -> str:
@@ -89,6 +90,7 @@ def _write_markdown(report: Report, runs, title, methods, clips) -> None:
     out = report.out
     lines = [f"# {title}\n", f"Runs compared ({len(runs)}):\n", markdown_table(runs_table(runs)),
              f"Explained: test clips {', '.join(clips)}; methods {', '.join(methods)}.\n"]
+    lines += [f"**Note:** {w}\n" for w in report.warnings]
     for name in ("metrics", "completeness", "leakage", "cost", "faithfulness", "sanity",
                  "listen_back", "lime_components",
                  "event_share", *report.notes):
@@ -113,7 +115,8 @@ def _write_markdown(report: Report, runs, title, methods, clips) -> None:
 def _sections(report: Report, runs, methods, clips) -> list:
     sections = [("Runs", [("table", runs_table(runs)),
                           ("text", f"Explained: test clips {', '.join(clips)}; methods "
-                                   f"{', '.join(methods)}.")])]
+                                   f"{', '.join(methods)}."),
+                          *[("text", f"Note: {w}") for w in report.warnings]])]
     for name, heading in [("metrics", "Accuracy"), ("completeness", "Completeness"),
                           ("leakage", "Leakage diagnostic"),
                           ("cost", "Explanation cost"), ("faithfulness", "Faithfulness"),

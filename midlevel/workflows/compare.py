@@ -10,14 +10,16 @@ compare``).
   random orders, randomization check, event shares);
 - ``figures/*.png`` and ``audio/*.wav``.
 
-Accuracy comes from each run's test split; explanations (attribution maps, cost, faithfulness,
-listenable wavs) from the first run of each mode on the first ``n_clips`` test clips. Each
-analysis is one function below; :mod:`midlevel.report.document` renders the result.
+Every run must have been trained on the same data (the same spec and test split; see
+:func:`check_runs`), so runs of one mode are seeds of one model. Accuracy comes from each run's
+test split; explanations (attribution maps, cost, faithfulness, listenable wavs) from the first
+run of each mode on the first ``n_clips`` test clips. Each analysis is one function below;
+:mod:`midlevel.report.document` renders the result.
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +40,8 @@ from midlevel.workflows.checks import count, seconds
 
 log = logging.getLogger("midlevel.compare")
 
-__all__ = ["compare", "run_metrics", "summarize_metrics", "check_explained", "DEFAULT_METHODS"]
+__all__ = ["compare", "run_metrics", "summarize_metrics", "check_explained", "check_runs",
+           "training_data", "DEFAULT_METHODS"]
 
 DEFAULT_METHODS = ("shap_deep", "shap_gradient", "integrated_gradients", "gradient_shap",
                    "deeplift", "occlusion")
@@ -75,27 +78,34 @@ def summarize_metrics(metrics: pd.DataFrame) -> pd.DataFrame:
 
 @dataclass
 class Clips:
-    """The explained clips: names, whole spectrograms ``(n_bands, n_frames)``, audio paths."""
+    """The explained clips: names, whole spectrograms ``(n_bands, n_frames)``, audio paths,
+    and notes for the user (fewer clips than asked for)."""
 
     names: list[str]
     specs: list[np.ndarray]
     paths: list[str]
+    notes: list[str] = field(default_factory=list)
 
 
 def test_clips(run, *, spec, root, cache_dir, n_clips: int,
                max_seconds: float | None = None) -> Clips:
     """The first ``n_clips`` test clips (validation clips if the test split is empty), whole,
     or their first ``max_seconds``; ArgumentError unless ``n_clips >= 1`` (a negative count
-    must not act as a slice)."""
+    must not act as a slice). A split with fewer clips than ``n_clips`` gives all of them and
+    a note saying so."""
     n_clips = count("n_clips", n_clips, flag="--clips")
     table = run.annotations(spec, root=root)
     split = "test" if (table["split"] == "test").any() else "validation"
     rows, specs = run.data(split, spec=spec, root=root, cache_dir=cache_dir)
+    notes = []
+    if len(rows) < n_clips:
+        notes.append(f"asked for {n_clips} clips (--clips); the {split} split has "
+                     f"{len(rows)}: all {len(rows)} are explained")
     rows, specs = rows.head(n_clips), specs[:n_clips]
     if max_seconds:
         specs = [s[:, :window_frames(max_seconds, run.fps)] for s in specs]
     return Clips(list(rows.index.astype(str)), [np.asarray(s, dtype=np.float32) for s in specs],
-                 list(rows["path"]))
+                 list(rows["path"]), notes)
 
 
 def compare(runs, out, *, spec=None, root=None, cache_dir=None, methods=DEFAULT_METHODS,
@@ -134,9 +144,10 @@ def compare(runs, out, *, spec=None, root=None, cache_dir=None, methods=DEFAULT_
     options : passed to ``Attributor`` (n_steps, n_samples, window, stride, batch_size).
 
     Every option (counts >= 1, seconds > 0, the target of every model, the concept of every
-    bottleneck, the methods and their settings) is checked and the test clips are read
-    before the first file is written: a call that fails on its inputs writes no partial
-    report.
+    bottleneck, the methods and their settings) and the runs (each given once, all trained
+    on the same data: :func:`check_runs`) are checked and the test clips are read before the
+    first file is written: a call that fails on its inputs writes no partial report. Fewer
+    test clips than ``n_clips`` explains them all, with a note (``Report.warnings``).
 
     Returns
     -------
@@ -145,11 +156,7 @@ def compare(runs, out, *, spec=None, root=None, cache_dir=None, methods=DEFAULT_
     runs = [load_run(r) for r in runs]
     if not runs:
         raise ReportError("compare needs at least one run")
-    for run in runs[1:]:
-        if run.frontend != runs[0].frontend:
-            raise ReportError(f"runs use different front ends ({runs[0].path}: "
-                              f"{runs[0].frontend}; {run.path}: {run.frontend}); compare runs "
-                              f"trained on the same features")
+    check_runs(runs)
     reps = {}
     for run in runs:
         reps.setdefault(model_label(run), run)
@@ -173,7 +180,7 @@ def compare(runs, out, *, spec=None, root=None, cache_dir=None, methods=DEFAULT_
     out = Path(out)
     for sub in ("tables", "figures", "audio"):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    report = Report(out=out)
+    report = Report(out=out, warnings=list(clips.notes))
     _accuracy(report, runs, spec=spec, root=root, cache_dir=cache_dir)
     _leakage(report, runs, spec=spec, root=root, cache_dir=cache_dir)
     data = {"spec": spec, "root": root, "cache_dir": cache_dir}
@@ -197,6 +204,73 @@ def compare(runs, out, *, spec=None, root=None, cache_dir=None, methods=DEFAULT_
     write_report(report, runs, title, methods, clips.names)
     log.info("report written: %s", report.html)
     return report
+
+
+def training_data(run) -> dict:
+    """What a run was trained on, as stored with it: ``spec`` (the spec file), ``spec_name``,
+    ``root`` and ``test_clips`` (the clip count of its test metrics: the largest ``n`` of a
+    target, which every mode shares); None where unknown."""
+    data = (getattr(run, "info", None) or {}).get("data") or {}
+    try:
+        metrics = run.metrics
+        rows = metrics["split"] == "test"
+        if "kind" in metrics:
+            rows &= metrics["kind"] == "target"
+        test = metrics.loc[rows, "n"]
+        n_test = int(test.max()) if len(test) else None
+    except (OSError, KeyError, ValueError):  # no (readable) metrics.csv
+        n_test = None
+    return {"spec": data.get("spec"), "spec_name": data.get("spec_name"),
+            "root": data.get("root"), "test_clips": n_test}
+
+
+def _describe_data(run, data: dict) -> str:
+    where = data["spec"] or "a spec without a file"
+    name = f" '{data['spec_name']}'" if data["spec_name"] else ""
+    clips = f", {data['test_clips']} test clips" if data["test_clips"] is not None else ""
+    return f"{run.path} (spec {where}{name}, root {data['root']}{clips})"
+
+
+# what must agree between runs: the dataset (its root) and its test split (the clip count).
+# The spec file may differ: two specs over one dataset choose other columns as concepts and
+# targets (Soundtracks' emotions for the black box, its dimensions as the bottleneck's
+# concepts) and share the fixed test split.
+SAME_DATA = ("root", "test_clips")
+
+
+def check_runs(runs) -> None:
+    """Runs compared are distinct and trained on the same data with the same front end.
+
+    A run given twice would count twice among the seeds of its model: ReportError naming it.
+    Runs of one mode are pooled as seeds (mean +- std), the bottleneck's accuracy is divided
+    by the black box's and every model is explained on the first run's test clips, so every
+    run must have been trained on one dataset (the same root and as many test clips; the spec
+    files may differ, see ``SAME_DATA``): ReportError naming the runs and their datasets
+    otherwise. What is not stored
+    with a run (older runs) is not compared.
+    """
+    seen = set()
+    for run in runs:
+        key = Path(run.path).resolve()
+        if key in seen:
+            raise ReportError(f"run {run.path} is given twice: it would count twice among "
+                              f"the seeds of its model; give each run once")
+        seen.add(key)
+    first, data0 = runs[0], training_data(runs[0])
+    for run in runs[1:]:
+        if run.frontend != first.frontend:
+            raise ReportError(f"runs use different front ends ({first.path}: "
+                              f"{first.frontend}; {run.path}: {run.frontend}); compare runs "
+                              f"trained on the same features")
+        data = training_data(run)
+        differ = [k for k in SAME_DATA if data0[k] is not None and data[k] is not None
+                  and data0[k] != data[k]]
+        if differ:
+            raise ReportError(
+                f"runs trained on different data: {_describe_data(first, data0)} and "
+                f"{_describe_data(run, data)} (they differ in {', '.join(differ)}). compare "
+                f"pools the runs of a mode as seeds and compares models on one test split; "
+                f"make one report per dataset")
 
 
 def check_explained(reps: dict, methods, *, target=None, concept=None, options=None) -> None:

@@ -10,7 +10,8 @@ For audio files it computes and writes, under ``out``:
 - ``dataset_contributions_<split>.csv`` and ``<clip>_dataset.png``: the distribution of each
   contribution over a split, the clip marked (the dataset view);
 - ``timeline.csv`` and ``<clip>_timeline.png``: contributions over time under the spectrogram;
-- ``interventions.csv`` (concepts set to values) and ``intervention_curve.csv/.png`` (true
+- ``interventions.csv`` (concepts set to values; a units column says what each row's
+  prediction and change are in: rating, or logit for a binary or class target) and ``intervention_curve.csv/.png`` (true
   ratings substituted one concept at a time on a split).
 
 Nothing is printed: the result lists the files, the clips that could not be read, and notes a
@@ -26,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from midlevel.data.audio import check_inputs
-from midlevel.errors import ExplainError, Problem
+from midlevel.errors import ArgumentError, ExplainError, Problem
 from midlevel.explain.head import (
     LinearHead, baseline_concepts, clip_names, contributions, explain_clips,
     require_bottleneck, run_design,
@@ -63,12 +64,13 @@ class ConceptExplanation:
                 f"baseline: {self.baseline_source}"]
 
 
-def read_baseline(path, concepts: list[str]) -> pd.Series:
+def read_baseline(path, concepts: list[str], *, notes: list | None = None) -> pd.Series:
     """A ``baseline.csv`` (columns concept, baseline) as a Series indexed by concept.
 
     ExplainError naming the file, the row (1-based, the header is row 1) and the concept of a
     value that is empty, not a number or not finite, of a concept listed twice, and the
-    concepts the table lacks (rows of other concepts are ignored).
+    concepts the table lacks. Rows of other concepts are ignored, each with a warning naming
+    file, row and concept, appended to ``notes`` (a list, when given).
     """
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
@@ -83,6 +85,10 @@ def read_baseline(path, concepts: list[str]) -> pd.Series:
     for row, (name, text) in enumerate(zip(table["concept"], table["baseline"]), start=2):
         name = str(name).strip()
         if name not in concepts:
+            if notes is not None:
+                notes.append(str(Problem(f"concept '{name}' is not a concept of the run: the "
+                                         f"row is ignored (concepts are {concepts})",
+                                         file=str(path), row=row, column="concept")))
             continue
         if name in values:
             raise ExplainError(str(Problem(f"concept '{name}' is listed twice", file=str(path),
@@ -205,10 +211,13 @@ def explain_concepts(run, audio, out, *, targets=None, spec=None, root=None, cac
                             repeats=repeats)
     source = str(baseline) if baseline is not None and not isinstance(baseline, pd.Series) \
         else "given" if baseline is not None else None
+    baseline_notes: list[str] = []
     if isinstance(baseline, pd.Series):
         baseline = check_baseline(baseline, run.concept_names)
     elif baseline is not None:
-        baseline = read_baseline(baseline, run.concept_names)
+        baseline = read_baseline(baseline, run.concept_names, notes=baseline_notes)
+    check_splits(run, baseline=baseline, dataset_split=dataset_split,
+                 intervention_split=intervention_split, spec=spec, root=root)
 
     # everything computed first ...
     data = {"spec": spec, "root": root, "cache_dir": cache_dir, "progress": progress}
@@ -219,7 +228,7 @@ def explain_concepts(run, audio, out, *, targets=None, spec=None, root=None, cac
     table, pred = explain_clips(run, paths, baseline=baseline, names=names, targets=targets)
     result = ConceptExplanation(table, pred, baseline, [],
                                 dict(pred.attrs.get("errors", {})), run_mode=run.mode)
-    result.notes += options.notes
+    result.notes += baseline_notes + options.notes
     result.notes += [f"{n}: {w}" for n, w in pred.attrs.get("warnings", {}).items()]
     if source:
         result.baseline_source = source
@@ -262,6 +271,37 @@ def explain_concepts(run, audio, out, *, targets=None, spec=None, root=None, cac
     if curve is not None:
         files += _write_intervention_curve(curve, out)
     return result
+
+
+def check_splits(run, *, baseline=None, dataset_split=None, intervention_split=None,
+                 spec=None, root=None) -> None:
+    """The splits :func:`explain_concepts` will read hold clips in the run's data (``spec``,
+    ``root``): the dataset view's (--dataset-split), the intervention curve's
+    (--intervention-split) and, without a given baseline, the training split; ArgumentError
+    naming the option and the splits that have clips. Reads the annotations only when a
+    split is read."""
+    from midlevel.data.spec import SPLITS
+    stored = run.mode == "sequential" and run.head_design is not None  # training concepts kept
+    wanted = []
+    if dataset_split and not (dataset_split == "train" and stored):
+        wanted.append((dataset_split, "dataset split (--dataset-split)"))
+    if intervention_split:
+        wanted.append((intervention_split, "intervention split (--intervention-split)"))
+    if baseline is None and not stored:
+        wanted.append(("train", ("the baseline (the mean predicted concept on the training "
+                                 "split; pass --baseline to give one) needs the split")))
+    if not wanted:
+        return
+    data = run.spec(spec, root=root)
+    counts = run.annotations(data)["split"].value_counts()
+    for split, label in wanted:
+        if counts.get(split, 0) == 0:
+            have = ", ".join(f"{k} ({int(counts[k])} clips)" for k in
+                             [*SPLITS, *[k for k in counts.index if k not in SPLITS]]
+                             if counts.get(k, 0) > 0)
+            raise ArgumentError(f"{label} '{split}' has no clip in the run's data (spec "
+                                f"{data.path or data.name}); splits with clips: "
+                                f"{have or 'none'}")
 
 
 def _training_concepts(run, baseline, dataset_split, data) -> pd.DataFrame | None:
