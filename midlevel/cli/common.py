@@ -33,52 +33,49 @@ def file_path(text: str) -> str:
     return text
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (argparse names the option in its error)."""
+def _integer(text: str, minimum: int) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise OptionValueError(f"must be an integer >= 1, got '{text}'") from None
-    if value < 1:
-        raise OptionValueError(f"must be an integer >= 1, got {value}")
+        raise OptionValueError(f"must be an integer >= {minimum}, got '{text}'") from None
+    if value < minimum:
+        raise OptionValueError(f"must be an integer >= {minimum}, got {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (argparse names the option in its error)."""
+    return _integer(text, 1)
 
 
 def nonnegative_int(text: str) -> int:
     """argparse type: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise OptionValueError(f"must be an integer >= 0, got '{text}'") from None
-    if value < 0:
-        raise OptionValueError(f"must be an integer >= 0, got {value}")
-    return value
+    return _integer(text, 0)
 
 
-def _number(text: str) -> float:
+def _number(text: str, *, above: float | None = None, least: float | None = None) -> float:
+    """A finite number, ``> above`` and ``>= least`` where given."""
     try:
         value = float(text)
     except ValueError:
         raise OptionValueError(f"must be a number, got '{text}'") from None
     if not math.isfinite(value):
         raise OptionValueError(f"must be a finite number, got '{text}'")
+    if above is not None and value <= above:
+        raise OptionValueError(f"must be a number > {above:g}, got {text}")
+    if least is not None and value < least:
+        raise OptionValueError(f"must be a number >= {least:g}, got {text}")
     return value
 
 
 def positive_float(text: str) -> float:
     """argparse type: a finite number > 0 (seconds, durations)."""
-    value = _number(text)
-    if value <= 0:
-        raise OptionValueError(f"must be a number > 0, got {text}")
-    return value
+    return _number(text, above=0.0)
 
 
 def nonnegative_float(text: str) -> float:
     """argparse type: a finite number >= 0."""
-    value = _number(text)
-    if value < 0:
-        raise OptionValueError(f"must be a number >= 0, got {text}")
-    return value
+    return _number(text, least=0.0)
 
 
 def open_unit(text: str) -> float:
