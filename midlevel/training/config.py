@@ -101,7 +101,6 @@ class TrainConfig:
                                 "where bfloat16 runs slower than float32; leave cpu_bf16 off")
         backbone_preset(self.preset)
 
-
     def _check_values(self) -> None:
         for name, (kind, low, high, closed_low) in _RANGES.items():
             value = getattr(self, name)
