@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 import sys
 
+from midlevel.checks import real_number, whole_number
 from midlevel.errors import ArgumentError
 
 
@@ -33,57 +33,29 @@ def file_path(text: str) -> str:
     return text
 
 
-def _integer(text: str, minimum: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise OptionValueError(f"must be an integer >= {minimum}, got '{text}'") from None
-    if value < minimum:
-        raise OptionValueError(f"must be an integer >= {minimum}, got {value}")
-    return value
-
-
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1 (argparse names the option in its error)."""
-    return _integer(text, 1)
+    return whole_number(text, least=1, error=OptionValueError)
 
 
 def nonnegative_int(text: str) -> int:
     """argparse type: an integer >= 0."""
-    return _integer(text, 0)
-
-
-def _number(text: str, *, above: float | None = None, least: float | None = None) -> float:
-    """A finite number, ``> above`` and ``>= least`` where given."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise OptionValueError(f"must be a number, got '{text}'") from None
-    if not math.isfinite(value):
-        raise OptionValueError(f"must be a finite number, got '{text}'")
-    if above is not None and value <= above:
-        raise OptionValueError(f"must be a number > {above:g}, got {text}")
-    if least is not None and value < least:
-        raise OptionValueError(f"must be a number >= {least:g}, got {text}")
-    return value
+    return whole_number(text, least=0, error=OptionValueError)
 
 
 def positive_float(text: str) -> float:
     """argparse type: a finite number > 0 (seconds, durations)."""
-    return _number(text, above=0.0)
+    return real_number(text, above=0, error=OptionValueError)
 
 
 def nonnegative_float(text: str) -> float:
     """argparse type: a finite number >= 0."""
-    return _number(text, least=0.0)
+    return real_number(text, least=0, error=OptionValueError)
 
 
 def open_unit(text: str) -> float:
     """argparse type: a number strictly between 0 and 1 (a level or a probability)."""
-    value = _number(text)
-    if not 0 < value < 1:
-        raise OptionValueError(f"must lie strictly between 0 and 1, got {text}")
-    return value
+    return real_number(text, above=0, below=1, error=OptionValueError)
 
 
 def add_root_option(p: argparse.ArgumentParser) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from midlevel.checks import real_number, whole_number
 from midlevel.errors import ArgumentError, SpecError
 
 SPLITS = ("train", "validation", "calibration", "test")
@@ -204,10 +205,15 @@ def _check_keys(where: str, mapping: Any, allowed: set[str], src: str) -> dict:
 def _scale(value: Any, where: str, src: str) -> tuple[float, float] | None:
     if value is None:
         return None
-    if (not isinstance(value, (list, tuple)) or len(value) != 2
-            or not all(isinstance(v, (int, float)) for v in value) or value[0] >= value[1]):
+    pair = None
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        try:
+            pair = tuple(real_number(v) for v in value)
+        except ArgumentError:
+            pair = None
+    if pair is None or pair[0] >= pair[1]:
         raise SpecError(f"{src}: '{where}.scale' must be [low, high] with low < high, got {value!r}")
-    return float(value[0]), float(value[1])
+    return pair
 
 
 def _columns(section: Any, where: str, src: str) -> list[ColumnSpec]:
@@ -391,9 +397,8 @@ def _splits(section: Any, src: str) -> tuple[int, dict[str, SplitSpec]]:
     if section is None:
         return 0, {}
     _check_keys("splits", section, {"seed", *DRAWN_SPLITS}, src)
-    seed = section.get("seed", 0)
-    if not isinstance(seed, int):
-        raise SpecError(f"{src}: 'splits.seed' must be an integer, got {seed!r}")
+    seed = whole_number(section.get("seed", 0), f"{src}: 'splits.seed'", least=0,
+                        error=SpecError)
     out = {}
     for name in DRAWN_SPLITS:
         cfg = section.get(name)
@@ -405,12 +410,10 @@ def _splits(section: Any, src: str) -> tuple[int, dict[str, SplitSpec]]:
         if len(chosen) != 1:
             raise SpecError(f"{src}: '{key}' needs exactly one of ids, ids_file, fraction, size; "
                             f"got {chosen or 'none'}")
-        frac = cfg.get("fraction")
-        if frac is not None and not (isinstance(frac, (int, float)) and 0 < frac < 1):
-            raise SpecError(f"{src}: '{key}.fraction' must be in (0, 1), got {frac!r}")
-        size = cfg.get("size")
-        if size is not None and not (isinstance(size, int) and size > 0):
-            raise SpecError(f"{src}: '{key}.size' must be a positive integer, got {size!r}")
+        frac = real_number(cfg.get("fraction"), f"{src}: '{key}.fraction'", above=0, below=1,
+                           allow_none=True, error=SpecError)
+        size = whole_number(cfg.get("size"), f"{src}: '{key}.size'", allow_none=True,
+                            error=SpecError)
         out[name] = SplitSpec(ids=tuple(str(i) for i in cfg["ids"]) if "ids" in cfg else None,
                               ids_file=cfg.get("ids_file"), fraction=frac, size=size,
                               group_by=cfg.get("group_by"),

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from midlevel.errors import ArgumentError
+from midlevel.checks import real_number
 from midlevel.explain.levels import check_alpha, ci_label
 
 MATERIALITY = 0.05
@@ -32,15 +32,9 @@ FLAGS = ("unsupported", "opposite sign", "compensation")
 
 
 def check_materiality(materiality) -> float:
-    """``materiality`` as a finite float of at least 0; ArgumentError naming it otherwise."""
-    try:
-        value = float(materiality)
-    except (TypeError, ValueError):
-        value = float("nan")
-    if not (np.isfinite(value) and value >= 0):
-        raise ArgumentError(f"materiality (--materiality) must be a standardized margin of at "
-                            f"least 0, got {materiality}")
-    return value
+    """``materiality`` (a standardized margin) as a finite float of at least 0; ArgumentError
+    naming it otherwise."""
+    return real_number(materiality, "materiality (--materiality)", least=0)
 
 
 def flag_weights(table: pd.DataFrame, *, materiality: float = MATERIALITY,

@@ -65,6 +65,7 @@ import torch
 from scipy import stats
 from torch import nn
 
+from midlevel.checks import whole_number
 from midlevel.errors import AttributionError
 
 __all__ = ["DEFAULT_FRACTIONS", "HarnessResult", "morf_order", "patch_ids",
@@ -187,9 +188,8 @@ def perturbation_curves(f: nn.Module, x, maps, reference, *, method: str = "meth
     repeat, fraction, value (``f`` of the perturbed input, output units), output (``f(x)``),
     reference_output (``f(reference)``), n_units.
     """
-    if n_random < 5:
-        raise AttributionError(f"n_random must be at least 5 (got {n_random}): one or two random "
-                               f"orders do not make a reference")
+    # one or two random orders do not make a reference
+    n_random = whole_number(n_random, "n_random", least=5, error=AttributionError)
     bad = [m for m in modes if m not in ("deletion", "insertion")]
     if bad:
         raise AttributionError(f"modes must be 'deletion' and/or 'insertion', got {bad}")

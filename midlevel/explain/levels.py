@@ -2,23 +2,14 @@
 statistics and the flags, which read each other's results)."""
 from __future__ import annotations
 
-import numpy as np
-
-from midlevel.errors import ArgumentError
+from midlevel.checks import real_number
 
 
 def check_alpha(alpha) -> float:
-    """``alpha`` as a float strictly between 0 and 1; ArgumentError naming it otherwise (at
+    """``alpha`` as a float strictly between 0 and 1 (the intervals have level 1 - alpha: at
     1 or above ``ci_low > ci_high`` and every effect is "significant", at 0 the intervals are
-    infinite)."""
-    try:
-        value = float(alpha)
-    except (TypeError, ValueError):
-        value = float("nan")
-    if not (np.isfinite(value) and 0 < value < 1):
-        raise ArgumentError(f"alpha (--alpha) must lie strictly between 0 and 1 (the intervals "
-                            f"have level 1 - alpha), got {alpha}")
-    return value
+    infinite); ArgumentError naming it otherwise."""
+    return real_number(alpha, "alpha (--alpha)", above=0, below=1)
 
 
 def ci_label(alpha: float) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
+from midlevel.checks import real_number
 from midlevel.errors import ListenError
 
 __all__ = ["attribution_mask", "bands_to_bins", "stft", "istft", "masked_audio",
@@ -131,8 +132,7 @@ def attribution_mask(values: np.ndarray, *, mode: str = "positive", top: float =
         p = np.clip(v if mode == "positive" else -v, 0, None)
         mask = p / p.max() if p.max() > 0 else np.zeros_like(p)
     elif mode == "top":
-        if not 0 < top <= 1:
-            raise ListenError(f"top must lie in (0, 1], got {top}")
+        top = real_number(top, "top", above=0, most=1, error=ListenError)
         k = max(1, int(round(top * v.size)))
         threshold = np.partition(v.ravel(), v.size - k)[v.size - k]
         mask = ((v >= threshold) & (v > 0)).astype(np.float64)

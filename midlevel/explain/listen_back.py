@@ -51,6 +51,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from midlevel.checks import real_number
 from midlevel.explain.listen import masked_audio
 from midlevel.io import write_csv, write_wav
 from midlevel.explain.attribution.components import ComponentError, Components
@@ -88,8 +89,7 @@ def evidence_masks(values, *, mass: float = 0.9) -> dict[str, np.ndarray]:
     dict part -> np.ndarray [shape=(n_bands, n_frames), dtype=float64] for the parts in
     ``PARTS``; for, against and complement partition the bins.
     """
-    if not 0 < mass <= 1:
-        raise ComponentError(f"mass must lie in (0, 1], got {mass}")
+    mass = real_number(mass, "mass", above=0, most=1, error=ComponentError)
     v = _map(values)
     a = np.abs(v)
     total = a.sum()

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from midlevel.errors import ArgumentError, ExplainError
+from midlevel.checks import whole_number
+from midlevel.errors import ExplainError
 from midlevel.explain.levels import check_alpha
 from midlevel.explain.separation import (
     fit_quietly, fit_summary, logistic_note, nan_fit, no_estimate_lines, note_rows, quiet,
@@ -35,10 +36,7 @@ COLUMNS = ["target", "concept", "weight", "std_weight", "se", "ci_low", "ci_high
 
 def check_n_boot(n_boot, least: int = 1) -> int:
     """``n_boot`` as an int of at least ``least``; ArgumentError naming it otherwise."""
-    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < least:
-        raise ArgumentError(f"n_boot (--bootstrap) must be a whole number of resamples, at "
-                            f"least {least}, got {n_boot}")
-    return int(n_boot)
+    return whole_number(n_boot, "n_boot (--bootstrap)", least=least)
 
 
 @dataclass

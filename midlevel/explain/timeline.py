@@ -8,11 +8,11 @@ changes at ``t0`` shows as a ramp from ``t0 - window/2`` to ``t0 + window/2`` ce
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pandas as pd
 
+from midlevel.checks import real_number
 from midlevel.errors import ExplainError
 from midlevel.explain.head import LinearHead, contributions, require_bottleneck
 from midlevel.run import load_run
@@ -29,22 +29,15 @@ def timeline_frames(run, *, hop: float = 0.5, window: float | None = None) -> tu
     hop, window : seconds, see :func:`window_concepts`.
     """
     from midlevel.training.data import window_frames
-    for name, value in (("hop", hop), ("window", window)):
-        if name == "window" and value is None:
-            continue
-        try:
-            ok = math.isfinite(float(value)) and float(value) > 0
-        except (TypeError, ValueError):
-            ok = False
-        if not ok or isinstance(value, bool):
-            raise ExplainError(f"timeline {name} (--{name}) must be a finite number of seconds "
-                               f"> 0, got {value!r}")
+    hop = real_number(hop, "timeline hop (--hop)", above=0, unit="seconds", error=ExplainError)
+    window = real_number(window, "timeline window (--window)", above=0, unit="seconds",
+                         allow_none=True, error=ExplainError)
     fps = run.fps
-    hop_frames = int(round(float(hop) * fps))
+    hop_frames = int(round(hop * fps))
     if hop_frames < 1:
         raise ExplainError(f"timeline hop (--hop) {hop!r} s is shorter than one frame "
                            f"({1 / fps:.3g} s at {fps:g} frames per second)")
-    window = float(window) if window is not None else run.config.crop_seconds
+    window = window if window is not None else run.config.crop_seconds
     return window_frames(window, fps), hop_frames
 
 

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from midlevel.io import write_json, write_text, write_wav
 
+from midlevel.checks import real_number, whole_number
 from midlevel.errors import ArgumentError
 from midlevel.synth.material import draw_material
 from midlevel.synth.render import render_clip
@@ -266,18 +267,19 @@ def synthesize(out_dir: str | os.PathLike, *, n_clips: int = 200, seed: int = 0,
     n_jobs : int or None
         Worker processes (None: all cores, 1: this process).
     """
-    if n_clips < 1 or duration <= 0 or sample_rate <= 0:
-        raise ArgumentError("n_clips, duration and sample_rate must be positive")
-    if not 0.0 <= change_fraction <= 1.0 or rating_noise < 0 or target_noise < 0:
-        raise ArgumentError("change_fraction must lie in [0, 1] and noise levels be >= 0")
+    n_clips, sample_rate = whole_number(n_clips, "n_clips"), whole_number(sample_rate,
+                                                                          "sample_rate")
+    duration = real_number(duration, "duration", above=0, unit="seconds")
+    change_fraction = real_number(change_fraction, "change_fraction", least=0, most=1)
+    tag_presence = real_number(tag_presence, "tag_presence", least=0, most=1)
+    rating_noise = real_number(rating_noise, "rating_noise", least=0)
+    target_noise = real_number(target_noise, "target_noise", least=0)
     weight_matrix, intercepts = load_weights(weights)
     out = Path(out_dir)
     (out / "audio").mkdir(parents=True, exist_ok=True)
     width = max(4, len(str(n_clips - 1)))
     ids = [f"s{i:0{width}d}" for i in range(n_clips)]
     _clear_stale_audio(out, ids)
-    if not 0.0 <= tag_presence <= 1.0:
-        raise ArgumentError(f"tag_presence must lie in [0, 1], got {tag_presence}")
     # children: 0 concepts, 1..n clips, n + 1 segment noise, n + 2 tags
     children = np.random.SeedSequence(seed).spawn(n_clips + 3)
     rng = np.random.default_rng(children[0])

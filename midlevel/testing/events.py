@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from midlevel.checks import real_number
 from midlevel.errors import ArgumentError
 from midlevel.models.bottleneck import BlackBox
 
@@ -74,8 +75,7 @@ class EventTask:
         """
         if schedule not in ("cosine", "constant"):
             raise ArgumentError(f"schedule must be 'cosine' or 'constant', not {schedule!r}")
-        if not 0.0 <= removal <= 1.0:
-            raise ArgumentError(f"removal must be a share in [0, 1], not {removal!r}")
+        removal = real_number(removal, "removal (a share)", least=0, most=1)
         torch.manual_seed(seed)
         x, y = self.sample(n, seed)
         model = BlackBox([{"name": "event"}], backbone={"width": width, "dropout": 0.0,

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
+from midlevel.checks import real_number, whole_number
 from midlevel.errors import TrainingError
 from midlevel.models.backbone import preset as backbone_preset
 
@@ -81,16 +81,12 @@ class TrainConfig:
         self._check_values()
         if self.mode not in MODES:
             raise TrainingError(f"unknown mode '{self.mode}'; modes are {list(MODES)}")
-        if not 0.0 <= self.w <= 1.0:
-            raise TrainingError(f"w must lie in [0, 1], got {self.w}")
         if self.device not in ("cpu", "cuda"):
             raise TrainingError(f"device must be 'cpu' or 'cuda', got '{self.device}'")
         if self.select_on not in ("r2", "r"):
             raise TrainingError(f"select_on must be 'r2' or 'r', got '{self.select_on}'")
         if self.balance not in ("none", "balanced"):
             raise TrainingError(f"balance must be 'none' or 'balanced', got '{self.balance}'")
-        if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 0):
-            raise TrainingError(f"workers must be a non-negative integer, got {self.workers!r}")
         if self.max_memory is not None:
             from midlevel.training.stream import parse_bytes
             parse_bytes(self.max_memory, where="max_memory")
@@ -102,38 +98,29 @@ class TrainConfig:
         backbone_preset(self.preset)
 
     def _check_values(self) -> None:
-        for name, (kind, low, high, closed_low) in _RANGES.items():
-            value = getattr(self, name)
-            if value is None and name in _OPTIONAL:
-                continue
-            ok = (isinstance(value, int) if kind is int else isinstance(value, (int, float)))
-            ok = ok and not isinstance(value, bool) and math.isfinite(value)
-            if ok:
-                ok = (value >= low if closed_low else value > low) and (high is None
-                                                                         or value < high)
-            if not ok:
-                what = "an integer" if kind is int else "a number"
-                bound = f">= {low}" if closed_low else f"> {low}"
-                bound += f" and < {high}" if high is not None else ""
-                none = " (or null)" if name in _OPTIONAL else ""
-                raise TrainingError(f"{name} must be {what} {bound}{none}, got {value!r}")
+        """Each number as its type within its range (a number written as text, as YAML
+        leaves ``1e-3``, is read as that number and stored as it); each switch a bool."""
+        for name, (kind, bounds) in _RANGES.items():
+            check = whole_number if kind is int else real_number
+            setattr(self, name, check(getattr(self, name), name, allow_none=name in _OPTIONAL,
+                                      error=TrainingError, **bounds))
         for name in _BOOLEANS:
             if not isinstance(getattr(self, name), bool):
                 raise TrainingError(f"{name} must be true or false, got {getattr(self, name)!r}")
 
 
-# (type, lower bound, upper bound (exclusive) or None, lower bound inclusive)
+# (type, bounds as midlevel.checks names them)
 _RANGES = {
-    "epochs": (int, 1, None, True), "patience": (int, 1, None, True),
-    "batch_size": (int, 2, None, True),  # BatchNorm needs two clips a batch
-    "eval_batch_size": (int, 1, None, True), "seed": (int, 0, None, True),
-    "calibration_bootstrap": (int, 0, None, True),
-    "lr": (float, 0.0, None, False), "weight_decay": (float, 0.0, None, True),
-    "dropout": (float, 0.0, 1.0, True), "crop_seconds": (float, 0.0, None, False),
-    "eval_hop_seconds": (float, 0.0, None, False), "width": (float, 0.0, None, False),
-    "last_kernel": (int, 1, None, True), "w": (float, 0.0, None, True),  # w <= 1 below
+    "epochs": (int, {"least": 1}), "patience": (int, {"least": 1}),
+    "batch_size": (int, {"least": 2}),  # BatchNorm needs two clips a batch
+    "eval_batch_size": (int, {"least": 1}), "seed": (int, {"least": 0}),
+    "calibration_bootstrap": (int, {"least": 0}), "workers": (int, {"least": 0}),
+    "lr": (float, {"above": 0}), "weight_decay": (float, {"least": 0}),
+    "dropout": (float, {"least": 0, "below": 1}), "crop_seconds": (float, {"above": 0}),
+    "eval_hop_seconds": (float, {"above": 0}), "width": (float, {"above": 0}),
+    "last_kernel": (int, {"least": 1}), "w": (float, {"least": 0, "most": 1}),
 }
-_OPTIONAL = {"eval_hop_seconds", "width", "last_kernel"}
+_OPTIONAL = {"eval_hop_seconds", "width", "last_kernel", "workers"}
 _BOOLEANS = ("amp", "cpu_bf16", "recalibrate_bn", "calibrate_concepts", "shrink_calibration")
 
 

@@ -27,7 +27,7 @@ import pandas as pd
 
 from midlevel.errors import AttributionError, ReportError
 from midlevel.explain.attribution.attributor import Attributor
-from midlevel.explain.attribution.base import positive, resolve_output
+from midlevel.explain.attribution.base import resolve_output
 from midlevel.explain.attribution.registry import resolve_method
 from midlevel.explain.faithfulness import completeness
 from midlevel.explain.leakage import leakage_diagnostic
@@ -36,7 +36,7 @@ from midlevel.report.document import Report, model_label, write_report
 from midlevel.workflows.compare_explanations import attributions, lime_components, listening
 from midlevel.run import load_run
 from midlevel.training.data import window_frames
-from midlevel.workflows.checks import count, seconds
+from midlevel.checks import real_number, whole_number
 
 log = logging.getLogger("midlevel.compare")
 
@@ -93,7 +93,7 @@ def test_clips(run, *, spec, root, cache_dir, n_clips: int,
     or their first ``max_seconds``; ArgumentError unless ``n_clips >= 1`` (a negative count
     must not act as a slice). A split with fewer clips than ``n_clips`` gives all of them and
     a note saying so."""
-    n_clips = count("n_clips", n_clips, flag="--clips")
+    n_clips = whole_number(n_clips, "n_clips (--clips)")
     table = run.annotations(spec, root=root)
     split = "test" if (table["split"] == "test").any() else "validation"
     rows, specs = run.data(split, spec=spec, root=root, cache_dir=cache_dir)
@@ -163,14 +163,15 @@ def compare(runs, out, *, spec=None, root=None, cache_dir=None, methods=DEFAULT_
     methods = [resolve_method(m) for m in methods]
     if not methods:
         raise ReportError("compare needs at least one attribution method")
-    n_clips = count("n_clips", n_clips, flag="--clips")
-    n_background = count("n_background", n_background, flag="--background")
-    sanity_clips = count("sanity_clips", sanity_clips, minimum=0)
+    n_clips = whole_number(n_clips, "n_clips (--clips)")
+    n_background = whole_number(n_background, "n_background (--background)")
+    sanity_clips = whole_number(sanity_clips, "sanity_clips", least=0)
     if faithfulness:
-        count("n_random", n_random, minimum=5)
-    max_seconds = seconds("max_seconds", max_seconds, allow_none=True, flag="--seconds")
+        whole_number(n_random, "n_random", least=5)
+    max_seconds = real_number(max_seconds, "max_seconds (--seconds)", above=0, unit="seconds",
+                              allow_none=True)
     if deletion_patch is not None:
-        deletion_patch = positive("deletion_patch (--deletion-patch)", deletion_patch, size=2)
+        deletion_patch = whole_number(deletion_patch, "deletion_patch (--deletion-patch)", size=2)
     check_explained(reps, methods, target=target, concept=concept, options=options)
     # the clips are read before the first file is written (an empty split fails here)
     clips = test_clips(runs[0], spec=spec, root=root, cache_dir=cache_dir, n_clips=n_clips,

@@ -123,7 +123,7 @@ def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_dee
     from midlevel.data.audio import check_inputs, load_audio
     from midlevel.data.frontends import make_frontend
     from midlevel.plots.attribution import attribution_figure
-    from midlevel.workflows.checks import count, seconds
+    from midlevel.checks import real_number, whole_number
 
     run = load_run(run)
     paths = [str(p) for p in audio_paths]
@@ -134,17 +134,17 @@ def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_dee
     outputs = list(outputs) if outputs else list(run.model.output_names)
     for o in outputs:
         resolve_output(run.model, o)  # fail early on a bad name
-    max_seconds = seconds("max_seconds", max_seconds, allow_none=True)
-    if not 0 < mass <= 1:
-        raise AttributionError(f"mass must lie in (0, 1], got {mass!r}")
+    max_seconds = real_number(max_seconds, "max_seconds", above=0, unit="seconds",
+                              allow_none=True)
+    mass = real_number(mass, "mass", above=0, most=1)
     if faithfulness:
-        count("n_random", n_random, minimum=5)
+        whole_number(n_random, "n_random", least=5)
     names = list(names) if names is not None else clip_names(paths)
     if len(names) != len(paths):
         raise AttributionError(f"{len(names)} names for {len(paths)} audio files")
     fe = make_frontend(run.frontend)
     if background is None:
-        background = run_background(run, count("n_background", n_background), spec=spec,
+        background = run_background(run, whole_number(n_background, "n_background"), spec=spec,
                                     root=root, cache_dir=cache_dir)
     attributors = {(m, o): Attributor(run.model, m, output=o, background=background,
                                       fps=fe.fps, band_frequencies=fe.band_frequencies,

@@ -148,7 +148,7 @@ def check_options(run, head: LinearHead, *, targets=None, dataset_split="train",
     from midlevel.data.spec import SPLITS
     from midlevel.explain.interventions import check_settings, rating_scales
     from midlevel.explain.timeline import timeline_frames
-    from midlevel.workflows.checks import count
+    from midlevel.checks import whole_number
 
     explained = [head.outputs[j] for j in head.units(targets)]
     drawn = None
@@ -169,7 +169,7 @@ def check_options(run, head: LinearHead, *, targets=None, dataset_split="train",
     # checked with or without a timeline: a bad value is a mistake whether or not it is used
     timeline_frames(run, hop=hop, window=window)
     if intervention_split is not None:
-        count("repeats", repeats)
+        whole_number(repeats, "repeats")
     checked, notes = check_settings(head, dict(settings or {}), scales=rating_scales(run))
     return _Options(drawn, checked, notes)
 

@@ -12,26 +12,11 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 
+from midlevel.checks import whole_number
 from midlevel.errors import AttributionError
-
-
-def positive(name: str, value, *, size: int | None = None):
-    """A method setting as an int >= 1 (``size``: a tuple of that many, e.g. an occlusion
-    window of (bands, frames)); AttributionError naming the setting otherwise."""
-    items = (value,) if size is None else value
-    try:
-        ok = (size is None or len(items) == size) and all(
-            not isinstance(v, bool) and float(v) == int(v) >= 1 for v in items)
-    except (TypeError, ValueError, OverflowError):
-        ok = False
-    if not ok:
-        what = "a whole number >= 1" if size is None else f"{size} whole numbers >= 1"
-        raise AttributionError(f"{name} must be {what}, got {value!r}")
-    return int(value) if size is None else tuple(int(v) for v in items)
 
 
 class LazyTables(MutableMapping):
@@ -109,7 +94,8 @@ class AttributionMethod:
     deterministic: bool = False
 
     def __init__(self, *, batch_size: int = 16, seed: int = 0, **options):
-        self.batch_size, self.seed = positive("batch_size", batch_size), int(seed)
+        self.batch_size = whole_number(batch_size, "batch_size", error=AttributionError)
+        self.seed = whole_number(seed, "seed", least=0, error=AttributionError)
         self._cache: dict = {}
 
     def attribute(self, f: nn.Module, x: torch.Tensor, *, reference: torch.Tensor,

@@ -6,7 +6,9 @@ import warnings
 
 import torch
 
-from midlevel.explain.attribution.base import AttributionMethod, MethodResult, positive
+from midlevel.checks import whole_number
+from midlevel.errors import AttributionError
+from midlevel.explain.attribution.base import AttributionMethod, MethodResult
 
 
 class IntegratedGradients(AttributionMethod):
@@ -17,7 +19,7 @@ class IntegratedGradients(AttributionMethod):
 
     def __init__(self, *, n_steps: int = 32, **options):
         super().__init__(**options)
-        self.n_steps = positive("n_steps", n_steps)
+        self.n_steps = whole_number(n_steps, "n_steps", error=AttributionError)
 
     def attribute(self, f, x, *, reference, background=None, clips=None) -> MethodResult:
         from captum.attr import IntegratedGradients as IG
@@ -36,7 +38,7 @@ class GradientShap(AttributionMethod):
 
     def __init__(self, *, n_samples: int = 32, **options):
         super().__init__(**options)
-        self.n_samples = positive("n_samples", n_samples)
+        self.n_samples = whole_number(n_samples, "n_samples", error=AttributionError)
 
     def attribute(self, f, x, *, reference, background=None, clips=None) -> MethodResult:
         from captum.attr import GradientShap as GS
@@ -75,8 +77,8 @@ class Occlusion(AttributionMethod):
     def __init__(self, *, window: tuple[int, int] = (16, 32),
                  stride: tuple[int, int] | None = None, **options):
         super().__init__(**options)
-        self.window = positive("window", window, size=2)
-        self.stride = positive("stride", stride or window, size=2)
+        self.window = whole_number(window, "window", size=2, error=AttributionError)
+        self.stride = whole_number(stride or window, "stride", size=2, error=AttributionError)
 
     def attribute(self, f, x, *, reference, background=None, clips=None) -> MethodResult:
         from captum.attr import Occlusion as Occ

@@ -44,6 +44,8 @@ from captum.attr import LimeBase
 from scipy.stats import spearmanr
 from torch import nn
 
+from midlevel.checks import real_number, whole_number
+from midlevel.errors import AttributionError
 from midlevel.explain.attribution.base import MethodResult, AttributionMethod
 from midlevel.explain.attribution.components import ComponentError, Components
 from midlevel.explain.attribution.nmf import make_components
@@ -172,12 +174,12 @@ class Lime(AttributionMethod):
                  frontend=None, **options):
         super().__init__(batch_size=batch_size, seed=seed)
         self.components = components
-        self.n_samples = n_samples
-        self.kernel_width = kernel_width
-        self.seed = seed
-        self.n_repeats = n_repeats
-        self.alpha = alpha
-        self.batch_size = batch_size
+        self.n_samples = whole_number(n_samples, "n_samples (lime_samples)", error=AttributionError)
+        self.kernel_width = real_number(kernel_width, "kernel_width", above=0,
+                                        error=AttributionError)
+        self.n_repeats = whole_number(n_repeats, "n_repeats", error=AttributionError)
+        self.alpha = real_number(alpha, "alpha (the surrogate's ridge penalty)", least=0,
+                                 error=AttributionError)
         self.component_options = component_options
         self.frontend = frontend
 

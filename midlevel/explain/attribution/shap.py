@@ -11,7 +11,9 @@ import warnings
 import numpy as np
 import torch
 
-from midlevel.explain.attribution.base import AttributionMethod, MethodResult, positive
+from midlevel.checks import whole_number
+from midlevel.errors import AttributionError
+from midlevel.explain.attribution.base import AttributionMethod, MethodResult
 
 
 class ShapDeep(AttributionMethod):
@@ -49,7 +51,7 @@ class ShapGradient(AttributionMethod):
 
     def __init__(self, *, n_samples: int = 32, **options):
         super().__init__(**options)
-        self.n_samples = positive("n_samples", n_samples)
+        self.n_samples = whole_number(n_samples, "n_samples", error=AttributionError)
 
     def attribute(self, f, x, *, reference, background=None, clips=None) -> MethodResult:
         import shap
