@@ -1,6 +1,7 @@
 """Data specs: parsing errors name the key; tables, joins, ratings and splits behave as documented."""
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
@@ -276,3 +277,40 @@ def test_soundtracks_spec_on_real_tables(soundtracks_dir):
         "valence", "energy", "tension", "anger", "fear", "happy", "sad", "tender"]
     assert table.split.value_counts().to_dict() == {"train": 288, "validation": 36, "test": 36}
     assert table[spec.target_names].notna().all().all()
+
+
+# ----------------------------------------------------------------------- table settings
+
+SOURCE = """
+name: src
+root: .
+audio: {pattern: "audio/{id}.wav"}
+tables:
+  - path: a.csv
+    id_column: id
+    %s
+concepts:
+  x: {scale: [0, 10]}
+targets:
+  y: {scale: [0, 10]}
+"""
+
+
+def test_a_single_missing_value_is_one_cell_value_not_its_characters(tmp_path):
+    path = tmp_path / "spec.yaml"
+    path.write_text(SOURCE % "missing_values: NA")
+    assert load_spec(path).tables[0].missing_values == ("NA",)  # not ("N", "A")
+    path.write_text(SOURCE % 'missing_values: ["", -1]')
+    assert load_spec(path).tables[0].missing_values == ("", "-1")
+
+
+@pytest.mark.parametrize("setting, where", [("sep: ''", "tables[0].sep"),
+                                            ("encoding: utf-9", "tables[0].encoding"),
+                                            ("strip_headers: 'no'", "tables[0].strip_headers"),
+                                            ("missing_values: {a: 1}",
+                                             "tables[0].missing_values")])
+def test_a_table_setting_of_the_wrong_kind_is_named(tmp_path, setting, where):
+    path = tmp_path / "spec.yaml"
+    path.write_text(SOURCE % setting)
+    with pytest.raises(SpecError, match=re.escape(f"'{where}'")):
+        load_spec(path)

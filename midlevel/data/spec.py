@@ -9,6 +9,7 @@ key, next to the dataclasses they fill: reading a key's rules means reading one 
 """
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,11 +28,10 @@ DRAWN_SPLITS = ("test", "validation", "calibration")
 _TOP_KEYS = {"name", "description", "root", "roots", "audio", "tables", "segments", "concepts",
              "targets", "splits"}
 _AUDIO_KEYS = {"pattern", "path_column"}
-_TABLE_KEYS = {"path", "root", "sep", "encoding", "strip_headers", "id_column", "id_format",
-               "filter", "missing_values", "join_on", "join_format", "how"}
-_SEGMENT_KEYS = {"path", "root", "sep", "encoding", "strip_headers", "id_column", "id_format",
-                 "filter", "missing_values", "start_column", "end_column", "time_column",
-                 "columns"}
+_SOURCE_KEYS = {"path", "root", "sep", "encoding", "strip_headers", "id_column", "id_format",
+                "filter", "missing_values"}
+_TABLE_KEYS = _SOURCE_KEYS | {"join_on", "join_format", "how"}
+_SEGMENT_KEYS = _SOURCE_KEYS | {"start_column", "end_column", "time_column", "columns"}
 _COLUMN_KEYS = {"column", "scale", "description", "type", "classes"}
 _TAG_KEYS = {"column", "columns", "tags", "sep", "empty", "description", "type"}
 KINDS = ("regression", "class", "binary", "tags")
@@ -84,8 +84,8 @@ class ColumnSpec:
 
 
 @dataclass(frozen=True)
-class TableSpec:
-    """One annotation table and how it joins the tables before it."""
+class TableSource:
+    """Where a table is and how to read it: what every table of a spec says."""
 
     path: str
     root: str | None = None
@@ -96,13 +96,19 @@ class TableSpec:
     id_format: str | None = None
     filter: str | None = None
     missing_values: tuple[str, ...] = ("",)
+
+
+@dataclass(frozen=True)
+class TableSpec(TableSource):
+    """One annotation table and how it joins the tables before it."""
+
     join_on: str | None = None
     join_format: str | None = None
     how: str = "exact"
 
 
 @dataclass(frozen=True)
-class SegmentTableSpec:
+class SegmentTableSpec(TableSource):
     """A table of time-varying ratings: one row per (clip, time segment).
 
     Either ``start_column`` and ``end_column`` (seconds) or ``time_column`` (a rating at an
@@ -111,15 +117,6 @@ class SegmentTableSpec:
     regression concept and target whose ``column`` is in the table's header.
     """
 
-    path: str
-    root: str | None = None
-    sep: str = ","
-    encoding: str = "utf-8-sig"
-    strip_headers: bool = True
-    id_column: str = ""
-    id_format: str | None = None
-    filter: str | None = None
-    missing_values: tuple[str, ...] = ("",)
     start_column: str | None = None
     end_column: str | None = None
     time_column: str | None = None
@@ -285,6 +282,39 @@ def _tag_group(group: str, cfg: Any, key: str, src: str) -> list[ColumnSpec]:
                        sep=sep, empty=empty) for tag in map(str, tags)]
 
 
+def _source(cfg: dict, key: str, src: str, roots: dict[str, Path]) -> dict:
+    """The :class:`TableSource` fields of one table's settings, each checked: SpecError
+    naming ``key`` and the setting otherwise."""
+    for required in ("path", "id_column"):
+        if required not in cfg:
+            raise SpecError(f"{src}: '{key}.{required}' is required")
+    if cfg.get("root") is not None and cfg["root"] not in roots:
+        raise SpecError(f"{src}: '{key}.root' names unknown root {cfg['root']!r}; "
+                        f"known: {', '.join(sorted(roots)) or 'none (add a roots: section)'}")
+    sep, encoding = cfg.get("sep", ","), cfg.get("encoding", "utf-8-sig")
+    if not isinstance(sep, str) or not sep:
+        raise SpecError(f"{src}: '{key}.sep' must be a non-empty string, got {sep!r}")
+    try:
+        codecs.lookup(str(encoding))
+    except LookupError:
+        raise SpecError(f"{src}: '{key}.encoding' {encoding!r} is not a known text encoding "
+                        f"(for example utf-8-sig, latin-1, cp1252)") from None
+    strip = cfg.get("strip_headers", True)
+    if not isinstance(strip, bool):
+        raise SpecError(f"{src}: '{key}.strip_headers' must be true or false, got {strip!r}")
+    missing = cfg.get("missing_values", [""])
+    if isinstance(missing, (str, int, float)):  # one value: "NA" is not the cells N and A
+        missing = [missing]
+    if not isinstance(missing, list) or any(isinstance(m, (list, dict)) for m in missing):
+        raise SpecError(f"{src}: '{key}.missing_values' must be a list of cell values, got "
+                        f"{missing!r}")
+    _id_format(cfg, "id_format", key, src)
+    return dict(path=str(cfg["path"]), root=cfg.get("root"), sep=sep, encoding=str(encoding),
+                strip_headers=strip, id_column=str(cfg["id_column"]),
+                id_format=cfg.get("id_format"), filter=cfg.get("filter"),
+                missing_values=tuple("" if m is None else str(m) for m in missing))
+
+
 def _tables(section: Any, src: str, roots: dict[str, Path]) -> list[TableSpec]:
     if not isinstance(section, list) or not section:
         raise SpecError(f"{src}: 'tables' must be a non-empty list of tables")
@@ -292,29 +322,15 @@ def _tables(section: Any, src: str, roots: dict[str, Path]) -> list[TableSpec]:
     for i, cfg in enumerate(section):
         key = f"tables[{i}]"
         _check_keys(key, cfg, _TABLE_KEYS, src)
-        for required in ("path", "id_column"):
-            if required not in cfg:
-                raise SpecError(f"{src}: '{key}.{required}' is required")
+        source = _source(cfg, key, src, roots)
         how = cfg.get("how", "exact")
         if how not in _HOWS:
             raise SpecError(f"{src}: '{key}.how' must be one of {', '.join(_HOWS)}, got {how!r}")
         if i == 0 and ("join_on" in cfg or "how" in cfg):
             raise SpecError(f"{src}: '{key}': the first table cannot have join_on/how")
-        if cfg.get("root") is not None and cfg["root"] not in roots:
-            raise SpecError(f"{src}: '{key}.root' names unknown root {cfg['root']!r}; "
-                            f"known: {', '.join(sorted(roots)) or 'none (add a roots: section)'}")
-        for fmt_key in ("id_format", "join_format"):
-            _id_format(cfg, fmt_key, key, src)
-        missing = cfg.get("missing_values", [""])
-        out.append(TableSpec(path=str(cfg["path"]), root=cfg.get("root"),
-                             sep=str(cfg.get("sep", ",")),
-                             encoding=str(cfg.get("encoding", "utf-8-sig")),
-                             strip_headers=bool(cfg.get("strip_headers", True)),
-                             id_column=str(cfg["id_column"]), id_format=cfg.get("id_format"),
-                             filter=cfg.get("filter"),
-                             missing_values=tuple(str(m) for m in missing),
-                             join_on=cfg.get("join_on"), join_format=cfg.get("join_format"),
-                             how=how))
+        _id_format(cfg, "join_format", key, src)
+        out.append(TableSpec(**source, join_on=cfg.get("join_on"),
+                             join_format=cfg.get("join_format"), how=how))
     return out
 
 
@@ -338,9 +354,7 @@ def _segment_tables(section: Any, src: str, roots: dict[str, Path],
     for i, cfg in enumerate(section):
         key = f"segments[{i}]"
         _check_keys(key, cfg, _SEGMENT_KEYS, src)
-        for required in ("path", "id_column"):
-            if required not in cfg:
-                raise SpecError(f"{src}: '{key}.{required}' is required")
+        source = _source(cfg, key, src, roots)
         has_span = [k for k in ("start_column", "end_column") if k in cfg]
         if "time_column" in cfg:
             if has_span:
@@ -349,10 +363,6 @@ def _segment_tables(section: Any, src: str, roots: dict[str, Path],
         elif len(has_span) != 2:
             raise SpecError(f"{src}: '{key}' needs start_column and end_column (seconds), or "
                             f"time_column; got {has_span or 'none'}")
-        if cfg.get("root") is not None and cfg["root"] not in roots:
-            raise SpecError(f"{src}: '{key}.root' names unknown root {cfg['root']!r}; "
-                            f"known: {', '.join(sorted(roots)) or 'none (add a roots: section)'}")
-        _id_format(cfg, "id_format", key, src)
         mapping = cfg.get("columns")
         if mapping is not None:
             own = {n: c.column for n, c in by_name.items()}  # a name alone: the spec's column
@@ -376,14 +386,8 @@ def _segment_tables(section: Any, src: str, roots: dict[str, Path],
                                     f"{by_name[name].kind} column; segments hold numeric "
                                     f"ratings only")
             mapping = tuple(pairs)
-        missing = cfg.get("missing_values", [""])
         out.append(SegmentTableSpec(
-            path=str(cfg["path"]), root=cfg.get("root"), sep=str(cfg.get("sep", ",")),
-            encoding=str(cfg.get("encoding", "utf-8-sig")),
-            strip_headers=bool(cfg.get("strip_headers", True)),
-            id_column=str(cfg["id_column"]), id_format=cfg.get("id_format"),
-            filter=cfg.get("filter"), missing_values=tuple(str(m) for m in missing),
-            start_column=_opt_str(cfg.get("start_column")),
+            **source, start_column=_opt_str(cfg.get("start_column")),
             end_column=_opt_str(cfg.get("end_column")),
             time_column=_opt_str(cfg.get("time_column")), columns=mapping))
     return out
