@@ -68,6 +68,18 @@ def test_completeness_is_the_accuracy_ratio():
     assert c.loc["a", "completeness"] == pytest.approx(0.7 / 0.8)
     assert c.loc["b", "completeness"] == pytest.approx(0.5)
     assert c.loc["mean", "completeness"] == pytest.approx(((0.7 + 0.45) / 2) / 0.85)
+    assert (c["note"] == "").all()
+
+
+def test_completeness_is_not_a_ratio_over_a_chance_level_black_box():
+    """A black box at r 0.015 or -0.12 would give ratios of -7.5 or 4.0: no ratio, a note."""
+    metrics = pd.DataFrame({"model": ["bottleneck", "blackbox"] * 3, "kind": "target",
+                            "name": ["a", "a", "b", "b", "c", "c"],
+                            "r": [-0.115, 0.015, -0.485, -0.122, 0.5, 0.8]})
+    c = completeness(metrics).set_index("name")
+    assert c.loc[["a", "b"], "completeness"].isna().all()
+    assert "below 0.1" in c.loc["a", "note"] and c.loc["c", "note"] == ""
+    assert c.loc["c", "completeness"] == pytest.approx(0.625)
 
 
 def test_event_model_is_checked_on_fresh_clips(trained):

@@ -56,8 +56,14 @@ def event_share(attr, box, *, positive: bool = True) -> pd.DataFrame:
     return table
 
 
+MIN_REFERENCE = 0.1
+"""The black box's accuracy below which a completeness ratio is not given: a ratio over a
+chance-level denominator (r 0.015 gave -7.5, r -0.12 gave 4.0) says nothing."""
+
+
 def completeness(metrics: pd.DataFrame, *, bottleneck: str = "bottleneck",
-                 blackbox: str = "blackbox", metric: str = "r") -> pd.DataFrame:
+                 blackbox: str = "blackbox", metric: str = "r",
+                 min_reference: float = MIN_REFERENCE) -> pd.DataFrame:
     """The bottleneck's accuracy over the black box's, per target.
 
     Parameters
@@ -65,11 +71,14 @@ def completeness(metrics: pd.DataFrame, *, bottleneck: str = "bottleneck",
     metrics : tidy table with columns model (labels of the two systems), name (target) and
         the ``metric`` column (e.g. r or r2; several rows per model and name are averaged,
         e.g. over seeds); only rows with ``kind == "target"`` are used if there is a kind.
+    min_reference : the ratio is given only where the black box's ``metric`` is at least
+        this (default 0.1): below it the denominator is chance level, and the ratio's size
+        and sign say nothing; ``note`` then says why it is missing.
 
     Returns
     -------
-    pd.DataFrame: name, <metric>_bottleneck, <metric>_blackbox, completeness (ratio), plus
-    a final "mean" row.
+    pd.DataFrame: name, <metric>_bottleneck, <metric>_blackbox, completeness (ratio, NaN
+    where the black box is below ``min_reference``), note; plus a final "mean" row.
     """
     m = metrics
     if "kind" in m:
@@ -79,12 +88,16 @@ def completeness(metrics: pd.DataFrame, *, bottleneck: str = "bottleneck",
         raise ArgumentError(f"metrics need rows for models '{bottleneck}' and '{blackbox}', have "
                          f"{list(wide.columns)}")
     out = pd.DataFrame({f"{metric}_bottleneck": wide[bottleneck],
-                        f"{metric}_blackbox": wide[blackbox]})
-    out["completeness"] = out[f"{metric}_bottleneck"] / out[f"{metric}_blackbox"]
-    out = out.reset_index()
+                        f"{metric}_blackbox": wide[blackbox]}).reset_index()
     mean = {"name": "mean", **{c: out[c].mean() for c in out.columns[1:3]}}
-    mean["completeness"] = mean[f"{metric}_bottleneck"] / mean[f"{metric}_blackbox"]
-    return pd.concat([out, pd.DataFrame([mean])], ignore_index=True)
+    out = pd.concat([out, pd.DataFrame([mean])], ignore_index=True)
+    reference = out[f"{metric}_blackbox"]
+    defined = reference >= min_reference
+    out["completeness"] = (out[f"{metric}_bottleneck"] / reference).where(defined)
+    out["note"] = np.where(defined, "", [
+        f"no ratio: the black box's {metric} {v:.3g} is below {min_reference:g} (chance level)"
+        for v in reference])
+    return out
 
 
 def quantus_deletion_check(f: nn.Module, x, maps, reference, *, steps: int = 16,

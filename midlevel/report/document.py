@@ -43,7 +43,8 @@ SECTION_TEXT = {
     "metrics": "Test-split accuracy per target, mean and std over the runs of each model "
                "(std is empty for a single run).",
     "completeness": "Completeness: the bottleneck's accuracy over the black box's (1 = the "
-                    "concepts lose nothing).",
+                    "concepts lose nothing); not given where the black box's r is below 0.1, "
+                    "a chance-level denominator.",
     "cost": "Explanation cost: wall time of one attribution call divided by the clips "
             "explained (one output, CPU). `unit_field_bins` (Grad-CAM): how many input bands "
             "x frames one unit of its layer sees; its map cannot place evidence more finely, "

@@ -329,7 +329,8 @@ def _accuracy(report: Report, runs, **data) -> None:
             c = completeness(sub, metric="r")  # a ratio of R^2 values is meaningless below 0
             c.insert(0, "metric", "r")
             c.insert(0, "model", m)
-            c.columns = ["model", "metric", "name", "bottleneck", "blackbox", "completeness"]
+            c.columns = ["model", "metric", "name", "bottleneck", "blackbox", "completeness",
+                         "note"]
             rows.append(c)
         report.tables["completeness"] = pd.concat(rows, ignore_index=True)
     fig, ax = plt.subplots(figsize=(8, 3.2), constrained_layout=True)
