@@ -5,6 +5,7 @@ options, a rating set outside its scale gives a note, and black-box attributions
 the units ``predict`` reports."""
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -352,3 +353,24 @@ def test_compare_says_when_the_split_has_fewer_clips_than_asked(world, tmp_path,
     assert note in capsys.readouterr().err
     assert note in (out / "report.md").read_text()
     assert note in (out / "report.html").read_text()
+
+
+# ------------------------------------------------------------------------------ third audit
+
+
+def test_a_rerun_of_compare_removes_the_tables_it_no_longer_writes(world, tmp_path):
+    """A rerun without faithfulness into the same folder kept the old faithfulness tables,
+    which report.md no longer mentioned; a file of the user's is left alone."""
+    from midlevel.workflows.compare import compare
+    out = tmp_path / "report"
+    small = dict(cache_dir=world["cache"], methods=["integrated_gradients"], n_clips=1,
+                 n_background=2, options={"n_steps": 2}, randomization=False, listen=False)
+    compare([world["runs"]["blackbox"]], out, faithfulness=True, n_random=5, **small)
+    first = set(json.loads((out / "report_files.json").read_text())["files"])
+    assert "tables/faithfulness.csv" in first and (out / "tables" / "faithfulness.csv").is_file()
+    (out / "tables" / "mine.csv").write_text("a\n1\n")
+    compare([world["runs"]["blackbox"]], out, faithfulness=False, **small)
+    assert not (out / "tables" / "faithfulness.csv").exists()
+    assert (out / "tables" / "mine.csv").is_file() and (out / "tables" / "cost.csv").is_file()
+    now = set(json.loads((out / "report_files.json").read_text())["files"])
+    assert now < first and all((out / f).is_file() for f in now)

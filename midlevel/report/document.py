@@ -2,14 +2,18 @@
 says, and its rendering to CSV tables, Markdown and one self-contained HTML page."""
 from __future__ import annotations
 
+import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from midlevel.io import write_csv, write_text
+from midlevel.io import write_csv, write_json, write_text
 from midlevel.report.html import write_html
 from midlevel.report.markdown import markdown_table
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -142,11 +146,39 @@ def _sections(report: Report, runs, methods, clips) -> list:
     return sections
 
 
+MANIFEST = "report_files.json"
+"""The list of files a report wrote, relative to its folder (so a later report into the same
+folder can remove what it no longer writes)."""
+
+
 def write_report(report: Report, runs, title: str, methods, clips) -> Report:
-    """Write every table as CSV (``tables/``), ``report.md`` and ``report.html``."""
-    for name, table in report.tables.items():
-        write_csv(table, report.out / "tables" / f"{name}.csv")
+    """Write every table as CSV (``tables/``), ``report.md`` and ``report.html``; then remove
+    the files an earlier report into the same folder wrote and this one did not (a rerun
+    without faithfulness must not leave the old faithfulness tables beside the new report),
+    and record this report's files in ``report_files.json``."""
+    written = [write_csv(table, report.out / "tables" / f"{name}.csv")
+               for name, table in report.tables.items()]
     _write_markdown(report, runs, title, methods, clips)
     report.html = write_html(report.out / "report.html", title,
                              _sections(report, runs, methods, clips))
+    written += [report.markdown, report.html, *report.figures.values(), *report.audio.values()]
+    _replace_manifest(report.out, written)
     return report
+
+
+def _replace_manifest(out: Path, written) -> None:
+    out = Path(out).resolve()
+    mine = sorted({str(Path(p).resolve().relative_to(out)) for p in written
+                   if p is not None and Path(p).resolve().is_relative_to(out)})
+    try:
+        before = json.loads((out / MANIFEST).read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        before = []
+    stale = [f for f in before if isinstance(f, str) and f not in mine
+             and (out / f).resolve().is_relative_to(out) and (out / f).is_file()]
+    for f in stale:
+        (out / f).unlink()
+    if stale:
+        log.info("removed %d file(s) of the earlier report in %s that this one does not "
+                 "write: %s", len(stale), out, ", ".join(stale))
+    write_json(out / MANIFEST, {"files": mine})

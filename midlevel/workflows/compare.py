@@ -8,7 +8,9 @@ compare``).
 - ``tables/*.csv``: the tidy tables (metrics per run and summarized over seeds, completeness,
   the leakage diagnostic, explanation cost per clip per method, faithfulness areas against
   random orders, randomization check, event shares);
-- ``figures/*.png`` and ``audio/*.wav``.
+- ``figures/*.png`` and ``audio/*.wav``;
+- ``report_files.json``: the files above; a later report into the same folder removes those
+  of this one it does not write again (other files are left alone).
 
 Every run must have been trained on the same data (the same spec and test split; see
 :func:`check_runs`), so runs of one mode are seeds of one model. Accuracy comes from each run's
