@@ -212,6 +212,58 @@ def test_join_modes(tmp_path, how, clips, n_problems):
         assert np.isnan(t.loc["c4", "x"]) and t.loc["c4", "y"] == 7
 
 
+REVERSED = """
+name: reversed
+root: .
+audio: {pattern: "audio/{id}.wav"}
+tables:
+  - path: a.csv
+    id_column: id
+  - path: b.csv
+    id_column: key
+concepts:
+  x: {scale: [0, 10]}
+  mood: {type: tags, column: moods, tags: [calm, dark]}
+targets:
+  y: {scale: [1, 9]}
+  kind: {type: class, classes: [pos, neg]}
+  vocal: {type: binary}
+"""
+
+
+def test_a_bad_cell_of_a_later_table_names_that_table_and_its_row(tmp_path):
+    """Every problem of a joined table's column names that table's file and row, not the
+    first table's (here b.csv lists the clips in reverse order)."""
+    write(tmp_path / "a.csv", "id,x\nc1,1\nc2,2\nc3,3\nc4,4\n")
+    write(tmp_path / "b.csv", "key,y,kind,vocal,moods\nc4,5,pos,yes,calm\nc3,12,pos,no,\n"
+                              "c2,5,maybe,no,calm\nc1,,neg,perhaps,dark|loud\n")
+    spec = load_spec(write(tmp_path / "spec.yaml", REVERSED))
+    ann = load_annotations(spec, strict=False)
+    b = str(tmp_path / "b.csv")
+    found = sorted(str(p) for p in ann.problems)
+    assert found == sorted([
+        f"{b}, row 3, column 'y', clip 'c3': rating 12 outside the scale [1, 9]",
+        f"{b}, row 4, column 'kind', clip 'c2': unknown class 'maybe'; classes are ['pos', 'neg']",
+        f"{b}, row 5, column 'vocal', clip 'c1': binary cell 'perhaps' is not 0/1, yes/no or "
+        f"true/false",
+        f"{b}, row 5, column 'moods', clip 'c1': unknown tag(s) ['loud'] of group 'mood'; its "
+        f"tags are ['calm', 'dark']"])
+    assert ann.source("c1", "y") == (b, 5) and ann.source("c1", "x") == (
+        str(tmp_path / "a.csv"), 2)
+
+
+def test_a_missing_rating_of_a_later_table_names_that_table(tmp_path):
+    from midlevel.data.validate import missing_ratings
+    write(tmp_path / "a.csv", "id,x\nc1,1\nc2,2\nc3,\n")
+    write(tmp_path / "b.csv", "key,y\nc2,5\nc1,\n")
+    spec = load_spec(write(tmp_path / "spec.yaml", JOINED % "left"))
+    ann = load_annotations(spec, strict=False)
+    where = {(w.clip, w.column): (Path(w.file).name, w.row)
+             for w in missing_ratings(spec, ann.table, ann.source)}
+    assert where == {("c1", "y"): ("b.csv", 3), ("c3", "y"): ("b.csv", None),
+                     ("c3", "x"): ("a.csv", 4)}
+
+
 # ----------------------------------------------------------------------- shipped specs
 
 

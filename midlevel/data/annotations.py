@@ -37,31 +37,89 @@ class Annotations:
     notes: list[str]
     sources: dict[str, tuple[str, int]]  # clip -> (file, row) of its first table
     segments: Any = None
+    joined: Any = None  # the Joined tables, for source(); None when no table could be read
 
     def __post_init__(self):
         if self.segments is None:
             self.segments = Segments.empty()
 
+    def source(self, clip: str, column: str) -> tuple[str | None, int | None]:
+        """(file, 1-based row) of ``clip``'s cell in table column ``column``: the table that
+        column came from (row None where that table has no row for the clip); the clip's
+        first table for a column no table has."""
+        if self.joined is not None and column in self.joined.origin:
+            return self.joined.where(column, self.joined.frame.index.get_loc(clip))
+        return self.sources.get(clip, (None, None))
+
+
+ROW = "\x00row{}"  # the joined frame's column holding table k's row of each clip (NaN: none)
+
+
+@dataclass
+class Joined:
+    """The tables of a spec joined into one frame of raw cells, remembering where each cell
+    came from.
+
+    Attributes
+    ----------
+    frame : pd.DataFrame
+        Indexed by clip; the tables' columns as strings (NaN where a join found no row), then
+        one column ``ROW.format(k)`` per table ``k``: the clip's 1-based row in that file.
+    files : list[str]
+        The file of each table, in spec order.
+    origin : dict[str, int]
+        Column of ``frame`` -> the index of the table it came from.
+    """
+
+    frame: pd.DataFrame
+    files: list[str]
+    origin: dict[str, int]
+
+    def cells(self) -> pd.DataFrame:
+        """The table columns only (no row bookkeeping), for listings in messages."""
+        return self.frame[[c for c in self.frame.columns if c in self.origin]]
+
+    def where(self, column: str, i: int) -> tuple[str, int | None]:
+        """(file, 1-based row) of the cell of ``column`` at position ``i``: the table the
+        column came from; row None where that table has no row for the clip."""
+        k = self.origin[column]
+        row = self.frame[ROW.format(k)].iloc[i]
+        return self.files[k], None if pd.isna(row) else int(row)
+
+    def first_sources(self) -> list[tuple[str, int]]:
+        """(file, row) of the first table holding each clip, in the frame's order."""
+        ks = [k for k in range(len(self.files)) if ROW.format(k) in self.frame]  # joined so far
+        rows = self.frame[[ROW.format(k) for k in ks]].to_numpy(float)
+        first = np.argmax(~np.isnan(rows), axis=1)  # every clip comes from some table
+        return [(self.files[ks[j]], int(rows[i, j])) for i, j in enumerate(first)]
+
+
+def _with_rows(t: Table, k: int, keep: pd.Series) -> pd.DataFrame:
+    """Table ``t``'s kept rows, its ``_row`` column renamed to ``ROW.format(k)``."""
+    return t.frame[keep].rename(columns={"_row": ROW.format(k)})
+
 
 def _merge(spec: DataSpec, tables: list[Table], problems: list[Problem],
-           notes: list[str]) -> pd.DataFrame:
-    """Join the tables in order; returns one frame indexed by clip id, cells as strings."""
+           notes: list[str]) -> Joined:
+    """Join the tables in order; returns a :class:`Joined` indexed by clip id, cells as
+    strings."""
     first = tables[0]
     keep = first.ids.notna() & ~first.ids.duplicated(keep="first")
-    merged = first.frame[keep].copy()
+    merged = _with_rows(first, 0, keep)
     merged.index = pd.Index(first.ids[keep], name="clip")
-    merged["_source"] = [f"{first.file}\x00{r}" for r in merged["_row"]]
-    for t in tables[1:]:
+    joined = Joined(merged, [str(t.file) for t in tables],
+                    {c: 0 for c in first.frame.columns if c != "_row"})
+    for k, t in enumerate(tables[1:], start=1):
         keep = t.ids.notna() & ~t.ids.duplicated(keep="first")
-        right = t.frame[keep].drop(columns=["_row"]).copy()
+        right = _with_rows(t, k, keep)
         right.index = pd.Index(t.ids[keep], name="_key")
-        right_rows = dict(zip(t.ids[keep], t.frame.loc[keep, "_row"]))
+        right_rows = right[ROW.format(k)]
         if t.spec.join_on is None:
             left_keys = pd.Series(merged.index, index=merged.index)
         else:
-            if t.spec.join_on not in merged.columns:
+            if t.spec.join_on not in joined.origin:
                 problems.append(Problem(f"join_on column not found in the tables before; columns "
-                                        f"are {listing(merged.drop(columns=['_source']))}",
+                                        f"are {listing(joined.cells())}",
                                         file=str(t.file), column=t.spec.join_on))
                 continue
             fmt = t.spec.join_format or t.spec.id_format
@@ -71,10 +129,12 @@ def _merge(spec: DataSpec, tables: list[Table], problems: list[Problem],
         matched_right = right.index.isin(set(left_keys.dropna()))
         how = t.spec.how
         if how == "exact":
-            for clip in merged.index[~matched_left.to_numpy()]:
-                file, row = merged.loc[clip, "_source"].split("\x00")
+            joined.frame = merged
+            firsts = joined.first_sources()
+            for i in np.flatnonzero(~matched_left.to_numpy()):
+                file, row = firsts[i]
                 problems.append(Problem(f"id present in {file} but not in {t.file}",
-                                        file=file, row=int(row), clip=str(clip)))
+                                        file=file, row=row, clip=str(merged.index[i])))
             for key in right.index[~matched_right]:
                 problems.append(Problem("id present in this table only (no match in the tables "
                                         "before)", file=str(t.file), row=int(right_rows[key]),
@@ -85,11 +145,12 @@ def _merge(spec: DataSpec, tables: list[Table], problems: list[Problem],
                 notes.append(f"{n_left} clip(s) without a match in {t.file} dropped (how: inner)")
             if n_right:
                 notes.append(f"{n_right} row(s) of {t.file} without a match ignored (how: {how})")
-        overlap = (set(right.columns) & set(merged.columns)) - {"_source"}
-        right = right.rename(columns={c: f"{c}__{len(tables)}" for c in overlap})
+        overlap = set(right.columns) & set(joined.origin)
+        right = right.rename(columns={c: f"{c}__{k + 1}" for c in overlap})
         if overlap:
             notes.append(f"column(s) {sorted(overlap)} of {t.file} also in an earlier table; "
                          f"the earlier table's values are used")
+        joined.origin.update({c: k for c in right.columns if c != ROW.format(k)})
         extra = right.reindex(left_keys.to_numpy())
         extra.index = merged.index
         merged = pd.concat([merged, extra], axis=1)
@@ -102,9 +163,9 @@ def _merge(spec: DataSpec, tables: list[Table], problems: list[Problem],
                              f"of their own (how: outer)")
                 add = unmatched.copy()
                 add.index = pd.Index(add.index, name="clip")
-                add["_source"] = [f"{t.file}\x00{right_rows[k]}" for k in add.index]
                 merged = pd.concat([merged, add], axis=0)
-    return merged
+        joined.frame = merged
+    return joined
 
 
 def _safe_format(value: Any, fmt: str | None) -> str | None:
@@ -116,15 +177,17 @@ def _safe_format(value: Any, fmt: str | None) -> str | None:
         return None
 
 
-def _numeric(spec: DataSpec, merged: pd.DataFrame, problems: list[Problem],
+def _numeric(spec: DataSpec, joined: Joined, problems: list[Problem],
              missing: dict[str, set[str]]) -> pd.DataFrame:
-    """Convert concept and target cells to numbers, reporting every bad cell."""
+    """Convert concept and target cells to numbers, reporting every bad cell with the file and
+    row of the table its column came from; returns one float column per concept / target."""
+    merged = joined.frame
     out = pd.DataFrame(index=merged.index)
     tagged: dict[str, list] = {}  # group -> tags per cell (None: missing), parsed once
     for col in spec.concepts + spec.targets:
         if col.sep is not None and col.column in merged.columns:
             if col.group not in tagged:
-                tagged[col.group] = _tag_cells(spec, col, merged, problems, missing)
+                tagged[col.group] = _tag_cells(spec, col, joined, problems, missing)
             out[col.name] = [np.nan if t is None else float(col.tag in t)
                              for t in tagged[col.group]]
             continue
@@ -136,7 +199,7 @@ def _numeric(spec: DataSpec, merged: pd.DataFrame, problems: list[Problem],
                 tagged[col.group] = []
             problems.append(Problem(f"unknown column for {'concept' if col in spec.concepts else 'target'} "
                                     f"'{col.name}'; table columns are "
-                                    f"{listing(merged.drop(columns=['_source']))}",
+                                    f"{listing(joined.cells())}",
                                     file=str(spec.path) if spec.path else None, column=col.column))
             out[col.name] = np.nan
             continue
@@ -152,8 +215,8 @@ def _numeric(spec: DataSpec, merged: pd.DataFrame, problems: list[Problem],
             text = cell.strip()
             if text in missing.get(col.column, {""}):
                 continue
-            file, row = merged["_source"].iloc[i].split("\x00")
-            where = dict(file=file, row=int(row), column=col.column, clip=str(merged.index[i]))
+            file, row = joined.where(col.column, i)
+            where = dict(file=file, row=row, column=col.column, clip=str(merged.index[i]))
             if col.is_class:
                 if text not in classes:
                     problems.append(Problem(f"unknown class {text!r}; classes are {classes}", **where))
@@ -172,12 +235,13 @@ def _numeric(spec: DataSpec, merged: pd.DataFrame, problems: list[Problem],
     return out
 
 
-def _tag_cells(spec: DataSpec, col, merged: pd.DataFrame, problems: list[Problem],
+def _tag_cells(spec: DataSpec, col, joined: Joined, problems: list[Problem],
                missing: dict[str, set[str]]) -> list[set[str] | None]:
     """The tags named in each cell of a delimited group column (None: a missing cell);
     every name that is not one of the group's tags is a problem naming file, row, column."""
     tags = [c.tag for c in spec.concepts + spec.targets if c.group == col.group]
     out: list[set[str] | None] = []
+    merged = joined.frame
     for i, cell in enumerate(merged[col.column].to_numpy()):
         text = cell.strip() if isinstance(cell, str) else None
         if text is None or (text in missing.get(col.column, {""}) and
@@ -186,9 +250,9 @@ def _tag_cells(spec: DataSpec, col, merged: pd.DataFrame, problems: list[Problem
             continue
         found, unknown = parse_tags(text, col.sep, tags)
         if unknown:
-            file, row = merged["_source"].iloc[i].split("\x00")
+            file, row = joined.where(col.column, i)
             problems.append(Problem(f"unknown tag(s) {unknown} of group '{col.group}'; its tags "
-                                    f"are {tags}", file=file, row=int(row), column=col.column,
+                                    f"are {tags}", file=file, row=row, column=col.column,
                                     clip=str(merged.index[i])))
             out.append(None)
             continue
@@ -196,14 +260,16 @@ def _tag_cells(spec: DataSpec, col, merged: pd.DataFrame, problems: list[Problem
     return out
 
 
-def _resolve_paths(spec: DataSpec, merged: pd.DataFrame, problems: list[Problem]) -> pd.Series:
+def _resolve_paths(spec: DataSpec, joined: Joined, problems: list[Problem]) -> pd.Series:
+    """The absolute audio path of each clip ("" where the spec's path column is missing)."""
+    merged = joined.frame
     if spec.audio_pattern:
         return pd.Series([str((spec.root / spec.audio_pattern.format(id=clip)).resolve())
                           for clip in merged.index], index=merged.index)
     col = spec.audio_path_column
     if col not in merged.columns:
         problems.append(Problem(f"audio.path_column not found; columns are "
-                                f"{listing(merged.drop(columns=['_source']))}", column=col,
+                                f"{listing(joined.cells())}", column=col,
                                 file=str(spec.path) if spec.path else None))
         return pd.Series([""] * len(merged), index=merged.index)
     return pd.Series([str((spec.root / str(p)).resolve()) if isinstance(p, str) and p else ""
@@ -244,23 +310,24 @@ def load_annotations(spec: DataSpec, *, strict: bool = True) -> Annotations | pd
     for t in tables:
         for c in t.frame.columns:
             missing_by_column.setdefault(c, set()).update(t.spec.missing_values)
-    merged = _merge(spec, tables, problems, notes)
-    values = _numeric(spec, merged, problems, missing_by_column)
-    table = pd.concat([pd.DataFrame({"path": _resolve_paths(spec, merged, problems)}),
+    joined = _merge(spec, tables, problems, notes)
+    merged = joined.frame
+    values = _numeric(spec, joined, problems, missing_by_column)
+    table = pd.concat([pd.DataFrame({"path": _resolve_paths(spec, joined, problems)}),
                        pd.DataFrame({"split": "train"}, index=merged.index), values], axis=1)
     table.index.name = "clip"
     table.attrs["classes"] = values.attrs.get("classes", {})
     groups = {}
     for s in spec.splits.values():
         if s.group_by:
-            if s.group_by not in merged.columns:
+            if s.group_by not in joined.origin:
                 problems.append(Problem(f"splits group_by column not found; columns are "
-                                        f"{listing(merged.drop(columns=['_source']))}",
+                                        f"{listing(joined.cells())}",
                                         column=s.group_by, file=str(spec.path)))
             else:
                 groups[s.group_by] = merged[s.group_by].astype(str)
     table["split"] = assign_splits(spec, table.index, groups, problems)
-    sources = {clip: tuple(src.split("\x00")) for clip, src in merged["_source"].items()}
+    sources = dict(zip(merged.index, joined.first_sources()))
     segments = None
     if spec.segments:
         segments = load_segments(spec, table.index, problems)
@@ -269,4 +336,4 @@ def load_annotations(spec: DataSpec, *, strict: bool = True) -> Annotations | pd
         if problems:
             raise ValidationFailed(problems, f"annotations of spec '{spec.name}' have problems")
         return table
-    return Annotations(table, problems, notes, sources, segments)
+    return Annotations(table, problems, notes, sources, segments, joined)

@@ -161,7 +161,7 @@ def validate(spec: DataSpec, *, decode: bool = True, jobs: int = 2, window: floa
                            disable=not progress))
     problems.extend(c.problem for c in checks if c.problem is not None)
     problems.extend(seg.check_durations(ann.segments, {c.clip: c.duration for c in checks}))
-    warnings = (short_clips(checks, window) + missing_ratings(spec, table, ann.sources)
+    warnings = (short_clips(checks, window) + missing_ratings(spec, table, ann.source)
                 + unreferenced_audio(spec, table))
     return ValidationReport(spec, table, checks, problems, list(ann.notes), ann.segments,
                             warnings, window)
@@ -175,17 +175,17 @@ def short_clips(checks: list[AudioCheck], window: float) -> list[Problem]:
             for c in checks if c.problem is None and c.duration < window - 1e-6]
 
 
-def missing_ratings(spec: DataSpec, table: pd.DataFrame, sources: dict) -> list[Problem]:
-    """A warning per missing rating: the clip, the column, the file and row of its annotation
-    row."""
+def missing_ratings(spec: DataSpec, table: pd.DataFrame, source) -> list[Problem]:
+    """A warning per missing rating: the clip, the column, and the file and row of the table
+    that column comes from (``source(clip, column) -> (file, row)``, as
+    :meth:`Annotations.source <midlevel.data.annotations.Annotations.source>` gives them)."""
     out = []
     for col in spec.concepts + spec.targets:
         if col.name not in table:
             continue
         for clip in table.index[table[col.name].isna()]:
-            file, row = sources.get(clip, (None, None))
-            out.append(Problem(f"missing rating: {col.name}", file=file,
-                               row=int(row) if row not in (None, "") else None,
+            file, row = source(clip, col.column)
+            out.append(Problem(f"missing rating: {col.name}", file=file, row=row,
                                column=col.column, clip=str(clip)))
     return out
 
