@@ -105,6 +105,35 @@ def test_spec_errors_name_the_key(tmp_path, bad, key):
     assert key in str(info.value) and str(path) in str(info.value)
 
 
+@pytest.mark.parametrize("extra, key, lines", [
+    ("targets:\n  sad: {scale: [1, 9]}\n", "targets", (11, 13)),          # a second block
+    ("concepts:\n  bright: {scale: [1, 5]}\n  bright: {scale: [1, 10]}\n", "bright", (13, 14)),
+    ("segments:\n  - path: s.csv\n    id_column: number\n    time_column: t\n"
+     "    columns: {bright: a, bright: b}\n", "bright", (17, 17)),
+    ("splits:\n  test: {size: 1, size: 2}\n", "size", (14, 14)),
+])
+def test_a_key_given_twice_is_an_error_naming_it_and_both_lines(tmp_path, extra, key, lines):
+    """YAML keeps the last of two equal keys; a spec refuses them at any depth."""
+    raw = BASIC
+    if extra.startswith("concepts:"):  # replace the spec's own concepts block
+        raw = raw.replace('concepts:\n  bright: {scale: [1, 10], description: "How bright?"}\n',
+                          "")
+        extra = extra.replace("concepts:\n", "concepts:\n  dull: {}\n")
+    path = basic_dataset(tmp_path, "number,bright,happy\n1,2,3\n", raw + extra)
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    text = str(info.value)
+    assert text.startswith(f"{path}: key '{key}' is given twice")
+    assert f"lines {lines[0]} and {lines[1]}" in text
+
+
+def test_yaml_merge_keys_still_work(tmp_path):
+    spec = load_spec(basic_dataset(tmp_path, "number,bright,happy\n1,2,3\n", BASIC.replace(
+        "targets:\n  happy: {scale: [1, 9]}",
+        "targets:\n  happy: &h {scale: [1, 9]}\n  sad: {<<: *h, column: happy, scale: [1, 8]}")))
+    assert spec.column("sad").scale == (1, 8)
+
+
 def test_format_id():
     assert format_id("7", "{:03d}") == "007"
     assert format_id(" 12.0 ", "{:03d}") == "012"

@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from midlevel.checks import real_number, whole_number
+from midlevel.data.yamlfile import read_yaml
 from midlevel.errors import ArgumentError, SpecError
 
 SPLITS = ("train", "validation", "calibration", "test")
@@ -497,12 +496,7 @@ def load_spec(path: str | Path, *, root: str | Path | list | None = None) -> Dat
     SpecError naming the file and the key at fault.
     """
     path = Path(path)
-    if not path.is_file():
-        raise SpecError(f"{path}: spec file not found")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{path}: not valid YAML: {exc}") from exc
+    raw = read_yaml(path)  # a key given twice is an error, not a silent replacement
     spec = spec_from_dict(raw, base=path.resolve().parent, src=str(path), root=root)
     spec.path = path.resolve()
     return spec
