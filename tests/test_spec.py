@@ -395,3 +395,23 @@ def test_a_table_setting_of_the_wrong_kind_is_named(tmp_path, setting, where):
     path.write_text(SOURCE % setting)
     with pytest.raises(SpecError, match=re.escape(f"'{where}'")):
         load_spec(path)
+
+
+@pytest.mark.parametrize("header, strip, columns", [
+    ("number,bright,happy,happy ", True, "columns 3, 4; equal after stripping spaces)"),
+    ("number,bright,happy,happy", True, "columns 3, 4)"),
+    ("number,happy,bright,happy", False, "columns 2, 4)"),
+])
+def test_a_column_name_given_twice_is_a_problem_naming_the_columns(tmp_path, header, strip,
+                                                                     columns):
+    """Two columns that read as one name (pandas would rename an exact repeat 'happy.1',
+    stripping would make the first win): neither is silently dropped."""
+    spec_text = BASIC.replace("    id_format", f"    strip_headers: {str(strip).lower()}\n"
+                                            f"    id_format")
+    spec = load_spec(basic_dataset(tmp_path, f"{header}\n1,2,3,4\n2,3,,5\n", spec_text))
+    ann = load_annotations(spec, strict=False)
+    assert [str(p) for p in ann.problems] == [
+        f"{tmp_path / 'ratings.csv'}, row 1, column 'happy': column name 'happy' appears 2 "
+        f"times in the header ({columns}: rename or remove all but one"]
+    first = 2 if header.startswith("number,happy") else 3
+    assert ann.table["happy"].tolist()[0] == first  # the first is read, the other kept apart

@@ -29,10 +29,16 @@ def read_table(table: TableSpec | SegmentTableSpec, file: Path, problems: list[P
     try:
         frame = pd.read_csv(file, sep=table.sep, encoding=table.encoding, dtype=str,
                             keep_default_na=False, na_filter=False, engine="python")
+        header = pd.read_csv(file, sep=table.sep, encoding=table.encoding, dtype=str,
+                             keep_default_na=False, na_filter=False, engine="python",
+                             header=None, nrows=1)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         problems.append(Problem(f"cannot parse table: {exc}", file=str(file)))
         return None
-    if table.strip_headers:
+    if len(header.columns) == len(frame.columns):  # else pandas moved a column to the index
+        frame.columns = _unique_header(list(header.iloc[0]), table.strip_headers, str(file),
+                                       problems)
+    elif table.strip_headers:
         frame.columns = [str(c).strip() for c in frame.columns]
     frame["_row"] = np.arange(2, len(frame) + 2)
     if table.id_column not in frame.columns:
@@ -68,6 +74,32 @@ def read_table(table: TableSpec | SegmentTableSpec, file: Path, problems: list[P
                                 row=int(group["_row"].iloc[1]), column=table.id_column,
                                 clip=str(clip)))
     return Table(table, file, frame, ids)
+
+
+def _unique_header(names: list[str], strip: bool, file: str, problems: list[Problem]) -> list[str]:
+    """The column names of a table's header line (stripped of spaces when ``strip``), each
+    name given more than once a problem naming its columns; returns unique names: a repeat
+    keeps its name with `` (column N)`` added (N: its 1-based position), so that no column
+    is read in place of another."""
+    raw = [str(n) for n in names]
+    names = [n.strip() if strip else n for n in raw]
+    names = [n if n.strip() else f"Unnamed: {i}" for i, n in enumerate(names)]  # as pandas
+    positions: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        positions.setdefault(name, []).append(i)
+    out = list(names)
+    for name, where in positions.items():
+        if len(where) < 2:
+            continue
+        problems.append(Problem(
+            f"column name {name!r} appears {len(where)} times in the header (columns "
+            f"{', '.join(str(i + 1) for i in where)}"
+            + ("; equal after stripping spaces" if len({raw[i] for i in where}) > 1 else "")
+            + "): rename or remove all but one",
+            file=file, row=1, column=name))
+        for i in where[1:]:
+            out[i] = f"{name} (column {i + 1})"
+    return out
 
 
 def listing(frame: pd.DataFrame) -> str:
