@@ -120,3 +120,37 @@ def test_soundtracks_copy_with_three_faults(soundtracks_dir, tmp_path, capsys):
     assert "007.mp3" in err
     assert "row 6, column 'tension', clip '005': non-numeric rating 'abc'" in err
     assert "duplicate id '011' in rows 12, 13" in err
+
+
+def test_a_column_without_a_rating_in_the_training_split_is_a_problem(tmp_path, capsys):
+    """Every training clip lacks 'happy' (c4, the only rated clip, is the test split): a
+    model cannot learn it, so validate fails, naming the column and the split."""
+    spec_path = tiny_dataset(tmp_path)
+    (tmp_path / "ratings.csv").write_text("clip,bright,happy\nc1,1,\nc2,2,\nc3,3,\nc4,4,4\n")
+    report = validate(load_spec(spec_path), progress=False)
+    assert [str(p) for p in report.problems] == [
+        f"{tmp_path / 'ratings.csv'}, column 'happy': target 'happy' has no rating in the "
+        f"training split (3 clips; 1 clip(s) of other splits are rated): a model cannot learn "
+        f"it; rate training clips or change the splits"]
+    assert main(["validate", str(spec_path), "--quiet", "--no-decode"]) == 1
+
+
+def test_header_names_equal_after_stripping_fail_validate(tmp_path):
+    """'happy' and 'happy ' read as one column: validate names both, not 'missing ratings'."""
+    spec_path = tiny_dataset(tmp_path)
+    (tmp_path / "ratings.csv").write_text("clip,bright,happy,happy \nc1,1,2,2\nc2,2,3,3\n"
+                                          "c3,3,4,4\nc4,4,5,5\n")
+    report = validate(load_spec(spec_path), progress=False)
+    assert not report.ok and "columns 3, 4; equal after stripping spaces" in str(
+        report.problems[0])
+
+
+def test_train_refuses_a_column_without_a_training_rating(tmp_path):
+    from midlevel.errors import ValidationFailed
+    from midlevel.training.from_spec import train
+    spec_path = tiny_dataset(tmp_path)
+    (tmp_path / "ratings.csv").write_text("clip,bright,happy\nc1,1,\nc2,2,\nc3,3,\nc4,4,4\n")
+    with pytest.raises(ValidationFailed, match="target 'happy' has no rating in the training"):
+        train(spec_path, tmp_path / "run", mode="independent", epochs=1, progress=False,
+              cache_dir=tmp_path / "cache")
+    assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()

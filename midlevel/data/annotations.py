@@ -276,6 +276,35 @@ def _resolve_paths(spec: DataSpec, joined: Joined, problems: list[Problem]) -> p
                       for p in merged[col]], index=merged.index)
 
 
+def _unrated_in_training(spec: DataSpec, joined: Joined, table: pd.DataFrame,
+                         segments: Segments | None, named: set) -> list[Problem]:
+    """A problem per concept / target that no training clip rates (a clip's cell or one of
+    its segments), naming its column and table: a model cannot learn it. Columns no table
+    has and those with bad cells (``named``: the columns problems name already) are left to
+    those problems; without training clips the splits' problem says it all."""
+    train = table.index[table["split"] == "train"]
+    if not len(train):
+        return []
+    seg = segments.table if segments is not None else None
+    if seg is not None:
+        seg = seg[seg["clip"].isin(set(train))]
+    out = []
+    for col in spec.concepts + spec.targets:
+        if (col.column not in joined.origin or col.column in named
+                or table.loc[train, col.name].notna().any()):
+            continue
+        if seg is not None and col.name in seg and seg[col.name].notna().any():
+            continue
+        rated = int(table[col.name].notna().sum())
+        kind = "concept" if col in spec.concepts else "target"
+        out.append(Problem(
+            f"{kind} '{col.name}' has no rating in the training split ({len(train)} clips"
+            + (f"; {rated} clip(s) of other splits are rated" if rated else "")
+            + "): a model cannot learn it; rate training clips or change the splits",
+            file=joined.files[joined.origin[col.column]], column=col.column))
+    return out
+
+
 def load_annotations(spec: DataSpec, *, strict: bool = True) -> Annotations | pd.DataFrame:
     """Read, join and check the annotation tables of ``spec``; assign splits.
 
@@ -332,6 +361,8 @@ def load_annotations(spec: DataSpec, *, strict: bool = True) -> Annotations | pd
     if spec.segments:
         segments = load_segments(spec, table.index, problems)
         table.attrs["segments"] = segments
+    problems.extend(_unrated_in_training(spec, joined, table, segments,
+                                         {p.column for p in problems}))
     if strict:
         if problems:
             raise ValidationFailed(problems, f"annotations of spec '{spec.name}' have problems")
