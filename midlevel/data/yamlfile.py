@@ -17,8 +17,9 @@ from midlevel.errors import SpecError
 _MERGE = "tag:yaml.org,2002:merge"
 
 
-class DuplicateKey(yaml.YAMLError):
-    """A key given twice in one mapping: ``key``, and the 1-based lines of both."""
+class DuplicateKey(SpecError):
+    """A key given twice in one mapping: ``key``, and the 1-based lines of both (raised
+    while parsing; :func:`read_yaml` turns it into a SpecError naming the file)."""
 
     def __init__(self, key: Any, first: int, second: int):
         self.key, self.first, self.second = key, first, second
