@@ -197,6 +197,47 @@ def test_unknown_test_id_is_a_problem(tmp_path):
         load_annotations(spec)
 
 
+def test_a_clip_two_splits_list_is_a_problem_naming_it_and_both_splits(tmp_path):
+    spec = _split_dataset(tmp_path, "splits:\n  test: {ids: ['001', '002', '003']}\n"
+                                    "  validation: {ids: ['003', '004', '005']}\n", n=10)
+    ann = load_annotations(spec, strict=False)
+    assert [str(p) for p in ann.problems] == [
+        f"{tmp_path / 'spec.yaml'}, clip '003': 1 clip(s) listed in both split 'test' and "
+        f"split 'validation': 003; a clip belongs to one split (it stays in 'test')"]
+    assert list(ann.table.index[ann.table.split == "test"]) == ["001", "002", "003"]
+    assert list(ann.table.index[ann.table.split == "validation"]) == ["004", "005"]
+
+
+def test_a_drawn_split_passes_over_the_clips_a_later_split_lists(tmp_path):
+    """test is drawn before validation's listed clips are assigned: it never takes one of
+    them (which validation would then have taken away silently) and keeps its size."""
+    listed = [f"{i:03d}" for i in range(1, 9)]
+    spec = _split_dataset(tmp_path, f"splits:\n  seed: 1\n  test: {{size: 5}}\n"
+                                    f"  validation: {{ids: {listed}}}\n", n=20)
+    table = load_annotations(spec)
+    assert (table.split == "test").sum() == 5
+    assert list(table.index[table.split == "validation"]) == listed
+    assert not set(table.index[table.split == "test"]) & set(listed)
+
+
+def test_splits_that_leave_no_training_clip_are_a_problem(tmp_path):
+    spec = _split_dataset(tmp_path, "splits:\n  test: {size: 30}\n  validation: {size: 30}\n",
+                          n=40)
+    with pytest.raises(ValidationFailed) as info:
+        load_annotations(spec)
+    assert [str(p) for p in info.value.problems] == [
+        f"{tmp_path / 'spec.yaml'}: no clip left for training: the dataset has 40 clip(s) and "
+        f"the splits take them all (test (size 30) takes 30; validation (size 30) takes 10 of "
+        f"the 30 it asks for); make the held-out splits smaller"]
+
+
+def test_an_ids_file_with_a_byte_order_mark_and_spaces_is_read(tmp_path):
+    spec = _split_dataset(tmp_path, "splits:\n  test: {ids_file: bom_ids.txt}\n", n=5)
+    (tmp_path / "bom_ids.txt").write_bytes("\ufeff001 \r\n 002\r\n\r\n".encode("utf-8"))
+    table = load_annotations(spec)
+    assert list(table.index[table.split == "test"]) == ["001", "002"]
+
+
 # ----------------------------------------------------------------------- joins
 
 
@@ -336,7 +377,8 @@ def test_joint_spec_on_fixture(tmp_path):
     spec = load_spec(SPECS / "soundtracks_midlevel.yaml",
                      root=[str(tmp_path / "st"), f"midlevel={tmp_path / 'ml'}"])
     ann = load_annotations(spec, strict=False)
-    assert not ann.problems, ann.problems
+    # the spec's validation split (36 clips) takes the fixture's two clips the test split left
+    assert [p.message.split(":")[0] for p in ann.problems] == ["no clip left for training"]
     t = ann.table
     assert list(t.index) == ["001", "002", "003"]
     # clip 003 is mid-level song 4: joined through "ID at file source" and "song id"
