@@ -134,6 +134,24 @@ def test_yaml_merge_keys_still_work(tmp_path):
     assert spec.column("sad").scale == (1, 8)
 
 
+@pytest.mark.parametrize("targets, message", [
+    ("happy: {scale: [1, .nan]}", "'targets.happy.scale' must be [low, high]: two finite"),
+    ("happy: {scale: [.inf, 9]}", "'targets.happy.scale' must be [low, high]: two finite"),
+    ("happy: {scale: [1, 9], type: class}", "'targets.happy.scale': a class column has no scale"),
+    ("happy: {scale: [0, 1], type: binary}", "'targets.happy.scale': a binary column has no"),
+    ("happy: {scale: [0, 1], type: tags, column: m, tags: [a, b]}",
+     "'targets.happy.scale': a tags column has no scale"),
+])
+def test_a_scale_that_cannot_hold_ratings_is_a_spec_error(tmp_path, targets, message):
+    """A NaN bound would make every rating 'outside the scale'; a scale on a class column
+    turned its ratings into one class per value: both are refused, naming the key."""
+    path = basic_dataset(tmp_path, "number,bright,happy\n1,2,3\n",
+                         BASIC.replace("happy: {scale: [1, 9]}", targets))
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    assert str(info.value).startswith(f"{path}: ") and message in str(info.value)
+
+
 def test_format_id():
     assert format_id("7", "{:03d}") == "007"
     assert format_id(" 12.0 ", "{:03d}") == "012"

@@ -34,6 +34,8 @@ _SEGMENT_KEYS = _SOURCE_KEYS | {"start_column", "end_column", "time_column", "co
 _COLUMN_KEYS = {"column", "scale", "description", "type", "classes"}
 _TAG_KEYS = {"column", "columns", "tags", "sep", "empty", "description", "type"}
 KINDS = ("regression", "class", "binary", "tags")
+_CELLS = {"class": "its cells are class labels", "binary": "its cells are 0/1, yes/no or "
+          "true/false", "tags": "its cells name tags"}
 _SPLIT_KEYS = {"ids", "ids_file", "fraction", "size", "group_by", "singleton_groups"}
 _HOWS = ("exact", "inner", "left", "outer")
 
@@ -208,7 +210,8 @@ def _scale(value: Any, where: str, src: str) -> tuple[float, float] | None:
         except ArgumentError:
             pair = None
     if pair is None or pair[0] >= pair[1]:
-        raise SpecError(f"{src}: '{where}.scale' must be [low, high] with low < high, got {value!r}")
+        raise SpecError(f"{src}: '{where}.scale' must be [low, high]: two finite numbers with "
+                        f"low < high, got {value!r}")
     return pair
 
 
@@ -225,15 +228,15 @@ def _columns(section: Any, where: str, src: str) -> list[ColumnSpec]:
         if kind not in KINDS:
             raise SpecError(f"{src}: '{key}.type' must be one of {', '.join(KINDS)}, got "
                             f"{kind!r}")
+        if kind != "regression" and isinstance(cfg, dict) and cfg.get("scale") is not None:
+            raise SpecError(f"{src}: '{key}.scale': a {kind} column has no scale (scale is for "
+                            f"ratings only, type: regression; {_CELLS[kind]})")
         if kind == "tags":
             out += _tag_group(str(name), cfg, key, src)
             continue
         _check_keys(key, cfg, _COLUMN_KEYS, src)
         if kind == "class" and where == "concepts":
             raise SpecError(f"{src}: '{key}': concepts are ratings or binary tags, not classes")
-        if kind == "binary" and cfg.get("scale") is not None:
-            raise SpecError(f"{src}: '{key}.scale': a binary column has no scale (its cells "
-                            f"are 0/1, yes/no or true/false)")
         classes = cfg.get("classes")
         if classes is not None and (kind != "class" or not isinstance(classes, list)):
             raise SpecError(f"{src}: '{key}.classes' is a list, for type: class only")
