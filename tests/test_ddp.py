@@ -48,5 +48,11 @@ def test_two_processes_match_one(tmp_path):
     # statistics taken over half batches (SyncBatchNorm needs GPUs)
     np.testing.assert_allclose(h2["loss"], h1["loss"], rtol=0.3)
     np.testing.assert_allclose(h2["val_score"], h1["val_score"], atol=0.2)
+    # the concept and target losses are averaged over the processes like the loss, so they
+    # combine to it as in one process (not rank 0's alone)
+    w = toy_config(**CONFIG).w
+    for history in (h1, h2):
+        np.testing.assert_allclose(history["loss"], w * history["target_loss"]
+                                   + (1 - w) * history["concept_loss"], rtol=1e-6)
     assert (single.metrics["n"] == ddp.metrics["n"]).all()
     assert ddp.predict([features["c010"]]).notna().all(axis=None)

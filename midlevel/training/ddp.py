@@ -56,13 +56,15 @@ def teardown(ctx: Context) -> None:
         dist.destroy_process_group()
 
 
-def mean_scalar(ctx: Context, value: float) -> float:
-    """The mean of ``value`` over all processes."""
-    if not ctx.distributed:
-        return value
-    t = torch.tensor([value], dtype=torch.float64, device=ctx.device)
-    dist.all_reduce(t)
-    return float(t.item()) / ctx.world
+def mean_values(ctx: Context, values: list[torch.Tensor]) -> list[float]:
+    """The mean of each scalar tensor of ``values`` over all processes (one all-reduce, one
+    device sync)."""
+    t = torch.stack([v.detach().to(torch.float64) for v in values])
+    if ctx.distributed:
+        t = t.to(ctx.device)
+        dist.all_reduce(t)
+        t = t / ctx.world
+    return t.tolist()
 
 
 def sum_tensor(ctx: Context, t: torch.Tensor) -> torch.Tensor:

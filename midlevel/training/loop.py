@@ -234,7 +234,9 @@ class Trainer:
             with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=amp):
                 o = self.net(x)
             loss, lc, lt = self.strategy.loss(o, c, y, layout, config, self.terms)
-            value = ddp.mean_scalar(ctx, float(loss.detach()))
+            # all three averaged over the processes alike, so that history.csv's concept and
+            # target losses combine to its loss as they do in one process
+            value, value_c, value_t = ddp.mean_values(ctx, [loss, lc, lt])
             if not math.isfinite(value):
                 raise TrainingError(f"non-finite loss ({value}) at epoch {epoch + 1}, batch "
                                     f"{b + 1}; check the data for extreme values or lower the "
@@ -242,7 +244,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            sums += [value, float(lc.detach()), float(lt.detach())]
+            sums += [value, value_c, value_t]
             bar.set_postfix(loss=f"{sums[0] / (b + 1):.4f}")
         return sums, max(1, len(batches))
 
