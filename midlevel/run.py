@@ -7,12 +7,12 @@ A run directory ``RUN`` holds:
   state, history), rewritten atomically after every epoch, for ``--resume``;
 - ``model.pt``: the final model, written when training ends. It is self-describing: model kind
   and constructor arguments, state, concept and target names and scales, front-end config,
-  training config, package and torch versions, the data spec and root it was trained on, and
-  the design a closed-form head was fitted on;
+  training config, package and torch versions, the data spec and roots (the main one and
+  each named one) it was trained on, and the design a closed-form head was fitted on;
 - ``history.csv`` (per-epoch loss and validation score), ``metrics.csv``, ``train.log``.
 
 :class:`Run` is what every later step uses: ``run.data(split)`` (the run's own clips, from the
-spec and root it was trained with), ``run.background(n)``, ``run.predict(audio, hop=...)``,
+spec and roots it was trained with), ``run.background(n)``, ``run.predict(audio, hop=...)``,
 ``run.predictions(split)``, ``run.evaluate()``.
 """
 from __future__ import annotations
@@ -82,6 +82,29 @@ def write_model(out: Path, model, *, config: TrainConfig, data: dict, frontend: 
         "frontend": frontend, "fps": fps, "scales": scales, "head_design": head_design,
         "bn_recalibrated": bool(config.recalibrate_bn), "concept_calibration": calibration,
         "epochs": epochs, "best_epoch": best_epoch})
+
+
+def trained_roots(stored: dict, root=None, *, where) -> list[str] | None:
+    """The ``root`` of ``load_spec`` giving the spec ``stored["spec"]`` the roots a run was
+    trained with (``stored``: its data record; older runs stored only the main root) save those
+    ``root`` replaces, then ``root``; a stored folder that is gone is left to the spec (warned)."""
+    from midlevel.data.spec import _parse_root_overrides, load_spec
+    given = [] if root is None else list(root) if isinstance(root, (list, tuple)) else [root]
+    main, named = _parse_root_overrides(given)
+    wanted = {k: v for k, v in (stored.get("roots") or {}).items() if k not in named}
+    if main is None and stored.get("root"):
+        wanted[None] = stored["root"]
+    spec = load_spec(stored["spec"], root=given or None) if wanted else None
+    kept = []
+    for name, path in wanted.items():
+        current = spec.root if name is None else spec.roots.get(name)  # None: root dropped
+        if current is not None and Path(path).is_dir():
+            kept.append(path if name is None else f"{name}={path}")
+        elif current not in (None, Path(path)):
+            log.warning("%s was trained with %s %s, no longer a folder: using the spec's %s; "
+                        "pass --root %s if the data moved", where, f"root '{name}'" if name
+                        else "the root", path, current, f"{name}=DIR" if name else "DIR")
+    return kept + given or None
 
 
 # ----------------------------------------------------------------------------- the run
@@ -160,19 +183,16 @@ class Run:
 
     def spec(self, spec=None, *, root=None):
         """The data spec: ``spec`` (path or DataSpec) or the one the run was trained on, with
-        ``root`` or else the root it was trained with."""
+        the roots it was trained with (the main root and every named one) except those that
+        ``root`` (``"DIR"`` / ``"NAME=DIR"``, or a list) replaces."""
         from midlevel.data.spec import DataSpec, load_spec
-        if isinstance(spec, DataSpec):
-            return spec
+        if spec is not None:
+            return spec if isinstance(spec, DataSpec) else load_spec(spec, root=root)
         stored = self.info.get("data") or {}
-        if spec is None:
-            spec = stored.get("spec")
-            if not spec:
-                raise CheckpointError(f"{self.path}: no data spec stored with the run; pass "
-                                      f"the spec (--spec)")
-            if root is None and stored.get("root") and Path(stored["root"]).is_dir():
-                root = stored["root"]
-        return load_spec(spec, root=root)
+        if not stored.get("spec"):
+            raise CheckpointError(f"{self.path}: no data spec stored with the run; pass "
+                                  f"the spec (--spec)")
+        return load_spec(stored["spec"], root=trained_roots(stored, root, where=self.path))
 
     def annotations(self, spec=None, *, root=None) -> pd.DataFrame:
         """The annotations table of :meth:`spec`."""

@@ -118,3 +118,53 @@ def test_train_bf16_reaches_the_config_or_is_refused_by_name(synth_spec, tmp_pat
     else:
         assert code != 0 and "cpu_bf16" in capsys.readouterr().err
         assert not run.exists()
+
+
+def test_named_roots_given_to_train_are_used_by_later_commands(synth_spec, tmp_path, capsys,
+                                                               caplog):
+    """A named root replaced with --root NAME=DIR at training is stored with the run (as is
+    the main root): evaluate scores against the ratings the run was trained on, an explicit
+    --root still replaces it, and runs that stored no named roots keep the spec's."""
+    from midlevel.run import load_run
+    ratings = pd.read_csv(synth_spec.parent / "annotations.csv")
+    meta, flipped = tmp_path / "meta", tmp_path / "metaZ"
+    meta.mkdir(), flipped.mkdir()
+    ratings.to_csv(meta / "annotations.csv", index=False)
+    ratings.assign(melodiousness=11 - ratings["melodiousness"]).to_csv(
+        flipped / "annotations.csv", index=False)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({
+        "name": "named", "root": str(synth_spec.parent), "roots": {"meta": "meta"},
+        "audio": {"pattern": "audio/{id}.wav"},
+        "tables": [{"path": "annotations.csv", "root": "meta", "id_column": "clip_id"}],
+        "concepts": {"melodiousness": {"scale": [1, 10]}, "dissonance": {"scale": [1, 10]}},
+        "targets": {"valence": {"scale": [1, 9]}},
+        "splits": {"seed": 0, "test": {"size": 4}, "validation": {"size": 3}}}))
+    run, cache = tmp_path / "run", tmp_path / "cache"
+    tiny = tmp_path / "tiny.yaml"
+    tiny.write_text(yaml.safe_dump({"width": 0.125, "crop_seconds": 1.0, "batch_size": 4,
+                                    "calibrate_concepts": False}))
+    assert main(["train", str(spec), "--root", f"meta={flipped}", "--mode", "joint", "--out",
+                 str(run), "--preset", "small", "--epochs", "1", "--config", str(tiny),
+                 "--cache", str(cache), "--quiet"]) == 0
+    out = tmp_path / "evaluated.csv"
+    assert main(["evaluate", str(run), "--cache", str(cache), "--out", str(out),
+                 "--quiet"]) == 0
+    trained = load_run(run).metrics.query("split == 'test'").reset_index(drop=True)
+    evaluated = pd.read_csv(out)
+    pd.testing.assert_frame_equal(evaluated[["kind", "name"]], trained[["kind", "name"]])
+    for column in ("r", "rmse"):
+        assert evaluated[column].to_numpy() == pytest.approx(trained[column].to_numpy(),
+                                                             rel=1e-4, nan_ok=True)
+
+    loaded = load_run(run)
+    assert loaded.spec().roots["meta"] == flipped
+    assert loaded.spec().root == synth_spec.parent.resolve()
+    again = loaded.spec(root=f"meta={meta}")  # explicit wins, the main root stays the run's
+    assert again.roots["meta"] == meta and again.root == synth_spec.parent.resolve()
+    del loaded.info["data"]["roots"]  # a run of an older version: the spec's named roots
+    assert loaded.spec().roots["meta"] == meta.resolve()
+
+    flipped.rename(tmp_path / "moved")  # a stored root that is gone: the spec's, and a warning
+    assert load_run(run).spec().roots["meta"] == meta.resolve()
+    assert "root 'meta'" in caplog.text and "--root meta=DIR" in caplog.text

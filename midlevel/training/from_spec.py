@@ -87,7 +87,8 @@ def train(spec, out, *, mode: str | None = None, root=None, config=None,
                             f"the spec or use --mode blackbox")
     features, cache = _features(table, cache_dir, frontend, progress)
     data = {"spec": str(Path(spec.path).resolve()) if spec.path else None, "spec_name": spec.name,
-            "root": str(spec.root), "columns": spec.summary_dict(),
+            "root": str(spec.root), "roots": {k: str(v) for k, v in spec.roots.items()},
+            "columns": spec.summary_dict(),
             "segment_clips": len(segments_of(table).clips)}
     return fit(table, features, columns, out, cfg, fps=float(cache.frontend.fps),
                frontend=cache.frontend.config(), data=data, resume=resume,
