@@ -157,7 +157,11 @@ def test_named_roots_given_to_train_are_used_by_later_commands(synth_spec, tmp_p
         assert evaluated[column].to_numpy() == pytest.approx(trained[column].to_numpy(),
                                                              rel=1e-4, nan_ok=True)
 
+    # a resume without --root continues on the roots the run was trained with
+    assert main(["train", str(spec), "--resume", "--epochs", "2", "--out", str(run),
+                 "--cache", str(cache), "--quiet"]) == 0
     loaded = load_run(run)
+    assert loaded.info["data"]["roots"] == {"meta": str(flipped)}
     assert loaded.spec().roots["meta"] == flipped
     assert loaded.spec().root == synth_spec.parent.resolve()
     again = loaded.spec(root=f"meta={meta}")  # explicit wins, the main root stays the run's
@@ -168,3 +172,35 @@ def test_named_roots_given_to_train_are_used_by_later_commands(synth_spec, tmp_p
     flipped.rename(tmp_path / "moved")  # a stored root that is gone: the spec's, and a warning
     assert load_run(run).spec().roots["meta"] == meta.resolve()
     assert "root 'meta'" in caplog.text and "--root meta=DIR" in caplog.text
+
+
+def test_resume_with_other_options_or_columns_is_refused_by_name(synth_spec, tmp_path, capsys):
+    """--resume keeps the run's model: --mode, --preset and --seed that differ from it are
+    named and refused, as is a spec of other concepts, and the run stays as it was; the same
+    options and a higher --epochs resume."""
+    tiny = tmp_path / "tiny.yaml"
+    tiny.write_text(yaml.safe_dump({"width": 0.125, "crop_seconds": 1.0, "batch_size": 4,
+                                    "calibrate_concepts": False}))
+    run, cache = tmp_path / "run", tmp_path / "cache"
+    common = ["--out", str(run), "--config", str(tiny), "--cache", str(cache), "--quiet"]
+    assert main(["train", str(synth_spec), "--mode", "joint", "--preset", "small",
+                 "--epochs", "1", *common]) == 0
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    capsys.readouterr()
+    assert main(["train", str(synth_spec), "--resume", "--mode", "blackbox", "--preset",
+                 "paper", "--seed", "5", "--epochs", "2", *common]) == 2
+    err = capsys.readouterr().err
+    assert "--mode 'blackbox' (the run's: 'joint')" in err
+    assert "--preset 'paper' (the run's: 'small')" in err and "--seed 5 (the run's: 0)" in err
+    raw = yaml.safe_load(synth_spec.read_text())
+    raw["root"] = str(synth_spec.parent)
+    del raw["concepts"]["minorness"], raw["segments"]
+    fewer = tmp_path / "fewer.yaml"
+    fewer.write_text(yaml.safe_dump(raw))
+    assert main(["train", str(fewer), "--resume", "--epochs", "2", *common]) == 2
+    err = capsys.readouterr().err
+    assert "concepts: the data's" in err and "'minorness']" in err and "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+    assert main(["train", str(synth_spec), "--resume", "--mode", "joint", "--epochs", "2",
+                 *common]) == 0
+    assert len(pd.read_csv(run / "history.csv")) == 2

@@ -184,6 +184,36 @@ def test_existing_run_is_not_overwritten_without_permission(tmp_path):
             overwrite=True, progress=False)
 
 
+def _files(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_resume_refuses_other_columns_and_settings_and_leaves_the_run(tmp_path):
+    """Resuming with a spec of other concepts or targets, or with settings that define the
+    model (mode, preset, seed...), is refused by name before the run is touched; a higher
+    maximum of epochs is the resume's use."""
+    table, features, columns = toy_data()
+    run = train_toy(tmp_path, data=(table, features, columns), mode="joint", epochs=1)
+    before = _files(run.path)
+    other = Columns(["k0", "k1"], columns.targets)
+    with pytest.raises(CheckpointError, match=r"concepts: the data's \['k0', 'k1'\] vs the "
+                                              r"run's \['k0', 'k1', 'k2'\]"):
+        fit(table, features, other, run.path, toy_config(mode="joint", epochs=2), fps=FPS,
+            resume=True, progress=False)
+    classes = Columns(columns.concepts, [{"name": "t0", "kind": "class", "classes": [0, 1]},
+                                         columns.targets[1]])
+    with pytest.raises(CheckpointError, match=r"targets: .*t0 \(class: 0, 1\)"):
+        fit(table.assign(t0=(table["t0"] > 3).astype(float)), features, classes, run.path,
+            toy_config(mode="joint", epochs=2), fps=FPS, resume=True, progress=False)
+    with pytest.raises(TrainingError, match=r"'blackbox' \(the run's: 'joint'\).*seed.* 5"):
+        fit(table, features, columns, run.path, toy_config(mode="blackbox", seed=5, epochs=2),
+            fps=FPS, resume=True, progress=False)
+    assert _files(run.path) == before
+    resumed = fit(table, features, columns, run.path, toy_config(mode="joint", epochs=2),
+                  fps=FPS, resume=True, progress=False)
+    assert len(pd.read_csv(resumed.path / "history.csv")) == 2
+
+
 def test_load_run_of_an_unfinished_run_says_resume(tmp_path):
     run = train_toy(tmp_path, mode="blackbox", epochs=1)
     (run.path / "model.pt").unlink()

@@ -79,7 +79,10 @@ def register(sub) -> None:
                    help="backbone size: the paper's network (default) or a small one for CPU")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--resume", action="store_true",
-                   help="continue RUN from its last completed epoch")
+                   help="continue RUN from its last completed epoch, with its settings and "
+                        "roots; --epochs (a higher maximum), --device, --bf16, --max-memory "
+                        "and --workers may change, other settings that differ from the run's "
+                        "and a spec of other concepts or targets are refused by name")
     p.add_argument("--overwrite", action="store_true", help="replace an existing RUN")
     p.add_argument("--device", choices=["cpu", "cuda"],
                    help="cpu (default) or cuda (mixed precision)")

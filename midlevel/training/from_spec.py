@@ -8,10 +8,11 @@ import yaml
 
 from midlevel.data.segments import segments_of
 from midlevel.errors import TrainingError
-from midlevel.run import CONFIG_FILE, STATE_FILE
+from midlevel.run import trained_roots
 from midlevel.training.config import TrainConfig
 from midlevel.training.data import Columns
 from midlevel.training.loop import fit
+from midlevel.training.rundir import RESUMABLE, check_resume, check_settings, stored_record
 
 
 def _spec_and_table(spec, root):
@@ -48,9 +49,12 @@ def train(spec, out, *, mode: str | None = None, root=None, config=None,
     root : replaces the spec's root (see ``load_spec``).
     config : TrainConfig, dict or YAML path; ``mode``, ``epochs``, ``preset``, ``seed`` and
         ``device`` given here override it.
-    resume : continue ``out`` from its last completed epoch (its stored config is used;
-        ``epochs``, ``device``, ``cpu_bf16`` and the data-handling settings may still be
-        changed).
+    resume : continue ``out`` from its last completed epoch with its stored config and, when
+        ``spec`` is the spec file it was trained on, its roots (``root`` replaces those it
+        names). The data's concepts and targets must be the run's (CheckpointError), and a
+        setting given here or in ``config`` may differ from the run's only if it is
+        ``epochs``, ``device``, ``cpu_bf16`` or a data-handling one (``max_memory``,
+        ``workers``): TrainingError naming the others, before anything is written.
     overwrite : replace an existing run directory.
     cache_dir : feature cache folder (default: the cache's default).
     frontend : front-end config (default: the paper's log-filtered spectrogram).
@@ -68,15 +72,16 @@ def train(spec, out, *, mode: str | None = None, root=None, config=None,
                                        device=device, max_memory=max_memory,
                                        workers=workers, cpu_bf16=cpu_bf16).items()
                  if v is not None}
-    stored = Path(out) / CONFIG_FILE
-    if resume and stored.is_file() and (Path(out) / STATE_FILE).is_file():
-        saved = yaml.safe_load(stored.read_text())
-        values = {**saved["config"], **{k: v for k, v in overrides.items()
-                                        if k in ("epochs", "device", "max_memory", "workers",
-                                                  "cpu_bf16")}}
+    saved = stored_record(Path(out)) if resume else None
+    values = {**_config_dict(config), **overrides}
+    if saved is not None:  # the run's settings, where only RESUMABLE ones may change
+        given = TrainConfig.from_dict({**saved["config"], **values})
+        given.check()
+        check_settings(Path(out), saved["config"],
+                       {k: getattr(given, k) for k in values})
+        values = {**saved["config"], **{k: v for k, v in values.items() if k in RESUMABLE}}
         frontend = saved.get("frontend") or frontend
-    else:
-        values = {**_config_dict(config), **overrides}
+        root = _trained_roots(spec, saved.get("data") or {}, root, out)
     cfg = TrainConfig.from_dict(values)
     cfg.check()
     spec, table = _spec_and_table(spec, root)
@@ -85,6 +90,8 @@ def train(spec, out, *, mode: str | None = None, root=None, config=None,
         raise TrainingError(f"spec '{spec.name}' ({spec.path}) has no concept columns, so mode "
                             f"'{cfg.mode}' cannot train a concept bottleneck; add concepts to "
                             f"the spec or use --mode blackbox")
+    if saved is not None:  # before the feature cache is filled
+        check_resume(Path(out), cfg, columns)
     features, cache = _features(table, cache_dir, frontend, progress)
     data = {"spec": str(Path(spec.path).resolve()) if spec.path else None, "spec_name": spec.name,
             "root": str(spec.root), "roots": {k: str(v) for k, v in spec.roots.items()},
@@ -93,6 +100,15 @@ def train(spec, out, *, mode: str | None = None, root=None, config=None,
     return fit(table, features, columns, out, cfg, fps=float(cache.frontend.fps),
                frontend=cache.frontend.config(), data=data, resume=resume,
                overwrite=overwrite, progress=progress)
+
+
+def _trained_roots(spec, stored: dict, root, out):
+    """On resume with the spec file the run was trained on: the roots it was trained with,
+    save those ``root`` replaces (see :func:`midlevel.run.trained_roots`)."""
+    if not isinstance(spec, (str, Path)) or not stored.get("spec") or \
+            Path(spec).resolve() != Path(stored["spec"]):
+        return root
+    return trained_roots(stored, root, where=out)
 
 
 def _config_dict(config) -> dict:

@@ -27,7 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from midlevel.data.spec import SPLITS
-from midlevel.errors import TrainingError
+from midlevel.errors import CheckpointError, TrainingError
 from midlevel.io import write_csv, write_yaml
 from midlevel.models.bottleneck import build_model, output_layout
 from midlevel.models.layout import place
@@ -46,7 +46,7 @@ from midlevel.training.evaluate import evaluate_split, split_metrics, split_pred
 from midlevel.training.losses import binary_terms
 from midlevel.training.metrics import format_table, score
 from midlevel.training.predict import predict_sharded
-from midlevel.training.rundir import run_directory
+from midlevel.training.rundir import check_resume, run_directory
 from midlevel.training.strategies import strategy
 from midlevel.training.stream import choose_storage, make_loader
 
@@ -89,6 +89,8 @@ def fit(table: pd.DataFrame, features, columns, out: str | Path,
                    if c not in table]
         if missing:
             raise TrainingError(f"annotations table lacks column(s) {missing}")
+        if resume:  # refused before the run directory is touched
+            check_resume(out, config, columns)
         with run_directory(ctx, out, resume=resume, overwrite=overwrite):
             trainer = Trainer(ctx, table, features, columns, out, config, fps=fps,
                               frontend=frontend, data=data or {})
@@ -159,8 +161,12 @@ class Trainer:
         out, config = self.out, self.config
         if resume and (out / STATE_FILE).is_file():
             ckpt = read_checkpoint(out / STATE_FILE)
-            self.model.load_state_dict(ckpt["model"])
-            self.optimizer.load_state_dict(ckpt["optimizer"])
+            try:
+                self.model.load_state_dict(ckpt["model"])
+                self.optimizer.load_state_dict(ckpt["optimizer"])
+            except (RuntimeError, ValueError, KeyError) as exc:  # a model of other columns
+                raise CheckpointError(f"{out / STATE_FILE}: does not fit the model of these "
+                                      f"data and settings ({exc})") from exc
             self.state = ckpt["state"]
             # None: a checkpoint of a version that kept no validation predictions
             self.state.setdefault("validation_predictions", None)
@@ -169,6 +175,7 @@ class Trainer:
             write_yaml(out / CONFIG_FILE, {"config": dataclasses.asdict(config),
                                            "data": self.data, "frontend": self.frontend,
                                            "fps": self.fps, "concepts": self.columns.concepts,
+                                           "concept_kinds": self.columns.concept_kinds,
                                            "targets": self.columns.targets}, sort_keys=False)
         log.info("%s: %s mode, %s clips, %d parameters", out, config.mode,
                  " / ".join(f"{len(self.sets[s])} {s}" for s in SPLITS

@@ -1,17 +1,85 @@
 """The run directory while ``fit`` writes it: made (or replaced with permission), logged to
 (``train.log``), and removed again when training fails before its first completed epoch, so
-that a failed start leaves nothing half-made behind."""
+that a failed start leaves nothing half-made behind; a resume is checked against the run's
+stored record (``config.yaml``) before anything in it is touched."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import shutil
 from pathlib import Path
 
-from midlevel.errors import CheckpointError
+import yaml
+
+from midlevel.errors import CheckpointError, TrainingError
 from midlevel.io import log_handler
 from midlevel.run import CONFIG_FILE, STATE_FILE
 from midlevel.training import ddp
+
+
+RESUMABLE = ("epochs", "device", "max_memory", "workers", "cpu_bf16")
+"""The settings a resume may change: the maximum epochs and how the work is done, never what
+the model is or how it learns."""
+
+OPTIONS = {"mode": "--mode", "preset": "--preset", "seed": "--seed"}
+
+
+def stored_record(out: Path) -> dict | None:
+    """The run's ``config.yaml`` when ``out`` holds a resumable run (a checkpoint), else None."""
+    if not (out / STATE_FILE).is_file() or not (out / CONFIG_FILE).is_file():
+        return None
+    try:
+        record = yaml.safe_load((out / CONFIG_FILE).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise CheckpointError(f"{out / CONFIG_FILE}: cannot read the run's record ({exc})") from exc
+    if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
+        raise CheckpointError(f"{out / CONFIG_FILE}: not a run's record (no 'config' mapping)")
+    return record
+
+
+def check_settings(out: Path, stored: dict, given: dict) -> None:
+    """TrainingError naming every setting of ``given`` (checked values) that is not
+    :data:`RESUMABLE` and differs from the run's ``stored`` config: resuming keeps the run's
+    (a key the run's version did not store is not compared)."""
+    changed = [f"{OPTIONS.get(k, f'config key {k!r}')} {given[k]!r} (the run's: {stored[k]!r})"
+               for k in given if k not in RESUMABLE and k in stored and given[k] != stored[k]]
+    if changed:
+        raise TrainingError(
+            f"{out}: --resume continues the run with the settings it was started with "
+            f"({out / CONFIG_FILE}), and these differ: {'; '.join(changed)}. Leave them out to "
+            f"resume (only --epochs, --device, --bf16, --max-memory and --workers may change), "
+            f"or train a new run with another --out (or --overwrite)")
+
+
+def check_resume(out: Path, config, columns) -> None:
+    """Before resuming ``out``: the data's concepts and targets (names, kinds, classes, in
+    order) are the run's (CheckpointError naming the difference) and ``config`` differs from
+    the run's only in :data:`RESUMABLE` settings (TrainingError naming each). Nothing is
+    checked when ``out`` holds no checkpoint (a resume that starts afresh)."""
+    record = stored_record(out)
+    if record is None:
+        return
+    ours = {"concepts": list(columns.concepts), "targets": _targets(columns.targets)}
+    theirs = {"concepts": list(record.get("concepts") or []),
+              "targets": _targets(record.get("targets") or [])}
+    if record.get("concept_kinds") is not None and ours["concepts"] == theirs["concepts"]:
+        ours["concept kinds"] = list(columns.concept_kinds)
+        theirs["concept kinds"] = list(record["concept_kinds"])
+    differ = [f"{key}: the data's {ours[key]} vs the run's {theirs[key]}" for key in ours
+              if ours[key] != theirs[key]]
+    if differ:
+        raise CheckpointError(f"{out}: cannot resume on data whose columns are not the run's "
+                              f"({'; '.join(differ)}); resume with the spec (and --root) the "
+                              f"run was trained on, or train a new run with another --out")
+    check_settings(out, record["config"], dataclasses.asdict(config))
+
+
+def _targets(targets: list[dict]) -> list[str]:
+    """Each target as ``name (kind[: classes])``, what its outputs are."""
+    return [f"{t['name']} ({t.get('kind', 'regression')}"
+            + (f": {', '.join(map(str, t['classes']))}" if t.get("classes") else "") + ")"
+            for t in targets]
 
 
 @contextlib.contextmanager
