@@ -88,9 +88,9 @@ def trained_roots(stored: dict, root=None, *, where) -> list[str] | None:
     """The ``root`` of ``load_spec`` giving the spec ``stored["spec"]`` the roots a run was
     trained with (``stored``: its data record; older runs stored only the main root) save those
     ``root`` replaces, then ``root``; a stored folder that is gone is left to the spec (warned)."""
-    from midlevel.data.spec import _parse_root_overrides, load_spec
+    from midlevel.data.spec import load_spec, parse_root_overrides
     given = [] if root is None else list(root) if isinstance(root, (list, tuple)) else [root]
-    main, named = _parse_root_overrides(given)
+    main, named = parse_root_overrides(given)
     wanted = {k: v for k, v in (stored.get("roots") or {}).items() if k not in named}
     if main is None and stored.get("root"):
         wanted[None] = stored["root"]

@@ -120,3 +120,14 @@ def test_lime_settings_are_refused_by_name_when_the_method_is_made(options, name
     from midlevel.explain.attribution.lime import LimeSegments
     with pytest.raises(AttributionError, match=name):
         LimeSegments(**options)
+
+
+def test_a_training_config_with_a_key_given_twice_is_refused_naming_it(tmp_path):
+    from midlevel.training.from_spec import _config_dict
+    path = tmp_path / "config.yaml"
+    path.write_text("lr: 1e-3\nepochs: 5\nlr: 1e-2\n")
+    with pytest.raises(TrainingError, match=r"'lr' is given twice .* lines 1 and 3"):
+        _config_dict(str(path))
+    path.write_text("lr: [1\n")
+    with pytest.raises(TrainingError, match="not valid YAML"):
+        _config_dict(str(path))

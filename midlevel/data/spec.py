@@ -427,7 +427,7 @@ def _splits(section: Any, src: str) -> tuple[int, dict[str, SplitSpec]]:
     return seed, out
 
 
-def _parse_root_overrides(root: str | Path | list | None) -> tuple[Path | None, dict[str, Path]]:
+def parse_root_overrides(root: str | Path | list | None) -> tuple[Path | None, dict[str, Path]]:
     """``--root DIR`` replaces the main root; ``--root NAME=DIR`` a named one."""
     if root is None:
         return None, {}
@@ -450,7 +450,7 @@ def spec_from_dict(raw: Any, *, base: Path, src: str = "<spec>",
     for required in ("name", "root", "audio", "tables"):
         if required not in raw:
             raise SpecError(f"{src}: '{required}' is required")
-    main_override, named_overrides = _parse_root_overrides(root)
+    main_override, named_overrides = parse_root_overrides(root)
     roots_raw = raw.get("roots") or {}
     if not isinstance(roots_raw, dict):
         raise SpecError(f"{src}: 'roots' must be a mapping of name -> folder")

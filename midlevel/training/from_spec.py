@@ -4,10 +4,9 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import yaml
-
 from midlevel.data.segments import segments_of
-from midlevel.errors import TrainingError
+from midlevel.data.yamlfile import read_yaml
+from midlevel.errors import SpecError, TrainingError
 from midlevel.run import trained_roots
 from midlevel.training.config import TrainConfig
 from midlevel.training.data import Columns
@@ -119,10 +118,10 @@ def _config_dict(config) -> dict:
     if isinstance(config, dict):
         return dict(config)
     path = Path(config)
-    try:
-        values = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise TrainingError(f"{path}: cannot read the training config ({exc})") from exc
+    try:  # a key given twice is named, not silently the second
+        values = read_yaml(path, what="training config") or {}
+    except SpecError as exc:
+        raise TrainingError(str(exc)) from None
     if not isinstance(values, dict):
         raise TrainingError(f"{path}: a training config is a mapping of keys to values")
     TrainConfig.from_dict(values, where=str(path))
