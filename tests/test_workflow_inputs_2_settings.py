@@ -139,11 +139,12 @@ def test_a_baseline_row_of_an_unknown_concept_is_a_warning(tmp_path):
 # ------------------------------------------------------------------------------ compare
 
 
-def _run(path, spec="/d/a/spec.yaml", root="/d/a", n_test=6, name="synthetic"):
+def _run(path, spec="/d/a/spec.yaml", root="/d/a", n_test=6, name="synthetic", roots=None):
     metrics = pd.DataFrame({"split": ["train", "test", "test"], "kind": "target",
                             "name": ["valence", "valence", "mean"], "n": [28, n_test, n_test]})
     return SimpleNamespace(path=Path(path), frontend={"name": "mel"}, metrics=metrics,
-                           info={"data": {"spec": spec, "spec_name": name, "root": root}})
+                           info={"data": {"spec": spec, "spec_name": name, "root": root,
+                                          "roots": roots}})
 
 
 def test_compare_refuses_runs_trained_on_different_data(tmp_path):
@@ -164,6 +165,18 @@ def test_compare_refuses_runs_trained_on_different_data(tmp_path):
     old = _run(tmp_path / "old")
     old.info = {}  # provenance not stored: not compared
     check_runs([_run(tmp_path / "j1"), old])
+
+
+def test_compare_refuses_runs_whose_named_roots_differ(tmp_path):
+    """Ratings under a named root (--root meta=DIR) are part of the data: two runs trained
+    on other folders for one name are not seeds of one model."""
+    from midlevel.workflows.compare import check_runs
+    with pytest.raises(ReportError, match=r"root 'meta' \(/d/meta vs /d/metaZ\)"):
+        check_runs([_run(tmp_path / "j1", roots={"meta": "/d/meta"}),
+                    _run(tmp_path / "j2", roots={"meta": "/d/metaZ"})])
+    # a name only one spec has, or a run that stored no roots, is not compared
+    check_runs([_run(tmp_path / "j1", roots={"meta": "/d/meta"}),
+                _run(tmp_path / "bb", roots={"other": "/d/x"}), _run(tmp_path / "old")])
 
 
 def test_compare_refuses_a_run_given_twice(tmp_path):

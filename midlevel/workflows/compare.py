@@ -211,8 +211,8 @@ def compare(runs, out, *, spec=None, root=None, cache_dir=None, methods=DEFAULT_
 
 def training_data(run) -> dict:
     """What a run was trained on, as stored with it: ``spec`` (the spec file), ``spec_name``,
-    ``root`` and ``test_clips`` (the clip count of its test metrics: the largest ``n`` of a
-    target, which every mode shares); None where unknown."""
+    ``root``, ``roots`` (named root -> folder) and ``test_clips`` (the clip count of its test
+    metrics: the largest ``n`` of a target, which every mode shares); None where unknown."""
     data = (getattr(run, "info", None) or {}).get("data") or {}
     try:
         metrics = run.metrics
@@ -224,7 +224,7 @@ def training_data(run) -> dict:
     except (OSError, KeyError, ValueError):  # no (readable) metrics.csv
         n_test = None
     return {"spec": data.get("spec"), "spec_name": data.get("spec_name"),
-            "root": data.get("root"), "test_clips": n_test}
+            "root": data.get("root"), "roots": data.get("roots"), "test_clips": n_test}
 
 
 def _describe_data(run, data: dict) -> str:
@@ -234,10 +234,10 @@ def _describe_data(run, data: dict) -> str:
     return f"{run.path} (spec {where}{name}, root {data['root']}{clips})"
 
 
-# what must agree between runs: the dataset (its root) and its test split (the clip count).
-# The spec file may differ: two specs over one dataset choose other columns as concepts and
-# targets (Soundtracks' emotions for the black box, its dimensions as the bottleneck's
-# concepts) and share the fixed test split.
+# what must agree between runs: the dataset (its root; each named root both runs' specs
+# have) and its test split (the clip count). The spec file may differ: two specs over one
+# dataset choose other columns as concepts and targets (Soundtracks' emotions for the black
+# box, its dimensions as the bottleneck's concepts) and share the fixed test split.
 SAME_DATA = ("root", "test_clips")
 
 
@@ -268,6 +268,9 @@ def check_runs(runs) -> None:
         data = training_data(run)
         differ = [k for k in SAME_DATA if data0[k] is not None and data[k] is not None
                   and data0[k] != data[k]]
+        roots0, roots = data0["roots"] or {}, data["roots"] or {}
+        differ += [f"root {name!r} ({roots0[name]} vs {roots[name]})"
+                   for name in sorted(set(roots0) & set(roots)) if roots0[name] != roots[name]]
         if differ:
             raise ReportError(
                 f"runs trained on different data: {_describe_data(first, data0)} and "
