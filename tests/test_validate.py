@@ -81,6 +81,17 @@ def test_missing_ratings_are_counted_not_dropped(tmp_path):
     assert "missing ratings: bright 2, happy 1" in report.summary()
 
 
+def test_the_warnings_csv_gives_rows_as_whole_numbers(tmp_path):
+    """Short clips (no row) and missing ratings (a row) in one table: rows read 2, not 2.0."""
+    spec_path = tiny_dataset(tmp_path)
+    (tmp_path / "ratings.csv").write_text("clip,bright,happy\nc1,1,1\nc2,,2\nc3,3,3\nc4,4,4\n")
+    table = validate(load_spec(spec_path), progress=False).warnings_table()
+    assert table["row"].isna().any() and table["row"].notna().any()
+    table.to_csv(tmp_path / "w.csv", index=False)
+    rows = [line.split(",")[2] for line in (tmp_path / "w.csv").read_text().splitlines()[1:]]
+    assert "3" in rows and not any(r.endswith(".0") for r in rows)
+
+
 def test_spec_errors_exit_nonzero_with_message(tmp_path, capsys):
     spec_path = tiny_dataset(tmp_path)
     spec_path.write_text(spec_path.read_text().replace("id_column", "id_col"))

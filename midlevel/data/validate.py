@@ -121,11 +121,14 @@ class ValidationReport:
         return "\n".join(lines)
 
     def warnings_table(self) -> pd.DataFrame:
-        """Every warning as a row: kind, file, row, column, clip, message."""
-        return pd.DataFrame([{"kind": w.message.split(":")[0], "file": w.file, "row": w.row,
-                              "column": w.column, "clip": w.clip, "message": w.message}
-                             for w in self.warnings],
-                            columns=["kind", "file", "row", "column", "clip", "message"])
+        """Every warning as a row: kind, file, row (a whole number; empty where the warning
+        has none), column, clip, message."""
+        table = pd.DataFrame([{"kind": w.message.split(":")[0], "file": w.file, "row": w.row,
+                               "column": w.column, "clip": w.clip, "message": w.message}
+                              for w in self.warnings],
+                             columns=["kind", "file", "row", "column", "clip", "message"])
+        return table.astype({"row": "Int64"})  # not 38.0 where other rows have none
+
 
 def binary_summary(table: pd.DataFrame, names: list[str], groups: dict[str, list[str]]) -> str:
     """``binary: N columns (groups ...); positives per column min .. max`` for the summary."""
