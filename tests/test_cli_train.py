@@ -200,6 +200,9 @@ def test_resume_with_other_options_or_columns_is_refused_by_name(synth_spec, tmp
     assert main(["train", str(fewer), "--resume", "--epochs", "2", *common]) == 2
     err = capsys.readouterr().err
     assert "concepts: the data's" in err and "'minorness']" in err and "Traceback" not in err
+    assert main(["train", str(synth_spec), "--resume", "--frontend", "logmel", "--epochs", "2",
+                 *common]) == 2
+    assert "not --frontend 'LogMelSpectrogram'" in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
     assert main(["train", str(synth_spec), "--resume", "--mode", "joint", "--epochs", "2",
                  *common]) == 0

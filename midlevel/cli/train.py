@@ -100,7 +100,8 @@ def register(sub) -> None:
     add_cache_option(p)
     p.add_argument("--frontend", choices=sorted(FRONTENDS),
                    help="front end: the paper's log-filtered spectrogram (default) or log-mel; "
-                        "stored in the run, so predictions use it too (ignored on --resume)")
+                        "stored in the run, so predictions use it too (a resume keeps the "
+                        "run's; another one is refused)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_train)
 

@@ -79,7 +79,13 @@ def train(spec, out, *, mode: str | None = None, root=None, config=None,
         check_settings(Path(out), saved["config"],
                        {k: getattr(given, k) for k in values})
         values = {**saved["config"], **{k: v for k, v in values.items() if k in RESUMABLE}}
-        frontend = saved.get("frontend") or frontend
+        stored_frontend = saved.get("frontend") or {}
+        if frontend and stored_frontend and frontend.get("name") != stored_frontend.get("name"):
+            raise TrainingError(f"{out}: --resume continues the run on its front end "
+                                f"{stored_frontend.get('name')!r}, not --frontend "
+                                f"{frontend.get('name')!r}; leave --frontend out to resume, or "
+                                f"train a new run with another --out")
+        frontend = stored_frontend or frontend
         root = _trained_roots(spec, saved.get("data") or {}, root, out)
     cfg = TrainConfig.from_dict(values)
     cfg.check()
