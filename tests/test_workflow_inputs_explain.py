@@ -374,3 +374,39 @@ def test_a_rerun_of_compare_removes_the_tables_it_no_longer_writes(world, tmp_pa
     assert (out / "tables" / "mine.csv").is_file() and (out / "tables" / "cost.csv").is_file()
     now = set(json.loads((out / "report_files.json").read_text())["files"])
     assert now < first and all((out / f).is_file() for f in now)
+
+
+def test_an_interrupted_compare_resumes_from_the_explanations_it_finished(world, tmp_path,
+                                                                          monkeypatch):
+    """The first method's maps, curves and cost survive a failure in the second; the rerun
+    computes only the second, says so in the report, and removes the stored results."""
+    from midlevel.workflows import compare_explanations
+    from midlevel.workflows.compare import compare
+    from midlevel.workflows.compare_work import WORK_DIR
+    real, calls = compare_explanations._explain_with, []
+
+    def failing_second(run, label, method, *args, **kwargs):
+        calls.append(method)
+        if method == "occlusion":
+            raise KeyboardInterrupt  # what a user's Ctrl-C (or a kill) leaves behind
+        return real(run, label, method, *args, **kwargs)
+
+    out = tmp_path / "report"
+    small = dict(cache_dir=world["cache"], methods=["integrated_gradients", "occlusion"],
+                 n_clips=1, n_background=2, options={"n_steps": 2}, randomization=False,
+                 listen=False, faithfulness=True, n_random=5)
+    monkeypatch.setattr(compare_explanations, "_explain_with", failing_second)
+    with pytest.raises(KeyboardInterrupt):
+        compare([world["runs"]["blackbox"]], out, **small)
+    assert len(list((out / WORK_DIR).glob("*.pt"))) == 1 and not (out / "report.md").exists()
+    calls.clear()
+    monkeypatch.setattr(compare_explanations, "_explain_with",
+                        lambda *a, **k: calls.append(a[2]) or real(*a, **k))
+    report = compare([world["runs"]["blackbox"]], out, **small)
+    assert calls == ["occlusion"]
+    assert any("1 of 2" in w for w in report.warnings)
+    assert set(report.tables["faithfulness"]["method"]) == {"integrated_gradients", "occlusion"}
+    assert not (out / WORK_DIR).exists()
+    calls.clear()
+    compare([world["runs"]["blackbox"]], out, **{**small, "n_random": 6})  # nothing reused
+    assert calls == ["integrated_gradients", "occlusion"]

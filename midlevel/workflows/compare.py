@@ -12,6 +12,11 @@ compare``).
 - ``report_files.json``: the files above; a later report into the same folder removes those
   of this one it does not write again (other files are left alone).
 
+While it runs, each model's explanation by each method is kept in ``.compare_work/`` as soon
+as it is done: a compare interrupted (a kill included) and run again into the same folder
+with the same runs and settings takes those from there (:mod:`.compare_work`); the folder is
+removed once the report is written.
+
 Every run must have been trained on the same data (the same spec and test split; see
 :func:`check_runs`), so runs of one mode are seeds of one model. Accuracy comes from each run's
 test split; explanations (attribution maps, cost, faithfulness, listenable wavs) from the first
@@ -27,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from midlevel import __version__
 from midlevel.errors import AttributionError, ReportError
 from midlevel.explain.attribution.attributor import Attributor
 from midlevel.explain.attribution.base import resolve_output
@@ -35,6 +41,7 @@ from midlevel.explain.faithfulness import completeness
 from midlevel.explain.leakage import leakage_diagnostic
 from midlevel.io import save_figure
 from midlevel.report.document import Report, model_label, write_report
+from midlevel.workflows.compare_work import WorkStore
 from midlevel.workflows.compare_explanations import attributions, lime_components, listening
 from midlevel.run import load_run
 from midlevel.training.data import window_frames
@@ -187,10 +194,20 @@ def compare(runs, out, *, spec=None, root=None, cache_dir=None, methods=DEFAULT_
     _accuracy(report, runs, spec=spec, root=root, cache_dir=cache_dir)
     _leakage(report, runs, spec=spec, root=root, cache_dir=cache_dir)
     data = {"spec": spec, "root": root, "cache_dir": cache_dir}
+    work = WorkStore(out, {
+        "version": __version__, "clips": clips.names,
+        "frames": [int(s.shape[-1]) for s in clips.specs], "n_background": n_background,
+        "spec": str(getattr(spec, "path", spec)), "root": str(root), "options": options,
+        "faithfulness": faithfulness, "n_random": n_random, "deletion_patch": deletion_patch,
+        "sanity_clips": sanity_clips if randomization else 0})
     maps = attributions(report, reps, clips, methods, data, n_background=n_background,
                          target=target, faithfulness=faithfulness, randomization=randomization,
                          n_random=n_random, sanity_clips=sanity_clips, events=events,
-                         deletion_patch=deletion_patch, options=options)
+                         deletion_patch=deletion_patch, options=options, work=work)
+    if work.reused:
+        report.warnings.append(f"{work.reused} of {work.reused + work.computed} (model, "
+                               f"method) explanations were taken from an interrupted compare "
+                               f"into this folder with the same runs and settings")
     if listen:
         listening(report, reps, clips, maps, methods, data, n_background=n_background,
                    concept=concept, options=options)
@@ -205,6 +222,7 @@ def compare(runs, out, *, spec=None, root=None, cache_dir=None, methods=DEFAULT_
         report.texts[name] = text
         report.notes.append(name)
     write_report(report, runs, title, methods, clips.names)
+    work.clear()
     log.info("report written: %s", report.html)
     return report
 

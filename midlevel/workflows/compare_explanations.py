@@ -22,6 +22,7 @@ from midlevel.explain.listen_back import listen_back, top_component_wavs
 from midlevel.explain.sanity import sanity_check
 from midlevel.io import save_figure, write_wav
 from midlevel.report.document import Report
+from midlevel.workflows.compare_work import WorkStore, run_fingerprint
 
 log = logging.getLogger("midlevel.compare")
 
@@ -43,12 +44,15 @@ def fit_window(spec: np.ndarray, n_frames: int) -> np.ndarray:
 
 def attributions(report: Report, reps: dict, clips, methods, data, *, n_background, target,
                   faithfulness, randomization, n_random, sanity_clips, events, deletion_patch,
-                  options) -> dict:
+                  options, work: WorkStore | None = None) -> dict:
     """Maps, cost, faithfulness (the harness), sanity checks and event shares of every method
     on the first run of each model; returns ``{(label, method): [Attribution per clip]}``.
 
     Each test clip is explained whole, through the windows ``predict`` averages (the number it
-    reports), relative to the training background's mean (the removal reference too).
+    reports), relative to the training background's mean (the removal reference too). With
+    ``work``, each (model, method) result is stored as soon as it is done and taken from there
+    when an interrupted compare with the same settings stored it (see
+    :mod:`midlevel.workflows.compare_work`).
     """
     from midlevel.data.frontends import make_frontend
     fe = make_frontend(next(iter(reps.values())).frontend)
@@ -56,31 +60,30 @@ def attributions(report: Report, reps: dict, clips, methods, data, *, n_backgrou
     maps = {}
     for label, run in reps.items():
         log.info("explaining %s (%s) on %d test clips", label, run.path, len(clips.names))
-        bg = run.background(n_background, **data)
+        bg = None
         output = target or run.model.output_names[0]
         for method in methods:
-            attributor = Attributor(run.model, method, output=output, background=bg,
-                                    fps=run.fps, band_frequencies=fe.band_frequencies,
-                                    windows=run.window(), frontend=fe, **options)
-            # in the units `predict` reports, as every table of the report
-            attrs = [attributor.attribute(x[None, None], clips=[name]).in_rating_units()
-                     for name, x in zip(clips.names, clips.specs)]
-            maps[(label, method)] = attrs
-            costs.append(_cost_row(label, method, attrs, clips))
-            log.info("  %s: %.0f ms per clip", method, costs[-1]["ms_per_clip"])
-            if faithfulness:
-                for name, x, attr in zip(clips.names, clips.specs, attrs):
-                    xb = torch.as_tensor(x)[None, None]
-                    c = perturbation_curves(attributor.rating_selector, xb, attr.values,
-                                            attributor.reference_for(xb), method=method,
-                                            clips=[name], n_random=n_random,
-                                            patch=deletion_patch)
-                    curves.append(c.assign(model=label))
-            if randomization and sanity_clips:
-                sanity.append((label, method, _sanity(run, attributor, clips, bg,
-                                                      sanity_clips, method)))
+            key = {**run_fingerprint(run), "label": label, "method": method, "output": output}
+            done = work.load(key) if work is not None else None
+            if done is None:
+                if bg is None:
+                    bg = run.background(n_background, **data)
+                done = _explain_with(run, label, method, output, bg, fe, clips, options,
+                                     faithfulness=faithfulness, n_random=n_random,
+                                     deletion_patch=deletion_patch,
+                                     sanity_clips=sanity_clips if randomization else 0)
+                if work is not None:
+                    work.save(key, done)
+            else:
+                log.info("  %s: taken from the interrupted compare's results", method)
+            maps[(label, method)] = done["attrs"]
+            costs.append(done["cost"])
+            log.info("  %s: %.0f ms per clip", method, done["cost"]["ms_per_clip"])
+            curves += done["curves"]
+            if done["sanity"] is not None:
+                sanity.append((label, method, done["sanity"]))
             if events:
-                shares += [e.assign(model=label) for e in _event_shares(attrs, events)]
+                shares += [e.assign(model=label) for e in _event_shares(done["attrs"], events)]
         _map_figures(report, label, clips.names, methods, maps)
     _cost_tables(report, costs, methods)
     if curves:
@@ -92,6 +95,32 @@ def attributions(report: Report, reps: dict, clips, methods, data, *, n_backgrou
         report.tables["event_share"] = e.groupby(["model", "method", "output"], sort=False)[
             ["share", "area_share", "ratio"]].mean().reset_index()
     return maps
+
+
+def _explain_with(run, label, method, output, bg, fe, clips, options, *, faithfulness,
+                  n_random, deletion_patch, sanity_clips) -> dict:
+    """One model with one method: ``attrs`` (one Attribution per clip, in the units
+    ``predict`` reports), its ``cost`` row, faithfulness ``curves`` (a list of tables) and
+    the ``sanity`` result (None without ``sanity_clips``); picklable, for the work store."""
+    attributor = Attributor(run.model, method, output=output, background=bg, fps=run.fps,
+                            band_frequencies=fe.band_frequencies, windows=run.window(),
+                            frontend=fe, **options)
+    attrs = [attributor.attribute(x[None, None], clips=[name]).in_rating_units()
+             for name, x in zip(clips.names, clips.specs)]
+    for attr in attrs:  # what is computed on access is computed now, so it can be stored
+        attr.predictions
+        attr.tables = {name: attr.tables[name] for name in attr.tables}
+    curves = []
+    if faithfulness:
+        for name, x, attr in zip(clips.names, clips.specs, attrs):
+            xb = torch.as_tensor(x)[None, None]
+            c = perturbation_curves(attributor.rating_selector, xb, attr.values,
+                                    attributor.reference_for(xb), method=method, clips=[name],
+                                    n_random=n_random, patch=deletion_patch)
+            curves.append(c.assign(model=label))
+    sanity = _sanity(run, attributor, clips, bg, sanity_clips, method) if sanity_clips else None
+    return {"attrs": attrs, "cost": _cost_row(label, method, attrs, clips), "curves": curves,
+            "sanity": sanity}
 
 
 def _unit_field(attr) -> str:
