@@ -11,7 +11,8 @@ import pandas as pd
 from midlevel.data.segments import Segments, load_segments
 from midlevel.data.spec import DataSpec, format_id
 from midlevel.data.splits import assign_splits
-from midlevel.data.tables import Table, listing, parse_binary, parse_rating, parse_tags, read_table
+from midlevel.data.tables import (Table, cell_text, listing, parse_binary, parse_rating,
+                                   parse_tags, read_table)
 from midlevel.errors import Problem, ValidationFailed
 
 
@@ -204,29 +205,24 @@ def _numeric(spec: DataSpec, joined: Joined, problems: list[Problem],
             out[col.name] = np.nan
             continue
         values = np.full(len(merged), np.nan)
-        cells = merged[col.column].to_numpy()
+        read = [cell_text(c, missing.get(col.column, {""}))
+                for c in merged[col.column].to_numpy()]
         classes = list(col.classes) if col.classes else None
         if col.is_class and classes is None:
-            classes = sorted({str(c).strip() for c in cells
-                              if isinstance(c, str) and c.strip() not in missing.get(col.column, {""})})
-        for i, cell in enumerate(cells):
-            if not isinstance(cell, str):  # NaN from an outer/left join: no rating
+            classes = sorted({text for text, _ in read if text is not None})
+        for i, (text, message) in enumerate(read):
+            if text is None and message is None:  # a missing rating
                 continue
-            text = cell.strip()
-            if text in missing.get(col.column, {""}):
-                continue
-            file, row = joined.where(col.column, i)
-            where = dict(file=file, row=row, column=col.column, clip=str(merged.index[i]))
-            if col.is_class:
-                if text not in classes:
-                    problems.append(Problem(f"unknown class {text!r}; classes are {classes}", **where))
-                else:
-                    values[i] = classes.index(text)
-                continue
-            value, message = (parse_binary(text) if col.is_binary
-                              else parse_rating(text, col.scale))
+            if message is None and col.is_class:
+                value, message = ((classes.index(text), None) if text in classes else
+                                  (np.nan, f"unknown class {text!r}; classes are {classes}"))
+            elif message is None:
+                value, message = (parse_binary(text) if col.is_binary
+                                  else parse_rating(text, col.scale))
             if message:
-                problems.append(Problem(message, **where))
+                file, row = joined.where(col.column, i)
+                problems.append(Problem(message, file=file, row=row, column=col.column,
+                                        clip=str(merged.index[i])))
                 continue
             values[i] = value
         out[col.name] = values
@@ -243,19 +239,18 @@ def _tag_cells(spec: DataSpec, col, joined: Joined, problems: list[Problem],
     out: list[set[str] | None] = []
     merged = joined.frame
     for i, cell in enumerate(merged[col.column].to_numpy()):
-        text = cell.strip() if isinstance(cell, str) else None
-        if text is None or (text in missing.get(col.column, {""}) and
-                            not (text == "" and col.empty == "none")):
-            out.append(None)
+        if col.empty == "none" and isinstance(cell, str) and not cell.strip():
+            out.append(set())  # an empty cell: no tag applies
             continue
-        found, unknown = parse_tags(text, col.sep, tags)
+        text, message = cell_text(cell, missing.get(col.column, {""}))
+        found, unknown = parse_tags(text, col.sep, tags) if text is not None else (None, [])
         if unknown:
+            message = f"unknown tag(s) {unknown} of group '{col.group}'; its tags are {tags}"
+        if message:
             file, row = joined.where(col.column, i)
-            problems.append(Problem(f"unknown tag(s) {unknown} of group '{col.group}'; its tags "
-                                    f"are {tags}", file=file, row=row, column=col.column,
+            problems.append(Problem(message, file=file, row=row, column=col.column,
                                     clip=str(merged.index[i])))
-            out.append(None)
-            continue
+            found = None
         out.append(found)
     return out
 

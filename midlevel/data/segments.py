@@ -18,7 +18,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from midlevel.data.tables import listing, parse_rating, read_table
+from midlevel.data.tables import cell_text, listing, parse_rating, read_table
 from midlevel.errors import Problem
 
 KEYS = ("clip", "start", "end")
@@ -164,11 +164,10 @@ def _read_rows(spec, index: int, clips: set[str], problems: list[Problem]) -> li
             continue
         values = {}
         for name, column in pairs:
-            text = str(frame[column].iloc[pos]).strip()
-            if text in missing:
-                values[name] = math.nan
-                continue
-            values[name], message = parse_rating(text, spec.column(name).scale)
+            text, message = cell_text(frame[column].iloc[pos], missing)
+            values[name] = math.nan
+            if text is not None:
+                values[name], message = parse_rating(text, spec.column(name).scale)
             if message:
                 problems.append(Problem(message, column=column, **where))
         start = times[0]

@@ -106,6 +106,24 @@ def listing(frame: pd.DataFrame) -> str:
     return ", ".join(repr(c) for c in frame.columns if c != "_row")
 
 
+def cell_text(cell, missing) -> tuple[str | None, str | None]:
+    """One raw cell of a concept, target or segment column -> (its text stripped of spaces,
+    None); (None, None) for a missing cell: NaN (a join found no row for the clip) or one of
+    ``missing`` (the missing_values of the tables holding the column); (None, what is wrong)
+    for an empty or whitespace-only cell that is not a missing value. Every column type reads
+    its cells through here, so an empty cell means the same in each: missing where the
+    tables say so, else a problem (never a rating, a class ``''`` or "no tag")."""
+    if not isinstance(cell, str):
+        return None, None
+    text = cell.strip()
+    if text in missing:
+        return None, None
+    if not text:
+        return None, (f"empty cell, which is not one of the table's missing_values "
+                      f"{sorted(missing)} (add \"\" to missing_values to read it as missing)")
+    return text, None
+
+
 def parse_rating(text: str, scale: tuple[float, float] | None) -> tuple[float, str | None]:
     """One rating cell -> (value, None), or (NaN, what is wrong with it)."""
     try:
@@ -118,8 +136,6 @@ def parse_rating(text: str, scale: tuple[float, float] | None) -> tuple[float, s
     if scale and not (scale[0] <= value <= scale[1]):
         return math.nan, f"rating {value:g} outside the scale [{scale[0]:g}, {scale[1]:g}]"
     return value, None
-
-
 
 
 BINARY_CELLS = {"0": 0.0, "1": 1.0, "no": 0.0, "yes": 1.0, "false": 0.0, "true": 1.0}

@@ -1,0 +1,91 @@
+"""Table cells: what an empty cell means in every column type, what a filter sees, what
+counts as a missing rating."""
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import write_tone
+from midlevel.data.annotations import load_annotations
+from midlevel.data.spec import load_spec
+from midlevel.data.validate import validate
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip())
+    return path
+
+
+KINDS = """
+name: kinds
+root: .
+audio: {pattern: "audio/{id}.wav"}
+tables:
+  - path: a.csv
+    id_column: id
+    %s
+concepts:
+  x: {scale: [0, 10]}
+  vocal: {type: binary}
+  inst: {type: tags, columns: {drums: has_drums}}
+targets:
+  kind: {type: class}
+  given: {type: class, classes: [pos, neg]}
+  mood: {type: tags, column: moods, tags: [calm, dark]%s}
+"""
+
+# c2 holds an empty cell in every column, c3 a cell of spaces, c4 the declared missing 'NA'
+CELLS = ("id,x,vocal,has_drums,kind,given,moods\n"
+         "c1,1,yes,1,POS,pos,calm\n"
+         "c2,,,,,,\n"
+         "c3,  ,  ,  ,  ,  ,  \n"
+         "c4,NA,NA,NA,NA,NA,NA\n"
+         "c5,2,no,0,NEG,neg,dark\n")
+COLUMNS = ["x", "vocal", "has_drums", "kind", "given", "moods"]
+
+
+def test_an_empty_cell_that_is_not_a_missing_value_is_a_problem_in_every_column_type(tmp_path):
+    """With ``missing_values: NA`` an empty (or all-space) cell is a problem naming file, row,
+    column and clip in rating, binary, 0/1 tag, class and delimited tags columns alike; it
+    is never a class ``''`` or "no tag". 'NA' cells are missing."""
+    write(tmp_path / "a.csv", CELLS)
+    spec = load_spec(write(tmp_path / "spec.yaml", KINDS % ("missing_values: NA", "")))
+    ann = load_annotations(spec, strict=False)
+    found = {(p.file, p.row, p.column, p.clip) for p in ann.problems}
+    a = str(tmp_path / "a.csv")
+    assert found == {(a, row, col, clip) for row, clip in ((3, "c2"), (4, "c3"))
+                     for col in COLUMNS}
+    assert all("empty cell, which is not one of the table's missing_values ['NA']" in p.message
+               for p in ann.problems)
+    assert ann.table.attrs["classes"] == {"kind": ["NEG", "POS"], "given": ["pos", "neg"]}
+    assert ann.table.loc[["c2", "c3", "c4"]].drop(columns=["path", "split"]).isna().all().all()
+
+
+def test_an_empty_cell_is_missing_by_default_and_no_tag_with_empty_none(tmp_path):
+    write(tmp_path / "a.csv", CELLS.replace("NA", ""))
+    ann = load_annotations(load_spec(write(tmp_path / "spec.yaml", KINDS % ("", ""))),
+                           strict=False)
+    assert not ann.problems and ann.table.attrs["classes"]["kind"] == ["NEG", "POS"]
+    write(tmp_path / "a.csv", CELLS)
+    spec = load_spec(write(tmp_path / "spec.yaml", KINDS % ("missing_values: NA",
+                                                           ", empty: none")))
+    ann = load_annotations(spec, strict=False)
+    assert "moods" not in {p.column for p in ann.problems}  # empty: none says what '' is
+    assert (ann.table.loc[["c2", "c3"], ["mood=calm", "mood=dark"]] == 0).all().all()
+    assert ann.table.loc["c4", ["mood=calm", "mood=dark"]].isna().all()  # 'NA': missing
+
+
+def test_an_empty_segment_cell_that_is_not_a_missing_value_is_a_problem(tmp_path):
+    write(tmp_path / "a.csv", "id,x,kind,given,vocal,has_drums,moods\nc1,1,a,pos,1,1,calm\n")
+    write(tmp_path / "seg.csv", "id,start,end,x\nc1,0,1,2\nc1,1,2, \nc1,2,3,NA\n")
+    text = (KINDS % ("", "")).replace("concepts:", "segments:\n  - path: seg.csv\n"
+                                      "    id_column: id\n    start_column: start\n"
+                                      "    end_column: end\n    missing_values: NA\n"
+                                      "concepts:")
+    ann = load_annotations(load_spec(write(tmp_path / "spec.yaml", text)), strict=False)
+    assert [(p.row, p.column, p.clip) for p in ann.problems] == [(3, "x", "c1")]
+    assert "empty cell" in ann.problems[0].message
