@@ -89,3 +89,43 @@ def test_an_empty_segment_cell_that_is_not_a_missing_value_is_a_problem(tmp_path
     ann = load_annotations(load_spec(write(tmp_path / "spec.yaml", text)), strict=False)
     assert [(p.row, p.column, p.clip) for p in ann.problems] == [(3, "x", "c1")]
     assert "empty cell" in ann.problems[0].message
+
+
+MISSING = """
+name: miss
+root: .
+audio: {pattern: "audio/{id}.wav"}
+tables:
+  - path: a.csv
+    id_column: id
+    missing_values: ["", NA]
+concepts:
+  x: {scale: [0, 10]}
+  mood: {type: tags, column: moods, tags: [calm, dark]}
+targets:
+  y: {scale: [0, 10]}
+  kind: {type: class, classes: [pos, neg]}
+"""
+
+
+def test_a_rejected_cell_is_a_problem_and_not_counted_as_a_missing_rating(tmp_path):
+    """Only empty and declared missing cells are missing ratings (summary and warnings);
+    'abc', 12, 'maybe' and 'loud' are problems, counted once, as problems."""
+    for i in range(1, 6):
+        write_tone(tmp_path / "audio" / f"c{i}.wav", freq=200.0 * i, seconds=1.0)
+    write(tmp_path / "a.csv", "id,x,y,kind,moods\n"
+                              "c1,1,abc,pos,calm\n"     # y rejected
+                              "c2,,12,maybe,loud\n"     # x missing; y, kind, moods rejected
+                              "c3,NA,NA,NA,NA\n"        # all missing
+                              "c4,4,4,neg,dark\n"
+                              "c5,5,5,pos,\n")          # moods missing
+    report = validate(load_spec(write(tmp_path / "spec.yaml", MISSING)), progress=False)
+    assert {(p.column, p.clip) for p in report.problems} == {
+        ("y", "c1"), ("y", "c2"), ("kind", "c2"), ("moods", "c2")}
+    assert report.missing_ratings().to_dict() == {"x": 2, "mood=calm": 2, "mood=dark": 2,
+                                                  "y": 1, "kind": 1}
+    assert "missing ratings: x 2, mood=calm 2, mood=dark 2, y 1, kind 1" in report.summary()
+    warned = {(w.column, w.clip) for w in report.warnings if w.message.startswith("missing")}
+    assert warned == {("x", "c2"), ("x", "c3"), ("moods", "c3"), ("moods", "c5"),
+                      ("y", "c3"), ("kind", "c3")}
+    assert np.isnan(report.table.loc["c1", "y"])  # a rejected cell is still no rating

@@ -39,6 +39,7 @@ class Annotations:
     sources: dict[str, tuple[str, int]]  # clip -> (file, row) of its first table
     segments: Any = None
     joined: Any = None  # the Joined tables, for source(); None when no table could be read
+    rejected: dict = None  # table column -> the clips whose cell in it is a problem
 
     def __post_init__(self):
         if self.segments is None:
@@ -178,17 +179,28 @@ def _safe_format(value: Any, fmt: str | None) -> str | None:
         return None
 
 
+def missing_mask(spec: DataSpec, table: pd.DataFrame,
+                 rejected: dict[str, set[str]]) -> pd.DataFrame:
+    """True per clip and concept / target of ``table`` where the rating is NaN and its cell
+    was not rejected (``rejected``: table column -> clips whose cell is a problem)."""
+    cols = [c for c in spec.concepts + spec.targets if c.name in table]
+    return pd.DataFrame({c.name: table[c.name].isna()
+                         & ~table.index.isin(list(rejected.get(c.column, ()))) for c in cols},
+                        index=table.index, columns=[c.name for c in cols])
+
+
 def _numeric(spec: DataSpec, joined: Joined, problems: list[Problem],
-             missing: dict[str, set[str]]) -> pd.DataFrame:
+             missing: dict[str, set[str]], rejected: dict[str, set[str]]) -> pd.DataFrame:
     """Convert concept and target cells to numbers, reporting every bad cell with the file and
-    row of the table its column came from; returns one float column per concept / target."""
+    row of the table its column came from (and its clip in ``rejected[column]``); returns
+    one float column per concept / target."""
     merged = joined.frame
     out = pd.DataFrame(index=merged.index)
     tagged: dict[str, list] = {}  # group -> tags per cell (None: missing), parsed once
     for col in spec.concepts + spec.targets:
         if col.sep is not None and col.column in merged.columns:
             if col.group not in tagged:
-                tagged[col.group] = _tag_cells(spec, col, joined, problems, missing)
+                tagged[col.group] = _tag_cells(spec, col, joined, problems, missing, rejected)
             out[col.name] = [np.nan if t is None else float(col.tag in t)
                              for t in tagged[col.group]]
             continue
@@ -223,6 +235,7 @@ def _numeric(spec: DataSpec, joined: Joined, problems: list[Problem],
                 file, row = joined.where(col.column, i)
                 problems.append(Problem(message, file=file, row=row, column=col.column,
                                         clip=str(merged.index[i])))
+                rejected.setdefault(col.column, set()).add(str(merged.index[i]))
                 continue
             values[i] = value
         out[col.name] = values
@@ -232,7 +245,8 @@ def _numeric(spec: DataSpec, joined: Joined, problems: list[Problem],
 
 
 def _tag_cells(spec: DataSpec, col, joined: Joined, problems: list[Problem],
-               missing: dict[str, set[str]]) -> list[set[str] | None]:
+               missing: dict[str, set[str]],
+               rejected: dict[str, set[str]]) -> list[set[str] | None]:
     """The tags named in each cell of a delimited group column (None: a missing cell);
     every name that is not one of the group's tags is a problem naming file, row, column."""
     tags = [c.tag for c in spec.concepts + spec.targets if c.group == col.group]
@@ -250,6 +264,7 @@ def _tag_cells(spec: DataSpec, col, joined: Joined, problems: list[Problem],
             file, row = joined.where(col.column, i)
             problems.append(Problem(message, file=file, row=row, column=col.column,
                                     clip=str(merged.index[i])))
+            rejected.setdefault(col.column, set()).add(str(merged.index[i]))
             found = None
         out.append(found)
     return out
@@ -336,7 +351,8 @@ def load_annotations(spec: DataSpec, *, strict: bool = True) -> Annotations | pd
             missing_by_column.setdefault(c, set()).update(t.spec.missing_values)
     joined = _merge(spec, tables, problems, notes)
     merged = joined.frame
-    values = _numeric(spec, joined, problems, missing_by_column)
+    rejected: dict[str, set[str]] = {}
+    values = _numeric(spec, joined, problems, missing_by_column, rejected)
     table = pd.concat([pd.DataFrame({"path": _resolve_paths(spec, joined, problems)}),
                        pd.DataFrame({"split": "train"}, index=merged.index), values], axis=1)
     table.index.name = "clip"
@@ -362,4 +378,4 @@ def load_annotations(spec: DataSpec, *, strict: bool = True) -> Annotations | pd
         if problems:
             raise ValidationFailed(problems, f"annotations of spec '{spec.name}' have problems")
         return table
-    return Annotations(table, problems, notes, sources, segments, joined)
+    return Annotations(table, problems, notes, sources, segments, joined, rejected)

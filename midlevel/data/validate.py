@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from midlevel.data import segments as seg
 from midlevel.data.audio import audio_info, is_silent, load_audio
-from midlevel.data.annotations import load_annotations
+from midlevel.data.annotations import load_annotations, missing_mask
 from midlevel.data.spec import SPLITS, DataSpec
 from midlevel.errors import AudioError, Problem
 
@@ -71,15 +71,19 @@ class ValidationReport:
     segments: seg.Segments = field(default_factory=seg.Segments.empty)
     warnings: list[Problem] = field(default_factory=list)
     window: float = 10.0
+    rejected: dict = field(default_factory=dict)  # table column -> clips whose cell is a problem
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
     def missing_ratings(self) -> pd.Series:
-        """Number of clips lacking each concept / target rating."""
+        """Number of clips lacking each concept / target rating: their cell is missing (or
+        they have no row in a joined table); a rejected cell is a problem, not counted here."""
         cols = self.spec.concept_names + self.spec.target_names
-        return self.table[cols].isna().sum() if len(self.table) else pd.Series(0, index=cols)
+        if not len(self.table):
+            return pd.Series(0, index=cols)
+        return missing_mask(self.spec, self.table, self.rejected).sum()
 
     def durations(self) -> pd.Series:
         return pd.Series([a.duration for a in self.audio], dtype=float)
@@ -164,10 +168,11 @@ def validate(spec: DataSpec, *, decode: bool = True, jobs: int = 2, window: floa
                            disable=not progress))
     problems.extend(c.problem for c in checks if c.problem is not None)
     problems.extend(seg.check_durations(ann.segments, {c.clip: c.duration for c in checks}))
-    warnings = (short_clips(checks, window) + missing_ratings(spec, table, ann.source)
+    warnings = (short_clips(checks, window)
+                + missing_ratings(spec, table, ann.source, ann.rejected)
                 + unreferenced_audio(spec, table))
     return ValidationReport(spec, table, checks, problems, list(ann.notes), ann.segments,
-                            warnings, window)
+                            warnings, window, dict(ann.rejected or {}))
 
 
 def short_clips(checks: list[AudioCheck], window: float) -> list[Problem]:
@@ -178,15 +183,19 @@ def short_clips(checks: list[AudioCheck], window: float) -> list[Problem]:
             for c in checks if c.problem is None and c.duration < window - 1e-6]
 
 
-def missing_ratings(spec: DataSpec, table: pd.DataFrame, source) -> list[Problem]:
+def missing_ratings(spec: DataSpec, table: pd.DataFrame, source,
+                    rejected: dict | None = None) -> list[Problem]:
     """A warning per missing rating: the clip, the column, and the file and row of the table
     that column comes from (``source(clip, column) -> (file, row)``, as
-    :meth:`Annotations.source <midlevel.data.annotations.Annotations.source>` gives them)."""
+    :meth:`Annotations.source <midlevel.data.annotations.Annotations.source>` gives them).
+    The cells in ``rejected`` (table column -> clips, as ``Annotations.rejected``) are
+    problems already, not missing ratings."""
     out = []
+    mask = missing_mask(spec, table, rejected or {})
     for col in spec.concepts + spec.targets:
         if col.name not in table:
             continue
-        for clip in table.index[table[col.name].isna()]:
+        for clip in table.index[mask[col.name]]:
             file, row = source(clip, col.column)
             out.append(Problem(f"missing rating: {col.name}", file=file, row=row,
                                column=col.column, clip=str(clip)))
