@@ -129,3 +129,65 @@ def test_a_rejected_cell_is_a_problem_and_not_counted_as_a_missing_rating(tmp_pa
     assert warned == {("x", "c2"), ("x", "c3"), ("moods", "c3"), ("moods", "c5"),
                       ("y", "c3"), ("kind", "c3")}
     assert np.isnan(report.table.loc["c1", "y"])  # a rejected cell is still no rating
+
+
+FILTERED = """
+name: filtered
+root: .
+audio: {pattern: "audio/{id}.wav"}
+tables:
+  - path: a.csv
+    id_column: id
+    missing_values: ["", NA]
+    filter: %s
+segments:
+  - path: seg.csv
+    id_column: id
+    start_column: start
+    end_column: end
+    filter: %s
+concepts:
+  x: {scale: [0, 10]}
+targets:
+  y: {scale: [0, 10]}
+"""
+
+TABLE = ("id,x,y,source,code\n"
+         "007,6,1,st,01\n"
+         "008,2,2,st,02\n"
+         "009,,3,mp,03\n"
+         "010,NA,4,st,04\n"
+         "011,7.5,abc,st,x5\n")
+SEGMENTS = "id,start,end,x\n007,0,1,1\n007,1,2,2\n011,0,2,3\n"
+
+
+@pytest.mark.parametrize("table_filter, clips", [
+    ('"x > 5"', ["007", "011"]),                         # numbers; empty and NA cells are NaN
+    ('"x > 5 and source == \'st\'"', ["007", "011"]),
+    ('"source == \'st\'"', ["007", "008", "010", "011"]),  # text columns stay text
+    ('"code == \'01\' or id == 8"', ["007", "008"]),       # 'code' has text: all of it is text
+])
+def test_a_filter_compares_numeric_columns_as_numbers(tmp_path, table_filter, clips):
+    write(tmp_path / "a.csv", TABLE)
+    write(tmp_path / "seg.csv", SEGMENTS)
+    spec = load_spec(write(tmp_path / "spec.yaml", FILTERED % (table_filter, '"start >= 1"')))
+    ann = load_annotations(spec, strict=False)
+    assert list(ann.table.index) == clips
+    seg = ann.segments.table
+    assert seg[["clip", "start"]].values.tolist() == [["007", 1.0]]
+    if "011" in clips:  # the rows kept are the raw rows: the bad cell is named at its line
+        assert [(p.row, p.column, p.clip) for p in ann.problems] == [(6, "y", "011")]
+
+
+@pytest.mark.parametrize("table_filter, segment_filter, key, file, text", [
+    ('"source > 5"', '"start >= 0"', "tables[0]", "a.csv", "source > 5"),
+    ('"x < 5"', '"clip == 1"', "segments[0]", "seg.csv", "clip == 1"),
+])
+def test_a_filter_that_fails_names_the_spec_key_the_file_and_the_filter(
+        tmp_path, table_filter, segment_filter, key, file, text):
+    write(tmp_path / "a.csv", TABLE)
+    write(tmp_path / "seg.csv", SEGMENTS)
+    spec = load_spec(write(tmp_path / "spec.yaml", FILTERED % (table_filter, segment_filter)))
+    problems = load_annotations(spec, strict=False).problems
+    assert len(problems) == 1 and problems[0].file == str(tmp_path / file)
+    assert problems[0].message.startswith(f"'{key}.filter' {text!r} failed on this table: ")

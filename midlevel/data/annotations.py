@@ -335,8 +335,8 @@ def load_annotations(spec: DataSpec, *, strict: bool = True) -> Annotations | pd
     problems: list[Problem] = []
     notes: list[str] = []
     tables = []
-    for t in spec.tables:
-        read = read_table(t, spec.table_root(t) / t.path, problems)
+    for i, t in enumerate(spec.tables):
+        read = read_table(t, spec.table_root(t) / t.path, problems, key=f"tables[{i}]")
         if read is None:
             break
         tables.append(read)

@@ -122,7 +122,8 @@ def _read_rows(spec, index: int, clips: set[str], problems: list[Problem]) -> li
     """The rows of segment table ``index`` of ``spec`` that locate a known clip in time."""
     seg = spec.segments[index]
     file = spec.table_root(seg) / seg.path
-    read = read_table(seg, file, problems, unique=False, kind="segments table")
+    read = read_table(seg, file, problems, unique=False, kind="segments table",
+                      key=f"segments[{index}]")
     if read is None:
         return []
     frame = read.frame

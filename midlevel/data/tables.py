@@ -21,8 +21,10 @@ class Table:
 
 
 def read_table(table: TableSpec | SegmentTableSpec, file: Path, problems: list[Problem], *,
-                unique: bool = True, kind: str = "annotation table") -> Table | None:
-    """Read ``file`` as strings; ``unique``: a key may appear once (not so for segments)."""
+                unique: bool = True, kind: str = "annotation table",
+                key: str = "table") -> Table | None:
+    """Read ``file`` as strings; ``unique``: a key may appear once (not so for segments);
+    ``key``: the table's place in the spec for messages (``tables[0]``, ``segments[1]``)."""
     if not file.is_file():
         problems.append(Problem(f"{kind} not found", file=str(file)))
         return None
@@ -47,11 +49,14 @@ def read_table(table: TableSpec | SegmentTableSpec, file: Path, problems: list[P
         return None
     if table.filter:
         try:
-            kept = frame.query(table.filter, engine="python")
+            kept = filter_view(frame, table.missing_values).query(table.filter, engine="python")
+            frame = frame.loc[kept.index]
         except Exception as exc:  # pandas raises many types for a bad query
-            problems.append(Problem(f"filter {table.filter!r} failed: {exc}", file=str(file)))
+            problems.append(Problem(f"'{key}.filter' {table.filter!r} failed on this table: "
+                                    f"{type(exc).__name__}: {exc} (a filter sees numbers in a "
+                                    f"column whose cells are all numbers or missing, text in "
+                                    f"every other column)", file=str(file)))
             return None
-        frame = kept
     ids = []
     for row, raw in zip(frame["_row"], frame[table.id_column]):
         try:
@@ -74,6 +79,22 @@ def read_table(table: TableSpec | SegmentTableSpec, file: Path, problems: list[P
                                 row=int(group["_row"].iloc[1]), column=table.id_column,
                                 clip=str(clip)))
     return Table(table, file, frame, ids)
+
+
+def filter_view(frame: pd.DataFrame, missing) -> pd.DataFrame:
+    """What a table's ``filter`` query sees: a copy of the raw cells in which every column
+    whose cells are all numbers, empty or one of ``missing`` (with at least one number) holds
+    floats (NaN for the empty and missing cells); every other column keeps its text."""
+    view = frame.copy()
+    for column in frame.columns:
+        if column == "_row":
+            continue
+        text = frame[column].astype(str).str.strip()
+        absent = text.isin(set(missing) | {""})
+        numbers = pd.to_numeric(text.where(~absent), errors="coerce")
+        if (~absent).any() and numbers[~absent].notna().all():
+            view[column] = numbers
+    return view
 
 
 def _unique_header(names: list[str], strip: bool, file: str, problems: list[Problem]) -> list[str]:
