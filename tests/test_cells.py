@@ -165,7 +165,8 @@ SEGMENTS = "id,start,end,x\n007,0,1,1\n007,1,2,2\n011,0,2,3\n"
     ('"x > 5"', ["007", "011"]),                         # numbers; empty and NA cells are NaN
     ('"x > 5 and source == \'st\'"', ["007", "011"]),
     ('"source == \'st\'"', ["007", "008", "010", "011"]),  # text columns stay text
-    ('"code == \'01\' or id == 8"', ["007", "008"]),       # 'code' has text: all of it is text
+    ('"code == \'01\' or id == \'008\'"', ["007", "008"]),  # 'code' has text: all of it is text
+    ('"id == \'007\'"', ["007"]),                          # ids with leading zeros stay text
 ])
 def test_a_filter_compares_numeric_columns_as_numbers(tmp_path, table_filter, clips):
     write(tmp_path / "a.csv", TABLE)

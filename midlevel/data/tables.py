@@ -84,15 +84,19 @@ def read_table(table: TableSpec | SegmentTableSpec, file: Path, problems: list[P
 def filter_view(frame: pd.DataFrame, missing) -> pd.DataFrame:
     """What a table's ``filter`` query sees: a copy of the raw cells in which every column
     whose cells are all numbers, empty or one of ``missing`` (with at least one number) holds
-    floats (NaN for the empty and missing cells); every other column keeps its text."""
+    floats (NaN for the empty and missing cells); every other column keeps its text, and so
+    does a column of numbers written with leading zeros (``007``: an id, compared as
+    ``id == '007'``, as before filters saw numbers)."""
     view = frame.copy()
     for column in frame.columns:
         if column == "_row":
             continue
         text = frame[column].astype(str).str.strip()
         absent = text.isin(set(missing) | {""})
+        present = text[~absent]
         numbers = pd.to_numeric(text.where(~absent), errors="coerce")
-        if (~absent).any() and numbers[~absent].notna().all():
+        if len(present) and numbers[~absent].notna().all() and \
+                not present.str.match(r"^[+-]?0\d").any():
             view[column] = numbers
     return view
 
