@@ -207,3 +207,12 @@ def test_resume_with_other_options_or_columns_is_refused_by_name(synth_spec, tmp
     assert main(["train", str(synth_spec), "--resume", "--mode", "joint", "--epochs", "2",
                  *common]) == 0
     assert len(pd.read_csv(run / "history.csv")) == 2
+
+
+def test_a_bad_value_in_a_config_file_names_the_file(synth_spec, tmp_path, capsys):
+    config = tmp_path / "bad.yaml"
+    config.write_text("lr: .inf\n")
+    assert main(["train", str(synth_spec), "--mode", "joint", "--out", str(tmp_path / "r"),
+                 "--config", str(config), "--quiet"]) == 2
+    assert f"{config}: lr must be a finite number > 0, got inf" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

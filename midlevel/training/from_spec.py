@@ -130,7 +130,15 @@ def _config_dict(config) -> dict:
         raise TrainingError(str(exc)) from None
     if not isinstance(values, dict):
         raise TrainingError(f"{path}: a training config is a mapping of keys to values")
-    TrainConfig.from_dict(values, where=str(path))
+    # every value error names the file it came from; cpu_bf16: true is a valid value whose
+    # hardware check needs the device, which the command line may still set
+    probe = {**values, "cpu_bf16": False} if values.get("cpu_bf16") is True else values
+    try:
+        TrainConfig.from_dict(probe, where=str(path)).check()
+    except TrainingError as exc:
+        message = str(exc)
+        raise TrainingError(message if message.startswith(f"{path}:") else
+                            f"{path}: {message}") from None
     return values
 
 
