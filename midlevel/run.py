@@ -9,11 +9,12 @@ A run directory ``RUN`` holds:
   and constructor arguments, state, concept and target names and scales, front-end config,
   training config, package and torch versions, the data spec and roots (the main one and
   each named one) it was trained on, and the design a closed-form head was fitted on;
-- ``history.csv`` (per-epoch loss and validation score), ``metrics.csv``, ``train.log``.
+- ``splits.csv`` (each clip's split at training, :mod:`midlevel.training.datarecord`),
+  ``history.csv`` (per-epoch loss and validation score), ``metrics.csv``, ``train.log``.
 
 :class:`Run` is what every later step uses: ``run.data(split)`` (the run's own clips, from the
-spec and roots it was trained with), ``run.background(n)``, ``run.predict(audio, hop=...)``,
-``run.predictions(split)``, ``run.evaluate()``.
+spec and roots it was trained with, in the splits it was trained on), ``run.background(n)``,
+``run.predict(audio, hop=...)``, ``run.predictions(split)``, ``run.evaluate()``.
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from midlevel.models.bottleneck import build_model, decode_targets, output_layou
 from midlevel.models.layout import place
 from midlevel.training.config import TrainConfig
 from midlevel.training.data import Columns, fit_frames, window_frames
+from midlevel.training.datarecord import trained_roots, use_stored_splits
 from midlevel.training.predict import predict_specs
 
 log = logging.getLogger("midlevel")
@@ -84,29 +86,6 @@ def write_model(out: Path, model, *, config: TrainConfig, data: dict, frontend: 
         "epochs": epochs, "best_epoch": best_epoch})
 
 
-def trained_roots(stored: dict, root=None, *, where) -> list[str] | None:
-    """The ``root`` of ``load_spec`` giving the spec ``stored["spec"]`` the roots a run was
-    trained with (``stored``: its data record; older runs stored only the main root) save those
-    ``root`` replaces, then ``root``; a stored folder that is gone is left to the spec (warned)."""
-    from midlevel.data.spec import load_spec, parse_root_overrides
-    given = [] if root is None else list(root) if isinstance(root, (list, tuple)) else [root]
-    main, named = parse_root_overrides(given)
-    wanted = {k: v for k, v in (stored.get("roots") or {}).items() if k not in named}
-    if main is None and stored.get("root"):
-        wanted[None] = stored["root"]
-    spec = load_spec(stored["spec"], root=given or None) if wanted else None
-    kept = []
-    for name, path in wanted.items():
-        current = spec.root if name is None else spec.roots.get(name)  # None: root dropped
-        if current is not None and Path(path).is_dir():
-            kept.append(path if name is None else f"{name}={path}")
-        elif current not in (None, Path(path)):
-            log.warning("%s was trained with %s %s, no longer a folder: using the spec's %s; "
-                        "pass --root %s if the data moved", where, f"root '{name}'" if name
-                        else "the root", path, current, f"{name}=DIR" if name else "DIR")
-    return kept + given or None
-
-
 # ----------------------------------------------------------------------------- the run
 
 
@@ -145,7 +124,7 @@ class Run:
         self.concept_names = list(self.model.concept_names)
         self.targets = self.model.targets
         self.target_names = list(self.model.target_names)
-        self._frontend_module = None
+        self._frontend_module, self._warned = None, set()
 
     def __repr__(self) -> str:
         return (f"Run({str(self.path)!r}, mode={self.mode!r}, concepts={self.concept_names}, "
@@ -195,9 +174,16 @@ class Run:
         return load_spec(stored["spec"], root=trained_roots(stored, root, where=self.path))
 
     def annotations(self, spec=None, *, root=None) -> pd.DataFrame:
-        """The annotations table of :meth:`spec`."""
+        """The annotations table of :meth:`spec`; on the run's own spec file, every clip the
+        run stored a split for in that split (warned where the spec now draws others:
+        :func:`midlevel.training.datarecord.use_stored_splits`)."""
         from midlevel.data.annotations import load_annotations
-        return load_annotations(self.spec(spec, root=root))
+        loaded = self.spec(spec, root=root)
+        own = (self.info.get("data") or {}).get("spec")
+        table = load_annotations(loaded)
+        if own and loaded.path and Path(loaded.path).resolve() == Path(own).resolve():
+            table = use_stored_splits(table, self.path, where=self.path, warned=self._warned)
+        return table
 
     def data(self, split=None, *, spec=None, root=None, cache_dir=None,
              progress: bool = False) -> tuple[pd.DataFrame, list[np.ndarray]]:

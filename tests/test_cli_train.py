@@ -209,6 +209,58 @@ def test_resume_with_other_options_or_columns_is_refused_by_name(synth_spec, tmp
     assert len(pd.read_csv(run / "history.csv")) == 2
 
 
+def test_later_commands_and_resume_keep_the_splits_the_run_was_trained_on(
+        synth_spec, tmp_path, capsys, caplog):
+    """The run stores each clip's split (splits.csv): after the spec is edited to draw other
+    splits, later commands score the run on its own test clips (warned once, naming the
+    clips that moved), and a resume on the edited spec is refused by name."""
+    import logging
+    from midlevel.data.annotations import load_annotations
+    from midlevel.data.spec import load_spec
+    from midlevel.run import load_run
+    raw = yaml.safe_load(synth_spec.read_text())
+    raw["root"] = str(synth_spec.parent)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(raw))
+    tiny = tmp_path / "tiny.yaml"
+    tiny.write_text(yaml.safe_dump({"width": 0.125, "crop_seconds": 1.0, "batch_size": 4,
+                                    "calibrate_concepts": False}))
+    run, cache = tmp_path / "run", tmp_path / "cache"
+    common = ["--out", str(run), "--config", str(tiny), "--cache", str(cache), "--quiet"]
+    assert main(["train", str(spec), "--mode", "joint", "--preset", "small", "--epochs", "1",
+                 *common]) == 0
+    trained = load_annotations(load_spec(spec))["split"]
+    for seed in range(1, 50):  # a seed that draws a training clip into the test split
+        raw["splits"]["seed"] = seed
+        spec.write_text(yaml.safe_dump(raw))
+        edited = load_annotations(load_spec(spec))["split"]
+        if ((edited == "test") & (trained == "train")).any():
+            break
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="midlevel"):
+        rows, _ = load_run(run).data("test", cache_dir=cache)
+        assert sorted(rows.index) == sorted(trained.index[trained == "test"])
+        out = tmp_path / "evaluated.csv"
+        assert main(["evaluate", str(run), "--cache", str(cache), "--out", str(out),
+                     "--quiet"]) == 0
+    assert caplog.text.count("the spec now draws other splits") == 2  # once per loaded run
+    assert "clip(s) the run knows are in another split" in caplog.text
+    assert "train -> " in caplog.text or "validation -> " in caplog.text
+    stored = load_run(run).metrics.query("split == 'test'").reset_index(drop=True)
+    assert pd.read_csv(out)["r"].to_numpy() == pytest.approx(stored["r"].to_numpy(), rel=1e-4,
+                                                             nan_ok=True)
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    capsys.readouterr()
+    assert main(["train", str(spec), "--resume", "--epochs", "2", *common]) == 2
+    err = capsys.readouterr().err
+    assert "cannot resume on other clips or splits" in err and "another split" in err
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+    raw["splits"]["seed"] = yaml.safe_load(synth_spec.read_text())["splits"]["seed"]
+    spec.write_text(yaml.safe_dump(raw))
+    assert main(["train", str(spec), "--resume", "--epochs", "2", *common]) == 0
+    assert len(pd.read_csv(run / "history.csv")) == 2
+
+
 def test_a_bad_value_in_a_config_file_names_the_file(synth_spec, tmp_path, capsys):
     config = tmp_path / "bad.yaml"
     config.write_text("lr: .inf\n")

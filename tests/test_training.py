@@ -74,7 +74,7 @@ def test_windows_cover_the_clip_and_end_at_its_end():
 def test_every_mode_trains_and_writes_a_complete_run(tmp_path, mode):
     run = train_toy(tmp_path, mode=mode)
     for name in ("model.pt", "checkpoint.pt", "config.yaml", "history.csv", "metrics.csv",
-                 "train.log"):
+                 "train.log", "splits.csv"):
         assert (run.path / name).is_file(), name
     m = run.metrics
     assert set(m["split"]) == {"train", "validation", "test"}
@@ -212,6 +212,40 @@ def test_resume_refuses_other_columns_and_settings_and_leaves_the_run(tmp_path):
     resumed = fit(table, features, columns, run.path, toy_config(mode="joint", epochs=2),
                   fps=FPS, resume=True, progress=False)
     assert len(pd.read_csv(resumed.path / "history.csv")) == 2
+
+
+def test_resume_refuses_other_splits_or_ratings_and_accepts_the_same_data(tmp_path):
+    """The run stores its clips' splits and a fingerprint of its ratings: a resume on other
+    splits or other ratings is refused by name and the run stays byte for byte; the same
+    data resumes, and model.pt and config.yaml then hold the same data record."""
+    import yaml
+    table, features, columns = toy_data()
+    run = train_toy(tmp_path, data=(table, features, columns), mode="joint", epochs=1)
+    stored = pd.read_csv(run.path / "splits.csv", dtype=str)
+    assert dict(zip(stored["clip"], stored["split"])) == table["split"].to_dict()
+    before = _files(run.path)
+    config = toy_config(mode="joint", epochs=2)
+    swapped = table.copy()
+    train_clip, test_clip = table.index[0], table.index[-1]
+    swapped.loc[[train_clip, test_clip], "split"] = ["test", "train"]
+    with pytest.raises(CheckpointError, match=rf"2 of the 32 clip\(s\) the run knows are in "
+                                              rf"another split \({train_clip}: train -> test"):
+        fit(swapped, features, columns, run.path, config, fps=FPS, resume=True, progress=False)
+    with pytest.raises(CheckpointError, match=r"1 clip\(s\) the run had are gone"):
+        fit(table.iloc[1:], features, columns, run.path, config, fps=FPS, resume=True,
+            progress=False)
+    rerated = table.assign(t1=table["t1"] + 0.5)
+    with pytest.raises(CheckpointError, match=r"other ratings .*\['t1'\]"):
+        fit(rerated, features, columns, run.path, config, fps=FPS, resume=True, progress=False)
+    assert _files(run.path) == before
+    moved = table.assign(path=[p.replace("/nowhere/", "/copy/") for p in table["path"]])
+    resumed = fit(moved, features, columns, run.path, config, fps=FPS, resume=True,
+                  progress=False, data={"spec": "/new/spec.yaml"})
+    record = yaml.safe_load((run.path / "config.yaml").read_text())
+    assert record["data"] == resumed.info["data"] and record["data"]["spec"] == "/new/spec.yaml"
+    assert record["config"]["epochs"] == resumed.info["config"]["epochs"] == 2
+    assert (run.path / "splits.csv").read_bytes() == before["splits.csv"]
+
 
 
 def test_load_run_of_an_unfinished_run_says_resume(tmp_path):

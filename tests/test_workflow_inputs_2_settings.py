@@ -179,6 +179,29 @@ def test_compare_refuses_runs_whose_named_roots_differ(tmp_path):
                 _run(tmp_path / "bb", roots={"other": "/d/x"}), _run(tmp_path / "old")])
 
 
+def test_compare_refuses_runs_with_other_test_clips(tmp_path):
+    """Runs that stored their splits (splits.csv) must share their test clips, not only their
+    count: runs tested on other clips (a spec whose splits were edited between them) are not
+    seeds of one model. A run without splits.csv is compared as before."""
+    from midlevel.workflows.compare import check_runs
+
+    def stored(path, test):
+        path.mkdir()
+        clips = [f"s{i}" for i in range(10)]
+        pd.DataFrame({"clip": clips, "split": ["test" if c in test else "train"
+                                                for c in clips]}).to_csv(path / "splits.csv",
+                                                                         index=False)
+        return _run(path, n_test=len(test))
+    a, b = stored(tmp_path / "j1", {"s0", "s1"}), stored(tmp_path / "j2", {"s0", "s1"})
+    check_runs([a, b, _run(tmp_path / "old", n_test=2)])
+    other = stored(tmp_path / "j3", {"s0", "s7"})
+    with pytest.raises(ReportError) as exc:
+        check_runs([a, other])
+    message = str(exc.value)
+    assert str(tmp_path / "j1") in message and str(tmp_path / "j3") in message
+    assert "test clips (2 clip(s) are test clips of one run only, e.g. s1, s7)" in message
+
+
 def test_compare_refuses_a_run_given_twice(tmp_path):
     from midlevel.workflows.compare import check_runs
     (tmp_path / "joint").mkdir()

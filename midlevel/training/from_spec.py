@@ -7,11 +7,13 @@ from pathlib import Path
 from midlevel.data.segments import segments_of
 from midlevel.data.yamlfile import read_yaml
 from midlevel.errors import SpecError, TrainingError
-from midlevel.run import trained_roots
 from midlevel.training.config import TrainConfig
 from midlevel.training.data import Columns
+from midlevel.training.datarecord import trained_roots
 from midlevel.training.loop import fit
-from midlevel.training.rundir import RESUMABLE, check_resume, check_settings, stored_record
+from midlevel.training.rundir import (
+    RESUMABLE, check_resume, check_settings, stored_record,
+)
 
 
 def _spec_and_table(spec, root):
@@ -50,10 +52,14 @@ def train(spec, out, *, mode: str | None = None, root=None, config=None,
         ``device`` given here override it.
     resume : continue ``out`` from its last completed epoch with its stored config and, when
         ``spec`` is the spec file it was trained on, its roots (``root`` replaces those it
-        names). The data's concepts and targets must be the run's (CheckpointError), and a
-        setting given here or in ``config`` may differ from the run's only if it is
-        ``epochs``, ``device``, ``cpu_bf16`` or a data-handling one (``max_memory``,
-        ``workers``): TrainingError naming the others, before anything is written.
+        names). The data's concepts and targets, its clips and their splits
+        (``RUN/splits.csv``) and its ratings (their fingerprint in ``config.yaml``) must be
+        the run's (CheckpointError naming what differs; the same data elsewhere is fine), and
+        a setting given here or in ``config`` may differ from the run's only if it is
+        ``epochs``, ``device``, ``cpu_bf16`` or a data-handling
+        one (``max_memory``, ``workers``): TrainingError naming the others, before anything
+        is written. The run's data record (``config.yaml`` and ``model.pt``) becomes the
+        resume's: the spec file and roots it was given, holding the same data.
     overwrite : replace an existing run directory.
     cache_dir : feature cache folder (default: the cache's default).
     frontend : front-end config (default: the paper's log-filtered spectrogram).
@@ -96,7 +102,7 @@ def train(spec, out, *, mode: str | None = None, root=None, config=None,
                             f"'{cfg.mode}' cannot train a concept bottleneck; add concepts to "
                             f"the spec or use --mode blackbox")
     if saved is not None:  # before the feature cache is filled
-        check_resume(Path(out), cfg, columns)
+        check_resume(Path(out), cfg, columns, table)
     features, cache = _features(table, cache_dir, frontend, progress)
     data = {"spec": str(Path(spec.path).resolve()) if spec.path else None, "spec_name": spec.name,
             "root": str(spec.root), "roots": {k: str(v) for k, v in spec.roots.items()},
@@ -109,7 +115,7 @@ def train(spec, out, *, mode: str | None = None, root=None, config=None,
 
 def _trained_roots(spec, stored: dict, root, out):
     """On resume with the spec file the run was trained on: the roots it was trained with,
-    save those ``root`` replaces (see :func:`midlevel.run.trained_roots`)."""
+    save those ``root`` replaces (see :func:`midlevel.training.datarecord.trained_roots`)."""
     if not isinstance(spec, (str, Path)) or not stored.get("spec") or \
             Path(spec).resolve() != Path(stored["spec"]):
         return root

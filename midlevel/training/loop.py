@@ -46,7 +46,8 @@ from midlevel.training.evaluate import evaluate_split, split_metrics, split_pred
 from midlevel.training.losses import binary_terms
 from midlevel.training.metrics import format_table, score
 from midlevel.training.predict import predict_sharded
-from midlevel.training.rundir import check_resume, run_directory
+from midlevel.training.datarecord import ratings_fingerprint, write_splits
+from midlevel.training.rundir import check_resume, run_directory, stored_record
 from midlevel.training.strategies import strategy
 from midlevel.training.stream import choose_storage, make_loader
 
@@ -90,7 +91,7 @@ def fit(table: pd.DataFrame, features, columns, out: str | Path,
         if missing:
             raise TrainingError(f"annotations table lacks column(s) {missing}")
         if resume:  # refused before the run directory is touched
-            check_resume(out, config, columns)
+            check_resume(out, config, columns, table)
         with run_directory(ctx, out, resume=resume, overwrite=overwrite):
             trainer = Trainer(ctx, table, features, columns, out, config, fps=fps,
                               frontend=frontend, data=data or {})
@@ -119,7 +120,9 @@ class Trainer:
     def __init__(self, ctx, table, features, columns, out: Path, config: TrainConfig, *,
                  fps: float, frontend: dict | None, data: dict):
         self.ctx, self.columns, self.out, self.config = ctx, columns, out, config
-        self.fps, self.frontend, self.data = fps, frontend, data
+        self.fps, self.frontend, self.split_column = fps, frontend, table["split"]
+        self.data = {**data, "ratings": ratings_fingerprint(table, [*columns.concepts,
+                                                                   *columns.target_names])}
         self.strategy = strategy(config.mode)
         self.n_frames = window_frames(config.crop_seconds, fps)
         self.hop = max(1, int(round((config.eval_hop_seconds or config.crop_seconds) * fps)))
@@ -157,9 +160,13 @@ class Trainer:
                       "validation_predictions": []}
 
     def start(self, resume: bool) -> None:
-        """Continue from ``checkpoint.pt`` (``resume``), or write ``config.yaml``."""
+        """Continue from ``checkpoint.pt`` (``resume``), or start; either way write
+        ``config.yaml`` (on a resume: the settings and data record of the resume, which
+        ``check_resume`` found to be the run's data, as ``model.pt`` will have them) and, on a
+        start, ``splits.csv``."""
         out, config = self.out, self.config
-        if resume and (out / STATE_FILE).is_file():
+        resumed = resume and (out / STATE_FILE).is_file()
+        if resumed:
             ckpt = read_checkpoint(out / STATE_FILE)
             try:
                 self.model.load_state_dict(ckpt["model"])
@@ -171,12 +178,16 @@ class Trainer:
             # None: a checkpoint of a version that kept no validation predictions
             self.state.setdefault("validation_predictions", None)
             log.info("resuming %s after epoch %d", out, self.state["epoch"])
-        elif self.ctx.main:
+            if "ratings" not in ((stored_record(out) or {}).get("data") or {}):
+                self.data.pop("ratings")  # an older run: what it trained on is not known
+        if self.ctx.main:
             write_yaml(out / CONFIG_FILE, {"config": dataclasses.asdict(config),
                                            "data": self.data, "frontend": self.frontend,
                                            "fps": self.fps, "concepts": self.columns.concepts,
                                            "concept_kinds": self.columns.concept_kinds,
                                            "targets": self.columns.targets}, sort_keys=False)
+            if not resumed:
+                write_splits(out, self.split_column.to_frame())
         log.info("%s: %s mode, %s clips, %d parameters", out, config.mode,
                  " / ".join(f"{len(self.sets[s])} {s}" for s in SPLITS
                             if s != "calibration" or len(self.sets[s])),

@@ -16,6 +16,7 @@ from midlevel.errors import CheckpointError, TrainingError
 from midlevel.io import log_handler
 from midlevel.run import CONFIG_FILE, STATE_FILE
 from midlevel.training import ddp
+from midlevel.training.datarecord import check_same_data
 
 
 RESUMABLE = ("epochs", "device", "max_memory", "workers", "cpu_bf16")
@@ -52,11 +53,13 @@ def check_settings(out: Path, stored: dict, given: dict) -> None:
             f"or train a new run with another --out (or --overwrite)")
 
 
-def check_resume(out: Path, config, columns) -> None:
+def check_resume(out: Path, config, columns, table=None) -> None:
     """Before resuming ``out``: the data's concepts and targets (names, kinds, classes, in
-    order) are the run's (CheckpointError naming the difference) and ``config`` differs from
-    the run's only in :data:`RESUMABLE` settings (TrainingError naming each). Nothing is
-    checked when ``out`` holds no checkpoint (a resume that starts afresh)."""
+    order) are the run's (CheckpointError naming the difference), ``config`` differs from
+    the run's only in :data:`RESUMABLE` settings (TrainingError naming each) and the
+    annotations ``table`` holds the run's clips in the run's splits with the run's ratings
+    (CheckpointError naming what differs: :func:`~midlevel.training.datarecord.check_same_data`).
+    Nothing is checked when ``out`` holds no checkpoint (a resume that starts afresh)."""
     record = stored_record(out)
     if record is None:
         return
@@ -73,6 +76,9 @@ def check_resume(out: Path, config, columns) -> None:
                               f"({'; '.join(differ)}); resume with the spec (and --root) the "
                               f"run was trained on, or train a new run with another --out")
     check_settings(out, record["config"], dataclasses.asdict(config))
+    if table is not None:
+        check_same_data(out, table, [*columns.concepts, *columns.target_names], record)
+
 
 
 def _targets(targets: list[dict]) -> list[str]:

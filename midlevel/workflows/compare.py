@@ -45,6 +45,7 @@ from midlevel.workflows.compare_work import WorkStore
 from midlevel.workflows.compare_explanations import attributions, lime_components, listening
 from midlevel.run import load_run
 from midlevel.training.data import window_frames
+from midlevel.training.datarecord import read_splits
 from midlevel.checks import real_number, whole_number
 
 log = logging.getLogger("midlevel.compare")
@@ -229,8 +230,9 @@ def compare(runs, out, *, spec=None, root=None, cache_dir=None, methods=DEFAULT_
 
 def training_data(run) -> dict:
     """What a run was trained on, as stored with it: ``spec`` (the spec file), ``spec_name``,
-    ``root``, ``roots`` (named root -> folder) and ``test_clips`` (the clip count of its test
-    metrics: the largest ``n`` of a target, which every mode shares); None where unknown."""
+    ``root``, ``roots`` (named root -> folder), ``test_clips`` (the clip count of its test
+    metrics: the largest ``n`` of a target, which every mode shares) and ``test_ids`` (its
+    test clips, sorted, from ``RUN/splits.csv``); None where unknown."""
     data = (getattr(run, "info", None) or {}).get("data") or {}
     try:
         metrics = run.metrics
@@ -241,8 +243,11 @@ def training_data(run) -> dict:
         n_test = int(test.max()) if len(test) else None
     except (OSError, KeyError, ValueError):  # no (readable) metrics.csv
         n_test = None
+    stored = read_splits(run.path)
+    test_ids = None if stored is None else sorted(stored.index[stored == "test"])
     return {"spec": data.get("spec"), "spec_name": data.get("spec_name"),
-            "root": data.get("root"), "roots": data.get("roots"), "test_clips": n_test}
+            "root": data.get("root"), "roots": data.get("roots"), "test_clips": n_test,
+            "test_ids": test_ids}
 
 
 def _describe_data(run, data: dict) -> str:
@@ -253,7 +258,8 @@ def _describe_data(run, data: dict) -> str:
 
 
 # what must agree between runs: the dataset (its root; each named root both runs' specs
-# have) and its test split (the clip count). The spec file may differ: two specs over one
+# have) and its test split (the clip count, and the clip ids where both runs stored their
+# splits: runs tested on other clips are not seeds of one model). The spec file may differ: two specs over one
 # dataset choose other columns as concepts and targets (Soundtracks' emotions for the black
 # box, its dimensions as the bottleneck's concepts) and share the fixed test split.
 SAME_DATA = ("root", "test_clips")
@@ -265,8 +271,9 @@ def check_runs(runs) -> None:
     A run given twice would count twice among the seeds of its model: ReportError naming it.
     Runs of one mode are pooled as seeds (mean +- std), the bottleneck's accuracy is divided
     by the black box's and every model is explained on the first run's test clips, so every
-    run must have been trained on one dataset (the same root and as many test clips; the spec
-    files may differ, see ``SAME_DATA``): ReportError naming the runs and their datasets
+    run must have been trained on one dataset (the same root and as many test clips, the
+    same ones where both runs stored their splits; the spec files may differ, see
+    ``SAME_DATA``): ReportError naming the runs and their datasets
     otherwise. What is not stored
     with a run (older runs) is not compared.
     """
@@ -289,6 +296,11 @@ def check_runs(runs) -> None:
         roots0, roots = data0["roots"] or {}, data["roots"] or {}
         differ += [f"root {name!r} ({roots0[name]} vs {roots[name]})"
                    for name in sorted(set(roots0) & set(roots)) if roots0[name] != roots[name]]
+        ids0, ids = data0["test_ids"], data["test_ids"]
+        if ids0 is not None and ids is not None and ids0 != ids:
+            only = sorted(set(ids0) ^ set(ids))
+            differ.append(f"test clips ({len(only)} clip(s) are test clips of one run only, "
+                          f"e.g. {', '.join(only[:5])})")
         if differ:
             raise ReportError(
                 f"runs trained on different data: {_describe_data(first, data0)} and "

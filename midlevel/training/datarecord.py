@@ -1,0 +1,178 @@
+"""What a run keeps of its data beyond the spec's path and roots: which clip was in which split
+(``RUN/splits.csv``, columns ``clip``, ``split``) and a fingerprint of its ratings (``ratings``
+in the data record of ``config.yaml`` and ``model.pt``: per concept and target column, a
+sha256 over the clips' values in clip order).
+
+The spec's splits are drawn again by every later command, so an edited spec (another
+``splits.seed``, rows added to a table) would otherwise move training clips into "test"
+without a word. With these records a resume is refused on other splits or other ratings
+(:func:`check_same_data`), and later commands score the run on its own splits
+(:func:`use_stored_splits`). Runs written before these records existed have neither, and
+nothing is compared for them. :func:`trained_roots` gives a later command the roots a run
+was trained with.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from midlevel.errors import CheckpointError
+from midlevel.io import write_csv
+
+log = logging.getLogger("midlevel")
+
+SPLITS_FILE = "splits.csv"
+EXAMPLES = 5  # clips named in a message
+
+
+def split_assignment(table: pd.DataFrame) -> pd.Series:
+    """clip -> split of an annotations table, sorted by clip."""
+    split = table["split"].astype(str)
+    split.index = split.index.astype(str)
+    return split.sort_index()
+
+
+def write_splits(out: Path, table: pd.DataFrame) -> Path:
+    """``RUN/splits.csv``: each clip of ``table`` and its split (atomically)."""
+    split = split_assignment(table)
+    return write_csv(pd.DataFrame({"clip": split.index, "split": split.to_numpy()}),
+                     Path(out) / SPLITS_FILE)
+
+
+def read_splits(run_dir) -> pd.Series | None:
+    """The stored clip -> split of the run in ``run_dir``; None where it stored none."""
+    path = Path(run_dir) / SPLITS_FILE
+    if not path.is_file():
+        return None
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        split = pd.Series(table["split"].to_numpy(), index=table["clip"].to_numpy())
+    except (OSError, ValueError, KeyError, pd.errors.ParserError) as exc:
+        raise CheckpointError(f"{path}: cannot read the run's splits ({exc})") from exc
+    return split.sort_index()
+
+
+def ratings_fingerprint(table: pd.DataFrame, names) -> dict[str, str]:
+    """column -> sha256 over ``(clip, value)`` of every clip in clip order: equal exactly when
+    the clips and their ratings are (wherever the files lie)."""
+    rows = table.sort_index(key=lambda index: index.astype(str))
+    out = {}
+    for name in names:
+        digest = hashlib.sha256()
+        for clip, value in zip(rows.index.astype(str), rows[name].to_numpy(float)):
+            digest.update(f"{clip}\t{float(value)!r}\n".encode())
+        out[name] = digest.hexdigest()
+    return out
+
+
+def split_changes(stored: pd.Series, current: pd.Series) -> dict:
+    """How ``current`` (clip -> split) differs from ``stored``: ``moved`` (clip, stored split,
+    current split) for clips in both, ``added`` and ``dropped`` clips."""
+    common = stored.index.intersection(current.index)
+    moved = [(c, stored[c], current[c]) for c in common if stored[c] != current[c]]
+    return {"moved": moved, "added": sorted(set(current.index) - set(stored.index)),
+            "dropped": sorted(set(stored.index) - set(current.index)), "known": len(common)}
+
+
+def describe_changes(changes: dict) -> str:
+    """The differences of :func:`split_changes` in words, with a few clips each."""
+    parts = []
+    if changes["moved"]:
+        shown = ", ".join(f"{c}: {a} -> {b}" for c, a, b in changes["moved"][:EXAMPLES])
+        more = ", ..." if len(changes["moved"]) > EXAMPLES else ""
+        parts.append(f"{len(changes['moved'])} of the {changes['known']} clip(s) the run knows "
+                     f"are in another split ({shown}{more})")
+    for key, what in (("added", "the run did not know"), ("dropped", "the run had are gone")):
+        if changes[key]:
+            more = ", ..." if len(changes[key]) > EXAMPLES else ""
+            parts.append(f"{len(changes[key])} clip(s) {what} "
+                         f"({', '.join(changes[key][:EXAMPLES])}{more})")
+    return "; ".join(parts)
+
+
+def check_same_data(out: Path, table: pd.DataFrame, names, record: dict) -> None:
+    """Before resuming the run in ``out`` (``record``: its ``config.yaml``) on ``table``: the
+    clips and their splits are those of ``RUN/splits.csv`` and the ratings of ``names`` have
+    the fingerprint stored at training; CheckpointError naming what differs otherwise (what
+    the run did not store is not compared)."""
+    stored = read_splits(out)
+    if stored is not None:
+        changes = split_changes(stored, split_assignment(table))
+        if changes["moved"] or changes["added"] or changes["dropped"]:
+            raise CheckpointError(
+                f"{out}: cannot resume on other clips or splits than the run's "
+                f"({out / SPLITS_FILE}): {describe_changes(changes)}; epochs done trained on "
+                f"the run's training clips, so resume with the spec (and --root) the run was "
+                f"trained on, or train a new run with another --out")
+    prints = (record.get("data") or {}).get("ratings")
+    if prints:
+        now = ratings_fingerprint(table, [n for n in names if n in prints])
+        differ = [n for n in now if now[n] != prints[n]]
+        if differ:
+            raise CheckpointError(
+                f"{out}: cannot resume on other ratings than the run's: column(s) {differ} "
+                f"hold other values than at training (the files the spec and --root point at "
+                f"now); resume with the data the run was trained on (a copy of it under "
+                f"--root is fine), or train a new run with another --out")
+
+
+def use_stored_splits(table: pd.DataFrame, run_dir, *, where, warned: set) -> pd.DataFrame:
+    """``table`` (the run's own spec, loaded now) with each clip the run stored a split for in
+    that split; clips the run did not know keep the spec's.
+
+    A spec edited after training (another ``splits.seed``, rows added) draws other splits:
+    scored by those, a "test" clip may be one the model trained on and every later number is
+    optimistic without a sign. The stored assignment is what the model was trained on, so
+    this uses it (rather than refusing, which would also block a harmless edit such as a
+    fixed typo or added clips) and logs one warning per run (``warned`` holds the runs
+    warned about) naming how many clips moved, with examples. Without ``RUN/splits.csv``
+    (older runs) the table is returned as it is.
+    """
+    stored = read_splits(run_dir)
+    if stored is None or "split" not in table:
+        return table
+    changes = split_changes(stored, split_assignment(table))
+    if not (changes["moved"] or changes["added"]):
+        return table
+    moved = [c for c, _, _ in changes["moved"]]
+    if moved:
+        index = pd.Index(table.index.astype(str))
+        rows = index.get_indexer(moved)
+        column = table.columns.get_loc("split")
+        table.iloc[rows, column] = [old for _, old, _ in changes["moved"]]
+    key = str(Path(run_dir).resolve())
+    if key not in warned:
+        warned.add(key)
+        log.warning("%s: the spec now draws other splits than the run was trained on: %s. "
+                    "Using the run's splits (%s) for the clips it knows, so that its test "
+                    "clips are clips it never trained on%s", where, describe_changes(changes),
+                    Path(run_dir) / SPLITS_FILE,
+                    "; clips it did not know keep the spec's split" if changes["added"]
+                    else "")
+    return table
+
+
+def trained_roots(stored: dict, root=None, *, where) -> list[str] | None:
+    """The ``root`` of ``load_spec`` giving the spec ``stored["spec"]`` the roots a run was
+    trained with (``stored``: its data record; older runs stored only the main root) save those
+    ``root`` replaces, then ``root``; a stored folder that is gone is left to the spec (warned)."""
+    from midlevel.data.spec import load_spec, parse_root_overrides
+    given = [] if root is None else list(root) if isinstance(root, (list, tuple)) else [root]
+    main, named = parse_root_overrides(given)
+    wanted = {k: v for k, v in (stored.get("roots") or {}).items() if k not in named}
+    if main is None and stored.get("root"):
+        wanted[None] = stored["root"]
+    spec = load_spec(stored["spec"], root=given or None) if wanted else None
+    kept = []
+    for name, path in wanted.items():
+        current = spec.root if name is None else spec.roots.get(name)  # None: root dropped
+        if current is not None and Path(path).is_dir():
+            kept.append(path if name is None else f"{name}={path}")
+        elif current not in (None, Path(path)):
+            log.warning("%s was trained with %s %s, no longer a folder: using the spec's %s; "
+                        "pass --root %s if the data moved", where, f"root '{name}'" if name
+                        else "the root", path, current, f"{name}=DIR" if name else "DIR")
+    return kept + given or None
