@@ -213,7 +213,8 @@ def test_later_commands_and_resume_keep_the_splits_the_run_was_trained_on(
         synth_spec, tmp_path, capsys, caplog):
     """The run stores each clip's split (splits.csv): after the spec is edited to draw other
     splits, later commands score the run on its own test clips (warned once, naming the
-    clips that moved), and a resume on the edited spec is refused by name."""
+    clips that moved), a resume on the edited spec is refused by name, and --epochs below the
+    epochs done is refused naming both numbers."""
     import logging
     from midlevel.data.annotations import load_annotations
     from midlevel.data.spec import load_spec
@@ -258,7 +259,12 @@ def test_later_commands_and_resume_keep_the_splits_the_run_was_trained_on(
     raw["splits"]["seed"] = yaml.safe_load(synth_spec.read_text())["splits"]["seed"]
     spec.write_text(yaml.safe_dump(raw))
     assert main(["train", str(spec), "--resume", "--epochs", "2", *common]) == 0
-    assert len(pd.read_csv(run / "history.csv")) == 2
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    capsys.readouterr()
+    assert main(["train", str(spec), "--resume", "--epochs", "1", *common]) == 2
+    assert "--epochs 1 is lower than the 2 epochs the run has already done" in \
+        capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
 
 
 def test_a_bad_value_in_a_config_file_names_the_file(synth_spec, tmp_path, capsys):

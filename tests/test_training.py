@@ -214,7 +214,7 @@ def test_resume_refuses_other_columns_and_settings_and_leaves_the_run(tmp_path):
     assert len(pd.read_csv(resumed.path / "history.csv")) == 2
 
 
-def test_resume_refuses_other_splits_or_ratings_and_accepts_the_same_data(tmp_path):
+def test_resume_refuses_other_splits_or_ratings_and_accepts_the_same_data(tmp_path, caplog):
     """The run stores its clips' splits and a fingerprint of its ratings: a resume on other
     splits or other ratings is refused by name and the run stays byte for byte; the same
     data resumes, and model.pt and config.yaml then hold the same data record."""
@@ -245,7 +245,11 @@ def test_resume_refuses_other_splits_or_ratings_and_accepts_the_same_data(tmp_pa
     assert record["data"] == resumed.info["data"] and record["data"]["spec"] == "/new/spec.yaml"
     assert record["config"]["epochs"] == resumed.info["config"]["epochs"] == 2
     assert (run.path / "splits.csv").read_bytes() == before["splits.csv"]
-
+    # nothing left to train: said in the log, not silently
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="midlevel"):
+        fit(table, features, columns, run.path, config, fps=FPS, resume=True, progress=False)
+    assert "has done 2 epochs, the maximum (epochs 2): nothing to train" in caplog.text
 
 
 def test_load_run_of_an_unfinished_run_says_resume(tmp_path):

@@ -12,7 +12,7 @@ from midlevel.training.data import Columns
 from midlevel.training.datarecord import trained_roots
 from midlevel.training.loop import fit
 from midlevel.training.rundir import (
-    RESUMABLE, check_resume, check_settings, stored_record,
+    RESUMABLE, check_resume, check_settings, epochs_done, stored_record,
 )
 
 
@@ -56,7 +56,7 @@ def train(spec, out, *, mode: str | None = None, root=None, config=None,
         (``RUN/splits.csv``) and its ratings (their fingerprint in ``config.yaml``) must be
         the run's (CheckpointError naming what differs; the same data elsewhere is fine), and
         a setting given here or in ``config`` may differ from the run's only if it is
-        ``epochs``, ``device``, ``cpu_bf16`` or a data-handling
+        ``epochs`` (not below the epochs done), ``device``, ``cpu_bf16`` or a data-handling
         one (``max_memory``, ``workers``): TrainingError naming the others, before anything
         is written. The run's data record (``config.yaml`` and ``model.pt``) becomes the
         resume's: the spec file and roots it was given, holding the same data.
@@ -84,6 +84,7 @@ def train(spec, out, *, mode: str | None = None, root=None, config=None,
         given.check()
         check_settings(Path(out), saved["config"],
                        {k: getattr(given, k) for k in values})
+        _check_epochs(Path(out), given.epochs if "epochs" in values else None)
         values = {**saved["config"], **{k: v for k, v in values.items() if k in RESUMABLE}}
         stored_frontend = saved.get("frontend") or {}
         if frontend and stored_frontend and frontend.get("name") != stored_frontend.get("name"):
@@ -120,6 +121,20 @@ def _trained_roots(spec, stored: dict, root, out):
             Path(spec).resolve() != Path(stored["spec"]):
         return root
     return trained_roots(stored, root, where=out)
+
+
+def _check_epochs(out: Path, epochs) -> None:
+    """On resume, an ``epochs`` given (option or config file) below the epochs the run has
+    done would train nothing while seeming to set the run's length: TrainingError naming
+    both."""
+    if epochs is None:
+        return
+    done = epochs_done(out)
+    if int(epochs) < done:
+        raise TrainingError(f"{out}: --epochs {epochs} is lower than the {done} epochs the run "
+                            f"has already done; --resume continues a run up to a higher "
+                            f"maximum (--epochs {done + 1} or more), it does not shorten it "
+                            f"(leave --epochs out to finish the run as it is)")
 
 
 def _config_dict(config) -> dict:

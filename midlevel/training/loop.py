@@ -180,6 +180,7 @@ class Trainer:
             log.info("resuming %s after epoch %d", out, self.state["epoch"])
             if "ratings" not in ((stored_record(out) or {}).get("data") or {}):
                 self.data.pop("ratings")  # an older run: what it trained on is not known
+            self._nothing_to_train()
         if self.ctx.main:
             write_yaml(out / CONFIG_FILE, {"config": dataclasses.asdict(config),
                                            "data": self.data, "frontend": self.frontend,
@@ -192,6 +193,18 @@ class Trainer:
                  " / ".join(f"{len(self.sets[s])} {s}" for s in SPLITS
                             if s != "calibration" or len(self.sets[s])),
                  sum(p.numel() for p in self.model.parameters()))
+
+    def _nothing_to_train(self) -> None:
+        """A warning when a resumed run has no epoch left to train."""
+        state, config = self.state, self.config
+        if state["finished"]:
+            log.warning("%s stopped early after epoch %d (no better validation score for %d "
+                        "epochs): nothing to train; the run is finished from its best epoch",
+                        self.out, state["epoch"], config.patience)
+        elif state["epoch"] >= config.epochs:
+            log.warning("%s has done %d epochs, the maximum (epochs %d): nothing to train; "
+                        "pass a higher --epochs to continue", self.out, state["epoch"],
+                        config.epochs)
 
     def train(self, progress: bool) -> None:
         """Epochs until ``config.epochs`` or early stopping."""

@@ -14,7 +14,7 @@ import yaml
 
 from midlevel.errors import CheckpointError, TrainingError
 from midlevel.io import log_handler
-from midlevel.run import CONFIG_FILE, STATE_FILE
+from midlevel.run import CONFIG_FILE, STATE_FILE, read_checkpoint
 from midlevel.training import ddp
 from midlevel.training.datarecord import check_same_data
 
@@ -79,6 +79,10 @@ def check_resume(out: Path, config, columns, table=None) -> None:
     if table is not None:
         check_same_data(out, table, [*columns.concepts, *columns.target_names], record)
 
+
+def epochs_done(out: Path) -> int:
+    """The epochs the run in ``out`` has completed (its ``checkpoint.pt``)."""
+    return int(read_checkpoint(out / STATE_FILE)["state"]["epoch"])
 
 
 def _targets(targets: list[dict]) -> list[str]:
