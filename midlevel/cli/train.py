@@ -21,7 +21,7 @@ def _train(args: argparse.Namespace) -> int:
                 progress=not args.quiet, max_memory=args.max_memory, workers=args.workers,
                 cpu_bf16=args.bf16,
                 frontend={"name": FRONTENDS[args.frontend]} if args.frontend else None)
-    print(f"run: {run.path} (model.pt, metrics.csv, history.csv, train.log)")
+    print(f"run: {run.path} (model.pt, metrics.csv, history.csv, splits.csv, train.log)")
     return 0
 
 
@@ -65,8 +65,10 @@ def register(sub) -> None:
 
     p = sub.add_parser("train", help="train a concept bottleneck or a black box",
                        description="Train on the clips of SPEC (features from the cache) and "
-                                   "write the run directory OUT: model.pt, metrics.csv, "
-                                   "history.csv, train.log. Runs unchanged under torchrun.")
+                                   "write the run directory OUT: model.pt, config.yaml, "
+                                   "splits.csv (each clip's split, which later commands keep "
+                                   "when the spec is edited), metrics.csv, history.csv, "
+                                   "train.log. Runs unchanged under torchrun.")
     p.add_argument("spec", metavar="SPEC", help="data spec (YAML)")
     p.add_argument("--mode", choices=MODES, default=None,
                    help="blackbox, independent, sequential or joint (default: joint, or the "
@@ -80,9 +82,12 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--resume", action="store_true",
                    help="continue RUN from its last completed epoch, with its settings and "
-                        "roots; --epochs (a higher maximum), --device, --bf16, --max-memory "
-                        "and --workers may change, other settings that differ from the run's "
-                        "and a spec of other concepts or targets are refused by name")
+                        "roots; --epochs (a higher maximum; one below the epochs done is "
+                        "refused), --device, --bf16, --max-memory and --workers may change. "
+                        "Other settings that differ from the run's, a spec of other concepts "
+                        "or targets, other clips or splits than the run's splits.csv and "
+                        "other ratings (the same data copied elsewhere is fine) are refused "
+                        "by name before anything is written")
     p.add_argument("--overwrite", action="store_true", help="replace an existing RUN")
     p.add_argument("--device", choices=["cpu", "cuda"],
                    help="cpu (default) or cuda (mixed precision)")
