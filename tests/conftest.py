@@ -44,6 +44,14 @@ def soundtracks_dir() -> Path:
     return path
 
 
+def write_text(path: Path, text: str) -> Path:
+    """Write ``text`` (dedented, leading blank lines dropped) to ``path``, making its folder."""
+    import textwrap
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip())
+    return path
+
+
 def write_tone(path: Path, *, freq: float = 440.0, seconds: float = 1.0, sr: int = 22050,
                channels: int = 1, amplitude: float = 0.5) -> Path:
     """Write a sine tone as 16-bit wav [shape=(n_samples, channels)]."""

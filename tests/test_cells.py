@@ -2,22 +2,13 @@
 counts as a missing rating."""
 from __future__ import annotations
 
-import textwrap
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from conftest import write_tone
+from conftest import write_text as write, write_tone
 from midlevel.data.annotations import load_annotations
 from midlevel.data.spec import load_spec
 from midlevel.data.validate import validate
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text).lstrip())
-    return path
 
 
 KINDS = """

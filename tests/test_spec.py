@@ -2,25 +2,19 @@
 from __future__ import annotations
 
 import re
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import write_text as write
 from midlevel.data.annotations import load_annotations
 from midlevel.data.spec import format_id, load_spec
 from midlevel.errors import SpecError, ValidationFailed
 
 REPO = Path(__file__).resolve().parents[1]
 SPECS = REPO / "data_specs"
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text).lstrip())
-    return path
 
 
 BASIC = """
