@@ -9,8 +9,9 @@ that sees level and scale, not only order) and an atomic checkpoint, so ``resume
 continues from the last completed epoch. Crops and dropout are seeded from (seed, epoch), so a
 resumed run repeats exactly what the uninterrupted one does. At the end the best epoch's
 weights come back, the predicted concepts are recalibrated on the calibration split (the
-validation split where the spec has none; :mod:`midlevel.training.calibration`), a closed-form head is fitted (independent, sequential),
-and ``model.pt`` and ``metrics.csv`` are written (:mod:`midlevel.run`).
+validation split where the spec has none; :mod:`midlevel.training.concept_lines`), a
+closed-form head is fitted (independent, sequential), and ``model.pt`` and ``metrics.csv`` are
+written (:mod:`midlevel.run`).
 """
 from __future__ import annotations
 
@@ -36,16 +37,13 @@ from midlevel.run import (
 )
 from midlevel.training import ddp
 from midlevel.training.batchnorm import recalibrate_batchnorm
-from midlevel.training.calibration import (
-    calibration_lines, describe_line, fold_into_model, keep_epoch, kept_epochs_shrinkage,
-    selection_shrinkage, shrink_lines,
-)
+from midlevel.training.calibration import keep_epoch
+from midlevel.training.concept_lines import calibrate_concepts
 from midlevel.training.config import TrainConfig
 from midlevel.training.data import ClipSet, Scales, window_frames, window_starts
 from midlevel.training.evaluate import evaluate_split, split_metrics, split_predictions
 from midlevel.training.losses import binary_terms
 from midlevel.training.metrics import format_table, score
-from midlevel.training.predict import predict_sharded
 from midlevel.training.datarecord import ratings_fingerprint, write_splits
 from midlevel.training.rundir import check_resume, run_directory, stored_record
 from midlevel.training.strategies import strategy
@@ -325,62 +323,16 @@ class Trainer:
                               reduce=(lambda t: ddp.sum_tensor(ctx, t)) if ctx.distributed
                               else None)
 
-    def _calibrate_concepts(self) -> dict | None:
-        """Recalibrate the predicted concepts on the calibration split (the validation split
-        where the spec has none) and fold the lines into the model. Returns
-        ``{concept: line}`` (scaled units, with the ``split`` the lines were fitted on) or None
-        when not done."""
-        split = "calibration" if len(self.sets["calibration"]) else "validation"
-        val = self.sets[split]
-        if self.model.kind != "bottleneck" or not self.config.calibrate_concepts or not len(val):
-            return None
-        if split == "validation":
-            log.info("concept calibration on the validation clips, which also selected the "
-                     "epoch: each line is shrunk by the bootstrap optimism of that selection")
-        pred, _ = predict_sharded(self.ctx, self.model, val.specs, self.n_frames, self.hop,
-                                  self.config)
-        binary = self.columns.binary_concepts
-        scaled = (pred - self.scales.concept_mean) / self.scales.concept_std
-        true = val.concepts.numpy().astype(np.float64)
-        lines = calibration_lines(scaled, true, binary=binary)
-        shrinkage = self._line_shrinkage(split, scaled, true)
-        shrink_lines(lines, shrinkage, scaled, true)
-        joint = self.config.mode == "joint"
-        for name, ln, is_binary in zip(self.columns.concepts, lines, binary):
-            why = "the slope's 95 % interval reaches 0"
-            if is_binary and joint and ln["applied"]:
-                ln["applied"], why = False, "the joint head reads its probability"
-            ln["split"] = split
-            log.info("concept %s: %s", name, describe_line(ln, why))
-        fold_into_model(self.model, lines, compensate_head=joint)
-        return dict(zip(self.columns.concepts, lines))
-
-    def _line_shrinkage(self, split: str, pred: np.ndarray, true: np.ndarray):
-        """Bootstrap shrinkage factors of the calibration lines (see
-        :func:`midlevel.training.calibration.selection_shrinkage`): over the epoch selection
-        and the line when the validation clips did both, over the line alone on a calibration
-        split; None when not shrunk. ``pred``, ``true``: the line's clips,
-        ``(n_clips, n_concepts)``."""
-        config, kept = self.config, self.state["validation_predictions"]
-        if not config.shrink_calibration or config.calibration_bootstrap <= 0:
-            return None
-        boot = {"n_boot": config.calibration_bootstrap, "seed": config.seed}
-        if split != "validation":
-            return selection_shrinkage(pred[None], true, **boot)
-        if not kept:
-            log.info("calibration lines not shrunk: this run's checkpoint lacks the validation "
-                     "predictions of its epochs (it was resumed from an older version)")
-            return None
-        return kept_epochs_shrinkage(kept, self.splits["validation"], self.columns,
-                                     self.strategy.scored, metric=config.select_on, **boot)
-
     def finish(self):
         """Best weights back, concepts recalibrated, head fitted, metrics, ``model.pt``."""
         ctx, state, model = self.ctx, self.state, self.model
         if state["best_state"] is not None:
             model.load_state_dict(state["best_state"])
         model.eval()
-        calibration = self._calibrate_concepts()
+        calibration = calibrate_concepts(
+            ctx, model, self.sets, self.columns, self.scales, self.config, self.n_frames,
+            self.hop, kept=state["validation_predictions"],
+            validation_rows=self.splits["validation"], scored=self.strategy.scored)
         design = self.strategy.finish_head(ctx, model, self.train_set, self.scales,
                                            self.columns, self.n_frames, self.hop, self.config)
         metrics = pd.concat([evaluate_split(ctx, model, self.splits[s], self.sets[s].specs,
