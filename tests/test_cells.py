@@ -183,3 +183,34 @@ def test_a_filter_that_fails_names_the_spec_key_the_file_and_the_filter(
     problems = load_annotations(spec, strict=False).problems
     assert len(problems) == 1 and problems[0].file == str(tmp_path / file)
     assert problems[0].message.startswith(f"'{key}.filter' {text!r} failed on this table: ")
+
+
+@pytest.mark.parametrize("table_filter, why", [
+    ('"x == \'6\'"', "column 'x' holds numbers and is compared with text ['6']"),
+    ('"x in [\'6\', \'2\'] or source == \'st\'"',
+     "column 'x' holds numbers and is compared with text"),
+    ('"source == 1"', "column 'source' holds text and is compared with a number [1]"),
+    ('"x > 100"', "it keeps none of the table's 5 rows"),
+])
+def test_a_filter_that_can_match_nothing_is_a_problem_naming_it(tmp_path, table_filter, why):
+    """Equality between a column of numbers and text (or the reverse) matches no row whatever
+    the data, and a filter that keeps no row leaves an empty dataset: both are named."""
+    write(tmp_path / "a.csv", TABLE)
+    write(tmp_path / "seg.csv", SEGMENTS)
+    spec = load_spec(write(tmp_path / "spec.yaml", FILTERED % (table_filter, '"start >= 0"')))
+    problems = load_annotations(spec, strict=False).problems
+    text = table_filter.strip('"')
+    assert [p.file for p in problems] == [str(tmp_path / "a.csv")]
+    assert problems[0].message.startswith(f"'tables[0].filter' {text!r}: ")
+    assert why in problems[0].message
+
+
+def test_declared_missing_values_are_read_without_their_spaces(tmp_path):
+    """`missing_values: [" NA "]` declares NA: cells are compared stripped, so the declared
+    value is stripped too (it matched nothing before)."""
+    spec_text = KINDS % ('missing_values: ["", " NA "]', "")
+    spec = load_spec(write(tmp_path / "spec.yaml", spec_text))
+    assert spec.tables[0].missing_values == ("", "NA")
+    write(tmp_path / "a.csv", CELLS)
+    ann = load_annotations(spec, strict=False)
+    assert not [p for p in ann.problems if p.clip == "c4"]

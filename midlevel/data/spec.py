@@ -314,7 +314,7 @@ def _source(cfg: dict, key: str, src: str, roots: dict[str, Path]) -> dict:
     return dict(path=str(cfg["path"]), root=cfg.get("root"), sep=sep, encoding=str(encoding),
                 strip_headers=strip, id_column=str(cfg["id_column"]),
                 id_format=cfg.get("id_format"), filter=cfg.get("filter"),
-                missing_values=tuple("" if m is None else str(m) for m in missing))
+                missing_values=tuple("" if m is None else str(m).strip() for m in missing))
 
 
 def _tables(section: Any, src: str, roots: dict[str, Path]) -> list[TableSpec]:

@@ -1,6 +1,7 @@
 """Reading annotation tables: every cell as a string, each row's file line, formatted keys."""
 from __future__ import annotations
 
+import ast
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,15 +49,21 @@ def read_table(table: TableSpec | SegmentTableSpec, file: Path, problems: list[P
                                 file=str(file), column=table.id_column))
         return None
     if table.filter:
+        view = filter_view(frame, table.missing_values)
         try:
-            kept = filter_view(frame, table.missing_values).query(table.filter, engine="python")
-            frame = frame.loc[kept.index]
+            kept = view.query(table.filter, engine="python")
         except Exception as exc:  # pandas raises many types for a bad query
             problems.append(Problem(f"'{key}.filter' {table.filter!r} failed on this table: "
-                                    f"{type(exc).__name__}: {exc} (a filter sees numbers in a "
-                                    f"column whose cells are all numbers or missing, text in "
-                                    f"every other column)", file=str(file)))
+                                    f"{type(exc).__name__}: {exc} ({FILTER_SEES})",
+                                    file=str(file)))
             return None
+        mismatched = filter_type_mismatches(table.filter, view)
+        if mismatched or (len(frame) and not len(kept)):
+            why = ("; ".join(mismatched) + f" ({FILTER_SEES})" if mismatched else
+                   f"it keeps none of the table's {len(frame)} rows")
+            problems.append(Problem(f"'{key}.filter' {table.filter!r}: {why}", file=str(file)))
+            return None
+        frame = frame.loc[kept.index]
     ids = []
     for row, raw in zip(frame["_row"], frame[table.id_column]):
         try:
@@ -79,6 +86,55 @@ def read_table(table: TableSpec | SegmentTableSpec, file: Path, problems: list[P
                                 row=int(group["_row"].iloc[1]), column=table.id_column,
                                 clip=str(clip)))
     return Table(table, file, frame, ids)
+
+
+FILTER_SEES = ("a filter sees numbers in a column whose cells are all numbers or missing, text "
+               "in every other column")
+
+
+def filter_type_mismatches(expression: str, view: pd.DataFrame) -> list[str]:
+    """Comparisons in a filter that can match no row whatever the data: a column of numbers
+    tested for equality or membership with text (``year == '2001'``), or a column of text with a
+    number (``code == 1``). Each is described in a sentence naming the column; an expression
+    Python cannot parse (backtick-quoted names) is not checked here."""
+    try:
+        tree = ast.parse(expression.strip(), mode="eval")
+    except SyntaxError:
+        return []
+    numeric = {c for c in view.columns if c != "_row" and pd.api.types.is_numeric_dtype(view[c])}
+    text = {c for c in view.columns if c != "_row"} - numeric
+
+    def literals(node) -> list:
+        if isinstance(node, ast.Constant):
+            return [node.value]
+        if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+            return [e.value for e in node.elts if isinstance(e, ast.Constant)]
+        if isinstance(node, ast.UnaryOp) and isinstance(node.operand, ast.Constant):
+            return [node.operand.value]
+        return []
+
+    found = []
+    equality = (ast.Eq, ast.NotEq, ast.In, ast.NotIn)
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Compare):
+            continue
+        operands = [node.left, *node.comparators]
+        for op, a, b in zip(node.ops, operands, operands[1:]):
+            if not isinstance(op, equality):
+                continue
+            for name, other in ((a, b), (b, a)):
+                if not isinstance(name, ast.Name):
+                    continue
+                values = [v for v in literals(other) if not isinstance(v, bool)]
+                if name.id in numeric and any(isinstance(v, str) for v in values):
+                    found.append(f"column {name.id!r} holds numbers and is compared with text "
+                                 f"{[v for v in values if isinstance(v, str)]} (write the "
+                                 f"number without quotes)")
+                elif name.id in text and any(isinstance(v, (int, float)) for v in values):
+                    found.append(f"column {name.id!r} holds text and is compared with a number "
+                                 f"{[v for v in values if isinstance(v, (int, float))]} (quote "
+                                 f"it: {name.id} == '...')")
+    return found
 
 
 def filter_view(frame: pd.DataFrame, missing) -> pd.DataFrame:
