@@ -469,3 +469,26 @@ def test_a_column_name_given_twice_is_a_problem_naming_the_columns(tmp_path, hea
         f"times in the header ({columns}: rename or remove all but one"]
     first = 2 if header.startswith("number,happy") else 3
     assert ann.table["happy"].tolist()[0] == first  # the first is read, the other kept apart
+
+
+def test_a_drawn_split_of_another_size_than_asked_is_noted(tmp_path, caplog):
+    """Group draws take whole groups (more than asked) and a pool can run out (fewer): each is a
+    note naming the split and both counts, listed by validate and logged by every other
+    command."""
+    spec = _split_dataset(tmp_path, "splits:\n  seed: 0\n  test: {size: 16}\n"
+                                    "  validation: {size: 7, group_by: artist}\n", n=20)
+    ann = load_annotations(spec, strict=False)
+    took = (ann.table.split == "validation").sum()
+    assert (ann.table.split == "test").sum() == 16 and took == 4
+    assert ann.notes == ["split 'validation' (size 7) takes 4 clip(s) where it asks for 7: only "
+                         "4 clip(s) were left to draw from in groups of 'artist'"]
+    spec = _split_dataset(tmp_path, "splits:\n  seed: 0\n  validation: {size: 5, group_by: "
+                                    "artist}\n", n=40)
+    ann = load_annotations(spec, strict=False)
+    took = int((ann.table.split == "validation").sum())
+    assert took == 6  # three artists of two clips each
+    assert ann.notes == [f"split 'validation' (size 5) takes {took} clip(s) where it asks for 5: "
+                         f"whole groups of 'artist'"]
+    with caplog.at_level("INFO", logger="midlevel.data"):
+        load_annotations(spec)
+    assert ann.notes[0] in caplog.text

@@ -1,6 +1,7 @@
 """Loading a spec's annotations: read, join and check its tables, assign splits, segments."""
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,8 @@ from midlevel.data.splits import assign_splits
 from midlevel.data.tables import (Table, cell_text, listing, parse_binary, parse_rating,
                                    parse_tags, read_table)
 from midlevel.errors import Problem, ValidationFailed
+
+log = logging.getLogger("midlevel.data")
 
 
 @dataclass
@@ -366,7 +369,7 @@ def load_annotations(spec: DataSpec, *, strict: bool = True) -> Annotations | pd
                                         column=s.group_by, file=str(spec.path)))
             else:
                 groups[s.group_by] = merged[s.group_by].astype(str)
-    table["split"] = assign_splits(spec, table.index, groups, problems)
+    table["split"] = assign_splits(spec, table.index, groups, problems, notes)
     sources = dict(zip(merged.index, joined.first_sources()))
     segments = None
     if spec.segments:
@@ -377,5 +380,7 @@ def load_annotations(spec: DataSpec, *, strict: bool = True) -> Annotations | pd
     if strict:
         if problems:
             raise ValidationFailed(problems, f"annotations of spec '{spec.name}' have problems")
+        for note in notes:  # validate lists them; every other command logs them
+            log.info("spec '%s': %s", spec.name, note)
         return table
     return Annotations(table, problems, notes, sources, segments, joined, rejected)

@@ -94,7 +94,7 @@ def _listed(spec: "DataSpec", clips: pd.Index, problems: list[Problem]) -> dict[
 
 
 def assign_splits(spec: "DataSpec", clips: pd.Index, groups: dict[str, pd.Series],
-                  problems: list[Problem]) -> pd.Series:
+                  problems: list[Problem], notes: list[str] | None = None) -> pd.Series:
     """Return the split name of each clip (``"train"``, ``"validation"``, ``"calibration"``
     or ``"test"``).
 
@@ -104,6 +104,8 @@ def assign_splits(spec: "DataSpec", clips: pd.Index, groups: dict[str, pd.Series
     groups : ``group_by`` column name -> group label per clip.
     problems : appended here: listed ids that are not clips or that two splits list, and
         splits that leave no clip for training.
+    notes : appended here: a drawn split that takes another number of clips than it asks
+        for (too few clips left, or whole groups of its ``group_by`` column).
     """
     split = pd.Series("train", index=clips, dtype=object)
     rng = np.random.default_rng(spec.split_seed)
@@ -125,6 +127,12 @@ def assign_splits(spec: "DataSpec", clips: pd.Index, groups: dict[str, pd.Series
             want = _want(s, len(clips))
             took.append(f"{name} ({asked}) takes {len(ids)}"
                         + (f" of the {want} it asks for" if len(ids) < want else ""))
+            if notes is not None and len(ids) != want:
+                why = (f"whole groups of '{s.group_by}'" if g is not None and len(ids) > want
+                       else f"only {len(ids)} clip(s) were left to draw from"
+                       + (f" in groups of '{s.group_by}'" if g is not None else ""))
+                notes.append(f"split '{name}' ({asked}) takes {len(ids)} clip(s) where it asks "
+                             f"for {want}: {why}")
         split.loc[ids] = name
     if len(clips) and not (split == "train").any():
         problems.append(Problem(f"no clip left for training: the dataset has {len(clips)} "
