@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterator
@@ -25,12 +26,16 @@ def atomic_open(path: str | Path, mode: str = "wb", **kwargs) -> Iterator[IO]:
     ----------
     path : the file to (re)write; its folder is created if missing.
     mode : ``"wb"`` or ``"w"`` (text; ``kwargs`` such as ``encoding`` go to ``open``).
+
+    The file gets the permission bits of the file it replaces, or ``0o666 & ~umask`` when it
+    is new (as ``open()`` would give it), not the 0600 of the temporary file.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, mode, **kwargs) as fh:
+            os.fchmod(fh.fileno(), _new_file_mode(path))  # mkstemp's 0600 -> the usual mode
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
@@ -38,6 +43,30 @@ def atomic_open(path: str | Path, mode: str = "wb", **kwargs) -> Iterator[IO]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _new_file_mode(path: Path) -> int:
+    """The permission bits ``path`` gets when written: those of the file it replaces, else
+    what ``open()`` would give a new file (``0o666 & ~umask``)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode) & 0o777
+    except OSError:
+        return 0o666 & ~current_umask()
+
+
+def current_umask() -> int:
+    """This process's umask, read from ``/proc/self/status`` (no change to it, so no race with
+    other threads); where that is missing (not Linux), set and restored at once."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_text(path: str | Path, text: str) -> Path:
