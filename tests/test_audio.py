@@ -192,3 +192,66 @@ def test_real_soundtracks_mp3(soundtracks_dir):
     assert np.abs(y).max() == 1.0
     # the mp3 header's frame count is an estimate: allow 0.2 s
     assert abs(len(y) / 22050 - info.duration) < 0.2
+
+
+# --------------------------------------------------------------------------------------
+# truncated WAV / AIFF: libsndfile clamps the count, the header's is compared
+# --------------------------------------------------------------------------------------
+def _riff(chunks, form=b"WAVE"):
+    """A RIFF file from (id, payload) chunks, each padded to an even length."""
+    import struct
+    body = b"".join(cid + struct.pack("<I", len(data)) + data + b"\0" * (len(data) & 1)
+                    for cid, data in chunks)
+    return b"RIFF" + struct.pack("<I", 4 + len(body)) + form + body
+
+
+def _fmt_pcm(channels, sr, bits):
+    import struct
+    align = channels * bits // 8
+    return struct.pack("<HHIIHH", 1, channels, sr, sr * align, align, bits)
+
+
+@pytest.mark.parametrize("fmt,subtype,ext", [("WAV", "PCM_16", "wav"), ("WAV", "FLOAT", "wav"),
+                                             ("WAVEX", "PCM_24", "wav"),
+                                             ("RF64", "PCM_16", "rf64"),
+                                             ("AIFF", "PCM_16", "aiff")])
+def test_truncated_wav_and_aiff_are_refused(tmp_path, fmt, subtype, ext):
+    full = _write(tmp_path / f"full.{ext}", _sine(440.0, 1.0, 8000), 8000, format=fmt,
+                  subtype=subtype)
+    assert len(load_audio(full, sample_rate=None)) == 8000
+    data = full.read_bytes()
+    for cut in (1, 4, len(data) // 3):  # a partial last frame, two frames, two thirds
+        cut_file = tmp_path / f"cut{cut}.{ext}"
+        cut_file.write_bytes(data[:-cut])
+        _raises_naming(cut_file, match="truncated")
+        with pytest.raises(AudioError, match="truncated"):  # an offset past what is left
+            load_audio(cut_file, offset=0.9, sample_rate=None)
+
+
+def test_complete_wavs_with_pad_byte_extra_chunks_or_open_size_pass(tmp_path):
+    import struct
+    odd = np.arange(101, dtype=np.uint8)  # 8-bit mono, 101 samples: odd data, one pad byte
+    padded = tmp_path / "pad.wav"
+    padded.write_bytes(_riff([(b"fmt ", _fmt_pcm(1, 8000, 8)), (b"data", odd.tobytes())]))
+    assert padded.stat().st_size % 2 == 0
+    assert len(load_audio(padded, sample_rate=None, normalize=False)) == 101
+    pcm = (_sine(440.0, 0.5, 8000) * 32767).astype("<i2").tobytes()
+    listed = tmp_path / "list.wav"  # a LIST chunk after the data
+    listed.write_bytes(_riff([(b"fmt ", _fmt_pcm(1, 8000, 16)), (b"data", pcm),
+                              (b"LIST", b"INFOINAM" + struct.pack("<I", 5) + b"song\0\0")]))
+    assert len(load_audio(listed, sample_rate=None)) == 4000
+    streamed = bytearray(_riff([(b"fmt ", _fmt_pcm(1, 8000, 16)), (b"data", pcm)]))
+    streamed[40:44] = struct.pack("<I", 0xFFFFFFFF)  # a streaming writer's "to the end"
+    (tmp_path / "stream.wav").write_bytes(bytes(streamed))
+    assert len(load_audio(tmp_path / "stream.wav", sample_rate=None)) == 4000
+
+
+def test_validate_lists_a_truncated_wav(tmp_path):
+    from midlevel.data.validate import check_audio
+    full = _write(tmp_path / "full.wav", _sine(440.0, 1.0, 8000), 8000)
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(full.read_bytes()[:5000])
+    check = check_audio("c1", str(cut))
+    assert check.problem is not None and "truncated" in check.problem.message
+    assert check.problem.file == str(cut)
+    assert check_audio("c0", str(full)).problem is None

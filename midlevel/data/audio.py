@@ -12,6 +12,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from midlevel.data.audio_header import declared_frames
 from midlevel.errors import ArgumentError, AudioError
 
 __all__ = ["AudioInfo", "audio_info", "load_audio", "resample", "is_silent"]
@@ -19,7 +20,9 @@ __all__ = ["AudioInfo", "audio_info", "load_audio", "resample", "is_silent"]
 # A decoder that stops before this fraction of the length the header declares reports a
 # truncated file. mp3 headers without a frame count give an estimate (a few hundredths of
 # a second off), so the margin is generous; a cut-off file whose header gives the exact
-# count (LAME/Xing, wav, flac) is caught.
+# count (LAME/Xing, flac) is caught. libsndfile clamps a WAV's or AIFF's count to what the
+# file holds, so theirs is read from the header (audio_header.declared_frames) and any
+# missing frame is a truncation.
 _TRUNCATED_FRACTION = 0.9
 
 
@@ -170,15 +173,24 @@ def _undecodable(path: Path, err: Exception) -> AudioError:
                       f"libsndfile says: {err})")
 
 
+def _truncated(path: Path, end: int, declared: int) -> AudioError:
+    return AudioError(f"{path}: file looks truncated (decoded {end} of {declared} "
+                      f"samples the header declares)")
+
+
 def _decode(path: Path, *, offset: float, duration: float | None) -> tuple[np.ndarray, int]:
     """Decode ``[offset, offset + duration)`` seconds: (n_samples, channels) float32 and rate."""
     if offset < 0 or (duration is not None and duration < 0):
         raise ArgumentError(f"offset and duration must be >= 0, got {offset} and {duration}")
     try:
         with sf.SoundFile(str(path)) as f:
-            sr, declared = f.samplerate, f.frames
+            # libsndfile clamps a WAV/AIFF's count to what the file holds: take the header's
+            header = declared_frames(path)
+            sr, declared = f.samplerate, max(f.frames, header or 0)
             start = round(offset * sr)
             stop = declared if duration is None else start + round(duration * sr)
+            if start >= f.frames and f.frames < declared:
+                raise _truncated(path, f.frames, declared)
             if start >= declared > 0:
                 raise AudioError(f"{path}: offset {offset} s is past the end "
                                  f"({declared / sr:.2f} s)")
@@ -187,7 +199,8 @@ def _decode(path: Path, *, offset: float, duration: float | None) -> tuple[np.nd
             y = f.read(max(stop - start, 0), dtype="float32", always_2d=True)
     except RuntimeError as err:
         raise _undecodable(path, err) from err
-    _check_decoded(path, y, end=start + len(y), stop=stop, declared=declared)
+    _check_decoded(path, y, end=start + len(y), stop=stop, declared=declared,
+                   exact=header is not None)
     return y, sr
 
 
@@ -201,13 +214,17 @@ def _downmix(frames: np.ndarray) -> np.ndarray:
     return y
 
 
-def _check_decoded(path: Path, y: np.ndarray, *, end: int, stop: int, declared: int) -> None:
-    """Raise for no samples, a decoder that stopped far too early, or non-finite samples."""
+def _check_decoded(path: Path, y: np.ndarray, *, end: int, stop: int, declared: int,
+                   exact: bool = False) -> None:
+    """Raise for no samples, a decoder that stopped too early, or non-finite samples.
+
+    ``exact``: the header's count is exact (WAV, AIFF), so any frame short is a truncation;
+    otherwise (an mp3's estimate) only a shortfall beyond ``_TRUNCATED_FRACTION`` is.
+    """
     if len(y) == 0:
         raise AudioError(f"{path}: no audio samples could be decoded")
-    if end < stop and end < _TRUNCATED_FRACTION * declared:
-        raise AudioError(f"{path}: file looks truncated (decoded {end} of {declared} "
-                         f"samples the header declares)")
+    if end < stop and end < (1.0 if exact else _TRUNCATED_FRACTION) * declared:
+        raise _truncated(path, end, declared)
     if not np.isfinite(y).all():
         raise AudioError(f"{path}: audio holds NaN or infinite samples")
 
