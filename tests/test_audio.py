@@ -255,3 +255,91 @@ def test_validate_lists_a_truncated_wav(tmp_path):
     assert check.problem is not None and "truncated" in check.problem.message
     assert check.problem.file == str(cut)
     assert check_audio("c0", str(full)).problem is None
+
+
+# --------------------------------------------------------------------------------------
+# DC offset: removed before peak normalization
+# --------------------------------------------------------------------------------------
+def _music(seconds=3.0, sr=22050, seed=0):
+    """Sines and noise, peak about 0.45, mean about 0 [shape=(n_samples,)]."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    y = 0.02 * rng.standard_normal(len(t))
+    for f, a in [(110.0, 0.2), (440.0, 0.1), (1234.5, 0.05), (5000.0, 0.05)]:
+        y += a * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi)) * (1 + np.sin(t))
+    return (0.45 * y / np.abs(y).max()).astype(np.float32)
+
+
+def test_dc_offset_changes_neither_spectrogram_nor_prediction(tmp_path):
+    import torch
+    from midlevel.data.frontends import LogFilteredSpectrogram
+    from midlevel.models.backbone import preset
+    from midlevel.models.bottleneck import build_model
+    y = _music()
+    clean = _write(tmp_path / "clean.wav", y, 22050, subtype="FLOAT")
+    dc = _write(tmp_path / "dc.wav", y + 0.5, 22050, subtype="FLOAT")
+    fe = LogFilteredSpectrogram()
+    specs = [fe(torch.from_numpy(load_audio(p))) for p in (clean, dc)]
+    assert float((specs[0] - specs[1]).abs().max()) < 1e-5
+    torch.manual_seed(0)
+    model = build_model("bottleneck", ["a", "b"], [{"name": "v"}],
+                        {**preset("small"), "width": 0.125}).eval()
+    with torch.no_grad():
+        out = [model(s[None, None, :, :100]) for s in specs]
+    assert torch.allclose(out[0].concepts, out[1].concepts, atol=1e-5)
+    assert torch.allclose(out[0].targets, out[1].targets, atol=1e-5)
+
+
+def test_dc_removal_leaves_a_zero_mean_clip_unchanged(tmp_path):
+    y = _music(seed=3)
+    y = (y - y.mean(dtype=np.float64) + 2e-5).astype(np.float32)  # a mean of ~0 (2e-5)
+    got = load_audio(_write(tmp_path / "m.wav", y, 22050, subtype="FLOAT"))
+    np.testing.assert_allclose(got, y / np.abs(y).max(), atol=1e-4)
+    assert np.abs(got).max() == pytest.approx(1.0)
+
+
+def test_cache_key_follows_the_decode_version(tmp_path, monkeypatch):
+    from midlevel.data import cache
+    old = cache.FeatureCache(tmp_path).key
+    monkeypatch.setattr(cache, "DECODE_VERSION", cache.DECODE_VERSION + 1)
+    assert cache.FeatureCache(tmp_path).key != old
+
+
+# --------------------------------------------------------------------------------------
+# near-silent, DC-only and anti-phase audio
+# --------------------------------------------------------------------------------------
+def test_one_lsb_noise_is_normalized_with_a_warning(tmp_path, rng, caplog):
+    from midlevel.data.validate import check_audio
+    lsb = -(rng.random(22050) < 0.5).astype(np.int16)  # 0 and -1 LSB: -90 dBFS
+    path = tmp_path / "lsb.wav"
+    sf.write(str(path), lsb, 22050, subtype="PCM_16")
+    with caplog.at_level("WARNING", logger="midlevel"):
+        y = load_audio(path)
+    assert np.abs(y).max() == pytest.approx(1.0)
+    assert any(str(path) in r.getMessage() and "very quiet" in r.getMessage()
+               for r in caplog.records)
+    check = check_audio("c", str(path))
+    assert check.problem is None and "very quiet" in check.warning.message
+    assert check.warning.file == str(path)
+    caplog.clear()
+    loud = _write(tmp_path / "quietish.wav", _sine(440.0, 1.0, 22050, amp=0.005), 22050)
+    with caplog.at_level("WARNING", logger="midlevel"):
+        load_audio(loud)  # -46 dBFS: no warning
+    assert not caplog.records and check_audio("c", str(loud)).warning is None
+
+
+def test_dc_only_and_anti_phase_files_say_why_they_are_silent(tmp_path, caplog):
+    from midlevel.data.validate import check_audio
+    dc = _write(tmp_path / "dc.wav", np.full(8000, 0.3, np.float32), 8000)
+    _raises_naming(dc, match="constant .DC. offset")
+    s = _sine(440.0, 1.0, 8000)
+    s16 = (s * 32767).astype(np.int16)
+    anti = _write(tmp_path / "anti.wav", np.stack([s16, -s16]), 8000)  # cancel exactly
+    _raises_naming(anti, match="channels cancel .anti-phase")
+    for path, text in [(dc, "DC"), (anti, "anti-phase")]:
+        problem = check_audio("c", str(path)).problem
+        assert problem is not None and "silent" in problem.message and text in problem.message
+    near = _write(tmp_path / "near.wav", np.stack([s, -0.9999 * s]), 8000, subtype="FLOAT")
+    with caplog.at_level("WARNING", logger="midlevel"):
+        load_audio(near)
+    assert "nearly cancel" in caplog.text and str(near) in caplog.text

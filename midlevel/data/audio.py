@@ -1,10 +1,12 @@
-"""Reading audio files: decode (soundfile), down-mix, resample, peak-normalize.
+"""Reading audio files: decode (soundfile), down-mix, remove the DC offset, resample,
+peak-normalize.
 
 Every failure is an :class:`~midlevel.errors.AudioError` whose message starts with the file.
 soundfile (libsndfile >= 1.1) decodes wav, flac, ogg and mp3.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +17,10 @@ import soxr
 from midlevel.data.audio_header import declared_frames
 from midlevel.errors import ArgumentError, AudioError
 
-__all__ = ["AudioInfo", "audio_info", "load_audio", "resample", "is_silent"]
+__all__ = ["AudioInfo", "audio_info", "load_audio", "resample", "is_silent", "remove_dc",
+           "signal_peak", "quiet_warning", "DECODE_VERSION", "QUIET_DBFS"]
+
+log = logging.getLogger(__name__)
 
 # A decoder that stops before this fraction of the length the header declares reports a
 # truncated file. mp3 headers without a frame count give an estimate (a few hundredths of
@@ -24,6 +29,17 @@ __all__ = ["AudioInfo", "audio_info", "load_audio", "resample", "is_silent"]
 # file holds, so theirs is read from the header (audio_header.declared_frames) and any
 # missing frame is a truncation.
 _TRUNCATED_FRACTION = 0.9
+
+# No sample above SILENCE (after the DC offset is removed): silent, cannot be normalized.
+# A peak below QUIET_DBFS (dB re full scale, i.e. 0.001) but above SILENCE is normalized to
+# full scale like music, with a warning naming the file.
+SILENCE = 1e-6
+QUIET_DBFS = -60.0
+
+# Bumped whenever what load_audio returns for a file changes, so the feature cache
+# (data/cache.py puts it in its key) recomputes features decoded the old way.
+# 2: the DC offset is removed before peak normalization; truncated WAV/AIFF are refused.
+DECODE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -92,7 +108,10 @@ def load_audio(path, *, sample_rate: int | None = 22050, mono: bool = True,
     mono : bool
         Average the channels.
     normalize : bool
-        Divide by the peak absolute value, so that ``max |y| == 1``; silent audio is an error.
+        Remove the DC offset (the mean of each channel, or of the mono down-mix), then divide
+        by the peak absolute value, so that ``max |y| == 1``. Silent audio is an error (saying
+        when a constant offset or channels that cancel in the down-mix made it so); a peak
+        below ``QUIET_DBFS`` (-60 dBFS) is logged as a warning naming the file.
     offset : float
         Start reading this many seconds into the file.
     duration : float or None
@@ -111,6 +130,11 @@ def load_audio(path, *, sample_rate: int | None = 22050, mono: bool = True,
     path = _checked_file(path)
     frames, sr = _decode(path, offset=offset, duration=duration)
     y = _downmix(frames) if mono else np.ascontiguousarray(frames.T)
+    if normalize:
+        # the peak is taken at the file's rate (resampling keeps the level within a few %)
+        y, peak = signal_peak(y, path, channels=frames.T if mono else None)
+        if (quiet := quiet_warning(path, peak, channels=frames.T if mono else None)):
+            log.warning("%s", quiet)
     if sample_rate is not None and sample_rate != sr:
         y = resample(y, orig_sr=sr, target_sr=sample_rate)
     if normalize:
@@ -234,6 +258,87 @@ def _peak_normalize(y: np.ndarray, path: Path) -> np.ndarray:
     if is_silent(y):
         raise AudioError(f"{path}: audio is silent (no sample above 1e-6), cannot normalize")
     return y / np.max(np.abs(y))
+
+
+def remove_dc(y: np.ndarray) -> np.ndarray:
+    """Subtract the mean along the last axis (a DC offset would otherwise count in the peak
+    that normalization divides by, and move every level-sensitive feature).
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(..., n_samples)]
+
+    Returns
+    -------
+    np.ndarray [same shape, dtype=float32]
+    """
+    y = np.asarray(y, dtype=np.float32)
+    if y.shape[-1] == 0:
+        return y
+    return y - y.mean(axis=-1, dtype=np.float64, keepdims=True).astype(np.float32)
+
+
+def signal_peak(y: np.ndarray, path, *, channels: np.ndarray | None = None
+                ) -> tuple[np.ndarray, float]:
+    """``y`` without its DC offset and its peak absolute value; :class:`AudioError` if that
+    is silent, saying why (nothing above 1e-6, a constant offset only, or - given the
+    ``channels`` of a mono down-mix - channels that cancel in the down-mix).
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(..., n_samples)]
+    channels : np.ndarray [shape=(channels, n_samples)] or None
+        The channels ``y`` is the down-mix of.
+
+    Returns
+    -------
+    y : np.ndarray [same shape, dtype=float32]
+    peak : float
+    """
+    raw_peak = _peak(y)
+    y = remove_dc(y)
+    peak = _peak(y)
+    if peak > SILENCE:
+        return y, peak
+    if channels is not None and channels.shape[0] > 1 and _peak(remove_dc(channels)) > SILENCE:
+        raise AudioError(f"{path}: audio is silent in the mono down-mix: its channels cancel "
+                         f"(anti-phase; peak {_dbfs(_peak(channels)):.1f} dBFS per channel), "
+                         f"cannot normalize")
+    if raw_peak > SILENCE:
+        raise AudioError(f"{path}: audio is silent: it holds only a constant (DC) offset of "
+                         f"{raw_peak:.3g}, cannot normalize")
+    raise AudioError(f"{path}: audio is silent (no sample above {SILENCE:g}), cannot normalize")
+
+
+def quiet_warning(path, peak: float, *, channels: np.ndarray | None = None) -> str | None:
+    """A warning naming the file when its (DC-free) peak is below ``QUIET_DBFS``, else None.
+
+    Parameters
+    ----------
+    peak : float
+        Peak absolute value of the DC-free (down-mixed) signal.
+    channels : np.ndarray [shape=(channels, n_samples)] or None
+        The channels of a down-mix, to say when they are loud but cancel (anti-phase).
+    """
+    if _dbfs(peak) >= QUIET_DBFS:
+        return None
+    text = (f"{path}: very quiet audio (peak {_dbfs(peak):.1f} dBFS, below {QUIET_DBFS:g} "
+            f"dBFS): it is normalized to full scale like music, so what it predicts may be "
+            f"noise")
+    if channels is not None and channels.shape[0] > 1:
+        loud = _peak(remove_dc(channels))
+        if _dbfs(loud) >= QUIET_DBFS:
+            text += (f"; its channels (peak {_dbfs(loud):.1f} dBFS) nearly cancel in the mono "
+                     f"down-mix (anti-phase)")
+    return text
+
+
+def _peak(y: np.ndarray) -> float:
+    return float(np.max(np.abs(y))) if np.size(y) else 0.0
+
+
+def _dbfs(peak: float) -> float:
+    return 20.0 * float(np.log10(max(peak, 1e-12)))
 
 
 def check_inputs(paths) -> list:

@@ -1,10 +1,12 @@
 """Feature cache: spectrograms computed once, keyed by audio content and front-end parameters.
 
 Layout: ``<cache_dir>/<front-end key>/<content key[:2]>/<content key>.npy`` where the front-end
-key hashes the front end's ``config()`` plus the loader settings, and the content key hashes the
-audio file's bytes. A change in either gives a new key, so stale features are never read. Each
-entry is written to a temporary file and renamed into place, so an interrupted run never leaves
-a half-written entry under a real name; ``fill`` resumes where it stopped.
+key hashes the front end's ``config()`` plus the loader settings and the decoder's
+``DECODE_VERSION`` (bumped when ``load_audio`` changes what it returns), and the content key
+hashes the audio file's bytes. A change in either gives a new key, so stale features are
+never read. Each entry is written to a temporary file and renamed into place, so an
+interrupted run never leaves a half-written entry under a real name; ``fill`` resumes where
+it stopped.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from midlevel.io import write_npy
-from midlevel.data.audio import load_audio
+from midlevel.data.audio import DECODE_VERSION, load_audio
 from midlevel.data.frontends import make_frontend
 from midlevel.errors import AudioError, CacheError, Problem, ValidationFailed
 
@@ -78,7 +80,7 @@ class FeatureCache:
         self.normalize = normalize
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         contract = {"frontend": self.frontend.config(), "normalize": normalize,
-                    "version": CACHE_VERSION}
+                    "version": CACHE_VERSION, "decode": DECODE_VERSION}
         self.key = hashlib.sha1(json.dumps(contract, sort_keys=True).encode()).hexdigest()[:16]
         self.folder = self.cache_dir / self.key
 

@@ -5,7 +5,7 @@ segment that runs past its clip's audio is a :class:`~midlevel.errors.Problem` n
 file, row and column at fault. Doubtful input that is not an error is a warning (a Problem in
 ``ValidationReport.warnings``): a clip shorter than the training window (it will be padded
 with silence), a missing rating (clip and column), an audio file in the audio folder that no
-annotation row refers to.
+annotation row refers to, very quiet audio (peak below -60 dBFS, normalized to full scale).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from midlevel.data import segments as seg
-from midlevel.data.audio import audio_info, is_silent, load_audio
+from midlevel.data.audio import audio_info, load_audio, quiet_warning, signal_peak
 from midlevel.data.annotations import load_annotations, missing_mask
 from midlevel.data.spec import SPLITS, DataSpec
 from midlevel.errors import AudioError, Problem
@@ -33,10 +33,13 @@ class AudioCheck:
     sample_rate: int = 0
     channels: int = 0
     problem: Problem | None = None
+    warning: Problem | None = None  # very quiet audio (see audio.QUIET_DBFS)
 
 
 def check_audio(clip: str, path: str, *, decode: bool = True) -> AudioCheck:
-    """Open (and by default fully decode) one file; report missing, undecodable, empty, silent."""
+    """Open (and by default fully decode) one file; report missing, undecodable, truncated,
+    empty, silent (as ``load_audio`` would refuse it: no signal once the DC offset is removed,
+    or channels that cancel in the mono down-mix), and warn about very quiet audio."""
     check = AudioCheck(clip, path)
     try:
         info = audio_info(path)
@@ -45,11 +48,13 @@ def check_audio(clip: str, path: str, *, decode: bool = True) -> AudioCheck:
         if info.frames == 0:
             raise AudioError(f"{path}: empty audio (0 samples)")
         if decode:
-            y = load_audio(path, sample_rate=info.sample_rate, normalize=False)
+            y = load_audio(path, sample_rate=info.sample_rate, normalize=False, mono=False)
             if y.size == 0:
                 raise AudioError(f"{path}: empty audio (0 samples)")
-            if is_silent(y):
-                raise AudioError(f"{path}: silent audio (all samples are zero)")
+            _, peak = signal_peak(y.mean(axis=0), path, channels=y)
+            quiet = quiet_warning(path, peak, channels=y)
+            if quiet:
+                check.warning = Problem(quiet[len(path) + 2:], file=path, clip=clip)
             check.duration = y.shape[-1] / info.sample_rate
     except AudioError as exc:
         message = str(exc)
@@ -168,7 +173,8 @@ def validate(spec: DataSpec, *, decode: bool = True, jobs: int = 2, window: floa
                            disable=not progress))
     problems.extend(c.problem for c in checks if c.problem is not None)
     problems.extend(seg.check_durations(ann.segments, {c.clip: c.duration for c in checks}))
-    warnings = (short_clips(checks, window)
+    warnings = ([c.warning for c in checks if c.warning is not None]
+                + short_clips(checks, window)
                 + missing_ratings(spec, table, ann.source, ann.rejected)
                 + unreferenced_audio(spec, table))
     return ValidationReport(spec, table, checks, problems, list(ann.notes), ann.segments,
