@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import stat
 import tempfile
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import IO, Any, Iterator
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -128,17 +131,27 @@ def save_figure(fig, path: str | Path, **kwargs) -> Path:
 
 def write_wav(path: str | Path, y: np.ndarray, sample_rate: int, *,
               subtype: str = "PCM_16") -> Path:
-    """A mono waveform as WAV (clipped to [-1, 1]), atomically."""
+    """A mono waveform as WAV, atomically; samples beyond [-1, 1] are clipped, with a warning
+    naming the file and how many were (callers scale to avoid it, as listen-back does).
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n_samples,)]
+    """
     import soundfile as sf
+    y = np.asarray(y, dtype=np.float32)
+    clipped = int(np.count_nonzero(np.abs(y) > 1))
+    if clipped:
+        log.warning(
+            "%s: %d of %d samples beyond full scale (peak %.3g) are clipped to [-1, 1]",
+            path, clipped, y.size, float(np.max(np.abs(y))))
     with atomic_open(path) as fh:
-        sf.write(fh, np.clip(np.asarray(y, dtype=np.float32), -1, 1), int(sample_rate),
-                 subtype=subtype, format="WAV")
+        sf.write(fh, np.clip(y, -1, 1), int(sample_rate), subtype=subtype, format="WAV")
     return Path(path)
 
 
 def log_handler(path: str | Path):
     """A ``logging.FileHandler`` appending complete lines to ``path`` (a run's train.log)."""
-    import logging
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path, encoding="utf-8")

@@ -328,3 +328,54 @@ def test_component_wavs(tonal, tmp_path):
         assert sr == SR and data.shape == (len(y),) and np.isfinite(data).all()
         assert np.abs(data).max() > 0.01
     assert (tmp_path / "c_components.csv").is_file()
+
+
+def test_listen_back_scales_a_clips_wavs_by_one_factor_instead_of_clipping(tmp_path, caplog):
+    """A square wave's low bands overshoot full scale (Gibbs): every wav of the clip is
+    multiplied by one factor (none clipped, relative loudness kept), recorded in the table,
+    and the share measured on the audio the files hold is the share reported."""
+    from midlevel.data.audio import load_audio
+    fe = LogFilteredSpectrogram()
+    t = np.arange(2 * SR) / SR
+    y = 0.9 * np.sign(np.sin(2 * np.pi * 220 * t)) + 0.01 * np.random.default_rng(0).normal(
+        size=t.size)
+    y = y / np.abs(y).max()
+    x = fe(torch.tensor(y, dtype=torch.float32))[None, None]
+    hz = fe.band_frequencies
+    w = np.zeros(x.shape[-2:])
+    w[hz < 1000] += 1.0
+    w[(hz > 1500) & (hz < 4000)] -= 0.5
+    f = LinearMap(w / w.size)
+    ref = torch.zeros_like(x)
+    with caplog.at_level("WARNING", logger="midlevel"):
+        table = listen_back(y, w / w.size * x[0, 0].numpy(), f, fe, reference=ref,
+                            out_dir=tmp_path, clip="sq").set_index("part")
+    assert table["peak"].max() > 1.1  # the float parts overshoot: the old files were clipped
+    gain = table["gain"].iloc[0]
+    assert (table["gain"] == gain).all() and gain == pytest.approx(1 / table["peak"].max())
+    assert "clipped" not in caplog.text
+    masks = evidence_masks(w / w.size * x[0, 0].numpy(), mass=0.9)
+    for part, row in table.iterrows():
+        data, _ = sf.read(row["path"])
+        assert np.abs(data).max() <= 1.0 and np.abs(data).max() == pytest.approx(
+            gain * row["peak"], abs=1e-3)
+        np.testing.assert_allclose(data, gain * masked_audio(y, masks[part], fe)[0],
+                                   atol=1 / 2 ** 14)
+        # the share measured on the file's audio (at the clip's level again) is the reported one
+        xa = fe(torch.tensor(data / gain, dtype=torch.float32)).reshape_as(x)
+        m = torch.as_tensor(masks[part], dtype=x.dtype)
+        share = (float(f(ref + (xa - ref) * m)[0, 0]) - row["f_ref"]) / (row["f_x"] - row["f_ref"])
+        assert share == pytest.approx(row["share"], abs=2e-3)
+    # every command peak-normalizes what it reads: the factor is gone again
+    whole = masked_audio(y, masks["clip"], fe)[0]
+    np.testing.assert_allclose(load_audio(table.loc["clip", "path"], sample_rate=None),
+                               whole / np.abs(whole).max(), atol=1e-3)
+    import pandas as pd
+    assert pd.read_csv(tmp_path / "sq_listen_back.csv")["gain"].tolist() == [gain] * 5
+
+
+def test_write_wav_warns_when_it_still_clips(tmp_path, caplog):
+    from midlevel.io import write_wav
+    with caplog.at_level("WARNING", logger="midlevel"):
+        write_wav(tmp_path / "loud.wav", np.array([0.5, 1.5, -2.0, 0.9]), 8000)
+    assert str(tmp_path / "loud.wav") in caplog.text and "2 of 4 samples" in caplog.text

@@ -41,6 +41,11 @@ Signs: for a clip above the reference a faithful map gives ``share_for > 0`` and
 of the magnitude, i.e. the NMF separation of the clip) into audio; :func:`top_component_wavs`
 writes the top components of a LIME explanation. Every file is written atomically (a
 temporary name in the same folder, then ``os.replace``).
+
+The parts (or components) of a clip can peak above full scale; rather than clip them, all the
+wavs of one call are multiplied by one common factor (:func:`common_gain`: at most 1, so
+that the largest peak, the clip's own included, is at most 1), which keeps their relative
+loudness; the tables written beside them give it in a ``gain`` column.
 """
 from __future__ import annotations
 
@@ -56,7 +61,8 @@ from midlevel.explain.listen import masked_audio
 from midlevel.io import write_csv, write_wav
 from midlevel.explain.attribution.components import ComponentError, Components
 
-__all__ = ["PARTS", "evidence_masks", "listen_back", "component_audio", "top_component_wavs"]
+__all__ = ["PARTS", "evidence_masks", "listen_back", "common_gain", "component_audio",
+           "top_component_wavs"]
 
 PARTS = ("clip", "for", "against", "both", "complement")
 
@@ -121,7 +127,7 @@ def _frontend(frontend):
 @torch.no_grad()
 def listen_back(y: np.ndarray, values, f: nn.Module, frontend, *, reference,
                 mass: float = 0.9, out_dir=None, clip: str = "clip", min_span: float = 1e-6,
-                parts=PARTS) -> pd.DataFrame:
+                parts=PARTS, gain: float | None = None) -> pd.DataFrame:
     """Audio of the for / against / both / complement parts, re-run through front end and model.
 
     Parameters
@@ -136,13 +142,20 @@ def listen_back(y: np.ndarray, values, f: nn.Module, frontend, *, reference,
     mass : selection of the evidence bins (:func:`evidence_masks`).
     out_dir : if given, ``{clip}_{part}.wav`` for each part and ``{clip}_listen_back.csv``
         (this table) are written there, atomically.
+    gain : factor every wav is multiplied by; None: :func:`common_gain` of ``y`` and the
+        parts (the largest peak becomes at most 1, so no file is clipped, and the parts keep
+        their loudness relative to each other and to the clip). Shares are measured on the
+        parts at the clip's level: a wav divided by the table's ``gain`` is that audio (and
+        the ``clip`` part's wav predicts as the clip, since every command peak-normalizes
+        what it reads).
 
     Returns
     -------
     pd.DataFrame, one row per part: clip, part, area (share of the bins), share,
     share_spectrogram (definitions in the module docstring), f_part (``f(x_P)``), f_x,
     f_ref (in ``f``'s units: pass ``Attributor.rating_selector`` for those ``Run.predict``
-    reports), path (wav, or "" when not written).
+    reports), peak (of the part's audio before ``gain``), gain, path (wav, or "" when not
+    written).
     """
     fe = _frontend(frontend)
     y = np.asarray(y, dtype=np.float64)
@@ -158,11 +171,12 @@ def listen_back(y: np.ndarray, values, f: nn.Module, frontend, *, reference,
     f_x, f_ref = (float(o) for o in f(torch.cat([x, ref]))[:, 0])
     span = f_x - f_ref
     masks = evidence_masks(v, mass=mass)
+    audio = {part: masked_audio(y, masks[part], fe)[0] for part in parts}
+    gain = common_gain([y, *audio.values()]) if gain is None else float(gain)
     rows = []
     for part in parts:
         m = masks[part]
-        audio = masked_audio(y, m, fe)[0]
-        xa = fe(torch.as_tensor(audio, dtype=torch.float32)).reshape_as(x)
+        xa = fe(torch.as_tensor(audio[part], dtype=torch.float32)).reshape_as(x)
         mt = torch.as_tensor(m, dtype=x.dtype)
         inputs = torch.cat([ref + (xa - ref) * mt, ref + (x - ref) * mt])
         out = f(inputs)[:, 0]
@@ -171,15 +185,36 @@ def listen_back(y: np.ndarray, values, f: nn.Module, frontend, *, reference,
         share_spec = (float(out[1]) - f_ref) / span if ok else np.nan
         path = ""
         if out_dir is not None:
-            path = str(write_wav(Path(out_dir) / f"{clip}_{part}.wav", audio,
-                                        fe.sample_rate))
+            path = str(write_wav(Path(out_dir) / f"{clip}_{part}.wav", gain * audio[part],
+                                 fe.sample_rate))
         rows.append({"clip": clip, "part": part, "area": float(m.mean()), "share": share,
                      "share_spectrogram": share_spec, "f_part": float(out[0]), "f_x": f_x,
-                     "f_ref": f_ref, "path": path})
+                     "f_ref": f_ref, "peak": _peak(audio[part]), "gain": gain, "path": path})
     table = pd.DataFrame(rows)
     if out_dir is not None:
         write_csv(table, Path(out_dir) / f"{clip}_listen_back.csv")
     return table
+
+
+def common_gain(waves) -> float:
+    """The one factor for a set of waveforms that keeps them within [-1, 1] without clipping
+    and keeps their relative loudness: ``min(1, 1 / largest peak)``.
+
+    Parameters
+    ----------
+    waves : iterable of np.ndarray [shape=(n_samples,)]
+
+    Returns
+    -------
+    float in (0, 1]
+    """
+    peak = max((_peak(w) for w in waves), default=0.0)
+    return 1.0 if peak <= 1.0 else 1.0 / peak
+
+
+def _peak(y) -> float:
+    y = np.asarray(y)
+    return float(np.max(np.abs(y))) if y.size else 0.0
 
 
 # ------------------------------------------------------------------------------ components
@@ -215,25 +250,28 @@ def top_component_wavs(y: np.ndarray, components: Components, weights, frontend,
     Components are ranked by decreasing ``weight * direction`` (``direction = sign(f(x) -
     f(ref))`` ranks by evidence for the clip's deviation from the reference, as
     ``Lime``'s ``rank`` column; the default 1 ranks by evidence for a higher output).
-    Files: ``{clip}_top{rank}_component{k}.wav`` and ``{clip}_components.csv``.
+    Files: ``{clip}_top{rank}_component{k}.wav`` (all multiplied by one :func:`common_gain`
+    of the clip and the components) and ``{clip}_components.csv``.
 
     Returns
     -------
-    pd.DataFrame: clip, rank, component, name, kind, weight, area, path.
+    pd.DataFrame: clip, rank, component, name, kind, weight, area, gain, path.
     """
     fe = _frontend(frontend)
     w = np.asarray(weights, dtype=np.float64)
     if w.shape != (components.n_components,):
         raise ComponentError(f"need {components.n_components} weights, got shape {w.shape}")
-    order = np.argsort(-np.sign(direction or 1.0) * w, kind="stable")[:int(top)]
+    order = [int(k) for k in np.argsort(-np.sign(direction or 1.0) * w, kind="stable")[:int(top)]]
+    audio = {k: component_audio(y, components, k, fe) for k in order}
+    gain = common_gain([np.asarray(y), *audio.values()])
     rows = []
     for rank, k in enumerate(order, start=1):
-        path = Path(out_dir) / f"{clip}_top{rank}_component{k}.wav"
-        component_audio(y, components, int(k), fe, path=path)
-        rows.append({"clip": clip, "rank": rank, "component": int(k),
+        path = write_wav(Path(out_dir) / f"{clip}_top{rank}_component{k}.wav", gain * audio[k],
+                         fe.sample_rate)
+        rows.append({"clip": clip, "rank": rank, "component": k,
                      "name": components.names[k], "kind": components.kind,
                      "weight": float(w[k]), "area": float(components.area[k]),
-                     "path": str(path)})
+                     "gain": gain, "path": str(path)})
     table = pd.DataFrame(rows)
     write_csv(table, Path(out_dir) / f"{clip}_components.csv")
     return table

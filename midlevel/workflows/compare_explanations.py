@@ -18,7 +18,7 @@ from midlevel.explain.faithfulness import event_share
 from midlevel.explain.harness import (
     HarnessResult, clip_scores, compare_to_random, curve_areas, perturbation_curves,
 )
-from midlevel.explain.listen_back import listen_back, top_component_wavs
+from midlevel.explain.listen_back import common_gain, listen_back, top_component_wavs
 from midlevel.explain.sanity import sanity_check
 from midlevel.io import save_figure, write_wav
 from midlevel.report.document import Report
@@ -257,17 +257,17 @@ def listening(report: Report, reps, clips, maps, methods, data, *, n_background,
     """Listenable explanations of the first clip: the "for" and "against" evidence of each
     model's output (and, for a bottleneck, of its most-weighted or the given concept), each
     re-run through front end and model with the share of ``f(x) - f(ref)`` it keeps; and the
-    top LIME components as wavs when a LIME method is compared."""
+    top LIME components as wavs when a LIME method is compared. Every wav of the clip, the
+    original's included, is multiplied by one factor (``common_gain``) so that none is
+    clipped; the report's labels and the ``gain`` column give it."""
     from midlevel.data.audio import load_audio
     from midlevel.data.frontends import make_frontend
     out = report.out
     fe = make_frontend(next(iter(reps.values())).frontend)
     name = clips.names[0]
     y = np.asarray(load_audio(clips.paths[0], sample_rate=fe.sample_rate))
-    report.audio[f"{name}: original"] = write_wav(out / "audio" / f"{name}_original.wav", y,
-                                                  fe.sample_rate)
     method = "shap_deep" if "shap_deep" in methods else methods[0]
-    shares = []
+    shares, calls = [], []
     for label, run in reps.items():
         explained = [(maps[(label, method)][0], None)]
         if run.model.kind == "bottleneck":
@@ -289,14 +289,23 @@ def listening(report: Report, reps, clips, maps, methods, data, *, n_background,
                                     else attr.output, background=run.background(
                                         n_background, **data), windows=run.window())
             x = torch.as_tensor(clips.specs[0])[None, None]
-            table = listen_back(y, attr.maps[0], attributor.rating_selector, fe,
-                                reference=attributor.reference_for(x), out_dir=out / "audio",
-                                clip=stem, parts=("for", "against", "complement"))
-            shares.append(table.assign(model=label, method=method, output=what,
-                                       units=attr.units))
-            for part, path, share in zip(table["part"], table["path"], table["share"]):
-                report.audio[f"{label}: {part} {what} ({LABELS[method]}; keeps "
-                             f"{share:+.0%} of f(x) - f(ref))"] = Path(path)
+            args = (y, attr.maps[0], attributor.rating_selector, fe)
+            kwargs = dict(reference=attributor.reference_for(x), clip=stem,
+                          parts=("for", "against", "complement"))
+            peaks = listen_back(*args, **kwargs)["peak"]  # the parts' peaks, nothing written
+            calls.append((args, kwargs, label, what, attr.units, float(peaks.max())))
+    # one factor for every wav of the clip (the original's included): none is clipped, and
+    # their relative loudness is kept
+    gain = common_gain([y, np.array([c[-1] for c in calls])])
+    scaled = f"; every wav of the clip scaled by {gain:.3g}" if gain < 1 else ""
+    report.audio[f"{name}: original{scaled}"] = write_wav(
+        out / "audio" / f"{name}_original.wav", gain * y, fe.sample_rate)
+    for args, kwargs, label, what, units, _ in calls:
+        table = listen_back(*args, **kwargs, out_dir=out / "audio", gain=gain)
+        shares.append(table.assign(model=label, method=method, output=what, units=units))
+        for part, path, share in zip(table["part"], table["path"], table["share"]):
+            report.audio[f"{label}: {part} {what} ({LABELS[method]}; keeps "
+                         f"{share:+.0%} of f(x) - f(ref){scaled})"] = Path(path)
     report.tables["listen_back"] = pd.concat(shares, ignore_index=True)
 
 
