@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from scipy import stats
 from torch import nn
 
-from midlevel.errors import AttributionError
+from midlevel.errors import AttributionError, MidlevelError
 from midlevel.explain.faithfulness import box_share, quantus_deletion_check
 from midlevel.explain.harness import (
     clip_scores, compare_to_random, curve_areas, faithfulness, perturbation_curves,
@@ -196,3 +197,37 @@ def test_quantus_pixel_flipping_agrees(linear):
     q = quantus_deletion_check(f, x[:6], truth[:6], ref, steps=16)
     assert len(q) == 6 and q["max_abs_difference"].max() < 1e-5, q
     assert isinstance(q, pd.DataFrame)
+
+
+def test_a_verdict_needs_the_interval_and_the_paired_test_and_enough_clips():
+    """Audit 5, item 5: with 2 or 3 clips all positive the bootstrap interval (their range)
+    excludes 0 while the paired Wilcoxon p is 0.5 / 0.25; the verdict said "better than
+    random". It now needs p < alpha too, and says how many clips a verdict needs."""
+    from midlevel.explain.harness import min_clips
+    assert min_clips(0.05) == 6 and min_clips(0.01) == 8
+    for n in range(1, 10):  # min_clips is the fewest n whose smallest exact p is below alpha
+        reachable = n >= 2 and stats.wilcoxon(np.arange(1.0, n + 1)).pvalue < 0.05
+        assert reachable == (n >= min_clips(0.05)), n
+
+    def scores(gains):
+        return pd.DataFrame({"clip": [f"c{i}" for i in range(len(gains))], "method": "m",
+                             "mode": "deletion", "between_gain": gains})
+
+    for gains in ([0.09, 0.10], [0.09, 0.10, 0.11], [0.1, 0.2, 0.3, 0.4, 0.5]):
+        c = compare_to_random(scores(gains), metrics=("between_gain",)).iloc[0]
+        assert c["ci_low"] > 0 and c["p_wilcoxon"] >= 0.05  # the old verdict's situation
+        assert c["verdict"] == (f"too few clips to test (n = {len(gains)}, at least 6 "
+                                f"needed)") and c["clips_needed"] == 6
+    six = compare_to_random(scores([0.1, 0.2, 0.3, 0.4, 0.5, 0.6]),
+                            metrics=("between_gain",)).iloc[0]
+    assert six["p_wilcoxon"] < 0.05 and six["verdict"] == "better than random"
+    worse = compare_to_random(scores([-0.1, -0.2, -0.3, -0.4, -0.5, -0.6]),
+                              metrics=("between_gain",)).iloc[0]
+    assert worse["verdict"] == "worse than random"
+    # an interval above 0 with a paired test that does not agree is not a verdict
+    mixed = compare_to_random(scores([5.0, 4.0, 6.0, 5.5, -0.1, -0.2, -0.3, 4.5]),
+                              metrics=("between_gain",)).iloc[0]
+    assert mixed["ci_low"] > 0 and mixed["p_wilcoxon"] >= 0.05, mixed
+    assert mixed["verdict"] == "not distinguishable"
+    with pytest.raises(MidlevelError, match="alpha"):
+        min_clips(1.0)

@@ -62,7 +62,9 @@ def register(sub) -> None:
     p.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), metavar="M",
                    help=f"attribution methods (default: {' '.join(DEFAULT_METHODS)})")
     p.add_argument("--clips", type=positive_int, default=3, help="test clips explained (default 3; a test split with fewer explains them all, "
-                        "with a note)")
+                        "with a note); a faithfulness verdict (better or worse than random) "
+                        "needs at least 6, where the paired Wilcoxon test can reach p < 0.05; "
+                        "with fewer the verdict says too few clips to test")
     p.add_argument("--background", type=positive_int, default=16,
                    help="background crops from the training split (default 16)")
     p.add_argument("--target", metavar="NAME", help="explained target (default: the first)")

@@ -43,17 +43,20 @@ What is measured
   ``lerf_gain`` (deletion: LeRF - random; insertion: random - LeRF) and ``between_gain`` (area
   between minus the random pairs' area between); positive = better than random. Reported: mean,
   95 % percentile-bootstrap interval of the mean over clips, Wilcoxon signed-rank and one-sample
-  t p-values (two-sided), the share of clips with a positive gain. ``verdict`` reads the
-  interval only: "better than random" (lower bound > 0), "worse than random" (upper bound < 0),
-  else "not distinguishable".
+  t p-values (two-sided), the share of clips with a positive gain. ``verdict`` needs the
+  interval and the paired Wilcoxon test to agree: "better than random" (lower bound > 0 and
+  p < ``alpha``), "worse than random" (upper bound < 0 and p < ``alpha``), else "not
+  distinguishable". With 2 or 3 clips the bootstrap interval is just their range and the
+  exact test's smallest two-sided p is ``2 / 2**n`` (0.5, 0.25), so below
+  :func:`min_clips` (6 clips at ``alpha = 0.05``: p = 0.031) the verdict is "too few clips
+  to test (n = N, at least M needed)".
 
 Everything comes back as tidy DataFrames. The explained ``f`` is any scalar module ``(batch, 1,
 n_bands, n_frames) -> (batch, 1)``: ``OutputSelector(model, "target", i)`` for a black box or a
 bottleneck's target, ``OutputSelector(model, "concept", i)`` for a bottleneck concept.
 
-:func:`quantus_deletion_check` cross-checks the MoRF deletion curve against quantus'
-``PixelFlipping`` with the same reference (a custom perturbation function, since quantus'
-baselines are a constant or a statistic of the image, not a per-bin reference map).
+:func:`midlevel.explain.faithfulness.quantus_deletion_check` cross-checks the MoRF deletion
+curve against quantus' ``PixelFlipping``.
 """
 from __future__ import annotations
 
@@ -62,16 +65,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
-from scipy import stats
 from torch import nn
 
 from midlevel.checks import whole_number
 from midlevel.errors import AttributionError
+from midlevel.explain.harness_stats import compare_to_random, min_clips
 
 __all__ = ["DEFAULT_FRACTIONS", "HarnessResult", "morf_order", "patch_ids",
            "perturbation_curves", "curve_areas", "clip_scores", "compare_to_random",
-           "faithfulness", "evaluate_methods",
-           "as_maps"]
+           "min_clips", "faithfulness", "evaluate_methods", "as_maps"]
 
 DEFAULT_FRACTIONS = np.linspace(0.0, 1.0, 21)
 _ORDERS = ("morf", "lerf", "random", "random_reversed")
@@ -289,47 +291,6 @@ def clip_scores(areas: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _bootstrap_mean(d: np.ndarray, n_boot: int, level: float, rng) -> tuple[float, float]:
-    if len(d) < 2:
-        return np.nan, np.nan
-    means = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(1)
-    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
-    return float(lo), float(hi)
-
-
-def compare_to_random(scores: pd.DataFrame, *, metrics=("morf_gain", "lerf_gain",
-                                                        "between_gain"),
-                      n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> pd.DataFrame:
-    """Paired comparison of each method with random orders, over clips.
-
-    Returns
-    -------
-    pd.DataFrame: method, mode, metric, n_clips, mean, ci_low, ci_high (percentile bootstrap of
-    the mean gain), p_wilcoxon, p_ttest (two-sided), share_positive, verdict ("better than
-    random", "worse than random", "not distinguishable": from the interval).
-    """
-    rows = []
-    for (method, mode), g in scores.groupby(["method", "mode"], sort=False):
-        for metric in metrics:
-            d = g[metric].to_numpy(dtype=float)
-            d = d[np.isfinite(d)]
-            rng = np.random.default_rng(seed)
-            lo, hi = _bootstrap_mean(d, n_boot, level, rng)
-            if len(d) >= 2 and np.any(d != 0):
-                p_w = float(stats.wilcoxon(d).pvalue)
-                p_t = float(stats.ttest_1samp(d, 0.0).pvalue)
-            else:
-                p_w = p_t = 1.0 if len(d) else np.nan
-            verdict = ("better than random" if lo > 0 else "worse than random" if hi < 0
-                       else "not distinguishable")
-            rows.append({"method": method, "mode": mode, "metric": metric, "n_clips": len(d),
-                         "mean": float(d.mean()) if len(d) else np.nan, "ci_low": lo,
-                         "ci_high": hi, "p_wilcoxon": p_w, "p_ttest": p_t,
-                         "share_positive": float(np.mean(d > 0)) if len(d) else np.nan,
-                         "verdict": verdict})
-    return pd.DataFrame(rows)
-
-
 # ------------------------------------------------------------------------------ one call
 
 
@@ -352,7 +313,7 @@ class HarnessResult:
             morf_better_share=("morf_better", "mean")).reset_index()
         c = self.comparison[(self.comparison["mode"] == mode)
                             & (self.comparison["metric"] == "between_gain")]
-        c = c[["method", "ci_low", "ci_high", "p_wilcoxon", "verdict"]].rename(
+        c = c[["method", "ci_low", "ci_high", "p_wilcoxon", "verdict", "clips_needed"]].rename(
             columns={"ci_low": "between_gain_ci_low", "ci_high": "between_gain_ci_high",
                      "p_wilcoxon": "between_gain_p"})
         return per.merge(c, on="method", how="left")

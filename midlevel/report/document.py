@@ -65,7 +65,10 @@ SECTION_TEXT = {
                     "of a class or tag), unnormalized; between = LeRF - MoRF (deletion), positive = "
                     "faithful; morf_better_share = clips where MoRF beats the random mean; "
                     "between_gain interval: percentile bootstrap over clips of the gain over "
-                    "random, with a paired Wilcoxon p-value.",
+                    "random, with a paired Wilcoxon p-value. The verdict needs both: better "
+                    "(worse) than random when the interval lies above (below) 0 and p < 0.05; "
+                    "with fewer clips than clips_needed (6: the exact test's smallest p is "
+                    "2 / 2^n, 0.25 for 3 clips) it says too few clips to test (--clips).",
     "sanity": "Cascading model randomization (midlevel.explain.sanity): every layer "
               "re-initialized from the top down, BatchNorm included (statistics "
               "re-estimated); similarity (Spearman of |map|) of the trained map to the fully "
