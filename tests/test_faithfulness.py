@@ -68,7 +68,7 @@ def test_completeness_is_the_accuracy_ratio():
     assert c.loc["a", "completeness"] == pytest.approx(0.7 / 0.8)
     assert c.loc["b", "completeness"] == pytest.approx(0.5)
     assert c.loc["mean", "completeness"] == pytest.approx(((0.7 + 0.45) / 2) / 0.85)
-    assert (c["note"] == "").all()
+    assert (c.drop("mean")["note"] == "").all() and c.loc["mean", "n_targets"] == 2
 
 
 def test_completeness_is_not_a_ratio_over_a_chance_level_black_box():
@@ -151,3 +151,29 @@ def test_removal_training_share_is_checked_and_fits_removed_clips(monkeypatch):
     monkeypatch.undo()
     assert task.held_out_r2(model) > 0.8
     assert task.held_out_r2(model, removal=True) > 0.8
+
+
+def test_the_mean_completeness_is_over_the_targets_with_a_ratio():
+    """Audit 5, item 4: the mean row divided the bottleneck's mean r over all its targets by
+    the black box's over all of its own, chance-level and one-model targets included, and
+    said "the black box's r nan is below 0.1" of targets the black box does not have."""
+    metrics = pd.DataFrame({
+        "model": ["bottleneck", "blackbox"] * 3 + ["blackbox", "bottleneck", "bottleneck"],
+        "kind": "target",
+        "name": ["a", "a", "b", "b", "low", "low", "onlybb", "onlybn", "cls"],
+        "r": [0.6, 0.8, 0.3, 0.4, 0.5, -0.68, 0.9, 0.7, np.nan]})
+    c = completeness(metrics).set_index("name")
+    mean = c.loc["mean"]
+    assert mean["n_targets"] == 2 and "a, b" in mean["note"]
+    assert mean["r_bottleneck"] == pytest.approx(0.45) and mean["r_blackbox"] == pytest.approx(0.6)
+    assert mean["completeness"] == pytest.approx(0.45 / 0.6)
+    assert c.loc[["a", "b"], "n_targets"].tolist() == [1, 1]
+    assert c.loc[["low", "onlybb", "onlybn", "cls"], "completeness"].isna().all()
+    assert c.loc[["low", "onlybb", "onlybn", "cls"], "n_targets"].tolist() == [0] * 4
+    assert "only the blackbox has the target 'onlybb'" in c.loc["onlybb", "note"]
+    assert "only the bottleneck has the target 'onlybn'" in c.loc["onlybn", "note"]
+    assert "only the bottleneck has the target 'cls'" in c.loc["cls", "note"]
+    assert not any("nan" in note for note in c["note"])
+    # no target with a ratio: no mean row
+    none = completeness(metrics[metrics["name"].isin(["low", "onlybb"])])
+    assert "mean" not in set(none["name"]) and none["completeness"].isna().all()

@@ -78,7 +78,11 @@ def completeness(metrics: pd.DataFrame, *, bottleneck: str = "bottleneck",
     Returns
     -------
     pd.DataFrame: name, <metric>_bottleneck, <metric>_blackbox, completeness (ratio, NaN
-    where the black box is below ``min_reference``), note; plus a final "mean" row.
+    where there is none), note (why there is none: a target only one model has, a
+    ``metric`` that is not defined, e.g. r of a class target, or a black box below
+    ``min_reference``), n_targets (1 where the row has a ratio); plus a final "mean" row,
+    the mean ``metric`` of each model over exactly the targets with a ratio (``n_targets``
+    of them, named in its note), absent when no target has one.
     """
     m = metrics
     if "kind" in m:
@@ -87,17 +91,40 @@ def completeness(metrics: pd.DataFrame, *, bottleneck: str = "bottleneck",
     if bottleneck not in wide or blackbox not in wide:
         raise ArgumentError(f"metrics need rows for models '{bottleneck}' and '{blackbox}', have "
                          f"{list(wide.columns)}")
+    has = {model: set(m.loc[m["model"] == model, "name"]) for model in (bottleneck, blackbox)}
     out = pd.DataFrame({f"{metric}_bottleneck": wide[bottleneck],
                         f"{metric}_blackbox": wide[blackbox]}).reset_index()
-    mean = {"name": "mean", **{c: out[c].mean() for c in out.columns[1:3]}}
-    out = pd.concat([out, pd.DataFrame([mean])], ignore_index=True)
-    reference = out[f"{metric}_blackbox"]
-    defined = reference >= min_reference
-    out["completeness"] = (out[f"{metric}_bottleneck"] / reference).where(defined)
-    out["note"] = np.where(defined, "", [
-        f"no ratio: the black box's {metric} {v:.3g} is below {min_reference:g} (chance level)"
-        for v in reference])
+    mine, reference = out[f"{metric}_bottleneck"], out[f"{metric}_blackbox"]
+    defined = mine.notna() & (reference >= min_reference)
+    out["completeness"] = (mine / reference).where(defined)
+    out["note"] = [_completeness_note(name, has, bottleneck, blackbox, metric, b, r,
+                                      min_reference)
+                   for name, b, r in zip(out["name"], mine, reference)]
+    out["n_targets"] = defined.astype(int)
+    if defined.any():
+        kept = out[defined]
+        b, r = kept[f"{metric}_bottleneck"].mean(), kept[f"{metric}_blackbox"].mean()
+        names = ", ".join(map(str, kept["name"]))
+        out = pd.concat([out, pd.DataFrame([{
+            "name": "mean", f"{metric}_bottleneck": b, f"{metric}_blackbox": r,
+            "completeness": b / r, "n_targets": int(defined.sum()),
+            "note": f"over the {int(defined.sum())} target(s) with a ratio: {names}"}])],
+            ignore_index=True)
     return out
+
+
+def _completeness_note(name, has, bottleneck, blackbox, metric, b, r, min_reference) -> str:
+    """Why a target has no completeness ratio ("" where it has one)."""
+    for model, other in ((bottleneck, blackbox), (blackbox, bottleneck)):
+        if name not in has[other]:
+            return f"no ratio: only the {model} has the target '{name}'"
+    for model, value in ((bottleneck, b), (blackbox, r)):
+        if not np.isfinite(value):
+            return f"no ratio: the {model}'s {metric} of '{name}' is not defined"
+    if r < min_reference:
+        return (f"no ratio: the black box's {metric} {r:.3g} is below {min_reference:g} "
+                f"(chance level)")
+    return ""
 
 
 def quantus_deletion_check(f: nn.Module, x, maps, reference, *, steps: int = 16,

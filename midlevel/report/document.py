@@ -48,7 +48,9 @@ SECTION_TEXT = {
                "(std is empty for a single run).",
     "completeness": "Completeness: the bottleneck's accuracy over the black box's (1 = the "
                     "concepts lose nothing); not given where the black box's r is below 0.1, "
-                    "a chance-level denominator.",
+                    "a chance-level denominator, where r is not defined (class targets) or "
+                    "where only one model has the target. The mean row is the mean r of "
+                    "each model over exactly the targets with a ratio (n_targets).",
     "cost": "Explanation cost: wall time of one attribution call divided by the clips "
             "explained (one output, CPU). `unit_field_bins` (Grad-CAM): how many input bands "
             "x frames one unit of its layer sees; its map cannot place evidence more finely, "

@@ -364,8 +364,7 @@ def _accuracy(report: Report, runs, **data) -> None:
             c = completeness(sub, metric="r")  # a ratio of R^2 values is meaningless below 0
             c.insert(0, "metric", "r")
             c.insert(0, "model", m)
-            c.columns = ["model", "metric", "name", "bottleneck", "blackbox", "completeness",
-                         "note"]
+            c = c.rename(columns={"r_bottleneck": "bottleneck", "r_blackbox": "blackbox"})
             rows.append(c)
         report.tables["completeness"] = pd.concat(rows, ignore_index=True)
     fig, ax = plt.subplots(figsize=(8, 3.2), constrained_layout=True)
