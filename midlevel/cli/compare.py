@@ -67,23 +67,30 @@ def register(sub) -> None:
                         "with fewer the verdict says too few clips to test")
     p.add_argument("--background", type=positive_int, default=16,
                    help="background crops from the training split (default 16)")
-    p.add_argument("--target", metavar="NAME", help="explained target (default: the first)")
+    p.add_argument("--target", metavar="NAME",
+                   help="explained target, the same for every RUN (default: the first output, "
+                        "in the first RUN's order, that every RUN has; when they share none, "
+                        "compare refuses and lists each RUN's outputs)")
     p.add_argument("--concept", metavar="NAME",
                    help="bottleneck concept made listenable (default: the largest weight)")
     p.add_argument("--seconds", type=positive_float, metavar="SEC",
                    help="explained excerpt length, the first SEC seconds of each clip "
                         "(default: whole clips)")
     p.add_argument("--window", type=positive_int, nargs=2, metavar=("BANDS", "FRAMES"),
-                   help="occlusion patch (default 16 32)")
+                   help="occlusion patch (default 16 32; a note when no method compared "
+                        "uses it)")
     p.add_argument("--stride", type=positive_int, nargs=2, metavar=("BANDS", "FRAMES"),
-                   help="occlusion stride (default: the window)")
+                   help="occlusion stride (default: the window; a note when no method "
+                        "compared uses it)")
     p.add_argument("--n-steps", type=positive_int, help="integrated-gradients steps (default 32)")
     p.add_argument("--n-samples", type=positive_int, help="samples of GradientExplainer / GradientShap "
-                                                 "(default 32)")
+                                                 "/ LIME (default 32, LIME 256; a note when no "
+                                                 "method compared uses it)")
     p.add_argument("--deletion-patch", type=positive_int, nargs=2, metavar=("BANDS", "FRAMES"),
                    default=[8, 16], help="patch removed / inserted at a time in the deletion "
                                          "and insertion curves (default 8 16; 1 1 = single "
-                                         "bins)")
+                                         "bins; another patch with --no-faithfulness "
+                                         "gives a note)")
     p.add_argument("--no-faithfulness", action="store_true", help="skip deletion / insertion")
     p.add_argument("--no-randomization", action="store_true", help="skip the sanity check")
     p.add_argument("--no-audio", action="store_true", help="no listenable explanations")

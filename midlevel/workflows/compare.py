@@ -33,14 +33,15 @@ import numpy as np
 import pandas as pd
 
 from midlevel import __version__
-from midlevel.errors import AttributionError, ReportError
-from midlevel.explain.attribution.attributor import Attributor
-from midlevel.explain.attribution.base import resolve_output
+from midlevel.errors import ReportError
 from midlevel.explain.attribution.registry import resolve_method
 from midlevel.explain.faithfulness import completeness
 from midlevel.explain.leakage import leakage_diagnostic
 from midlevel.io import save_figure
 from midlevel.report.document import Report, model_label, write_report
+from midlevel.workflows.compare_checks import (
+    DEFAULT_PATCH, check_explained, explained_target, ignored_options,
+)
 from midlevel.workflows.compare_work import WorkStore
 from midlevel.workflows.compare_explanations import attributions, lime_components, listening
 from midlevel.run import load_run
@@ -51,7 +52,7 @@ from midlevel.checks import real_number, whole_number
 log = logging.getLogger("midlevel.compare")
 
 __all__ = ["compare", "run_metrics", "summarize_metrics", "check_explained", "check_runs",
-           "training_data", "DEFAULT_METHODS"]
+           "explained_target", "training_data", "DEFAULT_METHODS"]
 
 DEFAULT_METHODS = ("shap_deep", "shap_gradient", "integrated_gradients", "gradient_shap",
                    "deeplift", "occlusion")
@@ -76,11 +77,13 @@ def run_metrics(runs, *, spec=None, root=None, cache_dir=None) -> pd.DataFrame:
 
 
 def summarize_metrics(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Mean and std over runs (seeds) per model, kind and name of r, R^2 and RMSE (and of
-    ROC-AUC for binary columns, when there are any)."""
+    """Mean and std over runs (seeds) per model, kind and name of r, R^2 and RMSE, and of
+    accuracy (class and binary targets) and ROC-AUC (binary) when the table has any."""
     g = metrics.groupby(["model", "kind", "name"], sort=False)
-    extra = ({"auc": ("auc", "mean"), "auc_std": ("auc", "std")}
-             if "auc" in metrics and metrics["auc"].notna().any() else {})
+    extra = {}
+    for col in ("accuracy", "auc"):
+        if col in metrics and metrics[col].notna().any():
+            extra.update({col: (col, "mean"), f"{col}_std": (col, "std")})
     return g.agg(n_runs=("run", "nunique"), r=("r", "mean"), r_std=("r", "std"),
                  r2=("r2", "mean"), r2_std=("r2", "std"), rmse=("rmse", "mean"),
                  rmse_std=("rmse", "std"), **extra).reset_index()
@@ -125,7 +128,7 @@ def compare(runs, out, *, spec=None, root=None, cache_dir=None, methods=DEFAULT_
             sanity_clips: int = 4, events: dict | None = None,
             extra_figures: list | None = None,
             extra_tables: dict | None = None,
-            deletion_patch: tuple[int, int] | None = (8, 16),
+            deletion_patch: tuple[int, int] | None = DEFAULT_PATCH,
             title: str = "midlevel comparison report", **options) -> Report:
     """Compare runs on the same test split and write the report (see the module docstring).
 
@@ -136,8 +139,10 @@ def compare(runs, out, *, spec=None, root=None, cache_dir=None, methods=DEFAULT_
     methods : attribution methods compared (cost, faithfulness, maps).
     n_clips : test clips explained per model (>= 1); n_background : background crops
         (training split, >= 1).
-    target : explained target output (default the first); concept : bottleneck concept made
-        listenable (default the concept with the largest |head weight| on the target).
+    target : explained target output, the same for every model (default: the first output,
+        in the first run's order, that every model has; ReportError listing each run's
+        outputs when none is shared: :func:`explained_target`); concept : bottleneck concept
+        made listenable (default the concept with the largest |head weight| on the target).
     faithfulness : the harness (:mod:`midlevel.explain.harness`): MoRF and LeRF deletion and
         insertion against ``n_random`` random orders and their reverses, per clip, and per
         method a paired bootstrap interval and Wilcoxon test against random.
@@ -151,7 +156,9 @@ def compare(runs, out, *, spec=None, root=None, cache_dir=None, methods=DEFAULT_
         adds the share of attribution inside it.
     extra_figures : (caption, png path) pairs appended to the report (e.g. concept charts).
     extra_tables : name -> (description, DataFrame) added as sections (and CSV).
-    options : passed to ``Attributor`` (n_steps, n_samples, window, stride, batch_size).
+    options : passed to ``Attributor`` (n_steps, n_samples, window, stride, batch_size); one
+        that no method compared uses (and a ``deletion_patch`` other than the default without
+        faithfulness) gives a note (``Report.warnings``) naming it.
 
     Every option (counts >= 1, seconds > 0, the target of every model, the concept of every
     bottleneck, the methods and their settings) and the runs (each given once, all trained
@@ -182,7 +189,10 @@ def compare(runs, out, *, spec=None, root=None, cache_dir=None, methods=DEFAULT_
                               allow_none=True)
     if deletion_patch is not None:
         deletion_patch = whole_number(deletion_patch, "deletion_patch (--deletion-patch)", size=2)
+    target = explained_target(reps, target)
     check_explained(reps, methods, target=target, concept=concept, options=options)
+    ignored = ignored_options(methods, options, faithfulness=faithfulness,
+                              deletion_patch=deletion_patch)
     # the clips are read before the first file is written (an empty split fails here)
     clips = test_clips(runs[0], spec=spec, root=root, cache_dir=cache_dir, n_clips=n_clips,
                        max_seconds=max_seconds)
@@ -191,7 +201,7 @@ def compare(runs, out, *, spec=None, root=None, cache_dir=None, methods=DEFAULT_
     out = Path(out)
     for sub in ("tables", "figures", "audio"):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    report = Report(out=out, warnings=list(clips.notes))
+    report = Report(out=out, warnings=list(clips.notes) + ignored)
     _accuracy(report, runs, spec=spec, root=root, cache_dir=cache_dir)
     _leakage(report, runs, spec=spec, root=root, cache_dir=cache_dir)
     data = {"spec": spec, "root": root, "cache_dir": cache_dir}
@@ -309,32 +319,6 @@ def check_runs(runs) -> None:
                 f"make one report per dataset")
 
 
-def check_explained(reps: dict, methods, *, target=None, concept=None, options=None) -> None:
-    """Before anything is computed: the explained ``target`` is an output of every model
-    explained, ``concept`` a concept of every bottleneck among them, and the methods accept
-    ``options`` (n_steps, n_samples, window, stride...); ReportError or AttributionError
-    naming the option, the run and what exists."""
-    for label, run in reps.items():
-        output = target or run.model.output_names[0]
-        try:
-            resolve_output(run.model, output)
-        except AttributionError as exc:
-            raise ReportError(f"target (--target) '{output}' of {label} run {run.path}: "
-                              f"{exc}") from None
-        for method in methods:  # builds no explainer: only the settings are checked
-            Attributor(run.model, method, output=output, windows=run.window(), **(options or {}))
-    if concept is None:
-        return
-    bottlenecks = {label: run for label, run in reps.items() if run.is_bottleneck}
-    if not bottlenecks:
-        raise ReportError(f"concept (--concept) '{concept}' given, but no run compared is a "
-                          f"bottleneck (they are {list(reps)}): there is no concept to explain")
-    for label, run in bottlenecks.items():
-        if concept not in run.concept_names:
-            raise ReportError(f"concept (--concept) '{concept}' is not a concept of {label} run "
-                              f"{run.path}; its concepts are {run.concept_names}")
-
-
 # ------------------------------------------------------------------------------ analyses
 
 
@@ -347,7 +331,6 @@ def _save(fig, path: Path) -> Path:
 
 def _accuracy(report: Report, runs, **data) -> None:
     """Metrics per run and over seeds, completeness against the black box, and a figure."""
-    import matplotlib.pyplot as plt
     metrics = run_metrics(runs, **data)
     summary = summarize_metrics(metrics)
     report.tables["metrics_runs"] = metrics
@@ -367,18 +350,32 @@ def _accuracy(report: Report, runs, **data) -> None:
             c = c.rename(columns={"r_bottleneck": "bottleneck", "r_blackbox": "blackbox"})
             rows.append(c)
         report.tables["completeness"] = pd.concat(rows, ignore_index=True)
-    fig, ax = plt.subplots(figsize=(8, 3.2), constrained_layout=True)
-    tgt = summary[(summary["kind"] == "target")]
-    names = list(dict.fromkeys(tgt["name"]))
+    _metrics_figure(report, summary, models)
+
+
+def _metrics_figure(report: Report, summary: pd.DataFrame, models: list) -> None:
+    """Bars per target and model (mean +- std over runs): Pearson r of the targets that have
+    one and, beside it, the accuracy of class and binary targets when there are any."""
+    import matplotlib.pyplot as plt
+    tgt = summary[summary["kind"] == "target"]
+    panels = [(col, label) for col, label in (("r", "Pearson r (test)"),
+                                              ("accuracy", "accuracy (test)"))
+              if col in tgt and tgt[col].notna().any()] or [("r", "Pearson r (test)")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(8 * len(panels), 3.2),
+                             constrained_layout=True, squeeze=False)
     width = 0.8 / max(1, len(models))
-    for k, m in enumerate(models):
-        d = tgt[tgt["model"] == m].set_index("name").reindex(names)
-        ax.bar(np.arange(len(names)) + k * width, d["r"], width,
-               yerr=d["r_std"].fillna(0), label=m, capsize=2)
-    ax.set_xticks(np.arange(len(names)) + width * (len(models) - 1) / 2, names, rotation=30)
-    ax.set_ylabel("Pearson r (test)")
-    ax.axhline(0, color="0.5", lw=0.5)
-    ax.legend(fontsize=8)
+    for ax, (col, label) in zip(axes[0], panels):
+        names = list(dict.fromkeys(tgt.loc[tgt[col].notna(), "name"])) or \
+            list(dict.fromkeys(tgt["name"]))
+        for k, m in enumerate(models):
+            d = tgt[tgt["model"] == m].set_index("name").reindex(names)
+            ax.bar(np.arange(len(names)) + k * width, d[col], width,
+                   yerr=d[f"{col}_std"].fillna(0), label=m, capsize=2)
+        ax.set_xticks(np.arange(len(names)) + width * (len(models) - 1) / 2, names,
+                      rotation=30)
+        ax.set_ylabel(label)
+        ax.axhline(0, color="0.5", lw=0.5)
+        ax.legend(fontsize=8)
     report.figures["Test accuracy per target (mean +- std over runs)"] = _save(
         fig, report.out / "figures" / "metrics.png")
 

@@ -1,0 +1,120 @@
+"""What ``compare`` puts side by side (audit 5): one target for every model, the class
+targets' accuracy, audio cut to the explained seconds, notes for options nothing uses, and
+listen-back shares over a span too small to read."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from midlevel.errors import ReportError
+
+TINY = {"preset": "small", "width": 0.125, "epochs": 1, "crop_seconds": 1.5,
+        "eval_hop_seconds": 1.5, "batch_size": 8, "patience": 5}
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A joint and a black-box run (1 epoch) on 16 synthetic 3-s clips."""
+    from midlevel.synth import synthesize
+    from midlevel.training import train
+    root = tmp_path_factory.mktemp("compare_world")
+    spec = synthesize(root / "data", n_clips=16, seed=3, duration=3.0, n_jobs=1,
+                      progress=False)
+    cache = root / "cache"
+    runs = {mode: train(spec, root / mode, mode=mode, config={**TINY, "mode": mode},
+                        cache_dir=cache, progress=False) for mode in ("joint", "blackbox")}
+    return {"cache": cache, "runs": runs}
+
+
+def _fake(path, outputs):
+    model = SimpleNamespace(output_names=outputs, concept_names=[])
+    return SimpleNamespace(path=path, model=model)
+
+
+def test_the_explained_target_is_one_every_model_has():
+    """Audit 5, item 3: with no --target each model explained its own first output, a black
+    box on valence beside a bottleneck on quadrant=angry (rating points beside logits)."""
+    from midlevel.workflows.compare import explained_target
+    bb = _fake("runs/bb", ["valence", "energy", "tension"])
+    cls = _fake("runs/cls", ["quadrant=angry", "quadrant=calm", "bright", "valence"])
+    assert explained_target({"blackbox": bb, "joint": cls}) == "valence"
+    assert explained_target({"joint": cls, "blackbox": bb}) == "valence"
+    both = _fake("runs/b2", ["energy", "valence"])
+    assert explained_target({"blackbox": bb, "joint": both}) == "valence"  # first run's order
+    other = _fake("runs/other", ["quadrant=angry", "bright"])
+    with pytest.raises(ReportError) as exc:
+        explained_target({"blackbox": bb, "joint": other})
+    message = str(exc.value)
+    assert "--target" in message and "runs/bb: valence, energy, tension" in message
+    assert "runs/other: quadrant=angry, bright" in message
+    with pytest.raises(ReportError, match="runs/other"):
+        explained_target({"blackbox": bb, "joint": other}, "energy")
+    assert explained_target({"blackbox": bb, "joint": both}, "energy") == "energy"
+
+
+def test_the_metrics_table_and_figure_hold_class_accuracy(tmp_path, monkeypatch):
+    """Audit 5, item 10: a class target's row had no accuracy at all."""
+    from midlevel.report.document import Report
+    from midlevel.workflows import compare
+    m = pd.DataFrame({"model": ["joint", "joint", "joint", "blackbox"],
+                      "run": ["r1", "r2", "r1", "r3"], "kind": "target",
+                      "name": ["quadrant", "quadrant", "valence", "valence"],
+                      "r": [np.nan, np.nan, 0.5, 0.6], "r2": [np.nan, np.nan, 0.2, 0.3],
+                      "rmse": [np.nan, np.nan, 1.0, 0.9],
+                      "accuracy": [0.5, 0.7, np.nan, np.nan]})
+    s = compare.summarize_metrics(m).set_index(["model", "name"])
+    assert s.loc[("joint", "quadrant"), "accuracy"] == pytest.approx(0.6)
+    assert s.loc[("joint", "quadrant"), "accuracy_std"] == pytest.approx(np.std([0.5, 0.7],
+                                                                               ddof=1))
+    figures = []
+    monkeypatch.setattr(compare, "_save", lambda fig, path: figures.append(fig) or path)
+    compare._metrics_figure(Report(out=tmp_path), s.reset_index(), ["joint", "blackbox"])
+    [fig] = figures
+    labels = [ax.get_ylabel() for ax in fig.axes]
+    assert labels == ["Pearson r (test)", "accuracy (test)"]
+    ticks = [[t.get_text() for t in ax.get_xticklabels()] for ax in fig.axes]
+    assert ticks == [["valence"], ["quadrant"]]
+
+
+def test_a_tiny_span_gives_a_caveat_not_a_bare_share():
+    """Audit 5, item 18: a span f(x) - f(ref) of 0.0047 rating points printed "keeps -2095 %"."""
+    from midlevel.explain.listen_back import share_note
+    note = share_note(0.0047, 0.22)
+    assert note.startswith("span too small to read a share") and "0.0047" in note
+    assert share_note(-0.0047, 0.22) and not share_note(0.05, 0.22)
+    assert not share_note(0.0047, None) and not share_note(0.0047, np.nan)
+
+
+def test_compare_with_seconds_cuts_the_audio_and_notes_ignored_options(world, tmp_path):
+    """Audit 5, item 7: --seconds crashed after the work (maps of the first seconds, audio of
+    the whole clip). Item 18: --window without occlusion and --deletion-patch with
+    --no-faithfulness were ignored without a word."""
+    import soundfile as sf
+
+    from midlevel.workflows.compare import compare
+    out = tmp_path / "report"
+    report = compare([world["runs"]["joint"], world["runs"]["blackbox"]], out,
+                     cache_dir=world["cache"], methods=["integrated_gradients",
+                                                        "lime_segments"],
+                     n_clips=1, n_background=2, max_seconds=1.5, faithfulness=False,
+                     randomization=False, deletion_patch=(4, 4), n_steps=2, n_samples=8,
+                     window=(4, 4))
+    [original] = (out / "audio").glob("*_original.wav")
+    y, sr = sf.read(original)
+    assert abs(len(y) / sr - 1.5) < 0.05
+    assert not report.tables["lime_components"].empty
+    assert set(report.tables["cost"]["output"]) == {world["runs"]["joint"].target_names[0]}
+    lb = report.tables["listen_back"]
+    assert {"readable", "note", "spread_sd"} <= set(lb)
+    small = (lb["f_x"] - lb["f_ref"]).abs() < 0.05 * lb["spread_sd"]
+    assert (lb["readable"] == ~small).all()
+    ignored = [w for w in report.warnings if "ignored" in w]
+    assert any(w.startswith("--window (window) is ignored") for w in ignored)
+    assert any(w.startswith("--deletion-patch (deletion_patch) 4 4") for w in ignored)
+    assert len(ignored) == 2  # n_steps (integrated gradients) and n_samples (LIME) are used
+    assert "--window (window) is ignored" in (out / "report.md").read_text()
