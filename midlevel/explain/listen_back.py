@@ -27,13 +27,23 @@ and its **share** of the clip's deviation from the reference is::
 
     share_P = (f(x_P) - f(reference)) / (f(x) - f(reference))
 
-(NaN when ``|f(x) - f(reference)|`` is below ``min_span``). ``share_spectrogram`` is the same
-with the mask applied to the spectrogram directly (``x`` instead of
-``frontend(audio_P)``), i.e. what the part holds before any audio round trip; the gap
-between the two is what is lost in turning the part into sound. For ``f`` linear in its
+(NaN when ``|f(x) - f(reference)|`` is below ``min_span``). A share divides by that span:
+where the span is below ``MIN_SPREAD_SHARE`` (5 %) of ``spread`` (the explained quantity's sd
+over the test clips, when given: its ratings' sd, or ``f``'s own for a logit) the share is kept but ``readable`` is False and ``note`` says "span
+too small to read a share" (a span of 0.005 rating points was printed as "keeps -2095 %").
+
+``share_spectrogram`` is the same with the mask applied to the spectrogram directly (``x``
+instead of ``frontend(audio_P)``), i.e. what the part holds before any audio round trip; the
+gap between the two is what is lost in turning the part into sound. For ``f`` linear in its
 input, ``share_spectrogram`` of for + against + complement is exactly 1 and ``both`` equals
-for + against; ``share`` approaches that as the round trip reproduces the clip's bins
-(``clip``'s share is 1 up to float error, since an unmodified STFT inverts exactly).
+for + against; ``share`` approaches that as the round trip reproduces the clip's bins.
+``clip``'s share is not 1 up to float error: an unmodified STFT inverts exactly (measured
+4e-17), but the all-ones band mask maps to 0 on the FFT bins that feed no filterbank band
+(below the first band, 0-22 Hz with the default front end, and the top bin; see
+:func:`midlevel.explain.listen.bands_to_bins`), so the round trip removes them and the
+window's leakage carries that into the lowest bands (up to 0.2 in log magnitude in band 0
+of a synthetic clip). That moved ``f`` by about 1e-4 rating points: a share of 1.005 over a
+span of 0.02, and 1.07 over a span of 0.0013.
 Signs: for a clip above the reference a faithful map gives ``share_for > 0`` and
 ``share_against < 0``.
 
@@ -61,10 +71,14 @@ from midlevel.explain.listen import masked_audio
 from midlevel.io import write_csv, write_wav
 from midlevel.explain.attribution.components import ComponentError, Components
 
-__all__ = ["PARTS", "evidence_masks", "listen_back", "common_gain", "component_audio",
-           "top_component_wavs"]
+__all__ = ["PARTS", "MIN_SPREAD_SHARE", "evidence_masks", "listen_back", "share_note",
+           "common_gain", "component_audio", "top_component_wavs"]
 
 PARTS = ("clip", "for", "against", "both", "complement")
+MIN_SPREAD_SHARE = 0.05
+"""The span ``|f(x) - f(reference)|`` below which a share is not read, as a fraction of the
+explained quantity's sd over the test clips: a share divides by the span, and a span of a few thousandths
+of a rating point turns float error and small changes into shares of -2000 %."""
 
 
 # ------------------------------------------------------------------------------ masks
@@ -127,7 +141,8 @@ def _frontend(frontend):
 @torch.no_grad()
 def listen_back(y: np.ndarray, values, f: nn.Module, frontend, *, reference,
                 mass: float = 0.9, out_dir=None, clip: str = "clip", min_span: float = 1e-6,
-                parts=PARTS, gain: float | None = None) -> pd.DataFrame:
+                parts=PARTS, gain: float | None = None, spread: float | None = None
+                ) -> pd.DataFrame:
     """Audio of the for / against / both / complement parts, re-run through front end and model.
 
     Parameters
@@ -148,6 +163,10 @@ def listen_back(y: np.ndarray, values, f: nn.Module, frontend, *, reference,
         parts at the clip's level: a wav divided by the table's ``gain`` is that audio (and
         the ``clip`` part's wav predicts as the clip, since every command peak-normalizes
         what it reads).
+    spread : the explained quantity's sd over the test clips in ``f``'s units (a target's or
+        concept's ratings, or ``f``'s own values for a logit), or None: where the span
+        ``|f(x) - f(ref)|`` is below ``MIN_SPREAD_SHARE`` of it, ``readable`` is False
+        (:func:`share_note`).
 
     Returns
     -------
@@ -155,7 +174,7 @@ def listen_back(y: np.ndarray, values, f: nn.Module, frontend, *, reference,
     share_spectrogram (definitions in the module docstring), f_part (``f(x_P)``), f_x,
     f_ref (in ``f``'s units: pass ``Attributor.rating_selector`` for those ``Run.predict``
     reports), peak (of the part's audio before ``gain``), gain, path (wav, or "" when not
-    written).
+    written), readable (False: the span is too small to read a share), note (why, or "").
     """
     fe = _frontend(frontend)
     y = np.asarray(y, dtype=np.float64)
@@ -170,6 +189,7 @@ def listen_back(y: np.ndarray, values, f: nn.Module, frontend, *, reference,
     ref = ref.expand_as(x)
     f_x, f_ref = (float(o) for o in f(torch.cat([x, ref]))[:, 0])
     span = f_x - f_ref
+    note = share_note(span, spread)
     masks = evidence_masks(v, mass=mass)
     audio = {part: masked_audio(y, masks[part], fe)[0] for part in parts}
     gain = common_gain([y, *audio.values()]) if gain is None else float(gain)
@@ -189,7 +209,8 @@ def listen_back(y: np.ndarray, values, f: nn.Module, frontend, *, reference,
                                  fe.sample_rate))
         rows.append({"clip": clip, "part": part, "area": float(m.mean()), "share": share,
                      "share_spectrogram": share_spec, "f_part": float(out[0]), "f_x": f_x,
-                     "f_ref": f_ref, "peak": _peak(audio[part]), "gain": gain, "path": path})
+                     "f_ref": f_ref, "peak": _peak(audio[part]), "gain": gain, "path": path,
+                     "readable": not note, "note": note})
     table = pd.DataFrame(rows)
     if out_dir is not None:
         write_csv(table, Path(out_dir) / f"{clip}_listen_back.csv")
@@ -215,6 +236,18 @@ def common_gain(waves) -> float:
 def _peak(y) -> float:
     y = np.asarray(y)
     return float(np.max(np.abs(y))) if y.size else 0.0
+
+
+def share_note(span: float, spread: float | None) -> str:
+    """"" where a share over ``span = f(x) - f(ref)`` can be read, else why not: the span is
+    below ``MIN_SPREAD_SHARE`` of ``spread`` (the explained quantity's sd over the test
+    clips; None or not finite: no check)."""
+    if spread is None or not np.isfinite(spread) or spread <= 0:
+        return ""
+    if abs(span) >= MIN_SPREAD_SHARE * spread:
+        return ""
+    return (f"span too small to read a share: |f(x) - f(ref)| = {abs(span):.3g} is below "
+            f"{MIN_SPREAD_SHARE:.0%} of its sd over the test clips ({spread:.3g})")
 
 
 # ------------------------------------------------------------------------------ components

@@ -45,7 +45,8 @@ SECTION_TEXT = {
                "meaning share, says target information passes through the predicted concepts "
                "beyond their meaning (see midlevel.explain.leakage).",
     "metrics": "Test-split accuracy per target, mean and std over the runs of each model "
-               "(std is empty for a single run).",
+               "(std is empty for a single run): r, R^2 and RMSE of rating targets, accuracy "
+               "of class and binary targets (and ROC-AUC of binary ones).",
     "completeness": "Completeness: the bottleneck's accuracy over the black box's (1 = the "
                     "concepts lose nothing); not given where the black box's r is below 0.1, "
                     "a chance-level denominator, where r is not defined (class targets) or "
@@ -81,7 +82,10 @@ SECTION_TEXT = {
     "listen_back": "Listen-back fidelity of the first clip: the audio of the evidence for "
                    "and against the output (the bins holding 90 % of |attribution|, split "
                    "by sign) and of the rest, re-run through front end and model with the "
-                   "reference outside the part; share = (f(part) - f(ref)) / (f(x) - f(ref)).",
+                   "reference outside the part; share = (f(part) - f(ref)) / (f(x) - f(ref)). "
+                   "Where |f(x) - f(ref)| is below 5 % of the sd over the test clips of what "
+                   "is explained (spread_sd: of its ratings, or of the model's output for a "
+                   "logit), readable is False: the span is too small to read a share.",
     "lime_components": "LIME's top components of the first clip (by evidence for its "
                        "deviation from the reference), written as wavs; for NMF components "
                        "the relative reconstruction error of the clip's magnitude.",

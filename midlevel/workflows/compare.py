@@ -225,7 +225,7 @@ def compare(runs, out, *, spec=None, root=None, cache_dir=None, methods=DEFAULT_
         lime = next((m for m in methods if m.startswith("lime")), None)
         if lime:
             lime_components(report, reps, lime, clips, data, n_background=n_background,
-                             target=target)
+                             target=target, options=options)
     for caption, p in extra_figures or []:
         report.figures[caption] = Path(p)
     for name, (text, table) in (extra_tables or {}).items():

@@ -252,6 +252,43 @@ def _top_concept(run, output: str) -> str:
     return run.concept_names[int(np.argmax(np.abs(w[j])))]
 
 
+def clip_audio(clips, i: int, fe) -> np.ndarray:
+    """The audio of explained clip ``i`` at the front end's rate (peak-normalized over the
+    whole file, as its features), cut to the frames its spectrogram and every map cover (the
+    first ``--seconds``): ``(n_samples,)`` with ``fe.num_frames(n_samples)`` equal to
+    ``clips.specs[i].shape[-1]``. Every use of a clip's audio in the report goes through here,
+    so audio and maps cover the same seconds."""
+    from midlevel.data.audio import load_audio
+    y = np.asarray(load_audio(clips.paths[i], sample_rate=fe.sample_rate))
+    n_frames = int(clips.specs[i].shape[-1])
+    if fe.num_frames(len(y)) <= n_frames:
+        return y
+    n = min(len(y), int(np.floor(n_frames * fe.hop)))
+    while n > 0 and fe.num_frames(n) > n_frames:
+        n -= 1
+    return y[:n]
+
+
+@torch.no_grad()
+def output_spread(run, f, data, name: str, units: str, *, limit: int = 64) -> tuple[float, str]:
+    """How much the explained quantity varies between clips, in ``f``'s units: ``(sd, of)``
+    over the test clips (validation clips when there is no test clip). A rating target or
+    concept (``units == "rating"``) with ratings: the sd of its ratings (``of = "ratings"``);
+    else (a logit, no ratings) the sd of ``f`` on the first ``limit`` clips, whole (``of =
+    "model output"``). NaN with fewer than two values."""
+    for split in ("test", "validation"):
+        rows, specs = run.data(split, **data)
+        if len(specs):
+            break
+    if units == "rating" and name in rows:
+        ratings = pd.to_numeric(rows[name], errors="coerce").dropna()
+        if len(ratings) > 1:
+            return float(ratings.std(ddof=1)), "ratings"
+    values = [float(f(torch.as_tensor(np.asarray(s, dtype=np.float32))[None, None]))
+              for s in specs[:limit]]
+    return (float(np.std(values, ddof=1)) if len(values) > 1 else np.nan), "model output"
+
+
 def listening(report: Report, reps, clips, maps, methods, data, *, n_background, concept,
                options) -> None:
     """Listenable explanations of the first clip: the "for" and "against" evidence of each
@@ -260,12 +297,11 @@ def listening(report: Report, reps, clips, maps, methods, data, *, n_background,
     top LIME components as wavs when a LIME method is compared. Every wav of the clip, the
     original's included, is multiplied by one factor (``common_gain``) so that none is
     clipped; the report's labels and the ``gain`` column give it."""
-    from midlevel.data.audio import load_audio
     from midlevel.data.frontends import make_frontend
     out = report.out
     fe = make_frontend(next(iter(reps.values())).frontend)
     name = clips.names[0]
-    y = np.asarray(load_audio(clips.paths[0], sample_rate=fe.sample_rate))
+    y = clip_audio(clips, 0, fe)
     method = "shap_deep" if "shap_deep" in methods else methods[0]
     shares, calls = [], []
     for label, run in reps.items():
@@ -289,39 +325,46 @@ def listening(report: Report, reps, clips, maps, methods, data, *, n_background,
                                     else attr.output, background=run.background(
                                         n_background, **data), windows=run.window())
             x = torch.as_tensor(clips.specs[0])[None, None]
+            spread, spread_of = output_spread(run, attributor.rating_selector, data,
+                                              c_name or attr.output, attr.units)
             args = (y, attr.maps[0], attributor.rating_selector, fe)
             kwargs = dict(reference=attributor.reference_for(x), clip=stem,
-                          parts=("for", "against", "complement"))
+                          parts=("for", "against", "complement"), spread=spread)
             peaks = listen_back(*args, **kwargs)["peak"]  # the parts' peaks, nothing written
-            calls.append((args, kwargs, label, what, attr.units, float(peaks.max())))
+            calls.append((args, kwargs, label, what, attr.units, spread, spread_of,
+                          float(peaks.max())))
     # one factor for every wav of the clip (the original's included): none is clipped, and
     # their relative loudness is kept
     gain = common_gain([y, np.array([c[-1] for c in calls])])
     scaled = f"; every wav of the clip scaled by {gain:.3g}" if gain < 1 else ""
     report.audio[f"{name}: original{scaled}"] = write_wav(
         out / "audio" / f"{name}_original.wav", gain * y, fe.sample_rate)
-    for args, kwargs, label, what, units, _ in calls:
+    for args, kwargs, label, what, units, spread, spread_of, _ in calls:
         table = listen_back(*args, **kwargs, out_dir=out / "audio", gain=gain)
-        shares.append(table.assign(model=label, method=method, output=what, units=units))
-        for part, path, share in zip(table["part"], table["path"], table["share"]):
+        shares.append(table.assign(model=label, method=method, output=what, units=units,
+                                   spread_sd=spread, spread_of=spread_of))
+        for part, path, share, note in zip(table["part"], table["path"], table["share"],
+                                           table["note"]):
+            caveat = f"; {note.split(':')[0]}" if note else ""
             report.audio[f"{label}: {part} {what} ({LABELS[method]}; keeps "
-                         f"{share:+.0%} of f(x) - f(ref){scaled})"] = Path(path)
+                         f"{share:+.0%} of f(x) - f(ref){caveat}{scaled})"] = Path(path)
     report.tables["listen_back"] = pd.concat(shares, ignore_index=True)
 
 
-def lime_components(report, reps, lime, clips, data, *, n_background, target) -> None:
+def lime_components(report, reps, lime, clips, data, *, n_background, target,
+                    options=None) -> None:
     """The top three components of the LIME explanation of the first clip, as wavs (NMF
-    components also report their reconstruction error)."""
-    from midlevel.data.audio import load_audio
+    components also report their reconstruction error), with the maps' method ``options``
+    (``n_samples``...)."""
     from midlevel.data.frontends import make_frontend
     fe = make_frontend(next(iter(reps.values())).frontend)
-    y = np.asarray(load_audio(clips.paths[0], sample_rate=fe.sample_rate))
+    y = clip_audio(clips, 0, fe)
     x = torch.as_tensor(clips.specs[0])[None, None]
     rows = []
     for label, run in reps.items():
         attributor = Attributor(run.model, lime, output=target or run.model.output_names[0],
                                 background=run.background(n_background, **data),
-                                windows=run.window(), frontend=fe)
+                                windows=run.window(), frontend=fe, **(options or {}))
         attr = attributor.attribute(x, clips=clips.names[:1])
         comps, weights = attributor.impl.components_[0], attributor.impl.weights_[0].mean(0)
         direction = 1.0 if attr.predictions[0] >= (attr.expected or 0.0) else -1.0
