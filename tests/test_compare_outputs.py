@@ -115,6 +115,12 @@ def test_compare_with_seconds_cuts_the_audio_and_notes_ignored_options(world, tm
     assert (lb["readable"] == ~small).all()
     ignored = [w for w in report.warnings if "ignored" in w]
     assert any(w.startswith("--window (window) is ignored") for w in ignored)
+    # the registered LIME variants take lime_samples and drop n_samples
+    assert any(w.startswith("--n-samples (n_samples) is ignored") for w in ignored)
     assert any(w.startswith("--deletion-patch (deletion_patch) 4 4") for w in ignored)
-    assert len(ignored) == 2  # n_steps (integrated gradients) and n_samples (LIME) are used
+    assert len(ignored) == 3  # n_steps is used (integrated gradients)
+    from midlevel.workflows.compare_checks import ignored_options
+    assert ignored_options(["occlusion", "shap_gradient"], {"window": (4, 4), "stride": (2, 2),
+                                                            "n_samples": 8},
+                           faithfulness=False, deletion_patch=(8, 16)) == []
     assert "--window (window) is ignored" in (out / "report.md").read_text()

@@ -84,8 +84,8 @@ def register(sub) -> None:
                         "compared uses it)")
     p.add_argument("--n-steps", type=positive_int, help="integrated-gradients steps (default 32)")
     p.add_argument("--n-samples", type=positive_int, help="samples of GradientExplainer / GradientShap "
-                                                 "/ LIME (default 32, LIME 256; a note when no "
-                                                 "method compared uses it)")
+                                                 "(default 32; a note when no method compared "
+                                                 "uses it)")
     p.add_argument("--deletion-patch", type=positive_int, nargs=2, metavar=("BANDS", "FRAMES"),
                    default=[8, 16], help="patch removed / inserted at a time in the deletion "
                                          "and insertion curves (default 8 16; 1 1 = single "

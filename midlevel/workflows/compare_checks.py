@@ -4,6 +4,8 @@ target and concept of every model and the methods' settings (:func:`check_explai
 the options given that nothing compared uses (:func:`ignored_options`)."""
 from __future__ import annotations
 
+import numpy as np
+
 from midlevel.errors import AttributionError, ReportError
 from midlevel.explain.attribution.attributor import Attributor
 from midlevel.explain.attribution.base import resolve_output
@@ -79,7 +81,7 @@ def ignored_options(methods, options: dict, *, faithfulness: bool,
     acted."""
     notes = []
     for key, flag in METHOD_OPTIONS.items():
-        if key in (options or {}) and not any(hasattr(make_method(m), key) for m in methods):
+        if key in (options or {}) and not any(_uses(m, key, options[key]) for m in methods):
             notes.append(f"{flag} ({key}) is ignored: no method compared ({', '.join(methods)}) "
                          f"uses it")
     if not faithfulness and deletion_patch is not None \
@@ -88,3 +90,11 @@ def ignored_options(methods, options: dict, *, faithfulness: bool,
                      f"is ignored: faithfulness is off (--no-faithfulness), so no deletion "
                      f"or insertion curves are drawn")
     return notes
+
+
+def _uses(method: str, key: str, value) -> bool:
+    """Whether ``method`` takes the setting ``key = value``: built with it, it holds that
+    value (a method without the setting does not have it; the registered LIME variants take
+    ``n_samples`` and drop it, their count is ``lime_samples``)."""
+    held = getattr(make_method(method, **{key: value}), key, None)
+    return held is not None and np.array_equal(np.ravel(held), np.ravel(value))
