@@ -50,12 +50,12 @@ def explained_target(reps: dict, target: str | None = None) -> str:
     return shared[0]
 
 
-def check_explained(reps: dict, methods, *, target: str, concept=None, options=None) -> None:
-    """Before anything is computed: ``target`` (from :func:`explained_target`) is an output of
+def check_explained(reps: dict, methods, *, target=None, concept=None, options=None) -> None:
+    """Before anything is computed: ``target`` (:func:`explained_target` of it) is an output of
     every model explained, ``concept`` a concept of every bottleneck among them, and the
     methods accept ``options`` (n_steps, n_samples, window, stride...); ReportError or
     AttributionError naming the option, the run and what exists."""
-    explained_target(reps, target)
+    target = explained_target(reps, target)
     for run in reps.values():
         for method in methods:  # builds no explainer: only the settings are checked
             Attributor(run.model, method, output=target, windows=run.window(),
