@@ -124,10 +124,16 @@ def _run_demo(out: Path, s: DemoSettings, seed: int, quick: bool, say) -> int:
 
     t = steps.start("comparison report")
     from midlevel.workflows.compare import compare
+    from midlevel.workflows.compare_checks import ignored_options
     extra = sorted(coef_dir.glob("*.png")) + sorted(charts_dir.glob("*.png"))
+    # the demo's method settings, each only where a compared method takes it (compare notes
+    # a given option that nothing uses)
+    settings = {k: v for k, v in (("n_steps", s.n_steps), ("n_samples", s.n_samples))
+                if not ignored_options(s.methods, {k: v}, faithfulness=True,
+                                       deletion_patch=None)}
     rep = compare([joint, blackbox], out / "report", cache_dir=cache_dir, methods=s.methods,
                   n_clips=s.n_explain, n_background=s.n_background, concept=concept,
-                  n_steps=s.n_steps, n_samples=s.n_samples, lime_samples=s.lime_samples,
+                  **settings, lime_samples=s.lime_samples,
                   sanity_clips=s.sanity_clips, n_repeats=2,
                   extra_figures=[(f"concept explanation: {p.stem}", p) for p in extra],
                   extra_tables={"event_check": (EVENT_TEXT, event_table)},
