@@ -157,3 +157,60 @@ def log_handler(path: str | Path):
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     return handler
+
+
+def replace_manifest(out: str | Path, written, name: str) -> list[str]:
+    """Record the files a command wrote into folder ``out`` and remove an earlier run's
+    leftovers: the files the previous ``out/name`` (JSON ``{"files": [...]}``, paths relative to
+    ``out``) lists that are not in ``written`` this time. Only plain files inside ``out`` are
+    removed (and the folders inside ``out`` that this leaves empty); files no manifest lists
+    are left alone. Returns the removed paths, relative to ``out``."""
+    out = Path(out).resolve()
+    mine = sorted({str(Path(p).resolve().relative_to(out)) for p in written
+                   if p is not None and Path(p).resolve().is_relative_to(out)})
+    try:
+        before = json.loads((out / name).read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        before = []
+    stale = [f for f in before if isinstance(f, str) and f not in mine
+             and (out / f).resolve().is_relative_to(out) and (out / f).is_file()]
+    for f in stale:
+        (out / f).unlink()
+        folder = (out / f).parent
+        while folder != out and folder.is_relative_to(out) and not any(folder.iterdir()):
+            folder.rmdir()
+            folder = folder.parent
+    write_json(out / name, {"files": mine})
+    return stale
+
+
+LOCK_FILE = ".midlevel.lock"
+"""The lock file :func:`folder_lock` holds inside an output folder."""
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path, name: str = LOCK_FILE) -> Iterator[Path]:
+    """Hold an exclusive lock on output folder ``folder`` while the block runs.
+
+    The folder is created if missing and ``folder/name`` locked with a non-blocking
+    ``fcntl.flock``: ``BlockingIOError`` when another process holds it (two commands writing
+    one folder at once). The lock goes with the process (released on exit, a kill included).
+    A folder this call created that holds nothing but the lock file at the end is removed
+    again (a command that failed before writing leaves no new folder).
+    """
+    import fcntl
+    folder = Path(folder)
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / name
+    fh = open(lock, "a")  # held open (and locked) for the block's life
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # held: BlockingIOError
+        try:
+            yield folder
+        finally:
+            if created and [p.name for p in folder.iterdir()] == [name]:
+                lock.unlink()
+                folder.rmdir()
+    finally:
+        fh.close()

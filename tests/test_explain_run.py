@@ -185,8 +185,9 @@ def test_commands_write_their_files(world, tmp_path, capsys):
     assert main(["explain", str(world["runs"]["joint"].path), audio[0], "--out", str(again),
                  "--baseline", str(out / "baseline.csv"), "--dataset-split", "none",
                  "--no-timeline", "--quiet"]) == 0
-    assert sorted(p.name for p in again.iterdir()) == [
-        "baseline.csv", "contributions.csv", "predictions.csv", f"{clip}_contributions.png"]
+    assert sorted(p.name for p in again.iterdir()) == [  # with the lock and the file list
+        ".midlevel.lock", "baseline.csv", "contributions.csv", "explain_files.json",
+        "predictions.csv", f"{clip}_contributions.png"]
     first = contrib[contrib["clip"] == clip].reset_index(drop=True)
     second = pd.read_csv(again / "contributions.csv")
     second = second[second["target"].isin(first["target"])].reset_index(drop=True)

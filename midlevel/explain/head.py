@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from midlevel.errors import ExplainError
+from midlevel.explain.names import clip_names
 from midlevel.run import load_run
 
 KEY_COLUMNS = ("clip", "start", "end", "time")
@@ -268,17 +268,6 @@ def baseline_concepts(run, *, train_predictions: pd.DataFrame | None = None, spe
         train_predictions = run.predictions("train", spec=spec, root=root, cache_dir=cache_dir,
                                             progress=progress)
     return train_predictions[run.concept_names].mean().rename("baseline")
-
-
-def clip_names(paths) -> list[str]:
-    """Short unique clip names from file paths (stem, with a suffix where stems repeat)."""
-    stems = [Path(str(p)).stem for p in paths]
-    seen: dict[str, int] = {}
-    out = []
-    for s in stems:
-        seen[s] = seen.get(s, 0) + 1
-        out.append(s if stems.count(s) == 1 else f"{s}_{seen[s]}")
-    return out
 
 
 def explain_clips(run, audio, *, baseline, names=None, targets=None,

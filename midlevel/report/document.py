@@ -2,14 +2,13 @@
 says, and its rendering to CSV tables, Markdown and one self-contained HTML page."""
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from midlevel.io import write_csv, write_json, write_text
+from midlevel.io import replace_manifest, write_csv, write_text
 from midlevel.report.html import write_html
 from midlevel.report.markdown import markdown_table
 
@@ -176,18 +175,7 @@ def write_report(report: Report, runs, title: str, methods, clips) -> Report:
 
 
 def _replace_manifest(out: Path, written) -> None:
-    out = Path(out).resolve()
-    mine = sorted({str(Path(p).resolve().relative_to(out)) for p in written
-                   if p is not None and Path(p).resolve().is_relative_to(out)})
-    try:
-        before = json.loads((out / MANIFEST).read_text())["files"]
-    except (OSError, ValueError, KeyError, TypeError):
-        before = []
-    stale = [f for f in before if isinstance(f, str) and f not in mine
-             and (out / f).resolve().is_relative_to(out) and (out / f).is_file()]
-    for f in stale:
-        (out / f).unlink()
+    stale = replace_manifest(out, written, MANIFEST)
     if stale:
         log.info("removed %d file(s) of the earlier report in %s that this one does not "
                  "write: %s", len(stale), out, ", ".join(stale))
-    write_json(out / MANIFEST, {"files": mine})

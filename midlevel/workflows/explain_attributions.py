@@ -27,14 +27,23 @@ is exact since they are linear in the output's scale), "logit" for a class or bi
 and a binary concept (``predict`` reports its probability). So ``expected + total =
 prediction`` up to the additivity gap of the method.
 
-Every option is checked, and the background read, before the first file is written.
+Also ``predictions.csv``: ``midlevel predict``'s row of each explained clip (of the part
+explained, with ``max_seconds``) with its name and its source ``path`` (``predict`` keys clips
+by path: the two tables join on it), and ``explain_files.json``, the files written, so that a
+later explanation into the same folder removes the earlier one's files it does not write again.
+Clips are named by their file's stem made file-safe and unique (:mod:`midlevel.explain.names`):
+two clips never share a folder.
+
+Every option is checked, and the background read, before the first file is written. A file
+that cannot be read (missing, empty, not audio, silent, NaN) is named in a warning and skipped,
+as ``midlevel predict`` does; the others are explained (``ExplainResult.errors``). When none
+can be read, nothing is written.
 
 Works for any run; on a bottleneck, outputs may name concepts (``"concept:dissonance"``).
 """
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,10 +55,10 @@ from midlevel.errors import AttributionError, ExplainError, MidlevelError
 from midlevel.explain.attribution.attributor import Attributor
 from midlevel.explain.attribution.base import resolve_output
 from midlevel.explain.attribution.registry import resolve_method
-from midlevel.explain.head import clip_names
+from midlevel.explain.names import clip_names, safe_name, unique_names
 from midlevel.explain.harness import clip_scores, curve_areas, perturbation_curves
 from midlevel.explain.listen_back import listen_back
-from midlevel.io import save_figure, write_csv
+from midlevel.io import replace_manifest, save_figure, write_csv
 from midlevel.run import load_run
 
 log = logging.getLogger("midlevel.explain")
@@ -57,9 +66,9 @@ log = logging.getLogger("midlevel.explain")
 __all__ = ["explain_blackbox", "explain_audio", "ExplainResult", "safe_name", "run_background"]
 
 
-def safe_name(text: str) -> str:
-    """A file-name friendly version of ``text``."""
-    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", str(text)).strip("_") or "x"
+MANIFEST = "explain_files.json"
+"""The files an explanation wrote into its folder (relative paths): a later ``explain`` into the
+same folder removes those it does not write again (:func:`midlevel.io.replace_manifest`)."""
 
 
 @dataclass
@@ -69,8 +78,11 @@ class ExplainResult:
     attributions : list of Attribution (one per clip, method and output).
     summary, time_marginals, frequency_marginals : tidy tables (also written as CSV).
     faithfulness : curve areas (empty unless requested).
+    predictions : ``midlevel predict``'s table of the explained clips (clip, path, the
+        outputs; also written as ``predictions.csv``).
     files : every file written.
-    errors : clip -> message for files that could not be explained.
+    errors : path -> message for files that could not be read (skipped).
+    warnings : clip -> message (a clip shorter than the window, padded with silence).
     """
 
     attributions: list = field(default_factory=list)
@@ -79,6 +91,7 @@ class ExplainResult:
     frequency_marginals: pd.DataFrame = field(default_factory=pd.DataFrame)
     faithfulness: pd.DataFrame = field(default_factory=pd.DataFrame)
     listen_back: pd.DataFrame = field(default_factory=pd.DataFrame)
+    predictions: pd.DataFrame = field(default_factory=pd.DataFrame)
     files: list = field(default_factory=list)
     errors: dict = field(default_factory=dict)
     warnings: dict = field(default_factory=dict)
@@ -120,14 +133,13 @@ def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_dee
     """
     import matplotlib.pyplot as plt
 
-    from midlevel.data.audio import check_inputs, load_audio
+    from midlevel.data.audio import load_audio
     from midlevel.data.frontends import make_frontend
     from midlevel.plots.attribution import attribution_figure
     from midlevel.checks import real_number, whole_number
 
     run = load_run(run)
     paths = [str(p) for p in audio_paths]
-    check_inputs(paths)  # fail before anything is written
     methods = [resolve_method(m) for m in methods]
     if not methods:
         raise AttributionError("no attribution method given")
@@ -139,7 +151,8 @@ def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_dee
     mass = real_number(mass, "mass", above=0, most=1)
     if faithfulness:
         whole_number(n_random, "n_random", least=5)
-    names = list(names) if names is not None else clip_names(paths)
+    # unique as folder names: after the file-safe mapping, not before it
+    names = unique_names(names, safe=True) if names is not None else clip_names(paths, safe=True)
     if len(names) != len(paths):
         raise AttributionError(f"{len(names)} names for {len(paths)} audio files")
     fe = make_frontend(run.frontend)
@@ -150,8 +163,7 @@ def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_dee
                                       fps=fe.fps, band_frequencies=fe.band_frequencies,
                                       windows=run.window(), frontend=fe, **options)
                    for m in methods for o in outputs}
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(out_dir)  # created with the first clip's folder (none if no file can be read)
     result = ExplainResult()
     try:
         from tqdm.auto import tqdm
@@ -159,24 +171,20 @@ def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_dee
                      disable=not progress)
     except ImportError:  # pragma: no cover
         items = zip(names, paths)
-    summaries, times, freqs, faith, shares = [], [], [], [], []
+    summaries, times, freqs, faith, shares, predictions = [], [], [], [], [], []
     for name, path in items:
         try:
             y = load_audio(path, sample_rate=fe.sample_rate)
-        except Exception as exc:
-            result.errors[name] = str(exc)
+        except Exception as exc:  # named and skipped, as `midlevel predict` does
+            result.errors[path] = str(exc)
             log.warning("skipping %s: %s", path, exc)
             continue
         if max_seconds:
             y = y[: int(max_seconds * fe.sample_rate)]
         spec_x = run.spectrogram(y)[None, None]
-        if spec_x.shape[-1] < run.window()[0]:
-            result.warnings[name] = (f"{spec_x.shape[-1] / run.fps:.2f} s, shorter than the "
-                                     f"{run.config.crop_seconds:g}-s window: padded with "
-                                     f"silence")
-            log.warning("%s: %s", path, result.warnings[name])
-        clip_dir = out / safe_name(name)
-        clip_dir.mkdir(exist_ok=True)
+        predictions.append(_predictions(run, spec_x[0, 0], name, path, result.warnings))
+        clip_dir = out / name  # a safe, unique name: one folder per clip
+        clip_dir.mkdir(parents=True, exist_ok=True)
         for (method, output), attributor in attributors.items():
             # the units `predict` reports (rating = mean + std * z; logits stay logits)
             attr = attributor.attribute(spec_x, clips=[name]).in_rating_units()
@@ -222,7 +230,24 @@ def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_dee
     if faith:
         result.faithfulness = pd.concat(faith, ignore_index=True)
         result.files.append(write_csv(result.faithfulness, out / "faithfulness.csv"))
+    if predictions:
+        result.predictions = pd.concat(predictions, ignore_index=True)
+        result.files.append(write_csv(result.predictions, out / "predictions.csv"))
+        replace_manifest(out, result.files, MANIFEST)
     return result
+
+
+def _predictions(run, spectrogram, name: str, path: str, warnings: dict) -> pd.DataFrame:
+    """``Run.predict``'s row of one clip (spectrogram [shape=(n_bands, n_frames)]) with its
+    name and source path as the first columns; a clip shorter than the window is logged (once,
+    by ``Run.predict``) and its message put in ``warnings[name]``."""
+    row = run.predict(spectrogram, names=[path])
+    if path in row.attrs.get("warnings", {}):
+        warnings[name] = row.attrs["warnings"][path]
+    row = row.drop(columns="clip")
+    row.insert(0, "path", path)
+    row.insert(0, "clip", name)
+    return row
 
 
 #: Options of ``midlevel explain`` that only a bottleneck's concepts give a meaning to.
@@ -231,21 +256,25 @@ CONCEPT_OPTIONS = {"settings": "--set", "baseline": "--baseline",
                    "intervention_split": "--intervention-split"}
 
 
-def check_no_concept_options(run, **given) -> None:
+def check_no_concept_options(run, *, flags: dict | None = None, **given) -> None:
     """ExplainError if any concept option (``CONCEPT_OPTIONS``) is given: a black-box run has
-    no concepts to set, no concept baseline, timeline or intervention curve (and a bottleneck's
-    are the concept workflow's); a silently ignored option would look as if it had acted."""
+    no concepts to set, no concept baseline, timeline, dataset view or intervention curve (and
+    a bottleneck's are the concept workflow's); a silently ignored option would look as if it
+    had acted. ``flags``: further options, already named as on the command line (``{"--hop":
+    2.0, "--no-timeline": True}``), given to a command and refused alike."""
     asked = [f"{flag} {_shown(given[key])}" for key, flag in CONCEPT_OPTIONS.items()
              if _given(given.get(key))]
+    asked += [flag if value is True else f"{flag} {_shown(value)}"
+              for flag, value in (flags or {}).items() if _given(value) and value is not False]
     if asked and getattr(run, "is_bottleneck", False):
         raise ExplainError(f"{'; '.join(asked)}: concept options are for the concept workflow "
                            f"(midlevel.workflows.explain_concepts), not for attributions")
     if asked:
         raise ExplainError(
             f"{run.path} is a black-box run (mode '{run.mode}'): it has no concepts, so there "
-            f"are none to set and no concept baseline, timeline or intervention curve; drop "
-            f"{'; '.join(asked)} (bottleneck runs only). A black box is explained with "
-            f"attributions: choose them with --targets and --methods.")
+            f"are none to set and no concept baseline, timeline, dataset view or intervention "
+            f"curve; drop {'; '.join(asked)} (bottleneck runs only). A black box is explained "
+            f"with attributions: choose them with --targets and --methods.")
 
 
 def _given(value) -> bool:
