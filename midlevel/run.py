@@ -42,6 +42,9 @@ FORMAT = "midlevel-run/1"
 MODEL_FILE = "model.pt"
 STATE_FILE = "checkpoint.pt"
 CONFIG_FILE = "config.yaml"
+RUN_FILES = (MODEL_FILE, STATE_FILE, CONFIG_FILE, "splits.csv", "history.csv", "metrics.csv",
+             "train.log")
+"""The files of a run directory (see the module docstring): no command's ``--out`` may be one."""
 
 
 # ----------------------------------------------------------------------------- checkpoints

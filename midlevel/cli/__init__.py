@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 
 from midlevel import __version__
@@ -40,9 +41,23 @@ def main(argv: list[str] | None = None) -> int:
     except MidlevelError as exc:
         print(f"midlevel {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a file the command writes (or reads) cannot be: no traceback
+        print(f"midlevel {args.command}: error: {os_error_message(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"midlevel {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def os_error_message(exc: OSError) -> str:
+    """``path: reason`` of an OSError (both paths of a rename), or its text; the temporary
+    file of an atomic write (``.NAME.XXXX.tmp``, :func:`midlevel.io.atomic_open`) is named by
+    the file it was to become."""
+    paths = [re.sub(r"(^|/)\.([^/]+)\.[^./]+\.tmp$", r"\1\2", str(p))
+             for p in (exc.filename, exc.filename2) if p is not None]
+    if not paths or not exc.strerror:
+        return str(exc)
+    return f"{' -> '.join(map(str, paths))}: {exc.strerror}"
 
 
 if __name__ == "__main__":

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
+from pathlib import Path
 
 from midlevel.checks import real_number, whole_number
 from midlevel.errors import ArgumentError
+from midlevel.io import LOCK_FILE, folder_lock
 
 
 class OptionValueError(ArgumentError, argparse.ArgumentTypeError):
@@ -20,17 +23,66 @@ FRONTENDS = {"logfilt": "LogFilteredSpectrogram", "logmel": "LogMelSpectrogram"}
 
 
 def folder_path(text: str) -> str:
-    """argparse type of an output folder: refused when the path is an existing file."""
+    """argparse type of an output folder: refused when the path is an existing file or cannot
+    be created and written (:func:`check_output`)."""
     if os.path.exists(text) and not os.path.isdir(text):
         raise OptionValueError(f"{text} is a file, not a folder")
+    check_output(text, folder=True)
     return text
 
 
 def file_path(text: str) -> str:
-    """argparse type of an output file: refused when the path is an existing folder."""
+    """argparse type of an output file: refused when the path is an existing folder, one of a
+    run directory's own files, or cannot be written (:func:`check_output`)."""
     if os.path.isdir(text):
         raise OptionValueError(f"{text} is a folder, not a file")
+    check_output(text, folder=False)
     return text
+
+
+def check_output(text: str, *, folder: bool) -> None:
+    """OptionValueError unless output ``text`` (a folder when ``folder``, else a file) can be
+    written, checked before any work: the nearest existing folder on its path must be a folder
+    (not a file) that this process may write in; a file output must not be one of a run
+    directory's own files (``model.pt``, ``metrics.csv``, ...: :data:`midlevel.run.RUN_FILES`),
+    which later commands read. Nothing is created."""
+    path = Path(text)
+    if not folder:
+        _refuse_run_file(path, text)
+    probe = path if folder else path.parent
+    while not os.path.lexists(probe) and probe != probe.parent:
+        probe = probe.parent
+    if os.path.lexists(probe) and not os.path.isdir(probe):
+        raise OptionValueError(f"{text}: {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise OptionValueError(f"{text}: cannot write in folder {probe} (no permission, or "
+                               f"a read-only folder)")
+
+
+def _refuse_run_file(path: Path, text: str) -> None:
+    """OptionValueError when ``path`` is a run directory's own file (the folder holds a
+    ``config.yaml``, ``model.pt`` or ``checkpoint.pt``)."""
+    from midlevel.run import CONFIG_FILE, MODEL_FILE, RUN_FILES, STATE_FILE
+    folder = path.parent
+    if path.name in RUN_FILES and any((folder / f).is_file()
+                                      for f in (CONFIG_FILE, MODEL_FILE, STATE_FILE)):
+        raise OptionValueError(f"{text} is a file of the run directory {folder} (a run's "
+                               f"files are {', '.join(RUN_FILES)}); write elsewhere")
+
+
+@contextlib.contextmanager
+def locked_output(folder: str):
+    """Hold the lock of output folder ``folder`` (:func:`midlevel.io.folder_lock`) while the
+    block runs; ArgumentError naming the folder when another command is writing into it."""
+    stack = contextlib.ExitStack()
+    try:
+        path = stack.enter_context(folder_lock(folder))
+    except BlockingIOError:
+        raise ArgumentError(f"--out {folder}: another command is writing into this folder "
+                            f"(it holds {Path(folder) / LOCK_FILE}); wait for it to end or "
+                            f"choose another folder") from None
+    with stack:
+        yield path
 
 
 def positive_int(text: str) -> int:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from midlevel.cli.common import (add_cache_option, add_root_option, folder_path, positive_float,
-                                 positive_int, show_log)
+from midlevel.cli.common import (add_cache_option, add_root_option, folder_path, locked_output,
+                                 positive_float, positive_int, show_log)
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -22,14 +22,14 @@ def _compare(args: argparse.Namespace) -> int:
     for key in ("n_steps", "n_samples"):
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
-    report = compare(args.runs, args.out, spec=args.spec, root=args.root, cache_dir=args.cache,
-                     methods=args.methods, n_clips=args.clips, n_background=args.background,
-                     target=args.target, concept=args.concept,
-                     faithfulness=not args.no_faithfulness,
-                     randomization=not args.no_randomization, listen=not args.no_audio,
-                     max_seconds=args.seconds,
-                     deletion_patch=tuple(args.deletion_patch),
-                     **options)
+    with locked_output(args.out):  # a second compare (or explain) into it is refused
+        report = compare(args.runs, args.out, spec=args.spec, root=args.root,
+                         cache_dir=args.cache, methods=args.methods, n_clips=args.clips,
+                         n_background=args.background, target=args.target,
+                         concept=args.concept, faithfulness=not args.no_faithfulness,
+                         randomization=not args.no_randomization, listen=not args.no_audio,
+                         max_seconds=args.seconds, deletion_patch=tuple(args.deletion_patch),
+                         **options)
     for warning in report.warnings:
         print(f"midlevel compare: {warning}", file=sys.stderr)
     print(f"report: {report.html}")
