@@ -6,8 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from midlevel.cli.common import (add_cache_option, add_root_option, folder_path, nonnegative_float,
-                                 open_unit, positive_float, positive_int)
+from midlevel.cli.common import (add_cache_option, add_root_option, check_output, folder_path,
+                                 locked_output, nonnegative_float, open_unit, positive_float,
+                                 positive_int)
 from midlevel.data.spec import SPLITS
 from midlevel.errors import ArgumentError
 
@@ -26,11 +27,13 @@ def _coefficients(args: argparse.Namespace) -> int:
     if run.model.kind != "bottleneck":
         print(_blackbox_message(run, "coefficients"), file=sys.stderr)
         return 1
+    out = Path(args.out) if args.out else run.path / "explanations"
+    check_output(str(out), folder=True)  # before the work (an explicit --out is checked already)
     result = run_coefficients(run, spec=args.spec, root=args.root, cache_dir=args.cache,
                               alpha=args.alpha, correction=args.correction, data=args.data,
                               n_boot=args.bootstrap, seed=args.seed,
                               materiality=args.materiality, progress=not args.quiet)
-    paths = result.write(Path(args.out) if args.out else run.path / "explanations")
+    paths = result.write(out)
     print("\n".join(result.summary_lines()))
     for path in paths.values():
         print(f"written: {path}")
@@ -87,30 +90,58 @@ def _parse_settings(items: list[str] | None, concepts: list[str],
     return values
 
 
+#: Options of ``midlevel explain`` that act on a bottleneck's timeline, dataset view or
+#: intervention curve only, with their defaults there (None on the command line, so that a
+#: black box can refuse the ones given: a silently ignored option would look as if it had acted).
+_BOTTLENECK_DEFAULTS = {"hop": 0.5, "dataset_split": "train", "repeats": 20, "seed": 0}
+_FLAGS = {"hop": "--hop", "window": "--window", "no_timeline": "--no-timeline",
+          "dataset_split": "--dataset-split", "repeats": "--repeats", "seed": "--seed"}
+
+
+def _bottleneck_option(args, key: str):
+    """The value of a bottleneck-only option: as given, else its default."""
+    value = getattr(args, key)
+    return _BOTTLENECK_DEFAULTS[key] if value is None else value
+
+
 def _explain_blackbox(run, args) -> int:
-    from midlevel.workflows.explain_attributions import explain_blackbox
+    from midlevel.workflows.explain_attributions import check_no_concept_options, explain_blackbox
+    values = {flag: getattr(args, key) for key, flag in _FLAGS.items()}
+    given = {flag: v for flag, v in values.items() if v is not None and v is not False}
     options = {"targets": args.targets, "spec": args.spec, "root": args.root,
                "cache_dir": args.cache, "progress": not args.quiet,
                # concept options: refused by name on a black box, before anything is written
                "settings": args.set, "baseline": args.baseline,
                "timeline_targets": args.timeline_targets,
                "intervention_split": args.intervention_split}
+    check_no_concept_options(run, flags=given, **{k: options[k] for k in (
+        "settings", "baseline", "timeline_targets", "intervention_split")})
     if args.methods:
         options["methods"] = tuple(args.methods)
-    result = explain_blackbox(run, list(args.audio), args.out, **options)
-    if not args.quiet:
-        for name, message in result.errors.items():
-            print(f"midlevel explain: skipped {name}: {message}")
-        if len(result.summary):
-            cost = result.summary.groupby("method")["ms_per_clip"].mean()
-            print("attribution cost per clip and output: " +
-                  ", ".join(f"{m} {v:.0f} ms" for m, v in cost.items()))
-        n = result.summary["clip"].nunique() if len(result.summary) else 0
+    with locked_output(args.out):
+        result = explain_blackbox(run, list(args.audio), args.out, **options)
+    if not args.quiet and len(result.summary):
+        cost = result.summary.groupby("method")["ms_per_clip"].mean()
+        print("attribution cost per clip and output: " +
+              ", ".join(f"{m} {v:.0f} ms" for m, v in cost.items()))
+    n = result.summary["clip"].nunique() if len(result.summary) else 0
+    if n and not args.quiet:
         print(f"explained {n} clip(s) of a {run.mode} run; outputs under {args.out}")
         for path in result.files:
             if str(path).endswith(".csv"):
                 print(f"written: {path}")
-    return 1 if result.errors else 0
+    return _skipped(result.errors, n)
+
+
+def _skipped(errors: dict, n_explained: int) -> int:
+    """Exit status of an explain that skipped the files of ``errors`` (each named on stderr by
+    the log as it was skipped): a line saying how many; 1 when any was skipped."""
+    if errors:
+        what = ("no file could be explained; nothing written" if not n_explained else
+                f"{len(errors)} file(s) could not be read and were skipped (named above); "
+                f"the other {n_explained} were explained")
+        print(f"midlevel explain: {what}", file=sys.stderr)
+    return 1 if errors else 0
 
 
 def _explain(args: argparse.Namespace) -> int:
@@ -126,25 +157,26 @@ def _explain(args: argparse.Namespace) -> int:
                             f"maps of it)")
     if run.model.kind != "bottleneck":
         return _explain_blackbox(run, args)
-    result = explain_concepts(
-        run, list(args.audio), args.out, targets=args.targets, spec=args.spec, root=args.root,
-        cache_dir=args.cache, baseline=args.baseline,
-        dataset_split=None if args.dataset_split == "none" else args.dataset_split,
-        timeline=not args.no_timeline, hop=args.hop, window=args.window,
-        timeline_targets=args.timeline_targets,
-        settings=_parse_settings(args.set, run.concept_names,
-                                 getattr(run.model, "concept_kinds", None),
-                                 rating_scales(run)),
-        intervention_split=args.intervention_split, repeats=args.repeats, seed=args.seed,
-        progress=not args.quiet)
+    split = _bottleneck_option(args, "dataset_split")
+    settings = _parse_settings(args.set, run.concept_names,
+                               getattr(run.model, "concept_kinds", None), rating_scales(run))
+    with locked_output(args.out):
+        result = explain_concepts(
+            run, list(args.audio), args.out, targets=args.targets, spec=args.spec,
+            root=args.root, cache_dir=args.cache, baseline=args.baseline,
+            dataset_split=None if split == "none" else split,
+            timeline=not args.no_timeline, hop=_bottleneck_option(args, "hop"),
+            window=args.window, timeline_targets=args.timeline_targets, settings=settings,
+            intervention_split=args.intervention_split,
+            repeats=_bottleneck_option(args, "repeats"), seed=_bottleneck_option(args, "seed"),
+            progress=not args.quiet)
     for note in result.notes:
         print(f"midlevel explain: {note}", file=sys.stderr)
-    for name, message in result.errors.items():
-        print(f"midlevel explain: skipped {name}: {message}", file=sys.stderr)
-    print("\n".join(result.summary_lines()))
+    if len(result.predictions):
+        print("\n".join(result.summary_lines()))
     for path in result.files:
         print(f"written: {path}")
-    return 1 if result.errors else 0
+    return _skipped(result.errors, len(result.predictions))
 
 
 def register(sub) -> None:
@@ -191,7 +223,17 @@ def register(sub) -> None:
                     "bar chart per clip; the dataset view (the distribution of each "
                     "contribution over a split, the clip marked); contributions over time "
                     "under the spectrogram (timeline.csv); optional interventions. A black-box "
-                    "run is handed to the attribution workflow.")
+                    "run is handed to the attribution workflow (attribution maps, arrays and "
+                    "listenable wavs per clip); the options of the concept views (--set, "
+                    "--baseline, --hop, --window, --no-timeline, --dataset-split, --repeats, "
+                    "--seed, ...) are refused by name there. predictions.csv names each clip "
+                    "(its file's stem, made unique) and its path, on which it joins `midlevel "
+                    "predict`'s table. Files that cannot be read (missing, empty, not audio, "
+                    "silent, NaN) are named and skipped and the others explained (exit status "
+                    "1); when none can be, nothing is written. A rerun into the same folder "
+                    "removes the earlier explanation's files it does not write again "
+                    "(explain_files.json lists them); two commands never write one folder at "
+                    "once.")
     p.add_argument("run", metavar="RUN", help="run directory (from `midlevel train`)")
     p.add_argument("audio", metavar="AUDIO", nargs="+", help="audio files to explain")
     p.add_argument("--out", required=True, metavar="DIR", type=folder_path, help="output folder")
@@ -203,13 +245,14 @@ def register(sub) -> None:
     p.add_argument("--baseline", metavar="CSV",
                    help="concept baseline to use (a baseline.csv written by an earlier explain) "
                         "instead of predicting the training split")
-    p.add_argument("--dataset-split", default="train",
+    p.add_argument("--dataset-split", default=None,
                    choices=[*SPLITS, "none"],
                    help="split for the dataset view (default train; none = skip)")
-    p.add_argument("--hop", type=positive_float, default=0.5, metavar="SEC",
+    p.add_argument("--hop", type=positive_float, default=None, metavar="SEC",
                    help="hop between windows over time (default 0.5 s)")
     p.add_argument("--window", type=positive_float, default=None, metavar="SEC",
-                   help="window length over time (default: the run's training crop)")
+                   help="window length over time (default: the run's training crop; one "
+                        "shorter than the model's shortest input is refused, naming it)")
     p.add_argument("--timeline-targets", nargs="+", metavar="T",
                    help="targets drawn over time (default: all explained)")
     p.add_argument("--no-timeline", action="store_true", help="skip the view over time")
@@ -219,9 +262,10 @@ def register(sub) -> None:
                         "off or a probability; each concept once)")
     p.add_argument("--intervention-split", choices=list(SPLITS),
                    help="write intervention curves (random and greedy order) on this split")
-    p.add_argument("--repeats", type=positive_int, default=20,
+    p.add_argument("--repeats", type=positive_int, default=None,
                    help="random orders for the intervention curve (default 20)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random orders (default 0)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of the random orders (default 0)")
     p.add_argument("--methods", nargs="+", metavar="M",
                    help="black-box runs only: attribution methods (default: the attribution "
                         "explainer's; see `midlevel compare --help`)")

@@ -43,10 +43,9 @@ def _predict(args: argparse.Namespace) -> int:
     from midlevel.run import load_run
     show_log()
     run = load_run(args.run)
-    table = run.predict(args.audio, hop=args.hop)
+    table = run.predict(args.audio, hop=args.hop)  # logs each file it skips, with the reason
+    errors = table.attrs["errors"]
     if not len(table):  # every file failed: nothing to write (an --out file is kept as it was)
-        for name, message in table.attrs["errors"].items():
-            print(f"midlevel predict: skipped {name}: {message}", file=sys.stderr)
         print("midlevel predict: no file could be predicted; nothing written", file=sys.stderr)
         return 1
     if args.out:
@@ -54,9 +53,10 @@ def _predict(args: argparse.Namespace) -> int:
         print(f"{len(table)} rows written to {args.out}")
     else:
         print(table.to_csv(index=False), end="")
-    for name, message in table.attrs["errors"].items():
-        print(f"midlevel predict: skipped {name}: {message}", file=sys.stderr)
-    return 1 if table.attrs["errors"] else 0
+    if errors:
+        print(f"midlevel predict: {len(errors)} file(s) could not be read and were skipped "
+              f"(named above)", file=sys.stderr)
+    return 1 if errors else 0
 
 
 def register(sub) -> None:
@@ -129,7 +129,8 @@ def register(sub) -> None:
     p = sub.add_parser("predict", help="concept and target predictions for audio files",
                        description="Predict concepts and targets of each AUDIO file (mean over "
                                    "windows), or per window over time with --hop. Files that "
-                                   "cannot be decoded are named and skipped (exit status 1).")
+                                   "cannot be decoded are named and skipped (exit status 1). "
+                                   "--out may not be one of a run directory's own files.")
     p.add_argument("run", metavar="RUN", help="run directory")
     p.add_argument("audio", metavar="AUDIO", nargs="+", help="audio files")
     p.add_argument("--out", metavar="CSV", type=file_path, help="write CSV here (default: stdout)")
