@@ -8,6 +8,7 @@ changes at ``t0`` shows as a ramp from ``t0 - window/2`` to ``t0 + window/2`` ce
 """
 from __future__ import annotations
 
+import math
 
 import numpy as np
 import pandas as pd
@@ -37,8 +38,48 @@ def timeline_frames(run, *, hop: float = 0.5, window: float | None = None) -> tu
     if hop_frames < 1:
         raise ExplainError(f"timeline hop (--hop) {hop!r} s is shorter than one frame "
                            f"({1 / fps:.3g} s at {fps:g} frames per second)")
-    window = window if window is not None else run.config.crop_seconds
-    return window_frames(window, fps), hop_frames
+    crop = window_frames(run.config.crop_seconds, fps)
+    if window is None:
+        return crop, hop_frames
+    n_frames = window_frames(window, fps)
+    if n_frames < crop and not _runs_on(run, n_frames):
+        least = min_frames(run)  # the training crop fits; a shorter window may not
+        shortest = (least - 1) / fps  # the window of `least` frames (see window_frames)
+        raise ExplainError(f"timeline window (--window) {window:g} s is shorter than the "
+                           f"model's shortest input, {shortest:.3g} s ({least} frames at "
+                           f"{fps:g} frames per second); pass --window "
+                           f"{math.ceil(shortest * 100) / 100:g} or more")
+    return n_frames, hop_frames
+
+
+def _runs_on(run, n_frames: int) -> bool:
+    """Whether the run's model takes an input of ``n_frames`` frames (one forward of zeros,
+    in eval mode)."""
+    import torch
+    model = run.model
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 1, run.frontend_module.n_bands, n_frames, device=device))
+    except RuntimeError:  # torch: "Kernel size can't be greater than actual input size", ...
+        return False
+    finally:
+        model.train(was_training)
+    return True
+
+
+def min_frames(run) -> int:
+    """The fewest frames the run's model takes as input (its convolutions and pools shrink the
+    input until a kernel no longer fits), by bisection with forwards of zeros between none and
+    the training crop (which fits)."""
+    from midlevel.training.data import window_frames
+    low, high = 0, window_frames(run.config.crop_seconds, run.fps)
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (low, mid) if _runs_on(run, mid) else (mid, high)
+    return high
 
 
 def window_concepts(run, spectrogram, *, hop: float = 0.5, window: float | None = None,
