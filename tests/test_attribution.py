@@ -175,7 +175,7 @@ def test_plots_centre_zero_and_label_axes(models, data):
     from matplotlib.colors import TwoSlopeNorm
 
     from midlevel.plots.attribution import (
-        attribution_figure, attribution_map, frequency_profile, time_curve,
+        attribution_figure, attribution_label, attribution_map, frequency_profile, time_curve,
     )
     bb, _ = models
     x, bg = data
@@ -191,7 +191,11 @@ def test_plots_centre_zero_and_label_axes(models, data):
     lines = frequency_profile(attr, 0)
     np.testing.assert_allclose(lines[0].get_xdata(), attr.maps[0].sum(1), rtol=1e-5)
     fig = attribution_figure(attr, 0)
-    assert len(fig.axes) == 3
+    assert len(fig.axes) == 4  # map, frequency profile, time curve, colour bar
+    assert fig.axes[-1].get_ylabel() == attribution_label(attr) != "attribution"  # units
+    fig.canvas.draw()  # the frequency profile's tick labels do not overlap
+    boxes = [t.get_window_extent() for t in fig.axes[1].get_xticklabels() if t.get_text()]
+    assert len(boxes) <= 4 and all(a.x1 <= b.x0 for a, b in zip(boxes, boxes[1:]))
     plt.close("all")
 
 

@@ -141,7 +141,9 @@ class FeatureCache:
         jobs = usable_cores() if jobs is None else max(1, int(jobs))
         problems: list[Problem] = []
         seconds = 0.0
-        bar = tqdm(total=len(todo), desc="features", unit="clip", disable=not progress)
+        # no bar when every file is cached (a "0clip" bar would only be noise)
+        bar = tqdm(total=len(todo), desc="features", unit="clip",
+                   disable=not progress or not todo)
         fps = float(getattr(self.frontend, "fps", 0.0) or 0.0)
         def done(path, n_frames, error):
             nonlocal seconds

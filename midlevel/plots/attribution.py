@@ -38,6 +38,27 @@ def _map_and_axes(attr, clip, fps, band_frequencies):
     return values, secs, (None if hz is None else np.asarray(hz, float)), title, bool(fps)
 
 
+_UNITS = {"rating": "rating points", "logit": "logit", "standardized": "standard deviations",
+          "model": "output units"}
+
+
+def attribution_label(attr) -> str:
+    """``"attribution (rating points)"``: the axis label of an attribution, in its ``units``
+    (an Attribution's; a plain array has none)."""
+    units = getattr(attr, "units", None)
+    return f"attribution ({_UNITS.get(units, units)})" if units else "attribution"
+
+
+def _few_ticks(axis) -> None:
+    """Three ticks at most, labelled with two significant digits (``-0.006``, ``0``), on a
+    narrow axis, so that labels such as ``-0.0025`` and ``0.0000`` do not run into each
+    other (nor into an offset text)."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+    axis.set_major_locator(MaxNLocator(nbins=2))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.2g}" if v else "0"))
+    axis.set_tick_params(labelsize=7)
+
+
 def _edges(centres: np.ndarray, log: bool) -> np.ndarray:
     c = np.log(centres) if log else centres
     if len(c) == 1:
@@ -93,7 +114,7 @@ def attribution_map(attr, clip=0, *, fps: float | None = None, band_frequencies=
     if title:
         ax.set_title(title, fontsize=9)
     if colorbar:
-        ax.figure.colorbar(mesh, ax=ax, label="attribution", pad=0.01)
+        ax.figure.colorbar(mesh, ax=ax, label=attribution_label(attr), pad=0.01)
     return mesh
 
 
@@ -125,7 +146,7 @@ def time_curve(attr, clip=0, *, fps: float | None = None, ax=None, split: bool =
                          label="negative")
     ax.axhline(0, color="0.6", lw=0.5)
     ax.set_xlabel("time (s)" if has_fps else "frame")
-    ax.set_ylabel("attribution")
+    ax.set_ylabel(attribution_label(attr))
     ax.legend(fontsize=7, loc="upper right")
     return lines
 
@@ -153,17 +174,20 @@ def frequency_profile(attr, clip=0, *, band_frequencies=None, ax=None, split: bo
     else:
         ax.set_ylabel("band")
     ax.axvline(0, color="0.6", lw=0.5)
-    ax.set_xlabel("attribution")
+    ax.set_xlabel(attribution_label(attr))
+    _few_ticks(ax.xaxis)
     ax.legend(fontsize=7, loc="lower right")
     return lines
 
 
 def attribution_figure(attr, clip=0, *, fig=None, vmax=None):
-    """Map, time curve and frequency profile of one clip in one figure.
+    """Map, time curve and frequency profile of one clip in one figure, with a colour bar in
+    the attribution's units.
 
     Returns
     -------
-    matplotlib Figure (with axes ``map``, ``time``, ``freq`` in ``fig.axes`` order).
+    matplotlib Figure (``fig.axes``: the map, the frequency profile, the time curve, the
+    colour bar).
     """
     import matplotlib.pyplot as plt
     fig = fig or plt.figure(figsize=(9, 5), constrained_layout=True)
@@ -171,9 +195,11 @@ def attribution_figure(attr, clip=0, *, fig=None, vmax=None):
     ax_map = fig.add_subplot(gs[0, 0])
     ax_freq = fig.add_subplot(gs[0, 1], sharey=ax_map)
     ax_time = fig.add_subplot(gs[1, 0], sharex=ax_map)
-    attribution_map(attr, clip, ax=ax_map, vmax=vmax, colorbar=False)
+    mesh = attribution_map(attr, clip, ax=ax_map, vmax=vmax, colorbar=False)
     frequency_profile(attr, clip, ax=ax_freq, split=False)
     time_curve(attr, clip, ax=ax_time)
+    fig.colorbar(mesh, ax=[ax_map, ax_freq], label=attribution_label(attr), pad=0.01,
+                 shrink=0.9)
     ax_freq.set_ylabel("")
     ax_map.set_xlabel("")
     return fig

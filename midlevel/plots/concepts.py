@@ -11,6 +11,8 @@ import pandas as pd
 from midlevel.errors import ExplainError
 
 POSITIVE, NEGATIVE = "#c0392b", "#2e6fb5"
+CONTRIBUTION_UNITS = {"regression": "rating points", "logit": "logit", "binary": "log-odds"}
+"""What a contribution to each ``output_kind`` is in (the x label of the bar charts)."""
 
 
 def _new_ax(ax, figsize):
@@ -171,13 +173,14 @@ def contribution_bars(table: pd.DataFrame, clip: str | None = None, *, targets=N
                 r["concept"], r["concept_value"], r["concept_baseline"], kinds)], fontsize=7)
         ax.axvline(0, color="black", lw=0.8)
         base, pred = r["baseline_prediction"].iloc[0], r["prediction"].iloc[0]
-        if "output_kind" in r and r["output_kind"].iloc[0] == "binary":
+        kind = r["output_kind"].iloc[0] if "output_kind" in r else "regression"
+        if kind == "binary":
             # a tag: contributions add up in log-odds; the title gives the probabilities
             pb, pp = 1 / (1 + np.exp(-base)), 1 / (1 + np.exp(-pred))
             ax.set_title(f"{target}: P {pb:.2f} \u2192 {pp:.2f}", fontsize=9)
-            ax.set_xlabel("contribution (log-odds)", fontsize=7)
         else:
             ax.set_title(f"{target}: {base:.2f} \u2192 {pred:.2f}", fontsize=9)
+        ax.set_xlabel(f"contribution ({CONTRIBUTION_UNITS.get(kind, kind)})", fontsize=7)
         ax.tick_params(axis="x", labelsize=7)
         lim = max(1e-6, float(np.abs(vals).max())) * 1.15
         ax.set_xlim(-lim, lim)
@@ -237,7 +240,8 @@ def contribution_distribution(dataset: pd.DataFrame, target: str, *,
 def timeline_plot(spectrogram, table: pd.DataFrame, *, fps: float, targets=None,
                   band_frequencies=None, change_time: float | None = None,
                   show_concepts: bool = True, fig=None):
-    """Contributions over time, aligned under the clip's spectrogram.
+    """Contributions over time, aligned under the clip's spectrogram (a last window crowded
+    onto the one before it is not drawn: :func:`drawn_windows`).
 
     Parameters
     ----------
@@ -264,6 +268,7 @@ def timeline_plot(spectrogram, table: pd.DataFrame, *, fps: float, targets=None,
                            f"are {present}")
     concepts = list(dict.fromkeys(table["concept"]))
     colors = concept_colors(concepts)
+    table = drawn_windows(table)
     n_panels = 1 + int(show_concepts) + len(names)
     if fig is None:
         fig = plt.figure(figsize=(9, 2.2 + 1.5 * (n_panels - 1)))
@@ -309,6 +314,21 @@ def timeline_plot(spectrogram, table: pd.DataFrame, *, fps: float, targets=None,
     axes[-1].set_xlim(0, duration)
     fig.tight_layout()
     return fig
+
+
+def drawn_windows(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a timeline table drawn as curves: all but a last window crowded onto the
+    one before it. The last window ends at the clip's end, so it can start a fraction of a hop
+    after the previous one; drawn, its point sits just beside that one's and the curve ends in
+    a near-vertical hook. It is left out of the figure (not of the table) when its centre is
+    within half a hop (the median spacing of the other centres) of the previous one."""
+    times = np.sort(table["time"].unique())
+    if len(times) < 3:
+        return table
+    hop = float(np.median(np.diff(times[:-1])))
+    if times[-1] - times[-2] < hop / 2:
+        return table[table["time"] != times[-1]]
+    return table
 
 
 def intervention_plot(curve: pd.DataFrame, *, target: str = "mean", ax=None):
