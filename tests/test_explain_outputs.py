@@ -1,0 +1,357 @@
+"""What ``midlevel explain`` (and predict, evaluate, coefficients, compare) write, and where:
+clips of one name never share a file, tables carry each clip's source path, unreadable files
+are skipped (all of them: nothing written), an earlier explanation's leftovers are removed, a
+folder is written by one command at a time, an output that cannot be written (or a run's own
+file) is refused before the work, options a black box ignores are refused, a timeline window
+shorter than the model's input is refused up front, and messages are printed once."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from midlevel.cli import main
+from midlevel.errors import ExplainError
+from midlevel.explain.names import clip_names, safe_name, unique_names
+from midlevel.workflows.explain_concepts import explain_concepts
+
+TINY = {"preset": "small", "width": 0.125, "epochs": 1, "crop_seconds": 1.5,
+        "eval_hop_seconds": 1.5, "batch_size": 8, "patience": 5}
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A joint and a black-box run (1 epoch) on 12 synthetic 3-s clips; bad files beside."""
+    from midlevel.synth import synthesize
+    from midlevel.training import train
+    root = tmp_path_factory.mktemp("outputs_world")
+    spec = synthesize(root / "data", n_clips=12, seed=4, duration=3.0, n_jobs=1,
+                      progress=False)
+    cache = root / "cache"
+    runs = {mode: train(spec, root / mode, mode=mode, config={**TINY, "mode": mode},
+                        cache_dir=cache, progress=False) for mode in ("joint", "blackbox")}
+    audio = sorted((root / "data" / "audio").glob("*.wav"))
+    bad = root / "bad"
+    bad.mkdir()
+    (bad / "zero.wav").write_bytes(b"")
+    (bad / "text.wav").write_text("not audio\n")
+    (bad / "folder.wav").mkdir()
+    sf.write(bad / "silence.wav", np.zeros(22050, dtype=np.float32), 22050)
+    y, sr = sf.read(audio[0], dtype="float32")
+    sf.write(bad / "short.wav", y[: sr // 2], sr)  # 0.5 s: shorter than the window
+    return {"root": root, "cache": cache, "runs": runs, "audio": [str(a) for a in audio],
+            "bad": [str(bad / n) for n in ("zero.wav", "text.wav", "folder.wav",
+                                            "silence.wav")],
+            "short": str(bad / "short.wav")}
+
+
+def _same_name_clips(world, folder) -> list[str]:
+    """Three different clips named a.wav, a.wav and a_1.wav (in three folders) and two whose
+    names differ only in characters a file-safe name drops."""
+    paths = []
+    for sub, name, source in (("x", "a.wav", 0), ("y", "a.wav", 1), ("z", "a_1.wav", 2),
+                              ("u", "\u00fc.wav", 3), ("u", "\u00e9.wav", 4)):
+        path = folder / sub / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(open(world["audio"][source], "rb").read())
+        paths.append(str(path))
+    return paths
+
+
+# ------------------------------------------------------------------------------ names
+
+
+def test_clip_names_are_unique_after_every_mapping():
+    assert unique_names(["a", "a", "a_1"]) == ["a_2", "a_3", "a_1"]
+    assert len(set(n.casefold() for n in unique_names(["A", "a", "b"]))) == 3
+    safe = unique_names(["a b", "a_b", "\u00fc", "\u00e9", "..", "."], safe=True)
+    assert len(set(safe)) == 6 and all(safe_name(n) == n for n in safe)
+    assert not any(n.strip(".") == "" for n in safe)  # never a name of "." or ".."
+    assert clip_names(["x/a.wav", "y/a.wav", "z/a_1.wav"]) == ["a_2", "a_3", "a_1"]
+
+
+def test_a_bottleneck_explains_clips_of_one_name_apart_with_their_paths(world, tmp_path):
+    paths = _same_name_clips(world, tmp_path / "in")
+    out = tmp_path / "out"
+    res = explain_concepts(world["runs"]["joint"], paths, out, cache_dir=world["cache"],
+                           dataset_split=None, timeline=False)
+    pred = pd.read_csv(out / "predictions.csv", keep_default_na=False)
+    assert pred["clip"].is_unique and list(pred["path"]) == paths
+    assert list(pred.columns[:2]) == ["clip", "path"]
+    table = pd.read_csv(out / "contributions.csv")
+    per_clip = table.groupby("clip").size()
+    assert per_clip.nunique() == 1 and len(per_clip) == len(paths)  # no clip holds two
+    assert sorted(p.name for p in out.glob("*_contributions.png")) == sorted(
+        f"{n}_contributions.png" for n in pred["clip"])
+    # the path column joins predict's table (which keys clips by path)
+    predicted = world["runs"]["joint"].predict(paths)
+    joined = pred.merge(predicted, left_on="path", right_on="clip", suffixes=("", "_p"))
+    c = world["runs"]["joint"].concept_names[0]
+    assert len(joined) == len(paths) and np.allclose(joined[c], joined[f"{c}_p"])
+    assert not res.errors
+
+
+def test_a_black_box_writes_one_folder_per_clip_and_a_predictions_table(world, tmp_path):
+    from midlevel.workflows.explain_attributions import explain_blackbox
+    paths = _same_name_clips(world, tmp_path / "in")
+    out = tmp_path / "out"
+    res = explain_blackbox(world["runs"]["blackbox"], paths, out, targets=["valence"],
+                           methods=["integrated_gradients"], progress=False,
+                           cache_dir=world["cache"], n_steps=4, listen=False)
+    pred = pd.read_csv(out / "predictions.csv", keep_default_na=False)
+    assert list(pred["path"]) == paths and pred["clip"].is_unique
+    folders = sorted(p.name for p in out.iterdir() if p.is_dir())
+    assert folders == sorted(pred["clip"])  # five clips, five folders
+    assert all(len(list((out / f).glob("*.npz"))) == 1 for f in folders)
+    predicted = world["runs"]["blackbox"].predict(paths)
+    assert np.allclose(pred["valence"], predicted["valence"], atol=1e-5)
+    assert len(set(map(str, res.files))) == len(res.files)  # no file written twice
+
+
+# ------------------------------------------------------------------------------ bad files
+
+
+def test_explain_skips_unreadable_files_like_predict(world, tmp_path, capsys):
+    good = world["audio"][:2]
+    out = tmp_path / "out"
+    res = explain_concepts(world["runs"]["joint"], [good[0], *world["bad"], good[1]], out,
+                           cache_dir=world["cache"], dataset_split=None, timeline=False)
+    assert sorted(res.errors) == sorted(world["bad"])  # each named, by its path
+    assert list(pd.read_csv(out / "predictions.csv")["path"]) == good
+    rc = main(["explain", str(world["runs"]["joint"].path), good[0], *world["bad"], "--out",
+               str(tmp_path / "cli"), "--cache", str(world["cache"]), "--no-timeline",
+               "--dataset-split", "none", "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 1 and all(err.count(b) >= 1 for b in world["bad"])
+    assert (tmp_path / "cli" / "predictions.csv").is_file()
+
+
+def test_when_every_file_fails_nothing_is_written_and_an_earlier_explanation_stays(
+        world, tmp_path, capsys):
+    out = tmp_path / "out"
+    explain_concepts(world["runs"]["joint"], world["audio"][:1], out, cache_dir=world["cache"],
+                     dataset_split=None, timeline=False)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    res = explain_concepts(world["runs"]["joint"], world["bad"], out, cache_dir=world["cache"],
+                           dataset_split=None, timeline=False)
+    assert not res.files and sorted(res.errors) == sorted(world["bad"])
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    for mode in ("joint", "blackbox"):
+        new = tmp_path / f"new_{mode}"
+        rc = main(["explain", str(world["runs"][mode].path), *world["bad"], "--out", str(new),
+                   "--cache", str(world["cache"]), "--quiet"]
+                  + (["--methods", "integrated_gradients"] if mode == "blackbox" else []))
+        assert rc == 1 and not new.exists()
+        assert "nothing written" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ options
+
+
+def test_a_black_box_refuses_the_bottleneck_options_given(world, tmp_path, capsys):
+    run = str(world["runs"]["blackbox"].path)
+    for extra, flag in ((["--hop", "3"], "--hop"), (["--window", "1"], "--window"),
+                        (["--no-timeline"], "--no-timeline"),
+                        (["--dataset-split", "test"], "--dataset-split"),
+                        (["--repeats", "3"], "--repeats"), (["--seed", "5"], "--seed"),
+                        (["--hop", "0.5"], "--hop"),  # the default value, given, too
+                        (["--seed", "0"], "--seed")):
+        out = tmp_path / "o"
+        rc = main(["explain", run, world["audio"][0], "--out", str(out), "--methods", "ig",
+                   "--cache", str(world["cache"]), "--quiet", *extra])
+        err = capsys.readouterr().err
+        assert rc == 2 and flag in err and "black-box" in err, err
+        assert not out.exists()
+
+
+def test_a_window_shorter_than_the_model_input_is_refused_before_the_work(world, tmp_path):
+    from midlevel.explain.timeline import min_frames, timeline_frames
+    run = world["runs"]["joint"]
+    least = min_frames(run)
+    assert 1 < least < run.window()[0]
+    shortest = (least - 1) / run.fps  # seconds of a window of `least` frames
+    out = tmp_path / "out"
+    with pytest.raises(ExplainError) as exc:  # a window of least - 1 frames
+        explain_concepts(run, world["audio"][:1], out, cache_dir=world["cache"],
+                         dataset_split=None, window=(least - 1.5) / run.fps)
+    assert "--window" in str(exc.value) and f"{shortest:.3g} s" in str(exc.value)
+    assert not out.exists()
+    suggested = float(str(exc.value).rsplit("--window ", 1)[1].split()[0])
+    assert timeline_frames(run, window=suggested)[0] >= least  # the window it suggests works
+    assert timeline_frames(run, window=(least - 0.5) / run.fps)[0] == least
+    res = explain_concepts(run, world["audio"][:1], out, cache_dir=world["cache"],
+                           dataset_split=None, window=(least - 0.5) / run.fps, hop=0.25)
+    assert (out / "timeline.csv").is_file() and not res.errors
+
+
+# ------------------------------------------------------------------------------ outputs
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate", "explain", "coefficients",
+                                     "compare"])
+def test_an_output_under_a_file_is_refused_before_the_work(world, tmp_path, command, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    run = str(world["runs"]["joint"].path)
+    argv = {"predict": ["predict", run, world["audio"][0], "--out", f"{afile}/x.csv"],
+            "evaluate": ["evaluate", run, "--out", f"{afile}/x.csv"],
+            "explain": ["explain", run, world["audio"][0], "--out", f"{afile}/sub"],
+            "coefficients": ["coefficients", run, "--out", f"{afile}/sub"],
+            "compare": ["compare", run, "--out", f"{afile}/sub"]}[command]
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "--out" in err and f"{afile} is a file" in err
+
+
+def test_an_unwritable_folder_is_refused_and_an_os_error_is_a_message(world, tmp_path, capsys,
+                                                                      monkeypatch):
+    from midlevel.cli import common
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    real = os.access
+    monkeypatch.setattr(common.os, "access", lambda p, mode: real(p, mode) and
+                        os.path.abspath(p) != str(ro))  # a read-only folder, even for root
+    with pytest.raises(SystemExit):
+        main(["explain", str(world["runs"]["joint"].path), world["audio"][0], "--out", str(ro)])
+    assert "cannot write in folder" in capsys.readouterr().err
+    monkeypatch.undo()
+
+    def fails(args):  # a write that fails after the checks (a full disk, a folder made
+        raise PermissionError(13, "Permission denied", f"{ro}/.metrics.csv.k2j_x.tmp")
+    monkeypatch.setattr("midlevel.cli.train._evaluate", fails)
+    parser_main = main
+    rc = parser_main(["evaluate", str(world["runs"]["joint"].path), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"midlevel evaluate: error: {ro}/metrics.csv: Permission denied" in err
+    assert "Traceback" not in err
+
+
+def test_a_run_directory_file_is_refused_as_an_output(world, capsys):
+    run = world["runs"]["joint"].path
+    metrics = (run / "metrics.csv").read_bytes()
+    for argv in (["predict", str(run), world["audio"][0], "--out", str(run / "metrics.csv")],
+                 ["evaluate", str(run), "--out", str(run / "model.pt")]):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2 and "run directory" in capsys.readouterr().err
+    assert (run / "metrics.csv").read_bytes() == metrics
+
+
+def test_a_rerun_removes_the_earlier_explanations_files_it_does_not_write(world, tmp_path):
+    from midlevel.workflows.explain_attributions import explain_blackbox
+    out = tmp_path / "out"
+    keep = out / "mine.txt"
+    out.mkdir()
+    keep.write_text("a file of the user's")
+    args = {"cache_dir": world["cache"], "dataset_split": None}
+    explain_concepts(world["runs"]["joint"], world["audio"][:2], out, **args)
+    first = {p.name for p in out.iterdir()}
+    explain_concepts(world["runs"]["joint"], world["audio"][2:3], out, timeline=False, **args)
+    names = {p.name for p in out.iterdir()}
+    stems = [os.path.basename(a)[:-4] for a in world["audio"][:3]]
+    assert f"{stems[0]}_contributions.png" in first and f"{stems[0]}_timeline.png" in first
+    assert not any(n.startswith((stems[0], stems[1])) for n in names)
+    assert "timeline.csv" not in names and f"{stems[2]}_contributions.png" in names
+    assert keep.is_file()  # not written by an explanation: left alone
+    bb = tmp_path / "bb"
+    for audio in (world["audio"][:2], world["audio"][2:3]):
+        explain_blackbox(world["runs"]["blackbox"], audio, bb, targets=["valence"],
+                         methods=["integrated_gradients"], progress=False, n_steps=4,
+                         cache_dir=world["cache"], listen=False)
+    assert sorted(p.name for p in bb.iterdir() if p.is_dir()) == [stems[2]]
+
+
+def test_one_command_at_a_time_writes_an_output_folder(world, tmp_path, capsys):
+    from midlevel.io import folder_lock
+    out = tmp_path / "out"
+    run = str(world["runs"]["joint"].path)
+    with folder_lock(out):  # another command (a lock is per open file, so this process too)
+        rc = main(["explain", run, world["audio"][0], "--out", str(out), "--cache",
+                   str(world["cache"]), "--dataset-split", "none", "--no-timeline", "--quiet"])
+        assert rc == 2 and str(out) in capsys.readouterr().err
+        rc = main(["compare", run, "--out", str(out), "--methods", "ig", "--clips", "1",
+                   "--no-randomization", "--no-faithfulness", "--no-audio", "--cache",
+                   str(world["cache"]), "--quiet"])
+        assert rc == 2 and "another command" in capsys.readouterr().err
+    assert not (out / "predictions.csv").exists()
+    assert main(["explain", run, world["audio"][0], "--out", str(out), "--cache",
+                 str(world["cache"]), "--dataset-split", "none", "--no-timeline",
+                 "--quiet"]) == 0  # released
+
+
+def test_a_failed_command_leaves_no_new_folder_behind_its_lock(world, tmp_path):
+    out = tmp_path / "new"
+    rc = main(["explain", str(world["runs"]["joint"].path), world["audio"][0], "--out",
+               str(out), "--targets", "bogus", "--cache", str(world["cache"])])
+    assert rc == 2 and not out.exists()
+
+
+# ------------------------------------------------------------------------------ messages
+
+
+def test_skipped_files_and_short_clips_are_named_once(world, tmp_path, capsys):
+    run = str(world["runs"]["joint"].path)
+    rc = main(["predict", run, world["audio"][0], world["bad"][1]])
+    err = capsys.readouterr().err
+    assert rc == 1 and err.count(f"skipping {world['bad'][1]}") == 1
+    assert err.count("skipped") <= 1  # the summary line, not the file again
+    rc = main(["explain", run, world["short"], "--out", str(tmp_path / "o"), "--cache",
+               str(world["cache"]), "--dataset-split", "none", "--no-timeline", "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 0 and err.count("padded with silence") == 1, err
+
+
+def test_no_progress_bar_when_every_feature_is_cached(world, capsys):
+    from midlevel.data.cache import FeatureCache
+    from midlevel.data.frontends import make_frontend
+    cache = FeatureCache(world["cache"], make_frontend(world["runs"]["joint"].frontend))
+    cache.fill(world["audio"][:2], progress=False)
+    capsys.readouterr()
+    cache.fill(world["audio"][:2], progress=True)
+    assert "features" not in capsys.readouterr().err
+
+
+def test_interventions_record_the_values_set(world, tmp_path):
+    run = world["runs"]["joint"]
+    c1, c2 = run.concept_names[:2]
+    explain_concepts(run, world["audio"][:1], tmp_path, cache_dir=world["cache"],
+                     dataset_split=None, timeline=False, settings={c1: 10.0, c2: 1.5})
+    table = pd.read_csv(tmp_path / "interventions.csv")
+    assert (table["set"] == f"{c1}=10; {c2}=1.5").all()
+
+
+# ------------------------------------------------------------------------------ figures
+
+
+def test_contribution_bars_say_their_units():
+    from midlevel.plots.concepts import contribution_bars
+    rows = []
+    for target, kind in (("valence", "regression"), ("mood=calm", "logit"), ("bright", "binary")):
+        for c in ("a", "b"):
+            rows.append({"clip": "x", "target": target, "concept": c, "concept_value": 1.0,
+                         "concept_baseline": 0.5, "weight": 1.0, "contribution": 0.5,
+                         "baseline_prediction": 0.0, "prediction": 1.0,
+                         "concept_kind": "regression", "output_kind": kind})
+    fig = contribution_bars(pd.DataFrame(rows), "x")
+    labels = [ax.get_xlabel() for ax in fig.axes if ax.get_visible()]
+    assert labels == ["contribution (rating points)", "contribution (logit)",
+                      "contribution (log-odds)"]
+
+
+def test_the_timeline_does_not_draw_a_last_window_crowded_onto_the_previous_one():
+    from midlevel.plots.concepts import drawn_windows, timeline_plot
+    times = [1.008, 2.0, 2.992, 3.984, 4.976, 5.008]  # hop 1 s; the last ends the clip
+    table = pd.DataFrame({"clip": "x", "time": times, "target": "t", "concept": "c",
+                          "concept_value": 1.0, "contribution": np.arange(6.0)})
+    assert list(drawn_windows(table)["time"]) == times[:-1]
+    even = table.assign(time=[1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    assert len(drawn_windows(even)) == 6
+    fig = timeline_plot(np.zeros((4, 200)), table, fps=31.25)
+    xs = fig.axes[-1].lines[0].get_xdata()
+    assert list(xs) == times[:-1] and np.all(np.diff(xs) > 0)
