@@ -93,7 +93,7 @@ def trained(spec: Path, work: Path, mode: str, args, log):
 def tag_metrics(run) -> pd.DataFrame:
     m = run.metrics
     m = m[m["split"] == "test"]
-    keep = m["name"].str.startswith(("layer=", "mood=", "mean:"))
+    keep = m["name"].str.startswith(("layer=", "mood=", "mean:layer", "mean:mood"))
     rated = (m["kind"] == "concept") & ~m["name"].str.contains("=|:|^mean$", regex=True)
     return pd.concat([m[keep], m[rated]])[["kind", "name", "n", "auc", "pr_auc", "f1",
                                            "accuracy", "r", "r2"]]
@@ -261,7 +261,7 @@ def render(res: dict) -> str:
     lines += [header, "|---|---|---|---|---|---|"]
     for mode, r in res["modes"].items():
         for row in r["metrics"]:
-            if str(row["name"]).startswith(("layer=", "mood=", "mean:")):
+            if str(row["name"]).startswith(("layer=", "mood=", "mean:layer", "mean:mood")):
                 lines.append(f"| {mode} | {row['name']} | {_f(row['auc'])} | "
                              f"{_f(row['pr_auc'])} | {_f(row['f1'])} | {_f(row['accuracy'])} |")
     orc = res.get("oracle") or {}

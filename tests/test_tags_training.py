@@ -85,7 +85,7 @@ def test_metrics_table_macro_averages_each_group():
     p = np.array([[0.2, 0.7, 5.0], [0.8, 0.3, 6.5], [0.9, 0.6, 7.0], [0.1, 0.2, 8.5]])
     t = metrics_table("test", "target", ["m=a", "m=b", "r"], y, p,
                       kinds=["binary", "binary", "regression"], groups={"m=a": "m", "m=b": "m"})
-    assert list(t["name"]) == ["m=a", "m=b", "r", "mean", "mean:m"]
+    assert list(t["name"]) == ["m=a", "m=b", "r", "mean:binary", "mean:ratings", "mean:m"]
     assert t.set_index("name").loc["mean:m", "auc"] == pytest.approx(1.0)
     assert np.isnan(t.set_index("name").loc["r", "auc"])
     assert score(t, ("target",)) == pytest.approx(t["r2"].iloc[:3].mean())

@@ -111,9 +111,25 @@ def register(sub) -> None:
     p.set_defaults(func=_train)
 
     p = sub.add_parser("evaluate", help="metrics of a trained run on a split",
-                       description="Pearson r, R^2, RMSE and MAE per concept and target of RUN "
-                                   "on a split of SPEC (default: the spec it was trained on); "
-                                   "ROC-AUC, PR-AUC and F1 for binary columns (tags).")
+                       description="Metrics of RUN per concept and target on a split of SPEC "
+                                   "(default: the spec it was trained on), one row each. "
+                                   "Columns: split; kind (concept or target); name; n (clips "
+                                   "with a rating); r (Pearson); r2 (R^2; for a binary column "
+                                   "the Brier skill score); rmse and mae (rating points; "
+                                   "binary: root Brier score and mean absolute error of the "
+                                   "probability); cal_slope and cal_intercept (the calibration "
+                                   "line rating ~ cal_intercept + cal_slope * prediction: 1 "
+                                   "and 0 when right in level and scale); accuracy (class "
+                                   "columns, and binary ones at --threshold); auc, pr_auc and "
+                                   "f1 (binary columns: ROC-AUC, PR-AUC, F1 at --threshold); "
+                                   "note (why r or the calibration line is left out: "
+                                   "(nearly) constant predictions; what a summary row "
+                                   "averages). Summary rows average one sort of column: "
+                                   "'mean' when a kind's columns are all ratings, all binary "
+                                   "or all classes, else 'mean:ratings', 'mean:binary', "
+                                   "'mean:classes'; 'mean:<group>' over a multi-label group's "
+                                   "tags. They have no calibration line (it is per column). "
+                                   "'-' = not defined.")
     p.add_argument("run", metavar="RUN", help="run directory")
     p.add_argument("--spec", metavar="SPEC", help="data spec (default: the run's)")
     add_root_option(p)

@@ -8,16 +8,27 @@ prediction is a probability) get ROC-AUC (``auc``), PR-AUC (``pr_auc``, average 
 and accuracy at a chosen ``threshold``, and the regression figures of the probability against
 the 0/1 label: ``r2`` is then the Brier skill score (1 - Brier / the Brier score of always
 predicting the base rate), ``rmse`` the root Brier score, the calibration line that of the
-label on the probability. Each (split, kind) also gets a ``mean`` row averaging its columns
-(for binary figures: their macro-average over tags), and each multi-label group a
-``mean:<group>`` row over its tags. r only sees order: R^2 and the calibration line see level
-and scale too, and R^2 is what model selection uses.
+label on the probability. r only sees order: R^2 and the calibration line see level and scale
+too, and R^2 is what model selection uses (:func:`score`, over the column rows only).
+
+Summary rows (:func:`is_summary`) average columns of one sort only, since a mean RMSE of
+rating points and root Brier scores, or a mean of R^2 and Brier skill scores, measures
+nothing: each (split, kind) gets a ``mean`` row when its columns are all ratings, all binary or
+all classes, and otherwise one row per sort, ``mean:ratings``, ``mean:binary`` and
+``mean:classes`` (and no ``mean`` row); each multi-label group a ``mean:<group>`` row over its
+tags. A summary row's ``note`` says what it averages. Summary rows carry no calibration line
+(``cal_slope``, ``cal_intercept`` NaN): a line belongs to one column, and an average of slopes
+is dominated by the largest (one near-constant column's slope of 1e5 makes the mean 1e4).
 
 Predictions whose spread is negligible (:func:`negligible_spread`: a standard deviation of at
 most ``SPREAD_TOL`` times their scale) count as constant: r and the calibration line are NaN
 (shown "-"), as for exactly constant ones. A saturated sigmoid gives such columns
 (probabilities 1e-10 apart), and the r and slope of rounding noise (r 0.63, slope 8e9) are no
-measure of the model.
+measure of the model. The calibration line also needs predictions that spread at least
+``CAL_SPREAD_TOL`` times the truth's standard deviation (:func:`flat_predictions`): below that
+its slope (up to 1 / ``CAL_SPREAD_TOL`` = 1000) says only "nearly constant", as for
+probabilities 0.999998-1.000000 against 0/1 labels (slope 165930). The row's ``note`` gives
+the reason whenever r or the line is left out.
 """
 from __future__ import annotations
 
@@ -25,13 +36,19 @@ import numpy as np
 import pandas as pd
 
 METRIC_COLUMNS = ["split", "kind", "name", "n", "r", "r2", "rmse", "mae", "cal_slope",
-                  "cal_intercept", "accuracy", "auc", "pr_auc", "f1"]
-_VALUES = METRIC_COLUMNS[3:]
+                  "cal_intercept", "accuracy", "auc", "pr_auc", "f1", "note"]
+_VALUES = METRIC_COLUMNS[3:-1]
+_LINE = ("cal_slope", "cal_intercept")
+# the sorts of column a summary row may average, and their row names when a kind mixes them
+SORTS = {"regression": "ratings", "binary": "binary", "class": "classes"}
 _BINARY = ("auc", "pr_auc", "f1")
 # relative spread below which predictions count as constant: about float32's resolution
 # (2^-23 = 1.2e-7, the network's output precision), so a spread at the last digits a float32
 # prediction carries is never read as signal
 SPREAD_TOL = 1e-7
+# spread of the predictions, relative to the truth's standard deviation, below which they get
+# no calibration line: its slope could exceed 1 / CAL_SPREAD_TOL and only says "nearly flat"
+CAL_SPREAD_TOL = 1e-3
 
 
 def negligible_spread(y_pred: np.ndarray, y_true: np.ndarray | None = None) -> bool:
@@ -47,14 +64,24 @@ def negligible_spread(y_pred: np.ndarray, y_true: np.ndarray | None = None) -> b
     return bool(p.std() <= SPREAD_TOL * scale)
 
 
+def flat_predictions(y_pred: np.ndarray, y_true: np.ndarray) -> bool:
+    """Whether the predictions ``(n,)`` spread too little for a calibration line: their
+    standard deviation is at most ``CAL_SPREAD_TOL`` times the truth's ``(n,)`` (unit-free; for
+    0/1 labels the truth's sd is sqrt(base rate x (1 - base rate)))."""
+    p = np.asarray(y_pred, dtype=np.float64)
+    t = np.asarray(y_true, dtype=np.float64)
+    return bool(len(p) == 0 or p.std() <= CAL_SPREAD_TOL * t.std())
+
+
 def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
     """Metrics of one column over its finite entries. ``y_true``, ``y_pred``: ``(n,)``.
 
     r and the calibration line are NaN for constant predictions, and for predictions whose
-    spread is negligible (:func:`negligible_spread`)."""
+    spread is negligible (:func:`negligible_spread`); the calibration line also for nearly
+    flat ones (:func:`flat_predictions`). ``note`` says which, with the spreads."""
     ok = np.isfinite(y_true) & np.isfinite(y_pred)
     t, p = y_true[ok].astype(np.float64), y_pred[ok].astype(np.float64)
-    out = {"n": int(ok.sum()), **{k: np.nan for k in _VALUES[1:]}}
+    out = {"n": int(ok.sum()), **{k: np.nan for k in _VALUES[1:]}, "note": ""}
     if len(t) == 0:
         return out
     err = p - t
@@ -62,10 +89,17 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
     out["mae"] = float(np.mean(np.abs(err)))
     if len(t) > 1 and t.std() > 0:
         out["r2"] = float(1 - np.sum(err ** 2) / np.sum((t - t.mean()) ** 2))
-        if p.std() > 0 and not negligible_spread(p, t):
+        if p.std() == 0 or negligible_spread(p, t):
+            out["note"] = (f"constant predictions (sd {p.std():.2g}): no r, no calibration "
+                           f"line")
+        else:
             out["r"] = float(np.corrcoef(t, p)[0, 1])
-            slope, intercept = calibration_line(t, p)
-            out["cal_slope"], out["cal_intercept"] = slope, intercept
+            if flat_predictions(p, t):
+                out["note"] = (f"nearly constant predictions (sd {p.std():.2g}, under "
+                               f"{CAL_SPREAD_TOL:g} x the truth's {t.std():.2g}): no "
+                               f"calibration line")
+            else:
+                out["cal_slope"], out["cal_intercept"] = calibration_line(t, p)
     return out
 
 
@@ -84,7 +118,7 @@ def calibration_line(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[float, flo
 def class_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
     """Accuracy of integer codes ``y_pred`` against ``y_true`` (float codes, NaN = missing)."""
     ok = np.isfinite(y_true)
-    out = {"n": int(ok.sum()), **{k: np.nan for k in _VALUES[1:]}}
+    out = {"n": int(ok.sum()), **{k: np.nan for k in _VALUES[1:]}, "note": ""}
     out["accuracy"] = float(np.mean(y_true[ok] == y_pred[ok])) if ok.any() else np.nan
     return out
 
@@ -113,7 +147,9 @@ def metrics_table(split: str, kind: str, names: list[str], y_true: np.ndarray,
                   y_pred: np.ndarray, is_class: list[bool] | None = None, *,
                   kinds: list[str] | None = None, groups: dict[str, str] | None = None,
                   threshold: float = 0.5) -> pd.DataFrame:
-    """Rows per column plus a ``mean`` row (and a ``mean:<group>`` row per multi-label group).
+    """Rows per column plus summary rows (see the module docstring): ``mean`` (or, when the
+    columns mix sorts, ``mean:ratings`` / ``mean:binary`` / ``mean:classes``) and a
+    ``mean:<group>`` row per multi-label group.
 
     ``y_true``, ``y_pred``: ``(n_clips, n_columns)`` (binary columns: 0/1 labels and predicted
     probabilities). ``kinds``: "regression", "class" or "binary" per column (default from
@@ -131,20 +167,48 @@ def metrics_table(split: str, kind: str, names: list[str], y_true: np.ndarray,
                 y_true[:, j], y_pred[:, j])
         rows.append({"split": split, "kind": kind, "name": name, **m})
     frame = pd.DataFrame(rows, columns=METRIC_COLUMNS)
-    if rows:
-        summary = [("mean", frame)]
-        groups = groups or {}
-        for g in dict.fromkeys(groups[n] for n in names if n in groups):
-            summary.append((f"mean:{g}", frame[[groups.get(n) == g for n in names]]))
-        extra = []
-        for label, part in summary:
-            mean_row = {"split": split, "kind": kind, "name": label,
-                        **part[_VALUES].astype(float).mean(skipna=True).to_dict()}
-            mean_row["n"] = int(part["n"].max())
-            extra.append(mean_row)
-        frame = pd.concat([frame, pd.DataFrame(extra, columns=METRIC_COLUMNS)],
-                          ignore_index=True)
-    return frame
+    if not rows:
+        return frame
+    extra = [{"split": split, "kind": kind, "name": label, **_average(part, what)}
+             for label, part, what in _summaries(frame, names, kinds, groups or {})]
+    return pd.concat([frame, pd.DataFrame(extra, columns=METRIC_COLUMNS)], ignore_index=True)
+
+
+def _summaries(frame: pd.DataFrame, names: list[str], kinds: list[str],
+               groups: dict[str, str]) -> list[tuple[str, pd.DataFrame, str]]:
+    """``(row name, column rows, what they are)`` of each summary row of ``frame``'s column
+    rows: one per sort when ``kinds`` mix sorts (else ``mean``), one per group of ``groups``."""
+    group_names = list(dict.fromkeys(groups[n] for n in names if n in groups))
+    sorts = list(dict.fromkeys(SORTS[k] for k in kinds))
+    out = []
+    for sort in sorts:
+        label = "mean" if len(sorts) == 1 else f"mean:{sort}"
+        if label[5:] in group_names:   # a group of that name: keep both rows apart
+            label = f"{label} (all)"
+        out.append((label, frame[[SORTS[k] == sort for k in kinds]], sort))
+    for g in group_names:
+        out.append((f"mean:{g}", frame[[groups.get(n) == g for n in names]], f"group {g}"))
+    return out
+
+
+def _average(part: pd.DataFrame, what: str) -> dict:
+    """A summary row's values: the mean of ``part``'s columns (NaN skipped), the largest
+    ``n``, no calibration line, and a note on what was averaged."""
+    values = part[_VALUES].astype(float).mean(skipna=True).to_dict()
+    values.update({k: np.nan for k in _LINE}, n=int(part["n"].max()))
+    sort = what if what in SORTS.values() else "binary"
+    noun = {"ratings": "rating", "binary": "binary", "classes": "class"}[sort]
+    values["note"] = (f"mean of {len(part)} {noun} column{'s' if len(part) != 1 else ''}"
+                      + (f" ({what})" if what.startswith("group") else "")
+                      + "; no calibration line")
+    return values
+
+
+def is_summary(names) -> np.ndarray:
+    """Which of the metric table's ``name`` values ``(n,)`` are summary rows (``mean``,
+    ``mean:...``), not columns; a bool array ``(n,)``."""
+    names = pd.Series(list(names), dtype=object).astype(str)
+    return ((names == "mean") | names.str.startswith("mean:")).to_numpy()
 
 
 def score(table: pd.DataFrame, kinds: tuple[str, ...], metric: str = "r2") -> float:
@@ -154,8 +218,7 @@ def score(table: pd.DataFrame, kinds: tuple[str, ...], metric: str = "r2") -> fl
     R^2 by default rather than r: a prediction in the right order but wrong in level or scale
     scores low. ``metric="r"`` (the earlier rule) sees order only.
     """
-    names = table["name"].astype(str)
-    rows = table[table["kind"].isin(kinds) & (names != "mean") & ~names.str.startswith("mean:")]
+    rows = table[table["kind"].isin(kinds).to_numpy() & ~is_summary(table["name"])]
     values = rows[metric].fillna(rows["accuracy"]).dropna()
     return float(values.mean()) if len(values) else float("nan")
 

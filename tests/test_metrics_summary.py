@@ -1,0 +1,91 @@
+"""Metric tables' summary rows: one sort of column each, no mean calibration line; the
+calibration line of nearly flat predictions; model selection unchanged by either."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from midlevel.training.calibration import selection_scores
+from midlevel.training.metrics import METRIC_COLUMNS, is_summary, metrics_table, score
+
+NAMES = ["valence", "m=a", "m=b", "quadrant"]
+KINDS = ["regression", "binary", "binary", "class"]
+
+
+def mixed_table():
+    """A rating, two tags (one a saturated sigmoid: probabilities 1 - 1e-6 * U(0, 1)) and a
+    class target on 30 clips; returns ``(table, y_true, y_pred)``."""
+    rng = np.random.default_rng(7)
+    n = 30
+    rating = rng.uniform(1, 10, n)
+    label = (rng.random(n) < 0.4).astype(float)
+    cls = rng.integers(0, 3, n).astype(float)
+    saturated = 1 - 1e-6 * rng.random(n)
+    y = np.c_[rating, label, label, cls]
+    p = np.c_[rating + rng.normal(0, 1.5, n),
+              np.clip(label * 0.5 + 0.25 + rng.normal(0, 0.1, n), 0, 1), saturated,
+              np.where(rng.random(n) < 0.6, cls, 0)]
+    t = metrics_table("validation", "target", NAMES, y, p, kinds=KINDS,
+                      groups={"m=a": "m", "m=b": "m"})
+    return t, y, p
+
+
+def test_model_selection_score_is_pinned():
+    """The selection score (mean over the column rows) on a mixed table: the values the code
+    gave before the summary rows were split by sort (and the training loop's score agrees)."""
+    t, y, p = mixed_table()
+    assert score(t, ("target",), metric="r2") == pytest.approx(0.2742563921380642, abs=1e-12)
+    assert score(t, ("target",), metric="r") == pytest.approx(0.5413882346813138, abs=1e-12)
+    for metric in ("r2", "r"):
+        got = selection_scores(p[None], y, KINDS, metric)
+        assert got[0] == pytest.approx(score(t, ("target",), metric=metric), abs=1e-12)
+
+
+def test_summary_rows_average_one_sort_of_column_each():
+    t, _, _ = mixed_table()
+    rows = t.set_index("name")
+    assert list(t["name"]) == NAMES + ["mean:ratings", "mean:binary", "mean:classes", "mean:m"]
+    assert "mean" not in rows.index          # no row averages rating points with Brier scores
+    assert list(is_summary(t["name"])) == [False] * 4 + [True] * 4
+    for col in ("r", "r2", "rmse", "mae"):
+        assert rows.loc["mean:ratings", col] == pytest.approx(rows.loc["valence", col])
+        assert rows.loc["mean:binary", col] == pytest.approx(rows.loc[["m=a", "m=b"], col].mean())
+    assert rows.loc["mean:classes", "accuracy"] == pytest.approx(rows.loc["quadrant", "accuracy"])
+    assert np.isnan(rows.loc["mean:ratings", "accuracy"])   # the classes' is not mixed in
+    summary = t[is_summary(t["name"])]
+    assert summary[["cal_slope", "cal_intercept"]].isna().all().all()
+    assert "mean of 2 binary columns" in rows.loc["mean:binary", "note"]
+
+
+def test_a_kind_of_one_sort_keeps_its_mean_row_and_a_group_name_does_not_collide():
+    y = np.array([[0, 1, 0.0], [1, 0, 1], [1, 1, 1], [0, 0, 0]])
+    p = np.array([[0.2, 0.7, 0.1], [0.8, 0.3, 0.6], [0.9, 0.6, 0.7], [0.1, 0.2, 0.4]])
+    t = metrics_table("test", "target", ["binary=a", "binary=b", "c"], y, p,
+                      kinds=["binary"] * 3, groups={"binary=a": "binary", "binary=b": "binary"})
+    assert list(t["name"]) == ["binary=a", "binary=b", "c", "mean", "mean:binary"]
+    rows = metrics_table("test", "target", ["r", "binary=a"], np.c_[[1, 2, 3, 4.0], y[:, 0]],
+                         np.c_[[1, 2, 4, 3.0], p[:, 0]], kinds=["regression", "binary"],
+                         groups={"binary=a": "binary"})["name"]
+    assert list(rows) == ["r", "binary=a", "mean:ratings", "mean:binary (all)", "mean:binary"]
+
+
+def test_nearly_flat_probabilities_get_no_calibration_line_and_say_why():
+    """Probabilities 0.999999-1.000000 (sd 3e-7, above float32's resolution, so r stays)
+    against 0/1 labels gave a slope of -5e5; the line needs a spread of at least
+    CAL_SPREAD_TOL of the labels' sd."""
+    t, _, _ = mixed_table()
+    row = t.set_index("name").loc["m=b"]
+    assert np.isfinite(row["r"])
+    assert np.isnan(row["cal_slope"]) and np.isnan(row["cal_intercept"])
+    assert "nearly constant" in row["note"] and "no calibration line" in row["note"]
+    ok = t.set_index("name").loc["m=a"]
+    assert np.isfinite(ok["cal_slope"]) and ok["note"] == ""
+
+
+def test_evaluate_help_names_every_column(capsys):
+    from midlevel.cli import main
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for col in METRIC_COLUMNS + ["mean:ratings", "mean:<group>"]:
+        assert col in text, col
