@@ -7,8 +7,9 @@ known linear map):
    the noiseless concepts and the noisy 1-10 ratings (= what an independent head is fitted
    on) -- against the true weights per rating point: sign agreement on the non-zero weights,
    Pearson r of recovered and true standardized weights, coverage of the true weights by the
-   95 % intervals, and the share of zero true weights called significant (null false-positive
-   rate; nominal 5 %, also with Holm's correction).
+   95 % intervals (with Holm's correction: Bonferroni's, 1 - 0.05/56), and the share of zero
+   true weights called significant (null false-positive rate; nominal 5 %, also with Holm's
+   correction).
 The model path (a CNN on synthesized audio) is `benchmarks/truthful_concepts.py`.
 
 Writes the section "Concept explanations" of benchmarks/RESULTS.md (other sections are kept)
@@ -141,6 +142,8 @@ and the estimate alike. Null FPR = share of the zero true weights whose (adjuste
 coefficient table's "what the data show" columns are estimated from): the coverage is
 slightly below 95 % because noisy regressors attenuate the weights (errors in variables, about
 {1 - (9 ** 2 / 12) / (9 ** 2 / 12 + 0.25):.1%} here), and more so for correlated concepts.
+With Holm's correction the intervals are Bonferroni's (level 1 - 0.05/56, matching the
+correction), so each covers its true weight about 99.9 % of the time.
 Figure: `benchmarks/figures/concepts_recovery.png` (recovered vs true standardized weights).
 
 The model path (CNNs trained on synthesized audio: calibration, both coefficient answers,

@@ -118,7 +118,8 @@ def recovery(run, truth: pd.DataFrame) -> tuple[dict, pd.DataFrame]:
         "data_coverage_tags": float(covered[merged["concept"].str.startswith("layer=")].mean()),
         "data_null_fpr": float(merged.loc[zero, "p_value"].lt(0.05).mean()),
         "n_nonzero": int(nonzero.sum()), "n_weights": int(len(merged)), "n_zero": int(zero.sum()),
-        "flagged": int((merged["flag"] != "").sum()), "method": str(merged["method"].iloc[0]),
+        "flagged": int((merged["flag"] != "").sum()),
+        "method": str(coefs.table.attrs.get("method") or merged["method"].iloc[0]),
     }
     return out, tags[["target", "concept", "true_weight", "model_weight", "weight", "ci_low",
                       "ci_high", "flag"]]

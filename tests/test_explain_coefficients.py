@@ -64,7 +64,7 @@ def test_binary_class_target_uses_glm():
                     family=sm.families.Binomial()).fit()
     t = result.table.set_index("concept").loc[X.columns]
     assert (t["target"] == "mood=high").all()
-    assert t["method"].iloc[0].endswith("(GLM binomial)")
+    assert t["method"].iloc[0] == "binomial GLM"
     np.testing.assert_allclose(t["weight"], direct.params[1:], rtol=1e-6)
     np.testing.assert_allclose(t["se"], direct.bse[1:], rtol=1e-6)
 
@@ -86,7 +86,8 @@ def test_bootstrap_agrees_with_ols_intervals():
     np.testing.assert_allclose(boot["weight"], ols["weight"], rtol=1e-8)
     ratio = boot["se"] / ols["se"]
     assert 0.6 < ratio.median() < 1.6
-    assert boot["method"].iloc[0].startswith("bootstrap over clips")
+    assert (boot["method"] == "OLS, bootstrap").all()
+    assert boot.attrs["method"].startswith("bootstrap over clips")
 
 
 @pytest.mark.parametrize("concepts", ["true", "ratings"])

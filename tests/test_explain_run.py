@@ -96,14 +96,17 @@ def test_what_the_data_show_is_a_robust_fit_of_the_ratings(world):
     np.testing.assert_allclose(rows["weight"], direct.params[1:], rtol=1e-8)
     np.testing.assert_allclose(rows["se"], direct.bse[1:], rtol=1e-8)
     np.testing.assert_allclose(rows[["ci_low", "ci_high"]], direct.conf_int()[1:], rtol=1e-8)
-    assert "HC3" in rows["method"].iloc[0]
+    assert (rows["method"] == "OLS, HC3").all()
+    assert a.attrs["method"].startswith("OLS of the targets on the concept ratings")
 
 
 def test_calibrated_answer_and_leakage_on_held_out_clips(world):
     run = world["runs"]["joint"]
     result = run_coefficients(run, data="calibrated", n_boot=100, cache_dir=world["cache"])
     t = result.table
-    assert t["method"].iloc[0].startswith("regression calibration on held-out predictions")
+    assert (t["method"] == "calibrated OLS, bootstrap").all()
+    assert t.attrs["method"].startswith("regression calibration on held-out predictions")
+    assert result.summary_lines()[2].startswith("what the data show: regression calibration")
     assert (t["ci_low"] < t["ci_high"]).all()  # coverage is tested on simulated data
     n_held = int(sum(load_split(world, s) for s in ("validation", "test")))
     assert (t["n"] == n_held).all()
@@ -249,8 +252,8 @@ def test_class_target_run(world, tmp_path):
                 progress=False)
     result = run_coefficients(run, data="ratings")
     t = result.table.set_index(["target", "concept"])
-    assert "GLM binomial" in t.loc["mood=high", "method"].iloc[0]
-    assert "OLS" in t.loc["energy", "method"].iloc[0]
+    assert (t.loc["mood=high", "method"] == "binomial GLM").all()   # each row's estimator
+    assert (t.loc["energy", "method"] == "OLS, HC3").all()
     head = LinearHead.from_run(run)
     # what the model does: the logit difference of the two classes, exactly
     for c in run.concept_names:

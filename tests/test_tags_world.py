@@ -71,7 +71,7 @@ def test_every_mode_trains_and_explains_with_tags(tag_world, mode, tmp_path):
     coefs = run_coefficients(run, leakage=mode != "independent")
     t = coefs.table
     assert set(t["target"]) == set(MOODS) and set(t["concept"]) == set(LAYERS)
-    assert t["method"].str.contains("GLM binomial").all()
+    assert (t["method"] == "binomial GLM").all()
     head = LinearHead.from_run(run)
     for row in t.head(4).itertuples():  # what the model does is the head
         assert row.model_weight == pytest.approx(head.weight_of(row.target, row.concept))

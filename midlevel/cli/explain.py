@@ -181,7 +181,7 @@ def _explain(args: argparse.Namespace) -> int:
 
 def register(sub) -> None:
     """Add ``coefficients`` and ``explain`` to the ``midlevel`` subparsers."""
-    from midlevel.explain.statistics import CORRECTIONS
+    from midlevel.explain.multiplicity import CORRECTIONS
 
     p = sub.add_parser(
         "coefficients", help="the concept -> target weights of a bottleneck, with statistics",
@@ -202,9 +202,15 @@ def register(sub) -> None:
     add_root_option(p)
     add_cache_option(p)
     p.add_argument("--alpha", type=open_unit, default=0.05,
-                   help="significance level; intervals are 1 - alpha (default 0.05)")
+                   help="significance level; intervals are 1 - alpha without a correction "
+                        "(default 0.05)")
     p.add_argument("--correction", choices=CORRECTIONS, default="none",
-                   help="multiple-comparison correction of the p-values (default none)")
+                   help="multiple-comparison correction over the table's m weights (default "
+                        "none); the intervals, and the flags judged against them, follow it "
+                        "(level in column ci_level): bonferroni and holm 1 - alpha/m "
+                        "(Bonferroni; a Holm-significant weight may keep an interval reaching "
+                        "0), fdr_bh 1 - R*alpha/m for the R weights selected (Benjamini & "
+                        "Yekutieli's false-coverage-rate intervals)")
     p.add_argument("--data", choices=["auto", "ratings", "calibrated"], default="auto",
                    help="how the data's answer is estimated (default auto: ratings when "
                         "enough clips carry concept and target ratings)")

@@ -28,11 +28,17 @@ model_std_weight   ``model_weight * std_scale``
 weight             the data's estimate, in the same units
 std_weight         ``weight * std_scale``; ``std_scale = sd(concept) / sd(target)`` on the
                    fit's clips (class and binary targets: ``sd(concept)``, logit per sd)
-se, ci_low/high    standard error and interval (level ``1 - alpha``) of ``weight``
+se, ci_low/high    standard error and interval of ``weight``: level ``1 - alpha``, or with a
+                   correction the level that matches it (``ci_level``; Bonferroni for
+                   bonferroni and holm, Benjamini & Yekutieli's false-coverage-rate level
+                   for fdr_bh: :mod:`midlevel.explain.multiplicity`)
 std_ci_low/high    the same interval, standardized
+ci_level           the intervals' level (0.95 at alpha 0.05 without a correction)
 stat, p_value      t or z statistic (bootstrap: ``weight / se``), two-sided p-value
-p_adjusted         after the multiple-comparison correction; ``significant``: < alpha
-method             how the data's estimate was obtained
+p_adjusted         after the multiple-comparison correction (over the whole table);
+                   ``significant``: < alpha
+method             the row's estimator: "OLS, HC3", "binomial GLM", "multinomial logit",
+                   "calibrated OLS, bootstrap"...; the fit's description is in the summary
 r2, n, intercept   of the data's fit
 data_note          why the data give no estimate for the row (then weight, interval and
                    p-value are NaN): the concepts separate a class or binary target's
@@ -83,7 +89,8 @@ def run_coefficients(run, *, spec=None, root=None, cache_dir=None, alpha: float 
     spec, root, cache_dir : the annotations (default: the spec and root the run was trained
         with) and the feature cache (for held-out predictions).
     alpha, correction : interval level / significance (strictly between 0 and 1) and
-        multiple-comparison correction of the data's p-values (see :func:`fit_ols`).
+        multiple-comparison correction of the data's p-values, which the intervals follow
+        (see :mod:`midlevel.explain.multiplicity`).
     data : how the data's answer is estimated: "ratings", "calibrated" or "auto" (ratings
         when at least :func:`midlevel.explain.evidence.min_clips` clips carry every concept
         and the target; see :mod:`midlevel.explain.evidence`).
@@ -140,7 +147,9 @@ def run_coefficients(run, *, spec=None, root=None, cache_dir=None, alpha: float 
     head = LinearHead.from_run(run)
     kinds = dict(zip(head.concepts, head.concept_kinds))
     table["concept_kind"] = [kinds.get(c, "regression") for c in table["concept"]]
-    table = flag_weights(table, materiality=materiality, alpha=alpha)
+    # judged against the interval shown: with a correction, the corrected one
+    table = flag_weights(table, materiality=materiality,
+                         alpha=result.table.attrs.get("ci_alpha", alpha))
     table["mode"] = run.mode
     table = table[RUN_COLUMNS].reset_index(drop=True)
     table.attrs.update(result.table.attrs, data=method)

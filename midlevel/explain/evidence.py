@@ -85,6 +85,8 @@ def ratings_fit(X: pd.DataFrame, Y: pd.DataFrame, *, alpha: float = 0.05,
     """
     n = int(np.isfinite(X.to_numpy()).all(1).sum())
     tags = "; binomial GLM for binary targets" if binary_targets else ""
+    if class_targets:
+        tags += "; binomial GLM or multinomial logit for class targets"
     return fit_ols(X, Y, alpha=alpha, correction=correction, class_targets=class_targets,
                    cov_type="HC3", binary_targets=binary_targets,
                    method=f"OLS of the targets on the concept ratings (HC3 errors{tags}), "
@@ -173,7 +175,9 @@ def calibrated_fit(pred: pd.DataFrame, rated: pd.DataFrame, Y: pd.DataFrame, *,
 
     Returns
     -------
-    CoefficientResult: the full-sample two-stage estimate as ``weight``, the bootstrap
+    CoefficientResult (rows' ``method``: "calibrated OLS, bootstrap" or "calibrated
+    [multinomial] logit, bootstrap"; the fit's description in ``attrs["method"]``): the
+    full-sample two-stage estimate as ``weight``, the bootstrap
     standard deviation as ``se``, percentile intervals, two-sided bootstrap p-values
     ``2 min(P(b <= 0), P(b >= 0))`` (at least ``1 / n_boot``). A class or binary target whose
     classes the calibrated concepts separate (:func:`~midlevel.explain.statistics.separated`)
@@ -210,6 +214,8 @@ def calibrated_fit(pred: pd.DataFrame, rated: pd.DataFrame, Y: pd.DataFrame, *,
     n_cal = int(stages.calibration_rows.sum())
     label = method or (f"regression calibration on held-out predictions ({n_cal} clips with "
                        f"concept ratings), two-stage bootstrap")
+    sizes = sorted({len(v) for v in draws.values()})
+    label += f", {sizes[0]}{'' if len(sizes) == 1 else f'-{sizes[-1]}'} resamples"
     rows = []
     for target, coef in full.items():
         boots = np.stack(draws[target])                      # (n_ok, 1 + K, m)
@@ -237,9 +243,17 @@ def calibrated_fit(pred: pd.DataFrame, rated: pd.DataFrame, Y: pd.DataFrame, *,
                 r2 = float(1 - resid.var() / y[ok].var()) if y[ok].var() > 0 else np.nan
             rows += note_rows(_rows(est, se, np.stack([lo, hi], 1), stat,
                                      np.minimum(pv, 1.0), names, unit,
-                                     f"{label}, {len(b)} resamples", r2, int(ok.sum()), sd_x,
-                                     sd_y), note)
-    return CoefficientResult(_finish(rows, alpha, correction), {})
+                                     _calibrated_label(target, class_targets, logistic), r2,
+                                     int(ok.sum()), sd_x, sd_y, draws=b), note)
+    return CoefficientResult(_finish(rows, alpha, correction, label), {})
+
+
+def _calibrated_label(target: str, class_targets: dict, logistic: set) -> str:
+    """The ``method`` of a calibrated row: its stage-2 estimator."""
+    if target not in logistic:
+        return "calibrated OLS, bootstrap"
+    many = len(class_targets.get(target, ())) > 2
+    return f"calibrated {'multinomial ' if many else ''}logit, bootstrap"
 
 
 def _class_units(target: str, classes: list, codes: np.ndarray) -> list[str]:

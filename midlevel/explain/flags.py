@@ -2,7 +2,9 @@
 
 Each row of a coefficient table holds the weight the model uses (``model_weight``, exact) and
 the data's estimate with its interval (``weight``, ``ci_low``, ``ci_high``). A weight is
-flagged when the model's weight lies outside the data's interval and
+flagged when the model's weight lies outside the data's interval, the one the table shows (with
+a multiple-comparison correction, the corrected interval: see
+:mod:`midlevel.explain.multiplicity`), and
 
 - ``unsupported``: the data show no effect (the interval contains 0), yet the model's
   standardized weight is at least ``materiality``: it leans on a concept the data do not
@@ -43,13 +45,16 @@ def flag_weights(table: pd.DataFrame, *, materiality: float = MATERIALITY,
     table with ``model_weight``, ``weight``, ``ci_low``, ``ci_high`` and ``std_scale``.
 
     ``alpha``: 1 - the level of the table's intervals, as the reasons name them (default: the
-    table's ``attrs["alpha"]``, else 0.05). Rows without an interval (NaN, e.g. a ``data_note``
+    table's ``attrs["ci_alpha"]``, the level of a corrected interval, else ``attrs["alpha"]``,
+    else 0.05). Rows without an interval (NaN, e.g. a ``data_note``
     saying the data give no estimate) are not flagged.
 
     Returns a copy of ``table``.
     """
     materiality = check_materiality(materiality)
-    alpha = check_alpha(table.attrs.get("alpha", 0.05) if alpha is None else alpha)
+    if alpha is None:
+        alpha = table.attrs.get("ci_alpha", table.attrs.get("alpha", 0.05))
+    alpha = check_alpha(alpha)
     out = table.copy()
     m, est = out["model_weight"].to_numpy(float), out["weight"].to_numpy(float)
     lo, hi = out["ci_low"].to_numpy(float), out["ci_high"].to_numpy(float)

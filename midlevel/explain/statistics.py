@@ -1,8 +1,15 @@
 """Coefficient statistics on a design: statsmodels OLS / GLM / MNLogit, a bootstrap over clips,
 multiple-comparison corrections, and the tidy table they share (columns in ``COLUMNS``:
-target, concept, weight, std_weight, se, ci_low/high, std_ci_low/high, stat, p_value,
-p_adjusted, significant, method, r2, n, intercept, std_scale, data_note; see
-:mod:`midlevel.explain.coefficients` for their meaning).
+target, concept, weight, std_weight, se, ci_low/high, std_ci_low/high, ci_level, stat,
+p_value, p_adjusted, significant, method, r2, n, intercept, std_scale, data_note; see
+:mod:`midlevel.explain.coefficients` for their meaning). ``method`` names the estimator of the
+row ("OLS, HC3", "binomial GLM", "multinomial logit"...); the whole fit's description is the
+table's ``attrs["method"]`` and heads the summary.
+
+With a correction the p-values are adjusted over the whole table (one family), and the
+intervals follow it (:mod:`midlevel.explain.multiplicity`): Bonferroni intervals for
+bonferroni and holm, Benjamini & Yekutieli's false-coverage-rate intervals for fdr_bh;
+``ci_level`` is their level.
 
 A logistic or multinomial fit whose classes a linear function of the concepts separates
 perfectly (complete or quasi-complete separation) has no maximum-likelihood estimate: some
@@ -21,17 +28,18 @@ import pandas as pd
 from midlevel.checks import whole_number
 from midlevel.errors import ExplainError
 from midlevel.explain.levels import check_alpha
+from midlevel.explain.multiplicity import (  # noqa: F401  (re-exported)
+    CORRECTIONS, adjust_pvalues, interval_alpha, interval_lines, rebuild_intervals,
+)
 from midlevel.explain.separation import (
     fit_quietly, fit_summary, logistic_note, nan_fit, no_estimate_lines, note_rows, quiet,
     without_estimate,
 )
 from midlevel.io import save_figure, write_csv, write_text
 
-CORRECTIONS = ("none", "bonferroni", "holm", "fdr_bh")
 COLUMNS = ["target", "concept", "weight", "std_weight", "se", "ci_low", "ci_high",
-           "std_ci_low", "std_ci_high", "stat", "p_value", "p_adjusted", "significant",
-           "method", "r2", "n", "intercept", "std_scale", "data_note"]
-
+           "std_ci_low", "std_ci_high", "ci_level", "stat", "p_value", "p_adjusted",
+           "significant", "method", "r2", "n", "intercept", "std_scale", "data_note"]
 
 
 def check_n_boot(n_boot, least: int = 1) -> int:
@@ -59,7 +67,8 @@ class CoefficientResult:
 
     def summary_text(self) -> str:
         """The flags, the leakage diagnostic and every statsmodels summary, with headings."""
-        parts = []
+        parts = [f"{'=' * 78}\nwhat the data show\n{'=' * 78}\n"
+                 + "\n".join([self.description()] + interval_lines(self.table)) + "\n"]
         missing = no_estimate_lines(self.table)
         if missing:
             parts.append(f"{'=' * 78}\nwhere the data give no estimate\n{'=' * 78}\n"
@@ -89,10 +98,11 @@ class CoefficientResult:
             lines.append("what the model does: model_weight, the head's own weights (exact)")
         noted = without_estimate(t)
         estimated = len(t) - int(noted.sum())
-        lines += [f"what the data show: {t['method'].iloc[0]}",
+        lines += [f"what the data show: {self.description()}",
                   f"  {int(t['significant'].sum())} of {estimated} effects significant at "
                   f"alpha={alpha} (correction: {t.attrs.get('correction', 'none')})"
                   + (f"; {int(noted.sum())} without an estimate" if noted.any() else "")]
+        lines += ["  " + ln.strip() for ln in interval_lines(t)]
         r2 = t.groupby("target", sort=False)["r2"].first()
         lines.append("  R^2 per target: " + ", ".join(
             f"{k} {v:.2f}" if np.isfinite(v) else f"{k} -" for k, v in r2.items()))
@@ -106,12 +116,18 @@ class CoefficientResult:
             lines += ["  " + ln for ln in leakage_summary(self.leakage).splitlines()]
         return lines
 
+    def description(self) -> str:
+        """The fit's estimator in a sentence (``attrs["method"]``; else the rows' ``method``
+        labels)."""
+        return self.table.attrs.get("method") or ", ".join(self.methods())
+
     def methods(self) -> list[str]:
+        """The estimators of the rows (``method`` column), in order."""
         return list(dict.fromkeys(self.table["method"]))
 
     def primary(self) -> pd.DataFrame:
-        """The rows of the first method (a run's table has one method)."""
-        return self.table[self.table["method"] == self.methods()[0]]
+        """The table of the fit (every estimator of it: OLS, GLM and multinomial rows)."""
+        return self.table
 
     def flagged(self) -> pd.DataFrame:
         """The rows whose model weight departs from what the data show."""
@@ -151,34 +167,33 @@ def _as_frame(values, names=None, what="X") -> pd.DataFrame:
     return pd.DataFrame(arr, columns=list(names))
 
 
-def adjust_pvalues(p: np.ndarray, correction: str | None) -> np.ndarray:
-    """Multiple-comparison correction of ``p`` (any shape; NaN kept): none, bonferroni, holm,
-    fdr_bh (Benjamini-Hochberg)."""
-    correction = correction or "none"
-    if correction not in CORRECTIONS:
-        raise ExplainError(f"unknown correction '{correction}'; choose one of {list(CORRECTIONS)}")
-    p = np.asarray(p, dtype=float)
-    out = p.copy()
-    ok = np.isfinite(p)
-    if correction != "none" and ok.any():
-        from statsmodels.stats.multitest import multipletests
-        out[ok] = multipletests(p[ok], method=correction)[1]
-    return out
-
-
-def _finish(rows: list[dict], alpha: float, correction: str | None) -> pd.DataFrame:
+def _finish(rows: list[dict], alpha: float, correction: str | None,
+            method: str = "") -> pd.DataFrame:
+    """The table of a fit's ``rows``: p-values adjusted over all of them, ``significant``,
+    and intervals at the level the correction calls for (see
+    :mod:`midlevel.explain.multiplicity`; rows carry ``_df``, the degrees of freedom of a
+    Wald interval, or ``_draws``, bootstrap draws ``(n_draws,)``). ``method``: the fit's
+    description, kept in ``attrs``."""
+    df = [r.pop("_df", np.inf) for r in rows]
+    draws = [r.pop("_draws", None) for r in rows]
     table = pd.DataFrame(rows)
     if table.empty:
         return pd.DataFrame(columns=COLUMNS)
     if "data_note" not in table:
         table["data_note"] = ""
     table["data_note"] = table["data_note"].fillna("")
-    table["p_adjusted"] = np.nan
-    for method, idx in table.groupby("method", sort=False).groups.items():
-        table.loc[idx, "p_adjusted"] = adjust_pvalues(table.loc[idx, "p_value"].to_numpy(),
-                                                      correction)
+    correction = correction or "none"
+    table["p_adjusted"] = adjust_pvalues(table["p_value"].to_numpy(), correction)
     table["significant"] = table["p_adjusted"] < alpha
-    table.attrs.update(alpha=alpha, correction=correction or "none")
+    ci_alpha, m, selected = interval_alpha(table["p_value"], table["p_adjusted"], alpha,
+                                           correction)
+    if ci_alpha != alpha:
+        table = rebuild_intervals(table, df, draws, ci_alpha)
+    table["ci_level"] = 1 - ci_alpha
+    sizes = [len(d) for d in draws if d is not None]
+    table.attrs.update(alpha=alpha, correction=correction, ci_alpha=ci_alpha, n_tests=m,
+                       n_selected=selected, n_draws=min(sizes) if sizes else None,
+                       method=method)
     extra = [c for c in table.columns if c not in COLUMNS]
     return table[COLUMNS + extra].reset_index(drop=True)
 
@@ -198,9 +213,12 @@ def fit_ols(X, Y, *, alpha: float = 0.05, correction: str | None = None,
     alpha : float
         1 - confidence level of the intervals, and the significance level.
     correction : None or one of ``CORRECTIONS``
-        Multiple-comparison correction over all (concept, target) p-values of the method.
+        Multiple-comparison correction over all (concept, target) p-values of the fit; the
+        intervals follow it (:mod:`midlevel.explain.multiplicity`).
     method : str
-        Label written into the ``method`` column.
+        The fit's description (``attrs["method"]``, the summaries' keys); each row's
+        ``method`` names its estimator: "OLS" (with the ``cov_type``, e.g. "OLS, HC3"),
+        "binomial GLM" or "multinomial logit".
     class_targets : dict target -> list of class names
         Targets fitted as classifications: two classes with a binomial GLM (logit of the second
         class against the first, row target ``name=class1``), more with a multinomial logit
@@ -227,6 +245,7 @@ def fit_ols(X, Y, *, alpha: float = 0.05, correction: str | None = None,
     rows, texts = [], {}
     keep = summaries
     names = list(X.columns)
+    ols_label = "OLS" if cov_type == "nonrobust" else f"OLS, {cov_type}"
     for target in Y.columns:
         ok = np.isfinite(X.to_numpy()).all(1) & np.isfinite(Y[target].to_numpy())
         x, y = X.to_numpy()[ok], Y[target].to_numpy()[ok]
@@ -244,8 +263,8 @@ def fit_ols(X, Y, *, alpha: float = 0.05, correction: str | None = None,
             if keep:
                 texts[f"{method}: {target}"] = str(res.summary(alpha=alpha))
             rows += _rows(res.params, res.bse, res.conf_int(alpha), res.tvalues, res.pvalues,
-                          names, str(target), method, float(res.rsquared), int(ok.sum()),
-                          sd_x, float(y.std(ddof=1)))
+                          names, str(target), ols_label, float(res.rsquared), int(ok.sum()),
+                          sd_x, float(y.std(ddof=1)), df=float(res.df_resid))
             continue
         classes = list(class_targets[target])
         codes = y.astype(int)
@@ -261,7 +280,7 @@ def fit_ols(X, Y, *, alpha: float = 0.05, correction: str | None = None,
             continue
         rows += _multinomial_rows(codes, design, names, str(target), classes, present, method,
                                   alpha, sd_x, texts, keep)
-    return CoefficientResult(_finish(rows, alpha, correction), texts)
+    return CoefficientResult(_finish(rows, alpha, correction, method), texts)
 
 
 def _multinomial_rows(codes, design, names, target, classes, present, method, alpha, sd_x,
@@ -272,7 +291,7 @@ def _multinomial_rows(codes, design, names, target, classes, present, method, al
     import statsmodels.api as sm
     res, warned = fit_quietly(sm.MNLogit(codes, design), disp=False, maxiter=500)
     note = logistic_note(res, np.asarray(design, dtype=float), codes, warned)
-    label = f"{method} (multinomial logit)"
+    label = "multinomial logit"
     rows = []
     with quiet():  # statsmodels' overflow warnings on a separated fit: said by ``note``
         if keep:
@@ -303,7 +322,7 @@ def _binomial_rows(y, design, names, target, method, alpha, sd_x, texts, keep, *
         raise ExplainError(f"binary target '{target}': one value only in the data")
     res, warned = fit_quietly(sm.GLM(y, design, family=sm.families.Binomial()))
     note = logistic_note(res, np.asarray(design, dtype=float), y, warned)
-    label = f"{method} (GLM binomial)"
+    label = "binomial GLM"
     if res is None:
         return note_rows(_rows(*nan_fit(len(names)), names, target, label, np.nan, len(y),
                                 sd_x, np.nan), note)
@@ -316,8 +335,12 @@ def _binomial_rows(y, design, names, target, method, alpha, sd_x, texts, keep, *
                           note)
 
 
-def _rows(params, bse, ci, stat, p, names, target, method, r2, n, sd_x, sd_y) -> list[dict]:
-    """Rows of one fit; index 0 of the arrays is the intercept."""
+def _rows(params, bse, ci, stat, p, names, target, method, r2, n, sd_x, sd_y, *,
+          df: float = np.inf, draws: np.ndarray | None = None) -> list[dict]:
+    """Rows of one fit; index 0 of the arrays is the intercept. ``method``: the rows'
+    estimator. ``df``: degrees of freedom of the Wald intervals' t (inf: normal), or
+    ``draws`` ``(n_draws, 1 + n_concepts)``: the bootstrap's, for intervals at another level
+    (see :func:`_finish`)."""
     params, bse, stat, p = (np.asarray(a, dtype=float) for a in (params, bse, stat, p))
     ci = np.asarray(ci, dtype=float)
     # a class fit has no target sd: standardize by the concept's sd only (logit per sd)
@@ -329,7 +352,8 @@ def _rows(params, bse, ci, stat, p, names, target, method, r2, n, sd_x, sd_y) ->
                     "ci_low": ci[k + 1, 0], "ci_high": ci[k + 1, 1],
                     "std_ci_low": ci[k + 1, 0] * scale[k], "std_ci_high": ci[k + 1, 1] * scale[k],
                     "stat": stat[k + 1], "p_value": p[k + 1], "method": method, "r2": r2,
-                    "n": n, "intercept": params[0], "std_scale": scale[k], "data_note": ""})
+                    "n": n, "intercept": params[0], "std_scale": scale[k], "data_note": "",
+                    "_df": df, "_draws": None if draws is None else draws[:, k + 1]})
     return out
 
 
@@ -341,7 +365,8 @@ def bootstrap_ols(X, Y, *, n_boot: int = 1000, seed: int = 0, alpha: float = 0.0
     Clips are drawn with replacement ``n_boot`` times and the OLS fit repeated. ``se`` is the
     bootstrap standard deviation, the interval the percentile interval, ``p_value`` the
     two-sided bootstrap p-value ``2 * min(P(b <= 0), P(b >= 0))`` (at least ``1 / n_boot``),
-    ``weight`` the fit on all clips.
+    ``weight`` the fit on all clips. Each row's ``method`` is "OLS, bootstrap"; ``method``
+    is the fit's description (``attrs["method"]``).
     """
     alpha = check_alpha(alpha)
     n_boot = check_n_boot(n_boot, 1)
@@ -369,6 +394,7 @@ def bootstrap_ols(X, Y, *, n_boot: int = 1000, seed: int = 0, alpha: float = 0.0
         with np.errstate(divide="ignore", invalid="ignore"):
             stat = full / se
         rows += _rows(full, se, np.stack([lo, hi], 1), stat, np.minimum(p, 1.0), names,
-                      str(target), f"{method}, {n_boot} resamples", r2, n,
-                      x.std(axis=0, ddof=1), float(y.std(ddof=1)))
-    return CoefficientResult(_finish(rows, alpha, correction), {})
+                      str(target), "OLS, bootstrap", r2, n, x.std(axis=0, ddof=1),
+                      float(y.std(ddof=1)), draws=boots)
+    return CoefficientResult(_finish(rows, alpha, correction, f"{method}, {n_boot} resamples"),
+                             {})

@@ -50,6 +50,9 @@ def coefficient_heatmap(table: pd.DataFrame, *, value: str = "std_weight", ax=No
         ``stars=False`` for the model's own weights, which are exact and have no p-value.
     mark_flags : outline and mark with ``!`` the cells whose ``flag`` is set.
 
+    Cells without a value (the data give no estimate, ``data_note``) are hatched grey and
+    say "no estimate".
+
     Returns
     -------
     matplotlib Axes
@@ -81,7 +84,7 @@ def coefficient_heatmap(table: pd.DataFrame, *, value: str = "std_weight", ax=No
             for j in range(len(targets)):
                 v, p = grid.iat[i, j], pvals.iat[i, j]
                 if not np.isfinite(v):
-                    continue
+                    continue  # drawn by _mark_missing
                 mark = _stars(p) if stars else ""
                 flagged = flags is not None and flags.iat[i, j] > 0
                 strong = abs(v) > 0.6 * lim
@@ -92,14 +95,33 @@ def coefficient_heatmap(table: pd.DataFrame, *, value: str = "std_weight", ax=No
                 if flagged:
                     ax.add_patch(Rectangle((j - 0.48, i - 0.48), 0.96, 0.96, fill=False,
                                            lw=1.6, ec="black"))
+    _mark_missing(ax, grid.to_numpy(float))
     label = {"std_weight": "standardized weight", "weight": "weight",
              "model_std_weight": "standardized weight"}.get(value, value)
     ax.figure.colorbar(im, ax=ax, label=label, shrink=0.8)
-    method = table["method"].iloc[0] if "method" in table and len(table) else ""
+    method = _fit_method(table)
     corr = table.attrs.get("correction", "none")
     ax.set_title(title or f"{label} ({method}; stars: {pcol}"
                  + (f", {corr}" if corr != "none" else "") + ")", fontsize=8)
     return ax
+
+
+def _mark_missing(ax, grid: np.ndarray) -> None:
+    """Hatch the cells of ``grid`` ``(n_concepts, n_targets)`` that hold no value (NaN) and
+    write "no estimate" in them, so that they do not read as blank (or as zero)."""
+    from matplotlib.patches import Rectangle
+    for i, j in zip(*np.nonzero(~np.isfinite(grid))):
+        ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1.0, 1.0, facecolor="#e6e6e6",
+                               edgecolor="#9a9a9a", hatch="///", lw=0.0))
+        ax.text(j, i, "no\nestimate", ha="center", va="center", fontsize=6, color="#555555")
+
+
+def _fit_method(table: pd.DataFrame) -> str:
+    """The data's estimator in words: the fit's description (``attrs["method"]``), else the
+    rows' ``method`` labels."""
+    if table.attrs.get("method"):
+        return str(table.attrs["method"])
+    return ", ".join(dict.fromkeys(table["method"].astype(str))) if "method" in table else ""
 
 
 def coefficient_figure(table: pd.DataFrame):
@@ -123,7 +145,7 @@ def coefficient_figure(table: pd.DataFrame):
     coefficient_heatmap(table, value="model_std_weight", ax=left, stars=False, mark_flags=True,
                         title=f"what the model does: the {mode} head's weights\n(exact; "
                               f"! = departs from the data)")
-    method = table["method"].iloc[0] if len(table) else ""
+    method = _fit_method(table)
     coefficient_heatmap(table, value="std_weight", ax=right,
                         title="what the data show\n" + "\n".join(textwrap.wrap(method, 60)))
     fig.tight_layout()
