@@ -101,13 +101,22 @@ def test_predict_and_explain_warn_about_short_clips(tiny_run, tmp_path, capsys):
 
 
 def test_a_failed_explain_writes_nothing(tiny_run, tmp_path, capsys):
+    """A missing file alone: exit 1, nothing written (no empty tables). Beside a good file:
+    the good one is explained completely, the missing one named and skipped (exit 1)."""
     run, cache = tiny_run
     good = write_tone(tmp_path / "good.wav", seconds=2.0)
-    out = tmp_path / "explain"
-    assert main(["explain", str(run), str(good), str(tmp_path / "missing.wav"), "--out",
-                 str(out), "--cache", str(cache), "--quiet"]) == 2
+    missing = tmp_path / "missing.wav"
+    alone = tmp_path / "alone"
+    assert main(["explain", str(run), str(missing), "--out", str(alone), "--cache", str(cache),
+                 "--quiet"]) == 1
     assert "missing.wav" in capsys.readouterr().err
-    assert not out.exists() or not any(out.iterdir())
+    assert not alone.exists()
+    out = tmp_path / "explain"
+    assert main(["explain", str(run), str(good), str(missing), "--out", str(out), "--cache",
+                 str(cache), "--quiet", "--no-timeline"]) == 1
+    assert "missing.wav" in capsys.readouterr().err
+    pred = pd.read_csv(out / "predictions.csv")
+    assert list(pred["path"]) == [str(good)]
 
 
 def _fill_script(cache: Path, files: list[Path]) -> str:

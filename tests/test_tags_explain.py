@@ -92,8 +92,8 @@ def test_binary_targets_get_the_binomial_glm_of_the_data(tagged):
     for c in ("k0", "b0", "b1"):
         assert t.loc[("mood=up", c), "weight"] == pytest.approx(glm.params[c])
         assert t.loc[("mood=up", c), "ci_low"] == pytest.approx(glm.conf_int().loc[c, 0])
-    assert "GLM binomial" in t.loc[("mood=up", "b0"), "method"]
-    assert not t.loc[("t0", "b0"), "method"].endswith("(GLM binomial)")
+    assert t.loc[("mood=up", "b0"), "method"] == "binomial GLM"
+    assert t.loc[("t0", "b0"), "method"] == "OLS, HC3"
     # the toy map's signs: up rises with b0, falls with b1; down the other way round
     assert t.loc[("mood=up", "b0"), "weight"] > 0 > t.loc[("mood=up", "b1"), "weight"]
 
