@@ -71,8 +71,9 @@ from midlevel.explain.listen import masked_audio
 from midlevel.io import write_csv, write_wav
 from midlevel.explain.attribution.components import ComponentError, Components
 
-__all__ = ["PARTS", "MIN_SPREAD_SHARE", "evidence_masks", "listen_back", "share_note",
-           "common_gain", "component_audio", "top_component_wavs"]
+__all__ = ["PARTS", "MIN_SPREAD_SHARE", "evidence_masks", "listen_back", "listen_back_parts",
+           "write_listen_back", "share_note", "common_gain", "component_audio",
+           "top_component_wavs"]
 
 PARTS = ("clip", "for", "against", "both", "complement")
 MIN_SPREAD_SHARE = 0.05
@@ -156,7 +157,7 @@ def listen_back(y: np.ndarray, values, f: nn.Module, frontend, *, reference,
     reference : ``(1, 1, n_bands, n_frames)`` or broadcastable: the removal reference.
     mass : selection of the evidence bins (:func:`evidence_masks`).
     out_dir : if given, ``{clip}_{part}.wav`` for each part and ``{clip}_listen_back.csv``
-        (this table) are written there, atomically.
+        (this table) are written there, atomically (:func:`write_listen_back`).
     gain : factor every wav is multiplied by; None: :func:`common_gain` of ``y`` and the
         parts (the largest peak becomes at most 1, so no file is clipped, and the parts keep
         their loudness relative to each other and to the clip). Shares are measured on the
@@ -176,6 +177,24 @@ def listen_back(y: np.ndarray, values, f: nn.Module, frontend, *, reference,
     reports), peak (of the part's audio before ``gain``), gain, path (wav, or "" when not
     written), readable (False: the span is too small to read a share), note (why, or "").
     """
+    table, audio = listen_back_parts(y, values, f, frontend, reference=reference, mass=mass,
+                                     clip=clip, min_span=min_span, parts=parts, spread=spread)
+    if gain is None:
+        gain = common_gain([y, *audio.values()])
+    if out_dir is None:
+        return table.assign(gain=float(gain))
+    return write_listen_back(table, audio, out_dir, gain=gain,
+                             sample_rate=_frontend(frontend).sample_rate)
+
+
+@torch.no_grad()
+def listen_back_parts(y: np.ndarray, values, f: nn.Module, frontend, *, reference,
+                      mass: float = 0.9, clip: str = "clip", min_span: float = 1e-6,
+                      parts=PARTS, spread: float | None = None
+                      ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """What :func:`listen_back` measures, nothing written: its table (``gain`` NaN, ``path``
+    "") and each part's audio ``{part: (n_samples,)}`` at the clip's level, for a caller that
+    scales the wavs of several explanations by one factor (:func:`write_listen_back`)."""
     fe = _frontend(frontend)
     y = np.asarray(y, dtype=np.float64)
     x = fe(torch.as_tensor(y, dtype=torch.float32)).reshape(1, 1, fe.n_bands, -1)
@@ -192,7 +211,6 @@ def listen_back(y: np.ndarray, values, f: nn.Module, frontend, *, reference,
     note = share_note(span, spread)
     masks = evidence_masks(v, mass=mass)
     audio = {part: masked_audio(y, masks[part], fe)[0] for part in parts}
-    gain = common_gain([y, *audio.values()]) if gain is None else float(gain)
     rows = []
     for part in parts:
         m = masks[part]
@@ -203,17 +221,25 @@ def listen_back(y: np.ndarray, values, f: nn.Module, frontend, *, reference,
         ok = abs(span) >= min_span
         share = (float(out[0]) - f_ref) / span if ok else np.nan
         share_spec = (float(out[1]) - f_ref) / span if ok else np.nan
-        path = ""
-        if out_dir is not None:
-            path = str(write_wav(Path(out_dir) / f"{clip}_{part}.wav", gain * audio[part],
-                                 fe.sample_rate))
         rows.append({"clip": clip, "part": part, "area": float(m.mean()), "share": share,
                      "share_spectrogram": share_spec, "f_part": float(out[0]), "f_x": f_x,
-                     "f_ref": f_ref, "peak": _peak(audio[part]), "gain": gain, "path": path,
+                     "f_ref": f_ref, "peak": _peak(audio[part]), "gain": np.nan, "path": "",
                      "readable": not note, "note": note})
-    table = pd.DataFrame(rows)
-    if out_dir is not None:
-        write_csv(table, Path(out_dir) / f"{clip}_listen_back.csv")
+    return pd.DataFrame(rows), audio
+
+
+def write_listen_back(table: pd.DataFrame, audio: dict, out_dir, *, gain: float,
+                      sample_rate: int) -> pd.DataFrame:
+    """Write each part of :func:`listen_back_parts` as ``{clip}_{part}.wav`` multiplied by
+    ``gain``, and the table (with ``gain`` and each ``path``) as ``{clip}_listen_back.csv``
+    in ``out_dir``, atomically; returns that table."""
+    table = table.copy()
+    table["gain"] = float(gain)
+    table["path"] = [str(write_wav(Path(out_dir) / f"{clip}_{part}.wav", gain * audio[part],
+                                   sample_rate))
+                     for clip, part in zip(table["clip"], table["part"])]
+    clip = table["clip"].iloc[0] if len(table) else "clip"
+    write_csv(table, Path(out_dir) / f"{clip}_listen_back.csv")
     return table
 
 

@@ -18,7 +18,9 @@ from midlevel.explain.faithfulness import event_share
 from midlevel.explain.harness import (
     HarnessResult, clip_scores, compare_to_random, curve_areas, perturbation_curves,
 )
-from midlevel.explain.listen_back import common_gain, listen_back, top_component_wavs
+from midlevel.explain.listen_back import (
+    common_gain, listen_back_parts, top_component_wavs, write_listen_back,
+)
 from midlevel.explain.sanity import sanity_check
 from midlevel.io import save_figure, write_wav
 from midlevel.report.document import Report
@@ -303,7 +305,7 @@ def listening(report: Report, reps, clips, maps, methods, data, *, n_background,
     name = clips.names[0]
     y = clip_audio(clips, 0, fe)
     method = "shap_deep" if "shap_deep" in methods else methods[0]
-    shares, calls = [], []
+    shares, measured = [], []
     for label, run in reps.items():
         explained = [(maps[(label, method)][0], None)]
         if run.model.kind == "bottleneck":
@@ -327,20 +329,20 @@ def listening(report: Report, reps, clips, maps, methods, data, *, n_background,
             x = torch.as_tensor(clips.specs[0])[None, None]
             spread, spread_of = output_spread(run, attributor.rating_selector, data,
                                               c_name or attr.output, attr.units)
-            args = (y, attr.maps[0], attributor.rating_selector, fe)
-            kwargs = dict(reference=attributor.reference_for(x), clip=stem,
-                          parts=("for", "against", "complement"), spread=spread)
-            peaks = listen_back(*args, **kwargs)["peak"]  # the parts' peaks, nothing written
-            calls.append((args, kwargs, label, what, attr.units, spread, spread_of,
-                          float(peaks.max())))
+            table, audio = listen_back_parts(
+                y, attr.maps[0], attributor.rating_selector, fe,
+                reference=attributor.reference_for(x), clip=stem,
+                parts=("for", "against", "complement"), spread=spread)
+            measured.append((table, audio, label, what, attr.units, spread, spread_of))
     # one factor for every wav of the clip (the original's included): none is clipped, and
     # their relative loudness is kept
-    gain = common_gain([y, np.array([c[-1] for c in calls])])
+    gain = common_gain([y, *(a for m in measured for a in m[1].values())])
     scaled = f"; every wav of the clip scaled by {gain:.3g}" if gain < 1 else ""
     report.audio[f"{name}: original{scaled}"] = write_wav(
         out / "audio" / f"{name}_original.wav", gain * y, fe.sample_rate)
-    for args, kwargs, label, what, units, spread, spread_of, _ in calls:
-        table = listen_back(*args, **kwargs, out_dir=out / "audio", gain=gain)
+    for table, audio, label, what, units, spread, spread_of in measured:
+        table = write_listen_back(table, audio, out / "audio", gain=gain,
+                                  sample_rate=fe.sample_rate)
         shares.append(table.assign(model=label, method=method, output=what, units=units,
                                    spread_sd=spread, spread_of=spread_of))
         for part, path, share, note in zip(table["part"], table["path"], table["share"],
