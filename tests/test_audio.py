@@ -226,6 +226,9 @@ def test_truncated_wav_and_aiff_are_refused(tmp_path, fmt, subtype, ext):
         _raises_naming(cut_file, match="truncated")
         with pytest.raises(AudioError, match="truncated"):  # an offset past what is left
             load_audio(cut_file, offset=0.9, sample_rate=None)
+        with pytest.raises(AudioError, match="truncated"):  # the header alone tells it
+            audio_info(cut_file)
+    assert audio_info(full).frames == 8000
 
 
 def test_complete_wavs_with_pad_byte_extra_chunks_or_open_size_pass(tmp_path):
@@ -251,10 +254,11 @@ def test_validate_lists_a_truncated_wav(tmp_path):
     full = _write(tmp_path / "full.wav", _sine(440.0, 1.0, 8000), 8000)
     cut = tmp_path / "cut.wav"
     cut.write_bytes(full.read_bytes()[:5000])
-    check = check_audio("c1", str(cut))
-    assert check.problem is not None and "truncated" in check.problem.message
-    assert check.problem.file == str(cut)
-    assert check_audio("c0", str(full)).problem is None
+    for decode in (True, False):  # --no-decode reads the header: enough to tell
+        check = check_audio("c1", str(cut), decode=decode)
+        assert check.problem is not None and "truncated" in check.problem.message
+        assert check.problem.file == str(cut)
+        assert check_audio("c0", str(full), decode=decode).problem is None
 
 
 # --------------------------------------------------------------------------------------

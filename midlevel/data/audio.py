@@ -82,13 +82,17 @@ def audio_info(path) -> AudioInfo:
     Raises
     ------
     AudioError
-        If the file is missing, empty or cannot be decoded.
+        If the file is missing, empty or cannot be decoded, or is a WAV/AIFF whose header
+        declares more frames than the file holds (truncated).
     """
     path = _checked_file(path)
     try:
         info = sf.info(str(path))
     except RuntimeError as err:
         raise _undecodable(path, err) from err
+    header = declared_frames(path)  # libsndfile clamps a WAV/AIFF's count to what it holds
+    if header is not None and header > info.frames:
+        raise _truncated(path, int(info.frames), header)
     return AudioInfo(path=str(path), sample_rate=int(info.samplerate),
                      channels=int(info.channels), frames=int(info.frames),
                      duration=float(info.frames / info.samplerate), format=str(info.format))
