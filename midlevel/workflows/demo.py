@@ -35,7 +35,7 @@ class DemoSettings:
     preset: str = "small"
     methods: tuple = ("shap_deep", "shap_gradient", "integrated_gradients", "gradient_shap",
                       "deeplift", "occlusion", "lrp", "gradcam", "lime_segments", "lime_nmf")
-    n_explain: int = 3             # test clips in the report
+    n_explain: int = 6             # test clips in the report (a faithfulness verdict needs 6)
     n_background: int = 16
     n_steps: int = 32
     n_samples: int = 32
