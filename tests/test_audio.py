@@ -247,6 +247,10 @@ def test_complete_wavs_with_pad_byte_extra_chunks_or_open_size_pass(tmp_path):
     streamed[40:44] = struct.pack("<I", 0xFFFFFFFF)  # a streaming writer's "to the end"
     (tmp_path / "stream.wav").write_bytes(bytes(streamed))
     assert len(load_audio(tmp_path / "stream.wav", sample_rate=None)) == 4000
+    sox = bytearray(streamed)
+    sox[40:44] = struct.pack("<I", 0x7FFFF000)  # SoX writing to a pipe: "unknown length"
+    (tmp_path / "sox.wav").write_bytes(bytes(sox))
+    assert len(load_audio(tmp_path / "sox.wav", sample_rate=None)) == 4000
 
 
 def test_validate_lists_a_truncated_wav(tmp_path):

@@ -14,7 +14,9 @@ __all__ = ["declared_frames"]
 # WAVE format tags whose block_align is one sample frame (PCM, float, A-law, mu-law,
 # extensible); compressed tags (ADPCM, GSM, ...) pack many frames per block.
 _FRAME_TAGS = {0x0001, 0x0003, 0x0006, 0x0007, 0xFFFE}
-_UNKNOWN_SIZES = {0, 0xFFFFFFFF}  # placeholders left by streaming writers: "to the end"
+# placeholders left by streaming writers for "to the end": ffmpeg and others 0 or 0xFFFFFFFF,
+# SoX 0x7FFFF000 when its output cannot be seeked (a pipe) or exceeds 4 GB
+_UNKNOWN_SIZES = {0, 0xFFFFFFFF, 0x7FFFF000}
 
 
 def declared_frames(path: str | Path) -> int | None:
