@@ -203,9 +203,11 @@ def folder_lock(folder: str | Path, name: str = LOCK_FILE) -> Iterator[Path]:
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     lock = folder / name
-    fh = open(lock, "a")  # held open (and locked) for the block's life
+    # held open (and locked) for the block's life; read-only, so that a second user who may
+    # write the folder but not the first user's lock file (0644) can still take the lock
+    fd = os.open(lock, os.O_RDONLY | os.O_CREAT, 0o666)
     try:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # held: BlockingIOError
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held: BlockingIOError
         try:
             yield folder
         finally:
@@ -213,4 +215,4 @@ def folder_lock(folder: str | Path, name: str = LOCK_FILE) -> Iterator[Path]:
                 lock.unlink()
                 folder.rmdir()
     finally:
-        fh.close()
+        os.close(fd)

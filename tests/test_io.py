@@ -45,3 +45,24 @@ def test_rewriting_a_file_keeps_its_mode(tmp_path, umask):
     io.write_text(path, "newer")
     assert path.read_text() == "newer" and _mode(path) == 0o444
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_the_folder_lock_needs_no_write_permission_on_its_file(tmp_path, monkeypatch):
+    """A second user who may write the folder but not the first user's lock file (0644) takes
+    the lock: it is opened read-only. The lock still excludes a second holder."""
+    import fcntl
+    (tmp_path / io.LOCK_FILE).touch()
+    (tmp_path / io.LOCK_FILE).chmod(0o444)
+    opened, real_open = [], os.open
+
+    def spy(path, flags, *args):
+        opened.append(flags)
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(io.os, "open", spy)
+    with io.folder_lock(tmp_path):
+        fd = real_open(tmp_path / io.LOCK_FILE, os.O_RDONLY)
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.close(fd)
+    assert opened and all(f & (os.O_WRONLY | os.O_RDWR) == 0 for f in opened)
