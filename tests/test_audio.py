@@ -326,9 +326,14 @@ def test_one_lsb_noise_is_normalized_with_a_warning(tmp_path, rng, caplog):
     assert np.abs(y).max() == pytest.approx(1.0)
     assert any(str(path) in r.getMessage() and "very quiet" in r.getMessage()
                for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="midlevel"):
+        load_audio(path)  # read again (explain: predictions, then the timeline)
+    assert not caplog.records  # warned once per file and process
     check = check_audio("c", str(path))
     assert check.problem is None and "very quiet" in check.warning.message
     assert check.warning.file == str(path)
+    assert check.warning.message.split(":")[0] == "very quiet audio"  # validate's kind
     caplog.clear()
     loud = _write(tmp_path / "quietish.wav", _sine(440.0, 1.0, 22050, amp=0.005), 22050)
     with caplog.at_level("WARNING", logger="midlevel"):

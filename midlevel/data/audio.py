@@ -41,6 +41,8 @@ QUIET_DBFS = -60.0
 # 2: the DC offset is removed before peak normalization; truncated WAV/AIFF are refused.
 DECODE_VERSION = 2
 
+_WARNED: set[str] = set()  # quiet-audio warnings already logged by this process
+
 
 @dataclass(frozen=True)
 class AudioInfo:
@@ -137,7 +139,9 @@ def load_audio(path, *, sample_rate: int | None = 22050, mono: bool = True,
     if normalize:
         # the peak is taken at the file's rate (resampling keeps the level within a few %)
         y, peak = signal_peak(y, path, channels=frames.T if mono else None)
-        if (quiet := quiet_warning(path, peak, channels=frames.T if mono else None)):
+        if (quiet := quiet_warning(path, peak, channels=frames.T if mono else None)) \
+                and quiet not in _WARNED:  # once per file and process (a command may read
+            _WARNED.add(quiet)             # a clip twice: predictions, then its timeline)
             log.warning("%s", quiet)
     if sample_rate is not None and sample_rate != sr:
         y = resample(y, orig_sr=sr, target_sr=sample_rate)
@@ -326,8 +330,8 @@ def quiet_warning(path, peak: float, *, channels: np.ndarray | None = None) -> s
     """
     if _dbfs(peak) >= QUIET_DBFS:
         return None
-    text = (f"{path}: very quiet audio (peak {_dbfs(peak):.1f} dBFS, below {QUIET_DBFS:g} "
-            f"dBFS): it is normalized to full scale like music, so what it predicts may be "
+    text = (f"{path}: very quiet audio: peak {_dbfs(peak):.1f} dBFS, below {QUIET_DBFS:g} "
+            f"dBFS; it is normalized to full scale like music, so what it predicts may be "
             f"noise")
     if channels is not None and channels.shape[0] > 1:
         loud = _peak(remove_dc(channels))
