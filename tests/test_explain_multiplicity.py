@@ -148,3 +148,12 @@ def test_heatmap_marks_cells_without_an_estimate():
     assert len(hatched) == len(marks) == int(gone.sum())
     assert not [x for x in left.texts if "estimate" in x.get_text()]
     plt.close(fig)
+
+
+def test_statsmodels_summaries_say_they_are_uncorrected_when_a_correction_is_on():
+    """The summary file ends with statsmodels' own fit summaries (95 % intervals, raw p): with a
+    correction on, a line before them says so; without one, no such line."""
+    X, Y, _ = synthetic_design(60, seed=0)
+    note = "statsmodels' own fit summary: its intervals are at the uncorrected level"
+    assert note in fit_ols(X, Y, correction="holm").summary_text()
+    assert note not in fit_ols(X, Y).summary_text()

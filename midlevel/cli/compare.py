@@ -61,7 +61,7 @@ def register(sub) -> None:
     add_cache_option(p)
     p.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), metavar="M",
                    help=f"attribution methods (default: {' '.join(DEFAULT_METHODS)})")
-    p.add_argument("--clips", type=positive_int, default=3, help="test clips explained (default 3; a test split with fewer explains them all, "
+    p.add_argument("--clips", type=positive_int, default=6, help="test clips explained (default 6; a test split with fewer explains them all, "
                         "with a note); a faithfulness verdict (better or worse than random) "
                         "needs at least 6, where the paired Wilcoxon test can reach p < 0.05; "
                         "with fewer the verdict says too few clips to test")

@@ -238,8 +238,8 @@ def register(sub) -> None:
                     "silent, NaN) are named and skipped and the others explained (exit status "
                     "1); when none can be, nothing is written. A rerun into the same folder "
                     "removes the earlier explanation's files it does not write again "
-                    "(explain_files.json lists them); two commands never write one folder at "
-                    "once.")
+                    "(explain_files.json lists them); while it runs, the folder is locked "
+                    "against another explain or compare writing into it.")
     p.add_argument("run", metavar="RUN", help="run directory (from `midlevel train`)")
     p.add_argument("audio", metavar="AUDIO", nargs="+", help="audio files to explain")
     p.add_argument("--out", required=True, metavar="DIR", type=folder_path, help="output folder")

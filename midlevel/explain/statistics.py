@@ -81,8 +81,12 @@ class CoefficientResult:
             from midlevel.explain.leakage import leakage_summary
             parts.append(f"{'=' * 78}\nleakage diagnostic (held-out clips)\n{'=' * 78}\n"
                          f"{leakage_summary(self.leakage)}\n")
-        for key, text in self.summaries.items():
-            parts.append(f"{'=' * 78}\n{key}\n{'=' * 78}\n{text}\n")
+        corrected = self.table.attrs.get("correction") not in (None, "none")
+        for i, (key, text) in enumerate(self.summaries.items()):
+            note = ("(statsmodels' own fit summary: its intervals are at the uncorrected "
+                    "level and its p-values raw; the corrected ones are in the table and "
+                    "above)\n" if corrected and i == 0 else "")
+            parts.append(f"{'=' * 78}\n{key}\n{'=' * 78}\n{note}{text}\n")
         return "\n".join(parts)
 
     def summary_lines(self, *, most: int = 8) -> list[str]:

@@ -122,7 +122,7 @@ def test_clips(run, *, spec, root, cache_dir, n_clips: int,
 
 
 def compare(runs, out, *, spec=None, root=None, cache_dir=None, methods=DEFAULT_METHODS,
-            n_clips: int = 3, n_background: int = 16, target: str | None = None,
+            n_clips: int = 6, n_background: int = 16, target: str | None = None,
             concept: str | None = None, faithfulness: bool = True, randomization: bool = True,
             listen: bool = True, max_seconds: float | None = None, n_random: int = 5,
             sanity_clips: int = 4, events: dict | None = None,

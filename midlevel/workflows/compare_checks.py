@@ -27,8 +27,7 @@ def explained_target(reps: dict, target: str | None = None) -> str:
 
     ``target`` given: it must be an output of every model (ReportError naming the run and its
     outputs otherwise). None: the first output, in the first model's order, that every model
-    has; ReportError listing each run's outputs and asking for ``--target`` when no output is
-    shared (a black box on ``valence`` beside a bottleneck on ``quadrant=angry`` would
+    has; ReportError listing each run's outputs when no output is shared (a black box on ``valence`` beside a bottleneck on ``quadrant=angry`` would
     compare rating points with logits)."""
     if target is not None:
         for label, run in reps.items():
@@ -45,8 +44,8 @@ def explained_target(reps: dict, target: str | None = None) -> str:
         listed = "; ".join(f"{label} run {reps[label].path}: {', '.join(names)}"
                            for label, names in outputs.items())
         raise ReportError(f"the runs compared share no output to explain ({listed}); "
-                          f"choose one with --target (target=...), or compare runs with a "
-                          f"target in common")
+                          f"compare runs trained on a target in common (--target chooses "
+                          f"among shared ones)")
     return shared[0]
 
 
