@@ -90,3 +90,19 @@ def test_an_output_path_of_the_wrong_kind_is_refused_naming_it(argv, capsys, tmp
     err = capsys.readouterr().err
     assert "argument --out" in err and ("FILE is a file" in err or "DIR is a folder" in err)
     assert (tmp_path / "FILE").read_text() == "keep me" and not any((tmp_path / "DIR").iterdir())
+
+
+def test_an_os_error_names_each_file_once(tmp_path, monkeypatch):
+    """A failed rename of a temporary file onto its target names the target once (the
+    temporary name maps to it, and an absolute and a relative name of one file are one)."""
+    import errno
+    import os
+
+    from midlevel.cli import os_error_message
+    monkeypatch.chdir(tmp_path)
+    exc = OSError(errno.EPERM, "Operation not permitted", str(tmp_path / "out" / ".a.csv.x1y2.tmp"),
+                  None, "out/a.csv")
+    assert os_error_message(exc) == f"{tmp_path / 'out' / 'a.csv'}: Operation not permitted"
+    exc = OSError(errno.EXDEV, "Invalid cross-device link", "/x/a.csv", None, "/y/a.csv")
+    assert os_error_message(exc) == "/x/a.csv -> /y/a.csv: Invalid cross-device link"
+    assert os.path.isabs(os_error_message(exc).split(" ")[0])

@@ -55,6 +55,10 @@ def os_error_message(exc: OSError) -> str:
     the file it was to become."""
     paths = [re.sub(r"(^|/)\.([^/]+)\.[^./]+\.tmp$", r"\1\2", str(p))
              for p in (exc.filename, exc.filename2) if p is not None]
+    unique: dict[str, str] = {}  # a rename's two names of one file (absolute, relative): once
+    for p in paths:
+        unique.setdefault(os.path.abspath(p), p)
+    paths = list(unique.values())
     if not paths or not exc.strerror:
         return str(exc)
     return f"{' -> '.join(map(str, paths))}: {exc.strerror}"
