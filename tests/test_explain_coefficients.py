@@ -9,7 +9,8 @@ import statsmodels.api as sm
 from statsmodels.stats.multitest import multipletests
 
 from midlevel.errors import MidlevelError
-from midlevel.explain.statistics import adjust_pvalues, bootstrap_ols, fit_ols
+from midlevel.explain.bootstrap import bootstrap_ols
+from midlevel.explain.statistics import adjust_pvalues, fit_ols
 from midlevel.explain.truth import compare_to_truth, synthetic_design
 
 

@@ -140,6 +140,15 @@ def interval_lines(table: pd.DataFrame) -> list[str]:
     return lines
 
 
+def uncorrected_note(correction: str | None) -> str:
+    """The line that heads statsmodels' own fit summaries in a corrected table's summary
+    file (they print the uncorrected level and raw p-values); "" without a correction."""
+    if correction in (None, "none"):
+        return ""
+    return ("(statsmodels' own fit summary: its intervals are at the uncorrected level and "
+            "its p-values raw; the corrected ones are in the table and above)\n")
+
+
 def _significant_reaching_zero(table: pd.DataFrame) -> int:
     """Rows called significant whose interval contains 0."""
     lo, hi = table["ci_low"].to_numpy(float), table["ci_high"].to_numpy(float)

@@ -30,6 +30,7 @@ from midlevel.errors import ExplainError
 from midlevel.explain.levels import check_alpha
 from midlevel.explain.multiplicity import (  # noqa: F401  (re-exported)
     CORRECTIONS, adjust_pvalues, interval_alpha, interval_lines, rebuild_intervals,
+    uncorrected_note,
 )
 from midlevel.explain.separation import (
     fit_quietly, fit_summary, logistic_note, nan_fit, no_estimate_lines, note_rows, quiet,
@@ -81,12 +82,10 @@ class CoefficientResult:
             from midlevel.explain.leakage import leakage_summary
             parts.append(f"{'=' * 78}\nleakage diagnostic (held-out clips)\n{'=' * 78}\n"
                          f"{leakage_summary(self.leakage)}\n")
-        corrected = self.table.attrs.get("correction") not in (None, "none")
-        for i, (key, text) in enumerate(self.summaries.items()):
-            note = ("(statsmodels' own fit summary: its intervals are at the uncorrected "
-                    "level and its p-values raw; the corrected ones are in the table and "
-                    "above)\n" if corrected and i == 0 else "")
+        note = uncorrected_note(self.table.attrs.get("correction"))
+        for key, text in self.summaries.items():
             parts.append(f"{'=' * 78}\n{key}\n{'=' * 78}\n{note}{text}\n")
+            note = ""
         return "\n".join(parts)
 
     def summary_lines(self, *, most: int = 8) -> list[str]:
@@ -359,46 +358,3 @@ def _rows(params, bse, ci, stat, p, names, target, method, r2, n, sd_x, sd_y, *,
                     "n": n, "intercept": params[0], "std_scale": scale[k], "data_note": "",
                     "_df": df, "_draws": None if draws is None else draws[:, k + 1]})
     return out
-
-
-def bootstrap_ols(X, Y, *, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05,
-                  correction: str | None = None,
-                  method: str = "bootstrap over clips (OLS refit)") -> CoefficientResult:
-    """Percentile bootstrap over clips of the least-squares fit of every (regression) target.
-
-    Clips are drawn with replacement ``n_boot`` times and the OLS fit repeated. ``se`` is the
-    bootstrap standard deviation, the interval the percentile interval, ``p_value`` the
-    two-sided bootstrap p-value ``2 * min(P(b <= 0), P(b >= 0))`` (at least ``1 / n_boot``),
-    ``weight`` the fit on all clips. Each row's ``method`` is "OLS, bootstrap"; ``method``
-    is the fit's description (``attrs["method"]``).
-    """
-    alpha = check_alpha(alpha)
-    n_boot = check_n_boot(n_boot, 1)
-    X, Y = _as_frame(X, what="X"), _as_frame(Y, what="Y")
-    rng = np.random.default_rng(seed)
-    names = list(X.columns)
-    rows = []
-    for target in Y.columns:
-        ok = np.isfinite(X.to_numpy()).all(1) & np.isfinite(Y[target].to_numpy())
-        x, y = X.to_numpy()[ok], Y[target].to_numpy()[ok]
-        n = len(y)
-        if n <= len(names) + 1:
-            raise ExplainError(f"target '{target}': {n} complete rows, too few to bootstrap")
-        design = np.hstack([np.ones((n, 1)), x])
-        full = np.linalg.lstsq(design, y, rcond=None)[0]
-        boots = np.empty((n_boot, design.shape[1]))
-        for b in range(n_boot):
-            idx = rng.integers(n, size=n)
-            boots[b] = np.linalg.lstsq(design[idx], y[idx], rcond=None)[0]
-        lo, hi = np.quantile(boots, [alpha / 2, 1 - alpha / 2], axis=0)
-        se = boots.std(axis=0, ddof=1)
-        p = np.maximum(2 * np.minimum((boots <= 0).mean(0), (boots >= 0).mean(0)), 1 / n_boot)
-        resid = y - design @ full
-        r2 = float(1 - resid.var() / y.var()) if y.var() > 0 else np.nan
-        with np.errstate(divide="ignore", invalid="ignore"):
-            stat = full / se
-        rows += _rows(full, se, np.stack([lo, hi], 1), stat, np.minimum(p, 1.0), names,
-                      str(target), "OLS, bootstrap", r2, n, x.std(axis=0, ddof=1),
-                      float(y.std(ddof=1)), draws=boots)
-    return CoefficientResult(_finish(rows, alpha, correction, f"{method}, {n_boot} resamples"),
-                             {})
