@@ -75,6 +75,18 @@ def test_clip_names_are_unique_after_every_mapping():
     assert clip_names(["x/a.wav", "y/a.wav", "z/a_1.wav"]) == ["a_2", "a_3", "a_1"]
 
 
+def test_a_clip_never_takes_a_reserved_name():
+    """Re-audit 5, N5: clip names were made unique among the clips only, so a clip named
+    ``predictions.csv.wav`` took the folder ``predictions.csv`` of the table beside it."""
+    reserved = ["predictions.csv", "listen_back.csv", "predictions.csv_1"]
+    names = unique_names(["Predictions.csv", "listen_back.csv", "listen_back.csv", "b"],
+                         reserved=reserved)
+    assert names == ["Predictions.csv_2", "listen_back.csv_1", "listen_back.csv_2", "b"]
+    assert not {n.casefold() for n in names} & {r.casefold() for r in reserved}
+    assert clip_names(["x/predictions.csv.wav"], safe=True,
+                      reserved=reserved) == ["predictions.csv_2"]
+
+
 def test_a_bottleneck_explains_clips_of_one_name_apart_with_their_paths(world, tmp_path):
     paths = _same_name_clips(world, tmp_path / "in")
     out = tmp_path / "out"
@@ -111,6 +123,30 @@ def test_a_black_box_writes_one_folder_per_clip_and_a_predictions_table(world, t
     predicted = world["runs"]["blackbox"].predict(paths)
     assert np.allclose(pred["valence"], predicted["valence"], atol=1e-5)
     assert len(set(map(str, res.files))) == len(res.files)  # no file written twice
+
+
+def test_a_black_box_clip_named_like_an_output_file_gets_its_own_folder(world, tmp_path):
+    """Re-audit 5, N5: clips ``predictions.csv.wav`` and ``listen_back.csv.wav`` crashed after
+    the work ("listen_back.csv: Is a directory"), leaving no explain_files.json."""
+    from midlevel.workflows.explain_attributions import OUTPUT_NAMES
+    paths = []
+    for name, source in (("predictions.csv.wav", 0), ("listen_back.csv.wav", 1)):
+        path = tmp_path / "in" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(open(world["audio"][source], "rb").read())
+        paths.append(str(path))
+    out = tmp_path / "out"
+    rc = main(["explain", str(world["runs"]["blackbox"].path), *paths, "--out", str(out),
+               "--methods", "ig", "--targets", "valence", "--cache",
+               str(world["cache"]), "--quiet"])
+    assert rc == 0
+    pred = pd.read_csv(out / "predictions.csv", keep_default_na=False)
+    assert list(pred["path"]) == paths
+    assert not set(pred["clip"]) & set(OUTPUT_NAMES)
+    assert (out / "listen_back.csv").is_file() and (out / "explain_files.json").is_file()
+    top = {p.name for p in out.iterdir()}
+    assert top - set(pred["clip"]) <= set(OUTPUT_NAMES)  # every other name is reserved
+    assert all((out / c).is_dir() and any((out / c).glob("*.npz")) for c in pred["clip"])
 
 
 # ------------------------------------------------------------------------------ bad files

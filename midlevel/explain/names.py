@@ -4,7 +4,9 @@
 ``<clip>_contributions.png``, a black box's ``<clip>/`` folder) under that name. Two clips
 must never share one: names are made unique *after* every mapping they go through (a file-safe
 form maps ``"a b"`` and ``"a_b"``, or ``"ü"`` and ``"é"``, to one name), against every name
-of the batch, ignoring case (``A`` and ``a`` are one file on a case-insensitive file system).
+of the batch, ignoring case (``A`` and ``a`` are one file on a case-insensitive file system),
+and against the names the workflow writes beside the clips' files (``reserved``: a black box's
+``predictions.csv``, ``listen_back.csv``, ... at the top of its folder).
 """
 from __future__ import annotations
 
@@ -22,21 +24,29 @@ def safe_name(text: str) -> str:
     return name if name.strip(".") else "x"
 
 
-def unique_names(names, *, safe: bool = False) -> list[str]:
+def unique_names(names, *, safe: bool = False, reserved=()) -> list[str]:
     """``names`` (mapped by :func:`safe_name` when ``safe``), each made unique.
 
-    A name that occurs once (case ignored) is kept; each copy of a repeated one gets the first
-    suffix ``_1``, ``_2``, ... that no other name of the list holds, so ``a, a, a_1`` becomes
-    ``a_2, a_3, a_1``. Returns a list of the same length, in the same order.
+    A name that occurs once (case ignored) and is not ``reserved`` (names taken already, case
+    ignored: the files a workflow writes beside the clips') is kept; each copy of a repeated
+    one, and a reserved one, gets the first suffix ``_1``, ``_2``, ... that no other name of
+    the list and no reserved name holds, so ``a, a, a_1`` becomes ``a_2, a_3, a_1``, and
+    ``predictions.csv`` with ``reserved=["predictions.csv"]`` becomes ``predictions.csv_1``.
+    Returns a list of the same length, in the same order.
     """
     mapped = [safe_name(n) if safe else str(n) for n in names]
+    blocked = {str(r).casefold() for r in reserved}
     counts: dict[str, int] = {}
     for n in mapped:
         counts[n.casefold()] = counts.get(n.casefold(), 0) + 1
-    taken = {n.casefold() for n in mapped if counts[n.casefold()] == 1}
+
+    def kept(n: str) -> bool:
+        return counts[n.casefold()] == 1 and n.casefold() not in blocked
+
+    taken = blocked | {n.casefold() for n in mapped if kept(n)}
     out = []
     for n in mapped:
-        if counts[n.casefold()] == 1:
+        if kept(n):
             out.append(n)
             continue
         k = 1
@@ -47,7 +57,7 @@ def unique_names(names, *, safe: bool = False) -> list[str]:
     return out
 
 
-def clip_names(paths, *, safe: bool = False) -> list[str]:
+def clip_names(paths, *, safe: bool = False, reserved=()) -> list[str]:
     """Short unique clip names from file paths: the stems, made unique by
-    :func:`unique_names` (after :func:`safe_name` when ``safe``)."""
-    return unique_names([Path(str(p)).stem for p in paths], safe=safe)
+    :func:`unique_names` (after :func:`safe_name` when ``safe``; never one of ``reserved``)."""
+    return unique_names([Path(str(p)).stem for p in paths], safe=safe, reserved=reserved)

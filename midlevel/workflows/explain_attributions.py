@@ -32,7 +32,8 @@ explained, with ``max_seconds``) with its name and its source ``path`` (``predic
 by path: the two tables join on it), and ``explain_files.json``, the files written, so that a
 later explanation into the same folder removes the earlier one's files it does not write again.
 Clips are named by their file's stem made file-safe and unique (:mod:`midlevel.explain.names`):
-two clips never share a folder.
+two clips never share a folder, and no clip's folder takes the name of one of the files above
+(``OUTPUT_NAMES``: a clip ``predictions.csv.wav`` is written to ``predictions.csv_1/``).
 
 Every option is checked, and the background read, before the first file is written. A file
 that cannot be read (missing, empty, not audio, silent, NaN) is named in a warning and skipped,
@@ -58,7 +59,7 @@ from midlevel.explain.attribution.registry import resolve_method
 from midlevel.explain.names import clip_names, safe_name, unique_names
 from midlevel.explain.harness import clip_scores, curve_areas, perturbation_curves
 from midlevel.explain.listen_back import listen_back
-from midlevel.io import replace_manifest, save_figure, write_csv
+from midlevel.io import LOCK_FILE, replace_manifest, save_figure, write_csv
 from midlevel.run import load_run
 
 log = logging.getLogger("midlevel.explain")
@@ -69,6 +70,15 @@ __all__ = ["explain_blackbox", "explain_audio", "ExplainResult", "safe_name", "r
 MANIFEST = "explain_files.json"
 """The files an explanation wrote into its folder (relative paths): a later ``explain`` into the
 same folder removes those it does not write again (:func:`midlevel.io.replace_manifest`)."""
+
+SUMMARY, TIME, FREQUENCY = ("attribution_summary.csv", "time_marginals.csv",
+                            "frequency_marginals.csv")
+LISTEN_BACK, FAITHFULNESS, PREDICTIONS = "listen_back.csv", "faithfulness.csv", "predictions.csv"
+OUTPUT_NAMES = (SUMMARY, TIME, FREQUENCY, LISTEN_BACK, FAITHFULNESS, PREDICTIONS, MANIFEST,
+                LOCK_FILE)
+"""Every name the black-box workflow (and the command's lock) writes at the top of its folder,
+beside the clips' folders: no clip is given one of them (:func:`unique_names`'s
+``reserved``)."""
 
 
 @dataclass
@@ -152,7 +162,9 @@ def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_dee
     if faithfulness:
         whole_number(n_random, "n_random", least=5)
     # unique as folder names: after the file-safe mapping, not before it
-    names = unique_names(names, safe=True) if names is not None else clip_names(paths, safe=True)
+    # and never one of the files written beside the clip folders
+    names = unique_names(names, safe=True, reserved=OUTPUT_NAMES) if names is not None \
+        else clip_names(paths, safe=True, reserved=OUTPUT_NAMES)
     if len(names) != len(paths):
         raise AttributionError(f"{len(names)} names for {len(paths)} audio files")
     fe = make_frontend(run.frontend)
@@ -220,19 +232,18 @@ def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_dee
         result.summary = pd.concat(summaries, ignore_index=True)
         result.time_marginals = pd.concat(times, ignore_index=True)
         result.frequency_marginals = pd.concat(freqs, ignore_index=True)
-        for table, fname in [(result.summary, "attribution_summary.csv"),
-                             (result.time_marginals, "time_marginals.csv"),
-                             (result.frequency_marginals, "frequency_marginals.csv")]:
+        for table, fname in [(result.summary, SUMMARY), (result.time_marginals, TIME),
+                             (result.frequency_marginals, FREQUENCY)]:
             result.files.append(write_csv(table, out / fname))
     if shares:
         result.listen_back = pd.concat(shares, ignore_index=True)
-        result.files.append(write_csv(result.listen_back, out / "listen_back.csv"))
+        result.files.append(write_csv(result.listen_back, out / LISTEN_BACK))
     if faith:
         result.faithfulness = pd.concat(faith, ignore_index=True)
-        result.files.append(write_csv(result.faithfulness, out / "faithfulness.csv"))
+        result.files.append(write_csv(result.faithfulness, out / FAITHFULNESS))
     if predictions:
         result.predictions = pd.concat(predictions, ignore_index=True)
-        result.files.append(write_csv(result.predictions, out / "predictions.csv"))
+        result.files.append(write_csv(result.predictions, out / PREDICTIONS))
         replace_manifest(out, result.files, MANIFEST)
     return result
 
