@@ -149,6 +149,29 @@ def test_a_black_box_clip_named_like_an_output_file_gets_its_own_folder(world, t
     assert all((out / c).is_dir() and any((out / c).glob("*.npz")) for c in pred["clip"])
 
 
+def test_explain_marks_a_share_over_a_tiny_span_unreadable(world, tmp_path, monkeypatch):
+    """Re-audit 5, 18j: explain never passed the output's spread to listen_back, so a share
+    over a span of 0.008 rating points (shares of -1022 %) was marked readable."""
+    from midlevel.workflows import explain_attributions as ea
+    out = tmp_path / "out"
+    args = dict(targets=["valence"], methods=["integrated_gradients"], progress=False,
+                n_steps=2, cache_dir=world["cache"])
+    ea.explain_blackbox(world["runs"]["blackbox"], world["audio"][:1], out, **args)
+    lb = pd.read_csv(out / "listen_back.csv", keep_default_na=False)
+    sd = world["runs"]["blackbox"].annotations().query("split == 'test'")["valence"].std()
+    assert np.allclose(lb["spread_sd"], sd) and set(lb["spread_of"]) == {"ratings"}
+    small = (lb["f_x"] - lb["f_ref"]).abs() < 0.05 * lb["spread_sd"]
+    assert (lb["readable"] == ~small).all()
+    # an output that varies far more over the test clips than this clip's span
+    monkeypatch.setattr(ea, "output_spread", lambda *a, **k: (1e6, "ratings"))
+    ea.explain_blackbox(world["runs"]["blackbox"], world["audio"][:1], out, **args)
+    lb = pd.read_csv(out / "listen_back.csv", keep_default_na=False)
+    assert not lb["readable"].any()
+    assert all(n.startswith("span too small to read a share") for n in lb["note"])
+    per_clip = pd.read_csv(next(out.glob("*/*_listen_back.csv")), keep_default_na=False)
+    assert not per_clip["readable"].any()
+
+
 # ------------------------------------------------------------------------------ bad files
 
 

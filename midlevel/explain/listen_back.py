@@ -72,8 +72,8 @@ from midlevel.io import write_csv, write_wav
 from midlevel.explain.attribution.components import ComponentError, Components
 
 __all__ = ["PARTS", "MIN_SPREAD_SHARE", "evidence_masks", "listen_back", "listen_back_parts",
-           "write_listen_back", "share_note", "common_gain", "component_audio",
-           "top_component_wavs"]
+           "write_listen_back", "listen_back_csv", "share_note", "output_spread", "common_gain",
+           "component_audio", "top_component_wavs", "components_csv"]
 
 PARTS = ("clip", "for", "against", "both", "complement")
 MIN_SPREAD_SHARE = 0.05
@@ -239,8 +239,14 @@ def write_listen_back(table: pd.DataFrame, audio: dict, out_dir, *, gain: float,
                                    sample_rate))
                      for clip, part in zip(table["clip"], table["part"])]
     clip = table["clip"].iloc[0] if len(table) else "clip"
-    write_csv(table, Path(out_dir) / f"{clip}_listen_back.csv")
+    write_csv(table, listen_back_csv(out_dir, clip))
     return table
+
+
+def listen_back_csv(out_dir, clip: str) -> Path:
+    """The table :func:`write_listen_back` writes beside the wavs of ``clip`` in ``out_dir``
+    (for a caller that records the files it wrote)."""
+    return Path(out_dir) / f"{clip}_listen_back.csv"
 
 
 def common_gain(waves) -> float:
@@ -274,6 +280,35 @@ def share_note(span: float, spread: float | None) -> str:
         return ""
     return (f"span too small to read a share: |f(x) - f(ref)| = {abs(span):.3g} is below "
             f"{MIN_SPREAD_SHARE:.0%} of its sd over the test clips ({spread:.3g})")
+
+
+@torch.no_grad()
+def output_spread(run, f: nn.Module, data: dict, name: str, units: str, *,
+                  limit: int = 64) -> tuple[float, str]:
+    """How much the explained quantity varies between clips, in ``f``'s units (the ``spread``
+    of :func:`listen_back`): ``(sd, of)`` over the run's test clips (validation clips when it
+    has no test clip). A rating target or concept (``units == "rating"``) with ratings
+    (column ``name``): the sd of its ratings (``of = "ratings"``); else (a logit, no ratings)
+    the sd of ``f`` on the first ``limit`` clips, whole (``of = "model output"``). NaN with
+    fewer than two values.
+
+    ``run`` is a :class:`~midlevel.run.Run`; ``data``: its ``spec``, ``root`` and
+    ``cache_dir`` (keywords of ``Run.data``). A MidlevelError or OSError when the run's data
+    cannot be read.
+    """
+    table = run.annotations(data.get("spec"), root=data.get("root"))
+    split = next((s for s in ("test", "validation") if (table["split"] == s).any()), None)
+    if split is None:
+        return np.nan, "model output"
+    rows = table[table["split"] == split]
+    if units == "rating" and name in rows:
+        ratings = pd.to_numeric(rows[name], errors="coerce").dropna()
+        if len(ratings) > 1:
+            return float(ratings.std(ddof=1)), "ratings"
+    _, specs = run.data(split, **data)
+    values = [float(f(torch.as_tensor(np.asarray(s, dtype=np.float32))[None, None]))
+              for s in specs[:limit]]
+    return (float(np.std(values, ddof=1)) if len(values) > 1 else np.nan), "model output"
 
 
 # ------------------------------------------------------------------------------ components
@@ -332,5 +367,10 @@ def top_component_wavs(y: np.ndarray, components: Components, weights, frontend,
                      "weight": float(w[k]), "area": float(components.area[k]),
                      "gain": gain, "path": str(path)})
     table = pd.DataFrame(rows)
-    write_csv(table, Path(out_dir) / f"{clip}_components.csv")
+    write_csv(table, components_csv(out_dir, clip))
     return table
+
+
+def components_csv(out_dir, clip: str) -> Path:
+    """The table :func:`top_component_wavs` writes beside the component wavs of ``clip``."""
+    return Path(out_dir) / f"{clip}_components.csv"

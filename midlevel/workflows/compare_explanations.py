@@ -19,7 +19,7 @@ from midlevel.explain.harness import (
     HarnessResult, clip_scores, compare_to_random, curve_areas, perturbation_curves,
 )
 from midlevel.explain.listen_back import (
-    common_gain, listen_back_parts, top_component_wavs, write_listen_back,
+    common_gain, listen_back_parts, output_spread, top_component_wavs, write_listen_back,
 )
 from midlevel.explain.sanity import sanity_check
 from midlevel.io import save_figure, write_wav
@@ -269,26 +269,6 @@ def clip_audio(clips, i: int, fe) -> np.ndarray:
     while n > 0 and fe.num_frames(n) > n_frames:
         n -= 1
     return y[:n]
-
-
-@torch.no_grad()
-def output_spread(run, f, data, name: str, units: str, *, limit: int = 64) -> tuple[float, str]:
-    """How much the explained quantity varies between clips, in ``f``'s units: ``(sd, of)``
-    over the test clips (validation clips when there is no test clip). A rating target or
-    concept (``units == "rating"``) with ratings: the sd of its ratings (``of = "ratings"``);
-    else (a logit, no ratings) the sd of ``f`` on the first ``limit`` clips, whole (``of =
-    "model output"``). NaN with fewer than two values."""
-    for split in ("test", "validation"):
-        rows, specs = run.data(split, **data)
-        if len(specs):
-            break
-    if units == "rating" and name in rows:
-        ratings = pd.to_numeric(rows[name], errors="coerce").dropna()
-        if len(ratings) > 1:
-            return float(ratings.std(ddof=1)), "ratings"
-    values = [float(f(torch.as_tensor(np.asarray(s, dtype=np.float32))[None, None]))
-              for s in specs[:limit]]
-    return (float(np.std(values, ddof=1)) if len(values) > 1 else np.nan), "model output"
 
 
 def listening(report: Report, reps, clips, maps, methods, data, *, n_background, concept,

@@ -10,7 +10,9 @@ For each clip, method and explained output this writes, under ``out_dir``:
 - ``<clip>/<method>__<output>_for.wav``, ``_against.wav``, ``_complement.wav`` (and ``_both``,
   ``_clip``): the listenable explanation, by the sign of the evidence relative to the
   reference, and ``_listen_back.csv``: the share of ``f(x) - f(reference)`` each part keeps
-  when its audio is re-run through front end and model (:mod:`midlevel.explain.listen_back`);
+  when its audio is re-run through front end and model (:mod:`midlevel.explain.listen_back`;
+  ``readable`` is False, with a ``note``, where that span is below 5 % of the output's sd over
+  the run's test clips, ``spread_sd``, as in ``compare``);
 - ``attribution_summary.csv`` (clip, method, output, units, prediction, expected (the
   reference's output), total, additivity gap, ms per clip), ``time_marginals.csv``,
   ``frequency_marginals.csv``, ``listen_back.csv``, and with ``faithfulness=True``
@@ -58,7 +60,7 @@ from midlevel.explain.attribution.base import resolve_output
 from midlevel.explain.attribution.registry import resolve_method
 from midlevel.explain.names import clip_names, safe_name, unique_names
 from midlevel.explain.harness import clip_scores, curve_areas, perturbation_curves
-from midlevel.explain.listen_back import listen_back
+from midlevel.explain.listen_back import listen_back, listen_back_csv, output_spread
 from midlevel.io import LOCK_FILE, replace_manifest, save_figure, write_csv
 from midlevel.run import load_run
 
@@ -184,6 +186,7 @@ def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_dee
     except ImportError:  # pragma: no cover
         items = zip(names, paths)
     summaries, times, freqs, faith, shares, predictions = [], [], [], [], [], []
+    spreads = {}  # output -> its spread (sd over the test clips), measured once
     for name, path in items:
         try:
             y = load_audio(path, sample_rate=fe.sample_rate)
@@ -216,13 +219,18 @@ def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_dee
                 result.files.append(clip_dir / f"{stem}.png")
             reference = attributor.reference_for(spec_x.to(attributor.device))
             if listen:
+                if output not in spreads:
+                    spreads[output] = _spread(run, f, attr, dict(spec=spec, root=root,
+                                                                 cache_dir=cache_dir))
+                spread, spread_of = spreads[output]
                 table = listen_back(np.asarray(y), attr.maps[0], f, fe,
                                     reference=reference, mass=mass, out_dir=clip_dir,
-                                    clip=stem)
+                                    clip=stem, spread=spread)
                 shares.append(table.assign(clip=name, method=method, output=attr.output,
-                                           units=attr.units))
+                                           units=attr.units, spread_sd=spread,
+                                           spread_of=spread_of))
                 result.files += [clip_dir / f"{stem}_{p}.wav" for p in table["part"]]
-                result.files.append(clip_dir / f"{stem}_listen_back.csv")
+                result.files.append(listen_back_csv(clip_dir, stem))
             if faithfulness:
                 curves = perturbation_curves(f, spec_x, attr.values,
                                              reference, method=method, clips=[name],
@@ -246,6 +254,20 @@ def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_dee
         result.files.append(write_csv(result.predictions, out / PREDICTIONS))
         replace_manifest(out, result.files, MANIFEST)
     return result
+
+
+def _spread(run, f, attr, data: dict) -> tuple[float, str]:
+    """The explained output's spread over the test clips (:func:`output_spread`: its ratings'
+    sd, or ``f``'s own for a logit), against which a listen-back share's span is judged;
+    ``(nan, "unknown")`` with a warning when the run's data cannot be read (the shares are then
+    not checked)."""
+    name = attr.output
+    try:
+        return output_spread(run, f, data, name, attr.units)
+    except (MidlevelError, OSError) as exc:  # no spec stored, data moved
+        log.warning("no test clips of %s to judge the listen-back shares of %s by (%s); "
+                    "their 'readable' column is not checked", run.path, name, exc)
+        return np.nan, "unknown"
 
 
 def _predictions(run, spectrogram, name: str, path: str, warnings: dict) -> pd.DataFrame:
