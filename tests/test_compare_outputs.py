@@ -124,3 +124,28 @@ def test_compare_with_seconds_cuts_the_audio_and_notes_ignored_options(world, tm
                                                             "n_samples": 8},
                            faithfulness=False, deletion_patch=(8, 16)) == []
     assert "--window (window) is ignored" in (out / "report.md").read_text()
+
+
+def test_report_files_lists_every_file_and_a_rerun_without_audio_leaves_none(world, tmp_path):
+    """Re-audit 5, N6: report_files.json did not list audio/*_listen_back.csv (nor LIME's
+    audio/*_components.csv), so a rerun with --no-audio left them behind; and --no-audio
+    made an empty audio/ folder."""
+    import json
+
+    from midlevel.workflows.compare import compare
+    runs = [world["runs"]["joint"], world["runs"]["blackbox"]]
+    args = dict(cache_dir=world["cache"], n_clips=1, n_background=2, max_seconds=1.5,
+                faithfulness=False, randomization=False, n_steps=2, n_samples=8)
+    out = tmp_path / "report"
+    compare(runs, out, methods=["integrated_gradients", "lime_segments"], **args)
+    listed = set(json.loads((out / "report_files.json").read_text())["files"])
+    on_disk = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
+    assert on_disk - listed <= {"report_files.json", ".midlevel.lock"}
+    audio = {f for f in listed if f.startswith("audio/")}
+    assert any(f.endswith("_listen_back.csv") for f in audio)
+    assert any(f.endswith("_components.csv") for f in audio)
+    compare(runs, out, methods=["integrated_gradients"], listen=False, **args)
+    assert not (out / "audio").exists()  # every file of the first run's audio/ removed
+    fresh = tmp_path / "fresh"
+    compare(runs, fresh, methods=["integrated_gradients"], listen=False, **args)
+    assert not (fresh / "audio").exists()

@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 @dataclass
 class Report:
     """What :func:`compare` wrote: tables (name -> DataFrame), figures and audio (title ->
-    path), the Markdown and HTML paths."""
+    path), the Markdown and HTML paths, and ``files``: the other files written into ``out``
+    (the tables beside the wavs), which ``report_files.json`` records with the rest."""
 
     out: Path
     tables: dict = field(default_factory=dict)
@@ -29,6 +30,7 @@ class Report:
     notes: list = field(default_factory=list)      # names of the extra tables, in order
     texts: dict = field(default_factory=dict)      # name -> description of extra tables
     warnings: list = field(default_factory=list)   # lines a reader must see (fewer clips...)
+    files: list = field(default_factory=list)      # other files written (audio/*_listen_back.csv)
 
 
 def model_label(run) -> str:
@@ -169,7 +171,8 @@ def write_report(report: Report, runs, title: str, methods, clips) -> Report:
     _write_markdown(report, runs, title, methods, clips)
     report.html = write_html(report.out / "report.html", title,
                              _sections(report, runs, methods, clips))
-    written += [report.markdown, report.html, *report.figures.values(), *report.audio.values()]
+    written += [report.markdown, report.html, *report.figures.values(), *report.audio.values(),
+                *report.files]
     _replace_manifest(report.out, written)
     return report
 

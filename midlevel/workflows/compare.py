@@ -8,7 +8,9 @@ compare``).
 - ``tables/*.csv``: the tidy tables (metrics per run and summarized over seeds, completeness,
   the leakage diagnostic, explanation cost per clip per method, faithfulness areas against
   random orders, randomization check, event shares);
-- ``figures/*.png`` and ``audio/*.wav``;
+- ``figures/*.png`` and ``audio/*.wav`` with the listen-back and LIME component tables
+  beside them (``audio/*_listen_back.csv``, ``audio/*_components.csv``; no ``audio/`` without
+  audio);
 - ``report_files.json``: the files above; a later report into the same folder removes those
   of this one it does not write again (other files are left alone).
 
@@ -199,7 +201,7 @@ def compare(runs, out, *, spec=None, root=None, cache_dir=None, methods=DEFAULT_
     if not clips.names:
         raise ReportError(f"{runs[0].path}: no test or validation clip to explain")
     out = Path(out)
-    for sub in ("tables", "figures", "audio"):
+    for sub in ("tables", "figures"):  # audio/ only when something goes into it
         (out / sub).mkdir(parents=True, exist_ok=True)
     report = Report(out=out, warnings=list(clips.notes) + ignored)
     _accuracy(report, runs, spec=spec, root=root, cache_dir=cache_dir)

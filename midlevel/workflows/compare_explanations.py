@@ -19,7 +19,8 @@ from midlevel.explain.harness import (
     HarnessResult, clip_scores, compare_to_random, curve_areas, perturbation_curves,
 )
 from midlevel.explain.listen_back import (
-    common_gain, listen_back_parts, output_spread, top_component_wavs, write_listen_back,
+    common_gain, components_csv, listen_back_csv, listen_back_parts, output_spread,
+    top_component_wavs, write_listen_back,
 )
 from midlevel.explain.sanity import sanity_check
 from midlevel.io import save_figure, write_wav
@@ -323,6 +324,7 @@ def listening(report: Report, reps, clips, maps, methods, data, *, n_background,
     for table, audio, label, what, units, spread, spread_of in measured:
         table = write_listen_back(table, audio, out / "audio", gain=gain,
                                   sample_rate=fe.sample_rate)
+        report.files.append(listen_back_csv(out / "audio", table["clip"].iloc[0]))
         shares.append(table.assign(model=label, method=method, output=what, units=units,
                                    spread_sd=spread, spread_of=spread_of))
         for part, path, share, note in zip(table["part"], table["path"], table["share"],
@@ -350,8 +352,10 @@ def lime_components(report, reps, lime, clips, data, *, n_background, target,
         attr = attributor.attribute(x, clips=clips.names[:1])
         comps, weights = attributor.impl.components_[0], attributor.impl.weights_[0].mean(0)
         direction = 1.0 if attr.predictions[0] >= (attr.expected or 0.0) else -1.0
+        stem = f"{clips.names[0]}_{label}_{lime}"
         table = top_component_wavs(y, comps, weights, fe, report.out / "audio", top=3,
-                                   clip=f"{clips.names[0]}_{label}_{lime}", direction=direction)
+                                   clip=stem, direction=direction)
+        report.files.append(components_csv(report.out / "audio", stem))
         for _, row in table.iterrows():
             report.audio[f"{label}: {LABELS[lime]} component {row['name']} (evidence rank "
                          f"{int(row['rank'])})"] = Path(row["path"])
