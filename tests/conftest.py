@@ -1,4 +1,5 @@
-"""Shared fixtures: a seeded rng, tiny wav writers, and the real Soundtracks set when present."""
+"""Shared fixtures: a seeded rng, tiny wav writers, tiny trained runs on a synthetic world, and
+the real Soundtracks set when present."""
 from __future__ import annotations
 
 import os
@@ -80,3 +81,22 @@ def execute_notebook(path: Path, workdir: Path, monkeypatch, settings: dict[str,
               if o.get("output_type") == "error"]
     assert not errors
     return nb
+
+
+# a run's settings small enough for a test: one epoch of a narrow `small` network
+TINY_RUN = {"preset": "small", "width": 0.125, "epochs": 1, "crop_seconds": 1.5,
+            "eval_hop_seconds": 1.5, "batch_size": 8, "patience": 5}
+
+
+def train_tiny_runs(root: Path, *, n_clips: int, seed: int, duration: float,
+                    modes=("joint", "blackbox")) -> tuple[Path, Path, dict]:
+    """A synthetic world of ``n_clips`` clips of ``duration`` s under ``root / "data"`` and a
+    TINY_RUN of each mode on it: ``(spec path, feature cache, {mode: Run})``."""
+    from midlevel.synth import synthesize
+    from midlevel.training import train
+    spec = synthesize(root / "data", n_clips=n_clips, seed=seed, duration=duration, n_jobs=1,
+                      progress=False)
+    cache = root / "cache"
+    runs = {mode: train(spec, root / mode, mode=mode, config={**TINY_RUN, "mode": mode},
+                        cache_dir=cache, progress=False) for mode in modes}
+    return spec, cache, runs

@@ -13,13 +13,11 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
+from conftest import train_tiny_runs
 from midlevel.cli import main
 from midlevel.errors import ExplainError
 from midlevel.explain.names import clip_names, safe_name, unique_names
 from midlevel.workflows.explain_concepts import explain_concepts
-
-TINY = {"preset": "small", "width": 0.125, "epochs": 1, "crop_seconds": 1.5,
-        "eval_hop_seconds": 1.5, "batch_size": 8, "patience": 5}
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -27,14 +25,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """A joint and a black-box run (1 epoch) on 12 synthetic 3-s clips; bad files beside."""
-    from midlevel.synth import synthesize
-    from midlevel.training import train
     root = tmp_path_factory.mktemp("outputs_world")
-    spec = synthesize(root / "data", n_clips=12, seed=4, duration=3.0, n_jobs=1,
-                      progress=False)
-    cache = root / "cache"
-    runs = {mode: train(spec, root / mode, mode=mode, config={**TINY, "mode": mode},
-                        cache_dir=cache, progress=False) for mode in ("joint", "blackbox")}
+    spec, cache, runs = train_tiny_runs(root, n_clips=12, seed=4, duration=3.0)
     audio = sorted((root / "data" / "audio").glob("*.wav"))
     bad = root / "bad"
     bad.mkdir()

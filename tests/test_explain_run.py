@@ -10,27 +10,19 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
+from conftest import TINY_RUN, train_tiny_runs
 from midlevel.cli import main
 from midlevel.explain.coefficients import run_coefficients
 from midlevel.explain.head import run_design
 from midlevel.explain.head import LinearHead, baseline_concepts, check_additivity, explain_clips
 from midlevel.explain.timeline import contributions_over_time
 
-TINY = {"preset": "small", "width": 0.125, "epochs": 1, "crop_seconds": 1.5,
-        "eval_hop_seconds": 1.5, "batch_size": 8, "patience": 5}
-
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from midlevel.synth import synthesize
-    from midlevel.training import train
     root = tmp_path_factory.mktemp("explain_world")
-    spec = synthesize(root / "data", n_clips=32, seed=11, duration=4.0, n_jobs=1,
-                      progress=False)
-    cache = root / "cache"
-    runs = {mode: train(spec, root / mode, mode=mode, config={**TINY, "mode": mode},
-                        cache_dir=cache, progress=False)
-            for mode in ("sequential", "joint")}
+    spec, cache, runs = train_tiny_runs(root, n_clips=32, seed=11, duration=4.0,
+                                        modes=("sequential", "joint"))
     truth = json.loads((root / "data" / "ground_truth.json").read_text())
     return {"root": root, "spec": spec, "cache": cache, "runs": runs, "truth": truth}
 
@@ -51,7 +43,7 @@ def _audio(world, n=2):
 def independent(world):
     from midlevel.training import train
     return train(world["spec"], world["root"] / "independent", mode="independent",
-                 config={**TINY, "mode": "independent"}, cache_dir=world["cache"],
+                 config={**TINY_RUN, "mode": "independent"}, cache_dir=world["cache"],
                  progress=False)
 
 
@@ -248,7 +240,7 @@ def test_class_target_run(world, tmp_path):
                        "mood": {"column": "mood", "type": "class", "classes": ["low", "high"]}}
     (data / "spec_class.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     run = train(data / "spec_class.yaml", tmp_path / "cls", mode="independent",
-                config={**TINY, "epochs": 1, "mode": "independent"}, cache_dir=world["cache"],
+                config={**TINY_RUN, "epochs": 1, "mode": "independent"}, cache_dir=world["cache"],
                 progress=False)
     result = run_coefficients(run, data="ratings")
     t = result.table.set_index(["target", "concept"])

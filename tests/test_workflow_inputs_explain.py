@@ -12,12 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import train_tiny_runs
 from midlevel.errors import ExplainError, MidlevelError
 from midlevel.explain.head import LinearHead
 from midlevel.workflows.explain_concepts import explain_concepts, read_baseline
-
-TINY = {"preset": "small", "width": 0.125, "epochs": 1, "crop_seconds": 1.5,
-        "eval_hop_seconds": 1.5, "batch_size": 8, "patience": 5}
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -25,14 +23,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """A joint and a black-box run (1 epoch) on 16 synthetic 3-s clips: two windows a clip."""
-    from midlevel.synth import synthesize
-    from midlevel.training import train
     root = tmp_path_factory.mktemp("inputs_world")
-    spec = synthesize(root / "data", n_clips=16, seed=3, duration=3.0, n_jobs=1,
-                      progress=False)
-    cache = root / "cache"
-    runs = {mode: train(spec, root / mode, mode=mode, config={**TINY, "mode": mode},
-                        cache_dir=cache, progress=False) for mode in ("joint", "blackbox")}
+    spec, cache, runs = train_tiny_runs(root, n_clips=16, seed=3, duration=3.0)
     audio = sorted((root / "data" / "audio").glob("*.wav"))[:1]
     return {"root": root, "cache": cache, "runs": runs, "audio": [str(a) for a in audio]}
 
