@@ -16,7 +16,8 @@ from midlevel.errors import ArgumentError
 def _blackbox_message(run, command: str) -> str:
     return (f"midlevel {command}: {run.path} is a black-box run (mode '{run.mode}'): it has no "
             f"concepts, so there are no coefficients or concept contributions to show. Explain "
-            f"it with the attribution commands instead (see `midlevel compare --help`).")
+            f"it post hoc instead: `midlevel explain {run.path} AUDIO...` (attribution maps "
+            f"and listen-back audio), or `midlevel compare` beside a bottleneck.")
 
 
 def _coefficients(args: argparse.Namespace) -> int:
@@ -273,7 +274,8 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=None,
                    help="seed of the random orders (default 0)")
     p.add_argument("--methods", nargs="+", metavar="M",
-                   help="black-box runs only: attribution methods (default: the attribution "
-                        "explainer's; see `midlevel compare --help`)")
+                   help="black-box runs only: attribution methods (default: shap_deep alone; "
+                        "an unknown name is refused with the list of methods, LIME, LRP "
+                        "and Grad-CAM included)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_explain)
