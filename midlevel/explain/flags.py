@@ -6,9 +6,10 @@ flagged when the model's weight lies outside the data's interval, the one the ta
 a multiple-comparison correction, the corrected interval: see
 :mod:`midlevel.explain.multiplicity`), and
 
-- ``unsupported``: the data show no effect (the interval contains 0), yet the model's
-  standardized weight is at least ``materiality``: it leans on a concept the data do not
-  support, typically one predicted concept carrying another's signal or the target's own
+- ``unsupported``: the data do not detect an effect (the interval contains 0; that is not
+  evidence of no effect, only of none large enough to tell from noise), yet the model's
+  standardized weight is at least ``materiality`` and outside the interval: it leans on the
+  concept more than the data support, typically one predicted concept carrying another's signal or the target's own
   (compensation / leakage);
 - ``opposite sign``: the data show an effect of the other sign, and the model's standardized
   weight is at least ``materiality``;
@@ -83,7 +84,8 @@ def _reason(flag: str, row, alpha: float = 0.05) -> str:
     data = (f"the data show {row['weight']:+.3g} "
             f"({ci_label(alpha)} {row['ci_low']:+.3g} to {row['ci_high']:+.3g})")
     if flag == "unsupported":
-        return (f"{row['target']}: {model}, but {data}: no effect of {row['concept']}. The "
+        return (f"{row['target']}: {model}, but {data}: the data do not detect an effect "
+                f"of {row['concept']}, and the model's weight lies outside that interval. The "
                 f"model may lean on this concept to carry another concept's signal or the "
                 f"target's own (compensation / leakage); do not read it as an effect.")
     if flag == "opposite sign":
