@@ -92,7 +92,7 @@ def test_gradient_x_input_on_the_trained_model(event):
     res = sanity_check(f, gradient_x_input, x, ref, name="gxi", background=bg, input_map=absx)
     v = res.verdict.set_index("similarity").loc["spearman_abs"]
     # further from the randomized maps than from |x| and than two random networks are apart
-    assert res.passed, res.verdict
+    assert res.passed and v["verdict"] == "passed", res.verdict
     assert v["trained_vs_random"] < v["random_vs_random"] < 0.9
     casc = res.cascade.groupby("stage", sort=False)["spearman_abs"].mean()
     assert casc.index[0] == "model.output" and casc.iloc[-1] < casc.iloc[0] - 0.2
@@ -101,6 +101,23 @@ def test_gradient_x_input_on_the_trained_model(event):
     default = sanity_check(f, gradient_x_input, x, ref, background=bg, cascade=False)
     d = default.verdict.set_index("similarity").loc["spearman_abs"]
     assert d["minus_random_ci_high"] < 0 and not default.passed
+
+
+def test_a_verdict_needs_six_clips(event):
+    """The map that passes on 12 clips gets no verdict from 4: a percentile bootstrap over 4
+    clips (256 resamples) is not a 95 % interval; the faithfulness harness's floor (6) holds."""
+    f, x, bg, ref = event
+    absx = lambda f, x, reference: np.abs(np.asarray(x))  # noqa: E731  (no model)
+    few = sanity_check(f, gradient_x_input, x[:4], ref, name="gxi", background=bg,
+                       input_map=absx, cascade=False)
+    v = few.verdict.set_index("similarity").loc["spearman_abs"]
+    assert v["minus_input_ci_high"] < 0 and v["minus_random_ci_high"] < 0  # the rule holds
+    assert not few.passed and v["clips_needed"] == 6
+    assert v["verdict"] == "too few clips for a verdict (n = 4, at least 6 needed)"
+    six = sanity_check(f, gradient_x_input, x[:6], ref, name="gxi", background=bg,
+                       input_map=absx, cascade=False)
+    assert six.verdict.set_index("similarity").loc["spearman_abs", "verdict"] in (
+        "passed", "failed")
 
 
 def test_clips_with_a_constant_map_leave_the_bootstrap_without_a_warning(event):

@@ -27,7 +27,8 @@ def _compare(args: argparse.Namespace) -> int:
                          cache_dir=args.cache, methods=args.methods, n_clips=args.clips,
                          n_background=args.background, target=args.target,
                          concept=args.concept, faithfulness=not args.no_faithfulness,
-                         randomization=not args.no_randomization, listen=not args.no_audio,
+                         randomization=not args.no_randomization,
+                         sanity_clips=args.sanity_clips, listen=not args.no_audio,
                          max_seconds=args.seconds, deletion_patch=tuple(args.deletion_patch),
                          **options)
     for warning in report.warnings:
@@ -93,6 +94,10 @@ def register(sub) -> None:
                                          "gives a note)")
     p.add_argument("--no-faithfulness", action="store_true", help="skip deletion / insertion")
     p.add_argument("--no-randomization", action="store_true", help="skip the sanity check")
+    p.add_argument("--sanity-clips", type=positive_int, default=None, metavar="N",
+                   help="clips of the sanity check, cascading randomization (default: as "
+                        "--clips); a verdict needs at least 6, below that it says too few "
+                        "clips")
     p.add_argument("--no-audio", action="store_true", help="no listenable explanations")
     p.add_argument("--quiet", action="store_true", help="less output")
     p.set_defaults(func=_compare)

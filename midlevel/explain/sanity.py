@@ -50,6 +50,12 @@ random_vs_random``: the trained map is further from the randomized ones than fro
 the input, and further than two random networks are from each other. A model-independent map
 (e.g. ``|x - reference|``) has all three similarities equal to 1 and fails.
 
+A verdict needs at least as many clips with a defined similarity (``n_defined``) as the
+faithfulness harness needs for its paired test (:func:`midlevel.explain.harness_stats.min_clips`
+of ``1 - level``: 6 at 95 %): a percentile bootstrap over 2-5 clips has too few distinct
+resamples to be a 95 % interval. With fewer, ``passed`` is False and ``verdict`` says "too few
+clips for a verdict (...)"; otherwise ``verdict`` is "passed" or "failed".
+
 Any method works that is a callable ``(f, x, reference) -> maps`` (``maps`` ``(batch, 1,
 n_bands, n_frames)``, a ``MethodResult`` or an ``Attribution``); :func:`as_method` wraps a
 ``AttributionMethod``.
@@ -68,6 +74,7 @@ from torch import nn
 
 from midlevel.errors import AttributionError
 from midlevel.explain.harness import as_inputs, as_maps, reference_map
+from midlevel.explain.harness_stats import min_clips
 from midlevel.models.backbone import Standardize
 
 __all__ = ["SanityResult", "sanity_check", "cascade_stages", "randomize_stage",
@@ -246,8 +253,9 @@ def randomize_stage(f: nn.Module, names: list[str], *, seed: int, data: torch.Te
 class SanityResult:
     """cascade (clip, method, stage, n_stages, similarities), floors (clip, method,
     similarity, trained_vs_random, trained_vs_input, random_vs_random, random_vs_input) and
-    verdict (method, similarity, means, bootstrap intervals of the two differences,
-    passed)."""
+    verdict (method, similarity, n_clips, n_defined, means, bootstrap intervals of the two
+    differences, passed, clips_needed, verdict: "passed", "failed" or "too few clips for a
+    verdict (...)")."""
 
     cascade: pd.DataFrame
     floors: pd.DataFrame
@@ -339,6 +347,7 @@ def sanity_check(f: nn.Module, method, x, reference, *, name: str = "method",
                                "trained_vs_input": s_ti[sim], "random_vs_random": s_rr[sim],
                                "random_vs_input": s_ri[sim]})
     floors = pd.DataFrame(floor_rows)
+    need = min_clips(1 - level)
     verdict = []
     for sim, g in floors.groupby("similarity", sort=False):
         d_in = (g["trained_vs_random"] - g["trained_vs_input"]).to_numpy()
@@ -346,6 +355,8 @@ def sanity_check(f: nn.Module, method, x, reference, *, name: str = "method",
         lo_in, hi_in = _boot_ci(d_in, n_boot, level, 0)
         lo_rr, hi_rr = _boot_ci(d_rr, n_boot, level, 1)
         defined = int((np.isfinite(d_in) & np.isfinite(d_rr)).sum())
+        rule = bool(hi_in < 0 and hi_rr < 0)
+        enough = defined >= need
         verdict.append({"method": name, "similarity": sim, "n_clips": len(g),
                         "n_defined": defined,
                         "trained_vs_random": g["trained_vs_random"].mean(),
@@ -354,5 +365,8 @@ def sanity_check(f: nn.Module, method, x, reference, *, name: str = "method",
                         "random_vs_input": g["random_vs_input"].mean(),
                         "minus_input_ci_low": lo_in, "minus_input_ci_high": hi_in,
                         "minus_random_ci_low": lo_rr, "minus_random_ci_high": hi_rr,
-                        "passed": bool(hi_in < 0 and hi_rr < 0)})
+                        "passed": rule and enough, "clips_needed": need,
+                        "verdict": (("passed" if rule else "failed") if enough else
+                                    f"too few clips for a verdict (n = {defined}, at least "
+                                    f"{need} needed)")})
     return SanityResult(pd.DataFrame(cascade_rows), floors, pd.DataFrame(verdict))

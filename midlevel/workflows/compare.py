@@ -127,7 +127,7 @@ def compare(runs, out, *, spec=None, root=None, cache_dir=None, methods=DEFAULT_
             n_clips: int = 6, n_background: int = 16, target: str | None = None,
             concept: str | None = None, faithfulness: bool = True, randomization: bool = True,
             listen: bool = True, max_seconds: float | None = None, n_random: int = 5,
-            sanity_clips: int = 4, events: dict | None = None,
+            sanity_clips: int | None = None, events: dict | None = None,
             extra_figures: list | None = None,
             extra_tables: dict | None = None,
             deletion_patch: tuple[int, int] | None = DEFAULT_PATCH,
@@ -151,7 +151,8 @@ def compare(runs, out, *, spec=None, root=None, cache_dir=None, methods=DEFAULT_
         ``deletion_patch`` = (bands, frames) ranks and removes whole patches, default 8 bands
         x 16 frames, about a third of an octave x half a second; None: single bins.
     randomization : cascading randomization with both floors (:mod:`midlevel.explain.sanity`)
-        for every method, on the first ``sanity_clips`` clips.
+        for every method, on the first ``sanity_clips`` clips (default ``n_clips``; a verdict
+        needs 6, fewer give "too few clips for a verdict").
     max_seconds : explained excerpt length (default: whole clips, through the windows
         ``predict`` averages).
     events : clip -> (band_start, band_stop, frame_start, frame_stop) of a known deciding event;
@@ -184,7 +185,8 @@ def compare(runs, out, *, spec=None, root=None, cache_dir=None, methods=DEFAULT_
         raise ReportError("compare needs at least one attribution method")
     n_clips = whole_number(n_clips, "n_clips (--clips)")
     n_background = whole_number(n_background, "n_background (--background)")
-    sanity_clips = whole_number(sanity_clips, "sanity_clips", least=0)
+    sanity_clips = whole_number(n_clips if sanity_clips is None else sanity_clips,
+                                "sanity_clips (--sanity-clips)", least=0)
     if faithfulness:
         whole_number(n_random, "n_random", least=5)
     max_seconds = real_number(max_seconds, "max_seconds (--seconds)", above=0, unit="seconds",

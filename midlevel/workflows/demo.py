@@ -41,7 +41,7 @@ class DemoSettings:
     n_samples: int = 32
     bootstrap: int = 200
     n_charts: int = 2              # clips with per-clip concept charts and SHAP maps
-    sanity_clips: int = 3          # clips of the cascading-randomization check
+    sanity_clips: int = 6          # clips of the cascading-randomization check (a verdict needs 6)
     lime_samples: int = 128
 
     @classmethod
@@ -353,8 +353,8 @@ def _report_summary(rep) -> list[str]:
                                  for r in d.itertuples()))
     sanity = rep.tables.get("sanity")
     if sanity is not None and len(sanity):
-        lines.append("sanity check passed: " + "; ".join(
-            f"{r.model}/{r.method} {'yes' if r.passed else 'no'}" for r in sanity.itertuples()))
+        lines.append("sanity check (cascading randomization): " + "; ".join(
+            f"{r.model}/{r.method} {r.verdict}" for r in sanity.itertuples()))
     comp = rep.tables.get("completeness")
     if comp is not None and len(comp):
         row = comp[(comp["metric"] == "r") & (comp["name"] == "mean")]
