@@ -9,34 +9,21 @@ the `paper` network costs 8.55 GFLOP forward per 10-s window (the paper quotes a
 for one gradient to the input (what SHAP and Captum compute; `torch.autograd.grad` skips the
 weight gradients). The `small` preset is 16x cheaper (0.54 / 1.6 / 1.1 GFLOP).
 
-1. *Feature caching >= 50% of decode-only* — met with two worker processes (`fill(jobs=2)`,
-   one torch thread each: 46-62% over the full runs made while writing this), missed by the
-   one-process fill the package uses today (`jobs=1`, torch's 2 threads: 14-23%).
-   libsndfile decodes these mp3s at about 1,000x real time, so the fill may spend at most as
-   long again on everything else; the stage profile gives nearly all of the extra to the
-   front end. Two causes, both in table (a): the front end builds every intermediate of a
-   clip at once (an int64 gather index of n_frames x 2048, frames, windowed frames, complex
-   spectrum, magnitudes, a transposed copy for a dense 1024 x 149 filterbank product), fresh
-   allocations bigger than the caches, each a memory-bound element-wise pass; and those
-   passes gain nothing from a second thread and lose much to it on a busy machine (front end
-   alone: about 1,700x real time on one thread, under 200x on two). On one thread the
-   one-process fill reaches 38-41%; `benchmarks/bench_frontend.py` computes the same numbers
-   block by block (strided view instead of an index, 128-frame blocks, sparse filterbank:
-   1,877 non-zeros of 152,000, log in place), 1.5-1.9x faster on one thread (unreliable on
-   two), which brought the one-thread fill to 39-46%. What is left is resampling (soxr HQ,
-   about 10 ms a clip in a cProfile of the fill), the per-entry `fsync` (1-9 ms a file) and
-   copies; `FeatureCache.get` already recomputes an entry that fails to load, so the cache
-   owner could weigh one `os.sync()` at the end of `fill` against an fsync per file.
-   **Recommendations**: (owner of `midlevel/data/cache.py`) run the front end in
-   `FeatureCache.compute` with one torch thread (set and restore `torch.set_num_threads`), and
-   default `fill(jobs=...)` to `os.cpu_count()`; (owners of `midlevel/training/run.py::
-   _features` and `midlevel/explain/contributions.py::split_predictions`) pass
-   `jobs=os.cpu_count()` instead of 1; (owner of `midlevel/data/frontends.py`) adopt the
-   blocked forward (`tests/test_bench_smoke.py` checks it equals the package's to 1e-5 for
-   short, long and batched input).
+1. *Feature caching >= 50% of decode-only* — the fill runs the front end on one torch thread
+   per worker (`one_torch_thread` in `midlevel/data/cache.py`), with the blocked front end
+   (strided view, 128-frame blocks, sparse filterbank, log in place) and as many worker
+   processes as usable cores by default; `train` and `explain` fill the same way. The
+   one-process row of the targets table is the figure judged. History: before these changes
+   (front end on torch's 2 threads, every intermediate of a clip allocated at once) one
+   process reached 14-23 %; the passes are memory-bound and gain nothing from a second
+   thread on these two vCPUs, and lose to it under load (see 6). The two-process row can
+   read lower than one process on this machine: two workers share two busy vCPUs with the
+   decoder. What is left beside decoding: resampling (soxr HQ, about 10 ms a clip), the
+   per-entry `fsync` (1-9 ms a file) and copies.
 2. *Training end to end >= 85% of in-memory* — data loading is not a cost here: `fit` holds
-   every spectrogram in memory (reading the whole filled cache takes about a millisecond per
-   clip, once) and a batch is 8 slices and a `torch.stack`. Where a run shows a gap (or a
+   every spectrogram in memory when they fit its memory budget (reading the whole filled cache
+   takes about a millisecond per clip, once; beyond the budget it streams, item 7) and a
+   batch is 8 slices and a `torch.stack`. Where a run shows a gap (or a
    ratio above 100%) it is the other jobs on the machine between the two measurements. A/B
    tests with one torch thread, which is far less sensitive to them (see 6), interleaving
    in-memory steps and `fit` epochs in one process: `paper` 2.16-2.48 s per step in memory
@@ -71,19 +58,11 @@ weight gradients). The `small` preset is 16x cheaper (0.54 / 1.6 / 1.1 GFLOP).
    while the prediction it needs is a forward pass per 10-s window. `explain_clips` minus
    `Run.predict` is within the noise of the two measurements; the "table alone" figure is the
    direct measurement.
-5. *SHAP GradientExplainer <= 5 s per 10-s clip (paper)* — missed narrowly when the machine
-   was quiet (5.2 s in the final run, at 160 GFLOP/s; 12-45 s in runs under heavy load). Its
-   work is fixed: 32 expected-gradient samples of 17.1 GFLOP (547 GFLOP) plus 33 forwards of
-   8.5 GFLOP (282 GFLOP, a third of the work): each call runs the model over the 16
-   background crops twice (GradientExplainer's constructor, with autograd on, and `Attributor`
-   for the expected value) besides the prediction. At the best matmul speed seen (195 GFLOP/s,
-   two idle cores) the whole is 4.3 s, without the repeated forwards 2.9 s.
-   **Recommendations (owner of `midlevel/explain/attribution.py`)**: build the SHAP explainer
-   and the expected value once per `Attributor` and input length, not per call (construct
-   `shap.GradientExplainer` under `torch.no_grad()`: it only reads the output shape there),
-   which at the final run's speed brings the clip to about 3.5 s; run on the model's device
-   instead of moving inputs to the CPU (today a GPU is never used for attributions); offer
-   bfloat16 autocast (2x on inference here, table (c)).
+5. *SHAP GradientExplainer <= 3.5 s per 10-s clip (paper)* — its work is 32 expected-gradient
+   samples of 17.1 GFLOP (547 GFLOP). The explainer and the expected value are built once per
+   `Attributor`, background and input length (before, every call rebuilt them: 33 more
+   forwards of 8.5 GFLOP, a third of the work, and the clip took 5.2 s on a quiet machine),
+   and attributions stay on the model's device; `--bf16` offers bfloat16 autocast on CUDA.
    DeepExplainer's hooks keep a 32-sample batch of activations alive: about 1.8 GB for one
    10-s clip with the paper preset, growing linearly with clip length and background size
    (table (f) shows the same linear growth for GradientExplainer).
