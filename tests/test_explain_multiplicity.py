@@ -158,3 +158,28 @@ def test_statsmodels_summaries_say_they_are_uncorrected_when_a_correction_is_on(
     note = "statsmodels' own fit summary: its intervals are at the uncorrected level"
     assert note in fit_ols(X, Y, correction="holm").summary_text()
     assert note not in fit_ols(X, Y).summary_text()
+
+
+@pytest.mark.parametrize("alpha", [0.05, 0.01])
+def test_heatmap_stars_follow_the_tables_alpha(alpha):
+    """A star is where ``significant`` is True (p_adjusted < alpha); at 0.05 the cut-offs are
+    the usual .05 / .01 / .001 (with --alpha 0.01, a p of 0.03 used to get a star although
+    the table called it not significant)."""
+    import matplotlib.pyplot as plt
+
+    from midlevel.plots.concepts import coefficient_heatmap
+    X, Y, _ = synthetic_design(80, seed=0)
+    t = fit_ols(X, Y.iloc[:, :3], alpha=alpha, summaries=False).table
+    t["p_adjusted"] = np.resize([0.0004, 0.004, 0.03, 0.2], len(t))
+    t["significant"] = t["p_adjusted"] < alpha
+    ax = coefficient_heatmap(t, value="std_weight")
+    concepts, targets = list(dict.fromkeys(t["concept"])), list(dict.fromkeys(t["target"]))
+    cell = {(concepts[round(x.get_position()[1])], targets[round(x.get_position()[0])]):
+            x.get_text() for x in ax.texts}
+    want = {0.05: {0.0004: "***", 0.004: "**", 0.03: "*"}, 0.01: {0.0004: "**", 0.004: "*"}}
+    for row in t.itertuples():
+        text, stars = cell[(row.concept, row.target)], want[alpha].get(row.p_adjusted, "")
+        assert text.endswith("*") == bool(row.significant), (text, row.p_adjusted)
+        assert text.endswith(stars) and not text.endswith(stars + "*"), (text, row.p_adjusted)
+    assert f"< {alpha:g}," in ax.get_title()
+    plt.close(ax.figure)

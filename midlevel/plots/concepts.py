@@ -30,10 +30,13 @@ def concept_colors(concepts) -> dict[str, tuple]:
     return {c: cmap(i % cmap.N) for i, c in enumerate(names)}
 
 
-def _stars(p: float) -> str:
+def _stars(p: float, alpha: float = 0.05) -> str:
+    """``*`` p < alpha (the table's ``significant``), ``**`` < alpha / 5, ``***`` < alpha / 50:
+    the usual .05 / .01 / .001 at alpha 0.05."""
     if not np.isfinite(p):
         return ""
-    return "***" if p < 0.001 else "**" if p < 0.01 else "*" if p < 0.05 else ""
+    return ("***" if p < alpha / 50 else "**" if p < alpha / 5 else "*" if p < alpha
+            else "")
 
 
 def coefficient_heatmap(table: pd.DataFrame, *, value: str = "std_weight", ax=None,
@@ -45,8 +48,10 @@ def coefficient_heatmap(table: pd.DataFrame, *, value: str = "std_weight", ax=No
     ----------
     table : a coefficient table (one method).
     value : column to colour by (``std_weight``, ``weight``, ``model_std_weight``...).
-    annotate : write the value into each cell; with ``stars``, also ``*`` p < .05, ``**``
-        < .01, ``***`` < .001 on ``p_adjusted`` (cells without are lighter). Use
+    annotate : write the value into each cell; with ``stars``, also ``*`` p < alpha, ``**``
+        < alpha / 5, ``***`` < alpha / 50 on ``p_adjusted``, alpha the table's
+        ``attrs["alpha"]`` (default 0.05: .05, .01, .001), so a star is where ``significant``
+        is True (cells without are lighter). Use
         ``stars=False`` for the model's own weights, which are exact and have no p-value.
     mark_flags : outline and mark with ``!`` the cells whose ``flag`` is set.
 
@@ -70,6 +75,7 @@ def coefficient_heatmap(table: pd.DataFrame, *, value: str = "std_weight", ax=No
     grid = grid_of(value)
     pcol = "p_adjusted" if "p_adjusted" in table else "p_value"
     pvals = grid_of(pcol)
+    alpha = float(table.attrs.get("alpha", 0.05))
     flags = (table.assign(_f=(table["flag"] != "").astype(float))
              .pivot_table(index="concept", columns="target", values="_f", aggfunc="first")
              .reindex(index=concepts, columns=targets).fillna(0.0)
@@ -85,7 +91,7 @@ def coefficient_heatmap(table: pd.DataFrame, *, value: str = "std_weight", ax=No
                 v, p = grid.iat[i, j], pvals.iat[i, j]
                 if not np.isfinite(v):
                     continue  # drawn by _mark_missing
-                mark = _stars(p) if stars else ""
+                mark = _stars(p, alpha) if stars else ""
                 flagged = flags is not None and flags.iat[i, j] > 0
                 strong = abs(v) > 0.6 * lim
                 ax.text(j, i, f"{v:.2f}{mark}{'!' if flagged else ''}", ha="center",
@@ -102,7 +108,8 @@ def coefficient_heatmap(table: pd.DataFrame, *, value: str = "std_weight", ax=No
     method = _fit_method(table)
     corr = table.attrs.get("correction", "none")
     ax.set_title(title or f"{label} ({method}; stars: {pcol}"
-                 + (f", {corr}" if corr != "none" else "") + ")", fontsize=8)
+                 + (f", {corr}" if corr != "none" else "")
+                 + f" < {alpha:g}, {alpha / 5:g}, {alpha / 50:g})", fontsize=8)
     return ax
 
 
