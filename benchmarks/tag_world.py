@@ -285,9 +285,10 @@ def render(res: dict) -> str:
                          f"({rc['n_weights']} weights) | {_f(rc['data_null_fpr'])} "
                          f"({rc['n_zero']} zeros) | {rc['flagged']} |")
     lines += ["", "Model weights are the head's log-odds per unit of predicted probability; "
-              "the data's answer is the binomial GLM of each mood on the concept ratings and "
-              "tags (" + next((r["recovery"]["method"] for r in res["modes"].values()
-                               if r.get("recovery")), "") + ").", ""]
+              "the data's answer for a mood is the binomial GLM of the mood on the concept "
+              "ratings and tags. The fit, as the coefficient table names it: "
+              + next((r["recovery"]["method"] for r in res["modes"].values()
+                      if r.get("recovery")), "") + ".", ""]
     for mode, r in res["modes"].items():
         rc, w = r.get("recovery"), pd.DataFrame(r.get("weights") or [])
         if not rc or w.empty or rc["model_sign_agreement"] >= 0.95:

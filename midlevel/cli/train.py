@@ -93,8 +93,8 @@ def register(sub) -> None:
                    help="cpu (default) or cuda (mixed precision)")
     p.add_argument("--bf16", action="store_const", const=True, default=None,
                    help="bfloat16 autocast for the training steps on a CPU with bf16 units "
-                        "(AMX or AVX512-BF16; an error on others): 1.8-3x faster steps where "
-                        "measured, validation and prediction stay float32 (config key "
+                        "(AMX or AVX512-BF16; an error on others): steps about 3x faster where "
+                        "measured (a whole fit 1.8x), validation and prediction stay float32 (config key "
                         "cpu_bf16; on cuda, mixed precision is on already)")
     p.add_argument("--max-memory", metavar="SIZE",
                    help="memory budget for holding every spectrogram in memory (e.g. 2GB; "

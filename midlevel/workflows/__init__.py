@@ -6,5 +6,6 @@ return a result object; no printing, no argv (the CLI is a thin layer over them)
 - :mod:`~.explain_attributions`: spectrogram attributions, figures and listenable wavs;
 - :mod:`~.compare`: the comparison report of black box and bottleneck runs;
 - :mod:`~.demo`: the main job on the synthetic world;
-- :mod:`~.checks`: the checks of options every workflow runs before its first file.
+- the checks of options each workflow runs before its first file: :mod:`midlevel.checks`
+  (numbers), :mod:`~.explain_inputs`, :mod:`~.compare_checks`.
 """
