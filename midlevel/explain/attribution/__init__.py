@@ -12,6 +12,15 @@ Any model taking ``(batch, 1, n_bands, n_frames)`` spectrograms works: a ``Black
 ``gradient_shap``            Captum ``GradientShap`` (baselines drawn from the background)
 ``deeplift``                 Captum ``DeepLift`` from the reference
 ``occlusion``                Captum ``Occlusion`` with a ``window`` (bands, frames) and ``stride``
+``lrp``                      LRP through zennit, BatchNorm merged (:class:`~.lrp.LRP`; its
+                             conservation error is reported)
+``gradcam``                  Grad-CAM on the last conv block, upsampled to bands and frames
+                             (:class:`~.gradcam.GradCAM`)
+``lime_segments``,           LIME (captum ``LimeBase``) over interpretable components: time
+``lime_onsets``,             segments, onset-aligned segments, frequency bands, patches, NMF
+``lime_bands``,              parts of the clip's own spectrogram (:mod:`~.lime`,
+``lime_patches``,            :mod:`~.components`, :mod:`~.nmf`); each component can be
+``lime_nmf``                 written as audio
 ===========================  ===================================================================
 
 The background (reference distribution) should come from the training split
