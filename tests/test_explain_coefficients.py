@@ -279,3 +279,58 @@ def test_compare_to_truth_leaves_out_rows_without_an_estimate():
     part = compare_to_truth(table, truth, X=X, Y=Y)
     assert part["n_no_estimate"] == int(first.sum()) and full["n_no_estimate"] == 0
     assert np.isfinite(part["correlation"]) and part["coverage"] > 0.8
+
+
+def test_constant_target_and_exact_fit_give_no_estimate(rng):
+    """A target with no variance, or one equal to a concept (R^2 = 1 up to rounding): no
+    weight, interval or p-value made of rounding noise, a data_note, nothing counted as
+    significant or flagged; the other targets' rows are those of a fit without them."""
+    from midlevel.explain.flags import flag_weights
+    X = pd.DataFrame(rng.uniform(1, 10, size=(60, 3)), columns=["mel", "rhy", "dis"])
+    other = X["rhy"] - 0.5 * X["dis"] + rng.normal(size=len(X))
+    Y = pd.DataFrame({"const": 5.0, "copy": X["mel"], "scaled": 3.0 + 2.0 * X["mel"] - X["dis"],
+                      "other": other})
+    for estimator in ("ols", "bootstrap"):
+        for alpha in (0.05, 0.1):
+            result = (fit_ols(X, Y, alpha=alpha) if estimator == "ols"
+                      else bootstrap_ols(X, Y, n_boot=200, alpha=alpha))
+            t = result.table
+            dead = t[t["target"] != "other"]
+            assert dead[["weight", "se", "ci_low", "ci_high", "p_value", "p_adjusted",
+                         "r2"]].isna().all().all(), estimator
+            assert not dead["significant"].any()
+            notes = dead.groupby("target")["data_note"].first()
+            assert notes["const"].startswith("the target has no variance")
+            assert notes["copy"].startswith("the concepts fit the target exactly")
+            assert notes["scaled"].startswith("the concepts fit the target exactly")
+            live = t[t["target"] == "other"]
+            assert (live["data_note"] == "").all() and live["p_value"].notna().all()
+            text = "\n".join(result.summary_lines())
+            assert f"{int(live['significant'].sum())} of 3 effects significant" in text
+            assert "9 without an estimate" in text
+            t["model_weight"] = 5.0
+            assert (flag_weights(t)["flag"][t["target"] != "other"] == "").all()
+    alone = fit_ols(X, Y[["other"]]).table
+    pd.testing.assert_frame_equal(
+        fit_ols(X, Y).table.query("target == 'other'").reset_index(drop=True), alone)
+    assert "NOTE: the concepts fit the target exactly" in fit_ols(X, Y).summaries["OLS: copy"]
+
+
+def test_calibrated_estimator_marks_a_constant_target(rng):
+    from midlevel.explain.evidence import calibrated_fit
+    X = pd.DataFrame(rng.uniform(1, 10, size=(80, 3)), columns=list("abc"))
+    pred = X + rng.normal(scale=0.3, size=X.shape)
+    Y = pd.DataFrame({"const": np.full(len(X), 5.0), "y": X["a"] + rng.normal(size=len(X))})
+    t = calibrated_fit(pred, X, Y, n_boot=60).table
+    const = t[t["target"] == "const"]
+    assert const["data_note"].str.startswith("the target has no variance").all()
+    assert const[["weight", "p_value"]].isna().all().all() and not const["significant"].any()
+    assert (t.loc[t["target"] == "y", "data_note"] == "").all()
+
+
+def test_a_tiny_but_real_target_spread_is_kept(rng):
+    """The tolerance is relative: a target of small scale with real variance is fitted."""
+    X = pd.DataFrame(rng.uniform(1, 10, size=(60, 2)), columns=["a", "b"])
+    y = 1e-9 * (X["a"] + rng.normal(size=len(X)))
+    t = fit_ols(X, y.rename("small").to_frame()).table
+    assert (t["data_note"] == "").all() and t["p_value"].notna().all()

@@ -7,6 +7,7 @@ import numpy as np
 
 from midlevel.errors import ExplainError
 from midlevel.explain.levels import check_alpha
+from midlevel.explain.separation import note_rows, ols_note
 from midlevel.explain.statistics import CoefficientResult, _as_frame, _finish, _rows, check_n_boot
 
 __all__ = ["bootstrap_ols"]
@@ -21,7 +22,9 @@ def bootstrap_ols(X, Y, *, n_boot: int = 1000, seed: int = 0, alpha: float = 0.0
     bootstrap standard deviation, the interval the percentile interval, ``p_value`` the
     two-sided bootstrap p-value ``2 * min(P(b <= 0), P(b >= 0))`` (at least ``1 / n_boot``),
     ``weight`` the fit on all clips. Each row's ``method`` is "OLS, bootstrap"; ``method``
-    is the fit's description (``attrs["method"]``).
+    is the fit's description (``attrs["method"]``). A target without variance, or that the
+    concepts fit exactly, has no estimate (NaN, and a ``data_note``:
+    :func:`~midlevel.explain.separation.ols_note`).
     """
     alpha = check_alpha(alpha)
     n_boot = check_n_boot(n_boot, 1)
@@ -48,8 +51,9 @@ def bootstrap_ols(X, Y, *, n_boot: int = 1000, seed: int = 0, alpha: float = 0.0
         r2 = float(1 - resid.var() / y.var()) if y.var() > 0 else np.nan
         with np.errstate(divide="ignore", invalid="ignore"):
             stat = full / se
-        rows += _rows(full, se, np.stack([lo, hi], 1), stat, np.minimum(p, 1.0), names,
-                      str(target), "OLS, bootstrap", r2, n, x.std(axis=0, ddof=1),
-                      float(y.std(ddof=1)), draws=boots)
+        rows += note_rows(_rows(full, se, np.stack([lo, hi], 1), stat, np.minimum(p, 1.0),
+                                names, str(target), "OLS, bootstrap", r2, n,
+                                x.std(axis=0, ddof=1), float(y.std(ddof=1)), draws=boots),
+                          ols_note(y, resid))
     return CoefficientResult(_finish(rows, alpha, correction, f"{method}, {n_boot} resamples"),
                              {})

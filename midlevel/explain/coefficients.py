@@ -42,7 +42,9 @@ method             the row's estimator: "OLS, HC3", "binomial GLM", "multinomial
 r2, n, intercept   of the data's fit
 data_note          why the data give no estimate for the row (then weight, interval and
                    p-value are NaN): the concepts separate a class or binary target's
-                   classes perfectly, or the fit did not converge; empty otherwise
+                   classes perfectly, the fit did not converge, a rating target has no
+                   variance on the fit's clips, or the concepts fit it exactly (R^2 = 1 up
+                   to float rounding: p-values would be rounding noise); empty otherwise
 flag, flag_reason  where the model departs from the data (empty: it does not; a row
                    without the data's interval is not flagged)
 mode               the run's training mode

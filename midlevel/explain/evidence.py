@@ -34,7 +34,7 @@ import pandas as pd
 
 from midlevel.errors import ExplainError
 from midlevel.explain.levels import check_alpha
-from midlevel.explain.separation import note_rows, separated, separation_note
+from midlevel.explain.separation import note_rows, ols_note, separated, separation_note
 from midlevel.explain.statistics import CoefficientResult, _finish, _rows, check_n_boot, fit_ols
 
 METHODS = ("ratings", "calibrated")
@@ -181,7 +181,9 @@ def calibrated_fit(pred: pd.DataFrame, rated: pd.DataFrame, Y: pd.DataFrame, *,
     standard deviation as ``se``, percentile intervals, two-sided bootstrap p-values
     ``2 min(P(b <= 0), P(b >= 0))`` (at least ``1 / n_boot``). A class or binary target whose
     classes the calibrated concepts separate (:func:`~midlevel.explain.statistics.separated`)
-    has no estimate: NaN, and a ``data_note`` saying so.
+    has no estimate: NaN, and a ``data_note`` saying so; so has a rating target without
+    variance, or that the calibrated concepts fit exactly
+    (:func:`~midlevel.explain.separation.ols_note`).
     """
     alpha = check_alpha(alpha)
     n_boot = check_n_boot(n_boot, MIN_BOOT)
@@ -241,6 +243,7 @@ def calibrated_fit(pred: pd.DataFrame, rated: pd.DataFrame, Y: pd.DataFrame, *,
                 design = np.hstack([np.ones((ok.sum(), 1)), calibrated[ok]])
                 resid = y[ok] - design @ est
                 r2 = float(1 - resid.var() / y[ok].var()) if y[ok].var() > 0 else np.nan
+                note = ols_note(y[ok], resid)
             rows += note_rows(_rows(est, se, np.stack([lo, hi], 1), stat,
                                      np.minimum(pv, 1.0), names, unit,
                                      _calibrated_label(target, class_targets, logistic), r2,

@@ -1,6 +1,8 @@
-"""Logistic and multinomial fits without an estimate: perfect (or quasi-complete) separation
-and non-convergence, detected so that no artefact of where the optimizer stopped is read as
-evidence (see :mod:`midlevel.explain.statistics`, column ``data_note``)."""
+"""Fits without an estimate, detected so that no artefact of where the optimizer stopped, or of
+float rounding, is read as evidence (see :mod:`midlevel.explain.statistics`, column
+``data_note``): logistic and multinomial fits with perfect (or quasi-complete) separation or
+without convergence, and least-squares fits of a target without variance or with no residual
+variance (:func:`ols_note`)."""
 from __future__ import annotations
 
 import contextlib
@@ -13,6 +15,9 @@ import pandas as pd
 EVIDENCE = ["weight", "std_weight", "se", "ci_low", "ci_high", "std_ci_low", "std_ci_high",
             "stat", "p_value", "r2", "intercept"]
 NOT_CONVERGED = "the fit did not converge: no estimate, no interval"
+# relative tolerance of :func:`ols_note`: a spread below RTOL of the values' size (target) or
+# of the target's spread (residuals) is float rounding, not variance
+RTOL = 1e-8
 
 
 def separation_note(source: str = "ratings") -> str:
@@ -61,6 +66,30 @@ def logistic_note(res, design: np.ndarray, codes: np.ndarray, warned: bool,
     retvals = getattr(res, "mle_retvals", None) or {}
     if not retvals.get("converged", getattr(res, "converged", True)):
         return NOT_CONVERGED
+    return ""
+
+
+def ols_note(y: np.ndarray, resid: np.ndarray | None = None) -> str:
+    """``data_note`` of a least-squares fit of a target ``y`` ``(n,)`` on the concepts, with
+    residuals ``resid`` ``(n,)`` (None: not fitted yet): "" when its estimate stands.
+
+    A target without variance on the fit's clips (its sd at most ``RTOL`` times its largest
+    absolute value) leaves nothing to explain; a fit without residual variance (the residuals'
+    root mean square at most ``RTOL`` times the target's sd: R^2 = 1 up to float rounding, the
+    target a linear function of the concepts) has standard errors, t statistics and p-values
+    made of rounding noise. Neither gives an estimate, interval or p-value.
+    """
+    y = np.asarray(y, dtype=float)
+    sd = float(y.std()) if len(y) else 0.0
+    if sd <= RTOL * float(np.abs(y).max(initial=0.0)):
+        return (f"the target has no variance on the fit's {len(y)} clips (every value "
+                f"{y[0]:.6g}): nothing to explain, no estimate" if len(y) else
+                "the target has no values: no estimate")
+    if resid is not None:
+        rms = float(np.sqrt(np.mean(np.square(np.asarray(resid, dtype=float)))))
+        if rms <= RTOL * sd:
+            return ("the concepts fit the target exactly (R^2 = 1, no residual variance): "
+                    "standard errors and p-values would be rounding noise, no estimate")
     return ""
 
 

@@ -16,9 +16,13 @@ perfectly (complete or quasi-complete separation) has no maximum-likelihood esti
 weight runs off to infinity, and the fitted numbers (weights of hundreds, standard errors of
 1e5, p-values near 1) are artefacts of where the optimizer stopped. Such a fit's rows carry
 no estimate, interval or p-value (NaN) and say why in ``data_note`` (see :func:`separated`).
+So do the rows of a least-squares fit of a target without variance on the fit's clips, or
+that the concepts fit exactly (R^2 = 1 up to float rounding): their standard errors and
+p-values would be rounding noise (:func:`~midlevel.explain.separation.ols_note`).
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,8 +37,8 @@ from midlevel.explain.multiplicity import (  # noqa: F401  (re-exported)
     uncorrected_note,
 )
 from midlevel.explain.separation import (
-    fit_quietly, fit_summary, logistic_note, nan_fit, no_estimate_lines, note_rows, quiet,
-    without_estimate,
+    fit_quietly, fit_summary, logistic_note, nan_fit, no_estimate_lines, note_rows, ols_note,
+    quiet, without_estimate,
 )
 from midlevel.io import save_figure, write_csv, write_text
 
@@ -262,12 +266,8 @@ def fit_ols(X, Y, *, alpha: float = 0.05, correction: str | None = None,
                                    keep)
             continue
         if target not in class_targets:
-            res = sm.OLS(y, design).fit(cov_type=cov_type, use_t=True)
-            if keep:
-                texts[f"{method}: {target}"] = str(res.summary(alpha=alpha))
-            rows += _rows(res.params, res.bse, res.conf_int(alpha), res.tvalues, res.pvalues,
-                          names, str(target), ols_label, float(res.rsquared), int(ok.sum()),
-                          sd_x, float(y.std(ddof=1)), df=float(res.df_resid))
+            rows += _ols_rows(y, design, names, str(target), ols_label, alpha, sd_x,
+                              texts if keep else None, f"{method}: {target}", cov_type)
             continue
         classes = list(class_targets[target])
         codes = y.astype(int)
@@ -284,6 +284,28 @@ def fit_ols(X, Y, *, alpha: float = 0.05, correction: str | None = None,
         rows += _multinomial_rows(codes, design, names, str(target), classes, present, method,
                                   alpha, sd_x, texts, keep)
     return CoefficientResult(_finish(rows, alpha, correction, method), texts)
+
+
+def _ols_rows(y, design, names, target, label, alpha, sd_x, texts, key, cov_type) -> list[dict]:
+    """Rows of the OLS fit of ``y`` ``(n,)`` on the design (``data_note`` set and no estimate
+    where the target has no variance or the concepts fit it exactly: :func:`ols_note`);
+    ``texts[key]``: its statsmodels summary (``texts`` None: none kept)."""
+    import statsmodels.api as sm
+    sd_y = float(y.std(ddof=1))
+    note = ols_note(y)
+    if note:
+        if texts is not None:
+            texts[key] = f"NOTE: {note}; not fitted.\n"
+        return note_rows(_rows(*nan_fit(len(names)), names, target, label, np.nan, len(y),
+                                sd_x, sd_y), note)
+    res = sm.OLS(y, design).fit(cov_type=cov_type, use_t=True)
+    note = ols_note(y, res.resid)
+    with quiet() if note else contextlib.nullcontext():  # rounding noise's warnings: said
+        if texts is not None:
+            texts[key] = fit_summary(res, alpha, note)
+        return note_rows(_rows(res.params, res.bse, res.conf_int(alpha), res.tvalues,
+                                res.pvalues, names, target, label, float(res.rsquared), len(y),
+                                sd_x, sd_y, df=float(res.df_resid)), note)
 
 
 def _multinomial_rows(codes, design, names, target, classes, present, method, alpha, sd_x,
