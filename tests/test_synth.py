@@ -402,3 +402,75 @@ def test_a_malformed_weight_file_is_refused_naming_it(tmp_path, name, text, mess
     with pytest.raises(SpecError, match=message) as exc:
         load_weights(path)
     assert str(path) in str(exc.value)
+
+
+# --------------------------------------------------------------------------- interrupted, bounds
+
+def test_an_interrupted_resynthesis_leaves_no_dataset(tmp_path, monkeypatch):
+    """Interrupted while writing new audio into an earlier dataset's folder: the folder no
+    longer loads as a dataset (no spec, no tables of the old ratings), it says why, and a new
+    run over it completes."""
+    from midlevel.data.spec import load_spec
+    from midlevel.errors import MidlevelError
+    from midlevel.synth import dataset as ds
+    out = tmp_path / "out"
+    synthesize(out, n_clips=6, seed=1, duration=0.5, **FAST)
+    old_audio = (out / "audio" / "s0000.wav").read_bytes()
+    real, calls = ds._run_job, []
+
+    def interrupted(job):
+        calls.append(job.clip_id)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(job)
+
+    monkeypatch.setattr(ds, "_run_job", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        synthesize(out, n_clips=6, seed=7, duration=0.5, **FAST)
+    assert (out / "audio" / "s0000.wav").read_bytes() != old_audio   # new audio was written
+    for name in ("spec.yaml", "annotations.csv", "segments.csv", "ground_truth.json"):
+        assert not (out / name).exists(), name
+    assert (out / "SYNTH_INCOMPLETE.txt").is_file()
+    with pytest.raises(MidlevelError):
+        load_spec(out / "spec.yaml")
+    monkeypatch.setattr(ds, "_run_job", real)
+    spec = synthesize(out, n_clips=3, seed=7, duration=0.5, **FAST)   # the old s0003-5 go too
+    assert sorted(p.name for p in (out / "audio").iterdir()) == [
+        "s0000.wav", "s0001.wav", "s0002.wav"]
+    assert not (out / "SYNTH_INCOMPLETE.txt").exists() and len(load_spec(spec).concepts)
+
+
+def test_very_short_clips_render_and_impossible_durations_are_refused(tmp_path):
+    """Events cut to one sample at the clip's end are skipped (np.gradient needs 2); a clip
+    shorter than a sample, or too long for memory, is refused by name before anything is
+    written."""
+    from midlevel.synth.folder import BYTES_PER_SAMPLE, physical_memory
+    synthesize(tmp_path / "short", n_clips=200, seed=0, duration=0.01, **FAST)
+    assert len(list((tmp_path / "short" / "audio").iterdir())) == 200
+    with pytest.raises(ArgumentError, match="duration.*shorter than one sample"):
+        synthesize(tmp_path / "none", n_clips=2, seed=0, duration=1e-6, **FAST)
+    with pytest.raises(ArgumentError, match="duration.*memory"):
+        synthesize(tmp_path / "huge", n_clips=1, seed=0, duration=1e9, **FAST)
+    assert not (tmp_path / "huge").exists() and not (tmp_path / "none").exists()
+    have = physical_memory()
+    if have:   # fits one worker, not three at once: the message names --jobs
+        duration = 0.5 * have / (BYTES_PER_SAMPLE * SR)
+        with pytest.raises(ArgumentError, match="--jobs"):
+            synthesize(tmp_path / "many", n_clips=3, seed=0, duration=duration, n_jobs=3,
+                       progress=False)
+
+
+def test_clipped_targets_are_warned_about_and_overflowing_weights_refused(tmp_path, caplog):
+    with caplog.at_level("WARNING", logger="midlevel"):
+        synthesize(tmp_path / "big", n_clips=10, seed=0, duration=0.2,
+                   weights=pd.DataFrame({"melodiousness": [100.0]}, index=["valence"]), **FAST)
+    table, _ = _read(tmp_path / "big")
+    assert table["valence"].isin([1.0, 9.0]).all()
+    assert "clipped to the scale 1-9" in caplog.text and "valence 100%" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="midlevel"):
+        synthesize(tmp_path / "default", n_clips=10, seed=0, duration=0.2, **FAST)
+    assert "clipped" not in caplog.text
+    with pytest.raises(SpecError, match=r"too large for targets \['valence'\]"):
+        load_weights(pd.DataFrame({"melodiousness": [1e308], "articulation": [1e308]},
+                                  index=["valence"]))

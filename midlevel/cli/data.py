@@ -118,11 +118,19 @@ def register(sub) -> None:
     p = sub.add_parser("synth", help="write a synthetic dataset with known concepts",
                        description="Synthesize clips from known mid-level concept values, noisy "
                                    "ratings, emotion targets from a known linear map, a spec "
-                                   "and ground_truth.json.")
+                                   "and ground_truth.json. Into a folder with an earlier "
+                                   "synthetic dataset: its spec and tables are removed before "
+                                   "any audio is written (spec.yaml comes last), so an "
+                                   "interrupted run leaves no dataset that validate or train "
+                                   "would accept; SYNTH_INCOMPLETE.txt marks it.")
     p.add_argument("--out", required=True, metavar="DIR", type=folder_path, help="output folder")
     p.add_argument("--n-clips", type=positive_int, default=200, help="number of clips (default 200)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--duration", type=positive_float, default=10.0, help="clip length in s (default 10)")
+    p.add_argument("--duration", type=positive_float, default=10.0,
+                   help="clip length in s (default 10); rendering a clip takes about 128 bytes "
+                        "per sample (2.8 MB per second of audio) in each worker: a duration "
+                        "whose clips do not fit in this machine's memory together is refused, "
+                        "as is one shorter than a sample")
     p.add_argument("--weights", metavar="FILE",
                    help="concept-to-target map (CSV or JSON) replacing the default")
     p.add_argument("--correlated", action="store_true", help="draw correlated concepts")

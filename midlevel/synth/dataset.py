@@ -1,15 +1,15 @@
 """``synthesize``: a whole synthetic dataset on disk (audio, ratings, segments, truth, spec).
 
 Files are written under a temporary name and moved into place (:mod:`midlevel.io`), so an
-interrupted run never leaves a half-written file under a final name; ``spec.yaml`` is written
-last and marks a complete dataset.
+interrupted run never leaves a half-written file under a final name; an earlier dataset's spec
+and tables are removed before any audio is written (:mod:`midlevel.synth.folder`), and
+``spec.yaml`` is written last and marks a complete dataset.
 """
 from __future__ import annotations
 
 import logging
 import multiprocessing
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -23,6 +23,7 @@ from midlevel.io import write_json, write_text, write_wav
 
 from midlevel.checks import real_number, whole_number
 from midlevel.errors import ArgumentError
+from midlevel.synth import folder
 from midlevel.synth.material import draw_material
 from midlevel.synth.render import render_clip
 from midlevel.synth import tags as tagging
@@ -64,9 +65,14 @@ def _usable_cores() -> int:
     return os.cpu_count() or 1
 
 
+def _n_workers(n_jobs: int | None, n_clips: int) -> int:
+    """Worker processes for ``n_clips`` jobs (``n_jobs`` None: all usable cores)."""
+    return max(1, min(n_jobs or _usable_cores(), n_clips))
+
+
 def _run_jobs(jobs: list[_ClipJob], n_jobs: int | None) -> Iterator[tuple[str, dict]]:
     """Run ``jobs`` in this process (n_jobs == 1) or a process pool (None = all cores)."""
-    n_workers = min(n_jobs or _usable_cores(), len(jobs))
+    n_workers = _n_workers(n_jobs, len(jobs))
     if n_workers <= 1:
         yield from map(_run_job, jobs)
         return
@@ -201,31 +207,6 @@ def _ground_truth(ids: list[str], true: np.ndarray, first: np.ndarray,
     }
 
 
-def _clear_stale_audio(out: Path, ids: list[str]) -> None:
-    """Remove an earlier synthetic dataset's audio that the new one does not write; refuse
-    audio files of any other origin (named) in ``out/audio``."""
-    keep = {f"{clip_id}.wav" for clip_id in ids}
-    other = sorted(p.name for p in (out / "audio").iterdir()
-                   if p.is_file() and p.suffix.lower() != ".wav")
-    if other:  # not audio the spec's pattern (audio/{id}.wav) can refer to: left, but said
-        log.warning("%s: %d file(s) that are not part of the synthetic dataset are left there "
-                    "(for example %s)", out / "audio", len(other), other[:3])
-    stale = sorted(p for p in (out / "audio").iterdir() if p.is_file() and p.name not in keep
-                   and p.suffix.lower() == ".wav")
-    if not stale:
-        return
-    ours = (out / "ground_truth.json").is_file()
-    foreign = [p.name for p in stale if not (ours and re.fullmatch(r"s\d+\.wav", p.name))]
-    if foreign:
-        raise ArgumentError(f"{out / 'audio'} holds {len(foreign)} audio file(s) that are not "
-                            f"part of a synthetic dataset (for example {foreign[:3]}); they "
-                            f"would join no row of the new annotations: choose another folder")
-    for p in stale:
-        p.unlink()
-    log.warning("%s: removed %d audio file(s) of the earlier synthetic dataset that this one "
-                "does not write", out / "audio", len(stale))
-
-
 def synthesize(out_dir: str | os.PathLike, *, n_clips: int = 200, seed: int = 0,
                duration: float = 10.0, sample_rate: int = 22050,
                weights: str | os.PathLike | pd.DataFrame | None = None,
@@ -242,7 +223,12 @@ def synthesize(out_dir: str | os.PathLike, *, n_clips: int = 200, seed: int = 0,
     replaced. Audio of an earlier synthetic dataset in ``out_dir`` (``audio/s<digits>.wav``
     beside its ``ground_truth.json``) that this one does not write is removed, with a warning;
     other audio files in ``audio/`` are an error (they would join no row of the new
-    annotations). Results depend only on ``seed`` (not
+    annotations). Before any audio is written the earlier dataset's spec and tables are
+    removed and ``SYNTH_INCOMPLETE.txt`` marks the folder (:mod:`midlevel.synth.folder`), so
+    an interrupted run leaves no folder that loads as a dataset. A ``duration`` shorter than a
+    sample, or whose clips, rendered at once by the workers, need more than this machine's
+    memory (about 128 bytes per sample each), is refused. A warning names targets of which more than 1 % of the clips
+    are clipped to the 1-9 scale. Results depend only on ``seed`` (not
     on ``n_jobs``): concepts, changes and clip rating noise come from the first child of
     ``SeedSequence(seed)``, clip ``i``'s audio from child ``i + 1``, segment rating noise from
     child ``n_clips + 1``, the tags (with ``tags``) from child ``n_clips + 2``: a dataset
@@ -275,11 +261,12 @@ def synthesize(out_dir: str | os.PathLike, *, n_clips: int = 200, seed: int = 0,
     rating_noise = real_number(rating_noise, "rating_noise", least=0)
     target_noise = real_number(target_noise, "target_noise", least=0)
     weight_matrix, intercepts = load_weights(weights)
+    folder.check_duration(duration, sample_rate, _n_workers(n_jobs, n_clips))
     out = Path(out_dir)
     (out / "audio").mkdir(parents=True, exist_ok=True)
     width = max(4, len(str(n_clips - 1)))
     ids = [f"s{i:0{width}d}" for i in range(n_clips)]
-    _clear_stale_audio(out, ids)
+    folder.invalidate(out, folder.stale_audio(out, ids))
     # children: 0 concepts, 1..n clips, n + 1 segment noise, n + 2 tags
     children = np.random.SeedSequence(seed).spawn(n_clips + 3)
     rng = np.random.default_rng(children[0])
@@ -300,12 +287,18 @@ def synthesize(out_dir: str | os.PathLike, *, n_clips: int = 200, seed: int = 0,
                      None if layer_tags is None else
                      dict(zip(tagging.TAG_LAYERS, map(bool, layer_tags[i]))))
             for i, clip_id in enumerate(ids)]
-    nuisance = dict(tqdm(_run_jobs(jobs, n_jobs), total=n_clips, desc="synthesizing clips",
-                         disable=not progress))
+    try:
+        nuisance = dict(tqdm(_run_jobs(jobs, n_jobs), total=n_clips,
+                             desc="synthesizing clips", disable=not progress))
+    except MemoryError:
+        raise ArgumentError(f"duration (--duration) {duration:g} s: a clip does not fit in the "
+                            f"memory this process may use; {out} is left incomplete "
+                            f"({folder.INCOMPLETE})") from None
 
     table = pd.DataFrame(concepts_to_ratings(true, rng, rating_noise), columns=MIDLEVEL_CONCEPTS)
     targets = concepts_to_targets(true, weight_matrix, intercepts, rng, target_noise)
     table[list(weight_matrix.index)] = targets
+    _warn_clipped(targets, list(weight_matrix.index))
     table.insert(0, "clip_id", ids)
     if tags:
         for k, name in enumerate(tagging.TAG_LAYERS):
@@ -329,4 +322,16 @@ def synthesize(out_dir: str | os.PathLike, *, n_clips: int = 200, seed: int = 0,
     spec_path = out / "spec.yaml"
     write_text(spec_path, yaml.safe_dump(spec, sort_keys=False, width=100,
                                          default_flow_style=None))
+    folder.complete(out)
     return spec_path
+
+
+def _warn_clipped(targets: np.ndarray, names: list[str], most: float = 0.01) -> None:
+    """Warn, per target, where more than ``most`` of ``targets`` ``(n_clips, n_targets)`` lie
+    at an end of ``TARGET_SCALE`` (clipped there: large ``weights``)."""
+    ends = (targets <= TARGET_SCALE[0]) | (targets >= TARGET_SCALE[1])
+    share = ends.mean(axis=0) if len(targets) else np.zeros(len(names))
+    hit = [f"{name} {s:.0%}" for name, s in zip(names, share) if s > most]
+    if hit:
+        log.warning("targets clipped to the scale %s-%s (the weights push them past it), share "
+                    "of clips: %s", *TARGET_SCALE, ", ".join(hit))

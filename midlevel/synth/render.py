@@ -55,7 +55,7 @@ def _add_events(out: np.ndarray, activity: np.ndarray, events: Events, voice: _V
         start = int(onset * sample_rate)
         n_sound = int(length * sample_rate)
         n = min(n_sound + release, longest, len(out) - start)
-        if n <= 0:
+        if n < 2:  # cut off at the clip's end: too short to sound (or for np.gradient)
             continue
         t = np.arange(n) / sample_rate
         env = np.minimum(t / voice.attack, 1.0) * np.exp(-t / voice.decay)

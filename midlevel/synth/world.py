@@ -107,7 +107,8 @@ def load_weights(weights: str | os.PathLike | pd.DataFrame | None = None,
     Raises
     ------
     SpecError
-        Unknown target or concept names (all of them named), missing or non-numeric values.
+        Unknown target or concept names (all of them named), missing or non-numeric values,
+        weights so large that the targets overflow.
     """
     if weights is None:
         return DEFAULT_WEIGHTS.copy(), DEFAULT_INTERCEPTS.copy()
@@ -138,10 +139,17 @@ def load_weights(weights: str | os.PathLike | pd.DataFrame | None = None,
     order = [t for t in EMOTIONS if t in table.index]
     matrix = (table.reindex(index=order, columns=list(MIDLEVEL_CONCEPTS)).fillna(0.0)
               .rename_axis(index="target", columns="concept"))
-    intercepts = _centering_intercepts(matrix)
-    if "intercept" in table.columns:
-        given = table["intercept"].reindex(order)
-        intercepts = given.fillna(intercepts).rename("intercept")
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow: refused below
+        intercepts = _centering_intercepts(matrix)
+        if "intercept" in table.columns:
+            given = table["intercept"].reindex(order)
+            intercepts = given.fillna(intercepts).rename("intercept")
+        ends = np.c_[intercepts, intercepts + matrix.clip(lower=0).sum(axis=1),
+                     intercepts + matrix.clip(upper=0).sum(axis=1)]
+    overflow = [t for t, ok in zip(order, np.isfinite(ends).all(axis=1)) if not ok]
+    if overflow:
+        raise SpecError(f"{source}: weights too large for targets {overflow}: their values "
+                        f"overflow (not finite numbers)")
     return matrix, intercepts.rename_axis("target")
 
 
