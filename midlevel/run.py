@@ -280,7 +280,7 @@ class Run:
             spectrogram ``(n_bands, n_frames)`` (2-D), or a list of these.
         hop : None: one row per clip (mean over windows). Seconds: one row per window of
             ``crop_seconds`` every ``hop`` seconds (the last window ends at the clip's end),
-            with ``start`` and ``end`` in seconds.
+            with ``start`` and ``end`` in seconds (``end`` at most the audio's duration).
         names : clip names for the rows (default: the path, or ``clip<i>`` for arrays).
 
         Returns
@@ -324,11 +324,11 @@ class Run:
                                      batch_size=batch_size)
                 frames.append(self._table(c, o, pd.DataFrame({"clip": kept})))
             else:
-                for name, spec, (starts, c, o) in zip(kept, specs, predict_specs(
+                for name, sec, (starts, c, o) in zip(kept, seconds, predict_specs(
                         self.model, specs, n_frames, hop_frames, device=device,
                         batch_size=batch_size, per_window=True)):
                     start = np.asarray(starts) / self.fps
-                    end = np.minimum(start + n_frames / self.fps, spec.shape[1] / self.fps)
+                    end = np.minimum(start + n_frames / self.fps, sec)  # not past the audio
                     frames.append(self._table(c, o, pd.DataFrame(
                         {"clip": name, "start": start, "end": end})))
         out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(

@@ -406,3 +406,113 @@ def test_the_timeline_does_not_draw_a_last_window_crowded_onto_the_previous_one(
     fig = timeline_plot(np.zeros((4, 200)), table, fps=31.25)
     xs = fig.axes[-1].lines[0].get_xdata()
     assert list(xs) == times[:-1] and np.all(np.diff(xs) > 0)
+
+
+def _contributions(clips=("a", "b"), targets=("valence", "energy"), concepts=("c1", "c2", "c3")):
+    """A contributions table of ``clips`` x ``targets`` x ``concepts`` (contribution = index)."""
+    rows = [{"clip": clip, "target": t, "concept": c, "concept_value": 5.0,
+             "concept_baseline": 4.0, "weight": 0.1, "contribution": 0.1 * (k + 1) * (j + 1),
+             "baseline_prediction": 5.0, "prediction": 5.5}
+            for j, clip in enumerate(clips) for t in targets for k, c in enumerate(concepts)]
+    return pd.DataFrame(rows)
+
+
+def _timeline(clips=("a", "b"), times=(1.0, 1.5, 2.0)):
+    """A timeline table: each clip's windows at ``times`` (shifted by 0.25 s for the second)."""
+    rows = [{"clip": clip, "time": t + 0.25 * j, "target": "valence", "concept": c,
+             "concept_value": 5.0, "contribution": 0.1 * (j + 1)}
+            for j, clip in enumerate(clips) for t in times for c in ("c1", "c2")]
+    return pd.DataFrame(rows)
+
+
+def test_the_timeline_draws_one_clip_and_refuses_to_mix_several():
+    """Audit 6, #8: a table of several clips was drawn as one zigzag curve under one clip's
+    spectrogram, titled with another clip's name."""
+    from midlevel.plots.concepts import timeline_plot
+    table = _timeline()
+    with pytest.raises(ExplainError, match=r"2 clips \(\['a', 'b'\]\).*clip="):
+        timeline_plot(np.zeros((4, 100)), table, fps=31.25)
+    fig = timeline_plot(np.zeros((4, 100)), table, fps=31.25, clip="b")
+    assert list(fig.axes[-1].lines[0].get_xdata()) == [1.25, 1.75, 2.25]
+    assert fig.axes[0].get_title().startswith("b:")
+    with pytest.raises(ExplainError, match=r"clip 'z' is not in the table; its clips are"):
+        timeline_plot(np.zeros((4, 100)), table, fps=31.25, clip="z")
+
+
+def test_a_nan_contribution_neither_squashes_the_axes_nor_hides():
+    """Audit 6, #9: one NaN set every panel's x range to +-1.15e-6."""
+    from midlevel.plots.concepts import contribution_bars
+    table = _contributions(clips=("a",))
+    table.loc[table["concept"] == "c2", "contribution"] = np.nan
+    fig = contribution_bars(table, "a")
+    for ax in fig.axes:
+        finite = table.loc[table["target"] == ax.get_title().split(":")[0], "contribution"]
+        assert ax.get_xlim()[1] == pytest.approx(1.15 * np.nanmax(np.abs(finite)))
+        assert [t.get_text().strip() for t in ax.texts] == ["NaN"]
+        assert ax.get_ylim()[1] > 2  # the NaN row (sorted last) is inside the panel
+
+
+@pytest.mark.parametrize("plot, args, kwargs, message", [
+    ("contribution_bars", ("nope",), {},
+     r"clip 'nope' is not in the table; its clips are \['a', 'b'\]"),
+    ("contribution_bars", ("a",), {"targets": ["nope"]},
+     r"targets \['nope'\] are not in the table; its targets are \['valence', 'energy'\]"),
+    ("contribution_bars", (), {"empty": True}, "no rows"),
+    ("contribution_distribution", ("nope",), {}, r"targets \['nope'\] are not in the table"),
+    ("contribution_distribution", ("valence",), {"clip": "nope"},
+     r"clip 'nope' is not in the table"),
+    ("contribution_distribution", ("valence",), {"empty": True}, "no rows"),
+    ("timeline_plot", (), {"empty": True}, "no rows"),
+])
+def test_plots_name_an_unknown_clip_or_target_and_an_empty_table(plot, args, kwargs, message):
+    """Audit 6, #13: ZeroDivisionError, IndexError and matplotlib ValueErrors before."""
+    from midlevel.plots import concepts
+    kwargs = dict(kwargs)
+    table = _contributions()
+    if plot == "timeline_plot":
+        table, args = _timeline(clips=("a",)), (np.zeros((4, 100)),)
+        kwargs["fps"] = 31.25
+    if kwargs.pop("empty", False):
+        table = table.iloc[:0]
+    with pytest.raises(ExplainError, match=message):
+        if plot == "timeline_plot":
+            concepts.timeline_plot(args[0], table, **kwargs)
+        else:
+            getattr(concepts, plot)(table, *args, **kwargs)
+
+
+def test_a_one_window_timeline_draws_its_points():
+    """Audit 6, #15: a single point per curve drawn without a marker left the panels blank."""
+    from midlevel.plots.concepts import timeline_plot
+    fig = timeline_plot(np.zeros((4, 63)), _timeline(clips=("a",), times=(1.008,)),
+                        fps=31.25)
+    lines = [ln for ax in fig.axes[1:] for ln in ax.lines if len(ln.get_xdata()) == 1]
+    assert len(lines) == 4 and all(ln.get_marker() == "o" for ln in lines)
+    many = timeline_plot(np.zeros((4, 100)), _timeline(clips=("a",)), fps=31.25)
+    assert all(ln.get_marker() in ("None", None, "") for ln in many.axes[-1].lines[:2])
+
+
+def test_window_ends_stop_at_the_audio_and_the_one_window_note_gives_the_window(world,
+                                                                               tmp_path):
+    """Audit 6, #16: ``end`` ran up to a frame past the audio (the front end rounds the frame
+    count up), and the note called a 2.01-s clip "no longer than the window (2 s)" of a
+    2.016-s window. Starts and frames are those of the spectrogram's windows."""
+    from midlevel.explain import baseline_concepts
+    from midlevel.explain.timeline import contributions_over_time, timeline_frames
+    run = world["runs"]["joint"]
+    path = world["audio"][0]
+    seconds = sf.info(path).frames / sf.info(path).samplerate
+    base = baseline_concepts(run)
+    tl, spec = contributions_over_time(run, path, baseline=base, hop=0.5)
+    from_spec, _ = contributions_over_time(run, spec, baseline=base, hop=0.5)
+    assert spec.shape[1] / run.fps > seconds            # the spectrogram passes the audio
+    assert tl["end"].max() == pytest.approx(seconds) and (tl["end"] <= seconds + 1e-9).all()
+    np.testing.assert_array_equal(tl["start"], from_spec["start"])
+    pred = run.predict(path, hop=0.5)
+    assert pred["end"].max() == pytest.approx(seconds)
+    res = explain_concepts(run, [world["short"]], tmp_path / "one", cache_dir=world["cache"],
+                           dataset_split=None)
+    n_frames = timeline_frames(run)[0]
+    note = [n for n in res.notes if "one window" in n]
+    assert note and f"(0.5 s) fits in one window of {n_frames / run.fps:.4g} s " \
+                    f"({n_frames} frames)" in note[0]

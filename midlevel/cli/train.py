@@ -151,5 +151,6 @@ def register(sub) -> None:
     p.add_argument("audio", metavar="AUDIO", nargs="+", help="audio files")
     p.add_argument("--out", metavar="CSV", type=file_path, help="write CSV here (default: stdout)")
     p.add_argument("--hop", type=positive_float, metavar="SEC",
-                   help="one row per window every SEC seconds (with start and end)")
+                   help="one row per window every SEC seconds (with start and end in seconds; "
+                        "the last window ends at the clip's end)")
     p.set_defaults(func=_predict)

@@ -83,7 +83,8 @@ def min_frames(run) -> int:
 
 
 def window_concepts(run, spectrogram, *, hop: float = 0.5, window: float | None = None,
-                    name: str = "clip", batch_size: int = 16) -> pd.DataFrame:
+                    name: str = "clip", batch_size: int = 16,
+                    seconds: float | None = None) -> pd.DataFrame:
     """Concept and output predictions per window of one spectrogram.
 
     Parameters
@@ -94,11 +95,15 @@ def window_concepts(run, spectrogram, *, hop: float = 0.5, window: float | None 
         at least one frame.
     window : window length in seconds, finite and > 0 (default None: the run's training
         crop; clips no longer than that give a single window).
+    seconds : the audio's duration; ``end`` is clipped to it (default: the spectrogram's,
+        ``n_frames / fps``, which passes the audio's end by up to a frame: the front end
+        rounds the frame count up).
 
     Returns
     -------
-    pd.DataFrame with ``clip, start, end, time`` (window centre, s) and the concepts (rating
-    units).
+    pd.DataFrame with ``clip, start, end, time`` (window centre, s: the middle of ``start``
+    and ``end``) and the concepts (rating units). ``start`` and the windows' frames do not
+    depend on ``seconds``.
     """
     import torch
     from midlevel.training.predict import predict_specs
@@ -110,7 +115,8 @@ def window_concepts(run, spectrogram, *, hop: float = 0.5, window: float | None 
                                             device=device, batch_size=batch_size,
                                             per_window=True)
     start = np.asarray(starts, dtype=float) / fps
-    end = np.minimum(start + n_frames / fps, spec.shape[1] / fps)
+    end = np.minimum(start + n_frames / fps, spec.shape[1] / fps if seconds is None
+                     else min(float(seconds), spec.shape[1] / fps))
     frame = pd.DataFrame({"clip": name, "start": start, "end": end, "time": (start + end) / 2})
     for k, c in enumerate(run.concept_names):
         frame[c] = concepts[:, k]
@@ -133,17 +139,24 @@ def contributions_over_time(run, audio, *, baseline, hop: float = 0.5,
 
     Returns
     -------
-    table : tidy contributions with ``clip, start, end, time`` keys.
+    table : tidy contributions with ``clip, start, end, time`` keys (``end`` at most the
+        audio's duration where ``audio`` is a path or a waveform).
     spectrogram : np.ndarray [shape=(n_bands, n_frames)] the windows were cut from.
     """
     run = load_run(run)
     require_bottleneck(run)
     arr = None if isinstance(audio, (str, bytes)) or hasattr(audio, "__fspath__") else np.asarray(audio)
-    spec = arr if arr is not None and arr.ndim == 2 else np.asarray(run.spectrogram(audio))
+    seconds = None
+    if arr is not None and arr.ndim == 2:
+        spec = arr
+    else:  # as Run.predict: the waveform once, its length the audio's duration
+        y = run.waveform(str(audio) if arr is None else audio)
+        seconds = len(y) / run.frontend_module.sample_rate
+        spec = np.asarray(run.spectrogram(y))
     if name is None:
         from pathlib import Path
         name = Path(str(audio)).stem if arr is None else "clip"
-    frame = window_concepts(run, spec, hop=hop, window=window, name=name)
+    frame = window_concepts(run, spec, hop=hop, window=window, name=name, seconds=seconds)
     return contributions(frame, LinearHead.from_run(run), baseline, targets=targets), spec
 
 

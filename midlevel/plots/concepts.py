@@ -8,7 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from midlevel.errors import ExplainError
+from midlevel.plots.common import (  # noqa: F401 (concept_colors: re-exported)
+    checked_targets, clip_rows, concept_colors,
+)
+from midlevel.plots.timeline import drawn_windows, timeline_plot  # noqa: F401 (re-exported)
 
 POSITIVE, NEGATIVE = "#c0392b", "#2e6fb5"
 CONTRIBUTION_UNITS = {"regression": "rating points", "logit": "logit", "binary": "log-odds"}
@@ -20,14 +23,6 @@ def _new_ax(ax, figsize):
         return ax
     import matplotlib.pyplot as plt
     return plt.figure(figsize=figsize).add_subplot(111)
-
-
-def concept_colors(concepts) -> dict[str, tuple]:
-    """A fixed colour per concept (tab10 / tab20 in the given order)."""
-    import matplotlib
-    names = list(dict.fromkeys(concepts))
-    cmap = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"]
-    return {c: cmap(i % cmap.N) for i, c in enumerate(names)}
 
 
 def _stars(p: float, alpha: float = 0.05) -> str:
@@ -170,19 +165,20 @@ def contribution_bars(table: pd.DataFrame, clip: str | None = None, *, targets=N
     Parameters
     ----------
     table : contributions table (``explain_clips``); ``clip`` picks its rows (default: the
-        only clip).
+        first clip).
     targets : targets (output units) to draw, default all in the table.
+
+    An unknown clip or target, or an empty table, is an ExplainError naming those the table
+    holds. A NaN contribution has no bar, "NaN" is written in its place, and the x range
+    follows the other bars.
 
     Returns
     -------
     matplotlib Figure
     """
     import matplotlib.pyplot as plt
-    if clip is None:
-        clips = list(dict.fromkeys(table["clip"])) if "clip" in table else [None]
-        clip = clips[0]
-    rows = table[table["clip"] == clip] if "clip" in table and clip is not None else table
-    names = list(dict.fromkeys(rows["target"])) if targets is None else list(targets)
+    rows, clip = clip_rows(table, clip, "contribution bars")
+    names = checked_targets(rows, targets, "contribution bars")
     n = len(names)
     ncols = ncols or min(4, n)
     nrows = int(np.ceil(n / ncols))
@@ -211,8 +207,12 @@ def contribution_bars(table: pd.DataFrame, clip: str | None = None, *, targets=N
             ax.set_title(f"{target}: {base:.2f} \u2192 {pred:.2f}", fontsize=9)
         ax.set_xlabel(f"contribution ({CONTRIBUTION_UNITS.get(kind, kind)})", fontsize=7)
         ax.tick_params(axis="x", labelsize=7)
-        lim = max(1e-6, float(np.abs(vals).max())) * 1.15
+        known = np.isfinite(vals)
+        for i in np.flatnonzero(~known):  # no bar: say so, not a contribution of 0
+            ax.text(0, i, " NaN", va="center", ha="left", fontsize=7, color="grey")
+        lim = max(1e-6, float(np.abs(vals[known]).max()) if known.any() else 0.0) * 1.15
         ax.set_xlim(-lim, lim)
+        ax.set_ylim(-0.6, len(r) - 0.4)  # every row, a NaN one too
     for ax in axes.ravel()[n:]:
         ax.set_visible(False)
     fig.suptitle(f"{clip}: concept contributions (baseline \u2192 prediction; "
@@ -235,10 +235,14 @@ def contribution_distribution(dataset: pd.DataFrame, target: str, *,
     clip_table : contributions of the clip(s) to mark (default: ``dataset`` itself).
     clip : the clip to mark (default: the first clip of ``clip_table``, if given).
 
+    An unknown target or clip, or an empty table, is an ExplainError naming those the table
+    holds.
+
     Returns
     -------
     matplotlib Axes
     """
+    checked_targets(dataset, [target], "contribution distribution")
     rows = dataset[dataset["target"] == target]
     concepts = list(dict.fromkeys(rows["concept"]))
     ax = _new_ax(ax, (1.2 + 0.8 * len(concepts), 3.6))
@@ -250,10 +254,9 @@ def contribution_distribution(dataset: pd.DataFrame, target: str, *,
         ax.scatter(i + rng.uniform(-0.18, 0.18, len(d)), d, s=4, alpha=0.35, color=colors[c])
     marked = clip_table if clip_table is not None else (dataset if clip is not None else None)
     if marked is not None:
-        m = marked[marked["target"] == target]
-        if clip is None and "clip" in m:
-            clip = m["clip"].iloc[0]
-        m = m[m["clip"] == clip] if clip is not None and "clip" in m else m
+        m, clip = clip_rows(marked, clip, "contribution distribution (the marked clip)")
+        checked_targets(m, [target], f"contribution distribution (clip {clip})")
+        m = m[m["target"] == target]
         xs = [concepts.index(c) for c in m["concept"] if c in concepts]
         ax.scatter(xs, m.loc[m["concept"].isin(concepts), "contribution"], marker="D", s=40,
                    color="black", zorder=5, label=str(clip))
@@ -264,100 +267,6 @@ def contribution_distribution(dataset: pd.DataFrame, target: str, *,
     ax.set_title(f"{target}: contributions over {rows['clip'].nunique() if 'clip' in rows else ''}"
                  f" clips" + (f", {clip} marked" if clip is not None else ""), fontsize=9)
     return ax
-
-
-def timeline_plot(spectrogram, table: pd.DataFrame, *, fps: float, targets=None,
-                  band_frequencies=None, change_time: float | None = None,
-                  show_concepts: bool = True, fig=None):
-    """Contributions over time, aligned under the clip's spectrogram (a last window crowded
-    onto the one before it is not drawn: :func:`drawn_windows`).
-
-    Parameters
-    ----------
-    spectrogram : array [shape=(n_bands, n_frames)]
-    table : timeline contributions (``contributions_over_time``), with ``time``.
-    fps : frames per second of ``spectrogram``.
-    targets : targets to draw, a panel each (default all): output units of the table
-        (ExplainError for one it lacks).
-    band_frequencies : Hz per band, for the y ticks (optional).
-    change_time : draw a dashed line at this time (e.g. a known concept change).
-    show_concepts : add a panel of the concept values over time.
-
-    Returns
-    -------
-    matplotlib Figure (axes: spectrogram, [concepts], one per target; shared time axis).
-    """
-    import matplotlib.pyplot as plt
-    spec = np.asarray(spectrogram)
-    present = list(dict.fromkeys(table["target"]))
-    names = present if targets is None else list(targets)
-    unknown = [n for n in names if n not in present]
-    if unknown:  # an empty panel under a name would look like a flat contribution
-        raise ExplainError(f"timeline targets {unknown} are not in the table; its targets "
-                           f"are {present}")
-    concepts = list(dict.fromkeys(table["concept"]))
-    colors = concept_colors(concepts)
-    table = drawn_windows(table)
-    n_panels = 1 + int(show_concepts) + len(names)
-    if fig is None:
-        fig = plt.figure(figsize=(9, 2.2 + 1.5 * (n_panels - 1)))
-    axes = fig.subplots(n_panels, 1, sharex=True, squeeze=False)[:, 0]
-    duration = spec.shape[1] / fps
-    axes[0].imshow(spec, origin="lower", aspect="auto", cmap="magma",
-                   extent=(0, duration, 0, spec.shape[0]))
-    if band_frequencies is not None:
-        bf = np.asarray(band_frequencies)
-        ticks = [i for i in np.linspace(0, len(bf) - 1, 5).astype(int)]
-        axes[0].set_yticks(ticks, [f"{bf[i]:.0f}" for i in ticks])
-        axes[0].set_ylabel("Hz")
-    else:
-        axes[0].set_ylabel("band")
-    clip = table["clip"].iloc[0] if "clip" in table and len(table) else ""
-    axes[0].set_title(f"{clip}: contributions over time (window centres)", fontsize=9)
-    panel = 1
-    if show_concepts:
-        first = table[table["target"] == table["target"].iloc[0]]
-        for c in concepts:
-            r = first[first["concept"] == c].sort_values("time")
-            axes[panel].plot(r["time"], r["concept_value"], color=colors[c], lw=1.2, label=c)
-        axes[panel].set_ylabel("concept", fontsize=8)
-        axes[panel].legend(fontsize=6, ncol=min(4, len(concepts)), loc="upper left",
-                           bbox_to_anchor=(1.0, 1.0))
-        panel += 1
-    for target in names:
-        ax = axes[panel]
-        r = table[table["target"] == target]
-        for c in concepts:
-            rc = r[r["concept"] == c].sort_values("time")
-            ax.plot(rc["time"], rc["contribution"], color=colors[c], lw=1.2,
-                    label=c if not show_concepts else None)
-        ax.axhline(0, color="grey", lw=0.5)
-        ax.set_ylabel(target, fontsize=8)
-        panel += 1
-    if not show_concepts and names:
-        axes[1].legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    if change_time is not None:
-        for ax in axes:
-            ax.axvline(change_time, color="white" if ax is axes[0] else "black", ls="--", lw=1)
-    axes[-1].set_xlabel("time (s)")
-    axes[-1].set_xlim(0, duration)
-    fig.tight_layout()
-    return fig
-
-
-def drawn_windows(table: pd.DataFrame) -> pd.DataFrame:
-    """The rows of a timeline table drawn as curves: all but a last window crowded onto the
-    one before it. The last window ends at the clip's end, so it can start a fraction of a hop
-    after the previous one; drawn, its point sits just beside that one's and the curve ends in
-    a near-vertical hook. It is left out of the figure (not of the table) when its centre is
-    within half a hop (the median spacing of the other centres) of the previous one."""
-    times = np.sort(table["time"].unique())
-    if len(times) < 3:
-        return table
-    hop = float(np.median(np.diff(times[:-1])))
-    if times[-1] - times[-2] < hop / 2:
-        return table[table["time"] != times[-1]]
-    return table
 
 
 def intervention_plot(curve: pd.DataFrame, *, target: str = "mean", ax=None):

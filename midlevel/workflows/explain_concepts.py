@@ -37,7 +37,7 @@ from midlevel.explain.head import (
 )
 from midlevel.explain.interventions import intervene, run_intervention_curves
 from midlevel.explain.names import clip_names
-from midlevel.explain.timeline import contributions_over_time
+from midlevel.explain.timeline import contributions_over_time, timeline_frames
 from midlevel.io import replace_manifest, save_figure, write_csv
 from midlevel.run import load_run
 from midlevel.workflows.explain_attributions import MANIFEST
@@ -245,8 +245,10 @@ def _timeline_table(run, path, name, baseline, *, hop, window, targets, notes):
     tl, spec = contributions_over_time(run, path, baseline=baseline, hop=hop, window=window,
                                        name=name, targets=targets)
     if tl["time"].nunique() < 2:
-        notes.append(f"{name} is no longer than the window ({window or run.config.crop_seconds:g}"
-                     f" s): one window only; pass a shorter --window for a view over time")
+        n_frames, _ = timeline_frames(run, hop=hop, window=window)
+        notes.append(f"{name} ({tl['end'].max():.3g} s) fits in one window of "
+                     f"{n_frames / run.fps:.4g} s ({n_frames} frames): one window only; pass a "
+                     f"shorter --window for a view over time")
     return tl, spec
 
 

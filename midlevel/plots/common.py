@@ -1,0 +1,66 @@
+"""What the concept plots share: a colour per concept, and the rows a plot draws, picked from a
+tidy explanation table (one clip's, the targets asked for; every unknown name, and an empty
+table, is an ExplainError naming what the table holds: an empty panel under a name would read
+as a contribution of zero)."""
+from __future__ import annotations
+
+import pandas as pd
+
+from midlevel.errors import ExplainError
+
+
+def concept_colors(concepts) -> dict[str, tuple]:
+    """A fixed colour per concept (tab10 / tab20 in the given order)."""
+    import matplotlib
+    names = list(dict.fromkeys(concepts))
+    cmap = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"]
+    return {c: cmap(i % cmap.N) for i, c in enumerate(names)}
+
+
+def _listing(names: list, most: int = 8) -> str:
+    """``names`` as a short list for a message (at most ``most``, then how many more)."""
+    shown = [str(n) for n in names[:most]]
+    return str(shown) + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def not_empty(table: pd.DataFrame, what: str) -> None:
+    """ExplainError naming ``what`` (the plot) where ``table`` has no rows."""
+    if table is None or not len(table):
+        raise ExplainError(f"{what}: the table has no rows to draw")
+
+
+def clip_rows(table: pd.DataFrame, clip, what: str, *,
+              several: str = "first") -> tuple[pd.DataFrame, object]:
+    """``(rows, clip)``: the rows of ``clip`` (compared as text, so a name read back from a CSV
+    as a number still matches); ExplainError naming the table's clips for one it lacks.
+    ``clip`` None: the only clip; with several, the first (``several="first"``) or an
+    ExplainError naming them (``"refuse"``). A table without a ``clip`` column is one clip."""
+    not_empty(table, what)
+    if "clip" not in table:
+        return table, clip
+    clips = list(dict.fromkeys(table["clip"]))
+    if clip is None:
+        if len(clips) > 1 and several == "refuse":
+            raise ExplainError(f"{what}: the table holds {len(clips)} clips "
+                               f"({_listing(clips)}); pick one with clip=")
+        clip = clips[0]
+    rows = table[table["clip"].astype(str) == str(clip)]
+    if not len(rows):
+        raise ExplainError(f"{what}: clip {str(clip)!r} is not in the table; its clips are "
+                           f"{_listing(clips)}")
+    return rows, clip
+
+
+def checked_targets(rows: pd.DataFrame, targets, what: str) -> list:
+    """The targets to draw: ``targets`` (default every target of ``rows``), each of them in
+    ``rows``; ExplainError naming the unknown ones and those present."""
+    not_empty(rows, what)
+    present = list(dict.fromkeys(rows["target"]))
+    names = present if targets is None else list(targets)
+    unknown = [n for n in names if n not in present]
+    if unknown:
+        raise ExplainError(f"{what} targets {unknown} are not in the table; its targets are "
+                           f"{_listing(present)}")
+    if not names:
+        raise ExplainError(f"{what}: no targets to draw (targets=[])")
+    return names
