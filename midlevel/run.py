@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from midlevel.checks import real_number
+from midlevel.data.inputs import item_names, item_spectrogram, item_waveform
 from midlevel.errors import AudioError, CheckpointError, TrainingError
 from midlevel.io import write_torch
 from midlevel.models.bottleneck import build_model, decode_targets, output_layout
@@ -249,66 +251,74 @@ class Run:
 
     @property
     def frontend_module(self):
-        """The run's front end (built once)."""
+        """The run's front end (built once); None when the run stores none (trained by
+        ``fit`` on features given directly: it takes spectrograms only)."""
         from midlevel.data.frontends import make_frontend
-        if self._frontend_module is None:
+        if self._frontend_module is None and self.frontend is not None:
             self._frontend_module = make_frontend(self.frontend).eval()
         return self._frontend_module
 
-    def waveform(self, audio) -> np.ndarray:
-        """A path (loaded at the front end's sample rate) or a waveform, as ``(n_samples,)``."""
-        from midlevel.data.audio import load_audio
-        if isinstance(audio, (str, Path)):
-            return load_audio(audio, sample_rate=self.frontend_module.sample_rate)
-        return np.asarray(audio, dtype=np.float32)
+    def waveform(self, audio, *, sample_rate: float | None = None,
+                 name: str = "waveform") -> np.ndarray:
+        """A path (decoded at its own rate) or a mono waveform array ``(n_samples,)`` at
+        ``sample_rate`` Hz (default: the front end's) of floats or PCM integers (``int16 /
+        32768``; see :mod:`midlevel.data.inputs`), prepared as commands prepare a file: at the
+        front end's rate, DC offset removed, peak-normalized; ``(n_samples,)`` float32.
+        :class:`AudioError` naming it (``name``) when empty, NaN, silent or not mono."""
+        return item_waveform(audio, name, frontend=self.frontend_module,
+                             sample_rate=sample_rate)
 
-    def spectrogram(self, audio) -> torch.Tensor:
-        """A path or a waveform (at the front end's sample rate) -> ``(n_bands, n_frames)``."""
-        y = torch.as_tensor(np.asarray(self.waveform(audio), dtype=np.float32))
-        if y.ndim != 1:
-            raise AudioError(f"expected a mono waveform of shape (n_samples,), got {tuple(y.shape)}")
-        with torch.no_grad():
-            return self.frontend_module(y)
+    def spectrogram(self, audio, *, sample_rate: float | None = None,
+                    name: str = "audio") -> torch.Tensor:
+        """A path, a waveform (see :meth:`waveform`) or a spectrogram array ``(n_bands,
+        n_frames)`` (checked against the front end) -> ``(n_bands, n_frames)``."""
+        return item_spectrogram(audio, name, frontend=self.frontend_module, fps=self.fps,
+                                sample_rate=sample_rate)[0]
 
     def predict(self, audio, *, hop: float | None = None, names=None,
-                batch_size: int = 16) -> pd.DataFrame:
+                sample_rate: float | None = None, batch_size: int = 16) -> pd.DataFrame:
         """Concept and target predictions in rating units.
 
         Parameters
         ----------
-        audio : a path, a mono waveform ``(n_samples,)`` at the front end's sample rate, a
-            spectrogram ``(n_bands, n_frames)`` (2-D), or a list of these.
+        audio : a path, a mono waveform array ``(n_samples,)`` (floats, or PCM integers
+            scaled by their full range: ``int16 / 32768``), a spectrogram ``(n_bands,
+            n_frames)`` with the front end's ``n_bands``, or a list of these. A waveform goes
+            through what a file does (DC removal, peak normalization, silence and NaN
+            refused); any other 2-D array (a stereo waveform: mix it down first) is refused.
         hop : None: one row per clip (mean over windows). Seconds: one row per window of
             ``crop_seconds`` every ``hop`` seconds (the last window ends at the clip's end),
             with ``start`` and ``end`` in seconds (``end`` at most the audio's duration).
-        names : clip names for the rows (default: the path, or ``clip<i>`` for arrays).
+        names : one clip name per input, all different (ArgumentError otherwise; default:
+            the path, or ``clip<i>`` for arrays).
+        sample_rate : the waveform arrays' rate in Hz (default: the front end's), resampled
+            as files are; files are read at their own rate.
 
         Returns
         -------
         pd.DataFrame with columns ``clip`` [, ``start``, ``end``], the concepts, the targets
         (class targets: the predicted label) and, per class target, ``name=class``
-        probabilities. Files that cannot be decoded are logged with their name and skipped;
+        probabilities. Inputs that cannot be used (an undecodable or silent file; an empty,
+        silent, NaN or mis-shaped array) are logged with their name and skipped;
         ``df.attrs["errors"]`` maps each to its message; clips shorter than the window are
         logged as warnings and listed in ``df.attrs["warnings"]``.
         """
         items = audio if isinstance(audio, (list, tuple)) else [audio]
-        names = list(names) if names is not None else [
-            str(a) if isinstance(a, (str, Path)) else f"clip{i}" for i, a in enumerate(items)]
+        names = item_names(items, names)
+        sample_rate = real_number(sample_rate, "sample_rate", above=0, unit="Hz",
+                                  allow_none=True)
         specs, kept, errors, seconds = [], [], {}, []
         for name, item in zip(names, items):
             try:
-                arr = np.asarray(item) if not isinstance(item, (str, Path)) else None
-                if arr is not None and arr.ndim == 2:
-                    specs.append(torch.as_tensor(arr, dtype=torch.float32))
-                    seconds.append(arr.shape[1] / self.fps)
-                else:
-                    y = self.waveform(item)
-                    specs.append(self.spectrogram(y))
-                    seconds.append(len(y) / self.frontend_module.sample_rate)
-                kept.append(name)
+                spec, sec = item_spectrogram(item, str(name), frontend=self.frontend_module,
+                                             fps=self.fps, sample_rate=sample_rate)
             except AudioError as exc:
                 log.warning("skipping %s: %s", name, exc)
                 errors[name] = str(exc)
+                continue
+            specs.append(spec)
+            seconds.append(sec)
+            kept.append(name)
         n_frames, hop_frames = self.window(hop)
         warnings = {}
         for name, spec, sec in zip(kept, specs, seconds):

@@ -17,8 +17,9 @@ import soxr
 from midlevel.data.audio_header import declared_frames
 from midlevel.errors import ArgumentError, AudioError
 
-__all__ = ["AudioInfo", "audio_info", "load_audio", "resample", "is_silent", "remove_dc",
-           "signal_peak", "quiet_warning", "DECODE_VERSION", "QUIET_DBFS"]
+__all__ = ["AudioInfo", "audio_info", "load_audio", "prepare_samples", "check_finite",
+           "resample", "is_silent", "remove_dc", "signal_peak", "quiet_warning",
+           "DECODE_VERSION", "QUIET_DBFS"]
 
 log = logging.getLogger(__name__)
 
@@ -136,17 +137,42 @@ def load_audio(path, *, sample_rate: int | None = 22050, mono: bool = True,
     path = _checked_file(path)
     frames, sr = _decode(path, offset=offset, duration=duration)
     y = _downmix(frames) if mono else np.ascontiguousarray(frames.T)
+    return prepare_samples(y, path, rate=sr, sample_rate=sample_rate, normalize=normalize,
+                           channels=frames.T if mono else None)
+
+
+def prepare_samples(y: np.ndarray, source, *, rate: float, sample_rate: float | None,
+                    normalize: bool = True, channels: np.ndarray | None = None,
+                    warn_once: bool = True) -> np.ndarray:
+    """What :func:`load_audio` does after decoding (and what an in-memory waveform goes
+    through, :mod:`midlevel.data.inputs`): remove the DC offset, refuse silence, warn when
+    very quiet, resample, peak-normalize.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n_samples,) or (channels, n_samples), dtype=float32], finite.
+    source : the file or item the messages name.
+    rate, sample_rate : ``y``'s rate and the rate to return (None: ``rate``), in Hz.
+    normalize : see :func:`load_audio`.
+    channels : np.ndarray [shape=(channels, n_samples)] the mono ``y`` is the down-mix of.
+    warn_once : log a quiet-audio warning once per message and process (a command may read
+        a file twice: predictions, then its timeline); False: every time.
+
+    Returns
+    -------
+    np.ndarray [shape=(..., n_samples at sample_rate), dtype=float32]
+    """
     if normalize:
-        # the peak is taken at the file's rate (resampling keeps the level within a few %)
-        y, peak = signal_peak(y, path, channels=frames.T if mono else None)
-        if (quiet := quiet_warning(path, peak, channels=frames.T if mono else None)) \
-                and quiet not in _WARNED:  # once per file and process (a command may read
-            _WARNED.add(quiet)             # a clip twice: predictions, then its timeline)
+        # the peak is taken at the source's rate (resampling keeps the level within a few %)
+        y, peak = signal_peak(y, source, channels=channels)
+        if (quiet := quiet_warning(source, peak, channels=channels)) \
+                and not (warn_once and quiet in _WARNED):
+            _WARNED.add(quiet)
             log.warning("%s", quiet)
-    if sample_rate is not None and sample_rate != sr:
-        y = resample(y, orig_sr=sr, target_sr=sample_rate)
+    if sample_rate is not None and sample_rate != rate:
+        y = resample(y, orig_sr=rate, target_sr=sample_rate)
     if normalize:
-        y = _peak_normalize(y, path)
+        y = _peak_normalize(y, source)
     return y
 
 
@@ -257,8 +283,13 @@ def _check_decoded(path: Path, y: np.ndarray, *, end: int, stop: int, declared: 
         raise AudioError(f"{path}: no audio samples could be decoded")
     if end < stop and end < (1.0 if exact else _TRUNCATED_FRACTION) * declared:
         raise _truncated(path, end, declared)
+    check_finite(y, path)
+
+
+def check_finite(y: np.ndarray, source) -> None:
+    """:class:`AudioError` naming ``source`` if any sample of ``y`` is NaN or infinite."""
     if not np.isfinite(y).all():
-        raise AudioError(f"{path}: audio holds NaN or infinite samples")
+        raise AudioError(f"{source}: audio holds NaN or infinite samples")
 
 
 def _peak_normalize(y: np.ndarray, path: Path) -> np.ndarray:

@@ -271,21 +271,25 @@ def baseline_concepts(run, *, train_predictions: pd.DataFrame | None = None, spe
 
 
 def explain_clips(run, audio, *, baseline, names=None, targets=None,
-                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
+                  sample_rate: float | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Contributions of every concept to every target for whole clips.
 
     Parameters
     ----------
     run : a bottleneck run or its directory.
-    audio : paths, waveforms or spectrograms (see ``Run.predict``).
+    audio : paths, mono waveform arrays or spectrograms (see ``Run.predict``: a waveform is
+        normalized as a file is; a stereo one must be mixed down first).
     baseline : concept baseline (see :func:`baseline_concepts`).
-    names : clip names (default: from the file names).
+    names : one clip name per input, all different (ArgumentError otherwise; default: the
+        file names' stems, made unique, when every input is a path, else ``Run.predict``'s).
     targets : targets to explain (default all).
+    sample_rate : the waveform arrays' rate in Hz (default: the front end's).
 
     Returns
     -------
     contributions : tidy table (see :func:`contributions`).
-    predictions : ``Run.predict``'s table (index clip): the model's own predictions.
+    predictions : ``Run.predict``'s table (index clip): the model's own predictions. Inputs
+        it cannot use are skipped, named in ``predictions.attrs["errors"]``.
     """
     run = load_run(run)
     require_bottleneck(run)
@@ -293,7 +297,7 @@ def explain_clips(run, audio, *, baseline, names=None, targets=None,
     if names is None:
         names = clip_names(items) if all(isinstance(a, (str, os.PathLike)) for a in items) \
             else None
-    pred = run.predict(list(items), names=names).set_index("clip")
+    pred = run.predict(list(items), names=names, sample_rate=sample_rate).set_index("clip")
     table = contributions(pred[run.concept_names], LinearHead.from_run(run), baseline,
                           targets=targets)
     return table, pred

@@ -196,7 +196,8 @@ def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_dee
             continue
         if max_seconds:
             y = y[: int(max_seconds * fe.sample_rate)]
-        spec_x = run.spectrogram(y)[None, None]
+        with torch.no_grad():  # y is prepared already (run.spectrogram would normalize again)
+            spec_x = run.frontend_module(torch.as_tensor(y))[None, None]
         predictions.append(_predictions(run, spec_x[0, 0], name, path, result.warnings))
         clip_dir = out / name  # a safe, unique name: one folder per clip
         clip_dir.mkdir(parents=True, exist_ok=True)

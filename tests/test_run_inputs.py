@@ -1,0 +1,145 @@
+"""The Python API's array inputs and names (``Run.predict``, ``Run.waveform``, ``explain_clips``):
+a waveform array is prepared as its file is, mis-shaped and unusable arrays are skipped by
+name like unreadable files, and ``names`` must name each input once (audit 6, #1 #2 #7 #12)."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from midlevel.data.frontends import LogFilteredSpectrogram
+from midlevel.errors import ArgumentError, AudioError
+from midlevel.explain.head import explain_clips
+from midlevel.testing.toy import FPS, toy_config, toy_data
+from midlevel.training import fit
+
+SR = 22050
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, one_torch_thread):
+    """A tiny joint run on 149-band toy spectrograms that stores the paper's front end."""
+    frontend = LogFilteredSpectrogram()
+    table, features, columns = toy_data(n_bands=frontend.n_bands)
+    return fit(table, features, columns, tmp_path_factory.mktemp("run") / "joint",
+               toy_config(mode="joint", epochs=1), fps=FPS, frontend=frontend.config(),
+               progress=False)
+
+
+def _music(seconds: float = 3.0, sr: int = SR) -> np.ndarray:
+    """A mono test signal [shape=(n_samples,)] peaking at 0.8, with a DC offset of 0.05."""
+    t = np.arange(int(seconds * sr)) / sr
+    y = (0.4 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 0.7 * t))
+         + 0.1 * np.sin(2 * np.pi * 1870 * t) * (t > seconds / 2))
+    return (0.75 * y / np.abs(y).max() + 0.05).astype(np.float32)
+
+
+def _wav(tmp_path, name: str, sr: int = SR):
+    path = tmp_path / f"{name}.wav"
+    sf.write(path, _music(sr=sr), sr, subtype="PCM_16")
+    return path
+
+
+def _values(table: pd.DataFrame) -> np.ndarray:
+    return table.drop(columns="clip").to_numpy(dtype=float)
+
+
+def test_a_waveform_array_is_predicted_as_its_file(run, tmp_path):
+    path = _wav(tmp_path, "song")
+    from_file = _values(run.predict(path))
+    as_float, sr = sf.read(path, dtype="float32")
+    as_int16, _ = sf.read(path, dtype="int16")
+    # the decoded samples give the file's numbers exactly: same DC removal and normalization
+    np.testing.assert_array_equal(_values(run.predict(as_float)), from_file)
+    # PCM integers are scaled by their full range (int16 / 32768), as soundfile reads PCM
+    np.testing.assert_array_equal(_values(run.predict(as_int16)), from_file)
+    np.testing.assert_array_equal(run.waveform(as_int16), run.waveform(as_int16 / 32768.0))
+    # the level and a DC offset do not matter: peak normalization after DC removal
+    for scaled in (0.1 * as_float, as_float.astype(np.float64) - 0.3):
+        np.testing.assert_allclose(_values(run.predict(scaled)), from_file, atol=1e-4)
+    y = run.waveform(0.1 * as_float + 0.3)
+    assert abs(float(y.mean())) < 1e-3 and np.abs(y).max() == pytest.approx(1.0)
+
+
+def test_a_very_quiet_array_is_warned_about_by_name_each_time(run, caplog):
+    quiet = 1e-5 * _music()
+    with caplog.at_level(logging.WARNING, logger="midlevel"):
+        run.predict(quiet, names=["hush"])
+        run.predict(quiet, names=["hush"])
+    assert caplog.text.count("hush: very quiet audio") == 2
+
+
+def test_an_array_at_another_rate_is_resampled_like_a_file(run, tmp_path):
+    path = _wav(tmp_path, "song44", sr=44100)
+    y, sr = sf.read(path, dtype="float32")
+    from_file = _values(run.predict(path))
+    np.testing.assert_array_equal(_values(run.predict(y, sample_rate=sr)), from_file)
+    assert len(run.waveform(y, sample_rate=sr)) == len(run.waveform(path))
+    with pytest.raises(ArgumentError, match="sample_rate"):
+        run.predict(y, sample_rate=0)
+
+
+def test_unusable_arrays_are_skipped_by_name_and_the_rest_predicted(run, tmp_path, caplog):
+    path = _wav(tmp_path, "good")
+    y, _ = sf.read(path, dtype="float32")
+    spec = run.spectrogram(path).numpy()
+    nan = y.copy()
+    nan[100] = np.nan
+    bad = {"silent": np.zeros_like(y), "nan": nan, "empty": np.zeros(0, np.float32),
+           "stereo_n2": np.stack([y, y], 1), "stereo_2n": np.stack([y, y], 0),
+           "few_bands": spec[:50], "transposed": spec.T, "cube": y[None, None],
+           "uint16": np.arange(100, dtype=np.uint16), "text": np.array(["a", "b"])}
+    with caplog.at_level(logging.WARNING, logger="midlevel"):
+        out = run.predict([path, *bad.values()], names=["good", *bad])
+    assert list(out["clip"]) == ["good"]
+    np.testing.assert_array_equal(_values(out), _values(run.predict(path)))
+    errors = out.attrs["errors"]
+    assert list(errors) == list(bad)
+    for name, message in errors.items():
+        assert message.startswith(f"{name}: ")
+        assert f"skipping {name}: " in caplog.text
+    assert "silent" in errors["silent"] and "NaN" in errors["nan"]
+    assert "empty" in errors["empty"]
+    for name in ("stereo_n2", "stereo_2n", "few_bands", "transposed"):
+        assert "mixed down" in errors[name] and "149 bands" in errors[name]
+    # as a silent file is: the same error class, raised when asked for one waveform
+    with pytest.raises(AudioError, match="silent"):
+        run.waveform(np.zeros(1000, np.float32))
+    with pytest.raises(AudioError, match="mixed down"):
+        run.waveform(np.stack([y, y], 1))
+
+
+def test_a_spectrogram_with_the_front_ends_bands_is_predicted(run, tmp_path):
+    path = _wav(tmp_path, "spec")
+    spec = run.spectrogram(path)
+    np.testing.assert_array_equal(_values(run.predict(spec.numpy())), _values(run.predict(path)))
+    np.testing.assert_array_equal(_values(run.predict(spec)), _values(run.predict(path)))
+
+
+def test_names_must_name_each_input_once(run, tmp_path):
+    paths = [_wav(tmp_path, f"n{i}") for i in range(3)]
+    baseline = pd.Series(0.0, index=run.concept_names)
+    for call in (lambda names: run.predict(paths, names=names),
+                 lambda names: explain_clips(run, paths, baseline=baseline, names=names)):
+        with pytest.raises(ArgumentError, match="2 name.*3 audio input"):
+            call(["a", "b"])
+        with pytest.raises(ArgumentError, match="4 name.*3 audio input"):
+            call(["a", "b", "c", "d"])
+        with pytest.raises(ArgumentError, match="repeated: 'a' \\(2 times\\)"):
+            call(["a", "a", "b"])
+    table, pred = explain_clips(run, paths, baseline=baseline, names=["a", "b", "c"])
+    assert list(pred.index) == ["a", "b", "c"]
+    assert table.groupby("clip").size().nunique() == 1  # no clip merged into another
+    assert list(run.predict(paths[0], names="one")["clip"]) == ["one"]
+
+
+def test_a_run_without_a_front_end_takes_spectrograms_of_any_band_count(tmp_path):
+    table, features, columns = toy_data()
+    run = fit(table, features, columns, tmp_path / "toy", toy_config(mode="joint", epochs=1),
+              fps=FPS, progress=False)
+    out = run.predict([features["c005"], np.zeros(1000, np.float32)])
+    assert list(out["clip"]) == ["clip0"]
+    assert "no front end" in out.attrs["errors"]["clip1"]
