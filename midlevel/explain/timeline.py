@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from midlevel.checks import real_number
+from midlevel.data.inputs import item_spectrogram
 from midlevel.errors import ExplainError
 from midlevel.explain.head import LinearHead, contributions, require_bottleneck
 from midlevel.run import load_run
@@ -131,7 +132,9 @@ def contributions_over_time(run, audio, *, baseline, hop: float = 0.5,
     Parameters
     ----------
     run : a bottleneck run or its directory.
-    audio : a path, a waveform (front end's rate) or a spectrogram ``(n_bands, n_frames)``.
+    audio : a path, a waveform (front end's rate; prepared as a file is, see
+        :mod:`midlevel.data.inputs`) or a spectrogram ``(n_bands, n_frames)`` with the front
+        end's band count.
     baseline : concept baseline (see :func:`midlevel.explain.contributions.baseline_concepts`).
     hop, window : see :func:`window_concepts`.
     name : clip name in the table.
@@ -145,17 +148,18 @@ def contributions_over_time(run, audio, *, baseline, hop: float = 0.5,
     """
     run = load_run(run)
     require_bottleneck(run)
-    arr = None if isinstance(audio, (str, bytes)) or hasattr(audio, "__fspath__") else np.asarray(audio)
-    seconds = None
-    if arr is not None and arr.ndim == 2:
-        spec = arr
-    else:  # as Run.predict: the waveform once, its length the audio's duration
-        y = run.waveform(str(audio) if arr is None else audio)
-        seconds = len(y) / run.frontend_module.sample_rate
-        spec = np.asarray(run.spectrogram(y))
+    path = isinstance(audio, (str, bytes)) or hasattr(audio, "__fspath__")
     if name is None:
         from pathlib import Path
-        name = Path(str(audio)).stem if arr is None else "clip"
+        name = Path(str(audio)).stem if path else "clip"
+    # as Run.predict: a path or waveform prepared once (its length the audio's duration), a
+    # spectrogram checked against the front end's bands
+    spec, seconds = item_spectrogram(str(audio) if path else audio, name,
+                                     frontend=getattr(run, "frontend_module", None),
+                                     fps=getattr(run, "fps", None))
+    spec = np.asarray(spec)
+    if not path and np.ndim(audio) == 2:
+        seconds = None  # a spectrogram: its windows are not cut at an audio duration
     frame = window_concepts(run, spec, hop=hop, window=window, name=name, seconds=seconds)
     return contributions(frame, LinearHead.from_run(run), baseline, targets=targets), spec
 
