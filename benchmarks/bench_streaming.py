@@ -75,7 +75,7 @@ def measure_memory(cfg: dict) -> dict:
     features = MappedFeatures(files)
     config = TrainConfig(mode="joint", preset="small", width=cfg["width"], epochs=1,
                          batch_size=cfg["batch_size"], crop_seconds=cfg["crop_seconds"],
-                         eval_batch_size=32, seed=0,
+                         eval_batch_size=32, bn_batch_size=32, seed=0,
                          max_memory=0 if cfg["streaming"] else "1TB", workers=cfg["workers"])
     # what every fit imports or builds once per process (torch._dynamo on the first Adam,
     # scipy, sklearn) is loaded first, so "added" is what fit needs for the data and the model

@@ -49,11 +49,13 @@ def _prefix(name: str) -> str:
     return f"{name} " if name else ""
 
 
-def whole_number(value, name: str = "", *, least: int = 1, size: int | None = None,
-                 allow_none: bool = False, error: type[Exception] = ArgumentError):
-    """``value`` as an ``int >= least`` (a float such as ``3.0`` or the text ``'3'`` counts);
-    with ``size``, a tuple of that many such ints (a window of (bands, frames)). None passes
-    when ``allow_none``. Raises ``error`` naming ``name`` otherwise."""
+def whole_number(value, name: str = "", *, least: int = 1, most: int | None = None,
+                 size: int | None = None, allow_none: bool = False,
+                 error: type[Exception] = ArgumentError):
+    """``value`` as an ``int >= least`` (and ``<= most`` where given; a float such as ``3.0``
+    or the text ``'3'`` counts); with ``size``, a tuple of that many such ints (a window of
+    (bands, frames)). None passes when ``allow_none``. Raises ``error`` naming ``name``
+    otherwise."""
     if value is None and allow_none:
         return None
     items = (value,) if size is None else value
@@ -64,10 +66,11 @@ def whole_number(value, name: str = "", *, least: int = 1, size: int | None = No
         except TypeError:  # not a sequence where ``size`` asks for one
             ok = False
     ok = ok and (size is None or len(numbers_) == size) and all(
-        v is not None and v >= least for v in numbers_)
+        v is not None and v >= least and (most is None or v <= most) for v in numbers_)
     if not ok:
         what = "a whole number" if size is None else f"{size} whole numbers"
-        raise error(f"{_prefix(name)}must be {what} >= {least}, got {value!r}")
+        bounds = f">= {least}" + (f" and <= {most}" if most is not None else "")
+        raise error(f"{_prefix(name)}must be {what} {bounds}, got {value!r}")
     return numbers_[0] if size is None else tuple(numbers_)
 
 

@@ -117,7 +117,7 @@ class Run:
         self.model.load_state_dict(ckpt["state_dict"])
         place(self.model, "cpu").eval()
         self.mode = ckpt["mode"]
-        self.config = TrainConfig.from_dict(ckpt["config"])
+        self.config = TrainConfig.from_stored(ckpt["config"])
         if "bn_recalibrated" not in ckpt:  # written before BatchNorm re-estimation existed
             self.config.recalibrate_bn = False
             log.warning("%s was trained before BatchNorm statistics were re-estimated with "

@@ -274,3 +274,29 @@ def test_a_bad_value_in_a_config_file_names_the_file(synth_spec, tmp_path, capsy
                  "--config", str(config), "--quiet"]) == 2
     assert f"{config}: lr must be a finite number > 0, got inf" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_a_cache_option_that_is_a_file_is_refused_by_name(synth_spec, tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for args in (["features", str(synth_spec)], ["evaluate", str(tmp_path)]):
+        with pytest.raises(SystemExit) as exc:
+            main([*args, "--cache", str(afile), "--quiet"])
+        assert exc.value.code == 2
+        assert f"argument --cache: {afile} is a file, not a folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["features", str(synth_spec), "--cache", str(afile / "sub"), "--quiet"])
+    assert f"({afile} is a file)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("rank, shown", [("0", True), ("1", False)])
+def test_only_the_first_process_prints_the_run(synth_spec, tmp_path, capsys, monkeypatch,
+                                               rank, shown):
+    """Under torchrun every process returns the run; one line says where it is."""
+    from types import SimpleNamespace
+
+    import midlevel.training.from_spec as from_spec
+    monkeypatch.setattr(from_spec, "train", lambda *a, **k: SimpleNamespace(path=tmp_path))
+    monkeypatch.setenv("RANK", rank)
+    assert main(["train", str(synth_spec), "--out", str(tmp_path / "r"), "--quiet"]) == 0
+    assert ("run: " in capsys.readouterr().out) == shown

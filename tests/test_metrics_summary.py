@@ -89,3 +89,28 @@ def test_evaluate_help_names_every_column(capsys):
     text = " ".join(capsys.readouterr().out.split())
     for col in METRIC_COLUMNS + ["mean:ratings", "mean:<group>"]:
         assert col in text, col
+
+
+def test_constant_ratings_say_why_r_is_missing_and_the_mean_says_over_how_many():
+    """A target constant on the split (sd 0): no r, R^2 or line, and a note saying so (not
+    the constant-predictions note: the predictions spread); the summary row's r is the mean
+    of the 2 other columns while its rmse is over all 3, and its note says so."""
+    rng = np.random.default_rng(3)
+    y = np.c_[rng.normal(5, 1, 20), rng.normal(5, 1, 20), np.full(20, 5.0)]
+    p = y + rng.normal(0, 0.5, y.shape)
+    t = metrics_table("test", "target", ["a", "b", "const"], y, p).set_index("name")
+    assert np.isnan(t.loc["const", ["r", "r2", "cal_slope"]].astype(float)).all()
+    assert t.loc["const", "note"] == "constant ratings (sd 0): no r, R^2 or calibration line"
+    assert t.loc["mean", "r"] == pytest.approx(t.loc[["a", "b"], "r"].mean())
+    assert t.loc["mean", "rmse"] == pytest.approx(t.loc[["a", "b", "const"], "rmse"].mean())
+    assert t.loc["mean", "note"] == ("mean of 3 rating columns; r and r2 over 2 (not const); "
+                                     "no calibration line")
+    # normal data: the note as before
+    plain = metrics_table("test", "target", ["a", "b"], y[:, :2], p[:, :2]).set_index("name")
+    assert plain.loc["mean", "note"] == "mean of 2 rating columns; no calibration line"
+    # a binary column with one label value says so in its own words
+    labels = np.c_[np.zeros(20), (rng.random(20) < 0.5).astype(float)]
+    b = metrics_table("test", "target", ["x", "y"], labels, rng.random((20, 2)),
+                      kinds=["binary", "binary"]).set_index("name")
+    assert b.loc["x", "note"].startswith("every label 0: no r, Brier skill score (r2)")
+    assert "r, r2, auc and pr_auc over 1 (not x)" in b.loc["mean", "note"]

@@ -165,3 +165,22 @@ def test_train_refuses_a_column_without_a_training_rating(tmp_path):
         train(spec_path, tmp_path / "run", mode="independent", epochs=1, progress=False,
               cache_dir=tmp_path / "cache")
     assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()
+
+
+def test_a_split_without_ratings_or_with_one_value_is_warned_about_by_split_and_column(
+        tmp_path, capsys):
+    """c4 (the test split) has no 'happy'; every training clip has 'bright' 2: two warnings
+    naming split and column, none for the columns that vary."""
+    spec_path = tiny_dataset(tmp_path)
+    (tmp_path / "ratings.csv").write_text("clip,bright,happy\nc1,2,1\nc2,2,2\nc3,2,3\nc4,4,\n")
+    report = validate(load_spec(spec_path), progress=False, decode=False)
+    assert report.ok
+    found = {(w.column, w.message) for w in report.warnings
+             if w.message.startswith(("unrated split", "constant ratings"))}
+    assert found == {
+        ("happy", "unrated split: the test split (1 clips) has no rating of happy"),
+        ("bright", "constant ratings: bright is 2 on every one of the 3 rated clips of the "
+                   "train split (no r, R^2 or calibration line there)")}
+    assert main(["validate", str(spec_path), "--quiet", "--no-decode"]) == 0
+    err = capsys.readouterr().err
+    assert "unrated split: the test split" in err and "constant ratings: bright" in err

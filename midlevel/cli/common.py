@@ -117,8 +117,21 @@ def add_root_option(p: argparse.ArgumentParser) -> None:
                         "root); may be repeated")
 
 
+def cache_folder(text: str) -> str:
+    """argparse type of the feature cache folder (made on demand): refused when the path, or
+    a folder above it, is an existing file."""
+    path = Path(text)
+    for above in (path, *path.parents):
+        if above.exists():
+            if not above.is_dir():
+                raise OptionValueError(f"{text} is not a folder ({above} is a file)"
+                                       if above != path else f"{text} is a file, not a folder")
+            break
+    return text
+
+
 def add_cache_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--cache", metavar="DIR",
+    p.add_argument("--cache", metavar="DIR", type=cache_folder,
                    help="feature cache folder (default: $MIDLEVEL_CACHE or "
                         "~/.cache/midlevel/features)")
 

@@ -84,7 +84,10 @@ def register(sub) -> None:
                                    "every problem with the file, row and column at fault. "
                                    "Doubtful input that is not an error is warned about (exit "
                                    "0): clips shorter than the training window, missing "
-                                   "ratings (clip and column), audio files no row refers to.")
+                                   "ratings (clip and column), a validation or test split "
+                                   "with no rating of a column, a split whose ratings of a "
+                                   "column are all one value (split and column), audio files "
+                                   "no row refers to.")
     p.add_argument("spec", metavar="SPEC", help="data spec (YAML)")
     add_root_option(p)
     p.add_argument("--no-decode", action="store_true",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from midlevel.cli.common import (FRONTENDS, add_cache_option, add_root_option, file_path,
@@ -21,7 +22,8 @@ def _train(args: argparse.Namespace) -> int:
                 progress=not args.quiet, max_memory=args.max_memory, workers=args.workers,
                 cpu_bf16=args.bf16,
                 frontend={"name": FRONTENDS[args.frontend]} if args.frontend else None)
-    print(f"run: {run.path} (model.pt, metrics.csv, history.csv, splits.csv, train.log)")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun every process returns the run
+        print(f"run: {run.path} (model.pt, metrics.csv, history.csv, splits.csv, train.log)")
     return 0
 
 
@@ -75,7 +77,10 @@ def register(sub) -> None:
                         "config's)")
     p.add_argument("--out", required=True, metavar="RUN", type=folder_path, help="run directory")
     add_root_option(p)
-    p.add_argument("--config", metavar="YAML", help="training config (any TrainConfig key)")
+    p.add_argument("--config", metavar="YAML",
+                   help="training config (any TrainConfig key; eval_batch_size sets only the "
+                        "speed of validation and prediction, bn_batch_size the BatchNorm "
+                        "re-estimation batches, part of the model)")
     p.add_argument("--epochs", type=positive_int, help="maximum epochs (default 100)")
     p.add_argument("--preset", choices=["small", "paper"],
                    help="backbone size: the paper's network (default) or a small one for CPU")
@@ -123,8 +128,9 @@ def register(sub) -> None:
                                    "columns, and binary ones at --threshold); auc, pr_auc and "
                                    "f1 (binary columns: ROC-AUC, PR-AUC, F1 at --threshold); "
                                    "note (why r or the calibration line is left out: "
-                                   "(nearly) constant predictions; what a summary row "
-                                   "averages). Summary rows average one sort of column: "
+                                   "(nearly) constant predictions, constant ratings; what a "
+                                   "summary row averages, and over how many columns a value "
+                                   "is where some lack it). Summary rows average one sort of column: "
                                    "'mean' when a kind's columns are all ratings, all binary "
                                    "or all classes, else 'mean:ratings', 'mean:binary', "
                                    "'mean:classes'; 'mean:<group>' over a multi-label group's "

@@ -4,7 +4,8 @@ Nothing is dropped silently: every bad cell, duplicate id, unmatched id, bad aud
 segment that runs past its clip's audio is a :class:`~midlevel.errors.Problem` naming the
 file, row and column at fault. Doubtful input that is not an error is a warning (a Problem in
 ``ValidationReport.warnings``): a clip shorter than the training window (it will be padded
-with silence), a missing rating (clip and column), an audio file in the audio folder that no
+with silence), a missing rating (clip and column), a split with no rating of a column or with one rating
+value only (split and column), an audio file in the audio folder that no
 annotation row refers to, very quiet audio (peak below -60 dBFS, normalized to full scale).
 """
 from __future__ import annotations
@@ -176,6 +177,7 @@ def validate(spec: DataSpec, *, decode: bool = True, jobs: int = 2, window: floa
     warnings = ([c.warning for c in checks if c.warning is not None]
                 + short_clips(checks, window)
                 + missing_ratings(spec, table, ann.source, ann.rejected)
+                + split_ratings(spec, table, ann.source)
                 + unreferenced_audio(spec, table))
     return ValidationReport(spec, table, checks, problems, list(ann.notes), ann.segments,
                             warnings, window, dict(ann.rejected or {}))
@@ -205,6 +207,36 @@ def missing_ratings(spec: DataSpec, table: pd.DataFrame, source,
             file, row = source(clip, col.column)
             out.append(Problem(f"missing rating: {col.name}", file=file, row=row,
                                column=col.column, clip=str(clip)))
+    return out
+
+
+def split_ratings(spec: DataSpec, table: pd.DataFrame, source) -> list[Problem]:
+    """A warning per split (with clips) other than train and column that has no rating there
+    (``unrated split``: validation cannot select on it, test cannot measure it; an unrated
+    training split is a problem, see :mod:`midlevel.data.annotations`), and per split and rating column whose ratings there are all one value (``constant
+    ratings``: no r, R^2 or calibration line there; the model learns a constant from such a
+    training split). ``source`` names the column's table file (see :func:`missing_ratings`)."""
+    out = []
+    if not len(table) or "split" not in table:
+        return out
+    for split in SPLITS:
+        rows = table[table["split"] == split]
+        if not len(rows):
+            continue
+        for col in spec.concepts + spec.targets:
+            if col.name not in rows:
+                continue
+            values = rows[col.name].dropna()
+            file = source(rows.index[0], col.column)[0]
+            if not len(values) and split != "train":  # train: a problem already
+                out.append(Problem(f"unrated split: the {split} split ({len(rows)} clips) has "
+                                   f"no rating of {col.name}", file=file, column=col.column))
+            elif not col.is_binary and not col.is_class and len(values) > 1 and \
+                    values.nunique() == 1:
+                out.append(Problem(f"constant ratings: {col.name} is {values.iloc[0]:g} on "
+                                   f"every one of the {len(values)} rated clips of the {split} "
+                                   f"split (no r, R^2 or calibration line there)", file=file,
+                                   column=col.column))
     return out
 
 

@@ -54,33 +54,19 @@ def timeline_frames(run, *, hop: float = 0.5, window: float | None = None) -> tu
 
 
 def _runs_on(run, n_frames: int) -> bool:
-    """Whether the run's model takes an input of ``n_frames`` frames (one forward of zeros,
-    in eval mode)."""
-    import torch
-    model = run.model
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, 1, run.frontend_module.n_bands, n_frames, device=device))
-    except RuntimeError:  # torch: "Kernel size can't be greater than actual input size", ...
-        return False
-    finally:
-        model.train(was_training)
-    return True
+    """Whether the run's model takes an input of ``n_frames`` frames
+    (:func:`~midlevel.models.backbone.takes_input`)."""
+    from midlevel.models.backbone import takes_input
+    return takes_input(run.model, run.frontend_module.n_bands, n_frames)
 
 
 def min_frames(run) -> int:
-    """The fewest frames the run's model takes as input (its convolutions and pools shrink the
-    input until a kernel no longer fits), by bisection with forwards of zeros between none and
-    the training crop (which fits)."""
+    """The fewest frames the run's model takes as input
+    (:func:`~midlevel.models.backbone.fewest_frames` below the training crop, which fits)."""
+    from midlevel.models.backbone import fewest_frames
     from midlevel.training.data import window_frames
-    low, high = 0, window_frames(run.config.crop_seconds, run.fps)
-    while high - low > 1:
-        mid = (low + high) // 2
-        low, high = (low, mid) if _runs_on(run, mid) else (mid, high)
-    return high
+    return fewest_frames(run.model, run.frontend_module.n_bands,
+                         window_frames(run.config.crop_seconds, run.fps))
 
 
 def window_concepts(run, spectrogram, *, hop: float = 0.5, window: float | None = None,

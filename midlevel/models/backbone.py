@@ -76,3 +76,44 @@ class Backbone(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
+
+
+def takes_input(model: nn.Module, n_bands: int, n_frames: int) -> bool:
+    """Whether ``model`` takes an input ``(1, 1, n_bands, n_frames)``: one forward of zeros in
+    eval mode (its mode is restored); False where a kernel or pool no longer fits."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 1, n_bands, n_frames, device=device))
+    except RuntimeError:  # torch: "Kernel size can't be greater than actual input size", ...
+        return False
+    finally:
+        model.train(was_training)
+    return True
+
+
+def fewest_frames(model: nn.Module, n_bands: int, high: int) -> int:
+    """The fewest frames ``model`` takes with ``n_bands`` bands (its convolutions and pools
+    shrink the input until a kernel no longer fits), by bisection with :func:`takes_input`
+    between none and ``high`` frames, which it must take."""
+    low = 0
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (low, mid) if takes_input(model, n_bands, mid) else (mid, high)
+    return high
+
+
+def last_conv_input(backbone: Backbone, n_bands: int, n_frames: int) -> tuple[int, int] | None:
+    """``(rows, frames)`` of the input of ``backbone``'s last convolution (the one of
+    ``last_kernel``, without padding) for an input of ``n_bands`` x ``n_frames``; None where an
+    earlier layer no longer fits."""
+    last = [m for m in backbone.modules() if isinstance(m, nn.Conv2d)][-1]
+    seen = []
+    handle = last.register_forward_pre_hook(lambda module, inputs: seen.append(inputs[0].shape))
+    try:
+        takes_input(backbone, n_bands, n_frames)
+    finally:
+        handle.remove()
+    return (int(seen[0][2]), int(seen[0][3])) if seen else None

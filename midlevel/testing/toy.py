@@ -43,9 +43,10 @@ def toy_data(n_clips: int = 32, seed: int = 0, n_bands: int = 40):
 
 
 def toy_config(**kw) -> TrainConfig:
-    """Tiny, fast settings: width 0.125, 1 s crops, batch 4, 2 epochs."""
+    """Tiny, fast settings: width 0.125, 1 s crops, batch 4, 2 epochs, BatchNorm
+    re-estimation and evaluation in batches of 64 windows."""
     values = dict(preset="small", width=0.125, crop_seconds=1.0, batch_size=4, epochs=2,
-                  lr=3e-3, patience=10, eval_batch_size=64)
+                  lr=3e-3, patience=10, eval_batch_size=64, bn_batch_size=64)
     values.update(kw)
     return TrainConfig(**values)
 

@@ -13,6 +13,12 @@ r 0.75 and R^2 -1.1 on the test split before re-estimation and r 0.87, R^2 0.74 
 every BatchNorm normalizing with its batch, accumulates the exact per-channel mean and variance
 of each BatchNorm's input over all windows, and stores them as the running statistics. Training
 itself is unchanged (in train mode BatchNorm uses batch statistics, never the running ones).
+
+Since every BatchNorm normalizes with its batch during the pass, the inputs of the later layers,
+and so the statistics recorded for them, depend on how the windows are batched (the batch size,
+the last partial batch, and under DDP each process's share of the windows): the batch size is
+part of the model (``TrainConfig.bn_batch_size``). Eval-mode outputs afterwards do not depend
+on batching.
 """
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from midlevel.checks import real_number, whole_number
@@ -28,7 +29,11 @@ class TrainConfig:
     w: float = 0.5                 # joint mode: weight of the target loss
     crop_seconds: float = 10.0     # training crop and evaluation window
     eval_hop_seconds: float | None = None  # hop between evaluation windows; None = crop
-    eval_batch_size: int = 16
+    eval_batch_size: int = 16      # windows per forward in validation and prediction: speed
+                                   # and memory only, eval-mode outputs do not depend on it
+    bn_batch_size: int = 16        # windows per batch of the BatchNorm re-estimation (part of
+                                   # the model: see midlevel.training.batchnorm); a run stored
+                                   # without it used its eval_batch_size (stored_config)
     seed: int = 0
     device: str = "cpu"            # "cpu" or "cuda"
     amp: bool = True               # bfloat16 autocast on cuda
@@ -59,6 +64,11 @@ class TrainConfig:
         if unknown:
             raise TrainingError(f"{where}: unknown key(s) {unknown}; known keys are {sorted(known)}")
         return cls(**values)
+
+    @classmethod
+    def from_stored(cls, values: dict, where: str = "config") -> "TrainConfig":
+        """The config a run stored (``config.yaml``, ``model.pt``): :func:`stored_config`."""
+        return cls.from_dict(stored_config(values), where)
 
     def backbone(self) -> dict:
         """Backbone keyword arguments: the preset, then width/last_kernel/dropout overrides."""
@@ -97,6 +107,48 @@ class TrainConfig:
                                 "where bfloat16 runs slower than float32; leave cpu_bf16 off")
         backbone_preset(self.preset)
 
+    def ignored(self) -> list[str]:
+        """The settings this ``mode`` does not use that differ from their defaults, each as
+        ``key value (what it is)``: ``w`` and ``head_init`` are joint-mode settings."""
+        if self.mode == "joint":
+            return []
+        default = TrainConfig()
+        return [f"{key} {getattr(self, key)!r} ({what})" for key, what in (
+                ("w", "the joint mode's weight of the target loss"),
+                ("head_init", "how the joint mode starts its head"))
+                if getattr(self, key) != getattr(default, key)]
+
+    def check_input(self, n_bands: int, fps: float) -> None:
+        """Refuse, naming the key and its allowed range, a ``last_kernel`` larger than the last
+        convolution's input for spectrograms of ``n_bands`` bands, and a ``crop_seconds`` (the
+        training crop and evaluation window) shorter than the backbone's shortest input at
+        ``fps`` frames per second (:func:`~midlevel.models.backbone.fewest_frames`); both
+        before a run directory is made. The sizes are probed on a backbone of these settings
+        at the narrowest width (the sizes do not depend on the width)."""
+        from midlevel.models.backbone import Backbone, fewest_frames, last_conv_input, takes_input
+        from midlevel.training.data import window_frames
+        args = {**self.backbone(), "width": 1e-3, "dropout": 0.0}
+        crop = window_frames(self.crop_seconds, fps)
+        rows = last_conv_input(Backbone(**{**args, "last_kernel": 1}), n_bands, max(crop, 1024))
+        if rows is None:  # the front end's bands are too few for any setting: torch names it
+            return
+        if args["last_kernel"] > rows[0]:
+            raise TrainingError(f"last_kernel {args['last_kernel']} is larger than the last "
+                                f"convolution's input ({rows[0]} rows from the front end's "
+                                f"{n_bands} bands); last_kernel must be between 1 and {rows[0]}")
+        model, high = Backbone(**args), crop
+        while not takes_input(model, n_bands, high) and high < 2 ** 20:
+            high *= 2
+        if high == crop:
+            return
+        least = fewest_frames(model, n_bands, high)
+        shortest = (least - 1) / fps  # the window of `least` frames (see window_frames)
+        raise TrainingError(f"crop_seconds {self.crop_seconds:g} is shorter than the model's "
+                            f"shortest input, {shortest:.3g} s ({least} frames at {fps:g} "
+                            f"frames per second with last_kernel {args['last_kernel']}); "
+                            f"crop_seconds must be at least "
+                            f"{math.ceil(shortest * 100) / 100:g}")
+
     def _check_values(self) -> None:
         """Each number as its type within its range (a number written as text, as YAML
         leaves ``1e-3``, is read as that number and stored as it); each switch a bool."""
@@ -113,7 +165,8 @@ class TrainConfig:
 _RANGES = {
     "epochs": (int, {"least": 1}), "patience": (int, {"least": 1}),
     "batch_size": (int, {"least": 2}),  # BatchNorm needs two clips a batch
-    "eval_batch_size": (int, {"least": 1}), "seed": (int, {"least": 0}),
+    "eval_batch_size": (int, {"least": 1}), "bn_batch_size": (int, {"least": 1}),
+    "seed": (int, {"least": 0, "most": 2 ** 64 - 1}),  # torch's seeds are unsigned 64-bit
     "calibration_bootstrap": (int, {"least": 0}), "workers": (int, {"least": 0}),
     "lr": (float, {"above": 0}), "weight_decay": (float, {"least": 0}),
     "dropout": (float, {"least": 0, "below": 1}), "crop_seconds": (float, {"above": 0}),
@@ -122,6 +175,16 @@ _RANGES = {
 }
 _OPTIONAL = {"eval_hop_seconds", "width", "last_kernel", "workers"}
 _BOOLEANS = ("amp", "cpu_bf16", "recalibrate_bn", "calibrate_concepts", "shrink_calibration")
+
+
+def stored_config(values: dict) -> dict:
+    """A run's stored config ``values`` with each key its version did not store set to what
+    that version did: ``bn_batch_size`` to the run's ``eval_batch_size`` (re-estimation
+    batched by it before the key existed), so a resumed or reloaded old run is the same run."""
+    values = dict(values)
+    if "bn_batch_size" not in values and "eval_batch_size" in values:
+        values["bn_batch_size"] = values["eval_batch_size"]
+    return values
 
 
 def cpu_has_bf16() -> bool:

@@ -7,7 +7,7 @@ from pathlib import Path
 from midlevel.data.segments import segments_of
 from midlevel.data.yamlfile import read_yaml
 from midlevel.errors import SpecError, TrainingError
-from midlevel.training.config import TrainConfig
+from midlevel.training.config import TrainConfig, stored_config
 from midlevel.training.data import Columns
 from midlevel.training.datarecord import trained_roots
 from midlevel.training.loop import fit
@@ -80,6 +80,7 @@ def train(spec, out, *, mode: str | None = None, root=None, config=None,
     saved = stored_record(Path(out)) if resume else None
     values = {**_config_dict(config), **overrides}
     if saved is not None:  # the run's settings, where only RESUMABLE ones may change
+        saved["config"] = stored_config(saved["config"])
         given = TrainConfig.from_dict({**saved["config"], **values})
         given.check()
         check_settings(Path(out), saved["config"],

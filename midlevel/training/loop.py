@@ -44,6 +44,7 @@ from midlevel.training.data import ClipSet, Scales, window_frames, window_starts
 from midlevel.training.evaluate import evaluate_split, split_metrics, split_predictions
 from midlevel.training.losses import binary_terms
 from midlevel.training.metrics import format_table, score
+from midlevel.training.precheck import check_ratings
 from midlevel.training.datarecord import ratings_fingerprint, write_splits
 from midlevel.training.rundir import check_resume, run_directory, stored_record
 from midlevel.training.strategies import strategy
@@ -88,6 +89,7 @@ def fit(table: pd.DataFrame, features, columns, out: str | Path,
                    if c not in table]
         if missing:
             raise TrainingError(f"annotations table lacks column(s) {missing}")
+        _check_before_start(ctx, table, features, columns, config, fps)
         if resume:  # refused before the run directory is touched
             check_resume(out, config, columns, table)
         with run_directory(ctx, out, resume=resume, overwrite=overwrite):
@@ -99,6 +101,22 @@ def fit(table: pd.DataFrame, features, columns, out: str | Path,
     finally:
         if owned:
             ddp.teardown(ctx)
+
+
+def _check_before_start(ctx, table, features, columns, config: TrainConfig,
+                        fps: float) -> None:
+    """What can be known to fail or mislead before the run directory is made: the backbone
+    against the spectrograms' bands and the crop (:meth:`TrainConfig.check_input`), the
+    ratings against model selection (:func:`~midlevel.training.precheck.check_ratings`);
+    and a warning naming the settings this mode ignores."""
+    first = next((clip for clip in table.index if clip in features), None)
+    if first is not None:  # a clip without features is named where it is used
+        config.check_input(int(features[first].shape[0]), fps)
+    check_ratings({s: table[table["split"] == s] for s in SPLITS}, columns, mode=config.mode,
+                  scored=strategy(config.mode).scored, select_on=config.select_on,
+                  warn=ctx.main)
+    if ctx.main and config.ignored():
+        log.warning("the %s mode ignores %s", config.mode, "; ".join(config.ignored()))
 
 
 def make_adam(params, *, lr: float, weight_decay: float) -> torch.optim.Optimizer:
@@ -221,6 +239,10 @@ class Trainer:
                                      "target_loss": losses[2] / n_batches,
                                      "val_score": val_score, "seconds": time.time() - t0})
             state["epoch"] = epoch + 1
+            if math.isnan(val_score):
+                log.warning("epoch %d: no validation score (NaN: no column the %s mode is "
+                            "selected on gave a %s, e.g. for constant predictions); the epoch "
+                            "counts as not improving", epoch + 1, config.mode, config.select_on)
             if val_score > state["best_score"]:
                 state.update(best_score=val_score, best_epoch=epoch + 1, bad_epochs=0,
                              best_state=copy.deepcopy(cpu_state(self.model)))
@@ -245,7 +267,7 @@ class Trainer:
         rng = np.random.default_rng([config.seed, epoch])
         order = rng.permutation(len(train_set))
         offsets = train_set.crop_offsets(self.n_frames, rng)
-        seed = config.seed * 100_003 + epoch * 101 + ctx.rank
+        seed = (config.seed * 100_003 + epoch * 101 + ctx.rank) % 2 ** 64  # torch's range
         torch.default_generator.manual_seed(seed)  # not torch.manual_seed: its lazy CUDA
         if ctx.device.type == "cuda":              # seeding costs 1 ms on a CPU-only run
             torch.cuda.manual_seed(seed)
@@ -312,11 +334,15 @@ class Trainer:
 
     def _recalibrate_batchnorm(self) -> None:
         """Re-estimate the BatchNorm statistics on the training clips' evaluation windows with
-        dropout off; the windows are shared out over the processes and the sums added up."""
+        dropout off, in batches of ``bn_batch_size`` windows (each BatchNorm normalizes with
+        its batch, so the later layers' statistics depend on the batches: part of the model);
+        the windows are shared out over the processes (rank ``r`` of ``w`` takes every
+        ``w``-th, so its batches, and the statistics, also depend on the process count) and
+        the sums added up."""
         ctx, clips, n = self.ctx, self.train_set, self.n_frames
         items = [(i, st) for i, length in enumerate(clips.lengths)
                  for st in window_starts(int(length), n, self.hop)][ctx.rank::ctx.world]
-        size = self.config.eval_batch_size
+        size = self.config.bn_batch_size
         batches = (torch.stack([clips.crop(i, st, n) for i, st in items[a:a + size]])
                    .unsqueeze(1) for a in range(0, len(items), size))
         recalibrate_batchnorm(self.model, batches, device=ctx.device, autocast=self.config.amp,
@@ -346,6 +372,9 @@ class Trainer:
                         head_design=design, calibration=calibration, epochs=state["epoch"],
                         best_epoch=state["best_epoch"])
             write_csv(metrics, self.out / "metrics.csv")
+            if not state["best_epoch"] and len(self.sets["validation"]):
+                log.warning("no epoch had a validation score: the weights are the last "
+                            "epoch's (%d)", state["epoch"])
             log.info("best epoch %d of %d; metrics in %s\n%s", state["best_epoch"],
                      state["epoch"], self.out / "metrics.csv", format_table(metrics))
         ddp.barrier(ctx)

@@ -16,7 +16,8 @@ rating points and root Brier scores, or a mean of R^2 and Brier skill scores, me
 nothing: each (split, kind) gets a ``mean`` row when its columns are all ratings, all binary or
 all classes, and otherwise one row per sort, ``mean:ratings``, ``mean:binary`` and
 ``mean:classes`` (and no ``mean`` row); each multi-label group a ``mean:<group>`` row over its
-tags. A summary row's ``note`` says what it averages. Summary rows carry no calibration line
+tags. A summary row's ``note`` says what it averages, and over how many columns a value is
+averaged where some columns lack it (``r and r2 over 2 (not const)``). Summary rows carry no calibration line
 (``cal_slope``, ``cal_intercept`` NaN): a line belongs to one column, and an average of slopes
 is dominated by the largest (one near-constant column's slope of 1e5 makes the mean 1e4).
 
@@ -28,7 +29,8 @@ measure of the model. The calibration line also needs predictions that spread at
 ``CAL_SPREAD_TOL`` times the truth's standard deviation (:func:`flat_predictions`): below that
 its slope (up to 1 / ``CAL_SPREAD_TOL`` = 1000) says only "nearly constant", as for
 probabilities 0.999998-1.000000 against 0/1 labels (slope 165930). The row's ``note`` gives
-the reason whenever r or the line is left out.
+the reason whenever r or the line is left out, as it does for constant ratings (sd 0, or a
+single rating: no r, R^2 or line; binary columns: a single label value).
 """
 from __future__ import annotations
 
@@ -78,7 +80,8 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
 
     r and the calibration line are NaN for constant predictions, and for predictions whose
     spread is negligible (:func:`negligible_spread`); the calibration line also for nearly
-    flat ones (:func:`flat_predictions`). ``note`` says which, with the spreads."""
+    flat ones (:func:`flat_predictions`). ``note`` says which, with the spreads. r, R^2 and
+    the line are also NaN for constant ratings (or a single one), with a note saying so."""
     ok = np.isfinite(y_true) & np.isfinite(y_pred)
     t, p = y_true[ok].astype(np.float64), y_pred[ok].astype(np.float64)
     out = {"n": int(ok.sum()), **{k: np.nan for k in _VALUES[1:]}, "note": ""}
@@ -87,7 +90,10 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
     err = p - t
     out["rmse"] = float(np.sqrt(np.mean(err ** 2)))
     out["mae"] = float(np.mean(np.abs(err)))
-    if len(t) > 1 and t.std() > 0:
+    if len(t) == 1 or t.std() == 0:
+        out["note"] = (f"constant ratings (sd 0): no r, R^2 or calibration line" if len(t) > 1
+                       else "one rating: no r, R^2 or calibration line")
+    else:
         out["r2"] = float(1 - np.sum(err ** 2) / np.sum((t - t.mean()) ** 2))
         if p.std() == 0 or negligible_spread(p, t):
             out["note"] = (f"constant predictions (sd {p.std():.2g}): no r, no calibration "
@@ -134,6 +140,9 @@ def binary_metrics(y_true: np.ndarray, y_prob: np.ndarray, threshold: float = 0.
     t, p = y_true[ok].astype(int), y_prob[ok].astype(np.float64)
     if not ok.any():
         return out
+    if out["note"].startswith(("constant ratings", "one rating")):
+        out["note"] = (f"{'one label' if len(t) == 1 else f'every label {t[0]}'}: no r, "
+                       f"Brier skill score (r2), calibration line or AUC")
     pick = (p >= threshold).astype(int)
     out["accuracy"] = float(np.mean(pick == t))
     out["f1"] = float(f1_score(t, pick, zero_division=0.0))
@@ -200,8 +209,32 @@ def _average(part: pd.DataFrame, what: str) -> dict:
     noun = {"ratings": "rating", "binary": "binary", "classes": "class"}[sort]
     values["note"] = (f"mean of {len(part)} {noun} column{'s' if len(part) != 1 else ''}"
                       + (f" ({what})" if what.startswith("group") else "")
-                      + "; no calibration line")
+                      + _fewer(part, _AVERAGED[sort]) + "; no calibration line")
     return values
+
+
+# the values a summary row of each sort averages (the others are NaN in every column of it)
+_AVERAGED = {"ratings": ("r", "r2", "rmse", "mae"),
+             "binary": ("r", "r2", "rmse", "mae", "accuracy", "auc", "pr_auc", "f1"),
+             "classes": ("accuracy",)}
+
+
+def _fewer(part: pd.DataFrame, values: tuple[str, ...]) -> str:
+    """``; r and r2 over 2 (not const)``: the values of ``values`` that fewer than all of
+    ``part``'s columns have, so a summary's note says over how many columns each mean is;
+    empty when every column has every one of them."""
+    groups: dict[tuple, list[str]] = {}
+    for value in values:
+        missing = tuple(part.loc[part[value].isna(), "name"].astype(str))
+        if missing and len(missing) < len(part):
+            groups.setdefault(missing, []).append(value)
+    return "".join(f"; {_listed(names)} over {len(part) - len(missing)} (not "
+                   f"{', '.join(missing)})" for missing, names in groups.items())
+
+
+def _listed(names: list[str]) -> str:
+    """``r``, ``r and r2``, ``r, r2 and auc``."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def is_summary(names) -> np.ndarray:
@@ -221,6 +254,20 @@ def score(table: pd.DataFrame, kinds: tuple[str, ...], metric: str = "r2") -> fl
     rows = table[table["kind"].isin(kinds).to_numpy() & ~is_summary(table["name"])]
     values = rows[metric].fillna(rows["accuracy"]).dropna()
     return float(values.mean()) if len(values) else float("nan")
+
+
+def unscored(y_true: np.ndarray, kind: str) -> str:
+    """Why the ratings ``y_true`` ``(n,)`` (NaN = missing) of a column of ``kind``
+    ("regression", "binary" or "class") give :func:`score` no value whatever the predictions
+    are, or "" when they give one: no rating; for a rating column also a single rating or
+    constant ratings (no r or R^2; binary and class columns fall back on their accuracy)."""
+    t = np.asarray(y_true, dtype=np.float64)
+    t = t[np.isfinite(t)]
+    if len(t) == 0:
+        return "no rating"
+    if kind == "regression" and (len(t) == 1 or t.std() == 0):
+        return "one rating" if len(t) == 1 else f"constant ratings (every one {t[0]:g})"
+    return ""
 
 
 def format_table(table: pd.DataFrame) -> str:

@@ -16,6 +16,7 @@ from midlevel.errors import CheckpointError, TrainingError
 from midlevel.io import log_handler
 from midlevel.run import CONFIG_FILE, STATE_FILE, read_checkpoint
 from midlevel.training import ddp
+from midlevel.training.config import stored_config
 from midlevel.training.datarecord import check_same_data
 
 
@@ -75,7 +76,7 @@ def check_resume(out: Path, config, columns, table=None) -> None:
         raise CheckpointError(f"{out}: cannot resume on data whose columns are not the run's "
                               f"({'; '.join(differ)}); resume with the spec (and --root) the "
                               f"run was trained on, or train a new run with another --out")
-    check_settings(out, record["config"], dataclasses.asdict(config))
+    check_settings(out, stored_config(record["config"]), dataclasses.asdict(config))
     if table is not None:
         check_same_data(out, table, [*columns.concepts, *columns.target_names], record)
 

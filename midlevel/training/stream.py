@@ -20,6 +20,7 @@ in-memory path trains on as well; a streaming rank reads only the crops of its s
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 
@@ -37,18 +38,25 @@ _UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb
 
 
 def parse_bytes(value, *, where: str = "max_memory") -> int:
-    """``2GB``, ``512MiB``, ``1.5e9`` or an int -> bytes; TrainingError naming ``where``."""
+    """``2GB``, ``512MiB``, ``1.5e9``, ``1.5E+9`` or an int -> bytes; TrainingError naming
+    ``where`` for anything else: a negative, NaN or infinite number (``1e400`` is infinite
+    as a float) or text that is not a size."""
     if isinstance(value, bool):
         raise TrainingError(f"{where}: expected bytes or a size such as '2GB', got {value!r}")
-    if isinstance(value, (int, float)):
-        if value < 0:
-            raise TrainingError(f"{where}: a memory budget cannot be negative, got {value!r}")
-        return int(value)
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([a-zA-Z]*)\s*", str(value))
-    if not m or m.group(2).lower() not in _UNITS:
-        raise TrainingError(f"{where}: expected bytes or a size such as '2GB' or '512MiB', got "
-                            f"{value!r}")
-    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    number = value
+    if not isinstance(value, (int, float)):
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([a-zA-Z]*)\s*",
+                         str(value))
+        if not m or m.group(2).lower() not in _UNITS:
+            raise TrainingError(f"{where}: expected bytes or a size such as '2GB' or "
+                                f"'512MiB', got {value!r}")
+        number = float(m.group(1)) * _UNITS[m.group(2).lower()]
+    if isinstance(number, float) and not math.isfinite(number):
+        raise TrainingError(f"{where}: a memory budget must be a finite number of bytes >= 0 "
+                            f"(or a size such as '2GB'), got {value!r}")
+    if number < 0:
+        raise TrainingError(f"{where}: a memory budget cannot be negative, got {value!r}")
+    return int(number)
 
 
 def format_bytes(n: float) -> str:

@@ -1,0 +1,80 @@
+"""Checks of a training run's ratings before its run directory is made.
+
+Model selection (:func:`midlevel.training.metrics.score`) averages R^2 (or r, ``select_on``)
+over the validation split's columns of the kinds the mode trains. A column whose validation
+ratings cannot give that value whatever the model predicts (none, a single one, or all equal:
+:func:`~midlevel.training.metrics.unscored`) is left out of the mean; when every such column
+is, each epoch's score would be NaN, never an improvement, and the run would stop after
+``patience`` epochs at "best epoch 0". :func:`check_ratings` refuses that before training and
+warns about the columns left out otherwise, and about training columns with one value only.
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from midlevel.errors import TrainingError
+from midlevel.training.metrics import unscored
+
+log = logging.getLogger("midlevel.training")
+
+
+def scored_columns(columns, scored: tuple[str, ...]) -> list[tuple[str, str]]:
+    """``(name, kind)`` of every column of the metric kinds ``scored`` ("concept",
+    "target"); kind as the metrics tables have it ("regression", "binary", "class")."""
+    out = []
+    if "concept" in scored:
+        out += list(zip(columns.concepts, columns.concept_kinds))
+    if "target" in scored:
+        out += list(zip(columns.target_names, columns.target_kinds()))
+    return out
+
+
+def check_ratings(splits: dict[str, pd.DataFrame], columns, *, mode: str, scored,
+                  select_on: str, warn: bool = True) -> None:
+    """Before training (see the module docstring).
+
+    Parameters
+    ----------
+    splits : split name -> its annotation rows.
+    columns : the :class:`~midlevel.training.data.Columns` trained.
+    mode, scored : the mode and the metric kinds its validation score averages.
+    select_on : "r2" or "r".
+    warn : log the warnings (the main process under DDP).
+
+    TrainingError naming the split, each column and why, and the ways out when the
+    (non-empty) validation split gives no score; warnings naming the columns left out of the
+    score when some do, and each rating column with a single value on the training split.
+    """
+    if warn:
+        for name, kind in zip([*columns.concepts, *columns.target_names],
+                              [*columns.concept_kinds, *columns.target_kinds()]):
+            why = unscored(splits["train"][name].to_numpy(np.float64), kind)
+            if kind == "regression" and why.startswith("constant"):
+                log.warning("training split: '%s' has %s: the model can only learn that "
+                            "value", name, why)
+    rows = splits["validation"]
+    if not len(rows):
+        return  # no validation split: the last epoch is the best (see Trainer._validate)
+    why = {name: unscored(rows[name].to_numpy(np.float64), kind)
+           for name, kind in scored_columns(columns, scored)}
+    left = {name: reason for name, reason in why.items() if reason}
+    if not left:
+        return
+    listed = "; ".join(f"'{n}': {r}" for n, r in left.items())
+    if len(left) == len(why):
+        raise TrainingError(
+            f"the validation split ({len(rows)} clips) gives no model-selection score "
+            f"(select_on {select_on}) for any column the {mode} mode is selected on ({listed}): "
+            f"every epoch would score NaN and the run would stop early with no best epoch. "
+            f"Selection needs validation clips with at least two different ratings of a rating "
+            f"column (one rating of a class or binary column): rate more validation clips, or "
+            f"assign rated clips to the validation split (the spec's splits), or train a mode "
+            f"selected on other columns")
+    if warn:
+        log.warning("the validation split (%d clips) gives no %s for %d of the %d columns the "
+                    "%s mode is selected on (%s): the validation score is the mean over the "
+                    "other %d", len(rows), select_on, len(left), len(why), mode, listed,
+                    len(why) - len(left))
