@@ -210,7 +210,9 @@ def epoch_vs_plain(preset: str, n_train: int, seconds: float, batch_size: int,
     from midlevel.training.loop import Trainer, fit
     from midlevel.training.losses import masked_mse, target_loss
     n_frames = int(seconds * 31.25) + 1
-    table, features, columns = toy_data(n_clips=int(n_train / 0.6) + 1, n_bands=149)
+    # at least 10 clips: the toy's 20 % validation split needs 2 to give a selection score
+    # (training refuses 1); the full run's 24 training clips are 41 either way
+    table, features, columns = toy_data(n_clips=max(10, int(n_train / 0.6) + 1), n_bands=149)
     rng = np.random.default_rng(0)
     features = {k: rng.normal(1.0, 0.3, size=(149, n_frames + 10)).astype(np.float32)
                 for k in features}

@@ -83,6 +83,11 @@ def tiny_run(world):
     run = root / "run"
     config = root / "tiny.yaml"
     config.write_text(yaml.safe_dump({"width": 0.125, "crop_seconds": 1.0, "batch_size": 4}))
+    # two validation clips: one rating per column gives no selection score (refused)
+    tiny = yaml.safe_load(spec.read_text())
+    tiny["splits"] = {"seed": 0, "test": {"size": 1}, "validation": {"size": 2}}
+    spec = spec.parent / "spec_two_validation.yaml"
+    spec.write_text(yaml.safe_dump(tiny))
     assert main(["train", str(spec), "--mode", "joint", "--out", str(run), "--preset", "small",
                  "--epochs", "1", "--config", str(config), "--cache", str(root / "cache"),
                  "--quiet"]) == 0
