@@ -141,3 +141,18 @@ def test_report_files_lists_every_file_and_a_rerun_without_audio_leaves_none(wor
     fresh = tmp_path / "fresh"
     compare(runs, fresh, methods=["integrated_gradients"], listen=False, **args)
     assert not (fresh / "audio").exists()
+
+
+def test_more_sanity_clips_than_clips_explained_is_noted(world, tmp_path):
+    """Re-audit 6, N1: --sanity-clips above --clips ran on the explained clips without a
+    word, and the report sent the user to --sanity-clips."""
+    from midlevel.workflows.compare import compare
+    report = compare([world["runs"]["blackbox"]], tmp_path / "report",
+                     cache_dir=world["cache"], methods=["deeplift"], n_clips=1,
+                     sanity_clips=8, n_background=2, max_seconds=1.5, faithfulness=False,
+                     listen=False)
+    [note] = [w for w in report.warnings if w.startswith("sanity_clips (--sanity-clips) 8")]
+    assert "runs on the 1 clips explained; raise --clips" in note
+    sanity = report.tables["sanity"]
+    assert (sanity["n_clips"] == 1).all() and not sanity["passed"].any()
+    assert "--clips and --sanity-clips" in (tmp_path / "report" / "report.md").read_text()

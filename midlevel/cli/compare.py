@@ -95,9 +95,9 @@ def register(sub) -> None:
     p.add_argument("--no-faithfulness", action="store_true", help="skip deletion / insertion")
     p.add_argument("--no-randomization", action="store_true", help="skip the sanity check")
     p.add_argument("--sanity-clips", type=positive_int, default=None, metavar="N",
-                   help="clips of the sanity check, cascading randomization (default: as "
-                        "--clips); a verdict needs at least 6, below that it says too few "
-                        "clips")
+                   help="clips of the sanity check, cascading randomization: the first N "
+                        "of the clips explained (default and at most --clips); a verdict "
+                        "needs at least 6, below that it says too few clips")
     p.add_argument("--no-audio", action="store_true", help="no listenable explanations")
     p.add_argument("--quiet", action="store_true", help="less output")
     p.set_defaults(func=_compare)

@@ -43,6 +43,7 @@ from midlevel.io import save_figure
 from midlevel.report.document import Report, model_label, write_report
 from midlevel.workflows.compare_checks import (
     DEFAULT_PATCH, check_explained, explained_target, ignored_options,
+    sanity_clip_notes,
 )
 from midlevel.workflows.compare_work import WorkStore
 from midlevel.workflows.compare_explanations import attributions, lime_components, listening
@@ -151,8 +152,9 @@ def compare(runs, out, *, spec=None, root=None, cache_dir=None, methods=DEFAULT_
         ``deletion_patch`` = (bands, frames) ranks and removes whole patches, default 8 bands
         x 16 frames, about a third of an octave x half a second; None: single bins.
     randomization : cascading randomization with both floors (:mod:`midlevel.explain.sanity`)
-        for every method, on the first ``sanity_clips`` clips (default ``n_clips``; a verdict
-        needs 6, fewer give "too few clips for a verdict").
+        for every method, on the first ``sanity_clips`` of the explained clips (default
+        ``n_clips``; more than the clips explained gives a note; a verdict needs 6, fewer
+        give "too few clips for a verdict").
     max_seconds : explained excerpt length (default: whole clips, through the windows
         ``predict`` averages).
     events : clip -> (band_start, band_stop, frame_start, frame_stop) of a known deciding event;
@@ -205,7 +207,8 @@ def compare(runs, out, *, spec=None, root=None, cache_dir=None, methods=DEFAULT_
     out = Path(out)
     for sub in ("tables", "figures"):  # audio/ only when something goes into it
         (out / sub).mkdir(parents=True, exist_ok=True)
-    report = Report(out=out, warnings=list(clips.notes) + ignored)
+    report = Report(out=out, warnings=list(clips.notes) + ignored + sanity_clip_notes(
+        sanity_clips if randomization else 0, len(clips.names)))
     _accuracy(report, runs, spec=spec, root=root, cache_dir=cache_dir)
     _leakage(report, runs, spec=spec, root=root, cache_dir=cache_dir)
     data = {"spec": spec, "root": root, "cache_dir": cache_dir}

@@ -11,7 +11,8 @@ from midlevel.explain.attribution.attributor import Attributor
 from midlevel.explain.attribution.base import resolve_output
 from midlevel.explain.attribution.registry import make_method
 
-__all__ = ["explained_target", "check_explained", "ignored_options", "DEFAULT_PATCH"]
+__all__ = ["explained_target", "check_explained", "ignored_options", "DEFAULT_PATCH",
+           "sanity_clip_notes"]
 
 DEFAULT_PATCH = (8, 16)
 """The deletion / insertion patch (bands, frames) compare uses unless told otherwise."""
@@ -97,3 +98,12 @@ def _uses(method: str, key: str, value) -> bool:
     ``n_samples`` and drop it, their count is ``lime_samples``)."""
     held = getattr(make_method(method, **{key: value}), key, None)
     return held is not None and np.array_equal(np.ravel(held), np.ravel(value))
+
+
+def sanity_clip_notes(sanity_clips: int, n_explained: int) -> list[str]:
+    """A note when the sanity check is asked for more clips than are explained (it runs on
+    the first ``sanity_clips`` of them)."""
+    if sanity_clips <= n_explained:
+        return []
+    return [f"sanity_clips (--sanity-clips) {sanity_clips}: the sanity check runs on the "
+            f"{n_explained} clips explained; raise --clips (n_clips) for more"]
