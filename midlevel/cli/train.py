@@ -88,7 +88,8 @@ def register(sub) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue RUN from its last completed epoch, with its settings and "
                         "roots; --epochs (a higher maximum; one below the epochs done is "
-                        "refused), --device, --bf16, --max-memory and --workers may change. "
+                        "refused), --device, --bf16, --max-memory, --workers and the config "
+                        "key eval_batch_size may change. "
                         "Other settings that differ from the run's, a spec of other concepts "
                         "or targets, other clips or splits than the run's splits.csv and "
                         "other ratings (the same data copied elsewhere is fine) are refused "

@@ -20,7 +20,7 @@ from midlevel.training.config import stored_config
 from midlevel.training.datarecord import check_same_data
 
 
-RESUMABLE = ("epochs", "device", "max_memory", "workers", "cpu_bf16")
+RESUMABLE = ("epochs", "device", "max_memory", "workers", "cpu_bf16", "eval_batch_size")
 """The settings a resume may change: the maximum epochs and how the work is done, never what
 the model is or how it learns."""
 
@@ -50,7 +50,8 @@ def check_settings(out: Path, stored: dict, given: dict) -> None:
         raise TrainingError(
             f"{out}: --resume continues the run with the settings it was started with "
             f"({out / CONFIG_FILE}), and these differ: {'; '.join(changed)}. Leave them out to "
-            f"resume (only --epochs, --device, --bf16, --max-memory and --workers may change), "
+            f"resume (only --epochs, --device, --bf16, --max-memory, --workers and the config "
+            f"key eval_batch_size may change), "
             f"or train a new run with another --out (or --overwrite)")
 
 
