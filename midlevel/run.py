@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 
 from midlevel.checks import real_number
-from midlevel.data.inputs import item_names, item_spectrogram, item_waveform
+from midlevel.data.inputs import batch_items, item_names, item_spectrogram, item_waveform
 from midlevel.errors import AudioError, CheckpointError, TrainingError
 from midlevel.io import write_torch
 from midlevel.models.bottleneck import build_model, decode_targets, output_layout
@@ -303,7 +303,7 @@ class Run:
         ``df.attrs["errors"]`` maps each to its message; clips shorter than the window are
         logged as warnings and listed in ``df.attrs["warnings"]``.
         """
-        items = audio if isinstance(audio, (list, tuple)) else [audio]
+        items = batch_items(audio)
         names = item_names(items, names)
         sample_rate = real_number(sample_rate, "sample_rate", above=0, unit="Hz",
                                   allow_none=True)
@@ -338,7 +338,7 @@ class Run:
                         self.model, specs, n_frames, hop_frames, device=device,
                         batch_size=batch_size, per_window=True)):
                     start = np.asarray(starts) / self.fps
-                    end = np.minimum(start + n_frames / self.fps, sec)  # not past the audio
+                    end = np.minimum(start + n_frames / self.fps, round(sec, 6))  # the audio's end
                     frames.append(self._table(c, o, pd.DataFrame(
                         {"clip": name, "start": start, "end": end})))
         out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(

@@ -37,9 +37,9 @@ def _music(seconds: float = 3.0, sr: int = SR) -> np.ndarray:
     return (0.75 * y / np.abs(y).max() + 0.05).astype(np.float32)
 
 
-def _wav(tmp_path, name: str, sr: int = SR):
+def _wav(tmp_path, name: str, sr: int = SR, seconds: float = 3.0):
     path = tmp_path / f"{name}.wav"
-    sf.write(path, _music(sr=sr), sr, subtype="PCM_16")
+    sf.write(path, _music(seconds, sr=sr), sr, subtype="PCM_16")
     return path
 
 
@@ -91,7 +91,8 @@ def test_unusable_arrays_are_skipped_by_name_and_the_rest_predicted(run, tmp_pat
     bad = {"silent": np.zeros_like(y), "nan": nan, "empty": np.zeros(0, np.float32),
            "stereo_n2": np.stack([y, y], 1), "stereo_2n": np.stack([y, y], 0),
            "few_bands": spec[:50], "transposed": spec.T, "cube": y[None, None],
-           "uint16": np.arange(100, dtype=np.uint16), "text": np.array(["a", "b"])}
+           "uint16": np.arange(100, dtype=np.uint16), "text": np.array(["a", "b"]),
+           "int64": np.array((y * 32767).astype(np.int16).tolist())}
     with caplog.at_level(logging.WARNING, logger="midlevel"):
         out = run.predict([path, *bad.values()], names=["good", *bad])
     assert list(out["clip"]) == ["good"]
@@ -103,6 +104,9 @@ def test_unusable_arrays_are_skipped_by_name_and_the_rest_predicted(run, tmp_pat
         assert f"skipping {name}: " in caplog.text
     assert "silent" in errors["silent"] and "NaN" in errors["nan"]
     assert "empty" in errors["empty"]
+    # re-audit 6, N3: int64 (numpy's integer from a list of ints) is no PCM format, not "silent"
+    assert "int64 samples are no PCM format" in errors["int64"]
+    assert "silent" not in errors["int64"]
     for name in ("stereo_n2", "stereo_2n", "few_bands", "transposed"):
         assert "mixed down" in errors[name] and "149 bands" in errors[name]
     # as a silent file is: the same error class, raised when asked for one waveform
@@ -143,3 +147,22 @@ def test_a_run_without_a_front_end_takes_spectrograms_of_any_band_count(tmp_path
     out = run.predict([features["c005"], np.zeros(1000, np.float32)])
     assert list(out["clip"]) == ["clip0"]
     assert "no front end" in out.attrs["errors"]["clip1"]
+
+
+def test_a_list_of_numbers_is_refused_as_one_waveform_given_as_a_batch(run, tmp_path):
+    """Re-audit 6, N4: ``predict(list(y))`` read every sample as an input of its own (44,100
+    log lines and an empty table)."""
+    y, _ = sf.read(_wav(tmp_path, "list"), dtype="float32")
+    for call in (lambda a: run.predict(a), lambda a: explain_clips(run, a, baseline=0.0)):
+        with pytest.raises(ArgumentError, match="np.asarray"):
+            call(list(y[:1000]))
+    out = run.predict([y, y * 0.5], names=["a", "b"])  # a list of arrays is a batch
+    assert list(out["clip"]) == ["a", "b"]
+
+
+def test_window_ends_are_the_audio_duration_to_the_microsecond(run, tmp_path):
+    """Re-audit 6, N5: the clipped ``end`` was written at full float precision."""
+    path = _wav(tmp_path, "odd", seconds=2.01)
+    out = run.predict(path, hop=0.5)
+    seconds = sf.info(path).frames / SR  # 44320 samples: 2.0099773242630388 s
+    assert out["end"].max() == round(seconds, 6) == 2.009977

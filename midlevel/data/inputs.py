@@ -5,8 +5,9 @@ A path is read by :func:`midlevel.data.audio.load_audio`, as every command reads
 array goes through what ``load_audio`` does to a decoded file: it is a mono ``(n_samples,)``
 array of floats (any float dtype) or of PCM integers, scaled to ``[-1, 1)`` by the dtype's
 full range as soundfile reads PCM (``int16 / 32768``, ``int32 / 2**31``, ``int8 / 128``;
-``uint8`` is 8-bit WAV's offset binary, ``(x - 128) / 128``; other unsigned, bool, complex
-and object arrays are refused). Its DC offset is removed, NaN and silence are refused, a peak
+``uint8`` is 8-bit WAV's offset binary, ``(x - 128) / 128``; int64, other unsigned, bool,
+complex and object arrays are refused: int64 is no PCM format, and NumPy makes it from a list
+of Python ints whose range would read as silence). Its DC offset is removed, NaN and silence are refused, a peak
 below -60 dBFS is warned about, and it is resampled from its ``sample_rate`` (default: the
 front end's) to the front end's rate and peak-normalized, exactly as a file is.
 
@@ -27,13 +28,32 @@ from midlevel.checks import real_number
 from midlevel.data.audio import check_finite, load_audio, prepare_samples
 from midlevel.errors import ArgumentError, AudioError
 
-__all__ = ["is_path", "item_names", "item_spectrogram", "item_waveform", "as_array",
+__all__ = ["is_path", "batch_items", "item_names", "item_spectrogram", "item_waveform", "as_array",
            "array_waveform", "array_spectrogram", "shape_message"]
 
 
 def is_path(item) -> bool:
     """Whether ``item`` names a file (a str or an ``os.PathLike``) rather than holding audio."""
     return isinstance(item, (str, os.PathLike))
+
+
+def batch_items(audio) -> list:
+    """The inputs of a call: a list or tuple is a batch of inputs, anything else one input.
+
+    Raises
+    ------
+    ArgumentError
+        For a list or tuple of plain numbers (every item a number: a waveform given as a
+        list, which would be read as one input per sample).
+    """
+    if not isinstance(audio, (list, tuple)):
+        return [audio]
+    if audio and all(isinstance(a, (int, float, np.number)) and not isinstance(a, bool)
+                     for a in audio):
+        raise ArgumentError(f"a list of {len(audio)} numbers is a batch of {len(audio)} inputs, "
+                            f"one per number: pass np.asarray(samples, dtype=np.float32) for "
+                            f"one waveform")
+    return list(audio)
 
 
 def item_names(items: list, names=None) -> list:
@@ -135,12 +155,17 @@ def _float_samples(arr: np.ndarray, name: str) -> np.ndarray:
     """Float32 samples of a float or PCM-integer array (see the module docstring)."""
     if arr.dtype.kind == "f":
         return arr.astype(np.float32, copy=False)
-    if arr.dtype.kind == "i":
+    if arr.dtype.kind == "i" and arr.dtype.itemsize <= 4:
         return (arr / float(2 ** (8 * arr.dtype.itemsize - 1))).astype(np.float32)
+    if arr.dtype.kind == "i":  # NumPy's default integer: its full range would read as silence
+        raise AudioError(f"{name}: {arr.dtype} samples are no PCM format (numpy makes int64 "
+                         f"from a list of Python ints): cast them to the type they were read "
+                         f"as, e.g. np.asarray(samples, dtype=np.int16), or to floats in "
+                         f"[-1, 1]")
     if arr.dtype == np.uint8:
         return ((arr.astype(np.float32) - 128.0) / 128.0).astype(np.float32)
     raise AudioError(f"{name}: {arr.dtype} samples are no PCM format (use float samples, a "
-                     f"signed integer type or uint8)")
+                     f"int8, int16, int32 or uint8)")
 
 
 def array_waveform(item, name: str, *, rate: float, sample_rate: float) -> np.ndarray:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from midlevel.data.inputs import batch_items
 from midlevel.errors import ExplainError
 from midlevel.explain.names import clip_names
 from midlevel.run import load_run
@@ -293,7 +294,7 @@ def explain_clips(run, audio, *, baseline, names=None, targets=None,
     """
     run = load_run(run)
     require_bottleneck(run)
-    items = audio if isinstance(audio, (list, tuple)) else [audio]
+    items = batch_items(audio)
     if names is None:
         names = clip_names(items) if all(isinstance(a, (str, os.PathLike)) for a in items) \
             else None

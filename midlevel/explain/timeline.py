@@ -82,7 +82,8 @@ def window_concepts(run, spectrogram, *, hop: float = 0.5, window: float | None 
         at least one frame.
     window : window length in seconds, finite and > 0 (default None: the run's training
         crop; clips no longer than that give a single window).
-    seconds : the audio's duration; ``end`` is clipped to it (default: the spectrogram's,
+    seconds : the audio's duration; ``end`` is clipped to it, rounded to the microsecond
+        (default: the spectrogram's,
         ``n_frames / fps``, which passes the audio's end by up to a frame: the front end
         rounds the frame count up).
 
@@ -102,8 +103,8 @@ def window_concepts(run, spectrogram, *, hop: float = 0.5, window: float | None 
                                             device=device, batch_size=batch_size,
                                             per_window=True)
     start = np.asarray(starts, dtype=float) / fps
-    end = np.minimum(start + n_frames / fps, spec.shape[1] / fps if seconds is None
-                     else min(float(seconds), spec.shape[1] / fps))
+    end = np.minimum(start + n_frames / fps, spec.shape[1] / fps if seconds is None  # to the
+                     else min(round(float(seconds), 6), spec.shape[1] / fps))  # microsecond
     frame = pd.DataFrame({"clip": name, "start": start, "end": end, "time": (start + end) / 2})
     for k, c in enumerate(run.concept_names):
         frame[c] = concepts[:, k]
