@@ -1,6 +1,7 @@
 """(b) training throughput: end to end (``midlevel.training.fit`` on features read from the
-cache: crops, batch assembly, losses, optimizer, as timed by ``fit`` itself per epoch; the
-checkpoint written after each epoch falls outside that timing) next to the same model and
+cache: crops, batch assembly, losses, optimizer, then the BatchNorm re-estimation and the
+validation pass, as timed by ``fit`` itself per epoch; the checkpoint written after each epoch
+falls outside that timing) next to the same model and
 optimizer fed one in-memory batch over and over, with achieved GFLOP/s next to dense matmul
 GFLOP/s; (f) how an epoch's time and memory grow with the number of training clips.
 
