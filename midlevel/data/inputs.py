@@ -3,13 +3,13 @@ paths, waveform arrays, spectrogram arrays, and the names of a batch of them.
 
 A path is read by :func:`midlevel.data.audio.load_audio`, as every command reads it. A waveform
 array goes through what ``load_audio`` does to a decoded file: it is a mono ``(n_samples,)``
-array of floats (any float dtype) or of PCM integers, scaled to ``[-1, 1)`` by the dtype's
-full range as soundfile reads PCM (``int16 / 32768``, ``int32 / 2**31``, ``int8 / 128``;
-``uint8`` is 8-bit WAV's offset binary, ``(x - 128) / 128``; int64, other unsigned, bool,
-complex and object arrays are refused: int64 is no PCM format, and NumPy makes it from a list
-of Python ints whose range would read as silence). Its DC offset is removed, NaN and silence are refused, a peak
-below -60 dBFS is warned about, and it is resampled from its ``sample_rate`` (default: the
-front end's) to the front end's rate and peak-normalized, exactly as a file is.
+array of floats (any float dtype) or of PCM integers, scaled to ``[-1, 1)`` by the dtype's full
+range as soundfile reads PCM (``int16 / 32768``, ``int32 / 2**31``, ``int8 / 128``; ``uint8`` is
+8-bit WAV's offset binary, ``(x - 128) / 128``; int64, other unsigned, bool, complex and object
+arrays are refused: int64 is no PCM format, and NumPy makes it from a list of Python ints whose
+range would read as silence). Its DC offset is removed, NaN and silence are refused, a peak
+below -60 dBFS is warned about, and it is resampled from its ``sample_rate`` (default: the front
+end's) to the front end's rate and peak-normalized, exactly as a file is.
 
 A 2-D array is a spectrogram ``(n_bands, n_frames)`` only when its first dimension is the
 front end's band count; any other 2-D array (a stereo ``(n, 2)`` or ``(2, n)`` waveform, a

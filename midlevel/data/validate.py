@@ -1,12 +1,12 @@
 """``midlevel validate``: load a spec, every table and every audio file; summarize; list problems.
 
 Nothing is dropped silently: every bad cell, duplicate id, unmatched id, bad audio file and
-segment that runs past its clip's audio is a :class:`~midlevel.errors.Problem` naming the
-file, row and column at fault. Doubtful input that is not an error is a warning (a Problem in
-``ValidationReport.warnings``): a clip shorter than the training window (it will be padded
-with silence), a missing rating (clip and column), a split with no rating of a column or with one rating
-value only (split and column), an audio file in the audio folder that no
-annotation row refers to, very quiet audio (peak below -60 dBFS, normalized to full scale).
+segment that runs past its clip's audio is a :class:`~midlevel.errors.Problem` naming the file,
+row and column at fault. Doubtful input that is not an error is a warning (a Problem in
+``ValidationReport.warnings``): a clip shorter than the training window (it will be padded with
+silence), a missing rating (clip and column), a split with no rating of a column or with one
+rating value only (split and column), an audio file in the audio folder that no annotation row
+refers to, very quiet audio (peak below -60 dBFS, normalized to full scale).
 """
 from __future__ import annotations
 
@@ -213,9 +213,10 @@ def missing_ratings(spec: DataSpec, table: pd.DataFrame, source,
 def split_ratings(spec: DataSpec, table: pd.DataFrame, source) -> list[Problem]:
     """A warning per split (with clips) other than train and column that has no rating there
     (``unrated split``: validation cannot select on it, test cannot measure it; an unrated
-    training split is a problem, see :mod:`midlevel.data.annotations`), and per split and rating column whose ratings there are all one value (``constant
-    ratings``: no r, R^2 or calibration line there; the model learns a constant from such a
-    training split). ``source`` names the column's table file (see :func:`missing_ratings`)."""
+    training split is a problem, see :mod:`midlevel.data.annotations`), and per split and rating
+    column whose ratings there are all one value (``constant ratings``: no r, R^2 or calibration
+    line there; the model learns a constant from such a training split). ``source`` names the
+    column's table file (see :func:`missing_ratings`)."""
     out = []
     if not len(table) or "split" not in table:
         return out

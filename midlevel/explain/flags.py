@@ -9,8 +9,8 @@ a multiple-comparison correction, the corrected interval: see
 - ``unsupported``: the data do not detect an effect (the interval contains 0; that is not
   evidence of no effect, only of none large enough to tell from noise), yet the model's
   standardized weight is at least ``materiality`` and outside the interval: it leans on the
-  concept more than the data support, typically one predicted concept carrying another's signal or the target's own
-  (compensation / leakage);
+  concept more than the data support, typically one predicted concept carrying another's signal
+  or the target's own (compensation / leakage);
 - ``opposite sign``: the data show an effect of the other sign, and the model's standardized
   weight is at least ``materiality``;
 - ``compensation``: same sign as the data, but the model's standardized weight is more than

@@ -216,23 +216,22 @@ def synthesize(out_dir: str | os.PathLike, *, n_clips: int = 200, seed: int = 0,
                n_jobs: int | None = None, progress: bool = True) -> Path:
     """Write a synthetic concept dataset to ``out_dir`` and return the path of its spec.yaml.
 
-    Writes ``audio/<id>.wav`` (16-bit mono, ids ``s0000``...), ``annotations.csv``
-    (``clip_id``, 7 concept ratings on 1-10, targets on 1-9), ``ground_truth.json`` and
-    ``segments.csv`` (``clip_id``, ``start``, ``end``, then the same columns, two rows per
-    clip with a change: its halves), ``spec.yaml`` (last); files of the same names are
-    replaced. Audio of an earlier synthetic dataset in ``out_dir`` (``audio/s<digits>.wav``
-    beside its ``ground_truth.json``) that this one does not write is removed, with a warning;
-    other audio files in ``audio/`` are an error (they would join no row of the new
-    annotations). Before any audio is written the earlier dataset's spec and tables are
-    removed and ``SYNTH_INCOMPLETE.txt`` marks the folder (:mod:`midlevel.synth.folder`), so
-    an interrupted run leaves no folder that loads as a dataset. A ``duration`` shorter than a
-    sample, or whose clips, rendered at once by the workers, need more than this machine's
-    memory (about 128 bytes per sample each), is refused. A warning names targets of which more than 1 % of the clips
-    are clipped to the 1-9 scale. Results depend only on ``seed`` (not
-    on ``n_jobs``): concepts, changes and clip rating noise come from the first child of
-    ``SeedSequence(seed)``, clip ``i``'s audio from child ``i + 1``, segment rating noise from
-    child ``n_clips + 1``, the tags (with ``tags``) from child ``n_clips + 2``: a dataset
-    without tags is the same with this option as before it existed.
+    Writes ``audio/<id>.wav`` (16-bit mono, ids ``s0000``...), ``annotations.csv`` (``clip_id``,
+    7 concept ratings on 1-10, targets on 1-9), ``ground_truth.json`` and ``segments.csv``
+    (``clip_id``, ``start``, ``end``, then the same columns, two rows per clip with a change:
+    its halves), ``spec.yaml`` (last); files of the same names are replaced. Audio of an earlier
+    synthetic dataset in ``out_dir`` (``audio/s<digits>.wav`` beside its ``ground_truth.json``)
+    that this one does not write is removed, with a warning; other audio files in ``audio/`` are
+    an error (they would join no row of the new annotations). Before any audio is written the
+    earlier dataset's spec and tables are removed and ``SYNTH_INCOMPLETE.txt`` marks the folder
+    (:mod:`midlevel.synth.folder`), so an interrupted run leaves no folder that loads as a
+    dataset. A ``duration`` shorter than a sample, or whose clips, rendered at once by the
+    workers, need more than this machine's memory (about 128 bytes per sample each), is refused.
+    A warning names targets of which more than 1 % of the clips are clipped to the 1-9 scale.
+    Results depend only on ``seed`` (not on ``n_jobs``): concepts, changes and clip rating noise
+    come from the first child of ``SeedSequence(seed)``, clip ``i``'s audio from child ``i +
+    1``, segment rating noise from child ``n_clips + 1``, the tags (with ``tags``) from child
+    ``n_clips + 2``: a dataset without tags is the same with this option as before it existed.
 
     Parameters
     ----------

@@ -11,13 +11,13 @@ predicting the base rate), ``rmse`` the root Brier score, the calibration line t
 label on the probability. r only sees order: R^2 and the calibration line see level and scale
 too, and R^2 is what model selection uses (:func:`score`, over the column rows only).
 
-Summary rows (:func:`is_summary`) average columns of one sort only, since a mean RMSE of
-rating points and root Brier scores, or a mean of R^2 and Brier skill scores, measures
-nothing: each (split, kind) gets a ``mean`` row when its columns are all ratings, all binary or
-all classes, and otherwise one row per sort, ``mean:ratings``, ``mean:binary`` and
-``mean:classes`` (and no ``mean`` row); each multi-label group a ``mean:<group>`` row over its
-tags. A summary row's ``note`` says what it averages, and over how many columns a value is
-averaged where some columns lack it (``r and r2 over 2 (not const)``). Summary rows carry no calibration line
+Summary rows (:func:`is_summary`) average columns of one sort only, since a mean RMSE of rating
+points and root Brier scores, or a mean of R^2 and Brier skill scores, measures nothing: each
+(split, kind) gets a ``mean`` row when its columns are all ratings, all binary or all classes,
+and otherwise one row per sort, ``mean:ratings``, ``mean:binary`` and ``mean:classes`` (and no
+``mean`` row); each multi-label group a ``mean:<group>`` row over its tags. A summary row's
+``note`` says what it averages, and over how many columns a value is averaged where some columns
+lack it (``r and r2 over 2 (not const)``). Summary rows carry no calibration line
 (``cal_slope``, ``cal_intercept`` NaN): a line belongs to one column, and an average of slopes
 is dominated by the largest (one near-constant column's slope of 1e5 makes the mean 1e4).
 
