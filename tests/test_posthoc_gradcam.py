@@ -45,6 +45,27 @@ def test_gradcam_layer_shape_and_relu(event):
     assert len(np.unique(near[:16, :12])) == 1
 
 
+def test_gradcam_freezes_weights_only_while_it_runs(event):
+    """The weights are frozen during the call (no graph for the forward pass up to the layer)
+    and given back as they were, one already frozen included; the map is captum's own."""
+    import torch
+    from captum.attr import LayerGradCam
+    _, f, x, ref = event
+    params = list(f.parameters())
+    params[0].requires_grad_(False)
+    try:
+        before = [p.requires_grad for p in params]
+        ours = GradCAM().attribute(f, x[:2], reference=ref).values
+        assert [p.requires_grad for p in params] == before
+    finally:
+        params[0].requires_grad_(True)
+    coarse = LayerGradCam(f, last_conv_block(f)[1]).attribute(x[:2], target=0,
+                                                           relu_attributions=True)
+    direct = torch.nn.functional.interpolate(coarse.detach(), size=tuple(x.shape[-2:]),
+                                             mode="bilinear", align_corners=False)
+    np.testing.assert_array_equal(ours, direct.numpy())
+
+
 def test_gradcam_on_a_bottleneck_concept():
     x, _ = EventTask().sample(3, seed=0)
     cb = ConceptBottleneck(["a", "b"], [{"name": "e"}], backbone={"width": 0.125})

@@ -8,6 +8,7 @@ for methods that need one, a ``background`` sample of training inputs.
 """
 from __future__ import annotations
 
+import contextlib
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 
@@ -17,6 +18,26 @@ from torch import nn
 
 from midlevel.checks import whole_number
 from midlevel.errors import AttributionError
+
+
+@contextlib.contextmanager
+def frozen(parameters):
+    """Inside: none of ``parameters`` requires gradients; after: each as it was.
+
+    For a method whose gradients start at a layer rather than at the input (Grad-CAM): with
+    frozen weights autograd records no graph for the forward pass up to that layer. Measured
+    on a 10-s clip against the direct captum call, same values: 1.11-1.16x as fast on the
+    ``small`` and ``paper`` backbones, 1 and 2 threads. Not used for methods that take gradients at
+    the input: no gain for Integrated Gradients or Occlusion, and SHAP's DeepExplainer ran
+    0.89x as fast with frozen weights (10 interleaved rounds, ``small``, 1 thread)."""
+    thawed = [p for p in parameters if p.requires_grad]
+    for p in thawed:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in thawed:
+            p.requires_grad_(True)
 
 
 class LazyTables(MutableMapping):

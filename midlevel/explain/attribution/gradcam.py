@@ -37,7 +37,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from midlevel.errors import AttributionError
-from midlevel.explain.attribution.base import AttributionMethod, MethodResult, WindowedOutput
+from midlevel.explain.attribution.base import (
+    AttributionMethod, MethodResult, WindowedOutput, frozen,
+)
 
 __all__ = ["GradCAM", "last_conv_block", "receptive_field"]
 
@@ -145,18 +147,19 @@ class GradCAM(AttributionMethod):
 
         name, layer = self._layer(f)
         x = torch.as_tensor(x, dtype=torch.float32).detach()
-        # the device of f's first parameter, looked up once per function (module.to moves a
-        # parameter in place, so its device follows the model)
-        p = self.cached(("first_parameter", f), lambda: next(f.parameters(), None))
-        device = p.device if p is not None else torch.device("cpu")
+        # f's parameters, listed once per function (module.to moves a parameter in place, so
+        # the first one's device follows the model)
+        params = self.cached(("parameters", f), lambda: list(f.parameters()))
+        device = params[0].device if params else torch.device("cpu")
         was_training = f.training
         if was_training:
             f.eval()
         try:
             cam = self.cached(("layer_gradcam", f, layer), lambda: LayerGradCam(f, layer))
-            parts = [cam.attribute(x[a:a + self.batch_size].to(device), target=0,
-                                   relu_attributions=self.relu).detach().cpu()
-                     for a in range(0, len(x), self.batch_size)]
+            with frozen(params):  # no graph for the forward pass up to the layer
+                parts = [cam.attribute(x[a:a + self.batch_size].to(device), target=0,
+                                       relu_attributions=self.relu).detach().cpu()
+                         for a in range(0, len(x), self.batch_size)]
             coarse = parts[0] if len(parts) == 1 else torch.cat(parts)
         finally:
             if was_training:
