@@ -16,7 +16,7 @@ weight gradients). The `small` preset is 16x cheaper (0.54 / 1.6 / 1.1 GFLOP).
    one-process row of the targets table is the figure judged. History: before these changes
    (front end on torch's 2 threads, every intermediate of a clip allocated at once) one
    process reached 14-23 %; the passes are memory-bound and gain nothing from a second
-   thread on these two vCPUs, and lose to it under load (see 6). The two-process row can
+   thread on these two vCPUs, and lose to it under load (see 7). The two-process row can
    read lower than one process on this machine: two workers share two busy vCPUs with the
    decoder. What is left beside decoding: resampling (soxr HQ, about 10 ms a clip), the
    per-entry `fsync` (1-9 ms a file) and copies.
@@ -40,7 +40,7 @@ weight gradients). The `small` preset is 16x cheaper (0.54 / 1.6 / 1.1 GFLOP).
    and it is 1% of the FLOPs and 1-2% of the time. The step loses its speed around them:
    batch norm, ReLU, pooling and dropout (no FLOPs, memory-bound, each a parallel region) and
    Adam's per-tensor update, together 15-30% of the profiled step depending on the load, and
-   the two threads' synchronization (6). On one thread the same step ran at 80-93 GFLOP/s, the
+   the two threads' synchronization (7). On one thread the same step ran at 80-93 GFLOP/s, the
    one-thread matmul speed. So the ratio moves with the load between runs (56-101% in the runs
    made while writing this). `torch.optim.Adam(..., fused=True)` in `midlevel/training/
    loop.py` cut the optimizer's time by half or more in three of the four full runs and lost in
@@ -67,7 +67,18 @@ weight gradients). The `small` preset is 16x cheaper (0.54 / 1.6 / 1.1 GFLOP).
    DeepExplainer's hooks keep a 32-sample batch of activations alive: about 1.8 GB for one
    10-s clip with the paper preset, growing linearly with clip length and background size
    (table (f) shows the same linear growth for GradientExplainer).
-6. *Threads on this machine.* The two vCPUs do not give two cores' worth of speed while
+6. *Attribution calls against the direct library call.* Each method class makes the call a
+   user would write, with the explainer or captum object built once per model and input
+   length; what it adds per call (input checks, the cached reference, seeding on a forked
+   generator for the sampling methods) is well under a millisecond. So its ratio reads parity
+   within the noise floor printed under the table (the same direct call timed against itself).
+   Grad-CAM is the exception that gains: its gradient starts at a layer, not at the input, so
+   it freezes the weights during its call and autograd records no graph for the forward pass
+   up to that layer (1.11-1.16x the direct call, `small` and `paper`, 1 and 2 threads,
+   measured alone; the same values). Freezing gains nothing for methods whose gradient
+   starts at the input (Integrated Gradients, occlusion) and cost SHAP's DeepExplainer about
+   10 %, so they do not freeze.
+7. *Threads on this machine.* The two vCPUs do not give two cores' worth of speed while
    other jobs run: at a load of about 2.5, a 2048² fp32 matmul ran at 91-94 GFLOP/s on one
    torch thread and 84-86 GFLOP/s on two; a `paper` training step took 2.2-2.5 s on one and
    2.7-4.1 s on two, a `small` one 205 ms against 382 ms (batch 8). Every parallel region of
@@ -79,7 +90,7 @@ weight gradients). The `small` preset is 16x cheaper (0.54 / 1.6 / 1.1 GFLOP).
    test) always does. Where throughput matters on such machines: one torch thread per
    process, and processes (`fill(jobs=...)`, DDP) for parallelism. The fused or foreach Adam
    (`torch.optim.Adam(..., fused=True)`) removes most of the optimizer's operators.
-7. *Memory.* Importing torch (this CUDA build) takes about 0.7 GB of resident memory before
+8. *Memory.* Importing torch (this CUDA build) takes about 0.7 GB of resident memory before
    any work. Training holds the spectrograms in memory when they fit its budget
    (`max_memory`): 149 bands x 31.25 frames/s x 4 bytes
    = 18.6 kB per second of audio (112 MB for the 105 minutes of Soundtracks, 1.3 GB for
