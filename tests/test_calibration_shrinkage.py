@@ -160,3 +160,23 @@ def test_a_line_that_was_not_fitted_is_not_logged_as_one():
     line.update(split="validation", shrinkage=1.0)
     assert line["fitted"] and line["applied"]
     assert describe_line(line, "x").startswith("validation calibration slope")
+
+
+def test_the_logged_intercept_is_in_rating_points_like_metrics_csv():
+    """The line is fitted on standardized predictions and ratings; the log gives its intercept
+    in rating points (the line of the rating on the prediction, as ``cal_intercept``), or says
+    "z units" where the scales are not given."""
+    from midlevel.training.calibration import calibration_lines, describe_line
+    from midlevel.training.metrics import calibration_line
+    rng = np.random.default_rng(1)
+    mean, sd = 5.0, 1.8
+    pred = rng.normal(mean, sd, size=200)
+    true = 1.5 + 0.6 * pred + rng.normal(0, 0.5, size=200)
+    z = lambda v: (v - mean) / sd  # noqa: E731
+    line = calibration_lines(z(pred)[:, None], z(true)[:, None])[0]
+    line.update(split="validation", shrinkage=1.0)
+    slope, intercept = calibration_line(true, pred)
+    text = describe_line(line, "x", mean=mean, sd=sd)
+    assert f"slope {slope:.3f}" in text
+    assert f"intercept {intercept:.3f} rating points" in text
+    assert "(z units)" in describe_line(line, "x")

@@ -114,19 +114,55 @@ def test_flag_kinds():
 
 
 def test_leakage_summary_says_why_there_is_no_meaning_share():
-    """Fewer clips than concepts + 2: 'not computed (6 clips ..., needs at least 9)', not
-    'meaning share nan'."""
+    """Fewer clips than 2 (concepts + 1): 'not computed (6 clips ..., needs at least 16)', not
+    'meaning share nan'; a share is printed with its plain R^2 and chance level."""
     from midlevel.explain.leakage import COLUMNS, _r2_on, leakage_summary
     rng = np.random.default_rng(0)
-    assert np.isnan(_r2_on(rng.normal(size=(8, 7)), rng.normal(size=8)))
-    assert np.isfinite(_r2_on(rng.normal(size=(9, 7)), rng.normal(size=9)))
+    assert np.isnan(_r2_on(rng.normal(size=(15, 7)), rng.normal(size=15)))
+    assert np.isfinite(_r2_on(rng.normal(size=(16, 7)), rng.normal(size=16)))
     table = pd.DataFrame([
         {"split": "validation", "target": "valence", "n": 6, "r_predicted_concepts": 0.5,
          "r_true_concepts": 0.9, "meaning_share": np.nan},
         {"split": "test", "target": "valence", "n": 30, "r_predicted_concepts": 0.5,
-         "r_true_concepts": 0.9, "meaning_share": 0.8}]).reindex(columns=COLUMNS)
+         "r_true_concepts": 0.9, "meaning_share": 0.8, "meaning_share_raw": 0.84,
+         "meaning_share_chance": 7 / 29}]).reindex(columns=COLUMNS)
     table.attrs["n_concepts"] = 7
     text = leakage_summary(table)
-    assert "meaning share: not computed (6 clips with every concept rated, needs at least 9)" \
+    assert "meaning share: not computed (6 clips with every concept rated, needs at least 16)" \
         in text
-    assert "meaning share 0.80" in text and "nan" not in text
+    assert ("meaning share 0.80 (adjusted R^2; plain R^2 0.84, 0.24 by chance with 7 concepts "
+            "on these clips)") in text and "nan" not in text
+
+
+def test_the_meaning_share_of_an_unrelated_output_is_about_zero():
+    """Pure noise as the head's output (audit 7b, #1): the plain R^2 reaches its chance level
+    k / (n - 1) (0.55 on 10 clips and 5 concepts), the adjusted one averages about 0; an output
+    made of the ratings gets about 1."""
+    from midlevel.explain.leakage import meaning_shares
+    rng = np.random.default_rng(3)
+    for n, k in ((12, 5), (20, 5), (36, 7)):
+        draws = pd.DataFrame([meaning_shares(rng.normal(size=(n, k)), rng.normal(size=n))
+                              for _ in range(2000)])
+        assert abs(draws["meaning_share_raw"].mean() - k / (n - 1)) < 0.03
+        assert (draws["meaning_share_chance"] == k / (n - 1)).all()
+        assert abs(draws["meaning_share"].mean()) < 0.04
+        x = rng.normal(size=(n, k))
+        exact = meaning_shares(x, x @ rng.normal(size=k) + 1e-3 * rng.normal(size=n))
+        assert exact["meaning_share"] > 0.99
+
+
+def test_a_flag_grows_with_the_gap_whatever_the_sign():
+    """Data interval -0.46 to -0.16 (standardized), a clear negative effect: every model weight
+    more than 0.05 away from it is flagged, a weight of 0 (the strongest under-use) and a small
+    weight of the other sign included; before, only the weights nearer the interval were
+    (audit 7b, #3: -0.10 and -0.06 flagged, 0.0 to 0.049 not)."""
+    rows = pd.DataFrame([{"target": "tender", "concept": "energy", "model_weight": m,
+                          "weight": -0.31, "ci_low": -0.46, "ci_high": -0.16, "std_scale": 1.0}
+                         for m in (-0.3, -0.12, -0.10, -0.06, 0.0, 0.04, 0.049, 0.06, 0.5)])
+    flags = list(flag_weights(rows)["flag"])
+    assert flags == ["", "", "compensation", "compensation", "compensation", "compensation",
+                     "compensation", "opposite sign", "opposite sign"]
+    gap = np.minimum(abs(rows["model_weight"] + 0.46), abs(rows["model_weight"] + 0.16))
+    flagged = np.array([f != "" for f in flags])
+    assert (flagged == ((gap >= 0.05) & ((rows["model_weight"] > -0.16)
+                                         | (rows["model_weight"] < -0.46)))).all()

@@ -114,3 +114,14 @@ def test_constant_ratings_say_why_r_is_missing_and_the_mean_says_over_how_many()
                       kinds=["binary", "binary"]).set_index("name")
     assert b.loc["x", "note"].startswith("every label 0: no r, Brier skill score (r2)")
     assert "r, r2, auc and pr_auc over 1 (not x)" in b.loc["mean", "note"]
+
+def test_two_ratings_give_no_r_and_no_calibration_line():
+    """Two points give r = +-1 and a line through both whatever the predictions (audit 7b, #2:
+    a 2-clip test split printed r -1.0 and a line of slope -20); R^2 and the errors stay."""
+    from midlevel.training.metrics import MIN_CLIPS_R, regression_metrics
+    m = regression_metrics(np.array([3.0, 5.0]), np.array([4.1, 4.0]))
+    assert np.isnan(m["r"]) and np.isnan(m["cal_slope"]) and np.isnan(m["cal_intercept"])
+    assert np.isfinite(m["r2"]) and np.isfinite(m["rmse"])
+    assert "2 ratings" in m["note"] and f"at least {MIN_CLIPS_R}" in m["note"]
+    m3 = regression_metrics(np.array([3.0, 5.0, 4.0]), np.array([4.1, 4.0, 4.3]))
+    assert np.isfinite(m3["r"]) and np.isfinite(m3["cal_slope"]) and m3["note"] == ""

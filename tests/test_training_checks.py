@@ -96,6 +96,20 @@ def test_a_validation_split_without_ratings_of_the_scored_columns_is_refused(tmp
         train_toy(tmp_path, data=(table, features, columns), mode="blackbox")
 
 
+def test_selection_on_r_needs_three_validation_ratings(tmp_path):
+    """With select_on r, two ratings of a column give no r (+-1 by construction): refused by
+    name before the run folder exists; select_on r2 trains on the same split."""
+    table, features, columns = toy_data()
+    rows = table.index[table["split"] == "validation"]
+    table.loc[rows[2:], ["t0", "t1"]] = np.nan  # 2 ratings of each target left
+    with pytest.raises(TrainingError, match="'t0': 2 ratings \\(r needs at least 3\\)"):
+        train_toy(tmp_path, data=(table, features, columns), mode="blackbox", select_on="r")
+    assert not (tmp_path / "run").exists()
+    run = train_toy(tmp_path, data=(table, features, columns), mode="blackbox", epochs=1,
+                    calibration_bootstrap=5)
+    assert (run.path / "model.pt").is_file()
+
+
 def test_columns_left_out_of_the_validation_score_are_named(tmp_path, caplog):
     """Joint mode, targets unrated on validation: a warning naming them, and the score is the
     mean over the concepts (as metrics.score computes it)."""

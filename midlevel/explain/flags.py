@@ -11,11 +11,15 @@ a multiple-comparison correction, the corrected interval: see
   standardized weight is at least ``materiality`` and outside the interval: it leans on the
   concept more than the data support, typically one predicted concept carrying another's signal
   or the target's own (compensation / leakage);
-- ``opposite sign``: the data show an effect of the other sign, and the model's standardized
-  weight is at least ``materiality``;
-- ``compensation``: same sign as the data, but the model's standardized weight is more than
-  ``materiality`` away from the interval (it over- or under-uses the concept, usually to make
-  up for errors in the predicted concepts).
+- ``opposite sign``: the data show an effect of the other sign, the model's standardized
+  weight is at least ``materiality`` and more than ``materiality`` away from the interval;
+- ``compensation``: the data show an effect and the model's standardized weight is more than
+  ``materiality`` away from the interval, on the same side of 0 as the data's or near 0 (it
+  over- or under-uses the concept, usually to make up for errors in the predicted concepts; a
+  weight of about 0 on a clear effect is the strongest under-use).
+
+Where the data show an effect, every weight more than ``materiality`` (standardized) away from
+the interval is flagged, whatever its sign: the flag grows with the gap.
 
 Standardized = weight x sd(concept) / sd(target) on the clips of the data's fit. The default
 ``materiality`` of 0.05 is half of what is usually called a small standardized effect (0.1): a
@@ -64,11 +68,15 @@ def flag_weights(table: pd.DataFrame, *, materiality: float = MATERIALITY,
     outside = known & ((m < lo) | (m > hi))
     no_effect = (lo <= 0) & (hi >= 0)
     gap = np.minimum(np.abs(m - lo), np.abs(m - hi)) * scale
-    opposite = np.sign(m) != np.sign(est)
+    opposite = m * est < 0
     flags = np.full(len(out), "", dtype=object)
     flags[outside & no_effect & (np.abs(m) * scale >= materiality)] = "unsupported"
-    flags[outside & ~no_effect & opposite & (np.abs(m) * scale >= materiality)] = "opposite sign"
-    flags[outside & ~no_effect & ~opposite & (gap >= materiality)] = "compensation"
+    # where the data show an effect, the gap to the interval decides (a model weight of about
+    # 0 for a clear effect is the strongest under-use); of the gapped ones, those of the other
+    # sign and material size are named so
+    departs = outside & ~no_effect & (gap >= materiality)
+    flags[departs] = "compensation"
+    flags[departs & opposite & (np.abs(m) * scale >= materiality)] = "opposite sign"
     out["flag"] = flags
     out["flag_reason"] = [_reason(f, row, alpha) for f, (_, row) in
                           zip(flags, out.iterrows())]

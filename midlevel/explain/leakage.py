@@ -9,9 +9,15 @@ clips (validation, test), from the model's predictions and the human ratings:
    concepts as their meaning says loses little or gains when given the truth; a leaky head
    loses much, because the truth lacks what it smuggled through.
 2. *Meaning share*: the share of the variance of the head's output (on its predicted concepts)
-   that a linear function of the concept ratings explains (R^2 of output ~ ratings). 1 when the
-   output is a function of what the concepts mean; prediction noise in the concepts also lowers
-   it, so read it beside check 1 rather than alone.
+   that a linear function of the concept ratings explains: the adjusted R^2 of output ~ ratings
+   (intercept and one weight per concept), ``1 - (1 - R^2) (n - 1) / (n - k - 1)`` for ``k``
+   concepts on ``n`` clips. 1 when the output is a function of what the concepts mean, about 0
+   for an output unrelated to them; prediction noise in the concepts also lowers it, so read it
+   beside check 1 rather than alone. The plain R^2 (``meaning_share_raw``) is kept beside it
+   with what it reaches by chance alone (``meaning_share_chance`` = ``k / (n - 1)``, its
+   expectation for an unrelated output): on 7 clips and 5 concepts that is 0.83, so a plain R^2
+   of 0.94 there says almost nothing. The share needs ``2 (k + 1)`` clips (as many left over as
+   the fit has parameters).
 """
 from __future__ import annotations
 
@@ -24,24 +30,39 @@ from midlevel.training.metrics import regression_metrics
 
 COLUMNS = ["split", "target", "n", "r_predicted_concepts", "r_true_concepts",
            "r2_predicted_concepts", "r2_true_concepts", "accuracy_predicted_concepts",
-           "accuracy_true_concepts", "meaning_share"]
+           "accuracy_true_concepts", "meaning_share", "meaning_share_raw",
+           "meaning_share_chance"]
+SHARES = ("meaning_share", "meaning_share_raw", "meaning_share_chance")
 
 
 def min_clips_meaning_share(n_concepts: int) -> int:
     """Fewest clips (every concept rated, and the target) the meaning share is computed on:
-    one more than the fit of the output on the ratings (intercept and one weight per concept)
-    has parameters."""
-    return n_concepts + 2
+    twice the parameters of the fit of the output on the ratings (intercept and one weight per
+    concept), so that as many degrees of freedom are left as the fit uses."""
+    return 2 * (n_concepts + 1)
 
 
 def _r2_on(x: np.ndarray, y: np.ndarray) -> float:
-    """R^2 of the least-squares fit of ``y`` ``(n,)`` on ``x`` ``(n, k)`` with an intercept
-    (NaN with fewer than :func:`min_clips_meaning_share` clips, or a constant ``y``)."""
+    """Plain R^2 of the least-squares fit of ``y`` ``(n,)`` on ``x`` ``(n, k)`` with an
+    intercept (NaN with fewer than :func:`min_clips_meaning_share` clips, or a constant
+    ``y``)."""
     if len(y) < min_clips_meaning_share(x.shape[1]) or y.var() == 0:
         return float("nan")
     design = np.hstack([np.ones((len(x), 1)), x])
     resid = y - design @ np.linalg.lstsq(design, y, rcond=None)[0]
     return float(1 - resid.var() / y.var())
+
+
+def meaning_shares(x: np.ndarray, y: np.ndarray) -> dict:
+    """``SHARES`` of the output ``y`` ``(n,)`` on the ratings ``x`` ``(n, k)``: the adjusted
+    R^2, the plain R^2 and the plain R^2's chance level ``k / (n - 1)`` (NaN as
+    :func:`_r2_on`)."""
+    n, k = x.shape
+    raw = _r2_on(x, y)
+    if not np.isfinite(raw):
+        return dict.fromkeys(SHARES, float("nan"))
+    return {"meaning_share": float(1 - (1 - raw) * (n - 1) / (n - k - 1)),
+            "meaning_share_raw": raw, "meaning_share_chance": k / (n - 1)}
 
 
 def leakage_diagnostic(run, predictions: pd.DataFrame, *,
@@ -57,8 +78,9 @@ def leakage_diagnostic(run, predictions: pd.DataFrame, *,
     Returns
     -------
     pd.DataFrame with ``COLUMNS``: r and R^2 (regression targets) or accuracy (class targets;
-    binary targets at probability 0.5)
-    of the head on predicted and on true concepts, and the meaning share, per split and target.
+    binary targets at probability 0.5) of the head on predicted and on true concepts, and the
+    meaning share (adjusted R^2; the plain R^2 and its chance level beside it), per split and
+    target (a class target: the mean over its output units).
     """
     run = load_run(run)
     require_bottleneck(run)
@@ -91,16 +113,16 @@ def leakage_diagnostic(run, predictions: pd.DataFrame, *,
                     pick_true = out_true[:, units].argmax(1) if ok.any() else pick_pred
                 row["accuracy_predicted_concepts"] = float(np.mean(pick_pred[ok] == y[ok]))
                 row["accuracy_true_concepts"] = float(np.mean(pick_true[ok] == y[ok]))
-                shares = np.array([_r2_on(c_true[ok], out_pred[ok, u]) for u in units])
-                row["meaning_share"] = (float(np.mean(shares[np.isfinite(shares)]))
-                                        if np.isfinite(shares).any() else np.nan)
+                shares = pd.DataFrame([meaning_shares(c_true[ok], out_pred[ok, u])
+                                       for u in units])
+                row.update(shares.mean().to_dict())  # over the output units with a share
             else:
                 u = units[0]
                 mp = regression_metrics(y[ok], out_pred[ok, u])
                 mt = regression_metrics(y[ok], out_true[ok, u])
                 row.update(r_predicted_concepts=mp["r"], r_true_concepts=mt["r"],
                            r2_predicted_concepts=mp["r2"], r2_true_concepts=mt["r2"],
-                           meaning_share=_r2_on(c_true[ok], out_pred[ok, u]))
+                           **meaning_shares(c_true[ok], out_pred[ok, u]))
             rows.append(row)
     table = pd.DataFrame(rows).reindex(columns=COLUMNS)
     table.attrs["n_concepts"] = len(concepts)
@@ -133,7 +155,11 @@ def leakage_summary(table: pd.DataFrame, *, n_concepts: int | None = None) -> st
             parts.append(f"accuracy {g['accuracy_predicted_concepts'].mean():.2f} / "
                          f"{g['accuracy_true_concepts'].mean():.2f}")
         if g["meaning_share"].notna().any():
-            parts.append(f"meaning share {g['meaning_share'].mean():.2f}")
+            k = "" if n_concepts is None else f" with {n_concepts} concepts"
+            parts.append(f"meaning share {g['meaning_share'].mean():.2f} (adjusted R^2; plain "
+                         f"R^2 {g['meaning_share_raw'].mean():.2f}, "
+                         f"{g['meaning_share_chance'].mean():.2f} by chance{k} on these "
+                         f"clips)")
         else:
             parts.append(_no_share(g, n_concepts))
         lines.append("; ".join(parts))

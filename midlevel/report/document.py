@@ -41,7 +41,9 @@ def model_label(run) -> str:
 SECTION_TEXT = {
     "leakage": "Held-out clips: the bottleneck's head fed its own predicted concepts against "
                "the true concept ratings (r, R^2; accuracy for classes), and the meaning share "
-               "(R^2 of the head's output on the concept ratings). A head that uses what the "
+               "(adjusted R^2 of the head's output on the concept ratings: about 0 for an "
+               "output unrelated to them; the plain R^2 and what it reaches by chance, "
+               "k / (n - 1), beside it). A head that uses what the "
                "concepts mean loses little with the true ratings; a large loss, or a low "
                "meaning share, says target information passes through the predicted concepts "
                "beyond their meaning (see midlevel.explain.leakage).",

@@ -330,17 +330,30 @@ def kept_epochs_shrinkage(kept: list[dict], rows, columns, scored: tuple[str, ..
                                metric=metric, n_boot=n_boot, seed=seed)
 
 
-def describe_line(line: dict, why: str) -> str:
+def describe_line(line: dict, why: str, *, mean: float | None = None,
+                  sd: float | None = None) -> str:
     """One log line for a calibration line (after :func:`shrink_lines`; ``line["split"]`` set);
     ``why`` says why a line that is not applied is not. A line that was never fitted
     (``fitted`` False) is said to be so, with its own reason (``why_not``), not shown as the
-    identity line it stands for."""
+    identity line it stands for.
+
+    The line is fitted in standardized units; with the concept's training ``mean`` and ``sd``
+    its intercept is given in rating points (``mean (1 - slope) + sd x intercept``), the units
+    of ``cal_intercept`` in ``metrics.csv``; without them it is labelled "z units". A Platt
+    line's intercept is in log-odds."""
     kind = "Platt scaling" if line.get("kind") == "platt" else "calibration"
     if not line.get("fitted", True):
         reason = line.get("why_not") or why
         return f"{line['split']} {kind}: no line fitted ({reason}); predictions left as they are"
     shrunk = (f" (fitted {line['slope_fitted']:.3f} x shrinkage {line['shrinkage']:.3f})"
               if line.get("shrinkage", 1.0) != 1.0 else "")
+    if line.get("kind") == "platt":
+        intercept = f"{line['intercept']:.3f} log-odds"
+    elif mean is not None and sd is not None:
+        points = float(mean) * (1 - line["slope"]) + float(sd) * line["intercept"]
+        intercept = f"{points:.3f} rating points"
+    else:
+        intercept = f"{line['intercept']:.3f} (z units)"
     return (f"{line['split']} {kind} slope {line['slope']:.3f}{shrunk}, intercept "
-            f"{line['intercept']:.3f} ({line['n']} clips)"
+            f"{intercept} ({line['n']} clips)"
             + ("" if line["applied"] else f": not applied ({why})"))

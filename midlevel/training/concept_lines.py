@@ -64,12 +64,14 @@ def calibrate_concepts(ctx, model, sets: dict, columns, scales, config, n_frames
                                validation_rows=validation_rows, columns=columns, scored=scored)
     shrink_lines(lines, shrinkage, scaled, true)
     joint = config.mode == "joint"
-    for name, ln, is_binary in zip(columns.concepts, lines, binary):
+    means = np.asarray(scales.concept_mean, dtype=np.float64).reshape(-1)
+    sds = np.asarray(scales.concept_std, dtype=np.float64).reshape(-1)
+    for k, (name, ln, is_binary) in enumerate(zip(columns.concepts, lines, binary)):
         why = "the slope's 95 % interval reaches 0"
         if is_binary and joint and ln["applied"]:
             ln["applied"], why = False, "the joint head reads its probability"
         ln["split"] = split
-        log.info("concept %s: %s", name, describe_line(ln, why))
+        log.info("concept %s: %s", name, describe_line(ln, why, mean=means[k], sd=sds[k]))
     fold_into_model(model, lines, compensate_head=joint)
     return dict(zip(columns.concepts, lines))
 

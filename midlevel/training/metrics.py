@@ -51,6 +51,9 @@ SPREAD_TOL = 1e-7
 # spread of the predictions, relative to the truth's standard deviation, below which they get
 # no calibration line: its slope could exceed 1 / CAL_SPREAD_TOL and only says "nearly flat"
 CAL_SPREAD_TOL = 1e-3
+# fewest ratings r and a calibration line are given from: with two, r is +-1 and the line
+# passes through both points whatever the predictions
+MIN_CLIPS_R = 3
 
 
 def negligible_spread(y_pred: np.ndarray, y_true: np.ndarray | None = None) -> bool:
@@ -78,7 +81,9 @@ def flat_predictions(y_pred: np.ndarray, y_true: np.ndarray) -> bool:
 def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
     """Metrics of one column over its finite entries. ``y_true``, ``y_pred``: ``(n,)``.
 
-    r and the calibration line are NaN for constant predictions, and for predictions whose
+    r and the calibration line are NaN with fewer than ``MIN_CLIPS_R`` (3) ratings (two
+    points give r = +-1 and a line through both, whatever the predictions), for constant
+    predictions, and for predictions whose
     spread is negligible (:func:`negligible_spread`); the calibration line also for nearly
     flat ones (:func:`flat_predictions`). ``note`` says which, with the spreads. r, R^2 and
     the line are also NaN for constant ratings (or a single one), with a note saying so."""
@@ -95,7 +100,11 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
                        else "one rating: no r, R^2 or calibration line")
     else:
         out["r2"] = float(1 - np.sum(err ** 2) / np.sum((t - t.mean()) ** 2))
-        if p.std() == 0 or negligible_spread(p, t):
+        if len(t) < MIN_CLIPS_R:
+            out["note"] = (f"{len(t)} ratings: r would be +-1 and the calibration line exact by "
+                           f"construction; no r or calibration line (needs at least "
+                           f"{MIN_CLIPS_R})")
+        elif p.std() == 0 or negligible_spread(p, t):
             out["note"] = (f"constant predictions (sd {p.std():.2g}): no r, no calibration "
                            f"line")
         else:
@@ -256,17 +265,20 @@ def score(table: pd.DataFrame, kinds: tuple[str, ...], metric: str = "r2") -> fl
     return float(values.mean()) if len(values) else float("nan")
 
 
-def unscored(y_true: np.ndarray, kind: str) -> str:
+def unscored(y_true: np.ndarray, kind: str, metric: str = "r2") -> str:
     """Why the ratings ``y_true`` ``(n,)`` (NaN = missing) of a column of ``kind``
-    ("regression", "binary" or "class") give :func:`score` no value whatever the predictions
-    are, or "" when they give one: no rating; for a rating column also a single rating or
-    constant ratings (no r or R^2; binary and class columns fall back on their accuracy)."""
+    ("regression", "binary" or "class") give :func:`score` on ``metric`` ("r2" or "r") no value
+    whatever the predictions are, or "" when they give one: no rating; for a rating column also
+    a single rating or constant ratings (no r or R^2; binary and class columns fall back on
+    their accuracy), and for r fewer than ``MIN_CLIPS_R`` ratings."""
     t = np.asarray(y_true, dtype=np.float64)
     t = t[np.isfinite(t)]
     if len(t) == 0:
         return "no rating"
     if kind == "regression" and (len(t) == 1 or t.std() == 0):
         return "one rating" if len(t) == 1 else f"constant ratings (every one {t[0]:g})"
+    if kind == "regression" and metric == "r" and len(t) < MIN_CLIPS_R:
+        return f"{len(t)} ratings (r needs at least {MIN_CLIPS_R})"
     return ""
 
 

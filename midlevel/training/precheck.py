@@ -58,7 +58,7 @@ def check_ratings(splits: dict[str, pd.DataFrame], columns, *, mode: str, scored
     rows = splits["validation"]
     if not len(rows):
         return  # no validation split: the last epoch is the best (see Trainer._validate)
-    why = {name: unscored(rows[name].to_numpy(np.float64), kind)
+    why = {name: unscored(rows[name].to_numpy(np.float64), kind, select_on)
            for name, kind in scored_columns(columns, scored)}
     left = {name: reason for name, reason in why.items() if reason}
     if not left:
@@ -70,7 +70,7 @@ def check_ratings(splits: dict[str, pd.DataFrame], columns, *, mode: str, scored
             f"(select_on {select_on}) for any column the {mode} mode is selected on ({listed}): "
             f"every epoch would score NaN and the run would stop early with no best epoch. "
             f"Selection needs validation clips with at least two different ratings of a rating "
-            f"column (one rating of a class or binary column): rate more validation clips, or "
+            f"column (three ratings for select_on r; one rating of a class or binary column): rate more validation clips, or "
             f"assign rated clips to the validation split (the spec's splits), or train a mode "
             f"selected on other columns")
     if warn:
