@@ -57,6 +57,31 @@ def test_validate_warns_about_every_doubtful_input_and_exits_zero(world, tmp_pat
     assert "stray.wav" in err and "unreferenced audio" in err
 
 
+def test_a_dataset_of_linked_files_is_named_and_scanned_in_its_own_folder(world, tmp_path,
+                                                                          capsys):
+    """Audio given as symlinks into a bigger folder (audit 7a #2, 7b #7): validate named the
+    links' targets and warned about every other file of the folder they point into."""
+    _, spec = world
+    data = tmp_path / "linked"
+    shutil.copytree(spec.parent, data, ignore=shutil.ignore_patterns("audio"))
+    (data / "audio").mkdir()
+    source = spec.parent / "audio"
+    table = pd.read_csv(data / "annotations.csv")
+    for clip in table["clip_id"]:
+        (data / "audio" / f"{clip}.wav").symlink_to(source / f"{clip}.wav")
+    write_tone(source / "outside.wav")  # in the links' folder, not the dataset's
+    try:
+        assert main(["validate", str(data / "spec.yaml"), "--window", "1.0", "--quiet"]) == 0
+        out, err = capsys.readouterr()
+        assert "unreferenced audio" not in err and "outside.wav" not in err
+        (data / "audio" / f"{table['clip_id'][0]}.wav").unlink()
+        assert main(["validate", str(data / "spec.yaml"), "--quiet"]) == 1
+        err = capsys.readouterr().err
+        assert str(data / "audio" / f"{table['clip_id'][0]}.wav") in err
+    finally:
+        (source / "outside.wav").unlink()
+
+
 def test_a_long_list_of_warnings_goes_to_a_csv(world, tmp_path, capsys):
     data, table = _doubtful_copy(world, tmp_path)
     table.loc[:2, ["anger", "fear", "happy", "sad", "tender"]] = np.nan  # 15 missing ratings

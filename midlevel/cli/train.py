@@ -158,6 +158,9 @@ def register(sub) -> None:
     p.add_argument("audio", metavar="AUDIO", nargs="+", help="audio files")
     p.add_argument("--out", metavar="CSV", type=file_path, help="write CSV here (default: stdout)")
     p.add_argument("--hop", type=positive_float, metavar="SEC",
-                   help="one row per window every SEC seconds (with start and end in seconds; "
-                        "the last window ends at the clip's end)")
+                   help="one row per window every SEC seconds, rounded to whole spectrogram "
+                        "frames (32 ms at the usual 31.25 frames/s: 1.0 gives 0.992), with start "
+                        "and end in seconds; the last window is placed on the clip's last "
+                        "frames, which read the audio to its end (its `end`, a frame time, can "
+                        "fall up to one STFT frame, about 0.1 s, before the file's duration)")
     p.set_defaults(func=_predict)

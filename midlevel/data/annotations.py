@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -273,11 +274,18 @@ def _tag_cells(spec: DataSpec, col, joined: Joined, problems: list[Problem],
     return out
 
 
+def _absolute(path: os.PathLike) -> str:
+    """``path`` made absolute and normalized (``..`` removed) without following symlinks: the
+    path a user wrote, not the file a link points to (a dataset of linked files is named, and
+    scanned for unreferenced audio, in its own folder)."""
+    return os.path.abspath(path)
+
+
 def _resolve_paths(spec: DataSpec, joined: Joined, problems: list[Problem]) -> pd.Series:
     """The absolute audio path of each clip ("" where the spec's path column is missing)."""
     merged = joined.frame
     if spec.audio_pattern:
-        return pd.Series([str((spec.root / spec.audio_pattern.format(id=clip)).resolve())
+        return pd.Series([_absolute(spec.root / spec.audio_pattern.format(id=clip))
                           for clip in merged.index], index=merged.index)
     col = spec.audio_path_column
     if col not in merged.columns:
@@ -285,7 +293,7 @@ def _resolve_paths(spec: DataSpec, joined: Joined, problems: list[Problem]) -> p
                                 f"{listing(joined.cells())}", column=col,
                                 file=str(spec.path) if spec.path else None))
         return pd.Series([""] * len(merged), index=merged.index)
-    return pd.Series([str((spec.root / str(p)).resolve()) if isinstance(p, str) and p else ""
+    return pd.Series([_absolute(spec.root / str(p)) if isinstance(p, str) and p else ""
                       for p in merged[col]], index=merged.index)
 
 
