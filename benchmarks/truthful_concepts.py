@@ -429,6 +429,11 @@ those flagged. "weights agreeing with truth": within 0.05 standardized of the tr
 
 {_fmt(leak_table) if len(leak_table) else "no runs"}
 
+meaning_share: the adjusted R^2 of the head's output on the true concept ratings
+(`midlevel.explain.leakage`; about 0 for an output unrelated to them). Before 2026-12-06 this
+column held the plain R^2, whose chance level on 36 clips is 7/35 = 0.20 for the synthetic
+worlds' seven concepts and 3/35 = 0.09 for Soundtracks' three (plain values then: 0.63-0.87).
+
 ### 5. Localization of mid-clip concept changes
 
 {_fmt(loc_table) if len(loc_table) else "no changes"}
@@ -482,7 +487,9 @@ def main(argv=None) -> int:
     st = soundtracks(args, work, print) if args.st_seeds else {"calibration": [], "flags": [],
                                                                "leakage": []}
     text, figures = summarize(syn, st)
-    text = text.replace("(CPU)", f"(CPU, {(time.time() - t0) / 60:.0f} min)", 1)
+    loaded = "; the runs already in the workdir were loaded, not retrained" if args.workdir \
+        else ""
+    text = text.replace("(CPU)", f"(CPU, {(time.time() - t0) / 60:.0f} min{loaded})", 1)
     print(text)
     (work / "truthful_concepts.json").write_text(json.dumps(
         {"figures": figures, "raw": {k: v for k, v in syn.items() if k != "leakage"}},
