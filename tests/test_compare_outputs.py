@@ -154,5 +154,13 @@ def test_more_sanity_clips_than_clips_explained_is_noted(world, tmp_path):
     [note] = [w for w in report.warnings if w.startswith("sanity_clips (--sanity-clips) 8")]
     assert "runs on the 1 clips explained; raise --clips" in note
     sanity = report.tables["sanity"]
-    assert (sanity["n_clips"] == 1).all() and not sanity["passed"].any()
-    assert "--clips and --sanity-clips" in (tmp_path / "report" / "report.md").read_text()
+    assert (sanity["n_clips"] == 1).all()
+    # audit 7a, item 4: no verdict reads as neither passed nor failed: an empty cell
+    assert sanity["passed"].isna().all()
+    assert sanity["verdict"].str.startswith("too few clips for a verdict").all()
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "--clips and --sanity-clips" in md
+    rows = [line for line in md.splitlines() if line.startswith("| deeplift")]
+    assert rows and all("False" not in line and "True" not in line for line in rows)
+    csv = pd.read_csv(tmp_path / "report" / "tables" / "sanity.csv")
+    assert csv["passed"].isna().all()

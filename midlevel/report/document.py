@@ -82,7 +82,8 @@ SECTION_TEXT = {
               "map |x - reference| and two independent randomizations against each other. "
               "passed: the trained map is further from the randomized ones than both floors "
               "(upper ends of both bootstrap intervals below 0); with fewer defined clips "
-              "than clips_needed (6) the verdict says too few clips (--clips and "
+              "than clips_needed (6) there is no verdict: passed is empty (-), neither a "
+              "pass nor a failure, and the verdict says too few clips (--clips and "
               "--sanity-clips).",
     "listen_back": "Listen-back fidelity of the first clip: the audio of the evidence for "
                    "and against the output (the bins holding 90 % of |attribution|, split "
