@@ -52,7 +52,7 @@ def test_the_explained_target_is_one_every_model_has():
 def test_the_metrics_table_and_figure_hold_class_accuracy(tmp_path, monkeypatch):
     """Audit 5, item 10: a class target's row had no accuracy at all."""
     from midlevel.report.document import Report
-    from midlevel.workflows import compare
+    from midlevel.workflows import compare_accuracy as compare
     m = pd.DataFrame({"model": ["joint", "joint", "joint", "blackbox"],
                       "run": ["r1", "r2", "r1", "r3"], "kind": "target",
                       "name": ["quadrant", "quadrant", "valence", "valence"],
