@@ -53,8 +53,11 @@ SECTION_TEXT = {
     "completeness": "Completeness: the bottleneck's accuracy over the black box's (1 = the "
                     "concepts lose nothing); not given where the black box's r is below 0.1, "
                     "a chance-level denominator, where r is not defined (class targets) or "
-                    "where only one model has the target. The mean row is the mean r of "
-                    "each model over exactly the targets with a ratio (n_targets).",
+                    "where only one model has the target. A negative ratio (the bottleneck's "
+                    "r of the opposite sign) says so in its note. The mean row is the mean r "
+                    "of each model over exactly the targets with a ratio (n_targets), of one "
+                    "sort only, as evaluate's summary rows: mean:ratings and mean:binary "
+                    "(point-biserial r of tag probabilities) when the targets mix sorts.",
     "cost": "Explanation cost: wall time of one attribution call divided by the clips "
             "explained (one output, CPU). `unit_field_bins` (Grad-CAM): how many input bands "
             "x frames one unit of its layer sees; its map cannot place evidence more finely, "

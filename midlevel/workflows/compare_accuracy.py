@@ -14,7 +14,8 @@ from midlevel.explain.leakage import leakage_diagnostic
 from midlevel.io import save_figure
 from midlevel.report.document import Report, model_label
 
-__all__ = ["run_metrics", "summarize_metrics", "accuracy_tables", "leakage_tables"]
+__all__ = ["run_metrics", "summarize_metrics", "target_kinds", "accuracy_tables",
+           "leakage_tables"]
 
 
 def run_metrics(runs, *, spec=None, root=None, cache_dir=None) -> pd.DataFrame:
@@ -55,9 +56,17 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def target_kinds(runs) -> dict[str, str]:
+    """Target name -> "regression", "binary" or "class" over every run's targets (runs
+    trained on one dataset agree on the kind of a target they share)."""
+    return {t["name"]: t.get("kind", "regression") for run in runs for t in run.targets}
+
+
 def accuracy_tables(report: Report, runs, **data) -> None:
-    """Metrics per run and over seeds, completeness against the black box, and a figure."""
+    """Metrics per run and over seeds, completeness against the black box (its summary rows
+    averaging one sort of target each, as ``evaluate``'s), and a figure."""
     metrics = run_metrics(runs, **data)
+    kinds = target_kinds(runs)
     summary = summarize_metrics(metrics)
     report.tables["metrics_runs"] = metrics
     report.tables["metrics"] = summary
@@ -70,7 +79,8 @@ def accuracy_tables(report: Report, runs, **data) -> None:
             sub = metrics[metrics["model"].isin([m, "blackbox"])].copy()
             sub["model"] = np.where(sub["model"] == "blackbox", "blackbox", "bottleneck")
             sub = sub[(sub["name"] != "mean") & ~sub["name"].astype(str).str.startswith("mean:")]
-            c = completeness(sub, metric="r")  # a ratio of R^2 values is meaningless below 0
+            # r, not R^2: a ratio of R^2 values is meaningless below 0
+            c = completeness(sub, metric="r", kinds=kinds)
             c.insert(0, "metric", "r")
             c.insert(0, "model", m)
             c = c.rename(columns={"r_bottleneck": "bottleneck", "r_blackbox": "blackbox"})
