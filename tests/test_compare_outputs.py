@@ -64,7 +64,7 @@ def test_the_metrics_table_and_figure_hold_class_accuracy(tmp_path, monkeypatch)
     assert s.loc[("joint", "quadrant"), "accuracy_std"] == pytest.approx(np.std([0.5, 0.7],
                                                                                ddof=1))
     figures = []
-    monkeypatch.setattr(compare, "_save", lambda fig, path: figures.append(fig) or path)
+    monkeypatch.setattr(Report, "save_figure", lambda self, fig, name: figures.append(fig))
     compare._metrics_figure(Report(out=tmp_path), s.reset_index(), ["joint", "blackbox"])
     [fig] = figures
     labels = [ax.get_ylabel() for ax in fig.axes]
@@ -164,3 +164,45 @@ def test_more_sanity_clips_than_clips_explained_is_noted(world, tmp_path):
     assert rows and all("False" not in line and "True" not in line for line in rows)
     csv = pd.read_csv(tmp_path / "report" / "tables" / "sanity.csv")
     assert csv["passed"].isna().all()
+
+
+def _on_disk(out) -> set[str]:
+    """Files under ``out`` (relative), without the manifest itself and the work folder."""
+    return {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()
+            and p.name != "report_files.json" and ".compare_work" not in p.parts}
+
+
+def _listed(out) -> set[str]:
+    import json
+    return set(json.loads((out / "report_files.json").read_text())["files"])
+
+
+def test_a_rerun_removes_the_files_of_an_interrupted_compare(world, tmp_path, monkeypatch):
+    """Audit 7a, item 1: figures are written during the work, report_files.json only at the
+    end; a compare killed after the joint model's maps, then run again with other runs, left
+    figures/maps_joint.png beside the finished report, listed nowhere, forever."""
+    from midlevel.workflows import compare_explanations
+    from midlevel.workflows.compare import compare
+    joint, blackbox = world["runs"]["joint"], world["runs"]["blackbox"]
+    args = dict(cache_dir=world["cache"], n_clips=1, n_background=2, max_seconds=1.5,
+                faithfulness=False, randomization=False, n_steps=2)
+    out = tmp_path / "report"
+    # an earlier, finished report (with audio) into the folder
+    compare([blackbox], out, methods=["integrated_gradients"], **args)
+    assert any(f.startswith("audio/") for f in _listed(out))
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt  # what a kill leaves: the maps written, no report
+
+    monkeypatch.setattr(compare_explanations, "_cost_tables", killed)
+    with pytest.raises(KeyboardInterrupt):
+        compare([joint, blackbox], out, methods=["deeplift", "integrated_gradients"], **args)
+    interrupted = {"figures/maps_joint.png", "figures/profile_joint.png"}
+    assert interrupted <= _on_disk(out) and interrupted <= _listed(out)
+    monkeypatch.undo()
+    compare([blackbox], out, methods=["deeplift"], listen=False, **args)
+    on_disk = _on_disk(out)
+    assert not on_disk & interrupted and not (out / "audio").exists()
+    assert _listed(out) == on_disk
+    assert {"figures/maps_blackbox.png", "figures/cost.png", "report.html"} <= on_disk
+

@@ -11,8 +11,9 @@ compare``).
 - ``figures/*.png`` and ``audio/*.wav`` with the listen-back and LIME component tables
   beside them (``audio/*_listen_back.csv``, ``audio/*_components.csv``; no ``audio/`` without
   audio);
-- ``report_files.json``: the files above; a later report into the same folder removes those
-  of this one it does not write again (other files are left alone).
+- ``report_files.json``: the files above, each recorded there before it is written; a later
+  report into the same folder removes those of this one (or of an interrupted one) it does
+  not write again (other files are left alone).
 
 While it runs, each model's explanation by each method is kept in ``.compare_work/`` as soon
 as it is done: a compare interrupted (a kill included) and run again into the same folder

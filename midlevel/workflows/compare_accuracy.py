@@ -4,14 +4,12 @@ metrics figure and the leakage diagnostic, each filling tables and figures of a
 :class:`~midlevel.report.document.Report`."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from midlevel.explain.faithfulness import completeness
 from midlevel.explain.leakage import leakage_diagnostic
-from midlevel.io import save_figure
 from midlevel.report.document import Report, model_label
 
 __all__ = ["run_metrics", "summarize_metrics", "target_kinds", "accuracy_tables",
@@ -47,13 +45,6 @@ def summarize_metrics(metrics: pd.DataFrame) -> pd.DataFrame:
     return g.agg(n_runs=("run", "nunique"), r=("r", "mean"), r_std=("r", "std"),
                  r2=("r2", "mean"), r2_std=("r2", "std"), rmse=("rmse", "mean"),
                  rmse_std=("rmse", "std"), **extra).reset_index()
-
-
-def _save(fig, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-    save_figure(fig, path, dpi=90)
-    plt.close(fig)
-    return path
 
 
 def target_kinds(runs) -> dict[str, str]:
@@ -112,8 +103,8 @@ def _metrics_figure(report: Report, summary: pd.DataFrame, models: list) -> None
         ax.set_ylabel(label)
         ax.axhline(0, color="0.5", lw=0.5)
         ax.legend(fontsize=8)
-    report.figures["Test accuracy per target (mean +- std over runs)"] = _save(
-        fig, report.out / "figures" / "metrics.png")
+    report.figures["Test accuracy per target (mean +- std over runs)"] = report.save_figure(
+        fig, "metrics.png")
 
 
 def leakage_tables(report: Report, runs, **data) -> None:
