@@ -206,3 +206,35 @@ def test_a_rerun_removes_the_files_of_an_interrupted_compare(world, tmp_path, mo
     assert _listed(out) == on_disk
     assert {"figures/maps_blackbox.png", "figures/cost.png", "report.html"} <= on_disk
 
+
+def test_reused_explanations_say_their_cost_was_timed_in_the_interrupted_run(
+        world, tmp_path, monkeypatch):
+    """Audit 7a, item 5: the cost of explanations reused from .compare_work was reported as if
+    timed in this run, beside fresh timings made at another time on a shared machine."""
+    from midlevel.workflows import compare_explanations
+    from midlevel.workflows.compare import compare
+    real = compare_explanations._explain_with
+
+    def killed_on_the_second(run, label, method, *a, **k):
+        if method == "deeplift":
+            raise KeyboardInterrupt
+        return real(run, label, method, *a, **k)
+
+    args = dict(cache_dir=world["cache"], methods=["integrated_gradients", "deeplift"],
+                n_clips=1, n_background=2, max_seconds=1.5, faithfulness=False,
+                randomization=False, listen=False, n_steps=2)
+    out = tmp_path / "report"
+    monkeypatch.setattr(compare_explanations, "_explain_with", killed_on_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        compare([world["runs"]["blackbox"]], out, **args)
+    monkeypatch.undo()
+    report = compare([world["runs"]["blackbox"]], out, **args)
+    cost = report.tables["cost"].set_index("method")
+    assert cost.loc["integrated_gradients", "timed_in"] == "an earlier, interrupted run"
+    assert cost.loc["deeplift", "timed_in"] == "this run"
+    md = (out / "report.md").read_text()
+    assert "timed in another process at another time" in md and "not comparable" in md
+    assert "timed_in" in pd.read_csv(out / "tables" / "cost.csv")
+    fresh = compare([world["runs"]["blackbox"]], tmp_path / "fresh", **args)
+    assert (fresh.tables["cost"]["timed_in"] == "this run").all()
+    assert "timed in another process" not in (tmp_path / "fresh" / "report.md").read_text()

@@ -17,8 +17,9 @@ compare``).
 
 While it runs, each model's explanation by each method is kept in ``.compare_work/`` as soon
 as it is done: a compare interrupted (a kill included) and run again into the same folder
-with the same runs and settings takes those from there (:mod:`.compare_work`); the folder is
-removed once the report is written.
+with the same runs and settings takes those from there (:mod:`.compare_work`; the cost table
+says which were timed in the interrupted run); the folder is removed once the report is
+written.
 
 Every run must have been trained on the same data (the same spec and test split; see
 :func:`check_runs`), so runs of one mode are seeds of one model. Accuracy comes from each run's
@@ -194,7 +195,8 @@ def compare(runs, out, *, spec=None, root=None, cache_dir=None, methods=DEFAULT_
     if work.reused:
         report.warnings.append(f"{work.reused} of {work.reused + work.computed} (model, "
                                f"method) explanations were taken from an interrupted compare "
-                               f"into this folder with the same runs and settings")
+                               f"into this folder with the same runs and settings (and timed "
+                               f"there: the cost table's timed_in)")
     if listen:
         listening(report, reps, clips, maps, methods, data, n_background=n_background,
                    concept=concept, options=options)

@@ -24,10 +24,21 @@ from midlevel.explain.listen_back import (
 )
 from midlevel.explain.sanity import sanity_check
 from midlevel.io import write_wav
-from midlevel.report.document import Report
+from midlevel.report.document import SECTION_TEXT, Report
 from midlevel.workflows.compare_work import WorkStore, run_fingerprint
 
 log = logging.getLogger("midlevel.compare")
+
+THIS_RUN = "this run"
+EARLIER_RUN = "an earlier, interrupted run"
+"""The cost table's ``timed_in``: an explanation computed by this compare, or one taken from
+``.compare_work/`` (:mod:`.compare_work`), timed by the interrupted compare that stored it."""
+REUSED_COST_NOTE = (
+    f"Rows with timed_in '{EARLIER_RUN}' are explanations taken from an interrupted compare "
+    f"into this folder: they were timed in another process at another time, under whatever "
+    f"else the machine ran then, so their ms_per_clip (and their bars in the cost figure) is "
+    f"not comparable with the rows timed in {THIS_RUN} on a shared machine; a compare into a "
+    f"fresh folder times every explanation in one run.")
 
 
 def fit_window(spec: np.ndarray, n_frames: int) -> np.ndarray:
@@ -61,6 +72,7 @@ def attributions(report: Report, reps: dict, clips, methods, data, *, n_backgrou
         for method in methods:
             key = {**run_fingerprint(run), "label": label, "method": method, "output": output}
             done = work.load(key) if work is not None else None
+            timed_in = THIS_RUN if done is None else EARLIER_RUN
             if done is None:
                 if bg is None:
                     bg = run.background(n_background, **data)
@@ -73,8 +85,9 @@ def attributions(report: Report, reps: dict, clips, methods, data, *, n_backgrou
             else:
                 log.info("  %s: taken from the interrupted compare's results", method)
             maps[(label, method)] = done["attrs"]
-            costs.append(done["cost"])
-            log.info("  %s: %.0f ms per clip", method, done["cost"]["ms_per_clip"])
+            costs.append({**done["cost"], "timed_in": timed_in})
+            log.info("  %s: %.0f ms per clip (timed in %s)", method,
+                     done["cost"]["ms_per_clip"], timed_in)
             curves += done["curves"]
             if done["sanity"] is not None:
                 sanity.append((label, method, done["sanity"]))
@@ -201,8 +214,12 @@ def _map_figures(report, label, names, methods, maps):
 
 
 def _cost_tables(report, costs, methods) -> None:
+    """The cost table (a row per model and method, ``timed_in`` saying which process timed
+    it), its figure, and, where some rows were reused, a note that they are not comparable."""
     import matplotlib.pyplot as plt
     report.tables["cost"] = pd.DataFrame(costs)
+    if (report.tables["cost"]["timed_in"] == EARLIER_RUN).any():
+        report.texts["cost"] = f"{SECTION_TEXT['cost']} {REUSED_COST_NOTE}"
     fig, ax = plt.subplots(figsize=(7, 3), constrained_layout=True)
     cost = report.tables["cost"].pivot_table(index="method", columns="model",
                                              values="ms_per_clip")
