@@ -74,8 +74,8 @@ def run_all(args, work: Path, log) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataF
             t0 = time.time()
             v, c = sanity_rows(run, method, target, specs, bg, _options(args))
             s = time.time() - t0
-            log(f"{label} {target} {method}: {s:.0f} s, passed "
-                f"{bool(v['passed'].iloc[0])}")
+            log(f"{label} {target} {method}: {s:.0f} s, verdict "
+                f"{v['verdict'].iloc[0]}")  # passed is NaN without a verdict
             part.parent.mkdir(parents=True, exist_ok=True)
             tmp = part.with_suffix(".tmp")
             pd.to_pickle((v, c, s), tmp)

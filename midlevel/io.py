@@ -164,15 +164,12 @@ def replace_manifest(out: str | Path, written, name: str) -> list[str]:
     leftovers: the files the previous ``out/name`` (JSON ``{"files": [...]}``, paths relative to
     ``out``) lists that are not in ``written`` this time. Only plain files inside ``out`` are
     removed (and the folders inside ``out`` that this leaves empty); files no manifest lists
-    are left alone. Returns the removed paths, relative to ``out``."""
+    are left alone. The previous manifest includes what an interrupted command recorded with
+    :func:`add_to_manifest`. Returns the removed paths, relative to ``out``."""
     out = Path(out).resolve()
-    mine = sorted({str(Path(p).resolve().relative_to(out)) for p in written
-                   if p is not None and Path(p).resolve().is_relative_to(out)})
-    try:
-        before = json.loads((out / name).read_text())["files"]
-    except (OSError, ValueError, KeyError, TypeError):
-        before = []
-    stale = [f for f in before if isinstance(f, str) and f not in mine
+    mine = sorted(_inside(out, written))
+    before = _listed(out, name)
+    stale = [f for f in before if f not in mine
              and (out / f).resolve().is_relative_to(out) and (out / f).is_file()]
     for f in stale:
         (out / f).unlink()
@@ -182,6 +179,37 @@ def replace_manifest(out: str | Path, written, name: str) -> list[str]:
             folder = folder.parent
     write_json(out / name, {"files": mine})
     return stale
+
+
+def add_to_manifest(out: str | Path, paths, name: str) -> None:
+    """Add ``paths`` (files inside folder ``out`` that a command is about to write) to the
+    manifest ``out/name`` of :func:`replace_manifest`, keeping every file it lists already.
+
+    A command that writes its files over minutes records each one before writing it: when it
+    is interrupted (a kill included), its files are listed beside the earlier run's, and the
+    next command's :func:`replace_manifest` removes those it does not write again. Paths
+    outside ``out`` are ignored; the manifest is rewritten atomically, and only when it
+    gains a file."""
+    out = Path(out).resolve()
+    before = _listed(out, name)
+    new = _inside(out, paths) - set(before)
+    if new:
+        write_json(out / name, {"files": sorted({*before, *new})})
+
+
+def _inside(out: Path, paths) -> set[str]:
+    """The paths of ``paths`` inside the resolved folder ``out``, relative to it."""
+    return {str(Path(p).resolve().relative_to(out)) for p in paths
+            if p is not None and Path(p).resolve().is_relative_to(out)}
+
+
+def _listed(out: Path, name: str) -> list[str]:
+    """The relative paths the manifest ``out/name`` lists ([] if it is missing or unreadable)."""
+    try:
+        files = json.loads((out / name).read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return [f for f in files if isinstance(f, str)] if isinstance(files, list) else []
 
 
 LOCK_FILE = ".midlevel.lock"

@@ -52,7 +52,7 @@ def test_the_explained_target_is_one_every_model_has():
 def test_the_metrics_table_and_figure_hold_class_accuracy(tmp_path, monkeypatch):
     """Audit 5, item 10: a class target's row had no accuracy at all."""
     from midlevel.report.document import Report
-    from midlevel.workflows import compare
+    from midlevel.workflows import compare_accuracy as compare
     m = pd.DataFrame({"model": ["joint", "joint", "joint", "blackbox"],
                       "run": ["r1", "r2", "r1", "r3"], "kind": "target",
                       "name": ["quadrant", "quadrant", "valence", "valence"],
@@ -64,7 +64,7 @@ def test_the_metrics_table_and_figure_hold_class_accuracy(tmp_path, monkeypatch)
     assert s.loc[("joint", "quadrant"), "accuracy_std"] == pytest.approx(np.std([0.5, 0.7],
                                                                                ddof=1))
     figures = []
-    monkeypatch.setattr(compare, "_save", lambda fig, path: figures.append(fig) or path)
+    monkeypatch.setattr(Report, "save_figure", lambda self, fig, name: figures.append(fig))
     compare._metrics_figure(Report(out=tmp_path), s.reset_index(), ["joint", "blackbox"])
     [fig] = figures
     labels = [ax.get_ylabel() for ax in fig.axes]
@@ -154,5 +154,87 @@ def test_more_sanity_clips_than_clips_explained_is_noted(world, tmp_path):
     [note] = [w for w in report.warnings if w.startswith("sanity_clips (--sanity-clips) 8")]
     assert "runs on the 1 clips explained; raise --clips" in note
     sanity = report.tables["sanity"]
-    assert (sanity["n_clips"] == 1).all() and not sanity["passed"].any()
-    assert "--clips and --sanity-clips" in (tmp_path / "report" / "report.md").read_text()
+    assert (sanity["n_clips"] == 1).all()
+    # audit 7a, item 4: no verdict reads as neither passed nor failed: an empty cell
+    assert sanity["passed"].isna().all()
+    assert sanity["verdict"].str.startswith("too few clips for a verdict").all()
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "--clips and --sanity-clips" in md
+    rows = [line for line in md.splitlines() if line.startswith("| deeplift")]
+    assert rows and all("False" not in line and "True" not in line for line in rows)
+    csv = pd.read_csv(tmp_path / "report" / "tables" / "sanity.csv")
+    assert csv["passed"].isna().all()
+
+
+def _on_disk(out) -> set[str]:
+    """Files under ``out`` (relative), without the manifest itself and the work folder."""
+    return {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()
+            and p.name != "report_files.json" and ".compare_work" not in p.parts}
+
+
+def _listed(out) -> set[str]:
+    import json
+    return set(json.loads((out / "report_files.json").read_text())["files"])
+
+
+def test_a_rerun_removes_the_files_of_an_interrupted_compare(world, tmp_path, monkeypatch):
+    """Audit 7a, item 1: figures are written during the work, report_files.json only at the
+    end; a compare killed after the joint model's maps, then run again with other runs, left
+    figures/maps_joint.png beside the finished report, listed nowhere, forever."""
+    from midlevel.workflows import compare_explanations
+    from midlevel.workflows.compare import compare
+    joint, blackbox = world["runs"]["joint"], world["runs"]["blackbox"]
+    args = dict(cache_dir=world["cache"], n_clips=1, n_background=2, max_seconds=1.5,
+                faithfulness=False, randomization=False, n_steps=2)
+    out = tmp_path / "report"
+    # an earlier, finished report (with audio) into the folder
+    compare([blackbox], out, methods=["integrated_gradients"], **args)
+    assert any(f.startswith("audio/") for f in _listed(out))
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt  # what a kill leaves: the maps written, no report
+
+    monkeypatch.setattr(compare_explanations, "_cost_tables", killed)
+    with pytest.raises(KeyboardInterrupt):
+        compare([joint, blackbox], out, methods=["deeplift", "integrated_gradients"], **args)
+    interrupted = {"figures/maps_joint.png", "figures/profile_joint.png"}
+    assert interrupted <= _on_disk(out) and interrupted <= _listed(out)
+    monkeypatch.undo()
+    compare([blackbox], out, methods=["deeplift"], listen=False, **args)
+    on_disk = _on_disk(out)
+    assert not on_disk & interrupted and not (out / "audio").exists()
+    assert _listed(out) == on_disk
+    assert {"figures/maps_blackbox.png", "figures/cost.png", "report.html"} <= on_disk
+
+
+def test_reused_explanations_say_their_cost_was_timed_in_the_interrupted_run(
+        world, tmp_path, monkeypatch):
+    """Audit 7a, item 5: the cost of explanations reused from .compare_work was reported as if
+    timed in this run, beside fresh timings made at another time on a shared machine."""
+    from midlevel.workflows import compare_explanations
+    from midlevel.workflows.compare import compare
+    real = compare_explanations._explain_with
+
+    def killed_on_the_second(run, label, method, *a, **k):
+        if method == "deeplift":
+            raise KeyboardInterrupt
+        return real(run, label, method, *a, **k)
+
+    args = dict(cache_dir=world["cache"], methods=["integrated_gradients", "deeplift"],
+                n_clips=1, n_background=2, max_seconds=1.5, faithfulness=False,
+                randomization=False, listen=False, n_steps=2)
+    out = tmp_path / "report"
+    monkeypatch.setattr(compare_explanations, "_explain_with", killed_on_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        compare([world["runs"]["blackbox"]], out, **args)
+    monkeypatch.undo()
+    report = compare([world["runs"]["blackbox"]], out, **args)
+    cost = report.tables["cost"].set_index("method")
+    assert cost.loc["integrated_gradients", "timed_in"] == "an earlier, interrupted run"
+    assert cost.loc["deeplift", "timed_in"] == "this run"
+    md = (out / "report.md").read_text()
+    assert "timed in another process at another time" in md and "not comparable" in md
+    assert "timed_in" in pd.read_csv(out / "tables" / "cost.csv")
+    fresh = compare([world["runs"]["blackbox"]], tmp_path / "fresh", **args)
+    assert (fresh.tables["cost"]["timed_in"] == "this run").all()
+    assert "timed in another process" not in (tmp_path / "fresh" / "report.md").read_text()

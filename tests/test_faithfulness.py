@@ -177,3 +177,35 @@ def test_the_mean_completeness_is_over_the_targets_with_a_ratio():
     # no target with a ratio: no mean row
     none = completeness(metrics[metrics["name"].isin(["low", "onlybb"])])
     assert "mean" not in set(none["name"]) and none["completeness"].isna().all()
+
+
+def test_completeness_averages_one_sort_of_target_per_summary_row():
+    """Audit 7a, item 3: the mean row averaged the r of rating targets with the point-biserial
+    r of tag probabilities; a summary row averages one sort only, as evaluate's do (mean when
+    the targets are of one sort, else mean:ratings, mean:binary); a negative ratio gets a
+    note."""
+    metrics = pd.DataFrame({
+        "model": ["bottleneck", "blackbox"] * 5, "kind": "target",
+        "name": ["a", "a", "b", "b", "mood=dark", "mood=dark", "mood=driving",
+                 "mood=driving", "cls", "cls"],
+        "r": [0.6, 0.8, 0.3, 0.4, 0.4, 0.5, -0.33, 0.51, np.nan, np.nan]})
+    kinds = {"a": "regression", "b": "regression", "mood=dark": "binary",
+             "mood=driving": "binary", "cls": "class"}
+    c = completeness(metrics, kinds=kinds).set_index("name")
+    assert "mean" not in c.index
+    ratings, binary = c.loc["mean:ratings"], c.loc["mean:binary"]
+    assert ratings["r_bottleneck"] == pytest.approx(0.45)
+    assert ratings["completeness"] == pytest.approx(0.45 / 0.6)
+    assert ratings["n_targets"] == 2 and "2 rating target(s) with a ratio: a, b" in ratings["note"]
+    assert binary["completeness"] == pytest.approx(((0.4 - 0.33) / 2) / ((0.5 + 0.51) / 2))
+    assert "mood=dark, mood=driving" in binary["note"] and "mean:classes" not in c.index
+    negative = c.loc["mood=driving"]
+    assert negative["completeness"] == pytest.approx(-0.33 / 0.51)
+    assert negative["note"].startswith("negative: the bottleneck's r -0.33 has the opposite sign")
+    assert c.loc["a", "note"] == ""
+    # targets of one sort: a single "mean" row (a class target without a ratio beside
+    # ratings still makes the ratings' row mean:ratings, as in evaluate's table)
+    ratings_only = completeness(metrics[metrics["name"].isin(["a", "b"])], kinds=kinds)
+    assert list(ratings_only["name"]) == ["a", "b", "mean"]
+    with_class = completeness(metrics[metrics["name"].isin(["a", "cls"])], kinds=kinds)
+    assert list(with_class["name"]) == ["a", "cls", "mean:ratings"]

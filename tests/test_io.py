@@ -66,3 +66,26 @@ def test_the_folder_lock_needs_no_write_permission_on_its_file(tmp_path, monkeyp
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         os.close(fd)
     assert opened and all(f & (os.O_WRONLY | os.O_RDWR) == 0 for f in opened)
+
+
+def test_files_recorded_before_an_interruption_are_removed_by_the_next_manifest(tmp_path):
+    """Audit 7a, item 1: a command that records each file before writing it (add_to_manifest)
+    and is killed leaves them listed beside the earlier run's; the next replace_manifest
+    removes those it does not write again, and leaves unlisted files alone."""
+    import json
+    (tmp_path / "figures").mkdir()
+    for name in ("old.png", "kept.png", "half.png", "mine.png"):
+        (tmp_path / "figures" / name).write_bytes(b"x")
+    io.replace_manifest(tmp_path, [tmp_path / "figures" / "old.png",
+                                   tmp_path / "figures" / "kept.png"], "files.json")
+    # the interrupted run: one figure written, one recorded but never written
+    io.add_to_manifest(tmp_path, [tmp_path / "figures" / "half.png", "/elsewhere/x.png"],
+                       "files.json")
+    io.add_to_manifest(tmp_path, [tmp_path / "figures" / "never.png"], "files.json")
+    listed = json.loads((tmp_path / "files.json").read_text())["files"]
+    assert listed == ["figures/half.png", "figures/kept.png", "figures/never.png",
+                      "figures/old.png"]
+    stale = io.replace_manifest(tmp_path, [tmp_path / "figures" / "kept.png"], "files.json")
+    assert sorted(stale) == ["figures/half.png", "figures/old.png"]
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["kept.png", "mine.png"]
+    assert json.loads((tmp_path / "files.json").read_text())["files"] == ["figures/kept.png"]

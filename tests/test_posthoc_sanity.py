@@ -114,10 +114,12 @@ def test_a_verdict_needs_six_clips(event):
     assert v["minus_input_ci_high"] < 0 and v["minus_random_ci_high"] < 0  # the rule holds
     assert not few.passed and v["clips_needed"] == 6
     assert v["verdict"] == "too few clips for a verdict (n = 4, at least 6 needed)"
+    # audit 7a, item 4: no verdict is not a failure: passed is empty, not False
+    assert few.verdict["passed"].isna().all()
     six = sanity_check(f, gradient_x_input, x[:6], ref, name="gxi", background=bg,
                        input_map=absx, cascade=False)
-    assert six.verdict.set_index("similarity").loc["spearman_abs", "verdict"] in (
-        "passed", "failed")
+    v6 = six.verdict.set_index("similarity").loc["spearman_abs"]
+    assert v6["verdict"] in ("passed", "failed") and v6["passed"] == (v6["verdict"] == "passed")
 
 
 def test_clips_with_a_constant_map_leave_the_bootstrap_without_a_warning(event):

@@ -21,6 +21,7 @@ from torch import nn
 
 from midlevel.errors import ArgumentError, AttributionError
 from midlevel.explain.harness import as_inputs, as_maps, device_of, perturbation_curves, reference_map
+from midlevel.training.metrics import SORTS
 
 __all__ = ["box_share", "event_share", "completeness", "quantus_deletion_check"]
 
@@ -63,7 +64,8 @@ chance-level denominator (r 0.015 gave -7.5, r -0.12 gave 4.0) says nothing."""
 
 def completeness(metrics: pd.DataFrame, *, bottleneck: str = "bottleneck",
                  blackbox: str = "blackbox", metric: str = "r",
-                 min_reference: float = MIN_REFERENCE) -> pd.DataFrame:
+                 min_reference: float = MIN_REFERENCE,
+                 kinds: dict[str, str] | None = None) -> pd.DataFrame:
     """The bottleneck's accuracy over the black box's, per target.
 
     Parameters
@@ -74,15 +76,23 @@ def completeness(metrics: pd.DataFrame, *, bottleneck: str = "bottleneck",
     min_reference : the ratio is given only where the black box's ``metric`` is at least
         this (default 0.1): below it the denominator is chance level, and the ratio's size
         and sign say nothing; ``note`` then says why it is missing.
+    kinds : target name -> "regression", "binary" or "class" (as in the spec; a name not
+        listed is a rating). A summary row averages one sort of target only, as the rows of
+        ``evaluate`` (:data:`midlevel.training.metrics.SORTS`): an r of ratings and a
+        point-biserial r of tag probabilities are not one quantity. None: every target is
+        taken as one sort.
 
     Returns
     -------
     pd.DataFrame: name, <metric>_bottleneck, <metric>_blackbox, completeness (ratio, NaN
     where there is none), note (why there is none: a target only one model has, a
     ``metric`` that is not defined, e.g. r of a class target, or a black box below
-    ``min_reference``), n_targets (1 where the row has a ratio); plus a final "mean" row,
-    the mean ``metric`` of each model over exactly the targets with a ratio (``n_targets``
-    of them, named in its note), absent when no target has one.
+    ``min_reference``; and, beside a negative ratio, that the bottleneck's ``metric`` has
+    the opposite sign of the black box's), n_targets (1 where the row has a ratio); plus
+    summary rows: the mean ``metric`` of each model over exactly the targets with a ratio
+    (``n_targets`` of them, named in its note), named ``mean`` when the table's targets are
+    all of one sort, else ``mean:ratings`` and ``mean:binary`` (one per sort that has a
+    target with a ratio; class targets never have one); none when no target has a ratio.
     """
     m = metrics
     if "kind" in m:
@@ -101,16 +111,28 @@ def completeness(metrics: pd.DataFrame, *, bottleneck: str = "bottleneck",
                                       min_reference)
                    for name, b, r in zip(out["name"], mine, reference)]
     out["n_targets"] = defined.astype(int)
-    if defined.any():
-        kept = out[defined]
+    sorts = [None if kinds is None else SORTS.get(kinds.get(str(n), "regression"), "ratings")
+             for n in out["name"]]
+    present = list(dict.fromkeys(sorts))
+    summaries = []
+    for sort in present:
+        kept = out[defined & pd.Series([s == sort for s in sorts], index=out.index)]
+        if kept.empty:
+            continue
         b, r = kept[f"{metric}_bottleneck"].mean(), kept[f"{metric}_blackbox"].mean()
-        names = ", ".join(map(str, kept["name"]))
-        out = pd.concat([out, pd.DataFrame([{
-            "name": "mean", f"{metric}_bottleneck": b, f"{metric}_blackbox": r,
-            "completeness": b / r, "n_targets": int(defined.sum()),
-            "note": f"over the {int(defined.sum())} target(s) with a ratio: {names}"}])],
-            ignore_index=True)
+        noun = f"{_SORT_NOUN[sort]} " if sort else ""
+        summaries.append({
+            "name": "mean" if len(present) == 1 else f"mean:{sort}",
+            f"{metric}_bottleneck": b, f"{metric}_blackbox": r, "completeness": b / r,
+            "n_targets": len(kept),
+            "note": f"over the {len(kept)} {noun}target(s) with a ratio: "
+                    f"{', '.join(map(str, kept['name']))}"})
+    if summaries:
+        out = pd.concat([out, pd.DataFrame(summaries)], ignore_index=True)
     return out
+
+
+_SORT_NOUN = {"ratings": "rating", "binary": "binary", "classes": "class"}
 
 
 def _completeness_note(name, has, bottleneck, blackbox, metric, b, r, min_reference) -> str:
@@ -124,6 +146,10 @@ def _completeness_note(name, has, bottleneck, blackbox, metric, b, r, min_refere
     if r < min_reference:
         return (f"no ratio: the black box's {metric} {r:.3g} is below {min_reference:g} "
                 f"(chance level)")
+    if b < 0:
+        return (f"negative: the bottleneck's {metric} {b:.3g} has the opposite sign of the "
+                f"black box's {r:.3g} (its predictions run against the target), not a "
+                f"share of the black box's accuracy")
     return ""
 
 

@@ -53,8 +53,9 @@ the input, and further than two random networks are from each other. A model-ind
 A verdict needs at least as many clips with a defined similarity (``n_defined``) as the
 faithfulness harness needs for its paired test (:func:`midlevel.explain.harness_stats.min_clips`
 of ``1 - level``: 6 at 95 %): a percentile bootstrap over 2-5 clips has too few distinct
-resamples to be a 95 % interval. With fewer, ``passed`` is False and ``verdict`` says "too few
-clips for a verdict (...)"; otherwise ``verdict`` is "passed" or "failed".
+resamples to be a 95 % interval. With fewer, ``passed`` is empty (NaN: there is no verdict,
+neither a pass nor a failure) and ``verdict`` says "too few clips for a verdict (...)";
+otherwise ``passed`` is True or False and ``verdict`` "passed" or "failed".
 
 Any method works that is a callable ``(f, x, reference) -> maps`` (``maps`` ``(batch, 1,
 n_bands, n_frames)``, a ``MethodResult`` or an ``Attribution``); :func:`as_method` wraps a
@@ -254,8 +255,8 @@ class SanityResult:
     """cascade (clip, method, stage, n_stages, similarities), floors (clip, method,
     similarity, trained_vs_random, trained_vs_input, random_vs_random, random_vs_input) and
     verdict (method, similarity, n_clips, n_defined, means, bootstrap intervals of the two
-    differences, passed, clips_needed, verdict: "passed", "failed" or "too few clips for a
-    verdict (...)")."""
+    differences, passed: True, False or NaN where there is no verdict, clips_needed, verdict:
+    "passed", "failed" or "too few clips for a verdict (...)")."""
 
     cascade: pd.DataFrame
     floors: pd.DataFrame
@@ -263,8 +264,10 @@ class SanityResult:
 
     @property
     def passed(self) -> bool:
+        """True when every Spearman-of-|map| row has a verdict and it is a pass (a row without
+        a verdict, too few clips, does not count as passed)."""
         v = self.verdict
-        return bool(v.loc[v["similarity"] == "spearman_abs", "passed"].all())
+        return bool(v.loc[v["similarity"] == "spearman_abs", "passed"].eq(True).all())
 
 
 def _defined_mean(*values: float) -> float:
@@ -365,7 +368,8 @@ def sanity_check(f: nn.Module, method, x, reference, *, name: str = "method",
                         "random_vs_input": g["random_vs_input"].mean(),
                         "minus_input_ci_low": lo_in, "minus_input_ci_high": hi_in,
                         "minus_random_ci_low": lo_rr, "minus_random_ci_high": hi_rr,
-                        "passed": rule and enough, "clips_needed": need,
+                        # no verdict below `need` clips: empty, not a failure
+                        "passed": rule if enough else np.nan, "clips_needed": need,
                         "verdict": (("passed" if rule else "failed") if enough else
                                     f"too few clips for a verdict (n = {defined}, at least "
                                     f"{need} needed)")})

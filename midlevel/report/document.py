@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from midlevel.io import replace_manifest, write_csv, write_text
+from midlevel.io import (
+    add_to_manifest, replace_manifest, save_figure, write_csv, write_text,
+)
 from midlevel.report.html import write_html
 from midlevel.report.markdown import markdown_table
 
@@ -32,6 +34,23 @@ class Report:
     warnings: list = field(default_factory=list)   # lines a reader must see (fewer clips...)
     files: list = field(default_factory=list)      # other files written (audio/*_listen_back.csv)
 
+    def claim(self, paths) -> None:
+        """Record ``paths`` (files about to be written into ``out``) in ``report_files.json``
+        before they are written: a compare interrupted after writing them (a kill included)
+        leaves them listed, and the next report into the folder removes those it does not
+        write again (:func:`write_report`)."""
+        add_to_manifest(self.out, list(paths), MANIFEST)
+
+    def save_figure(self, fig, name: str) -> Path:
+        """Save the matplotlib ``fig`` as ``out/figures/<name>`` (PNG, 90 dpi; recorded by
+        :meth:`claim` first) and close it; returns the path."""
+        import matplotlib.pyplot as plt
+        path = self.out / "figures" / name
+        self.claim([path])
+        save_figure(fig, path, dpi=90)
+        plt.close(fig)
+        return path
+
 
 def model_label(run) -> str:
     """"blackbox" for a black box, else the run's mode."""
@@ -53,14 +72,18 @@ SECTION_TEXT = {
     "completeness": "Completeness: the bottleneck's accuracy over the black box's (1 = the "
                     "concepts lose nothing); not given where the black box's r is below 0.1, "
                     "a chance-level denominator, where r is not defined (class targets) or "
-                    "where only one model has the target. The mean row is the mean r of "
-                    "each model over exactly the targets with a ratio (n_targets).",
+                    "where only one model has the target. A negative ratio (the bottleneck's "
+                    "r of the opposite sign) says so in its note. The mean row is the mean r "
+                    "of each model over exactly the targets with a ratio (n_targets), of one "
+                    "sort only, as evaluate's summary rows: mean:ratings and mean:binary "
+                    "(point-biserial r of tag probabilities) when the targets mix sorts.",
     "cost": "Explanation cost: wall time of one attribution call divided by the clips "
             "explained (one output, CPU). `unit_field_bins` (Grad-CAM): how many input bands "
             "x frames one unit of its layer sees; its map cannot place evidence more finely, "
             "and on the planted-event benchmark its box ratio ranged 0.0-6.7x over models "
             "that all computed the event (benchmarks/RESULTS.md). The additivity gap is in "
-            "`units`, those `midlevel predict` reports.",
+            "`units`, those `midlevel predict` reports. `timed_in`: this run, or an "
+            "earlier, interrupted compare whose explanation this report reuses.",
     "faithfulness": "The faithfulness harness (midlevel.explain.harness), per model, method "
                     "and mode over the explained clips: patches of the spectrogram removed "
                     "(deletion) or inserted in the order of their signed attribution, largest "
@@ -82,7 +105,8 @@ SECTION_TEXT = {
               "map |x - reference| and two independent randomizations against each other. "
               "passed: the trained map is further from the randomized ones than both floors "
               "(upper ends of both bootstrap intervals below 0); with fewer defined clips "
-              "than clips_needed (6) the verdict says too few clips (--clips and "
+              "than clips_needed (6) there is no verdict: passed is empty (-), neither a "
+              "pass nor a failure, and the verdict says too few clips (--clips and "
               "--sanity-clips).",
     "listen_back": "Listen-back fidelity of the first clip: the audio of the evidence for "
                    "and against the output (the bins holding 90 % of |attribution|, split "
@@ -169,9 +193,12 @@ def write_report(report: Report, runs, title: str, methods, clips) -> Report:
     """Write every table as CSV (``tables/``), ``report.md`` and ``report.html``; then remove
     the files an earlier report into the same folder wrote and this one did not (a rerun
     without faithfulness must not leave the old faithfulness tables beside the new report),
-    and record this report's files in ``report_files.json``."""
-    written = [write_csv(table, report.out / "tables" / f"{name}.csv")
-               for name, table in report.tables.items()]
+    and record this report's files in ``report_files.json`` (the files written during the
+    work, figures and audio, were recorded there before they were written: those of an
+    interrupted compare are removed too when this report does not write them again)."""
+    tables = {name: report.out / "tables" / f"{name}.csv" for name in report.tables}
+    report.claim([*tables.values(), report.out / "report.md", report.out / "report.html"])
+    written = [write_csv(report.tables[name], path) for name, path in tables.items()]
     _write_markdown(report, runs, title, methods, clips)
     report.html = write_html(report.out / "report.html", title,
                              _sections(report, runs, methods, clips))

@@ -11,19 +11,22 @@ compare``).
 - ``figures/*.png`` and ``audio/*.wav`` with the listen-back and LIME component tables
   beside them (``audio/*_listen_back.csv``, ``audio/*_components.csv``; no ``audio/`` without
   audio);
-- ``report_files.json``: the files above; a later report into the same folder removes those
-  of this one it does not write again (other files are left alone).
+- ``report_files.json``: the files above, each recorded there before it is written; a later
+  report into the same folder removes those of this one (or of an interrupted one) it does
+  not write again (other files are left alone).
 
 While it runs, each model's explanation by each method is kept in ``.compare_work/`` as soon
 as it is done: a compare interrupted (a kill included) and run again into the same folder
-with the same runs and settings takes those from there (:mod:`.compare_work`); the folder is
-removed once the report is written.
+with the same runs and settings takes those from there (:mod:`.compare_work`; the cost table
+says which were timed in the interrupted run); the folder is removed once the report is
+written.
 
 Every run must have been trained on the same data (the same spec and test split; see
 :func:`check_runs`), so runs of one mode are seeds of one model. Accuracy comes from each run's
 test split; explanations (attribution maps, cost, faithfulness, listenable wavs) from the first
-run of each mode on the first ``n_clips`` test clips. Each analysis is one function below;
-:mod:`midlevel.report.document` renders the result.
+run of each mode on the first ``n_clips`` test clips. Each analysis is one function of
+:mod:`.compare_accuracy` or :mod:`.compare_explanations`; :mod:`midlevel.report.document`
+renders the result.
 """
 from __future__ import annotations
 
@@ -32,15 +35,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from midlevel import __version__
 from midlevel.errors import ReportError
 from midlevel.explain.attribution.registry import resolve_method
-from midlevel.explain.faithfulness import completeness
-from midlevel.explain.leakage import leakage_diagnostic
-from midlevel.io import save_figure
 from midlevel.report.document import Report, model_label, write_report
+from midlevel.workflows.compare_accuracy import (
+    accuracy_tables, leakage_tables, run_metrics, summarize_metrics,
+)
 from midlevel.workflows.compare_checks import (
     DEFAULT_PATCH, check_explained, explained_target, ignored_options,
     sanity_clip_notes,
@@ -59,38 +61,6 @@ __all__ = ["compare", "run_metrics", "summarize_metrics", "check_explained", "ch
 
 DEFAULT_METHODS = ("shap_deep", "shap_gradient", "integrated_gradients", "gradient_shap",
                    "deeplift", "occlusion")
-
-
-def run_metrics(runs, *, spec=None, root=None, cache_dir=None) -> pd.DataFrame:
-    """Test-split metrics of every run (from the run's metrics.csv, or recomputed on ``spec``),
-    with columns model (mode; "blackbox" for black boxes), run, seed first."""
-    frames = []
-    for run in runs:
-        if spec is not None:
-            m = run.evaluate(spec, root=root, splits=("test",), cache_dir=cache_dir)
-        else:
-            m = run.metrics
-            m = m[m["split"] == "test"]
-        m = m.copy()
-        m.insert(0, "seed", run.config.seed)
-        m.insert(0, "run", str(run.path))
-        m.insert(0, "model", model_label(run))
-        frames.append(m)
-    return pd.concat(frames, ignore_index=True)
-
-
-def summarize_metrics(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Mean and std over runs (seeds) per model, kind and name of r, R^2 and RMSE, and of
-    accuracy (class and binary targets) and ROC-AUC (binary) when the table has any."""
-    g = metrics.groupby(["model", "kind", "name"], sort=False)
-    extra = {}
-    for col in ("accuracy", "auc"):
-        if col in metrics and metrics[col].notna().any():
-            extra.update({col: (col, "mean"), f"{col}_std": (col, "std")})
-    return g.agg(n_runs=("run", "nunique"), r=("r", "mean"), r_std=("r", "std"),
-                 r2=("r2", "mean"), r2_std=("r2", "std"), rmse=("rmse", "mean"),
-                 rmse_std=("rmse", "std"), **extra).reset_index()
-
 
 @dataclass
 class Clips:
@@ -209,8 +179,8 @@ def compare(runs, out, *, spec=None, root=None, cache_dir=None, methods=DEFAULT_
         (out / sub).mkdir(parents=True, exist_ok=True)
     report = Report(out=out, warnings=list(clips.notes) + ignored + sanity_clip_notes(
         sanity_clips if randomization else 0, len(clips.names)))
-    _accuracy(report, runs, spec=spec, root=root, cache_dir=cache_dir)
-    _leakage(report, runs, spec=spec, root=root, cache_dir=cache_dir)
+    accuracy_tables(report, runs, spec=spec, root=root, cache_dir=cache_dir)
+    leakage_tables(report, runs, spec=spec, root=root, cache_dir=cache_dir)
     data = {"spec": spec, "root": root, "cache_dir": cache_dir}
     work = WorkStore(out, {
         "version": __version__, "clips": clips.names,
@@ -225,7 +195,8 @@ def compare(runs, out, *, spec=None, root=None, cache_dir=None, methods=DEFAULT_
     if work.reused:
         report.warnings.append(f"{work.reused} of {work.reused + work.computed} (model, "
                                f"method) explanations were taken from an interrupted compare "
-                               f"into this folder with the same runs and settings")
+                               f"into this folder with the same runs and settings (and timed "
+                               f"there: the cost table's timed_in)")
     if listen:
         listening(report, reps, clips, maps, methods, data, n_background=n_background,
                    concept=concept, options=options)
@@ -324,77 +295,3 @@ def check_runs(runs) -> None:
                 f"{_describe_data(run, data)} (they differ in {', '.join(differ)}). compare "
                 f"pools the runs of a mode as seeds and compares models on one test split; "
                 f"make one report per dataset")
-
-
-# ------------------------------------------------------------------------------ analyses
-
-
-def _save(fig, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-    save_figure(fig, path, dpi=90)
-    plt.close(fig)
-    return path
-
-
-def _accuracy(report: Report, runs, **data) -> None:
-    """Metrics per run and over seeds, completeness against the black box, and a figure."""
-    metrics = run_metrics(runs, **data)
-    summary = summarize_metrics(metrics)
-    report.tables["metrics_runs"] = metrics
-    report.tables["metrics"] = summary
-    models = list(dict.fromkeys(metrics["model"]))
-    if "blackbox" in models and len(models) > 1:
-        rows = []
-        for m in models:
-            if m == "blackbox":
-                continue
-            sub = metrics[metrics["model"].isin([m, "blackbox"])].copy()
-            sub["model"] = np.where(sub["model"] == "blackbox", "blackbox", "bottleneck")
-            sub = sub[(sub["name"] != "mean") & ~sub["name"].astype(str).str.startswith("mean:")]
-            c = completeness(sub, metric="r")  # a ratio of R^2 values is meaningless below 0
-            c.insert(0, "metric", "r")
-            c.insert(0, "model", m)
-            c = c.rename(columns={"r_bottleneck": "bottleneck", "r_blackbox": "blackbox"})
-            rows.append(c)
-        report.tables["completeness"] = pd.concat(rows, ignore_index=True)
-    _metrics_figure(report, summary, models)
-
-
-def _metrics_figure(report: Report, summary: pd.DataFrame, models: list) -> None:
-    """Bars per target and model (mean +- std over runs): Pearson r of the targets that have
-    one and, beside it, the accuracy of class and binary targets when there are any."""
-    import matplotlib.pyplot as plt
-    tgt = summary[summary["kind"] == "target"]
-    panels = [(col, label) for col, label in (("r", "Pearson r (test)"),
-                                              ("accuracy", "accuracy (test)"))
-              if col in tgt and tgt[col].notna().any()] or [("r", "Pearson r (test)")]
-    fig, axes = plt.subplots(1, len(panels), figsize=(8 * len(panels), 3.2),
-                             constrained_layout=True, squeeze=False)
-    width = 0.8 / max(1, len(models))
-    for ax, (col, label) in zip(axes[0], panels):
-        names = list(dict.fromkeys(tgt.loc[tgt[col].notna(), "name"])) or \
-            list(dict.fromkeys(tgt["name"]))
-        for k, m in enumerate(models):
-            d = tgt[tgt["model"] == m].set_index("name").reindex(names)
-            ax.bar(np.arange(len(names)) + k * width, d[col], width,
-                   yerr=d[f"{col}_std"].fillna(0), label=m, capsize=2)
-        ax.set_xticks(np.arange(len(names)) + width * (len(models) - 1) / 2, names,
-                      rotation=30)
-        ax.set_ylabel(label)
-        ax.axhline(0, color="0.5", lw=0.5)
-        ax.legend(fontsize=8)
-    report.figures["Test accuracy per target (mean +- std over runs)"] = _save(
-        fig, report.out / "figures" / "metrics.png")
-
-
-def _leakage(report: Report, runs, **data) -> None:
-    """The leakage diagnostic of every joint and sequential bottleneck (held-out clips)."""
-    leaks = []
-    for run in runs:
-        if run.model.kind == "bottleneck" and run.mode in ("joint", "sequential"):
-            leak = leakage_diagnostic(run, run.predictions(("validation", "test"), **data))
-            leak.insert(0, "seed", run.config.seed)
-            leak.insert(0, "model", model_label(run))
-            leaks.append(leak)
-    if leaks:
-        report.tables["leakage"] = pd.concat(leaks, ignore_index=True)

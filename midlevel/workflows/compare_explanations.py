@@ -23,18 +23,22 @@ from midlevel.explain.listen_back import (
     top_component_wavs, write_listen_back,
 )
 from midlevel.explain.sanity import sanity_check
-from midlevel.io import save_figure, write_wav
-from midlevel.report.document import Report
+from midlevel.io import write_wav
+from midlevel.report.document import SECTION_TEXT, Report
 from midlevel.workflows.compare_work import WorkStore, run_fingerprint
 
 log = logging.getLogger("midlevel.compare")
 
-
-def _save(fig, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-    save_figure(fig, path, dpi=90)
-    plt.close(fig)
-    return path
+THIS_RUN = "this run"
+EARLIER_RUN = "an earlier, interrupted run"
+"""The cost table's ``timed_in``: an explanation computed by this compare, or one taken from
+``.compare_work/`` (:mod:`.compare_work`), timed by the interrupted compare that stored it."""
+REUSED_COST_NOTE = (
+    f"Rows with timed_in '{EARLIER_RUN}' are explanations taken from an interrupted compare "
+    f"into this folder: they were timed in another process at another time, under whatever "
+    f"else the machine ran then, so their ms_per_clip (and their bars in the cost figure) is "
+    f"not comparable with the rows timed in {THIS_RUN} on a shared machine; a compare into a "
+    f"fresh folder times every explanation in one run.")
 
 
 def fit_window(spec: np.ndarray, n_frames: int) -> np.ndarray:
@@ -68,6 +72,7 @@ def attributions(report: Report, reps: dict, clips, methods, data, *, n_backgrou
         for method in methods:
             key = {**run_fingerprint(run), "label": label, "method": method, "output": output}
             done = work.load(key) if work is not None else None
+            timed_in = THIS_RUN if done is None else EARLIER_RUN
             if done is None:
                 if bg is None:
                     bg = run.background(n_background, **data)
@@ -80,8 +85,9 @@ def attributions(report: Report, reps: dict, clips, methods, data, *, n_backgrou
             else:
                 log.info("  %s: taken from the interrupted compare's results", method)
             maps[(label, method)] = done["attrs"]
-            costs.append(done["cost"])
-            log.info("  %s: %.0f ms per clip", method, done["cost"]["ms_per_clip"])
+            costs.append({**done["cost"], "timed_in": timed_in})
+            log.info("  %s: %.0f ms per clip (timed in %s)", method,
+                     done["cost"]["ms_per_clip"], timed_in)
             curves += done["curves"]
             if done["sanity"] is not None:
                 sanity.append((label, method, done["sanity"]))
@@ -175,8 +181,8 @@ def _sanity_tables(report, results) -> None:
         fig = sanity_plot(report.tables["sanity_cascade"].query("model == @label"),
                           report.tables["sanity_floors"].query("model == @label"))
         report.figures[f"Cascading randomization of {label}: similarity of the maps to the "
-                       f"trained ones, top layer down, with the two floors"] = _save(
-            fig, report.out / "figures" / f"sanity_{label}.png")
+                       f"trained ones, top layer down, with the two floors"] = \
+            report.save_figure(fig, f"sanity_{label}.png")
 
 
 def _event_shares(attrs, events) -> list[pd.DataFrame]:
@@ -200,23 +206,27 @@ def _map_figures(report, label, names, methods, maps):
         attribution_map(first, 0, ax=ax_)
         ax_.set_title(f"{LABELS[method]}: {label} -> {first.output}, clip {names[0]}",
                       fontsize=9)
-    report.figures[f"Attribution maps of {label} (clip {names[0]})"] = _save(
-        fig, report.out / "figures" / f"maps_{label}.png")
+    report.figures[f"Attribution maps of {label} (clip {names[0]})"] = \
+        report.save_figure(fig, f"maps_{label}.png")
     fig = attribution_figure(maps[(label, methods[0])][0], 0)
     report.figures[f"{LABELS[methods[0]]} of {label}: map, time curve, frequency profile"] = \
-        _save(fig, report.out / "figures" / f"profile_{label}.png")
+        report.save_figure(fig, f"profile_{label}.png")
 
 
 def _cost_tables(report, costs, methods) -> None:
+    """The cost table (a row per model and method, ``timed_in`` saying which process timed
+    it), its figure, and, where some rows were reused, a note that they are not comparable."""
     import matplotlib.pyplot as plt
     report.tables["cost"] = pd.DataFrame(costs)
+    if (report.tables["cost"]["timed_in"] == EARLIER_RUN).any():
+        report.texts["cost"] = f"{SECTION_TEXT['cost']} {REUSED_COST_NOTE}"
     fig, ax = plt.subplots(figsize=(7, 3), constrained_layout=True)
     cost = report.tables["cost"].pivot_table(index="method", columns="model",
                                              values="ms_per_clip")
     cost.reindex(methods).plot.bar(ax=ax, logy=True, rot=20)
     ax.set_ylabel("ms per clip (log)")
     ax.set_xlabel("")
-    report.figures["Explanation cost per clip"] = _save(fig, report.out / "figures" / "cost.png")
+    report.figures["Explanation cost per clip"] = report.save_figure(fig, "cost.png")
 
 
 def _faithfulness_tables(report, reps, curves) -> None:
@@ -245,8 +255,8 @@ def _faithfulness_tables(report, reps, curves) -> None:
             perturbation_plot(curves[curves["model"] == label], mode=mode, ax=ax_)
             ax_.set_title(f"{mode}: {label}", fontsize=9)
         report.figures[f"{mode.capitalize()} curves (mean over clips; MoRF solid, LeRF "
-                       f"dotted, random dashed)"] = _save(fig, report.out / "figures"
-                                                          / f"{mode}.png")
+                       f"dotted, random dashed)"] = \
+            report.save_figure(fig, f"{mode}.png")
 
 
 def _top_concept(run, output: str) -> str:
@@ -299,8 +309,8 @@ def listening(report: Report, reps, clips, maps, methods, data, *, n_background,
             explained.append((c_attr, c_name))
             from midlevel.plots.attribution import attribution_figure
             report.figures[f"{label}: what in clip {name} drives the concept '{c_name}' "
-                           f"({LABELS[method]})"] = _save(
-                attribution_figure(c_attr, 0), out / "figures" / f"concept_{label}_{c_name}.png")
+                           f"({LABELS[method]})"] = \
+                report.save_figure(attribution_figure(c_attr, 0), f"concept_{label}_{c_name}.png")
         for attr, c_name in explained:
             what = f"concept '{c_name}'" if c_name else attr.output
             stem = f"{name}_{label}_{'concept_' + c_name if c_name else attr.output}"
@@ -319,11 +329,12 @@ def listening(report: Report, reps, clips, maps, methods, data, *, n_background,
     # their relative loudness is kept
     gain = common_gain([y, *(a for m in measured for a in m[1].values())])
     scaled = f"; every wav of the clip scaled by {gain:.3g}" if gain < 1 else ""
-    report.audio[f"{name}: original{scaled}"] = write_wav(
-        out / "audio" / f"{name}_original.wav", gain * y, fe.sample_rate)
+    original = out / "audio" / f"{name}_original.wav"
+    report.claim([original])  # recorded before it is written (see Report.claim)
+    report.audio[f"{name}: original{scaled}"] = write_wav(original, gain * y, fe.sample_rate)
     for table, audio, label, what, units, spread, spread_of in measured:
         table = write_listen_back(table, audio, out / "audio", gain=gain,
-                                  sample_rate=fe.sample_rate)
+                                  sample_rate=fe.sample_rate, record=report.claim)
         report.files.append(listen_back_csv(out / "audio", table["clip"].iloc[0]))
         shares.append(table.assign(model=label, method=method, output=what, units=units,
                                    spread_sd=spread, spread_of=spread_of))
@@ -354,7 +365,7 @@ def lime_components(report, reps, lime, clips, data, *, n_background, target,
         direction = 1.0 if attr.predictions[0] >= (attr.expected or 0.0) else -1.0
         stem = f"{clips.names[0]}_{label}_{lime}"
         table = top_component_wavs(y, comps, weights, fe, report.out / "audio", top=3,
-                                   clip=stem, direction=direction)
+                                   clip=stem, direction=direction, record=report.claim)
         report.files.append(components_csv(report.out / "audio", stem))
         for _, row in table.iterrows():
             report.audio[f"{label}: {LABELS[lime]} component {row['name']} (evidence rank "

@@ -357,6 +357,8 @@ def _report_summary(rep) -> list[str]:
             f"{r.model}/{r.method} {r.verdict}" for r in sanity.itertuples()))
     comp = rep.tables.get("completeness")
     if comp is not None and len(comp):
-        row = comp[(comp["metric"] == "r") & (comp["name"] == "mean")]
-        lines += [f"completeness ({r.model}, mean r): {r.completeness:.2f}" for r in row.itertuples()]
+        summary = comp["name"].astype(str).str.match(r"mean(:|$)")  # mean, mean:ratings...
+        row = comp[(comp["metric"] == "r") & summary]
+        lines += [f"completeness ({r.model}, {r.name} r): {r.completeness:.2f}"
+                  for r in row.itertuples()]
     return lines
