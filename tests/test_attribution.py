@@ -280,3 +280,24 @@ def test_sampling_methods_are_not_marked_deterministic():
     sampling = {m for m in METHODS if m in ("shap_gradient", "gradient_shap")
                 or m.startswith("lime")}
     assert sampling and not any(CLASSES[m].deterministic for m in sampling)
+
+
+def test_an_option_no_method_takes_is_refused_by_name():
+    """A misspelled setting, or a dict passed as ``options=`` (as two tests of compare did),
+    was silently dropped: the method ran at its defaults as if the setting had acted."""
+    import pytest
+    import torch
+    from midlevel.errors import AttributionError
+    from midlevel.explain.attribution.attributor import Attributor
+    from midlevel.explain.attribution.registry import known_options, make_method
+    from midlevel.models.bottleneck import BlackBox
+    assert {"n_steps", "n_samples", "window", "stride", "batch_size", "seed",
+            "lime_samples", "component_options", "layer", "composite"} <= known_options()
+    assert make_method("ig", n_steps=4).n_steps == 4
+    assert make_method("occlusion", n_steps=4).window == (16, 32)  # taken by another method
+    with pytest.raises(AttributionError, match=r"unknown attribution option\(s\) \['n_step'\]"):
+        make_method("ig", n_step=4)
+    model = BlackBox([{"name": "y"}], backbone={"width": 0.125})
+    with pytest.raises(AttributionError, match=r"\['options'\]"):
+        Attributor(model, "integrated_gradients", options={"n_steps": 2},
+                   background=torch.zeros(2, 1, 40, 64))

@@ -356,7 +356,7 @@ def test_a_rerun_of_compare_removes_the_tables_it_no_longer_writes(world, tmp_pa
     from midlevel.workflows.compare import compare
     out = tmp_path / "report"
     small = dict(cache_dir=world["cache"], methods=["integrated_gradients"], n_clips=1,
-                 n_background=2, options={"n_steps": 2}, randomization=False, listen=False)
+                 n_background=2, n_steps=2, randomization=False, listen=False)
     compare([world["runs"]["blackbox"]], out, faithfulness=True, n_random=5, **small)
     first = set(json.loads((out / "report_files.json").read_text())["files"])
     assert "tables/faithfulness.csv" in first and (out / "tables" / "faithfulness.csv").is_file()
@@ -385,7 +385,7 @@ def test_an_interrupted_compare_resumes_from_the_explanations_it_finished(world,
 
     out = tmp_path / "report"
     small = dict(cache_dir=world["cache"], methods=["integrated_gradients", "occlusion"],
-                 n_clips=1, n_background=2, options={"n_steps": 2}, randomization=False,
+                 n_clips=1, n_background=2, n_steps=2, randomization=False,
                  listen=False, faithfulness=True, n_random=5)
     monkeypatch.setattr(compare_explanations, "_explain_with", failing_second)
     with pytest.raises(KeyboardInterrupt):
