@@ -200,8 +200,8 @@ def main(argv=None) -> int:
                 f"{TRAININGS[k][2]} clips (the two thread counts' parameters "
                 f"{100 * apart[k]:.0f} % apart, relative norm)" for k in args.trainings
                 if k in apart) + ". `held_out_r2`: the model's R^2 on 256 fresh clips. Each "
-            f"LIME variant with 64 samples (what the post-hoc benchmark ran) and 256 (the "
-            f"package default), 2 repeats; Integrated Gradients as the reference.\n\n"
+            "LIME variant with 64 samples (what the post-hoc benchmark ran) and 256 (the "
+            "package default), 2 repeats; Integrated Gradients as the reference.\n\n"
             + _fmt(table) + "\n\n`ratio`: share of positive attribution inside the box over "
             "the box's share of the input; `clips_3x`: share of clips at >= 3x; "
             "`ceiling_ratio`: what a perfect explanation over the same components reaches; "

@@ -252,11 +252,11 @@ def render(res: dict) -> str:
              f"on {s['cores']} shared CPU cores): the tag world of `midlevel synth --tags`, "
              f"{s['n_clips']} clips of {s['duration']:g} s (seed {s['seed']}, 70/15/15 % "
              f"split), preset `small`, " + _budget(res) + ", crops of the whole clip. "
-             f"Concepts: 7 rated mid-level concepts and 4 layer tags (`layer=drums`, `pad`, "
-             f"`drone`, `melody`, each present with "
-             f"probability 0.5); targets: 8 emotion ratings and the multi-label `mood` "
-             f"(4 tags from a logistic map of the layers with 12 non-zero weights, 4 zero; "
-             f"the rated concepts weigh 0). Test split throughout.", ""]
+             "Concepts: 7 rated mid-level concepts and 4 layer tags (`layer=drums`, `pad`, "
+             "`drone`, `melody`, each present with "
+             "probability 0.5); targets: 8 emotion ratings and the multi-label `mood` "
+             "(4 tags from a logistic map of the layers with 12 non-zero weights, 4 zero; "
+             "the rated concepts weigh 0). Test split throughout.", ""]
     lines += ["#### Metrics per tag (test split)", ""]
     header = "| mode | tag | ROC-AUC | PR-AUC | F1 @0.5 | accuracy |"
     lines += [header, "|---|---|---|---|---|---|"]

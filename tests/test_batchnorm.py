@@ -94,7 +94,6 @@ def test_concept_recalibration_makes_validation_slopes_one_and_keeps_joint_targe
     """Folded into the model, the validation line leaves slope 1 / intercept 0 there; in joint
     mode the targets the model predicts are the same with and without it (exact
     compensation in the head)."""
-    import dataclasses
 
     from midlevel.training.calibration import calibration_lines, fold_into_model
     data = toy_data(n_clips=80, seed=4)

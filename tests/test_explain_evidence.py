@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from midlevel import synth
 from midlevel.explain.truth import compare_to_truth, synthetic_design

@@ -13,7 +13,6 @@ import statsmodels.api as sm
 from conftest import TINY_RUN, train_tiny_runs
 from midlevel.cli import main
 from midlevel.explain.coefficients import run_coefficients
-from midlevel.explain.head import run_design
 from midlevel.explain.head import LinearHead, baseline_concepts, check_additivity, explain_clips
 from midlevel.explain.timeline import contributions_over_time
 

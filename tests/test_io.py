@@ -4,7 +4,6 @@ import stat
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from midlevel import io
 

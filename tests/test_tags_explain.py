@@ -3,7 +3,6 @@ contributions in log-odds, interventions that switch a tag, GLM coefficients, le
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import statsmodels.api as sm
 

@@ -96,7 +96,7 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
     out["rmse"] = float(np.sqrt(np.mean(err ** 2)))
     out["mae"] = float(np.mean(np.abs(err)))
     if len(t) == 1 or t.std() == 0:
-        out["note"] = (f"constant ratings (sd 0): no r, R^2 or calibration line" if len(t) > 1
+        out["note"] = ("constant ratings (sd 0): no r, R^2 or calibration line" if len(t) > 1
                        else "one rating: no r, R^2 or calibration line")
     else:
         out["r2"] = float(1 - np.sum(err ** 2) / np.sum((t - t.mean()) ** 2))
