@@ -8,6 +8,7 @@ writer below goes through :func:`atomic_open`; the one exception is a run's ``tr
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import logging
 import os
@@ -34,6 +35,7 @@ def atomic_open(path: str | Path, mode: str = "wb", **kwargs) -> Iterator[IO]:
     is new (as ``open()`` would give it), not the 0600 of the temporary file.
     """
     path = Path(path)
+    _record(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -195,6 +197,30 @@ def add_to_manifest(out: str | Path, paths, name: str) -> None:
     new = _inside(out, paths) - set(before)
     if new:
         write_json(out / name, {"files": sorted({*before, *new})})
+
+
+_RECORDING: contextvars.ContextVar = contextvars.ContextVar("midlevel_recording", default=None)
+
+
+@contextlib.contextmanager
+def recording(out: str | Path, name: str) -> Iterator[None]:
+    """Inside: every file this module writes into folder ``out`` (through :func:`atomic_open`:
+    every ``write_*`` and :func:`save_figure`) is added to the manifest ``out/name``
+    (:func:`add_to_manifest`) before it is written. A command killed half-way (``kill -9``
+    included) thus leaves its files listed, and the next command's :func:`replace_manifest`
+    removes those it does not write again."""
+    token = _RECORDING.set((Path(out).resolve(), name))
+    try:
+        yield
+    finally:
+        _RECORDING.reset(token)
+
+
+def _record(path: Path) -> None:
+    """Add ``path`` to the manifest of the active :func:`recording` (not the manifest itself)."""
+    active = _RECORDING.get()
+    if active is not None and path.resolve() != active[0] / active[1]:
+        add_to_manifest(active[0], [path], active[1])
 
 
 def _inside(out: Path, paths) -> set[str]:

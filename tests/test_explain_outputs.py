@@ -318,6 +318,40 @@ def test_a_rerun_removes_the_earlier_explanations_files_it_does_not_write(world,
     assert sorted(p.name for p in bb.iterdir() if p.is_dir()) == [stems[2]]
 
 
+def test_a_rerun_removes_the_files_of_an_interrupted_explanation(world, tmp_path,
+                                                                monkeypatch):
+    """An explain killed after its first clip's files (re-audit 7, N1): the manifest was
+    written only at the end, so a rerun left that clip's maps forever. Every file is now
+    listed before it is written; a rerun on another clip removes them."""
+    import json
+
+    from midlevel.plots import attribution as plots
+    from midlevel.workflows import explain_attributions as ea
+    stems = [os.path.basename(a)[:-4] for a in world["audio"][:3]]
+    bb, calls = tmp_path / "bb", []
+    real = plots.attribution_figure
+
+    def interrupted(attr, *a, **k):  # the process dies after the first map's npz
+        calls.append(attr)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(plots, "attribution_figure", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ea.explain_blackbox(world["runs"]["blackbox"], world["audio"][:2], bb,
+                            targets=["valence"], methods=["integrated_gradients"],
+                            progress=False, n_steps=4, cache_dir=world["cache"], listen=False)
+    listed = json.loads((bb / ea.MANIFEST).read_text())["files"]
+    assert (bb / stems[0]).is_dir() and any(f.startswith(stems[0]) for f in listed)
+    monkeypatch.setattr(plots, "attribution_figure", real)
+    ea.explain_blackbox(world["runs"]["blackbox"], world["audio"][2:3], bb,
+                        targets=["valence"], methods=["integrated_gradients"], progress=False,
+                        n_steps=4, cache_dir=world["cache"], listen=False)
+    assert sorted(p.name for p in bb.iterdir() if p.is_dir()) == [stems[2]]
+    on_disk = {str(p.relative_to(bb)) for p in bb.rglob("*") if p.is_file()}
+    listed = set(json.loads((bb / ea.MANIFEST).read_text())["files"])
+    assert listed == on_disk - {ea.MANIFEST, ".midlevel.lock"}
+
+
 def test_one_command_at_a_time_writes_an_output_folder(world, tmp_path, capsys):
     from midlevel.io import folder_lock
     out = tmp_path / "out"

@@ -61,7 +61,7 @@ from midlevel.explain.attribution.registry import resolve_method
 from midlevel.explain.names import clip_names, safe_name, unique_names
 from midlevel.explain.harness import clip_scores, curve_areas, perturbation_curves
 from midlevel.explain.listen_back import listen_back, listen_back_csv, output_spread
-from midlevel.io import LOCK_FILE, replace_manifest, save_figure, write_csv
+from midlevel.io import LOCK_FILE, recording, replace_manifest, save_figure, write_csv
 from midlevel.run import load_run
 
 log = logging.getLogger("midlevel.explain")
@@ -178,82 +178,83 @@ def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_dee
                                       windows=run.window(), frontend=fe, **options)
                    for m in methods for o in outputs}
     out = Path(out_dir)  # created with the first clip's folder (none if no file can be read)
-    result = ExplainResult()
-    try:
-        from tqdm.auto import tqdm
-        items = tqdm(list(zip(names, paths)), desc="explaining", unit="clip",
-                     disable=not progress)
-    except ImportError:  # pragma: no cover
-        items = zip(names, paths)
-    summaries, times, freqs, faith, shares, predictions = [], [], [], [], [], []
-    spreads = {}  # output -> its spread (sd over the test clips), measured once
-    for name, path in items:
+    with recording(out, MANIFEST):  # each file listed before it is written (a kill too)
+        result = ExplainResult()
         try:
-            y = load_audio(path, sample_rate=fe.sample_rate)
-        except Exception as exc:  # named and skipped, as `midlevel predict` does
-            result.errors[path] = str(exc)
-            log.warning("skipping %s: %s", path, exc)
-            continue
-        if max_seconds:
-            y = y[: int(max_seconds * fe.sample_rate)]
-        with torch.no_grad():  # y is prepared already (run.spectrogram would normalize again)
-            spec_x = run.frontend_module(torch.as_tensor(y))[None, None]
-        predictions.append(_predictions(run, spec_x[0, 0], name, path, result.warnings))
-        clip_dir = out / name  # a safe, unique name: one folder per clip
-        clip_dir.mkdir(parents=True, exist_ok=True)
-        for (method, output), attributor in attributors.items():
-            # the units `predict` reports (rating = mean + std * z; logits stay logits)
-            attr = attributor.attribute(spec_x, clips=[name]).in_rating_units()
-            f = attributor.rating_selector
-            result.attributions.append(attr)
-            label = attr.output if attr.output_kind == "target" else f"concept_{attr.output}"
-            stem = f"{method}__{safe_name(label)}"
-            attr.save(clip_dir / f"{stem}.npz")
-            result.files.append(clip_dir / f"{stem}.npz")
-            summaries.append(attr.summary())
-            times.append(attr.time_marginal())
-            freqs.append(attr.frequency_marginal())
-            if figures:
-                fig = attribution_figure(attr)
-                save_figure(fig, clip_dir / f"{stem}.png", dpi=100)
-                plt.close(fig)
-                result.files.append(clip_dir / f"{stem}.png")
-            reference = attributor.reference_for(spec_x.to(attributor.device))
-            if listen:
-                if output not in spreads:
-                    spreads[output] = _spread(run, f, attr, dict(spec=spec, root=root,
-                                                                 cache_dir=cache_dir))
-                spread, spread_of = spreads[output]
-                table = listen_back(np.asarray(y), attr.maps[0], f, fe,
-                                    reference=reference, mass=mass, out_dir=clip_dir,
-                                    clip=stem, spread=spread)
-                shares.append(table.assign(clip=name, method=method, output=attr.output,
-                                           units=attr.units, spread_sd=spread,
-                                           spread_of=spread_of))
-                result.files += [clip_dir / f"{stem}_{p}.wav" for p in table["part"]]
-                result.files.append(listen_back_csv(clip_dir, stem))
-            if faithfulness:
-                curves = perturbation_curves(f, spec_x, attr.values,
-                                             reference, method=method, clips=[name],
-                                             n_random=n_random)
-                faith.append(clip_scores(curve_areas(curves)).assign(output=attr.output))
-    if summaries:
-        result.summary = pd.concat(summaries, ignore_index=True)
-        result.time_marginals = pd.concat(times, ignore_index=True)
-        result.frequency_marginals = pd.concat(freqs, ignore_index=True)
-        for table, fname in [(result.summary, SUMMARY), (result.time_marginals, TIME),
-                             (result.frequency_marginals, FREQUENCY)]:
-            result.files.append(write_csv(table, out / fname))
-    if shares:
-        result.listen_back = pd.concat(shares, ignore_index=True)
-        result.files.append(write_csv(result.listen_back, out / LISTEN_BACK))
-    if faith:
-        result.faithfulness = pd.concat(faith, ignore_index=True)
-        result.files.append(write_csv(result.faithfulness, out / FAITHFULNESS))
-    if predictions:
-        result.predictions = pd.concat(predictions, ignore_index=True)
-        result.files.append(write_csv(result.predictions, out / PREDICTIONS))
-        replace_manifest(out, result.files, MANIFEST)
+            from tqdm.auto import tqdm
+            items = tqdm(list(zip(names, paths)), desc="explaining", unit="clip",
+                         disable=not progress)
+        except ImportError:  # pragma: no cover
+            items = zip(names, paths)
+        summaries, times, freqs, faith, shares, predictions = [], [], [], [], [], []
+        spreads = {}  # output -> its spread (sd over the test clips), measured once
+        for name, path in items:
+            try:
+                y = load_audio(path, sample_rate=fe.sample_rate)
+            except Exception as exc:  # named and skipped, as `midlevel predict` does
+                result.errors[path] = str(exc)
+                log.warning("skipping %s: %s", path, exc)
+                continue
+            if max_seconds:
+                y = y[: int(max_seconds * fe.sample_rate)]
+            with torch.no_grad():  # y is prepared already (run.spectrogram would normalize again)
+                spec_x = run.frontend_module(torch.as_tensor(y))[None, None]
+            predictions.append(_predictions(run, spec_x[0, 0], name, path, result.warnings))
+            clip_dir = out / name  # a safe, unique name: one folder per clip
+            clip_dir.mkdir(parents=True, exist_ok=True)
+            for (method, output), attributor in attributors.items():
+                # the units `predict` reports (rating = mean + std * z; logits stay logits)
+                attr = attributor.attribute(spec_x, clips=[name]).in_rating_units()
+                f = attributor.rating_selector
+                result.attributions.append(attr)
+                label = attr.output if attr.output_kind == "target" else f"concept_{attr.output}"
+                stem = f"{method}__{safe_name(label)}"
+                attr.save(clip_dir / f"{stem}.npz")
+                result.files.append(clip_dir / f"{stem}.npz")
+                summaries.append(attr.summary())
+                times.append(attr.time_marginal())
+                freqs.append(attr.frequency_marginal())
+                if figures:
+                    fig = attribution_figure(attr)
+                    save_figure(fig, clip_dir / f"{stem}.png", dpi=100)
+                    plt.close(fig)
+                    result.files.append(clip_dir / f"{stem}.png")
+                reference = attributor.reference_for(spec_x.to(attributor.device))
+                if listen:
+                    if output not in spreads:
+                        spreads[output] = _spread(run, f, attr, dict(spec=spec, root=root,
+                                                                     cache_dir=cache_dir))
+                    spread, spread_of = spreads[output]
+                    table = listen_back(np.asarray(y), attr.maps[0], f, fe,
+                                        reference=reference, mass=mass, out_dir=clip_dir,
+                                        clip=stem, spread=spread)
+                    shares.append(table.assign(clip=name, method=method, output=attr.output,
+                                               units=attr.units, spread_sd=spread,
+                                               spread_of=spread_of))
+                    result.files += [clip_dir / f"{stem}_{p}.wav" for p in table["part"]]
+                    result.files.append(listen_back_csv(clip_dir, stem))
+                if faithfulness:
+                    curves = perturbation_curves(f, spec_x, attr.values,
+                                                 reference, method=method, clips=[name],
+                                                 n_random=n_random)
+                    faith.append(clip_scores(curve_areas(curves)).assign(output=attr.output))
+        if summaries:
+            result.summary = pd.concat(summaries, ignore_index=True)
+            result.time_marginals = pd.concat(times, ignore_index=True)
+            result.frequency_marginals = pd.concat(freqs, ignore_index=True)
+            for table, fname in [(result.summary, SUMMARY), (result.time_marginals, TIME),
+                                 (result.frequency_marginals, FREQUENCY)]:
+                result.files.append(write_csv(table, out / fname))
+        if shares:
+            result.listen_back = pd.concat(shares, ignore_index=True)
+            result.files.append(write_csv(result.listen_back, out / LISTEN_BACK))
+        if faith:
+            result.faithfulness = pd.concat(faith, ignore_index=True)
+            result.files.append(write_csv(result.faithfulness, out / FAITHFULNESS))
+        if predictions:
+            result.predictions = pd.concat(predictions, ignore_index=True)
+            result.files.append(write_csv(result.predictions, out / PREDICTIONS))
+            replace_manifest(out, result.files, MANIFEST)
     return result
 
 

@@ -38,7 +38,7 @@ from midlevel.explain.head import (
 from midlevel.explain.interventions import intervene, run_intervention_curves
 from midlevel.explain.names import clip_names
 from midlevel.explain.timeline import contributions_over_time, timeline_frames
-from midlevel.io import replace_manifest, save_figure, write_csv
+from midlevel.io import recording, replace_manifest, save_figure, write_csv
 from midlevel.run import load_run
 from midlevel.workflows.explain_attributions import MANIFEST
 from midlevel.workflows.explain_inputs import (  # noqa: F401 (read_baseline: public here too)
@@ -156,25 +156,26 @@ def explain_concepts(run, audio, out, *, targets=None, spec=None, root=None, cac
     # ... then written
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    files = result.files
-    files += [write_csv(baseline.rename_axis("concept").reset_index(), out / "baseline.csv"),
-              write_csv(table, out / "contributions.csv"),
-              write_csv(pred.reset_index(), out / "predictions.csv")]
-    if dataset is not None:
-        files.append(write_csv(dataset, out / f"dataset_contributions_{dataset_split}.csv"))
-    for name, _ in explained:
-        files += _clip_figures(run, table, dataset, name, out)
-        if name in timelines:
-            tl, spec_ = timelines[name]
-            files.append(_timeline_figure(run, tl, spec_, name, out, drawn=options.drawn))
-    if timelines:
-        files.append(write_csv(pd.concat([tl for tl, _ in timelines.values()],
-                                         ignore_index=True), out / "timeline.csv"))
-    if interventions is not None:
-        files.append(write_csv(interventions, out / "interventions.csv"))
-    if curve is not None:
-        files += _write_intervention_curve(curve, out)
-    replace_manifest(out, files, MANIFEST)  # an earlier explanation's other files go
+    with recording(out, MANIFEST):  # each file listed before it is written (a kill too)
+        files = result.files
+        files += [write_csv(baseline.rename_axis("concept").reset_index(), out / "baseline.csv"),
+                  write_csv(table, out / "contributions.csv"),
+                  write_csv(pred.reset_index(), out / "predictions.csv")]
+        if dataset is not None:
+            files.append(write_csv(dataset, out / f"dataset_contributions_{dataset_split}.csv"))
+        for name, _ in explained:
+            files += _clip_figures(run, table, dataset, name, out)
+            if name in timelines:
+                tl, spec_ = timelines[name]
+                files.append(_timeline_figure(run, tl, spec_, name, out, drawn=options.drawn))
+        if timelines:
+            files.append(write_csv(pd.concat([tl for tl, _ in timelines.values()],
+                                             ignore_index=True), out / "timeline.csv"))
+        if interventions is not None:
+            files.append(write_csv(interventions, out / "interventions.csv"))
+        if curve is not None:
+            files += _write_intervention_curve(curve, out)
+        replace_manifest(out, files, MANIFEST)  # an earlier explanation's other files go
     return result
 
 
