@@ -133,6 +133,20 @@ def test_leakage_summary_says_why_there_is_no_meaning_share():
             "on these clips)") in text and "nan" not in text
 
 
+def test_leakage_summary_says_why_r_is_missing_from_two_clips():
+    """Two clips give no r (+-1 by construction): the summary says so instead of dropping the
+    r part without a word, and counts '1 clip', not '1 clips' (re-audit 7, N2)."""
+    from midlevel.explain.leakage import COLUMNS, leakage_summary
+    table = pd.DataFrame([
+        {"split": "validation", "target": "valence", "n": 1},
+        {"split": "test", "target": "valence", "n": 2, "r2_predicted_concepts": -5.0}]
+    ).reindex(columns=COLUMNS)
+    text = leakage_summary(table, n_concepts=3)
+    assert "validation (1 clip);" in text and "test (2 clips);" in text
+    assert "target r: not computed (2 clips with every concept and the target rated, needs " \
+           "at least 3)" in text
+
+
 def test_the_meaning_share_of_an_unrelated_output_is_about_zero():
     """Pure noise as the head's output (audit 7b, #1): the plain R^2 reaches its chance level
     k / (n - 1) (0.55 on 10 clips and 5 concepts), the adjusted one averages about 0; an output

@@ -26,7 +26,7 @@ import pandas as pd
 
 from midlevel.explain.head import LinearHead, require_bottleneck
 from midlevel.run import load_run
-from midlevel.training.metrics import regression_metrics
+from midlevel.training.metrics import MIN_CLIPS_R, regression_metrics
 
 COLUMNS = ["split", "target", "n", "r_predicted_concepts", "r_true_concepts",
            "r2_predicted_concepts", "r2_true_concepts", "accuracy_predicted_concepts",
@@ -147,10 +147,15 @@ def leakage_summary(table: pd.DataFrame, *, n_concepts: int | None = None) -> st
     n_concepts = table.attrs.get("n_concepts") if n_concepts is None else n_concepts
     lines = []
     for split, g in table.groupby("split", sort=False):
-        parts = [f"{split} ({int(g['n'].max())} clips)"]
+        n = int(g["n"].max())
+        parts = [f"{split} ({n} clip{'' if n == 1 else 's'})"]
+        ratings = g["accuracy_predicted_concepts"].isna()  # the rating targets' rows
         if g["r_predicted_concepts"].notna().any():
             parts.append(f"target r {g['r_predicted_concepts'].mean():.2f} on predicted "
                          f"concepts, {g['r_true_concepts'].mean():.2f} on the true ratings")
+        elif ratings.any() and n < MIN_CLIPS_R:
+            parts.append(f"target r: not computed ({n} clip{'' if n == 1 else 's'} with every "
+                         f"concept and the target rated, needs at least {MIN_CLIPS_R})")
         if g["accuracy_predicted_concepts"].notna().any():
             parts.append(f"accuracy {g['accuracy_predicted_concepts'].mean():.2f} / "
                          f"{g['accuracy_true_concepts'].mean():.2f}")
