@@ -7,6 +7,7 @@ the values into an :class:`~midlevel.explain.attribution.result.Attribution`.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import time
 
 import numpy as np
@@ -169,6 +170,10 @@ class Attributor:
             import shap  # noqa: F401  (imported before the clock starts: it takes seconds)
         else:
             import captum.attr  # noqa: F401
+        # torch imports this module (and sympy), about 0.6 s, on the first max_unpool2d of a
+        # process (DeepLift, SHAP Deep, LRP and LIME reach it): not part of any method's cost,
+        # it made the first model a compare explained look 10-20x slower than the next
+        importlib.import_module("torch.fx.experimental.symbolic_shapes")
         xd = x.to(self.device)
         reference, background = self.reference_for(xd), self.background_for(xd)
         cuda = [xd.device] if xd.device.type == "cuda" else []
