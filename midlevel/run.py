@@ -1,4 +1,5 @@
-"""A trained run: its checkpoint (written and read only here), its data, its predictions.
+"""A trained run: its data, its predictions. Its checkpoint files are written and read by
+:mod:`midlevel.training.checkpoint`.
 
 A run directory ``RUN`` holds:
 
@@ -18,7 +19,6 @@ spec and roots it was trained with, in the splits it was trained on), ``run.back
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -30,66 +30,18 @@ import torch
 from midlevel.checks import real_number
 from midlevel.data.inputs import batch_items, item_names, item_spectrogram, item_waveform
 from midlevel.errors import AudioError, CheckpointError, TrainingError
-from midlevel.io import write_torch
 from midlevel.models.bottleneck import build_model, decode_targets, output_layout
 from midlevel.models.layout import place
+from midlevel.training.checkpoint import (  # noqa: F401  (re-exported: the run's files)
+    CONFIG_FILE, FORMAT, MODEL_FILE, RUN_FILES, STATE_FILE, cpu_state, read_checkpoint,
+    write_model, write_state,
+)
 from midlevel.training.config import TrainConfig
 from midlevel.training.data import Columns, fit_frames, window_frames
 from midlevel.training.datarecord import trained_roots, use_stored_splits
 from midlevel.training.predict import predict_specs
 
 log = logging.getLogger("midlevel")
-
-FORMAT = "midlevel-run/1"
-MODEL_FILE = "model.pt"
-STATE_FILE = "checkpoint.pt"
-CONFIG_FILE = "config.yaml"
-RUN_FILES = (MODEL_FILE, STATE_FILE, CONFIG_FILE, "splits.csv", "history.csv", "metrics.csv",
-             "train.log")
-"""The files of a run directory (see the module docstring): no command's ``--out`` may be one."""
-
-
-# ----------------------------------------------------------------------------- checkpoints
-
-
-def read_checkpoint(path: str | Path) -> dict:
-    """Read a ``model.pt`` or ``checkpoint.pt``; :class:`CheckpointError` naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # a truncated or foreign file
-        raise CheckpointError(f"{path}: not a readable checkpoint ({exc})") from exc
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a midlevel checkpoint (format {FORMAT} expected)")
-    return ckpt
-
-
-def cpu_state(model) -> dict:
-    """A detached CPU copy of ``model.state_dict()``."""
-    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-
-
-def write_state(out: Path, *, model, optimizer, state: dict) -> Path:
-    """The resumable training state ``RUN/checkpoint.pt``."""
-    return write_torch(out / STATE_FILE, {"format": FORMAT, "model": cpu_state(model),
-                                          "optimizer": optimizer.state_dict(), "state": state})
-
-
-def write_model(out: Path, model, *, config: TrainConfig, data: dict, frontend: dict | None,
-                fps: float, scales: dict, head_design: dict | None, calibration: dict | None,
-                epochs: int, best_epoch: int) -> Path:
-    """The final, self-describing ``RUN/model.pt`` (see the module docstring)."""
-    import midlevel
-    return write_torch(out / MODEL_FILE, {
-        "format": FORMAT, "version": midlevel.__version__, "torch": torch.__version__,
-        "kind": model.kind, "mode": config.mode, "init_args": model.init_args,
-        "state_dict": cpu_state(model), "config": dataclasses.asdict(config), "data": data,
-        "frontend": frontend, "fps": fps, "scales": scales, "head_design": head_design,
-        "bn_recalibrated": bool(config.recalibrate_bn), "concept_calibration": calibration,
-        "epochs": epochs, "best_epoch": best_epoch})
-
 
 # ----------------------------------------------------------------------------- the run
 

@@ -44,7 +44,7 @@ def check_output(text: str, *, folder: bool) -> None:
     """OptionValueError unless output ``text`` (a folder when ``folder``, else a file) can be
     written, checked before any work: the nearest existing folder on its path must be a folder
     (not a file) that this process may write in; a file output must not be one of a run
-    directory's own files (``model.pt``, ``metrics.csv``, ...: :data:`midlevel.run.RUN_FILES`),
+    directory's own files (``model.pt``, ``metrics.csv``, ...: :data:`midlevel.training.checkpoint.RUN_FILES`),
     which later commands read. Nothing is created."""
     path = Path(text)
     if not folder:
@@ -62,7 +62,7 @@ def check_output(text: str, *, folder: bool) -> None:
 def _refuse_run_file(path: Path, text: str) -> None:
     """OptionValueError when ``path`` is a run directory's own file (the folder holds a
     ``config.yaml``, ``model.pt`` or ``checkpoint.pt``)."""
-    from midlevel.run import CONFIG_FILE, MODEL_FILE, RUN_FILES, STATE_FILE
+    from midlevel.training.checkpoint import CONFIG_FILE, MODEL_FILE, RUN_FILES, STATE_FILE
     folder = path.parent
     if path.name in RUN_FILES and any((folder / f).is_file()
                                       for f in (CONFIG_FILE, MODEL_FILE, STATE_FILE)):

@@ -32,8 +32,9 @@ from midlevel.errors import CheckpointError, TrainingError
 from midlevel.io import write_csv, write_yaml
 from midlevel.models.bottleneck import build_model, output_layout
 from midlevel.models.layout import place
-from midlevel.run import (
-    CONFIG_FILE, STATE_FILE, cpu_state, load_run, read_checkpoint, write_model, write_state,
+from midlevel.run import load_run
+from midlevel.training.checkpoint import (
+    CONFIG_FILE, STATE_FILE, cpu_state, read_checkpoint, write_model, write_state,
 )
 from midlevel.training import ddp
 from midlevel.training.batchnorm import recalibrate_batchnorm

@@ -14,7 +14,7 @@ import yaml
 
 from midlevel.errors import CheckpointError, TrainingError
 from midlevel.io import log_handler
-from midlevel.run import CONFIG_FILE, STATE_FILE, read_checkpoint
+from midlevel.training.checkpoint import CONFIG_FILE, STATE_FILE, read_checkpoint
 from midlevel.training import ddp
 from midlevel.training.config import stored_config
 from midlevel.training.datarecord import check_same_data

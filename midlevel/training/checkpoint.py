@@ -1,0 +1,60 @@
+"""Run checkpoints, written and read only here: the resumable training state
+``RUN/checkpoint.pt`` and the final, self-describing ``RUN/model.pt`` (contents:
+:mod:`midlevel.run`). Both go through :func:`midlevel.io.write_torch` (atomic)."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+
+from midlevel.errors import CheckpointError
+from midlevel.io import write_torch
+from midlevel.training.config import TrainConfig
+
+FORMAT = "midlevel-run/1"
+MODEL_FILE = "model.pt"
+STATE_FILE = "checkpoint.pt"
+CONFIG_FILE = "config.yaml"
+RUN_FILES = (MODEL_FILE, STATE_FILE, CONFIG_FILE, "splits.csv", "history.csv", "metrics.csv",
+             "train.log")
+"""The files of a run directory (see the module docstring): no command's ``--out`` may be one."""
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """Read a ``model.pt`` or ``checkpoint.pt``; :class:`CheckpointError` naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # a truncated or foreign file
+        raise CheckpointError(f"{path}: not a readable checkpoint ({exc})") from exc
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a midlevel checkpoint (format {FORMAT} expected)")
+    return ckpt
+
+
+def cpu_state(model) -> dict:
+    """A detached CPU copy of ``model.state_dict()``."""
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def write_state(out: Path, *, model, optimizer, state: dict) -> Path:
+    """The resumable training state ``RUN/checkpoint.pt``."""
+    return write_torch(out / STATE_FILE, {"format": FORMAT, "model": cpu_state(model),
+                                          "optimizer": optimizer.state_dict(), "state": state})
+
+
+def write_model(out: Path, model, *, config: TrainConfig, data: dict, frontend: dict | None,
+                fps: float, scales: dict, head_design: dict | None, calibration: dict | None,
+                epochs: int, best_epoch: int) -> Path:
+    """The final, self-describing ``RUN/model.pt`` (see the module docstring)."""
+    import midlevel
+    return write_torch(out / MODEL_FILE, {
+        "format": FORMAT, "version": midlevel.__version__, "torch": torch.__version__,
+        "kind": model.kind, "mode": config.mode, "init_args": model.init_args,
+        "state_dict": cpu_state(model), "config": dataclasses.asdict(config), "data": data,
+        "frontend": frontend, "fps": fps, "scales": scales, "head_design": head_design,
+        "bn_recalibrated": bool(config.recalibrate_bn), "concept_calibration": calibration,
+        "epochs": epochs, "best_epoch": best_epoch})
