@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from midlevel.data.audio import AudioInfo, audio_info, is_silent, load_audio, resample
+from midlevel.data.audio import AudioInfo, audio_info, load_audio, resample
+from midlevel.data.loudness import is_silent
 from midlevel.errors import AudioError
 
 HAS_MP3 = "MP3" in sf.available_formats()

@@ -18,7 +18,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from midlevel.data import segments as seg
-from midlevel.data.audio import audio_info, load_audio, quiet_warning, signal_peak
+from midlevel.data.audio import audio_info, load_audio
+from midlevel.data.loudness import quiet_warning, signal_peak
 from midlevel.data.annotations import load_annotations, missing_mask
 from midlevel.data.spec import SPLITS, DataSpec
 from midlevel.errors import AudioError, Problem
@@ -34,7 +35,7 @@ class AudioCheck:
     sample_rate: int = 0
     channels: int = 0
     problem: Problem | None = None
-    warning: Problem | None = None  # very quiet audio (see audio.QUIET_DBFS)
+    warning: Problem | None = None  # very quiet audio (see loudness.QUIET_DBFS)
 
 
 def check_audio(clip: str, path: str, *, decode: bool = True) -> AudioCheck:
