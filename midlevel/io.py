@@ -203,13 +203,15 @@ _RECORDING: contextvars.ContextVar = contextvars.ContextVar("midlevel_recording"
 
 
 @contextlib.contextmanager
-def recording(out: str | Path, name: str) -> Iterator[None]:
+def recording(out: str | Path, name: str, *, exclude=()) -> Iterator[None]:
     """Inside: every file this module writes into folder ``out`` (through :func:`atomic_open`:
     every ``write_*`` and :func:`save_figure`) is added to the manifest ``out/name``
     (:func:`add_to_manifest`) before it is written. A command killed half-way (``kill -9``
     included) thus leaves its files listed, and the next command's :func:`replace_manifest`
-    removes those it does not write again."""
-    token = _RECORDING.set((Path(out).resolve(), name))
+    removes those it does not write again. ``exclude``: sub-folders of ``out`` whose files
+    are not the command's output (compare's resumable work store) and are not listed."""
+    out = Path(out).resolve()
+    token = _RECORDING.set((out, name, tuple(out / e for e in exclude)))
     try:
         yield
     finally:
@@ -219,8 +221,12 @@ def recording(out: str | Path, name: str) -> Iterator[None]:
 def _record(path: Path) -> None:
     """Add ``path`` to the manifest of the active :func:`recording` (not the manifest itself)."""
     active = _RECORDING.get()
-    if active is not None and path.resolve() != active[0] / active[1]:
-        add_to_manifest(active[0], [path], active[1])
+    if active is None:
+        return
+    out, name, excluded = active
+    path = path.resolve()
+    if path != out / name and not any(path.is_relative_to(e) for e in excluded):
+        add_to_manifest(out, [path], name)
 
 
 def _inside(out: Path, paths) -> set[str]:

@@ -88,3 +88,29 @@ def test_files_recorded_before_an_interruption_are_removed_by_the_next_manifest(
     assert sorted(stale) == ["figures/half.png", "figures/old.png"]
     assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["kept.png", "mine.png"]
     assert json.loads((tmp_path / "files.json").read_text())["files"] == ["figures/kept.png"]
+
+
+def test_recording_lists_each_write_first_except_in_excluded_folders(tmp_path, monkeypatch):
+    """Inside io.recording every write into the folder is in the manifest before its file
+    exists (a kill after it leaves it listed); files under an excluded sub-folder (compare's
+    resumable work store), the manifest itself and files elsewhere are not listed."""
+    import json
+    from pathlib import Path
+
+    import pandas as pd
+    seen = []
+    real = io.add_to_manifest
+
+    def spy(out, paths, name):
+        seen.extend((p, p.exists()) for p in map(Path, paths))
+        real(out, paths, name)
+
+    monkeypatch.setattr(io, "add_to_manifest", spy)
+    with io.recording(tmp_path, "files.json", exclude=(".work",)):
+        io.write_csv(pd.DataFrame({"a": [1]}), tmp_path / "tables" / "a.csv")
+        io.write_npy(tmp_path / ".work" / "x.npy", np.zeros(2))
+        io.write_text(tmp_path.parent / f"{tmp_path.name}_elsewhere.txt", "x")
+    io.write_text(tmp_path / "after.txt", "x")  # outside the context: not recorded
+    assert json.loads((tmp_path / "files.json").read_text())["files"] == ["tables/a.csv"]
+    assert (tmp_path / "tables" / "a.csv", False) in seen  # listed before it existed
+    assert (tmp_path / ".work" / "x.npy").is_file() and (tmp_path / "after.txt").is_file()

@@ -229,19 +229,15 @@ def listen_back_parts(y: np.ndarray, values, f: nn.Module, frontend, *, referenc
 
 
 def write_listen_back(table: pd.DataFrame, audio: dict, out_dir, *, gain: float,
-                      sample_rate: int, record=None) -> pd.DataFrame:
+                      sample_rate: int) -> pd.DataFrame:
     """Write each part of :func:`listen_back_parts` as ``{clip}_{part}.wav`` multiplied by
     ``gain``, and the table (with ``gain`` and each ``path``) as ``{clip}_listen_back.csv``
-    in ``out_dir``, atomically; returns that table. ``record``: called with the list of
-    those paths before the first is written (a caller that keeps a manifest of its files,
-    e.g. :meth:`midlevel.report.document.Report.claim`)."""
+    in ``out_dir``, atomically; returns that table."""
     table = table.copy()
     table["gain"] = float(gain)
     wavs = [Path(out_dir) / f"{clip}_{part}.wav" for clip, part in zip(table["clip"],
                                                                        table["part"])]
     csv = listen_back_csv(out_dir, table["clip"].iloc[0] if len(table) else "clip")
-    if record is not None:
-        record([*wavs, csv])
     table["path"] = [str(write_wav(path, gain * audio[part], sample_rate))
                      for path, part in zip(wavs, table["part"])]
     write_csv(table, csv)
@@ -342,16 +338,14 @@ def component_audio(y: np.ndarray, components: Components, k: int, frontend, *,
 
 
 def top_component_wavs(y: np.ndarray, components: Components, weights, frontend, out_dir, *,
-                       top: int = 3, clip: str = "clip", direction: float = 1.0,
-                       record=None) -> pd.DataFrame:
+                       top: int = 3, clip: str = "clip", direction: float = 1.0) -> pd.DataFrame:
     """Write the ``top`` components with the most evidence as wavs, with a table beside them.
 
     Components are ranked by decreasing ``weight * direction`` (``direction = sign(f(x) -
     f(ref))`` ranks by evidence for the clip's deviation from the reference, as
     ``Lime``'s ``rank`` column; the default 1 ranks by evidence for a higher output).
     Files: ``{clip}_top{rank}_component{k}.wav`` (all multiplied by one :func:`common_gain`
-    of the clip and the components) and ``{clip}_components.csv``; ``record`` is called with
-    the list of their paths before the first is written (as in :func:`write_listen_back`).
+    of the clip and the components) and ``{clip}_components.csv``.
 
     Returns
     -------
@@ -366,8 +360,6 @@ def top_component_wavs(y: np.ndarray, components: Components, weights, frontend,
     gain = common_gain([np.asarray(y), *audio.values()])
     wavs = [Path(out_dir) / f"{clip}_top{rank}_component{k}.wav"
             for rank, k in enumerate(order, start=1)]
-    if record is not None:
-        record([*wavs, components_csv(out_dir, clip)])
     rows = []
     for (rank, k), wav in zip(enumerate(order, start=1), wavs):
         path = write_wav(wav, gain * audio[k], fe.sample_rate)

@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from midlevel.io import (
-    add_to_manifest, replace_manifest, save_figure, write_csv, write_text,
-)
+from midlevel.io import replace_manifest, save_figure, write_csv, write_text
 from midlevel.report.html import write_html
 from midlevel.report.markdown import markdown_table
 
@@ -34,19 +32,11 @@ class Report:
     warnings: list = field(default_factory=list)   # lines a reader must see (fewer clips...)
     files: list = field(default_factory=list)      # other files written (audio/*_listen_back.csv)
 
-    def claim(self, paths) -> None:
-        """Record ``paths`` (files about to be written into ``out``) in ``report_files.json``
-        before they are written: a compare interrupted after writing them (a kill included)
-        leaves them listed, and the next report into the folder removes those it does not
-        write again (:func:`write_report`)."""
-        add_to_manifest(self.out, list(paths), MANIFEST)
-
     def save_figure(self, fig, name: str) -> Path:
-        """Save the matplotlib ``fig`` as ``out/figures/<name>`` (PNG, 90 dpi; recorded by
-        :meth:`claim` first) and close it; returns the path."""
+        """Save the matplotlib ``fig`` as ``out/figures/<name>`` (PNG, 90 dpi) and close it;
+        returns the path."""
         import matplotlib.pyplot as plt
         path = self.out / "figures" / name
-        self.claim([path])
         save_figure(fig, path, dpi=90)
         plt.close(fig)
         return path
@@ -193,11 +183,10 @@ def write_report(report: Report, runs, title: str, methods, clips) -> Report:
     """Write every table as CSV (``tables/``), ``report.md`` and ``report.html``; then remove
     the files an earlier report into the same folder wrote and this one did not (a rerun
     without faithfulness must not leave the old faithfulness tables beside the new report),
-    and record this report's files in ``report_files.json`` (the files written during the
-    work, figures and audio, were recorded there before they were written: those of an
-    interrupted compare are removed too when this report does not write them again)."""
+    and record this report's files in ``report_files.json``. :func:`compare` writes inside
+    :func:`midlevel.io.recording`, so every file was listed there before it was written: those
+    of an interrupted compare are removed too when this report does not write them again."""
     tables = {name: report.out / "tables" / f"{name}.csv" for name in report.tables}
-    report.claim([*tables.values(), report.out / "report.md", report.out / "report.html"])
     written = [write_csv(report.tables[name], path) for name, path in tables.items()]
     _write_markdown(report, runs, title, methods, clips)
     report.html = write_html(report.out / "report.html", title,

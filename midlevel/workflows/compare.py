@@ -39,7 +39,8 @@ import numpy as np
 from midlevel import __version__
 from midlevel.errors import ReportError
 from midlevel.explain.attribution.registry import resolve_method
-from midlevel.report.document import Report, model_label, write_report
+from midlevel.io import recording
+from midlevel.report.document import MANIFEST, Report, model_label, write_report
 from midlevel.workflows.compare_accuracy import (
     accuracy_tables, leakage_tables, run_metrics, summarize_metrics,
 )
@@ -47,7 +48,7 @@ from midlevel.workflows.compare_checks import (
     DEFAULT_PATCH, check_explained, explained_target, ignored_options,
     sanity_clip_notes,
 )
-from midlevel.workflows.compare_work import WorkStore
+from midlevel.workflows.compare_work import WORK_DIR, WorkStore
 from midlevel.workflows.compare_explanations import attributions, lime_components, listening
 from midlevel.run import load_run
 from midlevel.training.data import window_frames
@@ -177,40 +178,43 @@ def compare(runs, out, *, spec=None, root=None, cache_dir=None, methods=DEFAULT_
     out = Path(out)
     for sub in ("tables", "figures"):  # audio/ only when something goes into it
         (out / sub).mkdir(parents=True, exist_ok=True)
-    report = Report(out=out, warnings=list(clips.notes) + ignored + sanity_clip_notes(
-        sanity_clips if randomization else 0, len(clips.names)))
-    accuracy_tables(report, runs, spec=spec, root=root, cache_dir=cache_dir)
-    leakage_tables(report, runs, spec=spec, root=root, cache_dir=cache_dir)
-    data = {"spec": spec, "root": root, "cache_dir": cache_dir}
-    work = WorkStore(out, {
-        "version": __version__, "clips": clips.names,
-        "frames": [int(s.shape[-1]) for s in clips.specs], "n_background": n_background,
-        "spec": str(getattr(spec, "path", spec)), "root": str(root), "options": options,
-        "faithfulness": faithfulness, "n_random": n_random, "deletion_patch": deletion_patch,
-        "sanity_clips": sanity_clips if randomization else 0})
-    maps = attributions(report, reps, clips, methods, data, n_background=n_background,
-                         target=target, faithfulness=faithfulness, randomization=randomization,
-                         n_random=n_random, sanity_clips=sanity_clips, events=events,
-                         deletion_patch=deletion_patch, options=options, work=work)
-    if work.reused:
-        report.warnings.append(f"{work.reused} of {work.reused + work.computed} (model, "
-                               f"method) explanations were taken from an interrupted compare "
-                               f"into this folder with the same runs and settings (and timed "
-                               f"there: the cost table's timed_in)")
-    if listen:
-        listening(report, reps, clips, maps, methods, data, n_background=n_background,
-                   concept=concept, options=options)
-        lime = next((m for m in methods if m.startswith("lime")), None)
-        if lime:
-            lime_components(report, reps, lime, clips, data, n_background=n_background,
-                             target=target, options=options)
-    for caption, p in extra_figures or []:
-        report.figures[caption] = Path(p)
-    for name, (text, table) in (extra_tables or {}).items():
-        report.tables[name] = table
-        report.texts[name] = text
-        report.notes.append(name)
-    write_report(report, runs, title, methods, clips.names)
+    # every file is listed in report_files.json before it is written (a kill too); the
+    # resumable work store is not the report's output
+    with recording(out, MANIFEST, exclude=(WORK_DIR,)):
+        report = Report(out=out, warnings=list(clips.notes) + ignored + sanity_clip_notes(
+            sanity_clips if randomization else 0, len(clips.names)))
+        accuracy_tables(report, runs, spec=spec, root=root, cache_dir=cache_dir)
+        leakage_tables(report, runs, spec=spec, root=root, cache_dir=cache_dir)
+        data = {"spec": spec, "root": root, "cache_dir": cache_dir}
+        work = WorkStore(out, {
+            "version": __version__, "clips": clips.names,
+            "frames": [int(s.shape[-1]) for s in clips.specs], "n_background": n_background,
+            "spec": str(getattr(spec, "path", spec)), "root": str(root), "options": options,
+            "faithfulness": faithfulness, "n_random": n_random, "deletion_patch": deletion_patch,
+            "sanity_clips": sanity_clips if randomization else 0})
+        maps = attributions(report, reps, clips, methods, data, n_background=n_background,
+                             target=target, faithfulness=faithfulness, randomization=randomization,
+                             n_random=n_random, sanity_clips=sanity_clips, events=events,
+                             deletion_patch=deletion_patch, options=options, work=work)
+        if work.reused:
+            report.warnings.append(f"{work.reused} of {work.reused + work.computed} (model, "
+                                   f"method) explanations were taken from an interrupted compare "
+                                   f"into this folder with the same runs and settings (and timed "
+                                   f"there: the cost table's timed_in)")
+        if listen:
+            listening(report, reps, clips, maps, methods, data, n_background=n_background,
+                       concept=concept, options=options)
+            lime = next((m for m in methods if m.startswith("lime")), None)
+            if lime:
+                lime_components(report, reps, lime, clips, data, n_background=n_background,
+                                 target=target, options=options)
+        for caption, p in extra_figures or []:
+            report.figures[caption] = Path(p)
+        for name, (text, table) in (extra_tables or {}).items():
+            report.tables[name] = table
+            report.texts[name] = text
+            report.notes.append(name)
+        write_report(report, runs, title, methods, clips.names)
     work.clear()
     log.info("report written: %s", report.html)
     return report

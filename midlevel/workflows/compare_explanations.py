@@ -330,11 +330,10 @@ def listening(report: Report, reps, clips, maps, methods, data, *, n_background,
     gain = common_gain([y, *(a for m in measured for a in m[1].values())])
     scaled = f"; every wav of the clip scaled by {gain:.3g}" if gain < 1 else ""
     original = out / "audio" / f"{name}_original.wav"
-    report.claim([original])  # recorded before it is written (see Report.claim)
     report.audio[f"{name}: original{scaled}"] = write_wav(original, gain * y, fe.sample_rate)
     for table, audio, label, what, units, spread, spread_of in measured:
         table = write_listen_back(table, audio, out / "audio", gain=gain,
-                                  sample_rate=fe.sample_rate, record=report.claim)
+                                  sample_rate=fe.sample_rate)
         report.files.append(listen_back_csv(out / "audio", table["clip"].iloc[0]))
         shares.append(table.assign(model=label, method=method, output=what, units=units,
                                    spread_sd=spread, spread_of=spread_of))
@@ -365,7 +364,7 @@ def lime_components(report, reps, lime, clips, data, *, n_background, target,
         direction = 1.0 if attr.predictions[0] >= (attr.expected or 0.0) else -1.0
         stem = f"{clips.names[0]}_{label}_{lime}"
         table = top_component_wavs(y, comps, weights, fe, report.out / "audio", top=3,
-                                   clip=stem, direction=direction, record=report.claim)
+                                   clip=stem, direction=direction)
         report.files.append(components_csv(report.out / "audio", stem))
         for _, row in table.iterrows():
             report.audio[f"{label}: {LABELS[lime]} component {row['name']} (evidence rank "
