@@ -184,3 +184,36 @@ def test_a_split_without_ratings_or_with_one_value_is_warned_about_by_split_and_
     assert main(["validate", str(spec_path), "--quiet", "--no-decode"]) == 0
     err = capsys.readouterr().err
     assert "unrated split: the test split" in err and "constant ratings: bright" in err
+
+
+def test_a_binary_or_class_column_with_one_label_on_a_split_is_warned_about(tmp_path):
+    """A tag that is 0 on every training clip, and a class that is the same on every test
+    clip, are named by split and column; a binary column with both labels is not."""
+    spec_path = tiny_dataset(tmp_path, n=6)
+    (tmp_path / "spec.yaml").write_text(textwrap.dedent("""
+        name: tiny
+        root: .
+        audio: {pattern: "audio/{id}.wav"}
+        tables:
+          - path: ratings.csv
+            id_column: clip
+        concepts:
+          bright: {scale: [1, 10]}
+          loud: {type: binary}
+          mixed: {type: binary}
+        targets:
+          mood: {type: class}
+        splits:
+          test: {ids: [c5, c6]}
+        """))
+    (tmp_path / "ratings.csv").write_text(
+        "clip,bright,loud,mixed,mood\nc1,1,0,0,sad\nc2,2,0,1,happy\nc3,3,0,0,sad\n"
+        "c4,4,0,1,happy\nc5,5,1,0,sad\nc6,6,0,1,sad\n")
+    report = validate(load_spec(spec_path), progress=False, decode=False)
+    found = {(w.column, w.message) for w in report.warnings
+             if w.message.startswith("one label")}
+    assert found == {
+        ("loud", "one label: loud is 0 on every one of the 4 rated clips of the train split "
+                 "(the model can only learn that label)"),
+        ("mood", "one label: mood is sad on every one of the 2 rated clips of the test split "
+                 "(its accuracy there only counts how often a model picks that class)")}

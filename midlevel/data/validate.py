@@ -216,7 +216,9 @@ def split_ratings(spec: DataSpec, table: pd.DataFrame, source) -> list[Problem]:
     (``unrated split``: validation cannot select on it, test cannot measure it; an unrated
     training split is a problem, see :mod:`midlevel.data.annotations`), and per split and rating
     column whose ratings there are all one value (``constant ratings``: no r, R^2 or calibration
-    line there; the model learns a constant from such a training split). ``source`` names the
+    line there; the model learns a constant from such a training split), and per split and
+    binary or class column with a single label there (``one label``: no AUC there; the model
+    learns only that label from such a training split). ``source`` names the
     column's table file (see :func:`missing_ratings`)."""
     out = []
     if not len(table) or "split" not in table:
@@ -239,7 +241,24 @@ def split_ratings(spec: DataSpec, table: pd.DataFrame, source) -> list[Problem]:
                                    f"every one of the {len(values)} rated clips of the {split} "
                                    f"split (no r, R^2 or calibration line there)", file=file,
                                    column=col.column))
+            elif (col.is_binary or col.is_class) and len(values) > 1 and values.nunique() == 1:
+                out.append(Problem(_one_label(col, values.iloc[0], len(values), split,
+                                              table.attrs.get("classes", {})),
+                                   file=file, column=col.column))
     return out
+
+
+def _one_label(col, value: float, n: int, split: str, classes: dict) -> str:
+    """The ``one label`` warning of :func:`split_ratings` for a binary or class column."""
+    label = classes.get(col.name, [])[int(value)] if col.is_class else f"{value:g}"
+    if split == "train":
+        why = "the model can only learn that label"
+    elif col.is_binary:
+        why = "no AUC, r or Brier skill score there"
+    else:
+        why = "its accuracy there only counts how often a model picks that class"
+    return (f"one label: {col.name} is {label} on every one of the {n} rated clips of the "
+            f"{split} split ({why})")
 
 
 def unreferenced_audio(spec: DataSpec, table: pd.DataFrame) -> list[Problem]:
