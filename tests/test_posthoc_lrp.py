@@ -100,3 +100,29 @@ def test_lrp_finds_the_event_and_deletion_beats_random(event):
     assert res.scores["morf_better"].mean() >= 0.9
     c = res.comparison.set_index("metric")
     assert c.loc["between_gain", "verdict"] == "better than random"
+
+
+def test_a_clip_shorter_than_the_window_keeps_the_relevance_of_its_padding(event):
+    """Audit 8a, item 2: a clip shorter than the window is zero-padded inside WindowedOutput,
+    and the relevance reaching the padding was dropped, which read as a conservation error
+    of 0.66-0.90. LRP pads before propagating: the map covers the clip's frames, the padding's
+    relevance is reported beside it, and together they conserve f(x)."""
+    from midlevel.explain.attribution.base import WindowedOutput
+    _, f, x, _, ref = event
+    n = x.shape[-1]
+    short = x[:4, ..., : n // 2]
+    windowed = WindowedOutput(f, n, n // 4).eval()
+    res = LRP().attribute(windowed, short, reference=ref[..., : n // 2])
+    t = res.tables["conservation"]
+    assert res.values.shape == tuple(short.shape)
+    assert (t["padding_relevance"].abs() > 1e-3 * t["output"].abs()).all()  # the model reads it
+    assert t["relative_error"].max() < 2e-3, t
+    np.testing.assert_allclose(res.values.reshape(4, -1).sum(1), t["relevance_sum"], rtol=1e-4,
+                               atol=1e-6)
+    # the same as propagating the padded clip through f itself
+    padded = nn.functional.pad(short, (0, n - n // 2))
+    full = LRP().attribute(f, padded, reference=ref)
+    np.testing.assert_allclose(res.values, full.values[..., : n // 2], rtol=1e-4, atol=1e-6)
+    # a clip as long as the window has no padding
+    whole = LRP().attribute(windowed, x[:2], reference=ref).tables["conservation"]
+    assert (whole["padding_relevance"] == 0).all()
