@@ -148,3 +148,20 @@ def test_map_similarity_properties(rng):
     assert map_similarity(a, -a)["spearman"] == pytest.approx(-1)
     assert map_similarity(a, -a)["spearman_abs"] == pytest.approx(1)
     assert np.isnan(map_similarity(a, np.ones_like(a))["spearman"])
+
+
+def test_constant_maps_are_named_as_the_reason_for_no_verdict(event):
+    """Audit 8a, item 6: six clips of constant maps gave "too few clips (n = 0 ...)", which
+    tells a user to add clips; the verdict now says the maps are constant. ssim_abs is
+    defined on them and gets its verdict (failed: a constant map does not change)."""
+    f, x, bg, ref = event
+    flat = lambda f, x, reference: np.zeros(np.shape(x))  # noqa: E731
+    res = sanity_check(f, flat, x[:6], ref, name="flat", background=bg, input_map=flat,
+                       cascade=False)
+    v = res.verdict.set_index("similarity")
+    assert v.loc["spearman_abs", "n_defined"] == 0 and v.loc["spearman_abs", "n_clips"] == 6
+    assert v.loc["spearman_abs", "verdict"].startswith(
+        "too few clips for a verdict: 0 of 6 with a defined similarity")
+    assert "maps are constant" in v.loc["spearman_abs", "verdict"]
+    assert v.loc["ssim_abs", "n_defined"] == 6 and v.loc["ssim_abs", "verdict"] == "failed"
+    assert not res.passed

@@ -39,9 +39,10 @@ randomizations and ``I = |x - reference|`` an input-only map (no model):
   are (their shared part comes from the input and the method, not from learning);
 - ``random_vs_input`` = sim(R1, I) is reported as well.
 
-A similarity with a constant map is undefined (NaN: e.g. a Grad-CAM map with no positive
-evidence, all zero after its ReLU); such clips are left out of the bootstrap, and the verdict's
-``n_defined`` counts the clips it rests on (``n_clips``: all explained clips).
+A rank correlation with a constant map is undefined (``spearman_abs`` and ``spearman`` are
+NaN: e.g. a Grad-CAM map with no positive evidence, all zero after its ReLU; ``ssim_abs`` stays
+defined); such clips are left out of the bootstrap, and the verdict's ``n_defined`` counts the
+clips it rests on (``n_clips``: all explained clips).
 
 A method **passes** when, for the primary similarity ``spearman_abs``, the upper end of the 95 %
 percentile-bootstrap interval (over clips) of the mean of ``trained_vs_random -
@@ -125,6 +126,16 @@ def _ssim(a: np.ndarray, b: np.ndarray, win: int = 7) -> float:
     cov = uniform_filter(a * b, win) - mu_a * mu_b
     s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (va + vb + c2))
     return float(s.mean())
+
+
+def _too_few(defined: int, n_clips: int, need: int) -> str:
+    """The verdict without enough clips: too few explained, or too few with a defined
+    similarity (the others' maps constant, where more clips would not help)."""
+    if defined < n_clips:
+        return (f"too few clips for a verdict: {defined} of {n_clips} with a defined "
+                f"similarity, at least {need} needed (the others' maps are constant: no rank "
+                f"correlation with a constant map; more clips of the same kind will not help)")
+    return f"too few clips for a verdict (n = {defined}, at least {need} needed)"
 
 
 def map_similarity(a: np.ndarray, b: np.ndarray) -> dict:
@@ -371,6 +382,5 @@ def sanity_check(f: nn.Module, method, x, reference, *, name: str = "method",
                         # no verdict below `need` clips: empty, not a failure
                         "passed": rule if enough else np.nan, "clips_needed": need,
                         "verdict": (("passed" if rule else "failed") if enough else
-                                    f"too few clips for a verdict (n = {defined}, at least "
-                                    f"{need} needed)")})
+                                    _too_few(defined, len(g), need))})
     return SanityResult(pd.DataFrame(cascade_rows), floors, pd.DataFrame(verdict))
