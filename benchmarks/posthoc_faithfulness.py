@@ -246,14 +246,14 @@ def soundtracks(args, work: Path, log) -> dict:
                 at = Attributor(run.model, method, output=target, background=bg, fps=run.fps,
                                 band_frequencies=fe.band_frequencies, windows=run.window(),
                                 frontend=fe, **_options(args))
-                for name, spec, path in zip(names, specs, rows["path"]):
+                for i, (name, spec, path) in enumerate(zip(names, specs, rows["path"])):
                     xb = torch.as_tensor(spec)[None, None]
                     attr = at.attribute(xb, clips=[name])
                     ref = at.reference_for(xb)
                     curves = perturbation_curves(at.selector, xb, attr.values, ref,
                                                  method=method, clips=[name],
                                                  modes=("deletion",), n_random=5,
-                                                 patch=(8, 16), fractions=FRACTIONS)
+                                                 patch=(8, 16), fractions=FRACTIONS, first=i)
                     out["scores"].append(clip_scores(curve_areas(curves)).assign(
                         model=label, target=target))
                     out["cost"].append({"model": label, "target": target, "method": method,
@@ -261,7 +261,8 @@ def soundtracks(args, work: Path, log) -> dict:
                                         "frames": spec.shape[1]})
                     if t_i == 0 and method in LISTEN_METHODS:
                         y = np.asarray(load_audio(path, sample_rate=fe.sample_rate))
-                        lb = listen_back(y, attr.maps[0], at.selector, fe, reference=ref,
+                        lb = listen_back(y, attr.maps[0], at.selector, fe,
+                                         reference=at.removal_reference(xb),
                                          parts=("for", "against", "complement", "clip"),
                                          clip=name)
                         out["listen"].append(lb.assign(model=label, target=target,

@@ -301,3 +301,45 @@ def test_an_option_no_method_takes_is_refused_by_name():
     with pytest.raises(AttributionError, match=r"\['options'\]"):
         Attributor(model, "integrated_gradients", options={"n_steps": 2},
                    background=torch.zeros(2, 1, 40, 64))
+
+
+@pytest.mark.parametrize("method", ["shap_deep", "shap_gradient", "gradient_shap",
+                                    "integrated_gradients", "occlusion"])
+def test_listen_back_reads_shares_against_the_baseline_the_values_decompose(models, data,
+                                                                           method):
+    """Audit 8a, item 1: SHAP's explainers and GradientShap decompose f(x) - mean f(background),
+    which differs from f(mean background) on a network: listen-back removes to each background
+    input and averages, so its f_ref is the method's own expected value; the other methods
+    keep the single mean reference, f(reference)."""
+    from midlevel.data.frontends import LogFilteredSpectrogram
+    from midlevel.explain.listen_back import evidence_masks, listen_back_parts
+    bb, _ = models
+    _, bg = data
+    fe = LogFilteredSpectrogram()
+    y = np.random.default_rng(0).normal(size=fe.sample_rate * 2).astype(np.float32)
+    y /= np.abs(y).max()
+    x = fe(torch.as_tensor(y))[None, None]
+    bgx = torch.rand(6, 1, *x.shape[-2:], generator=torch.Generator().manual_seed(2)) * 1.5
+    at = Attributor(bb, method, output="valence", background=bgx)
+    attr = at.attribute(x)
+    refs = at.removal_reference(x)
+    f = at.selector
+    with torch.no_grad():
+        f_mean_ref = float(f(bgx.mean(0, keepdim=True))[0, 0])
+        f_bg = f(bgx)[:, 0]
+    assert abs(f_bg.mean().item() - f_mean_ref) > 1e-3  # the two baselines differ here
+    table, _ = listen_back_parts(y, attr.values[0, 0], f, fe, reference=refs,
+                                 parts=("for", "complement"))
+    row = table.set_index("part").loc["for"]
+    if at.impl.baseline_is_background:
+        assert refs.shape[0] == len(bgx)
+        assert row["f_ref"] == pytest.approx(attr.expected, abs=1e-4)
+        # a part's output: the mean over the references of the part placed in each
+        m = torch.as_tensor(evidence_masks(attr.values[0, 0], mass=0.9)["for"],
+                            dtype=x.dtype)
+        with torch.no_grad():
+            spec_part = f(bgx + (x - bgx) * m)[:, 0].mean().item()
+        assert (row["share_spectrogram"] * (row["f_x"] - row["f_ref"]) + row["f_ref"]
+                ) == pytest.approx(spec_part, abs=1e-4)
+    else:
+        assert refs.shape[0] == 1 and row["f_ref"] == pytest.approx(f_mean_ref, abs=1e-5)

@@ -164,6 +164,34 @@ def test_explain_marks_a_share_over_a_tiny_span_unreadable(world, tmp_path, monk
     assert not per_clip["readable"].any()
 
 
+def test_explain_scales_every_wav_of_a_clip_by_one_factor(world, tmp_path, monkeypatch):
+    """Audit 8a, item 3: each method and output had its own factor, so one clip's wavs were
+    not at comparable loudness (README: a clip's wavs share one factor)."""
+    from midlevel.workflows import explain_attributions as ea
+    real = ea.listen_back_parts
+
+    def loud_gradcam(y, values, f, fe, **kw):  # Grad-CAM's parts peak at 1.5, the others not
+        table, audio = real(y, values, f, fe, **kw)
+        if kw["clip"].startswith("gradcam"):
+            audio = {k: 1.5 * a / max(np.abs(a).max(), 1e-9) for k, a in audio.items()}
+        return table, audio
+
+    monkeypatch.setattr(ea, "listen_back_parts", loud_gradcam)
+    out = tmp_path / "out"
+    ea.explain_blackbox(world["runs"]["blackbox"], world["audio"][:2], out,
+                        targets=["valence", "energy"], progress=False, cache_dir=world["cache"],
+                        methods=["integrated_gradients", "gradcam"], n_steps=2)
+    lb = pd.read_csv(out / "listen_back.csv", keep_default_na=False)
+    assert lb.groupby("clip")["method"].nunique().eq(2).all()
+    assert lb.groupby("clip")["output"].nunique().eq(2).all()
+    assert np.allclose(lb["gain"], 1 / 1.5)  # the integrated-gradients wavs too
+    for wav in lb["path"]:
+        assert np.abs(sf.read(wav)[0]).max() <= 1.0
+    for per_clip in out.glob("*/*_listen_back.csv"):  # the per-explanation tables agree
+        t = pd.read_csv(per_clip, keep_default_na=False)
+        assert "method" not in t and t["gain"].iloc[0] in set(lb["gain"])
+
+
 # ------------------------------------------------------------------------------ bad files
 
 

@@ -231,3 +231,22 @@ def test_a_verdict_needs_the_interval_and_the_paired_test_and_enough_clips():
     assert mixed["verdict"] == "not distinguishable"
     with pytest.raises(MidlevelError, match="alpha"):
         min_clips(1.0)
+
+
+def test_clips_passed_one_call_at_a_time_get_their_own_random_orders(linear):
+    """Audit 8a, item 4: explain and compare call the harness once per clip, and every call
+    drew clip 0's random orders: all clips shared 5 permutations. With ``first`` (the clip's
+    position) one call per clip gives the curves of one call over all clips."""
+    f, x, ref, truth = linear[:4]
+    x = x[:3]
+    maps = truth[:3]
+    together = perturbation_curves(f, x, maps, ref, clips=["a", "b", "c"], modes=("deletion",))
+    apart = pd.concat([perturbation_curves(f, x[i:i + 1], maps[i:i + 1], ref, clips=[c],
+                                           modes=("deletion",), first=i)
+                       for i, c in enumerate("abc")], ignore_index=True)
+    pd.testing.assert_frame_equal(together, apart)
+    shared = pd.concat([perturbation_curves(f, x[i:i + 1], maps[i:i + 1], ref, clips=[c],
+                                            modes=("deletion",))
+                        for i, c in enumerate("abc")], ignore_index=True)
+    rand = lambda t: t[t["order"] == "random"]["value"].to_numpy()  # noqa: E731
+    assert not np.allclose(rand(shared), rand(together))

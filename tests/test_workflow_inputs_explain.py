@@ -188,6 +188,9 @@ def test_black_box_files_are_in_the_units_predict_reports(world, tmp_path):
     assert row["expected"] + row["total"] == pytest.approx(row["prediction"], abs=1e-3)
     shares = pd.read_csv(out / "listen_back.csv")
     assert np.allclose(shares["f_x"], predicted, atol=1e-4)
+    # SHAP's shares are read against its own baseline, the mean output over the background
+    # (audit 8a, item 1: they were read against f(background mean))
+    assert np.allclose(shares["f_ref"], row["expected"], atol=1e-4)
     assert (shares["output"] == "valence").all() and (shares["units"] == "rating").all()
     clip = out / pd.Series(world["audio"]).map(lambda p: p.rsplit("/", 1)[1][:-4]).iloc[0]
     attr = Attribution.load(clip / "shap_deep__valence.npz")

@@ -11,20 +11,30 @@ its value is the *sum* of the map over its bins (its claimed total contribution)
 at nothing else: not at ``f(x) - f(reference)``, not at the model, not at any curve.
 
 Why this rule: for a method whose values are contributions to ``f(x) - f(reference)``
-(integrated gradients, DeepLIFT, SHAP), putting bin ``i`` back to the reference changes ``f`` by
+(integrated gradients, DeepLIFT), putting bin ``i`` back to the reference changes ``f`` by
 about ``-a_i``; deleting in MoRF order lowers ``f`` fastest and in LeRF order raises it fastest,
 *whatever the sign of* ``f(x) - f(reference)``. So the curves are compared in output units, and
 no sign flip by ``sign(f(x) - f(reference))`` is needed (the old harness flipped the ranking by
 that sign because it normalized each curve to run from 1 to 0, which needs the output to fall;
 here nothing is normalized). Methods without a reference (LRP decomposes ``f(x)`` against a zero
 output, Grad-CAM is positive evidence for ``f``) make the same claim, "larger pushes ``f`` up
-more", and are ranked the same way.
+more", and are ranked the same way. SHAP's explainers and GradientShap decompose
+``f(x) - mean_j f(b_j)`` over the background sample instead: putting bin ``i`` back to each
+background input in turn changes the mean output by about ``-a_i``. Deletion here puts it back
+to the background's *mean*, the single input every method's curves share; that is the same
+removal when ``f`` is linear, and otherwise an approximation whose size shows in the
+attribution's ``expected`` (the mean output over the background) against the curves'
+``reference_output`` (``f`` of the mean: on a small trained black box the two differed by more
+than a clip's whole ``f(x) - f(reference)``, audit 8a). Listen-back removes to each background
+input for these methods (:mod:`midlevel.explain.listen_back`); the curves do not (16 times the
+forward passes).
 
 What is measured
 ----------------
 - **Deletion**: the first ``k`` units of an order are replaced by the ``reference`` (the same
   reference the attributions were computed against: the training background's mean, never
-  silence unless that is the attributions' reference too); ``f`` is recorded at fixed fractions
+  silence unless that is the attributions' reference too; for SHAP and GradientShap that mean
+  stands in for their background sample, above); ``f`` is recorded at fixed fractions
   ``k / n`` (``fractions``, default 0, 0.05, ..., 1). **Insertion**: the first ``k`` units are
   taken from ``x``, the rest from the reference. Insertion in one order is deletion in the
   reversed order read backwards, so insertion-MoRF is deletion-LeRF mirrored (tested): the two
@@ -36,8 +46,9 @@ What is measured
 - **Random orderings**: ``n_random`` (>= 5) seeded permutations per clip and their reverses
   (``2 * n_random`` random curves; each permutation and its reverse also give a random
   "area between", whose mean is 0 by symmetry: the null for the area between). The random
-  permutations depend only on ``seed`` and the clip's position, so every method on the same
-  clips is compared with the same random orders.
+  permutations depend only on ``seed`` and the clip's position among the clips explained
+  (``first`` + its index in the call), so every method on the same clips is compared with the
+  same random orders, and each clip has its own.
 - **Paired comparison against random** (:func:`compare_to_random`), per method and mode, over
   clips: ``morf_gain`` (deletion: random - MoRF area; insertion: MoRF - random),
   ``lerf_gain`` (deletion: LeRF - random; insertion: random - LeRF) and ``between_gain`` (area
@@ -168,7 +179,7 @@ def device_of(f: nn.Module):
 def perturbation_curves(f: nn.Module, x, maps, reference, *, method: str = "method",
                         clips=None, modes=("deletion", "insertion"), fractions=None,
                         n_random: int = 5, patch: tuple[int, int] | None = None,
-                        seed: int = 0, batch_size: int = 64) -> pd.DataFrame:
+                        seed: int = 0, first: int = 0, batch_size: int = 64) -> pd.DataFrame:
     """MoRF, LeRF and random-order deletion / insertion curves of ``f`` (module docstring).
 
     Parameters
@@ -183,6 +194,10 @@ def perturbation_curves(f: nn.Module, x, maps, reference, *, method: str = "meth
         at fraction ``q`` the first ``round(q * n_units)`` units of an order are perturbed.
     n_random : random permutations per clip (each also reversed); at least 5.
     patch : (bands, frames) to rank and perturb whole patches.
+    first : the position of ``x``'s first clip among all the clips explained: clip ``i``
+        draws its random orders and tie-breaks from ``(seed, first + i)``. A caller that
+        passes its clips one call at a time gives each call its clip's position, so every
+        clip has its own orders (with ``first=0`` every call would reuse clip 0's).
 
     Returns
     -------
@@ -192,6 +207,7 @@ def perturbation_curves(f: nn.Module, x, maps, reference, *, method: str = "meth
     """
     # one or two random orders do not make a reference
     n_random = whole_number(n_random, "n_random", least=5, error=AttributionError)
+    first = whole_number(first, "first", least=0, error=AttributionError)
     bad = [m for m in modes if m not in ("deletion", "insertion")]
     if bad:
         raise AttributionError(f"modes must be 'deletion' and/or 'insertion', got {bad}")
@@ -216,7 +232,7 @@ def perturbation_curves(f: nn.Module, x, maps, reference, *, method: str = "meth
     f_x = _predict(f, x, batch_size, device)
     rows = []
     for i, clip in enumerate(clips):
-        rng_orders, rng_ties = _clip_rngs(seed, i)
+        rng_orders, rng_ties = _clip_rngs(seed, first + i)
         unit_value = np.bincount(groups.ravel(), weights=a[i].ravel(), minlength=n_units)
         morf = morf_order(unit_value, rng_ties)
         orders = [("morf", 0, morf), ("lerf", 0, morf[::-1])]

@@ -27,6 +27,15 @@ and its **share** of the clip's deviation from the reference is::
 
     share_P = (f(x_P) - f(reference)) / (f(x) - f(reference))
 
+The reference is the one the map's values are relative to. For most methods that is one
+input (the training background's mean). SHAP's explainers and GradientShap decompose
+``f(x) - mean_j f(b_j)`` over a background sample ``b_1..b_n`` instead, which differs from
+``f(mean_j b_j)`` wherever ``f`` is not linear (by more than a clip's whole span on a small
+model: audit 8a). For them ``reference`` is that sample ``(n, 1, n_bands, n_frames)``
+(:meth:`midlevel.explain.attribution.Attributor.removal_reference`), and ``f(reference)``
+and ``f(x_P)`` above are means over its inputs: ``f_ref`` is then the method's own
+``expected``, and removal is to the background as SHAP's interventional expectation removes.
+
 (NaN when ``|f(x) - f(reference)|`` is below ``min_span``). A share divides by that span:
 where the span is below ``MIN_SPREAD_SHARE`` (5 %) of ``spread`` (the explained quantity's sd
 over the test clips, when given: its ratings' sd, or ``f``'s own for a logit) the share is kept but ``readable`` is False and ``note`` says "span
@@ -154,7 +163,9 @@ def listen_back(y: np.ndarray, values, f: nn.Module, frontend, *, reference,
         (e.g. ``MethodResult.values[i, 0]``).
     f : nn.Module ``(n, 1, n_bands, n_frames) -> (n, 1)``.
     frontend : the front end module (or its ``config()``).
-    reference : ``(1, 1, n_bands, n_frames)`` or broadcastable: the removal reference.
+    reference : ``(1, 1, n_bands, n_frames)`` or broadcastable: the removal reference; or
+        ``(n, 1, n_bands, n_frames)``: ``n`` references, ``f`` averaged over them (the
+        background sample of a method whose values are relative to it; module docstring).
     mass : selection of the evidence bins (:func:`evidence_masks`).
     out_dir : if given, ``{clip}_{part}.wav`` for each part and ``{clip}_listen_back.csv``
         (this table) are written there, atomically (:func:`write_listen_back`).
@@ -205,8 +216,9 @@ def listen_back_parts(y: np.ndarray, values, f: nn.Module, frontend, *, referenc
     ref = torch.as_tensor(reference, dtype=x.dtype)
     while ref.ndim < 4:
         ref = ref.unsqueeze(0)
-    ref = ref.expand_as(x)
-    f_x, f_ref = (float(o) for o in f(torch.cat([x, ref]))[:, 0])
+    ref = ref.expand(ref.shape[0], *x.shape[1:])  # (n_references, 1, n_bands, n_frames)
+    f_x = float(f(x)[0, 0])
+    f_ref = _mean_output(f, [ref])[0]
     span = f_x - f_ref
     note = share_note(span, spread)
     masks = evidence_masks(v, mass=mass)
@@ -216,8 +228,7 @@ def listen_back_parts(y: np.ndarray, values, f: nn.Module, frontend, *, referenc
         m = masks[part]
         xa = fe(torch.as_tensor(audio[part], dtype=torch.float32)).reshape_as(x)
         mt = torch.as_tensor(m, dtype=x.dtype)
-        inputs = torch.cat([ref + (xa - ref) * mt, ref + (x - ref) * mt])
-        out = f(inputs)[:, 0]
+        out = _mean_output(f, [ref + (xa - ref) * mt, ref + (x - ref) * mt])
         ok = abs(span) >= min_span
         share = (float(out[0]) - f_ref) / span if ok else np.nan
         share_spec = (float(out[1]) - f_ref) / span if ok else np.nan
@@ -226,6 +237,14 @@ def listen_back_parts(y: np.ndarray, values, f: nn.Module, frontend, *, referenc
                      "f_ref": f_ref, "peak": _peak(audio[part]), "gain": np.nan, "path": "",
                      "readable": not note, "note": note})
     return pd.DataFrame(rows), audio
+
+
+def _mean_output(f: nn.Module, groups, batch_size: int = 16) -> list[float]:
+    """The mean of ``f`` over each group of inputs ``(n, 1, n_bands, n_frames)`` (one value
+    per group; ``n`` is the number of references), in batches of ``batch_size``."""
+    xs = torch.cat(groups)
+    out = torch.cat([f(xs[a:a + batch_size])[:, 0] for a in range(0, len(xs), batch_size)])
+    return [float(o.double().mean()) for o in out.split([len(g) for g in groups])]
 
 
 def write_listen_back(table: pd.DataFrame, audio: dict, out_dir, *, gain: float,

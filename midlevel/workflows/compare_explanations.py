@@ -121,11 +121,11 @@ def _explain_with(run, label, method, output, bg, fe, clips, options, *, faithfu
         attr.tables = {name: attr.tables[name] for name in attr.tables}
     curves = []
     if faithfulness:
-        for name, x, attr in zip(clips.names, clips.specs, attrs):
+        for i, (name, x, attr) in enumerate(zip(clips.names, clips.specs, attrs)):
             xb = torch.as_tensor(x)[None, None]
             c = perturbation_curves(attributor.rating_selector, xb, attr.values,
                                     attributor.reference_for(xb), method=method, clips=[name],
-                                    n_random=n_random, patch=deletion_patch)
+                                    n_random=n_random, patch=deletion_patch, first=i)
             curves.append(c.assign(model=label))
     sanity = _sanity(run, attributor, clips, bg, sanity_clips, method) if sanity_clips else None
     return {"attrs": attrs, "cost": _cost_row(label, method, attrs, clips), "curves": curves,
@@ -322,7 +322,7 @@ def listening(report: Report, reps, clips, maps, methods, data, *, n_background,
                                               c_name or attr.output, attr.units)
             table, audio = listen_back_parts(
                 y, attr.maps[0], attributor.rating_selector, fe,
-                reference=attributor.reference_for(x), clip=stem,
+                reference=attributor.removal_reference(x), clip=stem,
                 parts=("for", "against", "complement"), spread=spread)
             measured.append((table, audio, label, what, attr.units, spread, spread_of))
     # one factor for every wav of the clip (the original's included): none is clipped, and

@@ -60,7 +60,9 @@ from midlevel.explain.attribution.base import resolve_output
 from midlevel.explain.attribution.registry import resolve_method
 from midlevel.explain.names import clip_names, safe_name, unique_names
 from midlevel.explain.harness import clip_scores, curve_areas, perturbation_curves
-from midlevel.explain.listen_back import listen_back, listen_back_csv, output_spread
+from midlevel.explain.listen_back import (
+    common_gain, listen_back_csv, listen_back_parts, output_spread, write_listen_back,
+)
 from midlevel.io import LOCK_FILE, recording, replace_manifest, save_figure, write_csv
 from midlevel.run import load_run
 
@@ -200,8 +202,10 @@ def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_dee
             with torch.no_grad():  # y is prepared already (run.spectrogram would normalize again)
                 spec_x = run.frontend_module(torch.as_tensor(y))[None, None]
             predictions.append(_predictions(run, spec_x[0, 0], name, path, result.warnings))
+            position = len(predictions) - 1  # among the clips explained: its random orders
             clip_dir = out / name  # a safe, unique name: one folder per clip
             clip_dir.mkdir(parents=True, exist_ok=True)
+            heard = []  # (listen-back table, parts' audio, stem, columns) per method, output
             for (method, output), attributor in attributors.items():
                 # the units `predict` reports (rating = mean + std * z; logits stay logits)
                 attr = attributor.attribute(spec_x, clips=[name]).in_rating_units()
@@ -225,19 +229,27 @@ def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_dee
                         spreads[output] = _spread(run, f, attr, dict(spec=spec, root=root,
                                                                      cache_dir=cache_dir))
                     spread, spread_of = spreads[output]
-                    table = listen_back(np.asarray(y), attr.maps[0], f, fe,
-                                        reference=reference, mass=mass, out_dir=clip_dir,
-                                        clip=stem, spread=spread)
-                    shares.append(table.assign(clip=name, method=method, output=attr.output,
-                                               units=attr.units, spread_sd=spread,
-                                               spread_of=spread_of))
-                    result.files += [clip_dir / f"{stem}_{p}.wav" for p in table["part"]]
-                    result.files.append(listen_back_csv(clip_dir, stem))
+                    table, audio = listen_back_parts(
+                        np.asarray(y), attr.maps[0], f, fe, mass=mass, clip=stem,
+                        reference=attributor.removal_reference(spec_x.to(attributor.device)),
+                        spread=spread)
+                    heard.append((table, audio, stem, dict(
+                        method=method, output=attr.output, units=attr.units,
+                        spread_sd=spread, spread_of=spread_of)))
                 if faithfulness:
                     curves = perturbation_curves(f, spec_x, attr.values,
                                                  reference, method=method, clips=[name],
-                                                 n_random=n_random)
+                                                 n_random=n_random, first=position)
                     faith.append(clip_scores(curve_areas(curves)).assign(output=attr.output))
+            # one factor for every wav of the clip, over its methods and outputs: none is
+            # clipped, and their loudness stays comparable (as compare does)
+            gain = common_gain([y, *(a for _, audio, _, _ in heard for a in audio.values())])
+            for table, audio, stem, about in heard:
+                table = write_listen_back(table, audio, clip_dir, gain=gain,
+                                          sample_rate=fe.sample_rate)
+                shares.append(table.assign(clip=name, **about))
+                result.files += [clip_dir / f"{stem}_{p}.wav" for p in table["part"]]
+                result.files.append(listen_back_csv(clip_dir, stem))
         if summaries:
             result.summary = pd.concat(summaries, ignore_index=True)
             result.time_marginals = pd.concat(times, ignore_index=True)

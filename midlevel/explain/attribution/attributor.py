@@ -119,6 +119,17 @@ class Attributor:
             self._inputs[key] = self._reference_for(x)
         return self._inputs[key]
 
+    def removal_reference(self, x: torch.Tensor) -> torch.Tensor:
+        """What the method's values are relative to, as inputs to remove evidence to:
+        :meth:`background_for` ``(n, 1, n_bands, n_frames)`` for a method whose ``expected`` is
+        the mean output over the background (``baseline_is_background``: SHAP, GradientShap;
+        ``f(reference)`` differs from that mean wherever ``f`` is not linear), else
+        :meth:`reference_for` ``(1, 1, n_bands, n_frames)``. Listen-back averages ``f`` over
+        these inputs (:func:`midlevel.explain.listen_back.listen_back`)."""
+        if getattr(self.impl, "baseline_is_background", False):
+            return self.background_for(x)
+        return self.reference_for(x)
+
     def _reference_for(self, x: torch.Tensor) -> torch.Tensor:
         b = self.baseline
         if isinstance(b, str):

@@ -113,6 +113,11 @@ class AttributionMethod:
     #: (its maps depend on the inputs alone): ``Attributor`` then skips seeding them on a
     #: forked state, about 0.1 ms a call. Methods that sample keep the default.
     deterministic: bool = False
+    #: True for a method whose values decompose ``f(x) - mean f(background)`` (its
+    #: ``expected`` is the mean output over the background sample: SHAP's explainers,
+    #: GradientShap) rather than ``f(x) - f(reference)``: listen-back then removes a part to
+    #: each background input and averages (:meth:`Attributor.removal_reference`).
+    baseline_is_background: bool = False
 
     def __init__(self, *, batch_size: int = 16, seed: int = 0, **options):
         self.batch_size = whole_number(batch_size, "batch_size", error=AttributionError)

@@ -35,6 +35,7 @@ class GradientShap(AttributionMethod):
     """Captum ``GradientShap``: baselines drawn from the background, ``n_samples`` each."""
 
     name, label = "gradient_shap", "Captum GradientShap"
+    baseline_is_background = True
 
     def __init__(self, *, n_samples: int = 32, **options):
         super().__init__(**options)

@@ -22,6 +22,7 @@ class ShapDeep(AttributionMethod):
 
     name, label = "shap_deep", "SHAP DeepExplainer"
     deterministic = True
+    baseline_is_background = True
 
     def __init__(self, *, check_additivity: bool = True, **options):
         super().__init__(**options)
@@ -48,6 +49,7 @@ class ShapGradient(AttributionMethod):
     """SHAP ``GradientExplainer`` (expected gradients over the background)."""
 
     name, label = "shap_gradient", "SHAP GradientExplainer"
+    baseline_is_background = True
 
     def __init__(self, *, n_samples: int = 32, **options):
         super().__init__(**options)
