@@ -101,7 +101,10 @@ SECTION_TEXT = {
     "listen_back": "Listen-back fidelity of the first clip: the audio of the evidence for "
                    "and against the output (the bins holding 90 % of |attribution|, split "
                    "by sign) and of the rest, re-run through front end and model with the "
-                   "reference outside the part; share = (f(part) - f(ref)) / (f(x) - f(ref)). "
+                   "reference outside the part; share = (f(part) - f(ref)) / (f(x) - f(ref)) "
+                   "(for SHAP and GradientShap, whose values are relative to the mean output "
+                   "over the background, f is averaged over the part placed in each background "
+                   "input, and f(ref) is that mean). "
                    "Where |f(x) - f(ref)| is below 5 % of the sd over the test clips of what "
                    "is explained (spread_sd: of its ratings, or of the model's output for a "
                    "logit), readable is False: the span is too small to read a share.",
