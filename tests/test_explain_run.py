@@ -224,6 +224,38 @@ def test_help_of_every_command(capsys):
         assert command in capsys.readouterr().out
 
 
+def test_a_class_no_clip_has_is_not_the_base_of_the_model_weight(world, tmp_path):
+    """Audit 8b, item 1: with a declared first class that no clip has, the data's rows are
+    relative to the first class present and the model's weight was relative to the declared
+    first one: two contrasts under one label, and false compensation flags. Both are now
+    relative to the class named in ``versus``."""
+    import yaml
+    from midlevel.training import train
+    data = world["root"] / "data"
+    table = pd.read_csv(data / "annotations.csv")
+    table["mood"] = np.where(table["valence"] > table["valence"].median(), "high", "low")
+    table[["clip_id", *json.loads((data / "ground_truth.json").read_text())["concepts"],
+           "mood"]].to_csv(data / "annotations_unused.csv", index=False)
+    spec = yaml.safe_load((data / "spec.yaml").read_text())
+    spec["tables"][0]["path"] = "annotations_unused.csv"
+    spec["targets"] = {"mood": {"column": "mood", "type": "class",
+                                "classes": ["jazz", "low", "high"]}}
+    (data / "spec_unused.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    run = train(data / "spec_unused.yaml", tmp_path / "unused", mode="independent",
+                config={**TINY_RUN, "epochs": 1, "mode": "independent"}, cache_dir=world["cache"],
+                progress=False)
+    t = run_coefficients(run, data="ratings").table
+    assert set(t["target"]) == {"mood=high"} and (t["versus"] == "low").all()
+    head = LinearHead.from_run(run)
+    low, high = head.outputs.index("mood=low"), head.outputs.index("mood=high")
+    jazz = head.outputs.index("mood=jazz")
+    for _, row in t.iterrows():
+        k = head.concepts.index(row["concept"])
+        assert row["model_weight"] == pytest.approx(head.weight[high, k] - head.weight[low, k],
+                                                    abs=1e-9)
+        assert abs(head.weight[jazz, k] - head.weight[low, k]) > 1e-6  # the old base differs
+
+
 def test_class_target_run(world, tmp_path):
     """A class target: GLM statistics and contributions to its logits, exact additivity."""
     import yaml

@@ -19,11 +19,12 @@ Where the two disagree beyond the data's interval, ``flag`` says how (see
 column             meaning
 =================  ========================================================================
 target             output unit (a regression target, a binary target (tag), or
-                   ``name=class`` for a class logit against the first class)
+                   ``name=class`` for a class logit against the class in ``versus``)
 concept            concept name
 model_weight       the head's weight (target points per concept rating point, or per unit
                    of predicted probability for a binary concept; for a binary target
-                   log-odds; for a class unit, its logit's weight minus the first class's)
+                   log-odds; for a class unit, its logit's weight minus that of the class
+                   in ``versus``)
 model_std_weight   ``model_weight * std_scale``
 weight             the data's estimate, in the same units
 std_weight         ``weight * std_scale``; ``std_scale = sd(concept) / sd(target)`` on the
@@ -45,6 +46,9 @@ data_note          why the data give no estimate for the row (then weight, inter
                    classes perfectly, the fit did not converge, a rating target has no
                    variance on the fit's clips, or the concepts fit it exactly (R^2 = 1 up
                    to float rounding: p-values would be rounding noise); empty otherwise
+versus             for a class unit, the class both weights are relative to: the first
+                   declared class that clips of the fit have (a declared class no clip has
+                   cannot be a base); empty for other targets
 flag, flag_reason  where the model departs from the data (empty: it does not; a row
                    without the data's interval is not flagged)
 mode               the run's training mode
@@ -72,10 +76,14 @@ RUN_COLUMNS = ["target", "concept", "model_weight", "model_std_weight"] + COLUMN
     "flag", "flag_reason", "mode", "concept_kind"]
 
 
-def model_weights(run, units, concepts) -> np.ndarray:
-    """The head's weight of every ``(unit, concept)`` pair (see ``LinearHead.weight_of``)."""
+def model_weights(run, units, concepts, versus=None) -> np.ndarray:
+    """The head's weight of every ``(unit, concept)`` pair, a class unit's relative to the
+    class of the same row of ``versus`` (the class the data's row is relative to; see
+    ``LinearHead.weight_of``)."""
     head = LinearHead.from_run(run)
-    return np.array([head.weight_of(u, c) for u, c in zip(units, concepts)], dtype=float)
+    versus = [""] * len(units) if versus is None else list(versus)
+    return np.array([head.weight_of(u, c, v or None) for u, c, v in zip(units, concepts, versus)],
+                    dtype=float)
 
 
 def run_coefficients(run, *, spec=None, root=None, cache_dir=None, alpha: float = 0.05,
@@ -144,7 +152,8 @@ def run_coefficients(run, *, spec=None, root=None, cache_dir=None, alpha: float 
                                          alpha=alpha, correction=correction,
                                          class_targets=classes, binary_targets=binary)
     table = result.table.copy()
-    table.insert(2, "model_weight", model_weights(run, table["target"], table["concept"]))
+    table.insert(2, "model_weight", model_weights(run, table["target"], table["concept"],
+                                                  table["versus"]))
     table.insert(3, "model_std_weight", table["model_weight"] * table["std_scale"])
     head = LinearHead.from_run(run)
     kinds = dict(zip(head.concepts, head.concept_kinds))

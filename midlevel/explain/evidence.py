@@ -35,7 +35,9 @@ import pandas as pd
 from midlevel.errors import ExplainError
 from midlevel.explain.levels import check_alpha
 from midlevel.explain.separation import note_rows, ols_note, separated, separation_note
-from midlevel.explain.statistics import CoefficientResult, _finish, _rows, check_n_boot, fit_ols
+from midlevel.explain.statistics import (
+    CoefficientResult, _finish, _rows, check_n_boot, fit_ols, versus,
+)
 
 METHODS = ("ratings", "calibrated")
 # fewest bootstrap resamples of the calibrated estimator: its percentile intervals and
@@ -244,10 +246,15 @@ def calibrated_fit(pred: pd.DataFrame, rated: pd.DataFrame, Y: pd.DataFrame, *,
                 resid = y[ok] - design @ est
                 r2 = float(1 - resid.var() / y[ok].var()) if y[ok].var() > 0 else np.nan
                 note = ols_note(y[ok], resid)
-            rows += note_rows(_rows(est, se, np.stack([lo, hi], 1), stat,
-                                     np.minimum(pv, 1.0), names, unit,
-                                     _calibrated_label(target, class_targets, logistic), r2,
-                                     int(ok.sum()), sd_x, sd_y, draws=b), note)
+            unit_rows = note_rows(_rows(est, se, np.stack([lo, hi], 1), stat,
+                                        np.minimum(pv, 1.0), names, unit,
+                                        _calibrated_label(target, class_targets, logistic),
+                                        r2, int(ok.sum()), sd_x, sd_y, draws=b), note)
+            if target in class_targets:
+                base = int(np.unique(y[ok].astype(int))[0])
+                classes = list(class_targets[target])
+                unit_rows = versus(unit_rows, classes[base] if base < len(classes) else base)
+            rows += unit_rows
     return CoefficientResult(_finish(rows, alpha, correction, label), {})
 
 

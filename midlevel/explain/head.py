@@ -154,9 +154,11 @@ class LinearHead:
             idx += [j for j in found if j not in idx]
         return idx
 
-    def weight_of(self, target: str, concept: str) -> float:
+    def weight_of(self, target: str, concept: str, versus: str | None = None) -> float:
         """The weight of ``concept`` for ``target``; for a class unit ``name=cls`` the weight of
-        its logit relative to the first class (what a GLM / multinomial logit estimates)."""
+        its logit relative to class ``versus`` (default: the first class), what a GLM /
+        multinomial logit with that base class estimates. A softmax is unchanged by a shift
+        shared by every class's logit, so only such differences have a meaning."""
         if concept not in self.concepts:
             return float("nan")
         k = self.concepts.index(concept)
@@ -164,7 +166,11 @@ class LinearHead:
             return float("nan")
         j = self.outputs.index(target)
         if self.kinds[j] == "logit":
-            first = self.targets.index(self.targets[j])
+            name = self.targets[j]
+            base = f"{name}={versus}" if versus else None
+            if base is not None and base not in self.outputs:
+                return float("nan")
+            first = self.outputs.index(base) if base else self.targets.index(name)
             return float(self.weight[j, k] - self.weight[first, k])
         return float(self.weight[j, k])
 
@@ -192,7 +198,9 @@ def contributions(concepts: pd.DataFrame, head: LinearHead, baseline, *,
     Returns
     -------
     pd.DataFrame, tidy: key columns, then ``TABLE_COLUMNS``; ``baseline_prediction +
-    sum(contribution)`` over a row's concepts equals ``prediction``.
+    sum(contribution)`` over a row's concepts equals ``prediction``. A class target's rows
+    are each class's own logit (``weight``: the head's row for it), not the difference from
+    a base class that :meth:`LinearHead.weight_of` and ``coefficients.csv`` give.
     """
     frame = concepts.reset_index() if concepts.index.name == "clip" else concepts
     missing = [c for c in head.concepts if c not in frame.columns]

@@ -44,7 +44,7 @@ from midlevel.io import save_figure, write_csv, write_text
 
 COLUMNS = ["target", "concept", "weight", "std_weight", "se", "ci_low", "ci_high",
            "std_ci_low", "std_ci_high", "ci_level", "stat", "p_value", "p_adjusted",
-           "significant", "method", "r2", "n", "intercept", "std_scale", "data_note"]
+           "significant", "method", "r2", "n", "intercept", "std_scale", "data_note", "versus"]
 
 
 def check_n_boot(n_boot, least: int = 1) -> int:
@@ -186,9 +186,10 @@ def _finish(rows: list[dict], alpha: float, correction: str | None,
     table = pd.DataFrame(rows)
     if table.empty:
         return pd.DataFrame(columns=COLUMNS)
-    if "data_note" not in table:
-        table["data_note"] = ""
-    table["data_note"] = table["data_note"].fillna("")
+    for col in ("data_note", "versus"):  # "" where no row has one
+        if col not in table:
+            table[col] = ""
+        table[col] = table[col].fillna("")
     correction = correction or "none"
     table["p_adjusted"] = adjust_pvalues(table["p_value"].to_numpy(), correction)
     table["significant"] = table["p_adjusted"] < alpha
@@ -278,8 +279,10 @@ def fit_ols(X, Y, *, alpha: float = 0.05, correction: str | None = None,
             base, other = present[0], present[1]
             yy = (codes == other).astype(float)
             label = f"{target}={classes[other]}" if other < len(classes) else f"{target}={other}"
-            rows += _binomial_rows(yy, design, names, label, method, alpha, sd_x, texts, keep,
-                                   key=f"{method} (GLM binomial, vs {classes[base]}): {label}")
+            rows += versus(_binomial_rows(yy, design, names, label, method, alpha, sd_x, texts,
+                                          keep, key=f"{method} (GLM binomial, vs "
+                                                    f"{classes[base]}): {label}"),
+                           classes[base])
             continue
         rows += _multinomial_rows(codes, design, names, str(target), classes, present, method,
                                   alpha, sd_x, texts, keep)
@@ -335,6 +338,15 @@ def _multinomial_rows(codes, design, names, target, classes, present, method, al
                                      cij, np.asarray(res.tvalues)[:, j],
                                      np.asarray(res.pvalues)[:, j], names, unit, label,
                                      float(res.prsquared), len(codes), sd_x, np.nan), note)
+    return versus(rows, classes[present[0]])
+
+
+def versus(rows: list[dict], base: str) -> list[dict]:
+    """``rows`` of a class target's units, each marked with the class its weights are
+    relative to (the ``versus`` column: the first declared class present in the fit's data,
+    which need not be the first declared class)."""
+    for row in rows:
+        row["versus"] = str(base)
     return rows
 
 
