@@ -217,3 +217,31 @@ def test_a_binary_or_class_column_with_one_label_on_a_split_is_warned_about(tmp_
                  "(the model can only learn that label)"),
         ("mood", "one label: mood is sad on every one of the 2 rated clips of the test split "
                  "(its accuracy there only counts how often a model picks that class)")}
+
+
+def test_a_declared_class_no_clip_has_is_warned_about(tmp_path):
+    """Audit 8b, item 1: 'jazz' declared first and never used passed validate silently,
+    while coefficient tables must compare with the first class clips have."""
+    spec_path = tiny_dataset(tmp_path, n=4)
+    (tmp_path / "spec.yaml").write_text(textwrap.dedent("""
+        name: tiny
+        root: .
+        audio: {pattern: "audio/{id}.wav"}
+        tables:
+          - path: ratings.csv
+            id_column: clip
+        concepts:
+          bright: {scale: [1, 10]}
+        targets:
+          scene: {type: class, classes: [jazz, club, chill]}
+        splits:
+          test: {ids: [c4]}
+        """))
+    (tmp_path / "ratings.csv").write_text(
+        "clip,bright,scene\nc1,1,club\nc2,2,chill\nc3,3,club\nc4,4,chill\n")
+    report = validate(load_spec(spec_path), progress=False, decode=False)
+    found = [w for w in report.warnings if w.message.startswith("unused class")]
+    assert [(w.column, w.message) for w in found] == [
+        ("scene", "unused class: scene declares ['jazz'] but no clip has it (coefficient "
+                  "tables compare the classes with 'club', the first class clips have)")]
+    assert found[0].file and found[0].file.endswith("ratings.csv")

@@ -179,6 +179,7 @@ def validate(spec: DataSpec, *, decode: bool = True, jobs: int = 2, window: floa
                 + short_clips(checks, window)
                 + missing_ratings(spec, table, ann.source, ann.rejected)
                 + split_ratings(spec, table, ann.source)
+                + unused_classes(spec, table, ann.source)
                 + unreferenced_audio(spec, table))
     return ValidationReport(spec, table, checks, problems, list(ann.notes), ann.segments,
                             warnings, window, dict(ann.rejected or {}))
@@ -245,6 +246,28 @@ def split_ratings(spec: DataSpec, table: pd.DataFrame, source) -> list[Problem]:
                 out.append(Problem(_one_label(col, values.iloc[0], len(values), split,
                                               table.attrs.get("classes", {})),
                                    file=file, column=col.column))
+    return out
+
+
+def unused_classes(spec: DataSpec, table: pd.DataFrame, source) -> list[Problem]:
+    """A warning per declared class that no clip has (``unused class``): its logit is
+    trained only to lose, and a coefficient table cannot use it as the base class (its
+    ``versus`` column names the first class clips have). ``source`` as in
+    :func:`missing_ratings`."""
+    out = []
+    for col in spec.concepts + spec.targets:
+        declared = table.attrs.get("classes", {}).get(col.name)
+        if not col.is_class or not col.classes or col.name not in table or not len(table):
+            continue
+        used = set(table[col.name].dropna().astype(int))
+        unused = [c for k, c in enumerate(declared) if k not in used]
+        if unused and used:
+            file = source(table.index[0], col.column)[0]
+            first = declared[min(used)]
+            out.append(Problem(f"unused class: {col.name} declares {unused} but no clip has "
+                               f"{'it' if len(unused) == 1 else 'them'} (coefficient tables "
+                               f"compare the classes with '{first}', the first class clips "
+                               f"have)", file=file, column=col.column))
     return out
 
 
