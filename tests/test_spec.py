@@ -492,3 +492,15 @@ def test_a_drawn_split_of_another_size_than_asked_is_noted(tmp_path, caplog):
     with caplog.at_level("INFO", logger="midlevel.data"):
         load_annotations(spec)
     assert ann.notes[0] in caplog.text
+
+
+def test_the_id_column_two_tables_share_is_not_noted_as_a_repeated_column(tmp_path):
+    """Audit 8b, item 3: every command printed that the id column of a second table with the
+    same id column name was "also in an earlier table"; a repeated rating column still is."""
+    write(tmp_path / "a.csv", "id,x,y\nc1,1,2\nc2,2,3\n")
+    write(tmp_path / "b.csv", "id,y\nc1,5\nc2,6\n")
+    spec = load_spec(write(tmp_path / "spec.yaml", (JOINED % "exact").replace(
+        "id_column: key", "id_column: id")))
+    ann = load_annotations(spec, strict=False)
+    notes = [n for n in ann.notes if "also in an earlier table" in n]
+    assert len(notes) == 1 and notes[0].startswith("column(s) ['y'] of ")

@@ -153,8 +153,9 @@ def _merge(spec: DataSpec, tables: list[Table], problems: list[Problem],
                 notes.append(f"{n_right} row(s) of {t.file} without a match ignored (how: {how})")
         overlap = set(right.columns) & set(joined.origin)
         right = right.rename(columns={c: f"{c}__{k + 1}" for c in overlap})
-        if overlap:
-            notes.append(f"column(s) {sorted(overlap)} of {t.file} also in an earlier table; "
+        repeated = sorted(overlap - {t.spec.id_column})  # the key it joins on is no repeat
+        if repeated:
+            notes.append(f"column(s) {repeated} of {t.file} also in an earlier table; "
                          f"the earlier table's values are used")
         joined.origin.update({c: k for c in right.columns if c != ROW.format(k)})
         extra = right.reindex(left_keys.to_numpy())
