@@ -80,6 +80,25 @@ def test_binary_metrics_on_known_values():
     assert np.isnan(binary_metrics(np.array([1.0, 1.0]), np.array([0.2, 0.9]))["auc"])
 
 
+
+def test_f1_without_any_positive_is_undefined_and_left_out_of_the_mean():
+    """Audit 8b, item 4: a tag absent from every clip, predicted absent everywhere (accuracy
+    1), got F1 0.0, the worst score, and that 0 entered mean:binary. F1 is 0/0 there: NaN,
+    said in the note, and the mean is over the columns that have it. Positives on one side
+    only still give 0."""
+    none = binary_metrics(np.zeros(4), np.array([0.1, 0.2, 0.1, 0.3]))
+    assert none["accuracy"] == 1.0 and np.isnan(none["f1"])
+    assert "F1" in none["note"]
+    assert binary_metrics(np.zeros(4), np.array([0.1, 0.9, 0.1, 0.3]))["f1"] == 0.0  # a FP
+    assert binary_metrics(np.array([0, 1.0, 0, 0]), np.full(4, 0.1))["f1"] == 0.0    # a FN
+    y = np.array([[0, 1.0], [0, 0], [0, 1], [0, 0]])
+    p = np.array([[0.1, 0.8], [0.2, 0.3], [0.1, 0.9], [0.3, 0.6]])
+    t = metrics_table("test", "target", ["absent", "b"], y, p, kinds=["binary", "binary"])
+    mean = t.set_index("name").loc["mean"]
+    assert mean["f1"] == pytest.approx(t.set_index("name").loc["b", "f1"])
+    assert "f1 over 1 (not absent)" in mean["note"]
+
+
 def test_metrics_table_macro_averages_each_group():
     y = np.array([[0, 1, 5.0], [1, 0, 6.0], [1, 1, 7.0], [0, 0, 8.0]])
     p = np.array([[0.2, 0.7, 5.0], [0.8, 0.3, 6.5], [0.9, 0.6, 7.0], [0.1, 0.2, 8.5]])

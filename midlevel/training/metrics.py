@@ -142,19 +142,24 @@ def binary_metrics(y_true: np.ndarray, y_prob: np.ndarray, threshold: float = 0.
     """Metrics of one binary column: 0/1 labels ``y_true`` (NaN = missing) against predicted
     probabilities ``y_prob``: ROC-AUC, PR-AUC (average precision), F1 and accuracy of
     ``y_prob >= threshold``, and :func:`regression_metrics` of the probability (``r2`` = Brier
-    skill score, ``rmse`` = root Brier score). AUCs are NaN without both labels."""
+    skill score, ``rmse`` = root Brier score). AUCs are NaN without both labels; F1 is NaN
+    (0/0) where no label and no prediction is positive, and 0 where only one side has
+    positives."""
     from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
     out = regression_metrics(y_true, y_prob)
     ok = np.isfinite(y_true) & np.isfinite(y_prob)
     t, p = y_true[ok].astype(int), y_prob[ok].astype(np.float64)
     if not ok.any():
         return out
+    pick = (p >= threshold).astype(int)
+    # F1 is 0/0 without a positive label or a positive pick: undefined, not the worst score
+    no_positive = not t.any() and not pick.any()
     if out["note"].startswith(("constant ratings", "one rating")):
         out["note"] = (f"{'one label' if len(t) == 1 else f'every label {t[0]}'}: no r, "
-                       f"Brier skill score (r2), calibration line or AUC")
-    pick = (p >= threshold).astype(int)
+                       f"Brier skill score (r2), calibration line{', F1' if no_positive else ''}"
+                       f" or AUC")
     out["accuracy"] = float(np.mean(pick == t))
-    out["f1"] = float(f1_score(t, pick, zero_division=0.0))
+    out["f1"] = np.nan if no_positive else float(f1_score(t, pick, zero_division=0.0))
     if len(np.unique(t)) == 2:
         out["auc"] = float(roc_auc_score(t, p))
         out["pr_auc"] = float(average_precision_score(t, p))
