@@ -186,26 +186,21 @@ def test_a_split_without_ratings_or_with_one_value_is_warned_about_by_split_and_
     assert "unrated split: the test split" in err and "constant ratings: bright" in err
 
 
+def _columns(root: Path, concepts: str, targets: str, *, test: str) -> None:
+    """Rewrite the tiny dataset's spec with ``bright`` and more ``concepts`` (YAML lines),
+    the ``targets`` and the test split's ids."""
+    text = SPEC.replace("targets:\n  happy: {scale: [1, 9]}", f"targets:\n  {targets}")
+    text = text.replace("  bright: {scale: [1, 10]}\n",
+                        "  bright: {scale: [1, 10]}\n" + (f"  {concepts}\n" if concepts else ""))
+    (root / "spec.yaml").write_text(textwrap.dedent(text).replace("[c4]", test))
+
+
 def test_a_binary_or_class_column_with_one_label_on_a_split_is_warned_about(tmp_path):
     """A tag that is 0 on every training clip, and a class that is the same on every test
     clip, are named by split and column; a binary column with both labels is not."""
     spec_path = tiny_dataset(tmp_path, n=6)
-    (tmp_path / "spec.yaml").write_text(textwrap.dedent("""
-        name: tiny
-        root: .
-        audio: {pattern: "audio/{id}.wav"}
-        tables:
-          - path: ratings.csv
-            id_column: clip
-        concepts:
-          bright: {scale: [1, 10]}
-          loud: {type: binary}
-          mixed: {type: binary}
-        targets:
-          mood: {type: class}
-        splits:
-          test: {ids: [c5, c6]}
-        """))
+    _columns(tmp_path, "loud: {type: binary}\n  mixed: {type: binary}",
+             "mood: {type: class}", test="[c5, c6]")
     (tmp_path / "ratings.csv").write_text(
         "clip,bright,loud,mixed,mood\nc1,1,0,0,sad\nc2,2,0,1,happy\nc3,3,0,0,sad\n"
         "c4,4,0,1,happy\nc5,5,1,0,sad\nc6,6,0,1,sad\n")
@@ -223,20 +218,7 @@ def test_a_declared_class_no_clip_has_is_warned_about(tmp_path):
     """Audit 8b, item 1: 'jazz' declared first and never used passed validate silently,
     while coefficient tables must compare with the first class clips have."""
     spec_path = tiny_dataset(tmp_path, n=4)
-    (tmp_path / "spec.yaml").write_text(textwrap.dedent("""
-        name: tiny
-        root: .
-        audio: {pattern: "audio/{id}.wav"}
-        tables:
-          - path: ratings.csv
-            id_column: clip
-        concepts:
-          bright: {scale: [1, 10]}
-        targets:
-          scene: {type: class, classes: [jazz, club, chill]}
-        splits:
-          test: {ids: [c4]}
-        """))
+    _columns(tmp_path, "", "scene: {type: class, classes: [jazz, club, chill]}", test="[c4]")
     (tmp_path / "ratings.csv").write_text(
         "clip,bright,scene\nc1,1,club\nc2,2,chill\nc3,3,club\nc4,4,chill\n")
     report = validate(load_spec(spec_path), progress=False, decode=False)
