@@ -27,6 +27,11 @@ and its **share** of the clip's deviation from the reference is::
 
     share_P = (f(x_P) - f(reference)) / (f(x) - f(reference))
 
+(NaN when ``|f(x) - f(reference)|`` is below ``min_span``). A share divides by that span:
+where the span is below ``MIN_SPREAD_SHARE`` (5 %) of ``spread`` (the explained quantity's sd
+over the test clips, when given: its ratings' sd, or ``f``'s own for a logit) the share is kept but ``readable`` is False and ``note`` says "span
+too small to read a share" (a span of 0.005 rating points was printed as "keeps -2095 %").
+
 The reference is the one the map's values are relative to. For most methods that is one
 input (the training background's mean). SHAP's explainers and GradientShap decompose
 ``f(x) - mean_j f(b_j)`` over a background sample ``b_1..b_n`` instead, which differs from
@@ -35,11 +40,6 @@ model: audit 8a). For them ``reference`` is that sample ``(n, 1, n_bands, n_fram
 (:meth:`midlevel.explain.attribution.Attributor.removal_reference`), and ``f(reference)``
 and ``f(x_P)`` above are means over its inputs: ``f_ref`` is then the method's own
 ``expected``, and removal is to the background as SHAP's interventional expectation removes.
-
-(NaN when ``|f(x) - f(reference)|`` is below ``min_span``). A share divides by that span:
-where the span is below ``MIN_SPREAD_SHARE`` (5 %) of ``spread`` (the explained quantity's sd
-over the test clips, when given: its ratings' sd, or ``f``'s own for a logit) the share is kept but ``readable`` is False and ``note`` says "span
-too small to read a share" (a span of 0.005 rating points was printed as "keeps -2095 %").
 
 ``share_spectrogram`` is the same with the mask applied to the spectrogram directly (``x``
 instead of ``frontend(audio_P)``), i.e. what the part holds before any audio round trip; the
