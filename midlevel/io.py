@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import glob
 import json
 import logging
 import os
@@ -167,20 +168,34 @@ def replace_manifest(out: str | Path, written, name: str) -> list[str]:
     ``out``) lists that are not in ``written`` this time. Only plain files inside ``out`` are
     removed (and the folders inside ``out`` that this leaves empty); files no manifest lists
     are left alone. The previous manifest includes what an interrupted command recorded with
-    :func:`add_to_manifest`. Returns the removed paths, relative to ``out``."""
+    :func:`add_to_manifest`. The temporary files a killed write left beside a listed file or
+    the manifest are removed too (the output folder's lock keeps any other writer out).
+    Returns the removed paths, relative to ``out``."""
     out = Path(out).resolve()
     mine = sorted(_inside(out, written))
     before = _listed(out, name)
     stale = [f for f in before if f not in mine
              and (out / f).resolve().is_relative_to(out) and (out / f).is_file()]
-    for f in stale:
-        (out / f).unlink()
-        folder = (out / f).parent
+    # what a killed atomic_open left beside any listed file (or the manifest): its temporary
+    leftovers = [t for f in {*before, *mine, name} for t in _temporaries(out / f)
+                 if t.resolve().is_relative_to(out)]
+    for path in [out / f for f in stale] + leftovers:
+        path.unlink(missing_ok=True)
+        folder = path.parent
         while folder != out and folder.is_relative_to(out) and not any(folder.iterdir()):
             folder.rmdir()
             folder = folder.parent
     write_json(out / name, {"files": mine})
     return stale
+
+
+def _temporaries(path: Path) -> list[Path]:
+    """The temporary files :func:`atomic_open` makes for ``path`` (``.<name>.<random>.tmp``
+    beside it) that are still there: a write killed before its ``os.replace``."""
+    folder = path.parent
+    if not folder.is_dir():
+        return []
+    return [t for t in folder.glob(f".{glob.escape(path.name)}.*.tmp") if t.is_file()]
 
 
 def add_to_manifest(out: str | Path, paths, name: str) -> None:

@@ -114,3 +114,25 @@ def test_recording_lists_each_write_first_except_in_excluded_folders(tmp_path, m
     assert json.loads((tmp_path / "files.json").read_text())["files"] == ["tables/a.csv"]
     assert (tmp_path / "tables" / "a.csv", False) in seen  # listed before it existed
     assert (tmp_path / ".work" / "x.npy").is_file() and (tmp_path / "after.txt").is_file()
+
+
+def test_the_temporaries_of_killed_writes_are_removed_by_the_next_manifest(tmp_path):
+    """Re-audit 8, N1: a write killed before its os.replace leaves atomic_open's temporary
+    (.<name>.<random>.tmp) beside the file, and a kill during the manifest's own write one
+    beside the manifest; nothing removed them. The next replace_manifest removes every
+    temporary of a listed file or of the manifest, and the folders that leaves empty; other
+    files (a user's own .tmp included) are left alone."""
+    import json
+    clip = tmp_path / "s0002"
+    clip.mkdir()
+    io.add_to_manifest(tmp_path, [clip / "a_for.wav"], "files.json")
+    (clip / ".a_for.wav.k3j2x.tmp").write_bytes(b"half")        # killed mid-write
+    (tmp_path / ".files.json.q8w1.tmp").write_text("{")         # killed manifest write
+    (tmp_path / "notes.tmp").write_text("mine")                 # not atomic_open's
+    (tmp_path / ".other.wav.z.tmp").write_text("not listed")    # no listed file of that name
+    io.write_text(tmp_path / "report.md", "x")
+    io.replace_manifest(tmp_path, [tmp_path / "report.md"], "files.json")
+    assert not clip.exists()  # its temporary gone, the folder it left empty too
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".other.wav.z.tmp", "files.json", "notes.tmp", "report.md"]
+    assert json.loads((tmp_path / "files.json").read_text())["files"] == ["report.md"]
