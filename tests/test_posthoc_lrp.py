@@ -126,3 +126,13 @@ def test_a_clip_shorter_than_the_window_keeps_the_relevance_of_its_padding(event
     # a clip as long as the window has no padding
     whole = LRP().attribute(windowed, x[:2], reference=ref).tables["conservation"]
     assert (whole["padding_relevance"] == 0).all()
+    # re-audit 8, N3: what explain and compare write counts the padding, in rating units
+    # too: the additivity gap is conservation's, not the padding's share
+    from midlevel.explain.attribution.result import Attribution
+    attr = Attribution(values=res.values, inputs=short.numpy(), predictions=t["output"],
+                       expected=0.0, method="lrp", output="e", output_kind="target",
+                       seconds=0.0, padding=res.padding, rating=(3.0, 2.0, "rating"))
+    summary = attr.in_rating_units().summary()
+    np.testing.assert_allclose(summary["padding"], 2.0 * t["padding_relevance"], rtol=1e-6)
+    assert (summary["additivity_gap"].abs() < 2e-3 * summary["prediction"].abs() + 1e-6).all()
+    assert (summary["padding"].abs() > 1e-3).all()

@@ -14,7 +14,8 @@ For each clip, method and explained output this writes, under ``out_dir``:
   ``readable`` is False, with a ``note``, where that span is below 5 % of the output's sd over
   the run's test clips, ``spread_sd``, as in ``compare``);
 - ``attribution_summary.csv`` (clip, method, output, units, prediction, expected (the
-  reference's output), total, additivity gap, ms per clip), ``time_marginals.csv``,
+  reference's output), total (on the map), padding (LRP's relevance on the silence a clip
+  shorter than the window is padded with), additivity gap, ms per clip), ``time_marginals.csv``,
   ``frequency_marginals.csv``, ``listen_back.csv``, and with ``faithfulness=True``
   ``faithfulness.csv`` (the harness's per-clip scores: MoRF / LeRF deletion and insertion
   against random orders, :mod:`midlevel.explain.harness`).
@@ -233,6 +234,9 @@ def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_dee
                         np.asarray(y), attr.maps[0], f, fe, mass=mass, clip=stem,
                         reference=attributor.removal_reference(spec_x.to(attributor.device)),
                         spread=spread)
+                    # float32 until written (16-bit files): the wavs of every method and
+                    # output of a clip wait for its one factor (half of float64's memory)
+                    audio = {k: np.asarray(a, dtype=np.float32) for k, a in audio.items()}
                     heard.append((table, audio, stem, dict(
                         method=method, output=attr.output, units=attr.units,
                         spread_sd=spread, spread_of=spread_of)))

@@ -214,7 +214,8 @@ class Attributor:
                            output_kind=self.kind, seconds=seconds, fps=self.fps,
                            band_frequencies=self.band_frequencies,
                            clips=list(clips) if clips is not None else [], options=options,
-                           tables=result.tables, units=self.units, rating=self.rating)
+                           tables=result.tables, units=self.units, rating=self.rating,
+                           padding=result.padding)
 
 
 def attribute(model: nn.Module, x, *, method: str = "shap_deep", output=None,

@@ -88,11 +88,16 @@ class MethodResult:
     tables : mapping of str to pd.DataFrame
         Method-specific tidy tables (LIME components and surrogate fit, LRP conservation...);
         a value may be a zero-argument callable building the table (:class:`LazyTables`).
+    padding : np.ndarray [shape=(batch,)] or None
+        Attribution that fell on the zero padding of an input shorter than the model's
+        window, outside ``values`` (LRP, which decomposes ``f(x)`` itself; methods relative
+        to a reference give the padding none, since ``x`` and the reference share it).
     """
 
     values: np.ndarray
     expected: float | None = None
     tables: LazyTables = field(default_factory=LazyTables)
+    padding: np.ndarray | None = None
 
     def __post_init__(self):
         if not isinstance(self.tables, LazyTables):

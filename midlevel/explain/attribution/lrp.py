@@ -241,4 +241,4 @@ class LRP(AttributionMethod):
                               "padding_relevance": padding,
                               "absolute_error": err, "relative_error": rel})
         return MethodResult(values=values, expected=0.0 if self.zero_bias else None,
-                            tables={"conservation": table})
+                            tables={"conservation": table}, padding=padding)

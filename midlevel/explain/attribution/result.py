@@ -37,6 +37,10 @@ class Attribution:
         ``Run.predict`` reports), "logit" (a class, binary target or binary concept: the
         log-odds, whose probability ``predict`` reports) or "model" (a model without stored
         scales).
+    padding : np.ndarray [shape=(batch,)] or None
+        Attribution on the zero padding of an input shorter than the model's window, not on
+        the map (LRP: the model reads the padding as silence; see ``MethodResult.padding``);
+        :meth:`additivity_gap` counts it.
     rating : (offset, scale, units) or None
         How to reach the units ``Run.predict`` reports: ``offset + scale * output``, and
         attributions times ``scale`` (exact: they are linear in the output's scale); None when
@@ -59,6 +63,7 @@ class Attribution:
     predict_fn: Callable | None = field(default=None, repr=False, compare=False)
     units: str = "model"
     rating: tuple | None = None
+    padding: np.ndarray | None = None
 
     def __post_init__(self):
         if not self.clips:
@@ -83,7 +88,8 @@ class Attribution:
             method=self.method, output=self.output, output_kind=self.output_kind,
             seconds=self.seconds, fps=self.fps, band_frequencies=self.band_frequencies,
             clips=list(self.clips), options=dict(self.options), tables=self.tables,
-            predict_fn=predict_fn, units=units, rating=None)
+            predict_fn=predict_fn, units=units, rating=None,
+            padding=None if self.padding is None else scale * np.asarray(self.padding))
 
     @property
     def ms_per_clip(self) -> float:
@@ -105,10 +111,12 @@ class Attribution:
         return np.full(n, np.nan)
 
     def additivity_gap(self) -> np.ndarray:
-        """``predictions - expected - values.sum()`` per input (NaN if no reference)."""
+        """``predictions - expected - values.sum() - padding`` per input (NaN if no
+        reference; ``padding`` 0 when there is none)."""
         if self.expected is None:
             return np.full(len(self.values), np.nan)
-        return self.predictions - self.expected - self.values.reshape(len(self.values), -1).sum(1)
+        gap = self.predictions - self.expected - self.values.reshape(len(self.values), -1).sum(1)
+        return gap if self.padding is None else gap - np.asarray(self.padding)
 
     def _keys(self, n: int, i: int) -> dict:
         return {"clip": self.clips[i], "method": self.method, "output": self.output,
@@ -139,14 +147,17 @@ class Attribution:
         return pd.concat(frames, ignore_index=True)
 
     def summary(self) -> pd.DataFrame:
-        """One row per clip: prediction, expected, total attribution, additivity gap (all in
-        ``units``, a column too), ms."""
+        """One row per clip: prediction, expected, total attribution (on the map), padding
+        (attribution on the padding of a clip shorter than the window; 0 for the methods
+        that give it none), additivity gap (all in ``units``, a column too), ms."""
         total = self.values.reshape(len(self.values), -1).sum(1)
+        padding = np.zeros(len(total)) if self.padding is None else np.asarray(self.padding)
         return pd.DataFrame({"clip": self.clips, "method": self.method, "output": self.output,
                              "output_kind": self.output_kind, "units": self.units,
                              "prediction": self.predictions,
                              "expected": np.nan if self.expected is None else self.expected,
-                             "total": total, "additivity_gap": self.additivity_gap(),
+                             "total": total, "padding": padding,
+                             "additivity_gap": self.additivity_gap(),
                              "ms_per_clip": self.ms_per_clip})
 
     def save(self, path) -> None:
@@ -159,7 +170,9 @@ class Attribution:
                   band_frequencies=self.band_hz(), clips=np.array(self.clips),
                   units=self.units, rating=np.array(self.rating[:2] if self.rating else
                                                     [np.nan, np.nan], dtype=np.float64),
-                  rating_units=self.rating[2] if self.rating else "")
+                  rating_units=self.rating[2] if self.rating else "",
+                  padding=np.full(len(self.values), np.nan) if self.padding is None
+                  else np.asarray(self.padding, dtype=np.float64))
 
     @classmethod
     def load(cls, path) -> "Attribution":
@@ -178,9 +191,16 @@ class Attribution:
                        band_frequencies=None if np.isnan(hz).all() else hz,
                        clips=[str(c) for c in z["clips"]],
                        units=str(z["units"]) if "units" in z.files else "model",
-                       rating=rating)
+                       rating=rating, padding=_padding(z))
 
 
+
+
+def _padding(z) -> np.ndarray | None:
+    """The stored ``padding`` (None where the file has none: all NaN, or written before it)."""
+    if "padding" not in z.files or np.isnan(z["padding"]).all():
+        return None
+    return z["padding"]
 
 
 def _get_predictions(self) -> np.ndarray:
