@@ -132,9 +132,12 @@ def _too_few(defined: int, n_clips: int, need: int) -> str:
     """The verdict without enough clips: too few explained, or too few with a defined
     similarity (the others' maps constant, where more clips would not help)."""
     if defined < n_clips:
+        why = ("every map is constant (no rank correlation with a constant map): more clips "
+               "of the same kind will not help" if defined == 0 else
+               f"the other {n_clips - defined} maps are constant (no rank correlation with a "
+               f"constant map): explain more clips")
         return (f"too few clips for a verdict: {defined} of {n_clips} with a defined "
-                f"similarity, at least {need} needed (the others' maps are constant: no rank "
-                f"correlation with a constant map; more clips of the same kind will not help)")
+                f"similarity, at least {need} needed ({why})")
     return f"too few clips for a verdict (n = {defined}, at least {need} needed)"
 
 
