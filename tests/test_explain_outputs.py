@@ -173,7 +173,7 @@ def test_explain_scales_every_wav_of_a_clip_by_one_factor(world, tmp_path, monke
     def loud_gradcam(y, values, f, fe, **kw):  # Grad-CAM's parts peak at 1.5, the others not
         table, audio = real(y, values, f, fe, **kw)
         if kw["clip"].startswith("gradcam"):
-            audio = {k: 1.5 * a / max(np.abs(a).max(), 1e-9) for k, a in audio.items()}
+            table = table.assign(peak=1.5)
         return table, audio
 
     monkeypatch.setattr(ea, "listen_back_parts", loud_gradcam)

@@ -379,3 +379,21 @@ def test_write_wav_warns_when_it_still_clips(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="midlevel"):
         write_wav(tmp_path / "loud.wav", np.array([0.5, 1.5, -2.0, 0.9]), 8000)
     assert str(tmp_path / "loud.wav") in caplog.text and "2 of 4 samples" in caplog.text
+
+
+def test_part_audio_is_the_audio_listen_back_measures(tonal):
+    """Re-audit 8, N2: explain keeps only the tables until a clip's one factor is known and
+    makes each part's audio again to write it; it must be the audio the shares were
+    measured on, and the peaks in the table must give the factor of that audio."""
+    from midlevel.explain.listen_back import (
+        common_gain, gain_for_peaks, listen_back_parts, part_audio,
+    )
+    fe, y, x, f, ref = tonal
+    values = f.weight.numpy() * (x[0, 0].numpy() - ref[0, 0].numpy())
+    table, audio = listen_back_parts(y, values, f, fe, reference=ref, mass=0.8)
+    again = part_audio(y, values, fe, mass=0.8)
+    assert list(again) == list(audio)
+    for part in audio:
+        np.testing.assert_array_equal(again[part], audio[part])
+    assert gain_for_peaks([np.abs(y).max(), *table["peak"]]) == common_gain([y, *audio.values()])
+    assert gain_for_peaks([0.5, 2.0]) == 0.5 and gain_for_peaks([0.3]) == 1.0

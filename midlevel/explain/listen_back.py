@@ -81,7 +81,8 @@ from midlevel.io import write_csv, write_wav
 from midlevel.explain.attribution.components import ComponentError, Components
 
 __all__ = ["PARTS", "MIN_SPREAD_SHARE", "evidence_masks", "listen_back", "listen_back_parts",
-           "write_listen_back", "listen_back_csv", "share_note", "output_spread", "common_gain",
+           "part_audio", "write_listen_back", "listen_back_csv", "share_note", "output_spread",
+           "common_gain", "gain_for_peaks",
            "component_audio", "top_component_wavs", "components_csv"]
 
 PARTS = ("clip", "for", "against", "both", "complement")
@@ -222,7 +223,7 @@ def listen_back_parts(y: np.ndarray, values, f: nn.Module, frontend, *, referenc
     span = f_x - f_ref
     note = share_note(span, spread)
     masks = evidence_masks(v, mass=mass)
-    audio = {part: masked_audio(y, masks[part], fe)[0] for part in parts}
+    audio = _part_audio(y, masks, fe, parts)
     rows = []
     for part in parts:
         m = masks[part]
@@ -237,6 +238,19 @@ def listen_back_parts(y: np.ndarray, values, f: nn.Module, frontend, *, referenc
                      "f_ref": f_ref, "peak": _peak(audio[part]), "gain": np.nan, "path": "",
                      "readable": not note, "note": note})
     return pd.DataFrame(rows), audio
+
+
+def part_audio(y: np.ndarray, values, frontend, *, mass: float = 0.9,
+               parts=PARTS) -> dict[str, np.ndarray]:
+    """The audio of each part, as :func:`listen_back_parts` makes it (the same masks of
+    ``values``, the same round trip), without the model: for a caller that writes the wavs
+    later and keeps only the table meanwhile (``{part: (n_samples,)}``)."""
+    masks = evidence_masks(_map(values), mass=mass)
+    return _part_audio(np.asarray(y, dtype=np.float64), masks, _frontend(frontend), parts)
+
+
+def _part_audio(y: np.ndarray, masks: dict, fe, parts) -> dict[str, np.ndarray]:
+    return {part: masked_audio(y, masks[part], fe)[0] for part in parts}
 
 
 def _mean_output(f: nn.Module, groups, batch_size: int = 16) -> list[float]:
@@ -281,7 +295,13 @@ def common_gain(waves) -> float:
     -------
     float in (0, 1]
     """
-    peak = max((_peak(w) for w in waves), default=0.0)
+    return gain_for_peaks([_peak(w) for w in waves])
+
+
+def gain_for_peaks(peaks) -> float:
+    """:func:`common_gain` of waveforms with these peak absolute values (e.g. a listen-back
+    table's ``peak`` column and the clip's own), for a caller that no longer holds them."""
+    peak = max((float(p) for p in peaks), default=0.0)
     return 1.0 if peak <= 1.0 else 1.0 / peak
 
 

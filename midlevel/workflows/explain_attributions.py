@@ -62,7 +62,8 @@ from midlevel.explain.attribution.registry import resolve_method
 from midlevel.explain.names import clip_names, safe_name, unique_names
 from midlevel.explain.harness import clip_scores, curve_areas, perturbation_curves
 from midlevel.explain.listen_back import (
-    common_gain, listen_back_csv, listen_back_parts, output_spread, write_listen_back,
+    gain_for_peaks, listen_back_csv, listen_back_parts, output_spread, part_audio,
+    write_listen_back,
 )
 from midlevel.io import LOCK_FILE, recording, replace_manifest, save_figure, write_csv
 from midlevel.run import load_run
@@ -206,7 +207,7 @@ def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_dee
             position = len(predictions) - 1  # among the clips explained: its random orders
             clip_dir = out / name  # a safe, unique name: one folder per clip
             clip_dir.mkdir(parents=True, exist_ok=True)
-            heard = []  # (listen-back table, parts' audio, stem, columns) per method, output
+            heard = []  # (listen-back table, map, stem, columns) per method and output
             for (method, output), attributor in attributors.items():
                 # the units `predict` reports (rating = mean + std * z; logits stay logits)
                 attr = attributor.attribute(spec_x, clips=[name]).in_rating_units()
@@ -230,14 +231,13 @@ def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_dee
                         spreads[output] = _spread(run, f, attr, dict(spec=spec, root=root,
                                                                      cache_dir=cache_dir))
                     spread, spread_of = spreads[output]
-                    table, audio = listen_back_parts(
+                    table, _ = listen_back_parts(
                         np.asarray(y), attr.maps[0], f, fe, mass=mass, clip=stem,
                         reference=attributor.removal_reference(spec_x.to(attributor.device)),
                         spread=spread)
-                    # float32 until written (16-bit files): the wavs of every method and
-                    # output of a clip wait for its one factor (half of float64's memory)
-                    audio = {k: np.asarray(a, dtype=np.float32) for k, a in audio.items()}
-                    heard.append((table, audio, stem, dict(
+                    # the audio waits for the clip's one factor as its peaks only, and is
+                    # made again to be written (holding it grew with clip x methods x outputs)
+                    heard.append((table, attr.maps[0], stem, dict(
                         method=method, output=attr.output, units=attr.units,
                         spread_sd=spread, spread_of=spread_of)))
                 if faithfulness:
@@ -247,8 +247,11 @@ def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_dee
                     faith.append(clip_scores(curve_areas(curves)).assign(output=attr.output))
             # one factor for every wav of the clip, over its methods and outputs: none is
             # clipped, and their loudness stays comparable (as compare does)
-            gain = common_gain([y, *(a for _, audio, _, _ in heard for a in audio.values())])
-            for table, audio, stem, about in heard:
+            gain = gain_for_peaks([np.max(np.abs(y), initial=0.0),
+                                   *(p for table, _, _, _ in heard for p in table["peak"])])
+            for table, values, stem, about in heard:
+                audio = part_audio(np.asarray(y), values, fe, mass=mass,
+                                   parts=tuple(table["part"]))
                 table = write_listen_back(table, audio, clip_dir, gain=gain,
                                           sample_rate=fe.sample_rate)
                 shares.append(table.assign(clip=name, **about))
