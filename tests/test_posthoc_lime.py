@@ -236,9 +236,8 @@ import soundfile as sf  # noqa: E402
 
 from midlevel.data.frontends import LogFilteredSpectrogram  # noqa: E402
 from midlevel.explain.listen import masked_audio
-from midlevel.explain.listen_back import (  # noqa: E402
-    component_audio, evidence_masks, listen_back, top_component_wavs,
-)
+from midlevel.explain.component_audio import component_audio, top_component_wavs  # noqa: E402
+from midlevel.explain.listen_back import evidence_masks, listen_back  # noqa: E402
 
 SR = 22050
 

@@ -56,10 +56,8 @@ span of 0.02, and 1.07 over a span of 0.0013.
 Signs: for a clip above the reference a faithful map gives ``share_for > 0`` and
 ``share_against < 0``.
 
-:func:`component_audio` turns one component (e.g. a LIME top component; NMF: its soft share
-of the magnitude, i.e. the NMF separation of the clip) into audio; :func:`top_component_wavs`
-writes the top components of a LIME explanation. Every file is written atomically (a
-temporary name in the same folder, then ``os.replace``).
+LIME's components as audio are :mod:`midlevel.explain.component_audio`. Every file is
+written atomically (a temporary name in the same folder, then ``os.replace``).
 
 The parts (or components) of a clip can peak above full scale; rather than clip them, all the
 wavs of one call are multiplied by one common factor (:func:`common_gain`: at most 1, so
@@ -78,12 +76,11 @@ from torch import nn
 from midlevel.checks import real_number
 from midlevel.explain.listen import masked_audio
 from midlevel.io import write_csv, write_wav
-from midlevel.explain.attribution.components import ComponentError, Components
+from midlevel.explain.attribution.components import ComponentError
 
 __all__ = ["PARTS", "MIN_SPREAD_SHARE", "evidence_masks", "listen_back", "listen_back_parts",
            "part_audio", "write_listen_back", "listen_back_csv", "share_note", "output_spread",
-           "common_gain", "gain_for_peaks",
-           "component_audio", "top_component_wavs", "components_csv"]
+           "common_gain", "gain_for_peaks"]
 
 PARTS = ("clip", "for", "against", "both", "complement")
 MIN_SPREAD_SHARE = 0.05
@@ -349,68 +346,3 @@ def output_spread(run, f: nn.Module, data: dict, name: str, units: str, *,
     values = [float(f(torch.as_tensor(np.asarray(s, dtype=np.float32))[None, None]))
               for s in specs[:limit]]
     return (float(np.std(values, ddof=1)) if len(values) > 1 else np.nan), "model output"
-
-
-# ------------------------------------------------------------------------------ components
-
-
-def component_audio(y: np.ndarray, components: Components, k: int, frontend, *,
-                    path=None) -> np.ndarray:
-    """Component ``k`` of a clip as audio.
-
-    The component's mask (hard: its bins; NMF: its soft share of each bin's magnitude, i.e.
-    the NMF separation of the clip) is applied to the clip's STFT through the front end's
-    filterbank (:func:`midlevel.explain.listen.masked_audio`). With ``path`` the audio is
-    also written there (16-bit wav, atomically).
-
-    Returns
-    -------
-    audio : np.ndarray [shape=(n_samples,), dtype=float32]
-    """
-    fe = _frontend(frontend)
-    if not 0 <= int(k) < components.n_components:
-        raise ComponentError(f"component {k} out of range (0..{components.n_components - 1})")
-    audio = masked_audio(np.asarray(y, dtype=np.float64), components.masks[int(k)], fe)[0]
-    if path is not None:
-        write_wav(path, audio, fe.sample_rate)
-    return audio
-
-
-def top_component_wavs(y: np.ndarray, components: Components, weights, frontend, out_dir, *,
-                       top: int = 3, clip: str = "clip", direction: float = 1.0) -> pd.DataFrame:
-    """Write the ``top`` components with the most evidence as wavs, with a table beside them.
-
-    Components are ranked by decreasing ``weight * direction`` (``direction = sign(f(x) -
-    f(ref))`` ranks by evidence for the clip's deviation from the reference, as
-    ``Lime``'s ``rank`` column; the default 1 ranks by evidence for a higher output).
-    Files: ``{clip}_top{rank}_component{k}.wav`` (all multiplied by one :func:`common_gain`
-    of the clip and the components) and ``{clip}_components.csv``.
-
-    Returns
-    -------
-    pd.DataFrame: clip, rank, component, name, kind, weight, area, gain, path.
-    """
-    fe = _frontend(frontend)
-    w = np.asarray(weights, dtype=np.float64)
-    if w.shape != (components.n_components,):
-        raise ComponentError(f"need {components.n_components} weights, got shape {w.shape}")
-    order = [int(k) for k in np.argsort(-np.sign(direction or 1.0) * w, kind="stable")[:int(top)]]
-    audio = {k: component_audio(y, components, k, fe) for k in order}
-    gain = common_gain([np.asarray(y), *audio.values()])
-    wavs = [Path(out_dir) / f"{clip}_top{rank}_component{k}.wav"
-            for rank, k in enumerate(order, start=1)]
-    rows = []
-    for (rank, k), wav in zip(enumerate(order, start=1), wavs):
-        path = write_wav(wav, gain * audio[k], fe.sample_rate)
-        rows.append({"clip": clip, "rank": rank, "component": k,
-                     "name": components.names[k], "kind": components.kind,
-                     "weight": float(w[k]), "area": float(components.area[k]),
-                     "gain": gain, "path": str(path)})
-    table = pd.DataFrame(rows)
-    write_csv(table, components_csv(out_dir, clip))
-    return table
-
-
-def components_csv(out_dir, clip: str) -> Path:
-    """The table :func:`top_component_wavs` writes beside the component wavs of ``clip``."""
-    return Path(out_dir) / f"{clip}_components.csv"

@@ -18,9 +18,9 @@ from midlevel.explain.faithfulness import event_share
 from midlevel.explain.harness import (
     HarnessResult, clip_scores, compare_to_random, curve_areas, perturbation_curves,
 )
+from midlevel.explain.component_audio import components_csv, top_component_wavs
 from midlevel.explain.listen_back import (
-    common_gain, components_csv, listen_back_csv, listen_back_parts, output_spread,
-    top_component_wavs, write_listen_back,
+    common_gain, listen_back_csv, listen_back_parts, output_spread, write_listen_back,
 )
 from midlevel.explain.sanity import sanity_check
 from midlevel.io import write_wav
