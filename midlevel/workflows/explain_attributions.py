@@ -231,10 +231,10 @@ def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_dee
                         spreads[output] = _spread(run, f, attr, dict(spec=spec, root=root,
                                                                      cache_dir=cache_dir))
                     spread, spread_of = spreads[output]
-                    table, _ = listen_back_parts(
+                    table = listen_back_parts(
                         np.asarray(y), attr.maps[0], f, fe, mass=mass, clip=stem,
                         reference=attributor.removal_reference(spec_x.to(attributor.device)),
-                        spread=spread)
+                        spread=spread)[0]  # its audio freed at once
                     # the audio waits for the clip's one factor as its peaks only, and is
                     # made again to be written (holding it grew with clip x methods x outputs)
                     heard.append((table, attr.maps[0], stem, dict(
