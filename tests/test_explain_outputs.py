@@ -192,6 +192,22 @@ def test_explain_scales_every_wav_of_a_clip_by_one_factor(world, tmp_path, monke
         assert "method" not in t and t["gain"].iloc[0] in set(lb["gain"])
 
 
+def test_listen_back_audio_made_again_is_the_audio_held(world, tmp_path, monkeypatch):
+    """Re-audit 8, N2: past HELD_AUDIO bytes a clip's listen-back audio is dropped until its
+    factor is known and made again to be written; the files are the same either way."""
+    from midlevel.workflows import explain_attributions as ea
+    args = dict(targets=["valence", "energy"], progress=False, cache_dir=world["cache"],
+                methods=["integrated_gradients"], n_steps=2)
+    ea.explain_blackbox(world["runs"]["blackbox"], world["audio"][:1], tmp_path / "held", **args)
+    monkeypatch.setattr(ea, "HELD_AUDIO", 0)
+    ea.explain_blackbox(world["runs"]["blackbox"], world["audio"][:1], tmp_path / "made", **args)
+    held = sorted((tmp_path / "held").glob("*/*.wav"))
+    assert len(held) == 10
+    for wav in held:
+        np.testing.assert_array_equal(sf.read(wav)[0],
+                                      sf.read(tmp_path / "made" / wav.parent.name / wav.name)[0])
+
+
 # ------------------------------------------------------------------------------ bad files
 
 

@@ -79,6 +79,9 @@ same folder removes those it does not write again (:func:`midlevel.io.replace_ma
 
 SUMMARY, TIME, FREQUENCY = ("attribution_summary.csv", "time_marginals.csv",
                             "frequency_marginals.csv")
+HELD_AUDIO = 256 * 2 ** 20
+"""Bytes of listen-back audio ``explain`` holds per clip until the clip's one factor is known;
+the parts beyond it are made again when written (3.8 s per explanation of a 177-s clip)."""
 LISTEN_BACK, FAITHFULNESS, PREDICTIONS = "listen_back.csv", "faithfulness.csv", "predictions.csv"
 OUTPUT_NAMES = (SUMMARY, TIME, FREQUENCY, LISTEN_BACK, FAITHFULNESS, PREDICTIONS, MANIFEST,
                 LOCK_FILE)
@@ -207,7 +210,8 @@ def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_dee
             position = len(predictions) - 1  # among the clips explained: its random orders
             clip_dir = out / name  # a safe, unique name: one folder per clip
             clip_dir.mkdir(parents=True, exist_ok=True)
-            heard = []  # (listen-back table, map, stem, columns) per method and output
+            # (listen-back table, audio or None, map, stem, columns) per method and output
+            heard, held = [], 0
             for (method, output), attributor in attributors.items():
                 # the units `predict` reports (rating = mean + std * z; logits stay logits)
                 attr = attributor.attribute(spec_x, clips=[name]).in_rating_units()
@@ -231,15 +235,20 @@ def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_dee
                         spreads[output] = _spread(run, f, attr, dict(spec=spec, root=root,
                                                                      cache_dir=cache_dir))
                     spread, spread_of = spreads[output]
-                    table = listen_back_parts(
+                    table, audio = listen_back_parts(
                         np.asarray(y), attr.maps[0], f, fe, mass=mass, clip=stem,
                         reference=attributor.removal_reference(spec_x.to(attributor.device)),
-                        spread=spread)[0]  # its audio freed at once
-                    # the audio waits for the clip's one factor as its peaks only, and is
-                    # made again to be written (holding it grew with clip x methods x outputs)
-                    heard.append((table, attr.maps[0], stem, dict(
+                        spread=spread)
+                    # the wavs wait for the clip's one factor; past HELD_AUDIO bytes their
+                    # audio is dropped (the table keeps the peaks) and made again to be
+                    # written: holding it grows with clip length x methods x outputs
+                    size = sum(a.nbytes for a in audio.values())
+                    keep = held + size <= HELD_AUDIO
+                    held += size if keep else 0
+                    heard.append((table, audio if keep else None, attr.maps[0], stem, dict(
                         method=method, output=attr.output, units=attr.units,
                         spread_sd=spread, spread_of=spread_of)))
+                    del audio
                 if faithfulness:
                     curves = perturbation_curves(f, spec_x, attr.values,
                                                  reference, method=method, clips=[name],
@@ -248,10 +257,12 @@ def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_dee
             # one factor for every wav of the clip, over its methods and outputs: none is
             # clipped, and their loudness stays comparable (as compare does)
             gain = gain_for_peaks([np.max(np.abs(y), initial=0.0),
-                                   *(p for table, _, _, _ in heard for p in table["peak"])])
-            for table, values, stem, about in heard:
-                audio = part_audio(np.asarray(y), values, fe, mass=mass,
-                                   parts=tuple(table["part"]))
+                                   *(p for entry in heard for p in entry[0]["peak"])])
+            while heard:
+                table, audio, values, stem, about = heard.pop(0)
+                if audio is None:
+                    audio = part_audio(np.asarray(y), values, fe, mass=mass,
+                                       parts=tuple(table["part"]))
                 table = write_listen_back(table, audio, clip_dir, gain=gain,
                                           sample_rate=fe.sample_rate)
                 shares.append(table.assign(clip=name, **about))
