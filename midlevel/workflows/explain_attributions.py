@@ -79,7 +79,7 @@ same folder removes those it does not write again (:func:`midlevel.io.replace_ma
 
 SUMMARY, TIME, FREQUENCY = ("attribution_summary.csv", "time_marginals.csv",
                             "frequency_marginals.csv")
-HELD_AUDIO = 256 * 2 ** 20
+HELD_AUDIO = 64 * 2 ** 20
 """Bytes of listen-back audio ``explain`` holds per clip until the clip's one factor is known;
 the parts beyond it are made again when written (3.8 s per explanation of a 177-s clip)."""
 LISTEN_BACK, FAITHFULNESS, PREDICTIONS = "listen_back.csv", "faithfulness.csv", "predictions.csv"
