@@ -179,3 +179,19 @@ def test_a_flag_grows_with_the_gap_whatever_the_sign():
     flagged = np.array([f != "" for f in flags])
     assert (flagged == ((gap >= 0.05) & ((rows["model_weight"] > -0.16)
                                          | (rows["model_weight"] < -0.46)))).all()
+
+
+def test_a_class_target_with_two_classes_present_is_a_logit_on_both_paths():
+    """Re-audit 8: a class target declaring 3 classes with 2 present was labelled
+    "calibrated multinomial logit" while the ratings fit labels it "binomial GLM"; both
+    fit a logit of the two present classes, relative to the same ``versus`` class."""
+    pred, rated, Y, _ = _held_out_world(7)
+    codes = (Y.iloc[:, 0] > Y.iloc[:, 0].median()).astype(float) + 1.0  # classes 1, 2 of 0-2
+    Yc = pd.DataFrame({"kit": codes}, index=Y.index)
+    classes = {"kit": ["none", "low", "high"]}
+    cal = calibrated_fit(pred, rated, Yc, n_boot=60, seed=0, class_targets=classes).table
+    rat = ratings_fit(rated, Yc, class_targets=classes).table
+    assert set(cal["method"]) == {"calibrated logit, bootstrap"}
+    assert set(rat["method"]) == {"binomial GLM"}
+    assert set(cal["target"]) == set(rat["target"]) == {"kit=high"}
+    assert set(cal["versus"]) == set(rat["versus"]) == {"low"}

@@ -248,7 +248,8 @@ def calibrated_fit(pred: pd.DataFrame, rated: pd.DataFrame, Y: pd.DataFrame, *,
                 note = ols_note(y[ok], resid)
             unit_rows = note_rows(_rows(est, se, np.stack([lo, hi], 1), stat,
                                         np.minimum(pv, 1.0), names, unit,
-                                        _calibrated_label(target, class_targets, logistic),
+                                        _calibrated_label(target, logistic,
+                                                          len(np.unique(y[ok]))),
                                         r2, int(ok.sum()), sd_x, sd_y, draws=b), note)
             if target in class_targets:
                 base = int(np.unique(y[ok].astype(int))[0])
@@ -258,11 +259,12 @@ def calibrated_fit(pred: pd.DataFrame, rated: pd.DataFrame, Y: pd.DataFrame, *,
     return CoefficientResult(_finish(rows, alpha, correction, label), {})
 
 
-def _calibrated_label(target: str, class_targets: dict, logistic: set) -> str:
-    """The ``method`` of a calibrated row: its stage-2 estimator."""
+def _calibrated_label(target: str, logistic: set, n_present: int) -> str:
+    """The ``method`` of a calibrated row: its stage-2 estimator (a logit of two classes
+    present, whatever the number declared, as the ratings fit labels it)."""
     if target not in logistic:
         return "calibrated OLS, bootstrap"
-    many = len(class_targets.get(target, ())) > 2
+    many = n_present > 2
     return f"calibrated {'multinomial ' if many else ''}logit, bootstrap"
 
 
