@@ -256,9 +256,9 @@ def unused_classes(spec: DataSpec, table: pd.DataFrame, source) -> list[Problem]
     :func:`missing_ratings`."""
     out = []
     for col in spec.concepts + spec.targets:
-        declared = table.attrs.get("classes", {}).get(col.name)
         if not col.is_class or not col.classes or col.name not in table or not len(table):
             continue
+        declared = list(col.classes)
         used = set(table[col.name].dropna().astype(int))
         unused = [c for k, c in enumerate(declared) if k not in used]
         if unused and used:

@@ -271,11 +271,17 @@ class WindowedOutput(nn.Module):
         super().__init__()
         self.f, self.n_frames, self.hop = f, int(n_frames), int(hop)
 
+    def padded(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` zero-padded at the end to one window when it is shorter, as prediction pads
+        it; otherwise ``x`` itself."""
+        if x.shape[-1] < self.n_frames:
+            x = nn.functional.pad(x, (0, self.n_frames - x.shape[-1]))
+        return x
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         from midlevel.training.data import window_starts
         n = self.n_frames
-        if x.shape[-1] < n:
-            x = nn.functional.pad(x, (0, n - x.shape[-1]))
+        x = self.padded(x)
         starts = window_starts(x.shape[-1], n, self.hop)
         # windows stacked sample-major into the batch, so every module runs once per forward
         # (hook-based methods such as SHAP DeepExplainer keep one activation per module)

@@ -202,11 +202,10 @@ class LRP(AttributionMethod):
                                    f"Dropout, Flatten")
         x = torch.as_tensor(x, dtype=torch.float32).detach()
         n_frames = x.shape[-1]
-        window = getattr(f, "n_frames", 0) if isinstance(f, WindowedOutput) else 0
-        if n_frames < window:
-            # a clip shorter than the window: pad it here, as WindowedOutput would inside f,
-            # so the relevance that reaches the padding is kept and reported, not dropped
-            x = nn.functional.pad(x, (0, window - n_frames))
+        if isinstance(f, WindowedOutput):
+            # a clip shorter than the window is padded here, not inside f, so the relevance
+            # that reaches the padding is kept and reported, not dropped
+            x = f.padded(x)
         p = next(f.parameters(), None)
         device = p.device if p is not None else torch.device("cpu")
         was_training = f.training
