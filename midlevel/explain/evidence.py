@@ -226,8 +226,9 @@ def calibrated_fit(pred: pd.DataFrame, rated: pd.DataFrame, Y: pd.DataFrame, *,
         y = Y[target].to_numpy()
         ok = np.isfinite(y) & np.isfinite(p).all(1)
         sd_x = calibrated[ok].std(axis=0, ddof=1)
-        units = ([target] if target not in class_targets else
-                 _class_units(target, class_targets[target], y[ok]))
+        base, units = ((None, [target]) if target not in class_targets else
+                       _class_units(target, class_targets[target], y[ok]))
+        estimator = _calibrated_label(target, logistic, many=len(units) > 1)
         sd_y = float(y[ok].std(ddof=1)) if target not in logistic else np.nan
         note = ""
         if target in logistic and separated(np.hstack([np.ones((ok.sum(), 1)), calibrated[ok]]),
@@ -247,29 +248,24 @@ def calibrated_fit(pred: pd.DataFrame, rated: pd.DataFrame, Y: pd.DataFrame, *,
                 r2 = float(1 - resid.var() / y[ok].var()) if y[ok].var() > 0 else np.nan
                 note = ols_note(y[ok], resid)
             unit_rows = note_rows(_rows(est, se, np.stack([lo, hi], 1), stat,
-                                        np.minimum(pv, 1.0), names, unit,
-                                        _calibrated_label(target, logistic,
-                                                          len(np.unique(y[ok]))),
-                                        r2, int(ok.sum()), sd_x, sd_y, draws=b), note)
-            if target in class_targets:
-                base = int(np.unique(y[ok].astype(int))[0])
-                classes = list(class_targets[target])
-                unit_rows = versus(unit_rows, classes[base] if base < len(classes) else base)
-            rows += unit_rows
+                                        np.minimum(pv, 1.0), names, unit, estimator, r2,
+                                        int(ok.sum()), sd_x, sd_y, draws=b), note)
+            rows += unit_rows if base is None else versus(unit_rows, base)
     return CoefficientResult(_finish(rows, alpha, correction, label), {})
 
 
-def _calibrated_label(target: str, logistic: set, n_present: int) -> str:
-    """The ``method`` of a calibrated row: its stage-2 estimator (a logit of two classes
-    present, whatever the number declared, as the ratings fit labels it)."""
+def _calibrated_label(target: str, logistic: set, *, many: bool) -> str:
+    """The ``method`` of a calibrated row: its stage-2 estimator (``many``: more than two
+    classes present; two are a logit whatever the number declared, as the ratings fit
+    labels them)."""
     if target not in logistic:
         return "calibrated OLS, bootstrap"
-    many = n_present > 2
     return f"calibrated {'multinomial ' if many else ''}logit, bootstrap"
 
 
-def _class_units(target: str, classes: list, codes: np.ndarray) -> list[str]:
-    """``name=class`` of every present class but the first (the reference)."""
+def _class_units(target: str, classes: list, codes: np.ndarray) -> tuple[str, list[str]]:
+    """The first present class (the reference the rows are relative to: ``versus``) and
+    ``name=class`` of every other present class."""
     present = np.unique(codes.astype(int))
-    return [f"{target}={classes[c]}" if c < len(classes) else f"{target}={c}"
-            for c in present[1:]]
+    names = [str(classes[c]) if c < len(classes) else str(c) for c in present]
+    return names[0], [f"{target}={n}" for n in names[1:]]
