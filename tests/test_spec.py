@@ -146,6 +146,30 @@ def test_a_scale_that_cannot_hold_ratings_is_a_spec_error(tmp_path, targets, mes
     assert str(info.value).startswith(f"{path}: ") and message in str(info.value)
 
 
+@pytest.mark.parametrize("classes, message", [
+    ("[yes, no]", "YAML reads unquoted yes/no, on/off and true/false as booleans (here True)"),
+    ("[on, 'off']", "quote the names as they appear in the CSV"),
+    ("[a, '', b]", "'targets.happy.classes' has an empty entry"),
+    ("[a, b, a]", "'targets.happy.classes' names 'a' more than once"),
+    ("[a, b]} \n  mood: {type: tags, column: m, tags: [yes, no]",
+     "'targets.mood.tags': YAML reads unquoted yes/no"),
+])
+def test_class_names_yaml_did_not_read_as_written_are_refused(tmp_path, classes, message):
+    """``classes: [yes, no]`` became ['True', 'False'] and then every CSV cell 'yes' was an
+    'unknown class': the spec is refused at load, naming the key and the fix."""
+    path = basic_dataset(tmp_path, "number,bright,happy\n1,2,yes\n", BASIC.replace(
+        "happy: {scale: [1, 9]}", f"happy: {{type: class, classes: {classes}}}"))
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    assert str(info.value).startswith(f"{path}: ") and message in str(info.value)
+
+
+def test_quoted_yes_no_classes_load(tmp_path):
+    path = basic_dataset(tmp_path, "number,bright,happy\n1,2,yes\n", BASIC.replace(
+        "happy: {scale: [1, 9]}", "happy: {type: class, classes: ['yes', 'no']}"))
+    assert load_spec(path).column("happy").classes == ("yes", "no")
+
+
 def test_format_id():
     assert format_id("7", "{:03d}") == "007"
     assert format_id(" 12.0 ", "{:03d}") == "012"

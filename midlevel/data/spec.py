@@ -215,6 +215,24 @@ def _scale(value: Any, where: str, src: str) -> tuple[float, float] | None:
     return pair
 
 
+def _check_names(names: list, key: str, src: str) -> None:
+    """Refuse class or tag names (``key`` is the list's key) that YAML did not read as the text
+    the user wrote: unquoted yes/no, on/off, true/false become booleans (and would never match
+    the CSV's cells), an empty entry becomes null; and refuse a name given twice."""
+    for c in names:
+        if isinstance(c, bool):
+            raise SpecError(f"{src}: '{key}': YAML reads unquoted yes/no, on/off and "
+                            f"true/false as booleans (here {c!r}); quote the names as they "
+                            f"appear in the CSV, e.g. ['yes', 'no']")
+        if c is None or not str(c).strip():
+            raise SpecError(f"{src}: '{key}' has an empty entry")
+    text = [str(c) for c in names]
+    twice = sorted({n for n in text if text.count(n) > 1})
+    if twice:
+        raise SpecError(f"{src}: '{key}' names {', '.join(map(repr, twice))} more "
+                        f"than once")
+
+
 def _columns(section: Any, where: str, src: str) -> list[ColumnSpec]:
     if section is None:
         return []
@@ -240,6 +258,8 @@ def _columns(section: Any, where: str, src: str) -> list[ColumnSpec]:
         classes = cfg.get("classes")
         if classes is not None and (kind != "class" or not isinstance(classes, list)):
             raise SpecError(f"{src}: '{key}.classes' is a list, for type: class only")
+        if classes:
+            _check_names(classes, f"{key}.classes", src)
         out.append(ColumnSpec(name=str(name), column=str(cfg.get("column", name)),
                               scale=_scale(cfg.get("scale"), key, src),
                               description=str(cfg.get("description", "") or ""),
@@ -269,6 +289,8 @@ def _tag_group(group: str, cfg: Any, key: str, src: str) -> list[ColumnSpec]:
                            description=description, kind="binary", group=group,
                            tag=str(tag)) for tag, col in cols.items()]
     tags = cfg.get("tags")
+    if isinstance(tags, list):
+        _check_names(tags, f"{key}.tags", src)
     if not isinstance(tags, list) or not tags or len(set(map(str, tags))) != len(tags):
         raise SpecError(f"{src}: '{key}.tags' must list the group's tags, each once (a cell "
                         f"naming another tag is a problem), got {tags!r}")
