@@ -342,9 +342,11 @@ def describe_line(line: dict, why: str, *, mean: float | None = None,
     of ``cal_intercept`` in ``metrics.csv``; without them it is labelled "z units". A Platt
     line's intercept is in log-odds."""
     kind = "Platt scaling" if line.get("kind") == "platt" else "calibration"
+    head = (f"{kind} (calibration split)" if line["split"] == "calibration"
+            else f"{line['split']} {kind}")  # not "calibration calibration"
     if not line.get("fitted", True):
         reason = line.get("why_not") or why
-        return f"{line['split']} {kind}: no line fitted ({reason}); predictions left as they are"
+        return f"{head}: no line fitted ({reason}); predictions left as they are"
     shrunk = (f" (fitted {line['slope_fitted']:.3f} x shrinkage {line['shrinkage']:.3f})"
               if line.get("shrinkage", 1.0) != 1.0 else "")
     if line.get("kind") == "platt":
@@ -354,6 +356,6 @@ def describe_line(line: dict, why: str, *, mean: float | None = None,
         intercept = f"{points:.3f} rating points"
     else:
         intercept = f"{line['intercept']:.3f} (z units)"
-    return (f"{line['split']} {kind} slope {line['slope']:.3f}{shrunk}, intercept "
+    return (f"{head} slope {line['slope']:.3f}{shrunk}, intercept "
             f"{intercept} ({line['n']} clips)"
             + ("" if line["applied"] else f": not applied ({why})"))
