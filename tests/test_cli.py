@@ -106,3 +106,30 @@ def test_an_os_error_names_each_file_once(tmp_path, monkeypatch):
     exc = OSError(errno.EXDEV, "Invalid cross-device link", "/x/a.csv", None, "/y/a.csv")
     assert os_error_message(exc) == "/x/a.csv -> /y/a.csv: Invalid cross-device link"
     assert os.path.isabs(os_error_message(exc).split(" ")[0])
+
+
+def test_sigterm_unwinds_as_ctrl_c(tmp_path, monkeypatch, capsys):
+    """SIGTERM (what torchrun sends the other processes when one fails) raises where the
+    command is, so atomic writes and run directories are cleaned up as after Ctrl-C; the
+    handler is the previous one again afterwards."""
+    import os
+    import signal
+
+    import midlevel.cli as cli
+    from midlevel.io import atomic_open
+
+    def command(args):
+        with atomic_open(tmp_path / "table.csv", "w") as f:
+            f.write("half a table")
+            os.kill(os.getpid(), signal.SIGTERM)
+            f.write("never")
+    import argparse
+    parser = build_parser()
+    monkeypatch.setattr(parser, "parse_args", lambda argv: argparse.Namespace(
+        command="validate", func=command))
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["validate", "x.yaml"]) == 143
+    assert "midlevel validate: terminated (SIGTERM)" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # neither the table nor its temporary
+    assert signal.getsignal(signal.SIGTERM) is before

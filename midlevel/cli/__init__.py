@@ -7,9 +7,11 @@ synth), :mod:`~.train` (train, evaluate, predict), :mod:`~.explain` (coefficient
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import re
+import signal
 import sys
 
 from midlevel import __version__
@@ -31,19 +33,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is, so that it unwinds as after Ctrl-C: atomic writes
+    drop their temporaries and a run directory without a finished epoch is removed (torchrun
+    stops the other processes with SIGTERM when one fails)."""
+
+
+def _terminated(signum, frame):
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds():
+    """SIGTERM raises :class:`Terminated` inside the block (the main thread only; elsewhere,
+    as in a thread of a test runner, the default handling stays)."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _terminated)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MPLBACKEND", "Agg")  # figures are written to files, never shown
     show_log(logging.WARNING)  # warnings (short clips, skipped files) always reach stderr
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with _sigterm_unwinds():
+            return int(args.func(args) or 0)
     except MidlevelError as exc:
         print(f"midlevel {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # a file the command writes (or reads) cannot be: no traceback
         print(f"midlevel {args.command}: error: {os_error_message(exc)}", file=sys.stderr)
         return 2
+    except Terminated:
+        print(f"midlevel {args.command}: terminated (SIGTERM)", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print(f"midlevel {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -49,11 +49,29 @@ def setup(device: str = "cpu") -> Context:
     return Context(rank, world, dev)
 
 
-def teardown(ctx: Context) -> None:
-    """Leave the process group (if this process joined one)."""
+def teardown(ctx: Context, *, failed: bool = False) -> None:
+    """Leave the process group (if this process joined one). After a failure no barrier: the
+    other processes may be inside a training collective that no longer matches, and a barrier
+    would hold every process until the group's timeout (30 min) without a word; torchrun
+    stops the others once this one exits."""
     if ctx.distributed and dist.is_initialized():
-        dist.barrier()
+        if not failed:
+            dist.barrier()
         dist.destroy_process_group()
+
+
+def peer_lost(ctx: Context, exc: BaseException):
+    """A :class:`~midlevel.errors.TrainingError` saying so when ``exc`` is this process's side
+    of another process's failure (a collective whose peer closed its connection, gloo, or
+    another error of the process group), else None."""
+    from midlevel.errors import TrainingError
+    text = str(exc)
+    if ctx.distributed and (isinstance(exc, getattr(dist, "DistError", ())) or (
+            isinstance(exc, RuntimeError) and ("closed by peer" in text
+                                               or "Connection reset by peer" in text))):
+        return TrainingError(f"process {ctx.rank} of {ctx.world}: another training process "
+                             f"stopped (its own message says why): {text}")
+    return None
 
 
 def mean_values(ctx: Context, values: list[torch.Tensor]) -> list[float]:

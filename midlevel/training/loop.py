@@ -43,9 +43,9 @@ from midlevel.training.concept_lines import calibrate_concepts
 from midlevel.training.config import TrainConfig
 from midlevel.training.data import ClipSet, Scales, window_frames, window_starts
 from midlevel.training.evaluate import evaluate_split, split_metrics, split_predictions
-from midlevel.training.losses import binary_terms
+from midlevel.training.losses import binary_terms, loss_counts
 from midlevel.training.metrics import format_table, score
-from midlevel.training.precheck import check_ratings
+from midlevel.training.precheck import check_before_start
 from midlevel.training.datarecord import ratings_fingerprint, write_splits
 from midlevel.training.rundir import check_resume, run_directory, stored_record
 from midlevel.training.strategies import strategy
@@ -90,7 +90,7 @@ def fit(table: pd.DataFrame, features, columns, out: str | Path,
                    if c not in table]
         if missing:
             raise TrainingError(f"annotations table lacks column(s) {missing}")
-        _check_before_start(ctx, table, features, columns, config, fps)
+        check_before_start(ctx, table, features, columns, config, fps)
         if resume:  # refused before the run directory is touched
             check_resume(out, config, columns, table)
         with run_directory(ctx, out, resume=resume, overwrite=overwrite):
@@ -98,26 +98,17 @@ def fit(table: pd.DataFrame, features, columns, out: str | Path,
                               frontend=frontend, data=data or {})
             trainer.start(resume)
             trainer.train(progress)
-            return trainer.finish()
-    finally:
+            run = trainer.finish()
+    except BaseException as exc:
         if owned:
-            ddp.teardown(ctx)
-
-
-def _check_before_start(ctx, table, features, columns, config: TrainConfig,
-                        fps: float) -> None:
-    """What can be known to fail or mislead before the run directory is made: the backbone
-    against the spectrograms' bands and the crop (:meth:`TrainConfig.check_input`), the
-    ratings against model selection (:func:`~midlevel.training.precheck.check_ratings`);
-    and a warning naming the settings this mode ignores."""
-    first = next((clip for clip in table.index if clip in features), None)
-    if first is not None:  # a clip without features is named where it is used
-        config.check_input(int(features[first].shape[0]), fps)
-    check_ratings({s: table[table["split"] == s] for s in SPLITS}, columns, mode=config.mode,
-                  scored=strategy(config.mode).scored, select_on=config.select_on,
-                  warn=ctx.main)
-    if ctx.main and config.ignored():
-        log.warning("the %s mode ignores %s", config.mode, "; ".join(config.ignored()))
+            ddp.teardown(ctx, failed=True)
+        lost = ddp.peer_lost(ctx, exc)
+        if lost is not None:
+            raise lost from exc
+        raise
+    if owned:
+        ddp.teardown(ctx)
+    return run
 
 
 def make_adam(params, *, lr: float, weight_decay: float) -> torch.optim.Optimizer:
@@ -195,6 +186,7 @@ class Trainer:
             # None: a checkpoint of a version that kept no validation predictions
             self.state.setdefault("validation_predictions", None)
             log.info("resuming %s after epoch %d", out, self.state["epoch"])
+            self._warn_other_world()
             if "ratings" not in ((stored_record(out) or {}).get("data") or {}):
                 self.data.pop("ratings")  # an older run: what it trained on is not known
             self._nothing_to_train()
@@ -210,6 +202,16 @@ class Trainer:
                  " / ".join(f"{len(self.sets[s])} {s}" for s in SPLITS
                             if s != "calibration" or len(self.sets[s])),
                  sum(p.numel() for p in self.model.parameters()))
+
+    def _warn_other_world(self) -> None:
+        """A warning when the last epoch ran on another process count (``history.csv``'s
+        ``processes``; 1 for a run of a version that did not record it)."""
+        before = int((self.state["history"] or [{}])[-1].get("processes", 1))
+        if before != self.ctx.world and self.ctx.main:
+            log.warning("%s: epoch %d ran on %d process(es), this resume on %d: the run goes on, "
+                        "but it will differ from an uninterrupted run (each process draws its "
+                        "own dropout and normalizes its share of a batch)", self.out,
+                        self.state["epoch"], before, self.ctx.world)
 
     def _nothing_to_train(self) -> None:
         """A warning when a resumed run has no epoch left to train."""
@@ -238,7 +240,8 @@ class Trainer:
             state["history"].append({"epoch": epoch + 1, "loss": losses[0] / n_batches,
                                      "concept_loss": losses[1] / n_batches,
                                      "target_loss": losses[2] / n_batches,
-                                     "val_score": val_score, "seconds": time.time() - t0})
+                                     "val_score": val_score, "seconds": time.time() - t0,
+                                     "processes": ctx.world})
             state["epoch"] = epoch + 1
             if math.isnan(val_score):
                 log.warning("epoch %d: no validation score (NaN: no column the %s mode is "
@@ -274,7 +277,12 @@ class Trainer:
             torch.cuda.manual_seed(seed)
         batches = [order[a:a + config.batch_size]
                    for a in range(0, len(order), config.batch_size)]
-        batches = [b for b in batches if len(b) >= max(2, ctx.world)]  # BatchNorm needs 2
+        least = max(2, ctx.world)  # BatchNorm needs 2 clips, each process 1
+        if batches and len(batches[-1]) < least and ctx.main and epoch == self.state["epoch"]:
+            log.info("each epoch leaves out its last %d training clip(s) (in a batch of "
+                     "fewer than %d); which ones changes with the epoch's order",
+                     len(batches[-1]), least)
+        batches = [b for b in batches if len(b) >= least]
         layout = output_layout(self.columns.targets)
         amp = config.autocast_steps(ctx.device)
         self.net.train()
@@ -285,7 +293,8 @@ class Trainer:
             x, c, y = x.to(ctx.device), c.to(ctx.device), y.to(ctx.device)
             with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=amp):
                 o = self.net(x)
-            loss, lc, lt = self.strategy.loss(o, c, y, layout, config, self.terms)
+            loss, lc, lt = self.strategy.loss(o, c, y, layout, config, self.terms,
+                                              counts=self._global_counts(c, y, layout))
             # all three averaged over the processes alike, so that history.csv's concept and
             # target losses combine to its loss as they do in one process
             value, value_c, value_t = ddp.mean_values(ctx, [loss, lc, lt])
@@ -299,6 +308,14 @@ class Trainer:
             sums += [value, value_c, value_t]
             bar.set_postfix(loss=f"{sums[0] / (b + 1):.4f}")
         return sums, max(1, len(batches))
+
+    def _global_counts(self, c, y, layout):
+        """DDP: the mean over the processes of the batch's label counts, the losses'
+        denominators (:mod:`midlevel.training.losses`); alone: None (the batch's own)."""
+        if not self.ctx.distributed:
+            return None
+        total = ddp.sum_tensor(self.ctx, loss_counts(c, y, layout))
+        return torch.where(total > 0, total / self.ctx.world, 1.0).to(torch.float32)
 
     def _batches(self, batches, offsets, bar):
         """This rank's share of each batch (``bar`` iterates ``batches`` showing progress):
@@ -337,15 +354,16 @@ class Trainer:
         """Re-estimate the BatchNorm statistics on the training clips' evaluation windows with
         dropout off, in batches of ``bn_batch_size`` windows (each BatchNorm normalizes with
         its batch, so the later layers' statistics depend on the batches: part of the model);
-        the windows are shared out over the processes (rank ``r`` of ``w`` takes every
-        ``w``-th, so its batches, and the statistics, also depend on the process count) and
-        the sums added up."""
+        the batches, made as one process makes them, are shared out over the processes (rank
+        ``r`` of ``w`` takes every ``w``-th batch) and the sums added up, so the statistics
+        do not depend on the process count."""
         ctx, clips, n = self.ctx, self.train_set, self.n_frames
         items = [(i, st) for i, length in enumerate(clips.lengths)
-                 for st in window_starts(int(length), n, self.hop)][ctx.rank::ctx.world]
+                 for st in window_starts(int(length), n, self.hop)]
         size = self.config.bn_batch_size
+        starts = range(0, len(items), size)[ctx.rank::ctx.world]
         batches = (torch.stack([clips.crop(i, st, n) for i, st in items[a:a + size]])
-                   .unsqueeze(1) for a in range(0, len(items), size))
+                   .unsqueeze(1) for a in starts)
         recalibrate_batchnorm(self.model, batches, device=ctx.device, autocast=self.config.amp,
                               reduce=(lambda t: ddp.sum_tensor(ctx, t)) if ctx.distributed
                               else None)

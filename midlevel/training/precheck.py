@@ -7,6 +7,7 @@ ratings cannot give that value whatever the model predicts (none, a single one, 
 is, each epoch's score would be NaN, never an improvement, and the run would stop after
 ``patience`` epochs at "best epoch 0". :func:`check_ratings` refuses that before training and
 warns about the columns left out otherwise, and about training columns with one value only.
+:func:`check_before_start` runs it with the other checks a run needs before it starts.
 """
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ import logging
 import numpy as np
 import pandas as pd
 
+from midlevel.data.spec import SPLITS
 from midlevel.errors import TrainingError
 from midlevel.training.metrics import unscored
+from midlevel.training.strategies import strategy
 
 log = logging.getLogger("midlevel.training")
 
@@ -78,3 +81,23 @@ def check_ratings(splits: dict[str, pd.DataFrame], columns, *, mode: str, scored
                     "%s mode is selected on (%s): the validation score is the mean over the "
                     "other %d", len(rows), select_on, len(left), len(why), mode, listed,
                     len(why) - len(left))
+
+
+def check_before_start(ctx, table, features, columns, config, fps: float) -> None:
+    """What can be known to fail or mislead before the run directory is made: the global
+    batch against the process count, the backbone against the spectrograms' bands and the
+    crop (:meth:`~midlevel.training.config.TrainConfig.check_input`), the ratings against
+    model selection (:func:`check_ratings`); and a warning naming the settings this mode
+    ignores."""
+    if ctx.world > config.batch_size:
+        raise TrainingError(f"batch_size {config.batch_size} is the global batch, shared out "
+                            f"over the {ctx.world} processes: each needs a clip of every "
+                            f"batch; use batch_size >= {ctx.world} or fewer processes")
+    first = next((clip for clip in table.index if clip in features), None)
+    if first is not None:  # a clip without features is named where it is used
+        config.check_input(int(features[first].shape[0]), fps)
+    check_ratings({s: table[table["split"] == s] for s in SPLITS}, columns, mode=config.mode,
+                  scored=strategy(config.mode).scored, select_on=config.select_on,
+                  warn=ctx.main)
+    if ctx.main and config.ignored():
+        log.warning("the %s mode ignores %s", config.mode, "; ".join(config.ignored()))

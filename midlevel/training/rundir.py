@@ -134,9 +134,10 @@ def prepare(ctx, out: Path, resume: bool, overwrite: bool) -> None:
 
 
 def log_to_file(ctx, path: Path):
-    """Log to ``RUN/train.log`` on rank 0; other ranks only log warnings."""
+    """Log to ``RUN/train.log`` on rank 0; other ranks log only errors (each process reads
+    the same data, so rank 0's warnings are every rank's: printed once)."""
     if not ctx.main:
-        logging.getLogger("midlevel").setLevel(logging.WARNING)
+        logging.getLogger("midlevel").setLevel(logging.ERROR)
         return None
     handler = log_handler(path)
     logger = logging.getLogger("midlevel")

@@ -51,14 +51,17 @@ class Strategy:
             for p in model.head_layer.parameters():
                 p.requires_grad_(False)
 
-    def loss(self, out, concepts, targets, layout, config, terms=None):
+    def loss(self, out, concepts, targets, layout, config, terms=None, counts=None):
         """``(loss, concept loss, target loss)`` of one batch (scalars with a graph);
-        ``terms``: the binary columns' :class:`~midlevel.training.losses.BinaryTerms`."""
+        ``terms``: the binary columns' :class:`~midlevel.training.losses.BinaryTerms`;
+        ``counts``: the losses' denominators (DDP: the mean over the processes, laid out as
+        :func:`~midlevel.training.losses.loss_counts`), None for the batch's own."""
         lt = target_loss(out.targets.float(), targets, layout,
-                         pos_weight=terms.target_pos_weight if terms else None)
+                         pos_weight=terms.target_pos_weight if terms else None, counts=counts)
         lc = (concept_loss(out.concepts.float(), concepts,
                            terms.concept_mask if terms else None,
-                           terms.concept_pos_weight if terms else None)
+                           terms.concept_pos_weight if terms else None,
+                           count=None if counts is None else counts[0])
               if out.concepts is not None else lt * 0.0)
         return self.combine(lc, lt, config), lc, lt
 
