@@ -28,7 +28,10 @@ import pandas as pd
 import torch
 
 from midlevel.checks import real_number
-from midlevel.data.inputs import batch_items, item_names, item_spectrogram, item_waveform
+from midlevel.data.audio import audio_info
+from midlevel.data.frontends import band_limit_note
+from midlevel.data.inputs import (batch_items, is_path, item_names, item_spectrogram,
+                                  item_waveform)
 from midlevel.errors import AudioError, CheckpointError, TrainingError
 from midlevel.models.bottleneck import build_model, decode_targets, output_layout
 from midlevel.models.layout import place
@@ -252,18 +255,20 @@ class Run:
         (class targets: the predicted label) and, per class target, ``name=class``
         probabilities. Inputs that cannot be used (an undecodable or silent file; an empty,
         silent, NaN or mis-shaped array) are logged with their name and skipped;
-        ``df.attrs["errors"]`` maps each to its message; clips shorter than the window are
-        logged as warnings and listed in ``df.attrs["warnings"]``.
+        ``df.attrs["errors"]`` maps each to its message; clips shorter than the window and
+        files recorded at a rate that leaves bands of the front end empty are logged as
+        warnings and listed in ``df.attrs["warnings"]``.
         """
         items = batch_items(audio)
         names = item_names(items, names)
         sample_rate = real_number(sample_rate, "sample_rate", above=0, unit="Hz",
                                   allow_none=True)
-        specs, kept, errors, seconds = [], [], {}, []
+        specs, kept, errors, seconds, notes = [], [], {}, [], {}
         for name, item in zip(names, items):
             try:
                 spec, sec = item_spectrogram(item, str(name), frontend=self.frontend_module,
                                              fps=self.fps, sample_rate=sample_rate)
+                rate = audio_info(item).sample_rate if is_path(item) else sample_rate
             except AudioError as exc:
                 log.warning("skipping %s: %s", name, exc)
                 errors[name] = str(exc)
@@ -271,13 +276,17 @@ class Run:
             specs.append(spec)
             seconds.append(sec)
             kept.append(name)
+            if rate and band_limit_note(rate, self.frontend_module):
+                notes[name] = [band_limit_note(rate, self.frontend_module)]
         n_frames, hop_frames = self.window(hop)
-        warnings = {}
         for name, spec, sec in zip(kept, specs, seconds):
             if spec.shape[1] < n_frames:
-                warnings[name] = (f"{sec:.2f} s, shorter than the "
-                                  f"{self.config.crop_seconds:g}-s window: padded with silence")
-                log.warning("%s: %s", name, warnings[name])
+                notes.setdefault(name, []).insert(0, (
+                    f"{sec:.2f} s, shorter than the {self.config.crop_seconds:g}-s window: "
+                    f"padded with silence"))
+        warnings = {name: "; ".join(notes[name]) for name in kept if name in notes}
+        for name, note in warnings.items():
+            log.warning("%s: %s", name, note)
         frames = []
         if specs:
             device = next(self.model.parameters()).device

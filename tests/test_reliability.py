@@ -57,6 +57,24 @@ def test_validate_warns_about_every_doubtful_input_and_exits_zero(world, tmp_pat
     assert "stray.wav" in err and "unreferenced audio" in err
 
 
+def test_a_file_recorded_at_a_low_rate_is_named(world, tmp_path, capsys):
+    """Audit 9b, D2: an 8-kHz file passed validate, train and predict without a word, while 35
+    of the front end's 149 bands stayed empty for it (nothing above 4 kHz)."""
+    import librosa
+    _, spec = world
+    data = tmp_path / "data"
+    shutil.copytree(spec.parent, data)
+    clip = pd.read_csv(data / "annotations.csv")["clip_id"][1]
+    y, sr = sf.read(data / "audio" / f"{clip}.wav")
+    sf.write(data / "audio" / f"{clip}.wav", librosa.resample(y, orig_sr=sr, target_sr=8000),
+             8000)
+    assert main(["validate", str(data / "spec.yaml"), "--window", "1.0", "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    assert "OK: no problems found (1 warning(s))" in out
+    assert (f"{data / 'audio' / f'{clip}.wav'}, clip '{clip}': band-limited audio: recorded "
+            f"at 8000 Hz, it holds nothing above 4000 Hz, so 35 of the 149 bands") in err
+
+
 def test_a_dataset_of_linked_files_is_named_and_scanned_in_its_own_folder(world, tmp_path,
                                                                           capsys):
     """Audio given as symlinks into a bigger folder (audit 7a #2, 7b #7): validate named the
@@ -128,6 +146,19 @@ def test_predict_and_explain_warn_about_short_clips(tiny_run, tmp_path, capsys):
     assert main(["explain", str(run), str(short), "--out", str(tmp_path / "e"), "--cache",
                  str(cache), "--no-timeline", "--quiet"]) == 0
     assert "short" in capsys.readouterr().err
+
+
+def test_predict_and_explain_name_a_file_recorded_at_a_low_rate(tiny_run, tmp_path, capsys):
+    run, cache = tiny_run
+    low = write_tone(tmp_path / "low.wav", seconds=2.0, sr=8000)
+    assert main(["predict", str(run), str(low)]) == 0
+    assert "low.wav: band-limited audio: recorded at 8000 Hz" in capsys.readouterr().err
+    assert main(["explain", str(run), str(low), "--out", str(tmp_path / "e"), "--cache",
+                 str(cache), "--no-timeline", "--quiet"]) == 0
+    assert "low.wav: band-limited audio" in capsys.readouterr().err
+    from midlevel.run import load_run
+    table = load_run(run).predict([str(low), str(write_tone(tmp_path / "ok.wav", seconds=2.0))])
+    assert list(table.attrs["warnings"]) == [str(low)]
 
 
 def test_a_failed_explain_writes_nothing(tiny_run, tmp_path, capsys):

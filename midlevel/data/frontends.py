@@ -160,6 +160,11 @@ class _Frontend(nn.Module):
         """
         return np.asarray(frames) * (self.hop / self.sample_rate)
 
+    def bands_above(self, frequency: float) -> int:
+        """How many bands are centred above ``frequency`` Hz: empty, or nearly, for audio
+        whose Nyquist frequency is ``frequency`` (recorded at ``2 * frequency`` Hz)."""
+        return int((np.asarray(self.band_frequencies) > frequency).sum())
+
     def config(self) -> dict:
         """Plain dict with ``"name"`` and every constructor argument (see :func:`make_frontend`)."""
         return {"name": type(self).__name__, **self._args}
@@ -443,6 +448,26 @@ def _htk_mel_centers(fmin: float, fmax: float, n_mels: int) -> np.ndarray:
 # rebuilding from a config
 # --------------------------------------------------------------------------------------
 FRONTENDS = {cls.__name__: cls for cls in (LogFilteredSpectrogram, LogMelSpectrogram)}
+
+
+def band_limit_note(sample_rate: float, frontend) -> str | None:
+    """A warning's text when audio recorded at ``sample_rate`` Hz leaves bands of ``frontend``
+    empty (nothing above its Nyquist frequency reaches the bands centred there), else None:
+    the model then reads an input unlike its training clips'."""
+    nyquist = float(sample_rate) / 2
+    n = frontend.bands_above(nyquist)
+    if not n:
+        return None
+    return (f"band-limited audio: recorded at {sample_rate:g} Hz, it holds nothing above "
+            f"{nyquist:g} Hz, so {n} of the {frontend.n_bands} bands of the front end "
+            f"({type(frontend).__name__}, up to {float(np.max(frontend.band_frequencies)):.0f} "
+            f"Hz) are empty or nearly")
+
+
+def file_band_note(path, frontend) -> str | None:
+    """:func:`band_limit_note` of an audio file, at the rate it was recorded at."""
+    from midlevel.data.audio import audio_info
+    return band_limit_note(audio_info(path).sample_rate, frontend)
 
 
 def make_frontend(config: dict) -> nn.Module:

@@ -6,7 +6,8 @@ row and column at fault. Doubtful input that is not an error is a warning (a Pro
 ``ValidationReport.warnings``): a clip shorter than the training window (it will be padded with
 silence), a missing rating (clip and column), a split with no rating of a column or with one
 rating value only (split and column), an audio file in the audio folder that no annotation row
-refers to, very quiet audio (peak below -60 dBFS, normalized to full scale).
+refers to, very quiet audio (peak below -60 dBFS, normalized to full scale), audio recorded at a
+rate too low for the front end's upper bands (they stay empty).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from tqdm.auto import tqdm
 from midlevel.data import segments as seg
 from midlevel.data.audio import audio_info, load_audio
 from midlevel.data.loudness import quiet_warning, signal_peak
+from midlevel.data.frontends import LogFilteredSpectrogram, band_limit_note
 from midlevel.data.annotations import load_annotations, missing_mask
 from midlevel.data.spec import SPLITS, DataSpec
 from midlevel.errors import AudioError, Problem
@@ -156,7 +158,7 @@ def binary_summary(table: pd.DataFrame, names: list[str], groups: dict[str, list
 
 
 def validate(spec: DataSpec, *, decode: bool = True, jobs: int = 2, window: float = 10.0,
-             progress: bool = True) -> ValidationReport:
+             progress: bool = True, frontend=None) -> ValidationReport:
     """Check ``spec``'s tables and every audio file.
 
     Parameters
@@ -164,6 +166,8 @@ def validate(spec: DataSpec, *, decode: bool = True, jobs: int = 2, window: floa
     decode : fully decode each file (finds truncated and silent audio); False only opens them.
     jobs : threads decoding in parallel (soundfile releases the GIL while decoding).
     window : the training window in seconds; shorter clips are warned about.
+    frontend : the front end whose bands a file recorded at a low rate leaves empty (warned
+        about; default: the default :class:`~midlevel.data.frontends.LogFilteredSpectrogram`).
     """
     ann = load_annotations(spec, strict=False)
     problems = list(ann.problems)
@@ -177,6 +181,7 @@ def validate(spec: DataSpec, *, decode: bool = True, jobs: int = 2, window: floa
     problems.extend(seg.check_durations(ann.segments, {c.clip: c.duration for c in checks}))
     warnings = ([c.warning for c in checks if c.warning is not None]
                 + short_clips(checks, window)
+                + band_limited(checks, frontend or LogFilteredSpectrogram())
                 + missing_ratings(spec, table, ann.source, ann.rejected)
                 + split_ratings(spec, table, ann.source)
                 + unused_classes(spec, table, ann.source)
@@ -191,6 +196,15 @@ def short_clips(checks: list[AudioCheck], window: float) -> list[Problem]:
     return [Problem(f"short clip: {c.duration:.2f} s, shorter than the {window:g}-s window "
                     f"(padded with silence)", file=c.path, clip=c.clip)
             for c in checks if c.problem is None and c.duration < window - 1e-6]
+
+
+def band_limited(checks: list[AudioCheck], frontend) -> list[Problem]:
+    """A warning per file recorded at a rate whose Nyquist frequency lies below bands of
+    ``frontend`` (:func:`~midlevel.data.frontends.band_limit_note`): resampling cannot give
+    it what it never held."""
+    notes = [(c, band_limit_note(c.sample_rate, frontend)) for c in checks
+             if c.problem is None and c.sample_rate]
+    return [Problem(note, file=c.path, clip=c.clip) for c, note in notes if note]
 
 
 def missing_ratings(spec: DataSpec, table: pd.DataFrame, source,

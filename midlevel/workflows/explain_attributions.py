@@ -34,16 +34,13 @@ Also ``predictions.csv``: ``midlevel predict``'s row of each explained clip (of 
 explained, with ``max_seconds``) with its name and its source ``path`` (``predict`` keys clips
 by path: the two tables join on it), and ``explain_files.json``, the files written, so that a
 later explanation into the same folder removes the earlier one's files it does not write again.
-Clips are named by their file's stem made file-safe and unique (:mod:`midlevel.explain.names`):
-two clips never share a folder, and no clip's folder takes the name of one of the files above
-(``OUTPUT_NAMES``: a clip ``predictions.csv.wav`` is written to ``predictions.csv_1/``).
+Clips are named by their file's stem, file-safe and unique (:mod:`midlevel.explain.names`;
+never a name of the files above: ``predictions.csv.wav`` is written to ``predictions.csv_1/``).
 
 Every option is checked, and the background read, before the first file is written. A file
 that cannot be read (missing, empty, not audio, silent, NaN) is named in a warning and skipped,
 as ``midlevel predict`` does; the others are explained (``ExplainResult.errors``). When none
-can be read, nothing is written.
-
-Works for any run; on a bottleneck, outputs may name concepts (``"concept:dissonance"``).
+can be read, nothing is written. Works for any run; on a bottleneck, outputs may name concepts (``"concept:dissonance"``).
 """
 from __future__ import annotations
 
@@ -55,6 +52,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from midlevel.data.frontends import file_band_note
 from midlevel.errors import AttributionError, ExplainError, MidlevelError
 from midlevel.explain.attribution.attributor import Attributor
 from midlevel.explain.attribution.base import resolve_output
@@ -304,11 +302,14 @@ def _spread(run, f, attr, data: dict) -> tuple[float, str]:
 
 def _predictions(run, spectrogram, name: str, path: str, warnings: dict) -> pd.DataFrame:
     """``Run.predict``'s row of one clip (spectrogram [shape=(n_bands, n_frames)]) with its
-    name and source path as the first columns; a clip shorter than the window is logged (once,
-    by ``Run.predict``) and its message put in ``warnings[name]``."""
+    name and source path as the first columns; a clip shorter than the window, or recorded at
+    a rate that leaves bands empty, is logged once and its note put in ``warnings[name]``."""
     row = run.predict(spectrogram, names=[path])
-    if path in row.attrs.get("warnings", {}):
-        warnings[name] = row.attrs["warnings"][path]
+    notes = [row.attrs.get("warnings", {}).get(path), file_band_note(path, run.frontend_module)]
+    if notes[1]:
+        log.warning("%s: %s", path, notes[1])
+    if any(notes):
+        warnings[name] = "; ".join(filter(None, notes))
     row = row.drop(columns="clip")
     row.insert(0, "path", path)
     row.insert(0, "clip", name)
