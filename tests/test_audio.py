@@ -357,3 +357,16 @@ def test_dc_only_and_anti_phase_files_say_why_they_are_silent(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="midlevel"):
         load_audio(near)
     assert "nearly cancel" in caplog.text and str(near) in caplog.text
+
+
+def test_an_undecodable_regular_file_is_not_said_to_be_missing(tmp_path):
+    """Audit 9b, D10: for a corrupt mp3, libsndfile's "File does not exist or is not a regular
+    file (possibly a pipe?)" was quoted about a file that exists."""
+    from midlevel.data.audio import _undecodable
+    path = tmp_path / "corrupt.mp3"
+    path.write_bytes(b"\x00" * 64)
+    err = RuntimeError("Error opening 'corrupt.mp3': File does not exist or is not a regular "
+                       "file (possibly a pipe?).")
+    message = str(_undecodable(path, err))
+    assert "does not exist" not in message and "recognizes no audio format" in message
+    assert "does not exist" in str(_undecodable(tmp_path / "gone.mp3", err))

@@ -151,6 +151,23 @@ def test_heatmap_marks_cells_without_an_estimate():
     plt.close(fig)
 
 
+def test_the_two_panels_share_one_colour_scale():
+    """Audit 9b, D11: each panel scaled to its own largest value, so one colour meant 1.01 on
+    the model's side and 0.71 on the data's."""
+    import matplotlib.pyplot as plt
+
+    from midlevel.plots.concepts import coefficient_figure
+    X, Y, _ = synthetic_design(80, seed=0)
+    t = fit_ols(X, Y.iloc[:, :3], summaries=False).table
+    t["model_weight"], t["flag"], t["mode"] = 1.0, "", "joint"
+    t["model_std_weight"] = 1.5 * t["std_weight"]
+    fig = coefficient_figure(t)
+    limits = [ax.images[0].get_clim() for ax in fig.axes[:2]]
+    largest = float(np.abs(t[["model_std_weight", "std_weight"]]).to_numpy().max())
+    assert limits[0] == limits[1] == pytest.approx((-largest, largest))
+    plt.close(fig)
+
+
 def test_statsmodels_summaries_say_they_are_uncorrected_when_a_correction_is_on():
     """The summary file ends with statsmodels' own fit summaries (95 % intervals, raw p): with a
     correction on, a line before them says so; without one, no such line."""

@@ -233,6 +233,53 @@ def test_unknown_test_id_is_a_problem(tmp_path):
         load_annotations(spec)
 
 
+def test_an_unpadded_test_id_gets_a_hint(tmp_path):
+    """Audit 9b, D7: '8' in a split's list, with clip ids written '{:03d}', was refused with no
+    word about the padding."""
+    spec = _split_dataset(tmp_path, "splits:\n  test: {ids: ['8', '009', '999']}\n", n=12)
+    with pytest.raises(ValidationFailed) as info:
+        load_annotations(spec)
+    text = str(info.value)
+    assert ("clip '8': id listed in split 'test' is not a clip of the dataset (clip ids are "
+            "written with id_format '{:03d}': this is clip '008'") in text
+    assert "clip '999': id listed in split 'test' is not a clip of the dataset\n" in text + "\n"
+
+
+def test_empty_and_non_numeric_ids_are_named_as_such(tmp_path):
+    """Audit 9b, D5: a spreadsheet's stray row ',,' gave "bad id: could not convert string to
+    float: ''" (the "empty id" message could not appear with an integer id_format)."""
+    path = basic_dataset(tmp_path, "number,bright,happy\n1,2,3\nabc,2,3\n,4,5\n,,\n")
+    with pytest.raises(ValidationFailed) as info:
+        load_annotations(load_spec(path))
+    text = str(info.value)
+    assert ("row 3, column 'number': bad id: key 'abc' is not a number (id_format '{:03d}' takes "
+            "whole numbers)") in text
+    assert "row 4, column 'number': empty id\n" in text + "\n"
+    assert "row 5, column 'number': empty id (every cell of the row is empty" in text
+
+
+def test_a_filter_on_zero_padded_ids_explains_they_are_text(tmp_path):
+    """Audit 9b, D3: the message said a filter sees numbers in a column of numbers, the
+    opposite of what a column of zero-padded ids is read as."""
+    path = basic_dataset(tmp_path, "number,bright,happy\n001,2,3\n002,2,3\n",
+                         BASIC.replace('    id_format: "{:03d}"\n',
+                                       '    id_format: "{:03d}"\n    filter: "number <= 1"\n'))
+    with pytest.raises(ValidationFailed, match="a column of numbers written with leading zeros "
+                                               "such as ids '007'"):
+        load_annotations(load_spec(path))
+
+
+def test_decimal_commas_are_named_as_such(tmp_path):
+    """Audit 9b, D4: '4,83' was a bare "non-numeric rating" (2,880 of them on a whole file)."""
+    path = basic_dataset(tmp_path, 'number,bright,happy\n1,"4,83",3\n2,abc,3\n')
+    with pytest.raises(ValidationFailed) as info:
+        load_annotations(load_spec(path))
+    text = str(info.value)
+    assert ("non-numeric rating '4,83' (a decimal comma? ratings are read with a decimal point: "
+            "save the table with '.' decimals, '4.83')") in text
+    assert "non-numeric rating 'abc'\n" in text + "\n"
+
+
 def test_a_clip_two_splits_list_is_a_problem_naming_it_and_both_splits(tmp_path):
     spec = _split_dataset(tmp_path, "splits:\n  test: {ids: ['001', '002', '003']}\n"
                                     "  validation: {ids: ['003', '004', '005']}\n", n=10)

@@ -186,6 +186,19 @@ def test_a_split_without_ratings_or_with_one_value_is_warned_about_by_split_and_
     assert "unrated split: the test split" in err and "constant ratings: bright" in err
 
 
+def test_an_unrated_split_says_when_its_cells_were_rejected(tmp_path):
+    """Audit 9b, D4: with decimal commas every split was 'unrated' though every cell held a
+    rating, rejected: the warning says so."""
+    spec_path = tiny_dataset(tmp_path)
+    (tmp_path / "ratings.csv").write_text('clip,bright,happy\nc1,2,1\nc2,3,2\nc3,2,3\n'
+                                          'c4,4,"4,5"\n')
+    report = validate(load_spec(spec_path), progress=False, decode=False)
+    assert not report.ok
+    assert [w.message for w in report.warnings if w.message.startswith("unrated split")] == [
+        "unrated split: the test split (1 clips) has no rating of happy that could be read (1 "
+        "of its cells are problems, listed as such)"]
+
+
 def _columns(root: Path, concepts: str, targets: str, *, test: str) -> None:
     """Rewrite the tiny dataset's spec with ``bright`` and more ``concepts`` (YAML lines),
     the ``targets`` and the test split's ids."""

@@ -209,8 +209,12 @@ def _checked_file(path) -> Path:
 
 
 def _undecodable(path: Path, err: Exception) -> AudioError:
+    said = str(err)
+    if "does not exist or is not a regular file" in said and Path(path).is_file():
+        # libsndfile's text for a regular file whose format it cannot recognize
+        said = "it recognizes no audio format in the file"
     return AudioError(f"{path}: cannot decode audio (corrupt or unsupported format; "
-                      f"libsndfile says: {err})")
+                      f"libsndfile says: {said})")
 
 
 def _truncated(path: Path, end: int, declared: int) -> AudioError:

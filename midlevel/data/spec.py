@@ -541,10 +541,14 @@ def format_id(value: Any, fmt: str | None) -> str:
     key.
     """
     text = str(value).strip()
-    if fmt is None:
+    if fmt is None or not text:  # an empty key stays empty: the caller names it "empty id"
         return text
     if _is_int_format(fmt):
-        number = float(text)
+        try:
+            number = float(text)
+        except ValueError:
+            raise ArgumentError(f"key {text!r} is not a number (id_format {fmt!r} takes "
+                                f"whole numbers)") from None
         if not number.is_integer():
             raise ArgumentError(f"key {text!r} is not an integer")
         return fmt.format(int(number))

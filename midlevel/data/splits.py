@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from midlevel.data.spec import DRAWN_SPLITS
+from midlevel.data.spec import DRAWN_SPLITS, format_id
 from midlevel.errors import Problem
 
 if TYPE_CHECKING:
@@ -35,6 +35,20 @@ def _fixed_ids(spec: "DataSpec", name: str, s: "SplitSpec", problems: list[Probl
                                 f"it as UTF-8", file=str(file)))
         return []
     return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _format_hint(spec: "DataSpec", listed: str, known: set) -> str:
+    """A hint when a table's ``id_format`` turns ``listed`` into a clip (``8`` -> ``008``):
+    split lists name clips as written, unformatted."""
+    for table in spec.tables:
+        try:
+            clip = format_id(listed, table.id_format) if table.id_format else None
+        except ValueError:
+            continue
+        if clip in known:
+            return (f" (clip ids are written with id_format {table.id_format!r}: this is clip "
+                    f"'{clip}'; a split's list names clips as written)")
+    return ""
 
 
 def _want(s: "SplitSpec", n_total: int) -> int:
@@ -78,7 +92,8 @@ def _listed(spec: "DataSpec", clips: pd.Index, problems: list[Problem]) -> dict[
         for i in ids:
             if i not in known:
                 problems.append(Problem(f"id listed in split '{name}' is not a clip of the "
-                                        f"dataset", file=where, clip=i))
+                                        f"dataset{_format_hint(spec, i, known)}", file=where,
+                                        clip=i))
         both: dict[str, list[str]] = {}
         for i in ids:
             if i in owner:

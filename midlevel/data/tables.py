@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ast
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,8 +75,13 @@ def read_table(table: TableSpec | SegmentTableSpec, file: Path, problems: list[P
             ids.append(None)
     ids = pd.Series(ids, index=frame.index, dtype=object)
     blank = ids.isin([""])
-    for row in frame.loc[blank, "_row"]:
-        problems.append(Problem("empty id", file=str(file), row=int(row), column=table.id_column))
+    for index, row in frame.loc[blank, "_row"].items():
+        cells = frame.loc[index].drop("_row")
+        stray = all(pd.isna(v) or not str(v).strip() for v in cells)
+        problems.append(Problem("empty id" + (" (every cell of the row is empty: a stray row "
+                                              "at the end of a spreadsheet export?)" if stray
+                                              else ""),
+                                file=str(file), row=int(row), column=table.id_column))
     ids[blank] = None
     if not unique:
         return Table(table, file, frame, ids)
@@ -89,7 +95,8 @@ def read_table(table: TableSpec | SegmentTableSpec, file: Path, problems: list[P
 
 
 FILTER_SEES = ("a filter sees numbers in a column whose cells are all numbers or missing, text "
-               "in every other column")
+               "in every other column and in a column of numbers written with leading zeros "
+               "such as ids '007', compared as number == '007'")
 
 
 def filter_type_mismatches(expression: str, view: pd.DataFrame) -> list[str]:
@@ -210,6 +217,10 @@ def parse_rating(text: str, scale: tuple[float, float] | None) -> tuple[float, s
     try:
         value = float(text)
     except ValueError:
+        if re.fullmatch(r"[+-]?\d*,\d+", text):
+            return math.nan, (f"non-numeric rating {text!r} (a decimal comma? ratings are read "
+                              f"with a decimal point: save the table with '.' decimals, "
+                              f"{text.replace(',', '.')!r})")
         return math.nan, f"non-numeric rating {text!r}"
     if not math.isfinite(value):
         return math.nan, (f"non-finite rating {text!r} (leave the cell empty for a missing "

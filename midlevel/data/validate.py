@@ -183,7 +183,7 @@ def validate(spec: DataSpec, *, decode: bool = True, jobs: int = 2, window: floa
                 + short_clips(checks, window)
                 + band_limited(checks, frontend or LogFilteredSpectrogram())
                 + missing_ratings(spec, table, ann.source, ann.rejected)
-                + split_ratings(spec, table, ann.source)
+                + split_ratings(spec, table, ann.source, ann.rejected)
                 + unused_classes(spec, table, ann.source)
                 + unreferenced_audio(spec, table))
     return ValidationReport(spec, table, checks, problems, list(ann.notes), ann.segments,
@@ -226,7 +226,8 @@ def missing_ratings(spec: DataSpec, table: pd.DataFrame, source,
     return out
 
 
-def split_ratings(spec: DataSpec, table: pd.DataFrame, source) -> list[Problem]:
+def split_ratings(spec: DataSpec, table: pd.DataFrame, source,
+                  rejected: dict | None = None) -> list[Problem]:
     """A warning per split (with clips) other than train and column that has no rating there
     (``unrated split``: validation cannot select on it, test cannot measure it; an unrated
     training split is a problem, see :mod:`midlevel.data.annotations`), and per split and rating
@@ -234,7 +235,9 @@ def split_ratings(spec: DataSpec, table: pd.DataFrame, source) -> list[Problem]:
     line there; the model learns a constant from such a training split), and per split and
     binary or class column with a single label there (``one label``: no AUC there; the model
     learns only that label from such a training split). ``source`` names the
-    column's table file (see :func:`missing_ratings`)."""
+    column's table file (see :func:`missing_ratings`); ``rejected`` (table column -> clips
+    whose cell is a problem) lets an unrated split say that its cells were there but
+    rejected."""
     out = []
     if not len(table) or "split" not in table:
         return out
@@ -248,8 +251,12 @@ def split_ratings(spec: DataSpec, table: pd.DataFrame, source) -> list[Problem]:
             values = rows[col.name].dropna()
             file = source(rows.index[0], col.column)[0]
             if not len(values) and split != "train":  # train: a problem already
+                bad = len(set(rows.index) & set((rejected or {}).get(col.column, ())))
                 out.append(Problem(f"unrated split: the {split} split ({len(rows)} clips) has "
-                                   f"no rating of {col.name}", file=file, column=col.column))
+                                   f"no rating of {col.name}" + (
+                                       f" that could be read ({bad} of its cells are problems, "
+                                       f"listed as such)" if bad else ""),
+                                   file=file, column=col.column))
             elif not col.is_binary and not col.is_class and len(values) > 1 and \
                     values.nunique() == 1:
                 out.append(Problem(f"constant ratings: {col.name} is {values.iloc[0]:g} on "

@@ -36,7 +36,8 @@ def _stars(p: float, alpha: float = 0.05) -> str:
 
 def coefficient_heatmap(table: pd.DataFrame, *, value: str = "std_weight", ax=None,
                         annotate: bool = True, title: str | None = None,
-                        stars: bool = True, mark_flags: bool = False):
+                        stars: bool = True, mark_flags: bool = False,
+                        limit: float | None = None):
     """Concepts x targets heatmap of a coefficient table.
 
     Parameters
@@ -49,6 +50,8 @@ def coefficient_heatmap(table: pd.DataFrame, *, value: str = "std_weight", ax=No
         is True (cells without are lighter). Use
         ``stars=False`` for the model's own weights, which are exact and have no p-value.
     mark_flags : outline and mark with ``!`` the cells whose ``flag`` is set.
+    limit : the colour scale's ends, ``-limit`` and ``+limit`` (default: the largest
+        ``|value|``); panels that are read side by side share one.
 
     Cells without a value (the data give no estimate, ``data_note``) are hatched grey and
     say "no estimate".
@@ -76,7 +79,8 @@ def coefficient_heatmap(table: pd.DataFrame, *, value: str = "std_weight", ax=No
              .reindex(index=concepts, columns=targets).fillna(0.0)
              if mark_flags and "flag" in table else None)
     ax = _new_ax(ax, (1.0 + 0.9 * len(targets), 1.2 + 0.5 * len(concepts)))
-    lim = float(np.nanmax(np.abs(grid.to_numpy(float)))) if grid.notna().any().any() else 1.0
+    lim = limit or (float(np.nanmax(np.abs(grid.to_numpy(float))))
+                    if grid.notna().any().any() else 1.0)
     im = ax.imshow(grid.to_numpy(float), cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
     ax.set_xticks(range(len(targets)), targets, rotation=45, ha="right")
     ax.set_yticks(range(len(concepts)), concepts)
@@ -144,11 +148,14 @@ def coefficient_figure(table: pd.DataFrame):
     n_c = table["concept"].nunique()
     fig, (left, right) = plt.subplots(1, 2, figsize=(2.0 + 1.8 * n_t, 1.8 + 0.5 * n_c))
     mode = table["mode"].iloc[0] if "mode" in table and len(table) else ""
+    both = np.abs(table[["model_std_weight", "std_weight"]].to_numpy(float))
+    limit = float(np.nanmax(both)) if np.isfinite(both).any() else None  # one colour scale
     coefficient_heatmap(table, value="model_std_weight", ax=left, stars=False, mark_flags=True,
+                        limit=limit,
                         title=f"what the model does: the {mode} head's weights\n(exact; "
                               f"! = departs from the data)")
     method = _fit_method(table)
-    coefficient_heatmap(table, value="std_weight", ax=right,
+    coefficient_heatmap(table, value="std_weight", ax=right, limit=limit,
                         title="what the data show\n" + "\n".join(textwrap.wrap(method, 60)))
     fig.tight_layout()
     return fig
