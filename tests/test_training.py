@@ -348,3 +348,37 @@ def test_a_run_that_fails_before_its_first_epoch_leaves_no_directory(tmp_path, m
     assert not (tmp_path / "run").exists()
     monkeypatch.undo()
     assert (train_toy(tmp_path).path / "model.pt").is_file()  # no --overwrite needed
+
+
+def test_a_second_training_into_a_run_directory_in_use_is_refused(tmp_path):
+    """Audit 9a: train held no lock, so a --resume or --overwrite started by mistake while a
+    run trained could write over its checkpoint or delete its folder. While another process
+    holds the run's lock both are refused and the folder is untouched; once it is gone both
+    go on."""
+    import fcntl
+    import os
+
+    from midlevel.errors import CheckpointError
+    from midlevel.io import LOCK_FILE
+    table, features, columns = toy_data()
+    out = tmp_path / "run"
+    fit(table, features, columns, out, toy_config(epochs=1), fps=FPS, progress=False)
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    assert LOCK_FILE in before  # the lock stays, hidden, beside the run's files
+    holder = os.open(out / LOCK_FILE, os.O_RDONLY)
+    fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another training, as it were
+    try:
+        for kw in (dict(resume=True), dict(overwrite=True)):
+            with pytest.raises(CheckpointError, match="another training is writing this run "
+                                                      "directory"):
+                fit(table, features, columns, out, toy_config(epochs=2), fps=FPS,
+                    progress=False, **kw)
+            assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+    finally:
+        os.close(holder)
+    fit(table, features, columns, out, toy_config(epochs=2), fps=FPS, progress=False,
+        resume=True)
+    assert len(pd.read_csv(out / "history.csv")) == 2
+    fit(table, features, columns, out, toy_config(epochs=1), fps=FPS, progress=False,
+        overwrite=True)
+    assert len(pd.read_csv(out / "history.csv")) == 1 and (out / LOCK_FILE).exists()

@@ -7,13 +7,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
 import shutil
 from pathlib import Path
 
 import yaml
 
 from midlevel.errors import CheckpointError, TrainingError
-from midlevel.io import log_handler
+from midlevel.io import LOCK_FILE, log_handler
 from midlevel.training.checkpoint import CONFIG_FILE, STATE_FILE, read_checkpoint
 from midlevel.training import ddp
 from midlevel.training.config import stored_config
@@ -103,32 +104,61 @@ def run_directory(ctx, out: Path, *, resume: bool, overwrite: bool):
     needs no ``--overwrite``.
     """
     created = not out.exists()
-    prepare(ctx, out, resume, overwrite)
-    handler = log_to_file(ctx, out / "train.log")
+    with _locked(ctx, out, created):
+        prepare(ctx, out, resume, overwrite)
+        handler = log_to_file(ctx, out / "train.log")
+        try:
+            yield out
+        except BaseException:
+            _detach(handler)
+            handler = None
+            if ctx.main and created and out.is_dir() and not (out / STATE_FILE).exists():
+                shutil.rmtree(out, ignore_errors=True)
+            raise
+        finally:
+            _detach(handler)
+
+
+@contextlib.contextmanager
+def _locked(ctx, out: Path, created: bool):
+    """Rank 0 holds ``out/.midlevel.lock`` (``fcntl.flock``, released when the process ends,
+    a kill included) while the run directory is written: a second training into it (a
+    ``--resume`` or an ``--overwrite`` started by mistake) is refused instead of writing
+    over the first one's checkpoint or deleting its folder."""
+    if not ctx.main:
+        yield
+        return
+    import fcntl
+    out.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out / LOCK_FILE, os.O_RDONLY | os.O_CREAT, 0o666)
     try:
-        yield out
-    except BaseException:
-        _detach(handler)
-        handler = None
-        if ctx.main and created and out.is_dir() and not (out / STATE_FILE).exists():
-            shutil.rmtree(out, ignore_errors=True)
-        raise
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CheckpointError(f"{out}: another training is writing this run directory (it "
+                                  f"holds {out / LOCK_FILE}); wait for it to end or train into "
+                                  f"another folder") from None
+        yield
     finally:
-        _detach(handler)
+        os.close(fd)
+        if created and out.is_dir() and [p.name for p in out.iterdir()] == [LOCK_FILE]:
+            shutil.rmtree(out, ignore_errors=True)  # made here, and nothing written
 
 
 def prepare(ctx, out: Path, resume: bool, overwrite: bool) -> None:
     """Make ``out``; an existing non-empty one only with ``resume`` or ``overwrite`` (and
     replaced only when it is a run directory)."""
     if ctx.main:
-        if out.exists() and any(out.iterdir()) and not resume:
+        held = [p for p in out.iterdir() if p.name != LOCK_FILE] if out.exists() else []
+        if held and not resume:
             if not overwrite:
                 raise CheckpointError(f"{out}: run directory exists; pass --overwrite to replace "
                                       f"it or --resume to continue it")
             if not (out / CONFIG_FILE).is_file():
                 raise CheckpointError(f"{out}: not a run directory (no {CONFIG_FILE}); refusing "
                                       f"to delete it")
-            shutil.rmtree(out)
+            for p in held:  # the lock this process holds stays
+                shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
         out.mkdir(parents=True, exist_ok=True)
     ddp.barrier(ctx)
 
