@@ -133,3 +133,25 @@ def test_sigterm_unwinds_as_ctrl_c(tmp_path, monkeypatch, capsys):
     assert "midlevel validate: terminated (SIGTERM)" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []  # neither the table nor its temporary
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_under_torchrun_each_process_names_itself_in_its_error(monkeypatch, capsys):
+    """Audit 9a, D6: every process printed the same error, as if it were printed twice."""
+    import argparse
+
+    import midlevel.cli as cli
+    from midlevel.errors import TrainingError
+
+    def command(args):
+        raise TrainingError("no")
+    parser = build_parser()
+    monkeypatch.setattr(parser, "parse_args", lambda argv: argparse.Namespace(
+        command="train", func=command))
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert main(["train"]) == 2
+    assert capsys.readouterr().err == "midlevel train (process 1 of 2): error: no\n"
+    monkeypatch.delenv("WORLD_SIZE")
+    assert main(["train"]) == 2
+    assert capsys.readouterr().err == "midlevel train: error: no\n"

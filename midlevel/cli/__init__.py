@@ -63,20 +63,23 @@ def main(argv: list[str] | None = None) -> int:
     show_log(logging.WARNING)  # warnings (short clips, skipped files) always reach stderr
     parser = build_parser()
     args = parser.parse_args(argv)
+    who = f"midlevel {args.command}"
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torchrun: each process prints its own
+        who += f" (process {os.environ.get('RANK', '?')} of {os.environ['WORLD_SIZE']})"
     try:
         with _sigterm_unwinds():
             return int(args.func(args) or 0)
     except MidlevelError as exc:
-        print(f"midlevel {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{who}: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # a file the command writes (or reads) cannot be: no traceback
-        print(f"midlevel {args.command}: error: {os_error_message(exc)}", file=sys.stderr)
+        print(f"{who}: error: {os_error_message(exc)}", file=sys.stderr)
         return 2
     except Terminated:
-        print(f"midlevel {args.command}: terminated (SIGTERM)", file=sys.stderr)
+        print(f"{who}: terminated (SIGTERM)", file=sys.stderr)
         return 143
     except KeyboardInterrupt:
-        print(f"midlevel {args.command}: interrupted", file=sys.stderr)
+        print(f"{who}: interrupted", file=sys.stderr)
         return 130
 
 
