@@ -280,6 +280,19 @@ def test_decimal_commas_are_named_as_such(tmp_path):
     assert "non-numeric rating 'abc'\n" in text + "\n"
 
 
+def test_na_cells_and_a_utf16_table_get_a_hint(tmp_path):
+    """Audit 9b: R's 'NA' and Excel's UTF-16 "Unicode text" were refused without the key that
+    reads them (missing_values, encoding)."""
+    path = basic_dataset(tmp_path, "number,bright,happy\n1,NA,3\n")
+    with pytest.raises(ValidationFailed, match=r"non-numeric rating 'NA' \(a missing rating\? "
+                                               r"add 'NA' to the table's missing_values\)"):
+        load_annotations(load_spec(path))
+    (tmp_path / "ratings.csv").write_text("number,bright,happy\n1,2,3\n", encoding="utf-16")
+    with pytest.raises(ValidationFailed, match="read as utf-8-sig: save it as UTF-8, or give the "
+                                               "table's encoding, e.g. 'encoding: utf-16'"):
+        load_annotations(load_spec(path))
+
+
 def test_a_clip_two_splits_list_is_a_problem_naming_it_and_both_splits(tmp_path):
     spec = _split_dataset(tmp_path, "splits:\n  test: {ids: ['001', '002', '003']}\n"
                                     "  validation: {ids: ['003', '004', '005']}\n", n=10)

@@ -37,7 +37,10 @@ def read_table(table: TableSpec | SegmentTableSpec, file: Path, problems: list[P
                              keep_default_na=False, na_filter=False, engine="python",
                              header=None, nrows=1)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        problems.append(Problem(f"cannot parse table: {exc}", file=str(file)))
+        hint = (f" (read as {table.encoding}: save it as UTF-8, or give the table's encoding, "
+                f"e.g. 'encoding: utf-16' for Excel's Unicode text)"
+                if isinstance(exc, UnicodeDecodeError) else "")
+        problems.append(Problem(f"cannot parse table: {exc}{hint}", file=str(file)))
         return None
     if len(header.columns) == len(frame.columns):  # else pandas moved a column to the index
         frame.columns = _unique_header(list(header.iloc[0]), table.strip_headers, str(file),
@@ -217,6 +220,9 @@ def parse_rating(text: str, scale: tuple[float, float] | None) -> tuple[float, s
     try:
         value = float(text)
     except ValueError:
+        if text.upper() in ("NA", "N/A", "NAN", "NULL", "NONE", "-"):
+            return math.nan, (f"non-numeric rating {text!r} (a missing rating? add {text!r} to "
+                              f"the table's missing_values)")
         if re.fullmatch(r"[+-]?\d*,\d+", text):
             return math.nan, (f"non-numeric rating {text!r} (a decimal comma? ratings are read "
                               f"with a decimal point: save the table with '.' decimals, "
