@@ -293,6 +293,19 @@ def test_na_cells_and_a_utf16_table_get_a_hint(tmp_path):
         load_annotations(load_spec(path))
 
 
+def test_a_table_missing_under_a_named_root_says_how_to_give_the_root(tmp_path):
+    """Audit 9b: soundtracks_midlevel.yaml without the Mid-level data said only 'annotation
+    table not found'."""
+    spec = BASIC.replace("root: .\n", "root: .\nroots:\n  meta: elsewhere\n").replace(
+        '    id_format: "{:03d}"\n',
+        '    id_format: "{:03d}"\n  - path: extra.csv\n    root: meta\n    id_column: n\n')
+    path = basic_dataset(tmp_path, "number,bright,happy\n1,2,3\n", spec)
+    with pytest.raises(ValidationFailed, match=r"extra.csv: annotation table not found \(under "
+                                               r"the spec's root 'meta': give it with --root "
+                                               r"meta=DIR\)"):
+        load_annotations(load_spec(path))
+
+
 def test_a_clip_two_splits_list_is_a_problem_naming_it_and_both_splits(tmp_path):
     spec = _split_dataset(tmp_path, "splits:\n  test: {ids: ['001', '002', '003']}\n"
                                     "  validation: {ids: ['003', '004', '005']}\n", n=10)

@@ -28,7 +28,9 @@ def read_table(table: TableSpec | SegmentTableSpec, file: Path, problems: list[P
     """Read ``file`` as strings; ``unique``: a key may appear once (not so for segments);
     ``key``: the table's place in the spec for messages (``tables[0]``, ``segments[1]``)."""
     if not file.is_file():
-        problems.append(Problem(f"{kind} not found", file=str(file)))
+        where = (f" (under the spec's root '{table.root}': give it with --root "
+                 f"{table.root}=DIR)" if getattr(table, "root", None) else "")
+        problems.append(Problem(f"{kind} not found{where}", file=str(file)))
         return None
     try:
         frame = pd.read_csv(file, sep=table.sep, encoding=table.encoding, dtype=str,
