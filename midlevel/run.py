@@ -30,8 +30,8 @@ import torch
 from midlevel.checks import real_number
 from midlevel.data.audio import audio_info
 from midlevel.data.frontends import band_limit_note
-from midlevel.data.inputs import (batch_items, is_path, item_names, item_spectrogram,
-                                  item_waveform)
+from midlevel.data.inputs import (as_array, batch_items, is_path, item_names,
+                                  item_spectrogram, item_waveform)
 from midlevel.errors import AudioError, CheckpointError, TrainingError
 from midlevel.models.bottleneck import build_model, decode_targets, output_layout
 from midlevel.models.layout import place
@@ -268,7 +268,8 @@ class Run:
             try:
                 spec, sec = item_spectrogram(item, str(name), frontend=self.frontend_module,
                                              fps=self.fps, sample_rate=sample_rate)
-                rate = audio_info(item).sample_rate if is_path(item) else sample_rate
+                rate = (audio_info(item).sample_rate if is_path(item) else  # a waveform's:
+                        sample_rate if np.ndim(as_array(item, str(name))) == 1 else None)
             except AudioError as exc:
                 log.warning("skipping %s: %s", name, exc)
                 errors[name] = str(exc)
@@ -276,8 +277,10 @@ class Run:
             specs.append(spec)
             seconds.append(sec)
             kept.append(name)
-            if rate and band_limit_note(rate, self.frontend_module):
-                notes[name] = [band_limit_note(rate, self.frontend_module)]
+            fe = self.frontend_module
+            note = band_limit_note(rate, fe) if rate and fe is not None else None
+            if note:
+                notes[name] = [note]
         n_frames, hop_frames = self.window(hop)
         for name, spec, sec in zip(kept, specs, seconds):
             if spec.shape[1] < n_frames:

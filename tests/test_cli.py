@@ -155,3 +155,22 @@ def test_under_torchrun_each_process_names_itself_in_its_error(monkeypatch, caps
     monkeypatch.delenv("WORLD_SIZE")
     assert main(["train"]) == 2
     assert capsys.readouterr().err == "midlevel train: error: no\n"
+
+
+def test_a_process_forked_under_the_handler_ends_on_sigterm_as_without_it():
+    """Re-audit 9, R1: synth's pool workers, forked inside main(), inherited the handler, and
+    closing the pool (SIGTERM to each) printed their Terminated tracebacks."""
+    import os
+    import signal
+
+    from midlevel.cli import _sigterm_unwinds
+    with _sigterm_unwinds():
+        pid = os.fork()
+        if pid == 0:  # the worker: ended by the signal, else exit status 7
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                signal.sigtimedwait([], 5) if hasattr(signal, "sigtimedwait") else None
+            finally:
+                os._exit(7)
+        _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM

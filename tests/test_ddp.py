@@ -175,7 +175,7 @@ def test_a_failure_on_one_process_ends_every_process_with_its_message(tmp_path):
             pytest.fail("the processes still ran 120 s after rank 1 failed")
     assert (tmp_path / "rank1.txt").read_text() == "TrainingError: rank 1 cannot go on"
     assert (tmp_path / "rank0.txt").read_text().startswith(
-        "TrainingError: process 0 of 2: another training process stopped")
+        "TrainingError: another training process stopped (its own message says why)")
     assert not (tmp_path / "run").exists()
 
 
@@ -207,3 +207,14 @@ def test_a_resume_on_another_process_count_is_named(tmp_path, caplog):
             progress=False, resume=True)
     assert "epoch 1 ran on 2 process(es), this resume on 1" in caplog.text
     assert pd.read_csv(tmp_path / "run" / "history.csv")["processes"].tolist() == [2, 1]
+    ckpt = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    for row in ckpt["state"]["history"]:
+        del row["processes"]  # a run of a version that did not record it
+    torch.save(ckpt, tmp_path / "run" / "checkpoint.pt")
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="midlevel"):
+        fit(table, features, columns, tmp_path / "run", toy_config(epochs=3), fps=FPS,
+            progress=False, resume=True)
+    assert "process(es)" not in caplog.text  # taken as 1, as this one
+    lines = (tmp_path / "run" / "history.csv").read_text().splitlines()
+    assert [line.rsplit(",", 1)[1] for line in lines] == ["processes", "", "", "1"]

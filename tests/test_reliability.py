@@ -161,6 +161,20 @@ def test_predict_and_explain_name_a_file_recorded_at_a_low_rate(tiny_run, tmp_pa
     assert list(table.attrs["warnings"]) == [str(low)]
 
 
+def test_band_limit_notes_only_for_waveforms_and_only_with_a_front_end(tiny_run, tmp_path):
+    """Re-audit 9, R3 and R4: a spectrogram given with a sample_rate got a false note, and a
+    run without a front end crashed on it."""
+    from midlevel.run import load_run
+    run = load_run(tiny_run[0])
+    low = np.sin(np.arange(16000) * 0.3).astype(np.float32)  # 2 s at 8 kHz
+    spec = run.spectrogram(str(write_tone(tmp_path / "ok.wav", seconds=2.0))).numpy()
+    table = run.predict([low, spec], names=["wave", "spec"], sample_rate=8000)
+    assert list(table.attrs["warnings"]) == ["wave"]
+    assert "recorded at 8000 Hz" in table.attrs["warnings"]["wave"]
+    run.frontend, run._frontend_module = None, None  # a run fitted on spectrograms alone
+    assert not run.predict([spec], sample_rate=8000).attrs["warnings"]
+
+
 def test_a_failed_explain_writes_nothing(tiny_run, tmp_path, capsys):
     """A missing file alone: exit 1, nothing written (no empty tables). Beside a good file:
     the good one is explained completely, the missing one named and skipped (exit 1)."""
@@ -247,3 +261,34 @@ def test_kill_9_during_a_report_leaves_only_whole_files(tiny_run, tmp_path):
             assert len(sf.read(f)[0]) > 0
         elif f.suffix == ".html":
             assert f.read_text().rstrip().endswith("</html>")
+
+
+@pytest.mark.slow
+def test_sigterm_to_a_streaming_training_s_process_group_ends_it_cleanly(world, tiny_run,
+                                                                         tmp_path):
+    """What a batch scheduler's stop does: SIGTERM to the training and its DataLoader workers
+    at once. The run keeps its checkpoint, exits 143 with one line, and torch's clean-up does
+    not report the workers it found dead (re-audit 9, R2: "Exception ignored in ... DataLoader
+    worker is killed by signal")."""
+    root, spec = world
+    spec = spec.parent / "spec_two_validation.yaml"  # tiny_run's: two validation clips
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"width": 0.125, "crop_seconds": 1.0, "batch_size": 4}))
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "midlevel", "train", str(spec), "--mode",
+                             "joint", "--out", str(run), "--preset", "small", "--epochs", "50",
+                             "--config", str(config), "--cache", str(root / "cache"),
+                             "--max-memory", "1KB", "--workers", "1", "--quiet"], cwd=REPO,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None and \
+            not (run / "checkpoint.pt").exists():
+        time.sleep(0.05)
+    time.sleep(0.3)
+    assert proc.poll() is None, proc.communicate()[1]
+    os.killpg(proc.pid, signal.SIGTERM)
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 143, err
+    assert "midlevel train: terminated (SIGTERM)" in err
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    assert (run / "checkpoint.pt").exists()

@@ -278,6 +278,10 @@ def test_decimal_commas_are_named_as_such(tmp_path):
     assert ("non-numeric rating '4,83' (a decimal comma? ratings are read with a decimal point: "
             "save the table with '.' decimals, '4.83')") in text
     assert "non-numeric rating 'abc'\n" in text + "\n"
+    path = basic_dataset(tmp_path, 'number,bright,happy\n1,"1,234",3\n')
+    with pytest.raises(ValidationFailed, match=r"'1,234' \(a thousands separator, or a decimal "
+                                               r"comma\?"):
+        load_annotations(load_spec(path))
 
 
 def test_na_cells_and_a_utf16_table_get_a_hint(tmp_path):

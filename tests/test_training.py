@@ -382,3 +382,29 @@ def test_a_second_training_into_a_run_directory_in_use_is_refused(tmp_path):
     fit(table, features, columns, out, toy_config(epochs=1), fps=FPS, progress=False,
         overwrite=True)
     assert len(pd.read_csv(out / "history.csv")) == 1 and (out / LOCK_FILE).exists()
+
+
+def test_a_refused_start_never_removes_the_folder_another_training_holds(tmp_path):
+    """Re-audit 9, R5: two trainings starting into one new folder at once both saw it absent;
+    the refused one then removed the folder (only the winner's lock file in it yet)."""
+    import fcntl
+    import os
+
+    from midlevel.errors import CheckpointError
+    from midlevel.io import LOCK_FILE
+    from midlevel.training import ddp
+    from midlevel.training.rundir import _locked
+    out = tmp_path / "run"
+    out.mkdir()
+    holder = os.open(out / LOCK_FILE, os.O_RDONLY | os.O_CREAT)
+    fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        with pytest.raises(CheckpointError, match="another training"):
+            with _locked(ddp.Context(), out, created=True):  # as if it had made the folder
+                pass
+        assert (out / LOCK_FILE).exists()
+    finally:
+        os.close(holder)
+    with _locked(ddp.Context(), out, created=True):  # made here, nothing written: removed
+        pass
+    assert not out.exists()

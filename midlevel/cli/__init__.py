@@ -39,16 +39,22 @@ class Terminated(KeyboardInterrupt):
     stops the other processes with SIGTERM when one fails)."""
 
 
-def _terminated(signum, frame):
-    raise Terminated()
-
-
 @contextlib.contextmanager
 def _sigterm_unwinds():
     """SIGTERM raises :class:`Terminated` inside the block (the main thread only; elsewhere,
-    as in a thread of a test runner, the default handling stays)."""
+    as in a thread of a test runner, the default handling stays). A process forked inside the
+    block (a worker of a pool, which the pool's close stops with SIGTERM) inherits the
+    handler: there it ends as it would have without it, silently."""
+    here = os.getpid()
+
+    def terminated(signum, frame):
+        if os.getpid() != here:  # a forked worker
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        raise Terminated()
     try:
-        previous = signal.signal(signal.SIGTERM, _terminated)
+        previous = signal.signal(signal.SIGTERM, terminated)
     except ValueError:  # not the main thread
         yield
         return

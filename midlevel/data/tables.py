@@ -225,6 +225,10 @@ def parse_rating(text: str, scale: tuple[float, float] | None) -> tuple[float, s
         if text.upper() in ("NA", "N/A", "NAN", "NULL", "NONE", "-"):
             return math.nan, (f"non-numeric rating {text!r} (a missing rating? add {text!r} to "
                               f"the table's missing_values)")
+        if re.fullmatch(r"[+-]?\d*,\d{3}", text):
+            return math.nan, (f"non-numeric rating {text!r} (a thousands separator, or a "
+                              f"decimal comma? ratings are read with a decimal point and no "
+                              f"separators)")
         if re.fullmatch(r"[+-]?\d*,\d+", text):
             return math.nan, (f"non-numeric rating {text!r} (a decimal comma? ratings are read "
                               f"with a decimal point: save the table with '.' decimals, "

@@ -69,8 +69,8 @@ def peer_lost(ctx: Context, exc: BaseException):
     if ctx.distributed and (isinstance(exc, getattr(dist, "DistError", ())) or (
             isinstance(exc, RuntimeError) and ("closed by peer" in text
                                                or "Connection reset by peer" in text))):
-        return TrainingError(f"process {ctx.rank} of {ctx.world}: another training process "
-                             f"stopped (its own message says why): {text}")
+        return TrainingError(f"another training process stopped (its own message says why): "
+                             f"{text}")
     return None
 
 

@@ -47,9 +47,10 @@ from midlevel.training.losses import binary_terms, loss_counts
 from midlevel.training.metrics import format_table, score
 from midlevel.training.precheck import check_before_start
 from midlevel.training.datarecord import ratings_fingerprint, write_splits
-from midlevel.training.rundir import check_resume, run_directory, stored_record
+from midlevel.training.rundir import (check_resume, run_directory, stored_record,
+                                      warn_on_resume)
 from midlevel.training.strategies import strategy
-from midlevel.training.stream import choose_storage, make_loader
+from midlevel.training.stream import choose_storage, make_loader, stopping_workers_on_error
 
 log = logging.getLogger("midlevel.training")
 
@@ -186,10 +187,9 @@ class Trainer:
             # None: a checkpoint of a version that kept no validation predictions
             self.state.setdefault("validation_predictions", None)
             log.info("resuming %s after epoch %d", out, self.state["epoch"])
-            self._warn_other_world()
             if "ratings" not in ((stored_record(out) or {}).get("data") or {}):
                 self.data.pop("ratings")  # an older run: what it trained on is not known
-            self._nothing_to_train()
+            warn_on_resume(self.ctx, self.out, self.state, self.config)
         if self.ctx.main:
             write_yaml(out / CONFIG_FILE, {"config": dataclasses.asdict(config),
                                            "data": self.data, "frontend": self.frontend,
@@ -203,65 +203,46 @@ class Trainer:
                             if s != "calibration" or len(self.sets[s])),
                  sum(p.numel() for p in self.model.parameters()))
 
-    def _warn_other_world(self) -> None:
-        """A warning when the last epoch ran on another process count (``history.csv``'s
-        ``processes``; 1 for a run of a version that did not record it)."""
-        before = int((self.state["history"] or [{}])[-1].get("processes", 1))
-        if before != self.ctx.world and self.ctx.main:
-            log.warning("%s: epoch %d ran on %d process(es), this resume on %d: the run goes on, "
-                        "but it will differ from an uninterrupted run (each process draws its "
-                        "own dropout and normalizes its share of a batch)", self.out,
-                        self.state["epoch"], before, self.ctx.world)
-
-    def _nothing_to_train(self) -> None:
-        """A warning when a resumed run has no epoch left to train."""
-        state, config = self.state, self.config
-        if state["finished"]:
-            log.warning("%s stopped early after epoch %d (no better validation score for %d "
-                        "epochs): nothing to train; the run is finished from its best epoch",
-                        self.out, state["epoch"], config.patience)
-        elif state["epoch"] >= config.epochs:
-            log.warning("%s has done %d epochs, the maximum (epochs %d): nothing to train; "
-                        "pass a higher --epochs to continue", self.out, state["epoch"],
-                        config.epochs)
-
     def train(self, progress: bool) -> None:
         """Epochs until ``config.epochs`` or early stopping."""
         state, config, ctx = self.state, self.config, self.ctx
         epochs = tqdm(range(state["epoch"], config.epochs), desc=f"train {config.mode}",
                       unit="epoch", initial=state["epoch"], total=config.epochs,
                       disable=not (progress and ctx.main))
-        for epoch in epochs:
-            if state["finished"]:
-                break
-            t0 = time.time()
-            losses, n_batches = self._epoch(epoch, progress)
-            val_score = self._validate(epoch)
-            state["history"].append({"epoch": epoch + 1, "loss": losses[0] / n_batches,
-                                     "concept_loss": losses[1] / n_batches,
-                                     "target_loss": losses[2] / n_batches,
-                                     "val_score": val_score, "seconds": time.time() - t0,
-                                     "processes": ctx.world})
-            state["epoch"] = epoch + 1
-            if math.isnan(val_score):
-                log.warning("epoch %d: no validation score (NaN: no column the %s mode is "
-                            "selected on gave a %s, e.g. for constant predictions); the epoch "
-                            "counts as not improving", epoch + 1, config.mode, config.select_on)
-            if val_score > state["best_score"]:
-                state.update(best_score=val_score, best_epoch=epoch + 1, bad_epochs=0,
-                             best_state=copy.deepcopy(cpu_state(self.model)))
-            else:
-                state["bad_epochs"] += 1
-                state["finished"] = state["bad_epochs"] >= config.patience
-            epochs.set_postfix(loss=f"{state['history'][-1]['loss']:.4f}",
-                               val=f"{val_score:.3f}")
-            log.info("epoch %d: loss %.4f, validation score %.4f%s", epoch + 1,
-                     state["history"][-1]["loss"], val_score,
-                     " (early stop)" if state["finished"] else "")
-            if ctx.main:
-                write_state(self.out, model=self.model, optimizer=self.optimizer, state=state)
-                write_csv(pd.DataFrame(state["history"]), self.out / "history.csv")
-            ddp.barrier(ctx)
+        # a SIGTERM to the process group has killed a streaming DataLoader's workers already
+        with stopping_workers_on_error(lambda: self._loader and self._loader[0]):
+            for epoch in epochs:
+                if state["finished"]:
+                    break
+                t0 = time.time()
+                losses, n_batches = self._epoch(epoch, progress)
+                val_score = self._validate(epoch)
+                state["history"].append({"epoch": epoch + 1, "loss": losses[0] / n_batches,
+                                         "concept_loss": losses[1] / n_batches,
+                                         "target_loss": losses[2] / n_batches,
+                                         "val_score": val_score, "seconds": time.time() - t0,
+                                         "processes": ctx.world})
+                state["epoch"] = epoch + 1
+                if math.isnan(val_score):
+                    log.warning("epoch %d: no validation score (NaN: no column the %s mode is "
+                                "selected on gave a %s, e.g. for constant predictions); the epoch "
+                                "counts as not improving", epoch + 1, config.mode, config.select_on)
+                if val_score > state["best_score"]:
+                    state.update(best_score=val_score, best_epoch=epoch + 1, bad_epochs=0,
+                                 best_state=copy.deepcopy(cpu_state(self.model)))
+                else:
+                    state["bad_epochs"] += 1
+                    state["finished"] = state["bad_epochs"] >= config.patience
+                epochs.set_postfix(loss=f"{state['history'][-1]['loss']:.4f}",
+                                   val=f"{val_score:.3f}")
+                log.info("epoch %d: loss %.4f, validation score %.4f%s", epoch + 1,
+                         state["history"][-1]["loss"], val_score,
+                         " (early stop)" if state["finished"] else "")
+                if ctx.main:
+                    write_state(self.out, model=self.model, optimizer=self.optimizer, state=state)
+                    write_csv(pd.DataFrame(state["history"]).astype({"processes": "Int64"}),
+                              self.out / "history.csv")  # blank: an epoch of an older version
+                ddp.barrier(ctx)
         epochs.close()
         self._loader = None  # a streaming DataLoader's workers end here
 
@@ -279,9 +260,8 @@ class Trainer:
                    for a in range(0, len(order), config.batch_size)]
         least = max(2, ctx.world)  # BatchNorm needs 2 clips, each process 1
         if batches and len(batches[-1]) < least and ctx.main and epoch == self.state["epoch"]:
-            log.info("each epoch leaves out its last %d training clip(s) (in a batch of "
-                     "fewer than %d); which ones changes with the epoch's order",
-                     len(batches[-1]), least)
+            log.info("each epoch leaves out its last %d training clip(s) (a batch of fewer "
+                     "than %d), other ones each epoch", len(batches[-1]), least)
         batches = [b for b in batches if len(b) >= least]
         layout = output_layout(self.columns.targets)
         amp = config.autocast_steps(ctx.device)

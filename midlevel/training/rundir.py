@@ -20,6 +20,8 @@ from midlevel.training import ddp
 from midlevel.training.config import stored_config
 from midlevel.training.datarecord import check_same_data
 
+log = logging.getLogger("midlevel.training")
+
 
 RESUMABLE = ("epochs", "device", "max_memory", "workers", "cpu_bf16", "eval_batch_size")
 """The settings a resume may change: the maximum epochs and how the work is done, never what
@@ -134,15 +136,17 @@ def _locked(ctx, out: Path, created: bool):
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        except BlockingIOError:  # (a refused start never removes the folder: it is the other's)
             raise CheckpointError(f"{out}: another training is writing this run directory (it "
                                   f"holds {out / LOCK_FILE}); wait for it to end or train into "
                                   f"another folder") from None
-        yield
+        try:
+            yield
+        finally:
+            if created and out.is_dir() and [p.name for p in out.iterdir()] == [LOCK_FILE]:
+                shutil.rmtree(out, ignore_errors=True)  # made here, and nothing written
     finally:
         os.close(fd)
-        if created and out.is_dir() and [p.name for p in out.iterdir()] == [LOCK_FILE]:
-            shutil.rmtree(out, ignore_errors=True)  # made here, and nothing written
 
 
 def prepare(ctx, out: Path, resume: bool, overwrite: bool) -> None:
@@ -181,3 +185,24 @@ def _detach(handler) -> None:
     if handler is not None:
         logging.getLogger("midlevel").removeHandler(handler)
         handler.close()
+
+
+def warn_on_resume(ctx, out: Path, state: dict, config) -> None:
+    """Warnings when a run is resumed (rank 0): its last epoch ran on another process count
+    (``history.csv``'s ``processes``; 1 for a run of a version that did not record it), or it
+    has no epoch left to train."""
+    if not ctx.main:
+        return
+    before = int((state["history"] or [{}])[-1].get("processes") or 1)
+    if before != ctx.world:
+        log.warning("%s: epoch %d ran on %d process(es), this resume on %d: the run goes on, "
+                    "but it will differ from an uninterrupted run (each process draws its "
+                    "own dropout and normalizes its share of a batch)", out, state["epoch"],
+                    before, ctx.world)
+    if state["finished"]:
+        log.warning("%s stopped early after epoch %d (no better validation score for %d "
+                    "epochs): nothing to train; the run is finished from its best epoch",
+                    out, state["epoch"], config.patience)
+    elif state["epoch"] >= config.epochs:
+        log.warning("%s has done %d epochs, the maximum (epochs %d): nothing to train; "
+                    "pass a higher --epochs to continue", out, state["epoch"], config.epochs)

@@ -19,6 +19,7 @@ in-memory path trains on as well; a streaming rank reads only the crops of its s
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -184,3 +185,23 @@ def make_loader(clips, n_frames: int, ctx, config) -> tuple:
         pin_memory=ctx.device.type == "cuda", generator=torch.Generator().manual_seed(0),
         prefetch_factor=4 if workers > 0 else None)
     return loader, sampler
+
+
+@contextlib.contextmanager
+def stopping_workers_on_error(loader):
+    """Around training with ``loader`` (a DataLoader of :func:`make_loader`, or a callable
+    giving it or None, as it is made later): on any exception, a SIGTERM to the whole process
+    group included (which has killed the workers already), stop its workers now and quietly.
+    Left to torch's own clean-up, dead workers end the run with "Exception ignored in ...
+    DataLoader worker is killed by signal"."""
+    try:
+        yield
+    except BaseException:
+        loader = loader() if callable(loader) else loader
+        workers = getattr(loader, "_iterator", None)  # the persistent workers' iterator
+        if workers is not None:
+            try:
+                workers._shutdown_workers()
+            except RuntimeError:  # torch reports the workers a signal ended
+                pass
+        raise
