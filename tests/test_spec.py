@@ -245,13 +245,17 @@ def test_an_unpadded_test_id_gets_a_hint(tmp_path):
     assert "clip '999': id listed in split 'test' is not a clip of the dataset\n" in text + "\n"
 
 
+def _refusal(tmp_path, rows: str, spec: str = BASIC) -> str:
+    """The problems' text of the basic dataset with ``rows``, refused at load."""
+    with pytest.raises(ValidationFailed) as info:
+        load_annotations(load_spec(basic_dataset(tmp_path, rows, spec)))
+    return str(info.value)
+
+
 def test_empty_and_non_numeric_ids_are_named_as_such(tmp_path):
     """Audit 9b, D5: a spreadsheet's stray row ',,' gave "bad id: could not convert string to
     float: ''" (the "empty id" message could not appear with an integer id_format)."""
-    path = basic_dataset(tmp_path, "number,bright,happy\n1,2,3\nabc,2,3\n,4,5\n,,\n")
-    with pytest.raises(ValidationFailed) as info:
-        load_annotations(load_spec(path))
-    text = str(info.value)
+    text = _refusal(tmp_path, "number,bright,happy\n1,2,3\nabc,2,3\n,4,5\n,,\n")
     assert ("row 3, column 'number': bad id: key 'abc' is not a number (id_format '{:03d}' takes "
             "whole numbers)") in text
     assert "row 4, column 'number': empty id\n" in text + "\n"
@@ -271,17 +275,12 @@ def test_a_filter_on_zero_padded_ids_explains_they_are_text(tmp_path):
 
 def test_decimal_commas_are_named_as_such(tmp_path):
     """Audit 9b, D4: '4,83' was a bare "non-numeric rating" (2,880 of them on a whole file)."""
-    path = basic_dataset(tmp_path, 'number,bright,happy\n1,"4,83",3\n2,abc,3\n')
-    with pytest.raises(ValidationFailed) as info:
-        load_annotations(load_spec(path))
-    text = str(info.value)
+    text = _refusal(tmp_path, 'number,bright,happy\n1,"4,83",3\n2,abc,3\n')
     assert ("non-numeric rating '4,83' (a decimal comma? ratings are read with a decimal point: "
             "save the table with '.' decimals, '4.83')") in text
     assert "non-numeric rating 'abc'\n" in text + "\n"
-    path = basic_dataset(tmp_path, 'number,bright,happy\n1,"1,234",3\n')
-    with pytest.raises(ValidationFailed, match=r"'1,234' \(a thousands separator, or a decimal "
-                                               r"comma\?"):
-        load_annotations(load_spec(path))
+    assert "'1,234' (a thousands separator, or a decimal comma?" in _refusal(
+        tmp_path, 'number,bright,happy\n1,"1,234",3\n')
 
 
 def test_na_cells_and_a_utf16_table_get_a_hint(tmp_path):
