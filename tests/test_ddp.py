@@ -67,7 +67,6 @@ def _gradient_and_bn_worker(rank: int, world: int, port: int, out: str) -> None:
     """Rank's side of :func:`test_uneven_shares_train_as_one_process`: the DDP gradient of a
     3-clip batch (2 + 1 clips, some ratings missing) and the re-estimated BatchNorm statistics,
     against one process on the same weights."""
-    import copy
     import os
     from pathlib import Path
 
