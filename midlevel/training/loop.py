@@ -209,7 +209,7 @@ class Trainer:
         epochs = tqdm(range(state["epoch"], config.epochs), desc=f"train {config.mode}",
                       unit="epoch", initial=state["epoch"], total=config.epochs,
                       disable=not (progress and ctx.main))
-        # a SIGTERM to the process group has killed a streaming DataLoader's workers already
+        # on any error (a SIGTERM to the process group too) a streaming loader's workers stop
         with stopping_workers_on_error(lambda: self._loader and self._loader[0]):
             for epoch in epochs:
                 if state["finished"]:
