@@ -286,7 +286,8 @@ def folder_lock(folder: str | Path, name: str = LOCK_FILE) -> Iterator[Path]:
         try:
             yield folder
         finally:
-            if created and [p.name for p in folder.iterdir()] == [name]:
+            # (the block may have removed the folder itself, as a failed training start does)
+            if created and folder.is_dir() and [p.name for p in folder.iterdir()] == [name]:
                 lock.unlink()
                 folder.rmdir()
     finally:

@@ -400,11 +400,13 @@ def test_a_refused_start_never_removes_the_folder_another_training_holds(tmp_pat
     fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
     try:
         with pytest.raises(CheckpointError, match="another training"):
-            with _locked(ddp.Context(), out, created=True):  # as if it had made the folder
+            with _locked(ddp.Context(), out):
                 pass
         assert (out / LOCK_FILE).exists()
     finally:
         os.close(holder)
-    with _locked(ddp.Context(), out, created=True):  # made here, nothing written: removed
+    (out / LOCK_FILE).unlink()
+    out.rmdir()
+    with _locked(ddp.Context(), out):  # made here, nothing written: removed
         pass
     assert not out.exists()

@@ -7,14 +7,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import os
 import shutil
 from pathlib import Path
 
 import yaml
 
 from midlevel.errors import CheckpointError, TrainingError
-from midlevel.io import LOCK_FILE, log_handler
+from midlevel.io import LOCK_FILE, folder_lock, log_handler
 from midlevel.training.checkpoint import CONFIG_FILE, STATE_FILE, read_checkpoint
 from midlevel.training import ddp
 from midlevel.training.config import stored_config
@@ -106,7 +105,7 @@ def run_directory(ctx, out: Path, *, resume: bool, overwrite: bool):
     needs no ``--overwrite``.
     """
     created = not out.exists()
-    with _locked(ctx, out, created):
+    with _locked(ctx, out):
         prepare(ctx, out, resume, overwrite)
         handler = log_to_file(ctx, out / "train.log")
         try:
@@ -122,31 +121,24 @@ def run_directory(ctx, out: Path, *, resume: bool, overwrite: bool):
 
 
 @contextlib.contextmanager
-def _locked(ctx, out: Path, created: bool):
-    """Rank 0 holds ``out/.midlevel.lock`` (``fcntl.flock``, released when the process ends,
-    a kill included) while the run directory is written: a second training into it (a
-    ``--resume`` or an ``--overwrite`` started by mistake) is refused instead of writing
-    over the first one's checkpoint or deleting its folder."""
+def _locked(ctx, out: Path):
+    """Rank 0 holds the run directory's lock (:func:`midlevel.io.folder_lock`: released when
+    the process ends, a kill included) while it is written: a second training into it (a
+    ``--resume`` or an ``--overwrite`` started by mistake) is refused instead of writing over
+    the first one's checkpoint or deleting its folder; a folder made here that holds nothing
+    but the lock at the end is removed (never by a refused start: it is the other's)."""
     if not ctx.main:
         yield
         return
-    import fcntl
-    out.mkdir(parents=True, exist_ok=True)
-    fd = os.open(out / LOCK_FILE, os.O_RDONLY | os.O_CREAT, 0o666)
+    stack = contextlib.ExitStack()
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:  # (a refused start never removes the folder: it is the other's)
-            raise CheckpointError(f"{out}: another training is writing this run directory (it "
-                                  f"holds {out / LOCK_FILE}); wait for it to end or train into "
-                                  f"another folder") from None
-        try:
-            yield
-        finally:
-            if created and out.is_dir() and [p.name for p in out.iterdir()] == [LOCK_FILE]:
-                shutil.rmtree(out, ignore_errors=True)  # made here, and nothing written
-    finally:
-        os.close(fd)
+        stack.enter_context(folder_lock(out))
+    except BlockingIOError:
+        raise CheckpointError(f"{out}: another training is writing this run directory (it "
+                              f"holds {out / LOCK_FILE}); wait for it to end or train into "
+                              f"another folder") from None
+    with stack:
+        yield
 
 
 def prepare(ctx, out: Path, resume: bool, overwrite: bool) -> None:
