@@ -16,30 +16,22 @@ CPU), through which the two trajectories drift apart.
 from __future__ import annotations
 
 import argparse
-import os
-import socket
 import tempfile
 
 import pandas as pd
 import torch
 import torch.multiprocessing as mp
 
+from midlevel.testing.processes import as_torchrun_process, free_port
 from midlevel.testing.toy import FPS, toy_config, toy_data
 from midlevel.training import fit
 
 CONFIG = dict(mode="joint", epochs=2, dropout=0.0, batch_size=16)
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def _worker(rank: int, world: int, port: int, out: str, seed: int) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
-    torch.set_num_threads(1)
+    as_torchrun_process(rank, world, port)
     table, features, columns = toy_data(seed=seed)
     fit(table, features, columns, out, toy_config(seed=seed, **CONFIG), fps=FPS,
         progress=False)
@@ -51,7 +43,7 @@ def agreement(seeds: int) -> pd.DataFrame:
     rows = []
     for seed in range(seeds):
         with tempfile.TemporaryDirectory() as d:
-            mp.spawn(_worker, args=(2, _port(), f"{d}/ddp", seed), nprocs=2, join=True)
+            mp.spawn(_worker, args=(2, free_port(), f"{d}/ddp", seed), nprocs=2, join=True)
             table, features, columns = toy_data(seed=seed)
             fit(table, features, columns, f"{d}/one", toy_config(seed=seed, **CONFIG),
                 fps=FPS, progress=False)

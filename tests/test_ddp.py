@@ -1,7 +1,6 @@
 """DDP: two CPU processes (gloo) train the same model as one process, within tolerance."""
 from __future__ import annotations
 
-import socket
 
 import numpy as np
 import pandas as pd
@@ -10,22 +9,15 @@ import torch
 import torch.multiprocessing as mp
 
 from midlevel.training import fit, load_run
+from midlevel.testing.processes import as_torchrun_process, free_port
 from midlevel.testing.toy import FPS, toy_config, toy_data
 
 CONFIG = dict(mode="joint", epochs=2, dropout=0.0, batch_size=16)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def _worker(rank: int, world: int, port: int, out: str) -> None:
-    import os
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
-    torch.set_num_threads(1)
+    as_torchrun_process(rank, world, port)
     table, features, columns = toy_data()
     run = fit(table, features, columns, out, toy_config(**CONFIG), fps=FPS, progress=False)
     weights = torch.cat([p.detach().flatten() for p in run.model.parameters()])
@@ -38,7 +30,7 @@ def test_two_processes_match_one(tmp_path):
     single = fit(table, features, columns, tmp_path / "single", toy_config(**CONFIG), fps=FPS,
                  progress=False)
     out = tmp_path / "ddp"
-    mp.spawn(_worker, args=(2, _free_port(), str(out)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, free_port(), str(out)), nprocs=2, join=True)
     w0, w1 = torch.load(out / "weights0.pt"), torch.load(out / "weights1.pt")
     torch.testing.assert_close(w0, w1)  # the ranks stayed in sync
     ddp = load_run(out)
@@ -67,16 +59,13 @@ def _gradient_and_bn_worker(rank: int, world: int, port: int, out: str) -> None:
     """Rank's side of :func:`test_uneven_shares_train_as_one_process`: the DDP gradient of a
     3-clip batch (2 + 1 clips, some ratings missing) and the re-estimated BatchNorm statistics,
     against one process on the same weights."""
-    import os
     from pathlib import Path
 
     from midlevel.models.bottleneck import output_layout
     from midlevel.training import ddp
     from midlevel.training.batchnorm import batchnorm_layers
     from midlevel.training.loop import Trainer
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
-    torch.set_num_threads(1)
+    as_torchrun_process(rank, world, port)
     table, features, columns = toy_data()
     train = table.index[table["split"] == "train"]
     table.loc[train[0], "k1"] = np.nan  # rank 0's share misses a concept and a target rating
@@ -120,7 +109,7 @@ def test_uneven_shares_train_as_one_process(tmp_path):
     its loss by the mean label count over the processes, so DDP's average of the gradients is
     the global batch's (dividing by its own count weighed the clips 1/4, 1/4, 1/2); and the
     BatchNorm re-estimation shares out whole batches, so its statistics are one process's."""
-    mp.spawn(_gradient_and_bn_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2,
+    mp.spawn(_gradient_and_bn_worker, args=(2, free_port(), str(tmp_path)), nprocs=2,
              join=True)
     r0 = torch.load(tmp_path / "rank0.pt")
     g_one = r0["g_one"]
@@ -132,13 +121,10 @@ def test_uneven_shares_train_as_one_process(tmp_path):
 
 def _failing_worker(rank: int, world: int, port: int, out: str) -> None:
     """Rank 1 fails in its first epoch; each rank writes the error it ended with."""
-    import os
 
     import midlevel.training.loop as loop
     from midlevel.errors import TrainingError
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
-    torch.set_num_threads(1)
+    as_torchrun_process(rank, world, port)
     epoch = loop.Trainer._epoch
 
     def failing(self, *args):
@@ -164,7 +150,7 @@ def test_a_failure_on_one_process_ends_every_process_with_its_message(tmp_path):
     finished epoch, is removed (before, both waited in mismatched collectives for the
     group's 30-minute timeout, without a word)."""
     import time
-    ctx = mp.spawn(_failing_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2,
+    ctx = mp.spawn(_failing_worker, args=(2, free_port(), str(tmp_path)), nprocs=2,
                    join=False)
     t0 = time.time()
     while not ctx.join(timeout=5):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 
 import numpy as np
 import pandas as pd
@@ -18,6 +17,7 @@ from midlevel.training import fit
 from midlevel.training.config import TrainConfig
 from midlevel.training.ddp import Context
 from midlevel.training.stream import ShardedBatchSampler, choose_storage, parse_bytes
+from midlevel.testing.processes import as_torchrun_process, free_port
 from midlevel.testing.toy import FPS, toy_config, toy_data
 
 
@@ -101,20 +101,12 @@ def test_the_sampler_shards_every_batch_disjointly():
     assert shards[1] == [[(1, 10), (3, 30)], [(2, 20)]]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def _ddp_worker(rank: int, world: int, port: int, out: str, npy: str) -> None:
-    import os
     from pathlib import Path
 
     from midlevel.training import stream
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world))
-    torch.set_num_threads(1)
+    as_torchrun_process(rank, world, port)
     asked = []
     set_epoch = stream.ShardedBatchSampler.set_epoch
 
@@ -148,7 +140,7 @@ def test_two_ddp_processes_stream_disjoint_shards_that_cover_the_set(tmp_path):
     mapped(tmp_path, features)
     out = tmp_path / "ddp"
     out.mkdir()
-    mp.spawn(_ddp_worker, args=(2, _free_port(), str(out), str(tmp_path / "npy")), nprocs=2,
+    mp.spawn(_ddp_worker, args=(2, free_port(), str(out), str(tmp_path / "npy")), nprocs=2,
              join=True)
     torch.testing.assert_close(torch.load(out / "weights0.pt"), torch.load(out / "weights1.pt"))
     shards = [json.loads((out / f"shards{r}.json").read_text()) for r in (0, 1)]
