@@ -113,8 +113,11 @@ class Run:
         return None if design is None else design_frame(design, self.concept_names, self.targets)
 
     def window(self, hop: float | None = None) -> tuple[int, int]:
-        """``(n_frames, hop_frames)`` of the run's windows (the training crop)."""
+        """``(n_frames, hop_frames)`` of the run's windows (the training crop), one every
+        ``hop`` seconds (default: the run's evaluation hop); a hop that is not a finite number
+        of seconds > 0 is refused (ArgumentError)."""
         n_frames = window_frames(self.config.crop_seconds, self.fps)
+        hop = real_number(hop, "hop", above=0, unit="seconds", allow_none=True)
         seconds = hop or self.config.eval_hop_seconds or self.config.crop_seconds
         return n_frames, max(1, int(round(seconds * self.fps)))
 
@@ -243,7 +246,8 @@ class Run:
             refused); any other 2-D array (a stereo waveform: mix it down first) is refused.
         hop : None: one row per clip (mean over windows). Seconds: one row per window of
             ``crop_seconds`` every ``hop`` seconds (the last window ends at the clip's end),
-            with ``start`` and ``end`` in seconds (``end`` at most the audio's duration).
+            with ``start`` and ``end`` in seconds (``end`` at most the audio's duration); a hop
+            that is not a finite number > 0 is refused (ArgumentError), before any audio is read.
         names : one clip name per input, all different (ArgumentError otherwise; default:
             the path, or ``clip<i>`` for arrays).
         sample_rate : the waveform arrays' rate in Hz (default: the front end's), resampled
@@ -261,6 +265,7 @@ class Run:
         """
         items = batch_items(audio)
         names = item_names(items, names)
+        self.window(hop)  # a hop that cannot be used is refused before any audio is read
         sample_rate = real_number(sample_rate, "sample_rate", above=0, unit="Hz",
                                   allow_none=True)
         specs, kept, errors, seconds, notes = [], [], {}, [], {}
@@ -354,9 +359,17 @@ def load_run(path) -> Run:
     if not isinstance(path, (str, os.PathLike)):
         return path
     path = Path(path)
+    what = ("a run directory (the folder `midlevel train ... --out RUN` writes) or its "
+            f"{MODEL_FILE}")
+    if path.is_file() and path.suffix != ".pt":
+        raise CheckpointError(f"{path} is a file, not {what}")
     file = path if path.suffix == ".pt" else path / MODEL_FILE
     if not file.is_file():
-        hint = (" (training did not finish; continue it with --resume)"
-                if (file.parent / STATE_FILE).is_file() else "")
+        if (file.parent / STATE_FILE).is_file():
+            hint = " (training did not finish; continue it with --resume)"
+        elif path.is_dir():
+            hint = f": {path} is not {what}"
+        else:
+            hint = ""
         raise CheckpointError(f"{file}: no trained model{hint}")
     return Run(file.parent, read_checkpoint(file))

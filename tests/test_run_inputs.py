@@ -166,3 +166,29 @@ def test_window_ends_are_the_audio_duration_to_the_microsecond(run, tmp_path):
     out = run.predict(path, hop=0.5)
     seconds = sf.info(path).frames / SR  # 44320 samples: 2.0099773242630388 s
     assert out["end"].max() == round(seconds, 6) == 2.009977
+
+
+@pytest.mark.parametrize("hop", [0, -1, float("nan"), float("inf"), "one"])
+def test_a_hop_that_is_not_positive_seconds_is_refused_by_name(run, hop):
+    """Before (audit 10b #3): 0 silently became the training crop, a negative hop one frame,
+    NaN and inf a ValueError / OverflowError from int(), text a TypeError."""
+    with pytest.raises(ArgumentError, match=r"hop must be a finite number of seconds > 0"):
+        run.predict(_music(), hop=hop)
+
+
+def test_a_hop_in_seconds_gives_windows_that_far_apart(run):
+    table = run.predict(_music(6.0), hop=1.0)
+    assert np.allclose(np.diff(table["start"].to_numpy())[:-1], 1.0, atol=0.02)
+
+
+def test_load_run_says_what_a_run_directory_is(tmp_path, run):
+    from midlevel.errors import CheckpointError
+    from midlevel.run import load_run
+    a_file = tmp_path / "spec.yaml"
+    a_file.write_text("x: 1\n")
+    with pytest.raises(CheckpointError, match=r"spec\.yaml is a file, not a run directory"):
+        load_run(a_file)  # before: 'spec.yaml/model.pt: no trained model'
+    with pytest.raises(CheckpointError, match=r"is not a run directory \(the folder `midlevel "
+                                              r"train \.\.\. --out RUN` writes\)"):
+        load_run(tmp_path)
+    assert load_run(run.path).config == run.config
