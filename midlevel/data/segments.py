@@ -87,7 +87,7 @@ class Segments:
 
 
 def segments_of(table: pd.DataFrame) -> Segments:
-    """The segments a table from :func:`~midlevel.data.spec.load_annotations` carries (or an
+    """The segments a table from :func:`~midlevel.data.annotations.load_annotations` carries (or an
     empty :class:`Segments` when its spec has none)."""
     found = table.attrs.get("segments")
     return found if isinstance(found, Segments) else Segments.empty()

@@ -182,7 +182,7 @@ def calibrated_fit(pred: pd.DataFrame, rated: pd.DataFrame, Y: pd.DataFrame, *,
     full-sample two-stage estimate as ``weight``, the bootstrap
     standard deviation as ``se``, percentile intervals, two-sided bootstrap p-values
     ``2 min(P(b <= 0), P(b >= 0))`` (at least ``1 / n_boot``). A class or binary target whose
-    classes the calibrated concepts separate (:func:`~midlevel.explain.statistics.separated`)
+    classes the calibrated concepts separate (:func:`~midlevel.explain.separation.separated`)
     has no estimate: NaN, and a ``data_note`` saying so; so has a rating target without
     variance, or that the calibrated concepts fit exactly
     (:func:`~midlevel.explain.separation.ols_note`).

@@ -243,7 +243,8 @@ def intervention_curve(head: LinearHead, predicted: pd.DataFrame, true_concepts:
 def run_intervention_curves(run, *, predictions: pd.DataFrame, n_repeats: int = 20,
                             seed: int = 0) -> pd.DataFrame:
     """Random and greedy intervention curves of a run on clips predicted by
-    :func:`midlevel.explain.contributions.split_predictions` (which holds ``true:<name>``)."""
+    :meth:`midlevel.run.Run.predictions` (e.g. ``run.predictions("test")``, which holds the
+    true values as ``true:<name>``)."""
     head = LinearHead.from_run(run)
     reg = [t for t, k in zip(head.outputs, head.kinds) if k in ("regression", "binary")]
     true_c = predictions[[f"true:{c}" for c in head.concepts]].set_axis(head.concepts, axis=1)

@@ -72,8 +72,9 @@ def leakage_diagnostic(run, predictions: pd.DataFrame, *,
     Parameters
     ----------
     run : a bottleneck run (or its directory).
-    predictions : :func:`midlevel.explain.contributions.split_predictions` over the splits
-        (index clip; predicted concepts, ``true:<name>`` columns and ``split``).
+    predictions : :meth:`midlevel.run.Run.predictions` of the splits, concatenated
+        (``pd.concat([run.predictions(s) for s in ("validation", "test")])``: index clip;
+        predicted concepts, ``true:<name>`` columns and ``split``).
 
     Returns
     -------

@@ -2,7 +2,7 @@
 
 The model is run on windows of ``window`` seconds every ``hop`` seconds; each window's
 concepts give contributions exactly as for a whole clip (see
-:mod:`midlevel.explain.contributions`), placed at the window's centre ``time``. A concept that
+:mod:`midlevel.explain.head`), placed at the window's centre ``time``. A concept that
 changes at ``t0`` shows as a ramp from ``t0 - window/2`` to ``t0 + window/2`` centred on ``t0``;
 :func:`locate_change` finds that centre with a one-step fit.
 """
@@ -122,7 +122,7 @@ def contributions_over_time(run, audio, *, baseline, hop: float = 0.5,
     audio : a path, a waveform (front end's rate; prepared as a file is, see
         :mod:`midlevel.data.inputs`) or a spectrogram ``(n_bands, n_frames)`` with the front
         end's band count.
-    baseline : concept baseline (see :func:`midlevel.explain.contributions.baseline_concepts`).
+    baseline : concept baseline (see :func:`midlevel.explain.head.baseline_concepts`).
     hop, window : see :func:`window_concepts`.
     name : clip name in the table.
     targets : targets to keep (default all).
