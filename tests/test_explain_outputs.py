@@ -473,6 +473,40 @@ def test_contribution_bars_say_their_units():
                       "contribution (log-odds)"]
 
 
+def test_every_concept_plot_says_the_units_of_its_values():
+    """Audit 10b #4: the distribution, timeline, intervention and deletion plots had no units
+    where the bar charts of the same quantities did."""
+    import matplotlib.pyplot as plt
+
+    from midlevel.plots.attribution import perturbation_plot
+    from midlevel.plots.concepts import (
+        contribution_distribution, intervention_plot, timeline_plot,
+    )
+    rows = [{"clip": clip, "target": target, "concept": c, "concept_value": 1.0,
+             "contribution": 0.5, "time": time, "concept_kind": "regression",
+             "output_kind": kind}
+            for clip in ("x", "y") for target, kind in (("valence", "regression"),
+                                                        ("mood=calm", "logit"))
+            for c in ("a", "b") for time in (1.0, 2.0)]
+    table = pd.DataFrame(rows)
+    ax = contribution_distribution(table, "valence")
+    assert ax.get_ylabel() == "contribution to valence (rating points)"
+    assert contribution_distribution(table, "mood=calm").get_ylabel().endswith("(logit)")
+    fig = timeline_plot(np.zeros((4, 100)), table, fps=31.25, clip="x")
+    assert [a.get_ylabel() for a in fig.axes] == [
+        "band (index)", "concept value\n(rating)", "valence\n(rating points)",
+        "mood=calm\n(logit)"]
+    curve = pd.DataFrame({"order": "greedy", "repeat": 0, "n_replaced": [0, 1],
+                          "concept": ["", "a"], "target": "mean", "rmse": [1.0, 0.5]})
+    assert intervention_plot(curve).get_ylabel() == "mean RMSE over the targets (rating points)"
+    curves = pd.DataFrame({"clip": "x", "method": "m", "mode": "deletion", "order": "morf",
+                           "repeat": 0, "fraction": [0.0, 1.0], "value": [1.0, 0.0]})
+    _, ax = plt.subplots()
+    perturbation_plot(curves, ax=ax, units="rating")
+    assert ax.get_ylabel() == "model output (rating points)"
+    plt.close("all")
+
+
 def test_the_timeline_does_not_draw_a_last_window_crowded_onto_the_previous_one():
     from midlevel.plots.concepts import drawn_windows, timeline_plot
     times = [1.008, 2.0, 2.992, 3.984, 4.976, 5.008]  # hop 1 s; the last ends the clip

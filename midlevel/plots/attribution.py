@@ -205,7 +205,8 @@ def attribution_figure(attr, clip=0, *, fig=None, vmax=None):
     return fig
 
 
-def perturbation_plot(curves: pd.DataFrame, *, mode: str = "deletion", ax=None):
+def perturbation_plot(curves: pd.DataFrame, *, mode: str = "deletion", ax=None,
+                      units: str | None = None):
     """Mean deletion (or insertion) curves of the harness, in output units: MoRF solid and
     LeRF dotted per method, the random orders dashed grey.
 
@@ -213,6 +214,8 @@ def perturbation_plot(curves: pd.DataFrame, *, mode: str = "deletion", ax=None):
     ----------
     curves : :func:`midlevel.explain.harness.perturbation_curves` (concatenated over methods;
         columns clip, method, mode, order, repeat, fraction, value).
+    units : the units of ``value``, for the y label: an Attribution's ``units`` ("rating",
+        "logit", "standardized", "model") or any text.
 
     Returns
     -------
@@ -235,7 +238,7 @@ def perturbation_plot(curves: pd.DataFrame, *, mode: str = "deletion", ax=None):
         lines += ax.plot(mean.index, mean.values, **style)
         colors[method] = lines[-1].get_color()
     ax.set_xlabel(f"fraction of the input {'removed' if mode == 'deletion' else 'inserted'}")
-    ax.set_ylabel("explained output")
+    ax.set_ylabel(f"model output ({_UNITS.get(units, units)})" if units else "model output")
     ax.set_title(f"{mode} curves", fontsize=9)
     ax.legend(fontsize=6, ncol=2)
     return lines

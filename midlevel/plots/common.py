@@ -8,6 +8,10 @@ import pandas as pd
 
 from midlevel.errors import ExplainError
 
+CONTRIBUTION_UNITS = {"regression": "rating points", "logit": "logit", "binary": "log-odds"}
+"""What a contribution to each ``output_kind`` is in (the axis label of the contribution
+plots)."""
+
 
 def concept_colors(concepts) -> dict[str, tuple]:
     """A fixed colour per concept (tab10 / tab20 in the given order)."""

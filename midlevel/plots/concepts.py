@@ -8,21 +8,20 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from midlevel.plots.common import (  # noqa: F401 (concept_colors: re-exported)
-    checked_targets, clip_rows, concept_colors,
+from midlevel.plots.common import (  # noqa: F401 (re-exported: concept_colors, the units)
+    CONTRIBUTION_UNITS, checked_targets, clip_rows, concept_colors,
 )
 from midlevel.plots.timeline import drawn_windows, timeline_plot  # noqa: F401 (re-exported)
 
 POSITIVE, NEGATIVE = "#c0392b", "#2e6fb5"
-CONTRIBUTION_UNITS = {"regression": "rating points", "logit": "logit", "binary": "log-odds"}
-"""What a contribution to each ``output_kind`` is in (the x label of the bar charts)."""
 
 
 def _new_ax(ax, figsize):
     if ax is not None:
         return ax
     import matplotlib.pyplot as plt
-    return plt.figure(figsize=figsize).add_subplot(111)
+    # laid out when drawn: a figure saved without bbox_inches="tight" keeps its labels
+    return plt.figure(figsize=figsize, layout="constrained").add_subplot(111)
 
 
 def _stars(p: float, alpha: float = 0.05) -> str:
@@ -78,7 +77,9 @@ def coefficient_heatmap(table: pd.DataFrame, *, value: str = "std_weight", ax=No
              .pivot_table(index="concept", columns="target", values="_f", aggfunc="first")
              .reindex(index=concepts, columns=targets).fillna(0.0)
              if mark_flags and "flag" in table else None)
-    ax = _new_ax(ax, (1.0 + 0.9 * len(targets), 1.2 + 0.5 * len(concepts)))
+    # a floor for the title, the rotated target names and the colour bar (one concept, one
+    # target: 1.9 x 1.7 in cut them off)
+    ax = _new_ax(ax, (max(3.5, 1.0 + 0.9 * len(targets)), max(3.0, 1.2 + 0.5 * len(concepts))))
     lim = limit or (float(np.nanmax(np.abs(grid.to_numpy(float))))
                     if grid.notna().any().any() else 1.0)
     im = ax.imshow(grid.to_numpy(float), cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
@@ -106,9 +107,14 @@ def coefficient_heatmap(table: pd.DataFrame, *, value: str = "std_weight", ax=No
     ax.figure.colorbar(im, ax=ax, label=label, shrink=0.8)
     method = _fit_method(table)
     corr = table.attrs.get("correction", "none")
-    ax.set_title(title or f"{label} ({method}; stars: {pcol}"
-                 + (f", {corr}" if corr != "none" else "")
-                 + f" < {alpha:g}, {alpha / 5:g}, {alpha / 50:g})", fontsize=8)
+    title = title or (f"{label} ({method + '; ' if method else ''}stars: {pcol}"
+                      + (f", {corr}" if corr != "none" else "")
+                      + f" < {alpha:g}, {alpha / 5:g}, {alpha / 50:g})")
+    if ax.figure.get_figwidth() < 5:  # a narrow heatmap: its title wrapped, not cut off
+        import textwrap
+        title = "\n".join(textwrap.fill(line, int(11 * ax.figure.get_figwidth()))
+                          for line in title.split("\n"))
+    ax.set_title(title, fontsize=8)
     return ax
 
 
@@ -146,7 +152,8 @@ def coefficient_figure(table: pd.DataFrame):
     import matplotlib.pyplot as plt
     n_t = table["target"].nunique()
     n_c = table["concept"].nunique()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(2.0 + 1.8 * n_t, 1.8 + 0.5 * n_c))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(max(6.0, 2.0 + 1.8 * n_t),
+                                                     max(3.6, 1.8 + 0.5 * n_c)))
     mode = table["mode"].iloc[0] if "mode" in table and len(table) else ""
     both = np.abs(table[["model_std_weight", "std_weight"]].to_numpy(float))
     limit = float(np.nanmax(both)) if np.isfinite(both).any() else None  # one colour scale
@@ -191,7 +198,8 @@ def contribution_bars(table: pd.DataFrame, clip: str | None = None, *, targets=N
     nrows = int(np.ceil(n / ncols))
     n_c = rows["concept"].nunique()
     if fig is None:
-        fig = plt.figure(figsize=(4.2 * ncols, (0.9 + 0.28 * n_c) * nrows + 0.6))
+        # one panel of 4.2 in ran its x tick labels together: 5.5 in at least
+        fig = plt.figure(figsize=(max(5.5, 4.2 * ncols), (0.9 + 0.28 * n_c) * nrows + 0.6))
     axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax, target in zip(axes.ravel(), names):
         r = rows[rows["target"] == target]
@@ -222,7 +230,7 @@ def contribution_bars(table: pd.DataFrame, clip: str | None = None, *, targets=N
         ax.set_ylim(-0.6, len(r) - 0.4)  # every row, a NaN one too
     for ax in axes.ravel()[n:]:
         ax.set_visible(False)
-    fig.suptitle(f"{clip}: concept contributions (baseline \u2192 prediction; "
+    fig.suptitle(f"{clip}: concept contributions\n(baseline \u2192 prediction; "
                  f"concept value vs baseline)" if clip is not None else
                  "concept contributions", fontsize=10)
     fig.tight_layout()
@@ -270,17 +278,21 @@ def contribution_distribution(dataset: pd.DataFrame, target: str, *,
         ax.legend(fontsize=7, loc="best")
     ax.axhline(0, color="grey", lw=0.6)
     ax.set_xticks(range(len(concepts)), concepts, rotation=40, ha="right", fontsize=8)
-    ax.set_ylabel(f"contribution to {target}")
+    kind = rows["output_kind"].iloc[0] if "output_kind" in rows and len(rows) else "regression"
+    ax.set_ylabel(f"contribution to {target} ({CONTRIBUTION_UNITS.get(kind, kind)})")
     ax.set_title(f"{target}: contributions over {rows['clip'].nunique() if 'clip' in rows else ''}"
                  f" clips" + (f", {clip} marked" if clip is not None else ""), fontsize=9)
     return ax
 
 
-def intervention_plot(curve: pd.DataFrame, *, target: str = "mean", ax=None):
+def intervention_plot(curve: pd.DataFrame, *, target: str = "mean", ax=None,
+                      units: str = "rating points"):
     """Task error against the number of concepts replaced by true ratings.
 
     ``curve``: table of :func:`midlevel.explain.interventions.intervention_curve` (random
-    and/or greedy). Random orders are drawn as their mean with a 10-90 % band.
+    and/or greedy). Random orders are drawn as their mean with a 10-90 % band. ``target``:
+    one of the curve's targets, or "mean" (their mean RMSE); ``units``: the RMSE's units, for
+    the y label (a tag's error is a root Brier score, in probability).
 
     Returns
     -------
@@ -302,7 +314,8 @@ def intervention_plot(curve: pd.DataFrame, *, target: str = "mean", ax=None):
                 ax.annotate(c, (x, y), fontsize=6, rotation=30, xytext=(2, 4),
                             textcoords="offset points")
     ax.set_xlabel("concepts replaced by true ratings")
-    ax.set_ylabel(f"RMSE ({target})")
+    what = "mean RMSE over the targets" if target == "mean" else f"RMSE of {target}"
+    ax.set_ylabel(f"{what} ({units})")
     ax.set_title("test-time intervention", fontsize=9)
     ax.legend(fontsize=7)
     return ax

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from midlevel.plots.common import checked_targets, clip_rows, concept_colors
+from midlevel.plots.common import (
+    CONTRIBUTION_UNITS, checked_targets, clip_rows, concept_colors,
+)
 
 
 def timeline_plot(spectrogram, table: pd.DataFrame, *, fps: float, targets=None,
@@ -54,7 +56,7 @@ def timeline_plot(spectrogram, table: pd.DataFrame, *, fps: float, targets=None,
         axes[0].set_yticks(ticks, [f"{bf[i]:.0f}" for i in ticks])
         axes[0].set_ylabel("Hz")
     else:
-        axes[0].set_ylabel("band")
+        axes[0].set_ylabel("band (index)")
     axes[0].set_title(f"{clip if clip is not None else ''}: contributions over time (window "
                       f"centres)", fontsize=9)
     panel = 1
@@ -62,7 +64,9 @@ def timeline_plot(spectrogram, table: pd.DataFrame, *, fps: float, targets=None,
         first = table[table["target"] == names[0]]
         for c in concepts:
             _curve(axes[panel], first[first["concept"] == c], "concept_value", colors[c], c)
-        axes[panel].set_ylabel("concept", fontsize=8)
+        binary = "concept_kind" in first and (first["concept_kind"] == "binary").any()
+        axes[panel].set_ylabel("concept value\n(rating" + ("; tags: p)" if binary else ")"),
+                               fontsize=8)
         axes[panel].legend(fontsize=6, ncol=min(4, len(concepts)), loc="upper left",
                            bbox_to_anchor=(1.0, 1.0))
         panel += 1
@@ -73,7 +77,8 @@ def timeline_plot(spectrogram, table: pd.DataFrame, *, fps: float, targets=None,
             _curve(ax, r[r["concept"] == c], "contribution", colors[c],
                    c if not show_concepts else None)
         ax.axhline(0, color="grey", lw=0.5)
-        ax.set_ylabel(target, fontsize=8)
+        kind = r["output_kind"].iloc[0] if "output_kind" in r and len(r) else "regression"
+        ax.set_ylabel(f"{target}\n({CONTRIBUTION_UNITS.get(kind, kind)})", fontsize=8)
         panel += 1
     if not show_concepts and names:
         axes[1].legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))

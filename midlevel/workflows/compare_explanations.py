@@ -96,7 +96,8 @@ def attributions(report: Report, reps: dict, clips, methods, data, *, n_backgrou
         _map_figures(report, label, clips.names, methods, maps)
     _cost_tables(report, costs, methods)
     if curves:
-        _faithfulness_tables(report, reps, pd.concat(curves, ignore_index=True))
+        units = {c["model"]: c["units"] for c in costs}
+        _faithfulness_tables(report, reps, pd.concat(curves, ignore_index=True), units)
     if sanity:
         _sanity_tables(report, sanity)
     if shares:
@@ -229,7 +230,7 @@ def _cost_tables(report, costs, methods) -> None:
     report.figures["Explanation cost per clip"] = report.save_figure(fig, "cost.png")
 
 
-def _faithfulness_tables(report, reps, curves) -> None:
+def _faithfulness_tables(report, reps, curves, units: dict) -> None:
     """The harness's tables per model: per-clip scores, and per method the areas, the share
     of clips where MoRF beats random and the area-between gain with its interval."""
     import matplotlib.pyplot as plt
@@ -252,7 +253,8 @@ def _faithfulness_tables(report, reps, curves) -> None:
         fig, axes = plt.subplots(1, len(reps), figsize=(4.5 * len(reps), 3.3),
                                  constrained_layout=True, squeeze=False)
         for ax_, label in zip(axes[0], reps):
-            perturbation_plot(curves[curves["model"] == label], mode=mode, ax=ax_)
+            perturbation_plot(curves[curves["model"] == label], mode=mode, ax=ax_,
+                              units=units.get(label))
             ax_.set_title(f"{mode}: {label}", fontsize=9)
         report.figures[f"{mode.capitalize()} curves (mean over clips; MoRF solid, LeRF "
                        f"dotted, random dashed)"] = \

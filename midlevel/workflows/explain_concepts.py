@@ -33,7 +33,8 @@ import numpy as np
 import pandas as pd
 
 from midlevel.explain.head import (
-    LinearHead, baseline_concepts, contributions, require_bottleneck, run_design,
+    LinearHead, baseline_concepts, binary_targets_of, contributions, require_bottleneck,
+    run_design,
 )
 from midlevel.explain.interventions import intervene, run_intervention_curves
 from midlevel.explain.names import clip_names
@@ -174,7 +175,7 @@ def explain_concepts(run, audio, out, *, targets=None, spec=None, root=None, cac
         if interventions is not None:
             files.append(write_csv(interventions, out / "interventions.csv"))
         if curve is not None:
-            files += _write_intervention_curve(curve, out)
+            files += _write_intervention_curve(curve, out, tags=bool(binary_targets_of(run)))
         replace_manifest(out, files, MANIFEST)  # an earlier explanation's other files go
     return result
 
@@ -272,11 +273,12 @@ def _intervention_curve(run, split, repeats, seed, data) -> pd.DataFrame:
     return run_intervention_curves(run, predictions=preds, n_repeats=repeats, seed=seed)
 
 
-def _write_intervention_curve(curve: pd.DataFrame, out: Path) -> list[Path]:
+def _write_intervention_curve(curve: pd.DataFrame, out: Path, *, tags: bool) -> list[Path]:
     import matplotlib.pyplot as plt
 
     from midlevel.plots.concepts import intervention_plot
-    ax = intervention_plot(curve)
+    ax = intervention_plot(curve, units="rating points; a tag's: root Brier score" if tags
+                           else "rating points")
     files = [write_csv(curve, out / "intervention_curve.csv"),
              save_figure(ax.figure, out / "intervention_curve.png", dpi=110,
                          bbox_inches="tight")]
