@@ -32,7 +32,7 @@ from midlevel.data.audio import audio_info
 from midlevel.data.frontends import band_limit_note
 from midlevel.data.inputs import (as_array, batch_items, is_path, item_names,
                                   item_spectrogram, item_waveform)
-from midlevel.errors import AudioError, CheckpointError, TrainingError
+from midlevel.errors import ArgumentError, AudioError, CheckpointError, TrainingError
 from midlevel.models.bottleneck import build_model, decode_targets, output_layout
 from midlevel.models.layout import place
 from midlevel.training.checkpoint import (  # noqa: F401  (re-exported: the run's files)
@@ -159,8 +159,13 @@ class Run:
         specs : list of np.ndarray [shape=(n_bands, n_frames)] in the order of ``rows``
         """
         from midlevel.data.cache import FeatureCache
-        table = self.annotations(spec, root=root)
+        from midlevel.data.spec import SPLITS
         wanted = [split] if isinstance(split, str) else split
+        unknown = [] if split is None else [s for s in wanted if s not in SPLITS]
+        if unknown:
+            raise ArgumentError(f"unknown split {', '.join(map(repr, unknown))}: a split is "
+                                f"one of {', '.join(SPLITS)}")
+        table = self.annotations(spec, root=root)
         rows = table if split is None else table[table["split"].isin(list(wanted))]
         if len(rows) == 0:
             raise TrainingError(f"split {split!r} of the run's data is empty")

@@ -507,6 +507,37 @@ def test_every_concept_plot_says_the_units_of_its_values():
     plt.close("all")
 
 
+def test_a_plot_of_an_unknown_target_or_an_empty_table_is_an_error_not_a_blank_chart():
+    """Audit 10b #7: intervention_plot of a misspelt target and coefficient_heatmap of an
+    empty table drew empty axes."""
+    from midlevel.errors import ExplainError
+    from midlevel.plots.concepts import (
+        coefficient_figure, coefficient_heatmap, intervention_plot,
+    )
+    curve = pd.DataFrame({"order": "greedy", "repeat": 0, "n_replaced": [0, 1],
+                          "concept": ["", "a"], "target": "mean", "rmse": [1.0, 0.5]})
+    with pytest.raises(ExplainError, match=r"targets \['nope'\] are not in the table; its "
+                                           r"targets are \['mean'\]"):
+        intervention_plot(curve, target="nope")
+    with pytest.raises(ExplainError, match="coefficient heatmap: the table has no rows"):
+        coefficient_heatmap(pd.DataFrame(columns=["concept", "target", "std_weight"]))
+    with pytest.raises(ExplainError, match="coefficient figure: the table has no rows"):
+        coefficient_figure(pd.DataFrame(columns=["concept", "target", "std_weight"]))
+
+
+def test_the_coefficient_figure_draws_into_a_figure_given():
+    import matplotlib.pyplot as plt
+
+    from midlevel.plots.concepts import coefficient_figure
+    table = pd.DataFrame({"concept": ["a", "b"], "target": "valence", "std_weight": [0.3, 0.0],
+                          "model_std_weight": [0.4, 0.2], "p_value": [0.01, 0.6],
+                          "flag": ["", "unsupported"], "mode": "joint"})
+    fig = plt.figure()
+    assert coefficient_figure(table, fig=fig) is fig
+    assert len([ax for ax in fig.axes if ax.get_images()]) == 2
+    plt.close(fig)
+
+
 def test_the_timeline_does_not_draw_a_last_window_crowded_onto_the_previous_one():
     from midlevel.plots.concepts import drawn_windows, timeline_plot
     times = [1.008, 2.0, 2.992, 3.984, 4.976, 5.008]  # hop 1 s; the last ends the clip

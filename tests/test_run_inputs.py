@@ -192,3 +192,10 @@ def test_load_run_says_what_a_run_directory_is(tmp_path, run):
                                               r"train \.\.\. --out RUN` writes\)"):
         load_run(tmp_path)
     assert load_run(run.path).config == run.config
+
+
+def test_an_unknown_split_is_named_with_the_valid_ones(run):
+    """Audit 10b #7: 'nope' read "split 'nope' of the run's data is empty"."""
+    with pytest.raises(ArgumentError, match=r"unknown split 'nope': a split is one of train, "
+                                            r"validation, calibration, test"):
+        run.data("nope")

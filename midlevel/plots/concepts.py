@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from midlevel.plots.common import (  # noqa: F401 (re-exported: concept_colors, the units)
-    CONTRIBUTION_UNITS, checked_targets, clip_rows, concept_colors,
+    CONTRIBUTION_UNITS, checked_targets, clip_rows, concept_colors, not_empty,
 )
 from midlevel.plots.timeline import drawn_windows, timeline_plot  # noqa: F401 (re-exported)
 
@@ -60,6 +60,7 @@ def coefficient_heatmap(table: pd.DataFrame, *, value: str = "std_weight", ax=No
     matplotlib Axes
     """
     from matplotlib.patches import Rectangle
+    not_empty(table, "coefficient heatmap")
     concepts = list(dict.fromkeys(table["concept"]))
     targets = list(dict.fromkeys(table["target"]))
 
@@ -136,8 +137,9 @@ def _fit_method(table: pd.DataFrame) -> str:
     return ", ".join(dict.fromkeys(table["method"].astype(str))) if "method" in table else ""
 
 
-def coefficient_figure(table: pd.DataFrame):
-    """Both questions of a run's coefficient table side by side.
+def coefficient_figure(table: pd.DataFrame, *, fig=None):
+    """Both questions of a run's coefficient table side by side (into ``fig``, a new figure
+    if None).
 
     Left, *what the model does*: the head's standardized weights (exact; flagged cells, where
     the model departs from the data, outlined and marked ``!``). Right, *what the data show*:
@@ -152,8 +154,10 @@ def coefficient_figure(table: pd.DataFrame):
     import matplotlib.pyplot as plt
     n_t = table["target"].nunique()
     n_c = table["concept"].nunique()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(max(6.0, 2.0 + 1.8 * n_t),
-                                                     max(3.6, 1.8 + 0.5 * n_c)))
+    not_empty(table, "coefficient figure")
+    if fig is None:
+        fig = plt.figure(figsize=(max(6.0, 2.0 + 1.8 * n_t), max(3.6, 1.8 + 0.5 * n_c)))
+    left, right = fig.subplots(1, 2)
     mode = table["mode"].iloc[0] if "mode" in table and len(table) else ""
     both = np.abs(table[["model_std_weight", "std_weight"]].to_numpy(float))
     limit = float(np.nanmax(both)) if np.isfinite(both).any() else None  # one colour scale
@@ -298,6 +302,7 @@ def intervention_plot(curve: pd.DataFrame, *, target: str = "mean", ax=None,
     -------
     matplotlib Axes
     """
+    checked_targets(curve, [target], "intervention plot")
     ax = _new_ax(ax, (5, 3.5))
     rows = curve[curve["target"] == target]
     rand = rows[rows["order"] == "random"]
