@@ -195,3 +195,86 @@ def test_a_class_target_with_two_classes_present_is_a_logit_on_both_paths():
     assert set(rat["method"]) == {"binomial GLM"}
     assert set(cal["target"]) == set(rat["target"]) == {"kit=high"}
     assert set(cal["versus"]) == set(rat["versus"]) == {"low"}
+
+
+# ------------------------------------------------------------- concepts the data cannot split
+
+CLASSES = {"scene": ["calm", "bright", "busy"]}
+
+
+def _dependent_world(seed: int = 1, n: int = 300):
+    """Ratings where ``loud2`` repeats ``loudness`` (one column read under two names), a
+    rating target and a 3-class target from a true multinomial logit (truth: loudness 0.8,
+    centroid -0.6 and 0 for low; bright vs calm 1.5 per centroid point, busy 1.5 per low)."""
+    rng = np.random.default_rng(seed)
+    loud, cen, low = (rng.normal(4, 1, n) for _ in range(3))
+    X = pd.DataFrame({"loudness": loud, "loud2": loud, "centroid": cen, "low": low})
+    logits = np.c_[np.zeros(n), 1.5 * (cen - 4), 1.5 * (low - 4)]
+    Y = pd.DataFrame({"mood": 2 + 0.8 * loud - 0.6 * cen + rng.normal(0, 0.3, n),
+                      "scene": np.argmax(logits + rng.gumbel(size=(n, 3)), 1).astype(float)})
+    return X, Y, rng
+
+
+def _estimates(table, concepts):
+    rows = table[table["concept"].isin(concepts)].set_index(["target", "concept"])
+    return rows[["weight", "se", "ci_low", "ci_high", "p_value"]].sort_index()
+
+
+def test_concepts_the_data_cannot_split_get_no_estimate_and_the_others_are_unchanged():
+    """Audit 10a D1: a column read under two names split its effect in half, each half
+    'significant' with an interval excluding the truth, and the multinomial fit's singular
+    Hessian made the other concepts' intervals 2-5x too narrow; no data_note."""
+    import warnings
+    X, Y, _ = _dependent_world()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # statsmodels' SingularMatrixWarning was printed
+        table = ratings_fit(X, Y, class_targets=CLASSES).table
+    repeated = table[table["concept"].isin(["loudness", "loud2"])]
+    assert len(repeated) == 2 * 3 and repeated["weight"].isna().all()
+    assert repeated["p_value"].isna().all() and not repeated["significant"].any()
+    assert repeated["data_note"].str.contains(r"linearly dependent concepts \(loudness, "
+                                              r"loud2; e.g. one column read under two").all()
+    # the concepts the data do identify: exactly the fit without the repeated column
+    alone = ratings_fit(X.drop(columns="loud2"), Y, class_targets=CLASSES).table
+    pd.testing.assert_frame_equal(_estimates(table, ["centroid", "low"]),
+                                  _estimates(alone, ["centroid", "low"]), rtol=1e-8)
+    assert (table.loc[~table["concept"].isin(["loudness", "loud2"]), "data_note"] == "").all()
+
+
+def test_tags_that_sum_to_one_get_no_estimate_as_concepts():
+    """Audit 10a D1(b): one-hot tags as concepts are collinear with the intercept; their
+    per-tag weights were one arbitrary split, two zero-truth tags called significant."""
+    rng = np.random.default_rng(2)
+    n = 240
+    register = rng.integers(0, 3, n)
+    rating = rng.normal(4, 1, n)
+    X = pd.DataFrame(np.eye(3)[register], columns=["register=low", "register=mid",
+                                                   "register=high"]).assign(rating=rating)
+    Y = pd.DataFrame({"t": 2 + 1.0 * (register == 2) + 0.5 * rating + rng.normal(0, 0.3, n)})
+    table = ratings_fit(X, Y).table.set_index("concept")
+    tags = ["register=low", "register=mid", "register=high"]
+    assert table.loc[tags, "weight"].isna().all()
+    assert table.loc[tags, "data_note"].str.contains("and a constant").all()
+    assert table.loc["rating", "data_note"] == ""
+    assert abs(table.loc["rating", "weight"] - 0.5) < 0.05
+
+
+def test_the_calibrated_estimator_marks_repeated_concepts_too():
+    X, Y, rng = _dependent_world(seed=3)
+    pred = X + rng.normal(0, 0.3, X.shape)  # two output units: their predictions differ
+    table = calibrated_fit(pred, X, Y, n_boot=200, class_targets=CLASSES).table
+    repeated = table["concept"].isin(["loudness", "loud2"])
+    assert table.loc[repeated, ["weight", "ci_low", "p_value"]].isna().all().all()
+    assert table.loc[repeated, "data_note"].str.startswith("linearly dependent").all()
+    kept = table[~repeated].set_index(["target", "concept"])
+    assert np.isfinite(kept[["weight", "ci_low", "ci_high", "p_value"]]).all().all()
+    assert kept.loc[("mood", "centroid"), "ci_low"] < -0.6 < kept.loc[("mood", "centroid"),
+                                                                      "ci_high"]
+
+
+def test_a_concept_constant_on_the_clips_gets_no_estimate():
+    X, Y, _ = _dependent_world(seed=4)
+    X = X.drop(columns="loud2").assign(loudness=5.0)
+    table = ratings_fit(X, Y[["mood"]]).table.set_index("concept")
+    assert np.isnan(table.loc["loudness", "weight"])
+    assert "loudness is constant on the fit's clips" in table.loc["loudness", "data_note"]

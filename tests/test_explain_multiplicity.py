@@ -11,7 +11,8 @@ import statsmodels.api as sm
 from midlevel.explain.flags import flag_weights
 from midlevel.explain.levels import ci_label
 from midlevel.explain.bootstrap import bootstrap_ols
-from midlevel.explain.statistics import CoefficientResult, fit_ols
+from midlevel.explain.coefficient_result import CoefficientResult
+from midlevel.explain.statistics import fit_ols
 from midlevel.explain.truth import synthetic_design
 
 

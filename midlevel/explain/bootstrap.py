@@ -8,7 +8,8 @@ import numpy as np
 from midlevel.errors import ExplainError
 from midlevel.explain.levels import check_alpha
 from midlevel.explain.separation import note_rows, ols_note
-from midlevel.explain.statistics import CoefficientResult, _as_frame, _finish, _rows, check_n_boot
+from midlevel.explain.coefficient_result import CoefficientResult
+from midlevel.explain.statistics import _as_frame, _finish, _rows, check_n_boot
 
 __all__ = ["bootstrap_ols"]
 

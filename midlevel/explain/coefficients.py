@@ -69,7 +69,8 @@ from midlevel.explain.head import (
 )
 from midlevel.explain.leakage import leakage_diagnostic
 from midlevel.explain.levels import check_alpha
-from midlevel.explain.statistics import COLUMNS, CoefficientResult, check_n_boot
+from midlevel.explain.coefficient_result import CoefficientResult
+from midlevel.explain.statistics import COLUMNS, check_n_boot
 from midlevel.run import load_run
 
 RUN_COLUMNS = ["target", "concept", "model_weight", "model_std_weight"] + COLUMNS[2:] + [

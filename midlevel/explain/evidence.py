@@ -34,10 +34,11 @@ import pandas as pd
 
 from midlevel.errors import ExplainError
 from midlevel.explain.levels import check_alpha
-from midlevel.explain.separation import note_rows, ols_note, separated, separation_note
-from midlevel.explain.statistics import (
-    CoefficientResult, _finish, _rows, check_n_boot, fit_ols, versus,
+from midlevel.explain.separation import (
+    dependent_concepts, note_rows, ols_note, separated, separation_note, with_dependent,
 )
+from midlevel.explain.coefficient_result import CoefficientResult
+from midlevel.explain.statistics import _finish, _rows, check_n_boot, fit_ols, versus
 
 METHODS = ("ratings", "calibrated")
 # fewest bootstrap resamples of the calibrated estimator: its percentile intervals and
@@ -128,6 +129,7 @@ class _TwoStage:
         self.classes = class_targets
         self.binary = set(binary_targets)
         self.calibration_rows = np.isfinite(rated).all(1) & np.isfinite(pred).all(1)
+        self.kept = np.arange(pred.shape[1])  # the calibrated concepts stage 2 fits on
 
     def fit(self, idx: np.ndarray) -> dict[str, np.ndarray]:
         cal = idx[self.calibration_rows[idx]]
@@ -137,6 +139,8 @@ class _TwoStage:
                                 f"rated; {len(cal)} have them")
         A = _lstsq(self.pred[cal], self.rated[cal])           # (1 + K, K)
         calibrated = np.hstack([np.ones((len(self.pred), 1)), self.pred]) @ A
+        self.last_calibrated = calibrated
+        calibrated = calibrated[:, self.kept]
         out = {}
         for j, target in enumerate(self.Y.columns):
             y = self.Y[target].to_numpy()
@@ -153,7 +157,6 @@ class _TwoStage:
                 out[target] = _logit_coef(calibrated[rows], codes, len(self.classes[target]))
             else:
                 out[target] = _lstsq(calibrated[rows], y[rows])[:, None]
-        self.last_calibrated = calibrated
         return out
 
 
@@ -198,8 +201,15 @@ def calibrated_fit(pred: pd.DataFrame, rated: pd.DataFrame, Y: pd.DataFrame, *,
     stages = _TwoStage(p, r, Y, class_targets, binary_targets)
     logistic = set(class_targets) | set(binary_targets)
     everyone = np.arange(len(p))
+    stages.fit(everyone)
+    # concepts the calibrated values cannot tell apart (their ratings repeat one another):
+    # stage 2 fits without the repeats, and they get no estimate
+    complete = np.isfinite(p).all(1)
+    kept, dependent = dependent_concepts(stages.last_calibrated[complete], names)
+    stages.kept = np.asarray(kept, dtype=int)
     full = stages.fit(everyone)
-    calibrated = stages.last_calibrated
+    calibrated = stages.last_calibrated[:, stages.kept]
+    fitted = [names[j] for j in kept]
     rng = np.random.default_rng(seed)
     draws = {t: [] for t in full}
     for _ in range(n_boot):
@@ -247,9 +257,9 @@ def calibrated_fit(pred: pd.DataFrame, rated: pd.DataFrame, Y: pd.DataFrame, *,
                 resid = y[ok] - design @ est
                 r2 = float(1 - resid.var() / y[ok].var()) if y[ok].var() > 0 else np.nan
                 note = ols_note(y[ok], resid)
-            unit_rows = note_rows(_rows(est, se, np.stack([lo, hi], 1), stat,
-                                        np.minimum(pv, 1.0), names, unit, estimator, r2,
-                                        int(ok.sum()), sd_x, sd_y, draws=b), note)
+            unit_rows = with_dependent(note_rows(_rows(
+                est, se, np.stack([lo, hi], 1), stat, np.minimum(pv, 1.0), fitted, unit,
+                estimator, r2, int(ok.sum()), sd_x, sd_y, draws=b), note), names, dependent)
             rows += unit_rows if base is None else versus(unit_rows, base)
     return CoefficientResult(_finish(rows, alpha, correction, label), {})
 

@@ -1,8 +1,9 @@
 """Fits without an estimate, detected so that no artefact of where the optimizer stopped, or of
 float rounding, is read as evidence (see :mod:`midlevel.explain.statistics`, column
 ``data_note``): logistic and multinomial fits with perfect (or quasi-complete) separation or
-without convergence, and least-squares fits of a target without variance or with no residual
-variance (:func:`ols_note`)."""
+without convergence, least-squares fits of a target without variance or with no residual
+variance (:func:`ols_note`), and the weights of concepts the clips cannot tell apart
+(:func:`dependent_concepts`)."""
 from __future__ import annotations
 
 import contextlib
@@ -167,3 +168,97 @@ def note_rows(rows: list[dict], note: str) -> list[dict]:
         if note:
             row.update({k: np.nan for k in EVIDENCE})
     return rows
+
+
+# the columns a concept whose effect the clips cannot identify leaves NaN (the fit's r2 and
+# intercept stand: they do not depend on how the shared effect is split)
+CONCEPT_EVIDENCE = ["weight", "std_weight", "se", "ci_low", "ci_high", "std_ci_low",
+                    "std_ci_high", "stat", "p_value"]
+
+
+def dependent_concepts(x: np.ndarray, names: list[str]) -> tuple[list[int], dict[str, str]]:
+    """Concepts whose own effects the clips cannot tell apart: those in an exact linear
+    dependency with other concepts or with the intercept (one column read under two names;
+    tags that sum to 1; a concept constant on the clips). Their weights are not unique (any
+    split of the shared effect fits the clips equally well), so a fit reports whatever split
+    its solver lands on, with meaningless intervals, and a multinomial fit's singular Hessian
+    corrupts the other concepts' standard errors too.
+
+    Parameters
+    ----------
+    x : np.ndarray [shape=(n_clips, n_concepts)], the concept values fitted on.
+    names : the concepts' names.
+
+    Returns
+    -------
+    kept : indices of the concepts to fit: each concept in order, unless it is a linear
+        function of the intercept and the concepts kept before it. The kept concepts span
+        what all of them span, so the fit's other weights, their intervals, R^2 and
+        predictions are those of the full fit where it has them.
+    notes : a ``data_note`` per concept in a dependency (kept ones too), naming the others.
+    """
+    x = np.asarray(x, dtype=float)
+    design = np.hstack([np.ones((len(x), 1)), x])
+    norms = np.linalg.norm(design, axis=0)
+    d = design / np.where(norms > 0, norms, 1.0)              # scale-free
+    tol = max(d.shape) * np.finfo(float).eps * 1e3
+
+    def rank(cols: list[int]) -> int:
+        s = np.linalg.svd(d[:, cols], compute_uv=False)
+        return int((s > tol * s.max()).sum()) if s.size and s.max() > 0 else 0
+
+    kept, parent = [0], list(range(d.shape[1]))               # column 0: the intercept
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for j in range(1, d.shape[1]):
+        if rank(kept + [j]) > len(kept):
+            kept.append(j)
+            continue
+        coef = np.linalg.lstsq(d[:, kept], d[:, j], rcond=None)[0]
+        for k in np.asarray(kept)[np.abs(coef) > 1e-6]:       # the concepts it repeats
+            parent[root(int(k))] = root(j)
+        parent[root(j)] = root(j)
+    groups: dict[int, list[int]] = {}
+    for j in range(d.shape[1]):
+        groups.setdefault(root(j), []).append(j)
+    notes = {}
+    for members in groups.values():
+        concepts = [names[j - 1] for j in members if j > 0]
+        if len(members) < 2 or not concepts:
+            continue
+        if members == [0, members[-1]] and len(concepts) == 1:
+            note = (f"{concepts[0]} is constant on the fit's clips: the data cannot tell its "
+                    f"effect from the intercept, no estimate")
+        else:
+            what = ", ".join(concepts) + (" and a constant" if 0 in members else "")
+            note = (f"linearly dependent concepts ({what}; e.g. one column read under two "
+                    f"names, or tags that sum to 1): the data cannot tell their effects "
+                    f"apart, no estimate")
+        notes.update({c: note for c in concepts})
+    return [j - 1 for j in kept[1:]], notes
+
+
+def with_dependent(rows: list[dict], names: list[str], notes: dict[str, str]) -> list[dict]:
+    """The rows of a fit on the kept concepts (:func:`dependent_concepts`), one per fitted
+    concept and unit, as rows of every concept in ``names`` order: a concept in ``notes``
+    without its estimate (``CONCEPT_EVIDENCE`` NaN), its note in ``data_note``."""
+    if not notes:
+        return rows
+    units: dict[str, dict[str, dict]] = {}
+    for row in rows:
+        units.setdefault(row["target"], {})[row["concept"]] = row
+    out = []
+    for by_concept in units.values():
+        template = next(iter(by_concept.values()))
+        for name in names:
+            row = dict(by_concept.get(name) or {**template, "concept": name,
+                                                 "std_scale": np.nan})
+            if name in notes:
+                row.update({k: np.nan for k in CONCEPT_EVIDENCE})
+                row.update(data_note=notes[name], _draws=None)
+            out.append(row)
+    return out

@@ -18,29 +18,30 @@ weight runs off to infinity, and the fitted numbers (weights of hundreds, standa
 no estimate, interval or p-value (NaN) and say why in ``data_note`` (see :func:`separated`).
 So do the rows of a least-squares fit of a target without variance on the fit's clips, or
 that the concepts fit exactly (R^2 = 1 up to float rounding): their standard errors and
-p-values would be rounding noise (:func:`~midlevel.explain.separation.ols_note`).
+p-values would be rounding noise (:func:`~midlevel.explain.separation.ols_note`). Concepts in
+an exact linear dependency on the fit's clips (a column read twice, tags that sum to 1) have no
+unique weights: their rows carry no estimate, and the other concepts are fitted without the
+repeats (:func:`~midlevel.explain.separation.dependent_concepts`).
 """
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from midlevel.checks import whole_number
 from midlevel.errors import ExplainError
+from midlevel.explain.coefficient_result import CoefficientResult
 from midlevel.explain.levels import check_alpha
 from midlevel.explain.multiplicity import (  # noqa: F401  (re-exported)
     CORRECTIONS, adjust_pvalues, interval_alpha, interval_lines, rebuild_intervals,
     uncorrected_note,
 )
 from midlevel.explain.separation import (
-    fit_quietly, fit_summary, logistic_note, nan_fit, no_estimate_lines, note_rows, ols_note,
-    quiet, without_estimate,
+    dependent_concepts, fit_quietly, fit_summary, logistic_note, nan_fit, note_rows, ols_note,
+    quiet, with_dependent,
 )
-from midlevel.io import save_figure, write_csv, write_text
 
 COLUMNS = ["target", "concept", "weight", "std_weight", "se", "ci_low", "ci_high",
            "std_ci_low", "std_ci_high", "ci_level", "stat", "p_value", "p_adjusted",
@@ -50,117 +51,6 @@ COLUMNS = ["target", "concept", "weight", "std_weight", "se", "ci_low", "ci_high
 def check_n_boot(n_boot, least: int = 1) -> int:
     """``n_boot`` as an int of at least ``least``; ArgumentError naming it otherwise."""
     return whole_number(n_boot, "n_boot (--bootstrap)", least=least)
-
-
-@dataclass
-class CoefficientResult:
-    """Coefficients of one fit, or of a run (both questions, see the module docstring).
-
-    Attributes
-    ----------
-    table : pd.DataFrame
-        Tidy, one row per (target, concept); ``COLUMNS`` for a fit, ``RUN_COLUMNS`` for a run.
-    summaries : dict[str, str]
-        statsmodels summary text per ``"method: target"``.
-    leakage : pd.DataFrame or None
-        The leakage diagnostic of a joint or sequential run (:mod:`midlevel.explain.leakage`).
-    """
-
-    table: pd.DataFrame
-    summaries: dict[str, str] = field(default_factory=dict)
-    leakage: pd.DataFrame | None = None
-
-    def summary_text(self) -> str:
-        """The flags, the leakage diagnostic and every statsmodels summary, with headings."""
-        parts = [f"{'=' * 78}\nwhat the data show\n{'=' * 78}\n"
-                 + "\n".join([self.description()] + interval_lines(self.table)) + "\n"]
-        missing = no_estimate_lines(self.table)
-        if missing:
-            parts.append(f"{'=' * 78}\nwhere the data give no estimate\n{'=' * 78}\n"
-                         + "\n".join(missing) + "\n")
-        if "flag" in self.table:
-            from midlevel.explain.flags import flag_summary
-            parts.append(f"{'=' * 78}\nwhere the model departs from what the data show\n"
-                         f"{'=' * 78}\n{flag_summary(self.table)}\n")
-        if self.leakage is not None and len(self.leakage):
-            from midlevel.explain.leakage import leakage_summary
-            parts.append(f"{'=' * 78}\nleakage diagnostic (held-out clips)\n{'=' * 78}\n"
-                         f"{leakage_summary(self.leakage)}\n")
-        note = uncorrected_note(self.table.attrs.get("correction"))
-        for key, text in self.summaries.items():
-            parts.append(f"{'=' * 78}\n{key}\n{'=' * 78}\n{note}{text}\n")
-            note = ""
-        return "\n".join(parts)
-
-    def summary_lines(self, *, most: int = 8) -> list[str]:
-        """What a terminal shows of a run's table: both questions, the flags (at most
-        ``most`` reasons) and the leakage diagnostic."""
-        t = self.table
-        alpha = t.attrs.get("alpha", 0.05)
-        lines = []
-        if "mode" in t and len(t):
-            lines.append(f"{t['mode'].iloc[0]} run, {t['concept'].nunique()} concepts x "
-                         f"{t['target'].nunique()} targets")
-        if "model_weight" in t:
-            lines.append("what the model does: model_weight, the head's own weights (exact)")
-        noted = without_estimate(t)
-        estimated = len(t) - int(noted.sum())
-        lines += [f"what the data show: {self.description()}",
-                  f"  {int(t['significant'].sum())} of {estimated} effects significant at "
-                  f"alpha={alpha} (correction: {t.attrs.get('correction', 'none')})"
-                  + (f"; {int(noted.sum())} without an estimate" if noted.any() else "")]
-        lines += ["  " + ln.strip() for ln in interval_lines(t)]
-        r2 = t.groupby("target", sort=False)["r2"].first()
-        lines.append("  R^2 per target: " + ", ".join(
-            f"{k} {v:.2f}" if np.isfinite(v) else f"{k} -" for k, v in r2.items()))
-        lines += ["  " + ln for ln in no_estimate_lines(t)]
-        if "flag" in t:
-            from midlevel.explain.flags import flag_summary
-            lines += flag_summary(t, most=most).splitlines()
-        if self.leakage is not None and len(self.leakage):
-            from midlevel.explain.leakage import leakage_summary
-            lines.append("leakage diagnostic (head on predicted vs true concepts):")
-            lines += ["  " + ln for ln in leakage_summary(self.leakage).splitlines()]
-        return lines
-
-    def description(self) -> str:
-        """The fit's estimator in a sentence (``attrs["method"]``; else the rows' ``method``
-        labels)."""
-        return self.table.attrs.get("method") or ", ".join(self.methods())
-
-    def methods(self) -> list[str]:
-        """The estimators of the rows (``method`` column), in order."""
-        return list(dict.fromkeys(self.table["method"]))
-
-    def primary(self) -> pd.DataFrame:
-        """The table of the fit (every estimator of it: OLS, GLM and multinomial rows)."""
-        return self.table
-
-    def flagged(self) -> pd.DataFrame:
-        """The rows whose model weight departs from what the data show."""
-        return self.table[self.table["flag"] != ""] if "flag" in self.table else \
-            self.table.iloc[:0]
-
-    def write(self, out_dir: str | Path, *, heatmap: bool = True) -> dict[str, Path]:
-        """Write ``coefficients.csv``, ``coefficients_summary.txt``, ``coefficients.png`` and,
-        for a run with a leakage diagnostic, ``leakage.csv``."""
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        paths = {"csv": out / "coefficients.csv", "summary": out / "coefficients_summary.txt"}
-        write_csv(self.table, paths["csv"])
-        write_text(paths["summary"], self.summary_text())
-        if self.leakage is not None and len(self.leakage):
-            paths["leakage"] = out / "leakage.csv"
-            write_csv(self.leakage, paths["leakage"])
-        if heatmap:
-            import matplotlib.pyplot as plt
-            from midlevel.plots.concepts import coefficient_figure, coefficient_heatmap
-            fig = (coefficient_figure(self.table) if "model_weight" in self.table
-                   else coefficient_heatmap(self.primary()).figure)
-            paths["heatmap"] = out / "coefficients.png"
-            save_figure(fig, paths["heatmap"], dpi=120, bbox_inches="tight")
-            plt.close(fig)
-        return paths
 
 
 def _as_frame(values, names=None, what="X") -> pd.DataFrame:
@@ -260,33 +150,43 @@ def fit_ols(X, Y, *, alpha: float = 0.05, correction: str | None = None,
         if ok.sum() <= len(names) + 1:
             raise ExplainError(f"target '{target}': {ok.sum()} complete rows, need more than "
                                 f"{len(names) + 1} to fit {len(names)} concepts")
-        design = sm.add_constant(pd.DataFrame(x, columns=names), has_constant="add")
-        sd_x = x.std(axis=0, ddof=1)
-        if target in set(binary_targets or ()):
-            rows += _binomial_rows(y, design, names, str(target), method, alpha, sd_x, texts,
-                                   keep)
-            continue
-        if target not in class_targets:
-            rows += _ols_rows(y, design, names, str(target), ols_label, alpha, sd_x,
-                              texts if keep else None, f"{method}: {target}", cov_type)
-            continue
-        classes = list(class_targets[target])
-        codes = y.astype(int)
-        present = np.unique(codes)
-        if len(present) < 2:
-            raise ExplainError(f"class target '{target}': only one class in the data")
-        if len(classes) == 2 or len(present) == 2:
-            base, other = present[0], present[1]
-            yy = (codes == other).astype(float)
-            label = f"{target}={classes[other]}" if other < len(classes) else f"{target}={other}"
-            rows += versus(_binomial_rows(yy, design, names, label, method, alpha, sd_x, texts,
-                                          keep, key=f"{method} (GLM binomial, vs "
-                                                    f"{classes[base]}): {label}"),
-                           classes[base])
-            continue
-        rows += _multinomial_rows(codes, design, names, str(target), classes, present, method,
-                                  alpha, sd_x, texts, keep)
+        # concepts the clips cannot tell apart: fitted without the repeats, no estimate
+        kept, dependent = dependent_concepts(x, names)
+        fitted = [names[j] for j in kept]
+        design = sm.add_constant(pd.DataFrame(x[:, kept], columns=fitted), has_constant="add")
+        sd_x = x[:, kept].std(axis=0, ddof=1)
+        rows += with_dependent(_target_rows(
+            y, design, fitted, str(target), method, alpha, sd_x, texts, keep,
+            classes=class_targets.get(target), binary=target in set(binary_targets or ()),
+            ols_label=ols_label, cov_type=cov_type), names, dependent)
     return CoefficientResult(_finish(rows, alpha, correction, method), texts)
+
+
+def _target_rows(y, design, names, target, method, alpha, sd_x, texts, keep, *, classes,
+                 binary, ols_label, cov_type) -> list[dict]:
+    """The rows of one target's fit on ``design`` (intercept first, then ``names``): a
+    binomial GLM for a binary target, OLS for a rating, a binomial GLM or a multinomial logit
+    for a class target (``classes``: its class names)."""
+    if binary:
+        return _binomial_rows(y, design, names, target, method, alpha, sd_x, texts, keep)
+    if classes is None:
+        return _ols_rows(y, design, names, target, ols_label, alpha, sd_x,
+                         texts if keep else None, f"{method}: {target}", cov_type)
+    classes = list(classes)
+    codes = y.astype(int)
+    present = np.unique(codes)
+    if len(present) < 2:
+        raise ExplainError(f"class target '{target}': only one class in the data")
+    if len(classes) == 2 or len(present) == 2:
+        base, other = present[0], present[1]
+        yy = (codes == other).astype(float)
+        label = f"{target}={classes[other]}" if other < len(classes) else f"{target}={other}"
+        return versus(_binomial_rows(yy, design, names, label, method, alpha, sd_x, texts,
+                                     keep, key=f"{method} (GLM binomial, vs "
+                                               f"{classes[base]}): {label}"),
+                      classes[base])
+    return _multinomial_rows(codes, design, names, target, classes, present, method, alpha,
+                             sd_x, texts, keep)
 
 
 def _ols_rows(y, design, names, target, label, alpha, sd_x, texts, key, cov_type) -> list[dict]:
