@@ -240,3 +240,33 @@ def test_a_declared_class_no_clip_has_is_warned_about(tmp_path):
         ("scene", "unused class: scene declares ['jazz'] but no clip has it (coefficient "
                   "tables compare the classes with 'club', the first class clips have)")]
     assert found[0].file and found[0].file.endswith("ratings.csv")
+
+
+def test_a_column_read_twice_or_a_targets_column_read_as_a_concept_is_warned_about(tmp_path):
+    """Audit 10a D1a, D3: both passed validate with 'OK: no problems found'."""
+    spec_path = tiny_dataset(tmp_path, n=4)
+    _columns(tmp_path, "bright2: {column: bright, scale: [1, 10]}\n  "
+                       "happy_c: {column: happy, scale: [1, 9]}",
+             "happy: {scale: [1, 9]}", test="[c4]")
+    report = validate(load_spec(spec_path), progress=False, decode=False)
+    found = sorted((w.column, w.message) for w in report.warnings
+                   if w.message.startswith("shared column"))
+    assert found == [
+        ("bright", "shared column: concepts 'bright', 'bright2' read the same column: one set "
+                   "of ratings under two names, whose effects no model or coefficient table "
+                   "can tell apart"),
+        ("happy", "shared column: concept 'happy_c' reads the column of target 'happy': the "
+                  "bottleneck is handed the target as a concept, and its head can copy it")]
+    assert all(w.file.endswith("ratings.csv") for w in report.warnings
+               if w.message.startswith("shared column"))
+
+
+def test_a_column_without_any_rating_is_one_warning_not_one_per_clip(tmp_path):
+    """Audit 10a D4: a typo in a concept's column gave the problem (right) and one
+    'missing rating' warning per clip (360), all consequences of the same typo."""
+    spec_path = tiny_dataset(tmp_path, n=4)
+    (tmp_path / "ratings.csv").write_text("clip,bright,happy\nc1,,1\nc2,,2\nc3,,3\nc4,,4\n")
+    report = validate(load_spec(spec_path), progress=False, decode=False)
+    missing = [w.message for w in report.warnings if w.message.startswith("missing rating")]
+    assert missing == ["missing rating: bright has no rating on any of the 4 clips"]
+    assert "missing ratings: bright 4" in report.summary()

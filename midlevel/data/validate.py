@@ -185,6 +185,7 @@ def validate(spec: DataSpec, *, decode: bool = True, jobs: int = 2, window: floa
                 + missing_ratings(spec, table, ann.source, ann.rejected)
                 + split_ratings(spec, table, ann.source, ann.rejected)
                 + unused_classes(spec, table, ann.source)
+                + shared_columns(spec, table, ann.source)
                 + unreferenced_audio(spec, table))
     return ValidationReport(spec, table, checks, problems, list(ann.notes), ann.segments,
                             warnings, window, dict(ann.rejected or {}))
@@ -218,6 +219,11 @@ def missing_ratings(spec: DataSpec, table: pd.DataFrame, source,
     mask = missing_mask(spec, table, rejected or {})
     for col in spec.concepts + spec.targets:
         if col.name not in table:
+            continue
+        if len(table) > 1 and mask[col.name].all():  # one line, not one per clip
+            file = source(table.index[0], col.column)[0]
+            out.append(Problem(f"missing rating: {col.name} has no rating on any of the "
+                               f"{len(table)} clips", file=file, column=col.column))
             continue
         for clip in table.index[mask[col.name]]:
             file, row = source(clip, col.column)
@@ -289,6 +295,37 @@ def unused_classes(spec: DataSpec, table: pd.DataFrame, source) -> list[Problem]
                                f"{'it' if len(unused) == 1 else 'them'} (coefficient tables "
                                f"compare the classes with '{first}', the first class clips "
                                f"have)", file=file, column=col.column))
+    return out
+
+
+def shared_columns(spec: DataSpec, table: pd.DataFrame, source) -> list[Problem]:
+    """A warning per column that two concepts read (``shared column``: the same ratings under
+    two names; no model or coefficient table can tell their effects apart) and per concept
+    reading a target's column (the bottleneck is handed the target: its head can copy it).
+    Tags of one group read from one delimited cell share that cell by design. ``source`` as
+    in :func:`missing_ratings`."""
+    readers: dict[str, list] = {}
+    for col in spec.concepts + spec.targets:
+        if col.sep is None:
+            readers.setdefault(col.column, []).append(col)
+    concepts = {c.name for c in spec.concepts}
+    out = []
+    for column, cols in readers.items():
+        if len(cols) < 2:
+            continue
+        file = source(table.index[0], column)[0] if len(table) else None
+        c_names = [c.name for c in cols if c.name in concepts]
+        t_names = [c.name for c in cols if c.name not in concepts]
+        if len(c_names) > 1:
+            out.append(Problem(f"shared column: concepts {', '.join(map(repr, c_names))} read "
+                               f"the same column: one set of ratings under two names, whose "
+                               f"effects no model or coefficient table can tell apart",
+                               file=file, column=column))
+        if c_names and t_names:
+            out.append(Problem(f"shared column: concept {c_names[0]!r} reads the column of "
+                               f"target {t_names[0]!r}: the bottleneck is handed the target "
+                               f"as a concept, and its head can copy it", file=file,
+                               column=column))
     return out
 
 
