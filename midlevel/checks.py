@@ -95,3 +95,8 @@ def real_number(value, name: str = "", *, above: float | None = None,
                                                                        else "")
         raise error(f"{_prefix(name)}must be {what}, got {value!r}")
     return number
+
+
+def article(word: str) -> str:
+    """"an" before a word that starts with a vowel letter ("an independent run"), else "a"."""
+    return "an" if str(word)[:1].lower() in "aeiou" else "a"

@@ -2,6 +2,8 @@
 estimator's coverage on simulated held-out predictions, and the flags on simulated heads."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -110,6 +112,21 @@ def test_flag_kinds():
     # the last: outside the interval but a negligible weight (below the 0.05 materiality)
     assert list(flag_weights(rows)["flag"]) == ["unsupported", "opposite sign",
                                                "compensation", "", "", "unsupported", ""]
+
+
+def test_a_flag_on_a_class_or_tag_row_says_what_its_weight_changes():
+    """Audit 10a D5: 'the model uses -1.02 per point of centroid' on a class row, whose
+    number is the change in the log-odds of busy versus calm."""
+    base = {"concept": "centroid", "std_scale": 1.0, "std_weight": 0.3, "model_weight": -1.02,
+            "weight": 0.08, "ci_low": -0.05, "ci_high": 0.2}
+    rows = pd.DataFrame([
+        {**base, "target": "scene=busy", "versus": "calm", "method": "multinomial logit"},
+        {**base, "target": "bright_tag", "versus": "", "method": "binomial GLM"},
+        {**base, "target": "valence", "versus": "", "method": "OLS, HC3"}])
+    reasons = list(flag_weights(rows)["flag_reason"])
+    assert "uses -1.02 in the log-odds of busy versus calm per point of centroid" in reasons[0]
+    assert "uses -1.02 in the log-odds of bright_tag per point of centroid" in reasons[1]
+    assert "uses -1.02 per point of centroid" in reasons[2]
 
 
 def test_leakage_summary_says_why_there_is_no_meaning_share():
@@ -278,3 +295,13 @@ def test_a_concept_constant_on_the_clips_gets_no_estimate():
     table = ratings_fit(X, Y[["mood"]]).table.set_index("concept")
     assert np.isnan(table.loc["loudness", "weight"])
     assert "loudness is constant on the fit's clips" in table.loc["loudness", "data_note"]
+
+
+def test_the_r2_line_says_which_values_are_pseudo_r2():
+    """Audit 10a D5: a class target's McFadden pseudo-R^2 was printed as R^2."""
+    X, Y, _ = _dependent_world(seed=5)
+    lines = ratings_fit(X.drop(columns="loud2"), Y, class_targets=CLASSES).summary_lines()
+    line = next(ln for ln in lines if "R^2 per target" in ln)
+    assert re.search(r"R\^2 per target: mood 0\.\d\d, scene=bright 0\.\d\d \(pseudo\), "
+                     r"scene=busy 0\.\d\d \(pseudo\);", line)
+    assert line.endswith("(pseudo): McFadden's pseudo-R^2 of a logistic fit")

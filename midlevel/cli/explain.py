@@ -9,6 +9,7 @@ from pathlib import Path
 from midlevel.cli.common import (add_cache_option, add_root_option, check_output, folder_path,
                                  locked_output, nonnegative_float, open_unit, positive_float,
                                  positive_int)
+from midlevel.checks import article
 from midlevel.data.spec import SPLITS
 from midlevel.errors import ArgumentError
 
@@ -127,7 +128,8 @@ def _explain_blackbox(run, args) -> int:
               ", ".join(f"{m} {v:.0f} ms" for m, v in cost.items()))
     n = result.summary["clip"].nunique() if len(result.summary) else 0
     if n and not args.quiet:
-        print(f"explained {n} clip(s) of a {run.mode} run; outputs under {args.out}")
+        print(f"explained {n} clip(s) of {article(run.mode)} {run.mode} run; outputs under "
+              f"{args.out}")
         for path in result.files:
             if str(path).endswith(".csv"):
                 print(f"written: {path}")

@@ -74,8 +74,13 @@ class CoefficientResult:
                   + (f"; {int(noted.sum())} without an estimate" if noted.any() else "")]
         lines += ["  " + ln.strip() for ln in interval_lines(t)]
         r2 = t.groupby("target", sort=False)["r2"].first()
+        methods = t.groupby("target", sort=False)["method"].first().astype(str)
+        pseudo = {k for k, m in methods.items() if "logit" in m or "GLM" in m}
         lines.append("  R^2 per target: " + ", ".join(
-            f"{k} {v:.2f}" if np.isfinite(v) else f"{k} -" for k, v in r2.items()))
+            (f"{k} {v:.2f}" if np.isfinite(v) else f"{k} -") + (" (pseudo)" if k in pseudo
+                                                                 else "")
+            for k, v in r2.items())
+            + ("; (pseudo): McFadden's pseudo-R^2 of a logistic fit" if pseudo else ""))
         lines += ["  " + ln for ln in no_estimate_lines(t)]
         if "flag" in t:
             from midlevel.explain.flags import flag_summary

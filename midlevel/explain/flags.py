@@ -83,12 +83,22 @@ def flag_weights(table: pd.DataFrame, *, materiality: float = MATERIALITY,
     return out
 
 
+def _outcome(row) -> str:
+    """What a class or tag row's weight changes, for its sentence ("" for a rating target,
+    whose weight is in its rating points)."""
+    target, base = str(row["target"]), str(row.get("versus") or "")
+    if base and base != "nan":
+        return f" in the log-odds of {target.split('=', 1)[-1]} versus {base}"
+    method = str(row.get("method", ""))
+    return f" in the log-odds of {target}" if "GLM" in method or "logit" in method else ""
+
+
 def _reason(flag: str, row, alpha: float = 0.05) -> str:
     if not flag:
         return ""
     unit = ("per unit of probability of" if row.get("concept_kind") == "binary"
             else "per point of")
-    model = f"the model uses {row['model_weight']:+.3g} {unit} {row['concept']}"
+    model = f"the model uses {row['model_weight']:+.3g}{_outcome(row)} {unit} {row['concept']}"
     data = (f"the data show {row['weight']:+.3g} "
             f"({ci_label(alpha)} {row['ci_low']:+.3g} to {row['ci_high']:+.3g})")
     if flag == "unsupported":

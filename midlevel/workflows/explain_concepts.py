@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from midlevel.checks import article
 from midlevel.explain.head import (
     LinearHead, baseline_concepts, binary_targets_of, contributions, require_bottleneck,
     run_design,
@@ -73,7 +74,8 @@ class ConceptExplanation:
 
     def summary_lines(self) -> list[str]:
         """One line for a terminal: what was explained, against which baseline."""
-        return [f"explained {len(self.predictions)} clip(s) of a {self.run_mode} run; "
+        mode = self.run_mode
+        return [f"explained {len(self.predictions)} clip(s) of {article(mode)} {mode} run; "
                 f"baseline: {self.baseline_source}"]
 
 
