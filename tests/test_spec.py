@@ -604,3 +604,25 @@ def test_the_id_column_two_tables_share_is_not_noted_as_a_repeated_column(tmp_pa
     ann = load_annotations(spec, strict=False)
     notes = [n for n in ann.notes if "also in an earlier table" in n]
     assert len(notes) == 1 and notes[0].startswith("column(s) ['y'] of ")
+
+
+def test_ids_padded_in_one_joined_table_only_are_named_once_with_the_fix(tmp_path):
+    """Audit 10a D2: '1' in one table and '001' in the other gave 208 unmatched-id problems,
+    none saying why (a split's list already had this hint)."""
+    write(tmp_path / "ratings.csv", "number,bright\n1,2.5\n2,3\n10,4\n")
+    write(tmp_path / "targets.csv", "track,happy\n001,3\n002,4\n010,5\n")
+    spec_text = BASIC.replace('    id_format: "{:03d}"\n', "").replace(
+        "concepts:", "  - path: targets.csv\n    id_column: track\nconcepts:")
+    spec = load_spec(write(tmp_path / "spec.yaml", spec_text))
+    with pytest.raises(ValidationFailed) as info:
+        load_annotations(spec)
+    text = str(info.value)
+    assert (f"{tmp_path / 'targets.csv'}, column 'track': ids are written differently in "
+            f"{tmp_path / 'ratings.csv'} and {tmp_path / 'targets.csv'}: 3 match once leading "
+            f"zeros are ignored (clip '1' in the first is '001' in the second); give the table "
+            f"with unpadded ids id_format: \"{{:03d}}\"") in text
+    # with the format given, the tables join
+    fixed = spec_text.replace("    id_column: number\n",
+                              "    id_column: number\n    id_format: \"{:03d}\"\n")
+    table = load_annotations(load_spec(write(tmp_path / "spec.yaml", fixed)))
+    assert list(table.index) == ["001", "002", "010"] and table.loc["010", "happy"] == 5

@@ -13,8 +13,8 @@ import pandas as pd
 from midlevel.data.segments import Segments, load_segments
 from midlevel.data.spec import DataSpec, format_id
 from midlevel.data.splits import assign_splits
-from midlevel.data.tables import (Table, cell_text, listing, parse_binary, parse_rating,
-                                   parse_tags, read_table)
+from midlevel.data.tables import (Table, cell_text, listing, padding_hint, parse_binary,
+                                   parse_rating, parse_tags, read_table)
 from midlevel.errors import Problem, ValidationFailed
 
 log = logging.getLogger("midlevel.data")
@@ -134,6 +134,11 @@ def _merge(spec: DataSpec, tables: list[Table], problems: list[Problem],
         matched_left = left_keys.isin(right.index)
         matched_right = right.index.isin(set(left_keys.dropna()))
         how = t.spec.how
+        if padding := padding_hint(left_keys[~matched_left.to_numpy()].dropna(),
+                                   right.index[~matched_right], joined.files[0] if k == 1
+                                   else "the tables before it", t.file):
+            (problems.append(Problem(padding, file=str(t.file), column=t.spec.id_column))
+             if how == "exact" else notes.append(padding))
         if how == "exact":
             joined.frame = merged
             firsts = joined.first_sources()

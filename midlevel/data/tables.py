@@ -265,3 +265,21 @@ def parse_tags(text: str, sep: str, tags: list[str]) -> tuple[set[str], list[str
     """One delimited tag cell -> (the tags it names, the names that are not tags)."""
     named = [t.strip() for t in text.split(sep) if t.strip()]
     return {t for t in named if t in tags}, [t for t in named if t not in tags]
+
+
+def padding_hint(left, right, left_file, right_file) -> str:
+    """A sentence when unmatched ids of two tables match once leading zeros are ignored
+    (``1`` in one, ``001`` in the other): the cause of every unmatched-id line, said once."""
+    def bare(key) -> str:
+        text = str(key)
+        return text.lstrip("0") or "0" if text.isdigit() else text
+    others = {bare(k): str(k) for k in left}
+    pairs = [(others[bare(k)], str(k)) for k in right if bare(k) in others]
+    if not pairs:
+        return ""
+    mine, theirs = pairs[0]
+    padded = max(pairs[0], key=len)
+    return (f"ids are written differently in {left_file} and {right_file}: {len(pairs)} "
+            f"match once leading zeros are ignored (clip '{mine}' in the first is '{theirs}' "
+            f"in the second); give the table with unpadded ids id_format: "
+            f"\"{{:0{len(padded)}d}}\"")
