@@ -228,7 +228,8 @@ def register(sub) -> None:
     p = sub.add_parser(
         "explain", help="per-clip concept contributions, over time, and interventions",
         description="For each AUDIO file, write the contribution of every concept to every "
-                    "target (weight x (concept - training mean)), as contributions.csv and a "
+                    "target (weight x (concept - its baseline, the mean predicted concept on "
+                    "the training split)), as contributions.csv and a "
                     "bar chart per clip; the dataset view (the distribution of each "
                     "contribution over a split, the clip marked); contributions over time "
                     "under the spectrogram (timeline.csv); optional interventions. A black-box "
@@ -267,8 +268,9 @@ def register(sub) -> None:
     p.add_argument("--no-timeline", action="store_true", help="skip the view over time")
     p.add_argument("--set", nargs="+", metavar="CONCEPT=VALUE",
                    help="intervene: set concepts to values, write interventions.csv (a "
-                        "rating concept takes a number on its scale, a binary concept on, "
-                        "off or a probability; each concept once)")
+                        "rating concept takes a number, a value outside its scale with a "
+                        "warning, a binary concept on, off or a probability; each concept "
+                        "once)")
     p.add_argument("--intervention-split", choices=list(SPLITS),
                    help="write intervention curves (random and greedy order) on this split")
     p.add_argument("--repeats", type=positive_int, default=None,
