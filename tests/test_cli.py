@@ -135,6 +135,35 @@ def test_sigterm_unwinds_as_ctrl_c(tmp_path, monkeypatch, capsys):
     assert signal.getsignal(signal.SIGTERM) is before
 
 
+def test_an_error_raised_while_a_sigterm_unwinds_still_ends_as_terminated(monkeypatch, capsys):
+    """The race the streaming SIGTERM test met once: the same SIGTERM ends the DataLoader
+    workers, and torch raised "DataLoader worker ... killed by signal: Terminated" while the
+    main process's Terminated unwound, so the command ended with a traceback and exit 1."""
+    import argparse
+
+    import midlevel.cli as cli
+
+    def command(args):
+        try:
+            raise cli.Terminated()
+        finally:
+            raise RuntimeError("DataLoader worker (pid 1) is killed by signal: Terminated.")
+
+    def failing(args):
+        raise RuntimeError("a real failure")
+    parser = build_parser()
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    for func, outcome in ((command, 143), (failing, RuntimeError)):
+        monkeypatch.setattr(parser, "parse_args", lambda argv, f=func: argparse.Namespace(
+            command="train", func=f))
+        if outcome is RuntimeError:  # an error outside a stop is not swallowed
+            with pytest.raises(RuntimeError, match="a real failure"):
+                main(["train"])
+        else:
+            assert main(["train"]) == 143
+            assert "midlevel train: terminated (SIGTERM)" in capsys.readouterr().err
+
+
 def test_under_torchrun_each_process_names_itself_in_its_error(monkeypatch, capsys):
     """Audit 9a, D6: every process printed the same error, as if it were printed twice."""
     import argparse

@@ -87,6 +87,27 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{who}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        # raised while a stop unwound: torch's DataLoader reports its workers, which the same
+        # SIGTERM to the process group ended, "killed by signal" in place of the stop
+        stop = _stopped_by(exc)
+        if stop is None:
+            raise
+        term = isinstance(stop, Terminated)
+        print(f"{who}: {'terminated (SIGTERM)' if term else 'interrupted'}", file=sys.stderr)
+        return 143 if term else 130
+
+
+def _stopped_by(exc: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C or SIGTERM (:class:`Terminated`) during whose handling ``exc`` was raised,
+    if any (Python's implicit exception context)."""
+    seen, context = set(), exc.__context__
+    while context is not None and id(context) not in seen:
+        if isinstance(context, KeyboardInterrupt):
+            return context
+        seen.add(id(context))
+        context = context.__context__
+    return None
 
 
 def os_error_message(exc: OSError) -> str:
