@@ -32,7 +32,9 @@ from midlevel.data.audio import audio_info
 from midlevel.data.frontends import band_limit_note
 from midlevel.data.inputs import (as_array, batch_items, is_path, item_names,
                                   item_spectrogram, item_waveform)
-from midlevel.errors import ArgumentError, AudioError, CheckpointError, TrainingError
+from midlevel.errors import (
+    ArgumentError, AudioError, CheckpointError, MidlevelError, TrainingError,
+)
 from midlevel.models.bottleneck import build_model, decode_targets, output_layout
 from midlevel.models.layout import place
 from midlevel.training.checkpoint import (  # noqa: F401  (re-exported: the run's files)
@@ -41,7 +43,7 @@ from midlevel.training.checkpoint import (  # noqa: F401  (re-exported: the run'
 )
 from midlevel.training.config import TrainConfig
 from midlevel.training.data import Columns, fit_frames, window_frames
-from midlevel.training.datarecord import trained_roots, use_stored_splits
+from midlevel.training.datarecord import same_audio, trained_roots, use_stored_splits
 from midlevel.training.predict import predict_specs
 
 log = logging.getLogger("midlevel")
@@ -137,16 +139,29 @@ class Run:
         return load_spec(stored["spec"], root=trained_roots(stored, root, where=self.path))
 
     def annotations(self, spec=None, *, root=None) -> pd.DataFrame:
-        """The annotations table of :meth:`spec`; on the run's own spec file, every clip the
-        run stored a split for in that split (warned where the spec now draws others:
-        :func:`midlevel.training.datarecord.use_stored_splits`)."""
+        """The annotations table of :meth:`spec`; every clip of the run in the split the run
+        stored for it (warned where the spec now draws others:
+        :func:`midlevel.training.datarecord.use_stored_splits`): on the run's own spec file,
+        every clip the run stored; on another spec (an edited copy), those with the id and
+        the audio file of a clip of the run's own spec."""
         from midlevel.data.annotations import load_annotations
         loaded = self.spec(spec, root=root)
         own = (self.info.get("data") or {}).get("spec")
         table = load_annotations(loaded)
-        if own and loaded.path and Path(loaded.path).resolve() == Path(own).resolve():
-            table = use_stored_splits(table, self.path, where=self.path, warned=self._warned)
-        return table
+        if not own:
+            return table
+        if loaded.path and Path(loaded.path).resolve() == Path(own).resolve():
+            return use_stored_splits(table, self.path, where=self.path, warned=self._warned)
+        try:  # the run's own clips, to know which of the other spec's clips they are
+            mine = load_annotations(self.spec(None))
+        except (MidlevelError, OSError) as exc:
+            log.warning("%s: cannot load the run's own spec to check the splits of %s against "
+                        "the run's (%s); a clip the run trained on may be scored as held out",
+                        self.path, loaded.path, exc)
+            return table
+        same = same_audio(table, mine)  # none: another dataset, whatever its ids
+        return use_stored_splits(table, self.path, where=f"{self.path} ({loaded.path})",
+                                 warned=self._warned, clips=same) if same else table
 
     def data(self, split=None, *, spec=None, root=None, cache_dir=None,
              progress: bool = False) -> tuple[pd.DataFrame, list[np.ndarray]]:

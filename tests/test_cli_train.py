@@ -274,6 +274,54 @@ def test_later_commands_and_resume_keep_the_splits_the_run_was_trained_on(
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
 
 
+def test_an_edited_copy_of_the_spec_scores_the_run_on_its_own_splits_too(synth_spec, tmp_path,
+                                                                        caplog):
+    """Audit 10a D2: --spec with an edited copy (another split seed) silently scored the run
+    on the copy's splits: its "test" held clips the model trained on (r 0.911 against a true
+    0.803). A copy reading the run's audio now keeps the run's splits, warned; another dataset
+    whose ids happen to match (other audio files) keeps its own."""
+    import logging
+    import shutil
+
+    from midlevel.data.annotations import load_annotations
+    from midlevel.data.spec import load_spec
+    from midlevel.run import load_run
+    raw = yaml.safe_load(synth_spec.read_text())
+    raw["root"] = str(synth_spec.parent)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(raw))
+    tiny = tmp_path / "tiny.yaml"
+    tiny.write_text(yaml.safe_dump({"width": 0.125, "crop_seconds": 1.0, "batch_size": 4,
+                                    "calibrate_concepts": False}))
+    run, cache = tmp_path / "run", tmp_path / "cache"
+    assert main(["train", str(spec), "--mode", "joint", "--preset", "small", "--epochs", "1",
+                 "--out", str(run), "--config", str(tiny), "--cache", str(cache),
+                 "--quiet"]) == 0
+    trained = load_annotations(load_spec(spec))["split"]
+    copy = tmp_path / "copy" / "spec.yaml"
+    copy.parent.mkdir()
+    for seed in range(1, 50):  # a seed that draws a training clip into the test split
+        raw["splits"]["seed"] = seed
+        copy.write_text(yaml.safe_dump(raw))
+        edited = load_annotations(load_spec(copy))["split"]
+        if ((edited == "test") & (trained == "train")).any():
+            break
+    with caplog.at_level(logging.WARNING, logger="midlevel"):
+        rows, _ = load_run(run).data("test", spec=copy, cache_dir=cache)
+    assert sorted(rows.index) == sorted(trained.index[trained == "test"])
+    assert "the spec now draws other splits" in caplog.text and str(copy) in caplog.text
+    # the same ids on other audio (another dataset): its own splits, no warning
+    other = tmp_path / "other"
+    shutil.copytree(synth_spec.parent, other)
+    raw["root"] = str(other)
+    (other / "spec.yaml").write_text(yaml.safe_dump(raw))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="midlevel"):
+        rows, _ = load_run(run).data("test", spec=other / "spec.yaml", cache_dir=cache)
+    assert sorted(rows.index) == sorted(edited.index[edited == "test"])
+    assert "draws other splits" not in caplog.text
+
+
 def test_a_bad_value_in_a_config_file_names_the_file(synth_spec, tmp_path, capsys):
     config = tmp_path / "bad.yaml"
     config.write_text("lr: .inf\n")

@@ -13,6 +13,8 @@ was trained with.
 """
 from __future__ import annotations
 
+import os
+
 import hashlib
 import logging
 from pathlib import Path
@@ -119,7 +121,8 @@ def check_same_data(out: Path, table: pd.DataFrame, names, record: dict) -> None
                 f"--root is fine), or train a new run with another --out")
 
 
-def use_stored_splits(table: pd.DataFrame, run_dir, *, where, warned: set) -> pd.DataFrame:
+def use_stored_splits(table: pd.DataFrame, run_dir, *, where, warned: set,
+                      clips=None) -> pd.DataFrame:
     """``table`` (the run's own spec, loaded now) with each clip the run stored a split for in
     that split; clips the run did not know keep the spec's.
 
@@ -129,11 +132,15 @@ def use_stored_splits(table: pd.DataFrame, run_dir, *, where, warned: set) -> pd
     this uses it (rather than refusing, which would also block a harmless edit such as a
     fixed typo or added clips) and logs one warning per run (``warned`` holds the runs
     warned about) naming how many clips moved, with examples. Without ``RUN/splits.csv``
-    (older runs) the table is returned as it is.
+    (older runs) the table is returned as it is. ``clips``: the clips of ``table`` that are
+    the run's (default: every clip the run stored, by id; another spec than the run's own
+    passes those with the run's audio, :func:`same_audio`).
     """
     stored = read_splits(run_dir)
     if stored is None or "split" not in table:
         return table
+    if clips is not None:
+        stored = stored[stored.index.isin({str(c) for c in clips})]
     changes = split_changes(stored, split_assignment(table))
     if not (changes["moved"] or changes["added"]):
         return table
@@ -176,3 +183,14 @@ def trained_roots(stored: dict, root=None, *, where) -> list[str] | None:
                         "pass --root %s if the data moved", where, f"root '{name}'" if name
                         else "the root", path, current, f"{name}=DIR" if name else "DIR")
     return kept + given or None
+
+
+def same_audio(table: pd.DataFrame, own: pd.DataFrame) -> list[str]:
+    """The clips of ``table`` (another spec's annotations) that are clips of ``own`` (the
+    run's own spec's): the same id and the same audio file. An edited copy of the spec reads
+    the run's clips; another dataset whose ids happen to match does not."""
+    common = table.index.astype(str).intersection(own.index.astype(str))
+    mine = {str(c): p for c, p in own["path"].items()}
+    theirs = {str(c): p for c, p in table["path"].items()}
+    return [c for c in common if isinstance(mine[c], str) and isinstance(theirs[c], str)
+            and os.path.realpath(mine[c]) == os.path.realpath(theirs[c])]
