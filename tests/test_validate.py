@@ -270,3 +270,16 @@ def test_a_column_without_any_rating_is_one_warning_not_one_per_clip(tmp_path):
     missing = [w.message for w in report.warnings if w.message.startswith("missing rating")]
     assert missing == ["missing rating: bright has no rating on any of the 4 clips"]
     assert "missing ratings: bright 4" in report.summary()
+
+
+def test_the_binary_line_does_not_name_one_column_as_both_min_and_max():
+    """Audit 10a D7: three tags of equal share read 'min 0.33 (low), max 0.33 (low)'."""
+    import pandas as pd
+
+    from midlevel.data.validate import binary_summary
+    table = pd.DataFrame({"r=low": [1, 0, 0], "r=mid": [0, 1, 0], "r=high": [0, 0, 1]})
+    text = binary_summary(table, list(table.columns), {"r": list(table.columns)})
+    assert text.endswith("positive share 0.33 in every column")
+    table["r=high"] = [1, 1, 1]
+    assert binary_summary(table, list(table.columns), {}).endswith(
+        "min 0.33 (r=low), max 1.00 (r=high)")

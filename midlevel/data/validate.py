@@ -151,7 +151,9 @@ def binary_summary(table: pd.DataFrame, names: list[str], groups: dict[str, list
     text = (f"binary: {len(names)} column(s)"
             + (f" (groups: {', '.join(f'{g} {len(c)} tags' for g, c in groups.items())})"
                if groups else ""))
-    if len(share):
+    if len(share) and round(share.min(), 2) == round(share.max(), 2):  # ties: no one column
+        text += f"; positive share {share.min():.2f} in every column"
+    elif len(share):
         text += (f"; positive share per column min {share.min():.2f} ({share.idxmin()}), "
                  f"max {share.max():.2f} ({share.idxmax()})")
     return text
