@@ -305,3 +305,12 @@ def test_the_r2_line_says_which_values_are_pseudo_r2():
     assert re.search(r"R\^2 per target: mood 0\.\d\d, scene=bright 0\.\d\d \(pseudo\), "
                      r"scene=busy 0\.\d\d \(pseudo\);", line)
     assert line.endswith("(pseudo): McFadden's pseudo-R^2 of a logistic fit")
+
+
+def test_the_bootstrap_fit_marks_repeated_concepts_too():
+    from midlevel.explain.bootstrap import bootstrap_ols
+    X, Y, _ = _dependent_world(seed=6)
+    table = bootstrap_ols(X, Y[["mood"]], n_boot=200).table.set_index("concept")
+    assert table.loc[["loudness", "loud2"], "weight"].isna().all()
+    assert table.loc[["loudness", "loud2"], "data_note"].str.startswith("linearly").all()
+    assert table.loc["centroid", "ci_low"] < -0.6 < table.loc["centroid", "ci_high"]

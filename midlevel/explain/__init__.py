@@ -21,7 +21,8 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "CoefficientResult": "statistics", "bootstrap_ols": "bootstrap", "fit_ols": "statistics",
+    "CoefficientResult": "coefficient_result", "bootstrap_ols": "bootstrap",
+    "fit_ols": "statistics",
     "compare_to_truth": "truth", "run_coefficients": "coefficients",
     "LinearHead": "head", "baseline_concepts": "head", "contributions": "head",
     "explain_clips": "head", "intervene": "interventions",

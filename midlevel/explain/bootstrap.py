@@ -6,9 +6,11 @@ from __future__ import annotations
 import numpy as np
 
 from midlevel.errors import ExplainError
-from midlevel.explain.levels import check_alpha
-from midlevel.explain.separation import note_rows, ols_note
 from midlevel.explain.coefficient_result import CoefficientResult
+from midlevel.explain.levels import check_alpha
+from midlevel.explain.separation import (
+    dependent_concepts, note_rows, ols_note, with_dependent,
+)
 from midlevel.explain.statistics import _as_frame, _finish, _rows, check_n_boot
 
 __all__ = ["bootstrap_ols"]
@@ -25,7 +27,8 @@ def bootstrap_ols(X, Y, *, n_boot: int = 1000, seed: int = 0, alpha: float = 0.0
     ``weight`` the fit on all clips. Each row's ``method`` is "OLS, bootstrap"; ``method``
     is the fit's description (``attrs["method"]``). A target without variance, or that the
     concepts fit exactly, has no estimate (NaN, and a ``data_note``:
-    :func:`~midlevel.explain.separation.ols_note`).
+    :func:`~midlevel.explain.separation.ols_note`); nor have concepts in an exact linear
+    dependency (:func:`~midlevel.explain.separation.dependent_concepts`).
     """
     alpha = check_alpha(alpha)
     n_boot = check_n_boot(n_boot, 1)
@@ -39,6 +42,8 @@ def bootstrap_ols(X, Y, *, n_boot: int = 1000, seed: int = 0, alpha: float = 0.0
         n = len(y)
         if n <= len(names) + 1:
             raise ExplainError(f"target '{target}': {n} complete rows, too few to bootstrap")
+        kept, dependent = dependent_concepts(x, names)  # no estimate: see fit_ols
+        x = x[:, kept]
         design = np.hstack([np.ones((n, 1)), x])
         full = np.linalg.lstsq(design, y, rcond=None)[0]
         boots = np.empty((n_boot, design.shape[1]))
@@ -52,9 +57,9 @@ def bootstrap_ols(X, Y, *, n_boot: int = 1000, seed: int = 0, alpha: float = 0.0
         r2 = float(1 - resid.var() / y.var()) if y.var() > 0 else np.nan
         with np.errstate(divide="ignore", invalid="ignore"):
             stat = full / se
-        rows += note_rows(_rows(full, se, np.stack([lo, hi], 1), stat, np.minimum(p, 1.0),
-                                names, str(target), "OLS, bootstrap", r2, n,
-                                x.std(axis=0, ddof=1), float(y.std(ddof=1)), draws=boots),
-                          ols_note(y, resid))
+        rows += with_dependent(note_rows(_rows(
+            full, se, np.stack([lo, hi], 1), stat, np.minimum(p, 1.0), [names[j] for j in kept],
+            str(target), "OLS, bootstrap", r2, n, x.std(axis=0, ddof=1),
+            float(y.std(ddof=1)), draws=boots), ols_note(y, resid)), names, dependent)
     return CoefficientResult(_finish(rows, alpha, correction, f"{method}, {n_boot} resamples"),
                              {})
