@@ -155,9 +155,11 @@ class Run:
         try:  # the run's own clips, to know which of the other spec's clips they are
             mine = load_annotations(self.spec(None))
         except (MidlevelError, OSError) as exc:
-            log.warning("%s: cannot load the run's own spec to check the splits of %s against "
-                        "the run's (%s); a clip the run trained on may be scored as held out",
-                        self.path, loaded.path, exc)
+            if ("own spec", loaded.path) not in self._warned:
+                self._warned.add(("own spec", loaded.path))
+                log.warning("%s: cannot load the run's own spec to check the splits of %s "
+                            "against the run's (%s); a clip the run trained on may be scored "
+                            "as held out", self.path, loaded.path, exc)
             return table
         same = same_audio(table, mine)  # none: another dataset, whatever its ids
         return use_stored_splits(table, self.path, where=f"{self.path} ({loaded.path})",

@@ -310,15 +310,26 @@ def test_an_edited_copy_of_the_spec_scores_the_run_on_its_own_splits_too(synth_s
         rows, _ = load_run(run).data("test", spec=copy, cache_dir=cache)
     assert sorted(rows.index) == sorted(trained.index[trained == "test"])
     assert "the spec now draws other splits" in caplog.text and str(copy) in caplog.text
-    # the same ids on other audio (another dataset): its own splits, no warning
-    other = tmp_path / "other"
-    shutil.copytree(synth_spec.parent, other)
+    # a copy of the whole dataset, audio included (re-audit 10, #1): the run's clips too
+    copied = tmp_path / "copied"
+    shutil.copytree(synth_spec.parent, copied)
+    raw["root"] = str(copied)
+    (copied / "spec.yaml").write_text(yaml.safe_dump(raw))
+    rows, _ = load_run(run).data("test", spec=copied / "spec.yaml", cache_dir=cache)
+    assert sorted(rows.index) == sorted(trained.index[trained == "test"])
+    # the same ids and file sizes on other audio (another dataset): its own splits, unwarned
+    from midlevel.synth import synthesize
+    other = synthesize(tmp_path / "other", n_clips=14, seed=2, duration=2.5, n_jobs=1,
+                       progress=False).parent
     raw["root"] = str(other)
     (other / "spec.yaml").write_text(yaml.safe_dump(raw))
+    assert sorted(p.stat().st_size for p in (other / "audio").iterdir()) == \
+        sorted(p.stat().st_size for p in (copied / "audio").iterdir())
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="midlevel"):
         rows, _ = load_run(run).data("test", spec=other / "spec.yaml", cache_dir=cache)
-    assert sorted(rows.index) == sorted(edited.index[edited == "test"])
+    other_splits = load_annotations(load_spec(other / "spec.yaml"))["split"]
+    assert sorted(rows.index) == sorted(other_splits.index[other_splits == "test"])
     assert "draws other splits" not in caplog.text
 
 

@@ -619,8 +619,8 @@ def test_ids_padded_in_one_joined_table_only_are_named_once_with_the_fix(tmp_pat
     text = str(info.value)
     assert (f"{tmp_path / 'targets.csv'}, column 'track': ids are written differently in "
             f"{tmp_path / 'ratings.csv'} and {tmp_path / 'targets.csv'}: 3 match once leading "
-            f"zeros are ignored (clip '1' in the first is '001' in the second); give the table "
-            f"with unpadded ids id_format: \"{{:03d}}\"") in text
+            f"zeros are ignored (clip '1' in the first is '001' in the second); give the first, "
+            f"whose ids have fewer digits, id_format: \"{{:03d}}\"") in text
     # with the format given, the tables join
     fixed = spec_text.replace("    id_column: number\n",
                               "    id_column: number\n    id_format: \"{:03d}\"\n")

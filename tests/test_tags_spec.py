@@ -127,3 +127,23 @@ def test_validate_summarizes_the_binary_columns(tmp_path):
     assert line.startswith("binary: 6 column(s) (groups: instrument 2 tags, mood 3 tags)")
     assert "max 0.67 (mood=sad)" in line or "max 0.67" in line
     assert np.isfinite(table["bright"]).all()
+
+
+def test_a_concept_tag_group_on_a_target_groups_cell_is_a_shared_column(
+        tmp_path):
+    """Re-audit 10, #2: the `shared column` check passed over every delimited cell, so a
+    concept tag group reading the target group's cell was not named; the tags of one group
+    reading one cell are one reader, not a warning."""
+    from midlevel.data.validate import shared_columns
+    spec = load_spec(dataset(tmp_path, ROWS))
+    ann = load_annotations(spec, strict=False)
+    assert shared_columns(spec, ann.table, ann.source) == []
+    leaking = SPEC.replace("  vocals: {type: binary}\n", "  vocals: {type: binary}\n"
+                           "  moodc:\n    type: tags\n    column: moods\n    sep: \"|\"\n"
+                           "    tags: [happy, sad, calm]\n")
+    spec = load_spec(dataset(tmp_path, ROWS, leaking))
+    ann = load_annotations(spec, strict=False)
+    found = shared_columns(spec, ann.table, ann.source)
+    assert [(w.column, w.message) for w in found] == [
+        ("moods", "shared column: concept 'moodc' reads the column of target 'mood': the "
+                  "bottleneck is handed the target as a concept, and its head can copy it")]

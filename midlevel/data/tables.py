@@ -279,7 +279,8 @@ def padding_hint(left, right, left_file, right_file) -> str:
         return ""
     mine, theirs = pairs[0]
     padded = max(pairs[0], key=len)
+    shorter = "the first" if len(mine) < len(theirs) else "the second"
     return (f"ids are written differently in {left_file} and {right_file}: {len(pairs)} "
             f"match once leading zeros are ignored (clip '{mine}' in the first is '{theirs}' "
-            f"in the second); give the table with unpadded ids id_format: "
+            f"in the second); give {shorter}, whose ids have fewer digits, id_format: "
             f"\"{{:0{len(padded)}d}}\"")

@@ -306,18 +306,18 @@ def shared_columns(spec: DataSpec, table: pd.DataFrame, source) -> list[Problem]
     reading a target's column (the bottleneck is handed the target: its head can copy it).
     Tags of one group read from one delimited cell share that cell by design. ``source`` as
     in :func:`missing_ratings`."""
-    readers: dict[str, list] = {}
+    readers: dict[str, dict[str, bool]] = {}  # column -> reader (a tag group once) -> concept?
+    concept_ids = {id(c) for c in spec.concepts}
     for col in spec.concepts + spec.targets:
-        if col.sep is None:
-            readers.setdefault(col.column, []).append(col)
-    concepts = {c.name for c in spec.concepts}
+        name = col.group if col.sep is not None and col.group else col.name
+        readers.setdefault(col.column, {})[name] = id(col) in concept_ids
     out = []
     for column, cols in readers.items():
         if len(cols) < 2:
             continue
         file = source(table.index[0], column)[0] if len(table) else None
-        c_names = [c.name for c in cols if c.name in concepts]
-        t_names = [c.name for c in cols if c.name not in concepts]
+        c_names = [n for n, is_concept in cols.items() if is_concept]
+        t_names = [n for n, is_concept in cols.items() if not is_concept]
         if len(c_names) > 1:
             out.append(Problem(f"shared column: concepts {', '.join(map(repr, c_names))} read "
                                f"the same column: one set of ratings under two names, whose "

@@ -262,3 +262,15 @@ def with_dependent(rows: list[dict], names: list[str], notes: dict[str, str]) ->
                 row.update(data_note=notes[name], _draws=None)
             out.append(row)
     return out
+
+
+def dependent_text(names: list[str], kept: list[int], notes: dict[str, str]) -> str:
+    """The note heading a statsmodels summary of a fit on the kept concepts only
+    (:func:`dependent_concepts`): which concepts it leaves out, and that the kept concepts of
+    a dependency carry the shared effect there, not their own."""
+    fitted = {names[j] for j in kept}
+    left_out = [n for n in names if n not in fitted]
+    shared = [n for n in names if n in notes and n in fitted]
+    return (f"NOTE: linearly dependent concepts; this fit leaves out {', '.join(left_out)}"
+            + (f", so the weight of {', '.join(shared)} below is a shared effect, not its "
+               f"own" if shared else "") + "; the table gives none of them an estimate.\n")

@@ -39,8 +39,8 @@ from midlevel.explain.multiplicity import (  # noqa: F401  (re-exported)
     uncorrected_note,
 )
 from midlevel.explain.separation import (
-    dependent_concepts, fit_quietly, fit_summary, logistic_note, nan_fit, note_rows, ols_note,
-    quiet, with_dependent,
+    dependent_concepts, dependent_text, fit_quietly, fit_summary, logistic_note, nan_fit,
+    note_rows, ols_note, quiet, with_dependent,
 )
 
 COLUMNS = ["target", "concept", "weight", "std_weight", "se", "ci_low", "ci_high",
@@ -155,10 +155,13 @@ def fit_ols(X, Y, *, alpha: float = 0.05, correction: str | None = None,
         fitted = [names[j] for j in kept]
         design = sm.add_constant(pd.DataFrame(x[:, kept], columns=fitted), has_constant="add")
         sd_x = x[:, kept].std(axis=0, ddof=1)
+        before = set(texts)
         rows += with_dependent(_target_rows(
             y, design, fitted, str(target), method, alpha, sd_x, texts, keep,
             classes=class_targets.get(target), binary=target in set(binary_targets or ()),
             ols_label=ols_label, cov_type=cov_type), names, dependent)
+        for key in set(texts) - before if dependent else ():  # the summary is the reduced fit's
+            texts[key] = dependent_text(names, kept, dependent) + texts[key]
     return CoefficientResult(_finish(rows, alpha, correction, method), texts)
 
 

@@ -187,10 +187,33 @@ def trained_roots(stored: dict, root=None, *, where) -> list[str] | None:
 
 def same_audio(table: pd.DataFrame, own: pd.DataFrame) -> list[str]:
     """The clips of ``table`` (another spec's annotations) that are clips of ``own`` (the
-    run's own spec's): the same id and the same audio file. An edited copy of the spec reads
-    the run's clips; another dataset whose ids happen to match does not."""
+    run's own spec's): the same id and the same audio file, or a copy of it (the same file
+    name, size and sampled bytes: a copied dataset). An edited copy of the spec, or of the
+    whole dataset, reads the run's clips; another dataset whose ids happen to match does
+    not."""
     common = table.index.astype(str).intersection(own.index.astype(str))
     mine = {str(c): p for c, p in own["path"].items()}
     theirs = {str(c): p for c, p in table["path"].items()}
     return [c for c in common if isinstance(mine[c], str) and isinstance(theirs[c], str)
-            and os.path.realpath(mine[c]) == os.path.realpath(theirs[c])]
+            and _same_file(mine[c], theirs[c])]
+
+
+def _same_file(a: str, b: str, block: int = 4096) -> bool:
+    """Whether ``a`` and ``b`` are one file or copies: the same name and size, and the same
+    bytes in three sampled blocks (start, middle, end; files of one duration and format have
+    one size, so the size alone would take another recording for a copy)."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        size = os.path.getsize(a)
+        if os.path.basename(a) != os.path.basename(b) or os.path.getsize(b) != size:
+            return False
+        with open(a, "rb") as fa, open(b, "rb") as fb:
+            for offset in {0, max(0, size // 2 - block // 2), max(0, size - block)}:
+                fa.seek(offset)
+                fb.seek(offset)
+                if fa.read(block) != fb.read(block):
+                    return False
+        return True
+    except OSError:  # a file that is gone is nobody's copy
+        return False
