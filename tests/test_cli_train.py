@@ -216,16 +216,11 @@ def test_resume_with_other_options_or_columns_is_refused_by_name(synth_spec, tmp
     assert stored["config"]["bn_batch_size"] == 16 and stored["config"]["eval_batch_size"] == 4
 
 
-def test_later_commands_and_resume_keep_the_splits_the_run_was_trained_on(
-        synth_spec, tmp_path, capsys, caplog):
-    """The run stores each clip's split (splits.csv): after the spec is edited to draw other
-    splits, later commands score the run on its own test clips (warned once, naming the
-    clips that moved), a resume on the edited spec is refused by name, and --epochs below the
-    epochs done is refused naming both numbers."""
-    import logging
+def _joint_run(synth_spec, tmp_path):
+    """A one-epoch joint run on a copy of the synthetic spec: ``(raw spec, spec path, run,
+    cache, the train options, the clips' splits)``."""
     from midlevel.data.annotations import load_annotations
     from midlevel.data.spec import load_spec
-    from midlevel.run import load_run
     raw = yaml.safe_load(synth_spec.read_text())
     raw["root"] = str(synth_spec.parent)
     spec = tmp_path / "spec.yaml"
@@ -237,13 +232,34 @@ def test_later_commands_and_resume_keep_the_splits_the_run_was_trained_on(
     common = ["--out", str(run), "--config", str(tiny), "--cache", str(cache), "--quiet"]
     assert main(["train", str(spec), "--mode", "joint", "--preset", "small", "--epochs", "1",
                  *common]) == 0
-    trained = load_annotations(load_spec(spec))["split"]
-    for seed in range(1, 50):  # a seed that draws a training clip into the test split
+    return raw, spec, run, cache, common, load_annotations(load_spec(spec))["split"]
+
+
+def _reseeded(raw: dict, path, trained):
+    """Write ``raw`` to ``path`` with a split seed that draws a training clip into the test
+    split; return the splits it draws."""
+    from midlevel.data.annotations import load_annotations
+    from midlevel.data.spec import load_spec
+    for seed in range(1, 50):
         raw["splits"]["seed"] = seed
-        spec.write_text(yaml.safe_dump(raw))
-        edited = load_annotations(load_spec(spec))["split"]
+        path.write_text(yaml.safe_dump(raw))
+        edited = load_annotations(load_spec(path))["split"]
         if ((edited == "test") & (trained == "train")).any():
-            break
+            return edited
+    raise AssertionError("no seed moves a training clip into the test split")
+
+
+def test_later_commands_and_resume_keep_the_splits_the_run_was_trained_on(
+        synth_spec, tmp_path, capsys, caplog):
+    """The run stores each clip's split (splits.csv): after the spec is edited to draw other
+    splits, later commands score the run on its own test clips (warned once, naming the
+    clips that moved), a resume on the edited spec is refused by name, and --epochs below the
+    epochs done is refused naming both numbers."""
+    import logging
+
+    from midlevel.run import load_run
+    raw, spec, run, cache, common, trained = _joint_run(synth_spec, tmp_path)
+    _reseeded(raw, spec, trained)
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="midlevel"):
         rows, _ = load_run(run).data("test", cache_dir=cache)
@@ -286,26 +302,10 @@ def test_an_edited_copy_of_the_spec_scores_the_run_on_its_own_splits_too(synth_s
     from midlevel.data.annotations import load_annotations
     from midlevel.data.spec import load_spec
     from midlevel.run import load_run
-    raw = yaml.safe_load(synth_spec.read_text())
-    raw["root"] = str(synth_spec.parent)
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(yaml.safe_dump(raw))
-    tiny = tmp_path / "tiny.yaml"
-    tiny.write_text(yaml.safe_dump({"width": 0.125, "crop_seconds": 1.0, "batch_size": 4,
-                                    "calibrate_concepts": False}))
-    run, cache = tmp_path / "run", tmp_path / "cache"
-    assert main(["train", str(spec), "--mode", "joint", "--preset", "small", "--epochs", "1",
-                 "--out", str(run), "--config", str(tiny), "--cache", str(cache),
-                 "--quiet"]) == 0
-    trained = load_annotations(load_spec(spec))["split"]
+    raw, _, run, cache, _, trained = _joint_run(synth_spec, tmp_path)
     copy = tmp_path / "copy" / "spec.yaml"
     copy.parent.mkdir()
-    for seed in range(1, 50):  # a seed that draws a training clip into the test split
-        raw["splits"]["seed"] = seed
-        copy.write_text(yaml.safe_dump(raw))
-        edited = load_annotations(load_spec(copy))["split"]
-        if ((edited == "test") & (trained == "train")).any():
-            break
+    _reseeded(raw, copy, trained)
     with caplog.at_level(logging.WARNING, logger="midlevel"):
         rows, _ = load_run(run).data("test", spec=copy, cache_dir=cache)
     assert sorted(rows.index) == sorted(trained.index[trained == "test"])
