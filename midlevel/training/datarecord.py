@@ -13,10 +13,9 @@ was trained with.
 """
 from __future__ import annotations
 
-import os
-
 import hashlib
 import logging
+import os
 from pathlib import Path
 
 import pandas as pd
