@@ -181,6 +181,18 @@ def test_overlap_across_tables_rating_the_same_column(tmp_path):
     assert p.file.endswith("more.csv") and p.row == 2 and "segments.csv row 2" in p.message
 
 
+def test_overlapping_segments_that_rate_different_columns_of_one_table_are_fine(tmp_path):
+    """Audit 10c, #2: an empty cell counted as a rating, so two segments rating different
+    columns were 'overlapping' on the spec's first concept (and train refused the spec);
+    a real overlap on the second column named the first."""
+    path = dataset(tmp_path, "clip,start,end,bright,roughness\nc1,0,2,3,\nc1,1,3,,4\n")
+    assert len(segments_of(load_annotations(load_spec(path)))) == 2
+    (tmp_path / "segments.csv").write_text(
+        "clip,start,end,bright,roughness\nc1,0,2,,3\nc1,1,3,,4\n")
+    (p,) = problems_of(path)
+    assert p.row == 3 and "(both rate 'rough')" in p.message
+
+
 def test_validate_checks_segment_ends_against_the_audio(tmp_path, capsys):
     path = dataset(tmp_path, """
         clip,start,end,bright

@@ -214,7 +214,7 @@ def _overlaps(rows: list[_Row], names: list[str], problems: list[Problem]) -> No
     for name in names:
         by_clip: dict[str, list[_Row]] = {}
         for r in rows:
-            if name in r.values:
+            if not math.isnan(r.values.get(name, math.nan)):  # an empty cell rates nothing
                 by_clip.setdefault(r.clip, []).append(r)
         for clip, items in by_clip.items():
             items.sort(key=lambda r: (r.start, r.end))
