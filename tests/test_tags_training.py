@@ -143,3 +143,36 @@ def test_independent_head_is_the_logistic_glm_of_the_true_tags(tmp_path, one_tor
     head = LinearHead.from_run(run)
     j = head.outputs.index("mood=up")
     np.testing.assert_allclose(head.weight[j], clf.coef_[0], rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("target", [
+    {"name": "dreamy", "kind": "binary"},
+    {"name": "scene", "kind": "class", "classes": ["calm", "bright", "busy"]}])
+def test_a_head_on_separable_labels_is_named_and_the_joint_start_stays_bounded(target, caplog):
+    """Audit 10c #1: a tag the concepts separate on the training clips started the joint
+    head with a weight of 634 (others <= 5.4), its probabilities ~0 on every clip and F1 0,
+    without a word: sklearn called the unpenalized fit converged, so no warning fired."""
+    import logging
+
+    from midlevel.training.head import SEPARATED_LOGIT, fit_head
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(42, 4))
+    y = (X[:, 0] > 0.3).astype(float) if target["kind"] == "binary" else \
+        np.digitize(X[:, 0], [-0.4, 0.4]).astype(float)  # classes separated by concept 0
+    with caplog.at_level(logging.WARNING, logger="midlevel"):
+        w, b = fit_head(X, y[:, None], [target])
+    assert f"target '{target['name']}': the concepts separate its classes" in caplog.text
+    assert "large and uncertain" in caplog.text
+    assert np.abs(X @ w.T + b).max() > SEPARATED_LOGIT  # the maximum-likelihood head: as is
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="midlevel"):
+        w, b = fit_head(X, y[:, None], [target], start=True)
+    assert "the joint head starts from an L2-penalized fit for it instead" in caplog.text
+    assert np.abs(X @ w.T + b).max() < 10
+    # labels that overlap: no warning, the same unpenalized fit either way
+    y_noisy = ((X[:, 0] + rng.normal(size=42)) > 0.3).astype(float)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="midlevel"):
+        plain = fit_head(X, y_noisy[:, None], [{"name": "t", "kind": "binary"}])
+        started = fit_head(X, y_noisy[:, None], [{"name": "t", "kind": "binary"}], start=True)
+    assert caplog.text == "" and np.array_equal(plain[0], started[0])

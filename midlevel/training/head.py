@@ -3,8 +3,11 @@
 Regression targets: ordinary least squares with an intercept, per target on the rows where the
 concepts and that target are rated. Class targets: unpenalized (maximum-likelihood) logistic
 regression, binary or multinomial, so the head is the GLM a statistician would fit on the same
-design; with separable classes the likelihood has no maximum and the fit stops at its iteration
-limit with a warning naming the target. Binary targets (tags): the same unpenalized logistic
+design; with separable classes the likelihood has no maximum: the fit stops where its solver
+does, with logits of tens or hundreds, and a warning names the target. The joint mode's
+starting head (``start=True``) fits such a target with an L2 penalty instead (said in the
+log): its training adapts the head, and a start with logits of hundreds gives probabilities
+of 0 or 1 that its gradient cannot move. Binary targets (tags): the same unpenalized logistic
 regression with one logit (the tag's log-odds). Binary concepts enter the design as 0/1 labels
 (independent) or predicted probabilities (sequential). The design (X, Y) is kept with the
 model.
@@ -22,8 +25,10 @@ from midlevel.models.bottleneck import output_names
 log = logging.getLogger("midlevel.training")
 
 
-def fit_head(X: np.ndarray, Y: np.ndarray, targets: list[dict]) -> tuple[np.ndarray, np.ndarray]:
-    """Fit the head on ``X`` ``(n, n_concepts)`` and ``Y`` ``(n, n_targets)`` (NaN = missing).
+def fit_head(X: np.ndarray, Y: np.ndarray, targets: list[dict], *,
+             start: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Fit the head on ``X`` ``(n, n_concepts)`` and ``Y`` ``(n, n_targets)`` (NaN = missing);
+    ``start``: the joint mode's starting head (separable class and tag targets penalized).
 
     Returns
     -------
@@ -52,7 +57,7 @@ def fit_head(X: np.ndarray, Y: np.ndarray, targets: list[dict]) -> tuple[np.ndar
             weights.append(np.zeros((1, n_c)))
             biases.append(np.array([30.0 if y[0] == 1 else -30.0]))
             continue
-        clf = _logistic(x, y.astype(int), t)
+        clf = _logistic(x, y.astype(int), t, start=start)
         if kind == "binary":
             weights.append(clf.coef_.reshape(1, n_c))
             biases.append(clf.intercept_.reshape(1))
@@ -72,9 +77,16 @@ def fit_head(X: np.ndarray, Y: np.ndarray, targets: list[dict]) -> tuple[np.ndar
     return np.vstack(weights), np.concatenate(biases)
 
 
-def _logistic(x: np.ndarray, y: np.ndarray, target: dict):
+# a training logit beyond this (odds of e^30) means the classes are separable: the
+# unpenalized fit's weights grow until its solver stops (sklearn may still call it converged)
+SEPARATED_LOGIT = 30.0
+
+
+def _logistic(x: np.ndarray, y: np.ndarray, target: dict, *, start: bool = False):
     """Unpenalized logistic regression of integer labels ``y`` on ``x`` (sklearn), with a
-    warning naming the target when it does not converge (separable classes)."""
+    warning naming the target where it does not converge or its logits on the training clips
+    pass ``SEPARATED_LOGIT`` (separable classes); for a ``start`` head such a target is
+    refitted with sklearn's default L2 penalty (C = 1 on the z-scored concepts)."""
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
@@ -82,11 +94,18 @@ def _logistic(x: np.ndarray, y: np.ndarray, target: dict):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         clf = LogisticRegression(penalty=None, tol=1e-8, max_iter=5000).fit(x, y)
-    if any(issubclass(w.category, ConvergenceWarning) for w in caught):
-        log.warning("%s target '%s': the unpenalized logistic head did not converge "
-                    "(classes separable by the concepts?); its weights are large and "
-                    "uncertain", target.get("kind", "class"), target["name"])
-    return clf
+    largest = float(np.abs(clf.decision_function(x)).max())
+    if not (any(issubclass(w.category, ConvergenceWarning) for w in caught)
+            or largest > SEPARATED_LOGIT):
+        return clf
+    what = (f"{target.get('kind', 'class')} target '{target['name']}': the concepts separate "
+            f"its classes on the training clips (the unpenalized logistic head's logits reach "
+            f"{largest:.0f})")
+    if not start:
+        log.warning("%s; its weights are large and uncertain", what)
+        return clf
+    log.warning("%s; the joint head starts from an L2-penalized fit for it instead", what)
+    return LogisticRegression(tol=1e-8, max_iter=5000).fit(x, y)
 
 
 def design_frame(design: dict, concepts: list[str], targets: list[dict]) -> pd.DataFrame:

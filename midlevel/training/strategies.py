@@ -124,7 +124,7 @@ class JointStrategy(Strategy):
         try:
             weight, bias = fit_head(train_set.concepts.numpy().astype(np.float64),
                                     train_set.targets.numpy().astype(np.float64),
-                                    columns.targets)
+                                    columns.targets, start=True)
         except TrainingError as exc:
             log.info("head starts from random weights: %s", exc)
             return
