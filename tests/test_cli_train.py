@@ -120,6 +120,19 @@ def test_train_bf16_reaches_the_config_or_is_refused_by_name(synth_spec, tmp_pat
         assert not run.exists()
 
 
+def test_bf16_on_a_cpu_without_bf16_units_is_refused_naming_the_flag(synth_spec, tmp_path,
+                                                                    capsys, monkeypatch):
+    """Audit 10c #3: the refusal told a user who typed --bf16 to 'leave cpu_bf16 off'."""
+    import midlevel.training.config as config_module
+    monkeypatch.setattr(config_module, "cpu_has_bf16", lambda: False)
+    run = tmp_path / "run"
+    assert main(["train", str(synth_spec), "--out", str(run), "--preset", "small", "--epochs",
+                 "1", "--cache", str(tmp_path / "cache"), "--quiet", "--bf16"]) == 2
+    err = capsys.readouterr().err
+    assert "--bf16 (config key cpu_bf16): this CPU has no bfloat16 units" in err
+    assert "train without it" in err and not run.exists()
+
+
 def test_named_roots_given_to_train_are_used_by_later_commands(synth_spec, tmp_path, capsys,
                                                                caplog):
     """A named root replaced with --root NAME=DIR at training is stored with the run (as is

@@ -103,8 +103,9 @@ class TrainConfig:
         if self.head_init not in ("lstsq", "random"):
             raise TrainingError(f"head_init must be 'lstsq' or 'random', got '{self.head_init}'")
         if self.cpu_bf16 and self.device == "cpu" and not cpu_has_bf16():
-            raise TrainingError("cpu_bf16: this CPU has no bfloat16 units (AVX512-BF16 or AMX), "
-                                "where bfloat16 runs slower than float32; leave cpu_bf16 off")
+            raise TrainingError("--bf16 (config key cpu_bf16): this CPU has no bfloat16 units "
+                                "(AVX512-BF16 or AMX), where bfloat16 runs slower than "
+                                "float32; train without it")
         backbone_preset(self.preset)
 
     def ignored(self) -> list[str]:
