@@ -176,3 +176,25 @@ def test_a_head_on_separable_labels_is_named_and_the_joint_start_stays_bounded(t
         plain = fit_head(X, y_noisy[:, None], [{"name": "t", "kind": "binary"}])
         started = fit_head(X, y_noisy[:, None], [{"name": "t", "kind": "binary"}], start=True)
     assert caplog.text == "" and np.array_equal(plain[0], started[0])
+
+
+def test_the_unpenalized_head_uses_no_deprecated_sklearn_option(monkeypatch):
+    """scikit-learn 1.8 deprecates penalty=None (removed in 1.10, where it would fail; the
+    fits hid the warning): the unpenalized fits use C=inf, the same fit (0.0 apart on 1.9)."""
+    import sklearn.linear_model as linear_model
+
+    from midlevel.explain.evidence import _logit_coef
+    from midlevel.training.head import fit_head
+    real, calls = linear_model.LogisticRegression, []
+
+    def checked(*args, **kwargs):
+        calls.append(kwargs)
+        assert "penalty" not in kwargs, kwargs
+        return real(*args, **kwargs)
+    monkeypatch.setattr(linear_model, "LogisticRegression", checked)
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(80, 3))
+    y = ((X[:, 0] + rng.normal(size=80)) > 0).astype(float)
+    fit_head(X, y[:, None], [{"name": "t", "kind": "binary"}])
+    _logit_coef(X, y.astype(int), 2)
+    assert len(calls) == 2 and all(c["C"] == np.inf for c in calls)

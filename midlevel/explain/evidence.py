@@ -112,7 +112,7 @@ def _logit_coef(x: np.ndarray, codes: np.ndarray, n_classes: int) -> np.ndarray:
     present = np.unique(codes)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        clf = LogisticRegression(penalty=None, tol=1e-8, max_iter=5000).fit(x, codes)
+        clf = LogisticRegression(C=np.inf, tol=1e-8, max_iter=5000).fit(x, codes)
     if len(present) == 2:
         coef = np.r_[clf.intercept_, clf.coef_[0]][:, None]
     else:

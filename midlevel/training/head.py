@@ -93,7 +93,7 @@ def _logistic(x: np.ndarray, y: np.ndarray, target: dict, *, start: bool = False
     from sklearn.linear_model import LogisticRegression
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
-        clf = LogisticRegression(penalty=None, tol=1e-8, max_iter=5000).fit(x, y)
+        clf = LogisticRegression(C=np.inf, tol=1e-8, max_iter=5000).fit(x, y)
     largest = float(np.abs(clf.decision_function(x)).max())
     if not (any(issubclass(w.category, ConvergenceWarning) for w in caught)
             or largest > SEPARATED_LOGIT):
