@@ -86,7 +86,7 @@ class Run:
         self.concept_names = list(self.model.concept_names)
         self.targets = self.model.targets
         self.target_names = list(self.model.target_names)
-        self._frontend_module, self._warned = None, set()
+        self._frontend_module, self._warned, self._own_table = None, set(), None
 
     def __repr__(self) -> str:
         return (f"Run({str(self.path)!r}, mode={self.mode!r}, concepts={self.concept_names}, "
@@ -153,7 +153,9 @@ class Run:
         if loaded.path and Path(loaded.path).resolve() == Path(own).resolve():
             return use_stored_splits(table, self.path, where=self.path, warned=self._warned)
         try:  # the run's own clips, to know which of the other spec's clips they are
-            mine = load_annotations(self.spec(None))
+            if self._own_table is None:  # read once per Run: a command asks for several splits
+                self._own_table = load_annotations(self.spec(None))
+            mine = self._own_table
         except (MidlevelError, OSError) as exc:
             if ("own spec", loaded.path) not in self._warned:
                 self._warned.add(("own spec", loaded.path))

@@ -131,16 +131,18 @@ class _TwoStage:
         self.calibration_rows = np.isfinite(rated).all(1) & np.isfinite(pred).all(1)
         self.kept = np.arange(pred.shape[1])  # the calibrated concepts stage 2 fits on
 
-    def fit(self, idx: np.ndarray) -> dict[str, np.ndarray]:
+    def calibrate(self, idx: np.ndarray) -> np.ndarray:
+        """Stage 1 on the clips ``idx``: every clip's calibrated concepts ``(n, K)``."""
         cal = idx[self.calibration_rows[idx]]
         if len(cal) <= self.pred.shape[1] + 1:
             raise ExplainError(f"regression calibration needs more than "
                                 f"{self.pred.shape[1] + 1} held-out clips with every concept "
                                 f"rated; {len(cal)} have them")
         A = _lstsq(self.pred[cal], self.rated[cal])           # (1 + K, K)
-        calibrated = np.hstack([np.ones((len(self.pred), 1)), self.pred]) @ A
-        self.last_calibrated = calibrated
-        calibrated = calibrated[:, self.kept]
+        return np.hstack([np.ones((len(self.pred), 1)), self.pred]) @ A
+
+    def fit(self, idx: np.ndarray) -> dict[str, np.ndarray]:
+        calibrated = self.calibrate(idx)[:, self.kept]
         out = {}
         for j, target in enumerate(self.Y.columns):
             y = self.Y[target].to_numpy()
@@ -201,14 +203,13 @@ def calibrated_fit(pred: pd.DataFrame, rated: pd.DataFrame, Y: pd.DataFrame, *,
     stages = _TwoStage(p, r, Y, class_targets, binary_targets)
     logistic = set(class_targets) | set(binary_targets)
     everyone = np.arange(len(p))
-    stages.fit(everyone)
     # concepts the calibrated values cannot tell apart (their ratings repeat one another):
     # stage 2 fits without the repeats, and they get no estimate
-    complete = np.isfinite(p).all(1)
-    kept, dependent = dependent_concepts(stages.last_calibrated[complete], names)
+    calibrated = stages.calibrate(everyone)
+    kept, dependent = dependent_concepts(calibrated[np.isfinite(p).all(1)], names)
     stages.kept = np.asarray(kept, dtype=int)
+    calibrated = calibrated[:, stages.kept]
     full = stages.fit(everyone)
-    calibrated = stages.last_calibrated[:, stages.kept]
     fitted = [names[j] for j in kept]
     rng = np.random.default_rng(seed)
     draws = {t: [] for t in full}

@@ -13,6 +13,13 @@ CONTRIBUTION_UNITS = {"regression": "rating points", "logit": "logit", "binary":
 plots)."""
 
 
+def contribution_units(rows: pd.DataFrame) -> str:
+    """The units of the contributions in ``rows`` (one target's): by their ``output_kind``,
+    rating points where the table has none."""
+    kind = rows["output_kind"].iloc[0] if "output_kind" in rows and len(rows) else "regression"
+    return CONTRIBUTION_UNITS.get(kind, kind)
+
+
 def concept_colors(concepts) -> dict[str, tuple]:
     """A fixed colour per concept (tab10 / tab20 in the given order)."""
     import matplotlib

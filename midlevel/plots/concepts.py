@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from midlevel.plots.common import (  # noqa: F401 (re-exported: concept_colors, the units)
-    CONTRIBUTION_UNITS, checked_targets, clip_rows, concept_colors, not_empty,
+    CONTRIBUTION_UNITS, checked_targets, clip_rows, concept_colors, contribution_units,
+    not_empty,
 )
 from midlevel.plots.timeline import drawn_windows, timeline_plot  # noqa: F401 (re-exported)
 
@@ -224,7 +225,7 @@ def contribution_bars(table: pd.DataFrame, clip: str | None = None, *, targets=N
             ax.set_title(f"{target}: P {pb:.2f} \u2192 {pp:.2f}", fontsize=9)
         else:
             ax.set_title(f"{target}: {base:.2f} \u2192 {pred:.2f}", fontsize=9)
-        ax.set_xlabel(f"contribution ({CONTRIBUTION_UNITS.get(kind, kind)})", fontsize=7)
+        ax.set_xlabel(f"contribution ({contribution_units(r)})", fontsize=7)
         ax.tick_params(axis="x", labelsize=7)
         known = np.isfinite(vals)
         for i in np.flatnonzero(~known):  # no bar: say so, not a contribution of 0
@@ -282,8 +283,7 @@ def contribution_distribution(dataset: pd.DataFrame, target: str, *,
         ax.legend(fontsize=7, loc="best")
     ax.axhline(0, color="grey", lw=0.6)
     ax.set_xticks(range(len(concepts)), concepts, rotation=40, ha="right", fontsize=8)
-    kind = rows["output_kind"].iloc[0] if "output_kind" in rows and len(rows) else "regression"
-    ax.set_ylabel(f"contribution to {target} ({CONTRIBUTION_UNITS.get(kind, kind)})")
+    ax.set_ylabel(f"contribution to {target} ({contribution_units(rows)})")
     ax.set_title(f"{target}: contributions over {rows['clip'].nunique() if 'clip' in rows else ''}"
                  f" clips" + (f", {clip} marked" if clip is not None else ""), fontsize=9)
     return ax

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from midlevel.plots.common import (
-    CONTRIBUTION_UNITS, checked_targets, clip_rows, concept_colors,
+    checked_targets, clip_rows, concept_colors, contribution_units,
 )
 
 
@@ -77,8 +77,7 @@ def timeline_plot(spectrogram, table: pd.DataFrame, *, fps: float, targets=None,
             _curve(ax, r[r["concept"] == c], "contribution", colors[c],
                    c if not show_concepts else None)
         ax.axhline(0, color="grey", lw=0.5)
-        kind = r["output_kind"].iloc[0] if "output_kind" in r and len(r) else "regression"
-        ax.set_ylabel(f"{target}\n({CONTRIBUTION_UNITS.get(kind, kind)})", fontsize=8)
+        ax.set_ylabel(f"{target}\n({contribution_units(r)})", fontsize=8)
         panel += 1
     if not show_concepts and names:
         axes[1].legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
