@@ -34,6 +34,33 @@ def test_python_dash_m():
     assert result.returncode == 0 and "validate" in result.stdout
 
 
+def test_the_command_line_is_built_without_the_heavy_libraries():
+    """``--help``, ``--version`` and a usage error wait for no torch, pandas or captum import
+    (audit 11a #1: building the parser imported them to read three tuples, 6-7 s a call)."""
+    heavy = ["torch", "torchaudio", "pandas", "captum", "shap", "librosa", "matplotlib",
+             "sklearn", "statsmodels", "scipy"]
+    code = ("import sys\nfrom midlevel.cli import build_parser\nbuild_parser()\n"
+            f"print(sorted(m for m in {heavy!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_the_parsers_choices_are_the_ones_the_package_acts_on():
+    from midlevel.choices import COMPARE_METHODS
+    from midlevel.explain.attribution.registry import resolve_method
+    from midlevel.explain.multiplicity import CORRECTIONS, adjust_pvalues
+    from midlevel.training.config import MODES, TrainConfig
+    import numpy as np
+
+    for mode in MODES:
+        TrainConfig(mode=mode).check()
+    for correction in CORRECTIONS:
+        adjust_pvalues(np.array([0.01, 0.2]), correction)
+    for method in COMPARE_METHODS:
+        resolve_method(method)
+
+
 def test_synth_validate_features(tmp_path, capsys):
     out = tmp_path / "world"
     assert main(["synth", "--out", str(out), "--n-clips", "6", "--seed", "1", "--duration", "3",

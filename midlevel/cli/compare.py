@@ -44,7 +44,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 def register(sub) -> None:
     """Add ``compare`` to the ``midlevel`` subparsers."""
-    from midlevel.workflows.compare import DEFAULT_METHODS
+    from midlevel.choices import COMPARE_METHODS as DEFAULT_METHODS
 
     p = sub.add_parser(
         "compare", help="report comparing black-box and bottleneck runs on one test split",

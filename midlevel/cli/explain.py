@@ -184,7 +184,7 @@ def _explain(args: argparse.Namespace) -> int:
 
 def register(sub) -> None:
     """Add ``coefficients`` and ``explain`` to the ``midlevel`` subparsers."""
-    from midlevel.explain.multiplicity import CORRECTIONS
+    from midlevel.choices import CORRECTIONS
 
     p = sub.add_parser(
         "coefficients", help="the concept -> target weights of a bottleneck, with statistics",

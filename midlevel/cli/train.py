@@ -63,7 +63,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 def register(sub) -> None:
     """Add ``train``, ``evaluate`` and ``predict`` to the ``midlevel`` subparsers."""
-    from midlevel.training.config import MODES
+    from midlevel.choices import MODES
 
     p = sub.add_parser("train", help="train a concept bottleneck or a black box",
                        description="Train on the clips of SPEC (features from the cache) and "

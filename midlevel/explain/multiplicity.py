@@ -34,10 +34,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from midlevel.choices import CORRECTIONS
 from midlevel.errors import ExplainError
 from midlevel.explain.levels import ci_label
-
-CORRECTIONS = ("none", "bonferroni", "holm", "fdr_bh")
 
 
 def adjust_pvalues(p: np.ndarray, correction: str | None) -> np.ndarray:

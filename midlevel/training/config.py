@@ -6,10 +6,9 @@ import math
 from dataclasses import dataclass
 
 from midlevel.checks import real_number, whole_number
+from midlevel.choices import MODES
 from midlevel.errors import TrainingError
 from midlevel.models.backbone import preset as backbone_preset
-
-MODES = ("blackbox", "independent", "sequential", "joint")
 
 
 @dataclass

@@ -54,14 +54,14 @@ from midlevel.run import load_run
 from midlevel.training.data import window_frames
 from midlevel.training.datarecord import read_splits
 from midlevel.checks import real_number, whole_number
+from midlevel.choices import COMPARE_METHODS
 
 log = logging.getLogger("midlevel.compare")
 
 __all__ = ["compare", "run_metrics", "summarize_metrics", "check_explained", "check_runs",
            "explained_target", "training_data", "DEFAULT_METHODS"]
 
-DEFAULT_METHODS = ("shap_deep", "shap_gradient", "integrated_gradients", "gradient_shap",
-                   "deeplift", "occlusion")
+DEFAULT_METHODS = COMPARE_METHODS
 
 @dataclass
 class Clips:
