@@ -136,6 +136,11 @@ class Run:
         if not stored.get("spec"):
             raise CheckpointError(f"{self.path}: no data spec stored with the run; pass "
                                   f"the spec (--spec)")
+        if not Path(stored["spec"]).is_file():
+            raise CheckpointError(
+                f"{self.path}: the data spec the run was trained on, {stored['spec']}, is not "
+                f"there any more (moved or renamed with its dataset?); pass its new place "
+                f"(--spec FILE, or spec= in Python)")
         return load_spec(stored["spec"], root=trained_roots(stored, root, where=self.path))
 
     def annotations(self, spec=None, *, root=None) -> pd.DataFrame:

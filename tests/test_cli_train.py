@@ -102,6 +102,15 @@ def test_a_run_trained_with_root_needs_no_root_later(synth_spec, tmp_path, capsy
                  "--n-steps", "2", "--no-faithfulness", "--no-randomization", "--no-audio",
                  "--quiet"]) == 0
     assert (tmp_path / "report" / "report.html").is_file()
+    # the spec moved (audit 11a #2): the error says where the run looked and what to pass
+    moved = elsewhere.rename(tmp_path / "spec_moved") / "spec.yaml"
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--cache", str(cache), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert str(spec) in err and "--spec" in err and "not there any more" in err
+    rc = main(["evaluate", str(run), "--spec", str(moved), "--root", root, "--cache",
+               str(cache), "--quiet"])
+    assert rc == 0, capsys.readouterr().err
 
 
 def test_train_bf16_reaches_the_config_or_is_refused_by_name(synth_spec, tmp_path, capsys):
