@@ -71,9 +71,10 @@ SECTION_TEXT = {
             "explained (one output, CPU). `unit_field_bins` (Grad-CAM): how many input bands "
             "x frames one unit of its layer sees; its map cannot place evidence more finely, "
             "and on the planted-event benchmark its box ratio ranged 0.0-6.7x over models "
-            "that all computed the event (benchmarks/RESULTS.md). The additivity gap is in "
-            "`units`, those `midlevel predict` reports. `timed_in`: this run, or an "
-            "earlier, interrupted compare whose explanation this report reuses.",
+            "that all computed the event (benchmarks/RESULTS.md in midlevel's source "
+            "repository). The additivity gap is in `units`, those `midlevel predict` "
+            "reports. `timed_in`: this run, or an earlier, interrupted compare whose "
+            "explanation this report reuses.",
     "faithfulness": "The faithfulness harness (midlevel.explain.harness), per model, method "
                     "and mode over the explained clips: patches of the spectrogram removed "
                     "(deletion) or inserted in the order of their signed attribution, largest "
