@@ -43,7 +43,7 @@ from midlevel.training.checkpoint import (  # noqa: F401  (re-exported: the run'
 )
 from midlevel.training.config import TrainConfig
 from midlevel.training.data import Columns, fit_frames, window_frames
-from midlevel.training.datarecord import same_audio, trained_roots, use_stored_splits
+from midlevel.training.datarecord import same_audio, trained_spec, use_stored_splits
 from midlevel.training.predict import predict_specs
 
 log = logging.getLogger("midlevel")
@@ -136,12 +136,7 @@ class Run:
         if not stored.get("spec"):
             raise CheckpointError(f"{self.path}: no data spec stored with the run; pass "
                                   f"the spec (--spec)")
-        if not Path(stored["spec"]).is_file():
-            raise CheckpointError(
-                f"{self.path}: the data spec the run was trained on, {stored['spec']}, is not "
-                f"there any more (moved or renamed with its dataset?); pass its new place "
-                f"(--spec FILE, or spec= in Python)")
-        return load_spec(stored["spec"], root=trained_roots(stored, root, where=self.path))
+        return trained_spec(stored, root, where=self.path)
 
     def annotations(self, spec=None, *, root=None) -> pd.DataFrame:
         """The annotations table of :meth:`spec`; every clip of the run in the split the run

@@ -8,8 +8,8 @@ The spec's splits are drawn again by every later command, so an edited spec (ano
 without a word. With these records a resume is refused on other splits or other ratings
 (:func:`check_same_data`), and later commands score the run on its own splits
 (:func:`use_stored_splits`). Runs written before these records existed have neither, and
-nothing is compared for them. :func:`trained_roots` gives a later command the roots a run
-was trained with.
+nothing is compared for them. :func:`trained_spec` and :func:`trained_roots` give a later
+command the spec and the roots a run was trained with.
 """
 from __future__ import annotations
 
@@ -159,6 +159,19 @@ def use_stored_splits(table: pd.DataFrame, run_dir, *, where, warned: set,
                     "; clips it did not know keep the spec's split" if changes["added"]
                     else "")
     return table
+
+
+def trained_spec(stored: dict, root=None, *, where):
+    """The spec a run was trained on (``stored``: its data record, ``stored["spec"]`` a path)
+    with :func:`trained_roots`; CheckpointError naming ``where`` and ``--spec`` when that
+    file is gone (a dataset folder moved or renamed with its spec)."""
+    from midlevel.data.spec import load_spec
+    if not Path(stored["spec"]).is_file():
+        raise CheckpointError(
+            f"{where}: the data spec the run was trained on, {stored['spec']}, is not there any "
+            f"more (moved or renamed with its dataset?); pass its new place (--spec FILE, or "
+            f"spec= in Python)")
+    return load_spec(stored["spec"], root=trained_roots(stored, root, where=where))
 
 
 def trained_roots(stored: dict, root=None, *, where) -> list[str] | None:
