@@ -67,6 +67,44 @@ def test_windows_cover_the_clip_and_end_at_its_end():
     assert window_starts(64, 32, 32) == [0, 32]
 
 
+def test_prediction_cuts_windows_a_batch_at_a_time(monkeypatch):
+    """predict_specs holds a clip and one batch of windows, whatever the hop (audit 11b #1:
+    every window of a clip was stacked first, 5.6 GB for a 30-min file at hop 0.1 s), and
+    gives what the model gives each window, grouped by clip, with several clips."""
+    from midlevel.models.bottleneck import BlackBox
+    from midlevel.training import predict as predict_module
+    torch.manual_seed(0)
+    model = BlackBox([{"name": "y"}], backbone={"width": 0.125, "dropout": 0.0}).eval()
+    specs = [torch.randn(40, 200), torch.randn(40, 20), torch.randn(40, 90)]
+    cut, seen, most = [0], [0], [0]
+    real_crop, forward = predict_module.crop, model.forward
+
+    def counting_crop(*args):
+        cut[0] += 1
+        return real_crop(*args)
+
+    def counting_forward(x):
+        most[0] = max(most[0], cut[0] - seen[0])
+        seen[0] += len(x)
+        return forward(x)
+
+    monkeypatch.setattr(predict_module, "crop", counting_crop)
+    monkeypatch.setattr(model, "forward", counting_forward)
+    rows = predict_module.predict_specs(model, specs, 32, 3, device=torch.device("cpu"),
+                                        batch_size=4, per_window=True)
+    assert most[0] <= 4 and seen[0] == cut[0] == sum(len(r[0]) for r in rows)
+    monkeypatch.undo()
+    from midlevel.training.data import windows
+    for spec, (starts, _, outputs) in zip(specs, rows):
+        w, expected_starts = windows(spec, 32, 3)
+        assert starts == expected_starts
+        with torch.no_grad():
+            direct = model.unscale(model(w)).targets.numpy()
+        np.testing.assert_allclose(outputs, direct, atol=1e-5)
+    _, means = predict_module.predict_specs(model, specs, 32, 3, device=torch.device("cpu"))
+    np.testing.assert_allclose(means, np.stack([r[2].mean(0) for r in rows]), atol=1e-6)
+
+
 # ----------------------------------------------------------------------------- modes
 
 

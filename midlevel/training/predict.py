@@ -6,7 +6,7 @@ import torch
 
 from midlevel.models.bottleneck import ModelOutput
 from midlevel.training import ddp
-from midlevel.training.data import windows
+from midlevel.training.data import crop, window_starts
 
 
 @torch.no_grad()
@@ -34,14 +34,18 @@ def predict_specs(model, specs: list[torch.Tensor], n_frames: int, hop: int, *,
                        else np.zeros((len(x), n_c)))
         o_parts.append(out.targets.cpu().numpy())
 
-    # clips are read one at a time (a streamed set never holds more than a clip and a batch
-    # of windows); batches run over the windows of consecutive clips as they come
+    # clips are read one at a time and their windows cut one batch at a time (a clip's
+    # windows are views of it until a batch stacks them), so memory holds a clip and a batch
+    # of windows whatever the hop; batches run over the windows of consecutive clips
     pending: list[torch.Tensor] = []
+    per_clip: list[np.ndarray] = []  # the rows of each clip's windows in the outputs
     for i in range(len(specs)):
-        w, starts = windows(specs[i], n_frames, hop)
-        for k, st in enumerate(starts):
+        spec = specs[i]
+        starts = window_starts(spec.shape[1], n_frames, hop)
+        per_clip.append(np.arange(len(items), len(items) + len(starts)))
+        for st in starts:
             items.append((i, st))
-            pending.append(w[k])
+            pending.append(crop(spec, st, n_frames).unsqueeze(0))
             if len(pending) == batch_size:
                 run(pending)
                 pending = []
@@ -49,12 +53,10 @@ def predict_specs(model, specs: list[torch.Tensor], n_frames: int, hop: int, *,
         run(pending)
     c_all = np.concatenate(c_parts).astype(np.float64) if c_parts else np.zeros((0, n_c))
     o_all = np.concatenate(o_parts).astype(np.float64) if o_parts else np.zeros((0, n_o))
-    owner = np.array([it[0] for it in items])
     if per_window:
-        return [([it[1] for it in items if it[0] == i], c_all[owner == i], o_all[owner == i])
-                for i in range(len(specs))]
-    concepts = np.stack([c_all[owner == i].mean(0) for i in range(len(specs))]) if len(specs) else c_all
-    outputs = np.stack([o_all[owner == i].mean(0) for i in range(len(specs))]) if len(specs) else o_all
+        return [([items[k][1] for k in rows], c_all[rows], o_all[rows]) for rows in per_clip]
+    concepts = np.stack([c_all[rows].mean(0) for rows in per_clip]) if len(specs) else c_all
+    outputs = np.stack([o_all[rows].mean(0) for rows in per_clip]) if len(specs) else o_all
     return concepts, outputs
 
 
