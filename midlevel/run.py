@@ -32,19 +32,17 @@ from midlevel.data.audio import audio_info
 from midlevel.data.frontends import band_limit_note
 from midlevel.data.inputs import (as_array, batch_items, is_path, item_names,
                                   item_spectrogram, item_waveform)
-from midlevel.errors import (
-    ArgumentError, AudioError, CheckpointError, MidlevelError, TrainingError,
-)
+from midlevel.errors import (ArgumentError, AudioError, CheckpointError, MidlevelError,
+                             TrainingError)
 from midlevel.models.bottleneck import build_model, decode_targets, output_layout
 from midlevel.models.layout import place
 from midlevel.training.checkpoint import (  # noqa: F401  (re-exported: the run's files)
     CONFIG_FILE, FORMAT, MODEL_FILE, RUN_FILES, STATE_FILE, cpu_state, read_checkpoint,
-    write_model, write_state,
-)
+    write_model, write_state)
 from midlevel.training.config import TrainConfig
 from midlevel.training.data import Columns, fit_frames, window_frames
 from midlevel.training.datarecord import same_audio, trained_spec, use_stored_splits
-from midlevel.training.predict import predict_specs
+from midlevel.training.predict import log_split_notes, predict_specs
 
 log = logging.getLogger("midlevel")
 
@@ -221,7 +219,9 @@ class Run:
         """
         rows, specs = self.data(split, spec=spec, root=root, cache_dir=cache_dir,
                                 progress=progress)
-        pred = self.predict(specs, names=list(rows.index)).set_index("clip")
+        pred = self.predict(specs, names=list(rows.index), log_notes=False)
+        log_split_notes(pred.attrs["warnings"], len(rows), split, self.path, self._warned)
+        pred = pred.set_index("clip")
         for name in self.concept_names + self.target_names:
             if name in rows:
                 pred[f"true:{name}"] = rows[name].to_numpy(np.float64)
@@ -257,7 +257,7 @@ class Run:
         return item_spectrogram(audio, name, frontend=self.frontend_module, fps=self.fps,
                                 sample_rate=sample_rate)[0]
 
-    def predict(self, audio, *, hop: float | None = None, names=None,
+    def predict(self, audio, *, hop: float | None = None, names=None, log_notes: bool = True,
                 sample_rate: float | None = None, batch_size: int = 16) -> pd.DataFrame:
         """Concept and target predictions in rating units.
 
@@ -285,7 +285,8 @@ class Run:
         silent, NaN or mis-shaped array) are logged with their name and skipped;
         ``df.attrs["errors"]`` maps each to its message; clips shorter than the window and
         files recorded at a rate that leaves bands of the front end empty are logged as
-        warnings and listed in ``df.attrs["warnings"]``.
+        warnings (a line per clip; with ``log_notes=False`` not logged) and listed in
+        ``df.attrs["warnings"]``.
         """
         items = batch_items(audio)
         names = item_names(items, names)
@@ -317,7 +318,7 @@ class Run:
                     f"{sec:.2f} s, shorter than the {self.config.crop_seconds:g}-s window: "
                     f"padded with silence"))
         warnings = {name: "; ".join(notes[name]) for name in kept if name in notes}
-        for name, note in warnings.items():
+        for name, note in warnings.items() if log_notes else ():
             log.warning("%s: %s", name, note)
         frames = []
         if specs:

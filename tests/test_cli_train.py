@@ -61,6 +61,32 @@ def test_train_evaluate_predict(synth_spec, tmp_path, capsys):
     assert {"start", "end", "melodiousness", "valence"} <= set(pred.columns)
 
 
+def test_a_split_of_short_clips_is_one_warning_not_a_line_per_clip(synth_spec, tmp_path,
+                                                                   caplog):
+    """Clips shorter than the window, predicted as a dataset split (coefficients, explain's
+    baseline and dataset view), give one warning with their count, once per split (audit
+    11b #3: one line per training clip, 800 lines for explaining three files)."""
+    import logging
+    from midlevel.training import load_run
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump({"width": 0.125, "crop_seconds": 3.0, "batch_size": 4}))
+    run = tmp_path / "run"
+    assert main(["train", str(synth_spec), "--mode", "joint", "--out", str(run), "--preset",
+                 "small", "--epochs", "1", "--config", str(config), "--cache",
+                 str(tmp_path / "cache"), "--quiet"]) == 0
+    loaded = load_run(run)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="midlevel"):
+        pred = loaded.predictions("train", cache_dir=tmp_path / "cache")
+        loaded.predictions("train", cache_dir=tmp_path / "cache")
+    lines = [r.getMessage() for r in caplog.records if "shorter than" in r.getMessage()]
+    assert len(lines) == 1, lines
+    assert f"{len(pred)} of {len(pred)} train clips" in lines[0]
+    assert "shorter than the 3-s window" in lines[0]
+    single = loaded.predict(sorted((synth_spec.parent / "audio").glob("*.wav"))[:1])
+    assert len(single.attrs["warnings"]) == 1  # a file the user names keeps its own line
+
+
 def test_bottleneck_on_a_spec_without_concepts_is_refused(synth_spec, tmp_path, capsys):
     raw = yaml.safe_load(synth_spec.read_text())
     raw["concepts"] = {}

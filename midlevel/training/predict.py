@@ -1,12 +1,17 @@
 """Predictions of a model over windows of whole clips, in rating units."""
 from __future__ import annotations
 
+import logging
+import re
+
 import numpy as np
 import torch
 
 from midlevel.models.bottleneck import ModelOutput
 from midlevel.training import ddp
 from midlevel.training.data import crop, window_starts
+
+log = logging.getLogger("midlevel")
 
 
 @torch.no_grad()
@@ -71,3 +76,19 @@ def predict_sharded(ctx, model, specs, n_frames, hop, config):
     for idx, cc, oo in ddp.gather(ctx, (mine, c.reshape(len(mine), n_c), o.reshape(len(mine), n_o))):
         concepts[idx], outputs[idx] = cc, oo
     return concepts, outputs
+
+
+def log_split_notes(notes: dict[str, str], n_clips: int, split: str, where, warned: set) -> None:
+    """One warning for the notes of a dataset split's clips (``notes``: clip -> its note, as
+    ``Run.predict`` lists them in ``df.attrs["warnings"]``), instead of a line per clip:
+    ``validate`` and ``train`` named those clips already, and a command explaining one file
+    should not print one line per training clip (audit 11b #3). Once per ``split`` and
+    ``warned`` set (a Run's)."""
+    if not notes or ("notes", split) in warned:
+        return
+    warned.add(("notes", split))
+    first = ", ".join(list(notes)[:3]) + (", ..." if len(notes) > 3 else "")
+    kinds = sorted({re.sub(r"^[\d.]+ s, ", "", part).split(":")[0]  # "shorter than ..."
+                    for note in notes.values() for part in note.split("; ")})
+    log.warning("%s: %d of %d %s clips have a note (%s): %s; `midlevel validate` lists "
+                "them all", where, len(notes), n_clips, split, "; ".join(kinds), first)
