@@ -58,6 +58,41 @@ def test_fill_resumes_and_leaves_no_temporary_files(tmp_path, clips):
     assert list(cache.folder.rglob("*.tmp")) == []  # no temporary file of this run is left
 
 
+def test_fill_counts_files_of_the_same_bytes_once_and_reads_each_file_once(tmp_path, clips,
+                                                                          monkeypatch):
+    """Two paths with the same bytes are one computation, the other reused (audit 11b #6:
+    4000 'computed' for 360 entries, and a speed 10x too high); and a command that looks a
+    file up several times (fill, then get) reads its bytes once (audit 11b #7), unless it
+    changed or changed just now (racy)."""
+    import os
+    import shutil
+    import midlevel.data.cache as cache_module
+    twin = tmp_path / "audio" / "twin.wav"
+    shutil.copy(clips[0], twin)
+    old = os.stat(clips[0]).st_mtime - 60
+    for path in [*clips, twin]:
+        os.utime(path, (old, old))
+    opened = []
+    real_open = open
+    audio = str(tmp_path / "audio")
+    monkeypatch.setattr("builtins.open", lambda f, *a, **k: (
+        str(f).startswith(audio) and opened.append(str(f))) or real_open(f, *a, **k))
+    cache = FeatureCache(tmp_path / "cache")
+    stats = cache.fill([*clips, twin], jobs=1, progress=False)
+    assert (stats.computed, stats.reused) == (4, 1)
+    assert stats.seconds_of_audio == pytest.approx(4 * 32 / 31.25)
+    after_fill = len(opened)
+    for path in [*clips, twin]:
+        cache.get(path)
+    assert len(opened) == after_fill  # every entry found without reading the audio again
+    write_tone(clips[1], freq=2500.0, seconds=1.0)  # rewritten now: read again, new entry
+    assert cache.entry(clips[1]) != cache.entry(clips[0])
+    before = opened.count(str(clips[1]))
+    cache.entry(clips[1])
+    assert opened.count(str(clips[1])) == before + 1  # racy: modified just now
+    monkeypatch.setattr(cache_module, "_DIGESTS", {})
+
+
 def test_fill_in_processes_matches_serial(tmp_path, clips, monkeypatch):
     import midlevel.data.cache as cache_module
     serial = FeatureCache(tmp_path / "a")

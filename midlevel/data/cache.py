@@ -40,24 +40,42 @@ def default_cache_dir() -> Path:
 
 
 def file_digest(path: str | Path, *, chunk: int = 1 << 20) -> str:
-    """SHA-1 of a file's bytes (hex)."""
-    h = hashlib.sha1()
+    """SHA-1 of a file's bytes (hex), read once per process while the file's identity
+    (device, inode, size, modification time in ns) stays the same: a command looks a file
+    up several times (fill, then the memory maps or ``get``), and reading a corpus twice
+    costs minutes on a large or remote one (audit 11b #7). A file modified in the last
+    ``RACY_S`` seconds is read every time (a file system with coarse times could show a
+    rewrite of the same size with the same time: git's "racy" entries)."""
     try:
+        st = os.stat(path)
+        key = (os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        if key in _DIGESTS:
+            return _DIGESTS[key]
+        h = hashlib.sha1()
         with open(path, "rb") as fh:
             while block := fh.read(chunk):
                 h.update(block)
     except OSError as exc:
         raise AudioError(f"{path}: cannot read audio file: {exc.strerror or exc}") from exc
+    if time.time() - st.st_mtime > RACY_S:
+        if len(_DIGESTS) >= 1 << 20:  # a bound for a process that reads millions of files
+            _DIGESTS.clear()
+        _DIGESTS[key] = h.hexdigest()
     return h.hexdigest()
+
+
+_DIGESTS: dict[tuple, str] = {}
+RACY_S = 2.0
 
 
 @dataclass
 class FillStats:
     """What :meth:`FeatureCache.fill` did."""
 
-    computed: int
-    reused: int
-    seconds_of_audio: float
+    computed: int               # files whose features this fill computed
+    reused: int                 # files found in the cache (or computed earlier in this fill
+                                # for another file with the same bytes)
+    seconds_of_audio: float     # of the computed files
     problems: list[Problem]
 
 
@@ -145,9 +163,13 @@ class FeatureCache:
         bar = tqdm(total=len(todo), desc="features", unit="clip",
                    disable=not progress or not todo)
         fps = float(getattr(self.frontend, "fps", 0.0) or 0.0)
-        def done(path, n_frames, error):
-            nonlocal seconds
-            seconds += n_frames / fps if fps else 0.0
+        computed = 0
+
+        def done(path, n_frames, error, fresh):
+            nonlocal seconds, computed
+            if fresh:
+                seconds += n_frames / fps if fps else 0.0
+                computed += 1
             if error:
                 problems.append(Problem(error, file=path))
             bar.update()
@@ -167,14 +189,14 @@ class FeatureCache:
                                      initializer=_worker_init,
                                      initargs=(self.cache_dir, self.frontend.config(),
                                                self.normalize)) as pool:
-                for path, n_frames, error in pool.map(_worker_fill, rest, chunksize=4):
-                    done(path, n_frames, error)
+                for path, *result in pool.map(_worker_fill, rest, chunksize=4):
+                    done(path, *result)
         else:
             with one_torch_thread():
                 for path in rest:
                     done(path, *_fill_one(self, path))
         bar.close()
-        stats = FillStats(len(todo) - len(problems), len(paths) - len(todo), seconds, problems)
+        stats = FillStats(computed, len(paths) - computed - len(problems), seconds, problems)
         if strict and problems:
             raise ValidationFailed(problems, "features could not be computed for some files")
         return stats
@@ -214,12 +236,15 @@ def one_torch_thread():
         torch.set_num_threads(old)
 
 
-def _fill_one(cache: FeatureCache, path: str) -> tuple[int, str | None]:
+def _fill_one(cache: FeatureCache, path: str) -> tuple[int, str | None, bool]:
+    """``(n_frames, error, computed)`` of one file: computed is False when its entry was
+    there already (another file of the fill with the same bytes, or another process)."""
     try:
-        return cache.get(path).shape[-1], None
+        fresh = not cache.contains(path)
+        return cache.get(path).shape[-1], None, fresh
     except AudioError as exc:
         message = str(exc)
-        return 0, message[len(path) + 2:] if message.startswith(f"{path}: ") else message
+        return 0, message[len(path) + 2:] if message.startswith(f"{path}: ") else message, False
 
 
 _WORKER: FeatureCache | None = None
@@ -231,8 +256,7 @@ def _worker_init(cache_dir: Path, frontend: dict, normalize: bool) -> None:
     _WORKER = FeatureCache(cache_dir, frontend, normalize=normalize)
 
 
-def _worker_fill(path: str) -> tuple[str, int, str | None]:
+def _worker_fill(path: str) -> tuple[str, int, str | None, bool]:
     if _WORKER is None:
         raise CacheError("feature worker used before initialisation")
-    n_frames, error = _fill_one(_WORKER, path)
-    return path, n_frames, error
+    return (path, *_fill_one(_WORKER, path))
