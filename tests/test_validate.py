@@ -72,6 +72,31 @@ def test_every_bad_file_is_named(tmp_path, capsys):
     assert "4 problem(s)" in err and all(f"c{i}.wav" in err for i in range(1, 5))
 
 
+def test_many_problems_go_to_a_csv_with_counts_by_kind(tmp_path, capsys, monkeypatch):
+    """A misplaced audio folder is a problem per clip: more than 20 go to a CSV (every one,
+    with file, row and clip), the screen gets their counts by kind and the first 10 (audit
+    11b #4: 503 problems were 531 lines on stderr)."""
+    import pandas as pd
+    spec_path = tiny_dataset(tmp_path, n=24)
+    (tmp_path / "ratings.csv").write_text("clip,bright,happy\n" + "".join(
+        f"c{i},{'abc' if i == 3 else 5},5\n" for i in range(1, 25)))
+    for i in range(1, 24):
+        (tmp_path / "audio" / f"c{i}.wav").unlink()
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate", str(spec_path), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "24 problem(s), every one in validate_problems_" in err
+    assert "23 audio file not found" in err and "1 non-numeric rating '...'" in err
+    shown = err.split("the first 10:\n")[1].splitlines()
+    assert len(shown) == 10 and all(line.startswith("  - ") for line in shown)
+    table = pd.read_csv(next(tmp_path.glob("validate_problems_*.csv")))
+    assert len(table) == 24 and table["clip"].astype(str).str.startswith("c").all()
+    bad = table[table["kind"] == "non-numeric rating '...'"].iloc[0]
+    assert (bad["clip"], bad["column"], bad["row"]) == ("c3", "bright", 4)
+    assert main(["validate", str(spec_path), "--quiet", "--problems-csv", "p.csv"]) == 1
+    assert len(pd.read_csv(tmp_path / "p.csv")) == 24
+
+
 def test_missing_ratings_are_counted_not_dropped(tmp_path):
     spec_path = tiny_dataset(tmp_path)
     (tmp_path / "ratings.csv").write_text("clip,bright,happy\nc1,1,\nc2,,2\nc3,3,3\nc4,,4\n")

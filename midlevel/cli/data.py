@@ -23,10 +23,29 @@ def _validate(args: argparse.Namespace) -> int:
         print("OK: no problems found" + (f" ({len(report.warnings)} warning(s))"
                                          if report.warnings else ""))
         return 0
-    print(f"\n{len(report.problems)} problem(s):", file=sys.stderr)
-    for problem in report.problems:
-        print(f"  - {problem}", file=sys.stderr)
+    _print_problems(report, args)
     return 1
+
+
+def _print_problems(report, args, most: int = 20, shown: int = 10) -> None:
+    """Up to ``most`` problems on stderr; more go to a CSV whose path is printed, with their
+    counts by kind and the first ``shown`` (a misplaced audio folder is one line per clip)."""
+    from midlevel.io import write_csv
+    problems = report.problems
+    if len(problems) <= most and not args.problems_csv:
+        print(f"\n{len(problems)} problem(s):", file=sys.stderr)
+        for problem in problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return
+    path = args.problems_csv or f"validate_problems_{report.spec.name}.csv"
+    table = report.problems_table()
+    write_csv(table, path)
+    kinds = table["kind"].value_counts()
+    print(f"\n{len(problems)} problem(s), every one in {path}; by kind: "
+          + ", ".join(f"{n} {k}" for k, n in kinds.items()), file=sys.stderr)
+    print(f"the first {min(shown, len(problems))}:", file=sys.stderr)
+    for problem in problems[:shown]:
+        print(f"  - {problem}", file=sys.stderr)
 
 
 def _print_warnings(report, args, most: int = 20) -> None:
@@ -100,6 +119,9 @@ def register(sub) -> None:
     p.add_argument("--warnings-csv", metavar="CSV",
                    help="write every warning here (default: when there are more than 20, "
                         "validate_warnings_<spec name>.csv in the current folder)")
+    p.add_argument("--problems-csv", metavar="CSV",
+                   help="write every problem here (default: when there are more than 20, "
+                        "validate_problems_<spec name>.csv in the current folder)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_validate)
 

@@ -11,6 +11,7 @@ rate too low for the front end's upper bands (they stay empty).
 """
 from __future__ import annotations
 
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,11 +137,28 @@ class ValidationReport:
     def warnings_table(self) -> pd.DataFrame:
         """Every warning as a row: kind, file, row (a whole number; empty where the warning
         has none), column, clip, message."""
-        table = pd.DataFrame([{"kind": w.message.split(":")[0], "file": w.file, "row": w.row,
-                               "column": w.column, "clip": w.clip, "message": w.message}
-                              for w in self.warnings],
-                             columns=["kind", "file", "row", "column", "clip", "message"])
-        return table.astype({"row": "Int64"})  # not 38.0 where other rows have none
+        return issues_table(self.warnings, [w.message.split(":")[0] for w in self.warnings])
+
+    def problems_table(self) -> pd.DataFrame:
+        """Every problem as a row, as :meth:`warnings_table`; its kind is the message with
+        quoted values and numbers left out (``duplicate id '...' in rows N, N``)."""
+        return issues_table(self.problems, [problem_kind(p.message) for p in self.problems])
+
+
+def problem_kind(message: str) -> str:
+    """The kind of a problem's message: quoted values as ``'...'`` and numbers as ``N``."""
+    text = re.sub(r"'[^']*'", "'...'", message.split(": ")[0])
+    return re.sub(r"-?\d+(\.\d+)?(e-?\d+)?", "N", text)
+
+
+def issues_table(items: list[Problem], kinds: list[str]) -> pd.DataFrame:
+    """Problems or warnings as rows: kind, file, row (a whole number; empty where one has
+    none), column, clip, message."""
+    table = pd.DataFrame([{"kind": k, "file": w.file, "row": w.row, "column": w.column,
+                           "clip": w.clip, "message": w.message}
+                          for w, k in zip(items, kinds)],
+                         columns=["kind", "file", "row", "column", "clip", "message"])
+    return table.astype({"row": "Int64"})  # not 38.0 where other rows have none
 
 
 def binary_summary(table: pd.DataFrame, names: list[str], groups: dict[str, list[str]]) -> str:
