@@ -238,6 +238,63 @@ def test_kill_9_during_a_cache_fill_loses_nothing_done(many_files, tmp_path):
     assert len(_entries_are_whole(cache)) == len(many_files)
 
 
+_KILLED_FILL = """
+import os, signal, sys
+sys.path.insert(0, %r)
+import midlevel.data.cache as cache_module
+
+def descendants(pid):
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    parents[int(entry)] = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                pass
+    found, todo = [], [pid]
+    while todo:
+        here = todo.pop()
+        kids = [p for p, parent in parents.items() if parent == here]
+        found += kids
+        todo += kids
+    return found
+
+class KillOnFirstResult:  # the fill's progress bar: the first file a worker finished
+    def __init__(self, *args, **kwargs): pass
+    def update(self, *args):
+        print(" ".join(map(str, descendants(os.getpid()))), flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    def close(self): pass
+
+cache_module.tqdm = KillOnFirstResult
+cache_module.WORKER_PROBE_S, cache_module.WORKER_WORTH_S = 0.0, -1.0  # workers for all files
+cache_module.FeatureCache(%r).fill(%r, jobs=2, progress=False)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_kill_9_during_a_fill_in_workers_leaves_no_process_behind(many_files, tmp_path):
+    """The workers (and with them the fork server and the resource tracker) end when the
+    filling process is killed with -9 (audit 11b #5: they waited on the pool's queue for
+    ever, 0.5 GB)."""
+    script = _KILLED_FILL % (str(REPO), str(tmp_path / "cache"), [str(f) for f in many_files])
+    out, err = tmp_path / "out.txt", tmp_path / "err.txt"
+    with open(out, "w") as o, open(err, "w") as e:  # files: a pipe left open would hang here
+        code = subprocess.Popen([sys.executable, "-c", script], stdout=o, stderr=e).wait(300)
+    assert code == -signal.SIGKILL, err.read_text()
+    left = [int(p) for p in out.read_text().split()]
+    assert len(left) >= 2  # the workers, at least, were running
+    deadline = time.time() + 30
+    while time.time() < deadline and any(Path(f"/proc/{p}").exists() for p in left):
+        time.sleep(0.2)
+    alive = [p for p in left if Path(f"/proc/{p}").exists()
+             and Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
+    for p in alive:  # do not leave them to the next test
+        os.kill(p, signal.SIGKILL)
+    assert not alive
+
+
 def test_kill_9_during_a_report_leaves_only_whole_files(tiny_run, tmp_path):
     run, cache = tiny_run
     out = tmp_path / "report"

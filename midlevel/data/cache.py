@@ -29,6 +29,7 @@ from midlevel.io import write_npy
 from midlevel.data.audio import DECODE_VERSION, load_audio
 from midlevel.data.frontends import make_frontend
 from midlevel.errors import AudioError, CacheError, Problem, ValidationFailed
+from midlevel.workers import exit_with
 
 CACHE_VERSION = 1
 
@@ -188,7 +189,7 @@ class FeatureCache:
             with ProcessPoolExecutor(max_workers=jobs, mp_context=_worker_context(),
                                      initializer=_worker_init,
                                      initargs=(self.cache_dir, self.frontend.config(),
-                                               self.normalize)) as pool:
+                                               self.normalize, os.getpid())) as pool:
                 for path, *result in pool.map(_worker_fill, rest, chunksize=4):
                     done(path, *result)
         else:
@@ -250,8 +251,9 @@ def _fill_one(cache: FeatureCache, path: str) -> tuple[int, str | None, bool]:
 _WORKER: FeatureCache | None = None
 
 
-def _worker_init(cache_dir: Path, frontend: dict, normalize: bool) -> None:
+def _worker_init(cache_dir: Path, frontend: dict, normalize: bool, parent: int) -> None:
     global _WORKER
+    exit_with(parent)  # a fill killed with -9 leaves no worker waiting for ever
     torch.set_num_threads(1)
     _WORKER = FeatureCache(cache_dir, frontend, normalize=normalize)
 
