@@ -27,41 +27,42 @@ def _validate(args: argparse.Namespace) -> int:
     return 1
 
 
-def _print_problems(report, args, most: int = 20, shown: int = 10) -> None:
-    """Up to ``most`` problems on stderr; more go to a CSV whose path is printed, with their
-    counts by kind and the first ``shown`` (a misplaced audio folder is one line per clip)."""
-    from midlevel.io import write_csv
-    problems = report.problems
-    if len(problems) <= most and not args.problems_csv:
-        print(f"\n{len(problems)} problem(s):", file=sys.stderr)
-        for problem in problems:
-            print(f"  - {problem}", file=sys.stderr)
-        return
-    path = args.problems_csv or f"validate_problems_{report.spec.name}.csv"
-    table = report.problems_table()
-    write_csv(table, path)
-    kinds = table["kind"].value_counts()
-    print(f"\n{len(problems)} problem(s), every one in {path}; by kind: "
-          + ", ".join(f"{n} {k}" for k, n in kinds.items()), file=sys.stderr)
-    print(f"the first {min(shown, len(problems))}:", file=sys.stderr)
-    for problem in problems[:shown]:
-        print(f"  - {problem}", file=sys.stderr)
+def _print_warnings(report, args) -> None:
+    """Up to 20 warnings on stderr; more go to a CSV whose path is printed (their counts by
+    kind are in the summary above)."""
+    _print_list(report.warnings, "warning", args.warnings_csv,
+                f"validate_warnings_{report.spec.name}.csv", report.warnings_table)
 
 
-def _print_warnings(report, args, most: int = 20) -> None:
-    """Up to ``most`` warnings on stderr; more go to a CSV whose path is printed."""
+def _print_problems(report, args) -> None:
+    """Up to 20 problems on stderr; more go to a CSV whose path is printed, with their counts
+    by kind and the first 10 (a misplaced audio folder is one problem per clip)."""
+    _print_list(report.problems, "problem", args.problems_csv,
+                f"validate_problems_{report.spec.name}.csv", report.problems_table, shown=10)
+
+
+def _print_list(items, what: str, csv, default_csv: str, table, *, most: int = 20,
+                shown: int = 0) -> None:
+    """``items`` (Problems) on stderr, one line each, when there are at most ``most`` and no
+    ``csv`` is asked for; else ``table()`` written to ``csv`` (default ``default_csv``),
+    its path printed, with the counts by kind and the first ``shown`` items when ``shown``."""
     from midlevel.io import write_csv
-    warnings = report.warnings
-    if not warnings:
+    if not items:
         return
-    if len(warnings) <= most and not args.warnings_csv:
-        print(f"\n{len(warnings)} warning(s):", file=sys.stderr)
-        for w in warnings:
-            print(f"  - {w}", file=sys.stderr)
+    if len(items) <= most and not csv:
+        print(f"\n{len(items)} {what}(s):", file=sys.stderr)
+        for item in items:
+            print(f"  - {item}", file=sys.stderr)
         return
-    path = args.warnings_csv or f"validate_warnings_{report.spec.name}.csv"
-    write_csv(report.warnings_table(), path)
-    print(f"\n{len(warnings)} warning(s), every one in {path}", file=sys.stderr)
+    path = csv or default_csv
+    rows = table()
+    write_csv(rows, path)
+    print(f"\n{len(items)} {what}(s), every one in {path}", file=sys.stderr)
+    if shown:
+        print("by kind: " + ", ".join(f"{n} {k}" for k, n in rows["kind"].value_counts().items())
+              + f"\nthe first {min(shown, len(items))}:", file=sys.stderr)
+        for item in items[:shown]:
+            print(f"  - {item}", file=sys.stderr)
 
 
 def _features(args: argparse.Namespace) -> int:
