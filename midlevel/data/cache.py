@@ -126,15 +126,19 @@ class FeatureCache:
         -------
         np.ndarray [shape=(n_bands, n_frames), dtype=float32]
         """
+        return self.load_or_compute(path)[0]
+
+    def load_or_compute(self, path: str | Path) -> tuple[np.ndarray, bool]:
+        """:meth:`get` and whether it computed the features (False: read from the cache)."""
         target = self.entry(path)
         if target.is_file():
             try:
-                return np.load(target)
+                return np.load(target), False
             except (ValueError, OSError, EOFError):
                 target.unlink(missing_ok=True)  # unreadable entry: recompute it
         features = self.compute(path)
         write_npy(target, features)
-        return features
+        return features, True
 
     def contains(self, path: str | Path) -> bool:
         return self.entry(path).is_file()
@@ -241,8 +245,8 @@ def _fill_one(cache: FeatureCache, path: str) -> tuple[int, str | None, bool]:
     """``(n_frames, error, computed)`` of one file: computed is False when its entry was
     there already (another file of the fill with the same bytes, or another process)."""
     try:
-        fresh = not cache.contains(path)
-        return cache.get(path).shape[-1], None, fresh
+        features, computed = cache.load_or_compute(path)
+        return features.shape[-1], None, computed
     except AudioError as exc:
         message = str(exc)
         return 0, message[len(path) + 2:] if message.startswith(f"{path}: ") else message, False

@@ -377,9 +377,3 @@ def window_starts(n_total: int, n_frames: int, hop: int) -> list[int]:
     if starts[-1] != n_total - n_frames:
         starts.append(n_total - n_frames)
     return starts
-
-
-def windows(spec: torch.Tensor, n_frames: int, hop: int) -> tuple[torch.Tensor, list[int]]:
-    """``(n_bands, T)`` -> ``(n_windows, 1, n_bands, n_frames)`` and the window starts."""
-    starts = window_starts(spec.shape[1], n_frames, hop)
-    return torch.stack([crop(spec, s, n_frames) for s in starts]).unsqueeze(1), starts
