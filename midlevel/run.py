@@ -220,13 +220,13 @@ class Run:
         rows, specs = self.data(split, spec=spec, root=root, cache_dir=cache_dir,
                                 progress=progress)
         pred = self.predict(specs, names=list(rows.index), log_notes=False)
-        log_split_notes(pred.attrs["warnings"], len(rows), split, self.path, self._warned)
+        log_split_notes(pred.attrs["warnings"], len(rows), split, self.path, self._warned,
+                        window=self.config.crop_seconds)
         pred = pred.set_index("clip")
         for name in self.concept_names + self.target_names:
             if name in rows:
                 pred[f"true:{name}"] = rows[name].to_numpy(np.float64)
         pred["split"] = rows["split"].to_numpy()
-        pred.index.name = "clip"
         return pred
 
     # ------------------------------------------------------------------------- prediction

@@ -63,15 +63,15 @@ def test_fill_counts_files_of_the_same_bytes_once_and_reads_each_file_once(tmp_p
     """Two paths with the same bytes are one computation, the other reused (audit 11b #6:
     4000 'computed' for 360 entries, and a speed 10x too high); and a command that looks a
     file up several times (fill, then get) reads its bytes once (audit 11b #7), unless it
-    changed or changed just now (racy)."""
+    changed, even with its modification time put back (re-audit 11 #1), or changed just now
+    (racy)."""
     import os
     import shutil
     import midlevel.data.cache as cache_module
+    monkeypatch.setattr(cache_module, "_DIGESTS", {})
+    monkeypatch.setattr(cache_module, "RACY_S", 0.0)  # these files were written just now
     twin = tmp_path / "audio" / "twin.wav"
     shutil.copy(clips[0], twin)
-    old = os.stat(clips[0]).st_mtime - 60
-    for path in [*clips, twin]:
-        os.utime(path, (old, old))
     opened = []
     real_open = open
     audio = str(tmp_path / "audio")
@@ -85,12 +85,17 @@ def test_fill_counts_files_of_the_same_bytes_once_and_reads_each_file_once(tmp_p
     for path in [*clips, twin]:
         cache.get(path)
     assert len(opened) == after_fill  # every entry found without reading the audio again
-    write_tone(clips[1], freq=2500.0, seconds=1.0)  # rewritten now: read again, new entry
-    assert cache.entry(clips[1]) != cache.entry(clips[0])
+    entry, stamp = cache.entry(clips[1]), os.stat(clips[1])
+    write_tone(clips[1], freq=2500.0, seconds=1.0)  # same size, other bytes, ...
+    os.utime(clips[1], ns=(stamp.st_atime_ns, stamp.st_mtime_ns))  # ... old time (touch -r)
+    assert os.stat(clips[1]).st_size == stamp.st_size
+    assert cache.entry(clips[1]) != entry
+    monkeypatch.setattr(cache_module, "RACY_S", 2.0)
+    monkeypatch.setattr(cache_module, "_DIGESTS", {})
     before = opened.count(str(clips[1]))
     cache.entry(clips[1])
-    assert opened.count(str(clips[1])) == before + 1  # racy: modified just now
-    monkeypatch.setattr(cache_module, "_DIGESTS", {})
+    cache.entry(clips[1])
+    assert opened.count(str(clips[1])) == before + 2  # racy: changed just now
 
 
 def test_fill_in_processes_matches_serial(tmp_path, clips, monkeypatch):

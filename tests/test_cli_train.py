@@ -82,7 +82,12 @@ def test_a_split_of_short_clips_is_one_warning_not_a_line_per_clip(synth_spec, t
     lines = [r.getMessage() for r in caplog.records if "shorter than" in r.getMessage()]
     assert len(lines) == 1, lines
     assert f"{len(pred)} of {len(pred)} train clips" in lines[0]
-    assert "shorter than the 3-s window" in lines[0]
+    assert "shorter than the 3-s window" in lines[0] and "validate --window 3`" in lines[0]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="midlevel"):
+        held_out = loaded.predictions(("validation", "test"), cache_dir=tmp_path / "cache")
+    lines = [r.getMessage() for r in caplog.records if "shorter than" in r.getMessage()]
+    assert len(lines) == 1 and f"of {len(held_out)} validation and test clips" in lines[0]
     single = loaded.predict(sorted((synth_spec.parent / "audio").glob("*.wav"))[:1])
     assert len(single.attrs["warnings"]) == 1  # a file the user names keeps its own line
 

@@ -87,6 +87,9 @@ def test_many_problems_go_to_a_csv_with_counts_by_kind(tmp_path, capsys, monkeyp
     err = capsys.readouterr().err
     assert "24 problem(s), every one in validate_problems_" in err
     assert "23 audio file not found" in err and "1 non-numeric rating '...'" in err
+    from midlevel.data.validate import problem_kind  # an id holding ': ' is one kind
+    assert problem_kind("duplicate id 'x: y' in rows 2, 5") == problem_kind(
+        "duplicate id '7' in rows 3, 9") == "duplicate id '...' in rows N, N"
     shown = err.split("the first 10:\n")[1].splitlines()
     assert len(shown) == 10 and all(line.startswith("  - ") for line in shown)
     table = pd.read_csv(next(tmp_path.glob("validate_problems_*.csv")))

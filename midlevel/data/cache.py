@@ -42,14 +42,17 @@ def default_cache_dir() -> Path:
 
 def file_digest(path: str | Path, *, chunk: int = 1 << 20) -> str:
     """SHA-1 of a file's bytes (hex), read once per process while the file's identity
-    (device, inode, size, modification time in ns) stays the same: a command looks a file
-    up several times (fill, then the memory maps or ``get``), and reading a corpus twice
-    costs minutes on a large or remote one (audit 11b #7). A file modified in the last
-    ``RACY_S`` seconds is read every time (a file system with coarse times could show a
-    rewrite of the same size with the same time: git's "racy" entries)."""
+    (device, inode, size, modification and change times in ns) stays the same: a command
+    looks a file up several times (fill, then the memory maps or ``get``), and reading a
+    corpus twice costs minutes on a large or remote one (audit 11b #7). The change time
+    catches an edit whose modification time was put back (``touch -r``, ``cp -p``) and a
+    file made again on a reused inode; a file changed in the last ``RACY_S`` seconds is read
+    every time (a file system with coarse times could show a rewrite at the same time: git's
+    "racy" entries)."""
     try:
         st = os.stat(path)
-        key = (os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        key = (os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns,
+               st.st_ctime_ns)
         if key in _DIGESTS:
             return _DIGESTS[key]
         h = hashlib.sha1()
@@ -58,7 +61,7 @@ def file_digest(path: str | Path, *, chunk: int = 1 << 20) -> str:
                 h.update(block)
     except OSError as exc:
         raise AudioError(f"{path}: cannot read audio file: {exc.strerror or exc}") from exc
-    if time.time() - st.st_mtime > RACY_S:
+    if time.time() - max(st.st_mtime, st.st_ctime) > RACY_S:
         if len(_DIGESTS) >= 1 << 20:  # a bound for a process that reads millions of files
             _DIGESTS.clear()
         _DIGESTS[key] = h.hexdigest()

@@ -147,7 +147,7 @@ class ValidationReport:
 
 def problem_kind(message: str) -> str:
     """The kind of a problem's message: quoted values as ``'...'`` and numbers as ``N``."""
-    text = re.sub(r"'[^']*'", "'...'", message.split(": ")[0])
+    text = re.sub(r"'[^']*'", "'...'", message).split(": ")[0]  # quotes first: ids hold ': '
     return re.sub(r"-?\d+(\.\d+)?(e-?\d+)?", "N", text)
 
 

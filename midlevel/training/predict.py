@@ -78,17 +78,21 @@ def predict_sharded(ctx, model, specs, n_frames, hop, config):
     return concepts, outputs
 
 
-def log_split_notes(notes: dict[str, str], n_clips: int, split: str, where, warned: set) -> None:
+def log_split_notes(notes: dict[str, str], n_clips: int, split, where, warned: set, *,
+                    window: float) -> None:
     """One warning for the notes of a dataset split's clips (``notes``: clip -> its note, as
-    ``Run.predict`` lists them in ``df.attrs["warnings"]``), instead of a line per clip:
-    ``validate`` and ``train`` named those clips already, and a command explaining one file
-    should not print one line per training clip (audit 11b #3). Once per ``split`` and
-    ``warned`` set (a Run's)."""
-    if not notes or ("notes", split) in warned:
+    ``Run.predict`` lists them in ``df.attrs["warnings"]``; ``split``: a split, several, or
+    None for all), instead of a line per clip: ``validate`` and ``train`` named those clips
+    already, and a command explaining one file should not print one line per training clip
+    (audit 11b #3). Once per ``split`` and ``warned`` set (a Run's); ``window``: the run's
+    training window in seconds, which ``validate --window`` needs to list the same clips."""
+    splits = ("all",) if split is None else (split,) if isinstance(split, str) else split
+    if not notes or ("notes", tuple(splits)) in warned:
         return
-    warned.add(("notes", split))
+    warned.add(("notes", tuple(splits)))
     first = ", ".join(list(notes)[:3]) + (", ..." if len(notes) > 3 else "")
     kinds = sorted({re.sub(r"^[\d.]+ s, ", "", part).split(":")[0]  # "shorter than ..."
                     for note in notes.values() for part in note.split("; ")})
-    log.warning("%s: %d of %d %s clips have a note (%s): %s; `midlevel validate` lists "
-                "them all", where, len(notes), n_clips, split, "; ".join(kinds), first)
+    log.warning("%s: %d of %d %s clips have a note (%s): %s; `midlevel validate --window %g` "
+                "lists them all", where, len(notes), n_clips, " and ".join(splits),
+                "; ".join(kinds), first, window)
