@@ -1,10 +1,10 @@
 """Worker processes that end with the process that started them.
 
-A pool's workers wait on its task queue, a pipe whose both ends they hold: when the process
-that started the pool is killed with SIGKILL (or by the out-of-memory killer), nothing tells
-a ``ProcessPoolExecutor``'s workers, and they wait for ever, holding their memory (audit 11b #5: a killed ``midlevel
-features`` left its fork server, two workers and a resource tracker alive, 0.5 GB, until
-killed by hand). :func:`exit_with`, run by each worker when it starts, ends the worker when
+A ``ProcessPoolExecutor``'s workers wait on its task queue, a pipe whose both ends they
+hold: when the process that started the pool is killed with SIGKILL (or by the
+out-of-memory killer), nothing tells them, and they wait for ever, holding their memory
+(audit 11b #5: a killed ``midlevel features`` left its fork server, two workers and a
+resource tracker alive, 0.5 GB, until killed by hand). :func:`exit_with`, run by each worker when it starts, ends the worker when
 that process ends; a fork server and a resource tracker then end with their last client.
 """
 from __future__ import annotations

@@ -27,7 +27,7 @@ def predict_specs(model, specs: list[torch.Tensor], n_frames: int, hop: int, *,
     model.eval()
     n_c, n_o = len(model.concept_names), len(model.output_names)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda")
-    items, c_parts, o_parts = [], [], []  # (clip index, start) per window; outputs per batch
+    c_parts, o_parts = [], []  # outputs per batch
 
     def run(batch: list[torch.Tensor]) -> None:
         x = torch.stack(batch).to(device)
@@ -43,13 +43,14 @@ def predict_specs(model, specs: list[torch.Tensor], n_frames: int, hop: int, *,
     # windows are views of it until a batch stacks them), so memory holds a clip and a batch
     # of windows whatever the hop; batches run over the windows of consecutive clips
     pending: list[torch.Tensor] = []
-    per_clip: list[np.ndarray] = []  # the rows of each clip's windows in the outputs
+    per_clip: list[tuple[list[int], slice]] = []  # each clip's starts and rows in the outputs
+    n_windows = 0
     for i in range(len(specs)):
         spec = specs[i]
         starts = window_starts(spec.shape[1], n_frames, hop)
-        per_clip.append(np.arange(len(items), len(items) + len(starts)))
+        per_clip.append((starts, slice(n_windows, n_windows + len(starts))))
+        n_windows += len(starts)
         for st in starts:
-            items.append((i, st))
             pending.append(crop(spec, st, n_frames).unsqueeze(0))
             if len(pending) == batch_size:
                 run(pending)
@@ -59,9 +60,9 @@ def predict_specs(model, specs: list[torch.Tensor], n_frames: int, hop: int, *,
     c_all = np.concatenate(c_parts).astype(np.float64) if c_parts else np.zeros((0, n_c))
     o_all = np.concatenate(o_parts).astype(np.float64) if o_parts else np.zeros((0, n_o))
     if per_window:
-        return [([items[k][1] for k in rows], c_all[rows], o_all[rows]) for rows in per_clip]
-    concepts = np.stack([c_all[rows].mean(0) for rows in per_clip]) if len(specs) else c_all
-    outputs = np.stack([o_all[rows].mean(0) for rows in per_clip]) if len(specs) else o_all
+        return [(starts, c_all[rows], o_all[rows]) for starts, rows in per_clip]
+    concepts = np.stack([c_all[rows].mean(0) for _, rows in per_clip]) if len(specs) else c_all
+    outputs = np.stack([o_all[rows].mean(0) for _, rows in per_clip]) if len(specs) else o_all
     return concepts, outputs
 
 
