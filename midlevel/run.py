@@ -28,13 +28,10 @@ import pandas as pd
 import torch
 
 from midlevel.checks import real_number
-from midlevel.data.audio import audio_info
-from midlevel.data.frontends import band_limit_note
-from midlevel.data.inputs import (as_array, batch_items, is_path, item_names,
-                                  item_spectrogram, item_waveform)
+from midlevel.data.inputs import batch_items, item_names, item_spectrogram, item_waveform
 from midlevel.errors import (ArgumentError, AudioError, CheckpointError, MidlevelError,
                              TrainingError)
-from midlevel.models.bottleneck import build_model, decode_targets, output_layout
+from midlevel.models.bottleneck import build_model
 from midlevel.models.layout import place
 from midlevel.training.checkpoint import (  # noqa: F401  (re-exported: the run's files)
     CONFIG_FILE, FORMAT, MODEL_FILE, RUN_FILES, STATE_FILE, cpu_state, read_checkpoint,
@@ -42,7 +39,8 @@ from midlevel.training.checkpoint import (  # noqa: F401  (re-exported: the run'
 from midlevel.training.config import TrainConfig
 from midlevel.training.data import Columns, fit_frames, window_frames
 from midlevel.training.datarecord import same_audio, trained_spec, use_stored_splits
-from midlevel.training.predict import log_split_notes, predict_specs
+from midlevel.training.predict import (InputSpectrograms, log_split_notes, predict_specs,
+                                       prediction_table, short_note)
 
 log = logging.getLogger("midlevel")
 
@@ -173,10 +171,13 @@ class Run:
         Returns
         -------
         rows : annotations rows (index clip)
-        specs : list of np.ndarray [shape=(n_bands, n_frames)] in the order of ``rows``
+        specs : :class:`~midlevel.data.stream.CachedSpecs`, a list-like of np.ndarray
+            [shape=(n_bands, n_frames)] in the order of ``rows``, each read from the cache when
+            indexed (a split of any size costs one clip's memory; ``list(specs)`` loads all)
         """
         from midlevel.data.cache import FeatureCache
         from midlevel.data.spec import SPLITS
+        from midlevel.data.stream import CachedSpecs
         wanted = [split] if isinstance(split, str) else split
         unknown = [] if split is None else [s for s in wanted if s not in SPLITS]
         if unknown:
@@ -188,7 +189,7 @@ class Run:
             raise TrainingError(f"split {split!r} of the run's data is empty")
         cache = FeatureCache(cache_dir, self.frontend)
         cache.fill(rows["path"], progress=progress)
-        return rows, [np.asarray(cache.get(p)) for p in rows["path"]]
+        return rows, CachedSpecs(cache, rows["path"])
 
     def background(self, n: int = 16, *, n_frames: int | None = None, seed: int = 0,
                    spec=None, root=None, cache_dir=None) -> torch.Tensor:
@@ -219,7 +220,7 @@ class Run:
         """
         rows, specs = self.data(split, spec=spec, root=root, cache_dir=cache_dir,
                                 progress=progress)
-        pred = self.predict(specs, names=list(rows.index), log_notes=False)
+        pred = self.predict(specs, names=list(rows.index), log_notes=False, progress=progress)
         log_split_notes(pred.attrs["warnings"], len(rows), split, self.path, self._warned,
                         window=self.config.crop_seconds)
         pred = pred.set_index("clip")
@@ -258,7 +259,8 @@ class Run:
                                 sample_rate=sample_rate)[0]
 
     def predict(self, audio, *, hop: float | None = None, names=None, log_notes: bool = True,
-                sample_rate: float | None = None, batch_size: int = 16) -> pd.DataFrame:
+                sample_rate: float | None = None, batch_size: int = 16,
+                progress: bool = False) -> pd.DataFrame:
         """Concept and target predictions in rating units.
 
         Parameters
@@ -276,6 +278,8 @@ class Run:
             the path, or ``clip<i>`` for arrays).
         sample_rate : the waveform arrays' rate in Hz (default: the front end's), resampled
             as files are; files are read at their own rate.
+        progress : a progress bar over the inputs. They are read, cut into windows and
+            predicted one at a time (memory holds one clip, not the batch of inputs).
 
         Returns
         -------
@@ -290,70 +294,32 @@ class Run:
         """
         items = batch_items(audio)
         names = item_names(items, names)
-        self.window(hop)  # a hop that cannot be used is refused before any audio is read
+        n_frames, hop_frames = self.window(hop)  # a hop that cannot be used is refused first
         sample_rate = real_number(sample_rate, "sample_rate", above=0, unit="Hz",
                                   allow_none=True)
-        specs, kept, errors, seconds, notes = [], [], {}, [], {}
-        for name, item in zip(names, items):
-            try:
-                spec, sec = item_spectrogram(item, str(name), frontend=self.frontend_module,
-                                             fps=self.fps, sample_rate=sample_rate)
-                rate = (audio_info(item).sample_rate if is_path(item) else  # a waveform's:
-                        sample_rate if np.ndim(as_array(item, str(name))) == 1 else None)
-            except AudioError as exc:
-                log.warning("skipping %s: %s", name, exc)
-                errors[name] = str(exc)
-                continue
-            specs.append(spec)
-            seconds.append(sec)
-            kept.append(name)
-            fe = self.frontend_module
-            note = band_limit_note(rate, fe) if rate and fe is not None else None
-            if note:
-                notes[name] = [note]
-        n_frames, hop_frames = self.window(hop)
-        for name, spec, sec in zip(kept, specs, seconds):
-            if spec.shape[1] < n_frames:
-                notes.setdefault(name, []).insert(0, (
-                    f"{sec:.2f} s, shorter than the {self.config.crop_seconds:g}-s window: "
-                    f"padded with silence"))
-        warnings = {name: "; ".join(notes[name]) for name in kept if name in notes}
+        inputs = InputSpectrograms(items, names, frontend=self.frontend_module, fps=self.fps,
+                                   sample_rate=sample_rate, n_frames=n_frames,
+                                   window=self.config.crop_seconds, progress=progress)
+        device = next(self.model.parameters()).device
+        result = predict_specs(self.model, inputs, n_frames, hop_frames, device=device,
+                               batch_size=batch_size, per_window=hop is not None)
+        kept, frames = inputs.kept, []
+        if hop is None and kept:
+            frames.append(prediction_table(self.model, *result, pd.DataFrame({"clip": kept})))
+        for name, sec, (starts, c, o) in zip(kept, inputs.seconds,
+                                             result if hop is not None else ()):
+            start = np.asarray(starts) / self.fps
+            end = np.minimum(start + n_frames / self.fps, round(sec, 6))  # the audio's end
+            keys = pd.DataFrame({"clip": name, "start": start, "end": end})
+            frames.append(prediction_table(self.model, c, o, keys))
+        errors, warnings = inputs.errors, inputs.warnings()
         for name, note in warnings.items() if log_notes else ():
             log.warning("%s: %s", name, note)
-        frames = []
-        if specs:
-            device = next(self.model.parameters()).device
-            if hop is None:
-                c, o = predict_specs(self.model, specs, n_frames, hop_frames, device=device,
-                                     batch_size=batch_size)
-                frames.append(self._table(c, o, pd.DataFrame({"clip": kept})))
-            else:
-                for name, sec, (starts, c, o) in zip(kept, seconds, predict_specs(
-                        self.model, specs, n_frames, hop_frames, device=device,
-                        batch_size=batch_size, per_window=True)):
-                    start = np.asarray(starts) / self.fps
-                    end = np.minimum(start + n_frames / self.fps, round(sec, 6))  # the audio's end
-                    frames.append(self._table(c, o, pd.DataFrame(
-                        {"clip": name, "start": start, "end": end})))
         out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
             columns=["clip", *self.concept_names, *self.target_names])
         out.attrs["errors"] = errors
         out.attrs["warnings"] = warnings
         return out
-
-    def _table(self, concepts: np.ndarray, outputs: np.ndarray, keys: pd.DataFrame) -> pd.DataFrame:
-        layout = output_layout(self.targets)
-        values = decode_targets(outputs, layout)
-        cols = {name: concepts[:, j] for j, name in enumerate(self.concept_names)}
-        for (j, kind, s), t in zip(layout, self.targets):
-            if kind != "class":  # regression: the value; binary: the probability
-                cols[t["name"]] = values[:, j]
-                continue
-            cols[t["name"]] = [t["classes"][int(k)] for k in values[:, j]]
-            probs = torch.softmax(torch.as_tensor(outputs[:, s]), 1).numpy()
-            for k, cls in enumerate(t["classes"]):
-                cols[f"{t['name']}={cls}"] = probs[:, k]
-        return pd.concat([keys, pd.DataFrame(cols)], axis=1)
 
     def evaluate(self, spec=None, *, root=None, splits=("test",), cache_dir=None,
                  progress: bool = False, threshold: float = 0.5) -> pd.DataFrame:
@@ -371,10 +337,13 @@ class Run:
         for split in splits:
             rows, specs = self.data(split, spec=spec, root=root, cache_dir=cache_dir,
                                     progress=progress)
-            tables.append(evaluate_split(Context(), self.model, rows,
-                                         [torch.as_tensor(s) for s in specs], self.columns,
+            short = {clip: short_note(n / self.fps, self.config.crop_seconds)
+                     for clip, n in zip(rows.index, specs.n_frames()) if n < n_frames}
+            log_split_notes(short, len(rows), split, self.path, self._warned,
+                            window=self.config.crop_seconds)
+            tables.append(evaluate_split(Context(), self.model, rows, specs, self.columns,
                                          split, n_frames, hop, self.config,
-                                         threshold=threshold))
+                                         threshold=threshold, progress=progress))
         return pd.concat(tables, ignore_index=True)
 
 

@@ -88,6 +88,13 @@ def test_a_split_of_short_clips_is_one_warning_not_a_line_per_clip(synth_spec, t
         held_out = loaded.predictions(("validation", "test"), cache_dir=tmp_path / "cache")
     lines = [r.getMessage() for r in caplog.records if "shorter than" in r.getMessage()]
     assert len(lines) == 1 and f"of {len(held_out)} validation and test clips" in lines[0]
+    for ask, split in ((lambda r: r.evaluate(cache_dir=tmp_path / "cache"), "test"),
+                       (lambda r: r.predictions("train", cache_dir=tmp_path / "cache"), "train")):
+        caplog.clear()  # evaluate says it too; the stored training predictions keep their notes
+        with caplog.at_level(logging.WARNING, logger="midlevel"):
+            ask(load_run(run))
+        lines = [r.getMessage() for r in caplog.records if "shorter than" in r.getMessage()]
+        assert len(lines) == 1 and f" {split} clips have a note" in lines[0], lines
     single = loaded.predict(sorted((synth_spec.parent / "audio").glob("*.wav"))[:1])
     assert len(single.attrs["warnings"]) == 1  # a file the user names keeps its own line
 

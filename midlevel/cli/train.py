@@ -45,7 +45,8 @@ def _predict(args: argparse.Namespace) -> int:
     from midlevel.run import load_run
     show_log()
     run = load_run(args.run)
-    table = run.predict(args.audio, hop=args.hop)  # logs each file it skips, with the reason
+    table = run.predict(args.audio, hop=args.hop,  # logs each file it skips, with the reason
+                        progress=not args.quiet)
     errors = table.attrs["errors"]
     if not len(table):  # every file failed: nothing to write (an --out file is kept as it was)
         print("midlevel predict: no file could be predicted; nothing written", file=sys.stderr)
@@ -163,4 +164,5 @@ def register(sub) -> None:
                         "and end in seconds; the last window is placed on the clip's last "
                         "frames, which read the audio to its end (its `end`, a frame time, can "
                         "fall up to one STFT frame, about 0.1 s, before the file's duration)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_predict)

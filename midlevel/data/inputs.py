@@ -26,6 +26,7 @@ import torch
 
 from midlevel.checks import real_number
 from midlevel.data.audio import check_finite, load_audio, prepare_samples
+from midlevel.data.stream import CachedSpecs
 from midlevel.errors import ArgumentError, AudioError
 
 __all__ = ["is_path", "batch_items", "item_names", "item_spectrogram", "item_waveform", "as_array",
@@ -38,7 +39,8 @@ def is_path(item) -> bool:
 
 
 def batch_items(audio) -> list:
-    """The inputs of a call: a list or tuple is a batch of inputs, anything else one input.
+    """The inputs of a call: a list, a tuple or a :class:`~midlevel.data.stream.CachedSpecs`
+    (left lazy) is a batch of inputs, anything else one input.
 
     Raises
     ------
@@ -46,6 +48,8 @@ def batch_items(audio) -> list:
         For a list or tuple of plain numbers (every item a number: a waveform given as a
         list, which would be read as one input per sample).
     """
+    if isinstance(audio, CachedSpecs):  # a split's spectrograms, read as they are used
+        return audio
     if not isinstance(audio, (list, tuple)):
         return [audio]
     if audio and all(isinstance(a, (int, float, np.number)) and not isinstance(a, bool)
@@ -72,6 +76,8 @@ def item_names(items: list, names=None) -> list:
         clips would be merged under it).
     """
     if names is None:
+        if isinstance(items, CachedSpecs):  # arrays: named without reading them
+            return [f"clip{i}" for i in range(len(items))]
         return [str(a) if is_path(a) else f"clip{i}" for i, a in enumerate(items)]
     names = [names] if isinstance(names, str) else list(names)
     if len(names) != len(items):

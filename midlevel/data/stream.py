@@ -5,11 +5,12 @@ but holds only file names: ``features[clip]`` reads one clip, :meth:`MappedFeatu
 the frames of one crop (the file is memory-mapped, the frames copied out and the mapping closed,
 so nothing stays resident in the process), and :meth:`MappedFeatures.nbytes` sums the sizes
 from the files' headers without reading any data. Training decides from that sum whether to
-hold everything in memory or to stream (:mod:`midlevel.training.stream`).
+hold everything in memory or to stream (:mod:`midlevel.training.stream`). :class:`CachedSpecs` is
+the list-like view of a split's spectrograms that ``Run.data`` returns, read one clip at a time.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -126,3 +127,32 @@ class MappedSpecs:
         if piece.shape[1] < n_frames:
             piece = torch.nn.functional.pad(piece, (0, n_frames - piece.shape[1]))
         return piece
+
+
+class CachedSpecs(Sequence):
+    """The spectrograms of a list of audio files, read from a filled
+    :class:`~midlevel.data.cache.FeatureCache` one at a time as they are indexed: ``specs[i]`` is
+    file ``i``'s ``(n_bands, n_frames)`` float32 array, a slice or :meth:`subset` is a view of
+    some files, and nothing is held between reads, so a split of any size costs one clip's
+    memory (what ``Run.data`` returns; an unreadable entry is recomputed by the cache)."""
+
+    def __init__(self, cache, paths):
+        self.cache, self.paths = cache, [str(p) for p in paths]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return CachedSpecs(self.cache, self.paths[i])
+        return np.asarray(self.cache.get(self.paths[i]), dtype=np.float32)
+
+    def subset(self, idx) -> "CachedSpecs":
+        return CachedSpecs(self.cache, [self.paths[i] for i in idx])
+
+    def n_frames(self) -> list[int]:
+        """Each spectrogram's frame count, from its cache file's header (no data read)."""
+        return [_header(self.cache.entry(p))[0][-1] for p in self.paths]
+
+    def __repr__(self) -> str:
+        return f"CachedSpecs({len(self)} files)"

@@ -25,7 +25,7 @@ log = logging.getLogger("midlevel.training")
 
 def calibrate_concepts(ctx, model, sets: dict, columns, scales, config, n_frames: int,
                        hop: int, *, kept: list[dict] | None, validation_rows,
-                       scored: tuple[str, ...]) -> dict | None:
+                       scored: tuple[str, ...], progress: bool = False) -> dict | None:
     """Fit, shrink and fold the concept lines of a trained bottleneck.
 
     Parameters
@@ -41,7 +41,7 @@ def calibrate_concepts(ctx, model, sets: dict, columns, scales, config, n_frames
     kept : the validation predictions of every epoch (for the selection's bootstrap), or None
         where the checkpoint has none.
     validation_rows : the validation split's annotation rows; scored: what the mode's
-        validation score averages.
+        validation score averages. progress : a bar over the calibration clips' pass.
 
     Returns
     -------
@@ -55,7 +55,8 @@ def calibrate_concepts(ctx, model, sets: dict, columns, scales, config, n_frames
     if split == "validation":
         log.info("concept calibration on the validation clips, which also selected the "
                  "epoch: each line is shrunk by the bootstrap optimism of that selection")
-    pred, _ = predict_sharded(ctx, model, clips.specs, n_frames, hop, config)
+    pred, _ = predict_sharded(ctx, model, clips.specs, n_frames, hop, config,
+                              progress="concept lines (calibration clips)" if progress else None)
     binary = columns.binary_concepts
     scaled = (pred - scales.concept_mean) / scales.concept_std
     true = clips.concepts.numpy().astype(np.float64)

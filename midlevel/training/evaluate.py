@@ -11,11 +11,13 @@ from midlevel.training.predict import predict_sharded
 
 
 def split_predictions(ctx, model, specs, columns: Columns, n_frames: int, hop: int, config,
-                      ) -> tuple[np.ndarray, np.ndarray]:
+                      *, progress: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(concepts, targets)`` of ``model`` on the clips ``specs``: ``(n_clips, n_concepts)``
     in rating units (binary: probabilities; ``(n_clips, 0)`` for a black box) and
-    ``(n_clips, n_target_columns)`` decoded (ratings, probabilities, class codes)."""
-    concepts, outputs = predict_sharded(ctx, model, specs, n_frames, hop, config)
+    ``(n_clips, n_target_columns)`` decoded (ratings, probabilities, class codes);
+    ``progress``: a progress bar's label (None: none)."""
+    concepts, outputs = predict_sharded(ctx, model, specs, n_frames, hop, config,
+                                        progress=progress)
     return concepts, decode_targets(outputs, output_layout(columns.targets))
 
 
@@ -39,8 +41,11 @@ def split_metrics(rows: pd.DataFrame, columns: Columns, split: str, concepts: np
 
 
 def evaluate_split(ctx, model, rows: pd.DataFrame, specs, columns: Columns, split: str,
-                   n_frames: int, hop: int, config, *, threshold: float = 0.5) -> pd.DataFrame:
+                   n_frames: int, hop: int, config, *, threshold: float = 0.5,
+                   progress: bool = False) -> pd.DataFrame:
     """Metrics of ``model`` on the clips ``rows`` (annotations rows) in rating units (binary
-    columns: probabilities; ``threshold`` of their F1 and accuracy)."""
-    concepts, targets = split_predictions(ctx, model, specs, columns, n_frames, hop, config)
+    columns: probabilities; ``threshold`` of their F1 and accuracy; ``progress``: a bar over
+    the clips)."""
+    concepts, targets = split_predictions(ctx, model, specs, columns, n_frames, hop, config,
+                                          progress=f"metrics ({split})" if progress else None)
     return split_metrics(rows, columns, split, concepts, targets, threshold=threshold)

@@ -140,7 +140,7 @@ class Trainer:
             raise TrainingError("the training split is empty")
         features, self.streamed = choose_storage(
             features, [c for rows in self.splits.values() for c in rows.index], config, ctx)
-        self._loader = None
+        self._loader, self.progress = None, False
         self.scales = Scales.fit(self.splits["train"], features, columns)
         self.sets = {s: ClipSet(rows, features, columns, self.scales, fps=fps)
                      for s, rows in self.splits.items()}
@@ -206,6 +206,7 @@ class Trainer:
     def train(self, progress: bool) -> None:
         """Epochs until ``config.epochs`` or early stopping."""
         state, config, ctx = self.state, self.config, self.ctx
+        self.progress = progress and ctx.main  # bars of the BatchNorm pass and the metrics too
         epochs = tqdm(range(state["epoch"], config.epochs), desc=f"train {config.mode}",
                       unit="epoch", initial=state["epoch"], total=config.epochs,
                       disable=not (progress and ctx.main))
@@ -320,8 +321,9 @@ class Trainer:
             self._recalibrate_batchnorm()
         if not len(self.sets["validation"]):
             return float(epoch)  # no validation split: the last epoch is the best
-        concepts, targets = split_predictions(self.ctx, self.model, self.sets["validation"].specs,
-                                              self.columns, self.n_frames, self.hop, self.config)
+        concepts, targets = split_predictions(
+            self.ctx, self.model, self.sets["validation"].specs, self.columns, self.n_frames,
+            self.hop, self.config, progress="validation" if self.progress else None)
         val = split_metrics(self.splits["validation"], self.columns, "validation", concepts,
                             targets)
         value = score(val, self.strategy.scored, metric=self.config.select_on)
@@ -342,6 +344,8 @@ class Trainer:
                  for st in window_starts(int(length), n, self.hop)]
         size = self.config.bn_batch_size
         starts = range(0, len(items), size)[ctx.rank::ctx.world]
+        starts = tqdm(starts, desc="BatchNorm statistics", unit="batch", leave=False,
+                      disable=not self.progress)
         batches = (torch.stack([clips.crop(i, st, n) for i, st in items[a:a + size]])
                    .unsqueeze(1) for a in starts)
         recalibrate_batchnorm(self.model, batches, device=ctx.device, autocast=self.config.amp,
@@ -357,12 +361,14 @@ class Trainer:
         calibration = calibrate_concepts(
             ctx, model, self.sets, self.columns, self.scales, self.config, self.n_frames,
             self.hop, kept=state["validation_predictions"],
-            validation_rows=self.splits["validation"], scored=self.strategy.scored)
+            validation_rows=self.splits["validation"], scored=self.strategy.scored,
+            progress=self.progress)
         design = self.strategy.finish_head(ctx, model, self.train_set, self.scales,
-                                           self.columns, self.n_frames, self.hop, self.config)
+                                           self.columns, self.n_frames, self.hop, self.config,
+                                           progress=self.progress)
         metrics = pd.concat([evaluate_split(ctx, model, self.splits[s], self.sets[s].specs,
                                             self.columns, s, self.n_frames, self.hop,
-                                            self.config)
+                                            self.config, progress=self.progress)
                              for s in SPLITS if len(self.sets[s])],
                             ignore_index=True)
         if ctx.main:

@@ -68,13 +68,16 @@ class Strategy:
     def combine(self, lc, lt, config):
         return lc
 
-    def head_design(self, ctx, model, train_set, scales, n_frames, hop, config):
-        """``X`` (scaled concepts) a closed-form head is fitted on, or None."""
+    def head_design(self, ctx, model, train_set, scales, n_frames, hop, config, progress=None):
+        """``X`` (scaled concepts) a closed-form head is fitted on, or None (``progress``: a
+        progress bar's label for a pass over the training clips)."""
         return None
 
-    def finish_head(self, ctx, model, train_set, scales, columns, n_frames, hop, config):
+    def finish_head(self, ctx, model, train_set, scales, columns, n_frames, hop, config, *,
+                    progress: bool = False):
         """Fit a closed-form head into ``model``; returns the stored design or None."""
-        X = self.head_design(ctx, model, train_set, scales, n_frames, hop, config)
+        X = self.head_design(ctx, model, train_set, scales, n_frames, hop, config,
+                             progress="head (training clips)" if progress else None)
         if X is None:
             return None
         Y = train_set.targets.numpy().astype(np.float64)
@@ -100,15 +103,16 @@ class BlackBoxStrategy(Strategy):
 class IndependentStrategy(Strategy):
     mode, scored, head_source = "independent", ("concept",), "true concepts"
 
-    def head_design(self, ctx, model, train_set, scales, n_frames, hop, config):
+    def head_design(self, ctx, model, train_set, scales, n_frames, hop, config, progress=None):
         return train_set.concepts.numpy().astype(np.float64)
 
 
 class SequentialStrategy(Strategy):
     mode, scored, head_source = "sequential", ("concept",), "predicted concepts"
 
-    def head_design(self, ctx, model, train_set, scales, n_frames, hop, config):
-        pred, _ = predict_sharded(ctx, model, train_set.specs, n_frames, hop, config)
+    def head_design(self, ctx, model, train_set, scales, n_frames, hop, config, progress=None):
+        pred, _ = predict_sharded(ctx, model, train_set.specs, n_frames, hop, config,
+                                  progress=progress)
         return (pred - scales.concept_mean) / scales.concept_std
 
 

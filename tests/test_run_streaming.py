@@ -1,0 +1,94 @@
+"""A run's dataset splits are read one clip at a time and predicted once (audit 11b #2, #3,
+#8): ``Run.data`` returns a lazy view of the cached spectrograms instead of a list holding a
+split's every spectrogram, ``Run.predict`` holds one input at a time however many it is given, and the long passes of
+training and prediction show progress."""
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import weakref
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import torch
+
+from midlevel.data.stream import CachedSpecs
+from midlevel.run import load_run
+
+from conftest import train_tiny_runs
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, one_torch_thread):
+    root = tmp_path_factory.mktemp("streaming")
+    spec, cache, runs = train_tiny_runs(root, n_clips=16, seed=5, duration=3.0,
+                                        modes=("joint",))
+    return spec, cache, runs["joint"]
+
+
+def test_a_runs_split_is_read_from_the_cache_as_it_is_used(world):
+    spec, cache, run = world
+    rows, specs = run.data("train", cache_dir=cache)
+    assert isinstance(specs, CachedSpecs) and len(specs) == len(rows)
+    first = specs[0]
+    assert isinstance(first, np.ndarray) and first.dtype == np.float32 and first.ndim == 2
+    assert isinstance(specs[1:3], CachedSpecs) and len(specs[1:3]) == 2
+    np.testing.assert_array_equal(specs[1:3][0], specs[1])
+    np.testing.assert_array_equal(specs.subset([2, 0])[1], first)
+    with pytest.raises(IndexError):
+        specs[len(specs)]
+    # the lazy view predicts what the loaded arrays predict
+    lazy = run.predict(specs, names=list(rows.index))
+    eager = run.predict([specs[i] for i in range(len(specs))], names=list(rows.index))
+    pd.testing.assert_frame_equal(lazy, eager)
+
+
+def test_predict_holds_one_input_at_a_time_not_all_of_them(world, tmp_path, monkeypatch):
+    """Every input's spectrogram was made before the first prediction: memory grew with the
+    number of files (``midlevel predict`` over hundreds). Now the windows of a batch keep at
+    most a batch of clips alive, whatever the number of inputs."""
+    _, _, run = world
+    sr = 22050
+    paths = []
+    for k in range(24):
+        y = 0.5 * np.sin(2 * np.pi * (200 + 20 * k) * np.arange(int(1.6 * sr)) / sr)
+        sf.write(tmp_path / f"f{k}.wav", y.astype(np.float32), sr)
+        paths.append(str(tmp_path / f"f{k}.wav"))
+    import midlevel.training.predict as run_module
+    made, most = [], [0]
+    real = run_module.item_spectrogram
+
+    def tracked(*args, **kwargs):
+        spec, seconds = real(*args, **kwargs)
+        gc.collect()
+        most[0] = max(most[0], sum(ref() is not None for ref in made))
+        made.append(weakref.ref(spec))
+        return spec, seconds
+
+    monkeypatch.setattr(run_module, "item_spectrogram", tracked)
+    table = run.predict(paths, batch_size=2)
+    assert len(table) == 24 and most[0] <= 3, most[0]  # before: 23 alive at the last input
+    monkeypatch.undo()
+    pd.testing.assert_frame_equal(table, run.predict(paths, batch_size=2))
+
+
+def test_long_passes_show_progress(world, capsys):
+    """The BatchNorm pass, validation and the final metrics of training, and predict over
+    many files, each show a bar (audit 11b #8: minutes without output on large sets)."""
+    from midlevel.testing.toy import FPS, toy_config, toy_data
+    from midlevel.training import fit
+    table, features, columns = toy_data()
+    fit(table, features, columns, world[2].path.parent / "progress_run",
+        toy_config(mode="sequential", epochs=1), fps=FPS, progress=True)
+    err = capsys.readouterr().err
+    for label in ("BatchNorm statistics", "validation", "head (training clips)",
+                  "metrics (test)"):
+        assert label in err, label
+    spec, cache, run = world
+    rows, specs = run.data("test", cache_dir=cache)
+    run.predict(list(rows["path"]), progress=True)
+    assert "predict" in capsys.readouterr().err
+
