@@ -11,7 +11,8 @@ A run directory ``RUN`` holds:
   training config, package and torch versions, the data spec and roots (the main one and
   each named one) it was trained on, and the design a closed-form head was fitted on;
 - ``splits.csv`` (each clip's split at training, :mod:`midlevel.training.datarecord`),
-  ``history.csv`` (per-epoch loss and validation score), ``metrics.csv``, ``train.log``.
+  ``history.csv`` (per-epoch loss and validation score), ``metrics.csv``, ``train.log``;
+- ``predictions/``: later commands' predictions of the run's own splits, kept for the next.
 
 :class:`Run` is what every later step uses: ``run.data(split)`` (the run's own clips, from the
 spec and roots it was trained with, in the splits it was trained on), ``run.background(n)``,
@@ -41,6 +42,8 @@ from midlevel.training.data import Columns, fit_frames, window_frames
 from midlevel.training.datarecord import same_audio, trained_spec, use_stored_splits
 from midlevel.training.predict import (InputSpectrograms, log_split_notes, predict_specs,
                                        prediction_table, short_note)
+from midlevel.training.stored_predictions import (load_predictions, prediction_key,
+                                                  save_predictions)
 
 log = logging.getLogger("midlevel")
 
@@ -211,7 +214,8 @@ class Run:
 
     def predictions(self, split="train", *, spec=None, root=None, cache_dir=None,
                     progress: bool = False) -> pd.DataFrame:
-        """Whole-clip predictions on ``split`` with the true values.
+        """Whole-clip predictions on ``split`` with the true values, computed once per model
+        and clips and kept in ``RUN/predictions/`` (:mod:`midlevel.training.stored_predictions`).
 
         Returns
         -------
@@ -220,7 +224,12 @@ class Run:
         """
         rows, specs = self.data(split, spec=spec, root=root, cache_dir=cache_dir,
                                 progress=progress)
-        pred = self.predict(specs, names=list(rows.index), log_notes=False, progress=progress)
+        key = prediction_key(self, rows, specs, batch_size=16)
+        pred = load_predictions(self, split, key)  # computed once per model and clips
+        if pred is None:
+            pred = self.predict(specs, names=list(rows.index), log_notes=False,
+                                batch_size=16, progress=progress)
+            save_predictions(self, split, key, pred)
         log_split_notes(pred.attrs["warnings"], len(rows), split, self.path, self._warned,
                         window=self.config.crop_seconds)
         pred = pred.set_index("clip")

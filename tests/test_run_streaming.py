@@ -1,7 +1,8 @@
 """A run's dataset splits are read one clip at a time and predicted once (audit 11b #2, #3,
 #8): ``Run.data`` returns a lazy view of the cached spectrograms instead of a list holding a
-split's every spectrogram, ``Run.predict`` holds one input at a time however many it is given, and the long passes of
-training and prediction show progress."""
+split's every spectrogram, ``Run.predict`` holds one input at a time however many it is given,
+``Run.predictions`` keeps its table in ``RUN/predictions/`` under a key of the model, the
+clips' audio and the windows, and the long passes of training and prediction show progress."""
 from __future__ import annotations
 
 import gc
@@ -17,6 +18,7 @@ import torch
 
 from midlevel.data.stream import CachedSpecs
 from midlevel.run import load_run
+from midlevel.training import stored_predictions
 
 from conftest import train_tiny_runs
 
@@ -75,6 +77,81 @@ def test_predict_holds_one_input_at_a_time_not_all_of_them(world, tmp_path, monk
     pd.testing.assert_frame_equal(table, run.predict(paths, batch_size=2))
 
 
+def test_a_splits_predictions_are_computed_once_per_model_and_audio(world, monkeypatch, caplog):
+    spec, cache, run = world
+    run = load_run(run.path)
+    store = run.path / stored_predictions.FOLDER
+    calls = []
+    real = type(run).predict
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(run), "predict", counting)
+    first = run.predictions("train", cache_dir=cache)
+    assert len(calls) == 1 and (store / "train.pt").is_file()
+    again = load_run(run.path).predictions("train", cache_dir=cache)
+    assert len(calls) == 1  # read back, not predicted again
+    pd.testing.assert_frame_equal(first, again)
+    # held-out splits asked together are their own table
+    held = run.predictions(("validation", "test"), cache_dir=cache)
+    assert len(calls) == 2 and (store / "validation+test.pt").is_file()
+    assert set(held["split"]) <= {"validation", "test"}
+
+    # an audio file of the split edited in place: its features, so the key, change
+    rows, _ = run.data("train", cache_dir=cache)
+    audio = rows["path"].iloc[0]
+    y, sr = sf.read(audio)
+    stat = os.stat(audio)
+    sf.write(audio, (0.5 * y).astype(np.float32), sr)
+    os.utime(audio, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # even with its time put back
+    changed = load_run(run.path).predictions("train", cache_dir=cache)
+    assert len(calls) == 3
+    assert not np.allclose(changed.iloc[0][run.concept_names].to_numpy(float),
+                           first.iloc[0][run.concept_names].to_numpy(float))
+
+    # another model in the folder (the checkpoint's bytes change): predicted again
+    ckpt = torch.load(run.path / "model.pt", weights_only=False)
+    for name, value in ckpt["state_dict"].items():
+        if value.is_floating_point() and "weight" in name:
+            ckpt["state_dict"][name] = value * 1.5
+            break
+    torch.save(ckpt, run.path / "model.pt")
+    other = load_run(run.path).predictions("train", cache_dir=cache)
+    assert len(calls) == 4
+    assert not np.allclose(other[run.concept_names].to_numpy(float),
+                           changed[run.concept_names].to_numpy(float))
+
+    # a damaged store is named and recomputed
+    (store / "train.pt").write_bytes(b"not a table")
+    with caplog.at_level(logging.WARNING, logger="midlevel"):
+        repaired = load_run(run.path).predictions("train", cache_dir=cache)
+    assert len(calls) == 5 and "cannot read the stored predictions" in caplog.text
+    pd.testing.assert_frame_equal(repaired, other)
+
+
+def test_a_read_only_run_is_used_as_it_is(world, monkeypatch, caplog):
+    spec, cache, run = world
+    if os.geteuid() == 0:  # root writes anywhere: refuse the write instead
+        def refuse(*args, **kwargs):
+            raise PermissionError("read-only file system")
+        monkeypatch.setattr(stored_predictions, "write_torch", refuse)
+        monkeypatch.setattr(stored_predictions.Path, "mkdir", lambda *a, **k: None)
+    store = run.path / stored_predictions.FOLDER
+    for f in store.glob("test.pt"):
+        f.unlink()
+    mode = run.path.stat().st_mode
+    try:
+        os.chmod(run.path, 0o555)
+        with caplog.at_level(logging.INFO, logger="midlevel"):
+            table = load_run(run.path).predictions("test", cache_dir=cache)
+    finally:
+        os.chmod(run.path, mode)
+    assert len(table) and "predictions not stored" in caplog.text
+    assert not (store / "test.pt").exists()
+
+
 def test_long_passes_show_progress(world, capsys):
     """The BatchNorm pass, validation and the final metrics of training, and predict over
     many files, each show a bar (audit 11b #8: minutes without output on large sets)."""
@@ -92,3 +169,17 @@ def test_long_passes_show_progress(world, capsys):
     run.predict(list(rows["path"]), progress=True)
     assert "predict" in capsys.readouterr().err
 
+
+def test_weights_changed_in_memory_are_another_model(world):
+    """A notebook that changes a loaded run's weights (fine-tuning, a randomization check)
+    gets the predictions of the weights it has, not the stored ones of model.pt."""
+    spec, cache, run = world
+    run = load_run(run.path)
+    before = run.predictions("test", cache_dir=cache)
+    with torch.no_grad():
+        run.model.head_layer.bias.add_(1.0)
+    after = run.predictions("test", cache_dir=cache)
+    assert not np.allclose(after[run.target_names].to_numpy(float),
+                           before[run.target_names].to_numpy(float))
+    np.testing.assert_array_equal(stored_predictions.model_digest(load_run(run.path).model),
+                                  stored_predictions.model_digest(load_run(run.path).model))
