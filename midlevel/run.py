@@ -30,6 +30,7 @@ import torch
 
 from midlevel.checks import real_number
 from midlevel.data.inputs import batch_items, item_names, item_spectrogram, item_waveform
+from midlevel.data.stream import CachedSpecs
 from midlevel.errors import (ArgumentError, AudioError, CheckpointError, MidlevelError,
                              TrainingError)
 from midlevel.models.bottleneck import build_model
@@ -167,7 +168,7 @@ class Run:
                                  warned=self._warned, clips=same) if same else table
 
     def data(self, split=None, *, spec=None, root=None, cache_dir=None,
-             progress: bool = False) -> tuple[pd.DataFrame, list[np.ndarray]]:
+             progress: bool = False) -> tuple[pd.DataFrame, CachedSpecs]:
         """The clips of ``split`` ("train", "validation", "calibration", "test", a list, or None = all) with
         their spectrograms from the feature cache (filled as needed, this run's front end).
 
@@ -180,7 +181,6 @@ class Run:
         """
         from midlevel.data.cache import FeatureCache
         from midlevel.data.spec import SPLITS
-        from midlevel.data.stream import CachedSpecs
         wanted = [split] if isinstance(split, str) else split
         unknown = [] if split is None else [s for s in wanted if s not in SPLITS]
         if unknown:

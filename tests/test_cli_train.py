@@ -1,6 +1,8 @@
 """``midlevel train / evaluate / predict`` end to end on a tiny synthetic dataset."""
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pytest
 import yaml
@@ -51,7 +53,10 @@ def test_train_evaluate_predict(synth_spec, tmp_path, capsys):
     code = main(["predict", str(run), str(audio[0]), str(bad), str(audio[1]), "--out", str(csv),
                  "--hop", "0.5"])
     assert code == 1
-    assert "broken.wav" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "broken.wav" in err and "predict:" in err  # the progress bar (no --quiet) ...
+    named = [part for part in re.split(r"[\r\n]", err) if "broken.wav" in part]
+    assert named and all(part.startswith("skipping") for part in named), named  # ... apart
     pred = pd.read_csv(csv)
     assert set(pred["clip"]) == {str(audio[0]), str(audio[1])}
     before = csv.read_bytes()  # every file failing: the earlier CSV stays as it was

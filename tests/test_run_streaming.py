@@ -144,7 +144,7 @@ def test_a_read_only_run_is_used_as_it_is(world, monkeypatch, caplog):
     mode = run.path.stat().st_mode
     try:
         os.chmod(run.path, 0o555)
-        with caplog.at_level(logging.INFO, logger="midlevel"):
+        with caplog.at_level(logging.WARNING, logger="midlevel"):  # said where commands say
             table = load_run(run.path).predictions("test", cache_dir=cache)
     finally:
         os.chmod(run.path, mode)
@@ -183,3 +183,52 @@ def test_weights_changed_in_memory_are_another_model(world):
                            before[run.target_names].to_numpy(float))
     np.testing.assert_array_equal(stored_predictions.model_digest(load_run(run.path).model),
                                   stored_predictions.model_digest(load_run(run.path).model))
+
+
+def test_the_key_holds_what_the_weights_do_not(world, monkeypatch, caplog):
+    """Re-audit: the front end, the decoder's version and the outputs' names are part of
+    the predictions (not of the weights), so each gives another key; a store this
+    environment cannot unpickle is named and recomputed."""
+    spec, cache, run = world
+    run = load_run(run.path)
+    rows, specs = run.data("test", cache_dir=cache)
+    key = stored_predictions.prediction_key(run, rows, specs, batch_size=16)
+    import midlevel.data.cache as cache_module
+    monkeypatch.setattr(cache_module, "DECODE_VERSION", cache_module.DECODE_VERSION + 100)
+    _, moved = run.data("test", cache_dir=cache)  # a new decoder: another cache folder
+    assert stored_predictions.prediction_key(run, rows, moved, batch_size=16) != key
+    monkeypatch.undo()
+    other = load_run(run.path)
+    other.frontend = dict(other.frontend, log_mul=5.0)
+    _, refit = other.data("test", cache_dir=cache)
+    assert stored_predictions.prediction_key(other, rows, refit, batch_size=16) != key
+    renamed = load_run(run.path)
+    renamed.model.concept_names = [f"{c}_v2" for c in renamed.model.concept_names]
+    assert stored_predictions.prediction_key(renamed, rows, specs, batch_size=16) != key
+    assert stored_predictions.prediction_key(load_run(run.path), rows, specs,
+                                             batch_size=16) == key
+
+    first = run.predictions("test", cache_dir=cache)  # stored
+    fresh = load_run(run.path)
+
+    def foreign(*args, **kwargs):
+        raise ModuleNotFoundError("No module named 'pandas._libs.a_newer_one'")
+    monkeypatch.setattr(stored_predictions.torch, "load", foreign)
+    with caplog.at_level(logging.WARNING, logger="midlevel"):
+        again = fresh.predictions("test", cache_dir=cache)
+    assert "cannot read the stored predictions" in caplog.text
+    pd.testing.assert_frame_equal(first, again)
+
+
+def test_evaluate_repairs_a_damaged_cache_entry(world, tmp_path):
+    """Re-audit: evaluate read the entries' headers for its short-clip note and stopped at
+    an empty entry that every other command recomputes."""
+    import shutil
+    spec, cache, run = world
+    copy = tmp_path / "cache"
+    shutil.copytree(cache, copy)
+    rows, specs = load_run(run.path).data("test", cache_dir=copy)
+    entry = specs.cache.entry(specs.paths[0])
+    entry.write_bytes(b"")
+    table = load_run(run.path).evaluate(cache_dir=copy)
+    assert len(table) and np.load(entry).ndim == 2

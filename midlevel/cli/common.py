@@ -137,12 +137,15 @@ def add_cache_option(p: argparse.ArgumentParser) -> None:
 
 
 class _Stderr(logging.Handler):
-    """Writes to whatever ``sys.stderr`` is at the time (not the stream of the first call)."""
+    """Writes to whatever ``sys.stderr`` is at the time (not the stream of the first call),
+    through ``tqdm.write``: a line logged while a progress bar runs gets a line of its own,
+    the bar is drawn again below it."""
 
     _midlevel_cli = True
 
     def emit(self, record: logging.LogRecord) -> None:
-        sys.stderr.write(self.format(record) + "\n")
+        from tqdm import tqdm
+        tqdm.write(self.format(record), file=sys.stderr)
 
 
 def show_log(level: int = logging.INFO) -> None:

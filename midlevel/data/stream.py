@@ -134,7 +134,8 @@ class CachedSpecs(Sequence):
     :class:`~midlevel.data.cache.FeatureCache` one at a time as they are indexed: ``specs[i]`` is
     file ``i``'s ``(n_bands, n_frames)`` float32 array, a slice or :meth:`subset` is a view of
     some files, and nothing is held between reads, so a split of any size costs one clip's
-    memory (what ``Run.data`` returns; an unreadable entry is recomputed by the cache)."""
+    memory (what ``Run.data`` returns; an unreadable entry is recomputed by the cache). Each
+    read is a new array: changing one in place does not change what the next read gives."""
 
     def __init__(self, cache, paths):
         self.cache, self.paths = cache, [str(p) for p in paths]
@@ -151,8 +152,15 @@ class CachedSpecs(Sequence):
         return CachedSpecs(self.cache, [self.paths[i] for i in idx])
 
     def n_frames(self) -> list[int]:
-        """Each spectrogram's frame count, from its cache file's header (no data read)."""
-        return [_header(self.cache.entry(p))[0][-1] for p in self.paths]
+        """Each spectrogram's frame count, from its cache file's header (no data read; an
+        entry whose header cannot be read is read, so recomputed, by the cache)."""
+        counts = []
+        for p in self.paths:
+            try:
+                counts.append(_header(self.cache.entry(p))[0][-1])
+            except CacheError:
+                counts.append(self.cache.get(p).shape[-1])
+        return counts
 
     def __repr__(self) -> str:
         return f"CachedSpecs({len(self)} files)"

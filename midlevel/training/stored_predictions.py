@@ -9,22 +9,27 @@ everything it depends on:
 
 - the model as it is in memory: the SHA-1 of every weight and buffer (a run trained again
   into the folder, a checkpoint replaced, or weights changed in a notebook are another model);
+- the model's outputs as they are named: concept and target names, kinds and classes (not
+  all of them in its state);
 - each clip's id and its spectrogram: the feature cache's entry, named by the SHA-1 of the
-  audio file's bytes and the front end's settings (an edited or replaced file, a changed
-  split or another spec gives other entries);
+  audio file's bytes, and the cache's contract (the front end's settings, peak
+  normalization, the cache's and the decoder's versions): an edited or replaced file, a
+  changed split or another spec, another front end or a new decoder give other keys;
 - the windows (the crop, the hop) and the batch size.
 
-Any difference recomputes the table and replaces the file; a damaged file is recomputed, with
-a warning; a run directory that cannot be written (a shared, read-only run) is used as it is:
-the table is computed on every call and one line says why. Written atomically
-(:mod:`midlevel.io`), so two commands on one run never read a half-written table.
+Any difference recomputes the table and replaces the file; a file that cannot be read (damaged,
+or written by versions of the libraries this environment cannot load) is recomputed, with a
+warning; a run directory that cannot be written (a shared, read-only run) is used as it is:
+the table is computed on every call and a warning says why. Written atomically
+(:mod:`midlevel.io`), so two commands on one run never read a half-written table; the
+temporary file of a write killed half-way is removed by a later write, an hour on.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-import pickle
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -48,11 +53,15 @@ def split_label(split) -> str:
 def prediction_key(run, rows: pd.DataFrame, specs, *, batch_size: int) -> str:
     """The key of a run's predictions of ``rows`` (annotations rows, index clip) whose
     spectrograms are ``specs`` (a :class:`~midlevel.data.stream.CachedSpecs`)."""
-    parts = {"model": model_digest(run.model),
+    model = run.model
+    kinds = list(getattr(model, "concept_kinds", None) or [])
+    parts = {"model": model_digest(model), "kind": model.kind,
+             "outputs": [list(model.concept_names), kinds, [dict(t) for t in model.targets]],
+             "cache": specs.cache.key,  # the front end, normalization and versions
              "clips": [str(c) for c in rows.index],
              "features": [specs.cache.entry(p).name for p in specs.paths],
              "window": list(run.window()), "batch_size": batch_size}
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=repr).encode()).hexdigest()
 
 
 def model_digest(model) -> str:
@@ -78,8 +87,8 @@ def load_predictions(run, split, key: str) -> pd.DataFrame | None:
         table = stored["table"]
         table.attrs.update(errors={}, warnings=dict(stored["warnings"]))
         return table
-    except (OSError, RuntimeError, EOFError, AttributeError, KeyError, TypeError,
-            pickle.UnpicklingError) as exc:
+    except Exception as exc:  # noqa: BLE001 (any unpickling failure: damaged, or written
+        # by library versions this environment cannot load; the table is computed again)
         log.warning("%s: cannot read the stored predictions (%s); predicting the %s clips "
                     "again", path, exc, split_label(split))
         return None
@@ -87,11 +96,15 @@ def load_predictions(run, split, key: str) -> pd.DataFrame | None:
 
 def save_predictions(run, split, key: str, table: pd.DataFrame) -> None:
     """Store ``table`` (``Run.predict``'s, with ``attrs["warnings"]``) for ``split``; a run
-    directory that cannot be written is left as it is (one info line)."""
+    directory that cannot be written is left as it is (a warning)."""
     path = Path(run.path) / FOLDER / f"{split_label(split)}.pt"
     try:
         path.parent.mkdir(exist_ok=True)
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):  # a write killed half-way;
+            if time.time() - stale.stat().st_mtime > 3600:    # a recent one may be running
+                stale.unlink(missing_ok=True)
         write_torch(path, {"key": key, "table": table.copy(),
                            "warnings": dict(table.attrs.get("warnings", {}))})
     except OSError as exc:
-        log.info("%s: predictions not stored (%s); they are computed on each call", path, exc)
+        log.warning("%s: predictions not stored (%s); they are computed on each call", path,
+                    exc)
