@@ -238,3 +238,37 @@ def test_reused_explanations_say_their_cost_was_timed_in_the_interrupted_run(
     fresh = compare([world["runs"]["blackbox"]], tmp_path / "fresh", **args)
     assert (fresh.tables["cost"]["timed_in"] == "this run").all()
     assert "timed in another process" not in (tmp_path / "fresh" / "report.md").read_text()
+
+
+def test_clip_names_stay_inside_the_report_and_read_literally(world, tmp_path, monkeypatch):
+    """Audit 12a #1, #3, #4: a clip id holding '..' or '/' put compare's wavs outside --out,
+    one of 230 characters stopped it ('File name too long'), a '$' went to matplotlib's math
+    mode, and report.md escaped nothing (HTML, '|', links with spaces)."""
+    import os
+
+    from midlevel.workflows import compare as compare_module
+    real = compare_module.test_clips
+    odd = "../../Pay $5 <b>x</b> | a,b " + "A" * 230
+
+    def renamed(*args, **kwargs):
+        clips = real(*args, **kwargs)
+        clips.names[0] = odd
+        return clips
+
+    monkeypatch.setattr(compare_module, "test_clips", renamed)
+    out = tmp_path / "deep" / "report"
+    report = compare_module.compare([world["runs"]["joint"]], out, cache_dir=world["cache"],
+                                    methods=["integrated_gradients"], n_clips=1,
+                                    n_background=2, faithfulness=False, randomization=False,
+                                    n_steps=2)
+    outside = [p for p in tmp_path.rglob("*") if p.is_file() and out not in p.parents]
+    assert outside == []
+    names = [p.name for p in out.rglob("*")]
+    assert names and max(len(n.encode()) for n in names) < 255
+    md = (out / "report.md").read_text()
+    assert f"`{odd}`" in md and md.count("<b>") == 1  # verbatim in a code span, ...
+    assert "&lt;b&gt;" in md  # ... as entities in captions
+    assert "](<audio/" in md  # link destinations in angle brackets
+    lb = report.tables["listen_back"]
+    assert set(lb["clip"]) == {odd} and not any(os.path.isabs(p) for p in lb["path"])
+    assert all((out / p).is_file() for p in lb["path"])

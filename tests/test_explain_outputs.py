@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -185,11 +187,13 @@ def test_explain_scales_every_wav_of_a_clip_by_one_factor(world, tmp_path, monke
     assert lb.groupby("clip")["method"].nunique().eq(2).all()
     assert lb.groupby("clip")["output"].nunique().eq(2).all()
     assert np.allclose(lb["gain"], 1 / 1.5)  # the integrated-gradients wavs too
-    for wav in lb["path"]:
-        assert np.abs(sf.read(wav)[0]).max() <= 1.0
+    for wav in lb["path"]:  # relative to the output folder (audit 12a #5: to the cwd)
+        assert not Path(wav).is_absolute() and np.abs(sf.read(out / wav)[0]).max() <= 1.0
     for per_clip in out.glob("*/*_listen_back.csv"):  # the per-explanation tables agree
         t = pd.read_csv(per_clip, keep_default_na=False)
-        assert "method" not in t and t["gain"].iloc[0] in set(lb["gain"])
+        assert t["gain"].iloc[0] in set(lb["gain"])
+        assert set(t["clip"]) <= set(lb["clip"]) and t["method"].nunique() == 1  # labelled
+        assert all((per_clip.parent / w).is_file() for w in t["path"])  # beside the table
 
 
 def test_listen_back_audio_made_again_is_the_audio_held(world, tmp_path, monkeypatch):
@@ -659,3 +663,26 @@ def test_window_ends_stop_at_the_audio_and_the_one_window_note_gives_the_window(
     note = [n for n in res.notes if "one window" in n]
     assert note and f"(0.5 s) fits in one window of {n_frames / run.fps:.4g} s " \
                     f"({n_frames} frames)" in note[0]
+
+
+def test_a_long_name_or_a_dollar_in_a_file_name_is_explained(world, tmp_path):
+    """Audit 12a #2, #3: a legal 244-byte file name stopped explain ('File name too long'
+    for <stem>_contributions.png) after it had written its tables, and a '$' in a name went
+    to matplotlib's math mode (a parse error, or italics)."""
+    import shutil
+
+    from midlevel.explain.names import MAX_NAME_BYTES
+    from midlevel.workflows.explain_concepts import explain_concepts
+    long = tmp_path / ("A" * 240 + ".wav")
+    dollar = tmp_path / "song_{1}^2 $$ Pay $5 or $10.wav"
+    cjk = tmp_path / ("é" * 120 + ".wav")  # 240 bytes (glyphs the default font has)
+    for path in (long, dollar, cjk):
+        shutil.copy(world["audio"][0], path)
+    out = tmp_path / "out"
+    result = explain_concepts(world["runs"]["joint"], [str(long), str(dollar), str(cjk)], out,
+                              cache_dir=world["cache"], timeline=False)
+    assert not result.errors and len(result.contributions["clip"].unique()) == 3
+    pngs = list(out.glob("*_contributions.png"))
+    assert len(pngs) == 3 and all(len(p.name.encode()) < 255 for p in pngs)
+    assert all(len(c.encode()) <= MAX_NAME_BYTES for c in result.contributions["clip"])
+    assert any("$5" in c for c in result.contributions["clip"])  # the name kept as it is

@@ -59,3 +59,18 @@ def test_compare_cli_is_registered():
                                       "shap_deep", "ig", "--window", "8", "16", "--clips", "2"])
     assert args.runs == ["runA", "runB"] and args.window == [8, 16] and args.clips == 2
     assert args.func.__module__ == "midlevel.cli.compare"
+
+
+def test_markdown_shows_names_as_they_are():
+    """Audit 12a #4: report.md escaped nothing: an id's HTML was rendered, ``a,b;c`` read as
+    two clips in a comma-separated list, a ``|`` in a cell (the note ``|f(x) - f(ref)|``)
+    shifted a table's columns, a link to a file name with a space broke."""
+    from midlevel.report.markdown import md_code, md_link, md_text
+    assert md_text("<b>x</b> & *y* [z] | #") == r"&lt;b&gt;x&lt;/b&gt; &amp; \*y\* \[z\] \| \#"
+    assert md_code("a,b;c") == "`a,b;c`" and md_code("a`b") == "``a`b``"
+    assert md_code("`x") == "`` `x ``"
+    assert md_link("audio/my song (1).wav") == "<audio/my song (1).wav>"
+    table = markdown_table(pd.DataFrame({"note": ["|f(x) - f(ref)| small"], "n": [1.0]}))
+    row = table.splitlines()[2]
+    assert row == r"| \|f(x) - f(ref)\| small | 1.000 |"
+    assert len(re.findall(r"(?<!\\)\|", row)) == 3  # two cells: three unescaped bars

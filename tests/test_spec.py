@@ -626,3 +626,15 @@ def test_ids_padded_in_one_joined_table_only_are_named_once_with_the_fix(tmp_pat
                               "    id_column: number\n    id_format: \"{:03d}\"\n")
     table = load_annotations(load_spec(write(tmp_path / "spec.yaml", fixed)))
     assert list(table.index) == ["001", "002", "010"] and table.loc["010", "happy"] == 5
+
+
+def test_a_root_written_with_a_tilde_is_the_home_folder(tmp_path, monkeypatch):
+    """Audit 12a #6: ``root: ~/x`` in a spec became ``<spec folder>/~/x`` while ``--root
+    '~/x'`` was expanded."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home" / "x").mkdir(parents=True)
+    write(tmp_path / "home" / "x" / "ratings.csv", "number,bright,happy\n1,2.5,3\n")
+    spec = load_spec(write(tmp_path / "spec.yaml", BASIC.replace("root: .", "root: ~/x")))
+    assert spec.root == (tmp_path / "home" / "x").resolve()
+    assert load_annotations(spec).loc["001", "path"] == str(
+        (tmp_path / "home" / "x" / "audio" / "001.wav").resolve())

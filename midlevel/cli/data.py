@@ -31,14 +31,22 @@ def _print_warnings(report, args) -> None:
     """Up to 20 warnings on stderr; more go to a CSV whose path is printed (their counts by
     kind are in the summary above)."""
     _print_list(report.warnings, "warning", args.warnings_csv,
-                f"validate_warnings_{report.spec.name}.csv", report.warnings_table)
+                f"validate_warnings_{_file_safe(report.spec.name)}.csv", report.warnings_table)
 
 
 def _print_problems(report, args) -> None:
     """Up to 20 problems on stderr; more go to a CSV whose path is printed, with their counts
     by kind and the first 10 (a misplaced audio folder is one problem per clip)."""
     _print_list(report.problems, "problem", args.problems_csv,
-                f"validate_problems_{report.spec.name}.csv", report.problems_table, shown=10)
+                f"validate_problems_{_file_safe(report.spec.name)}.csv", report.problems_table,
+                shown=10)
+
+
+def _file_safe(name: str) -> str:
+    """The spec's name as part of a file name in the current folder (``set/v2`` or
+    ``../x`` must not write into another folder)."""
+    from midlevel.explain.names import safe_name
+    return safe_name(name)
 
 
 def _print_list(items, what: str, csv, default_csv: str, table, *, most: int = 20,

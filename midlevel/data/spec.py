@@ -480,8 +480,8 @@ def spec_from_dict(raw: Any, *, base: Path, src: str = "<spec>",
     if unknown:
         raise SpecError(f"--root {unknown[0]}=...: spec {src} has no root named {unknown[0]!r}; "
                         f"known: {', '.join(sorted(roots_raw)) or 'none'}")
-    roots = {str(k): named_overrides.get(str(k), (base / str(v)).resolve())
-             for k, v in roots_raw.items()}
+    roots = {str(k): named_overrides.get(str(k), (base / Path(str(v)).expanduser()).resolve())
+             for k, v in roots_raw.items()}  # ~ is the home folder, as in --root
     audio = _check_keys("audio", raw["audio"], _AUDIO_KEYS, src)
     if len([k for k in _AUDIO_KEYS if k in audio]) != 1:
         raise SpecError(f"{src}: 'audio' needs exactly one of 'pattern' or 'path_column'")
@@ -497,7 +497,7 @@ def spec_from_dict(raw: Any, *, base: Path, src: str = "<spec>",
         raise SpecError(f"{src}: a spec needs at least one concept or target")
     seed, splits = _splits(raw.get("splits"), src)
     return DataSpec(name=str(raw["name"]), path=None,
-                    root=main_override or (base / str(raw["root"])).resolve(),
+                    root=main_override or (base / Path(str(raw["root"])).expanduser()).resolve(),
                     roots=roots, tables=_tables(raw["tables"], src, roots),
                     concepts=concepts, targets=targets,
                     audio_pattern=audio.get("pattern"), audio_path_column=audio.get("path_column"),

@@ -259,10 +259,13 @@ def _mean_output(f: nn.Module, groups, batch_size: int = 16) -> list[float]:
 
 
 def write_listen_back(table: pd.DataFrame, audio: dict, out_dir, *, gain: float,
-                      sample_rate: int) -> pd.DataFrame:
+                      sample_rate: int, labels: dict | None = None) -> pd.DataFrame:
     """Write each part of :func:`listen_back_parts` as ``{clip}_{part}.wav`` multiplied by
     ``gain``, and the table (with ``gain`` and each ``path``) as ``{clip}_listen_back.csv``
-    in ``out_dir``, atomically; returns that table."""
+    in ``out_dir``, atomically; returns that table, each ``path`` as written. In the CSV,
+    ``path`` is the wav's name (it lies beside the CSV, wherever the folder moves) and
+    ``labels`` (for example the clip's own name, the method and the output, where ``clip``
+    is a file stem made of them) replace or add columns."""
     table = table.copy()
     table["gain"] = float(gain)
     wavs = [Path(out_dir) / f"{clip}_{part}.wav" for clip, part in zip(table["clip"],
@@ -270,7 +273,7 @@ def write_listen_back(table: pd.DataFrame, audio: dict, out_dir, *, gain: float,
     csv = listen_back_csv(out_dir, table["clip"].iloc[0] if len(table) else "clip")
     table["path"] = [str(write_wav(path, gain * audio[part], sample_rate))
                      for path, part in zip(wavs, table["part"])]
-    write_csv(table, csv)
+    write_csv(table.assign(**(labels or {}), path=[w.name for w in wavs]), csv)
     return table
 
 

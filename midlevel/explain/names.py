@@ -13,19 +13,32 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-__all__ = ["safe_name", "unique_names", "clip_names"]
+__all__ = ["safe_name", "unique_names", "clip_names", "MAX_NAME_BYTES"]
+
+MAX_NAME_BYTES = 100
+"""The longest clip name in bytes (UTF-8): a file system takes names of 255 bytes, and a clip's
+files add their method, output and kind to its name (``<clip>_contributions.png``, a
+compare report's ``<clip>_<run>_<output>_for.wav``). Longer names are cut, then made unique."""
+
+
+def _bounded(name: str) -> str:
+    """``name`` cut to :data:`MAX_NAME_BYTES` bytes, at a character's end."""
+    raw = name.encode("utf-8")
+    return name if len(raw) <= MAX_NAME_BYTES else raw[:MAX_NAME_BYTES].decode("utf-8", "ignore")
 
 
 def safe_name(text: str) -> str:
     """A file-name friendly version of ``text``: runs of characters other than ASCII letters,
-    digits and ``_.=-`` become ``_`` (ends stripped); ``"x"`` when nothing is left, or only
-    dots (``.`` and ``..`` name folders). Applying it twice changes nothing."""
-    name = re.sub(r"[^A-Za-z0-9_.=-]+", "_", str(text)).strip("_")
+    digits and ``_.=-`` become ``_`` (ends stripped), cut to :data:`MAX_NAME_BYTES`; ``"x"``
+    when nothing is left, or only dots (``.`` and ``..`` name folders). Applying it twice
+    changes nothing."""
+    name = _bounded(re.sub(r"[^A-Za-z0-9_.=-]+", "_", str(text)).strip("_")).strip("_")
     return name if name.strip(".") else "x"
 
 
 def unique_names(names, *, safe: bool = False, reserved=()) -> list[str]:
-    """``names`` (mapped by :func:`safe_name` when ``safe``), each made unique.
+    """``names`` (mapped by :func:`safe_name` when ``safe``, cut to :data:`MAX_NAME_BYTES`
+    bytes), each made unique.
 
     A name that occurs once (case ignored) and is not ``reserved`` (names taken already, case
     ignored: the files a workflow writes beside the clips') is kept; each copy of a repeated
@@ -34,7 +47,7 @@ def unique_names(names, *, safe: bool = False, reserved=()) -> list[str]:
     ``predictions.csv`` with ``reserved=["predictions.csv"]`` becomes ``predictions.csv_1``.
     Returns a list of the same length, in the same order.
     """
-    mapped = [safe_name(n) if safe else str(n) for n in names]
+    mapped = [safe_name(n) if safe else _bounded(str(n)) for n in names]
     blocked = {str(r).casefold() for r in reserved}
     counts: dict[str, int] = {}
     for n in mapped:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from midlevel.plots.common import literal_text
+
 __all__ = ["attribution_map", "time_curve", "frequency_profile", "attribution_figure",
            "perturbation_plot", "sanity_plot", "spectrogram_plot"]
 
@@ -83,6 +85,7 @@ def _mesh(ax, values, secs, hz, **kwargs):
     return mesh
 
 
+@literal_text
 def attribution_map(attr, clip=0, *, fps: float | None = None, band_frequencies=None,
                     ax=None, cmap: str = "RdBu_r", vmax: float | None = None,
                     colorbar: bool = True, spectrogram: bool = False):
@@ -118,6 +121,7 @@ def attribution_map(attr, clip=0, *, fps: float | None = None, band_frequencies=
     return mesh
 
 
+@literal_text
 def spectrogram_plot(spec, *, fps: float | None = None, band_frequencies=None, ax=None,
                      cmap: str = "magma"):
     """The input spectrogram ``(n_bands, n_frames)`` with the same axes as the maps."""
@@ -128,6 +132,7 @@ def spectrogram_plot(spec, *, fps: float | None = None, band_frequencies=None, a
     return mesh
 
 
+@literal_text
 def time_curve(attr, clip=0, *, fps: float | None = None, ax=None, split: bool = True,
                label: str | None = None):
     """Attribution summed over bands, per frame (net, and positive / negative parts).
@@ -151,6 +156,7 @@ def time_curve(attr, clip=0, *, fps: float | None = None, ax=None, split: bool =
     return lines
 
 
+@literal_text
 def frequency_profile(attr, clip=0, *, band_frequencies=None, ax=None, split: bool = True,
                       label: str | None = None):
     """Attribution summed over frames, per band (x: attribution, y: frequency in Hz).
@@ -180,6 +186,7 @@ def frequency_profile(attr, clip=0, *, band_frequencies=None, ax=None, split: bo
     return lines
 
 
+@literal_text
 def attribution_figure(attr, clip=0, *, fig=None, vmax=None):
     """Map, time curve and frequency profile of one clip in one figure, with a colour bar in
     the attribution's units.
@@ -205,6 +212,7 @@ def attribution_figure(attr, clip=0, *, fig=None, vmax=None):
     return fig
 
 
+@literal_text
 def perturbation_plot(curves: pd.DataFrame, *, mode: str = "deletion", ax=None,
                       units: str | None = None):
     """Mean deletion (or insertion) curves of the harness, in output units: MoRF solid and
@@ -244,6 +252,7 @@ def perturbation_plot(curves: pd.DataFrame, *, mode: str = "deletion", ax=None,
     return lines
 
 
+@literal_text
 def sanity_plot(cascade: pd.DataFrame, floors: pd.DataFrame, *, similarity: str = "spearman_abs",
                 fig=None):
     """Cascading randomization: per method, the mean similarity of the maps to the trained

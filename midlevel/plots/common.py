@@ -1,8 +1,11 @@
 """What the concept plots share: a colour per concept, and the rows a plot draws, picked from a
 tidy explanation table (one clip's, the targets asked for; every unknown name, and an empty
 table, is an ExplainError naming what the table holds: an empty panel under a name would read
-as a contribution of zero)."""
+as a contribution of zero). Every figure is drawn with its text taken literally
+(:func:`literal_text`)."""
 from __future__ import annotations
+
+import functools
 
 import pandas as pd
 
@@ -11,6 +14,33 @@ from midlevel.errors import ExplainError
 CONTRIBUTION_UNITS = {"regression": "rating points", "logit": "logit", "binary": "log-odds"}
 """What a contribution to each ``output_kind`` is in (the axis label of the contribution
 plots)."""
+
+
+def literal_text(draw):
+    """Decorate a function that draws a figure so that every text it writes is taken
+    literally: clip, concept, target and run names come from users, and a ``$`` in one
+    (``"Pay $5 or $10"``) must not switch matplotlib into math mode (a parse error that
+    stops the command, or the text between two ``$`` set in italics without them)."""
+    @functools.wraps(draw)
+    def drawing(*args, **kwargs):
+        import matplotlib
+        with matplotlib.rc_context({"text.parse_math": False}):
+            return draw(*args, **kwargs)
+    return drawing
+
+
+def short_label(text, width: int = 40) -> str:
+    """``text`` for a title or a legend: at most ``width`` characters, cut with an ellipsis
+    (a clip named by a 240-character file stem would push the axes out of the figure)."""
+    text = str(text)
+    return text if len(text) <= width else text[:width - 1] + "\u2026"
+
+
+def number(value: float) -> str:
+    """A value for a label: 2 decimals, or 3 significant digits below 0.01 and from 10000 up
+    (a concept rated in small units read "0.00 vs 0.00")."""
+    value = float(value)
+    return f"{value:.2f}" if value == 0 or 0.01 <= abs(value) < 1e4 else f"{value:.3g}"
 
 
 def contribution_units(rows: pd.DataFrame) -> str:

@@ -10,7 +10,7 @@ import pandas as pd
 
 from midlevel.plots.common import (  # noqa: F401 (re-exported: concept_colors, the units)
     CONTRIBUTION_UNITS, checked_targets, clip_rows, concept_colors, contribution_units,
-    not_empty,
+    literal_text, not_empty, number, short_label,
 )
 from midlevel.plots.timeline import drawn_windows, timeline_plot  # noqa: F401 (re-exported)
 
@@ -34,6 +34,7 @@ def _stars(p: float, alpha: float = 0.05) -> str:
             else "")
 
 
+@literal_text
 def coefficient_heatmap(table: pd.DataFrame, *, value: str = "std_weight", ax=None,
                         annotate: bool = True, title: str | None = None,
                         stars: bool = True, mark_flags: bool = False,
@@ -138,6 +139,7 @@ def _fit_method(table: pd.DataFrame) -> str:
     return ", ".join(dict.fromkeys(table["method"].astype(str))) if "method" in table else ""
 
 
+@literal_text
 def coefficient_figure(table: pd.DataFrame, *, fig=None):
     """Both questions of a run's coefficient table side by side (into ``fig``, a new figure
     if None).
@@ -173,6 +175,7 @@ def coefficient_figure(table: pd.DataFrame, *, fig=None):
     return fig
 
 
+@literal_text
 def contribution_bars(table: pd.DataFrame, clip: str | None = None, *, targets=None,
                       fig=None, ncols: int | None = None, sort: bool = True):
     """Bar chart of one clip's concept contributions, a panel per target.
@@ -214,8 +217,9 @@ def contribution_bars(table: pd.DataFrame, clip: str | None = None, *, targets=N
         ax.barh(range(len(r)), vals, color=[POSITIVE if v > 0 else NEGATIVE for v in vals])
         kinds = r["concept_kind"] if "concept_kind" in r else ["regression"] * len(r)
         ax.set_yticks(range(len(r)), [
-            f"{c} ({'p ' if k == 'binary' else ''}{v:.2f} vs {b:.2f})" for c, v, b, k in zip(
-                r["concept"], r["concept_value"], r["concept_baseline"], kinds)], fontsize=7)
+            f"{c} ({'p ' if k == 'binary' else ''}{number(v)} vs {number(b)})"
+            for c, v, b, k in zip(r["concept"], r["concept_value"], r["concept_baseline"],
+                                  kinds)], fontsize=7)
         ax.axvline(0, color="black", lw=0.8)
         base, pred = r["baseline_prediction"].iloc[0], r["prediction"].iloc[0]
         kind = r["output_kind"].iloc[0] if "output_kind" in r else "regression"
@@ -224,7 +228,7 @@ def contribution_bars(table: pd.DataFrame, clip: str | None = None, *, targets=N
             pb, pp = 1 / (1 + np.exp(-base)), 1 / (1 + np.exp(-pred))
             ax.set_title(f"{target}: P {pb:.2f} \u2192 {pp:.2f}", fontsize=9)
         else:
-            ax.set_title(f"{target}: {base:.2f} \u2192 {pred:.2f}", fontsize=9)
+            ax.set_title(f"{target}: {number(base)} \u2192 {number(pred)}", fontsize=9)
         ax.set_xlabel(f"contribution ({contribution_units(r)})", fontsize=7)
         ax.tick_params(axis="x", labelsize=7)
         known = np.isfinite(vals)
@@ -235,13 +239,14 @@ def contribution_bars(table: pd.DataFrame, clip: str | None = None, *, targets=N
         ax.set_ylim(-0.6, len(r) - 0.4)  # every row, a NaN one too
     for ax in axes.ravel()[n:]:
         ax.set_visible(False)
-    fig.suptitle(f"{clip}: concept contributions\n(baseline \u2192 prediction; "
+    fig.suptitle(f"{short_label(clip)}: concept contributions\n(baseline \u2192 prediction; "
                  f"concept value vs baseline)" if clip is not None else
                  "concept contributions", fontsize=10)
     fig.tight_layout()
     return fig
 
 
+@literal_text
 def contribution_distribution(dataset: pd.DataFrame, target: str, *,
                               clip_table: pd.DataFrame | None = None, clip: str | None = None,
                               ax=None):
@@ -279,7 +284,7 @@ def contribution_distribution(dataset: pd.DataFrame, target: str, *,
         m = m[m["target"] == target]
         xs = [concepts.index(c) for c in m["concept"] if c in concepts]
         ax.scatter(xs, m.loc[m["concept"].isin(concepts), "contribution"], marker="D", s=40,
-                   color="black", zorder=5, label=str(clip))
+                   color="black", zorder=5, label=short_label(clip))
         ax.legend(fontsize=7, loc="best")
     ax.axhline(0, color="grey", lw=0.6)
     ax.set_xticks(range(len(concepts)), concepts, rotation=40, ha="right", fontsize=8)
@@ -289,6 +294,7 @@ def contribution_distribution(dataset: pd.DataFrame, target: str, *,
     return ax
 
 
+@literal_text
 def intervention_plot(curve: pd.DataFrame, *, target: str = "mean", ax=None,
                       units: str = "rating points"):
     """Task error against the number of concepts replaced by true ratings.

@@ -6,10 +6,11 @@ import numpy as np
 import pandas as pd
 
 from midlevel.plots.common import (
-    checked_targets, clip_rows, concept_colors, contribution_units,
+    checked_targets, clip_rows, concept_colors, contribution_units, literal_text, short_label,
 )
 
 
+@literal_text
 def timeline_plot(spectrogram, table: pd.DataFrame, *, fps: float, targets=None,
                   clip=None, band_frequencies=None, change_time: float | None = None,
                   show_concepts: bool = True, fig=None):
@@ -57,8 +58,8 @@ def timeline_plot(spectrogram, table: pd.DataFrame, *, fps: float, targets=None,
         axes[0].set_ylabel("Hz")
     else:
         axes[0].set_ylabel("band (index)")
-    axes[0].set_title(f"{clip if clip is not None else ''}: contributions over time (window "
-                      f"centres)", fontsize=9)
+    axes[0].set_title(f"{short_label(clip) if clip is not None else ''}: contributions over "
+                      f"time (window centres)", fontsize=9)
     panel = 1
     if show_concepts:
         first = table[table["target"] == names[0]]

@@ -10,7 +10,7 @@ import pandas as pd
 
 from midlevel.io import replace_manifest, save_figure, write_csv, write_text
 from midlevel.report.html import write_html
-from midlevel.report.markdown import markdown_table
+from midlevel.report.markdown import markdown_table, md_code, md_link, md_text
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +126,9 @@ def runs_table(runs) -> pd.DataFrame:
 def _write_markdown(report: Report, runs, title, methods, clips) -> None:
     out = report.out
     lines = [f"# {title}\n", f"Runs compared ({len(runs)}):\n", markdown_table(runs_table(runs)),
-             f"Explained: test clips {', '.join(clips)}; methods {', '.join(methods)}.\n"]
-    lines += [f"**Note:** {w}\n" for w in report.warnings]
+             f"Explained: test clips {', '.join(map(md_code, clips))}; methods "
+             f"{', '.join(methods)}.\n"]
+    lines += [f"**Note:** {md_text(w)}\n" for w in report.warnings]
     for name in ("metrics", "completeness", "leakage", "cost", "faithfulness", "sanity",
                  "listen_back", "lime_components",
                  "event_share", *report.notes):
@@ -141,11 +142,11 @@ def _write_markdown(report: Report, runs, title, methods, clips) -> None:
     lines.append("## Figures\n")
     for caption, p in report.figures.items():
         rel = Path(p).relative_to(out) if Path(p).is_relative_to(out) else Path(p)
-        lines.append(f"![{caption}]({rel})\n\n_{caption}_\n")
+        lines.append(f"![{md_text(caption)}]({md_link(rel)})\n\n_{md_text(caption)}_\n")
     if report.audio:
         lines.append("## Listenable explanations\n")
         for caption, p in report.audio.items():
-            lines.append(f"- [{caption}]({Path(p).relative_to(out)})")
+            lines.append(f"- [{md_text(caption)}]({md_link(Path(p).relative_to(out))})")
     report.markdown = write_text(out / "report.md", "\n".join(lines) + "\n")
 
 

@@ -1,6 +1,8 @@
 """Markdown rendering of tidy tables (the report and the benchmarks use it)."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -14,15 +16,51 @@ def format_value(v) -> str:
     return str(v)
 
 
+_SPECIAL = re.compile(r"([\\`*_\[\]|#!])")
+
+
+def md_text(text) -> str:
+    """``text`` (a clip, concept, target or run name, a caption) as Markdown that shows it as
+    it is: HTML's ``& < >`` as entities, Markdown's ``\\ ` * _ [ ] | # !`` escaped, line
+    breaks as spaces."""
+    text = " ".join(str(text).splitlines())
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _SPECIAL.sub(r"\\\1", text)
+
+
+def md_link(target) -> str:
+    """A link destination that may hold spaces and parentheses (``<...>``, CommonMark)."""
+    return "<" + str(target).replace("<", "%3C").replace(">", "%3E") + ">"
+
+
+def md_code(text) -> str:
+    """``text`` as an inline code span, shown verbatim whatever it holds (a fence of one
+    backtick more than its longest run of them): a list of names in code spans reads as one
+    item per name even where a name holds ``,`` or ``;``."""
+    text = " ".join(str(text).splitlines())
+    fence = "`" * (max((len(r) for r in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _cell(value) -> str:
+    """A table cell: :func:`format_value`, with ``|`` escaped, HTML's ``& < >`` as entities and
+    line breaks as spaces."""
+    text = " ".join(format_value(value).splitlines())
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace("|", "\\|")
+
+
 def markdown_table(df: pd.DataFrame, max_rows: int = 60) -> str:
-    """A pipe table (no extra dependency); long tables are cut with a note."""
+    """A pipe table (no extra dependency); long tables are cut with a note; a ``|`` in a cell
+    is escaped (a note ``|f(x) - f(ref)|`` would shift the columns)."""
     if df is None or len(df) == 0:
         return "_(empty)_\n"
     d = df.head(max_rows)
-    lines = ["| " + " | ".join(str(c) for c in d.columns) + " |",
+    lines = ["| " + " | ".join(_cell(c) for c in d.columns) + " |",
              "|" + "|".join("---" for _ in d.columns) + "|"]
     for _, row in d.iterrows():
-        lines.append("| " + " | ".join(format_value(v) for v in row.to_numpy()) + " |")
+        lines.append("| " + " | ".join(_cell(v) for v in row.to_numpy()) + " |")
     if len(df) > max_rows:
         lines.append(f"\n_{len(df) - max_rows} more rows in the CSV_")
     return "\n".join(lines) + "\n"

@@ -10,6 +10,7 @@ import pandas as pd
 
 from midlevel.explain.faithfulness import completeness
 from midlevel.explain.leakage import leakage_diagnostic
+from midlevel.plots.common import literal_text
 from midlevel.report.document import Report, model_label
 
 __all__ = ["run_metrics", "summarize_metrics", "target_kinds", "accuracy_tables",
@@ -80,6 +81,7 @@ def accuracy_tables(report: Report, runs, **data) -> None:
     _metrics_figure(report, summary, models)
 
 
+@literal_text
 def _metrics_figure(report: Report, summary: pd.DataFrame, models: list) -> None:
     """Bars per target and model (mean +- std over runs): Pearson r of the targets that have
     one and, beside it, the accuracy of class and binary targets when there are any."""

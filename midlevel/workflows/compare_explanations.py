@@ -5,6 +5,7 @@ audio and LIME's top components, each filling tables and figures of a
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +23,10 @@ from midlevel.explain.component_audio import components_csv, top_component_wavs
 from midlevel.explain.listen_back import (
     common_gain, listen_back_csv, listen_back_parts, output_spread, write_listen_back,
 )
+from midlevel.explain.names import safe_name
 from midlevel.explain.sanity import sanity_check
 from midlevel.io import write_wav
+from midlevel.plots.common import literal_text, short_label
 from midlevel.report.document import SECTION_TEXT, Report
 from midlevel.workflows.compare_work import WorkStore, run_fingerprint
 
@@ -183,7 +186,7 @@ def _sanity_tables(report, results) -> None:
                           report.tables["sanity_floors"].query("model == @label"))
         report.figures[f"Cascading randomization of {label}: similarity of the maps to the "
                        f"trained ones, top layer down, with the two floors"] = \
-            report.save_figure(fig, f"sanity_{label}.png")
+            report.save_figure(fig, safe_name(f"sanity_{label}.png"))
 
 
 def _event_shares(attrs, events) -> list[pd.DataFrame]:
@@ -195,6 +198,7 @@ def _event_shares(attrs, events) -> list[pd.DataFrame]:
     return out
 
 
+@literal_text
 def _map_figures(report, label, names, methods, maps):
     """The maps of the first clip, one panel per method, and the first method's profile."""
     import matplotlib.pyplot as plt
@@ -205,15 +209,16 @@ def _map_figures(report, label, names, methods, maps):
     for ax_, method in zip(axes[:, 0], methods):
         first = maps[(label, method)][0]
         attribution_map(first, 0, ax=ax_)
-        ax_.set_title(f"{LABELS[method]}: {label} -> {first.output}, clip {names[0]}",
-                      fontsize=9)
+        ax_.set_title(f"{LABELS[method]}: {label} -> {first.output}, clip "
+                      f"{short_label(names[0])}", fontsize=9)
     report.figures[f"Attribution maps of {label} (clip {names[0]})"] = \
-        report.save_figure(fig, f"maps_{label}.png")
+        report.save_figure(fig, safe_name(f"maps_{label}.png"))
     fig = attribution_figure(maps[(label, methods[0])][0], 0)
     report.figures[f"{LABELS[methods[0]]} of {label}: map, time curve, frequency profile"] = \
-        report.save_figure(fig, f"profile_{label}.png")
+        report.save_figure(fig, safe_name(f"profile_{label}.png"))
 
 
+@literal_text
 def _cost_tables(report, costs, methods) -> None:
     """The cost table (a row per model and method, ``timed_in`` saying which process timed
     it), its figure, and, where some rows were reused, a note that they are not comparable."""
@@ -230,6 +235,7 @@ def _cost_tables(report, costs, methods) -> None:
     report.figures["Explanation cost per clip"] = report.save_figure(fig, "cost.png")
 
 
+@literal_text
 def _faithfulness_tables(report, reps, curves, units: dict) -> None:
     """The harness's tables per model: per-clip scores, and per method the areas, the share
     of clips where MoRF beats random and the area-between gain with its interval."""
@@ -312,10 +318,11 @@ def listening(report: Report, reps, clips, maps, methods, data, *, n_background,
             from midlevel.plots.attribution import attribution_figure
             report.figures[f"{label}: what in clip {name} drives the concept '{c_name}' "
                            f"({LABELS[method]})"] = \
-                report.save_figure(attribution_figure(c_attr, 0), f"concept_{label}_{c_name}.png")
+                report.save_figure(attribution_figure(c_attr, 0),
+                                   safe_name(f"concept_{label}_{c_name}.png"))
         for attr, c_name in explained:
             what = f"concept '{c_name}'" if c_name else attr.output
-            stem = f"{name}_{label}_{'concept_' + c_name if c_name else attr.output}"
+            stem = safe_name(f"{name}_{label}_{'concept_' + c_name if c_name else attr.output}")
             attributor = Attributor(run.model, method, output=f"concept:{c_name}" if c_name
                                     else attr.output, background=run.background(
                                         n_background, **data), windows=run.window())
@@ -331,14 +338,15 @@ def listening(report: Report, reps, clips, maps, methods, data, *, n_background,
     # their relative loudness is kept
     gain = common_gain([y, *(a for m in measured for a in m[1].values())])
     scaled = f"; every wav of the clip scaled by {gain:.3g}" if gain < 1 else ""
-    original = out / "audio" / f"{name}_original.wav"
+    original = out / "audio" / f"{safe_name(name)}_original.wav"
     report.audio[f"{name}: original{scaled}"] = write_wav(original, gain * y, fe.sample_rate)
     for table, audio, label, what, units, spread, spread_of in measured:
+        labels = {"clip": name, "model": label, "method": method, "output": what}
         table = write_listen_back(table, audio, out / "audio", gain=gain,
-                                  sample_rate=fe.sample_rate)
+                                  sample_rate=fe.sample_rate, labels=labels)
         report.files.append(listen_back_csv(out / "audio", table["clip"].iloc[0]))
-        shares.append(table.assign(model=label, method=method, output=what, units=units,
-                                   spread_sd=spread, spread_of=spread_of))
+        shares.append(table.assign(**labels, units=units, spread_sd=spread, spread_of=spread_of,
+                                   path=[os.path.relpath(p, out) for p in table["path"]]))
         for part, path, share, note in zip(table["part"], table["path"], table["share"],
                                            table["note"]):
             caveat = f"; {note.split(':')[0]}" if note else ""
@@ -364,7 +372,7 @@ def lime_components(report, reps, lime, clips, data, *, n_background, target,
         attr = attributor.attribute(x, clips=clips.names[:1])
         comps, weights = attributor.impl.components_[0], attributor.impl.weights_[0].mean(0)
         direction = 1.0 if attr.predictions[0] >= (attr.expected or 0.0) else -1.0
-        stem = f"{clips.names[0]}_{label}_{lime}"
+        stem = safe_name(f"{clips.names[0]}_{label}_{lime}")
         table = top_component_wavs(y, comps, weights, fe, report.out / "audio", top=3,
                                    clip=stem, direction=direction)
         report.files.append(components_csv(report.out / "audio", stem))

@@ -16,9 +16,9 @@ For each clip, method and explained output this writes, under ``out_dir``:
 - ``attribution_summary.csv`` (clip, method, output, units, prediction, expected (the
   reference's output), total (on the map), padding (LRP's relevance on the silence a clip
   shorter than the window is padded with), additivity gap, ms per clip), ``time_marginals.csv``,
-  ``frequency_marginals.csv``, ``listen_back.csv``, and with ``faithfulness=True``
-  ``faithfulness.csv`` (the harness's per-clip scores: MoRF / LeRF deletion and insertion
-  against random orders, :mod:`midlevel.explain.harness`).
+  ``frequency_marginals.csv``, ``listen_back.csv`` (wav paths relative to ``out_dir``), and
+  with ``faithfulness=True`` ``faithfulness.csv`` (the harness's per-clip scores: MoRF / LeRF
+  deletion and insertion against random orders, :mod:`midlevel.explain.harness`).
 
 The explained number is the one ``midlevel predict`` reports: the mean over the run's
 windows of the clip (:class:`~midlevel.explain.attribution.base.WindowedOutput`), in its
@@ -31,20 +31,21 @@ and a binary concept (``predict`` reports its probability). So ``expected + tota
 prediction`` up to the additivity gap of the method.
 
 Also ``predictions.csv``: ``midlevel predict``'s row of each explained clip (of the part
-explained, with ``max_seconds``) with its name and its source ``path`` (``predict`` keys clips
-by path: the two tables join on it), and ``explain_files.json``, the files written, so that a
-later explanation into the same folder removes the earlier one's files it does not write again.
+explained, with ``max_seconds``) with its name and its source ``path`` (the key of
+``predict``'s table), and ``explain_files.json``, the files written, so that a later
+explanation into the same folder removes the earlier one's files it does not write again.
 Clips are named by their file's stem, file-safe and unique (:mod:`midlevel.explain.names`;
 never a name of the files above: ``predictions.csv.wav`` is written to ``predictions.csv_1/``).
 
 Every option is checked, and the background read, before the first file is written. A file
 that cannot be read (missing, empty, not audio, silent, NaN) is named in a warning and skipped,
-as ``midlevel predict`` does; the others are explained (``ExplainResult.errors``). When none
-can be read, nothing is written. Works for any run; on a bottleneck, outputs may name concepts (``"concept:dissonance"``).
+as ``predict`` does; the others are explained (``ExplainResult.errors``); when none can be
+read, nothing is written. Any run; a bottleneck's outputs may name concepts (``"concept:x"``).
 """
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,8 +85,7 @@ LISTEN_BACK, FAITHFULNESS, PREDICTIONS = "listen_back.csv", "faithfulness.csv", 
 OUTPUT_NAMES = (SUMMARY, TIME, FREQUENCY, LISTEN_BACK, FAITHFULNESS, PREDICTIONS, MANIFEST,
                 LOCK_FILE)
 """Every name the black-box workflow (and the command's lock) writes at the top of its folder,
-beside the clips' folders: no clip is given one of them (:func:`unique_names`'s
-``reserved``)."""
+beside the clips' folders: no clip is given one (:func:`unique_names`'s ``reserved``)."""
 
 
 @dataclass
@@ -94,10 +94,9 @@ class ExplainResult:
 
     attributions : list of Attribution (one per clip, method and output).
     summary, time_marginals, frequency_marginals : tidy tables (also written as CSV).
-    faithfulness : curve areas (empty unless requested).
+    faithfulness : curve areas (empty unless requested). listen_back : its shares.
     predictions : ``midlevel predict``'s table of the explained clips (clip, path, the
-        outputs; also written as ``predictions.csv``).
-    files : every file written.
+        outputs; also written as ``predictions.csv``). files : every file written.
     errors : path -> message for files that could not be read (skipped).
     warnings : clip -> message (a clip shorter than the window, padded with silence).
     """
@@ -121,7 +120,7 @@ def run_background(run, n: int = 16, *, spec=None, root=None, cache_dir=None,
         return run.background(n, spec=spec, root=root, cache_dir=cache_dir, seed=seed)
     except (MidlevelError, OSError) as exc:  # no spec stored, data moved: silence
         log.warning("no training background for %s (%s); using a silent reference", run.path, exc)
-        return None
+    return None
 
 
 def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_deep",),
@@ -262,7 +261,8 @@ def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_dee
                     audio = part_audio(np.asarray(y), values, fe, mass=mass,
                                        parts=tuple(table["part"]))
                 table = write_listen_back(table, audio, clip_dir, gain=gain,
-                                          sample_rate=fe.sample_rate)
+                                          sample_rate=fe.sample_rate,
+                                          labels={"clip": name, **about})
                 shares.append(table.assign(clip=name, **about))
                 result.files += [clip_dir / f"{stem}_{p}.wav" for p in table["part"]]
                 result.files.append(listen_back_csv(clip_dir, stem))
@@ -274,8 +274,9 @@ def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_dee
                                  (result.frequency_marginals, FREQUENCY)]:
                 result.files.append(write_csv(table, out / fname))
         if shares:
-            result.listen_back = pd.concat(shares, ignore_index=True)
-            result.files.append(write_csv(result.listen_back, out / LISTEN_BACK))
+            lb = result.listen_back = pd.concat(shares, ignore_index=True)
+            rel = [os.path.relpath(p, out) for p in lb["path"]]  # paths from the folder
+            result.files.append(write_csv(lb.assign(path=rel), out / LISTEN_BACK))
         if faith:
             result.faithfulness = pd.concat(faith, ignore_index=True)
             result.files.append(write_csv(result.faithfulness, out / FAITHFULNESS))
