@@ -319,3 +319,71 @@ def test_the_bootstrap_fit_marks_repeated_concepts_too():
     assert table.loc[["loudness", "loud2"], "weight"].isna().all()
     assert table.loc[["loudness", "loud2"], "data_note"].str.startswith("linearly").all()
     assert table.loc["centroid", "ci_low"] < -0.6 < table.loc["centroid", "ci_high"]
+
+
+def _units_world(n: int, k: int, seed: int = 0):
+    """``n`` held-out clips of ``k`` predicted and rated concepts and one target."""
+    rng = np.random.default_rng(seed)
+    rated = pd.DataFrame(rng.normal(size=(n, k)), columns=[f"c{j}" for j in range(k)])
+    pred = rated + rng.normal(scale=0.5, size=(n, k))
+    Y = pd.DataFrame({"t": rated.to_numpy() @ np.linspace(1, -1, k) + rng.normal(size=n)})
+    return pred, rated, Y
+
+
+def test_bootstrap_intervals_do_not_depend_on_the_concepts_units():
+    """Audit 12b #3: a resample with fewer distinct clips than coefficients got numpy's
+    minimum-norm fit, which depends on the units: intervals and p-values moved when a
+    concept was rescaled. Now such a resample is drawn again (bootstrap_ols) or not counted
+    (calibrated_fit), and the fits are solved on scaled columns."""
+    from midlevel.explain.bootstrap import bootstrap_ols
+    pred, rated, Y = _units_world(9, 4)  # about 1 resample in 12 has under 5 distinct clips
+    units = np.array([1e4, 1.0, 1e-4, 3.0])
+    plain = bootstrap_ols(rated, Y, n_boot=400, seed=1).table.set_index("concept")
+    scaled = bootstrap_ols(rated * units, Y, n_boot=400, seed=1).table.set_index("concept")
+    names = list(rated.columns)
+    for column in ("weight", "ci_low", "ci_high", "se"):
+        np.testing.assert_allclose(scaled.loc[names, column] * units, plain.loc[names, column],
+                                   rtol=1e-7)
+    np.testing.assert_array_equal(scaled.loc[names, "p_value"], plain.loc[names, "p_value"])
+    pred, rated, Y = _units_world(24, 4)
+    plain = calibrated_fit(pred, rated, Y, n_boot=300, seed=1).table.set_index("concept")
+    scaled = calibrated_fit(pred * units, rated * units, Y, n_boot=300,
+                            seed=1).table.set_index("concept")
+    for column in ("weight", "ci_low", "ci_high"):
+        np.testing.assert_allclose(scaled.loc[names, column] * units, plain.loc[names, column],
+                                   rtol=1e-6)
+    np.testing.assert_array_equal(scaled.loc[names, "p_value"], plain.loc[names, "p_value"])
+
+
+def test_too_few_distinct_clips_to_bootstrap_is_said():
+    """10 clips and 8 coefficients: most resamples cannot fit them; an error says so instead
+    of intervals from minimum-norm fits."""
+    import pytest
+
+    from midlevel.errors import ExplainError
+    from midlevel.explain.bootstrap import bootstrap_ols
+    pred, rated, Y = _units_world(10, 7)
+    with pytest.raises(ExplainError, match="too few clips to bootstrap"):
+        bootstrap_ols(rated, Y, n_boot=200)
+    with pytest.raises(ExplainError, match="resamples could be fitted"):
+        calibrated_fit(pred, rated, Y, n_boot=200)
+
+
+def test_a_warning_statsmodels_gives_while_summarizing_stays_with_its_fit():
+    """Audit 12b #4: "covariance of constraints does not have full rank" was printed on the
+    terminal naming no target; now it is written under the fit's summary."""
+    import warnings
+
+    import statsmodels.api as sm
+
+    from midlevel.explain.separation import fit_summary
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(30, 3))
+    x[:, 2] = 2 * x[:, 1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the fit's own warning: not the summary's
+        res = sm.OLS(x[:, 0] + rng.normal(size=30), sm.add_constant(x)).fit(cov_type="HC3")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        text = fit_summary(res, 0.05, "")
+    assert "statsmodels, summarizing this fit: covariance of constraints" in text

@@ -125,3 +125,16 @@ def test_two_ratings_give_no_r_and_no_calibration_line():
     assert "2 ratings" in m["note"] and f"at least {MIN_CLIPS_R}" in m["note"]
     m3 = regression_metrics(np.array([3.0, 5.0, 4.0]), np.array([4.1, 4.0, 4.3]))
     assert np.isfinite(m3["r"]) and np.isfinite(m3["cal_slope"]) and m3["note"] == ""
+
+
+def test_small_values_keep_their_digits_on_screen_and_in_labels():
+    """Audit 12b #6: an RMSE of 2.1e-4 printed 0.000; a concept rated in small units read
+    "0.00 vs 0.00" on its bar."""
+    import pandas as pd
+
+    from midlevel.plots.common import number
+    from midlevel.training.metrics import format_table
+    text = format_table(pd.DataFrame({"name": ["a", "b"], "rmse": [2.1e-4, 0.25]}))
+    assert "0.00021" in text and "0.250" in text
+    assert number(2.1e-4) == "0.00021" and number(0.25) == "0.25" and number(0) == "0.00"
+    assert number(123456.0) == "1.23e+05"

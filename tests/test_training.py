@@ -448,3 +448,20 @@ def test_a_refused_start_never_removes_the_folder_another_training_holds(tmp_pat
     with _locked(ddp.Context(), out):  # made here, nothing written: removed
         pass
     assert not out.exists()
+
+
+def test_a_columns_scale_is_in_its_own_units_whatever_its_spread():
+    """Audit 12b #1, #2: a column without spread got a std of 1 rating unit (a constant
+    concept's validation R^2, and with it the epoch kept, depended on the units) and a
+    column of real spread in tiny units (sd 3e-9) was taken for a constant one."""
+    from midlevel.training.data import _column_stats
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"const": 5.0, "zero": 0.0, "spread": rng.normal(5, 1, 40),
+                          "unrated": np.nan}, index=range(40))
+    for units in (1.0, 1e-4, 1e-9, 1e6):
+        mean, std = _column_stats(table * units, list(table.columns))
+        ref_mean, ref_std = _column_stats(table, list(table.columns))
+        np.testing.assert_allclose(mean[:3], ref_mean[:3] * units, rtol=1e-12)
+        np.testing.assert_allclose(std[[0, 2]], ref_std[[0, 2]] * units, rtol=1e-12)
+        assert std[0] == pytest.approx(5.0 * units) and std[1] == 1.0 and std[3] == 1.0
+        assert std[2] == pytest.approx(np.std(table["spread"]) * units)

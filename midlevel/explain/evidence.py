@@ -35,7 +35,8 @@ import pandas as pd
 from midlevel.errors import ExplainError
 from midlevel.explain.levels import check_alpha
 from midlevel.explain.separation import (
-    dependent_concepts, note_rows, ols_note, separated, separation_note, with_dependent,
+    dependent_concepts, least_squares, note_rows, ols_note, separated, separation_note,
+    with_dependent,
 )
 from midlevel.explain.coefficient_result import CoefficientResult
 from midlevel.explain.statistics import _finish, _rows, check_n_boot, fit_ols, versus
@@ -100,9 +101,10 @@ def ratings_fit(X: pd.DataFrame, Y: pd.DataFrame, *, alpha: float = 0.05,
 
 
 def _lstsq(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Intercept-first least-squares coefficients of ``y`` ``(n,)`` or ``(n, m)`` on ``x``."""
-    design = np.hstack([np.ones((len(x), 1)), x])
-    return np.linalg.lstsq(design, y, rcond=None)[0]
+    """Intercept-first least-squares coefficients of ``y`` ``(n,)`` or ``(n, m)`` on ``x``
+    (:func:`~midlevel.explain.separation.least_squares`: a rank-deficient draw raises, and
+    the bootstrap draws again)."""
+    return least_squares(x, y)
 
 
 def _logit_coef(x: np.ndarray, codes: np.ndarray, n_classes: int) -> np.ndarray:
@@ -218,7 +220,7 @@ def calibrated_fit(pred: pd.DataFrame, rated: pd.DataFrame, Y: pd.DataFrame, *,
         try:
             fits = stages.fit(idx)
         except ExplainError:
-            continue  # a resample with too few calibration clips or one class: redrawn below
+            continue  # too few calibration clips, one class, or rank-deficient: not counted
         if all(fits[t].shape == full[t].shape for t in full):
             for t in full:
                 draws[t].append(fits[t])

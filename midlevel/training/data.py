@@ -131,13 +131,20 @@ class Scales:
 
 
 def _column_stats(table: pd.DataFrame, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """NaN-ignoring mean and std per column; 0 and 1 where a column has too few ratings."""
+    """NaN-ignoring mean and std per column. A column without spread (constant up to rounding,
+    relative to its mean) gets ``|mean|`` as its std, or 1 where that is 0 (an unrated column:
+    mean 0): a value in the column's own units, so the model's outputs and every score read
+    the same in any units (audit 12b: a fixed 1 rating unit made a constant column's
+    validation R^2 depend on the units and could change the epoch kept); spread is judged
+    relative to the mean, so a column of real spread in tiny units (sd 3e-9) is not taken
+    for a constant one."""
     values = table[names].to_numpy(np.float64).reshape(len(table), len(names))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         mean, std = np.nanmean(values, 0), np.nanstd(values, 0)
     mean = np.nan_to_num(mean, nan=0.0)
-    std = np.where(np.isfinite(std) & (std > 1e-8), std, 1.0)
+    spread = np.isfinite(std) & (std > 0) & (std > 1e-10 * np.abs(mean))
+    std = np.where(spread, std, np.where(np.abs(mean) > 0, np.abs(mean), 1.0))
     return mean, std
 
 

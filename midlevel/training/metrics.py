@@ -288,5 +288,8 @@ def unscored(y_true: np.ndarray, kind: str, metric: str = "r2") -> str:
 
 
 def format_table(table: pd.DataFrame) -> str:
-    """The metrics table as aligned text for a terminal."""
-    return table.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-")
+    """The metrics table as aligned text for a terminal: 3 decimals, or 3 significant digits
+    for values below 0.001 or from a million up (an RMSE of 2e-4 on a column rated in small
+    units read 0.000)."""
+    return table.to_string(index=False, na_rep="-", float_format=lambda v: (
+        f"{v:.3f}" if v == 0 or 1e-3 <= abs(v) < 1e6 else f"{v:.3g}"))
