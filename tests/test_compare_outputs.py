@@ -272,3 +272,7 @@ def test_clip_names_stay_inside_the_report_and_read_literally(world, tmp_path, m
     lb = report.tables["listen_back"]
     assert set(lb["clip"]) == {odd} and not any(os.path.isabs(p) for p in lb["path"])
     assert all((out / p).is_file() for p in lb["path"])
+    # re-audit 12: cutting the whole stem to the name limit cut off the output, and the
+    # target's and the concept's listen-back wrote the same files
+    assert lb["output"].nunique() == 2 and lb["path"].nunique() == len(lb)
+    assert not [n for n in names if n.startswith(".")]  # '../..' made hidden files

@@ -74,3 +74,29 @@ def test_markdown_shows_names_as_they_are():
     row = table.splitlines()[2]
     assert row == r"| \|f(x) - f(ref)\| small | 1.000 |"
     assert len(re.findall(r"(?<!\\)\|", row)) == 3  # two cells: three unescaped bars
+
+
+def test_figures_take_names_literally_and_tick_labels_as_math(tmp_path):
+    """Audit 12a #3 and its re-audit: a '$' in a name is text, in a title drawn inside a
+    decorated plot and in one over an axes made before the call; a log axis's tick labels
+    ($10^{4}$) still read as math, also when the figure is laid out inside the call."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from midlevel.plots.common import literal_text
+
+    @literal_text
+    def draw(*, ax):
+        ax.semilogy([1, 2, 3], [1e2, 1e3, 1e4])
+        ax.set_title("Pay $5 or $10")
+        ax.figure.tight_layout()
+        return ax
+
+    fig, ax = plt.subplots()
+    draw(ax=ax)
+    fig.savefig(tmp_path / "f.png")  # a '$' read as math would raise or drop the '$'
+    assert ax.title.get_parse_math() is False
+    ticks = [t for t in ax.get_yticklabels() if "10^" in t.get_text()]
+    assert ticks and all(t.get_parse_math() for t in ticks)
+    plt.close(fig)

@@ -20,7 +20,8 @@ from midlevel.synth import DEFAULT_INTERCEPTS, DEFAULT_WEIGHTS, MIDLEVEL_CONCEPT
 from midlevel.data.validate import validate
 from midlevel.errors import SpecError, ValidationFailed
 from midlevel.training import fit
-from midlevel.training.data import ClipSet, Columns, Scales, frame_labels
+from midlevel.training.data import ClipSet, Columns, frame_labels
+from midlevel.training.scales import Scales
 
 SPEC = """
 name: dyn

@@ -454,7 +454,7 @@ def test_a_columns_scale_is_in_its_own_units_whatever_its_spread():
     """Audit 12b #1, #2: a column without spread got a std of 1 rating unit (a constant
     concept's validation R^2, and with it the epoch kept, depended on the units) and a
     column of real spread in tiny units (sd 3e-9) was taken for a constant one."""
-    from midlevel.training.data import _column_stats
+    from midlevel.training.scales import _column_stats
     rng = np.random.default_rng(0)
     table = pd.DataFrame({"const": 5.0, "zero": 0.0, "spread": rng.normal(5, 1, 40),
                           "unrated": np.nan}, index=range(40))
@@ -465,3 +465,24 @@ def test_a_columns_scale_is_in_its_own_units_whatever_its_spread():
         np.testing.assert_allclose(std[[0, 2]], ref_std[[0, 2]] * units, rtol=1e-12)
         assert std[0] == pytest.approx(5.0 * units) and std[1] == 1.0 and std[3] == 1.0
         assert std[2] == pytest.approx(np.std(table["spread"]) * units)
+
+
+def test_a_run_begun_under_the_older_scale_rule_resumes_on_its_own_scales(tmp_path):
+    """Re-audit 12: a run begun before a column without spread got |mean| as its scale
+    (it had 1) kept 1 in its model on --resume while the scales stored beside it said
+    |mean|; explain un-scales a head's design with the stored ones."""
+    from midlevel.training.checkpoint import read_checkpoint
+    table, features, columns = toy_data()
+    table.loc[table["split"] == "train", "k1"] = 0.5  # constant in training: scale |0.5|
+    cut = tmp_path / "cut"
+    fit(table, features, columns, cut, toy_config(mode="sequential", epochs=1), fps=FPS,
+        progress=False)
+    state = torch.load(cut / "checkpoint.pt", weights_only=False)
+    assert state["model"]["concept_std"][1] == pytest.approx(0.5)
+    state["model"]["concept_std"][1] = 1.0  # as the rule before wrote it
+    torch.save(state, cut / "checkpoint.pt")
+    run = fit(table, features, columns, cut, toy_config(mode="sequential", epochs=2), fps=FPS,
+              resume=True, progress=False)
+    stored = read_checkpoint(cut / "model.pt")
+    assert float(run.model.concept_std[1]) == 1.0
+    assert stored["scales"]["concept_std"][1] == pytest.approx(1.0)

@@ -103,7 +103,7 @@ def ratings_fit(X: pd.DataFrame, Y: pd.DataFrame, *, alpha: float = 0.05,
 def _lstsq(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Intercept-first least-squares coefficients of ``y`` ``(n,)`` or ``(n, m)`` on ``x``
     (:func:`~midlevel.explain.separation.least_squares`: a rank-deficient draw raises, and
-    the bootstrap draws again)."""
+    the bootstrap does not count it)."""
     return least_squares(x, y)
 
 

@@ -29,11 +29,12 @@ def _bounded(name: str) -> str:
 
 def safe_name(text: str) -> str:
     """A file-name friendly version of ``text``: runs of characters other than ASCII letters,
-    digits and ``_.=-`` become ``_`` (ends stripped), cut to :data:`MAX_NAME_BYTES`; ``"x"``
-    when nothing is left, or only dots (``.`` and ``..`` name folders). Applying it twice
-    changes nothing."""
-    name = _bounded(re.sub(r"[^A-Za-z0-9_.=-]+", "_", str(text)).strip("_")).strip("_")
-    return name if name.strip(".") else "x"
+    digits and ``_.=-`` become ``_``, leading dots and ``_`` and trailing ``_`` are stripped
+    (a name from ``../../x`` would be a hidden file), cut to :data:`MAX_NAME_BYTES`; ``"x"``
+    when nothing is left. Applying it twice changes nothing."""
+    name = re.sub(r"[^A-Za-z0-9_.=-]+", "_", str(text)).lstrip("._").rstrip("_")
+    name = _bounded(name).rstrip("_")
+    return name or "x"
 
 
 def unique_names(names, *, safe: bool = False, reserved=()) -> list[str]:

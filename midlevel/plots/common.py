@@ -20,13 +20,45 @@ def literal_text(draw):
     """Decorate a function that draws a figure so that every text it writes is taken
     literally: clip, concept, target and run names come from users, and a ``$`` in one
     (``"Pay $5 or $10"``) must not switch matplotlib into math mode (a parse error that
-    stops the command, or the text between two ``$`` set in italics without them)."""
+    stops the command, or the text between two ``$`` set in italics without them). Every
+    text of the figures it returns or is given (``ax=``, ``fig=``) is made literal afterwards,
+    titles of axes made before the call included; tick labels are matplotlib's own (a log
+    axis writes ``$10^{4}$``) and read math. A figure must be saved after the call."""
     @functools.wraps(draw)
     def drawing(*args, **kwargs):
         import matplotlib
         with matplotlib.rc_context({"text.parse_math": False}):
-            return draw(*args, **kwargs)
+            result = draw(*args, **kwargs)
+        for fig in _figures([result, kwargs.get("ax"), kwargs.get("fig")]):
+            from matplotlib.text import Text
+            own = {id(t) for ax in fig.axes for axis in (ax.xaxis, ax.yaxis)
+                   for t in [axis.offsetText, *(label for tick in
+                                                [*axis.majorTicks, *axis.minorTicks]
+                                                for label in (tick.label1, tick.label2))]}
+            for text in fig.findobj(Text):  # titles and labels of axes made before the call
+                text.set_parse_math(id(text) in own)  # too; tick labels read math
+        return result
     return drawing
+
+
+def _figures(things) -> set:
+    """The matplotlib figures among ``things`` (figures, axes, nested lists and tuples)."""
+    found = set()
+    for thing in things:
+        if isinstance(thing, (list, tuple)):
+            found |= _figures(thing)
+        elif hasattr(thing, "savefig"):
+            found.add(thing)
+        elif hasattr(getattr(thing, "figure", None), "savefig"):
+            found.add(thing.figure)
+    return found
+
+
+def as_written(*texts) -> None:
+    """Take these matplotlib text artists literally (as :func:`literal_text` does), for
+    texts a caller writes itself (a title over a map drawn by a decorated function)."""
+    for text in texts:
+        text.set_parse_math(False)
 
 
 def short_label(text, width: int = 40) -> str:

@@ -44,11 +44,9 @@ def md_code(text) -> str:
 
 
 def _cell(value) -> str:
-    """A table cell: :func:`format_value`, with ``|`` escaped, HTML's ``& < >`` as entities and
-    line breaks as spaces."""
-    text = " ".join(format_value(value).splitlines())
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return text.replace("|", "\\|")
+    """A table cell: :func:`format_value` shown as it is (:func:`md_text`: ``|``, HTML and
+    Markdown's marks escaped)."""
+    return md_text(format_value(value))
 
 
 def markdown_table(df: pd.DataFrame, max_rows: int = 60) -> str:

@@ -14,7 +14,6 @@ other clip's crops take the clip's rating, as always.
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,79 +74,6 @@ class Columns:
         return out
 
 
-@dataclass
-class Scales:
-    """Statistics of the training split: input mean/std, per-column rating mean/std."""
-
-    input_mean: float
-    input_std: float
-    concept_mean: np.ndarray   # (n_concepts,)
-    concept_std: np.ndarray
-    target_mean: np.ndarray    # (n_targets,) class targets: 0
-    target_std: np.ndarray     # class targets: 1
-
-    @classmethod
-    def fit(cls, table: pd.DataFrame, features, columns: Columns) -> "Scales":
-        """``table``: the training split's rows; ``features``: clip -> spectrogram (read one
-        clip at a time, so a memory-mapped store is never loaded whole)."""
-        def specs():
-            return (torch.as_tensor(np.asarray(features[c])) for c in table.index)
-        total, count = 0.0, 0
-        for s in specs():
-            total += float(s.double().sum())
-            count += s.numel()
-        mean = total / count
-        var = sum(float(((s.double() - mean) ** 2).sum()) for s in specs()) / count
-        c_mean, c_std = _column_stats(table, columns.concepts)
-        binary = np.array(columns.binary_concepts, dtype=bool)
-        c_mean[binary], c_std[binary] = 0.0, 1.0   # binary concepts: 0/1 labels, probabilities
-        reg = set(columns.regression_targets())
-        t_mean, t_std = _column_stats(table, columns.target_names)
-        is_class = np.array([n not in reg for n in columns.target_names], dtype=bool)
-        t_mean[is_class], t_std[is_class] = 0.0, 1.0
-        return cls(mean, float(np.sqrt(var)) or 1.0, c_mean, c_std, t_mean, t_std)
-
-    def apply_to(self, model, columns: "Columns") -> None:
-        """Copy these statistics into ``model``'s buffers (per output unit for targets; class
-        logits stay unscaled)."""
-        from midlevel.models.bottleneck import output_layout
-        n_o = len(model.output_names)
-        t_mean, t_std = np.zeros(n_o), np.ones(n_o)
-        for j, kind, s in output_layout(columns.targets):
-            if kind == "regression":
-                t_mean[s], t_std[s] = self.target_mean[j], self.target_std[j]
-        model.set_scales(input_mean=self.input_mean, input_std=self.input_std,
-                         concept_mean=self.concept_mean if model.concept_names else None,
-                         concept_std=self.concept_std if model.concept_names else None,
-                         target_mean=t_mean, target_std=t_std)
-
-    def to_dict(self) -> dict:
-        return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in vars(self).items()}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Scales":
-        return cls(**{k: (np.asarray(v, dtype=np.float64) if isinstance(v, list) else v)
-                      for k, v in d.items()})
-
-
-def _column_stats(table: pd.DataFrame, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """NaN-ignoring mean and std per column. A column without spread (constant up to rounding,
-    relative to its mean) gets ``|mean|`` as its std, or 1 where that is 0 (an unrated column:
-    mean 0): a value in the column's own units, so the model's outputs and every score read
-    the same in any units (audit 12b: a fixed 1 rating unit made a constant column's
-    validation R^2 depend on the units and could change the epoch kept); spread is judged
-    relative to the mean, so a column of real spread in tiny units (sd 3e-9) is not taken
-    for a constant one."""
-    values = table[names].to_numpy(np.float64).reshape(len(table), len(names))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        mean, std = np.nanmean(values, 0), np.nanstd(values, 0)
-    mean = np.nan_to_num(mean, nan=0.0)
-    spread = np.isfinite(std) & (std > 0) & (std > 1e-10 * np.abs(mean))
-    std = np.where(spread, std, np.where(np.abs(mean) > 0, np.abs(mean), 1.0))
-    return mean, std
-
-
 def frame_labels(segments: pd.DataFrame, clip_values, names: list[str], n_frames: int,
                  fps: float) -> np.ndarray:
     """Per-frame labels of one clip from its segments.
@@ -204,6 +130,7 @@ class ClipSet:
     table : annotations rows (index clip; concept and target columns).
     features : clip -> spectrogram ``(n_bands, n_frames)``, or a :class:`MappedFeatures`
         (nothing loaded until a crop or clip is asked for).
+    scales : the :class:`~midlevel.training.scales.Scales` the ratings are z-scored by.
     fps : the front end's frame rate; needed when there are segments.
     segments : time-varying ratings (default: ``table.attrs["segments"]``, see
         :func:`midlevel.data.segments.segments_of`); clips of the table that have none keep
@@ -223,7 +150,7 @@ class ClipSet:
         z-scored, for the clips with segments
     """
 
-    def __init__(self, table: pd.DataFrame, features, columns: Columns, scales: Scales, *,
+    def __init__(self, table: pd.DataFrame, features, columns: Columns, scales, *,
                  fps: float | None = None, segments=None):
         self.clips = [str(c) for c in table.index]
         self.streamed = isinstance(features, MappedFeatures)

@@ -41,7 +41,8 @@ from midlevel.training.batchnorm import recalibrate_batchnorm
 from midlevel.training.calibration import keep_epoch
 from midlevel.training.concept_lines import calibrate_concepts
 from midlevel.training.config import TrainConfig
-from midlevel.training.data import ClipSet, Scales, window_frames, window_starts
+from midlevel.training.data import ClipSet, window_frames, window_starts
+from midlevel.training.scales import Scales
 from midlevel.training.evaluate import evaluate_split, split_metrics, split_predictions
 from midlevel.training.losses import binary_terms, loss_counts
 from midlevel.training.metrics import format_table, score
@@ -141,14 +142,12 @@ class Trainer:
         features, self.streamed = choose_storage(
             features, [c for rows in self.splits.values() for c in rows.index], config, ctx)
         self._loader, self.progress = None, False
-        self.scales = Scales.fit(self.splits["train"], features, columns)
-        self.sets = {s: ClipSet(rows, features, columns, self.scales, fps=fps)
-                     for s, rows in self.splits.items()}
+        self._features = features
+        self._use_scales(Scales.fit(self.splits["train"], features, columns))
         for s, clips in self.sets.items():
             if clips.n_short(self.n_frames):
                 log.info("%d of %d %s clips are shorter than %.1f s: padded with silence",
                          clips.n_short(self.n_frames), len(clips), s, config.crop_seconds)
-        self.train_set = self.sets["train"]
         self.terms = binary_terms(columns, self.train_set.concepts.numpy(),
                                   self.train_set.targets.numpy(), config.balance).to(ctx.device)
         torch.manual_seed(config.seed)  # initial weights
@@ -184,6 +183,9 @@ class Trainer:
                 raise CheckpointError(f"{out / STATE_FILE}: does not fit the model of these "
                                       f"data and settings ({exc})") from exc
             self.state = ckpt["state"]
+            stored = Scales.from_model(self.model, self.columns)
+            if not stored.close_to(self.scales):  # fitted by an older rule (a column
+                self._use_scales(stored)         # without spread): train on as begun
             # None: a checkpoint of a version that kept no validation predictions
             self.state.setdefault("validation_predictions", None)
             log.info("resuming %s after epoch %d", out, self.state["epoch"])
@@ -202,6 +204,13 @@ class Trainer:
                  " / ".join(f"{len(self.sets[s])} {s}" for s in SPLITS
                             if s != "calibration" or len(self.sets[s])),
                  sum(p.numel() for p in self.model.parameters()))
+
+    def _use_scales(self, scales: Scales) -> None:
+        """Scale the clips' labels by ``scales`` (the model's buffers hold them too)."""
+        self.scales = scales
+        self.sets = {s: ClipSet(rows, self._features, self.columns, scales, fps=self.fps)
+                     for s, rows in self.splits.items()}
+        self.train_set = self.sets["train"]
 
     def train(self, progress: bool) -> None:
         """Epochs until ``config.epochs`` or early stopping."""

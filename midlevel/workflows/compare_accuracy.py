@@ -10,7 +10,7 @@ import pandas as pd
 
 from midlevel.explain.faithfulness import completeness
 from midlevel.explain.leakage import leakage_diagnostic
-from midlevel.plots.common import literal_text
+from midlevel.plots.common import as_written
 from midlevel.report.document import Report, model_label
 
 __all__ = ["run_metrics", "summarize_metrics", "target_kinds", "accuracy_tables",
@@ -81,7 +81,6 @@ def accuracy_tables(report: Report, runs, **data) -> None:
     _metrics_figure(report, summary, models)
 
 
-@literal_text
 def _metrics_figure(report: Report, summary: pd.DataFrame, models: list) -> None:
     """Bars per target and model (mean +- std over runs): Pearson r of the targets that have
     one and, beside it, the accuracy of class and binary targets when there are any."""
@@ -102,6 +101,7 @@ def _metrics_figure(report: Report, summary: pd.DataFrame, models: list) -> None
                    yerr=d[f"{col}_std"].fillna(0), label=m, capsize=2)
         ax.set_xticks(np.arange(len(names)) + width * (len(models) - 1) / 2, names,
                       rotation=30)
+        as_written(*ax.get_xticklabels())  # target names, from users
         ax.set_ylabel(label)
         ax.axhline(0, color="0.5", lw=0.5)
         ax.legend(fontsize=8)

@@ -26,7 +26,7 @@ from midlevel.explain.listen_back import (
 from midlevel.explain.names import safe_name
 from midlevel.explain.sanity import sanity_check
 from midlevel.io import write_wav
-from midlevel.plots.common import literal_text, short_label
+from midlevel.plots.common import as_written, short_label
 from midlevel.report.document import SECTION_TEXT, Report
 from midlevel.workflows.compare_work import WorkStore, run_fingerprint
 
@@ -186,7 +186,7 @@ def _sanity_tables(report, results) -> None:
                           report.tables["sanity_floors"].query("model == @label"))
         report.figures[f"Cascading randomization of {label}: similarity of the maps to the "
                        f"trained ones, top layer down, with the two floors"] = \
-            report.save_figure(fig, safe_name(f"sanity_{label}.png"))
+            report.save_figure(fig, f"sanity_{safe_name(label)}.png")
 
 
 def _event_shares(attrs, events) -> list[pd.DataFrame]:
@@ -198,7 +198,6 @@ def _event_shares(attrs, events) -> list[pd.DataFrame]:
     return out
 
 
-@literal_text
 def _map_figures(report, label, names, methods, maps):
     """The maps of the first clip, one panel per method, and the first method's profile."""
     import matplotlib.pyplot as plt
@@ -209,16 +208,15 @@ def _map_figures(report, label, names, methods, maps):
     for ax_, method in zip(axes[:, 0], methods):
         first = maps[(label, method)][0]
         attribution_map(first, 0, ax=ax_)
-        ax_.set_title(f"{LABELS[method]}: {label} -> {first.output}, clip "
-                      f"{short_label(names[0])}", fontsize=9)
+        as_written(ax_.set_title(f"{LABELS[method]}: {label} -> {first.output}, clip "
+                                 f"{short_label(names[0])}", fontsize=9))
     report.figures[f"Attribution maps of {label} (clip {names[0]})"] = \
-        report.save_figure(fig, safe_name(f"maps_{label}.png"))
+        report.save_figure(fig, f"maps_{safe_name(label)}.png")
     fig = attribution_figure(maps[(label, methods[0])][0], 0)
     report.figures[f"{LABELS[methods[0]]} of {label}: map, time curve, frequency profile"] = \
-        report.save_figure(fig, safe_name(f"profile_{label}.png"))
+        report.save_figure(fig, f"profile_{safe_name(label)}.png")
 
 
-@literal_text
 def _cost_tables(report, costs, methods) -> None:
     """The cost table (a row per model and method, ``timed_in`` saying which process timed
     it), its figure, and, where some rows were reused, a note that they are not comparable."""
@@ -235,7 +233,6 @@ def _cost_tables(report, costs, methods) -> None:
     report.figures["Explanation cost per clip"] = report.save_figure(fig, "cost.png")
 
 
-@literal_text
 def _faithfulness_tables(report, reps, curves, units: dict) -> None:
     """The harness's tables per model: per-clip scores, and per method the areas, the share
     of clips where MoRF beats random and the area-between gain with its interval."""
@@ -261,7 +258,7 @@ def _faithfulness_tables(report, reps, curves, units: dict) -> None:
         for ax_, label in zip(axes[0], reps):
             perturbation_plot(curves[curves["model"] == label], mode=mode, ax=ax_,
                               units=units.get(label))
-            ax_.set_title(f"{mode}: {label}", fontsize=9)
+            as_written(ax_.set_title(f"{mode}: {label}", fontsize=9))
         report.figures[f"{mode.capitalize()} curves (mean over clips; MoRF solid, LeRF "
                        f"dotted, random dashed)"] = \
             report.save_figure(fig, f"{mode}.png")
@@ -271,6 +268,14 @@ def _top_concept(run, output: str) -> str:
     w = run.model.head_layer.weight.detach().numpy()
     j = run.model.output_names.index(output) if output in run.model.output_names else 0
     return run.concept_names[int(np.argmax(np.abs(w[j])))]
+
+
+def file_stem(clip: str, *parts: str) -> str:
+    """A file name's stem for a clip's files: each part file-safe, the clip's cut to 60
+    characters first, so that the parts after it (run, output, method) always survive and
+    two outputs of one clip never share a file (a whole stem cut to the name limit lost
+    them: valence and a concept wrote the same wavs)."""
+    return "_".join([safe_name(clip)[:60].rstrip("_") or "x", *map(safe_name, parts)])
 
 
 def clip_audio(clips, i: int, fe) -> np.ndarray:
@@ -319,10 +324,10 @@ def listening(report: Report, reps, clips, maps, methods, data, *, n_background,
             report.figures[f"{label}: what in clip {name} drives the concept '{c_name}' "
                            f"({LABELS[method]})"] = \
                 report.save_figure(attribution_figure(c_attr, 0),
-                                   safe_name(f"concept_{label}_{c_name}.png"))
+                                   f"concept_{safe_name(label)}_{safe_name(c_name)}.png")
         for attr, c_name in explained:
             what = f"concept '{c_name}'" if c_name else attr.output
-            stem = safe_name(f"{name}_{label}_{'concept_' + c_name if c_name else attr.output}")
+            stem = file_stem(name, label, f"concept_{c_name}" if c_name else attr.output)
             attributor = Attributor(run.model, method, output=f"concept:{c_name}" if c_name
                                     else attr.output, background=run.background(
                                         n_background, **data), windows=run.window())
@@ -338,7 +343,7 @@ def listening(report: Report, reps, clips, maps, methods, data, *, n_background,
     # their relative loudness is kept
     gain = common_gain([y, *(a for m in measured for a in m[1].values())])
     scaled = f"; every wav of the clip scaled by {gain:.3g}" if gain < 1 else ""
-    original = out / "audio" / f"{safe_name(name)}_original.wav"
+    original = out / "audio" / f"{file_stem(name)}_original.wav"
     report.audio[f"{name}: original{scaled}"] = write_wav(original, gain * y, fe.sample_rate)
     for table, audio, label, what, units, spread, spread_of in measured:
         labels = {"clip": name, "model": label, "method": method, "output": what}
@@ -372,7 +377,7 @@ def lime_components(report, reps, lime, clips, data, *, n_background, target,
         attr = attributor.attribute(x, clips=clips.names[:1])
         comps, weights = attributor.impl.components_[0], attributor.impl.weights_[0].mean(0)
         direction = 1.0 if attr.predictions[0] >= (attr.expected or 0.0) else -1.0
-        stem = safe_name(f"{clips.names[0]}_{label}_{lime}")
+        stem = file_stem(clips.names[0], label, lime)
         table = top_component_wavs(y, comps, weights, fe, report.out / "audio", top=3,
                                    clip=stem, direction=direction)
         report.files.append(components_csv(report.out / "audio", stem))

@@ -41,7 +41,6 @@ from midlevel.explain.interventions import intervene, run_intervention_curves
 from midlevel.explain.names import clip_names
 from midlevel.explain.timeline import contributions_over_time, timeline_frames
 from midlevel.io import recording, replace_manifest, save_figure, write_csv
-from midlevel.plots.common import literal_text
 from midlevel.run import load_run
 from midlevel.workflows.explain_attributions import MANIFEST
 from midlevel.workflows.explain_inputs import (  # noqa: F401 (read_baseline: public here too)
@@ -220,7 +219,6 @@ def _training_concepts(run, baseline, dataset_split, data) -> pd.DataFrame | Non
     return None
 
 
-@literal_text
 def _clip_figures(run, table, dataset, name: str, out: Path) -> list[Path]:
     """The bar chart of one clip and, with a dataset view, its distribution figure."""
     import matplotlib.pyplot as plt
