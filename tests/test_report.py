@@ -90,13 +90,18 @@ def test_figures_take_names_literally_and_tick_labels_as_math(tmp_path):
     def draw(*, ax):
         ax.semilogy([1, 2, 3], [1e2, 1e3, 1e4])
         ax.set_title("Pay $5 or $10")
+        ax.set_xticks([1, 2, 3], [r"cost $\foo$", "Pay $5 or $10", "c"])  # concept names
         ax.figure.tight_layout()
         return ax
 
-    fig, ax = plt.subplots()
+    fig, (ax, other) = plt.subplots(1, 2)
+    fig.suptitle("$R^2$")  # the caller's own math, untouched
+    other.set_ylabel(r"$\pm$ sd")
     draw(ax=ax)
     fig.savefig(tmp_path / "f.png")  # a '$' read as math would raise or drop the '$'
     assert ax.title.get_parse_math() is False
+    assert not any(t.get_parse_math() for t in ax.get_xticklabels())
     ticks = [t for t in ax.get_yticklabels() if "10^" in t.get_text()]
     assert ticks and all(t.get_parse_math() for t in ticks)
+    assert fig._suptitle.get_parse_math() and other.yaxis.label.get_parse_math()
     plt.close(fig)

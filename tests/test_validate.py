@@ -317,4 +317,4 @@ def test_a_spec_name_is_made_file_safe_for_the_csvs_validate_writes():
     """Audit 12a #6: ``name: set/v2`` wrote ``validate_warnings_set/v2.csv`` into a
     sub-folder; ``../../my set`` outside the current folder."""
     from midlevel.cli.data import _file_safe
-    assert _file_safe("set/v2") == "set_v2" and _file_safe("../../my set") == "my_set"
+    assert _file_safe("set/v2") == "set_v2" and _file_safe("../../my set") == "x.._.._my_set"

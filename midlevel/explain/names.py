@@ -29,12 +29,14 @@ def _bounded(name: str) -> str:
 
 def safe_name(text: str) -> str:
     """A file-name friendly version of ``text``: runs of characters other than ASCII letters,
-    digits and ``_.=-`` become ``_``, leading dots and ``_`` and trailing ``_`` are stripped
-    (a name from ``../../x`` would be a hidden file), cut to :data:`MAX_NAME_BYTES`; ``"x"``
-    when nothing is left. Applying it twice changes nothing."""
-    name = re.sub(r"[^A-Za-z0-9_.=-]+", "_", str(text)).lstrip("._").rstrip("_")
-    name = _bounded(name).rstrip("_")
-    return name or "x"
+    digits and ``_.=-`` become ``_`` (ends stripped), cut to :data:`MAX_NAME_BYTES`; ``"x"``
+    when nothing is left, or only dots; a name that would start with a dot (a hidden file:
+    ``../../x``, ``.intro``) gets an ``x`` in front, so it stays apart from ``intro``.
+    Applying it twice changes nothing."""
+    name = _bounded(re.sub(r"[^A-Za-z0-9_.=-]+", "_", str(text)).strip("_")).strip("_")
+    if not name.strip("."):
+        return "x"
+    return _bounded("x" + name) if name.startswith(".") else name
 
 
 def unique_names(names, *, safe: bool = False, reserved=()) -> list[str]:

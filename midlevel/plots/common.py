@@ -20,23 +20,44 @@ def literal_text(draw):
     """Decorate a function that draws a figure so that every text it writes is taken
     literally: clip, concept, target and run names come from users, and a ``$`` in one
     (``"Pay $5 or $10"``) must not switch matplotlib into math mode (a parse error that
-    stops the command, or the text between two ``$`` set in italics without them). Every
-    text of the figures it returns or is given (``ax=``, ``fig=``) is made literal afterwards,
-    titles of axes made before the call included; tick labels are matplotlib's own (a log
-    axis writes ``$10^{4}$``) and read math. A figure must be saved after the call."""
+    stops the command, or the text between two ``$`` set in italics without them).
+
+    Texts it makes are literal (matplotlib's ``text.parse_math`` off while it draws), and so
+    are texts of axes made before the call that it sets (a title), while a caller's own
+    texts it does not touch stay as they were. Tick labels that matplotlib writes (a log
+    axis's ``$10^{4}$``) read math, those the function gives (concept names on a heatmap's
+    axis: ``set_xticks(ticks, labels)``, a fixed or function formatter) do not. A figure must be saved after the call."""
     @functools.wraps(draw)
     def drawing(*args, **kwargs):
         import matplotlib
+        import matplotlib.ticker
+        given = _figures([kwargs.get("ax"), kwargs.get("fig")])
+        before = {id(t): (t.get_text(), t.get_parse_math()) for fig in given
+                  for t in _texts(fig)}
+        for fig in given:  # literal while it draws (a layout inside it draws them)
+            for text in _texts(fig):
+                text.set_parse_math(False)
         with matplotlib.rc_context({"text.parse_math": False}):
             result = draw(*args, **kwargs)
-        for fig in _figures([result, kwargs.get("ax"), kwargs.get("fig")]):
-            from matplotlib.text import Text
-            own = {id(t) for ax in fig.axes for axis in (ax.xaxis, ax.yaxis)
-                   for t in [axis.offsetText, *(label for tick in
-                                                [*axis.majorTicks, *axis.minorTicks]
-                                                for label in (tick.label1, tick.label2))]}
-            for text in fig.findobj(Text):  # titles and labels of axes made before the call
-                text.set_parse_math(id(text) in own)  # too; tick labels read math
+        for fig in _figures([result, *given]):
+            ticks = {}
+            for ax in fig.axes:
+                for axis in (ax.xaxis, ax.yaxis):
+                    for which, formatter in ((axis.majorTicks, axis.get_major_formatter()),
+                                             (axis.minorTicks, axis.get_minor_formatter())):
+                        fixed = isinstance(formatter, (matplotlib.ticker.FixedFormatter,
+                                                       matplotlib.ticker.FuncFormatter))
+                        for tick in which:
+                            ticks[id(tick.label1)] = ticks[id(tick.label2)] = not fixed
+                    ticks[id(axis.offsetText)] = True
+            for text in _texts(fig):
+                was = before.get(id(text))
+                if id(text) in ticks:
+                    text.set_parse_math(ticks[id(text)])
+                elif was is not None and was[0] == text.get_text():  # the caller's own
+                    text.set_parse_math(was[1])
+                else:  # made or set by the call
+                    text.set_parse_math(False)
         return result
     return drawing
 
@@ -52,6 +73,12 @@ def _figures(things) -> set:
         elif hasattr(getattr(thing, "figure", None), "savefig"):
             found.add(thing.figure)
     return found
+
+
+def _texts(fig) -> list:
+    """Every text artist of ``fig``."""
+    from matplotlib.text import Text
+    return fig.findobj(Text)
 
 
 def as_written(*texts) -> None:
