@@ -105,3 +105,21 @@ def test_figures_take_names_literally_and_tick_labels_as_math(tmp_path):
     assert ticks and all(t.get_parse_math() for t in ticks)
     assert fig._suptitle.get_parse_math() and other.yaxis.label.get_parse_math()
     plt.close(fig)
+
+
+def test_a_concept_named_with_dollars_is_drawn_as_written(tmp_path):
+    """Re-audit 12b: at b991b14 tick labels read math, so a concept named 'cost $\\foo$'
+    stopped explain ('Unknown symbol: \\foo') before its first figure."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from midlevel.plots.concepts import contribution_bars
+    rows = [dict(clip="c", target="valence", concept=name, contribution=0.3, concept_value=1.0,
+                 concept_baseline=0.5, baseline_prediction=1.0, prediction=1.6, weight=0.6)
+            for name in (r"cost $\foo$", "Pay $5 or $10")]
+    fig = contribution_bars(pd.DataFrame(rows), "c")
+    fig.savefig(tmp_path / "bars.png")
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert any(r"$\foo$" in label for label in labels)
+    plt.close(fig)
