@@ -183,7 +183,7 @@ class Trainer:
                 raise CheckpointError(f"{out / STATE_FILE}: does not fit the model of these "
                                       f"data and settings ({exc})") from exc
             self.state = ckpt["state"]
-            stored = Scales.from_model(self.model, self.columns)
+            stored = Scales.from_model(self.model, self.columns, self.scales)
             if not stored.close_to(self.scales):  # fitted by an older rule (a column
                 self._use_scales(stored)         # without spread): train on as begun
             # None: a checkpoint of a version that kept no validation predictions

@@ -48,19 +48,21 @@ class Scales:
         return cls(mean, float(np.sqrt(var)) or 1.0, c_mean, c_std, t_mean, t_std)
 
     @classmethod
-    def from_model(cls, model, columns: "Columns") -> "Scales":
+    def from_model(cls, model, columns: "Columns", fitted: "Scales") -> "Scales":
         """The statistics ``model`` holds in its buffers (:meth:`apply_to`'s inverse): what a
-        checkpoint was trained with, whatever rule a later version fits them by."""
+        checkpoint was trained with, whatever rule a later version fits them by; ``fitted``'s
+        for what the model holds none of (a black box's concepts)."""
         from midlevel.models.bottleneck import output_layout
-        t_mean, t_std = np.zeros(len(columns.targets)), np.ones(len(columns.targets))
+        t_mean, t_std = fitted.target_mean.copy(), fitted.target_std.copy()
         for j, kind, s in output_layout(columns.targets):
             if kind == "regression":
                 t_mean[j] = float(model.target_mean[s][0])
                 t_std[j] = float(model.target_std[s][0])
-        own = bool(model.concept_names)
-        return cls(float(model.normalize.mean), float(model.normalize.std),
-                   model.concept_mean.detach().cpu().double().numpy() if own else np.zeros(0),
-                   model.concept_std.detach().cpu().double().numpy() if own else np.ones(0),
+        c_mean, c_std = fitted.concept_mean, fitted.concept_std
+        if model.concept_names:
+            c_mean = model.concept_mean.detach().cpu().double().numpy()
+            c_std = model.concept_std.detach().cpu().double().numpy()
+        return cls(float(model.normalize.mean), float(model.normalize.std), c_mean, c_std,
                    t_mean, t_std)
 
     def close_to(self, other: "Scales") -> bool:
