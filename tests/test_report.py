@@ -97,6 +97,7 @@ def test_figures_take_names_literally_and_tick_labels_as_math(tmp_path):
     fig, (ax, other) = plt.subplots(1, 2)
     fig.suptitle("$R^2$")  # the caller's own math, untouched
     other.set_ylabel(r"$\pm$ sd")
+    other.set_xticks([0, 1], [r"$\alpha$", r"$\beta$"])
     draw(ax=ax)
     fig.savefig(tmp_path / "f.png")  # a '$' read as math would raise or drop the '$'
     assert ax.title.get_parse_math() is False
@@ -104,6 +105,18 @@ def test_figures_take_names_literally_and_tick_labels_as_math(tmp_path):
     ticks = [t for t in ax.get_yticklabels() if "10^" in t.get_text()]
     assert ticks and all(t.get_parse_math() for t in ticks)
     assert fig._suptitle.get_parse_math() and other.yaxis.label.get_parse_math()
+    assert all(t.get_parse_math() for t in other.get_xticklabels())
+    plt.close(fig)
+
+    @literal_text
+    def bars():
+        fig, ax = plt.subplots()
+        ax.bar(["Pay $5 or $10", r"cost $\foo$"], [1, 2])  # a categorical axis of names
+        return fig
+
+    fig = bars()
+    fig.savefig(tmp_path / "g.png")
+    assert not any(t.get_parse_math() for t in fig.axes[0].get_xticklabels())
     plt.close(fig)
 
 

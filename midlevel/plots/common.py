@@ -26,10 +26,11 @@ def literal_text(draw):
     are texts of axes made before the call that it sets (a title), while a caller's own
     texts it does not touch stay as they were. Tick labels that matplotlib writes (a log
     axis's ``$10^{4}$``) read math, those the function gives (concept names on a heatmap's
-    axis: ``set_xticks(ticks, labels)``, a fixed or function formatter) do not. A figure must be saved after the call."""
+    axis: ``set_xticks(ticks, labels)``, a fixed, function or category formatter) do not. A figure must be saved after the call."""
     @functools.wraps(draw)
     def drawing(*args, **kwargs):
         import matplotlib
+        import matplotlib.category
         import matplotlib.ticker
         given = _figures([kwargs.get("ax"), kwargs.get("fig")])
         before = {id(t): (t.get_text(), t.get_parse_math()) for fig in given
@@ -46,16 +47,17 @@ def literal_text(draw):
                     for which, formatter in ((axis.majorTicks, axis.get_major_formatter()),
                                              (axis.minorTicks, axis.get_minor_formatter())):
                         fixed = isinstance(formatter, (matplotlib.ticker.FixedFormatter,
-                                                       matplotlib.ticker.FuncFormatter))
+                                                       matplotlib.ticker.FuncFormatter,
+                                                       matplotlib.category.StrCategoryFormatter))
                         for tick in which:
                             ticks[id(tick.label1)] = ticks[id(tick.label2)] = not fixed
                     ticks[id(axis.offsetText)] = True
             for text in _texts(fig):
                 was = before.get(id(text))
-                if id(text) in ticks:
-                    text.set_parse_math(ticks[id(text)])
-                elif was is not None and was[0] == text.get_text():  # the caller's own
+                if was is not None and was[0] == text.get_text():  # the caller's own
                     text.set_parse_math(was[1])
+                elif id(text) in ticks:
+                    text.set_parse_math(ticks[id(text)])
                 else:  # made or set by the call
                     text.set_parse_math(False)
         return result
