@@ -224,11 +224,12 @@ class Run:
         """
         rows, specs = self.data(split, spec=spec, root=root, cache_dir=cache_dir,
                                 progress=progress)
-        key = prediction_key(self, rows, specs, batch_size=16)
+        batch = 16  # Run.predict's default, part of the stored table's key
+        key = prediction_key(self, rows, specs, batch_size=batch)
         pred = load_predictions(self, split, key)  # computed once per model and clips
         if pred is None:
             pred = self.predict(specs, names=list(rows.index), log_notes=False,
-                                batch_size=16, progress=progress)
+                                batch_size=batch, progress=progress)
             save_predictions(self, split, key, pred)
         log_split_notes(pred.attrs["warnings"], len(rows), split, self.path, self._warned,
                         window=self.config.crop_seconds)
