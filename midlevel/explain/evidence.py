@@ -100,13 +100,6 @@ def ratings_fit(X: pd.DataFrame, Y: pd.DataFrame, *, alpha: float = 0.05,
 # ----------------------------------------------------------------------------- calibrated
 
 
-def _lstsq(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Intercept-first least-squares coefficients of ``y`` ``(n,)`` or ``(n, m)`` on ``x``
-    (:func:`~midlevel.explain.separation.least_squares`: a rank-deficient draw raises, and
-    the bootstrap does not count it)."""
-    return least_squares(x, y)
-
-
 def _logit_coef(x: np.ndarray, codes: np.ndarray, n_classes: int) -> np.ndarray:
     """Unpenalized logistic coefficients, intercept first, of every class against the first
     present one: ``(n_concepts + 1, n_present - 1)``."""
@@ -140,7 +133,7 @@ class _TwoStage:
             raise ExplainError(f"regression calibration needs more than "
                                 f"{self.pred.shape[1] + 1} held-out clips with every concept "
                                 f"rated; {len(cal)} have them")
-        A = _lstsq(self.pred[cal], self.rated[cal])           # (1 + K, K)
+        A = least_squares(self.pred[cal], self.rated[cal])    # (1 + K, K)
         return np.hstack([np.ones((len(self.pred), 1)), self.pred]) @ A
 
     def fit(self, idx: np.ndarray) -> dict[str, np.ndarray]:
@@ -160,7 +153,7 @@ class _TwoStage:
                     raise ExplainError(f"class target '{target}': one class only")
                 out[target] = _logit_coef(calibrated[rows], codes, len(self.classes[target]))
             else:
-                out[target] = _lstsq(calibrated[rows], y[rows])[:, None]
+                out[target] = least_squares(calibrated[rows], y[rows])[:, None]
         return out
 
 

@@ -187,6 +187,15 @@ CONCEPT_EVIDENCE = ["weight", "std_weight", "se", "ci_low", "ci_high", "std_ci_l
                     "std_ci_high", "stat", "p_value"]
 
 
+def _unit_columns(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """The intercept-first design of ``x`` ``(n, k)``, its columns' lengths (1 for a zero
+    column) and the relative singular-value tolerance below which the scaled columns count
+    as dependent (shared by :func:`least_squares` and :func:`dependent_concepts`)."""
+    design = np.hstack([np.ones((len(x), 1)), np.asarray(x, dtype=float)])
+    norms = np.linalg.norm(design, axis=0)
+    return design, np.where(norms > 0, norms, 1.0), max(design.shape) * np.finfo(float).eps * 1e3
+
+
 class RankDeficient(ExplainError):
     """A least-squares design whose columns are linearly dependent (:func:`least_squares`)."""
 
@@ -200,11 +209,8 @@ def least_squares(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     minimum-norm solution there, which depends on the units (audit 12b: intervals of 10
     held-out clips and 7 concepts moved with the units; 86 % of their resamples were
     rank-deficient)."""
-    design = np.hstack([np.ones((len(x), 1)), np.asarray(x, dtype=float)])
-    norms = np.linalg.norm(design, axis=0)
-    norms = np.where(norms > 0, norms, 1.0)
+    design, norms, tol = _unit_columns(x)
     coef, _, rank, s = np.linalg.lstsq(design / norms, y, rcond=None)
-    tol = max(design.shape) * np.finfo(float).eps * 1e3
     if rank < design.shape[1] or (s.size and s.min() <= tol * s.max()):
         raise RankDeficient(f"rank-deficient least squares: {design.shape[1]} coefficients, "
                             f"{len(np.unique(design, axis=0))} distinct rows")
@@ -232,11 +238,8 @@ def dependent_concepts(x: np.ndarray, names: list[str]) -> tuple[list[int], dict
         predictions are those of the full fit where it has them.
     notes : a ``data_note`` per concept in a dependency (kept ones too), naming the others.
     """
-    x = np.asarray(x, dtype=float)
-    design = np.hstack([np.ones((len(x), 1)), x])
-    norms = np.linalg.norm(design, axis=0)
-    d = design / np.where(norms > 0, norms, 1.0)              # scale-free
-    tol = max(d.shape) * np.finfo(float).eps * 1e3
+    design, norms, tol = _unit_columns(x)
+    d = design / norms                                        # scale-free
 
     def rank(cols: list[int]) -> int:
         s = np.linalg.svd(d[:, cols], compute_uv=False)

@@ -26,12 +26,15 @@ def literal_text(draw):
     are texts of axes made before the call that it sets (a title), while a caller's own
     texts it does not touch stay as they were. Tick labels that matplotlib writes (a log
     axis's ``$10^{4}$``) read math, those the function gives (concept names on a heatmap's
-    axis: ``set_xticks(ticks, labels)``, a fixed, function or category formatter) do not. A figure must be saved after the call."""
+    axis: ``set_xticks(ticks, labels)``, a fixed, function or category formatter) do not.
+    A figure must be saved after the call."""
     @functools.wraps(draw)
     def drawing(*args, **kwargs):
         import matplotlib
         import matplotlib.category
         import matplotlib.ticker
+        labelled = (matplotlib.ticker.FixedFormatter, matplotlib.ticker.FuncFormatter,
+                    matplotlib.category.StrCategoryFormatter)  # labels the function gives
         given = _figures([kwargs.get("ax"), kwargs.get("fig")])
         before = {id(t): (t.get_text(), t.get_parse_math()) for fig in given
                   for t in _texts(fig)}
@@ -46,9 +49,7 @@ def literal_text(draw):
                 for axis in (ax.xaxis, ax.yaxis):
                     for which, formatter in ((axis.majorTicks, axis.get_major_formatter()),
                                              (axis.minorTicks, axis.get_minor_formatter())):
-                        fixed = isinstance(formatter, (matplotlib.ticker.FixedFormatter,
-                                                       matplotlib.ticker.FuncFormatter,
-                                                       matplotlib.category.StrCategoryFormatter))
+                        fixed = isinstance(formatter, labelled)
                         for tick in which:
                             ticks[id(tick.label1)] = ticks[id(tick.label2)] = not fixed
                     ticks[id(axis.offsetText)] = True
