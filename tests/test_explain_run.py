@@ -308,3 +308,43 @@ def test_class_target_run(world, tmp_path):
     probs = np.exp(logits.to_numpy())
     probs /= probs.sum(1, keepdims=True)
     np.testing.assert_allclose(probs, pred.loc[logits.index, list(logits.columns)], atol=1e-4)
+
+
+def test_a_concept_constant_in_training_is_flagged_as_untrainable_not_compensating(world):
+    """Audit 12b #7: a concept whose ratings do not vary among the training clips was
+    flagged "compensation" (its weight far from the data's interval, which the held-out
+    clips' spread gives), as if the model over- or under-used it; training had nothing to
+    learn its effect from. Every row of it is now ``no training spread``, counted apart."""
+    import yaml
+
+    from midlevel.data.annotations import load_annotations
+    from midlevel.data.spec import load_spec
+    from midlevel.explain.flags import NO_TRAINING_SPREAD
+    from midlevel.training import train
+    root = world["spec"].parent
+    raw = yaml.safe_load(world["spec"].read_text())
+    raw.pop("segments", None)
+    raw["tables"] = [{**raw["tables"][0], "path": "annotations_flat_dissonance.csv"}]
+    spec = root / "spec_flat_dissonance.yaml"
+    spec.write_text(yaml.safe_dump(raw))
+    ratings = pd.read_csv(root / "annotations.csv", dtype={"clip_id": str})
+    ratings.to_csv(root / "annotations_flat_dissonance.csv", index=False)
+    splits = load_annotations(load_spec(spec))["split"]
+    in_training = ratings["clip_id"].map(splits).eq("train")
+    ratings.loc[in_training, "dissonance"] = 4.5
+    ratings.to_csv(root / "annotations_flat_dissonance.csv", index=False)
+    run = train(spec, world["root"] / "flat_dissonance", mode="sequential",
+                cache_dir=world["cache"], config={**TINY_RUN, "mode": "sequential"},
+                progress=False)
+    result = run_coefficients(run, data="ratings", leakage=False)
+    t = result.table
+    flat = t["concept"] == "dissonance"
+    assert (t.loc[flat, "flag"] == NO_TRAINING_SPREAD).all()
+    assert t.loc[flat, "flag_reason"].str.contains("do not vary \\(all 4.5\\)").all()
+    assert not t.loc[~flat, "flag"].eq(NO_TRAINING_SPREAD).any()
+    lines = "\n".join(result.summary_lines(most=50))
+    assert (f"{int(flat.sum())} model weights are on concepts whose ratings do not vary "
+            f"among the training clips (dissonance)") in lines
+    departs = lines.split("\n")
+    header = next(ln for ln in departs if "depart" in ln)
+    assert NO_TRAINING_SPREAD not in header

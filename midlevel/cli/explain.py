@@ -195,7 +195,8 @@ def register(sub) -> None:
                     "where clips carry both concept and target ratings, else by regression "
                     "calibration on held-out predictions; never from the CNN's in-sample "
                     "predictions. A flag marks model weights that depart from what the data "
-                    "show. Also a two-panel heatmap, leakage.csv (joint and sequential runs: "
+                    "show, or rest on a concept that does not vary among the training clips "
+                    "(no training spread). Also a two-panel heatmap, leakage.csv (joint and sequential runs: "
                     "the head on predicted vs true concepts) and a text summary.")
     p.add_argument("run", metavar="RUN", help="run directory (from `midlevel train`)")
     p.add_argument("--out", metavar="DIR", type=folder_path,

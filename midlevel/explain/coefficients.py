@@ -50,7 +50,9 @@ versus             for a class unit, the class both weights are relative to: the
                    declared class that clips of the fit have (a declared class no clip has
                    cannot be a base); empty for other targets
 flag, flag_reason  where the model departs from the data (empty: it does not; a row
-                   without the data's interval is not flagged)
+                   without the data's interval is not flagged), or ``no training spread``:
+                   the concept's ratings do not vary among the training clips, so its
+                   weight is no effect (see :mod:`midlevel.explain.flags`)
 mode               the run's training mode
 concept_kind       "regression" (weights per rating point) or "binary" (per unit of
                    predicted probability; the data's weight: tag absent -> present)
@@ -63,7 +65,7 @@ import pandas as pd
 
 from midlevel.errors import ExplainError
 from midlevel.explain import evidence
-from midlevel.explain.flags import MATERIALITY, check_materiality, flag_weights
+from midlevel.explain.flags import MATERIALITY, check_materiality, flag_weights, mark_untrained
 from midlevel.explain.head import (
     LinearHead, binary_targets_of, class_targets_of, require_bottleneck,
 )
@@ -72,6 +74,7 @@ from midlevel.explain.levels import check_alpha
 from midlevel.explain.coefficient_result import CoefficientResult
 from midlevel.explain.statistics import COLUMNS, check_n_boot
 from midlevel.run import load_run
+from midlevel.training.scales import columns_without_spread
 
 RUN_COLUMNS = ["target", "concept", "model_weight", "model_std_weight"] + COLUMNS[2:] + [
     "flag", "flag_reason", "mode", "concept_kind"]
@@ -131,7 +134,8 @@ def run_coefficients(run, *, spec=None, root=None, cache_dir=None, alpha: float 
     concepts, targets = run.concept_names, run.target_names
     classes = class_targets_of(run)
     binary = binary_targets_of(run)
-    X, Y = evidence.rated_design(run.annotations(spec, root=root), concepts, targets)
+    annotations = run.annotations(spec, root=root)
+    X, Y = evidence.rated_design(annotations, concepts, targets)
     method = evidence.choose_method(X, Y) if data == "auto" else data
     if method == "calibrated":
         n_boot = check_n_boot(n_boot, evidence.MIN_BOOT)
@@ -162,6 +166,8 @@ def run_coefficients(run, *, spec=None, root=None, cache_dir=None, alpha: float 
     # judged against the interval shown: with a correction, the corrected one
     table = flag_weights(table, materiality=materiality,
                          alpha=result.table.attrs.get("ci_alpha", alpha))
+    training = annotations[annotations["split"] == "train"]
+    table = mark_untrained(table, columns_without_spread(training, concepts))
     table["mode"] = run.mode
     table = table[RUN_COLUMNS].reset_index(drop=True)
     table.attrs.update(result.table.attrs, data=method)

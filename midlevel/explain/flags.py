@@ -21,6 +21,11 @@ a multiple-comparison correction, the corrected interval: see
 Where the data show an effect, every weight more than ``materiality`` (standardized) away from
 the interval is flagged, whatever its sign: the flag grows with the gap.
 
+One flag says something else: ``no training spread`` marks every weight on a concept whose
+ratings do not vary among the run's training clips (:func:`mark_untrained`). Training had
+nothing to learn its effect from, so the weight is whatever the fit left there: neither an
+effect nor compensation, whatever the data's interval.
+
 Standardized = weight x sd(concept) / sd(target) on the clips of the data's fit. The default
 ``materiality`` of 0.05 is half of what is usually called a small standardized effect (0.1): a
 model weight smaller than that, or within it of the data's interval, is not flagged, so the
@@ -35,7 +40,8 @@ from midlevel.checks import real_number
 from midlevel.explain.levels import check_alpha, ci_label
 
 MATERIALITY = 0.05
-FLAGS = ("unsupported", "opposite sign", "compensation")
+NO_TRAINING_SPREAD = "no training spread"
+FLAGS = ("unsupported", "opposite sign", "compensation", NO_TRAINING_SPREAD)
 
 
 def check_materiality(materiality) -> float:
@@ -83,6 +89,30 @@ def flag_weights(table: pd.DataFrame, *, materiality: float = MATERIALITY,
     return out
 
 
+def mark_untrained(table: pd.DataFrame, constant: dict[str, float]) -> pd.DataFrame:
+    """Flag every row of a concept in ``constant`` (concept -> its one rating among the
+    training clips) ``no training spread``, whatever :func:`flag_weights` said, with a reason
+    naming the value. Returns a copy of ``table`` (flagged by :func:`flag_weights`)."""
+    out = table.copy()
+    rows = out["concept"].isin(list(constant))
+    for i in out.index[rows]:
+        row = out.loc[i]
+        value = constant[row["concept"]]
+        rated = (f"all {value:.4g}" if np.isfinite(value) else "no rating at all")
+        data = ""
+        if np.isfinite(row["ci_low"]) and np.isfinite(row["ci_high"]):
+            data = (f" (on all rated clips the data show {row['weight']:+.3g}, "
+                    f"{row['ci_low']:+.3g} to {row['ci_high']:+.3g})")
+        out.loc[i, "flag"] = NO_TRAINING_SPREAD
+        out.loc[i, "flag_reason"] = (
+            f"{row['target']}: the model uses {row['model_weight']:+.3g}{_outcome(row)} per "
+            f"point of {row['concept']}, but the training clips' ratings of {row['concept']} "
+            f"do not vary ({rated}): training could not learn its effect, so this weight is "
+            f"neither an effect nor compensation{data}. Rate {row['concept']} on training "
+            f"clips that differ in it, or split the data so that they do.")
+    return out
+
+
 def _outcome(row) -> str:
     """What a class or tag row's weight changes, for its sentence ("" for a rating target,
     whose weight is in its rating points)."""
@@ -116,7 +146,26 @@ def _reason(flag: str, row, alpha: float = 0.05) -> str:
 
 def flag_summary(table: pd.DataFrame, *, most: int | None = None) -> str:
     """Lines for a terminal: how many weights are flagged, and why (at most ``most`` reasons,
-    the largest departures first)."""
+    the largest departures first); then the weights on concepts without spread in training,
+    counted apart (they depart from nothing: they are no effect)."""
+    untrained = table[table["flag"] == NO_TRAINING_SPREAD]
+    text = _departures(table[table["flag"] != NO_TRAINING_SPREAD], most)
+    if untrained.empty:
+        return text
+    concepts = ", ".join(dict.fromkeys(untrained["concept"].astype(str)))
+    lines = [text, f"{len(untrained)} model weights are on concepts whose ratings do not vary "
+                   f"among the training clips ({concepts}): training could not learn their "
+                   f"effect; read none of them as one:"]
+    shown = untrained if most is None else untrained.iloc[:most]
+    lines += [f"  [{NO_TRAINING_SPREAD}] {r}" for r in shown["flag_reason"]]
+    if len(shown) < len(untrained):
+        lines.append(f"  ... and {len(untrained) - len(shown)} more (coefficients.csv, column "
+                     f"flag_reason)")
+    return "\n".join(lines)
+
+
+def _departures(table: pd.DataFrame, most: int | None) -> str:
+    """:func:`flag_summary`'s lines for the departures from what the data show."""
     flagged = table[table["flag"] != ""]
     unknown = ~(np.isfinite(table["ci_low"].to_numpy(float))
                 & np.isfinite(table["ci_high"].to_numpy(float)))

@@ -108,6 +108,24 @@ def _column_stats(table: pd.DataFrame, names: list[str]) -> tuple[np.ndarray, np
         warnings.simplefilter("ignore", RuntimeWarning)
         mean, std = np.nanmean(values, 0), np.nanstd(values, 0)
     mean = np.nan_to_num(mean, nan=0.0)
-    spread = np.isfinite(std) & (std > 0) & (std > 1e-10 * np.abs(mean))
-    std = np.where(spread, std, np.where(np.abs(mean) > 0, np.abs(mean), 1.0))
+    std = np.where(has_spread(mean, std), std, np.where(np.abs(mean) > 0, np.abs(mean), 1.0))
     return mean, std
+
+
+def has_spread(mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """Which columns of NaN-ignoring ``mean`` and ``std`` vary: a finite std above 0 and
+    above 1e-10 of the mean's size (constant up to rounding is no spread; an unrated column,
+    std NaN, has none)."""
+    mean, std = np.asarray(mean, float), np.asarray(std, float)
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(std) & (std > 0) & (std > 1e-10 * np.abs(np.nan_to_num(mean)))
+
+
+def columns_without_spread(table: pd.DataFrame, names: list[str]) -> dict[str, float]:
+    """The columns of ``names`` whose ratings in ``table`` do not vary (the rule a model's
+    scales are fitted by), each with its one value (NaN where the column has no rating)."""
+    values = table[names].to_numpy(np.float64).reshape(len(table), len(names))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean, std = np.nanmean(values, 0), np.nanstd(values, 0)
+    return {n: float(m) for n, m, s in zip(names, mean, has_spread(mean, std)) if not s}
