@@ -138,3 +138,23 @@ def test_small_values_keep_their_digits_on_screen_and_in_labels():
     assert "0.00021" in text and "0.250" in text
     assert number(2.1e-4) == "0.00021" and number(0.25) == "0.25" and number(0) == "0.00"
     assert number(123456.0) == "1.23e+05"
+
+
+def test_rating_columns_in_different_units_get_no_mean_rmse():
+    """Audit 12b #5: the summary row averaged RMSE and MAE over concepts on scales 1e8
+    apart (3002.4 from 21005.7 and 0.0003): the widest column's error, in no unit. Columns
+    whose ratings' sds are within 10x keep their mean RMSE."""
+    from midlevel.training.metrics import metrics_table
+    rng = np.random.default_rng(0)
+    truth = rng.normal(5, 2, (60, 3))
+    pred = truth + rng.normal(0, 0.5, truth.shape)
+    same = metrics_table("test", "concept", ["a", "b", "c"], truth, pred)
+    mean = same.set_index("name").loc["mean"]
+    assert mean["rmse"] == pytest.approx(same["rmse"][:3].mean())
+    assert "different units" not in mean["note"]
+    scaled = np.array([1.0, 1e4, 1e-4])
+    mixed = metrics_table("test", "concept", ["a", "b", "c"], truth * scaled, pred * scaled)
+    row = mixed.set_index("name").loc["mean"]
+    assert np.isnan(row["rmse"]) and np.isnan(row["mae"])
+    assert row["r"] == pytest.approx(mean["r"]) and row["r2"] == pytest.approx(mean["r2"])
+    assert "no mean rmse or mae" in row["note"] and "different units" in row["note"]

@@ -20,6 +20,9 @@ and otherwise one row per sort, ``mean:ratings``, ``mean:binary`` and ``mean:cla
 lack it (``r and r2 over 2 (not const)``). Summary rows carry no calibration line
 (``cal_slope``, ``cal_intercept`` NaN): a line belongs to one column, and an average of slopes
 is dominated by the largest (one near-constant column's slope of 1e5 makes the mean 1e4).
+Nor a mean RMSE or MAE of rating columns in different units (ratings' sds more than
+``SCALE_RATIO`` times apart: 0-1000 beside 1-9 would give the widest column's error); r and
+R^2, which have no units, are still averaged.
 
 Predictions whose spread is negligible (:func:`negligible_spread`: a standard deviation of at
 most ``SPREAD_TOL`` times their scale) count as constant: r and the calibration line are NaN
@@ -33,6 +36,8 @@ the reason whenever r or the line is left out, as it does for constant ratings (
 single rating: no r, R^2 or line; binary columns: a single label value).
 """
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -192,7 +197,11 @@ def metrics_table(split: str, kind: str, names: list[str], y_true: np.ndarray,
     frame = pd.DataFrame(rows, columns=METRIC_COLUMNS)
     if not rows:
         return frame
-    extra = [{"split": split, "kind": kind, "name": label, **_average(part, what)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # an unrated column: sd NaN
+        spread = {name: float(np.nanstd(np.asarray(y_true[:, j], float)))
+                  for j, name in enumerate(names) if kinds[j] == "regression"}
+    extra = [{"split": split, "kind": kind, "name": label, **_average(part, what, spread)}
              for label, part, what in _summaries(frame, names, kinds, groups or {})]
     return pd.concat([frame, pd.DataFrame(extra, columns=METRIC_COLUMNS)], ignore_index=True)
 
@@ -214,9 +223,12 @@ def _summaries(frame: pd.DataFrame, names: list[str], kinds: list[str],
     return out
 
 
-def _average(part: pd.DataFrame, what: str) -> dict:
+def _average(part: pd.DataFrame, what: str, spread: dict[str, float] | None = None) -> dict:
     """A summary row's values: the mean of ``part``'s columns (NaN skipped), the largest
-    ``n``, no calibration line, and a note on what was averaged."""
+    ``n``, no calibration line, and a note on what was averaged. Rating columns whose
+    ratings' standard deviations (``spread``: column -> sd) differ more than
+    ``SCALE_RATIO`` times get no mean RMSE or MAE: they are in different units (0-100 beside
+    1-9), and their mean would be the widest column's."""
     values = part[_VALUES].astype(float).mean(skipna=True).to_dict()
     values.update({k: np.nan for k in _LINE}, n=int(part["n"].max()))
     sort = what if what in SORTS.values() else "binary"
@@ -224,7 +236,18 @@ def _average(part: pd.DataFrame, what: str) -> dict:
     values["note"] = (f"mean of {len(part)} {noun} column{'s' if len(part) != 1 else ''}"
                       + (f" ({what})" if what.startswith("group") else "")
                       + _fewer(part, _AVERAGED[sort]) + "; no calibration line")
+    sds = np.array([(spread or {}).get(n, np.nan) for n in part["name"]], float)
+    sds = sds[np.isfinite(sds) & (sds > 0)]
+    if sort == "ratings" and len(sds) > 1 and sds.max() > SCALE_RATIO * sds.min():
+        values.update(rmse=np.nan, mae=np.nan)
+        values["note"] += (f"; no mean rmse or mae: the columns' rating sds differ "
+                           f"{sds.max() / sds.min():.3g}x (different units)")
     return values
+
+
+# rating columns whose sds differ more than this many times are in different units: their
+# RMSE and MAE are not averaged
+SCALE_RATIO = 10.0
 
 
 # the values a summary row of each sort averages (the others are NaN in every column of it)
