@@ -35,8 +35,11 @@ class CoefficientResult:
 
     def summary_text(self) -> str:
         """The flags, the leakage diagnostic and every statsmodels summary, with headings."""
+        choice = [self.table.attrs["data_choice"]] if self.table.attrs.get("data_choice") \
+            else []
         parts = [f"{'=' * 78}\nwhat the data show\n{'=' * 78}\n"
-                 + "\n".join([self.description()] + interval_lines(self.table)) + "\n"]
+                 + "\n".join([self.description()] + choice + interval_lines(self.table))
+                 + "\n"]
         missing = no_estimate_lines(self.table)
         if missing:
             parts.append(f"{'=' * 78}\nwhere the data give no estimate\n{'=' * 78}\n"
@@ -68,10 +71,12 @@ class CoefficientResult:
             lines.append("what the model does: model_weight, the head's own weights (exact)")
         noted = without_estimate(t)
         estimated = len(t) - int(noted.sum())
-        lines += [f"what the data show: {self.description()}",
-                  f"  {int(t['significant'].sum())} of {estimated} effects significant at "
-                  f"alpha={alpha} (correction: {t.attrs.get('correction', 'none')})"
-                  + (f"; {int(noted.sum())} without an estimate" if noted.any() else "")]
+        lines.append(f"what the data show: {self.description()}")
+        if t.attrs.get("data_choice"):
+            lines.append(f"  ({t.attrs['data_choice']})")
+        lines.append(f"  {int(t['significant'].sum())} of {estimated} effects significant at "
+                     f"alpha={alpha} (correction: {t.attrs.get('correction', 'none')})"
+                     + (f"; {int(noted.sum())} without an estimate" if noted.any() else ""))
         lines += ["  " + ln.strip() for ln in interval_lines(t)]
         r2 = t.groupby("target", sort=False)["r2"].first()
         methods = t.groupby("target", sort=False)["method"].first().astype(str)

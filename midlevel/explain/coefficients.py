@@ -136,7 +136,12 @@ def run_coefficients(run, *, spec=None, root=None, cache_dir=None, alpha: float 
     binary = binary_targets_of(run)
     annotations = run.annotations(spec, root=root)
     X, Y = evidence.rated_design(annotations, concepts, targets)
-    method = evidence.choose_method(X, Y) if data == "auto" else data
+    why = ""
+    if data == "auto":
+        held_out = annotations["split"].isin(["validation", "test"]).to_numpy()
+        method, why = evidence.auto_method(X, Y, held_out)
+    else:
+        method = data
     if method == "calibrated":
         n_boot = check_n_boot(n_boot, evidence.MIN_BOOT)
     wants_leakage = leakage and run.mode in ("joint", "sequential")
@@ -170,7 +175,7 @@ def run_coefficients(run, *, spec=None, root=None, cache_dir=None, alpha: float 
     table = mark_untrained(table, columns_without_spread(training, concepts))
     table["mode"] = run.mode
     table = table[RUN_COLUMNS].reset_index(drop=True)
-    table.attrs.update(result.table.attrs, data=method)
+    table.attrs.update(result.table.attrs, data=method, data_choice=why)
     leak = leakage_diagnostic(run, predictions) if wants_leakage else None
     return CoefficientResult(table, dict(result.summaries), leakage=leak)
 

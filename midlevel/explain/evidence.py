@@ -66,17 +66,53 @@ def rated_design(table: pd.DataFrame, concepts: list[str], targets: list[str]):
     return (table[concepts].astype(float), table[targets].astype(float))
 
 
-def choose_method(X: pd.DataFrame, Y: pd.DataFrame) -> str:
-    """``ratings`` when, for every target, enough clips carry every concept and the target
-    (:func:`min_clips`), or every clip with the target also carries every concept (a small
-    dataset: wide intervals, but the right estimator); else ``calibrated``."""
+def choose_method(X: pd.DataFrame, Y: pd.DataFrame, held_out=None) -> str:
+    """The estimator ``--data auto`` takes (:func:`auto_method`, without its reason)."""
+    return auto_method(X, Y, held_out)[0]
+
+
+def auto_method(X: pd.DataFrame, Y: pd.DataFrame, held_out=None) -> tuple[str, str]:
+    """``(estimator, why)`` for ``--data auto``: ``ratings`` when, for every target, enough
+    clips carry every concept and the target (:func:`min_clips`), or every clip with the
+    target also carries every concept (a small dataset: wide intervals, but the right
+    estimator); else ``calibrated``, unless it cannot fit (no more than ``K + 1`` clips of
+    ``held_out``, a boolean mask ``(n_clips,)`` of the validation and test clips, carry every
+    concept) while the ratings can (more than ``K + 2`` clips with every concept and each
+    target): then ``ratings``, with its wide intervals. ``why`` says it in a sentence.
+    Raises ExplainError, saying why, when neither can answer."""
+    k = X.shape[1]
     complete = np.isfinite(X.to_numpy()).all(1)
-    for t in Y.columns:
-        rated = np.isfinite(Y[t].to_numpy())
-        both = int((complete & rated).sum())
-        if both < min_clips(X.shape[1]) and not (both == rated.sum() and both > X.shape[1] + 2):
-            return "calibrated"
-    return "ratings"
+    both = {t: int((complete & np.isfinite(Y[t].to_numpy())).sum()) for t in Y.columns}
+    rated = {t: int(np.isfinite(Y[t].to_numpy()).sum()) for t in Y.columns}
+    short = [t for t in Y.columns
+             if both[t] < min_clips(k) and not (both[t] == rated[t] and both[t] > k + 2)]
+    counts = _range(list(both.values()))
+    if not short:
+        return "ratings", (f"--data auto chose the ratings: {counts} clips carry every concept "
+                           f"and the target (at least {min_clips(k)} needed, or every clip "
+                           f"with the target)")
+    t = min(short, key=both.get)
+    few = (f"only {both[t]} clips carry every concept and '{t}' (fewer than "
+           f"{min_clips(k)}, and {rated[t]} have '{t}')")
+    cal = None if held_out is None else int((complete & np.asarray(held_out, bool)).sum())
+    if cal is None or cal > k + 1:
+        return "calibrated", (f"--data auto chose regression calibration on held-out "
+                              f"predictions: {few}")
+    need = (f"regression calibration needs more than {k + 1} held-out (validation or test) "
+            f"clips with every concept rated, and {cal} have them")
+    if min(both.values()) > k + 2:
+        return "ratings", (f"--data auto chose the ratings although {few}: {need}; the "
+                           f"intervals are wide")
+    raise ExplainError(f"the data cannot answer what the concepts do: {few}, too few for "
+                       f"the ratings estimator (more than {k + 2} needed), and {need}. "
+                       f"Rate every concept on more clips that have the targets, or on more "
+                       f"validation and test clips")
+
+
+def _range(values: list[int]) -> str:
+    """``"40"`` or ``"40-120"``."""
+    lo, hi = min(values), max(values)
+    return f"{lo}" if lo == hi else f"{lo}-{hi}"
 
 
 def ratings_fit(X: pd.DataFrame, Y: pd.DataFrame, *, alpha: float = 0.05,
@@ -87,14 +123,24 @@ def ratings_fit(X: pd.DataFrame, Y: pd.DataFrame, *, alpha: float = 0.05,
 
     Returns a :class:`midlevel.explain.coefficients.CoefficientResult`.
     """
-    n = int(np.isfinite(X.to_numpy()).all(1).sum())
+    complete = np.isfinite(X.to_numpy()).all(1)
+    n = [int((complete & np.isfinite(Y[t].to_numpy())).sum()) for t in Y.columns] or [0]
+    clips = (f"{n[0]} clips" if min(n) == max(n) else
+             f"{_range(n)} clips with every concept and the target (per target: column n)")
     tags = "; binomial GLM for binary targets" if binary_targets else ""
     if class_targets:
         tags += "; binomial GLM or multinomial logit for class targets"
-    return fit_ols(X, Y, alpha=alpha, correction=correction, class_targets=class_targets,
-                   cov_type="HC3", binary_targets=binary_targets,
-                   method=f"OLS of the targets on the concept ratings (HC3 errors{tags}), "
-                          f"{n} clips")
+    try:
+        return fit_ols(X, Y, alpha=alpha, correction=correction, class_targets=class_targets,
+                       cov_type="HC3", binary_targets=binary_targets,
+                       method=f"OLS of the targets on the concept ratings (HC3 errors{tags}), "
+                              f"{clips}")
+    except ExplainError as exc:
+        if "clips carry every concept" not in str(exc):
+            raise
+        raise ExplainError(f"{exc}; the ratings estimator needs clips rated on both. "
+                           f"--data calibrated estimates the effects from the model's "
+                           f"held-out predictions instead") from None
 
 
 # ----------------------------------------------------------------------------- calibrated

@@ -148,8 +148,11 @@ def fit_ols(X, Y, *, alpha: float = 0.05, correction: str | None = None,
         ok = np.isfinite(X.to_numpy()).all(1) & np.isfinite(Y[target].to_numpy())
         x, y = X.to_numpy()[ok], Y[target].to_numpy()[ok]
         if ok.sum() <= len(names) + 1:
-            raise ExplainError(f"target '{target}': {ok.sum()} complete rows, need more than "
-                                f"{len(names) + 1} to fit {len(names)} concepts")
+            raise ExplainError(
+                f"target '{target}': {ok.sum()} clips carry every concept and the target "
+                f"({int(np.isfinite(Y[target].to_numpy()).sum())} have the target, "
+                f"{int(np.isfinite(X.to_numpy()).all(1).sum())} every concept); more than "
+                f"{len(names) + 1} are needed to fit {len(names)} concepts")
         # concepts the clips cannot tell apart: fitted without the repeats, no estimate
         kept, dependent = dependent_concepts(x, names)
         fitted = [names[j] for j in kept]
