@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from midlevel import synth
 from midlevel.explain.truth import compare_to_truth, synthetic_design
@@ -144,8 +145,8 @@ def test_leakage_summary_says_why_there_is_no_meaning_share():
          "meaning_share_chance": 7 / 29}]).reindex(columns=COLUMNS)
     table.attrs["n_concepts"] = 7
     text = leakage_summary(table)
-    assert "meaning share: not computed (6 clips with every concept rated, needs at least 16)" \
-        in text
+    assert ("meaning share: not computed (6 clips with every concept and a target rated, "
+            "needs at least 16)") in text
     assert ("meaning share 0.80 (adjusted R^2; plain R^2 0.84, 0.24 by chance with 7 concepts "
             "on these clips)") in text and "nan" not in text
 
@@ -387,3 +388,74 @@ def test_a_warning_statsmodels_gives_while_summarizing_stays_with_its_fit():
         warnings.simplefilter("error")
         text = fit_summary(res, 0.05, "")
     assert "statsmodels, summarizing this fit: covariance of constraints" in text
+
+
+def _partial_design(rng, n=120, k=3, both=16):
+    """Concept ratings on clips 0..n/2+both/2, targets on n/2-both/2..n: ``both`` clips carry
+    both."""
+    X = pd.DataFrame(rng.normal(size=(n, k)), columns=[f"c{i}" for i in range(k)])
+    Y = pd.DataFrame({"valence": X.to_numpy() @ np.arange(1, k + 1) + rng.normal(size=n)})
+    lo, hi = n // 2 - both // 2, n // 2 + both // 2
+    X.iloc[hi:] = np.nan
+    Y.iloc[:lo] = np.nan
+    return X, Y
+
+
+def test_the_ratings_fit_counts_the_clips_it_fits_on(rng):
+    """Audit 13a D1: the description said '120 clips' (clips with every concept rated) for a
+    fit on the 16 that also carry the target; now each target's count, a range when they
+    differ."""
+    X, Y = _partial_design(rng)
+    result = ratings_fit(X, Y)
+    assert result.table["n"].iloc[0] == 16
+    assert result.description().endswith(", 16 clips")
+    Y["energy"] = Y["valence"]
+    Y.loc[Y.index[52:58], "energy"] = np.nan   # 6 of the 16 clips rated on both
+    text = ratings_fit(X, Y).description()
+    assert text.endswith(", 10-16 clips with every concept and the target (per target: "
+                         "column n)")
+
+
+def test_auto_says_why_and_takes_the_estimator_that_can_answer(rng):
+    """Audit 13a D5: --data auto chose without a word, and chose the calibrated estimator
+    where too few held-out clips carry every concept (an error) while the ratings could
+    answer; and with no clip rated on both, --data ratings failed tersely (D8)."""
+    from midlevel.errors import ExplainError
+    from midlevel.explain.evidence import auto_method
+    X, Y = _partial_design(rng)
+    held = np.zeros(len(X), bool)
+    held[:40] = True                   # 40 held-out clips with every concept rated
+    method, why = auto_method(X, Y, held)
+    assert method == "calibrated" and "only 16 clips carry every concept and 'valence'" in why
+    held[:] = False
+    held[-40:] = True                  # none of them has every concept
+    method, why = auto_method(X, Y, held)
+    assert method == "ratings" and "0 have them" in why and "wide" in why
+    X2, Y2 = _partial_design(rng, both=0)
+    with pytest.raises(ExplainError, match="cannot answer what the concepts do"):
+        auto_method(X2, Y2, held)
+    with pytest.raises(ExplainError, match=r"0 clips carry every concept and the target "
+                                           r"\(60 have the target, 60 every concept\).*"
+                                           r"--data calibrated"):
+        ratings_fit(X2, Y2)
+    X3 = pd.DataFrame(rng.normal(size=(60, 2)), columns=["a", "b"])
+    method, why = auto_method(X3, pd.DataFrame({"t": X3["a"] + rng.normal(size=60)}))
+    assert method == "ratings" and why.startswith("--data auto chose the ratings: 60 clips")
+
+
+def test_leakage_summary_counts_tag_accuracy_by_its_own_clips():
+    """Audit 13a D6, D7: a tag labelled on 4 clips was averaged under the rating targets'
+    '20 clips'; a tag without a label was dropped without a word (and numpy warned of an
+    empty mean); 'N clips with every concept rated' counted clips with a target too."""
+    from midlevel.explain.leakage import COLUMNS, leakage_summary
+    table = pd.DataFrame([
+        {"split": "validation", "target": "valence", "n": 20, "r_predicted_concepts": 0.5,
+         "r_true_concepts": 0.7},
+        {"split": "validation", "target": "mood=sad", "n": 4,
+         "accuracy_predicted_concepts": 0.5, "accuracy_true_concepts": 0.75},
+        {"split": "validation", "target": "mood=happy", "n": 0}]).reindex(columns=COLUMNS)
+    table.attrs.update(n_concepts=3, labelled=["mood=sad", "mood=happy"])
+    text = leakage_summary(table)
+    assert text.startswith("validation (20 clips); target r 0.50")
+    assert "accuracy 0.50 / 0.75 (mean of 1 class or tag target, on 4 clips each)" in text
+    assert "no accuracy for mood=happy" in text

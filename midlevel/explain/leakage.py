@@ -112,8 +112,9 @@ def leakage_diagnostic(run, predictions: pd.DataFrame, *,
                 else:
                     pick_pred = out_pred[:, units].argmax(1)
                     pick_true = out_true[:, units].argmax(1) if ok.any() else pick_pred
-                row["accuracy_predicted_concepts"] = float(np.mean(pick_pred[ok] == y[ok]))
-                row["accuracy_true_concepts"] = float(np.mean(pick_true[ok] == y[ok]))
+                if ok.any():  # else NaN: no label on these clips
+                    row["accuracy_predicted_concepts"] = float(np.mean(pick_pred[ok] == y[ok]))
+                    row["accuracy_true_concepts"] = float(np.mean(pick_true[ok] == y[ok]))
                 shares = pd.DataFrame([meaning_shares(c_true[ok], out_pred[ok, u])
                                        for u in units])
                 row.update(shares.mean().to_dict())  # over the output units with a share
@@ -127,6 +128,8 @@ def leakage_diagnostic(run, predictions: pd.DataFrame, *,
             rows.append(row)
     table = pd.DataFrame(rows).reindex(columns=COLUMNS)
     table.attrs["n_concepts"] = len(concepts)
+    table.attrs["labelled"] = [t["name"] for t in run.targets
+                               if t.get("kind", "regression") in ("class", "binary")]
     return table
 
 
@@ -134,8 +137,8 @@ def _no_share(g: pd.DataFrame, n_concepts: int | None) -> str:
     """Why a split's meaning share is not computed (every target's is NaN)."""
     n = int(g["n"].max()) if len(g) else 0
     if n_concepts is not None and n < min_clips_meaning_share(n_concepts):
-        return (f"meaning share: not computed ({n} clips with every concept rated, needs at "
-                f"least {min_clips_meaning_share(n_concepts)})")
+        return (f"meaning share: not computed ({n} clips with every concept and a target "
+                f"rated, needs at least {min_clips_meaning_share(n_concepts)})")
     if n_concepts is None:
         return ("meaning share: not computed (too few clips with every concept rated, or the "
                 "head's output constant)")
@@ -148,18 +151,30 @@ def leakage_summary(table: pd.DataFrame, *, n_concepts: int | None = None) -> st
     n_concepts = table.attrs.get("n_concepts") if n_concepts is None else n_concepts
     lines = []
     for split, g in table.groupby("split", sort=False):
-        n = int(g["n"].max())
+        labelled = (g["target"].isin(table.attrs["labelled"]) if "labelled" in table.attrs
+                    else g["accuracy_predicted_concepts"].notna())  # class and tag rows
+        ratings = ~labelled
+        n = int(g.loc[ratings, "n"].max() if ratings.any() else g["n"].max())
         parts = [f"{split} ({n} clip{'' if n == 1 else 's'})"]
-        ratings = g["accuracy_predicted_concepts"].isna()  # the rating targets' rows
         if g["r_predicted_concepts"].notna().any():
             parts.append(f"target r {g['r_predicted_concepts'].mean():.2f} on predicted "
                          f"concepts, {g['r_true_concepts'].mean():.2f} on the true ratings")
         elif ratings.any() and n < MIN_CLIPS_R:
             parts.append(f"target r: not computed ({n} clip{'' if n == 1 else 's'} with every "
                          f"concept and the target rated, needs at least {MIN_CLIPS_R})")
-        if g["accuracy_predicted_concepts"].notna().any():
-            parts.append(f"accuracy {g['accuracy_predicted_concepts'].mean():.2f} / "
-                         f"{g['accuracy_true_concepts'].mean():.2f}")
+        scored = g[labelled & g["accuracy_predicted_concepts"].notna()]
+        if len(scored):
+            counts = scored["n"].astype(int)
+            on = (f"{counts.min()}" if counts.min() == counts.max()
+                  else f"{counts.min()}-{counts.max()}")
+            parts.append(f"accuracy {scored['accuracy_predicted_concepts'].mean():.2f} / "
+                         f"{scored['accuracy_true_concepts'].mean():.2f} (mean of "
+                         f"{len(scored)} class or tag target{'s' if len(scored) > 1 else ''}"
+                         f", on {on} clip{'' if on == '1' else 's'} each)")
+        unlabelled = g.loc[labelled & g["accuracy_predicted_concepts"].isna(), "target"]
+        if len(unlabelled):
+            parts.append(f"no accuracy for {', '.join(map(str, unlabelled))} (no clip with "
+                         f"every concept rated has its label here)")
         if g["meaning_share"].notna().any():
             k = "" if n_concepts is None else f" with {n_concepts} concepts"
             parts.append(f"meaning share {g['meaning_share'].mean():.2f} (adjusted R^2; plain "
