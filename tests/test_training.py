@@ -486,3 +486,44 @@ def test_a_run_begun_under_the_older_scale_rule_resumes_on_its_own_scales(tmp_pa
     stored = read_checkpoint(cut / "model.pt")
     assert float(run.model.concept_std[1]) == 1.0
     assert stored["scales"]["concept_std"][1] == pytest.approx(1.0)
+
+
+def test_an_independent_head_without_clips_rated_on_both_is_refused_before_training(tmp_path):
+    """Audit 13a D3: concepts and targets rated on disjoint training clips trained every
+    epoch of an independent run, then refused at the head ("0 training clips have it and
+    every concept rated"), leaving a run without model.pt. Refused before the run folder,
+    naming the targets and the way out; a sequential run (predicted concepts) trains."""
+    from midlevel.errors import TrainingError
+    table, features, columns = toy_data()
+    train_rows = table.index[table["split"] == "train"]
+    half = len(train_rows) // 2
+    table.loc[train_rows[:half], ["k0", "k1", "k2"]] = np.nan
+    table.loc[train_rows[half:], ["t0", "t1"]] = np.nan
+    out = tmp_path / "independent"
+    with pytest.raises(TrainingError, match=r"'t0' 0 \(of 9 with it\).*--mode sequential"):
+        fit(table, features, columns, out, toy_config(mode="independent", epochs=1), fps=FPS,
+            progress=False)
+    assert not out.exists()
+    run = fit(table, features, columns, tmp_path / "sequential",
+              toy_config(mode="sequential", epochs=1), fps=FPS, progress=False)
+    assert (tmp_path / "sequential" / "model.pt").exists() and run.mode == "sequential"
+
+
+def test_an_independent_head_says_how_many_clips_it_is_fitted_on(caplog):
+    """Audit 13a D2: the independent head is a complete-case fit; a concept missing on most
+    clips left 119 of 136 clips with the target out without a word. Now a warning names each
+    target's count and the concepts missing most; a complete design logs its counts."""
+    from midlevel.training.head import fit_head
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(40, 3)), rng.normal(size=(40, 1))
+    X[:30, 2] = np.nan
+    targets = [{"name": "valence", "kind": "regression"}]
+    with caplog.at_level("INFO", logger="midlevel.training"):
+        fit_head(X, Y, targets, concepts=["a", "b", "minorness"])
+    assert "'valence' 10 of the 40 clips with it" in caplog.text
+    assert "'minorness' 30" in caplog.text
+    caplog.clear()
+    with caplog.at_level("INFO", logger="midlevel.training"):
+        fit_head(X[30:], Y[30:], targets, concepts=["a", "b", "minorness"])
+    assert "the head is fitted on 10 ('valence') training clips" in caplog.text
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]

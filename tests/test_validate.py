@@ -107,6 +107,10 @@ def test_missing_ratings_are_counted_not_dropped(tmp_path):
     assert report.ok and len(report.table) == 4
     assert report.missing_ratings().to_dict() == {"bright": 2, "happy": 1}
     assert "missing ratings: bright 2, happy 1" in report.summary()
+    # audit 13a D3: how many clips carry both, where an independent head and the ratings
+    # estimator fit (c3 in training; c4, the test clip, lacks its concept)
+    assert ("clips rated on every concept: 2; on every concept and every target: 1 "
+            "(train 1, validation 0, test 0;") in report.summary()
 
 
 def test_the_warnings_csv_gives_rows_as_whole_numbers(tmp_path):

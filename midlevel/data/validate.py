@@ -95,6 +95,19 @@ class ValidationReport:
             return pd.Series(0, index=cols)
         return missing_mask(self.spec, self.table, self.rejected).sum()
 
+    def rated_on_both(self) -> str:
+        """How many clips carry every concept and every target rating, per split: what an
+        independent-mode head and the ratings estimator of ``coefficients`` fit on."""
+        mask = missing_mask(self.spec, self.table, self.rejected)
+        concepts = ~mask[[c for c in self.spec.concept_names if c in mask]].any(axis=1)
+        both = concepts & ~mask[[t for t in self.spec.target_names if t in mask]].any(axis=1)
+        split = self.table["split"]
+        per = ", ".join(f"{k} {int(both[split == k].sum())}" for k in SPLITS
+                        if k != "calibration" or (split == k).any())
+        return (f"clips rated on every concept: {int(concepts.sum())}; on every concept and "
+                f"every target: {int(both.sum())} ({per}; an independent run's head and "
+                f"coefficients' ratings estimator fit on these)")
+
     def durations(self) -> pd.Series:
         return pd.Series([a.duration for a in self.audio], dtype=float)
 
@@ -112,6 +125,8 @@ class ValidationReport:
             miss = self.missing_ratings()
             lines.append("missing ratings: " + (", ".join(f"{k} {v}" for k, v in miss.items() if v)
                                                 or "none"))
+            if miss.any() and s.concepts and s.targets:
+                lines.append(self.rated_on_both())
             binary = [c.name for c in s.concepts + s.targets if c.is_binary]
             if binary:
                 lines.append(binary_summary(self.table, binary, s.groups))

@@ -26,9 +26,11 @@ log = logging.getLogger("midlevel.training")
 
 
 def fit_head(X: np.ndarray, Y: np.ndarray, targets: list[dict], *,
-             start: bool = False) -> tuple[np.ndarray, np.ndarray]:
+             start: bool = False, concepts: list[str] | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
     """Fit the head on ``X`` ``(n, n_concepts)`` and ``Y`` ``(n, n_targets)`` (NaN = missing);
-    ``start``: the joint mode's starting head (separable class and tag targets penalized).
+    ``start``: the joint mode's starting head (separable class and tag targets penalized);
+    ``concepts``: the names of ``X``'s columns, for the log.
 
     Returns
     -------
@@ -38,6 +40,7 @@ def fit_head(X: np.ndarray, Y: np.ndarray, targets: list[dict], *,
     n_c = X.shape[1]
     weights, biases = [], []
     rated = np.isfinite(X).all(1)
+    _say_clips_left_out(X, Y, targets, rated, start=start, concepts=concepts)
     for j, t in enumerate(targets):
         ok = rated & np.isfinite(Y[:, j])
         if ok.sum() <= n_c:
@@ -75,6 +78,30 @@ def fit_head(X: np.ndarray, Y: np.ndarray, targets: list[dict], *,
     if not weights:
         return np.zeros((0, n_c)), np.zeros(0)
     return np.vstack(weights), np.concatenate(biases)
+
+
+def _say_clips_left_out(X: np.ndarray, Y: np.ndarray, targets: list[dict], rated: np.ndarray,
+                        *, start: bool, concepts: list[str] | None = None) -> None:
+    """Log how many training clips the head is fitted on per target (``rated``: ``(n,)``,
+    every concept rated), and warn, naming the concepts most often missing, where clips with
+    a target are left out for lacking a concept rating (a complete-case fit)."""
+    what = "the joint head's starting fit" if start else "the head"
+    counts = [(t["name"], int((rated & np.isfinite(Y[:, j])).sum()),
+               int(np.isfinite(Y[:, j]).sum())) for j, t in enumerate(targets)]
+    short = [(name, used, has) for name, used, has in counts if used < has]
+    if not short:
+        log.info("%s is fitted on %s training clips", what,
+                 ", ".join(f"{used} ('{name}')" for name, used, _ in counts))
+        return
+    with_target = np.isfinite(Y).any(1) if Y.shape[1] else np.zeros(len(X), bool)
+    missing = np.isnan(X[with_target]).sum(0)
+    worst = [(k, int(missing[k])) for k in np.argsort(-missing)[:3] if missing[k]]
+    names = concepts or [str(k) for k in range(X.shape[1])]
+    log.warning("%s uses only the training clips rated on every concept and the target: %s; "
+                "the others lack a concept rating (missing most: %s). A sequential run fits its "
+                "head on predicted concepts, every clip with the target", what,
+                "; ".join(f"'{n}' {used} of the {has} clips with it" for n, used, has in short),
+                ", ".join(f"'{names[k]}' {m}" for k, m in worst))
 
 
 # a training logit beyond this (odds of e^30) means the classes are separable: the

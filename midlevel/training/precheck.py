@@ -99,5 +99,38 @@ def check_before_start(ctx, table, features, columns, config, fps: float) -> Non
     check_ratings({s: table[table["split"] == s] for s in SPLITS}, columns, mode=config.mode,
                   scored=strategy(config.mode).scored, select_on=config.select_on,
                   warn=ctx.main)
+    check_head_clips(table[table["split"] == "train"], columns, config.mode)
     if ctx.main and config.ignored():
         log.warning("the %s mode ignores %s", config.mode, "; ".join(config.ignored()))
+
+
+def check_head_clips(train: pd.DataFrame, columns, mode: str) -> None:
+    """A closed-form head (:func:`midlevel.training.head.fit_head`) needs more training clips
+    than concepts with each target rated: on every concept too in the independent mode (its
+    head reads the true ratings), the target alone in the sequential mode (predicted
+    concepts). TrainingError naming each target short of them, before any epoch is trained
+    (the head is fitted after the last one)."""
+    if mode not in ("independent", "sequential") or not columns.concepts:
+        return
+    k = len(columns.concepts)
+    every = (train[columns.concepts].notna().all(axis=1) if mode == "independent"
+             else pd.Series(True, index=train.index))
+    short = {}
+    for name in columns.target_names:
+        rated = train[name].notna()
+        if int((every & rated).sum()) <= k:
+            short[name] = (int((every & rated).sum()), int(rated.sum()))
+    if not short:
+        return
+    listed = "; ".join(f"'{n}' {both} (of {has} with it)" for n, (both, has) in short.items())
+    if mode == "independent":
+        raise TrainingError(
+            f"the independent mode fits its head on training clips rated on every concept "
+            f"and the target, and more than {k} are needed per target: {listed} "
+            f"({int(every.sum())} of the {len(train)} training clips carry every concept). "
+            f"Train --mode sequential (its head reads predicted concepts, so every clip with "
+            f"the target counts) or joint, or rate the concepts on more clips with the targets")
+    raise TrainingError(
+        f"the sequential mode fits its head on the training clips with the target rated, "
+        f"and more than {k} are needed per target: {listed}. Rate the targets on more "
+        f"training clips, or assign rated clips to the training split")

@@ -81,7 +81,7 @@ class Strategy:
         if X is None:
             return None
         Y = train_set.targets.numpy().astype(np.float64)
-        weight, bias = fit_head(X, Y, columns.targets)
+        weight, bias = fit_head(X, Y, columns.targets, concepts=columns.concepts)
         with torch.no_grad():
             model.head_layer.weight.copy_(torch.as_tensor(weight, dtype=torch.float32))
             model.head_layer.bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
@@ -128,7 +128,8 @@ class JointStrategy(Strategy):
         try:
             weight, bias = fit_head(train_set.concepts.numpy().astype(np.float64),
                                     train_set.targets.numpy().astype(np.float64),
-                                    columns.targets, start=True)
+                                    columns.targets, start=True,
+                                    concepts=columns.concepts)
         except TrainingError as exc:
             log.info("head starts from random weights: %s", exc)
             return
