@@ -338,6 +338,7 @@ class Run:
         the binary columns' F1 and accuracy)."""
         from midlevel.training.ddp import Context
         from midlevel.training.evaluate import evaluate_split
+        from midlevel.training.metrics import is_summary
         table = self.annotations(spec, root=root)
         missing = [c for c in self.concept_names + self.target_names if c not in table]
         if missing:
@@ -354,6 +355,12 @@ class Run:
             tables.append(evaluate_split(Context(), self.model, rows, specs, self.columns,
                                          split, n_frames, hop, self.config,
                                          threshold=threshold, progress=progress))
+            scored = tables[-1][~is_summary(tables[-1]["name"])]
+            unrated = scored.loc[scored["n"].fillna(0) == 0, "name"].astype(str).tolist()
+            if unrated:
+                log.warning("%s: the %s split (%d clips) has no rating of %d of the %d columns "
+                            "(%s): their rows are empty", self.path, split, len(rows),
+                            len(unrated), len(scored), ", ".join(unrated))
         return pd.concat(tables, ignore_index=True)
 
 

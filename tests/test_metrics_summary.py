@@ -158,3 +158,21 @@ def test_rating_columns_in_different_units_get_no_mean_rmse():
     assert np.isnan(row["rmse"]) and np.isnan(row["mae"])
     assert row["r"] == pytest.approx(mean["r"]) and row["r2"] == pytest.approx(mean["r2"])
     assert "no mean rmse or mae" in row["note"] and "different units" in row["note"]
+
+
+def test_a_column_without_a_rating_in_the_split_says_so():
+    """Audit 13a D4: a column with no rating in the split showed n 0 and '-' with an empty
+    note, and the summary row claimed to be the 'mean of 8 rating columns' of none."""
+    from midlevel.training.metrics import UNRATED
+    truth = np.full((10, 3), np.nan)
+    truth[:, 2] = np.arange(10.0)
+    pred = np.arange(30.0).reshape(10, 3)
+    t = metrics_table("test", "target", ["a", "b", "c"], truth, pred,
+                      kinds=["regression", "class", "regression"]).set_index("name")
+    assert t.loc["a", "note"] == UNRATED and t.loc["b", "note"] == UNRATED
+    assert t.loc["c", "note"] == ""
+    assert "none of the 1 class column has a rating" in t.loc["mean:classes", "note"]
+    assert t.loc["mean:ratings", "note"].startswith("mean of 2 rating columns")
+    none = metrics_table("test", "target", ["a", "b"], truth[:, :2], pred[:, :2])
+    assert none.set_index("name").loc["mean", "note"] == \
+        "none of the 2 rating columns has a rating in this split"

@@ -59,6 +59,8 @@ CAL_SPREAD_TOL = 1e-3
 # fewest ratings r and a calibration line are given from: with two, r is +-1 and the line
 # passes through both points whatever the predictions
 MIN_CLIPS_R = 3
+# the note of a column without a rating (or label) among the split's clips
+UNRATED = "no rating in this split: nothing to score"
 
 
 def negligible_spread(y_pred: np.ndarray, y_true: np.ndarray | None = None) -> bool:
@@ -96,6 +98,7 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
     t, p = y_true[ok].astype(np.float64), y_pred[ok].astype(np.float64)
     out = {"n": int(ok.sum()), **{k: np.nan for k in _VALUES[1:]}, "note": ""}
     if len(t) == 0:
+        out["note"] = UNRATED
         return out
     err = p - t
     out["rmse"] = float(np.sqrt(np.mean(err ** 2)))
@@ -138,7 +141,8 @@ def calibration_line(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[float, flo
 def class_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
     """Accuracy of integer codes ``y_pred`` against ``y_true`` (float codes, NaN = missing)."""
     ok = np.isfinite(y_true)
-    out = {"n": int(ok.sum()), **{k: np.nan for k in _VALUES[1:]}, "note": ""}
+    out = {"n": int(ok.sum()), **{k: np.nan for k in _VALUES[1:]},
+           "note": "" if ok.any() else UNRATED}
     out["accuracy"] = float(np.mean(y_true[ok] == y_pred[ok])) if ok.any() else np.nan
     return out
 
@@ -233,9 +237,14 @@ def _average(part: pd.DataFrame, what: str, spread: dict[str, float] | None = No
     values.update({k: np.nan for k in _LINE}, n=int(part["n"].max()))
     sort = what if what in SORTS.values() else "binary"
     noun = {"ratings": "rating", "binary": "binary", "classes": "class"}[sort]
-    values["note"] = (f"mean of {len(part)} {noun} column{'s' if len(part) != 1 else ''}"
-                      + (f" ({what})" if what.startswith("group") else "")
-                      + _fewer(part, _AVERAGED[sort]) + "; no calibration line")
+    columns = f"{len(part)} {noun} column{'s' if len(part) != 1 else ''}"
+    group = f" ({what})" if what.startswith("group") else ""
+    unrated = part["n"].fillna(0).astype(int) == 0
+    if unrated.all():
+        values["note"] = f"none of the {columns}{group} has a rating in this split"
+        return values
+    values["note"] = (f"mean of {columns}{group}" + _fewer(part, _AVERAGED[sort])
+                      + "; no calibration line")
     sds = np.array([(spread or {}).get(n, np.nan) for n in part["name"]], float)
     sds = sds[np.isfinite(sds) & (sds > 0)]
     if sort == "ratings" and len(sds) > 1 and sds.max() > SCALE_RATIO * sds.min():
