@@ -211,6 +211,41 @@ def test_validate_checks_segment_ends_against_the_audio(tmp_path, capsys):
     assert "segments: 1 of 3 clips, 1 segments" in capsys.readouterr().out
 
 
+def test_train_checks_segment_times_against_the_spectrograms(tmp_path, caplog):
+    """Audit 13c #1, #3: segment times in milliseconds ([0, 4000) on a 4-s clip) failed
+    validate but trained silently, every crop taking the first segment's rating; a segment
+    shorter than a frame (1.01-1.02 s) reached no crop without a word."""
+    from midlevel.errors import TrainingError
+    from midlevel.training.from_spec import train
+    path = dataset(tmp_path, """
+        clip,start,end,bright
+        c1,0,2000,2
+        c1,2000,4000,8
+        """)
+    config = {"preset": "small", "width": 0.125, "epochs": 1, "crop_seconds": 1.0,
+              "batch_size": 2}
+    with pytest.raises(TrainingError, match=r"2 time-varying rating\(s\) lie past the end.*"
+                                             r"segments.csv, row 2, column 'end', clip 'c1'"):
+        train(path, tmp_path / "ms", mode="joint", config=config, cache_dir=tmp_path / "cache",
+              progress=False)
+    assert not (tmp_path / "ms").exists()
+    (tmp_path / "segments.csv").write_text("clip,start,end,bright\nc1,1.01,1.02,9\n"
+                                           "c1,2,4,8\n")
+    with caplog.at_level("INFO", logger="midlevel"):
+        train(path, tmp_path / "short", mode="joint", config=config,
+              cache_dir=tmp_path / "cache", progress=False)
+    assert "1 segment(s) hold no frame" in caplog.text
+    assert "segments.csv row 2 (clip c1, 1.01-1.02 s)" in caplog.text
+    # audit 13c #2: the scores compare clip-level ratings, and training and evaluate say so
+    said = "1 clip(s) have time-varying ratings (segments): training crops take them, but"
+    assert said in caplog.text
+    caplog.clear()
+    from midlevel.run import load_run
+    with caplog.at_level("INFO", logger="midlevel"):
+        load_run(tmp_path / "short").evaluate(splits=("train",))
+    assert said in caplog.text and "clip-level rating" in caplog.text
+
+
 def test_spec_without_segments_has_no_segment_line(tmp_path):
     path = dataset(tmp_path, "", spec=SPEC.replace(SPEC[SPEC.index("segments:"):
                                                         SPEC.index("concepts:")], ""))

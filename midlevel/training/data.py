@@ -96,10 +96,7 @@ def frame_labels(segments: pd.DataFrame, clip_values, names: list[str], n_frames
     """
     out = np.tile(np.asarray(clip_values, dtype=np.float64).reshape(1, len(names)),
                   (n_frames, 1))
-    first = np.ceil(segments["start"].to_numpy(np.float64) * fps - 1e-9)
-    stop = np.ceil(np.minimum(segments["end"].to_numpy(np.float64), n_frames / fps) * fps - 1e-9)
-    first = np.clip(first, 0, n_frames).astype(int)
-    stop = np.clip(stop, 0, n_frames).astype(int)
+    first, stop = frame_span(segments["start"], segments["end"], n_frames, fps)
     for j, name in enumerate(names):
         if name not in segments.columns:
             continue
@@ -108,6 +105,15 @@ def frame_labels(segments: pd.DataFrame, clip_values, names: list[str], n_frames
             if np.isfinite(v):
                 out[a:b, j] = v
     return out
+
+
+def frame_span(start, end, n_frames: int, fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """The frames ``first[i] .. stop[i] - 1`` whose centres ``k / fps`` lie in
+    ``start[i] <= t < end[i]`` (seconds), within the clip's ``n_frames``: two int arrays of
+    the segments' length (``stop <= first``: the segment holds no frame centre)."""
+    first = np.ceil(np.asarray(start, np.float64) * fps - 1e-9)
+    stop = np.ceil(np.minimum(np.asarray(end, np.float64), n_frames / fps) * fps - 1e-9)
+    return (np.clip(first, 0, n_frames).astype(int), np.clip(stop, 0, n_frames).astype(int))
 
 
 def _window_mean(labels: np.ndarray, start: int, n_frames: int) -> np.ndarray:

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
+import os
 from pathlib import Path
 
 from midlevel.data.segments import segments_of
@@ -11,9 +13,14 @@ from midlevel.training.config import TrainConfig, stored_config
 from midlevel.training.data import Columns
 from midlevel.training.datarecord import trained_roots
 from midlevel.training.loop import fit
+from midlevel.training.segment_check import (
+    check_segment_times, scored_clip_level_note, spectrogram_frames,
+)
 from midlevel.training.rundir import (
     RESUMABLE, check_resume, check_settings, epochs_done, stored_record,
 )
+
+log = logging.getLogger("midlevel.training")
 
 
 def _spec_and_table(spec, root):
@@ -106,6 +113,9 @@ def train(spec, out, *, mode: str | None = None, root=None, config=None,
     if saved is not None:  # before the feature cache is filled
         check_resume(Path(out), cfg, columns, table)
     features, cache = _features(table, cache_dir, frontend, progress)
+    check_segment_times(table, spectrogram_frames(table, features), float(cache.frontend.fps))
+    if scored_clip_level_note(table) and os.environ.get("RANK", "0") == "0":
+        log.info("%s", scored_clip_level_note(table))
     data = {"spec": str(Path(spec.path).resolve()) if spec.path else None, "spec_name": spec.name,
             "root": str(spec.root), "roots": {k: str(v) for k, v in spec.roots.items()},
             "columns": spec.summary_dict(),

@@ -1,0 +1,77 @@
+"""Checks of a spec's time-varying ratings against the clips' spectrograms, before training.
+
+``validate`` refuses a segment that ends (or an instant that lies) past its clip's audio
+(:func:`midlevel.data.segments.check_durations`), since such times are usually in another
+unit (milliseconds read as seconds: ``[0, 4000)`` covers the whole of an 8-s clip with its
+first half's rating). Training reads the same spectrograms, so it refuses them too, and
+warns about segments that hold no frame centre (shorter than a frame, 32 ms by default):
+their rating reaches no crop.
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from midlevel.data.segments import check_durations, segments_of
+from midlevel.errors import TrainingError
+from midlevel.training.data import frame_span
+
+log = logging.getLogger("midlevel.training")
+
+# problems shown in a message; the rest are counted (validate lists every one)
+SHOWN = 5
+
+
+def check_segment_times(table, n_frames: dict, fps: float) -> None:
+    """TrainingError naming the segments past their clip's end (file, row, column, clip);
+    a warning naming those that hold no frame. ``n_frames``: clip -> its spectrogram's
+    frames; ``fps``: the front end's frame rate."""
+    segments = segments_of(table)
+    if not len(segments):
+        return
+    durations = {clip: n / fps for clip, n in n_frames.items()}
+    late = check_durations(segments, durations)
+    if late:
+        listed = "; ".join(str(p) for p in late[:SHOWN])
+        more = f" (and {len(late) - SHOWN} more)" if len(late) > SHOWN else ""
+        raise TrainingError(
+            f"{len(late)} time-varying rating(s) lie past the end of their clip's audio: "
+            f"{listed}{more}. Segment times are in seconds; `midlevel validate` lists every "
+            f"one")
+    rows = segments.table
+    empty = []
+    for (clip, start, end), source in zip(rows[["clip", "start", "end"]].itertuples(index=False),
+                                          segments.sources):
+        if clip not in n_frames:
+            continue
+        first, stop = frame_span([start], [end], int(n_frames[clip]), fps)
+        if stop[0] <= first[0]:
+            empty.append((clip, start, end, source))
+    if empty:
+        shown = "; ".join(f"{file} row {row} (clip {clip}, {start:g}-{end:g} s)"
+                          for clip, start, end, (file, row, _, _) in empty[:SHOWN])
+        more = f" (and {len(empty) - SHOWN} more)" if len(empty) > SHOWN else ""
+        log.warning("%d segment(s) hold no frame (frames are %.3g s apart), so their ratings "
+                    "reach no training crop: %s%s", len(empty), 1 / fps, shown, more)
+
+
+def scored_clip_level_note(table) -> str:
+    """The sentence saying what the scores of a spec with time-varying ratings compare ("" for
+    a spec without them): the clip-level cells, not the segments."""
+    clips = len(segments_of(table).clips)
+    if not clips:
+        return ""
+    return (f"{clips} clip(s) have time-varying ratings (segments): training crops take them, "
+            f"but model selection and the metrics score each clip's prediction against its "
+            f"clip-level rating (the table's cell; a clip without one is not scored for that "
+            f"column)")
+
+
+def spectrogram_frames(table, features) -> dict:
+    """Clip -> frames of its spectrogram, for the clips of ``table`` that have segments
+    (read from the feature store's headers, no spectrogram loaded)."""
+    have = set(segments_of(table).clips)
+    shape = getattr(features, "shape", None)
+    return {clip: int((shape(clip) if callable(shape) else np.shape(features[clip]))[1])
+            for clip in table.index if clip in have}
