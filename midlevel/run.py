@@ -39,7 +39,8 @@ from midlevel.training.checkpoint import (  # noqa: F401  (re-exported: the run'
     CONFIG_FILE, FORMAT, MODEL_FILE, RUN_FILES, STATE_FILE, cpu_state, read_checkpoint,
     write_model, write_state)
 from midlevel.training.config import TrainConfig
-from midlevel.training.data import Columns, fit_frames, window_frames
+from midlevel.data.frontends import window_frames
+from midlevel.training.data import Columns, fit_frames
 from midlevel.training.datarecord import same_audio, trained_spec, use_stored_splits
 from midlevel.training.predict import (InputSpectrograms, log_split_notes, predict_specs,
                                        prediction_table, short_note)
@@ -117,9 +118,12 @@ class Run:
     def window(self, hop: float | None = None) -> tuple[int, int]:
         """``(n_frames, hop_frames)`` of the run's windows (the training crop), one every
         ``hop`` seconds (default: the run's evaluation hop); a hop that is not a finite number
-        of seconds > 0 is refused (ArgumentError)."""
+        of seconds > 0, or that rounds to no frame, is refused (ArgumentError)."""
         n_frames = window_frames(self.config.crop_seconds, self.fps)
         hop = real_number(hop, "hop", above=0, unit="seconds", allow_none=True)
+        if hop is not None and int(round(hop * self.fps)) < 1:  # would silently be one frame
+            raise ArgumentError(f"hop (--hop) {hop!r} s is shorter than one frame "
+                                f"({1 / self.fps:.3g} s at {self.fps:g} frames per second)")
         seconds = hop or self.config.eval_hop_seconds or self.config.crop_seconds
         return n_frames, max(1, int(round(seconds * self.fps)))
 
@@ -320,7 +324,7 @@ class Run:
                                              result if hop is not None else ()):
             start = np.asarray(starts) / self.fps
             end = np.minimum(start + n_frames / self.fps, round(sec, 6))  # the audio's end
-            keys = pd.DataFrame({"clip": name, "start": start, "end": end})
+            keys = pd.DataFrame({"clip": name, "start": start.round(6), "end": end.round(6)})
             frames.append(prediction_table(self.model, c, o, keys))
         errors, warnings = inputs.errors, inputs.warnings()
         for name, note in warnings.items() if log_notes else ():

@@ -176,6 +176,17 @@ def test_a_hop_that_is_not_positive_seconds_is_refused_by_name(run, hop):
         run.predict(_music(), hop=hop)
 
 
+def test_a_hop_below_one_frame_is_refused_and_times_are_written_to_the_microsecond(run):
+    """Audit 13c #4, #7: predict's hop of 0.01 s silently became one frame (32 ms) where
+    explain refused it; ends and starts were written as 4.5440000000000005."""
+    with pytest.raises(ArgumentError, match=r"hop \(--hop\) 0.01 s is shorter than one frame"):
+        run.predict(_music(), hop=0.01)
+    table = run.predict(_music(6.0), hop=0.5)
+    for column in ("start", "end"):
+        assert (table[column] == table[column].round(6)).all()
+        assert all(len(repr(float(v)).split(".")[1]) <= 6 for v in table[column])
+
+
 def test_a_hop_in_seconds_gives_windows_that_far_apart(run):
     table = run.predict(_music(6.0), hop=1.0)
     assert np.allclose(np.diff(table["start"].to_numpy())[:-1], 1.0, atol=0.02)

@@ -16,7 +16,7 @@ import yaml
 from midlevel.errors import TrainingError
 from midlevel.training import fit
 from midlevel.training.config import TrainConfig, stored_config
-from midlevel.training.data import window_frames
+from midlevel.data.frontends import window_frames
 from midlevel.testing.toy import FPS, toy_config, toy_data
 
 

@@ -322,3 +322,19 @@ def test_a_spec_name_is_made_file_safe_for_the_csvs_validate_writes():
     sub-folder; ``../../my set`` outside the current folder."""
     from midlevel.cli.data import _file_safe
     assert _file_safe("set/v2") == "set_v2" and _file_safe("../../my set") == "x.._.._my_set"
+
+
+def test_a_short_clip_is_judged_in_frames_as_the_padding_is(tmp_path):
+    """Audit 13c #5: validate warned about 2.98-2.995-s clips as shorter than a 3-s window
+    ('3.00 s, shorter than the 3-s window'), though their 94 frames fill it and nothing
+    pads them; a clip a frame shorter is still warned about."""
+    from midlevel.data.frontends import LogFilteredSpectrogram, window_frames
+    spec_path = tiny_dataset(tmp_path)
+    fe = LogFilteredSpectrogram()
+    need = window_frames(3.0, fe.fps)
+    for i, seconds in ((1, 2.995), (2, 2.98), (3, 2.9), (4, 3.5)):
+        write_tone(tmp_path / "audio" / f"c{i}.wav", seconds=seconds)
+    report = validate(load_spec(spec_path), progress=False, window=3.0)
+    short = {w.clip for w in report.warnings if w.message.startswith("short clip")}
+    assert short == {"c3"}
+    assert fe.num_frames(round(2.98 * fe.sample_rate)) == need

@@ -161,8 +161,8 @@ def register(sub) -> None:
     p.add_argument("--hop", type=positive_float, metavar="SEC",
                    help="one row per window every SEC seconds, rounded to whole spectrogram "
                         "frames (32 ms at the usual 31.25 frames/s: 1.0 gives 0.992), with start "
-                        "and end in seconds; the last window is placed on the clip's last "
-                        "frames, which read the audio to its end (its `end`, a frame time, can "
-                        "fall up to one STFT frame, about 0.1 s, before the file's duration)")
+                        "and end in seconds (to the microsecond); the last window is placed on "
+                        "the clip's last frames, which read the audio to its end (its `end` is "
+                        "the file's duration); a SEC that rounds to no frame is refused")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_predict)

@@ -35,6 +35,7 @@ __all__ = [
     "frequencies_to_bins",
     "triangular_filterbank",
     "frame_centers",
+    "window_frames",
 ]
 
 
@@ -117,6 +118,12 @@ def triangular_filterbank(bins: np.ndarray, *, n_bins: int) -> np.ndarray:
         tri = np.concatenate([rise, fall]).astype(np.float32)
         fb[start:stop, band] = tri / tri.sum()
     return fb
+
+
+def window_frames(seconds: float, fps: float) -> int:
+    """Frames of a window of ``seconds`` (the training crop, an evaluation or timeline window):
+    ``int(seconds * fps) + 1``, so a 10-s window at 31.25 fps is 313 frames."""
+    return int(seconds * fps) + 1
 
 
 def frame_centers(n_samples: int, *, hop: float) -> np.ndarray:

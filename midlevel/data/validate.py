@@ -16,13 +16,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
 from midlevel.data import segments as seg
 from midlevel.data.audio import audio_info, load_audio
 from midlevel.data.loudness import quiet_warning, signal_peak
-from midlevel.data.frontends import LogFilteredSpectrogram, band_limit_note
+from midlevel.data.frontends import LogFilteredSpectrogram, band_limit_note, window_frames
 from midlevel.data.annotations import load_annotations, missing_mask
 from midlevel.data.spec import SPLITS, DataSpec
 from midlevel.errors import AudioError, Problem
@@ -214,9 +215,10 @@ def validate(spec: DataSpec, *, decode: bool = True, jobs: int = 2, window: floa
                            disable=not progress))
     problems.extend(c.problem for c in checks if c.problem is not None)
     problems.extend(seg.check_durations(ann.segments, {c.clip: c.duration for c in checks}))
+    frontend = frontend or LogFilteredSpectrogram()
     warnings = ([c.warning for c in checks if c.warning is not None]
-                + short_clips(checks, window)
-                + band_limited(checks, frontend or LogFilteredSpectrogram())
+                + short_clips(checks, window, frontend)
+                + band_limited(checks, frontend)
                 + missing_ratings(spec, table, ann.source, ann.rejected)
                 + split_ratings(spec, table, ann.source, ann.rejected)
                 + unused_classes(spec, table, ann.source)
@@ -226,12 +228,17 @@ def validate(spec: DataSpec, *, decode: bool = True, jobs: int = 2, window: floa
                             warnings, window, dict(ann.rejected or {}))
 
 
-def short_clips(checks: list[AudioCheck], window: float) -> list[Problem]:
-    """A warning per clip shorter than ``window`` seconds (padded with silence in training
-    and prediction)."""
+def short_clips(checks: list[AudioCheck], window: float, frontend) -> list[Problem]:
+    """A warning per clip whose spectrogram under ``frontend`` has fewer frames than a window
+    of ``window`` seconds (:func:`~midlevel.data.frontends.window_frames`): padded with
+    silence in training and prediction. Judged in frames, as the padding is: a 2.99-s clip
+    fills a 3-s window's 94 frames at 31.25 frames per second."""
+    need = window_frames(window, frontend.fps)
     return [Problem(f"short clip: {c.duration:.2f} s, shorter than the {window:g}-s window "
                     f"(padded with silence)", file=c.path, clip=c.clip)
-            for c in checks if c.problem is None and c.duration < window - 1e-6]
+            for c in checks if c.problem is None and c.duration is not None
+            and np.isfinite(c.duration)
+            and frontend.num_frames(int(round(c.duration * frontend.sample_rate))) < need]
 
 
 def band_limited(checks: list[AudioCheck], frontend) -> list[Problem]:

@@ -30,7 +30,7 @@ def timeline_frames(run, *, hop: float = 0.5, window: float | None = None) -> tu
     run : a loaded run (its ``fps`` and training crop).
     hop, window : seconds, see :func:`window_concepts`.
     """
-    from midlevel.training.data import window_frames
+    from midlevel.data.frontends import window_frames
     hop = real_number(hop, "timeline hop (--hop)", above=0, unit="seconds", error=ExplainError)
     window = real_number(window, "timeline window (--window)", above=0, unit="seconds",
                          allow_none=True, error=ExplainError)
@@ -64,7 +64,7 @@ def min_frames(run) -> int:
     """The fewest frames the run's model takes as input
     (:func:`~midlevel.models.backbone.fewest_frames` below the training crop, which fits)."""
     from midlevel.models.backbone import fewest_frames
-    from midlevel.training.data import window_frames
+    from midlevel.data.frontends import window_frames
     return fewest_frames(run.model, run.frontend_module.n_bands,
                          window_frames(run.config.crop_seconds, run.fps))
 
@@ -105,7 +105,8 @@ def window_concepts(run, spectrogram, *, hop: float = 0.5, window: float | None 
     start = np.asarray(starts, dtype=float) / fps
     end = np.minimum(start + n_frames / fps, spec.shape[1] / fps if seconds is None  # to the
                      else min(round(float(seconds), 6), spec.shape[1] / fps))  # microsecond
-    frame = pd.DataFrame({"clip": name, "start": start, "end": end, "time": (start + end) / 2})
+    frame = pd.DataFrame({"clip": name, "start": start.round(6), "end": end.round(6),
+                          "time": ((start + end) / 2).round(6)})  # times to the microsecond
     for k, c in enumerate(run.concept_names):
         frame[c] = concepts[:, k]
     return frame

@@ -126,7 +126,7 @@ class TrainConfig:
         before a run directory is made. The sizes are probed on a backbone of these settings
         at the narrowest width (the sizes do not depend on the width)."""
         from midlevel.models.backbone import Backbone, fewest_frames, last_conv_input, takes_input
-        from midlevel.training.data import window_frames
+        from midlevel.data.frontends import window_frames
         args = {**self.backbone(), "width": 1e-3, "dropout": 0.0}
         crop = window_frames(self.crop_seconds, fps)
         rows = last_conv_input(Backbone(**{**args, "last_kernel": 1}), n_bands, max(crop, 1024))

@@ -291,12 +291,6 @@ def fit_frames(x: torch.Tensor, n_frames: int) -> torch.Tensor:
     return torch.cat([x] * reps, dim=-1)[..., :n_frames]
 
 
-def window_frames(seconds: float, fps: float) -> int:
-    """Frames of a window of ``seconds`` (the training crop, an evaluation or timeline window):
-    ``int(seconds * fps) + 1``, so a 10-s window at 31.25 fps is 313 frames."""
-    return int(seconds * fps) + 1
-
-
 def crop(spec: torch.Tensor, start: int, n_frames: int) -> torch.Tensor:
     """``(n_bands, T)`` -> ``(n_bands, n_frames)`` from ``start``; zero-padded at the end."""
     return fit_crop(spec[:, start:start + n_frames], n_frames)

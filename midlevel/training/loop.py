@@ -41,7 +41,8 @@ from midlevel.training.batchnorm import recalibrate_batchnorm
 from midlevel.training.calibration import keep_epoch
 from midlevel.training.concept_lines import calibrate_concepts
 from midlevel.training.config import TrainConfig
-from midlevel.training.data import ClipSet, window_frames, window_starts
+from midlevel.data.frontends import window_frames
+from midlevel.training.data import ClipSet, window_starts
 from midlevel.training.scales import Scales
 from midlevel.training.evaluate import evaluate_split, split_metrics, split_predictions
 from midlevel.training.losses import binary_terms, loss_counts

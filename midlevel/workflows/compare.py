@@ -51,7 +51,7 @@ from midlevel.workflows.compare_checks import (
 from midlevel.workflows.compare_work import WORK_DIR, WorkStore
 from midlevel.workflows.compare_explanations import attributions, lime_components, listening
 from midlevel.run import load_run
-from midlevel.training.data import window_frames
+from midlevel.data.frontends import window_frames
 from midlevel.training.datarecord import read_splits
 from midlevel.checks import real_number, whole_number
 from midlevel.choices import COMPARE_METHODS
