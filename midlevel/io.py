@@ -1,7 +1,8 @@
 """The one way the package writes a file: beside the target, fsync, rename into place.
 
 An interrupted write (exception, kill -9) never leaves a half-written file under the real name;
-at worst a hidden ``.<name>.*.tmp`` file is left beside it, which no reader looks at. Every
+at worst a hidden ``.<name>.*.tmp`` file is left beside it, which no reader looks at and which
+a later write of the same file removes once it is an hour old. Every
 writer below goes through :func:`atomic_open`; the one exception is a run's ``train.log``
 (:func:`log_handler`), an append-only log whose lines are each complete when written.
 """
@@ -15,6 +16,7 @@ import logging
 import os
 import stat
 import tempfile
+import time
 from pathlib import Path
 from typing import IO, Any, Iterator
 
@@ -34,6 +36,11 @@ def atomic_open(path: str | Path, mode: str = "wb", **kwargs) -> Iterator[IO]:
 
     The file gets the permission bits of the file it replaces, or ``0o666 & ~umask`` when it
     is new (as ``open()`` would give it), not the 0600 of the temporary file.
+
+    A write that fails on the file system (a full disk, a file-size limit) raises an OSError
+    naming ``path``, also where the writing library wraps it in another error (``torch.save``
+    raises RuntimeError). After a clean write, the temporaries that killed writes of ``path``
+    left more than ``STALE_SECONDS`` ago are removed (a recent one may be another writer's).
     """
     path = Path(path)
     _record(path)
@@ -46,9 +53,47 @@ def atomic_open(path: str | Path, mode: str = "wb", **kwargs) -> Iterator[IO]:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise
+        cause = _os_error(exc)
+        if cause is None:
+            raise
+        if cause is exc:
+            if exc.filename is None:  # write(), flush() and fsync() name no file
+                exc.filename = str(path)
+            raise
+        raise OSError(cause.errno, cause.strerror, str(path)) from exc
+    remove_stale_temporaries(path, keep=Path(tmp))
+
+
+STALE_SECONDS = 3600
+"""Age after which a temporary of :func:`atomic_open` is taken for a killed write's leftover."""
+
+
+def remove_stale_temporaries(path: str | Path, *, keep=None) -> None:
+    """Remove the temporaries of ``path`` (``.<name>.<random>.tmp`` beside it) older than
+    ``STALE_SECONDS``: what writes killed before their ``os.replace`` left (a younger one may
+    be a write still running)."""
+    now = time.time()
+    for stale in _temporaries(Path(path)):
+        try:
+            if stale != keep and now - stale.stat().st_mtime > STALE_SECONDS:
+                stale.unlink()
+        except OSError:
+            pass  # gone already, or not ours to remove
+
+
+def _os_error(exc: BaseException) -> OSError | None:
+    """``exc`` when it is an OSError; else the OSError a RuntimeError was raised over (its
+    ``__cause__`` or ``__context__``, as torch.save raises on a full disk); else None."""
+    if isinstance(exc, OSError):
+        return exc
+    seen = exc
+    while isinstance(exc, RuntimeError) and seen is not None:
+        seen = seen.__cause__ or seen.__context__
+        if isinstance(seen, OSError):
+            return seen
+    return None
 
 
 def _new_file_mode(path: Path) -> int:
@@ -292,3 +337,20 @@ def folder_lock(folder: str | Path, name: str = LOCK_FILE) -> Iterator[Path]:
                 folder.rmdir()
     finally:
         os.close(fd)
+
+
+def lock_held(folder: str | Path, name: str = LOCK_FILE) -> bool:
+    """Whether another process holds :func:`folder_lock` on ``folder`` now (the lock file is
+    neither created nor kept locked by asking)."""
+    import fcntl
+    try:
+        fd = os.open(Path(folder) / name, os.O_RDONLY)
+    except OSError:
+        return False  # no lock file: nobody has locked the folder
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # releases a shared lock taken here

@@ -22,20 +22,19 @@ or written by versions of the libraries this environment cannot load) is recompu
 warning; a run directory that cannot be written (a shared, read-only run) is used as it is:
 the table is computed on every call and a warning says why. Written atomically
 (:mod:`midlevel.io`), so two commands on one run never read a half-written table; the
-temporary file of a write killed half-way is removed by a later write, an hour on.
+temporary file of a write killed half-way is removed by a later read or write, an hour on.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-import time
 from pathlib import Path
 
 import pandas as pd
 import torch
 
-from midlevel.io import write_torch
+from midlevel.io import remove_stale_temporaries, write_torch
 
 log = logging.getLogger("midlevel")
 
@@ -80,6 +79,7 @@ def load_predictions(run, split, key: str) -> pd.DataFrame | None:
     path = Path(run.path) / FOLDER / f"{split_label(split)}.pt"
     if not path.is_file():
         return None
+    remove_stale_temporaries(path)  # a killed write's, which no later write may come to remove
     try:
         stored = torch.load(path, weights_only=False)
         if stored.get("key") != key:
@@ -100,11 +100,8 @@ def save_predictions(run, split, key: str, table: pd.DataFrame) -> None:
     path = Path(run.path) / FOLDER / f"{split_label(split)}.pt"
     try:
         path.parent.mkdir(exist_ok=True)
-        for stale in path.parent.glob(f".{path.name}.*.tmp"):  # a write killed half-way;
-            if time.time() - stale.stat().st_mtime > 3600:    # a recent one may be running
-                stale.unlink(missing_ok=True)
         write_torch(path, {"key": key, "table": table.copy(),
                            "warnings": dict(table.attrs.get("warnings", {}))})
     except OSError as exc:
         log.warning("%s: predictions not stored (%s); they are computed on each call", path,
-                    exc)
+                    exc.strerror or exc)
