@@ -134,7 +134,7 @@ def test_a_concept_tag_group_on_a_target_groups_cell_is_a_shared_column(
     """Re-audit 10, #2: the `shared column` check passed over every delimited cell, so a
     concept tag group reading the target group's cell was not named; the tags of one group
     reading one cell are one reader, not a warning."""
-    from midlevel.data.validate import shared_columns
+    from midlevel.data.rating_warnings import shared_columns
     spec = load_spec(dataset(tmp_path, ROWS))
     ann = load_annotations(spec, strict=False)
     assert shared_columns(spec, ann.table, ann.source) == []

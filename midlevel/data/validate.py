@@ -7,7 +7,8 @@ row and column at fault. Doubtful input that is not an error is a warning (a Pro
 silence), a missing rating (clip and column), a split with no rating of a column or with one
 rating value only (split and column), an audio file in the audio folder that no annotation row
 refers to, very quiet audio (peak below -60 dBFS, normalized to full scale), audio recorded at a
-rate too low for the front end's upper bands (they stay empty).
+rate too low for the front end's upper bands (they stay empty). The warnings about ratings are
+made in :mod:`midlevel.data.rating_warnings`.
 """
 from __future__ import annotations
 
@@ -26,6 +27,9 @@ from midlevel.data.loudness import quiet_warning, signal_peak
 from midlevel.data.frontends import LogFilteredSpectrogram, band_limit_note, window_frames
 from midlevel.data.annotations import load_annotations, missing_mask
 from midlevel.data.spec import SPLITS, DataSpec
+from midlevel.data.rating_warnings import (
+    missing_ratings, shared_columns, split_ratings, unused_classes,
+)
 from midlevel.errors import AudioError, Problem
 
 
@@ -248,140 +252,6 @@ def band_limited(checks: list[AudioCheck], frontend) -> list[Problem]:
     notes = [(c, band_limit_note(c.sample_rate, frontend)) for c in checks
              if c.problem is None and c.sample_rate]
     return [Problem(note, file=c.path, clip=c.clip) for c, note in notes if note]
-
-
-def missing_ratings(spec: DataSpec, table: pd.DataFrame, source,
-                    rejected: dict | None = None) -> list[Problem]:
-    """A warning per missing rating: the clip, the column, and the file and row of the table
-    that column comes from (``source(clip, column) -> (file, row)``, as
-    :meth:`Annotations.source <midlevel.data.annotations.Annotations.source>` gives them).
-    The cells in ``rejected`` (table column -> clips, as ``Annotations.rejected``) are
-    problems already, not missing ratings."""
-    out = []
-    mask = missing_mask(spec, table, rejected or {})
-    for col in spec.concepts + spec.targets:
-        if col.name not in table:
-            continue
-        if len(table) > 1 and mask[col.name].all():  # one line, not one per clip
-            file = source(table.index[0], col.column)[0]
-            out.append(Problem(f"missing rating: {col.name} has no rating on any of the "
-                               f"{len(table)} clips", file=file, column=col.column))
-            continue
-        for clip in table.index[mask[col.name]]:
-            file, row = source(clip, col.column)
-            out.append(Problem(f"missing rating: {col.name}", file=file, row=row,
-                               column=col.column, clip=str(clip)))
-    return out
-
-
-def split_ratings(spec: DataSpec, table: pd.DataFrame, source,
-                  rejected: dict | None = None) -> list[Problem]:
-    """A warning per split (with clips) other than train and column that has no rating there
-    (``unrated split``: validation cannot select on it, test cannot measure it; an unrated
-    training split is a problem, see :mod:`midlevel.data.annotations`), and per split and rating
-    column whose ratings there are all one value (``constant ratings``: no r, R^2 or calibration
-    line there; the model learns a constant from such a training split), and per split and
-    binary or class column with a single label there (``one label``: no AUC there; the model
-    learns only that label from such a training split). ``source`` names the
-    column's table file (see :func:`missing_ratings`); ``rejected`` (table column -> clips
-    whose cell is a problem) lets an unrated split say that its cells were there but
-    rejected."""
-    out = []
-    if not len(table) or "split" not in table:
-        return out
-    for split in SPLITS:
-        rows = table[table["split"] == split]
-        if not len(rows):
-            continue
-        for col in spec.concepts + spec.targets:
-            if col.name not in rows:
-                continue
-            values = rows[col.name].dropna()
-            file = source(rows.index[0], col.column)[0]
-            if not len(values) and split != "train":  # train: a problem already
-                bad = len(set(rows.index) & set((rejected or {}).get(col.column, ())))
-                out.append(Problem(f"unrated split: the {split} split ({len(rows)} clips) has "
-                                   f"no rating of {col.name}" + (
-                                       f" that could be read ({bad} of its cells are problems, "
-                                       f"listed as such)" if bad else ""),
-                                   file=file, column=col.column))
-            elif not col.is_binary and not col.is_class and len(values) > 1 and \
-                    values.nunique() == 1:
-                out.append(Problem(f"constant ratings: {col.name} is {values.iloc[0]:g} on "
-                                   f"every one of the {len(values)} rated clips of the {split} "
-                                   f"split (no r, R^2 or calibration line there)", file=file,
-                                   column=col.column))
-            elif (col.is_binary or col.is_class) and len(values) > 1 and values.nunique() == 1:
-                out.append(Problem(_one_label(col, values.iloc[0], len(values), split,
-                                              table.attrs.get("classes", {})),
-                                   file=file, column=col.column))
-    return out
-
-
-def unused_classes(spec: DataSpec, table: pd.DataFrame, source) -> list[Problem]:
-    """A warning per declared class that no clip has (``unused class``): its logit is
-    trained only to lose, and a coefficient table cannot use it as the base class (its
-    ``versus`` column names the first class clips have). ``source`` as in
-    :func:`missing_ratings`."""
-    out = []
-    for col in spec.concepts + spec.targets:
-        if not col.is_class or not col.classes or col.name not in table or not len(table):
-            continue
-        declared = list(col.classes)
-        used = set(table[col.name].dropna().astype(int))
-        unused = [c for k, c in enumerate(declared) if k not in used]
-        if unused and used:
-            file = source(table.index[0], col.column)[0]
-            first = declared[min(used)]
-            out.append(Problem(f"unused class: {col.name} declares {unused} but no clip has "
-                               f"{'it' if len(unused) == 1 else 'them'} (coefficient tables "
-                               f"compare the classes with '{first}', the first class clips "
-                               f"have)", file=file, column=col.column))
-    return out
-
-
-def shared_columns(spec: DataSpec, table: pd.DataFrame, source) -> list[Problem]:
-    """A warning per column that two concepts read (``shared column``: the same ratings under
-    two names; no model or coefficient table can tell their effects apart) and per concept
-    reading a target's column (the bottleneck is handed the target: its head can copy it).
-    Tags of one group read from one delimited cell share that cell by design. ``source`` as
-    in :func:`missing_ratings`."""
-    readers: dict[str, dict[str, bool]] = {}  # column -> reader (a tag group once) -> concept?
-    concept_ids = {id(c) for c in spec.concepts}
-    for col in spec.concepts + spec.targets:
-        name = col.group if col.sep is not None and col.group else col.name
-        readers.setdefault(col.column, {})[name] = id(col) in concept_ids
-    out = []
-    for column, cols in readers.items():
-        if len(cols) < 2:
-            continue
-        file = source(table.index[0], column)[0] if len(table) else None
-        c_names = [n for n, is_concept in cols.items() if is_concept]
-        t_names = [n for n, is_concept in cols.items() if not is_concept]
-        if len(c_names) > 1:
-            out.append(Problem(f"shared column: concepts {', '.join(map(repr, c_names))} read "
-                               f"the same column: one set of ratings under two names, whose "
-                               f"effects no model or coefficient table can tell apart",
-                               file=file, column=column))
-        if c_names and t_names:
-            out.append(Problem(f"shared column: concept {c_names[0]!r} reads the column of "
-                               f"target {t_names[0]!r}: the bottleneck is handed the target "
-                               f"as a concept, and its head can copy it", file=file,
-                               column=column))
-    return out
-
-
-def _one_label(col, value: float, n: int, split: str, classes: dict) -> str:
-    """The ``one label`` warning of :func:`split_ratings` for a binary or class column."""
-    label = classes.get(col.name, [])[int(value)] if col.is_class else f"{value:g}"
-    if split == "train":
-        why = "the model can only learn that label"
-    elif col.is_binary:
-        why = "no AUC, r or Brier skill score there"
-    else:
-        why = "its accuracy there only counts how often a model picks that class"
-    return (f"one label: {col.name} is {label} on every one of the {n} rated clips of the "
-            f"{split} split ({why})")
 
 
 def unreferenced_audio(spec: DataSpec, table: pd.DataFrame) -> list[Problem]:
