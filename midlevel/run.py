@@ -9,7 +9,9 @@ A run directory ``RUN`` holds:
 - ``model.pt``: the final model, written when training ends. It is self-describing: model kind
   and constructor arguments, state, concept and target names and scales, front-end config,
   training config, package and torch versions, the data spec and roots (the main one and
-  each named one) it was trained on, and the design a closed-form head was fitted on;
+  each named one) it was trained on, the design a closed-form head was fitted on, and its
+  final metrics (``Run.metrics``: the numbers of these weights, whatever ``metrics.csv``
+  beside it holds while a retraining of the folder writes it);
 - ``splits.csv`` (each clip's split at training, :mod:`midlevel.training.datarecord`),
   ``history.csv`` (per-epoch loss and validation score), ``metrics.csv``, ``train.log``;
 - ``predictions/``: later commands' predictions of the run's own splits, kept for the next.
@@ -38,8 +40,8 @@ from midlevel.models.layout import place
 from midlevel.training.checkpoint import (  # noqa: F401  (re-exported: the run's files)
     CONFIG_FILE, FORMAT, MODEL_FILE, RUN_FILES, STATE_FILE, cpu_state, read_checkpoint,
     write_model, write_state)
-from midlevel.training.config import TrainConfig
 from midlevel.data.frontends import window_frames
+from midlevel.training.config import TrainConfig
 from midlevel.training.data import Columns, fit_frames
 from midlevel.training.datarecord import same_audio, trained_spec, use_stored_splits
 from midlevel.training.predict import (InputSpectrograms, log_split_notes, predict_specs,
@@ -104,7 +106,13 @@ class Run:
 
     @property
     def metrics(self) -> pd.DataFrame:
-        """The metrics written at the end of training (``RUN/metrics.csv``)."""
+        """The metrics of the model loaded, from the end of its training: those stored with
+        its weights in ``model.pt`` (``RUN/metrics.csv`` for a run written before they
+        were; a later retraining of the folder does not change a loaded Run's numbers)."""
+        stored = self.info.get("metrics_csv")  # the text metrics.csv was written with
+        if stored is not None:
+            import io
+            return pd.read_csv(io.StringIO(stored))
         return pd.read_csv(self.path / "metrics.csv")
 
     @property
@@ -384,7 +392,11 @@ def load_run(path) -> Run:
         raise CheckpointError(f"{path} is a file, not {what}")
     file = path if path.suffix == ".pt" else path / MODEL_FILE
     if not file.is_file():
-        if (file.parent / STATE_FILE).is_file():
+        from midlevel.io import LOCK_FILE, lock_held
+        if lock_held(file.parent):
+            hint = (f" yet: a training is writing {file.parent} now (it holds "
+                    f"{file.parent / LOCK_FILE}); wait for it to end")
+        elif (file.parent / STATE_FILE).is_file():
             hint = " (training did not finish; continue it with --resume)"
         elif path.is_dir():
             hint = f": {path} is not {what}"

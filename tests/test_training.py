@@ -527,3 +527,42 @@ def test_an_independent_head_says_how_many_clips_it_is_fitted_on(caplog):
         fit_head(X[30:], Y[30:], targets, concepts=["a", "b", "minorness"])
     assert "the head is fitted on 10 ('valence') training clips" in caplog.text
     assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_a_loaded_runs_metrics_are_those_of_its_weights_and_history_survives(tmp_path):
+    """Audit 13b #4, #7: Run.metrics read metrics.csv from disk on each call, so a Run
+    loaded before a retraining of its folder paired the old weights with the new numbers
+    (compare reported one model's accuracy beside another's explanations); a kill between
+    an epoch's checkpoint and its history row lost the row for good (a resume found nothing
+    to train and never wrote history.csv again)."""
+    table, features, columns = toy_data()
+    out = tmp_path / "run"
+    run = fit(table, features, columns, out, toy_config(mode="joint", epochs=2), fps=FPS,
+              progress=False)
+    before = run.metrics.copy()
+    written = pd.read_csv(out / "metrics.csv")
+    pd.testing.assert_frame_equal(before, written, check_dtype=False)
+    changed = written.copy()
+    changed["r"] = 0.5
+    changed.to_csv(out / "metrics.csv", index=False)        # as a retraining writes it
+    pd.testing.assert_frame_equal(run.metrics, before)
+    pd.testing.assert_frame_equal(load_run(out).metrics, before)
+    history = pd.read_csv(out / "history.csv")
+    history.iloc[:1].to_csv(out / "history.csv", index=False)   # killed before epoch 2's row
+    fit(table, features, columns, out, toy_config(mode="joint", epochs=2), fps=FPS,
+        resume=True, progress=False)
+    assert len(pd.read_csv(out / "history.csv")) == 2
+
+
+def test_a_reader_of_a_run_being_trained_is_told_to_wait(tmp_path):
+    """Audit 13b #5: while a training held the run's lock, evaluate and explain said 'not a
+    run directory' or 'continue it with --resume', which the lock then refused."""
+    from midlevel.io import folder_lock
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "checkpoint.pt").write_bytes(b"")
+    with folder_lock(out):
+        with pytest.raises(CheckpointError, match="a training is writing .* wait for it"):
+            load_run(out)
+    with pytest.raises(CheckpointError, match="continue it with --resume"):
+        load_run(out)

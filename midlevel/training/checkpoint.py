@@ -48,10 +48,13 @@ def write_state(out: Path, *, model, optimizer, state: dict) -> Path:
 
 def write_model(out: Path, model, *, config: TrainConfig, data: dict, frontend: dict | None,
                 fps: float, scales: dict, head_design: dict | None, calibration: dict | None,
-                epochs: int, best_epoch: int) -> Path:
-    """The final, self-describing ``RUN/model.pt`` (see the module docstring)."""
+                epochs: int, best_epoch: int, metrics=None) -> Path:
+    """The final, self-describing ``RUN/model.pt`` (see the module docstring); ``metrics``:
+    the final metrics table, kept with the weights it scores (``metrics.csv`` is written
+    after this file: a reader between the two, or a kill, would pair other numbers)."""
     import midlevel
     return write_torch(out / MODEL_FILE, {
+        "metrics_csv": None if metrics is None else metrics.to_csv(index=False),
         "format": FORMAT, "version": midlevel.__version__, "torch": torch.__version__,
         "kind": model.kind, "mode": config.mode, "init_args": model.init_args,
         "state_dict": cpu_state(model), "config": dataclasses.asdict(config), "data": data,

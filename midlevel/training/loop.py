@@ -201,10 +201,12 @@ class Trainer:
                                            "targets": self.columns.targets}, sort_keys=False)
             if not resumed:
                 write_splits(out, self.split_column.to_frame())
-        log.info("%s: %s mode, %s clips, %d parameters", out, config.mode,
+        log.info("%s: %s mode, %s clips, %d parameters, seed %d, %d torch thread(s) (the same "
+                 "seed reproduces the run bit for bit on as many threads)", out, config.mode,
                  " / ".join(f"{len(self.sets[s])} {s}" for s in SPLITS
                             if s != "calibration" or len(self.sets[s])),
-                 sum(p.numel() for p in self.model.parameters()))
+                 sum(p.numel() for p in self.model.parameters()), config.seed,
+                 torch.get_num_threads())
 
     def _use_scales(self, scales: Scales) -> None:
         """Scale the clips' labels by ``scales`` (the model's buffers hold them too)."""
@@ -251,11 +253,15 @@ class Trainer:
                          " (early stop)" if state["finished"] else "")
                 if ctx.main:
                     write_state(self.out, model=self.model, optimizer=self.optimizer, state=state)
-                    write_csv(pd.DataFrame(state["history"]).astype({"processes": "Int64"}),
-                              self.out / "history.csv")  # blank: an epoch of an older version
+                    self._write_history()
                 ddp.barrier(ctx)
         epochs.close()
         self._loader = None  # a streaming DataLoader's workers end here
+
+    def _write_history(self) -> None:
+        """``history.csv`` from the training state (the checkpoint's): one row per epoch."""
+        write_csv(pd.DataFrame(self.state["history"]).astype({"processes": "Int64"}),
+                  self.out / "history.csv")  # blank: an epoch of an older version
 
     def _epoch(self, epoch: int, progress: bool) -> tuple[np.ndarray, int]:
         """One pass over the training crops; returns the loss sums and the batch count."""
@@ -382,10 +388,13 @@ class Trainer:
                              for s in SPLITS if len(self.sets[s])],
                             ignore_index=True)
         if ctx.main:
+            # history.csv again: a kill between an epoch's checkpoint and its history row
+            # would otherwise lose the row for good (a resume finds nothing to train)
+            self._write_history()
             write_model(self.out, model, config=self.config, data=self.data,
                         frontend=self.frontend, fps=self.fps, scales=self.scales.to_dict(),
                         head_design=design, calibration=calibration, epochs=state["epoch"],
-                        best_epoch=state["best_epoch"])
+                        best_epoch=state["best_epoch"], metrics=metrics)
             write_csv(metrics, self.out / "metrics.csv")
             if not state["best_epoch"] and len(self.sets["validation"]):
                 log.warning("no epoch had a validation score: the weights are the last "
