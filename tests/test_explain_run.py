@@ -348,3 +348,22 @@ def test_a_concept_constant_in_training_is_flagged_as_untrainable_not_compensati
     departs = lines.split("\n")
     header = next(ln for ln in departs if "depart" in ln)
     assert NO_TRAINING_SPREAD not in header
+
+
+def test_coefficients_lock_their_folder_and_leave_no_earlier_tables_files(world, independent,
+                                                                          tmp_path):
+    """Audit 13b #6: two coefficients into one folder at once could leave one's table beside
+    the other's figure, and an independent run's table beside a joint run's leakage.csv
+    (a run without a leakage diagnostic writes none): the folder is locked while written,
+    and an earlier table's files go first."""
+    from midlevel.io import folder_lock
+    out = tmp_path / "co"
+    assert main(["coefficients", str(world["runs"]["joint"].path), "--out", str(out),
+                 "--quiet"]) == 0
+    assert (out / "leakage.csv").exists()
+    assert main(["coefficients", str(independent.path), "--out", str(out), "--quiet"]) == 0
+    assert not (out / "leakage.csv").exists()
+    assert (out / "coefficients.csv").exists() and (out / "coefficients.png").exists()
+    with folder_lock(out):
+        assert main(["coefficients", str(independent.path), "--out", str(out),
+                     "--quiet"]) == 2

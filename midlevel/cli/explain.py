@@ -31,11 +31,12 @@ def _coefficients(args: argparse.Namespace) -> int:
         return 1
     out = Path(args.out) if args.out else run.path / "explanations"
     check_output(str(out), folder=True)  # before the work (an explicit --out is checked already)
-    result = run_coefficients(run, spec=args.spec, root=args.root, cache_dir=args.cache,
-                              alpha=args.alpha, correction=args.correction, data=args.data,
-                              n_boot=args.bootstrap, seed=args.seed,
-                              materiality=args.materiality, progress=not args.quiet)
-    paths = result.write(out)
+    with locked_output(str(out)):  # a second coefficients (or explain) into it is refused
+        result = run_coefficients(run, spec=args.spec, root=args.root, cache_dir=args.cache,
+                                  alpha=args.alpha, correction=args.correction, data=args.data,
+                                  n_boot=args.bootstrap, seed=args.seed,
+                                  materiality=args.materiality, progress=not args.quiet)
+        paths = result.write(out)
     print("\n".join(result.summary_lines()))
     for path in paths.values():
         print(f"written: {path}")

@@ -14,6 +14,9 @@ from midlevel.explain.multiplicity import interval_lines, uncorrected_note
 from midlevel.explain.separation import no_estimate_lines, without_estimate
 from midlevel.io import save_figure, write_csv, write_text
 
+FILES = ("coefficients.csv", "coefficients_summary.txt", "coefficients.png", "leakage.csv")
+"""The files :meth:`CoefficientResult.write` writes into its folder."""
+
 
 @dataclass
 class CoefficientResult:
@@ -116,9 +119,14 @@ class CoefficientResult:
 
     def write(self, out_dir: str | Path, *, heatmap: bool = True) -> dict[str, Path]:
         """Write ``coefficients.csv``, ``coefficients_summary.txt``, ``coefficients.png`` and,
-        for a run with a leakage diagnostic, ``leakage.csv``."""
+        for a run with a leakage diagnostic, ``leakage.csv`` (``FILES``: those an earlier
+        table left in ``out_dir`` are removed first)."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
+        # an earlier table's files go first: a kill part-way leaves fewer files, never this
+        # table beside an earlier one's figure or another run's leakage.csv
+        for name in FILES:
+            (out / name).unlink(missing_ok=True)
         paths = {"csv": out / "coefficients.csv", "summary": out / "coefficients_summary.txt"}
         write_csv(self.table, paths["csv"])
         write_text(paths["summary"], self.summary_text())
