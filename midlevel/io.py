@@ -58,11 +58,11 @@ def atomic_open(path: str | Path, mode: str = "wb", **kwargs) -> Iterator[IO]:
         cause = _os_error(exc)
         if cause is None:
             raise
+        if cause.filename is None:  # write(), flush() and fsync() name no file
+            cause.filename = str(path)
         if cause is exc:
-            if exc.filename is None:  # write(), flush() and fsync() name no file
-                exc.filename = str(path)
             raise
-        raise OSError(cause.errno, cause.strerror, str(path)) from exc
+        raise cause from exc  # the OSError a library wrapped (torch.save: RuntimeError)
     remove_stale_temporaries(path, keep=Path(tmp))
 
 

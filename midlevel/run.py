@@ -22,6 +22,7 @@ spec and roots it was trained with, in the splits it was trained on), ``run.back
 """
 from __future__ import annotations
 
+import io
 import logging
 import os
 from pathlib import Path
@@ -110,10 +111,7 @@ class Run:
         its weights in ``model.pt`` (``RUN/metrics.csv`` for a run written before they
         were; a later retraining of the folder does not change a loaded Run's numbers)."""
         stored = self.info.get("metrics_csv")  # the text metrics.csv was written with
-        if stored is not None:
-            import io
-            return pd.read_csv(io.StringIO(stored))
-        return pd.read_csv(self.path / "metrics.csv")
+        return pd.read_csv(io.StringIO(stored) if stored is not None else self.path / "metrics.csv")
 
     @property
     def head_design(self) -> pd.DataFrame | None:
@@ -349,8 +347,7 @@ class Run:
         the tidy table of :func:`midlevel.training.metrics.metrics_table` (``threshold``: of
         the binary columns' F1 and accuracy)."""
         from midlevel.training.ddp import Context
-        from midlevel.training.evaluate import evaluate_split
-        from midlevel.training.metrics import is_summary
+        from midlevel.training.evaluate import evaluate_split, say_unrated
         table = self.annotations(spec, root=root)
         missing = [c for c in self.concept_names + self.target_names if c not in table]
         if missing:
@@ -371,12 +368,7 @@ class Run:
             tables.append(evaluate_split(Context(), self.model, rows, specs, self.columns,
                                          split, n_frames, hop, self.config,
                                          threshold=threshold, progress=progress))
-            scored = tables[-1][~is_summary(tables[-1]["name"])]
-            unrated = scored.loc[scored["n"].fillna(0) == 0, "name"].astype(str).tolist()
-            if unrated:
-                log.warning("%s: the %s split (%d clips) has no rating of %d of the %d columns "
-                            "(%s): their rows are empty", self.path, split, len(rows),
-                            len(unrated), len(scored), ", ".join(unrated))
+            say_unrated(tables[-1], f"{self.path}: the {split} split ({len(rows)} clips)")
         return pd.concat(tables, ignore_index=True)
 
 
@@ -394,8 +386,7 @@ def load_run(path) -> Run:
     if not file.is_file():
         from midlevel.io import LOCK_FILE, lock_held
         if lock_held(file.parent):
-            hint = (f" yet: a training is writing {file.parent} now (it holds "
-                    f"{file.parent / LOCK_FILE}); wait for it to end")
+            hint = f" yet: a training holds {file.parent / LOCK_FILE}; wait for it to end"
         elif (file.parent / STATE_FILE).is_file():
             hint = " (training did not finish; continue it with --resume)"
         elif path.is_dir():

@@ -562,7 +562,7 @@ def test_a_reader_of_a_run_being_trained_is_told_to_wait(tmp_path):
     out.mkdir()
     (out / "checkpoint.pt").write_bytes(b"")
     with folder_lock(out):
-        with pytest.raises(CheckpointError, match="a training is writing .* wait for it"):
+        with pytest.raises(CheckpointError, match="a training holds .*; wait for it to end"):
             load_run(out)
     with pytest.raises(CheckpointError, match="continue it with --resume"):
         load_run(out)

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from midlevel.errors import CheckpointError
-from midlevel.io import write_torch
+from midlevel.io import write_csv, write_torch
 from midlevel.training.config import TrainConfig
 
 FORMAT = "midlevel-run/1"
@@ -33,6 +33,15 @@ def read_checkpoint(path: str | Path) -> dict:
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a midlevel checkpoint (format {FORMAT} expected)")
     return ckpt
+
+
+def write_history(out: Path, history: list[dict]) -> Path:
+    """``RUN/history.csv``: one row per epoch of the training state's ``history`` (written
+    after every epoch, and again when training ends: a kill between an epoch's checkpoint and
+    its row would otherwise lose the row for good, a resume finding nothing to train)."""
+    import pandas as pd
+    return write_csv(pd.DataFrame(history).astype({"processes": "Int64"}),  # blank: an epoch
+                     out / "history.csv")                                  # of an older version
 
 
 def cpu_state(model) -> dict:

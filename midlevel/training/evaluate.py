@@ -1,13 +1,17 @@
 """Metrics of a model on the clips of a split (whole clips, rating units)."""
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 
 from midlevel.models.bottleneck import decode_targets, output_layout
 from midlevel.training.data import Columns
-from midlevel.training.metrics import metrics_table
+from midlevel.training.metrics import is_summary, metrics_table
 from midlevel.training.predict import predict_sharded
+
+log = logging.getLogger("midlevel.training")
 
 
 def split_predictions(ctx, model, specs, columns: Columns, n_frames: int, hop: int, config,
@@ -49,3 +53,13 @@ def evaluate_split(ctx, model, rows: pd.DataFrame, specs, columns: Columns, spli
     concepts, targets = split_predictions(ctx, model, specs, columns, n_frames, hop, config,
                                           progress=f"metrics ({split})" if progress else None)
     return split_metrics(rows, columns, split, concepts, targets, threshold=threshold)
+
+
+def say_unrated(table: pd.DataFrame, where: str) -> None:
+    """Warn, naming them, about the columns of a split's metrics ``table`` without a rating
+    on its clips (``n`` 0: their rows are empty); ``where`` names the split."""
+    scored = table[~is_summary(table["name"])]
+    unrated = scored.loc[scored["n"].fillna(0) == 0, "name"].astype(str).tolist()
+    if unrated:
+        log.warning("%s has no rating of %d of the %d columns (%s): their rows are empty",
+                    where, len(unrated), len(scored), ", ".join(unrated))

@@ -34,7 +34,8 @@ from midlevel.models.bottleneck import build_model, output_layout
 from midlevel.models.layout import place
 from midlevel.run import load_run
 from midlevel.training.checkpoint import (
-    CONFIG_FILE, STATE_FILE, cpu_state, read_checkpoint, write_model, write_state,
+    CONFIG_FILE, STATE_FILE, cpu_state, read_checkpoint, write_history, write_model,
+    write_state,
 )
 from midlevel.training import ddp
 from midlevel.training.batchnorm import recalibrate_batchnorm
@@ -201,8 +202,8 @@ class Trainer:
                                            "targets": self.columns.targets}, sort_keys=False)
             if not resumed:
                 write_splits(out, self.split_column.to_frame())
-        log.info("%s: %s mode, %s clips, %d parameters, seed %d, %d torch thread(s) (the same "
-                 "seed reproduces the run bit for bit on as many threads)", out, config.mode,
+        log.info("%s: %s mode, %s clips, %d parameters, seed %d, %d torch thread(s)", out,
+                 config.mode,
                  " / ".join(f"{len(self.sets[s])} {s}" for s in SPLITS
                             if s != "calibration" or len(self.sets[s])),
                  sum(p.numel() for p in self.model.parameters()), config.seed,
@@ -253,15 +254,10 @@ class Trainer:
                          " (early stop)" if state["finished"] else "")
                 if ctx.main:
                     write_state(self.out, model=self.model, optimizer=self.optimizer, state=state)
-                    self._write_history()
+                    write_history(self.out, state["history"])
                 ddp.barrier(ctx)
         epochs.close()
         self._loader = None  # a streaming DataLoader's workers end here
-
-    def _write_history(self) -> None:
-        """``history.csv`` from the training state (the checkpoint's): one row per epoch."""
-        write_csv(pd.DataFrame(self.state["history"]).astype({"processes": "Int64"}),
-                  self.out / "history.csv")  # blank: an epoch of an older version
 
     def _epoch(self, epoch: int, progress: bool) -> tuple[np.ndarray, int]:
         """One pass over the training crops; returns the loss sums and the batch count."""
@@ -388,9 +384,7 @@ class Trainer:
                              for s in SPLITS if len(self.sets[s])],
                             ignore_index=True)
         if ctx.main:
-            # history.csv again: a kill between an epoch's checkpoint and its history row
-            # would otherwise lose the row for good (a resume finds nothing to train)
-            self._write_history()
+            write_history(self.out, state["history"])  # a kill may have cut the last row
             write_model(self.out, model, config=self.config, data=self.data,
                         frontend=self.frontend, fps=self.fps, scales=self.scales.to_dict(),
                         head_design=design, calibration=calibration, epochs=state["epoch"],
