@@ -424,7 +424,7 @@ def test_auto_says_why_and_takes_the_estimator_that_can_answer(rng):
     from midlevel.explain.evidence import auto_method
     X, Y = _partial_design(rng)
     held = np.zeros(len(X), bool)
-    held[:40] = True                   # 40 held-out clips with every concept rated
+    held[30:40] = held[70:80] = True   # 10 held-out clips with every concept, 10 with the target
     method, why = auto_method(X, Y, held)
     assert method == "calibrated" and "only 16 clips carry every concept and 'valence'" in why
     held[:] = False
@@ -438,6 +438,14 @@ def test_auto_says_why_and_takes_the_estimator_that_can_answer(rng):
                                            r"\(60 have the target, 60 every concept\).*"
                                            r"--data calibrated"):
         ratings_fit(X2, Y2)
+    # re-audit 13 N1: held-out clips rated on every concept but on no target: stage 2 of the
+    # calibration cannot fit ('rank-deficient least squares: ... 0 distinct rows')
+    X4, Y4 = _partial_design(rng)
+    held = np.zeros(len(X4), bool)
+    held[:40] = True
+    Y4.iloc[:40] = np.nan
+    method, why = auto_method(X4, Y4, held)
+    assert method == "ratings" and "with each target, and 0 have 'valence'" in why
     X3 = pd.DataFrame(rng.normal(size=(60, 2)), columns=["a", "b"])
     method, why = auto_method(X3, pd.DataFrame({"t": X3["a"] + rng.normal(size=60)}))
     assert method == "ratings" and why.startswith("--data auto chose the ratings: 60 clips")

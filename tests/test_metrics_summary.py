@@ -158,6 +158,13 @@ def test_rating_columns_in_different_units_get_no_mean_rmse():
     assert np.isnan(row["rmse"]) and np.isnan(row["mae"])
     assert row["r"] == pytest.approx(mean["r"]) and row["r2"] == pytest.approx(mean["r2"])
     assert "no mean rmse or mae" in row["note"] and "different units" in row["note"]
+    # re-audit 13 N4: a column rated 5.0-5.2 on three clips is not in other units
+    narrow = truth.copy()
+    narrow[3:, 2] = np.nan
+    narrow[:3, 2] = [5.0, 5.2, 5.1]
+    row = metrics_table("test", "concept", ["a", "b", "c"], narrow, pred).set_index(
+        "name").loc["mean"]
+    assert np.isfinite(row["rmse"]) and "different units" not in row["note"]
 
 
 def test_a_column_without_a_rating_in_the_split_says_so():

@@ -235,7 +235,11 @@ def test_train_checks_segment_times_against_the_spectrograms(tmp_path, caplog):
         train(path, tmp_path / "short", mode="joint", config=config,
               cache_dir=tmp_path / "cache", progress=False)
     assert "1 segment(s) hold no frame" in caplog.text
-    assert "segments.csv row 2 (clip c1, 1.01-1.02 s)" in caplog.text
+    assert "segments.csv, row 2, column 'end', clip 'c1': segment holds no frame: " \
+        "1.01-1.02 s" in caplog.text
+    report = validate(load_spec(path), progress=False)   # re-audit 13: validate says so too
+    assert "segment holds no frame" in [w.message.split(":")[0] for w in report.warnings
+                                        if w.clip == "c1"]
     # audit 13c #2: the scores compare clip-level ratings, and training and evaluate say so
     said = "1 clip(s) have time-varying ratings (segments): training crops take them, but"
     assert said in caplog.text
@@ -244,6 +248,24 @@ def test_train_checks_segment_times_against_the_spectrograms(tmp_path, caplog):
     with caplog.at_level("INFO", logger="midlevel"):
         load_run(tmp_path / "short").evaluate(splits=("train",))
     assert said in caplog.text and "clip-level rating" in caplog.text
+    # re-audit 13 N3, N6: an instant at the clip's very end holds no frame and is not
+    # warned about; the end is the audio's duration (4.00 s), as validate judges it, not
+    # the last frame's time (4.016 s)
+    from midlevel.training.segment_check import check_segment_times
+    timed = path.read_text().replace("start_column: start\n    end_column: end",
+                                     "time_column: t")
+    (tmp_path / "timed.yaml").write_text(timed)
+    (tmp_path / "segments.csv").write_text("clip,t,bright\nc1,0,2\nc1,3.99,8\n")
+    table = load_annotations(load_spec(tmp_path / "timed.yaml"))
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="midlevel"):
+        check_segment_times(table, {"c1": 126}, 31.25)
+    assert "hold no frame" not in caplog.text
+    (tmp_path / "segments.csv").write_text("clip,t,bright\nc1,0,2\nc1,4.11,8\n")
+    table = load_annotations(load_spec(tmp_path / "timed.yaml"))
+    with pytest.raises(TrainingError, match=r"rating at 4.11 s lies after the end of the "
+                                             r"clip's audio \(4.00 s\)"):
+        check_segment_times(table, {"c1": 126}, 31.25)
 
 
 def test_spec_without_segments_has_no_segment_line(tmp_path):

@@ -549,6 +549,9 @@ def test_a_loaded_runs_metrics_are_those_of_its_weights_and_history_survives(tmp
     pd.testing.assert_frame_equal(load_run(out).metrics, before)
     history = pd.read_csv(out / "history.csv")
     history.iloc[:1].to_csv(out / "history.csv", index=False)   # killed before epoch 2's row
+    from midlevel.training.checkpoint import write_history
+    write_history(tmp_path, [{"epoch": 1, "loss": 0.5}])  # re-audit 13 N5: no 'processes'
+    assert list(pd.read_csv(tmp_path / "history.csv").columns) == ["epoch", "loss"]
     fit(table, features, columns, out, toy_config(mode="joint", epochs=2), fps=FPS,
         resume=True, progress=False)
     assert len(pd.read_csv(out / "history.csv")) == 2

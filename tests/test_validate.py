@@ -109,8 +109,22 @@ def test_missing_ratings_are_counted_not_dropped(tmp_path):
     assert "missing ratings: bright 2, happy 1" in report.summary()
     # audit 13a D3: how many clips carry both, where an independent head and the ratings
     # estimator fit (c3 in training; c4, the test clip, lacks its concept)
-    assert ("clips rated on every concept: 2; on every concept and every target: 1 "
-            "(train 1, validation 0, test 0;") in report.summary()
+    assert ("clips rated on every concept: 2; on every concept and a target: 1 per target "
+            "(training split 1:") in report.summary()
+
+
+def test_the_clips_rated_on_both_are_counted_per_target(tmp_path):
+    """Re-audit 13 N2: the count was of clips rated on every target at once (0 where each
+    target is rated on its own clips), while the head and the ratings estimator fit each
+    target on its own clips."""
+    spec_path = tiny_dataset(tmp_path)
+    spec_path.write_text(spec_path.read_text().replace(
+        "  happy: {scale: [1, 9]}", "  happy: {scale: [1, 9]}\n  sad: {scale: [1, 9]}"))
+    (tmp_path / "ratings.csv").write_text("clip,bright,happy,sad\nc1,1,1,\nc2,2,,2\n"
+                                          "c3,3,3,\nc4,4,,4\n")
+    summary = validate(load_spec(spec_path), progress=False).summary()
+    assert ("clips rated on every concept: 4; on every concept and a target: 2 per target "
+            "(training split 1-2:") in summary
 
 
 def test_the_warnings_csv_gives_rows_as_whole_numbers(tmp_path):

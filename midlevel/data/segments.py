@@ -283,6 +283,33 @@ def check_durations(segments: Segments, durations: Mapping[str, float], *,
     return problems
 
 
+def frame_span(start, end, n_frames: int, fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """The frames ``first[i] .. stop[i] - 1`` whose centres ``k / fps`` lie in
+    ``start[i] <= t < end[i]`` (seconds), within the clip's ``n_frames``: two int arrays of
+    the segments' length (``stop <= first``: the segment holds no frame centre)."""
+    first = np.ceil(np.asarray(start, np.float64) * fps - 1e-9)
+    stop = np.ceil(np.minimum(np.asarray(end, np.float64), n_frames / fps) * fps - 1e-9)
+    return (np.clip(first, 0, n_frames).astype(int), np.clip(stop, 0, n_frames).astype(int))
+
+
+def frameless(segments: Segments, n_frames: Mapping[str, int], fps: float) -> list[Problem]:
+    """The spans (not instants) that hold no frame centre of their clip (``n_frames``: clip ->
+    its spectrogram's frames at ``fps``): shorter than a frame, their rating reaches no
+    training crop. Instants hold until the next one, and the last may hold none at the
+    clip's very end, as sampled dynamic ratings do: not listed."""
+    out = []
+    for (clip, start, end), (file, row, column, instant) in zip(
+            segments.table[list(KEYS)].itertuples(index=False), segments.sources):
+        if clip not in n_frames or instant:
+            continue
+        first, stop = frame_span([start], [end], int(n_frames[clip]), fps)
+        if stop[0] <= first[0]:
+            out.append(Problem(f"segment holds no frame: {start:g}-{end:g} s, frames are "
+                               f"{1 / fps:.3g} s apart (its rating reaches no training crop)",
+                               file=file, row=row, column=column, clip=clip))
+    return out
+
+
 def summary(segments: Segments, n_clips: int, spec=None) -> str:
     """One line: how many clips have segments, how many segments, what they rate."""
     if not len(segments):
@@ -296,6 +323,6 @@ def summary(segments: Segments, n_clips: int, spec=None) -> str:
             f"rating {what}")
 
 
-__all__ = ["Segments", "segments_of", "load_segments", "check_durations", "summary",
-           "DURATION_TOLERANCE"]
+__all__ = ["Segments", "segments_of", "load_segments", "check_durations", "frame_span",
+           "frameless", "summary", "DURATION_TOLERANCE"]
 

@@ -101,17 +101,21 @@ class ValidationReport:
         return missing_mask(self.spec, self.table, self.rejected).sum()
 
     def rated_on_both(self) -> str:
-        """How many clips carry every concept and every target rating, per split: what an
-        independent-mode head and the ratings estimator of ``coefficients`` fit on."""
+        """How many clips carry every concept rating and a target's, per target (a range over
+        the targets), in all and in the training split: what an independent-mode head and
+        the ratings estimator of ``coefficients`` fit each target on."""
         mask = missing_mask(self.spec, self.table, self.rejected)
         concepts = ~mask[[c for c in self.spec.concept_names if c in mask]].any(axis=1)
-        both = concepts & ~mask[[t for t in self.spec.target_names if t in mask]].any(axis=1)
-        split = self.table["split"]
-        per = ", ".join(f"{k} {int(both[split == k].sum())}" for k in SPLITS
-                        if k != "calibration" or (split == k).any())
-        return (f"clips rated on every concept: {int(concepts.sum())}; on every concept and "
-                f"every target: {int(both.sum())} ({per}; an independent run's head and "
-                f"coefficients' ratings estimator fit on these)")
+        train = (self.table["split"] == "train").to_numpy()
+        both = [(concepts & ~mask[t]).to_numpy() for t in self.spec.target_names if t in mask]
+
+        def span(counts: list[int]) -> str:
+            return f"{min(counts)}" if min(counts) == max(counts) else \
+                f"{min(counts)}-{max(counts)}"
+        return (f"clips rated on every concept: {int(concepts.sum())}; on every concept and a "
+                f"target: {span([int(b.sum()) for b in both])} per target (training split "
+                f"{span([int((b & train).sum()) for b in both])}: an independent run's head "
+                f"and coefficients' ratings estimator fit each target on these)")
 
     def durations(self) -> pd.Series:
         return pd.Series([a.duration for a in self.audio], dtype=float)
@@ -220,7 +224,11 @@ def validate(spec: DataSpec, *, decode: bool = True, jobs: int = 2, window: floa
     problems.extend(c.problem for c in checks if c.problem is not None)
     problems.extend(seg.check_durations(ann.segments, {c.clip: c.duration for c in checks}))
     frontend = frontend or LogFilteredSpectrogram()
+    frames = {c.clip: frontend.num_frames(int(round(c.duration * frontend.sample_rate)))
+              for c in checks if c.problem is None and c.duration is not None
+              and np.isfinite(c.duration)}
     warnings = ([c.warning for c in checks if c.warning is not None]
+                + seg.frameless(ann.segments, frames, frontend.fps)
                 + short_clips(checks, window, frontend)
                 + band_limited(checks, frontend)
                 + missing_ratings(spec, table, ann.source, ann.rejected)

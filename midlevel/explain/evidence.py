@@ -80,8 +80,8 @@ def auto_method(X: pd.DataFrame, Y: pd.DataFrame, held_out=None) -> tuple[str, s
     target also carries every concept (a small dataset: wide intervals, but the right
     estimator); else ``calibrated``, unless it cannot fit (no more than ``K + 1`` clips of
     ``held_out``, a boolean mask ``(n_clips,)`` of the validation and test clips, carry every
-    concept) while the ratings can (more than ``K + 2`` clips with every concept and each
-    target): then ``ratings``, with its wide intervals. ``why`` says it in a sentence.
+    concept, or carry a target) while the ratings can (more than ``K + 2`` clips with every
+    concept and each target): then ``ratings``, with its wide intervals. ``why`` says it in a sentence.
     Raises ExplainError, saying why, when neither can answer."""
     k = X.shape[1]
     complete = np.isfinite(X.to_numpy()).all(1)
@@ -97,12 +97,20 @@ def auto_method(X: pd.DataFrame, Y: pd.DataFrame, held_out=None) -> tuple[str, s
     t = min(short, key=both.get)
     few = (f"only {both[t]} clips carry every concept and '{t}' (fewer than "
            f"{min_clips(k)}, and {rated[t]} have '{t}')")
-    cal = None if held_out is None else int((complete & np.asarray(held_out, bool)).sum())
-    if cal is None or cal > k + 1:
+    if held_out is None:
+        return "calibrated", (f"--data auto chose regression calibration on held-out "
+                              f"predictions: {few}")
+    held = np.asarray(held_out, bool)
+    cal = int((complete & held).sum())        # stage 1: every concept rated
+    target_held = {t: int((held & np.isfinite(Y[t].to_numpy())).sum()) for t in Y.columns}
+    worst = min(target_held, key=target_held.get) if target_held else None
+    if cal > k + 1 and (worst is None or target_held[worst] > k + 1):
         return "calibrated", (f"--data auto chose regression calibration on held-out "
                               f"predictions: {few}")
     need = (f"regression calibration needs more than {k + 1} held-out (validation or test) "
-            f"clips with every concept rated, and {cal} have them")
+            f"clips with every concept rated, and {cal} have them" if cal <= k + 1 else
+            f"regression calibration needs more than {k + 1} held-out (validation or test) "
+            f"clips with each target, and {target_held[worst]} have '{worst}'")
     if min(both.values()) > k + 2:
         return "ratings", (f"--data auto chose the ratings although {few}: {need}; the "
                            f"intervals are wide")
@@ -202,6 +210,10 @@ class _TwoStage:
                     raise ExplainError(f"class target '{target}': one class only")
                 out[target] = _logit_coef(calibrated[rows], codes, len(self.classes[target]))
             else:
+                if len(rows) <= calibrated.shape[1] + 1:
+                    raise ExplainError(f"regression calibration: {len(rows)} held-out clips "
+                                       f"have target '{target}', more than "
+                                       f"{calibrated.shape[1] + 1} are needed")
                 out[target] = least_squares(calibrated[rows], y[rows])[:, None]
         return out
 

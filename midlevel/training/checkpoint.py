@@ -40,8 +40,10 @@ def write_history(out: Path, history: list[dict]) -> Path:
     after every epoch, and again when training ends: a kill between an epoch's checkpoint and
     its row would otherwise lose the row for good, a resume finding nothing to train)."""
     import pandas as pd
-    return write_csv(pd.DataFrame(history).astype({"processes": "Int64"}),  # blank: an epoch
-                     out / "history.csv")                                  # of an older version
+    table = pd.DataFrame(history)
+    if "processes" in table:  # blank in an epoch of an older version (a run's first: absent)
+        table = table.astype({"processes": "Int64"})
+    return write_csv(table, out / "history.csv")
 
 
 def cpu_state(model) -> dict:

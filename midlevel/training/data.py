@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from midlevel.data.segments import frame_span
 from midlevel.data.stream import MappedFeatures, MappedSpecs
 from midlevel.errors import DataError
 
@@ -105,15 +106,6 @@ def frame_labels(segments: pd.DataFrame, clip_values, names: list[str], n_frames
             if np.isfinite(v):
                 out[a:b, j] = v
     return out
-
-
-def frame_span(start, end, n_frames: int, fps: float) -> tuple[np.ndarray, np.ndarray]:
-    """The frames ``first[i] .. stop[i] - 1`` whose centres ``k / fps`` lie in
-    ``start[i] <= t < end[i]`` (seconds), within the clip's ``n_frames``: two int arrays of
-    the segments' length (``stop <= first``: the segment holds no frame centre)."""
-    first = np.ceil(np.asarray(start, np.float64) * fps - 1e-9)
-    stop = np.ceil(np.minimum(np.asarray(end, np.float64), n_frames / fps) * fps - 1e-9)
-    return (np.clip(first, 0, n_frames).astype(int), np.clip(stop, 0, n_frames).astype(int))
 
 
 def _window_mean(labels: np.ndarray, start: int, n_frames: int) -> np.ndarray:

@@ -20,9 +20,9 @@ and otherwise one row per sort, ``mean:ratings``, ``mean:binary`` and ``mean:cla
 lack it (``r and r2 over 2 (not const)``). Summary rows carry no calibration line
 (``cal_slope``, ``cal_intercept`` NaN): a line belongs to one column, and an average of slopes
 is dominated by the largest (one near-constant column's slope of 1e5 makes the mean 1e4).
-Nor a mean RMSE or MAE of rating columns in different units (ratings' sds more than
-``SCALE_RATIO`` times apart: 0-1000 beside 1-9 would give the widest column's error); r and
-R^2, which have no units, are still averaged.
+Nor a mean RMSE or MAE of rating columns in different units (ratings whose sds and root mean
+squares are both more than ``SCALE_RATIO`` times apart: 0-1000 beside 1-9 would give the widest
+column's error); r and R^2, which have no units, are still averaged.
 
 Predictions whose spread is negligible (:func:`negligible_spread`: a standard deviation of at
 most ``SPREAD_TOL`` times their scale) count as constant: r and the calibration line are NaN
@@ -203,8 +203,9 @@ def metrics_table(split: str, kind: str, names: list[str], y_true: np.ndarray,
         return frame
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)   # an unrated column: sd NaN
-        spread = {name: float(np.nanstd(np.asarray(y_true[:, j], float)))
-                  for j, name in enumerate(names) if kinds[j] == "regression"}
+        spread = {name: (float(np.nanstd(y)), float(np.sqrt(np.nanmean(y ** 2))))
+                  for j, name in enumerate(names) if kinds[j] == "regression"
+                  for y in [np.asarray(y_true[:, j], float)]}
     extra = [{"split": split, "kind": kind, "name": label, **_average(part, what, spread)}
              for label, part, what in _summaries(frame, names, kinds, groups or {})]
     return pd.concat([frame, pd.DataFrame(extra, columns=METRIC_COLUMNS)], ignore_index=True)
@@ -227,12 +228,13 @@ def _summaries(frame: pd.DataFrame, names: list[str], kinds: list[str],
     return out
 
 
-def _average(part: pd.DataFrame, what: str, spread: dict[str, float] | None = None) -> dict:
+def _average(part: pd.DataFrame, what: str, spread: dict | None = None) -> dict:
     """A summary row's values: the mean of ``part``'s columns (NaN skipped), the largest
-    ``n``, no calibration line, and a note on what was averaged. Rating columns whose
-    ratings' standard deviations (``spread``: column -> sd) differ more than
-    ``SCALE_RATIO`` times get no mean RMSE or MAE: they are in different units (0-100 beside
-    1-9), and their mean would be the widest column's."""
+    ``n``, no calibration line, and a note on what was averaged. Rating columns in different
+    units (0-1000 beside 1-9) get no mean RMSE or MAE, their mean being the widest column's:
+    both their ratings' standard deviations and their root mean squares (``spread``: column
+    -> (sd, rms)) differ more than ``SCALE_RATIO`` times (the sd alone would take a column
+    rated 5.0-5.2 on a few clips for another unit)."""
     values = part[_VALUES].astype(float).mean(skipna=True).to_dict()
     values.update({k: np.nan for k in _LINE}, n=int(part["n"].max()))
     sort = what if what in SORTS.values() else "binary"
@@ -245,12 +247,13 @@ def _average(part: pd.DataFrame, what: str, spread: dict[str, float] | None = No
         return values
     values["note"] = (f"mean of {columns}{group}" + _fewer(part, _AVERAGED[sort])
                       + "; no calibration line")
-    sds = np.array([(spread or {}).get(n, np.nan) for n in part["name"]], float)
-    sds = sds[np.isfinite(sds) & (sds > 0)]
-    if sort == "ratings" and len(sds) > 1 and sds.max() > SCALE_RATIO * sds.min():
+    units = np.array([(spread or {}).get(n, (np.nan, np.nan)) for n in part["name"]], float)
+    units = units[np.isfinite(units).all(1) & (units > 0).all(1)].reshape(-1, 2)
+    ratio = units.max(0) / units.min(0) if len(units) > 1 else np.ones(2)
+    if sort == "ratings" and (ratio > SCALE_RATIO).all():
         values.update(rmse=np.nan, mae=np.nan)
-        values["note"] += (f"; no mean rmse or mae: the columns' rating sds differ "
-                           f"{sds.max() / sds.min():.3g}x (different units)")
+        values["note"] += (f"; no mean rmse or mae: the columns' ratings differ "
+                           f"{ratio.min():.3g}x in size and spread (different units)")
     return values
 
 

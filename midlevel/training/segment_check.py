@@ -13,9 +13,8 @@ import logging
 
 import numpy as np
 
-from midlevel.data.segments import check_durations, segments_of
+from midlevel.data.segments import check_durations, frameless, segments_of
 from midlevel.errors import TrainingError
-from midlevel.training.data import frame_span
 
 log = logging.getLogger("midlevel.training")
 
@@ -24,13 +23,15 @@ SHOWN = 5
 
 
 def check_segment_times(table, n_frames: dict, fps: float) -> None:
-    """TrainingError naming the segments past their clip's end (file, row, column, clip);
-    a warning naming those that hold no frame. ``n_frames``: clip -> its spectrogram's
-    frames; ``fps``: the front end's frame rate."""
+    """TrainingError naming the segments past their clip's end (file, row, column, clip), as
+    ``validate`` judges it (the audio's duration from its header); a warning naming the
+    segments (spans, not instants) that hold no frame. ``n_frames``: clip -> its
+    spectrogram's frames; ``fps``: the front end's frame rate."""
+    from midlevel.data.audio import audio_info
     segments = segments_of(table)
     if not len(segments):
         return
-    durations = {clip: n / fps for clip, n in n_frames.items()}
+    durations = {clip: audio_info(table.loc[clip, "path"]).duration for clip in n_frames}
     late = check_durations(segments, durations)
     if late:
         listed = "; ".join(str(p) for p in late[:SHOWN])
@@ -39,21 +40,12 @@ def check_segment_times(table, n_frames: dict, fps: float) -> None:
             f"{len(late)} time-varying rating(s) lie past the end of their clip's audio: "
             f"{listed}{more}. Segment times are in seconds; `midlevel validate` lists every "
             f"one")
-    rows = segments.table
-    empty = []
-    for (clip, start, end), source in zip(rows[["clip", "start", "end"]].itertuples(index=False),
-                                          segments.sources):
-        if clip not in n_frames:
-            continue
-        first, stop = frame_span([start], [end], int(n_frames[clip]), fps)
-        if stop[0] <= first[0]:
-            empty.append((clip, start, end, source))
+    empty = frameless(segments, n_frames, fps)
     if empty:
-        shown = "; ".join(f"{file} row {row} (clip {clip}, {start:g}-{end:g} s)"
-                          for clip, start, end, (file, row, _, _) in empty[:SHOWN])
+        shown = "; ".join(str(p) for p in empty[:SHOWN])
         more = f" (and {len(empty) - SHOWN} more)" if len(empty) > SHOWN else ""
-        log.warning("%d segment(s) hold no frame (frames are %.3g s apart), so their ratings "
-                    "reach no training crop: %s%s", len(empty), 1 / fps, shown, more)
+        log.warning("%d segment(s) hold no frame, so their ratings reach no training crop: "
+                    "%s%s", len(empty), shown, more)
 
 
 def scored_clip_level_note(table) -> str:
