@@ -445,7 +445,16 @@ def test_auto_says_why_and_takes_the_estimator_that_can_answer(rng):
     held[:40] = True
     Y4.iloc[:40] = np.nan
     method, why = auto_method(X4, Y4, held)
-    assert method == "ratings" and "with each target, and 0 have 'valence'" in why
+    assert method == "ratings" and "with each rating target, and 0 have 'valence'" in why
+    # re-audit 13 R2: a class or tag target is fitted by logistic regression in stage 2,
+    # without the least-squares need: few held-out labels do not rule the calibration out
+    Y5 = Y.assign(mood=np.where(np.arange(len(Y)) % 2, 1.0, 0.0))
+    Y5.loc[70:, "mood"] = np.nan
+    Y5.loc[33:39, "mood"] = np.nan             # 3 held-out clips labelled
+    held[:] = False
+    held[30:40] = held[70:80] = True
+    assert auto_method(X, Y5, held, logistic=["mood"])[0] == "calibrated"
+    assert auto_method(X, Y5, held)[0] == "ratings"
     X3 = pd.DataFrame(rng.normal(size=(60, 2)), columns=["a", "b"])
     method, why = auto_method(X3, pd.DataFrame({"t": X3["a"] + rng.normal(size=60)}))
     assert method == "ratings" and why.startswith("--data auto chose the ratings: 60 clips")

@@ -367,3 +367,26 @@ def test_coefficients_lock_their_folder_and_leave_no_earlier_tables_files(world,
     with folder_lock(out):
         assert main(["coefficients", str(independent.path), "--out", str(out),
                      "--quiet"]) == 2
+
+
+def test_auto_falls_back_to_the_ratings_when_the_calibration_cannot_fit(world, monkeypatch):
+    """Re-audit 13 R3: --data auto chose regression calibration on enough held-out clips for
+    one fit but too few for its bootstrap ('only 220 of 1000 resamples could be fitted'),
+    and stopped, while --data ratings answered: it now takes the ratings, saying why."""
+    from midlevel.errors import ExplainError
+    from midlevel.explain import evidence
+
+    def cannot(*args, **kwargs):
+        raise ExplainError("regression calibration: only 220 of 1000 bootstrap resamples "
+                           "could be fitted; too few held-out clips")
+    monkeypatch.setattr(evidence, "auto_method", lambda *a, **k: ("calibrated", "chosen"))
+    monkeypatch.setattr(evidence, "calibrated_fit", cannot)
+    result = run_coefficients(world["runs"]["joint"], data="auto", leakage=False,
+                              cache_dir=world["cache"])
+    assert result.table.attrs["data"] == "ratings"
+    assert "could not fit (regression calibration: only 220" in \
+        result.table.attrs["data_choice"]
+    assert (result.table["method"] == "OLS, HC3").all()
+    with pytest.raises(ExplainError, match="only 220"):
+        run_coefficients(world["runs"]["joint"], data="calibrated", leakage=False,
+                         cache_dir=world["cache"])

@@ -165,6 +165,17 @@ def test_rating_columns_in_different_units_get_no_mean_rmse():
     row = metrics_table("test", "concept", ["a", "b", "c"], narrow, pred).set_index(
         "name").loc["mean"]
     assert np.isfinite(row["rmse"]) and "different units" not in row["note"]
+    # re-audit 13 R1: on a scale centred on 0 a near-neutral column is small in size and
+    # spread alike; a model's scales (its training sds) tell the units apart
+    bipolar = (narrow - 5.5) / 4.5
+    bipolar[:3, 2] = [0.0, 0.02, -0.02]
+    same = {"a": 0.4, "b": 0.45, "c": 0.3}
+    row = metrics_table("test", "concept", ["a", "b", "c"], bipolar, (pred - 5.5) / 4.5,
+                        units=same).set_index("name").loc["mean"]
+    assert np.isfinite(row["rmse"]) and "different units" not in row["note"]
+    row = metrics_table("test", "concept", ["a", "b", "c"], truth * scaled, pred * scaled,
+                        units={"a": 2.0, "b": 2e4, "c": 2e-4}).set_index("name").loc["mean"]
+    assert np.isnan(row["rmse"]) and "different units" in row["note"]
 
 
 def test_a_column_without_a_rating_in_the_split_says_so():

@@ -234,7 +234,7 @@ def test_train_checks_segment_times_against_the_spectrograms(tmp_path, caplog):
     with caplog.at_level("INFO", logger="midlevel"):
         train(path, tmp_path / "short", mode="joint", config=config,
               cache_dir=tmp_path / "cache", progress=False)
-    assert "1 segment(s) hold no frame" in caplog.text
+    assert "1 segment(s) without a frame: " in caplog.text
     assert "segments.csv, row 2, column 'end', clip 'c1': segment holds no frame: " \
         "1.01-1.02 s" in caplog.text
     report = validate(load_spec(path), progress=False)   # re-audit 13: validate says so too
@@ -260,7 +260,7 @@ def test_train_checks_segment_times_against_the_spectrograms(tmp_path, caplog):
     caplog.clear()
     with caplog.at_level("WARNING", logger="midlevel"):
         check_segment_times(table, {"c1": 126}, 31.25)
-    assert "hold no frame" not in caplog.text
+    assert "without a frame" not in caplog.text
     (tmp_path / "segments.csv").write_text("clip,t,bright\nc1,0,2\nc1,4.11,8\n")
     table = load_annotations(load_spec(tmp_path / "timed.yaml"))
     with pytest.raises(TrainingError, match=r"rating at 4.11 s lies after the end of the "

@@ -139,7 +139,7 @@ def run_coefficients(run, *, spec=None, root=None, cache_dir=None, alpha: float 
     why = ""
     if data == "auto":
         held_out = annotations["split"].isin(["validation", "test"]).to_numpy()
-        method, why = evidence.auto_method(X, Y, held_out)
+        method, why = evidence.auto_method(X, Y, held_out, logistic=[*classes, *binary])
     else:
         method = data
     if method == "calibrated":
@@ -158,9 +158,18 @@ def run_coefficients(run, *, spec=None, root=None, cache_dir=None, alpha: float 
                                 f"(validation or test) clips; the spec has none")
         true = held[[f"true:{c}" for c in concepts]].set_axis(concepts, axis=1)
         ys = held[[f"true:{t}" for t in targets]].set_axis(targets, axis=1)
-        result = evidence.calibrated_fit(held[concepts], true, ys, n_boot=n_boot, seed=seed,
-                                         alpha=alpha, correction=correction,
-                                         class_targets=classes, binary_targets=binary)
+        try:
+            result = evidence.calibrated_fit(held[concepts], true, ys, n_boot=n_boot,
+                                             seed=seed, alpha=alpha, correction=correction,
+                                             class_targets=classes, binary_targets=binary)
+        except ExplainError as exc:  # auto's choice could not fit after all: the ratings
+            if data != "auto" or not evidence.ratings_possible(X, Y):
+                raise
+            method = "ratings"
+            why = (f"--data auto chose the ratings: regression calibration could not fit "
+                   f"({exc}); the intervals are wide")
+            result = evidence.ratings_fit(X, Y, alpha=alpha, correction=correction,
+                                          class_targets=classes, binary_targets=binary)
     table = result.table.copy()
     table.insert(2, "model_weight", model_weights(run, table["target"], table["concept"],
                                                   table["versus"]))

@@ -74,15 +74,17 @@ def choose_method(X: pd.DataFrame, Y: pd.DataFrame, held_out=None) -> str:
     return auto_method(X, Y, held_out)[0]
 
 
-def auto_method(X: pd.DataFrame, Y: pd.DataFrame, held_out=None) -> tuple[str, str]:
+def auto_method(X: pd.DataFrame, Y: pd.DataFrame, held_out=None,
+                logistic=()) -> tuple[str, str]:
     """``(estimator, why)`` for ``--data auto``: ``ratings`` when, for every target, enough
     clips carry every concept and the target (:func:`min_clips`), or every clip with the
     target also carries every concept (a small dataset: wide intervals, but the right
-    estimator); else ``calibrated``, unless it cannot fit (no more than ``K + 1`` clips of
-    ``held_out``, a boolean mask ``(n_clips,)`` of the validation and test clips, carry every
-    concept, or carry a target) while the ratings can (more than ``K + 2`` clips with every
-    concept and each target): then ``ratings``, with its wide intervals. ``why`` says it in a sentence.
-    Raises ExplainError, saying why, when neither can answer."""
+    estimator); else ``calibrated``, unless it cannot fit: fewer than
+    :func:`min_calibration_clips` clips of ``held_out`` (a boolean mask ``(n_clips,)`` of the
+    validation and test clips) carry every concept, or carry a rating target (``logistic``:
+    the class and binary targets, fitted by logistic regression, exempt), while the ratings
+    can (:func:`ratings_possible`): then ``ratings``, with its wide intervals. ``why`` says it
+    in a sentence. Raises ExplainError, saying why, when neither can answer."""
     k = X.shape[1]
     complete = np.isfinite(X.to_numpy()).all(1)
     both = {t: int((complete & np.isfinite(Y[t].to_numpy())).sum()) for t in Y.columns}
@@ -97,27 +99,41 @@ def auto_method(X: pd.DataFrame, Y: pd.DataFrame, held_out=None) -> tuple[str, s
     t = min(short, key=both.get)
     few = (f"only {both[t]} clips carry every concept and '{t}' (fewer than "
            f"{min_clips(k)}, and {rated[t]} have '{t}')")
+    chose = f"--data auto chose regression calibration on held-out predictions: {few}"
     if held_out is None:
-        return "calibrated", (f"--data auto chose regression calibration on held-out "
-                              f"predictions: {few}")
-    held = np.asarray(held_out, bool)
+        return "calibrated", chose
+    held, need = np.asarray(held_out, bool), min_calibration_clips(k)
     cal = int((complete & held).sum())        # stage 1: every concept rated
-    target_held = {t: int((held & np.isfinite(Y[t].to_numpy())).sum()) for t in Y.columns}
+    target_held = {t: int((held & np.isfinite(Y[t].to_numpy())).sum()) for t in Y.columns
+                   if t not in set(logistic)}  # stage 2 of a rating target: least squares
     worst = min(target_held, key=target_held.get) if target_held else None
-    if cal > k + 1 and (worst is None or target_held[worst] > k + 1):
-        return "calibrated", (f"--data auto chose regression calibration on held-out "
-                              f"predictions: {few}")
-    need = (f"regression calibration needs more than {k + 1} held-out (validation or test) "
-            f"clips with every concept rated, and {cal} have them" if cal <= k + 1 else
-            f"regression calibration needs more than {k + 1} held-out (validation or test) "
-            f"clips with each target, and {target_held[worst]} have '{worst}'")
-    if min(both.values()) > k + 2:
-        return "ratings", (f"--data auto chose the ratings although {few}: {need}; the "
-                           f"intervals are wide")
+    if cal >= need and (worst is None or target_held[worst] >= need):
+        return "calibrated", chose
+    what = (f"with every concept rated, and {cal} have them" if cal < need else
+            f"with each rating target, and {target_held[worst]} have '{worst}'")
+    why = (f"regression calibration needs at least {need} held-out (validation or test) clips "
+           f"{what}")
+    if ratings_possible(X, Y):
+        return "ratings", f"--data auto chose the ratings although {few}: {why}; the " \
+                          f"intervals are wide"
     raise ExplainError(f"the data cannot answer what the concepts do: {few}, too few for "
-                       f"the ratings estimator (more than {k + 2} needed), and {need}. "
+                       f"the ratings estimator (more than {k + 2} needed), and {why}. "
                        f"Rate every concept on more clips that have the targets, or on more "
                        f"validation and test clips")
+
+
+def min_calibration_clips(n_concepts: int) -> int:
+    """Fewest held-out clips ``--data auto`` takes regression calibration from (with every
+    concept, and with each rating target): twice a fit's parameters, so that most bootstrap
+    resamples (about 63 % distinct clips) still hold more distinct clips than parameters."""
+    return 2 * (n_concepts + 1)
+
+
+def ratings_possible(X: pd.DataFrame, Y: pd.DataFrame) -> bool:
+    """Whether every target has more than ``K + 2`` clips with every concept and it rated."""
+    complete = np.isfinite(X.to_numpy()).all(1)
+    return all(int((complete & np.isfinite(Y[t].to_numpy())).sum()) > X.shape[1] + 2
+               for t in Y.columns)
 
 
 def _range(values: list[int]) -> str:

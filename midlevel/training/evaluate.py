@@ -25,22 +25,34 @@ def split_predictions(ctx, model, specs, columns: Columns, n_frames: int, hop: i
     return concepts, decode_targets(outputs, output_layout(columns.targets))
 
 
+def rating_units(model, columns: Columns) -> dict[str, float]:
+    """Each rating column's unit size as ``model`` scales it (its training split's sd)."""
+    units = dict(zip(columns.concepts, model.concept_std.detach().cpu().double().numpy()))
+    t_std = model.target_std.detach().cpu().double().numpy()
+    for (j, kind, s), t in zip(output_layout(columns.targets), columns.targets):
+        if kind == "regression":
+            units[t["name"]] = float(t_std[s][0])
+    return units
+
+
 def split_metrics(rows: pd.DataFrame, columns: Columns, split: str, concepts: np.ndarray,
-                  targets: np.ndarray, *, threshold: float = 0.5) -> pd.DataFrame:
+                  targets: np.ndarray, *, threshold: float = 0.5,
+                  units: dict[str, float] | None = None) -> pd.DataFrame:
     """The metrics table of predictions ``concepts``, ``targets`` (as
-    :func:`split_predictions` returns them) against the annotations ``rows``."""
+    :func:`split_predictions` returns them) against the annotations ``rows`` (``units``: see
+    :func:`~midlevel.training.metrics.metrics_table`)."""
     groups = columns.groups()
     tables = []
     if concepts.shape[1]:
         tables.append(metrics_table(split, "concept", columns.concepts,
                                     rows[columns.concepts].to_numpy(np.float64), concepts,
                                     kinds=columns.concept_kinds, groups=groups,
-                                    threshold=threshold))
+                                    threshold=threshold, units=units))
     if columns.targets:
         tables.append(metrics_table(split, "target", columns.target_names,
                                     rows[columns.target_names].to_numpy(np.float64), targets,
                                     kinds=[kind for _, kind, _ in output_layout(columns.targets)],
-                                    groups=groups, threshold=threshold))
+                                    groups=groups, threshold=threshold, units=units))
     return pd.concat(tables, ignore_index=True)
 
 
@@ -52,7 +64,8 @@ def evaluate_split(ctx, model, rows: pd.DataFrame, specs, columns: Columns, spli
     the clips)."""
     concepts, targets = split_predictions(ctx, model, specs, columns, n_frames, hop, config,
                                           progress=f"metrics ({split})" if progress else None)
-    return split_metrics(rows, columns, split, concepts, targets, threshold=threshold)
+    return split_metrics(rows, columns, split, concepts, targets, threshold=threshold,
+                         units=rating_units(model, columns))
 
 
 def say_unrated(table: pd.DataFrame, where: str) -> None:

@@ -20,9 +20,10 @@ and otherwise one row per sort, ``mean:ratings``, ``mean:binary`` and ``mean:cla
 lack it (``r and r2 over 2 (not const)``). Summary rows carry no calibration line
 (``cal_slope``, ``cal_intercept`` NaN): a line belongs to one column, and an average of slopes
 is dominated by the largest (one near-constant column's slope of 1e5 makes the mean 1e4).
-Nor a mean RMSE or MAE of rating columns in different units (ratings whose sds and root mean
-squares are both more than ``SCALE_RATIO`` times apart: 0-1000 beside 1-9 would give the widest
-column's error); r and R^2, which have no units, are still averaged.
+Nor a mean RMSE or MAE of rating columns in different units (units more than ``SCALE_RATIO``
+times apart: the model's scales, its training split's sds, where known, else the split's
+ratings' sds and root mean squares both: 0-1000 beside 1-9 would give the widest column's
+error); r and R^2, which have no units, are still averaged.
 
 Predictions whose spread is negligible (:func:`negligible_spread`: a standard deviation of at
 most ``SPREAD_TOL`` times their scale) count as constant: r and the calibration line are NaN
@@ -178,7 +179,8 @@ def binary_metrics(y_true: np.ndarray, y_prob: np.ndarray, threshold: float = 0.
 def metrics_table(split: str, kind: str, names: list[str], y_true: np.ndarray,
                   y_pred: np.ndarray, is_class: list[bool] | None = None, *,
                   kinds: list[str] | None = None, groups: dict[str, str] | None = None,
-                  threshold: float = 0.5) -> pd.DataFrame:
+                  threshold: float = 0.5, units: dict[str, float] | None = None
+                  ) -> pd.DataFrame:
     """Rows per column plus summary rows (see the module docstring): ``mean`` (or, when the
     columns mix sorts, ``mean:ratings`` / ``mean:binary`` / ``mean:classes``) and a
     ``mean:<group>`` row per multi-label group.
@@ -186,7 +188,9 @@ def metrics_table(split: str, kind: str, names: list[str], y_true: np.ndarray,
     ``y_true``, ``y_pred``: ``(n_clips, n_columns)`` (binary columns: 0/1 labels and predicted
     probabilities). ``kinds``: "regression", "class" or "binary" per column (default from
     ``is_class``, else all regression); ``groups``: column -> multi-label group;
-    ``threshold``: of the binary columns' F1 and accuracy.
+    ``threshold``: of the binary columns' F1 and accuracy; ``units``: each rating column's
+    unit size (a model's scales: its training split's sd), which tells columns in different
+    units apart (else judged from these ratings' sd and root mean square).
     """
     if kinds is None:
         kinds = ["class" if c else "regression" for c in (is_class or [False] * len(names))]
@@ -206,6 +210,8 @@ def metrics_table(split: str, kind: str, names: list[str], y_true: np.ndarray,
         spread = {name: (float(np.nanstd(y)), float(np.sqrt(np.nanmean(y ** 2))))
                   for j, name in enumerate(names) if kinds[j] == "regression"
                   for y in [np.asarray(y_true[:, j], float)]}
+    if units is not None:
+        spread = {name: (float(units[name]),) * 2 for name in spread if name in units}
     extra = [{"split": split, "kind": kind, "name": label, **_average(part, what, spread)}
              for label, part, what in _summaries(frame, names, kinds, groups or {})]
     return pd.concat([frame, pd.DataFrame(extra, columns=METRIC_COLUMNS)], ignore_index=True)

@@ -44,8 +44,7 @@ def check_segment_times(table, n_frames: dict, fps: float) -> None:
     if empty:
         shown = "; ".join(str(p) for p in empty[:SHOWN])
         more = f" (and {len(empty) - SHOWN} more)" if len(empty) > SHOWN else ""
-        log.warning("%d segment(s) hold no frame, so their ratings reach no training crop: "
-                    "%s%s", len(empty), shown, more)
+        log.warning("%d segment(s) without a frame: %s%s", len(empty), shown, more)
 
 
 def scored_clip_level_note(table) -> str:
