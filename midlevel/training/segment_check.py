@@ -34,17 +34,19 @@ def check_segment_times(table, n_frames: dict, fps: float) -> None:
     durations = {clip: audio_info(table.loc[clip, "path"]).duration for clip in n_frames}
     late = check_durations(segments, durations)
     if late:
-        listed = "; ".join(str(p) for p in late[:SHOWN])
-        more = f" (and {len(late) - SHOWN} more)" if len(late) > SHOWN else ""
         raise TrainingError(
             f"{len(late)} time-varying rating(s) lie past the end of their clip's audio: "
-            f"{listed}{more}. Segment times are in seconds; `midlevel validate` lists every "
+            f"{_listed(late)}. Segment times are in seconds; `midlevel validate` lists every "
             f"one")
     empty = frameless(segments, n_frames, fps)
     if empty:
-        shown = "; ".join(str(p) for p in empty[:SHOWN])
-        more = f" (and {len(empty) - SHOWN} more)" if len(empty) > SHOWN else ""
-        log.warning("%d segment(s) without a frame: %s%s", len(empty), shown, more)
+        log.warning("%d segment(s) without a frame: %s", len(empty), _listed(empty))
+
+
+def _listed(problems) -> str:
+    """The first ``SHOWN`` problems, and how many more."""
+    more = f" (and {len(problems) - SHOWN} more)" if len(problems) > SHOWN else ""
+    return "; ".join(str(p) for p in problems[:SHOWN]) + more
 
 
 def scored_clip_level_note(table) -> str:
