@@ -354,9 +354,10 @@ class Run:
             raise TrainingError(f"the data spec lacks the run's column(s) {missing}")
         n_frames, hop = self.window()
         from midlevel.training.segment_check import scored_clip_level_note
-        if scored_clip_level_note(table) and ("segments", "evaluate") not in self._warned:
+        note = scored_clip_level_note(table)
+        if note and ("segments", "evaluate") not in self._warned:
             self._warned.add(("segments", "evaluate"))
-            log.info("%s: %s", self.path, scored_clip_level_note(table))
+            log.info("%s: %s", self.path, note)
         tables = []
         for split in splits:
             rows, specs = self.data(split, spec=spec, root=root, cache_dir=cache_dir,

@@ -114,8 +114,9 @@ def train(spec, out, *, mode: str | None = None, root=None, config=None,
         check_resume(Path(out), cfg, columns, table)
     features, cache = _features(table, cache_dir, frontend, progress)
     check_segment_times(table, spectrogram_frames(table, features), float(cache.frontend.fps))
-    if scored_clip_level_note(table) and os.environ.get("RANK", "0") == "0":
-        log.info("%s", scored_clip_level_note(table))
+    note = scored_clip_level_note(table)
+    if note and os.environ.get("RANK", "0") == "0":
+        log.info("%s", note)
     data = {"spec": str(Path(spec.path).resolve()) if spec.path else None, "spec_name": spec.name,
             "root": str(spec.root), "roots": {k: str(v) for k, v in spec.roots.items()},
             "columns": spec.summary_dict(),

@@ -205,13 +205,14 @@ def metrics_table(split: str, kind: str, names: list[str], y_true: np.ndarray,
     frame = pd.DataFrame(rows, columns=METRIC_COLUMNS)
     if not rows:
         return frame
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)   # an unrated column: sd NaN
-        spread = {name: (float(np.nanstd(y)), float(np.sqrt(np.nanmean(y ** 2))))
-                  for j, name in enumerate(names) if kinds[j] == "regression"
-                  for y in [np.asarray(y_true[:, j], float)]}
+    ratings = [(j, name) for j, name in enumerate(names) if kinds[j] == "regression"]
     if units is not None:
-        spread = {name: (float(units[name]),) * 2 for name in spread if name in units}
+        spread = {name: (float(units[name]),) * 2 for _, name in ratings if name in units}
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)   # an unrated column: sd NaN
+            spread = {name: (float(np.nanstd(y)), float(np.sqrt(np.nanmean(y ** 2))))
+                      for j, name in ratings for y in [np.asarray(y_true[:, j], float)]}
     extra = [{"split": split, "kind": kind, "name": label, **_average(part, what, spread)}
              for label, part, what in _summaries(frame, names, kinds, groups or {})]
     return pd.concat([frame, pd.DataFrame(extra, columns=METRIC_COLUMNS)], ignore_index=True)

@@ -103,10 +103,7 @@ def _column_stats(table: pd.DataFrame, names: list[str]) -> tuple[np.ndarray, np
     validation R^2 depend on the units and could change the epoch kept); spread is judged
     relative to the mean, so a column of real spread in tiny units (sd 3e-9) is not taken
     for a constant one."""
-    values = table[names].to_numpy(np.float64).reshape(len(table), len(names))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        mean, std = np.nanmean(values, 0), np.nanstd(values, 0)
+    mean, std = _nan_mean_std(table, names)
     mean = np.nan_to_num(mean, nan=0.0)
     std = np.where(has_spread(mean, std), std, np.where(np.abs(mean) > 0, np.abs(mean), 1.0))
     return mean, std
@@ -124,8 +121,13 @@ def has_spread(mean: np.ndarray, std: np.ndarray) -> np.ndarray:
 def columns_without_spread(table: pd.DataFrame, names: list[str]) -> dict[str, float]:
     """The columns of ``names`` whose ratings in ``table`` do not vary (the rule a model's
     scales are fitted by), each with its one value (NaN where the column has no rating)."""
+    mean, std = _nan_mean_std(table, names)
+    return {n: float(m) for n, m, s in zip(names, mean, has_spread(mean, std)) if not s}
+
+
+def _nan_mean_std(table: pd.DataFrame, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """NaN-ignoring mean and std of each column of ``names`` (NaN for an unrated one)."""
     values = table[names].to_numpy(np.float64).reshape(len(table), len(names))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        mean, std = np.nanmean(values, 0), np.nanstd(values, 0)
-    return {n: float(m) for n, m, s in zip(names, mean, has_spread(mean, std)) if not s}
+        return np.nanmean(values, 0), np.nanstd(values, 0)
