@@ -201,3 +201,32 @@ def test_heatmap_stars_follow_the_tables_alpha(alpha):
         assert text.endswith(stars) and not text.endswith(stars + "*"), (text, row.p_adjusted)
     assert f"< {alpha:g}," in ax.get_title()
     plt.close(ax.figure)
+
+
+def test_summaries_hold_no_wall_clock(monkeypatch):
+    """Audit 13b, #9: statsmodels' summaries carry ``Date:`` and ``Time:``, so the same fit
+    wrote a different coefficients_summary.txt every second. Every fit kind (OLS, binomial
+    GLM, multinomial logit) is written without them, and two writes at different clock
+    times are identical."""
+    import time as time_module
+
+    X, Y, _ = synthetic_design(150, seed=3)
+    level = pd.qcut(Y.iloc[:, 0], 3, labels=False).astype(float)
+    Yc = pd.DataFrame({"valence": Y.iloc[:, 1], "tag": (level > 0).astype(float),
+                       "level": level})
+
+    def text():
+        return fit_ols(X, Yc, binary_targets=["tag"],
+                       class_targets={"level": ["l", "m", "h"]}).summary_text()
+
+    first = text()
+    later = time_module.time() + 3 * 86400 + 3723
+    monkeypatch.setattr(time_module, "time", lambda: later)
+    monkeypatch.setattr(time_module, "localtime", lambda *a: time_module.gmtime(later))
+    monkeypatch.setattr(time_module, "strftime",
+                        lambda f, t=None: time_module.asctime(time_module.gmtime(later)))
+    assert text() == first
+    for label in ("Date:", "Time:"):
+        assert label not in first
+    assert "OLS Regression Results" in first and "MNLogit Regression Results" in first
+    assert "Generalized Linear Model Regression Results" in first

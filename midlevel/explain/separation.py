@@ -150,6 +150,23 @@ def no_estimate_lines(table: pd.DataFrame) -> list[str]:
             noted.groupby(["target", "data_note"], sort=False)]
 
 
+# the cells of statsmodels' summary that hold the wall clock, not the fit
+CLOCK_LABELS = ("Date:", "Time:")
+
+
+def without_clock(summary):
+    """statsmodels' ``Summary`` with its ``Date:`` and ``Time:`` entries blanked (label and
+    value), so that the same fit writes the same text whenever it is run."""
+    for table in getattr(summary, "tables", []):
+        for row in table:
+            cells = list(row)
+            for i, cell in enumerate(cells[:-1]):
+                if str(cell.data).strip() in CLOCK_LABELS:
+                    cell.data = ""
+                    cells[i + 1].data = ""
+    return summary
+
+
 def fit_summary(res, alpha: float, note: str) -> str:
     """statsmodels' summary text of a fit, headed by its ``data_note``; a warning statsmodels
     gives while summarizing (the F test's "covariance of constraints does not have full
@@ -159,7 +176,7 @@ def fit_summary(res, alpha: float, note: str) -> str:
     if res is not None:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            text = str(res.summary(alpha=alpha))
+            text = str(without_clock(res.summary(alpha=alpha)))
         said = list(dict.fromkeys(str(w.message) for w in caught))
         text += "".join(f"\nstatsmodels, summarizing this fit: {m}" for m in said)
     return (f"NOTE: {note}; the numbers below are not evidence.\n{text}" if note else text)
