@@ -555,6 +555,27 @@ def test_the_timeline_does_not_draw_a_last_window_crowded_onto_the_previous_one(
     assert list(xs) == times[:-1] and np.all(np.diff(xs) > 0)
 
 
+def test_the_timeline_draws_each_frame_and_band_around_its_centre():
+    """Audit 13c (observation): frame k, centred at k / fps, was drawn over [k, k + 1] / fps,
+    half a frame after the curves, and band i half a band above its tick. A single hot
+    pixel at frame 40, band 2 is drawn where its centre time and band tick are."""
+    from midlevel.plots.concepts import timeline_plot
+    fps, spec = 31.25, np.zeros((4, 100))
+    spec[2, 40] = 1.0
+    table = pd.DataFrame({"clip": "x", "time": [1.0, 2.0], "target": "t", "concept": "c",
+                          "concept_value": 1.0, "contribution": 0.0})
+    fig = timeline_plot(spec, table, fps=fps, band_frequencies=[100, 200, 400, 800])
+    image = fig.axes[0].images[0]
+    left, right, bottom, top = image.get_extent()
+    col_width, row_height = (right - left) / spec.shape[1], (top - bottom) / spec.shape[0]
+    assert left + 40.5 * col_width == pytest.approx(40 / fps)
+    assert bottom + 2.5 * row_height == pytest.approx(2.0)
+    ticks = fig.axes[0].get_yticks()
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert dict(zip(labels, ticks))["400"] == pytest.approx(2.0)
+    assert fig.axes[-1].get_xlim() == pytest.approx((0, 100 / fps))
+
+
 def _contributions(clips=("a", "b"), targets=("valence", "energy"), concepts=("c1", "c2", "c3")):
     """A contributions table of ``clips`` x ``targets`` x ``concepts`` (contribution = index)."""
     rows = [{"clip": clip, "target": t, "concept": c, "concept_value": 5.0,

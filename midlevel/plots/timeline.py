@@ -49,8 +49,11 @@ def timeline_plot(spectrogram, table: pd.DataFrame, *, fps: float, targets=None,
         fig = plt.figure(figsize=(9, 2.2 + 1.5 * (n_panels - 1)))
     axes = fig.subplots(n_panels, 1, sharex=True, squeeze=False)[:, 0]
     duration = spec.shape[1] / fps
+    # frame k is centred at k / fps and band i at tick i: each cell is drawn around its centre
+    # (half a frame, 16 ms at 31.25 fps, after the curves and half a band above its tick
+    # before)
     axes[0].imshow(spec, origin="lower", aspect="auto", cmap="magma",
-                   extent=(0, duration, 0, spec.shape[0]))
+                   extent=(-0.5 / fps, duration - 0.5 / fps, -0.5, spec.shape[0] - 0.5))
     if band_frequencies is not None:
         bf = np.asarray(band_frequencies)
         ticks = [i for i in np.linspace(0, len(bf) - 1, 5).astype(int)]
