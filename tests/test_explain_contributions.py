@@ -100,13 +100,45 @@ def test_intervention_curves(model, rng):
     for curve in (rand, greedy):
         mean = curve[curve["target"] == "mean"]
         # all concepts replaced by the truth -> the targets are reproduced exactly
-        assert mean[mean["n_replaced"] == 3]["rmse"].max() < 1e-9
-        assert mean[mean["n_replaced"] == 0]["rmse"].min() > 0.1
+        assert mean[mean["n_replaced"] == 3]["relative_rmse"].max() < 1e-9
+        assert mean[mean["n_replaced"] == 0]["relative_rmse"].min() > 0.01
+        assert mean["rmse"].isna().all()   # no mean of errors in the targets' units
+        each = curve[curve["target"] != "mean"]
+        sd = y.std(ddof=0)
+        np.testing.assert_allclose(each["relative_rmse"],
+                                   each["rmse"] / each["target"].map(sd))
+        by_step = each.groupby(["repeat", "n_replaced"])["relative_rmse"].mean()
+        np.testing.assert_allclose(
+            mean.set_index(["repeat", "n_replaced"])["relative_rmse"].loc[by_step.index],
+            by_step)
     g = greedy[greedy["target"] == "mean"].sort_values("n_replaced")
-    assert (np.diff(g["rmse"]) <= 1e-12).all()   # each greedy step lowers the error
-    r = rand[rand["target"] == "mean"].groupby("n_replaced")["rmse"].mean()
-    assert (g["rmse"].to_numpy() <= r.to_numpy() + 1e-12).all()
+    assert (np.diff(g["relative_rmse"]) <= 1e-12).all()   # each greedy step lowers the error
+    r = rand[rand["target"] == "mean"].groupby("n_replaced")["relative_rmse"].mean()
+    assert (g["relative_rmse"].to_numpy() <= r.to_numpy() + 1e-12).all()
     assert set(rand["repeat"]) == set(range(5))
+
+
+def test_the_greedy_order_is_not_set_by_the_widest_target(model, rng):
+    """A target on a scale 1000x wider set the greedy order and the mean of every step (the
+    mean RMSE averaged rating points of both): the relative RMSE (RMSE / sd) weighs each
+    target alike, so scaling one target's units leaves the order and the mean unchanged."""
+    head = LinearHead.from_model(model)
+    n = 60
+    true_c = pd.DataFrame(rng.uniform(1, 10, (n, 3)), columns=CONCEPTS)
+    pred_c = true_c + rng.normal(0, [0.2, 2.0, 1.0], (n, 3))
+    y = pd.DataFrame(head.predict(true_c)[:, :2], columns=["t1", "t2"])
+    curves = []
+    for factor in (1.0, 1000.0):
+        scaled = LinearHead.from_model(model)
+        scaled.weight = head.weight.copy()
+        scaled.bias = head.bias.copy()
+        scaled.weight[1] *= factor
+        scaled.bias[1] *= factor
+        ys = y.assign(t2=y["t2"] * factor)
+        curves.append(intervention_curve(scaled, pred_c, true_c, ys, order="greedy"))
+    a, b = (c[c["target"] == "mean"].sort_values("n_replaced") for c in curves)
+    assert list(a["concept"]) == list(b["concept"])
+    np.testing.assert_allclose(a["relative_rmse"], b["relative_rmse"], rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("t0", [2.0, 3.3, 6.1])

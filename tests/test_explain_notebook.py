@@ -19,5 +19,5 @@ def test_notebook_executes(tmp_path, monkeypatch):
     # (audit 10b #1: the text promised it would fall; on a sequential head it rose)
     text = "".join(out.get("text", "") for cell in nb.cells if cell.cell_type == "code"
                    for out in cell.get("outputs", []))
-    assert re.search(r"mean test RMSE: \d+\.\d\d on the predicted concepts, \d+\.\d\d with every "
-                     r"concept replaced by its true rating: the error (falls|rises)", text)
+    assert re.search(r"mean test RMSE / sd: \d+\.\d\d on the predicted concepts, \d+\.\d\d with "
+                     r"every concept replaced by its true rating: the error (falls|rises)", text)

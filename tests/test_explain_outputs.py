@@ -502,7 +502,14 @@ def test_every_concept_plot_says_the_units_of_its_values():
         "mood=calm\n(logit)"]
     curve = pd.DataFrame({"order": "greedy", "repeat": 0, "n_replaced": [0, 1],
                           "concept": ["", "a"], "target": "mean", "rmse": [1.0, 0.5]})
+    # a table written before the relative RMSE: its mean RMSE, in rating points
     assert intervention_plot(curve).get_ylabel() == "mean RMSE over the targets (rating points)"
+    relative = curve.assign(rmse=np.nan, relative_rmse=[0.8, 0.4])
+    ax = intervention_plot(relative)
+    assert ax.get_ylabel().startswith("mean over the targets of\nRMSE / sd")
+    assert list(ax.lines[0].get_ydata()) == [0.8, 0.4]
+    assert intervention_plot(curve.assign(target="valence"), target="valence").get_ylabel() \
+        == "RMSE of valence (rating points)"
     curves = pd.DataFrame({"clip": "x", "method": "m", "mode": "deletion", "order": "morf",
                            "repeat": 0, "fraction": [0.0, 1.0], "value": [1.0, 0.0]})
     _, ax = plt.subplots()

@@ -274,7 +274,10 @@ def register(sub) -> None:
                         "warning, a binary concept on, off or a probability; each concept "
                         "once)")
     p.add_argument("--intervention-split", choices=list(SPLITS),
-                   help="write intervention curves (random and greedy order) on this split")
+                   help="write intervention curves (random and greedy order) on this split: "
+                        "each target's RMSE, and their mean relative to each target's sd "
+                        "(RMSE / sd; targets can differ in units), which the greedy order "
+                        "lowers step by step")
     p.add_argument("--repeats", type=positive_int, default=None,
                    help="random orders for the intervention curve (default 20)")
     p.add_argument("--seed", type=int, default=None,

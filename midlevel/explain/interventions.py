@@ -173,6 +173,29 @@ def _errors(head: LinearHead, c: np.ndarray, y: np.ndarray, units: list[int]) ->
     return np.sqrt(np.nanmean(diff ** 2, axis=0))
 
 
+def _spread(y: np.ndarray) -> np.ndarray:
+    """Each target's sd (``ddof=0``) over the clips that rate it; 0 where it has no spread
+    (or fewer than two ratings)."""
+    out = np.zeros(y.shape[1])
+    for j in range(y.shape[1]):
+        col = y[:, j][np.isfinite(y[:, j])]
+        out[j] = float(col.std()) if len(col) > 1 else 0.0
+    return out
+
+
+def _mean_relative(err: np.ndarray, spread: np.ndarray) -> float:
+    """The mean of ``err / spread`` over the targets with spread (NaN if none has any)."""
+    has = spread > 0
+    return float(np.mean(err[has] / spread[has])) if has.any() else float("nan")
+
+
+def _greedy_score(err: np.ndarray, spread: np.ndarray) -> float:
+    """What a greedy step minimizes: the mean relative RMSE (the mean RMSE if no target
+    varies on these clips)."""
+    rel = _mean_relative(err, spread)
+    return rel if np.isfinite(rel) else float(np.mean(err))
+
+
 def intervention_curve(head: LinearHead, predicted: pd.DataFrame, true_concepts: pd.DataFrame,
                        true_targets: pd.DataFrame, *, order: str = "random",
                        n_repeats: int = 20, seed: int = 0) -> pd.DataFrame:
@@ -186,12 +209,21 @@ def intervention_curve(head: LinearHead, predicted: pd.DataFrame, true_concepts:
     true_targets : pd.DataFrame [index=clip, columns=regression or binary targets] true
         target values (binary: 0/1; their error is the root Brier score).
     order : "random" (mean over ``n_repeats`` random orders, each kept in the table) or
-        "greedy" (each step replaces the concept that lowers the mean RMSE most).
+        "greedy" (each step replaces the concept that lowers the mean relative RMSE most).
+
+    Targets can be in different units (ratings on 1-9 beside 0-1000, a tag's root Brier
+    score in probability), so they are averaged, and the greedy order is chosen, on the
+    *relative* RMSE: each target's RMSE over the sd of its true values on these clips
+    (``ddof=0``; 1 is the error of predicting their mean: ``sqrt(1 - R^2)`` for a rating,
+    ``sqrt(1 - Brier skill)`` for a tag). A target whose true values do not vary here has
+    none and is left out of the mean (if no target varies, the mean is NaN and the greedy
+    order follows the mean RMSE).
 
     Returns
     -------
     pd.DataFrame, tidy: order, repeat, n_replaced, concept (the one replaced at that step,
-    "" at 0), target (each regression target and "mean"), rmse.
+    "" at 0), target (each regression or binary target, and "mean"), rmse (in the target's
+    units; NaN on the "mean" rows: no mean of errors in different units), relative_rmse.
     """
     if order not in ("random", "greedy"):
         raise ExplainError(f"order must be 'random' or 'greedy', got '{order}'")
@@ -205,15 +237,18 @@ def intervention_curve(head: LinearHead, predicted: pd.DataFrame, true_concepts:
     y = true_targets.reindex(frame.index)[names].to_numpy(float)
     c_pred, c_true = frame.to_numpy(), truth.to_numpy()
     c_true = np.where(np.isfinite(c_true), c_true, c_pred)
+    spread = _spread(y)
     rows = []
 
     def record(order_name, repeat, step, concept, c):
         err = _errors(head, c, y, units)
-        for t, e in zip(names, err):
+        for t, e, sd in zip(names, err, spread):
             rows.append({"order": order_name, "repeat": repeat, "n_replaced": step,
-                         "concept": concept, "target": t, "rmse": float(e)})
+                         "concept": concept, "target": t, "rmse": float(e),
+                         "relative_rmse": float(e / sd) if sd > 0 else np.nan})
         rows.append({"order": order_name, "repeat": repeat, "n_replaced": step,
-                     "concept": concept, "target": "mean", "rmse": float(err.mean())})
+                     "concept": concept, "target": "mean", "rmse": np.nan,
+                     "relative_rmse": _mean_relative(err, spread)})
 
     n_c = len(head.concepts)
     if order == "random":
@@ -233,7 +268,7 @@ def intervention_curve(head: LinearHead, predicted: pd.DataFrame, true_concepts:
             for k in left:
                 trial = c.copy()
                 trial[:, k] = c_true[:, k]
-                scores.append(_errors(head, trial, y, units).mean())
+                scores.append(_greedy_score(_errors(head, trial, y, units), spread))
             k = left.pop(int(np.argmin(scores)))
             c[:, k] = c_true[:, k]
             record("greedy", 0, step, head.concepts[k], c)

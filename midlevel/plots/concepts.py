@@ -301,8 +301,10 @@ def intervention_plot(curve: pd.DataFrame, *, target: str = "mean", ax=None,
 
     ``curve``: table of :func:`midlevel.explain.interventions.intervention_curve` (random
     and/or greedy). Random orders are drawn as their mean with a 10-90 % band. ``target``:
-    one of the curve's targets, or "mean" (their mean RMSE); ``units``: the RMSE's units, for
-    the y label (a tag's error is a root Brier score, in probability).
+    one of the curve's targets, drawn as its RMSE, or "mean": the mean over the targets of
+    their relative RMSE (RMSE / the sd of the true values; a table written before it had
+    that column: its mean RMSE); ``units``: a target's RMSE units, for the y label (a tag's
+    error is a root Brier score, in probability).
 
     Returns
     -------
@@ -311,6 +313,9 @@ def intervention_plot(curve: pd.DataFrame, *, target: str = "mean", ax=None,
     checked_targets(curve, [target], "intervention plot")
     ax = _new_ax(ax, (5, 3.5))
     rows = curve[curve["target"] == target]
+    relative = target == "mean" and "relative_rmse" in rows
+    if relative:
+        rows = rows.assign(rmse=rows["relative_rmse"])
     rand = rows[rows["order"] == "random"]
     if len(rand):
         g = rand.groupby("n_replaced")["rmse"]
@@ -325,8 +330,12 @@ def intervention_plot(curve: pd.DataFrame, *, target: str = "mean", ax=None,
                 ax.annotate(c, (x, y), fontsize=6, rotation=30, xytext=(2, 4),
                             textcoords="offset points")
     ax.set_xlabel("concepts replaced by true ratings")
-    what = "mean RMSE over the targets" if target == "mean" else f"RMSE of {target}"
-    ax.set_ylabel(f"{what} ({units})")
+    if relative:
+        ax.set_ylabel("mean over the targets of\nRMSE / sd of the ratings (1: their mean)",
+                      fontsize=8)
+    else:
+        what = "mean RMSE over the targets" if target == "mean" else f"RMSE of {target}"
+        ax.set_ylabel(f"{what} ({units})")
     ax.set_title("test-time intervention", fontsize=9)
     ax.legend(fontsize=7)
     return ax

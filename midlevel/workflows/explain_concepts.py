@@ -14,7 +14,9 @@ For audio files it computes and writes, under ``out``:
 - ``interventions.csv`` (concepts set to values, the ``set`` column says which and to what;
   a units column says what each row's prediction and change are in: rating, or logit for a
   binary or class target) and ``intervention_curve.csv/.png`` (true ratings substituted one
-  concept at a time on a split);
+  concept at a time on a split; each target's RMSE in its units, and the mean over the
+  targets, which also orders the greedy curve, of their RMSE / sd: targets can differ in
+  units);
 - ``explain_files.json``: the files above; a later explanation into the same folder removes
   the files of this one it does not write again (other files are left alone).
 
