@@ -123,3 +123,20 @@ def test_fill_names_bad_files_and_keeps_the_rest(tmp_path, clips):
         cache.fill(clips, progress=False)
     assert str(clips[2]) in str(info.value)
     assert [cache.contains(c) for c in (clips[0], clips[1], clips[3])] == [True] * 3
+
+
+@pytest.mark.parametrize("damage", ["cut short", "grown", "not npy"])
+def test_fill_recomputes_a_damaged_entry_rather_than_counting_it_reused(tmp_path, clips, damage):
+    """Audit 11 (left): an entry cut short was counted as reused by ``fill`` and recomputed
+    only when read. ``fill`` now computes it again, counts it as computed, and leaves it
+    whole."""
+    cache = FeatureCache(tmp_path / "cache")
+    cache.fill(clips, jobs=1, progress=False)
+    entry = cache.entry(clips[1])
+    data = entry.read_bytes()
+    entry.write_bytes({"cut short": data[:len(data) // 2], "grown": data + b"\0" * 8,
+                       "not npy": b"not an array"}[damage])
+    stats = cache.fill(clips, jobs=1, progress=False)
+    assert (stats.computed, stats.reused) == (1, 3)
+    assert entry.read_bytes() == data
+    np.testing.assert_allclose(cache.get(clips[1]), cache.compute(clips[1]), rtol=1e-5)

@@ -144,7 +144,17 @@ class FeatureCache:
         return features, True
 
     def contains(self, path: str | Path) -> bool:
-        return self.entry(path).is_file()
+        """Whether the features of ``path`` are cached whole: an entry whose header does not
+        read or whose file is shorter or longer than its header's array (a copy cut short, a
+        disk error) is not, and is removed, so that :meth:`fill` computes it again rather
+        than counting it as reused."""
+        target = self.entry(path)
+        if not target.is_file():
+            return False
+        if entry_is_whole(target):
+            return True
+        target.unlink(missing_ok=True)
+        return False
 
     def fill(self, paths: Iterable[str | Path], *, jobs: int | None = None,
              progress: bool = True, strict: bool = True) -> FillStats:
@@ -208,6 +218,19 @@ class FeatureCache:
         if strict and problems:
             raise ValidationFailed(problems, "features could not be computed for some files")
         return stats
+
+
+def entry_is_whole(target: Path) -> bool:
+    """Whether the ``.npy`` file ``target`` holds exactly the array its header describes
+    (the header is read, not the array)."""
+    try:
+        array = np.load(target, mmap_mode="r")   # maps the file: nothing of the array is read
+        whole = isinstance(array, np.memmap) and \
+            target.stat().st_size == array.offset + array.nbytes
+        del array
+        return whole
+    except (ValueError, OSError, EOFError, SyntaxError):
+        return False
 
 
 WORKER_PROBE_S = 1.0  # seconds of in-process filling that time the files
