@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -73,6 +74,24 @@ def test_synth_validate_features(tmp_path, capsys):
     assert len(list(cache.rglob("*.npy"))) == 6
     assert main(["features", str(out / "spec.yaml"), "--cache", str(cache), "--quiet"]) == 0
     assert "0 computed, 6 reused" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_standard_output_is_named(tmp_path):
+    """A table printed under ``> file`` on a full disk said only 'error: [Errno 28] No space
+    left on device': the error names standard output, once, with no traceback and no second
+    message from Python's flush at exit."""
+    world = tmp_path / "world"
+    assert main(["synth", "--out", str(world), "--n-clips", "4", "--seed", "1",
+                 "--duration", "2", "--quiet"]) == 0
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([sys.executable, "-m", "midlevel", "validate",
+                                 str(world / "spec.yaml"), "--quiet"], stdout=full,
+                                stderr=subprocess.PIPE, text=True, timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "midlevel validate: error: standard output: No space left on device"), result.stderr
+    assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr
 
 
 @pytest.mark.parametrize("argv, option", [

@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torchrun: each process prints its own
         who += f" (process {os.environ.get('RANK', '?')} of {os.environ['WORLD_SIZE']})"
     try:
-        with _sigterm_unwinds():
+        with _sigterm_unwinds(), _named_stdout():
             return int(args.func(args) or 0)
     except MidlevelError as exc:
         print(f"{who}: error: {exc}", file=sys.stderr)
@@ -96,6 +96,70 @@ def main(argv: list[str] | None = None) -> int:
         term = isinstance(stop, Terminated)
         print(f"{who}: {'terminated (SIGTERM)' if term else 'interrupted'}", file=sys.stderr)
         return 143 if term else 130
+
+
+STDOUT_NAME = "standard output"
+
+
+class _NamedStream:
+    """``stream`` whose failed writes and flushes raise an OSError naming ``name`` (a table
+    printed under ``> file`` on a full disk said only "No space left on device")."""
+
+    def __init__(self, stream, name: str):
+        self._stream, self._name = stream, name
+
+    def _named(self, exc: OSError) -> OSError:
+        if exc.filename is not None or exc.errno is None:
+            return exc
+        return type(exc)(exc.errno, exc.strerror, self._name)
+
+    def write(self, text):
+        try:
+            return self._stream.write(text)
+        except OSError as exc:
+            raise self._named(exc) from None
+
+    def flush(self):
+        try:
+            return self._stream.flush()
+        except OSError as exc:
+            raise self._named(exc) from None
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def _named_stdout():
+    """Run the command with ``sys.stdout`` naming itself in its write errors; what it printed
+    is flushed before the error handlers run, and text that could not be written is dropped
+    (Python's flush at exit would fail on it a second time, with its own message)."""
+    original = sys.stdout
+    if original is None:
+        yield
+        return
+    sys.stdout = _NamedStream(original, STDOUT_NAME)
+    failed = False
+    try:
+        yield
+        sys.stdout.flush()
+    except OSError as exc:
+        failed = exc.filename == STDOUT_NAME
+        raise
+    finally:
+        sys.stdout = original
+        if failed:
+            _drop_unwritten(original)
+
+
+def _drop_unwritten(stream) -> None:
+    """Point ``stream``'s file descriptor at the null device (its pending text is lost)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def _stopped_by(exc: BaseException) -> KeyboardInterrupt | None:
