@@ -194,3 +194,23 @@ def test_a_column_without_a_rating_in_the_split_says_so():
     none = metrics_table("test", "target", ["a", "b"], truth[:, :2], pred[:, :2])
     assert none.set_index("name").loc["mean", "note"] == \
         "none of the 2 rating columns has a rating in this split"
+
+
+def test_a_non_finite_prediction_of_a_rated_clip_is_counted_in_the_note():
+    """Audit 14a #3: the finite mask meant for missing ratings also hid NaN predictions:
+    n 3 of 4 with an empty note, in model selection, validation and ``evaluate``."""
+    from midlevel.training.metrics import binary_metrics, regression_metrics
+    t = np.array([1.0, 2.0, 3.0, 4.0, np.nan])
+    p = np.array([1.1, 2.2, np.nan, 3.9, np.nan])   # the last clip is unrated: not counted
+    out = regression_metrics(t, p)
+    assert out["n"] == 3
+    assert out["note"] == ("1 rated clip(s) left out: their prediction is not finite (NaN "
+                           "or infinite)")
+    assert regression_metrics(t, np.array([1.1, 2.2, 3.1, 3.9, np.nan]))["note"] == ""
+    labels = np.array([0.0, 1.0, 0.0, 1.0, 1.0])
+    prob = np.array([0.2, 0.8, np.inf, 0.7, 0.6])
+    assert binary_metrics(labels, prob)["note"].endswith("their prediction is not finite "
+                                                         "(NaN or infinite)")
+    constant = binary_metrics(np.ones(4), np.array([0.9, np.nan, 0.8, 0.7]))
+    assert constant["note"].startswith("every label 1") and "1 rated clip(s) left out" in \
+        constant["note"]

@@ -89,12 +89,30 @@ def flat_predictions(y_pred: np.ndarray, y_true: np.ndarray) -> bool:
 def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
     """Metrics of one column over its finite entries. ``y_true``, ``y_pred``: ``(n,)``.
 
+    A rated clip whose prediction is NaN or infinite is left out, and ``note`` counts such
+    clips (the finite mask is there for missing ratings: before, it hid them).
+
     r and the calibration line are NaN with fewer than ``MIN_CLIPS_R`` (3) ratings (two
     points give r = +-1 and a line through both, whatever the predictions), for constant
     predictions, and for predictions whose
     spread is negligible (:func:`negligible_spread`); the calibration line also for nearly
     flat ones (:func:`flat_predictions`). ``note`` says which, with the spreads. r, R^2 and
     the line are also NaN for constant ratings (or a single one), with a note saying so."""
+    return _with_nonfinite_note(_regression_metrics(y_true, y_pred), y_true, y_pred)
+
+
+def _with_nonfinite_note(out: dict, y_true: np.ndarray, y_pred: np.ndarray) -> dict:
+    """``out`` with its ``note`` saying how many rated clips' predictions were not finite."""
+    bad = int((np.isfinite(y_true) & ~np.isfinite(y_pred)).sum())
+    if bad:
+        said = (f"{bad} rated clip(s) left out: their prediction is not finite (NaN or "
+                f"infinite)")
+        out["note"] = f"{out['note']}; {said}" if out["note"] else said
+    return out
+
+
+def _regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
+    """:func:`regression_metrics` without the note on non-finite predictions."""
     ok = np.isfinite(y_true) & np.isfinite(y_pred)
     t, p = y_true[ok].astype(np.float64), y_pred[ok].astype(np.float64)
     out = {"n": int(ok.sum()), **{k: np.nan for k in _VALUES[1:]}, "note": ""}
@@ -156,11 +174,11 @@ def binary_metrics(y_true: np.ndarray, y_prob: np.ndarray, threshold: float = 0.
     (0/0) where no label and no prediction is positive, and 0 where only one side has
     positives."""
     from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
-    out = regression_metrics(y_true, y_prob)
+    out = _regression_metrics(y_true, y_prob)
     ok = np.isfinite(y_true) & np.isfinite(y_prob)
     t, p = y_true[ok].astype(int), y_prob[ok].astype(np.float64)
     if not ok.any():
-        return out
+        return _with_nonfinite_note(out, y_true, y_prob)
     pick = (p >= threshold).astype(int)
     # F1 is 0/0 without a positive label or a positive pick: undefined, not the worst score
     no_positive = not t.any() and not pick.any()
@@ -173,7 +191,7 @@ def binary_metrics(y_true: np.ndarray, y_prob: np.ndarray, threshold: float = 0.
     if len(np.unique(t)) == 2:
         out["auc"] = float(roc_auc_score(t, p))
         out["pr_auc"] = float(average_precision_score(t, p))
-    return out
+    return _with_nonfinite_note(out, y_true, y_prob)
 
 
 def metrics_table(split: str, kind: str, names: list[str], y_true: np.ndarray,
