@@ -370,3 +370,66 @@ def test_an_undecodable_regular_file_is_not_said_to_be_missing(tmp_path):
     message = str(_undecodable(path, err))
     assert "does not exist" not in message and "recognizes no audio format" in message
     assert "does not exist" in str(_undecodable(tmp_path / "gone.mp3", err))
+
+
+# --------------------------------------------------------------------------------------
+# audit 14a: partial cancellation, content above the band limit, overflowing samples
+# --------------------------------------------------------------------------------------
+def test_channels_that_partly_cancel_are_warned_about(tmp_path, rng, caplog):
+    """Audit 14a #1: a stereo file whose channels cancel 13-52 dB in the down-mix (a flipped
+    polarity with a one-sample offset, a flipped channel at 0.9 gain) was normalized to full
+    scale without a word: the model read what the channels did not share (predictions moved
+    up to 2.8 rating points). Identical and unrelated channels are not warned about."""
+    from midlevel.data.validate import check_audio
+    music = np.convolve(rng.standard_normal(22050), np.hanning(9), "same").astype(np.float32)
+    music *= 0.5 / np.abs(music).max()
+    cases = {"flipped_delayed": np.stack([music, -np.r_[0, music[:-1]]]),
+             "flipped_quieter": np.stack([music, -0.9 * music]),
+             "same": np.stack([music, music]),
+             "unrelated": np.stack([music, np.roll(music, 7000)])}
+    for name, channels in cases.items():
+        path = _write(tmp_path / f"{name}.wav", channels, 22050, subtype="FLOAT")
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="midlevel"):
+            load_audio(path)
+        warned = check_audio("c", str(path)).warning
+        if name.startswith("flipped"):
+            assert str(path) in caplog.text and "cancel in the mono down-mix" in caplog.text
+            assert warned is not None and "dB below theirs" in warned.message
+        else:
+            assert not caplog.records and warned is None
+
+
+def test_content_above_the_band_limit_is_warned_about(tmp_path, caplog):
+    """Audit 14a #4: a tone at 15 kHz in a 44.1 kHz file keeps nothing but the resampler's
+    residue at 22.05 kHz; that residue was normalized to full scale in silence (five such
+    files predicted the same). It is warned about, naming the file; a tone below the band
+    limit is not."""
+    high = _write(tmp_path / "high.wav", _sine(15000.0, 1.0, 44100), 44100, subtype="FLOAT")
+    low = _write(tmp_path / "low.wav", _sine(3000.0, 1.0, 44100), 44100, subtype="FLOAT")
+    with caplog.at_level("WARNING", logger="midlevel"):
+        load_audio(low)
+    assert not caplog.records
+    with caplog.at_level("WARNING", logger="midlevel"):
+        load_audio(high)
+    assert str(high) in caplog.text and "above 11025 Hz" in caplog.text
+
+
+def test_samples_that_overflow_are_refused_and_never_cached(tmp_path):
+    """Audit 14a #2, #5: float samples near 3e38 overflowed in the resampler, and peak
+    normalization made the clip NaN: validate passed it, the feature cache stored the NaN
+    entry and reused it, predict wrote an empty row. Such a file is refused by name; features
+    that are not finite are never stored; 64-bit samples beyond the float32 range are not
+    called NaN."""
+    from midlevel.data.cache import FeatureCache
+    huge = _write(tmp_path / "huge.wav", _sine(440.0, 1.0, 44100) * 6e37, 44100,
+                  subtype="FLOAT")
+    _raises_naming(huge, match="overflows when resampled from 44100 to 22050 Hz")
+    cache = FeatureCache(tmp_path / "cache", normalize=False)
+    loud = _write(tmp_path / "loud.wav", _sine(440.0, 1.0, 22050) * 1e37, 22050,
+                  subtype="FLOAT")
+    _raises_naming(loud, fn=cache.get, match="features are not finite")
+    assert not list((tmp_path / "cache").rglob("*.npy"))
+    wide = _write(tmp_path / "wide.wav", _sine(440.0, 1.0, 22050).astype(np.float64) * 1e300,
+                  22050, subtype="DOUBLE")
+    _raises_naming(wide, match="beyond the float32 range")

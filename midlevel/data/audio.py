@@ -16,7 +16,8 @@ import soxr
 
 from midlevel.data.audio_header import declared_frames
 from midlevel.data.loudness import (  # noqa: F401  (re-exported)
-    QUIET_DBFS, SILENCE, is_silent, quiet_warning, remove_dc, signal_peak,
+    BAND_LOSS_DB, QUIET_DBFS, SILENCE, band_loss_db, is_silent, quiet_warning, remove_dc,
+    signal_peak,
 )
 from midlevel.errors import ArgumentError, AudioError
 
@@ -162,15 +163,29 @@ def prepare_samples(y: np.ndarray, source, *, rate: float, sample_rate: float | 
     if normalize:
         # the peak is taken at the source's rate (resampling keeps the level within a few %)
         y, peak = signal_peak(y, source, channels=channels)
-        if (quiet := quiet_warning(source, peak, channels=channels)) \
-                and not (warn_once and quiet in _WARNED):
-            _WARNED.add(quiet)
-            log.warning("%s", quiet)
+        mix = y if channels is not None and y.ndim == 1 else None
+        _warn(quiet_warning(source, peak, channels=channels, mix=mix), warn_once)
     if sample_rate is not None and sample_rate != rate:
-        y = resample(y, orig_sr=rate, target_sr=sample_rate)
+        before, y = y, resample(y, orig_sr=rate, target_sr=sample_rate)
+        if not np.isfinite(y).all():
+            raise AudioError(f"{source}: audio overflows when resampled from {rate:g} to "
+                             f"{sample_rate:g} Hz (peak {float(np.max(np.abs(before))):.3g}): "
+                             f"samples this large are not audio (a corrupt file?)")
+        if (loss := band_loss_db(before, y)) < BAND_LOSS_DB:
+            _warn(f"{source}: its content lies above {sample_rate / 2:g} Hz, the highest "
+                  f"frequency at the front end's {sample_rate:g} Hz: resampled, it keeps "
+                  f"{10 ** (loss / 10):.2g} of its power ({loss:.1f} dB), and what is left "
+                  f"is normalized like music", warn_once)
     if normalize:
         y = _peak_normalize(y, source)
     return y
+
+
+def _warn(message: str | None, warn_once: bool) -> None:
+    """Log ``message`` as a warning (with ``warn_once``, once per process)."""
+    if message and not (warn_once and message in _WARNED):
+        _WARNED.add(message)
+        log.warning("%s", message)
 
 
 def resample(y: np.ndarray, *, orig_sr: float, target_sr: float) -> np.ndarray:
@@ -269,7 +284,19 @@ def _check_decoded(path: Path, y: np.ndarray, *, end: int, stop: int, declared: 
         raise AudioError(f"{path}: no audio samples could be decoded")
     if end < stop and end < (1.0 if exact else _TRUNCATED_FRACTION) * declared:
         raise _truncated(path, end, declared)
+    if not np.isfinite(y).all() and not np.isnan(y).any() and _subtype(path) == "DOUBLE":
+        raise AudioError(f"{path}: audio holds samples beyond the float32 range (|x| > "
+                         f"{np.finfo(np.float32).max:.3g}; 64-bit float samples are read as "
+                         f"32-bit): values this large are not audio (a corrupt file?)")
     check_finite(y, path)
+
+
+def _subtype(path: Path) -> str:
+    """libsndfile's sample format of ``path`` ("PCM_16", "FLOAT", "DOUBLE", ...)."""
+    try:
+        return str(sf.info(str(path)).subtype)
+    except RuntimeError:
+        return ""
 
 
 def check_finite(y: np.ndarray, source) -> None:

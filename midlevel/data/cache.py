@@ -120,7 +120,12 @@ class FeatureCache:
         y = load_audio(path, sample_rate=self.sample_rate, normalize=self.normalize)
         with torch.no_grad():
             spec = self.frontend(torch.from_numpy(np.ascontiguousarray(y)))
-        return spec.numpy().astype(np.float32, copy=False)
+        spec = spec.numpy().astype(np.float32, copy=False)
+        if not np.isfinite(spec).all():   # never cached: it would be reused as it is
+            bad = int((~np.isfinite(spec)).sum())
+            raise AudioError(f"{path}: its features are not finite ({bad} NaN or infinite "
+                             f"values; samples up to {float(np.max(np.abs(y))):.3g})")
+        return spec
 
     def get(self, path: str | Path) -> np.ndarray:
         """Cached features of ``path`` (computed and stored on a miss).

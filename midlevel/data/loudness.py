@@ -16,6 +16,15 @@ from midlevel.errors import AudioError
 # full scale like music, with a warning naming the file.
 SILENCE = 1e-6
 QUIET_DBFS = -60.0
+# A mono down-mix whose power is this many dB below its channels' (DC-free) power: the
+# channels cancel (anti-phase; -10 dB is a channel correlation of -0.8 for equal levels, where
+# music's channels correlate positively or not at all). It is normalized like music, and the
+# model reads what the channels do not share: warned about, naming the file.
+CANCEL_DB = -10.0
+# A signal that loses this many dB of its power when resampled to the front end's rate: its
+# content lies above the new Nyquist frequency, and what is left (the resampler's residue)
+# is normalized to full scale: warned about, naming the file.
+BAND_LOSS_DB = -20.0
 
 
 def is_silent(y: np.ndarray, *, threshold: float = 1e-6) -> bool:
@@ -83,8 +92,11 @@ def signal_peak(y: np.ndarray, path, *, channels: np.ndarray | None = None
     raise AudioError(f"{path}: audio is silent (no sample above {SILENCE:g}), cannot normalize")
 
 
-def quiet_warning(path, peak: float, *, channels: np.ndarray | None = None) -> str | None:
-    """A warning naming the file when its (DC-free) peak is below ``QUIET_DBFS``, else None.
+def quiet_warning(path, peak: float, *, channels: np.ndarray | None = None,
+                  mix: np.ndarray | None = None) -> str | None:
+    """A warning naming the file when its (DC-free) peak is below ``QUIET_DBFS``, or when
+    the channels of a down-mix cancel in it (its power ``CANCEL_DB`` or more below theirs,
+    :func:`cancellation_db`), else None.
 
     Parameters
     ----------
@@ -92,9 +104,20 @@ def quiet_warning(path, peak: float, *, channels: np.ndarray | None = None) -> s
         Peak absolute value of the DC-free (down-mixed) signal.
     channels : np.ndarray [shape=(channels, n_samples)] or None
         The channels of a down-mix, to say when they are loud but cancel (anti-phase).
+    mix : np.ndarray [shape=(n_samples,)] or None
+        The DC-free down-mix of ``channels`` (None: the cancellation is judged only for a
+        very quiet down-mix).
     """
     if _dbfs(peak) >= QUIET_DBFS:
-        return None
+        if channels is None or mix is None or channels.shape[0] < 2:
+            return None
+        drop = cancellation_db(mix, channels)
+        if drop >= CANCEL_DB:
+            return None
+        return (f"{path}: its {channels.shape[0]} channels cancel in the mono down-mix "
+                f"(anti-phase): the down-mix's power is {-drop:.1f} dB below theirs; it is "
+                f"normalized like music, so the model reads what the channels do not "
+                f"share (a channel's polarity may be inverted)")
     text = (f"{path}: very quiet audio: peak {_dbfs(peak):.1f} dBFS, below {QUIET_DBFS:g} "
             f"dBFS; it is normalized to full scale like music, so what it predicts may be "
             f"noise")
@@ -104,6 +127,46 @@ def quiet_warning(path, peak: float, *, channels: np.ndarray | None = None) -> s
             text += (f"; its channels (peak {_dbfs(loud):.1f} dBFS) nearly cancel in the mono "
                      f"down-mix (anti-phase)")
     return text
+
+
+def cancellation_db(mix: np.ndarray, channels: np.ndarray) -> float:
+    """The power of the DC-free down-mix ``mix`` ``(n_samples,)`` relative to its DC-free
+    ``channels`` ``(channels, n_samples)``, in dB: 0 for identical channels, about -3 for
+    unrelated ones of equal level, -inf for channels that cancel exactly."""
+    frames = np.asarray(channels, dtype=np.float32).reshape(-1, np.shape(channels)[-1]).T
+    n, k = max(frames.shape[0], 1), max(frames.shape[1], 1)
+    # (n_samples, channels), as decoded: one dot product over the clip gives the channels'
+    # summed squares, one product with ones their means, with no copy of the clip (1 ms for
+    # 30 s of stereo, 5 % of its features; a float64 copy took 19 ms)
+    square = _power(frames)
+    mean = (np.ones(frames.shape[0], np.float32) @ frames).astype(np.float64) / n
+    power = square - float(np.sum(mean ** 2)) / k
+    return _db(_power(mix)) - _db(max(power, 0.0))
+
+
+def band_loss_db(source: np.ndarray, resampled: np.ndarray) -> float:
+    """The power of ``resampled`` relative to ``source`` (both ``(..., n_samples)``), in dB:
+    about 0 unless the signal's content lies above the new Nyquist frequency."""
+    return _db(_power(resampled)) - _db(_power(source))
+
+
+def _power(y: np.ndarray, *, dc_free: bool = False) -> float:
+    """Mean square of ``y`` (about its mean with ``dc_free``): a float32 dot product (a few
+    % of a clip's front end; a float64 copy of the clip cost half of it), in float64 where
+    float32 overflows (samples near 1e19)."""
+    flat = np.ascontiguousarray(y, dtype=np.float32).ravel()
+    if flat.size == 0:
+        return 0.0
+    power = float(np.dot(flat, flat)) / flat.size
+    if not np.isfinite(power):
+        power = float(np.mean(np.square(flat, dtype=np.float64)))
+    if dc_free:
+        power = max(power - float(flat.mean(dtype=np.float64)) ** 2, 0.0)
+    return power
+
+
+def _db(power: float) -> float:
+    return 10.0 * float(np.log10(power)) if power > 0 else -np.inf
 
 
 def _peak(y: np.ndarray) -> float:

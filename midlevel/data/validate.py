@@ -61,8 +61,8 @@ def check_audio(clip: str, path: str, *, decode: bool = True) -> AudioCheck:
             y = load_audio(path, sample_rate=info.sample_rate, normalize=False, mono=False)
             if y.size == 0:
                 raise AudioError(f"{path}: empty audio (0 samples)")
-            _, peak = signal_peak(y.mean(axis=0), path, channels=y)
-            quiet = quiet_warning(path, peak, channels=y)
+            mix, peak = signal_peak(y.mean(axis=0), path, channels=y)
+            quiet = quiet_warning(path, peak, channels=y, mix=mix)
             if quiet:
                 check.warning = Problem(quiet[len(path) + 2:], file=path, clip=clip)
             check.duration = y.shape[-1] / info.sample_rate

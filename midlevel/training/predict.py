@@ -108,7 +108,9 @@ class InputSpectrograms:
                 rate = (audio_info(item).sample_rate if is_path(item) else  # a waveform's:
                         self.sample_rate if np.ndim(as_array(item, str(name))) == 1 else None)
             except AudioError as exc:
-                log.warning("skipping %s: %s", name, exc)
+                said = str(exc)   # an error of the file starts with its name: said once
+                log.warning("skipping %s: %s", name, said[len(f"{name}: "):]
+                            if said.startswith(f"{name}: ") else said)
                 self.errors[name] = str(exc)
                 continue
             self.kept.append(name)

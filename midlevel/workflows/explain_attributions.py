@@ -196,8 +196,9 @@ def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_dee
             try:
                 y = load_audio(path, sample_rate=fe.sample_rate)
             except Exception as exc:  # named and skipped, as `midlevel predict` does
-                result.errors[path] = str(exc)
-                log.warning("skipping %s: %s", path, exc)
+                said = result.errors[path] = str(exc)
+                log.warning("skipping %s: %s", path, said[len(f"{path}: "):]
+                            if said.startswith(f"{path}: ") else said)
                 continue
             if max_seconds:
                 y = y[: int(max_seconds * fe.sample_rate)]
