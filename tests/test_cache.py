@@ -140,3 +140,14 @@ def test_fill_recomputes_a_damaged_entry_rather_than_counting_it_reused(tmp_path
     assert (stats.computed, stats.reused) == (1, 3)
     assert entry.read_bytes() == data
     np.testing.assert_allclose(cache.get(clips[1]), cache.compute(clips[1]), rtol=1e-5)
+
+
+def test_a_non_finite_entry_stored_by_an_earlier_version_is_not_served(tmp_path, clips):
+    """Audit 14a #2: NaN features were cached and reused on every later run. An entry that
+    is not finite is computed again when read."""
+    cache = FeatureCache(tmp_path / "cache")
+    good = cache.get(clips[0])
+    entry = cache.entry(clips[0])
+    np.save(entry, np.full_like(good, np.nan))
+    np.testing.assert_array_equal(cache.get(clips[0]), good)
+    assert np.isfinite(np.load(entry)).all()

@@ -141,9 +141,14 @@ class FeatureCache:
         target = self.entry(path)
         if target.is_file():
             try:
-                return np.load(target), False
+                features = np.load(target)
+                if np.isfinite(features).all():
+                    return features, False
             except (ValueError, OSError, EOFError):
-                target.unlink(missing_ok=True)  # unreadable entry: recompute it
+                pass
+            # unreadable, or not finite (stored before such features were refused): computed
+            # again, which names the file if they still are not
+            target.unlink(missing_ok=True)
         features = self.compute(path)
         write_npy(target, features)
         return features, True
