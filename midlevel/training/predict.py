@@ -108,9 +108,8 @@ class InputSpectrograms:
                 rate = (audio_info(item).sample_rate if is_path(item) else  # a waveform's:
                         self.sample_rate if np.ndim(as_array(item, str(name))) == 1 else None)
             except AudioError as exc:
-                said = str(exc)   # an error of the file starts with its name: said once
-                log.warning("skipping %s: %s", name, said[len(f"{name}: "):]
-                            if said.startswith(f"{name}: ") else said)
+                # an error of the file starts with its name: said once
+                log.warning("skipping %s: %s", name, str(exc).removeprefix(f"{name}: "))
                 self.errors[name] = str(exc)
                 continue
             self.kept.append(name)

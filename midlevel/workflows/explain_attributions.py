@@ -196,9 +196,8 @@ def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_dee
             try:
                 y = load_audio(path, sample_rate=fe.sample_rate)
             except Exception as exc:  # named and skipped, as `midlevel predict` does
-                said = result.errors[path] = str(exc)
-                log.warning("skipping %s: %s", path, said[len(f"{path}: "):]
-                            if said.startswith(f"{path}: ") else said)
+                result.errors[path] = str(exc)   # its file named once in the warning
+                log.warning("skipping %s: %s", path, str(exc).removeprefix(f"{path}: "))
                 continue
             if max_seconds:
                 y = y[: int(max_seconds * fe.sample_rate)]
