@@ -306,7 +306,7 @@ def test_constant_target_and_exact_fit_give_no_estimate(rng):
             live = t[t["target"] == "other"]
             assert (live["data_note"] == "").all() and live["p_value"].notna().all()
             text = "\n".join(result.summary_lines())
-            assert f"{int(live['significant'].sum())} of 3 effects significant" in text
+            assert f"{int(live['significant'].sum())} of 3 associations significant" in text
             assert "9 without an estimate" in text
             t["model_weight"] = 5.0
             assert (flag_weights(t)["flag"][t["target"] != "other"] == "").all()

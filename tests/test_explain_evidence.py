@@ -95,7 +95,7 @@ def test_flags_catch_leaked_weights_and_spare_faithful_ones():
     assert alarms / n_faithful <= 0.10
     t, leaked = _run_like_table(7)
     row = t.loc[sorted(leaked)[0]]
-    assert row["flag"] == "unsupported" and "do not detect an effect" in row["flag_reason"]
+    assert row["flag"] == "unsupported" and "do not detect an association" in row["flag_reason"]
     assert "no effect" not in row["flag_reason"]
 
 

@@ -191,8 +191,9 @@ def register(sub) -> None:
         "coefficients", help="the concept -> target weights of a bottleneck, with statistics",
         description="Write coefficients.csv: one row per concept and target with two "
                     "answers. What the model does: model_weight, the head's own weight "
-                    "(exact, every mode). What the data show: the concept -> target effect "
-                    "with its interval and p-value, from the human ratings (OLS, HC3 errors) "
+                    "(exact, every mode). What the data show: the concept -> target association "
+                    "(a linear summary among the clips, not a causal effect) with its "
+                    "interval and p-value, from the human ratings (OLS, HC3 errors) "
                     "where clips carry both concept and target ratings, else by regression "
                     "calibration on held-out predictions; never from the CNN's in-sample "
                     "predictions. A flag marks model weights that depart from what the data "
@@ -211,7 +212,8 @@ def register(sub) -> None:
                         "(default 0.05)")
     p.add_argument("--correction", choices=CORRECTIONS, default="none",
                    help="multiple-comparison correction over the table's m weights (default "
-                        "none); the intervals, and the flags judged against them, follow it "
+                        "none: each test at alpha, and the summary says how many of the m "
+                        "chance alone would call significant); the intervals, and the flags judged against them, follow it "
                         "(level in column ci_level): bonferroni and holm 1 - alpha/m "
                         "(Bonferroni; a Holm-significant weight may keep an interval reaching "
                         "0), fdr_bh 1 - R*alpha/m for the R weights selected (Benjamini & "

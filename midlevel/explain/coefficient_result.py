@@ -41,7 +41,8 @@ class CoefficientResult:
         choice = [self.table.attrs["data_choice"]] if self.table.attrs.get("data_choice") \
             else []
         parts = [f"{'=' * 78}\nwhat the data show\n{'=' * 78}\n"
-                 + "\n".join([self.description()] + choice + interval_lines(self.table))
+                 + "\n".join([self.description()] + choice + interval_lines(self.table)
+                              + self.caveat_lines())
                  + "\n"]
         missing = no_estimate_lines(self.table)
         if missing:
@@ -77,10 +78,11 @@ class CoefficientResult:
         lines.append(f"what the data show: {self.description()}")
         if t.attrs.get("data_choice"):
             lines.append(f"  ({t.attrs['data_choice']})")
-        lines.append(f"  {int(t['significant'].sum())} of {estimated} effects significant at "
-                     f"alpha={alpha} (correction: {t.attrs.get('correction', 'none')})"
+        lines.append(f"  {int(t['significant'].sum())} of {estimated} associations significant "
+                     f"at alpha={alpha} (correction: {t.attrs.get('correction', 'none')})"
                      + (f"; {int(noted.sum())} without an estimate" if noted.any() else ""))
         lines += ["  " + ln.strip() for ln in interval_lines(t)]
+        lines += ["  " + ln for ln in self.caveat_lines()]
         r2 = t.groupby("target", sort=False)["r2"].first()
         methods = t.groupby("target", sort=False)["method"].first().astype(str)
         pseudo = {k for k, m in methods.items() if "logit" in m or "GLM" in m}
@@ -98,6 +100,17 @@ class CoefficientResult:
             lines.append("leakage diagnostic (head on predicted vs true concepts):")
             lines += ["  " + ln for ln in leakage_summary(self.leakage).splitlines()]
         return lines
+
+    def caveat_lines(self) -> list[str]:
+        """What the data's weights are, and where this fit's clips say they are less than
+        that (:mod:`midlevel.explain.caveats`; ``attrs["caveats"]``)."""
+        from midlevel.explain.caveats import chance_line
+        t = self.table
+        if "weight" not in t or not len(t):
+            return []
+        return (["the data's weights are linear associations among these clips, other "
+                 "concepts held fixed, not causal effects"]
+                + chance_line(t) + list(t.attrs.get("caveats") or []))
 
     def description(self) -> str:
         """The fit's estimator in a sentence (``attrs["method"]``; else the rows' ``method``

@@ -6,7 +6,7 @@ flagged when the model's weight lies outside the data's interval, the one the ta
 a multiple-comparison correction, the corrected interval: see
 :mod:`midlevel.explain.multiplicity`), and
 
-- ``unsupported``: the data do not detect an effect (the interval contains 0; that is not
+- ``unsupported``: the data do not detect an association (the interval contains 0; that is not
   evidence of no effect, only of none large enough to tell from noise), yet the model's
   standardized weight is at least ``materiality`` and outside the interval: it leans on the
   concept more than the data support, typically one predicted concept carrying another's signal
@@ -132,16 +132,20 @@ def _reason(flag: str, row, alpha: float = 0.05) -> str:
     data = (f"the data show {row['weight']:+.3g} "
             f"({ci_label(alpha)} {row['ci_low']:+.3g} to {row['ci_high']:+.3g})")
     if flag == "unsupported":
-        return (f"{row['target']}: {model}, but {data}: the data do not detect an effect "
-                f"of {row['concept']}, and the model's weight lies outside that interval. The "
-                f"model may lean on this concept to carry another concept's signal or the "
-                f"target's own (compensation / leakage); do not read it as an effect.")
+        return (f"{row['target']}: {model}, but {data}: the data do not detect an "
+                f"association with {row['concept']}, and the model's weight lies outside that "
+                f"interval. The model may lean on this concept to carry another concept's "
+                f"signal or the target's own (compensation / leakage); do not read it as an "
+                f"effect.")
     if flag == "opposite sign":
-        return (f"{row['target']}: {model}, but {data}, the other sign. The weight is not "
-                f"the concept's effect; read it as compensation between predicted concepts.")
+        return (f"{row['target']}: {model}, but {data}, the other sign. The weight does not "
+                f"follow the data's association: read it as compensation between predicted "
+                f"concepts, unless the summary's caveats (correlated concepts) say the data's "
+                f"estimate may be the biased one.")
     return (f"{row['target']}: {model}, far outside what {data[4:]}: the model over- or "
             f"under-uses {row['concept']}, likely compensating for errors in the predicted "
-            f"concepts.")
+            f"concepts, unless the summary's caveats (correlated concepts) say the data's "
+            f"estimate may be the biased one.")
 
 
 def flag_summary(table: pd.DataFrame, *, most: int | None = None) -> str:
