@@ -431,3 +431,95 @@ def test_only_the_first_process_prints_the_run(synth_spec, tmp_path, capsys, mon
     monkeypatch.setenv("RANK", rank)
     assert main(["train", str(synth_spec), "--out", str(tmp_path / "r"), "--quiet"]) == 0
     assert ("run: " in capsys.readouterr().out) == shown
+
+
+def _as_older_version(run, *, drop_config=(), drop_model=(), drop_files=()):
+    """Make ``run`` look written by an earlier version: keys its config.yaml and model.pt
+    did not have yet, files it did not write."""
+    import torch
+    record = yaml.safe_load((run / "config.yaml").read_text())
+    for key in drop_config:
+        record["config"].pop(key, None)
+    (run / "config.yaml").write_text(yaml.safe_dump(record, sort_keys=False))
+    ckpt = torch.load(run / "model.pt", map_location="cpu", weights_only=False)
+    for key in drop_config:
+        ckpt["config"].pop(key, None)
+    for key in drop_model:
+        if "." in key:
+            outer, inner = key.split(".")
+            ckpt[outer].pop(inner, None)
+        else:
+            ckpt.pop(key, None)
+    torch.save(ckpt, run / "model.pt")
+    for name in drop_files:
+        (run / name).unlink()
+
+
+def test_runs_of_earlier_versions_keep_their_rules_and_say_what_they_lack(synth_spec, tmp_path,
+                                                                          capsys):
+    """Audit 14c, on runs of five earlier versions: a resume of a run from before BatchNorm
+    re-estimation took today's defaults (R^2 epochs compared with a best mean r, the old
+    weights marked re-estimated, the load warning gone); a run from before the DC offset
+    was removed, or before splits.csv, loaded without a word; Run.metrics of an old run
+    without metrics.csv raised a bare FileNotFoundError; --resume of a folder with model.pt
+    but no checkpoint.pt trained a new model over it."""
+    import torch
+
+    from midlevel.errors import CheckpointError
+    from midlevel.run import load_run
+    tiny = tmp_path / "tiny.yaml"
+    tiny.write_text(yaml.safe_dump({"width": 0.125, "crop_seconds": 1.0, "batch_size": 4}))
+    run, cache = tmp_path / "run", tmp_path / "cache"
+    common = ["--out", str(run), "--cache", str(cache), "--quiet"]
+    assert main(["train", str(synth_spec), "--mode", "joint", "--preset", "small",
+                 "--epochs", "1", "--config", str(tiny), *common]) == 0
+    capsys.readouterr()
+    # select_on kept: its legacy value, r, needs 3 validation clips (this world has 2)
+    _as_older_version(run, drop_config=("recalibrate_bn", "calibrate_concepts",
+                                        "shrink_calibration", "bn_batch_size"),
+                      drop_model=("bn_recalibrated", "decode_version", "metrics_csv",
+                                  "data.roots"))
+    assert main(["train", str(synth_spec), "--resume", "--epochs", "2", *common]) == 0
+    err = capsys.readouterr().err
+    assert "earlier version that had no recalibrate_bn, calibrate_concepts, " \
+           "shrink_calibration" in err
+    assert "(recalibrate_bn False, calibrate_concepts False" in err
+    assert torch.load(run / "model.pt", map_location="cpu",
+                      weights_only=False)["bn_recalibrated"] is False
+    stored = yaml.safe_load((run / "config.yaml").read_text())["config"]
+    assert (stored["calibrate_concepts"], stored["recalibrate_bn"]) == (False, False)
+    _as_older_version(run, drop_model=("decode_version", "metrics_csv", "data.roots"),
+                      drop_files=("metrics.csv", "splits.csv"))
+    loaded = load_run(run)
+    err = capsys.readouterr().err
+    assert "without BatchNorm statistics re-estimated" in err
+    assert "decoded by an earlier version (decoder 1, now 2" in err
+    with pytest.raises(CheckpointError, match="metrics.csv: missing.*midlevel evaluate"):
+        loaded.metrics
+    from midlevel.workflows.compare_accuracy import run_metrics
+    again = run_metrics([loaded], cache_dir=cache)   # compare computes them on the run's spec
+    assert set(again["split"]) == {"test"} and len(again) > 0
+    assert main(["evaluate", str(run), "--cache", str(cache), "--quiet"]) == 0
+    assert "holds no splits.csv" in capsys.readouterr().err
+    (run / "checkpoint.pt").unlink()
+    model = (run / "model.pt").read_bytes()
+    assert main(["train", str(synth_spec), "--resume", "--epochs", "3", *common]) == 2
+    assert "--resume needs the run's checkpoint.pt" in capsys.readouterr().err
+    assert (run / "model.pt").read_bytes() == model
+
+
+def test_a_run_without_a_setting_keeps_what_its_version_did():
+    """What each key a run's version did not store stands for: the behaviour before the key
+    existed, never today's default; a stored key is kept."""
+    from midlevel.training.config import legacy_settings, stored_config
+    before_bn = {"eval_batch_size": 8, "mode": "joint"}
+    assert legacy_settings(before_bn) == {
+        "bn_batch_size": 8, "recalibrate_bn": False, "select_on": "r",
+        "calibrate_concepts": False, "shrink_calibration": False}
+    assert legacy_settings({"recalibrate_bn": True, "calibrate_concepts": True})[
+        "select_on"] == "r2"
+    assert stored_config({"select_on": "r2", "eval_batch_size": 4})["select_on"] == "r2"
+    from dataclasses import asdict
+
+    from midlevel.training.config import TrainConfig
+    assert legacy_settings(asdict(TrainConfig())) == {}

@@ -23,7 +23,9 @@ def _train(args: argparse.Namespace) -> int:
                 cpu_bf16=args.bf16,
                 frontend={"name": FRONTENDS[args.frontend]} if args.frontend else None)
     if os.environ.get("RANK", "0") == "0":  # under torchrun every process returns the run
-        print(f"run: {run.path} (model.pt, metrics.csv, history.csv, splits.csv, train.log)")
+        files = [f for f in ("model.pt", "metrics.csv", "history.csv", "splits.csv",
+                             "train.log") if (run.path / f).is_file()]  # an older run: no splits
+        print(f"run: {run.path} ({', '.join(files)})")
     return 0
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from midlevel.data.audio import DECODE_VERSION
 from midlevel.errors import CheckpointError
 from midlevel.io import write_csv, write_torch
 from midlevel.training.config import TrainConfig
@@ -71,4 +72,4 @@ def write_model(out: Path, model, *, config: TrainConfig, data: dict, frontend: 
         "state_dict": cpu_state(model), "config": dataclasses.asdict(config), "data": data,
         "frontend": frontend, "fps": fps, "scales": scales, "head_design": head_design,
         "bn_recalibrated": bool(config.recalibrate_bn), "concept_calibration": calibration,
-        "epochs": epochs, "best_epoch": best_epoch})
+        "decode_version": DECODE_VERSION, "epochs": epochs, "best_epoch": best_epoch})

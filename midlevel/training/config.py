@@ -177,14 +177,33 @@ _OPTIONAL = {"eval_hop_seconds", "width", "last_kernel", "workers"}
 _BOOLEANS = ("amp", "cpu_bf16", "recalibrate_bn", "calibrate_concepts", "shrink_calibration")
 
 
+def legacy_settings(values: dict) -> dict:
+    """The settings a run's stored config ``values`` lacks because its version had no such
+    key, each set to what that version did (not to today's default): ``bn_batch_size`` its
+    ``eval_batch_size`` (re-estimation was batched by it); without ``recalibrate_bn`` the run
+    predates BatchNorm re-estimation and selected epochs on mean r (``False``, ``"r"``); a
+    run with it but without ``select_on`` selected on R^2; without ``calibrate_concepts`` or
+    ``shrink_calibration`` it had no concept calibration, or an unshrunk one (``False``).
+    Audit 14c: a resume of such a run took today's defaults, compared R^2 epochs with a best
+    mean r, and marked weights whose BatchNorm was never re-estimated as re-estimated."""
+    legacy = {}
+    if "bn_batch_size" not in values and "eval_batch_size" in values:
+        legacy["bn_batch_size"] = values["eval_batch_size"]
+    if "recalibrate_bn" not in values:
+        legacy.update(recalibrate_bn=False, select_on="r")
+    if "select_on" not in values:
+        legacy.setdefault("select_on", "r2")
+    for key in ("calibrate_concepts", "shrink_calibration"):
+        if key not in values:
+            legacy[key] = False
+    return {k: v for k, v in legacy.items() if k not in values}
+
+
 def stored_config(values: dict) -> dict:
     """A run's stored config ``values`` with each key its version did not store set to what
-    that version did: ``bn_batch_size`` to the run's ``eval_batch_size`` (re-estimation
-    batched by it before the key existed), so a resumed or reloaded old run is the same run."""
-    values = dict(values)
-    if "bn_batch_size" not in values and "eval_batch_size" in values:
-        values["bn_batch_size"] = values["eval_batch_size"]
-    return values
+    that version did (:func:`legacy_settings`), so a resumed or reloaded old run is the same
+    run."""
+    return {**dict(values), **legacy_settings(values)}
 
 
 def cpu_has_bf16() -> bool:

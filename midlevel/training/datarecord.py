@@ -131,12 +131,25 @@ def use_stored_splits(table: pd.DataFrame, run_dir, *, where, warned: set,
     this uses it (rather than refusing, which would also block a harmless edit such as a
     fixed typo or added clips) and logs one warning per run (``warned`` holds the runs
     warned about) naming how many clips moved, with examples. Without ``RUN/splits.csv``
-    (older runs) the table is returned as it is. ``clips``: the clips of ``table`` that are
+    (runs of versions before it was written) the table is returned as it is, with one
+    warning per run that its splits are the spec's as drawn now (audit 14c: after an edited
+    ``splits.seed``, such a run was scored on its training clips as "test", without a
+    word). ``clips``: the clips of ``table`` that are
     the run's (default: every clip the run stored, by id; another spec than the run's own
     passes those with the run's audio, :func:`same_audio`).
     """
     stored = read_splits(run_dir)
-    if stored is None or "split" not in table:
+    if "split" not in table:
+        return table
+    if stored is None:
+        key = str(Path(run_dir).resolve())
+        if key not in warned:
+            warned.add(key)
+            log.warning("%s: the run holds no %s (it was written before runs stored the split "
+                        "of each clip): its clips are split as the spec draws them now; if "
+                        "the spec's splits changed since training (splits.seed, clips added "
+                        "or removed), its 'test' clips may be clips it trained on", where,
+                        SPLITS_FILE)
         return table
     if clips is not None:
         stored = stored[stored.index.isin({str(c) for c in clips})]

@@ -9,7 +9,7 @@ from pathlib import Path
 from midlevel.data.segments import segments_of
 from midlevel.data.yamlfile import read_yaml
 from midlevel.errors import SpecError, TrainingError
-from midlevel.training.config import TrainConfig, stored_config
+from midlevel.training.config import TrainConfig, legacy_settings, stored_config
 from midlevel.training.data import Columns
 from midlevel.training.datarecord import trained_roots
 from midlevel.training.loop import fit
@@ -87,6 +87,12 @@ def train(spec, out, *, mode: str | None = None, root=None, config=None,
     saved = stored_record(Path(out)) if resume else None
     values = {**_config_dict(config), **overrides}
     if saved is not None:  # the run's settings, where only RESUMABLE ones may change
+        said = {k: v for k, v in legacy_settings(saved["config"]).items()
+                if k != "bn_batch_size"}
+        if said:
+            log.warning("%s was written by an earlier version that had no %s: it continues "
+                        "with what that version did (%s)", out, ", ".join(said),
+                        ", ".join(f"{k} {v!r}" for k, v in said.items()))
         saved["config"] = stored_config(saved["config"])
         given = TrainConfig.from_dict({**saved["config"], **values})
         given.check()

@@ -14,7 +14,7 @@ import yaml
 
 from midlevel.errors import CheckpointError, TrainingError
 from midlevel.io import LOCK_FILE, folder_lock, log_handler
-from midlevel.training.checkpoint import CONFIG_FILE, STATE_FILE, read_checkpoint
+from midlevel.training.checkpoint import CONFIG_FILE, MODEL_FILE, STATE_FILE, read_checkpoint
 from midlevel.training import ddp
 from midlevel.training.config import stored_config
 from midlevel.training.datarecord import check_same_data
@@ -146,6 +146,14 @@ def prepare(ctx, out: Path, resume: bool, overwrite: bool) -> None:
     replaced only when it is a run directory)."""
     if ctx.main:
         held = [p for p in out.iterdir() if p.name != LOCK_FILE] if out.exists() else []
+        if resume and (out / MODEL_FILE).is_file() and not (out / STATE_FILE).is_file():
+            # audit 14c: a resume "started afresh" here and replaced the trained model
+            raise CheckpointError(f"{out}: --resume needs the run's {STATE_FILE}, and the "
+                                  f"folder holds a trained {MODEL_FILE} without it (copied "
+                                  f"without it, or it was removed): there is nothing to "
+                                  f"continue from, and starting afresh would replace the "
+                                  f"model. Train into another --out, or pass --overwrite "
+                                  f"(without --resume) to replace it")
         if held and not resume:
             if not overwrite:
                 raise CheckpointError(f"{out}: run directory exists; pass --overwrite to replace "

@@ -4,29 +4,37 @@ metrics figure and the leakage diagnostic, each filling tables and figures of a
 :class:`~midlevel.report.document.Report`."""
 from __future__ import annotations
 
+import logging
 
 import numpy as np
 import pandas as pd
 
+from midlevel.errors import CheckpointError
 from midlevel.explain.faithfulness import completeness
 from midlevel.explain.leakage import leakage_diagnostic
 from midlevel.plots.common import as_written
 from midlevel.report.document import Report, model_label
+
+log = logging.getLogger(__name__)
 
 __all__ = ["run_metrics", "summarize_metrics", "target_kinds", "accuracy_tables",
            "leakage_tables"]
 
 
 def run_metrics(runs, *, spec=None, root=None, cache_dir=None) -> pd.DataFrame:
-    """Test-split metrics of every run (from the run's metrics.csv, or recomputed on ``spec``),
-    with columns model (mode; "blackbox" for black boxes), run, seed first."""
+    """Test-split metrics of every run (those stored with the run, or recomputed on ``spec``;
+    on the run's own spec for an older run whose metrics.csv is gone), with columns model
+    (mode; "blackbox" for black boxes), run, seed first."""
     frames = []
     for run in runs:
-        if spec is not None:
+        m = None
+        try:
+            m = None if spec is not None else run.metrics
+        except CheckpointError as exc:   # an older run without its metrics.csv
+            log.warning("%s; computing them on the run's own spec", exc)
+        if m is None:
             m = run.evaluate(spec, root=root, splits=("test",), cache_dir=cache_dir)
-        else:
-            m = run.metrics
-            m = m[m["split"] == "test"]
+        m = m[m["split"] == "test"]
         m = m.copy()
         m.insert(0, "seed", run.config.seed)
         m.insert(0, "run", str(run.path))
