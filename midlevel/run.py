@@ -401,7 +401,7 @@ def load_run(path) -> Run:
             f"{MODEL_FILE}")
     if path.is_file() and path.suffix != ".pt":
         raise CheckpointError(f"{path} is a file, not {what}")
-    file = path if path.suffix == ".pt" else path / MODEL_FILE
+    file = path if path.suffix == ".pt" and not path.is_dir() else path / MODEL_FILE
     if not file.is_file():
         from midlevel.io import LOCK_FILE, lock_held
         if lock_held(file.parent):

@@ -506,6 +506,9 @@ def test_runs_of_earlier_versions_keep_their_rules_and_say_what_they_lack(synth_
     assert main(["train", str(synth_spec), "--resume", "--epochs", "3", *common]) == 2
     assert "--resume needs the run's checkpoint.pt" in capsys.readouterr().err
     assert (run / "model.pt").read_bytes() == model
+    import shutil
+    shutil.copytree(run, tmp_path / "named.pt")   # a run folder named like a model file
+    assert load_run(tmp_path / "named.pt").mode == "joint"
 
 
 def test_a_run_without_a_setting_keeps_what_its_version_did():
