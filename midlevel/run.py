@@ -32,7 +32,6 @@ import pandas as pd
 import torch
 
 from midlevel.checks import real_number
-from midlevel.data.audio import DECODE_VERSION
 from midlevel.data.inputs import batch_items, item_names, item_spectrogram, item_waveform
 from midlevel.data.stream import CachedSpecs
 from midlevel.errors import (ArgumentError, AudioError, CheckpointError, MidlevelError,
@@ -41,7 +40,7 @@ from midlevel.models.bottleneck import build_model
 from midlevel.models.layout import place
 from midlevel.training.checkpoint import (  # noqa: F401  (re-exported: the run's files)
     CONFIG_FILE, FORMAT, MODEL_FILE, RUN_FILES, STATE_FILE, cpu_state, read_checkpoint,
-    write_model, write_state)
+    warn_if_older, write_model, write_state)
 from midlevel.data.frontends import window_frames
 from midlevel.training.config import TrainConfig
 from midlevel.training.data import Columns, fit_frames
@@ -80,21 +79,8 @@ class Run:
         place(self.model, "cpu").eval()
         self.mode = ckpt["mode"]
         self.config = TrainConfig.from_stored(ckpt["config"])
-        if not ckpt.get("bn_recalibrated"):  # before BatchNorm re-estimation existed, or off
+        if not warn_if_older(path / MODEL_FILE, ckpt):  # no BatchNorm re-estimation
             self.config.recalibrate_bn = False
-            log.warning("%s was trained %s BatchNorm statistics re-estimated with dropout "
-                        "off: its predictions may be right in order but off in level and scale "
-                        "(see midlevel.training.batchnorm); retrain for calibrated values",
-                        path / MODEL_FILE,
-                        "before versions had" if "bn_recalibrated" not in ckpt else "without")
-        decoded = ckpt.get("decode_version", 1 if "roots" not in (ckpt.get("data") or {})
-                           else DECODE_VERSION)
-        if decoded < DECODE_VERSION:  # audit 14c: trained on audio decoded another way
-            log.warning("%s was trained on audio decoded by an earlier version (decoder %s, now "
-                        "%s: the DC offset is now removed before peak normalization): on clips "
-                        "with a DC offset its predictions differ from what it was trained with "
-                        "(0.33 rating points at an offset of 0.2); retrain to match",
-                        path / MODEL_FILE, decoded, DECODE_VERSION)
         self.frontend = ckpt["frontend"]
         self.fps = float(ckpt["fps"])
         self.concept_names = list(self.model.concept_names)
@@ -121,15 +107,12 @@ class Run:
         its weights in ``model.pt`` (``RUN/metrics.csv`` for a run written before they
         were; a later retraining of the folder does not change a loaded Run's numbers)."""
         stored = self.info.get("metrics_csv")  # the text metrics.csv was written with
-        if stored is not None:
-            return pd.read_csv(io.StringIO(stored))
         path = self.path / "metrics.csv"
-        if not path.is_file():
-            raise CheckpointError(f"{path}: missing; this run's model.pt was written before "
-                                  f"runs kept their metrics inside it, so they are read from "
-                                  f"that file. `midlevel evaluate {self.path}` (or "
-                                  f"Run.evaluate()) computes them again")
-        return pd.read_csv(path)
+        if stored is None and not path.is_file():
+            raise CheckpointError(f"{path}: missing; this run's model.pt was written before runs "
+                                  f"kept their metrics in it. `midlevel evaluate {self.path}` "
+                                  f"(or Run.evaluate()) computes them again")
+        return pd.read_csv(io.StringIO(stored) if stored is not None else path)
 
     @property
     def head_design(self) -> pd.DataFrame | None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 
 import torch
@@ -73,3 +74,26 @@ def write_model(out: Path, model, *, config: TrainConfig, data: dict, frontend: 
         "frontend": frontend, "fps": fps, "scales": scales, "head_design": head_design,
         "bn_recalibrated": bool(config.recalibrate_bn), "concept_calibration": calibration,
         "decode_version": DECODE_VERSION, "epochs": epochs, "best_epoch": best_epoch})
+
+
+def warn_if_older(path: Path, ckpt: dict) -> bool:
+    """Warn (naming ``path``) when the model ``ckpt`` holds was trained without BatchNorm
+    re-estimation (before versions had it, or with it off) or on audio an earlier decoder
+    prepared (``decode_version``; a run that stored no roots predates it and the DC-offset
+    removal, audit 14c); returns whether its BatchNorm statistics were re-estimated."""
+    log = logging.getLogger("midlevel.run")
+    recalibrated = bool(ckpt.get("bn_recalibrated"))
+    if not recalibrated:
+        log.warning("%s was trained %s BatchNorm statistics re-estimated with dropout off: its "
+                    "predictions may be right in order but off in level and scale (see "
+                    "midlevel.training.batchnorm); retrain for calibrated values", path,
+                    "before versions had" if "bn_recalibrated" not in ckpt else "without")
+    decoded = ckpt.get("decode_version",
+                       1 if "roots" not in (ckpt.get("data") or {}) else DECODE_VERSION)
+    if decoded < DECODE_VERSION:
+        log.warning("%s was trained on audio decoded by an earlier version (decoder %s, now %s: "
+                    "the DC offset is now removed before peak normalization): on clips with a "
+                    "DC offset its predictions differ from what it was trained with (0.33 "
+                    "rating points at an offset of 0.2); retrain to match", path, decoded,
+                    DECODE_VERSION)
+    return recalibrated
