@@ -440,6 +440,9 @@ def _as_older_version(run, *, drop_config=(), drop_model=(), drop_files=()):
     record = yaml.safe_load((run / "config.yaml").read_text())
     for key in drop_config:
         record["config"].pop(key, None)
+    for key in drop_model:   # the data record is in both files
+        if key.startswith("data."):
+            record["data"].pop(key[5:], None)
     (run / "config.yaml").write_text(yaml.safe_dump(record, sort_keys=False))
     ckpt = torch.load(run / "model.pt", map_location="cpu", weights_only=False)
     for key in drop_config:
@@ -478,7 +481,7 @@ def test_runs_of_earlier_versions_keep_their_rules_and_say_what_they_lack(synth_
     _as_older_version(run, drop_config=("recalibrate_bn", "calibrate_concepts",
                                         "shrink_calibration", "bn_batch_size"),
                       drop_model=("bn_recalibrated", "decode_version", "metrics_csv",
-                                  "data.roots"))
+                                  "data.roots", "data.decode_version"))
     assert main(["train", str(synth_spec), "--resume", "--epochs", "2", *common]) == 0
     err = capsys.readouterr().err
     assert "earlier version that had no recalibrate_bn, calibrate_concepts, " \
@@ -488,12 +491,15 @@ def test_runs_of_earlier_versions_keep_their_rules_and_say_what_they_lack(synth_
                       weights_only=False)["bn_recalibrated"] is False
     stored = yaml.safe_load((run / "config.yaml").read_text())["config"]
     assert (stored["calibrate_concepts"], stored["recalibrate_bn"]) == (False, False)
-    _as_older_version(run, drop_model=("decode_version", "metrics_csv", "data.roots"),
-                      drop_files=("metrics.csv", "splits.csv"))
+    resumed = torch.load(run / "model.pt", map_location="cpu", weights_only=False)
+    assert resumed["decode_version"] is None   # not stamped with today's: the run's is unknown
+    assert "recalibrate_bn" in resumed["data"]["legacy_settings"]
+    _as_older_version(run, drop_model=("metrics_csv",), drop_files=("metrics.csv",
+                                                                     "splits.csv"))
     loaded = load_run(run)
     err = capsys.readouterr().err
-    assert "without BatchNorm statistics re-estimated" in err
-    assert "decoded by an earlier version (decoder 1, now 2" in err
+    assert "trained before versions had BatchNorm statistics re-estimated" in err
+    assert "does not record the audio decoder" in err
     with pytest.raises(CheckpointError, match="metrics.csv: missing.*midlevel evaluate"):
         loaded.metrics
     from midlevel.workflows.compare_accuracy import run_metrics
@@ -526,3 +532,32 @@ def test_a_run_without_a_setting_keeps_what_its_version_did():
 
     from midlevel.training.config import TrainConfig
     assert legacy_settings(asdict(TrainConfig())) == {}
+
+
+def test_load_warnings_follow_what_a_run_records_of_its_version(caplog):
+    """Re-audit 14: a run trained with recalibrate_bn off on purpose was told to retrain on
+    every load; a decoder inferred from a key stored 22 commits before the DC change missed
+    decoder-1 runs. Now: the BatchNorm warning for runs whose version had no re-estimation
+    (or resumes of them), the decoder warning from the record, hedged where unknown."""
+    from pathlib import Path
+
+    from midlevel.training.checkpoint import warn_if_older
+
+    def said(ckpt):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="midlevel"):
+            recalibrated = warn_if_older(Path("m.pt"), ckpt)
+        return recalibrated, caplog.text
+
+    current = {"bn_recalibrated": True, "decode_version": 2, "config": {"bn_batch_size": 16},
+               "data": {}}
+    assert said(current) == (True, "")
+    assert said({**current, "bn_recalibrated": False}) == (False, "")   # off on purpose
+    legacy = {**current, "bn_recalibrated": False,
+              "data": {"legacy_settings": {"recalibrate_bn": False}}}
+    assert "before versions had BatchNorm" in said(legacy)[1]
+    assert "before versions had BatchNorm" in said({"config": {}, "data": {}})[1]
+    assert "decoder 1, now 2" in said({**current, "decode_version": 1})[1]
+    unknown = {"bn_recalibrated": True, "config": {"eval_batch_size": 8}, "data": {"roots": {}}}
+    assert "does not record the audio decoder" in said(unknown)[1]
+    assert said({**unknown, "config": {"bn_batch_size": 8}})[1] == ""

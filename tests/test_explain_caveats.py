@@ -34,13 +34,35 @@ def test_correlated_concepts_are_named_with_their_vif(rng):
     line, = caveats.correlated_concepts(X)
     assert "melodiousness" in line and "dissonance" in line and "articulation" not in line
     assert not caveats.correlated_concepts(_world(400, rng)[0])
+    # on fewer than 10 clips per parameter chance inflates the VIF: no line (re-audit 14)
+    assert not caveats.correlated_concepts(X.iloc[:39])
 
 
-def test_a_ceiling_is_named_and_an_unbounded_scale_is_not(rng):
+def test_the_caveats_do_not_fail_on_a_tag_present_on_one_clip(rng):
+    """Re-audit 14: a clip of leverage 1 (a tag on one clip of 400) made HC3 raise, and
+    coefficients ended in a traceback."""
+    X, Y = _world(400, rng)
+    X["rare_tag"] = 0.0
+    X.iloc[0, X.columns.get_loc("rare_tag")] = 1.0
+    result = evidence.ratings_fit(X, Y)
+    assert len(result.table) == 8
+    few = caveats.nonlinearity(X.iloc[:60], Y.iloc[:60], ["valence", "energy"])
+    assert few[0].startswith("linearity not checked for 2 targets")
+
+
+def test_a_ceiling_of_the_declared_scale_is_named_and_a_highest_value_is_not(rng):
+    """Ratings piled at the top of their declared 1-7 scale are named; the highest value
+    seen, when it is not an end of the scale (a 6, or a rounded average), is not (re-audit
+    14: judged on the values seen, 15-99 % of 40-clip tables called an inner value a
+    ceiling); a column without a declared scale is not judged."""
+    scales = {c: (1.0, 7.0) for c in ("melodiousness", "dissonance", "articulation")}
     X, Y = _world(360, rng, ceiling=True)
-    line, = caveats.scale_ends(X, Y, ["valence", "energy"])
-    assert "at its highest (7)" in line and "melodiousness" in line
-    assert not caveats.scale_ends(*_world(360, rng), ["valence", "energy"])
+    line, = caveats.scale_ends(X, Y, ["valence", "energy"], scales)
+    assert "at the top of its scale (7)" in line and "melodiousness" in line
+    assert not caveats.scale_ends(X, Y, ["valence", "energy"], None)
+    inner = np.clip(np.round(_world(40, rng)[0]), 2, 6)      # 2 to 6 on a 1-7 scale
+    assert not caveats.scale_ends(inner, Y.iloc[:40], [], scales)
+    assert not caveats.scale_ends(*_world(360, rng), ["valence", "energy"], scales)
 
 
 def test_the_linearity_check_finds_a_u_shape_and_rarely_a_straight_line():
@@ -87,3 +109,16 @@ def test_a_calibrated_table_states_its_assumption_and_few_clips(rng):
     lines = "\n".join(result.summary_lines())
     assert "non-differential error" in lines
     assert "only 60 clips calibrate 7 concepts" in lines
+
+
+def test_a_bootstrap_rows_stat_says_what_its_p_value_says():
+    """Re-audit 14: stat = weight / robust se read 'significant' on rows whose percentile
+    interval held 0. stat is the z of the bootstrap p-value: |stat| > 1.96 exactly when
+    p < 0.05."""
+    X, Y, _ = synthetic_design(40, seed=4)
+    pred = X + np.random.default_rng(4).normal(0, 0.5, X.shape)
+    t = evidence.calibrated_fit(pred, X, Y.iloc[:, :3], n_boot=200, seed=0).table
+    t = t[np.isfinite(t["p_value"])]
+    assert len(t)
+    np.testing.assert_array_equal(np.abs(t["stat"]) > 1.96, t["p_value"] < 0.05)
+    assert (np.sign(t["stat"]) == np.sign(t["weight"])).all()

@@ -149,3 +149,30 @@ def test_locate_change_on_a_windowed_step(rng, t0):
     curve = 3.0 + 4.0 * frac + rng.normal(0, 0.3, len(times))
     assert abs(locate_change(times, curve, window=2.0) - t0) <= 0.3
     assert abs(locate_change(times, curve) - t0) <= 1.0   # a plain step fit, biased at edges
+
+
+def test_a_target_nearly_constant_on_the_clips_does_not_set_the_mean(model, rng, caplog):
+    """Re-audit 14: one clip at 5.01 among 5.0s gave that target a relative RMSE of about
+    2000, which set the mean and the greedy order. Scaled by the run's training sd (as
+    run_intervention_curves passes), it weighs like the others; a target with no sd at all
+    is left out of the mean with a warning."""
+    head = LinearHead.from_model(model)
+    n = 60
+    true_c = pd.DataFrame(rng.uniform(1, 10, (n, 3)), columns=CONCEPTS)
+    pred_c = true_c + rng.normal(0, [0.2, 2.0, 1.0], (n, 3))
+    y = pd.DataFrame(head.predict(true_c)[:, :2], columns=["t1", "t2"])
+    y["t2"] = 5.0
+    y.loc[0, "t2"] = 5.01
+    loose = intervention_curve(head, pred_c, true_c, y, order="greedy")
+    scaled = intervention_curve(head, pred_c, true_c, y, order="greedy",
+                                scales={"t1": 2.0, "t2": 0.5})
+    first = lambda c: c[(c["target"] == "mean") & (c["n_replaced"] == 0)]["relative_rmse"]
+    assert float(first(loose).iloc[0]) > 100
+    assert float(first(scaled).iloc[0]) < 20
+    y["t2"] = 5.0
+    with caplog.at_level("WARNING", logger="midlevel"):
+        flat = intervention_curve(head, pred_c, true_c, y, order="greedy")
+    assert "['t2'] vary on none of these clips" in caplog.text
+    t1 = flat[flat["target"] == "t1"].set_index("n_replaced")["relative_rmse"]
+    np.testing.assert_allclose(flat[flat["target"] == "mean"].set_index("n_replaced")[
+        "relative_rmse"], t1)

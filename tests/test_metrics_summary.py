@@ -207,6 +207,9 @@ def test_a_non_finite_prediction_of_a_rated_clip_is_counted_in_the_note():
     assert out["note"] == ("1 rated clip(s) left out: their prediction is not finite (NaN "
                            "or infinite)")
     assert regression_metrics(t, np.array([1.1, 2.2, 3.1, 3.9, np.nan]))["note"] == ""
+    # every rated clip's prediction NaN: not also "no rating in this split" (re-audit 14)
+    assert regression_metrics(t, np.full(5, np.nan))["note"] == (
+        "4 rated clip(s) left out: their prediction is not finite (NaN or infinite)")
     labels = np.array([0.0, 1.0, 0.0, 1.0, 1.0])
     prob = np.array([0.2, 0.8, np.inf, 0.7, 0.6])
     assert binary_metrics(labels, prob)["note"].endswith("their prediction is not finite "

@@ -16,11 +16,14 @@ from midlevel.errors import AudioError
 # full scale like music, with a warning naming the file.
 SILENCE = 1e-6
 QUIET_DBFS = -60.0
-# A mono down-mix whose power is this many dB below its channels' (DC-free) power: the
-# channels cancel (anti-phase; -10 dB is a channel correlation of -0.8 for equal levels, where
-# music's channels correlate positively or not at all). It is normalized like music, and the
-# model reads what the channels do not share: warned about, naming the file.
-CANCEL_DB = -10.0
+# A mono down-mix whose power is this many dB below what unrelated channels would give (their
+# mean power / the channel count, :func:`cancellation_db`): the channels cancel (anti-phase;
+# for two channels of equal level -7 dB is a correlation of -0.8, the down-mix 10 dB below
+# the channels, where music's channels correlate positively or not at all). It is normalized
+# like music, and the model reads what the channels do not share: warned about, naming the
+# file. Judged against unrelated channels, ten channels with one of them playing are not
+# taken for cancelling ones.
+CANCEL_DB = -7.0
 # A signal that loses this many dB of its power when resampled to the front end's rate: its
 # content lies above the new Nyquist frequency, and what is left (the resampler's residue)
 # is normalized to full scale: warned about, naming the file.
@@ -95,8 +98,8 @@ def signal_peak(y: np.ndarray, path, *, channels: np.ndarray | None = None
 def quiet_warning(path, peak: float, *, channels: np.ndarray | None = None,
                   mix: np.ndarray | None = None) -> str | None:
     """A warning naming the file when its (DC-free) peak is below ``QUIET_DBFS``, or when
-    the channels of a down-mix cancel in it (its power ``CANCEL_DB`` or more below theirs,
-    :func:`cancellation_db`), else None.
+    the channels of a down-mix cancel in it (its power ``CANCEL_DB`` or more below what
+    unrelated channels give, :func:`cancellation_db`), else None.
 
     Parameters
     ----------
@@ -115,9 +118,9 @@ def quiet_warning(path, peak: float, *, channels: np.ndarray | None = None,
         if drop >= CANCEL_DB:
             return None
         return (f"{path}: its {channels.shape[0]} channels cancel in the mono down-mix "
-                f"(anti-phase): the down-mix's power is {-drop:.1f} dB below theirs; it is "
-                f"normalized like music, so the model reads what the channels do not "
-                f"share (a channel's polarity may be inverted)")
+                f"(anti-phase): the down-mix's power is {-drop:.1f} dB below what unrelated "
+                f"channels would give; it is normalized like music, so the model reads what "
+                f"the channels do not share (a channel's polarity may be inverted)")
     text = (f"{path}: very quiet audio: peak {_dbfs(peak):.1f} dBFS, below {QUIET_DBFS:g} "
             f"dBFS; it is normalized to full scale like music, so what it predicts may be "
             f"noise")
@@ -130,9 +133,10 @@ def quiet_warning(path, peak: float, *, channels: np.ndarray | None = None,
 
 
 def cancellation_db(mix: np.ndarray, channels: np.ndarray) -> float:
-    """The power of the DC-free down-mix ``mix`` ``(n_samples,)`` relative to its DC-free
-    ``channels`` ``(channels, n_samples)``, in dB: 0 for identical channels, about -3 for
-    unrelated ones of equal level, -inf for channels that cancel exactly."""
+    """The power of the DC-free down-mix ``mix`` ``(n_samples,)`` relative to what unrelated
+    DC-free ``channels`` ``(k, n_samples)`` give (their mean power / k), in dB: about 0 for
+    unrelated channels (or one channel playing among silent ones), ``10 log10 k`` for
+    identical ones, -inf for channels that cancel exactly."""
     frames = np.asarray(channels, dtype=np.float32).reshape(-1, np.shape(channels)[-1]).T
     n, k = max(frames.shape[0], 1), max(frames.shape[1], 1)
     # (n_samples, channels), as decoded: one dot product over the clip gives the channels'
@@ -141,7 +145,7 @@ def cancellation_db(mix: np.ndarray, channels: np.ndarray) -> float:
     square = _power(frames)
     mean = (np.ones(frames.shape[0], np.float32) @ frames).astype(np.float64) / n
     power = square - float(np.sum(mean ** 2)) / k
-    return _db(_power(mix)) - _db(max(power, 0.0))
+    return _db(_power(mix)) - _db(max(power, 0.0) / k)
 
 
 def band_loss_db(source: np.ndarray, resampled: np.ndarray) -> float:
@@ -157,7 +161,8 @@ def _power(y: np.ndarray, *, dc_free: bool = False) -> float:
     flat = np.ascontiguousarray(y, dtype=np.float32).ravel()
     if flat.size == 0:
         return 0.0
-    power = float(np.dot(flat, flat)) / flat.size
+    with np.errstate(over="ignore"):
+        power = float(np.dot(flat, flat)) / flat.size
     if not np.isfinite(power):
         power = float(np.mean(np.square(flat, dtype=np.float64)))
     if dc_free:

@@ -65,6 +65,7 @@ import pandas as pd
 
 from midlevel.errors import ExplainError
 from midlevel.explain import evidence
+from midlevel.explain.caveats import declared_scales
 from midlevel.explain.flags import MATERIALITY, check_materiality, flag_weights, mark_untrained
 from midlevel.explain.head import (
     LinearHead, binary_targets_of, class_targets_of, require_bottleneck,
@@ -150,7 +151,8 @@ def run_coefficients(run, *, spec=None, root=None, cache_dir=None, alpha: float 
                                       cache_dir=cache_dir, progress=progress)
     if method == "ratings":
         result = evidence.ratings_fit(X, Y, alpha=alpha, correction=correction,
-                                      class_targets=classes, binary_targets=binary)
+                                      class_targets=classes, binary_targets=binary,
+                                      scales=declared_scales(run))
     else:
         held = predictions[predictions["split"].isin(["validation", "test"])]
         if held.empty:
@@ -169,7 +171,8 @@ def run_coefficients(run, *, spec=None, root=None, cache_dir=None, alpha: float 
             why = (f"--data auto chose the ratings: regression calibration could not fit "
                    f"({exc}); the intervals are wide")
             result = evidence.ratings_fit(X, Y, alpha=alpha, correction=correction,
-                                          class_targets=classes, binary_targets=binary)
+                                          class_targets=classes, binary_targets=binary,
+                                          scales=declared_scales(run))
     table = result.table.copy()
     table.insert(2, "model_weight", model_weights(run, table["target"], table["concept"],
                                                   table["versus"]))

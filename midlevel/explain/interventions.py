@@ -8,6 +8,7 @@ reported as log-odds / logits and as probabilities.
 """
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
@@ -15,6 +16,8 @@ import pandas as pd
 
 from midlevel.errors import ExplainError
 from midlevel.explain.head import LinearHead
+
+log = logging.getLogger(__name__)
 
 
 def _concept_frame(concepts: pd.DataFrame, head: LinearHead) -> pd.DataFrame:
@@ -198,7 +201,8 @@ def _greedy_score(err: np.ndarray, spread: np.ndarray) -> float:
 
 def intervention_curve(head: LinearHead, predicted: pd.DataFrame, true_concepts: pd.DataFrame,
                        true_targets: pd.DataFrame, *, order: str = "random",
-                       n_repeats: int = 20, seed: int = 0) -> pd.DataFrame:
+                       n_repeats: int = 20, seed: int = 0,
+                       scales: dict | None = None) -> pd.DataFrame:
     """Task error against the number of concepts replaced by their true ratings.
 
     Parameters
@@ -213,11 +217,13 @@ def intervention_curve(head: LinearHead, predicted: pd.DataFrame, true_concepts:
 
     Targets can be in different units (ratings on 1-9 beside 0-1000, a tag's root Brier
     score in probability), so they are averaged, and the greedy order is chosen, on the
-    *relative* RMSE: each target's RMSE over the sd of its true values on these clips
-    (``ddof=0``; 1 is the error of predicting their mean: ``sqrt(1 - R^2)`` for a rating,
-    ``sqrt(1 - Brier skill)`` for a tag). A target whose true values do not vary here has
-    none and is left out of the mean (if no target varies, the mean is NaN and the greedy
-    order follows the mean RMSE).
+    *relative* RMSE: each target's RMSE over its sd: ``scales[target]`` where given (the
+    run's training sd, :func:`run_intervention_curves`), else the sd of its true values on
+    these clips (``ddof=0``; 1 is the error of predicting their mean: ``sqrt(1 - R^2)`` for
+    a rating, ``sqrt(1 - Brier skill)`` for a tag). The training sd keeps a target nearly
+    constant on these clips from dominating the mean (re-audit 14: one clip at 5.01 among
+    5.0s read 2134). A target without an sd is left out of the mean, with a warning (if no
+    target has one, the mean is NaN and the greedy order follows the mean RMSE).
 
     Returns
     -------
@@ -238,6 +244,12 @@ def intervention_curve(head: LinearHead, predicted: pd.DataFrame, true_concepts:
     c_pred, c_true = frame.to_numpy(), truth.to_numpy()
     c_true = np.where(np.isfinite(c_true), c_true, c_pred)
     spread = _spread(y)
+    for j, name in enumerate(names):
+        if scales and np.isfinite(scales.get(name, np.nan)) and scales[name] > 0:
+            spread[j] = float(scales[name])
+    if (spread <= 0).any():
+        log.warning("intervention curve: %s vary on none of these clips: left out of the "
+                    "mean relative RMSE", [n for n, sd in zip(names, spread) if sd <= 0])
     rows = []
 
     def record(order_name, repeat, step, concept, c):
@@ -285,9 +297,14 @@ def run_intervention_curves(run, *, predictions: pd.DataFrame, n_repeats: int = 
     true_c = predictions[[f"true:{c}" for c in head.concepts]].set_axis(head.concepts, axis=1)
     true_t = predictions[[f"true:{t}" for t in reg]].set_axis(reg, axis=1)
     pred = predictions[head.concepts]
+    scales = run.info.get("scales") or {}
+    sds = dict(zip(run.target_names, scales.get("target_std") or []))
+    sds = {t: float(sds[t]) for t, k in zip(head.outputs, head.kinds)
+           if k == "regression" and t in sds}   # the training sds of the rating targets
     return pd.concat([intervention_curve(head, pred, true_c, true_t, order="random",
-                                         n_repeats=n_repeats, seed=seed),
-                      intervention_curve(head, pred, true_c, true_t, order="greedy")],
+                                         n_repeats=n_repeats, seed=seed, scales=sds),
+                      intervention_curve(head, pred, true_c, true_t, order="greedy",
+                                         scales=sds)],
                      ignore_index=True)
 
 

@@ -73,24 +73,43 @@ def write_model(out: Path, model, *, config: TrainConfig, data: dict, frontend: 
         "state_dict": cpu_state(model), "config": dataclasses.asdict(config), "data": data,
         "frontend": frontend, "fps": fps, "scales": scales, "head_design": head_design,
         "bn_recalibrated": bool(config.recalibrate_bn), "concept_calibration": calibration,
-        "decode_version": DECODE_VERSION, "epochs": epochs, "best_epoch": best_epoch})
+        "decode_version": data.get("decode_version", DECODE_VERSION), "epochs": epochs,
+        "best_epoch": best_epoch})
+
+
+def decoder_of(config: dict, data: dict) -> int | None:
+    """The decoder version (``midlevel.data.audio.DECODE_VERSION``) whose audio a run was
+    trained on: as recorded in its data record, else 2 for a run whose config has
+    ``bn_batch_size`` (first stored after the DC offset removal of decoder 2), else None:
+    unknown, 1 or 2 (runs recorded no decoder before; audit 14c)."""
+    if "decode_version" in data:
+        return data["decode_version"]
+    return 2 if "bn_batch_size" in config else None
 
 
 def warn_if_older(path: Path, ckpt: dict) -> bool:
     """Warn (naming ``path``) when the model ``ckpt`` holds was trained without BatchNorm
-    re-estimation (before versions had it, or with it off) or on audio an earlier decoder
-    prepared (``decode_version``; a run that stored no roots predates it and the DC-offset
-    removal, audit 14c); returns whether its BatchNorm statistics were re-estimated."""
+    re-estimation because its version had none (before the key existed, or a resume of such
+    a run, ``data["legacy_settings"]``; a run trained with it off on purpose is not warned
+    about), or on audio an earlier decoder prepared (:func:`decoder_of`); returns whether
+    its BatchNorm statistics were re-estimated."""
     log = logging.getLogger("midlevel.run")
+    data = ckpt.get("data") or {}
     recalibrated = bool(ckpt.get("bn_recalibrated"))
-    if not recalibrated:
-        log.warning("%s was trained %s BatchNorm statistics re-estimated with dropout off: its "
-                    "predictions may be right in order but off in level and scale (see "
-                    "midlevel.training.batchnorm); retrain for calibrated values", path,
-                    "before versions had" if "bn_recalibrated" not in ckpt else "without")
-    decoded = ckpt.get("decode_version",
-                       1 if "roots" not in (ckpt.get("data") or {}) else DECODE_VERSION)
-    if decoded < DECODE_VERSION:
+    if "bn_recalibrated" not in ckpt or "recalibrate_bn" in (data.get("legacy_settings") or {}):
+        log.warning("%s was trained before versions had BatchNorm statistics re-estimated "
+                    "with dropout off: its predictions may be right in order but off in level "
+                    "and scale (see midlevel.training.batchnorm); retrain for calibrated "
+                    "values", path)
+    decoded = ckpt.get("decode_version") if "decode_version" in ckpt else \
+        decoder_of(ckpt.get("config") or {}, data)
+    if decoded is None:
+        log.warning("%s does not record the audio decoder it was trained with: if it was "
+                    "trained before 2026-12-06 10:17 UTC (decoder 1), its audio kept its DC "
+                    "offset, which every command now removes, and on clips with an offset its "
+                    "predictions differ from what it was trained with (0.33 rating points at "
+                    "an offset of 0.2); retrain to be sure", path)
+    elif decoded < DECODE_VERSION:
         log.warning("%s was trained on audio decoded by an earlier version (decoder %s, now %s: "
                     "the DC offset is now removed before peak normalization): on clips with a "
                     "DC offset its predictions differ from what it was trained with (0.33 "

@@ -9,6 +9,8 @@ from pathlib import Path
 from midlevel.data.segments import segments_of
 from midlevel.data.yamlfile import read_yaml
 from midlevel.errors import SpecError, TrainingError
+from midlevel.data.audio import DECODE_VERSION
+from midlevel.training.checkpoint import decoder_of
 from midlevel.training.config import TrainConfig, legacy_settings, stored_config
 from midlevel.training.data import Columns
 from midlevel.training.datarecord import trained_roots
@@ -86,9 +88,15 @@ def train(spec, out, *, mode: str | None = None, root=None, config=None,
                  if v is not None}
     saved = stored_record(Path(out)) if resume else None
     values = {**_config_dict(config), **overrides}
+    version = {"decode_version": DECODE_VERSION}  # what the weights saw, for model.pt
     if saved is not None:  # the run's settings, where only RESUMABLE ones may change
         said = {k: v for k, v in legacy_settings(saved["config"]).items()
                 if k != "bn_batch_size"}
+        before = saved.get("data") or {}
+        decoded = decoder_of(saved["config"], before)
+        version = {"decode_version": None if decoded is None else min(decoded, DECODE_VERSION),
+                   **({"legacy_settings": {**(before.get("legacy_settings") or {}), **said}}
+                      if said or before.get("legacy_settings") else {})}
         if said:
             log.warning("%s was written by an earlier version that had no %s: it continues "
                         "with what that version did (%s)", out, ", ".join(said),
@@ -126,7 +134,7 @@ def train(spec, out, *, mode: str | None = None, root=None, config=None,
     data = {"spec": str(Path(spec.path).resolve()) if spec.path else None, "spec_name": spec.name,
             "root": str(spec.root), "roots": {k: str(v) for k, v in spec.roots.items()},
             "columns": spec.summary_dict(),
-            "segment_clips": len(segments_of(table).clips)}
+            "segment_clips": len(segments_of(table).clips), **version}
     return fit(table, features, columns, out, cfg, fps=float(cache.frontend.fps),
                frontend=cache.frontend.config(), data=data, resume=resume,
                overwrite=overwrite, progress=progress)

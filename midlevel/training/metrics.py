@@ -107,7 +107,7 @@ def _with_nonfinite_note(out: dict, y_true: np.ndarray, y_pred: np.ndarray) -> d
     if bad:
         said = (f"{bad} rated clip(s) left out: their prediction is not finite (NaN or "
                 f"infinite)")
-        out["note"] = f"{out['note']}; {said}" if out["note"] else said
+        out["note"] = f"{out['note']}; {said}" if out["note"] not in ("", UNRATED) else said
     return out
 
 

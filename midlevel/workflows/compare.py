@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from midlevel import __version__
-from midlevel.errors import ReportError
+from midlevel.errors import CheckpointError, ReportError
 from midlevel.explain.attribution.registry import resolve_method
 from midlevel.io import recording
 from midlevel.report.document import MANIFEST, Report, model_label, write_report
@@ -233,7 +233,7 @@ def training_data(run) -> dict:
             rows &= metrics["kind"] == "target"
         test = metrics.loc[rows, "n"]
         n_test = int(test.max()) if len(test) else None
-    except (OSError, KeyError, ValueError):  # no (readable) metrics.csv
+    except (OSError, KeyError, ValueError, CheckpointError):  # no (readable) metrics.csv
         n_test = None
     stored = read_splits(run.path)
     test_ids = None if stored is None else sorted(stored.index[stored == "test"])
