@@ -122,3 +122,26 @@ def test_a_bootstrap_rows_stat_says_what_its_p_value_says():
     assert len(t)
     np.testing.assert_array_equal(np.abs(t["stat"]) > 1.96, t["p_value"] < 0.05)
     assert (np.sign(t["stat"]) == np.sign(t["weight"])).all()
+
+
+def test_a_target_the_linearity_check_cannot_score_is_named(rng, monkeypatch):
+    """Second re-audit 14: a target whose HC3 errors are undefined was dropped from the
+    check without a word (a table could have no linearity line at all)."""
+    X, Y = _world(400, rng)
+    monkeypatch.setattr(caveats, "_hc3_wald", lambda *a: float("nan"))
+    line, = caveats.nonlinearity(X, Y, ["valence", "energy"])
+    assert line.startswith("linearity not checked for valence, energy: its robust (HC3) "
+                           "errors are undefined")
+
+
+def test_the_hc3_wald_test_never_raises_on_a_clip_of_leverage_one(rng):
+    """Re-audit 14: statsmodels raised ValueError on HC3 covariances a clip of leverage 1
+    makes NaN, and coefficients ended in a traceback. The test gives a number or NaN."""
+    x = rng.standard_normal((40, 3))
+    tag = np.zeros(40)
+    tag[0] = 1.0
+    design = np.column_stack([np.ones(40), x, tag, x ** 2])
+    y = x @ [0.3, -0.2, 0.1] + rng.standard_normal(40)
+    for use in (slice(5, 8), slice(4, 5)):
+        p = caveats._hc3_wald(y, design, use)
+        assert isinstance(p, float) and (np.isnan(p) or 0 <= p <= 1)
