@@ -390,3 +390,28 @@ def test_auto_falls_back_to_the_ratings_when_the_calibration_cannot_fit(world, m
     with pytest.raises(ExplainError, match="only 220"):
         run_coefficients(world["runs"]["joint"], data="calibrated", leakage=False,
                          cache_dir=world["cache"])
+
+
+def test_floors_and_ceilings_are_judged_on_the_scales_of_the_spec_the_ratings_come_from(
+        world, tmp_path):
+    """Second re-audit 14: with --spec, the ratings come from that spec, but their floors and
+    ceilings were judged on the run's stored scales. A copy of the spec declaring every
+    target's scale to start at the lowest rating seen puts those ratings at the bottom."""
+    from pathlib import Path
+
+    import yaml
+
+    from midlevel.data.annotations import load_annotations
+    from midlevel.data.spec import load_spec
+    from midlevel.explain.caveats import declared_scales
+    run = world["runs"]["sequential"]
+    raw = yaml.safe_load(Path(world["spec"]).read_text())
+    table = load_annotations(load_spec(world["spec"]))
+    target = run.target_names[0]
+    low = float(table[target].min())
+    raw["targets"][target]["scale"] = [low, 100.0]
+    raw["root"] = str(Path(world["spec"]).parent.resolve() / raw.get("root", "."))
+    copy = tmp_path / "spec.yaml"
+    copy.write_text(yaml.safe_dump(raw))
+    assert declared_scales(run)[target] != (low, 100.0)
+    assert declared_scales(run, copy)[target] == (low, 100.0)
