@@ -145,3 +145,19 @@ def test_the_hc3_wald_test_never_raises_on_a_clip_of_leverage_one(rng):
     for use in (slice(5, 8), slice(4, 5)):
         p = caveats._hc3_wald(y, design, use)
         assert isinstance(p, float) and (np.isnan(p) or 0 <= p <= 1)
+
+
+def test_flag_reasons_name_a_biased_estimate_only_for_correlated_concepts(rng):
+    """A flag on a concept the VIF line names says the data's estimate may be the biased
+    one (rater noise in correlated concepts); on others it does not (the demo printed the
+    clause on every flag, with no VIF line above it)."""
+    from midlevel.explain.flags import flag_weights
+    X, Y = _world(400, rng, r=0.9)
+    table = evidence.ratings_fit(X, Y).table.copy()
+    assert table.attrs["correlated"] == ["melodiousness", "dissonance"]
+    table["model_weight"] = table["weight"] + 5 * (table["ci_high"] - table["ci_low"])
+    table["model_std_weight"] = table["model_weight"] * table["std_scale"]
+    reasons = flag_weights(table).set_index("concept")["flag_reason"]
+    assert all("rater noise may have biased" in r for r in reasons[["melodiousness",
+                                                                     "dissonance"]])
+    assert all(r and "rater noise" not in r for r in reasons[["articulation"]])

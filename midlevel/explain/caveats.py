@@ -63,6 +63,15 @@ def vif(X: pd.DataFrame) -> pd.Series:
     return out
 
 
+def correlated(X: pd.DataFrame) -> list[str]:
+    """The concepts :func:`correlated_concepts` names (VIF above ``VIF_WARN``, judged on
+    enough clips), for the flags' reasons."""
+    if int(complete_clips(X).sum()) < FEW_PER_PARAMETER * (X.shape[1] + 1):
+        return []
+    v = vif(X)
+    return list(v[v > VIF_WARN].index)
+
+
 def correlated_concepts(X: pd.DataFrame) -> list[str]:
     """A summary line naming the concepts whose VIF exceeds ``VIF_WARN`` (none: no line), on
     at least ``FEW_PER_PARAMETER`` clips per parameter of the fit: on fewer, chance alone

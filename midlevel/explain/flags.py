@@ -84,7 +84,8 @@ def flag_weights(table: pd.DataFrame, *, materiality: float = MATERIALITY,
     flags[departs] = "compensation"
     flags[departs & opposite & (np.abs(m) * scale >= materiality)] = "opposite sign"
     out["flag"] = flags
-    out["flag_reason"] = [_reason(f, row, alpha) for f, (_, row) in
+    correlated = set(table.attrs.get("correlated") or ())   # the caveats' VIF line
+    out["flag_reason"] = [_reason(f, row, alpha, correlated) for f, (_, row) in
                           zip(flags, out.iterrows())]
     return out
 
@@ -123,7 +124,7 @@ def _outcome(row) -> str:
     return f" in the log-odds of {target}" if "GLM" in method or "logit" in method else ""
 
 
-def _reason(flag: str, row, alpha: float = 0.05) -> str:
+def _reason(flag: str, row, alpha: float = 0.05, correlated=frozenset()) -> str:
     if not flag:
         return ""
     unit = ("per unit of probability of" if row.get("concept_kind") == "binary"
@@ -131,21 +132,24 @@ def _reason(flag: str, row, alpha: float = 0.05) -> str:
     model = f"the model uses {row['model_weight']:+.3g}{_outcome(row)} {unit} {row['concept']}"
     data = (f"the data show {row['weight']:+.3g} "
             f"({ci_label(alpha)} {row['ci_low']:+.3g} to {row['ci_high']:+.3g})")
+    # rater noise in correlated concepts biases the data's estimate (audit 14b): said on the
+    # concepts the summary's VIF line names
+    biased = (f"; {row['concept']} is correlated with other concepts (the summary's VIF line), "
+              f"so rater noise may have biased the data's estimate instead"
+              if row["concept"] in correlated else "")
     if flag == "unsupported":
         return (f"{row['target']}: {model}, but {data}: the data do not detect an "
                 f"association with {row['concept']}, and the model's weight lies outside that "
                 f"interval. The model may lean on this concept to carry another concept's "
-                f"signal or the target's own (compensation / leakage); do not read it as an "
-                f"effect.")
+                f"signal or the target's own (compensation / leakage){biased}; do not read "
+                f"it as an effect.")
     if flag == "opposite sign":
         return (f"{row['target']}: {model}, but {data}, the other sign. The weight does not "
                 f"follow the data's association: read it as compensation between predicted "
-                f"concepts, unless the summary's caveats (correlated concepts) say the data's "
-                f"estimate may be the biased one.")
+                f"concepts{biased}.")
     return (f"{row['target']}: {model}, far outside what {data[4:]}: the model over- or "
             f"under-uses {row['concept']}, likely compensating for errors in the predicted "
-            f"concepts, unless the summary's caveats (correlated concepts) say the data's "
-            f"estimate may be the biased one.")
+            f"concepts{biased}.")
 
 
 def flag_summary(table: pd.DataFrame, *, most: int | None = None) -> str:
