@@ -63,24 +63,21 @@ def vif(X: pd.DataFrame) -> pd.Series:
     return out
 
 
-def correlated(X: pd.DataFrame) -> list[str]:
-    """The concepts :func:`correlated_concepts` names (VIF above ``VIF_WARN``, judged on
-    enough clips), for the flags' reasons."""
+def high_vif(X: pd.DataFrame) -> pd.Series:
+    """The concepts whose VIF exceeds ``VIF_WARN``, largest first, on at least
+    ``FEW_PER_PARAMETER`` clips per parameter of the fit (empty on fewer: chance alone
+    inflates the sample VIF there, the synthetic world's, at most 1.5, reading above 2.5 in
+    12-24 % of 40-clip tables, 0-3.5 % at 80, and the intervals are wide anyway)."""
     if int(complete_clips(X).sum()) < FEW_PER_PARAMETER * (X.shape[1] + 1):
-        return []
+        return pd.Series(dtype=float)
     v = vif(X)
-    return list(v[v > VIF_WARN].index)
+    return v[v > VIF_WARN].sort_values(ascending=False)
 
 
-def correlated_concepts(X: pd.DataFrame) -> list[str]:
-    """A summary line naming the concepts whose VIF exceeds ``VIF_WARN`` (none: no line), on
-    at least ``FEW_PER_PARAMETER`` clips per parameter of the fit: on fewer, chance alone
-    inflates the sample VIF (the synthetic world's, at most 1.5, read above 2.5 in 12-24 % of
-    40-clip tables, 0-3.5 % at 80), and the intervals are wide anyway."""
-    if int(complete_clips(X).sum()) < FEW_PER_PARAMETER * (X.shape[1] + 1):
-        return []
-    v = vif(X)
-    high = v[v > VIF_WARN].sort_values(ascending=False)
+def correlated_concepts(X: pd.DataFrame, high: pd.Series | None = None) -> list[str]:
+    """A summary line naming the concepts of :func:`high_vif` (given as ``high``, or found
+    in ``X``); none: no line."""
+    high = high_vif(X) if high is None else high
     if high.empty:
         return []
     named = ", ".join(f"{c} {x:.1f}" if np.isfinite(x) else f"{c} inf" for c, x in high.items())
@@ -244,5 +241,5 @@ def calibration_assumption(n_calibration: int, n_concepts: int) -> list[str]:
     return lines
 
 
-__all__ = ["vif", "correlated_concepts", "scale_ends", "declared_scales", "nonlinearity", "chance_line",
+__all__ = ["vif", "high_vif", "correlated_concepts", "scale_ends", "declared_scales", "nonlinearity", "chance_line",
            "calibration_assumption", "VIF_WARN", "END_SHARE", "FEW_PER_PARAMETER"]

@@ -182,9 +182,10 @@ def ratings_fit(X: pd.DataFrame, Y: pd.DataFrame, *, alpha: float = 0.05,
                            f"held-out predictions instead") from None
     ratings = [t for t in Y.columns
                if t not in (class_targets or {}) and t not in set(binary_targets or ())]
-    result.table.attrs["correlated"] = caveats.correlated(X)
+    high = caveats.high_vif(X)
+    result.table.attrs["correlated"] = list(high.index)   # for the flags' reasons
     result.table.attrs["caveats"] = (
-        caveats.correlated_concepts(X) + caveats.scale_ends(X, Y, ratings, scales)
+        caveats.correlated_concepts(X, high) + caveats.scale_ends(X, Y, ratings, scales)
         + caveats.nonlinearity(X, Y, ratings, alpha=alpha))
     return result
 
