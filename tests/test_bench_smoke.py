@@ -238,3 +238,13 @@ def test_event_verdict_needs_every_seed_and_old_tables_still_render():
     old = pd.DataFrame(rows).drop(columns=["seed", "removal"]).iloc[:2]
     text = pf.events_text(old)
     assert "| 149 x 313 | gradcam |" in text and "seed 0" in text
+
+
+def test_the_caveats_benchmark_runs_and_reports_both_tables(capsys):
+    """``benchmarks/caveats_power.py --quick``: the linearity check's rates per world and the
+    VIF line's per clip count (the figures RESULTS.md quotes), without writing RESULTS.md."""
+    import caveats_power
+    assert caveats_power.main(["--quick", "--no-write"]) == 0
+    out = capsys.readouterr().out
+    assert "| U-shape in one concept | 300 |" in out and "| linear, normal noise | 300 |" in out
+    assert "share with a VIF line" in out
