@@ -19,7 +19,6 @@ ratings whose truth is known (the package's synthetic concept world, no audio, n
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -31,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from ground_truth_recovery import _fmt, replace_section  # noqa: E402
+from ground_truth_recovery import _fmt, replace_section, script_parser  # noqa: E402
 
 from midlevel.explain import caveats  # noqa: E402
 from midlevel.explain.truth import synthetic_design  # noqa: E402
@@ -88,10 +87,8 @@ def vif_rates(n_clips: list[int], reps: int, seed: int = 14_200) -> pd.DataFrame
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = script_parser(__doc__)
     parser.add_argument("--reps", type=int, default=200, help="tables per setting")
-    parser.add_argument("--quick", action="store_true", help="tiny settings (smoke run)")
-    parser.add_argument("--no-write", action="store_true", help="print, do not write RESULTS.md")
     args = parser.parse_args(argv)
     reps = 10 if args.quick else args.reps
     t0 = time.time()

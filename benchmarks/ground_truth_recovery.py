@@ -114,11 +114,18 @@ def _fmt(frame: pd.DataFrame) -> str:
     return markdown_table(frame, max_rows=len(frame) + 1).rstrip("\n")
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, default=20, help="seeds of the statistics path")
+def script_parser(doc: str) -> argparse.ArgumentParser:
+    """The command line of a benchmark script that writes a RESULTS.md section: its
+    docstring's first paragraph, ``--quick`` (tiny settings) and ``--no-write``."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny settings (smoke run)")
     parser.add_argument("--no-write", action="store_true", help="print, do not write RESULTS.md")
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = script_parser(__doc__)
+    parser.add_argument("--seeds", type=int, default=20, help="seeds of the statistics path")
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds = 3
