@@ -146,7 +146,7 @@ def cancellation_db(mix: np.ndarray, channels: np.ndarray) -> float:
     DC-free ``channels`` ``(k, n_samples)`` give (their mean power / k), in dB: about 0 for
     unrelated channels (or one channel playing among silent ones), ``10 log10 k`` for
     identical ones, -inf for channels that cancel exactly."""
-    frames = np.asarray(channels, dtype=np.float32).reshape(-1, np.shape(channels)[-1]).T
+    frames = _frames(channels)
     n, k = max(frames.shape[0], 1), max(frames.shape[1], 1)
     # (n_samples, channels), as decoded: one dot product over the clip gives the channels'
     # summed squares with no copy of the clip, and every 64th sample their DC offsets, which
@@ -155,6 +155,12 @@ def cancellation_db(mix: np.ndarray, channels: np.ndarray) -> float:
     mean = channel_means(frames)
     power = square - float(np.sum(mean ** 2)) / k
     return _db(_power(mix)) - _db(max(power, 0.0) / k)
+
+
+def _frames(channels: np.ndarray) -> np.ndarray:
+    """``channels`` ``(k, n_samples)`` as ``(n_samples, k)`` float32: the decoded layout, a
+    view where ``channels`` is the transpose of what the decoder gave (no copy)."""
+    return np.asarray(channels, dtype=np.float32).reshape(-1, np.shape(channels)[-1]).T
 
 
 def channel_means(frames: np.ndarray, step: int = 64) -> np.ndarray:
@@ -172,7 +178,7 @@ def pair_cancellation_db(channels: np.ndarray) -> tuple[float, tuple[int, int]]:
     identical ones, -inf for a pair that cancels exactly. Judged for files of more than two
     channels, where a cancelling pair hides among unrelated channels in the whole down-mix
     (re-audit 14: left and right cancelling among six channels read -1.75 dB)."""
-    frames = np.asarray(channels, dtype=np.float32).reshape(-1, np.shape(channels)[-1]).T
+    frames = _frames(channels)
     n, k = max(frames.shape[0], 1), frames.shape[1]
     with np.errstate(over="ignore", invalid="ignore"):
         gram = (frames.T @ frames).astype(np.float64) / n
@@ -197,10 +203,10 @@ def band_loss_db(source: np.ndarray, resampled: np.ndarray) -> float:
     return _db(_power(resampled)) - _db(_power(source))
 
 
-def _power(y: np.ndarray, *, dc_free: bool = False) -> float:
-    """Mean square of ``y`` (about its mean with ``dc_free``): a float32 dot product (a few
-    % of a clip's front end; a float64 copy of the clip cost half of it), in float64 where
-    float32 overflows (samples near 1e19)."""
+def _power(y: np.ndarray) -> float:
+    """Mean square of ``y``: a float32 dot product (a few % of a clip's front end; a float64
+    copy of the clip cost half of it), in float64 where float32 overflows (samples near
+    1e19)."""
     flat = np.ascontiguousarray(y, dtype=np.float32).ravel()
     if flat.size == 0:
         return 0.0
@@ -208,8 +214,6 @@ def _power(y: np.ndarray, *, dc_free: bool = False) -> float:
         power = float(np.dot(flat, flat)) / flat.size
     if not np.isfinite(power):
         power = float(np.mean(np.square(flat, dtype=np.float64)))
-    if dc_free:
-        power = max(power - float(flat.mean(dtype=np.float64)) ** 2, 0.0)
     return power
 
 

@@ -28,10 +28,11 @@ def run_metrics(runs, *, spec=None, root=None, cache_dir=None) -> pd.DataFrame:
     frames = []
     for run in runs:
         m = None
-        try:
-            m = None if spec is not None else run.metrics
-        except CheckpointError as exc:   # an older run without its metrics.csv
-            log.warning("%s; computing them on the run's own spec", exc)
+        if spec is None:
+            try:
+                m = run.metrics
+            except CheckpointError as exc:   # an older run without its metrics.csv
+                log.warning("%s; computing them on the run's own spec", exc)
         if m is None:
             m = run.evaluate(spec, root=root, splits=("test",), cache_dir=cache_dir)
         m = m[m["split"] == "test"]
