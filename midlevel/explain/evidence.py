@@ -38,25 +38,20 @@ Nonlinear Models*, 2006, and :mod:`midlevel.explain.caveats`). Two estimators:
 """
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 
 from midlevel.errors import ExplainError
 from midlevel.explain import caveats
 from midlevel.explain.levels import check_alpha
-from midlevel.explain.separation import (
-    dependent_concepts, least_squares, note_rows, ols_note, separated, separation_note,
-    with_dependent,
-)
+from midlevel.explain.separation import dependent_concepts
 from midlevel.explain.coefficient_result import CoefficientResult
-from midlevel.explain.statistics import _finish, _rows, check_n_boot, fit_ols, versus
+from midlevel.explain.statistics import check_n_boot, fit_ols
+from midlevel.explain.two_stage import (  # noqa: F401  (p_to_z, robust_spread: public here)
+    MIN_BOOT, TwoStage, bootstrap_table, logit_coef as _logit_coef, p_to_z, robust_spread,
+)
 
 METHODS = ("ratings", "calibrated")
-# fewest bootstrap resamples of the calibrated estimator: its percentile intervals and
-# p-values need at least this many fitted resamples
-MIN_BOOT = 50
 
 
 def min_clips(n_concepts: int) -> int:
@@ -193,73 +188,12 @@ def ratings_fit(X: pd.DataFrame, Y: pd.DataFrame, *, alpha: float = 0.05,
 # ----------------------------------------------------------------------------- calibrated
 
 
-def _logit_coef(x: np.ndarray, codes: np.ndarray, n_classes: int) -> np.ndarray:
-    """Unpenalized logistic coefficients, intercept first, of every class against the first
-    present one: ``(n_concepts + 1, n_present - 1)``."""
-    from sklearn.linear_model import LogisticRegression
-    present = np.unique(codes)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        clf = LogisticRegression(C=np.inf, tol=1e-8, max_iter=5000).fit(x, codes)
-    if len(present) == 2:
-        coef = np.r_[clf.intercept_, clf.coef_[0]][:, None]
-    else:
-        full = np.vstack([clf.intercept_, clf.coef_.T])  # (n_concepts + 1, n_present)
-        coef = full[:, 1:] - full[:, :1]
-    return coef
-
-
-class _TwoStage:
-    """Stage 1 (calibration) and stage 2 (target fit) on one draw of clips."""
-
-    def __init__(self, pred, rated, Y, class_targets, binary_targets=()):
-        self.pred, self.rated, self.Y = pred, rated, Y
-        self.classes = class_targets
-        self.binary = set(binary_targets)
-        self.calibration_rows = np.isfinite(rated).all(1) & np.isfinite(pred).all(1)
-        self.kept = np.arange(pred.shape[1])  # the calibrated concepts stage 2 fits on
-
-    def calibrate(self, idx: np.ndarray) -> np.ndarray:
-        """Stage 1 on the clips ``idx``: every clip's calibrated concepts ``(n, K)``."""
-        cal = idx[self.calibration_rows[idx]]
-        if len(cal) <= self.pred.shape[1] + 1:
-            raise ExplainError(f"regression calibration needs more than "
-                                f"{self.pred.shape[1] + 1} held-out clips with every concept "
-                                f"rated; {len(cal)} have them")
-        A = least_squares(self.pred[cal], self.rated[cal])    # (1 + K, K)
-        return np.hstack([np.ones((len(self.pred), 1)), self.pred]) @ A
-
-    def fit(self, idx: np.ndarray) -> dict[str, np.ndarray]:
-        calibrated = self.calibrate(idx)[:, self.kept]
-        out = {}
-        for j, target in enumerate(self.Y.columns):
-            y = self.Y[target].to_numpy()
-            rows = idx[np.isfinite(y[idx]) & np.isfinite(self.pred[idx]).all(1)]
-            if target in self.binary:
-                codes = y[rows].astype(int)
-                if len(np.unique(codes)) < 2:
-                    raise ExplainError(f"binary target '{target}': one value only")
-                out[target] = _logit_coef(calibrated[rows], codes, 2)
-            elif target in self.classes:
-                codes = y[rows].astype(int)
-                if len(np.unique(codes)) < 2:
-                    raise ExplainError(f"class target '{target}': one class only")
-                out[target] = _logit_coef(calibrated[rows], codes, len(self.classes[target]))
-            else:
-                if len(rows) <= calibrated.shape[1] + 1:
-                    raise ExplainError(f"regression calibration: {len(rows)} held-out clips "
-                                       f"have target '{target}', more than "
-                                       f"{calibrated.shape[1] + 1} are needed")
-                out[target] = least_squares(calibrated[rows], y[rows])[:, None]
-        return out
-
-
 def calibrated_fit(pred: pd.DataFrame, rated: pd.DataFrame, Y: pd.DataFrame, *,
                    n_boot: int = 1000, seed: int = 0, alpha: float = 0.05,
                    correction: str | None = None, class_targets: dict | None = None,
                    method: str | None = None, binary_targets=()):
     """The ``calibrated`` estimator: regression calibration with a two-stage bootstrap
-    (stage 2 logistic for class and binary targets).
+    (stage 2 logistic for class and binary targets; :mod:`midlevel.explain.two_stage`).
 
     Parameters
     ----------
@@ -288,94 +222,27 @@ def calibrated_fit(pred: pd.DataFrame, rated: pd.DataFrame, Y: pd.DataFrame, *,
     """
     alpha = check_alpha(alpha)
     n_boot = check_n_boot(n_boot, MIN_BOOT)
-    class_targets = class_targets or {}
     names = list(pred.columns)
     if list(rated.columns) != names:
         raise ExplainError(f"rated concepts {list(rated.columns)} do not match the predicted "
                             f"ones {names}")
     p, r = pred.to_numpy(float), rated.to_numpy(float)
-    stages = _TwoStage(p, r, Y, class_targets, binary_targets)
-    logistic = set(class_targets) | set(binary_targets)
-    everyone = np.arange(len(p))
+    stages = TwoStage(p, r, Y, class_targets or {}, binary_targets)
     # concepts the calibrated values cannot tell apart (their ratings repeat one another):
     # stage 2 fits without the repeats, and they get no estimate
-    calibrated = stages.calibrate(everyone)
+    calibrated = stages.calibrate(np.arange(len(p)))
     kept, dependent = dependent_concepts(calibrated[np.isfinite(p).all(1)], names)
     stages.kept = np.asarray(kept, dtype=int)
-    calibrated = calibrated[:, stages.kept]
-    full = stages.fit(everyone)
-    fitted = [names[j] for j in kept]
-    rng = np.random.default_rng(seed)
-    draws = {t: [] for t in full}
-    for _ in range(n_boot):
-        idx = rng.integers(len(p), size=len(p))
-        try:
-            fits = stages.fit(idx)
-        except ExplainError:
-            continue  # too few calibration clips, one class, or rank-deficient: not counted
-        if all(fits[t].shape == full[t].shape for t in full):
-            for t in full:
-                draws[t].append(fits[t])
-    n_ok = min(len(v) for v in draws.values()) if draws else 0
-    if n_ok < max(MIN_BOOT, n_boot // 2):
-        raise ExplainError(f"regression calibration: only {n_ok} of {n_boot} bootstrap "
-                            f"resamples could be fitted; too few held-out clips")
     n_cal = int(stages.calibration_rows.sum())
     label = method or (f"regression calibration on held-out predictions ({n_cal} clips with "
                        f"concept ratings), two-stage bootstrap")
-    sizes = sorted({len(v) for v in draws.values()})
-    label += f", {sizes[0]}{'' if len(sizes) == 1 else f'-{sizes[-1]}'} resamples"
-    rows = []
-    for target, coef in full.items():
-        boots = np.stack(draws[target])                      # (n_ok, 1 + K, m)
-        y = Y[target].to_numpy()
-        ok = np.isfinite(y) & np.isfinite(p).all(1)
-        sd_x = calibrated[ok].std(axis=0, ddof=1)
-        base, units = ((None, [target]) if target not in class_targets else
-                       _class_units(target, class_targets[target], y[ok]))
-        estimator = _calibrated_label(target, logistic, many=len(units) > 1)
-        sd_y = float(y[ok].std(ddof=1)) if target not in logistic else np.nan
-        note = ""
-        if target in logistic and separated(np.hstack([np.ones((ok.sum(), 1)), calibrated[ok]]),
-                                            y[ok].astype(int)):
-            note = separation_note("calibrated predicted concepts")
-        for m, unit in enumerate(units):
-            b, est = boots[:, :, m], coef[:, m]
-            lo, hi = np.quantile(b, [alpha / 2, 1 - alpha / 2], axis=0)
-            se = robust_spread(b)
-            pv = np.maximum(2 * np.minimum((b <= 0).mean(0), (b >= 0).mean(0)), 1 / len(b))
-            stat = p_to_z(est, np.minimum(pv, 1.0))
-            r2 = np.nan
-            if target not in logistic:
-                design = np.hstack([np.ones((ok.sum(), 1)), calibrated[ok]])
-                resid = y[ok] - design @ est
-                r2 = float(1 - resid.var() / y[ok].var()) if y[ok].var() > 0 else np.nan
-                note = ols_note(y[ok], resid)
-            unit_rows = with_dependent(note_rows(_rows(
-                est, se, np.stack([lo, hi], 1), stat, np.minimum(pv, 1.0), fitted, unit,
-                estimator, r2, int(ok.sum()), sd_x, sd_y, draws=b), note), names, dependent)
-            rows += unit_rows if base is None else versus(unit_rows, base)
-    table = _finish(rows, alpha, correction, label)
+    table = bootstrap_table(
+        stages, names, dependent, n_boot=n_boot, seed=seed, alpha=alpha,
+        correction=correction, label=label, row_label=_calibrated_label,
+        concept_sd=lambda values, ok: values[ok].std(axis=0, ddof=1),
+        few="too few held-out clips")
     table.attrs["caveats"] = caveats.calibration_assumption(n_cal, len(names))
     return CoefficientResult(table, {})
-
-
-def p_to_z(estimate: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """The z statistic of two-sided p-values ``p``, signed as ``estimate``: so that a
-    bootstrap row's ``stat`` says what its p-value and percentile interval say (weight / se
-    did not: on 20 calibration clips every row with |weight / se| > 1.96 had an interval
-    holding 0; re-audit 14)."""
-    from scipy.stats import norm
-    return np.sign(estimate) * norm.isf(np.asarray(p, float) / 2)
-
-
-def robust_spread(draws: np.ndarray) -> np.ndarray:
-    """The bootstrap draws' spread along axis 0 as a standard error: their interquartile
-    range / 1.349 (the sd of normal draws). On few calibration clips the two-stage estimate is
-    a ratio of noisy fits whose draws are heavy-tailed, and their sd was 3.5-5.6x the weight's
-    own spread (audit 14b #6)."""
-    q1, q3 = np.quantile(draws, [0.25, 0.75], axis=0)
-    return (q3 - q1) / 1.349
 
 
 def _calibrated_label(target: str, logistic: set, *, many: bool) -> str:
@@ -385,11 +252,3 @@ def _calibrated_label(target: str, logistic: set, *, many: bool) -> str:
     if target not in logistic:
         return "calibrated OLS, bootstrap"
     return f"calibrated {'multinomial ' if many else ''}logit, bootstrap"
-
-
-def _class_units(target: str, classes: list, codes: np.ndarray) -> tuple[str, list[str]]:
-    """The first present class (the reference the rows are relative to: ``versus``) and
-    ``name=class`` of every other present class."""
-    present = np.unique(codes.astype(int))
-    names = [str(classes[c]) if c < len(classes) else str(c) for c in present]
-    return names[0], [f"{target}={n}" for n in names[1:]]
