@@ -415,3 +415,53 @@ def test_floors_and_ceilings_are_judged_on_the_scales_of_the_spec_the_ratings_co
     copy.write_text(yaml.safe_dump(raw))
     assert declared_scales(run)[target] != (low, 100.0)
     assert declared_scales(run, copy)[target] == (low, 100.0)
+
+
+def test_reliabilities_the_spec_declares_correct_the_ratings_fit(world, tmp_path, capsys):
+    """A copy of the spec declaring two concepts' reliabilities: the ratings estimator becomes
+    the corrected one (the same numbers as corrected_fit on the annotations), the summary says
+    what it assumes; --reliability replaces the spec's, 'none' turns it off, and a bad item
+    is refused naming it."""
+    from pathlib import Path
+
+    import yaml
+
+    from midlevel.explain.evidence import rated_design
+    from midlevel.explain.reliability import corrected_fit
+    run = world["runs"]["sequential"]
+    raw = yaml.safe_load(Path(world["spec"]).read_text())
+    first, second = run.concept_names[:2]
+    raw["concepts"][first]["reliability"] = 0.9
+    raw["concepts"][second]["reliability"] = 0.8
+    raw["root"] = str(Path(world["spec"]).parent.resolve() / raw.get("root", "."))
+    copy = tmp_path / "spec.yaml"
+    copy.write_text(yaml.safe_dump(raw))
+    result = run_coefficients(run, spec=copy, data="ratings", leakage=False, n_boot=60)
+    table = result.table
+    assert (table["method"] == "corrected OLS, bootstrap").all()
+    X, Y = rated_design(run.annotations(copy), run.concept_names, run.target_names)
+    direct = corrected_fit(X, Y, {first: 0.9, second: 0.8}, n_boot=60).table
+    np.testing.assert_allclose(table["weight"], direct["weight"], rtol=1e-12)
+    lines = "\n".join(result.summary_lines())
+    assert (f"declared reliabilities ({first} 0.9, {second} 0.8)" in lines
+            or f"declared reliabilities ({second} 0.8, {first} 0.9)" in lines)
+    assert "only 32 clips for the correction of 7 concepts" in lines
+    plain = run_coefficients(run, spec=copy, data="ratings", leakage=False, reliability={})
+    assert (plain.table["method"] == "OLS, HC3").all()
+    out = tmp_path / "out"
+    assert main(["coefficients", str(run.path), "--spec", str(copy), "--data", "ratings",
+                 "--out", str(out), "--quiet", "--bootstrap", "60",
+                 "--reliability", f"{first}=0.7"]) == 0
+    written = pd.read_csv(out / "coefficients.csv")
+    assert (written["method"] == "corrected OLS, bootstrap").all()
+    assert f"declared reliabilities ({first} 0.7)" in capsys.readouterr().out
+    assert main(["coefficients", str(run.path), "--spec", str(copy), "--data", "ratings",
+                 "--out", str(out), "--quiet", "--reliability", "none"]) == 0
+    assert (pd.read_csv(out / "coefficients.csv")["method"] == "OLS, HC3").all()
+    capsys.readouterr()
+    assert main(["coefficients", str(run.path), "--out", str(out), "--quiet",
+                 "--reliability", "nosuch=0.9"]) != 0
+    assert "--reliability: 'nosuch' is not a concept" in capsys.readouterr().err
+    assert main(["coefficients", str(run.path), "--out", str(out), "--quiet",
+                 "--reliability", f"{first}"]) != 0
+    assert f"--reliability {first}: expected CONCEPT=R" in capsys.readouterr().err

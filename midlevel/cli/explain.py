@@ -35,12 +35,32 @@ def _coefficients(args: argparse.Namespace) -> int:
         result = run_coefficients(run, spec=args.spec, root=args.root, cache_dir=args.cache,
                                   alpha=args.alpha, correction=args.correction, data=args.data,
                                   n_boot=args.bootstrap, seed=args.seed,
-                                  materiality=args.materiality, progress=not args.quiet)
+                                  materiality=args.materiality, progress=not args.quiet,
+                                  reliability=_reliability(args.reliability))
         paths = result.write(out)
     print("\n".join(result.summary_lines()))
     for path in paths.values():
         print(f"written: {path}")
     return 0
+
+
+def _reliability(items: list[str] | None) -> dict[str, str] | None:
+    """``--reliability`` items as ``{concept: value}`` (values checked against the run's
+    concepts by the library); None: the spec's; ``none``: no correction."""
+    if not items:
+        return None
+    if items == ["none"]:
+        return {}
+    out = {}
+    for item in items:
+        name, sep, value = item.rpartition("=")
+        if not sep or not name or item == "none":
+            raise ArgumentError(f"--reliability {item}: expected CONCEPT=R (R in (0, 1]), or "
+                                f"'none' alone")
+        if name in out:
+            raise ArgumentError(f"--reliability: concept '{name}' is given twice")
+        out[name] = value
+    return out
 
 
 _SWITCH = {"on": 1.0, "off": 0.0, "yes": 1.0, "no": 0.0, "true": 1.0, "false": 0.0}
@@ -193,7 +213,8 @@ def register(sub) -> None:
                     "answers. What the model does: model_weight, the head's own weight "
                     "(exact, every mode). What the data show: the concept -> target association "
                     "(a linear summary among the clips, not a causal effect) with its "
-                    "interval and p-value, from the human ratings (OLS, HC3 errors) "
+                    "interval and p-value, from the human ratings (OLS, HC3 errors; "
+                    "corrected for rater noise where concepts' reliabilities are declared) "
                     "where clips carry both concept and target ratings, else by regression "
                     "calibration on held-out predictions; never from the CNN's in-sample "
                     "predictions. A flag marks model weights that depart from what the data "
@@ -221,8 +242,16 @@ def register(sub) -> None:
     p.add_argument("--data", choices=["auto", "ratings", "calibrated"], default="auto",
                    help="how the data's answer is estimated (default auto: ratings when "
                         "enough clips carry concept and target ratings)")
+    p.add_argument("--reliability", action="append", metavar="CONCEPT=R",
+                   help="a rating concept's reliability R in (0, 1]: the share of its rating "
+                        "variance that is not rater noise (repeat for several; replaces what "
+                        "the spec declares under the concept's 'reliability:'; 'none': no "
+                        "correction). Where one is below 1 the ratings estimator is corrected "
+                        "for rater noise (regression calibration, bootstrapped), which "
+                        "otherwise biases the weights of correlated concepts")
     p.add_argument("--bootstrap", type=positive_int, default=1000, metavar="N",
-                   help="bootstrap resamples of the calibrated estimator (default 1000)")
+                   help="bootstrap resamples of the calibrated estimator and of the "
+                        "reliability correction (default 1000)")
     p.add_argument("--materiality", type=nonnegative_float, default=None, metavar="S",
                    help="standardized margin before a departure is flagged (default 0.05)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")

@@ -31,7 +31,7 @@ _SOURCE_KEYS = {"path", "root", "sep", "encoding", "strip_headers", "id_column",
                 "filter", "missing_values"}
 _TABLE_KEYS = _SOURCE_KEYS | {"join_on", "join_format", "how"}
 _SEGMENT_KEYS = _SOURCE_KEYS | {"start_column", "end_column", "time_column", "columns"}
-_COLUMN_KEYS = {"column", "scale", "description", "type", "classes"}
+_COLUMN_KEYS = {"column", "scale", "description", "type", "classes", "reliability"}
 _TAG_KEYS = {"column", "columns", "tags", "sep", "empty", "description", "type"}
 KINDS = ("regression", "class", "binary", "tags")
 _CELLS = {"class": "its cells are class labels", "binary": "its cells are 0/1, yes/no or "
@@ -61,6 +61,7 @@ class ColumnSpec:
     tag: str | None = None
     sep: str | None = None
     empty: str = "missing"
+    reliability: float | None = None  # a rating concept's: var(true) / var(rating), (0, 1]
 
     @property
     def is_class(self) -> bool:
@@ -81,6 +82,8 @@ class ColumnSpec:
                "classes": list(self.classes) if self.classes else None}
         if self.group is not None:
             out.update(group=self.group, tag=self.tag)
+        if self.reliability is not None:
+            out["reliability"] = self.reliability
         return out
 
 
@@ -215,6 +218,26 @@ def _scale(value: Any, where: str, src: str) -> tuple[float, float] | None:
     return pair
 
 
+def _reliability(value: Any, key: str, where: str, kind: str, src: str) -> float | None:
+    """A rating concept's ``reliability``: a number in (0, 1], the share of its rating
+    variance that is not rater noise (used by ``midlevel coefficients``)."""
+    if value is None:
+        return None
+    if where != "concepts" or kind != "regression":
+        what = "a target" if where != "concepts" else f"a {kind} concept"
+        raise SpecError(f"{src}: '{key}.reliability': {what} has no reliability (it corrects "
+                        f"the data's weights for rater noise in rating concepts; noise in a "
+                        f"target only widens the intervals)")
+    try:
+        r = real_number(value)
+    except ArgumentError:
+        r = float("nan")
+    if isinstance(value, bool) or not 0 < r <= 1:
+        raise SpecError(f"{src}: '{key}.reliability' must be a number in (0, 1] (the share "
+                        f"of the rating's variance that is not rater noise), got {value!r}")
+    return float(r)
+
+
 def _check_names(names: list, key: str, src: str) -> None:
     """Refuse class or tag names (``key`` is the list's key) that YAML did not read as the text
     the user wrote: unquoted yes/no, on/off, true/false become booleans (and would never match
@@ -264,7 +287,9 @@ def _columns(section: Any, where: str, src: str) -> list[ColumnSpec]:
                               scale=_scale(cfg.get("scale"), key, src),
                               description=str(cfg.get("description", "") or ""),
                               kind=kind,
-                              classes=tuple(str(c) for c in classes) if classes else None))
+                              classes=tuple(str(c) for c in classes) if classes else None,
+                              reliability=_reliability(cfg.get("reliability"), key, where,
+                                                       kind, src)))
     return out
 
 

@@ -74,6 +74,7 @@ from midlevel.explain.head import (
 )
 from midlevel.explain.leakage import leakage_diagnostic
 from midlevel.explain.levels import check_alpha
+from midlevel.explain.reliability import check_reliability, unused_line
 from midlevel.explain.coefficient_result import CoefficientResult
 from midlevel.explain.statistics import COLUMNS, check_n_boot
 from midlevel.run import load_run
@@ -97,7 +98,8 @@ def run_coefficients(run, *, spec=None, root=None, cache_dir=None, alpha: float 
                      correction: str | None = None, data: str = "auto", n_boot: int = 1000,
                      seed: int = 0, materiality: float | None = None, leakage: bool = True,
                      predictions: pd.DataFrame | None = None,
-                     progress: bool = False) -> CoefficientResult:
+                     progress: bool = False,
+                     reliability: dict | None = None) -> CoefficientResult:
     """Both questions for a concept-bottleneck run (``midlevel coefficients``).
 
     Parameters
@@ -118,6 +120,11 @@ def run_coefficients(run, *, spec=None, root=None, cache_dir=None, alpha: float 
     leakage : add the leakage diagnostic (joint and sequential runs).
     predictions : reuse :meth:`midlevel.run.Run.predictions` of the
         validation and test splits (otherwise computed when needed).
+    reliability : ``{concept: R}``, each rating concept's reliability (the share of its
+        rating variance that is not rater noise, in (0, 1]); default: what the spec declares
+        (a concept's ``reliability:``), ``{}``: none. Where one is below 1 the ratings
+        estimator is corrected for rater noise (:mod:`midlevel.explain.reliability`);
+        the calibrated estimator needs none and says so.
 
     Returns
     -------
@@ -139,13 +146,15 @@ def run_coefficients(run, *, spec=None, root=None, cache_dir=None, alpha: float 
     binary = binary_targets_of(run)
     annotations = run.annotations(spec, root=root)
     X, Y = evidence.rated_design(annotations, concepts, targets)
+    reliability = run_reliability(run, spec, root, reliability)
     why = ""
     if data == "auto":
         held_out = annotations["split"].isin(["validation", "test"]).to_numpy()
         method, why = evidence.auto_method(X, Y, held_out, logistic=[*classes, *binary])
     else:
         method = data
-    if method == "calibrated":
+    if method == "calibrated" or (method == "ratings" and reliability
+                                  and min(reliability.values()) < 1):
         n_boot = check_n_boot(n_boot, evidence.MIN_BOOT)
     wants_leakage = leakage and run.mode in ("joint", "sequential")
     if predictions is None and (method == "calibrated" or wants_leakage):
@@ -154,7 +163,8 @@ def run_coefficients(run, *, spec=None, root=None, cache_dir=None, alpha: float 
     if method == "ratings":
         result = evidence.ratings_fit(X, Y, alpha=alpha, correction=correction,
                                       class_targets=classes, binary_targets=binary,
-                                      scales=declared_scales(run, spec, root=root))
+                                      scales=declared_scales(run, spec, root=root),
+                                      reliability=reliability, n_boot=n_boot, seed=seed)
     else:
         held = predictions[predictions["split"].isin(["validation", "test"])]
         if held.empty:
@@ -174,7 +184,12 @@ def run_coefficients(run, *, spec=None, root=None, cache_dir=None, alpha: float 
                    f"({exc}); the intervals are wide")
             result = evidence.ratings_fit(X, Y, alpha=alpha, correction=correction,
                                           class_targets=classes, binary_targets=binary,
-                                          scales=declared_scales(run, spec, root=root))
+                                          scales=declared_scales(run, spec, root=root),
+                                          reliability=reliability, n_boot=n_boot,
+                                          seed=seed)
+        else:
+            result.table.attrs["caveats"] = (result.table.attrs.get("caveats", [])
+                                             + unused_line(reliability))
     table = result.table.copy()
     table.insert(2, "model_weight", model_weights(run, table["target"], table["concept"],
                                                   table["versus"]))
@@ -194,3 +209,13 @@ def run_coefficients(run, *, spec=None, root=None, cache_dir=None, alpha: float 
     return CoefficientResult(table, dict(result.summaries), leakage=leak)
 
 
+def run_reliability(run, spec=None, root=None, given: dict | None = None) -> dict[str, float]:
+    """``{concept: R}``: ``given`` (checked against the run's rating concepts), else the
+    reliabilities the spec declares (``spec`` where given, else the run's own file)."""
+    head = LinearHead.from_run(run)
+    kinds = dict(zip(head.concepts, head.concept_kinds))
+    if given is not None:
+        return check_reliability(given, run.concept_names, kinds, where="--reliability")
+    declared = {c.name: c.reliability for c in run.spec(spec, root=root).concepts
+                if c.reliability is not None and c.name in run.concept_names}
+    return check_reliability(declared, run.concept_names, kinds, where="the spec's reliability")

@@ -25,6 +25,9 @@ Nonlinear Models*, 2006, and :mod:`midlevel.explain.caveats`). Two estimators:
     80 clips, 0.915 at 400 on the synthetic world's noise; audit 14b: 0.47 at 5000 clips of
     correlated concepts at reliability 0.9). Floors, ceilings and curved relations change
     what the slope means, not whether its interval covers it.
+    Where the spec declares concepts' reliabilities (``reliability:``), the fit is corrected
+    for that noise instead (:mod:`midlevel.explain.reliability`: regression calibration from
+    the reliabilities, bootstrapped; "corrected OLS, bootstrap").
 
 ``calibrated``
     For datasets whose target clips lack concept ratings: regression calibration on
@@ -44,6 +47,7 @@ import pandas as pd
 from midlevel.errors import ExplainError
 from midlevel.explain import caveats
 from midlevel.explain.levels import check_alpha
+from midlevel.explain.reliability import corrected_fit
 from midlevel.explain.separation import dependent_concepts
 from midlevel.explain.coefficient_result import CoefficientResult
 from midlevel.explain.statistics import check_n_boot, fit_ols
@@ -148,14 +152,23 @@ def _range(values: list[int]) -> str:
 
 def ratings_fit(X: pd.DataFrame, Y: pd.DataFrame, *, alpha: float = 0.05,
                 correction: str | None = None, class_targets: dict | None = None,
-                binary_targets=None, scales: dict | None = None):
+                binary_targets=None, scales: dict | None = None,
+                reliability: dict | None = None, n_boot: int = 1000, seed: int = 0):
     """The ``ratings`` estimator: OLS with HC3 errors (GLM / MNLogit for class targets, a
     binomial GLM for binary targets); ``scales``: each column's declared rating scale
     (:func:`midlevel.explain.caveats.declared_scales`), for the summary's floor and ceiling
-    check.
+    check. ``reliability`` (``{concept: R}``, a rating concept's declared reliability): where
+    one is below 1, the fit corrected for rater noise instead
+    (:func:`midlevel.explain.reliability.corrected_fit`, bootstrapped ``n_boot`` times from
+    ``seed``).
 
     Returns a :class:`midlevel.explain.coefficients.CoefficientResult`.
     """
+    if reliability and min(reliability.values()) < 1:
+        return corrected_fit(X, Y, reliability, n_boot=check_n_boot(n_boot, MIN_BOOT),
+                             seed=seed, alpha=alpha, correction=correction,
+                             class_targets=class_targets, binary_targets=binary_targets or (),
+                             scales=scales)
     complete = np.isfinite(X.to_numpy()).all(1)
     n = [int((complete & np.isfinite(Y[t].to_numpy())).sum()) for t in Y.columns] or [0]
     clips = (f"{n[0]} clips" if min(n) == max(n) else
@@ -237,8 +250,8 @@ def calibrated_fit(pred: pd.DataFrame, rated: pd.DataFrame, Y: pd.DataFrame, *,
     label = method or (f"regression calibration on held-out predictions ({n_cal} clips with "
                        f"concept ratings), two-stage bootstrap")
     table = bootstrap_table(
-        stages, names, dependent, n_boot=n_boot, seed=seed, alpha=alpha,
-        correction=correction, label=label, row_label=_calibrated_label,
+        stages, names, [names[j] for j in kept], dependent, n_boot=n_boot, seed=seed,
+        alpha=alpha, correction=correction, label=label, row_label=_calibrated_label,
         concept_sd=lambda values, ok: values[ok].std(axis=0, ddof=1),
         few="too few held-out clips")
     table.attrs["caveats"] = caveats.calibration_assumption(n_cal, len(names))

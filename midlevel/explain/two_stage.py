@@ -94,7 +94,8 @@ class TwoStage:
         return out
 
 
-def bootstrap_table(stages: TwoStage, names: list[str], dependent: dict, *, n_boot: int,
+def bootstrap_table(stages: TwoStage, names: list[str], fitted: list[str], dependent: dict, *,
+                    n_boot: int,
                     seed: int, alpha: float, correction: str | None, label: str,
                     row_label, concept_sd, few: str) -> pd.DataFrame:
     """The coefficient table of a two-stage estimator: the full-sample estimate as
@@ -102,8 +103,8 @@ def bootstrap_table(stages: TwoStage, names: list[str], dependent: dict, *, n_bo
     ``stat`` the z of the p-value (:func:`p_to_z`), percentile intervals, two-sided bootstrap
     p-values ``2 min(P(b <= 0), P(b >= 0))`` (at least ``1 / n_boot``).
 
-    ``names``: every concept; ``stages.kept`` the ones fitted, ``dependent`` the others'
-    notes. ``row_label(target, logistic, many)``: a row's ``method``. ``concept_sd(calibrated,
+    ``names``: every concept; ``fitted`` the ones stage 2 fits (the columns ``stages.kept``
+    of stage 1's output), ``dependent`` the others' notes. ``row_label(target, logistic, many)``: a row's ``method``. ``concept_sd(calibrated,
     ok)``: the concepts' sds ``(K_kept,)`` on the target's clips ``ok``, for the standardized
     columns. ``few``: what the error says when fewer than half the resamples fit. A resample
     that cannot be fitted (too few clips, one class, rank-deficient, or a stage 1 that
@@ -113,7 +114,6 @@ def bootstrap_table(stages: TwoStage, names: list[str], dependent: dict, *, n_bo
     everyone = np.arange(len(p))
     calibrated = stages.calibrate(everyone)[:, stages.kept]
     full = stages.fit(everyone)
-    fitted = [names[j] for j in stages.kept]
     rng = np.random.default_rng(seed)
     draws = {t: [] for t in full}
     for _ in range(n_boot):
