@@ -153,9 +153,21 @@ class AttributionMethod:
                           for a in range(0, len(x), self.batch_size)])[:, 0].cpu().numpy()
 
     def reference_output(self, f: nn.Module, reference: torch.Tensor) -> float:
-        """Mean of ``f`` over the reference input(s), cached per function and length."""
-        return self.cached(("reference", f, tuple(reference.shape)),
+        """Mean of ``f`` over the reference input(s), cached per function and reference
+        (its values, not only its shape: another reference of the same length gets its own
+        output; audit 15a)."""
+        return self.cached(("reference", f, fingerprint(reference)),
                            lambda: float(self.predict(f, reference).mean()))
+
+
+def fingerprint(values) -> tuple:
+    """A cache key of an array's values: shape, dtype and a digest of its bytes (None for
+    None), so that a cached explainer or output is reused only for the same data."""
+    import hashlib
+    if values is None:
+        return (None,)
+    a = np.ascontiguousarray(torch.as_tensor(values).detach().cpu().numpy())
+    return a.shape, str(a.dtype), hashlib.blake2b(a.tobytes(), digest_size=16).hexdigest()
 
 
 # ------------------------------------------------------------------------------ outputs
@@ -278,13 +290,19 @@ class WindowedOutput(nn.Module):
             x = nn.functional.pad(x, (0, self.n_frames - x.shape[-1]))
         return x
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def windows(self, x: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
+        """``(windows, starts)``: ``x`` ``(batch, 1, n_bands, T)`` padded to one window where
+        shorter, cut into the windows ``predict`` averages, stacked sample-major
+        ``(batch * n_windows, 1, n_bands, n_frames)``; ``starts``: each window's first frame."""
         from midlevel.training.data import window_starts
         n = self.n_frames
         x = self.padded(x)
         starts = window_starts(x.shape[-1], n, self.hop)
+        w = torch.stack([x[..., s:s + n] for s in starts], dim=1)
+        return w.reshape((-1,) + tuple(w.shape[2:])), list(starts)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         # windows stacked sample-major into the batch, so every module runs once per forward
         # (hook-based methods such as SHAP DeepExplainer keep one activation per module)
-        w = torch.stack([x[..., s:s + n] for s in starts], dim=1)
-        out = self.f(w.reshape((-1,) + tuple(w.shape[2:])))
-        return out.reshape(x.shape[0], len(starts), -1).mean(1)
+        w, starts = self.windows(x)
+        return self.f(w).reshape(x.shape[0], len(starts), -1).mean(1)

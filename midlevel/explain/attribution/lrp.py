@@ -60,11 +60,26 @@ summary, fall short of ``f(x)`` by it: the padding took 66-90 % of ``f(x)`` on 3
 a 10-s window of a small trained model, audit 8a). Before, it was dropped in the padding's
 backward and read as a conservation error of that size.
 
+Over the windows ``predict`` averages (:class:`~midlevel.explain.attribution.base.
+WindowedOutput`), each window is propagated from its own share ``f_w / n_windows`` of the mean
+and the windows' maps are added where they lie: the mean is a linear layer without bias, whose
+rule hands each window exactly that share.
+
+With ``zero_bias`` a layer's relevance is spread in proportion to its inputs' bias-free
+contributions ``z_j``, divided by their sum: where that sum is near 0 while the output is not
+(a head whose bias carries ``f(x)``), relevance of both signs is magnified without bound while
+the map still sums to ``f(x)`` (``f = W x + b``: the map is ``W x * f / (W x)``, 700x ``W x``
+where ``W x`` is 0.001; audit 15a). The conservation table's ``amplification`` (the map's
+absolute relevance over ``|f(x)|``) shows it, and with ``zero_bias`` a warning names clips
+above ``AMPLIFIED`` (10x; trained event-task models read 1.00-1.51). Without ``zero_bias`` a
+large ratio is evidence of both signs that cancels, as the map shows it.
+
 Conservation table (``tables["conservation"]``): clip, method, composite, zero_bias, output
 (``f(x)`` of the untouched model), relevance_sum (over the clip's bins), padding_relevance
 (over the padding of a clip shorter than the window, else 0), absolute_error
 ``|relevance_sum + padding_relevance - output|``, relative_error (``absolute_error /
-|output|``; large when ``f(x)`` is near 0, read the absolute error there).
+|output|``; large when ``f(x)`` is near 0, read the absolute error there), amplification
+(``sum |R| / |output|``, padding included: 1 where every bin's relevance has the output's sign).
 
 captum's ``LRP`` is not used: it has no rule for ``Standardize`` (it raises), applies the
 epsilon rule to BatchNorm instead of merging it, and offers no z+/z^B first-layer choice.
@@ -139,6 +154,27 @@ def lrp_composite(composite: str = "epsilon_plus", *, epsilon: float = 1e-6,
                                          canonizers=canonizers)
 
 
+# relevance of both signs this many times |f(x)| is read as the bias-free denominators'
+# instability, not as evidence (a linear head whose bias carries f(x) while W x is near 0:
+# 700x on audit 15a's closed-form case)
+AMPLIFIED = 10.0
+
+
+def _warn_amplified(table: pd.DataFrame) -> None:
+    """With ``zero_bias``, warn, naming the clips, where the map's absolute relevance exceeds
+    ``AMPLIFIED`` times ``|f(x)|`` (without it, a large ratio is evidence of both signs that
+    cancels, which the map shows as it is)."""
+    import logging
+    big = table[(table["amplification"] > AMPLIFIED) & table["zero_bias"].astype(bool)]
+    if len(big):
+        logging.getLogger("midlevel").warning(
+            "LRP: on %d clip(s) (%s) the relevance of both signs sums to more than %gx |f(x)| "
+            "(up to %.3g x): with biases ignored, a layer whose bias-free sum is near zero while "
+            "its output is not magnifies its relevance; compare with zero_bias=False before "
+            "reading the map", len(big), ", ".join(big["clip"].astype(str)[:5]), AMPLIFIED,
+            float(big["amplification"].max()))
+
+
 def _standardizer(f: nn.Module) -> Standardize | None:
     return next((m for m in f.modules() if isinstance(m, Standardize)), None)
 
@@ -189,6 +225,27 @@ class LRP(AttributionMethod):
             lo, hi = ((v - float(std.mean)) / float(std.std) for v in (lo, hi))
         return torch.tensor(lo), torch.tensor(hi)
 
+    def _windowed(self, f: WindowedOutput, x: torch.Tensor, composite, device) -> np.ndarray:
+        """Relevance of the window mean ``predict`` reports: each window's network output
+        ``f_w`` propagated with the relevance ``f_w / n_windows`` (the mean is a linear layer
+        without bias: its z-rule gives each window exactly its share), and the windows' maps
+        added back where they lie in the clip (overlapping frames get both). Crossing the mean
+        with the gradient gave every window ``f / n_windows`` instead: a window pushing the
+        output down got positive relevance (audit 15a)."""
+        from zennit.attribution import Gradient
+        out = np.zeros(tuple(x.shape), dtype=np.float32)
+        with Gradient(model=f.f, composite=composite) as attributor:
+            for i in range(len(x)):
+                windows, starts = f.windows(x[i:i + 1])
+                n = len(starts)
+                for a in range(0, n, self.batch_size):
+                    wb = windows[a:a + self.batch_size].to(device).clone().requires_grad_(True)
+                    _, relevance = attributor(wb, lambda o: o / n)
+                    for k, r in enumerate(relevance.detach().cpu().numpy()):
+                        s = starts[a + k]
+                        out[i, ..., s:s + f.n_frames] += r
+        return out
+
     def attribute(self, f: nn.Module, x: torch.Tensor, *, reference: torch.Tensor,
                   background: torch.Tensor | None = None, clips=None) -> MethodResult:
         """Relevance maps ``(batch, 1, n_bands, n_frames)`` for ``f(x)``; see the module
@@ -218,15 +275,18 @@ class LRP(AttributionMethod):
             composite = lrp_composite(self.composite, epsilon=self.epsilon, gamma=self.gamma,
                                       stabilizer=self.stabilizer, zero_bias=self.zero_bias,
                                       low=low, high=high)
-            maps = []
-            with Gradient(model=f, composite=composite) as attributor:
-                for a in range(0, len(x), self.batch_size):
-                    xb = x[a:a + self.batch_size].to(device).clone().requires_grad_(True)
-                    _, relevance = attributor(xb, lambda o: o)  # R at the output = f(x)
-                    maps.append(relevance.detach().cpu())
+            if isinstance(f, WindowedOutput):
+                full = self._windowed(f, x, composite, device)
+            else:
+                maps = []
+                with Gradient(model=f, composite=composite) as attributor:
+                    for a in range(0, len(x), self.batch_size):
+                        xb = x[a:a + self.batch_size].to(device).clone().requires_grad_(True)
+                        _, relevance = attributor(xb, lambda o: o)  # R at the output = f(x)
+                        maps.append(relevance.detach().cpu())
+                full = torch.cat(maps).numpy().astype(np.float32)
         finally:
             f.train(was_training)
-        full = torch.cat(maps).numpy().astype(np.float32)
         values = np.ascontiguousarray(full[..., :n_frames])
         total = values.reshape(len(values), -1).sum(1).astype(np.float64)
         padding = full[..., n_frames:].reshape(len(full), -1).sum(1).astype(np.float64)
@@ -234,10 +294,15 @@ class LRP(AttributionMethod):
         err = np.abs(total + padding - output)
         with np.errstate(divide="ignore", invalid="ignore"):
             rel = np.where(np.abs(output) > 0, err / np.abs(output), np.inf)
+        spread = np.abs(full).reshape(len(full), -1).sum(1).astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            amplification = np.where(np.abs(output) > 0, spread / np.abs(output), np.inf)
         table = pd.DataFrame({"clip": [f"clip{i}" for i in range(len(values))], "method": self.name,
                               "composite": self.composite, "zero_bias": self.zero_bias,
                               "output": output, "relevance_sum": total,
                               "padding_relevance": padding,
-                              "absolute_error": err, "relative_error": rel})
+                              "absolute_error": err, "relative_error": rel,
+                              "amplification": amplification})
+        _warn_amplified(table)
         return MethodResult(values=values, expected=0.0 if self.zero_bias else None,
                             tables={"conservation": table}, padding=padding)
