@@ -41,7 +41,7 @@ import pandas as pd
 import torch
 from captum._utils.models.linear_model import SkLearnLinearModel
 from captum.attr import LimeBase
-from scipy.stats import spearmanr
+from scipy.stats import rankdata, spearmanr
 from torch import nn
 
 from midlevel.checks import real_number, whole_number
@@ -250,11 +250,13 @@ class Lime(AttributionMethod):
 
         - ``components``: clip, component, name, kind, weight (mean over repeats),
           weight_std (over repeats), rank (1 = strongest evidence for the clip's
-          deviation from the reference: decreasing ``weight * sign(f(x) - f(ref))``),
+          deviation from the reference: decreasing ``weight * sign(f(x) - f(ref))``;
+          weights equal up to float rounding, ``TIE_RTOL``, share the best rank),
           area (share of the clip's bins);
         - ``fit``: clip, kind, n_components, n_samples, n_repeats, r2 (mean surrogate
           weighted R^2 over repeats), r2_min, stability (mean pairwise Spearman of the
-          weights between repeats; NaN for one repeat or one component), intercept (mean),
+          weights between repeats, rounding-level differences tied; NaN for one repeat or
+          one component), intercept (mean),
           f_x, f_ref, surrogate_x (intercept + sum of weights: the surrogate at the clip),
           nmf_error (relative reconstruction error for NMF, else NaN), seconds.
         """
@@ -282,8 +284,8 @@ class Lime(AttributionMethod):
             w = W.mean(0)
             f_x = float(f(xi)[0, 0])
             direction = 1.0 if f_x >= f_ref else -1.0
-            rank = np.empty(comps.n_components, dtype=int)
-            rank[np.argsort(-direction * w, kind="stable")] = np.arange(1, comps.n_components + 1)
+            # tied weights (equal up to float rounding: TIE_RTOL) share the best rank
+            rank = rankdata(-direction * _snapped(w, W), method="min").astype(int)
             values[i, 0] = comps.spread(w)
             seconds = time.perf_counter() - t0
             self.components_.append(comps)
@@ -308,10 +310,25 @@ class Lime(AttributionMethod):
                                     "fit": pd.DataFrame(fit_rows)})
 
 
+# weights closer than this share of the largest |weight| of the clip's repeats are ties: the
+# surrogate's float rounding (about 1e-7 of the weights on an exact fit) is no ranking
+TIE_RTOL = 1e-6
+
+
+def _snapped(values: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """``values`` on a grid of ``TIE_RTOL`` times the largest ``|W|``: rounding noise becomes
+    ties (audit 15a: an exact fit with three zero weights read a stability of 0.47-0.67, the
+    Spearman correlation of +-1e-7 noise)."""
+    tol = TIE_RTOL * float(np.max(np.abs(W))) if W.size else 0.0
+    return np.round(values / tol) * tol if tol > 0 else np.asarray(values, float)
+
+
 def _stability(W: np.ndarray) -> float:
-    """Mean Spearman correlation of the weight vectors of pairs of repeats."""
+    """Mean Spearman correlation of the weight vectors of pairs of repeats (weights equal up
+    to ``TIE_RTOL`` tied)."""
     if len(W) < 2 or W.shape[1] < 2:
         return float("nan")
+    W = _snapped(W, W)
     rs = []
     for a, b in itertools.combinations(range(len(W)), 2):
         if np.ptp(W[a]) == 0 or np.ptp(W[b]) == 0:
