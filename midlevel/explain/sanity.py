@@ -51,6 +51,12 @@ random_vs_random``: the trained map is further from the randomized ones than fro
 the input, and further than two random networks are from each other. A model-independent map
 (e.g. ``|x - reference|``) has all three similarities equal to 1 and fails.
 
+The rule has a blind spot: a map that shares nothing with the input's picture (``trained_vs_
+input`` near 0, as the exact map of a model whose evidence sits in a few bins) can clear floor
+(a) only by being anti-correlated with the randomized maps. Where only floor (a) failed and
+both of its similarities' intervals hold 0, the verdict says so (``passed`` stays False: the
+rule was fixed before measuring).
+
 A verdict needs at least as many clips with a defined similarity (``n_defined``) as the
 faithfulness harness needs for its paired test (:func:`midlevel.explain.harness_stats.min_clips`
 of ``1 - level``: 6 at 95 %): a percentile bootstrap over 2-5 clips has too few distinct
@@ -284,6 +290,25 @@ class SanityResult:
         return bool(v.loc[v["similarity"] == "spearman_abs", "passed"].eq(True).all())
 
 
+def _failed(g: pd.DataFrame, hi_rr: float, n_boot: int, level: float) -> str:
+    """"failed", with why where only floor (a) failed and both of its similarities are
+    indistinguishable from 0 (their intervals hold 0): the trained map shares nothing with
+    the input's picture nor with the randomized maps, and the rule would need the trained map
+    to be anti-correlated with the randomized ones (audit 15a: the exact map of a model whose
+    evidence sits in 15 of 96 bins, trained_vs_random 0.021, trained_vs_input 0.012)."""
+    if not hi_rr < 0:
+        return "failed"
+    at_zero = [lo <= 0 <= hi for lo, hi in (
+        _boot_ci(g[col].to_numpy(), n_boot, level, 2) for col in
+        ("trained_vs_input", "trained_vs_random"))]
+    if not all(at_zero):
+        return "failed"
+    return ("failed on floor (a) only, at zero: the trained map is unlike both the input's "
+            "picture and the randomized maps (both similarities' intervals hold 0), which "
+            "the rule cannot tell from model independence; not evidence that the map ignores "
+            "the model")
+
+
 def _defined_mean(*values: float) -> float:
     """Mean of the finite values; NaN (without a warning) when there are none."""
     v = [x for x in values if np.isfinite(x)]
@@ -384,6 +409,6 @@ def sanity_check(f: nn.Module, method, x, reference, *, name: str = "method",
                         "minus_random_ci_low": lo_rr, "minus_random_ci_high": hi_rr,
                         # no verdict below `need` clips: empty, not a failure
                         "passed": rule if enough else np.nan, "clips_needed": need,
-                        "verdict": (("passed" if rule else "failed") if enough else
-                                    _too_few(defined, len(g), need))})
+                        "verdict": (("passed" if rule else _failed(g, hi_rr, n_boot, level))
+                                    if enough else _too_few(defined, len(g), need))})
     return SanityResult(pd.DataFrame(cascade_rows), floors, pd.DataFrame(verdict))
