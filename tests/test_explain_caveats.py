@@ -134,6 +134,20 @@ def test_a_target_the_linearity_check_cannot_score_is_named(rng, monkeypatch):
                            "errors are undefined")
 
 
+def test_a_target_whose_squares_repeat_the_concepts_is_named(rng):
+    """A concept with many values overall but two on one target's clips: that target's design
+    with the squares is rank-deficient, and it was skipped without a line."""
+    X, Y = _world(800, rng)
+    Y = Y[["valence", "energy"]].copy()
+    c = X.columns[0]
+    few = Y.index[:400]
+    Y.loc[Y.index[400:], "energy"] = np.nan          # energy rated on the first 400 clips
+    X.loc[few, c] = np.where(np.arange(400) % 2, 2.0, 8.0)  # where the concept has 2 values
+    lines = caveats.nonlinearity(X, Y, ["valence", "energy"])
+    assert any(line.startswith("linearity not checked for energy: on its clips the concepts' "
+                               "squares repeat") for line in lines)
+
+
 def test_the_hc3_wald_test_never_raises_on_a_clip_of_leverage_one(rng):
     """Re-audit 14: statsmodels raised ValueError on HC3 covariances a clip of leverage 1
     makes NaN, and coefficients ended in a traceback. The test gives a number or NaN."""

@@ -160,7 +160,7 @@ def nonlinearity(X: pd.DataFrame, Y: pd.DataFrame, rating_targets, *,
     curved = [c for c in X.columns if len(np.unique(X[c].dropna())) > 2]
     if not curved:
         return []
-    tested, pvalues, short, untestable = [], [], [], []
+    tested, pvalues, short, untestable, repeated = [], [], [], [], []
     for target in rating_targets:
         if target not in Y:
             continue
@@ -173,6 +173,7 @@ def nonlinearity(X: pd.DataFrame, Y: pd.DataFrame, rating_targets, *,
             short.append(target)
             continue
         if np.linalg.matrix_rank(design) < design.shape[1]:
+            repeated.append(target)
             continue
         p = _hc3_wald(Y[target].to_numpy(float)[ok], design,
                       slice(1 + x.shape[1], design.shape[1]))
@@ -186,6 +187,10 @@ def nonlinearity(X: pd.DataFrame, Y: pd.DataFrame, rating_targets, *,
         lines.append(f"linearity not checked for {_count(short, 'target')}: fewer than "
                      f"{CLIPS_PER_PARAMETER} clips per parameter of the check "
                      f"({CLIPS_PER_PARAMETER * (1 + X.shape[1] + len(curved))} clips)")
+    if repeated:
+        lines.append(f"linearity not checked for {', '.join(repeated)}: on its clips the "
+                     f"concepts' squares repeat what the concepts hold (as for a concept with "
+                     f"two values there), so the check has nothing to test")
     if untestable:
         lines.append(f"linearity not checked for {', '.join(untestable)}: its robust (HC3) "
                      f"errors are undefined on these clips (a clip of leverage 1, as a tag "
