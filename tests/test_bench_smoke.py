@@ -248,3 +248,13 @@ def test_the_caveats_benchmark_runs_and_reports_both_tables(capsys):
     out = capsys.readouterr().out
     assert "| U-shape in one concept | 300 |" in out and "| linear, normal noise | 300 |" in out
     assert "share with a VIF line" in out
+
+
+def test_the_reliability_benchmark_runs_and_reports_both_worlds(capsys):
+    """``benchmarks/reliability_correction.py --quick``: the plain and corrected fits on the
+    pair world and the synthetic world, without writing RESULTS.md."""
+    import reliability_correction
+    assert reliability_correction.main(["--quick", "--no-write"]) == 0
+    out = capsys.readouterr().out
+    assert "| 0.9 | 100 | corrected, true reliability 0.9 |" in out
+    assert "| 400 | corrected, measured reliabilities |" in out
