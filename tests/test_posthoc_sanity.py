@@ -164,7 +164,7 @@ def test_constant_maps_are_named_as_the_reason_for_no_verdict(event):
         "too few clips for a verdict: 0 of 6 with a defined similarity")
     assert "every map is constant" in v.loc["spearman_abs", "verdict"]
     # re-audit 8, N4: some constant maps among enough clips: more clips can give a verdict
-    from midlevel.explain.sanity import _too_few
+    from midlevel.explain.sanity_verdict import _too_few
     assert _too_few(4, 8, 6).endswith("(the other 4 maps are constant (no rank correlation "
                                       "with a constant map): explain more clips)")
     assert v.loc["ssim_abs", "n_defined"] == 6 and v.loc["ssim_abs", "verdict"] == "failed"
