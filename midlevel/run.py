@@ -348,7 +348,7 @@ class Run:
         the tidy table of :func:`midlevel.training.metrics.metrics_table` (``threshold``: of
         the binary columns' F1 and accuracy)."""
         from midlevel.training.ddp import Context
-        from midlevel.training.evaluate import evaluate_split, say_unrated
+        from midlevel.training.evaluation import evaluate_split, say_unrated
         table = self.annotations(spec, root=root)
         missing = [c for c in self.concept_names + self.target_names if c not in table]
         if missing:

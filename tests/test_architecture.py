@@ -272,3 +272,18 @@ def test_every_cross_reference_in_a_docstring_names_something_that_exists():
                 if obj is None:
                     bad.append(f"{path.relative_to(ROOT)}:{line_no}: {target}")
     assert not bad, "\n".join(bad)
+
+
+def test_no_exported_name_is_shadowed_by_a_submodule():
+    """Audit 15b: ``midlevel.training`` exported the function ``evaluate`` while
+    ``training/evaluate.py`` existed; once anything imported the submodule, the package
+    attribute was the module and ``from midlevel.training import evaluate`` gave it."""
+    import importlib
+    clashes = []
+    for init in sorted((ROOT / "midlevel").rglob("__init__.py")):
+        package = ".".join(init.parent.relative_to(ROOT).parts)
+        exported = getattr(importlib.import_module(package), "__all__", [])
+        for name in exported:
+            if (init.parent / f"{name}.py").is_file() or (init.parent / name).is_dir():
+                clashes.append(f"{package}.{name}")
+    assert not clashes

@@ -108,7 +108,7 @@ def test_concept_recalibration_makes_validation_slopes_one_and_keeps_joint_targe
     assert np.all((shrink > 0.3) & (shrink <= 1.0))
     assert np.allclose(m["cal_slope"], 1.0 / shrink, atol=1e-3)
     from midlevel.training import ddp
-    from midlevel.training.evaluate import split_predictions
+    from midlevel.training.evaluation import split_predictions
     table, features = data[0], data[1]
     rows = table[table["split"] == "validation"]
     n_frames = int(run.config.crop_seconds * FPS) + 1

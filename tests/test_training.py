@@ -12,7 +12,7 @@ from midlevel.errors import CheckpointError, TrainingError
 from midlevel.training import Columns, fit, load_run
 from midlevel.training.data import window_starts
 from midlevel.models.bottleneck import output_layout
-from midlevel.training.evaluate import evaluate_split
+from midlevel.training.evaluation import evaluate_split
 from midlevel.training.losses import masked_mse, target_loss
 from midlevel.training.metrics import metrics_table, regression_metrics
 from midlevel.testing.toy import FPS, toy_config, toy_data

@@ -297,7 +297,7 @@ def shrink_lines(lines: list[dict], shrinkage: list[dict] | None, pred: np.ndarr
 def keep_epoch(kept: list[dict], epoch: int, score: float, concepts: np.ndarray,
                targets: np.ndarray) -> None:
     """Add one epoch's validation predictions (``(n_clips, n)`` each, as
-    :func:`midlevel.training.evaluate.split_predictions` returns them) to ``kept`` in place,
+    :func:`midlevel.training.evaluation.split_predictions` returns them) to ``kept`` in place,
     keeping the :data:`KEPT_EPOCHS` best-scoring epochs (ties: the earlier)."""
     kept.append({"epoch": epoch, "score": score, "concepts": concepts.astype(np.float32),
                  "targets": targets.astype(np.float32)})

@@ -45,7 +45,7 @@ from midlevel.training.config import TrainConfig
 from midlevel.data.frontends import window_frames
 from midlevel.training.data import ClipSet, window_starts
 from midlevel.training.scales import Scales
-from midlevel.training.evaluate import evaluate_split, split_metrics, split_predictions
+from midlevel.training.evaluation import evaluate_split, split_metrics, split_predictions
 from midlevel.training.losses import binary_terms, loss_counts
 from midlevel.training.metrics import format_table, score
 from midlevel.training.precheck import check_before_start
