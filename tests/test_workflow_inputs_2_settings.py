@@ -221,3 +221,25 @@ def test_report_notes_reach_markdown_and_html(tmp_path):
     report = write_report(Report(out=tmp_path, warnings=[note]), [run], "T", ["m"], ["c1"])
     assert f"**Note:** {note}" in report.markdown.read_text()
     assert note in report.html.read_text()
+
+
+def test_compare_refuses_seeds_of_one_model_with_other_targets(tmp_path):
+    """Audit 15b: two black boxes of one dataset, one of 'tension' and one of the class
+    target 'scene', were pooled as seeds of one model."""
+    from midlevel.workflows.compare import check_seeds
+
+    def run(path, targets, mode="blackbox", concepts=()):
+        return SimpleNamespace(path=Path(path), mode=mode, target_names=list(targets),
+                               concept_names=list(concepts),
+                               model=SimpleNamespace(kind="blackbox" if mode == "blackbox"
+                                                     else "bottleneck"))
+    check_seeds([run(tmp_path / "a", ["tension"]), run(tmp_path / "b", ["tension"]),
+                 run(tmp_path / "j", ["scene"], mode="joint", concepts=["m"])])
+    with pytest.raises(ReportError) as exc:
+        check_seeds([run(tmp_path / "a", ["tension"]), run(tmp_path / "b", ["scene"])])
+    message = str(exc.value)
+    assert "blackbox runs" in message and "different targets (tension vs scene)" in message
+    assert str(tmp_path / "a") in message and str(tmp_path / "b") in message
+    with pytest.raises(ReportError, match=r"different concepts \(m vs m, k\)"):
+        check_seeds([run(tmp_path / "j1", ["v"], "joint", ["m"]),
+                     run(tmp_path / "j2", ["v"], "joint", ["m", "k"])])

@@ -199,7 +199,9 @@ def resample(y: np.ndarray, *, orig_sr: float, target_sr: float) -> np.ndarray:
 
     Returns
     -------
-    y_hat : np.ndarray [shape=(..., ceil(n_samples * target_sr / orig_sr)), dtype=float32]
+    y_hat : np.ndarray [shape=(..., round(n_samples * target_sr / orig_sr)), dtype=float32]
+        (soxr's length: the product rounded to the nearest sample, 1001 samples from
+        22050 to 16000 Hz give 726)
     """
     y = np.asarray(y, dtype=np.float32)
     if orig_sr == target_sr:

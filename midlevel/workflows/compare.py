@@ -150,6 +150,7 @@ def compare(runs, out, *, spec=None, root=None, cache_dir=None, methods=DEFAULT_
     if not runs:
         raise ReportError("compare needs at least one run")
     check_runs(runs)
+    check_seeds(runs)
     reps = {}
     for run in runs:
         reps.setdefault(model_label(run), run)
@@ -299,3 +300,28 @@ def check_runs(runs) -> None:
                 f"{_describe_data(run, data)} (they differ in {', '.join(differ)}). compare "
                 f"pools the runs of a mode as seeds and compares models on one test split; "
                 f"make one report per dataset")
+
+
+def check_seeds(runs) -> None:
+    """Runs of one model (one mode, or black boxes) are pooled as its seeds, so they must
+    predict the same targets from the same concepts: ReportError naming two that do not
+    (audit 15b: a black box of 'tension' and one of the class target 'scene' were pooled, the
+    report explaining 'tension' only and its mean row mixing the two)."""
+    from midlevel.report.document import model_label
+    first = {}
+    for run in runs:
+        label = model_label(run)
+        outputs = (list(run.target_names), list(getattr(run, "concept_names", None) or []))
+        if label not in first:
+            first[label] = (run, outputs)
+            continue
+        run0, outputs0 = first[label]
+        if outputs != outputs0:
+            what = "targets" if outputs[0] != outputs0[0] else "concepts"
+            k = 0 if what == "targets" else 1
+            raise ReportError(
+                f"{label} runs {run0.path} and {run.path} have different {what} "
+                f"({', '.join(outputs0[k]) or 'none'} vs {', '.join(outputs[k]) or 'none'}): "
+                f"compare pools the runs of one mode as seeds of one model; give runs with the "
+                f"same {what}, or make one report per set")
+
