@@ -65,7 +65,8 @@ def _mem(m):
 def _table(header, rows) -> list[str]:
     """A Markdown table of formatted cells (the package's renderer)."""
     frame = pd.DataFrame([[str(c) for c in row] for row in rows], columns=list(header))
-    return markdown_table(frame, max_rows=len(frame) + 1).rstrip("\n").splitlines() + [""]
+    table = markdown_table(frame, max_rows=len(frame) + 1, literal=False)
+    return table.rstrip("\n").splitlines() + [""]
 
 
 def _met(ok):

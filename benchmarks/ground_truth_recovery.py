@@ -111,7 +111,7 @@ def figures(stats: pd.DataFrame, seed: int = 0):
 
 def _fmt(frame: pd.DataFrame) -> str:
     """A Markdown table (the package's renderer: floats with 3 decimals)."""
-    return markdown_table(frame, max_rows=len(frame) + 1).rstrip("\n")
+    return markdown_table(frame, max_rows=len(frame) + 1, literal=False).rstrip("\n")
 
 
 def script_parser(doc: str) -> argparse.ArgumentParser:

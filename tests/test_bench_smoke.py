@@ -129,6 +129,9 @@ def test_quick_run_writes_every_section(tmp_path):
     fe = s["sidebyside"]["frontend"]  # equal threads and numpy's default, both reported
     assert fe["speedup"] > 0 and fe["default_speedup"] > 0 and fe["default_blas_threads"] >= 1
     assert "one thread each" in md and "default BLAS threads" in md
+    # the tables keep their own Markdown (the report's name escaping once wrote \*\*yes\*\*)
+    assert "**yes**" in md or "**no**" in md
+    assert "\\*" not in md and "\\_" not in md and "\\`" not in md
 
 
 @pytest.mark.parametrize("shape", [(10,), (2047,), (2048,), (5000,), (22050 * 3 + 123,),

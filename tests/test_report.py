@@ -22,6 +22,9 @@ def test_markdown_table():
     assert lines[2] == "| a | 0.500 | 3 |" and lines[3] == "| b | - | 4 |"
     assert "more rows" in markdown_table(pd.DataFrame({"x": range(100)}), max_rows=10)
     assert "empty" in markdown_table(pd.DataFrame())
+    own = pd.DataFrame({"target": ["**yes**", "`a_b`"], "note": ["|x|", "ok"]})
+    assert markdown_table(own, literal=False).splitlines()[2] == "| **yes** | \\|x\\| |"
+    assert "\\*\\*yes\\*\\*" in markdown_table(own)  # names shown as they are
 
 
 def test_html_embeds_figures_and_audio(tmp_path):

@@ -49,16 +49,20 @@ def _cell(value) -> str:
     return md_text(format_value(value))
 
 
-def markdown_table(df: pd.DataFrame, max_rows: int = 60) -> str:
+def markdown_table(df: pd.DataFrame, max_rows: int = 60, *, literal: bool = True) -> str:
     """A pipe table (no extra dependency); long tables are cut with a note; a ``|`` in a cell
-    is escaped (a note ``|f(x) - f(ref)|`` would shift the columns)."""
+    is escaped (a note ``|f(x) - f(ref)|`` would shift the columns). ``literal``: every cell
+    shown as it is (:func:`md_text`: names from the data); off, cells written by the caller
+    keep their Markdown (``**yes**``, code spans: the benchmarks' own tables), only ``|``
+    escaped."""
     if df is None or len(df) == 0:
         return "_(empty)_\n"
+    cell = _cell if literal else (lambda v: format_value(v).replace("|", "\\|"))
     d = df.head(max_rows)
-    lines = ["| " + " | ".join(_cell(c) for c in d.columns) + " |",
+    lines = ["| " + " | ".join(cell(c) for c in d.columns) + " |",
              "|" + "|".join("---" for _ in d.columns) + "|"]
     for _, row in d.iterrows():
-        lines.append("| " + " | ".join(_cell(v) for v in row.to_numpy()) + " |")
+        lines.append("| " + " | ".join(cell(v) for v in row.to_numpy()) + " |")
     if len(df) > max_rows:
         lines.append(f"\n_{len(df) - max_rows} more rows in the CSV_")
     return "\n".join(lines) + "\n"
