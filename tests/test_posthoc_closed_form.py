@@ -153,3 +153,14 @@ def test_cached_outputs_and_explainers_follow_the_reference_and_background():
     shap.attribute(f, x, reference=zeros, background=zeros.expand(4, -1, -1, -1))
     other = shap.attribute(f, x, reference=ones, background=ones.expand(4, -1, -1, -1))
     assert other.expected == pytest.approx(f_ones, rel=1e-6)
+
+
+def test_a_tensor_is_hashed_once_and_again_after_an_in_place_change():
+    from midlevel.explain.attribution.captum import IntegratedGradients
+    m = IntegratedGradients()
+    t = torch.zeros(2, 3)
+    first = m.fingerprint(t)
+    assert m.fingerprint(t) is first                  # remembered for the same object
+    t += 1                                            # an in-place change: hashed again
+    assert m.fingerprint(t) != first
+    assert m.fingerprint(torch.zeros(2, 3)) == first  # equal values, equal key

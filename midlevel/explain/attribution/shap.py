@@ -13,7 +13,7 @@ import torch
 
 from midlevel.checks import whole_number
 from midlevel.errors import AttributionError
-from midlevel.explain.attribution.base import AttributionMethod, MethodResult, fingerprint
+from midlevel.explain.attribution.base import AttributionMethod, MethodResult
 
 
 class ShapDeep(AttributionMethod):
@@ -36,7 +36,8 @@ class ShapDeep(AttributionMethod):
                 explainer = shap.DeepExplainer(f, background)
             return explainer, float(np.ravel(explainer.expected_value)[0])
 
-        explainer, expected = self.cached(("explainer", f, x.shape[-1], fingerprint(background)), make)
+        explainer, expected = self.cached(
+            ("explainer", f, x.shape[-1], self.fingerprint(background)), make)
         with warnings.catch_warnings():
             # our Standardize module is affine: SHAP's pass-through of unknown modules is exact
             warnings.filterwarnings("ignore", message="unrecognized nn.Module")
@@ -63,6 +64,7 @@ class ShapGradient(AttributionMethod):
                 explainer = shap.GradientExplainer(f, background, batch_size=self.batch_size)
             return explainer, float(self.predict(f, background).mean())
 
-        explainer, expected = self.cached(("explainer", f, x.shape[-1], fingerprint(background)), make)
+        explainer, expected = self.cached(
+            ("explainer", f, x.shape[-1], self.fingerprint(background)), make)
         values = explainer.shap_values(x, nsamples=self.n_samples, rseed=self.seed)
         return MethodResult(np.asarray(values).reshape(x.shape), expected)
