@@ -436,3 +436,20 @@ def test_synth_then_validate_reports_segments(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "segments: 2 of 8 clips, 4 segments, rating 7 concepts, 8 targets" in text
     assert "OK: no problems found" in text
+
+
+def test_a_clip_rated_by_its_segments_is_not_a_missing_rating(tmp_path):
+    """A clip whose cell is empty but whose segments rate the column over time has that
+    rating: validate neither counts nor warns about it (it did: left from audit 13a)."""
+    path = dataset(tmp_path, """
+        clip,start,end,bright
+        c1,0,2,2
+        c1,2,4,8
+        """)
+    (tmp_path / "ratings.csv").write_text(
+        "clip,bright,roughness,happy,mood\nc1,,5,5,a\nc2,,6,6,b\nc3,7,7,7,a\n")
+    report = validate(load_spec(path), progress=False)
+    missing = [w for w in report.warnings if w.message.startswith("missing rating")]
+    assert [(w.clip, w.message) for w in missing] == [("c2", "missing rating: bright")]
+    assert report.missing_ratings()["bright"] == 1
+    assert "missing ratings: bright 1" in report.summary()

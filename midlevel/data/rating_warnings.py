@@ -12,14 +12,15 @@ from midlevel.errors import Problem
 
 
 def missing_ratings(spec: DataSpec, table: pd.DataFrame, source,
-                    rejected: dict | None = None) -> list[Problem]:
+                    rejected: dict | None = None, segments=None) -> list[Problem]:
     """A warning per missing rating: the clip, the column, and the file and row of the table
     that column comes from (``source(clip, column) -> (file, row)``, as
     :meth:`Annotations.source <midlevel.data.annotations.Annotations.source>` gives them).
     The cells in ``rejected`` (table column -> clips, as ``Annotations.rejected``) are
-    problems already, not missing ratings."""
+    problems already, not missing ratings; nor is an empty cell of a clip whose
+    ``segments`` (:class:`~midlevel.data.segments.Segments`) rate the column over time."""
     out = []
-    mask = missing_mask(spec, table, rejected or {})
+    mask = missing_mask(spec, table, rejected or {}, segments)
     for col in spec.concepts + spec.targets:
         if col.name not in table:
             continue

@@ -94,11 +94,12 @@ class ValidationReport:
 
     def missing_ratings(self) -> pd.Series:
         """Number of clips lacking each concept / target rating: their cell is missing (or
-        they have no row in a joined table); a rejected cell is a problem, not counted here."""
+        they have no row in a joined table) and no segment rates it over time; a rejected
+        cell is a problem, not counted here."""
         cols = self.spec.concept_names + self.spec.target_names
         if not len(self.table):
             return pd.Series(0, index=cols)
-        return missing_mask(self.spec, self.table, self.rejected).sum()
+        return missing_mask(self.spec, self.table, self.rejected, self.segments).sum()
 
     def rated_on_both(self) -> str:
         """How many clips carry every concept rating and a target's, per target (a range over
@@ -231,7 +232,7 @@ def validate(spec: DataSpec, *, decode: bool = True, jobs: int = 2, window: floa
                 + seg.frameless(ann.segments, frames, frontend.fps)
                 + short_clips(checks, window, frontend)
                 + band_limited(checks, frontend)
-                + missing_ratings(spec, table, ann.source, ann.rejected)
+                + missing_ratings(spec, table, ann.source, ann.rejected, ann.segments)
                 + split_ratings(spec, table, ann.source, ann.rejected)
                 + unused_classes(spec, table, ann.source)
                 + shared_columns(spec, table, ann.source)
