@@ -476,3 +476,20 @@ def test_leakage_summary_counts_tag_accuracy_by_its_own_clips():
     assert text.startswith("validation (20 clips); target r 0.50")
     assert "accuracy 0.50 / 0.75 (mean of 1 class or tag target, on 4 clips each)" in text
     assert "no accuracy for mood=happy" in text
+
+
+def test_the_meaning_share_counts_the_weights_the_clips_tell_apart():
+    """Audit 15c: a concept constant on the clips (a tag absent from all of them) adds no
+    weight to the fit; counted as one, an unrelated output's share averaged -0.078 and its
+    chance level read 0.316 where the plain R^2 averages 0.263."""
+    from midlevel.explain.leakage import meaning_shares
+    rng = np.random.default_rng(0)
+    shares, raws = [], []
+    for _ in range(2000):
+        x = np.hstack([rng.normal(size=(20, 5)), np.zeros((20, 1))])   # rank 5 of 6
+        s = meaning_shares(x, rng.normal(size=20))
+        shares.append(s["meaning_share"])
+        raws.append(s["meaning_share_raw"])
+    assert s["meaning_share_chance"] == pytest.approx(5 / 19)
+    assert np.mean(raws) == pytest.approx(5 / 19, abs=0.01)
+    assert abs(np.mean(shares)) < 0.01

@@ -1,23 +1,33 @@
-"""Leakage diagnostic: does the head use what the concepts mean, or something else?
+"""Leakage diagnostic: what the head does with the true concepts, and how much of its output
+the concepts' meaning explains.
 
 A joint (and, less so, a sequential) bottleneck can pass target information through its
 predicted concepts that the concepts' meaning does not carry ("leakage"). Two checks on held-out
 clips (validation, test), from the model's predictions and the human ratings:
 
 1. *Target accuracy with the true concepts*: the head fed the clips' concept ratings (every
-   concept intervened on) against the head fed its own predicted concepts. A head that uses the
-   concepts as their meaning says loses little or gains when given the truth; a leaky head
-   loses much, because the truth lacks what it smuggled through.
+   concept intervened on) against the head fed its own predicted concepts.
 2. *Meaning share*: the share of the variance of the head's output (on its predicted concepts)
    that a linear function of the concept ratings explains: the adjusted R^2 of output ~ ratings
-   (intercept and one weight per concept), ``1 - (1 - R^2) (n - 1) / (n - k - 1)`` for ``k``
-   concepts on ``n`` clips. 1 when the output is a function of what the concepts mean, about 0
-   for an output unrelated to them; prediction noise in the concepts also lowers it, so read it
-   beside check 1 rather than alone. The plain R^2 (``meaning_share_raw``) is kept beside it
-   with what it reaches by chance alone (``meaning_share_chance`` = ``k / (n - 1)``, its
-   expectation for an unrelated output): on 7 clips and 5 concepts that is 0.83, so a plain R^2
-   of 0.94 there says almost nothing. The share needs ``2 (k + 1)`` clips (as many left over as
-   the fit has parameters).
+   (intercept and one weight per concept the clips tell apart), ``1 - (1 - R^2) (n - 1) / (n -
+   k - 1)`` for ``k`` such concepts on ``n`` clips. 1 when the output is a linear function of
+   the ratings, about 0 for an output unrelated to them. The plain R^2 (``meaning_share_raw``)
+   is kept beside it with what it reaches by chance alone (``meaning_share_chance`` = ``k / (n
+   - 1)``, its expectation for an unrelated output): on 7 clips and 5 concepts that is 0.83, so
+   a plain R^2 of 0.94 there says almost nothing. The share needs ``2 (k + 1)`` clips.
+
+What they cannot tell apart (audit 15c, on hand-built heads whose leakage is known and on
+trained runs): neither number separates leakage from other causes, so neither is a verdict.
+- Concept prediction noise lowers the meaning share as leakage does: a leak-free head on
+  noisy concepts read 0.80, a head whose output was the target itself (full leakage) 0.84.
+- A head fitted on predicted concepts that are shrunk toward their mean (a sequential head:
+  its concept network never saw a target, so nothing leaked) has inflated weights, and loses
+  much with the true ratings (valence R^2 0.28 -> -1.34 on one run): a scale mismatch, not
+  leakage. A head leaking part of the target's residual can still gain with the truth.
+- On 20-40 held-out clips the shares of independent, sequential and joint runs have bootstrap
+  intervals that overlap widely (their order reversed between validation and test).
+Read them as descriptions of this head on these clips: how far it depends on its own
+predictions rather than on the ratings, and how much of its output the ratings explain.
 """
 from __future__ import annotations
 
@@ -56,8 +66,11 @@ def _r2_on(x: np.ndarray, y: np.ndarray) -> float:
 def meaning_shares(x: np.ndarray, y: np.ndarray) -> dict:
     """``SHARES`` of the output ``y`` ``(n,)`` on the ratings ``x`` ``(n, k)``: the adjusted
     R^2, the plain R^2 and the plain R^2's chance level ``k / (n - 1)`` (NaN as
-    :func:`_r2_on`)."""
-    n, k = x.shape
+    :func:`_r2_on`). ``k`` is the rank of the centred ratings on these clips, the weights the
+    fit can tell apart: a tag absent from every clip, or a tag group summing to 1, adds none
+    (counting columns put the chance level at 0.316 where it is 0.263, audit 15c)."""
+    n = x.shape[0]
+    k = int(np.linalg.matrix_rank(x - x.mean(0))) if n else x.shape[1]
     raw = _r2_on(x, y)
     if not np.isfinite(raw):
         return dict.fromkeys(SHARES, float("nan"))
