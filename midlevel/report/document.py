@@ -52,10 +52,12 @@ SECTION_TEXT = {
                "the true concept ratings (r, R^2; accuracy for classes), and the meaning share "
                "(adjusted R^2 of the head's output on the concept ratings: about 0 for an "
                "output unrelated to them; the plain R^2 and what it reaches by chance, "
-               "k / (n - 1), beside it). A head that uses what the "
-               "concepts mean loses little with the true ratings; a large loss, or a low "
-               "meaning share, says target information passes through the predicted concepts "
-               "beyond their meaning (see midlevel.explain.leakage).",
+               "k / (n - 1), beside it). Neither number is a verdict on leakage: noise in "
+               "the predicted concepts lowers the share as leakage does, and a head fitted on "
+               "predicted concepts shrunk toward their mean (a sequential head, which cannot "
+               "leak) loses with the true ratings for its inflated weights; on a few dozen "
+               "clips the modes' shares are within each other's noise (see "
+               "midlevel.explain.leakage).",
     "metrics": "Test-split accuracy per target, mean and std over the runs of each model "
                "(std is empty for a single run): r, R^2 and RMSE of rating targets, accuracy "
                "of class and binary targets (and ROC-AUC of binary ones).",
