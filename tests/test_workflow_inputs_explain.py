@@ -405,3 +405,22 @@ def test_an_interrupted_compare_resumes_from_the_explanations_it_finished(world,
     calls.clear()
     compare([world["runs"]["blackbox"]], out, **{**small, "n_random": 6})  # nothing reused
     assert calls == ["integrated_gradients", "occlusion"]
+
+
+def test_an_intervention_curve_of_class_targets_only_is_refused_up_front(world):
+    """Audit 15c: a run whose targets are all class targets predicted everything, then
+    stopped on 'no regression or binary target of the head among []'; with mixed targets
+    the class ones were left out of the curve without a word."""
+    from midlevel.workflows.explain_inputs import check_options
+    run = world["runs"]["joint"]
+    k = len(run.concept_names)
+    classes = LinearHead(run.concept_names, ["scene=a", "scene=b"], np.zeros((2, k)),
+                         np.zeros(2), ["logit", "logit"], ["scene", "scene"])
+    with pytest.raises(ExplainError, match=r"--intervention-split.*all class targets \(scene\)"):
+        check_options(run, classes, intervention_split="test")
+    check_options(run, classes)  # without the curve: nothing to refuse
+    mixed = LinearHead(run.concept_names, ["valence", "scene=a", "scene=b"], np.zeros((3, k)),
+                       np.zeros(3), ["regression", "logit", "logit"],
+                       ["valence", "scene", "scene"])
+    notes = check_options(run, mixed, intervention_split="test").notes
+    assert any("leaves out the class target(s) scene" in n for n in notes)

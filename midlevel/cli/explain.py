@@ -308,7 +308,8 @@ def register(sub) -> None:
                    help="write intervention curves (random and greedy order) on this split: "
                         "each target's RMSE, and their mean relative to each target's sd "
                         "(RMSE / sd; targets can differ in units), which the greedy order "
-                        "lowers step by step")
+                        "lowers step by step; binary targets by their root Brier score; class "
+                        "targets are left out, with a note")
     p.add_argument("--repeats", type=positive_int, default=None,
                    help="random orders for the intervention curve (default 20)")
     p.add_argument("--seed", type=int, default=None,

@@ -118,10 +118,22 @@ def check_options(run, head: LinearHead, *, targets=None, dataset_split="train",
             raise ExplainError(f"{name} '{split}' is not a split; splits are {list(SPLITS)}")
     # checked with or without a timeline: a bad value is a mistake whether or not it is used
     timeline_frames(run, hop=hop, window=window)
+    curve_notes = []
     if intervention_split is not None:
         whole_number(repeats, "repeats")
+        classes = list(dict.fromkeys(t for t, k in zip(head.targets, head.kinds)
+                                     if k == "logit"))
+        if all(k == "logit" for k in head.kinds):
+            raise ExplainError(f"intervention split (--intervention-split): the curve scores "
+                               f"rating targets (RMSE) and binary ones (root Brier score); "
+                               f"this run's targets are all class targets ({', '.join(classes)}); "
+                               f"leave the option out")
+        if classes:
+            curve_notes.append(f"the intervention curve leaves out the class target(s) "
+                               f"{', '.join(classes)}: it scores rating targets by RMSE and "
+                               f"binary ones by root Brier score")
     checked, notes = check_settings(head, dict(settings or {}), scales=rating_scales(run))
-    return _Options(drawn, checked, notes)
+    return _Options(drawn, checked, notes + curve_notes)
 
 
 def check_splits(run, *, baseline=None, dataset_split=None, intervention_split=None,
