@@ -316,11 +316,23 @@ TIE_RTOL = 1e-6
 
 
 def _snapped(values: np.ndarray, W: np.ndarray) -> np.ndarray:
-    """``values`` on a grid of ``TIE_RTOL`` times the largest ``|W|``: rounding noise becomes
-    ties (audit 15a: an exact fit with three zero weights read a stability of 0.47-0.67, the
-    Spearman correlation of +-1e-7 noise)."""
+    """``values`` (a vector, or rows of one) with every run of values closer than
+    ``TIE_RTOL`` times the largest ``|W|`` to their neighbour set to the run's first value:
+    rounding noise becomes ties (audit 15a: an exact fit with three zero weights read a
+    stability of 0.47-0.67, the Spearman correlation of +-1e-7 noise). Runs, not a grid: two
+    values 1e-9 apart are tied wherever they fall (re-audit 15)."""
+    values = np.array(values, dtype=float)
     tol = TIE_RTOL * float(np.max(np.abs(W))) if W.size else 0.0
-    return np.round(values / tol) * tol if tol > 0 else np.asarray(values, float)
+    if tol <= 0:
+        return values
+    for row in np.atleast_2d(values):
+        order = np.argsort(row, kind="stable")
+        sorted_ = row[order]
+        for i in range(1, len(sorted_)):
+            if sorted_[i] - sorted_[i - 1] <= tol:
+                sorted_[i] = sorted_[i - 1]
+        row[order] = sorted_
+    return values
 
 
 def _stability(W: np.ndarray) -> float:

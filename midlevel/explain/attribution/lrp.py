@@ -297,7 +297,9 @@ class LRP(AttributionMethod):
         spread = np.abs(full).reshape(len(full), -1).sum(1).astype(np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
             amplification = np.where(np.abs(output) > 0, spread / np.abs(output), np.inf)
-        table = pd.DataFrame({"clip": [f"clip{i}" for i in range(len(values))], "method": self.name,
+        names = (list(clips) if clips is not None and len(clips) == len(values)
+                 else [f"clip{i}" for i in range(len(values))])
+        table = pd.DataFrame({"clip": names, "method": self.name,
                               "composite": self.composite, "zero_bias": self.zero_bias,
                               "output": output, "relevance_sum": total,
                               "padding_relevance": padding,
