@@ -175,3 +175,15 @@ def test_flag_reasons_name_a_biased_estimate_only_for_correlated_concepts(rng):
     assert all("rater noise may have biased" in r for r in reasons[["melodiousness",
                                                                      "dissonance"]])
     assert all(r and "rater noise" not in r for r in reasons[["articulation"]])
+
+
+def test_a_target_whose_concepts_are_dependent_is_named_for_that(rng):
+    """Re-audit 15: two exclusive tags (their sum constant) made the design rank-deficient
+    before any square was added; the line blamed the squares."""
+    X, Y = _world(800, rng)
+    Y = Y[["valence"]].copy()
+    tag = (np.arange(800) % 2).astype(float)
+    X = X.assign(t1=tag, t2=1 - tag)
+    lines = caveats.nonlinearity(X, Y, ["valence"])
+    assert any(line.startswith("linearity not checked for valence: on its clips the concepts "
+                               "are linearly dependent") for line in lines)

@@ -160,7 +160,7 @@ def nonlinearity(X: pd.DataFrame, Y: pd.DataFrame, rating_targets, *,
     curved = [c for c in X.columns if len(np.unique(X[c].dropna())) > 2]
     if not curved:
         return []
-    tested, pvalues, short, untestable, repeated = [], [], [], [], []
+    tested, pvalues, short, untestable, repeated, dependent = [], [], [], [], [], []
     for target in rating_targets:
         if target not in Y:
             continue
@@ -171,6 +171,9 @@ def nonlinearity(X: pd.DataFrame, Y: pd.DataFrame, rating_targets, *,
         design = np.column_stack([np.ones(ok.sum()), x, centred ** 2])
         if ok.sum() < CLIPS_PER_PARAMETER * design.shape[1]:
             short.append(target)
+            continue
+        if np.linalg.matrix_rank(design[:, :1 + x.shape[1]]) < 1 + x.shape[1]:
+            dependent.append(target)
             continue
         if np.linalg.matrix_rank(design) < design.shape[1]:
             repeated.append(target)
@@ -187,6 +190,10 @@ def nonlinearity(X: pd.DataFrame, Y: pd.DataFrame, rating_targets, *,
         lines.append(f"linearity not checked for {_count(short, 'target')}: fewer than "
                      f"{CLIPS_PER_PARAMETER} clips per parameter of the check "
                      f"({CLIPS_PER_PARAMETER * (1 + X.shape[1] + len(curved))} clips)")
+    if dependent:
+        lines.append(f"linearity not checked for {', '.join(dependent)}: on its clips the "
+                     f"concepts are linearly dependent (as two tags that exclude each other), "
+                     f"so the check cannot separate their squares")
     if repeated:
         lines.append(f"linearity not checked for {', '.join(repeated)}: on its clips the "
                      f"concepts' squares repeat what the concepts hold (as for a concept with "

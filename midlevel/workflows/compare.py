@@ -311,7 +311,9 @@ def check_seeds(runs) -> None:
     first = {}
     for run in runs:
         label = model_label(run)
-        outputs = (list(run.target_names), list(getattr(run, "concept_names", None) or []))
+        # as sets: the same names in another order (two specs listing them differently) are
+        # the same model, matched by name downstream
+        outputs = (sorted(run.target_names), sorted(getattr(run, "concept_names", None) or []))
         if label not in first:
             first[label] = (run, outputs)
             continue
@@ -319,9 +321,12 @@ def check_seeds(runs) -> None:
         if outputs != outputs0:
             what = "targets" if outputs[0] != outputs0[0] else "concepts"
             k = 0 if what == "targets" else 1
+            only0 = [n for n in outputs0[k] if n not in outputs[k]]
+            only1 = [n for n in outputs[k] if n not in outputs0[k]]
             raise ReportError(
                 f"{label} runs {run0.path} and {run.path} have different {what} "
-                f"({', '.join(outputs0[k]) or 'none'} vs {', '.join(outputs[k]) or 'none'}): "
+                f"({', '.join(only0) or 'none'} only in the first, {', '.join(only1) or 'none'} "
+                f"only in the second): "
                 f"compare pools the runs of one mode as seeds of one model; give runs with the "
                 f"same {what}, or make one report per set")
 
