@@ -446,15 +446,21 @@ def test_reliabilities_the_spec_declares_correct_the_ratings_fit(world, tmp_path
     assert (f"declared reliabilities ({first} 0.9, {second} 0.8)" in lines
             or f"declared reliabilities ({second} 0.8, {first} 0.9)" in lines)
     assert "only 32 clips for the correction of 7 concepts" in lines
-    plain = run_coefficients(run, spec=copy, data="ratings", leakage=False, reliability={})
+    plain = run_coefficients(run, spec=copy, data="ratings", leakage=False,
+                             reliability="none")
     assert (plain.table["method"] == "OLS, HC3").all()
+    same = run_coefficients(run, spec=copy, data="ratings", leakage=False, n_boot=60,
+                            reliability={})   # nothing replaced: the spec's
+    np.testing.assert_allclose(same.table["weight"], table["weight"], rtol=1e-12)
     out = tmp_path / "out"
     assert main(["coefficients", str(run.path), "--spec", str(copy), "--data", "ratings",
                  "--out", str(out), "--quiet", "--bootstrap", "60",
                  "--reliability", f"{first}=0.7"]) == 0
     written = pd.read_csv(out / "coefficients.csv")
     assert (written["method"] == "corrected OLS, bootstrap").all()
-    assert f"declared reliabilities ({first} 0.7)" in capsys.readouterr().out
+    printed = capsys.readouterr().out     # the option replaces the first, the spec's second
+    assert (f"declared reliabilities ({first} 0.7, {second} 0.8)" in printed
+            or f"declared reliabilities ({second} 0.8, {first} 0.7)" in printed)
     assert main(["coefficients", str(run.path), "--spec", str(copy), "--data", "ratings",
                  "--out", str(out), "--quiet", "--reliability", "none"]) == 0
     assert (pd.read_csv(out / "coefficients.csv")["method"] == "OLS, HC3").all()

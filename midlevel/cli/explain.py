@@ -44,13 +44,14 @@ def _coefficients(args: argparse.Namespace) -> int:
     return 0
 
 
-def _reliability(items: list[str] | None) -> dict[str, str] | None:
+def _reliability(items: list[str] | None) -> dict[str, str] | str | None:
     """``--reliability`` items as ``{concept: value}`` (values checked against the run's
-    concepts by the library); None: the spec's; ``none``: no correction."""
+    concepts by the library; each replaces the spec's for its concept); None: the spec's;
+    ``"none"``: no correction."""
     if not items:
         return None
     if items == ["none"]:
-        return {}
+        return "none"
     out = {}
     for item in items:
         name, sep, value = item.rpartition("=")
@@ -244,11 +245,13 @@ def register(sub) -> None:
                         "enough clips carry concept and target ratings)")
     p.add_argument("--reliability", action="append", metavar="CONCEPT=R",
                    help="a rating concept's reliability R in (0, 1]: the share of its rating "
-                        "variance that is not rater noise (repeat for several; replaces what "
-                        "the spec declares under the concept's 'reliability:'; 'none': no "
-                        "correction). Where one is below 1 the ratings estimator is corrected "
-                        "for rater noise (regression calibration, bootstrapped), which "
-                        "otherwise biases the weights of correlated concepts")
+                        "variance that is not rater noise (repeat for several; each replaces "
+                        "the spec's 'reliability:' for that concept, the others keep the "
+                        "spec's; R 1 takes it as exact; 'none': no correction at all). Where one "
+                        "is below 1 the ratings estimator is corrected for rater noise "
+                        "(regression calibration, bootstrapped), which otherwise biases the "
+                        "weights of correlated concepts; approximate for class and binary "
+                        "targets")
     p.add_argument("--bootstrap", type=positive_int, default=1000, metavar="N",
                    help="bootstrap resamples of the calibrated estimator and of the "
                         "reliability correction (default 1000)")

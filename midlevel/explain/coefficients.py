@@ -99,7 +99,7 @@ def run_coefficients(run, *, spec=None, root=None, cache_dir=None, alpha: float 
                      seed: int = 0, materiality: float | None = None, leakage: bool = True,
                      predictions: pd.DataFrame | None = None,
                      progress: bool = False,
-                     reliability: dict | None = None) -> CoefficientResult:
+                     reliability: dict | str | None = None) -> CoefficientResult:
     """Both questions for a concept-bottleneck run (``midlevel coefficients``).
 
     Parameters
@@ -120,11 +120,12 @@ def run_coefficients(run, *, spec=None, root=None, cache_dir=None, alpha: float 
     leakage : add the leakage diagnostic (joint and sequential runs).
     predictions : reuse :meth:`midlevel.run.Run.predictions` of the
         validation and test splits (otherwise computed when needed).
-    reliability : ``{concept: R}``, each rating concept's reliability (the share of its
-        rating variance that is not rater noise, in (0, 1]); default: what the spec declares
-        (a concept's ``reliability:``), ``{}``: none. Where one is below 1 the ratings
-        estimator is corrected for rater noise (:mod:`midlevel.explain.reliability`);
-        the calibrated estimator needs none and says so.
+    reliability : ``{concept: R}``, rating concepts' reliabilities (the share of their
+        rating variance that is not rater noise, in (0, 1]), each replacing what the spec
+        declares for that concept (a concept's ``reliability:``; 1: taken as exact); default
+        None: the spec's alone; ``"none"``: no correction. Where one is below 1 the ratings
+        estimator is corrected for rater noise (:mod:`midlevel.explain.reliability`); the
+        calibrated estimator needs none and says so.
 
     Returns
     -------
@@ -209,13 +210,20 @@ def run_coefficients(run, *, spec=None, root=None, cache_dir=None, alpha: float 
     return CoefficientResult(table, dict(result.summaries), leakage=leak)
 
 
-def run_reliability(run, spec=None, root=None, given: dict | None = None) -> dict[str, float]:
-    """``{concept: R}``: ``given`` (checked against the run's rating concepts), else the
-    reliabilities the spec declares (``spec`` where given, else the run's own file)."""
+def run_reliability(run, spec=None, root=None, given=None) -> dict[str, float]:
+    """``{concept: R}``: the reliabilities the spec declares (``spec`` where given, else the
+    run's own file), each concept in ``given`` (checked against the run's rating concepts)
+    replacing the spec's value for it; ``given="none"``: none at all."""
     head = LinearHead.from_run(run)
     kinds = dict(zip(head.concepts, head.concept_kinds))
-    if given is not None:
-        return check_reliability(given, run.concept_names, kinds, where="--reliability")
+    if isinstance(given, str):
+        if given != "none":
+            raise ExplainError(f"reliability must be a mapping concept -> R or 'none', got "
+                               f"{given!r}")
+        return {}
+    given = check_reliability(given or {}, run.concept_names, kinds, where="--reliability")
     declared = {c.name: c.reliability for c in run.spec(spec, root=root).concepts
                 if c.reliability is not None and c.name in run.concept_names}
-    return check_reliability(declared, run.concept_names, kinds, where="the spec's reliability")
+    declared = check_reliability(declared, run.concept_names, kinds,
+                                 where="the spec's reliability")
+    return {**declared, **given}
