@@ -105,6 +105,10 @@ def test_class_and_binary_targets_are_corrected_by_regression_calibration():
                  mood=np.digitize(Y["y"], [-0.7, 0.7]).astype(float))
     table = corrected_fit(X, Y, {"a": 0.9, "b": 0.9}, n_boot=60, binary_targets=["tag"],
                           class_targets={"mood": ["low", "mid", "high"]}).table
+    text = " ".join(table.attrs["caveats"])
+    assert "for the class and binary targets (mood, tag) the correction is regression " \
+           "calibration's approximation of a logit" in text
+    assert table.attrs["method"].startswith("least squares (logit for class and binary")
     methods = table.groupby("target")["method"].first()
     assert methods["tag"] == "corrected logit, bootstrap"
     assert methods["mood=mid"] == "corrected multinomial logit, bootstrap"
