@@ -50,8 +50,11 @@ at 2000 clips); a reliability too low for the clips' own correlations is caught 
 136-197 of 200 tables) and said in the summary, one too high is not detectable from the
 clips. On 30 clips the Fuller limit acts in 6-36 % of tables even with the true reliabilities
 (the sample correlation exceeds what they allow by chance) without costing coverage. For a
-binary target the correction is regression calibration's approximation of a logit: see its
-table for what it leaves (the summary says so for class and binary targets)."""
+binary target the correction is regression calibration's approximation of a logit: it keeps
+the zero weight's false significance at 2-10 % where the plain GLM's reaches 38-100 %, but the
+nonzero weight stays attenuated, more so the larger it is and the more clips there are (its
+interval covers 0.86 and 0.72 at a log-odds weight of 1.5 on 360 and 2000 clips, 0.64 and
+0.04 at 2.5; the plain GLM 0.00-0.02); the summary says so for class and binary targets."""
 
 
 def pair_world(n: int, rng, reliability: float, r: float = 0.9):
