@@ -90,7 +90,14 @@ weight gradients). The `small` preset is 16x cheaper (0.54 / 1.6 / 1.1 GFLOP).
    test) always does. Where throughput matters on such machines: one torch thread per
    process, and processes (`fill(jobs=...)`, DDP) for parallelism. The fused or foreach Adam
    (`torch.optim.Adam(..., fused=True)`) removes most of the optimizer's operators.
-8. *Memory.* Importing torch (this CUDA build) takes about 0.7 GB of resident memory before
+8. *Front end against the librosa pipeline (>= 2x)* — at the line on this machine, not
+   reliably above it: 2.04-2.10x in the runs of 2026-12-05 and -06, 1.92x (1.86-2.06x) in a
+   run of 2026-12-07 and 1.96-2.10x in three repeats of the pair right after it, 2.06x in the
+   next full run. The package's side is unchanged since 2026-12-05; the ceiling (librosa over
+   the FFTs alone) moved from 3.7x to 5.1x between those runs, so the FFT's own timing moves
+   the ratio. Both sides run the same pocketfft; what the package saves is the framing, the
+   magnitude and the sparse filterbank around it.
+9. *Memory.* Importing torch (this CUDA build) takes about 0.7 GB of resident memory before
    any work. Training holds the spectrograms in memory when they fit its budget
    (`max_memory`): 149 bands x 31.25 frames/s x 4 bytes
    = 18.6 kB per second of audio (112 MB for the 105 minutes of Soundtracks, 1.3 GB for
