@@ -165,3 +165,14 @@ def test_a_cache_key_follows_edits_of_every_kind():
     assert fingerprint(t) != first
     assert fingerprint(torch.zeros(2, 3)) == first    # equal values, equal key
     assert fingerprint(np.zeros((2, 3), np.float32)) == first
+
+
+def test_lime_ties_are_chains_of_close_neighbours():
+    """Second re-audit 15: values each within the tolerance of their neighbour are one tie,
+    wherever they fall (compared with the run's first value, a + 1.8 tol split off)."""
+    from midlevel.explain.attribution.lime import TIE_RTOL, _snapped
+    tol = TIE_RTOL * 1.0
+    W = np.array([1.0, 0.5, 0.5 + 0.9 * tol, 0.5 + 1.8 * tol, 0.2])
+    np.testing.assert_array_equal(_snapped(W, W), [1.0, 0.5, 0.5, 0.5, 0.2])
+    apart = np.array([1.0, 0.5, 0.5 + 3 * tol])
+    assert len(set(_snapped(apart, apart))) == 3

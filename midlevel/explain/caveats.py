@@ -191,13 +191,15 @@ def nonlinearity(X: pd.DataFrame, Y: pd.DataFrame, rating_targets, *,
                      f"{CLIPS_PER_PARAMETER} clips per parameter of the check "
                      f"({CLIPS_PER_PARAMETER * (1 + X.shape[1] + len(curved))} clips)")
     if dependent:
-        lines.append(f"linearity not checked for {', '.join(dependent)}: on its clips the "
-                     f"concepts are linearly dependent (as two tags that exclude each other), "
-                     f"so the check cannot separate their squares")
+        lines.append(f"linearity not checked for {', '.join(dependent)}: on "
+                     f"{'its' if len(dependent) == 1 else 'their'} clips the concepts are "
+                     f"linearly dependent (as two tags that exclude each other), and the check "
+                     f"needs concepts the fit can tell apart")
     if repeated:
-        lines.append(f"linearity not checked for {', '.join(repeated)}: on its clips the "
-                     f"concepts' squares repeat what the concepts hold (as for a concept with "
-                     f"two values there), so the check has nothing to test")
+        lines.append(f"linearity not checked for {', '.join(repeated)}: on "
+                     f"{'its' if len(repeated) == 1 else 'their'} clips the concepts' squares "
+                     f"repeat what the concepts hold (as for a concept with two values there), "
+                     f"so the check has nothing to test")
     if untestable:
         lines.append(f"linearity not checked for {', '.join(untestable)}: its robust (HC3) "
                      f"errors are undefined on these clips (a clip of leverage 1, as a tag "

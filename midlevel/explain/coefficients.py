@@ -122,8 +122,8 @@ def run_coefficients(run, *, spec=None, root=None, cache_dir=None, alpha: float 
         validation and test splits (otherwise computed when needed).
     reliability : ``{concept: R}``, rating concepts' reliabilities (the share of their
         rating variance that is not rater noise, in (0, 1]), each replacing what the spec
-        declares for that concept (a concept's ``reliability:``; 1: taken as exact); default
-        None: the spec's alone; ``"none"``: no correction. Where one is below 1 the ratings
+        declares for that concept (a concept's ``reliability:``; 1: taken as exact; an empty
+        mapping keeps the spec's); default None: the spec's alone; ``"none"``: no correction. Where one is below 1 the ratings
         estimator is corrected for rater noise (:mod:`midlevel.explain.reliability`); the
         calibrated estimator needs none and says so.
 

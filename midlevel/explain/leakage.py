@@ -20,12 +20,15 @@ What they cannot tell apart (audit 15c, on hand-built heads whose leakage is kno
 trained runs): neither number separates leakage from other causes, so neither is a verdict.
 - Concept prediction noise lowers the meaning share as leakage does: a leak-free head on
   noisy concepts read 0.80, a head whose output was the target itself (full leakage) 0.84.
-- A head fitted on predicted concepts that are shrunk toward their mean (a sequential head:
-  its concept network never saw a target, so nothing leaked) has inflated weights, and loses
-  much with the true ratings (valence R^2 0.28 -> -1.34 on one run): a scale mismatch, not
-  leakage. A head leaking part of the target's residual can still gain with the truth.
-- On 20-40 held-out clips the shares of independent, sequential and joint runs have bootstrap
-  intervals that overlap widely (their order reversed between validation and test).
+- A head fitted on predicted concepts shrunk toward their mean beyond calibration has
+  inflated weights and loses much with the true ratings: on the sequential run audit 15c
+  measured (its concept network was the independent run's, rating concepts only, so no target
+  information could pass) valence R^2 went 0.28 -> -1.34. A scale mismatch, not leakage; on
+  calibrated predictions the same kind of head gained (R^2 0.52 -> 0.80, re-audit). A head
+  leaking part of the target's residual can still gain with the truth, and a tag concept
+  predicted as a probability can carry target information into any head.
+- On 22 held-out clips of one world the shares of independent, sequential and joint runs had
+  bootstrap intervals that overlap widely (their order reversed between validation and test).
 Read them as descriptions of this head on these clips: how far it depends on its own
 predictions rather than on the ratings, and how much of its output the ratings explain.
 """

@@ -316,8 +316,8 @@ TIE_RTOL = 1e-6
 
 
 def _snapped(values: np.ndarray, W: np.ndarray) -> np.ndarray:
-    """``values`` (a vector, or rows of one) with every run of values closer than
-    ``TIE_RTOL`` times the largest ``|W|`` to their neighbour set to the run's first value:
+    """``values`` (a vector, or rows of one) with every run of values each within ``TIE_RTOL``
+    times the largest ``|W|`` of its neighbour (a chain) set to the run's first value:
     rounding noise becomes ties (audit 15a: an exact fit with three zero weights read a
     stability of 0.47-0.67, the Spearman correlation of +-1e-7 noise). Runs, not a grid: two
     values 1e-9 apart are tied wherever they fall (re-audit 15)."""
@@ -327,11 +327,12 @@ def _snapped(values: np.ndarray, W: np.ndarray) -> np.ndarray:
         return values
     for row in np.atleast_2d(values):
         order = np.argsort(row, kind="stable")
-        sorted_ = row[order]
-        for i in range(1, len(sorted_)):
-            if sorted_[i] - sorted_[i - 1] <= tol:
-                sorted_[i] = sorted_[i - 1]
-        row[order] = sorted_
+        before = row[order]                     # each value against its neighbour as given
+        snapped = before.copy()
+        for i in range(1, len(before)):
+            if before[i] - before[i - 1] <= tol:
+                snapped[i] = snapped[i - 1]     # a chain of close neighbours is one tie
+        row[order] = snapped
     return values
 
 
