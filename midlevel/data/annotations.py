@@ -189,22 +189,6 @@ def _safe_format(value: Any, fmt: str | None) -> str | None:
         return None
 
 
-def missing_mask(spec: DataSpec, table: pd.DataFrame, rejected: dict[str, set[str]],
-                 segments: Segments | None = None) -> pd.DataFrame:
-    """True per clip and concept / target of ``table`` where the rating is NaN, its cell
-    was not rejected (``rejected``: table column -> clips whose cell is a problem) and no
-    segment of the clip (``segments``) rates the column over time."""
-    cols = [c for c in spec.concepts + spec.targets if c.name in table]
-    mask = pd.DataFrame({c.name: table[c.name].isna()
-                         & ~table.index.isin(list(rejected.get(c.column, ()))) for c in cols},
-                        index=table.index, columns=[c.name for c in cols])
-    seg = segments.table if segments is not None and len(segments) else None
-    for name in [c for c in mask.columns if seg is not None and c in seg.columns]:
-        rated = set(seg.loc[seg[name].notna(), "clip"].astype(str))
-        mask[name] &= ~mask.index.astype(str).isin(rated)
-    return mask
-
-
 def _numeric(spec: DataSpec, joined: Joined, problems: list[Problem],
              missing: dict[str, set[str]], rejected: dict[str, set[str]]) -> pd.DataFrame:
     """Convert concept and target cells to numbers, reporting every bad cell with the file and

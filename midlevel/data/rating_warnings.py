@@ -6,9 +6,25 @@ from __future__ import annotations
 
 import pandas as pd
 
-from midlevel.data.annotations import missing_mask
+from midlevel.data.segments import Segments
 from midlevel.data.spec import SPLITS, DataSpec
 from midlevel.errors import Problem
+
+
+def missing_mask(spec: DataSpec, table: pd.DataFrame, rejected: dict[str, set[str]],
+                 segments: Segments | None = None) -> pd.DataFrame:
+    """True per clip and concept / target of ``table`` where the rating is NaN, its cell
+    was not rejected (``rejected``: table column -> clips whose cell is a problem) and no
+    segment of the clip (``segments``) rates the column over time."""
+    cols = [c for c in spec.concepts + spec.targets if c.name in table]
+    mask = pd.DataFrame({c.name: table[c.name].isna()
+                         & ~table.index.isin(list(rejected.get(c.column, ()))) for c in cols},
+                        index=table.index, columns=[c.name for c in cols])
+    seg = segments.table if segments is not None and len(segments) else None
+    for name in [c for c in mask.columns if seg is not None and c in seg.columns]:
+        rated = set(seg.loc[seg[name].notna(), "clip"].astype(str))
+        mask[name] &= ~mask.index.astype(str).isin(rated)
+    return mask
 
 
 def missing_ratings(spec: DataSpec, table: pd.DataFrame, source,

@@ -25,10 +25,10 @@ from midlevel.data import segments as seg
 from midlevel.data.audio import audio_info, load_audio
 from midlevel.data.loudness import quiet_warning, signal_peak
 from midlevel.data.frontends import LogFilteredSpectrogram, band_limit_note, window_frames
-from midlevel.data.annotations import load_annotations, missing_mask
+from midlevel.data.annotations import load_annotations
 from midlevel.data.spec import SPLITS, DataSpec
 from midlevel.data.rating_warnings import (
-    missing_ratings, shared_columns, split_ratings, unused_classes,
+    missing_mask, missing_ratings, shared_columns, split_ratings, unused_classes,
 )
 from midlevel.errors import AudioError, Problem
 

@@ -310,24 +310,20 @@ class Lime(AttributionMethod):
                                     "fit": pd.DataFrame(fit_rows)})
 
 
-# weights closer than this share of the largest |weight| of the clip's repeats are ties: the
-# surrogate's float rounding (about 1e-7 of the weights on an exact fit) is no ranking
-TIE_RTOL = 1e-6
+TIE_RTOL = 1e-6  # of the largest |weight|: closer weights are ties (float rounding is ~1e-7)
 
 
 def _snapped(values: np.ndarray, W: np.ndarray) -> np.ndarray:
-    """``values`` (a vector, or rows of one) with every run of values each within ``TIE_RTOL``
-    times the largest ``|W|`` of its neighbour (a chain) set to the run's first value:
-    rounding noise becomes ties (audit 15a: an exact fit with three zero weights read a
-    stability of 0.47-0.67, the Spearman correlation of +-1e-7 noise). Runs, not a grid: two
-    values 1e-9 apart are tied wherever they fall (re-audit 15)."""
+    """``values`` (a vector, or rows of one) with each chain of neighbours within ``TIE_RTOL``
+    times the largest ``|W|`` set to its first value: rounding noise becomes ties (audit 15a:
+    an exact fit with three zero weights read stability 0.47-0.67, the rank noise of 1e-7)."""
     values = np.array(values, dtype=float)
     tol = TIE_RTOL * float(np.max(np.abs(W))) if W.size else 0.0
     if tol <= 0:
         return values
     for row in np.atleast_2d(values):
         order = np.argsort(row, kind="stable")
-        before = row[order]                     # each value against its neighbour as given
+        before = row[order]
         snapped = before.copy()
         for i in range(1, len(before)):
             if before[i] - before[i - 1] <= tol:
@@ -337,8 +333,7 @@ def _snapped(values: np.ndarray, W: np.ndarray) -> np.ndarray:
 
 
 def _stability(W: np.ndarray) -> float:
-    """Mean Spearman correlation of the weight vectors of pairs of repeats (weights equal up
-    to ``TIE_RTOL`` tied)."""
+    """Mean Spearman correlation of the repeats' weight vectors, pairwise (ties: _snapped)."""
     if len(W) < 2 or W.shape[1] < 2:
         return float("nan")
     W = _snapped(W, W)
