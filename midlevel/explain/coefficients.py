@@ -74,7 +74,7 @@ from midlevel.explain.head import (
 )
 from midlevel.explain.leakage import leakage_diagnostic
 from midlevel.explain.levels import check_alpha
-from midlevel.explain.reliability import check_reliability, unused_line
+from midlevel.explain.reliability import check_reliability, corrects, unused_line
 from midlevel.explain.coefficient_result import CoefficientResult
 from midlevel.explain.statistics import COLUMNS, check_n_boot
 from midlevel.run import load_run
@@ -123,9 +123,10 @@ def run_coefficients(run, *, spec=None, root=None, cache_dir=None, alpha: float 
     reliability : ``{concept: R}``, rating concepts' reliabilities (the share of their
         rating variance that is not rater noise, in (0, 1]), each replacing what the spec
         declares for that concept (a concept's ``reliability:``; 1: taken as exact; an empty
-        mapping keeps the spec's); default None: the spec's alone; ``"none"``: no correction. Where one is below 1 the ratings
-        estimator is corrected for rater noise (:mod:`midlevel.explain.reliability`); the
-        calibrated estimator needs none and says so.
+        mapping keeps the spec's); default None: the spec's alone; ``"none"``: no
+        correction. Where one is below 1 the ratings estimator is corrected for rater noise
+        (:mod:`midlevel.explain.reliability`); the calibrated estimator needs none and says
+        so.
 
     Returns
     -------
@@ -154,8 +155,7 @@ def run_coefficients(run, *, spec=None, root=None, cache_dir=None, alpha: float 
         method, why = evidence.auto_method(X, Y, held_out, logistic=[*classes, *binary])
     else:
         method = data
-    if method == "calibrated" or (method == "ratings" and reliability
-                                  and min(reliability.values()) < 1):
+    if method == "calibrated" or (method == "ratings" and corrects(reliability)):
         n_boot = check_n_boot(n_boot, evidence.MIN_BOOT)
     wants_leakage = leakage and run.mode in ("joint", "sequential")
     if predictions is None and (method == "calibrated" or wants_leakage):

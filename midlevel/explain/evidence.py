@@ -47,7 +47,7 @@ import pandas as pd
 from midlevel.errors import ExplainError
 from midlevel.explain import caveats
 from midlevel.explain.levels import check_alpha
-from midlevel.explain.reliability import corrected_fit
+from midlevel.explain.reliability import corrected_fit, corrects
 from midlevel.explain.separation import dependent_concepts
 from midlevel.explain.coefficient_result import CoefficientResult
 from midlevel.explain.statistics import check_n_boot, fit_ols
@@ -164,7 +164,7 @@ def ratings_fit(X: pd.DataFrame, Y: pd.DataFrame, *, alpha: float = 0.05,
 
     Returns a :class:`midlevel.explain.coefficients.CoefficientResult`.
     """
-    if reliability and min(reliability.values()) < 1:
+    if corrects(reliability):
         return corrected_fit(X, Y, reliability, n_boot=check_n_boot(n_boot, MIN_BOOT),
                              seed=seed, alpha=alpha, correction=correction,
                              class_targets=class_targets, binary_targets=binary_targets or (),

@@ -261,9 +261,14 @@ def few_line(n_clips: int, n_concepts: int) -> list[str]:
             f"and their intervals wide and uneven"]
 
 
+def corrects(reliability: dict | None) -> bool:
+    """Whether ``reliability`` declares rater noise: a value below 1 (1 is exact)."""
+    return any(r < 1 for r in (reliability or {}).values())
+
+
 def unused_line(reliability: dict) -> list[str]:
     """The summary's line when the calibrated estimator answers: it needs no reliability."""
-    if not any(r < 1 for r in (reliability or {}).values()):
+    if not corrects(reliability):
         return []
     return ["the declared reliabilities are not used: regression calibration regresses the "
             "concept ratings on the model's predictions, where rater noise in the ratings only "

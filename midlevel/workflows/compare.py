@@ -307,7 +307,6 @@ def check_seeds(runs) -> None:
     predict the same targets from the same concepts: ReportError naming two that do not
     (audit 15b: a black box of 'tension' and one of the class target 'scene' were pooled, the
     report explaining 'tension' only and its mean row mixing the two)."""
-    from midlevel.report.document import model_label
     first = {}
     for run in runs:
         label = model_label(run)
