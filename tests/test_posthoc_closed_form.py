@@ -176,3 +176,19 @@ def test_lime_ties_are_chains_of_close_neighbours():
     np.testing.assert_array_equal(_snapped(W, W), [1.0, 0.5, 0.5, 0.5, 0.2])
     apart = np.array([1.0, 0.5, 0.5 + 3 * tol])
     assert len(set(_snapped(apart, apart))) == 3
+
+
+def test_a_remembered_key_is_checked_against_a_copy():
+    """The memo of data_key: the same object unchanged gives the remembered key; an edit
+    through a numpy view (no version bump) or in place gives the new values' key."""
+    from midlevel.explain.attribution.base import fingerprint
+    from midlevel.explain.attribution.captum import IntegratedGradients
+    m = IntegratedGradients()
+    t = torch.zeros(2, 3)
+    first = m.data_key(t)
+    assert m.data_key(t) is first
+    t.numpy()[0, 0] = 1.0
+    assert m.data_key(t) == fingerprint(t) != first
+    t += 1
+    assert m.data_key(t) == fingerprint(t)
+

@@ -13,7 +13,7 @@ import torch
 
 from midlevel.checks import whole_number
 from midlevel.errors import AttributionError
-from midlevel.explain.attribution.base import AttributionMethod, MethodResult, fingerprint
+from midlevel.explain.attribution.base import AttributionMethod, MethodResult
 
 
 class ShapDeep(AttributionMethod):
@@ -37,7 +37,7 @@ class ShapDeep(AttributionMethod):
             return explainer, float(np.ravel(explainer.expected_value)[0])
 
         explainer, expected = self.cached(
-            ("explainer", f, x.shape[-1], fingerprint(background)), make)
+            ("explainer", f, x.shape[-1], self.data_key(background)), make)
         with warnings.catch_warnings():
             # our Standardize module is affine: SHAP's pass-through of unknown modules is exact
             warnings.filterwarnings("ignore", message="unrecognized nn.Module")
@@ -65,6 +65,6 @@ class ShapGradient(AttributionMethod):
             return explainer, float(self.predict(f, background).mean())
 
         explainer, expected = self.cached(
-            ("explainer", f, x.shape[-1], fingerprint(background)), make)
+            ("explainer", f, x.shape[-1], self.data_key(background)), make)
         values = explainer.shap_values(x, nsamples=self.n_samples, rseed=self.seed)
         return MethodResult(np.asarray(values).reshape(x.shape), expected)
