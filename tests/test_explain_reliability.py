@@ -156,3 +156,25 @@ def test_a_spec_with_a_bad_reliability_is_refused_by_key(tmp_path, concept, targ
     from midlevel.data.spec import load_spec
     with pytest.raises(SpecError, match=message):
         load_spec(_spec(tmp_path, concept, target))
+
+
+def test_validate_warns_where_declared_reliabilities_are_too_low(tmp_path):
+    """Ratings of a and b correlating 0.81 cannot come from concepts of reliability 0.6 each
+    (at most 0.6): validate names the pair, the spec file and the bound, before coefficients
+    would have to limit its correction; reliabilities that fit give no warning."""
+    from midlevel.data.rating_warnings import reliability_limits
+    from midlevel.data.spec import load_spec
+    X, _ = _pair_world(300, np.random.default_rng(6))
+    table = X[["a", "b"]]
+    spec = load_spec(_spec(tmp_path, ", reliability: 0.7"))
+    assert reliability_limits(spec, table) == []          # b counts as exact: limit 0.84
+    path = tmp_path / "spec.yaml"
+    path.write_text(path.read_text().replace("reliability: 0.7", "reliability: 0.6")
+                    .replace("  b: {}", "  b: {reliability: 0.6}"))
+    spec = load_spec(path)
+    [warning] = reliability_limits(spec, table)
+    assert warning.message.startswith("reliability too low: 'a' and 'b' correlate 0.8")
+    assert "(0.6, 0.6) allow (at most 0.60)" in warning.message
+    assert warning.file == str(path)
+    path.write_text(path.read_text().replace("reliability: 0.6}", "reliability: 0.9}"))
+    assert reliability_limits(load_spec(path), table) == []

@@ -160,3 +160,32 @@ def _one_label(col, value: float, n: int, split: str, classes: dict) -> str:
         why = "its accuracy there only counts how often a model picks that class"
     return (f"one label: {col.name} is {label} on every one of the {n} rated clips of the "
             f"{split} split ({why})")
+
+
+def reliability_limits(spec: DataSpec, table: pd.DataFrame) -> list[Problem]:
+    """A warning per pair of rating concepts whose ratings correlate more, on the clips rated
+    on both, than their declared ``reliability`` values allow (``sqrt(R_a R_b)``; a concept
+    without one counts as 1): ``midlevel coefficients`` would limit its correction there
+    (:mod:`midlevel.explain.reliability`), so the declared values are likely too low. Named
+    by the spec file and both concepts."""
+    rated = [c for c in spec.concepts if c.is_rating and c.name in table]
+    if not any(c.reliability is not None for c in rated):
+        return []
+    out = []
+    for i, a in enumerate(rated):
+        for b in rated[i + 1:]:
+            ra, rb = a.reliability or 1.0, b.reliability or 1.0
+            both = table[[a.name, b.name]].astype(float).dropna()
+            if len(both) < 3 or both.std().min() == 0 or (ra == 1 and rb == 1):
+                continue
+            r = float(both[a.name].corr(both[b.name]))
+            limit = (ra * rb) ** 0.5
+            if abs(r) > limit:
+                out.append(Problem(
+                    f"reliability too low: {a.name!r} and {b.name!r} correlate {r:.2f} on the "
+                    f"{len(both)} clips rated on both, more than their declared reliabilities "
+                    f"({ra:g}, {rb:g}) allow (at most {limit:.2f}); `midlevel coefficients` "
+                    f"would limit its correction for rater noise there: check the declared "
+                    f"values", file=str(spec.path) if spec.path else None, column=a.column))
+    return out
+

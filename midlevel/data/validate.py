@@ -28,7 +28,8 @@ from midlevel.data.frontends import LogFilteredSpectrogram, band_limit_note, win
 from midlevel.data.annotations import load_annotations
 from midlevel.data.spec import SPLITS, DataSpec
 from midlevel.data.rating_warnings import (
-    missing_mask, missing_ratings, shared_columns, split_ratings, unused_classes,
+    missing_mask, missing_ratings, reliability_limits, shared_columns, split_ratings,
+    unused_classes,
 )
 from midlevel.errors import AudioError, Problem
 
@@ -236,6 +237,7 @@ def validate(spec: DataSpec, *, decode: bool = True, jobs: int = 2, window: floa
                 + split_ratings(spec, table, ann.source, ann.rejected)
                 + unused_classes(spec, table, ann.source)
                 + shared_columns(spec, table, ann.source)
+                + reliability_limits(spec, table)
                 + unreferenced_audio(spec, table))
     return ValidationReport(spec, table, checks, problems, list(ann.notes), ann.segments,
                             warnings, window, dict(ann.rejected or {}))
