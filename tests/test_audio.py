@@ -440,3 +440,39 @@ def test_samples_that_overflow_are_refused_and_never_cached(tmp_path):
     wide = _write(tmp_path / "wide.wav", _sine(440.0, 1.0, 22050).astype(np.float64) * 1e300,
                   22050, subtype="DOUBLE")
     _raises_naming(wide, match="beyond the float32 range")
+
+
+def test_hard_clipped_audio_is_named_by_load_and_validate(tmp_path, caplog):
+    """Music driven 20 % past full scale and written as 16-bit PCM: ``load_audio`` warns,
+    naming the file, and ``validate``'s audio check carries the warning (its own kind); the
+    same music unclipped, a 100-Hz full-scale tone and a quiet file are not called clipped."""
+    from midlevel.data.loudness import CLIP_SHARE, clipped_share
+    from midlevel.data.validate import check_audio
+    sr = 22050
+    t = np.arange(5 * sr) / sr
+    music = sum(a * np.sin(2 * np.pi * f * t + p) for f, a, p in
+                [(97.0, 0.2, 0.3), (220.0, 0.3, 1.1), (331.0, 0.2, 2.0), (440.0, 0.15, 4.0)])
+    music = (music / np.abs(music).max()).astype(np.float32)
+    clipped = _write(tmp_path / "clipped.wav", np.stack([np.clip(1.2 * music, -1, 1), music]),
+                     sr, subtype="PCM_16")  # one channel clipped
+    with caplog.at_level("WARNING", logger="midlevel"):
+        load_audio(clipped)
+    assert any(str(clipped) in r.getMessage() and "looks hard-clipped" in r.getMessage()
+               for r in caplog.records)
+    check = check_audio("c", str(clipped))
+    assert check.problem is None and check.warning is None
+    assert check.clipping.message.split(":")[0] == "looks hard-clipped"
+    assert check.clipping.file == str(clipped)
+    share, runs = clipped_share(np.stack([np.clip(1.2 * music, -1, 1), music]))
+    assert share >= CLIP_SHARE and runs > 10
+    caplog.clear()
+    clean = [_write(tmp_path / "clean.wav", music, sr, subtype="PCM_16"),
+             _write(tmp_path / "tone.wav", _sine(100.0, 2.0, sr, amp=1.0), sr,
+                    subtype="PCM_16"),
+             _write(tmp_path / "quiet.wav", _sine(200.0, 2.0, sr, amp=2e-4), sr,
+                    subtype="PCM_16")]
+    with caplog.at_level("WARNING", logger="midlevel"):
+        for path in clean:
+            load_audio(path)
+            assert check_audio("c", str(path)).clipping is None
+    assert "looks hard-clipped" not in caplog.text

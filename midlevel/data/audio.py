@@ -16,8 +16,8 @@ import soxr
 
 from midlevel.data.audio_header import declared_frames
 from midlevel.data.loudness import (  # noqa: F401  (re-exported)
-    BAND_LOSS_DB, QUIET_DBFS, SILENCE, band_loss_db, is_silent, quiet_warning, remove_dc,
-    signal_peak,
+    BAND_LOSS_DB, QUIET_DBFS, SILENCE, band_loss_db, clipping_warning, is_silent,
+    quiet_warning, remove_dc, signal_peak,
 )
 from midlevel.errors import ArgumentError, AudioError
 
@@ -143,8 +143,8 @@ def prepare_samples(y: np.ndarray, source, *, rate: float, sample_rate: float | 
                     normalize: bool = True, channels: np.ndarray | None = None,
                     warn_once: bool = True) -> np.ndarray:
     """What :func:`load_audio` does after decoding (and what an in-memory waveform goes
-    through, :mod:`midlevel.data.inputs`): remove the DC offset, refuse silence, warn when
-    very quiet, resample, peak-normalize.
+    through, :mod:`midlevel.data.inputs`): warn when hard-clipped, remove the DC offset,
+    refuse silence, warn when very quiet, resample, peak-normalize.
 
     Parameters
     ----------
@@ -161,6 +161,8 @@ def prepare_samples(y: np.ndarray, source, *, rate: float, sample_rate: float | 
     np.ndarray [shape=(..., n_samples at sample_rate), dtype=float32]
     """
     if normalize:
+        # clipping is judged on the raw channels, whose rails are their own extremes
+        _warn(clipping_warning(source, channels if channels is not None else y), warn_once)
         # the peak is taken at the source's rate (resampling keeps the level within a few %)
         y, peak = signal_peak(y, source, channels=channels)
         mix = y if channels is not None and y.ndim == 1 else None

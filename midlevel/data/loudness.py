@@ -1,4 +1,5 @@
-"""Levels of decoded audio: silence, the DC offset, the peak and the quiet-audio warning.
+"""Levels of decoded audio: silence, the DC offset, the peak, the quiet-audio and the
+hard-clipping warnings.
 
 A signal with no sample above ``SILENCE`` once its DC offset (mean) is removed is silent and
 cannot be normalized; one whose peak is below ``QUIET_DBFS`` is normalized to full scale like
@@ -31,6 +32,18 @@ PAIR_CANCEL_DB = -10.0
 # content lies above the new Nyquist frequency, and what is left (the resampler's residue)
 # is normalized to full scale: warned about, naming the file.
 BAND_LOSS_DB = -20.0
+# Hard clipping leaves flat runs at a channel's rails: CLIP_RUN or more consecutive samples
+# within CLIP_TOLERANCE (of the peak) of the channel's highest or lowest value. A channel with
+# CLIP_SHARE of its samples or more in such runs is warned about, naming the file: the model
+# reads the clipping's distortion as part of the music. A full-scale sine has three samples
+# that flat at its crests only below 1/1000 of the sample rate (44 Hz at 44.1 kHz; rounded to
+# 16 bits, below 30 Hz); a mix of four tones driven 5-20 % past full scale and rounded to 16
+# bits has 0.2-1.5 % of its samples there (2 % past: 0.0-0.25 %, by the tones' phases). A channel peaking below QUIET_DBFS is not judged: its few rounding
+# levels are flat anyway. Measured on the 360 Soundtracks MP3s and a synthetic world of 600 WAVs:
+# no channel has a single such run.
+CLIP_RUN = 3
+CLIP_TOLERANCE = 2e-5
+CLIP_SHARE = 1e-3
 
 
 def is_silent(y: np.ndarray, *, threshold: float = 1e-6) -> bool:
@@ -139,6 +152,53 @@ def quiet_warning(path, peak: float, *, channels: np.ndarray | None = None,
             text += (f"; its channels (peak {_dbfs(loud):.1f} dBFS) nearly cancel in the mono "
                      f"down-mix (anti-phase)")
     return text
+
+
+def clipped_share(y: np.ndarray) -> tuple[float, int]:
+    """The largest share, over channels, of samples in flat runs at the channel's rails
+    (``CLIP_RUN`` or more consecutive samples within ``CLIP_TOLERANCE`` x peak of its
+    maximum or its minimum), and that channel's number of such runs; channels peaking below
+    ``QUIET_DBFS`` are not judged.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n_samples,) or (channels, n_samples)], the raw decoded samples
+        (before DC removal: the rails of a clipped channel are its own extremes).
+    """
+    y = np.atleast_2d(np.asarray(y, dtype=np.float32))
+    worst = (0.0, 0)
+    for channel in y:
+        if channel.size < CLIP_RUN:
+            continue
+        hi, lo = float(channel.max()), float(channel.min())
+        peak = max(abs(hi), abs(lo))
+        if _dbfs(peak) < QUIET_DBFS:
+            continue  # a few quantization levels: flat by rounding (warned about as quiet)
+        tol = CLIP_TOLERANCE * peak
+        rails = (channel >= hi - tol, channel <= lo + tol)
+        if sum(np.count_nonzero(r) for r in rails) < CLIP_SHARE * channel.size:
+            continue  # too few samples at the rails to matter (the common case: fast)
+        samples, runs = 0, 0
+        for at_rail in rails:
+            edges = np.flatnonzero(np.diff(at_rail.view(np.int8), prepend=0, append=0))
+            lengths = edges[1::2] - edges[::2]
+            flat = lengths[lengths >= CLIP_RUN]
+            samples, runs = samples + int(flat.sum()), runs + flat.size
+        if samples / channel.size > worst[0]:
+            worst = (samples / channel.size, runs)
+    return worst
+
+
+def clipping_warning(path, y: np.ndarray) -> str | None:
+    """A warning naming the file when a channel of ``y`` (raw samples, see
+    :func:`clipped_share`) holds ``CLIP_SHARE`` or more of its samples in flat runs at its
+    rails, as hard clipping (or a square wave) leaves them; else None."""
+    share, runs = clipped_share(y)
+    if share < CLIP_SHARE:
+        return None
+    return (f"{path}: looks hard-clipped: {100 * share:.2g} % of a channel's samples sit in "
+            f"{runs} flat runs at its highest or lowest value; the model reads the "
+            f"clipping's distortion as part of the music")
 
 
 def cancellation_db(mix: np.ndarray, channels: np.ndarray) -> float:

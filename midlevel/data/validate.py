@@ -6,8 +6,9 @@ row and column at fault. Doubtful input that is not an error is a warning (a Pro
 ``ValidationReport.warnings``): a clip shorter than the training window (it will be padded with
 silence), a missing rating (clip and column), a split with no rating of a column or with one
 rating value only (split and column), an audio file in the audio folder that no annotation row
-refers to, very quiet audio (peak below -60 dBFS, normalized to full scale), audio recorded at a
-rate too low for the front end's upper bands (they stay empty). The warnings about ratings are
+refers to, very quiet audio (peak below -60 dBFS, normalized to full scale), hard-clipped audio
+(flat runs at a channel's rails), audio recorded at a rate too low for the front end's upper
+bands (they stay empty). The warnings about ratings are
 made in :mod:`midlevel.data.rating_warnings`.
 """
 from __future__ import annotations
@@ -23,7 +24,7 @@ from tqdm.auto import tqdm
 
 from midlevel.data import segments as seg
 from midlevel.data.audio import audio_info, load_audio
-from midlevel.data.loudness import quiet_warning, signal_peak
+from midlevel.data.loudness import clipping_warning, quiet_warning, signal_peak
 from midlevel.data.frontends import LogFilteredSpectrogram, band_limit_note, window_frames
 from midlevel.data.annotations import load_annotations
 from midlevel.data.spec import SPLITS, DataSpec
@@ -45,12 +46,14 @@ class AudioCheck:
     channels: int = 0
     problem: Problem | None = None
     warning: Problem | None = None  # very quiet audio (see loudness.QUIET_DBFS)
+    clipping: Problem | None = None  # hard-clipped audio (see loudness.CLIP_SHARE)
 
 
 def check_audio(clip: str, path: str, *, decode: bool = True) -> AudioCheck:
     """Open (and by default fully decode) one file; report missing, undecodable, truncated,
     empty, silent (as ``load_audio`` would refuse it: no signal once the DC offset is removed,
-    or channels that cancel in the mono down-mix), and warn about very quiet audio."""
+    or channels that cancel in the mono down-mix), and warn about very quiet and hard-clipped
+    audio."""
     check = AudioCheck(clip, path)
     try:
         info = audio_info(path)
@@ -66,6 +69,8 @@ def check_audio(clip: str, path: str, *, decode: bool = True) -> AudioCheck:
             quiet = quiet_warning(path, peak, channels=y, mix=mix)
             if quiet:
                 check.warning = Problem(quiet[len(path) + 2:], file=path, clip=clip)
+            if clipped := clipping_warning(path, y):
+                check.clipping = Problem(clipped[len(path) + 2:], file=path, clip=clip)
             check.duration = y.shape[-1] / info.sample_rate
     except AudioError as exc:
         message = str(exc)
@@ -230,6 +235,7 @@ def validate(spec: DataSpec, *, decode: bool = True, jobs: int = 2, window: floa
               for c in checks if c.problem is None and c.duration is not None
               and np.isfinite(c.duration)}
     warnings = ([c.warning for c in checks if c.warning is not None]
+                + [c.clipping for c in checks if c.clipping is not None]
                 + seg.frameless(ann.segments, frames, frontend.fps)
                 + short_clips(checks, window, frontend)
                 + band_limited(checks, frontend)
