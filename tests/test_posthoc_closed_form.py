@@ -80,6 +80,28 @@ def test_lrp_says_where_bias_free_denominators_magnify_the_map(caplog):
     assert table["amplification"].iloc[0] > 100 and table["clip"].iloc[0] == "intro.wav"
     assert "bias-free sum is near zero" in caplog.text and "(intro.wav)" in caplog.text
     caplog.clear()
+
+    class Named(torch.nn.Module):  # a model whose one output is called 'fear'
+        output_names = ["fear"]
+
+        def __init__(self):
+            super().__init__()
+            self.head = Linear(W, 0.7)
+
+        def forward(self, x):
+            return self.head(x)
+
+    from midlevel.explain.attribution.base import (
+        OutputSelector, RatingOutput, WindowedOutput, output_description,
+    )
+    selected = OutputSelector(Named().eval(), "target", 0)
+    assert output_description(RatingOutput(WindowedOutput(selected, 6, 6), 1.0, 2.0)) == (
+        "target 'fear'")
+    assert output_description(Linear(W, 0.7)) is None
+    with caplog.at_level(logging.WARNING, logger="midlevel"):
+        LRP().attribute(selected, x, reference=torch.zeros_like(x), clips=["intro.wav"])
+    assert "LRP of target 'fear': on 1 clip(s) (intro.wav)" in caplog.text
+    caplog.clear()
     with caplog.at_level(logging.WARNING, logger="midlevel"):
         kept = LRP(zero_bias=False).attribute(Linear(W, 0.7).eval(), x,
                                               reference=torch.zeros_like(x))

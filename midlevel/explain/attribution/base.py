@@ -290,6 +290,24 @@ class OutputSelector(nn.Module):
 
 
 
+def output_description(f: nn.Module) -> str | None:
+    """``"target 'fear'"`` or ``"concept 'melodiousness'"``: the output an explained
+    function ``f`` selects, found through the wrappers that hold it as ``.f``
+    (:class:`RatingOutput`, :class:`WindowedOutput`); None when ``f`` holds no
+    :class:`OutputSelector`."""
+    for _ in range(8):
+        if isinstance(f, OutputSelector):
+            model = f.model
+            names = list(getattr(model, "concept_names" if f.kind == "concept"
+                                 else "output_names", None) or [])
+            unit = f"'{names[f.index]}'" if f.index < len(names) else str(f.index)
+            return f"{'concept' if f.kind == 'concept' else 'target'} {unit}"
+        f = getattr(f, "f", None)
+        if not isinstance(f, nn.Module):
+            return None
+    return None
+
+
 class WindowedOutput(nn.Module):
     """``f`` over the windows :meth:`midlevel.run.Run.predict` uses, averaged: the number
     ``predict`` reports for a whole clip (``(batch, 1, n_bands, T)`` -> ``(batch, 1)``).

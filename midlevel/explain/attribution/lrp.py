@@ -92,7 +92,9 @@ import torch
 from torch import nn
 
 from midlevel.errors import AttributionError
-from midlevel.explain.attribution.base import AttributionMethod, MethodResult, WindowedOutput
+from midlevel.explain.attribution.base import (
+    AttributionMethod, MethodResult, WindowedOutput, output_description,
+)
 from midlevel.models.backbone import Standardize
 
 __all__ = ["LRP", "COMPOSITES", "lrp_composite", "unsupported_modules"]
@@ -160,18 +162,18 @@ def lrp_composite(composite: str = "epsilon_plus", *, epsilon: float = 1e-6,
 AMPLIFIED = 10.0
 
 
-def _warn_amplified(table: pd.DataFrame) -> None:
-    """With ``zero_bias``, warn, naming the clips, where the map's absolute relevance exceeds
-    ``AMPLIFIED`` times ``|f(x)|`` (without it, a large ratio is evidence of both signs that
-    cancels, which the map shows as it is)."""
+def _warn_amplified(table: pd.DataFrame, output: str | None = None) -> None:
+    """With ``zero_bias``, warn, naming the ``output`` explained (``"target 'fear'"``) and the
+    clips, where the map's absolute relevance exceeds ``AMPLIFIED`` times ``|f(x)|`` (without
+    it, a large ratio is evidence of both signs that cancels, which the map shows as it is)."""
     import logging
     big = table[(table["amplification"] > AMPLIFIED) & table["zero_bias"].astype(bool)]
     if len(big):
         logging.getLogger("midlevel").warning(
-            "LRP: on %d clip(s) (%s) the relevance of both signs sums to more than %gx |f(x)| "
+            "LRP%s: on %d clip(s) (%s) the relevance of both signs sums to more than %gx |f(x)| "
             "(up to %.3g x): with biases ignored, a layer whose bias-free sum is near zero while "
             "its output is not magnifies its relevance; compare with zero_bias=False before "
-            "reading the map", len(big), ", ".join(big["clip"].astype(str)[:5]), AMPLIFIED,
+            "reading the map", f" of {output}" if output else "", len(big), ", ".join(big["clip"].astype(str)[:5]), AMPLIFIED,
             float(big["amplification"].max()))
 
 
@@ -305,6 +307,6 @@ class LRP(AttributionMethod):
                               "padding_relevance": padding,
                               "absolute_error": err, "relative_error": rel,
                               "amplification": amplification})
-        _warn_amplified(table)
+        _warn_amplified(table, output_description(f))
         return MethodResult(values=values, expected=0.0 if self.zero_bias else None,
                             tables={"conservation": table}, padding=padding)
