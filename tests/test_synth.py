@@ -341,6 +341,56 @@ def test_change_switches_the_sound_at_half_time():
     assert flatness(changed[half:]) > flatness(changed[:half]) + 0.01
 
 
+def test_change_times_drawn_from_a_range_are_where_the_sound_and_the_tables_change(tmp_path):
+    """``change_range=(0.2, 0.8)``: times spread over the range (no longer all at the middle,
+    where a guess of the middle would be exact), the sound changes at each clip's own time,
+    the segment rows split there, and the clip rating is the time average."""
+    out = tmp_path / "ranged"
+    synthesize(out, n_clips=16, seed=5, duration=4.0, change_fraction=0.5,
+               change_range=(0.2, 0.8), rating_noise=0.0, target_noise=0.0, **FAST)
+    table, truth = _read(out)
+    segments = pd.read_csv(out / "segments.csv", dtype={"clip_id": str})
+    changed = {c: r for c, r in truth["clips"].items() if r["change"]}
+    times = np.array([r["change"]["time"] for r in changed.values()])
+    assert len(times) == 8 and np.all((times >= 0.8) & (times <= 3.2))
+    assert np.ptp(times) > 1.0 and not np.any(times == 2.0)
+    assert truth["change_range"] == [0.2, 0.8]
+    for clip, record in changed.items():
+        t, name = record["change"]["time"], record["change"]["concept"]
+        rows = segments[segments["clip_id"] == clip].sort_values("start")
+        assert rows["end"].iloc[0] == pytest.approx(t) and rows["start"].iloc[1] == pytest.approx(t)
+        share = t / 4.0
+        mean = share * record["change"]["old"] + (1 - share) * record["change"]["new"]
+        assert record["concepts"][name] == pytest.approx(mean, abs=1e-5)
+        row = table.set_index("clip_id").loc[clip]
+        assert row[name] == pytest.approx(1 + 9 * mean, abs=0.0051)
+    steady = _clip(4, duration=4.0, dissonance=0.0)
+    at = 1.3
+    changed_wave = synthesize_clip({**dict.fromkeys(MIDLEVEL_CONCEPTS, 0.5), "dissonance": 0.0},
+                                   duration=4.0, sample_rate=SR, rng=np.random.default_rng(4),
+                                   change=("dissonance", 1.0), change_time=at)
+    cut, margin = int(at * SR), int(0.05 * SR)
+    assert np.corrcoef(steady[:cut - margin], changed_wave[:cut - margin])[0, 1] > 0.9999
+    assert np.corrcoef(steady[cut + margin:], changed_wave[cut + margin:])[0, 1] < 0.9
+    with pytest.raises(ArgumentError, match="change_range"):
+        synthesize(tmp_path / "bad", n_clips=2, change_range=(0.6, 0.4), **FAST)
+    with pytest.raises(ArgumentError, match="outside the clip"):
+        synthesize_clip(dict.fromkeys(MIDLEVEL_CONCEPTS, 0.5), duration=1.0, sample_rate=SR,
+                        rng=np.random.default_rng(0), change=("dissonance", 1.0),
+                        change_time=1.5)
+
+
+def test_a_point_change_range_writes_the_dataset_it_wrote_before(tmp_path):
+    """The default (0.5, 0.5) draws nothing: the same files as an explicit (0.5, 0.5)."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    synthesize(a, n_clips=8, seed=2, duration=1.0, change_fraction=0.5, **FAST)
+    synthesize(b, n_clips=8, seed=2, duration=1.0, change_fraction=0.5,
+               change_range=(0.5, 0.5), **FAST)
+    for name in ("annotations.csv", "segments.csv", "audio/s0003.wav"):
+        assert (a / name).read_bytes() == (b / name).read_bytes()
+    assert all(r["change"]["time"] == 0.5 for r in _read(a)[1]["clips"].values() if r["change"])
+
+
 # --------------------------------------------------------------------------- audible concepts
 
 EFFECTS = [  # concept, statistic, expected sign of (value 1 - value 0), fixed concepts, seconds

@@ -99,6 +99,8 @@ def _synth(args: argparse.Namespace) -> int:
     spec_path = synthesize(args.out, n_clips=args.n_clips, seed=args.seed,
                            duration=args.duration, weights=args.weights,
                            correlated=args.correlated, tags=args.tags, n_jobs=args.jobs,
+                           change_fraction=args.change_fraction,
+                           change_range=tuple(args.change_range),
                            progress=not args.quiet)
     print(f"synthesized {args.n_clips} clips of {args.duration:g} s in "
           f"{time.perf_counter() - start:.1f} s; spec: {spec_path}")
@@ -168,6 +170,13 @@ def register(sub) -> None:
     p.add_argument("--weights", metavar="FILE",
                    help="concept-to-target map (CSV or JSON) replacing the default")
     p.add_argument("--correlated", action="store_true", help="draw correlated concepts")
+    p.add_argument("--change-fraction", type=float, default=0.25, metavar="SHARE",
+                   help="share of clips in which one concept changes mid-clip (default 0.25)")
+    p.add_argument("--change-range", type=float, nargs=2, default=(0.5, 0.5),
+                   metavar=("LOW", "HIGH"),
+                   help="fractions of the clip between which each change time is drawn "
+                        "uniformly (default 0.5 0.5: every change at the middle, where guessing "
+                        "the middle locates every change; give a range to test localization)")
     p.add_argument("--tags", action="store_true",
                    help="the tag world: layer families present or silent per clip (binary "
                         "concepts) and mood tags from a known logistic map (a multi-label "

@@ -48,12 +48,13 @@ class _ClipJob:
     sample_rate: int
     path: Path
     layers: dict[str, bool] | None = None   # the tag world's layer families (None: all)
+    change_time: float | None = None        # seconds (None: duration / 2)
 
 
 def _run_job(job: _ClipJob) -> tuple[str, dict[str, float]]:
     """Render one clip and write it atomically; returns its id and nuisance parameters."""
     mat = draw_material(np.random.default_rng(job.seed), job.duration, job.sample_rate)
-    wave = render_clip(mat, job.concepts, job.change, job.layers)
+    wave = render_clip(mat, job.concepts, job.change, job.layers, change_time=job.change_time)
     write_wav(job.path, wave, job.sample_rate)
     return job.clip_id, {"tempo_bpm": round(mat.tempo, 2), "key": int(mat.key)}
 
@@ -83,12 +84,13 @@ def _run_jobs(jobs: list[_ClipJob], n_jobs: int | None) -> Iterator[tuple[str, d
 
 
 def _segment_table(ids: list[str], first: np.ndarray, changes: dict[int, tuple[int, float]],
-                   duration: float, weights: pd.DataFrame, intercepts: pd.Series,
-                   rng: np.random.Generator, rating_noise: float,
+                   times: dict[int, float], duration: float, weights: pd.DataFrame,
+                   intercepts: pd.Series, rng: np.random.Generator, rating_noise: float,
                    target_noise: float) -> pd.DataFrame:
-    """Ratings of both halves of every changed clip: ``clip_id, start, end``, concepts, targets.
+    """Ratings of both parts of every changed clip (before and after its change time in
+    ``times``): ``clip_id, start, end``, concepts, targets.
 
-    Each half is rated from its own true concepts (the first half's ``first``, the second's
+    Each part is rated from its own true concepts (the first part's ``first``, the second's
     with the changed value) with the clip ratings' formulas and independent noise from ``rng``.
     """
     rows, values = [], []
@@ -96,7 +98,7 @@ def _segment_table(ids: list[str], first: np.ndarray, changes: dict[int, tuple[i
         k, new = changes[i]
         second = first[i].copy()
         second[k] = new
-        rows += [(ids[i], 0.0, duration / 2), (ids[i], duration / 2, float(duration))]
+        rows += [(ids[i], 0.0, times[i]), (ids[i], times[i], float(duration))]
         values += [first[i], second]
     true = np.array(values).reshape(len(values), len(MIDLEVEL_CONCEPTS))
     table = pd.DataFrame(rows, columns=["clip_id", "start", "end"])
@@ -161,13 +163,13 @@ def _spec_dict(seed: int, targets: list[str]) -> dict:
 
 
 def _ground_truth(ids: list[str], true: np.ndarray, first: np.ndarray,
-                  changes: dict[int, tuple[int, float]], nuisance: dict[str, dict],
-                  weights: pd.DataFrame, intercepts: pd.Series, settings: dict) -> dict:
+                  changes: dict[int, tuple[int, float]], times: dict[int, float],
+                  nuisance: dict[str, dict], weights: pd.DataFrame, intercepts: pd.Series,
+                  settings: dict) -> dict:
     """The JSON-ready record of everything that generated the dataset."""
     lo, hi = RATING_SCALE
     per_point = weights / (hi - lo)
     clips = {}
-    half = settings["duration"] / 2
     for i, clip_id in enumerate(ids):
         record = {"concepts": dict(zip(MIDLEVEL_CONCEPTS, np.round(true[i], 6).tolist())),
                   "change": None, "segments": None, **nuisance[clip_id]}
@@ -175,13 +177,13 @@ def _ground_truth(ids: list[str], true: np.ndarray, first: np.ndarray,
             k, new = changes[i]
             record["change"] = {"concept": MIDLEVEL_CONCEPTS[k],
                                 "old": round(float(first[i, k]), 6), "new": round(new, 6),
-                                "time": half}
+                                "time": times[i]}
             second = first[i].copy()
             second[k] = new
             record["segments"] = [
-                {"start": 0.0, "end": half,
+                {"start": 0.0, "end": times[i],
                  "concepts": dict(zip(MIDLEVEL_CONCEPTS, np.round(first[i], 6).tolist()))},
-                {"start": half, "end": settings["duration"],
+                {"start": times[i], "end": settings["duration"],
                  "concepts": dict(zip(MIDLEVEL_CONCEPTS, np.round(second, 6).tolist()))}]
         clips[clip_id] = record
     return {
@@ -211,6 +213,7 @@ def synthesize(out_dir: str | os.PathLike, *, n_clips: int = 200, seed: int = 0,
                duration: float = 10.0, sample_rate: int = 22050,
                weights: str | os.PathLike | pd.DataFrame | None = None,
                correlated: bool = False, change_fraction: float = 0.25,
+               change_range: tuple[float, float] = (0.5, 0.5),
                rating_noise: float = 0.5, target_noise: float = 0.3,
                tags: bool = False, tag_presence: float = tagging.PRESENCE,
                n_jobs: int | None = None, progress: bool = True) -> Path:
@@ -219,7 +222,7 @@ def synthesize(out_dir: str | os.PathLike, *, n_clips: int = 200, seed: int = 0,
     Writes ``audio/<id>.wav`` (16-bit mono, ids ``s0000``...), ``annotations.csv`` (``clip_id``,
     7 concept ratings on 1-10, targets on 1-9), ``ground_truth.json`` and ``segments.csv``
     (``clip_id``, ``start``, ``end``, then the same columns, two rows per clip with a change:
-    its halves), ``spec.yaml`` (last); files of the same names are replaced. Audio of an earlier
+    before and after it), ``spec.yaml`` (last); files of the same names are replaced. Audio of an earlier
     synthetic dataset in ``out_dir`` (``audio/s<digits>.wav`` beside its ``ground_truth.json``)
     that this one does not write is removed, with a warning; other audio files in ``audio/`` are
     an error (they would join no row of the new annotations). Before any audio is written the
@@ -231,7 +234,9 @@ def synthesize(out_dir: str | os.PathLike, *, n_clips: int = 200, seed: int = 0,
     Results depend only on ``seed`` (not on ``n_jobs``): concepts, changes and clip rating noise
     come from the first child of ``SeedSequence(seed)``, clip ``i``'s audio from child ``i +
     1``, segment rating noise from child ``n_clips + 1``, the tags (with ``tags``) from child
-    ``n_clips + 2``: a dataset without tags is the same with this option as before it existed.
+    ``n_clips + 2``, the change times (with a ``change_range`` wider than a point) from child
+    ``n_clips + 3``: a dataset without tags or with changes at one fraction of the clip is the
+    same with these options as before they existed.
 
     Parameters
     ----------
@@ -240,7 +245,12 @@ def synthesize(out_dir: str | os.PathLike, *, n_clips: int = 200, seed: int = 0,
     correlated : bool
         Draw concepts through the Gaussian copula ``COPULA_CORRELATION``.
     change_fraction : float
-        Share of clips in which one concept jumps by at least 0.5 at ``duration / 2``.
+        Share of clips in which one concept jumps by at least 0.5 at their change time.
+    change_range : (low, high)
+        Fractions of ``duration`` between which each clip's change time is drawn uniformly
+        (rounded to the millisecond); default ``(0.5, 0.5)``: every change at the middle,
+        where a guess of the middle would locate every change exactly (a localization
+        benchmark needs a range).
     rating_noise, target_noise : float
         Standard deviations of the rating noise (1-10 points) and target noise (1-9 points).
     tags : bool
@@ -256,6 +266,7 @@ def synthesize(out_dir: str | os.PathLike, *, n_clips: int = 200, seed: int = 0,
                                                                           "sample_rate")
     duration = real_number(duration, "duration", above=0, unit="seconds")
     change_fraction = real_number(change_fraction, "change_fraction", least=0, most=1)
+    change_range = _change_range(change_range)
     tag_presence = real_number(tag_presence, "tag_presence", least=0, most=1)
     rating_noise = real_number(rating_noise, "rating_noise", least=0)
     target_noise = real_number(target_noise, "target_noise", least=0)
@@ -266,14 +277,16 @@ def synthesize(out_dir: str | os.PathLike, *, n_clips: int = 200, seed: int = 0,
     width = max(4, len(str(n_clips - 1)))
     ids = [f"s{i:0{width}d}" for i in range(n_clips)]
     folder.invalidate(out, folder.stale_audio(out, ids))
-    # children: 0 concepts, 1..n clips, n + 1 segment noise, n + 2 tags
-    children = np.random.SeedSequence(seed).spawn(n_clips + 3)
+    # children: 0 concepts, 1..n clips, n + 1 segment noise, n + 2 tags, n + 3 change times
+    children = np.random.SeedSequence(seed).spawn(n_clips + 4)
     rng = np.random.default_rng(children[0])
     first = sample_concepts(n_clips, rng, correlated=correlated)
     changes = draw_changes(first, change_fraction, rng)
+    times = _change_times(sorted(changes), change_range, duration, children[n_clips + 3])
     true = first.copy()
-    for i, (k, new) in changes.items():
-        true[i, k] = (first[i, k] + new) / 2
+    for i, (k, new) in changes.items():  # the clip's rating: the time average
+        share = times[i] / duration
+        true[i, k] = share * first[i, k] + (1 - share) * new
     layer_tags = moods = None
     if tags:
         tag_rng = np.random.default_rng(children[n_clips + 2])
@@ -284,7 +297,8 @@ def synthesize(out_dir: str | os.PathLike, *, n_clips: int = 200, seed: int = 0,
                      children[i + 1], float(duration), int(sample_rate),
                      out / "audio" / f"{clip_id}.wav",
                      None if layer_tags is None else
-                     dict(zip(tagging.TAG_LAYERS, map(bool, layer_tags[i]))))
+                     dict(zip(tagging.TAG_LAYERS, map(bool, layer_tags[i]))),
+                     times.get(i))
             for i, clip_id in enumerate(ids)]
     try:
         nuisance = dict(tqdm(_run_jobs(jobs, n_jobs), total=n_clips,
@@ -304,15 +318,17 @@ def synthesize(out_dir: str | os.PathLike, *, n_clips: int = 200, seed: int = 0,
             table[tagging.TAG_COLUMNS[name]] = layer_tags[:, k].astype(int)
         table["mood"] = tagging.mood_cells(moods)
     write_text(out / "annotations.csv", table.to_csv(index=False, float_format="%.2f"))
-    segments = _segment_table(ids, first, changes, duration, weight_matrix, intercepts,
+    segments = _segment_table(ids, first, changes, times, duration, weight_matrix, intercepts,
                               np.random.default_rng(children[n_clips + 1]), rating_noise,
                               target_noise)
     write_text(out / "segments.csv", segments.to_csv(index=False, float_format="%.2f"))
     settings = {"seed": int(seed), "n_clips": int(n_clips), "duration": float(duration),
                 "sample_rate": int(sample_rate), "correlated": bool(correlated),
                 "change_fraction": float(change_fraction),
+                "change_range": [float(v) for v in change_range],
                 "noise": {"rating_noise": float(rating_noise), "target_noise": float(target_noise)}}
-    truth = _ground_truth(ids, true, first, changes, nuisance, weight_matrix, intercepts, settings)
+    truth = _ground_truth(ids, true, first, changes, times, nuisance, weight_matrix, intercepts,
+                          settings)
     spec = _spec_dict(seed, list(weight_matrix.index))
     if tags:
         truth["tags"] = _tag_truth(ids, layer_tags, moods, tag_presence)
@@ -323,6 +339,32 @@ def synthesize(out_dir: str | os.PathLike, *, n_clips: int = 200, seed: int = 0,
                                          default_flow_style=None))
     folder.complete(out)
     return spec_path
+
+
+def _change_range(value) -> tuple[float, float]:
+    """``(low, high)`` fractions of a clip with ``0 < low <= high < 1``, else ArgumentError."""
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ArgumentError(f"change_range must be two fractions of the clip (low, high), got "
+                            f"{value!r}") from None
+    if not 0.0 < low <= high < 1.0:
+        raise ArgumentError(f"change_range must satisfy 0 < low <= high < 1 (fractions of the "
+                            f"clip), got ({low:g}, {high:g})")
+    return low, high
+
+
+def _change_times(changed: list[int], change_range: tuple[float, float], duration: float,
+                  seed: np.random.SeedSequence) -> dict[int, float]:
+    """Each changed clip's change time in seconds: ``low * duration`` when the range is a
+    point (no draw), else uniform in the range, rounded to the millisecond and kept a
+    millisecond inside the clip."""
+    low, high = change_range
+    if low == high:
+        return {i: low * duration for i in changed}
+    draws = np.random.default_rng(seed).uniform(low, high, size=len(changed)) * duration
+    inside = np.clip(np.round(draws, 3), 1e-3, max(1e-3, duration - 1e-3))
+    return {i: float(t) for i, t in zip(changed, inside)}
 
 
 def _warn_clipped(targets: np.ndarray, names: list[str], most: float = 0.01) -> None:

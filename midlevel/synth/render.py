@@ -205,8 +205,10 @@ def _check_concepts(concepts: dict[str, float]) -> dict[str, float]:
 
 def render_clip(mat: Material, concepts: dict[str, float],
                  change: tuple[str, float] | None,
-                 layers: dict[str, bool] | None = None) -> np.ndarray:
-    """Render a clip, crossfading to the changed concept value at ``duration / 2``.
+                 layers: dict[str, bool] | None = None, *,
+                 change_time: float | None = None) -> np.ndarray:
+    """Render a clip, crossfading to the changed concept value at ``change_time`` seconds
+    (default ``duration / 2``; it must lie inside the clip).
 
     ``layers``: which layer families of ``TAG_LAYERS`` sound (default all; unknown names are
     an ArgumentError). Returns (n_samples,) float32 peak-normalized to 0.9.
@@ -215,11 +217,15 @@ def render_clip(mat: Material, concepts: dict[str, float],
     unknown = sorted(set(layers or {}) - set(TAG_LAYERS))
     if unknown:
         raise ArgumentError(f"layers: unknown {unknown}; layer families are {list(TAG_LAYERS)}")
+    at = mat.duration / 2 if change_time is None else float(change_time)
+    if change is not None and not 0.0 < at < mat.duration:
+        raise ArgumentError(f"change_time {at:g} s lies outside the clip (0 to "
+                            f"{mat.duration:g} s)")
     wave = _render(mat, first, layers)
     if change is not None:
         name, value = change
         second = _check_concepts({**first, name: value})
-        t = np.arange(mat.n_samples) / mat.sample_rate - mat.duration / 2
+        t = np.arange(mat.n_samples) / mat.sample_rate - at
         fade = 0.5 * (1 + np.sin(np.pi * np.clip(t / CROSSFADE_S, -0.5, 0.5)))
         wave = (1 - fade) * wave + fade * _render(mat, second, layers)
     return peak_normalize(wave, 0.9)
@@ -227,7 +233,8 @@ def render_clip(mat: Material, concepts: dict[str, float],
 
 def synthesize_clip(concepts: dict[str, float], *, duration: float = 10.0,
                     sample_rate: int = 22050, rng: np.random.Generator,
-                    change: tuple[str, float] | None = None) -> np.ndarray:
+                    change: tuple[str, float] | None = None,
+                    change_time: float | None = None) -> np.ndarray:
     """Synthesize one clip from its seven concept values.
 
     Parameters
@@ -241,10 +248,12 @@ def synthesize_clip(concepts: dict[str, float], *, duration: float = 10.0,
         of draws does not depend on ``concepts``, so equal generators give clips that differ
         only through the concept values.
     change : (concept name, new value) or None
-        Switch that concept to ``new value`` at ``duration / 2`` (40 ms crossfade).
+        Switch that concept to ``new value`` at ``change_time`` (default ``duration / 2``;
+        40 ms crossfade).
 
     Returns
     -------
     np.ndarray [shape=(round(duration * sample_rate),)], float32 mono, peak 0.9.
     """
-    return render_clip(draw_material(rng, duration, sample_rate), concepts, change)
+    return render_clip(draw_material(rng, duration, sample_rate), concepts, change,
+                       change_time=change_time)
