@@ -176,3 +176,27 @@ def test_a_target_nearly_constant_on_the_clips_does_not_set_the_mean(model, rng,
     t1 = flat[flat["target"] == "t1"].set_index("n_replaced")["relative_rmse"]
     np.testing.assert_allclose(flat[flat["target"] == "mean"].set_index("n_replaced")[
         "relative_rmse"], t1)
+
+
+def test_locate_change_says_when_every_window_spans_the_change(caplog):
+    """10-s windows on a 15-s clip (centres 5-10 s): a change at 7.3 s makes a straight line
+    through every window, which any centre from 5 to 10 s fits: NaN and a warning, not the
+    first grid point (5.02 s before); a change at 3 s or 12 s is seen whole and located; a
+    flat curve has no change."""
+    import logging
+    times = np.arange(5.0, 10.01, 0.5)
+
+    def seen(t0):  # the share of each 10-s window after a step at t0
+        return np.clip((times - t0 + 5.0) / 10.0, 0.0, 1.0)
+
+    with caplog.at_level(logging.WARNING, logger="midlevel"):
+        assert np.isnan(locate_change(times, 2.0 + 3.0 * seen(7.3), window=10.0))
+    assert "every window spans the change" in caplog.text and "5." in caplog.text
+    for t0 in (3.0, 12.0):
+        assert locate_change(times, 2.0 + 3.0 * seen(t0), window=10.0) == pytest.approx(
+            t0, abs=0.06)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="midlevel"):
+        assert np.isnan(locate_change(times, np.full(len(times), 4.0), window=10.0))
+        assert np.isnan(locate_change(times, np.full(len(times), 4.0)))
+    assert caplog.text.count("the curve is flat") == 2

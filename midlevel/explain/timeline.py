@@ -153,7 +153,8 @@ def contributions_over_time(run, audio, *, baseline, hop: float = 0.5,
 
 
 def locate_change(times, values, *, window: float | None = None) -> float:
-    """Time of the single change that best explains a curve (least squares).
+    """Time of the single change that best explains a curve (least squares), or NaN (with a
+    warning) where the curve does not tell it.
 
     Parameters
     ----------
@@ -167,27 +168,40 @@ def locate_change(times, values, *, window: float | None = None) -> float:
 
     Returns
     -------
-    float : the estimated change time in seconds.
+    float : the estimated change time in seconds; NaN where every ``t0`` over more than two
+        grid steps fits equally well: a flat curve, or (with ``window``) a change that every
+        window spans, so the ramp is a straight line through all of them and its centre could
+        be anywhere on it (a 10-s window on a 15-s clip: centres 5-10 s, any change between 5
+        and 10 s). The warning names the span of equally good times.
     """
     t = np.asarray(times, dtype=float)
     v = np.asarray(values, dtype=float).reshape(len(t), -1)
     if len(t) < 2:
         raise ExplainError("need at least two windows to locate a change")
+    scale = float(((v - v.mean(0)) ** 2).sum())
     if window:
         step = max(1e-3, float(np.min(np.diff(t))) / 10 if len(t) > 1 else 0.01)
-        best, best_t = np.inf, float(t[0])
-        for t0 in np.arange(t[0] - window / 2, t[-1] + window / 2 + step, step):
+        grid = np.arange(t[0] - window / 2, t[-1] + window / 2 + step, step)
+        sse = np.empty(len(grid))
+        for j, t0 in enumerate(grid):
             ramp = np.clip((t - t0 + window / 2) / window, 0.0, 1.0)
             design = np.stack([np.ones_like(t), ramp], 1)
             coef, *_ = np.linalg.lstsq(design, v, rcond=None)
-            sse = float(((v - design @ coef) ** 2).sum())
-            if sse < best - 1e-12:
-                best, best_t = sse, float(t0)
-        return best_t
-    best, best_i = np.inf, 1
-    for i in range(1, len(t)):
-        a, b = v[:i], v[i:]
-        sse = ((a - a.mean(0)) ** 2).sum() + ((b - b.mean(0)) ** 2).sum()
-        if sse < best:
-            best, best_i = sse, i
-    return float((t[best_i - 1] + t[best_i]) / 2)
+            sse[j] = float(((v - design @ coef) ** 2).sum())
+    else:
+        step = float(np.min(np.diff(t)))
+        grid = (t[:-1] + t[1:]) / 2
+        sse = np.array([((v[:i] - v[:i].mean(0)) ** 2).sum()
+                        + ((v[i:] - v[i:].mean(0)) ** 2).sum() for i in range(1, len(t))])
+    best = int(np.argmin(sse))
+    tied = grid[sse <= sse[best] + 1e-9 * scale + 1e-12]
+    if scale <= 1e-12 or tied.max() - tied.min() > 2.5 * step:
+        import logging
+        logging.getLogger("midlevel").warning(
+            "locate_change: the curve does not tell when it changes: every time from %.2f to "
+            "%.2f s fits it equally well (%s); returned NaN", tied.min(), tied.max(),
+            "the curve is flat" if scale <= 1e-12 else
+            "every window spans the change, so the ramp is a straight line through all of "
+            "them" if window else "a flat stretch")
+        return float("nan")
+    return float(grid[best])
