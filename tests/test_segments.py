@@ -453,3 +453,26 @@ def test_a_clip_rated_by_its_segments_is_not_a_missing_rating(tmp_path):
     assert [(w.clip, w.message) for w in missing] == [("c2", "missing rating: bright")]
     assert report.missing_ratings()["bright"] == 1
     assert "missing ratings: bright 1" in report.summary()
+
+
+def test_segment_times_in_another_unit_are_warned_about(tmp_path):
+    """Audit 16a: segments in tenths of a second (0-0.3 and 0.3-0.6 on 4-s clips) passed
+    validate with no word while 90 % of each clip fell back to its clip rating; now a warning
+    names the table. Segments reaching past the first quarter on some clips, or one clip's
+    intro alone, are not warned about."""
+    path = dataset(tmp_path, """
+        clip,start,end,bright
+        c1,0,0.3,2
+        c1,0.3,0.6,8
+        c2,0,0.35,3
+        c3,0,0.2,4
+        """)
+    report = validate(load_spec(path), progress=False)
+    (w,) = [w for w in report.warnings if w.message.startswith("segments end early")]
+    assert Path(w.file).name == "segments.csv"
+    assert "on 3 of 3 clips" in w.message and "another unit than seconds" in w.message
+    for fine in ("clip,start,end,bright\nc1,0,0.3,2\nc2,0,2.5,3\nc3,0,2,4\n",
+                 "clip,start,end,bright\nc1,0,0.5,2\n"):
+        (tmp_path / "segments.csv").write_text(fine)
+        report = validate(load_spec(path), progress=False)
+        assert not [w for w in report.warnings if w.message.startswith("segments end early")]

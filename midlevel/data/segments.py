@@ -5,8 +5,9 @@ datasets use: one row per (clip, start, end) or per (clip, time), where a rating
 holds until the clip's next row or the clip's end. :func:`load_segments` reads every segment
 table of a spec into one tidy table (:class:`Segments`), reporting every bad cell, unknown clip,
 empty or overlapping span as a :class:`~midlevel.errors.Problem` with its file, row and column;
-:func:`check_durations` adds the spans that run past a clip's audio (``midlevel validate``,
-which knows the durations). ``load_annotations`` puts the result on the annotations table as
+:func:`check_durations` adds the spans that run past a clip's audio and :func:`early_ends` warns
+about tables that rate only the start of their clips (``midlevel validate``, which knows the
+durations). ``load_annotations`` puts the result on the annotations table as
 ``table.attrs["segments"]``; :func:`segments_of` reads it back.
 """
 from __future__ import annotations
@@ -281,6 +282,42 @@ def check_durations(segments: Segments, durations: Mapping[str, float], *,
                                     f"audio ({duration:.2f} s)", file=file, row=row,
                                     column=column, clip=clip))
     return problems
+
+
+# A segment table whose spans end (or whose last instant lies) before this share of their
+# clips' audio on nearly all its clips is likely in another unit than seconds (tenths,
+# minutes): warned about, naming the file. Spans that cover part of a clip are allowed (the
+# rest takes the clip rating), so one clip alone says nothing.
+EARLY_REACH = 0.25
+
+
+def early_ends(segments: Segments, durations: Mapping[str, float]) -> list[Problem]:
+    """A warning per segment table in which at least 90 % of the clips (and at least two) have
+    their latest segment end, or their last instant, before ``EARLY_REACH`` of the clip's
+    audio (``durations``: clip -> seconds): times in another unit would silently rate only
+    the start of each clip, the rest falling back to its clip rating."""
+    if not len(segments):
+        return []
+    table = segments.table
+    reach = np.where(np.isfinite(table["end"]), table["end"], table["start"])
+    files = [source[0] for source in segments.sources] or [""] * len(table)
+    frame = pd.DataFrame({"clip": table["clip"].astype(str), "reach": reach, "file": files})
+    out = []
+    for file, g in frame.groupby("file", sort=False):
+        last = g.groupby("clip")["reach"].max()
+        known = {c: durations.get(c) for c in last.index}
+        share = pd.Series({c: last[c] / d for c, d in known.items()
+                           if d is not None and math.isfinite(d) and d > 0}, dtype=float)
+        early = share[share < EARLY_REACH]
+        if len(share) >= 2 and len(early) >= 0.9 * len(share):
+            out.append(Problem(
+                f"segments end early: on {len(early)} of {len(share)} clips the last segment "
+                f"ends before {EARLY_REACH:.0%} of the clip's audio (median "
+                f"{share.median():.1%}; e.g. {early.index[0]} at "
+                f"{last[early.index[0]]:g} s of {known[early.index[0]]:.2f} s): are the times "
+                f"in another unit than seconds? The rest of each clip takes its clip rating",
+                file=file or None))
+    return out
 
 
 def frame_span(start, end, n_frames: int, fps: float) -> tuple[np.ndarray, np.ndarray]:

@@ -237,6 +237,8 @@ def validate(spec: DataSpec, *, decode: bool = True, jobs: int = 2, window: floa
     warnings = ([c.warning for c in checks if c.warning is not None]
                 + [c.clipping for c in checks if c.clipping is not None]
                 + seg.frameless(ann.segments, frames, frontend.fps)
+                + seg.early_ends(ann.segments, {c.clip: c.duration for c in checks
+                                                if c.problem is None})
                 + short_clips(checks, window, frontend)
                 + band_limited(checks, frontend)
                 + missing_ratings(spec, table, ann.source, ann.rejected, ann.segments)
