@@ -10,7 +10,10 @@ For audio files it computes and writes, under ``out``:
 - ``<clip>_contributions.png``: the bar chart per clip;
 - ``dataset_contributions_<split>.csv`` and ``<clip>_dataset.png``: the distribution of each
   contribution over a split, the clip marked (the dataset view);
-- ``timeline.csv`` and ``<clip>_timeline.png``: contributions over time under the spectrogram;
+- ``timeline.csv`` and ``<clip>_timeline.png``: contributions over time under the spectrogram
+  (windows of ``window`` s every ``hop`` s; their mean is not the clip's prediction in
+  ``contributions.csv``, which averages ``predict``'s windows, the training crop every
+  ``eval_hop_seconds``: a 15-s clip read by 10-s windows counts its middle twice there);
 - ``interventions.csv`` (concepts set to values, the ``set`` column says which and to what;
   a units column says what each row's prediction and change are in: rating, or logit for a
   binary or class target) and ``intervention_curve.csv/.png`` (true ratings substituted one
