@@ -38,9 +38,10 @@ BAND_LOSS_DB = -20.0
 # reads the clipping's distortion as part of the music. A full-scale sine has three samples
 # that flat at its crests only below 1/1000 of the sample rate (44 Hz at 44.1 kHz; rounded to
 # 16 bits, below 30 Hz); a mix of four tones driven 5-20 % past full scale and rounded to 16
-# bits has 0.2-1.5 % of its samples there (2 % past: 0.0-0.25 %, by the tones' phases). A channel peaking below QUIET_DBFS is not judged: its few rounding
-# levels are flat anyway. Measured on the 360 Soundtracks MP3s and a synthetic world of 600 WAVs:
-# no channel has a single such run.
+# bits has 0.2-1.5 % of its samples there (2 % past: 0.0-0.25 %, by the tones' phases). A
+# channel peaking below QUIET_DBFS is not judged: its few rounding levels are flat anyway.
+# Measured on the 360 Soundtracks MP3s and a synthetic world of 600 WAVs: no channel has a
+# single such run.
 CLIP_RUN = 3
 CLIP_TOLERANCE = 2e-5
 CLIP_SHARE = 1e-3
