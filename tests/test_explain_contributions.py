@@ -200,3 +200,18 @@ def test_locate_change_says_when_every_window_spans_the_change(caplog):
         assert np.isnan(locate_change(times, np.full(len(times), 4.0), window=10.0))
         assert np.isnan(locate_change(times, np.full(len(times), 4.0)))
     assert caplog.text.count("the curve is flat") == 2
+
+
+def test_locate_change_does_not_depend_on_the_curves_units(caplog):
+    """Re-audit 16: an absolute tolerance made a clear change at 6.3 s NaN at 1e-5 x its
+    amplitude; two separate equal minima (a rise at 3 s, a fall at 7 s) are named as such,
+    not as a span of equally good times."""
+    import logging
+    times = np.arange(1.0, 9.01, 0.25)
+    seen = np.clip((times - 6.3 + 1.0) / 2.0, 0.0, 1.0)
+    found = [locate_change(times, a * (1.0 + seen), window=2.0) for a in (1.0, 1e-3, 1e-6)]
+    assert np.allclose(found, found[0]) and abs(found[0] - 6.3) < 0.1
+    step = ((times > 3.0) & (times < 7.0)).astype(float)  # symmetric: two equal minima
+    with caplog.at_level(logging.WARNING, logger="midlevel"):
+        assert np.isnan(locate_change(times, step))
+    assert "several separate times fit it equally well" in caplog.text

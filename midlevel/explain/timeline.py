@@ -168,17 +168,20 @@ def locate_change(times, values, *, window: float | None = None) -> float:
 
     Returns
     -------
-    float : the estimated change time in seconds; NaN where every ``t0`` over more than two
-        grid steps fits equally well: a flat curve, or (with ``window``) a change that every
-        window spans, so the ramp is a straight line through all of them and its centre could
-        be anywhere on it (a 10-s window on a 15-s clip: centres 5-10 s, any change between 5
-        and 10 s). The warning names the span of equally good times.
+    float : the estimated change time in seconds; NaN where the fit cannot tell it: a flat
+        curve, separate times that fit equally well, or every ``t0`` over more than two grid
+        steps fitting equally well, as when (with ``window``) every window spans the change,
+        so the ramp is a straight line through all of them and its centre could be anywhere
+        on it (a 10-s window on a 15-s clip: centres 5-10 s, any change between 5 and 10 s).
+        Ties are judged relative to the curve's own spread, so its units do not matter. The
+        warning says which case and names the times.
     """
     t = np.asarray(times, dtype=float)
     v = np.asarray(values, dtype=float).reshape(len(t), -1)
     if len(t) < 2:
         raise ExplainError("need at least two windows to locate a change")
     scale = float(((v - v.mean(0)) ** 2).sum())
+    flat = not np.ptp(v, axis=0).max() > 1e-9 * float(np.abs(v).max())  # scale-free
     if window:
         step = max(1e-3, float(np.min(np.diff(t))) / 10 if len(t) > 1 else 0.01)
         grid = np.arange(t[0] - window / 2, t[-1] + window / 2 + step, step)
@@ -194,14 +197,23 @@ def locate_change(times, values, *, window: float | None = None) -> float:
         sse = np.array([((v[:i] - v[:i].mean(0)) ** 2).sum()
                         + ((v[i:] - v[i:].mean(0)) ** 2).sum() for i in range(1, len(t))])
     best = int(np.argmin(sse))
-    tied = grid[sse <= sse[best] + 1e-9 * scale + 1e-12]
-    if scale <= 1e-12 or tied.max() - tied.min() > 2.5 * step:
-        import logging
-        logging.getLogger("midlevel").warning(
-            "locate_change: the curve does not tell when it changes: every time from %.2f to "
-            "%.2f s fits it equally well (%s); returned NaN", tied.min(), tied.max(),
-            "the curve is flat" if scale <= 1e-12 else
-            "every window spans the change, so the ramp is a straight line through all of "
-            "them" if window else "a flat stretch")
-        return float("nan")
-    return float(grid[best])
+    tied = np.flatnonzero(sse <= sse[best] + 1e-9 * scale)  # relative: any units
+    if flat:
+        why = "the curve is flat"
+    elif np.any(np.diff(tied) > 1):
+        why = ("several separate times fit it equally well: "
+               + ", ".join(f"{x:.2f}" for x in grid[tied][np.r_[True, np.diff(tied) > 1]]) + " s")
+    elif grid[tied[-1]] - grid[tied[0]] > 2.5 * step:
+        seen = np.clip((t - grid[best] + window / 2) / window, 0, 1) if window else None
+        why = (f"every time from {grid[tied[0]]:.2f} to {grid[tied[-1]]:.2f} s fits it "
+               f"equally well: " + (
+                   "the best fit shows no change within the windows" if seen is not None
+                   and np.ptp(seen) == 0 else
+                   "every window spans the change, so the ramp is a straight line through "
+                   "all of them" if window else "a flat stretch"))
+    else:
+        return float(grid[best])
+    import logging
+    logging.getLogger("midlevel").warning(
+        "locate_change: the curve does not tell when it changes (%s); returned NaN", why)
+    return float("nan")
