@@ -17,7 +17,7 @@ import soxr
 from midlevel.data.audio_header import declared_frames
 from midlevel.data.loudness import (  # noqa: F401  (re-exported)
     BAND_LOSS_DB, QUIET_DBFS, SILENCE, band_loss_db, clipping_warning, is_silent,
-    quiet_warning, remove_dc, signal_peak,
+    judges_clipping, quiet_warning, remove_dc, signal_peak,
 )
 from midlevel.errors import ArgumentError, AudioError
 
@@ -59,6 +59,8 @@ class AudioInfo:
         Seconds, ``frames / sample_rate``.
     format : str
         Container format as libsndfile names it ("WAV", "FLAC", "OGG", "MP3", ...).
+    subtype : str
+        Sample format as libsndfile names it ("PCM_16", "FLOAT", "VORBIS", ...).
     """
 
     path: str
@@ -67,6 +69,7 @@ class AudioInfo:
     frames: int
     duration: float
     format: str
+    subtype: str = ""
 
 
 def audio_info(path) -> AudioInfo:
@@ -96,7 +99,8 @@ def audio_info(path) -> AudioInfo:
         raise _truncated(path, int(info.frames), header)
     return AudioInfo(path=str(path), sample_rate=int(info.samplerate),
                      channels=int(info.channels), frames=int(info.frames),
-                     duration=float(info.frames / info.samplerate), format=str(info.format))
+                     duration=float(info.frames / info.samplerate), format=str(info.format),
+                     subtype=str(info.subtype))
 
 
 def load_audio(path, *, sample_rate: int | None = 22050, mono: bool = True,
@@ -133,15 +137,16 @@ def load_audio(path, *, sample_rate: int | None = 22050, mono: bool = True,
         samples, or (with ``normalize``) is silent.
     """
     path = _checked_file(path)
-    frames, sr = _decode(path, offset=offset, duration=duration)
+    frames, sr, subtype = _decode(path, offset=offset, duration=duration)
     y = _downmix(frames) if mono else np.ascontiguousarray(frames.T)
     return prepare_samples(y, path, rate=sr, sample_rate=sample_rate, normalize=normalize,
-                           channels=frames.T if mono else None)
+                           channels=frames.T if mono else None,
+                           clipping=judges_clipping(subtype))
 
 
 def prepare_samples(y: np.ndarray, source, *, rate: float, sample_rate: float | None,
                     normalize: bool = True, channels: np.ndarray | None = None,
-                    warn_once: bool = True) -> np.ndarray:
+                    warn_once: bool = True, clipping: bool = True) -> np.ndarray:
     """What :func:`load_audio` does after decoding (and what an in-memory waveform goes
     through, :mod:`midlevel.data.inputs`): warn when hard-clipped, remove the DC offset,
     refuse silence, warn when very quiet, resample, peak-normalize.
@@ -155,6 +160,8 @@ def prepare_samples(y: np.ndarray, source, *, rate: float, sample_rate: float | 
     channels : np.ndarray [shape=(channels, n_samples)] the mono ``y`` is the down-mix of.
     warn_once : log a quiet-audio warning once per message and process (a command may read
         a file twice: predictions, then its timeline); False: every time.
+    clipping : judge hard clipping (:func:`~midlevel.data.loudness.judges_clipping`: False
+        for lossy or companded samples, where flat runs do not show it).
 
     Returns
     -------
@@ -162,7 +169,8 @@ def prepare_samples(y: np.ndarray, source, *, rate: float, sample_rate: float | 
     """
     if normalize:
         # clipping is judged on the raw channels, whose rails are their own extremes
-        _warn(clipping_warning(source, channels if channels is not None else y), warn_once)
+        if clipping:
+            _warn(clipping_warning(source, channels if channels is not None else y), warn_once)
         # the peak is taken at the source's rate (resampling keeps the level within a few %)
         y, peak = signal_peak(y, source, channels=channels)
         mix = y if channels is not None and y.ndim == 1 else None
@@ -241,15 +249,17 @@ def _truncated(path: Path, end: int, declared: int) -> AudioError:
                       f"samples the header declares)")
 
 
-def _decode(path: Path, *, offset: float, duration: float | None) -> tuple[np.ndarray, int]:
-    """Decode ``[offset, offset + duration)`` seconds: (n_samples, channels) float32 and rate."""
+def _decode(path: Path, *, offset: float, duration: float | None
+            ) -> tuple[np.ndarray, int, str]:
+    """Decode ``[offset, offset + duration)`` seconds: (n_samples, channels) float32, the rate
+    and libsndfile's sample format ("PCM_16", "MPEG_LAYER_III", ...)."""
     if offset < 0 or (duration is not None and duration < 0):
         raise ArgumentError(f"offset and duration must be >= 0, got {offset} and {duration}")
     try:
         with sf.SoundFile(str(path)) as f:
             # libsndfile clamps a WAV/AIFF's count to what the file holds: take the header's
             header = declared_frames(path)
-            sr, declared = f.samplerate, max(f.frames, header or 0)
+            sr, declared, subtype = f.samplerate, max(f.frames, header or 0), str(f.subtype)
             start = round(offset * sr)
             stop = declared if duration is None else start + round(duration * sr)
             if start >= f.frames and f.frames < declared:
@@ -264,7 +274,7 @@ def _decode(path: Path, *, offset: float, duration: float | None) -> tuple[np.nd
         raise _undecodable(path, err) from err
     _check_decoded(path, y, end=start + len(y), stop=stop, declared=declared,
                    exact=header is not None)
-    return y, sr
+    return y, sr, subtype
 
 
 def _downmix(frames: np.ndarray) -> np.ndarray:

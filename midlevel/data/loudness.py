@@ -40,11 +40,17 @@ BAND_LOSS_DB = -20.0
 # 16 bits, below 30 Hz); a mix of four tones driven 5-20 % past full scale and rounded to 16
 # bits has 0.2-1.5 % of its samples there (2 % past: 0.0-0.25 %, by the tones' phases). A
 # channel peaking below QUIET_DBFS is not judged: its few rounding levels are flat anyway.
-# Measured on the 360 Soundtracks MP3s and a synthetic world of 600 WAVs: no channel has a
-# single such run.
+# Measured on 16-bit WAV copies of the 360 Soundtracks MP3s (decoded, scaled to a 0.99 peak)
+# and a synthetic world of 600 WAVs: no channel has a single such run.
+# Only lossless linear samples are judged (PCM, float, ALAC; FLAC decodes to PCM): a lossy
+# decoder (MP3, Vorbis, Opus) rings past the rails, leaving no flat run to see, and companded
+# or ADPCM samples (mu-law, A-law) are so coarse near full scale that clean music sits flat
+# there (0.11-0.17 % on re-audit 16's music). At least CLIP_MIN_RUNS runs are asked for:
+# a 0.1-s kick at 40 Hz rounded to 16 bits has a few flat crests.
 CLIP_RUN = 3
 CLIP_TOLERANCE = 2e-5
 CLIP_SHARE = 1e-3
+CLIP_MIN_RUNS = 8
 
 
 def is_silent(y: np.ndarray, *, threshold: float = 1e-6) -> bool:
@@ -190,12 +196,21 @@ def clipped_share(y: np.ndarray) -> tuple[float, int]:
     return worst
 
 
+def judges_clipping(subtype: str | None) -> bool:
+    """Whether samples of libsndfile's ``subtype`` ("PCM_16", "FLOAT", "MPEG_LAYER_III", ...)
+    can show hard clipping as flat runs: lossless linear ones, and unknown ones (None or ""
+    for arrays given in memory)."""
+    return (not subtype or subtype.startswith(("PCM_", "ALAC_"))
+            or subtype in ("FLOAT", "DOUBLE"))
+
+
 def clipping_warning(path, y: np.ndarray) -> str | None:
     """A warning naming the file when a channel of ``y`` (raw samples, see
-    :func:`clipped_share`) holds ``CLIP_SHARE`` or more of its samples in flat runs at its
-    rails, as hard clipping (or a square wave) leaves them; else None."""
+    :func:`clipped_share`) holds ``CLIP_SHARE`` or more of its samples in ``CLIP_MIN_RUNS``
+    or more flat runs at its rails, as hard clipping (or a square wave) leaves them; else
+    None. Call it on samples :func:`judges_clipping` accepts."""
     share, runs = clipped_share(y)
-    if share < CLIP_SHARE:
+    if share < CLIP_SHARE or runs < CLIP_MIN_RUNS:
         return None
     return (f"{path}: looks hard-clipped: {100 * share:.2g} % of a channel's samples sit in "
             f"{runs} flat runs at its highest or lowest value; the model reads the "

@@ -24,7 +24,9 @@ from tqdm.auto import tqdm
 
 from midlevel.data import segments as seg
 from midlevel.data.audio import audio_info, load_audio
-from midlevel.data.loudness import clipping_warning, quiet_warning, signal_peak
+from midlevel.data.loudness import (
+    clipping_warning, judges_clipping, quiet_warning, signal_peak,
+)
 from midlevel.data.frontends import LogFilteredSpectrogram, band_limit_note, window_frames
 from midlevel.data.annotations import load_annotations
 from midlevel.data.spec import SPLITS, DataSpec
@@ -69,7 +71,7 @@ def check_audio(clip: str, path: str, *, decode: bool = True) -> AudioCheck:
             quiet = quiet_warning(path, peak, channels=y, mix=mix)
             if quiet:
                 check.warning = Problem(quiet[len(path) + 2:], file=path, clip=clip)
-            if clipped := clipping_warning(path, y):
+            if judges_clipping(info.subtype) and (clipped := clipping_warning(path, y)):
                 check.clipping = Problem(clipped[len(path) + 2:], file=path, clip=clip)
             check.duration = y.shape[-1] / info.sample_rate
     except AudioError as exc:
