@@ -476,3 +476,20 @@ def test_segment_times_in_another_unit_are_warned_about(tmp_path):
         (tmp_path / "segments.csv").write_text(fine)
         report = validate(load_spec(path), progress=False)
         assert not [w for w in report.warnings if w.message.startswith("segments end early")]
+
+
+def test_a_table_of_instants_is_not_said_to_end_early(tmp_path):
+    """Re-audit 16: instants at 0 and 1.5 s on 4-s clips hold to each clip's end; they were
+    said to end early."""
+    spec = SPEC.replace("    start_column: start\n    end_column: end\n",
+                        "    time_column: time\n")
+    path = dataset(tmp_path, """
+        clip,time,bright
+        c1,0,2
+        c1,0.5,8
+        c2,0,3
+        c3,0,4
+        """, spec=spec)
+    report = validate(load_spec(path), progress=False)
+    assert report.ok
+    assert not [w for w in report.warnings if w.message.startswith("segments end early")]

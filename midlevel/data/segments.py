@@ -292,16 +292,19 @@ EARLY_REACH = 0.25
 
 
 def early_ends(segments: Segments, durations: Mapping[str, float]) -> list[Problem]:
-    """A warning per segment table in which at least 90 % of the clips (and at least two) have
-    their latest segment end, or their last instant, before ``EARLY_REACH`` of the clip's
-    audio (``durations``: clip -> seconds): times in another unit would silently rate only
-    the start of each clip, the rest falling back to its clip rating."""
-    if not len(segments):
+    """A warning per segment table of spans in which at least 90 % of the clips (and at least
+    two) have their latest segment end before ``EARLY_REACH`` of the clip's audio
+    (``durations``: clip -> seconds): times in another unit would silently rate only the
+    start of each clip, the rest falling back to its clip rating. Tables of instants are not
+    judged: their last rating holds to the clip's end, whatever its time."""
+    sources = segments.sources or ((None, None, None, False),) * len(segments)
+    spans = [i for i, source in enumerate(sources) if not source[3]]
+    if not spans:
         return []
-    table = segments.table
-    reach = np.where(np.isfinite(table["end"]), table["end"], table["start"])
-    files = [source[0] for source in segments.sources] or [""] * len(table)
-    frame = pd.DataFrame({"clip": table["clip"].astype(str), "reach": reach, "file": files})
+    table = segments.table.iloc[spans]
+    frame = pd.DataFrame({"clip": table["clip"].astype(str).to_numpy(),
+                          "reach": table["end"].to_numpy(dtype=float),
+                          "file": [sources[i][0] or "" for i in spans]})
     out = []
     for file, g in frame.groupby("file", sort=False):
         last = g.groupby("clip")["reach"].max()
@@ -314,8 +317,8 @@ def early_ends(segments: Segments, durations: Mapping[str, float]) -> list[Probl
                 f"segments end early: on {len(early)} of {len(share)} clips the last segment "
                 f"ends before {EARLY_REACH:.0%} of the clip's audio (median "
                 f"{share.median():.1%}; e.g. {early.index[0]} at "
-                f"{last[early.index[0]]:g} s of {known[early.index[0]]:.2f} s): are the times "
-                f"in another unit than seconds? The rest of each clip takes its clip rating",
+                f"{last[early.index[0]]:g} s of {known[early.index[0]]:.2f} s), so the rest of "
+                f"each clip takes its clip rating: are the times in another unit than seconds?",
                 file=file or None))
     return out
 
