@@ -45,8 +45,8 @@ root, modulation) use stratified uniforms, so the share of affected chords in a 
 about one chord of the probability times the number of chords, rather than binomially scattered.
 
 ``synthesize`` writes a dataset: ``audio/<id>.wav``, ``annotations.csv`` (noisy 1-10
-concept ratings and 1-9 emotion targets), ``segments.csv`` (the same per half of every clip
-with a mid-clip change), ``ground_truth.json`` and a data spec ``spec.yaml`` (written last:
+concept ratings and 1-9 emotion targets), ``segments.csv`` (the same before and after the change
+of every clip with a mid-clip change), ``ground_truth.json`` and a data spec ``spec.yaml`` (written last:
 its presence marks a complete dataset). Files are written under
 a temporary name and moved into place, so an interrupted run never leaves a half-written
 file under a final name.
@@ -64,8 +64,8 @@ a mid-clip change)::
 With ``c_j = (rating_j - 1) / 9`` the same map on the rating scale has weights ``W / 9`` and
 intercepts ``intercept - sum_j W[t, j] / 9`` (written to ground_truth.json as well).
 
-A clip with a change has two segments, ``(0, T/2)`` with the old value and ``(T/2, T)`` with
-the new one; ``segments.csv`` rates each from its own true concepts with the same formulas
+A clip with a change at ``t`` has two segments, ``(0, t)`` with the old value and ``(t, T)``
+with the new one (``t = T/2`` by default; ``change_range`` draws it over a range of the clip); ``segments.csv`` rates each from its own true concepts with the same formulas
 and fresh noise, while ``annotations.csv`` keeps the rating of the time average.
 """
 from __future__ import annotations

@@ -222,10 +222,10 @@ def synthesize(out_dir: str | os.PathLike, *, n_clips: int = 200, seed: int = 0,
     Writes ``audio/<id>.wav`` (16-bit mono, ids ``s0000``...), ``annotations.csv`` (``clip_id``,
     7 concept ratings on 1-10, targets on 1-9), ``ground_truth.json`` and ``segments.csv``
     (``clip_id``, ``start``, ``end``, then the same columns, two rows per clip with a change:
-    before and after it), ``spec.yaml`` (last); files of the same names are replaced. Audio of an earlier
-    synthetic dataset in ``out_dir`` (``audio/s<digits>.wav`` beside its ``ground_truth.json``)
-    that this one does not write is removed, with a warning; other audio files in ``audio/`` are
-    an error (they would join no row of the new annotations). Before any audio is written the
+    before and after it), ``spec.yaml`` (last); files of the same names are replaced. Audio
+    of an earlier synthetic dataset in ``out_dir`` (``audio/s<digits>.wav`` beside its
+    ``ground_truth.json``) that this one does not write is removed, with a warning; other
+    audio files in ``audio/`` are an error (they would join no row of the new annotations). Before any audio is written the
     earlier dataset's spec and tables are removed and ``SYNTH_INCOMPLETE.txt`` marks the folder
     (:mod:`midlevel.synth.folder`), so an interrupted run leaves no folder that loads as a
     dataset. A ``duration`` shorter than a sample, or whose clips, rendered at once by the

@@ -212,7 +212,8 @@ def sample_concepts(n_clips: int, rng: np.random.Generator, *, correlated: bool 
 
 def draw_changes(values: np.ndarray, fraction: float, rng: np.random.Generator,
                   ) -> dict[int, tuple[int, float]]:
-    """Pick ``round(fraction * n)`` clips that change one concept halfway.
+    """Pick ``round(fraction * n)`` clips that change one concept mid-clip (the time is
+    drawn by :func:`midlevel.synth.dataset.synthesize`).
 
     Returns ``{clip index: (concept index, new value)}`` with ``|new - old| >= MIN_CHANGE``.
     """

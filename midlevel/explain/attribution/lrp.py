@@ -173,7 +173,8 @@ def _warn_amplified(table: pd.DataFrame, output: str | None = None) -> None:
             "LRP%s: on %d clip(s) (%s) the relevance of both signs sums to more than %gx |f(x)| "
             "(up to %.3g x): with biases ignored, a layer whose bias-free sum is near zero while "
             "its output is not magnifies its relevance; compare with zero_bias=False before "
-            "reading the map", f" of {output}" if output else "", len(big), ", ".join(big["clip"].astype(str)[:5]), AMPLIFIED,
+            "reading the map", f" of {output}" if output else "", len(big),
+            ", ".join(big["clip"].astype(str)[:5]), AMPLIFIED,
             float(big["amplification"].max()))
 
 
