@@ -221,7 +221,10 @@ def _runs(args, work: Path, log) -> dict:
     return runs
 
 
-def soundtracks(args, work: Path, log) -> dict:
+def soundtracks(args, work: Path, log, methods=METHODS) -> dict:
+    """Every method of ``methods`` on the Soundtracks models' first ``args.clips`` test clips:
+    harness scores, cost, sanity on the first clips and listen-back of :data:`LISTEN_METHODS`
+    (first target), each (label, target, method) kept in ``work/parts`` as it finishes."""
     from midlevel.data.frontends import make_frontend
     from midlevel.data.audio import load_audio
     runs = _runs(args, work, log)
@@ -233,7 +236,7 @@ def soundtracks(args, work: Path, log) -> dict:
         fe = make_frontend(run.frontend)
         bg = run.background(16, cache_dir=work / "cache")
         for t_i, target in enumerate(args.targets):
-            for method in METHODS:
+            for method in methods:
                 part = work / "parts" / f"{label}_{target}_{method}.pkl"
                 if part.is_file():  # an interrupted run resumes here
                     done = pd.read_pickle(part)
@@ -382,6 +385,49 @@ def replace_events(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def harness_table(scores: pd.DataFrame) -> pd.DataFrame:
+    """Per model, target and method: the mean area between LeRF and MoRF deletion curves, its
+    gain over random orders with a 95 % bootstrap interval and the paired Wilcoxon p-value,
+    and the share of clips whose MoRF curve lies below random (``compare_to_random``)."""
+    tables = []
+    for (model, target), g in scores.groupby(["model", "target"], sort=False):
+        c = compare_to_random(g)
+        c = c[c["metric"] == "between_gain"].assign(model=model, target=target)
+        per = g.groupby("method", sort=False).agg(
+            n_clips=("clip", "size"), between=("between", "mean"),
+            between_random=("between_random", "mean"),
+            morf_better=("morf_better", "mean")).reset_index()
+        tables.append(per.merge(c[["method", "model", "target", "mean", "ci_low",
+                                   "ci_high", "p_wilcoxon", "verdict"]], on="method"))
+    table = pd.concat(tables, ignore_index=True)
+    table = table[["model", "target", "method", "n_clips", "between", "between_random",
+                   "mean", "ci_low", "ci_high", "p_wilcoxon", "morf_better", "verdict"]]
+    return table.rename(columns={"mean": "gain", "ci_low": "gain_ci_low",
+                                 "ci_high": "gain_ci_high"})
+
+
+def cost_table(cost: list) -> pd.DataFrame:
+    """Median milliseconds per clip, per model and method."""
+    return pd.DataFrame(cost).groupby(["model", "method"], sort=False)[
+        "seconds"].median().mul(1000).rename("median_ms_per_clip").reset_index()
+
+
+def listen_table(listen: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """Median listen-back shares per model, target and method, with "for" / "against"
+    oriented by the sign of ``f(x) - f(ref)`` (``toward`` / ``away``), and the share of clips
+    below the reference per model and target."""
+    below = listen["f_x"] < listen["f_ref"]  # the evidence for the clip's deviation is
+    oriented = listen["part"].where(~below, listen["part"].replace(  # then the negative
+        {"for": "against", "against": "for"}))
+    listen = listen.assign(part=oriented.replace({"for": "toward", "against": "away"}))
+    lt = listen.pivot_table(index=["model", "target", "method"], columns="part",
+                            values="share", aggfunc="median").reset_index()
+    n_below = listen[listen["part"] == "clip"].assign(below=below).groupby(
+        ["model", "target"])["below"].mean()
+    return lt[[c for c in ("model", "target", "method", "toward", "away", "complement", "clip")
+               if c in lt]], n_below
+
+
 def summarize(events: pd.DataFrame, st: dict) -> str:
     parts = [f"""Script: `benchmarks/posthoc_faithfulness.py` (CPU). Methods: every registered one
 ({', '.join(METHODS)}). The ranking rule (fixed in `midlevel/explain/harness.py` before any
@@ -390,24 +436,8 @@ reverse; removal to the attributions' own reference (the training background's m
 
 """ + events_text(events)]
     if st["scores"]:
-        scores = pd.concat(st["scores"], ignore_index=True)
-        tables = []
-        for (model, target), g in scores.groupby(["model", "target"], sort=False):
-            c = compare_to_random(g)
-            c = c[c["metric"] == "between_gain"].assign(model=model, target=target)
-            per = g.groupby("method", sort=False).agg(
-                n_clips=("clip", "size"), between=("between", "mean"),
-                between_random=("between_random", "mean"),
-                morf_better=("morf_better", "mean")).reset_index()
-            tables.append(per.merge(c[["method", "model", "target", "mean", "ci_low",
-                                       "ci_high", "p_wilcoxon", "verdict"]], on="method"))
-        table = pd.concat(tables, ignore_index=True)
-        table = table[["model", "target", "method", "n_clips", "between", "between_random",
-                       "mean", "ci_low", "ci_high", "p_wilcoxon", "morf_better", "verdict"]]
-        table = table.rename(columns={"mean": "gain", "ci_low": "gain_ci_low",
-                                      "ci_high": "gain_ci_high"})
-        cost = pd.DataFrame(st["cost"]).groupby(["model", "method"], sort=False)[
-            "seconds"].median().mul(1000).rename("median_ms_per_clip").reset_index()
+        table = harness_table(pd.concat(st["scores"], ignore_index=True))
+        cost = cost_table(st["cost"])
         parts.append(f"""### 2. Real Soundtracks: the harness (deletion; insertion is its mirror)
 
 {_fmt(table)}
@@ -437,19 +467,10 @@ the first clips of the first target only; the same check on 30 clips and both ta
 section "Post-hoc sanity with power" (`benchmarks/posthoc_sanity.py`).
 """)
     if st["listen"]:
-        listen = pd.concat(st["listen"], ignore_index=True)
-        below = listen["f_x"] < listen["f_ref"]  # the evidence for the clip's deviation is
-        oriented = listen["part"].where(~below, listen["part"].replace(  # then the negative
-            {"for": "against", "against": "for"}))
-        listen = listen.assign(part=oriented.replace({"for": "toward", "against": "away"}))
-        lt = listen.pivot_table(index=["model", "target", "method"], columns="part",
-                                values="share", aggfunc="median").reset_index()
-        n_below = listen[listen["part"] == "clip"].assign(below=below).groupby(
-            ["model", "target"])["below"].mean()
+        lt, n_below = listen_table(pd.concat(st["listen"], ignore_index=True))
         parts.append(f"""### 4. Listen-back fidelity (median share of f(x) - f(ref) each part keeps)
 
-{_fmt(lt[[c for c in ("model", "target", "method", "toward", "away", "complement", "clip")
-          if c in lt]])}
+{_fmt(lt)}
 
 `toward` / `away`: audio of the bins holding 90 % of |attribution| whose sign pushes the output
 toward / away from the clip's own value from the reference's (positive attribution for a clip

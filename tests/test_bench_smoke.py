@@ -261,3 +261,28 @@ def test_the_reliability_benchmark_runs_and_reports_both_worlds(capsys):
     out = capsys.readouterr().out
     assert "| 0.9 | 100 | corrected, true reliability 0.9 |" in out
     assert "| 400 | corrected, measured reliabilities |" in out
+
+
+def test_a_remeasured_row_stands_beside_the_row_it_replaces(tmp_path):
+    """``benchmarks/posthoc_remeasure.py``: the old rows are read from the source section's
+    table with the same header (not from another section's), and matched by model, target and
+    method; a row the old table lacks reads ``-``."""
+    import pandas as pd
+    import posthoc_remeasure as pr
+    header = "| model | target | method | gain |\n|---|---|---|---|\n"
+    results = tmp_path / "RESULTS.md"
+    results.write_text(
+        "## Other\n\n" + header + "| bb | fear | lrp | 9.000 |\n\n"
+        f"## {pr.SOURCE_SECTION}\n\ntext\n\n" + header
+        + "| bb | fear | lrp | 0.797 |\n| bb | fear | deeplift | 1.506 |\n"
+        "| bb | fear | gradcam | 0.602 |\n\nafter\n")
+    old = pr.numeric(pr.old_rows(results, ["model", "target", "method", "gain"],
+                                 ["lrp", "deeplift"]))
+    assert list(old["method"]) == ["lrp", "deeplift"] and old["gain"].tolist() == [0.797, 1.506]
+    new = pd.DataFrame({"model": ["bb", "bb"], "target": ["fear", "happy"],
+                        "method": ["lrp", "lrp"], "gain": [1.2, 0.5]})
+    both = pr.beside(new, old, ["gain"])
+    assert list(both.columns) == ["model", "target", "method", "gain", "gain_before"]
+    assert both["gain_before"].tolist() == [0.797, "-"]
+    assert pr.old_rows(tmp_path / "absent.md", ["model", "gain"], ["lrp"]).empty
+
