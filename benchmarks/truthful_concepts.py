@@ -82,6 +82,26 @@ def _load_or_train(spec, out: Path, mode: str, config: dict, cache: Path):
                  overwrite=True, progress=False)
 
 
+def check_world(data: Path, truth_json: dict, change_range, change_fraction: float) -> None:
+    """Refuse (SystemExit, naming the folder) a world in a reused workdir drawn with other
+    change settings than those asked for (a world from before change ranges existed had
+    every change at the middle: ``(0.5, 0.5)``), so no table reports one world's figure
+    under another's description."""
+    drawn = tuple(truth_json.get("change_range", (0.5, 0.5)))
+    fraction = float(truth_json.get("change_fraction", change_fraction))
+    if drawn != tuple(map(float, change_range)) or fraction != float(change_fraction):
+        raise SystemExit(f"{data}: its world was drawn with change range {drawn} and change "
+                         f"fraction {fraction:g}, not the {tuple(change_range)} and "
+                         f"{change_fraction:g} asked for; use another --workdir or remove it")
+
+
+def median_error(errors) -> float:
+    """The median of located errors with a curve not located (NaN) counted as infinitely
+    wrong, so misses cannot flatter it."""
+    e = np.asarray(errors, dtype=float)
+    return float(np.median(np.where(np.isnan(e), np.inf, e))) if len(e) else float("nan")
+
+
 def _without_segments(spec: Path) -> Path:
     """A copy of a spec without its time-segment tables (clip-level labels only)."""
     raw = yaml.safe_load(spec.read_text())
@@ -257,6 +277,7 @@ def synthetic(args, work: Path, log) -> dict:
                        weights=weights, change_fraction=0.5,
                        change_range=tuple(args.change_range), n_jobs=2, progress=False)
         truth_json = json.loads((data / "ground_truth.json").read_text())
+        check_world(data, truth_json, args.change_range, 0.5)
         truth = ground_truth_weights(truth_json)
         table = load_annotations(load_spec(spec))
         variants = [("after", spec, {**config, "seed": seed})]
@@ -379,7 +400,7 @@ def summarize(syn: dict, st: dict) -> tuple[str, dict]:
                          "chance": g["chance"].mean(),
                          "middle guess": g["middle_guess"].mean(),
                          "not located": int(g["error_s"].isna().sum()),
-                         "median error s": g["error_s"].median()})
+                         "median error s": median_error(g["error_s"])})
         loc_table = pd.DataFrame(rows)
     leak = pd.concat(syn["leakage"] + st["leakage"], ignore_index=True) \
         if syn["leakage"] or st["leakage"] else pd.DataFrame()
@@ -449,8 +470,8 @@ worlds' seven concepts and 3/35 = 0.09 for Soundtracks' three (plain values then
 
 `chance`: share of a uniform guess over the window centres within 1 s; `middle guess`: share
 of changes within 1 s of the clip's middle (a detector that does not read the audio); `not
-located`: curves `locate_change` cannot time (every window spans the change), counted as
-misses.
+located`: curves `locate_change` cannot time (NaN), counted as misses and as infinitely
+wrong in the median error.
 """
     if len(st_flags):
         text += "\n### 6. Soundtracks flags\n\n" + _fmt(st_flags.drop(columns=["summary"])) + "\n"

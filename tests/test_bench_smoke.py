@@ -286,3 +286,33 @@ def test_a_remeasured_row_stands_beside_the_row_it_replaces(tmp_path):
     assert both["gain_before"].tolist() == [0.797, "-"]
     assert pr.old_rows(tmp_path / "absent.md", ["model", "gain"], ["lrp"]).empty
 
+
+def test_the_localization_benchmark_runs_and_its_floors_read_no_audio(capsys):
+    """``benchmarks/change_localization.py --quick`` runs and reports the floors; the
+    shuffled floor pairs each estimate with the other clips' times: an exact detector on
+    changes 3 s apart scores 1 itself and 0 there; the middle guess is the share of changes
+    within 1 s of the middle."""
+    import pandas as pd
+    import change_localization as cl
+    exact = pd.DataFrame({"estimate_s": [2.0, 5.0, 8.0], "time_s": [2.0, 5.0, 8.0]})
+    assert cl.shuffled_floor(exact) == 0.0
+    same = pd.DataFrame({"estimate_s": [5.0, 5.2, float("nan")], "time_s": [5.0, 5.1, 4.9]})
+    assert cl.shuffled_floor(same) == pytest.approx(4 / 6)  # NaN estimates miss
+    assert cl.main(["--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "| mode | changes | within 1 s |" in out and "middle guess" in out
+
+
+def test_a_reused_world_drawn_with_other_change_times_is_refused(tmp_path):
+    """Re-audit 16: a workdir's world whose changes all sit at the middle (written before
+    change ranges, so without the key) was read as if drawn over 20-80 %; now refused by
+    name. Not-located curves count as infinitely wrong in the median error."""
+    import truthful_concepts as tc
+    with pytest.raises(SystemExit, match="change range"):
+        tc.check_world(tmp_path / "world0", {"change_fraction": 0.5}, (0.2, 0.8), 0.5)
+    with pytest.raises(SystemExit, match="change fraction"):
+        tc.check_world(tmp_path, {"change_range": [0.2, 0.8], "change_fraction": 0.25},
+                       (0.2, 0.8), 0.5)
+    tc.check_world(tmp_path, {"change_range": [0.2, 0.8], "change_fraction": 0.5}, (0.2, 0.8), 0.5)
+    assert tc.median_error([0.1, 0.2, float("nan")]) == 0.2
+    assert tc.median_error([0.1, float("nan"), float("nan")]) == float("inf")
