@@ -166,8 +166,8 @@ Per concept:
 of changes within 1 s of the clip's middle; `shuffled`: the detector's estimates paired with
 the other clips' true times (its answers, cut from the clip); `not located`: curves whose
 change time `locate_change` cannot tell (NaN: counted as misses, and as infinitely wrong in
-the median error). Sequential runs
-share the independent run's concept network, so their timelines are the independent's.
+the median error). Sequential runs share the independent run's concept network, so their
+timelines are the independent's.
 """
     print(text)
     if not args.no_write:
