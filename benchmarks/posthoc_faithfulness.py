@@ -366,7 +366,9 @@ compute the target, on the inputs a deletion curve makes too, for the box to be 
 evidence is); `ratio`: share of positive attribution inside the box over the box's share of
 the input; `clips_3x`: share of clips at >= 3x; `ceiling_ratio` (LIME variants): the ratio of
 a perfect explanation over the same components (each weighted by the share of the box it
-holds), the most any surrogate over them can reach; `morf_below_random`: share of clips whose
+holds; measured on the first 8 clips of the same draw; not a maximum: a map weighting the
+components wholly inside the box above their share exceeds it, audit 16b);
+`morf_below_random`: share of clips whose
 MoRF deletion area lies below the mean of 10 random orders of bins. Every row, with
 `morf_below_random_components` (LIME against random orders of its own components, a
 diagnostic) and the cost per clip, is `event_task.csv` in the workdir.

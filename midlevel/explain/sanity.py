@@ -57,6 +57,13 @@ input`` near 0, as the exact map of a model whose evidence sits in a few bins) c
 both of its similarities' intervals hold 0, the verdict says so (``passed`` stays False: the
 rule was fixed before measuring).
 
+The intervals resample clips, not the draw of the two random networks (``seeds``): on a toy
+event model, Integrated Gradients' ``trained_vs_random - random_vs_random`` moved from -0.012
+to +0.015 across six seed pairs, each interval about +-0.007 wide (audit 16b), so a pass or
+a fail by a margin of that size can turn with ``seeds``; run the check with other seeds
+before resting on it. Floor (a) is cleared more easily the more a map resembles the input's
+picture (IG mixed with ``|x - reference|`` clears it); it is floor (b) that catches such maps.
+
 A verdict needs at least as many clips with a defined similarity (``n_defined``) as the
 faithfulness harness needs for its paired test (:func:`midlevel.explain.harness_stats.min_clips`
 of ``1 - level``: 6 at 95 %): a percentile bootstrap over 2-5 clips has too few distinct
