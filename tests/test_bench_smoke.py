@@ -316,3 +316,19 @@ def test_a_reused_world_drawn_with_other_change_times_is_refused(tmp_path):
     tc.check_world(tmp_path, {"change_range": [0.2, 0.8], "change_fraction": 0.5}, (0.2, 0.8), 0.5)
     assert tc.median_error([0.1, 0.2, float("nan")]) == 0.2
     assert tc.median_error([0.1, float("nan"), float("nan")]) == float("inf")
+
+
+def test_the_event_floors_benchmark_scores_maps_that_read_no_model(capsys, tmp_path):
+    """``benchmarks/event_floors.py --quick``: the fixed-box map reaches the largest ratio
+    (the box never moves) and beats random orders, as audit 16b found; the distractor clips
+    are those whose brightest box-shaped patch lies outside the box."""
+    import event_floors as ef
+    task, _, _ = ef.task_for("toy")
+    x, _ = ef.distractor_clips(task, 5)
+    b0, b1, f0, f1 = task.box
+    inside = x[:, 0, b0:b1, f0:f1].mean((1, 2))
+    outside = torch.nn.functional.avg_pool2d(x, (b1 - b0, f1 - f0), stride=1).flatten(1)
+    assert len(x) == 5 and bool((outside.amax(1) > inside).all())
+    assert ef.main(["--quick", "--workdir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "| strongest | 32 x 48 | fixed_box | 25.600 | 1.000 | 1.000 |" in out
