@@ -332,3 +332,13 @@ def test_the_event_floors_benchmark_scores_maps_that_read_no_model(capsys, tmp_p
     assert ef.main(["--quick", "--workdir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "| strongest | 32 x 48 | fixed_box | 25.600 | 1.000 | 1.000 |" in out
+
+
+def test_the_input_floor_maps_read_only_the_clip():
+    """``benchmarks/posthoc_input_floor.py``: its maps are ``x - reference`` and its absolute
+    value, shaped as the clip."""
+    import posthoc_input_floor as pif
+    x = torch.arange(12, dtype=torch.float32).reshape(1, 1, 3, 4)
+    maps = pif.input_maps(x, np.full((3, 4), 5.0))
+    assert maps["input"].shape == (1, 1, 3, 4) and maps["input"][0, 0, 0, 0] == -5.0
+    assert (maps["abs_input"] == np.abs(maps["input"])).all()
