@@ -43,7 +43,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-from ground_truth_recovery import _fmt, replace_section  # noqa: E402
+from ground_truth_recovery import _fmt, publish  # noqa: E402
 import truthful_concepts as tc  # noqa: E402
 
 SECTION = "Change localization at random change times"
@@ -169,10 +169,7 @@ change time `locate_change` cannot tell (NaN: counted as misses, and as infinite
 the median error). Sequential runs share the independent run's concept network, so their
 timelines are the independent's.
 """
-    print(text)
-    if not args.no_write:
-        replace_section(REPO / "benchmarks" / "RESULTS.md", SECTION, text)
-        print(f"written: benchmarks/RESULTS.md (section '{SECTION}')")
+    publish(text, SECTION, write=not args.no_write)
     return 0
 
 

@@ -51,7 +51,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-from ground_truth_recovery import _fmt, replace_section  # noqa: E402
+from ground_truth_recovery import _fmt, publish  # noqa: E402
 from posthoc_faithfulness import FRACTIONS, _options, common_arguments, event_clips  # noqa: E402
 
 from midlevel.explain.attribution.attributor import Attributor  # noqa: E402
@@ -214,7 +214,6 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads or max(1, min(2, os.cpu_count() or 1)))
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="floors_"))
     work.mkdir(parents=True, exist_ok=True)
-    t0 = time.time()
     if not args.render:
         for size in args.sizes:
             for seed in args.seeds:
@@ -235,10 +234,7 @@ def main(argv=None) -> int:
               f"{', '.join(map(str, sorted(parts['seed'].unique())))}; {args.event_clips} "
               f"strongest-event clips; LIME {args.lime_samples} samples).")
     text = render(parts, header)
-    print(text)
-    if not args.no_write and (args.render or not args.quick):
-        replace_section(REPO / "benchmarks" / "RESULTS.md", SECTION, text)
-        print(f"written: benchmarks/RESULTS.md (section '{SECTION}', {time.time() - t0:.0f} s)")
+    publish(text, SECTION, write=not args.no_write and (args.render or not args.quick))
     return 0
 
 

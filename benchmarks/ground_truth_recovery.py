@@ -60,6 +60,15 @@ def replace_section(path: Path, heading: str, body: str) -> None:
     tmp.replace(path)
 
 
+def publish(text: str, heading: str, *, write: bool) -> None:
+    """Print a benchmark's section and, with ``write``, replace the ``## heading`` section of
+    benchmarks/RESULTS.md with it."""
+    print(text)
+    if write:
+        replace_section(REPO / "benchmarks" / "RESULTS.md", heading, text)
+        print(f"written: benchmarks/RESULTS.md (section '{heading}')")
+
+
 def statistics_path(seeds, sizes, correlated_too=True) -> pd.DataFrame:
     rows = []
     settings = [("true", False), ("ratings", False)] + ([("ratings", True)] if correlated_too

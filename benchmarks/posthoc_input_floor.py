@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-from ground_truth_recovery import _fmt, replace_section  # noqa: E402
+from ground_truth_recovery import _fmt, publish  # noqa: E402
 from posthoc_faithfulness import (  # noqa: E402
     FRACTIONS, _options, _runs, common_arguments, harness_table,
 )
@@ -102,10 +102,7 @@ def main(argv=None) -> int:
 columns as in "Post-hoc explanations". A method's gain over random orders shows it reads the
 model only where it exceeds these.
 """
-    print(text)
-    if not args.no_write:
-        replace_section(REPO / "benchmarks" / "RESULTS.md", SECTION, text)
-        print(f"written: benchmarks/RESULTS.md (section '{SECTION}')")
+    publish(text, SECTION, write=not args.no_write)
     return 0
 
 

@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-from ground_truth_recovery import _fmt, replace_section  # noqa: E402
+from ground_truth_recovery import _fmt, publish  # noqa: E402
 from posthoc_faithfulness import (  # noqa: E402
     SECTION as SOURCE_SECTION, common_arguments, cost_table, harness_table, listen_table,
     soundtracks,
@@ -150,10 +150,7 @@ def main(argv=None) -> int:
               f"section \"{SOURCE_SECTION}\" (preset small, seed 0), not that run's: the peers' "
               f"rows show how far the models alone move a row.\n")
     text = summary(st, args.methods, results, header)
-    print(text)
-    if not args.no_write:
-        replace_section(results, SECTION, text)
-        print(f"written: benchmarks/RESULTS.md (section '{SECTION}')")
+    publish(text, SECTION, write=not args.no_write)
     return 0
 
 

@@ -342,3 +342,18 @@ def test_the_input_floor_maps_read_only_the_clip():
     maps = pif.input_maps(x, np.full((3, 4), 5.0))
     assert maps["input"].shape == (1, 1, 3, 4) and maps["input"][0, 0, 0, 0] == -5.0
     assert (maps["abs_input"] == np.abs(maps["input"])).all()
+
+
+def test_publish_prints_and_writes_only_its_own_section(tmp_path, monkeypatch, capsys):
+    """``ground_truth_recovery.publish``: the text printed; with ``write`` it replaces its
+    section of RESULTS.md and leaves the others alone."""
+    import ground_truth_recovery as gtr
+    (tmp_path / "benchmarks").mkdir()
+    results = tmp_path / "benchmarks" / "RESULTS.md"
+    results.write_text("# Benchmark results\n\n## A\n\nold a\n\n## B\n\nold b\n")
+    monkeypatch.setattr(gtr, "REPO", tmp_path)
+    gtr.publish("new a", "A", write=False)
+    assert "new a" in capsys.readouterr().out and "old a" in results.read_text()
+    gtr.publish("new a", "A", write=True)
+    text = results.read_text()
+    assert "new a" in text and "old a" not in text and "old b" in text
