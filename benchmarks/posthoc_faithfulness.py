@@ -371,7 +371,9 @@ components wholly inside the box above their share exceeds it, audit 16b);
 `morf_below_random`: share of clips whose
 MoRF deletion area lies below the mean of 10 random orders of bins. Every row, with
 `morf_below_random_components` (LIME against random orders of its own components, a
-diagnostic) and the cost per clip, is `event_task.csv` in the workdir.
+diagnostic) and the cost per clip, is `event_task.csv` in the workdir. The box sits at the
+same place on every clip, so maps that read no model meet the target too: their floors, and
+each method against the input per clip, are `benchmarks/event_floors.py`'s section.
 """
 
 
