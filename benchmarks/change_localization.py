@@ -28,7 +28,6 @@ localization at random change times" of benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -93,20 +92,11 @@ def per_concept(loc: pd.DataFrame) -> pd.DataFrame:
 def measure(args, work: Path, log) -> pd.DataFrame:
     from midlevel.data.annotations import load_annotations
     from midlevel.data.spec import load_spec
-    from midlevel.synth import synthesize
-    config = {"preset": "small", "epochs": args.epochs, "patience": args.patience,
-              "crop_seconds": args.crop, "eval_hop_seconds": args.crop / 2}
+    config = tc.training_config(args)
     rows = []
     for k, seed in enumerate(tc.MAP_SEEDS[:args.maps]):
         t0 = time.time()
-        data = work / f"world{k}"
-        spec = data / "spec.yaml"
-        if not spec.is_file():
-            synthesize(data, n_clips=args.n_clips, seed=seed, duration=args.duration,
-                       weights=tc.weight_map(seed), change_fraction=args.change_fraction,
-                       change_range=tuple(args.change_range), n_jobs=2, progress=False)
-        truth = json.loads((data / "ground_truth.json").read_text())
-        tc.check_world(data, truth, args.change_range, args.change_fraction)
+        spec, truth = tc.world(args, work, k, seed, args.change_fraction)
         table = load_annotations(load_spec(spec))
         for mode in args.modes:
             run = tc._load_or_train(spec, work / f"world{k}_{mode}", mode,
@@ -120,22 +110,15 @@ def measure(args, work: Path, log) -> pd.DataFrame:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--workdir", help="keep data and runs here (resumable)")
-    p.add_argument("--maps", type=int, default=3)
-    p.add_argument("--n-clips", type=int, default=240)
-    p.add_argument("--duration", type=float, default=10.0)
-    p.add_argument("--crop", type=float, default=3.0, help="training crop / timeline window (s)")
-    p.add_argument("--epochs", type=int, default=40)
-    p.add_argument("--patience", type=int, default=12)
+    tc.world_arguments(p)
     p.add_argument("--change-fraction", type=float, default=0.5)
-    p.add_argument("--change-range", type=float, nargs=2, default=(0.2, 0.8),
-                   metavar=("LOW", "HIGH"))
     p.add_argument("--modes", nargs="+", default=["independent", "joint"])
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: 2)")
     p.add_argument("--quick", action="store_true", help="tiny settings (smoke run)")
     p.add_argument("--no-write", action="store_true", help="do not write RESULTS.md")
     args = p.parse_args(argv)
     if args.quick:
-        args.maps, args.n_clips, args.duration, args.epochs, args.crop = 1, 40, 4.0, 2, 2.0
+        tc.quick_world(args)
         args.modes, args.no_write = ["independent"], True
     import torch
     torch.set_num_threads(args.threads or max(1, min(2, os.cpu_count() or 1)))

@@ -82,6 +82,49 @@ def _load_or_train(spec, out: Path, mode: str, config: dict, cache: Path):
                  overwrite=True, progress=False)
 
 
+def world_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of the synthetic worlds and their training, shared with
+    ``change_localization.py`` so that both measure the same worlds the same way."""
+    p.add_argument("--maps", type=int, default=3)
+    p.add_argument("--n-clips", type=int, default=240)
+    p.add_argument("--duration", type=float, default=10.0)
+    p.add_argument("--crop", type=float, default=3.0, help="training crop / timeline window (s)")
+    p.add_argument("--change-range", type=float, nargs=2, default=(0.2, 0.8),
+                   metavar=("LOW", "HIGH"),
+                   help="fractions of a clip between which its change time is drawn (default "
+                        "0.2 0.8; the runs of 2026-12-05 had every change at the middle, 0.5 "
+                        "0.5, where a guess of the middle locates every change)")
+    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--patience", type=int, default=12)
+
+
+def quick_world(args) -> None:
+    """The tiny worlds of a smoke run (``--quick``)."""
+    args.maps, args.n_clips, args.duration, args.epochs, args.crop = 1, 40, 4.0, 2, 2.0
+
+
+def training_config(args) -> dict:
+    """The training settings of every synthetic-world run (the seed added per world)."""
+    return {"preset": "small", "epochs": args.epochs, "patience": args.patience,
+            "crop_seconds": args.crop, "eval_hop_seconds": args.crop / 2}
+
+
+def world(args, work: Path, k: int, seed: int, change_fraction: float = 0.5
+          ) -> tuple[Path, dict]:
+    """World ``k`` (map ``seed``) in ``work``: synthesized unless there, refused if drawn
+    with other change settings (:func:`check_world`); its spec path and ground truth."""
+    from midlevel.synth import synthesize
+    data = work / f"world{k}"
+    spec = data / "spec.yaml"
+    if not spec.is_file():
+        synthesize(data, n_clips=args.n_clips, seed=seed, duration=args.duration,
+                   weights=weight_map(seed), change_fraction=change_fraction,
+                   change_range=tuple(args.change_range), n_jobs=2, progress=False)
+    truth_json = json.loads((data / "ground_truth.json").read_text())
+    check_world(data, truth_json, args.change_range, change_fraction)
+    return spec, truth_json
+
+
 def check_world(data: Path, truth_json: dict, change_range, change_fraction: float) -> None:
     """Refuse (SystemExit, naming the folder) a world in a reused workdir drawn with other
     change settings than those asked for (a world from before change ranges existed had
@@ -262,22 +305,12 @@ def localization(run, table: pd.DataFrame, truth_json: dict, cache: Path, label:
 def synthetic(args, work: Path, log) -> dict:
     from midlevel.data.annotations import load_annotations
     from midlevel.data.spec import load_spec
-    from midlevel.synth import synthesize
     out = {k: [] for k in ("calibration", "stats", "flags", "leakage", "localization")}
-    config = {"preset": "small", "epochs": args.epochs, "patience": args.patience,
-              "crop_seconds": args.crop, "eval_hop_seconds": args.crop / 2}
+    config = training_config(args)
     cache = work / "cache"
     for k, seed in enumerate(MAP_SEEDS[:args.maps]):
         t0 = time.time()
-        weights = weight_map(seed)
-        data = work / f"world{k}"
-        spec = data / "spec.yaml"
-        if not spec.is_file():
-            synthesize(data, n_clips=args.n_clips, seed=seed, duration=args.duration,
-                       weights=weights, change_fraction=0.5,
-                       change_range=tuple(args.change_range), n_jobs=2, progress=False)
-        truth_json = json.loads((data / "ground_truth.json").read_text())
-        check_world(data, truth_json, args.change_range, 0.5)
+        spec, truth_json = world(args, work, k, seed)
         truth = ground_truth_weights(truth_json)
         table = load_annotations(load_spec(spec))
         variants = [("after", spec, {**config, "seed": seed})]
@@ -487,17 +520,7 @@ wrong in the median error.
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--workdir", help="keep data and runs here (resumable)")
-    p.add_argument("--maps", type=int, default=3)
-    p.add_argument("--n-clips", type=int, default=240)
-    p.add_argument("--duration", type=float, default=10.0)
-    p.add_argument("--crop", type=float, default=3.0, help="training crop / timeline window (s)")
-    p.add_argument("--change-range", type=float, nargs=2, default=(0.2, 0.8),
-                   metavar=("LOW", "HIGH"),
-                   help="fractions of a clip between which its change time is drawn (default "
-                        "0.2 0.8; the runs of 2026-12-05 had every change at the middle, 0.5 "
-                        "0.5, where a guess of the middle locates every change)")
-    p.add_argument("--epochs", type=int, default=40)
-    p.add_argument("--patience", type=int, default=12)
+    world_arguments(p)
     p.add_argument("--modes", nargs="+", default=["independent", "sequential", "joint"])
     p.add_argument("--n-boot", type=int, default=1000)
     p.add_argument("--soundtracks", default=str(REPO.parent / "shared" / "datasets"
@@ -512,8 +535,8 @@ def main(argv=None) -> int:
     p.add_argument("--no-write", action="store_true", help="do not write RESULTS.md")
     args = p.parse_args(argv)
     if args.quick:
-        args.maps, args.n_clips, args.duration, args.epochs = 1, 40, 4.0, 2
-        args.st_seeds, args.st_epochs, args.n_boot, args.crop = 0, 1, 100, 2.0
+        quick_world(args)
+        args.st_seeds, args.st_epochs, args.n_boot = 0, 1, 100
         args.no_before, args.no_write = True, True
     if args.dev:
         global EVAL_SPLIT
