@@ -2,8 +2,24 @@
 
 For tests, notebooks and the demo's controlled check: attribution methods can be scored
 against where the evidence really is.
+
+Two placements:
+
+- ``"fixed"`` (the default, the judged task of issue 11): the event's box is the same on every
+  clip and the event and its distractor are flat blobs told apart only by where they are. A
+  map that reads no model (1 on the box, or the input itself) scores well there
+  (``benchmarks/event_floors.py``).
+- ``"moving"``: the box is drawn anew for every clip, and the event is told from the
+  distractor by its content only: the event is a sustained harmonic tone (horizontal stripes,
+  energy in every other band over the box's frames), the distractor a roll of broadband clicks
+  (vertical stripes, every other frame over its bands), of the same shape and the same mean
+  energy per unit of strength. A map can then find the event only by reading a model that
+  learned to tell the two apart: no fixed box exists, and the input is as bright on the
+  distractor as on the event whenever the two are equally strong.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -12,6 +28,42 @@ from torch import nn
 from midlevel.checks import real_number
 from midlevel.errors import ArgumentError
 from midlevel.models.bottleneck import BlackBox
+
+PLACEMENTS = ("fixed", "moving")
+
+
+@dataclass
+class EventClips:
+    """Clips of an :class:`EventTask` with where their events are.
+
+    x ``(n, 1, n_bands, n_frames)``, y ``(n, 1)``; boxes: the event's box per clip
+    ``(band_start, band_stop, frame_start, frame_stop)``, half-open; distractors: the
+    distractor's box per clip (None where none could be placed); strength ``(n,)``: the
+    event's strength ``s`` (y is ``s`` plus noise); distractor_strength ``(n,)`` (0 where
+    there is no distractor).
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    boxes: list
+    distractors: list
+    strength: np.ndarray
+    distractor_strength: np.ndarray
+
+
+def _apart(a: tuple, b: tuple) -> bool:
+    """Whether two half-open boxes ``(b0, b1, f0, f1)`` do not overlap."""
+    return a[1] <= b[0] or a[0] >= b[1] or a[3] <= b[2] or a[2] >= b[3]
+
+
+def stripes(h: int, w: int, *, across: str) -> np.ndarray:
+    """``(h, w)`` stripes of mean 1: ``across="bands"`` puts energy in every other band (a
+    sustained harmonic tone), ``"frames"`` in every other frame (broadband clicks)."""
+    if across not in ("bands", "frames"):
+        raise ArgumentError(f"across must be 'bands' or 'frames', not {across!r}")
+    on = (np.arange(h)[:, None] % 2 == 0) if across == "bands" else (np.arange(w)[None] % 2 == 0)
+    pattern = np.broadcast_to(on, (h, w)).astype(float)
+    return pattern / pattern.mean()
 
 
 class EventTask:
@@ -22,7 +74,11 @@ class EventTask:
     strength ``s`` in [0, 1], and the target is ``s`` (plus a little noise). Distractor events
     of the same shape appear outside the box and do not count.
 
-    Attributes: box, n_bands, n_frames, fps.
+    ``placement="moving"`` (module docstring): ``box`` gives only the event's shape; each
+    clip's box is drawn uniformly over the clip (:meth:`draw` says where), and the event
+    (horizontal stripes) is told from the distractor (vertical stripes) by content.
+
+    Attributes: box, n_bands, n_frames, fps, placement.
     """
 
     #: the background noise is uniform in [0, BACKGROUND]
@@ -30,28 +86,86 @@ class EventTask:
 
     def __init__(self, *, n_bands: int = 32, n_frames: int = 48,
                  box: tuple[int, int, int, int] = (8, 14, 30, 40), noise: float = 0.05,
-                 fps: float = 31.25):
+                 fps: float = 31.25, placement: str = "fixed"):
+        if placement not in PLACEMENTS:
+            raise ArgumentError(f"placement must be one of {PLACEMENTS}, not {placement!r}")
+        b0, b1, f0, f1 = box
+        if not (0 <= b0 < b1 <= n_bands and 0 <= f0 < f1 <= n_frames):
+            raise ArgumentError(f"box {box} does not lie inside {n_bands} bands x {n_frames} "
+                                f"frames (band_start, band_stop, frame_start, frame_stop)")
         self.n_bands, self.n_frames, self.box = n_bands, n_frames, box
-        self.noise, self.fps = noise, fps
+        self.noise, self.fps, self.placement = noise, fps, placement
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """The event's ``(bands, frames)``."""
+        b0, b1, f0, f1 = self.box
+        return b1 - b0, f1 - f0
 
     def sample(self, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """``(x, y)``: x ``(n, 1, n_bands, n_frames)`` >= 0, y ``(n, 1)``."""
+        clips = self.draw(n, seed)
+        return clips.x, clips.y
+
+    def draw(self, n: int, seed: int = 0) -> EventClips:
+        """``n`` clips with their event and distractor boxes (:class:`EventClips`); the
+        clips of :meth:`sample` with the same ``n`` and ``seed``."""
+        if self.placement == "moving":
+            return self._draw_moving(n, seed)
         rng = np.random.default_rng(seed)
         b0, b1, f0, f1 = self.box
         x = rng.random((n, self.n_bands, self.n_frames)) * self.BACKGROUND
         s = rng.random(n)
         x[:, b0:b1, f0:f1] += s[:, None, None]
         h, w = b1 - b0, f1 - f0
+        distractors, d = [None] * n, np.zeros(n)
         for i in range(n):  # one distractor of the same shape, away from the box
             for _ in range(20):
                 bb = rng.integers(0, self.n_bands - h + 1)
                 ff = rng.integers(0, self.n_frames - w + 1)
                 if bb + h <= b0 or bb >= b1 or ff + w <= f0 or ff >= f1:
-                    x[i, bb:bb + h, ff:ff + w] += rng.random()
+                    d[i] = rng.random()
+                    x[i, bb:bb + h, ff:ff + w] += d[i]
+                    distractors[i] = (int(bb), int(bb + h), int(ff), int(ff + w))
                     break
         y = s + rng.normal(0, self.noise, n)
-        return (torch.as_tensor(x, dtype=torch.float32).unsqueeze(1),
-                torch.as_tensor(y, dtype=torch.float32).unsqueeze(1))
+        return EventClips(torch.as_tensor(x, dtype=torch.float32).unsqueeze(1),
+                          torch.as_tensor(y, dtype=torch.float32).unsqueeze(1),
+                          [tuple(self.box)] * n, distractors, s, d)
+
+    def _draw_moving(self, n: int, seed: int) -> EventClips:
+        rng = np.random.default_rng([seed, 1])  # a stream of its own: not the fixed task's
+        h, w = self.shape
+        x = rng.random((n, self.n_bands, self.n_frames)) * self.BACKGROUND
+        s, d = rng.random(n), rng.random(n)
+        tone, clicks = stripes(h, w, across="bands"), stripes(h, w, across="frames")
+        boxes, distractors = [], [None] * n
+        for i in range(n):
+            bb = int(rng.integers(0, self.n_bands - h + 1))
+            ff = int(rng.integers(0, self.n_frames - w + 1))
+            box = (bb, bb + h, ff, ff + w)
+            boxes.append(box)
+            x[i, bb:bb + h, ff:ff + w] += s[i] * tone
+            for _ in range(50):  # the distractor, away from the event
+                db = int(rng.integers(0, self.n_bands - h + 1))
+                df = int(rng.integers(0, self.n_frames - w + 1))
+                other = (db, db + h, df, df + w)
+                if _apart(box, other):
+                    x[i, db:db + h, df:df + w] += d[i] * clicks
+                    distractors[i] = other
+                    break
+            else:
+                d[i] = 0.0
+        y = s + rng.normal(0, self.noise, n)
+        return EventClips(torch.as_tensor(x, dtype=torch.float32).unsqueeze(1),
+                          torch.as_tensor(y, dtype=torch.float32).unsqueeze(1),
+                          boxes, distractors, s, d)
+
+    def _fixed_only(self, what: str) -> None:
+        if self.placement != "fixed":
+            raise ArgumentError(f"{what} needs the fixed placement (one box for every clip); "
+                                f"this task's events move ({self.placement!r}): a removed "
+                                f"clip's target is not defined for them")
 
     def train_model(self, *, n: int = 256, steps: int = 150, seed: int = 0, lr: float = 3e-3,
                     width: float = 0.125, schedule: str = "cosine",
@@ -76,6 +190,8 @@ class EventTask:
         if schedule not in ("cosine", "constant"):
             raise ArgumentError(f"schedule must be 'cosine' or 'constant', not {schedule!r}")
         removal = real_number(removal, "removal (a share)", least=0, most=1)
+        if removal > 0:
+            self._fixed_only("training with removal")
         torch.manual_seed(seed)
         x, y = self.sample(n, seed)
         model = BlackBox([{"name": "event"}], backbone={"width": width, "dropout": 0.0,
@@ -117,6 +233,7 @@ class EventTask:
         x ``(n, 1, n_bands, n_frames)``, y ``(n, 1)``, reference ``(1, 1, n_bands, n_frames)``,
         keep ``(n, 1, n_bands, n_frames)`` in [0, 1]; returns ``(x', y')`` of the same shapes.
         """
+        self._fixed_only("removed")
         b0, b1, f0, f1 = self.box
         xr = keep * x + (1 - keep) * reference
         change = (xr - x)[:, :, b0:b1, f0:f1].mean(dim=(2, 3))
@@ -125,6 +242,7 @@ class EventTask:
     def box_energy(self, x: torch.Tensor) -> torch.Tensor:
         """``(n,)``: the mean of ``x`` over the box above the background's mean level, what
         the target measures (up to its noise) for clips, removed or not."""
+        self._fixed_only("box_energy")
         b0, b1, f0, f1 = self.box
         return x[:, 0, b0:b1, f0:f1].mean(dim=(1, 2)) - self.BACKGROUND / 2
 
@@ -155,6 +273,7 @@ class EventTask:
         the model."""
         x, y = self.sample(n, seed)
         if removal:
+            self._fixed_only("held_out_r2(removal=True)")
             # masks from their own stream: ``sample`` draws the clips' noise from ``seed``
             keep = torch.as_tensor(self.random_keep(n, np.random.default_rng([seed, 1])),
                                    dtype=x.dtype)
