@@ -102,11 +102,12 @@ def distractor_clips(task: EventTask, n: int, pool: int = 400
     return x[order], bg
 
 
-def score_maps(task, selector, x, reference, maps, name: str) -> pd.DataFrame:
-    """Per clip: box ratio and MoRF deletion area / whether below random, for ``maps``."""
+def score_maps(task, selector, x, reference, maps, name: str, boxes=None) -> pd.DataFrame:
+    """Per clip: box ratio and MoRF deletion area / whether below random, for ``maps``;
+    ``boxes``: one event box per clip (default: the task's one box for all)."""
     values = np.asarray(maps, dtype=np.float32)
-    share = box_share(values[:, 0], task.box, method=name,
-                      clips=[f"c{i}" for i in range(len(x))])
+    share = box_share(values[:, 0], list(boxes) if boxes is not None else task.box,
+                      method=name, clips=[f"c{i}" for i in range(len(x))])
     scores = clip_scores(curve_areas(perturbation_curves(
         selector, x, values, reference, method=name, clips=[f"c{i}" for i in range(len(x))],
         modes=("deletion",), n_random=5, fractions=FRACTIONS)))

@@ -334,6 +334,31 @@ def test_the_event_floors_benchmark_scores_maps_that_read_no_model(capsys, tmp_p
     assert "| strongest | 32 x 48 | fixed_box | 25.600 | 1.000 | 1.000 |" in out
 
 
+def test_the_moving_event_benchmark_scores_own_boxes_and_a_randomized_network(capsys,
+                                                                             tmp_path):
+    """``benchmarks/event_moving.py --quick``: the distractor clips are those whose clicks
+    outshine the tone; the randomized network shares no weight with the trained one; on those
+    clips the input prefers the distractor on every clip, and the table says so."""
+    import event_moving as em
+    task, _, _, _ = em.task_for("toy")
+    x, boxes, distractors, strengths, bg = em.moving_clips(task, 5, "distractor")
+    assert len(x) == 5 and (strengths[:, 1] > strengths[:, 0]).all()
+    assert len(set(boxes)) > 1 and all(d is not None for d in distractors)
+    model = task.train_model(n=32, steps=2, seed=0)
+    noise = em.randomized(model, x, bg, 1)
+    trained, rand = dict(model.named_parameters()), dict(noise.named_parameters())
+    assert all(not torch.equal(trained[k], rand[k]) for k in trained if k.endswith("weight")
+               and "conv" in k.lower())
+    assert em.main(["--quick", "--clip-set", "distractor", "--workdir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if "| none | input |" in line)
+    header = next(lines[i] for i in range(at, -1, -1) if lines[i].startswith("| clip_set"))
+    column = [c.strip() for c in header.split("|")].index("prefers_event")
+    assert lines[at].split("|")[column].strip() == "0.000"  # the input prefers the clicks
+    assert list(tmp_path.glob("model_32x48_3_*.pt"))  # the model is kept for the other set
+
+
 def test_the_input_floor_maps_read_only_the_clip():
     """``benchmarks/posthoc_input_floor.py``: its maps are ``x - reference`` and its absolute
     value, shaped as the clip."""

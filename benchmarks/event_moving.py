@@ -1,0 +1,317 @@
+"""A planted event that moves: do the post-hoc maps find an event only the model can tell?
+
+The judged planted-event task puts its deciding box at the same place on every clip, and its
+event and distractor are flat blobs told apart only by where they are; maps that read no
+model meet its figure (a constant map on the box 25.6x, the input 7.2x: "Planted event:
+floors that read no model"). Here the same figures are measured where they can only be met by
+reading the model: :class:`midlevel.testing.events.EventTask` with ``placement="moving"`` draws
+each clip's box anew, and the event (a sustained tone: energy in every other band of its box)
+is told from a distractor of the same shape and mean energy (broadband clicks: every other
+frame) by content alone. No fixed box exists, and the input is as bright on the distractor as
+on the event when the two are equally strong.
+
+Per event model (seeds 3, 4, 5; trained on clips only, as the judged toy models' recipe:
+256 clips, 150 cosine steps at the toy size), on the 30 strongest events of 200 clips (seed
+1; ``--clip-set distractor``: the strongest events among the clips of 400 whose distractor is
+stronger than the event), every registered method is scored:
+
+- box ratio: the share of positive attribution inside the clip's own event box over the box's
+  area share (the judged figure: >= 3x), and the same for the distractor's box;
+- MoRF: whether the most-relevant-first deletion curve lies below 5 random bin orders and
+  their reverses (the judged figure: on >= 90 % of clips), deleting to the background mean
+  through the trained model;
+- against two floors, per clip: the input itself (``x - reference``), and **the same method
+  on a randomized network** (every layer re-initialized, BatchNorm statistics re-estimated,
+  :func:`midlevel.explain.sanity.randomize_stage`): a map that scores as well from a network
+  that learned nothing reads the input through the method, not the model.
+
+The event models' held-out R^2 and how much their answer drops when the event's box, or the
+distractor's, is replaced by the reference (the model reads the event, not the distractor)
+are reported beside.
+
+    python benchmarks/event_moving.py --workdir runs/moving            # toy size, ~25 min
+    python benchmarks/event_moving.py --clip-set distractor --workdir runs/moving
+    python benchmarks/event_moving.py --render --workdir runs/moving   # table only
+    python benchmarks/event_moving.py --quick                          # smoke run
+
+Each (size, seed, clip set) is kept as ``moving_<size>_<seed>_<clip set>.csv`` in
+``--workdir``; ``--render`` writes the section "Planted event that moves: maps that must read
+the model" of benchmarks/RESULTS.md from every part there.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+from event_floors import score_maps  # noqa: E402
+from ground_truth_recovery import _fmt, publish  # noqa: E402
+from posthoc_faithfulness import _options, common_arguments  # noqa: E402
+
+from midlevel.explain.attribution.attributor import Attributor  # noqa: E402
+from midlevel.explain.attribution.registry import METHODS  # noqa: E402
+from midlevel.explain.faithfulness import box_share  # noqa: E402
+from midlevel.explain.sanity import cascade_stages, randomize_stage  # noqa: E402
+from midlevel.testing.events import EventTask  # noqa: E402
+
+SECTION = "Planted event that moves: maps that must read the model"
+FLOORS = ("input", "abs_input")
+#: the randomized network's seed is the event model's plus this
+RANDOM_SEED_OFFSET = 1000
+
+
+def task_for(size: str) -> tuple[EventTask, int, int, dict]:
+    """The moving event task, training clips and steps, and window options at ``size``
+    (the judged run's at each size)."""
+    if size == "toy":
+        return EventTask(placement="moving"), 256, 150, {"window": (4, 4), "stride": (2, 2)}
+    return (EventTask(n_bands=149, n_frames=313, box=(40, 64, 140, 190), placement="moving"),
+            512, 1500, {"window": (12, 25), "stride": (12, 25)})
+
+
+def moving_clips(task: EventTask, n: int, clip_set: str):
+    """``(x, boxes, distractors, strengths, background)``: the ``n`` strongest events of 200
+    clips (seed 1), or (``clip_set="distractor"``) the strongest events among the clips of
+    400 whose distractor is stronger than the event; 32 background clips (seed 2)."""
+    c = task.draw(200 if clip_set == "strongest" else 400, seed=1)
+    s, d = c.strength, c.distractor_strength
+    pool = np.arange(len(s)) if clip_set == "strongest" else np.flatnonzero(d > s)
+    order = pool[np.argsort(-s[pool], kind="stable")][:n]
+    bg, _ = task.sample(32, seed=2)
+    return (c.x[order], [c.boxes[i] for i in order], [c.distractors[i] for i in order],
+            np.stack([s[order], d[order]], axis=1), bg)
+
+
+def event_model(task: EventTask, n: int, steps: int, seed: int, work: Path | None):
+    """The event model of ``seed``, trained once per workdir (both clip sets read it)."""
+    path = work / f"model_{task.n_bands}x{task.n_frames}_{seed}_{steps}.pt" if work else None
+    if path is not None and path.is_file():
+        return torch.load(path, weights_only=False).eval()
+    model = task.train_model(n=n, steps=steps, seed=seed)
+    if path is not None:
+        tmp = path.with_suffix(".tmp")
+        torch.save(model, tmp)
+        os.replace(tmp, path)
+    return model
+
+
+def randomized(model, x: torch.Tensor, background: torch.Tensor, seed: int):
+    """A copy of ``model`` with every layer re-initialized (``seed``) and its BatchNorm
+    statistics re-estimated on ``background``, as the sanity check's full randomization."""
+    g = copy.deepcopy(model).eval()
+    done: list[str] = []
+    for _, names in cascade_stages(g, x[:2]):
+        randomize_stage(g, names, seed=seed, data=background, randomized=done)
+    return g.eval()
+
+
+def box_drops(model, x, boxes, distractors, reference) -> dict:
+    """Median drop of the model's answer (target units) when the event's box, or the
+    distractor's, is replaced by ``reference``: a model that reads the event drops by about
+    the event's strength for the first and by little for the second."""
+    ref = reference.reshape(1, 1, *x.shape[-2:])
+
+    def without(which):
+        out = x.clone()
+        for i, b in enumerate(which):
+            if b is not None:
+                b0, b1, f0, f1 = b
+                out[i, :, b0:b1, f0:f1] = ref[0, :, b0:b1, f0:f1]
+        return out
+
+    with torch.no_grad():
+        f = lambda z: model.unscale(model(z)).targets[:, 0].numpy()  # noqa: E731
+        base = f(x)
+        event, distractor = base - f(without(boxes)), base - f(without(distractors))
+    return {"event_drop": float(np.median(event)), "distractor_drop": float(np.median(distractor))}
+
+
+def measure(size: str, seed: int, args, log) -> tuple[pd.DataFrame, dict]:
+    """Every method on the trained and on a randomized event model, and the input floors:
+    per-clip rows; and the model's checks."""
+    task, n_train, steps, windows = task_for(size)
+    steps = args.event_steps or steps
+    x, boxes, distractors, strengths, bg = moving_clips(task, args.event_clips, args.clip_set)
+    model = event_model(task, n_train, steps, seed, args.workdir and Path(args.workdir))
+    noise = randomized(model, x, bg, seed + RANDOM_SEED_OFFSET)
+    about = {"clip_set": args.clip_set, "size": f"{task.n_bands} x {task.n_frames}",
+             "seed": seed, "held_out_r2": task.held_out_r2(model)}
+    opts = {**_options(args), **windows}
+    clips = [f"c{i}" for i in range(len(x))]
+    rows = []
+    for network, net in (("trained", model), ("random", noise)):
+        for method in METHODS:
+            t0 = time.time()
+            at = Attributor(net, method, background=bg, **opts)
+            attr = at.attribute(x, clips=clips)
+            # deletion always through the trained model: does this map order its evidence?
+            selector = Attributor(model, method, background=bg, **opts).selector
+            ref = at.reference_for(x)
+            rows.append(scored(task, selector, x, ref, attr.values, method, boxes, distractors)
+                        .assign(network=network))
+            log(f"{size} seed {seed} {network} {method}: {time.time() - t0:.0f} s")
+    ref = torch.as_tensor(np.asarray(ref, dtype=np.float32))
+    diff = x - ref.reshape(1, 1, *x.shape[-2:])
+    for name, maps in (("input", diff), ("abs_input", diff.abs())):
+        rows.append(scored(task, selector, x, ref, maps.numpy(), name, boxes, distractors)
+                    .assign(network="none"))
+    out = pd.concat(rows, ignore_index=True)
+    out["event_strength"] = np.tile(strengths[:, 0], len(rows))
+    out["distractor_strength"] = np.tile(strengths[:, 1], len(rows))
+    checks = {**about, **box_drops(model, x, boxes, distractors, ref)}
+    return out.assign(**about), checks
+
+
+def scored(task, selector, x, ref, maps, name, boxes, distractors) -> pd.DataFrame:
+    """:func:`event_floors.score_maps` on each clip's own box, with the distractor's ratio."""
+    rows = score_maps(task, selector, x, ref, maps, name, boxes=boxes)
+    values = np.asarray(maps, dtype=np.float32)[:, 0]
+    placed = [i for i, d in enumerate(distractors) if d is not None]
+    other = np.full(len(x), np.nan)
+    if placed:
+        other[placed] = box_share(values[placed], [distractors[i] for i in placed])["ratio"]
+    return rows.assign(distractor_ratio=other)
+
+
+def summary(parts: pd.DataFrame) -> pd.DataFrame:
+    """Per clip set, size, seed, map and network: mean box ratios (event, distractor), share
+    of clips at >= 3x, MoRF below random, whether the judged target holds; for the trained
+    methods, the share of clips beating the input's box ratio and the same method's on the
+    randomized network."""
+    keys = ["clip_set", "size", "seed"]
+    floor = parts[parts["method"] == "input"][keys + ["clip", "ratio"]].rename(
+        columns={"ratio": "input_ratio"})
+    noise = parts[parts["network"] == "random"][keys + ["clip", "method", "ratio"]].rename(
+        columns={"ratio": "random_ratio"})
+    both = parts.merge(floor, on=keys + ["clip"]).merge(noise, on=keys + ["clip", "method"],
+                                                        how="left")
+    both["beats_input"] = both["ratio"] > both["input_ratio"]
+    # the two boxes have one area, so the ratios compare their shares of positive attribution
+    both["prefers_event"] = (both["ratio"] > both["distractor_ratio"]).where(
+        both["distractor_ratio"].notna())
+    both["beats_random"] = (both["ratio"] > both["random_ratio"]).where(
+        both["random_ratio"].notna())
+    g = both.groupby(keys + ["network", "method"], sort=False)
+    out = pd.DataFrame({
+        "ratio_mean": g["ratio"].mean(),
+        "clips_3x": g["ratio"].apply(lambda r: (r >= 3).mean()),
+        "distractor_ratio": g["distractor_ratio"].mean(),
+        "prefers_event": g["prefers_event"].mean(),
+        "morf_below_random": g["morf_better"].mean(),
+        "beats_input": g["beats_input"].mean(),
+        "beats_random_network": g["beats_random"].mean()}).reset_index()
+    out["judged_target"] = np.where((out["ratio_mean"] >= 3) & (out["morf_below_random"] >= 0.9),
+                                    "yes", "no")
+    not_trained = out["network"] != "trained"
+    out.loc[not_trained, ["beats_input", "beats_random_network"]] = np.nan
+    return out
+
+
+def render(parts: pd.DataFrame, checks: pd.DataFrame, header: str) -> str:
+    table = summary(parts)
+    keys = ["clip_set", "size", "network", "method"]
+    cols = ["ratio_mean", "clips_3x", "distractor_ratio", "prefers_event", "morf_below_random",
+            "beats_input",
+            "beats_random_network"]
+    pooled = table.groupby(keys, sort=False)[cols].mean().reset_index()
+    met = table.groupby(keys, sort=False)["judged_target"].apply(
+        lambda v: f"{int((v == 'yes').sum())} of {len(v)}").reset_index()
+    pooled = pooled.merge(met, on=keys)
+    trained = pooled[pooled["network"] == "trained"].drop(columns="network")
+    floors = pooled[pooled["network"] != "trained"].drop(
+        columns=["beats_input", "beats_random_network"])
+    return f"""{header}
+
+**The event models** (per seed and clip set): held-out R^2 on 256 fresh clips (seed 11), and
+the median drop of the answer (target units) on the explained clips when the event's box, or
+the distractor's, is replaced by the reference.
+
+{_fmt(checks)}
+
+**Methods on the trained models** (mean over seeds; `judged_target`: the models on which
+ratio >= 3 and MoRF below random >= 0.9, the judged figure's two lines):
+
+{_fmt(trained)}
+
+**Floors: the same methods on a randomized network, and the input as a map** (mean over
+seeds; a floor that meets the judged figure shows that meeting it needs no trained model):
+
+{_fmt(floors)}
+
+`ratio_mean`: share of positive attribution inside the clip's own event box over the box's
+area share (1 = uniform); `clips_3x`: share of clips at >= 3x; `distractor_ratio`: the same
+for the distractor's box (the model should ignore it); `prefers_event`: share of clips with
+more positive attribution on the event's box than on the distractor's (same area; on the
+`distractor` clips the input itself prefers the distractor on every clip); `morf_below_random`: share of clips
+whose MoRF deletion area (through the trained model, to the background mean) lies below the
+mean of 5 random bin orders and their reverses; `beats_input`: share of clips whose box ratio
+exceeds that of `x - reference` on the same clip; `beats_random_network`: share of clips whose
+box ratio exceeds that of the same method on the randomized network. `clip_set`: the 30
+strongest events (`strongest`) or the strongest events among clips whose distractor is
+stronger than the event (`distractor`).
+
+**Per seed** (every map):
+
+{_fmt(table)}
+"""
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    common_arguments(p, lime_samples=64)  # the judged event run's LIME samples
+    p.add_argument("--sizes", nargs="+", default=["toy"], choices=["toy", "clip"])
+    p.add_argument("--seeds", type=int, nargs="+", default=[3, 4, 5])
+    p.add_argument("--event-clips", type=int, default=30)
+    p.add_argument("--event-steps", type=int, default=None,
+                   help="training steps (default: the judged run's at each size)")
+    p.add_argument("--clip-set", default="strongest", choices=["strongest", "distractor"])
+    p.add_argument("--render", action="store_true", help="write the table from the parts")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.seeds, args.event_clips = [3], 6
+        args.n_steps, args.n_samples, args.lime_samples, args.no_write = 4, 4, 16, True
+        args.threads = args.threads or 1  # tiny work: a second thread only waits under load
+    torch.set_num_threads(args.threads or max(1, min(2, os.cpu_count() or 1)))
+    work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="moving_"))
+    work.mkdir(parents=True, exist_ok=True)
+    if not args.render:
+        for size in args.sizes:
+            for seed in args.seeds:
+                part = work / f"moving_{size}_{seed}_{args.clip_set}.csv"
+                if part.is_file():
+                    continue
+                rows, checks = measure(size, seed, args, print)
+                for path, table in ((part, rows), (part.with_name("checks_" + part.name),
+                                                   pd.DataFrame([checks]))):
+                    tmp = path.with_suffix(".tmp")
+                    table.to_csv(tmp, index=False)
+                    os.replace(tmp, path)
+    parts = pd.concat([pd.read_csv(f) for f in sorted(work.glob("moving_*.csv"))],
+                      ignore_index=True)
+    checks = pd.concat([pd.read_csv(f) for f in sorted(work.glob("checks_moving_*.csv"))],
+                       ignore_index=True)
+    header = (f"Script: `benchmarks/event_moving.py` ({time.strftime('%Y-%m-%d %H:%M')}; "
+              f"`EventTask(placement=\"moving\")`, event models trained on clips only, seeds "
+              f"{', '.join(map(str, sorted(parts['seed'].unique())))}; {args.event_clips} clips "
+              f"per set; LIME {args.lime_samples} samples; integrated gradients {args.n_steps} "
+              f"steps, sampling methods {args.n_samples} samples).")
+    publish(render(parts, checks, header), SECTION,
+            write=not args.no_write and (args.render or not args.quick))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
