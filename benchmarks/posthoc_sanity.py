@@ -113,6 +113,30 @@ def run_all(args, work: Path, log) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataF
             pd.DataFrame(cost), models)
 
 
+def earlier_verdicts(path: Path) -> dict:
+    """(model, target, method) -> (passed, minus_random_ci_high) as printed in the first table
+    of the section :data:`SECTION` of ``path`` (empty if there is none)."""
+    text = path.read_text() if path.is_file() else ""
+    start = text.find(f"## {SECTION}\n")
+    if start < 0:
+        return {}
+    stop = text.find("\n## ", start + 1)
+    lines = text[start:stop if stop > 0 else None].splitlines()
+    header = next((i for i, line in enumerate(lines) if line.startswith("| model | target |")),
+                  None)
+    if header is None:
+        return {}
+    names = [c.strip() for c in lines[header].strip("|").split("|")]
+    out = {}
+    for line in lines[header + 2:]:
+        if not line.startswith("|"):
+            break
+        row = dict(zip(names, (c.strip() for c in line.strip("|").split("|"))))
+        out[(row["model"], row["target"], row["method"])] = (row.get("passed"),
+                                                             row.get("minus_random_ci_high"))
+    return out
+
+
 def _model_dirs(args, models: dict) -> list[str]:
     """The run directories the workdir's models are read from (links followed)."""
     work = Path(args.workdir) if getattr(args, "workdir", None) else None
@@ -139,6 +163,7 @@ def summarize_networks(verdicts: pd.DataFrame, cost: pd.DataFrame, args, models:
                                   "minus_random_pair_min": "pair_min",
                                   "minus_random_pair_max": "pair_max"})
     k = int(v["n_random"].max())
+    before = earlier_verdicts(REPO / "benchmarks" / "RESULTS.md")
     reading = []
     for (model, target, method), g in v.groupby(["model", "target", "method"], sort=False):
         two = g[g["n_random"] == 2].iloc[0]
@@ -154,6 +179,14 @@ def summarize_networks(verdicts: pd.DataFrame, cost: pd.DataFrame, args, models:
             why = ("floor (b)" if not many["minus_random_ci_high"] < 0 else "floor (a)")
             word = (f"fails either way (K = {k}: {why}, upper end "
                     f"{many['minus_random_ci_high']:+.3f})")
+        if bool(many["passed"] == True) and many["minus_random_pair_max"] >= 0:  # noqa: E712
+            word += (f"; some seed pairs alone give a margin >= 0 (`pair_max` "
+                     f"{many['minus_random_pair_max']:+.3f}): a two-network check with those "
+                     f"seeds would have failed")
+        old = before.get((model, target, method))
+        if old is not None:
+            word += (f" [the model of \"{SECTION}\": {'passed' if old[0] == 'True' else 'failed'}"
+                     f", `minus_random_ci_high` {old[1]}]")
         reading.append(f"- {model} {target} {method}: {word}.")
     minutes = cost["seconds"].sum() / 60
     return f"""Script: `benchmarks/posthoc_sanity.py` (CPU, {args.threads or 2} torch thread(s), {minutes:.0f} min of checks;
@@ -162,6 +195,8 @@ def summarize_networks(verdicts: pd.DataFrame, cost: pd.DataFrame, args, models:
 
     {command}
 
+The workdir must hold the trained runs (here links `soundtracks_<model>` to the run directories
+below; without a `model.pt` there the script trains new models, `posthoc_faithfulness._runs`).
 Models: the Soundtracks runs in the workdir ({"; ".join(f"{m} test {r}" for m, r in models.items())};
 run directories {", ".join(f"`{p}`" for p in _model_dirs(args, models))}),
 trained with the same settings as "Post-hoc sanity with power" (preset small, seed 0, 20
@@ -173,8 +208,9 @@ bootstrap over clips and networks (networks drawn with replacement; `random_vs_r
 over pairs of distinct networks; module docstring of `midlevel.explain.sanity`), so they
 cover the draw of the random networks. Pass rule, similarity (Spearman of |map|), floors and
 95 % level unchanged. K = {k} was chosen from the toy measurement
-(`benchmarks/sanity_networks_toy.py`: with K >= 6 the interval held the margin over 48
-networks in every disjoint seed set; two networks' intervals in 46-79 % of pairs).
+(`benchmarks/sanity_networks_toy.py`, IG on three toy event models: with K >= 6 the
+interval held the margin over 48 networks, same clips, in every disjoint seed set; two
+networks' clip-only intervals in 46-79 % of pairs).
 
 {_fmt(table)}
 
@@ -188,7 +224,23 @@ and highest (what that section's check would have measured with each pair).
 Reading (written by the script from the table):
 
 {chr(10).join(reading)}
+
+{_closing(v, k)}
 """
+
+
+def _closing(v: pd.DataFrame, k: int) -> str:
+    """The passes with K networks and how close their upper ends come to 0."""
+    many = v[(v["n_random"] == k) & v["passed"].eq(True)]
+    if many.empty:
+        return f"No method passes with K = {k}."
+    ends = ", ".join(f"{r.target} {r.method} {r.minus_random_ci_high:+.3f}"
+                     for r in many.itertuples())
+    return (f"With the draw of the networks in the interval, {len(many)} of "
+            f"{int((v['n_random'] == k).sum())} checks pass (upper ends of floor (b): {ends}). "
+            f"These are verdicts on the models named above; the models of \"{SECTION}\" are "
+            f"gone, so its passes are not re-judged on their own weights (the bracketed "
+            f"verdicts are theirs, for comparison only).")
 
 
 def _test_r(run, targets) -> str:
