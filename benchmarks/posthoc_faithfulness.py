@@ -281,16 +281,26 @@ def soundtracks(args, work: Path, log, methods=METHODS) -> dict:
     return out
 
 
-def sanity_rows(run, method: str, target: str, specs, bg,
-                options: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+def sanity_rows(run, method: str, target: str, specs, bg, options: dict, *,
+                n_random: int = 2, cascade: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One method's sanity verdict (all similarities) and cascade curve on the first window of
-    each of ``specs``, removal reference = the background's mean (also `posthoc_sanity.py`)."""
+    each of ``specs``, removal reference = the background's mean (also `posthoc_sanity.py`),
+    with ``n_random`` full randomizations (seeds 1 .. n_random)."""
+    res = sanity_result(run, method, target, specs, bg, options, n_random=n_random,
+                        cascade=cascade)
+    return res.verdict, res.cascade
+
+
+def sanity_result(run, method: str, target: str, specs, bg, options: dict, *,
+                  n_random: int = 2, cascade: bool = True):
+    """The :class:`~midlevel.explain.sanity.SanityResult` behind :func:`sanity_rows` (its
+    per-network similarities too)."""
     n = run.window()[0]
     x = torch.stack([torch.as_tensor(fit_window(s, n)) for s in specs])[:, None]
     f = OutputSelector(run.model, "target", run.model.output_names.index(target)).eval()
     impl = make_method(method, **{**options, "check_additivity": False})
-    res = sanity_check(f, impl, x, bg.mean(0, keepdim=True), name=method, background=bg)
-    return res.verdict, res.cascade
+    return sanity_check(f, impl, x, bg.mean(0, keepdim=True), name=method, background=bg,
+                        n_random=n_random, cascade=cascade)
 
 
 def _sanity(run, at, specs, bg, method, target, label, cascades) -> pd.DataFrame:

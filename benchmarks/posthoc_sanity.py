@@ -20,6 +20,16 @@ figure.
 
 Interrupted runs resume: each (model, target, method) is kept in ``workdir/sanity_parts``.
 Writes the section "Post-hoc sanity with power" of benchmarks/RESULTS.md.
+
+With ``--n-random K`` (K > 2) the check makes K full randomizations (seeds 1 .. K) and its
+intervals resample clips and networks (the module docstring of ``midlevel.explain.sanity``);
+the same networks' seeds 1 and 2 alone give the two-network check as a comparison row. Such a
+run (parts in ``workdir/sanity_parts_k{K}``) writes the section "Post-hoc sanity over many
+random networks" instead, e.g.
+
+    python benchmarks/posthoc_sanity.py --workdir /tmp/sanity18/work --models blackbox \
+        --n-random 8 --no-cascade --threads 1 \
+        --methods integrated_gradients deeplift shap_deep shap_gradient
 """
 from __future__ import annotations
 
@@ -41,16 +51,19 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 from ground_truth_recovery import _fmt, replace_section  # noqa: E402
 from posthoc_faithfulness import (  # noqa: E402
-    _options, _runs, common_arguments, sanity_rows,
+    _options, _runs, common_arguments, sanity_result, sanity_rows,
 )
 
 from midlevel.explain.attribution.registry import METHODS  # noqa: E402
 
 SECTION = "Post-hoc sanity with power"
+NETWORKS_SECTION = "Post-hoc sanity over many random networks"
 
 
 def run_all(args, work: Path, log) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
     runs = _runs(args, work, log)
+    if getattr(args, "models", None):
+        runs = {label: run for label, run in runs.items() if label in args.models}
     data = {}
     for label, run in runs.items():
         _, specs = run.data("test", cache_dir=work / "cache")
@@ -64,7 +77,9 @@ def run_all(args, work: Path, log) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataF
     verdicts, cascades, cost = [], [], []
     for label, target, method in jobs:
         run, (specs, bg) = runs[label], data[label]
-        part = work / "sanity_parts" / f"{label}_{target}_{method}.pkl"
+        k = getattr(args, "n_random", 2)
+        parts = "sanity_parts" if k == 2 else f"sanity_parts_k{k}"
+        part = work / parts / f"{label}_{target}_{method}.pkl"
         if args.report_only and not part.is_file():
             continue
         if part.is_file():  # an interrupted run resumes here
@@ -72,7 +87,15 @@ def run_all(args, work: Path, log) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataF
             log(f"{label} {target} {method}: loaded from {part}")
         else:
             t0 = time.time()
-            v, c = sanity_rows(run, method, target, specs, bg, _options(args))
+            if k == 2:
+                v, c = sanity_rows(run, method, target, specs, bg, _options(args),
+                                   cascade=not getattr(args, "no_cascade", False))
+            else:  # the K-network verdict and, from its seeds 1 and 2, the two-network one
+                res = sanity_result(run, method, target, specs, bg, _options(args),
+                                    n_random=k, cascade=not args.no_cascade)
+                v = pd.concat([res.verdict, res.with_networks([1, 2]).verdict],
+                              ignore_index=True)
+                c = res.cascade
             s = time.time() - t0
             log(f"{label} {target} {method}: {s:.0f} s, verdict "
                 f"{v['verdict'].iloc[0]}")  # passed is NaN without a verdict
@@ -84,10 +107,140 @@ def run_all(args, work: Path, log) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataF
         verdicts.append(v.assign(**keys))
         cascades.append(c.assign(**keys))
         cost.append({**keys, "method": method, "seconds": s, "clips": len(specs),
-                     "stages": int(c["n_stages"].max())})
+                     "stages": int(c["n_stages"].max()) if len(c) else np.nan})
     models = {label: _test_r(run, args.targets) for label, run in runs.items()}
     return (pd.concat(verdicts, ignore_index=True), pd.concat(cascades, ignore_index=True),
             pd.DataFrame(cost), models)
+
+
+def earlier_verdicts(path: Path) -> dict:
+    """(model, target, method) -> (passed, minus_random_ci_high) as printed in the first table
+    of the section :data:`SECTION` of ``path`` (empty if there is none)."""
+    text = path.read_text() if path.is_file() else ""
+    start = text.find(f"## {SECTION}\n")
+    if start < 0:
+        return {}
+    stop = text.find("\n## ", start + 1)
+    lines = text[start:stop if stop > 0 else None].splitlines()
+    header = next((i for i, line in enumerate(lines) if line.startswith("| model | target |")),
+                  None)
+    if header is None:
+        return {}
+    names = [c.strip() for c in lines[header].strip("|").split("|")]
+    out = {}
+    for line in lines[header + 2:]:
+        if not line.startswith("|"):
+            break
+        row = dict(zip(names, (c.strip() for c in line.strip("|").split("|"))))
+        out[(row["model"], row["target"], row["method"])] = (row.get("passed"),
+                                                             row.get("minus_random_ci_high"))
+    return out
+
+
+def _model_dirs(args, models: dict) -> list[str]:
+    """The run directories the workdir's models are read from (links followed)."""
+    work = Path(args.workdir) if getattr(args, "workdir", None) else None
+    return [str((work / f"soundtracks_{m}").resolve()) if work else f"soundtracks_{m}"
+            for m in models]
+
+
+def summarize_networks(verdicts: pd.DataFrame, cost: pd.DataFrame, args, models: dict,
+                       command: str) -> str:
+    """The section of a K-network run: per (model, target, method) the two-network check
+    (seeds 1, 2: intervals over clips) beside the K-network one (intervals over clips and
+    networks), the margin's spread over networks and over pairs, and a reading."""
+    v = verdicts[verdicts["similarity"] == "spearman_abs"].copy()
+    v["margin"] = v["trained_vs_random"] - v["random_vs_random"]
+    cols = ["model", "target", "method", "n_random", "n_defined", "trained_vs_random",
+            "trained_vs_input", "random_vs_random", "margin", "minus_input_ci_high",
+            "minus_random_ci_low", "minus_random_ci_high", "minus_random_network_min",
+            "minus_random_network_max", "minus_random_pair_min", "minus_random_pair_max",
+            "passed"]
+    table = v[cols].sort_values(["model", "target", "method", "n_random"], kind="stable")
+    table = table.round({c: 3 for c in cols if table[c].dtype.kind == "f"})
+    table = table.rename(columns={"minus_random_network_min": "network_min",
+                                  "minus_random_network_max": "network_max",
+                                  "minus_random_pair_min": "pair_min",
+                                  "minus_random_pair_max": "pair_max"})
+    k = int(v["n_random"].max())
+    before = earlier_verdicts(REPO / "benchmarks" / "RESULTS.md")
+    reading = []
+    for (model, target, method), g in v.groupby(["model", "target", "method"], sort=False):
+        two = g[g["n_random"] == 2].iloc[0]
+        many = g[g["n_random"] == k].iloc[0]
+        if bool(two["passed"] == True) and bool(many["passed"] == True):  # noqa: E712
+            word = "passes with two networks and still passes with the draw in the interval"
+        elif bool(two["passed"] == True):  # noqa: E712
+            word = ("passes with two networks but not once the draw is in the interval "
+                    f"(`minus_random_ci_high` {many['minus_random_ci_high']:+.3f})")
+        elif bool(many["passed"] == True):  # noqa: E712
+            word = "fails with two networks but passes with K networks"
+        else:
+            why = ("floor (b)" if not many["minus_random_ci_high"] < 0 else "floor (a)")
+            word = (f"fails either way (K = {k}: {why}, upper end "
+                    f"{many['minus_random_ci_high']:+.3f})")
+        if bool(many["passed"] == True) and many["minus_random_pair_max"] >= 0:  # noqa: E712
+            word += (f"; some seed pairs alone give a margin >= 0 (`pair_max` "
+                     f"{many['minus_random_pair_max']:+.3f}): a two-network check with those "
+                     f"seeds would have failed")
+        old = before.get((model, target, method))
+        if old is not None:
+            word += (f" [the model of \"{SECTION}\": {'passed' if old[0] == 'True' else 'failed'}"
+                     f", `minus_random_ci_high` {old[1]}]")
+        reading.append(f"- {model} {target} {method}: {word}.")
+    minutes = cost["seconds"].sum() / 60
+    return f"""Script: `benchmarks/posthoc_sanity.py` (CPU, {args.threads or 2} torch thread(s), {minutes:.0f} min of checks;
+{args.clips} test clips, one 10-s window each, as in "Post-hoc sanity with power"; targets
+{', '.join(args.targets)}). Reproduce with
+
+    {command}
+
+The workdir must hold the trained runs (here links `soundtracks_<model>` to the run directories
+below; without a `model.pt` there the script trains new models, `posthoc_faithfulness._runs`).
+Models: the Soundtracks runs in the workdir ({"; ".join(f"{m} test {r}" for m, r in models.items())};
+run directories {", ".join(f"`{p}`" for p in _model_dirs(args, models))}),
+trained with the same settings as "Post-hoc sanity with power" (preset small, seed 0, 20
+epochs) but **not the models of that section** (they were deleted): same recipe, other
+weights. Check: `sanity_check` with K = {k} independent full randomizations (seeds 1 .. {k});
+the rows with `n_random` 2 are the two-network check of that section from the same networks'
+seeds 1 and 2 (intervals over clips only). With K = {k} the intervals come from a two-way
+bootstrap over clips and networks (networks drawn with replacement; `random_vs_random` only
+over pairs of distinct networks; module docstring of `midlevel.explain.sanity`), so they
+cover the draw of the random networks. Pass rule, similarity (Spearman of |map|), floors and
+95 % level unchanged. K = {k} was chosen from the toy measurement
+(`benchmarks/sanity_networks_toy.py`, IG on three toy event models: with K >= 6 the
+interval held the margin over 48 networks, same clips, in every disjoint seed set; two
+networks' clip-only intervals in 46-79 % of pairs).
+
+{_fmt(table)}
+
+`margin`: `trained_vs_random - random_vs_random` (floor (b); negative is what a pass needs);
+`minus_random_ci_low` / `_high`: its 95 % interval; `minus_input_ci_high`: upper end for floor
+(a); `network_min` / `network_max`: the margin of each network on its own (sim(T, R_k) minus
+the mean of sim(R_k, R_j) over the other networks), lowest and highest of the K;
+`pair_min` / `pair_max`: the two-network check's margin over all K(K-1)/2 seed pairs, lowest
+and highest (what that section's check would have measured with each pair).
+
+Reading (written by the script from the table):
+
+{chr(10).join(reading)}
+
+{_closing(v, k)}
+"""
+
+
+def _closing(v: pd.DataFrame, k: int) -> str:
+    """The passes with K networks and how close their upper ends come to 0."""
+    many = v[(v["n_random"] == k) & v["passed"].eq(True)]
+    if many.empty:
+        return f"No method passes with K = {k}."
+    ends = ", ".join(f"{r.target} {r.method} {r.minus_random_ci_high:+.3f}"
+                     for r in many.itertuples())
+    return (f"With the draw of the networks in the interval, {len(many)} of "
+            f"{int((v['n_random'] == k).sum())} checks pass (upper ends of floor (b): {ends}). "
+            f"These are verdicts on the models named above; the models of \"{SECTION}\" are "
+            f"gone, so its passes are not re-judged on their own weights (the bracketed "
+            f"verdicts are theirs, for comparison only).")
 
 
 def _test_r(run, targets) -> str:
@@ -200,7 +353,16 @@ def main(argv=None) -> int:
                    help="report the checks already in --workdir; compute nothing new")
     p.add_argument("--lime-targets", nargs="+", default=None,
                    help="targets the LIME variants are checked on (default: all of --targets)")
+    p.add_argument("--models", nargs="+", default=None, choices=["blackbox", "joint"],
+                   help="default: both")
+    p.add_argument("--n-random", type=int, default=2,
+                   help="full randomizations (seeds 1 .. K); K > 2 writes the section "
+                        f"'{NETWORKS_SECTION}' with the two-network check beside it")
+    p.add_argument("--no-cascade", action="store_true",
+                   help="only the full randomizations, not the cascade's stages")
     args = p.parse_args(argv)
+    if args.n_random < 2:
+        p.error("--n-random needs at least 2")
     if args.quick:
         args.clips, args.epochs, args.n_steps, args.n_samples, args.lime_samples = 3, 1, 4, 4, 16
         args.no_write = True
@@ -211,6 +373,17 @@ def main(argv=None) -> int:
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="sanity_"))
     work.mkdir(parents=True, exist_ok=True)
     verdicts, cascades, cost, models = run_all(args, work, print)
+    if args.n_random > 2:
+        verdicts.to_csv(work / f"sanity_verdicts_k{args.n_random}.csv", index=False)
+        command = "python benchmarks/posthoc_sanity.py " + " ".join(
+            a for a in (argv if argv is not None else sys.argv[1:])
+            if a not in ("--no-write", "--report-only"))
+        text = summarize_networks(verdicts, cost, args, models, command)
+        print(text)
+        if not args.no_write:
+            replace_section(REPO / "benchmarks" / "RESULTS.md", NETWORKS_SECTION, text)
+            print(f"written: benchmarks/RESULTS.md (section '{NETWORKS_SECTION}')")
+        return 0
     verdicts.to_csv(work / "sanity_verdicts.csv", index=False)
     cascades.to_csv(work / "sanity_cascade.csv", index=False)
     text = summarize(verdicts, cost, args, models)

@@ -203,6 +203,39 @@ def test_sanity_benchmark_report_reads_what_sanity_check_writes(tmp_path):
     assert (tmp_path / "cascade.png").stat().st_size > 1000
 
 
+def test_sanity_networks_report_reads_what_sanity_check_writes():
+    """``posthoc_sanity.py --n-random K``'s section from a real K = 3 check and its two-network
+    comparison (seeds 1, 2 of the same networks): both rows, the spread columns filled, a
+    reading line per method whose words follow the two verdicts."""
+    import argparse
+
+    import pandas as pd
+    import posthoc_sanity
+
+    from midlevel.explain.attribution.base import OutputSelector
+    from midlevel.explain.sanity import gradient_x_input, sanity_check
+    from midlevel.testing.events import EventTask
+    task = EventTask()
+    torch.manual_seed(0)
+    f = OutputSelector(task.train_model(steps=20)).eval()
+    x, _ = task.sample(6, seed=1)
+    res = sanity_check(f, gradient_x_input, x, x.mean(0, keepdim=True), name="gxi",
+                       n_boot=200, n_random=3, cascade=False)
+    v = pd.concat([res.verdict, res.with_networks([1, 2]).verdict]).assign(model="toy",
+                                                                          target="a")
+    cost = pd.DataFrame([{"model": "toy", "target": "a", "method": "gxi", "seconds": 60.0,
+                          "clips": 6, "stages": float("nan")}])
+    args = argparse.Namespace(clips=6, targets=["a"], threads=1, workdir=None)
+    text = posthoc_sanity.summarize_networks(v, cost, args, {"toy": "a r 0.50"}, "python x")
+    rows = [line for line in text.splitlines() if line.startswith("| toy | a | gxi |")]
+    assert [r.split("|")[4].strip() for r in rows] == ["2", "3"]
+    assert all("nan" not in r for r in rows)
+    reading = next(line for line in text.splitlines() if line.startswith("- toy a gxi: "))
+    two, three = (r.rstrip(" |").split("| ")[-1] for r in rows)
+    assert ("passes with two networks" in reading) == (two == "True")
+    assert ("still passes" in reading or "passes with K" in reading) == (three == "True")
+
+
 def test_calibrated_floor_matches_the_slope_band_and_shares_identical_runs():
     """A calibrated predictor's pass probability: near the normal approximation of the slope's
     sampling error (r = 0.65, n = 36: slope s.e. about 0.2, P(0.8 <= slope <= 1.25) about

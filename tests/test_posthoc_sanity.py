@@ -169,3 +169,146 @@ def test_constant_maps_are_named_as_the_reason_for_no_verdict(event):
                                       "with a constant map): explain more clips)")
     assert v.loc["ssim_abs", "n_defined"] == 6 and v.loc["ssim_abs", "verdict"] == "failed"
     assert not res.passed
+
+
+# ------------------------------------------------------------------ K random networks
+
+
+def _full_maps(f, fn, x, bg, ref, seed):
+    """The maps of the network ``f`` fully randomized with ``seed``, built here from the public
+    pieces (not through ``sanity_check``)."""
+    g, done = copy.deepcopy(f).eval(), []
+    for _, names in cascade_stages(f, x):
+        randomize_stage(g, names, seed=seed, data=bg, randomized=done)
+    return np.asarray(fn(g, x, ref))[:, 0]
+
+
+def test_two_networks_reproduce_the_check_as_it_was(event):
+    """K = 2 (the default) is the old check, number for number: trained_vs_random the mean of
+    sim(T, R1) and sim(T, R2), random_vs_random sim(R1, R2), random_vs_input sim(R1, I), the
+    intervals the clip-only bootstrap with its old seeds (0 and 1); n_random says 2."""
+    from midlevel.explain.sanity_verdict import _boot_ci
+    f, x, bg, ref = event
+    x = x[:8]
+    res = sanity_check(f, gradient_x_input, x, ref, background=bg, cascade=False)
+    assert res.seeds == (1, 2)
+    t = np.asarray(gradient_x_input(f, x, ref))[:, 0]
+    r1, r2 = (_full_maps(f, gradient_x_input, x, bg, ref, s) for s in (1, 2))
+    inp = input_only_map(None, x, ref)[:, 0]
+    fl = res.floors[res.floors["similarity"] == "spearman_abs"].reset_index(drop=True)
+    for i in range(len(x)):
+        s = {k: map_similarity(*ab)["spearman_abs"] for k, ab in {
+            "t1": (t[i], r1[i]), "t2": (t[i], r2[i]), "ti": (t[i], inp[i]),
+            "rr": (r1[i], r2[i]), "ri": (r1[i], inp[i])}.items()}
+        assert fl.loc[i, "trained_vs_random"] == float(np.mean([s["t1"], s["t2"]]))
+        assert fl.loc[i, "trained_vs_input"] == s["ti"]
+        assert fl.loc[i, "random_vs_random"] == s["rr"]
+        assert fl.loc[i, "random_vs_input"] == s["ri"]
+    v = res.verdict.set_index("similarity").loc["spearman_abs"]
+    d_in = (fl["trained_vs_random"] - fl["trained_vs_input"]).to_numpy()
+    d_rr = (fl["trained_vs_random"] - fl["random_vs_random"]).to_numpy()
+    assert (v["minus_input_ci_low"], v["minus_input_ci_high"]) == _boot_ci(d_in, 2000, .95, 0)
+    assert (v["minus_random_ci_low"], v["minus_random_ci_high"]) == _boot_ci(d_rr, 2000, .95, 1)
+    assert v["n_random"] == 2
+    # the same two networks taken out of a check with five are the same check
+    five = sanity_check(f, gradient_x_input, x, ref, background=bg, n_random=5, cascade=False)
+    two = five.with_networks([1, 2])
+    assert two.floors.equals(res.floors)
+    assert two.verdict.equals(res.verdict)
+    with pytest.raises(Exception):
+        sanity_check(f, gradient_x_input, x, ref, seeds=(1, 2, 3), n_random=2)
+
+
+def test_k_networks_average_every_network_and_pair(event):
+    """With K = 3: trained_vs_random the mean over the 3 networks, random_vs_random over the 3
+    pairs, random_vs_input over the networks (ground truth built from the maps here)."""
+    f, x, bg, ref = event
+    x = x[:6]
+    res = sanity_check(f, gradient_x_input, x, ref, background=bg, seeds=(4, 7, 9),
+                       cascade=False)
+    t = np.asarray(gradient_x_input(f, x, ref))[:, 0]
+    r = [_full_maps(f, gradient_x_input, x, bg, ref, s) for s in (4, 7, 9)]
+    inp = input_only_map(None, x, ref)[:, 0]
+    sim = lambda a, b: map_similarity(a, b)["spearman_abs"]  # noqa: E731
+    fl = res.floors[res.floors["similarity"] == "spearman_abs"].reset_index(drop=True)
+    for i in range(len(x)):
+        assert fl.loc[i, "trained_vs_random"] == pytest.approx(
+            np.mean([sim(t[i], rk[i]) for rk in r]), abs=1e-12)
+        assert fl.loc[i, "random_vs_random"] == pytest.approx(np.mean(
+            [sim(r[a][i], r[b][i]) for a, b in ((0, 1), (0, 2), (1, 2))]), abs=1e-12)
+        assert fl.loc[i, "random_vs_input"] == pytest.approx(
+            np.mean([sim(rk[i], inp[i]) for rk in r]), abs=1e-12)
+    assert res.verdict["n_random"].eq(3).all() and res.seeds == (4, 7, 9)
+
+
+def test_an_input_only_map_still_fails_with_many_networks(event):
+    f, x, bg, ref = event
+    res = sanity_check(f, input_only_map, x, ref, name="input_only", background=bg,
+                       n_random=5, cascade=False)
+    v = res.verdict.set_index("similarity").loc["spearman_abs"]
+    assert not res.passed and v["verdict"] == "failed" and v["n_random"] == 5
+    assert v["random_vs_random"] == pytest.approx(1.0)
+    assert v["minus_random_ci_high"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_a_clearly_model_dependent_map_still_passes_with_five_networks(event):
+    """Gradient x input against |x| (its own input picture) on the trained event model: the
+    margin is clearly negative, and the wider interval of five networks keeps the pass."""
+    f, x, bg, ref = event
+    absx = lambda f, x, reference: np.abs(np.asarray(x))  # noqa: E731  (no model)
+    res = sanity_check(f, gradient_x_input, x, ref, background=bg, input_map=absx,
+                       n_random=5, cascade=False)
+    v = res.verdict.set_index("similarity").loc["spearman_abs"]
+    assert res.passed and v["n_random"] == 5, res.verdict
+    assert v["minus_random_network_max"] < 0  # every network on its own agrees
+
+
+def test_when_the_network_draw_matters_the_interval_covers_it(event):
+    """A method built so that the draw of the random network dominates: its map is a blend
+    ``a |x - ref| + (1 - a) P`` (P a fixed pattern) whose weight ``a`` is set by the network's
+    output weights (for random networks ~ uniform in (0, 1), one value per seed). Two-network
+    checks on disjoint seed pairs give clip-only intervals of width ~0.01 that disagree with
+    each other (measured: margins -0.13 to +0.24); with five networks the two-way interval is
+    many times wider than the clip-only one on the same floors and holds the margin over all 20
+    networks (the ground truth here) for each of four disjoint seed sets."""
+    from scipy.stats import norm
+
+    from midlevel.explain.sanity_verdict import _boot_ci
+    f, x, bg, ref = event
+    pattern = np.random.default_rng(0).random((1, 1) + tuple(x.shape[2:]))
+
+    def blend(f, x, reference):
+        w = f.model.output.weight.detach().double()
+        a = float(norm.cdf(float(w.sum() / w.norm())))
+        inp = input_only_map(f, x, reference)
+        return a * inp / inp.max() + (1 - a) * pattern
+
+    res = sanity_check(f, blend, x, ref, background=bg, n_random=20, cascade=False)
+    v = res.verdict.set_index("similarity").loc["spearman_abs"]
+    truth = v["trained_vs_random"] - v["random_vs_random"]
+    pairs = []
+    for a in range(1, 20, 2):  # the check as it was, on ten disjoint seed pairs
+        p = res.with_networks([a, a + 1]).verdict.set_index("similarity").loc["spearman_abs"]
+        pairs.append((p["minus_random_ci_low"], p["minus_random_ci_high"]))
+    assert max(lo for lo, _ in pairs) > min(hi for _, hi in pairs)  # they disagree
+    assert sum(lo <= truth <= hi for lo, hi in pairs) < len(pairs) / 2
+    for start in (1, 6, 11, 16):
+        five = res.with_networks(range(start, start + 5))
+        v5 = five.verdict.set_index("similarity").loc["spearman_abs"]
+        assert v5["n_random"] == 5
+        assert v5["minus_random_ci_low"] <= truth <= v5["minus_random_ci_high"], start
+        fl = five.floors[five.floors["similarity"] == "spearman_abs"]
+        lo, hi = _boot_ci((fl["trained_vs_random"] - fl["random_vs_random"]).to_numpy(),
+                          2000, 0.95, 1)
+        assert v5["minus_random_ci_high"] - v5["minus_random_ci_low"] > 5 * (hi - lo)
+        assert v5["minus_random_pair_min"] < v5["minus_random_pair_max"]
+
+
+def test_network_resamples_hold_two_distinct_networks():
+    """The network part of the two-way bootstrap: K draws with replacement, never one network
+    K times (it would leave no pair for random_vs_random), otherwise uniform."""
+    from midlevel.explain.sanity_verdict import network_resamples
+    counts = network_resamples(3, 20000, np.random.default_rng(0))
+    assert (counts.sum(1) == 3).all() and ((counts > 0).sum(1) >= 2).all()
+    # conditioned on >= 2 distinct: P(all three distinct) = (6/27) / (1 - 3/27) = 0.25
+    assert ((counts > 0).sum(1) == 3).mean() == pytest.approx(0.25, abs=0.015)

@@ -20,8 +20,10 @@ stage the method's maps are recomputed and compared with the trained maps. Re-in
   keeping the trained statistics (the old check) keeps learned information in the network.
 - ``Standardize`` holds data statistics, not learned weights, and is left alone.
 
-Seeds: the cascade uses ``seeds[0]``; a second, independent full randomization uses
-``seeds[1]``.
+Seeds: ``seeds`` (default ``(1, 2)``; ``n_random=K`` alone means ``1 .. K``) holds one seed per
+independent full randomization, K >= 2 of them; the cascade uses ``seeds[0]``. A randomized
+network depends on its seed alone, so :meth:`SanityResult.with_networks` re-judges a result on
+some of its networks exactly as a check with only those seeds would.
 
 Similarities (per clip, on the ``(n_bands, n_frames)`` maps): ``spearman_abs`` (rank
 correlation of ``|map|``: "do they point at the same bins"), ``spearman`` (signed), ``ssim_abs``
@@ -29,27 +31,32 @@ correlation of ``|map|``: "do they point at the same bins"), ``spearman`` (signe
 
 Floors and the pass rule (fixed before measuring)
 -------------------------------------------------
-Per clip, with ``T`` the trained map, ``R1``, ``R2`` the maps of the two independent full
+Per clip, with ``T`` the trained map, ``R_1 .. R_K`` the maps of the K independent full
 randomizations and ``I = |x - reference|`` an input-only map (no model):
 
-- ``trained_vs_random`` = mean of sim(T, R1) and sim(T, R2);
+- ``trained_vs_random`` = mean over the K networks of sim(T, R_k);
 - floor (a) ``trained_vs_input`` = sim(T, I): how much of the trained map a picture of the
   input already explains;
-- floor (b) ``random_vs_random`` = sim(R1, R2): how alike maps of two unrelated random networks
-  are (their shared part comes from the input and the method, not from learning);
-- ``random_vs_input`` = sim(R1, I) is reported as well.
+- floor (b) ``random_vs_random`` = mean over the K(K-1)/2 pairs of sim(R_i, R_j): how alike
+  maps of two unrelated random networks are (their shared part comes from the input and the
+  method, not from learning);
+- ``random_vs_input`` = mean over the networks of sim(R_k, I) is reported as well (with K = 2:
+  sim(R_1, I), as before K was a choice; it is not part of the rule).
 
 A rank correlation with a constant map is undefined (``spearman_abs`` and ``spearman`` are
 NaN: e.g. a Grad-CAM map with no positive evidence, all zero after its ReLU; ``ssim_abs`` stays
-defined); such clips are left out of the bootstrap, and the verdict's ``n_defined`` counts the
-clips it rests on (``n_clips``: all explained clips).
+defined); the means above leave such similarities out, clips whose differences are undefined
+are left out of the bootstrap, and the verdict's ``n_defined`` counts the clips it rests on
+(``n_clips``: all explained clips).
 
 A method **passes** when, for the primary similarity ``spearman_abs``, the upper end of the 95 %
-percentile-bootstrap interval (over clips) of the mean of ``trained_vs_random -
-trained_vs_input`` is below 0 **and** the same holds for ``trained_vs_random -
-random_vs_random``: the trained map is further from the randomized ones than from a picture of
-the input, and further than two random networks are from each other. A model-independent map
-(e.g. ``|x - reference|``) has all three similarities equal to 1 and fails.
+percentile-bootstrap interval of the mean of ``trained_vs_random - trained_vs_input`` is below
+0 **and** the same holds for ``trained_vs_random - random_vs_random``: the trained map is
+further from the randomized ones than from a picture of the input, and further than two random
+networks are from each other. A model-independent map (e.g. ``|x - reference|``) has all three
+similarities equal to 1 and fails. With K = 2 the interval resamples clips only (the check as
+it was: its numbers are unchanged); with **K > 2 it covers the draw of the networks too**: it
+resamples clips and networks (below).
 
 The rule has a blind spot: a map that shares nothing with the input's picture (``trained_vs_
 input`` near 0, as the exact map of a model whose evidence sits in a few bins) can clear floor
@@ -57,12 +64,50 @@ input`` near 0, as the exact map of a model whose evidence sits in a few bins) c
 both of its similarities' intervals hold 0, the verdict says so (``passed`` stays False: the
 rule was fixed before measuring).
 
-The intervals resample clips, not the draw of the two random networks (``seeds``): on a toy
-event model, Integrated Gradients' ``trained_vs_random - random_vs_random`` moved from -0.012
-to +0.015 across six seed pairs, each interval about +-0.007 wide (audit 16b), so a pass or
-a fail by a margin of that size can turn with ``seeds``; run the check with other seeds
-before resting on it. Floor (a) is cleared more easily the more a map resembles the input's
-picture (IG mixed with ``|x - reference|`` clears it); it is floor (b) that catches such maps.
+The draw of the random networks
+-------------------------------
+With two networks the intervals resample clips, not the draw of the networks (``seeds``): on
+a toy event model, Integrated Gradients' ``trained_vs_random - random_vs_random`` moved from
+-0.012 to +0.015 across six seed pairs, each interval about +-0.007 wide (audit 16b), so a
+pass or a fail by a margin of that size turns with ``seeds``. With K > 2 networks the
+intervals come from a two-way (clips x networks) bootstrap: each of ``n_boot`` resamples draws
+the clips with replacement and, independently, K network indices with replacement; a clip's
+``trained_vs_random`` is the mean of sim(T, R_k) over the drawn networks (with their
+multiplicity), its ``random_vs_random`` the mean of sim(R_a, R_b) over the pairs of drawn
+networks that are *distinct* networks (weight ``count_a * count_b``: a network is never
+compared with itself). A resample that draws one network K times has no such pair and is
+drawn again (the network resamples are conditioned on at least two distinct networks;
+probability ``K ** (1 - K)``: 1/9 at K = 3, 1/64 at K = 4). What it assumes:
+
+- the K networks are exchangeable, independent draws of the randomization (they are: the same
+  initialization with different seeds), and the clips exchangeable draws of the explained
+  clips; clips and networks are crossed (every network explains every clip), and resampling
+  both independently (Owen 2007, the "pigeonhole" bootstrap) is, for a mean over such a
+  crossed design, mildly conservative (it counts the clip x network interaction more than
+  once) rather than too narrow, once K is not small;
+- with small K the network part is coarse: K network indices have only C(2K - 1, K)
+  distinct resamples (35 at K = 4, 6435 at K = 8), and a bootstrap over K draws
+  understates their variance by the factor (K - 1) / K; on K = 2 it would be degenerate,
+  which is why K = 2 keeps the clip-only interval (and so does not cover the draw);
+- measured on the toy event model (``benchmarks/sanity_networks_toy.py``: IG, 30 clips,
+  three event models, 48 networks each, judged on disjoint seed sets of K): the two-network
+  (clip-only) intervals held the margin over all 48 networks (same clips) in 46-79 % of the
+  24 pairs per model and the verdict flipped between pairs (16 and 15 of 24 passed on two
+  models); with K = 4 the two-way intervals held it in 11-12 of 12 sets, with K = 6, 8, 12
+  and 16 in every set (8, 6, 4, 3 per model; with the clips held fixed this target is
+  easier than the population's margin, so these rates overstate coverage). The mean width
+  fell from 0.025-0.032 at K = 4 to 0.015-0.022 at K = 8 and 0.011-0.016 at K = 16.
+  **K = 8 is recommended** (at least 6). A margin of about -0.01 (two of those models)
+  stayed undecided at K = 6-12: its verdict still differed between disjoint sets, now
+  because the interval reaches 0, not because it misses the draw.
+
+The verdict reports ``n_random`` (K) and the spread of the margin ``trained_vs_random -
+random_vs_random`` over networks (``minus_random_network_min`` / ``_max``: network k against
+the trained map and the other networks) and over pairs (``minus_random_pair_min`` /
+``_max``: what the two-network check with that pair of seeds alone measures).
+
+Floor (a) is cleared more easily the more a map resembles the input's picture (IG mixed with
+``|x - reference|`` clears it); it is floor (b) that catches such maps.
 
 A verdict needs at least as many clips with a defined similarity (``n_defined``) as the
 faithfulness harness needs for its paired test (:func:`midlevel.explain.harness_stats.min_clips`
@@ -270,11 +315,22 @@ class SanityResult:
     similarity, trained_vs_random, trained_vs_input, random_vs_random, random_vs_input) and
     verdict (method, similarity, n_clips, n_defined, means, bootstrap intervals of the two
     differences, passed: True, False or NaN where there is no verdict, clips_needed, verdict:
-    "passed", "failed" or "too few clips for a verdict (...)")."""
+    "passed", "failed" or "too few clips for a verdict (...)", n_random and the spread of the
+    margin over networks and pairs of networks).
+
+    ``networks`` (clip, method, similarity, network, seed, trained_vs_random,
+    random_vs_input: one row per full randomization) and ``random_pairs`` (clip, method,
+    similarity, network_a, network_b, random_vs_random: one row per pair of networks) hold
+    the similarities ``floors`` averages; :meth:`with_networks` re-derives floors and verdict
+    from some of the networks."""
 
     cascade: pd.DataFrame
     floors: pd.DataFrame
     verdict: pd.DataFrame
+    networks: pd.DataFrame | None = None
+    random_pairs: pd.DataFrame | None = None
+    n_boot: int = 2000
+    level: float = 0.95
 
     @property
     def passed(self) -> bool:
@@ -283,6 +339,26 @@ class SanityResult:
         v = self.verdict
         return bool(v.loc[v["similarity"] == "spearman_abs", "passed"].eq(True).all())
 
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        """The seeds of the full randomizations, in order (``seeds[0]`` drove the cascade)."""
+        n = self.networks.drop_duplicates("network").sort_values("network")
+        return tuple(int(s) for s in n["seed"])
+
+    def with_networks(self, seeds) -> "SanityResult":
+        """Floors and verdict from the full randomizations of ``seeds`` only (at least two of
+        this result's seeds), as :func:`sanity_check` with those seeds would give them (the
+        same maps: a network depends on its seed alone); the cascade is kept as it is."""
+        seeds = [int(s) for s in seeds]
+        mine = list(self.seeds)
+        if len(set(seeds)) != len(seeds) or len(seeds) < 2 or not set(seeds) <= set(mine):
+            raise AttributionError(f"need at least two distinct seeds of {mine}, got {seeds}")
+        keep = [mine.index(s) for s in seeds]
+        floors, verdict, networks, pairs = _derive(
+            self.floors, self.networks, self.random_pairs, keep, self.n_boot, self.level)
+        return SanityResult(self.cascade, floors, verdict, networks, pairs, self.n_boot,
+                            self.level)
+
 
 def _defined_mean(*values: float) -> float:
     """Mean of the finite values; NaN (without a warning) when there are none."""
@@ -290,8 +366,73 @@ def _defined_mean(*values: float) -> float:
     return float(np.mean(v)) if v else float("nan")
 
 
+def _derive(floors_in: pd.DataFrame, networks: pd.DataFrame, pairs: pd.DataFrame, keep,
+            n_boot: int, level: float):
+    """Floors, verdict, networks and pairs over the networks ``keep`` (indices into
+    ``networks``, renumbered 0.. in that order): the per-clip means of the module docstring
+    and :func:`verdict_table` with the per-network similarities."""
+    name = str(floors_in["method"].iloc[0])
+    remap = {int(k): j for j, k in enumerate(keep)}
+    networks = networks[networks["network"].isin(remap)].assign(
+        network=lambda d: d["network"].map(remap)).reset_index(drop=True)
+    pairs = pairs[pairs["network_a"].isin(remap) & pairs["network_b"].isin(remap)].copy()
+    a, b = pairs["network_a"].map(remap), pairs["network_b"].map(remap)
+    pairs["network_a"], pairs["network_b"] = np.minimum(a, b), np.maximum(a, b)
+    pairs = pairs.reset_index(drop=True)
+    k = len(keep)
+    t = _cube(networks, "trained_vs_random", k)
+    ri = _cube(networks, "random_vs_input", k)
+    rr = _pair_cube(pairs, k)
+    upper = np.triu_indices(k, 1)
+    rows = []
+    for sim, g in floors_in.groupby("similarity", sort=False):
+        for c, row in enumerate(g.itertuples(index=False)):  # clips in order
+            rows.append({"clip": row.clip, "method": name, "similarity": sim,
+                         "trained_vs_random": _defined_mean(*t[sim][c]),
+                         "trained_vs_input": row.trained_vs_input,
+                         "random_vs_random": _defined_mean(*rr[sim][c][upper]),
+                         # with two networks: the first one's (as before K was a choice)
+                         "random_vs_input": (ri[sim][c][0] if k == 2
+                                             else _defined_mean(*ri[sim][c]))})
+    # clip-major, similarities inner (the order of the rows before K was a choice)
+    floors = pd.DataFrame(rows).iloc[_interleave(floors_in)].reset_index(drop=True)
+    verdict = verdict_table(floors, name, n_boot=n_boot, level=level,
+                            networks={s: (t[s], rr[s]) for s in t})
+    return floors, verdict, networks, pairs
+
+
+def _interleave(floors_in: pd.DataFrame) -> np.ndarray:
+    """Positions, in rows grouped by similarity, of ``floors_in``'s rows in its own order."""
+    sims = floors_in["similarity"].to_numpy()
+    order = np.concatenate([np.flatnonzero(sims == s) for s in dict.fromkeys(sims)])
+    return np.argsort(order, kind="stable")
+
+
+def _cube(networks: pd.DataFrame, column: str, k: int) -> dict:
+    """similarity -> ``(n_clips, k)`` array of ``column`` (clips in order, ``clip_index``)."""
+    out = {}
+    for sim, g in networks.groupby("similarity", sort=False):
+        a = np.full((int(g["clip_index"].max()) + 1, k), np.nan)
+        a[g["clip_index"].to_numpy(), g["network"].to_numpy()] = g[column].to_numpy()
+        out[sim] = a
+    return out
+
+
+def _pair_cube(pairs: pd.DataFrame, k: int) -> dict:
+    """similarity -> symmetric ``(n_clips, k, k)`` array of random_vs_random (NaN diagonal)."""
+    out = {}
+    for sim, g in pairs.groupby("similarity", sort=False):
+        a = np.full((int(g["clip_index"].max()) + 1, k, k), np.nan)
+        c = g["clip_index"].to_numpy()
+        ia, ib = g["network_a"].to_numpy(), g["network_b"].to_numpy()
+        a[c, ia, ib] = a[c, ib, ia] = g["random_vs_random"].to_numpy()
+        out[sim] = a
+    return out
+
+
 def sanity_check(f: nn.Module, method, x, reference, *, name: str = "method",
-                 background=None, seeds: tuple[int, int] = (1, 2), cascade: bool = True,
+                 background=None, seeds: tuple[int, ...] | None = None,
+                 n_random: int | None = None, cascade: bool = True,
                  running_stats: str = "reestimate", input_map=None, n_boot: int = 2000,
                  level: float = 0.95, clips=None) -> SanityResult:
     """Cascading randomization with the similarity curve, the two floors and the verdict.
@@ -302,8 +443,11 @@ def sanity_check(f: nn.Module, method, x, reference, *, name: str = "method",
     method : callable ``(f, x, reference) -> maps`` or a ``AttributionMethod``.
     x : inputs ``(batch, 1, n_bands, n_frames)``; reference : the removal reference.
     background : inputs to re-estimate BatchNorm statistics on (default ``x``).
-    seeds : (cascade / first full randomization, second independent full randomization).
-    cascade : record every stage (else only the two full randomizations).
+    seeds : one distinct seed per independent full randomization, at least two;
+        ``seeds[0]`` also drives the cascade. Default ``(1, 2)``, or ``1 .. n_random``.
+    n_random : the number K of full randomizations (default: ``len(seeds)``, 2 without
+        seeds); with K > 2 the intervals resample the networks too (module docstring).
+    cascade : record every stage (else only the full randomizations).
     input_map : callable ``(f, x, reference) -> maps`` giving the input-only picture of floor
         (a) (default :func:`input_only_map`, ``|x - reference|``; e.g. ``|x|`` for a method
         that is not relative to the reference, like gradient x input). It must not use ``f``.
@@ -312,8 +456,15 @@ def sanity_check(f: nn.Module, method, x, reference, *, name: str = "method",
     -------
     SanityResult; ``.passed`` applies the rule of the module docstring.
     """
-    if seeds[0] == seeds[1]:
-        raise AttributionError("the two randomizations need different seeds")
+    if seeds is None:
+        seeds = tuple(range(1, (n_random or 2) + 1))
+    seeds = tuple(int(s) for s in seeds)
+    if n_random is not None and n_random != len(seeds):
+        raise AttributionError(f"n_random={n_random} but {len(seeds)} seeds {seeds}")
+    if len(seeds) < 2:
+        raise AttributionError("at least two full randomizations (seeds) are needed")
+    if len(set(seeds)) != len(seeds):
+        raise AttributionError("the randomizations need different seeds")
     fn = as_method(method, background=background)
     x = as_inputs(x)
     clips = list(clips) if clips is not None else [f"clip{i}" for i in range(len(x))]
@@ -339,19 +490,33 @@ def sanity_check(f: nn.Module, method, x, reference, *, name: str = "method",
                                      "n_stages": k + 1, **map_similarity(trained[i], maps[i])})
         return maps, rows
 
-    r1, cascade_rows = full(seeds[0], cascade)
-    r2, _ = full(seeds[1], False)
+    randoms, cascade_rows = [], []
+    for k, seed in enumerate(seeds):
+        maps, rows = full(seed, cascade and k == 0)
+        randoms.append(maps)
+        cascade_rows += rows
     inp = as_maps((input_map or input_only_map)(None, x, reference), len(x))
-    floor_rows = []
+    input_rows, network_rows, pair_rows = [], [], []
     for i, clip in enumerate(clips):
-        s_t1, s_t2 = map_similarity(trained[i], r1[i]), map_similarity(trained[i], r2[i])
-        s_ti, s_rr = map_similarity(trained[i], inp[i]), map_similarity(r1[i], r2[i])
-        s_ri = map_similarity(r1[i], inp[i])
+        s_ti = map_similarity(trained[i], inp[i])
+        s_t = [map_similarity(trained[i], r[i]) for r in randoms]
+        s_ri = [map_similarity(r[i], inp[i]) for r in randoms]
+        s_rr = {(a, b): map_similarity(randoms[a][i], randoms[b][i])
+                for a in range(len(seeds)) for b in range(a + 1, len(seeds))}
         for sim in SIMILARITIES:
-            floor_rows.append({"clip": clip, "method": name, "similarity": sim,
-                               "trained_vs_random": _defined_mean(s_t1[sim], s_t2[sim]),
-                               "trained_vs_input": s_ti[sim], "random_vs_random": s_rr[sim],
-                               "random_vs_input": s_ri[sim]})
-    floors = pd.DataFrame(floor_rows)
-    verdict = verdict_table(floors, name, n_boot=n_boot, level=level)
-    return SanityResult(pd.DataFrame(cascade_rows), floors, verdict)
+            input_rows.append({"clip": clip, "method": name, "similarity": sim,
+                               "trained_vs_input": s_ti[sim]})
+            for k, seed in enumerate(seeds):
+                network_rows.append({"clip": clip, "clip_index": i, "method": name,
+                                     "similarity": sim, "network": k, "seed": seed,
+                                     "trained_vs_random": s_t[k][sim],
+                                     "random_vs_input": s_ri[k][sim]})
+            for (a, b), s in s_rr.items():
+                pair_rows.append({"clip": clip, "clip_index": i, "method": name,
+                                  "similarity": sim,
+                                  "network_a": a, "network_b": b, "random_vs_random": s[sim]})
+    floors, verdict, networks, pairs = _derive(
+        pd.DataFrame(input_rows), pd.DataFrame(network_rows), pd.DataFrame(pair_rows),
+        list(range(len(seeds))), n_boot, level)
+    return SanityResult(pd.DataFrame(cascade_rows), floors, verdict, networks, pairs, n_boot,
+                        level)

@@ -3,24 +3,43 @@
 differences, the pass rule, and the words of a verdict without one or with a blind spot."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
 from midlevel.explain.harness_stats import min_clips
 
 
-def verdict_table(floors: pd.DataFrame, name: str, *, n_boot: int, level: float) -> pd.DataFrame:
+def verdict_table(floors: pd.DataFrame, name: str, *, n_boot: int, level: float,
+                  networks: dict | None = None) -> pd.DataFrame:
     """One row per similarity of ``floors`` (per clip: trained_vs_random, trained_vs_input,
     random_vs_random, random_vs_input): means, the intervals of ``trained_vs_random`` minus
     each floor, ``passed`` (True, False, or NaN below :func:`min_clips` defined clips),
-    ``clips_needed`` and ``verdict`` in words."""
+    ``clips_needed``, ``verdict`` in words, ``n_random`` (K) and the spread of the margin
+    ``trained_vs_random - random_vs_random`` over networks and pairs of networks.
+
+    ``networks``: similarity -> ``(t, rr)``, the per-network similarities behind ``floors``
+    (``t`` ``(n_clips, K)``: sim(T, R_k); ``rr`` ``(n_clips, K, K)``: sim(R_a, R_b), NaN on the
+    diagonal). Without it K is 2 and the intervals resample clips; with K > 2 they resample
+    clips and networks (:func:`_boot_two_way`; the rule in :mod:`midlevel.explain.sanity`)."""
     need = min_clips(1 - level)
     verdict = []
     for sim, g in floors.groupby("similarity", sort=False):
         d_in = (g["trained_vs_random"] - g["trained_vs_input"]).to_numpy()
         d_rr = (g["trained_vs_random"] - g["random_vs_random"]).to_numpy()
-        lo_in, hi_in = _boot_ci(d_in, n_boot, level, 0)
-        lo_rr, hi_rr = _boot_ci(d_rr, n_boot, level, 1)
+        t, rr = networks[sim] if networks is not None else (None, None)
+        k = 2 if t is None else t.shape[1]
+        if k > 2:
+            ti = g["trained_vs_input"].to_numpy(dtype=float)
+            lo_in, hi_in = _boot_two_way(t, rr, ti, np.isfinite(d_in), n_boot, level, 0,
+                                         floor="input")
+            lo_rr, hi_rr = _boot_two_way(t, rr, ti, np.isfinite(d_rr), n_boot, level, 1,
+                                         floor="random")
+        else:  # two networks: clips only (as before K was a choice)
+            lo_in, hi_in = _boot_ci(d_in, n_boot, level, 0)
+            lo_rr, hi_rr = _boot_ci(d_rr, n_boot, level, 1)
+        spread = _spread(t, rr) if t is not None else {}
         defined = int((np.isfinite(d_in) & np.isfinite(d_rr)).sum())
         rule = bool(hi_in < 0 and hi_rr < 0)
         enough = defined >= need
@@ -35,8 +54,79 @@ def verdict_table(floors: pd.DataFrame, name: str, *, n_boot: int, level: float)
                         # no verdict below `need` clips: empty, not a failure
                         "passed": rule if enough else np.nan, "clips_needed": need,
                         "verdict": (("passed" if rule else _failed(g, hi_rr, n_boot, level))
-                                    if enough else _too_few(defined, len(g), need))})
+                                    if enough else _too_few(defined, len(g), need)),
+                        "n_random": k, **spread})
     return pd.DataFrame(verdict)
+
+
+def _spread(t: np.ndarray, rr: np.ndarray) -> dict:
+    """Min and max, over networks k, of the mean over clips of sim(T, R_k) - mean_j!=k
+    sim(R_k, R_j) (``minus_random_network_*``), and over pairs (a, b) of the two-network
+    check's margin, (sim(T, R_a) + sim(T, R_b)) / 2 - sim(R_a, R_b) (``minus_random_pair_*``:
+    what the check with those two seeds alone would have measured)."""
+    k = t.shape[1]
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        per_net = np.nanmean(t - np.nanmean(rr, axis=2), axis=0)
+        a, b = np.triu_indices(k, 1)
+        per_pair = np.nanmean((t[:, a] + t[:, b]) / 2 - rr[:, a, b], axis=0)
+    return {"minus_random_network_min": float(np.nanmin(per_net)) if np.isfinite(per_net).any()
+            else np.nan,
+            "minus_random_network_max": float(np.nanmax(per_net)) if np.isfinite(per_net).any()
+            else np.nan,
+            "minus_random_pair_min": float(np.nanmin(per_pair)) if np.isfinite(per_pair).any()
+            else np.nan,
+            "minus_random_pair_max": float(np.nanmax(per_pair)) if np.isfinite(per_pair).any()
+            else np.nan}
+
+
+def network_resamples(k: int, n_boot: int, rng) -> np.ndarray:
+    """``(n_boot, k)`` counts: how often each of ``k`` networks is drawn when ``k`` are drawn
+    with replacement; a draw of one network ``k`` times (no pair of distinct networks, so no
+    random_vs_random) is drawn again, i.e. the resamples are conditioned on at least two
+    distinct networks (probability ``k ** (1 - k)`` each: 1/9 at K = 3, 1/64 at 4)."""
+    counts = np.zeros((n_boot, k), dtype=np.int64)
+    todo = np.arange(n_boot)
+    while len(todo):
+        idx = rng.integers(0, k, size=(len(todo), k))
+        c = np.stack([np.bincount(r, minlength=k) for r in idx])
+        counts[todo] = c
+        todo = todo[(c > 0).sum(1) < 2]
+    return counts
+
+
+def _boot_two_way(t, rr, ti, defined, n_boot, level, seed, *, floor: str):
+    """Percentile interval of the mean over clips of ``trained_vs_random`` minus a floor
+    (``floor="input"``: ``ti``; ``"random"``: random_vs_random), resampling the ``defined``
+    clips and the K networks, both with replacement, independently (:func:`network_resamples`).
+    In a resample, a clip's trained_vs_random is the mean of sim(T, R_k) over the drawn
+    networks (with their multiplicity) and its random_vs_random the mean of sim(R_a, R_b) over
+    the pairs of drawn networks that are distinct networks (weights ``count_a * count_b``),
+    NaN similarities (a constant map) left out of both means."""
+    t, rr, ti = t[defined], rr[defined], ti[defined]
+    n, k = t.shape
+    if n < 2:
+        return np.nan, np.nan
+    rng = np.random.default_rng(seed)
+    w = network_resamples(k, n_boot, rng).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t_part = (w @ np.nan_to_num(t).T) / (w @ np.isfinite(t).T)  # (n_boot, n)
+        if floor == "input":
+            d = t_part - ti[None, :]
+        else:
+            p = w[:, :, None] * w[:, None, :]
+            p[:, np.arange(k), np.arange(k)] = 0
+            num = np.einsum("bkl,ckl->bc", p, np.nan_to_num(rr))
+            den = np.einsum("bkl,ckl->bc", p, np.isfinite(rr).astype(float))
+            d = t_part - num / den
+    clips = rng.integers(0, n, size=(n_boot, n))
+    d = np.take_along_axis(d, clips, axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        means = np.nanmean(d, axis=1)
+    means = means[np.isfinite(means)]
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
 
 
 def _too_few(defined: int, n_clips: int, need: int) -> str:
