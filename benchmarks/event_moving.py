@@ -206,6 +206,7 @@ def summary(parts: pd.DataFrame) -> pd.DataFrame:
         both["random_ratio"].notna())
     g = both.groupby(keys + ["network", "method"], sort=False)
     out = pd.DataFrame({
+        "defined": g["ratio"].apply(lambda r: r.notna().mean()),
         "ratio_mean": g["ratio"].mean(),
         "clips_3x": g["ratio"].apply(lambda r: (r >= 3).mean()),
         "distractor_ratio": g["distractor_ratio"].mean(),
@@ -213,7 +214,9 @@ def summary(parts: pd.DataFrame) -> pd.DataFrame:
         "morf_below_random": g["morf_better"].mean(),
         "beats_input": g["beats_input"].mean(),
         "beats_random_network": g["beats_random"].mean()}).reset_index()
-    out["judged_target"] = np.where((out["ratio_mean"] >= 3) & (out["morf_below_random"] >= 0.9),
+    # a clip whose map has no positive attribution puts none in the box: ratio 0 there
+    strict = g["ratio"].apply(lambda r: r.fillna(0).mean()).to_numpy()
+    out["judged_target"] = np.where((strict >= 3) & (out["morf_below_random"] >= 0.9),
                                     "yes", "no")
     not_trained = out["network"] != "trained"
     out.loc[not_trained, ["beats_input", "beats_random_network"]] = np.nan
@@ -223,7 +226,7 @@ def summary(parts: pd.DataFrame) -> pd.DataFrame:
 def render(parts: pd.DataFrame, checks: pd.DataFrame, header: str) -> str:
     table = summary(parts)
     keys = ["clip_set", "size", "network", "method"]
-    cols = ["ratio_mean", "clips_3x", "distractor_ratio", "prefers_event", "morf_below_random",
+    cols = ["defined", "ratio_mean", "clips_3x", "distractor_ratio", "prefers_event", "morf_below_random",
             "beats_input",
             "beats_random_network"]
     pooled = table.groupby(keys, sort=False)[cols].mean().reset_index()
@@ -242,7 +245,8 @@ the distractor's, is replaced by the reference.
 {_fmt(checks)}
 
 **Methods on the trained models** (mean over seeds; `judged_target`: the models on which
-ratio >= 3 and MoRF below random >= 0.9, the judged figure's two lines):
+ratio >= 3 and MoRF below random >= 0.9, the judged figure's two lines, a clip without
+positive attribution counted at ratio 0):
 
 {_fmt(trained)}
 
@@ -251,8 +255,10 @@ seeds; a floor that meets the judged figure shows that meeting it needs no train
 
 {_fmt(floors)}
 
+`defined`: share of clips whose map has any positive attribution (a ratio is undefined
+without; the means are over those clips, and so are the comparisons with a floor);
 `ratio_mean`: share of positive attribution inside the clip's own event box over the box's
-area share (1 = uniform); `clips_3x`: share of clips at >= 3x; `distractor_ratio`: the same
+area share (1 = uniform); `clips_3x`: share of all clips at >= 3x; `distractor_ratio`: the same
 for the distractor's box (the model should ignore it); `prefers_event`: share of clips with
 more positive attribution on the event's box than on the distractor's (same area; on the
 `distractor` clips the input itself prefers the distractor on every clip); `morf_below_random`: share of clips
