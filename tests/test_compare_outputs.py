@@ -155,6 +155,7 @@ def test_more_sanity_clips_than_clips_explained_is_noted(world, tmp_path):
     assert "runs on the 1 clips explained; raise --clips" in note
     sanity = report.tables["sanity"]
     assert (sanity["n_clips"] == 1).all()
+    assert (sanity["n_random"] == 8).all()  # the recommended number of random networks
     # audit 7a, item 4: no verdict reads as neither passed nor failed: an empty cell
     assert sanity["passed"].isna().all()
     assert sanity["verdict"].str.startswith("too few clips for a verdict").all()
@@ -164,6 +165,24 @@ def test_more_sanity_clips_than_clips_explained_is_noted(world, tmp_path):
     assert rows and all("False" not in line and "True" not in line for line in rows)
     csv = pd.read_csv(tmp_path / "report" / "tables" / "sanity.csv")
     assert csv["passed"].isna().all()
+
+
+def test_the_sanity_check_draws_the_random_networks_asked_for(world, tmp_path):
+    """Audit 16b: two random networks' verdict turned with their seeds; compare's check draws
+    --sanity-networks of them (default 8) and refuses fewer than two before writing."""
+    from midlevel.errors import MidlevelError
+    from midlevel.workflows.compare import compare
+    args = dict(cache_dir=world["cache"], methods=["deeplift"], n_clips=2, n_background=2,
+                max_seconds=1.5, faithfulness=False, listen=False)
+    report = compare([world["runs"]["blackbox"]], tmp_path / "three", sanity_networks=3,
+                     **args)
+    sanity, floors = report.tables["sanity"], report.tables["sanity_floors"]
+    assert (sanity["n_random"] == 3).all()
+    assert {"minus_random_network_min", "minus_random_pair_max"} <= set(sanity.columns)
+    assert len(floors) == 2 * 3  # per clip and similarity, averaged over the networks
+    with pytest.raises(MidlevelError, match="sanity-networks"):
+        compare([world["runs"]["blackbox"]], tmp_path / "one", sanity_networks=1, **args)
+    assert not (tmp_path / "one").exists()
 
 
 def _on_disk(out) -> set[str]:

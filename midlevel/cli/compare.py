@@ -28,7 +28,8 @@ def _compare(args: argparse.Namespace) -> int:
                          n_background=args.background, target=args.target,
                          concept=args.concept, faithfulness=not args.no_faithfulness,
                          randomization=not args.no_randomization,
-                         sanity_clips=args.sanity_clips, listen=not args.no_audio,
+                         sanity_clips=args.sanity_clips,
+                         sanity_networks=args.sanity_networks, listen=not args.no_audio,
                          max_seconds=args.seconds, deletion_patch=tuple(args.deletion_patch),
                          **options)
     for warning in report.warnings:
@@ -98,6 +99,10 @@ def register(sub) -> None:
                    help="clips of the sanity check, cascading randomization: the first N "
                         "of the clips explained (default and at most --clips); a verdict "
                         "needs at least 6, below that it says too few clips")
+    p.add_argument("--sanity-networks", type=positive_int, default=8, metavar="K",
+                   help="independent fully randomized networks of the sanity check (default "
+                        "8, at least 2): with more than two its intervals cover the draw of "
+                        "the random networks as well as the clips")
     p.add_argument("--no-audio", action="store_true", help="no listenable explanations")
     p.add_argument("--quiet", action="store_true", help="less output")
     p.set_defaults(func=_compare)

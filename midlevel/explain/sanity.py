@@ -142,6 +142,8 @@ __all__ = ["SanityResult", "sanity_check", "cascade_stages", "randomize_stage",
            "SIMILARITIES"]
 
 SIMILARITIES = ("spearman_abs", "spearman", "ssim_abs")
+#: the number of independent full randomizations recommended above (``compare``'s default)
+RECOMMENDED_NETWORKS = 8
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 

@@ -257,7 +257,7 @@ def sanity_plot(cascade: pd.DataFrame, floors: pd.DataFrame, *, similarity: str 
                 fig=None):
     """Cascading randomization: per method, the mean similarity of the maps to the trained
     ones after each stage (top layer down), and the two floors (trained map vs an input-only
-    map, two independent randomizations) as horizontal lines.
+    map, independent randomizations against each other) as horizontal lines.
 
     Parameters
     ----------

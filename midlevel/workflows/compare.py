@@ -39,6 +39,7 @@ import numpy as np
 from midlevel import __version__
 from midlevel.errors import CheckpointError, ReportError
 from midlevel.explain.attribution.registry import resolve_method
+from midlevel.explain.sanity import RECOMMENDED_NETWORKS as SANITY_NETWORKS
 from midlevel.io import recording
 from midlevel.report.document import MANIFEST, Report, model_label, write_report
 from midlevel.workflows.compare_accuracy import (
@@ -99,8 +100,8 @@ def compare(runs, out, *, spec=None, root=None, cache_dir=None, methods=DEFAULT_
             n_clips: int = 6, n_background: int = 16, target: str | None = None,
             concept: str | None = None, faithfulness: bool = True, randomization: bool = True,
             listen: bool = True, max_seconds: float | None = None, n_random: int = 5,
-            sanity_clips: int | None = None, events: dict | None = None,
-            extra_figures: list | None = None,
+            sanity_clips: int | None = None, sanity_networks: int = SANITY_NETWORKS,
+            events: dict | None = None, extra_figures: list | None = None,
             extra_tables: dict | None = None,
             deletion_patch: tuple[int, int] | None = DEFAULT_PATCH,
             title: str = "midlevel comparison report", **options) -> Report:
@@ -125,7 +126,10 @@ def compare(runs, out, *, spec=None, root=None, cache_dir=None, methods=DEFAULT_
     randomization : cascading randomization with both floors (:mod:`midlevel.explain.sanity`)
         for every method, on the first ``sanity_clips`` of the explained clips (default
         ``n_clips``; more than the clips explained gives a note; a verdict needs 6, fewer
-        give "too few clips for a verdict").
+        give "too few clips for a verdict"), against ``sanity_networks`` independent full
+        randomizations (>= 2; default 8: with more than two the verdict's intervals resample
+        the random networks as well as the clips, so it does not turn with the draw of two
+        networks; ``benchmarks/sanity_networks_toy.py``).
     max_seconds : explained excerpt length (default: whole clips, through the windows
         ``predict`` averages).
     events : clip -> (band_start, band_stop, frame_start, frame_stop) of a known deciding event;
@@ -161,6 +165,8 @@ def compare(runs, out, *, spec=None, root=None, cache_dir=None, methods=DEFAULT_
     n_background = whole_number(n_background, "n_background (--background)")
     sanity_clips = whole_number(n_clips if sanity_clips is None else sanity_clips,
                                 "sanity_clips (--sanity-clips)", least=0)
+    sanity_networks = whole_number(sanity_networks, "sanity_networks (--sanity-networks)",
+                                   least=2)
     if faithfulness:
         whole_number(n_random, "n_random", least=5)
     max_seconds = real_number(max_seconds, "max_seconds (--seconds)", above=0, unit="seconds",
@@ -192,10 +198,12 @@ def compare(runs, out, *, spec=None, root=None, cache_dir=None, methods=DEFAULT_
             "frames": [int(s.shape[-1]) for s in clips.specs], "n_background": n_background,
             "spec": str(getattr(spec, "path", spec)), "root": str(root), "options": options,
             "faithfulness": faithfulness, "n_random": n_random, "deletion_patch": deletion_patch,
-            "sanity_clips": sanity_clips if randomization else 0})
+            "sanity_clips": sanity_clips if randomization else 0,
+            "sanity_networks": sanity_networks if randomization else 0})
         maps = attributions(report, reps, clips, methods, data, n_background=n_background,
                              target=target, faithfulness=faithfulness, randomization=randomization,
-                             n_random=n_random, sanity_clips=sanity_clips, events=events,
+                             n_random=n_random, sanity_clips=sanity_clips,
+                             sanity_networks=sanity_networks, events=events,
                              deletion_patch=deletion_patch, options=options, work=work)
         if work.reused:
             report.warnings.append(f"{work.reused} of {work.reused + work.computed} (model, "

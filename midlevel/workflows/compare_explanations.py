@@ -54,7 +54,7 @@ def fit_window(spec: np.ndarray, n_frames: int) -> np.ndarray:
 
 def attributions(report: Report, reps: dict, clips, methods, data, *, n_background, target,
                   faithfulness, randomization, n_random, sanity_clips, events, deletion_patch,
-                  options, work: WorkStore | None = None) -> dict:
+                  options, work: WorkStore | None = None, sanity_networks: int = 2) -> dict:
     """Maps, cost, faithfulness (the harness), sanity checks and event shares of every method
     on the first run of each model; returns ``{(label, method): [Attribution per clip]}``.
 
@@ -82,7 +82,8 @@ def attributions(report: Report, reps: dict, clips, methods, data, *, n_backgrou
                 done = _explain_with(run, label, method, output, bg, fe, clips, options,
                                      faithfulness=faithfulness, n_random=n_random,
                                      deletion_patch=deletion_patch,
-                                     sanity_clips=sanity_clips if randomization else 0)
+                                     sanity_clips=sanity_clips if randomization else 0,
+                                     sanity_networks=sanity_networks)
                 if work is not None:
                     work.save(key, done)
             else:
@@ -111,7 +112,7 @@ def attributions(report: Report, reps: dict, clips, methods, data, *, n_backgrou
 
 
 def _explain_with(run, label, method, output, bg, fe, clips, options, *, faithfulness,
-                  n_random, deletion_patch, sanity_clips) -> dict:
+                  n_random, deletion_patch, sanity_clips, sanity_networks: int = 2) -> dict:
     """One model with one method: ``attrs`` (one Attribution per clip, in the units
     ``predict`` reports), its ``cost`` row, faithfulness ``curves`` (a list of tables) and
     the ``sanity`` result (None without ``sanity_clips``); picklable, for the work store."""
@@ -131,7 +132,8 @@ def _explain_with(run, label, method, output, bg, fe, clips, options, *, faithfu
                                     attributor.reference_for(xb), method=method, clips=[name],
                                     n_random=n_random, patch=deletion_patch, first=i)
             curves.append(c.assign(model=label))
-    sanity = _sanity(run, attributor, clips, bg, sanity_clips, method) if sanity_clips else None
+    sanity = (_sanity(run, attributor, clips, bg, sanity_clips, method, sanity_networks)
+              if sanity_clips else None)
     return {"attrs": attrs, "cost": _cost_row(label, method, attrs, clips), "curves": curves,
             "sanity": sanity}
 
@@ -158,15 +160,16 @@ def _cost_row(label, method, attrs, clips) -> dict:
             "mean_abs_additivity_gap": float(np.mean(gaps)) if gaps else np.nan}
 
 
-def _sanity(run, attributor, clips, bg, n: int, method: str):
-    """Cascading randomization with both floors on the first ``n`` clips, one window each."""
+def _sanity(run, attributor, clips, bg, n: int, method: str, networks: int = 2):
+    """Cascading randomization with both floors on the first ``n`` clips, one window each,
+    against ``networks`` independent full randomizations (seeds 1 .. networks)."""
     n_frames = run.window()[0]
     x = torch.stack([torch.as_tensor(fit_window(s, n_frames)) for s in clips.specs[:n]])
     f = OutputSelector(run.model, attributor.kind, attributor.index).eval()
     # randomized networks: SHAP's additivity assertion is about float error, not the check
     method_impl = make_method(method, **{**attributor.options, "check_additivity": False})
     return sanity_check(f, method_impl, x[:, None], bg.mean(0, keepdim=True), name=method,
-                        background=bg, clips=clips.names[:n])
+                        background=bg, clips=clips.names[:n], n_random=networks)
 
 
 def _sanity_tables(report, results) -> None:
