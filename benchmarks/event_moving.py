@@ -223,6 +223,42 @@ def summary(parts: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _names(frame: pd.DataFrame, column: str | None = None) -> str:
+    """``method (value)`` for each row, or the methods alone; "none" for no row."""
+    if frame.empty:
+        return "none"
+    if column is None:
+        return ", ".join(frame["method"])
+    return ", ".join(f"{m} ({v:.2f})" for m, v in zip(frame["method"], frame[column]))
+
+
+def reading(pooled: pd.DataFrame) -> str:
+    """Plain sentences from the pooled table, per clip set and size (generated, so a
+    re-render says what its numbers say)."""
+    lines = []
+    for (clip_set, size), g in pooled.groupby(["clip_set", "size"], sort=False):
+        t, r = g[g["network"] == "trained"], g[g["network"] == "random"]
+        inp = g[g["method"] == "input"].iloc[0]
+        n_models = int(t["judged_target"].iloc[0].split(" of ")[1])
+        met = t[t["judged_target"] == f"{n_models} of {n_models}"]
+        floors_met = g[(g["network"] != "trained")
+                       & ~g["judged_target"].str.startswith("0 of")]
+        strong = t[t["beats_random_network"] >= 0.9]
+        weak = t[t["beats_random_network"] < 0.9]
+        lines.append(
+            f"- **{clip_set} clips, {size}.** The judged figure (ratio >= 3x and MoRF below "
+            f"random on >= 90 % of clips) is met on every model by {len(met)} of {len(t)} "
+            f"methods ({_names(met)}); among the floors by {_names(floors_met, 'ratio_mean')} "
+            f"(mean ratio). Per clip, the trained map puts more in the event's box than the "
+            f"same method on a randomized network on >= 90 % of clips for "
+            f"{_names(strong)}; on fewer for {_names(weak, 'beats_random_network')}. It "
+            f"prefers the event to the distractor on {t['prefers_event'].min():.2f}-"
+            f"{t['prefers_event'].max():.2f} of clips across methods (randomized networks "
+            f"{r['prefers_event'].min():.2f}-{r['prefers_event'].max():.2f}, the input "
+            f"{inp['prefers_event']:.2f}).")
+    return "\n".join(lines)
+
+
 def render(parts: pd.DataFrame, checks: pd.DataFrame, header: str) -> str:
     table = summary(parts)
     keys = ["clip_set", "size", "network", "method"]
@@ -237,6 +273,10 @@ def render(parts: pd.DataFrame, checks: pd.DataFrame, header: str) -> str:
     floors = pooled[pooled["network"] != "trained"].drop(
         columns=["beats_input", "beats_random_network"])
     return f"""{header}
+
+Reading (written by the script from the tables below):
+
+{reading(pooled)}
 
 **The event models** (per seed and clip set): held-out R^2 on 256 fresh clips (seed 11), and
 the median drop of the answer (target units) on the explained clips when the event's box, or
