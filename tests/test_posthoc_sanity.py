@@ -219,6 +219,29 @@ def test_two_networks_reproduce_the_check_as_it_was(event):
         sanity_check(f, gradient_x_input, x, ref, seeds=(1, 2, 3), n_random=2)
 
 
+def test_a_sampling_methods_maps_depend_on_the_networks_seed_alone(event):
+    """Re-audit 18: captum's GradientShap draws from the global generators, so a network's
+    maps depended on what ran before it and ``with_networks`` was not the check with those
+    seeds; each map is now computed under a generator seeded from (network seed, stage), and
+    the caller's generators are left where they were."""
+    from midlevel.explain.attribution.registry import make_method
+    f, x, bg, ref = event
+    x = x[:6]
+    method = make_method("gradient_shap", n_samples=4)
+    torch.manual_seed(5)
+    np.random.seed(5)
+    before = torch.rand(1), np.random.rand()
+    torch.manual_seed(5)
+    np.random.seed(5)
+    three = sanity_check(f, method, x, ref, background=bg, n_random=3, cascade=False)
+    assert (torch.rand(1), np.random.rand()) == before  # the caller's streams untouched
+    np.random.rand(7)  # whatever ran before the second check
+    two = sanity_check(f, method, x, ref, background=bg, seeds=(2, 3), cascade=False)
+    sub = three.with_networks([2, 3])
+    assert sub.floors.equals(two.floors)
+    assert sub.verdict.equals(two.verdict)
+
+
 def test_k_networks_average_every_network_and_pair(event):
     """With K = 3: trained_vs_random the mean over the 3 networks, random_vs_random over the 3
     pairs, random_vs_input over the networks (ground truth built from the maps here)."""
