@@ -358,7 +358,8 @@ class SanityResult:
     def with_networks(self, seeds) -> "SanityResult":
         """Floors and verdict from the full randomizations of ``seeds`` only (at least two of
         this result's seeds), as :func:`sanity_check` with those seeds would give them (the
-        same maps: a network depends on its seed alone, its maps computed under generators seeded from it); the cascade is kept as it is."""
+        same maps: a network and its maps' random draws depend on its seed alone); the
+        cascade is kept as it is."""
         seeds = [int(s) for s in seeds]
         mine = list(self.seeds)
         if len(set(seeds)) != len(seeds) or len(seeds) < 2 or not set(seeds) <= set(mine):
