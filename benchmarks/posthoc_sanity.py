@@ -22,7 +22,8 @@ Interrupted runs resume: each (model, target, method) is kept in ``workdir/sanit
 Writes the section "Post-hoc sanity with power" of benchmarks/RESULTS.md.
 
 With ``--n-random K`` (K > 2) the check makes K full randomizations (seeds 1 .. K) and its
-intervals resample clips and networks (the module docstring of ``midlevel.explain.sanity``);
+intervals cover the draw of clips and networks (the module docstring of
+``midlevel.explain.sanity``);
 the same networks' seeds 1 and 2 alone give the two-network check as a comparison row. Such a
 run (parts in ``workdir/sanity_parts_k{K}``) writes the section "Post-hoc sanity over many
 random networks" instead, e.g.
@@ -83,7 +84,10 @@ def run_all(args, work: Path, log) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataF
         if args.report_only and not part.is_file():
             continue
         if part.is_file():  # an interrupted run resumes here
-            v, c, s = pd.read_pickle(part)
+            stored = pd.read_pickle(part)
+            v, c, s = stored[:3]
+            if len(stored) > 3:  # the similarities kept: judged again by the current rule
+                v = _k_and_two(stored[3])
             log(f"{label} {target} {method}: loaded from {part}")
         else:
             t0 = time.time()
@@ -93,15 +97,14 @@ def run_all(args, work: Path, log) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataF
             else:  # the K-network verdict and, from its seeds 1 and 2, the two-network one
                 res = sanity_result(run, method, target, specs, bg, _options(args),
                                     n_random=k, cascade=not args.no_cascade)
-                v = pd.concat([res.verdict, res.with_networks([1, 2]).verdict],
-                              ignore_index=True)
-                c = res.cascade
+                v, c = _k_and_two(res), res.cascade
             s = time.time() - t0
             log(f"{label} {target} {method}: {s:.0f} s, verdict "
                 f"{v['verdict'].iloc[0]}")  # passed is NaN without a verdict
             part.parent.mkdir(parents=True, exist_ok=True)
             tmp = part.with_suffix(".tmp")
-            pd.to_pickle((v, c, s), tmp)
+            # with K networks the result itself too: its similarities can be judged again
+            pd.to_pickle((v, c, s) if k == 2 else (v, c, s, res), tmp)
             os.replace(tmp, part)
         keys = {"model": label, "target": target}
         verdicts.append(v.assign(**keys))
@@ -203,14 +206,14 @@ trained with the same settings as "Post-hoc sanity with power" (preset small, se
 epochs) but **not the models of that section** (they were deleted): same recipe, other
 weights. Check: `sanity_check` with K = {k} independent full randomizations (seeds 1 .. {k});
 the rows with `n_random` 2 are the two-network check of that section from the same networks'
-seeds 1 and 2 (intervals over clips only). With K = {k} the intervals come from a two-way
-bootstrap over clips and networks (networks drawn with replacement; `random_vs_random` only
-over pairs of distinct networks; module docstring of `midlevel.explain.sanity`), so they
-cover the draw of the random networks. Pass rule, similarity (Spearman of |map|), floors and
-95 % level unchanged. K = {k} was chosen from the toy measurement
-(`benchmarks/sanity_networks_toy.py`, IG on three toy event models: with K >= 6 the
-interval held the margin over 48 networks, same clips, in every disjoint seed set; two
-networks' clip-only intervals in 46-79 % of pairs).
+seeds 1 and 2 (intervals over clips only). With K = {k} the intervals cover the draw of the
+random networks as well as the clips: the margin's variance is a clip part plus a jackknife
+over networks, with a t quantile at Welch-Satterthwaite degrees of freedom
+(`midlevel.explain.sanity_verdict.two_way_interval`; `random_vs_random` over pairs of
+distinct networks). Pass rule, similarity (Spearman of |map|), floors and 95 % level
+unchanged. K = {k} was chosen from the toy measurement (`benchmarks/sanity_networks_toy.py`,
+IG on three toy event models, 48 networks each, judged on disjoint seed sets of K; the
+module docstring of `midlevel.explain.sanity` gives its figures).
 
 {_fmt(table)}
 
@@ -241,6 +244,13 @@ def _closing(v: pd.DataFrame, k: int) -> str:
             f"These are verdicts on the models named above; the models of \"{SECTION}\" are "
             f"gone, so its passes are not re-judged on their own weights (the bracketed "
             f"verdicts are theirs, for comparison only).")
+
+
+def _k_and_two(res) -> pd.DataFrame:
+    """The K-network verdict of ``res`` and, from its seeds 1 and 2, the two-network one, both
+    derived by the current rule from the similarities ``res`` holds."""
+    return pd.concat([res.with_networks(list(res.seeds)).verdict,
+                      res.with_networks([1, 2]).verdict], ignore_index=True)
 
 
 def _test_r(run, targets) -> str:

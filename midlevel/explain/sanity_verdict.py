@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from midlevel.explain.harness_stats import min_clips
 
@@ -21,8 +22,8 @@ def verdict_table(floors: pd.DataFrame, name: str, *, n_boot: int, level: float,
 
     ``networks``: similarity -> ``(t, rr)``, the per-network similarities behind ``floors``
     (``t`` ``(n_clips, K)``: sim(T, R_k); ``rr`` ``(n_clips, K, K)``: sim(R_a, R_b), NaN on the
-    diagonal). Without it K is 2 and the intervals resample clips; with K > 2 they resample
-    clips and networks (:func:`_boot_two_way`; the rule in :mod:`midlevel.explain.sanity`)."""
+    diagonal). Without it K is 2 and the intervals resample clips; with K > 2 they cover
+    clips and networks (:func:`two_way_interval`; the rule in :mod:`midlevel.explain.sanity`)."""
     need = min_clips(1 - level)
     verdict = []
     for sim, g in floors.groupby("similarity", sort=False):
@@ -32,10 +33,9 @@ def verdict_table(floors: pd.DataFrame, name: str, *, n_boot: int, level: float,
         k = 2 if t is None else t.shape[1]
         if k > 2:
             ti = g["trained_vs_input"].to_numpy(dtype=float)
-            lo_in, hi_in = _boot_two_way(t, rr, ti, np.isfinite(d_in), n_boot, level, 0,
-                                         floor="input")
-            lo_rr, hi_rr = _boot_two_way(t, rr, ti, np.isfinite(d_rr), n_boot, level, 1,
-                                         floor="random")
+            lo_in, hi_in = two_way_interval(t, rr, ti, np.isfinite(d_in), level, floor="input")
+            lo_rr, hi_rr = two_way_interval(t, rr, ti, np.isfinite(d_rr), level,
+                                            floor="random")
         else:  # two networks: clips only (as before K was a choice)
             lo_in, hi_in = _boot_ci(d_in, n_boot, level, 0)
             lo_rr, hi_rr = _boot_ci(d_rr, n_boot, level, 1)
@@ -80,53 +80,59 @@ def _spread(t: np.ndarray, rr: np.ndarray) -> dict:
             else np.nan}
 
 
-def network_resamples(k: int, n_boot: int, rng) -> np.ndarray:
-    """``(n_boot, k)`` counts: how often each of ``k`` networks is drawn when ``k`` are drawn
-    with replacement; a draw of one network ``k`` times (no pair of distinct networks, so no
-    random_vs_random) is drawn again, i.e. the resamples are conditioned on at least two
-    distinct networks (probability ``k ** (1 - k)`` each: 1/9 at K = 3, 1/64 at 4)."""
-    counts = np.zeros((n_boot, k), dtype=np.int64)
-    todo = np.arange(n_boot)
-    while len(todo):
-        idx = rng.integers(0, k, size=(len(todo), k))
-        c = np.stack([np.bincount(r, minlength=k) for r in idx])
-        counts[todo] = c
-        todo = todo[(c > 0).sum(1) < 2]
-    return counts
+def _margins(t, rr, ti, w, floor: str) -> np.ndarray:
+    """``(len(w), n_clips)``: each clip's ``trained_vs_random`` minus a floor (``"input"``:
+    ``ti``; ``"random"``: random_vs_random) with the networks weighted by each row of ``w``
+    ``(B, K)``: sim(T, R_k) averaged with weights ``w_k``, sim(R_a, R_b) over pairs of
+    distinct networks with weights ``w_a * w_b``; NaN similarities (a constant map) left out."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t_part = (w @ np.nan_to_num(t).T) / (w @ np.isfinite(t).T)
+        if floor == "input":
+            return t_part - ti[None, :]
+        k = t.shape[1]
+        p = w[:, :, None] * w[:, None, :]
+        p[:, np.arange(k), np.arange(k)] = 0
+        num = np.einsum("bkl,ckl->bc", p, np.nan_to_num(rr))
+        den = np.einsum("bkl,ckl->bc", p, np.isfinite(rr).astype(float))
+        return t_part - num / den
 
 
-def _boot_two_way(t, rr, ti, defined, n_boot, level, seed, *, floor: str):
-    """Percentile interval of the mean over clips of ``trained_vs_random`` minus a floor
-    (``floor="input"``: ``ti``; ``"random"``: random_vs_random), resampling the ``defined``
-    clips and the K networks, both with replacement, independently (:func:`network_resamples`).
-    In a resample, a clip's trained_vs_random is the mean of sim(T, R_k) over the drawn
-    networks (with their multiplicity) and its random_vs_random the mean of sim(R_a, R_b) over
-    the pairs of drawn networks that are distinct networks (weights ``count_a * count_b``),
-    NaN similarities (a constant map) left out of both means."""
+def two_way_interval(t, rr, ti, defined, level: float, *, floor: str) -> tuple[float, float]:
+    """Interval of the mean over clips of ``trained_vs_random`` minus a floor that covers
+    the draw of the clips and of the K random networks (K >= 3).
+
+    The margin ``M`` is the mean over the ``defined`` clips of each clip's margin with all K
+    networks (:func:`_margins`). Its variance is the sum of a clip part, the variance of the
+    clips' margins over their count, and a network part, the jackknife over networks (``M``
+    recomputed leaving out each network in turn, ``(K - 1) / K`` times the sum of squared
+    deviations; for the pairs of random_vs_random a U-statistic, for which the jackknife is
+    slightly conservative); the clip x network interaction is in both parts, so the sum
+    counts it twice (conservative). The interval is ``M +- t * sqrt(V)`` with the t quantile
+    at Welch-Satterthwaite degrees of freedom (``n - 1`` for the clip part, ``K - 1`` for
+    the network part), so where the networks' spread dominates it is the t interval of a
+    mean of K draws. In a simulated crossed design with a known margin (30 clips, K = 8,
+    1500 replicates) it covered 0.955 and 0.945 where the networks' spread dominated, 0.95
+    at a smaller spread, 0.97 without one; the two-way percentile bootstrap it replaces
+    covered 0.86-0.89 where the networks dominated (re-audit 18)."""
     t, rr, ti = t[defined], rr[defined], ti[defined]
     n, k = t.shape
-    if n < 2:
+    if n < 2 or k < 3:
         return np.nan, np.nan
-    rng = np.random.default_rng(seed)
-    w = network_resamples(k, n_boot, rng).astype(float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        t_part = (w @ np.nan_to_num(t).T) / (w @ np.isfinite(t).T)  # (n_boot, n)
-        if floor == "input":
-            d = t_part - ti[None, :]
-        else:
-            p = w[:, :, None] * w[:, None, :]
-            p[:, np.arange(k), np.arange(k)] = 0
-            num = np.einsum("bkl,ckl->bc", p, np.nan_to_num(rr))
-            den = np.einsum("bkl,ckl->bc", p, np.isfinite(rr).astype(float))
-            d = t_part - num / den
-    clips = rng.integers(0, n, size=(n_boot, n))
-    d = np.take_along_axis(d, clips, axis=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        means = np.nanmean(d, axis=1)
-    means = means[np.isfinite(means)]
-    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
-    return float(lo), float(hi)
+        d = _margins(t, rr, ti, np.ones((1, k)), floor)[0]
+        d = d[np.isfinite(d)]
+        jack = np.nanmean(_margins(t, rr, ti, 1.0 - np.eye(k), floor), axis=1)
+    if len(d) < 2 or not np.isfinite(jack).all():
+        return np.nan, np.nan
+    v_clips = float(d.var(ddof=1)) / len(d)
+    v_networks = (k - 1) / k * float(((jack - jack.mean()) ** 2).sum())
+    v = v_clips + v_networks
+    den = v_clips ** 2 / (len(d) - 1) + v_networks ** 2 / (k - 1)
+    df = v ** 2 / den if den > 0 else np.inf
+    half = float(stats.t.ppf((1 + level) / 2, df)) * np.sqrt(v)
+    m = float(d.mean())
+    return m - half, m + half
 
 
 def _too_few(defined: int, n_clips: int, need: int) -> str:
