@@ -143,8 +143,8 @@ from torch import nn
 
 from midlevel.errors import AttributionError
 from midlevel.explain.harness import as_inputs, as_maps, reference_map
-from midlevel.explain.sanity_verdict import verdict_table
-from midlevel.models.backbone import Standardize
+from midlevel.explain.randomization import cascade_stages, randomize_stage
+from midlevel.explain.sanity_verdict import derive_floors
 
 __all__ = ["SanityResult", "sanity_check", "cascade_stages", "randomize_stage",
            "map_similarity", "as_method", "input_only_map", "gradient_x_input",
@@ -153,7 +153,6 @@ __all__ = ["SanityResult", "sanity_check", "cascade_stages", "randomize_stage",
 SIMILARITIES = ("spearman_abs", "spearman", "ssim_abs")
 #: the number of independent full randomizations recommended above (``compare``'s default)
 RECOMMENDED_NETWORKS = 8
-_BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
 # ------------------------------------------------------------------------------ methods
@@ -212,111 +211,6 @@ def map_similarity(a: np.ndarray, b: np.ndarray) -> dict:
     return out
 
 
-# ------------------------------------------------------------------------------ layers
-
-
-def cascade_stages(f: nn.Module, x) -> list[tuple[str, list[str]]]:
-    """Stages of the cascade, **top layer first**: ``(stage name, [module names])``.
-
-    The parameterized leaf modules with a ``reset_parameters`` (conv, linear, BatchNorm...) that
-    a forward pass of ``f`` on ``x`` calls, in call order; a BatchNorm called right after a
-    conv/linear layer joins its stage.
-    """
-    x = as_inputs(x)[:1]
-    names = {m: n for n, m in f.named_modules()}
-    called = []
-
-    def hook(module, inputs, output):
-        called.append(names[module])
-
-    handles = [m.register_forward_hook(hook) for m in f.modules()
-               if next(m.children(), None) is None]
-    try:
-        with torch.no_grad():
-            f.eval()
-            p = next(f.parameters(), None)
-            f(x.to(p.device if p is not None else "cpu"))
-    finally:
-        for h in handles:
-            h.remove()
-    modules = dict(f.named_modules())
-    stages: list[list[str]] = []
-    prev = None
-    for n in called:
-        m = modules[n]
-        if isinstance(m, Standardize):
-            prev = m
-            continue
-        # a layer with its own parameters and an initialization (not, e.g., a ReLU on which
-        # SHAP's DeepExplainer has left ``x`` / ``y`` Parameters behind)
-        learnable = isinstance(m, _BN) or (hasattr(m, "reset_parameters")
-                                           and any(True for _ in m.parameters(recurse=False)))
-        if learnable:
-            if isinstance(m, _BN) and isinstance(prev, (nn.Conv1d, nn.Conv2d, nn.Conv3d,
-                                                        nn.Linear)) and stages:
-                stages[-1].append(n)
-            elif not any(n in s for s in stages):
-                stages.append([n])
-        prev = m
-    return [("+".join(s), s) for s in stages[::-1]]
-
-
-def _reinit(module: nn.Module) -> None:
-    with torch.no_grad():
-        if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
-            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            if module.bias is not None:
-                module.bias.zero_()
-        elif isinstance(module, _BN):
-            module.reset_parameters()  # weight 1, bias 0, running mean 0, var 1
-        elif hasattr(module, "reset_parameters"):
-            module.reset_parameters()
-        else:
-            raise AttributionError(f"do not know how to re-initialize {type(module).__name__}")
-
-
-@torch.no_grad()
-def _reestimate(f: nn.Module, bns: list[nn.Module], data: torch.Tensor) -> None:
-    """Running statistics of ``bns`` (in forward order) from ``data``, one layer at a time, with
-    everything else in eval mode, so each layer's statistics are those of the inputs it sees
-    at explanation time (one pass with all of them in training mode would normalize the lower
-    layers with batch statistics and leave the upper ones slightly off)."""
-    if not bns:
-        return
-    p = next(f.parameters(), None)
-    data = data.to(p.device if p is not None else "cpu")
-    f.eval()
-    for bn in bns:
-        momentum = bn.momentum
-        bn.reset_running_stats()
-        bn.momentum = None  # cumulative average
-        bn.train()
-        f(data)
-        bn.momentum = momentum
-        bn.eval()
-
-
-def randomize_stage(f: nn.Module, names: list[str], *, seed: int, data: torch.Tensor | None,
-                    randomized: list[str], running_stats: str = "reestimate") -> None:
-    """Re-initialize the modules ``names`` of ``f`` in place (seeded), then re-estimate the
-    running statistics of every randomized BatchNorm (``randomized`` holds the names of those
-    randomized before, and is extended)."""
-    modules = dict(f.named_modules())
-    with torch.random.fork_rng(devices=[]):
-        for k, n in enumerate(names):
-            torch.manual_seed(int(np.random.SeedSequence([seed, len(randomized) + k])
-                                  .generate_state(1)[0]))
-            _reinit(modules[n])
-    randomized.extend(names)
-    if running_stats == "reestimate" and data is not None:
-        # ``randomized`` runs top-down: reversed, it is the forward order
-        _reestimate(f, [modules[n] for n in reversed(randomized) if isinstance(modules[n], _BN)],
-                    data)
-    elif running_stats not in ("reestimate", "reset"):
-        raise AttributionError(f"running_stats must be 'reestimate' or 'reset', got "
-                               f"'{running_stats}'")
-
-
 # ------------------------------------------------------------------------------ the check
 
 
@@ -366,80 +260,10 @@ class SanityResult:
         if len(set(seeds)) != len(seeds) or len(seeds) < 2 or not set(seeds) <= set(mine):
             raise AttributionError(f"need at least two distinct seeds of {mine}, got {seeds}")
         keep = [mine.index(s) for s in seeds]
-        floors, verdict, networks, pairs = _derive(
+        floors, verdict, networks, pairs = derive_floors(
             self.floors, self.networks, self.random_pairs, keep, self.n_boot, self.level)
         return SanityResult(self.cascade, floors, verdict, networks, pairs, self.n_boot,
                             self.level)
-
-
-def _defined_mean(*values: float) -> float:
-    """Mean of the finite values; NaN (without a warning) when there are none."""
-    v = [x for x in values if np.isfinite(x)]
-    return float(np.mean(v)) if v else float("nan")
-
-
-def _derive(floors_in: pd.DataFrame, networks: pd.DataFrame, pairs: pd.DataFrame, keep,
-            n_boot: int, level: float):
-    """Floors, verdict, networks and pairs over the networks ``keep`` (indices into
-    ``networks``, renumbered 0.. in that order): the per-clip means of the module docstring
-    and :func:`verdict_table` with the per-network similarities."""
-    name = str(floors_in["method"].iloc[0])
-    remap = {int(k): j for j, k in enumerate(keep)}
-    networks = networks[networks["network"].isin(remap)].assign(
-        network=lambda d: d["network"].map(remap)).reset_index(drop=True)
-    pairs = pairs[pairs["network_a"].isin(remap) & pairs["network_b"].isin(remap)].copy()
-    a, b = pairs["network_a"].map(remap), pairs["network_b"].map(remap)
-    pairs["network_a"], pairs["network_b"] = np.minimum(a, b), np.maximum(a, b)
-    pairs = pairs.reset_index(drop=True)
-    k = len(keep)
-    t = _cube(networks, "trained_vs_random", k)
-    ri = _cube(networks, "random_vs_input", k)
-    rr = _pair_cube(pairs, k)
-    upper = np.triu_indices(k, 1)
-    rows = []
-    for sim, g in floors_in.groupby("similarity", sort=False):
-        for c, row in enumerate(g.itertuples(index=False)):  # clips in order
-            rows.append({"clip": row.clip, "method": name, "similarity": sim,
-                         "trained_vs_random": _defined_mean(*t[sim][c]),
-                         "trained_vs_input": row.trained_vs_input,
-                         "random_vs_random": _defined_mean(*rr[sim][c][upper]),
-                         # with two networks: the first one's (as before K was a choice)
-                         "random_vs_input": (ri[sim][c][0] if k == 2
-                                             else _defined_mean(*ri[sim][c]))})
-    # clip-major, similarities inner (the order of the rows before K was a choice)
-    floors = pd.DataFrame(rows).iloc[_interleave(floors_in)].reset_index(drop=True)
-    verdict = verdict_table(floors, name, n_boot=n_boot, level=level,
-                            networks={s: (t[s], rr[s]) for s in t})
-    return floors, verdict, networks, pairs
-
-
-def _interleave(floors_in: pd.DataFrame) -> np.ndarray:
-    """Positions, in rows grouped by similarity, of ``floors_in``'s rows in its own order."""
-    sims = floors_in["similarity"].to_numpy()
-    order = np.concatenate([np.flatnonzero(sims == s) for s in dict.fromkeys(sims)])
-    return np.argsort(order, kind="stable")
-
-
-def _cube(networks: pd.DataFrame, column: str, k: int) -> dict:
-    """similarity -> ``(n_clips, k)`` array of ``column`` (clips in order, ``clip_index``)."""
-    out = {}
-    for sim, g in networks.groupby("similarity", sort=False):
-        a = np.full((int(g["clip_index"].max()) + 1, k), np.nan)
-        a[g["clip_index"].to_numpy(), g["network"].to_numpy()] = g[column].to_numpy()
-        out[sim] = a
-    return out
-
-
-def _pair_cube(pairs: pd.DataFrame, k: int) -> dict:
-    """similarity -> symmetric ``(n_clips, k, k)`` array of random_vs_random (NaN diagonal)."""
-    out = {}
-    for sim, g in pairs.groupby("similarity", sort=False):
-        a = np.full((int(g["clip_index"].max()) + 1, k, k), np.nan)
-        c = g["clip_index"].to_numpy()
-        ia, ib = g["network_a"].to_numpy(), g["network_b"].to_numpy()
-        a[c, ia, ib] = a[c, ib, ia] = g["random_vs_random"].to_numpy()
-        out[sim] = a
-    return out
 
 
 #: the seed key of the trained map's sampling (randomized networks use their own seed)
@@ -550,7 +374,7 @@ def sanity_check(f: nn.Module, method, x, reference, *, name: str = "method",
                 pair_rows.append({"clip": clip, "clip_index": i, "method": name,
                                   "similarity": sim,
                                   "network_a": a, "network_b": b, "random_vs_random": s[sim]})
-    floors, verdict, networks, pairs = _derive(
+    floors, verdict, networks, pairs = derive_floors(
         pd.DataFrame(input_rows), pd.DataFrame(network_rows), pd.DataFrame(pair_rows),
         list(range(len(seeds))), n_boot, level)
     return SanityResult(pd.DataFrame(cascade_rows), floors, verdict, networks, pairs, n_boot,

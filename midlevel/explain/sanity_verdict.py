@@ -1,6 +1,9 @@
 """The sanity check's verdict from its per-clip similarities (the rule of
-:mod:`midlevel.explain.sanity`'s docstring): bootstrap intervals over clips of the two
-differences, the pass rule, and the words of a verdict without one or with a blind spot."""
+:mod:`midlevel.explain.sanity`'s docstring): the floors averaged over K random networks
+from their per-network similarities (:func:`derive_floors`), the intervals of the two
+differences (over clips with two networks, over clips and networks with more:
+:func:`two_way_interval`), the pass rule, and the words of a verdict without one or with a
+blind spot."""
 from __future__ import annotations
 
 import warnings
@@ -177,3 +180,74 @@ def _boot_ci(d, n_boot, level, seed):
     means = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(1)
     lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
     return float(lo), float(hi)
+
+
+def defined_mean(*values: float) -> float:
+    """Mean of the finite values; NaN (without a warning) when there are none."""
+    v = [x for x in values if np.isfinite(x)]
+    return float(np.mean(v)) if v else float("nan")
+
+
+def derive_floors(floors_in: pd.DataFrame, networks: pd.DataFrame, pairs: pd.DataFrame, keep,
+            n_boot: int, level: float):
+    """Floors, verdict, networks and pairs over the networks ``keep`` (indices into
+    ``networks``, renumbered 0.. in that order): the per-clip means of
+    :mod:`midlevel.explain.sanity`'s docstring and :func:`verdict_table` with the per-network
+    similarities."""
+    name = str(floors_in["method"].iloc[0])
+    remap = {int(k): j for j, k in enumerate(keep)}
+    networks = networks[networks["network"].isin(remap)].assign(
+        network=lambda d: d["network"].map(remap)).reset_index(drop=True)
+    pairs = pairs[pairs["network_a"].isin(remap) & pairs["network_b"].isin(remap)].copy()
+    a, b = pairs["network_a"].map(remap), pairs["network_b"].map(remap)
+    pairs["network_a"], pairs["network_b"] = np.minimum(a, b), np.maximum(a, b)
+    pairs = pairs.reset_index(drop=True)
+    k = len(keep)
+    t = _cube(networks, "trained_vs_random", k)
+    ri = _cube(networks, "random_vs_input", k)
+    rr = _pair_cube(pairs, k)
+    upper = np.triu_indices(k, 1)
+    rows = []
+    for sim, g in floors_in.groupby("similarity", sort=False):
+        for c, row in enumerate(g.itertuples(index=False)):  # clips in order
+            rows.append({"clip": row.clip, "method": name, "similarity": sim,
+                         "trained_vs_random": defined_mean(*t[sim][c]),
+                         "trained_vs_input": row.trained_vs_input,
+                         "random_vs_random": defined_mean(*rr[sim][c][upper]),
+                         # with two networks: the first one's (as before K was a choice)
+                         "random_vs_input": (ri[sim][c][0] if k == 2
+                                             else defined_mean(*ri[sim][c]))})
+    # clip-major, similarities inner (the order of the rows before K was a choice)
+    floors = pd.DataFrame(rows).iloc[_interleave(floors_in)].reset_index(drop=True)
+    verdict = verdict_table(floors, name, n_boot=n_boot, level=level,
+                            networks={s: (t[s], rr[s]) for s in t})
+    return floors, verdict, networks, pairs
+
+
+def _interleave(floors_in: pd.DataFrame) -> np.ndarray:
+    """Positions, in rows grouped by similarity, of ``floors_in``'s rows in its own order."""
+    sims = floors_in["similarity"].to_numpy()
+    order = np.concatenate([np.flatnonzero(sims == s) for s in dict.fromkeys(sims)])
+    return np.argsort(order, kind="stable")
+
+
+def _cube(networks: pd.DataFrame, column: str, k: int) -> dict:
+    """similarity -> ``(n_clips, k)`` array of ``column`` (clips in order, ``clip_index``)."""
+    out = {}
+    for sim, g in networks.groupby("similarity", sort=False):
+        a = np.full((int(g["clip_index"].max()) + 1, k), np.nan)
+        a[g["clip_index"].to_numpy(), g["network"].to_numpy()] = g[column].to_numpy()
+        out[sim] = a
+    return out
+
+
+def _pair_cube(pairs: pd.DataFrame, k: int) -> dict:
+    """similarity -> symmetric ``(n_clips, k, k)`` array of random_vs_random (NaN diagonal)."""
+    out = {}
+    for sim, g in pairs.groupby("similarity", sort=False):
+        a = np.full((int(g["clip_index"].max()) + 1, k, k), np.nan)
+        c = g["clip_index"].to_numpy()
+        ia, ib = g["network_a"].to_numpy(), g["network_b"].to_numpy()
+        a[c, ia, ib] = a[c, ib, ia] = g["random_vs_random"].to_numpy()
+        out[sim] = a
+    return out
