@@ -212,6 +212,7 @@ def main(argv=None) -> int:
     if args.quick:
         args.sizes, args.seeds, args.event_clips = ["toy"], [3], 6
         args.n_steps, args.n_samples, args.lime_samples, args.no_write = 4, 4, 16, True
+        args.threads = args.threads or 1  # tiny work: a second thread only waits under load
     torch.set_num_threads(args.threads or max(1, min(2, os.cpu_count() or 1)))
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="floors_"))
     work.mkdir(parents=True, exist_ok=True)

@@ -78,6 +78,8 @@ def test_moving_task_refuses_what_needs_one_box():
         EventTask(placement="random")
     with pytest.raises(ArgumentError, match="inside"):
         EventTask(n_bands=8, box=(4, 12, 0, 4))
+    with pytest.raises(ArgumentError, match="2 bands x 2 frames"):  # stripes need two
+        EventTask(box=(3, 4, 0, 6), placement="moving")
 
 
 def test_a_model_trained_on_moving_events_reads_the_event_not_the_clicks():

@@ -96,6 +96,9 @@ class EventTask:
         if not (0 <= b0 < b1 <= n_bands and 0 <= f0 < f1 <= n_frames):
             raise ArgumentError(f"box {box} does not lie inside {n_bands} bands x {n_frames} "
                                 f"frames (band_start, band_stop, frame_start, frame_stop)")
+        if placement == "moving" and (b1 - b0 < 2 or f1 - f0 < 2):
+            raise ArgumentError(f"a moving event needs a box of at least 2 bands x 2 frames "
+                                f"(its tone and the clicks are stripes), not {box}")
         self.n_bands, self.n_frames, self.box = n_bands, n_frames, box
         self.noise, self.fps, self.placement = noise, fps, placement
 
