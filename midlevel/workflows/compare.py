@@ -127,9 +127,9 @@ def compare(runs, out, *, spec=None, root=None, cache_dir=None, methods=DEFAULT_
         for every method, on the first ``sanity_clips`` of the explained clips (default
         ``n_clips``; more than the clips explained gives a note; a verdict needs 6, fewer
         give "too few clips for a verdict"), against ``sanity_networks`` independent full
-        randomizations (>= 2; default 8: with more than two the verdict's intervals resample
-        the random networks as well as the clips, so it does not turn with the draw of two
-        networks; ``benchmarks/sanity_networks_toy.py``).
+        randomizations (>= 2; default 8: with more than two the verdict's intervals cover
+        the draw of the random networks as well as of the clips, so it does not turn with
+        the draw of two networks; ``benchmarks/sanity_networks_toy.py``).
     max_seconds : explained excerpt length (default: whole clips, through the windows
         ``predict`` averages).
     events : clip -> (band_start, band_stop, frame_start, frame_stop) of a known deciding event;
