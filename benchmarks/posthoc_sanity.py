@@ -237,7 +237,7 @@ def _closing(v: pd.DataFrame, k: int) -> str:
     many = v[(v["n_random"] == k) & v["passed"].eq(True)]
     if many.empty:
         return f"No method passes with K = {k}."
-    ends = ", ".join(f"{r.target} {r.method} {r.minus_random_ci_high:+.3f}"
+    ends = ", ".join(f"{r.model} {r.target} {r.method} {r.minus_random_ci_high:+.3f}"
                      for r in many.itertuples())
     return (f"With the draw of the networks in the interval, {len(many)} of "
             f"{int((v['n_random'] == k).sum())} checks pass (upper ends of floor (b): {ends}). "
