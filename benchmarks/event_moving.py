@@ -67,6 +67,7 @@ from ground_truth_recovery import _fmt, publish  # noqa: E402
 from posthoc_faithfulness import _options, common_arguments  # noqa: E402
 
 from midlevel.explain.attribution.attributor import Attributor  # noqa: E402
+from midlevel.explain.attribution.base import OutputSelector  # noqa: E402
 from midlevel.explain.attribution.registry import METHODS  # noqa: E402
 from midlevel.explain.faithfulness import box_share  # noqa: E402
 from midlevel.explain.sanity import cascade_stages, randomize_stage  # noqa: E402
@@ -156,14 +157,14 @@ def measure(size: str, seed: int, args, log) -> tuple[pd.DataFrame, dict]:
              "seed": seed, "held_out_r2": task.held_out_r2(model)}
     opts = {**_options(args), **windows}
     clips = [f"c{i}" for i in range(len(x))]
+    # deletion always through the trained model: does a map order its evidence?
+    selector = OutputSelector(model).eval()
     rows = []
     for network, net in (("trained", model), ("random", noise)):
         for method in METHODS:
             t0 = time.time()
             at = Attributor(net, method, background=bg, **opts)
             attr = at.attribute(x, clips=clips)
-            # deletion always through the trained model: does this map order its evidence?
-            selector = Attributor(model, method, background=bg, **opts).selector
             ref = at.reference_for(x)
             rows.append(scored(task, selector, x, ref, attr.values, method, boxes, distractors)
                         .assign(network=network))

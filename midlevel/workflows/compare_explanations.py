@@ -54,7 +54,7 @@ def fit_window(spec: np.ndarray, n_frames: int) -> np.ndarray:
 
 def attributions(report: Report, reps: dict, clips, methods, data, *, n_background, target,
                   faithfulness, randomization, n_random, sanity_clips, events, deletion_patch,
-                  options, work: WorkStore | None = None, sanity_networks: int = 2) -> dict:
+                  options, sanity_networks: int, work: WorkStore | None = None) -> dict:
     """Maps, cost, faithfulness (the harness), sanity checks and event shares of every method
     on the first run of each model; returns ``{(label, method): [Attribution per clip]}``.
 
@@ -112,7 +112,7 @@ def attributions(report: Report, reps: dict, clips, methods, data, *, n_backgrou
 
 
 def _explain_with(run, label, method, output, bg, fe, clips, options, *, faithfulness,
-                  n_random, deletion_patch, sanity_clips, sanity_networks: int = 2) -> dict:
+                  n_random, deletion_patch, sanity_clips, sanity_networks: int) -> dict:
     """One model with one method: ``attrs`` (one Attribution per clip, in the units
     ``predict`` reports), its ``cost`` row, faithfulness ``curves`` (a list of tables) and
     the ``sanity`` result (None without ``sanity_clips``); picklable, for the work store."""
@@ -160,7 +160,7 @@ def _cost_row(label, method, attrs, clips) -> dict:
             "mean_abs_additivity_gap": float(np.mean(gaps)) if gaps else np.nan}
 
 
-def _sanity(run, attributor, clips, bg, n: int, method: str, networks: int = 2):
+def _sanity(run, attributor, clips, bg, n: int, method: str, networks: int):
     """Cascading randomization with both floors on the first ``n`` clips, one window each,
     against ``networks`` independent full randomizations (seeds 1 .. networks)."""
     n_frames = run.window()[0]
