@@ -415,3 +415,30 @@ def test_publish_prints_and_writes_only_its_own_section(tmp_path, monkeypatch, c
     gtr.publish("new a", "A", write=True)
     text = results.read_text()
     assert "new a" in text and "old a" not in text and "old b" in text
+
+
+def test_the_ig_path_split_is_captums_rule_and_its_ratios_are_box_over_background(capsys,
+                                                                                 tmp_path):
+    """``benchmarks/event_moving_paths.py``: on a linear function the path-averaged gradient
+    is the weights, the first half of the path gives half of the map and the map is
+    ``(x - reference) * w``; a box twice as bright as the rest reads 2; the quick run checks
+    its split against the package's IG map."""
+    import event_moving_paths as emp
+    w = torch.randn(1, 1, 4, 6)
+    f = lambda z: (z * w).sum((1, 2, 3))[:, None]  # noqa: E731
+    x, ref = torch.rand(3, 1, 4, 6), torch.rand(1, 1, 4, 6)
+    split = emp.path_split(f, x, ref, 8)
+    assert np.allclose(split["mean_grad"], w[:, 0].numpy(), atol=1e-6)
+    assert np.allclose(split["ig"], ((x - ref) * w)[:, 0].numpy(), atol=1e-6)
+    assert np.allclose(split["early"], split["ig"] / 2, atol=1e-6)
+    tone, clicks, rest = emp.masks((4, 6), [(0, 2, 0, 2)], [(2, 4, 3, 6)])
+    assert tone.sum() == 4 and clicks.sum() == 6 and rest.sum() == 14
+    values = np.ones((1, 4, 6))
+    values[0, 2:4, 3:6] = -2.0  # |.| is read
+    assert np.allclose(emp.box_over_background(values, clicks, rest), 2.0)
+    assert np.allclose(emp.box_over_background(values, tone, rest), 1.0)
+    assert emp.main(["--quick", "--workdir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    checks = out[out.index("**Checks**"):].splitlines()
+    row = next(line for line in checks if line.startswith("| 32 x 48 | 3 |"))
+    assert all(float(v) < 1e-5 for v in row.split("|")[3:5])
