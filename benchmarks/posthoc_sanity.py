@@ -147,6 +147,16 @@ def _model_dirs(args, models: dict) -> list[str]:
             for m in models]
 
 
+def failed_floors(row) -> str:
+    """The floors a verdict row fails, each with its own interval's upper end: "floor (a),
+    upper end +0.015" (``minus_input_ci_high``), "floor (b), upper end +0.002"
+    (``minus_random_ci_high``), or both; "no verdict" where neither end is known."""
+    said = [f"floor ({name}), upper end {row[column]:+.3f}"
+            for name, column in (("a", "minus_input_ci_high"), ("b", "minus_random_ci_high"))
+            if not row[column] < 0 and np.isfinite(row[column])]
+    return " and ".join(said) if said else "no verdict"
+
+
 def summarize_networks(verdicts: pd.DataFrame, cost: pd.DataFrame, args, models: dict,
                        command: str) -> str:
     """The section of a K-network run: per (model, target, method) the two-network check
@@ -174,14 +184,12 @@ def summarize_networks(verdicts: pd.DataFrame, cost: pd.DataFrame, args, models:
         if bool(two["passed"] == True) and bool(many["passed"] == True):  # noqa: E712
             word = "passes with two networks and still passes with the draw in the interval"
         elif bool(two["passed"] == True):  # noqa: E712
-            word = ("passes with two networks but not once the draw is in the interval "
-                    f"(`minus_random_ci_high` {many['minus_random_ci_high']:+.3f})")
+            word = (f"passes with two networks but not once the draw is in the interval "
+                    f"(K = {k}: {failed_floors(many)})")
         elif bool(many["passed"] == True):  # noqa: E712
             word = "fails with two networks but passes with K networks"
         else:
-            why = ("floor (b)" if not many["minus_random_ci_high"] < 0 else "floor (a)")
-            word = (f"fails either way (K = {k}: {why}, upper end "
-                    f"{many['minus_random_ci_high']:+.3f})")
+            word = f"fails either way (K = {k}: {failed_floors(many)})"
         if bool(many["passed"] == True) and many["minus_random_pair_max"] >= 0:  # noqa: E712
             word += (f"; some seed pairs alone give a margin >= 0 (`pair_max` "
                      f"{many['minus_random_pair_max']:+.3f}): a two-network check with those "

@@ -236,6 +236,18 @@ def test_sanity_networks_report_reads_what_sanity_check_writes():
     assert ("still passes" in reading or "passes with K" in reading) == (three == "True")
 
 
+def test_the_sanity_reading_names_each_failed_floor_with_its_own_upper_end():
+    """``posthoc_sanity.failed_floors`` (audit 19: the reading named floor (b) and printed its
+    upper end where floor (a) failed)."""
+    import posthoc_sanity
+    row = lambda a, b: {"minus_input_ci_high": a, "minus_random_ci_high": b}  # noqa: E731
+    assert posthoc_sanity.failed_floors(row(0.015, -0.017)) == "floor (a), upper end +0.015"
+    assert posthoc_sanity.failed_floors(row(-0.1, 0.002)) == "floor (b), upper end +0.002"
+    assert posthoc_sanity.failed_floors(row(0.05, 0.06)) == (
+        "floor (a), upper end +0.050 and floor (b), upper end +0.060")
+    assert posthoc_sanity.failed_floors(row(float("nan"), float("nan"))) == "no verdict"
+
+
 def test_calibrated_floor_matches_the_slope_band_and_shares_identical_runs():
     """A calibrated predictor's pass probability: near the normal approximation of the slope's
     sampling error (r = 0.65, n = 36: slope s.e. about 0.2, P(0.8 <= slope <= 1.25) about
