@@ -126,10 +126,13 @@ def compare(runs, out, *, spec=None, root=None, cache_dir=None, methods=DEFAULT_
     randomization : cascading randomization with both floors (:mod:`midlevel.explain.sanity`)
         for every method, on the first ``sanity_clips`` of the explained clips (default
         ``n_clips``; more than the clips explained gives a note; a verdict needs 6, fewer
-        give "too few clips for a verdict"), against ``sanity_networks`` independent full
-        randomizations (>= 2; default 8: with more than two the verdict's intervals cover
-        the draw of the random networks as well as of the clips, so it does not turn with
-        the draw of two networks; ``benchmarks/sanity_networks_toy.py``).
+        give "too few clips for a verdict"), each clip's first window (zero-padded when
+        shorter) and the model's output for that window, not the whole clip through
+        ``predict``'s windows as the report's maps; against ``sanity_networks`` independent
+        full randomizations (>= 2; default 8: with more than two the verdict's intervals
+        cover the draw of the random networks as well as of the clips, where two networks'
+        verdicts turned with the draw; a verdict whose upper end is near 0 can still differ
+        between draws; ``benchmarks/sanity_networks_toy.py``).
     max_seconds : explained excerpt length (default: whole clips, through the windows
         ``predict`` averages).
     events : clip -> (band_start, band_stop, frame_start, frame_stop) of a known deciding event;
