@@ -1,6 +1,6 @@
 """Where Integrated Gradients' attribution to the clicks comes from, on the moving event.
 
-On the moving planted event ("Planted event that moves: maps that must read the model"), the
+On the moving planted event ("Planted event that moves: maps against a network that learned nothing"), the
 event models read the tone and ignore the clicks (replacing the clicks' box by the reference
 moves the answer by 0.00-0.05 target units), yet at the clip's size Integrated Gradients and
 DeepLift put 1.9-2.9x their area share of positive attribution on the clicks, and a
@@ -201,11 +201,56 @@ COLUMNS = ["input_click", "input_tone", "grad_click_at_x", "grad_click_near_ref"
            "f_tone_alone", "f_clicks_removed"]
 
 
+def reading(pooled: pd.DataFrame) -> str:
+    """Plain sentences from the pooled medians, per size (generated, so a re-run says what
+    its numbers say)."""
+    lines = []
+    for size, g in pooled.groupby("size", sort=False):
+        t = g[g["network"] == "trained"].iloc[0]
+        r = g[g["network"] == "random"].iloc[0]
+        said = (f"- **{size}.** |x - reference| is {t['input_click']:.1f}x the background's on "
+                f"the clicks and {t['input_tone']:.1f}x on the tone. The trained model's "
+                f"path-averaged gradient per bin is {t['grad_click_path']:.2f}x the "
+                f"background's on the clicks and {t['grad_tone_path']:.2f}x on the tone "
+                f"(at the clip itself {t['grad_click_at_x']:.2f}x and "
+                f"{t['grad_tone_at_x']:.2f}x; on the clicks at the path's first point "
+                f"{t['grad_click_near_ref']:.2f}x); DeepLift's multipliers "
+                f"{t['dl_mult_click']:.2f}x and {t['dl_mult_tone']:.2f}x. IG's box ratios: "
+                f"clicks {t['ig_click']:.2f}x, tone {t['ig_tone']:.2f}x (randomized network "
+                f"{r['ig_click']:.2f}x and {r['ig_tone']:.2f}x, its gradients "
+                f"{r['grad_click_path']:.2f}x and {r['grad_tone_path']:.2f}x). "
+                f"{t['early_click']:.0%} of the clicks' IG accrues in the path's first half. "
+                f"The model answers the clicks alone (on the reference) by "
+                f"{t['f_clicks_alone']:+.3f} target units, removing them from the clip by "
+                f"{t['f_clicks_removed']:+.3f}.")
+        why = []
+        if t["grad_click_path"] < 1.5:
+            why.append("the gradient on the clicks is no larger than the background's, so "
+                       "their attribution is the input factor's")
+        if t["early_click"] > 0.5:
+            why.append("most of it accrues nearer the reference than the clip")
+        if t["f_clicks_alone"] > 2 * abs(t["f_clicks_removed"]):
+            why.append("near the reference the model does answer the clicks, which on the "
+                       "clip it ignores")
+        if t["grad_tone_path"] < 1.5:
+            why.append("the tone's own gradient is no larger than the background's either: "
+                       "IG's preference for the tone rests on the multiplier's small "
+                       "difference, not on a gradient that singles the tone out")
+        if why:
+            said += " Reading: " + "; ".join(why) + "."
+        lines.append(said)
+    return "\n".join(lines)
+
+
 def render(parts: pd.DataFrame, checks: pd.DataFrame, header: str) -> str:
     """The section: medians over clips per size, seed and network, and the checks."""
     med = parts.groupby(["size", "network", "seed"], sort=False)[COLUMNS].median().reset_index()
     pooled = parts.groupby(["size", "network"], sort=False)[COLUMNS].median().reset_index()
     return f"""{header}
+
+Reading (written by the script from the medians below):
+
+{reading(pooled)}
 
 **Medians over clips and seeds** (ratios: the box's mean over the mean outside both boxes;
 1 = no different from the background):
@@ -236,6 +281,8 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--quick", action="store_true", help="smoke run: toy size, 1 seed, 4 clips")
     p.add_argument("--no-write", action="store_true")
+    p.add_argument("--render", action="store_true",
+                   help="write the section from --workdir's moving_paths.csv; compute nothing")
     args = p.parse_args(argv)
     if args.quick:
         args.sizes, args.seeds, args.event_clips, args.event_steps = ["toy"], [3], 4, 20
@@ -246,6 +293,13 @@ def main(argv=None) -> int:
     t0 = time.strftime("%Y-%m-%d %H:%M")
     start = time.time()
     parts, checks = [], []
+    if args.render:
+        stored = Path(args.workdir) / "moving_paths.csv"
+        parts = pd.read_csv(stored)
+        checks = pd.read_csv(stored.with_name("moving_paths_checks.csv"))
+        header = (Path(args.workdir) / "moving_paths_header.txt").read_text()
+        publish(render(parts, checks, header), SECTION, write=not args.no_write)
+        return 0
     for size in args.sizes:
         for seed in args.seeds:
             rows, check = measure(size, seed, args, print)
@@ -253,6 +307,7 @@ def main(argv=None) -> int:
             checks.append(check)
     parts, checks = pd.concat(parts, ignore_index=True), pd.DataFrame(checks)
     parts.to_csv(Path(args.workdir) / "moving_paths.csv", index=False)
+    checks.to_csv(Path(args.workdir) / "moving_paths_checks.csv", index=False)
     command = "python benchmarks/event_moving_paths.py " + " ".join(
         a for a in (argv if argv is not None else sys.argv[1:]) if a != "--no-write")
     header = (f"`{command}` (started {t0}, {(time.time() - start) / 60:.0f} min on "
@@ -262,6 +317,7 @@ def main(argv=None) -> int:
               f"{', '.join(map(str, args.seeds))}) and randomized networks; IG with "
               f"{args.n_steps} Gauss-Legendre points from the reference (the mean of 32 "
               f"background clips). Definitions: the module docstring.")
+    (Path(args.workdir) / "moving_paths_header.txt").write_text(header)
     publish(render(parts, checks, header), SECTION, write=not args.no_write)
     return 0
 

@@ -13,12 +13,13 @@ Two placements:
   distractor by its content only: the event is a sustained harmonic tone (horizontal stripes,
   energy in every other band over the box's frames), the distractor a roll of broadband clicks
   (vertical stripes, every other frame over its bands), of the same shape and the same mean
-  energy per unit of strength. No fixed box exists; a map can tell the event from the
-  distractor only by reading a model that learned to tell them apart (the input is as
-  bright on the distractor as on the event when the two are equally strong, brighter where
-  the distractor is stronger). Both boxes still hold nearly all the energy above the
-  background, so the input itself puts several times its area share in the event's box:
-  ``benchmarks/event_moving.py`` says which figures separate the two.
+  energy per unit of strength. No fixed box exists, and the brightness does not tell the
+  two apart (the input is as bright on the distractor as on the event when the two are
+  equally strong, brighter where the distractor is stronger); their texture does, so a
+  filter that knows it tells them apart without any model. Both boxes hold nearly all the
+  energy above the background, so the input itself puts several times its area share in
+  the event's box: ``benchmarks/event_moving.py`` says which figures separate a map that
+  reads the model from these (the same method on a randomized network).
 """
 from __future__ import annotations
 
