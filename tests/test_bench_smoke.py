@@ -402,6 +402,15 @@ def test_the_moving_event_benchmark_scores_own_boxes_and_a_randomized_network(ca
     column = [c.strip() for c in header.split("|")].index("prefers_event")
     assert lines[at].split("|")[column].strip() == "0.000"  # the input prefers the clicks
     assert list(tmp_path.glob("model_32x48_3_*.pt"))  # the model is kept for the other set
+    texture = lines[next(i for i, line in enumerate(lines) if "| none | texture |" in line)]
+    assert texture.split("|")[column].strip() == "1.000"  # reads no model, prefers the tone
+    # a part scored before a floor existed gets it through the same model, the rest unchanged
+    import pandas as pd
+    part = tmp_path / "moving_toy_3_distractor.csv"
+    full = pd.read_csv(part)
+    full[full["method"] != "texture"].to_csv(part, index=False)
+    assert em.main(["--quick", "--clip-set", "distractor", "--workdir", str(tmp_path)]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(part), full)
 
 
 def test_the_input_floor_maps_read_only_the_clip():
