@@ -219,7 +219,8 @@ def reading(pooled: pd.DataFrame) -> str:
                 f"clicks {t['ig_click']:.2f}x, tone {t['ig_tone']:.2f}x (randomized network "
                 f"{r['ig_click']:.2f}x and {r['ig_tone']:.2f}x, its gradients "
                 f"{r['grad_click_path']:.2f}x and {r['grad_tone_path']:.2f}x). "
-                f"{t['early_click']:.0%} of the clicks' IG accrues in the path's first half. "
+                f"{t['early_click']:.0%} of the clicks' IG accrues in the path's first half "
+                f"(50 % if it accrued evenly). "
                 f"The model answers the clicks alone (on the reference) by "
                 f"{t['f_clicks_alone']:+.3f} target units, removing them from the clip by "
                 f"{t['f_clicks_removed']:+.3f}.")
@@ -227,11 +228,11 @@ def reading(pooled: pd.DataFrame) -> str:
         if t["grad_click_path"] < 1.5:
             why.append("the gradient on the clicks is no larger than the background's, so "
                        "their attribution is the input factor's")
-        if t["early_click"] > 0.5:
+        if t["early_click"] > 0.6:
             why.append("most of it accrues nearer the reference than the clip")
         if t["f_clicks_alone"] > 2 * abs(t["f_clicks_removed"]):
-            why.append("near the reference the model does answer the clicks, which on the "
-                       "clip it ignores")
+            why.append("laid on the reference without the tone (inputs it never saw), the "
+                       "clicks do move the model's answer, which on the clip they do not")
         if t["grad_tone_path"] < 1.5:
             why.append("the tone's own gradient is no larger than the background's either: "
                        "IG's preference for the tone rests on the multiplier's small "
