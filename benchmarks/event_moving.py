@@ -206,9 +206,10 @@ def floor_rows(task, selector, x, ref, boxes, distractors, names) -> list[pd.Dat
 
 
 def add_floors(part: Path, size: str, seed: int, args, log) -> bool:
-    """Score the floors a part written before they existed lacks, on its own clips and
-    through its own event model (kept in the workdir, or trained again and checked to be the
-    same model: its held-out R^2 must equal the stored one); True if the part changed."""
+    """Score the floors a part written before they existed lacks, on its own clips (checked:
+    the count and each clip's event and distractor strengths) and through its own event
+    model (kept in the workdir, or trained again and checked to be the same model: its
+    held-out R^2 must equal the stored one); True if the part changed."""
     rows = pd.read_csv(part)
     missing = [f for f in FLOORS if f not in set(rows["method"])]
     if not missing:
@@ -222,10 +223,16 @@ def add_floors(part: Path, size: str, seed: int, args, log) -> bool:
         raise SystemExit(f"{part}: the event model of seed {seed} is not the part's (held-out "
                          f"R^2 {task.held_out_r2(model)!r}, stored {stored!r}; train it with "
                          f"the part's torch threads)")
+    keep = rows[rows["method"] == "input"].reset_index(drop=True)
+    if len(keep) != len(x) or not (
+            np.allclose(keep["event_strength"], strengths[:, 0])
+            and np.allclose(keep["distractor_strength"], strengths[:, 1])):
+        raise SystemExit(f"{part}: its clips are not the ones drawn now ({len(keep)} stored, "
+                         f"{len(x)} drawn, or other strengths): run with the part's "
+                         f"--event-clips and --clip-set")
     ref = Attributor(model, "integrated_gradients", background=bg).reference_for(x)
     new = pd.concat(floor_rows(task, OutputSelector(model).eval(), x, ref, boxes,
                                distractors, missing), ignore_index=True)
-    keep = rows[rows["method"] == "input"].reset_index(drop=True)
     same = ["event_strength", "distractor_strength", "clip_set", "size", "seed", "held_out_r2"]
     new = new.assign(**{c: np.tile(keep[c].to_numpy(), len(missing)) for c in same})
     tmp = part.with_suffix(".tmp")

@@ -411,6 +411,19 @@ def test_the_moving_event_benchmark_scores_own_boxes_and_a_randomized_network(ca
     full[full["method"] != "texture"].to_csv(part, index=False)
     assert em.main(["--quick", "--clip-set", "distractor", "--workdir", str(tmp_path)]) == 0
     pd.testing.assert_frame_equal(pd.read_csv(part), full)
+    # the model trained again (the quick run's one thread: the same model, R^2 checked)
+    for model_file in tmp_path.glob("model_32x48_3_*.pt"):
+        model_file.unlink()
+    full[full["method"] != "texture"].to_csv(part, index=False)
+    assert em.main(["--quick", "--clip-set", "distractor", "--workdir", str(tmp_path)]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(part), full)
+    # other clips than the part's: refused, the part unchanged
+    other = full[full["method"] != "texture"].assign(
+        event_strength=lambda d: d["event_strength"] + 0.1)
+    other.to_csv(part, index=False)
+    with pytest.raises(SystemExit, match="its clips are not the ones drawn now"):
+        em.main(["--quick", "--clip-set", "distractor", "--workdir", str(tmp_path)])
+    pd.testing.assert_frame_equal(pd.read_csv(part), other)
 
 
 def test_the_input_floor_maps_read_only_the_clip():
@@ -452,6 +465,24 @@ def test_the_ig_path_split_is_captums_rule_and_its_ratios_are_box_over_backgroun
     assert np.allclose(split["mean_grad"], w[:, 0].numpy(), atol=1e-6)
     assert np.allclose(split["ig"], ((x - ref) * w)[:, 0].numpy(), atol=1e-6)
     assert np.allclose(split["early"], split["ig"] / 2, atol=1e-6)
+    assert np.allclose(sum(split["quarter_abs_grad"]) / 4, np.abs(w[:, 0].numpy()), atol=1e-6)
+    # a box whose signed IG cancels: squares (positive IG, a quarter from the first half of
+    # the path) beside as many negative linear terms (half from it): the share is over the
+    # positive bins, 0.25, where a share of the signed sums would divide by 0
+    sq = torch.zeros(1, 1, 4, 6)
+    sq[..., :2, :] = 1.0
+    g = lambda z: ((z ** 2) * sq - z * (1 - sq)).sum((1, 2, 3))[:, None]  # noqa: E731
+    box = np.zeros((1, 4, 6), bool)
+    box[0, 1:3] = True  # two bands of squares and two of linear terms
+    split = emp.path_split(g, torch.ones(1, 1, 4, 6), torch.zeros(1, 1, 4, 6), 32)
+    assert abs(emp.net_share(split["ig"], box)[0]) < 1e-6
+    # (the half-path sum of the full path's nodes is exact only for a constant gradient)
+    assert np.allclose(emp.early_share(split, box), 0.25, atol=2e-3)
+    odd = emp.path_split(f, x, ref, 7)  # the node at 0.5 is split between the halves
+    assert np.allclose(odd["early"], odd["ig"] / 2, atol=1e-6)
+    grad = np.array([[[1.0, 1.0], [-1.0, -1.0]]])  # positive on band 0, negative on band 1
+    assert emp.stripe_sign(grad, [(0, 2, 0, 2)], "bands")[0] == 1.0
+    assert emp.stripe_sign(grad, [(0, 2, 0, 2)], "frames")[0] == 0.5
     tone, clicks, rest = emp.masks((4, 6), [(0, 2, 0, 2)], [(2, 4, 3, 6)])
     assert tone.sum() == 4 and clicks.sum() == 6 and rest.sum() == 14
     values = np.ones((1, 4, 6))
@@ -463,3 +494,4 @@ def test_the_ig_path_split_is_captums_rule_and_its_ratios_are_box_over_backgroun
     checks = out[out.index("**Checks**"):].splitlines()
     row = next(line for line in checks if line.startswith("| 32 x 48 | 3 |"))
     assert all(float(v) < 1e-5 for v in row.split("|")[3:5])
+    assert "not compared" in row  # a fresh workdir holds no event_moving checks to compare
