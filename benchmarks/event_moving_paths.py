@@ -188,15 +188,39 @@ def answers(f, x: torch.Tensor, ref: torch.Tensor, tone, clicks) -> dict:
                 "f_clicks_removed": at(x) - at(x - (x - ref) * t(clicks))}
 
 
-def measure(size: str, seed: int, args, log) -> tuple[pd.DataFrame, dict]:
-    """Per clip and network (trained, randomized): the factors of the module docstring."""
+#: the share of each batch a ``path``-trained event model sees as points of IG's path
+PATH_SHARE = 0.5
+
+
+def path_model(task, n: int, steps: int, seed: int, work: Path):
+    """The event model of ``seed`` trained with :data:`PATH_SHARE` of each batch on points
+    of IG's straight path from the training clips' mean (:meth:`EventTask.train_model`
+    ``path``), kept in ``work`` as event_moving keeps its plain ones."""
+    file = work / f"model_{task.n_bands}x{task.n_frames}_{seed}_{steps}_path{PATH_SHARE}.pt"
+    if file.is_file():
+        return torch.load(file, weights_only=False).eval()
+    model = task.train_model(n=n, steps=steps, seed=seed, path=PATH_SHARE)
+    tmp = file.with_suffix(".tmp")
+    torch.save(model, tmp)
+    os.replace(tmp, file)
+    return model
+
+
+def measure(size: str, seed: int, training: str, args, log) -> tuple[pd.DataFrame, dict]:
+    """Per clip and network (trained, randomized): the factors of the module docstring, for
+    the event model of ``seed`` trained on clips only (``training="plain"``, event_moving's)
+    or with points of IG's path (``"path"``)."""
     task, n_train, steps, _ = task_for(size)
     steps = args.event_steps or steps
     x, boxes, distractors, _, bg = moving_clips(task, args.event_clips, "distractor")
-    model = event_model(task, n_train, steps, seed, args.workdir and Path(args.workdir))
+    work = Path(args.workdir)
+    model = (event_model(task, n_train, steps, seed, work) if training == "plain"
+             else path_model(task, n_train, steps, seed, work))
     r2, same = task.held_out_r2(model), "not compared (no checks part in the workdir)"
-    stored = Path(args.workdir) / f"checks_moving_{size}_{seed}_distractor.csv"
-    if stored.is_file():  # event_moving's model of this seed: the maps it judged
+    stored = work / f"checks_moving_{size}_{seed}_distractor.csv"
+    if training != "plain":
+        same = "a model of its own (trained with path points)"
+    elif stored.is_file():  # event_moving's model of this seed: the maps it judged
         kept = float(pd.read_csv(stored)["held_out_r2"].iloc[0])
         if abs(r2 - kept) > 1e-9:
             raise SystemExit(f"{stored}: event_moving's model of seed {seed} had held-out R^2 "
@@ -248,9 +272,9 @@ def measure(size: str, seed: int, args, log) -> tuple[pd.DataFrame, dict]:
             "dl_mult_click": box_over_background(mult, clicks, rest),
             "dl_mult_tone": box_over_background(mult, tone, rest),
             **{k: v * scale for k, v in answers(f, x, ref, tone, clicks).items()}}))
-        log(f"{size} seed {seed} {network}: {time.time() - t0:.0f} s, IG split vs package "
+        log(f"{size} seed {seed} {training} {network}: {time.time() - t0:.0f} s, IG split vs package "
             f"max rel. diff {check[network]:.1e}")
-    about = {"size": f"{task.n_bands} x {task.n_frames}", "seed": seed}
+    about = {"size": f"{task.n_bands} x {task.n_frames}", "seed": seed, "training": training}
     return (pd.concat(rows, ignore_index=True).assign(**about),
             {**about, "ig_check_trained": check["trained"], "ig_check_random": check["random"],
              "held_out_r2": r2, "event_moving_model": same})
@@ -272,17 +296,18 @@ def reading(pooled: pd.DataFrame) -> str:
     """Plain sentences from the pooled medians, per size (generated, so a re-run says what
     its numbers say); a cause is named only where the numbers single it out."""
     lines = []
-    for size, g in pooled.groupby("size", sort=False):
+    for (training, size), g in pooled.groupby(["training", "size"], sort=False):
         t = g[g["network"] == "trained"].iloc[0]
         r = g[g["network"] == "random"].iloc[0]
         click_peak = max(t[f"grad_click_q{q}"] for q in range(1, 5))
         said = (
-            f"- **{size}.** |x - reference| is {t['input_click']:.1f}x the background's on the "
+            f"- **{size}, {training} model.** |x - reference| is {t['input_click']:.1f}x the background's on the "
             f"clicks and {t['input_tone']:.1f}x on the tone. IG's share over area share, in "
             f"magnitude (|IG|): clicks {t['ig_abs_click']:.2f}x, tone {t['ig_abs_tone']:.2f}x; "
             f"of positive IG (the benchmark's ratio): {t['ig_click']:.2f}x and "
             f"{t['ig_tone']:.2f}x (randomized network {r['ig_click']:.2f}x and "
-            f"{r['ig_tone']:.2f}x). IG's net share (sum over sum of |IG|) is "
+            f"{r['ig_tone']:.2f}x; the trained tone ratio beats the randomized one on "
+            f"{t['ig_beats_random']:.0%} of clips). IG's net share (sum over sum of |IG|) is "
             f"{t['net_tone']:+.2f} on the tone and {t['net_click']:+.2f} on the clicks; the "
             f"sign of the path-averaged gradient follows the tone's stripes on "
             f"{t['sign_tone']:.0%} of its bins and the clicks' on {t['sign_click']:.0%} of "
@@ -320,10 +345,25 @@ def reading(pooled: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def beats_random(parts: pd.DataFrame) -> pd.DataFrame:
+    """Per training, size, seed and clip: whether IG's tone ratio on the trained model
+    exceeds the randomized network's on the same clip (``ig_beats_random``; the moving
+    benchmark's ``beats_random_network`` for IG)."""
+    keys = ["training", "size", "seed", "clip"]
+    wide = parts.pivot_table(index=keys, columns="network", values="ig_tone").reset_index()
+    return wide.assign(ig_beats_random=wide["trained"].fillna(0) > wide["random"].fillna(0))
+
+
 def render(parts: pd.DataFrame, checks: pd.DataFrame, header: str) -> str:
     """The section: medians over clips per size, seed and network, and the checks."""
-    med = parts.groupby(["size", "network", "seed"], sort=False)[COLUMNS].median().reset_index()
-    pooled = parts.groupby(["size", "network"], sort=False)[COLUMNS].median().reset_index()
+    if "training" not in parts:  # parts written before models were trained with path points
+        parts = parts.assign(training="plain")
+    keys = ["training", "size", "network"]
+    med = parts.groupby(keys + ["seed"], sort=False)[COLUMNS].median().reset_index()
+    pooled = parts.groupby(keys, sort=False)[COLUMNS].median().reset_index()
+    pooled = pooled.merge(beats_random(parts).groupby(["training", "size"], sort=False)[
+        "ig_beats_random"].mean().reset_index().assign(network="trained"), how="left",
+        on=["training", "size", "network"])
     return f"""{header}
 
 Reading (written by the script from the medians below):
@@ -360,6 +400,9 @@ def main(argv=None) -> int:
     p.add_argument("--event-clips", type=int, default=30)
     p.add_argument("--event-steps", type=int, default=None,
                    help="training steps (default: the size's recipe)")
+    p.add_argument("--trainings", nargs="+", default=["plain"], choices=["plain", "path"],
+                   help="plain: event_moving's models (clips only); path: models trained with "
+                        f"{PATH_SHARE:.0%} of each batch on points of IG's path")
     p.add_argument("--n-steps", type=int, default=32)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--quick", action="store_true", help="smoke run: toy size, 1 seed, 4 clips")
@@ -383,11 +426,12 @@ def main(argv=None) -> int:
         header = (Path(args.workdir) / "moving_paths_header.txt").read_text()
         publish(render(parts, checks, header), SECTION, write=not args.no_write)
         return 0
-    for size in args.sizes:
-        for seed in args.seeds:
-            rows, check = measure(size, seed, args, print)
-            parts.append(rows)
-            checks.append(check)
+    for training in args.trainings:
+        for size in args.sizes:
+            for seed in args.seeds:
+                rows, check = measure(size, seed, training, args, print)
+                parts.append(rows)
+                checks.append(check)
     parts, checks = pd.concat(parts, ignore_index=True), pd.DataFrame(checks)
     parts.to_csv(Path(args.workdir) / "moving_paths.csv", index=False)
     checks.to_csv(Path(args.workdir) / "moving_paths_checks.csv", index=False)

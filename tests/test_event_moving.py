@@ -106,3 +106,48 @@ def test_a_model_trained_on_moving_events_reads_the_event_not_the_clicks():
     # removing the event takes its strength away; removing the clicks leaves the answer
     assert np.corrcoef(event_drop, c.strength)[0, 1] > 0.8
     assert np.median(np.abs(click_drop)) < 0.25 * np.median(np.abs(event_drop))
+
+
+def test_the_event_measure_is_the_tones_contrast_and_blends_move_it_linearly():
+    """``event_measure``: the tone's contrast over each clip's own box follows the event's
+    strength, is untouched by the clicks and near 0 on the clips' mean; ``blend`` gives IG's
+    path points with targets that move by ``(1 - alpha) (m(reference) - m(x))``: the clip's
+    own target at alpha 1, the reference's measure plus the clip's noise at alpha 0."""
+    task = EventTask(placement="moving")
+    c = task.draw(300, seed=4)
+    m = task.event_measure(c.x, c.boxes)
+    assert np.corrcoef(m.numpy(), c.strength)[0, 1] > 0.99
+    assert np.abs(m.numpy() - c.strength).mean() < 0.02
+    ref = c.x.mean(0, keepdim=True)
+    assert task.event_measure(ref.expand_as(c.x), c.boxes).abs().max() < 0.05
+    no_clicks = c.x.clone()
+    for i, d in enumerate(c.distractors):
+        if d is not None:
+            no_clicks[i, :, d[0]:d[1], d[2]:d[3]] = ref[0, :, d[0]:d[1], d[2]:d[3]]
+    assert torch.allclose(task.event_measure(no_clicks, c.boxes), m)
+    alpha = torch.tensor([1.0, 0.0, 0.5])
+    z, y = task.blend(c.x[:3], c.y[:3], ref, alpha, c.boxes[:3])
+    assert torch.allclose(z[0], c.x[0]) and torch.allclose(z[1], ref[0])
+    assert torch.allclose(y[0], c.y[0])
+    m_ref = task.event_measure(ref.expand(3, -1, -1, -1), c.boxes[:3])
+    assert torch.allclose(y[:, 0] - c.y[:3, 0], (1 - alpha) * (m_ref - m[:3]), atol=1e-6)
+    with pytest.raises(ArgumentError, match="one box per clip"):
+        task.event_measure(c.x[:3])
+    fixed = EventTask()
+    x, _ = fixed.sample(5, seed=1)
+    assert torch.allclose(fixed.event_measure(x), fixed.box_energy(x) + fixed.BACKGROUND / 2)
+
+
+def test_training_with_path_points_leaves_the_plain_model_alone_and_still_reads_the_event():
+    """``train_model(path=...)``: ``path=0`` is the plain model parameter for parameter (its
+    own random stream), a path-trained model still computes the target."""
+    torch.set_num_threads(1)
+    task = EventTask(placement="moving")
+    plain = task.train_model(n=64, steps=20, seed=1)
+    again = task.train_model(n=64, steps=20, seed=1, path=0.0)
+    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(),
+                                                 again.state_dict().values()))
+    model = task.train_model(n=256, steps=150, seed=3, path=0.5)
+    assert task.held_out_r2(model) > 0.8
+    with pytest.raises(ArgumentError, match="path"):
+        task.train_model(n=16, steps=1, path=1.5)

@@ -176,7 +176,7 @@ class EventTask:
 
     def train_model(self, *, n: int = 256, steps: int = 150, seed: int = 0, lr: float = 3e-3,
                     width: float = 0.125, schedule: str = "cosine",
-                    removal: float = 0.0) -> nn.Module:
+                    removal: float = 0.0, path: float = 0.0) -> nn.Module:
         """A small-preset ``BlackBox`` trained on ``n`` clips of the task (seconds on a CPU).
 
         Adam at ``lr``, batches of 16, ``steps`` steps. ``schedule="cosine"`` decays the
@@ -193,14 +193,23 @@ class EventTask:
         answers them by extrapolation, so a deletion curve measures that extrapolation as much
         as the ranking (Hase et al., NeurIPS 2021, "The out-of-distribution problem in
         explainability"); a model trained with removal is right along the deletion path too.
+
+        ``path`` (in [0, 1]; either placement): the share of each batch shown as blends
+        ``reference + alpha (x - reference)`` with ``alpha`` uniform in [0, 1] per clip, the
+        straight path Integrated Gradients integrates along, with the target the task gives
+        the blend (:meth:`blend`). A plain model answers those inputs by extrapolation too;
+        one trained with ``path`` is right along IG's path. A diagnostic
+        (``benchmarks/event_moving_paths.py --training path``), not a recipe.
         """
         if schedule not in ("cosine", "constant"):
             raise ArgumentError(f"schedule must be 'cosine' or 'constant', not {schedule!r}")
         removal = real_number(removal, "removal (a share)", least=0, most=1)
         if removal > 0:
             self._fixed_only("training with removal")
+        path = real_number(path, "path (a share)", least=0, most=1)
         torch.manual_seed(seed)
-        x, y = self.sample(n, seed)
+        clips = self.draw(n, seed)
+        x, y = clips.x, clips.y
         model = BlackBox([{"name": "event"}], backbone={"width": width, "dropout": 0.0,
                                                         "last_kernel": 3})
         model.set_scales(input_mean=float(x.mean()), input_std=float(x.std()),
@@ -215,9 +224,17 @@ class EventTask:
         model.train()
         reference = x.mean(0, keepdim=True)
         rng = np.random.default_rng(seed + 1)
+        path_rng = np.random.default_rng([seed, 2])  # its own stream: removal's is unchanged
         for _ in range(steps):
             idx = torch.randint(0, n, (16,), generator=gen)
             xb, yb = x[idx], yz[idx]
+            if path > 0:
+                k = int(path_rng.binomial(16, path))
+                alpha = torch.as_tensor(path_rng.random(k), dtype=x.dtype)
+                xp, yp = self.blend(xb[:k], y[idx][:k], reference, alpha,
+                                    [clips.boxes[i] for i in idx[:k].tolist()])
+                xb = torch.cat([xp, xb[k:]])
+                yb = torch.cat([(yp - y_mean) / y_std, yb[k:]])
             if removal > 0:
                 k = int(rng.binomial(16, removal))
                 keep = torch.as_tensor(self.random_keep(k, rng), dtype=x.dtype)
@@ -230,6 +247,35 @@ class EventTask:
             opt.step()
             decay.step()
         return model.eval()
+
+    def event_measure(self, x: torch.Tensor, boxes=None) -> torch.Tensor:
+        """``(n,)``: the linear measure of the event the target follows (up to its noise and a
+        constant), for clips, blends and removed clips alike. Fixed placement: the mean of
+        ``x`` over the box (:meth:`box_energy` plus a constant). Moving: the tone's contrast
+        over each clip's own box (``boxes``, one per clip, as :meth:`draw` gives them), the
+        mean of ``x * (p - 1)`` with ``p`` the tone's stripes (mean 1; 2 on the lit bands, 0
+        on the dark): ``s`` for a clean clip, 0 for a flat box, untouched by the clicks."""
+        if self.placement == "fixed":
+            b0, b1, f0, f1 = self.box
+            return x[:, 0, b0:b1, f0:f1].mean(dim=(1, 2))
+        if boxes is None or len(boxes) != len(x):
+            raise ArgumentError("the moving placement needs one box per clip (EventClips.boxes)")
+        h, w = self.shape
+        weight = torch.as_tensor(stripes(h, w, across="bands") - 1.0, dtype=x.dtype)
+        return torch.stack([(x[i, 0, b[0]:b[1], b[2]:b[3]] * weight).mean()
+                            for i, b in enumerate(boxes)])
+
+    def blend(self, x: torch.Tensor, y: torch.Tensor, reference: torch.Tensor,
+              alpha: torch.Tensor, boxes=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Points ``reference + alpha (x - reference)`` of IG's straight path and their
+        targets ``y + m(blend) - m(x)`` (:meth:`event_measure` ``m``, linear: the event's
+        measure moves by ``(1 - alpha) (m(reference) - m(x))``). x ``(n, 1, n_bands,
+        n_frames)``, y ``(n, 1)``, reference ``(1, 1, n_bands, n_frames)``, alpha ``(n,)``;
+        ``boxes`` one per clip for the moving placement."""
+        a = alpha.reshape(-1, 1, 1, 1).to(x.dtype)
+        z = reference + a * (x - reference)
+        change = self.event_measure(z, boxes) - self.event_measure(x, boxes)
+        return z, y + change[:, None]
 
     def removed(self, x: torch.Tensor, y: torch.Tensor, reference: torch.Tensor,
                 keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
