@@ -45,6 +45,13 @@ both boxes but of consistent sign on the tone only (the model's gradient reads t
 a gradient on the clicks no larger than 1.1x the background's anywhere on the path (their
 attribution is the input factor's) or larger somewhere (the path); most of it accrued early.
 
+``--trainings plain path`` adds, per seed, an event model trained with half of each batch
+on points of IG's straight path from the clips' mean and the targets the task gives them
+(:meth:`EventTask.train_model` ``path``): if IG's attribution to the clicks comes from the
+plain model's answers off the clips' distribution along the path, it goes on a model that
+is right there, and IG then beats its randomized network; if it comes from the input factor
+alone, it stays.
+
     python benchmarks/event_moving_paths.py --workdir runs/moving   # ~15 min on one core
     python benchmarks/event_moving_paths.py --quick                  # smoke run
 
@@ -329,7 +336,8 @@ def reading(pooled: pd.DataFrame) -> str:
                        "(the model reads the tone's pattern)")
         if click_peak <= 1.1:
             why.append("nowhere along the path does the gradient single out the clicks: "
-                       "their attribution is |x - reference| times an ordinary gradient")
+                       "their attribution is |x - reference| times a gradient no larger than "
+                       "the background's")
         else:
             peak = max(range(1, 5), key=lambda q: t[f"grad_click_q{q}"])
             why.append(f"the gradient does single out the clicks on part of the path (up to "
@@ -342,6 +350,18 @@ def reading(pooled: pd.DataFrame) -> str:
                        "clicks move the model's answer more than twice as much as removing "
                        "them from the clip does")
         lines.append(said + " Reading: " + "; ".join(why) + ".")
+    for size, g in pooled[pooled["network"] == "trained"].groupby("size", sort=False):
+        by = g.set_index("training")
+        if {"plain", "path"} <= set(by.index):
+            a, b = by.loc["plain"], by.loc["path"]
+            lines.append(
+                f"- **{size}, plain against path-trained.** Trained to be right along IG's "
+                f"path, the model moves IG's tone ratio from {a['ig_tone']:.2f}x to "
+                f"{b['ig_tone']:.2f}x and its clicks' from {a['ig_click']:.2f}x to "
+                f"{b['ig_click']:.2f}x; the trained map beats the randomized network's on "
+                f"{b['ig_beats_random']:.0%} of clips (from {a['ig_beats_random']:.0%}); the "
+                f"clicks laid on the reference move the answer {b['f_clicks_alone']:+.3f} "
+                f"(from {a['f_clicks_alone']:+.3f}).")
     return "\n".join(lines)
 
 
