@@ -374,6 +374,22 @@ def beats_random(parts: pd.DataFrame) -> pd.DataFrame:
     return wide.assign(ig_beats_random=wide["trained"].fillna(0) > wide["random"].fillna(0))
 
 
+def _fit_note(checks: pd.DataFrame) -> str:
+    """Where both trainings ran: their held-out R^2 per size, a confound the comparison of
+    the two does not separate from the path."""
+    if "training" not in checks or checks["training"].nunique() < 2:
+        return ""
+    said = []
+    for size, g in checks.groupby("size", sort=False):
+        r2 = g.groupby("training")["held_out_r2"]
+        lo, hi = r2.min(), r2.max()
+        said.append(f"{size}: plain {lo['plain']:.2f}-{hi['plain']:.2f}, path-trained "
+                    f"{lo['path']:.2f}-{hi['path']:.2f}")
+    return ("\n\nHeld-out R^2 on clean clips (" + "; ".join(said) + "): where the "
+            "path-trained models also fit the clips better, the comparison does not separate "
+            "that from being right along the path.")
+
+
 def render(parts: pd.DataFrame, checks: pd.DataFrame, header: str) -> str:
     """The section: medians over clips per size, seed and network, and the checks."""
     if "training" not in parts:  # parts written before models were trained with path points
@@ -388,7 +404,7 @@ def render(parts: pd.DataFrame, checks: pd.DataFrame, header: str) -> str:
 
 Reading (written by the script from the medians below):
 
-{reading(pooled)}
+{reading(pooled)}{_fit_note(checks)}
 
 **Medians over clips and seeds** (`input_*`, `grad_*`, `dl_mult_*`: the box's mean of |.| over
 the mean outside both boxes, 1 = no different from the background; `ig_*`: the box's share of
