@@ -489,8 +489,11 @@ def test_the_ig_path_split_is_captums_rule_and_its_ratios_are_box_over_backgroun
     values[0, 2:4, 3:6] = -2.0  # |.| is read
     assert np.allclose(emp.box_over_background(values, clicks, rest), 2.0)
     assert np.allclose(emp.box_over_background(values, tone, rest), 1.0)
-    assert emp.main(["--quick", "--workdir", str(tmp_path)]) == 0
+    assert emp.main(["--quick", "--workdir", str(tmp_path), "--trainings", "plain", "path"]) == 0
     out = capsys.readouterr().out
+    assert "- **32 x 48, plain against path-trained.**" in out
+    assert "ig_beats_random" in out and "Held-out R^2 on clean clips" in out
+    assert list(tmp_path.glob("model_32x48_3_*_path0.5.pt"))  # kept beside the plain one
     checks = out[out.index("**Checks**"):].splitlines()
     row = next(line for line in checks if line.startswith("| 32 x 48 | 3 | plain |"))
     assert all(float(v) < 1e-5 for v in row.split("|")[4:6])

@@ -147,7 +147,34 @@ def test_training_with_path_points_leaves_the_plain_model_alone_and_still_reads_
     again = task.train_model(n=64, steps=20, seed=1, path=0.0)
     assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(),
                                                  again.state_dict().values()))
+    calls = []
+    original = task.blend
+
+    def spy(x, y, reference, alpha, boxes=None):
+        calls.append((x.clone(), boxes))
+        return original(x, y, reference, alpha, boxes)
+
+    task.blend = spy
+    task.train_model(n=64, steps=5, seed=1)
+    assert not calls  # path=0: never
     model = task.train_model(n=256, steps=150, seed=3, path=0.5)
+    assert 150 * 16 * 0.4 < sum(len(x) for x, _ in calls) < 150 * 16 * 0.6
+    clips = task.draw(256, seed=3)  # each blended clip goes with its own box
+    for x, boxes in calls[:20]:
+        for xi, box in zip(x, boxes):
+            i = next(j for j in range(256) if torch.equal(clips.x[j], xi))
+            assert clips.boxes[i] == box
     assert task.held_out_r2(model) > 0.8
+    trained = task.train_model(n=256, steps=150, seed=3)
+    assert not all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
+                                                     trained.state_dict().values()))
     with pytest.raises(ArgumentError, match="path"):
         task.train_model(n=16, steps=1, path=1.5)
+    with pytest.raises(ArgumentError, match="not both"):
+        EventTask().train_model(n=16, steps=1, path=0.5, removal=0.5)
+
+
+def test_the_event_measure_is_the_strength_for_an_odd_box_height_too():
+    task = EventTask(box=(8, 13, 30, 40), placement="moving")  # 5 bands: 3 lit, 2 dark
+    c = task.draw(200, seed=2)
+    assert np.abs(task.event_measure(c.x, c.boxes).numpy() - c.strength).mean() < 0.03

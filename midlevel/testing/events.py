@@ -199,7 +199,7 @@ class EventTask:
         straight path Integrated Gradients integrates along, with the target the task gives
         the blend (:meth:`blend`). A plain model answers those inputs by extrapolation too;
         one trained with ``path`` is right along IG's path. A diagnostic
-        (``benchmarks/event_moving_paths.py --training path``), not a recipe.
+        (``benchmarks/event_moving_paths.py --trainings path``), not a recipe.
         """
         if schedule not in ("cosine", "constant"):
             raise ArgumentError(f"schedule must be 'cosine' or 'constant', not {schedule!r}")
@@ -207,6 +207,9 @@ class EventTask:
         if removal > 0:
             self._fixed_only("training with removal")
         path = real_number(path, "path (a share)", least=0, most=1)
+        if path > 0 and removal > 0:
+            raise ArgumentError("train with removal or with path points, not both (a removed "
+                                "blend's target is not defined here)")
         torch.manual_seed(seed)
         clips = self.draw(n, seed)
         x, y = clips.x, clips.y
@@ -253,15 +256,19 @@ class EventTask:
         constant), for clips, blends and removed clips alike. Fixed placement: the mean of
         ``x`` over the box (:meth:`box_energy` plus a constant). Moving: the tone's contrast
         over each clip's own box (``boxes``, one per clip, as :meth:`draw` gives them), the
-        mean of ``x * (p - 1)`` with ``p`` the tone's stripes (mean 1; 2 on the lit bands, 0
-        on the dark): ``s`` for a clean clip, 0 for a flat box, untouched by the clicks."""
+        mean of ``x * (p - 1)`` with ``p`` the tone's stripes (mean 1; 0 on the dark bands),
+        over the mean of ``p (p - 1)`` (1 for an even box height): ``s`` for a clean clip, 0
+        for a flat box, untouched by the clicks."""
         if self.placement == "fixed":
             b0, b1, f0, f1 = self.box
             return x[:, 0, b0:b1, f0:f1].mean(dim=(1, 2))
         if boxes is None or len(boxes) != len(x):
             raise ArgumentError("the moving placement needs one box per clip (EventClips.boxes)")
         h, w = self.shape
-        weight = torch.as_tensor(stripes(h, w, across="bands") - 1.0, dtype=x.dtype)
+        p = stripes(h, w, across="bands")
+        # scaled so that a clean clip's measure is s for any box height (an odd one has more
+        # lit bands than dark: the plain mean of x (p - 1) would give s times 1/2 to 2/3)
+        weight = torch.as_tensor((p - 1.0) / (p * (p - 1.0)).mean(), dtype=x.dtype)
         return torch.stack([(x[i, 0, b[0]:b[1], b[2]:b[3]] * weight).mean()
                             for i, b in enumerate(boxes)])
 
