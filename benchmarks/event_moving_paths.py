@@ -360,25 +360,17 @@ def reading(pooled: pd.DataFrame) -> str:
         lines.append(said + " Reading: " + "; ".join(why) + ".")
     for size, g in pooled[pooled["network"] == "trained"].groupby("size", sort=False):
         by = g.set_index("training")
-        if {"plain", "long"} <= set(by.index):
-            a, b = by.loc["plain"], by.loc["long"]
-            lines.append(
-                f"- **{size}, plain against long-trained** (clips only, twice the clips and "
-                f"steps). IG's tone ratio {b['ig_tone']:.2f}x (from {a['ig_tone']:.2f}x), "
-                f"the clicks' {b['ig_click']:.2f}x (from {a['ig_click']:.2f}x); the trained "
-                f"map beats the randomized network's on {b['ig_beats_random']:.0%} of clips "
-                f"(from {a['ig_beats_random']:.0%}); the clicks laid on the reference move "
-                f"the answer {b['f_clicks_alone']:+.3f} (from {a['f_clicks_alone']:+.3f}).")
-        if {"plain", "path"} <= set(by.index):
-            a, b = by.loc["plain"], by.loc["path"]
-            lines.append(
-                f"- **{size}, plain against path-trained.** Trained to be right along IG's "
-                f"path, the model moves IG's tone ratio from {a['ig_tone']:.2f}x to "
-                f"{b['ig_tone']:.2f}x and its clicks' from {a['ig_click']:.2f}x to "
-                f"{b['ig_click']:.2f}x; the trained map beats the randomized network's on "
-                f"{b['ig_beats_random']:.0%} of clips (from {a['ig_beats_random']:.0%}); the "
-                f"clicks laid on the reference move the answer {b['f_clicks_alone']:+.3f} "
-                f"(from {a['f_clicks_alone']:+.3f}).")
+        for other, what in (("long", "clips only, twice the clips and steps"),
+                            ("path", "half of each batch on points of IG's path")):
+            if {"plain", other} <= set(by.index):
+                a, b = by.loc["plain"], by.loc[other]
+                lines.append(
+                    f"- **{size}, plain against {other}-trained.** ({what}) IG's tone ratio "
+                    f"{b['ig_tone']:.2f}x (from {a['ig_tone']:.2f}x), the clicks' "
+                    f"{b['ig_click']:.2f}x (from {a['ig_click']:.2f}x); the trained map beats "
+                    f"the randomized network's on {b['ig_beats_random']:.0%} of clips (from "
+                    f"{a['ig_beats_random']:.0%}); the clicks laid on the reference move the "
+                    f"answer {b['f_clicks_alone']:+.3f} (from {a['f_clicks_alone']:+.3f}).")
     return "\n".join(lines)
 
 

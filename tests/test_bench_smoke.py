@@ -493,7 +493,7 @@ def test_the_ig_path_split_is_captums_rule_and_its_ratios_are_box_over_backgroun
                      "long"]) == 0
     out = capsys.readouterr().out
     assert "- **32 x 48, plain against path-trained.**" in out
-    assert "- **32 x 48, plain against long-trained**" in out
+    assert "- **32 x 48, plain against long-trained.**" in out
     assert list(tmp_path.glob("model_32x48_3_40_n512.pt"))  # twice the quick run's 20 steps
     assert "ig_beats_random" in out and "Held-out R^2 on clean clips" in out
     assert list(tmp_path.glob("model_32x48_3_*_path0.5.pt"))  # kept beside the plain one
