@@ -35,7 +35,8 @@ of Captum's ``IntegratedGradients``; checked against the package's own maps). Pe
 - ``early_click``: of the clicks' positive IG (over their bins whose IG is positive), the
   share that the path's first half (``alpha < 0.5``) gives; 0.5 if it accrued evenly;
 - ``dl_mult_click`` / ``dl_mult_tone``: DeepLift's multiplier (its map over ``x -
-  reference``) on the box over the bins outside both boxes, in magnitude;
+  reference``) on the box over the bins outside both boxes, in magnitude; ``dl_click`` /
+  ``dl_tone``: DeepLift's box ratio as ``ig_*``;
 - ``f_clicks_alone``: the model's answer to the reference plus the clicks alone, minus its
   answer at the reference; ``f_clicks_removed``: its answer on the clip minus the answer with
   the clicks' box at the reference; ``f_tone_alone`` likewise (target units).
@@ -263,6 +264,9 @@ def measure(size: str, seed: int, training: str, args, log) -> tuple[pd.DataFram
         at_x = gradients(f, x)
         ig = split["ig"]
         placed = np.flatnonzero([d is not None for d in distractors])
+        dl_click = np.full(len(x), np.nan)
+        dl_click[placed] = box_share(dl[placed], [distractors[i] for i in placed])[
+            "ratio"].to_numpy()
         ratio = np.full((2, len(x)), np.nan)  # positive share, |IG| share: over area share
         for k, positive in enumerate((True, False)):
             ratio[k, placed] = box_share(ig[placed], [distractors[i] for i in placed],
@@ -286,6 +290,7 @@ def measure(size: str, seed: int, training: str, args, log) -> tuple[pd.DataFram
             "early_click": early_share(split, clicks),
             "dl_mult_click": box_over_background(mult, clicks, rest),
             "dl_mult_tone": box_over_background(mult, tone, rest),
+            "dl_click": dl_click, "dl_tone": box_share(dl, list(boxes))["ratio"].to_numpy(),
             **{k: v * scale for k, v in answers(f, x, ref, tone, clicks).items()}}))
         log(f"{size} seed {seed} {training} {network}: {time.time() - t0:.0f} s, IG split vs package "
             f"max rel. diff {check[network]:.1e}")
@@ -299,7 +304,8 @@ COLUMNS = (["input_click", "input_tone", "ig_click", "ig_tone", "ig_abs_click", 
             "net_click", "net_tone", "sign_click", "sign_tone", "grad_click_at_x",
             "grad_tone_at_x"]
            + [f"grad_{b}_q{q}" for b in ("click", "tone") for q in range(1, 5)]
-           + ["early_click", "dl_mult_click", "dl_mult_tone", "f_clicks_alone",
+           + ["early_click", "dl_mult_click", "dl_mult_tone", "dl_click", "dl_tone",
+              "f_clicks_alone",
               "f_tone_alone", "f_clicks_removed"])
 
 
@@ -369,19 +375,37 @@ def reading(pooled: pd.DataFrame) -> str:
                     f"{b['ig_tone']:.2f}x (from {a['ig_tone']:.2f}x), the clicks' "
                     f"{b['ig_click']:.2f}x (from {a['ig_click']:.2f}x); the trained map beats "
                     f"the randomized network's on {b['ig_beats_random']:.0%} of clips (from "
-                    f"{a['ig_beats_random']:.0%}); the clicks laid on the reference move the "
+                    f"{a['ig_beats_random']:.0%}){_deeplift(a, b)}; the clicks laid on the "
+                    f"reference move the "
                     f"answer {b['f_clicks_alone']:+.3f} (from {a['f_clicks_alone']:+.3f}).")
     return "\n".join(lines)
 
 
+def _deeplift(a, b) -> str:
+    """DeepLift's tone ratio and wins over its randomized network, plain (``a``) against the
+    other training (``b``), for the contrast sentence; empty for parts without them."""
+    if "dl_beats_random" not in b or pd.isna(b["dl_beats_random"]):
+        return ""
+    return (f" (DeepLift: tone {b['dl_tone']:.2f}x from {a['dl_tone']:.2f}x, beating its "
+            f"randomized network on {b['dl_beats_random']:.0%} of clips from "
+            f"{a['dl_beats_random']:.0%})")
+
+
 def beats_random(parts: pd.DataFrame) -> pd.DataFrame:
-    """Per training, size, seed and clip: whether IG's tone ratio on the trained model
-    exceeds the randomized network's on the same clip (``ig_beats_random``; the moving
-    benchmark's ``beats_random_network`` for IG)."""
+    """Per training, size, seed and clip: whether IG's (DeepLift's) tone ratio on the trained
+    model exceeds the randomized network's on the same clip (``ig_beats_random``,
+    ``dl_beats_random``; the moving benchmark's ``beats_random_network``)."""
     keys = ["training", "size", "seed", "clip"]
-    wide = parts.pivot_table(index=keys, columns="network", values="ig_tone",
-                             dropna=False).reset_index()  # a clip NaN on both sides counts
-    return wide.assign(ig_beats_random=wide["trained"].fillna(0) > wide["random"].fillna(0))
+    out = None
+    for method in ("ig", "dl"):
+        if f"{method}_tone" not in parts:  # parts written before DeepLift's ratios
+            continue
+        wide = parts.pivot_table(index=keys, columns="network", values=f"{method}_tone",
+                                 dropna=False).reset_index()  # NaN on both sides counts
+        wide = wide[keys].assign(**{f"{method}_beats_random": wide["trained"].fillna(0)
+                                    > wide["random"].fillna(0)})
+        out = wide if out is None else out.merge(wide, on=keys)
+    return out
 
 
 def _fit_note(checks: pd.DataFrame) -> str:
@@ -412,9 +436,10 @@ def render(parts: pd.DataFrame, checks: pd.DataFrame, header: str) -> str:
     keys = ["training", "size", "network"]
     med = parts.groupby(keys + ["seed"], sort=False)[COLUMNS].median().reset_index()
     pooled = parts.groupby(keys, sort=False)[COLUMNS].median().reset_index()
-    pooled = pooled.merge(beats_random(parts).groupby(["training", "size"], sort=False)[
-        "ig_beats_random"].mean().reset_index().assign(network="trained"), how="left",
-        on=["training", "size", "network"])
+    wins = beats_random(parts)
+    pooled = pooled.merge(wins.groupby(["training", "size"], sort=False)[
+        [c for c in wins if c.endswith("_beats_random")]].mean().reset_index().assign(
+        network="trained"), how="left", on=["training", "size", "network"])
     return f"""{header}
 
 Reading (written by the script from the medians below):
