@@ -108,12 +108,16 @@ def moving_clips(task: EventTask, n: int, clip_set: str):
             np.stack([s[order], d[order]], axis=1), bg)
 
 
-def event_model(task: EventTask, n: int, steps: int, seed: int, work: Path | None):
-    """The event model of ``seed``, trained once per workdir (both clip sets read it)."""
-    path = work / f"model_{task.n_bands}x{task.n_frames}_{seed}_{steps}.pt" if work else None
+def event_model(task: EventTask, n: int, steps: int, seed: int, work: Path | None, *,
+                tag: str = "", **train):
+    """The event model of ``seed``, trained once per workdir (both clip sets read it) and
+    kept as ``model_<bands>x<frames>_<seed>_<steps><tag>.pt``; ``train``: further options of
+    :meth:`EventTask.train_model` (a ``tag`` tells such a model's file from the plain one's)."""
+    path = (work / f"model_{task.n_bands}x{task.n_frames}_{seed}_{steps}{tag}.pt" if work
+            else None)
     if path is not None and path.is_file():
         return torch.load(path, weights_only=False).eval()
-    model = task.train_model(n=n, steps=steps, seed=seed)
+    model = task.train_model(n=n, steps=steps, seed=seed, **train)
     if path is not None:
         tmp = path.with_suffix(".tmp")
         torch.save(model, tmp)
@@ -246,12 +250,19 @@ def scored(task, selector, x, ref, maps, name, boxes, distractors) -> pd.DataFra
     """:func:`event_floors.score_maps` on each clip's own box, with the distractor's ratio."""
     rows = score_maps(task, selector, x, ref, maps, name, boxes=boxes)
     values = np.asarray(maps, dtype=np.float32)[:, 0]
-    placed = [i for i, d in enumerate(distractors) if d is not None]
-    other = np.full(len(x), np.nan)
-    if placed:
-        other[placed] = box_share(values[placed], [distractors[i] for i in placed])["ratio"]
-    return rows.assign(distractor_ratio=other,
+    return rows.assign(distractor_ratio=distractor_ratios(values, distractors),
                        has_distractor=[d is not None for d in distractors])
+
+
+def distractor_ratios(values: np.ndarray, distractors, *, positive: bool = True) -> np.ndarray:
+    """``(n,)``: :func:`box_share`'s ratio on each clip's distractor box (NaN where a clip has
+    none); values ``(n, bands, frames)``."""
+    placed = [i for i, d in enumerate(distractors) if d is not None]
+    out = np.full(len(values), np.nan)
+    if placed:
+        out[placed] = box_share(values[placed], [distractors[i] for i in placed],
+                                positive=positive)["ratio"].to_numpy()
+    return out
 
 
 def summary(parts: pd.DataFrame) -> pd.DataFrame:

@@ -80,7 +80,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 from event_moving import (  # noqa: E402
-    RANDOM_SEED_OFFSET, event_model, moving_clips, randomized, task_for,
+    RANDOM_SEED_OFFSET, distractor_ratios, event_model, moving_clips, randomized, task_for,
 )
 from ground_truth_recovery import _fmt, publish  # noqa: E402
 
@@ -205,20 +205,10 @@ def path_model(task, n: int, steps: int, seed: int, work: Path, training: str = 
     of IG's straight path from the training clips' mean (:meth:`EventTask.train_model`
     ``path``; ``training="path"``), or on clips only with twice the clips and steps (``"long"``:
     a plain model that fits the clips as well, the control for the path-trained one's better
-    fit), kept in ``work`` as event_moving keeps its plain ones."""
+    fit), kept in ``work`` as event_moving keeps its plain ones (:func:`event_model`)."""
     if training == "long":
-        file = work / f"model_{task.n_bands}x{task.n_frames}_{seed}_{2 * steps}_n{2 * n}.pt"
-        kwargs = {"n": 2 * n, "steps": 2 * steps}
-    else:
-        file = work / f"model_{task.n_bands}x{task.n_frames}_{seed}_{steps}_path{PATH_SHARE}.pt"
-        kwargs = {"n": n, "steps": steps, "path": PATH_SHARE}
-    if file.is_file():
-        return torch.load(file, weights_only=False).eval()
-    model = task.train_model(seed=seed, **kwargs)
-    tmp = file.with_suffix(".tmp")
-    torch.save(model, tmp)
-    os.replace(tmp, file)
-    return model
+        return event_model(task, 2 * n, 2 * steps, seed, work, tag=f"_n{2 * n}")
+    return event_model(task, n, steps, seed, work, tag=f"_path{PATH_SHARE}", path=PATH_SHARE)
 
 
 def measure(size: str, seed: int, training: str, args, log) -> tuple[pd.DataFrame, dict]:
@@ -263,14 +253,6 @@ def measure(size: str, seed: int, training: str, args, log) -> tuple[pd.DataFram
             mult = np.where(np.abs(split["diff"]) > 1e-6, dl / split["diff"], 0.0)
         at_x = gradients(f, x)
         ig = split["ig"]
-        placed = np.flatnonzero([d is not None for d in distractors])
-        dl_click = np.full(len(x), np.nan)
-        dl_click[placed] = box_share(dl[placed], [distractors[i] for i in placed])[
-            "ratio"].to_numpy()
-        ratio = np.full((2, len(x)), np.nan)  # positive share, |IG| share: over area share
-        for k, positive in enumerate((True, False)):
-            ratio[k, placed] = box_share(ig[placed], [distractors[i] for i in placed],
-                                         positive=positive)["ratio"].to_numpy()
         quarters = {f"grad_{name}_q{q + 1}": box_over_background(g, box, rest)
                     for name, box in (("click", clicks), ("tone", tone))
                     for q, g in enumerate(split["quarter_abs_grad"])}
@@ -278,8 +260,9 @@ def measure(size: str, seed: int, training: str, args, log) -> tuple[pd.DataFram
             "network": network, "clip": np.arange(len(x)),
             "input_click": box_over_background(split["diff"], clicks, rest),
             "input_tone": box_over_background(split["diff"], tone, rest),
-            "ig_click": ratio[0], "ig_tone": box_share(ig, list(boxes))["ratio"].to_numpy(),
-            "ig_abs_click": ratio[1],
+            "ig_click": distractor_ratios(ig, distractors),
+            "ig_tone": box_share(ig, list(boxes))["ratio"].to_numpy(),
+            "ig_abs_click": distractor_ratios(ig, distractors, positive=False),
             "ig_abs_tone": box_share(ig, list(boxes), positive=False)["ratio"].to_numpy(),
             "net_click": net_share(ig, clicks), "net_tone": net_share(ig, tone),
             "sign_click": stripe_sign(split["mean_grad"], distractors, "frames"),
@@ -290,7 +273,7 @@ def measure(size: str, seed: int, training: str, args, log) -> tuple[pd.DataFram
             "early_click": early_share(split, clicks),
             "dl_mult_click": box_over_background(mult, clicks, rest),
             "dl_mult_tone": box_over_background(mult, tone, rest),
-            "dl_click": dl_click, "dl_tone": box_share(dl, list(boxes))["ratio"].to_numpy(),
+            "dl_click": distractor_ratios(dl, distractors), "dl_tone": box_share(dl, list(boxes))["ratio"].to_numpy(),
             **{k: v * scale for k, v in answers(f, x, ref, tone, clicks).items()}}))
         log(f"{size} seed {seed} {training} {network}: {time.time() - t0:.0f} s, IG split vs package "
             f"max rel. diff {check[network]:.1e}")

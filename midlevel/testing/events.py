@@ -303,8 +303,7 @@ class EventTask:
         """``(n,)``: the mean of ``x`` over the box above the background's mean level, what
         the target measures (up to its noise) for clips, removed or not."""
         self._fixed_only("box_energy")
-        b0, b1, f0, f1 = self.box
-        return x[:, 0, b0:b1, f0:f1].mean(dim=(1, 2)) - self.BACKGROUND / 2
+        return self.event_measure(x) - self.BACKGROUND / 2
 
     def random_keep(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """``(n, 1, n_bands, n_frames)`` keep masks of the shapes deletion curves remove: a
