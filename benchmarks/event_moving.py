@@ -43,16 +43,24 @@ are reported beside.
     python benchmarks/event_moving.py --clip-set distractor --workdir runs/moving
     python benchmarks/event_moving.py --render --workdir runs/moving   # table only
     python benchmarks/event_moving.py --quick                          # smoke run
+    python benchmarks/event_moving.py --sizes clip --clip-set distractor --training path \
+        --workdir runs/moving     # every method on models trained with points of IG's path
 
 Each (size, seed, clip set) is kept as ``moving_<size>_<seed>_<clip set>.csv`` in
-``--workdir``; ``--render`` writes the section "Planted event that moves: maps that must read
-the model" of benchmarks/RESULTS.md from every part there.
+``--workdir`` (``..._<training>.csv`` for a training other than plain); ``--render`` writes
+the section "Planted event that moves: maps against a network that learned nothing" of
+benchmarks/RESULTS.md from every plain part there and, where parts of another training
+exist, the section "Planted event that moves: every method on path-trained event models"
+(each method on those models beside the same method on the plain models of the same seeds
+and clips: does training the model on the points IG's path feeds it change what the maps
+find, for the methods that do not walk that path too?).
 """
 from __future__ import annotations
 
 import argparse
 import copy
 import os
+import re
 import sys
 import tempfile
 import time
@@ -84,6 +92,11 @@ SECTION = "Planted event that moves: maps against a network that learned nothing
 FLOORS = ("input", "abs_input", "texture")
 #: the randomized network's seed is the event model's plus this
 RANDOM_SEED_OFFSET = 1000
+#: how the event model was trained (:func:`trained_model`)
+TRAININGS = ("plain", "path", "long")
+#: the share of each batch a ``path``-trained event model sees as points of IG's path
+PATH_SHARE = 0.5
+SECTION_TRAININGS = "Planted event that moves: every method on path-trained event models"
 
 
 def task_for(size: str) -> tuple[EventTask, int, int, dict]:
@@ -125,6 +138,31 @@ def event_model(task: EventTask, n: int, steps: int, seed: int, work: Path | Non
     return model
 
 
+def trained_model(task: EventTask, n: int, steps: int, seed: int, work: Path | None,
+                  training: str = "plain"):
+    """The event model of ``seed`` (:func:`event_model`): trained on clips only
+    (``"plain"``, the models this script judges by default), with :data:`PATH_SHARE` of each
+    batch on points of IG's straight path from the training clips' mean (``"path"``,
+    :meth:`EventTask.train_model` ``path``), or on clips only with twice the clips and steps
+    (``"long"``: a plain model that fits the clips as well as a path-trained one, its
+    control)."""
+    if training == "plain":
+        return event_model(task, n, steps, seed, work)
+    if training == "long":
+        return event_model(task, 2 * n, 2 * steps, seed, work, tag=f"_n{2 * n}")
+    if training == "path":
+        return event_model(task, n, steps, seed, work, tag=f"_path{PATH_SHARE}",
+                           path=PATH_SHARE)
+    raise ValueError(f"training {training!r}: one of {', '.join(TRAININGS)}")
+
+
+def part_name(size: str, seed: int, clip_set: str, training: str = "plain") -> str:
+    """The file of one (size, seed, clip set, training) part; plain parts keep the name they
+    had before other trainings existed."""
+    tail = "" if training == "plain" else f"_{training}"
+    return f"moving_{size}_{seed}_{clip_set}{tail}.csv"
+
+
 def randomized(model, x: torch.Tensor, background: torch.Tensor, seed: int):
     """A copy of ``model`` with every layer re-initialized (``seed``) and its BatchNorm
     statistics re-estimated on ``background``, as the sanity check's full randomization."""
@@ -162,10 +200,11 @@ def measure(size: str, seed: int, args, log) -> tuple[pd.DataFrame, dict]:
     task, n_train, steps, windows = task_for(size)
     steps = args.event_steps or steps
     x, boxes, distractors, strengths, bg = moving_clips(task, args.event_clips, args.clip_set)
-    model = event_model(task, n_train, steps, seed, args.workdir and Path(args.workdir))
+    model = trained_model(task, n_train, steps, seed, args.workdir and Path(args.workdir),
+                          args.training)
     noise = randomized(model, x, bg, seed + RANDOM_SEED_OFFSET)
     about = {"clip_set": args.clip_set, "size": f"{task.n_bands} x {task.n_frames}",
-             "seed": seed, "held_out_r2": task.held_out_r2(model)}
+             "seed": seed, "training": args.training, "held_out_r2": task.held_out_r2(model)}
     opts = {**_options(args), **windows}
     clips = [f"c{i}" for i in range(len(x))]
     # deletion always through the trained model: does a map order its evidence?
@@ -179,7 +218,8 @@ def measure(size: str, seed: int, args, log) -> tuple[pd.DataFrame, dict]:
             ref = at.reference_for(x)
             rows.append(scored(task, selector, x, ref, attr.values, method, boxes, distractors)
                         .assign(network=network))
-            log(f"{size} seed {seed} {network} {method}: {time.time() - t0:.0f} s")
+            log(f"{size} seed {seed} {args.training} {network} {method}: "
+                f"{time.time() - t0:.0f} s")
     rows += floor_rows(task, selector, x, ref, boxes, distractors, FLOORS)
     out = pd.concat(rows, ignore_index=True)
     out["event_strength"] = np.tile(strengths[:, 0], len(rows))
@@ -221,7 +261,7 @@ def add_floors(part: Path, size: str, seed: int, args, log) -> bool:
     task, n_train, steps, _ = task_for(size)
     steps = args.event_steps or steps
     x, boxes, distractors, strengths, bg = moving_clips(task, args.event_clips, args.clip_set)
-    model = event_model(task, n_train, steps, seed, part.parent)
+    model = trained_model(task, n_train, steps, seed, part.parent, args.training)
     stored = pd.read_csv(part.with_name("checks_" + part.name))["held_out_r2"].iloc[0]
     if abs(task.held_out_r2(model) - stored) > 1e-9:
         raise SystemExit(f"{part}: the event model of seed {seed} is not the part's (held-out "
@@ -237,7 +277,8 @@ def add_floors(part: Path, size: str, seed: int, args, log) -> bool:
     ref = Attributor(model, "integrated_gradients", background=bg).reference_for(x)
     new = pd.concat(floor_rows(task, OutputSelector(model).eval(), x, ref, boxes,
                                distractors, missing), ignore_index=True)
-    same = ["event_strength", "distractor_strength", "clip_set", "size", "seed", "held_out_r2"]
+    same = [c for c in ("event_strength", "distractor_strength", "clip_set", "size", "seed",
+                        "training", "held_out_r2") if c in rows]  # parts before "training": plain
     new = new.assign(**{c: np.tile(keep[c].to_numpy(), len(missing)) for c in same})
     tmp = part.with_suffix(".tmp")
     pd.concat([rows, new[rows.columns]], ignore_index=True).to_csv(tmp, index=False)
@@ -420,6 +461,108 @@ stronger than the event (`distractor`).
 """
 
 
+def compare_trainings(parts: pd.DataFrame, checks: pd.DataFrame, header: str) -> str:
+    """The section that sets each method on models of another training (:data:`TRAININGS`)
+    beside the same method on the plain models, for the clip sets, sizes and seeds that both
+    trainings scored."""
+    keys = ["clip_set", "size", "seed"]
+    other = parts[parts["training"] != "plain"]
+    both = parts.merge(other[keys].drop_duplicates(), on=keys)
+    tables = [summary(g).assign(training=t) for t, g in both.groupby("training", sort=False)]
+    table = pd.concat(tables, ignore_index=True)
+    cols = ["ratio_mean", "clips_3x", "distractor_ratio", "prefers_event", "morf_below_random",
+            "beats_random_network"]
+    at = ["clip_set", "size", "network", "method", "training"]
+    pooled = table.groupby(at, sort=False)[cols].mean().reset_index().merge(
+        table.groupby(at, sort=False)["judged_target"].apply(
+            lambda v: f"{int((v == 'yes').sum())} of {len(v)}").reset_index(), on=at)
+    pooled = pooled.assign(_m=pooled["method"].map({m: i for i, m in enumerate(
+        pooled["method"].unique())}), _t=pooled["training"].map(TRAININGS.index))
+    pooled = pooled.sort_values(["clip_set", "size", "network", "_m", "_t"], kind="stable",
+                                ignore_index=True).drop(columns=["_m", "_t"])
+    trained = pooled[pooled["network"] == "trained"].drop(columns="network")
+    floors = pooled[pooled["network"] != "trained"].drop(columns="beats_random_network")
+    shown = checks.merge(other[keys].drop_duplicates(), on=keys)
+    return f"""{header}
+
+Reading (written by the script from the tables below):
+
+{trainings_reading(trained)}
+
+**The event models**: held-out R^2 on 256 fresh clips (seed 11), and the median drop of the
+answer (target units) on the explained clips when the event's box, or the distractor's, is
+replaced by the reference.
+
+{_fmt(shown.sort_values(keys, kind="stable", ignore_index=True))}
+
+**Methods on the trained models, by training** (mean over seeds; columns as in section
+"{SECTION}"):
+
+{_fmt(trained)}
+
+**Floors, by training** (the same methods on the randomized network of each training's
+model, and the maps that read no model; MoRF deletes through that training's model):
+
+{_fmt(floors)}
+"""
+
+
+def trainings_reading(trained: pd.DataFrame) -> str:
+    """Per clip set, size and other training: which methods beat the randomized network on
+    >= 90 % of clips, and meet the judged figure on every model, with each training."""
+    lines = []
+    for (clip_set, size), g in trained.groupby(["clip_set", "size"], sort=False):
+        plain = g[g["training"] == "plain"].set_index("method")
+        if plain.empty:
+            lines.append(f"- **{clip_set} clips, {size}.** No plain part to compare with.")
+            continue
+        for training, h in g[g["training"] != "plain"].groupby("training", sort=False):
+            h = h.set_index("method")
+            gained = [m for m in h.index if h.at[m, "beats_random_network"] >= 0.9
+                      > plain.at[m, "beats_random_network"]]
+            lost = [m for m in h.index if plain.at[m, "beats_random_network"] >= 0.9
+                    > h.at[m, "beats_random_network"]]
+            n = h["judged_target"].iloc[0].split(" of ")[1]
+            met = lambda f: [m for m in f.index if f.at[m, "judged_target"] == f"{n} of {n}"]  # noqa: E731
+            moved = ", ".join(
+                f"{m} {plain.at[m, 'beats_random_network']:.2f} -> "
+                f"{h.at[m, 'beats_random_network']:.2f}" for m in h.index)
+            lines.append(
+                f"- **{clip_set} clips, {size}, {training}-trained against plain.** Clips on "
+                f"which the trained map puts more in the event's box than the same method on "
+                f"the randomized network: {moved}. At >= 90 % of clips: "
+                f"{len(plain[plain['beats_random_network'] >= 0.9])} of {len(plain)} methods "
+                f"plain, {len(h[h['beats_random_network'] >= 0.9])} {training}-trained "
+                f"(newly: {', '.join(gained) or 'none'}; no longer: {', '.join(lost) or 'none'}). "
+                f"The judged figure on every model: {len(met(plain))} of {len(plain)} methods "
+                f"plain ({', '.join(met(plain)) or 'none'}), {len(met(h))} {training}-trained "
+                f"({', '.join(met(h)) or 'none'}).")
+    return "\n".join(lines)
+
+
+PART = re.compile(r"(checks_)?moving_(toy|clip)_\d+_(strongest|distractor)(_[a-z]+)?\.csv")
+
+
+def read_parts(work: Path, checks: bool = False) -> pd.DataFrame:
+    """Every part (or checks part) in ``work``, with a ``training`` column ("plain" for parts
+    written before it existed); other CSVs there (event_moving_paths' tables) are not read."""
+    files = sorted(f for f in work.glob("*.csv") if PART.fullmatch(f.name)
+                   and f.name.startswith("checks_") == checks)
+    out = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+    out["training"] = out["training"].fillna("plain") if "training" in out else "plain"
+    return out
+
+
+def written(work: Path, plain: bool) -> str:
+    """When the plain parts in ``work`` (or the other trainings') were last written, first to
+    last (a render's header gives the runs' time, not its own)."""
+    times = [f.stat().st_mtime for f in work.glob("*.csv")
+             if (m := PART.fullmatch(f.name)) and (m.group(4) is None) == plain]
+    first, last = (time.strftime("%Y-%m-%d %H:%M", time.localtime(t))
+                   for t in (min(times), max(times)))
+    return first if first == last else f"{first} to {last}"
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     common_arguments(p, lime_samples=64)  # the judged event run's LIME samples
@@ -429,6 +572,11 @@ def main(argv=None) -> int:
     p.add_argument("--event-steps", type=int, default=None,
                    help="training steps (default: the judged run's at each size)")
     p.add_argument("--clip-set", default="strongest", choices=["strongest", "distractor"])
+    p.add_argument("--training", default="plain", choices=TRAININGS,
+                   help="the event models' training (plain: clips only; path: "
+                        f"{PATH_SHARE:.0%} of each batch on points of IG's path; long: clips "
+                        "only, twice the clips and steps); parts of other trainings are "
+                        f"compared with the plain ones in section \"{SECTION_TRAININGS}\"")
     p.add_argument("--render", action="store_true", help="write the table from the parts")
     args = p.parse_args(argv)
     if args.quick:
@@ -441,7 +589,7 @@ def main(argv=None) -> int:
     if not args.render:
         for size in args.sizes:
             for seed in args.seeds:
-                part = work / f"moving_{size}_{seed}_{args.clip_set}.csv"
+                part = work / part_name(size, seed, args.clip_set, args.training)
                 if part.is_file():
                     add_floors(part, size, seed, args, print)
                     continue
@@ -451,18 +599,27 @@ def main(argv=None) -> int:
                     tmp = path.with_suffix(".tmp")
                     table.to_csv(tmp, index=False)
                     os.replace(tmp, path)
-    parts = pd.concat([pd.read_csv(f) for f in sorted(work.glob("moving_*.csv"))],
-                      ignore_index=True)
-    checks = pd.concat([pd.read_csv(f) for f in sorted(work.glob("checks_moving_*.csv"))],
-                       ignore_index=True)
-    header = (f"Script: `benchmarks/event_moving.py` ({time.strftime('%Y-%m-%d %H:%M')}; "
+    parts, checks = read_parts(work), read_parts(work, checks=True)
+    write = not args.no_write and (args.render or not args.quick)
+    if (parts["training"] != "plain").any():
+        header = (f"Script: `benchmarks/event_moving.py --training "
+                  f"{'/'.join(t for t in TRAININGS[1:] if (parts['training'] == t).any())}` "
+                  f"(parts written {written(work, plain=False)}; the clips, methods, options and "
+                  f"randomized networks of section \"{SECTION}\"; path-trained models: "
+                  f"{PATH_SHARE:.0%} of each batch on points of IG's straight path from the "
+                  f"training clips' mean, `EventTask.train_model(path=...)`, the models of "
+                  f"section \"Planted event that moves: where IG's attribution to the clicks "
+                  f"comes from\"; long-trained: clips only, twice the clips and steps).")
+        publish(compare_trainings(parts, checks, header), SECTION_TRAININGS, write=write)
+    parts = parts[parts["training"] == "plain"]
+    checks = checks[checks["training"] == "plain"].drop(columns="training")
+    header = (f"Script: `benchmarks/event_moving.py` (parts written {written(work, plain=True)}; "
               f"`EventTask(placement=\"moving\")`, event models trained on clips only, 32 x 48: 256 "
               f"clips and 150 cosine steps, 149 x 313: 512 clips and 1500 steps; seeds "
               f"{', '.join(map(str, sorted(parts['seed'].unique())))}; {args.event_clips} clips "
               f"per set; LIME {args.lime_samples} samples; integrated gradients {args.n_steps} "
               f"steps, sampling methods {args.n_samples} samples).")
-    publish(render(parts, checks, header), SECTION,
-            write=not args.no_write and (args.render or not args.quick))
+    publish(render(parts, checks, header), SECTION, write=write)
     return 0
 
 

@@ -80,7 +80,8 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 from event_moving import (  # noqa: E402
-    RANDOM_SEED_OFFSET, distractor_ratios, event_model, moving_clips, randomized, task_for,
+    PATH_SHARE, RANDOM_SEED_OFFSET, distractor_ratios, moving_clips, randomized, task_for,
+    trained_model,
 )
 from ground_truth_recovery import _fmt, publish  # noqa: E402
 
@@ -196,21 +197,6 @@ def answers(f, x: torch.Tensor, ref: torch.Tensor, tone, clicks) -> dict:
                 "f_clicks_removed": at(x) - at(x - (x - ref) * t(clicks))}
 
 
-#: the share of each batch a ``path``-trained event model sees as points of IG's path
-PATH_SHARE = 0.5
-
-
-def path_model(task, n: int, steps: int, seed: int, work: Path, training: str = "path"):
-    """The event model of ``seed`` trained with :data:`PATH_SHARE` of each batch on points
-    of IG's straight path from the training clips' mean (:meth:`EventTask.train_model`
-    ``path``; ``training="path"``), or on clips only with twice the clips and steps (``"long"``:
-    a plain model that fits the clips as well, the control for the path-trained one's better
-    fit), kept in ``work`` as event_moving keeps its plain ones (:func:`event_model`)."""
-    if training == "long":
-        return event_model(task, 2 * n, 2 * steps, seed, work, tag=f"_n{2 * n}")
-    return event_model(task, n, steps, seed, work, tag=f"_path{PATH_SHARE}", path=PATH_SHARE)
-
-
 def measure(size: str, seed: int, training: str, args, log) -> tuple[pd.DataFrame, dict]:
     """Per clip and network (trained, randomized): the factors of the module docstring, for
     the event model of ``seed`` trained on clips only (``training="plain"``, event_moving's)
@@ -219,8 +205,7 @@ def measure(size: str, seed: int, training: str, args, log) -> tuple[pd.DataFram
     steps = args.event_steps or steps
     x, boxes, distractors, _, bg = moving_clips(task, args.event_clips, "distractor")
     work = Path(args.workdir)
-    model = (event_model(task, n_train, steps, seed, work) if training == "plain"
-             else path_model(task, n_train, steps, seed, work, training))
+    model = trained_model(task, n_train, steps, seed, work, training)
     r2, same = task.held_out_r2(model), "not compared (no checks part in the workdir)"
     stored = work / f"checks_moving_{size}_{seed}_distractor.csv"
     if training != "plain":

@@ -426,6 +426,40 @@ def test_the_moving_event_benchmark_scores_own_boxes_and_a_randomized_network(ca
     pd.testing.assert_frame_equal(pd.read_csv(part), other)
 
 
+def test_the_moving_event_benchmark_sets_path_trained_models_beside_the_plain_ones(capsys,
+                                                                                tmp_path):
+    """``benchmarks/event_moving.py --training path``: its parts sit beside the plain ones
+    without touching them, are scored on a model of their own (kept under its own name) and
+    compared with the plain parts in a section of their own; the plain section reads the plain
+    parts only, and other tables in the workdir are not read as parts."""
+    import pandas as pd
+
+    import event_moving as em
+    args = ["--quick", "--clip-set", "distractor", "--workdir", str(tmp_path)]
+    assert em.main(args) == 0
+    plain = pd.read_csv(tmp_path / "moving_toy_3_distractor.csv")
+    pd.DataFrame({"x": [1]}).to_csv(tmp_path / "moving_paths.csv", index=False)
+    capsys.readouterr()
+    assert em.main(args + ["--training", "path"]) == 0
+    out = capsys.readouterr().out
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "moving_toy_3_distractor.csv"), plain)
+    path = pd.read_csv(tmp_path / "moving_toy_3_distractor_path.csv")
+    assert set(path["training"]) == {"path"} and len(path) == len(plain)
+    assert (tmp_path / "model_32x48_3_150_path0.5.pt").is_file()
+    checks = pd.read_csv(tmp_path / "checks_moving_toy_3_distractor_path.csv")
+    plain_checks = pd.read_csv(tmp_path / "checks_moving_toy_3_distractor.csv")
+    assert checks["held_out_r2"].iloc[0] != plain_checks["held_out_r2"].iloc[0]
+    compared, plain_section = out.split("Script: `benchmarks/event_moving.py` (")
+    assert compared.count("| distractor | 32 x 48 | shap_deep | plain |") == 1
+    assert compared.count("| distractor | 32 x 48 | shap_deep | path |") == 1
+    assert "path-trained against plain" in compared
+    # the plain section holds one row per method and seed: the path part is not in it
+    assert plain_section.count("| distractor | 32 x 48 | shap_deep |") == 1
+    assert plain_section.count("| distractor | 32 x 48 | 3 | trained | shap_deep |") == 1
+    with pytest.raises(ValueError, match="training 'other'"):
+        em.trained_model(em.task_for("toy")[0], 8, 1, 0, None, "other")
+
+
 def test_the_input_floor_maps_read_only_the_clip():
     """``benchmarks/posthoc_input_floor.py``: its maps are ``x - reference`` and its absolute
     value, shaped as the clip."""
