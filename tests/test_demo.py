@@ -148,3 +148,15 @@ def test_explain_cli_on_the_demo_black_box(demo, tmp_path):
     assert attr.predictions[0] == pytest.approx(predicted, abs=1e-4)
     marg = pd.read_csv(tmp_path / "ex" / "time_marginals.csv")
     assert len(marg) == attr.values.shape[-1]
+
+
+def test_demo_clip_count_is_honoured_with_quick_too():
+    """``--n-clips`` chooses the synthetic dataset's size with ``--quick`` as without it
+    (audit 20: the quick settings replaced it by 20 without a word); left out, 240 or 20."""
+    from midlevel.cli import build_parser
+    from midlevel.workflows.demo import DemoSettings
+    assert DemoSettings.pick(quick=True, n_clips=50).n_clips == 50
+    assert DemoSettings.pick(quick=True).n_clips == 20
+    assert DemoSettings.pick(n_clips=50).n_clips == 50 and DemoSettings.pick().n_clips == 240
+    args = build_parser().parse_args(["demo", "--quick"])
+    assert args.n_clips is None and args.quick

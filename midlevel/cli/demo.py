@@ -21,7 +21,8 @@ def register(sub) -> None:
                                    "the comparison report; print where each output is.")
     p.add_argument("--out", default="demo_out", metavar="DIR", type=folder_path,
                    help="output folder")
-    p.add_argument("--n-clips", type=positive_int, default=240, help="synthetic clips (default 240)")
+    p.add_argument("--n-clips", type=positive_int, default=None,
+                   help="synthetic clips (default 240; 20 with --quick)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--quick", action="store_true", help="tiny settings (for tests)")
     p.set_defaults(func=_demo)

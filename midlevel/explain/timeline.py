@@ -72,7 +72,7 @@ def min_frames(run) -> int:
 def window_concepts(run, spectrogram, *, hop: float = 0.5, window: float | None = None,
                     name: str = "clip", batch_size: int = 16,
                     seconds: float | None = None) -> pd.DataFrame:
-    """Concept and output predictions per window of one spectrogram.
+    """Concept predictions per window of one spectrogram.
 
     Parameters
     ----------

@@ -46,9 +46,9 @@ class DemoSettings:
 
     @classmethod
     def pick(cls, *, quick: bool = False, n_clips: int | None = None) -> "DemoSettings":
-        """Quick sizes (for tests) or the full ones, with ``n_clips`` if given."""
+        """Quick sizes (for tests; 20 clips) or the full ones, with ``n_clips`` if given."""
         if quick:
-            return cls(n_clips=20, duration=3.0, crop_seconds=2.0, epochs=1, batch_size=8,
+            return cls(n_clips=int(n_clips or 20), duration=3.0, crop_seconds=2.0, epochs=1, batch_size=8,
                        methods=("shap_deep", "integrated_gradients", "lime_patches"),
                        n_explain=1,
                        n_background=2, n_steps=4, n_samples=4, bootstrap=20, n_charts=1,
