@@ -312,8 +312,10 @@ def summary(parts: pd.DataFrame) -> pd.DataFrame:
     methods, the share of clips beating the input's box ratio and the same method's on the
     randomized network."""
     keys = ["clip_set", "size", "seed"]
-    if "has_distractor" not in parts:  # parts written before the column: none lacked one
-        parts = parts.assign(has_distractor=parts["distractor_strength"] > 0)
+    # parts written before the column (alone, or read with newer ones): none lacked one
+    placed = parts["distractor_strength"] > 0
+    parts = parts.assign(has_distractor=parts["has_distractor"].fillna(placed).astype(bool)
+                         if "has_distractor" in parts else placed)
     floor = parts[parts["method"] == "input"][keys + ["clip", "ratio"]].rename(
         columns={"ratio": "input_ratio"})
     noise = parts[parts["network"] == "random"][keys + ["clip", "method", "ratio"]].rename(
@@ -483,6 +485,7 @@ def compare_trainings(parts: pd.DataFrame, checks: pd.DataFrame, header: str) ->
     trained = pooled[pooled["network"] == "trained"].drop(columns="network")
     floors = pooled[pooled["network"] != "trained"].drop(columns="beats_random_network")
     shown = checks.merge(other[keys].drop_duplicates(), on=keys)
+    shown = shown[keys + ["training"] + [c for c in shown if c not in keys + ["training"]]]
     return f"""{header}
 
 Reading (written by the script from the tables below):

@@ -456,6 +456,17 @@ def test_the_moving_event_benchmark_sets_path_trained_models_beside_the_plain_on
     # the plain section holds one row per method and seed: the path part is not in it
     assert plain_section.count("| distractor | 32 x 48 | shap_deep |") == 1
     assert plain_section.count("| distractor | 32 x 48 | 3 | trained | shap_deep |") == 1
+    # a plain part written before "has_distractor" existed, read beside a newer one
+    plain.drop(columns="has_distractor").to_csv(tmp_path / "moving_toy_3_distractor.csv",
+                                                index=False)
+    assert em.main(args + ["--render"]) == 0
+    again = capsys.readouterr().out.split("Script: `benchmarks/event_moving.py` (")[0]
+    row = next(line for line in again.splitlines()
+               if line.startswith("| distractor | 32 x 48 | shap_deep | plain |"))
+    header = next(line for line in again.splitlines() if line.startswith("| clip_set | size |"
+                                                                          " method | training"))
+    column = [c.strip() for c in header.split("|")].index("prefers_event")
+    assert row.split("|")[column].strip() not in ("-", "nan", "")
     with pytest.raises(ValueError, match="training 'other'"):
         em.trained_model(em.task_for("toy")[0], 8, 1, 0, None, "other")
 
