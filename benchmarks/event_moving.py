@@ -464,12 +464,18 @@ stronger than the event (`distractor`).
 
 
 def compare_trainings(parts: pd.DataFrame, checks: pd.DataFrame, header: str) -> str:
-    """The section that sets each method on models of another training (:data:`TRAININGS`)
-    beside the same method on the plain models, for the clip sets, sizes and seeds that both
-    trainings scored."""
+    """The section that sets each method on models of other trainings (:data:`TRAININGS`)
+    beside the same method on the plain models, on the (clip set, size, seed) parts that
+    every training present there scored, so that each row pools the same models' seeds."""
     keys = ["clip_set", "size", "seed"]
     other = parts[parts["training"] != "plain"]
-    both = parts.merge(other[keys].drop_duplicates(), on=keys)
+    common = []
+    for (clip_set, size), g in parts.merge(other[["clip_set", "size"]].drop_duplicates()) \
+            .groupby(["clip_set", "size"], sort=False):
+        seeds = set.intersection(*(set(h["seed"]) for _, h in g.groupby("training")))
+        common += [(clip_set, size, seed) for seed in sorted(seeds)]
+    common = pd.DataFrame(common, columns=keys)
+    both = parts.merge(common, on=keys)
     tables = [summary(g).assign(training=t) for t, g in both.groupby("training", sort=False)]
     table = pd.concat(tables, ignore_index=True)
     cols = ["ratio_mean", "clips_3x", "distractor_ratio", "prefers_event", "morf_below_random",
@@ -484,9 +490,12 @@ def compare_trainings(parts: pd.DataFrame, checks: pd.DataFrame, header: str) ->
                                 ignore_index=True).drop(columns=["_m", "_t"])
     trained = pooled[pooled["network"] == "trained"].drop(columns="network")
     floors = pooled[pooled["network"] != "trained"].drop(columns="beats_random_network")
-    shown = checks.merge(other[keys].drop_duplicates(), on=keys)
+    shown = checks.merge(common, on=keys)
     shown = shown[keys + ["training"] + [c for c in shown if c not in keys + ["training"]]]
-    return f"""{header}
+    seeds = "; ".join(f"{clip_set} clips at {size}: seeds {', '.join(map(str, g['seed']))} "
+                      f"({', '.join(both.merge(g)['training'].unique())})"
+                      for (clip_set, size), g in common.groupby(["clip_set", "size"], sort=False))
+    return f"""{header} Compared on the parts every training scored: {seeds}.
 
 Reading (written by the script from the tables below):
 
