@@ -616,8 +616,10 @@ def main(argv=None) -> int:
     if (parts["training"] != "plain").any():
         header = (f"Script: `benchmarks/event_moving.py --training "
                   f"{'/'.join(t for t in TRAININGS[1:] if (parts['training'] == t).any())}` "
-                  f"(parts written {written(work, plain=False)}; the clips, methods, options and "
-                  f"randomized networks of section \"{SECTION}\"; path-trained models: "
+                  f"(parts written {written(work, plain=False)}; the clips, methods and options "
+                  f"of section \"{SECTION}\", and its randomized networks: re-initialized from "
+                  f"the same seeds, they are the plain models' up to the input standardization "
+                  f"each model keeps; path-trained models: "
                   f"{PATH_SHARE:.0%} of each batch on points of IG's straight path from the "
                   f"training clips' mean, `EventTask.train_model(path=...)`, the models of "
                   f"section \"Planted event that moves: where IG's attribution to the clicks "
