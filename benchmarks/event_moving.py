@@ -463,18 +463,23 @@ stronger than the event (`distractor`).
 """
 
 
-def compare_trainings(parts: pd.DataFrame, checks: pd.DataFrame, header: str) -> str:
+def compare_trainings(parts: pd.DataFrame, checks: pd.DataFrame, header: str) -> str | None:
     """The section that sets each method on models of other trainings (:data:`TRAININGS`)
     beside the same method on the plain models, on the (clip set, size, seed) parts that
-    every training present there scored, so that each row pools the same models' seeds."""
+    every training present there scored, so that each row pools the same models' seeds;
+    None where no plain part shares a clip set, size and seed with another training's."""
     keys = ["clip_set", "size", "seed"]
     other = parts[parts["training"] != "plain"]
     common = []
     for (clip_set, size), g in parts.merge(other[["clip_set", "size"]].drop_duplicates()) \
             .groupby(["clip_set", "size"], sort=False):
+        if "plain" not in set(g["training"]):
+            continue
         seeds = set.intersection(*(set(h["seed"]) for _, h in g.groupby("training")))
         common += [(clip_set, size, seed) for seed in sorted(seeds)]
     common = pd.DataFrame(common, columns=keys)
+    if common.empty:  # no plain part shares a clip set, size and seed with the others
+        return None
     both = parts.merge(common, on=keys)
     tables = [summary(g).assign(training=t) for t, g in both.groupby("training", sort=False)]
     table = pd.concat(tables, ignore_index=True)
@@ -525,17 +530,14 @@ def trainings_reading(trained: pd.DataFrame) -> str:
     lines = []
     for (clip_set, size), g in trained.groupby(["clip_set", "size"], sort=False):
         plain = g[g["training"] == "plain"].set_index("method")
-        if plain.empty:
-            lines.append(f"- **{clip_set} clips, {size}.** No plain part to compare with.")
-            continue
         for training, h in g[g["training"] != "plain"].groupby("training", sort=False):
             h = h.set_index("method")
+            h = h[h.index.isin(plain.index)]  # a method the plain parts lack: not compared
             gained = [m for m in h.index if h.at[m, "beats_random_network"] >= 0.9
                       > plain.at[m, "beats_random_network"]]
             lost = [m for m in h.index if plain.at[m, "beats_random_network"] >= 0.9
                     > h.at[m, "beats_random_network"]]
-            n = h["judged_target"].iloc[0].split(" of ")[1]
-            met = lambda f: [m for m in f.index if f.at[m, "judged_target"] == f"{n} of {n}"]  # noqa: E731
+            before, after = met_on_every_model(plain), met_on_every_model(h)
             moved = ", ".join(
                 f"{m} {plain.at[m, 'beats_random_network']:.2f} -> "
                 f"{h.at[m, 'beats_random_network']:.2f}" for m in h.index)
@@ -546,30 +548,50 @@ def trainings_reading(trained: pd.DataFrame) -> str:
                 f"{len(plain[plain['beats_random_network'] >= 0.9])} of {len(plain)} methods "
                 f"plain, {len(h[h['beats_random_network'] >= 0.9])} {training}-trained "
                 f"(newly: {', '.join(gained) or 'none'}; no longer: {', '.join(lost) or 'none'}). "
-                f"The judged figure on every model: {len(met(plain))} of {len(plain)} methods "
-                f"plain ({', '.join(met(plain)) or 'none'}), {len(met(h))} {training}-trained "
-                f"({', '.join(met(h)) or 'none'}).")
+                f"The judged figure on every model: {len(before)} of {len(plain)} methods "
+                f"plain ({', '.join(before) or 'none'}), {len(after)} {training}-trained "
+                f"({', '.join(after) or 'none'}).")
     return "\n".join(lines)
 
 
-PART = re.compile(r"(checks_)?moving_(toy|clip)_\d+_(strongest|distractor)(_[a-z]+)?\.csv")
+def met_on_every_model(table: pd.DataFrame) -> list[str]:
+    """The methods (``table``'s index) whose ``judged_target`` reads "k of k": met on every
+    model pooled in their row."""
+    counts = table["judged_target"].str.split(" of ", expand=True)
+    return list(table.index[counts[0] == counts[1]])
+
+
+PART = re.compile(r"(checks_)?moving_(toy|clip)_\d+_(strongest|distractor)"
+                  r"(?:_(" + "|".join(TRAININGS[1:]) + r"))?\.csv")
 
 
 def read_parts(work: Path, checks: bool = False) -> pd.DataFrame:
-    """Every part (or checks part) in ``work``, with a ``training`` column ("plain" for parts
-    written before it existed); other CSVs there (event_moving_paths' tables) are not read."""
-    files = sorted(f for f in work.glob("*.csv") if PART.fullmatch(f.name)
-                   and f.name.startswith("checks_") == checks)
-    out = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
-    out["training"] = out["training"].fillna("plain") if "training" in out else "plain"
-    return out
+    """Every part (or checks part) in ``work`` (named as :func:`part_name` names them; other
+    CSVs there, such as event_moving_paths' tables, are not read), with a ``training``
+    column: the one its file name gives ("plain" without a suffix), checked against the
+    column where the part has one (parts written before it existed are plain)."""
+    frames = []
+    for f in sorted(work.glob("*.csv")):
+        m = PART.fullmatch(f.name)
+        if not m or f.name.startswith("checks_") != checks:
+            continue
+        named, frame = m.group(4) or "plain", pd.read_csv(f)
+        if "training" in frame and set(frame["training"].dropna()) - {named}:
+            raise SystemExit(f"{f}: its rows say training {set(frame['training'].dropna())}, "
+                             f"its name {named!r}")
+        frames.append(frame.assign(training=named))
+    if not frames:
+        raise SystemExit(f"{work}: no {'checks ' if checks else ''}part to render")
+    return pd.concat(frames, ignore_index=True)
 
 
-def written(work: Path, plain: bool) -> str:
-    """When the plain parts in ``work`` (or the other trainings') were last written, first to
-    last (a render's header gives the runs' time, not its own)."""
+def written(work: Path, trainings) -> str:
+    """When the parts of ``trainings`` in ``work`` were last written, first to last (a
+    render's header gives the runs' time, not its own); "-" if there are none."""
     times = [f.stat().st_mtime for f in work.glob("*.csv")
-             if (m := PART.fullmatch(f.name)) and (m.group(4) is None) == plain]
+             if (m := PART.fullmatch(f.name)) and (m.group(4) or "plain") in trainings]
+    if not times:
+        return "-"
     first, last = (time.strftime("%Y-%m-%d %H:%M", time.localtime(t))
                    for t in (min(times), max(times)))
     return first if first == last else f"{first} to {last}"
@@ -616,7 +638,8 @@ def main(argv=None) -> int:
     if (parts["training"] != "plain").any():
         header = (f"Script: `benchmarks/event_moving.py --training "
                   f"{'/'.join(t for t in TRAININGS[1:] if (parts['training'] == t).any())}` "
-                  f"(parts written {written(work, plain=False)}; the clips, methods and options "
+                  f"(parts written {written(work, TRAININGS[1:])}, the plain parts "
+                  f"{written(work, ('plain',))}; the clips, methods and options "
                   f"of section \"{SECTION}\", and its randomized networks: re-initialized from "
                   f"the same seeds, they are the plain models' up to the input standardization "
                   f"each model keeps; path-trained models: "
@@ -624,10 +647,17 @@ def main(argv=None) -> int:
                   f"training clips' mean, `EventTask.train_model(path=...)`, the models of "
                   f"section \"Planted event that moves: where IG's attribution to the clicks "
                   f"comes from\"; long-trained: clips only, twice the clips and steps).")
-        publish(compare_trainings(parts, checks, header), SECTION_TRAININGS, write=write)
+        compared = compare_trainings(parts, checks, header)
+        if compared is None:
+            print(f"{work}: no plain part shares a clip set, size and seed with the parts of "
+                  f"other trainings; section \"{SECTION_TRAININGS}\" not written")
+        else:
+            publish(compared, SECTION_TRAININGS, write=write)
     parts = parts[parts["training"] == "plain"]
     checks = checks[checks["training"] == "plain"].drop(columns="training")
-    header = (f"Script: `benchmarks/event_moving.py` (parts written {written(work, plain=True)}; "
+    if parts.empty:
+        return 0
+    header = (f"Script: `benchmarks/event_moving.py` (parts written {written(work, ('plain',))}; "
               f"`EventTask(placement=\"moving\")`, event models trained on clips only, 32 x 48: 256 "
               f"clips and 150 cosine steps, 149 x 313: 512 clips and 1500 steps; seeds "
               f"{', '.join(map(str, sorted(parts['seed'].unique())))}; {args.event_clips} clips "

@@ -467,8 +467,54 @@ def test_the_moving_event_benchmark_sets_path_trained_models_beside_the_plain_on
                                                                           " method | training"))
     column = [c.strip() for c in header.split("|")].index("prefers_event")
     assert row.split("|")[column].strip() not in ("-", "nan", "")
+    # a stray copy is not a part; a part whose rows say another training than its name: refused
+    import shutil
+    shutil.copy(tmp_path / "moving_toy_3_distractor_path.csv",
+                tmp_path / "moving_toy_3_distractor_old.csv")
+    assert em.main(args + ["--render"]) == 0
+    assert capsys.readouterr().out.split("Script: `benchmarks/event_moving.py` (")[0] == again
+    shutil.copy(tmp_path / "moving_toy_3_distractor_path.csv",
+                tmp_path / "moving_toy_3_distractor_long.csv")
+    with pytest.raises(SystemExit, match="its name 'long'"):
+        em.main(args + ["--render"])
     with pytest.raises(ValueError, match="training 'other'"):
         em.trained_model(em.task_for("toy")[0], 8, 1, 0, None, "other")
+
+
+def test_the_trainings_section_pools_the_seeds_every_training_scored():
+    """``event_moving.compare_trainings`` on parts whose answers are known: plain models on
+    seeds 3 and 4, a path-trained one on seed 3 only; the comparison pools seed 3 alone (the
+    plain map loses to its randomized network there, wins on seed 4), and the reading's counts
+    are the table's; without a plain part sharing a seed there is nothing to compare."""
+    import pandas as pd
+
+    import event_moving as em
+
+    def part(seed, training, trained_ratio):
+        rows = []
+        for method, network, ratio in (("m1", "trained", trained_ratio), ("m1", "random", 2.0),
+                                       ("input", "none", 4.0)):
+            rows += [{"clip_set": "distractor", "size": "32 x 48", "seed": seed, "clip": c,
+                      "method": method, "network": network, "ratio": ratio,
+                      "distractor_ratio": 1.0, "morf_better": True, "has_distractor": True,
+                      "distractor_strength": 1.0, "training": training} for c in ("c0", "c1")]
+        return pd.DataFrame(rows)
+
+    parts = pd.concat([part(3, "plain", 1.0), part(4, "plain", 5.0), part(3, "path", 5.0)],
+                      ignore_index=True)
+    checks = pd.DataFrame([{"clip_set": "distractor", "size": "32 x 48", "seed": seed,
+                            "training": t, "held_out_r2": 0.9, "event_drop": 0.5,
+                            "distractor_drop": 0.0}
+                           for seed, t in ((3, "plain"), (4, "plain"), (3, "path"))])
+    text = em.compare_trainings(parts, checks, "header")
+    assert "seeds 3 (plain, path)" in text
+    assert "| distractor | 32 x 48 | m1 | plain | 1.000 | 0.000 | 1.000 | 0.000 | 1.000 | 0.000 | 0 of 1 |" in text
+    assert "| distractor | 32 x 48 | m1 | path | 5.000 | 1.000 | 1.000 | 1.000 | 1.000 | 1.000 | 1 of 1 |" in text
+    assert "m1 0.00 -> 1.00" in text and "0 of 1 methods plain, 1 path-trained (newly: m1;" in text
+    assert "The judged figure on every model: 0 of 1 methods plain (none), 1 path-trained (m1)" in text
+    assert "| distractor | 32 x 48 | 4 |" not in text  # the plain-only seed is not pooled
+    alone = parts[(parts["training"] == "path") | (parts["seed"] == 4)]
+    assert em.compare_trainings(alone, checks, "header") is None
 
 
 def test_the_input_floor_maps_read_only_the_clip():
