@@ -12,6 +12,7 @@ import statsmodels.api as sm
 
 from conftest import TINY_RUN, train_tiny_runs
 from midlevel.cli import main
+from midlevel.errors import TrainingError
 from midlevel.explain.coefficients import run_coefficients
 from midlevel.explain.head import LinearHead, baseline_concepts, check_additivity, explain_clips
 from midlevel.explain.timeline import contributions_over_time
@@ -294,6 +295,9 @@ def test_class_target_run(world, tmp_path):
     t = result.table.set_index(["target", "concept"])
     assert (t.loc["mood=high", "method"] == "binomial GLM").all()   # each row's estimator
     assert (t.loc["energy", "method"] == "OLS, HC3").all()
+    # audit 20c: the summary counts a class target's rows as rows, not as targets
+    assert "independent run, 7 concepts x 2 target rows (a class target: one per class " \
+        "against its base)" in result.summary_lines()[0]
     head = LinearHead.from_run(run)
     # what the model does: the logit difference of the two classes, exactly
     for c in run.concept_names:
@@ -308,6 +312,19 @@ def test_class_target_run(world, tmp_path):
     probs = np.exp(logits.to_numpy())
     probs /= probs.sum(1, keepdims=True)
     np.testing.assert_allclose(probs, pred.loc[logits.index, list(logits.columns)], atol=1e-4)
+    # audit 20c: a spec copy listing the classes in another order scores and explains the
+    # same classes (read by name); a class the run never saw is refused, by name
+    spec["targets"]["mood"]["classes"] = ["high", "low"]
+    (data / "spec_class_reordered.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    own, other = run.evaluate(splits=("train", "test")), run.evaluate(
+        data / "spec_class_reordered.yaml", splits=("train", "test"))
+    pd.testing.assert_frame_equal(own, other)
+    again = run_coefficients(run, data="ratings", spec=data / "spec_class_reordered.yaml")
+    pd.testing.assert_frame_equal(again.table, result.table)
+    spec["targets"]["mood"]["classes"] = ["low", "mid", "high"]
+    (data / "spec_class_more.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    with pytest.raises(TrainingError, match=r"'mood' lists class\(es\) \['mid'\]"):
+        run.evaluate(data / "spec_class_more.yaml")
 
 
 def test_a_concept_constant_in_training_is_flagged_as_untrainable_not_compensating(world):

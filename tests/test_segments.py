@@ -211,7 +211,8 @@ def test_validate_checks_segment_ends_against_the_audio(tmp_path, capsys):
     assert "segments: 1 of 3 clips, 1 segments" in capsys.readouterr().out
 
 
-def test_train_checks_segment_times_against_the_spectrograms(tmp_path, caplog):
+def test_train_checks_segment_times_against_the_spectrograms(tmp_path, caplog,
+                                                             monkeypatch):
     """Audit 13c #1, #3: segment times in milliseconds ([0, 4000) on a 4-s clip) failed
     validate but trained silently, every crop taking the first segment's rating; a segment
     shorter than a frame (1.01-1.02 s) reached no crop without a word."""
@@ -261,6 +262,19 @@ def test_train_checks_segment_times_against_the_spectrograms(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="midlevel"):
         check_segment_times(table, {"c1": 126}, 31.25)
     assert "without a frame" not in caplog.text
+    # audit 20c: an instant whose next instant follows within a frame holds none: said
+    (tmp_path / "segments.csv").write_text("clip,t,bright\nc1,0,2\nc1,1.505,5\nc1,1.52,8\n")
+    table = load_annotations(load_spec(tmp_path / "timed.yaml"))
+    with caplog.at_level("WARNING", logger="midlevel"):
+        check_segment_times(table, {"c1": 126}, 31.25)
+    assert "1 segment(s) without a frame: " in caplog.text
+    assert "row 3, column 't', clip 'c1': segment holds no frame: 1.505-1.52 s" in caplog.text
+    caplog.clear()
+    monkeypatch.setenv("RANK", "1")  # under torchrun only the first process says it
+    with caplog.at_level("WARNING", logger="midlevel"):
+        check_segment_times(table, {"c1": 126}, 31.25)
+    assert "without a frame" not in caplog.text
+    monkeypatch.delenv("RANK")
     (tmp_path / "segments.csv").write_text("clip,t,bright\nc1,0,2\nc1,4.11,8\n")
     table = load_annotations(load_spec(tmp_path / "timed.yaml"))
     with pytest.raises(TrainingError, match=r"rating at 4.11 s lies after the end of the "

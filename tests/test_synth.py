@@ -292,6 +292,18 @@ def test_weights_from_json_and_dataframe(tmp_path):
     weights, intercepts = synth.load_weights(pd.DataFrame({"articulation": [1.0]},
                                                           index=["energy"]))
     assert intercepts["energy"] == 4.5                      # 5 - 0.5 * row sum
+    # audit 20c: concepts one target leaves out and another names weigh 0 there, as the
+    # docstring says (they were refused as missing); an explicit null is still refused
+    path.write_text(json.dumps({"tender": {"melodiousness": 2.5, "intercept": 2},
+                                "energy": {"articulation": -3}}))
+    weights, intercepts = synth.load_weights(path)
+    assert weights.loc["tender", "articulation"] == 0 and weights.loc["energy",
+                                                                      "melodiousness"] == 0
+    assert weights.loc["energy", "articulation"] == -3 and intercepts["tender"] == 2
+    assert intercepts["energy"] == 5 + 1.5                  # centred: 5 - 0.5 * (-3)
+    path.write_text(json.dumps({"tender": {"melodiousness": None}}))
+    with pytest.raises(SpecError, match=r"missing or non-finite weights at \['tender/melod"):
+        synth.load_weights(path)
 
 
 def test_unknown_weight_names_raise_spec_error(tmp_path):

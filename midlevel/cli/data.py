@@ -168,7 +168,11 @@ def register(sub) -> None:
                         "whose clips do not fit in this machine's memory together is refused, "
                         "as is one shorter than a sample")
     p.add_argument("--weights", metavar="FILE",
-                   help="concept-to-target map (CSV or JSON) replacing the default")
+                   help="concept-to-target map replacing the default: a CSV with targets "
+                        "as rows (first column their names), concepts as columns and an "
+                        "optional 'intercept' column, or a JSON {target: {concept: weight, "
+                        "..., 'intercept': b}}; a concept left out weighs 0, a missing "
+                        "intercept centres the target at 5")
     p.add_argument("--correlated", action="store_true", help="draw correlated concepts")
     p.add_argument("--change-fraction", type=float, default=0.25, metavar="SHARE",
                    help="share of clips in which one concept changes mid-clip (default 0.25)")

@@ -333,14 +333,15 @@ def frame_span(start, end, n_frames: int, fps: float) -> tuple[np.ndarray, np.nd
 
 
 def frameless(segments: Segments, n_frames: Mapping[str, int], fps: float) -> list[Problem]:
-    """The spans (not instants) that hold no frame centre of their clip (``n_frames``: clip ->
-    its spectrogram's frames at ``fps``): shorter than a frame, their rating reaches no
-    training crop. Instants hold until the next one, and the last may hold none at the
-    clip's very end, as sampled dynamic ratings do: not listed."""
+    """The spans that hold no frame centre of their clip (``n_frames``: clip -> its
+    spectrogram's frames at ``fps``): shorter than a frame, their rating reaches no training
+    crop. An instant's span runs to the clip's next instant, so two instants closer than a
+    frame are listed too; the last instant holds until the clip's end and may hold none at
+    its very end, as sampled dynamic ratings do: not listed."""
     out = []
     for (clip, start, end), (file, row, column, instant) in zip(
             segments.table[list(KEYS)].itertuples(index=False), segments.sources):
-        if clip not in n_frames or instant:
+        if clip not in n_frames or (instant and not np.isfinite(end)):
             continue
         first, stop = frame_span([start], [end], int(n_frames[clip]), fps)
         if stop[0] <= first[0]:

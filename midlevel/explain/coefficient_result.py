@@ -69,8 +69,11 @@ class CoefficientResult:
         alpha = t.attrs.get("alpha", 0.05)
         lines = []
         if "mode" in t and len(t):
-            lines.append(f"{t['mode'].iloc[0]} run, {t['concept'].nunique()} concepts x "
-                         f"{t['target'].nunique()} targets")
+            contrasts = t["versus"].astype(str).str.len() > 0 if "versus" in t else None
+            rows = (f"{t['target'].nunique()} target rows (a class target: one per class "
+                    f"against its base)" if contrasts is not None and contrasts.any()
+                    else f"{t['target'].nunique()} targets")
+            lines.append(f"{t['mode'].iloc[0]} run, {t['concept'].nunique()} concepts x {rows}")
         if "model_weight" in t:
             lines.append("what the model does: model_weight, the head's own weights (exact)")
         noted = without_estimate(t)

@@ -165,7 +165,10 @@ def _read_weights(path: Path) -> pd.DataFrame:
             raise SpecError(f"{path}: not valid JSON ({err})") from None
         if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
             raise SpecError(f"{path}: expected a JSON object {{target: {{concept: weight}}}}")
-        return pd.DataFrame.from_dict(raw, orient="index")
+        # a concept one target leaves out weighs 0 there (an explicit null stays missing)
+        named = {k for v in raw.values() for k in v} - {"intercept"}
+        return pd.DataFrame.from_dict({t: {**dict.fromkeys(named, 0.0), **v}
+                                       for t, v in raw.items()}, orient="index")
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             header = next(csv.reader(f), [])

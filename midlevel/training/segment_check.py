@@ -10,6 +10,7 @@ their rating reaches no crop.
 from __future__ import annotations
 
 import logging
+import os
 
 import numpy as np
 
@@ -25,7 +26,8 @@ SHOWN = 5
 def check_segment_times(table, n_frames: dict, fps: float) -> None:
     """TrainingError naming the segments past their clip's end (file, row, column, clip), as
     ``validate`` judges it (the audio's duration from its header); a warning naming the
-    segments (spans, not instants) that hold no frame. ``n_frames``: clip -> its
+    segments that hold no frame (:func:`~midlevel.data.segments.frameless`; from the first
+    process only under torchrun). ``n_frames``: clip -> its
     spectrogram's frames; ``fps``: the front end's frame rate."""
     from midlevel.data.audio import audio_info
     segments = segments_of(table)
@@ -39,7 +41,7 @@ def check_segment_times(table, n_frames: dict, fps: float) -> None:
             f"{_listed(late)}. Segment times are in seconds; `midlevel validate` lists every "
             f"one")
     empty = frameless(segments, n_frames, fps)
-    if empty:
+    if empty and os.environ.get("RANK", "0") == "0":  # one warning, not one per process
         log.warning("%d segment(s) without a frame: %s", len(empty), _listed(empty))
 
 
