@@ -44,7 +44,8 @@ from midlevel.training.checkpoint import (  # noqa: F401  (re-exported: the run'
 from midlevel.data.frontends import window_frames
 from midlevel.training.config import TrainConfig
 from midlevel.training.data import Columns, fit_frames
-from midlevel.training.datarecord import same_audio, trained_spec, use_stored_splits
+from midlevel.training.datarecord import (in_run_class_order, same_audio, trained_spec,
+                                           use_stored_splits)
 from midlevel.training.predict import (InputSpectrograms, log_split_notes, predict_specs,
                                        prediction_table, short_note)
 from midlevel.training.stored_predictions import (load_predictions, prediction_key,
@@ -158,8 +159,7 @@ class Run:
         from midlevel.data.annotations import load_annotations
         loaded = self.spec(spec, root=root)
         own = (self.info.get("data") or {}).get("spec")
-        table = in_run_class_order(load_annotations(loaded), self.targets,
-                                   where=f"{self.path} ({loaded.path or 'data spec'})")
+        table = in_run_class_order(load_annotations(loaded), self.targets, where=loaded.path)
         if not own:
             return table
         if loaded.path and Path(loaded.path).resolve() == Path(own).resolve():
@@ -373,41 +373,6 @@ class Run:
                                          threshold=threshold, progress=progress))
             say_unrated(tables[-1], f"{self.path}: the {split} split ({len(rows)} clips)")
         return pd.concat(tables, ignore_index=True)
-
-
-def in_run_class_order(table: pd.DataFrame, targets, *, where: str) -> pd.DataFrame:
-    """``table`` (:func:`~midlevel.data.annotations.load_annotations`' annotations) with each
-    class target's codes in the order of the run's classes (``targets``: the model's target
-    dicts). A class column's codes index the classes in the spec's order (its ``classes:``
-    list, or the sorted values seen), the model's logits the order it was trained with: a
-    spec that lists them otherwise (an edited copy, a class added or never seen) would score
-    and explain one class as another. Codes are mapped by name; a class the run does not know
-    is refused, naming the target and both lists."""
-    seen = dict(table.attrs.get("classes", {}))
-    for t in targets:
-        name = t["name"]
-        if t.get("kind") != "class" or name not in seen or name not in table:
-            continue
-        mine, theirs = [str(c) for c in t["classes"]], [str(c) for c in seen[name]]
-        if theirs == mine:
-            continue
-        unknown = [c for c in theirs if c not in mine]
-        if unknown:
-            raise TrainingError(f"{where}: class target {name!r} lists class(es) {unknown} the "
-                                f"run was not trained on (the run's classes, in its order: "
-                                f"{mine}; the spec's: {theirs})")
-        codes = np.array([mine.index(c) for c in theirs], dtype=float)
-        column = table[name].to_numpy()
-        rated = np.isfinite(column)
-        recoded = column.copy()
-        recoded[rated] = codes[column[rated].astype(int)]
-        table = table.assign(**{name: recoded})
-        seen[name] = mine
-        log.info("%s: class target %r is listed as %s there and %s in the run; its ratings "
-                 "are read by class name, in the run's order", where, name, theirs, mine)
-    if seen:
-        table.attrs["classes"] = seen
-    return table
 
 
 def load_run(path) -> Run:

@@ -9,7 +9,8 @@ without a word. With these records a resume is refused on other splits or other 
 (:func:`check_same_data`), and later commands score the run on its own splits
 (:func:`use_stored_splits`). Runs written before these records existed have neither, and
 nothing is compared for them. :func:`trained_spec` and :func:`trained_roots` give a later
-command the spec and the roots a run was trained with.
+command the spec and the roots a run was trained with; :func:`in_run_class_order` reads a
+class target's ratings in the order of the run's classes, whatever order a spec lists them in.
 """
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ import logging
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from midlevel.errors import CheckpointError
+from midlevel.errors import CheckpointError, TrainingError
 from midlevel.io import write_csv
 
 log = logging.getLogger("midlevel")
@@ -242,3 +244,39 @@ def _same_file(a: str, b: str, block: int = 4096) -> bool:
         return True
     except OSError:  # a file that is gone is nobody's copy
         return False
+
+
+def in_run_class_order(table: pd.DataFrame, targets, *, where) -> pd.DataFrame:
+    """``table`` (:func:`~midlevel.data.annotations.load_annotations`' annotations) with each
+    class target's codes in the order of the run's classes (``targets``: the model's target
+    dicts). A class column's codes index the classes in the spec's order (its ``classes:``
+    list, or the sorted values seen), the model's logits the order it was trained with: a
+    spec that lists them otherwise (an edited copy, a class added or never seen) would score
+    and explain one class as another. Codes are mapped by name; a class the run does not know
+    is refused, naming the target and both lists (``where``: the spec's path, for messages)."""
+    seen = dict(table.attrs.get("classes", {}))
+    for t in targets:
+        name = t["name"]
+        if t.get("kind") != "class" or name not in seen or name not in table:
+            continue
+        mine, theirs = [str(c) for c in t["classes"]], [str(c) for c in seen[name]]
+        if theirs == mine:
+            continue
+        unknown = [c for c in theirs if c not in mine]
+        if unknown:
+            raise TrainingError(f"{where or 'the data spec'}: class target {name!r} lists class(es) {unknown} the "
+                                f"run was not trained on (the run's classes, in its order: "
+                                f"{mine}; the spec's: {theirs})")
+        codes = np.array([mine.index(c) for c in theirs], dtype=float)
+        column = table[name].to_numpy()
+        rated = np.isfinite(column)
+        recoded = column.copy()
+        recoded[rated] = codes[column[rated].astype(int)]
+        table = table.assign(**{name: recoded})
+        seen[name] = mine
+        log.info("%s: class target %r is listed as %s there and %s in the run; its ratings "
+                 "are read by class name, in the run's order", where or "the data spec", name,
+                 theirs, mine)
+    if seen:
+        table.attrs["classes"] = seen
+    return table
