@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from midlevel.cli.common import (FRONTENDS, add_cache_option, add_root_option, file_path,
@@ -14,6 +13,7 @@ from midlevel.io import write_csv
 
 
 def _train(args: argparse.Namespace) -> int:
+    from midlevel.training.ddp import first_process
     from midlevel.training.from_spec import train
     show_log()
     run = train(args.spec, args.out, mode=args.mode, root=args.root, config=args.config,
@@ -22,7 +22,7 @@ def _train(args: argparse.Namespace) -> int:
                 progress=not args.quiet, max_memory=args.max_memory, workers=args.workers,
                 cpu_bf16=args.bf16,
                 frontend={"name": FRONTENDS[args.frontend]} if args.frontend else None)
-    if os.environ.get("RANK", "0") == "0":  # under torchrun every process returns the run
+    if first_process():  # under torchrun every process returns the run
         files = [f for f in ("model.pt", "metrics.csv", "history.csv", "splits.csv",
                              "train.log") if (run.path / f).is_file()]  # an older run: no splits
         print(f"run: {run.path} ({', '.join(files)})")

@@ -69,10 +69,9 @@ class CoefficientResult:
         alpha = t.attrs.get("alpha", 0.05)
         lines = []
         if "mode" in t and len(t):
-            contrasts = t["versus"].astype(str).str.len() > 0 if "versus" in t else None
-            rows = (f"{t['target'].nunique()} target rows (a class target: one per class "
-                    f"against its base)" if contrasts is not None and contrasts.any()
-                    else f"{t['target'].nunique()} targets")
+            classes = "versus" in t and bool((t["versus"].astype(str) != "").any())
+            rows = f"{t['target'].nunique()} " + ("target rows (a class target: one per class "
+                                                   "against its base)" if classes else "targets")
             lines.append(f"{t['mode'].iloc[0]} run, {t['concept'].nunique()} concepts x {rows}")
         if "model_weight" in t:
             lines.append("what the model does: model_weight, the head's own weights (exact)")

@@ -16,9 +16,9 @@ itself is unchanged (in train mode BatchNorm uses batch statistics, never the ru
 
 Since every BatchNorm normalizes with its batch during the pass, the inputs of the later layers,
 and so the statistics recorded for them, depend on how the windows are batched (the batch size,
-the last partial batch; under DDP the processes take whole batches in turn, so the batches are
-those of one process): the batch size is part of the model (``TrainConfig.bn_batch_size``). Eval-mode outputs afterwards do not depend
-on batching.
+the last partial batch; under DDP the processes take whole batches in turn, so the batches
+are those of one process): the batch size is part of the model (``TrainConfig.bn_batch_size``).
+Eval-mode outputs afterwards do not depend on batching.
 """
 from __future__ import annotations
 

@@ -254,7 +254,7 @@ def in_run_class_order(table: pd.DataFrame, targets, *, where) -> pd.DataFrame:
     spec that lists them otherwise (an edited copy, a class added or never seen) would score
     and explain one class as another. Codes are mapped by name; a class the run does not know
     is refused, naming the target and both lists (``where``: the spec's path, for messages)."""
-    seen = dict(table.attrs.get("classes", {}))
+    seen, where = dict(table.attrs.get("classes", {})), where or "the data spec"
     for t in targets:
         name = t["name"]
         if t.get("kind") != "class" or name not in seen or name not in table:
@@ -264,9 +264,9 @@ def in_run_class_order(table: pd.DataFrame, targets, *, where) -> pd.DataFrame:
             continue
         unknown = [c for c in theirs if c not in mine]
         if unknown:
-            raise TrainingError(f"{where or 'the data spec'}: class target {name!r} lists class(es) {unknown} the "
-                                f"run was not trained on (the run's classes, in its order: "
-                                f"{mine}; the spec's: {theirs})")
+            raise TrainingError(f"{where}: class target {name!r} lists class(es) {unknown} "
+                                f"the run was not trained on (the run's classes, in its "
+                                f"order: {mine}; the spec's: {theirs})")
         codes = np.array([mine.index(c) for c in theirs], dtype=float)
         column = table[name].to_numpy()
         rated = np.isfinite(column)
@@ -275,8 +275,7 @@ def in_run_class_order(table: pd.DataFrame, targets, *, where) -> pd.DataFrame:
         table = table.assign(**{name: recoded})
         seen[name] = mine
         log.info("%s: class target %r is listed as %s there and %s in the run; its ratings "
-                 "are read by class name, in the run's order", where or "the data spec", name,
-                 theirs, mine)
+                 "are read by class name, in the run's order", where, name, theirs, mine)
     if seen:
         table.attrs["classes"] = seen
     return table

@@ -29,6 +29,13 @@ class Context:
         return self.world > 1
 
 
+def first_process() -> bool:
+    """True unless ``torchrun`` started this process with a rank above 0 (read from the
+    environment, so usable before :func:`setup` joins the group): what a run says once is
+    said by this process."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def setup(device: str = "cpu") -> Context:
     """Join the process group when launched by torchrun; pick this rank's device."""
     world = int(os.environ.get("WORLD_SIZE", "1"))

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 from pathlib import Path
 
 from midlevel.data.segments import segments_of
@@ -14,6 +13,7 @@ from midlevel.training.checkpoint import decoder_of
 from midlevel.training.config import TrainConfig, legacy_settings, stored_config
 from midlevel.training.data import Columns
 from midlevel.training.datarecord import trained_roots
+from midlevel.training.ddp import first_process
 from midlevel.training.loop import fit
 from midlevel.training.segment_check import (
     check_segment_times, scored_clip_level_note, spectrogram_frames,
@@ -129,7 +129,7 @@ def train(spec, out, *, mode: str | None = None, root=None, config=None,
     features, cache = _features(table, cache_dir, frontend, progress)
     check_segment_times(table, spectrogram_frames(table, features), float(cache.frontend.fps))
     note = scored_clip_level_note(table)
-    if note and os.environ.get("RANK", "0") == "0":
+    if note and first_process():
         log.info("%s", note)
     data = {"spec": str(Path(spec.path).resolve()) if spec.path else None, "spec_name": spec.name,
             "root": str(spec.root), "roots": {k: str(v) for k, v in spec.roots.items()},

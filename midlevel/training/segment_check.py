@@ -10,12 +10,12 @@ their rating reaches no crop.
 from __future__ import annotations
 
 import logging
-import os
 
 import numpy as np
 
 from midlevel.data.segments import check_durations, frameless, segments_of
 from midlevel.errors import TrainingError
+from midlevel.training.ddp import first_process
 
 log = logging.getLogger("midlevel.training")
 
@@ -41,7 +41,7 @@ def check_segment_times(table, n_frames: dict, fps: float) -> None:
             f"{_listed(late)}. Segment times are in seconds; `midlevel validate` lists every "
             f"one")
     empty = frameless(segments, n_frames, fps)
-    if empty and os.environ.get("RANK", "0") == "0":  # one warning, not one per process
+    if empty and first_process():  # one warning, not one per process
         log.warning("%d segment(s) without a frame: %s", len(empty), _listed(empty))
 
 
