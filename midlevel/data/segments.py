@@ -13,13 +13,14 @@ durations). ``load_annotations`` puts the result on the annotations table as
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Mapping
 
 import numpy as np
 import pandas as pd
 
-from midlevel.data.tables import cell_text, listing, parse_rating, read_table
+from midlevel.data.tables import DECIMAL, cell_text, listing, parse_rating, read_table
 from midlevel.errors import Problem
 
 KEYS = ("clip", "start", "end")
@@ -108,9 +109,14 @@ class _Row:
 def _seconds(text: str, column: str, where: dict, problems: list[Problem]) -> float | None:
     try:
         value = float(text)
+        if math.isfinite(value) and not DECIMAL.fullmatch(text.strip()):
+            raise ValueError(text)  # float() also reads '1_0' as 10
     except ValueError:
-        problems.append(Problem(f"non-numeric time {text!r} (seconds expected)", column=column,
-                                **where))
+        comma = (f"; a decimal comma? times are read with a decimal point, "
+                 f"{text.replace(',', '.')!r}" if re.fullmatch(r"\s*[+-]?\d*,\d+\s*", text)
+                 else "")
+        problems.append(Problem(f"non-numeric time {text!r} (seconds expected{comma})",
+                                column=column, **where))
         return None
     if not math.isfinite(value) or value < 0:
         problems.append(Problem(f"time {text!r} must be a finite number of seconds >= 0",

@@ -10,6 +10,7 @@ key, next to the dataclasses they fill: reading a key's rules means reading one 
 from __future__ import annotations
 
 import codecs
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -467,11 +468,24 @@ def _splits(section: Any, src: str) -> tuple[int, dict[str, SplitSpec]]:
                            allow_none=True, error=SpecError)
         size = whole_number(cfg.get("size"), f"{src}: '{key}.size'", allow_none=True,
                             error=SpecError)
-        out[name] = SplitSpec(ids=tuple(str(i) for i in cfg["ids"]) if "ids" in cfg else None,
+        out[name] = SplitSpec(ids=_split_ids(cfg["ids"], f"{src}: '{key}.ids'")
+                              if "ids" in cfg else None,
                               ids_file=cfg.get("ids_file"), fraction=frac, size=size,
                               group_by=cfg.get("group_by"),
                               singleton_groups=bool(cfg.get("singleton_groups", False)))
     return seed, out
+
+
+def _split_ids(ids: Any, where: str) -> tuple[str, ...]:
+    """A split's ``ids`` list as clip ids, each as written (the spec reader keeps ``010``
+    unquoted as "010"); SpecError for a value that is not a list of ids, or an empty entry."""
+    if not isinstance(ids, list):
+        raise SpecError(f"{where} must be a list of clip ids, e.g. [\"001\", \"002\"]; got "
+                        f"{ids!r}")
+    bad = [i for i in ids if i is None or isinstance(i, (list, dict)) or not str(i).strip()]
+    if bad:
+        raise SpecError(f"{where}: {len(bad)} entry(ies) are not clip ids: {bad[:5]}")
+    return tuple(str(i).strip() for i in ids)
 
 
 def parse_root_overrides(root: str | Path | list | None) -> tuple[Path | None, dict[str, Path]]:
@@ -569,12 +583,14 @@ def format_id(value: Any, fmt: str | None) -> str:
     if fmt is None or not text:  # an empty key stays empty: the caller names it "empty id"
         return text
     if _is_int_format(fmt):
-        try:
-            number = float(text)
-        except ValueError:
-            raise ArgumentError(f"key {text!r} is not a number (id_format {fmt!r} takes "
-                                f"whole numbers)") from None
-        if not number.is_integer():
-            raise ArgumentError(f"key {text!r} is not an integer")
-        return fmt.format(int(number))
+        whole = re.fullmatch(r"([+-]?\d+)(\.0*)?", text, re.ASCII)  # '7', '7.0' (a spreadsheet's)
+        if whole is None:
+            try:
+                float(text)
+            except ValueError:
+                raise ArgumentError(f"key {text!r} is not a number (id_format {fmt!r} takes "
+                                    f"whole numbers)") from None
+            raise ArgumentError(f"key {text!r} is not an integer written in digits (id_format "
+                                f"{fmt!r} takes whole numbers such as 7 or 7.0)")
+        return fmt.format(int(whole.group(1)))
     return fmt.format(text)
