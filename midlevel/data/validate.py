@@ -49,6 +49,7 @@ class AudioCheck:
     problem: Problem | None = None
     warning: Problem | None = None  # very quiet audio (see loudness.QUIET_DBFS)
     clipping: Problem | None = None  # hard-clipped audio (see loudness.CLIP_SHARE)
+    content: str | None = None  # the file's bytes' SHA-1 (decoded checks) or resolved path
 
 
 def check_audio(clip: str, path: str, *, decode: bool = True) -> AudioCheck:
@@ -74,6 +75,10 @@ def check_audio(clip: str, path: str, *, decode: bool = True) -> AudioCheck:
             if judges_clipping(info.subtype) and (clipped := clipping_warning(path, y)):
                 check.clipping = Problem(clipped[len(path) + 2:], file=path, clip=clip)
             check.duration = y.shape[-1] / info.sample_rate
+            from midlevel.data.cache import file_digest  # (kept for the feature fill)
+            check.content = file_digest(path)
+        else:
+            check.content = str(Path(path).resolve())
     except AudioError as exc:
         message = str(exc)
         if message.startswith(f"{path}: "):
@@ -126,6 +131,21 @@ class ValidationReport:
                 f"{span([int((b & train).sum()) for b in both])}: an independent run's head "
                 f"and coefficients' ratings estimator fit each target on these)")
 
+    def class_lines(self) -> list[str]:
+        """A line per class column: its classes with their clip counts, and whether the spec
+        declares them or they were read from the cells."""
+        seen = self.table.attrs.get("classes", {})
+        lines = []
+        for col in self.spec.concepts + self.spec.targets:
+            if not col.is_class or col.name not in seen or col.name not in self.table:
+                continue
+            counts = self.table[col.name].dropna().astype(int).value_counts()
+            listed = ", ".join(f"{c} {int(counts.get(k, 0))}" for k, c in enumerate(seen[col.name]))
+            lines.append(f"classes of {col.name}: {listed} ("
+                         + ("declared" if col.classes else "read from the cells: no classes "
+                            "declared") + ")")
+        return lines
+
     def durations(self) -> pd.Series:
         return pd.Series([a.duration for a in self.audio], dtype=float)
 
@@ -148,6 +168,7 @@ class ValidationReport:
             binary = [c.name for c in s.concepts + s.targets if c.is_binary]
             if binary:
                 lines.append(binary_summary(self.table, binary, s.groups))
+            lines.extend(self.class_lines())
         if s.segments:
             lines.append(seg.summary(self.segments, len(self.table), s))
         d = self.durations().dropna()
@@ -180,7 +201,13 @@ class ValidationReport:
 
 def problem_kind(message: str) -> str:
     """The kind of a problem's message: quoted values as ``'...'`` and numbers as ``N``."""
-    text = re.sub(r"'[^']*'", "'...'", message).split(": ")[0]  # quotes first: ids hold ': '
+    text = re.sub(r"'[^']*'", "'...'", message)  # quotes first: ids hold ': '
+    depth = 0
+    for i, char in enumerate(text):  # the first ': ' outside parentheses (hints hold some)
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth <= 0 and text.startswith(": ", i):
+            text = text[:i]
+            break
     return re.sub(r"-?\d+(\.\d+)?(e-?\d+)?", "N", text)
 
 
@@ -230,6 +257,7 @@ def validate(spec: DataSpec, *, decode: bool = True, jobs: int = 2, window: floa
         checks = list(tqdm(pool.map(lambda cp: check_audio(*cp, decode=decode), items),
                            total=len(items), desc="checking audio", unit="file",
                            disable=not progress))
+    near_match_hints(checks)
     problems.extend(c.problem for c in checks if c.problem is not None)
     problems.extend(seg.check_durations(ann.segments, {c.clip: c.duration for c in checks}))
     frontend = frontend or LogFilteredSpectrogram()
@@ -248,9 +276,74 @@ def validate(spec: DataSpec, *, decode: bool = True, jobs: int = 2, window: floa
                 + unused_classes(spec, table, ann.source)
                 + shared_columns(spec, table, ann.source)
                 + reliability_limits(spec, table)
-                + unreferenced_audio(spec, table))
+                + unreferenced_audio(spec, table)
+                + shared_audio(checks, table))
     return ValidationReport(spec, table, checks, problems, list(ann.notes), ann.segments,
                             warnings, window, dict(ann.rejected or {}))
+
+
+def near_match_hints(checks: list[AudioCheck]) -> None:
+    """Add to each "audio file not found" problem the file of its folder whose name differs
+    only in case, in Unicode form (macOS writes decomposed accents: NFD) or in an id's
+    leading zeros, and what tells them apart: a message naming a file that looks like the one
+    in ``ls`` is no help."""
+    import unicodedata
+
+    def key(name: str) -> str:
+        stem, dot, suffix = unicodedata.normalize("NFC", name).casefold().rpartition(".")
+        stem = stem if dot else suffix
+        bare = stem.lstrip("0") or "0" if stem.isdigit() else stem
+        return bare + (dot + suffix if dot else "")
+
+    listings: dict[Path, dict[str, str]] = {}
+    for c in checks:
+        if c.problem is None or c.problem.message != "audio file not found":
+            continue
+        path = Path(c.path)
+        if path.parent not in listings:
+            names = sorted(f.name for f in path.parent.iterdir()) if path.parent.is_dir() else []
+            listings[path.parent] = {key(n): n for n in reversed(names)}
+        found = listings[path.parent].get(key(path.name))
+        if found is None or found == path.name:
+            continue
+        if unicodedata.normalize("NFC", found) == unicodedata.normalize("NFC", path.name):
+            why = ("the same letters in another Unicode form (accents composed in one, "
+                   "decomposed in the other, as macOS archives write them): rename the files "
+                   "or the ids to one form (NFC)")
+        elif found.casefold() == path.name.casefold():
+            why = "the same name in other upper and lower case: the file system tells them apart"
+        else:
+            why = ("the same number with other leading zeros: give the table's ids an "
+                   "id_format such as \"{:0%dd}\"" % len(found.rpartition(".")[0] or found))
+        c.problem = Problem(f"audio file not found; the folder holds '{found}', {why}",
+                            file=c.path, clip=c.clip)
+
+
+def shared_audio(checks: list[AudioCheck], table: pd.DataFrame) -> list[Problem]:
+    """A warning per clip whose audio is another clip's: the same file (a path given twice, a
+    link) or, where the files were decoded, the same bytes (a copy). Clips of one audio in
+    different splits score the model on audio it trained on (``shared audio``)."""
+    split = table["split"] if "split" in table else pd.Series(dtype=object)
+    by_content: dict[str, list[AudioCheck]] = {}
+    for c in checks:
+        if c.problem is None and c.content is not None:
+            by_content.setdefault(c.content, []).append(c)
+    out = []
+    for group in by_content.values():
+        if len(group) < 2:
+            continue
+        splits = {c.clip: split.get(c.clip) for c in group}
+        apart = len(set(splits.values())) > 1
+        for c in group:
+            others = ", ".join(f"'{o.clip}' ({splits[o.clip]}, {o.path})" for o in group
+                               if o is not c)
+            out.append(Problem(
+                f"shared audio: the audio of clip '{c.clip}' ({splits[c.clip]}) is that of "
+                f"{others}" + (": clips of one audio in different splits score the model on "
+                               "audio it trained on (give them one group with the splits' "
+                               "group_by, or remove the copies)" if apart else ""),
+                file=c.path, clip=c.clip))
+    return out
 
 
 def short_clips(checks: list[AudioCheck], window: float, frontend) -> list[Problem]:

@@ -4,6 +4,10 @@
 replaces the first, a concept defined twice keeps only its second definition. A data spec
 read through :func:`read_yaml` names the key and both lines instead. Merge keys (``<<:``)
 still work: a key a mapping sets itself may override one it merges in.
+
+A list under a key ``ids`` (a split's clip ids) keeps each unquoted entry as the text it was
+written as: YAML 1.1 reads ``010`` as the octal number 8, ``1_000`` as 1000 and ``1.50`` as
+1.5, which would name other clips than the ones written.
 """
 from __future__ import annotations
 
@@ -15,6 +19,9 @@ import yaml
 from midlevel.errors import SpecError
 
 _MERGE = "tag:yaml.org,2002:merge"
+_STR = "tag:yaml.org,2002:str"
+_AS_WRITTEN = {"tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:bool"}
+"""Tags of the plain scalars an ``ids`` list keeps as written (a null stays null)."""
 
 
 class DuplicateKey(SpecError):
@@ -46,6 +53,12 @@ class UniqueKeyLoader(yaml.SafeLoader):
                 if first is not None:
                     raise DuplicateKey(key, first, line)
                 seen[key] = line
+            for key_node, value_node in node.value:
+                if key_node.value == "ids" and isinstance(value_node, yaml.SequenceNode):
+                    for item in value_node.value:
+                        if isinstance(item, yaml.ScalarNode) and item.style is None and \
+                                item.tag in _AS_WRITTEN:
+                            item.tag = _STR  # ``010`` stays "010", not 8
         return super().construct_mapping(node, deep=deep)
 
 
