@@ -20,7 +20,7 @@ def register(sub) -> None:
                                    "per-clip contribution charts, SHAP maps, listenable wavs and "
                                    "the comparison report; print where each output is.")
     p.add_argument("--out", default="demo_out", metavar="DIR", type=folder_path,
-                   help="output folder")
+                   help="output folder (default: demo_out in the current folder)")
     p.add_argument("--n-clips", type=positive_int, default=None,
                    help="synthetic clips (default 240; 20 with --quick)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
