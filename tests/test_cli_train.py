@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -353,6 +354,48 @@ def test_later_commands_and_resume_keep_the_splits_the_run_was_trained_on(
     assert "--epochs 1 is lower than the 2 epochs the run has already done" in \
         capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+
+
+def test_a_resume_on_other_audio_or_time_varying_ratings_is_refused(synth_spec, tmp_path,
+                                                                   capsys):
+    """Audit 21b A2: the resume check compared the clip table's ratings only, so a run
+    resumed on a training clip's audio replaced by noise, or on mirrored segment ratings (the
+    labels of every crop of their clips), went on without a word."""
+    import shutil
+
+    import numpy as np
+    import soundfile as sf
+
+    from midlevel.data.annotations import load_annotations
+    from midlevel.data.spec import load_spec
+    data = tmp_path / "data"
+    shutil.copytree(synth_spec.parent, data)
+    raw, spec, run, cache, common, trained = _joint_run(data / synth_spec.name, tmp_path)
+    assert "audio" in pd.read_csv(run / "splits.csv")  # the bytes each clip trained on
+    table = load_annotations(load_spec(spec))
+    clip = sorted(trained.index[trained == "train"])[0]
+    wav = Path(table.loc[clip, "path"])
+    original = wav.read_bytes()
+    y, sr = sf.read(wav)
+    sf.write(wav, np.random.default_rng(0).normal(0, 0.1, y.shape), sr)
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    capsys.readouterr()
+    assert main(["train", str(spec), "--resume", "--epochs", "2", *common]) == 2
+    err = capsys.readouterr().err
+    assert "cannot resume on other audio than the run's: 1 clip(s)" in err and clip in err
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+    wav.write_bytes(original)
+    segments = data / "segments.csv"
+    rows = pd.read_csv(segments)
+    rated = [c for c in rows.columns if c not in ("clip_id", "start", "end")]
+    rows[rated[0]] = 11 - rows[rated[0]]
+    rows.to_csv(segments, index=False)
+    assert main(["train", str(spec), "--resume", "--epochs", "2", *common]) == 2
+    err = capsys.readouterr().err
+    assert "other time-varying ratings than the run's" in err and rated[0] in err
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+    shutil.copy(synth_spec.parent / "segments.csv", segments)
+    assert main(["train", str(spec), "--resume", "--epochs", "2", *common]) == 0
 
 
 def test_an_edited_copy_of_the_spec_scores_the_run_on_its_own_splits_too(synth_spec, tmp_path,

@@ -192,6 +192,17 @@ def test_a_resume_on_another_process_count_is_named(tmp_path, caplog):
             progress=False, resume=True)
     assert "epoch 1 ran on 2 process(es), this resume on 1" in caplog.text
     assert pd.read_csv(tmp_path / "run" / "history.csv")["processes"].tolist() == [2, 1]
+    # another torch thread count (audit 21b D3: not said, nor recorded outside train.log)
+    assert pd.read_csv(tmp_path / "run" / "history.csv")["threads"].tolist() == \
+        [torch.get_num_threads()] * 2
+    ckpt = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    ckpt["state"]["history"][-1]["threads"] = torch.get_num_threads() + 1
+    torch.save(ckpt, tmp_path / "run" / "checkpoint.pt")
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="midlevel"):
+        fit(table, features, columns, tmp_path / "run", toy_config(epochs=2), fps=FPS,
+            progress=False, resume=True)
+    assert f"ran on {torch.get_num_threads() + 1} torch thread(s), this resume on" in caplog.text
     ckpt = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
     for row in ckpt["state"]["history"]:
         del row["processes"]  # a run of a version that did not record it

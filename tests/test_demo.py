@@ -160,3 +160,22 @@ def test_demo_clip_count_is_honoured_with_quick_too():
     assert DemoSettings.pick(n_clips=50).n_clips == 50 and DemoSettings.pick().n_clips == 240
     args = build_parser().parse_args(["demo", "--quick"])
     assert args.n_clips is None and args.quick
+
+
+def test_the_demo_reuses_only_a_world_of_its_own_settings(tmp_path):
+    """Audit 21b D1: a world made by `synth --correlated --change-fraction 0.9` in the demo's
+    data folder was reused, since only its clips, duration and seed were compared."""
+    import json
+
+    from midlevel.synth.dataset import synthesize
+    from midlevel.workflows.demo import _demo_world
+
+    def truth(**kwargs):
+        out = tmp_path / str(len(list(tmp_path.iterdir())))
+        synthesize(out, n_clips=4, seed=0, duration=1.0, n_jobs=1, progress=False, **kwargs)
+        return json.loads((out / "ground_truth.json").read_text())
+    assert _demo_world(truth(), 4, 1.0, 0)
+    assert not _demo_world(truth(), 5, 1.0, 0)
+    assert not _demo_world(truth(correlated=True), 4, 1.0, 0)
+    assert not _demo_world(truth(change_fraction=0.9), 4, 1.0, 0)
+    assert not _demo_world(truth(tags=True), 4, 1.0, 0)

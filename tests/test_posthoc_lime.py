@@ -3,7 +3,10 @@ NMF reports a reconstruction error that falls with the rank, LIME recovers known
 models exactly and finds the planted event, and its parts can be listened to."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -326,7 +329,8 @@ def test_component_wavs(tonal, tmp_path):
         data, sr = sf.read(p)
         assert sr == SR and data.shape == (len(y),) and np.isfinite(data).all()
         assert np.abs(data).max() > 0.01
-    assert (tmp_path / "c_components.csv").is_file()
+    written = pd.read_csv(tmp_path / "c_components.csv")  # names beside it (audit 21b D6)
+    assert list(written["path"]) == [Path(p).name for p in top["path"]]
 
 
 def test_listen_back_scales_a_clips_wavs_by_one_factor_instead_of_clipping(tmp_path, caplog):

@@ -202,6 +202,31 @@ def test_compare_refuses_runs_with_other_test_clips(tmp_path):
     assert "test clips (2 clip(s) are test clips of one run only, e.g. s1, s7)" in message
 
 
+def test_compare_refuses_runs_trained_on_other_ratings_or_audio(tmp_path):
+    """Audit 21b A3: a run trained before a valence correction and one trained after were
+    pooled as seeds (valence r 0.12 +- 0.90); the fingerprints each run stores were never
+    compared. Columns or clips only one run has are not compared."""
+    from midlevel.workflows.compare import check_runs
+
+    def run(name, ratings, audio=None, segments=None):
+        r = _run(tmp_path / name)
+        r.info["data"].update(ratings=ratings, segment_ratings=segments)
+        if audio is not None:
+            r.path.mkdir()
+            pd.DataFrame({"clip": list(audio), "split": "train",
+                          "audio": list(audio.values())}).to_csv(r.path / "splits.csv",
+                                                                  index=False)
+        return r
+    a = run("a", {"valence": "v1", "energy": "e1"}, {"s1": "x", "s2": "y"}, {"valence": "t1"})
+    check_runs([a, run("b", {"valence": "v1", "tension": "t9"}, {"s1": "x", "s3": "z"})])
+    with pytest.raises(ReportError, match=r"differ in ratings of valence\)"):
+        check_runs([a, run("c", {"valence": "v2", "energy": "e1"})])
+    with pytest.raises(ReportError, match=r"time-varying ratings of valence"):
+        check_runs([a, run("d", {"valence": "v1"}, segments={"valence": "t2"})])
+    with pytest.raises(ReportError, match=r"the audio of 1 clip\(s\) \(s2\)"):
+        check_runs([a, run("e", {"valence": "v1"}, {"s1": "x", "s2": "w"})])
+
+
 def test_compare_refuses_a_run_given_twice(tmp_path):
     from midlevel.workflows.compare import check_runs
     (tmp_path / "joint").mkdir()

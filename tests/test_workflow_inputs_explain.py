@@ -407,6 +407,71 @@ def test_an_interrupted_compare_resumes_from_the_explanations_it_finished(world,
     assert calls == ["integrated_gradients", "occlusion"]
 
 
+def test_an_interrupted_compare_reuses_nothing_of_other_audio_or_weights(world, tmp_path,
+                                                                        monkeypatch):
+    """Audit 21b A1: the stored results were keyed by clip names and frame counts and the
+    checkpoint's size and time, so a compare re-run after the explained clips' audio was
+    replaced (same length) reused maps of the old audio, beside a leakage table of the new."""
+    import torch
+
+    from midlevel.training import load_run
+    from midlevel.workflows import compare as compare_module
+    from midlevel.workflows import compare_explanations
+    real, calls = compare_explanations._explain_with, []
+
+    def failing_second(run, label, method, *args, **kwargs):
+        calls.append(method)
+        if method == "occlusion":
+            raise KeyboardInterrupt
+        return real(run, label, method, *args, **kwargs)
+
+    out = tmp_path / "report"
+    run = load_run(world["runs"]["blackbox"].path)
+    small = dict(cache_dir=world["cache"], methods=["integrated_gradients", "occlusion"],
+                 n_clips=1, n_background=2, n_steps=2, randomization=False, listen=False,
+                 faithfulness=False)
+    monkeypatch.setattr(compare_explanations, "_explain_with", failing_second)
+
+    def interrupted(runs):
+        with pytest.raises(KeyboardInterrupt):
+            compare_module.compare(runs, out, **small)
+        calls.clear()
+
+    interrupted([run])
+    real_clips = compare_module.test_clips
+
+    def other_audio(*args, **kwargs):  # the explained clip's audio replaced, same length
+        clips = real_clips(*args, **kwargs)
+        clips.specs[0] = clips.specs[0][:, ::-1].copy()
+        return clips
+
+    monkeypatch.setattr(compare_module, "test_clips", other_audio)
+    with pytest.raises(KeyboardInterrupt):
+        compare_module.compare([run], out, **small)
+    assert calls == ["integrated_gradients", "occlusion"]  # computed again, not reused
+    monkeypatch.setattr(compare_module, "test_clips", real_clips)
+    calls.clear()
+    interrupted([run])
+    with torch.no_grad():  # other weights in the same folder (a checkpoint copied over it)
+        next(run.model.parameters()).add_(0.01)
+    with pytest.raises(KeyboardInterrupt):
+        compare_module.compare([run], out, **small)
+    assert calls == ["integrated_gradients", "occlusion"]
+
+
+def test_compare_scores_each_run_on_the_data_as_it_is_now(world):
+    """Audit 21b A4: compare showed the metrics stored at training (valence r 0.761) after the
+    test ratings had been corrected (now -0.761), beside a leakage table of the new ones."""
+    from midlevel.training import load_run
+    from midlevel.workflows.compare_accuracy import run_metrics
+    run = load_run(world["runs"]["joint"].path)
+    run.info["metrics_csv"] = run.metrics.assign(r=0.123).to_csv(index=False)  # made stale
+    got = run_metrics([run], cache_dir=world["cache"])
+    fresh = run.evaluate(splits=("test",), cache_dir=world["cache"])
+    assert not (got["r"] == 0.123).any()
+    assert got["r"].to_numpy() == pytest.approx(fresh["r"].to_numpy(), nan_ok=True)
+
+
 def test_an_intervention_curve_of_class_targets_only_is_refused_up_front(world):
     """Audit 15c: a run whose targets are all class targets predicted everything, then
     stopped on 'no regression or binary target of the head among []'; with mixed targets

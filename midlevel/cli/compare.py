@@ -49,9 +49,10 @@ def register(sub) -> None:
 
     p = sub.add_parser(
         "compare", help="report comparing black-box and bottleneck runs on one test split",
-        description="Per-target r, R^2 and RMSE of every RUN on the test split (mean +- std "
-                    "over runs of one mode, i.e. seeds; every RUN trained on the same data, "
-                    "each given once), completeness of each bottleneck, "
+        description="Per-target r, R^2 and RMSE of every RUN on the test split as the data "
+                    "are now (mean +- std over runs of one mode, i.e. seeds; every RUN "
+                    "trained on the same data: the same ratings and audio of the clips they "
+                    "share, each given once), completeness of each bottleneck, "
                     "attribution maps of each model with SHAP and Captum, explanation cost per "
                     "clip, faithfulness (deletion / insertion against random orders, "
                     "parameter randomization) and listenable explanations; written as "

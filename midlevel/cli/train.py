@@ -95,8 +95,9 @@ def register(sub) -> None:
                         "key eval_batch_size may change. "
                         "Other settings that differ from the run's, a spec of other concepts "
                         "or targets, other clips or splits than the run's splits.csv and "
-                        "other ratings (the same data copied elsewhere is fine) are refused "
-                        "by name before anything is written")
+                        "other ratings, time-varying ratings or audio bytes (the same data "
+                        "copied elsewhere is fine) are refused by name before anything is "
+                        "written")
     p.add_argument("--overwrite", action="store_true", help="replace an existing RUN")
     p.add_argument("--device", choices=["cpu", "cuda"],
                    help="cpu (default) or cuda (mixed precision)")

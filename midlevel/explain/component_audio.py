@@ -52,7 +52,8 @@ def top_component_wavs(y: np.ndarray, components: Components, weights, frontend,
 
     Returns
     -------
-    pd.DataFrame: clip, rank, component, name, kind, weight, area, gain, path.
+    pd.DataFrame: clip, rank, component, name, kind, weight, area, gain, path (the wav's path;
+    the CSV beside the wavs gives its file name).
     """
     fe = _frontend(frontend)
     w = np.asarray(weights, dtype=np.float64)
@@ -71,7 +72,8 @@ def top_component_wavs(y: np.ndarray, components: Components, weights, frontend,
                      "weight": float(w[k]), "area": float(components.area[k]),
                      "gain": gain, "path": str(path)})
     table = pd.DataFrame(rows)
-    write_csv(table, components_csv(out_dir, clip))
+    # the file beside the wavs names them by file name: it stays right when the folder moves
+    write_csv(table.assign(path=[w.name for w in wavs]), components_csv(out_dir, clip))
     return table
 
 

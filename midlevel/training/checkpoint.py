@@ -43,8 +43,9 @@ def write_history(out: Path, history: list[dict]) -> Path:
     its row would otherwise lose the row for good, a resume finding nothing to train)."""
     import pandas as pd
     table = pd.DataFrame(history)
-    if "processes" in table:  # blank in an epoch of an older version (a run's first: absent)
-        table = table.astype({"processes": "Int64"})
+    for column in ("processes", "threads"):  # blank in an epoch of an older version
+        if column in table:
+            table = table.astype({column: "Int64"})
     return write_csv(table, out / "history.csv")
 
 
@@ -74,7 +75,23 @@ def write_model(out: Path, model, *, config: TrainConfig, data: dict, frontend: 
         "frontend": frontend, "fps": fps, "scales": scales, "head_design": head_design,
         "bn_recalibrated": bool(config.recalibrate_bn), "concept_calibration": calibration,
         "decode_version": data.get("decode_version", DECODE_VERSION), "epochs": epochs,
-        "best_epoch": best_epoch})
+        "best_epoch": best_epoch, "versions": software_versions()})
+
+
+def software_versions() -> dict[str, str]:
+    """The versions of the package and of the libraries a run's numbers depend on (its
+    network, its audio decoding and resampling), for ``model.pt`` and ``config.yaml``: what
+    to install to reproduce a run later (None: not installed)."""
+    from importlib import metadata
+    out = {}
+    for name in ("midlevel", "torch", "numpy", "soundfile", "soxr", "scipy", "pandas"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    import soundfile
+    out["libsndfile"] = getattr(soundfile, "__libsndfile_version__", None)
+    return out
 
 
 def decoder_of(config: dict, data: dict) -> int | None:

@@ -1,13 +1,14 @@
 """What a run keeps of its data beyond the spec's path and roots: which clip was in which split
-(``RUN/splits.csv``, columns ``clip``, ``split``) and a fingerprint of its ratings (``ratings``
-in the data record of ``config.yaml`` and ``model.pt``: per concept and target column, a
-sha256 over the clips' values in clip order).
+(``RUN/splits.csv``, columns ``clip``, ``split`` and ``audio``: the SHA-1 of the clip's audio
+bytes) and fingerprints of its ratings (``ratings`` in the data record of ``config.yaml`` and
+``model.pt``: per concept and target column, a sha256 over the clips' values in clip order;
+``segment_ratings``: the same over the segment tables' rows).
 
 The spec's splits are drawn again by every later command, so an edited spec (another
 ``splits.seed``, rows added to a table) would otherwise move training clips into "test"
-without a word. With these records a resume is refused on other splits or other ratings
-(:func:`check_same_data`), and later commands score the run on its own splits
-(:func:`use_stored_splits`). Runs written before these records existed have neither, and
+without a word. With these records a resume is refused on other splits, ratings or audio
+(:func:`check_same_data`, :func:`check_same_audio`), and later commands score the run on its
+own splits (:func:`use_stored_splits`). Runs written before these records existed have neither, and
 nothing is compared for them. :func:`trained_spec` and :func:`trained_roots` give a later
 command the spec and the roots a run was trained with; :func:`in_run_class_order` reads a
 class target's ratings in the order of the run's classes, whatever order a spec lists them in.
@@ -38,11 +39,14 @@ def split_assignment(table: pd.DataFrame) -> pd.Series:
     return split.sort_index()
 
 
-def write_splits(out: Path, table: pd.DataFrame) -> Path:
-    """``RUN/splits.csv``: each clip of ``table`` and its split (atomically)."""
+def write_splits(out: Path, table: pd.DataFrame, audio: dict[str, str] | None = None) -> Path:
+    """``RUN/splits.csv``: each clip of ``table`` and its split, and with ``audio`` (clip ->
+    SHA-1 of its audio's bytes, :func:`audio_keys`) the audio it was trained on (atomically)."""
     split = split_assignment(table)
-    return write_csv(pd.DataFrame({"clip": split.index, "split": split.to_numpy()}),
-                     Path(out) / SPLITS_FILE)
+    frame = pd.DataFrame({"clip": split.index, "split": split.to_numpy()})
+    if audio is not None:
+        frame["audio"] = [audio.get(c, "") for c in split.index]
+    return write_csv(frame, Path(out) / SPLITS_FILE)
 
 
 def read_splits(run_dir) -> pd.Series | None:
@@ -69,6 +73,69 @@ def ratings_fingerprint(table: pd.DataFrame, names) -> dict[str, str]:
             digest.update(f"{clip}\t{float(value)!r}\n".encode())
         out[name] = digest.hexdigest()
     return out
+
+
+def segment_fingerprint(table: pd.DataFrame, names) -> dict[str, str]:
+    """column -> sha256 over ``(clip, start, end, value)`` of the segment rows rating it (the
+    time-varying ratings a spec's segment tables give, the labels of every crop of their
+    clips), for the columns of ``names`` some segment rates; {} for a spec without segments."""
+    from midlevel.data.segments import segments_of
+    rows = segments_of(table).table
+    out = {}
+    for name in names:
+        if name not in rows:
+            continue
+        rated = rows.loc[rows[name].notna(), ["clip", "start", "end", name]]
+        if not len(rated):
+            continue
+        digest = hashlib.sha256()
+        for clip, start, end, value in rated.itertuples(index=False):
+            digest.update(f"{clip}\t{float(start)!r}\t{float(end)!r}\t{float(value)!r}\n"
+                          .encode())
+        out[name] = digest.hexdigest()
+    return out
+
+
+def audio_keys(features) -> dict[str, str] | None:
+    """clip -> the SHA-1 of its audio file's bytes, for features read from the feature cache
+    (its entries are named by it); None for spectrograms given as arrays."""
+    files = getattr(features, "files", None)
+    if not isinstance(files, dict):
+        return None
+    return {str(clip): Path(path).stem for clip, path in files.items()}
+
+
+def check_same_audio(out: Path, now: dict[str, str] | None) -> None:
+    """Before resuming the run in ``out``: each clip's audio has the bytes it had at
+    training (``audio`` in ``RUN/splits.csv``; ``now``: :func:`audio_keys` of the features
+    read now); CheckpointError naming the clips whose audio changed otherwise (a run that
+    stored no keys, or features given as arrays, are not compared)."""
+    stored = stored_audio_keys(out)
+    if not stored or now is None:
+        return
+    changed = sorted(c for c in stored if c in now and stored[c] and stored[c] != now[c])
+    if changed:
+        more = ", ..." if len(changed) > EXAMPLES else ""
+        raise CheckpointError(
+            f"{out}: cannot resume on other audio than the run's: {len(changed)} clip(s) "
+            f"have other audio bytes than at training ({', '.join(changed[:EXAMPLES])}{more}); "
+            f"resume with the audio the run was trained on, or train a new run with another "
+            f"--out")
+
+
+def stored_audio_keys(run_dir) -> dict[str, str] | None:
+    """clip -> the SHA-1 of its audio at training, from ``RUN/splits.csv`` (None for a run
+    that stored none)."""
+    path = Path(run_dir) / SPLITS_FILE
+    if not path.is_file():
+        return None
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise CheckpointError(f"{path}: cannot read the run's splits ({exc})") from exc
+    if "audio" not in table:
+        return None
+    return dict(zip(table["clip"], table["audio"]))
 
 
 def split_changes(stored: pd.Series, current: pd.Series) -> dict:
@@ -110,6 +177,16 @@ def check_same_data(out: Path, table: pd.DataFrame, names, record: dict) -> None
                 f"({out / SPLITS_FILE}): {describe_changes(changes)}; epochs done trained on "
                 f"the run's training clips, so resume with the spec (and --root) the run was "
                 f"trained on, or train a new run with another --out")
+    segments = (record.get("data") or {}).get("segment_ratings")
+    if segments is not None:
+        now = segment_fingerprint(table, names)
+        differ = sorted(n for n in set(now) | set(segments) if now.get(n) != segments.get(n))
+        if differ:
+            raise CheckpointError(
+                f"{out}: cannot resume on other time-varying ratings than the run's: the "
+                f"segment tables' ratings of {differ} differ from those at training (they "
+                f"label every crop of their clips); resume with the data the run was trained "
+                f"on, or train a new run with another --out")
     prints = (record.get("data") or {}).get("ratings")
     if prints:
         now = ratings_fingerprint(table, [n for n in names if n in prints])

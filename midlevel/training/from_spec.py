@@ -12,7 +12,7 @@ from midlevel.data.audio import DECODE_VERSION
 from midlevel.training.checkpoint import decoder_of
 from midlevel.training.config import TrainConfig, legacy_settings, stored_config
 from midlevel.training.data import Columns
-from midlevel.training.datarecord import trained_roots
+from midlevel.training.datarecord import audio_keys, check_same_audio, trained_roots
 from midlevel.training.ddp import first_process
 from midlevel.training.loop import fit
 from midlevel.training.segment_check import (
@@ -62,7 +62,8 @@ def train(spec, out, *, mode: str | None = None, root=None, config=None,
     resume : continue ``out`` from its last completed epoch with its stored config and, when
         ``spec`` is the spec file it was trained on, its roots (``root`` replaces those it
         names). The data's concepts and targets, its clips and their splits
-        (``RUN/splits.csv``) and its ratings (their fingerprint in ``config.yaml``) must be
+        (``RUN/splits.csv``), its ratings and time-varying ratings (their fingerprints in
+        ``config.yaml``) and its audio (each clip's bytes, in ``splits.csv``) must be
         the run's (CheckpointError naming what differs; the same data elsewhere is fine), and
         a setting given here or in ``config`` may differ from the run's only if it is
         ``epochs`` (not below the epochs done), ``device``, ``cpu_bf16`` or a data-handling
@@ -127,6 +128,8 @@ def train(spec, out, *, mode: str | None = None, root=None, config=None,
     if saved is not None:  # before the feature cache is filled
         check_resume(Path(out), cfg, columns, table)
     features, cache = _features(table, cache_dir, frontend, progress)
+    if saved is not None:  # the audio's bytes, before anything is written to the run
+        check_same_audio(Path(out), audio_keys(features))
     check_segment_times(table, spectrogram_frames(table, features), float(cache.frontend.fps))
     note = scored_clip_level_note(table)
     if note and first_process():

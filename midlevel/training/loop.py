@@ -34,8 +34,8 @@ from midlevel.models.bottleneck import build_model, output_layout
 from midlevel.models.layout import place
 from midlevel.run import load_run
 from midlevel.training.checkpoint import (
-    CONFIG_FILE, STATE_FILE, cpu_state, read_checkpoint, write_history, write_model,
-    write_state,
+    CONFIG_FILE, STATE_FILE, cpu_state, read_checkpoint, software_versions, write_history,
+    write_model, write_state,
 )
 from midlevel.training import ddp
 from midlevel.training.batchnorm import recalibrate_batchnorm
@@ -49,7 +49,9 @@ from midlevel.training.evaluation import evaluate_split, split_metrics, split_pr
 from midlevel.training.losses import binary_terms, loss_counts
 from midlevel.training.metrics import format_table, score
 from midlevel.training.precheck import check_before_start
-from midlevel.training.datarecord import ratings_fingerprint, write_splits
+from midlevel.training.datarecord import (
+    audio_keys, check_same_audio, ratings_fingerprint, segment_fingerprint, write_splits,
+)
 from midlevel.training.rundir import (check_resume, run_directory, stored_record,
                                       warn_on_resume)
 from midlevel.training.strategies import strategy
@@ -133,8 +135,10 @@ class Trainer:
                  fps: float, frontend: dict | None, data: dict):
         self.ctx, self.columns, self.out, self.config = ctx, columns, out, config
         self.fps, self.frontend, self.split_column = fps, frontend, table["split"]
-        self.data = {**data, "ratings": ratings_fingerprint(table, [*columns.concepts,
-                                                                   *columns.target_names])}
+        names = [*columns.concepts, *columns.target_names]
+        self.data = {**data, "ratings": ratings_fingerprint(table, names),
+                     "segment_ratings": segment_fingerprint(table, names)}
+        self.audio = audio_keys(features)  # before features may be read into memory
         self.strategy = strategy(config.mode)
         self.n_frames = window_frames(config.crop_seconds, fps)
         self.hop = max(1, int(round((config.eval_hop_seconds or config.crop_seconds) * fps)))
@@ -190,18 +194,22 @@ class Trainer:
                 self._use_scales(stored)         # without spread): train on as begun
             # None: a checkpoint of a version that kept no validation predictions
             self.state.setdefault("validation_predictions", None)
+            check_same_audio(out, self.audio)
             log.info("resuming %s after epoch %d", out, self.state["epoch"])
-            if "ratings" not in ((stored_record(out) or {}).get("data") or {}):
-                self.data.pop("ratings")  # an older run: what it trained on is not known
+            before = (stored_record(out) or {}).get("data") or {}
+            for key in ("ratings", "segment_ratings"):
+                if key not in before:
+                    self.data.pop(key)  # an older run: what it trained on is not known
             warn_on_resume(self.ctx, self.out, self.state, self.config)
         if self.ctx.main:
             write_yaml(out / CONFIG_FILE, {"config": dataclasses.asdict(config),
                                            "data": self.data, "frontend": self.frontend,
                                            "fps": self.fps, "concepts": self.columns.concepts,
                                            "concept_kinds": self.columns.concept_kinds,
-                                           "targets": self.columns.targets}, sort_keys=False)
+                                           "targets": self.columns.targets,
+                                           "versions": software_versions()}, sort_keys=False)
             if not resumed:
-                write_splits(out, self.split_column.to_frame())
+                write_splits(out, self.split_column.to_frame(), self.audio)
         log.info("%s: %s mode, %s clips, %d parameters, seed %d, %d torch thread(s)", out,
                  config.mode,
                  " / ".join(f"{len(self.sets[s])} {s}" for s in SPLITS
@@ -235,7 +243,8 @@ class Trainer:
                                          "concept_loss": losses[1] / n_batches,
                                          "target_loss": losses[2] / n_batches,
                                          "val_score": val_score, "seconds": time.time() - t0,
-                                         "processes": ctx.world})
+                                         "processes": ctx.world,
+                                         "threads": torch.get_num_threads()})
                 state["epoch"] = epoch + 1
                 if math.isnan(val_score):
                     log.warning("epoch %d: no validation score (NaN: no column the %s mode is "

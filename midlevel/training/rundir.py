@@ -189,16 +189,25 @@ def _detach(handler) -> None:
 
 def warn_on_resume(ctx, out: Path, state: dict, config) -> None:
     """Warnings when a run is resumed (rank 0): its last epoch ran on another process count
-    (``history.csv``'s ``processes``; 1 for a run of a version that did not record it), or it
+    (``history.csv``'s ``processes``; 1 for a run of a version that did not record it) or
+    torch thread count (``threads``; not compared for a run that did not record it), or it
     has no epoch left to train."""
+    import torch
     if not ctx.main:
         return
-    before = int((state["history"] or [{}])[-1].get("processes") or 1)
+    last = (state["history"] or [{}])[-1]
+    before = int(last.get("processes") or 1)
     if before != ctx.world:
         log.warning("%s: epoch %d ran on %d process(es), this resume on %d: the run goes on, "
                     "but it will differ from an uninterrupted run (each process draws its "
                     "own dropout and normalizes its share of a batch)", out, state["epoch"],
                     before, ctx.world)
+    threads = last.get("threads")
+    if threads is not None and int(threads) != torch.get_num_threads():
+        log.warning("%s: epoch %d ran on %d torch thread(s), this resume on %d: the run goes "
+                    "on, but its last digits will differ from an uninterrupted run's (another "
+                    "thread count sums in another order)", out, state["epoch"], int(threads),
+                    torch.get_num_threads())
     if state["finished"]:
         log.warning("%s stopped early after epoch %d (no better validation score for %d "
                     "epochs): nothing to train; the run is finished from its best epoch",

@@ -49,11 +49,11 @@ from midlevel.workflows.compare_checks import (
     DEFAULT_PATCH, check_explained, explained_target, ignored_options,
     sanity_clip_notes,
 )
-from midlevel.workflows.compare_work import WORK_DIR, WorkStore
+from midlevel.workflows.compare_work import WORK_DIR, WorkStore, array_digest
 from midlevel.workflows.compare_explanations import attributions, lime_components, listening
 from midlevel.run import load_run
 from midlevel.data.frontends import window_frames
-from midlevel.training.datarecord import read_splits
+from midlevel.training.datarecord import read_splits, stored_audio_keys
 from midlevel.checks import real_number, whole_number
 from midlevel.choices import COMPARE_METHODS
 
@@ -197,7 +197,7 @@ def compare(runs, out, *, spec=None, root=None, cache_dir=None, methods=DEFAULT_
         leakage_tables(report, runs, spec=spec, root=root, cache_dir=cache_dir)
         data = {"spec": spec, "root": root, "cache_dir": cache_dir}
         work = WorkStore(out, {
-            "version": __version__, "clips": clips.names,
+            "version": __version__, "clips": clips.names, "content": array_digest(clips.specs),
             "frames": [int(s.shape[-1]) for s in clips.specs], "n_background": n_background,
             "spec": str(getattr(spec, "path", spec)), "root": str(root), "options": options,
             "faithfulness": faithfulness, "n_random": n_random, "deletion_patch": deletion_patch,
@@ -235,8 +235,10 @@ def compare(runs, out, *, spec=None, root=None, cache_dir=None, methods=DEFAULT_
 def training_data(run) -> dict:
     """What a run was trained on, as stored with it: ``spec`` (the spec file), ``spec_name``,
     ``root``, ``roots`` (named root -> folder), ``test_clips`` (the clip count of its test
-    metrics: the largest ``n`` of a target, which every mode shares) and ``test_ids`` (its
-    test clips, sorted, from ``RUN/splits.csv``); None where unknown."""
+    metrics: the largest ``n`` of a target, which every mode shares), ``test_ids`` (its
+    test clips, sorted, from ``RUN/splits.csv``), ``ratings`` and ``segment_ratings`` (column
+    -> fingerprint of its ratings) and ``audio`` (clip -> SHA-1 of its audio at training);
+    None where unknown."""
     data = (getattr(run, "info", None) or {}).get("data") or {}
     try:
         metrics = run.metrics
@@ -251,7 +253,9 @@ def training_data(run) -> dict:
     test_ids = None if stored is None else sorted(stored.index[stored == "test"])
     return {"spec": data.get("spec"), "spec_name": data.get("spec_name"),
             "root": data.get("root"), "roots": data.get("roots"), "test_clips": n_test,
-            "test_ids": test_ids}
+            "test_ids": test_ids, "ratings": data.get("ratings"),
+            "segment_ratings": data.get("segment_ratings"),
+            "audio": stored_audio_keys(run.path)}
 
 
 def _describe_data(run, data: dict) -> str:
@@ -276,9 +280,9 @@ def check_runs(runs) -> None:
     Runs of one mode are pooled as seeds (mean +- std), the bottleneck's accuracy is divided
     by the black box's and every model is explained on the first run's test clips, so every
     run must have been trained on one dataset (the same root and as many test clips, the
-    same ones where both runs stored their splits; the spec files may differ, see
-    ``SAME_DATA``): ReportError naming the runs and their datasets
-    otherwise. What is not stored
+    same ones where both runs stored their splits, the same ratings of the columns both rate
+    and audio of the clips both trained on; the spec files may differ, see ``SAME_DATA``):
+    ReportError naming the runs and their datasets otherwise. What is not stored
     with a run (older runs) is not compared.
     """
     seen = set()
@@ -305,12 +309,32 @@ def check_runs(runs) -> None:
             only = sorted(set(ids0) ^ set(ids))
             differ.append(f"test clips ({len(only)} clip(s) are test clips of one run only, "
                           f"e.g. {', '.join(only[:5])})")
+        differ += _rating_and_audio_differences(data0, data)
         if differ:
             raise ReportError(
                 f"runs trained on different data: {_describe_data(first, data0)} and "
                 f"{_describe_data(run, data)} (they differ in {', '.join(differ)}). compare "
                 f"pools the runs of a mode as seeds and compares models on one test split; "
                 f"make one report per dataset")
+
+
+def _rating_and_audio_differences(data0: dict, data: dict) -> list[str]:
+    """What two runs' stored records say differs in the data they share: the ratings of a
+    column both rate (its clip table's, its segment tables'), the audio of a clip both
+    trained on (audit 21b: a run trained before a rating correction and one after were
+    pooled as seeds, valence r 0.12 +- 0.90)."""
+    out = []
+    for key, what in (("ratings", "ratings"), ("segment_ratings", "time-varying ratings")):
+        a, b = data0[key] or {}, data[key] or {}
+        cols = sorted(n for n in set(a) & set(b) if a[n] != b[n])
+        if cols:
+            out.append(f"{what} of {', '.join(cols)}")
+    a, b = data0["audio"] or {}, data["audio"] or {}
+    changed = sorted(c for c in set(a) & set(b) if a[c] and b[c] and a[c] != b[c])
+    if changed:
+        more = ", ..." if len(changed) > 5 else ""
+        out.append(f"the audio of {len(changed)} clip(s) ({', '.join(changed[:5])}{more})")
+    return out
 
 
 def check_seeds(runs) -> None:

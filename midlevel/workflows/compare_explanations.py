@@ -28,7 +28,7 @@ from midlevel.explain.sanity import sanity_check
 from midlevel.io import write_wav
 from midlevel.plots.common import as_written, short_label
 from midlevel.report.document import SECTION_TEXT, Report
-from midlevel.workflows.compare_work import WorkStore, run_fingerprint
+from midlevel.workflows.compare_work import WorkStore, array_digest, run_fingerprint
 
 log = logging.getLogger("midlevel.compare")
 
@@ -70,15 +70,16 @@ def attributions(report: Report, reps: dict, clips, methods, data, *, n_backgrou
     maps = {}
     for label, run in reps.items():
         log.info("explaining %s (%s) on %d test clips", label, run.path, len(clips.names))
-        bg = None
+        # the background is read first: a stored result is reused only for the same crops
+        bg = run.background(n_background, **data)
+        fingerprint = {**run_fingerprint(run), "background": array_digest(bg.numpy())} \
+            if work is not None else {}
         output = target or run.model.output_names[0]
         for method in methods:
-            key = {**run_fingerprint(run), "label": label, "method": method, "output": output}
+            key = {**fingerprint, "label": label, "method": method, "output": output}
             done = work.load(key) if work is not None else None
             timed_in = THIS_RUN if done is None else EARLIER_RUN
             if done is None:
-                if bg is None:
-                    bg = run.background(n_background, **data)
                 done = _explain_with(run, label, method, output, bg, fe, clips, options,
                                      faithfulness=faithfulness, n_random=n_random,
                                      deletion_patch=deletion_patch,
@@ -188,7 +189,9 @@ def _sanity_tables(report, results) -> None:
         fig = sanity_plot(report.tables["sanity_cascade"].query("model == @label"),
                           report.tables["sanity_floors"].query("model == @label"))
         report.figures[f"Cascading randomization of {label}: similarity of the maps to the "
-                       f"trained ones, top layer down, with the two floors"] = \
+                       f"trained ones, top layer down (stage k: the k-th stage listed in "
+                       f"tables/sanity_cascade.csv, which names its layers), with the two "
+                       f"floors"] = \
             report.save_figure(fig, f"sanity_{safe_name(label)}.png")
 
 
@@ -387,5 +390,6 @@ def lime_components(report, reps, lime, clips, data, *, n_background, target,
         for _, row in table.iterrows():
             report.audio[f"{label}: {LABELS[lime]} component {row['name']} (evidence rank "
                          f"{int(row['rank'])})"] = Path(row["path"])
-        rows.append(table.assign(model=label, method=lime, nmf_error=comps.error))
+        rows.append(table.assign(model=label, method=lime, nmf_error=comps.error,
+                                 path=[os.path.relpath(p, report.out) for p in table["path"]]))
     report.tables["lime_components"] = pd.concat(rows, ignore_index=True)

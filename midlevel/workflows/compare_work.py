@@ -2,12 +2,13 @@
 
 A report's long work is explaining each model with each method (maps, faithfulness curves,
 sanity checks): minutes per method on real runs. Each (model, method) result is written to
-``<out>/.compare_work/`` as soon as it is done, under a key of everything it depends on (the
-run's checkpoint, the clips and their lengths, the method, output and options, the
-background, the faithfulness and sanity settings). A compare that is interrupted (a kill -9
-included) and started again into the same folder with the same runs and options reuses
-them; a different setting gives another key, so nothing stale is reused. The folder is
-removed once the report is written.
+``<out>/.compare_work/`` as soon as it is done, under a key of everything it reads: the run's
+weights (their digest, not the checkpoint file's size and time), the bytes of the explained
+clips' spectrograms and of the background crops, the method, output and options, and the
+faithfulness and sanity settings. A compare that is interrupted (a kill -9 included) and
+started again into the same folder with the same runs, data and options reuses them; a
+different weight, audio file (its spectrogram), background or setting gives another key, so
+nothing stale is reused. The folder is removed once the report is written.
 """
 from __future__ import annotations
 
@@ -26,13 +27,22 @@ WORK_DIR = ".compare_work"
 
 
 def run_fingerprint(run) -> dict:
-    """The run's folder and its checkpoint's size and modification time (a run trained again
-    into the same folder is another run)."""
-    path = Path(run.path).resolve()
-    model = path / "model.pt"
-    stat = model.stat() if model.is_file() else None
-    return {"run": str(path), "model_bytes": stat.st_size if stat else None,
-            "model_mtime_ns": stat.st_mtime_ns if stat else None}
+    """The run's folder and the digest of its model's weights and buffers (a run trained
+    again into the same folder, or a checkpoint copied over it, is another run)."""
+    from midlevel.training.stored_predictions import model_digest
+    return {"run": str(Path(run.path).resolve()), "model": model_digest(run.model)}
+
+
+def array_digest(arrays) -> str:
+    """SHA-1 of arrays' shapes, dtypes and bytes, in order (the clips or background a unit
+    of work reads)."""
+    import numpy as np
+    digest = hashlib.sha1()
+    for a in arrays:
+        a = np.ascontiguousarray(np.asarray(a))
+        digest.update(f"{a.dtype}:{a.shape}".encode())
+        digest.update(a.tobytes())
+    return digest.hexdigest()
 
 
 class WorkStore:

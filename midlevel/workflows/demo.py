@@ -151,6 +151,30 @@ def _run_demo(out: Path, s: DemoSettings, seed: int, quick: bool, say) -> int:
     return 0
 
 
+def _demo_world(truth: dict, n_clips: int, duration: float, seed: int) -> bool:
+    """Whether the ground truth of a dataset found in the demo's folder is of the world the
+    demo synthesizes: its clips, duration and seed, and every other setting at
+    ``synthesize``'s default (audit 21b: a world made with ``synth --correlated
+    --change-fraction 0.9`` there was reused by the demo)."""
+    import inspect
+
+    from midlevel.synth.dataset import synthesize
+    from midlevel.synth.world import load_weights
+    default = {k: p.default for k, p in inspect.signature(synthesize).parameters.items()}
+    settings = truth.get("settings", truth)
+    wanted = {"n_clips": n_clips, "duration": float(duration), "seed": seed,
+              "sample_rate": default["sample_rate"], "correlated": default["correlated"],
+              "change_fraction": default["change_fraction"],
+              "change_range": [float(v) for v in default["change_range"]],
+              "noise": {"rating_noise": default["rating_noise"],
+                        "target_noise": default["target_noise"]}}
+    weights, intercepts = load_weights(None)
+    target_map = truth.get("target_map") or {}
+    return (all(settings.get(k) == v for k, v in wanted.items()) and "tags" not in truth
+            and target_map.get("weights") == weights.to_dict(orient="index")
+            and target_map.get("intercept") == intercepts.to_dict())
+
+
 def _data(out, s, seed, quick, steps, outputs):
     """Synthesize (or reuse), validate and cache features: (spec, table, cache dir)."""
     from midlevel.data.annotations import load_annotations
@@ -164,11 +188,7 @@ def _data(out, s, seed, quick, steps, outputs):
     spec_path, truth_path = data_dir / "spec.yaml", data_dir / "ground_truth.json"
     fresh = True
     if spec_path.is_file() and truth_path.is_file():
-        truth = json.loads(truth_path.read_text())
-        settings = truth.get("settings", truth)
-        fresh = not (settings.get("n_clips") == s.n_clips
-                     and settings.get("duration") == s.duration
-                     and settings.get("seed") == seed)
+        fresh = not _demo_world(json.loads(truth_path.read_text()), s.n_clips, s.duration, seed)
     if fresh:
         synthesize(data_dir, n_clips=s.n_clips, seed=seed, duration=s.duration, n_jobs=2,
                    progress=not quick)
