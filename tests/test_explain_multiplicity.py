@@ -169,6 +169,21 @@ def test_the_two_panels_share_one_colour_scale():
     plt.close(fig)
 
 
+def test_the_two_panel_figure_keeps_the_key_of_its_stars():
+    """Audit 21c: the figure replaced the heatmap's title, so its stars had no key; with
+    --alpha 0.1 they meant p < 0.1, 0.02, 0.002."""
+    import matplotlib.pyplot as plt
+
+    from midlevel.plots.concepts import coefficient_figure
+    X, Y, _ = synthetic_design(80, seed=0)
+    t = fit_ols(X, Y.iloc[:, :3], summaries=False).table
+    t["model_weight"], t["model_std_weight"], t["flag"], t["mode"] = 1.0, 0.1, "", "joint"
+    t.attrs.update(alpha=0.1, correction="holm")
+    fig = coefficient_figure(t)
+    assert "stars: p_adjusted, holm < 0.1, 0.02, 0.002" in fig.axes[1].get_title()
+    plt.close(fig)
+
+
 def test_statsmodels_summaries_say_they_are_uncorrected_when_a_correction_is_on():
     """The summary file ends with statsmodels' own fit summaries (95 % intervals, raw p): with a
     correction on, a line before them says so; without one, no such line."""

@@ -109,9 +109,10 @@ class _Row:
 def _seconds(text: str, column: str, where: dict, problems: list[Problem]) -> float | None:
     try:
         value = float(text)
-        if math.isfinite(value) and not DECIMAL.fullmatch(text.strip()):
-            raise ValueError(text)  # float() also reads '1_0' as 10
     except ValueError:
+        value = None
+    if value is None or (math.isfinite(value) and not DECIMAL.fullmatch(text.strip())):
+        # (float() also reads '1_0' as 10)
         comma = (f"; a decimal comma? times are read with a decimal point, "
                  f"{text.replace(',', '.')!r}" if re.fullmatch(r"\s*[+-]?\d*,\d+\s*", text)
                  else "")

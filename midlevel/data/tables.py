@@ -329,9 +329,10 @@ def parse_rating(text: str, scale: tuple[float, float] | None) -> tuple[float, s
     """One rating cell -> (value, None), or (NaN, what is wrong with it)."""
     try:
         value = float(text)
-        if math.isfinite(value) and not DECIMAL.fullmatch(text):
-            raise ValueError(text)  # float() also reads '1_0' as 10 and Arabic-Indic digits
     except ValueError:
+        value = None
+    if value is None or (math.isfinite(value) and not DECIMAL.fullmatch(text)):
+        # (float() also reads '1_0' as 10 and Arabic-Indic digits)
         if text.upper() in MISSING_MARKERS:
             return math.nan, (f"non-numeric rating {text!r} (a missing rating? add {text!r} to "
                               f"the table's missing_values)")

@@ -46,9 +46,24 @@ _UNITS = {"rating": "rating points", "logit": "logit", "standardized": "standard
 
 def attribution_label(attr) -> str:
     """``"attribution (rating points)"``: the axis label of an attribution, in its ``units``
-    (an Attribution's; a plain array has none)."""
+    (an Attribution's; a plain array has none). Grad-CAM's values are relative; occlusion's
+    are each bin's patch's removal effect (audit 21c: both were labelled as shares of the
+    output)."""
     units = getattr(attr, "units", None)
+    if units == "relative":
+        return "attribution (relative, not in output units)"
+    if getattr(attr, "method", None) == "occlusion" and units:
+        return f"its patch's removal effect ({_UNITS.get(units, units)})"
     return f"attribution ({_UNITS.get(units, units)})" if units else "attribution"
+
+
+def sum_label(attr, over: str) -> str:
+    """The axis label of an attribution's sums over ``over`` ("bands", "frames"): its
+    :func:`attribution_label` where the map is additive, else says that the sums are not
+    (occlusion counts a patch's effect once per bin it covers; Grad-CAM is relative)."""
+    if getattr(attr, "additive", True):
+        return attribution_label(attr)
+    return f"sum over {over} (not additive)"
 
 
 def _few_ticks(axis) -> None:
@@ -57,7 +72,8 @@ def _few_ticks(axis) -> None:
     other (nor into an offset text)."""
     from matplotlib.ticker import FuncFormatter, MaxNLocator
     axis.set_major_locator(MaxNLocator(nbins=2))
-    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.2g}" if v else "0"))
+    axis.set_major_formatter(FuncFormatter(
+        lambda v, _: "0" if not v else f"{v:.2g}" if abs(v) < 100 else f"{v:.0f}"))
     axis.set_tick_params(labelsize=7)
 
 
@@ -106,7 +122,9 @@ def attribution_map(attr, clip=0, *, fps: float | None = None, band_frequencies=
     from matplotlib.colors import TwoSlopeNorm
     ax = _ax(ax)
     values, secs, hz, title, has_fps = _map_and_axes(attr, clip, fps, band_frequencies)
-    vmax = vmax or float(np.percentile(np.abs(values), 99.5)) or 1e-12
+    # a sparse map's 99.5th percentile is 0: its largest value then sets the scale
+    vmax = vmax or float(np.percentile(np.abs(values), 99.5)) or \
+        float(np.nanmax(np.abs(values), initial=0.0)) or 1e-12
     mesh = _mesh(ax, values, secs, hz, cmap=cmap,
                  norm=TwoSlopeNorm(vcenter=0.0, vmin=-vmax, vmax=vmax), rasterized=True)
     if spectrogram and hasattr(attr, "inputs"):
@@ -151,7 +169,7 @@ def time_curve(attr, clip=0, *, fps: float | None = None, ax=None, split: bool =
                          label="negative")
     ax.axhline(0, color="0.6", lw=0.5)
     ax.set_xlabel("time (s)" if has_fps else "frame")
-    ax.set_ylabel(attribution_label(attr))
+    ax.set_ylabel(sum_label(attr, "bands"))
     ax.legend(fontsize=7, loc="upper right")
     return lines
 
@@ -180,7 +198,7 @@ def frequency_profile(attr, clip=0, *, band_frequencies=None, ax=None, split: bo
     else:
         ax.set_ylabel("band")
     ax.axvline(0, color="0.6", lw=0.5)
-    ax.set_xlabel(attribution_label(attr))
+    ax.set_xlabel(sum_label(attr, "frames"))
     _few_ticks(ax.xaxis)
     ax.legend(fontsize=7, loc="lower right")
     return lines
@@ -269,20 +287,30 @@ def sanity_plot(cascade: pd.DataFrame, floors: pd.DataFrame, *, similarity: str 
     """
     import matplotlib.pyplot as plt
     methods = list(dict.fromkeys(cascade["method"]))
-    fig = fig or plt.figure(figsize=(3.2 * len(methods), 3.0), constrained_layout=True)
+    fig = fig or plt.figure(figsize=(3.2 * len(methods), 3.4), constrained_layout=True)
     axes = fig.subplots(1, len(methods), squeeze=False)[0]
+    low = -0.2
     for ax, method in zip(axes, methods):
         c = cascade[cascade["method"] == method]
         mean = c.groupby("stage", sort=False)[similarity].mean()
         ax.plot(range(len(mean)), mean.values, marker="o", ms=3, label="trained vs randomized")
         fl = floors[(floors["method"] == method) & (floors["similarity"] == similarity)]
+        shown = [mean.values]
         for col, style in (("trained_vs_input", "--"), ("random_vs_random", ":")):
             if col in fl:
                 ax.axhline(fl[col].mean(), color="0.4", ls=style, lw=1,
                            label=col.replace("_", " "))
-        ax.set_xticks(range(len(mean)), [str(s) for s in mean.index], rotation=60, fontsize=6)
+                shown.append([fl[col].mean()])
+        # stages numbered from the top layer down (their names: the cascade table's 'stage')
+        ax.set_xticks(range(len(mean)), [str(k + 1) for k in range(len(mean))], fontsize=6)
+        ax.set_xlabel("layers randomized, from the top (stage)", fontsize=7)
         ax.set_title(method, fontsize=8)
-        ax.set_ylim(-0.2, 1.05)
+        finite = np.concatenate([np.asarray(v, float) for v in shown])
+        finite = finite[np.isfinite(finite)]
+        low = min(low, float(finite.min()) - 0.05) if len(finite) else low  # never cut off
+    for ax in axes:
+        ax.set_ylim(low, 1.05)
     axes[0].set_ylabel(similarity.replace("_", " "))
-    axes[0].legend(fontsize=6)
+    fig.legend(*axes[0].get_legend_handles_labels(), fontsize=6, loc="outside lower center",
+               ncol=3)
     return fig

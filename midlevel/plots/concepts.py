@@ -25,6 +25,14 @@ def _new_ax(ax, figsize):
     return plt.figure(figsize=figsize, layout="constrained").add_subplot(111)
 
 
+def star_key(table: pd.DataFrame, pcol: str, alpha: float) -> str:
+    """What a coefficient heatmap's stars mean: ``stars: p_adjusted, holm < 0.05, 0.01,
+    0.001`` (the thresholds follow the table's alpha, the correction its ``attrs``)."""
+    corr = table.attrs.get("correction", "none")
+    return (f"stars: {pcol}" + (f", {corr}" if corr != "none" else "")
+            + f" < {alpha:g}, {alpha / 5:g}, {alpha / 50:g}")
+
+
 def _stars(p: float, alpha: float = 0.05) -> str:
     """``*`` p < alpha (the table's ``significant``), ``**`` < alpha / 5, ``***`` < alpha / 50:
     the usual .05 / .01 / .001 at alpha 0.05."""
@@ -109,10 +117,8 @@ def coefficient_heatmap(table: pd.DataFrame, *, value: str = "std_weight", ax=No
              "model_std_weight": "standardized weight"}.get(value, value)
     ax.figure.colorbar(im, ax=ax, label=label, shrink=0.8)
     method = _fit_method(table)
-    corr = table.attrs.get("correction", "none")
-    title = title or (f"{label} ({method + '; ' if method else ''}stars: {pcol}"
-                      + (f", {corr}" if corr != "none" else "")
-                      + f" < {alpha:g}, {alpha / 5:g}, {alpha / 50:g})")
+    title = title or (f"{label} ({method + '; ' if method else ''}"
+                      f"{star_key(table, pcol, alpha)})")
     if ax.figure.get_figwidth() < 5:  # a narrow heatmap: its title wrapped, not cut off
         import textwrap
         title = "\n".join(textwrap.fill(line, int(11 * ax.figure.get_figwidth()))
@@ -169,8 +175,11 @@ def coefficient_figure(table: pd.DataFrame, *, fig=None):
                         title=f"what the model does: the {mode} head's weights\n(exact; "
                               f"! = departs from the data)")
     method = _fit_method(table)
+    pcol = "p_adjusted" if "p_adjusted" in table else "p_value"
+    key = star_key(table, pcol, float(table.attrs.get("alpha", 0.05)))  # (audit 21c: lost)
     coefficient_heatmap(table, value="std_weight", ax=right, limit=limit,
-                        title="what the data show\n" + "\n".join(textwrap.wrap(method, 60)))
+                        title="what the data show\n" + "\n".join(textwrap.wrap(method, 60))
+                              + f"\n({key})")
     fig.tight_layout()
     return fig
 
@@ -271,8 +280,14 @@ def contribution_distribution(dataset: pd.DataFrame, target: str, *,
     rows = dataset[dataset["target"] == target]
     concepts = list(dict.fromkeys(rows["concept"]))
     ax = _new_ax(ax, (1.2 + 0.8 * len(concepts), 3.6))
-    data = [rows.loc[rows["concept"] == c, "contribution"].to_numpy() for c in concepts]
+    data = [rows.loc[rows["concept"] == c, "contribution"].to_numpy(float) for c in concepts]
+    missing = [int(np.isnan(d).sum()) for d in data]
+    data = [d[~np.isnan(d)] for d in data]  # one NaN emptied the whole box (audit 21c)
     ax.boxplot(data, positions=range(len(concepts)), widths=0.6, showfliers=False)
+    for i, n in enumerate(missing):
+        if n:
+            ax.annotate(f"{n} NaN", (i, 0), xycoords=("data", "axes fraction"),
+                        xytext=(0, 2), textcoords="offset points", ha="center", fontsize=6)
     colors = concept_colors(concepts)
     rng = np.random.default_rng(0)
     for i, (c, d) in enumerate(zip(concepts, data)):
@@ -326,7 +341,7 @@ def intervention_plot(curve: pd.DataFrame, *, target: str = "mean", ax=None,
     if len(greedy):
         ax.plot(greedy["n_replaced"], greedy["rmse"], "s-", color=POSITIVE, label="greedy order")
         for x, y, c in zip(greedy["n_replaced"], greedy["rmse"], greedy["concept"]):
-            if c:
+            if isinstance(c, str) and c:  # (the first row's empty name reads back as NaN)
                 ax.annotate(c, (x, y), fontsize=6, rotation=30, xytext=(2, 4),
                             textcoords="offset points")
     ax.set_xlabel("concepts replaced by true ratings")

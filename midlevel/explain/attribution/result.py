@@ -10,6 +10,14 @@ import pandas as pd
 from midlevel.io import write_npz
 
 
+NOT_ADDITIVE = frozenset({"occlusion", "gradcam"})
+"""Methods whose maps' sums are no share of the output (see :attr:`Attribution.additive`)."""
+
+RELATIVE = frozenset({"gradcam"})
+"""Methods whose values are in no output unit (:meth:`Attribution.in_rating_units` calls
+their units ``relative``)."""
+
+
 @dataclass
 class Attribution:
     """Attributions of one scalar output for a batch of spectrograms.
@@ -78,6 +86,8 @@ class Attribution:
             return self
         offset, scale, units = self.rating
         offset, scale = float(offset), float(scale)
+        if self.method in RELATIVE:
+            units = "relative"  # scaled alike, but no value is in output units
         source, predict_fn = self, None
         if self._predictions is None:  # keep the forward pass lazy
             predict_fn = lambda: offset + scale * np.asarray(source.predictions)  # noqa: E731
@@ -90,6 +100,14 @@ class Attribution:
             clips=list(self.clips), options=dict(self.options), tables=self.tables,
             predict_fn=predict_fn, units=units, rating=None,
             padding=None if self.padding is None else scale * np.asarray(self.padding))
+
+    @property
+    def additive(self) -> bool:
+        """Whether the map's sums are shares of the output (``values.sum()`` ~ ``predictions
+        - expected`` for the methods with completeness; LIME spreads each component's weight
+        over its bins): not so for occlusion (each bin holds its whole patch's removal effect,
+        so a sum counts a patch once per bin it covers) nor Grad-CAM (relative values)."""
+        return self.method not in NOT_ADDITIVE
 
     @property
     def ms_per_clip(self) -> float:
@@ -147,16 +165,19 @@ class Attribution:
         return pd.concat(frames, ignore_index=True)
 
     def summary(self) -> pd.DataFrame:
-        """One row per clip: prediction, expected, total attribution (on the map), padding
+        """One row per clip: prediction, expected, total attribution (on the map; NaN for a
+        map that is not :attr:`additive`, whose sum is no share of the output), padding
         (attribution on the padding of a clip shorter than the window; 0 for the methods
         that give it none), additivity gap (all in ``units``, a column too), ms."""
         total = self.values.reshape(len(self.values), -1).sum(1)
+        if not self.additive:
+            total = np.full(len(total), np.nan)
         padding = np.zeros(len(total)) if self.padding is None else np.asarray(self.padding)
         return pd.DataFrame({"clip": self.clips, "method": self.method, "output": self.output,
                              "output_kind": self.output_kind, "units": self.units,
                              "prediction": self.predictions,
                              "expected": np.nan if self.expected is None else self.expected,
-                             "total": total, "padding": padding,
+                             "total": total, "additive": self.additive, "padding": padding,
                              "additivity_gap": self.additivity_gap(),
                              "ms_per_clip": self.ms_per_clip})
 
