@@ -13,7 +13,7 @@ import pandas as pd
 from midlevel.data.segments import Segments, load_segments
 from midlevel.data.spec import DataSpec, format_id
 from midlevel.data.splits import assign_splits
-from midlevel.data.tables import (MISSING_MARKERS, Table, cell_text, listing, padding_hint,
+from midlevel.data.tables import (Table, cell_text, inferred_classes, listing, padding_hint,
                                    parse_binary, parse_rating, parse_tags, read_table)
 from midlevel.errors import Problem, ValidationFailed
 
@@ -242,36 +242,6 @@ def _numeric(spec: DataSpec, joined: Joined, problems: list[Problem],
         if col.is_class:
             out.attrs.setdefault("classes", {})[col.name] = classes
     return out
-
-
-def inferred_classes(read: list[tuple[str | None, str | None]]
-                     ) -> tuple[list[str], list[tuple[str | None, str | None]]]:
-    """The classes of a class column that declares none: its cells' texts, sorted; and the
-    cells again, with a problem for a text that is no class: a missing-value marker
-    (``n/a``, ``-``: :data:`~midlevel.data.tables.MISSING_MARKERS`) and a spelling of a class
-    that differs from a more frequent one only in case or spaces (``Calm`` beside ``calm``:
-    the same class written two ways would be learned as two). ``read``: (text, problem) per
-    cell, as :func:`~midlevel.data.tables.cell_text` gives them."""
-    from collections import Counter
-    counts = Counter(text for text, _ in read if text is not None)
-    spelling: dict[str, str] = {}  # folded -> the most frequent spelling (first in order)
-    for text, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
-        spelling.setdefault(" ".join(text.casefold().split()), text)
-    out, classes = [], set()
-    for text, message in read:
-        if text is not None and message is None:
-            usual = spelling[" ".join(text.casefold().split())]
-            if text.upper() in MISSING_MARKERS:
-                message = (f"class {text!r} looks like a missing rating (add {text!r} to the "
-                           f"table's missing_values, or declare the classes in the spec)")
-            elif text != usual:
-                message = (f"class {text!r} differs from class {usual!r} ({counts[usual]} "
-                           f"cells) only in case or spaces (one class written two ways? "
-                           f"declare the classes in the spec to keep both)")
-            else:
-                classes.add(text)
-        out.append((text, message))
-    return sorted(classes), out
 
 
 def _tag_cells(spec: DataSpec, col, joined: Joined, problems: list[Problem],

@@ -7,10 +7,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from midlevel.data.spec import SegmentTableSpec, TableSpec, format_id
+from midlevel.data.table_file import read_cells
 from midlevel.errors import Problem
 
 
@@ -32,7 +32,7 @@ def read_table(table: TableSpec | SegmentTableSpec, file: Path, problems: list[P
                  f"{table.root}=DIR)" if getattr(table, "root", None) else "")
         problems.append(Problem(f"{kind} not found{where}", file=str(file)))
         return None
-    frame = _read_cells(table, file, problems)
+    frame = read_cells(table, file, problems)
     if frame is None:
         return None
     if table.id_column not in frame.columns:
@@ -82,121 +82,6 @@ def read_table(table: TableSpec | SegmentTableSpec, file: Path, problems: list[P
                                 row=int(group["_row"].iloc[1]), column=table.id_column,
                                 clip=str(clip)))
     return Table(table, file, frame, ids)
-
-
-def _read_cells(table: TableSpec | SegmentTableSpec, file: Path,
-                problems: list[Problem]) -> pd.DataFrame | None:
-    """The cells of ``file`` as strings under its header's names, with a ``_row`` column: the
-    file line each row starts on (blank lines and cells spanning lines counted, so that an
-    editor's line number finds the row). None, with a problem, for a table that cannot be read.
-
-    A one-character separator is read with Python's csv module as pandas' python engine reads
-    it, record by record, so that a row's fields are checked against the header: a short row's
-    absent fields are empty cells (missing or a problem, as the table's missing_values say); a
-    row with more fields than the header is a problem (an unquoted decimal comma or separator),
-    unless the extra fields are empty (a trailing separator) or every row has one more field
-    than the header and they are numbered 1..n (R's write.table row names, dropped); a quoted
-    cell running over lines that look like rows (an unbalanced quote swallowing them) is a
-    problem. A longer separator is a regular expression, read by pandas."""
-    if len(table.sep) != 1:
-        return _read_cells_pandas(table, file, problems)
-    import csv
-    records, end = [], 0
-    try:
-        with open(file, encoding=table.encoding, newline="") as handle:
-            reader = csv.reader(handle, delimiter=table.sep)
-            try:
-                for fields in reader:
-                    start, end = end + 1, reader.line_num
-                    if len(fields) > 1 or (len(fields) == 1 and fields[0].strip()):
-                        records.append((start, end, fields))  # (pandas skips blank lines)
-            except csv.Error as exc:
-                problems.append(Problem(f"cannot parse table: {exc} (an unbalanced quote "
-                                        f"\" opens a cell that runs to here?)", file=str(file),
-                                        row=reader.line_num))
-                return None
-    except UnicodeDecodeError as exc:
-        problems.append(Problem(f"cannot parse table: {exc} (read as {table.encoding}: save "
-                                f"it as UTF-8, or give the table's encoding, e.g. 'encoding: "
-                                f"utf-16' for Excel's Unicode text)", file=str(file)))
-        return None
-    if not records:
-        problems.append(Problem("cannot parse table: no columns to parse from file",
-                                file=str(file)))
-        return None
-    header = list(records[0][2])
-    header[0] = header[0].removeprefix("\ufeff")  # a byte-order mark under encoding utf-8
-    n, rows = len(header), records[1:]
-    names = _unique_header(header, table.strip_headers, str(file), problems)
-    longer = [r for r in rows if len(r[2]) > n]
-    if longer and all(len(r[2]) == n + 1 for r in rows) and \
-            [r[2][0].strip() for r in rows] == [str(i) for i in range(1, len(rows) + 1)]:
-        rows = [(a, b, fields[1:]) for a, b, fields in rows]  # R's row names 1..n
-        longer = []
-    bad = [r for r in longer if any(f.strip() for f in r[2][n:])]
-    for start, _, fields in bad[:SHOWN_ROWS]:
-        problems.append(Problem(
-            f"row has {len(fields)} fields, the header {n} (an unquoted decimal comma such as "
-            f"'4,66' in a table separated by {table.sep!r}, a separator inside a cell that is "
-            f"not quoted, or a row-name column without a header name?)", file=str(file),
-            row=start))
-    if len(bad) > SHOWN_ROWS:
-        problems.append(Problem(f"{len(bad) - SHOWN_ROWS} more rows have more fields than "
-                                f"the header", file=str(file)))
-    if bad:
-        return None
-    for start, end, fields in rows:
-        if end > start:
-            _merged_rows(start, end, fields, names, table.sep, n, str(file), problems)
-    cells = [(fields + [""] * (n - len(fields)))[:n] for _, _, fields in rows]
-    frame = pd.DataFrame(cells, columns=names, dtype=object)
-    frame["_row"] = np.array([start for start, _, _ in rows], dtype=int)
-    return frame
-
-
-SHOWN_ROWS = 5
-"""Rows named one by one in a table's field-count problems; the rest are counted."""
-
-
-def _merged_rows(start: int, end: int, fields: list[str], names: list[str], sep: str, n: int,
-                 file: str, problems: list[Problem]) -> None:
-    """A problem for a quoted cell of the record on file lines ``start``-``end`` whose lines
-    after its first hold as many separators as a row does: rows swallowed by an unbalanced
-    quote (a line break typed inside a cell, Excel's Alt+Enter, holds no such line)."""
-    for name, cell in zip(names, fields):
-        lines = cell.split("\n")
-        if len(lines) > 1 and any(line.count(sep) >= n - 1 for line in lines[1:]):
-            problems.append(Problem(
-                f"a quoted cell runs over file lines {start}-{end}, whose lines hold "
-                f"separators as rows do: an unbalanced quote (\") in this row took the rows "
-                f"below it into one cell (quote the cell whole, or remove the quote)",
-                file=file, row=start, column=name))
-
-
-def _read_cells_pandas(table: TableSpec | SegmentTableSpec, file: Path,
-                       problems: list[Problem]) -> pd.DataFrame | None:
-    """:func:`_read_cells` for a separator of more than one character (a regular expression,
-    read by pandas' python engine; rows are numbered from 2 without regard to blank lines)."""
-    try:
-        frame = pd.read_csv(file, sep=table.sep, encoding=table.encoding, dtype=str,
-                            keep_default_na=False, na_filter=False, engine="python")
-        header = pd.read_csv(file, sep=table.sep, encoding=table.encoding, dtype=str,
-                             keep_default_na=False, na_filter=False, engine="python",
-                             header=None, nrows=1)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        hint = (f" (read as {table.encoding}: save it as UTF-8, or give the table's encoding, "
-                f"e.g. 'encoding: utf-16' for Excel's Unicode text)"
-                if isinstance(exc, UnicodeDecodeError) else "")
-        problems.append(Problem(f"cannot parse table: {exc}{hint}", file=str(file)))
-        return None
-    if len(header.columns) == len(frame.columns):  # else pandas moved a column to the index
-        frame.columns = _unique_header(list(header.iloc[0]), table.strip_headers, str(file),
-                                       problems)
-    elif table.strip_headers:
-        frame.columns = [str(c).strip() for c in frame.columns]
-    frame = frame.fillna("")  # a short row's absent fields: empty cells
-    frame["_row"] = np.arange(2, len(frame) + 2)
-    return frame
 
 
 FILTER_SEES = ("a filter sees numbers in a column whose cells are all numbers or missing, text "
@@ -269,32 +154,6 @@ def filter_view(frame: pd.DataFrame, missing) -> pd.DataFrame:
     return view
 
 
-def _unique_header(names: list[str], strip: bool, file: str, problems: list[Problem]) -> list[str]:
-    """The column names of a table's header line (stripped of spaces when ``strip``), each
-    name given more than once a problem naming its columns; returns unique names: a repeat
-    keeps its name with `` (column N)`` added (N: its 1-based position), so that no column
-    is read in place of another."""
-    raw = [str(n) for n in names]
-    names = [n.strip() if strip else n for n in raw]
-    names = [n if n.strip() else f"Unnamed: {i}" for i, n in enumerate(names)]  # as pandas
-    positions: dict[str, list[int]] = {}
-    for i, name in enumerate(names):
-        positions.setdefault(name, []).append(i)
-    out = list(names)
-    for name, where in positions.items():
-        if len(where) < 2:
-            continue
-        problems.append(Problem(
-            f"column name {name!r} appears {len(where)} times in the header (columns "
-            f"{', '.join(str(i + 1) for i in where)}"
-            + ("; equal after stripping spaces" if len({raw[i] for i in where}) > 1 else "")
-            + "): rename or remove all but one",
-            file=file, row=1, column=name))
-        for i in where[1:]:
-            out[i] = f"{name} (column {i + 1})"
-    return out
-
-
 def listing(frame: pd.DataFrame) -> str:
     return ", ".join(repr(c) for c in frame.columns if c != "_row")
 
@@ -351,6 +210,36 @@ def parse_rating(text: str, scale: tuple[float, float] | None) -> tuple[float, s
     if scale and not (scale[0] <= value <= scale[1]):
         return math.nan, f"rating {value:g} outside the scale [{scale[0]:g}, {scale[1]:g}]"
     return value, None
+
+
+def inferred_classes(read: list[tuple[str | None, str | None]]
+                     ) -> tuple[list[str], list[tuple[str | None, str | None]]]:
+    """The classes of a class column that declares none: its cells' texts, sorted; and the
+    cells again, with a problem for a text that is no class: a missing-value marker
+    (``n/a``, ``-``: :data:`MISSING_MARKERS`) and a spelling of a class
+    that differs from a more frequent one only in case or spaces (``Calm`` beside ``calm``:
+    the same class written two ways would be learned as two). ``read``: (text, problem) per
+    cell, as :func:`cell_text` gives them."""
+    from collections import Counter
+    counts = Counter(text for text, _ in read if text is not None)
+    spelling: dict[str, str] = {}  # folded -> the most frequent spelling (first in order)
+    for text, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        spelling.setdefault(" ".join(text.casefold().split()), text)
+    out, classes = [], set()
+    for text, message in read:
+        if text is not None and message is None:
+            usual = spelling[" ".join(text.casefold().split())]
+            if text.upper() in MISSING_MARKERS:
+                message = (f"class {text!r} looks like a missing rating (add {text!r} to the "
+                           f"table's missing_values, or declare the classes in the spec)")
+            elif text != usual:
+                message = (f"class {text!r} differs from class {usual!r} ({counts[usual]} "
+                           f"cells) only in case or spaces (one class written two ways? "
+                           f"declare the classes in the spec to keep both)")
+            else:
+                classes.add(text)
+        out.append((text, message))
+    return sorted(classes), out
 
 
 BINARY_CELLS = {"0": 0.0, "1": 1.0, "no": 0.0, "yes": 1.0, "false": 0.0, "true": 1.0}

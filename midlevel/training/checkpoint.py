@@ -75,13 +75,14 @@ def write_model(out: Path, model, *, config: TrainConfig, data: dict, frontend: 
         "frontend": frontend, "fps": fps, "scales": scales, "head_design": head_design,
         "bn_recalibrated": bool(config.recalibrate_bn), "concept_calibration": calibration,
         "decode_version": data.get("decode_version", DECODE_VERSION), "epochs": epochs,
-        "best_epoch": best_epoch, "versions": software_versions()})
+        "best_epoch": best_epoch})
 
 
 def software_versions() -> dict[str, str]:
     """The versions of the package and of the libraries a run's numbers depend on (its
-    network, its audio decoding and resampling), for ``model.pt`` and ``config.yaml``: what
-    to install to reproduce a run later (None: not installed)."""
+    network, its audio decoding and resampling), in the data record of ``model.pt`` and
+    ``config.yaml`` (``versions``): what to install to reproduce a run later (None: not
+    installed)."""
     from importlib import metadata
     out = {}
     for name in ("midlevel", "torch", "numpy", "soundfile", "soxr", "scipy", "pandas"):

@@ -96,6 +96,25 @@ def segment_fingerprint(table: pd.DataFrame, names) -> dict[str, str]:
     return out
 
 
+FINGERPRINTS = ("ratings", "segment_ratings")
+"""The data record's fingerprints (:func:`fingerprints`): a resume of a run that did not
+store one leaves it out, as what the run trained on is not known."""
+
+
+def fingerprints(table: pd.DataFrame, names) -> dict[str, dict[str, str]]:
+    """The fingerprints of ``table``'s ratings of ``names`` for a run's data record:
+    ``ratings`` (:func:`ratings_fingerprint`) and ``segment_ratings``
+    (:func:`segment_fingerprint`)."""
+    return {"ratings": ratings_fingerprint(table, names),
+            "segment_ratings": segment_fingerprint(table, names)}
+
+
+def recorded_only(data: dict, before: dict) -> dict:
+    """A resume's data record ``data`` without the :data:`FINGERPRINTS` the run's record
+    ``before`` lacks (a run of an older version: what it trained on is not known)."""
+    return {k: v for k, v in data.items() if k in before or k not in FINGERPRINTS}
+
+
 def audio_keys(features) -> dict[str, str] | None:
     """clip -> the SHA-1 of its audio file's bytes, for features read from the feature cache
     (its entries are named by it); None for spectrograms given as arrays."""

@@ -49,9 +49,7 @@ from midlevel.training.evaluation import evaluate_split, split_metrics, split_pr
 from midlevel.training.losses import binary_terms, loss_counts
 from midlevel.training.metrics import format_table, score
 from midlevel.training.precheck import check_before_start
-from midlevel.training.datarecord import (
-    audio_keys, check_same_audio, ratings_fingerprint, segment_fingerprint, write_splits,
-)
+from midlevel.training.datarecord import audio_keys, fingerprints, recorded_only, write_splits
 from midlevel.training.rundir import (check_resume, run_directory, stored_record,
                                       warn_on_resume)
 from midlevel.training.strategies import strategy
@@ -136,8 +134,7 @@ class Trainer:
         self.ctx, self.columns, self.out, self.config = ctx, columns, out, config
         self.fps, self.frontend, self.split_column = fps, frontend, table["split"]
         names = [*columns.concepts, *columns.target_names]
-        self.data = {**data, "ratings": ratings_fingerprint(table, names),
-                     "segment_ratings": segment_fingerprint(table, names)}
+        self.data = {**data, **fingerprints(table, names), "versions": software_versions()}
         self.audio = audio_keys(features)  # before features may be read into memory
         self.strategy = strategy(config.mode)
         self.n_frames = window_frames(config.crop_seconds, fps)
@@ -194,20 +191,15 @@ class Trainer:
                 self._use_scales(stored)         # without spread): train on as begun
             # None: a checkpoint of a version that kept no validation predictions
             self.state.setdefault("validation_predictions", None)
-            check_same_audio(out, self.audio)
             log.info("resuming %s after epoch %d", out, self.state["epoch"])
-            before = (stored_record(out) or {}).get("data") or {}
-            for key in ("ratings", "segment_ratings"):
-                if key not in before:
-                    self.data.pop(key)  # an older run: what it trained on is not known
+            self.data = recorded_only(self.data, (stored_record(out) or {}).get("data") or {})
             warn_on_resume(self.ctx, self.out, self.state, self.config)
         if self.ctx.main:
             write_yaml(out / CONFIG_FILE, {"config": dataclasses.asdict(config),
                                            "data": self.data, "frontend": self.frontend,
                                            "fps": self.fps, "concepts": self.columns.concepts,
                                            "concept_kinds": self.columns.concept_kinds,
-                                           "targets": self.columns.targets,
-                                           "versions": software_versions()}, sort_keys=False)
+                                           "targets": self.columns.targets}, sort_keys=False)
             if not resumed:
                 write_splits(out, self.split_column.to_frame(), self.audio)
         log.info("%s: %s mode, %s clips, %d parameters, seed %d, %d torch thread(s)", out,
