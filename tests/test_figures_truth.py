@@ -84,9 +84,9 @@ def test_a_nan_contribution_leaves_the_box_of_the_others_and_is_counted():
                          "contribution": [*np.linspace(-1, 1, 8), np.nan, *np.linspace(0, 2, 7)]})
     _, ax = plt.subplots()
     contribution_distribution(rows, "valence", ax=ax)
-    medians = [line.get_ydata()[0] for line in ax.lines if len(line.get_ydata()) == 2
-               and line.get_ydata()[0] == line.get_ydata()[1]]
-    assert any(np.isfinite(m) for m in medians)
+    boxes = [line for line in ax.lines if len(line.get_ydata()) >= 2]  # boxes, whiskers, caps
+    assert boxes and all(np.isfinite(np.asarray(line.get_ydata(), float)).all() for line in boxes)
+    assert any(np.asarray(line.get_xdata(), float).mean() > 0.5 for line in boxes)  # b's box
     assert any(t.get_text() == "1 NaN" for t in ax.texts)
     plt.close("all")
 
@@ -99,4 +99,31 @@ def test_the_intervention_curve_read_back_from_its_csv_names_no_nan(tmp_path):
     _, ax = plt.subplots()
     intervention_plot(pd.read_csv(tmp_path / "curve.csv"), ax=ax)
     assert [t.get_text() for t in ax.texts] == ["melodiousness", "dissonance"]
+    plt.close("all")
+
+
+def test_the_metrics_figure_draws_a_spread_only_where_one_is_known(tmp_path, monkeypatch):
+    """A one-run model's std is empty: it got a +-0 error bar with caps, alike to 'no spread
+    over seeds'; a target without an r (a constant test split) was dropped without a word."""
+    from midlevel.report.document import Report
+    from midlevel.workflows import compare_accuracy
+    summary = pd.DataFrame({
+        "model": ["joint", "joint", "joint", "blackbox", "blackbox", "blackbox"],
+        "kind": "target", "name": ["valence", "mood=x", "scene"] * 2,
+        "n_runs": [2, 2, 2, 1, 1, 1], "r": [0.8, np.nan, np.nan, 0.7, np.nan, np.nan],
+        "r_std": [0.05, np.nan, np.nan, np.nan, np.nan, np.nan],
+        "accuracy": [np.nan, 0.9, 0.6, np.nan, 0.8, 0.5],
+        "accuracy_std": [np.nan, 0.02, 0.1, np.nan, np.nan, np.nan]})
+    drawn = {}
+    monkeypatch.setattr(Report, "save_figure", lambda self, fig, name: drawn.setdefault(name, fig))
+    compare_accuracy._metrics_figure(Report(out=tmp_path), summary, ["joint", "blackbox"],
+                                     {"valence": "regression", "mood=x": "binary",
+                                      "scene": "class"})
+    r_panel, acc_panel = drawn["metrics.png"].axes[:2]
+    bars = [c for c in r_panel.containers if hasattr(c, "has_yerr")]
+    assert [c.has_yerr for c in bars] == [True]  # the joint model's r only
+    assert [t.get_text() for t in r_panel.texts] == ["no r: mood=x"]  # the class target apart
+    assert [t.get_text() for t in r_panel.get_legend().get_texts()] == \
+        ["joint (2 run(s))", "blackbox (1 run(s))"]
+    assert sum(c.has_yerr for c in acc_panel.containers if hasattr(c, "has_yerr")) == 1
     plt.close("all")

@@ -70,7 +70,41 @@ def test_an_unbalanced_quote_that_swallows_rows_is_a_problem(tmp_path):
     found = problems(dataset(tmp_path, table))
     swallowed = [p for p in found if "unbalanced quote" in p.message]
     assert [(p.row, p.column) for p in swallowed] == [(2, "note")]
-    assert "lines 2-5" in swallowed[0].message
+    assert "lines 2-5" in swallowed[0].message and "clip 'c2'" in swallowed[0].message
+
+
+def test_a_quote_swallowing_one_row_before_the_last_column_is_a_problem(tmp_path):
+    """Re-audit 21d A1: one row taken, the quoted column not the last: the cell's second line
+    holds one separator, and the first rule (a line with a row's separators) missed it."""
+    table = ('clip,note,bright,happy\n'
+             'c1,"loud intro,1,1\n'
+             'c2,quiet",2,2\n'
+             'c3,,3,3\nc4,,4,4\n')
+    found = problems(dataset(tmp_path, table))
+    assert [(p.row, p.column) for p in found if "unbalanced quote" in p.message] == \
+        [(2, "note")]
+
+
+def test_a_quoted_cell_with_line_breaks_and_commas_is_read(tmp_path):
+    """Re-audit 21d A2: a correctly quoted two-line comment whose second line held a row's
+    count of commas was refused as an unbalanced quote."""
+    table = ('clip,bright,happy,note\n'
+             'c1,1,1,"intro: soft, slow\nchorus: loud, fast, dense, busy"\n'
+             'c2,2,2,\nc3,3,3,\nc4,4,4,\n')
+    spec = dataset(tmp_path, table)
+    assert problems(spec) == []
+    assert load_annotations(load_spec(spec))["happy"].tolist() == [1.0, 2.0, 3.0, 4.0]
+
+
+def test_a_quoted_header_after_a_byte_order_mark_and_a_bad_quote(tmp_path):
+    """Re-audit 21d A5, B2: a BOM before a quoted header under `encoding: utf-8` kept the
+    header's quotes; text after a closing quote ("c2"x) was read as c2x."""
+    table = '\ufeff"clip","bright","happy"\nc1,1,1\nc2,2,2\nc3,3,3\nc4,4,4\n'
+    spec = dataset(tmp_path, table, extra="encoding: utf-8")
+    assert list(load_annotations(load_spec(spec)).index) == ["c1", "c2", "c3", "c4"]
+    bad = dataset(tmp_path / "bad", 'clip,bright,happy\nc1,1,1\n"c2"x,2,2\nc3,3,3\nc4,4,4\n')
+    found = problems(bad)
+    assert len(found) == 1 and found[0].row == 3 and "quote" in found[0].message
 
 
 def test_a_trailing_separator_on_every_row_reads_the_columns_right(tmp_path):
@@ -91,12 +125,31 @@ def test_a_row_with_more_fields_than_the_header_is_named(tmp_path):
                for p in found)
 
 
-def test_r_row_names_without_a_header_field_are_dropped(tmp_path):
-    """R's write.table: a header without the row names' field, rows numbered 1..n."""
-    table = 'clip,bright,happy\n"1",c1,1,2\n"2",c2,2,3\n"3",c3,3,4\n"4",c4,4,5\n'
-    ratings = load_annotations(load_spec(dataset(tmp_path, table)))
+@pytest.mark.parametrize("sep, names", [(",", ["1", "2", "3", "4"]), (" ", ["3", "7", "12", "15"]),
+                                         (",", ["c1", "c2", "c3", "c4"])])
+def test_r_row_names_without_a_header_field_are_dropped(tmp_path, sep, names):
+    """R's write.table: a quoted header without the row names' field, each row beginning with
+    its quoted row name (1..n, a subset's, or text: re-audit 21d found 1..n alone accepted)."""
+    rows = [sep.join(['"clip"', '"bright"', '"happy"'])] + [
+        sep.join([f'"{name}"', f'"c{i}"', str(i), str(i + 1)])
+        for i, name in enumerate(names, start=1)]
+    spec = dataset(tmp_path, "\n".join(rows) + "\n", extra=f"sep: {sep!r}")
+    ratings = load_annotations(load_spec(spec))
     assert list(ratings.index) == ["c1", "c2", "c3", "c4"]
     assert ratings["happy"].tolist() == [2.0, 3.0, 4.0, 5.0]
+
+
+def test_integer_ids_with_a_trailing_separator_are_not_taken_for_row_names(tmp_path):
+    """Re-audit 21d B1: ids 1..n and a separator ending each row were read as R's row names,
+    every column shifted."""
+    table = "clip,bright,happy\n1,1,2,\n2,2,3,\n3,3,4,\n4,4,5,\n"
+    spec = dataset(tmp_path, table, ids=("1", "2", "3", "4"), test="4")
+    ratings = load_annotations(load_spec(spec))
+    assert list(ratings.index) == ["1", "2", "3", "4"]
+    assert ratings["happy"].tolist() == [2.0, 3.0, 4.0, 5.0]
+    decimal = "clip,bright,happy\n1,1,2,5\n2,2,3,25\n3,3,4,5\n4,4,5,75\n"  # happy 2,5 ...
+    found = problems(dataset(tmp_path / "decimal", decimal, ids=("1", "2", "3", "4"), test="4"))
+    assert [p.row for p in found] == [2, 3, 4, 5]
 
 
 def test_a_short_row_is_read_as_empty_cells_under_the_missing_values_rule(tmp_path):
@@ -200,3 +253,24 @@ def test_a_problems_kind_keeps_its_hint_whole():
     assert kind.count("(") == kind.count(")") and kind.endswith("'...')")
     assert problem_kind("duplicate id 'a: b' in rows 3, 7: fix it") == \
         "duplicate id '...' in rows N, N"
+
+
+def test_none_and_na_may_be_classes_of_an_undeclared_list(tmp_path):
+    """Re-audit 21d A6: a class column whose real class is `none` (no vocals) was refused."""
+    table = "clip,bright,happy,vocals\nc1,1,2,none\nc2,2,3,male\nc3,3,4,female\nc4,4,5,none\n"
+    spec = dataset(tmp_path, table, target="vocals: {type: class}")
+    report = validate(load_spec(spec), progress=False)
+    assert report.problems == []
+    assert "classes of vocals: female 1, male 1, none 2" in report.summary()
+
+
+def test_a_resume_keeps_the_versions_the_run_was_trained_with(caplog):
+    from midlevel.training.datarecord import recorded_only
+    before = {"ratings": {"a": "x"}, "versions": {"torch": "2.14.1", "numpy": "2.3.0"}}
+    now = {"ratings": {"a": "x"}, "segment_ratings": {}, "versions": {"torch": "2.15.0",
+                                                                       "numpy": "2.3.0"}}
+    with caplog.at_level("WARNING", logger="midlevel"):
+        kept = recorded_only(now, before)
+    assert kept["versions"] == before["versions"] and kept["resumed_with"] == now["versions"]
+    assert "segment_ratings" not in kept  # an older run's record: not known
+    assert "torch 2.14.1 -> 2.15.0" in caplog.text

@@ -208,23 +208,29 @@ def test_compare_refuses_runs_trained_on_other_ratings_or_audio(tmp_path):
     compared. Columns or clips only one run has are not compared."""
     from midlevel.workflows.compare import check_runs
 
-    def run(name, ratings, audio=None, segments=None):
+    def run(name, ratings, audio=None, segments=None, classes=None):
         r = _run(tmp_path / name)
         r.info["data"].update(ratings=ratings, segment_ratings=segments)
-        if audio is not None:
-            r.path.mkdir()
-            pd.DataFrame({"clip": list(audio), "split": "train",
-                          "audio": list(audio.values())}).to_csv(r.path / "splits.csv",
-                                                                  index=False)
+        r.targets = [{"name": "scene", "kind": "class", "classes": classes or ["a", "b"]}]
+        r.path.mkdir()
+        audio = audio or {"s1": "x", "s2": "y"}
+        pd.DataFrame({"clip": list(audio), "split": "train",
+                      "audio": list(audio.values())}).to_csv(r.path / "splits.csv", index=False)
         return r
-    a = run("a", {"valence": "v1", "energy": "e1"}, {"s1": "x", "s2": "y"}, {"valence": "t1"})
-    check_runs([a, run("b", {"valence": "v1", "tension": "t9"}, {"s1": "x", "s3": "z"})])
+    a = run("a", {"valence": "v1", "energy": "e1", "scene": "c1"}, segments={"valence": "t1"})
+    check_runs([a, run("b", {"valence": "v1", "tension": "t9"})])
     with pytest.raises(ReportError, match=r"differ in ratings of valence\)"):
         check_runs([a, run("c", {"valence": "v2", "energy": "e1"})])
     with pytest.raises(ReportError, match=r"time-varying ratings of valence"):
         check_runs([a, run("d", {"valence": "v1"}, segments={"valence": "t2"})])
     with pytest.raises(ReportError, match=r"the audio of 1 clip\(s\) \(s2\)"):
         check_runs([a, run("e", {"valence": "v1"}, {"s1": "x", "s2": "w"})])
+    # re-audit 21d A4: runs of other clips (two specs over one dataset, one filtering two
+    # clips out) have other fingerprints for the same ratings; classes coded in another order
+    check_runs([a, run("f", {"valence": "v9"}, {"s1": "x", "s2": "y", "s3": "z"})])
+    check_runs([a, run("g", {"scene": "c2"}, classes=["b", "a"])])
+    with pytest.raises(ReportError, match=r"ratings of scene"):
+        check_runs([a, run("h", {"scene": "c2"})])
 
 
 def test_compare_refuses_a_run_given_twice(tmp_path):

@@ -51,8 +51,8 @@ def register(sub) -> None:
         "compare", help="report comparing black-box and bottleneck runs on one test split",
         description="Per-target r, R^2 and RMSE of every RUN on the test split as the data "
                     "are now (mean +- std over runs of one mode, i.e. seeds; every RUN "
-                    "trained on the same data: the same ratings and audio of the clips they "
-                    "share, each given once), completeness of each bottleneck, "
+                    "trained on the same data: runs of the same clips with the same ratings, "
+                    "the same audio for the clips they share; each given once), completeness of each bottleneck, "
                     "attribution maps of each model with SHAP and Captum, explanation cost per "
                     "clip, faithfulness (deletion / insertion against random orders, "
                     "parameter randomization) and listenable explanations; written as "

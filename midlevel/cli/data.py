@@ -123,7 +123,8 @@ def register(sub) -> None:
     p.add_argument("--no-decode", action="store_true",
                    help="only open audio files instead of decoding them fully (a WAV/AIFF "
                         "whose header declares more than it holds is still found; silent, "
-                        "NaN and truncated compressed files are not)")
+                        "NaN and truncated compressed files are not, and clips sharing audio "
+                        "are found by path only, not as byte copies)")
     p.add_argument("--jobs", type=positive_int, default=2, help="parallel decoders (default 2)")
     p.add_argument("--window", type=positive_float, default=10.0, metavar="SEC",
                    help="training window; shorter clips are warned about (default 10)")

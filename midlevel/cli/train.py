@@ -96,8 +96,9 @@ def register(sub) -> None:
                         "Other settings that differ from the run's, a spec of other concepts "
                         "or targets, other clips or splits than the run's splits.csv and "
                         "other ratings, time-varying ratings or audio bytes (the same data "
-                        "copied elsewhere is fine) are refused by name before anything is "
-                        "written")
+                        "copied elsewhere is fine; a run of a version that did not record "
+                        "them is not checked for them) are refused by name before anything "
+                        "is written")
     p.add_argument("--overwrite", action="store_true", help="replace an existing RUN")
     p.add_argument("--device", choices=["cpu", "cuda"],
                    help="cpu (default) or cuda (mixed precision)")

@@ -184,6 +184,11 @@ MISSING_MARKERS = frozenset({"NA", "N/A", "NAN", "NULL", "NONE", "-", "?", "#N/A
 with a hint to add them to missing_values, where a rating, or an undeclared class, is read."""
 
 
+CLASS_MISSING_MARKERS = MISSING_MARKERS - {"NA", "NONE"}
+"""The markers an undeclared class list refuses: ``NA`` and ``none`` may be real classes (no
+vocals: ``none``), the others are no class name."""
+
+
 def parse_rating(text: str, scale: tuple[float, float] | None) -> tuple[float, str | None]:
     """One rating cell -> (value, None), or (NaN, what is wrong with it)."""
     try:
@@ -216,7 +221,7 @@ def inferred_classes(read: list[tuple[str | None, str | None]]
                      ) -> tuple[list[str], list[tuple[str | None, str | None]]]:
     """The classes of a class column that declares none: its cells' texts, sorted; and the
     cells again, with a problem for a text that is no class: a missing-value marker
-    (``n/a``, ``-``: :data:`MISSING_MARKERS`) and a spelling of a class
+    (``n/a``, ``-``: :data:`CLASS_MISSING_MARKERS`) and a spelling of a class
     that differs from a more frequent one only in case or spaces (``Calm`` beside ``calm``:
     the same class written two ways would be learned as two). ``read``: (text, problem) per
     cell, as :func:`cell_text` gives them."""
@@ -229,7 +234,7 @@ def inferred_classes(read: list[tuple[str | None, str | None]]
     for text, message in read:
         if text is not None and message is None:
             usual = spelling[" ".join(text.casefold().split())]
-            if text.upper() in MISSING_MARKERS:
+            if text.upper() in CLASS_MISSING_MARKERS:
                 message = (f"class {text!r} looks like a missing rating (add {text!r} to the "
                            f"table's missing_values, or declare the classes in the spec)")
             elif text != usual:

@@ -313,8 +313,10 @@ def near_match_hints(checks: list[AudioCheck]) -> None:
         elif found.casefold() == path.name.casefold():
             why = "the same name in other upper and lower case: the file system tells them apart"
         else:
+            digits = found.rpartition(".")[0] or found
+            fmt = "{:d}" if not digits.startswith("0") else "{:0%dd}" % len(digits)
             why = ("the same number with other leading zeros: give the table's ids an "
-                   "id_format such as \"{:0%dd}\"" % len(found.rpartition(".")[0] or found))
+                   f"id_format such as \"{fmt}\"")
         c.problem = Problem(f"audio file not found; the folder holds '{found}', {why}",
                             file=c.path, clip=c.clip)
 

@@ -111,8 +111,18 @@ def fingerprints(table: pd.DataFrame, names) -> dict[str, dict[str, str]]:
 
 def recorded_only(data: dict, before: dict) -> dict:
     """A resume's data record ``data`` without the :data:`FINGERPRINTS` the run's record
-    ``before`` lacks (a run of an older version: what it trained on is not known)."""
-    return {k: v for k, v in data.items() if k in before or k not in FINGERPRINTS}
+    ``before`` lacks (a run of an older version: what it trained on is not known); the
+    run's ``versions`` are kept, and where the resume runs on other ones they are recorded as
+    ``resumed_with`` and said in a warning."""
+    out = {k: v for k, v in data.items() if k in before or k not in FINGERPRINTS}
+    first, now = before.get("versions"), data.get("versions")
+    if first and now and first != now:
+        changed = {k: (first.get(k), now.get(k)) for k in now if first.get(k) != now.get(k)}
+        log.warning("the run was trained with other library versions than this resume: %s; "
+                    "its numbers may differ from an uninterrupted run's",
+                    ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changed.items()))
+        out.update(versions=first, resumed_with=now)
+    return out
 
 
 def audio_keys(features) -> dict[str, str] | None:

@@ -96,7 +96,7 @@ def fit(table: pd.DataFrame, features, columns, out: str | Path,
             raise TrainingError(f"annotations table lacks column(s) {missing}")
         check_before_start(ctx, table, features, columns, config, fps)
         if resume:  # refused before the run directory is touched
-            check_resume(out, config, columns, table)
+            check_resume(out, config, columns, table, features)
         with run_directory(ctx, out, resume=resume, overwrite=overwrite):
             trainer = Trainer(ctx, table, features, columns, out, config, fps=fps,
                               frontend=frontend, data=data or {})

@@ -17,7 +17,7 @@ from midlevel.io import LOCK_FILE, folder_lock, log_handler
 from midlevel.training.checkpoint import CONFIG_FILE, MODEL_FILE, STATE_FILE, read_checkpoint
 from midlevel.training import ddp
 from midlevel.training.config import stored_config
-from midlevel.training.datarecord import check_same_data
+from midlevel.training.datarecord import audio_keys, check_same_audio, check_same_data
 
 log = logging.getLogger("midlevel.training")
 
@@ -57,12 +57,14 @@ def check_settings(out: Path, stored: dict, given: dict) -> None:
             f"or train a new run with another --out (or --overwrite)")
 
 
-def check_resume(out: Path, config, columns, table=None) -> None:
+def check_resume(out: Path, config, columns, table=None, features=None) -> None:
     """Before resuming ``out``: the data's concepts and targets (names, kinds, classes, in
     order) are the run's (CheckpointError naming the difference), ``config`` differs from
     the run's only in :data:`RESUMABLE` settings (TrainingError naming each) and the
     annotations ``table`` holds the run's clips in the run's splits with the run's ratings
-    (CheckpointError naming what differs: :func:`~midlevel.training.datarecord.check_same_data`).
+    (CheckpointError naming what differs: :func:`~midlevel.training.datarecord.check_same_data`)
+    and ``features`` read from the feature cache hold the run's audio
+    (:func:`~midlevel.training.datarecord.check_same_audio`).
     Nothing is checked when ``out`` holds no checkpoint (a resume that starts afresh)."""
     record = stored_record(out)
     if record is None:
@@ -82,6 +84,8 @@ def check_resume(out: Path, config, columns, table=None) -> None:
     check_settings(out, stored_config(record["config"]), dataclasses.asdict(config))
     if table is not None:
         check_same_data(out, table, [*columns.concepts, *columns.target_names], record)
+    if features is not None:
+        check_same_audio(out, audio_keys(features))
 
 
 def epochs_done(out: Path) -> int:

@@ -237,8 +237,10 @@ def training_data(run) -> dict:
     ``root``, ``roots`` (named root -> folder), ``test_clips`` (the clip count of its test
     metrics: the largest ``n`` of a target, which every mode shares), ``test_ids`` (its
     test clips, sorted, from ``RUN/splits.csv``), ``ratings`` and ``segment_ratings`` (column
-    -> fingerprint of its ratings) and ``audio`` (clip -> SHA-1 of its audio at training);
-    None where unknown."""
+    -> fingerprint of its ratings over the run's clips), ``audio`` (clip -> SHA-1 of its
+    audio at training), ``clips`` (every clip of ``splits.csv``, sorted) and ``classes``
+    (class target -> its classes, in the order its ratings were coded); None where
+    unknown."""
     data = (getattr(run, "info", None) or {}).get("data") or {}
     try:
         metrics = run.metrics
@@ -255,7 +257,10 @@ def training_data(run) -> dict:
             "root": data.get("root"), "roots": data.get("roots"), "test_clips": n_test,
             "test_ids": test_ids, "ratings": data.get("ratings"),
             "segment_ratings": data.get("segment_ratings"),
-            "audio": stored_audio_keys(run.path)}
+            "audio": stored_audio_keys(run.path),
+            "clips": None if stored is None else sorted(stored.index),
+            "classes": {t["name"]: list(t.get("classes") or [])
+                        for t in getattr(run, "targets", []) if t.get("kind") == "class"}}
 
 
 def _describe_data(run, data: dict) -> str:
@@ -281,7 +286,8 @@ def check_runs(runs) -> None:
     by the black box's and every model is explained on the first run's test clips, so every
     run must have been trained on one dataset (the same root and as many test clips, the
     same ones where both runs stored their splits, the same ratings of the columns both rate
-    and audio of the clips both trained on; the spec files may differ, see ``SAME_DATA``):
+    where they were trained on the same clips, and the same audio of the clips both trained
+    on; the spec files may differ, see ``SAME_DATA``):
     ReportError naming the runs and their datasets otherwise. What is not stored
     with a run (older runs) is not compared.
     """
@@ -320,14 +326,20 @@ def check_runs(runs) -> None:
 
 def _rating_and_audio_differences(data0: dict, data: dict) -> list[str]:
     """What two runs' stored records say differs in the data they share: the ratings of a
-    column both rate (its clip table's, its segment tables'), the audio of a clip both
-    trained on (audit 21b: a run trained before a rating correction and one after were
+    column both rate (its clip table's, its segment tables'; for runs of the same clips), the
+    audio of a clip both trained on (audit 21b: a run trained before a rating correction and one after were
     pooled as seeds, valence r 0.12 +- 0.90)."""
     out = []
+    # a fingerprint covers every clip of a run: compared only between runs of the same clips
+    # (two specs over one dataset may choose other clips), and a class target's only where
+    # both coded its classes in one order
+    same_clips = data0["clips"] is not None and data0["clips"] == data["clips"]
+    recoded = {n for n in set(data0["classes"]) | set(data["classes"])
+               if data0["classes"].get(n) != data["classes"].get(n)}
     for key, what in (("ratings", "ratings"), ("segment_ratings", "time-varying ratings")):
         a, b = data0[key] or {}, data[key] or {}
-        cols = sorted(n for n in set(a) & set(b) if a[n] != b[n])
-        if cols:
+        cols = sorted(n for n in set(a) & set(b) if a[n] != b[n] and n not in recoded)
+        if cols and same_clips:
             out.append(f"{what} of {', '.join(cols)}")
     a, b = data0["audio"] or {}, data["audio"] or {}
     changed = sorted(c for c in set(a) & set(b) if a[c] and b[c] and a[c] != b[c])

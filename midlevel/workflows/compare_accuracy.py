@@ -79,12 +79,15 @@ def accuracy_tables(report: Report, runs, **data) -> None:
             c = c.rename(columns={"r_bottleneck": "bottleneck", "r_blackbox": "blackbox"})
             rows.append(c)
         report.tables["completeness"] = pd.concat(rows, ignore_index=True)
-    _metrics_figure(report, summary, models)
+    _metrics_figure(report, summary, models, kinds)
 
 
-def _metrics_figure(report: Report, summary: pd.DataFrame, models: list) -> None:
-    """Bars per target and model (mean +- std over runs): Pearson r of the targets that have
-    one and, beside it, the accuracy of class and binary targets when there are any."""
+def _metrics_figure(report: Report, summary: pd.DataFrame, models: list,
+                    kinds: dict[str, str]) -> None:
+    """Bars per target and model (mean +- std over runs; error bars only where a spread is
+    known): Pearson r of the targets that have one (the others, class targets apart, named)
+    and, beside it, the accuracy of class and binary targets when there are any. ``kinds``:
+    target -> kind (:func:`target_kinds`)."""
     import matplotlib.pyplot as plt
     tgt = summary[summary["kind"] == "target"]
     panels = [(col, label) for col, label in (("r", "Pearson r (test)"),
@@ -106,7 +109,8 @@ def _metrics_figure(report: Report, summary: pd.DataFrame, models: list) -> None
                 ax.errorbar(x[spread], d[col].to_numpy()[spread],
                             yerr=d[f"{col}_std"].to_numpy()[spread], fmt="none", ecolor="k",
                             capsize=2, lw=0.8)
-        left_out = sorted(set(tgt["name"]) - set(names)) if col == "r" else []
+        classes = {n for n, kind in kinds.items() if kind == "class"}  # (never have an r)
+        left_out = sorted(set(tgt["name"]) - set(names) - classes) if col == "r" else []
         if left_out:  # a target without this score (a constant test split): said, not hidden
             ax.text(0.01, 0.98, f"no {col}: " + ", ".join(left_out), transform=ax.transAxes,
                     fontsize=6, va="top")

@@ -138,11 +138,13 @@ class Attribution:
 
     def _keys(self, n: int, i: int) -> dict:
         return {"clip": self.clips[i], "method": self.method, "output": self.output,
-                "output_kind": self.output_kind, "units": self.units}
+                "output_kind": self.output_kind, "units": self.units,
+                "additive": self.additive}  # (sums of a map that is not: no output share)
 
     def time_marginal(self) -> pd.DataFrame:
-        """Tidy per-frame sums over bands: clip, method, output, output_kind, units, frame,
-        seconds, attribution, positive, negative."""
+        """Tidy per-frame sums over bands: clip, method, output, output_kind, units, additive
+        (False: the sums are no share of the output, :attr:`additive`), frame, seconds,
+        attribution, positive, negative."""
         secs = self.frame_seconds()
         frames = []
         for i, m in enumerate(self.maps):
@@ -153,8 +155,8 @@ class Attribution:
         return pd.concat(frames, ignore_index=True)
 
     def frequency_marginal(self) -> pd.DataFrame:
-        """Tidy per-band sums over frames: clip, method, output, output_kind, units, band, hz,
-        attribution, positive, negative."""
+        """Tidy per-band sums over frames: clip, method, output, output_kind, units, additive,
+        band, hz, attribution, positive, negative."""
         hz = self.band_hz()
         frames = []
         for i, m in enumerate(self.maps):
