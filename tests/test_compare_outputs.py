@@ -65,7 +65,8 @@ def test_the_metrics_table_and_figure_hold_class_accuracy(tmp_path, monkeypatch)
                                                                                ddof=1))
     figures = []
     monkeypatch.setattr(Report, "save_figure", lambda self, fig, name: figures.append(fig))
-    compare._metrics_figure(Report(out=tmp_path), s.reset_index(), ["joint", "blackbox"])
+    compare._metrics_figure(Report(out=tmp_path), s.reset_index(), ["joint", "blackbox"],
+                            {"quadrant": "class", "valence": "regression"})
     [fig] = figures
     labels = [ax.get_ylabel() for ax in fig.axes]
     assert labels == ["Pearson r (test)", "accuracy (test)"]

@@ -83,11 +83,11 @@ def accuracy_tables(report: Report, runs, **data) -> None:
 
 
 def _metrics_figure(report: Report, summary: pd.DataFrame, models: list,
-                    kinds: dict[str, str]) -> None:
+                    kinds: dict[str, str] | None = None) -> None:
     """Bars per target and model (mean +- std over runs; error bars only where a spread is
     known): Pearson r of the targets that have one (the others, class targets apart, named)
     and, beside it, the accuracy of class and binary targets when there are any. ``kinds``:
-    target -> kind (:func:`target_kinds`)."""
+    target -> kind (:func:`target_kinds`; without it no target is known as a class one)."""
     import matplotlib.pyplot as plt
     tgt = summary[summary["kind"] == "target"]
     panels = [(col, label) for col, label in (("r", "Pearson r (test)"),
@@ -109,7 +109,7 @@ def _metrics_figure(report: Report, summary: pd.DataFrame, models: list,
                 ax.errorbar(x[spread], d[col].to_numpy()[spread],
                             yerr=d[f"{col}_std"].to_numpy()[spread], fmt="none", ecolor="k",
                             capsize=2, lw=0.8)
-        classes = {n for n, kind in kinds.items() if kind == "class"}  # (never have an r)
+        classes = {n for n, kind in (kinds or {}).items() if kind == "class"}  # (no r)
         left_out = sorted(set(tgt["name"]) - set(names) - classes) if col == "r" else []
         if left_out:  # a target without this score (a constant test split): said, not hidden
             ax.text(0.01, 0.98, f"no {col}: " + ", ".join(left_out), transform=ax.transAxes,
