@@ -49,17 +49,28 @@ def write_splits(out: Path, table: pd.DataFrame, audio: dict[str, str] | None = 
     return write_csv(frame, Path(out) / SPLITS_FILE)
 
 
-def read_splits(run_dir) -> pd.Series | None:
-    """The stored clip -> split of the run in ``run_dir``; None where it stored none."""
+def _splits_file(run_dir) -> pd.DataFrame | None:
+    """``RUN/splits.csv`` as text (columns clip, split and, where stored, audio); None where
+    the run stored none; CheckpointError where it cannot be read."""
     path = Path(run_dir) / SPLITS_FILE
     if not path.is_file():
         return None
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
-        split = pd.Series(table["split"].to_numpy(), index=table["clip"].to_numpy())
-    except (OSError, ValueError, KeyError, pd.errors.ParserError) as exc:
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
         raise CheckpointError(f"{path}: cannot read the run's splits ({exc})") from exc
-    return split.sort_index()
+    if not {"clip", "split"} <= set(table.columns):
+        raise CheckpointError(f"{path}: cannot read the run's splits (columns clip and split "
+                              f"expected, found {list(table.columns)})")
+    return table
+
+
+def read_splits(run_dir) -> pd.Series | None:
+    """The stored clip -> split of the run in ``run_dir``; None where it stored none."""
+    table = _splits_file(run_dir)
+    if table is None:
+        return None
+    return pd.Series(table["split"].to_numpy(), index=table["clip"].to_numpy()).sort_index()
 
 
 def ratings_fingerprint(table: pd.DataFrame, names) -> dict[str, str]:
@@ -155,14 +166,8 @@ def check_same_audio(out: Path, now: dict[str, str] | None) -> None:
 def stored_audio_keys(run_dir) -> dict[str, str] | None:
     """clip -> the SHA-1 of its audio at training, from ``RUN/splits.csv`` (None for a run
     that stored none)."""
-    path = Path(run_dir) / SPLITS_FILE
-    if not path.is_file():
-        return None
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, ValueError, pd.errors.ParserError) as exc:
-        raise CheckpointError(f"{path}: cannot read the run's splits ({exc})") from exc
-    if "audio" not in table:
+    table = _splits_file(run_dir)
+    if table is None or "audio" not in table:
         return None
     return dict(zip(table["clip"], table["audio"]))
 
