@@ -127,3 +127,20 @@ def test_the_metrics_figure_draws_a_spread_only_where_one_is_known(tmp_path, mon
         ["joint (2 run(s))", "blackbox (1 run(s))"]
     assert sum(c.has_yerr for c in acc_panel.containers if hasattr(c, "has_yerr")) == 1
     plt.close("all")
+
+
+def test_the_cost_figure_keeps_the_models_in_the_runs_order(tmp_path, monkeypatch):
+    """Audit 21c: the cost figure sorted the models by name, so each model took the other's
+    colour from the metrics figure (which keeps the runs' order)."""
+    from midlevel.report.document import Report
+    from midlevel.workflows import compare_explanations
+    drawn = {}
+    monkeypatch.setattr(Report, "save_figure", lambda self, fig, name: drawn.setdefault(name, fig))
+    costs = [{"model": m, "method": k, "ms_per_clip": v, "timed_in": "this run"}
+             for m, k, v in [("joint", "ig", 20.0), ("joint", "occlusion", 50.0),
+                             ("blackbox", "ig", 30.0), ("blackbox", "occlusion", 40.0)]]
+    compare_explanations._cost_tables(Report(out=tmp_path), costs, ["ig", "occlusion"])
+    ax = drawn["cost.png"].axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["joint", "blackbox"]
+    assert [[p.get_height() for p in c] for c in ax.containers] == [[20.0, 50.0], [30.0, 40.0]]
+    plt.close("all")

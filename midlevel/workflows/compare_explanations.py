@@ -233,7 +233,9 @@ def _cost_tables(report, costs, methods) -> None:
     fig, ax = plt.subplots(figsize=(7, 3), constrained_layout=True)
     cost = report.tables["cost"].pivot_table(index="method", columns="model",
                                              values="ms_per_clip")
-    cost.reindex(methods).plot.bar(ax=ax, logy=True, rot=20)
+    models = list(dict.fromkeys(report.tables["cost"]["model"]))  # the runs' order, as the
+    cost.reindex(index=methods, columns=models).plot.bar(ax=ax, logy=True, rot=20)  # metrics'
+    ax.legend(fontsize=8)
     ax.set_ylabel("ms per clip (log)")
     ax.set_xlabel("")
     report.figures["Explanation cost per clip"] = report.save_figure(fig, "cost.png")
