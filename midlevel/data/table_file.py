@@ -32,11 +32,11 @@ def read_cells(table: TableSpec | SegmentTableSpec, file: Path,
     (a trailing separator) are dropped; a row with more fields than the header is a problem
     (an unquoted decimal comma or separator), unless every row has exactly one more and the
     header and every row begin with a quote, or the rows' first fields are 1..n and no two
-    neighbouring fields after them are whole numbers in every row (R's write.table layout, whose header lacks the row names' field: the row names are dropped;
-    in the quoted layout before any trailing field is dropped, as its last column may be
-    empty); a quoted cell holding
-    lines that begin rows of their own (an unbalanced quote took them into one cell) is a
-    problem. A longer separator is a regular expression, read by pandas: its rows are numbered
+    neighbouring fields after them are whole numbers in every row (R's write.table layout,
+    whose header lacks the row names' field: the row names are dropped; in the quoted layout
+    before any trailing field is dropped, as its last column may be empty); a quoted cell
+    holding lines that begin rows of their own (an unbalanced quote took them into one cell)
+    is a problem. A longer separator is a regular expression, read by pandas: its rows are numbered
     from 2 whatever blank lines there are, and a row with more fields than the header is a
     problem."""
     if len(table.sep) != 1:
@@ -63,9 +63,8 @@ def read_cells(table: TableSpec | SegmentTableSpec, file: Path,
                     row=reader.line_num))
                 return None
     except UnicodeDecodeError as exc:
-        problems.append(Problem(f"cannot parse table: {exc} (read as {table.encoding}: save "
-                                f"it as UTF-8, or give the table's encoding, e.g. 'encoding: "
-                                f"utf-16' for Excel's Unicode text)", file=str(file)))
+        problems.append(Problem(f"cannot parse table: {exc}{_encoding_hint(table)}",
+                                file=str(file)))
         return None
     if not records:
         problems.append(Problem("cannot parse table: no columns to parse from file",
@@ -109,8 +108,9 @@ SHOWN_ROWS = 5
 
 
 def _r_row_names(rows, n: int) -> bool:
-    """Whether every row has one field more than the header's ``n``: R's write.table layout,
-    whose header lacks the row names' field, when the rows are quoted or numbered 1..n."""
+    """Whether every row has one field more than the header's ``n``, as in R's write.table
+    layout, whose header lacks the row names' field (the caller tells it by its quotes or
+    its numbers 1..n)."""
     return bool(rows) and all(len(fields) == n + 1 for _, _, fields in rows)
 
 
@@ -157,8 +157,8 @@ def _swallowed_rows(rows, names: list[str], id_column: str, sep: str, file: str,
         if end == start:
             continue
         for name, cell in zip(names, fields):
-            begun = [line.split(sep)[k].strip() for line in cell.split("\n")[1:]
-                     if len(line.split(sep)) > max(k, 1)]  # a row holds a separator
+            parts = [line.split(sep) for line in cell.split("\n")[1:]]
+            begun = [p[k].strip() for p in parts if len(p) > max(k, 1)]  # a row holds a sep
             begun = [i for i in begun if i and i not in known and _shape(i) == shape]
             if begun:
                 problems.append(Problem(
@@ -180,9 +180,7 @@ def _read_cells_pandas(table: TableSpec | SegmentTableSpec, file: Path,
                              keep_default_na=False, na_filter=False, engine="python",
                              header=None, nrows=1)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        hint = (f" (read as {table.encoding}: save it as UTF-8, or give the table's encoding, "
-                f"e.g. 'encoding: utf-16' for Excel's Unicode text)"
-                if isinstance(exc, UnicodeDecodeError) else "")
+        hint = _encoding_hint(table) if isinstance(exc, UnicodeDecodeError) else ""
         problems.append(Problem(f"cannot parse table: {exc}{hint}", file=str(file)))
         return None
     if len(header.columns) != len(frame.columns) or not isinstance(frame.index, pd.RangeIndex):
@@ -196,6 +194,12 @@ def _read_cells_pandas(table: TableSpec | SegmentTableSpec, file: Path,
     frame = frame.fillna("")  # a short row's absent fields: empty cells
     frame["_row"] = np.arange(2, len(frame) + 2)
     return frame
+
+
+def _encoding_hint(table) -> str:
+    """What to do about a table its declared encoding cannot decode."""
+    return (f" (read as {table.encoding}: save it as UTF-8, or give the table's encoding, "
+            f"e.g. 'encoding: utf-16' for Excel's Unicode text)")
 
 
 def unique_header(names: list[str], strip: bool, file: str, problems: list[Problem]) -> list[str]:

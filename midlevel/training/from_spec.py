@@ -12,7 +12,7 @@ from midlevel.data.audio import DECODE_VERSION
 from midlevel.training.checkpoint import decoder_of
 from midlevel.training.config import TrainConfig, legacy_settings, stored_config
 from midlevel.training.data import Columns
-from midlevel.training.datarecord import audio_keys, check_same_audio, trained_roots
+from midlevel.training.datarecord import trained_roots
 from midlevel.training.ddp import first_process
 from midlevel.training.loop import fit
 from midlevel.training.segment_check import (
@@ -128,8 +128,6 @@ def train(spec, out, *, mode: str | None = None, root=None, config=None,
     if saved is not None:  # before the feature cache is filled
         check_resume(Path(out), cfg, columns, table)
     features, cache = _features(table, cache_dir, frontend, progress)
-    if saved is not None:  # the audio's bytes, before anything is written to the run
-        check_same_audio(Path(out), audio_keys(features))
     check_segment_times(table, spectrogram_frames(table, features), float(cache.frontend.fps))
     note = scored_clip_level_note(table)
     if note and first_process():

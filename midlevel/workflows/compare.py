@@ -327,8 +327,8 @@ def check_runs(runs) -> None:
 def _rating_and_audio_differences(data0: dict, data: dict) -> list[str]:
     """What two runs' stored records say differs in the data they share: the ratings of a
     column both rate (its clip table's, its segment tables'; for runs of the same clips), the
-    audio of a clip both trained on (audit 21b: a run trained before a rating correction and one after were
-    pooled as seeds, valence r 0.12 +- 0.90)."""
+    audio of a clip both trained on (audit 21b: a run trained before a rating correction and
+    one after were pooled as seeds, valence r 0.12 +- 0.90)."""
     out = []
     # a fingerprint covers every clip of a run: compared only between runs of the same clips
     # (two specs over one dataset may choose other clips), and a class target's only where
