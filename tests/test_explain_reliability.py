@@ -178,3 +178,41 @@ def test_validate_warns_where_declared_reliabilities_are_too_low(tmp_path):
     assert warning.file == str(path)
     path.write_text(path.read_text().replace("reliability: 0.6}", "reliability: 0.9}"))
     assert reliability_limits(load_spec(path), table) == []
+
+
+def _nearly_separated(noise, seed=0, n=40):
+    rng = np.random.default_rng(seed)
+    a, b = rng.standard_normal(n), rng.standard_normal(n)
+    tag = (a + noise * rng.standard_normal(n) > 0).astype(float)
+    return pd.DataFrame({"a": a, "b": b}), pd.DataFrame({"tag": tag})
+
+
+def test_an_interval_whose_resamples_separate_the_classes_is_withheld(monkeypatch):
+    """Audit 22a: on 40 clips the classes were separated in many bootstrap resamples though
+    not in the whole sample; their weights (the solver's stopping point on a likelihood that
+    rises for ever) entered the percentiles, giving intervals hundreds of log-odds wide with
+    no note. Now such an interval is withheld with a note counting the resamples, once they
+    reach its tail share; a world whose resamples do not separate keeps its interval."""
+    from midlevel.explain import two_stage
+    X, Y = _nearly_separated(noise=0.3)
+    rows = corrected_fit(X, Y, {"a": 0.9}, n_boot=100, binary_targets=["tag"]).table
+    assert rows["data_note"].str.match(r"in \d+ of 100 bootstrap resamples the reliability-"
+                                       r"corrected concept ratings separate the classes").all()
+    assert rows[["weight", "ci_low", "ci_high", "p_value"]].isna().all().all()
+    assert not rows["significant"].any()
+    with monkeypatch.context() as m:  # what the table said before: the draws taken as fits
+        m.setattr(two_stage, "separated_fit", lambda *a: False)
+        before = corrected_fit(X, Y, {"a": 0.9}, n_boot=100, binary_targets=["tag"]).table
+    assert before["data_note"].eq("").all() and (before["ci_high"] - before["ci_low"]).max() > 20
+    X, Y = _nearly_separated(noise=0.5)
+    kept = corrected_fit(X, Y, {"a": 0.9}, n_boot=100, binary_targets=["tag"]).table
+    assert kept["data_note"].eq("").all() and np.isfinite(kept["ci_high"]).all()
+
+
+def test_separated_resamples_withhold_at_the_tail_share_of_the_interval():
+    from midlevel.explain.two_stage import withheld_for_separation
+    assert not withheld_for_separation(0, 1000, 0.05, None, 10)
+    assert not withheld_for_separation(24, 1000, 0.05, None, 10)
+    assert withheld_for_separation(25, 1000, 0.05, None, 10)  # alpha / 2 of the draws
+    assert withheld_for_separation(3, 1000, 0.05, "holm", 10)  # alpha / (2 m) under a correction
+    assert not withheld_for_separation(2, 1000, 0.05, "bonferroni", 10)

@@ -59,6 +59,7 @@ class TwoStage:
         self.what = "regression calibration"
         self.source = "calibrated predicted concepts"  # what a separation note names
         self.clips = "held-out clips"                   # what the stage-2 error counts
+        self.separated: dict[str, bool] = {}  # per logistic target, of the last :meth:`fit`
 
     def calibrate(self, idx: np.ndarray) -> np.ndarray:
         """Stage 1 on the clips ``idx``: every clip's calibrated concepts ``(n, K)``."""
@@ -85,6 +86,7 @@ class TwoStage:
                                        f"class target '{target}': one class only")
                 n = 2 if target in self.binary else len(self.classes[target])
                 out[target] = logit_coef(calibrated[rows], codes, n)
+                self.separated[target] = separated_fit(calibrated[rows], codes, out[target])
             else:
                 if len(rows) <= calibrated.shape[1] + 1:
                     raise ExplainError(f"{self.what}: {len(rows)} {self.clips} have target "
@@ -92,6 +94,34 @@ class TwoStage:
                                        f"are needed")
                 out[target] = least_squares(calibrated[rows], y[rows])[:, None]
         return out
+
+
+# a logit fitted without penalty whose largest weight per concept sd is below this has
+# converged to a finite estimate: separation drives the solver's weights far beyond it, so
+# only larger fits are checked with the linear program (:func:`separated`, ~10-30 ms a fit)
+FINITE_LOGIT = 5.0
+
+
+def separated_fit(x: np.ndarray, codes: np.ndarray, coef: np.ndarray) -> bool:
+    """Whether the classes ``codes`` of the clips ``x`` ``(n, K)``, fitted as ``coef``
+    (:func:`logit_coef`), are separated: their maximum-likelihood estimate does not exist."""
+    sd = x.std(axis=0) if len(x) else np.zeros(x.shape[1])
+    if np.all(np.abs(coef[1:] * sd[:, None]) < FINITE_LOGIT):
+        return False
+    return separated(np.hstack([np.ones((len(x), 1)), x]), codes)
+
+
+def withheld_for_separation(n_separated: int, n_draws: int, alpha: float,
+                            correction: str | None, n_tests: int) -> bool:
+    """Whether a bootstrap interval must be withheld because ``n_separated`` of its
+    ``n_draws`` resamples separate the classes: their weights are the solver's stopping
+    point on a likelihood that rises for ever, so an interval bound is not finite once
+    they reach its tail share (``alpha / 2``; ``alpha / (2 n_tests)`` under a
+    correction, the smallest tail any correction's intervals use)."""
+    if n_separated == 0:
+        return False
+    tail = alpha / 2 if (correction or "none") == "none" else alpha / (2 * max(1, n_tests))
+    return n_separated / n_draws >= tail
 
 
 def bootstrap_table(stages: TwoStage, names: list[str], fitted: list[str], dependent: dict, *,
@@ -116,6 +146,7 @@ def bootstrap_table(stages: TwoStage, names: list[str], fitted: list[str], depen
     full = stages.fit(everyone)
     rng = np.random.default_rng(seed)
     draws = {t: [] for t in full}
+    split = {t: 0 for t in full}  # resamples whose classes the concepts separate
     for _ in range(n_boot):
         idx = rng.integers(len(p), size=len(p))
         try:
@@ -125,6 +156,7 @@ def bootstrap_table(stages: TwoStage, names: list[str], fitted: list[str], depen
         if all(fits[t].shape == full[t].shape for t in full):
             for t in full:
                 draws[t].append(fits[t])
+                split[t] += bool(stages.separated.get(t))
     n_ok = min(len(v) for v in draws.values()) if draws else 0
     if n_ok < max(MIN_BOOT, n_boot // 2):
         raise ExplainError(f"{stages.what}: only {n_ok} of {n_boot} bootstrap resamples could "
@@ -132,6 +164,7 @@ def bootstrap_table(stages: TwoStage, names: list[str], fitted: list[str], depen
     sizes = sorted({len(v) for v in draws.values()})
     label += f", {sizes[0]}{'' if len(sizes) == 1 else f'-{sizes[-1]}'} resamples"
     rows = []
+    n_tests = sum(int(np.prod(c[1:].shape)) for c in full.values())
     for target, coef in full.items():
         boots = np.stack(draws[target])                      # (n_ok, 1 + K, m)
         y = Y[target].to_numpy()
@@ -145,6 +178,10 @@ def bootstrap_table(stages: TwoStage, names: list[str], fitted: list[str], depen
         if target in logistic and separated(np.hstack([np.ones((ok.sum(), 1)), calibrated[ok]]),
                                             y[ok].astype(int)):
             note = separation_note(stages.source)
+        elif withheld_for_separation(split[target], len(boots), alpha, correction, n_tests):
+            note = (f"in {split[target]} of {len(boots)} bootstrap resamples the "
+                    f"{stages.source} separate the classes (no finite estimate there): "
+                    f"the interval is unbounded, no estimate")
         for m, unit in enumerate(units):
             b, est = boots[:, :, m], coef[:, m]
             lo, hi = np.quantile(b, [alpha / 2, 1 - alpha / 2], axis=0)
