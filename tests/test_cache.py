@@ -151,3 +151,39 @@ def test_a_non_finite_entry_stored_by_an_earlier_version_is_not_served(tmp_path,
     np.save(entry, np.full_like(good, np.nan))
     np.testing.assert_array_equal(cache.get(clips[0]), good)
     assert np.isfinite(np.load(entry)).all()
+
+
+def test_audio_warnings_are_said_again_when_the_features_come_from_the_cache(
+        tmp_path, caplog, monkeypatch):
+    """Audit 22a: the very-quiet (and clipped, band-limited) warnings came from decoding
+    only, so a second `train`, `features` or `evaluate` over a warm cache said nothing. They
+    are kept beside the features and every fill says them, naming the file as it is named
+    now; an entry of a version that kept none is computed again once."""
+    import shutil
+
+    from midlevel.data import audio
+    quiet = write_tone(tmp_path / "audio" / "quiet.wav", seconds=1.0, amplitude=0.0002)
+    loud = write_tone(tmp_path / "audio" / "loud.wav", seconds=1.0)
+    copy = tmp_path / "elsewhere" / "copy.wav"
+    copy.parent.mkdir()
+    shutil.copy(quiet, copy)
+
+    def fill(paths, **kw):
+        monkeypatch.setattr(audio, "_WARNED", set())  # as in a new process
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="midlevel"):
+            stats = FeatureCache(tmp_path / "cache").fill(paths, jobs=1, progress=False, **kw)
+        return stats, [r.getMessage() for r in caplog.records if "very quiet" in r.getMessage()]
+
+    for computed in (2, 0):  # a cold cache, then a warm one
+        stats, said = fill([quiet, loud])
+        assert stats.computed == computed
+        assert len(said) == 1 and said[0].startswith(f"{quiet}: very quiet audio")
+    stats, said = fill([copy])  # the same bytes under another name: named as it is now
+    assert stats.computed == 0 and len(said) == 1 and said[0].startswith(f"{copy}: ")
+    assert fill([quiet, loud], warn=False)[1] == []  # torchrun's other processes
+    cache = FeatureCache(tmp_path / "cache")
+    cache.notes_file(quiet).unlink()  # an entry of an earlier version: no notes kept
+    assert not cache.contains(quiet)
+    stats, said = fill([quiet])
+    assert stats.computed == 1 and len(said) == 1 and cache.contains(quiet)

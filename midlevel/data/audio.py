@@ -6,6 +6,7 @@ soundfile (libsndfile >= 1.1) decodes wav, flac, ogg and mp3.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,10 +193,34 @@ def prepare_samples(y: np.ndarray, source, *, rate: float, sample_rate: float | 
 
 
 def _warn(message: str | None, warn_once: bool) -> None:
-    """Log ``message`` as a warning (with ``warn_once``, once per process)."""
-    if message and not (warn_once and message in _WARNED):
+    """Log ``message`` as a warning (with ``warn_once``, once per process); inside
+    :func:`kept_warnings`, keep it instead."""
+    if message and _KEPT is not None:
+        _KEPT.append(message)
+    elif message and not (warn_once and message in _WARNED):
         _WARNED.add(message)
         log.warning("%s", message)
+
+
+def warn(message: str) -> None:
+    """Log a warning about a file's audio once per process (what :func:`kept_warnings`
+    kept, said later: the feature cache repeats them for the files it read before)."""
+    _warn(message, True)
+
+
+_KEPT: list[str] | None = None
+
+
+@contextlib.contextmanager
+def kept_warnings():
+    """Inside the block, the warnings about the audio decoded (very quiet, clipped,
+    band-limited) are kept in the list the block gets, not logged."""
+    global _KEPT
+    outer, _KEPT = _KEPT, []
+    try:
+        yield _KEPT
+    finally:
+        _KEPT = outer
 
 
 def resample(y: np.ndarray, *, orig_sr: float, target_sr: float) -> np.ndarray:

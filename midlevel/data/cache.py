@@ -25,8 +25,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from midlevel.io import write_npy
-from midlevel.data.audio import DECODE_VERSION, load_audio
+from midlevel.io import write_json, write_npy
+from midlevel.data.audio import DECODE_VERSION, kept_warnings, load_audio
+from midlevel.data.audio import warn as say_warning
 from midlevel.data.frontends import make_frontend
 from midlevel.errors import AudioError, CacheError, Problem, ValidationFailed
 from midlevel.workers import exit_with
@@ -115,6 +116,21 @@ class FeatureCache:
         digest = file_digest(path)
         return self.folder / digest[:2] / f"{digest}.npy"
 
+    def notes_file(self, path: str | Path) -> Path:
+        """Where the warnings the decoding of ``path`` gave (very quiet, clipped, band-
+        limited audio) are kept beside its features: a JSON list, each without the file's
+        name, so that a command reading cached features repeats them for the file as named
+        now (audit 22a: with a warm cache they were never said again)."""
+        return self.entry(path).with_suffix(".warnings.json")
+
+    def notes(self, path: str | Path) -> list[str]:
+        """The warnings about ``path``'s audio kept in the cache, naming ``path``."""
+        try:
+            kept = json.loads(self.notes_file(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return []
+        return [f"{path}: {m}" for m in kept if isinstance(m, str)]
+
     def compute(self, path: str | Path) -> np.ndarray:
         """Features of one file without touching the cache: float32 [shape=(n_bands, n_frames)]."""
         y = load_audio(path, sample_rate=self.sample_rate, normalize=self.normalize)
@@ -136,10 +152,13 @@ class FeatureCache:
         """
         return self.load_or_compute(path)[0]
 
-    def load_or_compute(self, path: str | Path) -> tuple[np.ndarray, bool]:
-        """:meth:`get` and whether it computed the features (False: read from the cache)."""
+    def load_or_compute(self, path: str | Path, *, say: bool = True
+                        ) -> tuple[np.ndarray, bool]:
+        """:meth:`get` and whether it computed the features (False: read from the cache).
+        The decoding's warnings are kept in the cache (:meth:`notes_file`) and, with
+        ``say``, logged."""
         target = self.entry(path)
-        if target.is_file():
+        if target.is_file() and self.notes_file(path).is_file():
             try:
                 features = np.load(target)
                 if np.isfinite(features).all():
@@ -149,8 +168,14 @@ class FeatureCache:
             # unreadable, or not finite (stored before such features were refused): computed
             # again, which names the file if they still are not
             target.unlink(missing_ok=True)
-        features = self.compute(path)
-        write_npy(target, features)
+        with kept_warnings() as kept:
+            features = self.compute(path)
+        prefix = f"{path}: "
+        write_json(self.notes_file(path), [m[len(prefix):] if m.startswith(prefix) else m
+                                           for m in kept])
+        write_npy(target, features)  # last: a whole entry has its notes
+        for message in kept if say else ():
+            say_warning(message)
         return features, True
 
     def contains(self, path: str | Path) -> bool:
@@ -159,7 +184,7 @@ class FeatureCache:
         disk error) is not, and is removed, so that :meth:`fill` computes it again rather
         than counting it as reused."""
         target = self.entry(path)
-        if not target.is_file():
+        if not target.is_file() or not self.notes_file(path).is_file():
             return False
         if entry_is_whole(target):
             return True
@@ -167,7 +192,7 @@ class FeatureCache:
         return False
 
     def fill(self, paths: Iterable[str | Path], *, jobs: int | None = None,
-             progress: bool = True, strict: bool = True) -> FillStats:
+             progress: bool = True, strict: bool = True, warn: bool = True) -> FillStats:
         """Compute and store the features of every file not yet cached.
 
         ``jobs``: worker processes (None: every usable core). Each worker and the in-process
@@ -181,6 +206,10 @@ class FeatureCache:
         ``strict`` a :class:`ValidationFailed` listing them is raised at the end. Two processes
         filling one cache at once do no harm: every entry is written atomically, and one that
         both write is the same array.
+
+        With ``warn``, the warnings about every file's audio (very quiet, clipped,
+        band-limited: :meth:`notes`) are logged at the end, for the files computed now and
+        those cached before alike, each once per process.
         """
         paths = [str(p) for p in paths]
         todo = [p for p in paths if not self.contains(p)]
@@ -224,6 +253,9 @@ class FeatureCache:
                 for path in rest:
                     done(path, *_fill_one(self, path))
         bar.close()
+        for path in dict.fromkeys(paths) if warn else ():
+            for message in self.notes(path):
+                say_warning(message)
         stats = FillStats(computed, len(paths) - computed - len(problems), seconds, problems)
         if strict and problems:
             raise ValidationFailed(problems, "features could not be computed for some files")
@@ -281,7 +313,7 @@ def _fill_one(cache: FeatureCache, path: str) -> tuple[int, str | None, bool]:
     """``(n_frames, error, computed)`` of one file: computed is False when its entry was
     there already (another file of the fill with the same bytes, or another process)."""
     try:
-        features, computed = cache.load_or_compute(path)
+        features, computed = cache.load_or_compute(path, say=False)  # fill says them
         return features.shape[-1], None, computed
     except AudioError as exc:
         message = str(exc)
