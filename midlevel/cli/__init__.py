@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import sys
+from pathlib import Path
 
 from midlevel import __version__
 from midlevel.cli import compare, data, demo, explain, train
@@ -76,10 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         with _sigterm_unwinds(), _named_stdout():
             return int(args.func(args) or 0)
     except MidlevelError as exc:
-        print(f"{who}: error: {exc}", file=sys.stderr)
+        print(f"{who}: error: {_once_per_launch(str(exc))}", file=sys.stderr)
         return 2
     except OSError as exc:  # a file the command writes (or reads) cannot be: no traceback
-        print(f"{who}: error: {os_error_message(exc)}", file=sys.stderr)
+        print(f"{who}: error: {_once_per_launch(os_error_message(exc))}", file=sys.stderr)
         return 2
     except Terminated:
         print(f"{who}: terminated (SIGTERM)", file=sys.stderr)
@@ -96,6 +97,35 @@ def main(argv: list[str] | None = None) -> int:
         term = isinstance(stop, Terminated)
         print(f"{who}: {'terminated (SIGTERM)' if term else 'interrupted'}", file=sys.stderr)
         return 143 if term else 130
+
+
+def _once_per_launch(message: str) -> str:
+    """``message``, or under torchrun, where every process reads the same inputs and meets the
+    same refusal, a pointer to the process that printed it first (audit 22a: a refusal was
+    printed once per process). The processes of one launch (torchrun's master address, port
+    and run id) note each message's digest in a file of the temporary folder, under a lock."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return message
+    import fcntl
+    import hashlib
+    import tempfile
+    launch = "|".join(os.environ.get(k, "") for k in
+                      ("MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID"))
+    name = hashlib.sha1(launch.encode()).hexdigest()[:16]
+    digest = hashlib.sha1(message.encode()).hexdigest()
+    rank = os.environ.get("RANK", "?")
+    try:
+        with open(Path(tempfile.gettempdir()) / f"midlevel-errors-{name}", "a+") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            f.seek(0)
+            said = dict(line.split()[::-1] for line in f.read().splitlines()
+                        if len(line.split()) == 2)
+            if digest in said:
+                return f"the same as process {said[digest]}'s (printed once)"
+            f.write(f"{rank} {digest}\n")
+    except OSError:  # no temporary folder to share: each process prints its own
+        pass
+    return message
 
 
 STDOUT_NAME = "standard output"

@@ -102,11 +102,13 @@ def register(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing RUN")
     p.add_argument("--device", choices=["cpu", "cuda"],
                    help="cpu (default) or cuda (mixed precision)")
-    p.add_argument("--bf16", action="store_const", const=True, default=None,
+    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
                    help="bfloat16 autocast for the training steps on a CPU with bf16 units "
                         "(AMX or AVX512-BF16; an error on others): steps about 3x faster where "
-                        "measured (a whole fit 1.8x), validation and prediction stay float32 (config key "
-                        "cpu_bf16; on cuda, mixed precision is on already)")
+                        "measured (a whole fit 1.8x), validation and prediction stay float32 "
+                        "(config key cpu_bf16; on cuda, mixed precision is on already); "
+                        "--no-bf16 turns it off, e.g. to resume a bf16 run on a CPU without "
+                        "bf16 units (history.csv's bf16 column records each epoch's setting)")
     p.add_argument("--max-memory", metavar="SIZE",
                    help="memory budget for holding every spectrogram in memory (e.g. 2GB; "
                         "default a quarter of RAM); larger datasets stream from the feature "

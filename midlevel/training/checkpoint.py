@@ -43,9 +43,10 @@ def write_history(out: Path, history: list[dict]) -> Path:
     its row would otherwise lose the row for good, a resume finding nothing to train)."""
     import pandas as pd
     table = pd.DataFrame(history)
-    for column in ("processes", "threads"):  # blank in an epoch of an older version
+    kinds = {"processes": "Int64", "threads": "Int64", "bf16": "boolean"}
+    for column, kind in kinds.items():  # blank in an epoch of an older version
         if column in table:
-            table = table.astype({column: "Int64"})
+            table = table.astype({column: kind})
     return write_csv(table, out / "history.csv")
 
 

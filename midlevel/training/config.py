@@ -104,7 +104,8 @@ class TrainConfig:
         if self.cpu_bf16 and self.device == "cpu" and not cpu_has_bf16():
             raise TrainingError("--bf16 (config key cpu_bf16): this CPU has no bfloat16 units "
                                 "(AVX512-BF16 or AMX), where bfloat16 runs slower than "
-                                "float32; train without it")
+                                "float32; train without it (--no-bf16 resumes a run trained "
+                                "with it in float32)")
         backbone_preset(self.preset)
 
     def ignored(self) -> list[str]:

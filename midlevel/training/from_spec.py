@@ -19,7 +19,7 @@ from midlevel.training.segment_check import (
     check_segment_times, scored_clip_level_note, spectrogram_frames,
 )
 from midlevel.training.rundir import (
-    RESUMABLE, check_resume, check_settings, epochs_done, stored_record,
+    RESUMABLE, check_resume, check_settings, early_log, epochs_done, stored_record,
 )
 
 log = logging.getLogger("midlevel.training")
@@ -40,7 +40,8 @@ def _features(table, cache_dir, frontend: dict | None, progress: bool):
     from midlevel.data.cache import FeatureCache
     from midlevel.data.stream import MappedFeatures
     cache = FeatureCache(cache_dir, frontend)
-    cache.fill(table["path"], progress=progress)
+    # under torchrun every process fills (and waits for) the cache; one says its warnings
+    cache.fill(table["path"], progress=progress, warn=first_process())
     return MappedFeatures.from_cache(cache, table["path"]), cache
 
 
@@ -83,6 +84,16 @@ def train(spec, out, *, mode: str | None = None, root=None, config=None,
     -------
     Run
     """
+    with early_log():  # the warnings said before RUN/train.log exists are written there too
+        return _train(spec, out, mode=mode, root=root, config=config, epochs=epochs,
+                      preset=preset, seed=seed, device=device, resume=resume,
+                      overwrite=overwrite, cache_dir=cache_dir, frontend=frontend,
+                      progress=progress, max_memory=max_memory, workers=workers,
+                      cpu_bf16=cpu_bf16)
+
+
+def _train(spec, out, *, mode, root, config, epochs, preset, seed, device, resume, overwrite,
+           cache_dir, frontend, progress, max_memory, workers, cpu_bf16):
     overrides = {k: v for k, v in dict(mode=mode, epochs=epochs, preset=preset, seed=seed,
                                        device=device, max_memory=max_memory,
                                        workers=workers, cpu_bf16=cpu_bf16).items()
@@ -98,7 +109,7 @@ def train(spec, out, *, mode: str | None = None, root=None, config=None,
         version = {"decode_version": None if decoded is None else min(decoded, DECODE_VERSION),
                    **({"legacy_settings": {**(before.get("legacy_settings") or {}), **said}}
                       if said or before.get("legacy_settings") else {})}
-        if said:
+        if said and first_process():
             log.warning("%s was written by an earlier version that had no %s: it continues "
                         "with what that version did (%s)", out, ", ".join(said),
                         ", ".join(f"{k} {v!r}" for k, v in said.items()))

@@ -202,12 +202,12 @@ class Trainer:
                                            "targets": self.columns.targets}, sort_keys=False)
             if not resumed:
                 write_splits(out, self.split_column.to_frame(), self.audio)
-        log.info("%s: %s mode, %s clips, %d parameters, seed %d, %d torch thread(s)", out,
-                 config.mode,
-                 " / ".join(f"{len(self.sets[s])} {s}" for s in SPLITS
-                            if s != "calibration" or len(self.sets[s])),
+        log.info("%s: %s mode, %s clips, %d parameters, seed %d, %d torch thread(s)%s", out,
+                 config.mode, " / ".join(f"{len(self.sets[s])} {s}" for s in SPLITS
+                                         if s != "calibration" or len(self.sets[s])),
                  sum(p.numel() for p in self.model.parameters()), config.seed,
-                 torch.get_num_threads())
+                 torch.get_num_threads(), ", bfloat16 training steps"
+                 if config.autocast_steps(self.ctx.device) else "")
 
     def _use_scales(self, scales: Scales) -> None:
         """Scale the clips' labels by ``scales`` (the model's buffers hold them too)."""
@@ -235,8 +235,8 @@ class Trainer:
                                          "concept_loss": losses[1] / n_batches,
                                          "target_loss": losses[2] / n_batches,
                                          "val_score": val_score, "seconds": time.time() - t0,
-                                         "processes": ctx.world,
-                                         "threads": torch.get_num_threads()})
+                                         "processes": ctx.world, "threads": torch.get_num_threads(),
+                                         "bf16": bool(config.autocast_steps(ctx.device))})
                 state["epoch"] = epoch + 1
                 if math.isnan(val_score):
                     log.warning("epoch %d: no validation score (NaN: no column the %s mode is "

@@ -106,22 +106,49 @@ def run_directory(ctx, out: Path, *, resume: bool, overwrite: bool):
 
     A directory this call made that holds no checkpoint when the block fails (or is
     interrupted) is removed: no epoch was completed, so nothing is lost, and the next call
-    needs no ``--overwrite``.
+    needs no ``--overwrite``. A run an ``--overwrite`` was replacing comes back then (it is
+    kept in ``RUN/.midlevel_replaced`` until the new run has a checkpoint).
     """
     created = not out.exists()
     with _locked(ctx, out):
-        prepare(ctx, out, resume, overwrite)
+        replaced = prepare(ctx, out, resume, overwrite)
         handler = log_to_file(ctx, out / "train.log")
         try:
             yield out
         except BaseException:
             _detach(handler)
             handler = None
-            if ctx.main and created and out.is_dir() and not (out / STATE_FILE).exists():
-                shutil.rmtree(out, ignore_errors=True)
+            if ctx.main and out.is_dir() and not (out / STATE_FILE).exists():
+                if created:
+                    shutil.rmtree(out, ignore_errors=True)
+                elif replaced is not None:
+                    _restore(out)
             raise
         finally:
             _detach(handler)
+            if ctx.main and replaced is not None and replaced.exists() and \
+                    (out / STATE_FILE).exists():
+                shutil.rmtree(replaced, ignore_errors=True)
+
+
+# the folder inside RUN that holds the run an --overwrite replaces until the new run has
+# finished an epoch: an --overwrite stopped before that gives the old run back (audit 22a:
+# it left a run folder with a config and no model, the old run gone)
+REPLACED = ".midlevel_replaced"
+
+
+def _restore(out: Path) -> None:
+    """Put back the run an interrupted ``--overwrite`` was replacing (rank 0): the new run's
+    files go, the old ones return from ``RUN/.midlevel_replaced``."""
+    backup = out / REPLACED
+    for p in out.iterdir():
+        if p.name not in (LOCK_FILE, REPLACED):
+            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+    for p in backup.iterdir():
+        p.rename(out / p.name)
+    backup.rmdir()
+    log.warning("%s: the --overwrite stopped before its first epoch; the run it was "
+                "replacing is back", out)
 
 
 @contextlib.contextmanager
@@ -145,10 +172,18 @@ def _locked(ctx, out: Path):
         yield
 
 
-def prepare(ctx, out: Path, resume: bool, overwrite: bool) -> None:
+def prepare(ctx, out: Path, resume: bool, overwrite: bool) -> Path | None:
     """Make ``out``; an existing non-empty one only with ``resume`` or ``overwrite`` (and
-    replaced only when it is a run directory)."""
+    replaced only when it is a run directory). Returns the folder that holds the replaced
+    run's files (``RUN/.midlevel_replaced``) until the new run has finished an epoch, or
+    None."""
+    replaced = None
     if ctx.main:
+        if (out / REPLACED).is_dir():  # an --overwrite killed (-9): before its first
+            if (out / STATE_FILE).exists():  # epoch the old run comes back, after it goes
+                shutil.rmtree(out / REPLACED)
+            else:
+                _restore(out)
         held = [p for p in out.iterdir() if p.name != LOCK_FILE] if out.exists() else []
         if resume and (out / MODEL_FILE).is_file() and not (out / STATE_FILE).is_file():
             # audit 14c: a resume "started afresh" here and replaced the trained model
@@ -165,19 +200,63 @@ def prepare(ctx, out: Path, resume: bool, overwrite: bool) -> None:
             if not (out / CONFIG_FILE).is_file():
                 raise CheckpointError(f"{out}: not a run directory (no {CONFIG_FILE}); refusing "
                                       f"to delete it")
+            replaced = out / REPLACED  # kept until the new run has finished an epoch
+            if replaced.exists():
+                shutil.rmtree(replaced)
+            replaced.mkdir()
             for p in held:  # the lock this process holds stays
-                shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+                if p.name != REPLACED:
+                    p.rename(replaced / p.name)
         out.mkdir(parents=True, exist_ok=True)
     ddp.barrier(ctx)
+    return replaced
+
+
+class _Early(logging.Handler):
+    """Keeps what the package logs before ``train.log`` exists (the data's warnings, the
+    scoring note: audit 22a found them on the screen only), for :func:`log_to_file`."""
+
+    def __init__(self):
+        super().__init__()
+        self.records: list[logging.LogRecord] | None = []
+
+    def emit(self, record):
+        if self.records is not None:
+            self.records.append(record)
+
+
+_EARLY: _Early | None = None
+
+
+@contextlib.contextmanager
+def early_log():
+    """Inside the block, what the ``midlevel`` logger says before :func:`log_to_file` opens
+    the run's ``train.log`` is written there first."""
+    global _EARLY
+    logger = logging.getLogger("midlevel")
+    handler, outer = _Early(), _EARLY
+    logger.addHandler(handler)
+    _EARLY = handler
+    try:
+        yield
+    finally:
+        _EARLY = outer
+        logger.removeHandler(handler)
 
 
 def log_to_file(ctx, path: Path):
-    """Log to ``RUN/train.log`` on rank 0; other ranks log only errors (each process reads
-    the same data, so rank 0's warnings are every rank's: printed once)."""
+    """Log to ``RUN/train.log`` on rank 0 (what :func:`early_log` kept first); other ranks log
+    only errors (each process reads the same data, so rank 0's warnings are every rank's:
+    printed once)."""
     if not ctx.main:
         logging.getLogger("midlevel").setLevel(logging.ERROR)
         return None
     handler = log_handler(path)
+    if _EARLY is not None and _EARLY.records:
+        for record in _EARLY.records:
+            handler.handle(record)
+    if _EARLY is not None:
+        _EARLY.records = None  # from here on the file handler has them
     logger = logging.getLogger("midlevel")
     logger.addHandler(handler)
     if logger.getEffectiveLevel() > logging.INFO:
@@ -212,6 +291,13 @@ def warn_on_resume(ctx, out: Path, state: dict, config) -> None:
                     "on, but its last digits will differ from an uninterrupted run's (another "
                     "thread count sums in another order)", out, state["epoch"], int(threads),
                     torch.get_num_threads())
+    bf16, now = last.get("bf16"), bool(config.autocast_steps(ctx.device))
+    if bf16 is not None and bool(bf16) != now:
+        said = {True: "bfloat16", False: "float32"}
+        log.warning("%s: epoch %d ran its training steps in %s, this resume in %s: the run "
+                    "goes on with epochs of both (history.csv's bf16 column says which; "
+                    "config.yaml keeps the last setting)", out, state["epoch"],
+                    said[bool(bf16)], said[now])
     if state["finished"]:
         log.warning("%s stopped early after epoch %d (no better validation score for %d "
                     "epochs): nothing to train; the run is finished from its best epoch",

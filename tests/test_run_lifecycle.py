@@ -1,0 +1,131 @@
+"""A run directory's life around training (audit 22a): an interrupted --overwrite gives the
+replaced run back, train.log keeps what was said before it existed, each epoch's precision is
+recorded, and a refusal under torchrun is printed once."""
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+import pytest
+
+from midlevel.io import LOCK_FILE
+from midlevel.testing.toy import FPS, toy_config, toy_data
+from midlevel.training import fit
+from midlevel.training.rundir import REPLACED, early_log
+
+
+def _files(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())
+            if p.is_file() and p.name != LOCK_FILE}
+
+
+def _fit(out, **kw):
+    table, features, columns = toy_data()
+    epochs = kw.pop("epochs", 1)
+    return fit(table, features, columns, out, toy_config(epochs=epochs, **kw.pop("config", {})),
+               fps=FPS, progress=False, **kw)
+
+
+def test_an_overwrite_stopped_before_its_first_epoch_gives_the_replaced_run_back(
+        tmp_path, monkeypatch):
+    """The old run's files were deleted when --overwrite began; stopped before an epoch, the
+    folder held a config and no model (evaluate: "no trained model"; train: "exists")."""
+    from midlevel.training import loop
+    out = tmp_path / "run"
+    _fit(out)
+    before = _files(out)
+
+    def stopped(self, progress):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(loop.Trainer, "train", stopped)
+        with pytest.raises(KeyboardInterrupt):
+            _fit(out, epochs=2, overwrite=True)
+    assert _files(out) == before and not (out / REPLACED).exists()
+    _fit(out, epochs=2, overwrite=True)  # finished: the new run, nothing of the old one kept
+    assert len(pd.read_csv(out / "history.csv")) == 2 and not (out / REPLACED).exists()
+
+
+def test_an_overwrite_killed_before_its_first_epoch_is_undone_by_the_next_call(tmp_path):
+    """A kill -9 runs no clean-up: the next call finds the replaced run in RUN/.midlevel_
+    replaced and no checkpoint, and puts it back before anything else; after an epoch the
+    new run stands and the old one is dropped."""
+    from midlevel.errors import CheckpointError
+    out = tmp_path / "run"
+    _fit(out)
+    before = _files(out)
+    (out / REPLACED).mkdir()
+    for p in out.iterdir():
+        if p.name not in (LOCK_FILE, REPLACED):
+            p.rename(out / REPLACED / p.name)
+    (out / "config.yaml").write_text("config: {}\n")  # the new run's first file
+    with pytest.raises(CheckpointError, match="run directory exists"):
+        _fit(out)
+    assert _files(out) == before and not (out / REPLACED).exists()
+    (out / REPLACED).mkdir()
+    (out / REPLACED / "model.pt").write_bytes(b"old")  # killed after the new run's epoch
+    run = _fit(out, epochs=2, resume=True)
+    assert not (out / REPLACED).exists() and len(pd.read_csv(run.path / "history.csv")) == 2
+
+
+def test_train_log_keeps_what_was_said_before_the_run_directory_existed(tmp_path,
+                                                                         monkeypatch):
+    """The data's warnings (quiet audio, segments without a frame) and the scoring note are
+    said before `fit` makes RUN/train.log: they reached the screen only."""
+    from midlevel.training import from_spec
+    out = tmp_path / "run"
+    with early_log():
+        logging.getLogger("midlevel.data.audio").warning("x.wav: very quiet audio")
+        _fit(out)
+    log = (out / "train.log").read_text()
+    assert log.index("x.wav: very quiet audio") < log.index("joint mode")
+
+    def fake(spec, out, **kw):  # train()'s own work, as the data checks do it
+        logging.getLogger("midlevel.training").warning("said before the run existed")
+        return _fit(out, overwrite=True)
+
+    monkeypatch.setattr(from_spec, "_train", fake)
+    from_spec.train("unused.yaml", out)
+    assert "said before the run existed" in (out / "train.log").read_text()
+
+
+def test_each_epochs_precision_is_recorded_and_a_resume_that_changes_it_is_named(
+        tmp_path, monkeypatch, caplog):
+    """--bf16 said nothing when on, and a resume that switched it gave a run of mixed
+    epochs that config.yaml called bf16 throughout."""
+    from midlevel.training.config import TrainConfig
+    out = tmp_path / "run"
+    _fit(out)
+    with caplog.at_level("INFO", logger="midlevel"):
+        monkeypatch.setattr(TrainConfig, "autocast_steps", lambda self, device: True)
+        _fit(out, epochs=2, resume=True)
+    assert pd.read_csv(out / "history.csv")["bf16"].tolist() == [False, True]
+    assert "epoch 1 ran its training steps in float32, this resume in bfloat16" in caplog.text
+    assert "bfloat16 training steps" in caplog.text  # the run's first line says it
+
+
+def test_no_bf16_turns_the_option_off_on_the_command_line():
+    from midlevel.cli import build_parser
+    parse = build_parser().parse_args
+    base = ["train", "spec.yaml", "--out", "run"]
+    assert parse(base).bf16 is None and parse(base + ["--bf16"]).bf16 is True
+    assert parse(base + ["--no-bf16"]).bf16 is False
+
+
+def test_a_refusal_every_torchrun_process_meets_is_printed_once(tmp_path, monkeypatch):
+    import tempfile
+
+    from midlevel.cli import _once_per_launch
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    for key, value in dict(WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT="29511",
+                           TORCHELASTIC_RUN_ID="r1", RANK="0").items():
+        monkeypatch.setenv(key, value)
+    assert _once_per_launch("spec.yaml: bad") == "spec.yaml: bad"
+    monkeypatch.setenv("RANK", "1")
+    assert _once_per_launch("spec.yaml: bad") == "the same as process 0's (printed once)"
+    assert _once_per_launch("only here") == "only here"  # another error is printed whole
+    monkeypatch.setenv("MASTER_PORT", "29512")  # another launch
+    assert _once_per_launch("spec.yaml: bad") == "spec.yaml: bad"
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert _once_per_launch("spec.yaml: bad") == "spec.yaml: bad"
