@@ -12,6 +12,7 @@ durations). ``load_annotations`` puts the result on the annotations table as
 """
 from __future__ import annotations
 
+import logging
 import math
 import re
 from dataclasses import dataclass, field
@@ -22,6 +23,9 @@ import pandas as pd
 
 from midlevel.data.tables import DECIMAL, cell_text, listing, parse_rating, read_table
 from midlevel.errors import Problem
+
+log = logging.getLogger(__name__)
+_SAID: set[tuple[str, str]] = set()  # the unread class and binary columns warned about
 
 KEYS = ("clip", "start", "end")
 DURATION_TOLERANCE = 0.1  # seconds a segment may run past the end of its clip's audio
@@ -138,6 +142,17 @@ def _read_rows(spec, index: int, clips: set[str], problems: list[Problem]) -> li
     if seg.columns is None:
         pairs = [(c.name, c.column) for c in spec.concepts + spec.targets
                  if c.is_rating and c.column in frame.columns]
+        unread = [c for c in spec.concepts + spec.targets
+                  if not c.is_rating and c.column in frame.columns]
+        for c in unread:  # audit 22a: left out without a word (said once per process)
+            if (str(file), c.column) in _SAID:
+                continue
+            _SAID.add((str(file), c.column))
+            log.warning("%s: column '%s' holds %s '%s', a %s column: segments hold numeric "
+                        "ratings only, so it is not read (the clip's own %s holds over the "
+                        "whole clip)", file, c.column, "a concept" if c in spec.concepts
+                        else "the target", c.name, c.kind,
+                        "label" if c.kind == "binary" else "class")
         if not pairs:
             problems.append(Problem(f"segments table rates none of the spec's concepts or "
                                     f"targets (no column of theirs in {listing(frame)}); name "
