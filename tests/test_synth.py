@@ -302,7 +302,7 @@ def test_weights_from_json_and_dataframe(tmp_path):
     assert weights.loc["energy", "articulation"] == -3 and intercepts["tender"] == 2
     assert intercepts["energy"] == 5 + 1.5                  # centred: 5 - 0.5 * (-3)
     path.write_text(json.dumps({"tender": {"melodiousness": None}}))
-    with pytest.raises(SpecError, match=r"missing or non-finite weights at \['tender/melod"):
+    with pytest.raises(SpecError, match=r"missing weights at \['tender/melod"):
         synth.load_weights(path)
 
 
@@ -457,6 +457,20 @@ def test_a_weight_map_with_a_target_twice_is_refused_by_name(tmp_path):
      r"column\(s\) \['melodiousness'\] given more than once"),
     ("w.json", '{"valence": {"melodiousness": 1, "melodiousness": 2}}',
      r"key\(s\) \['melodiousness'\] given more than once"),
+    # audit 22a: each bad cell named by its place; JSON true and "1.5" are not numbers; an
+    # infinite weight was reported at an empty list; a YAML file was read as a CSV
+    ("w.csv", "target,melodiousness,dissonance\nvalence,abc,2\n",
+     r"non-numeric weights at \[\"valence/melodiousness = 'abc'\"\]"),
+    ("w.json", '{"valence": {"melodiousness": true, "dissonance": "1.5"}}',
+     r"non-numeric weights at (?=.*'valence/melodiousness = true')"
+     r"(?=.*\"valence/dissonance = '1.5'\")"),
+    ("w.json", '{"valence": {"melodiousness": [1, 2], "intercept": "x"}}',
+     r"(?=.*'valence/melodiousness = \[1, 2\]')(?=.*\"valence/intercept = 'x'\")"),
+    ("w.csv", "target,melodiousness\nvalence,1e400\n",
+     r"infinite weights at \['valence/melodiousness'\]"),
+    ("w.csv", "target,melodiousness,dissonance\nvalence,,2\n",
+     r"missing weights at \['valence/melodiousness'\]"),
+    ("w.yaml", "valence: {melodiousness: 1}\n", "is CSV .* or JSON .*, not YAML"),
 ])
 def test_a_malformed_weight_file_is_refused_naming_it(tmp_path, name, text, message):
     path = tmp_path / name

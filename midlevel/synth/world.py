@@ -128,14 +128,14 @@ def load_weights(weights: str | os.PathLike | pd.DataFrame | None = None,
                         f"concepts: {list(MIDLEVEL_CONCEPTS)} (+ 'intercept')")
     if table.empty:
         raise SpecError(f"{source}: no targets in the weight map")
-    try:
-        table = table.astype(float)
-    except (TypeError, ValueError) as err:
-        raise SpecError(f"{source}: non-numeric weight ({err})") from None
-    bad = table.loc[:, table.columns != "intercept"].isna().stack()
-    if bad.any() or not np.isfinite(table.fillna(0.0).to_numpy()).all():
-        raise SpecError(f"{source}: missing or non-finite weights at "
-                        f"{[f'{t}/{c}' for t, c in bad[bad].index]}")
+    table = _numeric(table, source)
+    weights_only = table.loc[:, table.columns != "intercept"]
+    missing = [f"{t}/{c}" for (t, c), v in weights_only.isna().stack().items() if v]
+    if missing:
+        raise SpecError(f"{source}: missing weights at {missing}")
+    infinite = [f"{t}/{c}" for (t, c), v in table.stack().items() if np.isinf(v)]
+    if infinite:  # audit 22a: an infinite weight was reported at an empty list
+        raise SpecError(f"{source}: infinite weights at {infinite}")
     order = [t for t in EMOTIONS if t in table.index]
     matrix = (table.reindex(index=order, columns=list(MIDLEVEL_CONCEPTS)).fillna(0.0)
               .rename_axis(index="target", columns="concept"))
@@ -153,11 +153,42 @@ def load_weights(weights: str | os.PathLike | pd.DataFrame | None = None,
     return matrix, intercepts.rename_axis("target")
 
 
+def _numeric(table: pd.DataFrame, source: str) -> pd.DataFrame:
+    """``table`` as floats; SpecError naming each cell (target/concept) that is not a
+    number: a text, a JSON true/false or a list (audit 22a: a JSON ``true`` or ``"1.5"``
+    was taken as 1.0 and 1.5, and a non-numeric cell was named without its place). CSV
+    cells are text, read as numbers where they are ones."""
+    from_csv = table.attrs.get("csv", False)
+    bad, out = [], pd.DataFrame(np.nan, index=table.index, columns=table.columns)
+    shown = {np.True_: "true", np.False_: "false", True: "true", False: "false"}
+    for t in table.index:
+        for c in table.columns:
+            v = table.at[t, c]
+            if v is None or (isinstance(v, float) and np.isnan(v)):
+                continue
+            if isinstance(v, (bool, np.bool_)) or not (
+                    isinstance(v, (int, float, np.integer, np.floating)) or
+                    (from_csv and isinstance(v, str))):
+                bad.append(f"{t}/{c} = " + (repr(v) if isinstance(v, str) else
+                                            shown.get(v, str(v)) if np.ndim(v) == 0 else str(v)))
+                continue
+            try:
+                out.at[t, c] = float(v)
+            except ValueError:
+                bad.append(f"{t}/{c} = {v!r}")
+    if bad:
+        raise SpecError(f"{source}: non-numeric weights at {bad} (numbers expected)")
+    return out
+
+
 def _read_weights(path: Path) -> pd.DataFrame:
     """Read a weight table from CSV (targets as rows) or JSON ({target: {concept: w}});
     SpecError naming the file for a file that cannot be parsed or names a key twice."""
     if not path.is_file():
         raise SpecError(f"{path}: weight file not found")
+    if path.suffix.lower() in (".yaml", ".yml"):
+        raise SpecError(f"{path}: a weight file is CSV (targets as rows, concepts as "
+                        f"columns) or JSON ({{target: {{concept: weight}}}}), not YAML")
     if path.suffix.lower() == ".json":
         try:
             raw = json.loads(path.read_text(), object_pairs_hook=_unique_keys(path))
@@ -172,13 +203,14 @@ def _read_weights(path: Path) -> pd.DataFrame:
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             header = next(csv.reader(f), [])
-        table = pd.read_csv(path, index_col=0, encoding="utf-8-sig")
+        table = pd.read_csv(path, index_col=0, encoding="utf-8-sig", dtype=str)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise SpecError(f"{path}: not a CSV weight table ({err})") from None
     names = [h.strip() for h in header[1:]]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:  # pandas would rename the second one ('name.1')
         raise SpecError(f"{path}: column(s) {twice} given more than once")
+    table.attrs["csv"] = True  # its cells are text: numbers where they read as ones
     return table
 
 
