@@ -354,3 +354,22 @@ def lock_held(folder: str | Path, name: str = LOCK_FILE) -> bool:
         return True
     finally:
         os.close(fd)  # releases a shared lock taken here
+
+
+def first_noted(path: str | Path, key: str, who: str) -> str | None:
+    """Note ``key`` for ``who`` in the shared file ``path`` (appended under an exclusive
+    lock; processes of one launch share it) and return who noted ``key`` first, or None
+    when this call did (or the file cannot be used)."""
+    import fcntl
+    try:
+        with open(path, "a+", encoding="utf-8") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            f.seek(0)
+            for line in f.read().splitlines():
+                first, _, noted = line.partition(" ")
+                if noted == key:
+                    return first
+            f.write(f"{who} {key}\n")
+    except OSError:
+        pass
+    return None

@@ -106,25 +106,18 @@ def _once_per_launch(message: str) -> str:
     and run id) note each message's digest in a file of the temporary folder, under a lock."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return message
-    import fcntl
     import hashlib
     import tempfile
+
+    from midlevel.io import first_noted
     launch = "|".join(os.environ.get(k, "") for k in
                       ("MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID"))
     name = hashlib.sha1(launch.encode()).hexdigest()[:16]
-    digest = hashlib.sha1(message.encode()).hexdigest()
-    rank = os.environ.get("RANK", "?")
-    try:
-        with open(Path(tempfile.gettempdir()) / f"midlevel-errors-{name}", "a+") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            f.seek(0)
-            said = dict(line.split()[::-1] for line in f.read().splitlines()
-                        if len(line.split()) == 2)
-            if digest in said:
-                return f"the same as process {said[digest]}'s (printed once)"
-            f.write(f"{rank} {digest}\n")
-    except OSError:  # no temporary folder to share: each process prints its own
-        pass
+    first = first_noted(Path(tempfile.gettempdir()) / f"midlevel-errors-{name}",
+                        hashlib.sha1(message.encode()).hexdigest(),
+                        os.environ.get("RANK", "?"))
+    if first is not None:
+        return f"the same as process {first}'s (printed once)"
     return message
 
 
