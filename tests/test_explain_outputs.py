@@ -438,6 +438,13 @@ def test_skipped_files_and_short_clips_are_named_once(world, tmp_path, capsys):
                str(world["cache"]), "--dataset-split", "none", "--no-timeline", "--quiet"])
     err = capsys.readouterr().err
     assert rc == 0 and err.count("padded with silence") == 1, err
+    # audit 22b: a black box's explain gave the length from its spectrogram's frames
+    rc = main(["explain", str(world["runs"]["blackbox"].path), world["short"], "--out",
+               str(tmp_path / "b"), "--cache", str(world["cache"]), "--methods", "ig",
+               "--targets", "valence", "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 0 and err.count("padded with silence") == 1, err
+    assert "short.wav: 0.50 s, shorter than the" in err, err
 
 
 def test_no_progress_bar_when_every_feature_is_cached(world, capsys):

@@ -291,3 +291,16 @@ def test_blocked_path_reads_a_waveform_that_is_a_view_of_a_larger_tensor(rng):
                 np.testing.assert_array_equal(fe(view).numpy(), fe(view.clone()).numpy())
     finally:
         torch.set_num_threads(old)
+
+
+def test_front_ends_take_numpy_waveforms_and_name_what_they_cannot():
+    """Audit 22b: docs/ARCHITECTURE.md's waveform contract includes np.ndarray, and both front
+    ends met one with a bare AttributeError."""
+    from midlevel.errors import ArgumentError
+    y = np.random.default_rng(0).standard_normal((2, 22050)).astype(np.float32)
+    for fe in (LogFilteredSpectrogram(), LogMelSpectrogram()):
+        torch.testing.assert_close(fe(y), fe(torch.from_numpy(y)))
+        torch.testing.assert_close(fe((y * 1000).astype(np.int16)),
+                                   fe(torch.from_numpy((y * 1000).astype(np.int16)).float()))
+        with pytest.raises(ArgumentError, match="not list"):
+            fe([0.0] * 100)

@@ -180,6 +180,20 @@ class _Frontend(nn.Module):
         return ", ".join(f"{k}={v!r}" for k, v in self._args.items())
 
 
+def as_waveform(y) -> torch.Tensor:
+    """``y`` as a tensor: a numpy array (any real dtype; the front end casts it to float32)
+    is converted, anything else is an ArgumentError naming its type (audit 22b: a numpy
+    waveform met a bare AttributeError)."""
+    if isinstance(y, torch.Tensor):
+        return y
+    if isinstance(y, np.ndarray) and (np.issubdtype(y.dtype, np.floating) or
+                                      np.issubdtype(y.dtype, np.integer)):
+        return torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32))
+    raise ArgumentError(f"a waveform is a torch.Tensor or a real numpy array of shape "
+                        f"(..., n_samples), not {type(y).__name__}"
+                        + (f" of dtype {y.dtype}" if isinstance(y, np.ndarray) else ""))
+
+
 def _log_compress(x: torch.Tensor, log_mul: float) -> torch.Tensor:
     """``log10(log_mul * x + 1)``."""
     return torch.log10(x * log_mul + 1.0)
@@ -268,13 +282,14 @@ class LogFilteredSpectrogram(_Frontend):
 
         Parameters
         ----------
-        y : torch.Tensor [shape=(..., n_samples)]
+        y : torch.Tensor or np.ndarray [shape=(..., n_samples)]
             Waveforms (cast to float32).
 
         Returns
         -------
         S : torch.Tensor [shape=(..., n_bands, n_frames)]
         """
+        y = as_waveform(y)
         lead, n_samples = y.shape[:-1], y.shape[-1]
         rows = y.reshape(-1, n_samples).to(self.window.dtype)
         if (not torch.is_grad_enabled() and torch.get_num_threads() == 1 and rows.shape[0] == 1
@@ -434,14 +449,14 @@ class LogMelSpectrogram(_Frontend):
 
         Parameters
         ----------
-        y : torch.Tensor [shape=(..., n_samples)]
+        y : torch.Tensor or np.ndarray [shape=(..., n_samples)]
             Waveforms (cast to float32).
 
         Returns
         -------
         S : torch.Tensor [shape=(..., n_mels, n_frames)]
         """
-        return _log_compress(self.mel(y.to(self.filterbank.dtype)), self.log_mul)
+        return _log_compress(self.mel(as_waveform(y).to(self.filterbank.dtype)), self.log_mul)
 
 
 def _htk_mel_centers(fmin: float, fmax: float, n_mels: int) -> np.ndarray:

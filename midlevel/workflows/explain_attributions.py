@@ -46,12 +46,14 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from midlevel.data.frontends import file_band_note
 from midlevel.errors import AttributionError, ExplainError, MidlevelError
@@ -184,12 +186,8 @@ def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_dee
     out = Path(out_dir)  # created with the first clip's folder (none if no file can be read)
     with recording(out, MANIFEST):  # each file listed before it is written (a kill too)
         result = ExplainResult()
-        try:
-            from tqdm.auto import tqdm
-            items = tqdm(list(zip(names, paths)), desc="explaining", unit="clip",
-                         disable=not progress)
-        except ImportError:  # pragma: no cover
-            items = zip(names, paths)
+        items = tqdm(list(zip(names, paths)), desc="explaining", unit="clip",
+                     disable=not progress)
         summaries, times, freqs, faith, shares, predictions = [], [], [], [], [], []
         spreads = {}  # output -> its spread (sd over the test clips), measured once
         for name, path in items:
@@ -203,7 +201,8 @@ def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_dee
                 y = y[: int(max_seconds * fe.sample_rate)]
             with torch.no_grad():  # y is prepared already (run.spectrogram would normalize again)
                 spec_x = run.frontend_module(torch.as_tensor(y))[None, None]
-            predictions.append(_predictions(run, spec_x[0, 0], name, path, result.warnings))
+            predictions.append(_predictions(run, spec_x[0, 0], name, path, result.warnings,
+                                            seconds=len(y) / fe.sample_rate))
             position = len(predictions) - 1  # among the clips explained: its random orders
             clip_dir = out / name  # a safe, unique name: one folder per clip
             clip_dir.mkdir(parents=True, exist_ok=True)
@@ -301,20 +300,21 @@ def _spread(run, f, attr, data: dict) -> tuple[float, str]:
         return np.nan, "unknown"
 
 
-def _predictions(run, spectrogram, name: str, path: str, warnings: dict) -> pd.DataFrame:
-    """``Run.predict``'s row of one clip (spectrogram [shape=(n_bands, n_frames)]) with its
-    name and source path as the first columns; a clip shorter than the window, or recorded at
-    a rate that leaves bands empty, is logged once and its note put in ``warnings[name]``."""
-    row = run.predict(spectrogram, names=[path])
-    notes = [row.attrs.get("warnings", {}).get(path), file_band_note(path, run.frontend_module)]
-    if notes[1]:
-        log.warning("%s: %s", path, notes[1])
-    if any(notes):
-        warnings[name] = "; ".join(filter(None, notes))
-    row = row.drop(columns="clip")
-    row.insert(0, "path", path)
-    row.insert(0, "clip", name)
-    return row
+def _predictions(run, spectrogram, name: str, path: str, warnings: dict, *,
+                 seconds: float) -> pd.DataFrame:
+    """``Run.predict``'s row of one clip (spectrogram [shape=(n_bands, n_frames)] of audio
+    lasting ``seconds``: a short clip's note gives these, not frames / fps, 3.01 s for 3.00)
+    with its name and source path first; a clip shorter than the window, or recorded at a
+    rate that leaves bands empty, is logged once and its note put in ``warnings[name]``."""
+    row = run.predict(spectrogram, names=[path], log_notes=False)
+    short = re.sub(r"^\d+(\.\d+)? s,", f"{seconds:.2f} s,",
+                   row.attrs.get("warnings", {}).get(path) or "")
+    notes = "; ".join(filter(None, [short, file_band_note(path, run.frontend_module)]))
+    if notes:
+        log.warning("%s: %s", path, notes)
+        warnings[name] = notes
+    return pd.concat([pd.DataFrame({"clip": [name], "path": [path]}),
+                      row.drop(columns="clip").reset_index(drop=True)], axis=1)
 
 
 #: Options of ``midlevel explain`` that only a bottleneck's concepts give a meaning to.
