@@ -32,7 +32,9 @@ from midlevel.data.frontends import make_frontend
 from midlevel.errors import AudioError, CacheError, Problem, ValidationFailed
 from midlevel.workers import exit_with
 
-CACHE_VERSION = 1
+# 2: an entry's decoding warnings are kept beside it (:meth:`FeatureCache.notes_file`), and
+# an entry without that file is one whose decoding gave none (a version-1 entry could not say)
+CACHE_VERSION = 2
 
 
 def default_cache_dir() -> Path:
@@ -120,13 +122,17 @@ class FeatureCache:
         """Where the warnings the decoding of ``path`` gave (very quiet, clipped, band-
         limited audio) are kept beside its features: a JSON list, each without the file's
         name, so that a command reading cached features repeats them for the file as named
-        now (audit 22a: with a warm cache they were never said again)."""
+        now (audit 22a: with a warm cache they were never said again). Written only for a
+        file that gave warnings (most give none: no second write per entry)."""
         return self.entry(path).with_suffix(".warnings.json")
 
     def notes(self, path: str | Path) -> list[str]:
         """The warnings about ``path``'s audio kept in the cache, naming ``path``."""
+        target = self.notes_file(path)
+        if not target.is_file():
+            return []
         try:
-            kept = json.loads(self.notes_file(path).read_text(encoding="utf-8"))
+            kept = json.loads(target.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return []
         return [f"{path}: {m}" for m in kept if isinstance(m, str)]
@@ -158,7 +164,7 @@ class FeatureCache:
         The decoding's warnings are kept in the cache (:meth:`notes_file`) and, with
         ``say``, logged."""
         target = self.entry(path)
-        if target.is_file() and self.notes_file(path).is_file():
+        if target.is_file():
             try:
                 features = np.load(target)
                 if np.isfinite(features).all():
@@ -171,9 +177,10 @@ class FeatureCache:
         with kept_warnings() as kept:
             features = self.compute(path)
         prefix = f"{path}: "
-        write_json(self.notes_file(path), [m[len(prefix):] if m.startswith(prefix) else m
-                                           for m in kept])
-        write_npy(target, features)  # last: a whole entry has its notes
+        if kept:  # first: a whole entry has its notes
+            write_json(self.notes_file(path), [m[len(prefix):] if m.startswith(prefix)
+                                               else m for m in kept])
+        write_npy(target, features)
         for message in kept if say else ():
             say_warning(message)
         return features, True
@@ -184,7 +191,7 @@ class FeatureCache:
         disk error) is not, and is removed, so that :meth:`fill` computes it again rather
         than counting it as reused."""
         target = self.entry(path)
-        if not target.is_file() or not self.notes_file(path).is_file():
+        if not target.is_file():
             return False
         if entry_is_whole(target):
             return True
