@@ -34,8 +34,7 @@ import torch
 from midlevel.checks import real_number
 from midlevel.data.inputs import batch_items, item_names, item_spectrogram, item_waveform
 from midlevel.data.stream import CachedSpecs
-from midlevel.errors import (ArgumentError, AudioError, CheckpointError, MidlevelError,
-                             TrainingError)
+from midlevel.errors import ArgumentError, AudioError, CheckpointError, TrainingError
 from midlevel.models.bottleneck import build_model
 from midlevel.models.layout import place
 from midlevel.training.checkpoint import (  # noqa: F401  (re-exported: the run's files)
@@ -44,8 +43,8 @@ from midlevel.training.checkpoint import (  # noqa: F401  (re-exported: the run'
 from midlevel.data.frontends import window_frames
 from midlevel.training.config import TrainConfig
 from midlevel.training.data import Columns, fit_frames
-from midlevel.training.datarecord import (in_run_class_order, same_audio, trained_spec,
-                                           use_stored_splits)
+from midlevel.training.audio_splits import own_clips, splits_by_audio, splits_by_id
+from midlevel.training.datarecord import in_run_class_order, trained_spec
 from midlevel.training.predict import (InputSpectrograms, log_split_notes, predict_specs,
                                        prediction_table, short_note)
 from midlevel.training.stored_predictions import (load_predictions, prediction_key,
@@ -151,33 +150,25 @@ class Run:
         return trained_spec(stored, root, where=self.path)
 
     def annotations(self, spec=None, *, root=None) -> pd.DataFrame:
-        """The annotations table of :meth:`spec`; every clip of the run in the split the run
-        stored for it (warned where the spec now draws others:
-        :func:`midlevel.training.datarecord.use_stored_splits`): on the run's own spec file,
-        every clip the run stored; on another spec (an edited copy), those with the id and
-        the audio file of a clip of the run's own spec."""
+        """The annotations table of :meth:`spec`; every clip in the split its audio had at
+        training (:func:`midlevel.training.audio_splits.splits_by_audio`: the bytes' SHA-1 in
+        ``RUN/splits.csv``, on any spec). A run that stored no audio keys matches by id
+        (:func:`midlevel.training.datarecord.use_stored_splits`): on the run's own spec file,
+        every clip the run stored; on another spec, those with the id and the audio file of
+        a clip of the run's own spec."""
         from midlevel.data.annotations import load_annotations
         loaded = self.spec(spec, root=root)
         own = (self.info.get("data") or {}).get("spec")
         table = in_run_class_order(load_annotations(loaded), self.targets, where=loaded.path)
-        if not own:
+        mine = own and loaded.path and Path(loaded.path).resolve() == Path(own).resolve()
+        where = self.path if mine else f"{self.path} ({loaded.path})"
+        if splits_by_audio(table, self.path, where=where, warned=self._warned) is not None \
+                or not own:
             return table
-        if loaded.path and Path(loaded.path).resolve() == Path(own).resolve():
-            return use_stored_splits(table, self.path, where=self.path, warned=self._warned)
-        try:  # the run's own clips, to know which of the other spec's clips they are
-            if self._own_table is None:  # read once per Run: a command asks for several splits
-                self._own_table = load_annotations(self.spec(None))
-            mine = self._own_table
-        except (MidlevelError, OSError) as exc:
-            if ("own spec", loaded.path) not in self._warned:
-                self._warned.add(("own spec", loaded.path))
-                log.warning("%s: cannot load the run's own spec to check the splits of %s "
-                            "against the run's (%s); a clip the run trained on may be scored "
-                            "as held out", self.path, loaded.path, exc)
-            return table
-        same = same_audio(table, mine)  # none: another dataset, whatever its ids
-        return use_stored_splits(table, self.path, where=f"{self.path} ({loaded.path})",
-                                 warned=self._warned, clips=same) if same else table
+        if self._own_table is None and not mine:  # read once per Run (several splits)
+            self._own_table = own_clips(self)
+        return splits_by_id(table, self.path, mine=bool(mine), own=self._own_table,
+                            where=where, warned=self._warned)
 
     def data(self, split=None, *, spec=None, root=None, cache_dir=None,
              progress: bool = False) -> tuple[pd.DataFrame, CachedSpecs]:
@@ -392,6 +383,10 @@ def load_run(path) -> Run:
             hint = f" yet: a training holds {file.parent / LOCK_FILE}; wait for it to end"
         elif (file.parent / STATE_FILE).is_file():
             hint = " (training did not finish; continue it with --resume)"
+        elif (file.parent / ".midlevel_replaced" / MODEL_FILE).is_file():  # audit 22d F4
+            hint = (f": an --overwrite stopped here before its first epoch; the run it was "
+                    f"replacing is in {file.parent / '.midlevel_replaced'} and comes back "
+                    f"with the next `midlevel train ... --out {file.parent}`")
         elif path.is_dir():
             hint = f": {path} is not {what}"
         else:

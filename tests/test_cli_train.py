@@ -441,6 +441,55 @@ def test_an_edited_copy_of_the_spec_scores_the_run_on_its_own_splits_too(synth_s
     assert "draws other splits" not in caplog.text
 
 
+def test_each_clip_is_scored_in_the_split_its_audio_had_at_training(synth_spec, tmp_path,
+                                                                     caplog):
+    """Audit 22c: with the run's own spec gone (a moved dataset), an edited copy given with
+    --spec scored the run on the copy's splits, every "test" clip one it trained on ("may be
+    scored as held out" was all it said); on the own spec's path, audio swapped between a
+    training and a test clip was scored without a word. The SHA-1 of each clip's audio in
+    splits.csv now puts every clip where its audio was."""
+    import logging
+    import shutil
+
+    from midlevel.data.annotations import load_annotations
+    from midlevel.data.spec import load_spec
+    from midlevel.run import load_run
+    data = tmp_path / "data"
+    shutil.copytree(synth_spec.parent, data)
+    raw, spec, run, cache, _, trained = _joint_run(data / synth_spec.name, tmp_path)
+    copy = tmp_path / "copy" / "spec.yaml"
+    copy.parent.mkdir()
+    _reseeded(raw, copy, trained)
+    spec.unlink()  # the run's own spec is gone
+    with caplog.at_level(logging.WARNING, logger="midlevel"):
+        rows, _ = load_run(run).data("test", spec=copy, cache_dir=cache)
+    assert sorted(rows.index) == sorted(trained.index[trained == "test"])
+    assert "the spec now draws other splits" in caplog.text
+    assert "cannot load the run's own spec" not in caplog.text
+    # a training clip's and a test clip's audio swapped under the run's own spec
+    spec.write_text(yaml.safe_dump({**raw, "splits": yaml.safe_load(
+        synth_spec.read_text())["splits"]}))
+    table = load_annotations(load_spec(spec))
+    a = sorted(trained.index[trained == "train"])[0]
+    b = sorted(trained.index[trained == "test"])[0]
+    pa, pb = Path(table.loc[a, "path"]), Path(table.loc[b, "path"])
+    held = pa.read_bytes()
+    pa.write_bytes(pb.read_bytes())
+    pb.write_bytes(held)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="midlevel"):
+        rows, _ = load_run(run).data("test", cache_dir=cache)
+    assert a in rows.index and b not in rows.index
+    assert "2 clip(s) hold audio another clip had when the run was trained" in caplog.text
+    assert f"{a} holds {b}'s (test)" in caplog.text and f"{b} holds {a}'s (train)" in caplog.text
+    # audio the run never heard under a name it knows keeps the spec's split, said so
+    pb.write_bytes(held[:-1000] + bytes(1000))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="midlevel"):
+        load_run(run).data("test", cache_dir=cache)
+    assert "1 clip(s) the run knows by name hold other audio than at training" in caplog.text
+
+
 def test_a_bad_value_in_a_config_file_names_the_file(synth_spec, tmp_path, capsys):
     config = tmp_path / "bad.yaml"
     config.write_text("lr: .inf\n")
