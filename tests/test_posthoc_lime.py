@@ -302,6 +302,12 @@ def test_listen_back_shares_on_a_linear_model(tonal, tmp_path, kind):
         assert (np.abs(data).max() > 0.01) == (row["area"] > 0)
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == sorted([f"c_{p}.wav" for p in s.index] + ["c_listen_back.csv"])  # no temps
+    # without a spread readability is not judged, and says so (audit 22c: it read True)
+    assert s["readable"].isna().all() and s["note"].str.startswith("not checked").all()
+    span = abs(s["f_x"].iloc[0] - s["f_ref"].iloc[0])
+    for spread, readable in ((span, True), (100 * span, False)):  # 5 % of it: the line
+        judged = listen_back(y, res.values[0, 0], f, fe, reference=ref, spread=spread)
+        assert (judged["readable"] == readable).all()
 
 
 def test_component_wavs(tonal, tmp_path):

@@ -176,7 +176,8 @@ def listen_back(y: np.ndarray, values, f: nn.Module, frontend, *, reference,
     spread : the explained quantity's sd over the test clips in ``f``'s units (a target's or
         concept's ratings, or ``f``'s own values for a logit), or None: where the span
         ``|f(x) - f(ref)|`` is below ``MIN_SPREAD_SHARE`` of it, ``readable`` is False
-        (:func:`share_note`).
+        (:func:`share_note`); without one, ``readable`` is None (not checked) and ``note``
+        says so.
 
     Returns
     -------
@@ -184,7 +185,8 @@ def listen_back(y: np.ndarray, values, f: nn.Module, frontend, *, reference,
     share_spectrogram (definitions in the module docstring), f_part (``f(x_P)``), f_x,
     f_ref (in ``f``'s units: pass ``Attributor.rating_selector`` for those ``Run.predict``
     reports), peak (of the part's audio before ``gain``), gain, path (wav, or "" when not
-    written), readable (False: the span is too small to read a share), note (why, or "").
+    written), readable (False: the span is too small to read a share; None, "not checked",
+    without a ``spread``), note (why, or "").
     """
     table, audio = listen_back_parts(y, values, f, frontend, reference=reference, mass=mass,
                                      clip=clip, min_span=min_span, parts=parts, spread=spread)
@@ -219,6 +221,9 @@ def listen_back_parts(y: np.ndarray, values, f: nn.Module, frontend, *, referenc
     f_ref = _mean_output(f, [ref])[0]
     span = f_x - f_ref
     note = share_note(span, spread)
+    checked = spread is not None and np.isfinite(spread) and spread > 0
+    if not checked:  # audit 22c: written readable=True when it could not be judged
+        note = "not checked: no spread of the explained quantity over the test clips"
     masks = evidence_masks(v, mass=mass)
     audio = _part_audio(y, masks, fe, parts)
     rows = []
@@ -233,7 +238,7 @@ def listen_back_parts(y: np.ndarray, values, f: nn.Module, frontend, *, referenc
         rows.append({"clip": clip, "part": part, "area": float(m.mean()), "share": share,
                      "share_spectrogram": share_spec, "f_part": float(out[0]), "f_x": f_x,
                      "f_ref": f_ref, "peak": _peak(audio[part]), "gain": np.nan, "path": "",
-                     "readable": not note, "note": note})
+                     "readable": (not note) if checked else None, "note": note})
     return pd.DataFrame(rows), audio
 
 
