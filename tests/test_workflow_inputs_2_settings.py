@@ -167,6 +167,30 @@ def test_compare_refuses_runs_trained_on_different_data(tmp_path):
     check_runs([_run(tmp_path / "j1"), old])
 
 
+def test_compare_takes_runs_of_the_same_clips_and_audio_on_a_moved_copy(tmp_path):
+    """Audit 22c: a run and its own resume on a moved copy of the dataset were refused as
+    "trained on different data" for their roots alone; runs of the same clips that stored
+    each one's audio bytes are compared by those (and their ratings), not by the folder."""
+    from midlevel.training.datarecord import write_splits
+    from midlevel.workflows.compare import check_runs
+    table = pd.DataFrame({"split": ["train"] * 4 + ["test"] * 2},
+                         index=pd.Index([f"c{i}" for i in range(6)], name="clip"))
+    audio = {c: f"{i:040x}" for i, c in enumerate(table.index)}
+    here, moved = _run(tmp_path / "here"), _run(tmp_path / "moved", root="/e/copy",
+                                                spec="/e/copy/spec.yaml",
+                                                roots={"meta": "/e/meta"})
+    here.info["data"]["roots"] = {"meta": "/d/meta"}
+    for run in (here, moved):
+        run.path.mkdir()
+        write_splits(run.path, table, audio)
+    check_runs([here, moved])
+    other = _run(tmp_path / "other", root="/e/copy")
+    other.path.mkdir()
+    write_splits(other.path, table, {**audio, "c5": "f" * 40})  # one test clip re-recorded
+    with pytest.raises(ReportError, match=r"the audio of 1 clip\(s\) \(c5\)"):
+        check_runs([here, other])
+
+
 def test_compare_refuses_runs_whose_named_roots_differ(tmp_path):
     """Ratings under a named root (--root meta=DIR) are part of the data: two runs trained
     on other folders for one name are not seeds of one model."""

@@ -287,7 +287,8 @@ def check_runs(runs) -> None:
     run must have been trained on one dataset (the same root and as many test clips, the
     same ones where both runs stored their splits, the same ratings of the columns both rate
     where they were trained on the same clips, and the same audio of the clips both trained
-    on; the spec files may differ, see ``SAME_DATA``):
+    on; the spec files may differ, see ``SAME_DATA``; the roots are not compared between
+    runs of the same clips that stored their audio keys: a copy elsewhere is the same data):
     ReportError naming the runs and their datasets otherwise. What is not stored
     with a run (older runs) is not compared.
     """
@@ -305,9 +306,14 @@ def check_runs(runs) -> None:
                               f"{first.frontend}; {run.path}: {run.frontend}); compare runs "
                               f"trained on the same features")
         data = training_data(run)
+        # runs of the same clips that stored each one's audio bytes are compared by those and
+        # their ratings' fingerprints, not by where the dataset lay (audit 22c: a run and its
+        # own resume on a moved copy were refused)
+        keyed = bool(data0["audio"]) and bool(data["audio"]) and \
+            data0["clips"] is not None and data0["clips"] == data["clips"]
         differ = [k for k in SAME_DATA if data0[k] is not None and data[k] is not None
-                  and data0[k] != data[k]]
-        roots0, roots = data0["roots"] or {}, data["roots"] or {}
+                  and data0[k] != data[k] and not (keyed and k == "root")]
+        roots0, roots = ({}, {}) if keyed else (data0["roots"] or {}, data["roots"] or {})
         differ += [f"root {name!r} ({roots0[name]} vs {roots[name]})"
                    for name in sorted(set(roots0) & set(roots)) if roots0[name] != roots[name]]
         ids0, ids = data0["test_ids"], data["test_ids"]
