@@ -73,6 +73,10 @@ def test_a_file_recorded_at_a_low_rate_is_named(world, tmp_path, capsys):
     assert "OK: no problems found (1 warning(s))" in out
     assert (f"{data / 'audio' / f'{clip}.wav'}, clip '{clip}': band-limited audio: recorded "
             f"at 8000 Hz, it holds nothing above 4000 Hz, so 35 of the 149 bands") in err
+    # a log-mel project's bands (audit 22c: validate judged every file against the 149)
+    assert main(["validate", str(data / "spec.yaml"), "--window", "1.0", "--quiet",
+                 "--frontend", "logmel"]) == 0
+    assert "of the 128 bands" in capsys.readouterr().err
 
 
 def test_a_dataset_of_linked_files_is_named_and_scanned_in_its_own_folder(world, tmp_path,

@@ -15,8 +15,10 @@ def _validate(args: argparse.Namespace) -> int:
     from midlevel.data.validate import validate
 
     spec = load_spec(args.spec, root=args.root)
+    from midlevel.data.frontends import make_frontend
     report = validate(spec, decode=not args.no_decode, jobs=args.jobs, window=args.window,
-                      progress=not args.quiet)
+                      progress=not args.quiet,
+                      frontend=make_frontend({"name": FRONTENDS[args.frontend]}))
     print(report.summary())
     _print_warnings(report, args)
     if report.ok:
@@ -128,6 +130,10 @@ def register(sub) -> None:
     p.add_argument("--jobs", type=positive_int, default=2, help="parallel decoders (default 2)")
     p.add_argument("--window", type=positive_float, default=10.0, metavar="SEC",
                    help="training window; shorter clips are warned about (default 10)")
+    p.add_argument("--frontend", default="logfilt", choices=sorted(FRONTENDS),
+                   help="the front end whose bands a file recorded at a low rate leaves empty "
+                        "(`band-limited audio`; default the paper's log-filtered spectrogram, "
+                        "149 bands; logmel: 128 mel bands)")
     p.add_argument("--warnings-csv", metavar="CSV",
                    help="write every warning here (default: when there are more than 20, "
                         "validate_warnings_<spec name>.csv in the current folder)")
