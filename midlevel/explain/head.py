@@ -23,6 +23,7 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import expit
 import pandas as pd
 
 from midlevel.data.inputs import batch_items
@@ -132,7 +133,7 @@ class LinearHead:
         o = np.asarray(outputs, dtype=np.float64)
         for j, kind in enumerate(self.kinds):
             if kind == "binary":
-                out[:, j] = 1.0 / (1.0 + np.exp(-o[:, j]))
+                out[:, j] = expit(o[:, j])  # no overflow warning for large logits
         for t in dict.fromkeys(t for t, k in zip(self.targets, self.kinds) if k == "logit"):
             idx = [j for j, tt in enumerate(self.targets) if tt == t]
             z = o[:, idx] - o[:, idx].max(1, keepdims=True)

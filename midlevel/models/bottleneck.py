@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+from scipy.special import expit
 
 import torch
 from torch import nn
@@ -68,7 +69,7 @@ def decode_targets(outputs: np.ndarray, layout: list[tuple]) -> np.ndarray:
         if kind == "class":
             out[:, j] = outputs[:, s].argmax(1)
         elif kind == "binary":
-            out[:, j] = 1.0 / (1.0 + np.exp(-outputs[:, s.start]))
+            out[:, j] = expit(outputs[:, s.start])  # no overflow warning for large logits
         else:
             out[:, j] = outputs[:, s.start]
     return out

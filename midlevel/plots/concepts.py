@@ -6,6 +6,7 @@ Every function takes ``ax=None`` or ``fig=None`` and returns the Axes or Figure 
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import expit
 import pandas as pd
 
 from midlevel.plots.common import (  # noqa: F401 (re-exported: concept_colors, the units)
@@ -234,7 +235,7 @@ def contribution_bars(table: pd.DataFrame, clip: str | None = None, *, targets=N
         kind = r["output_kind"].iloc[0] if "output_kind" in r else "regression"
         if kind == "binary":
             # a tag: contributions add up in log-odds; the title gives the probabilities
-            pb, pp = 1 / (1 + np.exp(-base)), 1 / (1 + np.exp(-pred))
+            pb, pp = expit(base), expit(pred)
             ax.set_title(f"{target}: P {pb:.2f} \u2192 {pp:.2f}", fontsize=9)
         else:
             ax.set_title(f"{target}: {number(base)} \u2192 {number(pred)}", fontsize=9)
