@@ -188,3 +188,29 @@ def test_audio_warnings_are_said_again_when_the_features_come_from_the_cache(
     with monkeypatch.context() as m:  # an entry of version 1 lives under another key
         m.setattr("midlevel.data.cache.CACHE_VERSION", 1)
         assert FeatureCache(tmp_path / "cache").key != cache.key
+
+
+def test_cache_notes_name_the_file_as_given_and_an_unwritable_cache_is_named(
+        tmp_path, caplog, monkeypatch):
+    """Re-audit 22d: a path given as ``./x.wav`` kept the normalized name in its note (later
+    fills said "./x.wav: x.wav: very quiet"); a cache that cannot be written raised a bare
+    PermissionError."""
+    from midlevel.data import audio
+    from midlevel.errors import CacheError
+    write_tone(tmp_path / "audio" / "quiet.wav", seconds=1.0, amplitude=0.0002)
+    monkeypatch.chdir(tmp_path)
+    for _ in range(2):  # computed, then from the cache
+        monkeypatch.setattr(audio, "_WARNED", set())
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="midlevel"):
+            FeatureCache(tmp_path / "cache").fill(["./audio/quiet.wav"], jobs=1, progress=False)
+        said = [r.getMessage() for r in caplog.records if "very quiet" in r.getMessage()]
+        assert len(said) == 1 and said[0].startswith("./audio/quiet.wav: very quiet audio")
+    from midlevel.data import cache as cache_module
+
+    def refused(path, array):  # a read-only folder (root writes into one: simulated)
+        raise PermissionError(1, "Operation not permitted", str(path))
+
+    monkeypatch.setattr(cache_module, "write_npy", refused)
+    with pytest.raises(CacheError, match="cannot write the feature cache .* --cache"):
+        FeatureCache(tmp_path / "other").get(tmp_path / "audio" / "quiet.wav")

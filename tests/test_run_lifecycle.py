@@ -75,11 +75,19 @@ def test_train_log_keeps_what_was_said_before_the_run_directory_existed(tmp_path
     said before `fit` makes RUN/train.log: they reached the screen only."""
     from midlevel.training import from_spec
     out = tmp_path / "run"
-    with early_log():
-        logging.getLogger("midlevel.data.audio").warning("x.wav: very quiet audio")
-        _fit(out)
+    logger = logging.getLogger("midlevel")
+    level = logger.level
+    logger.setLevel(logging.WARNING)  # Python use without logging set up (re-audit 22d F7)
+    try:
+        with early_log():
+            logging.getLogger("midlevel.data.audio").warning("x.wav: very quiet audio")
+            logging.getLogger("midlevel.training").info("8 clip(s) have time-varying ratings")
+            _fit(out)
+    finally:
+        logger.setLevel(level)
     log = (out / "train.log").read_text()
     assert log.index("x.wav: very quiet audio") < log.index("joint mode")
+    assert "8 clip(s) have time-varying ratings" in log
 
     def fake(spec, out, **kw):  # train()'s own work, as the data checks do it
         logging.getLogger("midlevel.training").warning("said before the run existed")
@@ -126,6 +134,9 @@ def test_a_refusal_every_torchrun_process_meets_is_printed_once(tmp_path, monkey
     assert _once_per_launch("spec.yaml: bad") == "the same as process 0's (printed once)"
     assert _once_per_launch("only here") == "only here"  # another error is printed whole
     monkeypatch.setenv("MASTER_PORT", "29512")  # another launch
+    assert _once_per_launch("spec.yaml: bad") == "spec.yaml: bad"
+    import os  # a relaunch on the same port and run id (audit 22d F1): another agent
+    monkeypatch.setattr(os, "getppid", lambda: 1)
     assert _once_per_launch("spec.yaml: bad") == "spec.yaml: bad"
     monkeypatch.setenv("WORLD_SIZE", "1")
     assert _once_per_launch("spec.yaml: bad") == "spec.yaml: bad"

@@ -116,17 +116,21 @@ def test_explicit_columns_list_and_mapping(tmp_path):
 def test_a_class_column_in_a_segment_table_is_named_not_silently_left_out(tmp_path, caplog,
                                                                           monkeypatch):
     """Audit 22a: a segment table rating the class target 'mood' beside 'happy' loaded
-    without a word, its class cells ignored; a warning names the file and the column."""
-    from midlevel.data import segments
-    monkeypatch.setattr(segments, "_SAID", set())
+    without a word, its class cells ignored; a warning names the file and the column, in
+    validate's list (re-audit 22d) and, once, in every other command's log."""
+    from midlevel.data import annotations
+    monkeypatch.setattr(annotations, "_SAID", set())
     path = dataset(tmp_path, "clip,start,end,happy,mood\nc1,0,2,3,b\nc1,2,4,7,a\n")
     with caplog.at_level("WARNING", logger="midlevel"):
         seg = segments_of(load_annotations(load_spec(path)))
         load_annotations(load_spec(path))  # said once
     assert seg.columns == ["happy"]
     said = [r.getMessage() for r in caplog.records if "segments hold numeric" in r.getMessage()]
-    assert len(said) == 1 and said[0].startswith(f"{tmp_path / 'segments.csv'}: column 'mood' "
-                                                 f"holds the target 'mood', a class column")
+    assert len(said) == 1 and said[0].startswith(
+        f"{tmp_path / 'segments.csv'}, column 'mood': unread segment column: it holds the "
+        f"target 'mood', a class column")
+    report = validate(load_spec(path), progress=False)
+    assert [w.message.split(":")[0] for w in report.warnings].count("unread segment column") == 1
 
 
 @pytest.mark.parametrize("bad, key", [

@@ -107,8 +107,9 @@ def register(sub) -> None:
                         "(AMX or AVX512-BF16; an error on others): steps about 3x faster where "
                         "measured (a whole fit 1.8x), validation and prediction stay float32 "
                         "(config key cpu_bf16; on cuda, mixed precision is on already); "
-                        "--no-bf16 turns it off, e.g. to resume a bf16 run on a CPU without "
-                        "bf16 units (history.csv's bf16 column records each epoch's setting)")
+                        "--no-bf16 turns this CPU option off, e.g. to resume a bf16 run on a "
+                        "CPU without bf16 units (history.csv's bf16 column records each "
+                        "epoch's setting; CUDA's mixed precision is the config key amp)")
     p.add_argument("--max-memory", metavar="SIZE",
                    help="memory budget for holding every spectrogram in memory (e.g. 2GB; "
                         "default a quarter of RAM); larger datasets stream from the feature "

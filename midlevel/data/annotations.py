@@ -18,6 +18,7 @@ from midlevel.data.tables import (Table, cell_text, inferred_classes, listing, p
 from midlevel.errors import Problem, ValidationFailed
 
 log = logging.getLogger("midlevel.data")
+_SAID: set = set()  # the segment tables' unread columns warned about (once per process)
 
 
 @dataclass
@@ -386,5 +387,9 @@ def load_annotations(spec: DataSpec, *, strict: bool = True) -> Annotations | pd
             raise ValidationFailed(problems, f"annotations of spec '{spec.name}' have problems")
         for note in notes:  # validate lists them; every other command logs them
             log.info("spec '%s': %s", spec.name, note)
+        for warning in segments.unread if segments is not None else ():
+            if (warning.file, warning.column) not in _SAID:  # once per process
+                _SAID.add((warning.file, warning.column))
+                log.warning("%s", warning)
         return table
     return Annotations(table, problems, notes, sources, segments, joined, rejected)

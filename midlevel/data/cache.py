@@ -6,7 +6,9 @@ key hashes the front end's ``config()`` plus the loader settings and the decoder
 hashes the audio file's bytes. A change in either gives a new key, so stale features are
 never read. Each entry is written to a temporary file and renamed into place, so an
 interrupted run never leaves a half-written entry under a real name; ``fill`` resumes where
-it stopped.
+it stopped. Beside an entry whose decoding gave warnings (very quiet, clipped, band-limited
+audio), ``<content key>.warnings.json`` keeps them, so that a fill from the cache says them
+again (:meth:`FeatureCache.notes`).
 """
 from __future__ import annotations
 
@@ -176,11 +178,15 @@ class FeatureCache:
             target.unlink(missing_ok=True)
         with kept_warnings() as kept:
             features = self.compute(path)
-        prefix = f"{path}: "
-        if kept:  # first: a whole entry has its notes
-            write_json(self.notes_file(path), [m[len(prefix):] if m.startswith(prefix)
-                                               else m for m in kept])
-        write_npy(target, features)
+        try:
+            if kept:  # first: a whole entry has its notes
+                write_json(self.notes_file(path), [_unnamed(m, path) for m in kept])
+            write_npy(target, features)
+        except OSError as exc:  # audit 22d F2: a bare PermissionError from a read-only cache
+            why = exc.strerror or exc
+            raise CacheError(f"{self.folder}: cannot write the feature cache ({why}) for "
+                             f"{path}; give a folder you can write with --cache (or "
+                             f"MIDLEVEL_CACHE)") from exc
         for message in kept if say else ():
             say_warning(message)
         return features, True
@@ -267,6 +273,15 @@ class FeatureCache:
         if strict and problems:
             raise ValidationFailed(problems, "features could not be computed for some files")
         return stats
+
+
+def _unnamed(message: str, path) -> str:
+    """``message`` without the name of the file it is about (as given, or as the audio module
+    writes it, normalized: ``./x.wav`` is ``x.wav``; audit 22d F5)."""
+    for name in (str(path), str(Path(path))):
+        if message.startswith(f"{name}: "):
+            return message[len(name) + 2:]
+    return message
 
 
 def entry_is_whole(target: Path) -> bool:

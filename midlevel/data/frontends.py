@@ -181,14 +181,14 @@ class _Frontend(nn.Module):
 
 
 def as_waveform(y) -> torch.Tensor:
-    """``y`` as a tensor: a numpy array (any real dtype; the front end casts it to float32)
-    is converted, anything else is an ArgumentError naming its type (audit 22b: a numpy
-    waveform met a bare AttributeError)."""
+    """``y`` as a tensor: a numpy array of floats, or of PCM integers scaled to [-1, 1] as
+    ``Run.predict`` scales them (int8/16/32, uint8; re-audit 22d), is converted; anything
+    else is an error naming its type (audit 22b: a numpy waveform met an AttributeError)."""
     if isinstance(y, torch.Tensor):
         return y
-    if isinstance(y, np.ndarray) and (np.issubdtype(y.dtype, np.floating) or
-                                      np.issubdtype(y.dtype, np.integer)):
-        return torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32))
+    if isinstance(y, np.ndarray) and y.dtype.kind in "fiu":
+        from midlevel.data.inputs import _float_samples
+        return torch.from_numpy(np.ascontiguousarray(_float_samples(y, "waveform")))
     raise ArgumentError(f"a waveform is a torch.Tensor or a real numpy array of shape "
                         f"(..., n_samples), not {type(y).__name__}"
                         + (f" of dtype {y.dtype}" if isinstance(y, np.ndarray) else ""))

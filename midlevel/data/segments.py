@@ -12,7 +12,6 @@ durations). ``load_annotations`` puts the result on the annotations table as
 """
 from __future__ import annotations
 
-import logging
 import math
 import re
 from dataclasses import dataclass, field
@@ -23,9 +22,6 @@ import pandas as pd
 
 from midlevel.data.tables import DECIMAL, cell_text, listing, parse_rating, read_table
 from midlevel.errors import Problem
-
-log = logging.getLogger(__name__)
-_SAID: set[tuple[str, str]] = set()  # the unread class and binary columns warned about
 
 KEYS = ("clip", "start", "end")
 DURATION_TOLERANCE = 0.1  # seconds a segment may run past the end of its clip's audio
@@ -46,6 +42,9 @@ class Segments:
         Per row of ``table``: ``(file, row, column, instant)``: where the row comes from, the
         column that ends its span (``end_column``) or places its instant (``time_column``), and
         whether it is an instant; for problems found later.
+    unread : tuple of Problem
+        Warnings (``validate`` lists them, other commands log them): each class or binary
+        column of a segment table, which segments cannot rate.
 
     A ``Segments`` is shared, not copied, by every table that carries it in its ``attrs``
     (pandas deep-copies ``attrs`` on every operation): treat it as read-only.
@@ -53,6 +52,7 @@ class Segments:
 
     table: pd.DataFrame
     sources: tuple[tuple[str, int, str, bool], ...] = ()
+    unread: tuple[Problem, ...] = ()  # warnings: class or binary columns a table holds
     _rows: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
@@ -130,8 +130,21 @@ def _seconds(text: str, column: str, where: dict, problems: list[Problem]) -> fl
     return value
 
 
-def _read_rows(spec, index: int, clips: set[str], problems: list[Problem]) -> list[_Row]:
-    """The rows of segment table ``index`` of ``spec`` that locate a known clip in time."""
+def _unread(column, concept: bool, file) -> Problem:
+    """The warning for the class or binary ``column`` (a spec column) in a segment table."""
+    what, holds = ("a concept" if concept else "the target"), (
+        "label" if column.kind == "binary" else "class")
+    return Problem(f"unread segment column: it holds {what} '{column.name}', a {column.kind} "
+                   f"column; segments hold numeric ratings only, so it is not read (the "
+                   f"clip's own {holds} holds over the whole clip)", file=str(file),
+                   column=column.column)
+
+
+def _read_rows(spec, index: int, clips: set[str], problems: list[Problem],
+               unread: list[Problem]) -> list[_Row]:
+    """The rows of segment table ``index`` of ``spec`` that locate a known clip in time;
+    ``unread`` gets a warning per class or binary column of the table (audit 22a: left out
+    without a word)."""
     seg = spec.segments[index]
     file = spec.table_root(seg) / seg.path
     read = read_table(seg, file, problems, unique=False, kind="segments table",
@@ -142,17 +155,9 @@ def _read_rows(spec, index: int, clips: set[str], problems: list[Problem]) -> li
     if seg.columns is None:
         pairs = [(c.name, c.column) for c in spec.concepts + spec.targets
                  if c.is_rating and c.column in frame.columns]
-        unread = [c for c in spec.concepts + spec.targets
-                  if not c.is_rating and c.column in frame.columns]
-        for c in unread:  # audit 22a: left out without a word (said once per process)
-            if (str(file), c.column) in _SAID:
-                continue
-            _SAID.add((str(file), c.column))
-            log.warning("%s: column '%s' holds %s '%s', a %s column: segments hold numeric "
-                        "ratings only, so it is not read (the clip's own %s holds over the "
-                        "whole clip)", file, c.column, "a concept" if c in spec.concepts
-                        else "the target", c.name, c.kind,
-                        "label" if c.kind == "binary" else "class")
+        for c in spec.concepts + spec.targets:
+            if not c.is_rating and c.column in frame.columns:
+                unread.append(_unread(c, c in spec.concepts, file))
         if not pairs:
             problems.append(Problem(f"segments table rates none of the spec's concepts or "
                                     f"targets (no column of theirs in {listing(frame)}); name "
@@ -270,9 +275,9 @@ def load_segments(spec, clips, problems: list[Problem]) -> Segments:
     cells are NaN.
     """
     known = {str(c) for c in clips}
-    rows = []
+    rows, unread = [], []
     for i in range(len(spec.segments)):
-        rows.extend(_read_rows(spec, i, known, problems))
+        rows.extend(_read_rows(spec, i, known, problems, unread))
     rated = {n for r in rows for n in r.values}
     names = [c.name for c in spec.concepts + spec.targets if c.name in rated]
     _overlaps(rows, names, problems)
@@ -282,7 +287,7 @@ def load_segments(spec, clips, problems: list[Problem]) -> Segments:
                           "end": np.array([r.end for r in rows], dtype=float),
                           **{n: np.array([r.values.get(n, math.nan) for r in rows], dtype=float)
                              for n in names}})
-    return Segments(table, tuple(r.source for r in rows))
+    return Segments(table, tuple(r.source for r in rows), unread=tuple(unread))
 
 
 def check_durations(segments: Segments, durations: Mapping[str, float], *,

@@ -266,6 +266,7 @@ def validate(spec: DataSpec, *, decode: bool = True, jobs: int = 2, window: floa
               and np.isfinite(c.duration)}
     warnings = ([c.warning for c in checks if c.warning is not None]
                 + [c.clipping for c in checks if c.clipping is not None]
+                + list(ann.segments.unread if ann.segments is not None else ())
                 + seg.frameless(ann.segments, frames, frontend.fps)
                 + seg.early_ends(ann.segments, {c.clip: c.duration for c in checks
                                                 if c.problem is None})

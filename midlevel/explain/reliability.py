@@ -248,7 +248,7 @@ def logistic_line(class_targets, binary_targets) -> list[str]:
     return [f"for the class and binary targets ({', '.join(map(str, names))}) the correction is "
             f"regression calibration's approximation of a logit: it removes part of the "
             f"bias, less the larger the effect, so their weights stay attenuated and their "
-            f"intervals too narrow on many clips"]
+            f"intervals, where given, too narrow on many clips"]
 
 
 def few_line(n_clips: int, n_concepts: int) -> list[str]:

@@ -164,7 +164,7 @@ def _numeric(table: pd.DataFrame, source: str) -> pd.DataFrame:
     for t in table.index:
         for c in table.columns:
             v = table.at[t, c]
-            if v is None or (isinstance(v, float) and np.isnan(v)):
+            if np.ndim(v) == 0 and pd.isna(v):  # None, NaN, pd.NA: missing (re-audit 22d)
                 continue
             if isinstance(v, (bool, np.bool_)) or not (
                     isinstance(v, (int, float, np.integer, np.floating)) or
@@ -174,6 +174,8 @@ def _numeric(table: pd.DataFrame, source: str) -> pd.DataFrame:
                 continue
             try:
                 out.at[t, c] = float(v)
+            except OverflowError:  # a JSON integer of hundreds of digits: no float
+                out.at[t, c] = np.inf if v > 0 else -np.inf
             except ValueError:
                 bad.append(f"{t}/{c} = {v!r}")
     if bad:

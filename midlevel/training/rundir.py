@@ -107,7 +107,8 @@ def run_directory(ctx, out: Path, *, resume: bool, overwrite: bool):
     A directory this call made that holds no checkpoint when the block fails (or is
     interrupted) is removed: no epoch was completed, so nothing is lost, and the next call
     needs no ``--overwrite``. A run an ``--overwrite`` was replacing comes back then (it is
-    kept in ``RUN/.midlevel_replaced`` until the new run has a checkpoint).
+    kept in ``RUN/.midlevel_replaced`` until the block ends; after a kill, the next call
+    puts it back, or drops it where the new run has a checkpoint).
     """
     created = not out.exists()
     with _locked(ctx, out):
@@ -131,9 +132,9 @@ def run_directory(ctx, out: Path, *, resume: bool, overwrite: bool):
                 shutil.rmtree(replaced, ignore_errors=True)
 
 
-# the folder inside RUN that holds the run an --overwrite replaces until the new run has
-# finished an epoch: an --overwrite stopped before that gives the old run back (audit 22a:
-# it left a run folder with a config and no model, the old run gone)
+# the folder inside RUN that holds the run an --overwrite replaces while the new one trains:
+# an --overwrite stopped before its first epoch gives the old run back (audit 22a: it left
+# a run folder with a config and no model, the old run gone)
 REPLACED = ".midlevel_replaced"
 
 
@@ -223,6 +224,12 @@ class _Early(logging.Handler):
     def emit(self, record):
         if self.records is not None:
             self.records.append(record)
+        # where nothing else would show a warning (Python use without logging set up), it is
+        # shown as Python shows one then, not swallowed by this handler
+        others = [h for h in logging.getLogger("midlevel").handlers + logging.getLogger().handlers
+                  if h is not self]
+        if record.levelno >= logging.WARNING and not others and logging.lastResort:
+            logging.lastResort.handle(record)
 
 
 _EARLY: _Early | None = None
@@ -234,14 +241,17 @@ def early_log():
     the run's ``train.log`` is written there first."""
     global _EARLY
     logger = logging.getLogger("midlevel")
-    handler, outer = _Early(), _EARLY
+    handler, outer, level = _Early(), _EARLY, logger.level
     logger.addHandler(handler)
+    if logger.getEffectiveLevel() > logging.INFO:  # as log_to_file will (audit 22d F7: the
+        logger.setLevel(logging.INFO)              # notes said before it were dropped)
     _EARLY = handler
     try:
         yield
     finally:
         _EARLY = outer
         logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def log_to_file(ctx, path: Path):
