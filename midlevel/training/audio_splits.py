@@ -10,8 +10,10 @@ without a word (test r -0.51 -> +0.56). Matching by the audio's bytes needs no o
   warned, as :func:`midlevel.training.datarecord.use_stored_splits` does);
 - a clip holding audio another clip had at training takes that audio's split ("train" if any
   clip with those bytes trained), warned by name;
-- a clip of an id the run knows with audio it never saw, and a clip it does not know, keep the
-  spec's split (warned for the first: the model never heard it).
+- a clip of an id the run knows whose bytes differ (re-encoded, retagged or replaced: the
+  bytes cannot tell) keeps the split the run stored for the id, warned (audit 22e: kept in
+  the spec's split, a re-encoded dataset with an edited split seed was scored on training
+  clips); a clip the run does not know keeps the spec's split.
 
 Runs of versions that stored no audio keys keep the id-based matching of
 :meth:`midlevel.run.Run.annotations`.
@@ -60,7 +62,8 @@ def splits_by_audio(table: pd.DataFrame, run_dir, *, where, warned: set
             split = "train" if any(stored[o] == "train" for o in owners) else stored[owners[0]]
             assigned[clip] = split
             swapped.append((clip, owners[0], split))
-        elif clip in stored.index:
+        elif clip in stored.index:  # other bytes (re-encoded, retagged or replaced): the
+            assigned[clip] = stored[clip]  # run's split for the name is never less safe
             unheard.append(clip)
     current = split_assignment(table)
     changes = split_changes(pd.Series(assigned, dtype=object).sort_index(), current)
@@ -69,27 +72,34 @@ def splits_by_audio(table: pd.DataFrame, run_dir, *, where, warned: set
         rows = pd.Index(table.index.astype(str)).get_indexer([c for c, _, _ in moved])
         table.iloc[rows, table.columns.get_loc("split")] = [old for _, old, _ in moved]
     run = str(Path(run_dir).resolve())
-    plain = [m for m in moved if m[0] not in {c for c, _, _ in swapped}]
+    told = {c for c, _, _ in swapped} | set(unheard)  # said in their own warnings below
+    plain = [m for m in moved if m[0] not in told]
+    added = [c for c in changes["added"] if c not in stored.index]
     if plain and (run, "splits") not in warned:
         warned.add((run, "splits"))
         log.warning("%s: the spec now draws other splits than the run was trained on: %s. "
                     "Using the run's splits (%s) for the clips it knows, so that its test "
-                    "clips are clips it never trained on", where,
+                    "clips are clips it never trained on%s", where,
                     describe_changes({**changes, "moved": plain, "added": []}),
-                    Path(run_dir) / SPLITS_FILE)
+                    Path(run_dir) / SPLITS_FILE,
+                    f"; {len(added)} clip(s) it did not know keep the spec's split"
+                    if added else "")
     if swapped and (run, "swapped") not in warned:
         warned.add((run, "swapped"))
         shown = ", ".join(f"{c} holds {o}'s ({s})" for c, o, s in swapped[:EXAMPLES])
         log.warning("%s: %d clip(s) hold audio another clip had when the run was trained "
                     "(%s%s): each is scored in the split its audio had (%s's SHA-1 of each "
-                    "file), not in its name's", where, len(swapped), shown,
+                    "file), not in its name's, but against its name's ratings: the metrics "
+                    "pair one clip's audio with another's ratings until the files are put "
+                    "back", where, len(swapped), shown,
                     ", ..." if len(swapped) > EXAMPLES else "", SPLITS_FILE)
     if unheard and (run, "unheard") not in warned:
         warned.add((run, "unheard"))
-        log.warning("%s: %d clip(s) the run knows by name hold other audio than at training "
-                    "(%s%s): the model never heard them; they keep the spec's split, scored "
-                    "as new clips (replaced files, or another dataset with the same ids?)",
-                    where, len(unheard), ", ".join(sorted(unheard)[:EXAMPLES]),
+        log.warning("%s: %d clip(s) the run knows by name hold other bytes than at training "
+                    "(%s%s): re-encoded or retagged copies, or other audio (replaced files, "
+                    "another dataset with the same ids?); each keeps the split the run "
+                    "stored for its name", where, len(unheard),
+                    ", ".join(sorted(unheard)[:EXAMPLES]),
                     ", ..." if len(unheard) > EXAMPLES else "")
     return table
 
