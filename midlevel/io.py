@@ -359,8 +359,17 @@ def lock_held(folder: str | Path, name: str = LOCK_FILE) -> bool:
 def first_noted(path: str | Path, key: str, who: str) -> str | None:
     """Note ``key`` for ``who`` in the shared file ``path`` (appended under an exclusive
     lock; processes of one launch share it) and return who noted ``key`` first, or None
-    when this call did (or the file cannot be used)."""
+    when this call did (or the file cannot be used). Files of the same name up to its last
+    ``-`` (earlier launches') a day old are removed."""
     import fcntl
+    path = Path(path)
+    for old in path.parent.glob(f"{path.name.rsplit('-', 1)[0]}-*"):  # earlier launches'
+        try:                                                          # a day on: removed
+            if old.is_file() and not old.is_symlink() and \
+                    time.time() - old.stat().st_mtime > 86400:
+                old.unlink()
+        except OSError:
+            pass
     try:
         with open(path, "a+", encoding="utf-8") as f:
             fcntl.flock(f, fcntl.LOCK_EX)

@@ -139,3 +139,14 @@ def test_a_concept_named_with_dollars_is_drawn_as_written(tmp_path):
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     assert any(r"$\foo$" in label for label in labels)
     plt.close(fig)
+
+
+def test_an_unchecked_readable_cell_reads_as_a_dash(tmp_path):
+    """Re-audit 22e: listen-back's `readable` is None where no spread was known, and the
+    report printed "None" beside True/False."""
+    table = pd.DataFrame({"part": ["for", "against"], "share": [0.5, np.nan],
+                          "readable": [None, True]})
+    md = markdown_table(table)
+    assert "None" not in md and "| - |" in md.replace("|-|", "| - |")
+    html = write_html(tmp_path / "r.html", "t", [("s", [("table", table)])]).read_text()
+    assert "None" not in html and "<td>-</td>" in html

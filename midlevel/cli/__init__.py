@@ -103,8 +103,8 @@ def _once_per_launch(message: str) -> str:
     """``message``, or under torchrun, where every process reads the same inputs and meets the
     same refusal, a pointer to the process that printed it first (audit 22a: a refusal was
     printed once per process). The processes of one launch (torchrun's agent process, master
-    address, port and run id) note each message's digest in a file of the temporary folder,
-    under a lock."""
+    address, port, run id and restart count) note each message's digest in a file of the
+    temporary folder, under a lock; such files a day old are removed."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return message
     import hashlib
@@ -113,7 +113,7 @@ def _once_per_launch(message: str) -> str:
     from midlevel.io import first_noted
     # torchrun's agent, the parent of every process of a launch: a relaunch on a fixed port
     # and run id is another launch (audit 22d F1: every process pointed at the last's)
-    keys = ("MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID")
+    keys = ("MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID", "TORCHELASTIC_RESTART_COUNT")
     launch = "|".join([str(os.getppid()), *(os.environ.get(k, "") for k in keys)])
     name = hashlib.sha1(launch.encode()).hexdigest()[:16]
     first = first_noted(Path(tempfile.gettempdir()) / f"midlevel-errors-{name}",

@@ -116,7 +116,9 @@ SECTION_TEXT = {
                    "input, and f(ref) is that mean). "
                    "Where |f(x) - f(ref)| is below 5 % of the sd over the test clips of what "
                    "is explained (spread_sd: of its ratings, or of the model's output for a "
-                   "logit), readable is False: the span is too small to read a share.",
+                   "logit), readable is False: the span is too small to read a share; "
+                   "where that sd is unknown (the run's test clips cannot be read), readable "
+                   "is empty (-): not checked.",
     "lime_components": "LIME's top components of the first clip (by evidence for its "
                        "deviation from the reference), written as wavs; for NMF components "
                        "the relative reconstruction error of the clip's magnitude.",

@@ -34,6 +34,9 @@ def write_html(path, title: str, sections: list[tuple[str, list]]) -> Path:
             if kind == "text":
                 parts.append(f"<p>{html.escape(value)}</p>")
             elif kind == "table":
+                value = value.copy()
+                for c in value.columns[value.dtypes == object]:  # None is no NaN to na_rep
+                    value[c] = value[c].map(lambda v: "-" if v is None else v)
                 parts.append(value.to_html(index=False, float_format=lambda v: format_value(v),
                                            na_rep="-", border=0))
             elif kind == "figure":

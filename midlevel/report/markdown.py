@@ -8,7 +8,10 @@ import pandas as pd
 
 
 def format_value(v) -> str:
-    """A cell for a report: floats to 3 decimals (3 significant digits when tiny or huge)."""
+    """A cell for a report: floats to 3 decimals (3 significant digits when tiny or huge);
+    a missing value (NaN, None: listen-back's unchecked ``readable``) as "-"."""
+    if v is None or v is pd.NA:
+        return "-"
     if isinstance(v, (float, np.floating)):
         if not np.isfinite(v):
             return "-"

@@ -226,10 +226,18 @@ class _Early(logging.Handler):
             self.records.append(record)
         # where nothing else would show a warning (Python use without logging set up), it is
         # shown as Python shows one then, not swallowed by this handler
-        others = [h for h in logging.getLogger("midlevel").handlers + logging.getLogger().handlers
-                  if h is not self]
-        if record.levelno >= logging.WARNING and not others and logging.lastResort:
+        if record.levelno >= logging.WARNING and logging.lastResort and \
+                not self._others(logging.getLogger(record.name)):
             logging.lastResort.handle(record)
+
+    def _others(self, logger) -> bool:
+        """Whether a handler other than this one sees records of ``logger`` (its own, its
+        parents' while they propagate)."""
+        while logger is not None:
+            if any(h is not self for h in logger.handlers):
+                return True
+            logger = logger.parent if logger.propagate else None
+        return False
 
 
 _EARLY: _Early | None = None
