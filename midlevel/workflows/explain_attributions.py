@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,6 +67,7 @@ from midlevel.explain.listen_back import (
 )
 from midlevel.io import LOCK_FILE, recording, replace_manifest, save_figure, write_csv
 from midlevel.run import load_run
+from midlevel.training.predict import short_note
 
 log = logging.getLogger("midlevel.explain")
 
@@ -306,9 +306,9 @@ def _predictions(run, spectrogram, name: str, path: str, warnings: dict, *,
     lasting ``seconds``: a short clip's note gives these, not frames / fps, 3.01 s for 3.00)
     with its name and source path first; a clip shorter than the window, or recorded at a
     rate that leaves bands empty, is logged once and its note put in ``warnings[name]``."""
-    row = run.predict(spectrogram, names=[path], log_notes=False)
-    short = re.sub(r"^\d+(\.\d+)? s,", f"{seconds:.2f} s,",
-                   row.attrs.get("warnings", {}).get(path) or "")
+    row = run.predict(spectrogram, names=[path], log_notes=False)  # its one note: too short
+    short = (short_note(seconds, run.config.crop_seconds)
+             if row.attrs.get("warnings", {}).get(path) else "")
     notes = "; ".join(filter(None, [short, file_band_note(path, run.frontend_module)]))
     if notes:
         log.warning("%s: %s", path, notes)
