@@ -59,8 +59,10 @@ SECTION_TEXT = {
                "held-out clips the three modes' shares were within each other's noise (see "
                "midlevel.explain.leakage).",
     "metrics": "Test-split accuracy per target, mean and std over the runs of each model "
-               "(std is empty for a single run): r, R^2 and RMSE of rating targets, accuracy "
-               "of class and binary targets (and ROC-AUC of binary ones).",
+               "(std is empty for a single run): r, R^2 and RMSE of rating targets, and of "
+               "binary targets' probabilities against their 0/1 labels (RMSE there is the "
+               "root Brier score), accuracy of class and binary targets (and ROC-AUC of "
+               "binary ones).",
     "completeness": "Completeness: the bottleneck's accuracy over the black box's (1 = the "
                     "concepts lose nothing); not given where the black box's r is below 0.1, "
                     "a chance-level denominator, where r is not defined (class targets) or "
