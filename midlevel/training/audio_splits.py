@@ -67,7 +67,7 @@ def splits_by_audio(table: pd.DataFrame, run_dir, *, where, warned: set
             unheard.append(clip)
     current = split_assignment(table)
     changes = split_changes(pd.Series(assigned, dtype=object).sort_index(), current)
-    moved = [(c, old, new) for c, old, new in changes["moved"]]
+    moved = changes["moved"]
     if moved:
         rows = pd.Index(table.index.astype(str)).get_indexer([c for c, _, _ in moved])
         table.iloc[rows, table.columns.get_loc("split")] = [old for _, old, _ in moved]

@@ -176,8 +176,8 @@ def _locked(ctx, out: Path):
 def prepare(ctx, out: Path, resume: bool, overwrite: bool) -> Path | None:
     """Make ``out``; an existing non-empty one only with ``resume`` or ``overwrite`` (and
     replaced only when it is a run directory). Returns the folder that holds the replaced
-    run's files (``RUN/.midlevel_replaced``) until the new run has finished an epoch, or
-    None."""
+    run's files (``RUN/.midlevel_replaced``) while the new run trains (see
+    :func:`run_directory`), or None."""
     replaced = None
     if ctx.main:
         if (out / REPLACED).is_dir():  # an --overwrite killed (-9): before its first
@@ -201,13 +201,10 @@ def prepare(ctx, out: Path, resume: bool, overwrite: bool) -> Path | None:
             if not (out / CONFIG_FILE).is_file():
                 raise CheckpointError(f"{out}: not a run directory (no {CONFIG_FILE}); refusing "
                                       f"to delete it")
-            replaced = out / REPLACED  # kept until the new run has finished an epoch
-            if replaced.exists():
-                shutil.rmtree(replaced)
+            replaced = out / REPLACED  # (an earlier one was restored or dropped above)
             replaced.mkdir()
             for p in held:  # the lock this process holds stays
-                if p.name != REPLACED:
-                    p.rename(replaced / p.name)
+                p.rename(replaced / p.name)
         out.mkdir(parents=True, exist_ok=True)
     ddp.barrier(ctx)
     return replaced
