@@ -75,14 +75,28 @@ def test_deep_shap_additivity_on_blackbox_longer_input(models, data):
     assert attr.expected == pytest.approx(mean_bg, abs=1e-5)
 
 
+def _model_state(model: nn.Module) -> dict:
+    """What a caller of an attribution method would notice changed on its model."""
+    return {"parameters": [(n, p.requires_grad) for n, p in model.named_parameters()],
+            "state": list(model.state_dict()),
+            "values": [float(v.double().sum()) for v in model.state_dict().values()],
+            "training": [m.training for m in model.modules()],
+            "hooks": sum(len(m._forward_hooks) + len(m._forward_pre_hooks)
+                         + len(m._backward_hooks) for m in model.modules())}
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_every_method_shapes_and_marginals(models, data, method):
     bb, _ = models
     x, bg = data
     hz = np.geomspace(30, 10000, BANDS)
+    before, x_before = _model_state(bb), x.clone()
     attr = attribute(bb, x, method=method, background=bg, output="energy", fps=31.25,
                      band_frequencies=hz, window=(8, 16), n_steps=8, n_samples=8,
                      clips=["a", "b"])
+    # the caller's model and input as they were (audit 23b: SHAP's DeepExplainer left 22
+    # trainable parameters on the model, and its state_dict no longer loaded into the run)
+    assert _model_state(bb) == before and torch.equal(x, x_before)
     assert attr.values.shape == x.shape and np.isfinite(attr.values).all()
     assert attr.ms_per_clip > 0
     tm, fm = attr.time_marginal(), attr.frequency_marginal()

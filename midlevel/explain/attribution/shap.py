@@ -6,6 +6,7 @@ every later clip explained by the same instance with the same background.
 """
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import numpy as np
@@ -36,14 +37,36 @@ class ShapDeep(AttributionMethod):
                 explainer = shap.DeepExplainer(f, background)
             return explainer, float(np.ravel(explainer.expected_value)[0])
 
-        explainer, expected = self.cached(
-            ("explainer", f, x.shape[-1], self.data_key(background)), make)
-        with warnings.catch_warnings():
-            # our Standardize module is affine: SHAP's pass-through of unknown modules is exact
-            warnings.filterwarnings("ignore", message="unrecognized nn.Module")
-            values = [explainer.shap_values(x[i:i + 1], check_additivity=self.check_additivity)
-                      for i in range(len(x))]
+        with shap_leftovers_removed(f):
+            explainer, expected = self.cached(
+                ("explainer", f, x.shape[-1], self.data_key(background)), make)
+            with warnings.catch_warnings():
+                # our Standardize module is affine: SHAP's pass-through of unknown modules
+                # is exact
+                warnings.filterwarnings("ignore", message="unrecognized nn.Module")
+                values = [explainer.shap_values(x[i:i + 1],
+                                                check_additivity=self.check_additivity)
+                          for i in range(len(x))]
         return MethodResult(np.concatenate(values).reshape(x.shape), expected)
+
+
+@contextlib.contextmanager
+def shap_leftovers_removed(f: torch.nn.Module):
+    """Inside: SHAP's DeepExplainer may hang what its forward hooks saw on ``f``'s modules
+    (``module.x``, ``module.y``, as parameters); after: every parameter it added is removed.
+
+    SHAP removes them only from modules inside torch's containers, so on a model whose
+    layers sit in modules of its own they stayed: the user's model gained 22 trainable
+    parameters (29 -> 51), its ``state_dict`` no longer loaded into a fresh copy of the run,
+    and every cache keyed by its weights missed (audit 23b)."""
+    before = {module: set(module._parameters) for module in f.modules()}
+    try:
+        yield
+    finally:
+        for module in f.modules():
+            for name in ("x", "y"):
+                if name in module._parameters and name not in before.get(module, ()):
+                    del module._parameters[name]
 
 
 class ShapGradient(AttributionMethod):
