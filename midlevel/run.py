@@ -72,9 +72,11 @@ class Run:
         self.path = path
         self.info = {k: v for k, v in ckpt.items() if k != "state_dict"}
         args = ckpt["init_args"]
-        self.model = build_model(ckpt["kind"], args["concepts"], args["targets"], args["backbone"],
-                                 concept_kinds=args.get("concept_kinds"),
-                                 concept_groups=args.get("concept_groups"))
+        with torch.random.fork_rng(devices=[]):  # the initial weights, replaced below, draw
+            self.model = build_model(                # from a generator of their own
+                ckpt["kind"], args["concepts"], args["targets"], args["backbone"],
+                concept_kinds=args.get("concept_kinds"),
+                concept_groups=args.get("concept_groups"))
         self.model.load_state_dict(ckpt["state_dict"])
         place(self.model, "cpu").eval()
         self.mode = ckpt["mode"]

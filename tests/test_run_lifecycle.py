@@ -140,3 +140,20 @@ def test_a_refusal_every_torchrun_process_meets_is_printed_once(tmp_path, monkey
     assert _once_per_launch("spec.yaml: bad") == "spec.yaml: bad"
     monkeypatch.setenv("WORLD_SIZE", "1")
     assert _once_per_launch("spec.yaml: bad") == "spec.yaml: bad"
+
+
+def test_training_and_loading_leave_the_callers_random_state_as_it_was(tmp_path):
+    """Audit 23b: ``fit``/``train`` seeded torch's global generator and ``load_run`` drew the
+    initial weights from it, so a caller's ``torch.manual_seed`` was overridden (after any
+    training every next draw was the same)."""
+    import torch
+
+    from midlevel.run import load_run
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    _fit(tmp_path / "run")
+    assert torch.equal(torch.rand(3), expected)
+    torch.manual_seed(7)
+    load_run(tmp_path / "run")
+    assert torch.equal(torch.rand(3), expected)

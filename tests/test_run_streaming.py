@@ -230,3 +230,49 @@ def test_evaluate_repairs_a_damaged_cache_entry(world, tmp_path):
     entry.write_bytes(b"")
     table = load_run(run.path).evaluate(cache_dir=copy)
     assert len(table) and np.load(entry).ndim == 2
+
+
+class _Planted:
+    """A pickle that runs code when loaded: it writes the file ``path``."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_run_files_are_read_without_running_code_from_them(world, tmp_path, monkeypatch,
+                                                            caplog):
+    """Audit 23b: ``load_run`` and ``Run.predictions`` unpickled whatever a shared run folder's
+    ``model.pt`` or ``predictions/*.pt`` named, so opening a run could run its code. Now both
+    are read weights-only: a planted object is refused by name (model) or recomputed with a
+    warning (a stored table), and nothing runs; the stored tables come back exactly."""
+    import shutil
+
+    from midlevel.errors import CheckpointError
+    from midlevel.torch_files import TRUST_VARIABLE
+    spec, cache, run = world
+    shared = tmp_path / "shared_run"
+    shutil.copytree(run.path, shared)
+    first = load_run(shared).predictions("test", cache_dir=cache)
+    again = load_run(shared).predictions("test", cache_dir=cache)
+    pd.testing.assert_frame_equal(first, again, check_exact=True)  # stored, read back exactly
+
+    ran = tmp_path / "code_ran"
+    stored = shared / stored_predictions.FOLDER / "test.pt"
+    state = torch.load(stored, weights_only=True)
+    torch.save({**state, "payload": _Planted(ran)}, stored)
+    with caplog.at_level(logging.WARNING, logger="midlevel"):
+        recomputed = load_run(shared).predictions("test", cache_dir=cache)
+    assert not ran.exists() and "run code to build (io.open)" in caplog.text
+    pd.testing.assert_frame_equal(recomputed, first, check_exact=True)
+
+    ckpt = torch.load(shared / "model.pt", weights_only=True)
+    torch.save({**ckpt, "payload": _Planted(ran)}, shared / "model.pt")
+    with pytest.raises(CheckpointError, match=rf"model\.pt: holds objects.*{TRUST_VARIABLE}=1"):
+        load_run(shared)
+    assert not ran.exists()
+    monkeypatch.setenv(TRUST_VARIABLE, "1")  # the user's own older run, read as before
+    load_run(shared)
+    assert ran.exists()

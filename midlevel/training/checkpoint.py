@@ -12,6 +12,7 @@ import torch
 from midlevel.data.audio import DECODE_VERSION
 from midlevel.errors import CheckpointError
 from midlevel.io import write_csv, write_torch
+from midlevel.torch_files import UnsafeFileError, read_torch
 from midlevel.training.config import TrainConfig
 
 FORMAT = "midlevel-run/1"
@@ -24,12 +25,15 @@ RUN_FILES = (MODEL_FILE, STATE_FILE, CONFIG_FILE, "splits.csv", "history.csv", "
 
 
 def read_checkpoint(path: str | Path) -> dict:
-    """Read a ``model.pt`` or ``checkpoint.pt``; :class:`CheckpointError` naming the file."""
+    """Read a ``model.pt`` or ``checkpoint.pt`` without running code from it
+    (:func:`midlevel.torch_files.read_torch`); :class:`CheckpointError` naming the file."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = read_torch(path)
+    except UnsafeFileError as exc:
+        raise CheckpointError(str(exc)) from exc
     except Exception as exc:  # a truncated or foreign file
         raise CheckpointError(f"{path}: not a readable checkpoint ({exc})") from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
@@ -70,7 +74,7 @@ def write_model(out: Path, model, *, config: TrainConfig, data: dict, frontend: 
     import midlevel
     return write_torch(out / MODEL_FILE, {
         "metrics_csv": None if metrics is None else metrics.to_csv(index=False),
-        "format": FORMAT, "version": midlevel.__version__, "torch": torch.__version__,
+        "format": FORMAT, "version": midlevel.__version__, "torch": str(torch.__version__),
         "kind": model.kind, "mode": config.mode, "init_args": model.init_args,
         "state_dict": cpu_state(model), "config": dataclasses.asdict(config), "data": data,
         "frontend": frontend, "fps": fps, "scales": scales, "head_design": head_design,

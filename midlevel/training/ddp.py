@@ -28,6 +28,11 @@ class Context:
     def distributed(self) -> bool:
         return self.world > 1
 
+    @property
+    def cuda_devices(self) -> list[int]:
+        """This process's CUDA device (``torch.random.fork_rng``'s ``devices``), or none."""
+        return [self.device.index or 0] if self.device.type == "cuda" else []
+
 
 def first_process() -> bool:
     """True unless ``torchrun`` started this process with a rank above 0 (read from the

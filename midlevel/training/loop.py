@@ -78,31 +78,31 @@ def fit(table: pd.DataFrame, features, columns, out: str | Path,
     resume : continue from ``out/checkpoint.pt`` if there is one.
     overwrite : replace an existing run directory.
 
-    Returns
-    -------
-    :class:`midlevel.run.Run`; under DDP every process returns it.
+    Returns :class:`midlevel.run.Run` (under DDP every process returns it). The caller's
+    torch random state is left as it was (training draws from forked generators; audit 23b).
     """
     config = config or TrainConfig()
     config.check()
     owned = not torch.distributed.is_initialized()  # else the caller owns the group
     ctx = ddp.setup(config.device)
     try:
-        out = Path(out)
-        mode = strategy(config.mode)
-        mode.check(columns)
-        missing = [c for c in ["split", *columns.concepts, *columns.target_names]
-                   if c not in table]
-        if missing:
-            raise TrainingError(f"annotations table lacks column(s) {missing}")
-        check_before_start(ctx, table, features, columns, config, fps)
-        if resume:  # refused before the run directory is touched
-            check_resume(out, config, columns, table, features)
-        with run_directory(ctx, out, resume=resume, overwrite=overwrite):
-            trainer = Trainer(ctx, table, features, columns, out, config, fps=fps,
-                              frontend=frontend, data=data or {})
-            trainer.start(resume)
-            trainer.train(progress)
-            run = trainer.finish()
+        with torch.random.fork_rng(devices=ctx.cuda_devices):  # the caller's state kept
+            out = Path(out)
+            mode = strategy(config.mode)
+            mode.check(columns)
+            missing = [c for c in ["split", *columns.concepts, *columns.target_names]
+                       if c not in table]
+            if missing:
+                raise TrainingError(f"annotations table lacks column(s) {missing}")
+            check_before_start(ctx, table, features, columns, config, fps)
+            if resume:  # refused before the run directory is touched
+                check_resume(out, config, columns, table, features)
+            with run_directory(ctx, out, resume=resume, overwrite=overwrite):
+                trainer = Trainer(ctx, table, features, columns, out, config, fps=fps,
+                                  frontend=frontend, data=data or {})
+                trainer.start(resume)
+                trainer.train(progress)
+                run = trainer.finish()
     except BaseException as exc:
         if owned:
             ddp.teardown(ctx, failed=True)

@@ -17,8 +17,10 @@ everything it depends on:
   changed split or another spec, another front end or a new decoder give other keys;
 - the windows (the crop, the hop) and the batch size.
 
-Any difference recomputes the table and replaces the file; a file that cannot be read (damaged,
-or written by versions of the libraries this environment cannot load) is recomputed, with a
+Any difference recomputes the table and replaces the file. The table is stored as plain
+columns and read without running code from the file (:mod:`midlevel.torch_files`: a shared
+run folder's file cannot run code when opened); a file that cannot be read (damaged, or
+holding other objects, as the pickled tables of versions before did) is recomputed, with a
 warning; a run directory that cannot be written (a shared, read-only run) is used as it is:
 the table is computed on every call and a warning says why. Written atomically
 (:mod:`midlevel.io`), so two commands on one run never read a half-written table; the
@@ -35,6 +37,7 @@ import pandas as pd
 import torch
 
 from midlevel.io import remove_stale_temporaries, write_torch
+from midlevel.torch_files import UnsafeFileError, frame_from_state, frame_state, read_torch
 
 log = logging.getLogger("midlevel")
 
@@ -81,12 +84,15 @@ def load_predictions(run, split, key: str) -> pd.DataFrame | None:
         return None
     remove_stale_temporaries(path)  # a killed write's, which no later write may come to remove
     try:
-        stored = torch.load(path, weights_only=False)
+        stored = read_torch(path)
         if stored.get("key") != key:
             return None
-        table = stored["table"]
+        table = frame_from_state(stored["table"])
         table.attrs.update(errors={}, warnings=dict(stored["warnings"]))
         return table
+    except UnsafeFileError as exc:  # a planted object, or a pickled table of a version before
+        log.warning("%s; predicting the %s clips again", exc, split_label(split))
+        return None
     except Exception as exc:  # noqa: BLE001 (any unpickling failure: damaged, or written
         # by library versions this environment cannot load; the table is computed again)
         log.warning("%s: cannot read the stored predictions (%s); predicting the %s clips "
@@ -100,8 +106,11 @@ def save_predictions(run, split, key: str, table: pd.DataFrame) -> None:
     path = Path(run.path) / FOLDER / f"{split_label(split)}.pt"
     try:
         path.parent.mkdir(exist_ok=True)
-        write_torch(path, {"key": key, "table": table.copy(),
+        write_torch(path, {"key": key, "table": frame_state(table),
                            "warnings": dict(table.attrs.get("warnings", {}))})
     except OSError as exc:
         log.warning("%s: predictions not stored (%s); they are computed on each call", path,
                     exc.strerror or exc)
+    except TypeError as exc:  # a column frame_state does not store as plain values
+        log.warning("%s: predictions not stored (%s); they are computed on each call", path,
+                    exc)
