@@ -136,7 +136,8 @@ def test_a_refusal_every_torchrun_process_meets_is_printed_once(tmp_path, monkey
     monkeypatch.setenv("MASTER_PORT", "29512")  # another launch
     assert _once_per_launch("spec.yaml: bad") == "spec.yaml: bad"
     import os  # a relaunch on the same port and run id (audit 22d F1): another agent
-    monkeypatch.setattr(os, "getppid", lambda: 1)
+    other_agent = os.getppid() + 1  # not 1: a test run whose parent died has ppid 1
+    monkeypatch.setattr(os, "getppid", lambda: other_agent)
     assert _once_per_launch("spec.yaml: bad") == "spec.yaml: bad"
     monkeypatch.setenv("WORLD_SIZE", "1")
     assert _once_per_launch("spec.yaml: bad") == "spec.yaml: bad"
