@@ -26,8 +26,9 @@ units. Every number written (the arrays of the ``.npz`` files, the maps, the tab
 listen-back outputs ``f_x``, ``f_ref``, ``output`` and the faithfulness curves) is in those
 units, named by the ``units`` column: "rating" for a regression target or a rating concept
 (``mean + std * z`` of the model's z-scored output; attributions multiplied by ``std``, which
-is exact since they are linear in the output's scale), "logit" for a class or binary target
-and a binary concept (``predict`` reports its probability). So ``expected + total =
+is exact since they are linear in the output's scale), "logit" for a binary target and a
+binary concept, "centred logit" for a class (its logit minus its classes' mean; ``predict``
+reports their probabilities). So ``expected + total =
 prediction`` up to the additivity gap of the method.
 
 Also ``predictions.csv``: ``midlevel predict``'s row of each explained clip (of the part

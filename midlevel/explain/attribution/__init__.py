@@ -27,8 +27,8 @@ The background (reference distribution) should come from the training split
 (:meth:`midlevel.run.Run.background`); the reference input defaults to its mean.
 
 Units: an attribution is made on the output as the model computes it ("standardized", the
-z-scored rating of a regression target or concept; "logit" for a class, a tag or a binary
-concept); ``attr.in_rating_units()`` gives the units ``Run.predict`` reports (``mean + std *
+z-scored rating of a regression target or concept; "logit" for a tag or a binary concept;
+"centred logit" for a class: its logit minus its classes' mean, which the probabilities fix); ``attr.in_rating_units()`` gives the units ``Run.predict`` reports (``mean + std *
 z``, attributions times ``std``, exact), as every file the workflows write.
 
 Example

@@ -229,10 +229,11 @@ def output_units(model: nn.Module, kind: str, index: int) -> tuple[str, tuple | 
 
     A midlevel model computes z-scored regression targets and rating concepts ("standardized";
     ``predict`` reports ``mean + std * output`` from the model's ``target_mean`` /
-    ``target_std`` or ``concept_mean`` / ``concept_std`` buffers: "rating"), and the logits of
-    class and binary targets and binary concepts ("logit"; ``predict`` reports their
-    probabilities, not a linear map of them, so they stay logits). A module without those
-    buffers: "model", None.
+    ``target_std`` or ``concept_mean`` / ``concept_std`` buffers: "rating"), the logits of
+    binary targets and binary concepts ("logit"; ``predict`` reports their probabilities, not
+    a linear map of them, so they stay logits) and a class's logit centred on its class group
+    ("centred logit", :class:`OutputSelector`). A module without those buffers: "model",
+    None.
     """
     prefix = "target" if kind == "target" else "concept"
     mean, std = getattr(model, f"{prefix}_mean", None), getattr(model, f"{prefix}_std", None)
@@ -240,6 +241,8 @@ def output_units(model: nn.Module, kind: str, index: int) -> tuple[str, tuple | 
         return "model", None
     if kind == "target":
         from midlevel.models.bottleneck import output_layout
+        if class_group(model, index) is not None:
+            return "centred logit", None
         logit = any(k != "regression" and s.start <= index < s.stop
                     for _, k, s in output_layout(getattr(model, "targets", [])))
     else:
@@ -269,6 +272,13 @@ class OutputSelector(nn.Module):
     For a bottleneck with ``kind="concept"`` only the path to the concept is run
     (``features`` -> ``concepts``); otherwise the whole forward. The wrapped model is a child
     module, so SHAP and Captum hooks see every layer.
+
+    A class's unit is its logit minus the mean of its class group's logits (``classes``: the
+    group's output slice, else None): a softmax is unchanged by a shift every class's logit
+    shares, so the raw logit of one class is not fixed by the probabilities ``predict``
+    reports; two models predicting alike explained it differently (a total turned from
+    -0.04 to +0.41, maps r = 0.01; audit 23c). The centred logit is ``log p_k`` minus the
+    mean of the group's ``log p``: fixed by the probabilities.
     """
 
     def __init__(self, model: nn.Module, kind: str = "target", index: int = 0):
@@ -276,6 +286,7 @@ class OutputSelector(nn.Module):
         self.model = model
         self.kind = kind
         self.index = int(index)
+        self.classes = class_group(model, self.index) if kind == "target" else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         m = self.model
@@ -285,7 +296,19 @@ class OutputSelector(nn.Module):
             out = m(x)
             if hasattr(out, "targets"):
                 out = out.targets
+        if self.classes is not None:
+            return out[:, self.index:self.index + 1] - out[:, self.classes].mean(
+                1, keepdim=True)
         return out[:, self.index:self.index + 1]
+
+
+def class_group(model: nn.Module, index: int) -> slice | None:
+    """The output slice of the class target whose unit ``index`` is, else None."""
+    from midlevel.models.bottleneck import output_layout
+    for _, kind, units in output_layout(getattr(model, "targets", None) or []):
+        if kind == "class" and units.start <= index < units.stop:
+            return units
+    return None
 
 
 

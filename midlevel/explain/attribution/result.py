@@ -42,9 +42,10 @@ class Attribution:
     units : str
         Units of ``values``, ``predictions`` and ``expected``: "standardized" (a midlevel
         model's z-scored regression output, as its layers compute it), "rating" (the units
-        ``Run.predict`` reports), "logit" (a class, binary target or binary concept: the
-        log-odds, whose probability ``predict`` reports) or "model" (a model without stored
-        scales).
+        ``Run.predict`` reports), "logit" (a binary target or binary concept: the
+        log-odds, whose probability ``predict`` reports), "centred logit" (a class: its logit
+        minus its classes' mean, fixed by the probabilities ``predict`` reports) or "model"
+        (a model without stored scales).
     padding : np.ndarray [shape=(batch,)] or None
         Attribution on the zero padding of an input shorter than the model's window, not on
         the map (LRP: the model reads the padding as silence; see ``MethodResult.padding``);
