@@ -42,7 +42,7 @@ from midlevel.training.checkpoint import (  # noqa: F401  (re-exported: the run'
     warn_if_older, write_model, write_state)
 from midlevel.data.frontends import window_frames
 from midlevel.training.config import TrainConfig
-from midlevel.training.data import Columns, fit_frames
+from midlevel.training.data import Columns, fit_crop
 from midlevel.training.audio_splits import own_clips, splits_by_audio, splits_by_id
 from midlevel.training.datarecord import in_run_class_order, trained_spec
 from midlevel.training.predict import (InputSpectrograms, log_split_notes, predict_specs,
@@ -202,7 +202,9 @@ class Run:
     def background(self, n: int = 16, *, n_frames: int | None = None, seed: int = 0,
                    spec=None, root=None, cache_dir=None) -> torch.Tensor:
         """Random crops of ``n_frames`` (default the training crop) from ``n`` random training
-        clips: ``(n, 1, n_bands, n_frames)`` raw front-end output (the attribution reference)."""
+        clips: ``(n, 1, n_bands, n_frames)`` raw front-end output (the attribution reference).
+        A clip shorter than the crop is padded with silence (zeros), as training and
+        ``predict`` pad it (it was looped: a reference of audio the model never heard)."""
         rows, _ = self.data("train", spec=spec, root=root, cache_dir=cache_dir)
         rng = np.random.default_rng(seed)
         picks = rng.choice(len(rows), size=min(n, len(rows)), replace=False)
@@ -214,7 +216,7 @@ class Run:
             s = torch.as_tensor(np.asarray(cache.get(rows["path"].iloc[picks[k % len(picks)]])),
                                 dtype=torch.float32)
             start = int(rng.integers(0, max(0, s.shape[-1] - n_frames) + 1))
-            out.append(fit_frames(s[:, start:start + n_frames], n_frames))
+            out.append(fit_crop(s[:, start:start + n_frames], n_frames))
         return torch.stack(out).unsqueeze(1)
 
     def predictions(self, split="train", *, spec=None, root=None, cache_dir=None,
