@@ -357,3 +357,53 @@ def test_listen_back_reads_shares_against_the_baseline_the_values_decompose(mode
                 ) == pytest.approx(spec_part, abs=1e-4)
     else:
         assert refs.shape[0] == 1 and row["f_ref"] == pytest.approx(f_mean_ref, abs=1e-5)
+
+
+@pytest.mark.parametrize("method", ["integrated_gradients", "shap_deep", "occlusion"])
+def test_a_class_is_explained_by_what_its_probabilities_fix(data, method):
+    """Audit 23c: a class's raw logit was explained, which a shift shared by every class's
+    logit changes while no probability moves: two models predicting alike got maps r = 0.01
+    and totals of opposite sign. The explained unit is the logit minus the class group's
+    mean, and the maps of the two models agree."""
+    from midlevel.explain.attribution.base import OutputSelector, output_units
+    x, bg = data
+    torch.manual_seed(3)
+    targets = [{"name": "valence"},
+               {"name": "scene", "kind": "class", "classes": ["calm", "sad", "tense"]}]
+    model = _warm(BlackBox(targets, backbone=BACKBONE))
+    shifted = _warm(BlackBox(targets, backbone=BACKBONE))
+    shifted.load_state_dict(model.state_dict())
+    with torch.no_grad():  # the same vector added to each class's row: no probability moves
+        shift = torch.randn(shifted.output.in_features) * 2.0
+        shifted.output.weight[1:4] += shift
+        shifted.output.bias[1:4] += 1.5
+        probs = [torch.softmax(_outputs(m, x)[:, 1:4], 1) for m in (model, shifted)]
+    torch.testing.assert_close(probs[0], probs[1])
+    f = OutputSelector(model, "target", 2)  # scene=sad
+    assert output_units(model, "target", 2) == ("centred logit", None)
+    assert output_units(model, "target", 0)[0] == "standardized"
+    with torch.no_grad():
+        z = _outputs(model, x)
+        torch.testing.assert_close(f(x)[:, 0], z[:, 2] - z[:, 1:4].mean(1))
+    maps = [attribute(m, x, method=method, background=bg, output="scene=sad", n_steps=16)
+            for m in (model, shifted)]
+    np.testing.assert_allclose(maps[0].values, maps[1].values, rtol=1e-3, atol=1e-5)
+    assert maps[0].units == "centred logit"
+
+
+def _outputs(model, x):
+    out = model(x)
+    return out.targets if hasattr(out, "targets") else out
+
+
+def test_clip_names_are_one_per_input(models, data):
+    """Audit 23b: a wrong number of names failed later in a marginal (IndexError), and
+    repeated names merged the clips' rows without a word."""
+    bb, _ = models
+    x, bg = data
+    with pytest.raises(AttributionError, match=r"1 name\(s\) for 2 input"):
+        attribute(bb, x, method="integrated_gradients", background=bg, clips=["a"])
+    with pytest.raises(AttributionError, match=r"repeated \(a\)"):
+        attribute(bb, x, method="integrated_gradients", background=bg, clips=["a", "a"])
+    attr = attribute(bb, x[:1], method="integrated_gradients", background=bg, clips="one")
+    assert attr.clips == ["one"]

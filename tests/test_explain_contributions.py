@@ -215,3 +215,51 @@ def test_locate_change_does_not_depend_on_the_curves_units(caplog):
     with caplog.at_level(logging.WARNING, logger="midlevel"):
         assert np.isnan(locate_change(times, step))
     assert "several separate times fit it equally well" in caplog.text
+
+
+def test_a_baseline_that_is_not_a_finite_number_is_refused_by_concept(model, rng):
+    """Audit 23b: a NaN in the baseline made every prediction and baseline prediction NaN
+    without a word; None read as "baseline has 1 values"."""
+    from midlevel.errors import ExplainError
+    head = LinearHead.from_model(model)
+    frame = pd.DataFrame(rng.uniform(1, 10, (2, 3)), columns=CONCEPTS,
+                         index=pd.Index(["a", "b"], name="clip"))
+    nan = pd.Series([4.0, np.nan, 5.0], index=CONCEPTS)
+    with pytest.raises(ExplainError, match="baseline value of beta is not a finite number"):
+        contributions(frame, head, nan)
+    with pytest.raises(ExplainError, match="gamma is not a finite"):
+        contributions(frame, head, [1.0, 2.0, np.inf])
+    with pytest.raises(ExplainError, match="baseline is None"):
+        contributions(frame, head, None)
+
+
+def test_one_target_may_be_named_by_a_string(model, rng):
+    """Audit 23b: ``targets="t1"`` was read letter by letter ("unknown target 't'")."""
+    from midlevel.plots.concepts import contribution_bars
+    head = LinearHead.from_model(model)
+    assert head.units("t1") == head.units(["t1"]) == [0]
+    frame = pd.DataFrame(rng.uniform(1, 10, (1, 3)), columns=CONCEPTS,
+                         index=pd.Index(["a"], name="clip"))
+    table = contributions(frame, head, pd.Series([5.0, 5.0, 5.0], index=CONCEPTS))
+    fig = contribution_bars(table, "a", targets="t2")
+    assert len([ax for ax in fig.axes if ax.has_data()]) == 1
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+
+
+def test_a_head_certain_of_its_classes_is_named(model, rng, caplog):
+    """Audit 23c: an unpenalized class head on separable classes gave contributions of
+    75,038 logits in explain with no note (training warned once)."""
+    import logging
+
+    from midlevel.explain.head import warn_separated
+    head = LinearHead.from_model(model)
+    frame = pd.DataFrame(rng.uniform(1, 10, (2, 3)), columns=CONCEPTS,
+                         index=pd.Index(["a", "b"], name="clip"))
+    table = contributions(frame, head, pd.Series([5.0, 5.0, 5.0], index=CONCEPTS))
+    assert warn_separated(table) == []
+    head.weight[2] *= 1e4  # mood=x: logits of tens of thousands
+    table = contributions(frame, head, pd.Series([5.0, 5.0, 5.0], index=CONCEPTS))
+    with caplog.at_level(logging.WARNING, logger="midlevel"):
+        assert warn_separated(table) == ["mood=x"]
+    assert "separate the classes" in caplog.text

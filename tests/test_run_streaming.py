@@ -276,3 +276,15 @@ def test_run_files_are_read_without_running_code_from_them(world, tmp_path, monk
     monkeypatch.setenv(TRUST_VARIABLE, "1")  # the user's own older run, read as before
     load_run(shared)
     assert ran.exists()
+
+
+def test_a_background_pads_a_short_clip_with_silence_as_training_does(world):
+    """Audit 23b: ``Run.background`` looped a clip shorter than the crop, so SHAP's expected
+    value and the mean reference were built from audio the model never heard (training and
+    ``predict`` pad with silence)."""
+    spec, cache, run = world
+    frames = int(round(3.0 * run.fps))  # the world's clips are 3 s
+    bg = run.background(4, n_frames=2 * frames, cache_dir=cache)
+    assert bg.shape[-1] == 2 * frames
+    assert (bg[..., frames + 2:] == 0).all()
+    assert (bg[..., :frames - 2].abs().sum((1, 2, 3)) > 0).all()

@@ -145,6 +145,8 @@ class LinearHead:
         groups; None = all)."""
         if targets is None:
             return list(range(len(self.outputs)))
+        if isinstance(targets, str):  # one name, not its letters (audit 23b)
+            targets = [targets]
         idx = []
         for name in targets:
             found = [j for j, (o, t, g) in enumerate(zip(self.outputs, self.targets,
@@ -235,14 +237,26 @@ def contributions(concepts: pd.DataFrame, head: LinearHead, baseline, *,
 
 
 def _baseline_array(baseline, names: list[str]) -> np.ndarray:
+    """The baseline concept values in ``names``' order; ExplainError naming what is missing
+    or not a finite number (a NaN made every prediction NaN without a word; audit 23b)."""
+    if baseline is None:
+        raise ExplainError("baseline is None: give the concept values contributions are "
+                           "measured from (e.g. baseline_concepts(run))")
     if isinstance(baseline, (pd.Series, dict)):
         missing = [n for n in names if n not in baseline]
         if missing:
             raise ExplainError(f"baseline lacks concept(s) {missing}")
-        return np.array([float(baseline[n]) for n in names])
-    arr = np.asarray(baseline, dtype=np.float64).ravel()
-    if arr.shape != (len(names),):
-        raise ExplainError(f"baseline has {arr.size} values for {len(names)} concepts")
+        try:
+            arr = np.array([float(baseline[n]) for n in names])
+        except (TypeError, ValueError) as exc:
+            raise ExplainError(f"baseline holds a value that is not a number ({exc})") from exc
+    else:
+        arr = np.asarray(baseline, dtype=np.float64).ravel()
+        if arr.shape != (len(names),):
+            raise ExplainError(f"baseline has {arr.size} values for {len(names)} concepts")
+    bad = [n for n, v in zip(names, arr) if not np.isfinite(v)]
+    if bad:
+        raise ExplainError(f"baseline value of {', '.join(bad)} is not a finite number")
     return arr
 
 
@@ -310,7 +324,33 @@ def explain_clips(run, audio, *, baseline, names=None, targets=None,
     pred = run.predict(list(items), names=names, sample_rate=sample_rate).set_index("clip")
     table = contributions(pred[run.concept_names], LinearHead.from_run(run), baseline,
                           targets=targets)
+    warn_separated(table)
     return table, pred
+
+
+def warn_separated(table: pd.DataFrame) -> list[str]:
+    """Warn, naming each class or tag target whose explained logits pass the training
+    head's separation line (``SEPARATED_LOGIT``): the concepts separate its classes on the
+    training clips, the unpenalized head's weights grew without bound, and contributions
+    of tens of thousands of logits say the head is certain, not how much a concept matters
+    (audit 23c: 75,038 logits, two test clips given P = 1.0 for the wrong class, no note).
+    Returns the targets named."""
+    import logging
+
+    from midlevel.training.head import SEPARATED_LOGIT
+    logits = table[table["output_kind"] != "regression"]
+    if logits.empty:
+        return []
+    largest = logits.groupby("target", sort=False)["prediction"].agg(lambda v: v.abs().max())
+    named = [t for t, v in largest.items() if v > SEPARATED_LOGIT]
+    if named:
+        logging.getLogger("midlevel").warning(
+            "%s: the head's logits reach %s: the concepts separate the classes on the training "
+            "clips, so the unpenalized head's weights are as large as its solver let them grow; "
+            "its probabilities are 0 or 1 and its contributions say it is certain, not how "
+            "much each concept matters (a joint run starts from a penalized fit)",
+            ", ".join(named), ", ".join(f"{largest[t]:.0f}" for t in named))
+    return named
 
 
 def run_design(run):

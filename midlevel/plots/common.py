@@ -159,7 +159,8 @@ def checked_targets(rows: pd.DataFrame, targets, what: str) -> list:
     ``rows``; ExplainError naming the unknown ones and those present."""
     not_empty(rows, what)
     present = list(dict.fromkeys(rows["target"]))
-    names = present if targets is None else list(targets)
+    names = present if targets is None else [targets] if isinstance(targets, str) \
+        else list(targets)  # one name given as a string, not its letters
     unknown = [n for n in names if n not in present]
     if unknown:
         raise ExplainError(f"{what} targets {unknown} are not in the table; its targets are "

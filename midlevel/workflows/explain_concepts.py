@@ -40,7 +40,7 @@ import pandas as pd
 from midlevel.checks import article
 from midlevel.explain.head import (
     LinearHead, baseline_concepts, binary_targets_of, contributions, require_bottleneck,
-    run_design,
+    run_design, warn_separated,
 )
 from midlevel.explain.interventions import intervene, run_intervention_curves
 from midlevel.explain.names import clip_names
@@ -144,6 +144,7 @@ def explain_concepts(run, audio, out, *, targets=None, spec=None, root=None, cac
         baseline = result.baseline = baseline_concepts(run, train_predictions=train_pred)
     table = result.contributions = contributions(pred[run.concept_names], head, baseline,
                                                  targets=targets)
+    warn_separated(table)
     dataset = None
     if dataset_split:
         concepts = train_pred if dataset_split == "train" else run.predictions(dataset_split,

@@ -177,6 +177,7 @@ class Attributor:
         if x.ndim != 4 or x.shape[1] != 1:
             raise AttributionError(f"expected inputs of shape (batch, 1, n_bands, n_frames), "
                                    f"got {tuple(x.shape)}")
+        clips = _clip_names(clips, len(x))
         if self.method.startswith("shap"):
             import shap  # noqa: F401  (imported before the clock starts: it takes seconds)
         else:
@@ -216,6 +217,22 @@ class Attributor:
                            clips=list(clips) if clips is not None else [], options=options,
                            tables=result.tables, units=self.units, rating=self.rating,
                            padding=result.padding)
+
+
+def _clip_names(clips, batch: int) -> list[str] | None:
+    """``clips`` as one distinct name per input (AttributionError otherwise: a wrong count
+    failed later in a marginal's IndexError, and repeated names merged rows; audit 23b)."""
+    if clips is None:
+        return None
+    names = [clips] if isinstance(clips, str) else [str(c) for c in clips]
+    if len(names) != batch:
+        raise AttributionError(f"clips: {len(names)} name(s) for {batch} input(s); give one "
+                               f"name per input")
+    if len(set(names)) != len(names):
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        raise AttributionError(f"clips: names repeated ({', '.join(repeated)}); give each "
+                               f"input its own")
+    return names
 
 
 def attribute(model: nn.Module, x, *, method: str = "shap_deep", output=None,
