@@ -158,3 +158,28 @@ def test_training_and_loading_leave_the_callers_random_state_as_it_was(tmp_path)
     torch.manual_seed(7)
     load_run(tmp_path / "run")
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_a_log_level_the_caller_set_holds_while_train_log_keeps_everything(tmp_path):
+    """Audit 23b: under a caller's ``setLevel(ERROR)`` on the package's logger, training
+    printed its INFO and WARNING lines (the logger was lowered to INFO for train.log), and a
+    direct ``fit`` left it at INFO afterwards."""
+    import io
+
+    root, logger = logging.getLogger(), logging.getLogger("midlevel")
+    shown = io.StringIO()
+    console = logging.StreamHandler(shown)
+    root.addHandler(console)
+    logger.setLevel(logging.ERROR)
+    try:
+        with early_log():
+            logging.getLogger("midlevel.data").warning("said before the run folder")
+            _fit(tmp_path / "run")
+        logger.error("an error still shows")
+        assert logger.level == logging.ERROR and logger.propagate
+    finally:
+        root.removeHandler(console)
+        logger.setLevel(logging.NOTSET)
+    assert shown.getvalue() == "an error still shows\n"
+    log_text = (tmp_path / "run" / "train.log").read_text()
+    assert "said before the run folder" in log_text and "epoch" in log_text

@@ -111,7 +111,7 @@ def run_directory(ctx, out: Path, *, resume: bool, overwrite: bool):
     puts it back, or drops it where the new run has a checkpoint).
     """
     created = not out.exists()
-    with _locked(ctx, out):
+    with _locked(ctx, out), info_for_files(logging.getLogger("midlevel")):
         replaced = prepare(ctx, out, resume, overwrite)
         handler = log_to_file(ctx, out / "train.log")
         try:
@@ -246,17 +246,59 @@ def early_log():
     the run's ``train.log`` is written there first."""
     global _EARLY
     logger = logging.getLogger("midlevel")
-    handler, outer, level = _Early(), _EARLY, logger.level
-    logger.addHandler(handler)
-    if logger.getEffectiveLevel() > logging.INFO:  # as log_to_file will (audit 22d F7: the
-        logger.setLevel(logging.INFO)              # notes said before it were dropped)
-    _EARLY = handler
+    handler, outer = _Early(), _EARLY
+    with info_for_files(logger):  # as log_to_file's (audit 22d F7: notes said before were
+        logger.addHandler(handler)  # dropped)
+        _EARLY = handler
+        try:
+            yield
+        finally:
+            _EARLY = outer
+            logger.removeHandler(handler)
+
+
+@contextlib.contextmanager
+def info_for_files(logger: logging.Logger):
+    """Inside: ``logger`` passes INFO records (``train.log`` keeps them) while every handler
+    that was there before, its own and its parents', still sees only the level the caller
+    had set (audit 23b: ``train()`` printed 17 INFO lines under a caller's ERROR level, and a
+    direct ``fit`` left the logger at INFO for good). After: level, propagation and handlers
+    as they were."""
+    effective = logger.getEffectiveLevel()
+    if effective <= logging.INFO:
+        yield
+        return
+    level, propagate, before = logger.level, logger.propagate, list(logger.handlers)
+    gate = logging.Filter()
+    gate.filter = lambda record: record.levelno >= effective
+    forward = _Forward(logger.parent, effective) if propagate and logger.parent else None
+    for h in before:
+        h.addFilter(gate)
+    logger.setLevel(logging.INFO)
+    if forward is not None:
+        logger.propagate = False
+        logger.addHandler(forward)
     try:
         yield
     finally:
-        _EARLY = outer
-        logger.removeHandler(handler)
+        if forward is not None:
+            logger.removeHandler(forward)
+        logger.propagate = propagate
         logger.setLevel(level)
+        for h in before:
+            h.removeFilter(gate)
+
+
+class _Forward(logging.Handler):
+    """Passes a record at or above ``level`` on to ``parent``'s handlers, as propagation
+    would (Python's last-resort handler included where the parents have none)."""
+
+    def __init__(self, parent: logging.Logger, level: int):
+        super().__init__(level)
+        self.parent = parent
+
+    def emit(self, record):
+        self.parent.callHandlers(record)
 
 
 def log_to_file(ctx, path: Path):
@@ -272,10 +314,7 @@ def log_to_file(ctx, path: Path):
             handler.handle(record)
     if _EARLY is not None:
         _EARLY.records = None  # from here on the file handler has them
-    logger = logging.getLogger("midlevel")
-    logger.addHandler(handler)
-    if logger.getEffectiveLevel() > logging.INFO:
-        logger.setLevel(logging.INFO)
+    logging.getLogger("midlevel").addHandler(handler)
     return handler
 
 
