@@ -186,7 +186,7 @@ class Run:
         """
         from midlevel.data.cache import FeatureCache
         from midlevel.data.spec import SPLITS
-        wanted = [split] if isinstance(split, str) else split
+        wanted = list(split) if isinstance(split, (list, tuple, set)) else [split]
         unknown = [] if split is None else [s for s in wanted if s not in SPLITS]
         if unknown:
             raise ArgumentError(f"unknown split {', '.join(map(repr, unknown))}: a split is "

@@ -210,3 +210,5 @@ def test_an_unknown_split_is_named_with_the_valid_ones(run):
     with pytest.raises(ArgumentError, match=r"unknown split 'nope': a split is one of train, "
                                             r"validation, calibration, test"):
         run.data("nope")
+    with pytest.raises(ArgumentError, match=r"unknown split 3"):  # audit 23b: a TypeError
+        run.predictions(3)
