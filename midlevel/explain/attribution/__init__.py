@@ -28,15 +28,16 @@ The background (reference distribution) should come from the training split
 
 Units: an attribution is made on the output as the model computes it ("standardized", the
 z-scored rating of a regression target or concept; "logit" for a tag or a binary concept;
-"centred logit" for a class: its logit minus its classes' mean, which the probabilities fix); ``attr.in_rating_units()`` gives the units ``Run.predict`` reports (``mean + std *
+"centred logit" for a class: its logit minus its classes' mean, which the probabilities
+fix); ``attr.in_rating_units()`` gives the units ``Run.predict`` reports (``mean + std *
 z``, attributions times ``std``, exact), as every file the workflows write.
 
 Example
 -------
 >>> attr = attribute(model, x, method="shap_deep", background=bg, output="valence",
 ...                  fps=31.25, band_frequencies=fe.band_frequencies)
->>> attr.values.shape == x.shape
-True
+>>> attr.values.shape  # x of shape (batch, 1, n_bands, n_frames); a 2-D or 3-D x gains axes
+(batch, 1, n_bands, n_frames)
 >>> attr.in_rating_units().time_marginal()  # tidy: clip, method, output, units, frame, ...
 
 Names are imported on first use (PEP 562).
