@@ -721,3 +721,44 @@ def test_a_long_name_or_a_dollar_in_a_file_name_is_explained(world, tmp_path):
     assert len(pngs) == 3 and all(len(p.name.encode()) < 255 for p in pngs)
     assert all(len(c.encode()) <= MAX_NAME_BYTES for c in result.contributions["clip"])
     assert any("$5" in c for c in result.contributions["clip"])  # the name kept as it is
+
+
+def test_a_rerun_stopped_part_way_leaves_nothing_of_the_earlier_explanation(world, tmp_path,
+                                                                           monkeypatch):
+    """Audit 23a: a rerun into a folder holding an explanation, stopped part-way, left its
+    new tables beside the earlier run's timeline and figures (a concept baseline of 7.216 in
+    one table, 6.019 in timeline.csv), and a black box's new wavs beside the earlier
+    listen_back.csv and predictions.csv: every name present, nothing marked. The earlier
+    explanation's files now go before the first new one is written."""
+    from midlevel.plots import attribution as plots
+    from midlevel.workflows import explain_attributions as ea
+    from midlevel.workflows import explain_concepts as ec
+    args = {"cache_dir": world["cache"], "dataset_split": None}
+    out = tmp_path / "out"
+    explain_concepts(world["runs"]["joint"], world["audio"][:2], out, **args)
+    earlier = {p.name for p in out.iterdir()}
+    assert "timeline.csv" in earlier
+
+    def stopped(*a, **k):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:  # stopped after the tables, before the figures
+        m.setattr(ec, "_clip_figures", stopped)
+        with pytest.raises(KeyboardInterrupt):
+            explain_concepts(world["runs"]["joint"], world["audio"][:2], out, **args)
+    left = {p.name for p in out.iterdir()}
+    assert "timeline.csv" not in left and not any(n.endswith(".png") for n in left)
+    assert {"baseline.csv", "contributions.csv", "predictions.csv"} <= left
+
+    bb = tmp_path / "bb"
+    kw = dict(targets=["valence"], methods=["integrated_gradients"], progress=False,
+              n_steps=4, cache_dir=world["cache"])
+    ea.explain_blackbox(world["runs"]["blackbox"], world["audio"][:2], bb, **kw)
+    assert (bb / ea.PREDICTIONS).is_file() and (bb / ea.LISTEN_BACK).is_file()
+    with monkeypatch.context() as m:  # stopped after the first clip's first map
+        m.setattr(plots, "attribution_figure", stopped)
+        with pytest.raises(KeyboardInterrupt):
+            ea.explain_blackbox(world["runs"]["blackbox"], world["audio"][:2], bb, **kw)
+    files = {str(p.relative_to(bb)) for p in bb.rglob("*") if p.is_file()}
+    assert not (bb / ea.PREDICTIONS).exists() and not (bb / ea.LISTEN_BACK).exists()
+    assert not any(f.endswith((".wav", ".png")) for f in files)

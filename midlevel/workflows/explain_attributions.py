@@ -74,10 +74,9 @@ log = logging.getLogger("midlevel.explain")
 
 __all__ = ["explain_blackbox", "explain_audio", "ExplainResult", "safe_name", "run_background"]
 
-
 MANIFEST = "explain_files.json"
-"""The files an explanation wrote into its folder (relative paths): a later ``explain`` into the
-same folder removes those it does not write again (:func:`midlevel.io.replace_manifest`)."""
+"""The files an explanation wrote into its folder (relative paths): a later ``explain`` into
+the same folder removes them before it writes (:func:`midlevel.io.replace_manifest`)."""
 
 SUMMARY, TIME, FREQUENCY = ("attribution_summary.csv", "time_marginals.csv",
                             "frequency_marginals.csv")
@@ -170,8 +169,7 @@ def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_dee
     mass = real_number(mass, "mass", above=0, most=1)
     if faithfulness:
         whole_number(n_random, "n_random", least=5)
-    # unique as folder names: after the file-safe mapping, not before it
-    # and never one of the files written beside the clip folders
+    # unique as folder names after the file-safe mapping, never a file beside the folders
     names = unique_names(names, safe=True, reserved=OUTPUT_NAMES) if names is not None \
         else clip_names(paths, safe=True, reserved=OUTPUT_NAMES)
     if len(names) != len(paths):
@@ -205,12 +203,13 @@ def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_dee
             predictions.append(_predictions(run, spec_x[0, 0], name, path, result.warnings,
                                             seconds=len(y) / fe.sample_rate))
             position = len(predictions) - 1  # among the clips explained: its random orders
+            if position == 0 and out.is_dir():  # an earlier explanation's files go first
+                replace_manifest(out, [], MANIFEST)  # (a rerun stopped left a mix: audit 23a)
             clip_dir = out / name  # a safe, unique name: one folder per clip
             clip_dir.mkdir(parents=True, exist_ok=True)
             # (listen-back table, audio or None, map, stem, columns) per method and output
             heard, held = [], 0
-            for (method, output), attributor in attributors.items():
-                # the units `predict` reports (rating = mean + std * z; logits stay logits)
+            for (method, output), attributor in attributors.items():  # predict's units:
                 attr = attributor.attribute(spec_x, clips=[name]).in_rating_units()
                 f = attributor.rating_selector
                 result.attributions.append(attr)

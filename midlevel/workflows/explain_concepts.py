@@ -165,6 +165,9 @@ def explain_concepts(run, audio, out, *, targets=None, spec=None, root=None, cac
     # ... then written
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    # an earlier explanation's files go first: a rerun stopped part-way left its tables beside
+    # the earlier run's timeline and figures, every name present (audit 23a)
+    replace_manifest(out, [], MANIFEST)
     with recording(out, MANIFEST):  # each file listed before it is written (a kill too)
         files = result.files
         files += [write_csv(baseline.rename_axis("concept").reset_index(), out / "baseline.csv"),
