@@ -98,6 +98,14 @@ def test_many_problems_go_to_a_csv_with_counts_by_kind(tmp_path, capsys, monkeyp
     assert (bad["clip"], bad["column"], bad["row"]) == ("c3", "bright", 4)
     assert main(["validate", str(spec_path), "--quiet", "--problems-csv", "p.csv"]) == 1
     assert len(pd.read_csv(tmp_path / "p.csv")) == 24
+    # the data mended: the earlier list goes, said (audit 23a: "OK: no problems found"
+    # beside the 24-problem CSV); a list asked for by path is the user's, left alone
+    mended = tiny_dataset(tmp_path / "mended")  # the same spec name, its data whole
+    capsys.readouterr()
+    assert main(["validate", str(mended), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert not list(tmp_path.glob("validate_problems_*.csv")) and (tmp_path / "p.csv").is_file()
+    assert "removed validate_problems_" in err and "now none" in err
 
 
 def test_missing_ratings_are_counted_not_dropped(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from midlevel.cli.common import (FRONTENDS, add_cache_option, add_root_option, folder_path,
                                  positive_float, positive_int)
@@ -22,6 +23,7 @@ def _validate(args: argparse.Namespace) -> int:
     print(report.summary())
     _print_warnings(report, args)
     if report.ok:
+        _print_problems(report, args)  # none: an earlier run's problem list goes
         print("OK: no problems found" + (f" ({len(report.warnings)} warning(s))"
                                          if report.warnings else ""))
         return 0
@@ -57,6 +59,12 @@ def _print_list(items, what: str, csv, default_csv: str, table, *, most: int = 2
     ``csv`` is asked for; else ``table()`` written to ``csv`` (default ``default_csv``),
     its path printed, with the counts by kind and the first ``shown`` items when ``shown``."""
     from midlevel.io import write_csv
+    if not csv and len(items) <= most and Path(default_csv).is_file():
+        # an earlier validate's list, no longer the data's (audit 23a: "OK: no problems
+        # found" beside a 24-problem CSV)
+        Path(default_csv).unlink()
+        print(f"removed {default_csv}: an earlier validate's list of {what}s, now "
+              f"{len(items) or 'none'}", file=sys.stderr)
     if not items:
         return
     if len(items) <= most and not csv:
