@@ -66,6 +66,18 @@ def test_train_evaluate_predict(synth_spec, tmp_path, capsys):
     assert (pred.groupby("clip")["start"].count() >= 3).all()  # 2.5 s clips, 1 s windows
     assert {"start", "end", "melodiousness", "valence"} <= set(pred.columns)
 
+    # a folder another command is writing into (audit 23a: predict overwrote a running
+    # explain's predictions.csv, both exit 0)
+    from midlevel.io import folder_lock
+    busy = tmp_path / "explaining"
+    with folder_lock(busy):
+        assert main(["predict", str(run), str(audio[0]), "--out",
+                     str(busy / "predictions.csv"), "--quiet"]) == 2
+        assert main(["evaluate", str(run), "--cache", str(cache), "--out",
+                     str(busy / "metrics.csv"), "--quiet"]) == 2
+    assert "another command is writing into" in capsys.readouterr().err
+    assert not (busy / "predictions.csv").exists() and not (busy / "metrics.csv").exists()
+
 
 def test_a_split_of_short_clips_is_one_warning_not_a_line_per_clip(synth_spec, tmp_path,
                                                                    caplog):

@@ -29,6 +29,21 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_table(table, out: str) -> None:
+    """``table`` to the CSV ``out``, refused (ArgumentError) while another command holds the
+    lock of its folder (audit 23a: predict overwrote a running explain's predictions.csv)."""
+    from pathlib import Path
+
+    from midlevel.errors import ArgumentError
+    from midlevel.io import LOCK_FILE, lock_held
+    folder = Path(out).parent
+    if lock_held(folder):
+        raise ArgumentError(f"--out {out}: another command is writing into {folder} (it "
+                            f"holds {folder / LOCK_FILE}); wait for it to end or write "
+                            f"elsewhere")
+    write_csv(table, out)
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from midlevel.training.from_spec import evaluate
     from midlevel.training.metrics import format_table
@@ -38,7 +53,7 @@ def _evaluate(args: argparse.Namespace) -> int:
                      cache_dir=args.cache, progress=not args.quiet, threshold=args.threshold)
     print(format_table(table))
     if args.out:
-        write_csv(table, args.out)
+        _write_table(table, args.out)
         print(f"written: {args.out}")
     return 0
 
@@ -54,7 +69,7 @@ def _predict(args: argparse.Namespace) -> int:
         print("midlevel predict: no file could be predicted; nothing written", file=sys.stderr)
         return 1
     if args.out:
-        write_csv(table, args.out)
+        _write_table(table, args.out)
         print(f"{len(table)} rows written to {args.out}")
     else:
         print(table.to_csv(index=False), end="")
