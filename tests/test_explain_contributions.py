@@ -263,3 +263,25 @@ def test_a_head_certain_of_its_classes_is_named(model, rng, caplog):
     with caplog.at_level(logging.WARNING, logger="midlevel"):
         assert warn_separated(table) == ["mood=x"]
     assert "separate the classes" in caplog.text
+
+
+def test_class_and_tag_rows_carry_the_probabilities_predict_reports(model, rng):
+    """Audit 23c: a class panel of the contribution chart gave its logit only, which nothing
+    tied to the probability predict reports; the table now has each unit's probability (the
+    softmax over its class's every class, whatever units were asked for)."""
+    from scipy.special import softmax
+    head = LinearHead.from_model(model)
+    c = rng.uniform(1, 10, (2, 3))
+    frame = pd.DataFrame(c, columns=CONCEPTS, index=pd.Index(["a", "b"], name="clip"))
+    base = pd.Series([5.0, 5.0, 5.0], index=CONCEPTS)
+    one = contributions(frame, head, base, targets=["mood=y"])  # one class asked for
+    expected = softmax(head.predict(c)[:, 2:4], axis=1)[:, 1]
+    got = one.groupby("clip", sort=False)["probability"].first().to_numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    assert "probability" not in contributions(frame, head, base, targets=["t1"])
+    from midlevel.plots.concepts import contribution_bars
+    fig = contribution_bars(contributions(frame, head, base), "a", targets=["mood=y"])
+    title = [ax.get_title() for ax in fig.axes if ax.get_visible()][0]
+    assert title.startswith("mood=y: logit") and f"{expected[0]:.2f})" in title
+    import matplotlib.pyplot as plt
+    plt.close(fig)

@@ -16,6 +16,9 @@ Everything is a tidy table with one row per (clip, target, concept) and the colu
 baseline_prediction, prediction, concept_kind, output_kind`` (plus ``start, end, time`` for
 windows over time); ``concept_kind`` is "regression" (rating units) or "binary"
 (probability), ``output_kind`` "regression", "logit" (a class) or "binary" (log-odds).
+A table with a class or binary unit also has ``baseline_probability`` and ``probability``
+(the softmax over the class's every class, or the sigmoid; empty for a regression unit):
+the probabilities ``predict`` reports, which a class's logit alone does not give.
 """
 from __future__ import annotations
 
@@ -233,6 +236,11 @@ def contributions(concepts: pd.DataFrame, head: LinearHead, baseline, *,
         "output_kind": np.tile(np.repeat(np.asarray(head.kinds, dtype=object)[units], n_c),
                                n_rows),
     })
+    if any(head.kinds[j] != "regression" for j in units):  # over every unit of a class
+        p0 = head.probabilities(head.predict(c0))[0, units]
+        p = head.probabilities(head.predict(c))[:, units]
+        out["baseline_probability"] = np.tile(np.repeat(p0, n_c), n_rows)
+        out["probability"] = np.repeat(p.ravel(), n_c)
     return pd.DataFrame(out)
 
 

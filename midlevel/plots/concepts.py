@@ -237,6 +237,12 @@ def contribution_bars(table: pd.DataFrame, clip: str | None = None, *, targets=N
             # a tag: contributions add up in log-odds; the title gives the probabilities
             pb, pp = expit(base), expit(pred)
             ax.set_title(f"{target}: P {pb:.2f} \u2192 {pp:.2f}", fontsize=9)
+        elif kind == "logit":
+            # a class: its logit, and its probability (audit 23c: a panel gave logits only)
+            p = (f" (P {r['baseline_probability'].iloc[0]:.2f} \u2192 "
+                 f"{r['probability'].iloc[0]:.2f})") if "probability" in r else ""
+            ax.set_title(f"{target}: logit {number(base)} \u2192 {number(pred)}{p}",
+                         fontsize=9)
         else:
             ax.set_title(f"{target}: {number(base)} \u2192 {number(pred)}", fontsize=9)
         ax.set_xlabel(f"contribution ({contribution_units(r)})", fontsize=7)
