@@ -38,8 +38,8 @@ from midlevel.errors import ArgumentError, AudioError, CheckpointError, Training
 from midlevel.models.bottleneck import build_model
 from midlevel.models.layout import place
 from midlevel.training.checkpoint import (  # noqa: F401  (re-exported: the run's files)
-    CONFIG_FILE, FORMAT, MODEL_FILE, RUN_FILES, STATE_FILE, cpu_state, read_checkpoint,
-    warn_if_older, write_model, write_state)
+    CONFIG_FILE, FORMAT, MODEL_FILE, RUN_FILES, STATE_FILE, cpu_state, mend_metrics_file,
+    read_checkpoint, warn_if_older, write_model, write_state)
 from midlevel.data.frontends import window_frames
 from midlevel.training.config import TrainConfig
 from midlevel.training.data import Columns, fit_crop
@@ -396,4 +396,5 @@ def load_run(path) -> Run:
         else:
             hint = ""
         raise CheckpointError(f"{file}: no trained model{hint}")
-    return Run(file.parent, read_checkpoint(file))
+    mend_metrics_file(file.parent, ckpt := read_checkpoint(file))
+    return Run(file.parent, ckpt)

@@ -183,3 +183,22 @@ def test_a_log_level_the_caller_set_holds_while_train_log_keeps_everything(tmp_p
     assert shown.getvalue() == "an error still shows\n"
     log_text = (tmp_path / "run" / "train.log").read_text()
     assert "said before the run folder" in log_text and "epoch" in log_text
+
+
+def test_a_metrics_file_left_behind_by_a_stopped_training_is_brought_in_line(tmp_path,
+                                                                             caplog):
+    """Audit 23a: a resume killed between writing model.pt and metrics.csv left the table of
+    the model before (model.pt at 4 epochs, metrics.csv at 2), and no command said so."""
+    from midlevel.run import load_run
+    out = tmp_path / "run"
+    _fit(out)
+    right = (out / "metrics.csv").read_text()
+    stale = pd.read_csv(out / "metrics.csv").assign(r=0.123)
+    stale.to_csv(out / "metrics.csv", index=False)
+    with caplog.at_level(logging.WARNING, logger="midlevel"):
+        run = load_run(out)
+    assert (out / "metrics.csv").read_text() == right and "brought in line" in caplog.text
+    caplog.clear()
+    load_run(out)  # in line: nothing written, nothing said
+    assert "brought in line" not in caplog.text
+    assert run.metrics.equals(pd.read_csv(out / "metrics.csv"))

@@ -41,6 +41,25 @@ def read_checkpoint(path: str | Path) -> dict:
     return ckpt
 
 
+def mend_metrics_file(folder: Path, ckpt: dict) -> None:
+    """Rewrite ``folder/metrics.csv`` from the metrics ``model.pt`` keeps where the two
+    differ: a training stopped between writing the model and the table left the table of
+    the model before (audit 23a: ``model.pt`` at 4 epochs, ``metrics.csv`` at 2, no word).
+    Left alone while a training holds the folder, or where it cannot be written."""
+    from midlevel.io import lock_held, write_text
+    stored, path = ckpt.get("metrics_csv"), folder / "metrics.csv"
+    try:
+        if stored is None or (path.is_file() and path.read_text() == stored) or \
+                lock_held(folder):
+            return
+        write_text(path, stored)
+    except OSError:
+        return
+    logging.getLogger("midlevel").warning(
+        "%s: brought in line with the model.pt beside it (a training stopped between the "
+        "two had left the metrics of the model before)", path)
+
+
 def write_history(out: Path, history: list[dict]) -> Path:
     """``RUN/history.csv``: one row per epoch of the training state's ``history`` (written
     after every epoch, and again when training ends: a kill between an epoch's checkpoint and
