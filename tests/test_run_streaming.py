@@ -251,7 +251,7 @@ def test_run_files_are_read_without_running_code_from_them(world, tmp_path, monk
     import shutil
 
     from midlevel.errors import CheckpointError
-    from midlevel.torch_files import TRUST_VARIABLE
+    from midlevel.training.torch_files import TRUST_VARIABLE
     spec, cache, run = world
     shared = tmp_path / "shared_run"
     shutil.copytree(run.path, shared)

@@ -12,7 +12,7 @@ import torch
 from midlevel.data.audio import DECODE_VERSION
 from midlevel.errors import CheckpointError
 from midlevel.io import write_csv, write_torch
-from midlevel.torch_files import UnsafeFileError, read_torch
+from midlevel.training.torch_files import UnsafeFileError, read_torch
 from midlevel.training.config import TrainConfig
 
 FORMAT = "midlevel-run/1"
@@ -26,14 +26,15 @@ RUN_FILES = (MODEL_FILE, STATE_FILE, CONFIG_FILE, "splits.csv", "history.csv", "
 
 def read_checkpoint(path: str | Path) -> dict:
     """Read a ``model.pt`` or ``checkpoint.pt`` without running code from it
-    (:func:`midlevel.torch_files.read_torch`); :class:`CheckpointError` naming the file."""
+    (:func:`midlevel.training.torch_files.read_torch`); :class:`CheckpointError` naming the
+    file."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
     try:
         ckpt = read_torch(path)
-    except UnsafeFileError as exc:
-        raise CheckpointError(str(exc)) from exc
+    except UnsafeFileError:  # a CheckpointError naming the file and the object
+        raise
     except Exception as exc:  # a truncated or foreign file
         raise CheckpointError(f"{path}: not a readable checkpoint ({exc})") from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:

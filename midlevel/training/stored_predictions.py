@@ -18,8 +18,8 @@ everything it depends on:
 - the windows (the crop, the hop) and the batch size.
 
 Any difference recomputes the table and replaces the file. The table is stored as plain
-columns and read without running code from the file (:mod:`midlevel.torch_files`: a shared
-run folder's file cannot run code when opened); a file that cannot be read (damaged, or
+columns and read without running code from the file (:mod:`midlevel.training.torch_files`:
+a shared run folder's file cannot run code when opened); a file that cannot be read (damaged, or
 holding other objects, as the pickled tables of versions before did) is recomputed, with a
 warning; a run directory that cannot be written (a shared, read-only run) is used as it is:
 the table is computed on every call and a warning says why. Written atomically
@@ -36,8 +36,10 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from midlevel.errors import CheckpointError
 from midlevel.io import remove_stale_temporaries, write_torch
-from midlevel.torch_files import UnsafeFileError, frame_from_state, frame_state, read_torch
+from midlevel.training.torch_files import (UnsafeFileError, frame_from_state, frame_state,
+                                          read_torch)
 
 log = logging.getLogger("midlevel")
 
@@ -111,6 +113,6 @@ def save_predictions(run, split, key: str, table: pd.DataFrame) -> None:
     except OSError as exc:
         log.warning("%s: predictions not stored (%s); they are computed on each call", path,
                     exc.strerror or exc)
-    except TypeError as exc:  # a column frame_state does not store as plain values
+    except CheckpointError as exc:  # a column frame_state does not store as plain values
         log.warning("%s: predictions not stored (%s); they are computed on each call", path,
                     exc)

@@ -22,21 +22,25 @@ import numpy as np
 import pandas as pd
 import torch
 
+from midlevel.errors import CheckpointError
+
 TRUST_VARIABLE = "MIDLEVEL_TRUSTED_RUN_FILES"
 
 
-class UnsafeFileError(pickle.UnpicklingError):
+class UnsafeFileError(CheckpointError):
     """A torch file holds objects that reading it would run code to build."""
 
 
 def _safe_globals() -> list:
     """What a weights-only read may build besides tensors and containers: numpy arrays,
-    dtypes and scalars, and torch's version string (``torch.__version__``)."""
+    dtypes and scalars, torch's version string (``torch.__version__``), and the builtins
+    pickle's protocol 2 names for empty bytes, sets and complex numbers (no code of the
+    file's choosing runs through any of them)."""
     from torch.torch_version import TorchVersion
     core = getattr(np, "_core", None) or np.core
     dtypes = {type(np.dtype(code)) for code in "?bBhHiIlLqQefdgFDGUSMm"}
     return [TorchVersion, np.ndarray, np.dtype, core.multiarray._reconstruct,
-            core.multiarray.scalar, *dtypes]
+            core.multiarray.scalar, *dtypes, bytes, set, frozenset, complex]
 
 
 def read_torch(path: str | Path, *, map_location="cpu"):
@@ -84,11 +88,11 @@ def frame_state(table: pd.DataFrame) -> dict:
 
     Raises
     ------
-    TypeError : a column, index or cell of another kind (multi-level, categorical, dates,
-        objects other than strings).
+    CheckpointError : a column, index or cell of another kind (multi-level, categorical,
+        dates, objects other than strings).
     """
     if table.columns.nlevels != 1 or table.index.nlevels != 1:
-        raise TypeError("only tables with one level of columns and index are stored")
+        raise CheckpointError("only tables with one level of columns and index are stored")
     return {"columns": [_label(c) for c in table.columns],
             "values": [_column(table[c]) for c in table.columns],
             "dtypes": [str(table[c].dtype) for c in table.columns],
@@ -108,7 +112,7 @@ def frame_from_state(state: dict) -> pd.DataFrame:
 def _label(name):
     if name is None or isinstance(name, (str, int, float, bool)):
         return name
-    raise TypeError(f"column name {name!r} is not a string or number")
+    raise CheckpointError(f"column name {name!r} is not a string or number")
 
 
 def _column(series: pd.Series):
@@ -122,7 +126,7 @@ def _column(series: pd.Series):
         elif isinstance(cell, str):
             cells.append(cell)
         else:
-            raise TypeError(f"column {series.name!r} holds {type(cell).__name__} cells")
+            raise CheckpointError(f"column {series.name!r} holds {type(cell).__name__} cells")
     return cells
 
 
