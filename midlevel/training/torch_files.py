@@ -63,7 +63,8 @@ def read_torch(path: str | Path, *, map_location="cpu"):
             raise
         raise UnsafeFileError(
             f"{path}: holds objects that reading it would run code to build "
-            f"({', '.join(names)}); midlevel reads run files without running code from "
+            f"({', '.join(names[:3])}{f' and {len(names) - 3} more' if len(names) > 3 else ''}"
+            f"); midlevel reads run files without running code from "
             f"them. If the file comes from a source you trust (a run of your own written by "
             f"an older version), set {TRUST_VARIABLE}=1 to read it anyway") from exc
 
