@@ -202,3 +202,38 @@ def test_a_metrics_file_left_behind_by_a_stopped_training_is_brought_in_line(tmp
     load_run(out)  # in line: nothing written, nothing said
     assert "brought in line" not in caplog.text
     assert run.metrics.equals(pd.read_csv(out / "metrics.csv"))
+
+
+def test_a_warning_is_shown_once_whatever_handlers_the_caller_set(tmp_path, capsys,
+                                                                   monkeypatch):
+    """Re-audit 23d: with a caller's handler on the package logger and none above it, each
+    training warning was shown twice (the forwarding handler fell back to Python's last
+    resort); with no handler anywhere it is shown once, by the last resort."""
+    import io
+
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])  # none above (pytest's gone)
+    logger = logging.getLogger("midlevel")
+    shown = io.StringIO()
+    own = logging.StreamHandler(shown)
+    logger.addHandler(own)
+    logger.setLevel(logging.ERROR)
+    try:
+        with early_log():
+            logger.error("an error said during training")
+    finally:
+        logger.removeHandler(own)
+        logger.setLevel(logging.NOTSET)
+    assert shown.getvalue() == "an error said during training\n"
+    assert "an error said" not in capsys.readouterr().err  # not a second time
+    with early_log():  # no handler anywhere: Python's last resort shows it, once
+        logger.warning("a warning with nowhere to go")
+    assert capsys.readouterr().err.count("a warning with nowhere to go") == 1
+
+
+def test_a_black_box_resumes(tmp_path):
+    """Re-audit 23d: a black box's checkpoint (empty concept arrays, pickled as empty bytes)
+    was refused as unsafe on --resume."""
+    out = tmp_path / "bb"
+    _fit(out, config={"mode": "blackbox"})
+    _fit(out, epochs=2, resume=True, config={"mode": "blackbox"})
+    assert len(pd.read_csv(out / "history.csv")) == 2

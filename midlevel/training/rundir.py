@@ -271,7 +271,8 @@ def info_for_files(logger: logging.Logger):
     level, propagate, before = logger.level, logger.propagate, list(logger.handlers)
     gate = logging.Filter()
     gate.filter = lambda record: record.levelno >= effective
-    forward = _Forward(logger.parent, effective) if propagate and logger.parent else None
+    forward = _Forward(logger.parent, effective, fallback=not before) \
+        if propagate and logger.parent else None
     for h in before:
         h.addFilter(gate)
     logger.setLevel(logging.INFO)
@@ -291,14 +292,25 @@ def info_for_files(logger: logging.Logger):
 
 class _Forward(logging.Handler):
     """Passes a record at or above ``level`` on to ``parent``'s handlers, as propagation
-    would (Python's last-resort handler included where the parents have none)."""
+    would; Python's last-resort handler shows it where no logger on the way has a handler
+    (``fallback``: the forwarding logger had none of its own; re-audit 23d: a caller's own
+    handler on it and none above printed each warning twice)."""
 
-    def __init__(self, parent: logging.Logger, level: int):
+    def __init__(self, parent: logging.Logger, level: int, *, fallback: bool):
         super().__init__(level)
-        self.parent = parent
+        self.parent, self.fallback = parent, fallback
 
     def emit(self, record):
-        self.parent.callHandlers(record)
+        found, logger = 0, self.parent
+        while logger is not None:
+            for handler in logger.handlers:
+                found += 1
+                if record.levelno >= handler.level:
+                    handler.handle(record)
+            logger = logger.parent if logger.propagate else None
+        if not found and self.fallback and logging.lastResort and \
+                record.levelno >= logging.lastResort.level:
+            logging.lastResort.handle(record)
 
 
 def log_to_file(ctx, path: Path):
