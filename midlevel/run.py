@@ -13,8 +13,7 @@ A run directory ``RUN`` holds:
   final metrics (``Run.metrics``: the numbers of these weights, whatever ``metrics.csv``
   beside it holds while a retraining of the folder writes it);
 - ``splits.csv`` (each clip's split at training, :mod:`midlevel.training.datarecord`),
-  ``history.csv`` (per-epoch loss and validation score), ``metrics.csv``, ``train.log``;
-- ``predictions/``: later commands' predictions of the run's own splits, kept for the next.
+  ``history.csv``, ``metrics.csv``, ``train.log``; ``predictions/`` (kept for later commands).
 
 :class:`Run` is what every later step uses: ``run.data(split)`` (the run's own clips, from the
 spec and roots it was trained with, in the splits it was trained on), ``run.background(n)``,
@@ -174,8 +173,8 @@ class Run:
 
     def data(self, split=None, *, spec=None, root=None, cache_dir=None,
              progress: bool = False) -> tuple[pd.DataFrame, CachedSpecs]:
-        """The clips of ``split`` ("train", "validation", "calibration", "test", a list, or None = all) with
-        their spectrograms from the feature cache (filled as needed, this run's front end).
+        """The clips of ``split`` (a split's name, several, or None = all) with their
+        spectrograms from the feature cache (filled as needed, this run's front end).
 
         Returns
         -------
@@ -186,13 +185,14 @@ class Run:
         """
         from midlevel.data.cache import FeatureCache
         from midlevel.data.spec import SPLITS
-        wanted = list(split) if isinstance(split, (list, tuple, set)) else [split]
+        wanted = [split] if split is None or isinstance(split, str) or \
+            not hasattr(split, "__iter__") else [str(s) for s in split]  # an array, an Index
         unknown = [] if split is None else [s for s in wanted if s not in SPLITS]
         if unknown:
             raise ArgumentError(f"unknown split {', '.join(map(repr, unknown))}: a split is "
                                 f"one of {', '.join(SPLITS)}")
         table = self.annotations(spec, root=root)
-        rows = table if split is None else table[table["split"].isin(list(wanted))]
+        rows = table if split is None else table[table["split"].isin(wanted)]
         if len(rows) == 0:
             raise TrainingError(f"split {split!r} of the run's data is empty")
         cache = FeatureCache(cache_dir, self.frontend)

@@ -762,3 +762,17 @@ def test_a_rerun_stopped_part_way_leaves_nothing_of_the_earlier_explanation(worl
     files = {str(p.relative_to(bb)) for p in bb.rglob("*") if p.is_file()}
     assert not (bb / ea.PREDICTIONS).exists() and not (bb / ea.LISTEN_BACK).exists()
     assert not any(f.endswith((".wav", ".png")) for f in files)
+
+
+def test_a_rerun_reads_an_input_the_earlier_explanation_wrote(world, tmp_path):
+    """Re-audit 23d: a black-box rerun removed the earlier explanation's files before its
+    first clip, so a later input that was one of them (a listen-back wav) was "not found"."""
+    from midlevel.workflows import explain_attributions as ea
+    bb = tmp_path / "bb"
+    kw = dict(targets=["valence"], methods=["integrated_gradients"], progress=False,
+              n_steps=4, cache_dir=world["cache"])
+    ea.explain_blackbox(world["runs"]["blackbox"], world["audio"][:1], bb, **kw)
+    wav = sorted(bb.rglob("*_for.wav"))[0]
+    again = ea.explain_blackbox(world["runs"]["blackbox"], [world["audio"][1], str(wav)], bb,
+                                **kw)
+    assert not again.errors and len(again.predictions) == 2

@@ -288,3 +288,12 @@ def test_a_background_pads_a_short_clip_with_silence_as_training_does(world):
     assert bg.shape[-1] == 2 * frames
     assert (bg[..., frames + 2:] == 0).all()
     assert (bg[..., :frames - 2].abs().sum((1, 2, 3)) > 0).all()
+
+
+def test_several_splits_may_be_named_in_any_sequence(world):
+    """Re-audit 23d: after the split check was tightened, an array of names raised "truth
+    value is ambiguous" and an Index read "split ... is empty"."""
+    spec, cache, run = world
+    names = list(run.data(["train", "test"], cache_dir=cache)[0].index)
+    for given in (np.array(["train", "test"]), pd.Index(["train", "test"]), ("train", "test")):
+        assert list(run.data(given, cache_dir=cache)[0].index) == names

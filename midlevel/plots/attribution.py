@@ -41,7 +41,7 @@ def _map_and_axes(attr, clip, fps, band_frequencies):
 
 
 _UNITS = {"rating": "rating points", "logit": "logit", "standardized": "standard deviations",
-          "model": "output units", "centred logit": "logit minus its classes' mean"}
+          "model": "output units", "centred logit": "centred logit"}
 
 
 def attribution_label(attr) -> str:

@@ -203,8 +203,8 @@ def explain_audio(run, audio_paths, out_dir, *, outputs=None, methods=("shap_dee
             predictions.append(_predictions(run, spec_x[0, 0], name, path, result.warnings,
                                             seconds=len(y) / fe.sample_rate))
             position = len(predictions) - 1  # among the clips explained: its random orders
-            if position == 0 and out.is_dir():  # an earlier explanation's files go first
-                replace_manifest(out, [], MANIFEST)  # (a rerun stopped left a mix: audit 23a)
+            if position == 0 and out.is_dir():  # an earlier explanation's files go first (a
+                replace_manifest(out, paths, MANIFEST)  # rerun stopped left a mix), not inputs
             clip_dir = out / name  # a safe, unique name: one folder per clip
             clip_dir.mkdir(parents=True, exist_ok=True)
             # (listen-back table, audio or None, map, stem, columns) per method and output
