@@ -75,8 +75,12 @@ def test_train_evaluate_predict(synth_spec, tmp_path, capsys):
                      str(busy / "predictions.csv"), "--quiet"]) == 2
         assert main(["evaluate", str(run), "--cache", str(cache), "--out",
                      str(busy / "metrics.csv"), "--quiet"]) == 2
+        (busy / "clip").mkdir()  # a folder below it too (re-audit 23d)
+        assert main(["predict", str(run), str(audio[0]), "--out",
+                     str(busy / "clip" / "p.csv"), "--quiet"]) == 2
     assert "another command is writing into" in capsys.readouterr().err
     assert not (busy / "predictions.csv").exists() and not (busy / "metrics.csv").exists()
+    assert not (busy / "clip" / "p.csv").exists()
 
 
 def test_a_split_of_short_clips_is_one_warning_not_a_line_per_clip(synth_spec, tmp_path,

@@ -265,7 +265,7 @@ def test_run_files_are_read_without_running_code_from_them(world, tmp_path, monk
     torch.save({**state, "payload": _Planted(ran)}, stored)
     with caplog.at_level(logging.WARNING, logger="midlevel"):
         recomputed = load_run(shared).predictions("test", cache_dir=cache)
-    assert not ran.exists() and "run code to build (io.open)" in caplog.text
+    assert not ran.exists() and "(or not by it: it names io.open)" in caplog.text
     pd.testing.assert_frame_equal(recomputed, first, check_exact=True)
 
     ckpt = torch.load(shared / "model.pt", weights_only=True)

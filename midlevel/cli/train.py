@@ -29,18 +29,27 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_table(table, out: str) -> None:
-    """``table`` to the CSV ``out``, refused (ArgumentError) while another command holds the
-    lock of its folder (audit 23a: predict overwrote a running explain's predictions.csv)."""
+def _refuse_locked(out: str | None) -> None:
+    """ArgumentError while another command holds the lock of ``out``'s folder or of a
+    folder above it (audit 23a: predict overwrote a running explain's predictions.csv;
+    re-audit 23d: and wrote into its clip folders). Checked before the work and again
+    before the write."""
     from pathlib import Path
 
     from midlevel.errors import ArgumentError
     from midlevel.io import LOCK_FILE, lock_held
-    folder = Path(out).parent
-    if lock_held(folder):
-        raise ArgumentError(f"--out {out}: another command is writing into {folder} (it "
-                            f"holds {folder / LOCK_FILE}); wait for it to end or write "
-                            f"elsewhere")
+    if out is None:
+        return
+    for folder in Path(out).absolute().parents:
+        if lock_held(folder):
+            raise ArgumentError(f"--out {out}: another command is writing into {folder} "
+                                f"(it holds {folder / LOCK_FILE}); wait for it to end or "
+                                f"write elsewhere")
+
+
+def _write_table(table, out: str) -> None:
+    """``table`` to the CSV ``out`` (see :func:`_refuse_locked`)."""
+    _refuse_locked(out)
     write_csv(table, out)
 
 
@@ -48,6 +57,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from midlevel.training.from_spec import evaluate
     from midlevel.training.metrics import format_table
     show_log()
+    _refuse_locked(args.out)
     splits = list(dict.fromkeys(args.split or ["test"]))  # a split asked twice is shown once
     table = evaluate(args.run, args.spec, root=args.root, splits=splits,
                      cache_dir=args.cache, progress=not args.quiet, threshold=args.threshold)
@@ -61,6 +71,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from midlevel.run import load_run
     show_log()
+    _refuse_locked(args.out)
     run = load_run(args.run)
     table = run.predict(args.audio, hop=args.hop,  # logs each file it skips, with the reason
                         progress=not args.quiet)

@@ -89,11 +89,16 @@ def load_predictions(run, split, key: str) -> pd.DataFrame | None:
         stored = read_torch(path)
         if stored.get("key") != key:
             return None
-        table = frame_from_state(stored["table"])
+        table = stored["table"] if isinstance(stored["table"], pd.DataFrame) \
+            else frame_from_state(stored["table"])  # (a version before, read as trusted)
         table.attrs.update(errors={}, warnings=dict(stored["warnings"]))
         return table
-    except UnsafeFileError as exc:  # a planted object, or a pickled table of a version before
-        log.warning("%s; predicting the %s clips again", exc, split_label(split))
+    except UnsafeFileError as exc:  # a pickled table of a version before, or a planted object
+        log.warning("%s: a table stored by an earlier version of midlevel (or not by it: it "
+                    "names %s), not read; predicting the %s clips again, stored anew", path,
+                    ", ".join(exc.names[:3]) + (f" and {len(exc.names) - 3} more"
+                                               if len(exc.names) > 3 else ""),
+                    split_label(split))
         return None
     except Exception as exc:  # noqa: BLE001 (any unpickling failure: damaged, or written
         # by library versions this environment cannot load; the table is computed again)

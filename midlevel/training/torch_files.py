@@ -28,7 +28,11 @@ TRUST_VARIABLE = "MIDLEVEL_TRUSTED_RUN_FILES"
 
 
 class UnsafeFileError(CheckpointError):
-    """A torch file holds objects that reading it would run code to build."""
+    """A torch file holds objects that reading it would run code to build (``names``)."""
+
+    def __init__(self, message: str, names=()):
+        super().__init__(message)
+        self.names = list(names)
 
 
 def _safe_globals() -> list:
@@ -66,7 +70,7 @@ def read_torch(path: str | Path, *, map_location="cpu"):
             f"({', '.join(names[:3])}{f' and {len(names) - 3} more' if len(names) > 3 else ''}"
             f"); midlevel reads run files without running code from "
             f"them. If the file comes from a source you trust (a run of your own written by "
-            f"an older version), set {TRUST_VARIABLE}=1 to read it anyway") from exc
+            f"an older version), set {TRUST_VARIABLE}=1 to read it anyway", names) from exc
 
 
 def _unsafe_globals(path) -> list[str]:
