@@ -100,9 +100,15 @@ def test_many_problems_go_to_a_csv_with_counts_by_kind(tmp_path, capsys, monkeyp
     assert len(pd.read_csv(tmp_path / "p.csv")) == 24
     # the data mended: the earlier list goes, said (audit 23a: "OK: no problems found"
     # beside the 24-problem CSV); a list asked for by path is the user's, left alone
-    mended = tiny_dataset(tmp_path / "mended")  # the same spec name, its data whole
-    capsys.readouterr()
-    assert main(["validate", str(mended), "--quiet"]) == 0
+    other = tiny_dataset(tmp_path / "other")  # another dataset of the same spec name: its
+    capsys.readouterr()                      # validate leaves this one's list (re-audit 23d)
+    assert main(["validate", str(other), "--quiet"]) == 0
+    assert "names no file of this dataset" in capsys.readouterr().err
+    assert len(list(tmp_path.glob("validate_problems_*.csv"))) == 1
+    tiny_dataset(tmp_path, n=24)  # this dataset mended: its audio back, ratings in scale
+    (tmp_path / "ratings.csv").write_text("clip,bright,happy\n" + "".join(
+        f"c{i},5,5\n" for i in range(1, 25)))
+    assert main(["validate", str(spec_path), "--quiet"]) == 0
     err = capsys.readouterr().err
     assert not list(tmp_path.glob("validate_problems_*.csv")) and (tmp_path / "p.csv").is_file()
     assert "removed validate_problems_" in err and "now none" in err

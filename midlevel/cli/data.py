@@ -35,7 +35,8 @@ def _print_warnings(report, args) -> None:
     """Up to 20 warnings on stderr; more go to a CSV whose path is printed (their counts by
     kind are in the summary above)."""
     _print_list(report.warnings, "warning", args.warnings_csv,
-                f"validate_warnings_{_file_safe(report.spec.name)}.csv", report.warnings_table)
+                f"validate_warnings_{_file_safe(report.spec.name)}.csv", report.warnings_table,
+                spec=report.spec)
 
 
 def _print_problems(report, args) -> None:
@@ -43,7 +44,7 @@ def _print_problems(report, args) -> None:
     by kind and the first 10 (a misplaced audio folder is one problem per clip)."""
     _print_list(report.problems, "problem", args.problems_csv,
                 f"validate_problems_{_file_safe(report.spec.name)}.csv", report.problems_table,
-                shown=10)
+                shown=10, spec=report.spec)
 
 
 def _file_safe(name: str) -> str:
@@ -54,17 +55,22 @@ def _file_safe(name: str) -> str:
 
 
 def _print_list(items, what: str, csv, default_csv: str, table, *, most: int = 20,
-                shown: int = 0) -> None:
+                shown: int = 0, spec=None) -> None:
     """``items`` (Problems) on stderr, one line each, when there are at most ``most`` and no
     ``csv`` is asked for; else ``table()`` written to ``csv`` (default ``default_csv``),
     its path printed, with the counts by kind and the first ``shown`` items when ``shown``."""
     from midlevel.io import write_csv
     if not csv and len(items) <= most and Path(default_csv).is_file():
         # an earlier validate's list, no longer the data's (audit 23a: "OK: no problems
-        # found" beside a 24-problem CSV)
-        Path(default_csv).unlink()
-        print(f"removed {default_csv}: an earlier validate's list of {what}s, now "
-              f"{len(items) or 'none'}", file=sys.stderr)
+        # found" beside a 24-problem CSV); another dataset's of the same spec name stays
+        if _lists_files_of(Path(default_csv), spec):
+            Path(default_csv).unlink()
+            print(f"removed {default_csv}: an earlier validate's list of {what}s, now "
+                  f"{len(items) or 'none'}", file=sys.stderr)
+        else:
+            print(f"note: {default_csv} here is an earlier list of {what}s that names no "
+                  f"file of this dataset (another spec of the same name?); left as it is",
+                  file=sys.stderr)
     if not items:
         return
     if len(items) <= most and not csv:
@@ -81,6 +87,22 @@ def _print_list(items, what: str, csv, default_csv: str, table, *, most: int = 2
               + f"\nthe first {min(shown, len(items))}:", file=sys.stderr)
         for item in items[:shown]:
             print(f"  - {item}", file=sys.stderr)
+
+
+def _lists_files_of(csv: Path, spec) -> bool:
+    """Whether a validate list ``csv`` names a file of ``spec``'s dataset (its spec file, or
+    a file under its roots or the spec's folder): a list of this dataset's (re-audit 23d: a
+    clean dataset's validate removed another's list of the same spec name)."""
+    import pandas as pd
+    try:
+        files = pd.read_csv(csv, usecols=["file"])["file"].dropna().astype(str)
+    except (OSError, ValueError):
+        return False
+    own = Path(spec.path).resolve() if spec.path else None
+    folders = [Path(f).resolve() for f in (spec.root, *spec.roots.values(),
+                                           own.parent if own else None) if f is not None]
+    return any(Path(f).resolve() == own
+               or any(Path(f).resolve().is_relative_to(d) for d in folders) for f in files)
 
 
 def _features(args: argparse.Namespace) -> int:
