@@ -186,7 +186,7 @@ class Run:
         from midlevel.data.cache import FeatureCache
         from midlevel.data.spec import SPLITS
         wanted = [split] if split is None or isinstance(split, str) or \
-            not hasattr(split, "__iter__") else [str(s) for s in split]  # an array, an Index
+            np.ndim(split) == 0 else [str(s) for s in split]  # a list, an array, an Index
         unknown = [] if split is None else [s for s in wanted if s not in SPLITS]
         if unknown:
             raise ArgumentError(f"unknown split {', '.join(map(repr, unknown))}: a split is "

@@ -75,12 +75,18 @@ def test_train_evaluate_predict(synth_spec, tmp_path, capsys):
                      str(busy / "predictions.csv"), "--quiet"]) == 2
         assert main(["evaluate", str(run), "--cache", str(cache), "--out",
                      str(busy / "metrics.csv"), "--quiet"]) == 2
-        (busy / "clip").mkdir()  # a folder below it too (re-audit 23d)
+        (busy / "clip").mkdir()  # a folder below it too (re-audit 23d), through a link
+        (tmp_path / "link").symlink_to(busy)  # too; a path out of it through `..` is free
         assert main(["predict", str(run), str(audio[0]), "--out",
                      str(busy / "clip" / "p.csv"), "--quiet"]) == 2
+        assert main(["predict", str(run), str(audio[0]), "--out",
+                     str(tmp_path / "link" / "p.csv"), "--quiet"]) == 2
+        assert main(["predict", str(run), str(audio[0]), "--out",
+                     str(busy / ".." / "free.csv"), "--quiet"]) == 0
     assert "another command is writing into" in capsys.readouterr().err
     assert not (busy / "predictions.csv").exists() and not (busy / "metrics.csv").exists()
-    assert not (busy / "clip" / "p.csv").exists()
+    assert not (busy / "clip" / "p.csv").exists() and not (busy / "p.csv").exists()
+    assert (tmp_path / "free.csv").is_file()
 
 
 def test_a_split_of_short_clips_is_one_warning_not_a_line_per_clip(synth_spec, tmp_path,

@@ -228,6 +228,18 @@ def test_a_warning_is_shown_once_whatever_handlers_the_caller_set(tmp_path, caps
     with early_log():  # no handler anywhere: Python's last resort shows it, once
         logger.warning("a warning with nowhere to go")
     assert capsys.readouterr().err.count("a warning with nowhere to go") == 1
+    below = logging.getLogger("midlevel.training")  # a handler one level down only (re-audit
+    shown = io.StringIO()                            # 23e): once, and no INFO
+    own = logging.StreamHandler(shown)
+    below.addHandler(own)
+    try:
+        with early_log():
+            below.info("an INFO line")
+            below.warning("a warning below")
+    finally:
+        below.removeHandler(own)
+    assert shown.getvalue() == "a warning below\n"
+    assert "a warning below" not in capsys.readouterr().err
 
 
 def test_a_black_box_resumes(tmp_path):

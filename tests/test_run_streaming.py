@@ -16,6 +16,7 @@ import soundfile as sf
 import torch
 
 from midlevel.data.stream import CachedSpecs
+from midlevel.errors import ArgumentError
 from midlevel.run import load_run
 from midlevel.training import stored_predictions
 
@@ -297,3 +298,5 @@ def test_several_splits_may_be_named_in_any_sequence(world):
     names = list(run.data(["train", "test"], cache_dir=cache)[0].index)
     for given in (np.array(["train", "test"]), pd.Index(["train", "test"]), ("train", "test")):
         assert list(run.data(given, cache_dir=cache)[0].index) == names
+    with pytest.raises(ArgumentError, match="unknown split"):  # not a sequence of names
+        run.data((s for s in ["train"]), cache_dir=cache)

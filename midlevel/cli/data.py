@@ -101,8 +101,11 @@ def _lists_files_of(csv: Path, spec) -> bool:
     own = Path(spec.path).resolve() if spec.path else None
     folders = [Path(f).resolve() for f in (spec.root, *spec.roots.values(),
                                            own.parent if own else None) if f is not None]
-    return any(Path(f).resolve() == own
-               or any(Path(f).resolve().is_relative_to(d) for d in folders) for f in files)
+    try:
+        return any(Path(f).resolve() == own
+                   or any(Path(f).resolve().is_relative_to(d) for d in folders) for f in files)
+    except (OSError, ValueError):  # a cell no path can be (a NUL byte): not a list of ours
+        return False
 
 
 def _features(args: argparse.Namespace) -> int:

@@ -40,7 +40,7 @@ def _refuse_locked(out: str | None) -> None:
     from midlevel.io import LOCK_FILE, lock_held
     if out is None:
         return
-    for folder in Path(out).absolute().parents:
+    for folder in Path(out).resolve().parents:  # `..` and links as the write will follow
         if lock_held(folder):
             raise ArgumentError(f"--out {out}: another command is writing into {folder} "
                                 f"(it holds {folder / LOCK_FILE}); wait for it to end or "

@@ -268,10 +268,14 @@ def info_for_files(logger: logging.Logger):
     if effective <= logging.INFO:
         yield
         return
-    level, propagate, before = logger.level, logger.propagate, list(logger.handlers)
+    level, propagate, own = logger.level, logger.propagate, list(logger.handlers)
+    below = [h for name, lg in logging.Logger.manager.loggerDict.items()  # "midlevel.x"'s
+             if isinstance(lg, logging.Logger) and name.startswith(logger.name + ".")
+             for h in lg.handlers]  # handlers see the caller's level too (re-audit 23e)
+    before = own + below
     gate = logging.Filter()
     gate.filter = lambda record: record.levelno >= effective
-    forward = _Forward(logger.parent, effective, fallback=not before) \
+    forward = _Forward(logger, effective, fallback=not own) \
         if propagate and logger.parent else None
     for h in before:
         h.addFilter(gate)
@@ -291,17 +295,22 @@ def info_for_files(logger: logging.Logger):
 
 
 class _Forward(logging.Handler):
-    """Passes a record at or above ``level`` on to ``parent``'s handlers, as propagation
-    would; Python's last-resort handler shows it where no logger on the way has a handler
-    (``fallback``: the forwarding logger had none of its own; re-audit 23d: a caller's own
-    handler on it and none above printed each warning twice)."""
+    """Passes a record at or above ``level`` on to the handlers above ``owner`` (the logger
+    it sits on), as propagation would; Python's last-resort handler shows it where no logger
+    on the record's way has a handler of the caller's (``fallback``: ``owner`` had none of
+    its own; re-audits 23d, 23e: a caller's handler on the package logger, or on one below
+    it, and none above printed each warning twice)."""
 
-    def __init__(self, parent: logging.Logger, level: int, *, fallback: bool):
+    def __init__(self, owner: logging.Logger, level: int, *, fallback: bool):
         super().__init__(level)
-        self.parent, self.fallback = parent, fallback
+        self.owner, self.fallback = owner, fallback
 
     def emit(self, record):
-        found, logger = 0, self.parent
+        found, logger = 0, logging.getLogger(record.name)
+        while logger is not None and logger is not self.owner:  # the loggers below owner
+            found += len(logger.handlers)
+            logger = logger.parent if logger.propagate else None
+        logger = self.owner.parent
         while logger is not None:
             for handler in logger.handlers:
                 found += 1
