@@ -3,6 +3,8 @@ replaced run back, train.log keeps what was said before it existed, each epoch's
 recorded, and a refusal under torchrun is printed once."""
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 
 import pandas as pd
@@ -17,6 +19,28 @@ from midlevel.training.rundir import REPLACED, early_log
 def _files(folder):
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())
             if p.is_file() and p.name != LOCK_FILE}
+
+
+@contextlib.contextmanager
+def _listening(logger):
+    """Inside: a handler of the caller's own on ``logger``, writing to the StringIO given."""
+    shown = io.StringIO()
+    handler = logging.StreamHandler(shown)
+    logger.addHandler(handler)
+    try:
+        yield shown
+    finally:
+        logger.removeHandler(handler)
+
+
+@contextlib.contextmanager
+def _level(logger, level):
+    """Inside: ``logger`` at ``level`` (a caller's ``setLevel``); after: unset."""
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(logging.NOTSET)
 
 
 def _fit(out, **kw):
@@ -164,22 +188,13 @@ def test_a_log_level_the_caller_set_holds_while_train_log_keeps_everything(tmp_p
     """Audit 23b: under a caller's ``setLevel(ERROR)`` on the package's logger, training
     printed its INFO and WARNING lines (the logger was lowered to INFO for train.log), and a
     direct ``fit`` left it at INFO afterwards."""
-    import io
-
-    root, logger = logging.getLogger(), logging.getLogger("midlevel")
-    shown = io.StringIO()
-    console = logging.StreamHandler(shown)
-    root.addHandler(console)
-    logger.setLevel(logging.ERROR)
-    try:
+    logger = logging.getLogger("midlevel")
+    with _listening(logging.getLogger()) as shown, _level(logger, logging.ERROR):
         with early_log():
             logging.getLogger("midlevel.data").warning("said before the run folder")
             _fit(tmp_path / "run")
         logger.error("an error still shows")
         assert logger.level == logging.ERROR and logger.propagate
-    finally:
-        root.removeHandler(console)
-        logger.setLevel(logging.NOTSET)
     assert shown.getvalue() == "an error still shows\n"
     log_text = (tmp_path / "run" / "train.log").read_text()
     assert "said before the run folder" in log_text and "epoch" in log_text
@@ -209,35 +224,19 @@ def test_a_warning_is_shown_once_whatever_handlers_the_caller_set(tmp_path, caps
     """Re-audit 23d: with a caller's handler on the package logger and none above it, each
     training warning was shown twice (the forwarding handler fell back to Python's last
     resort); with no handler anywhere it is shown once, by the last resort."""
-    import io
-
     monkeypatch.setattr(logging.getLogger(), "handlers", [])  # none above (pytest's gone)
     logger = logging.getLogger("midlevel")
-    shown = io.StringIO()
-    own = logging.StreamHandler(shown)
-    logger.addHandler(own)
-    logger.setLevel(logging.ERROR)
-    try:
-        with early_log():
-            logger.error("an error said during training")
-    finally:
-        logger.removeHandler(own)
-        logger.setLevel(logging.NOTSET)
+    with _listening(logger) as shown, _level(logger, logging.ERROR), early_log():
+        logger.error("an error said during training")
     assert shown.getvalue() == "an error said during training\n"
     assert "an error said" not in capsys.readouterr().err  # not a second time
     with early_log():  # no handler anywhere: Python's last resort shows it, once
         logger.warning("a warning with nowhere to go")
     assert capsys.readouterr().err.count("a warning with nowhere to go") == 1
     below = logging.getLogger("midlevel.training")  # a handler one level down only (re-audit
-    shown = io.StringIO()                            # 23e): once, and no INFO
-    own = logging.StreamHandler(shown)
-    below.addHandler(own)
-    try:
-        with early_log():
-            below.info("an INFO line")
-            below.warning("a warning below")
-    finally:
-        below.removeHandler(own)
+    with _listening(below) as shown, early_log():   # 23e): once, and no INFO
+        below.info("an INFO line")
+        below.warning("a warning below")
     assert shown.getvalue() == "a warning below\n"
     assert "a warning below" not in capsys.readouterr().err
 
