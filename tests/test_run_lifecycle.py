@@ -226,6 +226,7 @@ def test_a_warning_is_shown_once_whatever_handlers_the_caller_set(tmp_path, caps
     resort); with no handler anywhere it is shown once, by the last resort."""
     monkeypatch.setattr(logging.getLogger(), "handlers", [])  # none above (pytest's gone)
     logger = logging.getLogger("midlevel")
+    monkeypatch.setattr(logger, "handlers", [])  # nor the CLI's, which earlier tests leave
     with _listening(logger) as shown, _level(logger, logging.ERROR), early_log():
         logger.error("an error said during training")
     assert shown.getvalue() == "an error said during training\n"
