@@ -76,15 +76,12 @@ def read_torch(path: str | Path, *, map_location="cpu"):
 def _unsafe_globals(path) -> list[str]:
     """The objects outside the weights-only set a torch file names (none when it is not a
     torch file, or cannot be read)."""
+    allowed = {f"{g.__module__}.{g.__qualname__}" for g in _safe_globals()}
     try:
         return [name for name in torch.serialization.get_unsafe_globals_in_checkpoint(path)
-                if name not in _allowed_names()]
+                if name not in allowed]
     except Exception:  # noqa: BLE001 (damaged or foreign: no names to give)
         return []
-
-
-def _allowed_names() -> set[str]:
-    return {f"{g.__module__}.{g.__qualname__}" for g in _safe_globals()}
 
 
 def frame_state(table: pd.DataFrame) -> dict:
