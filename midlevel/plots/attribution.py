@@ -41,7 +41,7 @@ def _map_and_axes(attr, clip, fps, band_frequencies):
 
 
 _UNITS = {"rating": "rating points", "logit": "logit", "standardized": "standard deviations",
-          "model": "output units", "centred logit": "centred logit"}
+          "model": "output units"}
 
 
 def attribution_label(attr) -> str:

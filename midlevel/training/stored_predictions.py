@@ -96,9 +96,7 @@ def load_predictions(run, split, key: str) -> pd.DataFrame | None:
     except UnsafeFileError as exc:  # a pickled table of a version before, or a planted object
         log.warning("%s: a table stored by an earlier version of midlevel (or not by it: it "
                     "names %s), not read; predicting the %s clips again, stored anew", path,
-                    ", ".join(exc.names[:3]) + (f" and {len(exc.names) - 3} more"
-                                               if len(exc.names) > 3 else ""),
-                    split_label(split))
+                    exc.listing, split_label(split))
         return None
     except Exception as exc:  # noqa: BLE001 (any unpickling failure: damaged, or written
         # by library versions this environment cannot load; the table is computed again)

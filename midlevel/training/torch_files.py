@@ -34,6 +34,16 @@ class UnsafeFileError(CheckpointError):
         super().__init__(message)
         self.names = list(names)
 
+    @property
+    def listing(self) -> str:
+        """The first three names, and how many more."""
+        return _listing(self.names)
+
+
+def _listing(names: list[str]) -> str:
+    more = len(names) - 3
+    return ", ".join(names[:3]) + (f" and {more} more" if more > 0 else "")
+
 
 def _safe_globals() -> list:
     """What a weights-only read may build besides tensors and containers: numpy arrays,
@@ -67,10 +77,10 @@ def read_torch(path: str | Path, *, map_location="cpu"):
             raise
         raise UnsafeFileError(
             f"{path}: holds objects that reading it would run code to build "
-            f"({', '.join(names[:3])}{f' and {len(names) - 3} more' if len(names) > 3 else ''}"
-            f"); midlevel reads run files without running code from "
-            f"them. If the file comes from a source you trust (a run of your own written by "
-            f"an older version), set {TRUST_VARIABLE}=1 to read it anyway", names) from exc
+            f"({_listing(names)}); "
+            f"midlevel reads run files without running code from them. If the file comes "
+            f"from a source you trust (a run of your own written by an older version), set "
+            f"{TRUST_VARIABLE}=1 to read it anyway", names) from exc
 
 
 def _unsafe_globals(path) -> list[str]:
